@@ -1,0 +1,49 @@
+"""The engine: Tensor, Function, grad modes, gradcheck and anomaly detection."""
+
+from gradwise.autograd.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
+from gradwise.autograd.function import Function
+from gradwise.autograd.functional import broadcast_to, cat, maximum, minimum, pad, stack, where
+from gradwise.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from gradwise.autograd.gradcheck import GradcheckError, gradcheck
+from gradwise.autograd.tensor import (
+    Tensor,
+    arange,
+    full,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+
+__all__ = [
+    "AnomalyError",
+    "Function",
+    "GradcheckError",
+    "Tensor",
+    "arange",
+    "broadcast_to",
+    "cat",
+    "detect_anomaly",
+    "enable_grad",
+    "full",
+    "gradcheck",
+    "is_anomaly_enabled",
+    "is_grad_enabled",
+    "maximum",
+    "minimum",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "pad",
+    "rand",
+    "randn",
+    "set_grad_enabled",
+    "stack",
+    "tensor",
+    "where",
+    "zeros",
+    "zeros_like",
+]

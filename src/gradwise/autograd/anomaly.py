@@ -1,0 +1,152 @@
+"""NaN/Inf provenance: find the first op whose forward or backward produced a non-finite value.
+
+``with gw.detect_anomaly():`` checks every recorded op. At the first non-finite value it raises
+:class:`AnomalyError` naming the op, the line of user code that called it, the shapes and ranges of
+its inputs and, for a backward anomaly, the parameters the bad gradient was about to reach.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import traceback
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from gradwise.autograd.tensor import Tensor
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class AnomalyError(FloatingPointError):
+    """A forward or backward computation produced NaN (or Inf, when checked)."""
+
+
+def _is_bad(array: Any, check_inf: bool) -> bool:
+    """True when ``array`` holds NaN (or +-Inf when ``check_inf``); fast path through one sum."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "fc" or array.size == 0:
+        return False
+    with np.errstate(all="ignore"):
+        total = array.sum()
+    if np.isfinite(total):
+        return False
+    # the sum can overflow or see inf - inf; look at the elements before accusing anyone
+    if check_inf:
+        return not bool(np.isfinite(array).all())
+    return bool(np.isnan(array).any())
+
+
+def describe_array(array: np.ndarray) -> str:
+    """Shape, dtype, range and count of non-finite values, for error messages."""
+    array = np.asarray(array)
+    text = f"shape {tuple(array.shape)} {array.dtype}"
+    if array.size and array.dtype.kind in "fc":
+        finite = np.isfinite(array)
+        n_bad = int(array.size - finite.sum())
+        if finite.any():
+            values = array[finite]
+            text += f", finite min {values.min():.4g} max {values.max():.4g}"
+        if n_bad:
+            text += (
+                f", {int(np.isnan(array).sum())} NaN, {int(np.isinf(array).sum())} Inf"
+                f" of {array.size}"
+            )
+    return text
+
+
+def user_source_line() -> str:
+    """The innermost stack frame outside the gradwise package, as 'file:line in fn: code'."""
+    for frame in reversed(traceback.extract_stack()[:-1]):
+        if not os.path.abspath(frame.filename).startswith(_PACKAGE_DIR):
+            return f"{frame.filename}:{frame.lineno} in {frame.name}: {frame.line}"
+    return "<unknown source line>"
+
+
+def _reached_leaves(inputs: tuple[Tensor, ...], limit: int = 8) -> list[str]:
+    """Names of the leaf tensors that require grad below ``inputs`` in the graph."""
+    names: list[str] = []
+    seen: set[int] = set()
+    stack = list(inputs)
+    while stack and len(names) < limit:
+        tensor = stack.pop()
+        if id(tensor) in seen or not tensor.requires_grad:
+            continue
+        seen.add(id(tensor))
+        node = tensor._ctx
+        if node is None:
+            names.append(tensor.name or f"unnamed leaf of shape {tuple(tensor.shape)}")
+        elif node.inputs is not None:
+            stack.extend(node.inputs)
+    return names
+
+
+class _Detector:
+    def __init__(self, check_inf: bool) -> None:
+        self.check_inf = check_inf
+
+    def before_forward(self, ctx: Any, inputs: list[Tensor]) -> None:
+        ctx.source_line = user_source_line()
+
+    def after_forward(self, ctx: Any, inputs: list[Tensor], result: Tensor) -> None:
+        if not _is_bad(result.data, self.check_inf):
+            return
+        bad_inputs = [i for i, t in enumerate(inputs) if _is_bad(t.data, self.check_inf)]
+        lines = [f"forward of {type(ctx).__name__} produced a non-finite value"]
+        if bad_inputs:
+            lines[0] += f" because input {bad_inputs[0]} already held one (it came from data " \
+                        "or from code outside the recorded graph)"
+        lines.append(f"  called at {ctx.source_line}")
+        for i, tensor in enumerate(inputs):
+            label = f" ({tensor.name})" if tensor.name else ""
+            lines.append(f"  input {i}{label}: {describe_array(tensor.data)}")
+        lines.append(f"  output: {describe_array(result.data)}")
+        raise AnomalyError("\n".join(lines))
+
+    def after_backward(self, ctx: Any, grads: tuple[Any, ...], grad_output: np.ndarray) -> None:
+        bad = [i for i, g in enumerate(grads) if g is not None and _is_bad(g, self.check_inf)]
+        if not bad:
+            return
+        inputs = ctx.inputs or ()
+        lines = [
+            f"backward of {type(ctx).__name__} produced a non-finite gradient for input {bad[0]}",
+            f"  the op was called at {getattr(ctx, 'source_line', '<not recorded>')}",
+            f"  incoming gradient: {describe_array(grad_output)}",
+        ]
+        for i, tensor in enumerate(inputs):
+            lines.append(f"  input {i}: {describe_array(tensor.data)}")
+        reached = _reached_leaves(tuple(inputs[i] for i in bad if i < len(inputs)))
+        if reached:
+            lines.append(f"  it would have reached: {', '.join(reached)}")
+        raise AnomalyError("\n".join(lines))
+
+
+_detector: contextvars.ContextVar[_Detector | None] = contextvars.ContextVar(
+    "gradwise_anomaly_detector", default=None
+)
+
+
+class detect_anomaly:
+    """Check every forward and backward result; raise at the first NaN (and Inf if ``check_inf``).
+
+    Example:
+        >>> with gw.detect_anomaly():
+        ...     loss = model(x).log().mean()
+        ...     loss.backward()      # AnomalyError: forward of Log produced a non-finite value ...
+    """
+
+    def __init__(self, check_inf: bool = True) -> None:
+        self.check_inf = check_inf
+
+    def __enter__(self) -> detect_anomaly:
+        self._token = _detector.set(_Detector(self.check_inf))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _detector.reset(self._token)
+
+
+def is_anomaly_enabled() -> bool:
+    return _detector.get() is not None

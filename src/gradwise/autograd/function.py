@@ -1,0 +1,99 @@
+"""Function: the base of every differentiable op, with forward and backward side by side.
+
+How to add a differentiable op (the whole recipe)::
+
+    class Square(Function):
+        saves_inputs = True            # backward reads x, so in-place changes to x must be caught
+
+        @staticmethod
+        def forward(ctx, x):           # x is an np.ndarray; return an np.ndarray
+            ctx.x = x
+            return x * x
+
+        @staticmethod
+        def backward(ctx, grad):       # grad: dL/d(output), shaped like the output
+            return (grad * 2 * ctx.x,) # one gradient per Tensor argument, in order
+
+    y = Square.apply(t)                # t is a Tensor; y records Square as its grad_fn
+
+Tensor arguments are unwrapped to arrays for ``forward``; anything else (axis, a constant) is passed
+through unchanged and gets no gradient. ``backward`` returns one entry per Tensor argument, in
+order; it may return ``None`` for an input whose ``ctx.needs_input_grad`` is False, and skipping
+that work is how the first layer avoids computing a gradient for the data.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from gradwise.autograd import anomaly
+from gradwise.autograd.grad_mode import _grad_enabled
+
+
+class Function:
+    """Base class of differentiable ops; an instance is the graph node (``ctx``) of one call."""
+
+    #: backward reads the inputs, so an in-place change to them before backward is an error
+    saves_inputs: ClassVar[bool] = True
+    #: backward reads the output, so an in-place change to it before backward is an error
+    saves_output: ClassVar[bool] = False
+    #: the output's data is a view of the first input's, so they share one version counter
+    returns_view: ClassVar[bool] = False
+
+    inputs: tuple[Tensor, ...] | None
+    needs_input_grad: tuple[bool, ...]
+
+    @staticmethod
+    def forward(ctx: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx: Any, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args: Any, **kwargs: Any) -> Tensor:
+        """Run ``forward`` on the arrays behind ``args`` and record the node when grad is on."""
+        tensors = []
+        arrays = []
+        requires_grad = False
+        for arg in args:
+            if isinstance(arg, Tensor):
+                tensors.append(arg)
+                arrays.append(arg.data)
+                requires_grad = requires_grad or arg.requires_grad
+            else:
+                arrays.append(arg)
+        ctx = cls.__new__(cls)
+        record = requires_grad and _grad_enabled.get()
+        ctx.needs_input_grad = tuple(t.requires_grad for t in tensors) if record else ()
+        detector = anomaly._detector.get()
+        if detector is not None:
+            detector.before_forward(ctx, tensors)
+        out = cls.forward(ctx, *arrays, **kwargs)
+        result = Tensor._make(out, record, ctx if record else None)
+        if record:
+            ctx.inputs = tuple(tensors)
+            if cls.saves_inputs:
+                ctx.input_versions = tuple(t._version[0] for t in tensors)
+            if cls.returns_view:
+                result._version = tensors[0]._version
+            if cls.saves_output:
+                ctx.output_version = result._version[0]
+        if detector is not None:
+            detector.after_forward(ctx, tensors, result)
+        return result
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}Backward>"
+
+
+# tensor.py imports the op modules, which subclass Function, so Tensor is bound last; either module
+# can then be imported first.
+from gradwise.autograd.tensor import Tensor  # noqa: E402

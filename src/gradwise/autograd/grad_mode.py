@@ -1,0 +1,71 @@
+"""Gradient recording mode: the engine's one piece of global state, held in a ContextVar."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Callable
+from typing import Any
+
+_grad_enabled: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "gradwise_grad_enabled", default=True
+)
+
+
+def is_grad_enabled() -> bool:
+    """Whether operations on tensors that require grad are recorded for backward."""
+    return _grad_enabled.get()
+
+
+class _GradMode:
+    """Context manager and decorator that sets grad recording on or off for a block."""
+
+    enabled: bool
+
+    def __enter__(self) -> None:
+        self._token = _grad_enabled.set(self.enabled)
+
+    def __exit__(self, *exc: object) -> None:
+        _grad_enabled.reset(self._token)
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with type(self)():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Record nothing inside the block: for evaluation and for weight updates.
+
+    Example:
+        >>> with gw.no_grad():
+        ...     y = model(x)          # y.requires_grad is False
+    """
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Record operations again inside a ``no_grad`` block."""
+
+    enabled = True
+
+
+class set_grad_enabled(_GradMode):
+    """Turn recording on or off according to ``mode``."""
+
+    def __init__(self, mode: bool) -> None:
+        self.enabled = bool(mode)
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        mode = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with set_grad_enabled(mode):
+                return fn(*args, **kwargs)
+
+        return wrapper

@@ -1,0 +1,89 @@
+"""Matrix multiplication (1-D, 2-D, batched N-D with broadcasting) and the fused linear layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradwise.autograd.function import Function
+from gradwise.autograd.ops._broadcast import unbroadcast
+
+
+def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape}: both need at least 1 dimension")
+    inner_a = a.shape[-1]
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if inner_a != inner_b:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not align ({inner_a} != {inner_b})"
+        )
+    if a.ndim > 2 or b.ndim > 2:
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(
+                f"matmul: batch dimensions of {a.shape} and {b.shape} cannot be broadcast"
+            ) from None
+
+
+class MatMul(Function):
+    @staticmethod
+    def forward(ctx, a, b):
+        _check_matmul(a, b)
+        ctx.a, ctx.b = a, b
+        return a @ b
+
+    @staticmethod
+    def backward(ctx, grad):
+        # C = A B:  dL/dA = G B^T,  dL/dB = A^T G. Vectors are promoted to matrices first.
+        a, b = ctx.a, ctx.b
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g2 = grad
+        if a.ndim == 1:
+            g2 = np.expand_dims(g2, -2)
+        if b.ndim == 1:
+            g2 = np.expand_dims(g2, -1)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = unbroadcast(g2 @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+        if ctx.needs_input_grad[1]:
+            grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+        return grad_a, grad_b
+
+
+class Linear(Function):
+    """y = x W^T + b with W of shape (out, in), PyTorch's layout, in one node."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+            raise ValueError(
+                f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
+                f"(expected input (..., {weight.shape[1] if weight.ndim == 2 else '?'}))"
+            )
+        if bias is not None and bias.shape != (weight.shape[0],):
+            raise ValueError(
+                f"linear: bias of shape {bias.shape} does not fit weight {weight.shape}"
+            )
+        ctx.x, ctx.weight, ctx.has_bias = x, weight, bias is not None
+        out = x @ weight.T  # (N, in) @ (in, out) -> (N, out)
+        if bias is not None:
+            out += bias
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.x, ctx.weight
+        needs = ctx.needs_input_grad
+        grad_x = grad @ weight if needs[0] else None  # (N, out) @ (out, in) -> (N, in)
+        grad_w = grad_b = None
+        if needs[1] or (ctx.has_bias and needs[2]):
+            grad_2d = grad.reshape(-1, grad.shape[-1])
+            if needs[1]:
+                grad_w = grad_2d.T @ x.reshape(-1, x.shape[-1])  # (out, N) @ (N, in)
+            if ctx.has_bias and needs[2]:
+                grad_b = grad_2d.sum(axis=0)
+        if ctx.has_bias:
+            return grad_x, grad_w, grad_b
+        return grad_x, grad_w

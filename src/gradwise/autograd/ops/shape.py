@@ -1,0 +1,191 @@
+"""Ops that move values around without changing them: reshape, transpose, indexing, cat, pad."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradwise.autograd.function import Function
+from gradwise.autograd.ops._broadcast import unbroadcast
+
+
+class Copy(Function):
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad,)
+
+
+class Reshape(Function):
+    saves_inputs = False
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return x.reshape(shape)
+        except ValueError:
+            raise ValueError(
+                f"reshape: cannot reshape a tensor of shape {x.shape} ({x.size} elements) "
+                f"into {tuple(shape)}"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad.reshape(ctx.shape),)
+
+
+class Transpose(Function):
+    saves_inputs = False
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, axes):
+        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
+            raise ValueError(
+                f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes "
+                f"of a tensor of shape {x.shape}"
+            )
+        ctx.axes = axes
+        return x.transpose(axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # undo the permutation: move axis axes[i] back from position i
+        return (grad.transpose(np.argsort(ctx.axes)),)
+
+
+class BroadcastTo(Function):
+    saves_inputs = False
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, shape):
+        ctx.shape = x.shape
+        try:
+            return np.broadcast_to(x, shape)
+        except ValueError:
+            raise ValueError(
+                f"expand: cannot broadcast shape {x.shape} to {tuple(shape)}"
+            ) from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (unbroadcast(grad, ctx.shape),)
+
+
+def _is_basic_index(index) -> bool:
+    """Slices, ints, None and Ellipsis give views and never pick an element twice."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        isinstance(i, slice | int | np.integer) or i is None or i is Ellipsis for i in items
+    )
+
+
+class GetItem(Function):
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, index):
+        ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
+        ctx.basic = _is_basic_index(index)
+        try:
+            return x[index]
+        except IndexError as error:
+            raise IndexError(f"getitem: {error} (tensor shape {x.shape})") from None
+
+    @staticmethod
+    def backward(ctx, grad):
+        full = np.zeros(ctx.shape, dtype=grad.dtype)
+        if ctx.basic:
+            full[ctx.index] = grad
+        else:
+            # an integer index may name the same element twice: add.at accumulates each use
+            np.add.at(full, ctx.index, grad)
+        return (full,)
+
+
+class Cat(Function):
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        if not arrays:
+            raise ValueError("cat: needs at least one tensor")
+        ndim = arrays[0].ndim
+        if not -ndim <= axis < ndim:
+            raise ValueError(f"cat: axis {axis} is out of range for {ndim}-d tensors")
+        axis %= ndim
+        for i, a in enumerate(arrays):
+            if a.ndim != ndim or a.shape[:axis] + a.shape[axis + 1 :] != (
+                arrays[0].shape[:axis] + arrays[0].shape[axis + 1 :]
+            ):
+                raise ValueError(
+                    f"cat: tensor {i} has shape {a.shape}, which does not match "
+                    f"{arrays[0].shape} outside axis {axis}"
+                )
+        ctx.axis = axis
+        ctx.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(np.split(grad, ctx.bounds, axis=ctx.axis))
+
+
+class Stack(Function):
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, *arrays, axis=0):
+        if not arrays:
+            raise ValueError("stack: needs at least one tensor")
+        for i, a in enumerate(arrays):
+            if a.shape != arrays[0].shape:
+                raise ValueError(
+                    f"stack: tensor {i} has shape {a.shape}, expected {arrays[0].shape}"
+                )
+        ndim = arrays[0].ndim + 1
+        if not -ndim <= axis < ndim:
+            raise ValueError(f"stack: axis {axis} is out of range for the {ndim}-d result")
+        ctx.axis = axis % ndim
+        return np.stack(arrays, axis=axis)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return tuple(np.moveaxis(grad, ctx.axis, 0))
+
+
+def _pad_width(pad_width, ndim: int) -> tuple[tuple[int, int], ...]:
+    """NumPy's pad_width: an int, one (before, after) pair for every axis, or a pair per axis."""
+    width = np.asarray(pad_width, dtype=np.int64)
+    if width.ndim == 0:
+        width = np.full((ndim, 2), int(width))
+    elif width.shape == (2,):
+        width = np.tile(width, (ndim, 1))
+    if width.shape != (ndim, 2) or (width < 0).any():
+        raise ValueError(
+            f"pad: pad_width {pad_width} must be non-negative (before, after) pairs for each of "
+            f"the {ndim} axes"
+        )
+    return tuple((int(b), int(a)) for b, a in width)
+
+
+class Pad(Function):
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, pad_width, value=0.0):
+        width = _pad_width(pad_width, x.ndim)
+        ctx.slices = tuple(slice(b, b + n) for (b, _), n in zip(width, x.shape, strict=True))
+        return np.pad(x, width, mode="constant", constant_values=value)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # the padding is constant: only the original window receives gradient
+        return (grad[ctx.slices],)

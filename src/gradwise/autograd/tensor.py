@@ -1,0 +1,736 @@
+"""Tensor: an ndarray, its gradient and the node that made it; backward() runs the chain rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from gradwise.autograd import anomaly
+from gradwise.autograd.grad_mode import _grad_enabled
+
+ArrayLike = Any
+Axis = int | tuple[int, ...] | None
+
+
+def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
+    """Python numbers and lists become float32 (bool stays bool); NumPy arrays keep their dtype."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        return np.array(data, dtype=dtype)
+    if isinstance(data, np.ndarray | np.generic):
+        return np.array(data)
+    array = np.array(data)
+    if array.dtype.kind in "iuf":
+        return array.astype(np.float32)
+    return array
+
+
+def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
+    """Accept both f(2, 3) and f((2, 3))."""
+    if len(shape) == 1 and isinstance(shape[0], Sequence | np.ndarray):
+        return tuple(int(n) for n in shape[0])
+    return tuple(int(n) for n in shape)
+
+
+class _HookHandle:
+    """Returned by register_hook; ``remove()`` takes the hook off again."""
+
+    def __init__(self, hooks: list[Callable[..., Any]], hook: Callable[..., Any]) -> None:
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
+class Tensor:
+    """An n-dimensional array that records the operations applied to it for backpropagation.
+
+    Attributes:
+        data: the values, an ``np.ndarray``.
+        grad: dL/d(this tensor) after ``backward()``, an ``np.ndarray`` shaped like ``data``,
+            or None. Filled for leaves that require grad (and for tensors that ``retain_grad()``).
+        requires_grad: whether operations on this tensor are recorded.
+    """
+
+    __slots__ = (
+        "data",
+        "grad",
+        "requires_grad",
+        "_ctx",
+        "_version",
+        "_hooks",
+        "_retains_grad",
+        "name",
+        "__weakref__",
+    )
+    # make NumPy hand ``ndarray + tensor`` to Tensor.__radd__ instead of looping element-wise
+    __array_ufunc__ = None
+
+    def __init__(self, data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> None:
+        self.data = _as_array(data, dtype)
+        self.grad: np.ndarray | None = None
+        self._ctx: Any = None
+        self._version = [0]
+        self._hooks: list[Callable[..., Any]] | None = None
+        self._retains_grad = False
+        self.name: str | None = None
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    @classmethod
+    def _make(cls, data: np.ndarray, requires_grad: bool, ctx: Any) -> Tensor:
+        """Wrap an op's result without copying (the engine's fast constructor)."""
+        tensor = cls.__new__(cls)
+        tensor.data = data
+        tensor.grad = None
+        tensor.requires_grad = requires_grad
+        tensor._ctx = ctx
+        tensor._version = [0]
+        tensor._hooks = None
+        tensor._retains_grad = False
+        tensor.name = None
+        return tensor
+
+    # ---- properties ---------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def is_leaf(self) -> bool:
+        return self._ctx is None
+
+    @property
+    def grad_fn(self) -> Any:
+        """The node (a Function instance) that produced this tensor, or None for a leaf."""
+        return self._ctx
+
+    @property
+    def T(self) -> Tensor:
+        return self.transpose()
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
+        extra = ""
+        if self.data.dtype != np.float32:
+            extra += f", dtype={self.data.dtype}"
+        if self._ctx is not None:
+            extra += f", grad_fn={self._ctx!r}"
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return f"tensor({body}{extra})"
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        if requires_grad and self.data.dtype.kind not in "fc":
+            raise TypeError(
+                f"only floating-point tensors can require grad; this one is {self.data.dtype}"
+            )
+        if not requires_grad and self._ctx is not None:
+            raise RuntimeError("requires_grad_(False) works on leaves only; use .detach()")
+        self.requires_grad = bool(requires_grad)
+        return self
+
+    def numpy(self) -> np.ndarray:
+        """The underlying array (shared, not copied)."""
+        return self.data
+
+    def item(self) -> float | int | bool:
+        if self.data.size != 1:
+            raise ValueError(f"item(): tensor has {self.data.size} elements, expected 1")
+        return self.data.item()
+
+    def tolist(self) -> Any:
+        return self.data.tolist()
+
+    def detach(self) -> Tensor:
+        """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
+        out = Tensor._make(self.data, False, None)
+        out._version = self._version
+        return out
+
+    def clone(self) -> Tensor:
+        return _shape.Copy.apply(self)
+
+    def astype(self, dtype: Any) -> Tensor:
+        return _ew.Cast.apply(self, np.dtype(dtype))
+
+    def float(self) -> Tensor:
+        return self.astype(np.float32)
+
+    def double(self) -> Tensor:
+        return self.astype(np.float64)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        self._retains_grad = True
+
+    def register_hook(self, hook: Callable[[Tensor], Any]) -> _HookHandle:
+        """Call ``hook(grad)`` with dL/d(this tensor) as a Tensor when backward computes it.
+
+        The hook may return a replacement gradient (Tensor or ndarray) or None to keep it.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("register_hook: this tensor does not require grad")
+        if self._hooks is None:
+            self._hooks = []
+        self._hooks.append(hook)
+        return _HookHandle(self._hooks, hook)
+
+    # ---- backward -----------------------------------------------------------------------------
+    def backward(self, grad: ArrayLike | None = None, retain_graph: bool = False) -> None:
+        """Accumulate dL/dleaf into ``.grad`` of every leaf that requires grad.
+
+        Args:
+            grad: dL/d(this tensor). Defaults to 1, allowed only for a one-element tensor.
+            retain_graph: keep the graph so backward can go through it again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad (no input requires grad, or it "
+                "was computed under no_grad())"
+            )
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward: a gradient can be created implicitly only for a one-element "
+                    f"tensor; this one has shape {self.shape}. Pass grad= or reduce it first "
+                    "(e.g. loss.mean())"
+                )
+            grad_array = np.ones_like(self.data)
+        else:
+            grad_array = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
+            grad_array = grad_array.astype(self.data.dtype, copy=False)
+            if grad_array.shape != self.shape:
+                raise ValueError(
+                    f"backward: grad has shape {grad_array.shape} but the tensor has shape "
+                    f"{self.shape}"
+                )
+        _run_backward(self, grad_array, retain_graph)
+
+    # ---- in-place updates (never recorded; they bump the version counter) --------------------
+    def _check_inplace(self, op: str) -> None:
+        if self.requires_grad and _grad_enabled.get():
+            raise RuntimeError(
+                f"{op}: in-place change of a tensor that requires grad while grad is recorded; "
+                "wrap the update in `with gw.no_grad():` (as optimizers do) or use the "
+                "out-of-place op"
+            )
+
+    def _bump(self) -> Tensor:
+        self._version[0] += 1
+        return self
+
+    def add_(self, other: ArrayLike, alpha: float = 1.0) -> Tensor:
+        self._check_inplace("add_")
+        other = other.data if isinstance(other, Tensor) else other
+        if alpha == 1.0:
+            self.data += other
+        else:
+            self.data += alpha * other
+        return self._bump()
+
+    def sub_(self, other: ArrayLike) -> Tensor:
+        return self.add_(other, alpha=-1.0)
+
+    def mul_(self, other: ArrayLike) -> Tensor:
+        self._check_inplace("mul_")
+        self.data *= other.data if isinstance(other, Tensor) else other
+        return self._bump()
+
+    def div_(self, other: ArrayLike) -> Tensor:
+        self._check_inplace("div_")
+        self.data /= other.data if isinstance(other, Tensor) else other
+        return self._bump()
+
+    def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        self._check_inplace("clamp_")
+        np.clip(self.data, min, max, out=self.data)
+        return self._bump()
+
+    def copy_(self, src: ArrayLike) -> Tensor:
+        self._check_inplace("copy_")
+        src = src.data if isinstance(src, Tensor) else np.asarray(src)
+        if src.shape != self.shape and np.broadcast_shapes(src.shape, self.shape) != self.shape:
+            raise ValueError(f"copy_: source shape {src.shape} does not fit {self.shape}")
+        self.data[...] = src
+        return self._bump()
+
+    def fill_(self, value: float) -> Tensor:
+        self._check_inplace("fill_")
+        self.data.fill(value)
+        return self._bump()
+
+    def zero_(self) -> Tensor:
+        return self.fill_(0)
+
+    def __setitem__(self, index: Any, value: ArrayLike) -> None:
+        self._check_inplace("__setitem__")
+        self.data[_index_arg(index)] = value.data if isinstance(value, Tensor) else value
+        self._bump()
+
+    def _inplace_or_rebind(self, op: str, other: ArrayLike, fn: Callable[..., Tensor]) -> Tensor:
+        # `x += y` on a recorded non-leaf rebinds x to a new node, which keeps the graph right;
+        # on anything else it updates the data in place, as `w -= lr * w.grad` under no_grad needs
+        if self.requires_grad and _grad_enabled.get():
+            if self._ctx is None:
+                self._check_inplace(op)
+            return fn(self, other)
+        other = other.data if isinstance(other, Tensor) else other
+        self.data = _inplace_numpy(op, self.data, other)
+        return self._bump()
+
+    def __iadd__(self, other: ArrayLike) -> Tensor:
+        return self._inplace_or_rebind("__iadd__", other, Tensor.__add__)
+
+    def __isub__(self, other: ArrayLike) -> Tensor:
+        return self._inplace_or_rebind("__isub__", other, Tensor.__sub__)
+
+    def __imul__(self, other: ArrayLike) -> Tensor:
+        return self._inplace_or_rebind("__imul__", other, Tensor.__mul__)
+
+    def __itruediv__(self, other: ArrayLike) -> Tensor:
+        return self._inplace_or_rebind("__itruediv__", other, Tensor.__truediv__)
+
+    # ---- arithmetic ---------------------------------------------------------------------------
+    def _lift(self, other: ArrayLike) -> Tensor:
+        """A constant operand as a Tensor; Python scalars take this tensor's dtype."""
+        if isinstance(other, Tensor):
+            return other
+        if isinstance(other, int | float | bool):
+            return Tensor._make(np.asarray(other, dtype=self.data.dtype), False, None)
+        return Tensor._make(np.asarray(other), False, None)
+
+    def __add__(self, other: ArrayLike) -> Tensor:
+        return _ew.Add.apply(self, self._lift(other))
+
+    def __radd__(self, other: ArrayLike) -> Tensor:
+        return _ew.Add.apply(self._lift(other), self)
+
+    def __sub__(self, other: ArrayLike) -> Tensor:
+        return _ew.Sub.apply(self, self._lift(other))
+
+    def __rsub__(self, other: ArrayLike) -> Tensor:
+        return _ew.Sub.apply(self._lift(other), self)
+
+    def __mul__(self, other: ArrayLike) -> Tensor:
+        return _ew.Mul.apply(self, self._lift(other))
+
+    def __rmul__(self, other: ArrayLike) -> Tensor:
+        return _ew.Mul.apply(self._lift(other), self)
+
+    def __truediv__(self, other: ArrayLike) -> Tensor:
+        return _ew.Div.apply(self, self._lift(other))
+
+    def __rtruediv__(self, other: ArrayLike) -> Tensor:
+        return _ew.Div.apply(self._lift(other), self)
+
+    def __pow__(self, exponent: ArrayLike) -> Tensor:
+        if isinstance(exponent, int | float):
+            return _ew.PowScalar.apply(self, exponent)
+        return _ew.Pow.apply(self, self._lift(exponent))
+
+    def __rpow__(self, base: ArrayLike) -> Tensor:
+        return _ew.Pow.apply(self._lift(base), self)
+
+    def __matmul__(self, other: ArrayLike) -> Tensor:
+        return _linalg.MatMul.apply(self, self._lift(other))
+
+    def __rmatmul__(self, other: ArrayLike) -> Tensor:
+        return _linalg.MatMul.apply(self._lift(other), self)
+
+    def __neg__(self) -> Tensor:
+        return _ew.Neg.apply(self)
+
+    def __pos__(self) -> Tensor:
+        return self
+
+    def __abs__(self) -> Tensor:
+        return self.abs()
+
+    # comparisons give boolean tensors outside the graph (they have no gradient)
+    def _compare(self, other: ArrayLike, fn: Callable[..., np.ndarray]) -> Tensor:
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor._make(fn(self.data, other), False, None)
+
+    def __lt__(self, other: ArrayLike) -> Tensor:
+        return self._compare(other, np.less)
+
+    def __le__(self, other: ArrayLike) -> Tensor:
+        return self._compare(other, np.less_equal)
+
+    def __gt__(self, other: ArrayLike) -> Tensor:
+        return self._compare(other, np.greater)
+
+    def __ge__(self, other: ArrayLike) -> Tensor:
+        return self._compare(other, np.greater_equal)
+
+    def __eq__(self, other: ArrayLike) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.equal)
+
+    def __ne__(self, other: ArrayLike) -> Tensor:  # type: ignore[override]
+        return self._compare(other, np.not_equal)
+
+    __hash__ = object.__hash__
+
+    def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor with {self.data.size} elements is ambiguous"
+            )
+        return bool(self.data)
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    # ---- elementwise math ---------------------------------------------------------------------
+    def neg(self) -> Tensor:
+        return _ew.Neg.apply(self)
+
+    def exp(self) -> Tensor:
+        return _ew.Exp.apply(self)
+
+    def log(self) -> Tensor:
+        return _ew.Log.apply(self)
+
+    def sqrt(self) -> Tensor:
+        return _ew.Sqrt.apply(self)
+
+    def abs(self) -> Tensor:
+        return _ew.Abs.apply(self)
+
+    def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
+        if lo is None and hi is None:
+            raise ValueError("clip: give at least one of lo and hi")
+        return _ew.Clip.apply(self, lo, hi)
+
+    clamp = clip
+
+    def relu(self) -> Tensor:
+        return _ew.ReLU.apply(self)
+
+    def sigmoid(self) -> Tensor:
+        return _ew.Sigmoid.apply(self)
+
+    def tanh(self) -> Tensor:
+        return _ew.Tanh.apply(self)
+
+    # ---- reductions ---------------------------------------------------------------------------
+    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return _reduce.Sum.apply(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return _reduce.Mean.apply(self, axis=axis, keepdims=keepdims)
+
+    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return _reduce.Max.apply(self, axis=axis, keepdims=keepdims)
+
+    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return _reduce.Min.apply(self, axis=axis, keepdims=keepdims)
+
+    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        """Variance, NumPy style: ``ddof=0`` divides by N (PyTorch's default is ``ddof=1``)."""
+        return _reduce.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def std(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+        return self.var(axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
+
+    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
+        return _reduce.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        return _reduce.Softmax.apply(self, axis=axis)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        return _reduce.LogSoftmax.apply(self, axis=axis)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        return Tensor._make(np.argmax(self.data, axis=axis, keepdims=keepdims), False, None)
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        return Tensor._make(np.argmin(self.data, axis=axis, keepdims=keepdims), False, None)
+
+    # ---- shape --------------------------------------------------------------------------------
+    def reshape(self, *shape: Any) -> Tensor:
+        return _shape.Reshape.apply(self, _shape_arg(shape))
+
+    view = reshape
+
+    def transpose(self, *axes: Any) -> Tensor:
+        """Permute axes, NumPy style: no axes reverses them; ``swapaxes`` swaps two."""
+        perm = _shape_arg(axes) if axes else tuple(range(self.ndim - 1, -1, -1))
+        return _shape.Transpose.apply(self, perm)
+
+    def permute(self, *axes: Any) -> Tensor:
+        return _shape.Transpose.apply(self, _shape_arg(axes))
+
+    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        perm = list(range(self.ndim))
+        perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
+        return _shape.Transpose.apply(self, tuple(perm))
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        if self.ndim == 0:
+            return self.reshape(1)
+        start, end = start_dim % self.ndim, end_dim % self.ndim
+        if start > end:
+            raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
+        return self.reshape(shape)
+
+    def squeeze(self, axis: Axis = None) -> Tensor:
+        if axis is None:
+            shape = tuple(n for n in self.shape if n != 1)
+        else:
+            axes = _reduce.normalize_axis(axis, self.ndim, "squeeze")
+            for a in axes:
+                if self.shape[a] != 1:
+                    raise ValueError(
+                        f"squeeze: axis {a} has size {self.shape[a]}, not 1 (shape {self.shape})"
+                    )
+            shape = tuple(n for i, n in enumerate(self.shape) if i not in axes)
+        return self.reshape(shape)
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        if not -self.ndim - 1 <= axis <= self.ndim:
+            raise ValueError(f"unsqueeze: axis {axis} out of range for {self.ndim}-d tensor")
+        axis = axis % (self.ndim + 1)
+        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+
+    def expand(self, *shape: Any) -> Tensor:
+        """Broadcast to ``shape`` without copying; -1 keeps a dimension's size (PyTorch style)."""
+        target = _shape_arg(shape)
+        offset = len(target) - self.ndim
+        resolved = tuple(
+            self.shape[i - offset] if n == -1 and i >= offset else n for i, n in enumerate(target)
+        )
+        return _shape.BroadcastTo.apply(self, resolved)
+
+    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        return _shape.BroadcastTo.apply(self, tuple(shape))
+
+    def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
+        return _shape.Pad.apply(self, pad_width, value)
+
+    def __getitem__(self, index: Any) -> Tensor:
+        return _shape.GetItem.apply(self, _index_arg(index))
+
+
+def _index_arg(index: Any) -> Any:
+    """Indices may hold Tensors (integer or boolean); NumPy wants arrays."""
+    if isinstance(index, Tensor):
+        return index.data
+    if isinstance(index, tuple):
+        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    if isinstance(index, list):
+        return np.asarray(index)
+    return index
+
+
+def _inplace_numpy(op: str, data: np.ndarray, other: Any) -> np.ndarray:
+    if op == "__iadd__":
+        data += other
+    elif op == "__isub__":
+        data -= other
+    elif op == "__imul__":
+        data *= other
+    else:
+        data /= other
+    return data
+
+
+def _topological_order(root: Tensor) -> list[Tensor]:
+    """Tensors that lead to ``root`` and require grad, each after everything it depends on.
+
+    Iterative depth-first search: a graph 100,000 ops deep does not touch Python's recursion limit.
+    """
+    order: list[Tensor] = []
+    visited: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(root, False)]
+    while stack:
+        tensor, expanded = stack.pop()
+        if expanded:
+            order.append(tensor)
+            continue
+        if id(tensor) in visited:
+            continue
+        visited.add(id(tensor))
+        stack.append((tensor, True))
+        node = tensor._ctx
+        if node is None:
+            continue
+        if node.inputs is None:
+            raise RuntimeError(
+                f"backward: the graph through {type(node).__name__} was already freed by an "
+                "earlier backward(); pass retain_graph=True to the first backward() to go "
+                "through the graph twice"
+            )
+        for parent in node.inputs:
+            if parent.requires_grad and id(parent) not in visited:
+                stack.append((parent, False))
+    return order
+
+
+def _check_versions(tensor: Tensor, node: Any) -> None:
+    """Raise if a tensor the node saved for backward was changed in place since the forward."""
+    name = type(node).__name__
+    if type(node).saves_output and tensor._version[0] != node.output_version:
+        raise RuntimeError(
+            f"backward of {name}: its output (shape {tensor.shape}) was modified in place after "
+            f"the forward pass (version {tensor._version[0]}, saved at {node.output_version}); "
+            "the gradient would be wrong. Use an out-of-place op or clone() first"
+        )
+    if type(node).saves_inputs:
+        for i, (parent, saved) in enumerate(zip(node.inputs, node.input_versions, strict=True)):
+            if parent._version[0] != saved:
+                raise RuntimeError(
+                    f"backward of {name}: input {i} (shape {parent.shape}) was modified in place "
+                    f"after the forward pass (version {parent._version[0]}, saved at {saved}); "
+                    "the gradient would be wrong. Use an out-of-place op or clone() first"
+                )
+
+
+def _call_hooks(tensor: Tensor, grad: np.ndarray) -> np.ndarray:
+    for hook in list(tensor._hooks or ()):
+        replaced = hook(Tensor._make(grad, False, None))
+        if replaced is not None:
+            replaced = replaced.data if isinstance(replaced, Tensor) else np.asarray(replaced)
+            if replaced.shape != grad.shape:
+                raise ValueError(
+                    f"hook returned a gradient of shape {replaced.shape}, expected {grad.shape}"
+                )
+            grad = replaced
+    return grad
+
+
+def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
+    """Walk the graph from ``root`` in reverse topological order, applying each node's backward."""
+    order = _topological_order(root)
+    grads: dict[int, np.ndarray] = {id(root): grad}
+    detector = anomaly._detector.get()
+    for tensor in reversed(order):
+        grad = grads.pop(id(tensor), None)
+        if grad is None:
+            continue
+        if tensor._hooks:
+            grad = _call_hooks(tensor, grad)
+        node = tensor._ctx
+        if node is None or tensor._retains_grad:
+            # a leaf keeps its own copy: op backwards may hand the same array to several inputs
+            if tensor.grad is None:
+                tensor.grad = np.array(grad, dtype=tensor.data.dtype, copy=True)
+            else:
+                tensor.grad = tensor.grad + grad
+        if node is None:
+            continue
+        _check_versions(tensor, node)
+        input_grads = node.backward(node, grad)
+        if not isinstance(input_grads, tuple):
+            input_grads = (input_grads,)
+        if detector is not None:
+            detector.after_backward(node, input_grads, grad)
+        for parent, parent_grad, needed in zip(
+            node.inputs, input_grads, node.needs_input_grad, strict=True
+        ):
+            if not needed:
+                continue
+            if parent_grad is None:
+                raise RuntimeError(
+                    f"backward of {type(node).__name__} returned no gradient for an input "
+                    f"of shape {parent.shape} that requires grad"
+                )
+            if parent_grad.shape != parent.shape:
+                raise RuntimeError(
+                    f"backward of {type(node).__name__} returned a gradient of shape "
+                    f"{parent_grad.shape} for an input of shape {parent.shape}"
+                )
+            key = id(parent)
+            previous = grads.get(key)
+            grads[key] = parent_grad if previous is None else previous + parent_grad
+        if not retain_graph:
+            node.__dict__.clear()
+            node.inputs = None
+
+
+# ---- factories ------------------------------------------------------------------------------
+def tensor(data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """A new leaf tensor. Python numbers and lists become float32; NumPy arrays keep their dtype."""
+    return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def _generator(rng: Any) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    return np.random.default_rng(rng)
+
+
+def zeros(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def ones(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+
+
+def full(shape: Sequence[int], value: float, dtype: Any = np.float32,
+         requires_grad: bool = False) -> Tensor:
+    return Tensor(np.full(tuple(shape), value, dtype=dtype), requires_grad=requires_grad)
+
+
+def randn(*shape: Any, rng: Any = None, dtype: Any = np.float32,
+          requires_grad: bool = False) -> Tensor:
+    """Standard normal samples from ``rng`` (a numpy Generator or a seed; None: fresh entropy)."""
+    data = _generator(rng).standard_normal(_shape_arg(shape)).astype(dtype)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def rand(*shape: Any, rng: Any = None, dtype: Any = np.float32,
+         requires_grad: bool = False) -> Tensor:
+    """Uniform samples in [0, 1) from ``rng`` (a numpy Generator or a seed)."""
+    data = _generator(rng).random(_shape_arg(shape)).astype(dtype)
+    return Tensor(data, requires_grad=requires_grad)
+
+
+def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None,
+           requires_grad: bool = False) -> Tensor:
+    data = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    if dtype is None:
+        dtype = np.int64 if data.dtype.kind in "iu" else np.float32
+    return Tensor(data.astype(dtype), requires_grad=requires_grad)
+
+
+def zeros_like(other: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.zeros_like(other.data, dtype=dtype), requires_grad=requires_grad)
+
+
+def ones_like(other: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    return Tensor(np.ones_like(other.data, dtype=dtype), requires_grad=requires_grad)
+
+
+# The op modules import Tensor from here, so they are imported after the class exists.
+from gradwise.autograd.ops import elementwise as _ew  # noqa: E402
+from gradwise.autograd.ops import linalg as _linalg  # noqa: E402
+from gradwise.autograd.ops import reduce as _reduce  # noqa: E402
+from gradwise.autograd.ops import shape as _shape  # noqa: E402

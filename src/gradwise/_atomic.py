@@ -1,0 +1,95 @@
+"""Atomic file writes: readers see the old file or the complete new one, never half of it.
+
+The data is written to a temporary file in the destination's directory (so the final rename
+stays on one file system), flushed and fsynced, then renamed over the destination with
+``os.replace``. On any error the temporary file is removed and the destination is untouched.
+
+Example:
+    >>> with atomic_open("report.json", "w") as f:   # doctest: +SKIP
+    ...     json.dump(report, f)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["atomic_open", "atomic_write_bytes"]
+
+_ALLOWED_MODES = ("wb", "w")
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file that replaces ``path`` atomically when the block exits cleanly.
+
+    Args:
+        path: the destination. Its directory must exist.
+        mode: ``"wb"`` for bytes or ``"w"`` for UTF-8 text.
+
+    Raises whatever the block raises, after deleting the temporary file; ``path`` is then
+    exactly as it was before.
+    """
+    if mode not in _ALLOWED_MODES:
+        raise ValueError(f"atomic_open: mode must be one of {_ALLOWED_MODES}, got {mode!r}")
+    destination = Path(path)
+    directory = destination.parent
+    fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{destination.name}.", suffix=".tmp")
+    temp_path = Path(temp_name)
+    try:
+        encoding = None if "b" in mode else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp creates the file 0600; give it the mode a plain open() would have given.
+        os.chmod(temp_path, _file_mode_for(destination))
+        os.replace(temp_path, destination)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp_path.unlink()
+        raise
+    _fsync_directory(directory)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
+    with atomic_open(path, "wb") as handle:
+        handle.write(data)
+
+
+def _file_mode_for(destination: Path) -> int:
+    """Keep an existing file's mode; otherwise 0o666 minus the process umask."""
+    try:
+        return destination.stat().st_mode & 0o7777
+    except OSError:
+        pass
+    # Reading the umask with os.umask() briefly changes it for every thread, so read it from
+    # /proc where we can and assume the common 022 elsewhere.
+    umask = 0o022
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                umask = int(line.split()[1], 8)
+                break
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o666 & ~umask
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename itself durable; not every platform lets a directory be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

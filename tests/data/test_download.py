@@ -1,0 +1,161 @@
+"""Downloading against a local HTTP server: verification, mirror fallback, nothing left behind."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradwise.data.datasets import DatasetNotFoundError, load_idx_dataset
+from gradwise.data.download import DownloadError, RemoteFile, download_file, fetch_from_mirrors
+
+
+def closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens (connection refused at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/mnist/"
+
+
+@pytest.fixture
+def served(http_server, tiny_dataset, make_spec):
+    """Good files under /good/; under /bad/ the same files, same sizes, one byte changed;
+    /broken/ serves the good files but hangs up halfway through each."""
+    good, bad = http_server.root / "good", http_server.root / "bad"
+    tiny_dataset(good)
+    shutil.copytree(good, http_server.root / "broken")
+    bad.mkdir()
+    for path in good.iterdir():
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (bad / path.name).write_bytes(bytes(data))
+    spec = make_spec(good, mirrors=(http_server.url("good"),))
+    return http_server, spec
+
+
+def test_download_verifies_and_moves_files_into_the_cache(
+    served, isolated_locations: Path, list_files
+) -> None:
+    server, spec = served
+    dataset = load_idx_dataset(spec, progress=False)
+    cache = isolated_locations / spec.name
+    assert list_files(cache) == sorted(remote.name for remote in spec.files)
+    for remote in spec.files:
+        assert (cache / remote.name).read_bytes() == (
+            server.root / "good" / remote.name
+        ).read_bytes()
+    assert dataset.x_train.shape == (12, 28, 28) and dataset.y_train.dtype == np.int64
+    assert str(cache) in dataset.source and server.url("good") in dataset.source
+
+
+def test_second_load_uses_the_cache_without_the_network(served, isolated_locations: Path) -> None:
+    server, spec = served
+    first = load_idx_dataset(spec, progress=False)
+    shutil.rmtree(server.root / "good")
+    second = load_idx_dataset(spec, progress=False)
+    np.testing.assert_array_equal(first.x_train, second.x_train)
+    assert second.source == str(isolated_locations / spec.name)
+
+
+def test_checksum_mismatch_on_first_mirror_falls_back_to_second(
+    served, isolated_locations: Path, list_files
+) -> None:
+    server, spec = served
+    spec = replace(spec, mirrors=(server.url("bad"), server.url("good")))
+    dataset = load_idx_dataset(spec, progress=False)
+    assert server.url("good") in dataset.source
+    assert list_files(isolated_locations / spec.name) == sorted(r.name for r in spec.files)
+    for remote in spec.files:
+        assert (isolated_locations / spec.name / remote.name).stat().st_size == remote.size
+
+
+def test_all_mirrors_failing_leaves_nothing_and_lists_every_attempt(
+    served, isolated_locations: Path, list_files
+) -> None:
+    server, spec = served
+    mirrors = (server.url("bad"), server.url("missing"), server.url("broken"))
+    spec = replace(spec, mirrors=mirrors)
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_idx_dataset(spec, progress=False)
+    message = str(info.value)
+    for mirror in mirrors:
+        assert mirror + spec.train_images.name in message
+    assert "sha256 mismatch" in message and "HTTP 404" in message
+    assert "connection closed" in message
+    assert list_files(isolated_locations) == []
+
+
+def test_server_dying_mid_transfer_leaves_nothing(served, tmp_path: Path, list_files) -> None:
+    server, spec = served
+    remote = spec.train_images
+    target_dir = tmp_path / "downloads"
+    target_dir.mkdir()
+    with pytest.raises(DownloadError, match="connection closed after"):
+        download_file(
+            server.url("broken") + remote.name, target_dir / remote.name, remote, progress=False
+        )
+    assert list_files(target_dir) == []
+
+
+def test_truncation_is_caught_even_without_checksums(served, tmp_path: Path, list_files) -> None:
+    server, _ = served
+    remote = RemoteFile("anything.bin")  # no size, no hashes: Content-Length is all we have
+    target_dir = tmp_path / "downloads"
+    target_dir.mkdir()
+    with pytest.raises(DownloadError, match="connection closed after 500 of 1000 bytes"):
+        download_file(
+            server.url("broken") + remote.name, target_dir / remote.name, remote, progress=False
+        )
+    assert list_files(target_dir) == []
+
+
+def test_fetch_tries_mirrors_in_order_and_reports_the_one_used(served, tmp_path: Path) -> None:
+    server, spec = served
+    mirrors = [server.url("missing"), server.url("bad"), server.url("good")]
+    path, url = fetch_from_mirrors(spec.train_labels, mirrors, tmp_path / "out", progress=False)
+    assert url == server.url("good") + spec.train_labels.name
+    assert path.read_bytes() == (server.root / "good" / spec.train_labels.name).read_bytes()
+
+
+def test_oversized_response_is_refused(served, tmp_path: Path) -> None:
+    server, spec = served
+    remote = RemoteFile(spec.train_images.name, size=100)  # the served file is much larger
+    with pytest.raises(DownloadError, match="server announces"):
+        download_file(
+            server.url("good") + remote.name, tmp_path / remote.name, remote, progress=False
+        )
+    assert not (tmp_path / remote.name).exists()
+
+
+def test_offline_gives_a_message_that_says_what_to_do(served, tmp_path: Path) -> None:
+    _, spec = served
+    url = closed_port_url()
+    spec = replace(spec, mirrors=(url,))
+    data_dir = tmp_path / "my-data"
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_idx_dataset(spec, data_dir=data_dir, progress=False, timeout=5)
+    message = str(info.value)
+    assert isinstance(info.value, FileNotFoundError)
+    assert str(data_dir) in message  # the folders searched
+    assert url + spec.train_images.name in message and "refused" in message.lower()
+    for remote in spec.files:  # the files expected
+        assert remote.name in message
+    assert "--data-dir" in message and "GRADWISE_DATA" in message
+
+
+def test_download_false_never_touches_the_network(served, isolated_locations: Path) -> None:
+    _, spec = served
+    with pytest.raises(DatasetNotFoundError, match="download=False") as info:
+        load_idx_dataset(spec, download=False)
+    assert not isolated_locations.exists()
+    assert any("download" in attempt for attempt in info.value.attempts)
+
+
+def test_only_http_and_https_urls_are_accepted(tmp_path: Path) -> None:
+    with pytest.raises(DownloadError, match="only http and https"):
+        download_file("file:///etc/passwd", tmp_path / "x", RemoteFile("x"), progress=False)

@@ -39,7 +39,7 @@ class Function:
     saves_inputs: ClassVar[bool] = True
     #: backward reads the output, so an in-place change to it before backward is an error
     saves_output: ClassVar[bool] = False
-    #: the output's data is a view of the first input's, so they share one version counter
+    #: the output's data may be a view of the first input's; if so they share a version counter
     returns_view: ClassVar[bool] = False
 
     inputs: tuple[Tensor, ...] | None
@@ -70,16 +70,20 @@ class Function:
         record = requires_grad and _grad_enabled.get()
         ctx.needs_input_grad = tuple(t.requires_grad for t in tensors) if record else ()
         detector = anomaly._detector.get()
-        if detector is not None:
+        if detector is None:
+            out = cls.forward(ctx, *arrays, **kwargs)
+        else:
             detector.before_forward(ctx, tensors)
-        out = cls.forward(ctx, *arrays, **kwargs)
+            with np.errstate(all="ignore"):  # the detector reports non-finite values itself
+                out = cls.forward(ctx, *arrays, **kwargs)
         result = Tensor._make(out, record, ctx if record else None)
+        if cls.returns_view and np.may_share_memory(out, arrays[0]):
+            # a view and its base change together, so they share one version counter
+            result._version = tensors[0]._version
         if record:
             ctx.inputs = tuple(tensors)
             if cls.saves_inputs:
                 ctx.input_versions = tuple(t._version[0] for t in tensors)
-            if cls.returns_view:
-                result._version = tensors[0]._version
             if cls.saves_output:
                 ctx.output_version = result._version[0]
         if detector is not None:

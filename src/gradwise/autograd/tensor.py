@@ -646,7 +646,11 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
         if node is None:
             continue
         _check_versions(tensor, node)
-        input_grads = node.backward(node, grad)
+        if detector is None:
+            input_grads = node.backward(node, grad)
+        else:
+            with np.errstate(all="ignore"):  # the detector reports non-finite values itself
+                input_grads = node.backward(node, grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if detector is not None:

@@ -89,6 +89,7 @@ def _is_basic_index(index) -> bool:
 
 class GetItem(Function):
     saves_inputs = False
+    returns_view = True
 
     @staticmethod
     def forward(ctx, x, index):

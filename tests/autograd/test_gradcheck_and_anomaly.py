@@ -1,0 +1,64 @@
+"""gradcheck catches wrong gradients; detect_anomaly names the first op to make a NaN or Inf."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradwise as gw
+
+
+class WrongSquare(gw.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * ctx.x,)  # should be 2x
+
+
+def test_gradcheck_passes_on_a_correct_op_and_names_a_wrong_one():
+    x = gw.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    assert gw.gradcheck(lambda t: (t * t).sum(), x)
+    with pytest.raises(
+        gw.GradcheckError, match=r"input 0 .*index \(0,\): analytic [\d.]+, numerical [\d.]+"
+    ):
+        gw.gradcheck(lambda t: WrongSquare.apply(t), x)
+
+
+def test_gradcheck_refuses_float32_and_no_grad_inputs():
+    with pytest.raises(TypeError, match="float64"):
+        gw.gradcheck(lambda t: t * 2, gw.tensor([1.0], requires_grad=True))
+    with pytest.raises(ValueError, match="no input requires grad"):
+        gw.gradcheck(lambda t: t * 2, gw.tensor(np.array([1.0])))
+
+
+def test_anomaly_names_the_forward_op_line_and_inputs():
+    x = gw.tensor([1.0, -1.0], requires_grad=True)
+    with gw.detect_anomaly(), pytest.raises(gw.AnomalyError) as info:
+        (x * 2).log()  # log of a negative number: NaN
+    message = str(info.value)
+    assert "forward of Log" in message
+    assert "test_gradcheck_and_anomaly.py" in message and "(x * 2).log()" in message
+    assert "input 0: shape (2,) float32, finite min -2 max 2" in message
+
+
+def test_anomaly_names_the_backward_op_and_the_parameter_it_would_reach():
+    w = gw.tensor([0.0, 1.0], requires_grad=True)
+    w.name = "layer1.weight"
+    with gw.detect_anomaly(), pytest.raises(gw.AnomalyError) as info:
+        w.sqrt().sum().backward()  # d sqrt / dw at 0 is inf
+    message = str(info.value)
+    assert "backward of Sqrt" in message and "layer1.weight" in message
+
+
+def test_anomaly_can_ignore_inf_and_is_off_outside_the_block():
+    x = gw.tensor([0.0], requires_grad=True)
+    with gw.detect_anomaly(check_inf=False):
+        y = (x * 1).log()  # -inf, not NaN
+        assert np.isinf(y.data).all()
+    assert not gw.is_anomaly_enabled()
+    with np.errstate(divide="ignore"):
+        (x * 1).log()  # no error without anomaly mode

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import check_op, torch
 
 import gradwise as gw
 from gradwise.nn import functional as F
+from helpers import check_op, torch
 
 T = torch  # short alias for the oracle lambdas; None when PyTorch is absent
 

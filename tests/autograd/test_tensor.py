@@ -46,7 +46,7 @@ def test_factories_shapes_dtypes_and_seeded_rng():
     np.testing.assert_array_equal(gw.randn(3, 4, rng=7).data, gw.randn(3, 4, rng=7).data)
     assert not np.array_equal(gw.randn(3, rng=1).data, gw.randn(3, rng=2).data)
     r = gw.rand(1000, rng=np.random.default_rng(0)).data
-    assert r.dtype == np.float32 and 0 <= r.min() and r.max() < 1
+    assert r.dtype == np.float32 and r.min() >= 0 and r.max() < 1
 
 
 def test_properties_and_repr():
@@ -136,7 +136,7 @@ def test_deep_chain_uses_no_recursion():
 
 
 def test_leaf_grad_is_a_private_copy():
-    """Add hands the same array to both inputs; clipping one leaf's grad must not touch the other."""
+    """Add hands one array to both inputs; clipping one leaf's grad must not touch the other."""
     a = gw.tensor([1.0, 1.0], requires_grad=True)
     b = gw.tensor([1.0, 1.0], requires_grad=True)
     (a + b).backward(np.array([1.0, 1.0], np.float32))

@@ -159,3 +159,17 @@ def test_download_false_never_touches_the_network(served, isolated_locations: Pa
 def test_only_http_and_https_urls_are_accepted(tmp_path: Path) -> None:
     with pytest.raises(DownloadError, match="only http and https"):
         download_file("file:///etc/passwd", tmp_path / "x", RemoteFile("x"), progress=False)
+
+
+def test_corrupt_file_in_cache_is_replaced_by_a_verified_download(
+    served, isolated_locations: Path, capsys
+) -> None:
+    server, spec = served
+    cache = isolated_locations / spec.name
+    load_idx_dataset(spec, progress=False)
+    corrupted = cache / spec.train_images.name
+    corrupted.write_bytes(corrupted.read_bytes()[:-10])  # truncated by a crash, say
+    dataset = load_idx_dataset(spec, progress=True)
+    assert corrupted.read_bytes() == (server.root / "good" / corrupted.name).read_bytes()
+    assert server.url("good") in dataset.source
+    assert spec.train_images.name in capsys.readouterr().err  # the progress bar's label

@@ -254,9 +254,6 @@ class DatasetNotFoundError(FileNotFoundError):
         super().__init__(message)
         self.attempts = attempts
 
-    def __str__(self) -> str:
-        return str(self.args[0])
-
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/gradwise``, or ``~/.cache/gradwise`` when that is unset or relative."""

@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd.ops import conv as _conv
 from gradwise.autograd.ops import elementwise as _ew
 from gradwise.autograd.ops import linalg as _linalg
 from gradwise.autograd.ops import loss as _loss
+from gradwise.autograd.ops import norm as _norm
 from gradwise.autograd.ops import reduce as _reduce
 from gradwise.autograd.tensor import Tensor
 
@@ -136,3 +138,215 @@ def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood of integer labels under (N, C) log-probabilities."""
     _loss.check_reduction("nll_loss", reduction)
     return _loss.NLLLoss.apply(input, _target_array(target), reduction)
+
+
+# ---- regularisation and normalisation (nn helper) ----
+def _as_generator(rng: Any) -> np.random.Generator:
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None) -> Tensor:
+    """Inverted dropout: zero each element with probability ``p``, scale the rest by 1/(1-p).
+
+    The expected value of every element is unchanged, so evaluation needs no rescaling; with
+    ``training=False`` (or ``p=0``) the input is returned as is.
+
+    Args:
+        rng: a numpy Generator (advanced by the call) or a seed; None draws fresh entropy.
+    """
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = _as_generator(rng).random(x.shape, dtype=np.float32) >= p
+    mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
+    return x * Tensor._make(mask, False, None)
+
+
+def _stat_array(stat: Any) -> np.ndarray | None:
+    return stat.data if isinstance(stat, Tensor) else stat
+
+
+def batch_norm(
+    x: Tensor,
+    running_mean: Any,
+    running_var: Any,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    training: bool = False,
+    momentum: float = 0.1,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Batch normalisation over every axis but the channel axis 1, PyTorch's semantics.
+
+    In training the batch mean and biased variance normalise the input, and the running
+    statistics (if given; Tensors or arrays, updated in place) move towards the batch mean and
+    the *unbiased* batch variance by ``momentum``. In evaluation the running statistics are used.
+
+    Shape:
+        x: (N, C) or (N, C, *); running stats, weight, bias: (C,) -> same as x
+    """
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {x.shape}")
+    channels = x.shape[1]
+    running_mean, running_var = _stat_array(running_mean), _stat_array(running_var)
+    for name, value in (("running_mean", running_mean), ("running_var", running_var),
+                        ("weight", weight), ("bias", bias)):
+        if value is not None and tuple(value.shape) != (channels,):
+            raise ValueError(
+                f"batch_norm: {name} has shape {tuple(value.shape)} but the input {x.shape} "
+                f"has {channels} channels"
+            )
+    axes = (0,) + tuple(range(2, x.ndim))
+    if training:
+        count = x.size // max(channels, 1)
+        if count <= 1:
+            raise ValueError(
+                f"batch_norm: expected more than 1 value per channel when training, got input "
+                f"of shape {x.shape}"
+            )
+        mean = x.data.mean(axis=axes)
+        var = x.data.var(axis=axes)
+        if running_mean is not None:
+            running_mean *= 1.0 - momentum
+            running_mean += momentum * mean
+        if running_var is not None:
+            running_var *= 1.0 - momentum
+            running_var += (momentum * count / (count - 1)) * var
+    else:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: evaluation (training=False) needs the running stats")
+        mean, var = running_mean, running_var
+    return _norm.BatchNorm.apply(x, weight, bias, mean, var, eps, training)
+
+
+def layer_norm(
+    x: Tensor,
+    normalized_shape: Any,
+    weight: Tensor | None = None,
+    bias: Tensor | None = None,
+    eps: float = 1e-5,
+) -> Tensor:
+    """Normalise over the trailing ``normalized_shape`` axes of each sample, then scale and shift.
+
+    Shape:
+        x: (*, *normalized_shape); weight, bias: normalized_shape -> same as x
+    """
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        raise ValueError(
+            f"layer_norm: input of shape {x.shape} does not end with normalized_shape {shape}"
+        )
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None and tuple(value.shape) != shape:
+            raise ValueError(
+                f"layer_norm: {name} has shape {tuple(value.shape)}, expected {shape}"
+            )
+    return _norm.LayerNorm.apply(x, weight, bias, len(shape), eps)
+
+
+def embedding(input: Any, weight: Tensor) -> Tensor:
+    """Rows of ``weight`` picked by integer indices; repeated indices accumulate gradient.
+
+    Shape:
+        input: (*) integers in [0, num_embeddings); weight: (num_embeddings, dim) -> (*, dim)
+    """
+    indices = _target_array(input)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"embedding: indices must be integers, got dtype {indices.dtype}")
+    if weight.ndim != 2:
+        raise ValueError(f"embedding: weight must be 2-D (num, dim), got shape {weight.shape}")
+    if indices.size and (indices.min() < 0 or indices.max() >= weight.shape[0]):
+        raise IndexError(
+            f"embedding: indices must lie in [0, {weight.shape[0]}), got values from "
+            f"{indices.min()} to {indices.max()}"
+        )
+    return weight[indices]
+
+
+def l2_penalty(params: Any) -> Tensor:
+    """sum over tensors of sum(w^2), differentiable (scale it by your weight-decay factor)."""
+    total: Tensor | None = None
+    for p in params:
+        term = (p * p).sum()
+        total = term if total is None else total + term
+    return total if total is not None else Tensor(0.0)
+
+
+def l1_penalty(params: Any) -> Tensor:
+    """sum over tensors of sum(|w|), differentiable (scale it by your penalty factor)."""
+    total: Tensor | None = None
+    for p in params:
+        term = p.abs().sum()
+        total = term if total is None else total + term
+    return total if total is not None else Tensor(0.0)
+
+
+# ---- convolution and pooling (conv helper) ----
+IntOrPair = int | tuple[int, int]
+
+
+def conv2d(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: IntOrPair = 1,
+    padding: IntOrPair = 0,
+    dilation: IntOrPair = 1,
+) -> Tensor:
+    """2-D cross-correlation (what deep learning calls convolution), PyTorch's semantics.
+
+    Args:
+        stride, padding, dilation: an int for both axes or a pair (height, width); padding adds
+            zeros on both sides.
+
+    Shape:
+        x: (N, C_in, H, W), weight: (C_out, C_in, kh, kw), bias: (C_out,)
+        -> (N, C_out, (H + 2 p - d (kh - 1) - 1) // s + 1, same for W)
+
+    Example:
+        >>> y = F.conv2d(x, weight, bias, padding=1)  # 3x3 kernel keeps H and W
+    """
+    stride = _conv.pair("conv2d", "stride", stride, 1)
+    padding = _conv.pair("conv2d", "padding", padding, 0)
+    dilation = _conv.pair("conv2d", "dilation", dilation, 1)
+    return _conv.Conv2d.apply(
+        x, weight, bias, stride=stride, padding=padding, dilation=dilation
+    )
+
+
+def _pool_args(
+    op: str, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair
+) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    kernel = _conv.pair(op, "kernel_size", kernel_size, 1)
+    strides = kernel if stride is None else _conv.pair(op, "stride", stride, 1)
+    return kernel, strides, _conv.pair(op, "padding", padding, 0)
+
+
+def max_pool2d(
+    x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0
+) -> Tensor:
+    """Maximum over each window; ``stride`` defaults to ``kernel_size``; padding is -inf.
+
+    In a tie the gradient goes to the first maximum of the window in row-major order, the
+    element PyTorch picks.
+
+    Shape:
+        x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
+    """
+    kernel, strides, pads = _pool_args("max_pool2d", kernel_size, stride, padding)
+    return _conv.MaxPool2d.apply(x, kernel, strides, pads)
+
+
+def avg_pool2d(
+    x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0
+) -> Tensor:
+    """Mean over each window; ``stride`` defaults to ``kernel_size``; padded zeros count.
+
+    Shape:
+        x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
+    """
+    kernel, strides, pads = _pool_args("avg_pool2d", kernel_size, stride, padding)
+    return _conv.AvgPool2d.apply(x, kernel, strides, pads)

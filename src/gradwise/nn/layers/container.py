@@ -1,0 +1,99 @@
+"""Sequential and ModuleList: modules that hold other modules."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from gradwise.nn.module import Module
+
+
+def _check_module(container: str, value: Any) -> Module:
+    if not isinstance(value, Module):
+        raise TypeError(f"{container}: expected a Module, got {type(value).__name__}")
+    return value
+
+
+class _IndexedModules(Module):
+    """Shared indexing over modules registered under "0", "1", ..."""
+
+    def _index(self, index: int) -> int:
+        if not isinstance(index, int):
+            raise TypeError(f"{type(self).__name__}: indices must be int or slice, got {index!r}")
+        if not -len(self) <= index < len(self):
+            raise IndexError(
+                f"{type(self).__name__}: index {index} is out of range for {len(self)} modules"
+            )
+        return index % len(self)
+
+    def _values(self) -> list[Module]:
+        return list(self._modules.values())
+
+    def __len__(self) -> int:
+        return len(self._modules)
+
+    def __iter__(self) -> Iterator[Module]:
+        return iter(self._values())
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            items = list(self._modules.items())[index]
+            if isinstance(self, Sequential):
+                return Sequential(OrderedDict(items))
+            return ModuleList(module for _, module in items)
+        return self._values()[self._index(index)]
+
+    def __setitem__(self, index: int, module: Module) -> None:
+        key = list(self._modules)[self._index(index)]
+        self._modules[key] = _check_module(type(self).__name__, module)
+
+    def append(self, module: Module) -> _IndexedModules:
+        self.register_module(str(len(self)), _check_module(type(self).__name__, module))
+        return self
+
+    def extend(self, modules: Iterable[Module]) -> _IndexedModules:
+        for module in modules:
+            self.append(module)
+        return self
+
+
+class Sequential(_IndexedModules):
+    """Modules applied one after another; ``Sequential(a, b)(x) == b(a(x))``.
+
+    Takes modules (named "0", "1", ...) or one OrderedDict of name -> module.
+
+    Example:
+        >>> model = gw.nn.Sequential(gw.nn.Linear(784, 128), gw.nn.ReLU(), gw.nn.Linear(128, 10))
+        >>> model[0], len(model)
+    """
+
+    def __init__(self, *modules: Module | OrderedDict[str, Module]) -> None:
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                self.register_module(name, _check_module("Sequential", module))
+        else:
+            for module in modules:
+                self.append(module)
+
+    def forward(self, x: Any) -> Any:
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+
+class ModuleList(_IndexedModules):
+    """A list of modules whose parameters belong to the parent; no forward of its own.
+
+    Example:
+        >>> blocks = gw.nn.ModuleList([gw.nn.Linear(64, 64) for _ in range(4)])
+    """
+
+    def __init__(self, modules: Iterable[Module] | None = None) -> None:
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("ModuleList has no forward(); iterate over it in your own")

@@ -1,0 +1,175 @@
+"""BatchNorm1d, BatchNorm2d and LayerNorm."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gradwise.autograd.tensor import Tensor
+from gradwise.nn import functional as F
+from gradwise.nn.init import ones_, zeros_
+from gradwise.nn.layers._utils import positive_int
+from gradwise.nn.module import Module, Parameter
+
+
+class _BatchNorm(Module):
+    #: the input ranks the layer accepts, and how they read
+    ranks: tuple[int, ...] = ()
+    layout = ""
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.num_features = positive_int(name, "num_features", num_features)
+        if eps <= 0:
+            raise ValueError(f"{name}: eps must be positive, got {eps}")
+        if momentum is not None and not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"{name}: momentum must be in [0, 1] or None, got {momentum}")
+        self.eps, self.momentum = eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        if affine:
+            self.weight = Parameter(np.empty(num_features, dtype=dtype))
+            self.bias = Parameter(np.empty(num_features, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
+            self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
+            self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def reset_parameters(self, rng: Any = None) -> None:
+        """Running stats to (0, 1), weight to ones, bias to zeros (``rng`` is not needed)."""
+        self.reset_running_stats()
+        if self.affine:
+            ones_(self.weight)
+            zeros_(self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in self.ranks or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{type(self).__name__}({self.num_features}): expected input of shape "
+                f"{self.layout.format(C=self.num_features)}, got {tuple(x.shape)}"
+            )
+        momentum = self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data[...] += 1
+            if momentum is None:  # cumulative moving average, as in PyTorch
+                momentum = 1.0 / float(self.num_batches_tracked.data)
+        # without running stats (None) batch statistics are used in evaluation too
+        return F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight,
+            self.bias,
+            training=self.training or not self.track_running_stats,
+            momentum=0.0 if momentum is None else momentum,
+            eps=self.eps,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C, PyTorch's semantics.
+
+    Training normalises with the batch mean and biased variance and moves the running stats
+    by ``momentum`` towards the batch mean and the unbiased variance (``momentum=None``: a
+    cumulative average); evaluation normalises with the running stats.
+
+    Shape:
+        x: (N, C) or (N, C, L) -> same
+    """
+
+    ranks = (2, 3)
+    layout = "(N, {C}) or (N, {C}, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of NCHW inputs per channel; see BatchNorm1d for the semantics.
+
+    Shape:
+        x: (N, C, H, W) -> same
+    """
+
+    ranks = (4,)
+    layout = "(N, {C}, H, W)"
+
+
+class LayerNorm(Module):
+    """Normalise each sample over its trailing ``normalized_shape`` axes, then scale and shift.
+
+    Shape:
+        x: (*, *normalized_shape) -> same
+
+    Example:
+        >>> gw.nn.LayerNorm(64)(gw.zeros(8, 16, 64)).shape
+        (8, 16, 64)
+    """
+
+    def __init__(
+        self,
+        normalized_shape: int | tuple[int, ...],
+        eps: float = 1e-5,
+        elementwise_affine: bool = True,
+        bias: bool = True,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
+        self.normalized_shape = tuple(
+            positive_int("LayerNorm", "normalized_shape", n) for n in shape
+        )
+        if eps <= 0:
+            raise ValueError(f"LayerNorm: eps must be positive, got {eps}")
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(np.empty(self.normalized_shape, dtype=dtype))
+            self.register_parameter(
+                "bias", Parameter(np.empty(self.normalized_shape, dtype=dtype)) if bias else None
+            )
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self, rng: Any = None) -> None:
+        """Weight to ones, bias to zeros (``rng`` is not needed)."""
+        if self.weight is not None:
+            ones_(self.weight)
+        if self.bias is not None:
+            zeros_(self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.normalized_shape}, eps={self.eps}, "
+            f"elementwise_affine={self.elementwise_affine}"
+        )

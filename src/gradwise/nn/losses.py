@@ -1,0 +1,90 @@
+"""Loss modules: thin wrappers that hold ``reduction`` (and options) over ``nn.functional``.
+
+Each is called as ``loss_fn(input, target)`` and returns a Tensor (0-d unless
+``reduction="none"``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradwise.autograd.ops.loss import check_reduction
+from gradwise.autograd.tensor import Tensor
+from gradwise.nn import functional as F
+from gradwise.nn.module import Module
+
+__all__ = ["BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "L1Loss", "MSELoss", "NLLLoss"]
+
+
+class _Loss(Module):
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        check_reduction(type(self).__name__, reduction)
+        self.reduction = reduction
+
+    def extra_repr(self) -> str:
+        return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
+
+
+class MSELoss(_Loss):
+    """mean((input - target)^2); input and target must have the same shape."""
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.mse_loss(input, target, self.reduction)
+
+
+class L1Loss(_Loss):
+    """mean(|input - target|); input and target must have the same shape."""
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.l1_loss(input, target, self.reduction)
+
+
+class BCELoss(_Loss):
+    """Binary cross-entropy of probabilities in [0, 1] against targets in [0, 1]."""
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.binary_cross_entropy(input, target, self.reduction)
+
+
+class BCEWithLogitsLoss(_Loss):
+    """Binary cross-entropy on logits, fused with the sigmoid (stable for large logits)."""
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.binary_cross_entropy_with_logits(input, target, self.reduction)
+
+
+class CrossEntropyLoss(_Loss):
+    """Softmax cross-entropy of (N, C) logits against integer class labels (N,).
+
+    Args:
+        reduction: "mean", "sum" or "none".
+        label_smoothing: in [0, 1]; the target becomes (1 - s) * one_hot + s / C.
+
+    Example:
+        >>> loss = gw.nn.CrossEntropyLoss()(logits, labels)
+    """
+
+    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+        super().__init__(reduction)
+        if not 0.0 <= label_smoothing <= 1.0:
+            raise ValueError(
+                f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}"
+            )
+        self.label_smoothing = label_smoothing
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.cross_entropy(input, target, self.reduction, self.label_smoothing)
+
+    def extra_repr(self) -> str:
+        parts = [super().extra_repr()]
+        if self.label_smoothing:
+            parts.append(f"label_smoothing={self.label_smoothing}")
+        return ", ".join(p for p in parts if p)
+
+
+class NLLLoss(_Loss):
+    """Negative log-likelihood of integer labels (N,) under (N, C) log-probabilities."""
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.nll_loss(input, target, self.reduction)

@@ -1,0 +1,520 @@
+"""Module and Parameter: the containers that hold weights, buffers, sub-modules and hooks.
+
+A Module registers every ``Parameter``, sub-``Module`` and buffer assigned to it as an attribute,
+in assignment order, so ``parameters()``, ``state_dict()`` and ``repr`` walk the model the way it
+was written. ``state_dict`` keys and array layouts match PyTorch's, so weights move between the
+two with ``torch_module.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from gradwise.autograd.function import Function
+from gradwise.autograd.grad_mode import _grad_enabled
+from gradwise.autograd.tensor import Tensor
+
+__all__ = ["Module", "Parameter", "RemovableHandle", "StateDictError"]
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module registers as a learnable weight; it requires grad by default.
+
+    Python numbers and lists become float32; NumPy arrays keep their dtype (float64 for
+    gradcheck), integer arrays become float32. A Tensor's array is shared, not copied.
+
+    Example:
+        >>> w = gw.nn.Parameter(np.zeros((3, 2), dtype=np.float32))
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
+        if data is None:
+            data = np.empty(0, dtype=np.float32)
+        array = data.data if isinstance(data, Tensor) else data
+        if isinstance(array, np.ndarray) and array.dtype.kind in "iub":
+            array = array.astype(np.float32)
+        super().__init__(array, requires_grad=requires_grad)
+        if isinstance(data, Tensor):
+            self.data = data.data  # share the storage, as torch.nn.Parameter(t) does
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class RemovableHandle:
+    """Returned by the ``register_*_hook`` methods; ``remove()`` takes the hook off again."""
+
+    _next_id = 0
+
+    def __init__(self, hooks: dict[int, Any]) -> None:
+        self._hooks = hooks
+        self.id = RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self) -> None:
+        self._hooks.pop(self.id, None)
+
+    def __enter__(self) -> RemovableHandle:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.remove()
+
+
+class StateDictError(RuntimeError):
+    """load_state_dict found problems; nothing was loaded. Lists every problem at once."""
+
+    def __init__(
+        self,
+        module: str,
+        missing: list[str],
+        unexpected: list[str],
+        mismatched: list[tuple[str, tuple[int, ...], tuple[int, ...]]],
+    ) -> None:
+        self.missing_keys, self.unexpected_keys, self.mismatched = missing, unexpected, mismatched
+        lines = [f"Error(s) in loading state_dict for {module} (nothing was loaded):"]
+        if missing:
+            lines.append("  missing key(s): " + ", ".join(missing))
+        if unexpected:
+            lines.append("  unexpected key(s): " + ", ".join(unexpected))
+        for key, got, expected in mismatched:
+            lines.append(f"  shape mismatch for {key}: checkpoint has {got}, model has {expected}")
+        super().__init__("\n".join(lines))
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict(strict=False)`` skipped."""
+
+    missing_keys: list[str]
+    unexpected_keys: list[str]
+
+
+class _BackwardHookIdentity(Function):
+    """Identity node around a module's inputs and output; its tensor hooks see the gradients.
+
+    Because the node sits right at the module's boundary, the gradient reaching an input-side
+    node is exactly the gradient this module passes back to that input (nothing else in the
+    graph has used the wrapped tensor), and the output-side node receives dL/d(output).
+    """
+
+    saves_inputs = False
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x):
+        return x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad,)
+
+
+class _BackwardHookCall:
+    """Collects one forward call's grad_output and grad_inputs, then calls the module's hooks."""
+
+    def __init__(self, module: Module, hooks: list[Callable[..., Any]], n_inputs: int) -> None:
+        self.module, self.hooks = module, hooks
+        self.grad_inputs: list[Tensor | None] = [None] * n_inputs
+        self.pending = 0
+        self.grad_output: tuple[Tensor, ...] | None = None
+
+    def output_hook(self, grad: Tensor) -> None:
+        self.grad_output = (grad,)
+        if self.pending == 0:
+            self._fire()
+
+    def input_hook(self, position: int) -> Callable[[Tensor], None]:
+        def hook(grad: Tensor) -> None:
+            self.grad_inputs[position] = grad
+            self.pending -= 1
+            if self.pending == 0 and self.grad_output is not None:
+                self._fire()
+
+        return hook
+
+    def _fire(self) -> None:
+        for hook in self.hooks:
+            hook(self.module, tuple(self.grad_inputs), self.grad_output)
+
+
+class Module:
+    """Base class of every layer and model: subclass it, assign layers in ``__init__``, write
+    ``forward``, and call the instance.
+
+    Example:
+        >>> class MLP(gw.nn.Module):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.fc1 = gw.nn.Linear(784, 128, rng=0)
+        ...         self.fc2 = gw.nn.Linear(128, 10, rng=1)
+        ...     def forward(self, x):
+        ...         return self.fc2(gw.nn.functional.relu(self.fc1(x)))
+    """
+
+    training: bool
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent", set())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    # ---- registration -------------------------------------------------------------------------
+    def _registry(self, name: str) -> dict[str, Any]:
+        try:
+            return self.__dict__[name]
+        except KeyError:
+            raise AttributeError(
+                f"{type(self).__name__}: call super().__init__() before assigning parameters, "
+                "buffers or sub-modules"
+            ) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, Parameter):
+            self._forget(name)
+            self._registry("_parameters")[name] = value
+        elif isinstance(value, Module):
+            self._forget(name)
+            self._registry("_modules")[name] = value
+        elif name in self.__dict__.get("_parameters", ()):
+            if value is not None:
+                raise TypeError(
+                    f"{type(self).__name__}.{name}: cannot assign {type(value).__name__} to a "
+                    "parameter (wrap it in nn.Parameter, or None)"
+                )
+            self._parameters[name] = None
+        elif name in self.__dict__.get("_modules", ()):
+            if value is not None:
+                raise TypeError(
+                    f"{type(self).__name__}.{name}: cannot assign {type(value).__name__} to a "
+                    "sub-module (expected a Module or None)"
+                )
+            self._modules[name] = None
+        elif name in self.__dict__.get("_buffers", ()):
+            self._buffers[name] = self._as_buffer(name, value)
+        else:
+            object.__setattr__(self, name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        # called only when normal lookup fails: parameters, buffers and modules live in dicts
+        for registry in ("_parameters", "_buffers", "_modules"):
+            values = self.__dict__.get(registry)
+            if values is not None and name in values:
+                return values[name]
+        raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
+
+    def __delattr__(self, name: str) -> None:
+        for registry in ("_parameters", "_buffers", "_modules"):
+            values = self.__dict__.get(registry)
+            if values is not None and name in values:
+                del values[name]
+                self._non_persistent.discard(name)
+                return
+        object.__delattr__(self, name)
+
+    def _forget(self, name: str) -> None:
+        for registry in ("_parameters", "_buffers", "_modules"):
+            self._registry(registry).pop(name, None)
+        self.__dict__.pop(name, None)
+
+    @staticmethod
+    def _as_buffer(name: str, value: Any) -> Tensor | None:
+        if value is None or isinstance(value, Tensor):
+            return value
+        if isinstance(value, np.ndarray | np.generic):
+            return Tensor(value)
+        raise TypeError(f"buffer {name!r} must be a Tensor, an ndarray or None, got {value!r}")
+
+    def register_parameter(self, name: str, param: Parameter | None) -> None:
+        """Add ``param`` under ``name`` (None keeps the slot, e.g. ``bias=False``)."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(
+                f"register_parameter: {name!r} must be a Parameter or None, got "
+                f"{type(param).__name__}"
+            )
+        self._forget(name)
+        self._registry("_parameters")[name] = param
+
+    def register_buffer(self, name: str, tensor: Any, persistent: bool = True) -> None:
+        """Add state that is not learnt (e.g. running statistics); it goes into state_dict."""
+        self._forget(name)
+        self._registry("_buffers")[name] = self._as_buffer(name, tensor)
+        if persistent:
+            self._non_persistent.discard(name)
+        else:
+            self._non_persistent.add(name)
+
+    def register_module(self, name: str, module: Module | None) -> None:
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"register_module: {name!r} must be a Module, got {module!r}")
+        self._forget(name)
+        self._registry("_modules")[name] = module
+
+    add_module = register_module
+
+    # ---- traversal ----------------------------------------------------------------------------
+    def named_modules(self, prefix: str = "", memo: set[int] | None = None
+                      ) -> Iterator[tuple[str, Module]]:
+        """This module and every descendant, depth first, each once, with its qualified name."""
+        memo = set() if memo is None else memo
+        if id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+
+    def modules(self) -> Iterator[Module]:
+        for _, module in self.named_modules():
+            yield module
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        seen: set[int] = set()
+        for name, child in self._modules.items():
+            if child is not None and id(child) not in seen:
+                seen.add(id(child))
+                yield name, child
+
+    def children(self) -> Iterator[Module]:
+        for _, child in self.named_children():
+            yield child
+
+    def _named_members(self, registry: str, prefix: str, recurse: bool
+                       ) -> Iterator[tuple[str, Tensor]]:
+        seen: set[int] = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, value in module.__dict__[registry].items():
+                if value is None or id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), value
+
+    def named_parameters(self, prefix: str = "", recurse: bool = True
+                         ) -> Iterator[tuple[str, Parameter]]:
+        """(qualified name, Parameter) pairs, each parameter once, in registration order.
+
+        Also names each parameter (``p.name``, read by the anomaly detector and the doctor): an
+        unnamed parameter takes its qualified name, and a name is replaced by a longer one that
+        ends with it, so the outermost model's names ("encoder.0.weight") win over a
+        sub-module's ("0.weight") whichever was asked first.
+        """
+        for name, param in self._named_members("_parameters", prefix, recurse):
+            if param.name is None or (name != param.name and name.endswith("." + param.name)):
+                param.name = name
+            yield name, param
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    def named_buffers(self, prefix: str = "", recurse: bool = True
+                      ) -> Iterator[tuple[str, Tensor]]:
+        yield from self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        for _, buffer in self.named_buffers(recurse=recurse):
+            yield buffer
+
+    def apply(self, fn: Callable[[Module], Any]) -> Module:
+        """Call ``fn`` on every sub-module (children first) and then on this one."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    # ---- modes and gradients ------------------------------------------------------------------
+    def train(self, mode: bool = True) -> Module:
+        """Set training mode (Dropout drops, BatchNorm uses batch statistics) on every module."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"train: mode must be a bool, got {mode!r}")
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: ``train(False)``."""
+        return self.train(False)
+
+    def requires_grad_(self, requires_grad: bool = True) -> Module:
+        for param in self.parameters():
+            param.requires_grad_(requires_grad)
+        return self
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's ``.grad`` (to None, or to zeros in place)."""
+        for param in self.parameters():
+            if set_to_none:
+                param.grad = None
+            elif param.grad is not None:
+                param.grad[...] = 0
+
+    # ---- state --------------------------------------------------------------------------------
+    def _state_tensors(self) -> OrderedDict[str, Tensor]:
+        """name -> Tensor in PyTorch's order: each module's parameters, its buffers, children."""
+        state: OrderedDict[str, Tensor] = OrderedDict()
+        for module_prefix, module in self.named_modules():
+            dot = f"{module_prefix}." if module_prefix else ""
+            for name, param in module._parameters.items():
+                if param is not None:
+                    state[dot + name] = param
+            for name, buffer in module._buffers.items():
+                if buffer is not None and name not in module._non_persistent:
+                    state[dot + name] = buffer
+        return state
+
+    def state_dict(self) -> OrderedDict[str, np.ndarray]:
+        """Every parameter and persistent buffer as a copied ndarray, keyed like PyTorch."""
+        tensors = self._state_tensors()
+        return OrderedDict((name, np.array(t.data, copy=True)) for name, t in tensors.items())
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True) -> IncompatibleKeys:
+        """Copy arrays (or Tensors, or torch tensors) into the parameters and buffers in place.
+
+        Every problem (missing keys and unexpected keys when ``strict``, shape mismatches always)
+        is reported in one StateDictError, and then nothing has been loaded.
+        """
+        own = self._state_tensors()
+        missing = [key for key in own if key not in state_dict]
+        unexpected = [key for key in state_dict if key not in own]
+        arrays: dict[str, np.ndarray] = {}
+        mismatched = []
+        for key, tensor in own.items():
+            if key not in state_dict:
+                continue
+            value = state_dict[key]
+            if isinstance(value, Tensor):
+                value = value.data
+            elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+                value = value.detach().cpu().numpy()
+            array = np.asarray(value)
+            if array.shape != tensor.shape:
+                mismatched.append((key, tuple(array.shape), tuple(tensor.shape)))
+            arrays[key] = array
+        if mismatched or (strict and (missing or unexpected)):
+            raise StateDictError(
+                type(self).__name__, missing if strict else [],
+                unexpected if strict else [], mismatched,
+            )
+        for key, array in arrays.items():
+            tensor = own[key]
+            tensor.data[...] = array
+            tensor._version[0] += 1
+        return IncompatibleKeys(missing, unexpected)
+
+    def rng_state(self) -> dict[str, dict[str, Any]]:
+        """The state of every Generator the model owns (Dropout's), JSON-serialisable.
+
+        Keys are the qualified names of the modules whose ``rng`` attribute is a Generator;
+        the values are ``Generator.bit_generator.state`` dicts.
+        """
+        return {
+            name: module.__dict__["rng"].bit_generator.state
+            for name, module in self.named_modules()
+            if isinstance(module.__dict__.get("rng"), np.random.Generator)
+        }
+
+    def set_rng_state(self, state: dict[str, dict[str, Any]]) -> None:
+        """Restore what ``rng_state()`` returned, so training resumes with the same randomness."""
+        owners = {
+            name: module.__dict__["rng"]
+            for name, module in self.named_modules()
+            if isinstance(module.__dict__.get("rng"), np.random.Generator)
+        }
+        if set(owners) != set(state):
+            raise KeyError(
+                f"set_rng_state: the model's generators are at {sorted(owners)}, the state has "
+                f"{sorted(state)}"
+            )
+        for name, generator in owners.items():
+            generator.bit_generator.state = state[name]
+
+    # ---- hooks --------------------------------------------------------------------------------
+    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """``hook(module, inputs)`` before forward; it may return new inputs (a tuple or one)."""
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = hook
+        return handle
+
+    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """``hook(module, inputs, output)`` after forward; it may return a replacement output."""
+        handle = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[handle.id] = hook
+        return handle
+
+    def register_full_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """``hook(module, grad_input, grad_output)`` once backward has passed through the module.
+
+        What is provided, exactly: ``grad_output`` is a 1-tuple holding dL/d(output) as a Tensor
+        (forward must return a single Tensor; other outputs are not hooked). ``grad_input`` has
+        one entry per positional argument of forward: dL/d(that input) as this module passes it
+        back (exact, also when the input feeds other layers too) for Tensor inputs that require
+        grad, and None for the rest (the data batch, integer indices, non-Tensors). Nothing fires
+        for a forward run under ``no_grad()`` or whose output does not require grad. The hook's
+        return value is ignored: it observes, it does not replace gradients.
+        """
+        handle = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[handle.id] = hook
+        return handle
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for hook in list(self._forward_pre_hooks.values()):
+            result = hook(self, args)
+            if result is not None:
+                args = result if isinstance(result, tuple) else (result,)
+        backward_call = None
+        if self._backward_hooks and _grad_enabled.get():
+            backward_call = _BackwardHookCall(self, list(self._backward_hooks.values()), len(args))
+            wrapped = []
+            for position, arg in enumerate(args):
+                if isinstance(arg, Tensor) and arg.requires_grad:
+                    arg = _BackwardHookIdentity.apply(arg)
+                    arg.register_hook(backward_call.input_hook(position))
+                    backward_call.pending += 1
+                wrapped.append(arg)
+            args = tuple(wrapped)
+        output = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            result = hook(self, args, output)
+            if result is not None:
+                output = result
+        if backward_call is not None and isinstance(output, Tensor) and output.requires_grad:
+            output = _BackwardHookIdentity.apply(output)
+            output.register_hook(backward_call.output_hook)
+        return output
+
+    # ---- printing -----------------------------------------------------------------------------
+    def extra_repr(self) -> str:
+        """The layer's settings for ``repr``, e.g. ``in_features=784, out_features=10``."""
+        return ""
+
+    def __repr__(self) -> str:
+        lines = []
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"  ({name}): {child_repr}")
+        extra = self.extra_repr()
+        if not lines:
+            return f"{type(self).__name__}({extra})"
+        body = "\n".join(([f"  {extra}"] if extra else []) + lines)
+        return f"{type(self).__name__}(\n{body}\n)"
+
+    def __dir__(self) -> list[str]:
+        names = set(super().__dir__())
+        for registry in ("_parameters", "_buffers", "_modules"):
+            names.update(self.__dict__.get(registry, ()))
+        return sorted(names)

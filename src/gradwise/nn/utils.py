@@ -1,0 +1,222 @@
+"""Gradient clipping, parameter counting and vectors, penalties, and a model summary."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from gradwise.autograd.grad_mode import no_grad
+from gradwise.autograd.tensor import Tensor
+from gradwise.nn import functional as F
+from gradwise.nn.module import Module
+
+__all__ = [
+    "clip_grad_norm_",
+    "clip_grad_value_",
+    "count_parameters",
+    "l1_penalty",
+    "l2_penalty",
+    "parameters_to_vector",
+    "summary",
+    "vector_to_parameters",
+]
+
+Parameters = Tensor | Iterable[Tensor] | Module
+
+
+def _as_list(parameters: Parameters) -> list[Tensor]:
+    if isinstance(parameters, Module):
+        return list(parameters.parameters())
+    if isinstance(parameters, Tensor):
+        return [parameters]
+    return list(parameters)
+
+
+def clip_grad_norm_(
+    parameters: Parameters,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+) -> float:
+    """Scale all gradients together so that their joint norm is at most ``max_norm``.
+
+    The total norm is the ``norm_type``-norm of all gradients seen as one vector (``inf``: the
+    largest absolute entry). Every ``.grad`` array is multiplied in place by
+    ``min(1, max_norm / (total_norm + 1e-6))``, exactly as ``torch.nn.utils.clip_grad_norm_``.
+
+    Args:
+        parameters: a Module, a Tensor, or an iterable of Tensors; those without ``.grad`` are
+            skipped.
+        error_if_nonfinite: raise if the total norm is nan or inf (gradients are then left as
+            they are); otherwise non-finite norms make the gradients non-finite too, as in PyTorch.
+
+    Returns:
+        The total norm before clipping, as a float.
+    """
+    if max_norm < 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be non-negative, got {max_norm}")
+    norm_type = float(norm_type)
+    if norm_type <= 0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be positive, got {norm_type}")
+    grads = [p.grad for p in _as_list(parameters) if p.grad is not None]
+    if not grads:
+        return 0.0
+    if math.isinf(norm_type):
+        total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
+    else:
+        # the norm of the per-tensor norms is the norm of everything concatenated
+        per_tensor = [
+            np.sum(np.abs(g.astype(np.float64)) ** norm_type) ** (1.0 / norm_type) for g in grads
+        ]
+        total = float(np.sum(np.asarray(per_tensor) ** norm_type) ** (1.0 / norm_type))
+    if error_if_nonfinite and not math.isfinite(total):
+        raise RuntimeError(
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {total}; "
+            "some gradient is nan or inf, so they cannot be clipped "
+            "(pass error_if_nonfinite=False to clip anyway)"
+        )
+    coefficient = min(max_norm / (total + 1e-6), 1.0) if math.isfinite(total) else total * 0.0
+    for grad in grads:
+        grad *= np.asarray(coefficient, dtype=grad.dtype)
+    return total
+
+
+def clip_grad_value_(parameters: Parameters, clip_value: float) -> None:
+    """Clamp every gradient entry into [-clip_value, clip_value], in place."""
+    if clip_value < 0:
+        raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
+    for param in _as_list(parameters):
+        if param.grad is not None:
+            np.clip(param.grad, -clip_value, clip_value, out=param.grad)
+
+
+def parameters_to_vector(parameters: Parameters) -> np.ndarray:
+    """All parameter values flattened and concatenated (a copy), in iteration order."""
+    params = _as_list(parameters)
+    if not params:
+        return np.zeros(0, dtype=np.float32)
+    return np.concatenate([p.data.ravel() for p in params])
+
+
+def vector_to_parameters(vector: Any, parameters: Parameters) -> None:
+    """Copy consecutive slices of ``vector`` into the parameters, in place."""
+    vector = np.asarray(vector.data if isinstance(vector, Tensor) else vector)
+    params = _as_list(parameters)
+    needed = sum(p.size for p in params)
+    if vector.ndim != 1 or vector.size != needed:
+        raise ValueError(
+            f"vector_to_parameters: vector of shape {vector.shape} does not hold the {needed} "
+            "parameter values"
+        )
+    offset = 0
+    for param in params:
+        param.data[...] = vector[offset : offset + param.size].reshape(param.shape)
+        param._version[0] += 1
+        offset += param.size
+
+
+def count_parameters(model: Parameters, trainable_only: bool = True) -> int:
+    """Number of parameter values (each shared parameter once); only trainable ones by default."""
+    return sum(p.size for p in _as_list(model) if p.requires_grad or not trainable_only)
+
+
+def l2_penalty(parameters: Parameters, weight_decay: float) -> Tensor:
+    """``weight_decay * sum(w^2)`` over all parameters (biases too), differentiable.
+
+    This is the PyTorch-forum convention (no factor 1/2): its gradient ``2 * weight_decay * w``
+    equals SGD's ``weight_decay=2 * weight_decay``. Pass a filtered list to leave biases or
+    norm layers out.
+
+    Example:
+        >>> loss = F.cross_entropy(model(x), y) + gw.nn.utils.l2_penalty(model, 1e-4)
+    """
+    params = [p for p in _as_list(parameters) if p.requires_grad]
+    return F.l2_penalty(params) * weight_decay
+
+
+def l1_penalty(parameters: Parameters, weight: float) -> Tensor:
+    """``weight * sum(|w|)`` over all parameters (biases too), differentiable."""
+    params = [p for p in _as_list(parameters) if p.requires_grad]
+    return F.l1_penalty(params) * weight
+
+
+def summary(
+    model: Module,
+    input_shape: tuple[int, ...],
+    dtype: Any = np.float32,
+    print_fn: Callable[[str], Any] | None = print,
+) -> str:
+    """A Keras-style table of the model's layers, output shapes and parameter counts.
+
+    Runs one forward pass on zeros of ``input_shape`` (including the batch axis) under no_grad
+    and in evaluation mode (so BatchNorm's running stats stay untouched); the training flags are
+    restored afterwards. Rows are the leaf modules and any module with parameters of its own.
+
+    Args:
+        dtype: the dtype of the zeros (an integer dtype for models starting with Embedding).
+        print_fn: called with the table; None to only return it.
+
+    Returns:
+        The table as a string.
+    """
+    shapes: dict[int, str] = {}
+    rows = [
+        (name, module)
+        for name, module in model.named_modules()
+        if not module._modules or any(p is not None for p in module._parameters.values())
+    ]
+
+    def record(module: Module, inputs: Any, output: Any) -> None:
+        if isinstance(output, Tensor):
+            shapes[id(module)] = str(tuple(output.shape))
+        elif isinstance(output, tuple | list):
+            shapes[id(module)] = ", ".join(
+                str(tuple(o.shape)) for o in output if isinstance(o, Tensor)
+            )
+
+    modes = {id(m): m.training for m in model.modules()}
+    handles = [module.register_forward_hook(record) for _, module in rows]
+    try:
+        model.eval()
+        with no_grad():
+            output = model(Tensor(np.zeros(tuple(input_shape), dtype=dtype)))
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module in model.modules():
+            object.__setattr__(module, "training", modes[id(module)])
+
+    table = [("Layer (type)", "Output Shape", "Param #")]
+    for name, module in rows:
+        count = sum(p.size for p in module.parameters(recurse=False))
+        label = f"{name or type(model).__name__} ({type(module).__name__})"
+        table.append((label, shapes.get(id(module), "-"), f"{count:,}"))
+    widths = [max(len(row[i]) for row in table) + 2 for i in range(3)]
+    rule = "=" * sum(widths)
+
+    def line(row: tuple[str, str, str]) -> str:
+        return row[0].ljust(widths[0]) + row[1].ljust(widths[1]) + row[2].rjust(widths[2])
+
+    total = count_parameters(model, trainable_only=False)
+    trainable = count_parameters(model, trainable_only=True)
+    out_shape = tuple(output.shape) if isinstance(output, Tensor) else "-"
+    text = "\n".join(
+        [
+            f"Model: {type(model).__name__}    input {tuple(input_shape)} -> output {out_shape}",
+            rule,
+            line(table[0]),
+            rule,
+            *(line(row) for row in table[1:]),
+            rule,
+            f"Total params: {total:,}",
+            f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}",
+            rule,
+        ]
+    )
+    if print_fn is not None:
+        print_fn(text)
+    return text

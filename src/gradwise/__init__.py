@@ -8,6 +8,7 @@ Example:
     >>> w.grad
 """
 
+from gradwise import nn
 from gradwise.autograd import (
     AnomalyError,
     Function,
@@ -57,6 +58,7 @@ __all__ = [
     "is_grad_enabled",
     "maximum",
     "minimum",
+    "nn",
     "no_grad",
     "ones",
     "ones_like",

@@ -1,0 +1,380 @@
+"""Training recipes: a named, tested set of choices (data, model, optimizer, schedule, epochs).
+
+A :class:`Recipe` is the starting point; :class:`TrainConfig` is the exact configuration of one
+run (the recipe's values, overridden by a config file and by command-line flags) and is what
+``config.json`` in a run directory holds. :func:`build_model` turns a config into a model, so a
+run directory is enough to rebuild what was trained.
+
+Example:
+    >>> config = TrainConfig.from_recipe("fashion-mlp").updated({"epochs": 3})
+    >>> model = build_model(config, input_shape=(1, 28, 28), n_classes=10)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gradwise import nn
+
+__all__ = [
+    "DEFAULT_RECIPE",
+    "IMAGE_DATASETS",
+    "OPTIMIZERS",
+    "RECIPES",
+    "SCHEDULES",
+    "TOY_DATASETS",
+    "ConfigError",
+    "Recipe",
+    "TrainConfig",
+    "build_model",
+    "get_recipe",
+]
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SCHEDULES = ("none", "step", "cosine", "onecycle")
+MODEL_KINDS = ("mlp", "cnn")
+IMAGE_DATASETS = ("mnist", "fashion-mnist", "kmnist", "digits")
+TOY_DATASETS = ("spiral", "xor")
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is invalid; the message names it and what is allowed."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A named training setup. Field meanings are those of :class:`TrainConfig`."""
+
+    name: str
+    description: str
+    dataset: str
+    model: str
+    hidden: tuple[int, ...]
+    optimizer: str
+    lr: float
+    epochs: int
+    batch_size: int
+    schedule: str = "cosine"
+    channels: tuple[int, ...] = ()
+    dropout: float = 0.0
+    batch_norm: bool = False
+    weight_decay: float = 0.0
+    clip_grad_norm: float | None = None
+    label_smoothing: float = 0.0
+
+
+RECIPES: dict[str, Recipe] = {
+    recipe.name: recipe
+    for recipe in (
+        Recipe(
+            "mnist-mlp",
+            "handwritten digits, 784-512-256-10 MLP with dropout, AdamW + cosine (offline: "
+            "scikit-learn's 8x8 digits)",
+            dataset="mnist", model="mlp", hidden=(512, 256), dropout=0.2,
+            optimizer="adamw", lr=1e-3, weight_decay=1e-2, schedule="cosine",
+            epochs=15, batch_size=128,
+        ),
+        Recipe(
+            "mnist-cnn",
+            "handwritten digits, two conv blocks (32, 64 channels) + dense 128, AdamW + "
+            "onecycle (offline: scikit-learn's 8x8 digits)",
+            dataset="mnist", model="cnn", channels=(32, 64), hidden=(128,), dropout=0.25,
+            batch_norm=True, optimizer="adamw", lr=2e-3, weight_decay=1e-2,
+            schedule="onecycle", epochs=12, batch_size=128,
+        ),
+        Recipe(
+            "fashion-mlp",
+            "Zalando's Fashion-MNIST clothing images, 784-1024-512-10 MLP with dropout, "
+            "AdamW + cosine",
+            dataset="fashion-mnist", model="mlp", hidden=(1024, 512), dropout=0.3,
+            optimizer="adamw", lr=1e-3, weight_decay=1e-2, schedule="cosine",
+            epochs=25, batch_size=128, label_smoothing=0.1,
+        ),
+        Recipe(
+            "fashion-cnn",
+            "Fashion-MNIST, two conv blocks (32, 64 channels, batch norm) + dense 256, AdamW "
+            "+ onecycle",
+            dataset="fashion-mnist", model="cnn", channels=(32, 64), hidden=(256,),
+            dropout=0.3, batch_norm=True, optimizer="adamw", lr=2e-3, weight_decay=1e-2,
+            schedule="onecycle", epochs=15, batch_size=128, label_smoothing=0.1,
+        ),
+        Recipe(
+            "digits-mlp",
+            "scikit-learn's 8x8 digits (no files needed), 784-128-10 MLP, Adam + cosine",
+            dataset="digits", model="mlp", hidden=(128,), dropout=0.1,
+            optimizer="adam", lr=1e-3, schedule="cosine", epochs=20, batch_size=64,
+        ),
+        Recipe(
+            "spiral",
+            "two interleaved spirals (2-D points), 2-64-64-2 MLP: a non-linear boundary",
+            dataset="spiral", model="mlp", hidden=(64, 64), optimizer="adam", lr=1e-2,
+            schedule="none", epochs=60, batch_size=32,
+        ),
+        Recipe(
+            "xor",
+            "the XOR problem (2-D points), 2-16-2 MLP: the smallest task a line cannot solve",
+            dataset="xor", model="mlp", hidden=(16,), optimizer="adam", lr=2e-2,
+            schedule="none", epochs=30, batch_size=32,
+        ),
+    )
+}
+DEFAULT_RECIPE = "mnist-mlp"
+
+
+def get_recipe(name: str) -> Recipe:
+    """The recipe called ``name``; :class:`ConfigError` listing the choices otherwise."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}"
+        ) from None
+
+
+@dataclass
+class TrainConfig:
+    """The exact configuration of one training run (what ``config.json`` holds).
+
+    Attributes:
+        recipe: the recipe it started from.
+        dataset: ``mnist``, ``fashion-mnist``, ``kmnist``, ``digits``, ``spiral`` or ``xor``.
+        model: ``mlp`` or ``cnn``.
+        hidden: MLP hidden widths; for a CNN, the widths of the dense layers after the convs.
+        channels: CNN only: output channels of each conv block (conv 3x3, BN, ReLU, pool 2).
+        dropout: dropout probability after each hidden layer.
+        batch_norm: CNN only: batch normalisation after each conv.
+        optimizer: ``sgd`` (momentum 0.9, Nesterov), ``adam``, ``adamw`` or ``rmsprop``.
+        lr: learning rate (the peak rate for ``onecycle``).
+        weight_decay: L2 (sgd, adam, rmsprop) or decoupled (adamw) weight decay.
+        schedule: ``none``, ``step`` (x0.1 at 50% and 75% of the epochs), ``cosine`` (to 0 by
+            the last step) or ``onecycle`` (warm up for 30% of the steps, then anneal).
+        epochs, batch_size: as usual.
+        clip_grad_norm: clip the global gradient norm to this value; None to not clip.
+        label_smoothing: for the cross-entropy loss.
+        val_fraction: fraction of the training data held out for validation.
+        seed: seeds the data split, the initial weights, dropout and the batch order.
+        limit_train: train on this many samples only (a quick run); None for all.
+        data_dir: where to look for image data sets first; None for the default places.
+        doctor: watch training and report problems at the end.
+        detect_anomaly: trace NaN/Inf to the op that made it (slow).
+    """
+
+    recipe: str
+    dataset: str
+    model: str
+    hidden: list[int]
+    optimizer: str
+    lr: float
+    epochs: int
+    batch_size: int
+    schedule: str = "cosine"
+    channels: list[int] = field(default_factory=list)
+    dropout: float = 0.0
+    batch_norm: bool = False
+    weight_decay: float = 0.0
+    clip_grad_norm: float | None = None
+    label_smoothing: float = 0.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    limit_train: int | None = None
+    data_dir: str | None = None
+    doctor: bool = True
+    detect_anomaly: bool = False
+
+    @classmethod
+    def from_recipe(cls, recipe: str | Recipe) -> TrainConfig:
+        """The recipe's settings with the defaults for everything a recipe does not fix."""
+        if isinstance(recipe, str):
+            recipe = get_recipe(recipe)
+        values = {f.name: getattr(recipe, f.name) for f in dataclasses.fields(Recipe)}
+        values.pop("name")
+        values.pop("description")
+        values["hidden"] = list(values["hidden"])
+        values["channels"] = list(values["channels"])
+        return cls(recipe=recipe.name, **values)
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def updated(self, values: Mapping[str, Any], labels: Mapping[str, str] | None = None
+                ) -> TrainConfig:
+        """A copy with ``values`` applied, converted to the field types and validated.
+
+        Args:
+            values: field name to new value; unknown names raise :class:`ConfigError`.
+            labels: how to name a field in an error (e.g. ``{"lr": "--lr"}``); default: the
+                field name.
+
+        Raises:
+            ConfigError: an unknown key, a value of the wrong type, or an invalid value.
+        """
+        labels = dict(labels or {})
+        unknown = [key for key in values if key not in self.keys()]
+        if unknown:
+            raise ConfigError(
+                f"unknown setting {unknown[0]!r}; known settings: {', '.join(self.keys())}"
+            )
+        changes = {
+            key: _convert(key, value, labels.get(key, key)) for key, value in values.items()
+        }
+        config = dataclasses.replace(self, **changes)
+        config.validate(labels)
+        return config
+
+    def validate(self, labels: Mapping[str, str] | None = None) -> None:
+        """Raise :class:`ConfigError` for the first invalid setting, named as in ``labels``."""
+        labels = labels or {}
+
+        def fail(key: str, rule: str) -> None:
+            raise ConfigError(f"{labels.get(key, key)} {rule}, got {_show(getattr(self, key))}")
+
+        choices = {
+            "dataset": IMAGE_DATASETS + TOY_DATASETS,
+            "model": MODEL_KINDS,
+            "optimizer": OPTIMIZERS,
+            "schedule": SCHEDULES,
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                fail(key, f"must be one of {', '.join(allowed)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            fail("lr", "must be > 0")
+        for key in ("epochs", "batch_size"):
+            if getattr(self, key) < 1:
+                fail(key, "must be >= 1")
+        if self.limit_train is not None and self.limit_train < 2:
+            fail("limit_train", "must be >= 2")
+        if not 0.0 <= self.dropout < 1.0:
+            fail("dropout", "must be in [0, 1)")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            fail("weight_decay", "must be >= 0")
+        if self.clip_grad_norm is not None and not (
+            math.isfinite(self.clip_grad_norm) and self.clip_grad_norm > 0
+        ):
+            fail("clip_grad_norm", "must be > 0")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            fail("label_smoothing", "must be in [0, 1)")
+        if not 0.0 < self.val_fraction < 1.0:
+            fail("val_fraction", "must be in (0, 1)")
+        if self.seed < 0:
+            fail("seed", "must be >= 0")
+        if any(width < 1 for width in self.hidden):
+            fail("hidden", "must be a list of positive widths")
+        if self.model == "cnn" and (not self.channels or any(c < 1 for c in self.channels)):
+            fail("channels", "must be a non-empty list of positive channel counts for a CNN")
+        if self.model == "cnn" and self.dataset in TOY_DATASETS:
+            fail("model", f"cnn needs image data; {self.dataset} is 2-D points, use mlp")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
+        """Rebuild a config saved with :meth:`to_dict` (e.g. from a run's ``config.json``)."""
+        if not isinstance(data, Mapping) or "recipe" not in data:
+            raise ConfigError("not a gradwise training config (no 'recipe' key)")
+        base = cls.from_recipe(data["recipe"]) if data["recipe"] in RECIPES else None
+        if base is None:
+            missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
+            required = [name for name in missing if name in _REQUIRED]
+            if required:
+                raise ConfigError(f"config lacks {', '.join(required)}")
+            base = cls(**{key: data[key] for key in _REQUIRED})
+        return base.updated(dict(data))
+
+
+_REQUIRED = ("recipe", "dataset", "model", "hidden", "optimizer", "lr", "epochs", "batch_size")
+_TYPES: dict[str, type] = {
+    "recipe": str, "dataset": str, "model": str, "optimizer": str, "schedule": str,
+    "lr": float, "dropout": float, "weight_decay": float, "label_smoothing": float,
+    "val_fraction": float, "epochs": int, "batch_size": int, "seed": int,
+    "batch_norm": bool, "doctor": bool, "detect_anomaly": bool,
+}
+_OPTIONAL: dict[str, type] = {"clip_grad_norm": float, "limit_train": int, "data_dir": str}
+
+
+def _show(value: Any) -> str:
+    """A value as a user would have typed it: ``-1`` rather than ``-1.0``, strings quoted."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(value)
+
+
+def _convert(key: str, value: Any, label: str) -> Any:
+    """Check and convert one setting read from JSON/TOML or the command line."""
+    if key in ("hidden", "channels"):
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"{label} must be a list of integers, got {value!r}")
+        return [int(v) for v in value]
+    kind = _OPTIONAL.get(key)
+    if kind is not None and value is None:
+        return None
+    kind = kind or _TYPES[key]
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{label} must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ConfigError(f"{label} must be an integer, got {value!r}")
+        return int(value)
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+            raise ConfigError(f"{label} must be a number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{label} must be a string, got {value!r}")
+    return value
+
+
+def build_model(config: TrainConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """The model ``config`` describes, initialised from ``config.seed``.
+
+    Args:
+        input_shape: one sample's shape: ``(1, 28, 28)`` for images, ``(2,)`` for points.
+        n_classes: the output width (logits).
+
+    Every layer gets its own Generator derived from the seed, so the same config always
+    gives the same initial weights and the same dropout masks.
+    """
+    seeds = np.random.SeedSequence(config.seed).spawn(64)
+    next_seed = iter(seeds).__next__
+    layers: list[nn.Module] = []
+
+    def dense_stack(in_features: int) -> int:
+        for width in config.hidden:
+            layers.append(nn.Linear(in_features, width, rng=np.random.default_rng(next_seed())))
+            layers.append(nn.ReLU())
+            if config.dropout > 0:
+                layers.append(nn.Dropout(config.dropout, rng=np.random.default_rng(next_seed())))
+            in_features = width
+        return in_features
+
+    if config.model == "cnn":
+        if len(input_shape) != 3:
+            raise ConfigError(f"a cnn needs (C, H, W) images, got samples of shape {input_shape}")
+        channels, height, width = input_shape
+        for out_channels in config.channels:
+            layers.append(nn.Conv2d(channels, out_channels, 3, padding=1,
+                                    rng=np.random.default_rng(next_seed())))
+            if config.batch_norm:
+                layers.append(nn.BatchNorm2d(out_channels))
+            layers.append(nn.ReLU())
+            layers.append(nn.MaxPool2d(2))
+            channels, height, width = out_channels, height // 2, width // 2
+        layers.append(nn.Flatten())
+        features = dense_stack(channels * height * width)
+    else:
+        layers.append(nn.Flatten())
+        features = dense_stack(int(np.prod(input_shape)))
+    layers.append(nn.Linear(features, n_classes, rng=np.random.default_rng(next_seed())))
+    return nn.Sequential(*layers)

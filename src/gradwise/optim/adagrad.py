@@ -1,0 +1,75 @@
+"""Adagrad: per-coordinate learning rates from the sum of all past squared gradients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gradwise.optim.optimizer import Optimizer, ParamsArg
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad (Duchi et al., 2011), PyTorch's update rule.
+
+    For each parameter ``p`` with gradient ``g`` at step ``t`` (``gamma`` = lr,
+    ``eta`` = lr_decay, ``lambda`` = weight_decay)::
+
+        g = -g if maximize else g
+        g = g + lambda * p                          (if weight_decay != 0)
+        clr = gamma / (1 + (t - 1) * eta)
+        s = s + g * g                               (s0 = initial_accumulator_value)
+        p = p - clr * g / (sqrt(s) + eps)
+
+    Args:
+        params: Tensors, or dicts of param groups (see :class:`Optimizer`).
+        lr: learning rate, >= 0.
+        lr_decay: learning-rate decay per step, >= 0.
+        weight_decay: L2 penalty added to the gradient, >= 0.
+        initial_accumulator_value: starting value of the sum of squares, >= 0.
+        eps: added to the denominator for stability, > 0.
+        maximize: ascend the objective instead of descending it.
+
+    State per parameter: ``step`` (int), ``sum``.
+
+    Example:
+        >>> opt = gw.optim.Adagrad(model.parameters(), lr=0.1)
+    """
+
+    def __init__(self, params: ParamsArg, lr: float = 1e-2, lr_decay: float = 0.0,
+                 weight_decay: float = 0.0, initial_accumulator_value: float = 0.0,
+                 eps: float = 1e-10, maximize: bool = False) -> None:
+        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, eps=eps,
+                        maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _validate_group(self, group: dict[str, Any]) -> None:
+        self._check_number(group, "lr")
+        self._check_number(group, "lr_decay")
+        self._check_number(group, "weight_decay")
+        self._check_number(group, "initial_accumulator_value")
+        self._check_number(group, "eps", low_inclusive=False)
+        self._check_bool(group, "maximize")
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
+        weight_decay, maximize = group["weight_decay"], group["maximize"]
+        for param, grad, state in self._params_with_grad(group):
+            data = param.data
+            if not state:
+                state["step"] = 0
+                state["sum"] = np.full_like(data, group["initial_accumulator_value"])
+            g = self._effective_grad(data, grad, weight_decay, maximize)
+            state["step"] += 1
+            clr = lr / (1 + (state["step"] - 1) * lr_decay)
+            square_sum = state["sum"]
+            tmp = self._scratch(data, 1)
+
+            np.multiply(g, g, out=tmp)
+            square_sum += tmp
+            np.sqrt(square_sum, out=tmp)
+            tmp += eps
+            np.divide(g, tmp, out=tmp)
+            tmp *= -clr
+            data += tmp

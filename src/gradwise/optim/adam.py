@@ -1,0 +1,127 @@
+"""Adam and AdamW: adaptive moment estimation, with L2 or decoupled weight decay, and AMSGrad."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from gradwise.optim.optimizer import Optimizer, ParamsArg
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015), PyTorch's update rule.
+
+    For each parameter ``p`` with gradient ``g`` at step ``t`` (``gamma`` = lr,
+    ``lambda`` = weight_decay)::
+
+        g = -g if maximize else g
+        p = p * (1 - gamma * lambda)                (decoupled_weight_decay, i.e. AdamW)
+        g = g + lambda * p                          (otherwise, if weight_decay != 0)
+        m = beta1 * m + (1 - beta1) * g             (m0 = 0)
+        v = beta2 * v + (1 - beta2) * g * g         (v0 = 0)
+        v_max = max(v_max, v)                       (amsgrad; the denominator uses v_max)
+        denom = sqrt(v) / sqrt(1 - beta2 ** t) + eps
+        p = p - gamma / (1 - beta1 ** t) * m / denom
+
+    Args:
+        params: Tensors, or dicts of param groups (see :class:`Optimizer`).
+        lr: learning rate, >= 0.
+        betas: decay rates (beta1, beta2) of the first and second moment, each in [0, 1).
+        eps: added to the denominator for stability, > 0.
+        weight_decay: decay coefficient, >= 0 (L2 added to the gradient for Adam).
+        amsgrad: use the running maximum of ``v`` (Reddi et al., 2018).
+        maximize: ascend the objective instead of descending it.
+        decoupled_weight_decay: shrink the weights directly instead (what AdamW does).
+
+    State per parameter: ``step`` (int), ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``
+    (amsgrad only).
+
+    Example:
+        >>> opt = gw.optim.Adam(model.parameters(), lr=3e-4)
+    """
+
+    def __init__(self, params: ParamsArg, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False,
+                 decoupled_weight_decay: bool = False) -> None:
+        defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
+
+    def _validate_group(self, group: dict[str, Any]) -> None:
+        self._check_number(group, "lr")
+        betas = group["betas"]
+        self._check(isinstance(betas, tuple | list) and len(betas) == 2, "betas",
+                    "a pair (beta1, beta2)", betas)
+        for i, beta in enumerate(betas):
+            self._check_number({f"betas[{i}]": beta}, f"betas[{i}]", high=1.0,
+                               high_inclusive=False)
+        self._check_number(group, "eps", low_inclusive=False)
+        self._check_number(group, "weight_decay")
+        self._check_bool(group, "amsgrad")
+        self._check_bool(group, "maximize")
+        self._check_bool(group, "decoupled_weight_decay")
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group[
+            "maximize"]
+        decoupled = group["decoupled_weight_decay"]
+        for param, grad, state in self._params_with_grad(group):
+            data = param.data
+            if not state:
+                state["step"] = 0
+                state["exp_avg"] = np.zeros_like(data)
+                state["exp_avg_sq"] = np.zeros_like(data)
+            if decoupled and weight_decay != 0:
+                data *= 1 - lr * weight_decay
+            g = self._effective_grad(data, grad, 0.0 if decoupled else weight_decay, maximize)
+            state["step"] += 1
+            step = state["step"]
+            exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            tmp = self._scratch(data, 1)
+
+            # exp_avg.lerp_(g, 1 - beta1)
+            np.subtract(g, exp_avg, out=tmp)
+            tmp *= 1 - beta1
+            exp_avg += tmp
+            # exp_avg_sq = beta2 * exp_avg_sq + (1 - beta2) * g * g
+            exp_avg_sq *= beta2
+            np.multiply(g, 1 - beta2, out=tmp)
+            tmp *= g
+            exp_avg_sq += tmp
+
+            second = exp_avg_sq
+            if amsgrad:
+                max_sq = state.get("max_exp_avg_sq")
+                if max_sq is None:
+                    max_sq = state["max_exp_avg_sq"] = np.zeros_like(data)
+                np.maximum(max_sq, exp_avg_sq, out=max_sq)
+                second = max_sq
+            np.sqrt(second, out=tmp)
+            tmp /= math.sqrt(1 - beta2**step)
+            tmp += eps  # tmp is now the denominator
+            np.divide(exp_avg, tmp, out=tmp)
+            tmp *= -lr / (1 - beta1**step)
+            data += tmp
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019), PyTorch's update rule.
+
+    Same as :class:`Adam` except that weight decay shrinks the weights directly,
+    ``p = p * (1 - lr * weight_decay)``, before the moment update, instead of adding
+    ``weight_decay * p`` to the gradient; the default weight_decay is 1e-2.
+
+    Example:
+        >>> opt = gw.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
+    """
+
+    def __init__(self, params: ParamsArg, lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False,
+                 maximize: bool = False) -> None:
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)

@@ -1,0 +1,396 @@
+"""Optimizer base: parameter groups, per-parameter state, state_dict, and argument checks.
+
+An optimizer holds ``param_groups``: a list of dicts, each with a ``"params"`` list of Tensors and
+that group's hyperparameters (``lr``, ``weight_decay``, ...). ``state[p]`` holds the buffers one
+parameter needs between steps (momentum, moment estimates, step counts). Updates run on
+``p.data`` with in-place NumPy operations: they build no graph and bump no version counters.
+
+Writing a new optimizer: subclass ``Optimizer``, pass the defaults to ``super().__init__``,
+implement ``_validate_group(group)`` (raise with :meth:`Optimizer._check`) and
+``_step_group(group)``, which walks ``self._params_with_grad(group)``. Scratch arrays for the
+update come from ``self._scratch(like, slot)``, so a step allocates nothing large.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import numbers
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import numpy as np
+
+from gradwise.autograd.grad_mode import enable_grad
+from gradwise.autograd.tensor import Tensor
+
+ParamsArg = Iterable[Tensor] | Iterable[dict[str, Any]]
+StateDict = dict[str, Any]
+
+_ARRAY_MARK = "__array__"
+
+
+class Optimizer:
+    """Base class of all optimizers: param groups, per-parameter state, checkpoints.
+
+    Args:
+        params: an iterable of Tensors (one group), or of dicts, each with a ``"params"`` entry
+            and any hyperparameters that should differ from ``defaults`` for that group.
+        defaults: the hyperparameters every group gets unless it sets its own.
+
+    Attributes:
+        param_groups: list of dicts, each with ``"params"`` (list of Tensors) and the group's
+            hyperparameters. Schedulers change ``group["lr"]`` here.
+        state: dict from parameter (Tensor) to a dict of its buffers (``np.ndarray``) and counters.
+        defaults: the hyperparameters given to the constructor.
+
+    Example:
+        >>> opt = gw.optim.SGD([{"params": body}, {"params": head, "lr": 1e-2}], lr=1e-3)
+        >>> loss.backward(); opt.step(); opt.zero_grad()
+    """
+
+    def __init__(self, params: ParamsArg, defaults: dict[str, Any]) -> None:
+        self.defaults = dict(defaults)
+        self._validate_group(self.defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state: dict[Tensor, dict[str, Any]] = {}
+        # flat scratch arrays per (dtype, slot), sized to the largest parameter seen
+        self._scratch_buffers: dict[tuple[np.dtype, int], np.ndarray] = {}
+
+        if isinstance(params, Tensor | np.ndarray | dict):
+            raise TypeError(
+                f"{self._name}: params must be an iterable of Tensors or of dicts, "
+                f"got a single {type(params).__name__}"
+            )
+        if isinstance(params, set | frozenset):
+            raise TypeError(f"{self._name}: params must be an ordered sequence (a list), not a "
+                            "set, so that state_dict indices are reproducible")
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{self._name}: got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    # ---- names and checks ---------------------------------------------------------------------
+    @property
+    def _name(self) -> str:
+        return type(self).__name__
+
+    def _validate_group(self, group: dict[str, Any]) -> None:
+        """Raise ValueError for any hyperparameter of ``group`` outside its valid range."""
+
+    def _check(self, ok: bool, name: str, constraint: str, value: Any) -> None:
+        """Raise ``ValueError("<Optimizer>: <name> must be <constraint>, got <value>")``."""
+        if not ok:
+            raise ValueError(f"{self._name}: {name} must be {constraint}, got {value!r}")
+
+    def _check_number(self, group: dict[str, Any], name: str, low: float = 0.0,
+                      low_inclusive: bool = True, high: float = math.inf,
+                      high_inclusive: bool = True) -> None:
+        """Check that ``group[name]`` is a real number in the given interval."""
+        value = group[name]
+        is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        above = is_real and (value >= low if low_inclusive else value > low)
+        below = is_real and (value <= high if high_inclusive else value < high)
+        if math.isinf(high):
+            constraint = f"{'>=' if low_inclusive else '>'} {low:g}"
+        else:
+            left, right = "[" if low_inclusive else "(", "]" if high_inclusive else ")"
+            constraint = f"in {left}{low:g}, {high:g}{right}"
+        self._check(above and below, name, constraint, value)
+
+    def _check_bool(self, group: dict[str, Any], name: str) -> None:
+        value = group[name]
+        self._check(isinstance(value, bool | np.bool_), name, "True or False", value)
+
+    # ---- param groups -------------------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of parameters, with hyperparameters that default to ``self.defaults``.
+
+        Raises:
+            TypeError: the group is not a dict, or holds something other than float Tensors.
+            ValueError: a hyperparameter is out of range, or a parameter is already optimized.
+        """
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{self._name}: a param group must be a dict, got "
+                            f"{type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError(f"{self._name}: a param group needs a 'params' entry")
+        params = param_group["params"]
+        if isinstance(params, Tensor):
+            params = [params]
+        elif isinstance(params, set | frozenset):
+            raise TypeError(f"{self._name}: params must be an ordered sequence (a list), "
+                            "not a set, so that state_dict indices are reproducible")
+        else:
+            params = list(params)
+
+        group_index = len(self.param_groups)
+        seen: set[int] = {id(p) for group in self.param_groups for p in group["params"]}
+        for i, param in enumerate(params):
+            where = f"param group {group_index}, parameter {i}"
+            if not isinstance(param, Tensor):
+                raise TypeError(f"{self._name}: {where} is a {type(param).__name__}; "
+                                "optimizers update gradwise Tensors")
+            if param.data.dtype.kind != "f":
+                raise TypeError(f"{self._name}: {where} ({_label(param)}) has dtype "
+                                f"{param.data.dtype}; only floating-point parameters "
+                                "can be optimized")
+            if not param.is_leaf:
+                raise ValueError(f"{self._name}: {where} ({_label(param)}) is not a leaf "
+                                 "tensor; optimize the leaves it was computed from")
+            if id(param) in seen:
+                raise ValueError(f"{self._name}: {where} ({_label(param)}) appears more than "
+                                 "once; each parameter may belong to one group only")
+            seen.add(id(param))
+
+        group = {**self.defaults, **param_group, "params": params}
+        self._validate_group(group)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients of all parameters.
+
+        Args:
+            set_to_none: True (default) drops the arrays (``p.grad = None``), which saves memory
+                and makes the next backward write fresh arrays; False fills them with 0 in place.
+        """
+        for group in self.param_groups:
+            for param in group["params"]:
+                if set_to_none:
+                    param.grad = None
+                elif param.grad is not None:
+                    param.grad.fill(0)
+
+    # ---- stepping -----------------------------------------------------------------------------
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """Update every parameter that has a gradient; return ``closure()``'s loss, if given.
+
+        Args:
+            closure: optional function that recomputes the loss (and calls backward); it runs
+                with gradient recording on, before the update.
+        """
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        raise NotImplementedError(f"{self._name} does not implement _step_group")
+
+    def _params_with_grad(self, group: dict[str, Any]) -> Iterable[tuple[Tensor, np.ndarray,
+                                                                          dict[str, Any]]]:
+        """Yield (parameter, gradient, state) for each parameter of ``group`` that has a grad."""
+        state_of = self.state
+        for param in group["params"]:
+            grad = param.grad
+            if grad is None:
+                continue
+            if grad.shape != param.data.shape:
+                raise ValueError(f"{self._name}.step: gradient of {_label(param)} has shape "
+                                 f"{grad.shape}, the parameter has shape {param.data.shape}")
+            state = state_of.get(param)
+            if state is None:
+                state = state_of[param] = {}
+            yield param, grad, state
+
+    def _scratch(self, like: np.ndarray, slot: int) -> np.ndarray:
+        """An uninitialised array shaped and typed like ``like``, reused across steps.
+
+        Parameters are updated one after another, so one flat buffer per (dtype, slot) serves
+        them all; views of it cost no allocation.
+        """
+        key = (like.dtype, slot)
+        flat = self._scratch_buffers.get(key)
+        if flat is None or flat.size < like.size:
+            flat = self._scratch_buffers[key] = np.empty(like.size, dtype=like.dtype)
+        return flat[: like.size].reshape(like.shape)
+
+    def _effective_grad(self, data: np.ndarray, grad: np.ndarray, weight_decay: float,
+                        maximize: bool) -> np.ndarray:
+        """``(-grad if maximize else grad) + weight_decay * data``, in scratch slot 0."""
+        if weight_decay != 0:
+            out = self._scratch(data, 0)
+            np.multiply(data, weight_decay, out=out)
+            if maximize:
+                out -= grad
+            else:
+                out += grad
+            return out
+        if maximize:
+            return np.negative(grad, out=self._scratch(data, 0))
+        return grad
+
+    # ---- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> StateDict:
+        """The optimizer's state in PyTorch's layout, with parameters replaced by indices.
+
+        Returns:
+            ``{"state": {index: {name: value}}, "param_groups": [{..., "params": [indices]}]}``,
+            where indices count parameters across groups in order. Arrays are copies
+            (``np.ndarray``), so the dict does not change as training continues. Use
+            :func:`split_state` to separate the arrays from the JSON-serialisable rest.
+        """
+        index_of: dict[int, int] = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: copy.deepcopy(v) for k, v in group.items() if k != "params"}
+            packed["params"] = []
+            for param in group["params"]:
+                index_of[id(param)] = len(index_of)
+                packed["params"].append(index_of[id(param)])
+            groups.append(packed)
+        state = {}
+        for param, values in self.state.items():
+            if values and id(param) in index_of:
+                state[index_of[id(param)]] = {
+                    k: (v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v))
+                    for k, v in values.items()
+                }
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict: StateDict) -> None:
+        """Restore state saved by :meth:`state_dict` (checked completely before anything changes).
+
+        Group hyperparameters come from the saved dict; the parameters stay this optimizer's.
+        State arrays are copied and cast to their parameter's dtype.
+
+        Raises:
+            ValueError: the group count, a group's parameter count, a state index, or an array's
+                shape does not match this optimizer; a saved hyperparameter is out of range.
+        """
+        where = f"{self._name}.load_state_dict"
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            keys = sorted(state_dict) if isinstance(state_dict, dict) else type(state_dict)
+            raise ValueError(f"{where}: expected a dict with keys 'state' and 'param_groups', "
+                             f"got {keys}")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{where}: the saved state has {len(saved_groups)} parameter "
+                             f"group(s), this optimizer has {len(self.param_groups)}")
+        param_of: dict[int, Tensor] = {}
+        new_groups = []
+        for g, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"{where}: saved parameter group {g} has "
+                                 f"{len(saved['params'])} parameters, this optimizer's has "
+                                 f"{len(group['params'])}")
+            for index, param in zip(saved["params"], group["params"], strict=True):
+                param_of[int(index)] = param
+            new_group = {k: copy.deepcopy(v) for k, v in saved.items() if k != "params"}
+            for key, value in new_group.items():
+                # JSON turns tuples (betas) into lists; give them back their shape
+                if isinstance(group.get(key), tuple) and isinstance(value, list):
+                    new_group[key] = tuple(value)
+            new_group["params"] = group["params"]
+            self._validate_group({**self.defaults, **new_group})
+            new_groups.append(new_group)
+
+        new_state: dict[Tensor, dict[str, Any]] = {}
+        for index, values in state_dict["state"].items():
+            param = param_of.get(int(index))
+            if param is None:
+                raise ValueError(f"{where}: the saved state has an entry for parameter {index}, "
+                                 f"which no saved group lists")
+            restored = {}
+            for name, value in values.items():
+                if isinstance(value, np.ndarray):
+                    if value.shape != param.data.shape:
+                        raise ValueError(f"{where}: state '{name}' of parameter {index} has "
+                                         f"shape {value.shape}, the parameter "
+                                         f"({_label(param)}) has shape {param.data.shape}")
+                    value = value.astype(param.data.dtype, copy=True)
+                else:
+                    value = copy.deepcopy(value)
+                restored[name] = value
+            new_state[param] = restored
+
+        self.param_groups = new_groups
+        self.state = new_state
+
+    def __repr__(self) -> str:
+        lines = [f"{self._name} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            for key in sorted(k for k in group if k != "params"):
+                lines.append(f"    {key}: {group[key]}")
+        lines.append(")")
+        return "\n".join(lines)
+
+
+def _label(param: Tensor) -> str:
+    return param.name if param.name else f"shape {param.data.shape}"
+
+
+# ---- splitting a state_dict into arrays and JSON ----------------------------------------------
+def split_state(state_dict: StateDict) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Split an optimizer ``state_dict()`` into arrays and a JSON-serialisable rest.
+
+    Arrays go to a flat ``{"state.<index>.<name>": array}`` dict (ready for safetensors); in the
+    rest each one is replaced by ``{"__array__": "<key>"}``, integer keys become strings, tuples
+    become lists and NumPy scalars become Python numbers.
+
+    Returns:
+        ``(arrays, meta)``; :func:`join_state` turns them back into the state_dict.
+
+    Example:
+        >>> arrays, meta = split_state(opt.state_dict())
+        >>> safetensors.numpy.save_file(arrays, "opt.safetensors"); json.dump(meta, f)
+        >>> opt.load_state_dict(join_state(arrays, meta))
+    """
+    arrays: dict[str, np.ndarray] = {}
+    meta_state: dict[str, Any] = {}
+    for index, values in state_dict["state"].items():
+        entry: dict[str, Any] = {}
+        for name, value in values.items():
+            if isinstance(value, np.ndarray):
+                key = f"state.{index}.{name}"
+                arrays[key] = value
+                entry[name] = {_ARRAY_MARK: key}
+            else:
+                entry[name] = _to_json(value, f"state[{index}][{name!r}]")
+        meta_state[str(index)] = entry
+    groups = [
+        {k: _to_json(v, f"param_groups[{g}][{k!r}]") for k, v in group.items()}
+        for g, group in enumerate(state_dict["param_groups"])
+    ]
+    return arrays, {"state": meta_state, "param_groups": groups}
+
+
+def join_state(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> StateDict:
+    """Rebuild an optimizer state_dict from :func:`split_state`'s ``(arrays, meta)``.
+
+    Raises:
+        KeyError: ``meta`` refers to an array that ``arrays`` does not hold.
+    """
+    state: dict[int, dict[str, Any]] = {}
+    for index, values in meta["state"].items():
+        entry = {}
+        for name, value in values.items():
+            if isinstance(value, dict) and set(value) == {_ARRAY_MARK}:
+                key = value[_ARRAY_MARK]
+                if key not in arrays:
+                    raise KeyError(f"join_state: meta refers to array {key!r}, which is missing")
+                entry[name] = np.asarray(arrays[key])
+            else:
+                entry[name] = copy.deepcopy(value)
+        state[int(index)] = entry
+    return {"state": state, "param_groups": copy.deepcopy(meta["param_groups"])}
+
+
+def _to_json(value: Any, where: str) -> Any:
+    """Convert ``value`` to plain JSON types, or raise TypeError naming where it was found."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.generic) and value.ndim == 0:
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_to_json(v, where) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _to_json(v, where) for k, v in value.items()}
+    raise TypeError(f"split_state: {where} is a {type(value).__name__}, which JSON cannot hold")

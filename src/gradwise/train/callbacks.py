@@ -1,0 +1,464 @@
+"""Callbacks: small objects the trainer calls at fixed points of the training loop.
+
+Events, in the order one epoch fires them::
+
+    on_train_begin()
+      on_epoch_begin(epoch)                      epoch: 0-based index
+        on_batch_begin(step, logs)               step: 0-based index of this optimizer step;
+                                                 logs: {"batch", "size"}
+          on_after_backward(step)                gradients are in p.grad; nothing clipped or
+                                                 applied yet (the doctor reads gradients here)
+          on_after_step(step)                    the optimizer has updated the weights
+        on_batch_end(step, logs)                 logs gain "loss" (this batch's loss)
+        on_validation_end(epoch, logs)           logs: {"val_loss", "val_<metric>", ...}
+      on_epoch_end(epoch, logs)                  logs: the epoch's History record
+    on_train_end()
+
+A callback reaches the run through ``self.trainer`` (``model``, ``optimizer``, ``step``,
+``epoch``, ``history``, ``stop_training``, :meth:`Trainer.request_stop`,
+:meth:`Trainer.save_checkpoint`). The trainer calls only the methods a callback overrides,
+so an idle callback costs nothing per step.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from gradwise._atomic import atomic_open
+from gradwise.train.checkpoint import CheckpointError
+
+if TYPE_CHECKING:
+    from gradwise.train.trainer import Trainer
+
+__all__ = [
+    "EVENTS",
+    "CSVLogger",
+    "Callback",
+    "EarlyStopping",
+    "EpochSummary",
+    "JSONLinesLogger",
+    "LearningRateScheduler",
+    "ModelCheckpoint",
+    "ProgressBar",
+    "TerminateOnNaN",
+    "format_epoch_summary",
+]
+
+EVENTS = (
+    "on_train_begin",
+    "on_train_end",
+    "on_epoch_begin",
+    "on_epoch_end",
+    "on_batch_begin",
+    "on_batch_end",
+    "on_after_backward",
+    "on_after_step",
+    "on_validation_end",
+)
+
+
+class Callback:
+    """Base class with a no-op method for every event; override the ones you need."""
+
+    trainer: Trainer | None = None
+
+    def set_trainer(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+
+    def on_train_begin(self) -> None:
+        pass
+
+    def on_train_end(self) -> None:
+        pass
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        pass
+
+    def on_batch_begin(self, step: int, logs: dict[str, Any]) -> None:
+        pass
+
+    def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
+        pass
+
+    def on_after_backward(self, step: int) -> None:
+        pass
+
+    def on_after_step(self, step: int) -> None:
+        pass
+
+    def on_validation_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        pass
+
+
+def _resolve_mode(name: str, monitor: str, mode: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{name}: mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode != "auto":
+        return mode
+    higher_is_better = ("acc", "f1", "precision", "recall")
+    return "max" if any(word in monitor for word in higher_is_better) else "min"
+
+
+def _monitored_value(name: str, monitor: str, logs: dict[str, Any]) -> float:
+    if monitor not in logs:
+        hint = " (pass val_data to fit, or monitor 'loss')" if monitor.startswith("val_") else ""
+        raise ValueError(
+            f"{name}: monitored value {monitor!r} is not in the epoch logs{hint}; "
+            f"available: {', '.join(sorted(logs))}"
+        )
+    return float(logs[monitor])
+
+
+class _Improvement:
+    """Tracks the best value of a monitored quantity under a mode and a min_delta."""
+
+    def __init__(self, mode: str, min_delta: float):
+        self.mode = mode
+        self.min_delta = abs(min_delta)
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def improved(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(Callback):
+    """Stop when a monitored value has not improved for ``patience`` epochs.
+
+    Args:
+        monitor: a key of the epoch logs, e.g. ``"val_loss"`` or ``"val_accuracy"``.
+        patience: epochs without improvement before stopping.
+        min_delta: the smallest change that counts as an improvement.
+        mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy/f1/precision/recall).
+        restore_best_weights: when training ends (stopped or not), load the weights of the
+            best epoch back into the model.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 3,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+    ):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"EarlyStopping: patience must be an int >= 0, got {patience!r}")
+        self.monitor = monitor
+        self.patience = patience
+        self.min_delta = float(min_delta)
+        self.mode = _resolve_mode("EarlyStopping", monitor, mode)
+        self.restore_best_weights = restore_best_weights
+
+    def on_train_begin(self) -> None:
+        self._tracker = _Improvement(self.mode, self.min_delta)
+        self.wait = 0
+        self.best_epoch: int | None = None
+        self.stopped_epoch: int | None = None
+        self._best_weights: dict[str, np.ndarray] | None = None
+
+    @property
+    def best(self) -> float:
+        return self._tracker.best
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        value = _monitored_value("EarlyStopping", self.monitor, logs)
+        if self._tracker.improved(value):
+            self._tracker.best = value
+            self.best_epoch = epoch
+            self.wait = 0
+            if self.restore_best_weights:
+                state = self.trainer.model.state_dict()
+                self._best_weights = {k: np.array(v, copy=True) for k, v in state.items()}
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            best = "none" if self.best_epoch is None else f"{self.best:.6g} at epoch "
+            best += "" if self.best_epoch is None else str(self.best_epoch + 1)
+            self.trainer.request_stop(
+                f"early stopping: {self.monitor} did not improve for {self.wait} epochs "
+                f"(best {best})"
+            )
+
+    def on_train_end(self) -> None:
+        if self._best_weights is not None and self.best_epoch != self.trainer.epoch - 1:
+            self.trainer.model.load_state_dict(self._best_weights)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch loss (or the validation loss) is NaN or infinite.
+
+    The trainer already refuses to step on a non-finite loss; this callback makes the rule
+    explicit and also watches ``val_loss``.
+    """
+
+    def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
+        loss = logs.get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.trainer.request_stop(f"TerminateOnNaN: loss is {loss} at step {step}")
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        loss = logs.get("val_loss")
+        if loss is not None and not math.isfinite(loss):
+            self.trainer.request_stop(f"TerminateOnNaN: val_loss is {loss} after epoch {epoch + 1}")
+
+
+class LearningRateScheduler(Callback):
+    """Set every parameter group's learning rate to ``schedule(epoch)`` at each epoch start.
+
+    Args:
+        schedule: a pure function of the 0-based epoch index returning the learning rate (pure,
+            so a resumed run gets the same rates).
+    """
+
+    def __init__(self, schedule: Callable[[int], float]):
+        if not callable(schedule):
+            raise TypeError("LearningRateScheduler: schedule must be a function epoch -> lr")
+        self.schedule = schedule
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        lr = float(self.schedule(epoch))
+        if not math.isfinite(lr) or lr < 0:
+            raise ValueError(
+                f"LearningRateScheduler: schedule({epoch}) returned {lr}; a learning rate must "
+                "be finite and >= 0"
+            )
+        for group in self.trainer.optimizer.param_groups:
+            group["lr"] = lr
+
+
+class ModelCheckpoint(Callback):
+    """Save checkpoints during training (see :mod:`gradwise.train.checkpoint` for the format).
+
+    Args:
+        dirpath: the folder for the checkpoints. ``save_best_only=False`` writes
+            ``dirpath/epoch-0003`` every ``every_n_epochs`` epochs; ``save_best_only=True``
+            keeps one ``dirpath/best`` that is replaced whenever ``monitor`` improves.
+        monitor, mode: what "best" means (as in :class:`EarlyStopping`).
+        save_last: also keep ``dirpath/last``, replaced every epoch (what to resume from).
+
+    A model whose weights are not finite is never saved: the callback warns and skips.
+    Attributes ``best_path`` and ``last_path`` name the latest saves.
+    """
+
+    def __init__(
+        self,
+        dirpath: str | os.PathLike[str],
+        monitor: str = "val_loss",
+        save_best_only: bool = False,
+        every_n_epochs: int = 1,
+        mode: str = "auto",
+        save_last: bool = False,
+    ):
+        if isinstance(every_n_epochs, bool) or not isinstance(every_n_epochs, int) or (
+            every_n_epochs < 1
+        ):
+            raise ValueError(
+                f"ModelCheckpoint: every_n_epochs must be an int >= 1, got {every_n_epochs!r}"
+            )
+        self.dirpath = Path(dirpath)
+        self.monitor = monitor
+        self.save_best_only = save_best_only
+        self.every_n_epochs = every_n_epochs
+        self.mode = _resolve_mode("ModelCheckpoint", monitor, mode)
+        self.save_last = save_last
+        self.best_path: Path | None = None
+        self.last_path: Path | None = None
+        self.best_epoch: int | None = None
+
+    def on_train_begin(self) -> None:
+        self._tracker = _Improvement(self.mode, 0.0)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        if self.save_last:
+            self.last_path = self._save(self.dirpath / "last") or self.last_path
+        if (epoch + 1) % self.every_n_epochs != 0:
+            return
+        if not self.save_best_only:
+            self._save(self.dirpath / f"epoch-{epoch + 1:04d}")
+            return
+        value = _monitored_value("ModelCheckpoint", self.monitor, logs)
+        if self._tracker.improved(value):
+            saved = self._save(self.dirpath / "best")
+            if saved is not None:
+                self._tracker.best = value
+                self.best_path, self.best_epoch = saved, epoch
+
+    def _save(self, path: Path) -> Path | None:
+        try:
+            return self.trainer.save_checkpoint(path)
+        except CheckpointError as error:
+            warnings.warn(f"ModelCheckpoint: not saved: {error}", RuntimeWarning, stacklevel=2)
+            return None
+
+
+class _HistoryFileLogger(Callback):
+    """Rewrites a file from the full history after every epoch, atomically.
+
+    Rewriting (rather than appending) keeps the file right across resumed runs and new
+    columns, and a crash never leaves a half-written line.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        with atomic_open(self.path, "w") as handle:
+            handle.write(self.render(self.trainer.history.epochs))
+
+    def render(self, records: list[dict[str, Any]]) -> str:
+        raise NotImplementedError
+
+
+class CSVLogger(_HistoryFileLogger):
+    """Write the history as CSV, one row per epoch, columns as first seen."""
+
+    def render(self, records: list[dict[str, Any]]) -> str:
+        columns: dict[str, None] = {}
+        for record in records:
+            columns.update(dict.fromkeys(record))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(records)
+        return buffer.getvalue()
+
+
+class JSONLinesLogger(_HistoryFileLogger):
+    """Write the history as JSON Lines, one object per epoch (non-finite numbers as null)."""
+
+    def render(self, records: list[dict[str, Any]]) -> str:
+        lines = []
+        for record in records:
+            clean = {
+                key: None if isinstance(value, float) and not math.isfinite(value) else value
+                for key, value in record.items()
+            }
+            lines.append(json.dumps(clean) + "\n")
+        return "".join(lines)
+
+
+# ---- progress output --------------------------------------------------------------------------
+def _format_value(key: str, value: Any) -> str:
+    if key == "lr":
+        return f"{value:.3g}"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def format_epoch_summary(record: dict[str, Any], epochs: int | None = None) -> str:
+    """One line for one epoch's History record, e.g.
+    ``epoch 3/10  loss 0.4123  accuracy 0.8712  val_loss 0.4512  lr 0.001  2.31s  5123 samples/s``.
+    """
+    epoch = record.get("epoch", "?")
+    parts = [f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}"]
+    for key, value in record.items():
+        if key in ("epoch", "epoch_time", "steps", "samples") or value is None:
+            continue
+        parts.append(f"{key} {_format_value(key, value)}")
+    seconds = record.get("epoch_time")
+    if seconds is not None:
+        parts.append(f"{seconds:.2f}s")
+        samples = record.get("samples")
+        if samples and seconds > 0:
+            parts.append(f"{samples / seconds:.0f} samples/s")
+    return "  ".join(parts)
+
+
+class EpochSummary(Callback):
+    """Print one plain line per epoch (no bars, no carriage returns): logs, CI, the CLI.
+
+    Args:
+        print_fn: called with each line; defaults to printing to stdout.
+    """
+
+    def __init__(self, print_fn: Callable[[str], Any] | None = None):
+        self.print_fn = print_fn or (lambda line: print(line, flush=True))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        self.print_fn(format_epoch_summary(logs, self.trainer.epochs_target))
+
+
+class ProgressBar(Callback):
+    """A tqdm bar per epoch showing the running loss, metrics and samples per second.
+
+    Args:
+        file: where the bars go (default stderr).
+        refresh_seconds: how often the numbers on the bar are recomputed; between refreshes a
+            batch costs one counter increment.
+    """
+
+    def __init__(self, file: IO[str] | None = None, refresh_seconds: float = 0.25):
+        self.file = file
+        self.refresh_seconds = refresh_seconds
+        self._bar: Any = None
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        from tqdm.auto import tqdm
+
+        trainer = self.trainer
+        epochs = trainer.epochs_target
+        self._bar = tqdm(
+            total=trainer.batches_per_epoch,
+            initial=trainer.batch_in_epoch,
+            desc=f"epoch {epoch + 1}/{epochs}",
+            unit="batch",
+            file=self.file if self.file is not None else sys.stderr,
+            leave=True,
+            dynamic_ncols=True,
+        )
+        self._start = time.perf_counter()
+        self._last_refresh = self._start
+        self._samples = 0
+
+    def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
+        self._samples += logs["size"]
+        self._bar.update(1)
+        now = time.perf_counter()
+        if now - self._last_refresh >= self.refresh_seconds:
+            self._last_refresh = now
+            self._bar.set_postfix_str(self._postfix(self.trainer.running_logs(), now), False)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        shown = {k: v for k, v in logs.items() if k not in ("epoch", "epoch_time", "steps")}
+        self._bar.set_postfix_str(self._postfix(shown, time.perf_counter()), False)
+        self._close()
+
+    def on_train_end(self) -> None:
+        self._close()
+
+    def _postfix(self, logs: dict[str, Any], now: float) -> str:
+        parts = [
+            f"{key} {_format_value(key, value)}"
+            for key, value in logs.items()
+            if key != "samples" and value is not None
+        ]
+        elapsed = now - self._start
+        if elapsed > 0 and self._samples:
+            parts.append(f"{self._samples / elapsed:.0f} samples/s")
+        return "  ".join(parts)
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

@@ -1,0 +1,398 @@
+"""Checkpoints: weights in safetensors, everything else in a JSON manifest, verified on load.
+
+A checkpoint is a directory::
+
+    run/ckpt/
+      checkpoint.json                   the manifest, written last
+      model-<sha256 prefix>.safetensors      model.state_dict(), keys as in the model
+      optimizer-<sha256 prefix>.safetensors  the optimizer's arrays (momentum, Adam moments)
+
+The manifest holds the format version, the model's class name and parameter shapes, the
+optimizer's non-array state, the scheduler state, the trainer state (epoch, step, position in
+the epoch, RNG states), the history, and the byte size and SHA-256 of each safetensors file.
+
+Consistency: each file is written atomically (temporary file in the same directory, fsync,
+rename), the array files get content-addressed names, and the manifest that names them is
+written last. A crash at any moment leaves either the previous checkpoint or the new one, never
+a mix; stale array files are removed only after the new manifest is in place. Loading checks
+every size and hash, so a truncated or altered file raises :class:`CheckpointError` naming the
+file. Nothing is ever pickled.
+
+Example:
+    >>> trainer.save_checkpoint("runs/ckpt")                 # doctest: +SKIP
+    >>> trainer.fit(data, epochs=10, resume_from="runs/ckpt")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.numpy as safetensors_numpy
+
+from gradwise._atomic import atomic_write_bytes
+from gradwise.optim.optimizer import join_state, split_state
+
+__all__ = [
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "CheckpointData",
+    "CheckpointError",
+    "check_state_matches",
+    "load_checkpoint",
+    "load_model_weights",
+    "save_checkpoint",
+]
+
+FORMAT_TAG = "gradwise.checkpoint"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "checkpoint.json"
+_ARRAY_FILES = ("model", "optimizer")
+
+
+class CheckpointError(Exception):
+    """A checkpoint cannot be written or read: missing, truncated, altered or mismatched."""
+
+
+@dataclass
+class CheckpointData:
+    """Everything a checkpoint holds, as plain NumPy arrays and JSON data.
+
+    Attributes:
+        model_state: ``model.state_dict()``.
+        model_class: the model's class name (informative; loading checks keys and shapes).
+        optimizer_state: ``optimizer.state_dict()`` (PyTorch structure), or None.
+        scheduler_state: ``scheduler.state_dict()``, or None.
+        trainer_state: the trainer's JSON state (epoch, step, RNG states, ...).
+        history: ``History.to_dict()``, or None.
+        path: the directory it was loaded from (set by :func:`load_checkpoint`).
+        meta: the manifest as read (set by :func:`load_checkpoint`).
+    """
+
+    model_state: dict[str, np.ndarray]
+    model_class: str | None = None
+    optimizer_state: dict[str, Any] | None = None
+    scheduler_state: dict[str, Any] | None = None
+    trainer_state: dict[str, Any] = field(default_factory=dict)
+    history: dict[str, Any] | None = None
+    path: Path | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ---- saving -----------------------------------------------------------------------------------
+def save_checkpoint(path: str | os.PathLike[str], data: CheckpointData) -> Path:
+    """Write ``data`` as a checkpoint directory at ``path`` (created if needed).
+
+    Raises:
+        CheckpointError: ``path`` is an existing file, a model array is not finite (a
+            diverged model is never checkpointed), or a state is not JSON-serialisable.
+
+    Returns the directory.
+    """
+    directory = Path(path)
+    if directory.exists() and not directory.is_dir():
+        raise CheckpointError(f"save_checkpoint: {directory} exists and is not a directory")
+    model_arrays = _as_arrays("model", data.model_state)
+    _check_finite(model_arrays, directory)
+    optimizer_arrays: dict[str, np.ndarray] = {}
+    optimizer_meta: Any = None
+    if data.optimizer_state is not None:
+        optimizer_arrays, optimizer_meta = split_state(data.optimizer_state)
+        optimizer_arrays = _as_arrays("optimizer", optimizer_arrays)
+
+    manifest: dict[str, Any] = {
+        "format": FORMAT_TAG,
+        "version": FORMAT_VERSION,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {
+            "class": data.model_class,
+            "tensors": {
+                name: {"shape": list(array.shape), "dtype": str(array.dtype)}
+                for name, array in model_arrays.items()
+            },
+        },
+        "optimizer": None if data.optimizer_state is None else {"meta": optimizer_meta},
+        "scheduler": data.scheduler_state,
+        "trainer": data.trainer_state,
+        "history": data.history,
+    }
+    try:
+        manifest_text = json.dumps(to_json_safe(manifest), indent=1, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"save_checkpoint: state for {directory} is not JSON-serialisable: {error}"
+        ) from error
+
+    directory.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Any] = {}
+    for kind, arrays in (("model", model_arrays), ("optimizer", optimizer_arrays)):
+        if kind == "optimizer" and data.optimizer_state is None:
+            continue
+        files[kind] = _write_array_file(directory, kind, arrays)
+    # The file table goes in after the JSON check above, so a failed check writes nothing.
+    manifest["files"] = files
+    manifest_text = json.dumps(to_json_safe(manifest), indent=1, allow_nan=False)
+    atomic_write_bytes(directory / MANIFEST_NAME, manifest_text.encode("utf-8"))
+    _remove_stale_files(directory, {entry["file"] for entry in files.values()})
+    return directory
+
+
+def _write_array_file(directory: Path, kind: str, arrays: dict[str, np.ndarray]) -> dict:
+    payload = safetensors_numpy.save(arrays)
+    digest = hashlib.sha256(payload).hexdigest()
+    name = f"{kind}-{digest[:16]}.safetensors"
+    target = directory / name
+    # Same name means same content; an existing identical file needs no rewrite.
+    if not (target.is_file() and target.stat().st_size == len(payload)):
+        atomic_write_bytes(target, payload)
+    return {"file": name, "sha256": digest, "bytes": len(payload)}
+
+
+def _remove_stale_files(directory: Path, keep: set[str]) -> None:
+    for kind in _ARRAY_FILES:
+        for stale in directory.glob(f"{kind}-*.safetensors"):
+            if stale.name not in keep:
+                # a leftover file is harmless; the manifest names the right one
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+
+
+def _as_arrays(kind: str, state: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    arrays = {}
+    for name, value in state.items():
+        if not isinstance(name, str):
+            raise CheckpointError(f"save_checkpoint: {kind} state key {name!r} is not a string")
+        array = np.asarray(getattr(value, "data", value))
+        if array.dtype == object:
+            raise CheckpointError(
+                f"save_checkpoint: {kind} state {name!r} is not a numeric array "
+                f"(type {type(value).__name__})"
+            )
+        arrays[name] = np.require(array, requirements="C")
+    return arrays
+
+
+def _check_finite(arrays: dict[str, np.ndarray], directory: Path) -> None:
+    bad = [
+        name
+        for name, array in arrays.items()
+        if array.dtype.kind in "fc" and not np.all(np.isfinite(array))
+    ]
+    if bad:
+        raise CheckpointError(
+            f"save_checkpoint: refusing to write {directory}: non-finite values in "
+            f"{', '.join(bad)} (training diverged)"
+        )
+
+
+# ---- loading ----------------------------------------------------------------------------------
+def load_checkpoint(path: str | os.PathLike[str], model: Any = None) -> CheckpointData:
+    """Read and verify a checkpoint written by :func:`save_checkpoint`.
+
+    Args:
+        path: the checkpoint directory (or its ``checkpoint.json``).
+        model: optional; when given, the saved weights must match ``model.state_dict()``
+            key for key and shape for shape.
+
+    Raises:
+        CheckpointError: naming the file and the problem: missing, not a checkpoint, an
+            unsupported version, truncated (size differs), altered (SHA-256 differs),
+            unreadable safetensors, or weights that do not fit ``model``.
+    """
+    manifest_path = Path(path)
+    if manifest_path.is_dir():
+        manifest_path = manifest_path / MANIFEST_NAME
+    directory = manifest_path.parent
+    manifest = _read_manifest(manifest_path)
+    files = manifest.get("files")
+    if not isinstance(files, dict) or "model" not in files:
+        raise CheckpointError(f"{manifest_path}: the manifest lists no model weights file")
+    model_state = _read_array_file(directory, "model", files["model"])
+    _check_against_manifest(model_state, manifest, directory / files["model"]["file"])
+    if model is not None:
+        check_state_matches(model.state_dict(), model_state, manifest["model"].get("class"),
+                            directory / files["model"]["file"], type(model).__name__)
+
+    optimizer_state = None
+    if manifest.get("optimizer") is not None:
+        if "optimizer" not in files:
+            raise CheckpointError(f"{manifest_path}: optimizer state listed without its file")
+        optimizer_arrays = _read_array_file(directory, "optimizer", files["optimizer"])
+        try:
+            optimizer_state = join_state(
+                optimizer_arrays, from_json_safe(manifest["optimizer"]["meta"])
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(
+                f"{directory / files['optimizer']['file']}: optimizer arrays do not fit the "
+                f"saved optimizer state: {error}"
+            ) from error
+    return CheckpointData(
+        model_state=model_state,
+        model_class=manifest["model"].get("class"),
+        optimizer_state=optimizer_state,
+        scheduler_state=from_json_safe(manifest.get("scheduler")),
+        trainer_state=from_json_safe(manifest.get("trainer") or {}),
+        history=from_json_safe(manifest.get("history")),
+        path=directory,
+        meta=manifest,
+    )
+
+
+def load_model_weights(path: str | os.PathLike[str], model: Any) -> CheckpointData:
+    """Verify a checkpoint and load its weights into ``model`` (strictly); return the data."""
+    data = load_checkpoint(path, model)
+    model.load_state_dict(data.model_state)
+    return data
+
+
+def check_state_matches(
+    expected: Mapping[str, Any],
+    saved: Mapping[str, np.ndarray],
+    saved_class: str | None = None,
+    source: Path | str = "checkpoint",
+    model_class: str | None = None,
+) -> None:
+    """Raise :class:`CheckpointError` listing missing, unexpected and mis-shaped keys."""
+    expected_shapes = {
+        key: tuple(np.shape(getattr(value, "data", value))) for key, value in expected.items()
+    }
+    missing = [key for key in expected_shapes if key not in saved]
+    unexpected = [key for key in saved if key not in expected_shapes]
+    mis_shaped = [
+        f"{key}: checkpoint {tuple(saved[key].shape)} vs model {shape}"
+        for key, shape in expected_shapes.items()
+        if key in saved and tuple(saved[key].shape) != shape
+    ]
+    if not (missing or unexpected or mis_shaped):
+        return
+    lines = [f"{source}: the checkpoint does not fit this model"]
+    if saved_class and model_class and saved_class != model_class:
+        lines[0] += f" (saved from {saved_class}, loading into {model_class})"
+    for title, items in (
+        ("missing from the checkpoint", missing),
+        ("not in the model", unexpected),
+        ("shape mismatch", mis_shaped),
+    ):
+        if items:
+            shown = ", ".join(items[:10])
+            if len(items) > 10:
+                shown += f", ... ({len(items)} in all)"
+            lines.append(f"  {title}: {shown}")
+    raise CheckpointError("\n".join(lines))
+
+
+def _read_manifest(manifest_path: Path) -> dict[str, Any]:
+    if not manifest_path.is_file():
+        if manifest_path.parent.is_dir():
+            raise CheckpointError(f"{manifest_path}: no checkpoint manifest here")
+        raise CheckpointError(f"{manifest_path.parent}: no such checkpoint directory")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(
+            f"{manifest_path}: unreadable manifest (truncated or altered?): {error}"
+        ) from error
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_TAG:
+        raise CheckpointError(f"{manifest_path}: not a gradwise checkpoint manifest")
+    version = manifest.get("version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{manifest_path}: checkpoint format version {version!r}; this gradwise reads "
+            f"version {FORMAT_VERSION}"
+        )
+    if not isinstance(manifest.get("model"), dict):
+        raise CheckpointError(f"{manifest_path}: the manifest has no model section")
+    return manifest
+
+
+def _read_array_file(directory: Path, kind: str, entry: Any) -> dict[str, np.ndarray]:
+    try:
+        name, digest, size = str(entry["file"]), str(entry["sha256"]), int(entry["bytes"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{directory / MANIFEST_NAME}: malformed {kind} file entry {entry!r}"
+        ) from error
+    if Path(name).name != name:
+        raise CheckpointError(f"{directory / MANIFEST_NAME}: bad {kind} file name {name!r}")
+    file_path = directory / name
+    try:
+        payload = file_path.read_bytes()
+    except FileNotFoundError:
+        message = f"{file_path}: {kind} file named by the manifest is missing"
+        raise CheckpointError(message) from None
+    except OSError as error:
+        raise CheckpointError(f"{file_path}: cannot read {kind} file: {error}") from error
+    if len(payload) != size:
+        raise CheckpointError(
+            f"{file_path}: {kind} file is {len(payload)} bytes, the manifest says {size} "
+            "(truncated or replaced)"
+        )
+    actual = hashlib.sha256(payload).hexdigest()
+    if actual != digest:
+        raise CheckpointError(
+            f"{file_path}: {kind} file is altered: SHA-256 {actual[:16]}... does not match "
+            f"the manifest's {digest[:16]}..."
+        )
+    try:
+        return safetensors_numpy.load(payload)
+    except Exception as error:  # safetensors raises its own error types
+        raise CheckpointError(f"{file_path}: not a valid safetensors file: {error}") from error
+
+
+def _check_against_manifest(
+    model_state: dict[str, np.ndarray], manifest: dict[str, Any], file_path: Path
+) -> None:
+    listed = manifest["model"].get("tensors") or {}
+    for name, info in listed.items():
+        array = model_state.get(name)
+        if array is None or list(array.shape) != list(info.get("shape", [])):
+            raise CheckpointError(
+                f"{file_path}: tensor {name!r} does not match the manifest "
+                f"(manifest shape {info.get('shape')}, file "
+                f"{None if array is None else list(array.shape)})"
+            )
+
+
+# ---- JSON with numpy values and non-finite floats ---------------------------------------------
+_NON_FINITE_TAG = "__float__"
+
+
+def to_json_safe(value: Any) -> Any:
+    """Plain JSON data from nested dicts/lists holding numpy values and non-finite floats.
+
+    Arrays become lists, numpy scalars Python numbers, tuples lists, and inf/nan the object
+    ``{"__float__": "inf"}`` (strict JSON has no such numbers); :func:`from_json_safe` undoes
+    the last step.
+    """
+    if isinstance(value, dict):
+        return {str(key): to_json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_safe(item) for item in value]
+    if isinstance(value, np.ndarray):
+        return to_json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        return to_json_safe(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return {_NON_FINITE_TAG: "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    return value
+
+
+def from_json_safe(value: Any) -> Any:
+    """Undo :func:`to_json_safe`'s encoding of non-finite floats."""
+    if isinstance(value, dict):
+        if set(value) == {_NON_FINITE_TAG}:
+            return float(value[_NON_FINITE_TAG])
+        return {key: from_json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [from_json_safe(item) for item in value]
+    return value

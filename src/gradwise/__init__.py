@@ -8,7 +8,7 @@ Example:
     >>> w.grad
 """
 
-from gradwise import nn
+from gradwise import nn, optim
 from gradwise.autograd import (
     AnomalyError,
     Function,
@@ -62,6 +62,7 @@ __all__ = [
     "no_grad",
     "ones",
     "ones_like",
+    "optim",
     "pad",
     "rand",
     "randn",

@@ -55,6 +55,9 @@ class History:
             raise KeyError(f"History: no epoch recorded {key!r}; keys are {self.keys()}")
         return [record.get(key) for record in self.epochs]
 
+    def __contains__(self, key: object) -> bool:
+        return any(key in record for record in self.epochs)
+
     def keys(self) -> list[str]:
         """Every key recorded in any epoch, in first-seen order."""
         seen: dict[str, None] = {}

@@ -209,6 +209,8 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any = None) -> Checkpoi
             unreadable safetensors, or weights that do not fit ``model``.
     """
     manifest_path = Path(path)
+    if not manifest_path.exists():
+        raise CheckpointError(f"{manifest_path}: no such checkpoint directory")
     if manifest_path.is_dir():
         manifest_path = manifest_path / MANIFEST_NAME
     directory = manifest_path.parent
@@ -216,8 +218,11 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any = None) -> Checkpoi
     files = manifest.get("files")
     if not isinstance(files, dict) or "model" not in files:
         raise CheckpointError(f"{manifest_path}: the manifest lists no model weights file")
-    model_state = _read_array_file(directory, "model", files["model"])
-    _check_against_manifest(model_state, manifest, directory / files["model"]["file"])
+    model_state = _check_against_manifest(
+        _read_array_file(directory, "model", files["model"]),
+        manifest,
+        directory / files["model"]["file"],
+    )
     if model is not None:
         check_state_matches(model.state_dict(), model_state, manifest["model"].get("class"),
                             directory / files["model"]["file"], type(model).__name__)
@@ -293,9 +298,7 @@ def check_state_matches(
 
 def _read_manifest(manifest_path: Path) -> dict[str, Any]:
     if not manifest_path.is_file():
-        if manifest_path.parent.is_dir():
-            raise CheckpointError(f"{manifest_path}: no checkpoint manifest here")
-        raise CheckpointError(f"{manifest_path.parent}: no such checkpoint directory")
+        raise CheckpointError(f"{manifest_path}: no checkpoint manifest here")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -351,16 +354,20 @@ def _read_array_file(directory: Path, kind: str, entry: Any) -> dict[str, np.nda
 
 def _check_against_manifest(
     model_state: dict[str, np.ndarray], manifest: dict[str, Any], file_path: Path
-) -> None:
+) -> dict[str, np.ndarray]:
     listed = manifest["model"].get("tensors") or {}
+    if set(listed) != set(model_state):
+        raise CheckpointError(
+            f"{file_path}: the file's tensors {sorted(model_state)} are not the manifest's "
+            f"{sorted(listed)}"
+        )
     for name, info in listed.items():
-        array = model_state.get(name)
-        if array is None or list(array.shape) != list(info.get("shape", [])):
+        if list(model_state[name].shape) != list(info.get("shape", [])):
             raise CheckpointError(
-                f"{file_path}: tensor {name!r} does not match the manifest "
-                f"(manifest shape {info.get('shape')}, file "
-                f"{None if array is None else list(array.shape)})"
+                f"{file_path}: tensor {name!r} has shape {list(model_state[name].shape)}, the "
+                f"manifest says {info.get('shape')}"
             )
+    return {name: model_state[name] for name in listed}  # the model's order, not the file's
 
 
 # ---- JSON with numpy values and non-finite floats ---------------------------------------------

@@ -199,27 +199,16 @@ def batch_norm(
                 f"batch_norm: {name} has shape {tuple(value.shape)} but the input {x.shape} "
                 f"has {channels} channels"
             )
-    axes = (0,) + tuple(range(2, x.ndim))
-    if training:
-        count = x.size // max(channels, 1)
-        if count <= 1:
-            raise ValueError(
-                f"batch_norm: expected more than 1 value per channel when training, got input "
-                f"of shape {x.shape}"
-            )
-        mean = x.data.mean(axis=axes)
-        var = x.data.var(axis=axes)
-        if running_mean is not None:
-            running_mean *= 1.0 - momentum
-            running_mean += momentum * mean
-        if running_var is not None:
-            running_var *= 1.0 - momentum
-            running_var += (momentum * count / (count - 1)) * var
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: evaluation (training=False) needs the running stats")
-        mean, var = running_mean, running_var
-    return _norm.BatchNorm.apply(x, weight, bias, mean, var, eps, training)
+    if training and x.size // max(channels, 1) <= 1:
+        raise ValueError(
+            f"batch_norm: expected more than 1 value per channel when training, got input "
+            f"of shape {x.shape}"
+        )
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: evaluation (training=False) needs the running stats")
+    return _norm.BatchNorm.apply(
+        x, weight, bias, running_mean, running_var, training, momentum, eps
+    )
 
 
 def layer_norm(

@@ -4,7 +4,7 @@ Composing these from mean/var/sub/div would record about ten nodes and keep as m
 arrays alive; the closed-form backward below needs only the normalised input and 1/std.
 
 With xhat = (x - mean) * invstd over the m values of each group, and dxhat = grad * weight,
-the gradient of the normalised output with respect to x is
+the gradient with respect to x is
 
     dx = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
 
@@ -18,92 +18,126 @@ import numpy as np
 from gradwise.autograd.function import Function
 
 
-def _param_grads(ctx, grad: np.ndarray, xhat: np.ndarray, axes: tuple[int, ...], shape):
-    """Gradients of the affine weight (sum grad * xhat) and bias (sum grad), where needed."""
-    out = []
-    needs = ctx.needs_input_grad
-    position = 1
-    if ctx.has_weight:
-        out.append((grad * xhat).sum(axis=axes).reshape(shape) if needs[position] else None)
-        position += 1
-    if ctx.has_bias:
-        out.append(grad.sum(axis=axes).reshape(shape) if needs[position] else None)
-    return out
-
-
 class BatchNorm(Function):
-    """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1).
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1), PyTorch's semantics.
 
-    ``mean`` and ``var`` are arrays given by the caller: the batch statistics in training
-    (``training=True``: the backward then flows through them) or the running statistics in
-    evaluation (constants: the op is a per-channel affine map).
+    In training (``training=True``) the batch mean and biased variance normalise the input, the
+    backward flows through them, and the running statistics (arrays, or None) are updated in
+    place towards the batch mean and the *unbiased* variance by ``momentum``. In evaluation the
+    running statistics are constants and the op is a per-channel affine map.
+
+    The work is done on an (N, C, L) view with ``einsum`` reductions and in-place updates: on
+    large NCHW batches the cost is dominated by allocating full-size temporaries, and this keeps
+    them to two in the forward and one in the backward.
     """
 
     saves_inputs = False
 
     @staticmethod
-    def forward(ctx, x, weight, bias, mean, var, eps, training):
-        stat_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)  # broadcast over (N, C, ...)
-        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False).reshape(stat_shape)
-        xhat = (x - mean.astype(x.dtype, copy=False).reshape(stat_shape)) * invstd
-        out = xhat
-        if weight is not None:
-            out = out * weight.reshape(stat_shape)
+    def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
+        n, c = x.shape[0], x.shape[1]
+        x3 = x.reshape(n, c, -1)  # (N, C, L)
+        count = n * x3.shape[2]
+        if training:
+            mean = np.einsum("ncl->c", x3) / count
+            centered = x3 - mean[:, None]
+            var = np.einsum("ncl,ncl->c", centered, centered) / count
+            if running_mean is not None:
+                running_mean *= 1.0 - momentum
+                running_mean += momentum * mean
+            if running_var is not None:
+                running_var *= 1.0 - momentum
+                running_var += (momentum * count / max(count - 1, 1)) * var
+        else:
+            mean, var = running_mean, running_var
+            centered = x3 - mean.astype(x.dtype, copy=False)[:, None]
+        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)  # (C,)
+        xhat = centered
+        xhat *= invstd[:, None]
+        out = xhat * weight[:, None] if weight is not None else xhat.copy()
         if bias is not None:
-            out = out + bias.reshape(stat_shape)
-        ctx.xhat, ctx.invstd, ctx.training = xhat, invstd, training
-        ctx.weight = None if weight is None else weight.reshape(stat_shape)
+            out += bias[:, None]
+        ctx.xhat, ctx.invstd, ctx.weight, ctx.training = xhat, invstd, weight, training
         ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
-        ctx.axes = (0,) + tuple(range(2, x.ndim))
-        ctx.param_shape = (x.shape[1],)
-        return out
+        return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        xhat, invstd, axes = ctx.xhat, ctx.invstd, ctx.axes
+        xhat = ctx.xhat
+        g3 = grad.reshape(xhat.shape)
+        sum_g = np.einsum("ncl->c", g3)  # = dL/dbias
+        sum_gx = np.einsum("ncl,ncl->c", g3, xhat)  # = dL/dweight
+        needs = ctx.needs_input_grad
         grad_x = None
-        if ctx.needs_input_grad[0]:
-            dxhat = grad if ctx.weight is None else grad * ctx.weight
+        if needs[0]:
+            scale = ctx.invstd if ctx.weight is None else ctx.weight * ctx.invstd
             if ctx.training:
-                mean_dxhat = dxhat.mean(axis=axes, keepdims=True)
-                mean_dxhat_xhat = (dxhat * xhat).mean(axis=axes, keepdims=True)
-                grad_x = invstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)
+                # dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat))
+                count = xhat.shape[0] * xhat.shape[2]
+                grad_x = xhat * (sum_gx / count)[:, None]
+                np.subtract(g3, grad_x, out=grad_x)
+                grad_x -= (sum_g / count)[:, None]
+                grad_x *= scale[:, None]
             else:
-                grad_x = dxhat * invstd
-        return (grad_x, *_param_grads(ctx, grad, xhat, axes, ctx.param_shape))
+                grad_x = g3 * scale[:, None]
+            grad_x = grad_x.reshape(grad.shape)
+        out = [grad_x]
+        if ctx.has_weight:
+            out.append(sum_gx if needs[1] else None)
+        if ctx.has_bias:
+            out.append(sum_g if needs[-1] else None)
+        return tuple(out)
 
 
 class LayerNorm(Function):
-    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last ``ndim`` axes."""
+    """y = (x - mean) / sqrt(var + eps) * weight + bias over the last ``ndim`` axes.
+
+    Works on an (M, D) view, D the normalised size, with the same einsum / in-place scheme as
+    BatchNorm.
+    """
 
     saves_inputs = False
 
     @staticmethod
     def forward(ctx, x, weight, bias, ndim, eps):
-        norm_axes = tuple(range(x.ndim - ndim, x.ndim))
-        mean = x.mean(axis=norm_axes, keepdims=True)
-        centered = x - mean
-        var = (centered * centered).mean(axis=norm_axes, keepdims=True)
-        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)
-        xhat = centered * invstd
-        out = xhat
-        if weight is not None:
-            out = out * weight
+        size = int(np.prod(x.shape[x.ndim - ndim :]))
+        x2 = x.reshape(-1, size)  # (M, D)
+        mean = np.einsum("md->m", x2) / size
+        centered = x2 - mean[:, None]
+        var = np.einsum("md,md->m", centered, centered) / size
+        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)  # (M,)
+        xhat = centered
+        xhat *= invstd[:, None]
+        w2 = None if weight is None else weight.reshape(-1)
+        out = xhat * w2 if w2 is not None else xhat.copy()
         if bias is not None:
-            out = out + bias
-        ctx.xhat, ctx.invstd, ctx.weight, ctx.norm_axes = xhat, invstd, weight, norm_axes
+            out += bias.reshape(-1)
+        ctx.xhat, ctx.invstd, ctx.weight = xhat, invstd, w2
         ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
-        ctx.batch_axes = tuple(range(x.ndim - ndim))
         ctx.param_shape = x.shape[x.ndim - ndim :]
-        return out
+        return out.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
-        xhat, invstd, norm_axes = ctx.xhat, ctx.invstd, ctx.norm_axes
+        xhat, needs = ctx.xhat, ctx.needs_input_grad
+        g2 = grad.reshape(xhat.shape)
         grad_x = None
-        if ctx.needs_input_grad[0]:
-            dxhat = grad if ctx.weight is None else grad * ctx.weight
-            mean_dxhat = dxhat.mean(axis=norm_axes, keepdims=True)
-            mean_dxhat_xhat = (dxhat * xhat).mean(axis=norm_axes, keepdims=True)
-            grad_x = invstd * (dxhat - mean_dxhat - xhat * mean_dxhat_xhat)
-        return (grad_x, *_param_grads(ctx, grad, xhat, ctx.batch_axes, ctx.param_shape))
+        if needs[0]:
+            # dx = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * w
+            size = xhat.shape[1]
+            dxhat = g2 * ctx.weight if ctx.weight is not None else g2
+            mean_dxhat = np.einsum("md->m", dxhat) / size
+            mean_dxhat_xhat = np.einsum("md,md->m", dxhat, xhat) / size
+            grad_x = xhat * mean_dxhat_xhat[:, None]
+            np.subtract(dxhat, grad_x, out=grad_x)
+            grad_x -= mean_dxhat[:, None]
+            grad_x *= ctx.invstd[:, None]
+            grad_x = grad_x.reshape(grad.shape)
+        out = [grad_x]
+        if ctx.has_weight:
+            grad_w = np.einsum("md,md->d", g2, xhat).reshape(ctx.param_shape) if needs[1] else None
+            out.append(grad_w)
+        if ctx.has_bias:
+            grad_b = np.einsum("md->d", g2).reshape(ctx.param_shape) if needs[-1] else None
+            out.append(grad_b)
+        return tuple(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -267,3 +268,13 @@ def test_containers_index_iterate_and_append():
     assert len(blocks) == 4 and len(list(blocks.parameters())) == 8
     with pytest.raises(TypeError, match="expected a Module"):
         blocks.append(lambda x: x)
+
+
+def test_deepcopy_gives_an_independent_trainable_model():
+    net = Net()
+    twin = copy.deepcopy(net)
+    assert isinstance(twin.head.weight, nn.Parameter) and twin.head.weight.requires_grad
+    twin.head.weight.data[...] = 0
+    assert net.head.weight.data.any()
+    twin(gw.ones(4, 4)).sum().backward()
+    assert twin.head.weight.grad is not None and net.head.weight.grad is None

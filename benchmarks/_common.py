@@ -1,0 +1,267 @@
+"""Shared benchmark helpers: machine description, thread setup, data, interleaved timing, tables.
+
+Every benchmark measures gradwise and its baselines in one process, interleaved and repeated,
+and reports medians, so that a slow moment of the machine hits every contender alike.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+import gradwise as gw
+
+try:
+    import torch
+except ImportError:  # the baseline is optional; benchmarks say so and skip its rows
+    torch = None
+
+
+def setup_threads() -> int:
+    """Give PyTorch as many threads as NumPy's BLAS has (all cores); return that count."""
+    cores = os.cpu_count() or 1
+    if torch is not None:
+        torch.set_num_threads(cores)
+    return cores
+
+
+def blas_description() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "numpy BLAS threads: unknown (threadpoolctl not installed; default = all cores)"
+    rows = [
+        f"{i['internal_api']} {i.get('version')} {i.get('architecture', '')} "
+        f"threads={i['num_threads']} ({os.path.basename(i['filepath'])})"
+        for i in threadpool_info()
+    ]
+    return "; ".join(rows)
+
+
+def machine_description() -> str:
+    model = platform.processor() or "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    torch_version = torch.__version__ if torch is not None else "not installed"
+    coretype = os.environ.get("OPENBLAS_CORETYPE", "")
+    lines = [
+        f"CPU: {model}, {os.cpu_count()} cores; Python {platform.python_version()}",
+        f"numpy {np.__version__}, torch {torch_version} "
+        f"(torch threads {torch.get_num_threads() if torch is not None else '-'})",
+        f"BLAS: {blas_description()}",
+        f"OPENBLAS_CORETYPE={coretype or '(unset)'}",
+    ]
+    return "\n".join(lines)
+
+
+def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray, str]:
+    """Training images (N, 1, 28, 28) float32 in [0, 1], labels int64, and where they came from."""
+    try:
+        from gradwise.data import load_fashion_mnist as load
+
+        (x, y), _ = load(download=False, progress=False)
+        source = "Fashion-MNIST training set"
+    except Exception as error:  # noqa: BLE001 - any failure falls back, with a note
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, size=(60000, 28, 28), dtype=np.uint8)
+        y = rng.integers(0, 10, size=60000)
+        missing = error.__class__.__name__
+        source = f"RANDOM data of Fashion-MNIST's shape (files not found: {missing})"
+    images = (x.astype(np.float32) / 255.0).reshape(-1, 1, 28, 28)
+    return images, y.astype(np.int64), source
+
+
+def interleaved(
+    contenders: dict[str, Callable[[], Any]], repeats: int = 5, warmup: int = 1,
+    pause: float = 0.3,
+) -> dict[str, float]:
+    """Median seconds per call of each contender, calls interleaved round by round.
+
+    Before each timed call the process sleeps ``pause`` seconds: OpenBLAS (NumPy) and OpenMP
+    (PyTorch) keep their worker threads spinning for a while after a call, and on a machine with
+    few cores those spinning threads would steal the cores from the next contender (measured
+    here: PyTorch's MLP step 1.4 ms alone, 6 to 12 ms right after NumPy work).
+    """
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            time.sleep(pause)
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
+    """Rows of (what, value, ratio/target) as an aligned text table."""
+    width = max(len(r[0]) for r in rows) + 2
+    print(f"\n{title}")
+    print("-" * len(title))
+    for what, value, ratio in rows:
+        print(f"{what:<{width}}{value:>14}   {ratio}")
+
+
+def verdict(ratio: float, target: float, lower_is_better: bool = True) -> str:
+    ok = ratio <= target if lower_is_better else ratio >= target
+    sign = "<=" if lower_is_better else ">="
+    return f"{ratio:5.2f}x (target {sign} {target}x: {'met' if ok else 'MISSED'})"
+
+
+# ---- the models, in both frameworks, with the same initial weights ---------------------------
+def torch_mlp(seed: int = 0) -> Any:
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+        nn.Linear(128, 10),
+    )
+
+
+def torch_cnn(seed: int = 0) -> Any:
+    torch.manual_seed(seed)
+    nn = torch.nn
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+    )
+
+
+def initial_weights(kind: str, seed: int = 0) -> list[np.ndarray]:
+    """PyTorch's default initialisation of the model, as float32 arrays in parameter order."""
+    if torch is None:  # no baseline: any fixed initialisation will do
+        model = gw_model(kind, None)
+        return [p.data.copy() for p in model.parameters()]
+    model = torch_mlp(seed) if kind == "mlp" else torch_cnn(seed)
+    return [p.detach().numpy().copy() for p in model.parameters()]
+
+
+def gw_model(kind: str, weights: list[np.ndarray] | None) -> Any:
+    """The same model as ``gw.nn.Sequential``, its parameters set to ``weights``."""
+    nn = gw.nn
+    if kind == "mlp":
+        model = nn.Sequential(
+            nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+            nn.Linear(128, 10),
+        )
+    else:
+        model = nn.Sequential(
+            nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Linear(128, 10),
+        )
+    if weights is not None:
+        for param, value in zip(model.parameters(), weights, strict=True):
+            param.data = value.copy()
+    return model
+
+
+def gw_mlp_functional(weights: list[np.ndarray]) -> tuple[list[gw.Tensor], Callable[..., Any]]:
+    """The MLP with the engine and F only: parameter Tensors and a forward function."""
+    params = [gw.tensor(w.copy(), requires_grad=True) for w in weights]
+    w1, b1, w2, b2, w3, b3 = params
+    F = gw.nn.functional
+
+    def forward(x: gw.Tensor) -> gw.Tensor:
+        h = F.relu(F.linear(x.reshape(x.shape[0], -1), w1, b1))
+        h = F.relu(F.linear(h, w2, b2))
+        return F.linear(h, w3, b3)
+
+    return params, forward
+
+
+class HandSGD:
+    """SGD with momentum written on ``p.data`` (PyTorch's rule), for when gw.optim is absent."""
+
+    def __init__(self, params: list[gw.Tensor], lr: float, momentum: float) -> None:
+        self.params, self.lr, self.momentum = list(params), lr, momentum
+        self.buffers: list[np.ndarray | None] = [None] * len(self.params)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            buf = self.buffers[i]
+            if buf is None:
+                buf = self.buffers[i] = p.grad.copy()
+            else:
+                buf *= self.momentum
+                buf += p.grad
+            p.data -= self.lr * buf
+
+
+class HandAdam:
+    """Adam written on ``p.data`` (PyTorch's rule), for when gw.optim is absent."""
+
+    def __init__(self, params: list[gw.Tensor], lr: float = 1e-3, betas=(0.9, 0.999),
+                 eps: float = 1e-8) -> None:
+        self.params, self.lr, self.betas, self.eps = list(params), lr, betas, eps
+        self.m = [np.zeros_like(p.data) for p in self.params]
+        self.v = [np.zeros_like(p.data) for p in self.params]
+        self.t = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        self.t += 1
+        b1, b2 = self.betas
+        step_size = self.lr / (1 - b1**self.t)
+        correction2 = np.sqrt(1 - b2**self.t)
+        for p, m, v in zip(self.params, self.m, self.v, strict=True):
+            g = p.grad
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            denom = np.sqrt(v) / correction2 + self.eps
+            p.data -= step_size * m / denom
+
+
+def gw_optimizer(kind: str, params: list[gw.Tensor], **settings: Any) -> tuple[Any, str]:
+    """gw.optim's SGD/Adam when it exists, else the hand-written one; and which was used."""
+    try:
+        from gradwise import optim
+
+        cls = optim.SGD if kind == "sgd" else optim.Adam
+        return cls(params, **settings), "gw.optim"
+    except (ImportError, AttributeError):
+        cls = HandSGD if kind == "sgd" else HandAdam
+        return cls(params, **settings), "hand-written on p.data"
+
+
+def torch_step(model: Any, optimizer: Any, x: Any, y: Any) -> float:
+    optimizer.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+    return loss.item()
+
+
+def gw_step(forward: Callable[..., Any], optimizer: Any, x: np.ndarray, y: np.ndarray) -> float:
+    optimizer.zero_grad()
+    loss = gw.nn.functional.cross_entropy(forward(gw.Tensor(x)), y)
+    loss.backward()
+    with gw.no_grad():
+        optimizer.step()
+    return float(loss.item())

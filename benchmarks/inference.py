@@ -1,0 +1,76 @@
+"""Inference throughput (images/s) of the MLP and the CNN: gradwise under no_grad vs PyTorch under
+inference_mode, same weights, batch 256, interleaved rounds (target >= 1.0x PyTorch).
+
+Run: python benchmarks/inference.py [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from _common import (
+    gw_model,
+    initial_weights,
+    interleaved,
+    load_fashion_mnist,
+    machine_description,
+    print_table,
+    setup_threads,
+    torch,
+    torch_cnn,
+    torch_mlp,
+    verdict,
+)
+
+import gradwise as gw
+
+BATCH = 256
+BATCHES = 10
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    setup_threads()
+    images, _, source = load_fashion_mnist()
+    batches = [images[i : i + BATCH] for i in range(0, BATCH * BATCHES, BATCH)]
+    print(machine_description())
+    print(f"data: {source}")
+    for kind in ("mlp", "cnn"):
+        model = gw_model(kind, initial_weights(kind))
+        model.eval()
+
+        def gw_run(model=model) -> None:
+            with gw.no_grad():
+                for x in batches:
+                    model(gw.Tensor(x))
+
+        contenders = {"gradwise": gw_run}
+        if torch is not None:
+            t_model = (torch_mlp() if kind == "mlp" else torch_cnn()).eval()
+            t_batches = [torch.from_numpy(x) for x in batches]
+
+            def torch_run(t_model=t_model, t_batches=t_batches) -> None:
+                with torch.inference_mode():
+                    for x in t_batches:
+                        t_model(x)
+
+            contenders["pytorch"] = torch_run
+            with gw.no_grad(), torch.inference_mode():
+                diff = np.abs(model(gw.Tensor(batches[0])).data
+                              - t_model(t_batches[0]).numpy()).max()
+            print(f"{kind}: max |gradwise - pytorch| on one batch: {diff:.2e}")
+        seconds = interleaved(contenders, repeats=args.rounds)
+        rate = {name: BATCH * BATCHES / s for name, s in seconds.items()}
+        rows = [(name, f"{r:10.0f} img/s", "") for name, r in rate.items()]
+        if "pytorch" in rate:
+            rows.append(("gradwise / pytorch (throughput)", "",
+                         verdict(rate["gradwise"] / rate["pytorch"], 1.0, lower_is_better=False)))
+        print_table(f"{kind.upper()} inference, batch {BATCH} (median of {args.rounds} rounds "
+                    f"x {BATCHES} batches)", rows)
+
+
+if __name__ == "__main__":
+    main()

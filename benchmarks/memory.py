@@ -1,0 +1,113 @@
+"""Memory: peak RSS of a training run, and RSS over 10 epochs on a subset (graph leak check).
+
+Each framework trains in its own subprocess, so peaks don't mix. The peak is sampled after
+every step (the process-wide peak would be dominated by decoding the data set first). The leak
+check records the resident set after every epoch; a graph kept alive by mistake (a saved
+tensor, a hook, an accumulating list) shows up as steady growth.
+
+Run: python benchmarks/memory.py [--subset 2048] [--epochs 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+
+import numpy as np
+
+BATCH = 128
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def child(framework: str, kind: str, subset: int, epochs: int) -> None:
+    """Train ``kind`` in ``framework`` and print {peak_mb, rss_per_epoch_mb} as JSON."""
+    from _common import (
+        gw_model,
+        gw_optimizer,
+        gw_step,
+        initial_weights,
+        load_fashion_mnist,
+        setup_threads,
+        torch,
+        torch_cnn,
+        torch_mlp,
+        torch_step,
+    )
+
+    setup_threads()
+    images, labels, _ = load_fashion_mnist()
+    images, labels = images[:subset].copy(), labels[:subset].copy()  # drop the full set
+    batches = [(images[i : i + BATCH], labels[i : i + BATCH]) for i in range(0, subset, BATCH)]
+    if framework == "gradwise":
+        model = gw_model(kind, initial_weights(kind))
+        optimizer, _ = gw_optimizer("adam", list(model.parameters()), lr=1e-3)
+
+        def step(x, y):
+            return gw_step(model, optimizer, x, y)
+    else:
+        model = torch_mlp() if kind == "mlp" else torch_cnn()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+
+        def step(x, y):
+            return torch_step(model, optimizer, x, y)
+    baseline = current_rss_mb()
+    rss, peak = [], baseline
+    for _ in range(epochs):
+        for x, y in batches:
+            step(x, y)
+            peak = max(peak, current_rss_mb())
+        rss.append(current_rss_mb())
+    process_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"baseline_mb": baseline, "peak_mb": peak, "rss_mb": rss,
+                      "process_peak_mb": process_peak}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subset", type=int, default=2048)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--child", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child[0], args.child[1], args.subset, args.epochs)
+        return
+    from _common import machine_description, print_table, torch
+
+    frameworks = ["gradwise"] + (["pytorch"] if torch is not None else [])
+    print(machine_description())
+    for kind in ("mlp", "cnn"):
+        rows = []
+        for framework in frameworks:
+            result = subprocess.run(
+                [sys.executable, __file__, "--child", framework, kind,
+                 "--subset", str(args.subset), "--epochs", str(args.epochs)],
+                capture_output=True, text=True, check=True,
+                cwd=os.path.dirname(os.path.abspath(__file__)),
+            )
+            data = json.loads(result.stdout.strip().splitlines()[-1])
+            rss = np.array(data["rss_mb"])
+            # growth from epoch 2 on (epoch 1 includes one-time allocations: optimizer state ...)
+            growth = rss[-1] - rss[1] if len(rss) > 1 else 0.0
+            flat = "flat" if growth < 5 else "GROWING"
+            rows.append((f"{framework} training peak RSS", f"{data['peak_mb']:8.1f} MB",
+                         f"+{data['peak_mb'] - data['baseline_mb']:.0f} MB over the "
+                         f"{data['baseline_mb']:.0f} MB before training (sampled every step)"))
+            rows.append((f"{framework} RSS epoch 2 -> {len(rss)}",
+                         f"{growth:+8.1f} MB", f"{flat} (per epoch: "
+                         + " ".join(f"{v:.0f}" for v in rss) + " MB)"))
+        print_table(f"{kind.upper()} training memory ({args.subset} images x {args.epochs} "
+                    "epochs, Adam, batch 128)", rows)
+
+
+if __name__ == "__main__":
+    main()

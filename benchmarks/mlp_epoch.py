@@ -1,0 +1,98 @@
+"""One Fashion-MNIST epoch of a 784-256-128-10 ReLU MLP (SGD, momentum 0.9, lr 0.01, batch 128).
+
+Contenders, interleaved: gradwise (gw.nn + gw.optim), gradwise (engine + F, hand-written
+update), PyTorch, and the bare matmul floor: only the forward and backward matmuls of the same
+shapes in NumPy, which no NumPy-based engine can beat. Targets: <= 0.6x PyTorch, <= 1.3x floor.
+Each round trains a slice of the epoch; the median per-step time is scaled to the full epoch.
+
+Run: python benchmarks/mlp_epoch.py [--rounds 5] [--steps 94]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from _common import (
+    gw_mlp_functional,
+    gw_model,
+    gw_optimizer,
+    gw_step,
+    initial_weights,
+    interleaved,
+    load_fashion_mnist,
+    machine_description,
+    print_table,
+    setup_threads,
+    torch,
+    torch_mlp,
+    torch_step,
+    verdict,
+)
+
+BATCH = 128
+
+
+def matmul_floor(weights: list[np.ndarray]):
+    """The matmuls of one step (3 forward, 3 weight-gradient, 2 input-gradient), nothing else."""
+    w1, _, w2, _, w3, _ = weights
+    rng = np.random.default_rng(1)
+    h1 = rng.random((BATCH, 256), dtype=np.float32)
+    h2 = rng.random((BATCH, 128), dtype=np.float32)
+    g3 = rng.random((BATCH, 10), dtype=np.float32)
+
+    def step(x: np.ndarray) -> None:
+        x @ w1.T, h1 @ w2.T, h2 @ w3.T  # forward
+        g3.T @ h2, g3 @ w3, h2.T @ h1, h2 @ w2, h1.T @ x  # backward (no grad for the data)
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=94, help="steps per round (1/5 epoch)")
+    args = parser.parse_args()
+    setup_threads()
+    images, labels, source = load_fashion_mnist()
+    images = images.reshape(len(images), -1)
+    steps_per_epoch = -(-len(images) // BATCH)
+    order = np.random.default_rng(0).permutation(len(images))
+    batches = [(images[order[i : i + BATCH]], labels[order[i : i + BATCH]])
+               for i in range(0, BATCH * args.steps, BATCH)]
+    weights = initial_weights("mlp")
+
+    model = gw_model("mlp", weights)
+    optimizer, optimizer_kind = gw_optimizer("sgd", list(model.parameters()), lr=0.01,
+                                             momentum=0.9)
+    params, forward = gw_mlp_functional(weights)
+    f_optimizer, f_kind = gw_optimizer("sgd", params, lr=0.01, momentum=0.9)
+    floor = matmul_floor(weights)
+    contenders = {
+        "gradwise (nn + optim)": lambda: [gw_step(model, optimizer, x, y) for x, y in batches],
+        "gradwise (engine + F)": lambda: [gw_step(forward, f_optimizer, x, y)
+                                          for x, y in batches],
+        "matmul floor": lambda: [floor(x) for x, _ in batches],
+    }
+    if torch is not None:
+        t_model = torch_mlp()
+        t_optimizer = torch.optim.SGD(t_model.parameters(), lr=0.01, momentum=0.9)
+        t_batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
+        contenders["pytorch"] = lambda: [torch_step(t_model, t_optimizer, x, y)
+                                         for x, y in t_batches]
+    epoch = {name: s / args.steps * steps_per_epoch
+             for name, s in interleaved(contenders, repeats=args.rounds).items()}
+
+    print(machine_description())
+    print(f"data: {source}; optimizers: nn variant {optimizer_kind}, engine variant {f_kind}")
+    rows = [(name, f"{s:8.2f} s", "") for name, s in epoch.items()]
+    for name in ("gradwise (nn + optim)", "gradwise (engine + F)"):
+        if "pytorch" in epoch:
+            rows.append((f"{name} / pytorch", "", verdict(epoch[name] / epoch["pytorch"], 0.6)))
+        rows.append((f"{name} / floor", "", verdict(epoch[name] / epoch["matmul floor"], 1.3)))
+    print_table(f"MLP epoch (extrapolated from {args.rounds} rounds x {args.steps} steps, median; "
+                f"{steps_per_epoch} steps per epoch)", rows)
+
+
+if __name__ == "__main__":
+    main()

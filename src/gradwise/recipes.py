@@ -13,14 +13,22 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradwise import nn
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: JSON config files only
+    tomllib = None
 
 __all__ = [
     "DEFAULT_RECIPE",
@@ -34,6 +42,7 @@ __all__ = [
     "TrainConfig",
     "build_model",
     "get_recipe",
+    "read_config_file",
 ]
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -200,7 +209,7 @@ class TrainConfig:
         return cls(recipe=recipe.name, **values)
 
     @classmethod
-    def keys(cls) -> tuple[str, ...]:
+    def field_names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in dataclasses.fields(cls))
 
     def updated(self, values: Mapping[str, Any], labels: Mapping[str, str] | None = None
@@ -216,10 +225,10 @@ class TrainConfig:
             ConfigError: an unknown key, a value of the wrong type, or an invalid value.
         """
         labels = dict(labels or {})
-        unknown = [key for key in values if key not in self.keys()]
+        unknown = [key for key in values if key not in self.field_names()]
         if unknown:
             raise ConfigError(
-                f"unknown setting {unknown[0]!r}; known settings: {', '.join(self.keys())}"
+                f"unknown setting {unknown[0]!r}; known settings: {', '.join(self.field_names())}"
             )
         changes = {
             key: _convert(key, value, labels.get(key, key)) for key, value in values.items()
@@ -378,3 +387,36 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], n_classes: in
         features = dense_stack(int(np.prod(input_shape)))
     layers.append(nn.Linear(features, n_classes, rng=np.random.default_rng(next_seed())))
     return nn.Sequential(*layers)
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Settings from a JSON or TOML file (TOML needs Python 3.11+), keys as in TrainConfig.
+
+    Dashes in keys are read as underscores (``batch-size`` = ``batch_size``). The values are
+    not checked here; :meth:`TrainConfig.updated` does that and rejects unknown keys.
+
+    Raises:
+        ConfigError: the file cannot be read or parsed, or does not hold a table of settings.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: cannot read: {error}") from None
+    if path.suffix.lower() == ".toml":
+        if tomllib is None:
+            raise ConfigError(f"{path}: TOML config files need Python 3.11 or later; use JSON")
+        try:
+            values = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: invalid TOML: {error}") from None
+    else:
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{path}: invalid JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a table of settings, got {type(values).__name__}")
+    return {str(key).replace("-", "_"): value for key, value in values.items()}

@@ -1,0 +1,514 @@
+"""The ``gradwise`` command: train, evaluate and use models from the terminal.
+
+This is the only module that reads the command line and the environment, prints for people and
+chooses exit codes: 0 success, 1 a failure while running, 2 a usage error (bad option or value,
+missing file), 130/143 training interrupted by SIGINT/SIGTERM (a checkpoint was saved).
+The work itself is done by :mod:`gradwise.run` and :mod:`gradwise.recipes`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import numpy as np
+
+from gradwise import __version__
+from gradwise.recipes import (
+    DEFAULT_RECIPE,
+    OPTIMIZERS,
+    RECIPES,
+    SCHEDULES,
+    ConfigError,
+    TrainConfig,
+    get_recipe,
+    read_config_file,
+)
+
+if TYPE_CHECKING:
+    from gradwise.run import StopRequest
+
+DEBUG_ENV = "GRADWISE_DEBUG"
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+DESCRIPTION = """\
+gradwise trains neural networks on NumPy and shows why training works or fails.
+
+Start with `gradwise train`: it trains a handwritten-digit classifier (the mnist-mlp
+recipe), prints its progress and test accuracy, and keeps everything in a run folder
+under runs/. Without MNIST files and offline, it uses scikit-learn's small digits set."""
+
+EXAMPLES = """\
+examples:
+  gradwise train                          train the default digit classifier
+  gradwise train fashion-cnn --epochs 5   a CNN on Fashion-MNIST, 5 epochs
+  gradwise train spiral --lr 0.003        a toy problem with another learning rate
+  gradwise train --config my.toml         settings from a file (flags still win)
+  gradwise train --resume runs/RUN        continue an interrupted run
+  gradwise evaluate runs/RUN              test accuracy and confusions of a run
+  gradwise predict runs/RUN digit.png     classify your own picture of a digit
+  gradwise recipes                        list what `train` can train
+
+Ctrl-C during training saves a checkpoint and tells you how to resume.
+Set GRADWISE_DATA=DIR to tell gradwise where your data sets are.
+Set GRADWISE_DEBUG=1 to see full tracebacks."""
+
+TRAIN_EXAMPLES = """\
+Settings come from the recipe, then the --config file, then the flags you give.
+A config file (JSON, or TOML on Python 3.11+) holds keys named like the flags:
+  epochs = 5
+  lr = 0.002
+  hidden = [256, 128]
+
+examples:
+  gradwise train
+  gradwise train mnist-cnn --epochs 3 --batch-size 64
+  gradwise train fashion-mlp --optimizer sgd --lr 0.05 --schedule onecycle
+  gradwise train spiral --out runs/my-spiral --quiet
+  gradwise train --resume runs/mnist-mlp-20240101-120000"""
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of printing the usage block and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+# ---- the parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The ``gradwise`` argument parser with one subcommand per task."""
+    parser = _Parser(
+        prog="gradwise",
+        description=DESCRIPTION,
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"gradwise {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train",
+        help="train a model from a recipe (default: mnist-mlp)",
+        description="Train a model from a recipe and save it in a run folder.",
+        epilog=TRAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("recipe", nargs="?", metavar="RECIPE",
+                       help=f"what to train; one of {', '.join(RECIPES)} "
+                            f"(default {DEFAULT_RECIPE}; see 'gradwise recipes')")
+    hyper = train.add_argument_group("training settings (override the recipe)")
+    hyper.add_argument("--epochs", type=int, help="passes over the training data")
+    hyper.add_argument("--batch-size", type=int, help="samples per optimizer step")
+    hyper.add_argument("--lr", type=float, help="learning rate (the peak for onecycle)")
+    hyper.add_argument("--optimizer", choices=OPTIMIZERS)
+    hyper.add_argument("--schedule", choices=SCHEDULES,
+                       help="how the learning rate changes over training")
+    hyper.add_argument("--dropout", type=float, help="dropout probability, 0 to switch off")
+    hyper.add_argument("--weight-decay", type=float)
+    hyper.add_argument("--clip-grad-norm", type=float, metavar="MAX_NORM",
+                       help="clip the gradients' total norm to MAX_NORM")
+    hyper.add_argument("--seed", type=int, help="seed for data order, weights and dropout")
+    hyper.add_argument("--limit-train", type=int, metavar="N",
+                       help="train on N samples only (quick runs)")
+    hyper.add_argument("--config", metavar="FILE", help="settings file (JSON or TOML)")
+    run = train.add_argument_group("data, output and diagnostics")
+    run.add_argument("--data-dir", metavar="DIR",
+                     help="folder holding the data set's IDX files (else $GRADWISE_DATA, "
+                          "the cache, system folders, then a download)")
+    run.add_argument("--out", metavar="DIR",
+                     help="run folder to create (default runs/RECIPE-DATE-TIME)")
+    run.add_argument("--resume", metavar="RUN_DIR",
+                     help="continue an interrupted run from its last checkpoint")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress bars or per-epoch lines")
+    run.add_argument("--no-doctor", dest="doctor", action="store_const", const=False,
+                     help="do not watch training for problems")
+    run.add_argument("--detect-anomaly", action="store_const", const=True,
+                     help="trace NaN/Inf to the operation that produced it (slow)")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="test accuracy and confusions of a trained run",
+        description="Rebuild a run's model from its folder and score it on the test data.",
+    )
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--data-dir", metavar="DIR", help="where the data set is now")
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="classify pictures with a trained run",
+        description="Classify pictures (PNG/JPG, any size, dark-on-light or light-on-dark): "
+                    "each is cropped, scaled and centred like the training images, then the "
+                    "three most likely classes are printed.",
+    )
+    predict.add_argument("run_dir", metavar="RUN_DIR")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.set_defaults(handler=cmd_predict)
+
+    explain = commands.add_parser(
+        "explain", help="a worked example of the maths, with real numbers",
+        description="Print a step-by-step explanation computed with gradwise itself.",
+    )
+    explain.add_argument("topic", choices=("neuron", "mlp"),
+                         help="neuron: one neuron's forward and backward pass; mlp: a small "
+                              "network's training step")
+    explain.set_defaults(handler=cmd_explain)
+
+    lr_find = commands.add_parser(
+        "lr-find", help="suggest a learning rate for a recipe",
+        description="Sweep the learning rate over a short run and suggest a good one "
+                    "(the learning-rate range test).",
+    )
+    lr_find.add_argument("recipe", nargs="?", metavar="RECIPE",
+                         help=f"default {DEFAULT_RECIPE}")
+    lr_find.add_argument("--data-dir", metavar="DIR")
+    lr_find.add_argument("--limit-train", type=int, metavar="N")
+    lr_find.add_argument("--batch-size", type=int)
+    lr_find.add_argument("--seed", type=int)
+    lr_find.add_argument("--out", metavar="PNG",
+                         help="where to write the plot (default runs/RECIPE-lr-find.png)")
+    lr_find.set_defaults(handler=cmd_lr_find)
+
+    recipes = commands.add_parser("recipes", help="list the training recipes",
+                                  description="List the recipes `gradwise train` knows.")
+    recipes.set_defaults(handler=cmd_recipes)
+    return parser
+
+
+# ---- entry point ------------------------------------------------------------------------------
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``gradwise`` command with ``argv`` (default ``sys.argv[1:]``); return the exit
+    code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        return args.handler(args)
+    except SystemExit as done:  # --help and --version
+        return done.code if isinstance(done.code, int) else 0
+    except UsageError as error:
+        return _fail(str(error), EXIT_USAGE)
+    except KeyboardInterrupt:
+        print("gradwise: interrupted", file=sys.stderr)
+        return SIGNAL_EXIT["SIGINT"]
+    except Exception as error:  # noqa: BLE001 - every failure becomes one line, see _classify
+        code, message = _classify(error)
+        if os.environ.get(DEBUG_ENV):
+            traceback.print_exc()
+        return _fail(message, code)
+
+
+def _classify(error: Exception) -> tuple[int, str]:
+    """Exit code and one-line message for an exception raised while running a command."""
+    from gradwise.imageprep import ImagePrepError
+    from gradwise.run import RunError
+
+    text = _one_line(error)
+    if isinstance(error, (ConfigError, ImagePrepError)):
+        return EXIT_USAGE, text
+    if isinstance(error, RunError):
+        return EXIT_FAILURE, text
+    if isinstance(error, (*_library_errors(), OSError)):
+        return EXIT_FAILURE, text
+    hint = "" if os.environ.get(DEBUG_ENV) else f" (rerun with {DEBUG_ENV}=1 for the traceback)"
+    return EXIT_FAILURE, f"unexpected {type(error).__name__}: {text}{hint}"
+
+
+def _library_errors() -> tuple[type[BaseException], ...]:
+    from gradwise.autograd import AnomalyError
+    from gradwise.data import DatasetNotFoundError, DownloadError, IDXError
+    from gradwise.nn import StateDictError
+    from gradwise.train import CheckpointError
+
+    return (AnomalyError, CheckpointError, DatasetNotFoundError, DownloadError, IDXError,
+            StateDictError)
+
+
+def _one_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"gradwise: error: {message}", file=sys.stderr)
+    return code
+
+
+def _say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+# ---- train ------------------------------------------------------------------------------------
+_FLAG_KEYS = (
+    "epochs", "batch_size", "lr", "optimizer", "schedule", "dropout", "weight_decay",
+    "clip_grad_norm", "seed", "limit_train", "data_dir", "doctor", "detect_anomaly",
+)
+_RESUME_KEYS = ("data_dir", "doctor", "detect_anomaly")
+"""Settings a resumed run may change: they do not change what is computed."""
+
+
+def _flag(key: str) -> str:
+    return "--no-doctor" if key == "doctor" else "--" + key.replace("_", "-")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gradwise.run import StopRequest, default_run_dir, read_config, train_run
+
+    flags = {key: getattr(args, key) for key in _FLAG_KEYS if getattr(args, key) is not None}
+    labels = {key: _flag(key) for key in flags}
+    _check_folder(flags.get("data_dir"), "--data-dir")
+    if args.resume:
+        changed = [_flag(k) for k in flags if k not in _RESUME_KEYS]
+        changed += ["RECIPE"] * bool(args.recipe) + ["--config"] * bool(args.config)
+        changed += ["--out"] * bool(args.out)
+        if changed:
+            raise UsageError(
+                f"--resume continues a run with the settings in its config.json; "
+                f"{', '.join(changed)} cannot be given with it"
+            )
+        run_dir = Path(args.resume)
+        _check_folder(args.resume, "--resume")
+        config = read_config(run_dir).updated(flags, labels)
+    else:
+        config = _train_config(args, flags, labels)
+        run_dir = Path(args.out) if args.out else default_run_dir(config.recipe)
+
+    if not args.quiet:
+        _print_plan(config, run_dir, args.resume)
+    stop = StopRequest()
+    with _stop_on_signals(stop):
+        outcome = train_run(
+            config,
+            run_dir,
+            resume=bool(args.resume),
+            notify=_say,
+            progress=sys.stderr.isatty() and not args.quiet,
+            epoch_lines=not args.quiet,
+            stop=stop,
+        )
+    if outcome.interrupted:
+        where = (f"epoch {outcome.epoch + 1}" if outcome.mid_epoch
+                 else f"the end of epoch {outcome.epoch}")
+        print(
+            f"Interrupted at {where}, step {outcome.step}; checkpoint saved. "
+            f"Resume with: gradwise train --resume {_shell_path(run_dir)}",
+            file=sys.stderr, flush=True,
+        )
+        return SIGNAL_EXIT.get(stop.reason or "", SIGNAL_EXIT["SIGINT"])
+    _print_outcome(outcome, args.quiet)
+    return 0
+
+
+def _train_config(args: argparse.Namespace, flags: dict[str, Any],
+                  labels: dict[str, str]) -> TrainConfig:
+    """Recipe, then config file, then flags; every value validated, named as it was given."""
+    values: dict[str, Any] = {}
+    value_labels: dict[str, str] = {}
+    recipe = args.recipe
+    if args.config:
+        path = Path(args.config)
+        from_file = read_config_file(path)
+        file_recipe = from_file.pop("recipe", None)
+        if recipe is None and file_recipe is not None:
+            if not isinstance(file_recipe, str):
+                raise ConfigError(f"{path}: recipe must be a string, got {file_recipe!r}")
+            recipe = file_recipe
+        values.update(from_file)
+        value_labels.update({key: f"{path.name}: {key}" for key in from_file})
+        unknown = [key for key in from_file if key not in TrainConfig.field_names()]
+        if unknown:
+            raise ConfigError(
+                f"{path}: unknown setting {unknown[0]!r}; known settings: "
+                f"{', '.join(TrainConfig.field_names())}"
+            )
+    values.update(flags)
+    value_labels.update(labels)
+    base = TrainConfig.from_recipe(get_recipe(recipe or DEFAULT_RECIPE))
+    return base.updated(values, value_labels)
+
+
+def _check_folder(path: str | None, option: str) -> None:
+    if path is not None and not Path(path).is_dir():
+        raise UsageError(f"{option} {path}: no such folder")
+
+
+def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None) -> None:
+    recipe = RECIPES.get(config.recipe)
+    verb = "Resuming" if resume else "Training"
+    _say(f"{verb} {config.recipe}" + (f": {recipe.description}" if recipe else ""))
+    schedule = "" if config.schedule == "none" else f", {config.schedule} schedule"
+    _say(f"  {config.optimizer} lr {config.lr:g}{schedule}, {config.epochs} epochs, "
+         f"batch size {config.batch_size}, seed {config.seed}"
+         + (f", first {config.limit_train} samples" if config.limit_train else ""))
+    _say(f"  run folder: {run_dir}")
+
+
+def _print_outcome(outcome: Any, quiet: bool) -> None:
+    from gradwise.run import RUN_INFO_NAME
+
+    if outcome.history.stop_reason:
+        _say(f"Training stopped early: {outcome.history.stop_reason}")
+    if outcome.test_accuracy is not None:
+        _say(f"Test accuracy: {outcome.test_accuracy:.2%} (loss {outcome.test_loss:.4f}), "
+             f"{outcome.epoch} epochs in {outcome.seconds:.1f}s")
+    if outcome.findings and not (quiet and "no problems found" in outcome.findings):
+        _say(outcome.findings)
+    for part in outcome.missing:
+        _say(f"Not written: {part}")
+    files = sorted(p.name for p in outcome.run_dir.iterdir() if not p.name.startswith("."))
+    _say(f"Run folder: {outcome.run_dir}  ({', '.join(f for f in files if f != RUN_INFO_NAME)})")
+    if not quiet:
+        _say(f"Next: gradwise evaluate {_shell_path(outcome.run_dir)}")
+
+
+def _shell_path(path: Path) -> str:
+    text = str(path)
+    return f"'{text}'" if any(c.isspace() or c in "'\"$`\\" for c in text) else text
+
+
+@contextmanager
+def _stop_on_signals(request: StopRequest) -> Iterator[None]:
+    """First SIGINT/SIGTERM: stop at the next step and checkpoint. A second SIGINT: quit now."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handle(signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if request.requested:
+            raise KeyboardInterrupt
+        request.request(name)
+        print(f"\n{name} received: stopping after this step and saving a checkpoint "
+              "(Ctrl-C again quits without saving)", file=sys.stderr, flush=True)
+
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous: dict[int, Callable[..., Any] | int | None] = {}
+    for signum in handled:
+        previous[signum] = signal.signal(signum, handle)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+# ---- evaluate, predict ------------------------------------------------------------------------
+def _check_run_dir(path: str) -> Path:
+    from gradwise.run import CONFIG_NAME
+
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise UsageError(f"{path}: no such run folder")
+    if not (run_dir / CONFIG_NAME).is_file():
+        raise UsageError(f"{path}: not a gradwise run folder (no {CONFIG_NAME})")
+    return run_dir
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from gradwise.run import evaluate_run
+
+    run_dir = _check_run_dir(args.run_dir)
+    _check_folder(args.data_dir, "--data-dir")
+    result = evaluate_run(run_dir, data_dir=args.data_dir, notify=_say)
+    correct = int(np.trace(result.confusion))
+    _say(f"{run_dir}: {result.dataset} test set, {result.samples} samples")
+    _say(f"Test accuracy: {result.accuracy:.2%} ({correct}/{result.samples}), "
+         f"loss {result.loss:.4f}")
+    _say("Accuracy per class:")
+    for line in _per_class_lines(result.confusion, result.classes):
+        _say("  " + line)
+    confusions = _top_confusions(result.confusion, result.classes)
+    _say("Most confused (true -> predicted): " + (", ".join(confusions) or "none"))
+    return 0
+
+
+def _per_class_lines(matrix: np.ndarray, classes: list[str], per_line: int = 5) -> list[str]:
+    totals = matrix.sum(axis=1)
+    cells = [
+        f"{name} {matrix[i, i] / totals[i]:.1%}" if totals[i] else f"{name} -"
+        for i, name in enumerate(classes)
+    ]
+    return ["   ".join(cells[i : i + per_line]) for i in range(0, len(cells), per_line)]
+
+
+def _top_confusions(matrix: np.ndarray, classes: list[str], count: int = 3) -> list[str]:
+    off_diagonal = matrix.copy()
+    np.fill_diagonal(off_diagonal, 0)
+    order = np.argsort(off_diagonal, axis=None)[::-1][:count]
+    pairs = [np.unravel_index(index, matrix.shape) for index in order]
+    return [f"{classes[t]} -> {classes[p]} ({off_diagonal[t, p]}x)"
+            for t, p in pairs if off_diagonal[t, p] > 0]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from gradwise.run import predict_images
+
+    run_dir = _check_run_dir(args.run_dir)
+    missing = [path for path in args.images if not Path(path).is_file()]
+    if missing:
+        raise UsageError(f"{missing[0]}: no such image file")
+    for prediction in predict_images(run_dir, args.images, top_k=3):
+        ranked = ", ".join(f"{name} {probability:.1%}" for name, probability in prediction.top)
+        _say(f"{prediction.path}: {ranked}")
+    return 0
+
+
+# ---- explain, lr-find, recipes ----------------------------------------------------------------
+def cmd_explain(args: argparse.Namespace) -> int:
+    from gradwise.viz import explain
+
+    text = explain.explain_neuron() if args.topic == "neuron" else explain.explain_mlp()
+    _say(text)
+    return 0
+
+
+def cmd_lr_find(args: argparse.Namespace) -> int:
+    from gradwise.run import find_learning_rate
+
+    flags = {key: getattr(args, key) for key in ("data_dir", "limit_train", "batch_size", "seed")
+             if getattr(args, key) is not None}
+    _check_folder(flags.get("data_dir"), "--data-dir")
+    config = TrainConfig.from_recipe(get_recipe(args.recipe or DEFAULT_RECIPE)).updated(
+        flags, {key: _flag(key) for key in flags}
+    )
+    plot = Path(args.out) if args.out else Path("runs") / f"{config.recipe}-lr-find.png"
+    result = find_learning_rate(config, plot, notify=_say)
+    if result.suggested_lr is None:
+        _say("No suggestion: the loss never fell during the sweep (see the plot).")
+    else:
+        _say(f"Suggested learning rate for {config.recipe}: {result.suggested_lr:.3g} "
+             f"(the recipe uses {config.lr:g}); try: gradwise train {config.recipe} "
+             f"--lr {result.suggested_lr:.3g}")
+    _say(f"Plot: {plot}")
+    return 0
+
+
+def cmd_recipes(args: argparse.Namespace) -> int:
+    width = max(len(name) for name in RECIPES)
+    for name, recipe in RECIPES.items():
+        default = " (default)" if name == DEFAULT_RECIPE else ""
+        _say(f"{name:<{width}}  {recipe.description}{default}")
+        _say(f"{'':<{width}}  {recipe.epochs} epochs, batch {recipe.batch_size}, "
+             f"{recipe.optimizer} lr {recipe.lr:g}, {recipe.schedule} schedule")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

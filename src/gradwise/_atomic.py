@@ -32,7 +32,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         mode: ``"wb"`` for bytes or ``"w"`` for UTF-8 text.
 
     Raises whatever the block raises, after deleting the temporary file; ``path`` is then
-    exactly as it was before.
+    exactly as it was before. An OSError that names no file (ENOSPC from a write or fsync) is
+    re-raised with ``path`` as its filename.
     """
     if mode not in _ALLOWED_MODES:
         raise ValueError(f"atomic_open: mode must be one of {_ALLOWED_MODES}, got {mode!r}")
@@ -49,9 +50,13 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         # mkstemp creates the file 0600; give it the mode a plain open() would have given.
         os.chmod(temp_path, _file_mode_for(destination))
         os.replace(temp_path, destination)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             temp_path.unlink()
+        if isinstance(error, OSError) and error.filename is None and error.errno is not None:
+            # A failed write or fsync (a full disk: ENOSPC) names no file; name the one we
+            # were saving. OSError() picks the same subclass for the same errno.
+            raise OSError(error.errno, f"{error.strerror}, saving", str(destination)) from error
         raise
     _fsync_directory(directory)
 

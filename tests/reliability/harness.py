@@ -233,6 +233,53 @@ def _checkpoint_errors() -> tuple[type[BaseException], ...]:
     return (CheckpointError,)
 
 
+def _write_config_seed(directory: Path, suffix: str) -> Path:
+    path = directory / f"settings{suffix}"
+    if suffix == ".toml":
+        path.write_text('recipe = "spiral"\nepochs = 3\nlr = 0.01\nhidden = [8, 8]\n')
+    else:
+        path.write_text(json.dumps({"recipe": "spiral", "epochs": 3, "lr": 0.01, "hidden": [8]}))
+    return path
+
+
+def _load_config_file(path: Path) -> Any:
+    """What ``gradwise train --config FILE`` does with the file before training."""
+    from types import SimpleNamespace
+
+    from gradwise.cli import _train_config
+
+    return _train_config(SimpleNamespace(recipe=None, config=str(path)), {}, {})
+
+
+def _write_run_config_seed(directory: Path) -> Path:
+    from gradwise.recipes import TrainConfig
+
+    path = directory / "config.json"
+    path.write_text(json.dumps(TrainConfig.from_recipe("spiral").to_dict()))
+    return path
+
+
+def _load_run_config(path: Path) -> Any:
+    """What ``gradwise train --resume RUN_DIR`` reads first: the run's config.json."""
+    from gradwise.run import read_config
+
+    return read_config(path.parent)
+
+
+def _config_targets() -> dict[str, LoadTarget]:
+    from gradwise.recipes import ConfigError
+    from gradwise.run import RunError
+
+    return {
+        "config_json": LoadTarget("config_json", (ConfigError,),
+                                  lambda d: _write_config_seed(d, ".json"), _load_config_file),
+        "config_toml": LoadTarget("config_toml", (ConfigError,),
+                                  lambda d: _write_config_seed(d, ".toml"), _load_config_file),
+        "run_config": LoadTarget("run_config", (RunError, ConfigError), _write_run_config_seed,
+                                 _load_run_config),
+    }
+
+
 def load_targets() -> dict[str, LoadTarget]:
     """Every untrusted-file loader that exists in this tree, by name."""
     targets = {
@@ -249,6 +296,8 @@ def load_targets() -> dict[str, LoadTarget]:
             "checkpoint_weights", errors, _checkpoint_weights_seed, _load_checkpoint,
             finalize=resign_manifest,
         )
+    with contextlib.suppress(ImportError):
+        targets.update(_config_targets())
     return targets
 
 

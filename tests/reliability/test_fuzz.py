@@ -35,6 +35,8 @@ LONG = os.environ.get("GRADWISE_LONG_TESTS") == "1"
 FUZZ_EXAMPLES = int(os.environ.get("GRADWISE_FUZZ_EXAMPLES", 5000 if LONG else 200))
 
 TARGETS = load_targets()
+FILE_TARGETS = ["idx", "idx_gzip", "checkpoint_manifest", "checkpoint_weights", "config_json",
+                "config_toml", "run_config"]
 
 fuzz_settings = settings(
     max_examples=FUZZ_EXAMPLES,
@@ -83,8 +85,7 @@ def _require(target_name: str) -> None:
         pytest.skip(f"{target_name} loader not in this tree yet")
 
 
-@pytest.mark.parametrize("target_name", ["idx", "idx_gzip", "checkpoint_manifest",
-                                         "checkpoint_weights"])
+@pytest.mark.parametrize("target_name", FILE_TARGETS)
 @fuzz_settings
 @given(data=st.binary(max_size=512))
 def test_random_bytes_load_or_raise_own_error(target_name: str, data: bytes) -> None:
@@ -92,8 +93,7 @@ def test_random_bytes_load_or_raise_own_error(target_name: str, data: bytes) -> 
     _fuzz_one(target_name, lambda seed: data)
 
 
-@pytest.mark.parametrize("target_name", ["idx", "idx_gzip", "checkpoint_manifest",
-                                         "checkpoint_weights"])
+@pytest.mark.parametrize("target_name", FILE_TARGETS)
 @fuzz_settings
 @given(edits=mutations)
 def test_mutated_valid_files_load_or_raise_own_error(target_name: str, edits: list) -> None:
@@ -101,8 +101,6 @@ def test_mutated_valid_files_load_or_raise_own_error(target_name: str, edits: li
     _fuzz_one(target_name, lambda seed: mutate(seed, edits))
 
 
-@pytest.mark.xfail(reason="checkpoint loader trusts the manifest's structure (reported)",
-                   strict=False)
 @fuzz_settings
 @given(data=st.data(), new_value=json_values)
 def test_manifest_with_any_value_replaced_loads_or_raises(data, new_value) -> None:

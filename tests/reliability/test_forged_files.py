@@ -113,3 +113,45 @@ def test_forged_manifest_is_refused(tmp_path: Path, case: str) -> None:
     text = MANIFEST_FORGERIES[case](path.read_text())
     path.write_bytes(text.encode("utf-8", "surrogateescape"))
     assert check_untrusted_input(target, path) == "refused"
+
+
+CONFIG_FORGERIES: dict[str, tuple[str, str]] = {
+    # case: (target, file text)
+    "JSON nested 100000 deep": ("config_json", "[" * 100_000 + "]" * 100_000),
+    "JSON integer of 5000 digits": ("config_json", '{"epochs": ' + "9" * 5000 + "}"),
+    "JSON recipe is a list": ("config_json", '{"recipe": ["spiral"]}'),
+    "JSON NaN learning rate": ("config_json", '{"recipe": "spiral", "lr": NaN}'),
+    "JSON unknown recipe": ("config_json", '{"recipe": "nope"}'),
+    "JSON unknown key": ("config_json", '{"recipe": "spiral", "__class__": 1}'),
+    "TOML nested 100000 deep": ("config_toml", "a = " + "[" * 100_000 + "]" * 100_000),
+    "TOML recipe is a table": ("config_toml", "[recipe]\nx = 1\n"),
+    "run config nested 100000 deep": ("run_config", "[" * 100_000 + "]" * 100_000),
+    "run config recipe is a list": ("run_config", '{"recipe": ["spiral"]}'),
+    "run config recipe is an object": ("run_config", '{"recipe": {"a": 1}, "epochs": 2}'),
+    "run config integer of 5000 digits": ("run_config", '{"epochs": ' + "9" * 5000 + "}"),
+}
+# Found by these tests (reported to the owners of recipes.py and run.py): json/tomllib raise
+# RecursionError for deep nesting and ValueError for huge integers, which read_config_file and
+# run._read_json do not catch, and TrainConfig.from_dict looks an unhashable recipe up in a dict.
+CONFIG_LOADER_BUGS = {
+    "JSON nested 100000 deep",
+    "JSON integer of 5000 digits",
+    "TOML nested 100000 deep",
+    "run config nested 100000 deep",
+    "run config recipe is a list",
+    "run config recipe is an object",
+}
+CONFIG_BUG = pytest.mark.xfail(reason="config loaders leak parser errors (reported)", strict=True)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [pytest.param(case, marks=CONFIG_BUG) if case in CONFIG_LOADER_BUGS else case
+     for case in sorted(CONFIG_FORGERIES)],
+)
+def test_forged_config_is_refused(tmp_path: Path, case: str) -> None:
+    target_name, text = CONFIG_FORGERIES[case]
+    target = TARGETS.get(target_name) or pytest.skip("no config loader yet")
+    path = target.write_valid(tmp_path)
+    path.write_text(text)
+    assert check_untrusted_input(target, path) == "refused"

@@ -173,7 +173,17 @@ def edit_manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
         (
             "manifest",
             edit_manifest(lambda m: m["files"]["model"].update(file="../evil.safetensors")),
-            "bad model file name",
+            "model file entry: bad file name",
+        ),
+        (
+            "manifest",
+            edit_manifest(lambda m: m["optimizer"]["meta"].update(state=None)),
+            "malformed manifest: the optimizer state is not",
+        ),
+        (
+            "manifest",
+            edit_manifest(lambda m: m["trainer"].update(x={"__float__": "big"})),
+            "malformed manifest: bad non-finite number tag 'big'",
         ),
     ],
 )

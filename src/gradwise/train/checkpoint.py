@@ -31,6 +31,7 @@ import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,42 +216,40 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any = None) -> Checkpoi
         manifest_path = manifest_path / MANIFEST_NAME
     directory = manifest_path.parent
     manifest = _read_manifest(manifest_path)
-    files = manifest.get("files")
-    if not isinstance(files, dict) or "model" not in files:
-        raise CheckpointError(f"{manifest_path}: the manifest lists no model weights file")
+    files = manifest["files"]
+    model_file = directory / files["model"]["file"]
     model_state = _check_against_manifest(
-        _read_array_file(directory, "model", files["model"]),
-        manifest,
-        directory / files["model"]["file"],
+        _read_array_file(directory, "model", files["model"]), manifest, model_file
     )
     if model is not None:
-        check_state_matches(model.state_dict(), model_state, manifest["model"].get("class"),
-                            directory / files["model"]["file"], type(model).__name__)
+        check_state_matches(model.state_dict(), model_state, manifest["model"]["class"],
+                            model_file, type(model).__name__)
 
     optimizer_state = None
-    if manifest.get("optimizer") is not None:
-        if "optimizer" not in files:
-            raise CheckpointError(f"{manifest_path}: optimizer state listed without its file")
+    if manifest["optimizer"] is not None:
         optimizer_arrays = _read_array_file(directory, "optimizer", files["optimizer"])
         try:
             optimizer_state = join_state(
                 optimizer_arrays, from_json_safe(manifest["optimizer"]["meta"])
             )
-        except (KeyError, TypeError, ValueError) as error:
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise CheckpointError(
                 f"{directory / files['optimizer']['file']}: optimizer arrays do not fit the "
                 f"saved optimizer state: {error}"
             ) from error
-    return CheckpointData(
-        model_state=model_state,
-        model_class=manifest["model"].get("class"),
-        optimizer_state=optimizer_state,
-        scheduler_state=from_json_safe(manifest.get("scheduler")),
-        trainer_state=from_json_safe(manifest.get("trainer") or {}),
-        history=from_json_safe(manifest.get("history")),
-        path=directory,
-        meta=manifest,
-    )
+    try:
+        return CheckpointData(
+            model_state=model_state,
+            model_class=manifest["model"]["class"],
+            optimizer_state=optimizer_state,
+            scheduler_state=from_json_safe(manifest.get("scheduler")),
+            trainer_state=from_json_safe(manifest.get("trainer") or {}),
+            history=from_json_safe(manifest.get("history")),
+            path=directory,
+            meta=manifest,
+        )
+    except ValueError as error:
+        raise CheckpointError(f"{manifest_path}: malformed manifest: {error}") from error
 
 
 def load_model_weights(path: str | os.PathLike[str], model: Any) -> CheckpointData:
@@ -297,36 +296,95 @@ def check_state_matches(
 
 
 def _read_manifest(manifest_path: Path) -> dict[str, Any]:
+    """Parse the manifest and check its whole structure: it is untrusted input."""
     if not manifest_path.is_file():
         raise CheckpointError(f"{manifest_path}: no checkpoint manifest here")
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise CheckpointError(
-            f"{manifest_path}: unreadable manifest (truncated or altered?): {error}"
-        ) from error
+            f"{manifest_path}: unreadable manifest (truncated or altered?): "
+            f"{type(error).__name__}: {str(error)[:200]}"
+        ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_TAG:
         raise CheckpointError(f"{manifest_path}: not a gradwise checkpoint manifest")
     version = manifest.get("version")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or isinstance(version, bool):
         raise CheckpointError(
             f"{manifest_path}: checkpoint format version {version!r}; this gradwise reads "
             f"version {FORMAT_VERSION}"
         )
-    if not isinstance(manifest.get("model"), dict):
-        raise CheckpointError(f"{manifest_path}: the manifest has no model section")
+    problem = _manifest_problem(manifest)
+    if problem is not None:
+        raise CheckpointError(f"{manifest_path}: malformed manifest: {problem}")
     return manifest
 
 
+def _manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What is structurally wrong with a manifest, or None."""
+    model = manifest.get("model")
+    if not isinstance(model, dict):
+        return "no model section"
+    if model.get("class") is not None and not isinstance(model.get("class"), str):
+        return "model class is not a string"
+    tensors = model.get("tensors")
+    if not isinstance(tensors, dict):
+        return "the model's tensor table is not an object"
+    for name, info in tensors.items():
+        shape = info.get("shape") if isinstance(info, dict) else None
+        if not isinstance(shape, list) or not all(_is_count(n) for n in shape):
+            return f"tensor {name!r} has no valid shape"
+    files = manifest.get("files")
+    if not isinstance(files, dict) or "model" not in files:
+        return "no model weights file listed"
+    optimizer = manifest.get("optimizer")
+    if optimizer is not None:
+        meta = optimizer.get("meta") if isinstance(optimizer, dict) else None
+        if not (
+            isinstance(meta, dict)
+            and isinstance(meta.get("state"), dict)
+            and all(isinstance(entry, dict) for entry in meta["state"].values())
+            and isinstance(meta.get("param_groups"), list)
+            and all(isinstance(group, dict) for group in meta["param_groups"])
+        ):
+            return "the optimizer state is not {'state': {...}, 'param_groups': [...]}"
+        if "optimizer" not in files:
+            return "optimizer state listed without its file"
+    for kind in files:
+        if kind not in _ARRAY_FILES:
+            return f"unknown file kind {kind!r}"
+        problem = _file_entry_problem(files[kind])
+        if problem is not None:
+            return f"{kind} file entry: {problem}"
+    for section in ("trainer", "scheduler", "history"):
+        if manifest.get(section) is not None and not isinstance(manifest[section], dict):
+            return f"the {section} section is not an object"
+    return None
+
+
+def _file_entry_problem(entry: Any) -> str | None:
+    if not isinstance(entry, dict):
+        return "not an object"
+    name, digest, size = entry.get("file"), entry.get("sha256"), entry.get("bytes")
+    if not (isinstance(name, str) and _SAFE_FILE_NAME.fullmatch(name)):
+        return f"bad file name {name!r} (must be a plain name inside the checkpoint folder)"
+    if not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+        return "sha256 is not 64 hex digits"
+    if not _is_count(size):
+        return f"bytes is not a non-negative integer ({size!r})"
+    return None
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+_SAFE_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,200}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def _read_array_file(directory: Path, kind: str, entry: Any) -> dict[str, np.ndarray]:
-    try:
-        name, digest, size = str(entry["file"]), str(entry["sha256"]), int(entry["bytes"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(
-            f"{directory / MANIFEST_NAME}: malformed {kind} file entry {entry!r}"
-        ) from error
-    if Path(name).name != name:
-        raise CheckpointError(f"{directory / MANIFEST_NAME}: bad {kind} file name {name!r}")
+    name, digest, size = entry["file"], entry["sha256"], entry["bytes"]  # checked in the manifest
     file_path = directory / name
     try:
         payload = file_path.read_bytes()
@@ -355,17 +413,17 @@ def _read_array_file(directory: Path, kind: str, entry: Any) -> dict[str, np.nda
 def _check_against_manifest(
     model_state: dict[str, np.ndarray], manifest: dict[str, Any], file_path: Path
 ) -> dict[str, np.ndarray]:
-    listed = manifest["model"].get("tensors") or {}
+    listed = manifest["model"]["tensors"]
     if set(listed) != set(model_state):
         raise CheckpointError(
             f"{file_path}: the file's tensors {sorted(model_state)} are not the manifest's "
             f"{sorted(listed)}"
         )
     for name, info in listed.items():
-        if list(model_state[name].shape) != list(info.get("shape", [])):
+        if list(model_state[name].shape) != info["shape"]:
             raise CheckpointError(
                 f"{file_path}: tensor {name!r} has shape {list(model_state[name].shape)}, the "
-                f"manifest says {info.get('shape')}"
+                f"manifest says {info['shape']}"
             )
     return {name: model_state[name] for name in listed}  # the model's order, not the file's
 
@@ -398,7 +456,10 @@ def from_json_safe(value: Any) -> Any:
     """Undo :func:`to_json_safe`'s encoding of non-finite floats."""
     if isinstance(value, dict):
         if set(value) == {_NON_FINITE_TAG}:
-            return float(value[_NON_FINITE_TAG])
+            tag = value[_NON_FINITE_TAG]
+            if tag not in ("nan", "inf", "-inf"):
+                raise ValueError(f"bad non-finite number tag {tag!r}")
+            return float(tag)
         return {key: from_json_safe(item) for key, item in value.items()}
     if isinstance(value, list):
         return [from_json_safe(item) for item in value]

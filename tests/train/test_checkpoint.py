@@ -13,6 +13,7 @@ import pytest
 import gradwise as gw
 from gradwise.data import make_moons
 from gradwise.train import (
+    Callback,
     CheckpointError,
     ModelCheckpoint,
     NonFiniteLossWarning,
@@ -89,6 +90,30 @@ def test_resume_in_the_middle_of_an_epoch_is_bitwise_identical(
     assert_same_weights(resumed.model, reference.model)
     assert comparable(history) == comparable(reference_history)
     assert history.stop_reason is None
+
+
+class SaveAtStep(Callback):
+    """Saves the run from inside fit, as a crash-safe "checkpoint every N steps" would."""
+
+    def __init__(self, step: int, path: Path) -> None:
+        self.save_step, self.path = step, path
+
+    def on_batch_end(self, step: int, logs: dict) -> None:
+        if step == self.save_step:
+            self.trainer.save_checkpoint(self.path)
+
+
+@pytest.mark.parametrize("save_step", [2, 7])  # inside epoch 1; the last batch of epoch 2
+def test_resume_from_a_checkpoint_saved_in_on_batch_end(data, straight, tmp_path, save_step):
+    run(callbacks=[SaveAtStep(save_step, tmp_path / "ckpt")]).fit(
+        data[0], val_data=data[1], epochs=EPOCHS, batch_size=BATCH
+    )
+    resumed = run()
+    history = resumed.fit(
+        data[0], val_data=data[1], epochs=EPOCHS, batch_size=BATCH, resume_from=tmp_path / "ckpt"
+    )
+    assert_same_weights(resumed.model, straight["step"][0].model)
+    assert comparable(history) == comparable(straight["step"][1])
 
 
 def test_resume_from_a_model_checkpoint_saved_during_training(data, straight, tmp_path) -> None:

@@ -136,6 +136,13 @@ def test_doctor_object_runs_after_the_other_callbacks(moons) -> None:
     assert trainer.doctor.trainer is trainer
 
 
+def test_doctor_true_attaches_the_training_doctor(moons) -> None:
+    doctor_module = pytest.importorskip("gradwise.doctor")
+    trainer = classifier_trainer(doctor=True)
+    assert isinstance(trainer.doctor, doctor_module.Doctor)
+    trainer.fit(moons, epochs=1)
+
+
 # ---- history contents, schedules, clipping ----------------------------------------------------
 def test_history_records_losses_metrics_lr_time_and_steps(moons) -> None:
     trainer = classifier_trainer(metrics=("accuracy", "f1"))

@@ -12,7 +12,9 @@ row per output pixel, then ``cols @ W`` with W reshaped to ``(kh*kw*C_in, C_out)
 the matmul run a few images at a time so that the chunk of ``cols`` just written is still in
 cache when the matmul reads it.
 
-Conv2d, backward: ``dW = cols^T @ dY`` (cols is kept from the forward); ``db = sum(dY)``; and
+Conv2d, backward: ``dW = cols^T @ dY``, cols rebuilt chunk by chunk (kept from the forward only
+when the whole batch fit in one chunk: a fresh buffer of kh*kw times the input's size costs more
+in page faults than the copy that rebuilds it); ``db = sum(dY)``; and
 for the input, instead of a col2im scatter, one batched matmul gives ``dY @ W[i, j]^T`` for each
 kernel offset as a contiguous block, which is added into a padded gradient buffer at that
 offset's (strided) window. The input gradient is computed only when the input needs one: the
@@ -138,22 +140,19 @@ class Conv2d(Function):
             output_size(w, kw, stride[1], padding[1], dilation[1]),
         )
         pixels = out_hw[0] * out_hw[1]
-        k = kh * kw * c
         x_padded = _pad_hw(_nhwc(x), padding)  # (N, Hp, Wp, C)
-        # windows[n, y, x, i, j, c] = x_padded[n, y*s + i*d, x*s + j*d, c], a strided view
-        windows = _windows(x_padded, (kh, kw), out_hw, stride, dilation)
-        w_matrix = weight.transpose(2, 3, 1, 0).reshape(k, c_out)  # (kh*kw*C_in, C_out)
-        cols = np.empty((n, out_hw[0], out_hw[1], kh, kw, c), dtype=x.dtype)
+        w_matrix = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, c_out)  # (kh*kw*C, C_out)
         out = np.empty((n * pixels, c_out), dtype=x.dtype)  # NHWC rows
-        for start, stop in _chunks(n, pixels * k * x.itemsize):
-            np.copyto(cols[start:stop], windows[start:stop])
-            np.matmul(
-                cols[start:stop].reshape(-1, k), w_matrix, out=out[start * pixels : stop * pixels]
-            )
+        start, stop, cols = 0, 0, None
+        for start, stop, cols in _im2col_chunks(x_padded, (kh, kw), out_hw, stride, dilation):
+            np.matmul(cols, w_matrix, out=out[start * pixels : stop * pixels])
         if bias is not None:
             out += bias
-        ctx.weight, ctx.has_bias = weight, bias is not None
-        ctx.cols = cols if ctx.needs_input_grad[1:2] == (True,) else None
+        # Unless the whole batch was one chunk, backward rebuilds the im2col rows chunk by chunk
+        # instead of keeping them: they are kh*kw times the input's size, and a fresh buffer
+        # that large costs more in page faults than the copy that recomputes it.
+        ctx.cols = cols if start == 0 and stop == n else None
+        ctx.x_padded, ctx.weight, ctx.has_bias = x_padded, weight, bias is not None
         ctx.geometry = (x.shape, out_hw, stride, padding, dilation)
         return _nchw(out.reshape(n, out_hw[0], out_hw[1], c_out))
 
@@ -168,7 +167,13 @@ class Conv2d(Function):
         grad_x = grad_w = grad_b = None
         if needs[1]:
             # dL/dW[o, c, i, j] = sum over pixels of cols[.., i, j, c] * dY[.., o]
-            grad_w_matrix = ctx.cols.reshape(n * pixels, -1).T @ grad_rows  # (kh*kw*C, C_out)
+            if ctx.cols is not None:
+                grad_w_matrix = ctx.cols.T @ grad_rows  # (kh*kw*C, C_out)
+            else:
+                grad_w_matrix = np.zeros((kh * kw * c, c_out), dtype=grad_rows.dtype)
+                chunks = _im2col_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation)
+                for start, stop, cols in chunks:
+                    grad_w_matrix += cols.T @ grad_rows[start * pixels : stop * pixels]
             grad_w = np.ascontiguousarray(
                 grad_w_matrix.reshape(kh, kw, c, c_out).transpose(3, 2, 0, 1)
             )
@@ -179,6 +184,29 @@ class Conv2d(Function):
         if ctx.has_bias:
             return grad_x, grad_w, grad_b
         return grad_x, grad_w
+
+
+def _im2col_chunks(
+    x_padded: np.ndarray, kernel: Pair, out_hw: Pair, stride: Pair, dilation: Pair
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield (start, stop, cols) over runs of images; cols is (images*Ho*Wo, kh*kw*C).
+
+    ``cols[row of (n, y, x), (i, j, c)] = x_padded[n, y*s + i*d, x*s + j*d, c]``. One buffer of
+    about ``_CHUNK_BYTES`` is reused for every chunk, so it stays in cache for the matmul that
+    reads it; the caller must use each chunk before asking for the next.
+    """
+    n, c = x_padded.shape[0], x_padded.shape[3]
+    k = kernel[0] * kernel[1] * c
+    pixels = out_hw[0] * out_hw[1]
+    windows = _windows(x_padded, kernel, out_hw, stride, dilation)  # strided view
+    step = max(1, _CHUNK_BYTES // max(1, pixels * k * x_padded.itemsize))
+    buffer = np.empty((min(step, n), out_hw[0], out_hw[1], kernel[0], kernel[1], c),
+                      dtype=x_padded.dtype)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        cols = buffer[: stop - start]
+        np.copyto(cols, windows[start:stop])
+        yield start, stop, cols.reshape(-1, k)
 
 
 def _windows(
@@ -287,17 +315,21 @@ class MaxPool2d(Function):
     def backward(ctx, grad):
         (n, c, h, w), out_hw, kernel, stride, padding = ctx.geometry
         x_padded, out = ctx.x_padded, ctx.out
-        grad = _nhwc(grad)
         overlapping = stride[0] < kernel[0] or stride[1] < kernel[1]
+        grad = np.ascontiguousarray(_nhwc(grad))  # (N, Ho, Wo, C), like `out`
         grad_padded = np.zeros(x_padded.shape, dtype=grad.dtype)
-        taken = np.zeros(out.shape, dtype=bool)  # windows whose maximum was already routed
+        # each window's gradient goes to its first maximum in row-major order (PyTorch's choice
+        # in a tie): offsets are visited in that order and `taken` marks the windows served
+        offsets = list(_offsets(kernel))
         hit = np.empty(out.shape, dtype=bool)
-        for i, j in _offsets(kernel):
+        taken = None
+        for number, (i, j) in enumerate(offsets):
             index = _window(i, j, out_hw, stride, (1, 1))
-            # first maximum in row-major order wins a tie, as in PyTorch
             np.equal(x_padded[index], out, out=hit)
-            hit &= ~taken
-            taken |= hit
+            if taken is not None:
+                np.greater(hit, taken, out=hit)  # for booleans: hit and not taken
+            if number + 1 < len(offsets):
+                taken = hit.copy() if taken is None else np.logical_or(taken, hit, out=taken)
             if overlapping:
                 grad_padded[index] += grad * hit
             else:  # each input element is in at most one window: write, don't add

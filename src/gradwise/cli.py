@@ -269,7 +269,7 @@ def _flag(key: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gradwise.run import StopRequest, default_run_dir, read_config, train_run
+    from gradwise.run import CONFIG_NAME, StopRequest, default_run_dir, read_config, train_run
 
     flags = {key: getattr(args, key) for key in _FLAG_KEYS if getattr(args, key) is not None}
     labels = {key: _flag(key) for key in flags}
@@ -289,6 +289,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = _train_config(args, flags, labels)
         run_dir = Path(args.out) if args.out else default_run_dir(config.recipe)
+        if (run_dir / CONFIG_NAME).exists():
+            raise UsageError(f"--out {run_dir} already holds a run; choose another folder, or "
+                             f"continue that run with --resume {_shell_path(run_dir)}")
 
     if not args.quiet:
         _print_plan(config, run_dir, args.resume)
@@ -489,14 +492,15 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
         flags, {key: _flag(key) for key in flags}
     )
     plot = Path(args.out) if args.out else Path("runs") / f"{config.recipe}-lr-find.png"
-    result = find_learning_rate(config, plot, notify=_say)
+    result, written = find_learning_rate(config, plot, notify=_say)
     if result.suggested_lr is None:
         _say("No suggestion: the loss never fell during the sweep (see the plot).")
     else:
         _say(f"Suggested learning rate for {config.recipe}: {result.suggested_lr:.3g} "
              f"(the recipe uses {config.lr:g}); try: gradwise train {config.recipe} "
              f"--lr {result.suggested_lr:.3g}")
-    _say(f"Plot: {plot}")
+    if written is not None:
+        _say(f"Plot: {written}")
     return 0
 
 

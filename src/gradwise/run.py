@@ -42,6 +42,7 @@ import gradwise as gw
 from gradwise import data as gw_data
 from gradwise import nn, optim
 from gradwise._atomic import atomic_open, atomic_write_bytes
+from gradwise.data import datasets as gw_datasets
 from gradwise.imageprep import load_digit_image
 from gradwise.recipes import IMAGE_DATASETS, TrainConfig, build_model
 from gradwise.train.callbacks import (
@@ -214,7 +215,7 @@ def _summarise_attempts(attempts: Sequence[str]) -> str:
             parts.append(f"download from {len(wheres)} mirror{'s' * (len(wheres) != 1)}")
         elif label == "system":
             parts.extend(
-                str(root) for root in gw_data.SYSTEM_DATA_DIRS
+                str(root) for root in gw_datasets.SYSTEM_DATA_DIRS
                 if any(Path(where).is_relative_to(root) for where in wheres)
             )
         else:
@@ -476,6 +477,8 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[s
         info = _read_json(run_dir / RUN_INFO_NAME)
         if info.get("status") == "finished":
             raise RunError(f"{run_dir}: this run already finished; nothing to resume")
+        info.pop("interrupted_by", None)
+        info["resumed"] = int(info.get("resumed", 0)) + 1
         return info
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"{run_dir} exists and is not a folder")
@@ -687,24 +690,41 @@ def _logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
 
 
 # ---- learning-rate finder ---------------------------------------------------------------------
+_LR_FIND_SETTINGS = {
+    "sgd": ("momentum", "nesterov", "weight_decay"),
+    "adam": ("weight_decay",),
+    "adamw": ("weight_decay",),
+    "rmsprop": ("weight_decay",),
+}
+"""The optimizer settings the range test keeps from the recipe (the lr is swept)."""
+
 def find_learning_rate(
     config: TrainConfig, plot_path: str | os.PathLike[str] | None, notify: Notify = _quiet
-) -> Any:
+) -> tuple[Any, Path | None]:
     """Run the doctor's learning-rate range test on the recipe's model and training data.
 
-    Returns the result of :func:`gradwise.doctor.lr_find` (``suggested_lr``), having written its
-    plot to ``plot_path`` when given.
+    Returns:
+        The result of :func:`gradwise.doctor.lr_find` (``suggested_lr``, ``lrs``, ``losses``)
+        and the plot's path (None when not asked for or when plotting is not available).
     """
     from gradwise.doctor import lr_find
 
     data = load_data(config, notify=notify)
     model = build_model(config, data.input_shape, len(data.classes))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-    result = lr_find(model, loss_fn, data.train, batch_size=config.batch_size, seed=config.seed)
-    if plot_path is not None:
-        Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
-        result.plot(plot_path)
-    return result
+    optimizer = make_optimizer(config, model)
+    settings = {key: value for key, value in optimizer.defaults.items()
+                if key in _LR_FIND_SETTINGS[config.optimizer]}
+    result = lr_find(model, loss_fn, data.train, optimizer_cls=type(optimizer),
+                     batch_size=config.batch_size, seed=config.seed, **settings)
+    if plot_path is None:
+        return result, None
+    Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return result, result.plot(plot_path)
+    except ImportError:  # the plot needs gradwise.viz
+        notify(f"Plot not written to {plot_path}: gradwise.viz is not available")
+        return result, None
 
 
 # ---- JSON files -------------------------------------------------------------------------------

@@ -1,0 +1,88 @@
+"""Bad input to `gradwise`: one line on stderr, exit code 2, never a traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from cli.cli_helpers import assert_one_line_error, gradwise
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> str:
+    from gradwise.cli import main
+
+    run_dir = tmp_path_factory.mktemp("cli-errors") / "xor"
+    assert main(["train", "xor", "--epochs", "1", "--out", str(run_dir), "--quiet"]) == 0
+    return str(run_dir)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["train", "--lr", "-1"], "--lr must be > 0, got -1"),
+        (["train", "--lr", "nan"], "--lr must be > 0, got nan"),
+        (["train", "--epochs", "0"], "--epochs must be >= 1, got 0"),
+        (["train", "--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+        (["train", "--dropout", "1.5"], "--dropout must be in [0, 1), got 1.5"),
+        (["train", "--weight-decay", "-1"], "--weight-decay must be >= 0"),
+        (["train", "--clip-grad-norm", "0"], "--clip-grad-norm must be > 0"),
+        (["train", "--limit-train", "1"], "--limit-train must be >= 2"),
+        (["train", "--seed", "-3"], "--seed must be >= 0"),
+        (["train", "--epochs", "x"], "argument --epochs: invalid int value: 'x'"),
+        (["train", "--optimizer", "adagradx"], "argument --optimizer: invalid choice"),
+        (["train", "no-such-recipe"], "unknown recipe 'no-such-recipe'; choose from mnist-mlp"),
+        (["train", "--bogus"], "unrecognized arguments: --bogus"),
+        (["train", "--config", "missing.toml"], "missing.toml: no such config file"),
+        (["train", "--data-dir", "missing"], "--data-dir missing: no such folder"),
+        (["train", "--resume", "missing"], "--resume missing: no such folder"),
+        (["evaluate", "missing"], "missing: no such run folder"),
+        (["evaluate"], "the following arguments are required: RUN_DIR"),
+        (["predict", "missing", "a.png"], "missing: no such run folder"),
+        (["explain", "everything"], "argument topic: invalid choice"),
+        (["lr-find", "nope"], "unknown recipe 'nope'"),
+        (["fly"], "invalid choice: 'fly'"),
+    ],
+)
+def test_bad_input_is_one_line_with_exit_code_2(capsys, args, fragment) -> None:
+    assert_one_line_error(gradwise(capsys, *args), fragment=fragment)
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["predict", "{run}", "missing.png"], "missing.png: no such image file"),
+        (["train", "--resume", "{run}", "--lr", "0.1"], "--lr cannot be given with it"),
+        (["train", "spiral", "--out", "{run}"], "already holds a run"),
+    ],
+)
+def test_bad_input_about_an_existing_run(capsys, finished_run, args, fragment) -> None:
+    args = [arg.format(run=finished_run) for arg in args]
+    result = gradwise(capsys, *args)
+    assert_one_line_error(result, fragment=fragment)
+
+
+def test_resuming_a_finished_run_says_there_is_nothing_to_do(capsys, finished_run) -> None:
+    result = gradwise(capsys, "train", "--resume", finished_run)
+    assert_one_line_error(result, code=1, fragment="already finished; nothing to resume")
+
+
+def test_unexpected_errors_are_short_with_a_debug_hint(capsys, monkeypatch) -> None:
+    def explode(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr("gradwise.run.train_run", explode)
+    result = gradwise(capsys, "train", "xor")
+    assert_one_line_error(result, code=1, fragment="unexpected ZeroDivisionError")
+    assert "GRADWISE_DEBUG=1" in result.err
+    monkeypatch.setenv("GRADWISE_DEBUG", "1")
+    result = gradwise(capsys, "train", "xor")
+    assert result.code == 1 and "Traceback" in result.err
+
+
+def test_help_explains_with_examples(capsys) -> None:
+    for args, expected in ((["--help"], "gradwise train "), (["train", "--help"], "--resume")):
+        result = gradwise(capsys, *args)
+        assert result.code == 0
+        assert "examples:" in result.out and expected in result.out
+    no_command = gradwise(capsys)
+    assert no_command.code == 2 and "COMMAND" in no_command.out

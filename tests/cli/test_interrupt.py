@@ -1,0 +1,75 @@
+"""Ctrl-C/SIGTERM during `gradwise train` checkpoints and exits; `--resume` finishes the run with
+the weights an uninterrupted run gets; a SIGKILL never leaves an unloadable checkpoint."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import numpy as np
+import pytest
+
+from cli.cli_helpers import assert_same_weights, gradwise, run_info, spawn, wait_for_line
+from gradwise.train import load_checkpoint
+
+# 225 steps per epoch: a signal lands mid-epoch, and the run outlasts the test's reaction time
+SPIRAL = ("train", "spiral", "--epochs", "12", "--batch-size", "4", "--no-doctor")
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory):
+    """The same training, never interrupted."""
+    from gradwise.cli import main
+
+    run_dir = tmp_path_factory.mktemp("cli-interrupt") / "reference"
+    assert main([*SPIRAL, "--out", str(run_dir), "--quiet"]) == 0
+    return run_dir
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_a_checkpoint_and_resume_finishes_identically(
+    capsys, tmp_path, reference_run, signum, code
+) -> None:
+    run_dir = tmp_path / "run"
+    process = spawn(*SPIRAL, "--out", run_dir)
+    wait_for_line(process, "epoch 1/12")
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    assert "Traceback" not in err
+    message = err.strip().splitlines()[-1]
+    assert message.startswith("Interrupted at epoch ")
+    assert message.endswith(f"checkpoint saved. Resume with: gradwise train --resume {run_dir}")
+    info = run_info(run_dir)
+    assert info["status"] == "interrupted"
+    assert info["interrupted_by"] == signal.Signals(signum).name
+    checkpoint = load_checkpoint(run_dir / "checkpoints" / "last")
+    assert checkpoint.trainer_state["step"] == info["step"]
+    assert not (run_dir / "weights.safetensors").exists()
+
+    result = gradwise(capsys, "train", "--resume", run_dir, "--quiet")
+    assert result.code == 0, result.err
+    assert run_info(run_dir)["status"] == "finished"
+    assert_same_weights(run_dir, reference_run)
+
+
+def test_sigkill_at_random_moments_leaves_a_resumable_run(capsys, tmp_path, reference_run):
+    run_dir = tmp_path / "run"
+    rng = np.random.default_rng(7)
+    process = spawn(*SPIRAL, "--out", run_dir)
+    for kill in range(3):
+        wait_for_line(process, "epoch ")
+        try:
+            process.wait(timeout=float(rng.uniform(0.0, 0.3)))
+        except subprocess.TimeoutExpired:  # still running: the usual case
+            process.kill()
+        process.communicate(timeout=60)
+        checkpoint = load_checkpoint(run_dir / "checkpoints" / "last")  # loads and verifies
+        assert checkpoint.trainer_state["epoch"] >= 1, kill
+        if run_info(run_dir).get("status") == "finished":
+            break
+        process = spawn("train", "--resume", run_dir)
+    else:
+        result = gradwise(capsys, "train", "--resume", run_dir, "--quiet")
+        assert result.code == 0, result.err
+    assert_same_weights(run_dir, reference_run)

@@ -1,0 +1,305 @@
+"""Matplotlib plots of a training run: learning curves, gradient flow, update ratios, activation
+histograms, confusion matrix, misclassified images and the lr range test.
+
+Each ``*_figure`` function builds a ``matplotlib.figure.Figure`` without pyplot (no global figure
+state, no GUI backend); each ``plot_*`` function saves one as a PNG, atomically, and returns the
+path. :func:`figure_png` gives the PNG bytes, which the HTML report embeds.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from gradwise._atomic import atomic_write_bytes
+
+__all__ = [
+    "activation_histograms_figure",
+    "confusion_matrix_figure",
+    "figure_png",
+    "gradient_flow_figure",
+    "history_columns",
+    "learning_curves_figure",
+    "lr_find_figure",
+    "misclassified_figure",
+    "plot_activation_histograms",
+    "plot_confusion_matrix",
+    "plot_gradient_flow",
+    "plot_learning_curves",
+    "plot_lr_find",
+    "plot_misclassified",
+    "plot_update_ratios",
+    "update_ratios_figure",
+]
+
+PathLike = str | os.PathLike[str]
+_DPI = 100
+
+
+def figure_png(figure: Figure) -> bytes:
+    """The figure rendered as PNG bytes."""
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _save(figure: Figure, path: PathLike) -> Path:
+    path = Path(path)
+    atomic_write_bytes(path, figure_png(figure))
+    return path
+
+
+def history_columns(history: Any) -> dict[str, list[Any]]:
+    """key -> per-epoch values from a History, a list of epoch dicts or a dict of lists."""
+    if hasattr(history, "epochs") and isinstance(history.epochs, list):
+        history = history.epochs
+    if isinstance(history, dict):
+        return {str(key): list(values) for key, values in history.items()}
+    if isinstance(history, Sequence):
+        keys: dict[str, None] = {}
+        for record in history:
+            if not isinstance(record, dict):
+                raise TypeError(
+                    f"history: expected a History, a list of epoch dicts or a dict of lists; "
+                    f"found a {type(record).__name__} in the list"
+                )
+            keys.update(dict.fromkeys(record))
+        return {key: [record.get(key) for record in history] for key in keys}
+    raise TypeError(
+        f"history: expected a History, a list of epoch dicts or a dict of lists, got "
+        f"{type(history).__name__}"
+    )
+
+
+def _numbers(values: list[Any]) -> np.ndarray:
+    return np.array([v if isinstance(v, int | float) else np.nan for v in values], dtype=float)
+
+
+# ---- learning curves ---------------------------------------------------------------------------
+def learning_curves_figure(history: Any) -> Figure:
+    """Loss (and validation loss) per epoch; metrics such as accuracy in a second panel."""
+    columns = history_columns(history)
+    if "loss" not in columns:
+        raise ValueError(f"learning curves: the history has no 'loss' (keys: {sorted(columns)})")
+    epochs = _numbers(columns.get("epoch", list(range(1, len(columns["loss"]) + 1))))
+    metrics = [key for key in columns
+               if key not in ("epoch", "loss", "val_loss", "lr", "epoch_time", "steps", "samples")
+               and not key.startswith("val_") and np.isfinite(_numbers(columns[key])).any()]
+    panels = 2 if metrics else 1
+    figure = Figure(figsize=(5.5 * panels, 3.6))
+    axes = figure.subplots(1, panels, squeeze=False)[0]
+    for key, style in (("loss", "-o"), ("val_loss", "--s")):
+        if key in columns:
+            axes[0].plot(epochs, _numbers(columns[key]), style, markersize=3, label=key)
+    axes[0].set(xlabel="epoch", ylabel="loss", title="Loss")
+    losses = _numbers(columns["loss"])
+    if np.isfinite(losses).any() and np.nanmin(losses) > 0 \
+            and np.nanmax(losses) / np.nanmin(losses) > 30:
+        axes[0].set_yscale("log")
+    axes[0].legend()
+    if metrics:
+        for key in metrics:
+            axes[1].plot(epochs, _numbers(columns[key]), "-o", markersize=3, label=key)
+            if f"val_{key}" in columns:
+                axes[1].plot(epochs, _numbers(columns[f"val_{key}"]), "--s", markersize=3,
+                             label=f"val_{key}")
+        axes[1].set(xlabel="epoch", title="Metrics")
+        axes[1].legend()
+    for axis in axes:
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def plot_learning_curves(history: Any, path: PathLike) -> Path:
+    """Save the learning curves (loss, validation loss, metrics per epoch) as a PNG."""
+    return _save(learning_curves_figure(history), path)
+
+
+# ---- doctor statistics -------------------------------------------------------------------------
+def _weight_series(stats: Any) -> list[tuple[str, Any]]:
+    names = stats.weight_names() or list(stats.params)
+    return [(name, stats.params[name]) for name in names if stats.params[name].steps]
+
+
+def _per_layer_figure(stats: Any, attribute: str, title: str, ylabel: str,
+                      reference: float | None = None) -> Figure:
+    figure = Figure(figsize=(9, 3.8))
+    axis = figure.subplots()
+    series_list = _weight_series(stats)
+    if not series_list:
+        raise ValueError(f"{title}: the doctor sampled no steps")
+    colors = _colors(len(series_list))
+    for (name, series), color in zip(series_list, colors, strict=True):
+        values = np.asarray(getattr(series, attribute), dtype=float)
+        values[~np.isfinite(values) | (values <= 0)] = np.nan
+        axis.plot(series.steps, values, "-", color=color, label=name, linewidth=1.3)
+    if reference is not None:
+        axis.axhline(reference, color="gray", linestyle=":", linewidth=1)
+    axis.set_yscale("log")
+    axis.set(xlabel="step", ylabel=ylabel, title=title)
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=7, ncol=max(1, len(series_list) // 8), loc="best")
+    figure.tight_layout()
+    return figure
+
+
+def _colors(n: int) -> list[Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(i / max(1, n - 1) * 0.9) for i in range(n)]
+
+
+def gradient_flow_figure(stats: Any) -> Figure:
+    """Gradient norm of every weight over the sampled steps (log scale), first layer darkest."""
+    return _per_layer_figure(stats, "grad_norm", "Gradient flow: ||grad|| per layer", "||grad||")
+
+
+def plot_gradient_flow(stats: Any, path: PathLike) -> Path:
+    return _save(gradient_flow_figure(stats), path)
+
+
+def update_ratios_figure(stats: Any) -> Figure:
+    """||update|| / ||weight|| per layer over the sampled steps; the dotted line is 1e-3."""
+    return _per_layer_figure(stats, "update_ratio", "Update / weight ratio per layer",
+                             "||dw|| / ||w||", reference=1e-3)
+
+
+def plot_update_ratios(stats: Any, path: PathLike) -> Path:
+    return _save(update_ratios_figure(stats), path)
+
+
+def activation_histograms_figure(stats: Any) -> Figure:
+    """Histogram of each watched layer's outputs on the latest sampled batch."""
+    layers = [(name, s) for name, s in stats.activations.items() if s.histogram is not None]
+    if not layers:
+        raise ValueError("activation histograms: no layer output was sampled")
+    columns = min(4, len(layers))
+    rows = math.ceil(len(layers) / columns)
+    figure = Figure(figsize=(3.2 * columns, 2.4 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False).reshape(-1)
+    for axis, (name, series) in zip(axes, layers, strict=False):
+        values = series.histogram[np.isfinite(series.histogram)]
+        if values.size:
+            axis.hist(values, bins=40, color="#3b6ea8")
+        axis.set_title(f"{name} ({series.module_type})", fontsize=9)
+        axis.tick_params(labelsize=7)
+    for axis in axes[len(layers):]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    return figure
+
+
+def plot_activation_histograms(stats: Any, path: PathLike) -> Path:
+    return _save(activation_histograms_figure(stats), path)
+
+
+# ---- predictions -------------------------------------------------------------------------------
+def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str] | None = None
+                            ) -> Figure:
+    """Counts M[true, predicted], annotated, with the class names on the axes."""
+    matrix = np.asarray(matrix)
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError(f"confusion matrix: expected a square matrix, got shape {matrix.shape}")
+    n = matrix.shape[0]
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n)]
+    if len(names) != n:
+        raise ValueError(f"confusion matrix: {len(names)} class names for {n} classes")
+    size = min(8.0, 2.5 + 0.4 * n)
+    figure = Figure(figsize=(size, size * 0.85))
+    axis = figure.subplots()
+    image = axis.imshow(matrix, cmap="Blues")
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    axis.set_xticks(range(n), names, rotation=45 if max(map(len, names)) > 3 else 0,
+                    ha="right" if max(map(len, names)) > 3 else "center", fontsize=8)
+    axis.set_yticks(range(n), names, fontsize=8)
+    axis.set(xlabel="predicted", ylabel="true", title="Confusion matrix")
+    if n <= 20:
+        threshold = matrix.max() / 2 if matrix.size else 0
+        for i in range(n):
+            for j in range(n):
+                axis.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=7,
+                          color="white" if matrix[i, j] > threshold else "black")
+    figure.tight_layout()
+    return figure
+
+
+def plot_confusion_matrix(matrix: np.ndarray, path: PathLike,
+                          class_names: Sequence[str] | None = None) -> Path:
+    return _save(confusion_matrix_figure(matrix, class_names), path)
+
+
+def misclassified_figure(images: np.ndarray, true: np.ndarray, predicted: np.ndarray,
+                         class_names: Sequence[str] | None = None, columns: int = 8) -> Figure:
+    """A grid of images, each titled 'true -> predicted'.
+
+    Shape:
+        images: (N, H, W) grey, or (N, C, H, W) with C = 1 or 3.
+    """
+    images = np.asarray(images)
+    if images.ndim == 4:
+        images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
+    if images.ndim not in (3, 4) or len(images) == 0:
+        raise ValueError(
+            f"misclassified images: expected (N, H, W) or (N, C, H, W) images, got shape "
+            f"{images.shape}"
+        )
+    names = list(class_names) if class_names is not None else None
+    columns = min(columns, len(images))
+    rows = math.ceil(len(images) / columns)
+    figure = Figure(figsize=(1.3 * columns, 1.5 * rows))
+    axes = figure.subplots(rows, columns, squeeze=False).reshape(-1)
+    for k, axis in enumerate(axes):
+        axis.axis("off")
+        if k >= len(images):
+            continue
+        image = images[k].astype(float)
+        span = image.max() - image.min()
+        axis.imshow((image - image.min()) / span if span else image, cmap="gray")
+        t, p = int(true[k]), int(predicted[k])
+        label_t = names[t] if names and t < len(names) else str(t)
+        label_p = names[p] if names and p < len(names) else str(p)
+        axis.set_title(f"{label_t} \u2192 {label_p}", fontsize=8, color="#b00020")
+    figure.tight_layout()
+    return figure
+
+
+def plot_misclassified(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, path: PathLike,
+                       class_names: Sequence[str] | None = None) -> Path:
+    return _save(misclassified_figure(images, true, predicted, class_names), path)
+
+
+# ---- lr range test -----------------------------------------------------------------------------
+def lr_find_figure(result: Any) -> Figure:
+    """Smoothed loss against learning rate (log x), with the suggested lr marked."""
+    if not result.lrs:
+        raise ValueError("lr_find plot: the range test took no steps")
+    figure = Figure(figsize=(6, 3.8))
+    axis = figure.subplots()
+    axis.plot(result.lrs, result.losses, "-", color="#3b6ea8", label="smoothed loss")
+    if result.suggested_lr is not None:
+        axis.axvline(result.suggested_lr, color="#b00020", linestyle="--",
+                     label=f"suggested lr {result.suggested_lr:.2g}")
+    axis.set_xscale("log")
+    finite = np.asarray([v for v in result.losses if math.isfinite(v)])
+    if finite.size:
+        axis.set_ylim(finite.min() * 0.95, min(finite.max(), 3 * finite[0]) * 1.05 + 1e-12)
+    axis.set(xlabel="learning rate", ylabel="loss", title="Learning-rate range test")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend()
+    figure.tight_layout()
+    return figure
+
+
+def plot_lr_find(result: Any, path: PathLike) -> Path:
+    return _save(lr_find_figure(result), path)

@@ -8,7 +8,7 @@ Example:
     >>> w.grad
 """
 
-from gradwise import nn, optim
+from gradwise import nn, optim, train
 from gradwise.autograd import (
     AnomalyError,
     Function,
@@ -69,6 +69,7 @@ __all__ = [
     "set_grad_enabled",
     "stack",
     "tensor",
+    "train",
     "where",
     "zeros",
     "zeros_like",

@@ -235,6 +235,10 @@ class Trainer:
     ) -> History:
         """Train for ``epochs`` epochs (in all, counting those done before a resume).
 
+        Each call without ``resume_from`` starts a new run from the model's current weights:
+        epoch and step counters at 0, a fresh History, the shuffling Generator re-seeded.
+        To continue a run, checkpoint it and pass ``resume_from``.
+
         Args:
             train_data: ``(x, y)`` arrays or Tensors, an ``ArrayDataset``, or a ``DataLoader``
                 (then ``batch_size`` and ``shuffle`` are the loader's own).

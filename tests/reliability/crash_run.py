@@ -18,8 +18,8 @@ import gradwise as gw
 from gradwise.data.toy import make_spirals
 from gradwise.train import Callback, Trainer
 
-EPOCHS = 40
-CHECKPOINT_EVERY = 3
+EPOCHS = 16
+CHECKPOINT_EVERY = 7
 
 
 class CheckpointEverySteps(Callback):

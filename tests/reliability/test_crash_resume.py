@@ -1,20 +1,27 @@
 """SIGKILL at random moments never costs the saved work, and resuming is bitwise exact.
 
-A training subprocess (tests/reliability/crash_run.py: a spiral MLP with Adam, a mid-epoch
-checkpoint every 3 steps) is killed with SIGKILL at seeded random moments, KILLS times. After
-every kill the run directory must hold a checkpoint that load_checkpoint verifies (sizes and
-SHA-256 of every file the manifest names), whose step never goes backwards, and nothing that a
-loader could mistake for a checkpoint. Then the run is resumed to the end, and its final weights
-must equal, bit for bit, those of a run that was never interrupted.
+Two ways to run training, each killed with SIGKILL at seeded random moments, KILLS times:
+- ``script``: tests/reliability/crash_run.py (Trainer.fit with a mid-epoch checkpoint every 7
+  steps, the hardest case for exact resume);
+- ``cli``: ``gradwise train spiral --out RUN`` (a checkpoint at every epoch end), resumed with
+  ``gradwise train --resume RUN``.
+After every kill the run's checkpoint must verify (sizes and SHA-256 of every file the manifest
+names), its step must never go backwards, and nothing else in it may look like a checkpoint.
+The run is then resumed to the end, and its final weights must equal, bit for bit, those of a
+run that was never interrupted. SIGINT and SIGTERM to the CLI must save a checkpoint, exit
+130 / 143 with a message saying how to resume, and resume to the same weights.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,35 +30,61 @@ import safetensors.numpy
 
 from gradwise.train.checkpoint import MANIFEST_NAME, load_checkpoint
 
-SCRIPT = Path(__file__).with_name("crash_run.py")
-KILLS = int(os.environ.get("GRADWISE_KILLS", 25 if os.environ.get("GRADWISE_LONG_TESTS") else 5))
-RUN_TIMEOUT_S = 120
+LONG = bool(os.environ.get("GRADWISE_LONG_TESTS"))
+KILLS = int(os.environ.get("GRADWISE_KILLS", 25 if LONG else 5))
+RUN_TIMEOUT_S = 180
+CLI_EPOCHS = "12"
 
 
-def _start(run_dir: Path) -> subprocess.Popen:
+@dataclass(frozen=True)
+class Runner:
+    """How to start, resume and inspect one kind of training run."""
+
+    command: Callable[[Path], list[str]]
+    checkpoint: Callable[[Path], Path]
+    final_weights: Callable[[Path], Path]
+    training_share: float
+    """About which part of a run's wall time is training (the CLI also writes figures)."""
+
+
+def _script_command(run_dir: Path) -> list[str]:
+    return [sys.executable, str(Path(__file__).with_name("crash_run.py")), str(run_dir)]
+
+
+def _cli_command(run_dir: Path) -> list[str]:
+    cli = [sys.executable, "-m", "gradwise.cli", "train"]
+    if (run_dir / "checkpoints" / "last" / MANIFEST_NAME).exists():
+        return [*cli, "--resume", str(run_dir)]
+    # Killed before the first epoch ended: there is nothing to resume, so start again.
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return [*cli, "spiral", "--epochs", CLI_EPOCHS, "--out", str(run_dir), "--no-doctor"]
+
+
+RUNNERS = {
+    "script": Runner(_script_command, lambda d: d / "last", lambda d: d / "final.safetensors",
+                     training_share=0.8),
+    "cli": Runner(_cli_command, lambda d: d / "checkpoints" / "last",
+                  lambda d: d / "weights.safetensors", training_share=0.4),
+}
+
+
+def _start(runner: Runner, run_dir: Path) -> subprocess.Popen:
+    """Start (or resume) the run; return once it has printed its first line (training is on)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    return subprocess.Popen([sys.executable, str(SCRIPT), str(run_dir)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    process = subprocess.Popen(runner.command(run_dir), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, env=env)
+    assert process.stdout.readline(), process.stderr.read()
+    return process
 
 
-def _run_to_end(run_dir: Path) -> tuple[dict[str, np.ndarray], float]:
-    """Run (or resume) to the end; return the final weights and the seconds spent training."""
-    process = _start(run_dir)
-    assert process.stdout.readline().strip() == "STARTED", process.stderr.read()
+def _run_to_end(runner: Runner, run_dir: Path) -> tuple[dict[str, np.ndarray], float]:
+    """Run (or resume) to the end; return the final weights and the seconds it took."""
+    process = _start(runner, run_dir)
     started = time.perf_counter()
-    out, err = process.communicate(timeout=RUN_TIMEOUT_S)
+    _, err = process.communicate(timeout=RUN_TIMEOUT_S)
     seconds = time.perf_counter() - started
-    assert process.returncode == 0 and "DONE" in out, err
-    return safetensors.numpy.load_file(str(run_dir / "final.safetensors")), seconds
-
-
-def _kill_at(run_dir: Path, delay: float) -> None:
-    """Start the run, wait until training begins, sleep ``delay`` s, then SIGKILL it."""
-    process = _start(run_dir)
-    assert process.stdout.readline().strip() == "STARTED", process.stderr.read()
-    time.sleep(delay)
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=RUN_TIMEOUT_S)
+    assert process.returncode == 0, err
+    return safetensors.numpy.load_file(str(runner.final_weights(run_dir))), seconds
 
 
 def check_last_good_checkpoint(checkpoint_dir: Path) -> int:
@@ -73,29 +106,73 @@ def check_last_good_checkpoint(checkpoint_dir: Path) -> int:
     return int(data.trainer_state["step"])
 
 
-@pytest.mark.timeout(300)
-def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(tmp_path: Path) -> None:
-    expected, training_seconds = _run_to_end(tmp_path / "reference")
+def assert_same_weights(got: dict[str, np.ndarray], expected: dict[str, np.ndarray]) -> None:
+    assert got.keys() == expected.keys()
+    for name, array in expected.items():
+        assert got[name].tobytes() == array.tobytes(), f"{name} differs after resuming"
 
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, float]]:
+    """Final weights and duration of an uninterrupted run, per runner (computed on demand)."""
+    cache: dict[str, tuple[dict, float]] = {}
+
+    class Lazy(dict):
+        def __missing__(self, name: str) -> tuple[dict, float]:
+            cache[name] = _run_to_end(RUNNERS[name], tmp_path_factory.mktemp(f"ref-{name}"))
+            return cache[name]
+
+    return Lazy()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("runner_name", sorted(RUNNERS))
+def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(
+    tmp_path: Path, runner_name: str, reference: dict
+) -> None:
+    runner = RUNNERS[runner_name]
+    expected, run_seconds = reference[runner_name]
     run_dir = tmp_path / "killed"
     run_dir.mkdir()
-    # Random moments that together cover at most 80% of the run, so the last kill still lands
-    # before the end (a resumed run also spends time reloading).
+    # Random moments that together stay inside the training part of the run, so the last kill
+    # still lands before the end (a resumed run also spends time reloading).
     shares = np.random.default_rng(7).uniform(0.2, 1.0, size=KILLS + 1)
-    delays = 0.8 * training_seconds * shares[:KILLS] / shares.sum()
+    delays = runner.training_share * run_seconds * shares[:KILLS] / shares.sum()
     steps: list[int] = []
     for delay in delays:
-        _kill_at(run_dir, float(delay))
-        checkpoint = run_dir / "last"
-        if steps or (checkpoint / MANIFEST_NAME).exists():
-            steps.append(check_last_good_checkpoint(checkpoint))
-    assert len(steps) == KILLS, "a kill landed before the first checkpoint of the whole run"
+        process = _start(runner, run_dir)
+        time.sleep(float(delay))
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=RUN_TIMEOUT_S)
+        if steps or (runner.checkpoint(run_dir) / MANIFEST_NAME).exists():
+            steps.append(check_last_good_checkpoint(runner.checkpoint(run_dir)))
     assert steps == sorted(steps), f"the saved step went backwards across kills: {steps}"
-    assert not (run_dir / "final.safetensors").exists(), "a run finished before being killed"
+    assert not runner.final_weights(run_dir).exists(), "a run finished before being killed"
+    leftovers = list(runner.checkpoint(run_dir).glob(".*.tmp"))
+    print(f"{runner_name}: {KILLS} kills survived; checkpoint steps after each {steps}; "
+          f"temp files left {len(leftovers)}")
 
-    leftovers = [p.name for p in (run_dir / "last").iterdir() if p.name.endswith(".tmp")]
-    print(f"{KILLS} kills survived; saved steps {steps}; temp files left: {len(leftovers)}")
-    resumed, _ = _run_to_end(run_dir)
-    assert resumed.keys() == expected.keys()
-    for name, array in expected.items():
-        assert resumed[name].tobytes() == array.tobytes(), f"{name} differs after resuming"
+    resumed, _ = _run_to_end(runner, run_dir)
+    assert_same_weights(resumed, expected)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize(("signal_number", "exit_code"),
+                         [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_cli_interrupt_saves_checkpoint_and_resumes_exactly(
+    tmp_path: Path, reference: dict, signal_number: int, exit_code: int
+) -> None:
+    runner = RUNNERS["cli"]
+    expected, run_seconds = reference["cli"]
+    run_dir = tmp_path / "run"
+    process = _start(runner, run_dir)
+    time.sleep(0.5 * runner.training_share * run_seconds)
+    process.send_signal(signal_number)
+    _, err = process.communicate(timeout=RUN_TIMEOUT_S)
+    assert process.returncode == exit_code, err
+    assert f"gradwise train --resume {run_dir}" in err
+    assert "Traceback" not in err
+    check_last_good_checkpoint(runner.checkpoint(run_dir))
+
+    resumed, _ = _run_to_end(runner, run_dir)
+    assert_same_weights(resumed, expected)

@@ -119,10 +119,7 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path: Path) -> None:
     assert all(after[k].tobytes() == before[k].tobytes() for k in before)
 
 
-# Found by this test (reported to the owner of run.py): after the loss turns NaN, train_run
-# evaluates the diverged model, gets a NaN test loss and json.dump(allow_nan=False) raises, so
-# the CLI ends with "unexpected ValueError: Out of range float values are not JSON compliant".
-@pytest.mark.xfail(reason="run.json write fails on a NaN test loss (reported)", strict=True)
+# Found by this test and fixed in run.py: a NaN test loss made the run.json write raise.
 def test_cli_diverging_run_ends_with_a_diagnosis(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = subprocess.run(

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -200,7 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        return args.handler(args)
+        with _warnings_as_lines():
+            return args.handler(args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0
     except UsageError as error:
@@ -213,6 +215,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get(DEBUG_ENV):
             traceback.print_exc()
         return _fail(message, code)
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Warnings as one ``gradwise: warning:`` line each, minus those reported otherwise."""
+    from gradwise.train import NonFiniteLossWarning
+
+    def show(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
+        print(f"gradwise: warning: {_one_line(message)}", file=sys.stderr, flush=True)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        # a diverging run is reported with the doctor's diagnosis, not with numpy's words
+        warnings.simplefilter("ignore", NonFiniteLossWarning)
+        warnings.filterwarnings("ignore", message=".* encountered in ", category=RuntimeWarning)
+        yield
 
 
 def _classify(error: Exception) -> tuple[int, str]:
@@ -316,6 +334,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         return SIGNAL_EXIT.get(stop.reason or "", SIGNAL_EXIT["SIGINT"])
     _print_outcome(outcome, args.quiet)
+    if outcome.diverged:
+        return _fail(f"{outcome.history.stop_reason} (see the doctor's findings above)",
+                     EXIT_FAILURE)
     return 0
 
 
@@ -366,7 +387,7 @@ def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None) -> None:
 def _print_outcome(outcome: Any, quiet: bool) -> None:
     from gradwise.run import RUN_INFO_NAME
 
-    if outcome.history.stop_reason:
+    if outcome.history.stop_reason and not outcome.diverged:
         _say(f"Training stopped early: {outcome.history.stop_reason}")
     if outcome.test_accuracy is not None:
         _say(f"Test accuracy: {outcome.test_accuracy:.2%} (loss {outcome.test_loss:.4f}), "
@@ -377,7 +398,7 @@ def _print_outcome(outcome: Any, quiet: bool) -> None:
         _say(f"Not written: {part}")
     files = sorted(p.name for p in outcome.run_dir.iterdir() if not p.name.startswith("."))
     _say(f"Run folder: {outcome.run_dir}  ({', '.join(f for f in files if f != RUN_INFO_NAME)})")
-    if not quiet:
+    if not (quiet or outcome.diverged):
         _say(f"Next: gradwise evaluate {_shell_path(outcome.run_dir)}")
 
 

@@ -289,6 +289,8 @@ class TrainConfig:
         """Rebuild a config saved with :meth:`to_dict` (e.g. from a run's ``config.json``)."""
         if not isinstance(data, Mapping) or "recipe" not in data:
             raise ConfigError("not a gradwise training config (no 'recipe' key)")
+        if not isinstance(data["recipe"], str):
+            raise ConfigError(f"recipe must be a string, got {data['recipe']!r:.60}")
         base = cls.from_recipe(data["recipe"]) if data["recipe"] in RECIPES else None
         if base is None:
             missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
@@ -410,13 +412,20 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
             raise ConfigError(f"{path}: TOML config files need Python 3.11 or later; use JSON")
         try:
             values = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path}: invalid TOML: {error}") from None
+        except (ValueError, RecursionError) as error:  # TOMLDecodeError is a ValueError
+            raise ConfigError(f"{path}: invalid TOML: {_parse_problem(error)}") from None
     else:
         try:
             values = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ConfigError(f"{path}: invalid JSON: {error}") from None
+        except (ValueError, RecursionError) as error:  # also numbers with too many digits
+            raise ConfigError(f"{path}: invalid JSON: {_parse_problem(error)}") from None
     if not isinstance(values, dict):
         raise ConfigError(f"{path}: expected a table of settings, got {type(values).__name__}")
     return {str(key).replace("-", "_"): value for key, value in values.items()}
+
+
+def _parse_problem(error: Exception) -> str:
+    """What a JSON/TOML parser objected to, in one line."""
+    if isinstance(error, RecursionError):
+        return "nested too deeply"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

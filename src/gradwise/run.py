@@ -323,6 +323,7 @@ class TrainOutcome:
         interrupted: stopped by a :class:`StopRequest`; ``checkpoint`` is then where it saved.
         epoch, step: epochs completed and optimizer steps taken when training ended.
         mid_epoch: training ended inside epoch ``epoch + 1`` (an interrupt).
+        diverged: training stopped on a non-finite loss (see ``history.stop_reason``).
         test_loss, test_accuracy: on the test split (None when interrupted).
         findings: the doctor's findings as text ('' when it found nothing or was off).
         missing: parts not written because a gradwise module is not available.
@@ -335,6 +336,7 @@ class TrainOutcome:
     step: int
     checkpoint: Path | None
     mid_epoch: bool = False
+    diverged: bool = False
     test_loss: float | None = None
     test_accuracy: float | None = None
     findings: str = ""
@@ -450,11 +452,19 @@ def train_run(
         return outcome
 
     outcome.checkpoint = checkpoint.last_path
-    _save_weights(model, run_dir / WEIGHTS_NAME, config)
+    last_losses = [trainer.last_loss, *(history.last.get(k) for k in ("loss", "val_loss"))]
+    outcome.diverged = history.stop_reason is not None and any(
+        isinstance(value, float) and not math.isfinite(value) for value in last_losses
+    )
+    if _all_finite(model):
+        _save_weights(model, run_dir / WEIGHTS_NAME, config)
+    else:
+        outcome.missing.append(f"{WEIGHTS_NAME} (the weights are not finite; "
+                               f"{LAST_CHECKPOINT} holds the last good ones)")
     test = trainer.evaluate(data.test, batch_size=EVAL_BATCH)
     outcome.test_loss = float(test["loss"])
     outcome.test_accuracy = float(test["accuracy"])
-    outcome.missing = _write_figures(run_dir, history, doctor, model, data)
+    outcome.missing += _write_figures(run_dir, history, doctor, model, data)
     outcome.seconds = time.perf_counter() - started
     info.update(
         status="finished" if history.stop_reason is None else "stopped",
@@ -513,6 +523,8 @@ def _write_figures(
     plots = _optional("gradwise.viz.plots")
     if plots is None:
         missing.append(f"{CURVES_NAME} (gradwise.viz.plots is not available)")
+    elif len(history) == 0:
+        missing.append(f"{CURVES_NAME} (no epoch finished)")
     else:
         plots.plot_learning_curves(history, run_dir / CURVES_NAME)
     report = _optional("gradwise.viz.report")
@@ -583,6 +595,13 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
         raise RunError(f"{run_dir}: no {WEIGHTS_NAME} and no checkpoint; nothing to load")
     model.eval()
     return LoadedRun(run_dir, config, info, model, weights)
+
+
+def _all_finite(model: nn.Module) -> bool:
+    return all(
+        array.dtype.kind != "f" or bool(np.all(np.isfinite(array)))
+        for array in model.state_dict().values()
+    )
 
 
 def _save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
@@ -729,9 +748,20 @@ def find_learning_rate(
 
 # ---- JSON files -------------------------------------------------------------------------------
 def _write_json(path: Path, value: Any) -> None:
+    """Strict JSON, atomically; non-finite numbers (a diverged loss) are written as null."""
     with atomic_open(path, "w") as handle:
-        json.dump(value, handle, indent=2, allow_nan=False)
+        json.dump(_finite_or_none(value), handle, indent=2, allow_nan=False)
         handle.write("\n")
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -739,8 +769,10 @@ def _read_json(path: Path) -> dict[str, Any]:
         value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunError(f"{path}: missing (is {path.parent} a gradwise run folder?)") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise RunError(f"{path}: unreadable: {error}") from error
+    except RecursionError:
+        raise RunError(f"{path}: unreadable: nested too deeply") from None
+    except (OSError, ValueError) as error:  # ValueError: bad UTF-8, bad JSON, huge numbers
+        raise RunError(f"{path}: unreadable: {str(error).splitlines()[0]}") from None
     if not isinstance(value, dict):
         raise RunError(f"{path}: expected a JSON object")
     return value

@@ -8,7 +8,7 @@ Example:
     >>> w.grad
 """
 
-from gradwise import nn, optim, train
+from gradwise import doctor, nn, optim, train, viz
 from gradwise.autograd import (
     AnomalyError,
     Function,
@@ -51,6 +51,7 @@ __all__ = [
     "broadcast_to",
     "cat",
     "detect_anomaly",
+    "doctor",
     "enable_grad",
     "full",
     "gradcheck",
@@ -70,6 +71,7 @@ __all__ = [
     "stack",
     "tensor",
     "train",
+    "viz",
     "where",
     "zeros",
     "zeros_like",

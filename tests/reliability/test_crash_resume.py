@@ -7,6 +7,7 @@ Two ways to run training, each killed with SIGKILL at seeded random moments, KIL
   ``gradwise train --resume RUN``.
 After every kill the run's checkpoint must verify (sizes and SHA-256 of every file the manifest
 names), its step must never go backwards, and nothing else in it may look like a checkpoint.
+Each kill lands at a random moment (seeded) after the run has saved at least one new checkpoint.
 The run is then resumed to the end, and its final weights must equal, bit for bit, those of a
 run that was never interrupted. SIGINT and SIGTERM to the CLI must save a checkpoint, exit
 130 / 143 with a message saying how to resume, and resume to the same weights.
@@ -34,6 +35,7 @@ LONG = bool(os.environ.get("GRADWISE_LONG_TESTS"))
 KILLS = int(os.environ.get("GRADWISE_KILLS", 25 if LONG else 5))
 RUN_TIMEOUT_S = 180
 CLI_EPOCHS = "12"
+MAX_DELAY_AFTER_SAVE_S = 0.15
 
 
 @dataclass(frozen=True)
@@ -43,8 +45,6 @@ class Runner:
     command: Callable[[Path], list[str]]
     checkpoint: Callable[[Path], Path]
     final_weights: Callable[[Path], Path]
-    training_share: float
-    """About which part of a run's wall time is training (the CLI also writes figures)."""
 
 
 def _script_command(run_dir: Path) -> list[str]:
@@ -61,10 +61,9 @@ def _cli_command(run_dir: Path) -> list[str]:
 
 
 RUNNERS = {
-    "script": Runner(_script_command, lambda d: d / "last", lambda d: d / "final.safetensors",
-                     training_share=0.8),
+    "script": Runner(_script_command, lambda d: d / "last", lambda d: d / "final.safetensors"),
     "cli": Runner(_cli_command, lambda d: d / "checkpoints" / "last",
-                  lambda d: d / "weights.safetensors", training_share=0.4),
+                  lambda d: d / "weights.safetensors"),
 }
 
 
@@ -77,14 +76,34 @@ def _start(runner: Runner, run_dir: Path) -> subprocess.Popen:
     return process
 
 
-def _run_to_end(runner: Runner, run_dir: Path) -> tuple[dict[str, np.ndarray], float]:
-    """Run (or resume) to the end; return the final weights and the seconds it took."""
+def _run_to_end(runner: Runner, run_dir: Path) -> dict[str, np.ndarray]:
+    """Run (or resume) to the end; return the final weights."""
     process = _start(runner, run_dir)
-    started = time.perf_counter()
     _, err = process.communicate(timeout=RUN_TIMEOUT_S)
-    seconds = time.perf_counter() - started
     assert process.returncode == 0, err
-    return safetensors.numpy.load_file(str(runner.final_weights(run_dir))), seconds
+    return safetensors.numpy.load_file(str(runner.final_weights(run_dir)))
+
+
+def _wait_for_a_new_save(process: subprocess.Popen, manifest: Path) -> None:
+    """Block until ``manifest`` is (re)written, so every run makes progress before its kill.
+
+    Killing on events rather than after fixed delays keeps the test independent of machine
+    speed: the run cannot finish before the last kill, however slow or fast the machine is.
+    """
+
+    def signature() -> tuple[int, int] | None:
+        try:
+            info = manifest.stat()
+        except FileNotFoundError:
+            return None
+        return info.st_mtime_ns, info.st_ino
+
+    before = signature()
+    deadline = time.perf_counter() + RUN_TIMEOUT_S
+    while signature() in (before, None):
+        assert process.poll() is None, "the run ended before saving a new checkpoint"
+        assert time.perf_counter() < deadline, "no new checkpoint within the time limit"
+        time.sleep(0.002)
 
 
 def check_last_good_checkpoint(checkpoint_dir: Path) -> int:
@@ -113,14 +132,13 @@ def assert_same_weights(got: dict[str, np.ndarray], expected: dict[str, np.ndarr
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict, float]]:
-    """Final weights and duration of an uninterrupted run, per runner (computed on demand)."""
-    cache: dict[str, tuple[dict, float]] = {}
+def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, np.ndarray]]:
+    """Final weights of an uninterrupted run, per runner (computed on first use)."""
 
     class Lazy(dict):
-        def __missing__(self, name: str) -> tuple[dict, float]:
-            cache[name] = _run_to_end(RUNNERS[name], tmp_path_factory.mktemp(f"ref-{name}"))
-            return cache[name]
+        def __missing__(self, name: str) -> dict[str, np.ndarray]:
+            self[name] = _run_to_end(RUNNERS[name], tmp_path_factory.mktemp(f"ref-{name}"))
+            return self[name]
 
     return Lazy()
 
@@ -131,28 +149,25 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(
     tmp_path: Path, runner_name: str, reference: dict
 ) -> None:
     runner = RUNNERS[runner_name]
-    expected, run_seconds = reference[runner_name]
+    expected = reference[runner_name]
     run_dir = tmp_path / "killed"
     run_dir.mkdir()
-    # Random moments that together stay inside the training part of the run, so the last kill
-    # still lands before the end (a resumed run also spends time reloading).
-    shares = np.random.default_rng(7).uniform(0.2, 1.0, size=KILLS + 1)
-    delays = runner.training_share * run_seconds * shares[:KILLS] / shares.sum()
+    delays = np.random.default_rng(7).uniform(0.0, MAX_DELAY_AFTER_SAVE_S, size=KILLS)
     steps: list[int] = []
     for delay in delays:
         process = _start(runner, run_dir)
-        time.sleep(float(delay))
+        _wait_for_a_new_save(process, runner.checkpoint(run_dir) / MANIFEST_NAME)
+        time.sleep(float(delay))  # a random moment in the next step, save or epoch end
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=RUN_TIMEOUT_S)
-        if steps or (runner.checkpoint(run_dir) / MANIFEST_NAME).exists():
-            steps.append(check_last_good_checkpoint(runner.checkpoint(run_dir)))
+        steps.append(check_last_good_checkpoint(runner.checkpoint(run_dir)))
     assert steps == sorted(steps), f"the saved step went backwards across kills: {steps}"
     assert not runner.final_weights(run_dir).exists(), "a run finished before being killed"
     leftovers = list(runner.checkpoint(run_dir).glob(".*.tmp"))
     print(f"{runner_name}: {KILLS} kills survived; checkpoint steps after each {steps}; "
           f"temp files left {len(leftovers)}")
 
-    resumed, _ = _run_to_end(runner, run_dir)
+    resumed = _run_to_end(runner, run_dir)
     assert_same_weights(resumed, expected)
 
 
@@ -163,10 +178,10 @@ def test_cli_interrupt_saves_checkpoint_and_resumes_exactly(
     tmp_path: Path, reference: dict, signal_number: int, exit_code: int
 ) -> None:
     runner = RUNNERS["cli"]
-    expected, run_seconds = reference["cli"]
+    expected = reference["cli"]
     run_dir = tmp_path / "run"
     process = _start(runner, run_dir)
-    time.sleep(0.5 * runner.training_share * run_seconds)
+    _wait_for_a_new_save(process, runner.checkpoint(run_dir) / MANIFEST_NAME)
     process.send_signal(signal_number)
     _, err = process.communicate(timeout=RUN_TIMEOUT_S)
     assert process.returncode == exit_code, err
@@ -174,5 +189,5 @@ def test_cli_interrupt_saves_checkpoint_and_resumes_exactly(
     assert "Traceback" not in err
     check_last_good_checkpoint(runner.checkpoint(run_dir))
 
-    resumed, _ = _run_to_end(runner, run_dir)
+    resumed = _run_to_end(runner, run_dir)
     assert_same_weights(resumed, expected)

@@ -132,16 +132,8 @@ CONFIG_FORGERIES: dict[str, tuple[str, str]] = {
 }
 # Found by these tests and fixed in recipes.py and run.py: json/tomllib raise RecursionError for
 # deep nesting and ValueError for huge integers, and TrainConfig.from_dict looked an unhashable
-# recipe up in a dict. Cases listed here are expected to fail (strict xfail).
-CONFIG_LOADER_BUGS: set[str] = set()
-CONFIG_BUG = pytest.mark.xfail(reason="config loaders leak parser errors (reported)", strict=True)
-
-
-@pytest.mark.parametrize(
-    "case",
-    [pytest.param(case, marks=CONFIG_BUG) if case in CONFIG_LOADER_BUGS else case
-     for case in sorted(CONFIG_FORGERIES)],
-)
+# recipe up in a dict.
+@pytest.mark.parametrize("case", sorted(CONFIG_FORGERIES))
 def test_forged_config_is_refused(tmp_path: Path, case: str) -> None:
     target_name, text = CONFIG_FORGERIES[case]
     target = TARGETS.get(target_name) or pytest.skip("no config loader yet")

@@ -207,10 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return done.code if isinstance(done.code, int) else 0
     except UsageError as error:
         return _fail(str(error), EXIT_USAGE)
-    except KeyboardInterrupt:
-        print("gradwise: interrupted", file=sys.stderr)
+    except KeyboardInterrupt:  # before the handlers are set, or a second Ctrl-C in training
+        print("gradwise: interrupted; nothing more was saved", file=sys.stderr)
         return SIGNAL_EXIT["SIGINT"]
-    except Exception as error:  # noqa: BLE001 - every failure becomes one line, see _classify
+    except Exception as error:  # every failure becomes one line, see _classify
         code, message = _classify(error)
         if os.environ.get(DEBUG_ENV):
             traceback.print_exc()
@@ -239,11 +239,9 @@ def _classify(error: Exception) -> tuple[int, str]:
     from gradwise.run import RunError
 
     text = _one_line(error)
-    if isinstance(error, (ConfigError, ImagePrepError)):
+    if isinstance(error, (ConfigError, ImagePrepError)):  # bad settings or pictures
         return EXIT_USAGE, text
-    if isinstance(error, RunError):
-        return EXIT_FAILURE, text
-    if isinstance(error, (*_library_errors(), OSError)):
+    if isinstance(error, (RunError, *_library_errors(), OSError)):  # e.g. missing data, full disk
         return EXIT_FAILURE, text
     hint = "" if os.environ.get(DEBUG_ENV) else f" (rerun with {DEBUG_ENV}=1 for the traceback)"
     return EXIT_FAILURE, f"unexpected {type(error).__name__}: {text}{hint}"

@@ -46,6 +46,8 @@ def test_signal_saves_a_checkpoint_and_resume_finishes_identically(
     checkpoint = load_checkpoint(run_dir / "checkpoints" / "last")
     assert checkpoint.trainer_state["step"] == info["step"]
     assert not (run_dir / "weights.safetensors").exists()
+    partial = gradwise(capsys, "evaluate", run_dir)  # an unfinished run evaluates its checkpoint
+    assert partial.code == 0 and "Test accuracy:" in partial.out
 
     result = gradwise(capsys, "train", "--resume", run_dir, "--quiet")
     assert result.code == 0, result.err

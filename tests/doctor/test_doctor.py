@@ -138,3 +138,28 @@ def test_doctor_needs_a_model():
         Doctor().on_batch_begin(0, {})
     with pytest.raises(TypeError, match="must be a gradwise.nn.Module"):
         Doctor().watch(object())
+
+
+def _stats_with_epochs(first_loss: float, epochs: list[tuple[float, float]]) -> TrainingStats:
+    stats = TrainingStats(loss_steps=[0], losses=[first_loss])
+    stats.epochs = [{"epoch": i + 1, "loss": train, "val_loss": val}
+                    for i, (train, val) in enumerate(epochs)]
+    return stats
+
+
+@pytest.mark.parametrize(
+    ("first_loss", "epochs", "expected"),
+    [
+        # the textbook picture: validation turns up while training keeps falling
+        (2.3, [(1.0, 0.9), (0.5, 0.6), (0.2, 0.55), (0.1, 0.62), (0.05, 0.7)], True),
+        # validation wobbles by less than 10%: noise, not overfitting
+        (2.3, [(1.0, 0.9), (0.5, 0.6), (0.2, 0.55), (0.1, 0.58), (0.05, 0.59)], False),
+        # both rising: divergence
+        (2.3, [(1.0, 0.9), (0.5, 0.6), (0.7, 0.8), (0.9, 1.2)], False),
+        # a diverged run recovering: its best validation loss is worse than untrained
+        (2.3, [(1.6e6, 6.8e5), (30.0, 7.5e5), (25.0, 8.7e5)], False),
+    ],
+)
+def test_overfitting_needs_a_real_turn_of_the_validation_loss(first_loss, epochs, expected):
+    names = [f.name for f in diagnose(_stats_with_epochs(first_loss, epochs))]
+    assert ("overfitting" in names) == expected

@@ -456,6 +456,11 @@ def overfitting(stats: TrainingStats, config: DoctorConfig) -> list[Finding]:
         return []
     if last["loss"] >= epochs[best]["loss"]:
         return []  # both rising: that is divergence, not overfitting
+    first_loss = stats.losses[0] if stats.losses else math.inf
+    if math.isfinite(first_loss) and best_val >= first_loss:
+        # even at its best the model did worse on validation data than untrained (the first
+        # batch's loss): the run diverged and is recovering, which is not overfitting
+        return []
     return [Finding(
         "overfitting", "warning",
         f"overfitting: validation loss rose {rise:.0%} since epoch {epochs[best]['epoch']} "

@@ -102,7 +102,7 @@ def test_diverging_run_stops_keeps_last_good_checkpoint(tmp_path: Path, fault: s
 def test_lr_too_high_is_diagnosed_by_the_doctor(tmp_path: Path) -> None:
     _, doctor = _diverging_run(tmp_path, "lr=1e6")
     names = {finding.name for finding in doctor.problems}
-    assert names & {"lr_too_high", "exploding_gradients", "non_finite"}, names
+    assert names & {"lr_too_high", "exploding_gradients", "non_finite_values"}, names
 
 
 def test_non_finite_weights_are_never_checkpointed(tmp_path: Path) -> None:

@@ -251,10 +251,15 @@ def test_load_model_weights_restores_exactly_the_saved_weights(saved) -> None:
 
 # ---- consistency and refusal to save a diverged model -----------------------------------------
 def test_saving_again_replaces_the_files_and_removes_stale_ones(data, saved) -> None:
+    # temp files that a save killed mid-write (SIGKILL) would leave behind
+    leftovers = [".model-0123.safetensors.abc.tmp", ".checkpoint.json.xyz.tmp"]
+    for name in leftovers:
+        (saved / name).write_bytes(b"partial")
     trainer = run()
     trainer.fit(data[0], epochs=2, batch_size=BATCH)
     trainer.save_checkpoint(saved)
     assert len(list(saved.glob("*.safetensors"))) == 2
+    assert not any((saved / name).exists() for name in leftovers)
     assert load_checkpoint(saved).trainer_state["epoch"] == 2
 
 

@@ -159,12 +159,16 @@ def _write_array_file(directory: Path, kind: str, arrays: dict[str, np.ndarray])
 
 
 def _remove_stale_files(directory: Path, keep: set[str]) -> None:
+    stale_files = []
     for kind in _ARRAY_FILES:
-        for stale in directory.glob(f"{kind}-*.safetensors"):
-            if stale.name not in keep:
-                # a leftover file is harmless; the manifest names the right one
-                with contextlib.suppress(OSError):
-                    stale.unlink()
+        stale_files += [p for p in directory.glob(f"{kind}-*.safetensors") if p.name not in keep]
+        # temp files of a save that was killed mid-write (the atomic writer's naming)
+        stale_files += directory.glob(f".{kind}-*.safetensors.*.tmp")
+    stale_files += directory.glob(f".{MANIFEST_NAME}.*.tmp")
+    for stale in stale_files:
+        # a leftover file is harmless (the manifest names the right one), so failures are ignored
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def _as_arrays(kind: str, state: Mapping[str, Any]) -> dict[str, np.ndarray]:

@@ -304,3 +304,22 @@ def test_activations_and_losses_are_stable_for_huge_logits():
             out.backward()
             assert np.isfinite(out.data).all() and np.isfinite(x.grad).all(), out.grad_fn
     assert F.cross_entropy(x, np.array([1, 0])).item() == pytest.approx(2000.0)
+
+
+def test_leaves_that_keep_fresh_gradients_still_hold_private_arrays():
+    """Ops that allocate their gradients hand them to leaves uncopied; each leaf's is its own."""
+    x = gw.tensor(np.ones((4, 3), np.float32), requires_grad=True)
+    w = gw.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    b = gw.tensor(np.zeros(2, np.float32), requires_grad=True)
+    s = gw.tensor([2.0], requires_grad=True)
+    (F.linear(x, w, b).sum() + (s * s).sum()).backward()
+    grads = [x.grad, w.grad, b.grad, s.grad]
+    assert all(g.flags.writeable for g in grads)
+    assert all(not np.shares_memory(a, c) for i, a in enumerate(grads) for c in grads[i + 1 :])
+    np.testing.assert_allclose(s.grad, [4.0])  # s used twice: both uses summed
+    seen = []
+    w.grad = None
+    w.register_hook(lambda g: seen.append(g.data))
+    F.linear(x, w).sum().backward()
+    w.grad *= 0  # must not change what the hook saw
+    np.testing.assert_array_equal(seen[0], np.full((2, 3), 4.0))

@@ -41,6 +41,9 @@ class Function:
     saves_output: ClassVar[bool] = False
     #: the output's data may be a view of the first input's; if so they share a version counter
     returns_view: ClassVar[bool] = False
+    #: backward returns newly allocated arrays (or views of them) that nothing else references,
+    #: each input its own, so a leaf may keep one as its ``.grad`` without copying it
+    owns_grads: ClassVar[bool] = False
 
     inputs: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]

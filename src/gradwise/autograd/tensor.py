@@ -628,21 +628,27 @@ def _call_hooks(tensor: Tensor, grad: np.ndarray) -> np.ndarray:
 def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     """Walk the graph from ``root`` in reverse topological order, applying each node's backward."""
     order = _topological_order(root)
-    grads: dict[int, np.ndarray] = {id(root): grad}
+    # id(tensor) -> (dL/dtensor, whether nothing else references that array)
+    grads: dict[int, tuple[np.ndarray, bool]] = {id(root): (grad, False)}
     detector = anomaly._detector.get()
     for tensor in reversed(order):
-        grad = grads.pop(id(tensor), None)
-        if grad is None:
+        entry = grads.pop(id(tensor), None)
+        if entry is None:
             continue
+        grad, owned = entry
         if tensor._hooks:
             grad = _call_hooks(tensor, grad)
+            owned = False  # a hook may have kept a reference to the array it was shown
         node = tensor._ctx
         if node is None or tensor._retains_grad:
-            # a leaf keeps its own copy: op backwards may hand the same array to several inputs
-            if tensor.grad is None:
-                tensor.grad = np.array(grad, dtype=tensor.data.dtype, copy=True)
-            else:
+            if tensor.grad is not None:
                 tensor.grad = tensor.grad + grad
+            elif owned and node is None and grad.dtype == tensor.data.dtype:
+                tensor.grad = grad
+            else:
+                # a private copy: op backwards may hand one array to several inputs, and an
+                # in-place change of .grad (clip_grad_norm_) must not reach the others
+                tensor.grad = np.array(grad, dtype=tensor.data.dtype, copy=True)
         if node is None:
             continue
         _check_versions(tensor, node)
@@ -655,6 +661,11 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             input_grads = (input_grads,)
         if detector is not None:
             detector.after_backward(node, input_grads, grad)
+        fresh = type(node).owns_grads
+        if fresh and len(input_grads) > 1:
+            # one array handed to two inputs is shared, whatever the op promises
+            returned = [g for g in input_grads if g is not None]
+            fresh = len({id(g) for g in returned}) == len(returned)
         for parent, parent_grad, needed in zip(
             node.inputs, input_grads, node.needs_input_grad, strict=True
         ):
@@ -672,7 +683,10 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
                 )
             key = id(parent)
             previous = grads.get(key)
-            grads[key] = parent_grad if previous is None else previous + parent_grad
+            if previous is None:
+                grads[key] = (parent_grad, fresh)
+            else:
+                grads[key] = (previous[0] + parent_grad, True)
         if not retain_graph:
             node.__dict__.clear()
             node.inputs = None

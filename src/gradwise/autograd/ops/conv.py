@@ -127,6 +127,7 @@ def _nhwc(x_nchw: np.ndarray) -> np.ndarray:
 
 class Conv2d(Function):
     """Cross-correlation of an (N, C_in, H, W) input with (C_out, C_in, kh, kw) weights."""
+    owns_grads = True
 
     saves_inputs = True
 
@@ -296,6 +297,7 @@ def _offsets(kernel: Pair) -> Iterator[tuple[int, int]]:
 
 class MaxPool2d(Function):
     """Maximum over each (kh, kw) window of an (N, C, H, W) input; padding counts as -inf."""
+    owns_grads = True
 
     saves_output = True
 
@@ -340,6 +342,7 @@ class MaxPool2d(Function):
 
 class AvgPool2d(Function):
     """Mean over each (kh, kw) window; padding counts as zeros in the mean (PyTorch's default)."""
+    owns_grads = True
 
     saves_inputs = False
 

@@ -55,6 +55,7 @@ class Sub(Function):
 
 
 class Mul(Function):
+    owns_grads = True
     @staticmethod
     def forward(ctx, a, b):
         if a.shape != b.shape:
@@ -72,6 +73,7 @@ class Mul(Function):
 
 
 class Div(Function):
+    owns_grads = True
     @staticmethod
     def forward(ctx, a, b):
         if a.shape != b.shape:
@@ -89,6 +91,7 @@ class Div(Function):
 
 
 class Neg(Function):
+    owns_grads = True
     saves_inputs = False
 
     @staticmethod
@@ -101,6 +104,7 @@ class Neg(Function):
 
 
 class Cast(Function):
+    owns_grads = True
     saves_inputs = False
 
     @staticmethod
@@ -115,6 +119,7 @@ class Cast(Function):
 
 class PowScalar(Function):
     """x ** p for a constant Python number p."""
+    owns_grads = True
 
     @staticmethod
     def forward(ctx, x, exponent):
@@ -134,6 +139,7 @@ class PowScalar(Function):
 
 class Pow(Function):
     """a ** b with both sides tensors."""
+    owns_grads = True
 
     @staticmethod
     def forward(ctx, a, b):
@@ -158,6 +164,7 @@ class Pow(Function):
 
 
 class Exp(Function):
+    owns_grads = True
     saves_inputs = False
     saves_output = True
 
@@ -173,6 +180,7 @@ class Exp(Function):
 
 
 class Log(Function):
+    owns_grads = True
     @staticmethod
     def forward(ctx, x):
         ctx.x = x
@@ -185,6 +193,7 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    owns_grads = True
     saves_inputs = False
     saves_output = True
 
@@ -200,6 +209,7 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    owns_grads = True
     @staticmethod
     def forward(ctx, x):
         ctx.x = x
@@ -212,6 +222,7 @@ class Abs(Function):
 
 
 class Clip(Function):
+    owns_grads = True
     @staticmethod
     def forward(ctx, x, lo, hi):
         ctx.x, ctx.lo, ctx.hi = x, lo, hi
@@ -230,6 +241,7 @@ class Clip(Function):
 
 
 class Maximum(Function):
+    owns_grads = True
     @staticmethod
     def forward(ctx, a, b):
         if a.shape != b.shape:
@@ -246,6 +258,7 @@ class Maximum(Function):
 
 
 class Minimum(Function):
+    owns_grads = True
     @staticmethod
     def forward(ctx, a, b):
         if a.shape != b.shape:
@@ -267,6 +280,7 @@ def _split(ctx, grad, share_a):
 
 
 class Where(Function):
+    owns_grads = True
     saves_inputs = False
 
     @staticmethod
@@ -297,6 +311,7 @@ class Where(Function):
 
 # ---- activations ------------------------------------------------------------------------------
 class ReLU(Function):
+    owns_grads = True
     saves_inputs = False
     saves_output = True
 
@@ -314,6 +329,7 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    owns_grads = True
     @staticmethod
     def forward(ctx, x, negative_slope):
         ctx.x, ctx.slope = x, negative_slope
@@ -326,6 +342,7 @@ class LeakyReLU(Function):
 
 
 class ELU(Function):
+    owns_grads = True
     saves_output = True
 
     @staticmethod
@@ -348,6 +365,7 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Function):
+    owns_grads = True
     saves_inputs = False
     saves_output = True
 
@@ -364,6 +382,7 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    owns_grads = True
     saves_inputs = False
     saves_output = True
 
@@ -380,6 +399,7 @@ class Tanh(Function):
 
 
 class Softplus(Function):
+    owns_grads = True
     @staticmethod
     def forward(ctx, x, beta, threshold):
         ctx.x, ctx.beta, ctx.threshold = x, beta, threshold
@@ -410,6 +430,7 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 class GELU(Function):
+    owns_grads = True
     @staticmethod
     def forward(ctx, x, approximate):
         ctx.x, ctx.approximate = x, approximate

@@ -27,6 +27,7 @@ def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:
 
 
 class MatMul(Function):
+    owns_grads = True
     @staticmethod
     def forward(ctx, a, b):
         _check_matmul(a, b)
@@ -54,6 +55,7 @@ class MatMul(Function):
 
 class Linear(Function):
     """y = x W^T + b with W of shape (out, in), PyTorch's layout, in one node."""
+    owns_grads = True
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):

@@ -58,6 +58,7 @@ def check_class_targets(name: str, logits: np.ndarray, target: np.ndarray) -> No
 
 class CrossEntropy(Function):
     """Softmax cross-entropy over (N, C) logits and integer labels, with label smoothing."""
+    owns_grads = True
 
     saves_inputs = False
 
@@ -95,6 +96,7 @@ class CrossEntropy(Function):
 
 class NLLLoss(Function):
     """Negative log-likelihood of integer labels under (N, C) log-probabilities."""
+    owns_grads = True
 
     saves_inputs = False
 
@@ -117,6 +119,7 @@ class NLLLoss(Function):
 
 class BCEWithLogits(Function):
     """Binary cross-entropy on logits: max(x, 0) - x y + log(1 + e^-|x|), stable for any x."""
+    owns_grads = True
 
     @staticmethod
     def forward(ctx, logits, target, reduction="mean"):
@@ -133,6 +136,7 @@ class BCEWithLogits(Function):
 
 class BCE(Function):
     """Binary cross-entropy on probabilities; each log is clamped at -100 as PyTorch does."""
+    owns_grads = True
 
     @staticmethod
     def forward(ctx, probs, target, reduction="mean"):

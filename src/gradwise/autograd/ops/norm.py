@@ -30,6 +30,7 @@ class BatchNorm(Function):
     large NCHW batches the cost is dominated by allocating full-size temporaries, and this keeps
     them to two in the forward and one in the backward.
     """
+    owns_grads = True
 
     saves_inputs = False
 
@@ -95,6 +96,7 @@ class LayerNorm(Function):
     Works on an (M, D) view, D the normalised size, with the same einsum / in-place scheme as
     BatchNorm.
     """
+    owns_grads = True
 
     saves_inputs = False
 

@@ -72,6 +72,7 @@ class Mean(Function):
 
 
 class _Extreme(Function):
+    owns_grads = True
     reduce_fn = staticmethod(np.max)
 
     @classmethod
@@ -121,6 +122,7 @@ def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
 
 
 class LogSumExp(Function):
+    owns_grads = True
     saves_inputs = False
 
     @staticmethod
@@ -148,6 +150,7 @@ def _check_axis(axis: int, ndim: int, op: str) -> int:
 
 
 class Softmax(Function):
+    owns_grads = True
     saves_inputs = False
     saves_output = True
 
@@ -167,6 +170,7 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    owns_grads = True
     saves_inputs = False
     saves_output = True
 

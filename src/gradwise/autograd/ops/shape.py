@@ -88,6 +88,7 @@ def _is_basic_index(index) -> bool:
 
 
 class GetItem(Function):
+    owns_grads = True
     saves_inputs = False
     returns_view = True
 

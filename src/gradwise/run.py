@@ -461,6 +461,7 @@ def train_run(
     else:
         outcome.missing.append(f"{WEIGHTS_NAME} (the weights are not finite; "
                                f"{LAST_CHECKPOINT} holds the last good ones)")
+    trainer.loss_fn = nn.CrossEntropyLoss()  # test loss without label smoothing, as evaluate
     test = trainer.evaluate(data.test, batch_size=EVAL_BATCH)
     outcome.test_loss = float(test["loss"])
     outcome.test_accuracy = float(test["accuracy"])

@@ -561,10 +561,14 @@ def _inplace_numpy(op: str, data: np.ndarray, other: Any) -> np.ndarray:
     return data
 
 
-def _topological_order(root: Tensor) -> list[Tensor]:
-    """Tensors that lead to ``root`` and require grad, each after everything it depends on.
+def topological_order(
+    root: Tensor, include_constants: bool = False, caller: str = "backward"
+) -> list[Tensor]:
+    """Tensors that lead to ``root``, each after everything it depends on (``root`` last).
 
-    Iterative depth-first search: a graph 100,000 ops deep does not touch Python's recursion limit.
+    Only tensors that require grad are included unless ``include_constants`` (the graph drawing
+    wants them all). Iterative depth-first search: a graph 100,000 ops deep does not touch
+    Python's recursion limit.
     """
     order: list[Tensor] = []
     visited: set[int] = set()
@@ -583,12 +587,12 @@ def _topological_order(root: Tensor) -> list[Tensor]:
             continue
         if node.inputs is None:
             raise RuntimeError(
-                f"backward: the graph through {type(node).__name__} was already freed by an "
-                "earlier backward(); pass retain_graph=True to the first backward() to go "
-                "through the graph twice"
+                f"{caller}: the graph through {type(node).__name__} was already freed by "
+                "backward(); pass retain_graph=True to the first backward() to go through the "
+                "graph again"
             )
-        for parent in node.inputs:
-            if parent.requires_grad and id(parent) not in visited:
+        for parent in reversed(node.inputs):
+            if (include_constants or parent.requires_grad) and id(parent) not in visited:
                 stack.append((parent, False))
     return order
 
@@ -627,7 +631,7 @@ def _call_hooks(tensor: Tensor, grad: np.ndarray) -> np.ndarray:
 
 def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     """Walk the graph from ``root`` in reverse topological order, applying each node's backward."""
-    order = _topological_order(root)
+    order = topological_order(root)
     # id(tensor) -> (dL/dtensor, whether nothing else references that array)
     grads: dict[int, tuple[np.ndarray, bool]] = {id(root): (grad, False)}
     detector = anomaly._detector.get()

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd.grad_mode import no_grad
-from gradwise.autograd.tensor import Tensor, _topological_order
+from gradwise.autograd.tensor import Tensor, topological_order
 from gradwise.nn import functional as F
 
 __all__ = ["explain_mlp", "explain_neuron", "mlp_walkthrough", "neuron_walkthrough"]
@@ -254,7 +254,7 @@ def mlp_walkthrough(x: Sequence[float] = (1.0, 2.0), y: float = 1.0, lr: float =
         tensor.name = name
         tensor.retain_grad()
     # the order backward visits the tensors: reversed topological order, as in _run_backward
-    order = [t.name for t in reversed(_topological_order(forward["L"])) if t.name in _MLP_STEPS]
+    order = [t.name for t in reversed(topological_order(forward["L"])) if t.name in _MLP_STEPS]
     forward["L"].backward()
 
     v: dict[str, Any] = {"x": x_arr, "y": float(y)}

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gradwise._atomic import atomic_write_bytes
-from gradwise.autograd.tensor import Tensor
+from gradwise.autograd.tensor import Tensor, topological_order
 
 __all__ = ["draw_graph", "graph_nodes"]
 
@@ -44,30 +44,7 @@ def _summary(array: np.ndarray | None) -> str:
 
 def graph_nodes(root: Tensor) -> list[Tensor]:
     """Every tensor that leads to ``root`` (itself included), inputs before outputs."""
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        tensor, expanded = stack.pop()
-        if expanded:
-            order.append(tensor)
-            continue
-        if id(tensor) in seen:
-            continue
-        seen.add(id(tensor))
-        stack.append((tensor, True))
-        node = tensor.grad_fn
-        if node is None:
-            continue
-        if node.inputs is None:
-            raise RuntimeError(
-                f"draw_graph: the graph through {type(node).__name__} was freed by backward(); "
-                "call draw_graph before backward(), or pass retain_graph=True to backward()"
-            )
-        for parent in reversed(node.inputs):
-            if id(parent) not in seen:
-                stack.append((parent, False))
-    return order
+    return topological_order(root, include_constants=True, caller="draw_graph")
 
 
 def _gradients(root: Tensor, nodes: list[Tensor]) -> dict[int, np.ndarray]:

@@ -21,6 +21,8 @@ CONV_CASES = [
     ((2, 1, 5, 5), (3, 1, 1, 1), True, 1, 0, 1),  # 1x1 kernel
     ((1, 3, 8, 7), (2, 3, 3, 3), True, 3, 1, (2, 1)),  # stride 3 leaves rows unread
     ((1, 2, 4, 4), (2, 2, 4, 4), True, 1, 0, 1),  # kernel as large as the input
+    ((1, 2, 2, 2), (3, 2, 3, 3), True, 2, 1, 1),  # kernel row/column 0 only ever sees padding
+    ((2, 3, 5, 4), (2, 3, 3, 3), True, 1, 1, 1),  # "same": the centre offset covers all of dx
 ]
 
 
@@ -46,6 +48,7 @@ def test_conv2d_matches_torch(x_shape, w_shape, bias, stride, padding, dilation)
 def test_conv2d_in_chunks_matches_one_pass(monkeypatch):
     # a tiny chunk size makes forward and backward run image by image
     monkeypatch.setattr(conv_ops, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_ops, "_WHOLE_BATCH_BYTES", 0)
     gw_fn, torch_fn = _conv_fns(True, 1, 1, 1)
     check_op(gw_fn, torch_fn, [(3, 2, 5, 5), (4, 2, 3, 3), (4,)], atol=1e-9, rtol=1e-7)
 
@@ -129,6 +132,55 @@ def test_max_pool_ties_route_to_the_first_maximum(kernel, stride, expected):
     x = gw.ones(1, 1, 2, 2, requires_grad=True)
     F.max_pool2d(x, kernel, stride).sum().backward()
     np.testing.assert_array_equal(x.grad[0, 0], expected)
+
+
+def _reference_max_pool_grad(x: np.ndarray, kernel, stride) -> np.ndarray:
+    """d(sum of max_pool2d)/dx by loops: each window's 1 goes to its first maximum (row-major)."""
+    (kh, kw), (sh, sw) = kernel, stride
+    n, c, h, w = x.shape
+    grad = np.zeros_like(x)
+    for b in range(n):
+        for ch in range(c):
+            for y in range(0, h - kh + 1, sh):
+                for xx in range(0, w - kw + 1, sw):
+                    i, j = divmod(int(np.argmax(x[b, ch, y : y + kh, xx : xx + kw])), kw)
+                    grad[b, ch, y + i, xx + j] += 1
+    return grad
+
+
+@pytest.mark.parametrize(
+    ("kernel", "stride", "shape", "tiled"),
+    [
+        ((2, 2), (2, 2), (2, 3, 6, 8), True),  # kernel == stride: the tiled fast path
+        ((2, 2), (2, 2), (1, 2, 7, 5), True),  # fast path, last row and column in no window
+        ((3, 2), (3, 2), (1, 2, 9, 6), True),  # fast path, non-square
+        ((2, 2), (1, 1), (1, 2, 5, 5), False),  # overlapping windows: the general path
+        ((2, 3), (3, 3), (1, 2, 6, 9), False),  # stride != kernel: the general path
+    ],
+)
+def test_max_pool_routes_ties_to_the_first_maximum_on_both_paths(kernel, stride, shape, tiled):
+    # values in {0, 1, 2}: most windows hold ties, in every arrangement
+    x_data = np.random.default_rng(1).integers(0, 3, size=shape).astype(np.float32)
+    x = gw.tensor(x_data, requires_grad=True)
+    out = F.max_pool2d(x, kernel, stride)
+    assert (out.grad_fn.argmax is not None) == tiled
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad, _reference_max_pool_grad(x_data, kernel, stride))
+    if T is not None:
+        t_x = T.tensor(x_data, requires_grad=True)
+        T.nn.functional.max_pool2d(t_x, kernel, stride).sum().backward()
+        np.testing.assert_array_equal(x.grad, t_x.grad.numpy())
+
+
+def test_max_pool_fast_path_reads_channels_first_memory_too():
+    # a plain NCHW array (not the NHWC view a conv returns) takes the same path, same answer
+    x_data = np.random.default_rng(2).standard_normal((2, 3, 4, 6))
+    x = gw.tensor(x_data, requires_grad=True)
+    out = F.max_pool2d(x, 2)
+    expected = x_data.reshape(2, 3, 2, 2, 3, 2).max(axis=(3, 5))
+    np.testing.assert_array_equal(out.data, expected)
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad, _reference_max_pool_grad(x_data, (2, 2), (2, 2)))
 
 
 def test_max_pool_tie_in_a_row_picks_the_leftmost():

@@ -56,6 +56,10 @@ class ConfigError(ValueError):
     """A configuration value or key is invalid; the message names it and what is allowed."""
 
 
+#: upper bounds on a config's model size (see TrainConfig.validate)
+MAX_LAYERS = 64
+MAX_WIDTH = 65536
+
 @dataclass(frozen=True)
 class Recipe:
     """A named training setup. Field meanings are those of :class:`TrainConfig`."""
@@ -278,6 +282,11 @@ class TrainConfig:
             fail("hidden", "must be a list of positive widths")
         if self.model == "cnn" and (not self.channels or any(c < 1 for c in self.channels)):
             fail("channels", "must be a non-empty list of positive channel counts for a CNN")
+        # caps far above any sensible model, so a typo fails here and not as a MemoryError later
+        if len(self.hidden) > MAX_LAYERS or any(width > MAX_WIDTH for width in self.hidden):
+            fail("hidden", f"allows at most {MAX_LAYERS} layers of at most {MAX_WIDTH} units")
+        if len(self.channels) > MAX_LAYERS or any(c > MAX_WIDTH for c in self.channels):
+            fail("channels", f"allows at most {MAX_LAYERS} layers of at most {MAX_WIDTH} channels")
         if self.model == "cnn" and self.dataset in TOY_DATASETS:
             fail("model", f"cnn needs image data; {self.dataset} is 2-D points, use mlp")
 

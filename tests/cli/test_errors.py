@@ -86,3 +86,10 @@ def test_help_explains_with_examples(capsys) -> None:
         assert "examples:" in result.out and expected in result.out
     no_command = gradwise(capsys)
     assert no_command.code == 2 and "COMMAND" in no_command.out
+
+
+def test_absurd_model_sizes_in_a_config_fail_before_allocating(capsys, tmp_path) -> None:
+    config = tmp_path / "big.json"
+    config.write_text('{"hidden": [100000000000]}')
+    result = gradwise(capsys, "train", "--config", str(config))
+    assert_one_line_error(result, fragment="hidden allows at most 64 layers of at most 65536")

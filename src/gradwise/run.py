@@ -425,8 +425,12 @@ def train_run(
     fit_args: dict[str, Any] = {
         "val_data": data.val, "epochs": config.epochs, "batch_size": config.batch_size,
     }
-    if resume:
+    if resume and (last / "checkpoint.json").is_file():
         fit_args["resume_from"] = last
+    elif resume:
+        # killed before its first checkpoint: nothing was kept, so the run starts over
+        notify(f"{run_dir} has no checkpoint yet (stopped before its first epoch ended); "
+               "starting the run again from the first step")
     if config.detect_anomaly:
         with gw.detect_anomaly():
             history = trainer.fit(data.train, **fit_args)
@@ -480,12 +484,8 @@ def train_run(
 def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[str, Any]:
     """Create (or check, when resuming) the run folder; return run.json's contents."""
     if resume:
-        if not (run_dir / LAST_CHECKPOINT / "checkpoint.json").is_file():
-            raise RunError(
-                f"{run_dir}: no checkpoint to resume from ({LAST_CHECKPOINT} is missing; the "
-                "run was stopped before its first epoch ended)"
-            )
-        info = _read_json(run_dir / RUN_INFO_NAME)
+        info_path = run_dir / RUN_INFO_NAME
+        info = _read_json(info_path) if info_path.is_file() else _new_run_info(config)
         if info.get("status") == "finished":
             raise RunError(f"{run_dir}: this run already finished; nothing to resume")
         info.pop("interrupted_by", None)
@@ -500,6 +500,10 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[s
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / CONFIG_NAME, config.to_dict())
+    return _new_run_info(config)
+
+
+def _new_run_info(config: TrainConfig) -> dict[str, Any]:
     return {
         "format": RUN_FORMAT,
         "gradwise_version": gw.__version__,

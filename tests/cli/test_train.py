@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from safetensors.numpy import load_file
 
 from cli.cli_helpers import (
     GRADWISE,
@@ -155,3 +156,24 @@ def test_installed_entry_point_trains(tmp_path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Test accuracy:" in done.stdout
     assert (run_dir / "weights.safetensors").is_file()
+
+
+def test_resuming_a_run_killed_before_its_first_checkpoint_starts_it_again(capsys, tmp_path):
+    """SIGKILL in the first epoch leaves config.json and run.json but no checkpoint."""
+    run_dir = tmp_path / "run"
+    assert gradwise(capsys, "train", "xor", "--epochs", "2", "--out", run_dir).code == 0
+    finished = load_file(run_dir / "weights.safetensors")
+    for path in (run_dir / "checkpoints").rglob("*"):
+        if path.is_file():
+            path.unlink()
+    info = run_info(run_dir)
+    info["status"] = "running"
+    (run_dir / "run.json").write_text(json.dumps(info))
+    result = gradwise(capsys, "train", "--resume", run_dir)
+    assert result.code == 0, result.err
+    assert "has no checkpoint yet" in result.out
+    assert run_info(run_dir)["status"] == "finished"
+    # the same seed from the first step: the same weights as the run that was not killed
+    again = load_file(run_dir / "weights.safetensors")
+    assert again.keys() == finished.keys()
+    assert all(np.array_equal(again[key], finished[key]) for key in finished)

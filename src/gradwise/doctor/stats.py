@@ -159,6 +159,8 @@ class StatsCollector:
             )
         self.config = config
         self.stats = TrainingStats()
+        # picks the values kept for histograms; the doctor's own, so training's RNG is untouched
+        self._sample_rng = np.random.default_rng(0)
         self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         for name, param in self._params:
             self.stats.params[name] = ParamSeries(shape=tuple(param.shape))
@@ -225,8 +227,10 @@ class StatsCollector:
                 series.ever_active |= fired
             series.rows_seen += data.shape[0]
         keep = self.config.histogram_values
-        stride = max(1, flat.size // keep)
-        series.histogram = np.array(flat[::stride][:keep], dtype=np.float32)
+        # random positions: a regular stride through (N, C, H, W) keeps hitting the same pixel
+        # of every map (often the zero-padded border), which draws a comb, not a distribution
+        picks = self._sample_rng.integers(0, flat.size, size=min(keep, flat.size))
+        series.histogram = flat[picks].astype(np.float32)
 
     def end_forward(self) -> None:
         """Take the hooks off again (validation passes and unsampled steps stay unobserved)."""

@@ -23,9 +23,17 @@ except ImportError:  # the baseline is optional; benchmarks say so and skip its 
     torch = None
 
 
-def setup_threads() -> int:
-    """Give PyTorch as many threads as NumPy's BLAS has (all cores); return that count."""
-    cores = os.cpu_count() or 1
+def setup_threads(threads: int | None = None) -> int:
+    """Give PyTorch as many threads as NumPy's BLAS has (all cores); return that count.
+
+    ``threads`` limits both to that many instead (NumPy's BLAS through threadpoolctl): on a
+    machine shared with other jobs, one thread each is the comparison the load disturbs least.
+    """
+    cores = threads or os.cpu_count() or 1
+    if threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")  # stays in force for the process
     if torch is not None:
         torch.set_num_threads(cores)
     return cores

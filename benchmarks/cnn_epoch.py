@@ -3,13 +3,21 @@
 conv3x3-32 pad1, relu, maxpool2, conv3x3-64 pad1, relu, maxpool2, fc128, relu, fc10. Both
 frameworks start from the same weights and see the same batches; steps run in interleaved
 rounds and the median step time is extrapolated to one epoch (60,000 images), labelled as such.
+The process first calls ``gradwise._malloc.reuse_freed_memory()`` (glibc keeps freed large
+blocks for reuse; it applies to both contenders, as they share the process); ``--default-malloc``
+skips it. ``--ops`` instead times each conv/pool op of the gradwise model alone, forward and
+backward, on the layer shapes of a batch (1 BLAS thread, min of 15 runs).
 
-Run: python benchmarks/cnn_epoch.py [--rounds 5] [--steps 10]
+Run: python benchmarks/cnn_epoch.py [--rounds 5] [--steps 10] [--threads N] [--default-malloc]
+     python benchmarks/cnn_epoch.py --ops
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+import types
+from collections.abc import Callable
 
 import numpy as np
 from _common import (
@@ -29,17 +37,85 @@ from _common import (
 )
 
 import gradwise as gw
+from gradwise._malloc import reuse_freed_memory
+from gradwise.autograd.ops import conv as conv_ops
 
 BATCH = 128
 TARGET = 0.6
+
+
+def min_ms(fn: Callable[[], object], repeats: int = 15) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
+
+
+def op_timings() -> list[tuple[str, str, str]]:
+    """Forward and backward of each conv/pool op of the model, alone, on a batch's shapes.
+
+    Inputs are NCHW views of NHWC memory, as the ops hand them to each other in the model.
+    """
+    rng = np.random.default_rng(0)
+
+    def activation(n: int, c: int, h: int, w: int) -> np.ndarray:
+        return np.maximum(rng.standard_normal((n, h, w, c), dtype=np.float32), 0).transpose(
+            0, 3, 1, 2
+        )
+
+    def time_op(function: type, needs: tuple[bool, ...], *args: object) -> tuple[float, float]:
+        ctx = types.SimpleNamespace(needs_input_grad=needs)
+        forward_ms = min_ms(lambda: function.forward(ctx, *args))
+        out = function.forward(ctx, *args)
+        grad = activation(*out.shape)
+        return forward_ms, min_ms(lambda: function.backward(ctx, grad))
+
+    def conv(c_in: int, c_out: int, size: int, first: bool) -> tuple[float, float]:
+        x = (rng.random((BATCH, 1, size, size), dtype=np.float32) if first
+             else activation(BATCH, c_in, size, size))
+        weight = rng.standard_normal((c_out, c_in, 3, 3), dtype=np.float32)
+        bias = np.zeros(c_out, dtype=np.float32)
+        needs = (not first, True, True)
+        return time_op(conv_ops.Conv2d, needs, x, weight, bias, (1, 1), (1, 1), (1, 1))
+
+    def pool(c: int, size: int) -> tuple[float, float]:
+        x = activation(BATCH, c, size, size)
+        return time_op(conv_ops.MaxPool2d, (True,), x, (2, 2), (2, 2), (0, 0))
+
+    ops = {
+        "conv 1->32, 28x28 (no input grad)": conv(1, 32, 28, first=True),
+        "max-pool 32ch 28->14": pool(32, 28),
+        "conv 32->64, 14x14": conv(32, 64, 14, first=False),
+        "max-pool 64ch 14->7": pool(64, 14),
+    }
+    return [(name, f"{fwd:6.2f} ms fwd", f"{bwd:6.2f} ms bwd") for name, (fwd, bwd) in ops.items()]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     parser.add_argument("--steps", type=int, default=10, help="training steps per round")
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc thresholds alone")
+    parser.add_argument("--ops", action="store_true", help="time each conv/pool op alone")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS and PyTorch threads (default: all cores)")
     args = parser.parse_args()
-    setup_threads()
+    tuned = False if args.default_malloc else reuse_freed_memory()
+    allocator = ("freed memory reused (gradwise._malloc.reuse_freed_memory)" if tuned
+                 else "default malloc")
+    if args.ops:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            rows = op_timings()
+        print(machine_description())
+        print(f"allocator: {allocator}")
+        print_table(f"gradwise CNN ops, batch {BATCH}, 1 BLAS thread, min of 15", rows)
+        return
+    setup_threads(args.threads)
     images, labels, source = load_fashion_mnist()
     steps_per_epoch = -(-len(images) // BATCH)
     rng = np.random.default_rng(0)
@@ -71,7 +147,7 @@ def main() -> None:
     seconds = interleaved(contenders, repeats=args.rounds)
     per_step = {name: s / args.steps for name, s in seconds.items()}
     print(machine_description())
-    print(f"data: {source}; gradwise optimizer: {optimizer_kind}")
+    print(f"data: {source}; gradwise optimizer: {optimizer_kind}; allocator: {allocator}")
     rows = [
         (f"{name} step", f"{t * 1e3:8.1f} ms", f"epoch (extrapolated, {steps_per_epoch} steps): "
          f"{t * steps_per_epoch:6.1f} s")

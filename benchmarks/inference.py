@@ -1,7 +1,10 @@
 """Inference throughput (images/s) of the MLP and the CNN: gradwise under no_grad vs PyTorch under
 inference_mode, same weights, batch 256, interleaved rounds (target >= 1.0x PyTorch).
 
-Run: python benchmarks/inference.py [--rounds 5]
+The process calls ``gradwise._malloc.reuse_freed_memory()`` first (both contenders share the
+process, so both get it); ``--default-malloc`` skips it.
+
+Run: python benchmarks/inference.py [--rounds 5] [--default-malloc]
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from _common import (
 )
 
 import gradwise as gw
+from gradwise._malloc import reuse_freed_memory
 
 BATCH = 256
 BATCHES = 10
@@ -32,12 +36,16 @@ BATCHES = 10
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--default-malloc", action="store_true",
+                        help="leave glibc's malloc thresholds alone")
     args = parser.parse_args()
+    tuned = False if args.default_malloc else reuse_freed_memory()
     setup_threads()
     images, _, source = load_fashion_mnist()
     batches = [images[i : i + BATCH] for i in range(0, BATCH * BATCHES, BATCH)]
     print(machine_description())
-    print(f"data: {source}")
+    print(f"data: {source}; allocator: "
+          f"{'freed memory reused (reuse_freed_memory)' if tuned else 'default malloc'}")
     for kind in ("mlp", "cnn"):
         model = gw_model(kind, initial_weights(kind))
         model.eval()

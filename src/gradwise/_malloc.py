@@ -31,8 +31,11 @@ _M_MMAP_THRESHOLD = -3
 #: blocks below this size come from the heap, so freed ones are reused (glibc's own cap is 32 MiB
 #: for the adaptive threshold; a conv layer's im2col rows at batch 128 are about 29 MB)
 MMAP_THRESHOLD_BYTES = 256 << 20
-#: the heap is given back to the kernel only when this much is free at its top
-TRIM_THRESHOLD_BYTES = 1 << 30
+#: the top of the heap is given back to the kernel only when more than this is free there: enough
+#: for a training step's temporaries (the CNN's step peaks at ~60 MB), small enough that a data
+#: set decoded and dropped before training is returned (with 1 GiB, a process that had loaded
+#: Fashion-MNIST kept ~400 MB it no longer used; with 128 MiB, ~35 MB)
+TRIM_THRESHOLD_BYTES = 128 << 20
 
 _applied = False
 
@@ -40,14 +43,17 @@ _applied = False
 def reuse_freed_memory() -> bool:
     """Make glibc's malloc keep freed large blocks for reuse; return whether the tuning applied.
 
-    Sets ``M_MMAP_THRESHOLD`` to 256 MiB and ``M_TRIM_THRESHOLD`` to 1 GiB with ``mallopt``
+    Sets ``M_MMAP_THRESHOLD`` to 256 MiB and ``M_TRIM_THRESHOLD`` to 128 MiB with ``mallopt``
     (the same effect as the environment variables ``MALLOC_MMAP_THRESHOLD_=268435456
-    MALLOC_TRIM_THRESHOLD_=1073741824``). Safe to call more than once. On other platforms
-    (macOS, Windows, musl) it changes nothing and returns False.
+    MALLOC_TRIM_THRESHOLD_=134217728``). Call it once, early in a program that trains (before
+    the loop; the earlier, the fewer arrays were placed by the old rules). Safe to call more
+    than once. On other platforms (macOS, Windows, musl) it changes nothing and returns False.
 
-    Cost: memory a step frees stays part of the process (its resident size settles at the
-    step's peak instead of dropping between steps); arrays of 256 MiB and more still go
-    straight back to the kernel.
+    Measured on the benchmark CNN (batch 128): minor page faults per training step went from
+    ~2,000 to 0 for gradwise (and from ~1,900 to 0 for PyTorch in the same process). Cost:
+    memory a step frees stays part of the process (its resident size settles at the step's
+    peak instead of dropping between steps), and freed blocks below live ones stay resident;
+    arrays of 256 MiB and more still go straight back to the kernel.
     """
     global _applied
     if _applied:

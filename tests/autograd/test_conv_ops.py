@@ -173,12 +173,15 @@ def test_max_pool_routes_ties_to_the_first_maximum_on_both_paths(kernel, stride,
 
 
 def test_max_pool_fast_path_reads_channels_first_memory_too():
-    # a plain NCHW array (not the NHWC view a conv returns) takes the same path, same answer
+    # a plain NCHW array (not the NHWC view a conv returns) takes the same path, same answer;
+    # under no_grad the path skips the argmax and returns the same values
     x_data = np.random.default_rng(2).standard_normal((2, 3, 4, 6))
     x = gw.tensor(x_data, requires_grad=True)
     out = F.max_pool2d(x, 2)
     expected = x_data.reshape(2, 3, 2, 2, 3, 2).max(axis=(3, 5))
     np.testing.assert_array_equal(out.data, expected)
+    with gw.no_grad():
+        np.testing.assert_array_equal(F.max_pool2d(x, 2).data, expected)
     out.sum().backward()
     np.testing.assert_array_equal(x.grad, _reference_max_pool_grad(x_data, (2, 2), (2, 2)))
 

@@ -34,7 +34,9 @@ from gradwise.train.checkpoint import MANIFEST_NAME, load_checkpoint
 LONG = bool(os.environ.get("GRADWISE_LONG_TESTS"))
 KILLS = int(os.environ.get("GRADWISE_KILLS", 25 if LONG else 5))
 RUN_TIMEOUT_S = 180
-CLI_EPOCHS = "12"
+# enough epochs that five kill cycles (each a new save plus up to 0.15 s) cannot finish the run
+# even on a fast, idle machine where a spiral epoch takes a few tens of milliseconds
+CLI_EPOCHS = "40"
 MAX_DELAY_AFTER_SAVE_S = 0.15
 
 

@@ -9,6 +9,7 @@ Example:
 """
 
 from gradwise import doctor, nn, optim, train, viz
+from gradwise._malloc import reuse_freed_memory
 from gradwise.autograd import (
     AnomalyError,
     Function,
@@ -42,6 +43,7 @@ from gradwise.autograd import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "reuse_freed_memory",
     "AnomalyError",
     "Function",
     "GradcheckError",

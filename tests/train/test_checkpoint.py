@@ -195,6 +195,9 @@ def edit_manifest(change: Callable[[dict], None]) -> Callable[[Path], None]:
         ("manifest", truncate, r"checkpoint\.json: unreadable manifest \(truncated or altered"),
         ("manifest", edit_manifest(lambda m: m.update(version=99)), "format version 99"),
         ("manifest", edit_manifest(lambda m: m.pop("format")), "not a gradwise checkpoint"),
+        # a bit flip in a section's key (found by the fuzzer: 'optimizer' -> 'optimizes')
+        ("manifest", edit_manifest(lambda m: m.update(optimizes=m.pop("optimizer"))),
+         "no optimizer section"),
         (
             "manifest",
             edit_manifest(lambda m: m["files"]["model"].update(file="../evil.safetensors")),

@@ -341,6 +341,9 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
     files = manifest.get("files")
     if not isinstance(files, dict) or "model" not in files:
         return "no model weights file listed"
+    for section in ("optimizer", "scheduler", "trainer", "history"):
+        if section not in manifest:  # always written, null when absent
+            return f"no {section} section"
     optimizer = manifest.get("optimizer")
     if optimizer is not None:
         meta = optimizer.get("meta") if isinstance(optimizer, dict) else None

@@ -56,6 +56,7 @@ class Sub(Function):
 
 class Mul(Function):
     owns_grads = True
+
     @staticmethod
     def forward(ctx, a, b):
         if a.shape != b.shape:
@@ -74,6 +75,7 @@ class Mul(Function):
 
 class Div(Function):
     owns_grads = True
+
     @staticmethod
     def forward(ctx, a, b):
         if a.shape != b.shape:
@@ -181,6 +183,7 @@ class Exp(Function):
 
 class Log(Function):
     owns_grads = True
+
     @staticmethod
     def forward(ctx, x):
         ctx.x = x
@@ -210,6 +213,7 @@ class Sqrt(Function):
 
 class Abs(Function):
     owns_grads = True
+
     @staticmethod
     def forward(ctx, x):
         ctx.x = x
@@ -223,6 +227,7 @@ class Abs(Function):
 
 class Clip(Function):
     owns_grads = True
+
     @staticmethod
     def forward(ctx, x, lo, hi):
         ctx.x, ctx.lo, ctx.hi = x, lo, hi
@@ -240,43 +245,51 @@ class Clip(Function):
         return (grad * inside,)
 
 
-class Maximum(Function):
+class _Pick(Function):
+    """Elementwise maximum or minimum of two tensors."""
+
     owns_grads = True
+    pick = staticmethod(np.maximum)
+    wins = staticmethod(np.greater)  # where a is picked over b
+
+    @classmethod
+    def _forward(cls, ctx, a, b, name):
+        if a.shape != b.shape:
+            _binary_shapes(name, a, b)
+        ctx.a, ctx.b = a, b
+        return cls.pick(a, b)
+
+    @classmethod
+    def _backward(cls, ctx, grad):
+        # the picked input takes the gradient; a tie splits it evenly (PyTorch does the same)
+        a, b = ctx.a, ctx.b
+        share_a = (cls.wins(a, b) + 0.5 * (a == b)).astype(grad.dtype, copy=False)
+        grad_a = unbroadcast(grad * share_a, a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = unbroadcast(grad * (1 - share_a), b.shape) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+class Maximum(_Pick):
     @staticmethod
     def forward(ctx, a, b):
-        if a.shape != b.shape:
-            _binary_shapes("maximum", a, b)
-        ctx.a, ctx.b = a, b
-        return np.maximum(a, b)
+        return Maximum._forward(ctx, a, b, "maximum")
 
     @staticmethod
     def backward(ctx, grad):
-        # the larger input takes the gradient; a tie splits it evenly (PyTorch does the same)
-        a, b = ctx.a, ctx.b
-        share_a = (a > b) + 0.5 * (a == b)
-        return _split(ctx, grad, share_a.astype(grad.dtype, copy=False))
+        return Maximum._backward(ctx, grad)
 
 
-class Minimum(Function):
-    owns_grads = True
+class Minimum(_Pick):
+    pick = staticmethod(np.minimum)
+    wins = staticmethod(np.less)
+
     @staticmethod
     def forward(ctx, a, b):
-        if a.shape != b.shape:
-            _binary_shapes("minimum", a, b)
-        ctx.a, ctx.b = a, b
-        return np.minimum(a, b)
+        return Minimum._forward(ctx, a, b, "minimum")
 
     @staticmethod
     def backward(ctx, grad):
-        a, b = ctx.a, ctx.b
-        share_a = (a < b) + 0.5 * (a == b)
-        return _split(ctx, grad, share_a.astype(grad.dtype, copy=False))
-
-
-def _split(ctx, grad, share_a):
-    grad_a = unbroadcast(grad * share_a, ctx.a.shape) if ctx.needs_input_grad[0] else None
-    grad_b = unbroadcast(grad * (1 - share_a), ctx.b.shape) if ctx.needs_input_grad[1] else None
-    return grad_a, grad_b
+        return Minimum._backward(ctx, grad)
 
 
 class Where(Function):
@@ -330,6 +343,7 @@ class ReLU(Function):
 
 class LeakyReLU(Function):
     owns_grads = True
+
     @staticmethod
     def forward(ctx, x, negative_slope):
         ctx.x, ctx.slope = x, negative_slope
@@ -400,6 +414,7 @@ class Tanh(Function):
 
 class Softplus(Function):
     owns_grads = True
+
     @staticmethod
     def forward(ctx, x, beta, threshold):
         ctx.x, ctx.beta, ctx.threshold = x, beta, threshold
@@ -431,6 +446,7 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 class GELU(Function):
     owns_grads = True
+
     @staticmethod
     def forward(ctx, x, approximate):
         ctx.x, ctx.approximate = x, approximate

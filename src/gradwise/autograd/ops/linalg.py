@@ -28,6 +28,7 @@ def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:
 
 class MatMul(Function):
     owns_grads = True
+
     @staticmethod
     def forward(ctx, a, b):
         _check_matmul(a, b)

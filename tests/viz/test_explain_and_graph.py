@@ -109,17 +109,25 @@ def test_draw_graph_shows_ops_shapes_values_and_gradients():
     np.testing.assert_allclose(w.grad, [-0.231475, -0.46295], atol=1e-5)
 
 
-def test_draw_graph_writes_dot_and_renders_or_warns(tmp_path):
+def test_draw_graph_writes_dot_and_renders_svg_and_png(tmp_path):
+    if not shutil.which("dot"):
+        pytest.skip("Graphviz's dot is not installed (.ci/run installs it)")
     _, _, loss = _neuron_graph()
     text = draw_graph(loss, tmp_path / "graph.dot")
     assert (tmp_path / "graph.dot").read_text() == text
-    if shutil.which("dot"):
+    draw_graph(loss, tmp_path / "graph.svg")
+    svg = (tmp_path / "graph.svg").read_text()
+    assert svg.lstrip().startswith(("<?xml", "<svg")) and "Sigmoid" in svg
+    draw_graph(loss, tmp_path / "graph.png")
+    assert (tmp_path / "graph.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_draw_graph_without_dot_writes_the_dot_file_and_warns(tmp_path, monkeypatch):
+    monkeypatch.setattr("gradwise.viz.graph.shutil.which", lambda name: None)
+    _, _, loss = _neuron_graph()
+    with pytest.warns(RuntimeWarning, match="'dot' program was not found"):
         draw_graph(loss, tmp_path / "graph.svg")
-        assert (tmp_path / "graph.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
-    else:
-        with pytest.warns(RuntimeWarning, match="'dot' program was not found"):
-            draw_graph(loss, tmp_path / "graph.svg")
-        assert (tmp_path / "graph.dot").exists() and not (tmp_path / "graph.svg").exists()
+    assert (tmp_path / "graph.dot").exists() and not (tmp_path / "graph.svg").exists()
 
 
 def test_draw_graph_errors():

@@ -323,3 +323,12 @@ def test_leaves_that_keep_fresh_gradients_still_hold_private_arrays():
     F.linear(x, w).sum().backward()
     w.grad *= 0  # must not change what the hook saw
     np.testing.assert_array_equal(seen[0], np.full((2, 3), 4.0))
+
+
+def test_from_numpy_shares_memory_and_checks_its_argument():
+    array = np.zeros(3, dtype=np.float32)
+    t = gw.from_numpy(array)
+    array[0] = 5
+    assert t.data[0] == 5 and not t.requires_grad and t.dtype == np.float32
+    with pytest.raises(TypeError, match="from_numpy: expected an np.ndarray, got list"):
+        gw.from_numpy([1.0])

@@ -8,6 +8,7 @@ from gradwise.autograd.gradcheck import GradcheckError, gradcheck
 from gradwise.autograd.tensor import (
     Tensor,
     arange,
+    from_numpy,
     full,
     ones,
     ones_like,
@@ -24,6 +25,7 @@ __all__ = [
     "GradcheckError",
     "Tensor",
     "arange",
+    "from_numpy",
     "broadcast_to",
     "cat",
     "detect_anomaly",

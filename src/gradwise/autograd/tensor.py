@@ -702,6 +702,16 @@ def tensor(data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> T
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
+def from_numpy(array: np.ndarray) -> Tensor:
+    """A tensor that shares ``array``'s memory (no copy), like ``torch.from_numpy``.
+
+    Changes to one show in the other; the tensor does not require grad.
+    """
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy: expected an np.ndarray, got {type(array).__name__}")
+    return Tensor._make(array, False, None)
+
+
 def _generator(rng: Any) -> np.random.Generator:
     if isinstance(rng, np.random.Generator):
         return rng

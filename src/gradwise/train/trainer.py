@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd.grad_mode import no_grad
-from gradwise.autograd.tensor import Tensor
+from gradwise.autograd.tensor import Tensor, from_numpy
 from gradwise.data.loader import ArrayDataset, DataLoader
 from gradwise.nn.utils import clip_grad_norm_
 from gradwise.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
@@ -411,8 +411,9 @@ class Trainer:
             for handler in batch_begin:
                 handler(step, logs)
             self._in_step = True
-            target = Tensor(y)
-            output = model(Tensor(x))
+            # the loader's batches are fresh arrays: wrap them without another copy
+            target = from_numpy(y)
+            output = model(from_numpy(x))
             loss = loss_fn(output, target)
             loss_value = _scalar_loss(loss)
             self.last_loss = loss_value

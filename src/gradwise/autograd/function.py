@@ -65,7 +65,7 @@ class Function:
         for arg in args:
             if isinstance(arg, Tensor):
                 tensors.append(arg)
-                arrays.append(arg.data)
+                arrays.append(arg._data)
                 requires_grad = requires_grad or arg.requires_grad
             else:
                 arrays.append(arg)

@@ -17,7 +17,7 @@ Axis = int | tuple[int, ...] | None
 def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
     """Python numbers and lists become float32 (bool stays bool); NumPy arrays keep their dtype."""
     if isinstance(data, Tensor):
-        data = data.data
+        data = data._data
     if dtype is not None:
         return np.array(data, dtype=dtype)
     if isinstance(data, np.ndarray | np.generic):
@@ -57,8 +57,8 @@ class Tensor:
     """
 
     __slots__ = (
-        "data",
-        "grad",
+        "_data",
+        "_grad",
         "requires_grad",
         "_ctx",
         "_version",
@@ -71,8 +71,8 @@ class Tensor:
     __array_ufunc__ = None
 
     def __init__(self, data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> None:
-        self.data = _as_array(data, dtype)
-        self.grad: np.ndarray | None = None
+        self._data = _as_array(data, dtype)
+        self._grad: np.ndarray | None = None
         self._ctx: Any = None
         self._version = [0]
         self._hooks: list[Callable[..., Any]] | None = None
@@ -86,8 +86,8 @@ class Tensor:
     def _make(cls, data: np.ndarray, requires_grad: bool, ctx: Any) -> Tensor:
         """Wrap an op's result without copying (the engine's fast constructor)."""
         tensor = cls.__new__(cls)
-        tensor.data = data
-        tensor.grad = None
+        tensor._data = data
+        tensor._grad = None
         tensor.requires_grad = requires_grad
         tensor._ctx = ctx
         tensor._version = [0]
@@ -97,21 +97,39 @@ class Tensor:
         return tensor
 
     # ---- properties ---------------------------------------------------------------------------
+    # The engine and the library read the raw arrays ``_data`` and ``_grad`` directly (the hot
+    # paths stay free of wrapper objects); ``data`` and ``grad`` are the public faces of them.
+    @property
+    def data(self) -> np.ndarray:
+        return self._data
+
+    @data.setter
+    def data(self, value: ArrayLike) -> None:
+        self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
+
+    @property
+    def grad(self) -> np.ndarray | None:
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: ArrayLike | None) -> None:
+        self._grad = value._data if isinstance(value, Tensor) else value
+
     @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def is_leaf(self) -> bool:
@@ -127,13 +145,13 @@ class Tensor:
         return self.transpose()
 
     def __len__(self) -> int:
-        return len(self.data)
+        return len(self._data)
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, separator=", ", prefix="tensor(", precision=4)
+        body = np.array2string(self._data, separator=", ", prefix="tensor(", precision=4)
         extra = ""
-        if self.data.dtype != np.float32:
-            extra += f", dtype={self.data.dtype}"
+        if self._data.dtype != np.float32:
+            extra += f", dtype={self._data.dtype}"
         if self._ctx is not None:
             extra += f", grad_fn={self._ctx!r}"
         elif self.requires_grad:
@@ -141,9 +159,9 @@ class Tensor:
         return f"tensor({body}{extra})"
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
-        if requires_grad and self.data.dtype.kind not in "fc":
+        if requires_grad and self._data.dtype.kind not in "fc":
             raise TypeError(
-                f"only floating-point tensors can require grad; this one is {self.data.dtype}"
+                f"only floating-point tensors can require grad; this one is {self._data.dtype}"
             )
         if not requires_grad and self._ctx is not None:
             raise RuntimeError("requires_grad_(False) works on leaves only; use .detach()")
@@ -152,19 +170,19 @@ class Tensor:
 
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
-        return self.data
+        return self._data
 
     def item(self) -> float | int | bool:
-        if self.data.size != 1:
-            raise ValueError(f"item(): tensor has {self.data.size} elements, expected 1")
-        return self.data.item()
+        if self._data.size != 1:
+            raise ValueError(f"item(): tensor has {self._data.size} elements, expected 1")
+        return self._data.item()
 
     def tolist(self) -> Any:
-        return self.data.tolist()
+        return self._data.tolist()
 
     def detach(self) -> Tensor:
         """A new leaf sharing this tensor's data (and version counter), cut from the graph."""
-        out = Tensor._make(self.data, False, None)
+        out = Tensor._make(self._data, False, None)
         out._version = self._version
         return out
 
@@ -210,16 +228,16 @@ class Tensor:
                 "was computed under no_grad())"
             )
         if grad is None:
-            if self.data.size != 1:
+            if self._data.size != 1:
                 raise RuntimeError(
                     f"backward: a gradient can be created implicitly only for a one-element "
                     f"tensor; this one has shape {self.shape}. Pass grad= or reduce it first "
                     "(e.g. loss.mean())"
                 )
-            grad_array = np.ones_like(self.data)
+            grad_array = np.ones_like(self._data)
         else:
-            grad_array = np.asarray(grad.data if isinstance(grad, Tensor) else grad)
-            grad_array = grad_array.astype(self.data.dtype, copy=False)
+            grad_array = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
+            grad_array = grad_array.astype(self._data.dtype, copy=False)
             if grad_array.shape != self.shape:
                 raise ValueError(
                     f"backward: grad has shape {grad_array.shape} but the tensor has shape "
@@ -242,11 +260,11 @@ class Tensor:
 
     def add_(self, other: ArrayLike, alpha: float = 1.0) -> Tensor:
         self._check_inplace("add_")
-        other = other.data if isinstance(other, Tensor) else other
+        other = other._data if isinstance(other, Tensor) else other
         if alpha == 1.0:
-            self.data += other
+            self._data += other
         else:
-            self.data += alpha * other
+            self._data += alpha * other
         return self._bump()
 
     def sub_(self, other: ArrayLike) -> Tensor:
@@ -254,30 +272,30 @@ class Tensor:
 
     def mul_(self, other: ArrayLike) -> Tensor:
         self._check_inplace("mul_")
-        self.data *= other.data if isinstance(other, Tensor) else other
+        self._data *= other._data if isinstance(other, Tensor) else other
         return self._bump()
 
     def div_(self, other: ArrayLike) -> Tensor:
         self._check_inplace("div_")
-        self.data /= other.data if isinstance(other, Tensor) else other
+        self._data /= other._data if isinstance(other, Tensor) else other
         return self._bump()
 
     def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
         self._check_inplace("clamp_")
-        np.clip(self.data, min, max, out=self.data)
+        np.clip(self._data, min, max, out=self._data)
         return self._bump()
 
     def copy_(self, src: ArrayLike) -> Tensor:
         self._check_inplace("copy_")
-        src = src.data if isinstance(src, Tensor) else np.asarray(src)
+        src = src._data if isinstance(src, Tensor) else np.asarray(src)
         if src.shape != self.shape and np.broadcast_shapes(src.shape, self.shape) != self.shape:
             raise ValueError(f"copy_: source shape {src.shape} does not fit {self.shape}")
-        self.data[...] = src
+        self._data[...] = src
         return self._bump()
 
     def fill_(self, value: float) -> Tensor:
         self._check_inplace("fill_")
-        self.data.fill(value)
+        self._data.fill(value)
         return self._bump()
 
     def zero_(self) -> Tensor:
@@ -285,7 +303,7 @@ class Tensor:
 
     def __setitem__(self, index: Any, value: ArrayLike) -> None:
         self._check_inplace("__setitem__")
-        self.data[_index_arg(index)] = value.data if isinstance(value, Tensor) else value
+        self._data[_index_arg(index)] = value._data if isinstance(value, Tensor) else value
         self._bump()
 
     def _inplace_or_rebind(self, op: str, other: ArrayLike, fn: Callable[..., Tensor]) -> Tensor:
@@ -295,8 +313,8 @@ class Tensor:
             if self._ctx is None:
                 self._check_inplace(op)
             return fn(self, other)
-        other = other.data if isinstance(other, Tensor) else other
-        self.data = _inplace_numpy(op, self.data, other)
+        other = other._data if isinstance(other, Tensor) else other
+        self._data = _inplace_numpy(op, self._data, other)
         return self._bump()
 
     def __iadd__(self, other: ArrayLike) -> Tensor:
@@ -317,7 +335,7 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         if isinstance(other, int | float | bool):
-            return Tensor._make(np.asarray(other, dtype=self.data.dtype), False, None)
+            return Tensor._make(np.asarray(other, dtype=self._data.dtype), False, None)
         return Tensor._make(np.asarray(other), False, None)
 
     def __add__(self, other: ArrayLike) -> Tensor:
@@ -369,8 +387,8 @@ class Tensor:
 
     # comparisons give boolean tensors outside the graph (they have no gradient)
     def _compare(self, other: ArrayLike, fn: Callable[..., np.ndarray]) -> Tensor:
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._make(fn(self.data, other), False, None)
+        other = other._data if isinstance(other, Tensor) else other
+        return Tensor._make(fn(self._data, other), False, None)
 
     def __lt__(self, other: ArrayLike) -> Tensor:
         return self._compare(other, np.less)
@@ -393,11 +411,11 @@ class Tensor:
     __hash__ = object.__hash__
 
     def __bool__(self) -> bool:
-        if self.data.size != 1:
+        if self._data.size != 1:
             raise ValueError(
-                f"the truth value of a tensor with {self.data.size} elements is ambiguous"
+                f"the truth value of a tensor with {self._data.size} elements is ambiguous"
             )
-        return bool(self.data)
+        return bool(self._data)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -467,10 +485,10 @@ class Tensor:
         return _reduce.LogSoftmax.apply(self, axis=axis)
 
     def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._make(np.argmax(self.data, axis=axis, keepdims=keepdims), False, None)
+        return Tensor._make(np.argmax(self._data, axis=axis, keepdims=keepdims), False, None)
 
     def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._make(np.argmin(self.data, axis=axis, keepdims=keepdims), False, None)
+        return Tensor._make(np.argmin(self._data, axis=axis, keepdims=keepdims), False, None)
 
     # ---- shape --------------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
@@ -541,9 +559,9 @@ class Tensor:
 def _index_arg(index: Any) -> Any:
     """Indices may hold Tensors (integer or boolean); NumPy wants arrays."""
     if isinstance(index, Tensor):
-        return index.data
+        return index._data
     if isinstance(index, tuple):
-        return tuple(i.data if isinstance(i, Tensor) else i for i in index)
+        return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
         return np.asarray(index)
     return index
@@ -620,7 +638,7 @@ def _call_hooks(tensor: Tensor, grad: np.ndarray) -> np.ndarray:
     for hook in list(tensor._hooks or ()):
         replaced = hook(Tensor._make(grad, False, None))
         if replaced is not None:
-            replaced = replaced.data if isinstance(replaced, Tensor) else np.asarray(replaced)
+            replaced = replaced._data if isinstance(replaced, Tensor) else np.asarray(replaced)
             if replaced.shape != grad.shape:
                 raise ValueError(
                     f"hook returned a gradient of shape {replaced.shape}, expected {grad.shape}"
@@ -645,14 +663,14 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             owned = False  # a hook may have kept a reference to the array it was shown
         node = tensor._ctx
         if node is None or tensor._retains_grad:
-            if tensor.grad is not None:
-                tensor.grad = tensor.grad + grad
-            elif owned and node is None and grad.dtype == tensor.data.dtype:
-                tensor.grad = grad
+            if tensor._grad is not None:
+                tensor._grad = tensor._grad + grad
+            elif owned and node is None and grad.dtype == tensor._data.dtype:
+                tensor._grad = grad
             else:
                 # a private copy: op backwards may hand one array to several inputs, and an
                 # in-place change of .grad (clip_grad_norm_) must not reach the others
-                tensor.grad = np.array(grad, dtype=tensor.data.dtype, copy=True)
+                tensor._grad = np.array(grad, dtype=tensor._data.dtype, copy=True)
         if node is None:
             continue
         _check_versions(tensor, node)
@@ -754,11 +772,11 @@ def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any 
 
 
 def zeros_like(other: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros_like(other.data, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.zeros_like(other._data, dtype=dtype), requires_grad=requires_grad)
 
 
 def ones_like(other: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones_like(other.data, dtype=dtype), requires_grad=requires_grad)
+    return Tensor(np.ones_like(other._data, dtype=dtype), requires_grad=requires_grad)
 
 
 # The op modules import Tensor from here, so they are imported after the class exists.

@@ -364,6 +364,7 @@ def train_run(
     progress: bool = False,
     epoch_lines: bool = True,
     stop: StopRequest | None = None,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> TrainOutcome:
     """Train ``config`` into ``run_dir`` (or continue the run there with ``resume=True``).
 
@@ -372,6 +373,7 @@ def train_run(
         progress: show tqdm bars (on stderr).
         epoch_lines: send one summary line per epoch to ``notify``.
         stop: when set during training, stop at the next step, checkpoint and return.
+        extra_callbacks: more callbacks for the Trainer (``--tensorboard``'s logger).
 
     Raises:
         RunError: the folder already holds a run (fresh start) or has no checkpoint (resume);
@@ -406,6 +408,7 @@ def train_run(
         callbacks.append(ProgressBar())
     if epoch_lines:
         callbacks.append(EpochSummary(print_fn=notify))
+    callbacks.extend(extra_callbacks)
     doctor = _make_doctor() if config.doctor else None
 
     trainer = Trainer(

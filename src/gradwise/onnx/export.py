@@ -53,6 +53,7 @@ def export(
     input_names: Sequence[str] | None = None,
     output_names: Sequence[str] | None = None,
     dynamic_batch: bool = True,
+    metadata: dict[str, str] | None = None,
 ) -> Any:
     """Export ``model`` traced on ``example_input`` to the ONNX file ``path``.
 
@@ -70,6 +71,7 @@ def export(
             suffixes when there are several).
         dynamic_batch: make axis 0 of the inputs (and of outputs that carry it) a symbolic
             ``batch`` dimension.
+        metadata: strings stored in the model's ``metadata_props`` (e.g. class names).
 
     Returns:
         The ``onnx.ModelProto`` that was written, checked by ``onnx.checker.check_model``.
@@ -146,6 +148,8 @@ def export(
         opset_imports=[onnx.helper.make_opsetid("", opset)],
     )
     # the oldest IR version that can carry this opset, so older runtimes can read the file
+    if metadata:
+        onnx.helper.set_model_props(model_proto, {str(k): str(v) for k, v in metadata.items()})
     model_proto.ir_version = onnx.helper.find_min_ir_version_for(
         list(model_proto.opset_import), ignore_unknown=True
     )

@@ -289,6 +289,53 @@ class TrainingBatchNorm(nn.Module):
         return F.batch_norm(self.lin(x), None, None, training=True)
 
 
+class MaskFromNumpy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4, rng=0)
+
+    def forward(self, x):
+        mask = gw.tensor((x.numpy() > 0).astype(np.float32))  # outside the recorded graph
+        return self.lin(x) * mask
+
+
+class BranchOnValues(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4, rng=0)
+
+    def forward(self, x):
+        h = self.lin(x)
+        return F.relu(h) if x.max().item() > 1.0 else F.tanh(h)
+
+
+class CastsItsIntegerInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 2, rng=0)
+
+    def forward(self, x):
+        return self.lin(x.float())  # an integer input is not recorded, so the cast is not
+
+
+@pytest.mark.parametrize(
+    "model, example, words",
+    [
+        (MaskFromNumpy(), _inputs((4,), 3), ["op Mul in module <model> (MaskFromNumpy)",
+                                             "depends on the input values"]),
+        (BranchOnValues(), np.full((3, 4), 1.5, np.float32), ["control flow"]),
+        (CastsItsIntegerInput(), _inputs((4,), 3, high=5),
+         ["op Linear in module lin (Linear)", "depends on the input values"]),
+    ],
+)
+def test_values_baked_into_the_trace_are_refused(model, example, words, tmp_path):
+    with pytest.raises(gw.onnx.ExportError) as error:
+        gw.onnx.export(model, example, tmp_path / "m.onnx")
+    for word in words:
+        assert word in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     "model, shape, words",
     [

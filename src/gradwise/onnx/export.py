@@ -80,6 +80,10 @@ def export(
         ImportError: the ``onnx`` package is missing (names the pip extra).
         ExportError: an op cannot be exported (names the first such op, its module and shapes),
             the model returned something that is not a Tensor, or batch norm ran in training.
+            The model is traced twice, on the example and on other values of the same shapes:
+            a constant that differs between the two (computed from the input outside the
+            recorded graph, e.g. through ``.numpy()``, or random) or ops that differ (Python
+            control flow on values) are errors too, naming the op that uses the constant.
         ValueError: bad ``opset``, names or inputs.
     """
     onnx = _require_onnx()
@@ -93,6 +97,54 @@ def export(
     inputs = _as_input_tensors(example_input)
     input_names = _names("input", input_names, len(inputs))
 
+    builder, outputs, output_names = _trace(
+        model, inputs, input_names, output_names, opset, ops.GraphBuilder
+    )
+    # trace again on other values: what changes is not part of the graph the engine recorded
+    probe, _, _ = _trace(model, _other_values(inputs), input_names, output_names, opset,
+                         ops.GraphBuilder)
+    _check_same_graph(builder, probe)
+
+    graph = onnx.helper.make_graph(
+        builder.nodes,
+        "gradwise",
+        [_value_info(onnx, t, n, dynamic_batch) for t, n in zip(inputs, input_names, strict=True)],
+        [
+            _value_info(onnx, t, n, dynamic_batch and builder.has_batch(n))
+            for t, n in zip(outputs, output_names, strict=True)
+        ],
+        initializer=builder.initializers,
+    )
+    model_proto = onnx.helper.make_model(
+        graph,
+        producer_name="gradwise",
+        opset_imports=[onnx.helper.make_opsetid("", opset)],
+    )
+    # the oldest IR version that can carry this opset, so older runtimes can read the file
+    if metadata:
+        onnx.helper.set_model_props(model_proto, {str(k): str(v) for k, v in metadata.items()})
+    model_proto.ir_version = onnx.helper.find_min_ir_version_for(
+        list(model_proto.opset_import), ignore_unknown=True
+    )
+    try:
+        onnx.checker.check_model(model_proto, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(f"onnx.export: the exported graph failed onnx.checker: {error}") from None
+    from gradwise._atomic import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), model_proto.SerializeToString())
+    return model_proto
+
+
+def _trace(
+    model: Any,
+    inputs: list[Tensor],
+    input_names: list[str],
+    output_names: Sequence[str] | None,
+    opset: int,
+    builder_class: Any,
+) -> tuple[Any, list[Tensor], list[str]]:
+    """Run the model once with grad recording on and convert what the engine recorded."""
     modes = [(m, m.training) for m in model.modules()] if isinstance(model, Module) else []
     module_of: dict[int, str] = {}
     handles = []
@@ -124,7 +176,7 @@ def export(
     if isinstance(model, Module):
         for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
             params.setdefault(id(tensor), name)
-    builder = ops.GraphBuilder(opset, params, module_of)
+    builder = builder_class(opset, params, module_of)
     for tensor, name in zip(inputs, input_names, strict=True):
         builder.add_input(tensor, name)
     for fn, out in _topological(outputs):
@@ -132,35 +184,42 @@ def export(
     for out, name in zip(outputs, output_names, strict=True):
         builder.add_output(out, name)
 
-    graph = onnx.helper.make_graph(
-        builder.nodes,
-        "gradwise",
-        [_value_info(onnx, t, n, dynamic_batch) for t, n in zip(inputs, input_names, strict=True)],
-        [
-            _value_info(onnx, t, n, dynamic_batch and builder.has_batch(n))
-            for t, n in zip(outputs, output_names, strict=True)
-        ],
-        initializer=builder.initializers,
-    )
-    model_proto = onnx.helper.make_model(
-        graph,
-        producer_name="gradwise",
-        opset_imports=[onnx.helper.make_opsetid("", opset)],
-    )
-    # the oldest IR version that can carry this opset, so older runtimes can read the file
-    if metadata:
-        onnx.helper.set_model_props(model_proto, {str(k): str(v) for k, v in metadata.items()})
-    model_proto.ir_version = onnx.helper.find_min_ir_version_for(
-        list(model_proto.opset_import), ignore_unknown=True
-    )
-    try:
-        onnx.checker.check_model(model_proto, full_check=True)
-    except onnx.checker.ValidationError as error:
-        raise ExportError(f"onnx.export: the exported graph failed onnx.checker: {error}") from None
-    from gradwise._atomic import atomic_write_bytes
+    return builder, outputs, output_names
 
-    atomic_write_bytes(Path(path), model_proto.SerializeToString())
-    return model_proto
+
+def _other_values(inputs: list[Tensor]) -> list[Tensor]:
+    """Inputs of the same shapes and dtypes with other values (integers stay in their range)."""
+    probes = []
+    for tensor in inputs:
+        array = tensor.detach().numpy()
+        if array.dtype.kind == "f":
+            probes.append(Tensor(0.11 - 1.37 * array, requires_grad=True))  # signs flip too
+        else:
+            probes.append(Tensor(np.roll(array.reshape(-1), 1).reshape(array.shape)))
+    return probes
+
+
+def _check_same_graph(builder: Any, probe: Any) -> None:
+    """Both traces must give the same ops and the same constants; say which op differs."""
+    ops_first = [(n.op_type, list(n.input)) for n in builder.nodes]
+    ops_probe = [(n.op_type, list(n.input)) for n in probe.nodes]
+    if ops_first != ops_probe:
+        raise ExportError(
+            "onnx.export: the recorded ops changed when the input values changed (Python "
+            "control flow on tensor values, such as `if x.sum() > 0`), so one trace cannot "
+            "represent the model"
+        )
+    params = set(builder.params.values())
+    for first, second in zip(builder.initializers, probe.initializers, strict=True):
+        if first.name in params or first.raw_data == second.raw_data:
+            continue
+        user = next(n for n in builder.nodes if first.name in n.input)
+        raise ExportError(
+            f"onnx.export: cannot export {builder.origin.get(user.name, user.op_type)}: one of "
+            "its constant inputs depends on the input values (it was computed outside the "
+            "recorded graph, e.g. through .numpy(), or drawn at random), so the file would "
+            "replay the example's values"
+        )
 
 
 def _remember(module_of: dict[int, str], name: str, module: Module) -> Callable[..., None]:

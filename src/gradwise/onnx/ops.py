@@ -44,6 +44,7 @@ class GraphBuilder:
         self._keep: list[Any] = []  # keeps traced objects alive, so their ids stay unique
         self._batch: dict[str, bool] = {}
         self._inputs: list[tuple[np.ndarray, str]] = []
+        self.origin: dict[str, str] = {}  # node name -> "op X in module Y", for error messages
         self._counter = 0
 
     # ---- values -------------------------------------------------------------------------------
@@ -130,12 +131,15 @@ class GraphBuilder:
                 f"onnx.export: cannot export op {op}{place} (inputs {shapes}): no ONNX converter "
                 f"for it; supported ops: {', '.join(sorted(CONVERTERS))}"
             )
+        first_new = len(self.nodes)
         try:
             name, batch = converter(self, fn, out)
         except _UnsupportedError as why:
             raise _export_error(
                 f"onnx.export: cannot export op {op}{place} (inputs {shapes}): {why}"
             ) from None
+        for node in self.nodes[first_new:]:
+            self.origin[node.name] = f"op {op}{place}"
         self._names[id(fn)] = name
         self._keep.append(fn)
         self._batch[name] = batch

@@ -439,6 +439,10 @@ def train_run(
             history = trainer.fit(data.train, **fit_args)
     else:
         history = trainer.fit(data.train, **fit_args)
+    if trainer.resumed_at is not None and trainer.resumed_at[0] >= config.epochs:
+        # killed after its last checkpoint but before it was marked finished
+        notify(f"All {config.epochs} epochs were done before the interruption; finishing the "
+               "run (final weights, test score, report)")
 
     history.save(run_dir / HISTORY_NAME)
     # a signal that arrives after the last step does not undo a finished run

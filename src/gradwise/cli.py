@@ -336,7 +336,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.tensorboard:
         from gradwise.train import TensorBoardLogger
 
-        extra_callbacks.append(TensorBoardLogger(args.tensorboard))
+        try:
+            extra_callbacks.append(TensorBoardLogger(args.tensorboard))
+        except ImportError as error:  # the optional package is missing: say which extra
+            return _fail(str(error), EXIT_FAILURE)
     stop = StopRequest()
     with _stop_on_signals(stop):
         outcome = train_run(
@@ -563,8 +566,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     metadata = {key: json.dumps(run.info[key]) for key in ("classes", "mean", "std", "dataset")
                 if key in run.info}
     opset = gradwise.onnx.DEFAULT_OPSET if args.opset is None else args.opset
-    gradwise.onnx.export(run.model, example, out, opset=opset, output_names=["logits"],
-                         metadata=metadata)
+    try:
+        gradwise.onnx.export(run.model, example, out, opset=opset, output_names=["logits"],
+                             metadata=metadata)
+    except ImportError as error:  # the optional package is missing: say which extra
+        return _fail(str(error), EXIT_FAILURE)
     _say(f"Wrote {out} (ONNX opset {opset}, input 'input' of shape (batch, "
          f"{', '.join(str(n) for n in example.shape[1:])}), output 'logits')")
     return 0

@@ -68,3 +68,16 @@ def test_train_tensorboard_writes_event_files(capsys, tmp_path):
     logged = [e.value for e in events.Scalars("epoch/val_accuracy")]
     np.testing.assert_allclose(logged, [r["val_accuracy"] for r in history["epochs"]], rtol=1e-6)
     assert any(tag.startswith("update_ratio/") for tag in events.Tags()["scalars"])
+
+
+def test_missing_optional_packages_are_named(xor_run, capsys, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)
+    assert_one_line_error(gradwise(capsys, "export", xor_run, "--out", tmp_path / "m.onnx"),
+                          code=1, fragment="pip install 'gradwise[onnx]'")
+    result = gradwise(capsys, "train", "xor", "--epochs", "1", "--out", tmp_path / "run",
+                      "--tensorboard", tmp_path / "tb")
+    assert_one_line_error(result, code=1, fragment="pip install 'gradwise[tensorboard]'")
+    assert not (tmp_path / "run").exists()

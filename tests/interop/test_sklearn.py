@@ -163,6 +163,7 @@ def test_bad_parameters_are_named_at_fit(params, message):
         MLPClassifier(**params).fit(X, y)
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning", "ignore:invalid:RuntimeWarning")
 def test_diverging_training_raises_instead_of_predicting_nan():
     X, y = make_regression(n_samples=50, n_features=3, random_state=0)
     with pytest.raises(ValueError, match="training loss became"):

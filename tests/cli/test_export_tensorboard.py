@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cli.cli_helpers import assert_one_line_error, gradwise
-from gradwise.run import load_run
+from gradwise.runs import load_run
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")

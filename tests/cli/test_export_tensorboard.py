@@ -68,6 +68,7 @@ def test_train_tensorboard_writes_event_files(capsys, tmp_path):
     logged = [e.value for e in events.Scalars("epoch/val_accuracy")]
     np.testing.assert_allclose(logged, [r["val_accuracy"] for r in history["epochs"]], rtol=1e-6)
     assert any(tag.startswith("update_ratio/") for tag in events.Tags()["scalars"])
+    assert events.Tags()["graph"]  # traced on the first training batch
 
 
 def test_missing_optional_packages_are_named(xor_run, capsys, tmp_path, monkeypatch):

@@ -113,17 +113,55 @@ def test_the_doctors_update_ratios_and_findings(tmp_path):
     assert "gradwise doctor" in last
 
 
+def _graph_ops(folder):
+    graph = read_events(folder).Graph()
+    return [node.op for node in graph.node if node.op not in ("Identity", "")]
+
+
+def _spiral_fit(folder, callbacks, model=None, epochs=2):
+    x, y = make_spirals(n_samples=40, seed=0)
+    model = model or nn.Sequential(nn.Linear(2, 8, rng=0), nn.Tanh(), nn.Dropout(0.3, rng=0),
+                                   nn.Linear(8, 2, rng=1))
+    Trainer(model, nn.CrossEntropyLoss(), gw.optim.Adam(model.parameters()),
+            callbacks=callbacks, progress=False, seed=0).fit((x, y), epochs=epochs,
+                                                             batch_size=20)
+    return model
+
+
 def test_model_graph_from_an_example_batch(tmp_path):
     pytest.importorskip("onnx")
-    x, y = make_spirals(n_samples=40, seed=0)
-    model = nn.Sequential(nn.Linear(2, 8, rng=0), nn.Tanh(), nn.Linear(8, 2, rng=1))
-    logger = TensorBoardLogger(tmp_path / "tb", example_input=x[:4])
-    Trainer(model, nn.CrossEntropyLoss(), gw.optim.Adam(model.parameters()),
-            callbacks=[logger], progress=False).fit((x, y), epochs=1, batch_size=20)
-    graph = read_events(tmp_path / "tb").Graph()
-    assert [node.op for node in graph.node if node.op in ("Gemm", "Tanh")] == [
+    x, _ = make_spirals(n_samples=4, seed=0)
+    _spiral_fit(tmp_path, [TensorBoardLogger(tmp_path / "tb", example_input=x)])
+    assert [op for op in _graph_ops(tmp_path / "tb") if op in ("Gemm", "Tanh")] == [
         "Gemm", "Tanh", "Gemm"
     ]
+
+
+def test_model_graph_from_the_first_batch_changes_nothing_in_training(tmp_path):
+    pytest.importorskip("onnx")
+    logged = _spiral_fit(tmp_path, [TensorBoardLogger(tmp_path / "tb")])
+    assert "Gemm" in _graph_ops(tmp_path / "tb")
+    plain = _spiral_fit(tmp_path, [])
+    for key, value in plain.state_dict().items():
+        np.testing.assert_array_equal(value, logged.state_dict()[key], err_msg=key)
+
+
+class Unexportable(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(2, 2, rng=0)
+
+    def forward(self, x):
+        return self.lin(x)[x.numpy()[:, 0] > -10]  # boolean indexing has no ONNX converter
+
+
+def test_a_model_without_a_graph_still_logs_everything_else(tmp_path):
+    pytest.importorskip("onnx")
+    with pytest.warns(RuntimeWarning, match="no model graph: .*GetItem"):
+        _spiral_fit(tmp_path, [TensorBoardLogger(tmp_path / "tb")], model=Unexportable())
+    events = read_events(tmp_path / "tb")
+    assert len(events.Scalars("epoch/loss")) == 2
+    assert not events.Tags()["graph"]
 
 
 def test_bad_settings():

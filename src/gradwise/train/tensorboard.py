@@ -12,8 +12,10 @@ What it writes (tags as TensorBoard shows them):
 - ``update_ratio/<param>``: the doctor's update-to-weight ratio ||w_new - w_old|| / ||w_old||
   on each step it sampled, when the trainer has a doctor (``Trainer(..., doctor=True)``).
 - ``doctor/findings`` (text): the doctor's findings at every epoch end and at the end.
-- the model graph, when ``example_input`` is given and the ``onnx`` package is installed
-  (exported with :func:`gradwise.onnx.export`, shown in TensorBoard's Graphs tab).
+- the model graph (TensorBoard's Graphs tab), exported with :func:`gradwise.onnx.export` at the
+  end of the first epoch, traced on ``example_input`` or else on two rows of the first training
+  batch; only when the ``onnx`` package is installed. A model that cannot be exported gets a
+  warning naming the op, and training goes on without the graph.
 
 Event files are written by ``tensorboardX`` (``pip install 'gradwise[tensorboard]'``); the
 TensorBoard app (``tensorboard --logdir DIR``) reads them.
@@ -26,6 +28,7 @@ import io
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +59,9 @@ class TensorBoardLogger(Callback):
         log_every_n_steps: write the step loss and learning rate every this many steps (>= 1).
         histogram_freq: write weight and gradient histograms and norms every this many epochs;
             0 switches them off.
-        example_input: a batch (array or Tensor) to trace the model graph with; None: no graph.
+        example_input: a batch (array or Tensor) to trace the model graph with; None: the
+            first two rows of the first training batch.
+        graph: write the model graph (needs the ``onnx`` package; skipped without it).
 
     Raises:
         ImportError: ``tensorboardX`` is missing (names the pip extra), at construction.
@@ -73,6 +78,7 @@ class TensorBoardLogger(Callback):
         log_every_n_steps: int = 10,
         histogram_freq: int = 1,
         example_input: Any = None,
+        graph: bool = True,
     ) -> None:
         self._writer_class = _require_tensorboardx()
         for name, value, low in (("log_every_n_steps", log_every_n_steps, 1),
@@ -85,7 +91,11 @@ class TensorBoardLogger(Callback):
         self.log_every_n_steps = log_every_n_steps
         self.histogram_freq = histogram_freq
         self.example_input = example_input
+        self.graph = graph
         self.writer: Any = None
+        self._graph_input: Any = None
+        self._graph_pending = False
+        self._capture: Any = None
         self._epoch = 0
         self._grads_pending = False
         self._ratios_written: dict[str, int] = {}
@@ -95,8 +105,19 @@ class TensorBoardLogger(Callback):
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if self.writer is None:
             self.writer = self._writer_class(logdir=str(self.log_dir))
-        if self.example_input is not None:
-            self._write_graph()
+        model = getattr(self.trainer, "model", None)
+        self._graph_pending = self.graph and model is not None and _onnx_available()
+        if self._graph_pending and self.example_input is None:
+            self._capture = model.register_forward_pre_hook(self._capture_batch)
+
+    def _capture_batch(self, module: Any, inputs: tuple[Any, ...]) -> None:
+        """Keep two rows of the first training batch to trace the graph with, then let go."""
+        first = inputs[0] if inputs else None
+        if first is not None and hasattr(first, "shape") and len(first.shape) > 0:
+            array = first.detach().numpy() if hasattr(first, "detach") else np.asarray(first)
+            self._graph_input = np.array(array[:2])
+        self._capture.remove()
+        self._capture = None
 
     def on_epoch_begin(self, epoch: int) -> None:
         self._epoch = epoch
@@ -139,9 +160,17 @@ class TensorBoardLogger(Callback):
                 self.writer.add_scalar(f"weight_norm/{name}", float(np.linalg.norm(weights)),
                                        number)
         self._write_doctor(number)
+        if self._graph_pending:
+            # at an epoch's end no step is in flight (the doctor's layer hooks are off), and
+            # export runs the model in evaluation mode, so tracing changes nothing in training
+            self._graph_pending = False
+            self._write_graph()
         self.writer.flush()
 
     def on_train_end(self) -> None:
+        if self._capture is not None:
+            self._capture.remove()
+            self._capture = None
         if self.writer is None:
             return
         self._write_doctor(self._epoch + 1)
@@ -188,17 +217,27 @@ class TensorBoardLogger(Callback):
             self.writer.add_text("doctor/findings", "```\n" + text + "\n```", epoch)
 
     def _write_graph(self) -> None:
-        try:
-            import onnx  # noqa: F401
-        except ImportError:
-            return  # the graph is optional; scalars and histograms do not need onnx
-        from gradwise.onnx import export
+        from gradwise.onnx import ExportError, export
 
         model = getattr(self.trainer, "model", None)
-        if model is None:
+        example = self.example_input if self.example_input is not None else self._graph_input
+        if model is None or example is None:
             return
         with tempfile.TemporaryDirectory() as folder:
             path = os.path.join(folder, "model.onnx")
-            export(model, self.example_input, path)
+            try:
+                export(model, example, path)
+            except (ExportError, ValueError) as error:
+                warnings.warn(f"TensorBoardLogger: no model graph: {error}", RuntimeWarning,
+                              stacklevel=2)
+                return
             with contextlib.redirect_stdout(io.StringIO()):  # tensorboardX prints every node
                 self.writer.add_onnx_graph(path)
+
+
+def _onnx_available() -> bool:
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -389,3 +389,53 @@ def test_gradwise_imports_without_onnx_and_export_names_the_extra():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert "pip install 'gradwise[onnx]'" in result.stdout
+
+
+def _random_architecture(seed):
+    """A random stack of the supported layers, with sizes, strides and paddings drawn."""
+    rng = np.random.default_rng(seed)
+    activations = [nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, lambda: nn.LeakyReLU(0.05),
+                   lambda: nn.ELU(0.8)]
+    layers = []
+    if seed % 2:  # a CNN on (2, 9, 9) images
+        channels, size = 2, 9
+        for _ in range(rng.integers(1, 3)):
+            out, kernel = int(rng.integers(1, 5)), int(rng.integers(1, 4))
+            padding, stride = int(rng.integers(0, kernel)), int(rng.integers(1, 3))
+            layers.append(nn.Conv2d(channels, out, kernel, stride=stride, padding=padding,
+                                    rng=int(rng.integers(1000))))
+            size = (size + 2 * padding - kernel) // stride + 1
+            channels = out
+            if rng.random() < 0.5:
+                layers.append(_with_running_stats(nn.BatchNorm2d(channels), seed))
+            layers.append(activations[rng.integers(len(activations))]())
+            if size >= 2 and rng.random() < 0.6:
+                pool = nn.MaxPool2d if rng.random() < 0.5 else nn.AvgPool2d
+                layers.append(pool(2))
+                size //= 2
+        layers.append(nn.Flatten())
+        width, shape = channels * size * size, (2, 9, 9)
+    else:  # an MLP on 7 features
+        width, shape = 7, (7,)
+    for _ in range(rng.integers(1, 4)):
+        out = int(rng.integers(2, 9))
+        layers.append(nn.Linear(width, out, bias=bool(rng.random() < 0.8),
+                                rng=int(rng.integers(1000))))
+        width = out
+        choice = rng.random()
+        if choice < 0.25:
+            layers.append(nn.LayerNorm(width))
+        elif choice < 0.5:
+            layers.append(_with_running_stats(nn.BatchNorm1d(width), seed + 1))
+        layers.append(activations[rng.integers(len(activations))]())
+        if rng.random() < 0.3:
+            layers.append(nn.Dropout(0.5, rng=0))
+    if rng.random() < 0.5:
+        layers.append(nn.LogSoftmax(1) if rng.random() < 0.5 else nn.Softmax(1))
+    return nn.Sequential(*layers), shape
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_architectures(seed, tmp_path):
+    model, shape = _random_architecture(seed)
+    check_export(model, shape, tmp_path, batches=(3, 1, 4))

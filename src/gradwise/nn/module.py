@@ -472,6 +472,13 @@ class Module:
         return handle
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for arg in args:
+            if isinstance(arg, np.ndarray):
+                # a NumPy batch (what a NumPy data pipeline yields) is a constant input: wrap it,
+                # without copying, so every layer sees a Tensor
+                args = tuple(Tensor._make(a, False, None) if isinstance(a, np.ndarray) else a
+                             for a in args)
+                break
         for hook in list(self._forward_pre_hooks.values()):
             result = hook(self, args)
             if result is not None:

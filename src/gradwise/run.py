@@ -709,7 +709,7 @@ def _logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
     outputs = []
     with gw.no_grad():
         for start in range(0, len(x), EVAL_BATCH):
-            outputs.append(model(gw.tensor(x[start : start + EVAL_BATCH])).data)
+            outputs.append(model(gw.tensor(x[start : start + EVAL_BATCH]))._data)
     return np.concatenate(outputs).astype(np.float64)
 
 

@@ -80,7 +80,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 # ---- losses -----------------------------------------------------------------------------------
 def _target_array(target: Any) -> np.ndarray:
-    return target.data if isinstance(target, Tensor) else np.asarray(target)
+    return target._data if isinstance(target, Tensor) else np.asarray(target)
 
 
 def _same_shape(name: str, input: Tensor, target: Any) -> None:
@@ -173,7 +173,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None) -
 
 
 def _stat_array(stat: Any) -> np.ndarray | None:
-    return stat.data if isinstance(stat, Tensor) else stat
+    return stat._data if isinstance(stat, Tensor) else stat
 
 
 def batch_norm(

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gradwise.autograd import anomaly
+from gradwise.autograd import anomaly, observe
 from gradwise.autograd.grad_mode import _grad_enabled
 
 
@@ -44,6 +44,9 @@ class Function:
     #: backward returns newly allocated arrays (or views of them) that nothing else references,
     #: each input its own, so a leaf may keep one as its ``.grad`` without copying it
     owns_grads: ClassVar[bool] = False
+    #: activation and loss ops name their kind ("relu", "tanh", "loss"...) so that an observer
+    #: (the training doctor, see ``autograd/observe.py``) sees their outputs wherever they run
+    observe_kind: ClassVar[str | None] = None
 
     inputs: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]
@@ -91,6 +94,10 @@ class Function:
                 ctx.output_version = result._version[0]
         if detector is not None:
             detector.after_forward(ctx, tensors, result)
+        if cls.observe_kind is not None:
+            observer = observe._observer.get()
+            if observer is not None:
+                observer(cls.observe_kind, tuple(arrays), out)
         return result
 
     @property

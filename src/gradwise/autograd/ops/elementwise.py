@@ -324,6 +324,7 @@ class Where(Function):
 
 # ---- activations ------------------------------------------------------------------------------
 class ReLU(Function):
+    observe_kind = "relu"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -342,6 +343,7 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    observe_kind = "leaky_relu"
     owns_grads = True
 
     @staticmethod
@@ -356,6 +358,7 @@ class LeakyReLU(Function):
 
 
 class ELU(Function):
+    observe_kind = "elu"
     owns_grads = True
     saves_output = True
 
@@ -379,6 +382,7 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Function):
+    observe_kind = "sigmoid"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -396,6 +400,7 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    observe_kind = "tanh"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -413,6 +418,7 @@ class Tanh(Function):
 
 
 class Softplus(Function):
+    observe_kind = "softplus"
     owns_grads = True
 
     @staticmethod
@@ -445,6 +451,7 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 class GELU(Function):
+    observe_kind = "gelu"
     owns_grads = True
 
     @staticmethod

@@ -37,19 +37,27 @@ RATES: tuple[int | str, ...] = (1, 16, 32, 64, "auto")
 
 # ---- data ---------------------------------------------------------------------------------------
 @cache
-def digits() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """scikit-learn's 8x8 digits (1438 train, 359 test), scaled to [0, 1]: shape (N, 1, 8, 8)."""
+def digits(small: bool = False) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, ...]]:
+    """The real digits (scikit-learn's, 1438 train and 359 test, MNIST-shaped), scaled to [0, 1]
+    and flattened; ``small`` undoes the fallback's 3x upsampling: 8x8 = 64 features."""
     data = load_dataset("digits", fallback=True, progress=False)
+    x_train, x_test = data.x_train, data.x_test
+    if small:
+        x_train, x_test = x_train[:, 2:26:3, 2:26:3], x_test[:, 2:26:3, 2:26:3]
+    x_train = x_train.reshape(len(x_train), -1).astype(np.float32) / 255.0
+    x_test = x_test.reshape(len(x_test), -1).astype(np.float32) / 255.0
+    return (x_train, data.y_train), (x_test, data.y_test)
 
-    def shrink(images: np.ndarray) -> np.ndarray:  # undo the fallback's 3x upsampling
-        return (images[:, 2:26:3, 2:26:3].astype(np.float32) / 255.0)[:, None]
 
-    return (shrink(data.x_train), data.y_train), (shrink(data.x_test), data.y_test)
+def digit_images() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """The 8x8 digits as images: shape (N, 1, 8, 8)."""
+    (x, y), (xt, yt) = digits(small=True)
+    return (x.reshape(-1, 1, 8, 8), y), (xt.reshape(-1, 1, 8, 8), yt)
 
 
 def flat_digits() -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    (x, y), (xt, yt) = digits()
-    return (x.reshape(len(x), -1), y), (xt.reshape(len(xt), -1), yt)
+    """The 8x8 digits as 64 features."""
+    return digits(small=True)
 
 
 def regression(n: int = 1200, noise: float = 0.1, seed: int = 0, signal: bool = True):
@@ -212,6 +220,7 @@ def loop(model: nn.Module, loss_fn: Any, optimizer: Any, train, val=None, epochs
             with gw.no_grad():
                 val_loss = loss_fn(model(gw.tensor(val[0])), gw.tensor(val[1])).item()
         doctor.epoch_end(val_loss=val_loss)
+    doctor.close()
     doctor.report()
     return Outcome(doctor, model, loss_fn, losses, None, train, val, first)
 
@@ -427,7 +436,7 @@ scenario(("dead_relus",), "MLP, one SGD step at lr 200 then lr 0.01, digits",
 def cnn_dead_bias():
     model = cnn(seed=3)
     set_bias(model, ("3.bias",), -20.0)
-    train, val = digits()
+    train, val = digit_images()
     return fit(model, _ce(), SGD(model.parameters(), lr=0.05, momentum=0.9), train, val,
                epochs=3)
 
@@ -459,7 +468,7 @@ scenario(("dead_relus",), "custom forward with F.relu, biases at -6, hand-writte
 def cnn_collapse():
     """A two-block CNN at SGD lr 2.0 (the issue's case 1): collapses to chance."""
     model = cnn()
-    train, val = digits()
+    train, val = digit_images()
     return fit(model, _ce(), SGD(model.parameters(), lr=2.0), train, val, epochs=4)
 
 
@@ -573,7 +582,7 @@ scenario(("lr_too_low",), "MLP regression, MSE, SGD lr 1e-7")(
 
 def cnn_lr_too_low():
     model = cnn(seed=6)
-    train, val = digits()
+    train, val = digit_images()
     return fit(model, _ce(), SGD(model.parameters(), lr=1e-6, momentum=0.9), train, val,
                epochs=3)
 
@@ -782,7 +791,7 @@ scenario((), "MLP, Adam, spirals, 25 epochs")((healthy_spirals, _verify_learned(
 
 def healthy_cnn():
     model = cnn(seed=1)
-    train, val = digits()
+    train, val = digit_images()
     return fit(model, _ce(), SGD(model.parameters(), lr=0.05, momentum=0.9), train, val,
                epochs=4)
 

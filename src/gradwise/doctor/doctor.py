@@ -265,6 +265,13 @@ class Doctor(Callback):
             logs["lr"] = lr
         collector.record_epoch(len(stats.epochs) + 1, logs)
 
+    def close(self) -> None:
+        """Stop observing the model (a hand-written loop that has ended); the statistics and
+        findings stay. The next :meth:`step` would start observing again."""
+        if self._collector is not None:
+            self._collector.end_forward()
+        self._sampling = False
+
     def report(self) -> str:
         """Run the diagnoses on everything recorded so far and return the findings as text."""
         self.diagnose()

@@ -311,6 +311,7 @@ class StatsCollector:
         self._snapshot_step: int | None = None
         self._step = 0
         self._seen: set[str] = set()
+        self._forwarded = False
         self.hook_seconds = 0.0  # time spent observing the forward pass (part of the overhead)
 
     @property
@@ -323,7 +324,7 @@ class StatsCollector:
         self.end_forward()
         self._step = step
         self._seen = set()
-        self.stats.sampled_steps.append(step)
+        self._forwarded = False
         for _, module in self._model.named_modules():
             self._handles.append(module.register_forward_pre_hook(self._enter))
             self._handles.append(module.register_forward_hook(self._leave))
@@ -337,6 +338,8 @@ class StatsCollector:
     def _leave(self, module: Any, inputs: Any, output: Any) -> None:
         if self._stack and self._stack[-1] is module:
             self._stack.pop()
+        if not self._stack:
+            self._forwarded = True  # the watched model ran: its loss may follow
 
     def end_forward(self) -> None:
         """Stop observing (validation passes and unsampled steps stay unobserved)."""
@@ -362,16 +365,18 @@ class StatsCollector:
         if module_type in _ACTIVATION_MODULES and count == 0 and name:
             return name, module_type
         label = f"{name}:{kind}" if name else kind
-        where = f"{module_type}.forward" if module_type else "called outside any module"
-        return (label if count == 0 else f"{label}#{count}"), where
+        return (label if count == 0 else f"{label}#{count}"), f"{module_type}.forward"
 
     def _observe(self, kind: str, arrays: tuple[Any, ...], out: np.ndarray) -> None:
         if not is_grad_enabled():
             return  # an evaluation pass (no_grad) between two steps is not the training forward
         started = time.perf_counter()
+        # only ops of the watched model count: another model's ops (a second model trained in
+        # the same program) run outside its module stack, and a loss only after its forward
         if kind in _LOSS_KINDS:
-            self._record_targets(_LOSS_KINDS[kind], arrays)
-        elif isinstance(out, np.ndarray) and out.size and out.dtype.kind == "f":
+            if self._forwarded:
+                self._record_targets(_LOSS_KINDS[kind], arrays)
+        elif self._stack and isinstance(out, np.ndarray) and out.size and out.dtype.kind == "f":
             label, module_type = self._label(kind)
             self._record_activation(label, kind, module_type, out)
         self.hook_seconds += time.perf_counter() - started
@@ -381,6 +386,8 @@ class StatsCollector:
         if self._token is None:
             return
         kind = {"MSELoss": "regression", "L1Loss": "regression"}.get(loss_name)
+        if not self._forwarded:
+            return
         target = getattr(target, "_data", target)
         if kind is not None and isinstance(target, np.ndarray):
             self._record_targets(kind, (None, target))
@@ -457,6 +464,7 @@ class StatsCollector:
     def record_gradients(self) -> None:
         """The gradient norm of every parameter (call after backward, before the next one)."""
         step = self._step
+        self.stats.sampled_steps.append(step)
         for name, param in self._params:
             series = self.stats.params[name]
             grad = param._grad

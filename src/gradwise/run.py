@@ -514,10 +514,10 @@ def _new_run_info(config: TrainConfig) -> dict[str, Any]:
 
 def _make_doctor() -> Any:
     try:
-        from gradwise.doctor import Doctor
+        from gradwise.doctor import Doctor, DoctorConfig
     except ImportError:
         return None
-    return Doctor()
+    return Doctor(config=DoctorConfig(advice_style="cli"))  # advice in the command's flags
 
 
 def _write_figures(

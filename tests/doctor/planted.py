@@ -896,3 +896,48 @@ HEALTHY = [s for s in CATALOGUE if not s.expected]
 def record(name: str) -> Outcome:
     """Run the scenario once (cached for the test session)."""
     return next(s for s in CATALOGUE if s.name == name).run()
+
+
+def markdown_tables() -> str:
+    """The catalogue table and the per-finding precision/recall table (for docs/DOCTOR.md).
+
+    Run: ``PYTHONPATH=src:tests python -m doctor.planted``
+    """
+    lines = ["| run | planted failure | expected | also true | " + " | ".join(
+        f"1/{r}" if r != "auto" else "default" for r in RATES) + " |",
+             "|---|---|---|---|" + "---|" * len(RATES)]
+    named: dict[str, list[int]] = {}  # finding -> [planted, also true, wrong] over runs x rates
+    recall: dict[str, list[int]] = {}  # finding -> [named at every rate, runs expecting it]
+    for s in CATALOGUE:
+        outcome = record(s.name)
+        verdicts = {rate: findings_at(outcome, rate) for rate in RATES}
+        cells = []
+        for rate in RATES:
+            found = set(verdicts[rate])
+            ok = set(s.expected) <= found <= set(s.expected) | set(s.allowed)
+            cells.append("ok" if ok else "WRONG: " + (", ".join(sorted(found)) or "none"))
+            for name in found:
+                kind = 0 if name in s.expected else 1 if name in s.allowed else 2
+                named.setdefault(name, [0, 0, 0])[kind] += 1
+        for name in s.expected:
+            counts = recall.setdefault(name, [0, 0])
+            counts[1] += 1
+            counts[0] += all(name in verdicts[rate] for rate in RATES)
+        lines.append(f"| {s.name} | {s.what} | {', '.join(s.expected) or '(healthy)'} | "
+                     f"{', '.join(s.allowed)} | " + " | ".join(cells) + " |")
+    lines += ["", "| finding | runs planted | named at every rate | recall | times named "
+              "(runs x rates) | the planted failure | also true | false alarms | precision |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for name in sorted(set(named) | set(recall)):
+        hit, total = recall.get(name, [0, 0])
+        planted, also, wrong = named.get(name, [0, 0, 0])
+        times = planted + also + wrong
+        rec = f"{hit / total:.0%}" if total else "-"
+        prec = f"{(planted + also) / times:.0%}" if times else "-"
+        lines.append(f"| {name} | {total} | {hit} | {rec} | {times} | {planted} | {also} | "
+                     f"{wrong} | {prec} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown_tables())

@@ -64,8 +64,8 @@ def test_sampled_steps_are_a_function_of_the_step_number_only():
 
 
 def test_default_interval_comes_from_the_model_size():
-    doctor = Doctor(planted.mlp([64, 32, 10]), None)
-    assert doctor.interval == 16
+    assert Doctor(planted.mlp([64, 32, 10]), None).interval == 32  # 2.4k parameters
+    assert Doctor(planted.mlp([784, 128, 64, 10]), None).interval == 16  # 109k parameters
     assert Doctor(config=DoctorConfig(interval=4)).interval == 4
 
 

@@ -20,17 +20,14 @@ ADVICE_STYLES = ("python", "cli")
 def auto_interval(n_parameters: int) -> int:
     """The default sampling interval for a model with ``n_parameters`` parameters.
 
-    A sampled step costs about five passes over the parameters (two norms, a copy, a difference,
-    a norm) plus one pass over the activations; a training step costs forward, backward and the
-    optimizer, at least ten passes over them. Sampling 1 step in 16 keeps the doctor near 1-3% of
-    step time on every model benchmarked (``benchmarks/doctor_overhead.py``); models above 1M
-    parameters, where the copies leave the cache, get 1 in 32, above 10M 1 in 64.
+    An examined step costs a fixed Python part (hooks on every module, one record per parameter
+    and activation: roughly 0.3-0.5 ms) plus about five passes over the parameters (two norms, a
+    copy, a difference, a norm) and one over the activations; a training step costs forward,
+    backward and the optimizer. Below 100k parameters a step takes well under a millisecond, so
+    the fixed part is comparable to a whole step and 1 step in 32 keeps the doctor near 3%; above,
+    1 in 16 keeps it at 1-3% (``benchmarks/doctor_overhead.py``, docs/DOCTOR.md).
     """
-    if n_parameters > 10_000_000:
-        return 64
-    if n_parameters > 1_000_000:
-        return 32
-    return 16
+    return 32 if n_parameters < 100_000 else 16
 
 
 @dataclass

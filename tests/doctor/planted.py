@@ -888,6 +888,103 @@ scenario((), "MLP, Adam, digits, validation on 25 images (a noisy curve)")(
     (noisy_validation, _verify_learned(0.8)))
 
 
+# -- held out: written after the thresholds were set, run once, right at the first try ----------
+HELD_OUT_FROM = len(CATALOGUE)
+
+
+def leaky_spirals_adam_too_high():
+    x, y = make_spirals(1000, noise=0.05, seed=2)
+    train, val = split(x, y)
+    model = mlp([2, 64, 64, 2], activation=nn.LeakyReLU, seed=3)
+    return fit(model, _ce(), Adam(model.parameters(), lr=1.0), train, val, epochs=8)
+
+
+def _verify_big_steps(out: Outcome) -> None:
+    assert relative_change(out) > 3.0, relative_change(out)
+
+
+scenario(("lr_too_high",), "LeakyReLU MLP, Adam lr 1.0, spirals (held out)")(
+    (leaky_spirals_adam_too_high, _verify_big_steps))
+
+
+def cnn_adam_too_low():
+    model = cnn(seed=9)
+    train, val = digit_images()
+    return fit(model, _ce(), Adam(model.parameters(), lr=1e-8), train, val, epochs=3)
+
+
+scenario(("lr_too_low",), "CNN, Adam lr 1e-8, digits (held out)")(
+    (cnn_adam_too_low, _verify_barely_moved))
+
+
+def sigmoid_unscaled_pixels():
+    train, val = flat_digits()
+    model = mlp([64, 64, 64, 10], activation=nn.Sigmoid, seed=4)
+    return fit(model, _ce(), Adam(model.parameters(), lr=1e-3), (train[0] * 128, train[1]),
+               (val[0] * 128, val[1]), epochs=4)
+
+
+scenario(("saturated_activations",), "sigmoid MLP, pixels 0-128 unscaled, Adam (held out)")(
+    (sigmoid_unscaled_pixels, _verify_saturated("Sigmoid")))
+
+
+def shuffled_digit_labels():
+    (x, y), val = flat_digits()
+    model = mlp([64, 32, 10], seed=5)
+    return fit(model, _ce(), SGD(model.parameters(), lr=0.05),
+               (x, np.random.default_rng(3).permutation(y)), val, epochs=4)
+
+
+def _verify_digits_chance(out: Outcome) -> None:
+    assert accuracy(out.model, out.val) < 0.2, accuracy(out.model, out.val)
+
+
+scenario(("plateau",), "MLP on digits with shuffled labels, SGD (held out)")(
+    (shuffled_digit_labels, _verify_digits_chance))
+
+
+def gelu_moons_momentum():
+    x, y = make_moons(1000, noise=0.15, seed=4)
+    train, val = split(x, y)
+    model = mlp([2, 64, 64, 2], activation=nn.GELU, seed=6)
+    return fit(model, _ce(), SGD(model.parameters(), lr=0.05, momentum=0.9), train, val,
+               epochs=10)
+
+
+scenario((), "GELU MLP, SGD momentum, moons (held out)")(
+    (gelu_moons_momentum, _verify_learned(0.9)))
+
+
+def cnn_adam_healthy():
+    model = cnn(seed=10)
+    train, val = digit_images()
+    return fit(model, _ce(), Adam(model.parameters(), lr=1e-3), train, val, epochs=4)
+
+
+scenario((), "CNN, Adam lr 1e-3, digits (held out)")((cnn_adam_healthy, _verify_learned(0.7)))
+
+
+def bn_rmsprop_healthy():
+    train, val = flat_digits()
+    model = mlp([64, 128, 64, 10], norm=nn.BatchNorm1d, seed=7)
+    return fit(model, _ce(), RMSprop(model.parameters(), lr=1e-3), train, val, epochs=5)
+
+
+scenario((), "MLP with BatchNorm1d, RMSprop, digits (held out)")(
+    (bn_rmsprop_healthy, _verify_learned(0.95)))
+
+
+def adagrad_regression_healthy():
+    train, val = regression(noise=0.3, seed=11)
+    model = mlp([10, 64, 1], seed=8)
+    return fit(model, nn.MSELoss(), Adagrad(model.parameters(), lr=0.05), train, val, epochs=6,
+               metrics=())
+
+
+scenario((), "MLP regression, MSE, Adagrad (held out)")(
+    (adagrad_regression_healthy, _verify_regression(0.2)))
+
+
 PLANTED = [s for s in CATALOGUE if s.expected]
 HEALTHY = [s for s in CATALOGUE if not s.expected]
 

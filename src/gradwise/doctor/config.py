@@ -1,7 +1,7 @@
 """DoctorConfig: which steps the doctor examines and where each diagnosis draws its line.
 
 Every threshold says why it sits where it does. They were calibrated on the planted catalogue in
-``tests/doctor/planted.py`` (26 failures that must each be named, 13 healthy runs that must raise
+``tests/doctor/planted.py`` (30 failures that must each be named, 17 healthy runs that must raise
 nothing) at every sampling rate from every step to 1 in 64: each line sits with a wide margin on
 both sides (docs/DOCTOR.md has the table).
 """

@@ -2,8 +2,8 @@
 
 Every threshold says why it sits where it does. They were calibrated on the planted catalogue in
 ``tests/doctor/planted.py`` (30 failures that must each be named, 17 healthy runs that must raise
-nothing) at every sampling rate from every step to 1 in 64: each line sits with a wide margin on
-both sides (docs/DOCTOR.md has the table).
+nothing) at every sampling rate from every step to 1 in 64; docs/DOCTOR.md has the table, and
+says which runs were held out of the calibration.
 """
 
 from __future__ import annotations

@@ -1036,5 +1036,49 @@ def markdown_tables() -> str:
     return "\n".join(lines)
 
 
+def threshold_margins(factors: tuple[float, ...] = (0.5, 0.8, 1.25, 2.0)) -> str:
+    """Which catalogue verdicts change when one threshold is scaled by each factor.
+
+    For each float setting of DoctorConfig and factor: "ok" when every run stays right at every
+    rate, else the first run that goes wrong. Run: ``python -m doctor.planted --margins``.
+    """
+    import dataclasses
+
+    base = DoctorConfig(interval=1)
+    lines = ["| threshold | value | " + " | ".join(f"x{f:g}" for f in factors) + " |",
+             "|---|---|" + "---|" * len(factors)]
+    for item in dataclasses.fields(DoctorConfig):
+        value = getattr(base, item.name)
+        if not isinstance(value, float):
+            continue
+        cells = []
+        for factor in factors:
+            try:
+                config = dataclasses.replace(base, **{item.name: value * factor})
+            except ValueError:
+                cells.append("(out of range)")
+                continue
+            wrong = _first_wrong(config)
+            cells.append("ok" if wrong is None else f"{wrong[0]} at 1/{wrong[1]}: "
+                         + (", ".join(wrong[2]) or "nothing"))
+        lines.append(f"| {item.name} | {value:g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _first_wrong(config: DoctorConfig) -> tuple[str, Any, list[str]] | None:
+    for s in CATALOGUE:
+        doctor = record(s.name).doctor
+        for rate in RATES:
+            interval = (auto_interval(doctor._collector.n_parameters) if rate == "auto"
+                        else int(rate))
+            stats = subsample(doctor.stats, lambda step, k=interval: config.sampled(step, k))
+            found = {f.name for f in diagnose(stats, config, lr=doctor._current_lr())}
+            if not set(s.expected) <= found <= set(s.expected) | set(s.allowed):
+                return s.name, rate, sorted(found)
+    return None
+
+
 if __name__ == "__main__":
-    print(markdown_tables())
+    import sys
+
+    print(threshold_margins() if "--margins" in sys.argv else markdown_tables())

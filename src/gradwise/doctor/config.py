@@ -65,10 +65,11 @@ class DoctorConfig:
     # already moves the weights by more than their own scale. Healthy runs stay below 50.
     exploding_grad_norm: float = 1e3
 
-    # Dead ReLUs: a layer where more than this fraction of units fired on none of the rows of
-    # the recent samples (the second half of the run). He-initialised healthy nets have under
-    # 10% such units; biases at -5 kill more than 90%.
-    dead_fraction: float = 0.5
+    # Dead ReLUs: a layer where more than this fraction of units fired on none of the rows of a
+    # batch (median over the recent samples). Healthy nets of the catalogue reach 0.48 (small
+    # 2-D-input nets, whose units each cover one region of the plane, on batches of 20-64 rows);
+    # planted dead layers are at 0.66 and above (biases at -5: 1.0).
+    dead_fraction: float = 0.6
     # Saturation: the fraction of sigmoid outputs below 0.01 or above 0.99 (tanh: |a| > 0.99).
     # There the local derivative is below 0.01, so those units have all but stopped learning.
     saturation_level: float = 0.99
@@ -85,10 +86,11 @@ class DoctorConfig:
     # ... or the training loss diverged: its level at the end is this many times its level at
     # the start (and above the baseline loss).
     lr_high_loss_rise: float = 1.5
-    # ... or it collapsed: a spike to this many times the baseline (or starting) loss, then the
-    # loss stuck within chance_tolerance of the baseline (predicting the class priors: ln C for
-    # C balanced classes).
-    lr_high_spike: float = 1.5
+    # ... or it collapsed: a spike (the median of 3 consecutive batch losses) to this many times
+    # the baseline (or the first) loss, then the loss stuck within chance_tolerance of the
+    # baseline (predicting the class priors: ln C for C balanced classes). Batch noise of MSE on
+    # noise targets reaches 1.4x; the catalogue's collapses spike above 30x.
+    lr_high_spike: float = 2.0
     chance_tolerance: float = 0.05
     # ... or the loss oscillates: in the second half of the run the mean step-to-step change of
     # the batch loss exceeds this fraction of its level, the level is not falling and it is still

@@ -373,7 +373,8 @@ def _collapse(context: Context) -> dict[str, Any] | None:
     """The loss stuck at the baseline after a spike or after the net killed its own units.
 
     Signal: the end level within ``chance_tolerance`` of the baseline, and either a spike (the
-    largest batch loss of the first half above ``lr_high_spike`` x max(baseline, first loss)) or
+    largest median of 3 consecutive batch losses in the first half above ``lr_high_spike`` x
+    max(baseline, first loss)) or
     weights/ReLUs alive in the warm-up and dead now (:func:`_died_during_training`). A net dead
     from its first step (bad init) did not collapse: dead_relus says that. Returns the evidence
     dict, or None.
@@ -384,8 +385,11 @@ def _collapse(context: Context) -> dict[str, Any] | None:
     if abs(context.end - context.baseline) > config.chance_tolerance * context.baseline:
         return None
     first_half = losses[: max(1, losses.size // 2)]
-    peak_index = int(np.argmax(first_half))
-    peak = float(first_half[peak_index])
+    # a spike lasts: the median of 3 consecutive batch losses (one noisy batch is not a spike)
+    rolling = np.array([np.median(first_half[i:i + 3])
+                        for i in range(max(1, first_half.size - 2))])
+    peak_index = int(np.argmax(rolling))
+    peak = float(rolling[peak_index])
     spiked = peak > config.lr_high_spike * max(context.baseline, float(losses[0]))
     died = _died_during_training(context)
     if not spiked and not died:

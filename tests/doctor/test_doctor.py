@@ -389,3 +389,34 @@ def test_lr_too_low_says_whether_the_loss_rose_or_fell(start, end, word):
     if word == "rose":
         assert "fell" not in finding.summary
     assert "plateau" not in [f.name for f in found]
+
+
+def _trainer_run(tmp_path, resume: bool) -> Doctor:
+    """Two epochs through the Trainer; with ``resume``, stopped after one and resumed from a
+    checkpoint by a new Trainer, model and doctor (the doctor from its JSON state)."""
+    train, val = planted.flat_digits()
+    config = DoctorConfig(interval=4)
+
+    def build(doctor: Doctor) -> Trainer:
+        model = planted.mlp([64, 32, 10], seed=4)
+        return Trainer(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=0.1),
+                       progress=False, doctor=doctor)
+
+    doctor = Doctor(config=config)
+    trainer = build(doctor)
+    if not resume:
+        trainer.fit(train, val, epochs=2, batch_size=64)
+        return doctor
+    trainer.fit(train, val, epochs=1, batch_size=64)
+    trainer.save_checkpoint(tmp_path / "ckpt")
+    state = json.loads(json.dumps(doctor.state_dict(), allow_nan=False))
+    resumed = Doctor(config=config)
+    resumed.load_state_dict(state)  # before training starts: applied when it watches the model
+    build(resumed).fit(train, val, epochs=2, batch_size=64, resume_from=tmp_path / "ckpt")
+    return resumed
+
+
+def test_trainer_resume_continues_the_doctor(tmp_path):
+    whole, resumed = _trainer_run(tmp_path, False), _trainer_run(tmp_path, True)
+    assert resumed.stats.to_dict() == whole.stats.to_dict()
+    assert [f.to_dict() for f in resumed.findings] == [f.to_dict() for f in whole.findings]

@@ -386,7 +386,8 @@ class Module:
         """Copy arrays (or Tensors, or torch tensors) into the parameters and buffers in place.
 
         Every problem (missing keys and unexpected keys when ``strict``, shape mismatches always)
-        is reported in one StateDictError, and then nothing has been loaded.
+        is reported in one StateDictError, and then nothing has been loaded. As in PyTorch, a
+        one-element 1-d array loads into a 0-d tensor (``num_batches_tracked`` saved as ``(1,)``).
         """
         own = self._state_tensors()
         missing = [key for key in own if key not in state_dict]
@@ -402,6 +403,10 @@ class Module:
             elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
                 value = value.detach().cpu().numpy()
             array = np.asarray(value)
+            if tensor.shape == () and array.shape == (1,):
+                # PyTorch's rule (Module._load_from_state_dict): a one-element 1-d array loads
+                # into a 0-d tensor; files of older writers store counters that way
+                array = array.reshape(())
             if array.shape != tensor.shape:
                 mismatched.append((key, tuple(array.shape), tuple(tensor.shape)))
             arrays[key] = array

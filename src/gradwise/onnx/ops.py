@@ -83,7 +83,7 @@ class GraphBuilder:
         if param is None and dtype is not None and array.dtype.kind == "f":
             array = array.astype(dtype, copy=False)
         name = param if param is not None else self.fresh("const")
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.require(array, requirements="C"), name))
         self._names[id(tensor)] = name
         self._keep.append(tensor)
         return name
@@ -91,7 +91,7 @@ class GraphBuilder:
     def const(self, array: Any, hint: str = "const", dtype: Any = None) -> str:
         array = np.asarray(array, dtype=dtype)
         name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.require(array, requirements="C"), name))
         return name
 
     def ints(self, values: Any, hint: str = "axes") -> str:

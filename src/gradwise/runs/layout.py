@@ -137,7 +137,9 @@ def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
     Raises:
         RunError: an array holds NaN or Inf (nothing is written).
     """
-    state = {name: np.ascontiguousarray(array) for name, array in model.state_dict().items()}
+    # np.require keeps 0-d arrays 0-d (np.ascontiguousarray makes them (1,))
+    state = {name: np.require(array, requirements="C")
+             for name, array in model.state_dict().items()}
     bad = [name for name, array in state.items()
            if array.dtype.kind == "f" and not np.all(np.isfinite(array))]
     if bad:

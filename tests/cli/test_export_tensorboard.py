@@ -180,3 +180,21 @@ def test_export_help_says_how_to_prepare_the_input(capsys):
     text = " ".join(result.out.split())
     assert "pixels scaled to 0-1 (value / 255), then normalised" in text
     assert "(x - mean) / std" in text
+
+
+def test_run_folders_written_before_the_fix_still_load(batch_norm_run, capsys, tmp_path):
+    """Weights files of earlier versions hold num_batches_tracked as (1,): evaluate, export and
+    load_run take them as PyTorch does (a one-element 1-d array into a 0-d tensor)."""
+    import shutil
+
+    import safetensors.numpy
+
+    old = tmp_path / "old-run"
+    shutil.copytree(batch_norm_run, old)
+    weights = dict(safetensors.numpy.load_file(str(old / "weights.safetensors")))
+    for key in [k for k in weights if k.endswith("num_batches_tracked")]:
+        weights[key] = weights[key].reshape(1)
+    safetensors.numpy.save_file(weights, str(old / "weights.safetensors"))
+    assert gradwise(capsys, "evaluate", old).code == 0
+    assert gradwise(capsys, "export", old, "--out", tmp_path / "old.onnx").code == 0
+    assert load_run(old).model.state_dict()["1.num_batches_tracked"].shape == ()

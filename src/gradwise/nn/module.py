@@ -143,6 +143,17 @@ class _BackwardHookCall:
             hook(self.module, tuple(self.grad_inputs), self.grad_output)
 
 
+
+def state_shape_fits(saved: tuple[int, ...], own: tuple[int, ...]) -> bool:
+    """Whether an array of shape ``saved`` loads into a tensor of shape ``own``.
+
+    Equal shapes, and PyTorch's one exception (``Module._load_from_state_dict``): a one-element
+    1-d array loads into a 0-d tensor, as counters such as ``num_batches_tracked`` were stored
+    by older writers (PyTorch 0.3, and gradwise's own files before 0-d arrays kept their shape).
+    """
+    saved, own = tuple(saved), tuple(own)
+    return saved == own or (own == () and saved == (1,))
+
 class Module:
     """Base class of every layer and model: subclass it, assign layers in ``__init__``, write
     ``forward``, and call the instance.
@@ -403,10 +414,8 @@ class Module:
             elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
                 value = value.detach().cpu().numpy()
             array = np.asarray(value)
-            if tensor.shape == () and array.shape == (1,):
-                # PyTorch's rule (Module._load_from_state_dict): a one-element 1-d array loads
-                # into a 0-d tensor; files of older writers store counters that way
-                array = array.reshape(())
+            if state_shape_fits(array.shape, tensor.shape):
+                array = array.reshape(tensor.shape)
             if array.shape != tensor.shape:
                 mismatched.append((key, tuple(array.shape), tuple(tensor.shape)))
             arrays[key] = array

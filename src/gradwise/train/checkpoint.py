@@ -41,6 +41,7 @@ import numpy as np
 import safetensors.numpy as safetensors_numpy
 
 from gradwise._atomic import atomic_write_bytes
+from gradwise.nn.module import state_shape_fits
 from gradwise.optim.optimizer import join_state, split_state
 
 __all__ = [
@@ -279,7 +280,7 @@ def check_state_matches(
     mis_shaped = [
         f"{key}: checkpoint {tuple(saved[key].shape)} vs model {shape}"
         for key, shape in expected_shapes.items()
-        if key in saved and tuple(saved[key].shape) != shape
+        if key in saved and not state_shape_fits(tuple(saved[key].shape), shape)
     ]
     if not (missing or unexpected or mis_shaped):
         return

@@ -82,7 +82,8 @@ def export(
     Raises:
         ImportError: the ``onnx`` package is missing (names the pip extra).
         ExportError: an op cannot be exported (names the first such op, its module and shapes),
-            the model returned something that is not a Tensor, or batch norm ran in training.
+            the model returned something that is not a Tensor, or batch norm ran in training
+            mode (only a plain callable can do that: modules are traced in eval mode).
             The model is traced twice, on the example and on other values of the same shapes:
             a constant that differs between the two (computed from the input outside the
             recorded graph, e.g. through ``.numpy()``, or random) or ops that differ (Python

@@ -410,6 +410,8 @@ def _train_config(args: argparse.Namespace, flags: dict[str, Any],
 
 
 def _check_folder(path: str | None, option: str) -> None:
+    if path is not None and Path(path).is_file():
+        raise UsageError(f"{option} {path} is a file, not a folder")
     if path is not None and not Path(path).is_dir():
         raise UsageError(f"{option} {path}: no such folder")
 

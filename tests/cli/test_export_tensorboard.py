@@ -67,6 +67,13 @@ def test_export_errors_are_one_line(xor_run, capsys, tmp_path):
     assert_one_line_error(
         gradwise(capsys, "export", xor_run, "--out", tmp_path / "absent" / "m.onnx"), code=2,
         fragment="no such folder")
+    # the same family: a file where a folder option is expected says so
+    assert_one_line_error(gradwise(capsys, "train", "--resume", onnx_file), code=2,
+                          fragment=f"--resume {onnx_file} is a file, not a folder")
+    assert_one_line_error(gradwise(capsys, "train", "xor", "--data-dir", onnx_file), code=2,
+                          fragment=f"--data-dir {onnx_file} is a file, not a folder")
+    assert_one_line_error(gradwise(capsys, "export", xor_run, "--out", onnx_file / "m.onnx"),
+                          code=2, fragment="is a file, not a folder")
     result = gradwise(capsys, "export", xor_run, "--format", "tflite")
     assert result.code == 2 and "invalid choice: 'tflite'" in result.err
 

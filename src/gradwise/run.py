@@ -36,15 +36,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.numpy as safetensors_numpy
 
 import gradwise as gw
 from gradwise import data as gw_data
 from gradwise import nn, optim
-from gradwise._atomic import atomic_open, atomic_write_bytes
+from gradwise._atomic import atomic_open, atomic_write_bytes, remove_leftover_temp_files
 from gradwise.data import datasets as gw_datasets
 from gradwise.imageprep import load_digit_image
 from gradwise.recipes import IMAGE_DATASETS, TrainConfig, build_model
+from gradwise.safefile import read_untrusted
+from gradwise.safetensors_io import dump_safetensors, read_safetensors
 from gradwise.train.callbacks import (
     Callback,
     EpochSummary,
@@ -312,7 +313,7 @@ class _StopOnRequest(Callback):
 
     def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
         if self.request.requested:
-            self.trainer.request_stop(f"{_INTERRUPTED} {self.request.reason}")
+            self.trainer.request_stop(f"{_INTERRUPTED} {self.request.reason}", resumable=True)
 
 
 @dataclass
@@ -382,6 +383,8 @@ def train_run(
     started = time.perf_counter()
     run_dir = Path(run_dir)
     info = _prepare_run_dir(config, run_dir, resume)
+    if resume:  # a kill in the middle of a write leaves .NAME.XXXX.tmp files: not ours to keep
+        remove_leftover_temp_files(run_dir)
     data = load_data(config, dataset=info.get("dataset"), notify=notify, progress=progress)
     info.update(
         dataset=data.dataset, source=data.source, classes=data.classes,
@@ -620,16 +623,12 @@ def _save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
     if bad:
         raise RunError(f"{path}: not written: non-finite values in {', '.join(bad)}")
     metadata = {"format": "gradwise.weights", "recipe": config.recipe}
-    atomic_write_bytes(path, safetensors_numpy.save(state, metadata=metadata))
+    atomic_write_bytes(path, dump_safetensors(state, metadata=metadata))
 
 
 def _load_weights(path: Path) -> dict[str, np.ndarray]:
-    try:
-        return safetensors_numpy.load(path.read_bytes())
-    except OSError as error:
-        raise RunError(f"{path}: cannot read: {error}") from error
-    except Exception as error:  # safetensors raises its own error types
-        raise RunError(f"{path}: not a valid safetensors file: {error}") from error
+    """The run's final weights: guarded read inside the run folder, caps before parsing."""
+    return read_safetensors(path, within=path.parent, error=RunError)[0]
 
 
 # ---- evaluate and predict ---------------------------------------------------------------------
@@ -773,11 +772,17 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+MAX_RUN_JSON_BYTES = 16 << 20
+"""Largest config.json / run.json read (a real one is a few KB, even with 1000 class names)."""
+
+
 def _read_json(path: Path) -> dict[str, Any]:
+    if not os.path.lexists(path):
+        raise RunError(f"{path}: missing (is {path.parent} a gradwise run folder?)")
+    payload = read_untrusted(path, max_bytes=MAX_RUN_JSON_BYTES, within=path.parent,
+                             error=RunError, what=path.name)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing (is {path.parent} a gradwise run folder?)") from None
+        value = json.loads(payload.decode("utf-8"))
     except RecursionError:
         raise RunError(f"{path}: unreadable: nested too deeply") from None
     except (OSError, ValueError) as error:  # ValueError: bad UTF-8, bad JSON, huge numbers

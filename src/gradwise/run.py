@@ -44,6 +44,7 @@ from gradwise._atomic import atomic_open, atomic_write_bytes, remove_leftover_te
 from gradwise.data import datasets as gw_datasets
 from gradwise.imageprep import load_digit_image
 from gradwise.recipes import IMAGE_DATASETS, TrainConfig, build_model
+from gradwise.runinfo import check_run_info
 from gradwise.safefile import read_untrusted
 from gradwise.safetensors_io import dump_safetensors, read_safetensors
 from gradwise.train.callbacks import (
@@ -53,7 +54,12 @@ from gradwise.train.callbacks import (
     ModelCheckpoint,
     ProgressBar,
 )
-from gradwise.train.checkpoint import CheckpointError, check_state_matches, load_checkpoint
+from gradwise.train.checkpoint import (
+    CheckpointError,
+    check_finite_weights,
+    check_state_matches,
+    load_checkpoint,
+)
 from gradwise.train.history import History
 from gradwise.train.metrics import confusion_matrix
 
@@ -190,6 +196,8 @@ def _load_images(
         return gw_data.load_dataset(name, data_dir, download=True, progress=progress)
     except gw_data.DatasetNotFoundError as error:
         tried = _summarise_attempts(error.attempts)
+        if error.refused:  # files were there but refused: say why, do not hide it
+            tried += f"; refused: {error.refused[0]}"
         label = name.upper() if name == "mnist" else name
         if name != "mnist":
             raise RunError(
@@ -492,7 +500,8 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[s
     """Create (or check, when resuming) the run folder; return run.json's contents."""
     if resume:
         info_path = run_dir / RUN_INFO_NAME
-        info = _read_json(info_path) if info_path.is_file() else _new_run_info(config)
+        info = _read_json(info_path) if os.path.lexists(info_path) else _new_run_info(config)
+        check_run_info(info, str(info_path), RunError)
         if info.get("status") == "finished":
             raise RunError(f"{run_dir}: this run already finished; nothing to resume")
         info.pop("interrupted_by", None)
@@ -571,7 +580,7 @@ class LoadedRun:
     weights: Path
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
+def load_run(run_dir: str | os.PathLike[str], allow_non_finite: bool = False) -> LoadedRun:
     """Rebuild the model from ``config.json`` and load the final weights (or the last
     checkpoint of an unfinished run).
 
@@ -581,6 +590,7 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     info = _read_json(run_dir / RUN_INFO_NAME)
+    check_run_info(info, str(run_dir / RUN_INFO_NAME), RunError, trained=True)
     try:
         input_shape = tuple(int(n) for n in info["input_shape"])
         n_classes = len(info["classes"])
@@ -590,17 +600,21 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
         ) from None
     model = build_model(config, input_shape, n_classes)
     weights = run_dir / WEIGHTS_NAME
-    if weights.is_file():
+    if os.path.lexists(weights):
         state = _load_weights(weights)
         try:
             check_state_matches(model.state_dict(), state, source=weights)
+            if not allow_non_finite:
+                check_finite_weights(state, weights)
         except CheckpointError as error:
             raise RunError(str(error).splitlines()[0]) from error
         model.load_state_dict(state)
     elif (run_dir / LAST_CHECKPOINT / "checkpoint.json").is_file():
         weights = run_dir / LAST_CHECKPOINT
         try:
-            model.load_state_dict(load_checkpoint(weights, model).model_state)
+            model.load_state_dict(
+                load_checkpoint(weights, model, allow_non_finite=allow_non_finite).model_state
+            )
         except CheckpointError as error:
             raise RunError(str(error).splitlines()[0]) from error
     else:

@@ -442,7 +442,7 @@ def _check_run_dir(path: str) -> Path:
     run_dir = Path(path)
     if not run_dir.is_dir():
         raise UsageError(f"{path}: no such run folder")
-    if not (run_dir / CONFIG_NAME).is_file():
+    if not os.path.lexists(run_dir / CONFIG_NAME):  # a FIFO or link is refused when read
         raise UsageError(f"{path}: not a gradwise run folder (no {CONFIG_NAME})")
     return run_dir
 
@@ -487,7 +487,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from gradwise.run import predict_images
 
     run_dir = _check_run_dir(args.run_dir)
-    missing = [path for path in args.images if not Path(path).is_file()]
+    missing = [path for path in args.images if not os.path.lexists(path)]
     if missing:
         raise UsageError(f"{missing[0]}: no such image file")
     for prediction in predict_images(run_dir, args.images, top_k=3):

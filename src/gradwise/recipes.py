@@ -313,6 +313,9 @@ class TrainConfig:
             fail("channels", f"allows at most {MAX_LAYERS} layers of at most {MAX_WIDTH} channels")
         if self.model == "cnn" and self.dataset in TOY_DATASETS:
             fail("model", f"cnn needs image data; {self.dataset} is 2-D points, use mlp")
+        # before any data is loaded: the data set fixes the input shape and the classes
+        toy = self.dataset in TOY_DATASETS
+        _check_model_fits(self, (2,) if toy else (1, 28, 28), 2 if toy else 10)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -348,7 +351,9 @@ def _show(value: Any) -> str:
     """A value as a user would have typed it: ``-1`` rather than ``-1.0``, strings quoted."""
     if isinstance(value, float):
         return f"{value:g}"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(value)} items)" if isinstance(
+        value, (list, tuple)) else text[:77] + "..."
 
 
 def _convert(key: str, value: Any, label: str) -> Any:

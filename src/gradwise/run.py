@@ -160,6 +160,11 @@ def load_data(
         return _toy_data(config, name)
     image_set = _load_images(name, config.data_dir, notify, progress)
     (x_train, y_train), (x_test, y_test) = image_set.splits()
+    if len(x_train) < 2 or len(x_test) < 1:
+        raise RunError(
+            f"{image_set.name} from {image_set.source}: {len(x_train)} training and "
+            f"{len(x_test)} test images; training needs at least 2 and 1"
+        )
     rng = np.random.default_rng(config.seed)
     if config.limit_train is not None and config.limit_train < len(x_train):
         keep = rng.permutation(len(x_train))[: config.limit_train]
@@ -436,7 +441,7 @@ def train_run(
     fit_args: dict[str, Any] = {
         "val_data": data.val, "epochs": config.epochs, "batch_size": config.batch_size,
     }
-    if resume and (last / "checkpoint.json").is_file():
+    if resume and os.path.lexists(last / "checkpoint.json"):
         fit_args["resume_from"] = last
     elif resume:
         # killed before its first checkpoint: nothing was kept, so the run starts over
@@ -609,7 +614,7 @@ def load_run(run_dir: str | os.PathLike[str], allow_non_finite: bool = False) ->
         except CheckpointError as error:
             raise RunError(str(error).splitlines()[0]) from error
         model.load_state_dict(state)
-    elif (run_dir / LAST_CHECKPOINT / "checkpoint.json").is_file():
+    elif os.path.lexists(run_dir / LAST_CHECKPOINT / "checkpoint.json"):
         weights = run_dir / LAST_CHECKPOINT
         try:
             model.load_state_dict(

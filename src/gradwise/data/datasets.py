@@ -459,7 +459,9 @@ def _find_files(directory: Path, spec: IDXDatasetSpec) -> tuple[tuple[Path, ...]
     missing: list[str] = []
     for remote in spec.files:
         names = (remote.name, remote.name.removesuffix(".gz"))
-        path = next((directory / n for n in names if (directory / n).is_file()), None)
+        # anything by that name counts (a FIFO or a link to /dev/zero is then refused by the
+        # reader, with a reason) rather than being skipped in silence
+        path = next((directory / n for n in names if os.path.lexists(directory / n)), None)
         if path is None:
             missing.append(remote.name)
         else:

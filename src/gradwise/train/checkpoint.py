@@ -374,6 +374,10 @@ def check_state_matches(
     lines = [f"{source}: the checkpoint does not fit this model"]
     if saved_class and model_class and saved_class != model_class:
         lines[0] += f" (saved from {saved_class}, loading into {model_class})"
+    first = (f"missing {missing[0]}" if missing else f"{unexpected[0]} is not in the model"
+             if unexpected else mis_shaped[0])
+    lines[0] += f": {first[:120]}" + ("; ..." if len(missing) + len(unexpected)
+                                       + len(mis_shaped) > 1 else "")
     for title, items in (
         ("missing from the checkpoint", missing),
         ("not in the model", unexpected),

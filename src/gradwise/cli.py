@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--data-dir", metavar="DIR", help="where the data set is now")
+    evaluate.add_argument("--allow-non-finite", action="store_true",
+                          help="evaluate NaN/inf weights instead of refusing them (to inspect "
+                               "a diverged run)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     predict = commands.add_parser(
@@ -452,7 +455,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     run_dir = _check_run_dir(args.run_dir)
     _check_folder(args.data_dir, "--data-dir")
-    result = evaluate_run(run_dir, data_dir=args.data_dir, notify=_say)
+    result = evaluate_run(run_dir, data_dir=args.data_dir, notify=_say,
+                          allow_non_finite=args.allow_non_finite)
     correct = int(np.trace(result.confusion))
     _say(f"{run_dir}: {result.dataset} test set, {result.samples} samples")
     _say(f"Test accuracy: {result.accuracy:.2%} ({correct}/{result.samples}), "

@@ -117,12 +117,13 @@ class Evaluation:
 
 
 def evaluate_run(run_dir: str | os.PathLike[str], data_dir: str | None = None,
-                 notify: Notify = quiet) -> Evaluation:
+                 notify: Notify = quiet, allow_non_finite: bool = False) -> Evaluation:
     """Rebuild the run's model and score it on the test split of the data it trained on.
 
     The loss is plain cross-entropy (no label smoothing), as the test loss of ``train_run``.
+    ``allow_non_finite``: evaluate NaN/inf weights (see :func:`load_run`).
     """
-    run = load_run(run_dir)
+    run = load_run(run_dir, allow_non_finite=allow_non_finite)
     config = run.config if data_dir is None else run.config.updated({"data_dir": data_dir})
     scaling = (float(run.info.get("mean", 0.0)), float(run.info.get("std", 1.0)))
     data = load_data(config, dataset=run.info.get("dataset"), notify=notify, scaling=scaling)

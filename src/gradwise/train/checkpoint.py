@@ -49,7 +49,12 @@ import numpy as np
 from gradwise._atomic import atomic_write_bytes
 from gradwise.optim.optimizer import join_state, split_state
 from gradwise.safefile import read_untrusted
-from gradwise.safetensors_io import available_memory, dump_safetensors, parse_safetensors
+from gradwise.safetensors_io import (
+    MAX_TENSORS,
+    available_memory,
+    dump_safetensors,
+    parse_safetensors,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -66,8 +71,9 @@ FORMAT_TAG = "gradwise.checkpoint"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "checkpoint.json"
 _ARRAY_FILES = ("model", "optimizer", "callbacks")
-MAX_MANIFEST_BYTES = 256 << 20
-"""Largest manifest read (a long history with the doctor's records is a few MB)."""
+MAX_MANIFEST_BYTES = 32 << 20
+"""Largest manifest read: a long history with the doctor's records is a few MB, and parsing
+JSON takes about ten times its size in memory."""
 _ARRAY_MARK = "__array__"
 
 
@@ -340,7 +346,8 @@ def check_finite_weights(state: Mapping[str, np.ndarray], source: Path | str,
         shown = ", ".join(bad[:5]) + (f", ... ({len(bad)} in all)" if len(bad) > 5 else "")
         raise error(
             f"{source}: non-finite weights (NaN or inf) in {shown}; the run diverged before "
-            "this was saved (pass allow_non_finite=True, or --allow-non-finite, to inspect it)"
+            "this was saved (pass allow_non_finite=True, or gradwise evaluate --allow-non-finite, "
+            "to inspect it)"
         )
 
 
@@ -429,6 +436,8 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
     tensors = model.get("tensors")
     if not isinstance(tensors, dict):
         return "the model's tensor table is not an object"
+    if len(tensors) > MAX_TENSORS:
+        return f"{len(tensors)} tensors listed, more than the {MAX_TENSORS} accepted"
     for name, info in tensors.items():
         shape = info.get("shape") if isinstance(info, dict) else None
         if not isinstance(shape, list) or not all(_is_count(n) for n in shape):
@@ -518,9 +527,12 @@ def _check_against_manifest(
 ) -> dict[str, np.ndarray]:
     listed = manifest["model"]["tensors"]
     if set(listed) != set(model_state):
+        only_file = sorted(set(model_state) - set(listed))
+        only_manifest = sorted(set(listed) - set(model_state))
         raise CheckpointError(
-            f"{file_path}: the file's tensors {sorted(model_state)} are not the manifest's "
-            f"{sorted(listed)}"
+            f"{file_path}: the file's {len(model_state)} tensors are not the manifest's "
+            f"{len(listed)}: only in the file {_few(only_file)}, only in the manifest "
+            f"{_few(only_manifest)}"
         )
     for name, info in listed.items():
         if list(model_state[name].shape) != info["shape"]:
@@ -529,6 +541,13 @@ def _check_against_manifest(
                 f"manifest says {info['shape']}"
             )
     return {name: model_state[name] for name in listed}  # the model's order, not the file's
+
+
+def _few(names: list[str], count: int = 3) -> str:
+    """At most ``count`` names, each cut to 60 characters: error lines stay short."""
+    shown = [name if len(name) <= 60 else name[:57] + "..." for name in names[:count]]
+    more = f" and {len(names) - count} more" if len(names) > count else ""
+    return (", ".join(shown) or "none") + more
 
 
 # ---- JSON with numpy values and non-finite floats ---------------------------------------------

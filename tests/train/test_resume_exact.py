@@ -182,3 +182,46 @@ def test_any_callback_with_state_dict_is_saved_generically(tmp_path):
                       callbacks=fresh, progress=False)
     resumed.fit(train, epochs=3, batch_size=30, resume_from=tmp_path / "ck")
     assert [c.seen for c in fresh] == [18, 18]  # 7 before the stop, 11 after: 3 epochs of 6
+
+
+class WatchingDoctor:
+    """Stands in for gradwise.doctor.Doctor: a watcher with windows of recent losses."""
+
+    def __init__(self):
+        self.losses: list[float] = []
+
+    def on_batch_end(self, step: int, logs: dict) -> None:
+        self.losses = [*self.losses, logs["loss"]][-5:]
+
+    def state_dict(self) -> dict:
+        return {"losses": np.array(self.losses)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.losses = [float(v) for v in state["losses"]]
+
+
+def test_the_doctors_windows_are_saved_under_the_key_doctor(tmp_path):
+    train, _ = _data()
+
+    def trainer(doctor, extra=()):
+        model = mlp([2, 8, 2])
+        return Trainer(model, gw.nn.CrossEntropyLoss(),
+                       gw.optim.SGD(model.parameters(), lr=0.1), callbacks=list(extra),
+                       doctor=doctor, progress=False)
+
+    uninterrupted = WatchingDoctor()
+    trainer(uninterrupted).fit(train, epochs=2, batch_size=30)
+    first = trainer(WatchingDoctor(), [StopAt(step=9)])
+    first.fit(train, epochs=2, batch_size=30)
+    first.save_checkpoint(tmp_path / "ck")
+    assert "doctor" in json.loads((tmp_path / "ck" / "checkpoint.json").read_text())["callbacks"]
+    resumed = WatchingDoctor()
+    trainer(resumed).fit(train, epochs=2, batch_size=30, resume_from=tmp_path / "ck")
+    assert resumed.losses == uninterrupted.losses
+    # a resume may switch the doctor on (gradwise train --resume without --no-doctor)
+    plain = trainer(None, [StopAt(step=4)])
+    plain.fit(train, epochs=2, batch_size=30)
+    plain.save_checkpoint(tmp_path / "plain")
+    late = WatchingDoctor()
+    trainer(late).fit(train, epochs=2, batch_size=30, resume_from=tmp_path / "plain")
+    assert len(late.losses) == 5

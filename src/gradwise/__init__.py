@@ -8,7 +8,7 @@ Example:
     >>> w.grad
 """
 
-from gradwise import doctor, nn, optim, train, viz
+from gradwise import distributed, doctor, nn, optim, train, viz
 from gradwise._malloc import reuse_freed_memory
 from gradwise.autograd import (
     AnomalyError,
@@ -55,6 +55,7 @@ __all__ = [
     "broadcast_to",
     "cat",
     "detect_anomaly",
+    "distributed",
     "doctor",
     "enable_grad",
     "full",

@@ -7,7 +7,7 @@ Example:
     >>> loss = gw.nn.CrossEntropyLoss()(model(x), y)
 """
 
-from gradwise.nn import functional, init, utils
+from gradwise.nn import functional, init, parallel, utils
 from gradwise.nn.layers import (
     ELU,
     GELU,
@@ -73,5 +73,6 @@ __all__ = [
     "Tanh",
     "functional",
     "init",
+    "parallel",
     "utils",
 ]

@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not watch training for problems")
     run.add_argument("--detect-anomaly", action="store_const", const=True,
                      help="trace NaN/Inf to the operation that produced it (slow)")
+    run.add_argument("--distributed", action="store_true",
+                     help="data-parallel over the ranks of an MPI job: mpiexec -n 4 gradwise "
+                          "train --distributed (--batch-size is per rank; docs/DISTRIBUTED.md)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser(
@@ -313,6 +316,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(f"--out {run_dir} already holds a run; choose another folder, or "
                              f"continue that run with --resume {_shell_path(run_dir)}")
 
+    if args.distributed:
+        run_dir, quiet = _join_distributed(run_dir, args.quiet)
+        args.quiet = quiet
     if not args.quiet:
         _print_plan(config, run_dir, args.resume)
     stop = StopRequest()
@@ -325,7 +331,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty() and not args.quiet,
             epoch_lines=not args.quiet,
             stop=stop,
+            distributed=args.distributed,
         )
+    if outcome.interrupted and args.quiet and args.distributed:
+        return SIGNAL_EXIT.get(stop.reason or "", SIGNAL_EXIT["SIGINT"])  # rank 0 tells
     if outcome.interrupted:
         where = (f"epoch {outcome.epoch + 1}" if outcome.mid_epoch
                  else f"the end of epoch {outcome.epoch}")
@@ -335,11 +344,31 @@ def cmd_train(args: argparse.Namespace) -> int:
             file=sys.stderr, flush=True,
         )
         return SIGNAL_EXIT.get(stop.reason or "", SIGNAL_EXIT["SIGINT"])
+    if args.distributed and gw_distributed().get_rank() != 0:
+        return EXIT_FAILURE if outcome.diverged else 0
     _print_outcome(outcome, args.quiet)
     if outcome.diverged:
         return _fail(f"{outcome.history.stop_reason} (see the doctor's findings above)",
                      EXIT_FAILURE)
     return 0
+
+
+def gw_distributed() -> Any:
+    import gradwise.distributed
+
+    return gradwise.distributed
+
+
+def _join_distributed(run_dir: Path, quiet: bool) -> tuple[Path, bool]:
+    """Join the MPI job: every rank uses rank 0's run folder; only rank 0 talks."""
+    dist = gw_distributed()
+    group = dist.init()
+    if not dist.launched_by_mpi():
+        _say("gradwise: --distributed without an MPI launcher: training as one process "
+             "(start N with: mpiexec -n N gradwise train --distributed)")
+    dist.barrier()  # every rank checked the folder before rank 0 starts writing into it
+    run_dir = Path(dist.broadcast_json(str(run_dir)))  # default names carry rank 0's clock
+    return run_dir, quiet or group.rank != 0
 
 
 def _train_config(args: argparse.Namespace, flags: dict[str, Any],

@@ -364,6 +364,7 @@ def train_run(
     progress: bool = False,
     epoch_lines: bool = True,
     stop: StopRequest | None = None,
+    distributed: bool = False,
 ) -> TrainOutcome:
     """Train ``config`` into ``run_dir`` (or continue the run there with ``resume=True``).
 
@@ -372,6 +373,9 @@ def train_run(
         progress: show tqdm bars (on stderr).
         epoch_lines: send one summary line per epoch to ``notify``.
         stop: when set during training, stop at the next step, checkpoint and return.
+        distributed: one rank of an MPI job (``mpiexec -n N gradwise train --distributed``):
+            data-parallel training with ``batch_size`` samples per rank; only rank 0 writes
+            the run folder and notifies, the others wait for it (docs/DISTRIBUTED.md).
 
     Raises:
         RunError: the folder already holds a run (fresh start) or has no checkpoint (resume);
@@ -381,8 +385,13 @@ def train_run(
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    info = _prepare_run_dir(config, run_dir, resume)
-    data = load_data(config, dataset=info.get("dataset"), notify=notify, progress=progress)
+    main = not distributed or gw.distributed.init().rank == 0  # the rank that writes files
+    if not main:
+        notify, progress = _quiet, False
+    info = _on_main_rank(distributed, lambda: _prepare_run_dir(config, run_dir, resume))
+    # rank 0 loads (and maybe downloads) first; then the others read the cached files
+    data = _on_main_rank_first(distributed, lambda: load_data(
+        config, dataset=info.get("dataset"), notify=notify, progress=progress))
     info.update(
         dataset=data.dataset, source=data.source, classes=data.classes,
         input_shape=list(data.input_shape), mean=data.mean, std=data.std,
@@ -390,11 +399,13 @@ def train_run(
                  "test": len(data.test[1])},
         status="running",
     )
-    _write_json(run_dir / RUN_INFO_NAME, info)
+    if main:
+        _write_json(run_dir / RUN_INFO_NAME, info)
 
     model = build_model(config, data.input_shape, len(data.classes))
     optimizer = make_optimizer(config, model)
-    steps_per_epoch = math.ceil(len(data.train[1]) / config.batch_size)
+    ranks = gw.distributed.get_world_size() if distributed else 1
+    steps_per_epoch = math.ceil(math.ceil(len(data.train[1]) / ranks) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
     stop = stop or StopRequest()
     checkpoint = ModelCheckpoint(run_dir / CHECKPOINTS_DIR, monitor="val_accuracy",
@@ -406,7 +417,7 @@ def train_run(
         callbacks.append(ProgressBar())
     if epoch_lines:
         callbacks.append(EpochSummary(print_fn=notify))
-    doctor = _make_doctor() if config.doctor else None
+    doctor = _make_doctor() if config.doctor and main else None
 
     trainer = Trainer(
         model,
@@ -420,6 +431,7 @@ def train_run(
         progress=False,
         doctor=doctor,
         scheduler_interval=None if scheduler is None else "step",
+        distributed=distributed,
     )
     last = run_dir / LAST_CHECKPOINT
     fit_args: dict[str, Any] = {
@@ -437,7 +449,8 @@ def train_run(
     else:
         history = trainer.fit(data.train, **fit_args)
 
-    history.save(run_dir / HISTORY_NAME)
+    if main:
+        history.save(run_dir / HISTORY_NAME)
     # a signal that arrives after the last step does not undo a finished run
     interrupted = (trainer.stop_reason or "").startswith(_INTERRUPTED)
     outcome = TrainOutcome(
@@ -451,7 +464,8 @@ def train_run(
         outcome.checkpoint = trainer.save_checkpoint(last)
         info.update(status="interrupted", interrupted_by=stop.reason,
                     epoch=trainer.epoch, step=trainer.step)
-        _write_json(run_dir / RUN_INFO_NAME, info)
+        if main:
+            _write_json(run_dir / RUN_INFO_NAME, info)
         outcome.seconds = time.perf_counter() - started
         return outcome
 
@@ -460,6 +474,10 @@ def train_run(
     outcome.diverged = history.stop_reason is not None and any(
         isinstance(value, float) and not math.isfinite(value) for value in last_losses
     )
+    if not main:  # the test evaluation is shared; files and figures are rank 0's
+        trainer.loss_fn = nn.CrossEntropyLoss()
+        trainer.evaluate(data.test, batch_size=EVAL_BATCH)
+        return outcome
     if _all_finite(model):
         _save_weights(model, run_dir / WEIGHTS_NAME, config)
     else:
@@ -501,6 +519,43 @@ def _prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[s
     run_dir.mkdir(parents=True, exist_ok=True)
     _write_json(run_dir / CONFIG_NAME, config.to_dict())
     return _new_run_info(config)
+
+
+def _on_main_rank(distributed: bool, work: Callable[[], Any]) -> Any:
+    """Run ``work`` on rank 0 alone and hand its JSON result (or its error) to every rank.
+
+    The broadcast doubles as a barrier: no rank goes on before rank 0 has finished writing.
+    """
+    if not distributed:
+        return work()
+    outcome: dict[str, Any] = {}
+    if gw.distributed.get_rank() == 0:
+        try:
+            outcome = {"value": work()}
+        except RunError as error:
+            outcome = {"error": str(error)}
+    outcome = gw.distributed.broadcast_json(outcome)
+    if "error" in outcome:
+        raise RunError(outcome["error"])
+    return outcome["value"]
+
+
+def _on_main_rank_first(distributed: bool, work: Callable[[], Any]) -> Any:
+    """Run ``work`` on rank 0, then (if it succeeded) on the other ranks; its error stops all."""
+    if not distributed:
+        return work()
+    if gw.distributed.get_rank() == 0:
+        try:
+            result = work()
+        except Exception as error:
+            gw.distributed.broadcast_json({"error": f"{type(error).__name__}: {error}"})
+            raise
+        gw.distributed.broadcast_json({})
+        return result
+    status = gw.distributed.broadcast_json(None)
+    if "error" in status:
+        raise RunError(f"rank 0 stopped: {status['error']}")
+    return work()
 
 
 def _new_run_info(config: TrainConfig) -> dict[str, Any]:

@@ -1,0 +1,83 @@
+"""Trainer(distributed=True) under mpiexec: equivalence, kill and resume, dead and hung ranks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from distributed.mpi_helpers import assert_states, load_state, parameter_keys, run, worker
+
+# 50 samples, batch 4 per rank: 2 ranks take 7 steps per epoch, 3 ranks 5
+STEPS_PER_EPOCH = {2: 7, 3: 5}
+
+
+def _history(path: Path) -> list[dict]:
+    return json.loads((path / "history.json").read_text())["epochs"]
+
+
+@pytest.mark.parametrize(("model", "ranks"), [("mlp", 2), ("cnn", 3)])
+def test_trainer_matches_one_process_across_a_kill_and_resume(
+    mpi, tmp_path: Path, model: str, ranks: int
+) -> None:
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    full.mkdir(), killed.mkdir()
+    flags = ["--model", model, "--epochs", "2", "--deterministic"]
+    run(mpi, ranks, worker("trainer", *flags, "--out", str(full)))
+    # rank 1 is SIGKILLed mid-epoch 2, after a checkpoint at step 6 (mid-epoch too)
+    died = run(mpi, ranks, worker("trainer", *flags, "--out", str(killed),
+                                  "--checkpoint-every", "6", "--die-at-step", "8"), check=False)
+    assert died.code != 0, died.out
+    assert not (killed / "rank0.npz").exists(), "the job went on after a rank died"
+    run(mpi, ranks, worker("trainer", *flags, "--out", str(killed),
+                           "--resume", str(killed / "ckpt")))
+    steps = 2 * STEPS_PER_EPOCH[ranks]
+    run(mpi, 0, worker("reference", "--ranks", str(ranks), "--model", model, "--steps",
+                       str(steps), "--deterministic", "--out", str(tmp_path)))
+    reference = load_state(tmp_path / "reference.npz")
+    for folder in (full, killed):
+        assert_states(load_state(folder / "rank0.npz"), reference, True, what=str(folder.name))
+        for rank in range(1, ranks):
+            other = load_state(folder / f"rank{rank}.npz")
+            assert_states(other, reference, True, parameter_keys(reference),
+                          what=f"{folder.name} rank {rank}")
+    # metrics are reduced over ranks: the resumed epoch reports what the full run reported
+    assert _history(killed) == [
+        {**record, "epoch_time": record_k["epoch_time"]}
+        for record, record_k in zip(_history(full), _history(killed), strict=True)
+    ]
+    padded = 50 if ranks == 2 else 51  # 3 ranks: the sampler repeats one sample
+    assert [e["samples"] for e in _history(full)] == [padded] * 2
+
+
+def test_resume_with_another_number_of_ranks_sees_every_sample(mpi, tmp_path: Path) -> None:
+    flags = ["--model", "mlp", "--epochs", "3", "--out", str(tmp_path)]
+    died = run(mpi, 3, worker("trainer", *flags, "--checkpoint-every", "4",
+                              "--die-at-step", "9"), check=False)
+    assert died.code != 0
+    run(mpi, 2, worker("trainer", *flags, "--resume", str(tmp_path / "ckpt")))
+    history = _history(tmp_path)
+    assert [e["epoch"] for e in history] == [1, 2, 3]
+    # epoch 1 on 3 ranks (50 + 1 padding); epoch 2: 3 steps of 3x4 on 3 ranks (36 samples),
+    # then the other 14 dealt to 2 ranks; epoch 3 on 2 ranks (no padding needed)
+    assert [e["samples"] for e in history] == [51, 50, 50]
+    states = [load_state(tmp_path / f"rank{rank}.npz") for rank in range(2)]
+    assert_states(states[1], states[0], True)
+
+
+def test_a_dead_rank_ends_the_job(mpi, tmp_path: Path) -> None:
+    result = run(mpi, 3, worker("trainer", "--model", "mlp", "--epochs", "3", "--out",
+                                str(tmp_path), "--die-at-step", "3"), check=False, timeout=60)
+    assert result.code != 0
+    assert result.seconds < 30, result.out
+
+
+def test_a_hung_rank_times_out_with_a_clear_error(mpi, tmp_path: Path) -> None:
+    result = run(mpi, 3, worker("trainer", "--model", "mlp", "--epochs", "3", "--out",
+                                str(tmp_path), "--hang-at-step", "3"),
+                 env={"GRADWISE_DIST_TIMEOUT": "2"}, check=False, timeout=60)
+    assert result.code != 0
+    assert "waited 2 s in all_reduce" in result.out, result.out
+    assert "aborting every rank" in result.out
+    assert result.seconds < 30, result.out

@@ -322,7 +322,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not args.quiet:
         _print_plan(config, run_dir, args.resume)
     stop = StopRequest()
-    with _stop_on_signals(stop):
+    with _stop_on_signals(stop), _abort_job_on_error(args.distributed):
         outcome = train_run(
             config,
             run_dir,
@@ -338,9 +338,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if outcome.interrupted:
         where = (f"epoch {outcome.epoch + 1}" if outcome.mid_epoch
                  else f"the end of epoch {outcome.epoch}")
+        command = f"gradwise train --resume {_shell_path(run_dir)}"
+        if args.distributed:
+            command = f"mpiexec -n N {command} --distributed"
         print(
             f"Interrupted at {where}, step {outcome.step}; checkpoint saved. "
-            f"Resume with: gradwise train --resume {_shell_path(run_dir)}",
+            f"Resume with: {command}",
             file=sys.stderr, flush=True,
         )
         return SIGNAL_EXIT.get(stop.reason or "", SIGNAL_EXIT["SIGINT"])
@@ -357,6 +360,19 @@ def gw_distributed() -> Any:
     import gradwise.distributed
 
     return gradwise.distributed
+
+
+@contextmanager
+def _abort_job_on_error(distributed: bool) -> Iterator[None]:
+    """An error on one rank ends every rank now (the others would wait for it until timeout)."""
+    try:
+        yield
+    except Exception as error:
+        dist = gw_distributed()
+        if distributed and dist.get_world_size() > 1:
+            dist.abort(f"gradwise: error on rank {dist.get_rank()}: {_one_line(error)}; "
+                       "ending every rank of the job")
+        raise
 
 
 def _join_distributed(run_dir: Path, quiet: bool) -> tuple[Path, bool]:

@@ -99,3 +99,24 @@ def test_bad_bucket_sizes_are_named(cap: object) -> None:
 def test_only_modules_are_wrapped() -> None:
     with pytest.raises(TypeError, match="module must be a gw.nn.Module"):
         DistributedDataParallel(lambda x: x)
+
+
+def test_trainer_distributed_alone_trains_like_a_group_of_one(tmp_path) -> None:
+    from gradwise.train import Trainer
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((30, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 30)
+    model = _model()
+    trainer = Trainer(model, nn.CrossEntropyLoss(), gw.optim.SGD(model.parameters(), lr=0.1),
+                      progress=False, distributed=True)
+    assert isinstance(trainer.model, DistributedDataParallel)
+    history = trainer.fit((x, y), val_data=(x, y), epochs=2, batch_size=8)
+    assert [e["samples"] for e in history.epochs] == [30, 30]
+    path = trainer.save_checkpoint(tmp_path / "ckpt")
+    assert (path / "checkpoint.json").is_file()
+    fresh = _model()
+    resumed = Trainer(fresh, nn.CrossEntropyLoss(), gw.optim.SGD(fresh.parameters(), lr=0.1),
+                      progress=False, distributed=True)
+    resumed.fit((x, y), epochs=3, batch_size=8, resume_from=path)
+    assert resumed.epoch == 3

@@ -101,3 +101,23 @@ def test_a_bad_timeout_is_named(monkeypatch) -> None:
         dist.init()
     with pytest.raises(dist.DistributedError, match="positive number"):
         dist.init(timeout=0)
+
+
+_RAISES_ON_RANK_1 = """
+import numpy as np
+from gradwise import distributed as dist
+group = dist.init()
+if group.rank == 1:
+    raise ValueError("boom on rank 1")
+dist.all_reduce(np.ones(3))  # rank 0 waits here for a rank that is gone
+print("rank 0 went on")
+"""
+
+
+def test_an_uncaught_exception_on_one_rank_ends_the_job_at_once(mpi) -> None:
+    result = run(mpi, 2, [sys.executable, "-c", _RAISES_ON_RANK_1], check=False, timeout=60)
+    assert result.code != 0
+    assert "ValueError: boom on rank 1" in result.out
+    assert "rank 1 of 2 stopped with ValueError; aborting every rank" in result.out
+    assert "rank 0 went on" not in result.out
+    assert result.seconds < 30  # not the 60 s collective timeout the helpers set

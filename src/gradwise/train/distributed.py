@@ -80,8 +80,16 @@ class DistributedTraining:
     def fingerprint(self, loader: Any, batch_size: int) -> dict[str, Any]:
         """The data fingerprint a checkpoint must match: the same at any number of ranks."""
         sampler = getattr(loader, "sampler", None)
-        samples = sampler.length if isinstance(sampler, DistributedSampler) else None
-        return {"samples": samples, "batch_size": int(batch_size), "distributed": True}
+        if not isinstance(sampler, DistributedSampler):
+            if self.world_size > 1:
+                raise ValueError(
+                    "Trainer(distributed=True): the training DataLoader has no "
+                    "DistributedSampler, so every rank would train on all the data; pass "
+                    "DataLoader(data, sampler=DistributedSampler(data)) or the arrays"
+                )
+            return {"samples": len(loader.dataset), "batch_size": int(batch_size),
+                    "distributed": True}
+        return {"samples": sampler.length, "batch_size": int(batch_size), "distributed": True}
 
     @staticmethod
     def set_epoch(loader: Any, epoch: int) -> None:

@@ -448,6 +448,10 @@ def train_run(
             history = trainer.fit(data.train, **fit_args)
     else:
         history = trainer.fit(data.train, **fit_args)
+    if trainer.resumed_at is not None and trainer.resumed_at[0] >= config.epochs:
+        # killed after its last checkpoint but before it was marked finished
+        notify(f"All {config.epochs} epochs were done before the interruption; finishing the "
+               "run (final weights, test score, report)")
 
     if main:
         history.save(run_dir / HISTORY_NAME)

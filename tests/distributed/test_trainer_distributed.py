@@ -81,3 +81,17 @@ def test_a_hung_rank_times_out_with_a_clear_error(mpi, tmp_path: Path) -> None:
     assert "waited 2 s in all_reduce" in result.out, result.out
     assert "aborting every rank" in result.out
     assert result.seconds < 30, result.out
+
+
+def test_a_per_step_schedule_resumes_only_on_its_number_of_ranks(mpi, tmp_path: Path) -> None:
+    flags = ["--model", "mlp", "--epochs", "2", "--onecycle", "--out", str(tmp_path)]
+    died = run(mpi, 3, worker("trainer", *flags, "--checkpoint-every", "3",
+                              "--die-at-step", "4"), check=False)
+    assert died.code != 0
+    refused = run(mpi, 2, worker("trainer", *flags, "--resume", str(tmp_path / "ckpt")),
+                  check=False)
+    assert refused.code != 0
+    assert "per-step schedule (OneCycleLR)" in refused.out
+    assert "Resume it with mpiexec -n 3" in refused.out
+    run(mpi, 3, worker("trainer", *flags, "--resume", str(tmp_path / "ckpt")))
+    assert [e["epoch"] for e in _history(tmp_path)] == [1, 2]

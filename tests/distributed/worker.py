@@ -17,6 +17,7 @@ deterministic mode does). It writes DIR/reference.npz.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -187,8 +188,14 @@ def run_trainer(args: argparse.Namespace) -> None:
     out = Path(args.out)
     model = make_model(args.model)
     wrapped = DistributedDataParallel(model, deterministic=args.deterministic)
+    optimizer = make_optimizer(model)
+    scheduler = None
+    if args.onecycle:  # a per-step schedule sized for this number of ranks
+        steps = math.ceil(math.ceil(SAMPLES / dist.get_world_size()) / BATCH)
+        scheduler = gw.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1,
+                                                     total_steps=args.epochs * steps)
     trainer = Trainer(
-        wrapped, nn.CrossEntropyLoss(), make_optimizer(model), seed=SEED, progress="lines",
+        wrapped, nn.CrossEntropyLoss(), optimizer, scheduler, seed=SEED, progress="lines",
         callbacks=[_Checkpointer(out, args.checkpoint_every, args.die_at_step, args.hang_at_step)],
         distributed=True,
     )
@@ -211,6 +218,7 @@ def main() -> None:
     parser.add_argument("--bucket-mb", type=float, default=25.0)
     parser.add_argument("--deterministic", action="store_true")
     parser.add_argument("--accumulate", action="store_true")
+    parser.add_argument("--onecycle", action="store_true")
     parser.add_argument("--out", required=True)
     parser.add_argument("--resume", default=None)
     parser.add_argument("--checkpoint-every", type=int, default=0)

@@ -194,6 +194,15 @@ class DistributedTraining:
         """
         saved = state.get("distributed") or {}
         saved_world = int(saved.get("world_size", 1))
+        if saved_world != self.world_size and trainer.scheduler is not None and (
+            trainer.scheduler_interval == "step"
+        ):
+            raise CheckpointError(
+                f"resume: the checkpoint was taken on {saved_world} rank(s) with a per-step "
+                f"schedule ({type(trainer.scheduler).__name__}) sized for that many steps per "
+                f"epoch; this job has {self.world_size} rank(s). Resume it with mpiexec -n "
+                f"{saved_world}"
+            )
         rngs = saved.get("model_rng_states") or []
         model = trainer.model
         if saved_world == self.world_size and len(rngs) == self.world_size and rngs[self.rank]:

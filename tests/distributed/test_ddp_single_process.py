@@ -120,3 +120,27 @@ def test_trainer_distributed_alone_trains_like_a_group_of_one(tmp_path) -> None:
                       progress=False, distributed=True)
     resumed.fit((x, y), epochs=3, batch_size=8, resume_from=path)
     assert resumed.epoch == 3
+
+
+def test_convert_sync_batchnorm_keeps_order_state_and_alone_equals_batchnorm() -> None:
+    from gradwise.nn.parallel import SyncBatchNorm
+
+    def cnn() -> nn.Module:
+        return nn.Sequential(nn.Conv2d(1, 3, 3, rng=0), nn.BatchNorm2d(3), nn.ReLU(),
+                             nn.Flatten(), nn.Linear(3 * 4 * 4, 2, rng=1),
+                             nn.BatchNorm1d(2, momentum=None))
+
+    plain, synced = cnn(), SyncBatchNorm.convert_sync_batchnorm(cnn())
+    assert [type(m).__name__ for m in synced] == ["Conv2d", "SyncBatchNorm", "ReLU", "Flatten",
+                                                  "Linear", "SyncBatchNorm"]
+    assert list(synced.state_dict()) == list(plain.state_dict())
+    x = gw.tensor(np.random.default_rng(0).standard_normal((5, 1, 6, 6)).astype(np.float32))
+    for model in (plain, synced):
+        model(x).sum().backward()
+    for (name, got), expected in zip(synced.state_dict().items(), plain.state_dict().values(),
+                                     strict=True):
+        np.testing.assert_array_equal(got, expected, err_msg=name)
+    for got, expected in zip(_grads(synced), _grads(plain), strict=True):
+        np.testing.assert_array_equal(got, expected)
+    with pytest.raises(ValueError, match=r"SyncBatchNorm\(3\): expected input"):
+        SyncBatchNorm(3)(gw.zeros(4, 2))

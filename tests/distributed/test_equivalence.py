@@ -3,7 +3,9 @@
 The reference (worker.py reference) is one process that takes the same samples as the N ranks
 together, N*B per step: bitwise equal when DDP sums the ranks' gradients in a fixed order
 (``deterministic=True``), to float32 rounding with MPI's allreduce. 50 samples do not divide
-evenly by 2*4 or 3*4, so the last batches are short and the sampler pads.
+evenly by 2*4 or 3*4, so the last batches are short and the sampler pads. With plain BatchNorm
+each rank normalises with its own batch's statistics, so the reference's forward runs per
+rank-sized chunk; with SyncBatchNorm it is one forward over all N*B samples.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ CASES = [
     ("cnn", 3, [], False),
     ("mlp", 3, ["--deterministic", "--accumulate"], True),  # no_sync gradient accumulation
     ("cnn", 3, ["--deterministic", "--bucket-mb", "0.0005"], True),  # several buckets
+    # SyncBatchNorm: statistics over all N*B samples, the reference's BatchNorm in one forward
+    ("cnn-sync", 2, [], False),
+    ("cnn-sync", 3, [], False),
 ]
 
 

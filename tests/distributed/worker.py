@@ -31,7 +31,7 @@ from gradwise import distributed as dist
 from gradwise import nn
 from gradwise.data import DataLoader, DistributedSampler
 from gradwise.nn import functional as F
-from gradwise.nn.parallel import DistributedDataParallel
+from gradwise.nn.parallel import DistributedDataParallel, SyncBatchNorm
 from gradwise.train import Callback, Trainer
 
 SAMPLES = 50  # not a multiple of 2*B or 3*B: the last batches and the padding are uneven
@@ -41,13 +41,18 @@ SEED = 3
 
 def make_data(model: str) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
-    shape = (SAMPLES, 6) if model == "mlp" else (SAMPLES, 1, 6, 6)
+    shape = (SAMPLES, 6) if model == "mlp" else (SAMPLES, 1, 6, 6)  # cnn, cnn-sync
     x = rng.standard_normal(shape).astype(np.float32)
     y = rng.integers(0, 3, SAMPLES)
     return x, y
 
 
-def make_model(model: str) -> nn.Module:
+def make_model(model: str, distributed: bool = False) -> nn.Module:
+    """``cnn-sync``: the cnn with SyncBatchNorm under DDP (its reference: plain BatchNorm over
+    the whole N*B batch in one forward)."""
+    if model == "cnn-sync":
+        cnn = make_model("cnn")
+        return SyncBatchNorm.convert_sync_batchnorm(cnn) if distributed else cnn
     if model == "mlp":
         return nn.Sequential(
             nn.Linear(6, 16, rng=1), nn.ReLU(), nn.Dropout(0.3, rng=2), nn.Linear(16, 3, rng=3)
@@ -77,7 +82,7 @@ def loaders(ranks: int, model: str) -> list[DataLoader]:
 
 def run_ddp(args: argparse.Namespace) -> None:
     group = dist.init()
-    model = make_model(args.model)
+    model = make_model(args.model, distributed=True)
     ddp = DistributedDataParallel(model, bucket_cap_mb=args.bucket_mb,
                                   deterministic=args.deterministic)
     optimizer = make_optimizer(model)
@@ -123,6 +128,16 @@ def run_reference(args: argparse.Namespace) -> None:
         for loader in shards:
             loader.sampler.set_epoch(epoch)
         for batches in zip(*shards, strict=True):
+            if args.model == "cnn-sync":  # statistics over all N*B samples: one forward
+                x = np.concatenate([x for x, _ in batches])
+                y = np.concatenate([y for _, y in batches])
+                optimizer.zero_grad()
+                F.cross_entropy(model(gw.from_numpy(x)), gw.from_numpy(y)).backward()
+                optimizer.step()
+                step += 1
+                if step == args.steps:
+                    break
+                continue
             buffers = {name: b._data.copy() for name, b in model.named_buffers()}
             kept = None
             outputs, grads = [], []
@@ -211,7 +226,7 @@ def run_trainer(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("mode", choices=["ddp", "reference", "trainer"])
-    parser.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
+    parser.add_argument("--model", choices=["mlp", "cnn", "cnn-sync"], default="mlp")
     parser.add_argument("--ranks", type=int, default=1)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=2)

@@ -288,9 +288,14 @@ class DistributedDataParallel(Module):
         return bucket.flat[start : start + param._data.size].reshape(param._data.shape)
 
     def _launch_ready_buckets(self) -> None:
-        """Start allreduces for full buckets, strictly in bucket order (the same on all ranks)."""
+        """Start allreduces for full buckets, strictly in bucket order (the same on all ranks).
+
+        Started ones are tested on the way: MPI moves a non-blocking collective on only inside
+        MPI calls, so this lets it progress while backward computes the next gradients.
+        """
         for bucket in self._buckets:
             if bucket.request is not None:
+                bucket.request.Test()
                 continue
             if bucket.ready < len(bucket.params):
                 return

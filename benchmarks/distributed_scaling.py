@@ -144,7 +144,7 @@ def main() -> None:
 
     mpiexec = str(Path(sys.executable).with_name("mpiexec"))
     me = [sys.executable, str(HERE), "--recipe", args.recipe, "--steps", str(args.steps)]
-    two_ranks, two_threads, one_thread = [], [], []
+    two_ranks, two_threads, one_thread, one_thread_2b = [], [], [], []
     for _ in range(args.rounds):  # interleaved, so a load change hits both contenders
         two_ranks.append(_launch([mpiexec, "-n", "2", *me, "--role", "rank",
                                   "--batch", str(args.batch)], threads=1))
@@ -152,9 +152,12 @@ def main() -> None:
                                    threads=2))
         one_thread.append(_launch([*me, "--role", "single", "--batch", str(args.batch)],
                                   threads=1))
+        one_thread_2b.append(_launch([*me, "--role", "single", "--batch", str(2 * args.batch)],
+                                     threads=1))
     rank_step = statistics.median(r["step"] for r in two_ranks)
     thread_step = statistics.median(r["step"] for r in two_threads)
     compute_b = statistics.median(r["step"] for r in one_thread)
+    compute_2b = statistics.median(r["step"] for r in one_thread_2b)
     n_bytes = two_ranks[0]["bytes"]
     local_allreduce = statistics.median(r["allreduce"] for r in two_ranks)
     samples = 2 * args.batch
@@ -165,16 +168,20 @@ def main() -> None:
     print(f"  1 process x 2 threads (batch {samples}):     {thread_step * 1e3:8.1f} ms/step "
           f"{samples / thread_step:8.0f} samples/s")
     print(f"  ratio (2 ranks / 2 threads, samples/s): {thread_step / rank_step:.2f}")
+    print(f"  1 process x 1 thread (batch {samples}):     {compute_2b * 1e3:8.1f} ms/step "
+          f"{samples / compute_2b:8.0f} samples/s")
     print(f"  1 process x 1 thread (batch {args.batch}):      {compute_b * 1e3:8.1f} ms/step")
     print(f"  gradient allreduce: {n_bytes / 1e6:.2f} MB per step; on this machine "
           f"(shared memory) {local_allreduce * 1e3:.2f} ms")
 
-    # one machine's step at batch 2B, the faster way (its own local reduction included)
-    compute = min(rank_step, thread_step)
+    # one machine's step at batch 2B, the fastest way measured (2 ranks: their own local
+    # allreduce included)
+    compute, how = min((rank_step, "2 ranks"), (thread_step, "2 threads"),
+                       (compute_2b, "1 thread"))
     add_s = _add_seconds_per_byte(n_bytes)
     latency = args.latency_us * 1e-6
     print(f"\nModel: M machines like this one, batch {samples} each, one machine's step "
-          f"{compute * 1e3:.1f} ms, {n_bytes / 1e6:.2f} MB of gradients, "
+          f"{compute * 1e3:.1f} ms ({how}), {n_bytes / 1e6:.2f} MB of gradients, "
           f"alpha {args.latency_us:g} us, gamma {add_s * 1e12:.1f} ps/byte")
     header = "| machines | " + " | ".join(
         f"{bw} Gb/s: step ms, samples/s, efficiency" for bw in BANDWIDTHS_GBIT) + " |"

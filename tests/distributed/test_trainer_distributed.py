@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -95,3 +98,23 @@ def test_a_per_step_schedule_resumes_only_on_its_number_of_ranks(mpi, tmp_path: 
     assert "Resume it with mpiexec -n 3" in refused.out
     run(mpi, 3, worker("trainer", *flags, "--resume", str(tmp_path / "ckpt")))
     assert [e["epoch"] for e in _history(tmp_path)] == [1, 2]
+
+
+def test_ctrl_c_without_a_handler_ends_every_rank_at_once(mpi, tmp_path: Path) -> None:
+    """A script with no SIGINT handler: each rank's KeyboardInterrupt aborts the whole job."""
+    process = subprocess.Popen(
+        mpi.command(3, worker("trainer", "--epochs", "500", "--out", str(tmp_path))),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=mpi.env)
+    try:
+        for line in process.stdout:
+            if line.startswith("epoch 2/"):
+                process.send_signal(signal.SIGINT)  # mpiexec forwards it to every rank
+                started = time.perf_counter()
+                break
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0
+    assert "stopped with KeyboardInterrupt; aborting every rank of the job" in out
+    assert time.perf_counter() - started < 30

@@ -42,8 +42,7 @@ BANDWIDTHS_GBIT = (10, 25, 100)
 
 
 def _build(recipe: str, seed: int = 0):
-    from gradwise.recipes import TrainConfig, build_model
-    from gradwise.run import make_optimizer
+    from gradwise.recipes import TrainConfig, build_model, make_optimizer
 
     config = TrainConfig.from_recipe(recipe)
     model = build_model(config, (1, 28, 28), 10)

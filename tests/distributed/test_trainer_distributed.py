@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -118,3 +119,39 @@ def test_ctrl_c_without_a_handler_ends_every_rank_at_once(mpi, tmp_path: Path) -
     assert process.returncode != 0
     assert "stopped with KeyboardInterrupt; aborting every rank of the job" in out
     assert time.perf_counter() - started < 30
+
+
+_SAVE_INTO_A_FILE = """
+import sys
+import numpy as np
+import gradwise as gw
+from gradwise.train import Trainer
+from gradwise.train.checkpoint import CheckpointError
+
+gw.distributed.init()
+model = gw.nn.Linear(3, 2, rng=0)
+trainer = Trainer(model, gw.nn.CrossEntropyLoss(), gw.optim.SGD(model.parameters(), lr=0.1),
+                  progress=False, distributed=True)
+rng = np.random.default_rng(0)
+trainer.fit((rng.standard_normal((12, 3)), rng.integers(0, 2, 12)), epochs=1, batch_size=2)
+good = trainer.save_checkpoint(sys.argv[1] + "/good")
+print("rank", gw.distributed.get_rank(), "saved", good.name, (good / "checkpoint.json").is_file())
+try:
+    trainer.save_checkpoint(sys.argv[1] + "/a-file/ckpt")  # its parent is a file
+except Exception as error:
+    print("rank", gw.distributed.get_rank(), type(error).__name__, str(error)[:60])
+"""
+
+
+def test_rank_zero_writes_and_every_rank_learns_the_outcome(mpi, tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    result = run(mpi, 3, [sys.executable, "-c", _SAVE_INTO_A_FILE, str(tmp_path)])
+    # the others wait for rank 0's write, so each sees the finished checkpoint
+    for rank in range(3):
+        assert f"rank {rank} saved good True" in result.out, result.out
+    assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["good"]
+    failures = [line for line in result.out.splitlines() if "Error" in line]
+    assert len(failures) == 3, result.out
+    for line in failures:
+        if not line.startswith("rank 0 "):
+            assert "CheckpointError rank 0 could not write the checkpoint" in line, line

@@ -70,6 +70,7 @@ def run(launcher: Launcher, ranks: int, program: list[str], timeout: float = TIM
     command = launcher.command(ranks, program) if ranks else program
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL,
                           env={**launcher.env, **(env or {})})
     result = Completed(done.returncode, done.stdout + done.stderr,
                        time.perf_counter() - started)

@@ -18,7 +18,7 @@ def _interrupt_after(mpi: Launcher, ranks: int, args: list[str], line_prefix: st
     """Start the command, send SIGINT to mpiexec after a line, return (exit code, output)."""
     process = subprocess.Popen(mpi.command(ranks, [GRADWISE, "train", *args]),
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env=mpi.env)
+                               stdin=subprocess.DEVNULL, env=mpi.env)
     lines = []
     try:
         for line in process.stdout:

@@ -105,7 +105,8 @@ def test_ctrl_c_without_a_handler_ends_every_rank_at_once(mpi, tmp_path: Path) -
     """A script with no SIGINT handler: each rank's KeyboardInterrupt aborts the whole job."""
     process = subprocess.Popen(
         mpi.command(3, worker("trainer", "--epochs", "500", "--out", str(tmp_path))),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=mpi.env)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=mpi.env,
+        stdin=subprocess.DEVNULL)
     try:
         for line in process.stdout:
             if line.startswith("epoch 2/"):

@@ -311,7 +311,6 @@ class DistributedDataParallel(Module):
 
     def _finish(self) -> None:
         group = dist.init()
-        last = None
         for bucket in self._buckets:
             if bucket.request is not _DONE:
                 dist.process_group._wait(
@@ -332,8 +331,6 @@ class DistributedDataParallel(Module):
                 ).copy()
             bucket.ready = 0
             bucket.request = None
-            last = bucket
-        del last
         self._arrived_ids.clear()
         object.__setattr__(self, "_arrived", 0)
         object.__setattr__(self, "_expect_backward", False)

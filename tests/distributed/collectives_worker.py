@@ -1,6 +1,11 @@
-"""Run under mpiexec: every collective on every rank, printing one JSON line per rank."""
+"""Run under mpiexec: every collective on every rank; each writes DIR/rank{r}.json (argv[1]).
+
+Files, not stdout: the launcher may interleave the ranks' long lines.
+"""
 
 import json
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -25,4 +30,4 @@ try:
 except dist.DistributedError as error:
     results["mismatch"] = str(error)
 dist.barrier()
-print(json.dumps(results), flush=True)
+Path(sys.argv[1], f"rank{rank}.json").write_text(json.dumps(results))

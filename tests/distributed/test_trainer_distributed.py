@@ -135,24 +135,28 @@ trainer = Trainer(model, gw.nn.CrossEntropyLoss(), gw.optim.SGD(model.parameters
                   progress=False, distributed=True)
 rng = np.random.default_rng(0)
 trainer.fit((rng.standard_normal((12, 3)), rng.integers(0, 2, 12)), epochs=1, batch_size=2)
+rank = gw.distributed.get_rank()
 good = trainer.save_checkpoint(sys.argv[1] + "/good")
-print("rank", gw.distributed.get_rank(), "saved", good.name, (good / "checkpoint.json").is_file())
+lines = [f"rank {rank} saved {good.name} {(good / 'checkpoint.json').is_file()}"]
 try:
     trainer.save_checkpoint(sys.argv[1] + "/a-file/ckpt")  # its parent is a file
 except Exception as error:
-    print("rank", gw.distributed.get_rank(), type(error).__name__, str(error)[:60])
+    lines.append(f"rank {rank} {type(error).__name__} {str(error)[:60]}")
+with open(f"{sys.argv[1]}/rank{rank}.txt", "w") as f:  # files: stdout lines may interleave
+    f.write("\\n".join(lines))
 """
 
 
 def test_rank_zero_writes_and_every_rank_learns_the_outcome(mpi, tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("not a folder")
-    result = run(mpi, 3, [sys.executable, "-c", _SAVE_INTO_A_FILE, str(tmp_path)])
+    run(mpi, 3, [sys.executable, "-c", _SAVE_INTO_A_FILE, str(tmp_path)])
+    out = "\n".join((tmp_path / f"rank{rank}.txt").read_text() for rank in range(3))
     # the others wait for rank 0's write, so each sees the finished checkpoint
     for rank in range(3):
-        assert f"rank {rank} saved good True" in result.out, result.out
+        assert f"rank {rank} saved good True" in out, out
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["good"]
-    failures = [line for line in result.out.splitlines() if "Error" in line]
-    assert len(failures) == 3, result.out
+    failures = [line for line in out.splitlines() if "Error" in line]
+    assert len(failures) == 3, out
     for line in failures:
         if not line.startswith("rank 0 "):
             assert "CheckpointError rank 0 could not write the checkpoint" in line, line

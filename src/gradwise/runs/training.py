@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,7 @@ def train_run(
     epoch_lines: bool = True,
     stop: StopRequest | None = None,
     distributed: bool = False,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> TrainOutcome:
     """Train ``config`` into ``run_dir`` (or continue the run there with ``resume=True``).
 
@@ -143,6 +145,7 @@ def train_run(
         distributed: one rank of an MPI job (``mpiexec -n N gradwise train --distributed``):
             data-parallel training with ``batch_size`` samples per rank; only rank 0 writes
             the run folder and notifies, the others wait for it (docs/DISTRIBUTED.md).
+        extra_callbacks: more callbacks for the Trainer (``--tensorboard``'s logger).
 
     Raises:
         RunError: the folder already holds a run (fresh start) or has finished (resume).
@@ -158,6 +161,7 @@ def train_run(
     trainer, checkpoint, doctor = _build_trainer(
         config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify,
         distributed=distributed,
+        extra_callbacks=extra_callbacks,
     )
     history = _fit(trainer, config, data, run_dir, resume, notify, writer)
     # a signal that arrives after the last step does not undo a finished run
@@ -218,6 +222,7 @@ def _build_trainer(
     epoch_lines: bool,
     notify: Notify,
     distributed: bool = False,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[Trainer, ModelCheckpoint, Doctor | None]:
     """The model, optimizer, schedule and callbacks of ``config``, wired into a Trainer."""
     model = build_model(config, data.input_shape, len(data.classes))
@@ -234,6 +239,7 @@ def _build_trainer(
         callbacks.append(ProgressBar())
     if epoch_lines:
         callbacks.append(EpochSummary(print_fn=notify))
+    callbacks.extend(extra_callbacks)
     doctor = Doctor() if config.doctor and is_writer(distributed) else None
     trainer = Trainer(
         model,

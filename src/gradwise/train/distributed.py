@@ -31,10 +31,11 @@ from gradwise.data.sampler import DistributedSampler
 from gradwise.nn.parallel import DistributedDataParallel
 from gradwise.train.callbacks import CSVLogger, EpochSummary, JSONLinesLogger, ProgressBar
 from gradwise.train.checkpoint import CheckpointData, CheckpointError, save_checkpoint
+from gradwise.train.tensorboard import TensorBoardLogger
 
 __all__ = ["DistributedTraining"]
 
-_RANK0_ONLY = (CSVLogger, JSONLinesLogger, ProgressBar, EpochSummary)
+_RANK0_ONLY = (CSVLogger, JSONLinesLogger, ProgressBar, EpochSummary, TensorBoardLogger)
 """Callbacks that print or write files: kept on rank 0 only."""
 
 

@@ -29,6 +29,7 @@ __all__ = ["SyncBatchNorm"]
 
 class _SyncBatchNormFunction(Function):
     owns_grads = True
+    tensor_args = (0, 1, 2)  # x, weight, bias; the running statistics are buffers
     saves_inputs = False
 
     @staticmethod

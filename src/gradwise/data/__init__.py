@@ -32,6 +32,7 @@ from gradwise.data.download import (
 )
 from gradwise.data.idx import IDXError, read_idx, write_idx
 from gradwise.data.loader import ArrayDataset, DataLoader
+from gradwise.data.sampler import DistributedSampler
 from gradwise.data.toy import (
     make_blobs,
     make_circles,
@@ -54,6 +55,7 @@ __all__ = [
     "Dataset",
     "DatasetNotFoundError",
     "DatasetRefusedError",
+    "DistributedSampler",
     "DownloadError",
     "IDXDatasetSpec",
     "IDXError",

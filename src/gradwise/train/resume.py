@@ -244,6 +244,8 @@ def restore(trainer: Trainer, path: str | os.PathLike[str], loader: Any) -> dict
         data.callbacks_state if state.get("version") >= 2 else None,
         where,
     )
+    if getattr(trainer, "distributed", None) is not None:
+        epoch_totals = trainer.distributed.restore(trainer, state, epoch_totals)
     return epoch_totals
 
 

@@ -136,6 +136,10 @@ class Trainer:
             runs after the other callbacks and is reachable as ``trainer.doctor``.
         scheduler_interval: ``"epoch"`` or ``"step"``; None chooses ``"step"`` for OneCycleLR
             and ``"epoch"`` otherwise.
+        distributed: train data-parallel across the ranks of an MPI job (``mpiexec -n N``):
+            the model is wrapped in ``DistributedDataParallel``, the data sharded, metrics
+            summed over ranks, and only rank 0 prints and writes checkpoints. See
+            :mod:`gradwise.train.distributed` and docs/DISTRIBUTED.md.
 
     Attributes callbacks may read: ``model``, ``optimizer``, ``scheduler``, ``step`` (optimizer
     steps taken), ``epoch`` (epochs completed; the index of the epoch in progress),
@@ -158,6 +162,7 @@ class Trainer:
         progress: bool | str = True,
         doctor: Any = None,
         scheduler_interval: str | None = None,
+        distributed: bool = False,
     ):
         for attribute in ("parameters", "train", "eval", "state_dict", "load_state_dict"):
             if not hasattr(model, attribute) or not callable(model):
@@ -237,6 +242,11 @@ class Trainer:
         self._data_fingerprint: dict[str, Any] | None = None
         self.resumed_at: tuple[int, int] | None = None
         self._pending_callback_states: tuple[dict[str, Any] | None, Any] | None = None
+        self.distributed: Any = None
+        if distributed:
+            from gradwise.train.distributed import DistributedTraining
+
+            self.distributed = DistributedTraining(self)
 
     # ---- public API ---------------------------------------------------------------------------
     def fit(
@@ -295,6 +305,8 @@ class Trainer:
         self.resumed_at = None
         self._pending_callback_states = None
         resumed_totals: dict[str, Any] | None = None
+        if self.distributed is not None:
+            self._data_fingerprint = self.distributed.fingerprint(train_loader, batch_size)
         if resume_from is not None:
             resumed_totals = restore(self, resume_from, train_loader)
             self.resumed_at = (self.epoch, self.step)
@@ -404,6 +416,8 @@ class Trainer:
             history=self.history.to_dict(),
             callbacks_state=callback_states(self.callbacks, self.doctor),
         )
+        if self.distributed is not None:
+            return self.distributed.save_checkpoint(path, data)
         return save_checkpoint(path, data)
 
     def running_logs(self) -> dict[str, float]:
@@ -424,6 +438,8 @@ class Trainer:
             totals.load_state_dict(resumed_totals)
         self._totals = totals
         self._epoch_started_at = time.perf_counter()
+        if self.distributed is not None:
+            self.distributed.set_epoch(loader, epoch)
         if hasattr(loader, "state_dict"):
             self._epoch_start_loader_state = loader.state_dict()
         self.model.train()
@@ -440,6 +456,8 @@ class Trainer:
             logs["loss"] = self._train_step(x, y, totals, handlers)
             for handler in batch_end:
                 handler(step, logs)
+            if self.distributed is not None:
+                self.distributed.agree_stop(self)
             if self.stop_training:
                 break
         if self.stop_training and self.batch_in_epoch < self.batches_per_epoch:
@@ -462,6 +480,8 @@ class Trainer:
         output = self.model(from_numpy(x))
         loss = self.loss_fn(output, target)
         loss_value = _scalar_loss(loss)
+        if self.distributed is not None:  # every rank sees the same loss, so all stop together
+            loss_value = self.distributed.agree_loss(loss_value)
         self.last_loss = loss_value
         if not math.isfinite(loss_value):
             self._in_step = False
@@ -497,6 +517,8 @@ class Trainer:
         val_loader: Any,
         handlers: dict[str, list[Any]],
     ) -> None:
+        if self.distributed is not None:
+            self.distributed.reduce_totals(totals)
         record: dict[str, Any] = {"epoch": epoch + 1, **totals.logs()}
         if val_loader is not None:
             val_logs = {f"val_{k}": v for k, v in self._evaluate_loader(val_loader).items()}
@@ -534,6 +556,10 @@ class Trainer:
                 samples += len(x)
                 for metric in metrics:
                     metric.update(output._data, y)
+        if self.distributed is not None:
+            loss_sum, samples = self.distributed.reduce_evaluation(
+                loader, loss_sum, samples, metrics
+            )
         logs = {"loss": loss_sum / samples}
         for metric in metrics:
             logs[metric.name] = metric.compute()
@@ -628,6 +654,8 @@ class Trainer:
             )
         if training or name == "val_data":
             _check_dataset_finite(name, ArrayDataset(x, y))
+        if self.distributed is not None:
+            return self.distributed.make_loader(x, y, batch_size, shuffle, training, self.seed)
         rng = self._derived_generator(0) if training else None
         return DataLoader((x, y), batch_size=batch_size, shuffle=shuffle and training, seed=rng)
 

@@ -97,7 +97,8 @@ def dump_safetensors(arrays: Mapping[str, np.ndarray], metadata: Mapping[str, st
         bad = [k for k, v in metadata.items() if not (isinstance(k, str) and isinstance(v, str))]
         if bad:
             raise ValueError(f"dump_safetensors: metadata {bad[0]!r} must map str to str")
-    contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+    # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d)
+    contiguous = {name: np.require(array, requirements="C") for name, array in arrays.items()}
     raw = safetensors_numpy.save(contiguous, metadata=dict(metadata) if metadata else None)
     (length,) = struct.unpack("<Q", raw[:8])
     header = json.loads(raw[8 : 8 + length])

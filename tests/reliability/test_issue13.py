@@ -51,6 +51,9 @@ def test_safetensors_bytes_do_not_depend_on_the_process():
     assert header == json.dumps(json.loads(header), sort_keys=True, separators=(",", ":"))
     arrays, metadata = parse_safetensors(payload)
     assert metadata == {"z": "1", "a": "2"} and arrays["a"].dtype == np.int64
+    # 0-d tensors (BatchNorm's num_batches_tracked) keep their shape through a round trip
+    scalar = parse_safetensors(dump_safetensors({"n": np.array(7, np.int64)}))[0]["n"]
+    assert scalar.shape == () and scalar == 7
 
 
 def test_two_identical_cli_runs_write_identical_files(tmp_path):

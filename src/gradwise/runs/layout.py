@@ -140,7 +140,8 @@ def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
     Raises:
         RunError: an array holds NaN or Inf (nothing is written).
     """
-    state = {name: np.ascontiguousarray(array) for name, array in model.state_dict().items()}
+    state = {name: np.require(array, requirements="C")  # 0-d stays 0-d
+             for name, array in model.state_dict().items()}
     bad = [name for name, array in state.items()
            if array.dtype.kind == "f" and not np.all(np.isfinite(array))]
     if bad:

@@ -203,7 +203,7 @@ def _split_arrays(value: Any, where: str, arrays: dict[str, np.ndarray]) -> Any:
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             raise CheckpointError(f"save_checkpoint: callback state {where} is an object array")
-        arrays[where] = np.ascontiguousarray(value)
+        arrays[where] = np.require(value, requirements="C")  # 0-d stays 0-d
         return {_ARRAY_MARK: where}
     if isinstance(value, dict):
         return {str(key): _split_arrays(item, f"{where}/{key}" if where else str(key), arrays)

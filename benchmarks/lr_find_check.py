@@ -130,9 +130,10 @@ def check(plan: Plan, seeds: int, data_dir: str | None) -> dict | None:
         row["acc_old"] = None if old is None else train_accuracy(config, data, old)
         rows.append(row)
         shown = ", ".join(f"{k} {v:.2g}" for k, v in result.suggestions.items() if v)
-        print(f"  {plan.recipe} seed {seed}: {shown}; old {old:.2g}; accuracy recipe "
+        old_shown = "none" if old is None else f"{old:.2g}: {row['acc_old']:.2%}"
+        print(f"  {plan.recipe} seed {seed}: {shown}; accuracy recipe lr "
               f"{row['acc_recipe']:.2%}, suggested {row['acc_suggested']:.2%}, old "
-              f"{row['acc_old']:.2%} (sweep {sweep_seconds:.1f} s, one training "
+              f"{old_shown} (sweep {sweep_seconds:.1f} s, one training "
               f"{row['train_s']:.1f} s)", flush=True)
     recipe_acc = [r["acc_recipe"] for r in rows]
     suggested_acc = [r["acc_suggested"] for r in rows]

@@ -255,8 +255,8 @@ def lr_find(
         smooth: the moving average's factor, in [0, 1) (fastai's beta, 0.98).
         seed: shuffling seed for array data.
         optimizer: an optimizer already made for ``model`` (keyword only), used for the sweep
-            instead of a new one and restored afterwards; not together with ``optimizer_cls`` or
-            ``optimizer_kwargs``.
+            instead of a new one (every parameter group gets the swept lr) and restored
+            afterwards; not together with ``optimizer_cls`` or ``optimizer_kwargs``.
         suggest: which suggestion ``suggested_lr`` is: one of :data:`SUGGESTION_METHODS`.
         progress: show a tqdm progress bar on stderr.
 

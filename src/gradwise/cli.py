@@ -180,10 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lr_find.add_argument("recipe", nargs="?", metavar="RECIPE",
                          help=f"default {DEFAULT_RECIPE}")
-    lr_find.add_argument("--data-dir", metavar="DIR")
-    lr_find.add_argument("--limit-train", type=int, metavar="N")
-    lr_find.add_argument("--batch-size", type=int)
-    lr_find.add_argument("--seed", type=int)
+    lr_find.add_argument("--data-dir", metavar="DIR",
+                         help="folder holding the data set's IDX files (as for train)")
+    lr_find.add_argument("--limit-train", type=int, metavar="N",
+                         help="sweep on N training samples only")
+    lr_find.add_argument("--batch-size", type=int, metavar="N",
+                         help="samples per sweep step (default: the recipe's batch size)")
+    lr_find.add_argument("--seed", type=int,
+                         help="seed for the weights, the data order and dropout (default 0)")
     lr_find.add_argument("--out", metavar="PNG",
                          help="where to write the plot (default runs/RECIPE-lr-find.png)")
     lr_find.add_argument("--start-lr", type=float, default=1e-7, metavar="LR",

@@ -375,3 +375,22 @@ def test_cli_rejects_bad_options(capsys, tmp_path, monkeypatch, flags, message):
     assert main(["lr-find", "spiral", "--quiet", *flags]) == 2
     assert __import__("re").search(message, capsys.readouterr().err)
     assert not (tmp_path / "runs").exists()
+
+
+def test_cli_every_option_is_explained(capsys):
+    from gradwise.cli import main
+
+    assert main(["lr-find", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for option, words in [
+        ("--start-lr LR", "the first learning rate of the sweep (default 1e-7)"),
+        ("--end-lr LR", "the last learning rate of the sweep (default 10)"),
+        ("--num-steps N", "training steps in the sweep, one batch each (default 200)"),
+        ("--suggest {valley,steep,minimum}", "which rule gives the suggested rate"),
+        ("--quiet", "no progress bar"),
+        ("--batch-size N", "samples per sweep step"),
+        ("--seed SEED", "seed for the weights"),
+        ("--limit-train N", "sweep on N training samples only"),
+        ("--data-dir DIR", "folder holding the data set's IDX files"),
+    ]:
+        assert f"{option} {words}" in text, option

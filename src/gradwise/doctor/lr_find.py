@@ -7,8 +7,9 @@ for a few hundred steps with the learning rate growing geometrically from ``star
 smoothed loss exceeds four times the best seen (divergence), and put the model and the optimizer
 back as they were. Three suggestions are read off the smoothed curve, the same three fastai offers:
 
-- ``valley`` (the default, as in fastai since 2.5): the middle of the longest valley, the longest
-  run of falling loss that ends at the curve's floor;
+- ``valley`` (the default, as in fastai since 2.5): the middle, in log lr, of the descent, from
+  where the loss has made 10% of its fall down to its minimum (fastai takes the longest
+  decreasing run instead; see :func:`_valley` for why that lands too low here);
 - ``steep``: where the loss falls fastest per unit of log(lr);
 - ``minimum``: one tenth of the lr at the smoothed loss's minimum (fastai's ``minimum``, the
   "one order of magnitude before the minimum" rule of its course).
@@ -107,9 +108,9 @@ def _valley(lrs: np.ndarray, losses: np.ndarray) -> int | None:
     subsequence of the losses as the valley and suggests its middle. On a smoothed curve the
     slow creep at tiny learning rates (a few steps of real, slow progress) is strictly
     decreasing too, so that valley starts near the beginning of the sweep and its middle lands
-    10-40x below a good rate (measured on the digits, digits-mlp and fashion-mlp recipes with
-    Adam; docs/DOCTOR.md). Starting the valley where the loss has really begun to fall keeps
-    fastai's idea (the middle of the way down) without that failure.
+    3-10x below a good rate (measured on the digits-mlp, mnist-mlp and fashion-mlp recipes,
+    all Adam; docs/DOCTOR.md). Starting the valley where the loss has really begun to fall
+    keeps fastai's idea (the middle of the way down) without that failure.
     """
     lowest = int(np.argmin(losses))
     fall = losses[0] - losses[lowest]

@@ -29,16 +29,16 @@ import numpy as np
 from _common import machine_description
 
 from gradwise import nn
+from gradwise.data import DatasetNotFoundError
 from gradwise.doctor import lr_find
-from gradwise.recipes import TrainConfig
-from gradwise.run import (
-    _LR_FIND_SETTINGS,
-    RunError,
+from gradwise.recipes import (
+    TrainConfig,
     build_model,
     load_data,
     make_optimizer,
     make_scheduler,
 )
+from gradwise.runs.lr_find import _LR_FIND_SETTINGS
 from gradwise.train import Trainer
 
 
@@ -79,7 +79,7 @@ def old_suggestion(lrs: list[float], raw: list[float]) -> float | None:
 
 
 def sweep(config: TrainConfig, data) -> object:
-    """lr_find as `gradwise lr-find` runs it (run.find_learning_rate), on already loaded data."""
+    """lr_find as `gradwise lr-find` runs it (runs.find_learning_rate), on loaded data."""
     model = build_model(config, data.input_shape, len(data.classes))
     optimizer = make_optimizer(config, model)
     settings = {key: value for key, value in optimizer.defaults.items()
@@ -111,7 +111,7 @@ def check(plan: Plan, seeds: int, data_dir: str | None) -> dict | None:
     )
     try:
         data = load_data(base)
-    except RunError as error:
+    except DatasetNotFoundError as error:
         print(f"{plan.recipe}: skipped ({error})")
         return None
     rows = []

@@ -289,7 +289,8 @@ def lr_find_figure(result: Any) -> Figure:
 
     The smoothed loss is drawn over the faint raw batch losses. The y axis is clipped to the
     useful range: from the curve's minimum up to the highest smoothed loss *before* that minimum
-    (the starting level), with 10% of that span as margin on each side, so neither the divergence
+    (the starting level; for a curve that never fell, its rise up to 4x the minimum, where the
+    sweep stops), with 10% of that span as margin on each side, so neither the divergence
     that ended the sweep nor one wild batch squashes the valley into a flat line (fastai drops
     the last points for the same reason). Each suggestion (``result.suggestions``) is a marker on
     the smoothed curve, labelled with its lr; the one ``suggested_lr`` is (``result.method``) is
@@ -331,6 +332,9 @@ def lr_find_figure(result: Any) -> Figure:
     lowest = int(np.nanargmin(np.where(finite, losses, np.nan)))
     top = float(np.nanmax(np.where(finite[: lowest + 1], losses[: lowest + 1], np.nan)))
     bottom = float(losses[lowest])
+    if top <= bottom:  # the loss never fell: show its rise, up to 4x (where the sweep stops)
+        highest = float(np.max(losses[finite]))
+        top = min(highest, 4.0 * bottom) if bottom > 0 else highest
     margin = 0.1 * (top - bottom) if top > bottom else 0.05 * max(abs(bottom), 1e-12)
     axis.set_ylim(bottom - margin, top + margin)
     if lrs[-1] > lrs[0]:

@@ -395,3 +395,13 @@ def test_cli_every_option_is_explained(capsys):
         ("--data-dir DIR", "folder holding the data set's IDX files"),
     ]:
         assert f"{option} {words}" in text, option
+
+
+def test_a_bump_before_the_descent_does_not_move_the_valley():
+    """A bump above the starting level (one unlucky stretch of batches) is not a fall: the valley
+    still runs from 10% of the fall to the minimum. (steep does move: the bump's sharp edge is
+    the steepest fall of all, which is why steep is not the default.)"""
+    bumped = _known_curve() + np.where((_X > -5.0) & (_X < -4.5), 0.3, 0.0)
+    plain, moved = suggest_lrs(10**_X, _known_curve()), suggest_lrs(10**_X, bumped)
+    assert moved["valley"] == plain["valley"] and moved["minimum"] == plain["minimum"]
+    assert moved["steep"] == pytest.approx(10**-4.5, rel=0.13)

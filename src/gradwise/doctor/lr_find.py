@@ -116,6 +116,7 @@ def _valley(lrs: np.ndarray, losses: np.ndarray) -> int | None:
     fall = losses[0] - losses[lowest]
     if lowest < 2 or fall <= 0:
         return None
+    # the first point below the threshold, so a bump above the starting level changes nothing
     start = int(np.argmax(losses[: lowest + 1] < losses[0] - VALLEY_START * fall))
     middle = 0.5 * (math.log(lrs[start]) + math.log(lrs[lowest]))
     return start + int(np.argmin(np.abs(np.log(lrs[start : lowest + 1]) - middle)))

@@ -11,17 +11,19 @@ it was, so drawing never changes training. Otherwise it shows whatever ``.grad``
 
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gradwise._atomic import atomic_write_bytes
 from gradwise.autograd.tensor import Tensor, topological_order
 
-__all__ = ["draw_graph", "graph_nodes"]
+__all__ = ["GraphDrawing", "draw_graph", "graph_nodes"]
 
 _FORMATS = ("dot", "svg", "png")
 
@@ -50,18 +52,18 @@ def graph_nodes(root: Tensor) -> list[Tensor]:
 def _gradients(root: Tensor, nodes: list[Tensor]) -> dict[int, np.ndarray]:
     """dL/d(node) for every node, by a backward pass that leaves every ``.grad`` as it was."""
     if not root.requires_grad or root.size != 1:
-        return {id(t): t.grad for t in nodes if t.grad is not None}
-    saved = [(t, t.grad, t._retains_grad) for t in nodes]
+        return {id(t): t._grad for t in nodes if t._grad is not None}
+    saved = [(t, t._grad, t._retains_grad) for t in nodes]
     try:
         for tensor in nodes:
-            tensor.grad = None
+            tensor._grad = None
             if tensor.requires_grad:
                 tensor._retains_grad = True
         root.backward(retain_graph=True)
-        return {id(t): t.grad for t in nodes if t.grad is not None}
+        return {id(t): t._grad for t in nodes if t._grad is not None}
     finally:
         for tensor, grad, retains in saved:
-            tensor.grad = grad
+            tensor._grad = grad
             tensor._retains_grad = retains
 
 
@@ -84,7 +86,7 @@ def _to_dot(root: Tensor, nodes: list[Tensor], grads: dict[int, np.ndarray]) -> 
             role = tensor.name or ("parameter" if tensor.requires_grad else "input")
         else:
             role = tensor.name or f"{type(tensor.grad_fn).__name__.lower()} result"
-        parts = [role, f"shape {tuple(tensor.shape)}", f"value {_summary(tensor.data)}",
+        parts = [role, f"shape {tuple(tensor.shape)}", f"value {_summary(tensor._data)}",
                  f"grad {_summary(grads.get(id(tensor)))}"]
         label = "\\n".join(_escape(part) for part in parts)  # \n: a line break in DOT
         fill = "#fde2b3" if tensor is root else ("#d5e8d4" if tensor.grad_fn is None
@@ -103,7 +105,50 @@ def _to_dot(root: Tensor, nodes: list[Tensor], grads: dict[int, np.ndarray]) -> 
     return "\n".join(lines) + "\n"
 
 
-def draw_graph(tensor: Tensor, path: str | Path | None = None, format: str | None = None) -> str:
+class GraphDrawing(str):
+    """The DOT text of a graph (a ``str``), which also draws itself in Jupyter.
+
+    In a notebook the last expression ``gw.viz.draw_graph(loss)`` shows the graph inline as SVG
+    rendered by Graphviz's ``dot``; without ``dot`` it shows the DOT text and says how to get
+    the picture. Everywhere else it is the DOT text, as before.
+    """
+
+    __slots__ = ()
+
+    def svg(self) -> str:
+        """The graph rendered by ``dot -Tsvg``.
+
+        Raises:
+            FileNotFoundError: Graphviz's ``dot`` is not installed.
+            RuntimeError: ``dot`` rejected the text (its message included).
+        """
+        program = shutil.which("dot")
+        if program is None:
+            raise FileNotFoundError("draw_graph: Graphviz's 'dot' program was not found; "
+                                    "install graphviz to render the graph")
+        rendered = subprocess.run([program, "-Tsvg"], input=str(self).encode("utf-8"),
+                                  capture_output=True, check=False)
+        if rendered.returncode != 0:
+            raise RuntimeError(f"draw_graph: dot failed to render the graph: "
+                               f"{rendered.stderr.decode(errors='replace').strip()}")
+        return rendered.stdout.decode("utf-8")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter's display hook: SVG when ``dot`` is there, otherwise the DOT text as HTML."""
+        nodes = self.count("shape=box")
+        plain = f"<computational graph: {nodes} tensors; str() gives the DOT text>"
+        try:
+            return {"image/svg+xml": self.svg(), "text/plain": plain}
+        except FileNotFoundError:
+            note = ("Graphviz's <code>dot</code> is not installed, so here is the DOT text "
+                    "(install graphviz to see the picture):")
+            return {"text/html": f"<p>{note}</p><pre>{html.escape(str(self))}</pre>",
+                    "text/plain": plain}
+
+
+def draw_graph(
+    tensor: Tensor, path: str | Path | None = None, format: str | None = None
+) -> GraphDrawing:
     """The computational graph of ``tensor`` as Graphviz DOT text, optionally written to disk.
 
     Args:
@@ -115,7 +160,7 @@ def draw_graph(tensor: Tensor, path: str | Path | None = None, format: str | Non
             else ``"dot"``.
 
     Returns:
-        the DOT text.
+        the DOT text, as a :class:`GraphDrawing` (a ``str`` that Jupyter displays as SVG).
 
     Example:
         >>> w = gw.tensor([0.5, 0.3], requires_grad=True)
@@ -130,7 +175,7 @@ def draw_graph(tensor: Tensor, path: str | Path | None = None, format: str | Non
     if format not in _FORMATS:
         raise ValueError(f"draw_graph: format must be one of {_FORMATS}, got {format!r}")
     nodes = graph_nodes(tensor)
-    dot_text = _to_dot(tensor, nodes, _gradients(tensor, nodes))
+    dot_text = GraphDrawing(_to_dot(tensor, nodes, _gradients(tensor, nodes)))
     if path is None:
         return dot_text
     path = Path(path)

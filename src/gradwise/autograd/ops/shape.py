@@ -115,6 +115,8 @@ class GetItem(Function):
 class Cat(Function):
     saves_inputs = False
 
+    tensor_args = None
+
     @staticmethod
     def forward(ctx, *arrays, axis=0):
         if not arrays:
@@ -142,6 +144,8 @@ class Cat(Function):
 
 class Stack(Function):
     saves_inputs = False
+
+    tensor_args = None
 
     @staticmethod
     def forward(ctx, *arrays, axis=0):
@@ -185,6 +189,7 @@ class Pad(Function):
     def forward(ctx, x, pad_width, value=0.0):
         width = _pad_width(pad_width, x.ndim)
         ctx.slices = tuple(slice(b, b + n) for (b, _), n in zip(width, x.shape, strict=True))
+        ctx.value = value  # read back by gradwise.onnx
         return np.pad(x, width, mode="constant", constant_values=value)
 
     @staticmethod

@@ -12,6 +12,7 @@ from gradwise.data.datasets import (
     SYSTEM_DATA_DIRS,
     Dataset,
     DatasetNotFoundError,
+    DatasetRefusedError,
     IDXDatasetSpec,
     candidate_dirs,
     default_cache_dir,
@@ -31,6 +32,7 @@ from gradwise.data.download import (
 )
 from gradwise.data.idx import IDXError, read_idx, write_idx
 from gradwise.data.loader import ArrayDataset, DataLoader
+from gradwise.data.sampler import DistributedSampler
 from gradwise.data.toy import (
     make_blobs,
     make_circles,
@@ -52,6 +54,8 @@ __all__ = [
     "DataLoader",
     "Dataset",
     "DatasetNotFoundError",
+    "DatasetRefusedError",
+    "DistributedSampler",
     "DownloadError",
     "IDXDatasetSpec",
     "IDXError",

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.numpy
 
 from gradwise._atomic import atomic_write_bytes
 from gradwise.nn.module import IncompatibleKeys, Module
+from gradwise.safetensors_io import dump_safetensors, read_safetensors
 
 __all__ = ["load_safetensors", "save_safetensors"]
 
@@ -52,7 +52,8 @@ def save_safetensors(
     # np.require, not np.ascontiguousarray: the latter turns 0-d arrays (BatchNorm's
     # num_batches_tracked) into shape (1,), which neither gradwise nor PyTorch reads back as 0-d
     state = {key: np.require(value, requirements="C") for key, value in model.state_dict().items()}
-    atomic_write_bytes(Path(path), safetensors.numpy.save(state, metadata=metadata))
+    # canonical header: the same weights always give the same bytes
+    atomic_write_bytes(Path(path), dump_safetensors(state, metadata=metadata))
 
 
 def pickle_file_kind(data: bytes) -> str | None:
@@ -72,6 +73,18 @@ def pickle_file_kind(data: bytes) -> str | None:
     if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
         return "pickle from torch.save"
     return None
+
+
+def _first_bytes(path: Path, count: int = 8) -> bytes:
+    """The first ``count`` bytes of a regular file (empty for anything else: never block on a
+    FIFO or a device)."""
+    try:
+        if not path.is_file():
+            return b""
+        with path.open("rb") as handle:
+            return handle.read(count)
+    except OSError:
+        return b""
 
 
 def load_safetensors(
@@ -100,13 +113,13 @@ def load_safetensors(
     if not isinstance(model, Module):
         raise TypeError(f"load_safetensors: expected an nn.Module, got {type(model).__name__}")
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"load_safetensors: no file at {path}")
-    data = path.read_bytes()
     try:
-        state: dict[str, Any] = safetensors.numpy.load(data)
-    except Exception as error:  # safetensors raises its own error types (and TypeError for bf16)
-        kind = pickle_file_kind(data)
+        # the guarded reader: regular files only, every cap checked before parsing
+        state: dict[str, Any] = read_safetensors(path, error=ValueError)[0]
+    except ValueError as error:
+        kind = pickle_file_kind(_first_bytes(path))
         if kind is not None:
             raise ValueError(
                 f"load_safetensors: {path} is a PyTorch pickle file ({kind}), not safetensors; "

@@ -472,3 +472,13 @@ def test_zero_d_outputs_and_constants_keep_their_rank(tmp_path):
     """Regression: 0-d constants were written as shape (1,), so a 0-d output failed shape
     inference ('Inferred shape and existing shape differ in rank: (1) vs (0)')."""
     check_export(lambda x: (x * 2.0).sum() * 3.0, (6,), tmp_path)
+
+
+def test_a_missing_folder_names_the_path_not_a_temp_file(tmp_path):
+    """Regression: the error named '/nonexistent/.e.onnx.XXXX.tmp'."""
+    target = tmp_path / "nonexistent" / "e.onnx"
+    with pytest.raises(FileNotFoundError) as caught:
+        gw.onnx.export(nn.Linear(3, 2, rng=0), np.zeros((2, 3), np.float32), target)
+    message = str(caught.value)
+    assert f"cannot write {target}" in message
+    assert f"the folder {target.parent} does not exist" in message and ".tmp" not in message

@@ -8,7 +8,7 @@ Example:
     >>> w.grad
 """
 
-from gradwise import doctor, nn, optim, train, viz
+from gradwise import doctor, linalg, nn, optim, train, viz
 from gradwise._malloc import reuse_freed_memory
 from gradwise.autograd import (
     AnomalyError,
@@ -61,6 +61,7 @@ __all__ = [
     "gradcheck",
     "is_anomaly_enabled",
     "is_grad_enabled",
+    "linalg",
     "maximum",
     "minimum",
     "nn",

@@ -473,7 +473,28 @@ class Tensor:
         return _reduce.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
 
     def std(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        return self.var(axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
+        return _reduce.std(self, axis=axis, keepdims=keepdims, ddof=ddof)
+
+    def norm(self, p: float | str | None = "fro", dim: Axis = None, keepdim: bool = False
+             ) -> Tensor:
+        """The norm PyTorch's ``Tensor.norm`` gives: a vector ``p``-norm over ``dim``.
+
+        ``p`` a number (or None, meaning 2): the vector norm over ``dim`` (all axes when None),
+        see ``gw.linalg.vector_norm``. ``p="fro"``: the 2-norm over ``dim``. ``p="nuc"``: the
+        nuclear norm of a 2-D tensor (other layouts: ``gw.linalg.matrix_norm``). The gradient
+        at 0 is 0.
+        """
+        if not isinstance(p, str):
+            return _reduce.VectorNorm.apply(self, 2.0 if p is None else float(p), dim, keepdim)
+        if p == "fro":
+            return _reduce.VectorNorm.apply(self, 2.0, dim, keepdim)
+        if p == "nuc" and self.ndim == 2 and dim in (None, (0, 1), (-2, -1)):
+            out = _linalg.SingularValueNorm.apply(self, "sum")
+            return out.reshape(1, 1) if keepdim else out
+        raise ValueError(
+            f"norm: p={p!r} with dim={dim!r} on shape {self.shape} is not supported here; "
+            "p is a number, 'fro', or 'nuc' for a 2-D tensor (gw.linalg.matrix_norm has the rest)"
+        )
 
     def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
         return _reduce.LogSumExp.apply(self, axis=axis, keepdims=keepdims)

@@ -10,11 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd.ops import _spatial
 from gradwise.autograd.ops import conv as _conv
 from gradwise.autograd.ops import elementwise as _ew
 from gradwise.autograd.ops import linalg as _linalg
 from gradwise.autograd.ops import loss as _loss
 from gradwise.autograd.ops import norm as _norm
+from gradwise.autograd.ops import pool as _pool
 from gradwise.autograd.ops import reduce as _reduce
 from gradwise.autograd.tensor import Tensor
 
@@ -298,9 +300,9 @@ def conv2d(
     Example:
         >>> y = F.conv2d(x, weight, bias, padding=1)  # 3x3 kernel keeps H and W
     """
-    stride = _conv.pair("conv2d", "stride", stride, 1)
-    padding = _conv.pair("conv2d", "padding", padding, 0)
-    dilation = _conv.pair("conv2d", "dilation", dilation, 1)
+    stride = _spatial.pair("conv2d", "stride", stride, 1)
+    padding = _spatial.pair("conv2d", "padding", padding, 0)
+    dilation = _spatial.pair("conv2d", "dilation", dilation, 1)
     return _conv.Conv2d.apply(
         x, weight, bias, stride=stride, padding=padding, dilation=dilation
     )
@@ -309,9 +311,9 @@ def conv2d(
 def _pool_args(
     op: str, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair
 ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    kernel = _conv.pair(op, "kernel_size", kernel_size, 1)
-    strides = kernel if stride is None else _conv.pair(op, "stride", stride, 1)
-    return kernel, strides, _conv.pair(op, "padding", padding, 0)
+    kernel = _spatial.pair(op, "kernel_size", kernel_size, 1)
+    strides = kernel if stride is None else _spatial.pair(op, "stride", stride, 1)
+    return kernel, strides, _spatial.pair(op, "padding", padding, 0)
 
 
 def max_pool2d(
@@ -326,7 +328,7 @@ def max_pool2d(
         x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
     """
     kernel, strides, pads = _pool_args("max_pool2d", kernel_size, stride, padding)
-    return _conv.MaxPool2d.apply(x, kernel, strides, pads)
+    return _pool.MaxPool2d.apply(x, kernel, strides, pads)
 
 
 def avg_pool2d(
@@ -338,4 +340,4 @@ def avg_pool2d(
         x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
     """
     kernel, strides, pads = _pool_args("avg_pool2d", kernel_size, stride, padding)
-    return _conv.AvgPool2d.apply(x, kernel, strides, pads)
+    return _pool.AvgPool2d.apply(x, kernel, strides, pads)

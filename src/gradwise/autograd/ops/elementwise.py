@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy import special
 
 from gradwise.autograd.function import Function
 from gradwise.autograd.ops._broadcast import unbroadcast
@@ -120,7 +121,13 @@ class Cast(Function):
 
 
 class PowScalar(Function):
-    """x ** p for a constant Python number p."""
+    """x ** p for a constant Python number p.
+
+    Local derivative: p x^(p-1), taken as exactly 0 when p == 0 (x^0 is the constant 1, so its
+    derivative is 0 even at x = 0, where p x^(p-1) would be 0 * inf = NaN; PyTorch does the same).
+    Shape: x -> same.
+    """
+
     owns_grads = True
 
     @staticmethod
@@ -134,13 +141,23 @@ class PowScalar(Function):
     def backward(ctx, grad):
         # d(x^p)/dx = p x^(p-1)
         x, p = ctx.x, ctx.exponent
+        if p == 0:
+            return (np.zeros_like(grad),)
         if p == 2:
             return (grad * 2 * x,)
         return (grad * (p * x ** (p - 1)),)
 
 
 class Pow(Function):
-    """a ** b with both sides tensors."""
+    """a ** b with both sides tensors (broadcast together).
+
+    Local derivatives (PyTorch's ``pow_backward_self`` / ``pow_backward_exponent``):
+    d/da = b a^(b-1), taken as 0 where b == 0; d/db = a^b log a, taken as 0 where a == 0 and
+    b >= 0 (the limit from the right). For a negative base log a is NaN and so is d/db, and for
+    a == 0 with b < 0 it is -inf, as in PyTorch.
+    Shape: a, b broadcastable -> broadcast shape; each gradient is summed back to its input.
+    """
+
     owns_grads = True
 
     @staticmethod
@@ -153,15 +170,15 @@ class Pow(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # d(a^b)/da = b a^(b-1);  d(a^b)/db = a^b log a (taken as 0 where a <= 0, as PyTorch does)
         a, b, out = ctx.a, ctx.b, ctx.out
         grad_a = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_a = unbroadcast(grad * b * a ** (b - 1), a.shape)
-        if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                log_a = np.where(a > 0, np.log(np.where(a > 0, a, 1)), 0)
-            grad_b = unbroadcast(grad * out * log_a, b.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ctx.needs_input_grad[0]:
+                local = np.where(b == 0, 0, b * a ** (b - 1)).astype(grad.dtype, copy=False)
+                grad_a = unbroadcast(grad * local, a.shape)
+            if ctx.needs_input_grad[1]:
+                local = np.where((a == 0) & (b >= 0), 0, out * np.log(a))
+                grad_b = unbroadcast(grad * local.astype(grad.dtype, copy=False), b.shape)
         return grad_a, grad_b
 
 
@@ -434,16 +451,6 @@ _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
-def erf(x: np.ndarray) -> np.ndarray:
-    """The error function, vectorised (NumPy has none): Abramowitz-Stegun 7.1.26, |err| < 1.5e-7."""
-    sign = np.sign(x)
-    ax = np.abs(x)
-    t = 1 / (1 + 0.3275911 * ax)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027
-                                                                          + t * 1.061405429))))
-    return sign * (1 - poly * np.exp(-ax * ax))
-
-
 class GELU(Function):
     owns_grads = True
 
@@ -454,7 +461,7 @@ class GELU(Function):
             inner = _SQRT_2_OVER_PI * (x + 0.044715 * x**3)
             ctx.tanh = np.tanh(inner)
             return 0.5 * x * (1 + ctx.tanh)
-        ctx.cdf = 0.5 * (1 + erf(x * (1 / math.sqrt(2))))
+        ctx.cdf = special.ndtr(x)  # Phi(x) = (1 + erf(x / sqrt 2)) / 2, exact to the last ulp
         return x * ctx.cdf
 
     @staticmethod

@@ -90,3 +90,42 @@ class Linear(Function):
         if ctx.has_bias:
             return grad_x, grad_w, grad_b
         return grad_x, grad_w
+
+
+class SingularValueNorm(Function):
+    """A norm of the singular values of each matrix over the last two axes.
+
+    ``kind`` "max" gives the spectral norm (matrix 2-norm), "min" the smallest singular value
+    (the -2 "norm"), "sum" the nuclear norm. With the SVD ``x = U diag(s) V^T`` and the norm
+    ``f(s)``, the local derivative is ``U diag(df/ds) V^T``: ``u_1 v_1^T`` for the spectral norm
+    (split evenly between tied singular values, as PyTorch's ``amax`` over ``svdvals`` does) and
+    ``U V^T`` for the nuclear norm.
+    Shape: (..., m, n) -> (...).
+    """
+
+    owns_grads = True
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, kind="max"):
+        if x.ndim < 2 or x.shape[-1] == 0 or x.shape[-2] == 0:
+            raise ValueError(
+                f"matrix_norm: the singular-value norm {kind!r} needs non-empty matrices in the "
+                f"last two axes, got shape {x.shape}"
+            )
+        u, s, vh = np.linalg.svd(x, full_matrices=False)  # (..., m, k), (..., k), (..., k, n)
+        if kind == "sum":
+            out = s.sum(axis=-1)
+            weights = np.ones_like(s)
+        else:
+            out = s.max(axis=-1) if kind == "max" else s.min(axis=-1)
+            hits = s == out[..., None]
+            weights = hits / hits.sum(axis=-1, keepdims=True)
+        ctx.u, ctx.vh, ctx.weights = u, vh, weights.astype(x.dtype, copy=False)
+        return out.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # dL/dx = U diag(grad * df/ds) V^T
+        scaled = (grad[..., None] * ctx.weights)[..., None] * ctx.vh  # (..., k, n)
+        return ((ctx.u @ scaled).astype(grad.dtype, copy=False),)

@@ -584,7 +584,8 @@ def _index_arg(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
-        return np.asarray(index)
+        # an empty list picks nothing; NumPy would read it as a float array and refuse it
+        return np.asarray(index) if index else np.zeros(0, dtype=np.intp)
     return index
 
 

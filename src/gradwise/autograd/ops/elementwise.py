@@ -11,6 +11,11 @@ from gradwise.autograd.function import Function
 from gradwise.autograd.ops._broadcast import unbroadcast
 
 
+def sgn(x: np.ndarray) -> np.ndarray:
+    """sign(x) with sgn(NaN) = 0, PyTorch's ``sgn`` (NumPy's sign gives NaN there)."""
+    return (x > 0).astype(x.dtype) - (x < 0)
+
+
 def _binary_shapes(name: str, a: np.ndarray, b: np.ndarray) -> None:
     try:
         np.broadcast_shapes(a.shape, b.shape)
@@ -89,7 +94,8 @@ class Div(Function):
         # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
         a, b = ctx.a, ctx.b
         grad_a = unbroadcast(grad / b, a.shape) if ctx.needs_input_grad[0] else None
-        grad_b = unbroadcast(-grad * a / (b * b), b.shape) if ctx.needs_input_grad[1] else None
+        # (a / b) / b, not a / (b * b): b * b under- or overflows long before the quotient does
+        grad_b = unbroadcast(-grad * (a / b) / b, b.shape) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -120,6 +126,28 @@ class Cast(Function):
         return (grad.astype(ctx.dtype),)
 
 
+def _power(x: np.ndarray, p: float) -> np.ndarray:
+    """x ** p computed the way PyTorch's CPU kernel computes it for the exponents it special-cases.
+
+    PyTorch evaluates x^0.5 as sqrt, x^-0.5 as 1 / sqrt, x^-1 as 1 / x and x^-2 as 1 / x^2,
+    which differ from C's pow at -0 (1 / sqrt(-0) = -inf where pow(-0, -0.5) = +inf); matching
+    them keeps the sign of infinities, values and gradients the same as PyTorch's.
+    """
+    if p == 2:
+        return x * x
+    if p == 3:
+        return x * x * x
+    if p == 0.5:
+        return np.sqrt(x)
+    if p == -0.5:
+        return 1 / np.sqrt(x)
+    if p == -1:
+        return 1 / x
+    if p == -2:
+        return 1 / (x * x)
+    return x**p
+
+
 class PowScalar(Function):
     """x ** p for a constant Python number p.
 
@@ -133,9 +161,7 @@ class PowScalar(Function):
     @staticmethod
     def forward(ctx, x, exponent):
         ctx.x, ctx.exponent = x, exponent
-        if exponent == 2:
-            return x * x
-        return x**exponent
+        return _power(x, exponent)
 
     @staticmethod
     def backward(ctx, grad):
@@ -145,7 +171,7 @@ class PowScalar(Function):
             return (np.zeros_like(grad),)
         if p == 2:
             return (grad * 2 * x,)
-        return (grad * (p * x ** (p - 1)),)
+        return (grad * (p * _power(x, p - 1)),)
 
 
 class Pow(Function):
@@ -239,7 +265,7 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, grad):
         # d|x|/dx = sign(x), taken as 0 at x = 0 like PyTorch
-        return (grad * np.sign(ctx.x),)
+        return (grad * sgn(ctx.x),)
 
 
 class Clip(Function):
@@ -263,11 +289,16 @@ class Clip(Function):
 
 
 class _Pick(Function):
-    """Elementwise maximum or minimum of two tensors."""
+    """Elementwise maximum or minimum of two tensors (broadcast together).
+
+    Local derivative, PyTorch's rule for ``maximum``: the input that wins takes the gradient,
+    a tie splits it evenly, and where either side is NaN (no side wins, none ties) *both* take
+    all of it. Shape: a, b broadcastable -> broadcast shape.
+    """
 
     owns_grads = True
     pick = staticmethod(np.maximum)
-    wins = staticmethod(np.greater)  # where a is picked over b
+    loses = staticmethod(np.less)  # where a loses to b
 
     @classmethod
     def _forward(cls, ctx, a, b, name):
@@ -278,11 +309,15 @@ class _Pick(Function):
 
     @classmethod
     def _backward(cls, ctx, grad):
-        # the picked input takes the gradient; a tie splits it evenly (PyTorch does the same)
         a, b = ctx.a, ctx.b
-        share_a = (cls.wins(a, b) + 0.5 * (a == b)).astype(grad.dtype, copy=False)
-        grad_a = unbroadcast(grad * share_a, a.shape) if ctx.needs_input_grad[0] else None
-        grad_b = unbroadcast(grad * (1 - share_a), b.shape) if ctx.needs_input_grad[1] else None
+        tie = 0.5 * (a == b)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            share_a = np.where(cls.loses(a, b), 0, 1 - tie).astype(grad.dtype, copy=False)
+            grad_a = unbroadcast(grad * share_a, a.shape)
+        if ctx.needs_input_grad[1]:
+            share_b = np.where(cls.loses(b, a), 0, 1 - tie).astype(grad.dtype, copy=False)
+            grad_b = unbroadcast(grad * share_b, b.shape)
         return grad_a, grad_b
 
 
@@ -298,7 +333,7 @@ class Maximum(_Pick):
 
 class Minimum(_Pick):
     pick = staticmethod(np.minimum)
-    wins = staticmethod(np.less)
+    loses = staticmethod(np.greater)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -354,8 +389,10 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, grad):
         # 1 where x > 0, else 0. At exactly x = 0 the derivative is undefined; we use 0 (as
-        # PyTorch does) so that a unit sitting at 0 counts as inactive, not half-active.
-        return (grad * (ctx.out > 0),)
+        # PyTorch does) so that a unit sitting at 0 counts as inactive, not half-active. The
+        # test is "not <= 0" rather than "> 0" so that a NaN passes its gradient (NaN) on, as
+        # PyTorch's threshold_backward does, instead of hiding it as 0.
+        return (grad * ~(ctx.out <= 0),)
 
 
 class LeakyReLU(Function):
@@ -385,7 +422,7 @@ class ELU(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # 1 for x > 0; alpha e^x = out + alpha otherwise
+        # 1 for x > 0; alpha e^x = out + alpha otherwise (NaN stays NaN)
         return (np.where(ctx.x > 0, grad, grad * (ctx.out + ctx.alpha)),)
 
 

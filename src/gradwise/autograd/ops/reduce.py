@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.ops.elementwise import sgn
 
 if TYPE_CHECKING:
     from gradwise.autograd.tensor import Tensor
@@ -78,8 +79,11 @@ class _Extreme(Function):
     @classmethod
     def _forward(cls, ctx, x, axis, keepdims, name):
         axes = normalize_axis(axis, x.ndim, name)
-        if x.size == 0:
-            raise ValueError(f"{name}: tensor of shape {x.shape} is empty")
+        if _reduced_count(x.shape, axes) == 0:
+            raise ValueError(
+                f"{name}: reducing over an empty axis of a tensor of shape {x.shape}: the "
+                "maximum and minimum of nothing are undefined"
+            )
         out = cls.reduce_fn(x, axis=axes, keepdims=True)
         ctx.x, ctx.out, ctx.axes, ctx.keepdims = x, out, axes, keepdims
         return out if keepdims else np.squeeze(out, axis=axes)
@@ -129,6 +133,13 @@ class Var(Function):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False, ddof=0, name="var"):
+        return Var._variance(ctx, x, axis, keepdims, ddof, name).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def _variance(ctx, x, axis, keepdims, ddof, name):
+        """The variance in the accumulation dtype (float64 for narrower floats, as PyTorch's
+        CPU kernel accumulates), so that the squares of values near float32's largest do not
+        overflow; keeps the deviations, in x's dtype, for backward."""
         axes = normalize_axis(axis, x.ndim, name)
         count = _reduced_count(x.shape, axes)
         if count - ddof <= 0:
@@ -136,10 +147,12 @@ class Var(Function):
                 f"{name}: {count} value(s) with ddof={ddof} leave no degrees of freedom "
                 f"(tensor of shape {x.shape}, axes {axes})"
             )
-        centered = x - np.mean(x, axis=axes, keepdims=True)
-        dof = np.asarray(count - ddof, dtype=x.dtype)
-        out = np.sum(centered * centered, axis=axes, keepdims=keepdims) / dof
-        ctx.centered, ctx.axes, ctx.keepdims, ctx.dof = centered, axes, keepdims, dof
+        wide = x.astype(np.float64, copy=False) if x.dtype.itemsize < 8 else x
+        centered = wide - np.mean(wide, axis=axes, keepdims=True)
+        out = np.sum(centered * centered, axis=axes, keepdims=keepdims) / (count - ddof)
+        ctx.centered = centered.astype(x.dtype, copy=False)
+        ctx.axes, ctx.keepdims = axes, keepdims
+        ctx.dof = np.asarray(count - ddof, dtype=x.dtype)
         return out
 
     @staticmethod
@@ -161,7 +174,7 @@ class Std(Var):
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False, ddof=0):
-        out = np.sqrt(Var.forward(ctx, x, axis, keepdims, ddof, name="std"))
+        out = np.sqrt(Var._variance(ctx, x, axis, keepdims, ddof, "std")).astype(x.dtype)
         ctx.out = out
         return out
 
@@ -236,17 +249,17 @@ class VectorNorm(Function):
         if p == 0:
             return (np.zeros(x.shape, dtype=grad.dtype),)
         if p == 1:
-            return (np.sign(x) * grad,)
+            return (sgn(x) * grad,)
         with np.errstate(divide="ignore", invalid="ignore"):
             if np.isinf(p):
                 magnitude = np.abs(x)
                 hits = (magnitude == norm) | np.isnan(magnitude)
                 count = hits.sum(axis=ctx.axes, keepdims=True)
-                return (np.sign(x) * hits * (grad / count).astype(grad.dtype, copy=False),)
+                return (sgn(x) * hits * (grad / count).astype(grad.dtype, copy=False),)
             if p == 2:
                 return (np.where(norm == 0, 0, x / norm).astype(grad.dtype) * grad,)
             scale = np.where(norm == 0, 0, grad / norm ** (p - 1))
-            local = np.sign(x) * np.abs(x) ** (p - 1)
+            local = sgn(x) * np.abs(x) ** (p - 1)
             if p < 1:  # |x|^(p-1) is inf at 0; PyTorch masks it to 0 there
                 local = np.where(x == 0, 0, local)
             return ((local * scale).astype(grad.dtype, copy=False),)

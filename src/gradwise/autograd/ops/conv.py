@@ -54,7 +54,12 @@ def _images_per_chunk(n: int, bytes_per_image: int) -> int:
 
 
 class Conv2d(Function):
-    """Cross-correlation of an (N, C_in, H, W) input with (C_out, C_in, kh, kw) weights."""
+    """Cross-correlation of an (N, C_in, H, W) input with (C_out, C_in, kh, kw) weights.
+
+    Local derivative (see the module docstring for how it is computed): dL/dW = cols^T dY,
+    dL/db = the sum of dY over N, H, W, and dL/dx = dY W^T scattered back over each window
+    (col2im). Shape: -> (N, C_out, Ho, Wo) with PyTorch's output-size formula.
+    """
     owns_grads = True
 
     saves_inputs = True

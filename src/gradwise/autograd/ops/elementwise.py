@@ -26,6 +26,12 @@ def _binary_shapes(name: str, a: np.ndarray, b: np.ndarray) -> None:
 
 
 class Add(Function):
+    """a + b, broadcast together.
+
+    Local derivative: 1 for both sides. Shape: a, b broadcastable -> broadcast shape; each
+    gradient is summed back to its input's shape (``unbroadcast``).
+    """
+
     saves_inputs = False
 
     @staticmethod
@@ -43,6 +49,11 @@ class Add(Function):
 
 
 class Sub(Function):
+    """a - b, broadcast together.
+
+    Local derivative: 1 for a, -1 for b. Shape: a, b broadcastable -> broadcast shape.
+    """
+
     saves_inputs = False
 
     @staticmethod
@@ -61,6 +72,11 @@ class Sub(Function):
 
 
 class Mul(Function):
+    """a * b, broadcast together.
+
+    Local derivative: b for a, a for b. Shape: a, b broadcastable -> broadcast shape.
+    """
+
     owns_grads = True
 
     @staticmethod
@@ -80,6 +96,12 @@ class Mul(Function):
 
 
 class Div(Function):
+    """a / b, broadcast together.
+
+    Local derivative: 1 / b for a; -a / b^2 for b, computed as -(a / b) / b (PyTorch's order,
+    which neither under- nor overflows where the quotient does not). Shape: broadcast shape.
+    """
+
     owns_grads = True
 
     @staticmethod
@@ -100,6 +122,11 @@ class Div(Function):
 
 
 class Neg(Function):
+    """-x.
+
+    Local derivative: -1. Shape: x -> same.
+    """
+
     owns_grads = True
     saves_inputs = False
 
@@ -113,6 +140,11 @@ class Neg(Function):
 
 
 class Cast(Function):
+    """x converted to another dtype.
+
+    Local derivative: 1; the gradient is converted back to x's dtype. Shape: x -> same.
+    """
+
     owns_grads = True
     saves_inputs = False
 
@@ -209,6 +241,11 @@ class Pow(Function):
 
 
 class Exp(Function):
+    """e^x.
+
+    Local derivative: e^x (the saved output). Shape: x -> same.
+    """
+
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -225,6 +262,11 @@ class Exp(Function):
 
 
 class Log(Function):
+    """The natural logarithm.
+
+    Local derivative: 1 / x (inf at 0, as in PyTorch). Shape: x -> same.
+    """
+
     owns_grads = True
 
     @staticmethod
@@ -239,6 +281,12 @@ class Log(Function):
 
 
 class Sqrt(Function):
+    """The square root.
+
+    Local derivative: 1 / (2 sqrt x): inf at 0 (and -inf at -0), PyTorch's sqrt'(0). Shape:
+    x -> same.
+    """
+
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -255,6 +303,12 @@ class Sqrt(Function):
 
 
 class Abs(Function):
+    """|x|.
+
+    Local derivative: sgn(x), taken as 0 at x = 0 and at NaN, as PyTorch's ``sgn``. Shape:
+    x -> same.
+    """
+
     owns_grads = True
 
     @staticmethod
@@ -269,6 +323,12 @@ class Abs(Function):
 
 
 class Clip(Function):
+    """x clamped into [lo, hi] (either bound may be None), PyTorch's ``clamp``.
+
+    Local derivative: 1 inside [lo, hi], bounds included, 0 where the value was clipped.
+    Shape: x -> same.
+    """
+
     owns_grads = True
 
     @staticmethod
@@ -322,6 +382,9 @@ class _Pick(Function):
 
 
 class Maximum(_Pick):
+    """Elementwise maximum (see :class:`_Pick` for the gradient at ties and NaN).
+    """
+
     @staticmethod
     def forward(ctx, a, b):
         return Maximum._forward(ctx, a, b, "maximum")
@@ -332,6 +395,9 @@ class Maximum(_Pick):
 
 
 class Minimum(_Pick):
+    """Elementwise minimum (see :class:`_Pick` for the gradient at ties and NaN).
+    """
+
     pick = staticmethod(np.minimum)
     loses = staticmethod(np.greater)
 
@@ -345,6 +411,12 @@ class Minimum(_Pick):
 
 
 class Where(Function):
+    """``a`` where ``condition`` holds, else ``b`` (all three broadcast together).
+
+    Local derivative: 1 for the side picked at each position, 0 for the other; the condition
+    gets none. Shape: broadcast shape; each gradient is summed back to its input's shape.
+    """
+
     owns_grads = True
     saves_inputs = False
 
@@ -376,6 +448,12 @@ class Where(Function):
 
 # ---- activations ------------------------------------------------------------------------------
 class ReLU(Function):
+    """max(x, 0).
+
+    Local derivative: 1 for x > 0, 0 for x <= 0 (relu'(0) = 0 as in PyTorch); NaN passes its
+    gradient on. Shape: x -> same.
+    """
+
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -396,6 +474,11 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    """x for x > 0, ``negative_slope * x`` otherwise.
+
+    Local derivative: 1 for x > 0, ``negative_slope`` otherwise (0 included). Shape: x -> same.
+    """
+
     owns_grads = True
 
     @staticmethod
@@ -410,6 +493,11 @@ class LeakyReLU(Function):
 
 
 class ELU(Function):
+    """x for x > 0, ``alpha (e^x - 1)`` otherwise.
+
+    Local derivative: 1 for x > 0, ``alpha e^x`` (= out + alpha) otherwise. Shape: x -> same.
+    """
+
     owns_grads = True
     saves_output = True
 
@@ -433,6 +521,11 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Function):
+    """1 / (1 + e^-x), computed without overflow.
+
+    Local derivative: sigma (1 - sigma), from the saved output. Shape: x -> same.
+    """
+
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -450,6 +543,11 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    """tanh(x).
+
+    Local derivative: 1 - tanh^2, from the saved output. Shape: x -> same.
+    """
+
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -467,6 +565,11 @@ class Tanh(Function):
 
 
 class Softplus(Function):
+    """log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (PyTorch).
+
+    Local derivative: sigmoid(beta x), and 1 in the linear region. Shape: x -> same.
+    """
+
     owns_grads = True
 
     @staticmethod
@@ -489,6 +592,13 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 
 
 class GELU(Function):
+    """x Phi(x), Phi the standard normal CDF (``scipy.special.ndtr``, exact), or the tanh form
+    0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) with ``approximate='tanh'``.
+
+    Local derivative: Phi(x) + x phi(x), phi the normal density; for the tanh form the
+    derivative of that expression. Shape: x -> same.
+    """
+
     owns_grads = True
 
     @staticmethod

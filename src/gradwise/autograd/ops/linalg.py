@@ -27,6 +27,13 @@ def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:
 
 
 class MatMul(Function):
+    """Matrix product with NumPy's rules: 1-D operands are promoted to matrices and the
+    batch axes broadcast.
+
+    Local derivative: for C = A B, dL/dA = G B^T and dL/dB = A^T G, summed over broadcast batch
+    axes. Shape: (..., n, k) @ (..., k, m) -> (..., n, m); a 1-D side loses its axis again.
+    """
+
     owns_grads = True
 
     @staticmethod
@@ -55,7 +62,11 @@ class MatMul(Function):
 
 
 class Linear(Function):
-    """y = x W^T + b with W of shape (out, in), PyTorch's layout, in one node."""
+    """y = x W^T + b with W of shape (out, in), PyTorch's layout, in one node.
+
+    Local derivative: dL/dx = G W, dL/dW = G^T x (over all leading axes), dL/db = sum of G.
+    Shape: x (..., in), W (out, in), b (out,) -> (..., out).
+    """
     owns_grads = True
 
     @staticmethod

@@ -49,7 +49,12 @@ def _check_pool(op: str, x: np.ndarray, kernel: Pair, stride: Pair, padding: Pai
 
 
 class MaxPool2d(Function):
-    """Maximum over each (kh, kw) window of an (N, C, H, W) input; padding counts as -inf."""
+    """Maximum over each (kh, kw) window of an (N, C, H, W) input; padding counts as -inf.
+
+    Local derivative: 1 for the element each window picks (the first maximum in row-major
+    order, the last NaN, never padding: PyTorch's CPU rule), 0 elsewhere; overlapping windows
+    add up. Shape: -> (N, C, Ho, Wo).
+    """
     owns_grads = True
 
     saves_output = True
@@ -220,7 +225,11 @@ def _max_pool_tiles_grad(
 
 
 class AvgPool2d(Function):
-    """Mean over each (kh, kw) window; padding counts as zeros in the mean (PyTorch's default)."""
+    """Mean over each (kh, kw) window; padding counts as zeros in the mean (PyTorch's default).
+
+    Local derivative: 1 / (kh kw) for every element of a window, padding included; overlapping
+    windows add up. Shape: -> (N, C, Ho, Wo).
+    """
     owns_grads = True
 
     saves_inputs = False

@@ -36,6 +36,12 @@ def _expand_reduced(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> 
 
 
 class Sum(Function):
+    """Sum over ``axes`` (all by default).
+
+    Local derivative: 1 for every summed element. Shape: x -> x without ``axes`` (size 1 with
+    ``keepdims``); an empty axis sums to 0.
+    """
+
     saves_inputs = False
 
     @staticmethod
@@ -52,6 +58,12 @@ class Sum(Function):
 
 
 class Mean(Function):
+    """Mean over ``axes``.
+
+    Local derivative: 1 / N for each of the N elements averaged. Shape: as :class:`Sum`. An
+    empty axis is refused (0 / 0; PyTorch returns NaN, see docs/NUMERICS.md).
+    """
+
     saves_inputs = False
 
     @staticmethod
@@ -73,6 +85,12 @@ class Mean(Function):
 
 
 class _Extreme(Function):
+    """Maximum or minimum over ``axes`` (PyTorch's ``amax`` / ``amin``).
+
+    Local derivative: 1 for the extreme element; ties split it evenly, as ``amax`` does.
+    Shape: as :class:`Sum`; an empty reduced axis is refused (no identity).
+    """
+
     owns_grads = True
     reduce_fn = staticmethod(np.max)
 
@@ -98,6 +116,9 @@ class _Extreme(Function):
 
 
 class Max(_Extreme):
+    """Maximum over ``axes``; see :class:`_Extreme`.
+    """
+
     reduce_fn = staticmethod(np.max)
 
     @staticmethod
@@ -106,6 +127,9 @@ class Max(_Extreme):
 
 
 class Min(_Extreme):
+    """Minimum over ``axes``; see :class:`_Extreme`.
+    """
+
     reduce_fn = staticmethod(np.min)
 
     @staticmethod
@@ -266,6 +290,12 @@ class VectorNorm(Function):
 
 
 class LogSumExp(Function):
+    """log(sum(e^x)) over ``axes``, shifted by the maximum so it never overflows.
+
+    Local derivative: softmax(x) over ``axes``. An empty axis gives -inf (PyTorch too).
+    Shape: as :class:`Sum`.
+    """
+
     owns_grads = True
     saves_inputs = False
 
@@ -296,6 +326,12 @@ def _check_axis(axis: int, ndim: int, op: str) -> int:
 
 
 class Softmax(Function):
+    """e^x / sum(e^x) along one axis, shifted by the maximum.
+
+    Local derivative (as a vector-Jacobian product): s * (g - sum(g * s)). An empty axis gives
+    an empty result. Shape: x -> same.
+    """
+
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -317,6 +353,11 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    """x - logsumexp(x) along one axis.
+
+    Local derivative (vector-Jacobian product): g - softmax * sum(g). Shape: x -> same.
+    """
+
     owns_grads = True
     saves_inputs = False
     saves_output = True

@@ -467,10 +467,10 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, grad):
         # 1 where x > 0, else 0. At exactly x = 0 the derivative is undefined; we use 0 (as
-        # PyTorch does) so that a unit sitting at 0 counts as inactive, not half-active. The
-        # test is "not <= 0" rather than "> 0" so that a NaN passes its gradient (NaN) on, as
+        # PyTorch does) so that a unit sitting at 0 counts as inactive, not half-active. Since
+        # out = max(x, 0), "out != 0" is "x > 0" except that a NaN passes its gradient on, as
         # PyTorch's threshold_backward does, instead of hiding it as 0.
-        return (grad * ~(ctx.out <= 0),)
+        return (grad * (ctx.out != 0),)
 
 
 class LeakyReLU(Function):

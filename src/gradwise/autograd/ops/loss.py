@@ -58,7 +58,7 @@ def check_class_targets(
     counted = np.ones(target.shape, dtype=bool) if ignore_index is None else (
         target != ignore_index
     )
-    labels = target[counted]
+    labels = target if counted.all() else target[counted]
     if labels.size:
         low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= logits.shape[1]:
@@ -138,6 +138,11 @@ class CrossEntropy(Function):
         total = exp.sum(axis=1, keepdims=True)
         log_probs = shifted - np.log(total)  # (N, C)
         rows = np.arange(n)
+        ctx.plain = weight is None and not label_smoothing and bool(counted.all())
+        if ctx.plain:  # the common case, kept as cheap as it was before the options came
+            exp /= total
+            ctx.probs, ctx.labels, ctx.rows, ctx.reduction = exp, target, rows, reduction
+            return _reduce(-log_probs[rows, target], reduction)
         labels, picked = _class_terms(target, counted, weight, logits.dtype)
         loss = -log_probs[rows, labels] * picked
         if label_smoothing:
@@ -157,6 +162,12 @@ class CrossEntropy(Function):
     @staticmethod
     def backward(ctx, grad):
         # dL/dz = (sum_c a_c) softmax - a, row by row (see the class docstring)
+        if ctx.plain:
+            out = ctx.probs.copy()
+            out[ctx.rows, ctx.labels] -= 1
+            scale = _grad_scale(grad, ctx.reduction, out.shape[0])
+            out *= scale[:, None] if ctx.reduction == "none" else scale
+            return (out,)
         probs, s = ctx.probs, ctx.smoothing
         classes = probs.shape[1]
         out = probs * ctx.picked[:, None] if s == 0 else None

@@ -194,9 +194,9 @@ def _nan_windows_take_last_nan(
     ``np.greater`` is False against NaN, so the scan above leaves such windows pointing at an
     earlier element; a NaN output marks them, and only then is anything rescanned.
     """
-    nan_out = np.isnan(out)
-    if not nan_out.any():
+    if not np.isnan(np.min(out)):  # one pass, no temporary: min is NaN iff some output is
         return
+    nan_out = np.isnan(out)
     for offset in range(windows.shape[2] * kw):
         is_nan = np.isnan(windows[:, :, offset // kw, :, offset % kw]) & nan_out
         argmax[is_nan] = offset

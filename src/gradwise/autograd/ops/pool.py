@@ -69,11 +69,9 @@ class MaxPool2d(Function):
             out, ctx.argmax = _max_pool_tiles(nhwc(x), kernel, out_hw, recording)
             return nchw(out)
         x_padded = pad_hw(nhwc(x), padding, value=-np.inf)
-        out = None
-        for i, j in kernel_offsets(kernel):
-            window = x_padded[window_index(i, j, out_hw, stride, (1, 1))]
-            out = window.copy() if out is None else np.maximum(out, window, out=out)
-        ctx.x_padded, ctx.argmax = x_padded, None
+        out, ctx.chosen = _max_pool_windows(x_padded, out_hw, kernel, stride, padding,
+                                            with_choice=any(ctx.needs_input_grad))
+        ctx.padded_shape, ctx.argmax = x_padded.shape, None
         return nchw(out)
 
     @staticmethod
@@ -82,10 +80,9 @@ class MaxPool2d(Function):
         grad = np.ascontiguousarray(nhwc(grad))  # (N, Ho, Wo, C), like `out`
         if ctx.argmax is not None:
             return (nchw(_max_pool_tiles_grad(grad, ctx.argmax, kernel, (n, h, w, c))),)
-        x_padded = ctx.x_padded
-        chosen = _first_max_offsets(x_padded, (h, w), out_hw, kernel, stride, padding)
+        chosen = ctx.chosen
         overlapping = stride[0] < kernel[0] or stride[1] < kernel[1]
-        grad_padded = np.zeros(x_padded.shape, dtype=grad.dtype)
+        grad_padded = np.zeros(ctx.padded_shape, dtype=grad.dtype)
         hit = np.empty(chosen.shape, dtype=bool)
         for number, (i, j) in enumerate(kernel_offsets(kernel)):
             index = window_index(i, j, out_hw, stride, (1, 1))
@@ -98,40 +95,48 @@ class MaxPool2d(Function):
         return (nchw(grad_padded[:, ph : ph + h, pw : pw + w]),)
 
 
-def _inside(size: int, out_size: int, offset: int, stride: int, pad: int) -> np.ndarray:
-    """Which output positions read a real (not padding) element at kernel ``offset``."""
-    position = offset + stride * np.arange(out_size) - pad
-    return (position >= 0) & (position < size)
+def _max_pool_windows(
+    x_padded: np.ndarray, out_hw: Pair, kernel: Pair, stride: Pair, padding: Pair,
+    with_choice: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Max pooling of a -inf-padded NHWC array: (output, the offset each window picked).
 
-
-def _first_max_offsets(
-    x_padded: np.ndarray, hw: Pair, out_hw: Pair, kernel: Pair, stride: Pair, padding: Pair
-) -> np.ndarray:
-    """For every window, the row-major kernel offset of the element that takes the gradient.
-
-    PyTorch's CPU rule, scanned in the same order: the first real element of the window starts
-    as the maximum, an element takes over when it is strictly greater or is NaN. So a tie goes
-    to the first maximum, a window holding NaN to its last NaN, and a window whose real
-    elements are all -inf to its first real element: padding cells (-inf in ``x_padded``) can
-    never be chosen, even when they tie with the maximum.
+    The pick is PyTorch's CPU rule, scanned in the same order: the window's first real (not
+    padding) element starts as the maximum and an element takes over when it is strictly
+    greater, or is NaN. So a tie goes to the first maximum, a window holding NaN to its last NaN,
+    and a window whose real elements are all -inf to its first real element. Padding (-inf) is
+    never greater than the maximum so far, so it is never picked. Without ``with_choice`` (under
+    no_grad) only the maxima are computed.
     """
+    kw = kernel[1]
     out_shape = (x_padded.shape[0], *out_hw, x_padded.shape[3])
-    chosen = np.full(out_shape, -1, dtype=np.int16)
-    best = np.full(out_shape, -np.inf, dtype=x_padded.dtype)
-    took = np.empty(out_shape, dtype=bool)
-    padded = padding != (0, 0)
+    out = np.full(out_shape, -np.inf, dtype=x_padded.dtype)
+    chosen = took = took_number = None
+    if with_choice:
+        # the first real element of each window: row max(0, p - y*s), column likewise
+        first_row = np.maximum(0, padding[0] - stride[0] * np.arange(out_hw[0]))
+        first_col = np.maximum(0, padding[1] - stride[1] * np.arange(out_hw[1]))
+        first = (first_row[:, None] * kw + first_col[None, :]).astype(np.int16)  # (Ho, Wo)
+        chosen = np.empty(out_shape, dtype=np.int16)
+        chosen[...] = first[None, :, :, None]
+        took = np.empty(out_shape, dtype=bool)
+        took_number = np.empty(out_shape, dtype=np.int16)
     for number, (i, j) in enumerate(kernel_offsets(kernel)):
         values = x_padded[window_index(i, j, out_hw, stride, (1, 1))]
-        np.greater(values, best, out=took)
-        took |= np.isnan(values)
-        took |= chosen < 0
-        if padded:
-            rows = _inside(hw[0], out_hw[0], i, stride[0], padding[0])
-            cols = _inside(hw[1], out_hw[1], j, stride[1], padding[1])
-            took &= (rows[:, None] & cols[None, :])[None, :, :, None]
-        np.copyto(best, values, where=took)
-        chosen[took] = number
-    return chosen
+        if with_choice:
+            np.greater(values, out, out=took)
+            # offsets only grow and no real element comes before `first`, so "take over" is
+            # a maximum of integers (a masked copy is several times slower)
+            np.multiply(took, np.int16(number), out=took_number)
+            np.maximum(chosen, took_number, out=chosen)
+        np.maximum(out, values, out=out)
+    if with_choice and np.isnan(np.min(out)):
+        # NaN is never "greater", so the windows holding one are rescanned: the last NaN wins
+        nan_out = np.isnan(out)
+        for number, (i, j) in enumerate(kernel_offsets(kernel)):
+            values = x_padded[window_index(i, j, out_hw, stride, (1, 1))]
+            np.copyto(chosen, np.int16(number), where=np.isnan(values) & nan_out)
+    return out, chosen
 
 
 def _tiles(x: np.ndarray, kernel: Pair, out_hw: Pair) -> np.ndarray:

@@ -494,3 +494,41 @@ def test_matrix_norms(ord, dtype):
     for x in matrices:
         check_edges(lambda a: gw.linalg.matrix_norm(a, ord),
                     lambda a: T.linalg.matrix_norm(a, ord), [x], rtol=1e-4, atol=1e-5)
+
+
+# ---- gradient clipping --------------------------------------------------------------------------
+CLIP_CASES = {
+    "inf_entry": [np.array([INF, 1.0, -2.0], np.float32)],
+    "nan_entry": [np.array([NAN, 1.0], np.float32), np.array([3.0, 4.0], np.float32)],
+    "norm_overflows_f64": [np.array([1e200, 1e200])],
+    "norm_overflows_f32": [np.array([1e30, 1e30], np.float32)],
+    "norm_underflows_f32": [np.array([1e-30, -1e-30], np.float32)],
+    "zeros": [np.zeros(3, np.float32)],
+    "mixed_dtypes": [np.array([3.0, 4.0], np.float32), np.array([[12.0]])],
+    "empty_and_scalar": [np.zeros(0, np.float32), np.array(5.0, np.float32)],
+    "small_norm": [np.array([0.1, -0.2], np.float32)],
+}
+
+
+@pytest.mark.parametrize("norm_type", [1.0, 2.0, 3.0, INF])
+@pytest.mark.parametrize("case", list(CLIP_CASES))
+def test_clip_grad_norm_matches_torch_at_the_edges(case, norm_type):
+    grads = CLIP_CASES[case]
+    params = [gw.tensor(np.zeros_like(g), requires_grad=True) for g in grads]
+    t_params = [T.zeros(g.shape, dtype=T.from_numpy(g).dtype, requires_grad=True) for g in grads]
+    for param, t_param, grad in zip(params, t_params, grads, strict=True):
+        param.grad = grad.copy()
+        t_param.grad = T.from_numpy(grad.copy())
+    try:
+        t_total = T.nn.utils.clip_grad_norm_(t_params, 1.0, norm_type=norm_type)
+    except RuntimeError:  # the inf-norm of an empty gradient: no identity for max
+        with pytest.raises(ValueError, match="empty tensor"):
+            gw.nn.utils.clip_grad_norm_(params, 1.0, norm_type=norm_type)
+        return
+    with np.errstate(all="ignore"):
+        total = gw.nn.utils.clip_grad_norm_(params, 1.0, norm_type=norm_type)
+    np.testing.assert_allclose(total, t_total.item(), rtol=1e-6, equal_nan=True)
+    for param, t_param in zip(params, t_params, strict=True):
+        got, expected = np.asarray(param.grad), t_param.grad.numpy()
+        assert got.dtype == expected.dtype
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0, equal_nan=True)

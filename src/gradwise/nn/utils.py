@@ -84,8 +84,9 @@ def clip_grad_norm_(
         )
     # max_norm / (total + 1e-6) in total's dtype; np.minimum keeps a NaN (torch.clamp does too)
     clip_coef = np.minimum(max_norm / (total + 1e-6), 1.0)
-    for grad in grads:
-        grad *= clip_coef.astype(grad.dtype)
+    with np.errstate(invalid="ignore"):  # inf * 0 = NaN is the intended result (as torch)
+        for grad in grads:
+            grad *= clip_coef.astype(grad.dtype)
     return float(total)
 
 
@@ -94,8 +95,8 @@ def clip_grad_value_(parameters: Parameters, clip_value: float) -> None:
     if clip_value < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
     for param in _as_list(parameters):
-        if param.grad is not None:
-            np.clip(param.grad, -clip_value, clip_value, out=param.grad)
+        if param._grad is not None:
+            np.clip(param._grad, -clip_value, clip_value, out=param._grad)
 
 
 def parameters_to_vector(parameters: Parameters) -> np.ndarray:

@@ -3,7 +3,7 @@
 This is the only module that reads the command line and the environment, prints for people and
 chooses exit codes: 0 success, 1 a failure while running, 2 a usage error (bad option or value,
 missing file), 130/143 training interrupted by SIGINT/SIGTERM (a checkpoint was saved).
-The work itself is done by :mod:`gradwise.run` and :mod:`gradwise.recipes`.
+The work itself is done by :mod:`gradwise.runs` and :mod:`gradwise.recipes`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from gradwise.recipes import (
 )
 
 if TYPE_CHECKING:
-    from gradwise.run import StopRequest
+    from gradwise.runs import StopRequest
 
 DEBUG_ENV = "GRADWISE_DEBUG"
 EXIT_FAILURE = 1
@@ -240,7 +240,7 @@ def _warnings_as_lines() -> Iterator[None]:
 def _classify(error: Exception) -> tuple[int, str]:
     """Exit code and one-line message for an exception raised while running a command."""
     from gradwise.imageprep import ImagePrepError
-    from gradwise.run import RunError
+    from gradwise.runs import RunError
 
     text = _one_line(error)
     if isinstance(error, (ConfigError, ImagePrepError)):  # bad settings or pictures
@@ -289,7 +289,7 @@ def _flag(key: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gradwise.run import CONFIG_NAME, StopRequest, default_run_dir, read_config, train_run
+    from gradwise.runs import CONFIG_NAME, StopRequest, default_run_dir, read_config, train_run
 
     flags = {key: getattr(args, key) for key in _FLAG_KEYS if getattr(args, key) is not None}
     labels = {key: _flag(key) for key in flags}
@@ -387,7 +387,7 @@ def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None) -> None:
 
 
 def _print_outcome(outcome: Any, quiet: bool) -> None:
-    from gradwise.run import RUN_INFO_NAME
+    from gradwise.runs import RUN_INFO_NAME
 
     if outcome.history.stop_reason and not outcome.diverged:
         _say(f"Training stopped early: {outcome.history.stop_reason}")
@@ -437,7 +437,7 @@ def _stop_on_signals(request: StopRequest) -> Iterator[None]:
 
 # ---- evaluate, predict ------------------------------------------------------------------------
 def _check_run_dir(path: str) -> Path:
-    from gradwise.run import CONFIG_NAME
+    from gradwise.runs import CONFIG_NAME
 
     run_dir = Path(path)
     if not run_dir.is_dir():
@@ -448,7 +448,7 @@ def _check_run_dir(path: str) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from gradwise.run import evaluate_run
+    from gradwise.runs import evaluate_run
 
     run_dir = _check_run_dir(args.run_dir)
     _check_folder(args.data_dir, "--data-dir")
@@ -484,7 +484,7 @@ def _top_confusions(matrix: np.ndarray, classes: list[str], count: int = 3) -> l
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from gradwise.run import predict_images
+    from gradwise.runs import predict_images
 
     run_dir = _check_run_dir(args.run_dir)
     missing = [path for path in args.images if not Path(path).is_file()]
@@ -506,7 +506,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
-    from gradwise.run import find_learning_rate
+    from gradwise.runs import find_learning_rate
 
     flags = {key: getattr(args, key) for key in ("data_dir", "limit_train", "batch_size", "seed")
              if getattr(args, key) is not None}

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,3 +92,19 @@ def wait_for_line(process: subprocess.Popen[str], prefix: str) -> list[str]:
     process.wait()
     raise AssertionError(f"no line starting {prefix!r}; stdout: {''.join(seen)}"
                          f"stderr: {process.stderr.read()}")
+
+
+def epoch_interval(process: subprocess.Popen[str], prefix: str = "epoch ") -> float | None:
+    """Seconds between the next two stdout lines starting with ``prefix``: the run's own pace.
+
+    Returns None when stdout ends first (the run finished, or failed: check its return code).
+    Tests that kill a run a random fraction of this interval after an epoch line can never
+    overshoot by more than about one epoch, on a fast machine or a slow one.
+    """
+    stamps: list[float] = []
+    for line in process.stdout:
+        if line.startswith(prefix):
+            stamps.append(time.perf_counter())
+            if len(stamps) == 2:
+                return stamps[1] - stamps[0]
+    return None

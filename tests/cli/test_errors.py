@@ -70,7 +70,7 @@ def test_unexpected_errors_are_short_with_a_debug_hint(capsys, monkeypatch) -> N
     def explode(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr("gradwise.run.train_run", explode)
+    monkeypatch.setattr("gradwise.runs.train_run", explode)
     result = gradwise(capsys, "train", "xor")
     assert_one_line_error(result, code=1, fragment="unexpected ZeroDivisionError")
     assert "GRADWISE_DEBUG=1" in result.err

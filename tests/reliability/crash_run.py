@@ -1,4 +1,5 @@
-"""A small training run for the crash tests, run as a subprocess: ``python crash_run.py RUN_DIR``.
+"""A small training run for the crash tests, run as a subprocess:
+``python crash_run.py RUN_DIR [EPOCHS]`` (EPOCHS defaults to 16).
 
 It checkpoints to ``RUN_DIR/last`` after every CHECKPOINT_EVERY steps (mid-epoch checkpoints,
 the hardest case for exact resume), resumes from ``RUN_DIR/last`` when it exists, and at the
@@ -33,7 +34,7 @@ class CheckpointEverySteps(Callback):
             self.trainer.save_checkpoint(self.path)
 
 
-def main(run_dir: Path) -> None:
+def main(run_dir: Path, epochs: int = EPOCHS) -> None:
     x, y = make_spirals(n_samples=600, seed=0)
     rng = np.random.default_rng(1)
     model = gw.nn.Sequential(
@@ -47,10 +48,10 @@ def main(run_dir: Path) -> None:
                       callbacks=[CheckpointEverySteps(last, CHECKPOINT_EVERY)])
     resume = last if (last / "checkpoint.json").exists() else None
     print("STARTED", flush=True)
-    trainer.fit((x, y), epochs=EPOCHS, batch_size=16, resume_from=resume)
+    trainer.fit((x, y), epochs=epochs, batch_size=16, resume_from=resume)
     safetensors.numpy.save_file(dict(model.state_dict()), str(run_dir / "final.safetensors"))
     print("DONE", flush=True)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), *(int(arg) for arg in sys.argv[2:3]))

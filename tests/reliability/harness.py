@@ -261,14 +261,14 @@ def _write_run_config_seed(directory: Path) -> Path:
 
 def _load_run_config(path: Path) -> Any:
     """What ``gradwise train --resume RUN_DIR`` reads first: the run's config.json."""
-    from gradwise.run import read_config
+    from gradwise.runs import read_config
 
     return read_config(path.parent)
 
 
 def _config_targets() -> dict[str, LoadTarget]:
     from gradwise.recipes import ConfigError
-    from gradwise.run import RunError
+    from gradwise.runs import RunError
 
     return {
         "config_json": LoadTarget("config_json", (ConfigError,),

@@ -7,7 +7,10 @@ Two ways to run training, each killed with SIGKILL at seeded random moments, KIL
   ``gradwise train --resume RUN``.
 After every kill the run's checkpoint must verify (sizes and SHA-256 of every file the manifest
 names), its step must never go backwards, and nothing else in it may look like a checkpoint.
-Each kill lands at a random moment (seeded) after the run has saved at least one new checkpoint.
+Each kill lands a random (seeded) fraction of a save interval after the run has saved two new
+checkpoints, the interval being the one measured between those two saves: the kills follow the
+run's own pace, so a fast machine cannot finish the run between kills and a slow one still
+makes progress in every cycle.
 The run is then resumed to the end, and its final weights must equal, bit for bit, those of a
 run that was never interrupted. SIGINT and SIGTERM to the CLI must save a checkpoint, exit
 130 / 143 with a message saying how to resume, and resume to the same weights.
@@ -34,10 +37,10 @@ from gradwise.train.checkpoint import MANIFEST_NAME, load_checkpoint
 LONG = bool(os.environ.get("GRADWISE_LONG_TESTS"))
 KILLS = int(os.environ.get("GRADWISE_KILLS", 25 if LONG else 5))
 RUN_TIMEOUT_S = 180
-# enough epochs that five kill cycles (each a new save plus up to 0.15 s) cannot finish the run
-# even on a fast, idle machine where a spiral epoch takes a few tens of milliseconds
-CLI_EPOCHS = "40"
-MAX_DELAY_AFTER_SAVE_S = 0.15
+# A kill cycle uses two saves plus a fraction of a third interval (more only when the poll
+# misses a save): these totals leave room for KILLS cycles several times over.
+CLI_EPOCHS = str(max(40, 8 * KILLS))  # a checkpoint at every epoch end
+SCRIPT_EPOCHS = str(max(16, KILLS))  # 38 steps, about five checkpoints, per epoch
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,8 @@ class Runner:
 
 
 def _script_command(run_dir: Path) -> list[str]:
-    return [sys.executable, str(Path(__file__).with_name("crash_run.py")), str(run_dir)]
+    return [sys.executable, str(Path(__file__).with_name("crash_run.py")), str(run_dir),
+            SCRIPT_EPOCHS]
 
 
 def _cli_command(run_dir: Path) -> list[str]:
@@ -86,12 +90,21 @@ def _run_to_end(runner: Runner, run_dir: Path) -> dict[str, np.ndarray]:
     return safetensors.numpy.load_file(str(runner.final_weights(run_dir)))
 
 
-def _wait_for_a_new_save(process: subprocess.Popen, manifest: Path) -> None:
-    """Block until ``manifest`` is (re)written, so every run makes progress before its kill.
+def _save_interval(process: subprocess.Popen, manifest: Path) -> float:
+    """Wait for two new saves of ``manifest``; return the seconds between them (the pace).
 
-    Killing on events rather than after fixed delays keeps the test independent of machine
-    speed: the run cannot finish before the last kill, however slow or fast the machine is.
+    Killing on events, a fraction of the run's own pace later, rather than after fixed delays
+    keeps the test independent of machine speed: the run cannot finish before the last kill,
+    however slow or fast the machine is.
     """
+    _wait_for_a_new_save(process, manifest)
+    first = time.perf_counter()
+    _wait_for_a_new_save(process, manifest)
+    return time.perf_counter() - first
+
+
+def _wait_for_a_new_save(process: subprocess.Popen, manifest: Path) -> None:
+    """Block until ``manifest`` is (re)written."""
 
     def signature() -> tuple[int, int] | None:
         try:
@@ -154,12 +167,12 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(
     expected = reference[runner_name]
     run_dir = tmp_path / "killed"
     run_dir.mkdir()
-    delays = np.random.default_rng(7).uniform(0.0, MAX_DELAY_AFTER_SAVE_S, size=KILLS)
+    fractions = np.random.default_rng(7).uniform(0.0, 1.0, size=KILLS)
     steps: list[int] = []
-    for delay in delays:
+    for fraction in fractions:
         process = _start(runner, run_dir)
-        _wait_for_a_new_save(process, runner.checkpoint(run_dir) / MANIFEST_NAME)
-        time.sleep(float(delay))  # a random moment in the next step, save or epoch end
+        interval = _save_interval(process, runner.checkpoint(run_dir) / MANIFEST_NAME)
+        time.sleep(float(fraction) * interval)  # a random moment before or in the next save
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=RUN_TIMEOUT_S)
         steps.append(check_last_good_checkpoint(runner.checkpoint(run_dir)))

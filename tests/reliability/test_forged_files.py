@@ -130,9 +130,9 @@ CONFIG_FORGERIES: dict[str, tuple[str, str]] = {
     "run config recipe is an object": ("run_config", '{"recipe": {"a": 1}, "epochs": 2}'),
     "run config integer of 5000 digits": ("run_config", '{"epochs": ' + "9" * 5000 + "}"),
 }
-# Found by these tests and fixed in recipes.py and run.py: json/tomllib raise RecursionError for
-# deep nesting and ValueError for huge integers, and TrainConfig.from_dict looked an unhashable
-# recipe up in a dict.
+# Found by these tests and fixed in gradwise.recipes and gradwise.runs: json/tomllib raise
+# RecursionError for deep nesting and ValueError for huge integers, and TrainConfig.from_dict
+# looked an unhashable recipe up in a dict.
 @pytest.mark.parametrize("case", sorted(CONFIG_FORGERIES))
 def test_forged_config_is_refused(tmp_path: Path, case: str) -> None:
     target_name, text = CONFIG_FORGERIES[case]

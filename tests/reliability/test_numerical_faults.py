@@ -119,7 +119,7 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path: Path) -> None:
     assert all(after[k].tobytes() == before[k].tobytes() for k in before)
 
 
-# Found by this test and fixed in run.py: a NaN test loss made the run.json write raise.
+# Found by this test and fixed in gradwise.runs: a NaN test loss made the run.json write raise.
 def test_cli_diverging_run_ends_with_a_diagnosis(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = subprocess.run(

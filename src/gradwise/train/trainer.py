@@ -135,7 +135,8 @@ class Trainer:
     steps taken), ``epoch`` (epochs completed; the index of the epoch in progress),
     ``batch_in_epoch``, ``batches_per_epoch``, ``epochs_target``, ``history``,
     ``stop_training``, ``stop_reason``, ``last_loss``, ``last_grad_norm`` (before clipping,
-    when ``clip_grad_norm`` is set), ``rng``.
+    when ``clip_grad_norm`` is set), ``rng``, ``resumed_at`` (``(epoch, step)`` the last
+    ``fit`` resumed from, or None).
     """
 
     def __init__(
@@ -222,6 +223,7 @@ class Trainer:
         self._epoch_started_at = 0.0
         self._in_step = False
         self._data_fingerprint: dict[str, Any] | None = None
+        self.resumed_at: tuple[int, int] | None = None
 
     # ---- public API ---------------------------------------------------------------------------
     def fit(
@@ -277,9 +279,11 @@ class Trainer:
         self.rng = self._derived_generator(1)
         self.step = self.epoch = self.batch_in_epoch = 0
         self._totals = None
+        self.resumed_at = None
         resumed_totals: dict[str, Any] | None = None
         if resume_from is not None:
             resumed_totals = self._restore(resume_from, train_loader)
+            self.resumed_at = (self.epoch, self.step)
         self.stop_training = False
         self.stop_reason = None
 

@@ -1,0 +1,169 @@
+"""The data a :class:`~gradwise.recipes.TrainConfig` names: loaded, split and scaled.
+
+MNIST that cannot be found or downloaded is replaced by scikit-learn's 8x8 digits and the caller
+is told so; every other data set that is missing raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradwise import data as gw_data
+from gradwise.data import datasets as gw_datasets
+from gradwise.recipes.config import TrainConfig
+
+__all__ = ["TOY_SIZES", "PreparedData", "load_data"]
+
+TOY_SIZES = {"spiral": (1000, 500), "xor": (800, 400)}
+"""(train incl. validation, test) sample counts of the toy data sets."""
+
+Notify = Callable[[str], Any]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+@dataclass
+class PreparedData:
+    """Float32 arrays ready for the model, split three ways, with what they are.
+
+    Shape:
+        images: x (N, 1, 28, 28) float32, standardised with the training ``mean``/``std``;
+        points: x (N, 2) float32. y: (N,) int64 everywhere.
+    """
+
+    dataset: str
+    source: str
+    classes: list[str]
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+    input_shape: tuple[int, ...]
+    mean: float = 0.0
+    std: float = 1.0
+
+
+def load_data(
+    config: TrainConfig,
+    dataset: str | None = None,
+    notify: Notify = _quiet,
+    progress: bool = False,
+    scaling: tuple[float, float] | None = None,
+) -> PreparedData:
+    """Load, split and scale the data set ``config`` names (or ``dataset`` when given).
+
+    MNIST that cannot be found or downloaded is replaced by scikit-learn's 8x8 digits, and
+    ``notify`` is told so in one line. Other data sets raise instead.
+
+    Args:
+        dataset: overrides ``config.dataset`` (a resumed run uses the data it started with).
+        scaling: ``(mean, std)`` to use instead of the training set's (evaluation of a run).
+
+    Raises:
+        gradwise.data.DatasetNotFoundError: an image data set other than MNIST is not found
+            (the message says where it looked).
+    """
+    name = dataset or config.dataset
+    if name in TOY_SIZES:
+        return _toy_data(config, name)
+    image_set = _load_images(name, config.data_dir, notify, progress)
+    (x_train, y_train), (x_test, y_test) = image_set.splits()
+    rng = np.random.default_rng(config.seed)
+    if config.limit_train is not None and config.limit_train < len(x_train):
+        keep = rng.permutation(len(x_train))[: config.limit_train]
+        x_train, y_train = x_train[keep], y_train[keep]
+    train, val = gw_data.train_val_split(
+        x_train, y_train, val_fraction=config.val_fraction, seed=rng
+    )
+    if scaling is None:
+        pixels = gw_data.normalize_images(train[0])
+        scaling = (float(pixels.mean(dtype=np.float64)), float(pixels.std(dtype=np.float64)))
+    mean, std = scaling
+
+    def prepare(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = (gw_data.normalize_images(images) - np.float32(mean)) / np.float32(std)
+        return x[:, None, :, :], labels  # (N, 1, 28, 28)
+
+    return PreparedData(
+        dataset=image_set.name,
+        source=image_set.source,
+        classes=list(image_set.classes),
+        train=prepare(*train),
+        val=prepare(*val),
+        test=prepare(x_test, y_test),
+        input_shape=(1, *x_test.shape[1:]),
+        mean=mean,
+        std=std,
+    )
+
+
+def _load_images(
+    name: str, data_dir: str | None, notify: Notify, progress: bool
+) -> gw_data.Dataset:
+    try:
+        return gw_data.load_dataset(name, data_dir, download=True, progress=progress)
+    except gw_data.DatasetNotFoundError as error:
+        tried = _summarise_attempts(error.attempts)
+        label = name.upper() if name == "mnist" else name
+        if name != "mnist":
+            raise gw_data.DatasetNotFoundError(
+                f"no {label} files found (tried: {tried}); put the four IDX files in a folder "
+                f"and pass it with --data-dir DIR or set {gw_data.DATA_DIR_ENV}=DIR",
+                error.attempts,
+            ) from error
+        notify(
+            f"No {label} files found (tried: {tried}); training on scikit-learn's 8x8 digits "
+            f"instead. Provide {label} with --data-dir or {gw_data.DATA_DIR_ENV}."
+        )
+        return gw_data.load_dataset("digits")
+
+
+def _summarise_attempts(attempts: Sequence[str]) -> str:
+    """One short phrase per kind of place, from DatasetNotFoundError's attempt lines."""
+    places: dict[str, list[str]] = {}
+    for attempt in attempts:
+        label, _, rest = attempt.partition(" ")
+        where = rest.split(": ", 1)[0]
+        places.setdefault(label, []).append(where)
+    parts = []
+    for label, wheres in places.items():
+        if label == "download":
+            parts.append(f"download from {len(wheres)} mirror{'s' * (len(wheres) != 1)}")
+        elif label == "system":
+            parts.extend(
+                str(root) for root in gw_datasets.SYSTEM_DATA_DIRS
+                if any(Path(where).is_relative_to(root) for where in wheres)
+            )
+        else:
+            prefix = {"data_dir": "--data-dir ", "cache": ""}.get(label, f"{label}=")
+            parts.append(prefix + wheres[0])
+    return ", ".join(parts)
+
+
+def _toy_data(config: TrainConfig, name: str) -> PreparedData:
+    maker = {"spiral": gw_data.make_spirals, "xor": gw_data.make_xor}[name]
+    n_train, n_test = TOY_SIZES[name]
+    if config.limit_train is not None:
+        n_train = min(n_train, config.limit_train)
+    x, y = maker(n_samples=n_train, seed=config.seed)
+    # a different seed stream for the test points, so they are new points from the same task
+    x_test, y_test = maker(n_samples=n_test, seed=np.random.default_rng([config.seed, 1]))
+    train, val = gw_data.train_val_split(
+        x, y, val_fraction=config.val_fraction, seed=config.seed
+    )
+    classes = ["arm 0", "arm 1"] if name == "spiral" else ["same sign", "different sign"]
+    return PreparedData(
+        dataset=name,
+        source=f"generated: gradwise.data.{maker.__name__}(seed={config.seed})",
+        classes=classes,
+        train=train,
+        val=val,
+        test=(x_test, y_test),
+        input_shape=(2,),
+    )

@@ -1,0 +1,197 @@
+"""The run folder on disk: its file names, creating it, and reading and writing its files.
+
+Every file is written atomically (see :mod:`gradwise._atomic`); JSON is strict (a non-finite
+number, such as a diverged loss, is written as null).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.numpy as safetensors_numpy
+
+import gradwise as gw
+from gradwise import nn
+from gradwise._atomic import atomic_open, atomic_write_bytes
+from gradwise.recipes import TrainConfig
+
+__all__ = [
+    "BEST_CHECKPOINT",
+    "CHECKPOINTS_DIR",
+    "CONFIG_NAME",
+    "CURVES_NAME",
+    "HISTORY_NAME",
+    "LAST_CHECKPOINT",
+    "METRICS_NAME",
+    "REPORT_NAME",
+    "RUN_FORMAT",
+    "RUN_INFO_NAME",
+    "WEIGHTS_NAME",
+    "Notify",
+    "RunError",
+    "default_run_dir",
+    "read_config",
+]
+
+CONFIG_NAME = "config.json"
+RUN_INFO_NAME = "run.json"
+METRICS_NAME = "metrics.jsonl"
+HISTORY_NAME = "history.json"
+WEIGHTS_NAME = "weights.safetensors"
+CURVES_NAME = "learning_curves.png"
+REPORT_NAME = "report.html"
+CHECKPOINTS_DIR = "checkpoints"
+LAST_CHECKPOINT = f"{CHECKPOINTS_DIR}/last"
+BEST_CHECKPOINT = f"{CHECKPOINTS_DIR}/best"
+RUN_FORMAT = "gradwise.run"
+
+Notify = Callable[[str], Any]
+"""Receives the lines meant for people; the CLI prints them, library callers may ignore them."""
+
+
+class RunError(Exception):
+    """A run cannot be started, resumed or read; the message names the file or setting."""
+
+
+def quiet(message: str) -> None:
+    """A :data:`Notify` that drops every message."""
+
+
+def default_run_dir(recipe: str, root: str | os.PathLike[str] = "runs") -> Path:
+    """``runs/<recipe>-<YYYYmmdd-HHMMSS>``, with a ``-2``, ``-3``... suffix if it exists."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{recipe}-{stamp}"
+    candidate, number = base, 1
+    while candidate.exists():
+        number += 1
+        candidate = base.with_name(f"{base.name}-{number}")
+    return candidate
+
+
+def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[str, Any]:
+    """Create (or check, when resuming) the run folder; return run.json's contents."""
+    if resume:
+        info_path = run_dir / RUN_INFO_NAME
+        info = read_json(info_path) if info_path.is_file() else new_run_info(config)
+        if info.get("status") == "finished":
+            raise RunError(f"{run_dir}: this run already finished; nothing to resume")
+        info.pop("interrupted_by", None)
+        info["resumed"] = int(info.get("resumed", 0)) + 1
+        return info
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"{run_dir} exists and is not a folder")
+    if (run_dir / CONFIG_NAME).exists():
+        raise RunError(
+            f"{run_dir} already holds a run; choose another --out folder, or continue it "
+            f"with --resume {run_dir}"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json(run_dir / CONFIG_NAME, config.to_dict())
+    return new_run_info(config)
+
+
+def new_run_info(config: TrainConfig) -> dict[str, Any]:
+    """run.json's first contents: format, version, recipe and creation time."""
+    return {
+        "format": RUN_FORMAT,
+        "gradwise_version": gw.__version__,
+        "recipe": config.recipe,
+        "created": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+
+
+def read_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
+    """The TrainConfig saved in ``run_dir/config.json``.
+
+    Raises:
+        RunError: the folder or its config.json is missing, unreadable or invalid.
+    """
+    path = Path(run_dir) / CONFIG_NAME
+    if not Path(run_dir).is_dir():
+        raise RunError(f"{run_dir}: no such run folder")
+    try:
+        return TrainConfig.from_dict(read_json(path))
+    except ValueError as error:
+        raise RunError(f"{path}: {error}") from error
+
+
+# ---- weights ----------------------------------------------------------------------------------
+def all_finite(model: nn.Module) -> bool:
+    """Whether every floating-point array in ``model.state_dict()`` is finite."""
+    return all(
+        array.dtype.kind != "f" or bool(np.all(np.isfinite(array)))
+        for array in model.state_dict().values()
+    )
+
+
+def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
+    """Write ``model``'s state as safetensors, refusing non-finite values.
+
+    Raises:
+        RunError: an array holds NaN or Inf (nothing is written).
+    """
+    state = {name: np.ascontiguousarray(array) for name, array in model.state_dict().items()}
+    bad = [name for name, array in state.items()
+           if array.dtype.kind == "f" and not np.all(np.isfinite(array))]
+    if bad:
+        raise RunError(f"{path}: not written: non-finite values in {', '.join(bad)}")
+    metadata = {"format": "gradwise.weights", "recipe": config.recipe}
+    atomic_write_bytes(path, safetensors_numpy.save(state, metadata=metadata))
+
+
+def load_weights(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of a safetensors file.
+
+    Raises:
+        RunError: the file cannot be read or is not safetensors.
+    """
+    try:
+        return safetensors_numpy.load(path.read_bytes())
+    except OSError as error:
+        raise RunError(f"{path}: cannot read: {error}") from error
+    except Exception as error:  # safetensors raises its own error types
+        raise RunError(f"{path}: not a valid safetensors file: {error}") from error
+
+
+# ---- JSON files -------------------------------------------------------------------------------
+def write_json(path: Path, value: Any) -> None:
+    """Strict JSON, atomically; non-finite numbers (a diverged loss) are written as null."""
+    with atomic_open(path, "w") as handle:
+        json.dump(_finite_or_none(value), handle, indent=2, allow_nan=False)
+        handle.write("\n")
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``.
+
+    Raises:
+        RunError: the file is missing, unreadable, not JSON, or not an object.
+    """
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunError(f"{path}: missing (is {path.parent} a gradwise run folder?)") from None
+    except RecursionError:
+        raise RunError(f"{path}: unreadable: nested too deeply") from None
+    except (OSError, ValueError) as error:  # ValueError: bad UTF-8, bad JSON, huge numbers
+        raise RunError(f"{path}: unreadable: {str(error).splitlines()[0]}") from None
+    if not isinstance(value, dict):
+        raise RunError(f"{path}: expected a JSON object")
+    return value

@@ -1,0 +1,309 @@
+"""Training a run into its folder, as a few short steps: start, build the trainer, fit, finish.
+
+Example:
+    >>> config = TrainConfig.from_recipe("spiral")                 # doctest: +SKIP
+    >>> outcome = train_run(config, "runs/spiral-demo")            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradwise as gw
+from gradwise import nn
+from gradwise.doctor import Doctor
+from gradwise.recipes import (
+    PreparedData,
+    TrainConfig,
+    build_model,
+    load_data,
+    make_optimizer,
+    make_scheduler,
+)
+from gradwise.runs.layout import (
+    CHECKPOINTS_DIR,
+    CURVES_NAME,
+    HISTORY_NAME,
+    LAST_CHECKPOINT,
+    METRICS_NAME,
+    RUN_INFO_NAME,
+    WEIGHTS_NAME,
+    Notify,
+    all_finite,
+    prepare_run_dir,
+    quiet,
+    save_weights,
+    write_json,
+)
+from gradwise.train import Trainer
+from gradwise.train.callbacks import (
+    Callback,
+    EpochSummary,
+    JSONLinesLogger,
+    ModelCheckpoint,
+    ProgressBar,
+)
+from gradwise.train.history import History
+from gradwise.viz import plots, report
+
+__all__ = ["EVAL_BATCH", "StopRequest", "TrainOutcome", "train_run"]
+
+EVAL_BATCH = 1000
+"""Samples per forward pass when scoring a test split."""
+
+
+class StopRequest:
+    """A flag the CLI's signal handler sets; training stops at the next step boundary.
+
+    Attributes:
+        reason: None until :meth:`request` is called, then e.g. ``"SIGINT"``.
+    """
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        """Ask training to stop; ``reason`` (e.g. ``"SIGINT"``) is reported with the stop."""
+        self.reason = reason
+
+    @property
+    def requested(self) -> bool:
+        """Whether :meth:`request` was called."""
+        return self.reason is not None
+
+
+_INTERRUPTED = "interrupted by"
+
+
+class _StopOnRequest(Callback):
+    """Ask the trainer to stop after the current step once a :class:`StopRequest` is set."""
+
+    def __init__(self, request: StopRequest):
+        self.request = request
+
+    def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
+        if self.request.requested:
+            self.trainer.request_stop(f"{_INTERRUPTED} {self.request.reason}")
+
+
+@dataclass
+class TrainOutcome:
+    """What :func:`train_run` did.
+
+    Attributes:
+        interrupted: stopped by a :class:`StopRequest`; ``checkpoint`` is then where it saved.
+        epoch, step: epochs completed and optimizer steps taken when training ended.
+        mid_epoch: training ended inside epoch ``epoch + 1`` (an interrupt).
+        diverged: training stopped on a non-finite loss (see ``history.stop_reason``).
+        test_loss, test_accuracy: on the test split (None when interrupted).
+        findings: the doctor's findings as text ('' when it found nothing or was off).
+        seconds: wall time of this call.
+        missing: files not written, each with the reason.
+    """
+
+    run_dir: Path
+    history: History
+    interrupted: bool
+    epoch: int
+    step: int
+    checkpoint: Path | None
+    mid_epoch: bool = False
+    diverged: bool = False
+    test_loss: float | None = None
+    test_accuracy: float | None = None
+    findings: str = ""
+    seconds: float = 0.0
+    missing: list[str] = field(default_factory=list)
+
+
+def train_run(
+    config: TrainConfig,
+    run_dir: str | os.PathLike[str],
+    *,
+    resume: bool = False,
+    notify: Notify = quiet,
+    progress: bool = False,
+    epoch_lines: bool = True,
+    stop: StopRequest | None = None,
+) -> TrainOutcome:
+    """Train ``config`` into ``run_dir`` (or continue the run there with ``resume=True``).
+
+    Args:
+        notify: receives the lines meant for people (per-epoch summaries, data notes).
+        progress: show tqdm bars (on stderr).
+        epoch_lines: send one summary line per epoch to ``notify``.
+        stop: when set during training, stop at the next step, checkpoint and return.
+
+    Raises:
+        RunError: the folder already holds a run (fresh start) or has finished (resume).
+        gradwise.data.DatasetNotFoundError: the data are missing.
+    """
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    stop = stop or StopRequest()
+    info, data = _start(config, run_dir, resume, notify, progress)
+    trainer, checkpoint, doctor = _build_trainer(
+        config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify
+    )
+    history = _fit(trainer, config, data, run_dir, resume, notify)
+    # a signal that arrives after the last step does not undo a finished run
+    interrupted = (trainer.stop_reason or "").startswith(_INTERRUPTED)
+    outcome = TrainOutcome(
+        run_dir=run_dir, history=history, interrupted=interrupted,
+        epoch=trainer.epoch, step=trainer.step, checkpoint=None,
+        mid_epoch=trainer.batch_in_epoch > 0,
+        findings=doctor.format_findings() if doctor is not None else "",
+    )
+    if interrupted:
+        outcome.checkpoint = trainer.save_checkpoint(run_dir / LAST_CHECKPOINT)
+        info.update(status="interrupted", interrupted_by=stop.reason,
+                    epoch=trainer.epoch, step=trainer.step)
+    else:
+        outcome.checkpoint = checkpoint.last_path
+        _finish(outcome, trainer, config, data, doctor, info)
+    outcome.seconds = time.perf_counter() - started
+    if not interrupted:
+        info["seconds"] = round(outcome.seconds, 2)
+    write_json(run_dir / RUN_INFO_NAME, info)
+    return outcome
+
+
+def _start(
+    config: TrainConfig, run_dir: Path, resume: bool, notify: Notify, progress: bool
+) -> tuple[dict[str, Any], PreparedData]:
+    """Create or check the folder, load the data, and record in run.json what was loaded."""
+    info = prepare_run_dir(config, run_dir, resume)
+    data = load_data(config, dataset=info.get("dataset"), notify=notify, progress=progress)
+    info.update(
+        dataset=data.dataset, source=data.source, classes=data.classes,
+        input_shape=list(data.input_shape), mean=data.mean, std=data.std,
+        samples={"train": len(data.train[1]), "val": len(data.val[1]),
+                 "test": len(data.test[1])},
+        status="running",
+    )
+    write_json(run_dir / RUN_INFO_NAME, info)
+    return info, data
+
+
+def _build_trainer(
+    config: TrainConfig,
+    data: PreparedData,
+    run_dir: Path,
+    stop: StopRequest,
+    *,
+    progress: bool,
+    epoch_lines: bool,
+    notify: Notify,
+) -> tuple[Trainer, ModelCheckpoint, Doctor | None]:
+    """The model, optimizer, schedule and callbacks of ``config``, wired into a Trainer."""
+    model = build_model(config, data.input_shape, len(data.classes))
+    optimizer = make_optimizer(config, model)
+    steps_per_epoch = math.ceil(len(data.train[1]) / config.batch_size)
+    scheduler = make_scheduler(config, optimizer, steps_per_epoch)
+    checkpoint = ModelCheckpoint(run_dir / CHECKPOINTS_DIR, monitor="val_accuracy",
+                                 save_best_only=True, save_last=True)
+    callbacks: list[Callback] = [
+        JSONLinesLogger(run_dir / METRICS_NAME), checkpoint, _StopOnRequest(stop)
+    ]
+    if progress:
+        callbacks.append(ProgressBar())
+    if epoch_lines:
+        callbacks.append(EpochSummary(print_fn=notify))
+    doctor = Doctor() if config.doctor else None
+    trainer = Trainer(
+        model,
+        nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
+        optimizer,
+        scheduler=scheduler,
+        metrics=["accuracy"],
+        callbacks=callbacks,
+        clip_grad_norm=config.clip_grad_norm,
+        seed=config.seed,
+        progress=False,
+        doctor=doctor,
+        scheduler_interval=None if scheduler is None else "step",
+    )
+    return trainer, checkpoint, doctor
+
+
+def _fit(
+    trainer: Trainer,
+    config: TrainConfig,
+    data: PreparedData,
+    run_dir: Path,
+    resume: bool,
+    notify: Notify,
+) -> History:
+    """Train (from the last checkpoint when resuming) and save the history."""
+    last = run_dir / LAST_CHECKPOINT
+    fit_args: dict[str, Any] = {
+        "val_data": data.val, "epochs": config.epochs, "batch_size": config.batch_size,
+    }
+    if resume and (last / "checkpoint.json").is_file():
+        fit_args["resume_from"] = last
+    elif resume:
+        # killed before its first checkpoint: nothing was kept, so the run starts over
+        notify(f"{run_dir} has no checkpoint yet (stopped before its first epoch ended); "
+               "starting the run again from the first step")
+    if config.detect_anomaly:
+        with gw.detect_anomaly():
+            history = trainer.fit(data.train, **fit_args)
+    else:
+        history = trainer.fit(data.train, **fit_args)
+    if trainer.resumed_at is not None and trainer.resumed_at[0] >= config.epochs:
+        # killed after its last checkpoint but before it was marked finished
+        notify(f"All {config.epochs} epochs were done before the interruption; finishing the "
+               "run (final weights, test score, report)")
+    history.save(run_dir / HISTORY_NAME)
+    return history
+
+
+def _finish(
+    outcome: TrainOutcome,
+    trainer: Trainer,
+    config: TrainConfig,
+    data: PreparedData,
+    doctor: Doctor | None,
+    info: dict[str, Any],
+) -> None:
+    """After the last epoch: save the weights, score the test split, draw, update run.json."""
+    run_dir, history, model = outcome.run_dir, outcome.history, trainer.model
+    last_losses = [trainer.last_loss, *(history.last.get(k) for k in ("loss", "val_loss"))]
+    outcome.diverged = history.stop_reason is not None and any(
+        isinstance(value, float) and not math.isfinite(value) for value in last_losses
+    )
+    if all_finite(model):
+        save_weights(model, run_dir / WEIGHTS_NAME, config)
+    else:
+        outcome.missing.append(f"{WEIGHTS_NAME} (the weights are not finite; "
+                               f"{LAST_CHECKPOINT} holds the last good ones)")
+    trainer.loss_fn = nn.CrossEntropyLoss()  # test loss without label smoothing, as evaluate
+    test = trainer.evaluate(data.test, batch_size=EVAL_BATCH)
+    outcome.test_loss = float(test["loss"])
+    outcome.test_accuracy = float(test["accuracy"])
+    outcome.missing += _write_figures(run_dir, history, doctor, model, data)
+    info.update(
+        status="finished" if history.stop_reason is None else "stopped",
+        stop_reason=history.stop_reason, epoch=trainer.epoch, step=trainer.step,
+        test_loss=outcome.test_loss, test_accuracy=outcome.test_accuracy,
+    )
+
+
+def _write_figures(
+    run_dir: Path, history: History, doctor: Doctor | None, model: nn.Module,
+    data: PreparedData,
+) -> list[str]:
+    """The learning curves and the HTML report; names what could not be drawn."""
+    missing = []
+    if len(history) == 0:
+        missing.append(f"{CURVES_NAME} (no epoch finished)")
+    else:
+        plots.plot_learning_curves(history, run_dir / CURVES_NAME)
+    report.write_report(run_dir, history=history, doctor=doctor, model=model,
+                        test_data=data.test, class_names=data.classes)
+    return missing

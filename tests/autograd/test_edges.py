@@ -532,3 +532,58 @@ def test_clip_grad_norm_matches_torch_at_the_edges(case, norm_type):
         got, expected = np.asarray(param.grad), t_param.grad.numpy()
         assert got.dtype == expected.dtype
         np.testing.assert_allclose(got, expected, rtol=1e-6, atol=0, equal_nan=True)
+
+
+# ---- layers as modules (weights copied from torch; buffers compared after every step) -----------
+def _finite(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isfinite(x) & (np.abs(x) < 1e6), x, 0.0).astype(x.dtype)
+
+
+MODULES = {
+    "Linear": (lambda: (gw.nn.Linear(4, 3), T.nn.Linear(4, 3)),
+               lambda: _finite(edge_matrix(np.float32, 5, 4))),
+    "Conv2d": (lambda: (gw.nn.Conv2d(2, 3, 3, padding=1), T.nn.Conv2d(2, 3, 3, padding=1)),
+               lambda: _finite(edge_image(np.float32))),
+    "MaxPool2d": (lambda: (gw.nn.MaxPool2d(2, 2, 1), T.nn.MaxPool2d(2, 2, 1)),
+                  lambda: edge_image(np.float32)),
+    "MaxPool2d_overlapping": (lambda: (gw.nn.MaxPool2d(3, 1, 1), T.nn.MaxPool2d(3, 1, 1)),
+                              lambda: edge_image(np.float32)),
+    "AvgPool2d": (lambda: (gw.nn.AvgPool2d(2), T.nn.AvgPool2d(2)),
+                  lambda: edge_image(np.float32)),
+    "BatchNorm1d": (lambda: (gw.nn.BatchNorm1d(3), T.nn.BatchNorm1d(3)),
+                    lambda: constant_channels(np.float32)),
+    "BatchNorm2d": (lambda: (gw.nn.BatchNorm2d(2, momentum=None),
+                             T.nn.BatchNorm2d(2, momentum=None)),
+                    lambda: np.where(np.arange(2)[None, :, None, None] == 0, 3.0,
+                                     random_array((4, 2, 3, 3), np.float32)).astype(np.float32)),
+    "LayerNorm": (lambda: (gw.nn.LayerNorm(3), T.nn.LayerNorm(3)),
+                  lambda: constant_channels(np.float32).transpose(0, 2, 1).copy()),
+    "Embedding": (lambda: (gw.nn.Embedding(5, 3), T.nn.Embedding(5, 3)),
+                  lambda: np.array([[0, 3, 3], [4, 3, 0]])),
+    "ReLU": (lambda: (gw.nn.ReLU(), T.nn.ReLU()), lambda: edge_values(np.float32)),
+    "LeakyReLU": (lambda: (gw.nn.LeakyReLU(0.2), T.nn.LeakyReLU(0.2)),
+                  lambda: edge_values(np.float32)),
+    "GELU": (lambda: (gw.nn.GELU("tanh"), T.nn.GELU("tanh")), lambda: edge_values(np.float32)),
+    "Sigmoid": (lambda: (gw.nn.Sigmoid(), T.nn.Sigmoid()), lambda: edge_values(np.float32)),
+    "Tanh": (lambda: (gw.nn.Tanh(), T.nn.Tanh()), lambda: edge_values(np.float32)),
+    "Softmax": (lambda: (gw.nn.Softmax(1), T.nn.Softmax(1)), lambda: edge_rows(np.float32)),
+    "LogSoftmax": (lambda: (gw.nn.LogSoftmax(1), T.nn.LogSoftmax(1)),
+                   lambda: edge_rows(np.float32)),
+    "Flatten": (lambda: (gw.nn.Flatten(), T.nn.Flatten()), lambda: edge_image(np.float32)),
+    "Dropout": (lambda: (gw.nn.Dropout(0.0), T.nn.Dropout(0.0)), lambda: edge_values(np.float32)),
+}
+
+
+# torch's CPU batch norm computes x * (w invstd) + (b - mean w invstd): on a constant channel
+# (invstd = 1/sqrt(eps), about 316) that leaves ~3e-5 of rounding where gradwise gives exactly 0
+ATOL = {"BatchNorm1d": 1e-4, "BatchNorm2d": 1e-4}
+
+
+@pytest.mark.parametrize("name", list(MODULES))
+def test_layer_modules_at_edge_inputs(name):
+    from nn.layer_helpers import assert_layer_matches_torch
+
+    build, inputs = MODULES[name]
+    gw_layer, torch_layer = build()
+    assert_layer_matches_torch(gw_layer, torch_layer, inputs=inputs(), steps=2,
+                               atol=ATOL.get(name, 1e-5))

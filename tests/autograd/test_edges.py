@@ -587,3 +587,58 @@ def test_layer_modules_at_edge_inputs(name):
     gw_layer, torch_layer = build()
     assert_layer_matches_torch(gw_layer, torch_layer, inputs=inputs(), steps=2,
                                atol=ATOL.get(name, 1e-5))
+
+
+# ---- empty batches ------------------------------------------------------------------------------
+EMPTY_BATCH = {
+    "conv2d": (lambda x, w: F.conv2d(x, w, padding=1), lambda x, w: TF.conv2d(x, w, padding=1),
+               [(0, 2, 4, 4), (3, 2, 3, 3)]),
+    "max_pool2d": (lambda x: F.max_pool2d(x, 2), lambda x: TF.max_pool2d(x, 2), [(0, 2, 4, 4)]),
+    "max_pool2d_padded": (lambda x: F.max_pool2d(x, 3, 1, 1), lambda x: TF.max_pool2d(x, 3, 1, 1),
+                          [(0, 2, 4, 4)]),
+    "avg_pool2d": (lambda x: F.avg_pool2d(x, 2), lambda x: TF.avg_pool2d(x, 2), [(0, 2, 4, 4)]),
+    "layer_norm": (lambda x: F.layer_norm(x, 3), lambda x: TF.layer_norm(x, (3,)), [(0, 3)]),
+    "batch_norm_eval": (lambda x: F.batch_norm(x, np.zeros(3), np.ones(3)),
+                        lambda x: TF.batch_norm(x, T.zeros(3, dtype=x.dtype),
+                                                T.ones(3, dtype=x.dtype)), [(0, 3)]),
+    "softmax": (lambda x: x.softmax(axis=1), lambda x: x.softmax(dim=1), [(0, 3)]),
+    "cross_entropy_sum": (lambda x: F.cross_entropy(x, np.zeros(0, np.int64), reduction="sum"),
+                          lambda x: TF.cross_entropy(x, T.zeros(0, dtype=T.int64),
+                                                     reduction="sum"), [(0, 3)]),
+    "cross_entropy_none": (lambda x: F.cross_entropy(x, np.zeros(0, np.int64), reduction="none"),
+                           lambda x: TF.cross_entropy(x, T.zeros(0, dtype=T.int64),
+                                                      reduction="none"), [(0, 3)]),
+    "nll_sum": (lambda x: F.nll_loss(x, np.zeros(0, np.int64), reduction="sum"),
+                lambda x: TF.nll_loss(x, T.zeros(0, dtype=T.int64), reduction="sum"), [(0, 3)]),
+    "mse_sum": (lambda x: F.mse_loss(x, np.zeros((0, 3), x.dtype), reduction="sum"),
+                lambda x: TF.mse_loss(x, T.zeros((0, 3), dtype=x.dtype), reduction="sum"),
+                [(0, 3)]),
+    "bce_logits_sum": (
+        lambda x: F.binary_cross_entropy_with_logits(x, np.zeros((0, 3), x.dtype),
+                                                     reduction="sum"),
+        lambda x: TF.binary_cross_entropy_with_logits(x, T.zeros((0, 3), dtype=x.dtype),
+                                                      reduction="sum"), [(0, 3)]),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("name", list(EMPTY_BATCH))
+def test_layers_and_losses_on_an_empty_batch(name, dtype):
+    gw_fn, torch_fn, shapes = EMPTY_BATCH[name]
+    check_edges(gw_fn, torch_fn, [random_array(shape, dtype, i) for i, shape in enumerate(shapes)])
+
+
+@pytest.mark.parametrize(
+    "loss",
+    [lambda x: F.cross_entropy(x, np.zeros(0, np.int64)),
+     lambda x: F.nll_loss(x, np.zeros(0, np.int64)),
+     lambda x: F.mse_loss(x, np.zeros((0, 3), np.float32)),
+     lambda x: F.l1_loss(x, np.zeros((0, 3), np.float32)),
+     lambda x: F.binary_cross_entropy(x, np.zeros((0, 3), np.float32)),
+     lambda x: F.binary_cross_entropy_with_logits(x, np.zeros((0, 3), np.float32))],
+    ids=["cross_entropy", "nll", "mse", "l1", "bce", "bce_logits"],
+)
+def test_mean_losses_refuse_an_empty_batch(loss):
+    # deliberate difference (docs/NUMERICS.md): torch returns NaN, gradwise names the problem
+    with pytest.raises(ValueError, match="empty"):
+        loss(gw.zeros(0, 3, requires_grad=True))

@@ -49,7 +49,7 @@ _WHOLE_BATCH_BYTES = 4 << 20
 def _images_per_chunk(n: int, bytes_per_image: int) -> int:
     """How many of ``n`` images to process at a time (see ``CHUNK_BYTES``)."""
     if n * bytes_per_image <= _WHOLE_BATCH_BYTES:
-        return n
+        return max(n, 1)  # an empty batch still needs a step of at least 1
     return max(1, CHUNK_BYTES // max(1, bytes_per_image))
 
 

@@ -21,6 +21,19 @@ def check_reduction(name: str, reduction: str) -> None:
         raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
 
 
+def check_not_empty(name: str, size: int, reduction: str) -> None:
+    """A 'mean' over an empty batch is 0 / 0: refused, as ``Tensor.mean`` refuses it.
+
+    PyTorch returns NaN here; see docs/NUMERICS.md (an empty last batch is almost always a
+    data-loading bug, and a NaN loss would reach the weights before anyone saw it).
+    """
+    if reduction == "mean" and size == 0:
+        raise ValueError(
+            f"{name}: reduction='mean' over an empty batch (0 elements) is undefined; use "
+            "reduction='sum' or skip empty batches"
+        )
+
+
 def _reduce(loss: np.ndarray, reduction: str) -> np.ndarray:
     if reduction == "mean":
         return np.asarray(loss.mean(), dtype=loss.dtype)
@@ -131,6 +144,7 @@ class CrossEntropy(Function):
     def forward(ctx, logits, target, weight=None, ignore_index=-100, reduction="mean",
                 label_smoothing=0.0):
         counted = check_class_targets("cross_entropy", logits, target, ignore_index)
+        check_not_empty("cross_entropy", target.size, reduction)
         n, classes = logits.shape
         weight = check_class_weight("cross_entropy", weight, classes, logits.dtype)
         shifted = logits - logits.max(axis=1, keepdims=True, initial=-np.inf)
@@ -199,6 +213,7 @@ class NLLLoss(Function):
     @staticmethod
     def forward(ctx, log_probs, target, weight=None, ignore_index=-100, reduction="mean"):
         counted = check_class_targets("nll_loss", log_probs, target, ignore_index)
+        check_not_empty("nll_loss", target.size, reduction)
         weight = check_class_weight("nll_loss", weight, log_probs.shape[1], log_probs.dtype)
         rows = np.arange(log_probs.shape[0])
         labels, picked = _class_terms(target, counted, weight, log_probs.dtype)
@@ -251,6 +266,7 @@ class BCEWithLogits(Function):
     @staticmethod
     def forward(ctx, logits, target, reduction="mean", weight=None, pos_weight=None):
         name = "binary_cross_entropy_with_logits"
+        check_not_empty(name, logits.size, reduction)
         weight = _broadcast_weight(name, weight, logits)
         pos_weight = _broadcast_weight(name, pos_weight, logits)
         softplus_neg = np.maximum(-logits, 0) + np.log1p(np.exp(-np.abs(logits)))
@@ -298,6 +314,7 @@ class BCE(Function):
                 f"(got min {probs.min():.4g}, max {probs.max():.4g}); for logits use "
                 "binary_cross_entropy_with_logits"
             )
+        check_not_empty("binary_cross_entropy", probs.size, reduction)
         weight = _broadcast_weight("binary_cross_entropy", weight, probs)
         ctx.probs, ctx.target, ctx.reduction, ctx.weight = probs, target, reduction, weight
         with np.errstate(divide="ignore"):

@@ -41,7 +41,7 @@ class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
         n, c = x.shape[0], x.shape[1]
-        x3 = x.reshape(n, c, -1)  # (N, C, L)
+        x3 = x.reshape(n, c, int(np.prod(x.shape[2:])))  # (N, C, L); -1 fails for N = 0
         count = n * x3.shape[2]
         if training:
             mean = np.einsum("ncl->c", x3) / count

@@ -130,7 +130,7 @@ def _max_pool_windows(
             np.multiply(took, np.int16(number), out=took_number)
             np.maximum(chosen, took_number, out=chosen)
         np.maximum(out, values, out=out)
-    if with_choice and np.isnan(np.min(out)):
+    if with_choice and out.size and np.isnan(np.min(out)):
         # NaN is never "greater", so the windows holding one are rescanned: the last NaN wins
         nan_out = np.isnan(out)
         for number, (i, j) in enumerate(kernel_offsets(kernel)):
@@ -169,7 +169,7 @@ def _max_pool_tiles(
     kh, kw = kernel
     out = np.empty((n, *out_hw, c), dtype=x.dtype)
     argmax = np.zeros(out.shape, np.min_scalar_type(kh * kw - 1)) if with_argmax else None
-    step = max(1, CHUNK_BYTES // max(1, x[0].nbytes))
+    step = max(1, CHUNK_BYTES // max(1, x.itemsize * x.size // max(1, n)))  # images per chunk
     greater = np.empty((min(step, n), *out.shape[1:]), dtype=bool)
     offset_times_greater = np.empty(greater.shape, dtype=np.min_scalar_type(kh * kw - 1))
     for start in range(0, n, step):
@@ -199,7 +199,7 @@ def _nan_windows_take_last_nan(
     ``np.greater`` is False against NaN, so the scan above leaves such windows pointing at an
     earlier element; a NaN output marks them, and only then is anything rescanned.
     """
-    if not np.isnan(np.min(out)):  # one pass, no temporary: min is NaN iff some output is
+    if not out.size or not np.isnan(np.min(out)):  # one pass: min is NaN iff an output is
         return
     nan_out = np.isnan(out)
     for offset in range(windows.shape[2] * kw):

@@ -58,6 +58,7 @@ examples:
   gradwise train --config my.toml         settings from a file (flags still win)
   gradwise train --resume runs/RUN        continue an interrupted run
   gradwise evaluate runs/RUN              test accuracy and confusions of a run
+  gradwise export runs/RUN                the run's model as ONNX (runs/RUN/model.onnx)
   gradwise predict runs/RUN digit.png     classify your own picture of a digit
   gradwise recipes                        list what `train` can train
 
@@ -142,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not watch training for problems")
     run.add_argument("--detect-anomaly", action="store_const", const=True,
                      help="trace NaN/Inf to the operation that produced it (slow)")
+    run.add_argument("--tensorboard", metavar="DIR",
+                     help="also write TensorBoard event files to DIR (pip install "
+                          "'gradwise[tensorboard]'; view with: tensorboard --logdir DIR)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser(
@@ -185,6 +189,18 @@ def build_parser() -> argparse.ArgumentParser:
     lr_find.add_argument("--out", metavar="PNG",
                          help="where to write the plot (default runs/RECIPE-lr-find.png)")
     lr_find.set_defaults(handler=cmd_lr_find)
+
+    export = commands.add_parser(
+        "export", help="write a trained run's model as ONNX",
+        description="Export a run's model (final weights) to an ONNX file with a dynamic batch "
+                    "axis. Its input is the normalised data the model trained on; the file's "
+                    "metadata holds the classes and the normalisation (mean, std).",
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR")
+    export.add_argument("--format", choices=("onnx",), default="onnx")
+    export.add_argument("--out", metavar="FILE", help="default RUN_DIR/model.onnx")
+    export.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    export.set_defaults(handler=cmd_export)
 
     recipes = commands.add_parser("recipes", help="list the training recipes",
                                   description="List the recipes `gradwise train` knows.")
@@ -255,10 +271,11 @@ def _library_errors() -> tuple[type[BaseException], ...]:
     from gradwise.autograd import AnomalyError
     from gradwise.data import DatasetNotFoundError, DownloadError, IDXError
     from gradwise.nn import StateDictError
+    from gradwise.onnx import ExportError
     from gradwise.train import CheckpointError
 
     return (AnomalyError, CheckpointError, DatasetNotFoundError, DownloadError, IDXError,
-            StateDictError)
+            StateDictError, ExportError)
 
 
 def _one_line(error: BaseException) -> str:
@@ -315,6 +332,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if not args.quiet:
         _print_plan(config, run_dir, args.resume)
+    extra_callbacks = []
+    if args.tensorboard:
+        from gradwise.train import TensorBoardLogger
+
+        try:
+            extra_callbacks.append(TensorBoardLogger(args.tensorboard))
+        except ImportError as error:  # the optional package is missing: say which extra
+            return _fail(str(error), EXIT_FAILURE)
     stop = StopRequest()
     with _stop_on_signals(stop):
         outcome = train_run(
@@ -325,6 +350,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty() and not args.quiet,
             epoch_lines=not args.quiet,
             stop=stop,
+            extra_callbacks=extra_callbacks,
         )
     if outcome.interrupted:
         where = (f"epoch {outcome.epoch + 1}" if outcome.mid_epoch
@@ -524,6 +550,29 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
              f"--lr {result.suggested_lr:.3g}")
     if written is not None:
         _say(f"Plot: {written}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import json
+
+    import gradwise.onnx
+    from gradwise.runs import load_run
+
+    run = load_run(_check_run_dir(args.run_dir))
+    out = Path(args.out) if args.out else run.run_dir / "model.onnx"
+    _check_folder(str(out.parent), "--out")
+    example = np.zeros((2, *(int(n) for n in run.info["input_shape"])), dtype=np.float32)
+    metadata = {key: json.dumps(run.info[key]) for key in ("classes", "mean", "std", "dataset")
+                if key in run.info}
+    opset = gradwise.onnx.DEFAULT_OPSET if args.opset is None else args.opset
+    try:
+        gradwise.onnx.export(run.model, example, out, opset=opset, output_names=["logits"],
+                             metadata=metadata)
+    except ImportError as error:  # the optional package is missing: say which extra
+        return _fail(str(error), EXIT_FAILURE)
+    _say(f"Wrote {out} (ONNX opset {opset}, input 'input' of shape (batch, "
+         f"{', '.join(str(n) for n in example.shape[1:])}), output 'logits')")
     return 0
 
 

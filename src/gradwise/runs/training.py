@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,7 @@ def train_run(
     progress: bool = False,
     epoch_lines: bool = True,
     stop: StopRequest | None = None,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> TrainOutcome:
     """Train ``config`` into ``run_dir`` (or continue the run there with ``resume=True``).
 
@@ -138,6 +140,7 @@ def train_run(
         progress: show tqdm bars (on stderr).
         epoch_lines: send one summary line per epoch to ``notify``.
         stop: when set during training, stop at the next step, checkpoint and return.
+        extra_callbacks: more callbacks for the Trainer (``--tensorboard``'s logger).
 
     Raises:
         RunError: the folder already holds a run (fresh start) or has finished (resume).
@@ -148,7 +151,8 @@ def train_run(
     stop = stop or StopRequest()
     info, data = _start(config, run_dir, resume, notify, progress)
     trainer, checkpoint, doctor = _build_trainer(
-        config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify
+        config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify,
+        extra_callbacks=extra_callbacks,
     )
     history = _fit(trainer, config, data, run_dir, resume, notify)
     # a signal that arrives after the last step does not undo a finished run
@@ -199,6 +203,7 @@ def _build_trainer(
     progress: bool,
     epoch_lines: bool,
     notify: Notify,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[Trainer, ModelCheckpoint, Doctor | None]:
     """The model, optimizer, schedule and callbacks of ``config``, wired into a Trainer."""
     model = build_model(config, data.input_shape, len(data.classes))
@@ -214,6 +219,7 @@ def _build_trainer(
         callbacks.append(ProgressBar())
     if epoch_lines:
         callbacks.append(EpochSummary(print_fn=notify))
+    callbacks.extend(extra_callbacks)
     doctor = Doctor() if config.doctor else None
     trainer = Trainer(
         model,

@@ -231,3 +231,13 @@ def test_sequential_lr_accepts_milestone_zero():
         opt.step()
         sched.step()
     np.testing.assert_allclose(lrs, [1.0, 0.9, 0.81, 0.729])  # torch 2.13's trajectory
+
+
+# 10. dtype promotion (the rules themselves are tested in the engine core's dtype table) ------
+def test_int64_tensors_promote_to_float32_as_torch():
+    integers = gw.tensor(np.array([1, 2, 3], dtype=np.int64))
+    floats = gw.tensor(np.array([1.0, 2.0, 3.0], dtype=np.float32))
+    assert (integers / 2).dtype == np.float32
+    assert (integers * floats).dtype == np.float32
+    assert (floats * integers).dtype == np.float32
+    assert (integers * 2).dtype == np.int64

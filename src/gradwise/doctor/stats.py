@@ -189,7 +189,7 @@ class StatsCollector:
     def _make_hook(self, label: str, kind: str) -> Any:
         def hook(module: Any, inputs: Any, output: Any) -> None:
             started = time.perf_counter()
-            data = getattr(output, "data", None)
+            data = getattr(output, "_data", None)
             if isinstance(data, np.ndarray) and data.size and data.dtype.kind == "f":
                 self._record_activation(label, kind, data)
             self.hook_seconds += time.perf_counter() - started
@@ -244,17 +244,17 @@ class StatsCollector:
         for name, param in self._params:
             series = self.stats.params[name]
             series.steps.append(step)
-            grad = param.grad
+            grad = param._grad
             grad_norm = _norm(grad) if grad is not None else 0.0
             series.grad_norm.append(grad_norm)
-            series.weight_norm.append(_norm(param.data))
+            series.weight_norm.append(_norm(param._data))
             series.update_ratio.append(math.nan)  # filled in by after_step
             if not math.isfinite(grad_norm) and self.stats.non_finite is None:
                 self.stats.non_finite = (step, f"gradient of {name}")
             buffer = self._before.get(name)
-            if buffer is None or buffer.shape != param.data.shape:
-                buffer = self._before[name] = np.empty_like(param.data)
-            np.copyto(buffer, param.data)
+            if buffer is None or buffer.shape != param._data.shape:
+                buffer = self._before[name] = np.empty_like(param._data)
+            np.copyto(buffer, param._data)
 
     def after_step(self) -> None:
         """Update-to-weight ratio ||w_new - w_old|| / ||w_old|| for each parameter."""
@@ -265,7 +265,7 @@ class StatsCollector:
                 continue
             old_norm = series.weight_norm[-1]
             with np.errstate(all="ignore"):
-                np.subtract(param.data, before, out=before)
+                np.subtract(param._data, before, out=before)
             moved = _norm(before)
             ratio = moved / old_norm if old_norm > 0 else (0.0 if moved == 0 else math.inf)
             series.update_ratio[-1] = ratio

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd._args import dim_arg
 from gradwise.autograd.ops import _spatial
 from gradwise.autograd.ops import conv as _conv
 from gradwise.autograd.ops import elementwise as _ew
@@ -53,12 +54,18 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return _ew.Softplus.apply(x, beta, threshold)
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return _reduce.Softmax.apply(x, axis=axis)
+def softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim`` (NumPy alias ``axis``; default the last axis).
+
+    PyTorch picks an implicit dim (with a warning) when none is given; gradwise always uses -1
+    (docs/PORTING.md).
+    """
+    return _reduce.Softmax.apply(x, axis=dim_arg("softmax", dim, axis, -1))
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return _reduce.LogSoftmax.apply(x, axis=axis)
+def log_softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> Tensor:
+    """log(softmax(x)) along ``dim`` (NumPy alias ``axis``; default the last axis), stably."""
+    return _reduce.LogSoftmax.apply(x, axis=dim_arg("log_softmax", dim, axis, -1))
 
 
 # ---- layers -----------------------------------------------------------------------------------

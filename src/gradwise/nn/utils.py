@@ -104,12 +104,12 @@ def parameters_to_vector(parameters: Parameters) -> np.ndarray:
     params = _as_list(parameters)
     if not params:
         return np.zeros(0, dtype=np.float32)
-    return np.concatenate([p.data.ravel() for p in params])
+    return np.concatenate([p._data.ravel() for p in params])
 
 
 def vector_to_parameters(vector: Any, parameters: Parameters) -> None:
     """Copy consecutive slices of ``vector`` into the parameters, in place."""
-    vector = np.asarray(vector.data if isinstance(vector, Tensor) else vector)
+    vector = np.asarray(vector._data if isinstance(vector, Tensor) else vector)
     params = _as_list(parameters)
     needed = sum(p.size for p in params)
     if vector.ndim != 1 or vector.size != needed:
@@ -119,7 +119,7 @@ def vector_to_parameters(vector: Any, parameters: Parameters) -> None:
         )
     offset = 0
     for param in params:
-        param.data[...] = vector[offset : offset + param.size].reshape(param.shape)
+        param._data[...] = vector[offset : offset + param.size].reshape(param.shape)
         param._version[0] += 1
         offset += param.size
 

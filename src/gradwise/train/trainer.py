@@ -334,7 +334,7 @@ class Trainer:
         outputs = []
         with _eval_mode(self.model), no_grad():
             for batch in loader:
-                outputs.append(np.asarray(self.model(Tensor(batch[0])).data))
+                outputs.append(np.asarray(self.model(Tensor(batch[0]))._data))
         return np.concatenate(outputs)
 
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -444,7 +444,7 @@ class Trainer:
             totals.samples += size
             totals.batches += 1
             for metric in totals.metrics:
-                metric.update(output.data, y)
+                metric.update(output._data, y)
             self.batch_in_epoch += 1
             self._in_step = False
             logs["loss"] = loss_value
@@ -499,7 +499,7 @@ class Trainer:
                 loss_sum += _scalar_loss(self.loss_fn(output, Tensor(y))) * len(x)
                 samples += len(x)
                 for metric in metrics:
-                    metric.update(output.data, y)
+                    metric.update(output._data, y)
         logs = {"loss": loss_sum / samples}
         for metric in metrics:
             logs[metric.name] = metric.compute()
@@ -728,7 +728,7 @@ def _check_positive_int(owner: str, name: str, value: Any) -> None:
 
 
 def _as_array(owner: str, name: str, value: Any) -> np.ndarray:
-    array = value.data if isinstance(value, Tensor) else np.asarray(value)
+    array = value._data if isinstance(value, Tensor) else np.asarray(value)
     if array.ndim == 0:
         raise ValueError(f"{owner}: {name} is a scalar; it needs a first (sample) axis")
     if array.dtype == object:
@@ -764,7 +764,7 @@ def _unpack(batch: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _scalar_loss(loss: Any) -> float:
-    data = getattr(loss, "data", loss)
+    data = getattr(loss, "_data", loss)
     if np.size(data) != 1:
         raise ValueError(
             f"Trainer: loss_fn must return a scalar, got shape {np.shape(data)} "

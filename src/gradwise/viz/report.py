@@ -158,7 +158,7 @@ def _predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     try:
         with no_grad():
             for start in range(0, len(x), batch_size):
-                outputs.append(np.asarray(model(Tensor(x[start:start + batch_size])).data))
+                outputs.append(np.asarray(model(Tensor(x[start:start + batch_size]))._data))
     finally:
         if hasattr(model, "train"):
             model.train(was_training)
@@ -187,8 +187,8 @@ def _predictions(model: Any, test_data: Any, class_names: Sequence[str] | None,
     from gradwise.train.metrics import confusion_matrix, predicted_classes
 
     x, y = test_data
-    x = np.asarray(x.data if isinstance(x, Tensor) else x)
-    y = np.asarray(y.data if isinstance(y, Tensor) else y)
+    x = np.asarray(x._data if isinstance(x, Tensor) else x)
+    y = np.asarray(y._data if isinstance(y, Tensor) else y)
     if len(x) != len(y):
         raise ValueError(f"write_report: test_data x has {len(x)} samples but y has {len(y)}")
     if y.ndim != 1 or y.dtype.kind not in "iu":

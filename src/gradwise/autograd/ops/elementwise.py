@@ -34,6 +34,8 @@ class Add(Function):
 
     saves_inputs = False
 
+    tensor_args = (0, 1)
+
     @staticmethod
     def forward(ctx, a, b):
         if a.shape != b.shape:
@@ -55,6 +57,8 @@ class Sub(Function):
     """
 
     saves_inputs = False
+
+    tensor_args = (0, 1)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -78,6 +82,8 @@ class Mul(Function):
     """
 
     owns_grads = True
+
+    tensor_args = (0, 1)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -103,6 +109,8 @@ class Div(Function):
     """
 
     owns_grads = True
+
+    tensor_args = (0, 1)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -217,6 +225,8 @@ class Pow(Function):
     """
 
     owns_grads = True
+
+    tensor_args = (0, 1)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -385,6 +395,8 @@ class Maximum(_Pick):
     """Elementwise maximum (see :class:`_Pick` for the gradient at ties and NaN).
     """
 
+    tensor_args = (0, 1)
+
     @staticmethod
     def forward(ctx, a, b):
         return Maximum._forward(ctx, a, b, "maximum")
@@ -400,6 +412,8 @@ class Minimum(_Pick):
 
     pick = staticmethod(np.minimum)
     loses = staticmethod(np.greater)
+
+    tensor_args = (0, 1)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -419,6 +433,8 @@ class Where(Function):
 
     owns_grads = True
     saves_inputs = False
+
+    tensor_args = (1, 2)
 
     @staticmethod
     def forward(ctx, condition, a, b):

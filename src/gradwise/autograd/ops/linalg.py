@@ -36,6 +36,8 @@ class MatMul(Function):
 
     owns_grads = True
 
+    tensor_args = (0, 1)
+
     @staticmethod
     def forward(ctx, a, b):
         _check_matmul(a, b)
@@ -68,6 +70,8 @@ class Linear(Function):
     Shape: x (..., in), W (out, in), b (out,) -> (..., out).
     """
     owns_grads = True
+
+    tensor_args = (0, 1, 2)
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):

@@ -148,6 +148,8 @@ class Cat(Function):
 
     saves_inputs = False
 
+    tensor_args = None
+
     @staticmethod
     def forward(ctx, *arrays, axis=0):
         if not arrays:
@@ -181,6 +183,8 @@ class Stack(Function):
     """
 
     saves_inputs = False
+
+    tensor_args = None
 
     @staticmethod
     def forward(ctx, *arrays, axis=0):

@@ -17,7 +17,7 @@ from typing import Any
 
 import gradwise as gw
 from gradwise import nn
-from gradwise.doctor import Doctor
+from gradwise.doctor import Doctor, DoctorConfig
 from gradwise.recipes import (
     PreparedData,
     TrainConfig,
@@ -220,7 +220,7 @@ def _build_trainer(
     if epoch_lines:
         callbacks.append(EpochSummary(print_fn=notify))
     callbacks.extend(extra_callbacks)
-    doctor = Doctor() if config.doctor else None
+    doctor = Doctor(config=DoctorConfig(advice_style="cli")) if config.doctor else None
     trainer = Trainer(
         model,
         nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),

@@ -470,6 +470,7 @@ class ReLU(Function):
     gradient on. Shape: x -> same.
     """
 
+    observe_kind = "relu"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -495,6 +496,7 @@ class LeakyReLU(Function):
     Local derivative: 1 for x > 0, ``negative_slope`` otherwise (0 included). Shape: x -> same.
     """
 
+    observe_kind = "leaky_relu"
     owns_grads = True
 
     @staticmethod
@@ -514,6 +516,7 @@ class ELU(Function):
     Local derivative: 1 for x > 0, ``alpha e^x`` (= out + alpha) otherwise. Shape: x -> same.
     """
 
+    observe_kind = "elu"
     owns_grads = True
     saves_output = True
 
@@ -542,6 +545,7 @@ class Sigmoid(Function):
     Local derivative: sigma (1 - sigma), from the saved output. Shape: x -> same.
     """
 
+    observe_kind = "sigmoid"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -564,6 +568,7 @@ class Tanh(Function):
     Local derivative: 1 - tanh^2, from the saved output. Shape: x -> same.
     """
 
+    observe_kind = "tanh"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -586,6 +591,7 @@ class Softplus(Function):
     Local derivative: sigmoid(beta x), and 1 in the linear region. Shape: x -> same.
     """
 
+    observe_kind = "softplus"
     owns_grads = True
 
     @staticmethod
@@ -615,6 +621,7 @@ class GELU(Function):
     derivative of that expression. Shape: x -> same.
     """
 
+    observe_kind = "gelu"
     owns_grads = True
 
     @staticmethod

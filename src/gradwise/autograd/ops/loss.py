@@ -137,6 +137,7 @@ class CrossEntropy(Function):
     Shape: logits (N, C), target (N,) -> () or (N,) for 'none'.
     """
 
+    observe_kind = "cross_entropy"
     owns_grads = True
     saves_inputs = False
 
@@ -207,6 +208,7 @@ class NLLLoss(Function):
     Shape: log_probs (N, C), target (N,) -> () or (N,) for 'none'.
     """
 
+    observe_kind = "nll_loss"
     owns_grads = True
     saves_inputs = False
 
@@ -261,6 +263,7 @@ class BCEWithLogits(Function):
     (one per class on the last axis) -> () or the input's shape for 'none'.
     """
 
+    observe_kind = "bce_with_logits"
     owns_grads = True
 
     @staticmethod
@@ -304,6 +307,7 @@ class BCE(Function):
     Shape: probs and target alike, weight broadcastable -> () or the input's shape for 'none'.
     """
 
+    observe_kind = "bce"
     owns_grads = True
 
     @staticmethod

@@ -332,6 +332,7 @@ class Softmax(Function):
     an empty result. Shape: x -> same.
     """
 
+    observe_kind = "softmax"
     owns_grads = True
     saves_inputs = False
     saves_output = True

@@ -8,7 +8,7 @@ Example:
     >>> w.grad
 """
 
-from gradwise import doctor, linalg, nn, onnx, optim, train, viz
+from gradwise import distributed, doctor, linalg, nn, onnx, optim, train, viz
 from gradwise._malloc import reuse_freed_memory
 from gradwise.autograd import (
     AnomalyError,
@@ -75,6 +75,7 @@ __all__ = [
     "broadcast_to",
     "cat",
     "detect_anomaly",
+    "distributed",
     "doctor",
     "enable_grad",
     "full",

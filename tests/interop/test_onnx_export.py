@@ -97,6 +97,11 @@ PLAIN_OPS = {
     "cast": lambda h: h.double().float() * 2,
     "constant_math": lambda h: h * (gw.tensor(3.0) * 2 + 1),
     "std_var": lambda h: h.var(axis=1, keepdims=True) + h,
+    "std_ddof": lambda h: h.std(axis=1, keepdims=True, ddof=1) * h + h.std(axis=1, keepdims=True),
+    "norms": lambda h: (h.norm(2, dim=1, keepdim=True) + gw.linalg.vector_norm(h, 1, dim=1,
+                        keepdim=True) + gw.linalg.vector_norm(h, float("inf"), dim=1,
+                        keepdim=True) + gw.linalg.vector_norm(h, 3, dim=1, keepdim=True)
+                        + gw.linalg.vector_norm(h, 0, dim=1, keepdim=True)) * h,
 }
 
 

@@ -401,6 +401,9 @@ class Module:
         one-element 1-d array loads into a 0-d tensor (``num_batches_tracked`` saved as ``(1,)``).
         """
         own = self._state_tensors()
+        state_dict = dict(state_dict)  # the upgrades below must not change the caller's dict
+        for module_prefix, module in self.named_modules():
+            module._upgrade_state_dict(f"{module_prefix}." if module_prefix else "", state_dict)
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
         arrays: dict[str, np.ndarray] = {}
@@ -429,6 +432,14 @@ class Module:
             tensor._data[...] = array
             tensor._version[0] += 1
         return IncompatibleKeys(missing, unexpected)
+
+    def _upgrade_state_dict(self, prefix: str, state_dict: dict[str, Any]) -> None:
+        """Fill in, in ``state_dict``, entries that older writers of this module left out.
+
+        Called by ``load_state_dict`` for every submodule (``prefix`` is its dotted name plus
+        a dot) before keys are matched; the default has nothing to upgrade. PyTorch does the
+        same in ``_load_from_state_dict``.
+        """
 
     def rng_state(self) -> dict[str, dict[str, Any]]:
         """The state of every Generator the model owns (Dropout's), JSON-serialisable.

@@ -1,10 +1,12 @@
 """The engine: Tensor, Function, grad modes, gradcheck and anomaly detection."""
 
+from gradwise.autograd import functional
 from gradwise.autograd.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from gradwise.autograd.function import Function
 from gradwise.autograd.functional import broadcast_to, cat, maximum, minimum, pad, stack, where
 from gradwise.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from gradwise.autograd.gradcheck import GradcheckError, gradcheck
+from gradwise.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from gradwise.autograd.higher_order import grad
 from gradwise.autograd.tensor import (
     Tensor,
     arange,
@@ -31,7 +33,10 @@ __all__ = [
     "detect_anomaly",
     "enable_grad",
     "full",
+    "functional",
+    "grad",
     "gradcheck",
+    "gradgradcheck",
     "is_anomaly_enabled",
     "is_grad_enabled",
     "maximum",

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.ops.elementwise import stable_sigmoid
+from gradwise.autograd.ops.elementwise import Where, stable_sigmoid
+from gradwise.autograd.ops.reduce import Softmax
+from gradwise.autograd.ops.shape import BroadcastTo, Reshape
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -197,6 +199,35 @@ class CrossEntropy(Function):
             out[ctx.rows, ctx.labels] -= ctx.picked
         out *= _row_scale(grad, ctx)[:, None]
         return (out.astype(grad.dtype, copy=False),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # dL/dz = ((sum_c a_c) softmax - a) times the row's incoming gradient; a and its sum
+        # depend only on the targets (constants), softmax and the incoming gradient are recorded
+        probs, rows, labels = ctx.probs, ctx.rows, ctx.labels
+        n, classes = probs.shape
+        targets = np.zeros_like(probs)  # a, (N, C)
+        if ctx.plain:
+            targets[rows, labels] = 1
+            mass = np.ones(n, dtype=probs.dtype)
+            counted = np.ones(n, dtype=bool)
+            denominator = n
+        else:
+            s, counted = ctx.smoothing, ctx.counted
+            targets[rows, labels] = (1 - s) * ctx.picked
+            if s:
+                smooth = (s / classes) * (1 if ctx.weight is None else ctx.weight)
+                targets += smooth * counted[:, None]
+            mass = targets.sum(axis=1)
+            denominator = getattr(ctx, "denominator", None)
+        scale = grad if ctx.reduction == "none" else BroadcastTo.apply(grad, (n,))
+        if ctx.reduction == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = scale / np.asarray(denominator, dtype=grad.dtype)
+        scale = Where.apply(counted, scale, np.zeros((), dtype=grad.dtype))
+        softmax = Softmax.apply(ctx.inputs[0], 1)
+        local = softmax * mass[:, None].astype(grad.dtype) - targets.astype(grad.dtype)
+        return (local * Reshape.apply(scale, (n, 1)),)
 
 
 class NLLLoss(Function):

@@ -29,6 +29,7 @@ def _signed(*shape):
 
 
 TARGET = np.array([2, 0, 1])
+BCE_TARGET = np.array([[1.0, 0.0], [0.3, 1.0], [0.0, 0.8]])
 
 # name -> (gradwise fn, torch fn (given the torch module and tensors), input makers)
 CASES = {
@@ -113,6 +114,25 @@ CASES = {
                           lambda t, a: t.nn.functional.cross_entropy(a, t.tensor(TARGET),
                                                                      reduction="none"),
                           [_signed(3, 4)]),
+    "nll": (lambda a: F.nll_loss(F.log_softmax(a, dim=1), np.array([2, -100, 1]),
+                                 weight=np.array([1.0, 2, 0.5, 1])),
+            lambda t, a: t.nn.functional.nll_loss(
+                t.log_softmax(a, dim=1), t.tensor([2, -100, 1]),
+                weight=t.tensor([1.0, 2, 0.5, 1], dtype=t.float64)),
+            [_signed(3, 4)]),
+    "bce_with_logits": (
+        lambda a: F.binary_cross_entropy_with_logits(a, BCE_TARGET,
+                                                     pos_weight=np.array([2.0, 0.5])),
+        lambda t, a: t.nn.functional.binary_cross_entropy_with_logits(
+            a, t.tensor(BCE_TARGET), pos_weight=t.tensor([2.0, 0.5], dtype=t.float64)),
+        [_signed(3, 2)]),
+    "bce_with_logits_weight": (
+        lambda a: F.binary_cross_entropy_with_logits(a, BCE_TARGET, reduction="sum",
+                                                     weight=np.array([1.5, 0.5])),
+        lambda t, a: t.nn.functional.binary_cross_entropy_with_logits(
+            a, t.tensor(BCE_TARGET), reduction="sum",
+            weight=t.tensor([1.5, 0.5], dtype=t.float64)),
+        [_signed(3, 2)]),
     "mse": (lambda a, b: F.mse_loss(a.tanh(), b), lambda t, a, b: t.nn.functional.mse_loss(
         a.tanh(), b), [_signed(3, 4), _signed(3, 4)]),
 }

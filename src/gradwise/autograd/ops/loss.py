@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.ops.elementwise import Where, stable_sigmoid
+from gradwise.autograd.ops.elementwise import Sigmoid, Where, stable_sigmoid
 from gradwise.autograd.ops.reduce import Softmax
 from gradwise.autograd.ops.shape import BroadcastTo, Reshape
 
@@ -220,11 +220,7 @@ class CrossEntropy(Function):
                 targets += smooth * counted[:, None]
             mass = targets.sum(axis=1)
             denominator = getattr(ctx, "denominator", None)
-        scale = grad if ctx.reduction == "none" else BroadcastTo.apply(grad, (n,))
-        if ctx.reduction == "mean":
-            with np.errstate(invalid="ignore", divide="ignore"):
-                scale = scale / np.asarray(denominator, dtype=grad.dtype)
-        scale = Where.apply(counted, scale, np.zeros((), dtype=grad.dtype))
+        scale = _row_scale_graph(grad, ctx.reduction, counted, denominator)
         softmax = Softmax.apply(ctx.inputs[0], 1)
         local = softmax * mass[:, None].astype(grad.dtype) - targets.astype(grad.dtype)
         return (local * Reshape.apply(scale, (n, 1)),)
@@ -266,6 +262,15 @@ class NLLLoss(Function):
         # each row is written once; an ignored row writes 0 at column 0
         out[ctx.rows, ctx.labels] = 0 - ctx.picked * _row_scale(grad, ctx)  # 0 - 0 is +0
         return (out,)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # linear in the incoming gradient: -w_yi at each row's label, times that row's scale
+        n = ctx.shape[0]
+        local = np.zeros(ctx.shape, dtype=grad.dtype)
+        local[ctx.rows, ctx.labels] = -ctx.picked
+        scale = _row_scale_graph(grad, ctx.reduction, ctx.counted, getattr(ctx, "denominator", n))
+        return (Reshape.apply(scale, (n, 1)) * local,)
 
 
 def _broadcast_weight(name: str, weight, like: np.ndarray):
@@ -328,6 +333,20 @@ class BCEWithLogits(Function):
         scale = _grad_scale(grad, ctx.reduction, x.size)
         return (np.asarray(local * scale, dtype=grad.dtype),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        y = ctx.target.astype(grad.dtype, copy=False)
+        if ctx.log_weight is None:
+            local = Sigmoid.apply(x) - y
+        else:
+            local = (1 - y) - Sigmoid.apply(-x) * ctx.log_weight
+        if ctx.weight is not None:
+            local = local * ctx.weight
+        if ctx.reduction == "mean":
+            grad = grad / np.asarray(x.size, dtype=grad.dtype)
+        return (local * grad,)
+
 
 class BCE(Function):
     """Binary cross-entropy on probabilities, ``F.binary_cross_entropy``.
@@ -368,3 +387,14 @@ class BCE(Function):
         if ctx.weight is not None:
             grad_p = grad_p * ctx.weight
         return (np.asarray(grad_p, dtype=p.dtype),)
+
+
+def _row_scale_graph(grad, reduction: str, counted: np.ndarray, denominator):
+    """:func:`_row_scale` as recorded ops (create_graph): the incoming gradient per row, divided
+    by the 'mean' denominator, 0 on ignored rows."""
+    n = counted.shape[0]
+    scale = grad if reduction == "none" else BroadcastTo.apply(grad, (n,))
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = scale / np.asarray(denominator, dtype=grad.dtype)
+    return Where.apply(counted, scale, np.zeros((), dtype=grad.dtype))

@@ -325,3 +325,26 @@ def test_gradient_penalty_reaches_the_parameters_like_torch():
     np.testing.assert_allclose(float(penalty), float(expected_penalty.detach()))
     np.testing.assert_allclose(np.asarray(w.grad), tw.grad.numpy(), rtol=1e-10)
     np.testing.assert_allclose(np.asarray(x.grad), tx.grad.numpy(), rtol=1e-10)
+
+
+def test_readme_example_runs_and_matches_torch(capsys):
+    from pathlib import Path
+
+    torch = pytest.importorskip("torch")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Gradients of gradients", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    np.testing.assert_allclose(np.asarray(namespace["hv"]), [3.0, 1.0])
+    np.testing.assert_allclose(np.asarray(namespace["g"].detach()), [3.0, 9.0])
+
+    weight = torch.tensor([[0.5, -0.3], [0.2, 0.8]], requires_grad=True)
+    x = torch.tensor([[1.0, 2.0], [-1.0, 0.5]], requires_grad=True)
+    (dx,) = torch.autograd.grad(torch.nn.functional.linear(x, weight).tanh().sum(), x,
+                                create_graph=True)
+    penalty = ((dx.norm(dim=1) - 1) ** 2).mean()
+    penalty.backward()
+    np.testing.assert_allclose(float(namespace["penalty"]), penalty.item(), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(namespace["weight"].grad), weight.grad.numpy(),
+                               rtol=1e-5)

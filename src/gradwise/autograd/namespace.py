@@ -8,6 +8,7 @@ tensor first, with ``gw.tensor``'s dtype rules.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +26,7 @@ _METHOD_FUNCTIONS = (
     "flatten", "reshape", "squeeze", "unsqueeze", "transpose", "permute", "t", "chunk", "split",
     "unbind", "gather", "matmul", "mm", "dot", "clamp", "clip", "eq", "ne", "lt", "le", "gt",
     "ge", "equal", "allclose", "add", "sub", "mul", "div", "pow", "masked_fill", "numel",
-    "nonzero", "count_nonzero", "movedim", "clamp_min", "clamp_max", "swapaxes",
+    "nonzero", "count_nonzero", "norm", "movedim", "clamp_min", "clamp_max", "swapaxes",
 )
 
 
@@ -45,6 +46,7 @@ def _method_function(name: str) -> Callable[..., Any]:
     return function
 
 
+# (this shadows the builtins any/all/sum/max/min/abs/round/pow in this module: use builtins.*)
 globals().update({name: _method_function(name) for name in _METHOD_FUNCTIONS})
 multiply, subtract, divide, true_divide = (
     globals()["mul"], globals()["sub"], globals()["div"], globals()["div"])
@@ -124,7 +126,7 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     """
     if len(operands) == 1 and isinstance(operands[0], list | tuple):
         operands = tuple(operands[0])
-    if any(isinstance(op, Tensor) and op.requires_grad for op in operands):
+    if builtins.any(isinstance(op, Tensor) and op.requires_grad for op in operands):
         raise TypeError("einsum: not recorded for autograd in gradwise; use matmul/sum instead")
     arrays = [op._data if isinstance(op, Tensor) else np.asarray(op) for op in operands]
     return Tensor._make(np.asarray(np.einsum(equation, *arrays)), False, None)

@@ -134,6 +134,6 @@ def resolve(generator: Any = None, rng: Any = None, caller: str = "random") -> n
     ):
         return np.random.default_rng(source)
     raise TypeError(
-        f"{caller}: generator must be a gw.Generator, a numpy Generator or an int seed, "
+        f"{caller}: generator/rng must be a gw.Generator, a numpy Generator or an int seed, "
         f"got {source!r}"
     )

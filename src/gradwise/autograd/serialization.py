@@ -34,11 +34,11 @@ def _encode(obj: Any, arrays: dict[str, np.ndarray], where: str) -> Any:
         array = obj._data if isinstance(obj, Tensor) else obj.detach().cpu().numpy()
         name = f"t{len(arrays)}"
         arrays[name] = np.ascontiguousarray(array)
-        return {"__tensor__": name}
+        return {"__tensor__": name, "shape": list(np.shape(array))}
     if isinstance(obj, np.ndarray):
         name = f"t{len(arrays)}"
         arrays[name] = np.ascontiguousarray(obj)
-        return {"__ndarray__": name}
+        return {"__ndarray__": name, "shape": list(obj.shape)}
     if isinstance(obj, np.generic):
         return obj.item()
     if obj is None or isinstance(obj, bool | int | float | str):
@@ -69,10 +69,11 @@ def _decode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
         return [_decode(v, arrays) for v in obj]
     if not isinstance(obj, dict):
         return obj
+    # safetensors stores a 0-d array as shape (1,): the JSON keeps the true shape
     if "__tensor__" in obj:
-        return Tensor._make(arrays[obj["__tensor__"]], False, None)
+        return Tensor._make(arrays[obj["__tensor__"]].reshape(obj["shape"]), False, None)
     if "__ndarray__" in obj:
-        return arrays[obj["__ndarray__"]]
+        return arrays[obj["__ndarray__"]].reshape(obj["shape"])
     if "__float__" in obj:
         return float(obj["__float__"])
     if "__tuple__" in obj:
@@ -110,9 +111,10 @@ def load(f: str | os.PathLike[str], map_location: Any = None, weights_only: bool
         ValueError: the file is not a safetensors file (a pickle ``.pt`` from ``torch.save``
             cannot be read: save it with safetensors in PyTorch, docs/PORTING.md).
     """
-    if isinstance(map_location, str) or map_location is not None and not callable(map_location):
-        if not isinstance(map_location, dict):
-            check_device(map_location, "load")
+    if map_location is not None and not callable(map_location) and not isinstance(
+        map_location, dict
+    ):
+        check_device(map_location, "load")
     path = Path(f)
     if not path.is_file():
         raise FileNotFoundError(f"load: no file at {path}")

@@ -583,13 +583,13 @@ class Tensor(TensorMethods):
         return _ew.Neg.apply(self)
 
     def exp(self) -> Tensor:
-        return _ew.Exp.apply(self)
+        return _ew.Exp.apply(self._as_float())
 
     def log(self) -> Tensor:
-        return _ew.Log.apply(self)
+        return _ew.Log.apply(self._as_float())
 
     def sqrt(self) -> Tensor:
-        return _ew.Sqrt.apply(self)
+        return _ew.Sqrt.apply(self._as_float())
 
     def abs(self) -> Tensor:
         return _ew.Abs.apply(self)
@@ -615,10 +615,10 @@ class Tensor(TensorMethods):
         return _ew.ReLU.apply(self)
 
     def sigmoid(self) -> Tensor:
-        return _ew.Sigmoid.apply(self)
+        return _ew.Sigmoid.apply(self._as_float())
 
     def tanh(self) -> Tensor:
-        return _ew.Tanh.apply(self)
+        return _ew.Tanh.apply(self._as_float())
 
     # ---- reductions ---------------------------------------------------------------------------
     # PyTorch's ``dim``/``keepdim``; NumPy's ``axis``/``keepdims`` are accepted as aliases.

@@ -129,6 +129,16 @@ def test_dataloader_collates_python_samples_and_accepts_workers():
     assert batches[-1][1].tolist() == [4]
 
 
+def test_dataloader_with_a_distributed_sampler_splits_the_data_between_ranks():
+    data = TensorDataset(gw.arange(10))
+    seen = []
+    for rank in (0, 1):
+        sampler = gw.utils.data.DistributedSampler(data, num_replicas=2, rank=rank, seed=3)
+        seen += [int(v) for (batch,) in DataLoader(data, batch_size=2, sampler=sampler)
+                 for v in batch.tolist()]
+    assert sorted(seen) == list(range(10))
+
+
 def test_random_split_and_subset():
     data = TensorDataset(gw.arange(10))
     a, b = random_split(data, [7, 3], generator=gw.Generator().manual_seed(1))

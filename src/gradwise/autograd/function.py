@@ -33,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gradwise.autograd import anomaly
+from gradwise.autograd import anomaly, observe
 from gradwise.autograd.grad_mode import _grad_enabled
 
 
@@ -52,6 +52,9 @@ class Function:
     #: positions of the positional arguments that are inputs (Tensors or array-like constants);
     #: None: every positional argument is one (cat, stack)
     tensor_args: ClassVar[tuple[int, ...] | None] = (0,)
+    #: activation and loss ops name their kind ("relu", "tanh", "loss"...) so that an observer
+    #: (the training doctor, see ``autograd/observe.py``) sees their outputs wherever they run
+    observe_kind: ClassVar[str | None] = None
 
     inputs: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]
@@ -105,6 +108,10 @@ class Function:
                 ctx.output_version = result._version[0]
         if detector is not None:
             detector.after_forward(ctx, tensors, result)
+        if cls.observe_kind is not None:
+            observer = observe._observer.get()
+            if observer is not None:
+                observer(cls.observe_kind, tuple(arrays), out)
         return result
 
     @property

@@ -17,7 +17,7 @@ from typing import Any
 
 import gradwise as gw
 from gradwise import nn
-from gradwise.doctor import Doctor
+from gradwise.doctor import Doctor, DoctorConfig
 from gradwise.recipes import (
     PreparedData,
     TrainConfig,
@@ -26,6 +26,7 @@ from gradwise.recipes import (
     make_optimizer,
     make_scheduler,
 )
+from gradwise.runs.distributed import is_writer, on_rank_zero, rank_zero_first
 from gradwise.runs.layout import (
     CHECKPOINTS_DIR,
     CURVES_NAME,
@@ -131,6 +132,7 @@ def train_run(
     progress: bool = False,
     epoch_lines: bool = True,
     stop: StopRequest | None = None,
+    distributed: bool = False,
     extra_callbacks: Sequence[Callback] = (),
 ) -> TrainOutcome:
     """Train ``config`` into ``run_dir`` (or continue the run there with ``resume=True``).
@@ -140,6 +142,9 @@ def train_run(
         progress: show tqdm bars (on stderr).
         epoch_lines: send one summary line per epoch to ``notify``.
         stop: when set during training, stop at the next step, checkpoint and return.
+        distributed: one rank of an MPI job (``mpiexec -n N gradwise train --distributed``):
+            data-parallel training with ``batch_size`` samples per rank; only rank 0 writes
+            the run folder and notifies, the others wait for it (docs/DISTRIBUTED.md).
         extra_callbacks: more callbacks for the Trainer (``--tensorboard``'s logger).
 
     Raises:
@@ -149,12 +154,16 @@ def train_run(
     started = time.perf_counter()
     run_dir = Path(run_dir)
     stop = stop or StopRequest()
-    info, data = _start(config, run_dir, resume, notify, progress)
+    writer = is_writer(distributed)
+    if not writer:
+        notify, progress = quiet, False
+    info, data = _start(config, run_dir, resume, notify, progress, distributed)
     trainer, checkpoint, doctor = _build_trainer(
         config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify,
+        distributed=distributed,
         extra_callbacks=extra_callbacks,
     )
-    history = _fit(trainer, config, data, run_dir, resume, notify)
+    history = _fit(trainer, config, data, run_dir, resume, notify, writer)
     # a signal that arrives after the last step does not undo a finished run
     interrupted = (trainer.stop_reason or "").startswith(_INTERRUPTED)
     outcome = TrainOutcome(
@@ -167,22 +176,30 @@ def train_run(
         outcome.checkpoint = trainer.save_checkpoint(run_dir / LAST_CHECKPOINT)
         info.update(status="interrupted", interrupted_by=stop.reason,
                     epoch=trainer.epoch, step=trainer.step)
+    elif not writer:  # the test evaluation is shared; files and figures are rank 0's
+        trainer.loss_fn = nn.CrossEntropyLoss()
+        trainer.evaluate(data.test, batch_size=EVAL_BATCH)
+        return outcome
     else:
         outcome.checkpoint = checkpoint.last_path
         _finish(outcome, trainer, config, data, doctor, info)
     outcome.seconds = time.perf_counter() - started
     if not interrupted:
         info["seconds"] = round(outcome.seconds, 2)
-    write_json(run_dir / RUN_INFO_NAME, info)
+    if writer:
+        write_json(run_dir / RUN_INFO_NAME, info)
     return outcome
 
 
 def _start(
-    config: TrainConfig, run_dir: Path, resume: bool, notify: Notify, progress: bool
+    config: TrainConfig, run_dir: Path, resume: bool, notify: Notify, progress: bool,
+    distributed: bool = False,
 ) -> tuple[dict[str, Any], PreparedData]:
     """Create or check the folder, load the data, and record in run.json what was loaded."""
-    info = prepare_run_dir(config, run_dir, resume)
-    data = load_data(config, dataset=info.get("dataset"), notify=notify, progress=progress)
+    info = on_rank_zero(distributed, lambda: prepare_run_dir(config, run_dir, resume))
+    # rank 0 loads (and maybe downloads) first; then the others read the cached files
+    data = rank_zero_first(distributed, lambda: load_data(
+        config, dataset=info.get("dataset"), notify=notify, progress=progress))
     info.update(
         dataset=data.dataset, source=data.source, classes=data.classes,
         input_shape=list(data.input_shape), mean=data.mean, std=data.std,
@@ -190,7 +207,8 @@ def _start(
                  "test": len(data.test[1])},
         status="running",
     )
-    write_json(run_dir / RUN_INFO_NAME, info)
+    if is_writer(distributed):
+        write_json(run_dir / RUN_INFO_NAME, info)
     return info, data
 
 
@@ -203,12 +221,14 @@ def _build_trainer(
     progress: bool,
     epoch_lines: bool,
     notify: Notify,
+    distributed: bool = False,
     extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[Trainer, ModelCheckpoint, Doctor | None]:
     """The model, optimizer, schedule and callbacks of ``config``, wired into a Trainer."""
     model = build_model(config, data.input_shape, len(data.classes))
     optimizer = make_optimizer(config, model)
-    steps_per_epoch = math.ceil(len(data.train[1]) / config.batch_size)
+    ranks = gw.distributed.get_world_size() if distributed else 1  # batch_size is per rank
+    steps_per_epoch = math.ceil(math.ceil(len(data.train[1]) / ranks) / config.batch_size)
     scheduler = make_scheduler(config, optimizer, steps_per_epoch)
     checkpoint = ModelCheckpoint(run_dir / CHECKPOINTS_DIR, monitor="val_accuracy",
                                  save_best_only=True, save_last=True)
@@ -220,7 +240,8 @@ def _build_trainer(
     if epoch_lines:
         callbacks.append(EpochSummary(print_fn=notify))
     callbacks.extend(extra_callbacks)
-    doctor = Doctor() if config.doctor else None
+    doctor = (Doctor(config=DoctorConfig(advice_style="cli"))
+              if config.doctor and is_writer(distributed) else None)
     trainer = Trainer(
         model,
         nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
@@ -233,6 +254,7 @@ def _build_trainer(
         progress=False,
         doctor=doctor,
         scheduler_interval=None if scheduler is None else "step",
+        distributed=distributed,
     )
     return trainer, checkpoint, doctor
 
@@ -244,6 +266,7 @@ def _fit(
     run_dir: Path,
     resume: bool,
     notify: Notify,
+    writer: bool = True,
 ) -> History:
     """Train (from the last checkpoint when resuming) and save the history."""
     last = run_dir / LAST_CHECKPOINT
@@ -265,7 +288,8 @@ def _fit(
         # killed after its last checkpoint but before it was marked finished
         notify(f"All {config.epochs} epochs were done before the interruption; finishing the "
                "run (final weights, test score, report)")
-    history.save(run_dir / HISTORY_NAME)
+    if writer:
+        history.save(run_dir / HISTORY_NAME)
     return history
 
 
@@ -278,7 +302,9 @@ def _finish(
     info: dict[str, Any],
 ) -> None:
     """After the last epoch: save the weights, score the test split, draw, update run.json."""
-    run_dir, history, model = outcome.run_dir, outcome.history, trainer.model
+    # the bare model (not its DistributedDataParallel wrapper) for the weights and the report
+    run_dir, history = outcome.run_dir, outcome.history
+    model = getattr(trainer.model, "module", trainer.model)
     last_losses = [trainer.last_loss, *(history.last.get(k) for k in ("loss", "val_loss"))]
     outcome.diverged = history.stop_reason is not None and any(
         isinstance(value, float) and not math.isfinite(value) for value in last_losses

@@ -24,9 +24,10 @@ import numpy as np
 
 from gradwise.autograd import random as _random
 from gradwise.autograd.tensor import Tensor
+from gradwise.data.sampler import DistributedSampler
 
 __all__ = [
-    "ConcatDataset", "DataLoader", "Dataset", "Sampler", "Subset", "TensorDataset",
+    "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler", "Sampler", "Subset", "TensorDataset",
     "default_collate", "random_split",
 ]
 

@@ -340,6 +340,7 @@ class Where(Function):
 
 # ---- activations ------------------------------------------------------------------------------
 class ReLU(Function):
+    observe_kind = "relu"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -358,6 +359,7 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    observe_kind = "leaky_relu"
     owns_grads = True
 
     @staticmethod
@@ -372,6 +374,7 @@ class LeakyReLU(Function):
 
 
 class ELU(Function):
+    observe_kind = "elu"
     owns_grads = True
     saves_output = True
 
@@ -395,6 +398,7 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Function):
+    observe_kind = "sigmoid"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -412,6 +416,7 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    observe_kind = "tanh"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -429,6 +434,7 @@ class Tanh(Function):
 
 
 class Softplus(Function):
+    observe_kind = "softplus"
     owns_grads = True
 
     @staticmethod
@@ -461,6 +467,7 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 class GELU(Function):
+    observe_kind = "gelu"
     owns_grads = True
 
     @staticmethod

@@ -150,7 +150,9 @@ class TensorMethods:
         from gradwise.autograd.tensor import Tensor
 
         dtype = kwargs.pop("dtype", None)
-        kwargs.pop("device", None) if kwargs.get("device") is None else device(kwargs.pop("device"))
+        target = kwargs.pop("device", None)
+        if target is not None:
+            device(target)  # raises for a GPU, naming it
         kwargs.pop("non_blocking", None)
         copy = kwargs.pop("copy", False)
         kwargs.pop("memory_format", None)
@@ -413,9 +415,8 @@ class TensorMethods:
         return self.clip(None, max)
 
     def prod(self: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-        """Product over all elements or along ``dim``; recorded through exp(sum(log|x|)) would
-        lose zeros, so it is computed outside the graph for tensors that need no grad and via
-        a running product of slices otherwise."""
+        """Product over all elements or along ``dim``, recorded as a running product of slices
+        (exp(sum(log|x|)) would mishandle zeros and signs); meant for small dims."""
         if dim is None:
             flat = self.reshape(-1)
             out = flat[0] if flat.shape[0] else _make(np.ones((), self._data.dtype))

@@ -27,8 +27,8 @@ from gradwise.autograd.tensor import Tensor
 from gradwise.data.sampler import DistributedSampler
 
 __all__ = [
-    "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler", "Sampler", "Subset", "TensorDataset",
-    "default_collate", "random_split",
+    "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler", "Sampler", "Subset",
+    "TensorDataset", "default_collate", "random_split",
 ]
 
 

@@ -391,23 +391,6 @@ class TensorMethods:
             raise ValueError(f"dot: expects 1-d tensors, got shape {self.shape}")
         return self @ other
 
-    def norm(self: Tensor, p: Any = "fro", dim: Any = None, keepdim: bool = False) -> Tensor:
-        """The vector p-norm over all elements or ``dim`` (p = 2/"fro", 1, inf or any positive
-        number), recorded for autograd.
-
-        Raises:
-            ValueError: an unsupported ``p``.
-        """
-        if p in ("fro", 2, 2.0):
-            return (self * self).sum(dim, keepdim).sqrt()
-        if p in (1, 1.0):
-            return self.abs().sum(dim, keepdim)
-        if p in (math.inf, float("inf")):
-            return self.abs().amax(dim, keepdim)
-        if isinstance(p, int | float) and p > 0:
-            return (self.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
-        raise ValueError(f"norm: unsupported p={p!r} (use 'fro', a positive number or inf)")
-
     def clamp_min(self: Tensor, min: float) -> Tensor:  # noqa: A002
         return self.clip(min, None)
 

@@ -840,3 +840,79 @@ def _clip_inside(ctx) -> np.ndarray:
     if ctx.hi is not None:
         inside &= x <= ctx.hi
     return inside
+
+
+class Sin(Function):
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return np.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(sin x)/dx = cos x
+        return (grad * np.cos(ctx.x),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad * Cos.apply(ctx.inputs[0]),)
+
+
+class Cos(Function):
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return np.cos(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(cos x)/dx = -sin x
+        return (grad * -np.sin(ctx.x),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad * -Sin.apply(ctx.inputs[0]),)
+
+
+class Log1p(Function):
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return np.log1p(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(log(1 + x))/dx = 1 / (1 + x); log1p keeps precision for small x
+        return (grad / (1 + ctx.x),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad / (ctx.inputs[0] + 1),)
+
+
+class Expm1(Function):
+    owns_grads = True
+    saves_inputs = False
+    saves_output = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.out = np.expm1(x)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(e^x - 1)/dx = e^x = out + 1
+        return (grad * (ctx.out + 1),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad * Exp.apply(ctx.inputs[0]),)
+
+

@@ -137,6 +137,12 @@ CASES = {
             a, t.tensor(BCE_TARGET), reduction="sum",
             weight=t.tensor([1.5, 0.5], dtype=t.float64)),
         [_signed(3, 2)]),
+    "layer_norm": (lambda x, w, b: F.layer_norm(x, (4,), w, b).tanh(),
+                   lambda t, x, w, b: t.nn.functional.layer_norm(x, (4,), w, b).tanh(),
+                   [_signed(3, 4), _signed(4), _signed(4)]),
+    "layer_norm_plain": (lambda x: F.layer_norm(x, (2, 3)) ** 3,
+                         lambda t, x: t.nn.functional.layer_norm(x, (2, 3)) ** 3,
+                         [_signed(2, 2, 3)]),
     "mse": (lambda a, b: F.mse_loss(a.tanh(), b), lambda t, a, b: t.nn.functional.mse_loss(
         a.tanh(), b), [_signed(3, 4), _signed(3, 4)]),
 }

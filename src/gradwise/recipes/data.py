@@ -47,6 +47,8 @@ class PreparedData:
     input_shape: tuple[int, ...]
     mean: float = 0.0
     std: float = 1.0
+    fallback: str | None = None
+    """Set when another data set replaced the one asked for: the sentence saying so."""
 
 
 def load_data(
@@ -72,7 +74,7 @@ def load_data(
     name = dataset or config.dataset
     if name in TOY_SIZES:
         return _toy_data(config, name)
-    image_set = _load_images(name, config.data_dir, notify, progress)
+    image_set, fallback = _load_images(name, config.data_dir, notify, progress)
     (x_train, y_train), (x_test, y_test) = image_set.splits()
     rng = np.random.default_rng(config.seed)
     if config.limit_train is not None and config.limit_train < len(x_train):
@@ -100,14 +102,16 @@ def load_data(
         input_shape=(1, *x_test.shape[1:]),
         mean=mean,
         std=std,
+        fallback=fallback,
     )
 
 
 def _load_images(
     name: str, data_dir: str | None, notify: Notify, progress: bool
-) -> gw_data.Dataset:
+) -> tuple[gw_data.Dataset, str | None]:
+    """The image set ``name``, or the 8x8 digits in MNIST's place with the sentence saying so."""
     try:
-        return gw_data.load_dataset(name, data_dir, download=True, progress=progress)
+        return gw_data.load_dataset(name, data_dir, download=True, progress=progress), None
     except gw_data.DatasetNotFoundError as error:
         tried = _summarise_attempts(error.attempts)
         label = name.upper() if name == "mnist" else name
@@ -117,11 +121,12 @@ def _load_images(
                 f"and pass it with --data-dir DIR or set {gw_data.DATA_DIR_ENV}=DIR",
                 error.attempts,
             ) from error
-        notify(
+        fallback = (
             f"No {label} files found (tried: {tried}); training on scikit-learn's 8x8 digits "
             f"instead. Provide {label} with --data-dir or {gw_data.DATA_DIR_ENV}."
         )
-        return gw_data.load_dataset("digits")
+        notify(fallback)
+        return gw_data.load_dataset("digits"), fallback
 
 
 def _summarise_attempts(attempts: Sequence[str]) -> str:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import gradwise as gw
 from gradwise import nn
@@ -51,7 +54,9 @@ from gradwise.train.callbacks import (
 from gradwise.train.history import History
 from gradwise.viz import plots, report
 
-__all__ = ["EVAL_BATCH", "StopRequest", "TrainOutcome", "train_run"]
+__all__ = [
+    "EVAL_BATCH", "StopRequest", "TrainOutcome", "describe_model", "train_run", "versions",
+]
 
 EVAL_BATCH = 1000
 """Samples per forward pass when scoring a test split."""
@@ -150,6 +155,7 @@ def train_run(
     trainer, checkpoint, doctor = _build_trainer(
         config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify
     )
+    info.update(describe_model(trainer.model, data.input_shape))
     history = _fit(trainer, config, data, run_dir, resume, notify)
     # a signal that arrives after the last step does not undo a finished run
     interrupted = (trainer.stop_reason or "").startswith(_INTERRUPTED)
@@ -167,9 +173,11 @@ def train_run(
         outcome.checkpoint = checkpoint.last_path
         _finish(outcome, trainer, config, data, doctor, info)
     outcome.seconds = time.perf_counter() - started
-    if not interrupted:
-        info["seconds"] = round(outcome.seconds, 2)
+    # wall time over every session of the run (a resumed run adds to what it had)
+    info["seconds"] = round(float(info.get("seconds") or 0.0) + outcome.seconds, 2)
     write_json(run_dir / RUN_INFO_NAME, info)
+    if not interrupted:
+        _write_figures(outcome, doctor, trainer.model, data, info)
     return outcome
 
 
@@ -180,14 +188,41 @@ def _start(
     info = prepare_run_dir(config, run_dir, resume)
     data = load_data(config, dataset=info.get("dataset"), notify=notify, progress=progress)
     info.update(
-        dataset=data.dataset, source=data.source, classes=data.classes,
-        input_shape=list(data.input_shape), mean=data.mean, std=data.std,
+        dataset=data.dataset, source=data.source, fallback=data.fallback,
+        classes=data.classes, input_shape=list(data.input_shape), mean=data.mean, std=data.std,
         samples={"train": len(data.train[1]), "val": len(data.val[1]),
                  "test": len(data.test[1])},
+        hyperparameters=config.to_dict(), seed=config.seed, versions=versions(),
         status="running",
     )
     write_json(run_dir / RUN_INFO_NAME, info)
     return info, data
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, gradwise and the libraries that decide the numbers, and the OS."""
+    import matplotlib
+    import safetensors
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "gradwise": gw.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "safetensors": safetensors.__version__,
+        "matplotlib": matplotlib.__version__,
+        "platform": platform.platform(terse=True),
+    }
+
+
+def describe_model(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """run.json's model entries: class name, parameter count and the layer table."""
+    return {
+        "model": type(model).__name__,
+        "parameters": int(sum(p.size for p in model.parameters())),
+        "model_summary": nn.utils.summary(model, (1, *input_shape), print_fn=None),
+    }
 
 
 def _build_trainer(
@@ -286,24 +321,26 @@ def _finish(
     test = trainer.evaluate(data.test, batch_size=EVAL_BATCH)
     outcome.test_loss = float(test["loss"])
     outcome.test_accuracy = float(test["accuracy"])
-    outcome.missing += _write_figures(run_dir, history, doctor, model, data)
     info.update(
         status="finished" if history.stop_reason is None else "stopped",
         stop_reason=history.stop_reason, epoch=trainer.epoch, step=trainer.step,
+        best_epoch=report.best_epoch(history),
         test_loss=outcome.test_loss, test_accuracy=outcome.test_accuracy,
     )
 
 
 def _write_figures(
-    run_dir: Path, history: History, doctor: Doctor | None, model: nn.Module,
-    data: PreparedData,
-) -> list[str]:
-    """The learning curves and the HTML report; names what could not be drawn."""
-    missing = []
+    outcome: TrainOutcome, doctor: Doctor | None, model: nn.Module, data: PreparedData,
+    info: dict[str, Any],
+) -> None:
+    """The learning curves and the HTML report (with run.json's ``info`` as what ran)."""
+    history, run_dir = outcome.history, outcome.run_dir
+    best = report.best_epoch(history)
     if len(history) == 0:
-        missing.append(f"{CURVES_NAME} (no epoch finished)")
+        outcome.missing.append(f"{CURVES_NAME} (no epoch finished)")
     else:
-        plots.plot_learning_curves(history, run_dir / CURVES_NAME)
+        plots.save_figure(plots.learning_curves_figure(history, best_epoch=best),
+                          run_dir / CURVES_NAME)
     report.write_report(run_dir, history=history, doctor=doctor, model=model,
-                        test_data=data.test, class_names=data.classes)
-    return missing
+                        test_data=data.test, class_names=data.classes, run_info=info,
+                        title=f"gradwise training report: {info.get('recipe', 'run')}")

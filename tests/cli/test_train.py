@@ -133,7 +133,7 @@ def test_fashion_recipe_trains_on_idx_files_in_data_dir(capsys, tmp_path) -> Non
 
 def test_fashion_without_files_is_a_one_line_error(capsys, tmp_path) -> None:
     result = gradwise(capsys, "train", "fashion-mlp", "--out", tmp_path / "run")
-    assert_one_line_error(result, code=1, fragment="no fashion-mnist files found (tried:")
+    assert_one_line_error(result, code=3, fragment="no fashion-mnist files found (tried:")
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".json"])

@@ -16,21 +16,24 @@ from gradwise import nn
 from gradwise.imageprep import load_digit_image
 from gradwise.recipes import IMAGE_DATASETS, TrainConfig, build_model, load_data
 from gradwise.runs.layout import (
+    BEST_CHECKPOINT,
     LAST_CHECKPOINT,
     RUN_INFO_NAME,
     WEIGHTS_NAME,
     Notify,
     RunError,
+    load_checkpoint_weights,
     load_weights,
     quiet,
     read_config,
     read_json,
 )
 from gradwise.runs.training import EVAL_BATCH
-from gradwise.train.checkpoint import CheckpointError, check_state_matches, load_checkpoint
+from gradwise.train.checkpoint import CheckpointError, check_state_matches
 from gradwise.train.metrics import confusion_matrix
 
 __all__ = [
+    "WEIGHT_CHOICES",
     "Evaluation",
     "LoadedRun",
     "Prediction",
@@ -40,24 +43,41 @@ __all__ = [
 ]
 
 
+WEIGHT_CHOICES = ("best", "last")
+"""``best``: checkpoints/best (the best validation accuracy); ``last``: the final weights."""
+
+
 @dataclass
 class LoadedRun:
-    """A trained model rebuilt from its run directory, with what it was trained on."""
+    """A trained model rebuilt from its run directory, with what it was trained on.
+
+    Attributes:
+        weights: the file or checkpoint folder the weights came from.
+        weights_note: which weights those are, for people (e.g. ``best: epoch 3 of 5``).
+    """
 
     run_dir: Path
     config: TrainConfig
     info: dict[str, Any]
     model: nn.Module
     weights: Path
+    weights_note: str = ""
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
-    """Rebuild the model from ``config.json`` and load the final weights (or the last
-    checkpoint of an unfinished run).
+def load_run(run_dir: str | os.PathLike[str], weights: str = "best") -> LoadedRun:
+    """Rebuild the model from ``config.json`` and load its weights.
+
+    Args:
+        weights: ``"best"`` loads ``checkpoints/best`` (the epoch with the best validation
+            accuracy) when the run has one, else the final weights; ``"last"`` loads the final
+            weights (``weights.safetensors``, or the last checkpoint of an unfinished run).
 
     Raises:
+        ValueError: ``weights`` is neither ``"best"`` nor ``"last"``.
         RunError: the folder, its config, or usable weights are missing or do not fit.
     """
+    if weights not in WEIGHT_CHOICES:
+        raise ValueError(f"load_run: weights must be 'best' or 'last', got {weights!r}")
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     info = read_json(run_dir / RUN_INFO_NAME)
@@ -69,24 +89,28 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
             f"{run_dir / RUN_INFO_NAME}: lacks the input shape or classes (did training start?)"
         ) from None
     model = build_model(config, input_shape, n_classes)
-    weights = run_dir / WEIGHTS_NAME
-    if weights.is_file():
-        state = load_weights(weights)
+    of_epochs = f" of {info['epoch']}" if isinstance(info.get("epoch"), int) else ""
+    final = run_dir / WEIGHTS_NAME
+    best = run_dir / BEST_CHECKPOINT
+    if weights == "best" and (best / "checkpoint.json").is_file():
+        epoch = load_checkpoint_weights(model, best)
+        source, note = best, f"best: epoch {epoch}{of_epochs} ({BEST_CHECKPOINT})"
+    elif final.is_file():
+        state = load_weights(final)
         try:
-            check_state_matches(model.state_dict(), state, source=weights)
+            check_state_matches(model.state_dict(), state, source=final)
         except CheckpointError as error:
             raise RunError(str(error).splitlines()[0]) from error
         model.load_state_dict(state)
+        source, note = final, f"last: the final weights ({WEIGHTS_NAME})"
     elif (run_dir / LAST_CHECKPOINT / "checkpoint.json").is_file():
-        weights = run_dir / LAST_CHECKPOINT
-        try:
-            model.load_state_dict(load_checkpoint(weights, model).model_state)
-        except CheckpointError as error:
-            raise RunError(str(error).splitlines()[0]) from error
+        epoch = load_checkpoint_weights(model, run_dir / LAST_CHECKPOINT)
+        source = run_dir / LAST_CHECKPOINT
+        note = f"last: epoch {epoch} ({LAST_CHECKPOINT}; the run is not finished)"
     else:
         raise RunError(f"{run_dir}: no {WEIGHTS_NAME} and no checkpoint; nothing to load")
     model.eval()
-    return LoadedRun(run_dir, config, info, model, weights)
+    return LoadedRun(run_dir, config, info, model, source, note)
 
 
 @dataclass
@@ -99,15 +123,19 @@ class Evaluation:
     classes: list[str]
     dataset: str
     samples: int
+    weights_note: str = ""
 
 
 def evaluate_run(run_dir: str | os.PathLike[str], data_dir: str | None = None,
-                 notify: Notify = quiet) -> Evaluation:
+                 notify: Notify = quiet, weights: str = "best") -> Evaluation:
     """Rebuild the run's model and score it on the test split of the data it trained on.
 
     The loss is plain cross-entropy (no label smoothing), as the test loss of ``train_run``.
+
+    Args:
+        weights: ``"best"`` or ``"last"``, as for :func:`load_run`.
     """
-    run = load_run(run_dir)
+    run = load_run(run_dir, weights)
     config = run.config if data_dir is None else run.config.updated({"data_dir": data_dir})
     scaling = (float(run.info.get("mean", 0.0)), float(run.info.get("std", 1.0)))
     data = load_data(config, dataset=run.info.get("dataset"), notify=notify, scaling=scaling)
@@ -125,6 +153,7 @@ def evaluate_run(run_dir: str | os.PathLike[str], data_dir: str | None = None,
         classes=list(run.info.get("classes", data.classes)),
         dataset=data.dataset,
         samples=len(y_test),
+        weights_note=run.weights_note,
     )
 
 
@@ -137,15 +166,19 @@ class Prediction:
 
 
 def predict_images(
-    run_dir: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]], top_k: int = 3
+    run_dir: str | os.PathLike[str], paths: Sequence[str | os.PathLike[str]], top_k: int = 3,
+    weights: str = "best",
 ) -> list[Prediction]:
     """Preprocess each picture as the run's training images were and classify it.
+
+    Args:
+        weights: ``"best"`` or ``"last"``, as for :func:`load_run`.
 
     Raises:
         RunError: the run was not trained on images.
         gradwise.imageprep.ImagePrepError: a picture is missing, unreadable or blank.
     """
-    run = load_run(run_dir)
+    run = load_run(run_dir, weights)
     dataset = run.info.get("dataset", run.config.dataset)
     if dataset not in IMAGE_DATASETS:
         raise RunError(

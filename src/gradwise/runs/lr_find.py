@@ -18,6 +18,7 @@ _LR_FIND_SETTINGS = {
     "adam": ("weight_decay",),
     "adamw": ("weight_decay",),
     "rmsprop": ("weight_decay",),
+    "adagrad": ("weight_decay",),
 }
 """The optimizer settings the range test keeps from the recipe (the lr is swept)."""
 

@@ -29,6 +29,7 @@ from gradwise.recipes import (
     make_scheduler,
 )
 from gradwise.runs.layout import (
+    BEST_CHECKPOINT,
     CHECKPOINTS_DIR,
     CURVES_NAME,
     HISTORY_NAME,
@@ -38,6 +39,7 @@ from gradwise.runs.layout import (
     WEIGHTS_NAME,
     Notify,
     all_finite,
+    load_checkpoint_weights,
     prepare_run_dir,
     quiet,
     save_weights,
@@ -105,7 +107,9 @@ class TrainOutcome:
         epoch, step: epochs completed and optimizer steps taken when training ended.
         mid_epoch: training ended inside epoch ``epoch + 1`` (an interrupt).
         diverged: training stopped on a non-finite loss (see ``history.stop_reason``).
-        test_loss, test_accuracy: on the test split (None when interrupted).
+        test_loss, test_accuracy: on the test split (None when interrupted), scored with the
+            best epoch's weights (``checkpoints/best``) when there is one, as ``evaluate``.
+        test_weights: which weights were scored, e.g. ``best: epoch 3 of 5``.
         findings: the doctor's findings as text ('' when it found nothing or was off).
         seconds: wall time of this call.
         missing: files not written, each with the reason.
@@ -121,6 +125,7 @@ class TrainOutcome:
     diverged: bool = False
     test_loss: float | None = None
     test_accuracy: float | None = None
+    test_weights: str = ""
     findings: str = ""
     seconds: float = 0.0
     missing: list[str] = field(default_factory=list)
@@ -151,9 +156,10 @@ def train_run(
     started = time.perf_counter()
     run_dir = Path(run_dir)
     stop = stop or StopRequest()
-    info, data = _start(config, run_dir, resume, notify, progress)
+    info, data, extend_from = _start(config, run_dir, resume, notify, progress)
     trainer, checkpoint, doctor = _build_trainer(
-        config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify
+        config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify,
+        extend_from=extend_from,
     )
     info.update(describe_model(trainer.model, data.input_shape))
     history = _fit(trainer, config, data, run_dir, resume, notify)
@@ -183,9 +189,14 @@ def train_run(
 
 def _start(
     config: TrainConfig, run_dir: Path, resume: bool, notify: Notify, progress: bool
-) -> tuple[dict[str, Any], PreparedData]:
-    """Create or check the folder, load the data, and record in run.json what was loaded."""
+) -> tuple[dict[str, Any], PreparedData, int | None]:
+    """Create or check the folder, load the data, and record in run.json what was loaded.
+
+    Returns run.json's contents, the data, and the epochs a finished run had when this call
+    extends it (else None).
+    """
     info = prepare_run_dir(config, run_dir, resume)
+    extend_from = int(info["epoch"]) if info.get("status") == "finished" else None
     data = load_data(config, dataset=info.get("dataset"), notify=notify, progress=progress)
     info.update(
         dataset=data.dataset, source=data.source, fallback=data.fallback,
@@ -196,7 +207,31 @@ def _start(
         status="running",
     )
     write_json(run_dir / RUN_INFO_NAME, info)
-    return info, data
+    return info, data, extend_from
+
+
+def _steps_per_epoch(config: TrainConfig, data: PreparedData) -> int:
+    return math.ceil(len(data.train[1]) / config.batch_size)
+
+
+class _WarmRestart(Callback):
+    """Extending a finished run: its schedule has run out (a cosine schedule ends at lr 0), so
+    the extra epochs get a fresh one from the config's lr, as a warm restart (SGDR, Loshchilov
+    and Hutter 2017). Runs after the checkpoint is restored; an interrupted extension resumes
+    the fresh schedule from its own checkpoint instead.
+    """
+
+    def __init__(self, config: TrainConfig, from_epoch: int, steps_per_epoch: int):
+        self.config, self.from_epoch, self.steps_per_epoch = config, from_epoch, steps_per_epoch
+
+    def on_train_begin(self) -> None:
+        trainer = self.trainer
+        if trainer.epoch != self.from_epoch or trainer.batch_in_epoch:
+            return
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] = self.config.lr
+        extra = self.config.updated({"epochs": self.config.epochs - self.from_epoch})
+        trainer.scheduler = make_scheduler(extra, trainer.optimizer, self.steps_per_epoch)
 
 
 def versions() -> dict[str, str]:
@@ -234,12 +269,13 @@ def _build_trainer(
     progress: bool,
     epoch_lines: bool,
     notify: Notify,
+    extend_from: int | None = None,
 ) -> tuple[Trainer, ModelCheckpoint, Doctor | None]:
-    """The model, optimizer, schedule and callbacks of ``config``, wired into a Trainer."""
+    """The model, optimizer, schedule and callbacks of ``config``, wired into a Trainer
+    (``extend_from``: the epochs of a finished run being extended)."""
     model = build_model(config, data.input_shape, len(data.classes))
     optimizer = make_optimizer(config, model)
-    steps_per_epoch = math.ceil(len(data.train[1]) / config.batch_size)
-    scheduler = make_scheduler(config, optimizer, steps_per_epoch)
+    scheduler = make_scheduler(config, optimizer, _steps_per_epoch(config, data))
     checkpoint = ModelCheckpoint(run_dir / CHECKPOINTS_DIR, monitor="val_accuracy",
                                  save_best_only=True, save_last=True)
     callbacks: list[Callback] = [
@@ -249,6 +285,8 @@ def _build_trainer(
         callbacks.append(ProgressBar())
     if epoch_lines:
         callbacks.append(EpochSummary(print_fn=notify))
+    if extend_from is not None:
+        callbacks.append(_WarmRestart(config, extend_from, _steps_per_epoch(config, data)))
     doctor = Doctor() if config.doctor else None
     trainer = Trainer(
         model,
@@ -317,10 +355,18 @@ def _finish(
     else:
         outcome.missing.append(f"{WEIGHTS_NAME} (the weights are not finite; "
                                f"{LAST_CHECKPOINT} holds the last good ones)")
+    # the test score is that of the weights evaluate and predict use by default: the best epoch's
+    best = run_dir / BEST_CHECKPOINT
+    if (best / "checkpoint.json").is_file():
+        epoch = load_checkpoint_weights(model, best)
+        outcome.test_weights = f"best: epoch {epoch} of {trainer.epoch}"
+    else:
+        outcome.test_weights = f"last: epoch {trainer.epoch}"
     trainer.loss_fn = nn.CrossEntropyLoss()  # test loss without label smoothing, as evaluate
     test = trainer.evaluate(data.test, batch_size=EVAL_BATCH)
     outcome.test_loss = float(test["loss"])
     outcome.test_accuracy = float(test["accuracy"])
+    info.update(test_weights=outcome.test_weights)
     info.update(
         status="finished" if history.stop_reason is None else "stopped",
         stop_reason=history.stop_reason, epoch=trainer.epoch, step=trainer.step,

@@ -146,6 +146,7 @@ _RUN_ROWS = (
     ("best_epoch", "best epoch (checkpoints/best)"),
     ("test_accuracy", "test accuracy"),
     ("test_loss", "test loss (no label smoothing)"),
+    ("test_weights", "weights tested"),
     ("seconds", "wall time (s)"),
     ("created", "started"),
     ("resumed", "times resumed"),

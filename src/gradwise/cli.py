@@ -579,7 +579,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     run_dir = _check_run_dir(args.run_dir)
     _check_folder(args.data_dir, "--data-dir")
-    result = evaluate_run(run_dir, data_dir=args.data_dir, notify=_say, weights=args.weights)
+    result = evaluate_run(run_dir, data_dir=args.data_dir, notify=_say, weights=args.weights,
+                          progress=sys.stderr.isatty())
     correct = int(np.trace(result.confusion))
     _say(f"{run_dir}: {result.dataset} test set, {result.samples} samples")
     _say(f"Weights: {result.weights_note}")

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 
-import gradwise as gw
 from gradwise import data as gw_data
 from gradwise import nn
 from gradwise.imageprep import load_digit_image
@@ -28,7 +27,7 @@ from gradwise.runs.layout import (
     read_config,
     read_json,
 )
-from gradwise.runs.training import EVAL_BATCH
+from gradwise.runs.scoring import batched_logits, score
 from gradwise.train.checkpoint import CheckpointError, check_state_matches
 from gradwise.train.metrics import confusion_matrix
 
@@ -127,28 +126,26 @@ class Evaluation:
 
 
 def evaluate_run(run_dir: str | os.PathLike[str], data_dir: str | None = None,
-                 notify: Notify = quiet, weights: str = "best") -> Evaluation:
+                 notify: Notify = quiet, weights: str = "best",
+                 progress: bool = False) -> Evaluation:
     """Rebuild the run's model and score it on the test split of the data it trained on.
 
     The loss is plain cross-entropy (no label smoothing), as the test loss of ``train_run``.
 
     Args:
         weights: ``"best"`` or ``"last"``, as for :func:`load_run`.
+        progress: show a bar on stderr while scoring.
     """
     run = load_run(run_dir, weights)
     config = run.config if data_dir is None else run.config.updated({"data_dir": data_dir})
     scaling = (float(run.info.get("mean", 0.0)), float(run.info.get("std", 1.0)))
     data = load_data(config, dataset=run.info.get("dataset"), notify=notify, scaling=scaling)
     x_test, y_test = data.test
-    logits = _logits(run.model, x_test)
-    labels = gw.tensor(y_test)
-    with gw.no_grad():
-        loss = nn.functional.cross_entropy(gw.tensor(logits), labels).item()
-    predicted = logits.argmax(axis=1)
-    matrix = confusion_matrix(logits, y_test, num_classes=len(data.classes))
+    result = score(run.model, x_test, y_test, progress)
+    matrix = confusion_matrix(result.logits, y_test, num_classes=len(data.classes))
     return Evaluation(
-        loss=float(loss),
-        accuracy=float(np.mean(predicted == y_test)),
+        loss=result.loss,
+        accuracy=result.accuracy,
         confusion=np.asarray(matrix),
         classes=list(run.info.get("classes", data.classes)),
         dataset=data.dataset,
@@ -189,7 +186,7 @@ def predict_images(
     images = np.stack([load_digit_image(path, style=style) for path in paths])  # (N, 28, 28)
     mean, std = float(run.info.get("mean", 0.0)), float(run.info.get("std", 1.0))
     x = (gw_data.normalize_images(images) - np.float32(mean)) / np.float32(std)
-    logits = _logits(run.model, x[:, None, :, :])
+    logits = batched_logits(run.model, x[:, None, :, :])
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     classes = list(run.info["classes"])
@@ -199,12 +196,3 @@ def predict_images(
         results.append(Prediction(Path(path), [(classes[i], float(row[i])) for i in order]))
     return results
 
-
-def _logits(model: nn.Module, x: np.ndarray) -> np.ndarray:
-    """Float64 logits of ``model`` in eval mode, ``EVAL_BATCH`` samples at a time."""
-    model.eval()
-    outputs = []
-    with gw.no_grad():
-        for start in range(0, len(x), EVAL_BATCH):
-            outputs.append(model(gw.tensor(x[start : start + EVAL_BATCH]))._data)
-    return np.concatenate(outputs).astype(np.float64)

@@ -45,13 +45,14 @@ from gradwise.runs.layout import (
     save_weights,
     write_json,
 )
+from gradwise.runs.progress import EpochBar
+from gradwise.runs.scoring import EVAL_BATCH, score
 from gradwise.train import Trainer
 from gradwise.train.callbacks import (
     Callback,
     EpochSummary,
     JSONLinesLogger,
     ModelCheckpoint,
-    ProgressBar,
 )
 from gradwise.train.history import History
 from gradwise.viz import plots, report
@@ -60,8 +61,6 @@ __all__ = [
     "EVAL_BATCH", "StopRequest", "TrainOutcome", "describe_model", "train_run", "versions",
 ]
 
-EVAL_BATCH = 1000
-"""Samples per forward pass when scoring a test split."""
 
 
 class StopRequest:
@@ -177,7 +176,7 @@ def train_run(
                     epoch=trainer.epoch, step=trainer.step)
     else:
         outcome.checkpoint = checkpoint.last_path
-        _finish(outcome, trainer, config, data, doctor, info)
+        _finish(outcome, trainer, config, data, doctor, info, progress)
     outcome.seconds = time.perf_counter() - started
     # wall time over every session of the run (a resumed run adds to what it had)
     info["seconds"] = round(float(info.get("seconds") or 0.0) + outcome.seconds, 2)
@@ -282,7 +281,7 @@ def _build_trainer(
         JSONLinesLogger(run_dir / METRICS_NAME), checkpoint, _StopOnRequest(stop)
     ]
     if progress:
-        callbacks.append(ProgressBar())
+        callbacks.append(EpochBar())
     if epoch_lines:
         callbacks.append(EpochSummary(print_fn=notify))
     if extend_from is not None:
@@ -343,8 +342,10 @@ def _finish(
     data: PreparedData,
     doctor: Doctor | None,
     info: dict[str, Any],
+    progress: bool = False,
 ) -> None:
-    """After the last epoch: save the weights, score the test split, draw, update run.json."""
+    """After the last epoch: save the weights, score the test split (with a bar when
+    ``progress``), update run.json."""
     run_dir, history, model = outcome.run_dir, outcome.history, trainer.model
     last_losses = [trainer.last_loss, *(history.last.get(k) for k in ("loss", "val_loss"))]
     outcome.diverged = history.stop_reason is not None and any(
@@ -362,10 +363,8 @@ def _finish(
         outcome.test_weights = f"best: epoch {epoch} of {trainer.epoch}"
     else:
         outcome.test_weights = f"last: epoch {trainer.epoch}"
-    trainer.loss_fn = nn.CrossEntropyLoss()  # test loss without label smoothing, as evaluate
-    test = trainer.evaluate(data.test, batch_size=EVAL_BATCH)
-    outcome.test_loss = float(test["loss"])
-    outcome.test_accuracy = float(test["accuracy"])
+    test = score(model, *data.test, progress=progress)  # no label smoothing, as evaluate
+    outcome.test_loss, outcome.test_accuracy = test.loss, test.accuracy
     info.update(test_weights=outcome.test_weights)
     info.update(
         status="finished" if history.stop_reason is None else "stopped",

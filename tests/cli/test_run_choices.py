@@ -94,3 +94,25 @@ def test_best_weights_differ_from_last_when_a_later_epoch_was_worse(capsys, tmp_
                                                     last.model.state_dict().values(),
                                                     strict=True))
     assert same == (int(np.argmax(accuracies)) == len(accuracies) - 1)
+
+
+def test_a_runs_weights_load_with_the_public_loader(capsys, tmp_path) -> None:
+    from gradwise.recipes import build_model
+    from gradwise.train import CheckpointError, load_model_weights
+
+    run = tmp_path / "run"
+    _train(capsys, run, "--epochs", "1", "--quiet")
+    info = run_info(run)
+    model = build_model(load_run(run).config, tuple(info["input_shape"]), len(info["classes"]))
+    data = load_model_weights(run / "weights.safetensors", model)
+    final = load_run(run, "last").model.state_dict()
+    for key, array in model.state_dict().items():
+        np.testing.assert_array_equal(np.asarray(array), np.asarray(final[key]))
+    assert data.path == run / "weights.safetensors"
+    load_model_weights(run / "checkpoints" / "best", model)  # checkpoints load as before
+    wrong = build_model(load_run(run).config.updated({"hidden": [3]}), (2,), 2)
+    with pytest.raises(CheckpointError, match="weights.safetensors: the checkpoint does not fit"):
+        load_model_weights(run / "weights.safetensors", wrong)
+    (tmp_path / "bad.safetensors").write_bytes(b"{}")
+    with pytest.raises(CheckpointError, match="bad.safetensors: not a valid safetensors file"):
+        load_model_weights(tmp_path / "bad.safetensors", model)

@@ -257,10 +257,39 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any = None) -> Checkpoi
 
 
 def load_model_weights(path: str | os.PathLike[str], model: Any) -> CheckpointData:
-    """Verify a checkpoint and load its weights into ``model`` (strictly); return the data."""
-    data = load_checkpoint(path, model)
+    """Load weights into ``model`` (strictly: every key, every shape); return what was read.
+
+    Args:
+        path: a checkpoint directory (or its ``checkpoint.json``), verified as in
+            :func:`load_checkpoint`; or a ``.safetensors`` file of weights alone, such as the
+            ``weights.safetensors`` of a ``gradwise train`` run folder.
+
+    Raises:
+        CheckpointError: naming the file: missing, unreadable, not safetensors, or weights that
+            do not fit ``model``.
+    """
+    weights = Path(path)
+    if weights.suffix == ".safetensors" and not weights.is_dir():
+        data = _load_weights_file(weights, model)
+    else:
+        data = load_checkpoint(path, model)
     model.load_state_dict(data.model_state)
     return data
+
+
+def _load_weights_file(path: Path, model: Any) -> CheckpointData:
+    """A bare safetensors file of weights (no manifest, so no hash to verify against)."""
+    try:
+        payload = path.read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read: {error.strerror or error}") from error
+    try:
+        state = safetensors_numpy.load(payload)
+    except Exception as error:  # safetensors raises its own error types
+        raise CheckpointError(f"{path}: not a valid safetensors file: {error}") from error
+    check_state_matches(model.state_dict(), state, source=path,
+                        model_class=type(model).__name__)
+    return CheckpointData(model_state=state, model_class=None, path=path)
 
 
 def check_state_matches(

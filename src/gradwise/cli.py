@@ -100,7 +100,7 @@ exit codes:
 
 TRAIN_EXAMPLES = """\
 Settings come from the recipe, then the --config file, then the flags you give.
-A config file (JSON, or TOML on Python 3.11+) holds keys named like the flags:
+A config file (JSON or TOML) holds keys named like the flags:
   epochs = 5
   lr = 0.002
   hidden = [256, 128]

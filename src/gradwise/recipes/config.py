@@ -28,8 +28,8 @@ from gradwise import nn
 
 try:
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: JSON config files only
-    tomllib = None
+except ModuleNotFoundError:  # Python 3.10: tomli is tomllib's own backport (a dependency there)
+    import tomli as tomllib
 
 __all__ = [
     "DEFAULT_RECIPE",
@@ -421,7 +421,7 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], n_classes: in
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Settings from a JSON or TOML file (TOML needs Python 3.11+), keys as in TrainConfig.
+    """Settings from a JSON or TOML file, keys as in TrainConfig.
 
     Dashes in keys are read as underscores (``batch-size`` = ``batch_size``). The values are
     not checked here; :meth:`TrainConfig.updated` does that and rejects unknown keys.
@@ -437,8 +437,6 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as error:
         raise ConfigError(f"{path}: cannot read: {error}") from None
     if path.suffix.lower() == ".toml":
-        if tomllib is None:
-            raise ConfigError(f"{path}: TOML config files need Python 3.11 or later; use JSON")
         try:
             values = tomllib.loads(text)
         except (ValueError, RecursionError) as error:  # TOMLDecodeError is a ValueError

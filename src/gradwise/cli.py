@@ -375,6 +375,11 @@ def _flag(key: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """``gradwise train``: build the config, train into the run folder, print the outcome.
+
+    Returns 0, :data:`EXIT_DIVERGED` for a diverged run, or the signal's code after an interrupt
+    (a checkpoint was saved). Other failures raise and :func:`main` chooses their code.
+    """
     from gradwise.runs import CONFIG_NAME, StopRequest, default_run_dir, train_run
 
     flags = {key: getattr(args, key) for key in _FLAG_KEYS if getattr(args, key) is not None}
@@ -552,14 +557,14 @@ def _stop_on_signals(request: StopRequest) -> Iterator[None]:
               "(Ctrl-C again quits without saving)", file=sys.stderr, flush=True)
 
     handled = (signal.SIGINT, signal.SIGTERM)
-    previous: dict[int, Callable[..., Any] | int | None] = {}
-    for signum in handled:
-        previous[signum] = signal.signal(signum, handle)
+    previous: dict[signal.Signals, Callable[..., Any] | int | None] = {}
+    for handled_signal in handled:
+        previous[handled_signal] = signal.signal(handled_signal, handle)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for handled_signal, handler in previous.items():
+            signal.signal(handled_signal, handler)
 
 
 # ---- evaluate, predict ------------------------------------------------------------------------
@@ -575,6 +580,7 @@ def _check_run_dir(path: str) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``gradwise evaluate``: test accuracy, accuracy per class and the top confusions."""
     from gradwise.runs import evaluate_run
 
     run_dir = _check_run_dir(args.run_dir)
@@ -613,6 +619,7 @@ def _top_confusions(matrix: np.ndarray, classes: list[str], count: int = 3) -> l
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """``gradwise predict``: the three most likely classes of each picture, one line each."""
     from gradwise.runs import predict_images
 
     run_dir = _check_run_dir(args.run_dir)
@@ -627,6 +634,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 # ---- explain, lr-find, recipes ----------------------------------------------------------------
 def cmd_explain(args: argparse.Namespace) -> int:
+    """``gradwise explain``: a worked example of backpropagation with real numbers."""
     from gradwise.viz import explain
 
     text = explain.explain_neuron() if args.topic == "neuron" else explain.explain_mlp()
@@ -635,6 +643,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
+    """``gradwise lr-find``: the learning-rate range test on a recipe, with a plot."""
     from gradwise.runs import find_learning_rate
 
     flags = {key: getattr(args, key) for key in ("data_dir", "limit_train", "batch_size", "seed")
@@ -657,6 +666,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
+    """``gradwise recipes``: every recipe with its description and main settings."""
     width = max(len(name) for name in RECIPES)
     for name, recipe in RECIPES.items():
         default = " (default)" if name == DEFAULT_RECIPE else ""

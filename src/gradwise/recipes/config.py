@@ -232,6 +232,7 @@ class TrainConfig:
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
+        """The setting names, in order (the keys of ``config.json`` and of config files)."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
     def updated(self, values: Mapping[str, Any], labels: Mapping[str, str] | None = None
@@ -311,6 +312,7 @@ class TrainConfig:
             fail("model", f"cnn needs image data; {self.dataset} is 2-D points, use mlp")
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting as plain JSON types (what ``config.json`` holds)."""
         return dataclasses.asdict(self)
 
     @classmethod

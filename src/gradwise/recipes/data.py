@@ -152,14 +152,16 @@ def _summarise_attempts(attempts: Sequence[str]) -> str:
 
 
 def _toy_data(config: TrainConfig, name: str) -> PreparedData:
-    maker = {"spiral": gw_data.make_spirals, "xor": gw_data.make_xor}[name]
+    makers: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+        "spiral": gw_data.make_spirals, "xor": gw_data.make_xor}
+    maker = makers[name]
     n_train, n_test = TOY_SIZES[name]
     if config.limit_train is not None:
         n_train = min(n_train, config.limit_train)
     x, y = maker(n_samples=n_train, seed=config.seed)
     # a different seed stream for the test points, so they are new points from the same task
     x_test, y_test = maker(n_samples=n_test, seed=np.random.default_rng([config.seed, 1]))
-    train, val = gw_data.train_val_split(
+    (x_train, y_train), (x_val, y_val) = gw_data.train_val_split(
         x, y, val_fraction=config.val_fraction, seed=config.seed
     )
     classes = ["arm 0", "arm 1"] if name == "spiral" else ["same sign", "different sign"]
@@ -167,8 +169,8 @@ def _toy_data(config: TrainConfig, name: str) -> PreparedData:
         dataset=name,
         source=f"generated: gradwise.data.{maker.__name__}(seed={config.seed})",
         classes=classes,
-        train=train,
-        val=val,
+        train=(x_train, y_train),
+        val=(x_val, y_val),
         test=(x_test, y_test),
         input_shape=(2,),
     )

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -182,7 +182,9 @@ def predict_images(
             f"{run_dir}: this run trained on {dataset} (2-D points), not images; predict needs "
             "an image recipe such as mnist-mlp"
         )
-    style = {"digits": "digits", "fashion-mnist": "fashion"}.get(dataset, "mnist")
+    styles: dict[str, Literal["mnist", "digits", "fashion"]] = {
+        "digits": "digits", "fashion-mnist": "fashion"}
+    style = styles.get(dataset, "mnist")
     images = np.stack([load_digit_image(path, style=style) for path in paths])  # (N, 28, 28)
     mean, std = float(run.info.get("mean", 0.0)), float(run.info.get("std", 1.0))
     x = (gw_data.normalize_images(images) - np.float32(mean)) / np.float32(std)

@@ -43,4 +43,4 @@ def find_learning_rate(
     if plot_path is None:
         return result, None
     Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
-    return result, result.plot(plot_path)
+    return result, result.plot(Path(plot_path))

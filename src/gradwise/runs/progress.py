@@ -63,7 +63,10 @@ class EpochBar(Callback):
         self._last = 0.0
 
     def on_epoch_begin(self, epoch: int) -> None:
+        """Open the epoch's bar (at the resumed position after a mid-epoch resume)."""
         trainer = self.trainer
+        if trainer is None:
+            return
         self._bar = tqdm(
             total=trainer.batches_per_epoch, initial=trainer.batch_in_epoch,
             desc=f"epoch {epoch + 1}/{trainer.epochs_target}", leave=False,
@@ -74,7 +77,8 @@ class EpochBar(Callback):
         self._last = time.perf_counter()
 
     def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
-        if self._bar is None:
+        """Advance the bar; refresh the running loss every ``refresh_seconds``."""
+        if self._bar is None or self.trainer is None:
             return
         self._bar.update(1)
         now = time.perf_counter()
@@ -83,9 +87,11 @@ class EpochBar(Callback):
             self._bar.set_postfix_str(running_numbers(self.trainer.running_logs()), refresh=False)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Clear the epoch's bar (its summary line follows)."""
         self._close()
 
     def on_train_end(self) -> None:
+        """Clear a bar left open by a stop inside an epoch."""
         self._close()
 
     def _close(self) -> None:

@@ -93,7 +93,7 @@ class _StopOnRequest(Callback):
         self.request = request
 
     def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
-        if self.request.requested:
+        if self.request.requested and self.trainer is not None:
             self.trainer.request_stop(f"{_INTERRUPTED} {self.request.reason}")
 
 
@@ -225,7 +225,7 @@ class _WarmRestart(Callback):
 
     def on_train_begin(self) -> None:
         trainer = self.trainer
-        if trainer.epoch != self.from_epoch or trainer.batch_in_epoch:
+        if trainer is None or trainer.epoch != self.from_epoch or trainer.batch_in_epoch:
             return
         for group in trainer.optimizer.param_groups:
             group["lr"] = group["initial_lr"] = self.config.lr

@@ -194,6 +194,7 @@ def gradient_flow_figure(stats: Any) -> Figure:
 
 
 def plot_gradient_flow(stats: Any, path: PathLike) -> Path:
+    """Save :func:`gradient_flow_figure` as a PNG (atomically); return the path."""
     return save_figure(gradient_flow_figure(stats), path)
 
 
@@ -204,6 +205,7 @@ def update_ratios_figure(stats: Any) -> Figure:
 
 
 def plot_update_ratios(stats: Any, path: PathLike) -> Path:
+    """Save :func:`update_ratios_figure` as a PNG (atomically); return the path."""
     return save_figure(update_ratios_figure(stats), path)
 
 
@@ -229,6 +231,7 @@ def activation_histograms_figure(stats: Any) -> Figure:
 
 
 def plot_activation_histograms(stats: Any, path: PathLike) -> Path:
+    """Save :func:`activation_histograms_figure` as a PNG (atomically); return the path."""
     return save_figure(activation_histograms_figure(stats), path)
 
 
@@ -264,6 +267,7 @@ def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str] | Non
 
 def plot_confusion_matrix(matrix: np.ndarray, path: PathLike,
                           class_names: Sequence[str] | None = None) -> Path:
+    """Save :func:`confusion_matrix_figure` as a PNG (atomically); return the path."""
     return save_figure(confusion_matrix_figure(matrix, class_names), path)
 
 
@@ -309,6 +313,7 @@ def misclassified_figure(images: np.ndarray, true: np.ndarray, predicted: np.nda
 
 def plot_misclassified(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, path: PathLike,
                        class_names: Sequence[str] | None = None) -> Path:
+    """Save :func:`misclassified_figure` as a PNG (atomically); return the path."""
     return save_figure(misclassified_figure(images, true, predicted, class_names), path)
 
 
@@ -335,4 +340,5 @@ def lr_find_figure(result: Any) -> Figure:
 
 
 def plot_lr_find(result: Any, path: PathLike) -> Path:
+    """Save :func:`lr_find_figure` as a PNG (atomically); return the path."""
     return save_figure(lr_find_figure(result), path)

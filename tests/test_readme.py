@@ -42,7 +42,8 @@ def test_the_readme_has_examples_of_both_kinds() -> None:
 
 @pytest.mark.parametrize("block", list(_params()))
 def test_readme_example_prints_what_the_readme_says(block) -> None:
-    check = readme_check.check_python if block.kind == "python" else readme_check.check_transcript
+    check = {"python": readme_check.check_python, "transcript": readme_check.check_transcript,
+             "fragment": readme_check.check_fragment}[block.kind]
     problems = check(block)
     assert problems == [], "\n".join(problems)
 
@@ -50,9 +51,12 @@ def test_readme_example_prints_what_the_readme_says(block) -> None:
 def test_the_checker_catches_drift(tmp_path) -> None:
     drifted = tmp_path / "README.md"
     drifted.write_text("```python\nprint(1 + 1)  # 3\nprint('x')\n```\n"
-                       "```python\nprint('doctor: 5 of 9')  # doctor: ... of 9\n```\n")
+                       "```python\nprint('doctor: 5 of 9')  # doctor: ... of 9\n```\n"
+                       "<!-- fragment -->\n```python\nmodel.fit(X)\n```\n"
+                       "<!-- fragment -->\n```python\nprint(X\n```\n")
     found = readme_check.check(drifted)
-    assert sorted(found) == [1, 5] and found[5] == [], found
+    assert sorted(found) == [1, 5, 9, 13] and found[5] == found[9] == [], found
+    assert "does not parse" in found[13][0]
     problems = found[1]
     assert any("README says '3', the code prints '2'" in p for p in problems), problems
     assert any("1 print line(s) without the expected output" in p for p in problems), problems

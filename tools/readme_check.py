@@ -6,6 +6,8 @@ result that depends on the process, such as unseeded weights, shows up as a diff
 - ```python blocks: every ``print(...)`` line carries the exact line it prints as its trailing
   comment (``print(x)  # 0.965``). ``...`` in a comment stands for any text (used for the
   doctor's sampling counts and overhead, which depend on the machine's speed).
+- a python block right after the line ``<!-- fragment -->`` is a fragment that uses names from
+  the reader's own code (``model``, ``X``); it is not run, and it must not print.
 - transcript blocks (a plain ``` block whose first line is ``$ gradwise ...``): the command is
   run and its output (stdout then stderr) must equal the lines after it, once wall times,
   overhead percentages, sampled-step counts and run-folder dates are replaced by placeholders.
@@ -30,6 +32,7 @@ README = ROOT / "README.md"
 TIMEOUT = 300
 
 _FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
+FRAGMENT_MARK = "<!-- fragment -->"
 _PRINT_COMMENT = re.compile(r"^\s*print\(.*\)\s*#\s?(?P<expected>.*)$")
 _VOLATILE = [  # (pattern, placeholder): what legitimately differs between two runs
     (re.compile(r"\b\d+(\.\d+)?s\b"), "<seconds>s"),
@@ -54,7 +57,10 @@ def blocks(readme: str) -> list[Block]:
     for match in _FENCE.finditer(readme):
         language, body = match.group(1), match.group(2)
         line = readme.count("\n", 0, match.start()) + 1
-        if language == "python":
+        before = readme[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]
+        if language == "python" and before.strip() == FRAGMENT_MARK:
+            found.append(Block("fragment", line, body))
+        elif language == "python":
             found.append(Block("python", line, body))
         elif language == "" and body.startswith("$ gradwise "):
             found.append(Block("transcript", line, body))
@@ -128,8 +134,20 @@ def check_transcript(block: Block) -> list[str]:
 def check(readme_path: Path = README) -> dict[int, list[str]]:
     """Block line -> its differences (an empty list when the block matches)."""
     readme = readme_path.read_text(encoding="utf-8")
-    return {block.line: (check_python(block) if block.kind == "python"
-                         else check_transcript(block)) for block in blocks(readme)}
+    checks = {"python": check_python, "transcript": check_transcript,
+              "fragment": check_fragment}
+    return {block.line: checks[block.kind](block) for block in blocks(readme)}
+
+
+def check_fragment(block: Block) -> list[str]:
+    """A fragment is not run; it must at least parse and print nothing."""
+    try:
+        compile(block.text, f"README.md:{block.line}", "exec")
+    except SyntaxError as error:
+        return [f"README.md:{block.line}: the fragment does not parse: {error.msg}"]
+    if "print(" in block.text:
+        return [f"README.md:{block.line}: a fragment prints, so its output cannot be checked"]
+    return []
 
 
 def main(argv: list[str]) -> int:

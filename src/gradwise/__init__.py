@@ -8,7 +8,7 @@ Example:
     >>> w.grad
 """
 
-from gradwise import doctor, nn, optim, train, viz
+from gradwise import doctor, nn, onnx, optim, train, viz
 from gradwise._malloc import reuse_freed_memory
 from gradwise.autograd import (
     AnomalyError,
@@ -64,6 +64,7 @@ __all__ = [
     "maximum",
     "minimum",
     "nn",
+    "onnx",
     "no_grad",
     "ones",
     "ones_like",

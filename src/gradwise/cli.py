@@ -8,9 +8,11 @@ chooses exit codes, one per kind of failure (:data:`EXIT_CODES`, also in ``gradw
 1     an unexpected error: a bug in gradwise (rerun with GRADWISE_DEBUG=1 for the traceback)
 2     usage: a bad option, value, config file, run state or picture; nothing was changed
 3     data: the data set is not found, cannot be downloaded, or its files are damaged
-4     run folder: a run, checkpoint or weights file is missing, damaged or does not fit
+4     run folder: a run, checkpoint or weights file is missing, damaged or does not fit, or
+      the run's model cannot be exported
 5     training diverged (a non-finite loss) or --detect-anomaly found a NaN/Inf
 6     the system refused: a folder cannot be created or written, the disk is full
+7     an optional package the feature needs is not installed (the message names the pip extra)
 130   interrupted by SIGINT (Ctrl-C); a checkpoint was saved (143 for SIGTERM)
 ====  =========================================================================================
 
@@ -58,6 +60,7 @@ EXIT_DATA = 3
 EXIT_RUN = 4
 EXIT_DIVERGED = 5
 EXIT_SYSTEM = 6
+EXIT_MISSING_EXTRA = 7
 EXIT_FAILURE = EXIT_BUG  # the old name of code 1
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 EXIT_CODES = {
@@ -65,9 +68,12 @@ EXIT_CODES = {
     EXIT_BUG: f"an unexpected error, a bug in gradwise ({DEBUG_ENV}=1 shows the traceback)",
     EXIT_USAGE: "a bad option, value, config file, run state or picture; nothing changed",
     EXIT_DATA: "the data set is not found, cannot be downloaded, or is damaged",
-    EXIT_RUN: "a run folder, checkpoint or weights file is missing, damaged or does not fit",
+    EXIT_RUN: "a run folder, checkpoint or weights file is missing, damaged or does not "
+              "fit, or its model cannot be exported",
     EXIT_DIVERGED: "training diverged, or --detect-anomaly found a NaN/Inf",
     EXIT_SYSTEM: "the system refused: cannot create or write a file, the disk is full",
+    EXIT_MISSING_EXTRA: "an optional package the feature needs is not installed (pip extra "
+                        "named)",
     SIGNAL_EXIT["SIGINT"]: "interrupted by Ctrl-C (143: by SIGTERM); a checkpoint was saved",
 }
 """Exit code -> what it means; printed by ``gradwise --help``."""
@@ -88,6 +94,7 @@ examples:
   gradwise train --resume runs/RUN        continue an interrupted run
   gradwise train --resume runs/RUN --epochs 30   train a finished run for more epochs
   gradwise evaluate runs/RUN              test accuracy and confusions of a run
+  gradwise export runs/RUN                the run's model as ONNX (runs/RUN/model.onnx)
   gradwise predict runs/RUN digit.png     classify your own picture of a digit
   gradwise recipes                        list what `train` can train
 
@@ -206,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not watch training for problems")
     run.add_argument("--detect-anomaly", action="store_const", const=True,
                      help="trace NaN/Inf to the operation that produced it (slow)")
+    run.add_argument("--tensorboard", metavar="DIR",
+                     help="also write TensorBoard event files to DIR (pip install "
+                          "'gradwise[tensorboard]'; view with: tensorboard --logdir DIR)")
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser(
@@ -254,6 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
     lr_find.add_argument("--out", metavar="PNG",
                          help="where to write the plot (default runs/RECIPE-lr-find.png)")
     lr_find.set_defaults(handler=cmd_lr_find)
+
+    export = commands.add_parser(
+        "export", help="write a trained run's model as ONNX",
+        description="Export a run's model (its best weights unless --weights last) to an "
+                    "ONNX file with a dynamic batch "
+                    "axis. Its input is the normalised data the model trained on; the file's "
+                    "metadata holds the classes and the normalisation (mean, std).",
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR", help="the run folder `train` wrote")
+    export.add_argument("--format", choices=("onnx",), default="onnx",
+                        help="the file format (ONNX only, for now)")
+    _add_weights_choice(export)
+    export.add_argument("--out", metavar="FILE", help="default RUN_DIR/model.onnx")
+    export.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    export.set_defaults(handler=cmd_export)
 
     recipes = commands.add_parser("recipes", help="list the training recipes",
                                   description="List the recipes `gradwise train` knows.")
@@ -320,6 +345,7 @@ def _classify(error: Exception) -> tuple[int, str]:
     from gradwise.data import DatasetNotFoundError, DownloadError, IDXError
     from gradwise.imageprep import ImagePrepError
     from gradwise.nn import StateDictError
+    from gradwise.onnx import ExportError
     from gradwise.runs import RunError
     from gradwise.train import CheckpointError
 
@@ -330,7 +356,7 @@ def _classify(error: Exception) -> tuple[int, str]:
         return EXIT_DATA, text
     if isinstance(error, OSError):  # e.g. a full disk while saving
         return EXIT_SYSTEM, _os_message(error)
-    if isinstance(error, (RunError, CheckpointError, StateDictError)):
+    if isinstance(error, (RunError, CheckpointError, StateDictError, ExportError)):
         # the OS refusing to create or read a run's files is the system's failure, not the run's
         return (EXIT_SYSTEM if isinstance(error.__cause__, OSError) else EXIT_RUN), text
     if isinstance(error, AnomalyError):
@@ -397,6 +423,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if not args.quiet:
         _print_plan(config, run_dir, args.resume, _extending(run_dir) if args.resume else None)
+    extra_callbacks = []
+    if args.tensorboard:
+        from gradwise.train import TensorBoardLogger
+
+        try:
+            extra_callbacks.append(TensorBoardLogger(args.tensorboard))
+        except ImportError as error:  # the optional package is missing: say which extra
+            return _fail(str(error), EXIT_MISSING_EXTRA)
     stop = StopRequest()
     with _stop_on_signals(stop):
         outcome = train_run(
@@ -407,6 +441,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty() and not args.quiet,
             epoch_lines=not args.quiet,
             stop=stop,
+            extra_callbacks=extra_callbacks,
         )
     if outcome.interrupted:
         where = (f"epoch {outcome.epoch + 1}" if outcome.mid_epoch
@@ -662,6 +697,31 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
              f"--lr {result.suggested_lr:.3g}")
     if written is not None:
         _say(f"Plot: {written}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``gradwise export``: the run's model (its best weights, as evaluate) as an ONNX file."""
+    import json
+
+    import gradwise.onnx
+    from gradwise.runs import load_run
+
+    run = load_run(_check_run_dir(args.run_dir), args.weights)
+    out = Path(args.out) if args.out else run.run_dir / "model.onnx"
+    _check_folder(str(out.parent), "--out")
+    example = np.zeros((2, *(int(n) for n in run.info["input_shape"])), dtype=np.float32)
+    metadata: dict[str, str] = {key: json.dumps(run.info[key])
+                                for key in ("classes", "mean", "std", "dataset")
+                                if key in run.info}
+    opset = gradwise.onnx.DEFAULT_OPSET if args.opset is None else args.opset
+    try:
+        gradwise.onnx.export(run.model, example, out, opset=opset, output_names=["logits"],
+                             metadata=metadata)
+    except ImportError as error:  # the optional package is missing: say which extra
+        return _fail(str(error), EXIT_MISSING_EXTRA)
+    _say(f"Wrote {out} (ONNX opset {opset}, input 'input' of shape (batch, "
+         f"{', '.join(str(n) for n in example.shape[1:])}), output 'logits')")
     return 0
 
 

@@ -143,7 +143,7 @@ def test_exit_codes_are_documented_in_help(capsys) -> None:
     assert "exit codes:" in result.out
     for code, meaning in EXIT_CODES.items():
         assert f"  {code:<4} {meaning}" in result.out
-    assert len(set(EXIT_CODES)) == len(EXIT_CODES) == 8
+    assert len(set(EXIT_CODES)) == len(EXIT_CODES) == 9
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as _html
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -157,6 +158,25 @@ class Tensor:
         elif self.requires_grad:
             extra += ", requires_grad=True"
         return f"tensor({body}{extra})"
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display, compact at any size: shape, dtype and graph role on one line,
+        mean/std/min/max beyond 100 elements, and the values with only 2 at each edge."""
+        data = self._data
+        role = (f"grad_fn={type(self._ctx).__name__}" if self._ctx is not None
+                else "requires_grad" if self.requires_grad else "")
+        head = " ".join(part for part in (f"tensor {tuple(data.shape)}", str(data.dtype), role)
+                        if part)
+        if data.size > 100 and data.dtype.kind in "iuf":
+            finite = data[np.isfinite(data)] if data.dtype.kind == "f" else data
+            if finite.size:
+                head += (f" | mean {finite.mean():.4g}, std {finite.std():.4g}, "
+                         f"min {finite.min():.4g}, max {finite.max():.4g}")
+            if finite.size < data.size:
+                head += f" | {data.size - finite.size} non-finite"
+        body = np.array2string(data, separator=", ", precision=4, threshold=100, edgeitems=2)
+        return (f"<div><small>{_html.escape(head)}</small>"
+                f"<pre style='margin:0'>{_html.escape(body)}</pre></div>")
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         if requires_grad and self._data.dtype.kind not in "fc":

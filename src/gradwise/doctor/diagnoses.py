@@ -50,6 +50,11 @@ class Finding:
                 f"Finding: severity must be one of {SEVERITIES}, got {self.severity!r}"
             )
 
+    def _repr_html_(self) -> str:  # Jupyter's display; the renderer lives in findings_html.py
+        from gradwise.doctor.findings_html import finding_html
+
+        return finding_html(self)
+
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["evidence"] = {key: _json_number(value) for key, value in self.evidence.items()}

@@ -234,6 +234,11 @@ class Doctor(Callback):
                                                subsequent_indent="      "))
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:  # Jupyter's display; the renderer lives in findings_html.py
+        from gradwise.doctor.findings_html import findings_html
+
+        return findings_html(self.findings, self.format_findings().splitlines()[0])
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": _FORMAT,

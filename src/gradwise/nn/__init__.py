@@ -39,6 +39,7 @@ from gradwise.nn.losses import (
     NLLLoss,
 )
 from gradwise.nn.module import Module, Parameter, RemovableHandle, StateDictError
+from gradwise.nn.serialization import load_safetensors, save_safetensors
 
 __all__ = [
     "ELU",
@@ -72,6 +73,8 @@ __all__ = [
     "StateDictError",
     "Tanh",
     "functional",
+    "load_safetensors",
+    "save_safetensors",
     "init",
     "utils",
 ]

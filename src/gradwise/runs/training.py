@@ -11,6 +11,7 @@ import math
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +140,7 @@ def train_run(
     progress: bool = False,
     epoch_lines: bool = True,
     stop: StopRequest | None = None,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> TrainOutcome:
     """Train ``config`` into ``run_dir`` (or continue the run there with ``resume=True``).
 
@@ -147,6 +149,7 @@ def train_run(
         progress: show tqdm bars (on stderr).
         epoch_lines: send one summary line per epoch to ``notify``.
         stop: when set during training, stop at the next step, checkpoint and return.
+        extra_callbacks: more callbacks for the Trainer (``--tensorboard``'s logger).
 
     Raises:
         RunError: the folder already holds a run (fresh start) or has finished (resume).
@@ -159,6 +162,7 @@ def train_run(
     trainer, checkpoint, doctor = _build_trainer(
         config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify,
         extend_from=extend_from,
+        extra_callbacks=extra_callbacks,
     )
     info.update(describe_model(trainer.model, data.input_shape))
     history = _fit(trainer, config, data, run_dir, resume, notify)
@@ -269,6 +273,7 @@ def _build_trainer(
     epoch_lines: bool,
     notify: Notify,
     extend_from: int | None = None,
+    extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[Trainer, ModelCheckpoint, Doctor | None]:
     """The model, optimizer, schedule and callbacks of ``config``, wired into a Trainer
     (``extend_from``: the epochs of a finished run being extended)."""
@@ -286,6 +291,7 @@ def _build_trainer(
         callbacks.append(EpochSummary(print_fn=notify))
     if extend_from is not None:
         callbacks.append(_WarmRestart(config, extend_from, _steps_per_epoch(config, data)))
+    callbacks.extend(extra_callbacks)
     doctor = Doctor() if config.doctor else None
     trainer = Trainer(
         model,

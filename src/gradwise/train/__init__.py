@@ -36,9 +36,11 @@ from gradwise.train.metrics import (
     recall,
     top_k_accuracy,
 )
+from gradwise.train.tensorboard import TensorBoardLogger
 from gradwise.train.trainer import DEFAULT_METRICS, NonFiniteLossWarning, Trainer
 
 __all__ = [
+    "TensorBoardLogger",
     "DEFAULT_METRICS",
     "CSVLogger",
     "Callback",

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import os
@@ -125,10 +126,32 @@ class History:
             return NotImplemented
         return self.to_json() == other.to_json()
 
+    def _repr_html_(self) -> str:
+        """Jupyter's display: one row per epoch, one column per key, and why training stopped."""
+        keys = self.keys()
+        head = "".join(f"<th>{html.escape(str(key))}</th>" for key in keys)
+        rows = []
+        for record in self.epochs:
+            cells = "".join(f"<td>{html.escape(_cell(record.get(key)))}</td>" for key in keys)
+            rows.append(f"<tr>{cells}</tr>")
+        stopped = (f"<p>stopped early: {html.escape(self.stop_reason)}</p>"
+                   if self.stop_reason else "")
+        return (f"<div><b>History</b> ({len(self)} epochs)<table><thead><tr>{head}</tr>"
+                f"</thead><tbody>{''.join(rows)}</tbody></table>{stopped}</div>")
+
     def __repr__(self) -> str:
         last = self.last
         summary = ", ".join(f"{k}={v:.4g}" for k, v in last.items() if isinstance(v, float))
         return f"History(epochs={len(self)}{', ' + summary if summary else ''})"
+
+
+def _cell(value: Any) -> str:
+    """One value of a record as table text: floats to 4 significant digits, None as blank."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 _NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}

@@ -11,17 +11,19 @@ it was, so drawing never changes training. Otherwise it shows whatever ``.grad``
 
 from __future__ import annotations
 
+import html
 import shutil
 import subprocess
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from gradwise._atomic import atomic_write_bytes
 from gradwise.autograd.tensor import Tensor, topological_order
 
-__all__ = ["draw_graph", "graph_nodes"]
+__all__ = ["GraphDrawing", "draw_graph", "graph_nodes"]
 
 _FORMATS = ("dot", "svg", "png")
 
@@ -103,7 +105,50 @@ def _to_dot(root: Tensor, nodes: list[Tensor], grads: dict[int, np.ndarray]) -> 
     return "\n".join(lines) + "\n"
 
 
-def draw_graph(tensor: Tensor, path: str | Path | None = None, format: str | None = None) -> str:
+class GraphDrawing(str):
+    """The DOT text of a graph (a ``str``), which also draws itself in Jupyter.
+
+    In a notebook the last expression ``gw.viz.draw_graph(loss)`` shows the graph inline as SVG
+    rendered by Graphviz's ``dot``; without ``dot`` it shows the DOT text and says how to get
+    the picture. Everywhere else it is the DOT text, as before.
+    """
+
+    __slots__ = ()
+
+    def svg(self) -> str:
+        """The graph rendered by ``dot -Tsvg``.
+
+        Raises:
+            FileNotFoundError: Graphviz's ``dot`` is not installed.
+            RuntimeError: ``dot`` rejected the text (its message included).
+        """
+        program = shutil.which("dot")
+        if program is None:
+            raise FileNotFoundError("draw_graph: Graphviz's 'dot' program was not found; "
+                                    "install graphviz to render the graph")
+        rendered = subprocess.run([program, "-Tsvg"], input=str(self).encode("utf-8"),
+                                  capture_output=True, check=False)
+        if rendered.returncode != 0:
+            raise RuntimeError(f"draw_graph: dot failed to render the graph: "
+                               f"{rendered.stderr.decode(errors='replace').strip()}")
+        return rendered.stdout.decode("utf-8")
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
+        """Jupyter's display hook: SVG when ``dot`` is there, otherwise the DOT text as HTML."""
+        nodes = self.count("shape=box")
+        plain = f"<computational graph: {nodes} tensors; str() gives the DOT text>"
+        try:
+            return {"image/svg+xml": self.svg(), "text/plain": plain}
+        except FileNotFoundError:
+            note = ("Graphviz's <code>dot</code> is not installed, so here is the DOT text "
+                    "(install graphviz to see the picture):")
+            return {"text/html": f"<p>{note}</p><pre>{html.escape(str(self))}</pre>",
+                    "text/plain": plain}
+
+
+def draw_graph(
+    tensor: Tensor, path: str | Path | None = None, format: str | None = None
+) -> GraphDrawing:
     """The computational graph of ``tensor`` as Graphviz DOT text, optionally written to disk.
 
     Args:
@@ -115,7 +160,7 @@ def draw_graph(tensor: Tensor, path: str | Path | None = None, format: str | Non
             else ``"dot"``.
 
     Returns:
-        the DOT text.
+        the DOT text, as a :class:`GraphDrawing` (a ``str`` that Jupyter displays as SVG).
 
     Example:
         >>> w = gw.tensor([0.5, 0.3], requires_grad=True)
@@ -130,7 +175,7 @@ def draw_graph(tensor: Tensor, path: str | Path | None = None, format: str | Non
     if format not in _FORMATS:
         raise ValueError(f"draw_graph: format must be one of {_FORMATS}, got {format!r}")
     nodes = graph_nodes(tensor)
-    dot_text = _to_dot(tensor, nodes, _gradients(tensor, nodes))
+    dot_text = GraphDrawing(_to_dot(tensor, nodes, _gradients(tensor, nodes)))
     if path is None:
         return dot_text
     path = Path(path)

@@ -60,6 +60,8 @@ class BatchNorm(Function):
             out += bias[:, None]
         ctx.xhat, ctx.invstd, ctx.weight, ctx.training = xhat, invstd, weight, training
         ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
+        # what an exporter (gradwise.onnx) reads back from the recorded graph
+        ctx.eps, ctx.running_stats = eps, None if training else (running_mean, running_var)
         return out.reshape(x.shape)
 
     @staticmethod
@@ -117,6 +119,7 @@ class LayerNorm(Function):
         ctx.xhat, ctx.invstd, ctx.weight = xhat, invstd, w2
         ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
         ctx.param_shape = x.shape[x.ndim - ndim :]
+        ctx.eps = eps  # read back by gradwise.onnx
         return out.reshape(x.shape)
 
     @staticmethod

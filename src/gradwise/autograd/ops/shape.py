@@ -185,6 +185,7 @@ class Pad(Function):
     def forward(ctx, x, pad_width, value=0.0):
         width = _pad_width(pad_width, x.ndim)
         ctx.slices = tuple(slice(b, b + n) for (b, _), n in zip(width, x.shape, strict=True))
+        ctx.value = value  # read back by gradwise.onnx
         return np.pad(x, width, mode="constant", constant_values=value)
 
     @staticmethod

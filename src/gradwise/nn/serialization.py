@@ -1,0 +1,92 @@
+"""Weights to and from safetensors files, the format PyTorch, JAX and the Hugging Face hub share.
+
+One call each way, keys and layouts as in PyTorch, so a file goes both ways between the two:
+
+    gw.nn.save_safetensors(model, "model.safetensors")      # torch: model.load_state_dict(
+                                                            #     safetensors.torch.load_file(p))
+    gw.nn.load_safetensors(model, "model.safetensors")      # torch: safetensors.torch.save_file(
+                                                            #     model.state_dict(), p)
+
+safetensors holds only named arrays and string metadata: nothing in it is executed on load
+(no pickle).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.numpy
+
+from gradwise._atomic import atomic_write_bytes
+from gradwise.nn.module import IncompatibleKeys, Module
+
+__all__ = ["load_safetensors", "save_safetensors"]
+
+
+def save_safetensors(
+    model: Module, path: str | os.PathLike[str], metadata: dict[str, str] | None = None
+) -> None:
+    """Write ``model.state_dict()`` (parameters and persistent buffers) to a safetensors file.
+
+    The file is written atomically: a crash or a full disk leaves the old file, never half a
+    new one. Keys are PyTorch's (``0.weight``, ``1.running_mean``, ``1.num_batches_tracked``),
+    so ``torch_model.load_state_dict(safetensors.torch.load_file(path))`` reads it into the
+    equivalent PyTorch model.
+
+    Args:
+        metadata: strings stored in the file's header (e.g. {"classes": "..."}).
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``, or metadata is not str -> str.
+        OSError: the file cannot be written (names it).
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"save_safetensors: expected an nn.Module, got {type(model).__name__}")
+    if metadata is not None and not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
+    ):
+        raise TypeError("save_safetensors: metadata must map strings to strings")
+    state = {key: np.ascontiguousarray(value) for key, value in model.state_dict().items()}
+    atomic_write_bytes(Path(path), safetensors.numpy.save(state, metadata=metadata))
+
+
+def load_safetensors(
+    model: Module, path: str | os.PathLike[str], strict: bool = True
+) -> IncompatibleKeys:
+    """Load a safetensors file of weights (e.g. written by PyTorch) into ``model`` in place.
+
+    A file written by ``safetensors.torch.save_file(torch_model.state_dict(), path)`` loads into
+    the gradwise model built the same way (same layer order and sizes). Values are cast to each
+    parameter's dtype.
+
+    Args:
+        strict: missing or unexpected keys are an error (shape mismatches always are).
+
+    Returns:
+        the missing and unexpected keys (empty lists when ``strict``).
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file is not safetensors, or holds a dtype NumPy cannot represent
+            (bfloat16: convert it with ``tensor.float()`` in PyTorch before saving).
+        gradwise.nn.StateDictError: keys or shapes do not fit the model; names every one, and
+            then nothing has been loaded.
+    """
+    if not isinstance(model, Module):
+        raise TypeError(f"load_safetensors: expected an nn.Module, got {type(model).__name__}")
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"load_safetensors: no file at {path}")
+    data = path.read_bytes()
+    try:
+        state: dict[str, Any] = safetensors.numpy.load(data)
+    except Exception as error:  # safetensors raises its own error types (and TypeError for bf16)
+        text = str(error)
+        hint = (" (bfloat16 has no NumPy dtype: save the weights as float32 in PyTorch)"
+                if "bf16" in text.lower() or "bfloat16" in text.lower() else "")
+        raise ValueError(f"load_safetensors: {path}: not a readable safetensors file: "
+                         f"{text}{hint}") from None
+    return model.load_state_dict(state, strict=strict)

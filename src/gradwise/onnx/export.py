@@ -1,0 +1,296 @@
+"""Trace a forward pass through the graph the engine records and write it as an ONNX model.
+
+How it works: the example input is made a tensor that requires grad, so every op that depends on
+it is recorded as a node (``tensor.grad_fn``, with its inputs in ``grad_fn.inputs``). The export
+walks that graph from the outputs back to the inputs, orders it, and turns each recorded op into
+ONNX nodes (``gradwise.onnx.ops``). A leaf that is not an input becomes an initializer: a
+parameter or buffer under its ``state_dict`` name, anything else (a constant made inside
+``forward``) as ``const_<n>``. Work done only on constants is folded into those constants.
+
+The batch axis (axis 0 of every input) stays dynamic: reshapes that keep it write ``0`` ("copy
+this axis") instead of the traced size, broadcasts write 1 where the input already has the size,
+and slices that take the whole batch are left out. Trace with a batch size greater than 1 that
+differs from the model's other sizes, so the batch axis can be told apart from them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradwise.autograd import Tensor, enable_grad
+from gradwise.nn import Module
+
+#: the opset written when none is asked for (17 is the first with LayerNormalization)
+DEFAULT_OPSET = 17
+#: the opsets the exporter knows how to write (13: Squeeze/Unsqueeze/ReduceSum take axes as inputs)
+SUPPORTED_OPSETS = range(13, 22)
+
+
+class ExportError(RuntimeError):
+    """The model cannot be exported; the message names the op (and module) that stopped it."""
+
+
+def _require_onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise ImportError(
+            "gradwise.onnx.export needs the 'onnx' package: pip install 'gradwise[onnx]'"
+        ) from None
+    return onnx
+
+
+def export(
+    model: Module | Callable[..., Any],
+    example_input: Any,
+    path: str | os.PathLike[str],
+    opset: int = DEFAULT_OPSET,
+    input_names: Sequence[str] | None = None,
+    output_names: Sequence[str] | None = None,
+    dynamic_batch: bool = True,
+    metadata: dict[str, str] | None = None,
+) -> Any:
+    """Export ``model`` traced on ``example_input`` to the ONNX file ``path``.
+
+    Modules are switched to evaluation mode for the trace (dropout off, batch norm on its
+    running statistics) and put back in the modes they had afterwards.
+
+    Args:
+        model: an ``nn.Module`` or any callable of Tensors built from gradwise ops.
+        example_input: a Tensor or array (or a tuple of them, one per ``forward`` argument).
+            Floating-point inputs may flow through any supported op; integer inputs only into
+            ``nn.Embedding`` / integer indexing.
+        path: the ``.onnx`` file to write (atomically: on an error nothing is left behind).
+        opset: the ONNX opset, one of ``SUPPORTED_OPSETS`` (default 17).
+        input_names, output_names: graph names; default ``input`` / ``output`` (with ``_<i>``
+            suffixes when there are several).
+        dynamic_batch: make axis 0 of the inputs (and of outputs that carry it) a symbolic
+            ``batch`` dimension.
+        metadata: strings stored in the model's ``metadata_props`` (e.g. class names).
+
+    Returns:
+        The ``onnx.ModelProto`` that was written, checked by ``onnx.checker.check_model``.
+
+    Raises:
+        ImportError: the ``onnx`` package is missing (names the pip extra).
+        ExportError: an op cannot be exported (names the first such op, its module and shapes),
+            the model returned something that is not a Tensor, or batch norm ran in training.
+            The model is traced twice, on the example and on other values of the same shapes:
+            a constant that differs between the two (computed from the input outside the
+            recorded graph, e.g. through ``.numpy()``, or random) or ops that differ (Python
+            control flow on values) are errors too, naming the op that uses the constant.
+        ValueError: bad ``opset``, names or inputs.
+    """
+    onnx = _require_onnx()
+    from gradwise.onnx import ops  # needs onnx
+
+    if opset not in SUPPORTED_OPSETS:
+        raise ValueError(
+            f"onnx.export: opset {opset} is not supported; use one of "
+            f"{SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1}"
+        )
+    inputs = _as_input_tensors(example_input)
+    input_names = _names("input", input_names, len(inputs))
+
+    builder, outputs, output_names = _trace(
+        model, inputs, input_names, output_names, opset, ops.GraphBuilder
+    )
+    # trace again on other values: what changes is not part of the graph the engine recorded
+    probe, _, _ = _trace(model, _other_values(inputs), input_names, output_names, opset,
+                         ops.GraphBuilder)
+    _check_same_graph(builder, probe)
+
+    graph = onnx.helper.make_graph(
+        builder.nodes,
+        "gradwise",
+        [_value_info(onnx, t, n, dynamic_batch) for t, n in zip(inputs, input_names, strict=True)],
+        [
+            _value_info(onnx, t, n, dynamic_batch and builder.has_batch(n))
+            for t, n in zip(outputs, output_names, strict=True)
+        ],
+        initializer=builder.initializers,
+    )
+    model_proto = onnx.helper.make_model(
+        graph,
+        producer_name="gradwise",
+        opset_imports=[onnx.helper.make_opsetid("", opset)],
+    )
+    # the oldest IR version that can carry this opset, so older runtimes can read the file
+    if metadata:
+        onnx.helper.set_model_props(model_proto, {str(k): str(v) for k, v in metadata.items()})
+    model_proto.ir_version = onnx.helper.find_min_ir_version_for(
+        list(model_proto.opset_import), ignore_unknown=True
+    )
+    try:
+        onnx.checker.check_model(model_proto, full_check=True)
+    except onnx.checker.ValidationError as error:
+        raise ExportError(f"onnx.export: the exported graph failed onnx.checker: {error}") from None
+    from gradwise._atomic import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), model_proto.SerializeToString())
+    return model_proto
+
+
+def _trace(
+    model: Any,
+    inputs: list[Tensor],
+    input_names: list[str],
+    output_names: Sequence[str] | None,
+    opset: int,
+    builder_class: Any,
+) -> tuple[Any, list[Tensor], list[str]]:
+    """Run the model once with grad recording on and convert what the engine recorded."""
+    modes = [(m, m.training) for m in model.modules()] if isinstance(model, Module) else []
+    module_of: dict[int, str] = {}
+    handles = []
+    try:
+        if isinstance(model, Module):
+            model.eval()
+            for name, module in model.named_modules():
+                handles.append(module.register_forward_hook(_remember(module_of, name, module)))
+        with enable_grad():
+            result = model(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+        for module, training in modes:
+            module.training = training
+
+    outputs = list(result) if isinstance(result, tuple | list) else [result]
+    for i, out in enumerate(outputs):
+        if not isinstance(out, Tensor):
+            raise ExportError(
+                f"onnx.export: the model's output {i} is a {type(out).__name__}, not a Tensor"
+            )
+    output_names = _names("output", output_names, len(outputs))
+    overlap = sorted(set(input_names) & set(output_names))
+    if overlap:
+        raise ValueError(f"onnx.export: input and output names overlap: {overlap}")
+
+    params: dict[int, str] = {}
+    if isinstance(model, Module):
+        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+            params.setdefault(id(tensor), name)
+    builder = builder_class(opset, params, module_of)
+    for tensor, name in zip(inputs, input_names, strict=True):
+        builder.add_input(tensor, name)
+    for fn, out in _topological(outputs):
+        builder.convert(fn, out)
+    for out, name in zip(outputs, output_names, strict=True):
+        builder.add_output(out, name)
+
+    return builder, outputs, output_names
+
+
+def _other_values(inputs: list[Tensor]) -> list[Tensor]:
+    """Inputs of the same shapes and dtypes with other values (integers stay in their range)."""
+    probes = []
+    for tensor in inputs:
+        array = tensor.detach().numpy()
+        if array.dtype.kind == "f":
+            probes.append(Tensor(0.11 - 1.37 * array, requires_grad=True))  # signs flip too
+        else:
+            probes.append(Tensor(np.roll(array.reshape(-1), 1).reshape(array.shape)))
+    return probes
+
+
+def _check_same_graph(builder: Any, probe: Any) -> None:
+    """Both traces must give the same ops and the same constants; say which op differs."""
+    ops_first = [(n.op_type, list(n.input)) for n in builder.nodes]
+    ops_probe = [(n.op_type, list(n.input)) for n in probe.nodes]
+    if ops_first != ops_probe:
+        raise ExportError(
+            "onnx.export: the recorded ops changed when the input values changed (Python "
+            "control flow on tensor values, such as `if x.sum() > 0`), so one trace cannot "
+            "represent the model"
+        )
+    params = set(builder.params.values())
+    for first, second in zip(builder.initializers, probe.initializers, strict=True):
+        if first.name in params or first.raw_data == second.raw_data:
+            continue
+        user = next(n for n in builder.nodes if first.name in n.input)
+        raise ExportError(
+            f"onnx.export: cannot export {builder.origin.get(user.name, user.op_type)}: one of "
+            "its constant inputs depends on the input values (it was computed outside the "
+            "recorded graph, e.g. through .numpy(), or drawn at random), so the file would "
+            "replay the example's values"
+        )
+
+
+def _remember(module_of: dict[int, str], name: str, module: Module) -> Callable[..., None]:
+    label = f"{name or '<model>'} ({type(module).__name__})"
+
+    def hook(_module: Module, _inputs: Any, output: Any) -> None:
+        # inner modules finish first, so the innermost module keeps the node
+        for out in output if isinstance(output, tuple | list) else (output,):
+            if isinstance(out, Tensor) and out.grad_fn is not None:
+                module_of.setdefault(id(out.grad_fn), label)
+
+    return hook
+
+
+def _as_input_tensors(example_input: Any) -> list[Tensor]:
+    items = list(example_input) if isinstance(example_input, tuple | list) else [example_input]
+    if not items:
+        raise ValueError("onnx.export: example_input is empty; give one tensor per input")
+    tensors = []
+    for i, item in enumerate(items):
+        array = np.array(item.detach().numpy() if isinstance(item, Tensor) else item)
+        if array.dtype.kind == "f":
+            tensors.append(Tensor(array, requires_grad=True))
+        elif array.dtype.kind in "iub":
+            tensors.append(Tensor(array))
+        else:
+            raise ValueError(
+                f"onnx.export: example input {i} has dtype {array.dtype}; "
+                "expected floating-point, integer or bool values"
+            )
+    return tensors
+
+
+def _names(kind: str, names: Sequence[str] | None, count: int) -> list[str]:
+    if names is None:
+        return [kind] if count == 1 else [f"{kind}_{i}" for i in range(count)]
+    names = list(names)
+    if len(names) != count or len(set(names)) != count or not all(names):
+        raise ValueError(
+            f"onnx.export: {kind}_names must be {count} distinct non-empty names, got {names}"
+        )
+    return names
+
+
+def _topological(outputs: Sequence[Tensor]) -> list[tuple[Any, Tensor]]:
+    """(node, its result) for every recorded node the outputs depend on, feeders first."""
+    order: list[tuple[Any, Tensor]] = []
+    seen: set[int] = set()
+    for out in outputs:
+        if out.grad_fn is None or id(out.grad_fn) in seen:
+            continue
+        stack = [(out, False)]
+        while stack:
+            tensor, expanded = stack.pop()
+            fn = tensor.grad_fn
+            if expanded:
+                order.append((fn, tensor))
+                continue
+            if id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            stack.append((tensor, True))
+            for parent in fn.inputs:
+                if parent.grad_fn is not None and id(parent.grad_fn) not in seen:
+                    stack.append((parent, False))
+    return order
+
+
+def _value_info(onnx: Any, tensor: Tensor, name: str, batch: bool) -> Any:
+    shape: list[Any] = list(tensor.shape)
+    if batch and shape:
+        shape[0] = "batch"
+    dtype = onnx.helper.np_dtype_to_tensor_dtype(tensor.dtype)
+    return onnx.helper.make_tensor_value_info(name, dtype, shape)

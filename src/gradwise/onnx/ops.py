@@ -1,0 +1,517 @@
+"""One converter per recorded gradwise op: the ONNX nodes that compute the same values.
+
+A converter is ``convert(builder, fn, out) -> (name, batch)``: ``fn`` is the recorded node
+(``out.grad_fn``; its Tensor inputs in ``fn.inputs``, what its forward saved as attributes),
+``name`` the ONNX value holding the result and ``batch`` whether its axis 0 is the batch axis.
+Formulas follow the ONNX operator specification (https://onnx.ai/onnx/operators/).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from gradwise.autograd import Tensor
+
+Converter = Callable[["GraphBuilder", Any, Any], tuple[str, bool]]
+CONVERTERS: dict[str, Converter] = {}
+
+
+def converts(*op_names: str) -> Callable[[Converter], Converter]:
+    def register(fn: Converter) -> Converter:
+        for name in op_names:
+            CONVERTERS[name] = fn
+        return fn
+
+    return register
+
+
+class GraphBuilder:
+    """Collects ONNX nodes and initializers while the recorded ops are converted in order."""
+
+    def __init__(self, opset: int, params: dict[int, str], module_of: dict[int, str]) -> None:
+        self.opset = opset
+        self.params = params  # id(parameter or buffer) -> state_dict name
+        self.module_of = module_of  # id(node) -> "name (ModuleClass)"
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+        self._names: dict[int, str] = {}  # id(tensor or node) -> ONNX value name
+        self._keep: list[Any] = []  # keeps traced objects alive, so their ids stay unique
+        self._batch: dict[str, bool] = {}
+        self._inputs: list[tuple[np.ndarray, str]] = []
+        self.origin: dict[str, str] = {}  # node name -> "op X in module Y", for error messages
+        self._counter = 0
+
+    # ---- values -------------------------------------------------------------------------------
+    def fresh(self, hint: str) -> str:
+        self._counter += 1
+        return f"{hint}_{self._counter}"
+
+    def add_input(self, tensor: Tensor, name: str) -> None:
+        self._names[id(tensor)] = name
+        self._keep.append(tensor)
+        self._batch[name] = tensor.ndim > 0
+        self._inputs.append((tensor.numpy(), name))
+
+    def input_named_by(self, array: Any) -> str | None:
+        """The graph input whose values ``array`` is (an integer index the model looked up)."""
+        for values, name in self._inputs:
+            if array is values:
+                return name
+        return None
+
+    def has_batch(self, name: str) -> bool:
+        return self._batch.get(name, False)
+
+    def value(self, tensor: Tensor, dtype: Any = None) -> str:
+        """The ONNX name of ``tensor``: an input, a converted node's result or an initializer.
+
+        ``dtype`` casts a floating-point constant (not a parameter) to the dtype the op computes
+        in, as gradwise's own type promotion did when it ran.
+        """
+        if tensor.grad_fn is not None:
+            return self._names[id(tensor.grad_fn)]
+        if id(tensor) in self._names:
+            return self._names[id(tensor)]
+        array = tensor.detach().numpy()
+        param = self.params.get(id(tensor))
+        if param is None and dtype is not None and array.dtype.kind == "f":
+            array = array.astype(dtype, copy=False)
+        name = param if param is not None else self.fresh("const")
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self._names[id(tensor)] = name
+        self._keep.append(tensor)
+        return name
+
+    def const(self, array: Any, hint: str = "const", dtype: Any = None) -> str:
+        array = np.asarray(array, dtype=dtype)
+        name = self.fresh(hint)
+        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        return name
+
+    def ints(self, values: Any, hint: str = "axes") -> str:
+        return self.const(np.asarray(list(values), dtype=np.int64).reshape(-1), hint)
+
+    def batch_of(self, tensor: Tensor) -> bool:
+        return self._batch.get(self.value(tensor), False)
+
+    def node(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs: Any) -> str:
+        out = self.fresh(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    # ---- reductions and axes, whose spelling changed across opsets -----------------------------
+    def reduce(self, op_type: str, x: str, axes: Any, keepdims: bool) -> str:
+        keep = int(bool(keepdims))
+        if op_type == "ReduceSum" or self.opset >= 18:
+            return self.node(op_type, [x, self.ints(axes)], keepdims=keep)
+        return self.node(op_type, [x], axes=[int(a) for a in axes], keepdims=keep)
+
+    def unsqueeze(self, x: str, axes: Any) -> str:
+        return self.node("Unsqueeze", [x, self.ints(axes)])
+
+    def squeeze(self, x: str, axes: Any) -> str:
+        return self.node("Squeeze", [x, self.ints(axes)])
+
+    # ---- the walk -----------------------------------------------------------------------------
+    def convert(self, fn: Any, out: Tensor) -> None:
+        """Write the nodes for the recorded op ``fn``, whose result is ``out``."""
+        op = type(fn).__name__
+        converter = CONVERTERS.get(op)
+        shapes = ", ".join(str(tuple(t.shape)) for t in fn.inputs)
+        where = self.module_of.get(id(fn))
+        place = f" in module {where}" if where else ""
+        if converter is None:
+            raise _export_error(
+                f"onnx.export: cannot export op {op}{place} (inputs {shapes}): no ONNX converter "
+                f"for it; supported ops: {', '.join(sorted(CONVERTERS))}"
+            )
+        first_new = len(self.nodes)
+        try:
+            name, batch = converter(self, fn, out)
+        except _UnsupportedError as why:
+            raise _export_error(
+                f"onnx.export: cannot export op {op}{place} (inputs {shapes}): {why}"
+            ) from None
+        for node in self.nodes[first_new:]:
+            self.origin[node.name] = f"op {op}{place}"
+        self._names[id(fn)] = name
+        self._keep.append(fn)
+        self._batch[name] = batch
+
+    def add_output(self, tensor: Tensor, name: str) -> None:
+        source = self.value(tensor)
+        self._batch[name] = self._batch.get(source, False)
+        self.nodes.append(helper.make_node("Identity", [source], [name], name=name))
+
+
+def _export_error(message: str) -> Exception:
+    from gradwise.onnx.export import ExportError
+
+    return ExportError(message)
+
+
+class _UnsupportedError(Exception):
+    """A converter met a case it cannot write; the builder adds the op's name and place."""
+
+
+# ---- elementwise ---------------------------------------------------------------------------------
+def _broadcast_batch(b: GraphBuilder, fn: Any, out: Any) -> bool:
+    return any(b.batch_of(t) and t.ndim == out.ndim for t in fn.inputs)
+
+
+def _simple(onnx_op: str, **attrs_of: Callable[[Any], Any]) -> Converter:
+    def convert(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+        names = [b.value(t, out.dtype) for t in fn.inputs]
+        attrs = {key: get(fn) for key, get in attrs_of.items()}
+        return b.node(onnx_op, names, **attrs), _broadcast_batch(b, fn, out)
+
+    return convert
+
+
+for _op, _onnx_op in {
+    "Add": "Add", "Sub": "Sub", "Mul": "Mul", "Div": "Div", "Neg": "Neg", "Exp": "Exp",
+    "Log": "Log", "Sqrt": "Sqrt", "Abs": "Abs", "ReLU": "Relu", "Sigmoid": "Sigmoid",
+    "Tanh": "Tanh", "Pow": "Pow", "Maximum": "Max", "Minimum": "Min", "Copy": "Identity",
+}.items():
+    CONVERTERS[_op] = _simple(_onnx_op)
+CONVERTERS["LeakyReLU"] = _simple("LeakyRelu", alpha=lambda fn: float(fn.slope))
+CONVERTERS["ELU"] = _simple("Elu", alpha=lambda fn: float(fn.alpha))
+
+
+@converts("Cast")
+def _cast(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    to = helper.np_dtype_to_tensor_dtype(np.dtype(out.dtype))
+    return b.node("Cast", [b.value(fn.inputs[0])], to=to), b.batch_of(fn.inputs[0])
+
+
+@converts("PowScalar")
+def _pow_scalar(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    exponent = b.const(fn.exponent, "exponent", dtype=out.dtype)
+    return b.node("Pow", [b.value(x), exponent]), b.batch_of(x)
+
+
+@converts("Clip")
+def _clip(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    name = b.value(x)
+    for bound, op in ((fn.lo, "Max"), (fn.hi, "Min")):
+        if bound is not None:
+            name = b.node(op, [name, b.const(bound, "bound", dtype=out.dtype)])
+    return name, b.batch_of(x)
+
+
+@converts("Where")
+def _where(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    condition = b.const(fn.condition, "condition", dtype=bool)
+    names = [b.value(t, out.dtype) for t in fn.inputs]
+    batch = _broadcast_batch(b, fn, out) and np.ndim(fn.condition) < out.ndim
+    return b.node("Where", [condition, *names]), batch
+
+
+@converts("Softplus")
+def _softplus(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # PyTorch's softplus: log(1 + exp(beta x)) / beta, and x itself where beta x > threshold
+    x = fn.inputs[0]
+    name = b.value(x)
+    scaled = b.node("Mul", [name, b.const(fn.beta, "beta", dtype=out.dtype)])
+    soft = b.node("Div", [b.node("Softplus", [scaled]), b.const(fn.beta, "beta", dtype=out.dtype)])
+    linear = b.node("Greater", [scaled, b.const(fn.threshold, "threshold", dtype=out.dtype)])
+    return b.node("Where", [linear, name, soft]), b.batch_of(x)
+
+
+@converts("GELU")
+def _gelu(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    name = b.value(x)
+    if b.opset >= 20:
+        return b.node("Gelu", [name], approximate=fn.approximate), b.batch_of(x)
+
+    def c(value: float) -> str:
+        return b.const(value, "gelu", dtype=out.dtype)
+
+    if fn.approximate == "tanh":
+        # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))  (Hendrycks & Gimpel, 2016)
+        cube = b.node("Mul", [b.node("Mul", [name, name]), name])
+        inner = b.node("Add", [name, b.node("Mul", [cube, c(0.044715)])])
+        core = b.node("Tanh", [b.node("Mul", [inner, c(math.sqrt(2 / math.pi))])])
+    else:
+        # 0.5 x (1 + erf(x / sqrt 2))
+        core = b.node("Erf", [b.node("Mul", [name, c(1 / math.sqrt(2))])])
+    half_x = b.node("Mul", [name, c(0.5)])
+    return b.node("Mul", [half_x, b.node("Add", [core, c(1.0)])]), b.batch_of(x)
+
+
+# ---- linear algebra and convolution --------------------------------------------------------------
+@converts("MatMul")
+def _matmul(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    names = [b.value(t, out.dtype) for t in fn.inputs]
+    return b.node("MatMul", names), _broadcast_batch(b, fn, out)
+
+
+@converts("Linear")
+def _linear(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # y = x W^T + b, W (out_features, in_features)
+    x, weight = fn.inputs[0], fn.inputs[1]
+    names = [b.value(t, out.dtype) for t in fn.inputs]
+    if x.ndim == 2:
+        return b.node("Gemm", names, transB=1), b.batch_of(x)
+    product = b.node("MatMul", [names[0], b.node("Transpose", [names[1]], perm=[1, 0])])
+    if len(names) == 3:
+        product = b.node("Add", [product, names[2]])
+    return product, b.batch_of(x) and x.ndim > 1 and weight.ndim == 2
+
+
+@converts("Conv2d")
+def _conv2d(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    _, _, stride, padding, dilation = fn.geometry
+    weight = fn.inputs[1]
+    names = [b.value(t, out.dtype) for t in fn.inputs]
+    return b.node(
+        "Conv", names,
+        kernel_shape=list(weight.shape[2:]), strides=list(stride),
+        pads=[padding[0], padding[1], padding[0], padding[1]], dilations=list(dilation),
+    ), b.batch_of(fn.inputs[0])
+
+
+@converts("MaxPool2d", "AvgPool2d")
+def _pool(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    kernel, stride, padding = fn.geometry[-3:]
+    attrs: dict[str, Any] = dict(
+        kernel_shape=list(kernel), strides=list(stride),
+        pads=[padding[0], padding[1], padding[0], padding[1]],
+    )
+    if type(fn).__name__ == "AvgPool2d":
+        onnx_op, attrs["count_include_pad"] = "AveragePool", 1  # padding counts as zeros
+    else:
+        onnx_op = "MaxPool"
+    x = fn.inputs[0]
+    return b.node(onnx_op, [b.value(x)], **attrs), b.batch_of(x)
+
+
+# ---- normalisation -------------------------------------------------------------------------------
+def _affine_params(b: GraphBuilder, fn: Any, shape: Any, dtype: Any) -> tuple[str, str]:
+    """ONNX wants both scale and bias: the recorded ones, or ones / zeros when absent."""
+    rest = list(fn.inputs[1:])
+    scale = b.value(rest.pop(0), dtype) if fn.has_weight else b.const(np.ones(shape, dtype))
+    bias = b.value(rest.pop(0), dtype) if fn.has_bias else b.const(np.zeros(shape, dtype))
+    return scale, bias
+
+
+@converts("BatchNorm")
+def _batch_norm(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    if fn.running_stats is None:
+        raise _UnsupportedError(
+            "batch norm ran on batch statistics (training=True); export evaluates with the "
+            "running statistics, so call F.batch_norm with training=False"
+        )
+    channels = x.shape[1]
+    scale, bias = _affine_params(b, fn, (channels,), out.dtype)
+    mean, var = (b.const(s, "running", dtype=out.dtype) for s in fn.running_stats)
+    return b.node(
+        "BatchNormalization", [b.value(x), scale, bias, mean, var], epsilon=float(fn.eps)
+    ), b.batch_of(x)
+
+
+@converts("LayerNorm")
+def _layer_norm(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    shape = tuple(fn.param_shape)
+    axes = list(range(x.ndim - len(shape), x.ndim))
+    scale, bias = _affine_params(b, fn, shape, out.dtype)
+    name = b.value(x)
+    if b.opset >= 17:
+        return b.node(
+            "LayerNormalization", [name, scale, bias], axis=-len(shape), epsilon=float(fn.eps)
+        ), b.batch_of(x) and len(shape) < x.ndim
+    # y = (x - mean) / sqrt(var + eps) * scale + bias, var biased, over the trailing axes
+    centered = b.node("Sub", [name, b.reduce("ReduceMean", name, axes, True)])
+    var = b.reduce("ReduceMean", b.node("Mul", [centered, centered]), axes, True)
+    std = b.node("Sqrt", [b.node("Add", [var, b.const(fn.eps, "eps", dtype=out.dtype)])])
+    normed = b.node("Div", [centered, std])
+    return b.node("Add", [b.node("Mul", [normed, scale]), bias]), (
+        b.batch_of(x) and len(shape) < x.ndim
+    )
+
+
+# ---- reductions ----------------------------------------------------------------------------------
+def _reduction(onnx_op: str) -> Converter:
+    def convert(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+        x = fn.inputs[0]
+        axes = tuple(fn.axes)
+        if not axes:  # a 0-d input: nothing to reduce
+            return b.node("Identity", [b.value(x)]), False
+        batch = b.batch_of(x) and 0 not in axes
+        return b.reduce(onnx_op, b.value(x), axes, fn.keepdims), batch
+
+    return convert
+
+
+CONVERTERS["Sum"] = _reduction("ReduceSum")
+CONVERTERS["Mean"] = _reduction("ReduceMean")
+CONVERTERS["Max"] = _reduction("ReduceMax")
+CONVERTERS["Min"] = _reduction("ReduceMin")
+CONVERTERS["LogSumExp"] = _reduction("ReduceLogSumExp")
+
+
+@converts("Softmax", "LogSoftmax")
+def _softmax(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    axis = int(fn.axis) % max(x.ndim, 1)
+    return b.node(type(fn).__name__, [b.value(x)], axis=axis), b.batch_of(x)
+
+
+# ---- shapes --------------------------------------------------------------------------------------
+@converts("Reshape")
+def _reshape(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    target = [int(n) for n in out.shape]
+    batch = False
+    if b.batch_of(x) and target:
+        if target[0] == x.shape[0]:
+            target[0], batch = 0, True  # 0: copy axis 0 (the batch) from the input
+        elif x.shape[0] and target[0] % x.shape[0] == 0 and 0 not in target[1:]:
+            target[0] = -1  # the batch folded into axis 0 with others: infer it
+    return b.node("Reshape", [b.value(x), b.ints(target, "shape")]), batch
+
+
+@converts("Transpose")
+def _transpose(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    perm = [int(a) % max(x.ndim, 1) for a in fn.axes]
+    batch = b.batch_of(x) and bool(perm) and perm[0] == 0
+    return b.node("Transpose", [b.value(x)], perm=perm), batch
+
+
+@converts("BroadcastTo")
+def _broadcast_to(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # Expand broadcasts the input against the shape, so 1 keeps an axis the input already has
+    x = fn.inputs[0]
+    target = [int(n) for n in out.shape]
+    offset = out.ndim - x.ndim
+    for i, n in enumerate(x.shape):
+        if n == target[offset + i]:
+            target[offset + i] = 1
+    batch = b.batch_of(x) and offset == 0
+    return b.node("Expand", [b.value(x), b.ints(target, "shape")]), batch
+
+
+@converts("Cat")
+def _cat(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    axis = int(fn.axis) % max(out.ndim, 1)
+    names = [b.value(t, out.dtype) for t in fn.inputs]
+    batch = axis != 0 and all(b.batch_of(t) for t in fn.inputs)
+    return b.node("Concat", names, axis=axis), batch
+
+
+@converts("Stack")
+def _stack(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    names = [b.unsqueeze(b.value(t, out.dtype), [fn.axis]) for t in fn.inputs]
+    batch = fn.axis != 0 and all(b.batch_of(t) for t in fn.inputs)
+    return b.node("Concat", names, axis=int(fn.axis)), batch
+
+
+@converts("Pad")
+def _pad(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    before = [s.start for s in fn.slices]
+    after = [total - s.stop for s, total in zip(fn.slices, out.shape, strict=True)]
+    value = b.const(fn.value, "pad_value", dtype=out.dtype)
+    name = b.node("Pad", [b.value(x), b.ints(before + after, "pads"), value], mode="constant")
+    return name, b.batch_of(x) and before[0] == 0 and after[0] == 0
+
+
+@converts("GetItem")
+def _getitem(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    index = fn.index
+    if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
+        # x[indices]: rows of x (an embedding lookup when the indices are the model's input)
+        source = b.input_named_by(index)
+        name = source if source is not None else b.const(index.astype(np.int64), "indices")
+        batch = source is not None and b.has_batch(source)
+        return b.node("Gather", [b.value(x), name], axis=0), batch
+    if not fn.basic:
+        raise _UnsupportedError(
+            f"only basic indexing (ints, slices, None, ...) and one integer array are "
+            f"exported, got index {_describe(index)}"
+        )
+    return _basic_index(b, x, index)
+
+
+def _describe(index: Any) -> str:
+    items = index if isinstance(index, tuple) else (index,)
+    return "(" + ", ".join(
+        f"array{np.shape(i)} of {np.asarray(i).dtype}" if isinstance(i, np.ndarray | list)
+        else repr(i) for i in items
+    ) + ")"
+
+
+def _basic_index(b: GraphBuilder, x: Tensor, index: Any) -> tuple[str, bool]:
+    items = list(index) if isinstance(index, tuple) else [index]
+    used = sum(1 for i in items if i is not None and i is not Ellipsis)
+    fill = [slice(None)] * (x.ndim - used)
+    if any(i is Ellipsis for i in items):
+        at = next(k for k, i in enumerate(items) if i is Ellipsis)
+        items[at : at + 1] = fill
+    else:
+        items += fill
+    starts, ends, axes, steps, squeeze, unsqueeze = [], [], [], [], [], []
+    axis = 0
+    out_axis = 0
+    batch = b.batch_of(x)
+    for item in items:
+        if item is None:
+            unsqueeze.append(out_axis)
+            out_axis += 1
+            continue
+        if axis >= x.ndim:
+            break
+        size = x.shape[axis]
+        if isinstance(item, slice):
+            start, stop, step = item.indices(size)
+            if (start, stop, step) != (0, size, 1):
+                if step < 0 and stop < 0:
+                    stop = -(2**62)  # "through index 0" when stepping backwards
+                starts.append(start)
+                ends.append(stop)
+                axes.append(axis)
+                steps.append(step)
+                if axis == 0:
+                    batch = False
+            out_axis += 1
+        else:
+            i = int(item) % size
+            starts.append(i)
+            ends.append(i + 1)
+            axes.append(axis)
+            steps.append(1)
+            squeeze.append(axis)
+            if axis == 0:
+                batch = False
+        axis += 1
+    name = b.value(x)
+    if axes:
+        name = b.node(
+            "Slice",
+            [name, b.ints(starts, "starts"), b.ints(ends, "ends"), b.ints(axes), b.ints(steps)],
+        )
+    if squeeze:
+        name = b.squeeze(name, squeeze)
+    if unsqueeze:
+        name = b.unsqueeze(name, unsqueeze)
+        if 0 in unsqueeze:
+            batch = False
+    if not (axes or squeeze or unsqueeze):
+        name = b.node("Identity", [name])
+    return name, batch
+
+
+__all__ = ["CONVERTERS", "GraphBuilder", "converts", "onnx"]

@@ -1,0 +1,441 @@
+"""gw.onnx.export: every supported layer and op, checked by onnx.checker and run in onnxruntime.
+
+Each model is traced at batch size 3 and run by onnxruntime at batch sizes 3, 1 and 5 (the batch
+axis is dynamic); the outputs must equal gradwise's within 1e-5.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import gradwise as gw
+from gradwise import nn
+from gradwise.nn import functional as F
+from gradwise.recipes import RECIPES, TrainConfig, build_model
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+TOLERANCE = 1e-5
+
+
+def _inputs(shape, batch, dtype=np.float32, seed=0, high=None):
+    rng = np.random.default_rng(seed + batch)
+    if high is not None:
+        return rng.integers(0, high, size=(batch, *shape)).astype(np.int64)
+    return rng.standard_normal((batch, *shape)).astype(dtype)
+
+
+def check_export(model, shape, tmp_path, opset=gw.onnx.DEFAULT_OPSET, high=None, batches=(3, 1, 5)):
+    """Export at batch 3; onnxruntime must match gradwise at each batch size within 1e-5."""
+    path = tmp_path / "model.onnx"
+    proto = gw.onnx.export(model, _inputs(shape, 3, high=high), path, opset=opset)
+    onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+    assert proto.opset_import[0].version == opset
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    if isinstance(model, nn.Module):
+        model.eval()
+    for batch in batches:
+        x = _inputs(shape, batch, high=high)
+        with gw.no_grad():
+            expected = model(gw.tensor(x)).numpy()
+        (got,) = session.run(None, {"input": x})
+        assert got.shape == expected.shape, (batch, got.shape, expected.shape)
+        np.testing.assert_allclose(got, expected, rtol=TOLERANCE, atol=TOLERANCE)
+    return proto
+
+
+def _with_running_stats(layer, seed):
+    rng = np.random.default_rng(seed)
+    layer.running_mean.numpy()[...] = rng.standard_normal(layer.num_features)
+    layer.running_var.numpy()[...] = rng.uniform(0.5, 2.0, layer.num_features)
+    if layer.affine:
+        layer.weight.numpy()[...] = rng.uniform(0.5, 1.5, layer.num_features)
+        layer.bias.numpy()[...] = rng.standard_normal(layer.num_features)
+    return layer
+
+
+class Plain(nn.Module):
+    """Forward code written with gradwise ops rather than layers."""
+
+    def __init__(self, body):
+        super().__init__()
+        self.lin = nn.Linear(6, 6, rng=0)
+        self.body = body
+
+    def forward(self, x):
+        return self.body(self.lin(x))
+
+
+PLAIN_OPS = {
+    "add_sub_mul_div": lambda h: (h + 1.5) * h - h / (h.abs() + 2.0),
+    "exp_log_sqrt": lambda h: (h.exp() + 1).log() + (h * h + 1).sqrt(),
+    "pow": lambda h: h**2 + (h.abs() + 1) ** h.sigmoid(),
+    "neg_clip": lambda h: -h.clip(-0.5, 0.7),
+    "max_min_pair": lambda h: gw.maximum(h, h * 0.5) + gw.minimum(h, gw.tensor(0.1)),
+    "where": lambda h: gw.where(np.arange(6) % 2 == 0, h, h * 3),
+    "sum_mean_keepdims": lambda h: h - h.mean(axis=1, keepdims=True) + h.sum(axis=-1)[:, None],
+    "max_min_reduce": lambda h: h.max(axis=1, keepdims=True) - h.min(axis=1)[:, None] + h,
+    "logsumexp": lambda h: h - h.logsumexp(axis=1, keepdims=True),
+    "reshape_transpose": lambda h: h.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(-1, 6),
+    "flatten_unsqueeze_squeeze": lambda h: h.unsqueeze(1).unsqueeze(3).flatten(1, 2).squeeze(2),
+    "slice_and_index": lambda h: h[:, 1:5:2] * h[:, -1:] + h[..., ::-1][:, :2],
+    "int_index_new_axis": lambda h: h[:, 2][:, None] * h[:, None, :][:, 0],
+    "cat_stack": lambda h: gw.cat([h, h * 2], axis=1) + gw.stack([h, h], axis=1).reshape(-1, 12),
+    "pad": lambda h: h.pad(((0, 0), (2, 1)), 0.5),
+    "expand": lambda h: (
+        h[:, :1].expand(-1, 6) + gw.tensor(np.ones((1, 1), np.float32)).expand(2, 6)[1]
+    ),
+    "softplus_gelu": lambda h: F.softplus(h * 10, beta=2.0, threshold=5.0) + F.gelu(h),
+    "gelu_tanh_elu_leaky": lambda h: F.gelu(h, "tanh") + F.elu(h, 0.7) + F.leaky_relu(h, 0.2),
+    "softmax_logsoftmax": lambda h: F.softmax(h, axis=1) + F.log_softmax(h, axis=-1),
+    "matmul": lambda h: h @ gw.tensor(np.eye(6, dtype=np.float32) * 2) @ h.transpose(1, 0) @ h,
+    "cast": lambda h: h.double().float() * 2,
+    "constant_math": lambda h: h * (gw.tensor(3.0) * 2 + 1),
+    "std_var": lambda h: h.var(axis=1, keepdims=True) + h,
+}
+
+
+def _layer_models():
+    gelu_tanh = nn.GELU("tanh")
+    return {
+        "linear": (nn.Sequential(nn.Linear(5, 4, rng=0)), (5,)),
+        "linear_no_bias_3d": (nn.Sequential(nn.Linear(5, 4, bias=False, rng=0)), (2, 5)),
+        "linear_3d": (nn.Sequential(nn.Linear(5, 4, rng=1)), (7, 5)),
+        "conv": (nn.Sequential(nn.Conv2d(2, 3, 3, rng=0)), (2, 7, 6)),
+        "conv_stride_pad_dilation": (
+            nn.Sequential(nn.Conv2d(2, 3, (3, 2), stride=2, padding=(1, 2), dilation=2, rng=0)),
+            (2, 9, 8),
+        ),
+        "conv_no_bias": (nn.Sequential(nn.Conv2d(1, 2, 1, bias=False, rng=0)), (1, 4, 4)),
+        "maxpool": (nn.Sequential(nn.MaxPool2d(2)), (2, 6, 6)),
+        "maxpool_overlap_pad": (nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1)), (2, 7, 7)),
+        "avgpool": (nn.Sequential(nn.AvgPool2d(2)), (2, 6, 6)),
+        "avgpool_pad": (nn.Sequential(nn.AvgPool2d(3, stride=2, padding=1)), (2, 7, 7)),
+        "batchnorm1d": (nn.Sequential(_with_running_stats(nn.BatchNorm1d(4), 0)), (4,)),
+        "batchnorm1d_3d": (nn.Sequential(_with_running_stats(nn.BatchNorm1d(4), 1)), (4, 5)),
+        "batchnorm2d": (nn.Sequential(_with_running_stats(nn.BatchNorm2d(3), 2)), (3, 4, 4)),
+        "batchnorm_no_affine": (
+            nn.Sequential(_with_running_stats(nn.BatchNorm2d(3, affine=False), 3)), (3, 4, 4)
+        ),
+        "layernorm": (nn.Sequential(nn.LayerNorm(6)), (6,)),
+        "layernorm_2d_shape": (nn.Sequential(nn.LayerNorm((3, 4))), (2, 3, 4)),
+        "layernorm_no_affine": (nn.Sequential(nn.LayerNorm(6, elementwise_affine=False)), (6,)),
+        "relu": (nn.Sequential(nn.ReLU()), (6,)),
+        "sigmoid": (nn.Sequential(nn.Sigmoid()), (6,)),
+        "tanh": (nn.Sequential(nn.Tanh()), (6,)),
+        "leaky_relu": (nn.Sequential(nn.LeakyReLU(0.1)), (6,)),
+        "elu": (nn.Sequential(nn.ELU(0.5)), (6,)),
+        "gelu": (nn.Sequential(nn.GELU()), (6,)),
+        "gelu_tanh": (nn.Sequential(gelu_tanh), (6,)),
+        "softmax": (nn.Sequential(nn.Softmax(1)), (6,)),
+        "log_softmax": (nn.Sequential(nn.LogSoftmax(-1)), (6,)),
+        "softmax_axis1_of_3d": (nn.Sequential(nn.Softmax(1)), (4, 3)),
+        "dropout_eval": (nn.Sequential(nn.Linear(5, 5, rng=0), nn.Dropout(0.5, rng=0)), (5,)),
+        "flatten": (nn.Sequential(nn.Flatten()), (2, 3, 4)),
+        "flatten_middle": (nn.Sequential(nn.Flatten(1, 2), nn.Linear(4, 2, rng=0)), (2, 3, 4)),
+    }
+
+
+LAYER_MODELS = _layer_models()
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_MODELS))
+def test_every_layer_matches_onnxruntime(name, tmp_path):
+    model, shape = LAYER_MODELS[name]
+    check_export(model, shape, tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN_OPS))
+def test_plain_forward_code_matches_onnxruntime(name, tmp_path):
+    check_export(Plain(PLAIN_OPS[name]), (6,), tmp_path)
+
+
+def test_embedding_takes_integer_input(tmp_path):
+    model = nn.Sequential(nn.Embedding(11, 4, rng=0), nn.Flatten(), nn.Linear(12, 2, rng=0))
+    proto = check_export(model, (3,), tmp_path, high=11)
+    assert proto.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert [n.op_type for n in proto.graph.node][0] == "Gather"
+
+
+class WithModuleList(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.blocks = nn.ModuleList([nn.Linear(4, 4, rng=i) for i in range(3)])
+        self.head = nn.Linear(4, 2, rng=9)
+
+    def forward(self, x):
+        for block in self.blocks:
+            x = x + F.tanh(block(x))  # residual connections
+        return F.log_softmax(self.head(x), axis=1)
+
+
+def test_module_list_with_residuals_and_parameter_names(tmp_path):
+    proto = check_export(WithModuleList(), (4,), tmp_path)
+    names = {init.name for init in proto.graph.initializer}
+    assert {"blocks.0.weight", "blocks.2.bias", "head.weight"} <= names
+
+
+def test_plain_callable_is_exported(tmp_path):
+    weight = gw.tensor(np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32),
+                       requires_grad=True)
+
+    def forward(x):
+        return F.relu(x @ weight).sum(axis=1, keepdims=True)
+
+    check_export(forward, (3,), tmp_path)
+
+
+@pytest.mark.parametrize("opset", [13, 15, 17, 18, 20, 21])
+def test_opsets(opset, tmp_path):
+    """Every opset the exporter claims: reductions (axes attribute vs input), LayerNorm, GELU."""
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3, padding=1, rng=0), _with_running_stats(nn.BatchNorm2d(2), 4),
+        nn.GELU(), nn.AvgPool2d(2), nn.Flatten(), nn.LayerNorm(8), nn.Linear(8, 3, rng=1),
+    )
+    check_export(model, (1, 4, 4), tmp_path, opset=opset)
+    check_export(Plain(PLAIN_OPS["max_min_reduce"]), (6,), tmp_path, opset=opset)
+    check_export(Plain(PLAIN_OPS["logsumexp"]), (6,), tmp_path, opset=opset)
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_shipped_recipes_models(recipe, tmp_path):
+    config = TrainConfig.from_recipe(recipe)
+    image = RECIPES[recipe].model == "cnn" or RECIPES[recipe].dataset not in ("spiral", "xor")
+    shape = (1, 28, 28) if image else (2,)
+    if RECIPES[recipe].dataset == "digits":
+        shape = (1, 8, 8)
+    model = build_model(config, shape, 10)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            _with_running_stats(module, 5)
+    check_export(model, shape, tmp_path, batches=(3, 2))
+
+
+def test_modes_are_restored_and_dropout_is_off_in_the_file(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 4, rng=0), nn.Dropout(0.5, rng=0), nn.BatchNorm1d(4))
+    model.train()
+    model[2].eval()
+    gw.onnx.export(model, np.ones((3, 4), np.float32), tmp_path / "m.onnx")
+    assert [m.training for m in model.modules()] == [True, True, True, False]
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "m.onnx")).graph.node]
+    assert "Dropout" not in ops and "RandomUniformLike" not in ops
+
+
+def test_names_and_dynamic_batch_in_the_signature(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 2, rng=0))
+    path = tmp_path / "m.onnx"
+    proto = gw.onnx.export(model, np.ones((3, 4), np.float32), path,
+                           input_names=["pixels"], output_names=["logits"])
+    (inp,), (out,) = proto.graph.input, proto.graph.output
+    assert (inp.name, out.name) == ("pixels", "logits")
+    assert inp.type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert out.type.tensor_type.shape.dim[0].dim_param == "batch"
+    fixed = gw.onnx.export(model, np.ones((3, 4), np.float32), path, dynamic_batch=False)
+    assert fixed.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 3
+
+
+class TwoInTwoOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 3, rng=0)
+
+    def forward(self, a, b):
+        h = self.lin(a) + b
+        return h, F.softmax(h, axis=1)
+
+
+def test_several_inputs_and_outputs(tmp_path):
+    model = TwoInTwoOut()
+    a, b = _inputs((4,), 3), _inputs((3,), 3, seed=7)
+    gw.onnx.export(model, (a, b), tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(["output_0", "output_1"], {"input_0": a, "input_1": b})
+    expected = model(gw.tensor(a), gw.tensor(b))
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_allclose(g, e.numpy(), rtol=TOLERANCE, atol=TOLERANCE)
+
+
+class WithLoss(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 3, rng=0)
+        self.lin = nn.Linear(8, 3, rng=0)
+
+    def forward(self, x):
+        h = self.conv(x).flatten(1)
+        return F.cross_entropy(self.lin(h), np.zeros(len(x), dtype=np.int64))
+
+
+class FancyIndex(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4, rng=0)
+
+    def forward(self, x):
+        return self.lin(x)[x.numpy()[:, 0] > 0]
+
+
+class TrainingBatchNorm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4, rng=0)
+
+    def forward(self, x):
+        return F.batch_norm(self.lin(x), None, None, training=True)
+
+
+class MaskFromNumpy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4, rng=0)
+
+    def forward(self, x):
+        mask = gw.tensor((x.numpy() > 0).astype(np.float32))  # outside the recorded graph
+        return self.lin(x) * mask
+
+
+class BranchOnValues(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4, rng=0)
+
+    def forward(self, x):
+        h = self.lin(x)
+        return F.relu(h) if x.max().item() > 1.0 else F.tanh(h)
+
+
+class CastsItsIntegerInput(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 2, rng=0)
+
+    def forward(self, x):
+        return self.lin(x.float())  # an integer input is not recorded, so the cast is not
+
+
+@pytest.mark.parametrize(
+    "model, example, words",
+    [
+        (MaskFromNumpy(), _inputs((4,), 3), ["op Mul in module <model> (MaskFromNumpy)",
+                                             "depends on the input values"]),
+        (BranchOnValues(), np.full((3, 4), 1.5, np.float32), ["control flow"]),
+        (CastsItsIntegerInput(), _inputs((4,), 3, high=5),
+         ["op Linear in module lin (Linear)", "depends on the input values"]),
+    ],
+)
+def test_values_baked_into_the_trace_are_refused(model, example, words, tmp_path):
+    with pytest.raises(gw.onnx.ExportError) as error:
+        gw.onnx.export(model, example, tmp_path / "m.onnx")
+    for word in words:
+        assert word in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "model, shape, words",
+    [
+        (WithLoss(), (1, 4, 4), ["CrossEntropy", "<model> (WithLoss)", "(3, 3)"]),
+        (FancyIndex(), (4,), ["GetItem", "basic indexing", "bool"]),
+        (TrainingBatchNorm(), (4,), ["BatchNorm", "training=True"]),
+    ],
+)
+def test_unsupported_op_is_named_and_no_file_is_left(model, shape, words, tmp_path):
+    path = tmp_path / "m.onnx"
+    with pytest.raises(gw.onnx.ExportError) as error:
+        gw.onnx.export(model, _inputs(shape, 3), path)
+    for word in words:
+        assert word in str(error.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_first_unsupported_op_is_named(tmp_path):
+    def forward(x):
+        loss = F.mse_loss(x, np.zeros(x.shape, np.float32))  # recorded first
+        return F.binary_cross_entropy(x.sigmoid(), np.ones(x.shape, np.float32)) + loss
+
+    # mse_loss is built from supported ops; binary_cross_entropy is the first op without one
+    with pytest.raises(gw.onnx.ExportError, match="op BCE "):
+        gw.onnx.export(forward, _inputs((2,), 3), tmp_path / "m.onnx")
+
+
+def test_bad_arguments(tmp_path):
+    model = nn.Sequential(nn.Linear(2, 2, rng=0))
+    x = np.ones((3, 2), np.float32)
+    with pytest.raises(ValueError, match="opset 9 is not supported"):
+        gw.onnx.export(model, x, tmp_path / "m.onnx", opset=9)
+    with pytest.raises(ValueError, match="input_names must be 1"):
+        gw.onnx.export(model, x, tmp_path / "m.onnx", input_names=["a", "b"])
+    with pytest.raises(ValueError, match="dtype <U1"):
+        gw.onnx.export(model, np.array([["a", "b"]]), tmp_path / "m.onnx")
+    with pytest.raises(gw.onnx.ExportError, match="output 0 is a int"):
+        gw.onnx.export(lambda x: 3, x, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_gradwise_imports_without_onnx_and_export_names_the_extra():
+    code = (
+        "import sys; sys.modules['onnx'] = None\n"
+        "import gradwise as gw\n"
+        "try:\n"
+        "    gw.onnx.export(gw.nn.Linear(2, 2), gw.ones(1, 2), 'never.onnx')\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert "pip install 'gradwise[onnx]'" in result.stdout
+
+
+def _random_architecture(seed):
+    """A random stack of the supported layers, with sizes, strides and paddings drawn."""
+    rng = np.random.default_rng(seed)
+    activations = [nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, lambda: nn.LeakyReLU(0.05),
+                   lambda: nn.ELU(0.8)]
+    layers = []
+    if seed % 2:  # a CNN on (2, 9, 9) images
+        channels, size = 2, 9
+        for _ in range(rng.integers(1, 3)):
+            out, kernel = int(rng.integers(1, 5)), int(rng.integers(1, 4))
+            padding, stride = int(rng.integers(0, kernel)), int(rng.integers(1, 3))
+            layers.append(nn.Conv2d(channels, out, kernel, stride=stride, padding=padding,
+                                    rng=int(rng.integers(1000))))
+            size = (size + 2 * padding - kernel) // stride + 1
+            channels = out
+            if rng.random() < 0.5:
+                layers.append(_with_running_stats(nn.BatchNorm2d(channels), seed))
+            layers.append(activations[rng.integers(len(activations))]())
+            if size >= 2 and rng.random() < 0.6:
+                pool = nn.MaxPool2d if rng.random() < 0.5 else nn.AvgPool2d
+                layers.append(pool(2))
+                size //= 2
+        layers.append(nn.Flatten())
+        width, shape = channels * size * size, (2, 9, 9)
+    else:  # an MLP on 7 features
+        width, shape = 7, (7,)
+    for _ in range(rng.integers(1, 4)):
+        out = int(rng.integers(2, 9))
+        layers.append(nn.Linear(width, out, bias=bool(rng.random() < 0.8),
+                                rng=int(rng.integers(1000))))
+        width = out
+        choice = rng.random()
+        if choice < 0.25:
+            layers.append(nn.LayerNorm(width))
+        elif choice < 0.5:
+            layers.append(_with_running_stats(nn.BatchNorm1d(width), seed + 1))
+        layers.append(activations[rng.integers(len(activations))]())
+        if rng.random() < 0.3:
+            layers.append(nn.Dropout(0.5, rng=0))
+    if rng.random() < 0.5:
+        layers.append(nn.LogSoftmax(1) if rng.random() < 0.5 else nn.Softmax(1))
+    return nn.Sequential(*layers), shape
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_architectures(seed, tmp_path):
+    model, shape = _random_architecture(seed)
+    check_export(model, shape, tmp_path, batches=(3, 1, 4))

@@ -1,0 +1,140 @@
+"""PyTorch <-> gradwise weights through safetensors files, both ways, for every layer kind."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradwise as gw
+from gradwise import nn
+
+torch = pytest.importorskip("torch")
+safetensors_torch = pytest.importorskip("safetensors.torch")
+tnn = torch.nn
+
+
+def _pairs():
+    """(name, build gradwise model, build torch model, input shape, integer input?)"""
+    return {
+        "linear": (lambda: nn.Sequential(nn.Linear(5, 4)), lambda: tnn.Sequential(tnn.Linear(5, 4)),
+                   (5,), False),
+        "linear_no_bias": (lambda: nn.Sequential(nn.Linear(5, 4, bias=False)),
+                           lambda: tnn.Sequential(tnn.Linear(5, 4, bias=False)), (5,), False),
+        "conv": (lambda: nn.Sequential(nn.Conv2d(2, 3, 3, padding=1)),
+                 lambda: tnn.Sequential(tnn.Conv2d(2, 3, 3, padding=1)), (2, 5, 5), False),
+        "batchnorm1d": (lambda: nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6)),
+                        lambda: tnn.Sequential(tnn.Linear(4, 6), tnn.BatchNorm1d(6)), (4,), False),
+        "batchnorm2d": (lambda: nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3)),
+                        lambda: tnn.Sequential(tnn.Conv2d(1, 3, 3), tnn.BatchNorm2d(3)),
+                        (1, 5, 5), False),
+        "layernorm": (lambda: nn.Sequential(nn.Linear(4, 6), nn.LayerNorm(6)),
+                      lambda: tnn.Sequential(tnn.Linear(4, 6), tnn.LayerNorm(6)), (4,), False),
+        "embedding": (lambda: nn.Sequential(nn.Embedding(10, 3), nn.Flatten(), nn.Linear(12, 2)),
+                      lambda: tnn.Sequential(tnn.Embedding(10, 3), tnn.Flatten(),
+                                             tnn.Linear(12, 2)), (4,), True),
+        "cnn_with_everything": (
+            lambda: nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(),
+                                  nn.MaxPool2d(2), nn.Dropout(0.2), nn.Flatten(),
+                                  nn.Linear(36, 8), nn.LayerNorm(8), nn.Tanh(), nn.Linear(8, 3)),
+            lambda: tnn.Sequential(tnn.Conv2d(1, 4, 3, padding=1), tnn.BatchNorm2d(4), tnn.ReLU(),
+                                   tnn.MaxPool2d(2), tnn.Dropout(0.2), tnn.Flatten(),
+                                   tnn.Linear(36, 8), tnn.LayerNorm(8), tnn.Tanh(),
+                                   tnn.Linear(8, 3)),
+            (1, 6, 6), False),
+    }
+
+
+PAIRS = _pairs()
+
+
+def _input(shape, integer, seed=0):
+    rng = np.random.default_rng(seed)
+    if integer:
+        return rng.integers(0, 10, size=(6, *shape)).astype(np.int64)
+    return rng.standard_normal((6, *shape)).astype(np.float32)
+
+
+def _train_torch_a_little(model, shape, integer):
+    """A few steps so weights and running statistics are not their initial values."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    for seed in range(3):
+        out = model(torch.from_numpy(_input(shape, integer, seed)))
+        optimizer.zero_grad()
+        out.square().mean().backward()
+        optimizer.step()
+    return model.eval()
+
+
+def _same_outputs(gw_model, torch_model, shape, integer):
+    x = _input(shape, integer, seed=9)
+    gw_model.eval()
+    torch_model.eval()
+    with gw.no_grad(), torch.no_grad():
+        expected = torch_model(torch.from_numpy(x)).numpy()
+        got = gw_model(gw.tensor(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_torch_file_loads_into_gradwise(name, tmp_path):
+    make_gw, make_torch, shape, integer = PAIRS[name]
+    torch.manual_seed(0)
+    torch_model = _train_torch_a_little(make_torch(), shape, integer)
+    path = tmp_path / "model.safetensors"
+    safetensors_torch.save_file(torch_model.state_dict(), str(path))
+    gw_model = make_gw()
+    assert gw.nn.load_safetensors(gw_model, path) == ([], [])
+    _same_outputs(gw_model, torch_model, shape, integer)
+
+
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_gradwise_file_loads_into_torch(name, tmp_path):
+    make_gw, make_torch, shape, integer = PAIRS[name]
+    gw_model = make_gw()
+    for module in gw_model.modules():  # non-trivial running statistics
+        if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
+            module.running_mean.numpy()[...] = np.linspace(-1, 1, module.num_features)
+            module.running_var.numpy()[...] = np.linspace(0.5, 2, module.num_features)
+            module.num_batches_tracked.numpy()[...] = 7
+    path = tmp_path / "model.safetensors"
+    gw.nn.save_safetensors(gw_model, path, metadata={"source": "gradwise"})
+    torch_model = make_torch()
+    torch_model.load_state_dict(safetensors_torch.load_file(str(path)))  # strict
+    _same_outputs(gw_model, torch_model, shape, integer)
+    for key, value in torch_model.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), gw_model.state_dict()[key], err_msg=key)
+
+
+def test_mismatched_files_are_refused_and_nothing_loads(tmp_path):
+    path = tmp_path / "model.safetensors"
+    safetensors_torch.save_file(tnn.Sequential(tnn.Linear(5, 3)).state_dict(), str(path))
+    model = nn.Sequential(nn.Linear(5, 4))
+    before = model.state_dict()
+    with pytest.raises(gw.nn.StateDictError, match=r"0\.weight"):
+        gw.nn.load_safetensors(model, path)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+    safetensors_torch.save_file(tnn.Sequential(tnn.Linear(5, 4)).state_dict(), str(path))
+    bigger = nn.Sequential(nn.Linear(5, 4), nn.LayerNorm(4))
+    with pytest.raises(gw.nn.StateDictError, match=r"1\.weight"):
+        gw.nn.load_safetensors(bigger, path)
+    missing, unexpected = gw.nn.load_safetensors(bigger, path, strict=False)
+    assert missing == ["1.weight", "1.bias"] and unexpected == []
+
+
+def test_unreadable_files_name_the_file(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 2))
+    with pytest.raises(FileNotFoundError, match="no file at .*absent.safetensors"):
+        gw.nn.load_safetensors(model, tmp_path / "absent.safetensors")
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="junk.safetensors: not a readable safetensors file"):
+        gw.nn.load_safetensors(model, junk)
+    bf16 = tmp_path / "bf16.safetensors"
+    safetensors_torch.save_file(tnn.Sequential(tnn.Linear(3, 2)).to(torch.bfloat16).state_dict(),
+                                str(bf16))
+    with pytest.raises(ValueError, match="bfloat16 has no NumPy dtype"):
+        gw.nn.load_safetensors(model, bf16)
+    with pytest.raises(TypeError, match="metadata must map strings to strings"):
+        gw.nn.save_safetensors(model, tmp_path / "m.safetensors", metadata={"epochs": 3})
+    assert not (tmp_path / "m.safetensors").exists()

@@ -8,7 +8,7 @@ Example:
     >>> w.grad
 """
 
-from gradwise import doctor, nn, onnx, optim, train, viz
+from gradwise import distributed, doctor, nn, onnx, optim, train, viz
 from gradwise._malloc import reuse_freed_memory
 from gradwise.autograd import (
     AnomalyError,
@@ -40,6 +40,26 @@ from gradwise.autograd import (
     zeros,
     zeros_like,
 )
+from gradwise.autograd import dtypes as _dtypes
+
+# PyTorch's dtype names (NumPy dtypes, so gw.float32 == np.float32); kept out of __all__ so that
+# ``from gradwise import *`` does not shadow the builtins bool, float and int
+bool = _dtypes.bool
+double = _dtypes.double
+float = _dtypes.float
+float16 = _dtypes.float16
+float32 = _dtypes.float32
+float64 = _dtypes.float64
+half = _dtypes.half
+int = _dtypes.int
+int8 = _dtypes.int8
+int16 = _dtypes.int16
+int32 = _dtypes.int32
+int64 = _dtypes.int64
+long = _dtypes.long
+short = _dtypes.short
+uint8 = _dtypes.uint8
+get_default_dtype = _dtypes.get_default_dtype
 
 __version__ = "0.1.0"
 
@@ -55,6 +75,7 @@ __all__ = [
     "broadcast_to",
     "cat",
     "detect_anomaly",
+    "distributed",
     "doctor",
     "enable_grad",
     "full",

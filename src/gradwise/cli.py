@@ -213,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not watch training for problems")
     run.add_argument("--detect-anomaly", action="store_const", const=True,
                      help="trace NaN/Inf to the operation that produced it (slow)")
+    run.add_argument("--distributed", action="store_true",
+                     help="data-parallel over the ranks of an MPI job: mpiexec -n 4 gradwise "
+                          "train --distributed (--batch-size is per rank; docs/DISTRIBUTED.md)")
     run.add_argument("--tensorboard", metavar="DIR",
                      help="also write TensorBoard event files to DIR (pip install "
                           "'gradwise[tensorboard]'; view with: tensorboard --logdir DIR)")
@@ -421,6 +424,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UsageError(f"--out {run_dir} already holds a run; choose another folder, or "
                              f"continue that run with --resume {_shell_path(run_dir)}")
 
+    if args.distributed:
+        run_dir, quiet = _join_distributed(run_dir, args.quiet)
+        args.quiet = quiet
     if not args.quiet:
         _print_plan(config, run_dir, args.resume, _extending(run_dir) if args.resume else None)
     extra_callbacks = []
@@ -432,7 +438,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         except ImportError as error:  # the optional package is missing: say which extra
             return _fail(str(error), EXIT_MISSING_EXTRA)
     stop = StopRequest()
-    with _stop_on_signals(stop):
+    with _stop_on_signals(stop), _abort_job_on_error(args.distributed):
         outcome = train_run(
             config,
             run_dir,
@@ -441,17 +447,25 @@ def cmd_train(args: argparse.Namespace) -> int:
             progress=sys.stderr.isatty() and not args.quiet,
             epoch_lines=not args.quiet,
             stop=stop,
+            distributed=args.distributed,
             extra_callbacks=extra_callbacks,
         )
+    if outcome.interrupted and args.distributed and gw_distributed().get_rank() != 0:
+        return SIGNAL_EXIT.get(stop.reason or "", SIGNAL_EXIT["SIGINT"])  # rank 0 tells
     if outcome.interrupted:
         where = (f"epoch {outcome.epoch + 1}" if outcome.mid_epoch
                  else f"the end of epoch {outcome.epoch}")
+        command = f"gradwise train --resume {_shell_path(run_dir)}"
+        if args.distributed:
+            command = f"mpiexec -n N {command} --distributed"
         print(
             f"Interrupted at {where}, step {outcome.step}; checkpoint saved. "
-            f"Resume with: gradwise train --resume {_shell_path(run_dir)}",
+            f"Resume with: {command}",
             file=sys.stderr, flush=True,
         )
         return SIGNAL_EXIT.get(stop.reason or "", SIGNAL_EXIT["SIGINT"])
+    if args.distributed and gw_distributed().get_rank() != 0:
+        return EXIT_DIVERGED if outcome.diverged else 0
     _print_outcome(outcome, args.quiet)
     if outcome.diverged:
         return _fail(f"{outcome.history.stop_reason} (see the doctor's findings above)",
@@ -491,6 +505,37 @@ def _resume_config(args: argparse.Namespace, flags: dict[str, Any],
             "epochs); resume it without --epochs first, then extend it"
         )
     return saved.updated(flags, labels)
+
+
+def gw_distributed() -> Any:
+    import gradwise.distributed
+
+    return gradwise.distributed
+
+
+@contextmanager
+def _abort_job_on_error(distributed: bool) -> Iterator[None]:
+    """An error on one rank ends every rank now (the others would wait for it until timeout)."""
+    try:
+        yield
+    except Exception as error:
+        dist = gw_distributed()
+        if distributed and dist.get_world_size() > 1:
+            dist.abort(f"gradwise: error on rank {dist.get_rank()}: {_one_line(error)}; "
+                       "ending every rank of the job")
+        raise
+
+
+def _join_distributed(run_dir: Path, quiet: bool) -> tuple[Path, bool]:
+    """Join the MPI job: every rank uses rank 0's run folder; only rank 0 talks."""
+    dist = gw_distributed()
+    group = dist.init()
+    if not dist.launched_by_mpi():
+        _say("gradwise: --distributed without an MPI launcher: training as one process "
+             "(start N with: mpiexec -n N gradwise train --distributed)")
+    dist.barrier()  # every rank checked the folder before rank 0 starts writing into it
+    run_dir = Path(dist.broadcast_json(str(run_dir)))  # default names carry rank 0's clock
+    return run_dir, quiet or group.rank != 0
 
 
 def _train_config(args: argparse.Namespace, flags: dict[str, Any],

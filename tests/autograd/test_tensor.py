@@ -13,9 +13,10 @@ from gradwise.nn import functional as F
 @pytest.mark.parametrize(
     ("data", "dtype"),
     [
-        (3, np.float32),
+        (3, np.int64),
         (2.5, np.float32),
-        ([1, 2, 3], np.float32),
+        ([1, 2, 3], np.int64),
+        ([1, 2.5], np.float32),
         ([[1.0, 2.0]], np.float32),
         (np.arange(3, dtype=np.float64), np.float64),
         (np.arange(3, dtype=np.int64), np.int64),
@@ -176,7 +177,7 @@ def test_hooks_see_and_can_replace_gradients():
     x = gw.tensor([1.0, 2.0], requires_grad=True)
     h = x * 2
     seen = []
-    h.register_hook(lambda g: seen.append(g.data.copy()))
+    h.register_hook(lambda g: seen.append(g.numpy().copy()))
     handle = x.register_hook(lambda g: g * 10)
     h.sum().backward()
     np.testing.assert_array_equal(seen[0], [1.0, 1.0])
@@ -248,7 +249,7 @@ def test_inplace_on_leaf_requiring_grad_needs_no_grad():
         (lambda: gw.zeros(2, 3) * gw.zeros(3, 2), r"mul: shapes"),
         (lambda: gw.zeros(2, 3).reshape(4, 2), r"reshape: cannot reshape .*\(2, 3\)"),
         (lambda: gw.zeros(2, 3).sum(axis=2), r"sum: axis 2 is out of range"),
-        (lambda: gw.zeros(2, 3).squeeze(0), r"squeeze: axis 0 has size 2"),
+        (lambda: gw.zeros(2, 3).squeeze(0), r"squeeze: dim 0 has size 2"),
         (lambda: gw.cat([gw.zeros(2, 3), gw.zeros(3, 2)], axis=0), r"cat: tensor 1 has shape"),
         (lambda: gw.stack([gw.zeros(2), gw.zeros(3)]), r"stack: tensor 1 has shape"),
         (lambda: F.linear(gw.zeros(4, 5), gw.zeros(3, 6)), r"linear: input of shape \(4, 5\)"),
@@ -313,7 +314,7 @@ def test_leaves_that_keep_fresh_gradients_still_hold_private_arrays():
     b = gw.tensor(np.zeros(2, np.float32), requires_grad=True)
     s = gw.tensor([2.0], requires_grad=True)
     (F.linear(x, w, b).sum() + (s * s).sum()).backward()
-    grads = [x.grad, w.grad, b.grad, s.grad]
+    grads = [x._grad, w._grad, b._grad, s._grad]
     assert all(g.flags.writeable for g in grads)
     assert all(not np.shares_memory(a, c) for i, a in enumerate(grads) for c in grads[i + 1 :])
     np.testing.assert_allclose(s.grad, [4.0])  # s used twice: both uses summed

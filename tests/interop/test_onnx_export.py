@@ -79,7 +79,7 @@ PLAIN_OPS = {
     "max_min_pair": lambda h: gw.maximum(h, h * 0.5) + gw.minimum(h, gw.tensor(0.1)),
     "where": lambda h: gw.where(np.arange(6) % 2 == 0, h, h * 3),
     "sum_mean_keepdims": lambda h: h - h.mean(axis=1, keepdims=True) + h.sum(axis=-1)[:, None],
-    "max_min_reduce": lambda h: h.max(axis=1, keepdims=True) - h.min(axis=1)[:, None] + h,
+    "max_min_reduce": lambda h: h.amax(dim=1, keepdim=True) - h.amin(dim=1)[:, None] + h,
     "logsumexp": lambda h: h - h.logsumexp(axis=1, keepdims=True),
     "reshape_transpose": lambda h: h.reshape(-1, 2, 3).transpose(0, 2, 1).reshape(-1, 6),
     "flatten_unsqueeze_squeeze": lambda h: h.unsqueeze(1).unsqueeze(3).flatten(1, 2).squeeze(2),

@@ -72,7 +72,7 @@ def test_parameter_requires_grad_and_defaults_to_float32():
     assert nn.Parameter(np.zeros(2, dtype=np.int64)).dtype == np.float32
     assert nn.Parameter(np.zeros(2)).dtype == np.float64  # float64 kept for gradcheck
     t = gw.zeros(2)
-    assert nn.Parameter(t).data is t.data
+    assert nn.Parameter(t)._data is t._data
     assert repr(p).startswith("Parameter containing:")
 
 

@@ -15,6 +15,7 @@ import pytest
 from doctor import planted
 from gradwise import nn
 from gradwise.doctor import Doctor
+from gradwise.optim import Adam
 from gradwise.train import Trainer
 from gradwise.viz.report import SECTIONS, write_report
 
@@ -25,7 +26,9 @@ _EXTERNAL = re.compile(r"""(src|href)\s*=\s*["'](?!data:|#)""")
 
 @cache
 def _trained():
-    model, optimizer, train, test, _ = planted.healthy_adam()
+    model = planted.mlp([784, 128, 64, 10])
+    optimizer = Adam(model.parameters(), lr=1e-3)
+    train, test = planted.digits()
     doctor = Doctor()
     history = Trainer(model, nn.CrossEntropyLoss(), optimizer, progress=False,
                       doctor=doctor).fit(train, test, epochs=2, batch_size=64)
@@ -53,7 +56,7 @@ def test_report_has_every_section_and_embedded_image(tmp_path):
 
 
 def test_report_shows_findings_with_evidence(tmp_path):
-    doctor = planted.run(planted.dead_relus)
+    doctor = planted.record("dead_bias_adam").doctor
     history = [{"epoch": 1, "loss": 2.3}, {"epoch": 2, "loss": 2.3}]
     page = write_report(tmp_path, history=history, doctor=doctor).read_text(encoding="utf-8")
     assert 'data-name="dead_relus"' in page

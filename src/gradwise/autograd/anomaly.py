@@ -91,9 +91,9 @@ class _Detector:
         ctx.source_line = user_source_line()
 
     def after_forward(self, ctx: Any, inputs: list[Tensor], result: Tensor) -> None:
-        if not _is_bad(result.data, self.check_inf):
+        if not _is_bad(result._data, self.check_inf):
             return
-        bad_inputs = [i for i, t in enumerate(inputs) if _is_bad(t.data, self.check_inf)]
+        bad_inputs = [i for i, t in enumerate(inputs) if _is_bad(t._data, self.check_inf)]
         lines = [f"forward of {type(ctx).__name__} produced a non-finite value"]
         if bad_inputs:
             lines[0] += f" because input {bad_inputs[0]} already held one (it came from data " \
@@ -101,8 +101,8 @@ class _Detector:
         lines.append(f"  called at {ctx.source_line}")
         for i, tensor in enumerate(inputs):
             label = f" ({tensor.name})" if tensor.name else ""
-            lines.append(f"  input {i}{label}: {describe_array(tensor.data)}")
-        lines.append(f"  output: {describe_array(result.data)}")
+            lines.append(f"  input {i}{label}: {describe_array(tensor._data)}")
+        lines.append(f"  output: {describe_array(result._data)}")
         raise AnomalyError("\n".join(lines))
 
     def after_backward(self, ctx: Any, grads: tuple[Any, ...], grad_output: np.ndarray) -> None:
@@ -116,7 +116,7 @@ class _Detector:
             f"  incoming gradient: {describe_array(grad_output)}",
         ]
         for i, tensor in enumerate(inputs):
-            lines.append(f"  input {i}: {describe_array(tensor.data)}")
+            lines.append(f"  input {i}: {describe_array(tensor._data)}")
         reached = _reached_leaves(tuple(inputs[i] for i in bad if i < len(inputs)))
         if reached:
             lines.append(f"  it would have reached: {', '.join(reached)}")

@@ -16,10 +16,15 @@ How to add a differentiable op (the whole recipe)::
 
     y = Square.apply(t)                # t is a Tensor; y records Square as its grad_fn
 
-Tensor arguments are unwrapped to arrays for ``forward``; anything else (axis, a constant) is passed
-through unchanged and gets no gradient. ``backward`` returns one entry per Tensor argument, in
-order; it may return ``None`` for an input whose ``ctx.needs_input_grad`` is False, and skipping
-that work is how the first layer avoids computing a gradient for the data.
+The positional arguments named by ``tensor_args`` (the first one by default; all of them when it is
+None) are the op's inputs: a Tensor there is unwrapped to its array for ``forward``, an array-like
+(NumPy array, list, number) is taken as a constant input that needs no gradient, and ``None`` (an
+absent bias) is passed through and is not an input. Every other argument (axis, a target, a
+flag) is passed to ``forward`` as it is, a Tensor there as its array, and gets no gradient.
+``backward`` returns one entry per input, in order, and ``ctx.needs_input_grad`` has one flag per
+input, so a constant given as an ndarray keeps the positions of the others. ``backward`` may
+return ``None`` for an input whose flag is False, and skipping that work is how the first layer
+avoids computing a gradient for the data.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gradwise.autograd import anomaly
+from gradwise.autograd import anomaly, observe
 from gradwise.autograd.grad_mode import _grad_enabled
 
 
@@ -44,6 +49,12 @@ class Function:
     #: backward returns newly allocated arrays (or views of them) that nothing else references,
     #: each input its own, so a leaf may keep one as its ``.grad`` without copying it
     owns_grads: ClassVar[bool] = False
+    #: positions of the positional arguments that are inputs (Tensors or array-like constants);
+    #: None: every positional argument is one (cat, stack)
+    tensor_args: ClassVar[tuple[int, ...] | None] = (0,)
+    #: activation and loss ops name their kind ("relu", "tanh", "loss"...) so that an observer
+    #: (the training doctor, see ``autograd/observe.py``) sees their outputs wherever they run
+    observe_kind: ClassVar[str | None] = None
 
     inputs: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]
@@ -62,11 +73,17 @@ class Function:
         tensors = []
         arrays = []
         requires_grad = False
-        for arg in args:
+        spec = cls.tensor_args
+        for position, arg in enumerate(args):
             if isinstance(arg, Tensor):
-                tensors.append(arg)
+                if spec is None or position in spec:
+                    tensors.append(arg)
+                    requires_grad = requires_grad or arg.requires_grad
                 arrays.append(arg._data)
-                requires_grad = requires_grad or arg.requires_grad
+            elif arg is not None and (spec is None or position in spec):
+                constant = _constant(cls.__name__, position, arg)
+                tensors.append(constant)
+                arrays.append(constant._data)
             else:
                 arrays.append(arg)
         ctx = cls.__new__(cls)
@@ -91,6 +108,10 @@ class Function:
                 ctx.output_version = result._version[0]
         if detector is not None:
             detector.after_forward(ctx, tensors, result)
+        if cls.observe_kind is not None:
+            observer = observe._observer.get()
+            if observer is not None:
+                observer(cls.observe_kind, tuple(arrays), out)
         return result
 
     @property
@@ -99,6 +120,26 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}Backward>"
+
+
+def _constant(op: str, position: int, value: Any) -> Tensor:
+    """An array-like in an input position as a constant Tensor (an ndarray is not copied)."""
+    if isinstance(value, np.ndarray):
+        array = value
+    else:
+        try:
+            array = Tensor(value)._data
+        except (TypeError, ValueError) as error:
+            raise TypeError(
+                f"{op}: argument {position} must be a Tensor or array-like, got "
+                f"{type(value).__name__} ({error})"
+            ) from None
+    if array.dtype.kind not in "biufc":
+        raise TypeError(
+            f"{op}: argument {position} must be a Tensor or numeric array-like, got "
+            f"{type(value).__name__} of dtype {array.dtype}"
+        )
+    return Tensor._make(array, False, None)
 
 
 # tensor.py imports the op modules, which subclass Function, so Tensor is bound last; either module

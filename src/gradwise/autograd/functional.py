@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd._args import dim_arg
 from gradwise.autograd.ops import elementwise, shape
 from gradwise.autograd.tensor import Tensor
 
@@ -33,19 +34,20 @@ def minimum(a: Any, b: Any) -> Tensor:
 
 def where(condition: Any, a: Any, b: Any) -> Tensor:
     """Pick ``a`` where ``condition`` holds, else ``b``; the gradient goes to the side picked."""
-    condition = condition.data if isinstance(condition, Tensor) else np.asarray(condition)
+    condition = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else None
     return elementwise.Where.apply(condition, _as_tensor(a, like), _as_tensor(b, like))
 
 
-def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis."""
-    return shape.Cat.apply(*[_as_tensor(t) for t in tensors], axis=axis)
+def cat(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Join tensors along an existing dim (default 0; NumPy alias ``axis``)."""
+    return shape.Cat.apply(*[_as_tensor(t) for t in tensors], axis=dim_arg("cat", dim, axis, 0))
 
 
-def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
-    """Join same-shaped tensors along a new axis."""
-    return shape.Stack.apply(*[_as_tensor(t) for t in tensors], axis=axis)
+def stack(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    """Join same-shaped tensors along a new dim (default 0; NumPy alias ``axis``)."""
+    return shape.Stack.apply(*[_as_tensor(t) for t in tensors],
+                             axis=dim_arg("stack", dim, axis, 0))
 
 
 def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:

@@ -15,7 +15,7 @@ class GradcheckError(AssertionError):
 
 
 def _scalar_projection(output: Tensor, weights: np.ndarray) -> float:
-    return float(np.sum(output.data * weights))
+    return float(np.sum(output._data * weights))
 
 
 def gradcheck(
@@ -48,7 +48,7 @@ def gradcheck(
                 f"gradcheck: input {i} is {inputs[i].dtype}; finite differences need float64"
             )
     for i in checked:
-        inputs[i].grad = None
+        inputs[i]._grad = None
     output = fn(*inputs)
     if not isinstance(output, Tensor):
         raise TypeError(f"gradcheck: fn returned {type(output).__name__}, expected a Tensor")
@@ -57,9 +57,9 @@ def gradcheck(
 
     for i in checked:
         x = inputs[i]
-        analytic = x.grad if x.grad is not None else np.zeros_like(x.data)
-        numeric = np.zeros_like(x.data)
-        flat = x.data.reshape(-1)  # a view: perturbing it perturbs x
+        analytic = x._grad if x._grad is not None else np.zeros_like(x._data)
+        numeric = np.zeros_like(x._data)
+        flat = x._data.reshape(-1)  # a view: perturbing it perturbs x
         numeric_flat = numeric.reshape(-1)
         for j in range(flat.size):
             original = flat[j]

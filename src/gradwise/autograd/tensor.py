@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import html as _html
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from gradwise.autograd import anomaly
+from gradwise.autograd import dtypes as _dtypes
+from gradwise.autograd._args import dim_arg, keepdim_arg
 from gradwise.autograd.grad_mode import _grad_enabled
 
 ArrayLike = Any
@@ -36,6 +38,20 @@ def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
     return tuple(int(n) for n in shape)
 
 
+class MaxResult(NamedTuple):
+    """``x.max(dim)``: the values and their int64 indices (``torch.return_types.max``)."""
+
+    values: Tensor
+    indices: Tensor
+
+
+class MinResult(NamedTuple):
+    """``x.min(dim)``: the values and their int64 indices (``torch.return_types.min``)."""
+
+    values: Tensor
+    indices: Tensor
+
+
 class _HookHandle:
     """Returned by register_hook; ``remove()`` takes the hook off again."""
 
@@ -51,9 +67,11 @@ class Tensor:
     """An n-dimensional array that records the operations applied to it for backpropagation.
 
     Attributes:
-        data: the values, an ``np.ndarray``.
-        grad: dL/d(this tensor) after ``backward()``, an ``np.ndarray`` shaped like ``data``,
-            or None. Filled for leaves that require grad (and for tensors that ``retain_grad()``).
+        data: the values, a detached Tensor sharing this one's memory (``np.asarray(t)`` or
+            ``t.numpy()`` give the ndarray; library code reads ``t._data``).
+        grad: dL/d(this tensor) after ``backward()``, a Tensor sharing the gradient's memory
+            and shaped like this one, or None. Filled for leaves that require grad (and for
+            tensors that ``retain_grad()``); library code reads the raw array ``t._grad``.
         requires_grad: whether operations on this tensor are recorded.
     """
 
@@ -68,9 +86,6 @@ class Tensor:
         "name",
         "__weakref__",
     )
-    # make NumPy hand ``ndarray + tensor`` to Tensor.__radd__ instead of looping element-wise
-    __array_ufunc__ = None
-
     def __init__(self, data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> None:
         self._data = _as_array(data, dtype)
         self._grad: np.ndarray | None = None
@@ -99,22 +114,97 @@ class Tensor:
 
     # ---- properties ---------------------------------------------------------------------------
     # The engine and the library read the raw arrays ``_data`` and ``_grad`` directly (the hot
-    # paths stay free of wrapper objects); ``data`` and ``grad`` are the public faces of them.
+    # paths stay free of wrapper objects); ``data`` and ``grad`` are their public faces: Tensors
+    # that share the memory, as in PyTorch.
     @property
-    def data(self) -> np.ndarray:
-        return self._data
+    def data(self) -> Tensor:
+        """This tensor's values as a new leaf that shares memory and the version counter.
+
+        In-place changes through it (``w.data.mul_(0.5)``) change this tensor and are not
+        recorded; assigning ``t.data = other`` rebinds this tensor's array to ``other``'s.
+        """
+        out = Tensor._make(self._data, False, None)
+        out._version = self._version
+        return out
 
     @data.setter
     def data(self, value: ArrayLike) -> None:
         self._data = value._data if isinstance(value, Tensor) else np.asarray(value)
 
     @property
-    def grad(self) -> np.ndarray | None:
-        return self._grad
+    def grad(self) -> Tensor | None:
+        """dL/d(this tensor) as a Tensor sharing the gradient's memory, or None.
+
+        In-place ops on it (``p.grad.zero_()``, ``p.grad.mul_(0.5)``, ``p.grad += g``) change the
+        gradient the optimizer reads. Assign a Tensor, an array or None to replace it.
+
+        Raises (on assignment):
+            ValueError: the new gradient's shape differs from the tensor's.
+        """
+        grad = self._grad
+        if grad is None:
+            return None
+        return Tensor._make(grad, False, None)
 
     @grad.setter
     def grad(self, value: ArrayLike | None) -> None:
-        self._grad = value._data if isinstance(value, Tensor) else value
+        if value is None:
+            self._grad = None
+            return
+        array = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if array.shape != self._data.shape:
+            raise ValueError(
+                f"grad: assigned gradient has shape {array.shape} but the tensor has shape "
+                f"{self._data.shape}"
+            )
+        self._grad = array
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        """NumPy's view of this tensor: ``np.asarray(t)`` shares memory (no copy)."""
+        data = self._data
+        if not isinstance(data, np.ndarray):  # an op may leave a NumPy scalar for a 0-d result
+            data = np.asarray(data)
+        if dtype is not None and np.dtype(dtype) != data.dtype:
+            return data.astype(dtype)
+        if copy:
+            return data.copy()
+        return data
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """NumPy ufuncs on Tensors: operators give Tensor results, others work on the values.
+
+        ``ndarray + tensor`` (and -, *, /, @, **, comparisons) goes to the Tensor operator, so it
+        is recorded like ``tensor + ndarray``. Any other ufunc (``np.exp(t)``) computes on the
+        arrays and returns a Tensor outside the graph; on a tensor that requires grad while grad
+        is recorded that would drop the gradient, so it raises instead (as PyTorch does).
+        """
+        if method == "__call__" and not kwargs and len(inputs) == 2:
+            name = _UFUNC_OPERATORS.get(ufunc)
+            if name is not None:
+                left, right = inputs
+                if isinstance(left, Tensor):
+                    return getattr(left, f"__{name}__")(right)
+                return getattr(right, f"__r{name}__")(left)
+            names = _UFUNC_COMPARISONS.get(ufunc)
+            if names is not None:
+                left, right = inputs
+                if isinstance(left, Tensor):
+                    return getattr(left, names[0])(right)
+                return getattr(right, names[1])(left)
+        if _grad_enabled.get() and any(
+            isinstance(x, Tensor) and x.requires_grad for x in inputs
+        ):
+            raise TypeError(
+                f"numpy.{ufunc.__name__} on a tensor that requires grad would lose its "
+                "gradient; use the Tensor method (t.exp(), t.abs() ...) or t.detach() first"
+            )
+        arrays = [x._data if isinstance(x, Tensor) else x for x in inputs]
+        if "out" in kwargs:
+            kwargs["out"] = tuple(x._data if isinstance(x, Tensor) else x for x in kwargs["out"])
+        result = getattr(ufunc, method)(*arrays, **kwargs)
+        if isinstance(result, np.ndarray | np.generic):
+            return Tensor._make(np.asarray(result), False, None)
+        return result
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -358,43 +448,64 @@ class Tensor:
             return Tensor._make(np.asarray(other, dtype=self._data.dtype), False, None)
         return Tensor._make(np.asarray(other), False, None)
 
+    def _binary(self, other: ArrayLike, op: Any, reflected: bool = False,
+                true_div: bool = False) -> Tensor:
+        """Apply a binary op with PyTorch's type promotion (autograd/dtypes.py)."""
+        dtype = self._data.dtype
+        if isinstance(other, Tensor) and other._data.dtype == dtype and (
+            not true_div or dtype.kind in "fc"
+        ):
+            return op.apply(other, self) if reflected else op.apply(self, other)
+        target = _result_dtype(self, other)
+        if true_div and target.kind not in "fc":
+            target = _dtypes.get_default_dtype()
+        a = self if dtype == target else _ew.Cast.apply(self, target)
+        if isinstance(other, Tensor):
+            b = other if other._data.dtype == target else _ew.Cast.apply(other, target)
+        else:
+            b = Tensor._make(np.asarray(other, dtype=target), False, None)
+        return op.apply(b, a) if reflected else op.apply(a, b)
+
     def __add__(self, other: ArrayLike) -> Tensor:
-        return _ew.Add.apply(self, self._lift(other))
+        return self._binary(other, _ew.Add)
 
     def __radd__(self, other: ArrayLike) -> Tensor:
-        return _ew.Add.apply(self._lift(other), self)
+        return self._binary(other, _ew.Add, reflected=True)
 
     def __sub__(self, other: ArrayLike) -> Tensor:
-        return _ew.Sub.apply(self, self._lift(other))
+        return self._binary(other, _ew.Sub)
 
     def __rsub__(self, other: ArrayLike) -> Tensor:
-        return _ew.Sub.apply(self._lift(other), self)
+        return self._binary(other, _ew.Sub, reflected=True)
 
     def __mul__(self, other: ArrayLike) -> Tensor:
-        return _ew.Mul.apply(self, self._lift(other))
+        return self._binary(other, _ew.Mul)
 
     def __rmul__(self, other: ArrayLike) -> Tensor:
-        return _ew.Mul.apply(self._lift(other), self)
+        return self._binary(other, _ew.Mul, reflected=True)
 
     def __truediv__(self, other: ArrayLike) -> Tensor:
-        return _ew.Div.apply(self, self._lift(other))
+        return self._binary(other, _ew.Div, true_div=True)
 
     def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return _ew.Div.apply(self._lift(other), self)
+        return self._binary(other, _ew.Div, reflected=True, true_div=True)
 
     def __pow__(self, exponent: ArrayLike) -> Tensor:
-        if isinstance(exponent, int | float):
+        if isinstance(exponent, int | float) and not isinstance(exponent, bool):
+            if isinstance(exponent, float) and self._data.dtype.kind not in "fc":
+                return _ew.PowScalar.apply(
+                    _ew.Cast.apply(self, _dtypes.get_default_dtype()), exponent)
             return _ew.PowScalar.apply(self, exponent)
-        return _ew.Pow.apply(self, self._lift(exponent))
+        return self._binary(exponent, _ew.Pow)
 
     def __rpow__(self, base: ArrayLike) -> Tensor:
-        return _ew.Pow.apply(self._lift(base), self)
+        return self._binary(base, _ew.Pow, reflected=True)
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
-        return _linalg.MatMul.apply(self, self._lift(other))
+        return self._binary(other, _linalg.MatMul)
 
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
-        return _linalg.MatMul.apply(self._lift(other), self)
+        return self._binary(other, _linalg.MatMul, reflected=True)
 
     def __neg__(self) -> Tensor:
         return _ew.Neg.apply(self)
@@ -407,8 +518,14 @@ class Tensor:
 
     # comparisons give boolean tensors outside the graph (they have no gradient)
     def _compare(self, other: ArrayLike, fn: Callable[..., np.ndarray]) -> Tensor:
+        if getattr(type(other), "__array_ufunc__", 0) is None:
+            return NotImplemented  # the other object (pytest.approx) compares itself
+        # promote first, then compare (PyTorch): 0.1 as float32 equals a float32 0.1
+        target = _result_dtype(self, other)
+        mine = self._data if self._data.dtype == target else self._data.astype(target)
         other = other._data if isinstance(other, Tensor) else other
-        return Tensor._make(fn(self._data, other), False, None)
+        other = np.asarray(other, dtype=target)
+        return Tensor._make(np.asarray(fn(mine, other)), False, None)
 
     def __lt__(self, other: ArrayLike) -> Tensor:
         return self._compare(other, np.less)
@@ -476,39 +593,155 @@ class Tensor:
         return _ew.Tanh.apply(self)
 
     # ---- reductions ---------------------------------------------------------------------------
-    def sum(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return _reduce.Sum.apply(self, axis=axis, keepdims=keepdims)
+    # PyTorch's ``dim``/``keepdim``; NumPy's ``axis``/``keepdims`` are accepted as aliases.
+    def sum(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+            keepdims: bool | None = None) -> Tensor:
+        """Sum over ``dim`` (an int, a tuple, or None for all elements)."""
+        return _reduce.Sum.apply(self, axis=dim_arg("sum", dim, axis),
+                                 keepdims=keepdim_arg("sum", keepdim, keepdims))
 
-    def mean(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return _reduce.Mean.apply(self, axis=axis, keepdims=keepdims)
+    def mean(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+             keepdims: bool | None = None) -> Tensor:
+        """Mean over ``dim`` (an int, a tuple, or None for all elements)."""
+        return _reduce.Mean.apply(self, axis=dim_arg("mean", dim, axis),
+                                  keepdims=keepdim_arg("mean", keepdim, keepdims))
 
-    def max(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return _reduce.Max.apply(self, axis=axis, keepdims=keepdims)
+    def _extreme(self, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Any:
+        if isinstance(dim, Tensor):  # x.max(other): the elementwise maximum, as in PyTorch
+            other = dim
+            return _ew.Maximum.apply(self, other) if op == "max" else _ew.Minimum.apply(self, other)
+        dim = dim_arg(op, dim, axis)
+        keep = keepdim_arg(op, keepdim, keepdims)
+        if dim is None:
+            if keep:
+                raise TypeError(f"{op}: keepdim needs a dim (use amax/amin to keep every axis)")
+            return (_reduce.Max if op == "max" else _reduce.Min).apply(self, axis=None)
+        if not isinstance(dim, int | np.integer):
+            raise TypeError(f"{op}: dim must be one int, got {dim!r}; amax/amin take several")
+        if self.ndim == 0:
+            indices = np.zeros((), dtype=np.int64)
+            values = self
+        else:
+            (axis_,) = _reduce.normalize_axis(dim, self.ndim, op)
+            pick = np.argmax if op == "max" else np.argmin
+            indices = pick(self._data, axis=axis_).astype(np.int64)
+            # the gradient goes to the one element picked, as in PyTorch (amax/amin split ties)
+            grids = list(np.ix_(*[np.arange(n) for n in indices.shape])) if indices.ndim else []
+            grids.insert(axis_, indices)
+            values = _shape.GetItem.apply(self, tuple(grids))
+            if keep:
+                values = values.unsqueeze(axis_)
+                indices = np.expand_dims(indices, axis_)
+        cls = MaxResult if op == "max" else MinResult
+        return cls(values, Tensor._make(indices, False, None))
 
-    def min(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return _reduce.Min.apply(self, axis=axis, keepdims=keepdims)
+    def max(self, dim: Any = None, keepdim: bool | None = None, *, axis: Any = None,
+            keepdims: bool | None = None) -> Any:
+        """Without ``dim``: the largest element (a 0-d tensor). With ``dim`` (one int): the named
+        tuple ``(values, indices)`` along it, as ``torch.max``; the gradient goes to the element
+        picked (the first on a tie). Given a Tensor: the elementwise maximum.
 
-    def var(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        """Variance, NumPy style: ``ddof=0`` divides by N (PyTorch's default is ``ddof=1``)."""
-        return _reduce.var(self, axis=axis, keepdims=keepdims, ddof=ddof)
+        Raises:
+            TypeError: ``dim`` is a tuple (use ``amax``), or ``keepdim`` without ``dim``.
+        """
+        return self._extreme("max", dim, keepdim, axis, keepdims)
 
-    def std(self, axis: Axis = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-        return self.var(axis=axis, keepdims=keepdims, ddof=ddof).sqrt()
+    def min(self, dim: Any = None, keepdim: bool | None = None, *, axis: Any = None,
+            keepdims: bool | None = None) -> Any:
+        """The smallest element, or ``(values, indices)`` along ``dim``; see :meth:`max`."""
+        return self._extreme("min", dim, keepdim, axis, keepdims)
 
-    def logsumexp(self, axis: Axis = None, keepdims: bool = False) -> Tensor:
-        return _reduce.LogSumExp.apply(self, axis=axis, keepdims=keepdims)
+    def amax(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+             keepdims: bool | None = None) -> Tensor:
+        """The largest values over ``dim`` (int, tuple or None); tied maxima split the gradient
+        evenly (PyTorch's amax does the same)."""
+        return _reduce.Max.apply(self, axis=dim_arg("amax", dim, axis),
+                                 keepdims=keepdim_arg("amax", keepdim, keepdims))
 
-    def softmax(self, axis: int = -1) -> Tensor:
-        return _reduce.Softmax.apply(self, axis=axis)
+    def amin(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+             keepdims: bool | None = None) -> Tensor:
+        """The smallest values over ``dim``; tied minima split the gradient evenly."""
+        return _reduce.Min.apply(self, axis=dim_arg("amin", dim, axis),
+                                 keepdims=keepdim_arg("amin", keepdim, keepdims))
 
-    def log_softmax(self, axis: int = -1) -> Tensor:
-        return _reduce.LogSoftmax.apply(self, axis=axis)
+    def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool | None = None, *,
+            correction: float | None = None, ddof: float | None = None, axis: Axis = None,
+            keepdims: bool | None = None) -> Tensor:
+        """Variance over ``dim``, dividing by N - correction; unbiased (correction 1) by default,
+        as in PyTorch. ``unbiased=False``, ``correction=0`` and NumPy's ``ddof=0`` give the
+        population variance; give at most one of the three. ``x.var(False)`` is ``unbiased=False``
+        (PyTorch's overload).
 
-    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._make(np.argmax(self._data, axis=axis, keepdims=keepdims), False, None)
+        Raises:
+            TypeError: more than one of correction/unbiased/ddof, or dim and axis both given.
+            ValueError: N - correction <= 0 (no degrees of freedom).
+        """
+        if isinstance(dim, bool):
+            dim, unbiased = None, dim if unbiased is None else unbiased
+        given = [v for v in (correction, unbiased, ddof) if v is not None]
+        if len(given) > 1:
+            raise TypeError("var/std: give one of correction, unbiased and ddof")
+        if unbiased is not None:
+            correction = 1 if unbiased else 0
+        elif ddof is not None:
+            correction = ddof
+        elif correction is None:
+            correction = 1
+        return _reduce.var(self, axis=dim_arg("var", dim, axis),
+                           keepdims=keepdim_arg("var", keepdim, keepdims), ddof=correction)
 
-    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
-        return Tensor._make(np.argmin(self._data, axis=axis, keepdims=keepdims), False, None)
+    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool | None = None, *,
+            correction: float | None = None, ddof: float | None = None, axis: Axis = None,
+            keepdims: bool | None = None) -> Tensor:
+        """Standard deviation: ``sqrt(var(...))``, unbiased by default as in PyTorch."""
+        return self.var(dim, unbiased, keepdim, correction=correction, ddof=ddof, axis=axis,
+                        keepdims=keepdims).sqrt()
+
+    def logsumexp(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+                  keepdims: bool | None = None) -> Tensor:
+        return _reduce.LogSumExp.apply(self, axis=dim_arg("logsumexp", dim, axis),
+                                       keepdims=keepdim_arg("logsumexp", keepdim, keepdims))
+
+    def softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        """Softmax along ``dim`` (default -1)."""
+        return _reduce.Softmax.apply(self, axis=dim_arg("softmax", dim, axis, -1))
+
+    def log_softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        """log(softmax) along ``dim`` (default -1), computed stably."""
+        return _reduce.LogSoftmax.apply(self, axis=dim_arg("log_softmax", dim, axis, -1))
+
+    def _arg(self, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Tensor:
+        dim = dim_arg(op, dim, axis)
+        keep = keepdim_arg(op, keepdim, keepdims)
+        pick = np.argmax if op == "argmax" else np.argmin
+        if dim is not None:
+            (dim,) = _reduce.normalize_axis(dim, self.ndim, op)
+        out = pick(self._data, axis=dim, keepdims=keep)
+        return Tensor._make(np.asarray(out, dtype=np.int64), False, None)
+
+    def argmax(self, dim: int | None = None, keepdim: bool | None = None, *,
+               axis: int | None = None, keepdims: bool | None = None) -> Tensor:
+        """Index (int64) of the largest value along ``dim``; over the flattened tensor if None."""
+        return self._arg("argmax", dim, keepdim, axis, keepdims)
+
+    def argmin(self, dim: int | None = None, keepdim: bool | None = None, *,
+               axis: int | None = None, keepdims: bool | None = None) -> Tensor:
+        """Index (int64) of the smallest value along ``dim``; over the flattened tensor if None."""
+        return self._arg("argmin", dim, keepdim, axis, keepdims)
+
+    def any(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+            keepdims: bool | None = None) -> Tensor:
+        """Whether any element (along ``dim``) is nonzero: a bool tensor outside the graph."""
+        out = np.any(self._data, axis=dim_arg("any", dim, axis),
+                     keepdims=keepdim_arg("any", keepdim, keepdims))
+        return Tensor._make(np.asarray(out), False, None)
+
+    def all(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+            keepdims: bool | None = None) -> Tensor:
+        """Whether every element (along ``dim``) is nonzero: a bool tensor outside the graph."""
+        out = np.all(self._data, axis=dim_arg("all", dim, axis),
+                     keepdims=keepdim_arg("all", keepdim, keepdims))
+        return Tensor._make(np.asarray(out), False, None)
 
     # ---- shape --------------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
@@ -516,17 +749,26 @@ class Tensor:
 
     view = reshape
 
-    def transpose(self, *axes: Any) -> Tensor:
-        """Permute axes, NumPy style: no axes reverses them; ``swapaxes`` swaps two."""
-        perm = _shape_arg(axes) if axes else tuple(range(self.ndim - 1, -1, -1))
+    def transpose(self, *dims: Any) -> Tensor:
+        """Two ints swap those dims, as ``torch.transpose(x, d0, d1)``; no argument reverses the
+        axes and a tuple (or three or more ints) is a full permutation, as NumPy's transpose.
+
+        Raises:
+            ValueError: a dim out of range.
+        """
+        if len(dims) == 2 and all(isinstance(d, int | np.integer) for d in dims):
+            return self.swapaxes(*dims)
+        perm = _shape_arg(dims) if dims else tuple(range(self.ndim - 1, -1, -1))
         return _shape.Transpose.apply(self, perm)
 
     def permute(self, *axes: Any) -> Tensor:
         return _shape.Transpose.apply(self, _shape_arg(axes))
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        axes = _reduce.normalize_axis((axis1,), self.ndim, "transpose")
+        axes += _reduce.normalize_axis((axis2,), self.ndim, "transpose")
         perm = list(range(self.ndim))
-        perm[axis1], perm[axis2] = perm[axis2], perm[axis1]
+        perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
         return _shape.Transpose.apply(self, tuple(perm))
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
@@ -538,7 +780,13 @@ class Tensor:
         shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
         return self.reshape(shape)
 
-    def squeeze(self, axis: Axis = None) -> Tensor:
+    def squeeze(self, dim: Axis = None, *, axis: Axis = None) -> Tensor:
+        """Drop size-1 dims: all of them, or those named by ``dim`` (NumPy alias ``axis``).
+
+        Naming a dim whose size is not 1 raises ValueError (PyTorch leaves it; NumPy raises:
+        docs/PORTING.md).
+        """
+        axis = dim_arg("squeeze", dim, axis)
         if axis is None:
             shape = tuple(n for n in self.shape if n != 1)
         else:
@@ -546,16 +794,20 @@ class Tensor:
             for a in axes:
                 if self.shape[a] != 1:
                     raise ValueError(
-                        f"squeeze: axis {a} has size {self.shape[a]}, not 1 (shape {self.shape})"
+                        f"squeeze: dim {a} has size {self.shape[a]}, not 1 (shape {self.shape})"
                     )
             shape = tuple(n for i, n in enumerate(self.shape) if i not in axes)
         return self.reshape(shape)
 
-    def unsqueeze(self, axis: int) -> Tensor:
-        if not -self.ndim - 1 <= axis <= self.ndim:
-            raise ValueError(f"unsqueeze: axis {axis} out of range for {self.ndim}-d tensor")
-        axis = axis % (self.ndim + 1)
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
+    def unsqueeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        """Insert a size-1 dim at ``dim`` (NumPy alias ``axis``); negatives count from the end."""
+        dim = dim_arg("unsqueeze", dim, axis)
+        if dim is None:
+            raise TypeError("unsqueeze: missing dim")
+        if not -self.ndim - 1 <= dim <= self.ndim:
+            raise ValueError(f"unsqueeze: dim {dim} out of range for a {self.ndim}-d tensor")
+        dim = dim % (self.ndim + 1)
+        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
 
     def expand(self, *shape: Any) -> Tensor:
         """Broadcast to ``shape`` without copying; -1 keeps a dimension's size (PyTorch style)."""
@@ -574,6 +826,47 @@ class Tensor:
 
     def __getitem__(self, index: Any) -> Tensor:
         return _shape.GetItem.apply(self, _index_arg(index))
+
+
+# NumPy ufuncs that are Python operators: ``ndarray <op> tensor`` runs the Tensor operator
+_UFUNC_OPERATORS = {
+    np.add: "add",
+    np.subtract: "sub",
+    np.multiply: "mul",
+    np.true_divide: "truediv",
+    np.power: "pow",
+    np.matmul: "matmul",
+}
+# comparison ufuncs: (the operator, the operator with the operands swapped)
+_UFUNC_COMPARISONS = {
+    np.less: ("__lt__", "__gt__"),
+    np.less_equal: ("__le__", "__ge__"),
+    np.greater: ("__gt__", "__lt__"),
+    np.greater_equal: ("__ge__", "__le__"),
+    np.equal: ("__eq__", "__eq__"),
+    np.not_equal: ("__ne__", "__ne__"),
+}
+
+
+def _result_dtype(a: Tensor, b: Any) -> np.dtype:
+    """PyTorch's result dtype for ``a <op> b`` (see autograd/dtypes.py)."""
+    dims, scalars = [], []
+    for x in (a, b):
+        if isinstance(x, Tensor):
+            (dims if x._data.ndim else scalars).append(x._data.dtype)
+        elif isinstance(x, np.ndarray) and x.ndim:
+            dims.append(x.dtype)
+        elif isinstance(x, list | tuple):
+            dims.append(Tensor(x)._data.dtype if not _all_ints(x) else np.dtype(np.int64))
+        else:
+            scalars.append(_dtypes.scalar_dtype(x))
+    if not dims:
+        dims.append(scalars.pop(0))
+    return _dtypes.promote(dims, scalars)
+
+
+def _all_ints(values: Any) -> bool:
+    return np.asarray(values).dtype.kind in "iub"
 
 
 def _index_arg(index: Any) -> Any:
@@ -736,7 +1029,22 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
 
 # ---- factories ------------------------------------------------------------------------------
 def tensor(data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    """A new leaf tensor. Python numbers and lists become float32; NumPy arrays keep their dtype."""
+    """A new leaf tensor holding a copy of ``data``, with PyTorch's dtype inference.
+
+    Python ints become int64, floats the default float dtype (float32), bools bool; NumPy arrays
+    and Tensors keep their dtype. (The ``Tensor(data)`` constructor, like ``torch.Tensor``,
+    makes float32 from Python numbers.)
+
+    Raises:
+        TypeError: requires_grad on a non-floating dtype.
+    """
+    if dtype is None and not isinstance(data, Tensor | np.ndarray | np.generic):
+        array = np.array(data)
+        if array.dtype.kind in "iu":
+            dtype = np.int64
+        elif array.dtype.kind == "f":
+            dtype = _dtypes.get_default_dtype()
+        return Tensor(array, dtype=dtype, requires_grad=requires_grad)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 

@@ -31,6 +31,7 @@ from gradwise.data.download import (
 )
 from gradwise.data.idx import IDXError, read_idx, write_idx
 from gradwise.data.loader import ArrayDataset, DataLoader
+from gradwise.data.sampler import DistributedSampler
 from gradwise.data.toy import (
     make_blobs,
     make_circles,
@@ -52,6 +53,7 @@ __all__ = [
     "DataLoader",
     "Dataset",
     "DatasetNotFoundError",
+    "DistributedSampler",
     "DownloadError",
     "IDXDatasetSpec",
     "IDXError",

@@ -71,6 +71,9 @@ class DataLoader:
         drop_last: drop the last batch when it is smaller than ``batch_size``.
         seed: an int or a ``numpy.random.Generator`` for the shuffling; the loader keeps its
             own Generator, so iteration order never depends on global state.
+        sampler: an iterable of sample indices with ``len()`` that chooses the order instead
+            (e.g. :class:`~gradwise.data.sampler.DistributedSampler`); then ``shuffle`` must be
+            False. Its ``state_dict()``, if it has one, is part of the loader's.
 
     Every batch is a tuple of arrays, one per field (copies, safe to modify in place).
     ``len(loader)`` is the number of batches per epoch. :meth:`state_dict` captures the
@@ -85,6 +88,7 @@ class DataLoader:
         shuffle: bool = False,
         drop_last: bool = False,
         seed: int | np.random.Generator | None = None,
+        sampler: Any = None,
     ):
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
             raise TypeError(f"DataLoader: batch_size must be an int, got {batch_size!r}")
@@ -94,6 +98,9 @@ class DataLoader:
         self.batch_size = int(batch_size)
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
+        if sampler is not None and self.shuffle:
+            raise ValueError("DataLoader: sampler and shuffle=True exclude each other")
+        self.sampler = sampler
         n_samples = len(self.dataset)
         if n_samples == 0:
             raise ValueError("DataLoader: the dataset is empty")
@@ -109,10 +116,11 @@ class DataLoader:
         self._epoch = 0  # epochs started so far
         self._batches_done = 0  # batches yielded in the epoch in progress
         self._epoch_start_state: dict[str, Any] | None = None  # rng state before this epoch
+        self._epoch_start_sampler: dict[str, Any] | None = None  # sampler state, likewise
         self._resume_at = 0  # batches to skip at the next epoch start (set by load_state_dict)
 
     def __len__(self) -> int:
-        n_samples = len(self.dataset)
+        n_samples = len(self.sampler) if self.sampler is not None else len(self.dataset)
         if self.drop_last:
             return n_samples // self.batch_size
         return math.ceil(n_samples / self.batch_size)
@@ -120,7 +128,11 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple[np.ndarray, ...]]:
         n_samples = len(self.dataset)
         self._epoch_start_state = self._rng.bit_generator.state
-        order = self._rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
+        self._epoch_start_sampler = _sampler_state(self.sampler)
+        if self.sampler is not None:
+            order = np.fromiter(self.sampler, dtype=np.int64)
+        else:
+            order = self._rng.permutation(n_samples) if self.shuffle else np.arange(n_samples)
         self._epoch += 1
         first, self._resume_at = self._resume_at, 0
         self._batches_done = first
@@ -141,13 +153,19 @@ class DataLoader:
                 self._epoch - 1,
                 self._batches_done,
             )
+            sampler_state = self._epoch_start_sampler
         else:
             rng_state, epoch, position = self._rng.bit_generator.state, self._epoch, 0
-        return {
+            sampler_state = _sampler_state(self.sampler)
+        state = {
             "rng_state": _to_json_safe(copy.deepcopy(rng_state)),
             "epoch": epoch,
             "batch_index": position,
         }
+        if sampler_state is not None:
+            state["sampler"] = sampler_state
+            state["batch_size"] = self.batch_size
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`'s output; the next iteration continues from there."""
@@ -157,6 +175,17 @@ class DataLoader:
             position = int(state["batch_index"])
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"DataLoader.load_state_dict: malformed state ({error!r})") from error
+        if (state.get("sampler") is None) != (_sampler_state(self.sampler) is None):
+            raise ValueError(
+                "DataLoader.load_state_dict: the state "
+                f"{'has no' if state.get('sampler') is None else 'has a'} sampler state and this "
+                f"loader {'has a sampler with state' if self.sampler is not None else 'has none'}"
+            )
+        if state.get("sampler") is not None:
+            # a sampler dealt for another number of ranks moves its start and skips nothing
+            saved_batch = int(state.get("batch_size", self.batch_size))
+            skip = self.sampler.load_state_dict(state["sampler"], position * saved_batch)
+            position = int(skip) // self.batch_size
         if not 0 <= position <= len(self):
             raise ValueError(
                 f"DataLoader.load_state_dict: batch_index {position} is outside 0..{len(self)}"
@@ -186,6 +215,11 @@ class DataLoader:
         if isinstance(samples[0], tuple):
             return tuple(np.stack(field) for field in zip(*samples, strict=True))
         return (np.stack(samples),)
+
+
+def _sampler_state(sampler: Any) -> dict[str, Any] | None:
+    state_dict = getattr(sampler, "state_dict", None)
+    return None if state_dict is None else state_dict()
 
 
 def _as_dataset(data: Any) -> ArrayDataset | SizedDataset:

@@ -1,17 +1,18 @@
 """gw.doctor: watches training layer by layer and says, in plain words, what is wrong.
 
 Example:
-    >>> doctor = gw.doctor.Doctor()
-    >>> Trainer(model, loss_fn, optimizer, doctor=doctor).fit(data, epochs=5)  # doctest: +SKIP
-    >>> print(doctor.format_findings())                                        # doctest: +SKIP
+    >>> doctor = gw.doctor.Doctor(model, optimizer)     # any training loop      # doctest: +SKIP
+    >>> doctor.step(loss)                               # after optimizer.step() # doctest: +SKIP
+    >>> print(doctor.report())                                                   # doctest: +SKIP
+    >>> Trainer(model, loss_fn, optimizer, doctor=True)  # or with the Trainer   # doctest: +SKIP
     >>> gw.doctor.lr_find(model, loss_fn, (x, y)).suggested_lr                 # doctest: +SKIP
 """
 
 from gradwise.doctor.config import DoctorConfig
-from gradwise.doctor.diagnoses import DIAGNOSES, Finding, diagnose
+from gradwise.doctor.diagnoses import DIAGNOSES, Finding, baseline_loss, diagnose
 from gradwise.doctor.doctor import Doctor
 from gradwise.doctor.lr_find import LRFindResult, lr_find
-from gradwise.doctor.stats import StatsCollector, TrainingStats
+from gradwise.doctor.stats import StatsCollector, TrainingStats, subsample
 
 __all__ = [
     "DIAGNOSES",
@@ -21,6 +22,8 @@ __all__ = [
     "LRFindResult",
     "StatsCollector",
     "TrainingStats",
+    "baseline_loss",
     "diagnose",
     "lr_find",
+    "subsample",
 ]

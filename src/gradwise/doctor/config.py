@@ -1,138 +1,171 @@
-"""DoctorConfig: how often the doctor samples and where each diagnosis draws its line.
+"""DoctorConfig: which steps the doctor examines and where each diagnosis draws its line.
 
-Every threshold says why it sits where it does. They were calibrated on the planted failures in
-``tests/doctor`` (each must be caught) and on healthy runs (a digits MLP with SGD or Adam, a spiral
-MLP) that must raise nothing: each line sits with a wide margin on both sides.
+Every threshold says why it sits where it does. They were calibrated on the planted catalogue in
+``tests/doctor/planted.py`` (30 failures that must each be named, 17 healthy runs that must raise
+nothing) at every sampling rate from every step to 1 in 64; docs/DOCTOR.md has the table, and
+says which runs were held out of the calibration.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-__all__ = ["DoctorConfig"]
+__all__ = ["ADVICE_STYLES", "DoctorConfig", "auto_interval"]
+
+ADVICE_STYLES = ("python", "cli")
+
+
+def auto_interval(n_parameters: int) -> int:
+    """The default sampling interval for a model with ``n_parameters`` parameters.
+
+    An examined step costs a fixed Python part (hooks on every module, one record per parameter
+    and activation: roughly 0.3-0.5 ms) plus about five passes over the parameters (two norms, a
+    copy, a difference, a norm) and one over the activations; a training step costs forward,
+    backward and the optimizer. Below 100k parameters a step takes well under a millisecond, so
+    the fixed part is comparable to a whole step and 1 step in 32 keeps the doctor near 3%; above,
+    1 in 16 keeps it at 1-3% (``benchmarks/doctor_overhead.py``, docs/DOCTOR.md).
+    """
+    return 32 if n_parameters < 100_000 else 16
 
 
 @dataclass
 class DoctorConfig:
     """Settings of the training doctor.
 
-    Sampling:
-        warmup_steps: the first steps of a run are all sampled: explosions and NaNs often
-            happen there, and the trend diagnoses need a few points. 8 steps cost well under
-            1% of any run long enough for the overhead to matter.
-        interval: steps between two sampled steps after the warm-up; adapted while training.
-        min_interval, max_interval: the range the adaptive interval stays in.
-        adaptive: change the interval so the doctor's time stays within ``overhead_budget``.
-        overhead_budget: the fraction of step time the doctor may spend. The promise is 5%; we
-            aim at 2.5% so timing noise does not push a run over.
+    Sampling (a function of the step number and these settings only, never of time):
+        warmup_steps: steps 0 .. warmup_steps-1 are all examined: explosions, NaNs and collapses
+            happen there, and every whole-run rule gets the same early picture at any rate.
+        interval: after the warm-up, step s is examined when ``s % interval == 0``. None picks
+            :func:`auto_interval` from the model's size when the doctor starts watching.
         histogram_values: activation values kept per layer (the latest sampled batch) for the
             report's histograms.
-        min_dead_rows: rows that must have passed through a ReLU before a unit that never fired
-            counts as dead; below that a quiet unit may just not have met its input yet.
 
-    Thresholds (see each comment):
-        The names say what they bound; a diagnosis fires when its evidence crosses the line.
+    Advice:
+        advice_style: ``"python"`` (remedies name the Python call, e.g.
+            ``Trainer(clip_grad_norm=1.0)``) or ``"cli"`` (the ``gradwise`` command's flags, e.g.
+            ``--clip-grad-norm 1.0``).
+
+    Thresholds: the names say what they bound; each comment gives the reason for its value.
     """
 
     warmup_steps: int = 8
-    interval: int = 1
-    min_interval: int = 1
-    max_interval: int = 512
-    adaptive: bool = True
-    overhead_budget: float = 0.025
+    interval: int | None = None
     histogram_values: int = 2048
-    min_dead_rows: int = 256
+    advice_style: str = "python"
 
-    # Vanishing: the gradient norm of the first weight layer over that of the last. A healthy
-    # 2-4 layer MLP sits between 0.05 and 20; a 10-layer sigmoid stack with default init is below
-    # 1e-6, because each sigmoid multiplies the gradient by at most 0.25.
+    # Vanishing: the gradient norm of the first weight layer over that of the last (median over
+    # the samples). A healthy 2-4 layer MLP sits between 0.05 and 20; a 10-layer sigmoid stack
+    # with small init is below 1e-6, because each sigmoid multiplies the gradient by at most 0.25.
     vanishing_ratio: float = 1e-3
     # Exploding, by depth: the same ratio the other way round (first layer gets 1000x the last).
     exploding_ratio: float = 1e3
     # Exploding, by size: a total gradient norm this large means one SGD step with lr 1e-3
     # already moves the weights by more than their own scale. Healthy runs stay below 50.
     exploding_grad_norm: float = 1e3
-    # Exploding, in time: the gradient norm growing this much over the run (healthy runs change by
-    # less than 10x either way once past the first steps).
-    exploding_growth: float = 1e3
 
-    # Dead ReLUs: a layer where more than this fraction of units never fired on min_dead_rows
-    # rows. He-initialised healthy nets have under 10% dead; biases at -5 kill more than 90%.
-    dead_fraction: float = 0.5
+    # Dead ReLUs: a layer where more than this fraction of units fired on none of the rows of a
+    # batch (median over the recent samples). Healthy nets of the catalogue reach 0.48 (small
+    # 2-D-input nets, whose units each cover one region of the plane, on batches of 20-64 rows);
+    # planted dead layers are at 0.66 and above (biases at -5: 1.0).
+    dead_fraction: float = 0.6
     # Saturation: the fraction of sigmoid outputs below 0.01 or above 0.99 (tanh: |a| > 0.99).
     # There the local derivative is below 0.01, so those units have all but stopped learning.
     saturation_level: float = 0.99
     saturated_fraction: float = 0.5
 
-    # Learning rate too high: median update/weight ratio (||w_new - w|| / ||w||). Karpathy's rule
-    # of thumb is about 1e-3; Adam at lr 1e-3 on a default-initialised MLP starts near 0.05.
-    # Above 0.3 a third of each weight is replaced every step: training cannot settle.
+    # Learning rate too high: median update/weight ratio ||w_new - w|| / ||w|| of the recent
+    # samples. Karpathy's rule of thumb ("A Recipe for Training Neural Networks", 2019; CS231n)
+    # is about 1e-3; Adam at lr 1e-3 on a fresh MLP starts near 0.05. Above 0.3 a third of each
+    # weight is replaced every step: training cannot settle.
     lr_high_update_ratio: float = 0.3
-    # ... or a single sampled step more than doubled a weight matrix (||dw|| > 1.5 ||w||): no
-    # healthy optimizer step does that, even Adam's first steps on a fresh layer stay below 0.1.
+    # ... or one warm-up step more than doubled a weight matrix (||dw|| > 1.5 ||w||): no healthy
+    # optimizer step does that, even Adam's first steps on a fresh layer stay below 0.1.
     lr_high_peak_update_ratio: float = 1.5
-    # ... or the smoothed training loss ends this many times above its start (it diverged).
+    # ... or the training loss diverged: its level at the end is this many times its level at
+    # the start (and above the baseline loss).
     lr_high_loss_rise: float = 1.5
+    # ... or it collapsed: a spike (the median of 3 consecutive batch losses) to this many times
+    # the baseline (or the first) loss, then the loss stuck within chance_tolerance of the
+    # baseline (predicting the class priors: ln C for C balanced classes). Batch noise of MSE on
+    # noise targets reaches 1.4x; the catalogue's collapses spike above 30x.
+    lr_high_spike: float = 2.0
+    chance_tolerance: float = 0.05
     # ... or the loss oscillates: in the second half of the run the mean step-to-step change of
     # the batch loss exceeds this fraction of its level, the level is not falling and it is still
-    # above plateau_level of the start. Batch noise of a healthy run is 5-20% of the loss, and
-    # where it is larger the loss has already fallen far below its start.
+    # above the baseline's plateau_level. Batch noise of a healthy run is 5-20% of the loss.
     lr_high_oscillation: float = 0.3
-    # Learning rate too low: median update ratio this small moves weights by 0.001% per step:
-    # 100,000 steps to change them once over. SGD at lr 1e-6 sits near 1e-7.
+    # Learning rate too low: the recent median update ratio this small moves weights by 0.001%
+    # per step: 100,000 steps to change them once over. SGD at lr 1e-6 sits near 1e-7.
     lr_low_update_ratio: float = 1e-5
-    # ... but only while the gradient is not itself ~0 (median ||grad|| / ||w|| of the most moved
+    # ... but only while the recent gradient is not itself ~0 (||grad|| / ||w|| of the most moved
     # weight): with zero gradients (dead units) no learning rate would move anything.
     lr_low_min_gradient: float = 1e-8
-    # "flat loss": the smoothed loss fell by less than this fraction of its starting value.
+    # "flat loss": the loss level fell by less than this fraction of its starting value.
     flat_loss_fraction: float = 0.05
 
-    # Overfitting: validation loss this far (relative) above its best epoch while the training
-    # loss kept falling since that epoch.
+    # Overfitting: after the best validation epoch, at least overfit_epochs more epochs, the
+    # median of the last overfit_epochs validation losses this far (relative) above the best,
+    # the last one too, the training loss lower than at the best epoch and the gap between
+    # validation and training loss wider by overfit_gap_growth of the best validation loss.
+    # One noisy epoch moves the median of three by nothing.
     overfit_val_rise: float = 0.1
-    # Plateau: the last ``plateau_window`` fraction of steps improved the smoothed loss by less
-    # than ``plateau_improvement`` of its value, while it is still above ``plateau_level`` times
-    # its starting value (a run that converged is not on a plateau) and the updates are not tiny
-    # (that is "learning rate too low").
-    plateau_window: float = 0.5
-    plateau_improvement: float = 0.01
-    plateau_level: float = 0.5
+    overfit_epochs: int = 3
+    overfit_gap_growth: float = 0.1
+    # Plateau: not learning. The loss level at the end is above plateau_level times the baseline
+    # (the loss of predicting the class priors or the target mean; without targets, the loss at
+    # the start) and the second half of the run improved it by less than plateau_improvement.
+    # A run that converged at its noise floor ends below the baseline, so it is not a plateau.
+    plateau_level: float = 0.97
+    plateau_improvement: float = 0.02
 
-    # Trend diagnoses need this many sampled steps (and loss values) before they speak.
-    min_samples: int = 8
+    # Trend diagnoses need this many steps (loss values) before they speak.
+    min_steps: int = 16
 
     def __post_init__(self) -> None:
-        if isinstance(self.warmup_steps, bool) or not isinstance(self.warmup_steps, int) \
-                or self.warmup_steps < 0:
-            raise ValueError(
-                f"DoctorConfig: warmup_steps must be a non-negative int, got {self.warmup_steps!r}"
-            )
-        for name in ("interval", "min_interval", "max_interval", "histogram_values",
-                     "min_dead_rows", "min_samples"):
+        for name in ("warmup_steps",):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"DoctorConfig: {name} must be a non-negative int, got {value!r}")
+        for name in ("histogram_values", "min_steps", "overfit_epochs"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"DoctorConfig: {name} must be a positive int, got {value!r}")
-        if not self.min_interval <= self.interval <= self.max_interval:
+        if self.interval is not None and (isinstance(self.interval, bool)
+                                          or not isinstance(self.interval, int)
+                                          or self.interval < 1):
             raise ValueError(
-                f"DoctorConfig: need min_interval <= interval <= max_interval, got "
-                f"{self.min_interval}, {self.interval}, {self.max_interval}"
+                f"DoctorConfig: interval must be a positive int or None, got {self.interval!r}"
             )
-        if not 0.0 < self.overhead_budget < 1.0:
+        if self.advice_style not in ADVICE_STYLES:
             raise ValueError(
-                f"DoctorConfig: overhead_budget must be in (0, 1), got {self.overhead_budget}"
+                f"DoctorConfig: advice_style must be one of {ADVICE_STYLES}, "
+                f"got {self.advice_style!r}"
             )
-        for name in ("dead_fraction", "saturated_fraction", "saturation_level",
-                     "plateau_window", "plateau_level", "flat_loss_fraction"):
+        for name in ("dead_fraction", "saturated_fraction", "saturation_level", "plateau_level",
+                     "flat_loss_fraction", "chance_tolerance", "plateau_improvement"):
             value = getattr(self, name)
-            if not 0.0 < value < 1.0:
-                raise ValueError(f"DoctorConfig: {name} must be in (0, 1), got {value}")
+            if not isinstance(value, int | float) or not 0.0 < value < 1.0:
+                raise ValueError(f"DoctorConfig: {name} must be in (0, 1), got {value!r}")
+        for name in ("vanishing_ratio", "exploding_ratio", "exploding_grad_norm",
+                     "lr_high_update_ratio", "lr_high_peak_update_ratio", "lr_high_loss_rise",
+                     "lr_high_spike", "lr_high_oscillation", "lr_low_update_ratio",
+                     "lr_low_min_gradient", "overfit_val_rise", "overfit_gap_growth"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not (value > 0 and math.isfinite(value)):
+                raise ValueError(f"DoctorConfig: {name} must be a positive number, got {value!r}")
+
+    def sampled(self, step: int, interval: int) -> bool:
+        """Whether ``step`` is examined at sampling ``interval``: the rule, in one place."""
+        return step < self.warmup_steps or step % interval == 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DoctorConfig:
+        """The config saved by :meth:`to_dict`; an unknown key (a typo) is an error."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

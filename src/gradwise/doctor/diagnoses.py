@@ -1,8 +1,22 @@
 """The diagnoses: each reads TrainingStats and returns Findings in plain words, with evidence.
 
-One function per diagnosis, all with the signature ``(stats, config) -> list[Finding]``; they read,
-never change, what the collector measured. The thresholds live in :class:`DoctorConfig`, each with
-the reason for its value.
+One function per diagnosis, all with the signature ``(stats, context) -> list[Finding]``; they
+read, never change, what the collector measured. The thresholds live in :class:`DoctorConfig`,
+each with the reason for its value; each diagnosis's docstring gives its signal, threshold,
+evidence keys and the source of the rule.
+
+Every rule must give the same verdict whether the doctor examined every step or one in 64. So a
+rule reads only:
+
+- the loss, recorded at every step, summarised by medians of chunks (a tenth of the run, at
+  least 3 steps), so that single noisy batches do not decide anything;
+- the warm-up samples (steps ``0 .. warmup_steps-1``), examined at every rate;
+- medians over the *recent* samples: those in the second half of the run (the last sample if
+  none is), which every rate has;
+- the epochs' records (training and validation loss), recorded at every epoch's end;
+- the baseline loss: what predicting the class priors (cross-entropy: the entropy of the class
+  frequencies, ln C for C balanced classes; BCE: the binary entropy of each output's mean) or
+  the target mean (MSE: the target variance) would score, from the targets the loss saw.
 """
 
 from __future__ import annotations
@@ -17,7 +31,7 @@ import numpy as np
 from gradwise.doctor.config import DoctorConfig
 from gradwise.doctor.stats import TrainingStats
 
-__all__ = ["DIAGNOSES", "SEVERITIES", "Finding", "diagnose"]
+__all__ = ["DIAGNOSES", "SEVERITIES", "Context", "Finding", "baseline_loss", "diagnose"]
 
 SEVERITIES = ("info", "warning", "error")
 
@@ -77,34 +91,115 @@ def _json_number(value: Any) -> Any:
     return value
 
 
+@dataclass
+class Context:
+    """What every diagnosis reads: the statistics, the settings, and facts derived once.
+
+    Attributes:
+        stats, config: the recorded statistics and the doctor's settings.
+        lr: the optimizer's current learning rate (None when unknown).
+        optimizer: the optimizer's class name (None when unknown).
+        losses: the finite training losses (up to the first non-finite one), every step.
+        start, end: the loss level at the start and at the end (medians of a tenth of the run).
+        baseline: the baseline loss (:func:`baseline_loss`), or None without targets.
+        recent_from: the first step of the recent window (the second half of the run).
+    """
+
+    stats: TrainingStats
+    config: DoctorConfig
+    lr: float | None = None
+    optimizer: str | None = None
+    losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    start: float = math.nan
+    end: float = math.nan
+    baseline: float | None = None
+    recent_from: int = 0
+
+    @classmethod
+    def build(cls, stats: TrainingStats, config: DoctorConfig, lr: float | None = None,
+              optimizer: str | None = None) -> Context:
+        losses = np.asarray(stats.losses, dtype=np.float64)
+        bad = np.flatnonzero(~np.isfinite(losses))
+        losses = losses[: bad[0]] if bad.size else losses
+        context = cls(stats, config, lr, optimizer, losses, baseline=baseline_loss(stats),
+                      recent_from=stats.steps // 2)
+        if losses.size:
+            chunk = _chunk(losses.size)
+            context.start = _level(losses[:chunk])
+            context.end = _level(losses[-chunk:])
+        return context
+
+    @property
+    def reference(self) -> float:
+        """The loss "not learning" scores: the baseline, or the starting level without one."""
+        return self.baseline if self.baseline is not None else self.start
+
+    def advice(self, python: str, cli: str) -> str:
+        """The remedy in the words of where the user is: Python calls or command flags."""
+        return cli if self.config.advice_style == "cli" else python
+
+
 # ---- helpers -----------------------------------------------------------------------------------
+def _level(values: np.ndarray) -> float:
+    """A robust loss level: the median (single noisy batches do not move it)."""
+    return float(np.median(values)) if values.size else math.nan
+
+
+def _chunk(n: int) -> int:
+    """Points in a start or end level: a tenth of the run, at least 3."""
+    return min(n, max(3, n // 10))
+
+
 def _finite(values: list[float]) -> np.ndarray:
     array = np.asarray(values, dtype=np.float64)
     return array[np.isfinite(array)]
 
 
-def _recent_median(values: list[float], fraction: float = 0.5) -> float:
-    """Median of the finite values in the last ``fraction`` of the series (nan when none)."""
-    tail = values[len(values) - max(1, math.ceil(len(values) * fraction)):] if values else []
-    finite = _finite(tail)
+def _recent(steps: list[int], values: list[Any], recent_from: int) -> list[Any]:
+    """The values of the samples at or after ``recent_from`` (the last sample when none is)."""
+    picked = [v for s, v in zip(steps, values, strict=False) if s >= recent_from]
+    return picked if picked else list(values[-1:])
+
+
+def _warmup(steps: list[int], values: list[Any], config: DoctorConfig) -> list[Any]:
+    """The values of the warm-up samples (examined at every sampling rate)."""
+    return [v for s, v in zip(steps, values, strict=False) if s < config.warmup_steps]
+
+
+def _median(values: list[float]) -> float:
+    finite = _finite(values)
     return float(np.median(finite)) if finite.size else math.nan
 
 
-def _finite_losses(stats: TrainingStats) -> np.ndarray:
-    """The training losses up to the first non-finite one."""
-    losses = np.asarray(stats.losses, dtype=np.float64)
-    bad = np.flatnonzero(~np.isfinite(losses))
-    return losses[: bad[0]] if bad.size else losses
+def baseline_loss(stats: TrainingStats) -> float | None:
+    """The loss of a model that ignores its input: predicting the class priors or target mean.
 
-
-def _level(losses: np.ndarray, start: int, stop: int) -> float:
-    """A robust loss level over losses[start:stop]: the median (noise of single batches out)."""
-    return float(np.median(losses[start:stop]))
-
-
-def _chunk(n: int) -> int:
-    """Points averaged for a start or end level: a tenth of the run, at least 3."""
-    return max(3, n // 10)
+    Cross-entropy: the entropy of the observed class frequencies (ln C when balanced). BCE: the
+    mean over outputs of the binary entropy of each output's positive rate. MSE: the mean over
+    outputs of the target variance. From the targets the loss saw on the sampled steps (the
+    warm-up alone gives 8 batches). None when no loss reported its targets.
+    """
+    targets = stats.targets
+    if targets is None or not targets.values:
+        return None
+    values = np.asarray(targets.values, dtype=np.float64)
+    if targets.kind == "classes":
+        counts = values.sum(axis=0)
+        total = counts.sum()
+        if total <= 0:
+            return None
+        p = counts[counts > 0] / total
+        return float(-(p * np.log(p)).sum())
+    rows = values[:, 0].sum()
+    if rows <= 0:
+        return None
+    if targets.kind == "binary":
+        mean = np.clip(values[:, 1:].sum(axis=0) / rows, 1e-7, 1 - 1e-7)
+        return float(np.mean(-(mean * np.log(mean) + (1 - mean) * np.log(1 - mean))))
+    columns = (values.shape[1] - 1) // 2
+    mean = values[:, 1:1 + columns].sum(axis=0) / rows
+    mean_square = values[:, 1 + columns:].sum(axis=0) / rows
+    return float(np.mean(np.maximum(mean_square - mean * mean, 0.0)))
 
 
 def _total_grad_norms(stats: TrainingStats) -> tuple[list[int], np.ndarray]:
@@ -121,7 +216,11 @@ def _total_grad_norms(stats: TrainingStats) -> tuple[list[int], np.ndarray]:
 
 
 def _depth_ratio(stats: TrainingStats) -> tuple[str, str, float, float, float] | None:
-    """(first, last, first grad norm, last grad norm, median ratio first/last) over samples."""
+    """(first, last, first grad norm, last grad norm, median ratio first/last).
+
+    Over the samples where both gradients are non-zero and finite; None when the first layer's
+    gradient is exactly 0 on most samples (dead units, not vanishing: dead_relus says that).
+    """
     names = stats.weight_names()
     if len(names) < 2:
         return None
@@ -129,57 +228,235 @@ def _depth_ratio(stats: TrainingStats) -> tuple[str, str, float, float, float] |
     n = min(len(first.grad_norm), len(last.grad_norm))
     a = np.asarray(first.grad_norm[:n], dtype=np.float64)
     b = np.asarray(last.grad_norm[:n], dtype=np.float64)
-    ok = np.isfinite(a) & np.isfinite(b) & (b > 0)
-    if not ok.any():
+    ok = np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    if not ok.any() or ok.sum() * 2 < n:
         return None
     ratio = float(np.median(a[ok] / b[ok]))
     return names[0], names[-1], float(np.median(a[ok])), float(np.median(b[ok])), ratio
 
 
-def _layer_of(param_name: str) -> str:
-    return param_name.rsplit(".", 1)[0] if "." in param_name else param_name
-
-
-def _max_update_ratio(stats: TrainingStats) -> tuple[str | None, float, dict[str, float]]:
-    """Per weight: median update ratio over the recent half; the largest of them and where."""
-    per_layer = {
-        name: _recent_median(stats.params[name].update_ratio) for name in stats.weight_names()
-    }
-    per_layer = {name: value for name, value in per_layer.items() if math.isfinite(value)}
+def _recent_update_ratios(context: Context) -> tuple[str | None, float, dict[str, float]]:
+    """Per weight: median update ratio of the recent samples; the largest and where."""
+    stats = context.stats
+    per_layer = {}
+    for name in stats.weight_names():
+        series = stats.params[name]
+        value = _median(_recent(series.steps, series.update_ratio, context.recent_from))
+        if math.isfinite(value):
+            per_layer[name] = value
     if not per_layer:
         return None, math.nan, {}
     worst = max(per_layer, key=per_layer.__getitem__)
     return worst, per_layer[worst], per_layer
 
 
+def _recent_grad_to_weight(context: Context) -> float:
+    """The largest recent median ||grad|| / ||w|| of any weight (0 when the gradients are 0)."""
+    best = 0.0
+    for name in context.stats.weight_names():
+        series = context.stats.params[name]
+        ratios = [g / w if w > 0 else math.nan
+                  for g, w in zip(series.grad_norm, series.weight_norm, strict=True)]
+        value = _median(_recent(series.steps, ratios, context.recent_from))
+        if math.isfinite(value):
+            best = max(best, value)
+    return best
+
+
+def _zero_grad_weights(context: Context) -> list[str]:
+    """Weights whose gradient was exactly 0 on every recent sample."""
+    names = []
+    for name in context.stats.weight_names():
+        series = context.stats.params[name]
+        recent = _recent(series.steps, series.grad_norm, context.recent_from)
+        if recent and all(g == 0.0 for g in recent):
+            names.append(name)
+    return names
+
+
+def _dead_fractions(context: Context, warmup: bool = False) -> dict[str, float]:
+    """Per ReLU: the fraction of units that fired on none of a batch's rows, median over the
+    recent samples (or over the warm-up samples with ``warmup=True``).
+
+    A per-batch fraction has the same distribution at any sampling rate; a union over all the
+    examined batches would not (more batches, more rows, fewer units that never fired).
+    """
+    fractions = {}
+    for name, series in context.stats.activations.items():
+        if series.kind != "relu":
+            continue
+        masks = (_warmup(series.steps, series.fired, context.config) if warmup
+                 else _recent(series.steps, series.fired, context.recent_from))
+        per_batch = [1.0 - float(m.mean()) for m in masks if m is not None and m.size]
+        if per_batch:
+            fractions[name] = float(np.median(per_batch))
+    return fractions
+
+
 def _last_step(stats: TrainingStats) -> int | None:
     return stats.loss_steps[-1] if stats.loss_steps else None
 
 
-_CLIP = (
-    "clip gradients: Trainer(clip_grad_norm=1.0), or nn.utils.clip_grad_norm_(params, 1.0) "
-    "before optimizer.step()"
-)
+def _change(start: float, end: float) -> str:
+    """How the loss moved, in words that match the numbers."""
+    if not start:
+        return f"went from {start:.4g} to {end:.4g}"
+    change = (end - start) / abs(start)
+    if change > 0.005:
+        return f"rose {change:.1%} ({start:.4g} -> {end:.4g})"
+    if change < -0.005:
+        return f"fell only {-change:.1%} ({start:.4g} -> {end:.4g})"
+    return f"did not change ({start:.4g} -> {end:.4g})"
+
+
+def _lr_down(context: Context) -> str:
+    if context.lr is not None:
+        lower = f"{context.lr / 10:.3g}"
+        return context.advice(
+            f"divide the learning rate by 10 (lr={lower} instead of {context.lr:.3g}); "
+            "gw.doctor.lr_find suggests one",
+            f"divide the learning rate by 10: --lr {lower} (gradwise lr-find suggests one)",
+        )
+    return context.advice("divide the learning rate by 10 (gw.doctor.lr_find suggests one)",
+                          "divide the learning rate by 10 with --lr (gradwise lr-find suggests "
+                          "one)")
+
+
+def _lr_up(context: Context) -> str:
+    if context.lr is not None:
+        higher = f"{context.lr * 30:.3g}"
+        return context.advice(
+            f"multiply the learning rate by 10-100 (e.g. lr={higher}); gw.doctor.lr_find "
+            "suggests one",
+            f"multiply the learning rate by 10-100: --lr {higher} (gradwise lr-find suggests one)",
+        )
+    return context.advice("multiply the learning rate by 10-100 (gw.doctor.lr_find suggests one)",
+                          "multiply the learning rate by 10-100 with --lr (gradwise lr-find "
+                          "suggests one)")
+
+
+def _clip(context: Context) -> str:
+    return context.advice(
+        "clip gradients: Trainer(clip_grad_norm=1.0), or nn.utils.clip_grad_norm_(params, 1.0) "
+        "before optimizer.step()",
+        "clip gradients: --clip-grad-norm 1.0",
+    )
+
+
+def _schedule(context: Context) -> str:
+    return context.advice(
+        "use a warm-up or a decaying schedule (optim.lr_scheduler.OneCycleLR, CosineAnnealingLR)",
+        "use a decaying schedule: --schedule onecycle (or cosine)",
+    )
+
+
+# ---- the loss-shape facts several rules share ---------------------------------------------------
+def _best_level(context: Context) -> float:
+    """The lowest loss level of the run: the smallest median of consecutive chunks."""
+    losses = context.losses
+    chunk = _chunk(losses.size)
+    return min(_level(losses[i:i + chunk]) for i in range(0, losses.size - chunk + 1, chunk))
+
+
+def _died_during_training(context: Context) -> list[str]:
+    """Weights with a non-zero gradient in the warm-up and exactly zero on every recent sample,
+    and ReLUs alive in the warm-up (under half dead) and dead now: the run killed them."""
+    died = []
+    config = context.config
+    for name in _zero_grad_weights(context):
+        series = context.stats.params[name]
+        if any(g > 0 for g in _warmup(series.steps, series.grad_norm, config)):
+            died.append(name)
+    before = _dead_fractions(context, warmup=True)
+    for name, fraction in _dead_fractions(context).items():
+        if fraction > config.dead_fraction and before.get(name, 1.0) < config.dead_fraction / 2:
+            died.append(name)
+    return died
+
+
+def _collapse(context: Context) -> dict[str, Any] | None:
+    """The loss stuck at the baseline after a spike or after the net killed its own units.
+
+    Signal: the end level within ``chance_tolerance`` of the baseline, and either a spike (the
+    largest median of 3 consecutive batch losses in the first half above ``lr_high_spike`` x
+    max(baseline, first loss)) or
+    weights/ReLUs alive in the warm-up and dead now (:func:`_died_during_training`). A net dead
+    from its first step (bad init) did not collapse: dead_relus says that. Returns the evidence
+    dict, or None.
+    """
+    losses, config = context.losses, context.config
+    if context.baseline is None or losses.size < config.min_steps:
+        return None
+    if abs(context.end - context.baseline) > config.chance_tolerance * context.baseline:
+        return None
+    first_half = losses[: max(1, losses.size // 2)]
+    # a spike lasts: the median of 3 consecutive batch losses (one noisy batch is not a spike)
+    rolling = np.array([np.median(first_half[i:i + 3])
+                        for i in range(max(1, first_half.size - 2))])
+    peak_index = int(np.argmax(rolling))
+    peak = float(rolling[peak_index])
+    spiked = peak > config.lr_high_spike * max(context.baseline, float(losses[0]))
+    died = _died_during_training(context)
+    if not spiked and not died:
+        return None
+    evidence: dict[str, Any] = {"chance_loss": context.baseline, "loss_end": context.end,
+                                "loss_peak": peak,
+                                "loss_peak_step": context.stats.loss_steps[peak_index]}
+    if died:
+        evidence["died"] = ", ".join(died)
+    return evidence
+
+
+def _fitted_fall(losses: np.ndarray) -> float:
+    """How far a least-squares line through ``losses`` falls over their span; 0 when the fall is
+    within two standard errors of none (batch noise), so noise cannot pass for learning."""
+    n = losses.size
+    if n < 3:
+        return 0.0
+    t = np.arange(n, dtype=np.float64)
+    t -= t.mean()
+    slope = float(np.dot(t, losses - losses.mean()) / np.dot(t, t))
+    residual = losses - losses.mean() - slope * t
+    stderr = math.sqrt(float(np.dot(residual, residual)) / (n - 2) / float(np.dot(t, t)))
+    if slope >= -2.0 * stderr:
+        return 0.0
+    return -slope * (n - 1)
+
+
+def _diverged(context: Context) -> bool:
+    """The loss level at the end is ``lr_high_loss_rise`` times the lowest level of the run (and
+    above the baseline): the loss climbed instead of falling."""
+    if context.losses.size < context.config.min_steps or not context.start > 0:
+        return False
+    above_baseline = context.baseline is None or context.end > 1.1 * context.baseline
+    return context.end > context.config.lr_high_loss_rise * _best_level(context) \
+        and above_baseline
 
 
 # ---- the diagnoses -----------------------------------------------------------------------------
-def non_finite_values(stats: TrainingStats, config: DoctorConfig) -> list[Finding]:
+def non_finite_values(context: Context) -> list[Finding]:
+    """NaN or Inf in the training loss (every step) or a gradient (sampled steps).
+
+    Signal: ``stats.non_finite``. Threshold: any. Evidence: ``step``, ``where``,
+    ``last_finite_loss``. Source: a NaN propagates through every later op (IEEE 754).
+    """
+    stats = context.stats
     if stats.non_finite is None:
         return []
     step, what = stats.non_finite
-    losses = _finite_losses(stats)
     evidence: dict[str, Any] = {"step": step, "where": what}
-    if losses.size:
-        evidence["last_finite_loss"] = float(losses[-1])
+    if context.losses.size:
+        evidence["last_finite_loss"] = float(context.losses[-1])
     return [Finding(
         "non_finite_values", "error",
         f"NaN/Inf appeared in the {what} at step {step}; from then on training learns nothing",
         evidence,
         [
-            "lower the learning rate (try 10x smaller, or run gw.doctor.lr_find)",
-            _CLIP,
-            "find the op that made it: run the step under `with gw.detect_anomaly():` "
-            "(gradwise train --detect-anomaly)",
+            _lr_down(context),
+            _clip(context),
+            context.advice("find the op that made it: run the step under "
+                           "`with gw.detect_anomaly():`",
+                           "find the op that made it: --detect-anomaly"),
             "check the data for NaN/Inf and scale inputs to about unit range",
             "use fused, stable losses (F.cross_entropy on logits, "
             "F.binary_cross_entropy_with_logits) instead of log(softmax(x))",
@@ -188,31 +465,40 @@ def non_finite_values(stats: TrainingStats, config: DoctorConfig) -> list[Findin
     )]
 
 
-def exploding_gradients(stats: TrainingStats, config: DoctorConfig) -> list[Finding]:
+def exploding_gradients(context: Context) -> list[Finding]:
+    """Gradients far too large: by size, by growth over the run, or by depth.
+
+    Signals and thresholds: the largest total gradient norm of the warm-up samples, or the
+    median of the recent ones, above ``exploding_grad_norm``; the first weight's median gradient
+    ``exploding_ratio`` times the last's. Evidence: ``max_grad_norm``, ``max_grad_norm_step``,
+    ``recent_grad_norm``, ``ratio``, ``first_layer``, ``last_layer``. Source: Pascanu, Mikolov
+    and Bengio, "On the difficulty of training recurrent neural networks" (2013).
+    """
+    stats, config = context.stats, context.config
     steps, totals = _total_grad_norms(stats)
     if not steps:
         return []
     reasons = []
     evidence: dict[str, Any] = {}
-    finite = np.isfinite(totals)
     step = None
-    if finite.any():
-        peak = int(np.argmax(np.where(finite, totals, -1.0)))
-        evidence["max_grad_norm"] = float(totals[peak])
-        evidence["max_grad_norm_step"] = steps[peak]
-        if totals[peak] > config.exploding_grad_norm:
-            reasons.append(f"the total gradient norm reached {totals[peak]:.3g}")
-            step = steps[peak]
-        growth = _grad_growth(stats)
-        if growth is not None and growth[0] > config.exploding_growth:
-            evidence["growth"] = growth[0]
-            reasons.append(f"it grew {growth[0]:.3g}x during training")
-            step = growth[1]
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        evidence["non_finite_grad_step"] = steps[bad]
-        reasons.append(f"gradients became NaN/Inf at step {steps[bad]}")
-        step = steps[bad] if step is None else step
+    warm = [(s, t) for s, t in zip(steps, totals, strict=True)
+            if s < config.warmup_steps and math.isfinite(t)]
+    if warm:
+        peak_step, peak = max(warm, key=lambda pair: pair[1])
+        evidence.update(max_grad_norm=float(peak), max_grad_norm_step=peak_step)
+        if peak > config.exploding_grad_norm:
+            reasons.append(f"the total gradient norm reached {peak:.3g} at step {peak_step}")
+            step = peak_step
+    recent = _median(_recent(steps, list(totals), context.recent_from))
+    if math.isfinite(recent):
+        evidence["recent_grad_norm"] = recent
+        if recent > config.exploding_grad_norm and step is None:
+            reasons.append(f"the total gradient norm is {recent:.3g} in the second half")
+            step = steps[-1]
+    if stats.non_finite is not None and stats.non_finite[1].startswith("gradient"):
+        evidence["non_finite_grad_step"] = stats.non_finite[0]
+        reasons.append(f"gradients became NaN/Inf at step {stats.non_finite[0]}")
+        step = stats.non_finite[0] if step is None else step
     depth = _depth_ratio(stats)
     layer = None
     if depth is not None and depth[4] > config.exploding_ratio:
@@ -230,8 +516,8 @@ def exploding_gradients(stats: TrainingStats, config: DoctorConfig) -> list[Find
         "exploding gradients: " + "; ".join(reasons),
         evidence,
         [
-            _CLIP,
-            "lower the learning rate",
+            _clip(context),
+            _lr_down(context),
             "use a variance-preserving init (nn.init.kaiming_normal_ for ReLU, xavier for tanh) "
             "instead of large random weights",
             "add normalisation (BatchNorm1d/LayerNorm) between layers",
@@ -240,14 +526,119 @@ def exploding_gradients(stats: TrainingStats, config: DoctorConfig) -> list[Find
     )]
 
 
-def vanishing_gradients(stats: TrainingStats, config: DoctorConfig) -> list[Finding]:
+def lr_too_high(context: Context) -> list[Finding]:
+    """The learning rate is too high: the loss diverged, collapsed or oscillates, or each step
+    replaces a large part of the weights.
+
+    Signals and thresholds (any of):
+
+    - divergence: end level > ``lr_high_loss_rise`` x start level, above the baseline;
+    - collapse: a spike above ``lr_high_spike`` x max(baseline, first loss), then the loss stuck
+      within ``chance_tolerance`` of the baseline (with the zero-gradient weights and dead ReLUs
+      as evidence);
+    - a non-finite loss;
+    - the recent median update ratio of some weight above ``lr_high_update_ratio``, or a warm-up
+      step above ``lr_high_peak_update_ratio``;
+    - oscillation: the second half's mean step-to-step change above ``lr_high_oscillation`` of
+      its level, not falling, above ``plateau_level`` x the reference loss.
+
+    Evidence: ``loss_start``, ``loss_end``, ``loss_peak``, ``chance_loss``, ``update_ratio``,
+    ``update_ratio_layer``, ``zero_grad_weights``, ``dead_fraction``, ``lr``. Source: the
+    update/weight rule of thumb of ~1e-3 (Karpathy, CS231n "Babysitting the learning process");
+    the collapse picture is Goodfellow, Bengio and Courville, Deep Learning (2016), 8.2.
+    """
+    config, stats = context.config, context.stats
+    reasons = []
+    evidence: dict[str, Any] = {}
+    severity = "warning"
+    if context.losses.size:
+        evidence.update(loss_start=context.start, loss_end=context.end)
+    collapse = _collapse(context)
+    if _diverged(context):
+        best = _best_level(context)
+        evidence["loss_lowest"] = best
+        reasons.append(f"the training loss climbed from {best:.4g} to {context.end:.4g}: "
+                       "training is diverging")
+        severity = "error"
+    elif collapse is not None:
+        evidence.update(collapse)
+        zero = _zero_grad_weights(context)
+        dead = _dead_fractions(context)
+        if collapse["loss_peak"] > config.lr_high_spike * context.baseline:
+            reason = (f"the loss spiked to {collapse['loss_peak']:.4g} (step "
+                      f"{collapse['loss_peak_step']}) and then stuck at {context.end:.4g}")
+        else:
+            reason = f"the loss fell back to {context.end:.4g} and stuck there"
+        reason += (f", the loss of guessing the class priors ({context.baseline:.4g}): the net "
+                   "collapsed")
+        if zero:
+            evidence["zero_grad_weights"] = len(zero)
+            reason += f"; {len(zero)} of {len(stats.weight_names())} weights get exactly zero " \
+                      "gradient"
+        if dead:
+            worst_dead = max(dead, key=dead.__getitem__)
+            evidence.update(dead_fraction=dead[worst_dead], dead_layer=worst_dead)
+            reason += f" and {dead[worst_dead]:.0%} of the units of {worst_dead} are dead"
+        reasons.append(reason)
+        severity = "error"
+    if stats.non_finite is not None and stats.non_finite[1] == "training loss":
+        reasons.append(f"the loss became NaN/Inf at step {stats.non_finite[0]}")
+        severity = "error"
+    worst, ratio, per_layer = _recent_update_ratios(context)
+    if worst is not None and ratio > config.lr_high_update_ratio:
+        reasons.append(f"each step changes {worst} by {ratio:.0%} of its size")
+        evidence.update(update_ratio=ratio, update_ratio_layer=worst)
+    else:
+        peaks = []
+        for name in stats.weight_names():
+            series = stats.params[name]
+            values = _finite(_warmup(series.steps, series.update_ratio, config))
+            if values.size:
+                peaks.append((float(values.max()), name))
+        if peaks and max(peaks)[0] > config.lr_high_peak_update_ratio:
+            peak, worst = max(peaks)
+            reasons.append(f"a warm-up step changed {worst} by {peak:.3g}x its size")
+            evidence.update(peak_update_ratio=peak, peak_update_ratio_layer=worst)
+    if not reasons and context.losses.size >= config.min_steps and collapse is None:
+        tail = context.losses[context.losses.size // 2:]
+        chunk = _chunk(tail.size)
+        tail_level, tail_start = _level(tail[-chunk:]), _level(tail[:chunk])
+        swing = float(np.mean(np.abs(np.diff(tail)))) if tail.size > 2 else 0.0
+        if (swing > config.lr_high_oscillation * tail_level
+                and tail_level > config.plateau_level * context.reference
+                and tail_level >= tail_start):
+            evidence.update(mean_step_change=swing, loss_level=tail_level)
+            reasons.append(f"the loss swings by {swing:.3g} per step around {tail_level:.3g} "
+                           "without coming down")
+    if not reasons:
+        return []
+    if context.lr is not None:
+        evidence["lr"] = context.lr
+    return [Finding(
+        "lr_too_high", severity,
+        "learning rate too high: " + "; ".join(reasons),
+        evidence,
+        [_lr_down(context), _schedule(context), _clip(context)],
+        step=_last_step(stats), layer=worst,
+    )]
+
+
+def vanishing_gradients(context: Context) -> list[Finding]:
+    """The first layers get almost no gradient.
+
+    Signal: the median over samples of ||grad(first weight)|| / ||grad(last weight)||, over
+    samples where both are non-zero. Threshold: ``vanishing_ratio``. Evidence: ``ratio``,
+    ``first_layer``, ``last_layer``, their norms, ``grad_norm_per_layer``. Source: Hochreiter
+    (1991); Glorot and Bengio, "Understanding the difficulty of training deep feedforward neural
+    networks" (2010).
+    """
+    stats = context.stats
     depth = _depth_ratio(stats)
-    if depth is None or depth[4] >= config.vanishing_ratio:
+    if depth is None or depth[4] >= context.config.vanishing_ratio:
         return []
     first_name, last_name, first_norm, last_norm, ratio = depth
-    per_layer = {name: _recent_median(stats.params[name].grad_norm, 1.0)
-                 for name in stats.weight_names()}
-    activations = sorted({s.kind for s in stats.activations.values()} - {"layer"})
+    per_layer = {name: _median(stats.params[name].grad_norm) for name in stats.weight_names()}
+    activations = sorted({s.kind for s in stats.activations.values()})
     return [Finding(
         "vanishing_gradients", "warning",
         f"vanishing gradients: {first_name} gets {ratio:.2g} times the gradient of {last_name}, "
@@ -268,20 +659,28 @@ def vanishing_gradients(stats: TrainingStats, config: DoctorConfig) -> list[Find
     )]
 
 
-def dead_relus(stats: TrainingStats, config: DoctorConfig) -> list[Finding]:
+def dead_relus(context: Context) -> list[Finding]:
+    """ReLU units that no longer fire, so they pass no gradient.
+
+    Signal: per ReLU (module or functional), the fraction of units (features or channels) that
+    were positive for none of the rows of a batch, median over the recent samples (the second
+    half of the run). Threshold: ``dead_fraction``. Evidence: ``layer``, ``dead_fraction``,
+    ``batches``. Source: Lu et
+    al., "Dying ReLU and Initialization" (2019); Karpathy, CS231n notes.
+    """
     findings = []
-    for name, series in stats.activations.items():
-        if series.kind != "relu" or not series.dead_fraction:
+    for name, fraction in _dead_fractions(context).items():
+        if fraction <= context.config.dead_fraction:
             continue
-        fraction = series.dead_fraction[-1]
-        if fraction <= config.dead_fraction:
-            continue
+        series = context.stats.activations[name]
+        batches = len(_recent(series.steps, series.fired, context.recent_from))
+        where = f" ({series.module_type})" if series.module_type else ""
         findings.append(Finding(
             "dead_relus", "warning",
-            f"dead ReLUs: {fraction:.0%} of the units of layer {name} ({series.module_type}) never "
-            "fired on the sampled batches, so they pass no gradient and have stopped learning",
-            {"layer": name, "dead_fraction": fraction, "step": series.dead_steps[-1],
-             "history": list(series.dead_fraction)},
+            f"dead ReLUs: {fraction:.0%} of the units of {name}{where} fire on none of the rows "
+            f"of a batch (median of the {batches} recent batches examined), so they pass no "
+            "gradient and have stopped learning",
+            {"layer": name, "dead_fraction": fraction, "batches": batches},
             [
                 "check the biases and init of the layer before it (negative biases or a "
                 "large negative shift kill units); nn.init.kaiming_normal_ and zero biases "
@@ -290,27 +689,37 @@ def dead_relus(stats: TrainingStats, config: DoctorConfig) -> list[Finding]:
                 "use LeakyReLU or GELU, which pass gradient for negative inputs",
                 "normalise inputs (and activations, with BatchNorm1d)",
             ],
-            step=series.dead_steps[-1], layer=name,
+            step=series.steps[-1], layer=name,
         ))
     return findings
 
 
-def saturated_activations(stats: TrainingStats, config: DoctorConfig) -> list[Finding]:
+def saturated_activations(context: Context) -> list[Finding]:
+    """Sigmoid or tanh outputs pinned at their limits, where the derivative is ~0.
+
+    Signal: the recent median fraction of outputs beyond ``saturation_level`` (sigmoid: < 0.01
+    or > 0.99; tanh: |a| > 0.99). Threshold: ``saturated_fraction``. Evidence: ``layer``,
+    ``kind``, ``saturated_fraction``, ``mean``, ``std``. Source: LeCun et al., "Efficient
+    BackProp" (1998), 4.4.
+    """
     findings = []
-    for name, series in stats.activations.items():
+    for name, series in context.stats.activations.items():
         if series.kind not in ("sigmoid", "tanh") or not series.saturated_fraction:
             continue
-        fraction = _recent_median(series.saturated_fraction)
-        if not fraction > config.saturated_fraction:
+        fraction = _median(_recent(series.steps, series.saturated_fraction,
+                                   context.recent_from))
+        if not fraction > context.config.saturated_fraction:
             continue
         bound = "0 or 1" if series.kind == "sigmoid" else "-1 or 1"
+        where = f" ({series.module_type})" if series.module_type else ""
         findings.append(Finding(
             "saturated_activations", "warning",
-            f"saturated activations: {fraction:.0%} of the outputs of layer {name} "
-            f"({series.module_type}) are pinned near {bound}, where the derivative is almost 0",
+            f"saturated activations: {fraction:.0%} of the outputs of {name}{where} are pinned "
+            f"near {bound}, where the derivative is almost 0",
             {"layer": name, "kind": series.kind, "saturated_fraction": fraction,
-             "level": config.saturation_level, "mean": _recent_median(series.mean),
-             "std": _recent_median(series.std)},
+             "level": context.config.saturation_level,
+             "mean": _median(_recent(series.steps, series.mean, context.recent_from)),
+             "std": _median(_recent(series.steps, series.std, context.recent_from))},
             [
                 "scale the inputs to about unit range (standardize) so pre-activations stay "
                 "small",
@@ -323,207 +732,154 @@ def saturated_activations(stats: TrainingStats, config: DoctorConfig) -> list[Fi
     return findings
 
 
-def lr_too_high(stats: TrainingStats, config: DoctorConfig) -> list[Finding]:
-    losses = _finite_losses(stats)
-    reasons = []
-    evidence: dict[str, Any] = {}
-    severity = "warning"
-    worst, ratio, per_layer = _max_update_ratio(stats)
-    if worst is not None and ratio > config.lr_high_update_ratio:
-        reasons.append(f"each step changes {worst} by {ratio:.0%} of its size")
-        evidence.update(update_ratio=ratio, update_ratio_layer=worst,
-                        update_ratio_per_layer=per_layer)
-    else:
-        peak_step, peak_layer, peak = _peak_update_ratio(stats)
-        if peak > config.lr_high_peak_update_ratio:
-            reasons.append(f"one step changed {peak_layer} by {peak:.3g}x its size "
-                           f"(step {peak_step})")
-            evidence.update(peak_update_ratio=peak, peak_update_ratio_layer=peak_layer,
-                            peak_update_ratio_step=peak_step)
-            worst = peak_layer
-    if losses.size >= config.min_samples:
-        chunk = _chunk(losses.size)
-        start, end = _level(losses, 0, chunk), _level(losses, -chunk, None)
-        evidence.update(loss_start=start, loss_end=end)
-        tail = losses[losses.size // 2:]
-        tail_chunk = _chunk(tail.size)
-        tail_level = _level(tail, -tail_chunk, None)
-        swing = float(np.mean(np.abs(np.diff(tail)))) if tail.size > 2 else 0.0
-        if end > start * config.lr_high_loss_rise:
-            reasons.append(f"the training loss rose from {start:.4g} to {end:.4g}")
-            severity = "error"
-        elif (swing > config.lr_high_oscillation * tail_level
-              and tail_level > config.plateau_level * start
-              and tail_level >= _level(tail, 0, tail_chunk)):
-            evidence.update(mean_step_change=swing, loss_level=tail_level)
-            reasons.append(
-                f"the loss swings by {swing:.3g} per step around {tail_level:.3g} without "
-                "coming down"
-            )
-    if stats.non_finite is not None and stats.non_finite[1] == "training loss":
-        reasons.append(f"the loss became NaN/Inf at step {stats.non_finite[0]}")
-        severity = "error"
-    growth = _grad_growth(stats)
-    if growth is not None and growth[0] > config.exploding_growth:
-        reasons.append(f"the gradient norm grew {growth[0]:.3g}x by step {growth[1]}")
-        evidence.update(grad_growth=growth[0], grad_growth_step=growth[1])
-    if not reasons:
+def lr_too_low(context: Context) -> list[Finding]:
+    """The weights barely move although there is gradient to follow, and the loss is flat.
+
+    Signals and thresholds: the recent median update ratio of the most moved weight below
+    ``lr_low_update_ratio``; its recent ||grad|| / ||w|| above ``lr_low_min_gradient`` (zero
+    gradients are dead units, not a small lr); the loss level fell by less than
+    ``flat_loss_fraction``. Evidence: ``max_update_ratio``, ``layer``, ``loss_start``,
+    ``loss_end``, ``relative_change``, ``lr``. Source: the ~1e-3 update/weight rule of thumb
+    (Karpathy, CS231n): 1e-5 is a hundred times below it.
+    """
+    config = context.config
+    worst, ratio, per_layer = _recent_update_ratios(context)
+    if worst is None or context.losses.size < config.min_steps \
+            or not ratio < config.lr_low_update_ratio:
         return []
-    lr = _current_lr(stats)
-    if lr is not None:
-        evidence["lr"] = lr
-    return [Finding(
-        "lr_too_high", severity,
-        "learning rate too high: " + "; ".join(reasons),
-        evidence,
-        [
-            "divide the learning rate by 10 (gw.doctor.lr_find suggests one)",
-            "use a warm-up or a decaying schedule (optim.lr_scheduler)",
-            _CLIP,
-        ],
-        step=_last_step(stats), layer=worst,
-    )]
-
-
-def _peak_update_ratio(stats: TrainingStats) -> tuple[int | None, str | None, float]:
-    """The largest single-step update ratio of any weight: (step, layer, ratio)."""
-    best: tuple[int | None, str | None, float] = (None, None, 0.0)
-    for name in stats.weight_names():
-        series = stats.params[name]
-        for step, value in zip(series.steps, series.update_ratio, strict=False):
-            if math.isfinite(value) and value > best[2]:
-                best = (step, name, value)
-    return best
-
-
-def _grad_growth(stats: TrainingStats) -> tuple[float, int] | None:
-    """How much the total gradient norm grew from the first sample to its peak, and when."""
-    steps, totals = _total_grad_norms(stats)
-    finite = np.isfinite(totals)
-    if not finite.any() or totals[finite][0] <= 0:
-        return None
-    peak = int(np.argmax(np.where(finite, totals, -1.0)))
-    return float(totals[peak] / totals[finite][0]), steps[peak]
-
-
-def lr_too_low(stats: TrainingStats, config: DoctorConfig) -> list[Finding]:
-    losses = _finite_losses(stats)
-    worst, ratio, per_layer = _max_update_ratio(stats)
-    if worst is None or losses.size < config.min_samples or not ratio < config.lr_low_update_ratio:
-        return []
-    if _max_grad_to_weight(stats) < config.lr_low_min_gradient:
+    if _recent_grad_to_weight(context) < config.lr_low_min_gradient:
         return []  # nothing to follow: a larger lr would not move the weights either
-    chunk = _chunk(losses.size)
-    start, end = _level(losses, 0, chunk), _level(losses, -chunk, None)
-    drop = (start - end) / abs(start) if start else 0.0
-    if drop >= config.flat_loss_fraction:
+    start, end = context.start, context.end
+    change = (end - start) / abs(start) if start else 0.0
+    if -change >= config.flat_loss_fraction:
         return []
-    evidence = {"max_update_ratio": ratio, "layer": worst, "update_ratio_per_layer": per_layer,
-                "loss_start": start, "loss_end": end, "relative_drop": drop}
-    lr = _current_lr(stats)
-    if lr is not None:
-        evidence["lr"] = lr
+    evidence = {"max_update_ratio": ratio, "layer": worst, "loss_start": start,
+                "loss_end": end, "relative_change": change}
+    if context.lr is not None:
+        evidence["lr"] = context.lr
     return [Finding(
         "lr_too_low", "warning",
         f"learning rate too low: the weights move by at most {ratio:.1e} of their size per step "
-        f"and the loss fell only {max(drop, 0.0):.1%}",
+        f"and the loss {_change(start, end)}",
         evidence,
-        [
-            "multiply the learning rate by 10-100 (gw.doctor.lr_find suggests one)",
-            "Adam with lr 1e-3 is a robust default",
-        ],
-        step=_last_step(stats),
+        [_lr_up(context),
+         context.advice("Adam with lr 1e-3 is a robust default",
+                        "--optimizer adam --lr 1e-3 is a robust default")],
+        step=_last_step(context.stats),
     )]
 
 
-def _max_grad_to_weight(stats: TrainingStats) -> float:
-    """The largest median ||grad|| / ||w|| of any weight (0 when the gradients are all 0)."""
-    best = 0.0
-    for name in stats.weight_names():
-        series = stats.params[name]
-        grad = np.asarray(series.grad_norm, dtype=np.float64)
-        weight = np.asarray(series.weight_norm, dtype=np.float64)
-        ok = np.isfinite(grad) & np.isfinite(weight) & (weight > 0)
-        if ok.any():
-            best = max(best, float(np.median(grad[ok] / weight[ok])))
-    return best
+def overfitting(context: Context) -> list[Finding]:
+    """The validation loss turned up for good while the training loss kept falling.
 
-
-def overfitting(stats: TrainingStats, config: DoctorConfig) -> list[Finding]:
-    epochs = [e for e in stats.epochs if "val_loss" in e and "loss" in e
+    Signals and thresholds: at least ``overfit_epochs`` epochs after the best validation epoch;
+    the median of the last ``overfit_epochs`` validation losses and the last one more than
+    ``overfit_val_rise`` above the best; the training loss lower than at the best epoch; the
+    validation-training gap wider by ``overfit_gap_growth`` x best validation loss. One noisy
+    epoch does not move a median of three. Evidence: ``best_epoch``, ``best_val_loss``,
+    ``last_val_loss``, ``train_loss_at_best``, ``last_train_loss``, ``gap_at_best``, ``gap``.
+    Source: Prechelt, "Early Stopping - But When?" (1998).
+    """
+    config = context.config
+    epochs = [e for e in context.stats.epochs if "val_loss" in e and "loss" in e
               and math.isfinite(e["val_loss"]) and math.isfinite(e["loss"])]
-    if len(epochs) < 3:
+    if len(epochs) < config.overfit_epochs + 1:
         return []
     best = min(range(len(epochs)), key=lambda i: epochs[i]["val_loss"])
+    after = epochs[best + 1:]
+    if len(after) < config.overfit_epochs:
+        return []
     best_val, last = epochs[best]["val_loss"], epochs[-1]
-    rise = (last["val_loss"] - best_val) / abs(best_val) if best_val else 0.0
-    if best == len(epochs) - 1 or rise <= config.overfit_val_rise:
+    if best_val <= 0:
+        return []
+    recent = float(np.median([e["val_loss"] for e in epochs[-config.overfit_epochs:]]))
+    rise = (recent - best_val) / best_val
+    if rise <= config.overfit_val_rise \
+            or last["val_loss"] <= best_val * (1 + config.overfit_val_rise):
         return []
     if last["loss"] >= epochs[best]["loss"]:
         return []  # both rising: that is divergence, not overfitting
-    first_loss = stats.losses[0] if stats.losses else math.inf
-    if math.isfinite(first_loss) and best_val >= first_loss:
-        # even at its best the model did worse on validation data than untrained (the first
-        # batch's loss): the run diverged and is recovering, which is not overfitting
+    gap_best = best_val - epochs[best]["loss"]
+    gap = last["val_loss"] - last["loss"]
+    if gap - gap_best <= config.overfit_gap_growth * best_val:
         return []
+    if context.losses.size and best_val >= float(context.losses[0]):
+        return []  # even at its best it did worse than untrained: a diverged run recovering
+    best_epoch = epochs[best]["epoch"]
     return [Finding(
         "overfitting", "warning",
-        f"overfitting: validation loss rose {rise:.0%} since epoch {epochs[best]['epoch']} "
-        f"({best_val:.4g} -> {last['val_loss']:.4g}) while training loss kept falling "
-        f"({epochs[best]['loss']:.4g} -> {last['loss']:.4g})",
-        {"best_epoch": epochs[best]["epoch"], "best_val_loss": best_val,
+        f"overfitting: validation loss rose {rise:.0%} over the {len(after)} epochs since epoch "
+        f"{best_epoch} ({best_val:.4g} -> {last['val_loss']:.4g}) while training loss kept "
+        f"falling ({epochs[best]['loss']:.4g} -> {last['loss']:.4g})",
+        {"best_epoch": best_epoch, "best_val_loss": best_val,
          "last_val_loss": last["val_loss"], "train_loss_at_best": epochs[best]["loss"],
-         "last_train_loss": last["loss"], "gap": last["val_loss"] - last["loss"]},
+         "last_train_loss": last["loss"], "gap_at_best": gap_best, "gap": gap},
         [
-            f"stop earlier: keep the weights of epoch {epochs[best]['epoch']} "
-            "(EarlyStopping with restore_best_weights)",
-            "regularise: weight decay, Dropout, data augmentation",
+            context.advice(f"stop earlier: keep the weights of epoch {best_epoch} "
+                           "(EarlyStopping(restore_best_weights=True))",
+                           f"stop earlier: --epochs {best_epoch}"),
+            context.advice("regularise: weight decay (optimizer weight_decay=1e-4), "
+                           "nn.Dropout, data augmentation",
+                           "regularise: --weight-decay 1e-4, --dropout 0.2"),
             "use a smaller model or more training data",
         ],
-        step=_last_step(stats),
+        step=_last_step(context.stats),
     )]
 
 
-def plateau(stats: TrainingStats, config: DoctorConfig) -> list[Finding]:
-    losses = _finite_losses(stats)
-    if losses.size < 4 * config.min_samples:
+def plateau(context: Context) -> list[Finding]:
+    """Not learning: the loss stays at what a model ignoring its input would score.
+
+    Signals and thresholds: the end level above ``plateau_level`` x the reference loss (the
+    baseline: class priors or target mean; the starting level without targets) and the second
+    half of the run improving it by less than ``plateau_improvement`` of the reference. A
+    collapse or divergence is ``lr_too_high``, unmoving weights ``lr_too_low``; those come first.
+    Evidence: ``since_step``, ``loss_start``, ``loss_end``, ``baseline_loss``,
+    ``relative_improvement``. Source: the "predict the prior" baseline, Karpathy, "A Recipe for
+    Training Neural Networks" (2019): "verify loss @ init".
+    """
+    config, losses = context.config, context.losses
+    if losses.size < config.min_steps or context.stats.non_finite is not None:
         return []
-    window_start = int(losses.size * (1.0 - config.plateau_window))
-    chunk = _chunk(losses.size - window_start)
-    start = _level(losses, 0, _chunk(losses.size))
-    before, after = _level(losses, window_start, window_start + chunk), _level(losses, -chunk, None)
-    improvement = (before - after) / abs(before) if before else 0.0
-    if improvement >= config.plateau_improvement or after <= config.plateau_level * start:
+    reference = context.reference
+    if not reference > 0 or context.end < config.plateau_level * reference:
         return []
-    _, ratio, _ = _max_update_ratio(stats)
+    half = losses.size // 2
+    improvement = _fitted_fall(losses[half:]) / reference
+    if improvement >= config.plateau_improvement:
+        return []
+    if _diverged(context) or _collapse(context) is not None:
+        return []  # lr_too_high says that
+    _, ratio, _ = _recent_update_ratios(context)
     if math.isfinite(ratio) and ratio < config.lr_low_update_ratio:
         return []  # the weights are not moving: lr_too_low says that better
-    first_step = stats.loss_steps[window_start]
+    since = context.stats.loss_steps[half]
+    against = ("the loss of predicting the class priors" if context.stats.targets is not None
+               and context.stats.targets.kind != "regression" else
+               "the loss of predicting the target mean" if context.baseline is not None else
+               "its starting level")
+    evidence = {"since_step": since, "loss_start": context.start, "loss_end": context.end,
+                "relative_improvement": improvement}
+    if context.baseline is not None:
+        evidence["baseline_loss"] = context.baseline
     return [Finding(
         "plateau", "warning",
-        f"plateau: the training loss has stayed near {after:.4g} since step {first_step} "
-        f"(it started at {start:.4g})",
-        {"since_step": first_step, "loss_start": start, "loss_window_start": before,
-         "loss_end": after, "relative_improvement": improvement},
+        f"plateau: the training loss has stayed near {context.end:.4g} since step {since}, no "
+        f"better than {against} ({reference:.4g}): the model is not learning",
+        evidence,
         [
             "check that the labels match the inputs and that the task is learnable "
             "(overfit one small batch first)",
-            "try a larger learning rate or a schedule with restarts",
-            "use a larger model, or Adam instead of SGD",
+            _lr_up(context),
+            context.advice("use a larger model, or Adam instead of SGD",
+                           "use a larger model, or --optimizer adam"),
         ],
-        step=first_step,
+        step=since,
     )]
 
 
-def _current_lr(stats: TrainingStats) -> float | None:
-    for record in reversed(stats.epochs):
-        if isinstance(record.get("lr"), float):
-            return record["lr"]
-    return None
-
-
 #: every diagnosis, most serious first (the order findings are listed in)
-DIAGNOSES: tuple[Callable[[TrainingStats, DoctorConfig], list[Finding]], ...] = (
+DIAGNOSES: tuple[Callable[[Context], list[Finding]], ...] = (
     non_finite_values,
     exploding_gradients,
     lr_too_high,
@@ -536,9 +892,26 @@ DIAGNOSES: tuple[Callable[[TrainingStats, DoctorConfig], list[Finding]], ...] = 
 )
 
 
-def diagnose(stats: TrainingStats, config: DoctorConfig | None = None) -> list[Finding]:
-    """Run every diagnosis over ``stats``; findings ordered by severity, then by DIAGNOSES."""
+def diagnose(stats: TrainingStats, config: DoctorConfig | None = None, *,
+             lr: float | None = None, optimizer: str | None = None) -> list[Finding]:
+    """Run every diagnosis over ``stats``; findings ordered by severity, then by DIAGNOSES.
+
+    Args:
+        stats: what the doctor recorded.
+        config: thresholds and advice style (``DoctorConfig()`` when None).
+        lr: the optimizer's current learning rate, for the evidence and the advice.
+        optimizer: the optimizer's class name.
+    """
     config = config or DoctorConfig()
-    findings = [finding for check in DIAGNOSES for finding in check(stats, config)]
+    lr = lr if lr is not None else _epoch_lr(stats)
+    context = Context.build(stats, config, lr, optimizer)
+    findings = [finding for check in DIAGNOSES for finding in check(context)]
     rank = {severity: i for i, severity in enumerate(reversed(SEVERITIES))}
     return sorted(findings, key=lambda f: rank[f.severity])
+
+
+def _epoch_lr(stats: TrainingStats) -> float | None:
+    for record in reversed(stats.epochs):
+        if isinstance(record.get("lr"), float):
+            return record["lr"]
+    return None

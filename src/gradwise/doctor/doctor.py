@@ -1,14 +1,26 @@
-"""Doctor: a callback that watches every layer while the model trains and says what is wrong.
+"""Doctor: watches every layer while the model trains and says, in plain words, what is wrong.
 
-On a sampled step it collects per-layer statistics (see :mod:`gradwise.doctor.stats`); every step
-it records the loss. The sampling interval adapts so the doctor's own time stays within
-``config.overhead_budget`` of the step time, measured with ``time.perf_counter``. At the end of
-each epoch and of training it runs the diagnoses (:mod:`gradwise.doctor.diagnoses`).
+Which steps it examines is a function of the step number and the configuration only (every step
+of the warm-up, then every ``interval``-th, see :class:`DoctorConfig`), so a seeded run gets the
+same findings, with the same evidence, in every process. Every step it records the loss; on an
+examined step it records per-layer statistics (:mod:`gradwise.doctor.stats`). The diagnoses
+(:mod:`gradwise.doctor.diagnoses`) run at the end of each epoch and of training. Its own time is
+measured with ``time.perf_counter`` and reported, never used to decide anything.
 
-Example:
-    >>> doctor = gw.doctor.Doctor()
+Two ways to use it:
+
+    >>> doctor = gw.doctor.Doctor()                                             # doctest: +SKIP
     >>> Trainer(model, loss_fn, optimizer, doctor=doctor).fit(train, epochs=5)  # doctest: +SKIP
-    >>> print(doctor.format_findings())                                        # doctest: +SKIP
+    >>> print(doctor.report())                                                  # doctest: +SKIP
+
+or in any hand-written loop:
+
+    >>> doctor = gw.doctor.Doctor(model, optimizer)                             # doctest: +SKIP
+    >>> for x, y in batches:                                                    # doctest: +SKIP
+    ...     loss = F.cross_entropy(model(x), y)
+    ...     optimizer.zero_grad(); loss.backward(); optimizer.step()
+    ...     doctor.step(loss)
+    >>> print(doctor.report())                                                  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ import textwrap
 import time
 from typing import Any
 
-from gradwise.doctor.config import DoctorConfig
+from gradwise.doctor.config import DoctorConfig, auto_interval
 from gradwise.doctor.diagnoses import Finding, diagnose
 from gradwise.doctor.stats import StatsCollector, TrainingStats
 from gradwise.train.callbacks import Callback
@@ -27,52 +39,71 @@ from gradwise.train.callbacks import Callback
 __all__ = ["Doctor"]
 
 _FORMAT = "gradwise.doctor"
-_VERSION = 1
+_VERSION = 2
 
 
 class Doctor(Callback):
-    """The training doctor: per-layer statistics on sampled steps, diagnoses in plain words.
+    """The training doctor: per-layer statistics on examined steps, diagnoses in plain words.
 
     Args:
-        config: thresholds and sampling settings; ``DoctorConfig()`` when None.
+        model: the Module to watch; optional with a Trainer (it passes its own).
+        optimizer: the optimizer training it (its learning rate goes into the evidence and the
+            advice); optional with a Trainer.
+        config: sampling, thresholds and advice style; ``DoctorConfig()`` when None.
 
     Attributes:
         findings: the latest diagnoses (a list of :class:`Finding`), most serious first.
         stats: the measured time series (:class:`TrainingStats`), for plots and the report.
-        interval: the current sampling interval in steps.
+        interval: the sampling interval in steps (after the warm-up), fixed when watching starts.
 
-    Use it with a Trainer (``Trainer(..., doctor=Doctor())``), or in a hand-written loop: call
-    ``watch(model)`` once, then the callback methods in the order the Trainer does
-    (``on_batch_begin``, ``on_after_backward``, ``on_after_step``, ``on_batch_end``, and
-    ``on_epoch_end`` / ``on_train_end``).
+    Raises:
+        TypeError: ``config`` is not a DoctorConfig, or ``model`` is not a Module.
     """
 
-    def __init__(self, config: DoctorConfig | None = None) -> None:
+    def __init__(self, model: Any = None, optimizer: Any = None, *,
+                 config: DoctorConfig | None = None) -> None:
+        if isinstance(model, DoctorConfig):
+            raise TypeError("Doctor: pass the config by name, Doctor(config=DoctorConfig(...))")
         if config is not None and not isinstance(config, DoctorConfig):
             raise TypeError(f"Doctor: config must be a DoctorConfig, got {type(config).__name__}")
         self.config = config or DoctorConfig()
         self.findings: list[Finding] = []
-        self.interval = self.config.interval
+        self.interval = self.config.interval or 1
         self._collector: StatsCollector | None = None
         self._model: Any = None
+        self._optimizer: Any = optimizer
+        self._loss_handle: Any = None
+        self._pending_state: dict[str, Any] | None = None
         self._sampling = False
-        self._next_sample = 0
-        self._warmup_until = self.config.warmup_steps
+        self._next_step = 0  # the step doctor.step() will record next (hand-written loops)
+        self._loop_started = 0.0
         self._batch_started = 0.0
         self._step_doctor_seconds = 0.0
-        self._base_step_seconds = math.nan  # EMA of a step's time without the doctor
-        self._sample_cost = math.nan  # EMA of the doctor's time on a sampled step
         self.doctor_seconds = 0.0
         self.step_seconds = 0.0
         self.steps_seen = 0
+        if model is not None:
+            self.watch(model, optimizer)
+            self._prepare(0)
+            self._loop_started = time.perf_counter()
 
     # ---- setup --------------------------------------------------------------------------------
-    def watch(self, model: Any) -> None:
-        """Start watching ``model`` (the Trainer does this in on_train_begin)."""
+    def watch(self, model: Any, optimizer: Any = None) -> None:
+        """Start watching ``model`` (the Trainer does this in on_train_begin).
+
+        Raises:
+            TypeError: ``model`` is not a Module.
+        """
+        if optimizer is not None:
+            self._optimizer = optimizer
         if model is self._model:
             return
         self._model = model
         self._collector = StatsCollector(model, self.config)
+        self.interval = self.config.interval or auto_interval(self._collector.n_parameters)
+        if self._pending_state is not None:
+            state, self._pending_state = self._pending_state, None
+            self.load_state_dict(state)
 
     @property
     def stats(self) -> TrainingStats:
@@ -86,21 +117,35 @@ class Doctor(Callback):
         base = self.step_seconds - self.doctor_seconds
         return self.doctor_seconds / base if base > 0 else math.nan
 
-    # ---- callback events ----------------------------------------------------------------------
+    def is_sampled(self, step: int) -> bool:
+        """Whether step ``step`` is examined (a function of the step and the config only)."""
+        return self.config.sampled(step, self.interval)
+
+    # ---- callback events (Trainer) ------------------------------------------------------------
     def on_train_begin(self) -> None:
         trainer = self.trainer
         if trainer is None or getattr(trainer, "model", None) is None:
             raise RuntimeError("Doctor.on_train_begin: no trainer with a model is attached")
-        self.watch(trainer.model)
-        self._next_sample = getattr(trainer, "step", 0)
-        self._warmup_until = self._next_sample + self.config.warmup_steps
+        start = int(getattr(trainer, "step", 0))
+        if start == 0 and self.stats.loss_steps:
+            self._collector = None  # a new run from step 0: forget the previous one
+            self._model = None
+        self.watch(trainer.model, getattr(trainer, "optimizer", None))
+        loss_fn = getattr(trainer, "loss_fn", None)
+        if self._loss_handle is None and hasattr(loss_fn, "register_forward_pre_hook"):
+            # losses that are not one fused op (MSELoss) report their targets through this hook
+            self._loss_handle = loss_fn.register_forward_pre_hook(self._loss_inputs)
+
+    def _loss_inputs(self, module: Any, inputs: Any) -> None:
+        if self._sampling and self._collector is not None and len(inputs) >= 2:
+            self._collector.record_loss_inputs(type(module).__name__, inputs[0], inputs[1])
 
     def on_batch_begin(self, step: int, logs: dict[str, Any] | None = None) -> None:
         started = time.perf_counter()
         self._batch_started = started
         self._step_doctor_seconds = 0.0
         collector = self._require_collector("on_batch_begin")
-        if step >= self._next_sample:
+        if self.is_sampled(step):
             self._sampling = True
             collector.hook_seconds = 0.0
             collector.begin_sample(step)
@@ -112,14 +157,15 @@ class Doctor(Callback):
         started = time.perf_counter()
         collector = self._require_collector("on_after_backward")
         collector.end_forward()
-        collector.after_backward()
+        collector.record_gradients()
+        collector.snapshot_weights(step)
         self._step_doctor_seconds += time.perf_counter() - started
 
     def on_after_step(self, step: int) -> None:
         if not self._sampling:
             return
         started = time.perf_counter()
-        self._require_collector("on_after_step").after_step()
+        self._require_collector("on_after_step").record_updates()
         self._step_doctor_seconds += time.perf_counter() - started
 
     def on_batch_end(self, step: int, logs: dict[str, Any] | None = None) -> None:
@@ -136,60 +182,129 @@ class Doctor(Callback):
         doctor_time = self._step_doctor_seconds + (ended - started)
         if sampled:
             doctor_time += collector.hook_seconds
-        self._account(step, ended - self._batch_started, doctor_time, sampled)
+        self._account(ended - self._batch_started, doctor_time)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         collector = self._require_collector("on_epoch_end")
         collector.record_epoch(epoch + 1, logs or {})
-        collector.close_dead_windows()
         self.diagnose()
 
     def on_train_end(self) -> None:
+        if self._loss_handle is not None:
+            self._loss_handle.remove()
+            self._loss_handle = None
         if self._collector is None:
             return
         self._collector.end_forward()
-        self._collector.close_dead_windows()
+        self._sampling = False
         self.diagnose()
 
-    # ---- adaptive sampling --------------------------------------------------------------------
-    def _account(self, step: int, wall: float, doctor_time: float, sampled: bool) -> None:
-        """Book the step's time and choose the next sampled step."""
+    # ---- any training loop --------------------------------------------------------------------
+    def step(self, loss: Any) -> None:
+        """Record one training step of a hand-written loop; call it after ``optimizer.step()``.
+
+        The doctor reads the gradients (still in ``p.grad``: zero them at the start of the next
+        step, as usual), measures how far the weights moved since the previous call, and, when the
+        next step is to be examined, copies the weights and observes the next forward pass.
+
+        Args:
+            loss: this step's loss (a 1-element Tensor or a number).
+
+        Raises:
+            RuntimeError: the doctor was made without a model (``Doctor(model, optimizer)``).
+            TypeError: ``loss`` is neither a number nor a 1-element Tensor.
+        """
+        started = time.perf_counter()
+        collector = self._require_collector("step")
+        value = _loss_value(loss)
+        step = self._next_step
+        sampled = self._sampling
+        if sampled:
+            collector.end_forward()
+            collector.record_gradients()
+            collector.record_updates()
+            self._sampling = False
+        collector.record_loss(step, value)
+        self._next_step = step + 1
+        self._prepare(step + 1)
+        ended = time.perf_counter()
+        doctor_time = ended - started + (collector.hook_seconds if sampled else 0.0)
+        self._account(ended - self._loop_started, doctor_time)
+        self._loop_started = ended
+
+    def _prepare(self, step: int) -> None:
+        """Before ``step`` of a hand-written loop: copy the weights and observe its forward pass
+        when it is to be examined."""
+        if not self.is_sampled(step):
+            return
+        collector = self._require_collector("step")
+        collector.hook_seconds = 0.0
+        collector.begin_sample(step)
+        collector.snapshot_weights(step)
+        self._sampling = True
+
+    def epoch_end(self, val_loss: float | None = None, train_loss: float | None = None) -> None:
+        """Mark the end of an epoch in a hand-written loop (enables the overfitting check).
+
+        Args:
+            val_loss: the epoch's validation loss.
+            train_loss: the epoch's mean training loss; the mean of the epoch's recorded batch
+                losses when None.
+        """
+        collector = self._require_collector("epoch_end")
+        stats = collector.stats
+        if train_loss is None:
+            since = stats.epochs[-1]["step"] if stats.epochs else 0
+            recent = [v for s, v in zip(stats.loss_steps, stats.losses, strict=True) if s >= since]
+            train_loss = sum(recent) / len(recent) if recent else math.nan
+        logs: dict[str, Any] = {"loss": train_loss}
+        if val_loss is not None:
+            logs["val_loss"] = _loss_value(val_loss)
+        lr = self._current_lr()
+        if lr is not None:
+            logs["lr"] = lr
+        collector.record_epoch(len(stats.epochs) + 1, logs)
+
+    def close(self) -> None:
+        """Stop observing the model (a hand-written loop that has ended); the statistics and
+        findings stay. The next :meth:`step` would start observing again."""
+        if self._collector is not None:
+            self._collector.end_forward()
+        self._sampling = False
+
+    def report(self) -> str:
+        """Run the diagnoses on everything recorded so far and return the findings as text."""
+        self.diagnose()
+        return self.format_findings()
+
+    # ---- bookkeeping --------------------------------------------------------------------------
+    def _account(self, wall: float, doctor_time: float) -> None:
         self.steps_seen += 1
         self.step_seconds += wall
         self.doctor_seconds += doctor_time
-        base = max(wall - doctor_time, 1e-9)
-        self._base_step_seconds = base if math.isnan(self._base_step_seconds) else (
-            0.8 * self._base_step_seconds + 0.2 * base
-        )
-        if not sampled:
-            return
-        self._sample_cost = doctor_time if math.isnan(self._sample_cost) else (
-            0.5 * self._sample_cost + 0.5 * doctor_time
-        )
-        if self.config.adaptive:
-            # sampling every N steps costs sample_cost / N per step; keep that within budget
-            needed = self._sample_cost / (self.config.overhead_budget * self._base_step_seconds)
-            interval = 1
-            while interval < needed:
-                interval *= 2
-            interval = min(max(interval, self.config.min_interval), self.config.max_interval)
-            if interval != self.interval:
-                self.interval = interval
-                self.stats.intervals.append((step, interval))
-        self._next_sample = step + (1 if step + 1 < self._warmup_until else self.interval)
 
     def _require_collector(self, event: str) -> StatsCollector:
         if self._collector is None:
             raise RuntimeError(
-                f"Doctor.{event}: not watching a model; pass the doctor to Trainer(doctor=...) "
-                "or call doctor.watch(model) first"
+                f"Doctor.{event}: not watching a model; use Doctor(model, optimizer) in your own "
+                "loop, or pass the doctor to Trainer(doctor=...)"
             )
         return self._collector
+
+    def _current_lr(self) -> float | None:
+        groups = getattr(self._optimizer, "param_groups", None)
+        if groups:
+            lr = groups[0].get("lr")
+            if isinstance(lr, int | float):
+                return float(lr)
+        return None
 
     # ---- results ------------------------------------------------------------------------------
     def diagnose(self) -> list[Finding]:
         """Run every diagnosis on the statistics so far; updates and returns ``findings``."""
-        self.findings = diagnose(self.stats, self.config)
+        self.findings = diagnose(self.stats, self.config, lr=self._current_lr(),
+                                 optimizer=type(self._optimizer).__name__
+                                 if self._optimizer is not None else None)
         return self.findings
 
     @property
@@ -197,13 +312,18 @@ class Doctor(Callback):
         """The findings of severity warning or error."""
         return [f for f in self.findings if f.severity != "info"]
 
-    def format_findings(self, width: int = 100) -> str:
-        """The findings as text for a terminal: summary, evidence and remedies of each."""
+    def format_findings(self, width: int = 100, overhead: bool = True) -> str:
+        """The findings as text for a terminal: summary, evidence and remedies of each.
+
+        Args:
+            width: wrap lines at this many characters.
+            overhead: include the measured overhead in the first line (leave it out where the
+                text must be the same in every process: the time differs, the findings do not).
+        """
         sampled = len(self.stats.sampled_steps)
-        overhead = self.overhead
-        measured = f"sampled {sampled} of {self.steps_seen} steps"
-        if math.isfinite(overhead):
-            measured += f", overhead {overhead:.1%}"
+        measured = f"examined {sampled} of {self.stats.steps} steps"
+        if overhead and math.isfinite(self.overhead):
+            measured += f", overhead {self.overhead:.1%}"
         problems = self.problems
         if not problems:
             head = f"gradwise doctor: no problems found ({measured})"
@@ -255,8 +375,81 @@ class Doctor(Callback):
         """Findings, settings and statistics as JSON (non-finite numbers become null)."""
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
+    # ---- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume watching: statistics (all windows), sampling position,
+        findings and time accounts, as JSON-able data (no arrays, no pickles)."""
+        state = self.to_dict()
+        state.update(
+            next_step=self._next_step,
+            doctor_seconds=self.doctor_seconds,
+            step_seconds=self.step_seconds,
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` saved; the doctor must be watching the same model.
+
+        Raises:
+            ValueError: the state is not a doctor's, comes from another version, was taken with
+                other sampling settings (the verdicts would differ) or is damaged.
+        """
+        if not isinstance(state, dict) or state.get("format") != _FORMAT:
+            raise ValueError("Doctor.load_state_dict: not a gradwise doctor state")
+        if state.get("version") != _VERSION:
+            raise ValueError(
+                f"Doctor.load_state_dict: state version {state.get('version')!r}, "
+                f"this doctor reads {_VERSION}"
+            )
+        saved = DoctorConfig.from_dict(state["config"])
+        for name in ("warmup_steps", "interval"):
+            if getattr(saved, name) != getattr(self.config, name):
+                raise ValueError(
+                    f"Doctor.load_state_dict: saved with {name}={getattr(saved, name)!r}, this "
+                    f"doctor has {name}={getattr(self.config, name)!r}"
+                )
+        if self._collector is None:
+            # restored before training starts (a Trainer resuming): applied by watch()
+            self._pending_state = state
+            return
+        stats = TrainingStats.from_dict(state["stats"])
+        try:
+            findings = [Finding(**f) for f in state["findings"]]
+            interval, next_step = int(state["interval"]), int(state["next_step"])
+            steps_seen = int(state["steps_seen"])
+            doctor_seconds = float(state["doctor_seconds"])
+            step_seconds = float(state["step_seconds"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"Doctor.load_state_dict: damaged state ({error!r})") from None
+        collector = self._require_collector("load_state_dict")
+        missing = sorted(set(stats.params) ^ set(collector.stats.params))
+        if missing:
+            raise ValueError(
+                f"Doctor.load_state_dict: the saved statistics are of another model "
+                f"(parameters differ: {missing[:5]})"
+            )
+        collector.end_forward()
+        collector.stats = stats
+        self.findings = findings
+        self.interval, self._next_step, self.steps_seen = interval, next_step, steps_seen
+        self.doctor_seconds, self.step_seconds = doctor_seconds, step_seconds
+        self._sampling = False
+        if self._loop_started:  # a hand-written loop resumes at next_step
+            self._prepare(next_step)
+
     def __repr__(self) -> str:
         return f"Doctor(findings={[f.name for f in self.findings]}, interval={self.interval})"
+
+
+def _loss_value(loss: Any) -> float:
+    data = getattr(loss, "_data", loss)
+    try:
+        return float(data.item() if hasattr(data, "item") else data)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"Doctor.step: loss must be a number or a 1-element Tensor, got "
+            f"{type(loss).__name__}"
+        ) from None
 
 
 def _short(value: Any) -> str:

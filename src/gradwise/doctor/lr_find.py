@@ -63,8 +63,8 @@ def _batches(data: Any, batch_size: int, rng: np.random.Generator) -> Iterator[t
     """Endless (x, y) batches from (x, y) arrays (shuffled each pass) or any iterable of batches."""
     if isinstance(data, tuple | list) and len(data) == 2 and hasattr(data[0], "__len__") \
             and not isinstance(data[0], tuple | list):
-        x = data[0].data if isinstance(data[0], Tensor) else np.asarray(data[0])
-        y = data[1].data if isinstance(data[1], Tensor) else np.asarray(data[1])
+        x = data[0]._data if isinstance(data[0], Tensor) else np.asarray(data[0])
+        y = data[1]._data if isinstance(data[1], Tensor) else np.asarray(data[1])
         if len(x) != len(y):
             raise ValueError(f"lr_find: x has {len(x)} samples but y has {len(y)}")
         if len(x) == 0:
@@ -166,7 +166,7 @@ def lr_find(
     saved_rng = model.rng_state() if hasattr(model, "rng_state") else None
     was_training = getattr(model, "training", True)
     params = list(model.parameters())
-    saved_grads = [None if p.grad is None else p.grad.copy() for p in params]
+    saved_grads = [None if p._grad is None else p._grad.copy() for p in params]
     optimizer = optimizer_cls(params, lr=start_lr, **optimizer_kwargs)
     factor = (end_lr / start_lr) ** (1.0 / (num_steps - 1))
     batches = _batches(data, batch_size, np.random.default_rng(seed))
@@ -206,7 +206,7 @@ def lr_find(
         if saved_rng is not None and hasattr(model, "set_rng_state"):
             model.set_rng_state(saved_rng)
         for param, grad in zip(params, saved_grads, strict=True):
-            param.grad = grad
+            param._grad = grad
         model.train(was_training)
     suggestion = _suggest(np.asarray(lrs), np.asarray(smoothed))
     return LRFindResult(lrs, smoothed, suggestion, raw, stopped_early)

@@ -1,42 +1,54 @@
 """Per-layer statistics the doctor collects on sampled steps, as plain time series.
 
-On a sampled step the collector hooks the model's layers for one forward pass (activation mean and
-std, ReLU units that fired, saturated sigmoid/tanh units, a few values for histograms), reads every
-gradient after backward (its norm), copies the weights, and after the optimizer step measures how
-far they moved (the update-to-weight ratio). Unsampled steps cost a few attribute look-ups.
+Every statistic is a property of one step alone (the gradient norm, the update of that step, the
+units that fired on that batch, the class counts of that batch's targets): nothing carries over
+from one sampled step to the next. So the statistics a doctor sampling every k-th step collects
+are exactly those of a doctor sampling every step, with the other steps left out
+(:func:`subsample`), and the diagnoses can be checked at every sampling rate from one recording.
+
+On a sampled step the collector installs an observer (:mod:`gradwise.autograd.observe`) for the
+forward pass: every activation op (``nn.ReLU`` or ``F.relu`` or ``x.tanh()`` in a custom
+``forward``) reports its output, and every fused loss op (cross-entropy, BCE) its targets. After
+backward it reads each gradient's norm; it copies the weights before the optimizer step and
+measures how far they moved after it. Unsampled steps cost a few attribute look-ups.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ActivationSeries", "ParamSeries", "StatsCollector", "TrainingStats", "activation_kind"]
+from gradwise.autograd import observe
+from gradwise.autograd.grad_mode import is_grad_enabled
 
-# Module classes whose outputs get kind-specific statistics; matched by class name so that user
-# subclasses of Module with these names are treated the same.
-_KINDS = {"ReLU": "relu", "Sigmoid": "sigmoid", "Tanh": "tanh"}
+__all__ = [
+    "ACTIVATION_KINDS",
+    "ActivationSeries",
+    "ParamSeries",
+    "StatsCollector",
+    "TargetSeries",
+    "TrainingStats",
+    "subsample",
+]
 
-
-def activation_kind(module: Any) -> str | None:
-    """'relu', 'sigmoid', 'tanh' for those activation modules, 'layer' for modules that hold
-    parameters directly, None for the rest (containers, dropout, flatten...)."""
-    kind = _KINDS.get(type(module).__name__)
-    if kind is not None:
-        return kind
-    params = module.__dict__.get("_parameters") or {}
-    if any(p is not None for p in params.values()):
-        return "layer"
-    return None
+#: observed op kinds that are activations (the rest, e.g. "cross_entropy", are losses)
+ACTIVATION_KINDS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "softplus", "softmax")
+_LOSS_KINDS = {"cross_entropy": "classes", "nll_loss": "classes", "bce_with_logits": "binary",
+               "bce": "binary", "mse": "regression"}
+# activation modules: an op called directly by one of these is labelled with the module's name
+_ACTIVATION_MODULES = {"ReLU", "LeakyReLU", "ELU", "GELU", "Sigmoid", "Tanh", "Softplus",
+                       "Softmax"}
 
 
 @dataclass
 class ParamSeries:
-    """One parameter's statistics over the sampled steps."""
+    """One parameter's statistics over the sampled steps (one entry per sampled step)."""
 
     steps: list[int] = field(default_factory=list)
     grad_norm: list[float] = field(default_factory=list)
@@ -47,10 +59,11 @@ class ParamSeries:
 
 @dataclass
 class ActivationSeries:
-    """One layer's output statistics over the sampled steps.
+    """One activation's output statistics over the sampled steps.
 
-    ``dead_fraction`` is recorded when a window of at least ``min_dead_rows`` rows closes: the
-    fraction of units (features, or channels of an image) that were never positive in it.
+    ``fired[i]`` is a bool array with one entry per unit (feature of an ``(N, F)`` output,
+    channel of an ``(N, C, H, W)`` one): True where the unit was positive for at least one row of
+    that step's batch (ReLU only; None for other kinds). ``rows[i]`` is that batch's row count.
     """
 
     kind: str
@@ -59,12 +72,23 @@ class ActivationSeries:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     saturated_fraction: list[float] = field(default_factory=list)
-    dead_steps: list[int] = field(default_factory=list)
-    dead_fraction: list[float] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    fired: list[np.ndarray | None] = field(default_factory=list)
     histogram: np.ndarray | None = None
-    # the open window of the dead-unit count
-    ever_active: np.ndarray | None = None
-    rows_seen: int = 0
+
+
+@dataclass
+class TargetSeries:
+    """The targets the loss saw on the sampled steps, enough to compute the baseline loss.
+
+    ``kind``: ``"classes"`` (per step: counts of each class, length C), ``"binary"`` (per step:
+    [rows, sum of targets per output column...]) or ``"regression"`` (per step: [rows, sum per
+    column..., sum of squares per column...]).
+    """
+
+    kind: str
+    steps: list[int] = field(default_factory=list)
+    values: list[list[float]] = field(default_factory=list)
 
 
 @dataclass
@@ -72,11 +96,12 @@ class TrainingStats:
     """Everything the doctor measured, ready for diagnoses and plots.
 
     Attributes:
-        loss_steps, losses: every training step's loss.
+        loss_steps, losses: every training step's loss (never sampled: it costs nothing).
+        sampled_steps: the steps whose layers were examined.
         params: parameter name -> ParamSeries (sampled steps).
-        activations: layer name -> ActivationSeries (sampled steps).
-        epochs: one dict per finished epoch (``epoch``, ``loss``, ``val_loss`` when present).
-        intervals: (step, interval) each time the sampling interval changed.
+        activations: activation label -> ActivationSeries (sampled steps).
+        targets: what the loss was fitting (sampled steps), or None when no loss op reported.
+        epochs: one dict per finished epoch (``epoch``, ``loss``, ``val_loss``, ``lr``).
         non_finite: (step, what) for the first non-finite loss or gradient seen.
     """
 
@@ -84,20 +109,26 @@ class TrainingStats:
     losses: list[float] = field(default_factory=list)
     params: dict[str, ParamSeries] = field(default_factory=dict)
     activations: dict[str, ActivationSeries] = field(default_factory=dict)
+    targets: TargetSeries | None = None
     epochs: list[dict[str, Any]] = field(default_factory=list)
-    intervals: list[tuple[int, int]] = field(default_factory=list)
     non_finite: tuple[int, str] | None = None
     sampled_steps: list[int] = field(default_factory=list)
+
+    @property
+    def steps(self) -> int:
+        """Steps seen so far (the last step with a loss, plus one)."""
+        return self.loss_steps[-1] + 1 if self.loss_steps else 0
 
     def weight_names(self) -> list[str]:
         """Parameters with at least 2 dimensions (weights, not biases), in model order."""
         return [name for name, series in self.params.items() if len(series.shape) >= 2]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able time series (non-finite numbers become None)."""
+        """JSON-able time series (non-finite numbers become None); :meth:`from_dict` undoes it."""
         return {
             "loss_steps": list(self.loss_steps),
             "losses": _clean(self.losses),
+            "sampled_steps": list(self.sampled_steps),
             "params": {
                 name: {
                     "shape": list(s.shape),
@@ -116,15 +147,114 @@ class TrainingStats:
                     "mean": _clean(s.mean),
                     "std": _clean(s.std),
                     "saturated_fraction": _clean(s.saturated_fraction),
-                    "dead_steps": list(s.dead_steps),
-                    "dead_fraction": _clean(s.dead_fraction),
+                    "rows": list(s.rows),
+                    "fired": [_pack(f) for f in s.fired],
                 }
                 for name, s in self.activations.items()
             },
+            "targets": None if self.targets is None else {
+                "kind": self.targets.kind,
+                "steps": list(self.targets.steps),
+                "values": [list(v) for v in self.targets.values],
+            },
             "epochs": [{k: _clean_value(v) for k, v in e.items()} for e in self.epochs],
-            "intervals": [list(pair) for pair in self.intervals],
             "non_finite": list(self.non_finite) if self.non_finite else None,
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingStats:
+        """Rebuild statistics saved by :meth:`to_dict` (None becomes nan).
+
+        Raises:
+            ValueError: a field is missing or of the wrong kind (named in the message).
+        """
+        try:
+            stats = cls(
+                loss_steps=[int(s) for s in data["loss_steps"]],
+                losses=_floats(data["losses"]),
+                sampled_steps=[int(s) for s in data["sampled_steps"]],
+                epochs=[{k: (math.nan if v is None else v) for k, v in e.items()}
+                        for e in data["epochs"]],
+                non_finite=(int(data["non_finite"][0]), str(data["non_finite"][1]))
+                if data["non_finite"] else None,
+            )
+            for name, s in data["params"].items():
+                stats.params[name] = ParamSeries(
+                    steps=[int(x) for x in s["steps"]], grad_norm=_floats(s["grad_norm"]),
+                    weight_norm=_floats(s["weight_norm"]),
+                    update_ratio=_floats(s["update_ratio"]), shape=tuple(s["shape"]),
+                )
+            for name, s in data["activations"].items():
+                stats.activations[name] = ActivationSeries(
+                    kind=s["kind"], module_type=s["module_type"],
+                    steps=[int(x) for x in s["steps"]], mean=_floats(s["mean"]),
+                    std=_floats(s["std"]), saturated_fraction=_floats(s["saturated_fraction"]),
+                    rows=[int(x) for x in s["rows"]], fired=[_unpack(f) for f in s["fired"]],
+                )
+            if data["targets"] is not None:
+                t = data["targets"]
+                stats.targets = TargetSeries(t["kind"], [int(x) for x in t["steps"]],
+                                             [_floats(v) for v in t["values"]])
+        except (KeyError, TypeError, IndexError, ValueError) as error:
+            raise ValueError(f"TrainingStats.from_dict: damaged statistics ({error!r})") from None
+        return stats
+
+
+def subsample(stats: TrainingStats, keep: Callable[[int], bool]) -> TrainingStats:
+    """The statistics a doctor would have collected had it sampled only the steps ``keep`` accepts.
+
+    Losses and epochs are recorded every step, so they stay; every per-step series keeps the
+    entries of the kept steps. Because no statistic depends on earlier samples, this equals a
+    live run at that sampling (``tests/doctor`` checks it against live runs).
+    """
+    out = TrainingStats(loss_steps=list(stats.loss_steps), losses=list(stats.losses),
+                        epochs=[dict(e) for e in stats.epochs],
+                        sampled_steps=[s for s in stats.sampled_steps if keep(s)])
+    # the first non-finite loss (every step) or gradient (sampled steps only), whichever is first
+    for step, loss in zip(stats.loss_steps, stats.losses, strict=True):
+        if not math.isfinite(loss):
+            out.non_finite = (step, "training loss")
+            break
+    for name, s in stats.params.items():
+        idx = [i for i, step in enumerate(s.steps) if keep(step)]
+        out.params[name] = ParamSeries(
+            [s.steps[i] for i in idx], [s.grad_norm[i] for i in idx],
+            [s.weight_norm[i] for i in idx], [s.update_ratio[i] for i in idx], s.shape,
+        )
+        for i, step in enumerate(s.steps):
+            if keep(step) and not math.isfinite(s.grad_norm[i]) and (
+                    out.non_finite is None or step <= out.non_finite[0]):
+                out.non_finite = (step, f"gradient of {name}")
+    for name, a in stats.activations.items():
+        idx = [i for i, step in enumerate(a.steps) if keep(step)]
+        out.activations[name] = ActivationSeries(
+            a.kind, a.module_type, [a.steps[i] for i in idx], [a.mean[i] for i in idx],
+            [a.std[i] for i in idx], [a.saturated_fraction[i] for i in idx],
+            [a.rows[i] for i in idx], [a.fired[i] for i in idx], a.histogram,
+        )
+    if stats.targets is not None:
+        t = stats.targets
+        idx = [i for i, step in enumerate(t.steps) if keep(step)]
+        out.targets = TargetSeries(t.kind, [t.steps[i] for i in idx], [t.values[i] for i in idx])
+    return out
+
+
+def _pack(fired: np.ndarray | None) -> list[Any] | None:
+    if fired is None:
+        return None
+    return [int(fired.size), np.packbits(fired).tobytes().hex()]
+
+
+def _unpack(packed: Any) -> np.ndarray | None:
+    if packed is None:
+        return None
+    size, hexed = packed
+    bits = np.unpackbits(np.frombuffer(bytes.fromhex(hexed), dtype=np.uint8))
+    return bits[: int(size)].astype(bool)
+
+
+def _floats(values: list[Any]) -> list[float]:
+    return [math.nan if v is None else float(v) for v in values]
 
 
 def _clean_value(value: Any) -> Any:
@@ -145,11 +275,19 @@ def _norm(array: np.ndarray) -> float:
 
 
 class StatsCollector:
-    """Collects :class:`TrainingStats` for one model; driven by the Doctor's callback methods.
+    """Collects :class:`TrainingStats` for one model; driven by the :class:`Doctor`.
+
+    One sampled step: :meth:`begin_sample` (before the forward pass), :meth:`end_forward`,
+    :meth:`record_gradients` (after backward), :meth:`snapshot_weights` (before the optimizer
+    step; in a hand-written loop at the end of the previous step), :meth:`record_updates` (after
+    the step). Every step: :meth:`record_loss`.
 
     Args:
         model: a Module (anything with ``named_parameters`` and ``named_modules``).
         config: a DoctorConfig.
+
+    Raises:
+        TypeError: ``model`` is not a Module.
     """
 
     def __init__(self, model: Any, config: Any) -> None:
@@ -159,45 +297,142 @@ class StatsCollector:
             )
         self.config = config
         self.stats = TrainingStats()
-        # picks the values kept for histograms; the doctor's own, so training's RNG is untouched
-        self._sample_rng = np.random.default_rng(0)
+        self._model = model
         self._params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         for name, param in self._params:
             self.stats.params[name] = ParamSeries(shape=tuple(param.shape))
-        self._layers = []
-        for name, module in model.named_modules():
-            kind = activation_kind(module)
-            if kind is not None:
-                label = name or type(module).__name__
-                self._layers.append((label, module, kind))
-                self.stats.activations[label] = ActivationSeries(
-                    kind=kind, module_type=type(module).__name__
-                )
+        self._module_names = {id(m): name for name, m in model.named_modules()}
+        self._stack: list[Any] = []
+        self._calls: dict[tuple[int, str], int] = {}
         self._handles: list[Any] = []
+        self._token: Any = None
         self._before: dict[str, np.ndarray] = {}
+        self._before_norm: dict[str, float] = {}
+        self._snapshot_step: int | None = None
         self._step = 0
-        self.hook_seconds = 0.0  # time spent inside the forward hooks (part of the overhead)
+        self._seen: set[str] = set()
+        self._forwarded = False
+        self.hook_seconds = 0.0  # time spent observing the forward pass (part of the overhead)
 
-    # ---- one sampled step ---------------------------------------------------------------------
+    @property
+    def n_parameters(self) -> int:
+        return sum(int(np.prod(p.shape)) for _, p in self._params)
+
+    # ---- the forward pass of a sampled step ---------------------------------------------------
     def begin_sample(self, step: int) -> None:
-        """Hook every watched layer for this step's forward pass."""
+        """Observe the activations and loss targets of the forward pass of ``step``."""
+        self.end_forward()
         self._step = step
-        self.stats.sampled_steps.append(step)
-        for label, module, kind in self._layers:
-            self._handles.append(module.register_forward_hook(self._make_hook(label, kind)))
+        self._seen = set()
+        self._forwarded = False
+        for _, module in self._model.named_modules():
+            self._handles.append(module.register_forward_pre_hook(self._enter))
+            self._handles.append(module.register_forward_hook(self._leave))
+        self._token = observe.install(self._observe)
 
-    def _make_hook(self, label: str, kind: str) -> Any:
-        def hook(module: Any, inputs: Any, output: Any) -> None:
-            started = time.perf_counter()
-            data = getattr(output, "data", None)
-            if isinstance(data, np.ndarray) and data.size and data.dtype.kind == "f":
-                self._record_activation(label, kind, data)
-            self.hook_seconds += time.perf_counter() - started
+    def _enter(self, module: Any, inputs: Any) -> None:
+        if not self._stack:
+            self._calls.clear()  # a new forward pass of the whole model: labels start again
+        self._stack.append(module)
 
-        return hook
+    def _leave(self, module: Any, inputs: Any, output: Any) -> None:
+        if self._stack and self._stack[-1] is module:
+            self._stack.pop()
+        if not self._stack:
+            self._forwarded = True  # the watched model ran: its loss may follow
 
-    def _record_activation(self, label: str, kind: str, data: np.ndarray) -> None:
-        series = self.stats.activations[label]
+    def end_forward(self) -> None:
+        """Stop observing (validation passes and unsampled steps stay unobserved)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self._stack.clear()
+        if self._token is not None:
+            # installed in another context (a thread): leave that one alone
+            with contextlib.suppress(ValueError):
+                observe.uninstall(self._token)
+            self._token = None
+
+    def _label(self, kind: str) -> tuple[str, str]:
+        """(label, module type) of an activation op call: the activation module's own name, or
+        '<module>:<kind>' (then '#1', '#2'... for later calls in the same module)."""
+        module = self._stack[-1] if self._stack else None
+        name = self._module_names.get(id(module), "") if module is not None else ""
+        module_type = type(module).__name__ if module is not None else ""
+        key = (id(module), kind)
+        count = self._calls.get(key, 0)
+        self._calls[key] = count + 1
+        if module_type in _ACTIVATION_MODULES and count == 0 and name:
+            return name, module_type
+        label = f"{name}:{kind}" if name else kind
+        return (label if count == 0 else f"{label}#{count}"), f"{module_type}.forward"
+
+    def _observe(self, kind: str, arrays: tuple[Any, ...], out: np.ndarray) -> None:
+        if not is_grad_enabled():
+            return  # an evaluation pass (no_grad) between two steps is not the training forward
+        started = time.perf_counter()
+        # only ops of the watched model count: another model's ops (a second model trained in
+        # the same program) run outside its module stack, and a loss only after its forward
+        if kind in _LOSS_KINDS:
+            if self._forwarded:
+                self._record_targets(_LOSS_KINDS[kind], arrays)
+        elif self._stack and isinstance(out, np.ndarray) and out.size and out.dtype.kind == "f":
+            label, module_type = self._label(kind)
+            self._record_activation(label, kind, module_type, out)
+        self.hook_seconds += time.perf_counter() - started
+
+    def record_loss_inputs(self, loss_name: str, output: Any, target: Any) -> None:
+        """Targets of a loss that is not one fused op (``MSELoss``...), given by the caller."""
+        if self._token is None:
+            return
+        kind = {"MSELoss": "regression", "L1Loss": "regression"}.get(loss_name)
+        if not self._forwarded:
+            return
+        target = getattr(target, "_data", target)
+        if kind is not None and isinstance(target, np.ndarray):
+            self._record_targets(kind, (None, target))
+
+    def _record_targets(self, kind: str, arrays: tuple[Any, ...]) -> None:
+        if len(arrays) < 2 or not isinstance(arrays[1], np.ndarray):
+            return
+        target = arrays[1]
+        if kind == "classes":
+            logits = arrays[0]
+            if not isinstance(logits, np.ndarray) or logits.ndim != 2 or target.ndim != 1:
+                return
+            counts = np.bincount(target.astype(np.int64), minlength=logits.shape[1])
+            values = [float(c) for c in counts[: logits.shape[1]]]
+        else:
+            columns = target.reshape(len(target), -1).astype(np.float64)
+            values = [float(len(columns)), *columns.sum(axis=0).tolist()]
+            if kind == "regression":
+                values += (columns * columns).sum(axis=0).tolist()
+        series = self.stats.targets
+        if series is None or series.kind != kind:
+            series = self.stats.targets = TargetSeries(kind)
+        if series.steps and series.steps[-1] == self._step:
+            return  # a second loss call in one step: the first describes the data
+        series.steps.append(self._step)
+        series.values.append(values)
+
+    def _record_activation(self, label: str, kind: str, module_type: str,
+                           data: np.ndarray) -> None:
+        series = self.stats.activations.get(label)
+        if series is None:
+            series = self.stats.activations[label] = ActivationSeries(kind, module_type)
+        fired = None
+        if kind == "relu" and data.ndim >= 2:
+            # a unit is a feature (N, F) or a channel (N, C, H, W); "fired" if positive anywhere
+            axes = (0, *range(2, data.ndim))
+            fired = data.max(axis=axes) > 0
+        if label in self._seen:
+            # the same activation twice in one step (two forward passes): merge what it fired
+            last = series.fired[-1]
+            if fired is not None and last is not None and last.shape == fired.shape:
+                series.fired[-1] = last | fired
+                series.rows[-1] += data.shape[0]
+            return
+        self._seen.add(label)
         series.steps.append(self._step)
         flat = data.reshape(-1)
         with np.errstate(all="ignore"):
@@ -216,59 +451,59 @@ class StatsCollector:
             else:
                 saturated = 0.0
         series.saturated_fraction.append(saturated)
-        if kind == "relu" and data.ndim >= 2:
-            # a unit is a feature (N, F) or a channel (N, C, H, W); "alive" if it fired anywhere
-            axes = (0, *range(2, data.ndim))
-            fired = data.max(axis=axes) > 0
-            if series.ever_active is None or series.ever_active.shape != fired.shape:
-                series.ever_active = fired
-                series.rows_seen = 0
-            else:
-                series.ever_active |= fired
-            series.rows_seen += data.shape[0]
+        series.rows.append(int(data.shape[0]) if data.ndim else 1)
+        series.fired.append(fired)
         keep = self.config.histogram_values
         # random positions: a regular stride through (N, C, H, W) keeps hitting the same pixel
-        # of every map (often the zero-padded border), which draws a comb, not a distribution
-        picks = self._sample_rng.integers(0, flat.size, size=min(keep, flat.size))
+        # of every map (often the zero-padded border), which draws a comb, not a distribution.
+        # Seeded by the step, so the picks depend on nothing else.
+        picks = np.random.default_rng(self._step).integers(0, flat.size, size=min(keep, flat.size))
         series.histogram = flat[picks].astype(np.float32)
 
-    def end_forward(self) -> None:
-        """Take the hooks off again (validation passes and unsampled steps stay unobserved)."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
-
-    def after_backward(self) -> None:
-        """Gradient and weight norms; keep the weights to measure the update after the step."""
+    # ---- gradients and updates ----------------------------------------------------------------
+    def record_gradients(self) -> None:
+        """The gradient norm of every parameter (call after backward, before the next one)."""
         step = self._step
+        self.stats.sampled_steps.append(step)
         for name, param in self._params:
             series = self.stats.params[name]
-            series.steps.append(step)
-            grad = param.grad
+            grad = param._grad
             grad_norm = _norm(grad) if grad is not None else 0.0
+            series.steps.append(step)
             series.grad_norm.append(grad_norm)
-            series.weight_norm.append(_norm(param.data))
-            series.update_ratio.append(math.nan)  # filled in by after_step
+            series.weight_norm.append(math.nan)
+            series.update_ratio.append(math.nan)
             if not math.isfinite(grad_norm) and self.stats.non_finite is None:
                 self.stats.non_finite = (step, f"gradient of {name}")
-            buffer = self._before.get(name)
-            if buffer is None or buffer.shape != param.data.shape:
-                buffer = self._before[name] = np.empty_like(param.data)
-            np.copyto(buffer, param.data)
 
-    def after_step(self) -> None:
-        """Update-to-weight ratio ||w_new - w_old|| / ||w_old|| for each parameter."""
+    def snapshot_weights(self, step: int) -> None:
+        """Copy the weights as they are before the optimizer step of ``step``."""
+        self._snapshot_step = step
+        for name, param in self._params:
+            data = param._data
+            buffer = self._before.get(name)
+            if buffer is None or buffer.shape != data.shape or buffer.dtype != data.dtype:
+                buffer = self._before[name] = np.empty_like(data)
+            np.copyto(buffer, data)
+            self._before_norm[name] = _norm(data)
+
+    def record_updates(self) -> None:
+        """Weight norm before the step and ||w_new - w_old|| / ||w_old|| for each parameter."""
+        if self._snapshot_step != self._step:
+            return
         for name, param in self._params:
             series = self.stats.params[name]
             before = self._before.get(name)
-            if before is None or not series.update_ratio:
+            if before is None or not series.steps or series.steps[-1] != self._step:
                 continue
-            old_norm = series.weight_norm[-1]
+            old_norm = self._before_norm[name]
             with np.errstate(all="ignore"):
-                np.subtract(param.data, before, out=before)
+                np.subtract(param._data, before, out=before)
             moved = _norm(before)
-            ratio = moved / old_norm if old_norm > 0 else (0.0 if moved == 0 else math.inf)
-            series.update_ratio[-1] = ratio
+            series.weight_norm[-1] = old_norm
+            series.update_ratio[-1] = (moved / old_norm if old_norm > 0
+                                       else (0.0 if moved == 0 else math.inf))
+        self._snapshot_step = None
 
     # ---- every step ---------------------------------------------------------------------------
     def record_loss(self, step: int, loss: float) -> None:
@@ -277,20 +512,10 @@ class StatsCollector:
         if not math.isfinite(loss) and self.stats.non_finite is None:
             self.stats.non_finite = (step, "training loss")
 
-    def close_dead_windows(self) -> None:
-        """At an epoch's end: record the dead fraction of each ReLU whose window is full."""
-        for series in self.stats.activations.values():
-            if series.ever_active is None or series.rows_seen < self.config.min_dead_rows:
-                continue
-            series.dead_steps.append(self._step)
-            series.dead_fraction.append(float(1.0 - series.ever_active.mean()))
-            series.ever_active = None
-            series.rows_seen = 0
-
     def record_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
-        record: dict[str, Any] = {"epoch": epoch}
+        record: dict[str, Any] = {"epoch": epoch, "step": self.stats.steps}
         for key in ("loss", "val_loss", "lr"):
             value = logs.get(key)
-            if isinstance(value, int | float | np.floating):
+            if isinstance(value, int | float | np.floating) and not isinstance(value, bool):
                 record[key] = float(value)
         self.stats.epochs.append(record)

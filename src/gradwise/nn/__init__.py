@@ -7,7 +7,7 @@ Example:
     >>> loss = gw.nn.CrossEntropyLoss()(model(x), y)
 """
 
-from gradwise.nn import functional, init, utils
+from gradwise.nn import functional, init, parallel, utils
 from gradwise.nn.layers import (
     ELU,
     GELU,
@@ -76,5 +76,6 @@ __all__ = [
     "load_safetensors",
     "save_safetensors",
     "init",
+    "parallel",
     "utils",
 ]

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd._args import dim_arg
 from gradwise.autograd.ops import conv as _conv
 from gradwise.autograd.ops import elementwise as _ew
 from gradwise.autograd.ops import linalg as _linalg
@@ -51,12 +52,18 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return _ew.Softplus.apply(x, beta, threshold)
 
 
-def softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return _reduce.Softmax.apply(x, axis=axis)
+def softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim`` (NumPy alias ``axis``; default the last axis).
+
+    PyTorch picks an implicit dim (with a warning) when none is given; gradwise always uses -1
+    (docs/PORTING.md).
+    """
+    return _reduce.Softmax.apply(x, axis=dim_arg("softmax", dim, axis, -1))
 
 
-def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
-    return _reduce.LogSoftmax.apply(x, axis=axis)
+def log_softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> Tensor:
+    """log(softmax(x)) along ``dim`` (NumPy alias ``axis``; default the last axis), stably."""
+    return _reduce.LogSoftmax.apply(x, axis=dim_arg("log_softmax", dim, axis, -1))
 
 
 # ---- layers -----------------------------------------------------------------------------------
@@ -73,7 +80,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 
 # ---- losses -----------------------------------------------------------------------------------
 def _target_array(target: Any) -> np.ndarray:
-    return target.data if isinstance(target, Tensor) else np.asarray(target)
+    return target._data if isinstance(target, Tensor) else np.asarray(target)
 
 
 def _same_shape(name: str, input: Tensor, target: Any) -> None:
@@ -166,7 +173,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None) -
 
 
 def _stat_array(stat: Any) -> np.ndarray | None:
-    return stat.data if isinstance(stat, Tensor) else stat
+    return stat._data if isinstance(stat, Tensor) else stat
 
 
 def batch_norm(

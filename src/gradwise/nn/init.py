@@ -48,7 +48,7 @@ def as_generator(rng: Any = None) -> np.random.Generator:
 def _fill(tensor: Tensor, values: Any) -> Tensor:
     if not isinstance(tensor, Tensor):
         raise TypeError(f"init: expected a gradwise Tensor, got {type(tensor).__name__}")
-    tensor.data[...] = values
+    tensor._data[...] = values
     tensor._version[0] += 1  # a graph that saved the old values must not backprop through them
     return tensor
 

@@ -36,12 +36,12 @@ class Parameter(Tensor):
     def __init__(self, data: Any = None, requires_grad: bool = True) -> None:
         if data is None:
             data = np.empty(0, dtype=np.float32)
-        array = data.data if isinstance(data, Tensor) else data
+        array = data._data if isinstance(data, Tensor) else data
         if isinstance(array, np.ndarray) and array.dtype.kind in "iub":
             array = array.astype(np.float32)
         super().__init__(array, requires_grad=requires_grad)
         if isinstance(data, Tensor):
-            self.data = data.data  # share the storage, as torch.nn.Parameter(t) does
+            self._data = data._data  # share the storage, as torch.nn.Parameter(t) does
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
@@ -359,9 +359,9 @@ class Module:
         """Clear every parameter's ``.grad`` (to None, or to zeros in place)."""
         for param in self.parameters():
             if set_to_none:
-                param.grad = None
-            elif param.grad is not None:
-                param.grad[...] = 0
+                param._grad = None
+            elif param._grad is not None:
+                param._grad[...] = 0
 
     # ---- state --------------------------------------------------------------------------------
     def _state_tensors(self) -> OrderedDict[str, Tensor]:
@@ -380,7 +380,7 @@ class Module:
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Every parameter and persistent buffer as a copied ndarray, keyed like PyTorch."""
         tensors = self._state_tensors()
-        return OrderedDict((name, np.array(t.data, copy=True)) for name, t in tensors.items())
+        return OrderedDict((name, np.array(t._data, copy=True)) for name, t in tensors.items())
 
     def load_state_dict(self, state_dict: Any, strict: bool = True) -> IncompatibleKeys:
         """Copy arrays (or Tensors, or torch tensors) into the parameters and buffers in place.
@@ -398,7 +398,7 @@ class Module:
                 continue
             value = state_dict[key]
             if isinstance(value, Tensor):
-                value = value.data
+                value = value._data
             elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
                 value = value.detach().cpu().numpy()
             array = np.asarray(value)
@@ -412,7 +412,7 @@ class Module:
             )
         for key, array in arrays.items():
             tensor = own[key]
-            tensor.data[...] = array
+            tensor._data[...] = array
             tensor._version[0] += 1
         return IncompatibleKeys(missing, unexpected)
 
@@ -472,6 +472,13 @@ class Module:
         return handle
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        for arg in args:
+            if isinstance(arg, np.ndarray):
+                # a NumPy batch (what a NumPy data pipeline yields) is a constant input: wrap it,
+                # without copying, so every layer sees a Tensor
+                args = tuple(Tensor._make(a, False, None) if isinstance(a, np.ndarray) else a
+                             for a in args)
+                break
         for hook in list(self._forward_pre_hooks.values()):
             result = hook(self, args)
             if result is not None:

@@ -61,7 +61,7 @@ def clip_grad_norm_(
     norm_type = float(norm_type)
     if norm_type <= 0:
         raise ValueError(f"clip_grad_norm_: norm_type must be positive, got {norm_type}")
-    grads = [p.grad for p in _as_list(parameters) if p.grad is not None]
+    grads = [p._grad for p in _as_list(parameters) if p._grad is not None]
     if not grads:
         return 0.0
     if math.isinf(norm_type):
@@ -89,8 +89,8 @@ def clip_grad_value_(parameters: Parameters, clip_value: float) -> None:
     if clip_value < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
     for param in _as_list(parameters):
-        if param.grad is not None:
-            np.clip(param.grad, -clip_value, clip_value, out=param.grad)
+        if param._grad is not None:
+            np.clip(param._grad, -clip_value, clip_value, out=param._grad)
 
 
 def parameters_to_vector(parameters: Parameters) -> np.ndarray:
@@ -98,12 +98,12 @@ def parameters_to_vector(parameters: Parameters) -> np.ndarray:
     params = _as_list(parameters)
     if not params:
         return np.zeros(0, dtype=np.float32)
-    return np.concatenate([p.data.ravel() for p in params])
+    return np.concatenate([p._data.ravel() for p in params])
 
 
 def vector_to_parameters(vector: Any, parameters: Parameters) -> None:
     """Copy consecutive slices of ``vector`` into the parameters, in place."""
-    vector = np.asarray(vector.data if isinstance(vector, Tensor) else vector)
+    vector = np.asarray(vector._data if isinstance(vector, Tensor) else vector)
     params = _as_list(parameters)
     needed = sum(p.size for p in params)
     if vector.ndim != 1 or vector.size != needed:
@@ -113,7 +113,7 @@ def vector_to_parameters(vector: Any, parameters: Parameters) -> None:
         )
     offset = 0
     for param in params:
-        param.data[...] = vector[offset : offset + param.size].reshape(param.shape)
+        param._data[...] = vector[offset : offset + param.size].reshape(param.shape)
         param._version[0] += 1
         offset += param.size
 

@@ -56,7 +56,7 @@ class Adagrad(Optimizer):
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         weight_decay, maximize = group["weight_decay"], group["maximize"]
         for param, grad, state in self._params_with_grad(group):
-            data = param.data
+            data = param._data
             if not state:
                 state["step"] = 0
                 state["sum"] = np.full_like(data, group["initial_accumulator_value"])

@@ -70,7 +70,7 @@ class Adam(Optimizer):
             "maximize"]
         decoupled = group["decoupled_weight_decay"]
         for param, grad, state in self._params_with_grad(group):
-            data = param.data
+            data = param._data
             if not state:
                 state["step"] = 0
                 state["exp_avg"] = np.zeros_like(data)

@@ -134,9 +134,9 @@ class Optimizer:
             if not isinstance(param, Tensor):
                 raise TypeError(f"{self._name}: {where} is a {type(param).__name__}; "
                                 "optimizers update gradwise Tensors")
-            if param.data.dtype.kind != "f":
+            if param._data.dtype.kind != "f":
                 raise TypeError(f"{self._name}: {where} ({_label(param)}) has dtype "
-                                f"{param.data.dtype}; only floating-point parameters "
+                                f"{param._data.dtype}; only floating-point parameters "
                                 "can be optimized")
             if not param.is_leaf:
                 raise ValueError(f"{self._name}: {where} ({_label(param)}) is not a leaf "
@@ -160,9 +160,9 @@ class Optimizer:
         for group in self.param_groups:
             for param in group["params"]:
                 if set_to_none:
-                    param.grad = None
-                elif param.grad is not None:
-                    param.grad.fill(0)
+                    param._grad = None
+                elif param._grad is not None:
+                    param._grad.fill(0)
 
     # ---- stepping -----------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -188,12 +188,12 @@ class Optimizer:
         """Yield (parameter, gradient, state) for each parameter of ``group`` that has a grad."""
         state_of = self.state
         for param in group["params"]:
-            grad = param.grad
+            grad = param._grad
             if grad is None:
                 continue
-            if grad.shape != param.data.shape:
+            if grad.shape != param._data.shape:
                 raise ValueError(f"{self._name}.step: gradient of {_label(param)} has shape "
-                                 f"{grad.shape}, the parameter has shape {param.data.shape}")
+                                 f"{grad.shape}, the parameter has shape {param._data.shape}")
             state = state_of.get(param)
             if state is None:
                 state = state_of[param] = {}
@@ -300,11 +300,11 @@ class Optimizer:
             restored = {}
             for name, value in values.items():
                 if isinstance(value, np.ndarray):
-                    if value.shape != param.data.shape:
+                    if value.shape != param._data.shape:
                         raise ValueError(f"{where}: state '{name}' of parameter {index} has "
                                          f"shape {value.shape}, the parameter "
-                                         f"({_label(param)}) has shape {param.data.shape}")
-                    value = value.astype(param.data.dtype, copy=True)
+                                         f"({_label(param)}) has shape {param._data.shape}")
+                    value = value.astype(param._data.dtype, copy=True)
                 else:
                     value = copy.deepcopy(value)
                 restored[name] = value
@@ -324,7 +324,7 @@ class Optimizer:
 
 
 def _label(param: Tensor) -> str:
-    return param.name if param.name else f"shape {param.data.shape}"
+    return param.name if param.name else f"shape {param._data.shape}"
 
 
 # ---- splitting a state_dict into arrays and JSON ----------------------------------------------

@@ -63,7 +63,7 @@ class RMSprop(Optimizer):
         weight_decay, momentum = group["weight_decay"], group["momentum"]
         centered, maximize = group["centered"], group["maximize"]
         for param, grad, state in self._params_with_grad(group):
-            data = param.data
+            data = param._data
             if not state:
                 state["step"] = 0
                 state["square_avg"] = np.zeros_like(data)

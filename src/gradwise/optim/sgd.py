@@ -62,7 +62,7 @@ class SGD(Optimizer):
         weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group[
             "maximize"]
         for param, grad, state in self._params_with_grad(group):
-            data = param.data
+            data = param._data
             step_dir = self._effective_grad(data, grad, weight_decay, maximize)
             if momentum != 0:
                 buf = state.get("momentum_buffer")

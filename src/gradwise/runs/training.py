@@ -20,7 +20,7 @@ import numpy as np
 
 import gradwise as gw
 from gradwise import nn
-from gradwise.doctor import Doctor
+from gradwise.doctor import Doctor, DoctorConfig
 from gradwise.recipes import (
     PreparedData,
     TrainConfig,
@@ -29,6 +29,7 @@ from gradwise.recipes import (
     make_optimizer,
     make_scheduler,
 )
+from gradwise.runs.distributed import is_writer, on_rank_zero, rank_zero_first
 from gradwise.runs.layout import (
     BEST_CHECKPOINT,
     CHECKPOINTS_DIR,
@@ -140,6 +141,7 @@ def train_run(
     progress: bool = False,
     epoch_lines: bool = True,
     stop: StopRequest | None = None,
+    distributed: bool = False,
     extra_callbacks: Sequence[Callback] = (),
 ) -> TrainOutcome:
     """Train ``config`` into ``run_dir`` (or continue the run there with ``resume=True``).
@@ -149,6 +151,9 @@ def train_run(
         progress: show tqdm bars (on stderr).
         epoch_lines: send one summary line per epoch to ``notify``.
         stop: when set during training, stop at the next step, checkpoint and return.
+        distributed: one rank of an MPI job (``mpiexec -n N gradwise train --distributed``):
+            data-parallel training with ``batch_size`` samples per rank; only rank 0 writes
+            the run folder and notifies, the others wait for it (docs/DISTRIBUTED.md).
         extra_callbacks: more callbacks for the Trainer (``--tensorboard``'s logger).
 
     Raises:
@@ -158,14 +163,17 @@ def train_run(
     started = time.perf_counter()
     run_dir = Path(run_dir)
     stop = stop or StopRequest()
-    info, data, extend_from = _start(config, run_dir, resume, notify, progress)
+    writer = is_writer(distributed)
+    if not writer:
+        notify, progress = quiet, False
+    info, data, extend_from = _start(config, run_dir, resume, notify, progress, distributed)
     trainer, checkpoint, doctor = _build_trainer(
         config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify,
-        extend_from=extend_from,
+        extend_from=extend_from, distributed=distributed,
         extra_callbacks=extra_callbacks,
     )
-    info.update(describe_model(trainer.model, data.input_shape))
-    history = _fit(trainer, config, data, run_dir, resume, notify)
+    info.update(describe_model(getattr(trainer.model, "module", trainer.model), data.input_shape))
+    history = _fit(trainer, config, data, run_dir, resume, notify, writer)
     # a signal that arrives after the last step does not undo a finished run
     interrupted = (trainer.stop_reason or "").startswith(_INTERRUPTED)
     outcome = TrainOutcome(
@@ -178,29 +186,38 @@ def train_run(
         outcome.checkpoint = trainer.save_checkpoint(run_dir / LAST_CHECKPOINT)
         info.update(status="interrupted", interrupted_by=stop.reason,
                     epoch=trainer.epoch, step=trainer.step)
+    elif not writer:  # the test evaluation is shared; files and figures are rank 0's
+        trainer.loss_fn = nn.CrossEntropyLoss()
+        trainer.evaluate(data.test, batch_size=EVAL_BATCH)
+        return outcome
     else:
         outcome.checkpoint = checkpoint.last_path
         _finish(outcome, trainer, config, data, doctor, info, progress)
     outcome.seconds = time.perf_counter() - started
     # wall time over every session of the run (a resumed run adds to what it had)
     info["seconds"] = round(float(info.get("seconds") or 0.0) + outcome.seconds, 2)
-    write_json(run_dir / RUN_INFO_NAME, info)
-    if not interrupted:
-        _write_figures(outcome, doctor, trainer.model, data, info)
+    if writer:
+        write_json(run_dir / RUN_INFO_NAME, info)
+        if not interrupted:
+            _write_figures(outcome, doctor, getattr(trainer.model, "module", trainer.model),
+                           data, info)
     return outcome
 
 
 def _start(
-    config: TrainConfig, run_dir: Path, resume: bool, notify: Notify, progress: bool
+    config: TrainConfig, run_dir: Path, resume: bool, notify: Notify, progress: bool,
+    distributed: bool = False,
 ) -> tuple[dict[str, Any], PreparedData, int | None]:
     """Create or check the folder, load the data, and record in run.json what was loaded.
 
     Returns run.json's contents, the data, and the epochs a finished run had when this call
     extends it (else None).
     """
-    info = prepare_run_dir(config, run_dir, resume)
+    info = on_rank_zero(distributed, lambda: prepare_run_dir(config, run_dir, resume))
     extend_from = int(info["epoch"]) if info.get("status") == "finished" else None
-    data = load_data(config, dataset=info.get("dataset"), notify=notify, progress=progress)
+    # rank 0 loads (and maybe downloads) first; then the others read the cached files
+    data = rank_zero_first(distributed, lambda: load_data(
+        config, dataset=info.get("dataset"), notify=notify, progress=progress))
     info.update(
         dataset=data.dataset, source=data.source, fallback=data.fallback,
         classes=data.classes, input_shape=list(data.input_shape), mean=data.mean, std=data.std,
@@ -209,12 +226,9 @@ def _start(
         hyperparameters=config.to_dict(), seed=config.seed, versions=versions(),
         status="running",
     )
-    write_json(run_dir / RUN_INFO_NAME, info)
+    if is_writer(distributed):
+        write_json(run_dir / RUN_INFO_NAME, info)
     return info, data, extend_from
-
-
-def _steps_per_epoch(config: TrainConfig, data: PreparedData) -> int:
-    return math.ceil(len(data.train[1]) / config.batch_size)
 
 
 class _WarmRestart(Callback):
@@ -273,13 +287,16 @@ def _build_trainer(
     epoch_lines: bool,
     notify: Notify,
     extend_from: int | None = None,
+    distributed: bool = False,
     extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[Trainer, ModelCheckpoint, Doctor | None]:
     """The model, optimizer, schedule and callbacks of ``config``, wired into a Trainer
     (``extend_from``: the epochs of a finished run being extended)."""
     model = build_model(config, data.input_shape, len(data.classes))
     optimizer = make_optimizer(config, model)
-    scheduler = make_scheduler(config, optimizer, _steps_per_epoch(config, data))
+    ranks = gw.distributed.get_world_size() if distributed else 1  # batch_size is per rank
+    steps_per_epoch = math.ceil(math.ceil(len(data.train[1]) / ranks) / config.batch_size)
+    scheduler = make_scheduler(config, optimizer, steps_per_epoch)
     checkpoint = ModelCheckpoint(run_dir / CHECKPOINTS_DIR, monitor="val_accuracy",
                                  save_best_only=True, save_last=True)
     callbacks: list[Callback] = [
@@ -290,9 +307,10 @@ def _build_trainer(
     if epoch_lines:
         callbacks.append(EpochSummary(print_fn=notify))
     if extend_from is not None:
-        callbacks.append(_WarmRestart(config, extend_from, _steps_per_epoch(config, data)))
+        callbacks.append(_WarmRestart(config, extend_from, steps_per_epoch))
     callbacks.extend(extra_callbacks)
-    doctor = Doctor() if config.doctor else None
+    doctor = (Doctor(config=DoctorConfig(advice_style="cli"))
+              if config.doctor and is_writer(distributed) else None)
     trainer = Trainer(
         model,
         nn.CrossEntropyLoss(label_smoothing=config.label_smoothing),
@@ -305,6 +323,7 @@ def _build_trainer(
         progress=False,
         doctor=doctor,
         scheduler_interval=None if scheduler is None else "step",
+        distributed=distributed,
     )
     return trainer, checkpoint, doctor
 
@@ -316,6 +335,7 @@ def _fit(
     run_dir: Path,
     resume: bool,
     notify: Notify,
+    writer: bool = True,
 ) -> History:
     """Train (from the last checkpoint when resuming) and save the history."""
     last = run_dir / LAST_CHECKPOINT
@@ -337,7 +357,8 @@ def _fit(
         # killed after its last checkpoint but before it was marked finished
         notify(f"All {config.epochs} epochs were done before the interruption; finishing the "
                "run (final weights, test score, report)")
-    history.save(run_dir / HISTORY_NAME)
+    if writer:
+        history.save(run_dir / HISTORY_NAME)
     return history
 
 
@@ -352,7 +373,9 @@ def _finish(
 ) -> None:
     """After the last epoch: save the weights, score the test split (with a bar when
     ``progress``), update run.json."""
-    run_dir, history, model = outcome.run_dir, outcome.history, trainer.model
+    # the bare model (not its DistributedDataParallel wrapper) for the weights and the report
+    run_dir, history = outcome.run_dir, outcome.history
+    model = getattr(trainer.model, "module", trainer.model)
     last_losses = [trainer.last_loss, *(history.last.get(k) for k in ("loss", "val_loss"))]
     outcome.diverged = history.stop_reason is not None and any(
         isinstance(value, float) and not math.isfinite(value) for value in last_losses
@@ -364,13 +387,20 @@ def _finish(
                                f"{LAST_CHECKPOINT} holds the last good ones)")
     # the test score is that of the weights evaluate and predict use by default: the best epoch's
     best = run_dir / BEST_CHECKPOINT
-    if (best / "checkpoint.json").is_file():
-        epoch = load_checkpoint_weights(model, best)
-        outcome.test_weights = f"best: epoch {epoch} of {trainer.epoch}"
-    else:
+    if trainer.distributed is not None:
+        # every rank takes part in this evaluation (see train_run), so all keep the final weights
         outcome.test_weights = f"last: epoch {trainer.epoch}"
-    test = score(model, *data.test, progress=progress)  # no label smoothing, as evaluate
-    outcome.test_loss, outcome.test_accuracy = test.loss, test.accuracy
+        trainer.loss_fn = nn.CrossEntropyLoss()  # no label smoothing, as evaluate
+        logs = trainer.evaluate(data.test, batch_size=EVAL_BATCH)
+        outcome.test_loss, outcome.test_accuracy = float(logs["loss"]), float(logs["accuracy"])
+    else:
+        if (best / "checkpoint.json").is_file():
+            epoch = load_checkpoint_weights(model, best)
+            outcome.test_weights = f"best: epoch {epoch} of {trainer.epoch}"
+        else:
+            outcome.test_weights = f"last: epoch {trainer.epoch}"
+        test = score(model, *data.test, progress=progress)  # no label smoothing, as evaluate
+        outcome.test_loss, outcome.test_accuracy = test.loss, test.accuracy
     info.update(test_weights=outcome.test_weights)
     info.update(
         status="finished" if history.stop_reason is None else "stopped",

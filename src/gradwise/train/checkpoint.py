@@ -176,7 +176,7 @@ def _as_arrays(kind: str, state: Mapping[str, Any]) -> dict[str, np.ndarray]:
     for name, value in state.items():
         if not isinstance(name, str):
             raise CheckpointError(f"save_checkpoint: {kind} state key {name!r} is not a string")
-        array = np.asarray(getattr(value, "data", value))
+        array = np.asarray(getattr(value, "_data", value))
         if array.dtype == object:
             raise CheckpointError(
                 f"save_checkpoint: {kind} state {name!r} is not a numeric array "
@@ -301,7 +301,7 @@ def check_state_matches(
 ) -> None:
     """Raise :class:`CheckpointError` listing missing, unexpected and mis-shaped keys."""
     expected_shapes = {
-        key: tuple(np.shape(getattr(value, "data", value))) for key, value in expected.items()
+        key: tuple(np.shape(getattr(value, "_data", value))) for key, value in expected.items()
     }
     missing = [key for key in expected_shapes if key not in saved]
     unexpected = [key for key in saved if key not in expected_shapes]

@@ -46,8 +46,8 @@ __all__ = [
 
 # ---- array helpers ----------------------------------------------------------------------------
 def _array(value: Any) -> np.ndarray:
-    """Accept Tensors (anything with an ndarray ``.data``) and array-likes alike."""
-    data = getattr(value, "data", value)
+    """Accept Tensors (anything with an ndarray ``._data``) and array-likes alike."""
+    data = getattr(value, "_data", value)
     return data if isinstance(data, np.ndarray) else np.asarray(data)
 
 

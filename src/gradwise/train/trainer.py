@@ -130,6 +130,10 @@ class Trainer:
             runs after the other callbacks and is reachable as ``trainer.doctor``.
         scheduler_interval: ``"epoch"`` or ``"step"``; None chooses ``"step"`` for OneCycleLR
             and ``"epoch"`` otherwise.
+        distributed: train data-parallel across the ranks of an MPI job (``mpiexec -n N``):
+            the model is wrapped in ``DistributedDataParallel``, the data sharded, metrics
+            summed over ranks, and only rank 0 prints and writes checkpoints. See
+            :mod:`gradwise.train.distributed` and docs/DISTRIBUTED.md.
 
     Attributes callbacks may read: ``model``, ``optimizer``, ``scheduler``, ``step`` (optimizer
     steps taken), ``epoch`` (epochs completed; the index of the epoch in progress),
@@ -152,6 +156,7 @@ class Trainer:
         progress: bool | str = True,
         doctor: Any = None,
         scheduler_interval: str | None = None,
+        distributed: bool = False,
     ):
         for attribute in ("parameters", "train", "eval", "state_dict", "load_state_dict"):
             if not hasattr(model, attribute) or not callable(model):
@@ -224,6 +229,11 @@ class Trainer:
         self._in_step = False
         self._data_fingerprint: dict[str, Any] | None = None
         self.resumed_at: tuple[int, int] | None = None
+        self.distributed: Any = None
+        if distributed:
+            from gradwise.train.distributed import DistributedTraining
+
+            self.distributed = DistributedTraining(self)
 
     # ---- public API ---------------------------------------------------------------------------
     def fit(
@@ -281,6 +291,8 @@ class Trainer:
         self._totals = None
         self.resumed_at = None
         resumed_totals: dict[str, Any] | None = None
+        if self.distributed is not None:
+            self._data_fingerprint = self.distributed.fingerprint(train_loader, batch_size)
         if resume_from is not None:
             resumed_totals = self._restore(resume_from, train_loader)
             self.resumed_at = (self.epoch, self.step)
@@ -334,7 +346,7 @@ class Trainer:
         outputs = []
         with _eval_mode(self.model), no_grad():
             for batch in loader:
-                outputs.append(np.asarray(self.model(Tensor(batch[0])).data))
+                outputs.append(np.asarray(self.model(Tensor(batch[0]))._data))
         return np.concatenate(outputs)
 
     def request_stop(self, reason: str = "stop requested") -> None:
@@ -376,6 +388,8 @@ class Trainer:
             trainer_state=self._trainer_state(),
             history=self.history.to_dict(),
         )
+        if self.distributed is not None:
+            return self.distributed.save_checkpoint(path, data)
         return save_checkpoint(path, data)
 
     def running_logs(self) -> dict[str, float]:
@@ -396,6 +410,8 @@ class Trainer:
             totals.load_state_dict(resumed_totals)
         self._totals = totals
         self._epoch_started_at = time.perf_counter()
+        if self.distributed is not None:
+            self.distributed.set_epoch(loader, epoch)
         if hasattr(loader, "state_dict"):
             self._epoch_start_loader_state = loader.state_dict()
         self.model.train()
@@ -420,6 +436,8 @@ class Trainer:
             output = model(from_numpy(x))
             loss = loss_fn(output, target)
             loss_value = _scalar_loss(loss)
+            if self.distributed is not None:
+                loss_value = self.distributed.agree_loss(loss_value)
             self.last_loss = loss_value
             if not math.isfinite(loss_value):
                 self._in_step = False
@@ -444,12 +462,14 @@ class Trainer:
             totals.samples += size
             totals.batches += 1
             for metric in totals.metrics:
-                metric.update(output.data, y)
+                metric.update(output._data, y)
             self.batch_in_epoch += 1
             self._in_step = False
             logs["loss"] = loss_value
             for handler in batch_end:
                 handler(step, logs)
+            if self.distributed is not None:
+                self.distributed.agree_stop(self)
             if self.stop_training:
                 break
         if self.stop_training and self.batch_in_epoch < self.batches_per_epoch:
@@ -463,6 +483,8 @@ class Trainer:
         val_loader: Any,
         handlers: dict[str, list[Any]],
     ) -> None:
+        if self.distributed is not None:
+            self.distributed.reduce_totals(totals)
         record: dict[str, Any] = {"epoch": epoch + 1, **totals.logs()}
         if val_loader is not None:
             val_logs = {f"val_{k}": v for k, v in self._evaluate_loader(val_loader).items()}
@@ -499,7 +521,11 @@ class Trainer:
                 loss_sum += _scalar_loss(self.loss_fn(output, Tensor(y))) * len(x)
                 samples += len(x)
                 for metric in metrics:
-                    metric.update(output.data, y)
+                    metric.update(output._data, y)
+        if self.distributed is not None:
+            loss_sum, samples = self.distributed.reduce_evaluation(
+                loader, loss_sum, samples, metrics
+            )
         logs = {"loss": loss_sum / samples}
         for metric in metrics:
             logs[metric.name] = metric.compute()
@@ -591,6 +617,8 @@ class Trainer:
             )
         if training or name == "val_data":
             _check_dataset_finite(name, ArrayDataset(x, y))
+        if self.distributed is not None:
+            return self.distributed.make_loader(x, y, batch_size, shuffle, training, self.seed)
         rng = self._derived_generator(0) if training else None
         return DataLoader((x, y), batch_size=batch_size, shuffle=shuffle and training, seed=rng)
 
@@ -712,6 +740,8 @@ class Trainer:
             raise CheckpointError(f"{where}: cannot restore the run: {error}") from error
         if data.history is not None:
             self.history = History.from_dict(data.history)
+        if self.distributed is not None:
+            epoch_totals = self.distributed.restore(self, state, epoch_totals)
         return epoch_totals
 
 
@@ -728,7 +758,7 @@ def _check_positive_int(owner: str, name: str, value: Any) -> None:
 
 
 def _as_array(owner: str, name: str, value: Any) -> np.ndarray:
-    array = value.data if isinstance(value, Tensor) else np.asarray(value)
+    array = value._data if isinstance(value, Tensor) else np.asarray(value)
     if array.ndim == 0:
         raise ValueError(f"{owner}: {name} is a scalar; it needs a first (sample) axis")
     if array.dtype == object:
@@ -764,7 +794,7 @@ def _unpack(batch: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _scalar_loss(loss: Any) -> float:
-    data = getattr(loss, "data", loss)
+    data = getattr(loss, "_data", loss)
     if np.size(data) != 1:
         raise ValueError(
             f"Trainer: loss_fn must return a scalar, got shape {np.shape(data)} "

@@ -43,7 +43,7 @@ def _local_derivative(fn: Callable[[Tensor], Tensor], at: Any) -> np.ndarray:
     """d fn / d input at ``at``, by the engine's backward of that one op."""
     leaf = _t(at, requires_grad=True)
     fn(leaf).sum().backward()
-    return leaf.grad
+    return leaf._grad
 
 
 def _finite_difference(loss_of: Callable[..., float], params: dict[str, np.ndarray],
@@ -103,10 +103,10 @@ def neuron_walkthrough(x: Sequence[float] = (1.0, 2.0), w: Sequence[float] = (0.
     loss = F.binary_cross_entropy(a, _t(y))
     loss.backward()
     out: dict[str, Any] = {"x": x_arr, "w": w_arr, "b": float(b_arr), "y": float(y), "lr": lr}
-    out.update(z=float(z.data), a=float(a.data), loss=float(loss.data))
+    out.update(z=float(z._data), a=float(a._data), loss=float(loss._data))
     # local derivatives: each op's backward on its own
-    out["dL_da"] = float(_local_derivative(lambda t: F.binary_cross_entropy(t, _t(y)), a.data))
-    out["da_dz"] = float(_local_derivative(lambda t: t.sigmoid(), z.data))
+    out["dL_da"] = float(_local_derivative(lambda t: F.binary_cross_entropy(t, _t(y)), a._data))
+    out["da_dz"] = float(_local_derivative(lambda t: t.sigmoid(), z._data))
     out["dz_dw"] = _local_derivative(lambda t: (t * x_t).sum() + _t(b_arr), w_arr)
     out["dz_db"] = float(_local_derivative(lambda t: (_t(w_arr) * x_t).sum() + t, b_arr))
     # the chain rule, multiplied out by hand
@@ -114,12 +114,12 @@ def neuron_walkthrough(x: Sequence[float] = (1.0, 2.0), w: Sequence[float] = (0.
     out["dL_dw"] = out["dL_dz"] * out["dz_dw"]
     out["dL_db"] = out["dL_dz"] * out["dz_db"]
     # what the engine's full backward computed
-    out.update(engine_dL_da=float(a.grad), engine_dL_dz=float(z.grad),
-               engine_dw=w_t.grad.copy(), engine_db=float(b_t.grad))
+    out.update(engine_dL_da=float(a._grad), engine_dL_dz=float(z._grad),
+               engine_dw=w_t._grad.copy(), engine_db=float(b_t._grad))
 
     def loss_of(w: np.ndarray, b: np.ndarray) -> float:
         with no_grad():
-            return float(_neuron_loss(x_arr, w, b, y).data)
+            return float(_neuron_loss(x_arr, w, b, y)._data)
 
     params = {"w": w_arr.copy(), "b": b_arr.copy()}
     out["fd_dw"] = _finite_difference(loss_of, params, "w")
@@ -258,24 +258,24 @@ def mlp_walkthrough(x: Sequence[float] = (1.0, 2.0), y: float = 1.0, lr: float =
     forward["L"].backward()
 
     v: dict[str, Any] = {"x": x_arr, "y": float(y)}
-    v.update({name: t.data for name, t in forward.items()})
+    v.update({name: t._data for name, t in forward.items()})
     v.update(values)
     hand: dict[str, np.ndarray] = {}
     for name in order:
         hand[name] = np.asarray(_MLP_STEPS[name][1](v, hand))
-    engine = {name: (forward | tensors)[name].grad for name in order}
+    engine = {name: (forward | tensors)[name]._grad for name in order}
 
     def loss_of(**p: np.ndarray) -> float:
         with no_grad():
-            return float(_mlp_forward(x_t, {k: _t(a) for k, a in p.items()}, y)["L"].data)
+            return float(_mlp_forward(x_t, {k: _t(a) for k, a in p.items()}, y)["L"]._data)
 
     fd = {name: _finite_difference(loss_of, values, name) for name in values}
     updated = {name: values[name] - lr * engine[name] for name in values}
     return {
-        "forward": {name: t.data for name, t in forward.items()}, "order": order,
+        "forward": {name: t._data for name, t in forward.items()}, "order": order,
         "hand": hand, "engine": engine, "fd": fd, "updated": updated, "params": values,
         "x": x_arr, "y": float(y), "lr": lr,
-        "loss": float(forward["L"].data), "new_loss": loss_of(**updated),
+        "loss": float(forward["L"]._data), "new_loss": loss_of(**updated),
     }
 
 

@@ -52,18 +52,18 @@ def graph_nodes(root: Tensor) -> list[Tensor]:
 def _gradients(root: Tensor, nodes: list[Tensor]) -> dict[int, np.ndarray]:
     """dL/d(node) for every node, by a backward pass that leaves every ``.grad`` as it was."""
     if not root.requires_grad or root.size != 1:
-        return {id(t): t.grad for t in nodes if t.grad is not None}
-    saved = [(t, t.grad, t._retains_grad) for t in nodes]
+        return {id(t): t._grad for t in nodes if t._grad is not None}
+    saved = [(t, t._grad, t._retains_grad) for t in nodes]
     try:
         for tensor in nodes:
-            tensor.grad = None
+            tensor._grad = None
             if tensor.requires_grad:
                 tensor._retains_grad = True
         root.backward(retain_graph=True)
-        return {id(t): t.grad for t in nodes if t.grad is not None}
+        return {id(t): t._grad for t in nodes if t._grad is not None}
     finally:
         for tensor, grad, retains in saved:
-            tensor.grad = grad
+            tensor._grad = grad
             tensor._retains_grad = retains
 
 
@@ -86,7 +86,7 @@ def _to_dot(root: Tensor, nodes: list[Tensor], grads: dict[int, np.ndarray]) -> 
             role = tensor.name or ("parameter" if tensor.requires_grad else "input")
         else:
             role = tensor.name or f"{type(tensor.grad_fn).__name__.lower()} result"
-        parts = [role, f"shape {tuple(tensor.shape)}", f"value {_summary(tensor.data)}",
+        parts = [role, f"shape {tuple(tensor.shape)}", f"value {_summary(tensor._data)}",
                  f"grad {_summary(grads.get(id(tensor)))}"]
         label = "\\n".join(_escape(part) for part in parts)  # \n: a line break in DOT
         fill = "#fde2b3" if tensor is root else ("#d5e8d4" if tensor.grad_fn is None

@@ -141,6 +141,8 @@ class Conv2d(Function):
 
     saves_inputs = True
 
+    tensor_args = (0, 1, 2)
+
     @staticmethod
     def forward(ctx, x, weight, bias=None, stride=(1, 1), padding=(0, 0), dilation=(1, 1)):
         _check_conv(x, weight, bias, padding, dilation)

@@ -22,6 +22,8 @@ def _binary_shapes(name: str, a: np.ndarray, b: np.ndarray) -> None:
 class Add(Function):
     saves_inputs = False
 
+    tensor_args = (0, 1)
+
     @staticmethod
     def forward(ctx, a, b):
         if a.shape != b.shape:
@@ -38,6 +40,8 @@ class Add(Function):
 
 class Sub(Function):
     saves_inputs = False
+
+    tensor_args = (0, 1)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -57,6 +61,8 @@ class Sub(Function):
 class Mul(Function):
     owns_grads = True
 
+    tensor_args = (0, 1)
+
     @staticmethod
     def forward(ctx, a, b):
         if a.shape != b.shape:
@@ -75,6 +81,8 @@ class Mul(Function):
 
 class Div(Function):
     owns_grads = True
+
+    tensor_args = (0, 1)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -142,6 +150,8 @@ class PowScalar(Function):
 class Pow(Function):
     """a ** b with both sides tensors."""
     owns_grads = True
+
+    tensor_args = (0, 1)
 
     @staticmethod
     def forward(ctx, a, b):
@@ -270,6 +280,8 @@ class _Pick(Function):
 
 
 class Maximum(_Pick):
+    tensor_args = (0, 1)
+
     @staticmethod
     def forward(ctx, a, b):
         return Maximum._forward(ctx, a, b, "maximum")
@@ -283,6 +295,8 @@ class Minimum(_Pick):
     pick = staticmethod(np.minimum)
     wins = staticmethod(np.less)
 
+    tensor_args = (0, 1)
+
     @staticmethod
     def forward(ctx, a, b):
         return Minimum._forward(ctx, a, b, "minimum")
@@ -295,6 +309,8 @@ class Minimum(_Pick):
 class Where(Function):
     owns_grads = True
     saves_inputs = False
+
+    tensor_args = (1, 2)
 
     @staticmethod
     def forward(ctx, condition, a, b):
@@ -324,6 +340,7 @@ class Where(Function):
 
 # ---- activations ------------------------------------------------------------------------------
 class ReLU(Function):
+    observe_kind = "relu"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -342,6 +359,7 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    observe_kind = "leaky_relu"
     owns_grads = True
 
     @staticmethod
@@ -356,6 +374,7 @@ class LeakyReLU(Function):
 
 
 class ELU(Function):
+    observe_kind = "elu"
     owns_grads = True
     saves_output = True
 
@@ -379,6 +398,7 @@ def stable_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(Function):
+    observe_kind = "sigmoid"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -396,6 +416,7 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
+    observe_kind = "tanh"
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -413,6 +434,7 @@ class Tanh(Function):
 
 
 class Softplus(Function):
+    observe_kind = "softplus"
     owns_grads = True
 
     @staticmethod
@@ -445,6 +467,7 @@ def erf(x: np.ndarray) -> np.ndarray:
 
 
 class GELU(Function):
+    observe_kind = "gelu"
     owns_grads = True
 
     @staticmethod

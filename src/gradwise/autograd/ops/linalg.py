@@ -29,6 +29,8 @@ def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:
 class MatMul(Function):
     owns_grads = True
 
+    tensor_args = (0, 1)
+
     @staticmethod
     def forward(ctx, a, b):
         _check_matmul(a, b)
@@ -57,6 +59,8 @@ class MatMul(Function):
 class Linear(Function):
     """y = x W^T + b with W of shape (out, in), PyTorch's layout, in one node."""
     owns_grads = True
+
+    tensor_args = (0, 1, 2)
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):

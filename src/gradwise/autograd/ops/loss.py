@@ -58,6 +58,7 @@ def check_class_targets(name: str, logits: np.ndarray, target: np.ndarray) -> No
 
 class CrossEntropy(Function):
     """Softmax cross-entropy over (N, C) logits and integer labels, with label smoothing."""
+    observe_kind = "cross_entropy"
     owns_grads = True
 
     saves_inputs = False
@@ -96,6 +97,7 @@ class CrossEntropy(Function):
 
 class NLLLoss(Function):
     """Negative log-likelihood of integer labels under (N, C) log-probabilities."""
+    observe_kind = "nll_loss"
     owns_grads = True
 
     saves_inputs = False
@@ -119,6 +121,7 @@ class NLLLoss(Function):
 
 class BCEWithLogits(Function):
     """Binary cross-entropy on logits: max(x, 0) - x y + log(1 + e^-|x|), stable for any x."""
+    observe_kind = "bce_with_logits"
     owns_grads = True
 
     @staticmethod
@@ -136,6 +139,7 @@ class BCEWithLogits(Function):
 
 class BCE(Function):
     """Binary cross-entropy on probabilities; each log is clamped at -100 as PyTorch does."""
+    observe_kind = "bce"
     owns_grads = True
 
     @staticmethod

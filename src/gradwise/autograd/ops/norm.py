@@ -34,6 +34,8 @@ class BatchNorm(Function):
 
     saves_inputs = False
 
+    tensor_args = (0, 1, 2)
+
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
         n, c = x.shape[0], x.shape[1]
@@ -101,6 +103,8 @@ class LayerNorm(Function):
     owns_grads = True
 
     saves_inputs = False
+
+    tensor_args = (0, 1, 2)
 
     @staticmethod
     def forward(ctx, x, weight, bias, ndim, eps):

@@ -150,6 +150,7 @@ def _check_axis(axis: int, ndim: int, op: str) -> int:
 
 
 class Softmax(Function):
+    observe_kind = "softmax"
     owns_grads = True
     saves_inputs = False
     saves_output = True

@@ -115,6 +115,8 @@ class GetItem(Function):
 class Cat(Function):
     saves_inputs = False
 
+    tensor_args = None
+
     @staticmethod
     def forward(ctx, *arrays, axis=0):
         if not arrays:
@@ -142,6 +144,8 @@ class Cat(Function):
 
 class Stack(Function):
     saves_inputs = False
+
+    tensor_args = None
 
     @staticmethod
     def forward(ctx, *arrays, axis=0):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gradwise.autograd._args import dim_arg
 from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
 from gradwise.nn.module import Module
@@ -73,28 +74,28 @@ class Tanh(Module):
 
 
 class Softmax(Module):
-    """exp(x) / sum(exp(x)) along ``axis``."""
+    """exp(x) / sum(exp(x)) along ``dim`` (NumPy alias ``axis``; default -1)."""
 
-    def __init__(self, axis: int = -1) -> None:
+    def __init__(self, dim: int | None = None, axis: int | None = None) -> None:
         super().__init__()
-        self.axis = axis
+        self.axis = dim_arg(type(self).__name__, dim, axis, -1)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.softmax(x, self.axis)
 
     def extra_repr(self) -> str:
-        return f"axis={self.axis}"
+        return f"dim={self.axis}"
 
 
 class LogSoftmax(Module):
-    """log(softmax(x)) along ``axis``, computed stably."""
+    """log(softmax(x)) along ``dim`` (NumPy alias ``axis``; default -1), computed stably."""
 
-    def __init__(self, axis: int = -1) -> None:
+    def __init__(self, dim: int | None = None, axis: int | None = None) -> None:
         super().__init__()
-        self.axis = axis
+        self.axis = dim_arg(type(self).__name__, dim, axis, -1)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.log_softmax(x, self.axis)
 
     def extra_repr(self) -> str:
-        return f"axis={self.axis}"
+        return f"dim={self.axis}"

@@ -14,6 +14,7 @@ from gradwise import data as gw_data
 from gradwise import nn
 from gradwise.imageprep import load_digit_image
 from gradwise.recipes import IMAGE_DATASETS, TrainConfig, build_model, load_data
+from gradwise.runinfo import check_run_info
 from gradwise.runs.layout import (
     BEST_CHECKPOINT,
     LAST_CHECKPOINT,
@@ -28,7 +29,7 @@ from gradwise.runs.layout import (
     read_json,
 )
 from gradwise.runs.scoring import batched_logits, score
-from gradwise.train.checkpoint import CheckpointError, check_state_matches
+from gradwise.train.checkpoint import CheckpointError, check_finite_weights, check_state_matches
 from gradwise.train.metrics import confusion_matrix
 
 __all__ = [
@@ -63,23 +64,30 @@ class LoadedRun:
     weights_note: str = ""
 
 
-def load_run(run_dir: str | os.PathLike[str], weights: str = "best") -> LoadedRun:
+def load_run(run_dir: str | os.PathLike[str], weights: str = "best",
+             allow_non_finite: bool = False) -> LoadedRun:
     """Rebuild the model from ``config.json`` and load its weights.
 
     Args:
         weights: ``"best"`` loads ``checkpoints/best`` (the epoch with the best validation
             accuracy) when the run has one, else the final weights; ``"last"`` loads the final
             weights (``weights.safetensors``, or the last checkpoint of an unfinished run).
+        allow_non_finite: load NaN/inf weights instead of refusing them (a diverged run).
+
+    Args:
+        allow_non_finite: load NaN/inf weights (to inspect a diverged run); refused otherwise.
 
     Raises:
         ValueError: ``weights`` is neither ``"best"`` nor ``"last"``.
-        RunError: the folder, its config, or usable weights are missing or do not fit.
+        RunError: the folder, its config, run.json (see :mod:`gradwise.runinfo`) or usable
+            weights are missing, invalid, non-finite, of other dtypes, or do not fit.
     """
     if weights not in WEIGHT_CHOICES:
         raise ValueError(f"load_run: weights must be 'best' or 'last', got {weights!r}")
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     info = read_json(run_dir / RUN_INFO_NAME)
+    check_run_info(info, str(run_dir / RUN_INFO_NAME), RunError, trained=True)
     try:
         input_shape = tuple(int(n) for n in info["input_shape"])
         n_classes = len(info["classes"])
@@ -91,19 +99,21 @@ def load_run(run_dir: str | os.PathLike[str], weights: str = "best") -> LoadedRu
     of_epochs = f" of {info['epoch']}" if isinstance(info.get("epoch"), int) else ""
     final = run_dir / WEIGHTS_NAME
     best = run_dir / BEST_CHECKPOINT
-    if weights == "best" and (best / "checkpoint.json").is_file():
-        epoch = load_checkpoint_weights(model, best)
+    if weights == "best" and os.path.lexists(best / "checkpoint.json"):
+        epoch = load_checkpoint_weights(model, best, allow_non_finite)
         source, note = best, f"best: epoch {epoch}{of_epochs} ({BEST_CHECKPOINT})"
-    elif final.is_file():
+    elif os.path.lexists(final):  # a FIFO or an outside link is refused when read
         state = load_weights(final)
         try:
             check_state_matches(model.state_dict(), state, source=final)
+            if not allow_non_finite:
+                check_finite_weights(state, final)
         except CheckpointError as error:
             raise RunError(str(error).splitlines()[0]) from error
         model.load_state_dict(state)
         source, note = final, f"last: the final weights ({WEIGHTS_NAME})"
-    elif (run_dir / LAST_CHECKPOINT / "checkpoint.json").is_file():
-        epoch = load_checkpoint_weights(model, run_dir / LAST_CHECKPOINT)
+    elif os.path.lexists(run_dir / LAST_CHECKPOINT / "checkpoint.json"):
+        epoch = load_checkpoint_weights(model, run_dir / LAST_CHECKPOINT, allow_non_finite)
         source = run_dir / LAST_CHECKPOINT
         note = f"last: epoch {epoch} ({LAST_CHECKPOINT}; the run is not finished)"
     else:
@@ -127,7 +137,7 @@ class Evaluation:
 
 def evaluate_run(run_dir: str | os.PathLike[str], data_dir: str | None = None,
                  notify: Notify = quiet, weights: str = "best",
-                 progress: bool = False) -> Evaluation:
+                 progress: bool = False, allow_non_finite: bool = False) -> Evaluation:
     """Rebuild the run's model and score it on the test split of the data it trained on.
 
     The loss is plain cross-entropy (no label smoothing), as the test loss of ``train_run``.
@@ -135,8 +145,9 @@ def evaluate_run(run_dir: str | os.PathLike[str], data_dir: str | None = None,
     Args:
         weights: ``"best"`` or ``"last"``, as for :func:`load_run`.
         progress: show a bar on stderr while scoring.
+        allow_non_finite: evaluate NaN/inf weights (see :func:`load_run`).
     """
-    run = load_run(run_dir, weights)
+    run = load_run(run_dir, weights, allow_non_finite=allow_non_finite)
     config = run.config if data_dir is None else run.config.updated({"data_dir": data_dir})
     scaling = (float(run.info.get("mean", 0.0)), float(run.info.get("std", 1.0)))
     data = load_data(config, dataset=run.info.get("dataset"), notify=notify, scaling=scaling)

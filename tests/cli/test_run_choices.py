@@ -114,5 +114,5 @@ def test_a_runs_weights_load_with_the_public_loader(capsys, tmp_path) -> None:
     with pytest.raises(CheckpointError, match="weights.safetensors: the checkpoint does not fit"):
         load_model_weights(run / "weights.safetensors", wrong)
     (tmp_path / "bad.safetensors").write_bytes(b"{}")
-    with pytest.raises(CheckpointError, match="bad.safetensors: not a valid safetensors file"):
+    with pytest.raises(CheckpointError, match="bad.safetensors: not a safetensors file"):
         load_model_weights(tmp_path / "bad.safetensors", model)

@@ -229,6 +229,10 @@ def _start(
         hyperparameters=config.to_dict(), seed=config.seed, versions=versions(),
         status="running",
     )
+    if data.dataset != config.dataset:
+        # config.json keeps the settings as asked (a rerun tries MNIST again); say here that
+        # another data set ran instead, so the two files do not seem to disagree
+        info["dataset_requested"] = config.dataset
     if is_writer(distributed):
         write_json(run_dir / RUN_INFO_NAME, info)
     return info, data, extend_from

@@ -55,7 +55,7 @@ class DistributedTraining:
             trainer.model = DistributedDataParallel(trainer.model, bucket_cap_mb=bucket_cap_mb)
         if self.rank != 0:
             trainer.progress = False
-            trainer.doctor = None
+            trainer.doctor = None  # rank 0 watches; its findings arrive after fit (share_doctor)
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, _RANK0_ONLY)]
 
     @property
@@ -115,6 +115,17 @@ class DistributedTraining:
         reason = next((r for r in reasons if r), "stop requested by another rank")
         trainer.stop_training = True
         trainer.stop_reason = reason
+
+    def share_doctor(self, trainer: Any) -> None:
+        """After fit: every rank gets rank 0's findings, so ``trainer.doctor.format_findings()``
+        works on every rank (one small broadcast; the other ranks hold a read-only copy)."""
+        report = None
+        if self.is_main and trainer.doctor is not None and hasattr(trainer.doctor, "to_dict"):
+            report = {"text": trainer.doctor.format_findings(overhead=False),
+                      "state": _jsonable(trainer.doctor.to_dict())}
+        report = dist.broadcast_json(report)
+        if not self.is_main and report is not None:
+            trainer.doctor = RankZeroFindings(report["text"], report["state"])
 
     # ---- metrics ------------------------------------------------------------------------------
     def reduce_totals(self, totals: Any) -> None:
@@ -219,6 +230,28 @@ class DistributedTraining:
             epoch_totals["loss_sum"], epoch_totals["samples"] = 0.0, 0
             epoch_totals["metrics"] = {m.name: m.state_dict() for m in trainer._new_metrics()}
         return epoch_totals
+
+
+class RankZeroFindings:
+    """What ``trainer.doctor`` is on ranks other than 0 after a distributed fit: rank 0's
+    findings, read-only (only rank 0 watches the model; the replicas are identical).
+
+    Attributes:
+        findings: rank 0's findings as dicts (``Finding`` fields).
+    """
+
+    def __init__(self, text: str, state: dict[str, Any]) -> None:
+        self._text = text
+        self._state = state
+        self.findings: list[dict[str, Any]] = list(state.get("findings") or [])
+
+    def format_findings(self, width: int = 100, overhead: bool = True) -> str:
+        """Rank 0's findings as text (as rank 0 formatted them, without its overhead)."""
+        return self._text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Rank 0's ``Doctor.to_dict()``."""
+        return self._state
 
 
 def _jsonable(value: Any) -> Any:

@@ -401,7 +401,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                  else f"the end of epoch {outcome.epoch}")
         command = f"gradwise train --resume {_shell_path(run_dir)}"
         if args.distributed:
-            command = f"mpiexec -n N {command} --distributed"
+            # a per-step schedule resumes only on the same number of ranks (DISTRIBUTED.md)
+            ranks = (gw_distributed().get_world_size() if config.schedule != "none" else "N")
+            command = f"mpiexec -n {ranks} {command} --distributed"
         print(
             f"Interrupted at {where}, step {outcome.step}; checkpoint saved. "
             f"Resume with: {command}",

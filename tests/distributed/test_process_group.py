@@ -123,6 +123,20 @@ print("rank 0 went on")
 """
 
 
+_RAISES_ON_EVERY_RANK = """
+from gradwise import distributed as dist
+dist.init()
+raise ValueError("the same on every rank")
+"""
+
+
+def test_an_error_on_every_rank_is_printed_once(mpi) -> None:
+    result = run(mpi, 3, [sys.executable, "-c", _RAISES_ON_EVERY_RANK], check=False, timeout=60)
+    assert result.code != 0
+    assert result.out.count("ValueError: the same on every rank") == 1, result.out
+    assert result.out.count("aborting every rank") == 1, result.out
+
+
 def test_an_uncaught_exception_on_one_rank_ends_the_job_at_once(mpi) -> None:
     result = run(mpi, 2, [sys.executable, "-c", _RAISES_ON_RANK_1], check=False, timeout=60)
     assert result.code != 0

@@ -179,6 +179,8 @@ def _abort_on_uncaught_exception(group: ProcessGroup) -> None:
     previous = sys.excepthook
 
     def hook(kind: type[BaseException], value: BaseException, traceback: Any) -> None:
+        if group.rank != 0:  # the same error on every rank: rank 0's abort ends this one first
+            time.sleep(ABORT_GRACE)
         previous(kind, value, traceback)
         print(
             f"gradwise.distributed: rank {group.rank} of {group.world_size} stopped with "
@@ -264,9 +266,7 @@ def _wait(group: ProcessGroup, request: Any, op: str, detail: str = "") -> None:
                 f"{group.timeout:g} s in {op}{detail} and the other ranks did not arrive (one "
                 "died, hangs or stopped early); aborting every rank of the job"
             )
-            print(message, file=sys.stderr, flush=True)
-            group.comm.Abort(1)
-            raise SystemExit(1)  # MPI_Abort does not return; never a second message
+            _abort_job(group, message, 1)
         if pause:
             time.sleep(pause)
         pause = min(1e-3, pause * 2 if pause else 1e-5)
@@ -508,9 +508,27 @@ def _mpi_byte() -> Any:
     return MPI.BYTE
 
 
-def abort(message: str, code: int = 1) -> None:
-    """Print ``message`` and end every rank of the job (``MPI_Abort``); alone, exit."""
+ABORT_GRACE = 1.0
+"""Seconds a rank other than 0 waits before it prints its abort message and aborts: when every
+rank meets the same error (or waits for the same dead rank), rank 0's abort ends them first and
+the job prints the message once; an error of one rank alone is still printed, a second later."""
+
+
+def _abort_job(group: ProcessGroup, message: str, code: int) -> None:
+    if group.rank != 0:
+        time.sleep(ABORT_GRACE)
     print(message, file=sys.stderr, flush=True)
+    group.comm.Abort(code)
+    raise SystemExit(code)  # MPI_Abort does not return
+
+
+def abort(message: str, code: int = 1) -> None:
+    """Print ``message`` and end every rank of the job (``MPI_Abort``); alone, exit.
+
+    Ranks other than 0 wait :data:`ABORT_GRACE` seconds first, so an error that every rank
+    meets is printed once (by rank 0).
+    """
     if _group is not None and _group.comm is not None:
-        _group.comm.Abort(code)
+        _abort_job(_group, message, code)
+    print(message, file=sys.stderr, flush=True)
     raise SystemExit(code)

@@ -38,6 +38,9 @@ def test_train_without_distributed_under_mpiexec_is_refused(mpi, tmp_path: Path)
     assert done.out.count("did you mean 'mpiexec -n N gradwise train ... --distributed'?") \
         == 1, done.out
     assert not (tmp_path / "run").exists()
+    done = run(mpi, 2, [GRADWISE, "recipes"], check=False)  # any other command: one process
+    assert done.code == 2, done.out
+    assert done.out.count("'recipes' runs in one process") == 1, done.out
 
 
 def test_ctrl_c_after_training_changes_nothing(mpi, tmp_path: Path) -> None:

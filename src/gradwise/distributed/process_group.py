@@ -293,8 +293,12 @@ def _raw(op: str, value: Tensor | np.ndarray) -> np.ndarray:
     return array
 
 
-def all_reduce_array(array: np.ndarray, op: str = ReduceOp.SUM) -> np.ndarray:
+def all_reduce_array(array: np.ndarray, op: str = ReduceOp.SUM, *,
+                     check_shapes: bool = True) -> np.ndarray:
     """Reduce a C-contiguous array across ranks in place; every rank gets the result.
+
+    ``check_shapes=False`` skips the shape/dtype exchange, for the library's per-step calls
+    whose shapes are fixed by construction (one collective instead of two).
 
     Raises:
         DistributedError: the ranks' shapes or dtypes differ (named), or a rank is gone.
@@ -307,7 +311,8 @@ def all_reduce_array(array: np.ndarray, op: str = ReduceOp.SUM) -> np.ndarray:
     if group.comm is not None:
         from mpi4py import MPI
 
-        _check_same_shape(group, "all_reduce", array)
+        if check_shapes:
+            _check_same_shape(group, "all_reduce", array)
 
         request = group.comm.Iallreduce(MPI.IN_PLACE, array, op=_mpi_op(op))
         _wait(group, request, "all_reduce", f" ({array.size} x {array.dtype})")
@@ -341,8 +346,11 @@ def all_reduce(tensor: Tensor | np.ndarray, op: str = ReduceOp.SUM) -> Tensor | 
     return tensor
 
 
-def broadcast(tensor: Tensor | np.ndarray, src: int = 0) -> Tensor | np.ndarray:
+def broadcast(tensor: Tensor | np.ndarray, src: int = 0, *,
+              check_shapes: bool = True) -> Tensor | np.ndarray:
     """Copy ``tensor`` from rank ``src`` into the same-shaped ``tensor`` of every rank, in place.
+
+    ``check_shapes=False`` skips the shape/dtype exchange (for shapes fixed by construction).
 
     Raises:
         ValueError: ``src`` is not a rank of the group.
@@ -354,7 +362,8 @@ def broadcast(tensor: Tensor | np.ndarray, src: int = 0) -> Tensor | np.ndarray:
     if not 0 <= src < group.world_size:
         raise ValueError(f"broadcast: src {src} is not a rank (world size {group.world_size})")
     if group.comm is not None:
-        _check_same_shape(group, "broadcast", array)
+        if check_shapes:
+            _check_same_shape(group, "broadcast", array)
         _broadcast_unchecked(group, array, src)
     if isinstance(tensor, Tensor):
         tensor._bump()

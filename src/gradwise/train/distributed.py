@@ -102,13 +102,13 @@ class DistributedTraining:
     def agree_loss(self, loss_value: float) -> float:
         """The mean of the ranks' losses (NaN if any rank's is): every rank stops together."""
         value = np.array([loss_value], dtype=np.float64)
-        dist.all_reduce_array(value, dist.ReduceOp.SUM)
+        dist.all_reduce_array(value, dist.ReduceOp.SUM, check_shapes=False)
         return float(value[0] / self.world_size)
 
     def agree_stop(self, trainer: Any) -> None:
         """If any rank wants to stop after this step, every rank stops, with that reason."""
         flag = np.array([1.0 if trainer.stop_training else 0.0])
-        dist.all_reduce_array(flag, dist.ReduceOp.MAX)
+        dist.all_reduce_array(flag, dist.ReduceOp.MAX, check_shapes=False)
         if flag[0] == 0:
             return
         reasons = dist.all_gather_json(trainer.stop_reason)
@@ -131,7 +131,7 @@ class DistributedTraining:
     def reduce_totals(self, totals: Any) -> None:
         """Sum the epoch's loss, sample counts and metric states over the ranks, in place."""
         sums = np.array([totals.loss_sum, float(totals.samples)])
-        dist.all_reduce_array(sums, dist.ReduceOp.SUM)
+        dist.all_reduce_array(sums, dist.ReduceOp.SUM, check_shapes=False)
         totals.loss_sum, totals.samples = float(sums[0]), int(round(sums[1]))
         for metric in totals.metrics:
             metric.load_state_dict(self._summed_state(metric.state_dict()))
@@ -143,7 +143,7 @@ class DistributedTraining:
         if not getattr(loader, "sharded_across_ranks", False):
             return loss_sum, samples
         sums = np.array([loss_sum, float(samples)])
-        dist.all_reduce_array(sums, dist.ReduceOp.SUM)
+        dist.all_reduce_array(sums, dist.ReduceOp.SUM, check_shapes=False)
         for metric in metrics:
             metric.load_state_dict(self._summed_state(metric.state_dict()))
         return float(sums[0]), int(round(sums[1]))
@@ -172,7 +172,7 @@ class DistributedTraining:
         if totals is not None:
             totals = dict(totals)
             sums = np.array([totals["loss_sum"], float(totals["samples"])])
-            dist.all_reduce_array(sums, dist.ReduceOp.SUM)
+            dist.all_reduce_array(sums, dist.ReduceOp.SUM, check_shapes=False)
             totals["loss_sum"], totals["samples"] = float(sums[0]), int(round(sums[1]))
             totals["metrics"] = {
                 name: self._summed_state(metric_state)

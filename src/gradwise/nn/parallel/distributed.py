@@ -403,7 +403,7 @@ def _broadcast_tensors(tensors: list[Tensor]) -> None:
     for dtype in sorted(by_dtype, key=str):
         group = by_dtype[dtype]
         flat = np.concatenate([t._data.reshape(-1) for t in group]).astype(dtype, copy=False)
-        dist.broadcast(flat, src=0)
+        dist.broadcast(flat, src=0, check_shapes=False)  # layouts compared at construction
         start = 0
         for tensor in group:
             size = tensor._data.size

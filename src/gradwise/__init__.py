@@ -8,7 +8,7 @@ Example:
     >>> w.grad
 """
 
-from gradwise import distributed, doctor, nn, onnx, optim, train, viz
+from gradwise import distributed, doctor, linalg, nn, onnx, optim, train, viz
 from gradwise._malloc import reuse_freed_memory
 from gradwise.autograd import (
     AnomalyError,
@@ -82,6 +82,7 @@ __all__ = [
     "gradcheck",
     "is_anomaly_enabled",
     "is_grad_enabled",
+    "linalg",
     "maximum",
     "minimum",
     "nn",

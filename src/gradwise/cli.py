@@ -216,14 +216,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export", help="write a trained run's model as ONNX",
-        description="Export a run's model (final weights) to an ONNX file with a dynamic batch "
-                    "axis. Its input is the normalised data the model trained on; the file's "
-                    "metadata holds the classes and the normalisation (mean, std).",
+        description=(
+            "Export a run's model (final weights) to an ONNX file with a dynamic batch axis.\n\n"
+            "Input 'input', float32, shape (batch, *input_shape): the data as the model trained "
+            "on it.\nFor image recipes: pixels scaled to 0-1 (value / 255), then normalised "
+            "with the\nfile's metadata: (x - mean) / std. Toy recipes (xor, spiral) take the "
+            "points as they\nare. Output 'logits', shape (batch, classes): softmax gives the "
+            "probabilities, the\nmetadata's 'classes' names them. Metadata (JSON strings): "
+            "classes, mean, std, dataset."
+        ),
+        epilog="examples:\n  gradwise export runs/mnist-mlp-20240101-120000\n"
+               "  gradwise export runs/my-spiral --out spiral.onnx --opset 13",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("run_dir", metavar="RUN_DIR")
     export.add_argument("--format", choices=("onnx",), default="onnx")
     export.add_argument("--out", metavar="FILE", help="default RUN_DIR/model.onnx")
-    export.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    export.add_argument("--opset", type=int, help="ONNX opset, 13 to 21 (default 17)")
     export.set_defaults(handler=cmd_export)
 
     recipes = commands.add_parser("recipes", help="list the training recipes",
@@ -390,17 +399,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.distributed:
         run_dir, quiet = _join_distributed(run_dir, args.quiet)
         args.quiet = quiet
-    if not args.quiet:
-        ranks = gw_distributed().get_world_size() if args.distributed else 0
-        _print_plan(config, run_dir, args.resume, ranks)
     extra_callbacks = []
+    tensorboard_dir = None
     if args.tensorboard:
         from gradwise.train import TensorBoardLogger
 
-        try:
-            extra_callbacks.append(TensorBoardLogger(args.tensorboard))
+        # one subfolder per run, named after the run folder: runs logged to one DIR side by
+        # side stay apart in TensorBoard (its run selector) instead of splicing their curves
+        tensorboard_dir = Path(args.tensorboard) / run_dir.resolve().name
+        try:  # before anything is printed or created: a missing package changes nothing
+            extra_callbacks.append(TensorBoardLogger(tensorboard_dir))
         except ImportError as error:  # the optional package is missing: say which extra
             return _fail(str(error), EXIT_FAILURE)
+    if not args.quiet:
+        ranks = gw_distributed().get_world_size() if args.distributed else 0
+        _print_plan(config, run_dir, args.resume, ranks)
     stop = StopRequest()
     announce = not args.distributed or gw_distributed().get_rank() == 0
     with _stop_on_signals(stop, announce), _abort_job_on_error(args.distributed):
@@ -433,7 +446,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return SIGNAL_EXIT.get(stop.reason or "", SIGNAL_EXIT["SIGINT"])
     if args.distributed and gw_distributed().get_rank() != 0:
         return EXIT_FAILURE if outcome.diverged else 0
-    _print_outcome(outcome, args.quiet)
+    _print_outcome(outcome, args.quiet, tensorboard_dir, args.tensorboard)
     if outcome.diverged:
         return _fail(f"{outcome.history.stop_reason} (see the doctor's findings above)",
                      EXIT_FAILURE)
@@ -500,6 +513,8 @@ def _train_config(args: argparse.Namespace, flags: dict[str, Any],
 
 
 def _check_folder(path: str | None, option: str) -> None:
+    if path is not None and Path(path).is_file():
+        raise UsageError(f"{option} {path} is a file, not a folder")
     if path is not None and not Path(path).is_dir():
         raise UsageError(f"{option} {path}: no such folder")
 
@@ -518,7 +533,8 @@ def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None, ranks: i
     _say(f"  run folder: {run_dir}")
 
 
-def _print_outcome(outcome: Any, quiet: bool) -> None:
+def _print_outcome(outcome: Any, quiet: bool, tensorboard_dir: Path | None = None,
+                   tensorboard_root: str | None = None) -> None:
     from gradwise.runs import RUN_INFO_NAME
 
     if outcome.history.stop_reason and not outcome.diverged:
@@ -532,6 +548,9 @@ def _print_outcome(outcome: Any, quiet: bool) -> None:
         _say(f"Not written: {part}")
     files = sorted(p.name for p in outcome.run_dir.iterdir() if not p.name.startswith("."))
     _say(f"Run folder: {outcome.run_dir}  ({', '.join(f for f in files if f != RUN_INFO_NAME)})")
+    if tensorboard_dir is not None:
+        _say(f"TensorBoard event files: {tensorboard_dir}  (view with: tensorboard --logdir "
+             f"{_shell_path(Path(tensorboard_root or tensorboard_dir))})")
     if not (quiet or outcome.diverged):
         _say(f"Next: gradwise evaluate {_shell_path(outcome.run_dir)}")
 
@@ -577,6 +596,10 @@ def _check_run_dir(path: str) -> Path:
     from gradwise.runs import CONFIG_NAME
 
     run_dir = Path(path)
+    if run_dir.is_file():
+        hint = (" (an exported model; give the run folder it came from)"
+                if run_dir.suffix in (".onnx", ".safetensors", ".json") else "")
+        raise UsageError(f"{path} is a file, not a run folder{hint}")
     if not run_dir.is_dir():
         raise UsageError(f"{path}: no such run folder")
     if not os.path.lexists(run_dir / CONFIG_NAME):  # a FIFO or link is refused when read
@@ -687,18 +710,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     import gradwise.onnx
     from gradwise.runs import load_run
 
-    run = load_run(_check_run_dir(args.run_dir))
-    out = Path(args.out) if args.out else run.run_dir / "model.onnx"
+    opset = gradwise.onnx.DEFAULT_OPSET if args.opset is None else args.opset
+    supported = gradwise.onnx.SUPPORTED_OPSETS
+    if opset not in supported:
+        raise UsageError(f"--opset {opset} is not supported; use one of "
+                         f"{supported.start}..{supported.stop - 1} (default "
+                         f"{gradwise.onnx.DEFAULT_OPSET})")
+    run_dir = _check_run_dir(args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "model.onnx"
     _check_folder(str(out.parent), "--out")
+    run = load_run(run_dir)
     example = np.zeros((2, *(int(n) for n in run.info["input_shape"])), dtype=np.float32)
     metadata = {key: json.dumps(run.info[key]) for key in ("classes", "mean", "std", "dataset")
                 if key in run.info}
-    opset = gradwise.onnx.DEFAULT_OPSET if args.opset is None else args.opset
     try:
         gradwise.onnx.export(run.model, example, out, opset=opset, output_names=["logits"],
                              metadata=metadata)
     except ImportError as error:  # the optional package is missing: say which extra
         return _fail(str(error), EXIT_FAILURE)
+    except ValueError as error:  # the exporter's argument checks: one line, no traceback
+        return _fail(_one_line(error), EXIT_FAILURE)
     _say(f"Wrote {out} (ONNX opset {opset}, input 'input' of shape (batch, "
          f"{', '.join(str(n) for n in example.shape[1:])}), output 'logits')")
     return 0
@@ -709,8 +740,9 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     for name, recipe in RECIPES.items():
         default = " (default)" if name == DEFAULT_RECIPE else ""
         _say(f"{name:<{width}}  {recipe.description}{default}")
+        schedule = "constant lr" if recipe.schedule == "none" else f"{recipe.schedule} schedule"
         _say(f"{'':<{width}}  {recipe.epochs} epochs, batch {recipe.batch_size}, "
-             f"{recipe.optimizer} lr {recipe.lr:g}, {recipe.schedule} schedule")
+             f"{recipe.optimizer} lr {recipe.lr:g}, {schedule}")
     return 0
 
 

@@ -661,6 +661,27 @@ class Tensor:
         """The smallest element, or ``(values, indices)`` along ``dim``; see :meth:`max`."""
         return self._extreme("min", dim, keepdim, axis, keepdims)
 
+    def norm(self, p: float | str | None = "fro", dim: Axis = None, keepdim: bool = False
+             ) -> Tensor:
+        """The norm PyTorch's ``Tensor.norm`` gives: a vector ``p``-norm over ``dim``.
+
+        ``p`` a number (or None, meaning 2): the vector norm over ``dim`` (all axes when None),
+        see ``gw.linalg.vector_norm``. ``p="fro"``: the 2-norm over ``dim``. ``p="nuc"``: the
+        nuclear norm of a 2-D tensor (other layouts: ``gw.linalg.matrix_norm``). The gradient
+        at 0 is 0.
+        """
+        if not isinstance(p, str):
+            return _reduce.VectorNorm.apply(self, 2.0 if p is None else float(p), dim, keepdim)
+        if p == "fro":
+            return _reduce.VectorNorm.apply(self, 2.0, dim, keepdim)
+        if p == "nuc" and self.ndim == 2 and dim in (None, (0, 1), (-2, -1)):
+            out = _linalg.SingularValueNorm.apply(self, "sum")
+            return out.reshape(1, 1) if keepdim else out
+        raise ValueError(
+            f"norm: p={p!r} with dim={dim!r} on shape {self.shape} is not supported here; "
+            "p is a number, 'fro', or 'nuc' for a 2-D tensor (gw.linalg.matrix_norm has the rest)"
+        )
+
     def amax(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
              keepdims: bool | None = None) -> Tensor:
         """The largest values over ``dim`` (int, tuple or None); tied maxima split the gradient
@@ -686,6 +707,20 @@ class Tensor:
             TypeError: more than one of correction/unbiased/ddof, or dim and axis both given.
             ValueError: N - correction <= 0 (no degrees of freedom).
         """
+        return self._spread(_reduce.var, "var", dim, unbiased, keepdim, correction, ddof, axis,
+                            keepdims)
+
+    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool | None = None, *,
+            correction: float | None = None, ddof: float | None = None, axis: Axis = None,
+            keepdims: bool | None = None) -> Tensor:
+        """Standard deviation, ``sqrt(var(...))`` with the same arguments, unbiased by default as
+        in PyTorch. Its gradient is 0 where it is 0 (all values equal), as PyTorch's."""
+        return self._spread(_reduce.std, "std", dim, unbiased, keepdim, correction, ddof, axis,
+                            keepdims)
+
+    def _spread(self, op: Callable[..., Tensor], name: str, dim: Any, unbiased: Any,
+                keepdim: Any, correction: Any, ddof: Any, axis: Any, keepdims: Any) -> Tensor:
+        """var/std's argument rules: one of correction/unbiased/ddof, default correction 1."""
         if isinstance(dim, bool):
             dim, unbiased = None, dim if unbiased is None else unbiased
         given = [v for v in (correction, unbiased, ddof) if v is not None]
@@ -697,15 +732,8 @@ class Tensor:
             correction = ddof
         elif correction is None:
             correction = 1
-        return _reduce.var(self, axis=dim_arg("var", dim, axis),
-                           keepdims=keepdim_arg("var", keepdim, keepdims), ddof=correction)
-
-    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool | None = None, *,
-            correction: float | None = None, ddof: float | None = None, axis: Axis = None,
-            keepdims: bool | None = None) -> Tensor:
-        """Standard deviation: ``sqrt(var(...))``, unbiased by default as in PyTorch."""
-        return self.var(dim, unbiased, keepdim, correction=correction, ddof=ddof, axis=axis,
-                        keepdims=keepdims).sqrt()
+        return op(self, axis=dim_arg(name, dim, axis),
+                  keepdims=keepdim_arg(name, keepdim, keepdims), ddof=correction)
 
     def logsumexp(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
                   keepdims: bool | None = None) -> Tensor:
@@ -886,7 +914,8 @@ def _index_arg(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
-        return np.asarray(index)
+        # an empty list picks nothing; NumPy would read it as a float array and refuse it
+        return np.asarray(index) if index else np.zeros(0, dtype=np.intp)
     return index
 
 

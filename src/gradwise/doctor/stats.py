@@ -405,7 +405,10 @@ class StatsCollector:
             logits = arrays[0]
             if not isinstance(logits, np.ndarray) or logits.ndim != 2 or target.ndim != 1:
                 return
-            counts = np.bincount(target.astype(np.int64), minlength=logits.shape[1])
+            labels = target.astype(np.int64)
+            # rows labelled ignore_index (-100 by default) are not classes: leave them out
+            labels = labels[(labels >= 0) & (labels < logits.shape[1])]
+            counts = np.bincount(labels, minlength=logits.shape[1])
             values = [float(c) for c in counts[: logits.shape[1]]]
         else:
             columns = target.reshape(len(target), -1).astype(np.float64)

@@ -143,6 +143,17 @@ class _BackwardHookCall:
             hook(self.module, tuple(self.grad_inputs), self.grad_output)
 
 
+
+def state_shape_fits(saved: tuple[int, ...], own: tuple[int, ...]) -> bool:
+    """Whether an array of shape ``saved`` loads into a tensor of shape ``own``.
+
+    Equal shapes, and PyTorch's one exception (``Module._load_from_state_dict``): a one-element
+    1-d array loads into a 0-d tensor, as counters such as ``num_batches_tracked`` were stored
+    by older writers (PyTorch 0.3, and gradwise's own files before 0-d arrays kept their shape).
+    """
+    saved, own = tuple(saved), tuple(own)
+    return saved == own or (own == () and saved == (1,))
+
 class Module:
     """Base class of every layer and model: subclass it, assign layers in ``__init__``, write
     ``forward``, and call the instance.
@@ -386,9 +397,13 @@ class Module:
         """Copy arrays (or Tensors, or torch tensors) into the parameters and buffers in place.
 
         Every problem (missing keys and unexpected keys when ``strict``, shape mismatches always)
-        is reported in one StateDictError, and then nothing has been loaded.
+        is reported in one StateDictError, and then nothing has been loaded. As in PyTorch, a
+        one-element 1-d array loads into a 0-d tensor (``num_batches_tracked`` saved as ``(1,)``).
         """
         own = self._state_tensors()
+        state_dict = dict(state_dict)  # the upgrades below must not change the caller's dict
+        for module_prefix, module in self.named_modules():
+            module._upgrade_state_dict(f"{module_prefix}." if module_prefix else "", state_dict)
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
         arrays: dict[str, np.ndarray] = {}
@@ -402,6 +417,8 @@ class Module:
             elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
                 value = value.detach().cpu().numpy()
             array = np.asarray(value)
+            if state_shape_fits(array.shape, tensor.shape):
+                array = array.reshape(tensor.shape)
             if array.shape != tensor.shape:
                 mismatched.append((key, tuple(array.shape), tuple(tensor.shape)))
             arrays[key] = array
@@ -415,6 +432,14 @@ class Module:
             tensor._data[...] = array
             tensor._version[0] += 1
         return IncompatibleKeys(missing, unexpected)
+
+    def _upgrade_state_dict(self, prefix: str, state_dict: dict[str, Any]) -> None:
+        """Fill in, in ``state_dict``, entries that older writers of this module left out.
+
+        Called by ``load_state_dict`` for every submodule (``prefix`` is its dotted name plus
+        a dot) before keys are matched; the default has nothing to upgrade. PyTorch does the
+        same in ``_load_from_state_dict``.
+        """
 
     def rng_state(self) -> dict[str, dict[str, Any]]:
         """The state of every Generator the model owns (Dropout's), JSON-serialisable.

@@ -217,6 +217,10 @@ def _start(
     if distributed:  # batch_size is per rank
         ranks = gw.distributed.get_world_size()
         info.update(ranks=ranks, global_batch_size=config.batch_size * ranks)
+    if data.dataset != config.dataset:
+        # config.json keeps the settings as asked (a rerun tries MNIST again); say here that
+        # another data set ran instead, so the two files do not seem to disagree
+        info["dataset_requested"] = config.dataset
     if is_writer(distributed):
         write_json(run_dir / RUN_INFO_NAME, info)
     return info, data

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd import random as _random
 from gradwise.autograd._args import dim_arg
 from gradwise.autograd.ops import _spatial
 from gradwise.autograd.ops import conv as _conv
@@ -220,18 +221,17 @@ def nll_loss(
 
 
 # ---- regularisation and normalisation (nn helper) ----
-def _as_generator(rng: Any) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
-def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None) -> Tensor:
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None,
+            inplace: bool = False, *, generator: Any = None) -> Tensor:
     """Inverted dropout: zero each element with probability ``p``, scale the rest by 1/(1-p).
 
     The expected value of every element is unchanged, so evaluation needs no rescaling; with
     ``training=False`` (or ``p=0``) the input is returned as is.
 
     Args:
-        rng: a numpy Generator (advanced by the call) or a seed; None draws fresh entropy.
+        rng: a numpy Generator (advanced by the call) or a seed; ``generator`` is PyTorch's
+            name for it (a ``gw.Generator`` too). Neither: the default generator.
+        inplace: accepted for PyTorch's signature; the result is always a new tensor.
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
@@ -239,7 +239,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None) -
         return x
     if p == 1.0:
         return x * 0.0
-    keep = _as_generator(rng).random(x.shape, dtype=np.float32) >= p
+    keep = _random.resolve(generator, rng, "dropout").random(x.shape, dtype=np.float32) >= p
     mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
     return x * Tensor._make(mask, False, None)
 
@@ -418,3 +418,26 @@ def avg_pool2d(
     """
     kernel, strides, pads = _pool_args("avg_pool2d", kernel_size, stride, padding)
     return _pool.AvgPool2d.apply(x, kernel, strides, pads)
+
+
+def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
+    """Integer class labels (any shape) to one-hot int64 rows: shape ``(*labels.shape, C)``,
+    C = ``num_classes`` or, when -1, the largest label + 1 (``torch.nn.functional.one_hot``).
+
+    Raises:
+        TypeError: labels are not integers.
+        ValueError: a negative label, or one >= num_classes (naming it).
+    """
+    labels = tensor._data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: labels must be an integer tensor, got {labels.dtype}")
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"one_hot: labels must be non-negative, got {int(labels.min())}")
+    classes = int(labels.max()) + 1 if num_classes == -1 and labels.size else num_classes
+    if num_classes == -1 and not labels.size:
+        raise ValueError("one_hot: cannot infer num_classes from empty labels")
+    if labels.size and labels.max() >= classes:
+        raise ValueError(f"one_hot: label {int(labels.max())} >= num_classes {classes}")
+    out = np.zeros((*labels.shape, classes), dtype=np.int64)
+    np.put_along_axis(out, labels[..., None].astype(np.int64), 1, axis=-1)
+    return Tensor._make(out, False, None)

@@ -8,12 +8,14 @@ two with ``torch_module.load_state_dict({k: torch.from_numpy(v) for k, v in sd.i
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from gradwise.autograd.device import check_device, is_device_like
 from gradwise.autograd.function import Function
 from gradwise.autograd.grad_mode import _grad_enabled
 from gradwise.autograd.tensor import Tensor
@@ -400,6 +402,12 @@ class Module:
         is reported in one StateDictError, and then nothing has been loaded. As in PyTorch, a
         one-element 1-d array loads into a 0-d tensor (``num_batches_tracked`` saved as ``(1,)``).
         """
+        if isinstance(state_dict, str | os.PathLike):
+            raise TypeError(
+                f"load_state_dict: got a file path ({os.fspath(state_dict)!r}), not a state "
+                "dict; call model.load_state_dict(gw.load(path)) (or "
+                "gw.nn.load_safetensors(model, path) for a safetensors file)"
+            )
         own = self._state_tensors()
         state_dict = dict(state_dict)  # the upgrades below must not change the caller's dict
         for module_prefix, module in self.named_modules():
@@ -432,6 +440,62 @@ class Module:
             tensor._data[...] = array
             tensor._version[0] += 1
         return IncompatibleKeys(missing, unexpected)
+
+    # ---- device and dtype (PyTorch's API; gradwise has only the CPU) --------------------------
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or keywords, in place; returns
+        self. Floating parameters and buffers take the dtype; the CPU is the only device.
+
+        Raises:
+            RuntimeError: a GPU device, naming it.
+        """
+        dtype = kwargs.pop("dtype", None)
+        if kwargs.get("device") is not None:
+            check_device(kwargs["device"], "Module.to")
+        kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"Module.to: unexpected arguments {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif is_device_like(arg):
+                check_device(arg, "Module.to")
+            elif arg is not None:
+                dtype = arg
+        if dtype is not None:
+            self._cast_floating(np.dtype(dtype))
+        return self
+
+    def _cast_floating(self, dtype: np.dtype) -> None:
+        if dtype.kind != "f":
+            raise TypeError(f"Module.to: only floating dtypes are allowed, got {dtype}")
+        for tensor in [*self.parameters(), *self.buffers()]:
+            if tensor._data.dtype.kind == "f" and tensor._data.dtype != dtype:
+                tensor._data = tensor._data.astype(dtype)
+                if tensor._grad is not None:
+                    tensor._grad = tensor._grad.astype(dtype)
+                tensor._version[0] += 1
+
+    def double(self) -> Module:
+        """Floating parameters and buffers to float64, in place."""
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        """Floating parameters and buffers to float32, in place."""
+        return self.to(np.float32)
+
+    def half(self) -> Module:
+        """Floating parameters and buffers to float16, in place."""
+        return self.to(np.float16)
+
+    def cpu(self) -> Module:
+        """Self: everything is on the CPU."""
+        return self
+
+    def cuda(self, device: Any = None) -> Module:
+        """Raises: gradwise has no CUDA backend."""
+        raise RuntimeError("Module.cuda(): gradwise runs on the CPU only; use .to('cpu')")
 
     def _upgrade_state_dict(self, prefix: str, state_dict: dict[str, Any]) -> None:
         """Fill in, in ``state_dict``, entries that older writers of this module left out.

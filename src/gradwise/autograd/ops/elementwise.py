@@ -644,3 +644,61 @@ class GELU(Function):
         # d(x Phi(x))/dx = Phi(x) + x phi(x)
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
         return (grad * (ctx.cdf + x * pdf),)
+
+
+class Sin(Function):
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return np.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(sin x)/dx = cos x
+        return (grad * np.cos(ctx.x),)
+
+
+class Cos(Function):
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return np.cos(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(cos x)/dx = -sin x
+        return (grad * -np.sin(ctx.x),)
+
+
+class Log1p(Function):
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return np.log1p(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(log(1 + x))/dx = 1 / (1 + x); log1p keeps precision for small x
+        return (grad / (1 + ctx.x),)
+
+
+class Expm1(Function):
+    owns_grads = True
+    saves_inputs = False
+    saves_output = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.out = np.expm1(x)
+        return ctx.out
+
+    @staticmethod
+    def backward(ctx, grad):
+        # d(e^x - 1)/dx = e^x = out + 1
+        return (grad * (ctx.out + 1),)

@@ -337,20 +337,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the command owns the process: let glibc reuse each step's large freed arrays instead
         # of unmapping them (a quarter of a CNN step was page faults); see gradwise._malloc
         reuse_freed_memory()
+        _refuse_copies_under_a_launcher(args)
         with _warnings_as_lines():
             return args.handler(args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0
     except UsageError as error:
-        return _fail(str(error), EXIT_USAGE)
+        if _speaks_for_the_job():
+            _fail(str(error), EXIT_USAGE)
+        return EXIT_USAGE
     except KeyboardInterrupt:  # before the handlers are set, or a second Ctrl-C in training
-        print("gradwise: interrupted; nothing more was saved", file=sys.stderr)
+        if _speaks_for_the_job():
+            print("gradwise: interrupted; nothing more was saved", file=sys.stderr)
         return SIGNAL_EXIT["SIGINT"]
     except Exception as error:  # every failure becomes one line, see _classify
         code, message = _classify(error)
         if os.environ.get(DEBUG_ENV):
             traceback.print_exc()
         return _fail(message, code)
+
+
+def _speaks_for_the_job() -> bool:
+    """Under an MPI launcher only the first process prints job-wide messages (mpiexec forwards
+    Ctrl-C and runs the same argv everywhere, so every rank meets the same error)."""
+    return gw_distributed().launcher_rank() == 0
+
+
+def _refuse_copies_under_a_launcher(args: argparse.Namespace) -> None:
+    """``mpiexec -n 2 gradwise train xor`` without --distributed would train N independent
+    copies into N folders (or fight over one): refuse, and say what was probably meant.
+
+    Raises:
+        UsageError: started by an MPI launcher with several processes, for any command but
+            ``train --distributed``.
+    """
+    dist = gw_distributed()
+    size = dist.launcher_world_size()
+    if not dist.launched_by_mpi() or size == 1:
+        return
+    if args.command == "train" and args.distributed:
+        return
+    processes = f"{size} processes" if size else "several processes"
+    if args.command == "train":
+        raise UsageError(f"started by an MPI launcher with {processes} but without "
+                         "--distributed, so each would train alone; did you mean "
+                         "'mpiexec -n N gradwise train ... --distributed'?")
+    raise UsageError(f"started by an MPI launcher with {processes}: '{args.command}' runs in "
+                     "one process (only 'gradwise train --distributed' uses several)")
 
 
 @contextmanager
@@ -468,9 +501,12 @@ def cmd_train(args: argparse.Namespace) -> int:
         except ImportError as error:  # the optional package is missing: say which extra
             return _fail(str(error), EXIT_MISSING_EXTRA)
     if not args.quiet:
-        _print_plan(config, run_dir, args.resume, _extending(run_dir) if args.resume else None)
+        ranks = gw_distributed().get_world_size() if args.distributed else 0
+        _print_plan(config, run_dir, args.resume, ranks,
+                    _extending(run_dir) if args.resume else None)
     stop = StopRequest()
-    with _stop_on_signals(stop), _abort_job_on_error(args.distributed):
+    announce = not args.distributed or gw_distributed().get_rank() == 0
+    with _stop_on_signals(stop, announce), _abort_job_on_error(args.distributed):
         outcome = train_run(
             config,
             run_dir,
@@ -489,7 +525,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                  else f"the end of epoch {outcome.epoch}")
         command = f"gradwise train --resume {_shell_path(run_dir)}"
         if args.distributed:
-            command = f"mpiexec -n N {command} --distributed"
+            # a per-step schedule resumes only on the same number of ranks (DISTRIBUTED.md)
+            ranks = (gw_distributed().get_world_size() if config.schedule != "none" else "N")
+            command = f"mpiexec -n {ranks} {command} --distributed"
         print(
             f"Interrupted at {where}, step {outcome.step}; checkpoint saved. "
             f"Resume with: {command}",
@@ -613,8 +651,10 @@ def _extending(run_dir: Path) -> int | None:
     return done if status == "finished" else None
 
 
-def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None,
+def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None, ranks: int = 0,
                 extend_from: int | None = None) -> None:
+    """The header; ``ranks``: the MPI job's size under --distributed (0: one process);
+    ``extend_from``: the epochs of a finished run being extended."""
     recipe = RECIPES.get(config.recipe)
     if extend_from is not None:
         _say(f"Extending {config.recipe} from {extend_from} to {config.epochs} epochs (a fresh "
@@ -625,8 +665,10 @@ def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None,
     _say(f"{verb} {config.recipe}" + (f": {recipe.description}" if recipe else ""))
     schedule = "" if config.schedule == "none" else f", {config.schedule} schedule"
     smoothing = f", label smoothing {config.label_smoothing:g}" if config.label_smoothing else ""
+    batch = (f"batch size {config.batch_size} per rank x {ranks} ranks = "
+             f"{config.batch_size * ranks}" if ranks else f"batch size {config.batch_size}")
     _say(f"  {config.optimizer} lr {config.lr:g}{schedule}, {config.epochs} epochs, "
-         f"batch size {config.batch_size}{smoothing}, seed {config.seed}"
+         f"{batch}{smoothing}, seed {config.seed}"
          + (f", first {config.limit_train} samples" if config.limit_train else ""))
     _say(f"  run folder: {run_dir}")
 
@@ -660,8 +702,12 @@ def _shell_path(path: Path) -> str:
 
 
 @contextmanager
-def _stop_on_signals(request: StopRequest) -> Iterator[None]:
-    """First SIGINT/SIGTERM: stop at the next step and checkpoint. A second SIGINT: quit now."""
+def _stop_on_signals(request: StopRequest, announce: bool = True) -> Iterator[None]:
+    """First SIGINT/SIGTERM: stop at the next step and checkpoint. A second SIGINT: quit now.
+
+    ``announce``: print that the signal was received (False on ranks other than 0 of an MPI
+    job, where mpiexec forwards the signal to every rank).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -671,8 +717,9 @@ def _stop_on_signals(request: StopRequest) -> Iterator[None]:
         if request.requested:
             raise KeyboardInterrupt
         request.request(name)
-        print(f"\n{name} received: stopping after this step and saving a checkpoint "
-              "(Ctrl-C again quits without saving)", file=sys.stderr, flush=True)
+        if announce:
+            print(f"\n{name} received: stopping after this step and saving a checkpoint "
+                  "(Ctrl-C again quits without saving)", file=sys.stderr, flush=True)
 
     handled = (signal.SIGINT, signal.SIGTERM)
     previous: dict[signal.Signals, Callable[..., Any] | int | None] = {}

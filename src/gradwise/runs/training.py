@@ -190,7 +190,6 @@ def train_run(
     elif not writer:  # the test evaluation is shared; files and figures are rank 0's
         trainer.loss_fn = nn.CrossEntropyLoss()
         trainer.evaluate(data.test, batch_size=EVAL_BATCH)
-        return outcome
     else:
         outcome.checkpoint = checkpoint.last_path
         _finish(outcome, trainer, config, data, doctor, info, progress)
@@ -202,6 +201,11 @@ def train_run(
         if not interrupted:
             _write_figures(outcome, doctor, getattr(trainer.model, "module", trainer.model),
                            data, info)
+    if distributed:
+        # the ranks leave together: one that finished early would exit (and, unlike rank 0,
+        # no longer catch Ctrl-C, which mpiexec forwards to all) while rank 0 still writes
+        # the weights, figures and run.json
+        gw.distributed.barrier()
     return outcome
 
 
@@ -229,6 +233,9 @@ def _start(
         hyperparameters=config.to_dict(), seed=config.seed, versions=versions(),
         status="running",
     )
+    if distributed:  # batch_size is per rank
+        ranks = gw.distributed.get_world_size()
+        info.update(ranks=ranks, global_batch_size=config.batch_size * ranks)
     if data.dataset != config.dataset:
         # config.json keeps the settings as asked (a rerun tries MNIST again); say here that
         # another data set ran instead, so the two files do not seem to disagree

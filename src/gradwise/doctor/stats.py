@@ -26,6 +26,7 @@ import numpy as np
 
 from gradwise.autograd import observe
 from gradwise.autograd.grad_mode import is_grad_enabled
+from gradwise.nn.parallel import DistributedDataParallel
 
 __all__ = [
     "ACTIVATION_KINDS",
@@ -295,6 +296,10 @@ class StatsCollector:
             raise TypeError(
                 f"Doctor: the model must be a gradwise.nn.Module, got {type(model).__name__}"
             )
+        # watch the replica inside DistributedDataParallel, so layers are named as in the
+        # bare model ("2", not "module.2"), as the docs promise
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
         self.config = config
         self.stats = TrainingStats()
         self._model = model

@@ -354,7 +354,7 @@ def _ramp(start: float, end: float, n: int = 60) -> list[float]:
     ("losses", "expected", "words"),
     [
         # a loss that climbs is divergence, described as a climb (the case 5)
-        (_ramp(2.1, 8.9, 30) + [8.885] * 30, "lr_too_high", "climbed from"),
+        (_ramp(2.1, 8.9, 30) + [8.885] * 30, "divergence", "climbed from"),
         # not learning at chance level is a plateau, and says so against the priors
         ([2.30 + 0.01 * ((-1) ** i) for i in range(60)], "plateau", "class priors"),
         # converged near its floor, far below chance: nothing to report

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_bytes"]
+__all__ = ["atomic_open", "atomic_write_bytes", "is_atomic_temp_name",
+           "remove_leftover_temp_files"]
 
 _ALLOWED_MODES = ("wb", "w")
 
@@ -65,6 +67,33 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (see :func:`atomic_open`)."""
     with atomic_open(path, "wb") as handle:
         handle.write(data)
+
+
+_TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{6,}\.tmp")
+
+
+def is_atomic_temp_name(name: str) -> bool:
+    """Whether ``name`` is a temporary file of :func:`atomic_open` (``.NAME.XXXXXXXX.tmp``)."""
+    return _TEMP_NAME.fullmatch(name) is not None
+
+
+def remove_leftover_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files a killed write left anywhere under ``directory``.
+
+    Only names :func:`atomic_open` makes are touched, and symlinks are never followed, so
+    nothing else in the folder is at risk. Call it when a run starts or resumes, before any
+    write of its own: a temporary file is never one a running writer still needs. Returns the
+    paths removed (failures to remove are ignored: a leftover is harmless).
+    """
+    removed = []
+    for root, _folders, files in os.walk(directory, followlinks=False):
+        for name in files:
+            if is_atomic_temp_name(name):
+                path = Path(root) / name
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed.append(path)
+    return removed
 
 
 def _file_mode_for(destination: Path) -> int:

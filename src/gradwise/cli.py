@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
     evaluate.add_argument("--data-dir", metavar="DIR", help="where the data set is now")
+    evaluate.add_argument("--allow-non-finite", action="store_true",
+                          help="evaluate NaN/inf weights instead of refusing them (to inspect "
+                               "a diverged run)")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     predict = commands.add_parser(
@@ -513,7 +516,7 @@ def _check_run_dir(path: str) -> Path:
     run_dir = Path(path)
     if not run_dir.is_dir():
         raise UsageError(f"{path}: no such run folder")
-    if not (run_dir / CONFIG_NAME).is_file():
+    if not os.path.lexists(run_dir / CONFIG_NAME):  # a FIFO or link is refused when read
         raise UsageError(f"{path}: not a gradwise run folder (no {CONFIG_NAME})")
     return run_dir
 
@@ -523,7 +526,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     run_dir = _check_run_dir(args.run_dir)
     _check_folder(args.data_dir, "--data-dir")
-    result = evaluate_run(run_dir, data_dir=args.data_dir, notify=_say)
+    result = evaluate_run(run_dir, data_dir=args.data_dir, notify=_say,
+                          allow_non_finite=args.allow_non_finite)
     correct = int(np.trace(result.confusion))
     _say(f"{run_dir}: {result.dataset} test set, {result.samples} samples")
     _say(f"Test accuracy: {result.accuracy:.2%} ({correct}/{result.samples}), "
@@ -558,7 +562,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from gradwise.runs import predict_images
 
     run_dir = _check_run_dir(args.run_dir)
-    missing = [path for path in args.images if not Path(path).is_file()]
+    missing = [path for path in args.images if not os.path.lexists(path)]
     if missing:
         raise UsageError(f"{missing[0]}: no such image file")
     for prediction in predict_images(run_dir, args.images, top_k=3):

@@ -10,6 +10,13 @@ format it was trained on: ``style="digits"`` gives scikit-learn's 8x8 digits (th
 fallback: digits filling an 8x8 grid, upsampled 3x and padded to 28x28), ``style="fashion"``
 Fashion-MNIST's (the longer side scaled to 28 pixels, the box centred).
 
+Untrusted pictures: the file is opened through :func:`gradwise.safefile.open_untrusted`
+(regular files of at most :data:`MAX_FILE_BYTES`); only the formats in :data:`FORMATS` are
+tried (never EPS/PostScript, which Pillow would hand to Ghostscript); the pixel count is
+checked from the header, before decoding, against :data:`MAX_PIXELS`; Pillow's own limits
+(decompression bombs, PNG text chunks over 1 MB) and every decoder failure become one-line
+:class:`ImagePrepError` errors naming the file.
+
 Example:
     >>> image = load_digit_image("my_seven.png")   # doctest: +SKIP
     >>> image.shape, image.dtype                    # doctest: +SKIP
@@ -19,10 +26,14 @@ Example:
 from __future__ import annotations
 
 import os
+import struct
+import warnings
 from typing import Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
+
+from gradwise.safefile import open_untrusted
 
 __all__ = ["STYLES", "ImagePrepError", "load_digit_image", "prepare_digit"]
 
@@ -35,6 +46,14 @@ MNIST_BOX = 20
 """Side of the box the digit is scaled into before centring (MNIST's convention)."""
 INK_THRESHOLD = 0.25
 """Fraction of the strongest ink above which a pixel counts for the bounding box."""
+FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+"""The picture formats read; everything else (EPS/PS above all) is refused unopened."""
+MAX_PIXELS = 25_000_000
+"""Largest picture accepted (a 5000 x 5000 photo): the digit ends up 20 pixels tall, and
+decoding takes about 9 bytes a pixel, so this keeps a picture under about 250 MB. Pillow's
+own default (89 Mpx, then a warning) let a 176 KB PNG of 144 Mpx take 1.8 GB."""
+MAX_FILE_BYTES = 64 << 20
+"""Largest picture file read."""
 
 
 class ImagePrepError(ValueError):
@@ -50,18 +69,35 @@ def load_digit_image(path: str | os.PathLike[str], style: Style = "mnist") -> np
     Shape:
         returns (28, 28) uint8, ink bright (255) on a dark (0) background.
     """
+    if not os.path.lexists(path):
+        raise ImagePrepError(f"{path}: no such file")
     try:
-        with Image.open(path) as image:
-            image.load()
-            return prepare_digit(image, style=style)
-    except FileNotFoundError:
-        raise ImagePrepError(f"{path}: no such file") from None
-    except UnidentifiedImageError:
-        raise ImagePrepError(f"{path}: not an image Pillow can read (PNG or JPG)") from None
+        with open_untrusted(path, max_bytes=MAX_FILE_BYTES, error=ImagePrepError,
+                            what="picture") as (handle, _), warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
+            with Image.open(handle, formats=FORMATS) as image:
+                if image.width * image.height > MAX_PIXELS:
+                    raise ImagePrepError(
+                        f"{path}: refused: {image.width} x {image.height} pixels, more than the "
+                        f"{MAX_PIXELS // 1_000_000} million a digit picture may have"
+                    )
+                image.load()
+                return prepare_digit(image, style=style)
     except ImagePrepError as error:
-        raise ImagePrepError(f"{path}: {error}") from None
-    except OSError as error:
-        raise ImagePrepError(f"{path}: cannot read the image: {error}") from None
+        message = str(error)
+        raise ImagePrepError(message if message.startswith(str(path)) else f"{path}: {message}"
+                             ) from None
+    except UnidentifiedImageError:
+        raise ImagePrepError(
+            f"{path}: not an image in a supported format ({', '.join(FORMATS)})"
+        ) from None
+    except Image.DecompressionBombError as error:
+        raise ImagePrepError(f"{path}: refused: {str(error).splitlines()[0]}") from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError,
+            ZeroDivisionError, MemoryError) as error:
+        # Pillow's decoders report damage in all of these (a zTXt text bomb: ValueError)
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ImagePrepError(f"{path}: cannot decode the picture: {reason[:200]}") from None
 
 
 def prepare_digit(image: Image.Image | np.ndarray, style: Style = "mnist") -> np.ndarray:

@@ -12,6 +12,7 @@ from gradwise.data.datasets import (
     FASHION_MNIST,
     MNIST,
     DatasetNotFoundError,
+    DatasetRefusedError,
     candidate_dirs,
     load_dataset,
     load_digits_fallback,
@@ -81,16 +82,28 @@ def test_uncompressed_files_and_torchvision_layout(tmp_path, tiny_dataset) -> No
     assert xt.dtype == np.uint8 and yt.dtype == np.int64 and xv.shape == (6, 28, 28)
 
 
-def test_corrupt_copy_is_skipped_and_reported(tmp_path, isolated_locations, tiny_dataset) -> None:
+def test_a_refused_data_dir_is_reported_never_replaced(
+    tmp_path, isolated_locations, tiny_dataset, monkeypatch
+) -> None:
+    """Issue 13 item 10: files refused in --data-dir were skipped in silence and another copy
+    was used; now the refusal is the error, even when a good copy exists elsewhere."""
     tiny_dataset(tmp_path / "broken")
     (tmp_path / "broken" / "train-labels-idx1-ubyte.gz").write_bytes(b"\x00\x00\x08\x01junk")
-    with pytest.raises(DatasetNotFoundError) as info:
-        load_idx_dataset(MNIST, data_dir=tmp_path / "broken", download=False)
-    assert "train-labels-idx1-ubyte.gz" in str(info.value)
-
     tiny_dataset(isolated_locations / "mnist")
-    dataset = load_idx_dataset(MNIST, data_dir=tmp_path / "broken", download=False)
-    assert dataset.source == str(isolated_locations / "mnist")
+    with pytest.raises(DatasetRefusedError, match="--data-dir .*broken.*refused.*train-labels"):
+        load_idx_dataset(MNIST, data_dir=tmp_path / "broken", download=False)
+
+    # a refused copy elsewhere (GRADWISE_DATA) is named in the source of the copy used instead
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / "broken"))
+    dataset = load_idx_dataset(MNIST, download=False)
+    assert dataset.source.startswith(str(isolated_locations / "mnist"))
+    assert "copies refused elsewhere" in dataset.source and "train-labels" in dataset.source
+
+    # nothing usable anywhere: the not-found error carries the refusal
+    (isolated_locations / "mnist" / "train-images-idx3-ubyte.gz").unlink()
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_idx_dataset(MNIST, download=False)
+    assert info.value.refused and "train-labels-idx1-ubyte.gz" in info.value.refused[0]
 
 
 @pytest.mark.parametrize(
@@ -107,7 +120,7 @@ def test_files_that_do_not_fit_together_are_refused(
 ) -> None:
     tiny_dataset(tmp_path)
     write_idx(tmp_path / file_name, array, gzip=True)
-    with pytest.raises(DatasetNotFoundError, match=fragment):
+    with pytest.raises(DatasetRefusedError, match=fragment):
         load_idx_dataset(MNIST, data_dir=tmp_path, download=False)
 
 

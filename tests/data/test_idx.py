@@ -120,7 +120,9 @@ def test_forged_header_claiming_1e12_elements_is_refused_without_allocating(
     tracemalloc.start()
     start = time.perf_counter()
     try:
-        with pytest.raises(IDXError, match="forged.idx.*1000 bytes.*need 1000000000000"):
+        # plain: the file size contradicts the header; gzip: the cap refuses before inflating
+        expected = "need 1000000000000 bytes, over" if compress else "1000 bytes.*need 10{12}"
+        with pytest.raises(IDXError, match="forged.idx.*" + expected):
             read_idx(path, max_bytes=None)  # no size cap: the payload check alone must refuse
         elapsed = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()
@@ -131,8 +133,35 @@ def test_forged_header_claiming_1e12_elements_is_refused_without_allocating(
 
 
 def test_default_size_cap_refuses_absurd_headers(tmp_path: Path) -> None:
-    path = write_raw(tmp_path / "huge.idx", header(0x0E, (2**31, 2**31)), compress=False)
+    path = write_raw(tmp_path / "huge.idx.gz", header(0x0E, (2**31, 2**31)), compress=True)
     assert_idx_error(path, "limit")
+
+
+def test_gzip_bomb_declaring_2_gb_is_refused_before_inflating(tmp_path: Path) -> None:
+    """Issue 13 item 6: 1.9 MB of gzip declaring 1.96 GB was decompressed (the cap was 8 GiB);
+    one declaring 7.8 GB ended in a raw MemoryError. Both are now one-line IDXErrors."""
+    for count, name in ((1_960_000_000, "bomb2.idx.gz"), (7_800_000_000, "bomb8.idx.gz")):
+        path = tmp_path / name
+        with gzip.open(path, "wb", compresslevel=9) as handle:
+            handle.write(header(0x08, (count // 784, 28, 28)))
+            handle.write(bytes(1 << 20))
+        tracemalloc.start()
+        try:
+            assert_idx_error(path, "refused", "limit")
+            assert tracemalloc.get_traced_memory()[1] < 16 << 20
+        finally:
+            tracemalloc.stop()
+
+
+def test_cap_is_configurable(tmp_path: Path) -> None:
+    path = write_raw(tmp_path / "small.idx.gz", header(0x08, (50, 28, 28)) + bytes(50 * 784), True)
+    assert read_idx(path).shape == (50, 28, 28)
+    assert_idx_error_with(path, 1000, "over the 1000-byte limit")
+
+
+def assert_idx_error_with(path: Path, max_bytes: int, fragment: str) -> None:
+    with pytest.raises(IDXError, match=fragment):
+        read_idx(path, max_bytes=max_bytes)
 
 
 def test_gzip_is_never_decompressed_past_the_claimed_size(tmp_path: Path) -> None:

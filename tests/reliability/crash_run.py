@@ -1,10 +1,12 @@
 """A small training run for the crash tests, run as a subprocess:
 ``python crash_run.py RUN_DIR [EPOCHS]`` (EPOCHS defaults to 16).
 
-It checkpoints to ``RUN_DIR/last`` after every CHECKPOINT_EVERY steps (mid-epoch checkpoints,
-the hardest case for exact resume), resumes from ``RUN_DIR/last`` when it exists, and at the
-end writes ``RUN_DIR/final.safetensors`` and prints ``DONE``. It prints ``STARTED`` once
-training (or the resume) is about to begin, so the test can time its kills into the run.
+It checkpoints to ``RUN_DIR/last`` every CHECKPOINT_EVERY steps (mid-epoch checkpoints, the
+hardest case for exact resume), keeps ``RUN_DIR/ckpt/best`` and ``RUN_DIR/ckpt/last`` with
+ModelCheckpoint(save_best_only=True, save_last=True), stops early with EarlyStopping (which
+restores the best weights), logs ``RUN_DIR/metrics.jsonl``, resumes from ``RUN_DIR/last`` when
+it exists, and at the end writes ``RUN_DIR/final.safetensors`` and ``RUN_DIR/history.json`` and
+prints ``DONE``. It prints ``STARTED`` once training (or the resume) is about to begin.
 """
 
 from __future__ import annotations
@@ -13,14 +15,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import safetensors.numpy
 
 import gradwise as gw
+from gradwise._atomic import atomic_write_bytes, remove_leftover_temp_files
 from gradwise.data.toy import make_spirals
-from gradwise.train import Callback, Trainer
+from gradwise.safetensors_io import dump_safetensors
+from gradwise.train import (
+    Callback,
+    EarlyStopping,
+    JSONLinesLogger,
+    ModelCheckpoint,
+    Trainer,
+)
 
 EPOCHS = 16
-CHECKPOINT_EVERY = 7
+CHECKPOINT_EVERY = 5
 
 
 class CheckpointEverySteps(Callback):
@@ -44,13 +53,25 @@ def main(run_dir: Path, epochs: int = EPOCHS) -> None:
     )
     optimizer = gw.optim.Adam(model.parameters(), lr=1e-2)
     last = run_dir / "last"
+    callbacks = [
+        EarlyStopping(monitor="val_loss", patience=4, min_delta=1e-3,
+                      restore_best_weights=True),
+        JSONLinesLogger(run_dir / "metrics.jsonl"),
+        CheckpointEverySteps(last, CHECKPOINT_EVERY),
+        ModelCheckpoint(run_dir / "ckpt", monitor="val_accuracy", save_best_only=True,
+                        save_last=True),
+    ]
     trainer = Trainer(model, gw.nn.CrossEntropyLoss(), optimizer, seed=3, progress=False,
-                      callbacks=[CheckpointEverySteps(last, CHECKPOINT_EVERY)])
+                      callbacks=callbacks)
     resume = last if (last / "checkpoint.json").exists() else None
+    remove_leftover_temp_files(run_dir)  # what a kill mid-write left; nothing writes yet
     print("STARTED", flush=True)
-    trainer.fit((x, y), epochs=epochs, batch_size=16, resume_from=resume)
-    safetensors.numpy.save_file(dict(model.state_dict()), str(run_dir / "final.safetensors"))
-    print("DONE", flush=True)
+    history = trainer.fit((x[:480], y[:480]), val_data=(x[480:], y[480:]), epochs=epochs,
+                          batch_size=16, resume_from=resume)
+    history.save(run_dir / "history.json")
+    state = {name: np.asarray(value) for name, value in model.state_dict().items()}
+    atomic_write_bytes(run_dir / "final.safetensors", dump_safetensors(state))
+    print(f"DONE {len(history)} epochs, stop: {history.stop_reason}", flush=True)
 
 
 if __name__ == "__main__":

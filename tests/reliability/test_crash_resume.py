@@ -1,8 +1,9 @@
 """SIGKILL at random moments never costs the saved work, and resuming is bitwise exact.
 
 Two ways to run training, each killed with SIGKILL at seeded random moments, KILLS times:
-- ``script``: tests/reliability/crash_run.py (Trainer.fit with a mid-epoch checkpoint every 7
-  steps, the hardest case for exact resume);
+- ``script``: tests/reliability/crash_run.py (Trainer.fit with a mid-epoch checkpoint every 5
+  steps, the hardest case for exact resume, plus EarlyStopping that restores its best weights,
+  ModelCheckpoint(save_best_only) keeping best/ and a JSON Lines log);
 - ``cli``: ``gradwise train spiral --out RUN`` (a checkpoint at every epoch end), resumed with
   ``gradwise train --resume RUN``.
 After every kill the run's checkpoint must verify (sizes and SHA-256 of every file the manifest
@@ -11,8 +12,11 @@ Each kill lands a random (seeded) fraction of a save interval after the run has 
 checkpoints, the interval being the one measured between those two saves: the kills follow the
 run's own pace, so a fast machine cannot finish the run between kills and a slow one still
 makes progress in every cycle.
-The run is then resumed to the end, and its final weights must equal, bit for bit, those of a
-run that was never interrupted. SIGINT and SIGTERM to the CLI must save a checkpoint, exit
+The run is then resumed to the end: its final weights must equal, bit for bit, those of a
+run that was never interrupted, and so must every file of its folder (checkpoints, best/,
+history, metrics, run.json), apart from wall-clock fields (see reliability/folders.py); the
+same stop epoch follows. No temporary file is left once the resumed run has finished.
+SIGINT and SIGTERM to the CLI must save a checkpoint, exit
 130 / 143 with a message saying how to resume, and resume to the same weights.
 """
 
@@ -32,7 +36,9 @@ import numpy as np
 import pytest
 import safetensors.numpy
 
+from gradwise._atomic import is_atomic_temp_name
 from gradwise.train.checkpoint import MANIFEST_NAME, load_checkpoint
+from reliability.folders import assert_same_folders
 
 LONG = bool(os.environ.get("GRADWISE_LONG_TESTS"))
 KILLS = int(os.environ.get("GRADWISE_KILLS", 25 if LONG else 5))
@@ -40,7 +46,8 @@ RUN_TIMEOUT_S = 180
 # A kill cycle uses two saves plus a fraction of a third interval (more only when the poll
 # misses a save): these totals leave room for KILLS cycles several times over.
 CLI_EPOCHS = str(max(40, 8 * KILLS))  # a checkpoint at every epoch end
-SCRIPT_EPOCHS = str(max(16, KILLS))  # 38 steps, about five checkpoints, per epoch
+# 30 steps, six checkpoints, per epoch; EarlyStopping ends the run at epoch 20
+SCRIPT_EPOCHS = "30"
 
 
 @dataclass(frozen=True)
@@ -88,6 +95,10 @@ def _run_to_end(runner: Runner, run_dir: Path) -> dict[str, np.ndarray]:
     _, err = process.communicate(timeout=RUN_TIMEOUT_S)
     assert process.returncode == 0, err
     return safetensors.numpy.load_file(str(runner.final_weights(run_dir)))
+
+
+def _temp_files(run_dir: Path) -> list[Path]:
+    return [path for path in run_dir.rglob("*") if is_atomic_temp_name(path.name)]
 
 
 def _save_interval(process: subprocess.Popen, manifest: Path) -> float:
@@ -148,11 +159,15 @@ def assert_same_weights(got: dict[str, np.ndarray], expected: dict[str, np.ndarr
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, np.ndarray]]:
-    """Final weights of an uninterrupted run, per runner (computed on first use)."""
+    """Final weights of an uninterrupted run, per runner (computed on first use); its folder
+    is ``reference["<runner>-folder"]``."""
 
     class Lazy(dict):
         def __missing__(self, name: str) -> dict[str, np.ndarray]:
-            self[name] = _run_to_end(RUNNERS[name], tmp_path_factory.mktemp(f"ref-{name}"))
+            folder = tmp_path_factory.mktemp(f"ref-{name}") / "run"
+            folder.mkdir()
+            self[name] = _run_to_end(RUNNERS[name], folder)
+            self[f"{name}-folder"] = folder
             return self[name]
 
     return Lazy()
@@ -165,7 +180,7 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(
 ) -> None:
     runner = RUNNERS[runner_name]
     expected = reference[runner_name]
-    run_dir = tmp_path / "killed"
+    run_dir = tmp_path / "run"  # the same name as the reference's: run.json holds no path
     run_dir.mkdir()
     fractions = np.random.default_rng(7).uniform(0.0, 1.0, size=KILLS)
     steps: list[int] = []
@@ -184,6 +199,8 @@ def test_sigkill_at_random_moments_then_resume_is_bitwise_exact(
 
     resumed = _run_to_end(runner, run_dir)
     assert_same_weights(resumed, expected)
+    assert_same_folders(run_dir, reference[f"{runner_name}-folder"])
+    assert _temp_files(run_dir) == []
 
 
 @pytest.mark.timeout(300)

@@ -110,4 +110,4 @@ class StopAtStep(Callback):
 
     def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
         if step == self.stop_step:
-            self.trainer.request_stop("interrupted")
+            self.trainer.request_stop("interrupted", resumable=True)

@@ -18,16 +18,26 @@ Axis = int | tuple[int, ...] | None
 
 
 def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
-    """Python numbers and lists become float32 (bool stays bool); NumPy arrays keep their dtype."""
+    """Python numbers and lists become float32 (bool stays bool); NumPy arrays keep their dtype.
+
+    Raises:
+        TypeError: the data are not numbers (strings, bytes, objects), as in ``torch.tensor``.
+    """
     if isinstance(data, Tensor):
         data = data._data
     if dtype is not None:
-        return np.array(data, dtype=dtype)
-    if isinstance(data, np.ndarray | np.generic):
-        return np.array(data)
-    array = np.array(data)
-    if array.dtype.kind in "iuf":
-        return array.astype(np.float32)
+        array = np.array(data, dtype=dtype)
+    elif isinstance(data, np.ndarray | np.generic):
+        array = np.array(data)
+    else:
+        array = np.array(data)
+        if array.dtype.kind in "iuf":
+            array = array.astype(np.float32)
+    if array.dtype.kind not in "biufc":
+        raise TypeError(
+            f"tensor: data must be numbers or booleans, got dtype {array.dtype} "
+            f"({type(data).__name__}); a Tensor holds numeric data only"
+        )
     return array
 
 

@@ -250,9 +250,18 @@ class DatasetNotFoundError(FileNotFoundError):
         attempts: one line per place tried, with what went wrong there.
     """
 
-    def __init__(self, message: str, attempts: list[str]):
+    def __init__(self, message: str, attempts: list[str], refused: list[str] | None = None):
         super().__init__(message)
         self.attempts = attempts
+        self.refused = refused or []
+        """The attempts where files were found but refused (malformed, too large...)."""
+
+
+class DatasetRefusedError(IDXError):
+    """The files in the folder the user named (``data_dir``) exist but were refused.
+
+    Raised instead of looking further, so training never silently uses another copy.
+    """
 
 
 def default_cache_dir() -> Path:
@@ -294,19 +303,30 @@ def load_idx_dataset(
         DatasetNotFoundError: no folder holds a valid copy and downloading was off or failed.
     """
     attempts: list[str] = []
+    refused: list[str] = []
     for label, directory in candidate_dirs(spec, data_dir):
         paths, problem = _find_files(directory, spec)
         if paths is None:
             attempts.append(f"{label} {directory}: {problem}")
             continue
         try:
-            return _load_files(spec, paths, source=str(directory))
+            dataset = _load_files(spec, paths, source=str(directory))
         except (IDXError, OSError) as error:
+            if label == "data_dir":  # the user's own choice: say why, never look elsewhere
+                raise DatasetRefusedError(
+                    f"--data-dir {data_dir}: the {spec.name} files there were refused: "
+                    f"{str(error).splitlines()[0]}"
+                ) from None
             attempts.append(f"{label} {directory}: {error}")
+            refused.append(f"{directory}: {str(error).splitlines()[0]}")
+            continue
+        if refused:
+            dataset.source += f" (copies refused elsewhere: {'; '.join(refused)})"
+        return dataset
 
     if not download:
         attempts.append("download: not attempted (download=False)")
-        raise DatasetNotFoundError(_not_found_message(spec, attempts), attempts)
+        raise DatasetNotFoundError(_not_found_message(spec, attempts), attempts, refused)
 
     cache = default_cache_dir() / spec.name
     urls: list[str] = []
@@ -328,7 +348,7 @@ def load_idx_dataset(
             attempts.append(f"download: {error}")
     except (IDXError, OSError) as error:
         attempts.append(f"download into {cache}: {error}")
-    raise DatasetNotFoundError(_not_found_message(spec, attempts), attempts)
+    raise DatasetNotFoundError(_not_found_message(spec, attempts), attempts, refused)
 
 
 def load_mnist(
@@ -439,7 +459,9 @@ def _find_files(directory: Path, spec: IDXDatasetSpec) -> tuple[tuple[Path, ...]
     missing: list[str] = []
     for remote in spec.files:
         names = (remote.name, remote.name.removesuffix(".gz"))
-        path = next((directory / n for n in names if (directory / n).is_file()), None)
+        # anything by that name counts (a FIFO or a link to /dev/zero is then refused by the
+        # reader, with a reason) rather than being skipped in silence
+        path = next((directory / n for n in names if os.path.lexists(directory / n)), None)
         if path is None:
             missing.append(remote.name)
         else:

@@ -10,7 +10,13 @@ big-endian payload in C order:
 
 The reader checks every one of those fields, and checks that the payload is exactly
 prod(dims) * itemsize bytes before it allocates the array, so a forged header cannot make it
-allocate (or, for gzip, decompress) more than the file really holds.
+allocate (or, for gzip, decompress) more than the file really holds. The size the header
+declares must also fit ``max_bytes`` (1 GiB by default, above the largest IDX data set in
+common use, EMNIST ByClass at 0.55 GB) and half the memory available, so a 1.9 MB gzip bomb
+declaring 1.96 GB is refused before one byte is decompressed, with a one-line IDXError
+instead of a MemoryError. Decompression writes straight into the preallocated array: the peak
+is the array itself. Files are opened through :func:`gradwise.safefile.open_untrusted`
+(regular files only: a FIFO or ``/dev/zero`` is refused, not read forever).
 """
 
 from __future__ import annotations
@@ -26,14 +32,16 @@ from typing import BinaryIO
 import numpy as np
 
 from gradwise._atomic import atomic_open
+from gradwise.safefile import open_untrusted
+from gradwise.safetensors_io import available_memory
 
 __all__ = ["IDXError", "MAX_NDIM", "read_idx", "write_idx"]
 
 MAX_NDIM = 4
 """Most dimensions the reader accepts; MNIST-like data uses 1 (labels) or 3 (images)."""
 
-DEFAULT_MAX_BYTES = 8 * 2**30
-"""Largest payload read_idx accepts unless told otherwise (8 GiB)."""
+DEFAULT_MAX_BYTES = 2**30
+"""Largest payload read_idx accepts unless told otherwise (1 GiB; EMNIST ByClass is 0.55 GB)."""
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -62,7 +70,8 @@ def read_idx(path: str | os.PathLike[str], max_bytes: int | None = DEFAULT_MAX_B
 
     Args:
         path: the file.
-        max_bytes: refuse payloads larger than this many bytes (None: no limit).
+        max_bytes: refuse payloads larger than this many bytes (None: only the memory limit,
+            half the memory available, applies).
 
     Returns:
         An array with the header's shape and the type code's dtype (uint8, int8, int16, int32,
@@ -70,8 +79,8 @@ def read_idx(path: str | os.PathLike[str], max_bytes: int | None = DEFAULT_MAX_B
 
     Raises:
         IDXError: bad magic number, type code or dimension count; payload shorter or longer
-            than the header says; payload over ``max_bytes``; corrupt gzip stream.
-        OSError: the file cannot be opened.
+            than the header says; payload over ``max_bytes`` or the memory available; corrupt
+            gzip stream; not a regular file; missing or unreadable.
 
     Example:
         >>> images = read_idx("train-images-idx3-ubyte.gz")   # doctest: +SKIP
@@ -79,16 +88,19 @@ def read_idx(path: str | os.PathLike[str], max_bytes: int | None = DEFAULT_MAX_B
         ((60000, 28, 28), dtype('uint8'))
     """
     path = Path(path)
-    with open(path, "rb") as raw:
+    memory = available_memory() // 2
+    limit = memory if max_bytes is None else min(max_bytes, memory)
+    with open_untrusted(path, max_bytes=limit + 64, error=IDXError,
+                        what="IDX file") as (raw, size):
         compressed = raw.read(2) == GZIP_MAGIC
         raw.seek(0)
         if compressed:
             try:
                 with gzip_lib.GzipFile(fileobj=raw, mode="rb") as stream:
-                    return _read_stream(stream, path, None, max_bytes)
+                    return _read_stream(stream, path, None, limit)
             except (OSError, EOFError, zlib.error) as error:
                 raise IDXError(f"{path}: corrupt gzip stream ({error})") from error
-        return _read_stream(raw, path, os.fstat(raw.fileno()).st_size, max_bytes)
+        return _read_stream(raw, path, size, limit)
 
 
 def write_idx(path: str | os.PathLike[str], array: np.ndarray, gzip: bool = False) -> None:
@@ -146,28 +158,34 @@ def _read_stream(
     dtype = _CODE_TO_DTYPE[code]
     header_bytes = 4 + 4 * ndim
     need = math.prod(dims) * dtype.itemsize  # Python int: cannot overflow
+    if file_size is not None and file_size - header_bytes != need:
+        have = file_size - header_bytes
+        raise IDXError(f"{path}: payload is {have} bytes but header dims {dims} need {need}")
     if max_bytes is not None and need > max_bytes:
         raise IDXError(
-            f"{path}: header dims {dims} need {need} bytes, over the {max_bytes}-byte limit"
+            f"{path}: refused: header dims {dims} need {need} bytes, over the {max_bytes}-byte "
+            "limit (read_idx max_bytes, at most half the memory available)"
         )
 
     if file_size is not None:
-        have = file_size - header_bytes
-        if have != need:
-            raise IDXError(f"{path}: payload is {have} bytes but header dims {dims} need {need}")
         payload = np.fromfile(stream, dtype=dtype, count=math.prod(dims))
         if payload.nbytes != need:  # the file shrank while we read it
             raise IDXError(
                 f"{path}: payload is {payload.nbytes} bytes but header dims {dims} need {need}"
             )
     else:
-        data = _read_bounded(stream, need + 1)
-        if len(data) != need:
-            more = " or more" if len(data) > need else ""
+        try:
+            payload = np.empty(math.prod(dims), dtype=dtype)
+        except MemoryError:
+            raise IDXError(f"{path}: refused: {need} bytes do not fit in memory") from None
+        got = _read_into(stream, memoryview(payload).cast("B"))
+        extra = stream.read(1) if got == need else b""
+        if got != need or extra:
+            more = " or more" if extra else ""
             raise IDXError(
-                f"{path}: payload is {len(data)}{more} bytes but header dims {dims} need {need}"
+                f"{path}: payload is {got + len(extra)}{more} bytes but header dims {dims} "
+                f"need {need}"
             )
-        payload = np.frombuffer(data, dtype=dtype)
     return payload.astype(dtype.newbyteorder("="), copy=False).reshape(dims)
 
 
@@ -180,16 +198,17 @@ def _read_exactly(stream: BinaryIO, count: int, path: Path, what: str) -> bytes:
     return data
 
 
-def _read_bounded(stream: BinaryIO, limit: int) -> bytearray:
-    """Read until EOF or ``limit`` bytes, whichever comes first, in fixed-size chunks.
+def _read_into(stream: BinaryIO, buffer: memoryview) -> int:
+    """Fill ``buffer`` from ``stream`` in fixed-size chunks; return the bytes read (EOF stops).
 
-    Chunked on purpose: ``stream.read(limit)`` preallocates ``limit`` bytes, which a forged
-    header could make enormous.
+    The buffer was sized from the header and checked against the limits, so decompression
+    never produces more than the header declared (plus the one byte that detects extra data).
     """
-    data = bytearray()
-    while len(data) < limit:
-        chunk = stream.read(min(_CHUNK_BYTES, limit - len(data)))
+    filled = 0
+    while filled < len(buffer):
+        chunk = stream.read(min(_CHUNK_BYTES, len(buffer) - filled))
         if not chunk:
             break
-        data += chunk
-    return data
+        buffer[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    return filled

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.numpy
 
 from gradwise._atomic import atomic_write_bytes
 from gradwise.nn.module import IncompatibleKeys, Module
+from gradwise.safetensors_io import dump_safetensors, read_safetensors
 
 __all__ = ["load_safetensors", "save_safetensors"]
 
@@ -50,7 +50,8 @@ def save_safetensors(
     ):
         raise TypeError("save_safetensors: metadata must map strings to strings")
     state = {key: np.ascontiguousarray(value) for key, value in model.state_dict().items()}
-    atomic_write_bytes(Path(path), safetensors.numpy.save(state, metadata=metadata))
+    # canonical header: the same weights always give the same bytes
+    atomic_write_bytes(Path(path), dump_safetensors(state, metadata=metadata))
 
 
 def load_safetensors(
@@ -78,12 +79,12 @@ def load_safetensors(
     if not isinstance(model, Module):
         raise TypeError(f"load_safetensors: expected an nn.Module, got {type(model).__name__}")
     path = Path(path)
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"load_safetensors: no file at {path}")
-    data = path.read_bytes()
     try:
-        state: dict[str, Any] = safetensors.numpy.load(data)
-    except Exception as error:  # safetensors raises its own error types (and TypeError for bf16)
+        # the guarded reader: regular files only, every cap checked before parsing
+        state: dict[str, Any] = read_safetensors(path, error=ValueError)[0]
+    except ValueError as error:
         text = str(error)
         hint = (" (bfloat16 has no NumPy dtype: save the weights as float32 in PyTorch)"
                 if "bf16" in text.lower() or "bfloat16" in text.lower() else "")

@@ -89,9 +89,14 @@ class Optimizer:
     def _check_number(self, group: dict[str, Any], name: str, low: float = 0.0,
                       low_inclusive: bool = True, high: float = math.inf,
                       high_inclusive: bool = True) -> None:
-        """Check that ``group[name]`` is a real number in the given interval."""
+        """Check that ``group[name]`` is a finite real number in the given interval.
+
+        Infinite and NaN values are refused for every hyperparameter (``lr=inf`` used to be
+        accepted and turned every weight into NaN at the first step).
+        """
         value = group[name]
-        is_real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        is_real = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+                   and math.isfinite(value))
         above = is_real and (value >= low if low_inclusive else value > low)
         below = is_real and (value <= high if high_inclusive else value < high)
         if math.isinf(high):

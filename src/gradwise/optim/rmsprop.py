@@ -54,7 +54,7 @@ class RMSprop(Optimizer):
         self._check_number(group, "alpha", high=1.0)
         self._check_number(group, "eps", low_inclusive=False)
         self._check_number(group, "weight_decay")
-        self._check_number(group, "momentum")
+        self._check_number(group, "momentum", high=1.0, high_inclusive=False)
         self._check_bool(group, "centered")
         self._check_bool(group, "maximize")
 

@@ -47,7 +47,7 @@ class SGD(Optimizer):
 
     def _validate_group(self, group: dict[str, Any]) -> None:
         self._check_number(group, "lr")
-        self._check_number(group, "momentum")
+        self._check_number(group, "momentum", high=1.0, high_inclusive=False)
         self._check_number(group, "dampening", high=1.0)
         self._check_number(group, "weight_decay")
         self._check_bool(group, "nesterov")

@@ -59,6 +59,13 @@ class ConfigError(ValueError):
 #: upper bounds on a config's model size (see TrainConfig.validate)
 MAX_LAYERS = 64
 MAX_WIDTH = 65536
+MAX_EPOCHS = 100_000
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest --config file read (a real one is a few hundred bytes)."""
+MAX_BATCH = 1 << 20
+MODEL_MEMORY_FACTOR = 4
+"""Bytes of float32 state per parameter while training: weights, gradients and two Adam
+moments (SGD with momentum needs 3); activations come on top."""
 
 @dataclass(frozen=True)
 class Recipe:
@@ -259,11 +266,26 @@ class TrainConfig:
                 fail(key, f"must be one of {', '.join(allowed)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             fail("lr", "must be > 0")
-        for key in ("epochs", "batch_size"):
+        for key, most in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH)):
             if getattr(self, key) < 1:
                 fail(key, "must be >= 1")
+            if getattr(self, key) > most:
+                fail(key, f"must be at most {most}")
         if self.limit_train is not None and self.limit_train < 2:
             fail("limit_train", "must be >= 2")
+        if self.limit_train is not None and self.limit_train > 10**9:
+            fail("limit_train", "must be at most 10^9")
+        if not (math.isfinite(self.lr) and self.lr <= 1e6):
+            fail("lr", "must be finite and at most 1e6")
+        if self.data_dir is not None:
+            if len(self.data_dir) > 4096 or not self.data_dir:
+                fail("data_dir", "must be a folder path of 1 to 4096 characters")
+            try:
+                self.data_dir.encode("utf-8")
+            except UnicodeEncodeError:
+                fail("data_dir", "must be valid UTF-8 (it is saved in config.json)")
+        if len(self.recipe) > 200:
+            fail("recipe", "must be at most 200 characters")
         if not 0.0 <= self.dropout < 1.0:
             fail("dropout", "must be in [0, 1)")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
@@ -278,6 +300,8 @@ class TrainConfig:
             fail("val_fraction", "must be in (0, 1)")
         if self.seed < 0:
             fail("seed", "must be >= 0")
+        if self.seed >= 2**63:
+            fail("seed", "must be below 2^63")
         if any(width < 1 for width in self.hidden):
             fail("hidden", "must be a list of positive widths")
         if self.model == "cnn" and (not self.channels or any(c < 1 for c in self.channels)):
@@ -289,6 +313,9 @@ class TrainConfig:
             fail("channels", f"allows at most {MAX_LAYERS} layers of at most {MAX_WIDTH} channels")
         if self.model == "cnn" and self.dataset in TOY_DATASETS:
             fail("model", f"cnn needs image data; {self.dataset} is 2-D points, use mlp")
+        # before any data is loaded: the data set fixes the input shape and the classes
+        toy = self.dataset in TOY_DATASETS
+        _check_model_fits(self, (2,) if toy else (1, 28, 28), 2 if toy else 10)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -324,7 +351,9 @@ def _show(value: Any) -> str:
     """A value as a user would have typed it: ``-1`` rather than ``-1.0``, strings quoted."""
     if isinstance(value, float):
         return f"{value:g}"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(value)} items)" if isinstance(
+        value, (list, tuple)) else text[:77] + "..."
 
 
 def _convert(key: str, value: Any, label: str) -> Any:
@@ -366,6 +395,7 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], n_classes: in
     Every layer gets its own Generator derived from the seed, so the same config always
     gives the same initial weights and the same dropout masks.
     """
+    _check_model_fits(config, input_shape, n_classes)
     seeds = np.random.SeedSequence(config.seed).spawn(64)
     next_seed = iter(seeds).__next__
     layers: list[nn.Module] = []
@@ -400,6 +430,40 @@ def build_model(config: TrainConfig, input_shape: tuple[int, ...], n_classes: in
     return nn.Sequential(*layers)
 
 
+def model_parameter_count(config: TrainConfig, input_shape: tuple[int, ...],
+                          n_classes: int) -> int:
+    """Parameters of the model :func:`build_model` would build, counted without building it."""
+    count = 0
+    if config.model == "cnn" and len(input_shape) == 3:
+        channels, height, width = input_shape
+        for out_channels in config.channels:
+            count += out_channels * channels * 9 + out_channels
+            count += 2 * out_channels if config.batch_norm else 0
+            channels, height, width = out_channels, height // 2, width // 2
+        features = channels * height * width
+    else:
+        features = math.prod(input_shape)
+    for width in config.hidden:
+        count += features * width + width
+        features = width
+    return count + features * n_classes + n_classes
+
+
+def _check_model_fits(config: TrainConfig, input_shape: tuple[int, ...], n_classes: int) -> None:
+    """Refuse, before allocating, a model whose training state cannot fit in memory."""
+    from gradwise.safetensors_io import available_memory
+
+    parameters = model_parameter_count(config, input_shape, n_classes)
+    need = parameters * 4 * MODEL_MEMORY_FACTOR
+    have = available_memory()
+    if need > have:
+        raise ConfigError(
+            f"the model has {parameters:,} parameters and needs about {need / 2**30:.1f} GiB to "
+            f"train (weights, gradients, optimizer state); {have / 2**30:.1f} GiB is available. "
+            "Use smaller hidden widths"
+        )
+
+
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Settings from a JSON or TOML file (TOML needs Python 3.11+), keys as in TrainConfig.
 
@@ -409,13 +473,17 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     Raises:
         ConfigError: the file cannot be read or parsed, or does not hold a table of settings.
     """
+    from gradwise.safefile import read_untrusted
+
     path = Path(path)
+    if not os.path.lexists(path):
+        raise ConfigError(f"{path}: no such config file")
+    payload = read_untrusted(path, max_bytes=MAX_CONFIG_BYTES, error=ConfigError,
+                             what="config file")
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such config file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: cannot read: {error}") from None
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: cannot read: not UTF-8 text ({error.reason})") from None
     if path.suffix.lower() == ".toml":
         if tomllib is None:
             raise ConfigError(f"{path}: TOML config files need Python 3.11 or later; use JSON")

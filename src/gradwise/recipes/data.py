@@ -15,7 +15,7 @@ import numpy as np
 
 from gradwise import data as gw_data
 from gradwise.data import datasets as gw_datasets
-from gradwise.recipes.config import TrainConfig
+from gradwise.recipes.config import ConfigError, TrainConfig
 
 __all__ = ["TOY_SIZES", "PreparedData", "load_data"]
 
@@ -74,6 +74,11 @@ def load_data(
         return _toy_data(config, name)
     image_set = _load_images(name, config.data_dir, notify, progress)
     (x_train, y_train), (x_test, y_test) = image_set.splits()
+    if len(x_train) < 2 or len(x_test) < 1:
+        raise ConfigError(
+            f"{image_set.name} from {image_set.source}: {len(x_train)} training and "
+            f"{len(x_test)} test images; training needs at least 2 and 1"
+        )
     rng = np.random.default_rng(config.seed)
     if config.limit_train is not None and config.limit_train < len(x_train):
         keep = rng.permutation(len(x_train))[: config.limit_train]
@@ -110,6 +115,8 @@ def _load_images(
         return gw_data.load_dataset(name, data_dir, download=True, progress=progress)
     except gw_data.DatasetNotFoundError as error:
         tried = _summarise_attempts(error.attempts)
+        if error.refused:  # files were there but refused: say why, do not hide it
+            tried += f"; refused: {error.refused[0]}"
         label = name.upper() if name == "mnist" else name
         if name != "mnist":
             raise gw_data.DatasetNotFoundError(

@@ -15,6 +15,7 @@ from gradwise import data as gw_data
 from gradwise import nn
 from gradwise.imageprep import load_digit_image
 from gradwise.recipes import IMAGE_DATASETS, TrainConfig, build_model, load_data
+from gradwise.runinfo import check_run_info
 from gradwise.runs.layout import (
     LAST_CHECKPOINT,
     RUN_INFO_NAME,
@@ -27,7 +28,12 @@ from gradwise.runs.layout import (
     read_json,
 )
 from gradwise.runs.training import EVAL_BATCH
-from gradwise.train.checkpoint import CheckpointError, check_state_matches, load_checkpoint
+from gradwise.train.checkpoint import (
+    CheckpointError,
+    check_finite_weights,
+    check_state_matches,
+    load_checkpoint,
+)
 from gradwise.train.metrics import confusion_matrix
 
 __all__ = [
@@ -51,16 +57,21 @@ class LoadedRun:
     weights: Path
 
 
-def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
+def load_run(run_dir: str | os.PathLike[str], allow_non_finite: bool = False) -> LoadedRun:
     """Rebuild the model from ``config.json`` and load the final weights (or the last
     checkpoint of an unfinished run).
 
+    Args:
+        allow_non_finite: load NaN/inf weights (to inspect a diverged run); refused otherwise.
+
     Raises:
-        RunError: the folder, its config, or usable weights are missing or do not fit.
+        RunError: the folder, its config, run.json (see :mod:`gradwise.runinfo`) or usable
+            weights are missing, invalid, non-finite, of other dtypes, or do not fit.
     """
     run_dir = Path(run_dir)
     config = read_config(run_dir)
     info = read_json(run_dir / RUN_INFO_NAME)
+    check_run_info(info, str(run_dir / RUN_INFO_NAME), RunError, trained=True)
     try:
         input_shape = tuple(int(n) for n in info["input_shape"])
         n_classes = len(info["classes"])
@@ -70,17 +81,21 @@ def load_run(run_dir: str | os.PathLike[str]) -> LoadedRun:
         ) from None
     model = build_model(config, input_shape, n_classes)
     weights = run_dir / WEIGHTS_NAME
-    if weights.is_file():
+    if os.path.lexists(weights):  # a FIFO or an outside link is refused when read
         state = load_weights(weights)
         try:
             check_state_matches(model.state_dict(), state, source=weights)
+            if not allow_non_finite:
+                check_finite_weights(state, weights)
         except CheckpointError as error:
             raise RunError(str(error).splitlines()[0]) from error
         model.load_state_dict(state)
-    elif (run_dir / LAST_CHECKPOINT / "checkpoint.json").is_file():
+    elif os.path.lexists(run_dir / LAST_CHECKPOINT / "checkpoint.json"):
         weights = run_dir / LAST_CHECKPOINT
         try:
-            model.load_state_dict(load_checkpoint(weights, model).model_state)
+            model.load_state_dict(
+                load_checkpoint(weights, model, allow_non_finite=allow_non_finite).model_state
+            )
         except CheckpointError as error:
             raise RunError(str(error).splitlines()[0]) from error
     else:
@@ -102,12 +117,13 @@ class Evaluation:
 
 
 def evaluate_run(run_dir: str | os.PathLike[str], data_dir: str | None = None,
-                 notify: Notify = quiet) -> Evaluation:
+                 notify: Notify = quiet, allow_non_finite: bool = False) -> Evaluation:
     """Rebuild the run's model and score it on the test split of the data it trained on.
 
     The loss is plain cross-entropy (no label smoothing), as the test loss of ``train_run``.
+    ``allow_non_finite``: evaluate NaN/inf weights (see :func:`load_run`).
     """
-    run = load_run(run_dir)
+    run = load_run(run_dir, allow_non_finite=allow_non_finite)
     config = run.config if data_dir is None else run.config.updated({"data_dir": data_dir})
     scaling = (float(run.info.get("mean", 0.0)), float(run.info.get("std", 1.0)))
     data = load_data(config, dataset=run.info.get("dataset"), notify=notify, scaling=scaling)

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.numpy as safetensors_numpy
 
 import gradwise as gw
 from gradwise import nn
 from gradwise._atomic import atomic_open, atomic_write_bytes
 from gradwise.recipes import TrainConfig
+from gradwise.runinfo import check_run_info
+from gradwise.safefile import read_untrusted
+from gradwise.safetensors_io import dump_safetensors, read_safetensors
 
 __all__ = [
     "BEST_CHECKPOINT",
@@ -79,7 +81,8 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[st
     """Create (or check, when resuming) the run folder; return run.json's contents."""
     if resume:
         info_path = run_dir / RUN_INFO_NAME
-        info = read_json(info_path) if info_path.is_file() else new_run_info(config)
+        info = read_json(info_path) if os.path.lexists(info_path) else new_run_info(config)
+        check_run_info(info, str(info_path), RunError)
         if info.get("status") == "finished":
             raise RunError(f"{run_dir}: this run already finished; nothing to resume")
         info.pop("interrupted_by", None)
@@ -137,27 +140,25 @@ def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
     Raises:
         RunError: an array holds NaN or Inf (nothing is written).
     """
-    state = {name: np.ascontiguousarray(array) for name, array in model.state_dict().items()}
+    state = {name: np.require(array, requirements="C")  # 0-d stays 0-d
+             for name, array in model.state_dict().items()}
     bad = [name for name, array in state.items()
            if array.dtype.kind == "f" and not np.all(np.isfinite(array))]
     if bad:
         raise RunError(f"{path}: not written: non-finite values in {', '.join(bad)}")
     metadata = {"format": "gradwise.weights", "recipe": config.recipe}
-    atomic_write_bytes(path, safetensors_numpy.save(state, metadata=metadata))
+    atomic_write_bytes(path, dump_safetensors(state, metadata=metadata))
 
 
 def load_weights(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of a safetensors file.
+    """The arrays of a run's safetensors file: a guarded read inside the run folder, with every
+    cap checked before parsing (see :mod:`gradwise.safetensors_io`).
 
     Raises:
-        RunError: the file cannot be read or is not safetensors.
+        RunError: the file is missing, not a regular file, outside the run folder, too large,
+            or not valid safetensors.
     """
-    try:
-        return safetensors_numpy.load(path.read_bytes())
-    except OSError as error:
-        raise RunError(f"{path}: cannot read: {error}") from error
-    except Exception as error:  # safetensors raises its own error types
-        raise RunError(f"{path}: not a valid safetensors file: {error}") from error
+    return read_safetensors(path, within=path.parent, error=RunError)[0]
 
 
 # ---- JSON files -------------------------------------------------------------------------------
@@ -178,16 +179,22 @@ def _finite_or_none(value: Any) -> Any:
     return value
 
 
+MAX_RUN_JSON_BYTES = 16 << 20
+"""Largest config.json / run.json read (a real one is a few KB, even with 1000 class names)."""
+
+
 def read_json(path: Path) -> dict[str, Any]:
     """A JSON object from ``path``.
 
     Raises:
         RunError: the file is missing, unreadable, not JSON, or not an object.
     """
+    if not os.path.lexists(path):
+        raise RunError(f"{path}: missing (is {path.parent} a gradwise run folder?)")
+    payload = read_untrusted(path, max_bytes=MAX_RUN_JSON_BYTES, within=path.parent,
+                             error=RunError, what=path.name)
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing (is {path.parent} a gradwise run folder?)") from None
+        value = json.loads(payload.decode("utf-8"))
     except RecursionError:
         raise RunError(f"{path}: unreadable: nested too deeply") from None
     except (OSError, ValueError) as error:  # ValueError: bad UTF-8, bad JSON, huge numbers

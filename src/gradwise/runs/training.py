@@ -17,6 +17,7 @@ from typing import Any
 
 import gradwise as gw
 from gradwise import nn
+from gradwise._atomic import remove_leftover_temp_files
 from gradwise.doctor import Doctor, DoctorConfig
 from gradwise.recipes import (
     PreparedData,
@@ -90,7 +91,7 @@ class _StopOnRequest(Callback):
 
     def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
         if self.request.requested:
-            self.trainer.request_stop(f"{_INTERRUPTED} {self.request.reason}")
+            self.trainer.request_stop(f"{_INTERRUPTED} {self.request.reason}", resumable=True)
 
 
 @dataclass
@@ -197,6 +198,8 @@ def _start(
 ) -> tuple[dict[str, Any], PreparedData]:
     """Create or check the folder, load the data, and record in run.json what was loaded."""
     info = on_rank_zero(distributed, lambda: prepare_run_dir(config, run_dir, resume))
+    if resume:  # a kill in the middle of a write leaves .NAME.XXXX.tmp files: not ours to keep
+        on_rank_zero(distributed, lambda: len(remove_leftover_temp_files(run_dir)))
     # rank 0 loads (and maybe downloads) first; then the others read the cached files
     data = rank_zero_first(distributed, lambda: load_data(
         config, dataset=info.get("dataset"), notify=notify, progress=progress))
@@ -273,7 +276,7 @@ def _fit(
     fit_args: dict[str, Any] = {
         "val_data": data.val, "epochs": config.epochs, "batch_size": config.batch_size,
     }
-    if resume and (last / "checkpoint.json").is_file():
+    if resume and os.path.lexists(last / "checkpoint.json"):
         fit_args["resume_from"] = last
     elif resume:
         # killed before its first checkpoint: nothing was kept, so the run starts over

@@ -18,6 +18,13 @@ A callback reaches the run through ``self.trainer`` (``model``, ``optimizer``, `
 ``epoch``, ``history``, ``stop_training``, :meth:`Trainer.request_stop`,
 :meth:`Trainer.save_checkpoint`). The trainer calls only the methods a callback overrides,
 so an idle callback costs nothing per step.
+
+State: a callback whose decisions depend on what it has seen (a best value, a patience count)
+defines ``state_dict()`` (JSON data, NumPy arrays allowed) and ``load_state_dict(state)``; the
+trainer saves it in every checkpoint and restores it on resume, after ``on_train_begin`` (see
+:mod:`gradwise.train.resume`). Callbacks with ``saves_checkpoints = True`` (ModelCheckpoint)
+get ``on_epoch_end`` after every other callback and the doctor, so the checkpoints they write
+hold the epoch's final state of everything else.
 """
 
 from __future__ import annotations
@@ -73,6 +80,8 @@ class Callback:
     """Base class with a no-op method for every event; override the ones you need."""
 
     trainer: Trainer | None = None
+    saves_checkpoints = False
+    """True for callbacks that write checkpoints at epoch end (they run after the others)."""
 
     def set_trainer(self, trainer: Trainer) -> None:
         self.trainer = trainer
@@ -132,6 +141,11 @@ class _Improvement:
         self.min_delta = abs(min_delta)
         self.best = math.inf if mode == "min" else -math.inf
 
+    def load_best(self, owner: str, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ValueError(f"{owner}: saved best {value!r} is not a number")
+        self.best = float(value)
+
     def improved(self, value: float) -> bool:
         if not math.isfinite(value):
             return False
@@ -149,7 +163,8 @@ class EarlyStopping(Callback):
         min_delta: the smallest change that counts as an improvement.
         mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracy/f1/precision/recall).
         restore_best_weights: when training ends (stopped or not), load the weights of the
-            best epoch back into the model.
+            best epoch back into the model; not when the run is only paused
+            (``request_stop(..., resumable=True)``: an interrupt to be resumed).
     """
 
     def __init__(
@@ -173,6 +188,7 @@ class EarlyStopping(Callback):
         self.wait = 0
         self.best_epoch: int | None = None
         self.stopped_epoch: int | None = None
+        self._stop_reason: str | None = None
         self._best_weights: dict[str, np.ndarray] | None = None
 
     @property
@@ -194,14 +210,56 @@ class EarlyStopping(Callback):
             self.stopped_epoch = epoch
             best = "none" if self.best_epoch is None else f"{self.best:.6g} at epoch "
             best += "" if self.best_epoch is None else str(self.best_epoch + 1)
-            self.trainer.request_stop(
+            self._stop_reason = (
                 f"early stopping: {self.monitor} did not improve for {self.wait} epochs "
                 f"(best {best})"
             )
+            self.trainer.request_stop(self._stop_reason)
 
     def on_train_end(self) -> None:
+        if self.trainer.stop_resumable:  # paused, not over: training continues from here
+            return
         if self._best_weights is not None and self.best_epoch != self.trainer.epoch - 1:
             self.trainer.model.load_state_dict(self._best_weights)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Best value and epoch, epochs waited, the stop decision, the best weights if kept."""
+        return {
+            "best": self._tracker.best,
+            "wait": self.wait,
+            "best_epoch": self.best_epoch,
+            "stopped_epoch": self.stopped_epoch,
+            "stop_reason": self._stop_reason,
+            "best_weights": self._best_weights,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; a saved stop decision stops the resumed run again.
+
+        Raises:
+            ValueError / KeyError: a field is missing or out of range (named).
+        """
+        self._tracker.load_best("EarlyStopping", state["best"])
+        self.wait = _optional_count("EarlyStopping", "wait", state["wait"], allow_none=False)
+        self.best_epoch = _optional_count("EarlyStopping", "best_epoch", state["best_epoch"])
+        self.stopped_epoch = _optional_count("EarlyStopping", "stopped_epoch",
+                                             state["stopped_epoch"])
+        weights = state["best_weights"]
+        if weights is not None and not isinstance(weights, dict):
+            raise ValueError("EarlyStopping: saved best_weights is not a state dict")
+        self._best_weights = weights
+        reason = state["stop_reason"]
+        self._stop_reason = reason if isinstance(reason, str) else None
+        if self.stopped_epoch is not None and self.trainer is not None:
+            self.trainer.request_stop(self._stop_reason or "early stopping")
+
+
+def _optional_count(owner: str, name: str, value: Any, allow_none: bool = True) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+        raise ValueError(f"{owner}: saved {name} {value!r} is not a count >= 0")
+    return value
 
 
 class TerminateOnNaN(Callback):
@@ -257,8 +315,12 @@ class ModelCheckpoint(Callback):
         save_last: also keep ``dirpath/last``, replaced every epoch (what to resume from).
 
     A model whose weights are not finite is never saved: the callback warns and skips.
-    Attributes ``best_path`` and ``last_path`` name the latest saves.
+    Attributes ``best_path`` and ``last_path`` name the latest saves. The best value and
+    epoch are part of :meth:`state_dict`, so a resumed run replaces ``best`` only when the
+    uninterrupted run would have; ``last`` is written after ``best``, holding the new best.
     """
+
+    saves_checkpoints = True
 
     def __init__(
         self,
@@ -289,19 +351,43 @@ class ModelCheckpoint(Callback):
         self._tracker = _Improvement(self.mode, 0.0)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        if (epoch + 1) % self.every_n_epochs == 0:
+            if not self.save_best_only:
+                self._save(self.dirpath / f"epoch-{epoch + 1:04d}")
+            else:
+                self._save_if_best(epoch, logs)
         if self.save_last:
             self.last_path = self._save(self.dirpath / "last") or self.last_path
-        if (epoch + 1) % self.every_n_epochs != 0:
-            return
-        if not self.save_best_only:
-            self._save(self.dirpath / f"epoch-{epoch + 1:04d}")
-            return
+
+    def _save_if_best(self, epoch: int, logs: dict[str, Any]) -> None:
         value = _monitored_value("ModelCheckpoint", self.monitor, logs)
-        if self._tracker.improved(value):
-            saved = self._save(self.dirpath / "best")
-            if saved is not None:
-                self._tracker.best = value
-                self.best_path, self.best_epoch = saved, epoch
+        if not self._tracker.improved(value):
+            return
+        previous = (self._tracker.best, self.best_epoch)
+        # the new best goes into the state before the save, so best/ holds its own record
+        self._tracker.best, self.best_epoch = value, epoch
+        saved = self._save(self.dirpath / "best")
+        if saved is None:
+            self._tracker.best, self.best_epoch = previous
+        else:
+            self.best_path = saved
+
+    def state_dict(self) -> dict[str, Any]:
+        """The best monitored value and its epoch (paths follow from ``dirpath``)."""
+        return {"best": self._tracker.best, "best_epoch": self.best_epoch,
+                "saved_last": self.last_path is not None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`.
+
+        Raises:
+            ValueError / KeyError: a field is missing or not a number/count.
+        """
+        self._tracker.load_best("ModelCheckpoint", state["best"])
+        self.best_epoch = _optional_count("ModelCheckpoint", "best_epoch", state["best_epoch"])
+        self.best_path = None if self.best_epoch is None else self.dirpath / "best"
+        if state.get("saved_last") and self.save_last:
+            self.last_path = self.dirpath / "last"
 
     def _save(self, path: Path) -> Path | None:
         try:

@@ -6,17 +6,25 @@ A checkpoint is a directory::
       checkpoint.json                   the manifest, written last
       model-<sha256 prefix>.safetensors      model.state_dict(), keys as in the model
       optimizer-<sha256 prefix>.safetensors  the optimizer's arrays (momentum, Adam moments)
+      callbacks-<sha256 prefix>.safetensors  arrays in callback states (EarlyStopping's best
+                                             weights), when there are any
 
 The manifest holds the format version, the model's class name and parameter shapes, the
 optimizer's non-array state, the scheduler state, the trainer state (epoch, step, position in
-the epoch, RNG states), the history, and the byte size and SHA-256 of each safetensors file.
+the epoch, RNG states), the callbacks' states (every callback with ``state_dict``, the
+doctor's included), the history, and the byte size and SHA-256 of each safetensors file. There
+is no timestamp and every header is canonical, so the same run state always gives the same
+bytes.
 
 Consistency: each file is written atomically (temporary file in the same directory, fsync,
 rename), the array files get content-addressed names, and the manifest that names them is
 written last. A crash at any moment leaves either the previous checkpoint or the new one, never
 a mix; stale array files are removed only after the new manifest is in place. Loading checks
 every size and hash, so a truncated or altered file raises :class:`CheckpointError` naming the
-file. Nothing is ever pickled.
+file. Every file is opened through :func:`gradwise.safefile.open_untrusted`: regular files
+only, inside the checkpoint folder, size checked before reading. Loaded weights must be
+finite (unless ``allow_non_finite=True``, for inspecting a diverged run) and, when a model is
+given, of the model's dtypes. Nothing is ever pickled.
 
 Example:
     >>> trainer.save_checkpoint("runs/ckpt")                 # doctest: +SKIP
@@ -26,7 +34,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import datetime
 import hashlib
 import json
 import math
@@ -38,10 +45,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import safetensors.numpy as safetensors_numpy
 
 from gradwise._atomic import atomic_write_bytes
 from gradwise.optim.optimizer import join_state, split_state
+from gradwise.safefile import read_untrusted
+from gradwise.safetensors_io import (
+    MAX_TENSORS,
+    available_memory,
+    dump_safetensors,
+    parse_safetensors,
+)
 
 __all__ = [
     "FORMAT_VERSION",
@@ -57,7 +70,11 @@ __all__ = [
 FORMAT_TAG = "gradwise.checkpoint"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "checkpoint.json"
-_ARRAY_FILES = ("model", "optimizer")
+_ARRAY_FILES = ("model", "optimizer", "callbacks")
+MAX_MANIFEST_BYTES = 32 << 20
+"""Largest manifest read: a long history with the doctor's records is a few MB, and parsing
+JSON takes about ten times its size in memory."""
+_ARRAY_MARK = "__array__"
 
 
 class CheckpointError(Exception):
@@ -75,6 +92,8 @@ class CheckpointData:
         scheduler_state: ``scheduler.state_dict()``, or None.
         trainer_state: the trainer's JSON state (epoch, step, RNG states, ...).
         history: ``History.to_dict()``, or None.
+        callbacks_state: ``{callback key: state}`` for every callback with ``state_dict``;
+            states may hold NumPy arrays (stored in a safetensors file), or None.
         path: the directory it was loaded from (set by :func:`load_checkpoint`).
         meta: the manifest as read (set by :func:`load_checkpoint`).
     """
@@ -85,6 +104,7 @@ class CheckpointData:
     scheduler_state: dict[str, Any] | None = None
     trainer_state: dict[str, Any] = field(default_factory=dict)
     history: dict[str, Any] | None = None
+    callbacks_state: dict[str, Any] | None = None
     path: Path | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -109,11 +129,14 @@ def save_checkpoint(path: str | os.PathLike[str], data: CheckpointData) -> Path:
     if data.optimizer_state is not None:
         optimizer_arrays, optimizer_meta = split_state(data.optimizer_state)
         optimizer_arrays = _as_arrays("optimizer", optimizer_arrays)
+    callback_arrays: dict[str, np.ndarray] = {}
+    callbacks_meta = None
+    if data.callbacks_state is not None:
+        callbacks_meta = _split_arrays(data.callbacks_state, "", callback_arrays)
 
     manifest: dict[str, Any] = {
         "format": FORMAT_TAG,
         "version": FORMAT_VERSION,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": {
             "class": data.model_class,
             "tensors": {
@@ -125,6 +148,7 @@ def save_checkpoint(path: str | os.PathLike[str], data: CheckpointData) -> Path:
         "scheduler": data.scheduler_state,
         "trainer": data.trainer_state,
         "history": data.history,
+        "callbacks": callbacks_meta,
     }
     try:
         manifest_text = json.dumps(to_json_safe(manifest), indent=1, allow_nan=False)
@@ -135,8 +159,11 @@ def save_checkpoint(path: str | os.PathLike[str], data: CheckpointData) -> Path:
 
     directory.mkdir(parents=True, exist_ok=True)
     files: dict[str, Any] = {}
-    for kind, arrays in (("model", model_arrays), ("optimizer", optimizer_arrays)):
+    for kind, arrays in (("model", model_arrays), ("optimizer", optimizer_arrays),
+                         ("callbacks", callback_arrays)):
         if kind == "optimizer" and data.optimizer_state is None:
+            continue
+        if kind == "callbacks" and not arrays:
             continue
         files[kind] = _write_array_file(directory, kind, arrays)
     # The file table goes in after the JSON check above, so a failed check writes nothing.
@@ -148,7 +175,7 @@ def save_checkpoint(path: str | os.PathLike[str], data: CheckpointData) -> Path:
 
 
 def _write_array_file(directory: Path, kind: str, arrays: dict[str, np.ndarray]) -> dict:
-    payload = safetensors_numpy.save(arrays)
+    payload = dump_safetensors(arrays)
     digest = hashlib.sha256(payload).hexdigest()
     name = f"{kind}-{digest[:16]}.safetensors"
     target = directory / name
@@ -169,6 +196,35 @@ def _remove_stale_files(directory: Path, keep: set[str]) -> None:
         # a leftover file is harmless (the manifest names the right one), so failures are ignored
         with contextlib.suppress(OSError):
             stale.unlink()
+
+
+def _split_arrays(value: Any, where: str, arrays: dict[str, np.ndarray]) -> Any:
+    """JSON data from ``value`` with every array moved into ``arrays`` (a marker left behind)."""
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise CheckpointError(f"save_checkpoint: callback state {where} is an object array")
+        arrays[where] = np.require(value, requirements="C")  # 0-d stays 0-d
+        return {_ARRAY_MARK: where}
+    if isinstance(value, dict):
+        return {str(key): _split_arrays(item, f"{where}/{key}" if where else str(key), arrays)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_split_arrays(item, f"{where}/{index}", arrays) for index, item in enumerate(value)]
+    return value
+
+
+def _join_arrays(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Undo :func:`_split_arrays`."""
+    if isinstance(value, dict):
+        if set(value) == {_ARRAY_MARK}:
+            key = value[_ARRAY_MARK]
+            if not isinstance(key, str) or key not in arrays:
+                raise ValueError(f"callback state refers to array {str(key)[:80]!r}, not saved")
+            return arrays[key]
+        return {key: _join_arrays(item, arrays) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_join_arrays(item, arrays) for item in value]
+    return value
 
 
 def _as_arrays(kind: str, state: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -200,18 +256,23 @@ def _check_finite(arrays: dict[str, np.ndarray], directory: Path) -> None:
 
 
 # ---- loading ----------------------------------------------------------------------------------
-def load_checkpoint(path: str | os.PathLike[str], model: Any = None) -> CheckpointData:
+def load_checkpoint(
+    path: str | os.PathLike[str], model: Any = None, *, allow_non_finite: bool = False
+) -> CheckpointData:
     """Read and verify a checkpoint written by :func:`save_checkpoint`.
 
     Args:
         path: the checkpoint directory (or its ``checkpoint.json``).
         model: optional; when given, the saved weights must match ``model.state_dict()``
-            key for key and shape for shape.
+            key for key, shape for shape and dtype for dtype.
+        allow_non_finite: accept NaN/inf weights (to inspect a diverged run); refused by
+            default, since nothing useful can be computed from them.
 
     Raises:
         CheckpointError: naming the file and the problem: missing, not a checkpoint, an
             unsupported version, truncated (size differs), altered (SHA-256 differs),
-            unreadable safetensors, or weights that do not fit ``model``.
+            unreadable safetensors, not a regular file or outside the folder, non-finite
+            weights, or weights that do not fit ``model``.
     """
     manifest_path = Path(path)
     if not manifest_path.exists():
@@ -225,6 +286,8 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any = None) -> Checkpoi
     model_state = _check_against_manifest(
         _read_array_file(directory, "model", files["model"]), manifest, model_file
     )
+    if not allow_non_finite:
+        check_finite_weights(model_state, model_file, CheckpointError)
     if model is not None:
         check_state_matches(model.state_dict(), model_state, manifest["model"]["class"],
                             model_file, type(model).__name__)
@@ -241,6 +304,15 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any = None) -> Checkpoi
                 f"{directory / files['optimizer']['file']}: optimizer arrays do not fit the "
                 f"saved optimizer state: {error}"
             ) from error
+    callbacks_state = None
+    if manifest.get("callbacks") is not None:
+        callback_arrays: dict[str, np.ndarray] = {}
+        if "callbacks" in files:
+            callback_arrays = _read_array_file(directory, "callbacks", files["callbacks"])
+        try:
+            callbacks_state = _join_arrays(from_json_safe(manifest["callbacks"]), callback_arrays)
+        except ValueError as error:
+            raise CheckpointError(f"{manifest_path}: malformed manifest: {error}") from error
     try:
         return CheckpointData(
             model_state=model_state,
@@ -249,6 +321,7 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any = None) -> Checkpoi
             scheduler_state=from_json_safe(manifest.get("scheduler")),
             trainer_state=from_json_safe(manifest.get("trainer") or {}),
             history=from_json_safe(manifest.get("history")),
+            callbacks_state=callbacks_state,
             path=directory,
             meta=manifest,
         )
@@ -256,11 +329,26 @@ def load_checkpoint(path: str | os.PathLike[str], model: Any = None) -> Checkpoi
         raise CheckpointError(f"{manifest_path}: malformed manifest: {error}") from error
 
 
-def load_model_weights(path: str | os.PathLike[str], model: Any) -> CheckpointData:
+def load_model_weights(path: str | os.PathLike[str], model: Any, *,
+                       allow_non_finite: bool = False) -> CheckpointData:
     """Verify a checkpoint and load its weights into ``model`` (strictly); return the data."""
-    data = load_checkpoint(path, model)
+    data = load_checkpoint(path, model, allow_non_finite=allow_non_finite)
     model.load_state_dict(data.model_state)
     return data
+
+
+def check_finite_weights(state: Mapping[str, np.ndarray], source: Path | str,
+                         error: type[Exception] = CheckpointError) -> None:
+    """Raise ``error`` naming the tensors that hold NaN or infinite values."""
+    bad = [name for name, array in state.items()
+           if array.dtype.kind in "fc" and not np.all(np.isfinite(array))]
+    if bad:
+        shown = ", ".join(bad[:5]) + (f", ... ({len(bad)} in all)" if len(bad) > 5 else "")
+        raise error(
+            f"{source}: non-finite weights (NaN or inf) in {shown}; the run diverged before "
+            "this was saved (pass allow_non_finite=True, or gradwise evaluate --allow-non-finite, "
+            "to inspect it)"
+        )
 
 
 def check_state_matches(
@@ -281,11 +369,22 @@ def check_state_matches(
         for key, shape in expected_shapes.items()
         if key in saved and tuple(saved[key].shape) != shape
     ]
+    for key, value in expected.items():
+        dtype = np.asarray(getattr(value, "_data", value)).dtype
+        if key in saved and tuple(saved[key].shape) == expected_shapes[key] and (
+            saved[key].dtype != dtype
+        ):
+            mis_shaped.append(f"{key}: checkpoint dtype {saved[key].dtype} vs model {dtype}")
+    missing, unexpected = missing[:50], unexpected[:50]
     if not (missing or unexpected or mis_shaped):
         return
     lines = [f"{source}: the checkpoint does not fit this model"]
     if saved_class and model_class and saved_class != model_class:
         lines[0] += f" (saved from {saved_class}, loading into {model_class})"
+    first = (f"missing {missing[0]}" if missing else f"{unexpected[0]} is not in the model"
+             if unexpected else mis_shaped[0])
+    lines[0] += f": {first[:120]}" + ("; ..." if len(missing) + len(unexpected)
+                                       + len(mis_shaped) > 1 else "")
     for title, items in (
         ("missing from the checkpoint", missing),
         ("not in the model", unexpected),
@@ -301,11 +400,14 @@ def check_state_matches(
 
 def _read_manifest(manifest_path: Path) -> dict[str, Any]:
     """Parse the manifest and check its whole structure: it is untrusted input."""
-    if not manifest_path.is_file():
+    if not manifest_path.exists():
         raise CheckpointError(f"{manifest_path}: no checkpoint manifest here")
+    payload = read_untrusted(manifest_path, max_bytes=MAX_MANIFEST_BYTES,
+                             within=manifest_path.parent, error=CheckpointError,
+                             what="checkpoint manifest")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+        manifest = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise CheckpointError(
             f"{manifest_path}: unreadable manifest (truncated or altered?): "
             f"{type(error).__name__}: {str(error)[:200]}"
@@ -334,6 +436,8 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
     tensors = model.get("tensors")
     if not isinstance(tensors, dict):
         return "the model's tensor table is not an object"
+    if len(tensors) > MAX_TENSORS:
+        return f"{len(tensors)} tensors listed, more than the {MAX_TENSORS} accepted"
     for name, info in tensors.items():
         shape = info.get("shape") if isinstance(info, dict) else None
         if not isinstance(shape, list) or not all(_is_count(n) for n in shape):
@@ -363,6 +467,8 @@ def _manifest_problem(manifest: dict[str, Any]) -> str | None:
         problem = _file_entry_problem(files[kind])
         if problem is not None:
             return f"{kind} file entry: {problem}"
+    if manifest.get("callbacks") is not None and not isinstance(manifest["callbacks"], dict):
+        return "the callbacks section is not an object"
     for section in ("trainer", "scheduler", "history"):
         if manifest.get(section) is not None and not isinstance(manifest[section], dict):
             return f"the {section} section is not an object"
@@ -393,13 +499,15 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 def _read_array_file(directory: Path, kind: str, entry: Any) -> dict[str, np.ndarray]:
     name, digest, size = entry["file"], entry["sha256"], entry["bytes"]  # checked in the manifest
     file_path = directory / name
-    try:
-        payload = file_path.read_bytes()
-    except FileNotFoundError:
-        message = f"{file_path}: {kind} file named by the manifest is missing"
-        raise CheckpointError(message) from None
-    except OSError as error:
-        raise CheckpointError(f"{file_path}: cannot read {kind} file: {error}") from error
+    if not os.path.lexists(file_path):
+        raise CheckpointError(f"{file_path}: {kind} file named by the manifest is missing")
+    if size > available_memory() // 2:
+        raise CheckpointError(
+            f"{file_path}: the manifest says the {kind} file is {size} bytes, more than half "
+            "the memory available; refused before reading"
+        )
+    payload = read_untrusted(file_path, max_bytes=size, within=directory,
+                             error=CheckpointError, what=f"{kind} file")
     if len(payload) != size:
         raise CheckpointError(
             f"{file_path}: {kind} file is {len(payload)} bytes, the manifest says {size} "
@@ -411,10 +519,7 @@ def _read_array_file(directory: Path, kind: str, entry: Any) -> dict[str, np.nda
             f"{file_path}: {kind} file is altered: SHA-256 {actual[:16]}... does not match "
             f"the manifest's {digest[:16]}..."
         )
-    try:
-        return safetensors_numpy.load(payload)
-    except Exception as error:  # safetensors raises its own error types
-        raise CheckpointError(f"{file_path}: not a valid safetensors file: {error}") from error
+    return parse_safetensors(payload, str(file_path), CheckpointError)[0]
 
 
 def _check_against_manifest(
@@ -422,9 +527,12 @@ def _check_against_manifest(
 ) -> dict[str, np.ndarray]:
     listed = manifest["model"]["tensors"]
     if set(listed) != set(model_state):
+        only_file = sorted(set(model_state) - set(listed))
+        only_manifest = sorted(set(listed) - set(model_state))
         raise CheckpointError(
-            f"{file_path}: the file's tensors {sorted(model_state)} are not the manifest's "
-            f"{sorted(listed)}"
+            f"{file_path}: the file's {len(model_state)} tensors are not the manifest's "
+            f"{len(listed)}: only in the file {_few(only_file)}, only in the manifest "
+            f"{_few(only_manifest)}"
         )
     for name, info in listed.items():
         if list(model_state[name].shape) != info["shape"]:
@@ -433,6 +541,13 @@ def _check_against_manifest(
                 f"manifest says {info['shape']}"
             )
     return {name: model_state[name] for name in listed}  # the model's order, not the file's
+
+
+def _few(names: list[str], count: int = 3) -> str:
+    """At most ``count`` names, each cut to 60 characters: error lines stay short."""
+    shown = [name if len(name) <= 60 else name[:57] + "..." for name in names[:count]]
+    more = f" and {len(names) - count} more" if len(names) > count else ""
+    return (", ".join(shown) or "none") + more
 
 
 # ---- JSON with numpy values and non-finite floats ---------------------------------------------

@@ -1,13 +1,15 @@
 """Trainer: the training loop, with events for callbacks, checkpoints and exact resume.
 
-One step is: forward, loss, ``zero_grad``, ``backward``, (clip), ``optimizer.step``, (scheduler
-step). Callbacks see it through the events listed in :mod:`gradwise.train.callbacks`.
+One step (:meth:`Trainer._train_step`) is: forward, loss, ``zero_grad``, ``backward``, (clip),
+``optimizer.step``, (scheduler step). Callbacks see it through the events listed in
+:mod:`gradwise.train.callbacks`.
 
 Determinism: all of the trainer's randomness (the shuffling of array data, ``trainer.rng``)
 comes from Generators derived from ``seed``, so the same seed, model initialisation and data
 give bitwise the same weights. A checkpoint stores every Generator state, the optimizer and
-scheduler state and the position inside the epoch, so ``fit(..., resume_from=path)`` after an
-interruption ends with exactly the weights of an uninterrupted run.
+scheduler state, the position inside the epoch and every stateful callback's state (see
+:mod:`gradwise.train.resume`), so ``fit(..., resume_from=path)`` after an interruption ends
+with exactly the weights, history, best checkpoint and stop epoch of an uninterrupted run.
 
 Example:
     >>> model = gw.nn.Sequential(gw.nn.Linear(2, 16, rng=0), gw.nn.ReLU(),
@@ -40,12 +42,17 @@ from gradwise.train.callbacks import EVENTS, Callback, EpochSummary, ProgressBar
 from gradwise.train.checkpoint import (
     CheckpointData,
     CheckpointError,
-    load_checkpoint,
     save_checkpoint,
     to_json_safe,
 )
 from gradwise.train.history import History
 from gradwise.train.metrics import Metric, get_metric
+from gradwise.train.resume import (
+    TRAINER_STATE_VERSION,
+    callback_states,
+    load_callback_states,
+    restore,
+)
 
 __all__ = ["DEFAULT_METRICS", "NonFiniteLossWarning", "Trainer"]
 
@@ -55,7 +62,6 @@ DEFAULT_METRICS = ("accuracy",)
 _REGRESSION_LOSSES = {"MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "mse_loss", "l1_loss"}
 _PROBABILITY_LOSSES = {"BCELoss", "binary_cross_entropy"}  # outputs already went through sigmoid
 _STEP_SCHEDULERS = (OneCycleLR,)
-_TRAINER_STATE_VERSION = 1
 
 
 class NonFiniteLossWarning(RuntimeWarning):
@@ -166,6 +172,11 @@ class Trainer:
                 )
         if not callable(loss_fn):
             raise TypeError(f"Trainer: loss_fn must be callable, got {type(loss_fn).__name__}")
+        if isinstance(loss_fn, type):
+            raise TypeError(
+                f"Trainer: loss_fn is the class {loss_fn.__name__}, not a loss; pass an instance, "
+                f"e.g. {loss_fn.__name__}()"
+            )
         for attribute in ("step", "zero_grad", "param_groups"):
             if not hasattr(optimizer, attribute):
                 raise TypeError(
@@ -220,6 +231,7 @@ class Trainer:
         self.epochs_target = 0
         self.stop_training = False
         self.stop_reason: str | None = None
+        self.stop_resumable = False
         self.last_loss = math.nan
         self.last_grad_norm: float | None = None
         self._train_loader: Any = None
@@ -229,6 +241,7 @@ class Trainer:
         self._in_step = False
         self._data_fingerprint: dict[str, Any] | None = None
         self.resumed_at: tuple[int, int] | None = None
+        self._pending_callback_states: tuple[dict[str, Any] | None, Any] | None = None
         self.distributed: Any = None
         if distributed:
             from gradwise.train.distributed import DistributedTraining
@@ -290,18 +303,25 @@ class Trainer:
         self.step = self.epoch = self.batch_in_epoch = 0
         self._totals = None
         self.resumed_at = None
+        self._pending_callback_states = None
         resumed_totals: dict[str, Any] | None = None
         if self.distributed is not None:
             self._data_fingerprint = self.distributed.fingerprint(train_loader, batch_size)
         if resume_from is not None:
-            resumed_totals = self._restore(resume_from, train_loader)
+            resumed_totals = restore(self, resume_from, train_loader)
             self.resumed_at = (self.epoch, self.step)
         self.stop_training = False
         self.stop_reason = None
+        self.stop_resumable = False
 
         handlers = self._handlers()
         for handler in handlers["on_train_begin"]:
             handler()
+        if self._pending_callback_states is not None:
+            # after on_train_begin, which resets the callbacks; a callback may stop here
+            saved, where = self._pending_callback_states
+            self._pending_callback_states = None
+            load_callback_states(self.callbacks, self.doctor, saved, where)
         try:
             while self.epoch < self.epochs_target and not self.stop_training:
                 self._run_epoch(train_loader, val_loader, handlers, resumed_totals)
@@ -349,15 +369,22 @@ class Trainer:
                 outputs.append(np.asarray(self.model(Tensor(batch[0]))._data))
         return np.concatenate(outputs)
 
-    def request_stop(self, reason: str = "stop requested") -> None:
+    def request_stop(self, reason: str = "stop requested", resumable: bool = False) -> None:
         """Stop at the next step boundary (e.g. from a SIGINT handler or a callback).
 
         After :meth:`fit` returns, :meth:`save_checkpoint` captures the exact position, and
         ``fit(..., resume_from=...)`` continues from the next step.
+
+        Args:
+            resumable: the run is paused, not over (an interrupt that will be resumed):
+                callbacks then skip what ends a run, e.g. EarlyStopping does not load its
+                best weights into the model, so the checkpoint holds the weights training
+                will continue from. Read it as ``trainer.stop_resumable``.
         """
         self.stop_training = True
         if self.stop_reason is None:
             self.stop_reason = reason
+            self.stop_resumable = bool(resumable)
 
     def save_checkpoint(self, path: str | os.PathLike[str]) -> Path:
         """Write a checkpoint of the run as it stands to the directory ``path``.
@@ -387,6 +414,7 @@ class Trainer:
             scheduler_state=scheduler_state,
             trainer_state=self._trainer_state(),
             history=self.history.to_dict(),
+            callbacks_state=callback_states(self.callbacks, self.doctor),
         )
         if self.distributed is not None:
             return self.distributed.save_checkpoint(path, data)
@@ -418,54 +446,14 @@ class Trainer:
         for handler in handlers["on_epoch_begin"]:
             handler(epoch)
 
-        model, loss_fn, optimizer = self.model, self.loss_fn, self.optimizer
-        parameters = [p for p in model.parameters() if p.requires_grad]
-        step_scheduler = self.scheduler if self.scheduler_interval == "step" else None
         batch_begin, batch_end = handlers["on_batch_begin"], handlers["on_batch_end"]
-        after_backward, after_step = handlers["on_after_backward"], handlers["on_after_step"]
         for batch in loader:
             x, y = _unpack(batch)
             step = self.step
-            size = len(x)
-            logs: dict[str, Any] = {"batch": self.batch_in_epoch, "size": size}
+            logs: dict[str, Any] = {"batch": self.batch_in_epoch, "size": len(x)}
             for handler in batch_begin:
                 handler(step, logs)
-            self._in_step = True
-            # the loader's batches are fresh arrays: wrap them without another copy
-            target = from_numpy(y)
-            output = model(from_numpy(x))
-            loss = loss_fn(output, target)
-            loss_value = _scalar_loss(loss)
-            if self.distributed is not None:
-                loss_value = self.distributed.agree_loss(loss_value)
-            self.last_loss = loss_value
-            if not math.isfinite(loss_value):
-                self._in_step = False
-                logs["loss"] = loss_value
-                self._stop_on_non_finite(loss_value, epoch, step)
-                for handler in batch_end:
-                    handler(step, logs)
-                break
-            optimizer.zero_grad()
-            loss.backward()
-            for handler in after_backward:
-                handler(step)
-            if self.clip_grad_norm is not None:
-                self.last_grad_norm = clip_grad_norm_(parameters, self.clip_grad_norm)
-            optimizer.step()
-            self.step += 1
-            for handler in after_step:
-                handler(step)
-            if step_scheduler is not None:
-                step_scheduler.step()
-            totals.loss_sum += loss_value * size
-            totals.samples += size
-            totals.batches += 1
-            for metric in totals.metrics:
-                metric.update(output._data, y)
-            self.batch_in_epoch += 1
-            self._in_step = False
-            logs["loss"] = loss_value
+            logs["loss"] = self._train_step(x, y, totals, handlers)
             for handler in batch_end:
                 handler(step, logs)
             if self.distributed is not None:
@@ -475,6 +463,52 @@ class Trainer:
         if self.stop_training and self.batch_in_epoch < self.batches_per_epoch:
             return  # stopped mid-epoch: the epoch is not recorded; a resume finishes it
         self._end_epoch(epoch, totals, val_loader, handlers)
+
+    def _train_step(
+        self, x: np.ndarray, y: np.ndarray, totals: _EpochTotals, handlers: dict[str, list[Any]]
+    ) -> float:
+        """One optimizer step on the batch ``(x, y)``; returns the batch loss.
+
+        Forward, loss, ``zero_grad``, ``backward``, (clip), ``optimizer.step``, (a per-step
+        scheduler step), then the running totals. A non-finite loss stops training before the
+        update (nothing is applied, nothing counted).
+        """
+        step = self.step
+        self._in_step = True
+        # the loader's batches are fresh arrays: wrap them without another copy
+        target = from_numpy(y)
+        output = self.model(from_numpy(x))
+        loss = self.loss_fn(output, target)
+        loss_value = _scalar_loss(loss)
+        if self.distributed is not None:  # every rank sees the same loss, so all stop together
+            loss_value = self.distributed.agree_loss(loss_value)
+        self.last_loss = loss_value
+        if not math.isfinite(loss_value):
+            self._in_step = False
+            self._stop_on_non_finite(loss_value, self.epoch, step)
+            return loss_value
+        self.optimizer.zero_grad()
+        loss.backward()
+        for handler in handlers["on_after_backward"]:
+            handler(step)
+        if self.clip_grad_norm is not None:
+            parameters = [p for p in self.model.parameters() if p.requires_grad]
+            self.last_grad_norm = clip_grad_norm_(parameters, self.clip_grad_norm)
+        self.optimizer.step()
+        self.step += 1
+        for handler in handlers["on_after_step"]:
+            handler(step)
+        if self.scheduler is not None and self.scheduler_interval == "step":
+            self.scheduler.step()
+        size = len(x)
+        totals.loss_sum += loss_value * size
+        totals.samples += size
+        totals.batches += 1
+        for metric in totals.metrics:
+            metric.update(output._data, y)
+        self.batch_in_epoch += 1
+        self._in_step = False
+        return loss_value
 
     def _end_epoch(
         self,
@@ -559,7 +593,10 @@ class Trainer:
             else:
                 callback.trainer = self
         handlers: dict[str, list[Any]] = {event: [] for event in EVENTS}
-        for callback in callbacks:
+        # checkpoint writers end each epoch last, so what they save includes every other
+        # callback's (and the doctor's) state for that epoch
+        savers_last = sorted(callbacks, key=lambda c: bool(getattr(c, "saves_checkpoints", 0)))
+        for callback in savers_last:
             for event in EVENTS:
                 method = getattr(type(callback), event, None)
                 if method is None or method is getattr(Callback, event):
@@ -668,7 +705,7 @@ class Trainer:
         model_rng = self.model.rng_state() if hasattr(self.model, "rng_state") else None
         return to_json_safe(
             {
-                "version": _TRAINER_STATE_VERSION,
+                "version": TRAINER_STATE_VERSION,
                 "seed": self.seed,
                 "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch if mid_epoch else 0,
@@ -682,67 +719,6 @@ class Trainer:
                 "epoch_totals": totals,
             }
         )
-
-    def _restore(self, path: str | os.PathLike[str], loader: Any) -> dict[str, Any] | None:
-        """Load a checkpoint into model, optimizer, scheduler and trainer; return epoch totals."""
-        data = load_checkpoint(path, self.model)
-        where = data.path
-        state = data.trainer_state
-        if state.get("version") != _TRAINER_STATE_VERSION:
-            raise CheckpointError(
-                f"{where}: trainer state version {state.get('version')!r} is not supported"
-            )
-        saved_fingerprint = state.get("data")
-        if saved_fingerprint and saved_fingerprint != self._data_fingerprint:
-            raise CheckpointError(
-                f"{where}: the checkpoint was taken on {_describe(saved_fingerprint)}, but fit "
-                f"was given {_describe(self._data_fingerprint)}; resume with the same data and "
-                "batch_size"
-            )
-        if data.optimizer_state is None:
-            raise CheckpointError(f"{where}: the checkpoint holds no optimizer state")
-        if state.get("optimizer_class") != type(self.optimizer).__name__:
-            raise CheckpointError(
-                f"{where}: the checkpoint's optimizer is {state.get('optimizer_class')}, this "
-                f"trainer's is {type(self.optimizer).__name__}"
-            )
-        saved_scheduler = data.scheduler_state
-        if (saved_scheduler is None) != (self.scheduler is None):
-            raise CheckpointError(
-                f"{where}: the checkpoint {'has no' if saved_scheduler is None else 'has a'} "
-                f"scheduler but this trainer {'has one' if self.scheduler else 'has none'}"
-            )
-        if self.scheduler is not None and saved_scheduler["class"] != type(self.scheduler).__name__:
-            raise CheckpointError(
-                f"{where}: the checkpoint's scheduler is {saved_scheduler['class']}, this "
-                f"trainer's is {type(self.scheduler).__name__}"
-            )
-        epoch_totals = state.get("epoch_totals")
-        resumable = state.get("loader_state") is not None and hasattr(loader, "load_state_dict")
-        if epoch_totals is not None and not resumable:
-            raise CheckpointError(
-                f"{where}: a mid-epoch checkpoint needs a resumable DataLoader and its state"
-            )
-        try:
-            self.model.load_state_dict(data.model_state)
-            self.optimizer.load_state_dict(data.optimizer_state)
-            if self.scheduler is not None:
-                self.scheduler.load_state_dict(saved_scheduler["state"])
-            if state.get("loader_state") is not None and hasattr(loader, "load_state_dict"):
-                loader.load_state_dict(state["loader_state"])
-            if state.get("model_rng_state") is not None and hasattr(self.model, "set_rng_state"):
-                self.model.set_rng_state(state["model_rng_state"])
-            self.rng.bit_generator.state = state["rng_state"]
-            self.step = int(state["step"])
-            self.epoch = int(state["epoch"])
-            self.batch_in_epoch = int(state["batch_in_epoch"])
-        except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"{where}: cannot restore the run: {error}") from error
-        if data.history is not None:
-            self.history = History.from_dict(data.history)
-        if self.distributed is not None:
-            epoch_totals = self.distributed.restore(self, state, epoch_totals)
-        return epoch_totals
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -806,12 +782,6 @@ def _scalar_loss(loss: Any) -> float:
 def _dataset_length(loader: Any) -> int | None:
     dataset = getattr(loader, "dataset", None)
     return len(dataset) if dataset is not None else None
-
-
-def _describe(fingerprint: dict[str, Any] | None) -> str:
-    if not fingerprint:
-        return "unknown data"
-    return f"{fingerprint.get('samples')} samples in batches of {fingerprint.get('batch_size')}"
 
 
 class _eval_mode:  # noqa: N801 - used like a function: ``with _eval_mode(model):``

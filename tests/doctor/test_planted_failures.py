@@ -118,7 +118,8 @@ def test_worse_than_guessing_names_the_init_scale():
     finding = next(f for f in doctor.findings if f.name == "worse_than_guessing")
     evidence = finding.evidence
     assert evidence["baseline_loss"] == pytest.approx(2.30, abs=0.01)
-    assert evidence["ratio"] == pytest.approx(evidence["loss_last_tenth"] / evidence["baseline_loss"])
+    end, baseline = evidence["loss_last_tenth"], evidence["baseline_loss"]
+    assert evidence["ratio"] == pytest.approx(end / baseline)
     assert evidence["ratio"] > 10
     assert evidence["weight_std"] == pytest.approx(5.0, rel=0.05)  # set_normal(model, 5.0)
     assert evidence["fan_in_std"] == pytest.approx(1 / 8)  # 64 inputs

@@ -568,9 +568,9 @@ def exploding_gradients(context: Context) -> list[Finding]:
         [
             _clip(context),
             _lr_down(context),
-            "use a variance-preserving init (nn.init.kaiming_normal_ for ReLU, xavier for tanh) "
-            "instead of large random weights",
-            "add normalisation (BatchNorm1d/LayerNorm) between layers",
+            _python_only(context, "use a variance-preserving init (nn.init.kaiming_normal_ for "
+                         "ReLU, xavier for tanh) instead of large random weights"),
+            _python_only(context, "add normalisation (BatchNorm1d/LayerNorm) between layers"),
         ],
         step=step, layer=layer,
     )]
@@ -592,7 +592,8 @@ def lr_too_high(context: Context) -> list[Finding]:
     - oscillation: the second half's mean step-to-step change above ``lr_high_oscillation`` of
       its level, not falling, above ``plateau_level`` x the reference loss.
 
-    Evidence: ``loss_first_tenth``, ``loss_last_tenth``, ``loss_peak``, ``chance_loss``, ``update_ratio``,
+    Evidence: ``loss_first_tenth``, ``loss_last_tenth``, ``loss_peak``, ``chance_loss``,
+    ``update_ratio``,
     ``update_ratio_layer``, ``zero_grad_weights``, ``dead_fraction``, ``lr``. Source: the
     update/weight rule of thumb of ~1e-3 (Karpathy, CS231n "Babysitting the learning process");
     the collapse picture is Goodfellow, Bengio and Courville, Deep Learning (2016), 8.2.
@@ -636,13 +637,16 @@ def lr_too_high(context: Context) -> list[Finding]:
         peaks = []
         for name in stats.weight_names():
             series = stats.params[name]
-            values = _finite(_warmup(series.steps, series.update_ratio, config))
-            if values.size:
-                peaks.append((float(values.max()), name))
+            pairs = [(r, s) for s, r in zip(series.steps, series.update_ratio, strict=False)
+                     if s < config.warmup_steps and math.isfinite(r)]
+            if pairs:
+                ratio_max, at = max(pairs)
+                peaks.append((float(ratio_max), name, at))
         if peaks and max(peaks)[0] > config.lr_high_peak_update_ratio:
-            peak, worst = max(peaks)
-            reasons.append(f"a warm-up step changed {worst} by {peak:.3g}x its size")
-            evidence.update(peak_update_ratio=peak, peak_update_ratio_layer=worst)
+            peak, worst, at = max(peaks)
+            reasons.append(f"warm-up step {at} changed {worst} by {peak:.3g}x its size")
+            evidence.update(peak_update_ratio=peak, peak_update_ratio_layer=worst,
+                            peak_update_ratio_step=at)
     if not reasons and context.losses.size >= config.min_steps and collapse is None \
             and not _diverged(context):
         tail = context.losses[context.losses.size // 2:]
@@ -677,7 +681,8 @@ def divergence(context: Context) -> list[Finding]:
     norm's growth (recent median / warm-up median) above ``grad_growth`` points at gradients
     that add up because they are never zeroed, and puts ``optimizer.zero_grad()`` first among the
     tries; otherwise a too-large learning rate comes first. Evidence: ``loss_first_tenth``,
-    ``loss_lowest``, ``loss_last_tenth``, ``baseline_loss``, ``grad_norm_warmup``, ``grad_norm_recent``,
+    ``loss_lowest``, ``loss_last_tenth``, ``baseline_loss``, ``grad_norm_warmup``,
+    ``grad_norm_recent``,
     ``grad_growth``, ``lr``. Source: a loss that rises under gradient descent means steps
     overshoot (Goodfellow, Bengio and Courville, Deep Learning (2016), 4.3 and 8.2) or follow a
     stale gradient; PyTorch's docs on ``Optimizer.zero_grad`` (gradients accumulate in .grad).
@@ -739,7 +744,8 @@ def worse_than_guessing(context: Context) -> list[Finding]:
 
     Signal: the end level and the lowest level of the run both above ``worse_than_baseline`` x
     the baseline (class priors or target mean), and no NaN. Evidence: ``loss_first_tenth``,
-    ``loss_last_tenth``, ``baseline_loss``, ``ratio`` (end / baseline), and per weight ``weight_std``
+    ``loss_last_tenth``, ``baseline_loss``, ``ratio`` (end / baseline), and per weight
+    ``weight_std``
     (||w|| / sqrt(numel), at the first sample) against ``fan_in_std`` (1/sqrt(fan_in)); a
     weight above ``init_scale_ratio`` x its fan-in std names a bad initialisation scale.
     Source: Karpathy, "A Recipe for Training Neural Networks" (2019), "verify loss @ init"
@@ -827,6 +833,27 @@ def zero_init(context: Context) -> list[Finding]:
     )]
 
 
+def _python_only(context: Context, advice: str) -> str:
+    """Advice the ``gradwise`` command has no flag for: said so, with the Python to write."""
+    if context.config.advice_style == "cli":
+        return f"(needs Python code, no flag) {advice}"
+    return advice
+
+
+def _dead_remedies(context: Context, died_in_training: bool) -> list[str]:
+    """What to try for dead ReLUs, the likely cause first: units alive in the warm-up and dead
+    now were killed by large steps (the lr); units dead from the start, by the init or biases."""
+    init = _python_only(context, "check the biases and init of the layer before it (negative "
+                        "biases or a large negative shift kill units); nn.init.kaiming_normal_ "
+                        "and zero biases are a safe start")
+    lower = ("lower the learning rate: one large step can push units into the dead zone"
+             if context.config.advice_style != "cli" or context.lr is None else _lr_down(context))
+    rest = [_python_only(context, "use LeakyReLU or GELU, which pass gradient for negative "
+                         "inputs"),
+            _python_only(context, "normalise inputs (and activations, with BatchNorm1d)")]
+    return [lower, init, *rest] if died_in_training else [init, lower, *rest]
+
+
 def vanishing_gradients(context: Context) -> list[Finding]:
     """The first layers get almost no gradient.
 
@@ -873,6 +900,7 @@ def dead_relus(context: Context) -> list[Finding]:
     al., "Dying ReLU and Initialization" (2019); Karpathy, CS231n notes.
     """
     findings = []
+    before = _dead_fractions(context, warmup=True)
     for name, fraction in _dead_fractions(context).items():
         if fraction <= context.config.dead_fraction:
             continue
@@ -885,14 +913,7 @@ def dead_relus(context: Context) -> list[Finding]:
             f"of a batch (median of the {batches} recent batches examined), so they pass no "
             "gradient and have stopped learning",
             {"layer": name, "dead_fraction": fraction, "batches": batches},
-            [
-                "check the biases and init of the layer before it (negative biases or a "
-                "large negative shift kill units); nn.init.kaiming_normal_ and zero biases "
-                "are a safe start",
-                "lower the learning rate: one large step can push units into the dead zone",
-                "use LeakyReLU or GELU, which pass gradient for negative inputs",
-                "normalise inputs (and activations, with BatchNorm1d)",
-            ],
+            _dead_remedies(context, before.get(name, 1.0) < context.config.dead_fraction / 2),
             step=series.steps[-1], layer=name,
         ))
     return findings

@@ -669,6 +669,28 @@ scenario(("lr_too_low",), "MLP, Adam lr 1e-7, spirals")(
     (spirals_adam_lr_too_low, _verify_barely_moved))
 
 
+
+def sgd_learning_slowly():
+    """SGD lr 1e-3 on a 3-layer digits MLP: the weights move ~6e-5 of their size per step, the
+    loss is still at the class priors' level after 3 epochs. Not a plateau of a net that cannot
+    learn: the same net at lr 0.1 learns (the newcomer's `--lr 3e-5` case)."""
+    model = mlp([64, 64, 64, 10], seed=12)
+    train, val = flat_digits()
+    return fit(model, _ce(), SGD(model.parameters(), lr=1e-3), train, val, epochs=3)
+
+
+def _verify_slow_but_learnable(out: Outcome) -> None:
+    assert accuracy(out.model, out.val) < 0.3  # has not learned yet
+    model = mlp([64, 64, 64, 10], seed=12)  # the same net, 100x the rate, same steps
+    train, val = flat_digits()
+    fast = fit(model, _ce(), SGD(model.parameters(), lr=0.1), train, val, epochs=3,
+               config=DoctorConfig(interval=64))
+    assert accuracy(fast.model, fast.val) > 0.5, accuracy(fast.model, fast.val)
+
+
+scenario(("lr_too_low",), "3-layer MLP, SGD lr 1e-3 (update ratio ~6e-5), digits: learning slowly")(
+    (sgd_learning_slowly, _verify_slow_but_learnable))
+
 # -- saturation -----------------------------------------------------------------------------------
 def _verify_saturated(kind: str):
     def verify(out: Outcome) -> None:

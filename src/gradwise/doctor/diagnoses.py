@@ -332,14 +332,14 @@ def _lr_factor(ratio: float) -> float:
     """How much to multiply the lr by to bring the update ratio ``ratio`` towards ~1e-3.
 
     For SGD the update ratio is proportional to the lr; for Adam-like optimizers it is too while
-    the step is lr-bound. The factor is 1e-3 / ratio rounded down to 1, 2 or 5 times a power of
+    the step is lr-bound. The factor is 1e-3 / ratio rounded down to 1, 2, 3 or 5 times a power of
     ten, between 3 and ``MAX_LR_FACTOR`` (nan ratio: 10).
     """
     if not (math.isfinite(ratio) and ratio > 0):
         return 10.0
     raw = min(max(TARGET_UPDATE_RATIO / ratio, 3.0), MAX_LR_FACTOR)
     power = 10.0 ** math.floor(math.log10(raw))
-    return max(m * power for m in (1.0, 2.0, 5.0) if m * power <= raw * (1 + 1e-9))
+    return max(m * power for m in (1.0, 2.0, 3.0, 5.0) if m * power <= raw * (1 + 1e-9))
 
 
 def _lr_up(context: Context, ratio: float = math.nan) -> str:
@@ -958,29 +958,41 @@ def saturated_activations(context: Context) -> list[Finding]:
 
 
 def lr_too_low(context: Context) -> list[Finding]:
-    """The weights barely move although there is gradient to follow, and the loss is flat.
+    """The weights barely move although there is gradient to follow, and the loss hardly falls.
 
-    Signals and thresholds: the recent median update ratio of the most moved weight below
-    ``lr_low_update_ratio``; its recent ||grad|| / ||w|| above ``lr_low_min_gradient`` (zero
-    gradients are dead units, not a small lr); the loss level fell by less than
-    ``flat_loss_fraction``. Evidence: ``max_update_ratio``, ``layer``, ``loss_first_tenth``,
-    ``loss_last_tenth``, ``relative_change``, ``lr``. Source: the ~1e-3 update/weight rule of thumb
-    (Karpathy, CS231n): 1e-5 is a hundred times below it.
+    Signals and thresholds (either):
+
+    - the recent median update ratio of the most moved weight below ``lr_low_update_ratio``
+      and the loss level fell by less than ``flat_loss_fraction``;
+    - learning slowly: that ratio below ``lr_slow_update_ratio`` (ten times under the rule of
+      thumb) and the loss level at the end still above ``plateau_level`` x the baseline (after
+      the whole run, hardly better than predicting the class priors / target mean).
+
+    Both need the recent ||grad|| / ||w|| above ``lr_low_min_gradient`` (zero gradients are
+    dead units, not a small lr). The suggested factor (``lr_factor``) is 1e-3 / ratio, rounded
+    down and capped (:func:`_lr_factor`). Evidence: ``max_update_ratio``, ``layer``,
+    ``loss_first_tenth``, ``loss_last_tenth`` (medians of the first and last tenth of the
+    steps), ``relative_change``, ``baseline_loss``, ``lr_factor``, ``lr``. Source: the ~1e-3
+    update/weight rule of thumb (Karpathy, CS231n): 1e-5 is a hundred times below it.
     """
     config = context.config
     worst, ratio, per_layer = _recent_update_ratios(context)
     if worst is None or context.losses.size < config.min_steps \
-            or not ratio < config.lr_low_update_ratio:
+            or not ratio < config.lr_slow_update_ratio:
         return []
     if _recent_grad_to_weight(context) < config.lr_low_min_gradient:
         return []  # nothing to follow: a larger lr would not move the weights either
     start, end = context.start, context.end
     change = (end - start) / abs(start) if start else 0.0
-    if -change >= config.flat_loss_fraction:
+    flat = ratio < config.lr_low_update_ratio and -change < config.flat_loss_fraction
+    slow = context.baseline is not None and end > config.plateau_level * context.baseline
+    if not (flat or slow):
         return []
     evidence = {"max_update_ratio": ratio, "layer": worst, "loss_first_tenth": start,
                 "loss_last_tenth": end, "relative_change": change,
                 "lr_factor": _lr_factor(ratio)}
+    if context.baseline is not None:
+        evidence["baseline_loss"] = context.baseline
     if context.lr is not None:
         evidence["lr"] = context.lr
     remedies = [_lr_up(context, ratio)]
@@ -990,7 +1002,8 @@ def lr_too_low(context: Context) -> list[Finding]:
     return [Finding(
         "lr_too_low", "warning",
         f"learning rate too low: the weights move by at most {ratio:.1e} of their size per step "
-        f"and the loss {_change(start, end)}",
+        f"(the rule of thumb is ~1e-3) and the loss {_change(start, end)}"
+        + ("" if flat else f", still near the baseline {context.baseline:.4g}: learning slowly"),
         evidence,
         remedies,
         step=_last_step(context.stats),
@@ -1088,8 +1101,10 @@ def plateau(context: Context) -> list[Finding]:
     if _diverged(context) or _collapse(context) is not None:
         return []  # lr_too_high says that
     _, ratio, _ = _recent_update_ratios(context)
-    if math.isfinite(ratio) and ratio < config.lr_low_update_ratio:
-        return []  # the weights are not moving: lr_too_low says that better
+    if math.isfinite(ratio) and (ratio < config.lr_low_update_ratio or (
+            ratio < config.lr_slow_update_ratio
+            and _recent_grad_to_weight(context) >= config.lr_low_min_gradient)):
+        return []  # the weights are hardly moving: lr_too_low says that better
     since = context.stats.loss_steps[half]
     against = ("the loss of predicting the class priors" if context.stats.targets is not None
                and context.stats.targets.kind != "regression" else

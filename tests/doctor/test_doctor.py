@@ -479,3 +479,12 @@ def test_cli_advice_marks_what_has_no_flag():
     dead = next(f for f in found if f.name == "dead_relus")
     for remedy in dead.remedies:
         assert "--" in remedy or remedy.startswith("(needs Python code, no flag)"), remedy
+
+
+@pytest.mark.parametrize(("a", "b", "text"), [(2.317, 2.31, "2.317 -> 2.310"),
+                                               (627.9, 215.4, "627.9 -> 215.4"),
+                                               (0.6359, 0.5, "0.6359 -> 0.5000")])
+def test_loss_pairs_share_their_precision(a, b, text):
+    from gradwise.doctor.diagnoses import _pair
+
+    assert _pair(a, b) == text

@@ -297,16 +297,26 @@ def _last_step(stats: TrainingStats) -> int | None:
     return stats.loss_steps[-1] if stats.loss_steps else None
 
 
+def _pair(a: float, b: float) -> str:
+    """``a -> b`` with the same number of decimals on both sides (4 significant digits of the
+    larger), so 2.317 -> 2.310 never reads as 2.317 -> 2.31."""
+    big = max(abs(a), abs(b))
+    if not math.isfinite(big) or big == 0 or big >= 1e4 or big < 1e-3:
+        return f"{a:.4g} -> {b:.4g}"
+    decimals = max(0, 3 - math.floor(math.log10(big)))
+    return f"{a:.{decimals}f} -> {b:.{decimals}f}"
+
+
 def _change(start: float, end: float) -> str:
     """How the loss moved, in words that match the numbers."""
     if not start:
         return f"went from {start:.4g} to {end:.4g}"
     change = (end - start) / abs(start)
     if change > 0.005:
-        return f"rose {change:.1%} ({start:.4g} -> {end:.4g})"
+        return f"rose {change:.1%} ({_pair(start, end)})"
     if change < -0.005:
-        return f"fell only {-change:.1%} ({start:.4g} -> {end:.4g})"
-    return f"did not change ({start:.4g} -> {end:.4g})"
+        return f"fell only {-change:.1%} ({_pair(start, end)})"
+    return f"did not change ({_pair(start, end)})"
 
 
 def _lr_down(context: Context) -> str:
@@ -387,10 +397,10 @@ def _best_level(context: Context) -> float:
     return min(_level(losses[i:i + chunk]) for i in range(0, losses.size - chunk + 1, chunk))
 
 
-def _died_during_training(context: Context) -> list[str]:
-    """Weights with a non-zero gradient in the warm-up and exactly zero on every recent sample,
-    and ReLUs alive in the warm-up (under half dead) and dead now: the run killed them."""
-    died = []
+def _died_during_training(context: Context) -> tuple[list[str], list[str]]:
+    """(weights with a non-zero gradient in the warm-up and exactly zero on every recent sample,
+    ReLUs alive in the warm-up (under half dead) and dead now): the run killed them."""
+    died, relus = [], []
     config = context.config
     for name in _zero_grad_weights(context):
         series = context.stats.params[name]
@@ -399,8 +409,8 @@ def _died_during_training(context: Context) -> list[str]:
     before = _dead_fractions(context, warmup=True)
     for name, fraction in _dead_fractions(context).items():
         if fraction > config.dead_fraction and before.get(name, 1.0) < config.dead_fraction / 2:
-            died.append(name)
-    return died
+            relus.append(name)
+    return died, relus
 
 
 def _collapse(context: Context) -> dict[str, Any] | None:
@@ -425,14 +435,16 @@ def _collapse(context: Context) -> dict[str, Any] | None:
     peak_index = int(np.argmax(rolling))
     peak = float(rolling[peak_index])
     spiked = peak > config.lr_high_spike * max(context.baseline, float(losses[0]))
-    died = _died_during_training(context)
-    if not spiked and not died:
+    died, relus = _died_during_training(context)
+    if not spiked and not died and not relus:
         return None
     evidence: dict[str, Any] = {"chance_loss": context.baseline, "loss_last_tenth": context.end,
                                 "loss_peak": peak,
                                 "loss_peak_step": context.stats.loss_steps[peak_index]}
     if died:
-        evidence["died"] = ", ".join(died)
+        evidence["weights_died"] = ", ".join(died)
+    if relus:
+        evidence["relus_died"] = ", ".join(relus)
     return evidence
 
 

@@ -9,6 +9,7 @@ The work itself is done by :mod:`gradwise.runs` and :mod:`gradwise.recipes`.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -24,6 +25,7 @@ import numpy as np
 
 from gradwise import __version__
 from gradwise._malloc import reuse_freed_memory
+from gradwise.doctor.lr_find import SUGGESTION_METHODS
 from gradwise.recipes import (
     DEFAULT_RECIPE,
     OPTIMIZERS,
@@ -188,12 +190,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lr_find.add_argument("recipe", nargs="?", metavar="RECIPE",
                          help=f"default {DEFAULT_RECIPE}")
-    lr_find.add_argument("--data-dir", metavar="DIR")
-    lr_find.add_argument("--limit-train", type=int, metavar="N")
-    lr_find.add_argument("--batch-size", type=int)
-    lr_find.add_argument("--seed", type=int)
+    lr_find.add_argument("--data-dir", metavar="DIR",
+                         help="folder holding the data set's IDX files (as for train)")
+    lr_find.add_argument("--limit-train", type=int, metavar="N",
+                         help="sweep on N training samples only")
+    lr_find.add_argument("--batch-size", type=int, metavar="N",
+                         help="samples per sweep step (default: the recipe's batch size)")
+    lr_find.add_argument("--seed", type=int,
+                         help="seed for the weights, the data order and dropout (default 0)")
     lr_find.add_argument("--out", metavar="PNG",
                          help="where to write the plot (default runs/RECIPE-lr-find.png)")
+    lr_find.add_argument("--start-lr", type=float, default=1e-7, metavar="LR",
+                         help="the first learning rate of the sweep (default 1e-7)")
+    lr_find.add_argument("--end-lr", type=float, default=10.0, metavar="LR",
+                         help="the last learning rate of the sweep (default 10); the sweep "
+                              "stops earlier once the loss diverges")
+    lr_find.add_argument("--num-steps", type=int, default=200, metavar="N",
+                         help="training steps in the sweep, one batch each (default 200)")
+    lr_find.add_argument("--suggest", choices=SUGGESTION_METHODS, default=SUGGESTION_METHODS[0],
+                         help="which rule gives the suggested rate: valley (the middle of the "
+                              "loss's descent, default), steep (its steepest fall) or minimum "
+                              "(a tenth of the rate at the lowest loss); all three are printed")
+    lr_find.add_argument("--quiet", action="store_true", help="no progress bar")
     lr_find.set_defaults(handler=cmd_lr_find)
 
     export = commands.add_parser(
@@ -589,14 +607,30 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     config = TrainConfig.from_recipe(get_recipe(args.recipe or DEFAULT_RECIPE)).updated(
         flags, {key: _flag(key) for key in flags}
     )
+    if not (math.isfinite(args.start_lr) and args.start_lr > 0):
+        raise UsageError(f"--start-lr must be > 0, got {args.start_lr:g}")
+    if not (math.isfinite(args.end_lr) and args.end_lr > args.start_lr):
+        raise UsageError(f"--end-lr must be greater than --start-lr ({args.start_lr:g}), "
+                         f"got {args.end_lr:g}")
+    if args.num_steps < 10:
+        raise UsageError(f"--num-steps must be >= 10, got {args.num_steps}")
     plot = Path(args.out) if args.out else Path("runs") / f"{config.recipe}-lr-find.png"
-    result, written = find_learning_rate(config, plot, notify=_say)
+    sweep = {"start_lr": args.start_lr, "end_lr": args.end_lr, "num_steps": args.num_steps,
+             "suggest": args.suggest, "progress": sys.stderr.isatty() and not args.quiet}
+    result, written = find_learning_rate(config, plot, notify=_say, **sweep)
+    _say(f"Swept {len(result.lrs)} steps from lr {args.start_lr:g} to "
+         f"{result.lrs[-1] if result.lrs else args.start_lr:.3g}"
+         + (f" (stopped: {result.stop_reason})" if result.stop_reason else ""))
+    for method in SUGGESTION_METHODS:
+        value = result.suggestions.get(method)
+        shown = "none (the loss never fell)" if value is None else f"{value:.3g}"
+        _say(f"  {method:<8} {shown}" + ("  <- suggested" if method == result.method else ""))
     if result.suggested_lr is None:
         _say("No suggestion: the loss never fell during the sweep (see the plot).")
     else:
         _say(f"Suggested learning rate for {config.recipe}: {result.suggested_lr:.3g} "
-             f"(the recipe uses {config.lr:g}); try: gradwise train {config.recipe} "
-             f"--lr {result.suggested_lr:.3g}")
+             f"({result.method}; the recipe uses {config.lr:g}); try: gradwise train "
+             f"{config.recipe} --lr {result.suggested_lr:.3g}")
     if written is not None:
         _say(f"Plot: {written}")
     return 0

@@ -23,9 +23,14 @@ _LR_FIND_SETTINGS = {
 
 
 def find_learning_rate(
-    config: TrainConfig, plot_path: str | os.PathLike[str] | None, notify: Notify = quiet
+    config: TrainConfig, plot_path: str | os.PathLike[str] | None, notify: Notify = quiet,
+    **sweep: Any,
 ) -> tuple[Any, Path | None]:
     """Run the doctor's learning-rate range test on the recipe's model and training data.
+
+    Args:
+        sweep: passed to :func:`gradwise.doctor.lr_find` (``start_lr``, ``end_lr``,
+            ``num_steps``, ``suggest``, ``progress``; the progress bar is off by default here).
 
     Returns:
         The result of :func:`gradwise.doctor.lr_find` (``suggested_lr``, ``lrs``, ``losses``)
@@ -37,8 +42,9 @@ def find_learning_rate(
     optimizer = make_optimizer(config, model)
     settings = {key: value for key, value in optimizer.defaults.items()
                 if key in _LR_FIND_SETTINGS[config.optimizer]}
+    sweep.setdefault("progress", False)
     result = lr_find(model, loss_fn, data.train, optimizer_cls=type(optimizer),
-                     batch_size=config.batch_size, seed=config.seed, **settings)
+                     batch_size=config.batch_size, seed=config.seed, **sweep, **settings)
     if plot_path is None:
         return result, None
     Path(plot_path).parent.mkdir(parents=True, exist_ok=True)

@@ -280,26 +280,72 @@ def plot_misclassified(images: np.ndarray, true: np.ndarray, predicted: np.ndarr
 
 
 # ---- lr range test -----------------------------------------------------------------------------
+_SUGGESTION_STYLES = {"valley": ("o", "#b00020"), "steep": ("s", "#e08e0b"),
+                      "minimum": ("^", "#2a9d48")}
+
+
 def lr_find_figure(result: Any) -> Figure:
-    """Smoothed loss against learning rate (log x), with the suggested lr marked."""
+    """Loss against learning rate (log x) from :func:`gradwise.doctor.lr_find`, suggestions marked.
+
+    The smoothed loss is drawn over the faint raw batch losses. The y axis is clipped to the
+    useful range: from the curve's minimum up to the highest smoothed loss *before* that minimum
+    (the starting level; for a curve that never fell, its rise up to 4x the minimum, where the
+    sweep stops), with 10% of that span as margin on each side, so neither the divergence
+    that ended the sweep nor one wild batch squashes the valley into a flat line (fastai drops
+    the last points for the same reason). Each suggestion (``result.suggestions``) is a marker on
+    the smoothed curve, labelled with its lr; the one ``suggested_lr`` is (``result.method``) is
+    also a dashed vertical line.
+
+    Raises:
+        ValueError: the range test took no steps, or none of its losses is finite.
+    """
     if not result.lrs:
         raise ValueError("lr_find plot: the range test took no steps")
-    figure = Figure(figsize=(6, 3.8))
+    lrs = np.asarray(result.lrs, dtype=np.float64)
+    losses = np.asarray(result.losses, dtype=np.float64)
+    raw = np.asarray(getattr(result, "raw_losses", None) or [], dtype=np.float64)
+    finite = np.isfinite(losses)
+    if not finite.any():
+        raise ValueError("lr_find plot: no finite loss to draw")
+    figure = Figure(figsize=(6.4, 4.0))
     axis = figure.subplots()
-    axis.plot(result.lrs, result.losses, "-", color="#3b6ea8", label="smoothed loss")
-    if result.suggested_lr is not None:
-        axis.axvline(result.suggested_lr, color="#b00020", linestyle="--",
-                     label=f"suggested lr {result.suggested_lr:.2g}")
+    if raw.size == lrs.size:
+        axis.plot(lrs, raw, "-", color="#3b6ea8", alpha=0.25, linewidth=0.8,
+                  label="batch loss")
+    axis.plot(lrs, losses, "-", color="#3b6ea8", label="smoothed loss")
+    method = getattr(result, "method", None)
+    suggestions = dict(getattr(result, "suggestions", None) or {})
+    if not suggestions and result.suggested_lr is not None:
+        suggestions = {method or "suggested": result.suggested_lr}
+    curve_lrs, curve_losses = np.log(lrs[finite]), losses[finite]
+    for name, lr in suggestions.items():
+        if lr is None:
+            continue
+        marker, colour = _SUGGESTION_STYLES.get(name, ("o", "#b00020"))
+        default = name == method or len(suggestions) == 1
+        label = f"{name}: {lr:.2g}" + (" (suggested)" if default else "")
+        loss_at = float(np.interp(math.log(lr), curve_lrs, curve_losses))
+        axis.plot([lr], [loss_at], marker, color=colour, markersize=8, zorder=3, label=label)
+        if default:
+            axis.axvline(lr, color=colour, linestyle="--", linewidth=1)
     axis.set_xscale("log")
-    finite = np.asarray([v for v in result.losses if math.isfinite(v)])
-    if finite.size:
-        axis.set_ylim(finite.min() * 0.95, min(finite.max(), 3 * finite[0]) * 1.05 + 1e-12)
+    lowest = int(np.nanargmin(np.where(finite, losses, np.nan)))
+    top = float(np.nanmax(np.where(finite[: lowest + 1], losses[: lowest + 1], np.nan)))
+    bottom = float(losses[lowest])
+    if top <= bottom:  # the loss never fell: show its rise, up to 4x (where the sweep stops)
+        highest = float(np.max(losses[finite]))
+        top = min(highest, 4.0 * bottom) if bottom > 0 else highest
+    margin = 0.1 * (top - bottom) if top > bottom else 0.05 * max(abs(bottom), 1e-12)
+    axis.set_ylim(bottom - margin, top + margin)
+    if lrs[-1] > lrs[0]:
+        axis.set_xlim(lrs[0], lrs[-1])
     axis.set(xlabel="learning rate", ylabel="loss", title="Learning-rate range test")
     axis.grid(alpha=0.3, which="both")
-    axis.legend()
+    axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
 
 
 def plot_lr_find(result: Any, path: PathLike) -> Path:
+    """Save :func:`lr_find_figure` as a PNG at ``path`` (atomically); returns the path."""
     return _save(lr_find_figure(result), path)

@@ -319,17 +319,28 @@ def _change(start: float, end: float) -> str:
     return f"did not change ({_pair(start, end)})"
 
 
+#: the ``gradwise`` command's optimizer names (``--optimizer``), by optimizer class name
+_CLI_OPTIMIZERS = {"SGD": "sgd", "Adam": "adam", "AdamW": "adamw", "RMSprop": "rmsprop"}
+
+
+def _lr_find_cli(context: Context) -> str:
+    """The lr-find command for the optimizer the run uses (a good rate depends on it)."""
+    name = _CLI_OPTIMIZERS.get(context.optimizer or "")
+    return f"gradwise lr-find RECIPE --optimizer {name}" if name else "gradwise lr-find"
+
+
 def _lr_down(context: Context) -> str:
     if context.lr is not None:
         lower = f"{context.lr / 10:.3g}"
         return context.advice(
             f"divide the learning rate by 10 (lr={lower} instead of {context.lr:.3g}); "
             "gw.doctor.lr_find suggests one",
-            f"divide the learning rate by 10: --lr {lower} (gradwise lr-find suggests one)",
+            f"divide the learning rate by 10: --lr {lower} "
+            f"({_lr_find_cli(context)} suggests one)",
         )
     return context.advice("divide the learning rate by 10 (gw.doctor.lr_find suggests one)",
-                          "divide the learning rate by 10 with --lr (gradwise lr-find suggests "
-                          "one)")
+                          "divide the learning rate by 10 with --lr "
+                          f"({_lr_find_cli(context)} suggests one)")
 
 
 #: the update/weight ratio lr_too_low steers towards (Karpathy, CS231n: ~1e-3) and the largest
@@ -361,13 +372,13 @@ def _lr_up(context: Context, ratio: float = math.nan) -> str:
         return context.advice(
             f"multiply the learning rate by {factor:g}{why}: lr={higher}; gw.doctor.lr_find "
             "suggests one",
-            f"multiply the learning rate by {factor:g}{why}: --lr {higher} (gradwise lr-find "
-            "suggests one)",
+            f"multiply the learning rate by {factor:g}{why}: --lr {higher} "
+            f"({_lr_find_cli(context)} suggests one)",
         )
     return context.advice(f"multiply the learning rate by {factor:g}{why} (gw.doctor.lr_find "
                           "suggests one)",
-                          f"multiply the learning rate by {factor:g}{why} with --lr (gradwise "
-                          "lr-find suggests one)")
+                          f"multiply the learning rate by {factor:g}{why} with --lr "
+                          f"({_lr_find_cli(context)} suggests one)")
 
 
 def _is_adam(context: Context) -> bool:

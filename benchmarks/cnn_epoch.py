@@ -39,6 +39,7 @@ from _common import (
 import gradwise as gw
 from gradwise._malloc import reuse_freed_memory
 from gradwise.autograd.ops import conv as conv_ops
+from gradwise.autograd.ops import pool as pool_ops
 
 BATCH = 128
 TARGET = 0.6
@@ -82,7 +83,7 @@ def op_timings() -> list[tuple[str, str, str]]:
 
     def pool(c: int, size: int) -> tuple[float, float]:
         x = activation(BATCH, c, size, size)
-        return time_op(conv_ops.MaxPool2d, (True,), x, (2, 2), (2, 2), (0, 0))
+        return time_op(pool_ops.MaxPool2d, (True,), x, (2, 2), (2, 2), (0, 0))
 
     ops = {
         "conv 1->32, 28x28 (no input grad)": conv(1, 32, 28, first=True),

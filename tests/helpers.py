@@ -78,3 +78,73 @@ def check_op(
             np.testing.assert_allclose(
                 x.grad, expected, atol=atol, rtol=rtol, err_msg=f"gradient of input {i}"
             )
+
+
+def _torch_dtype_name(dtype: Any) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def check_edges(
+    gw_fn: Callable[..., gw.Tensor],
+    torch_fn: Callable[..., Any],
+    arrays: Sequence[np.ndarray],
+    *,
+    atol: float = 1e-6,
+    rtol: float = 1e-5,
+    grad: bool = True,
+    seed: int = 0,
+) -> None:
+    """One call compares an op with torch.autograd on fixed (edge) inputs, as tinygrad's
+    ``helper_test_op`` does: shape, dtype and values of the output, then the gradient of every
+    floating input (dtype and values) for a fixed random upstream gradient.
+
+    NaN must meet NaN and +-inf the same infinity. Floating arrays require grad (unless
+    ``grad`` is False); other arrays are passed as constants. When torch raises, gradwise must
+    raise too (a ValueError, TypeError, IndexError or RuntimeError), and the other way round.
+    """
+    assert torch is not None
+    floating = [a.dtype.kind == "f" for a in arrays]
+    inputs = [
+        gw.tensor(a.copy(), requires_grad=grad and f) for a, f in zip(arrays, floating, strict=True)
+    ]
+    t_inputs = [
+        torch.tensor(a.copy(), requires_grad=grad and f)
+        for a, f in zip(arrays, floating, strict=True)
+    ]
+    try:
+        t_out = torch_fn(*t_inputs)
+    except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        try:
+            gw_fn(*inputs)
+        except (RuntimeError, ValueError, IndexError, TypeError):
+            return
+        raise AssertionError(f"torch raises ({error}) but gradwise does not") from None
+    with np.errstate(all="ignore"):
+        out = gw_fn(*inputs)
+    t_values = t_out.detach().numpy()
+    assert tuple(out.shape) == tuple(t_out.shape), f"shape {out.shape} != torch {t_out.shape}"
+    assert out.dtype.name == _torch_dtype_name(t_out.dtype), (
+        f"dtype {out.dtype} != torch {t_out.dtype}"
+    )
+    np.testing.assert_allclose(
+        np.asarray(out.numpy(), dtype=np.float64), t_values.astype(np.float64),
+        atol=atol, rtol=rtol, equal_nan=True, err_msg="values",
+    )
+    if not grad or not t_out.requires_grad:
+        return
+    upstream = np.random.default_rng(seed).uniform(0.5, 1.5, size=t_values.shape)
+    upstream = upstream.astype(t_values.dtype)
+    with np.errstate(all="ignore"):
+        out.backward(upstream)
+    t_out.backward(torch.tensor(upstream))
+    for i, (x, tx) in enumerate(zip(inputs, t_inputs, strict=True)):
+        if not tx.requires_grad:
+            continue
+        t_dtype = tx.detach().numpy().dtype
+        expected = tx.grad.numpy() if tx.grad is not None else np.zeros(tx.shape, t_dtype)
+        got = np.zeros(x.shape, x.dtype) if x.grad is None else np.asarray(x.grad)
+        assert got.dtype == expected.dtype, f"gradient {i}: dtype {got.dtype} != {expected.dtype}"
+        np.testing.assert_allclose(
+            got.astype(np.float64), expected.astype(np.float64), atol=atol, rtol=rtol,
+            equal_nan=True, err_msg=f"gradient of input {i}",
+        )

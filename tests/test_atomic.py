@@ -67,3 +67,19 @@ def test_rejects_read_and_append_modes(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="mode"), atomic_open(tmp_path / "x", mode):
             pass
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("problem", ["missing", "a_file"])
+def test_a_missing_folder_names_the_destination_not_the_temp_file(tmp_path: Path,
+                                                                  problem: str) -> None:
+    """Regression: the error named '.e.onnx.XXXX.tmp', a file the caller never asked for."""
+    parent = tmp_path / "nonexistent"
+    if problem == "a_file":
+        parent.write_text("")
+    target = parent / "e.onnx"
+    expected = FileNotFoundError if problem == "missing" else NotADirectoryError
+    with pytest.raises(expected) as caught:
+        atomic_write_bytes(target, b"x")
+    message = str(caught.value)
+    assert f"cannot write {target}" in message and str(parent) in message
+    assert ".tmp" not in message

@@ -8,39 +8,87 @@ Example:
     >>> w.grad
 """
 
-from gradwise import distributed, doctor, nn, onnx, optim, train, viz
+from gradwise import (
+    accelerator,
+    backends,
+    cuda,
+    distributed,
+    doctor,
+    linalg,
+    nn,
+    onnx,
+    optim,
+    train,
+    utils,
+    viz,
+)
 from gradwise._malloc import reuse_freed_memory
 from gradwise.autograd import (
     AnomalyError,
     Function,
     GradcheckError,
     Tensor,
-    arange,
     broadcast_to,
     cat,
     detect_anomaly,
     enable_grad,
     from_numpy,
-    full,
     gradcheck,
     is_anomaly_enabled,
     is_grad_enabled,
     maximum,
     minimum,
     no_grad,
-    ones,
-    ones_like,
     pad,
-    rand,
-    randn,
     set_grad_enabled,
     stack,
     tensor,
     where,
+)
+from gradwise.autograd import dtypes as _dtypes
+from gradwise.autograd import namespace as _namespace
+from gradwise.autograd.device import device
+from gradwise.autograd.factories import (
+    arange,
+    bernoulli,
+    empty,
+    empty_like,
+    eye,
+    full,
+    full_like,
+    linspace,
+    logspace,
+    multinomial,
+    normal,
+    ones,
+    ones_like,
+    rand,
+    rand_like,
+    randint,
+    randint_like,
+    randn,
+    randn_like,
+    randperm,
     zeros,
     zeros_like,
 )
-from gradwise.autograd import dtypes as _dtypes
+from gradwise.autograd.random import (
+    Generator,
+    default_generator,
+    get_rng_state,
+    initial_seed,
+    manual_seed,
+    seed,
+    set_rng_state,
+)
+from gradwise.autograd.serialization import load, save
+from gradwise.autograd.tensor import MaxResult, MinResult, SortResult, TopkResult
+
+# torch.<fn>: gw.tanh, gw.sum, gw.clamp, gw.isnan, gw.histc ... (autograd/namespace.py); names
+# that are Python builtins (abs, all, any, max, min, round, sum, pow) are set here too but kept
+# out of __all__ so that ``from gradwise import *`` does not shadow the builtins
+globals().update({name: getattr(_namespace, name) for name in _namespace.__all__})
+concat = concatenate = cat
 
 # PyTorch's dtype names (NumPy dtypes, so gw.float32 == np.float32); kept out of __all__ so that
 # ``from gradwise import *`` does not shadow the builtins bool, float and int
@@ -63,7 +111,43 @@ get_default_dtype = _dtypes.get_default_dtype
 
 __version__ = "0.1.0"
 
+_BUILTIN_NAMES = {"abs", "all", "any", "max", "min", "round", "sum", "pow"}
 __all__ = [
+    *sorted(set(_namespace.__all__) - _BUILTIN_NAMES),
+    "Generator",
+    "MaxResult",
+    "MinResult",
+    "SortResult",
+    "TopkResult",
+    "accelerator",
+    "backends",
+    "bernoulli",
+    "concat",
+    "concatenate",
+    "cuda",
+    "default_generator",
+    "device",
+    "empty",
+    "empty_like",
+    "eye",
+    "full_like",
+    "get_rng_state",
+    "initial_seed",
+    "linspace",
+    "load",
+    "logspace",
+    "manual_seed",
+    "multinomial",
+    "normal",
+    "rand_like",
+    "randint",
+    "randint_like",
+    "randn_like",
+    "randperm",
+    "save",
+    "seed",
+    "set_rng_state",
+    "utils",
     "reuse_freed_memory",
     "AnomalyError",
     "Function",
@@ -82,6 +166,7 @@ __all__ = [
     "gradcheck",
     "is_anomaly_enabled",
     "is_grad_enabled",
+    "linalg",
     "maximum",
     "minimum",
     "nn",

@@ -30,7 +30,8 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     """Open a temporary file that replaces ``path`` atomically when the block exits cleanly.
 
     Args:
-        path: the destination. Its directory must exist.
+        path: the destination. Its directory must exist: if not (or it cannot be written to),
+            the OSError names ``path`` and the folder, never the temporary file.
         mode: ``"wb"`` for bytes or ``"w"`` for UTF-8 text.
 
     Raises whatever the block raises, after deleting the temporary file; ``path`` is then
@@ -41,7 +42,12 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
         raise ValueError(f"atomic_open: mode must be one of {_ALLOWED_MODES}, got {mode!r}")
     destination = Path(path)
     directory = destination.parent
-    fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{destination.name}.", suffix=".tmp")
+    try:
+        fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{destination.name}.",
+                                         suffix=".tmp")
+    except OSError as error:
+        # mkstemp's error names its temporary file, which the caller never asked for
+        raise _destination_error(error, destination) from None
     temp_path = Path(temp_name)
     try:
         encoding = None if "b" in mode else "utf-8"
@@ -68,6 +74,19 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     with atomic_open(path, "wb") as handle:
         handle.write(data)
 
+
+def _destination_error(error: OSError, destination: Path) -> OSError:
+    """``error`` (from creating the temporary file) reworded to name ``destination``."""
+    directory = destination.parent
+    if not directory.exists():
+        reason = f"the folder {directory} does not exist"
+    elif not directory.is_dir():
+        reason = f"{directory} is not a folder"
+    else:
+        reason = f"cannot create a file in {directory}: {error.strerror}"
+    # OSError(errno, ...) picks the subclass for the errno (FileNotFoundError, PermissionError);
+    # no filename argument, which str() would print a second time
+    return OSError(error.errno, f"cannot write {destination}: {reason}")
 
 _TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{6,}\.tmp")
 

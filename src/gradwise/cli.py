@@ -219,14 +219,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export", help="write a trained run's model as ONNX",
-        description="Export a run's model (final weights) to an ONNX file with a dynamic batch "
-                    "axis. Its input is the normalised data the model trained on; the file's "
-                    "metadata holds the classes and the normalisation (mean, std).",
+        description=(
+            "Export a run's model (final weights) to an ONNX file with a dynamic batch axis.\n\n"
+            "Input 'input', float32, shape (batch, *input_shape): the data as the model trained "
+            "on it.\nFor image recipes: pixels scaled to 0-1 (value / 255), then normalised "
+            "with the\nfile's metadata: (x - mean) / std. Toy recipes (xor, spiral) take the "
+            "points as they\nare. Output 'logits', shape (batch, classes): softmax gives the "
+            "probabilities, the\nmetadata's 'classes' names them. Metadata (JSON strings): "
+            "classes, mean, std, dataset."
+        ),
+        epilog="examples:\n  gradwise export runs/mnist-mlp-20240101-120000\n"
+               "  gradwise export runs/my-spiral --out spiral.onnx --opset 13",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("run_dir", metavar="RUN_DIR")
     export.add_argument("--format", choices=("onnx",), default="onnx")
     export.add_argument("--out", metavar="FILE", help="default RUN_DIR/model.onnx")
-    export.add_argument("--opset", type=int, help="ONNX opset (default 17)")
+    export.add_argument("--opset", type=int, help="ONNX opset, 13 to 21 (default 17)")
     export.set_defaults(handler=cmd_export)
 
     recipes = commands.add_parser("recipes", help="list the training recipes",
@@ -248,20 +257,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         # the command owns the process: let glibc reuse each step's large freed arrays instead
         # of unmapping them (a quarter of a CNN step was page faults); see gradwise._malloc
         reuse_freed_memory()
+        _refuse_copies_under_a_launcher(args)
         with _warnings_as_lines():
             return args.handler(args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0
     except UsageError as error:
-        return _fail(str(error), EXIT_USAGE)
+        if _speaks_for_the_job():
+            _fail(str(error), EXIT_USAGE)
+        return EXIT_USAGE
     except KeyboardInterrupt:  # before the handlers are set, or a second Ctrl-C in training
-        print("gradwise: interrupted; nothing more was saved", file=sys.stderr)
+        if _speaks_for_the_job():
+            print("gradwise: interrupted; nothing more was saved", file=sys.stderr)
         return SIGNAL_EXIT["SIGINT"]
     except Exception as error:  # every failure becomes one line, see _classify
         code, message = _classify(error)
         if os.environ.get(DEBUG_ENV):
             traceback.print_exc()
         return _fail(message, code)
+
+
+def _speaks_for_the_job() -> bool:
+    """Under an MPI launcher only the first process prints job-wide messages (mpiexec forwards
+    Ctrl-C and runs the same argv everywhere, so every rank meets the same error)."""
+    return gw_distributed().launcher_rank() == 0
+
+
+def _refuse_copies_under_a_launcher(args: argparse.Namespace) -> None:
+    """``mpiexec -n 2 gradwise train xor`` without --distributed would train N independent
+    copies into N folders (or fight over one): refuse, and say what was probably meant.
+
+    Raises:
+        UsageError: started by an MPI launcher with several processes, for any command but
+            ``train --distributed``.
+    """
+    dist = gw_distributed()
+    size = dist.launcher_world_size()
+    if not dist.launched_by_mpi() or size == 1:
+        return
+    if args.command == "train" and args.distributed:
+        return
+    processes = f"{size} processes" if size else "several processes"
+    if args.command == "train":
+        raise UsageError(f"started by an MPI launcher with {processes} but without "
+                         "--distributed, so each would train alone; did you mean "
+                         "'mpiexec -n N gradwise train ... --distributed'?")
+    raise UsageError(f"started by an MPI launcher with {processes}: '{args.command}' runs in "
+                     "one process (only 'gradwise train --distributed' uses several)")
 
 
 @contextmanager
@@ -360,18 +402,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.distributed:
         run_dir, quiet = _join_distributed(run_dir, args.quiet)
         args.quiet = quiet
-    if not args.quiet:
-        _print_plan(config, run_dir, args.resume)
     extra_callbacks = []
+    tensorboard_dir = None
     if args.tensorboard:
         from gradwise.train import TensorBoardLogger
 
-        try:
-            extra_callbacks.append(TensorBoardLogger(args.tensorboard))
+        # one subfolder per run, named after the run folder: runs logged to one DIR side by
+        # side stay apart in TensorBoard (its run selector) instead of splicing their curves
+        tensorboard_dir = Path(args.tensorboard) / run_dir.resolve().name
+        try:  # before anything is printed or created: a missing package changes nothing
+            extra_callbacks.append(TensorBoardLogger(tensorboard_dir))
         except ImportError as error:  # the optional package is missing: say which extra
             return _fail(str(error), EXIT_FAILURE)
+    if not args.quiet:
+        ranks = gw_distributed().get_world_size() if args.distributed else 0
+        _print_plan(config, run_dir, args.resume, ranks)
     stop = StopRequest()
-    with _stop_on_signals(stop), _abort_job_on_error(args.distributed):
+    announce = not args.distributed or gw_distributed().get_rank() == 0
+    with _stop_on_signals(stop, announce), _abort_job_on_error(args.distributed):
         outcome = train_run(
             config,
             run_dir,
@@ -390,7 +438,9 @@ def cmd_train(args: argparse.Namespace) -> int:
                  else f"the end of epoch {outcome.epoch}")
         command = f"gradwise train --resume {_shell_path(run_dir)}"
         if args.distributed:
-            command = f"mpiexec -n N {command} --distributed"
+            # a per-step schedule resumes only on the same number of ranks (DISTRIBUTED.md)
+            ranks = (gw_distributed().get_world_size() if config.schedule != "none" else "N")
+            command = f"mpiexec -n {ranks} {command} --distributed"
         print(
             f"Interrupted at {where}, step {outcome.step}; checkpoint saved. "
             f"Resume with: {command}",
@@ -399,7 +449,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return SIGNAL_EXIT.get(stop.reason or "", SIGNAL_EXIT["SIGINT"])
     if args.distributed and gw_distributed().get_rank() != 0:
         return EXIT_FAILURE if outcome.diverged else 0
-    _print_outcome(outcome, args.quiet)
+    _print_outcome(outcome, args.quiet, tensorboard_dir, args.tensorboard)
     if outcome.diverged:
         return _fail(f"{outcome.history.stop_reason} (see the doctor's findings above)",
                      EXIT_FAILURE)
@@ -466,22 +516,28 @@ def _train_config(args: argparse.Namespace, flags: dict[str, Any],
 
 
 def _check_folder(path: str | None, option: str) -> None:
+    if path is not None and Path(path).is_file():
+        raise UsageError(f"{option} {path} is a file, not a folder")
     if path is not None and not Path(path).is_dir():
         raise UsageError(f"{option} {path}: no such folder")
 
 
-def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None) -> None:
+def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None, ranks: int = 0) -> None:
+    """The header; ``ranks``: the MPI job's size under --distributed (0: one process)."""
     recipe = RECIPES.get(config.recipe)
     verb = "Resuming" if resume else "Training"
     _say(f"{verb} {config.recipe}" + (f": {recipe.description}" if recipe else ""))
     schedule = "" if config.schedule == "none" else f", {config.schedule} schedule"
+    batch = (f"batch size {config.batch_size} per rank x {ranks} ranks = "
+             f"{config.batch_size * ranks}" if ranks else f"batch size {config.batch_size}")
     _say(f"  {config.optimizer} lr {config.lr:g}{schedule}, {config.epochs} epochs, "
-         f"batch size {config.batch_size}, seed {config.seed}"
+         f"{batch}, seed {config.seed}"
          + (f", first {config.limit_train} samples" if config.limit_train else ""))
     _say(f"  run folder: {run_dir}")
 
 
-def _print_outcome(outcome: Any, quiet: bool) -> None:
+def _print_outcome(outcome: Any, quiet: bool, tensorboard_dir: Path | None = None,
+                   tensorboard_root: str | None = None) -> None:
     from gradwise.runs import RUN_INFO_NAME
 
     if outcome.history.stop_reason and not outcome.diverged:
@@ -495,6 +551,9 @@ def _print_outcome(outcome: Any, quiet: bool) -> None:
         _say(f"Not written: {part}")
     files = sorted(p.name for p in outcome.run_dir.iterdir() if not p.name.startswith("."))
     _say(f"Run folder: {outcome.run_dir}  ({', '.join(f for f in files if f != RUN_INFO_NAME)})")
+    if tensorboard_dir is not None:
+        _say(f"TensorBoard event files: {tensorboard_dir}  (view with: tensorboard --logdir "
+             f"{_shell_path(Path(tensorboard_root or tensorboard_dir))})")
     if not (quiet or outcome.diverged):
         _say(f"Next: gradwise evaluate {_shell_path(outcome.run_dir)}")
 
@@ -505,8 +564,12 @@ def _shell_path(path: Path) -> str:
 
 
 @contextmanager
-def _stop_on_signals(request: StopRequest) -> Iterator[None]:
-    """First SIGINT/SIGTERM: stop at the next step and checkpoint. A second SIGINT: quit now."""
+def _stop_on_signals(request: StopRequest, announce: bool = True) -> Iterator[None]:
+    """First SIGINT/SIGTERM: stop at the next step and checkpoint. A second SIGINT: quit now.
+
+    ``announce``: print that the signal was received (False on ranks other than 0 of an MPI
+    job, where mpiexec forwards the signal to every rank).
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -516,8 +579,9 @@ def _stop_on_signals(request: StopRequest) -> Iterator[None]:
         if request.requested:
             raise KeyboardInterrupt
         request.request(name)
-        print(f"\n{name} received: stopping after this step and saving a checkpoint "
-              "(Ctrl-C again quits without saving)", file=sys.stderr, flush=True)
+        if announce:
+            print(f"\n{name} received: stopping after this step and saving a checkpoint "
+                  "(Ctrl-C again quits without saving)", file=sys.stderr, flush=True)
 
     handled = (signal.SIGINT, signal.SIGTERM)
     previous: dict[int, Callable[..., Any] | int | None] = {}
@@ -535,6 +599,10 @@ def _check_run_dir(path: str) -> Path:
     from gradwise.runs import CONFIG_NAME
 
     run_dir = Path(path)
+    if run_dir.is_file():
+        hint = (" (an exported model; give the run folder it came from)"
+                if run_dir.suffix in (".onnx", ".safetensors", ".json") else "")
+        raise UsageError(f"{path} is a file, not a run folder{hint}")
     if not run_dir.is_dir():
         raise UsageError(f"{path}: no such run folder")
     if not os.path.lexists(run_dir / CONFIG_NAME):  # a FIFO or link is refused when read
@@ -647,18 +715,26 @@ def cmd_export(args: argparse.Namespace) -> int:
     import gradwise.onnx
     from gradwise.runs import load_run
 
-    run = load_run(_check_run_dir(args.run_dir))
-    out = Path(args.out) if args.out else run.run_dir / "model.onnx"
+    opset = gradwise.onnx.DEFAULT_OPSET if args.opset is None else args.opset
+    supported = gradwise.onnx.SUPPORTED_OPSETS
+    if opset not in supported:
+        raise UsageError(f"--opset {opset} is not supported; use one of "
+                         f"{supported.start}..{supported.stop - 1} (default "
+                         f"{gradwise.onnx.DEFAULT_OPSET})")
+    run_dir = _check_run_dir(args.run_dir)
+    out = Path(args.out) if args.out else run_dir / "model.onnx"
     _check_folder(str(out.parent), "--out")
+    run = load_run(run_dir)
     example = np.zeros((2, *(int(n) for n in run.info["input_shape"])), dtype=np.float32)
     metadata = {key: json.dumps(run.info[key]) for key in ("classes", "mean", "std", "dataset")
                 if key in run.info}
-    opset = gradwise.onnx.DEFAULT_OPSET if args.opset is None else args.opset
     try:
         gradwise.onnx.export(run.model, example, out, opset=opset, output_names=["logits"],
                              metadata=metadata)
     except ImportError as error:  # the optional package is missing: say which extra
         return _fail(str(error), EXIT_FAILURE)
+    except ValueError as error:  # the exporter's argument checks: one line, no traceback
+        return _fail(_one_line(error), EXIT_FAILURE)
     _say(f"Wrote {out} (ONNX opset {opset}, input 'input' of shape (batch, "
          f"{', '.join(str(n) for n in example.shape[1:])}), output 'logits')")
     return 0
@@ -669,8 +745,9 @@ def cmd_recipes(args: argparse.Namespace) -> int:
     for name, recipe in RECIPES.items():
         default = " (default)" if name == DEFAULT_RECIPE else ""
         _say(f"{name:<{width}}  {recipe.description}{default}")
+        schedule = "constant lr" if recipe.schedule == "none" else f"{recipe.schedule} schedule"
         _say(f"{'':<{width}}  {recipe.epochs} epochs, batch {recipe.batch_size}, "
-             f"{recipe.optimizer} lr {recipe.lr:g}, {recipe.schedule} schedule")
+             f"{recipe.optimizer} lr {recipe.lr:g}, {schedule}")
     return 0
 
 

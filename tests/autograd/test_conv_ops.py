@@ -47,7 +47,7 @@ def test_conv2d_matches_torch(x_shape, w_shape, bias, stride, padding, dilation)
 
 def test_conv2d_in_chunks_matches_one_pass(monkeypatch):
     # a tiny chunk size makes forward and backward run image by image
-    monkeypatch.setattr(conv_ops, "_CHUNK_BYTES", 1)
+    monkeypatch.setattr(conv_ops, "CHUNK_BYTES", 1)
     monkeypatch.setattr(conv_ops, "_WHOLE_BATCH_BYTES", 0)
     gw_fn, torch_fn = _conv_fns(True, 1, 1, 1)
     check_op(gw_fn, torch_fn, [(3, 2, 5, 5), (4, 2, 3, 3), (4,)], atol=1e-9, rtol=1e-7)

@@ -15,6 +15,9 @@ LABELS = np.array([2, 0, 1, 2, 1])
 BINARY = np.random.default_rng(3).integers(0, 2, size=(5, 3)).astype(np.float64)
 PROBS = np.random.default_rng(4).uniform(0.05, 0.95, size=(5, 3))
 COND = np.random.default_rng(5).random((3, 4)) > 0.5
+IGNORING = np.array([2, 1, 0, 1, 2])  # with ignore_index=1, rows 1 and 3 add nothing
+CLASS_WEIGHT = np.array([0.5, 2.0, 1.5])
+INF = float("inf")
 # (name, gradwise fn, torch fn, input shapes, options)
 CASES = [
     ("add", lambda a, b: a + b, lambda a, b: a + b, [(3, 4), (3, 4)], {}),
@@ -102,6 +105,28 @@ CASES = [
     ("logsumexp", lambda a: a.logsumexp(axis=1), lambda a: a.logsumexp(dim=1), [(3, 4)], {}),
     ("logsumexp_keep", lambda a: a.logsumexp(axis=(0, 1), keepdims=True),
      lambda a: a.logsumexp(dim=(0, 1), keepdim=True), [(3, 4)], {}),
+    # norms (the inputs are random, so no entry ties and none is 0: gradcheck needs smoothness)
+    ("norm_fro", lambda a: a.norm(), lambda a: a.norm(), [(3, 4)], {}),
+    ("norm_2_dim", lambda a: a.norm(2, dim=1), lambda a: a.norm(2, dim=1), [(3, 4)], {}),
+    ("norm_1_keep", lambda a: a.norm(1, dim=0, keepdim=True),
+     lambda a: a.norm(1, dim=0, keepdim=True), [(3, 4)], {}),
+    ("norm_3", lambda a: gw.linalg.vector_norm(a, 3), lambda a: T.linalg.vector_norm(a, 3),
+     [(3, 4)], {}),
+    ("norm_inf", lambda a: gw.linalg.vector_norm(a, INF, dim=(0, 1)),
+     lambda a: T.linalg.vector_norm(a, INF, dim=(0, 1)), [(2, 3, 2)], {}),
+    ("matrix_norm_1", lambda a: gw.linalg.matrix_norm(a, 1),
+     lambda a: T.linalg.matrix_norm(a, 1), [(2, 3, 4)], {}),
+    ("matrix_norm_inf_dims", lambda a: gw.linalg.matrix_norm(a, INF, dim=(0, 2)),
+     lambda a: T.linalg.matrix_norm(a, INF, dim=(0, 2)), [(3, 2, 4)], {}),
+    ("matrix_norm_2", lambda a: gw.linalg.matrix_norm(a, 2),
+     lambda a: T.linalg.matrix_norm(a, 2), [(2, 3, 4)], {}),
+    ("matrix_norm_-2_keep", lambda a: gw.linalg.matrix_norm(a, -2, keepdim=True),
+     lambda a: T.linalg.matrix_norm(a, -2, keepdim=True), [(4, 3)], {}),
+    ("matrix_norm_nuc", lambda a: gw.linalg.matrix_norm(a, "nuc"),
+     lambda a: T.linalg.matrix_norm(a, "nuc"), [(3, 4)], {}),
+    ("linalg_norm_matrix_dims", lambda a: gw.linalg.norm(a, "fro", dim=(1, 2)),
+     lambda a: T.linalg.norm(a, "fro", dim=(1, 2)), [(2, 3, 4)], {}),
+    ("std_ddof1", lambda a: a.std(axis=1, ddof=1), lambda a: a.std(dim=1), [(3, 4)], {}),
     # shape
     ("reshape", lambda a: a.reshape(4, 3), lambda a: a.reshape(4, 3), [(3, 4)], {}),
     ("reshape_infer", lambda a: a.reshape(-1), lambda a: a.reshape(-1), [(3, 4)], {}),
@@ -176,6 +201,29 @@ CASES = [
              lambda r: lambda x: F.cross_entropy(x, LABELS, reduction=r, label_smoothing=0.2),
              lambda r: lambda x: T.nn.functional.cross_entropy(
                  x, T.tensor(LABELS), reduction=r, label_smoothing=0.2), [(5, 3)], {}),
+            ("cross_entropy_all_options",
+             lambda r: lambda x: F.cross_entropy(x, IGNORING, CLASS_WEIGHT, ignore_index=1,
+                                                 reduction=r, label_smoothing=0.2),
+             lambda r: lambda x: T.nn.functional.cross_entropy(
+                 x, T.tensor(IGNORING), T.tensor(CLASS_WEIGHT), ignore_index=1, reduction=r,
+                 label_smoothing=0.2), [(5, 3)], {}),
+            ("nll_weight_ignore",
+             lambda r: lambda x: F.nll_loss(F.log_softmax(x), IGNORING, CLASS_WEIGHT,
+                                            ignore_index=1, reduction=r),
+             lambda r: lambda x: T.nn.functional.nll_loss(
+                 T.log_softmax(x, dim=-1), T.tensor(IGNORING), T.tensor(CLASS_WEIGHT),
+                 ignore_index=1, reduction=r), [(5, 3)], {}),
+            ("bce_weight", lambda r: lambda p: F.binary_cross_entropy(
+                p, BINARY, np.array([0.5, 1.0, 2.0]), reduction=r),
+             lambda r: lambda p: T.nn.functional.binary_cross_entropy(
+                 p, T.tensor(BINARY), T.tensor([0.5, 1.0, 2.0], dtype=T.float64), reduction=r),
+             [PROBS], {}),
+            ("bce_logits_pos_weight", lambda r: lambda x: F.binary_cross_entropy_with_logits(
+                x, BINARY, np.array([0.5, 1.0, 2.0]), reduction=r,
+                pos_weight=np.array([3.0, 1.0, 0.5])),
+             lambda r: lambda x: T.nn.functional.binary_cross_entropy_with_logits(
+                 x, T.tensor(BINARY), T.tensor([0.5, 1.0, 2.0], dtype=T.float64), reduction=r,
+                 pos_weight=T.tensor([3.0, 1.0, 0.5], dtype=T.float64)), [(5, 3)], {}),
             ("nll", lambda r: lambda x: F.nll_loss(F.log_softmax(x), LABELS, reduction=r),
              lambda r: lambda x: T.nn.functional.nll_loss(
                  T.log_softmax(x, dim=-1), T.tensor(LABELS), reduction=r), [(5, 3)], {}),

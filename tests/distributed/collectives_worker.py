@@ -29,5 +29,27 @@ try:
     dist.all_gather(None, gw.zeros(rank + 1))
 except dist.DistributedError as error:
     results["mismatch"] = str(error)
+# the same family: every collective refuses shapes or dtypes that differ across ranks
+mismatches = {
+    "all_reduce_shape": lambda: dist.all_reduce(gw.ones(2 + rank) * (rank + 1)),
+    "all_reduce_dtype": lambda: dist.all_reduce(
+        np.ones(2, dtype=np.float64 if rank == 2 else np.float32)),
+    "broadcast_shape": lambda: dist.broadcast(gw.ones(2, 1 + (rank == 1))),
+}
+for name, call in mismatches.items():
+    try:
+        call()
+        results[name] = "no error"
+    except dist.DistributedError as error:
+        results[name] = str(error)
+try:
+    dist.all_gather([gw.zeros(2)], gw.ones(2))
+    results["short_list"] = "no error"
+except ValueError as error:
+    results["short_list"] = str(error)
+filled = [gw.zeros(2) for _ in range(size)]
+same = dist.all_gather(filled, gw.tensor([float(rank), 1.0]))
+results["filled"] = [np.asarray(t.data).tolist() for t in filled]
+results["filled_in_place"] = same is filled and len(filled) == size
 dist.barrier()
 Path(sys.argv[1], f"rank{rank}.json").write_text(json.dumps(results))

@@ -144,3 +144,26 @@ def test_convert_sync_batchnorm_keeps_order_state_and_alone_equals_batchnorm() -
         np.testing.assert_array_equal(got, expected)
     with pytest.raises(ValueError, match=r"SyncBatchNorm\(3\): expected input"):
         SyncBatchNorm(3)(gw.zeros(4, 2))
+
+
+def test_the_doctor_names_layers_as_in_the_bare_model() -> None:
+    from gradwise.doctor import Doctor
+
+    ddp = DistributedDataParallel(_model())
+    doctor = Doctor(ddp)  # watches the replica inside: "1", not "module.1" (docs/DISTRIBUTED.md)
+    x, y = _batch()
+    gw.train.Trainer(ddp, nn.CrossEntropyLoss(), gw.optim.SGD(ddp.parameters(), lr=0.1),
+                     doctor=doctor, seed=0).fit((x._data, y._data), epochs=1, batch_size=3)
+    assert sorted(doctor.stats.activations) == ["1"]  # the ReLU
+    assert sorted(doctor.stats.params) == ["0.bias", "0.weight", "3.bias", "3.weight"]
+
+
+def test_all_gather_refuses_a_list_of_the_wrong_length_or_shape() -> None:
+    gw.distributed.init()
+    with pytest.raises(ValueError, match=r"holds 2 tensor\(s\); it needs one per rank \(1\)"):
+        gw.distributed.all_gather([gw.zeros(2), gw.zeros(2)], gw.ones(2))
+    with pytest.raises(ValueError, match=r"tensor_list\[0\] is \(3,\).*shape \(2,\)"):
+        gw.distributed.all_gather([gw.zeros(3)], gw.ones(2))
+    out = [gw.zeros(2)]
+    assert gw.distributed.all_gather(out, gw.ones(2)) is out
+    np.testing.assert_array_equal(np.asarray(out[0].data), [1.0, 1.0])

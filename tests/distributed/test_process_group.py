@@ -33,7 +33,16 @@ def test_collectives_on_three_ranks(mpi, tmp_path: Path) -> None:
         assert r["all_gather"] == [[0, 0], [1, 10], [2, 20]]
         assert r["json"] == [{"r": 0}, {"r": 1}, {"r": 2}]
         assert "ranks hold different shapes" in r["mismatch"]
-        assert "rank 2: [[3]" in r["mismatch"]
+        assert "rank 0 has (1,) float32, rank 1 has (2,) float32" in r["mismatch"]
+        assert r["all_reduce_shape"] == (
+            "all_reduce: ranks hold different shapes/dtypes: rank 0 has (2,) float32, rank 1 "
+            "has (3,) float32 (every rank must pass the same shape and dtype)")
+        assert "rank 0 has (2,) float32, rank 2 has (2,) float64" in r["all_reduce_dtype"]
+        assert "broadcast: ranks hold different shapes/dtypes: rank 0 has (2, 1) float32, " \
+               "rank 1 has (2, 2) float32" in r["broadcast_shape"]
+        assert r["short_list"] == ("all_gather: tensor_list holds 1 tensor(s); it needs one "
+                                   "per rank (3)")
+        assert r["filled"] == [[0.0, 1.0], [1.0, 1.0], [2.0, 1.0]] and r["filled_in_place"]
 
 
 def test_a_group_of_one_without_a_launcher() -> None:
@@ -112,6 +121,20 @@ if group.rank == 1:
 dist.all_reduce(np.ones(3))  # rank 0 waits here for a rank that is gone
 print("rank 0 went on")
 """
+
+
+_RAISES_ON_EVERY_RANK = """
+from gradwise import distributed as dist
+dist.init()
+raise ValueError("the same on every rank")
+"""
+
+
+def test_an_error_on_every_rank_is_printed_once(mpi) -> None:
+    result = run(mpi, 3, [sys.executable, "-c", _RAISES_ON_EVERY_RANK], check=False, timeout=60)
+    assert result.code != 0
+    assert result.out.count("ValueError: the same on every rank") == 1, result.out
+    assert result.out.count("aborting every rank") == 1, result.out
 
 
 def test_an_uncaught_exception_on_one_rank_ends_the_job_at_once(mpi) -> None:

@@ -488,3 +488,20 @@ def test_loss_pairs_share_their_precision(a, b, text):
     from gradwise.doctor.diagnoses import _pair
 
     assert _pair(a, b) == text
+
+
+def test_doctor_watches_a_loss_with_ignored_labels():
+    # cross_entropy's ignore_index (-100) rows are not classes: the target histogram skips them
+    model = nn.Sequential(nn.Linear(4, 3, rng=0))
+    optimizer = gw.optim.SGD(model.parameters(), lr=0.1)
+    doctor = gw.doctor.Doctor(model, optimizer)
+    rng = np.random.default_rng(0)
+    for _ in range(4):
+        labels = rng.integers(0, 3, size=8)
+        labels[:2] = -100
+        loss = nn.functional.cross_entropy(model(gw.tensor(rng.standard_normal((8, 4)))), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        doctor.step(loss)
+    assert isinstance(doctor.report(), str)

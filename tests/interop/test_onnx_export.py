@@ -97,6 +97,11 @@ PLAIN_OPS = {
     "cast": lambda h: h.double().float() * 2,
     "constant_math": lambda h: h * (gw.tensor(3.0) * 2 + 1),
     "std_var": lambda h: h.var(axis=1, keepdims=True) + h,
+    "std_ddof": lambda h: h.std(axis=1, keepdims=True, ddof=1) * h + h.std(axis=1, keepdims=True),
+    "norms": lambda h: (h.norm(2, dim=1, keepdim=True) + gw.linalg.vector_norm(h, 1, dim=1,
+                        keepdim=True) + gw.linalg.vector_norm(h, float("inf"), dim=1,
+                        keepdim=True) + gw.linalg.vector_norm(h, 3, dim=1, keepdim=True)
+                        + gw.linalg.vector_norm(h, 0, dim=1, keepdim=True)) * h,
 }
 
 
@@ -439,3 +444,46 @@ def _random_architecture(seed):
 def test_random_architectures(seed, tmp_path):
     model, shape = _random_architecture(seed)
     check_export(model, shape, tmp_path, batches=(3, 1, 4))
+
+
+@pytest.mark.parametrize("kind", ["float64_array", "float16_array", "list", "float64_tensor"])
+@pytest.mark.parametrize("model_dtype", [np.float32, np.float64])
+def test_inputs_take_the_models_float_dtype(kind, model_dtype, tmp_path):
+    """Regression: a float64 array or a list (read as a tuple of inputs) made onnx's checker
+    fail with 'Gemm: B has inconsistent type'; the file's input now has the model's dtype."""
+    model = nn.Sequential(nn.Linear(3, 2, rng=0, dtype=model_dtype), nn.ReLU(),
+                          nn.Linear(2, 2, rng=1, dtype=model_dtype))
+    rows = [[0.5, -1.0, 2.0], [1.5, 0.25, -0.75]]
+    example = {"float64_array": np.array(rows), "float16_array": np.array(rows, np.float16),
+               "list": rows, "float64_tensor": gw.tensor(rows, dtype=gw.float64)}[kind]
+    proto = gw.onnx.export(model, example, tmp_path / "m.onnx")
+    assert len(proto.graph.input) == 1
+    elem = proto.graph.input[0].type.tensor_type.elem_type
+    assert onnx.helper.tensor_dtype_to_np_dtype(elem) == model_dtype
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    x = np.array(rows, model_dtype)
+    with gw.no_grad():
+        expected = model(gw.tensor(x)).numpy()
+    np.testing.assert_allclose(session.run(None, {"input": x})[0], expected, rtol=1e-6)
+
+
+def test_integer_input_into_a_float_layer_is_a_gradwise_error(tmp_path):
+    with pytest.raises(gw.onnx.ExportError, match="Gemm.*one floating dtype"):
+        gw.onnx.export(nn.Linear(3, 2, rng=0), [[1, 2, 3], [4, 5, 6]], tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zero_d_outputs_and_constants_keep_their_rank(tmp_path):
+    """Regression: 0-d constants were written as shape (1,), so a 0-d output failed shape
+    inference ('Inferred shape and existing shape differ in rank: (1) vs (0)')."""
+    check_export(lambda x: (x * 2.0).sum() * 3.0, (6,), tmp_path)
+
+
+def test_a_missing_folder_names_the_path_not_a_temp_file(tmp_path):
+    """Regression: the error named '/nonexistent/.e.onnx.XXXX.tmp'."""
+    target = tmp_path / "nonexistent" / "e.onnx"
+    with pytest.raises(FileNotFoundError) as caught:
+        gw.onnx.export(nn.Linear(3, 2, rng=0), np.zeros((2, 3), np.float32), target)
+    message = str(caught.value)
+    assert f"cannot write {target}" in message
+    assert f"the folder {target.parent} does not exist" in message and ".tmp" not in message

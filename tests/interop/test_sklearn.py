@@ -154,6 +154,9 @@ def test_solvers_activations_and_alpha():
         ({"max_iter": 0}, "max_iter must be an integer >= 1"),
         ({"momentum": 1.5}, r"momentum must be a number in \[0.0, 1.0\]"),
         ({"early_stopping": True, "validation_fraction": 0.0}, "validation_fraction must be"),
+        ({"learning_rate": "optimal"}, "learning_rate must be one of"),
+        ({"power_t": -1.0}, "power_t must be a number >= 0"),
+        ({"max_fun": 0}, "max_fun must be an integer >= 1"),
     ],
 )
 def test_bad_parameters_are_named_at_fit(params, message):
@@ -167,15 +170,16 @@ def test_bad_parameters_are_named_at_fit(params, message):
 def test_diverging_training_raises_instead_of_predicting_nan():
     X, y = make_regression(n_samples=50, n_features=3, random_state=0)
     with pytest.raises(ValueError, match="training loss became"):
-        MLPRegressor((8,), solver="sgd", learning_rate_init=10.0, max_iter=50,
+        MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=10.0, max_iter=50,
                      random_state=0).fit(X * 1e3, y * 1e3)
 
 
 def test_regressor_single_and_multi_output():
     X, y = make_regression(n_samples=150, n_features=4, n_targets=2, noise=0.1, random_state=0)
     scale = y.std(axis=0)
-    reg = make_pipeline(StandardScaler(), MLPRegressor((32,), learning_rate_init=1e-2,
-                                                       max_iter=300, random_state=0))
+    reg = make_pipeline(StandardScaler(),
+                        MLPRegressor(hidden_layer_sizes=(32,), learning_rate_init=1e-2,
+                                     max_iter=300, random_state=0))
     reg.fit(X, y / scale)
     assert reg.predict(X).shape == (150, 2)
     assert reg.score(X, y / scale) > 0.95
@@ -199,3 +203,129 @@ def test_float32_input_trains_in_float32():
         clf.fit(X.astype(np.float32), y)
     assert clf.model_[0].weight.numpy().dtype == np.float32
     assert clf.predict_proba(X).dtype == np.float32
+
+
+@pytest.mark.parametrize("ours, theirs", [("MLPClassifier", "MLPClassifier"),
+                                          ("MLPRegressor", "MLPRegressor")])
+def test_parameters_match_the_installed_scikit_learn(ours, theirs):
+    """Regression: MLPRegressor's first positional parameter was hidden_layer_sizes where
+    scikit-learn's (1.7+) is loss, and learning_rate, power_t, warm_start, max_fun were missing:
+    same names, order, kinds (positional or keyword-only) and defaults as the installed one."""
+    import inspect
+
+    import sklearn.neural_network
+
+    import gradwise.sklearn
+
+    def described(cls):
+        return [(p.name, p.kind, p.default)
+                for p in inspect.signature(cls).parameters.values()]
+
+    assert described(getattr(gradwise.sklearn, ours)) == described(
+        getattr(sklearn.neural_network, theirs))
+
+
+def test_positional_arguments_mean_what_they_mean_in_scikit_learn():
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+
+    assert MLPRegressor("poisson", (8,), "tanh").get_params() == {
+        **MLPRegressor().get_params(), "loss": "poisson", "hidden_layer_sizes": (8,),
+        "activation": "tanh"}
+    assert SkRegressor("poisson", (8,), "tanh").get_params()["hidden_layer_sizes"] == (8,)
+    with pytest.raises(TypeError):
+        MLPClassifier((8,), "relu", "sgd")  # solver is keyword-only, as in scikit-learn
+
+
+def test_invscaling_and_adaptive_learning_rates_follow_scikit_learn():
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    clf = MLPClassifier((8,), solver="sgd", learning_rate="invscaling", power_t=0.25,
+                        learning_rate_init=0.1, max_iter=4, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    assert clf.t_ == 4 * 60
+    assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(0.1 / (4 * 60 + 1) ** 0.25)
+    # adam ignores learning_rate, as scikit-learn's does
+    adam = MLPClassifier((8,), learning_rate="invscaling", max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        adam.fit(X, y)
+    assert adam.optimizer_.param_groups[0]["lr"] == 1e-3
+    # adaptive: a plateau (tol too large to ever improve) divides the rate by 5 instead of
+    # stopping, until it is <= 1e-6: 0.1 -> ... -> 0.1 / 5**8 = 2.56e-7, so 8 divisions
+    stuck = MLPClassifier((8,), solver="sgd", learning_rate="adaptive", learning_rate_init=0.1,
+                          tol=1e3, n_iter_no_change=1, max_iter=200, random_state=0).fit(X, y)
+    assert stuck.optimizer_.param_groups[0]["lr"] == pytest.approx(0.1 / 5**8)
+    constant = MLPClassifier((8,), solver="sgd", learning_rate_init=0.1, tol=1e3,
+                             n_iter_no_change=1, max_iter=200, random_state=0).fit(X, y)
+    assert constant.n_iter_ == 3 and stuck.n_iter_ > constant.n_iter_
+
+
+def test_warm_start_continues_from_the_previous_fit():
+    X, y = make_classification(n_samples=80, n_features=4, random_state=0)
+    kwargs = dict(hidden_layer_sizes=(8,), learning_rate_init=1e-2, max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warm = MLPClassifier(warm_start=True, **kwargs).fit(X, y)
+        weights = warm.model_[0].weight.numpy().copy()
+        warm.fit(X, y)
+        cold = MLPClassifier(**kwargs).fit(X, y)
+        first = cold.model_[0].weight.numpy().copy()
+        cold.fit(X, y)
+    assert warm.n_iter_ == 10 and len(warm.loss_curve_) == 10
+    assert not np.array_equal(warm.model_[0].weight.numpy(), weights)
+    np.testing.assert_array_equal(weights, first)  # the same first fit
+    assert cold.n_iter_ == 5 and warm.loss_curve_[5] < cold.loss_curve_[0]
+    with pytest.raises(ValueError, match="warm_start needs y with the classes"):
+        warm.fit(X, np.where(y == 1, 2, y))
+    with pytest.raises(ValueError, match="features"):
+        warm.fit(X[:, :3], y)
+    reg = MLPRegressor(hidden_layer_sizes=(4,), warm_start=True, max_iter=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(X, y.astype(float))
+        reg.fit(X, y.astype(float))
+    assert reg.n_iter_ == 4
+    with pytest.raises(ValueError, match="warm_start needs y with the 1 outputs"):
+        reg.fit(X, np.stack([y, y], axis=1).astype(float))
+
+
+def test_poisson_loss_is_scikit_learns_half_deviance():
+    from sklearn.neural_network._base import poisson_loss
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((50, 3))
+    y = rng.poisson(np.exp(0.5 * X[:, 0] + 0.2)).astype(float)
+    reg = MLPRegressor("poisson", (6,), alpha=0.0, batch_size=50, learning_rate_init=1e-12,
+                       max_iter=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        reg.fit(X, y)
+    predicted = reg.predict(X)
+    assert np.all(predicted > 0)
+    assert reg.loss_curve_[0] == pytest.approx(poisson_loss(y[:, None], predicted[:, None]),
+                                               rel=1e-9)
+    # held-out mean Poisson deviance, against scikit-learn's own MLPRegressor("poisson") with
+    # the same settings and the constant model (when written: 1.23, 1.41, true rate 1.10,
+    # constant 2.11)
+    from sklearn.metrics import mean_poisson_deviance
+    from sklearn.neural_network import MLPRegressor as SkRegressor
+
+    rng = np.random.default_rng(1)
+    X, X_test = rng.standard_normal((200, 3)), rng.standard_normal((200, 3))
+    y = rng.poisson(np.exp(0.8 * X[:, 0] + 0.2)).astype(float)
+    y_test = rng.poisson(np.exp(0.8 * X_test[:, 0] + 0.2)).astype(float)
+    deviances = []
+    for estimator in (MLPRegressor, SkRegressor):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fitted = estimator("poisson", (16,), learning_rate_init=1e-2, max_iter=200,
+                               random_state=0).fit(X, y)
+        deviances.append(mean_poisson_deviance(y_test, fitted.predict(X_test)))
+    truth = mean_poisson_deviance(y_test, np.exp(0.8 * X_test[:, 0] + 0.2))
+    constant = mean_poisson_deviance(y_test, np.full_like(y_test, y.mean()))
+    assert truth < deviances[0] < 1.1 * deviances[1] and deviances[0] < 0.8 * constant
+    with pytest.raises(ValueError, match="poisson' needs y >= 0"):
+        MLPRegressor("poisson").fit(X, y - 5)
+    with pytest.raises(ValueError, match="loss must be 'squared_error' or 'poisson'"):
+        MLPRegressor("absolute_error").fit(X, y)

@@ -184,3 +184,30 @@ def test_missing_tensorboardx_names_the_extra():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert "pip install 'gradwise[tensorboard]'" in result.stdout
+
+
+def test_graph_node_names_are_unique_and_edges_resolve(tmp_path):
+    """Regression: tensorboardX drew the output declaration and the op writing it as two nodes
+    named `output`."""
+    pytest.importorskip("onnx")
+    x, _ = make_spirals(n_samples=4, seed=0)
+    _spiral_fit(tmp_path, [TensorBoardLogger(tmp_path / "tb", example_input=x)])
+    nodes = read_events(tmp_path / "tb").Graph().node
+    names = [node.name for node in nodes]
+    assert len(names) == len(set(names)), names
+    assert names.count("output") == 1 and "input" in names
+    produced = {node.name for node in nodes}
+    consumed = {name for node in nodes for name in node.input}
+    assert "input" in consumed and "output" in produced
+
+
+def test_missing_onnx_leaves_out_the_graph_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    logger = TensorBoardLogger(tmp_path / "tb")
+    with pytest.warns(RuntimeWarning, match=r"no model graph.*pip install 'gradwise\[onnx\]'") as \
+            caught:
+        _spiral_fit(tmp_path, [logger])
+        _spiral_fit(tmp_path, [logger], epochs=1)  # a second fit with the same logger: no repeat
+    assert sum("no model graph" in str(w.message) for w in caught) == 1
+    events = read_events(tmp_path / "tb")
+    assert events.Scalars("epoch/loss") and not events.Tags()["graph"]

@@ -138,3 +138,100 @@ def test_unreadable_files_name_the_file(tmp_path):
     with pytest.raises(TypeError, match="metadata must map strings to strings"):
         gw.nn.save_safetensors(model, tmp_path / "m.safetensors", metadata={"epochs": 3})
     assert not (tmp_path / "m.safetensors").exists()
+
+
+def _trained_state(model):
+    """Non-trivial buffers, 0-d counters included, so a round trip that drops them shows."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm1d | nn.BatchNorm2d):
+            module.running_mean.numpy()[...] = np.linspace(-1, 1, module.num_features)
+            module.num_batches_tracked.numpy()[...] = 7
+    return model.state_dict()
+
+
+def _save_paths():
+    """Every way gradwise writes a model's weights, each as save(model, folder) -> load(model)."""
+    from gradwise.recipes import TrainConfig
+    from gradwise.runs import layout
+    from gradwise.train.checkpoint import CheckpointData, load_model_weights, save_checkpoint
+
+    def run_weights(model, folder):
+        path = folder / layout.WEIGHTS_NAME
+        layout.save_weights(model, path, TrainConfig.from_recipe("xor"))
+        return lambda target: target.load_state_dict(layout.load_weights(path))
+
+    def checkpoint(model, folder):
+        save_checkpoint(folder / "ckpt", CheckpointData(model_state=model.state_dict()))
+        return lambda target: load_model_weights(folder / "ckpt", target)
+
+    def safetensors_file(model, folder):
+        gw.nn.save_safetensors(model, folder / "m.safetensors")
+        return lambda target: gw.nn.load_safetensors(target, folder / "m.safetensors")
+
+    return {"run_weights": run_weights, "checkpoint": checkpoint,
+            "save_safetensors": safetensors_file}
+
+
+SAVE_PATHS = _save_paths()
+
+
+@pytest.mark.parametrize("how", sorted(SAVE_PATHS))
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_every_save_path_round_trips_in_gradwise(name, how, tmp_path):
+    """Regression: 0-d buffers (num_batches_tracked) came back as (1,) from save_safetensors and
+    the run folder's weights, and then did not load into the same model."""
+    make_gw, make_torch, _, _ = PAIRS[name]
+    saved = _trained_state(make_gw())
+    source = make_gw()
+    source.load_state_dict(saved)
+    load = SAVE_PATHS[how](source, tmp_path)
+    target = make_gw()
+    load(target)
+    torch_shapes = {k: tuple(v.shape) for k, v in make_torch().state_dict().items()}
+    assert {k: v.shape for k, v in target.state_dict().items()} == torch_shapes
+    for key, value in target.state_dict().items():
+        np.testing.assert_array_equal(value, saved[key], err_msg=key)
+
+
+def test_saved_files_keep_zero_d_shapes(tmp_path):
+    import safetensors.numpy
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8))
+    gw.nn.save_safetensors(model, tmp_path / "bn.safetensors")
+    assert safetensors.numpy.load_file(str(tmp_path / "bn.safetensors"))[
+        "1.num_batches_tracked"].shape == ()
+
+
+def test_one_element_counters_of_older_files_load_as_torch_does(tmp_path):
+    """Files written before the fix hold num_batches_tracked as (1,); PyTorch loads a
+    one-element 1-d array into a 0-d tensor, and refuses any other shape."""
+    import safetensors.numpy
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8))
+    state = {k: np.asarray(v) for k, v in model.state_dict().items()}
+    state["1.num_batches_tracked"] = np.array([5], dtype=np.int64)
+    safetensors.numpy.save_file(state, str(tmp_path / "old.safetensors"))
+    gw.nn.load_safetensors(model, tmp_path / "old.safetensors")
+    assert model.state_dict()["1.num_batches_tracked"].shape == ()
+    assert int(model.state_dict()["1.num_batches_tracked"]) == 5
+    torch_model = tnn.Sequential(tnn.Linear(4, 8), tnn.BatchNorm1d(8))
+    torch_model.load_state_dict(safetensors_torch.load_file(str(tmp_path / "old.safetensors")))
+    for bad in ([5, 6], [[5]]):
+        state["1.num_batches_tracked"] = np.array(bad, dtype=np.int64)
+        with pytest.raises(gw.nn.StateDictError, match=r"1\.num_batches_tracked"):
+            model.load_state_dict(state)
+        with pytest.raises(RuntimeError, match="num_batches_tracked"):
+            torch_model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
+
+
+@pytest.mark.parametrize("legacy", [False, True])
+def test_pytorch_pickle_files_are_named_and_never_unpickled(legacy, tmp_path, monkeypatch):
+    import pickle
+
+    path = tmp_path / "model.pt"
+    torch.save(tnn.Linear(3, 2).state_dict(), str(path),
+               _use_new_zipfile_serialization=not legacy)
+    monkeypatch.setattr(pickle, "loads", None)  # any unpickling attempt would fail differently
+    monkeypatch.setattr(pickle, "load", None)
+    with pytest.raises(ValueError, match=r"model\.pt is a PyTorch pickle file .*never unpickles"):
+        gw.nn.load_safetensors(nn.Linear(3, 2), path)

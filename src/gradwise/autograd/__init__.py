@@ -1,23 +1,21 @@
 """The engine: Tensor, Function, grad modes, gradcheck and anomaly detection."""
 
 from gradwise.autograd.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
-from gradwise.autograd.function import Function
-from gradwise.autograd.functional import broadcast_to, cat, maximum, minimum, pad, stack, where
-from gradwise.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from gradwise.autograd.gradcheck import GradcheckError, gradcheck
-from gradwise.autograd.tensor import (
-    Tensor,
+from gradwise.autograd.factories import (
     arange,
-    from_numpy,
     full,
     ones,
     ones_like,
     rand,
     randn,
-    tensor,
     zeros,
     zeros_like,
 )
+from gradwise.autograd.function import Function
+from gradwise.autograd.functional import broadcast_to, cat, maximum, minimum, pad, stack, where
+from gradwise.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from gradwise.autograd.gradcheck import GradcheckError, gradcheck
+from gradwise.autograd.tensor import Tensor, from_numpy, tensor
 
 __all__ = [
     "AnomalyError",

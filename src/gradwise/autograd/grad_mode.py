@@ -55,12 +55,28 @@ class enable_grad(_GradMode):
 
 
 class set_grad_enabled(_GradMode):
-    """Turn recording on or off according to ``mode``."""
+    """Turn recording on or off according to ``mode``: as a statement, a context manager or a
+    decorator, like ``torch.set_grad_enabled``.
+
+    As a plain statement (``gw.set_grad_enabled(False)``) it takes effect at once and lasts
+    until changed again; as ``with gw.set_grad_enabled(mode):`` the previous mode comes back
+    at the end of the block; as a decorator it applies to each call of the function.
+    """
 
     def __init__(self, mode: bool) -> None:
         self.enabled = bool(mode)
+        self._previous = _grad_enabled.get()
+        _grad_enabled.set(self.enabled)  # takes effect now, as PyTorch's does
+
+    def __enter__(self) -> None:
+        self._token = _grad_enabled.set(self.enabled)
+
+    def __exit__(self, *exc: object) -> None:
+        _grad_enabled.reset(self._token)
+        _grad_enabled.set(self._previous)
 
     def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        _grad_enabled.set(self._previous)  # decorating does not change the mode
         mode = self.enabled
 
         @functools.wraps(fn)

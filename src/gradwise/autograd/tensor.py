@@ -11,7 +11,9 @@ import numpy as np
 from gradwise.autograd import anomaly
 from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd._args import dim_arg, keepdim_arg
+from gradwise.autograd.device import check_device
 from gradwise.autograd.grad_mode import _grad_enabled
+from gradwise.autograd.tensor_methods import Size, TensorMethods
 
 ArrayLike = Any
 Axis = int | tuple[int, ...] | None
@@ -62,6 +64,20 @@ class MinResult(NamedTuple):
     indices: Tensor
 
 
+class SortResult(NamedTuple):
+    """``x.sort(dim)``: the sorted values and their int64 indices."""
+
+    values: Tensor
+    indices: Tensor
+
+
+class TopkResult(NamedTuple):
+    """``x.topk(k)``: the k values and their int64 indices."""
+
+    values: Tensor
+    indices: Tensor
+
+
 class _HookHandle:
     """Returned by register_hook; ``remove()`` takes the hook off again."""
 
@@ -73,7 +89,7 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
-class Tensor:
+class Tensor(TensorMethods):
     """An n-dimensional array that records the operations applied to it for backpropagation.
 
     Attributes:
@@ -229,8 +245,10 @@ class Tensor:
         return self._data.ndim
 
     @property
-    def size(self) -> int:
-        return self._data.size
+    def size(self) -> Size:
+        """The element count (an int, NumPy's attribute) that is also PyTorch's method:
+        ``t.size()`` is the shape, ``t.size(d)`` the length of dim ``d``."""
+        return Size(self._data.shape)
 
     @property
     def is_leaf(self) -> bool:
@@ -575,20 +593,30 @@ class Tensor:
         return _ew.Neg.apply(self)
 
     def exp(self) -> Tensor:
-        return _ew.Exp.apply(self)
+        return _ew.Exp.apply(self._as_float())
 
     def log(self) -> Tensor:
-        return _ew.Log.apply(self)
+        return _ew.Log.apply(self._as_float())
 
     def sqrt(self) -> Tensor:
-        return _ew.Sqrt.apply(self)
+        return _ew.Sqrt.apply(self._as_float())
 
     def abs(self) -> Tensor:
         return _ew.Abs.apply(self)
 
-    def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
+    def clip(self, min: Any = None, max: Any = None, *,  # noqa: A002 - PyTorch's names
+             lo: Any = None, hi: Any = None) -> Tensor:
+        """Clamp into [min, max] (either may be None); ``lo``/``hi`` are gradwise's old names.
+
+        Raises:
+            ValueError: neither bound given.
+        """
+        lo = min if lo is None else lo
+        hi = max if hi is None else hi
+        lo = lo.item() if isinstance(lo, Tensor) else lo
+        hi = hi.item() if isinstance(hi, Tensor) else hi
         if lo is None and hi is None:
-            raise ValueError("clip: give at least one of lo and hi")
+            raise ValueError("clamp: give at least one of min and max")
         return _ew.Clip.apply(self, lo, hi)
 
     clamp = clip
@@ -597,10 +625,10 @@ class Tensor:
         return _ew.ReLU.apply(self)
 
     def sigmoid(self) -> Tensor:
-        return _ew.Sigmoid.apply(self)
+        return _ew.Sigmoid.apply(self._as_float())
 
     def tanh(self) -> Tensor:
-        return _ew.Tanh.apply(self)
+        return _ew.Tanh.apply(self._as_float())
 
     # ---- reductions ---------------------------------------------------------------------------
     # PyTorch's ``dim``/``keepdim``; NumPy's ``axis``/``keepdims`` are accepted as aliases.
@@ -661,6 +689,27 @@ class Tensor:
         """The smallest element, or ``(values, indices)`` along ``dim``; see :meth:`max`."""
         return self._extreme("min", dim, keepdim, axis, keepdims)
 
+    def norm(self, p: float | str | None = "fro", dim: Axis = None, keepdim: bool = False
+             ) -> Tensor:
+        """The norm PyTorch's ``Tensor.norm`` gives: a vector ``p``-norm over ``dim``.
+
+        ``p`` a number (or None, meaning 2): the vector norm over ``dim`` (all axes when None),
+        see ``gw.linalg.vector_norm``. ``p="fro"``: the 2-norm over ``dim``. ``p="nuc"``: the
+        nuclear norm of a 2-D tensor (other layouts: ``gw.linalg.matrix_norm``). The gradient
+        at 0 is 0.
+        """
+        if not isinstance(p, str):
+            return _reduce.VectorNorm.apply(self, 2.0 if p is None else float(p), dim, keepdim)
+        if p == "fro":
+            return _reduce.VectorNorm.apply(self, 2.0, dim, keepdim)
+        if p == "nuc" and self.ndim == 2 and dim in (None, (0, 1), (-2, -1)):
+            out = _linalg.SingularValueNorm.apply(self, "sum")
+            return out.reshape(1, 1) if keepdim else out
+        raise ValueError(
+            f"norm: p={p!r} with dim={dim!r} on shape {self.shape} is not supported here; "
+            "p is a number, 'fro', or 'nuc' for a 2-D tensor (gw.linalg.matrix_norm has the rest)"
+        )
+
     def amax(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
              keepdims: bool | None = None) -> Tensor:
         """The largest values over ``dim`` (int, tuple or None); tied maxima split the gradient
@@ -686,6 +735,20 @@ class Tensor:
             TypeError: more than one of correction/unbiased/ddof, or dim and axis both given.
             ValueError: N - correction <= 0 (no degrees of freedom).
         """
+        return self._spread(_reduce.var, "var", dim, unbiased, keepdim, correction, ddof, axis,
+                            keepdims)
+
+    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool | None = None, *,
+            correction: float | None = None, ddof: float | None = None, axis: Axis = None,
+            keepdims: bool | None = None) -> Tensor:
+        """Standard deviation, ``sqrt(var(...))`` with the same arguments, unbiased by default as
+        in PyTorch. Its gradient is 0 where it is 0 (all values equal), as PyTorch's."""
+        return self._spread(_reduce.std, "std", dim, unbiased, keepdim, correction, ddof, axis,
+                            keepdims)
+
+    def _spread(self, op: Callable[..., Tensor], name: str, dim: Any, unbiased: Any,
+                keepdim: Any, correction: Any, ddof: Any, axis: Any, keepdims: Any) -> Tensor:
+        """var/std's argument rules: one of correction/unbiased/ddof, default correction 1."""
         if isinstance(dim, bool):
             dim, unbiased = None, dim if unbiased is None else unbiased
         given = [v for v in (correction, unbiased, ddof) if v is not None]
@@ -697,15 +760,8 @@ class Tensor:
             correction = ddof
         elif correction is None:
             correction = 1
-        return _reduce.var(self, axis=dim_arg("var", dim, axis),
-                           keepdims=keepdim_arg("var", keepdim, keepdims), ddof=correction)
-
-    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool | None = None, *,
-            correction: float | None = None, ddof: float | None = None, axis: Axis = None,
-            keepdims: bool | None = None) -> Tensor:
-        """Standard deviation: ``sqrt(var(...))``, unbiased by default as in PyTorch."""
-        return self.var(dim, unbiased, keepdim, correction=correction, ddof=ddof, axis=axis,
-                        keepdims=keepdims).sqrt()
+        return op(self, axis=dim_arg(name, dim, axis),
+                  keepdims=keepdim_arg(name, keepdim, keepdims), ddof=correction)
 
     def logsumexp(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
                   keepdims: bool | None = None) -> Tensor:
@@ -886,7 +942,8 @@ def _index_arg(index: Any) -> Any:
     if isinstance(index, tuple):
         return tuple(i._data if isinstance(i, Tensor) else i for i in index)
     if isinstance(index, list):
-        return np.asarray(index)
+        # an empty list picks nothing; NumPy would read it as a float array and refuse it
+        return np.asarray(index) if index else np.zeros(0, dtype=np.intp)
     return index
 
 
@@ -1038,7 +1095,8 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
 
 
 # ---- factories ------------------------------------------------------------------------------
-def tensor(data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+def tensor(data: ArrayLike, dtype: Any = None, device: Any = None,
+           requires_grad: bool = False) -> Tensor:
     """A new leaf tensor holding a copy of ``data``, with PyTorch's dtype inference.
 
     Python ints become int64, floats the default float dtype (float32), bools bool; NumPy arrays
@@ -1047,7 +1105,10 @@ def tensor(data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> T
 
     Raises:
         TypeError: requires_grad on a non-floating dtype.
+        RuntimeError: a GPU ``device``.
     """
+    if device is not None:
+        check_device(device, "tensor")
     if dtype is None and not isinstance(data, Tensor | np.ndarray | np.generic):
         array = np.array(data)
         if array.dtype.kind in "iu":
@@ -1066,55 +1127,6 @@ def from_numpy(array: np.ndarray) -> Tensor:
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected an np.ndarray, got {type(array).__name__}")
     return Tensor._make(array, False, None)
-
-
-def _generator(rng: Any) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    return np.random.default_rng(rng)
-
-
-def zeros(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def ones(*shape: Any, dtype: Any = np.float32, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
-
-
-def full(shape: Sequence[int], value: float, dtype: Any = np.float32,
-         requires_grad: bool = False) -> Tensor:
-    return Tensor(np.full(tuple(shape), value, dtype=dtype), requires_grad=requires_grad)
-
-
-def randn(*shape: Any, rng: Any = None, dtype: Any = np.float32,
-          requires_grad: bool = False) -> Tensor:
-    """Standard normal samples from ``rng`` (a numpy Generator or a seed; None: fresh entropy)."""
-    data = _generator(rng).standard_normal(_shape_arg(shape)).astype(dtype)
-    return Tensor(data, requires_grad=requires_grad)
-
-
-def rand(*shape: Any, rng: Any = None, dtype: Any = np.float32,
-         requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1) from ``rng`` (a numpy Generator or a seed)."""
-    data = _generator(rng).random(_shape_arg(shape)).astype(dtype)
-    return Tensor(data, requires_grad=requires_grad)
-
-
-def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None,
-           requires_grad: bool = False) -> Tensor:
-    data = np.arange(start, stop, step) if stop is not None else np.arange(start)
-    if dtype is None:
-        dtype = np.int64 if data.dtype.kind in "iu" else np.float32
-    return Tensor(data.astype(dtype), requires_grad=requires_grad)
-
-
-def zeros_like(other: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.zeros_like(other._data, dtype=dtype), requires_grad=requires_grad)
-
-
-def ones_like(other: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
-    return Tensor(np.ones_like(other._data, dtype=dtype), requires_grad=requires_grad)
 
 
 # The op modules import Tensor from here, so they are imported after the class exists.

@@ -24,8 +24,10 @@ class DistributedSampler:
 
     Args:
         dataset: the data set (anything with ``len()``) or its length as an int.
-        num_replicas: the number of ranks; default ``gw.distributed.get_world_size()``.
-        rank: this rank, 0..num_replicas-1; default ``gw.distributed.get_rank()``.
+        num_replicas: the number of ranks; default the world size of ``gw.distributed.init()``
+            (which joins the MPI job when started by a launcher, as DistributedDataParallel
+            does, so a forgotten ``init()`` cannot leave each rank training on all the data).
+        rank: this rank, 0..num_replicas-1; default the process group's rank.
         shuffle: a new permutation every epoch (set with :meth:`set_epoch`); otherwise
             the natural order.
         seed: the permutation's seed, the same on every rank.
@@ -58,8 +60,12 @@ class DistributedSampler:
             # the one place the data layer asks the process group (lazily: NumPy-only otherwise)
             from gradwise import distributed
 
-            num_replicas = distributed.get_world_size() if num_replicas is None else num_replicas
-            rank = distributed.get_rank() if rank is None else rank
+            # init() (a no-op when done, a group of one without a launcher), as
+            # DistributedDataParallel does: under mpiexec a forgotten init() must not leave
+            # every rank "0 of 1", training alone on all the data
+            group = distributed.init()
+            num_replicas = group.world_size if num_replicas is None else num_replicas
+            rank = group.rank if rank is None else rank
         for name, value in (("num_replicas", num_replicas), ("rank", rank), ("seed", seed)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"DistributedSampler: {name} must be an int, got {value!r}")

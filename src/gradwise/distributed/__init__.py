@@ -36,6 +36,8 @@ from gradwise.distributed.process_group import (
     is_available,
     is_initialized,
     launched_by_mpi,
+    launcher_rank,
+    launcher_world_size,
 )
 
 init_process_group = init  # torch.distributed's name
@@ -62,4 +64,6 @@ __all__ = [
     "is_available",
     "is_initialized",
     "launched_by_mpi",
+    "launcher_rank",
+    "launcher_world_size",
 ]

@@ -45,6 +45,8 @@ __all__ = [
     "is_available",
     "is_initialized",
     "launched_by_mpi",
+    "launcher_rank",
+    "launcher_world_size",
 ]
 
 DEFAULT_TIMEOUT = 300.0
@@ -102,6 +104,26 @@ def launched_by_mpi() -> bool:
     return any(name in os.environ for name in _LAUNCHER_ENV)
 
 
+def launcher_world_size() -> int | None:
+    """The job's process count as the launcher's environment states it, before any
+    :func:`init` (None without a launcher, or when it does not say)."""
+    for name in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE"):
+        raw = os.environ.get(name, "")
+        if raw.isdigit():
+            return int(raw)
+    return None
+
+
+def launcher_rank() -> int:
+    """This process's rank as the launcher's environment states it, before any :func:`init`
+    (0 without a launcher): lets a program speak once per job even when it never joins it."""
+    for name in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+        raw = os.environ.get(name, "")
+        if raw.isdigit():
+            return int(raw)
+    return 0
+
+
 def init(timeout: float | None = None) -> ProcessGroup:
     """Join the job's process group: rank and world size come from the MPI launcher.
 
@@ -157,6 +179,8 @@ def _abort_on_uncaught_exception(group: ProcessGroup) -> None:
     previous = sys.excepthook
 
     def hook(kind: type[BaseException], value: BaseException, traceback: Any) -> None:
+        if group.rank != 0:  # the same error on every rank: rank 0's abort ends this one first
+            time.sleep(ABORT_GRACE)
         previous(kind, value, traceback)
         print(
             f"gradwise.distributed: rank {group.rank} of {group.world_size} stopped with "
@@ -179,14 +203,46 @@ def destroy_process_group() -> None:
     _group = None
 
 
+def _uninitialized(op: str) -> None:
+    """Before :func:`init`: fine alone, an error in a job of several processes.
+
+    Under ``mpiexec -n 4`` a rank that asks for its rank before ``init()`` would otherwise hear
+    "0 of 1" and train alone on all the data, silently (torch raises here too: "Default process
+    group has not been initialized").
+    """
+    size = launcher_world_size()
+    if launched_by_mpi() and (size is None or size > 1):
+        raise DistributedError(
+            f"{op}: this process was started by an MPI launcher"
+            f"{f' with {size} processes' if size else ''} but gw.distributed.init() was not "
+            "called; call it first (before DistributedSampler, get_rank, get_world_size)"
+        )
+
+
 def get_rank() -> int:
-    """This process's rank, 0..world_size-1 (0 before :func:`init`)."""
-    return 0 if _group is None else _group.rank
+    """This process's rank, 0..world_size-1 (0 before :func:`init` in a single process).
+
+    Raises:
+        DistributedError: started by an MPI launcher with several processes and :func:`init`
+            was not called (as torch.distributed raises before ``init_process_group``).
+    """
+    if _group is None:
+        _uninitialized("get_rank")
+        return 0
+    return _group.rank
 
 
 def get_world_size() -> int:
-    """The number of processes in the group (1 before :func:`init`)."""
-    return 1 if _group is None else _group.world_size
+    """The number of processes in the group (1 before :func:`init` in a single process).
+
+    Raises:
+        DistributedError: started by an MPI launcher with several processes and :func:`init`
+            was not called.
+    """
+    if _group is None:
+        _uninitialized("get_world_size")
+        return 1
+    return _group.world_size
 
 
 def _require_group(op: str) -> ProcessGroup:
@@ -210,9 +266,7 @@ def _wait(group: ProcessGroup, request: Any, op: str, detail: str = "") -> None:
                 f"{group.timeout:g} s in {op}{detail} and the other ranks did not arrive (one "
                 "died, hangs or stopped early); aborting every rank of the job"
             )
-            print(message, file=sys.stderr, flush=True)
-            group.comm.Abort(1)
-            raise DistributedError(message)  # reached only if Abort returns (it should not)
+            _abort_job(group, message, 1)
         if pause:
             time.sleep(pause)
         pause = min(1e-3, pause * 2 if pause else 1e-5)
@@ -239,19 +293,30 @@ def _raw(op: str, value: Tensor | np.ndarray) -> np.ndarray:
     return array
 
 
-def all_reduce_array(array: np.ndarray, op: str = ReduceOp.SUM) -> np.ndarray:
-    """Reduce a C-contiguous array across ranks in place; every rank gets the result."""
+def all_reduce_array(array: np.ndarray, op: str = ReduceOp.SUM, *,
+                     check_shapes: bool = True) -> np.ndarray:
+    """Reduce a C-contiguous array across ranks in place; every rank gets the result.
+
+    ``check_shapes=False`` skips the shape/dtype exchange, for the library's per-step calls
+    whose shapes are fixed by construction (one collective instead of two).
+
+    Raises:
+        DistributedError: the ranks' shapes or dtypes differ (named), or a rank is gone.
+    """
     group = _require_group("all_reduce")
     if op not in _OPS:
         raise ValueError(f"all_reduce: unknown op {op!r}; use one of {', '.join(_OPS)}")
+    if op == ReduceOp.AVG and array.dtype.kind != "f":
+        raise TypeError(f"all_reduce: AVG needs a floating-point array, got {array.dtype}")
     if group.comm is not None:
         from mpi4py import MPI
+
+        if check_shapes:
+            _check_same_shape(group, "all_reduce", array)
 
         request = group.comm.Iallreduce(MPI.IN_PLACE, array, op=_mpi_op(op))
         _wait(group, request, "all_reduce", f" ({array.size} x {array.dtype})")
     if op == ReduceOp.AVG:
-        if array.dtype.kind != "f":
-            raise TypeError(f"all_reduce: AVG needs a floating-point array, got {array.dtype}")
         array /= group.world_size
     return array
 
@@ -270,7 +335,9 @@ def all_reduce(tensor: Tensor | np.ndarray, op: str = ReduceOp.SUM) -> Tensor | 
         ``tensor`` itself.
 
     Raises:
-        DistributedError: no :func:`init`, or another rank never arrived (the job is aborted).
+        DistributedError: no :func:`init`; the ranks' shapes or dtypes differ (both named,
+            checked with one small exchange before the reduction); or another rank never
+            arrived (the job is aborted).
         ValueError / TypeError: unknown op, a non-contiguous array, AVG of integers.
     """
     all_reduce_array(_raw("all_reduce", tensor), op)
@@ -279,20 +346,25 @@ def all_reduce(tensor: Tensor | np.ndarray, op: str = ReduceOp.SUM) -> Tensor | 
     return tensor
 
 
-def broadcast(tensor: Tensor | np.ndarray, src: int = 0) -> Tensor | np.ndarray:
+def broadcast(tensor: Tensor | np.ndarray, src: int = 0, *,
+              check_shapes: bool = True) -> Tensor | np.ndarray:
     """Copy ``tensor`` from rank ``src`` into the same-shaped ``tensor`` of every rank, in place.
+
+    ``check_shapes=False`` skips the shape/dtype exchange (for shapes fixed by construction).
 
     Raises:
         ValueError: ``src`` is not a rank of the group.
-        DistributedError: no :func:`init`, or another rank never arrived.
+        DistributedError: no :func:`init`; a rank's shape or dtype differs from rank
+            ``src``'s (both named); or another rank never arrived.
     """
     group = _require_group("broadcast")
     array = _raw("broadcast", tensor)
     if not 0 <= src < group.world_size:
         raise ValueError(f"broadcast: src {src} is not a rank (world size {group.world_size})")
     if group.comm is not None:
-        request = group.comm.Ibcast(array, root=src)
-        _wait(group, request, "broadcast", f" ({array.size} x {array.dtype} from rank {src})")
+        if check_shapes:
+            _check_same_shape(group, "broadcast", array)
+        _broadcast_unchecked(group, array, src)
     if isinstance(tensor, Tensor):
         tensor._bump()
     return tensor
@@ -316,31 +388,84 @@ def all_gather(tensor_list: list[Tensor] | None, tensor: Tensor) -> list[Tensor]
     """Gather ``tensor`` from every rank, in rank order (``torch.distributed.all_gather``).
 
     Args:
-        tensor_list: a list to fill with ``world_size`` Tensors (cleared first), or None.
+        tensor_list: ``world_size`` Tensors shaped like ``tensor``, filled in place (as
+            torch), or None for a new list.
         tensor: this rank's contribution; the same shape and dtype on every rank.
 
     Returns:
         The list of Tensors, one per rank.
 
     Raises:
+        ValueError: ``tensor_list`` does not hold ``world_size`` Tensors of ``tensor``'s shape
+            (torch raises too; checked before any communication).
         DistributedError: shapes or dtypes differ between ranks (named), or a rank is gone.
     """
-    gathered = all_gather_array(_raw("all_gather", tensor))
-    result = [Tensor(gathered[rank]) for rank in range(len(gathered))]
+    array = _raw("all_gather", tensor)
+    if tensor_list is not None:
+        size = _require_group("all_gather").world_size
+        if len(tensor_list) != size:
+            raise ValueError(
+                f"all_gather: tensor_list holds {len(tensor_list)} tensor(s); it needs one per "
+                f"rank ({size})"
+            )
+        for index, item in enumerate(tensor_list):
+            if not isinstance(item, Tensor) or item._data.shape != array.shape:
+                shape = tuple(item._data.shape) if isinstance(item, Tensor) else type(item)
+                raise ValueError(
+                    f"all_gather: tensor_list[{index}] is {shape}; every entry must be a "
+                    f"Tensor of the input's shape {tuple(array.shape)}"
+                )
+    gathered = all_gather_array(array)
     if tensor_list is None:
-        return result
-    tensor_list.clear()
-    tensor_list.extend(result)
+        return [Tensor(gathered[rank]) for rank in range(len(gathered))]
+    for item, value in zip(tensor_list, gathered, strict=True):
+        item._data[...] = value
+        item._bump()
     return tensor_list
 
 
+_MAX_DIMS = 8
+
+
+def _signature(array: np.ndarray) -> np.ndarray:
+    """Shape and dtype as a fixed-length int64 vector: [dtype code, itemsize, ndim, dims...]."""
+    signature = np.full(3 + _MAX_DIMS, -1, dtype=np.int64)
+    signature[:3] = (array.dtype.num, array.dtype.itemsize, array.ndim)
+    dims = array.shape if array.ndim <= _MAX_DIMS else (array.size,)  # deep: compare sizes
+    signature[3 : 3 + len(dims)] = dims
+    return signature
+
+
+def _describe(signature: np.ndarray) -> str:
+    ndim = int(signature[2])
+    dims = signature[3 : 3 + min(ndim, _MAX_DIMS)] if ndim <= _MAX_DIMS else signature[3:4]
+    dtype = next((np.dtype(c) for c in np.typecodes["All"] if c and
+                  np.dtype(c).num == signature[0] and np.dtype(c).itemsize == signature[1]),
+                 None)
+    shape = "(" + ", ".join(str(int(d)) for d in dims) + ("," if len(dims) == 1 else "") + ")"
+    return f"{shape} {dtype if dtype is not None else f'dtype #{int(signature[0])}'}"
+
+
 def _check_same_shape(group: ProcessGroup, op: str, array: np.ndarray) -> None:
-    """Compare shape and dtype across ranks first, so a mismatch is an error, not garbage."""
-    description = json.dumps([list(array.shape), array.dtype.str])
-    everyone = all_gather_json(description)
-    if len(set(everyone)) != 1:
-        shapes = ", ".join(f"rank {rank}: {text}" for rank, text in enumerate(everyone))
-        raise DistributedError(f"{op}: ranks hold different shapes/dtypes ({shapes})")
+    """Compare shape and dtype across ranks first (one small all-gather of 11 int64 per
+    rank), so a mismatch is an error naming both shapes, not garbage or an MPI crash."""
+    mine = _signature(array)
+    everyone = np.empty((group.world_size, mine.size), dtype=np.int64)
+    _wait(group, group.comm.Iallgather(mine, everyone), op, " (shape check)")
+    differing = [rank for rank in range(group.world_size)
+                 if not np.array_equal(everyone[rank], everyone[0])]
+    if differing:
+        other = differing[0]
+        raise DistributedError(
+            f"{op}: ranks hold different shapes/dtypes: rank 0 has {_describe(everyone[0])}, "
+            f"rank {other} has {_describe(everyone[other])} (every rank must pass the same "
+            "shape and dtype)"
+        )
+
+
+def _broadcast_unchecked(group: ProcessGroup, array: np.ndarray, src: int) -> None:
+    request = group.comm.Ibcast(array, root=src)
+    _wait(group, request, "broadcast", f" ({array.size} x {array.dtype} from rank {src})")
 
 
 def barrier() -> None:
@@ -361,9 +486,9 @@ def broadcast_json(value: Any, src: int = 0) -> Any:
         return json.loads(json.dumps(value))
     payload = _encode(value) if group.rank == src else np.empty(0, np.uint8)
     length = np.array([payload.size], dtype=np.int64)
-    broadcast(length, src)
+    _broadcast_unchecked(group, length, src)  # shapes agree by construction
     buffer = payload.copy() if group.rank == src else np.empty(int(length[0]), np.uint8)
-    broadcast(buffer, src)
+    _broadcast_unchecked(group, buffer, src)
     return json.loads(buffer.tobytes().decode())
 
 
@@ -392,9 +517,27 @@ def _mpi_byte() -> Any:
     return MPI.BYTE
 
 
-def abort(message: str, code: int = 1) -> None:
-    """Print ``message`` and end every rank of the job (``MPI_Abort``); alone, exit."""
+ABORT_GRACE = 1.0
+"""Seconds a rank other than 0 waits before it prints its abort message and aborts: when every
+rank meets the same error (or waits for the same dead rank), rank 0's abort ends them first and
+the job prints the message once; an error of one rank alone is still printed, a second later."""
+
+
+def _abort_job(group: ProcessGroup, message: str, code: int) -> None:
+    if group.rank != 0:
+        time.sleep(ABORT_GRACE)
     print(message, file=sys.stderr, flush=True)
+    group.comm.Abort(code)
+    raise SystemExit(code)  # MPI_Abort does not return
+
+
+def abort(message: str, code: int = 1) -> None:
+    """Print ``message`` and end every rank of the job (``MPI_Abort``); alone, exit.
+
+    Ranks other than 0 wait :data:`ABORT_GRACE` seconds first, so an error that every rank
+    meets is printed once (by rank 0).
+    """
     if _group is not None and _group.comm is not None:
-        _group.comm.Abort(code)
+        _abort_job(_group, message, code)
+    print(message, file=sys.stderr, flush=True)
     raise SystemExit(code)

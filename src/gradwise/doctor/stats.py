@@ -26,6 +26,7 @@ import numpy as np
 
 from gradwise.autograd import observe
 from gradwise.autograd.grad_mode import is_grad_enabled
+from gradwise.nn.parallel import DistributedDataParallel
 
 __all__ = [
     "ACTIVATION_KINDS",
@@ -295,6 +296,10 @@ class StatsCollector:
             raise TypeError(
                 f"Doctor: the model must be a gradwise.nn.Module, got {type(model).__name__}"
             )
+        # watch the replica inside DistributedDataParallel, so layers are named as in the
+        # bare model ("2", not "module.2"), as the docs promise
+        if isinstance(model, DistributedDataParallel):
+            model = model.module
         self.config = config
         self.stats = TrainingStats()
         self._model = model
@@ -400,7 +405,10 @@ class StatsCollector:
             logits = arrays[0]
             if not isinstance(logits, np.ndarray) or logits.ndim != 2 or target.ndim != 1:
                 return
-            counts = np.bincount(target.astype(np.int64), minlength=logits.shape[1])
+            labels = target.astype(np.int64)
+            # rows labelled ignore_index (-100 by default) are not classes: leave them out
+            labels = labels[(labels >= 0) & (labels < logits.shape[1])]
+            counts = np.bincount(labels, minlength=logits.shape[1])
             values = [float(c) for c in counts[: logits.shape[1]]]
         else:
             columns = target.reshape(len(target), -1).astype(np.float64)

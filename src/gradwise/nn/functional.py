@@ -10,12 +10,15 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd import random as _random
 from gradwise.autograd._args import dim_arg
+from gradwise.autograd.ops import _spatial
 from gradwise.autograd.ops import conv as _conv
 from gradwise.autograd.ops import elementwise as _ew
 from gradwise.autograd.ops import linalg as _linalg
 from gradwise.autograd.ops import loss as _loss
 from gradwise.autograd.ops import norm as _norm
+from gradwise.autograd.ops import pool as _pool
 from gradwise.autograd.ops import reduce as _reduce
 from gradwise.autograd.tensor import Tensor
 
@@ -115,51 +118,120 @@ def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce_loss((input - target).abs(), reduction)
 
 
-def binary_cross_entropy(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """BCE on probabilities in [0, 1]; logs are clamped at -100 as in PyTorch."""
+def _weight_array(weight: Any) -> np.ndarray | None:
+    return None if weight is None else _target_array(weight)
+
+
+def binary_cross_entropy(
+    input: Tensor, target: Any, weight: Any = None, reduction: str = "mean"
+) -> Tensor:
+    """BCE on probabilities in [0, 1]: ``-weight (y log p + (1 - y) log(1 - p))``.
+
+    Each log is clamped at -100 as in PyTorch, so p = 0 or 1 gives a finite loss.
+
+    Args:
+        weight: a rescaling weight broadcastable to the input (a constant: it gets no gradient).
+
+    Shape:
+        input and target alike -> () or the input's shape for ``reduction="none"``.
+    """
     _loss.check_reduction("binary_cross_entropy", reduction)
     _same_shape("binary_cross_entropy", input, target)
     target = _target_array(target).astype(input.dtype, copy=False)
-    return _loss.BCE.apply(input, target, reduction)
+    return _loss.BCE.apply(input, target, reduction, _weight_array(weight))
 
 
-def binary_cross_entropy_with_logits(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """BCE on logits, fused with the sigmoid: stable for any logit."""
+def binary_cross_entropy_with_logits(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    reduction: str = "mean",
+    pos_weight: Any = None,
+) -> Tensor:
+    """BCE on logits, fused with the sigmoid: stable for any logit.
+
+    Args:
+        weight: a rescaling weight broadcastable to the input.
+        pos_weight: the weight of the positive term, broadcastable to the input (one per class
+            on the last axis): the loss is ``(1 - y) x + (1 + (pos_weight - 1) y) softplus(-x)``.
+            Both weights are constants (no gradient), as they almost always are in PyTorch.
+
+    Shape:
+        input and target alike -> () or the input's shape for ``reduction="none"``.
+    """
     _loss.check_reduction("binary_cross_entropy_with_logits", reduction)
     _same_shape("binary_cross_entropy_with_logits", input, target)
     target = _target_array(target).astype(input.dtype, copy=False)
-    return _loss.BCEWithLogits.apply(input, target, reduction)
+    return _loss.BCEWithLogits.apply(
+        input, target, reduction, _weight_array(weight), _weight_array(pos_weight)
+    )
 
 
 def cross_entropy(
-    input: Tensor, target: Any, reduction: str = "mean", label_smoothing: float = 0.0
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    label_smoothing: float = 0.0,
 ) -> Tensor:
-    """Softmax cross-entropy of (N, C) logits against integer labels (N,), fused and stable."""
+    """Softmax cross-entropy of (N, C) logits against integer labels (N,), fused and stable.
+
+    PyTorch's semantics for every combination of the options: rows labelled ``ignore_index``
+    add nothing; ``weight`` (C,) scales each row by its label's weight and, with label
+    smoothing, each class's share of the smoothing term; ``label_smoothing`` s mixes the
+    one-hot target with s / C of every class; 'mean' divides by the total weight of the
+    counted rows (their number without ``weight``), NaN when every row is ignored.
+
+    Shape:
+        input (N, C), target (N,), weight (C,) -> () or (N,) for ``reduction="none"``.
+
+    Raises:
+        ValueError: labels outside [0, C) (other than ``ignore_index``), mismatched shapes,
+            a label_smoothing outside [0, 1].
+        TypeError: non-integer labels.
+    """
     _loss.check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    return _loss.CrossEntropy.apply(input, _target_array(target), reduction, label_smoothing)
+    return _loss.CrossEntropy.apply(
+        input, _target_array(target), _weight_array(weight), ignore_index, reduction,
+        label_smoothing,
+    )
 
 
-def nll_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
-    """Negative log-likelihood of integer labels under (N, C) log-probabilities."""
+def nll_loss(
+    input: Tensor,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Tensor:
+    """Negative log-likelihood of integer labels under (N, C) log-probabilities.
+
+    ``weight`` and ``ignore_index`` as in :func:`cross_entropy` (PyTorch's semantics).
+
+    Shape:
+        input (N, C), target (N,), weight (C,) -> () or (N,) for ``reduction="none"``.
+    """
     _loss.check_reduction("nll_loss", reduction)
-    return _loss.NLLLoss.apply(input, _target_array(target), reduction)
+    return _loss.NLLLoss.apply(
+        input, _target_array(target), _weight_array(weight), ignore_index, reduction
+    )
 
 
 # ---- regularisation and normalisation (nn helper) ----
-def _as_generator(rng: Any) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
-def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None) -> Tensor:
+def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None,
+            inplace: bool = False, *, generator: Any = None) -> Tensor:
     """Inverted dropout: zero each element with probability ``p``, scale the rest by 1/(1-p).
 
     The expected value of every element is unchanged, so evaluation needs no rescaling; with
     ``training=False`` (or ``p=0``) the input is returned as is.
 
     Args:
-        rng: a numpy Generator (advanced by the call) or a seed; None draws fresh entropy.
+        rng: a numpy Generator (advanced by the call) or a seed; ``generator`` is PyTorch's
+            name for it (a ``gw.Generator`` too). Neither: the default generator.
+        inplace: accepted for PyTorch's signature; the result is always a new tensor.
     """
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
@@ -167,7 +239,7 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None) -
         return x
     if p == 1.0:
         return x * 0.0
-    keep = _as_generator(rng).random(x.shape, dtype=np.float32) >= p
+    keep = _random.resolve(generator, rng, "dropout").random(x.shape, dtype=np.float32) >= p
     mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
     return x * Tensor._make(mask, False, None)
 
@@ -305,9 +377,9 @@ def conv2d(
     Example:
         >>> y = F.conv2d(x, weight, bias, padding=1)  # 3x3 kernel keeps H and W
     """
-    stride = _conv.pair("conv2d", "stride", stride, 1)
-    padding = _conv.pair("conv2d", "padding", padding, 0)
-    dilation = _conv.pair("conv2d", "dilation", dilation, 1)
+    stride = _spatial.pair("conv2d", "stride", stride, 1)
+    padding = _spatial.pair("conv2d", "padding", padding, 0)
+    dilation = _spatial.pair("conv2d", "dilation", dilation, 1)
     return _conv.Conv2d.apply(
         x, weight, bias, stride=stride, padding=padding, dilation=dilation
     )
@@ -316,9 +388,9 @@ def conv2d(
 def _pool_args(
     op: str, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair
 ) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    kernel = _conv.pair(op, "kernel_size", kernel_size, 1)
-    strides = kernel if stride is None else _conv.pair(op, "stride", stride, 1)
-    return kernel, strides, _conv.pair(op, "padding", padding, 0)
+    kernel = _spatial.pair(op, "kernel_size", kernel_size, 1)
+    strides = kernel if stride is None else _spatial.pair(op, "stride", stride, 1)
+    return kernel, strides, _spatial.pair(op, "padding", padding, 0)
 
 
 def max_pool2d(
@@ -333,7 +405,7 @@ def max_pool2d(
         x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
     """
     kernel, strides, pads = _pool_args("max_pool2d", kernel_size, stride, padding)
-    return _conv.MaxPool2d.apply(x, kernel, strides, pads)
+    return _pool.MaxPool2d.apply(x, kernel, strides, pads)
 
 
 def avg_pool2d(
@@ -345,4 +417,27 @@ def avg_pool2d(
         x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
     """
     kernel, strides, pads = _pool_args("avg_pool2d", kernel_size, stride, padding)
-    return _conv.AvgPool2d.apply(x, kernel, strides, pads)
+    return _pool.AvgPool2d.apply(x, kernel, strides, pads)
+
+
+def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
+    """Integer class labels (any shape) to one-hot int64 rows: shape ``(*labels.shape, C)``,
+    C = ``num_classes`` or, when -1, the largest label + 1 (``torch.nn.functional.one_hot``).
+
+    Raises:
+        TypeError: labels are not integers.
+        ValueError: a negative label, or one >= num_classes (naming it).
+    """
+    labels = tensor._data if isinstance(tensor, Tensor) else np.asarray(tensor)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: labels must be an integer tensor, got {labels.dtype}")
+    if labels.size and labels.min() < 0:
+        raise ValueError(f"one_hot: labels must be non-negative, got {int(labels.min())}")
+    classes = int(labels.max()) + 1 if num_classes == -1 and labels.size else num_classes
+    if num_classes == -1 and not labels.size:
+        raise ValueError("one_hot: cannot infer num_classes from empty labels")
+    if labels.size and labels.max() >= classes:
+        raise ValueError(f"one_hot: label {int(labels.max())} >= num_classes {classes}")
+    out = np.zeros((*labels.shape, classes), dtype=np.int64)
+    np.put_along_axis(out, labels[..., None].astype(np.int64), 1, axis=-1)
+    return Tensor._make(out, False, None)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd import random as _random
 from gradwise.autograd.tensor import Tensor
 
 __all__ = [
@@ -36,13 +37,11 @@ __all__ = [
 ]
 
 
-def as_generator(rng: Any = None) -> np.random.Generator:
-    """``rng`` itself if it is a Generator, else a new Generator seeded by it (None: entropy)."""
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is not None and not isinstance(rng, int | np.integer | np.random.SeedSequence):
-        raise TypeError(f"rng must be a numpy Generator, an int seed or None, got {rng!r}")
-    return np.random.default_rng(rng)
+def as_generator(rng: Any = None, generator: Any = None) -> np.random.Generator:
+    """The NumPy stream for ``rng``/``generator``: a ``gw.Generator`` or numpy Generator itself,
+    a new stream seeded by an int, and the default generator's stream (``gw.manual_seed``) for
+    None, so layers built without ``rng=`` are reproducible after ``gw.manual_seed``."""
+    return _random.resolve(generator, rng, "init")
 
 
 def _fill(tensor: Tensor, values: Any) -> Tensor:
@@ -98,14 +97,16 @@ def _fan(tensor: Tensor, mode: str, name: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, rng: Any = None) -> Tensor:
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, rng: Any = None,
+            generator: Any = None) -> Tensor:
     """Fill with U(a, b)."""
-    return _fill(tensor, as_generator(rng).uniform(a, b, tensor.shape))
+    return _fill(tensor, as_generator(rng, generator).uniform(a, b, tensor.shape))
 
 
-def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, rng: Any = None) -> Tensor:
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, rng: Any = None,
+            generator: Any = None) -> Tensor:
     """Fill with N(mean, std^2)."""
-    return _fill(tensor, as_generator(rng).normal(mean, std, tensor.shape))
+    return _fill(tensor, as_generator(rng, generator).normal(mean, std, tensor.shape))
 
 
 def constant_(tensor: Tensor, val: float) -> Tensor:
@@ -121,17 +122,20 @@ def ones_(tensor: Tensor) -> Tensor:
     return _fill(tensor, 1)
 
 
-def xavier_uniform_(tensor: Tensor, gain: float = 1.0, rng: Any = None) -> Tensor:
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, rng: Any = None,
+            generator: Any = None) -> Tensor:
     """Glorot uniform: U(-a, a) with a = gain * sqrt(6 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(tensor, "xavier_uniform_")
     bound = gain * math.sqrt(6.0 / (fan_in + fan_out))
-    return uniform_(tensor, -bound, bound, rng)
+    return uniform_(tensor, -bound, bound, as_generator(rng, generator))
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0, rng: Any = None) -> Tensor:
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, rng: Any = None,
+            generator: Any = None) -> Tensor:
     """Glorot normal: N(0, std^2) with std = gain * sqrt(2 / (fan_in + fan_out))."""
     fan_in, fan_out = _fans(tensor, "xavier_normal_")
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)), rng)
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)),
+                   as_generator(rng, generator))
 
 
 def kaiming_uniform_(
@@ -140,11 +144,12 @@ def kaiming_uniform_(
     mode: str = "fan_in",
     nonlinearity: str = "leaky_relu",
     rng: Any = None,
+    generator: Any = None,
 ) -> Tensor:
     """He uniform: U(-b, b), b = gain * sqrt(3 / fan), gain = calculate_gain(nonlinearity, a)."""
     fan = _fan(tensor, mode, "kaiming_uniform_")
     bound = calculate_gain(nonlinearity, a) * math.sqrt(3.0 / fan)
-    return uniform_(tensor, -bound, bound, rng)
+    return uniform_(tensor, -bound, bound, as_generator(rng, generator))
 
 
 def kaiming_normal_(
@@ -153,10 +158,12 @@ def kaiming_normal_(
     mode: str = "fan_in",
     nonlinearity: str = "leaky_relu",
     rng: Any = None,
+    generator: Any = None,
 ) -> Tensor:
     """He normal: N(0, std^2), std = gain / sqrt(fan), gain = calculate_gain(nonlinearity, a)."""
     fan = _fan(tensor, mode, "kaiming_normal_")
-    return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan), rng)
+    return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan),
+                   as_generator(rng, generator))
 
 
 #: the ``init=`` names a layer accepts besides "default"; each fills the weight, biases get zeros

@@ -41,50 +41,91 @@ class L1Loss(_Loss):
 
 
 class BCELoss(_Loss):
-    """Binary cross-entropy of probabilities in [0, 1] against targets in [0, 1]."""
+    """Binary cross-entropy of probabilities in [0, 1] against targets in [0, 1].
+
+    Args:
+        weight: a rescaling weight broadcastable to the input (PyTorch's argument order).
+        reduction: "mean", "sum" or "none".
+    """
+
+    def __init__(self, weight: Any = None, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        self.weight = weight
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
-        return F.binary_cross_entropy(input, target, self.reduction)
+        return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
 
 
 class BCEWithLogitsLoss(_Loss):
-    """Binary cross-entropy on logits, fused with the sigmoid (stable for large logits)."""
+    """Binary cross-entropy on logits, fused with the sigmoid (stable for large logits).
+
+    Args:
+        weight: a rescaling weight broadcastable to the input.
+        reduction: "mean", "sum" or "none".
+        pos_weight: the weight of positive examples, broadcastable to the input (one per
+            class on the last axis).
+    """
+
+    def __init__(self, weight: Any = None, reduction: str = "mean", pos_weight: Any = None
+                 ) -> None:
+        super().__init__(reduction)
+        self.weight, self.pos_weight = weight, pos_weight
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
-        return F.binary_cross_entropy_with_logits(input, target, self.reduction)
+        return F.binary_cross_entropy_with_logits(
+            input, target, self.weight, reduction=self.reduction, pos_weight=self.pos_weight
+        )
 
 
 class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy of (N, C) logits against integer class labels (N,).
 
-    Args:
-        reduction: "mean", "sum" or "none".
+    Args (PyTorch's order, without its deprecated size_average / reduce):
+        weight: (C,) per-class weights, or None.
+        ignore_index: rows with this label add nothing (default -100).
+        reduction: "mean", "sum" or "none"; "mean" divides by the total weight of the counted
+            rows.
         label_smoothing: in [0, 1]; the target becomes (1 - s) * one_hot + s / C.
 
     Example:
         >>> loss = gw.nn.CrossEntropyLoss()(logits, labels)
     """
 
-    def __init__(self, reduction: str = "mean", label_smoothing: float = 0.0) -> None:
+    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean",
+                 label_smoothing: float = 0.0) -> None:
         super().__init__(reduction)
         if not 0.0 <= label_smoothing <= 1.0:
             raise ValueError(
                 f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}"
             )
+        self.weight, self.ignore_index = weight, ignore_index
         self.label_smoothing = label_smoothing
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
-        return F.cross_entropy(input, target, self.reduction, self.label_smoothing)
+        return F.cross_entropy(
+            input, target, self.weight, self.ignore_index, reduction=self.reduction,
+            label_smoothing=self.label_smoothing,
+        )
 
     def extra_repr(self) -> str:
         parts = [super().extra_repr()]
+        if self.ignore_index != -100:
+            parts.append(f"ignore_index={self.ignore_index}")
         if self.label_smoothing:
             parts.append(f"label_smoothing={self.label_smoothing}")
         return ", ".join(p for p in parts if p)
 
 
 class NLLLoss(_Loss):
-    """Negative log-likelihood of integer labels (N,) under (N, C) log-probabilities."""
+    """Negative log-likelihood of integer labels (N,) under (N, C) log-probabilities.
+
+    Args: ``weight``, ``ignore_index`` and ``reduction`` as in :class:`CrossEntropyLoss`.
+    """
+
+    def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"
+                 ) -> None:
+        super().__init__(reduction)
+        self.weight, self.ignore_index = weight, ignore_index
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
-        return F.nll_loss(input, target, self.reduction)
+        return F.nll_loss(input, target, self.weight, self.ignore_index, reduction=self.reduction)

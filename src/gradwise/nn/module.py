@@ -8,12 +8,14 @@ two with ``torch_module.load_state_dict({k: torch.from_numpy(v) for k, v in sd.i
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from gradwise.autograd.device import check_device, is_device_like
 from gradwise.autograd.function import Function
 from gradwise.autograd.grad_mode import _grad_enabled
 from gradwise.autograd.tensor import Tensor
@@ -142,6 +144,17 @@ class _BackwardHookCall:
         for hook in self.hooks:
             hook(self.module, tuple(self.grad_inputs), self.grad_output)
 
+
+
+def state_shape_fits(saved: tuple[int, ...], own: tuple[int, ...]) -> bool:
+    """Whether an array of shape ``saved`` loads into a tensor of shape ``own``.
+
+    Equal shapes, and PyTorch's one exception (``Module._load_from_state_dict``): a one-element
+    1-d array loads into a 0-d tensor, as counters such as ``num_batches_tracked`` were stored
+    by older writers (PyTorch 0.3, and gradwise's own files before 0-d arrays kept their shape).
+    """
+    saved, own = tuple(saved), tuple(own)
+    return saved == own or (own == () and saved == (1,))
 
 class Module:
     """Base class of every layer and model: subclass it, assign layers in ``__init__``, write
@@ -386,9 +399,19 @@ class Module:
         """Copy arrays (or Tensors, or torch tensors) into the parameters and buffers in place.
 
         Every problem (missing keys and unexpected keys when ``strict``, shape mismatches always)
-        is reported in one StateDictError, and then nothing has been loaded.
+        is reported in one StateDictError, and then nothing has been loaded. As in PyTorch, a
+        one-element 1-d array loads into a 0-d tensor (``num_batches_tracked`` saved as ``(1,)``).
         """
+        if isinstance(state_dict, str | os.PathLike):
+            raise TypeError(
+                f"load_state_dict: got a file path ({os.fspath(state_dict)!r}), not a state "
+                "dict; call model.load_state_dict(gw.load(path)) (or "
+                "gw.nn.load_safetensors(model, path) for a safetensors file)"
+            )
         own = self._state_tensors()
+        state_dict = dict(state_dict)  # the upgrades below must not change the caller's dict
+        for module_prefix, module in self.named_modules():
+            module._upgrade_state_dict(f"{module_prefix}." if module_prefix else "", state_dict)
         missing = [key for key in own if key not in state_dict]
         unexpected = [key for key in state_dict if key not in own]
         arrays: dict[str, np.ndarray] = {}
@@ -402,6 +425,8 @@ class Module:
             elif hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
                 value = value.detach().cpu().numpy()
             array = np.asarray(value)
+            if state_shape_fits(array.shape, tensor.shape):
+                array = array.reshape(tensor.shape)
             if array.shape != tensor.shape:
                 mismatched.append((key, tuple(array.shape), tuple(tensor.shape)))
             arrays[key] = array
@@ -415,6 +440,70 @@ class Module:
             tensor._data[...] = array
             tensor._version[0] += 1
         return IncompatibleKeys(missing, unexpected)
+
+    # ---- device and dtype (PyTorch's API; gradwise has only the CPU) --------------------------
+    def to(self, *args: Any, **kwargs: Any) -> Module:
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)`` or keywords, in place; returns
+        self. Floating parameters and buffers take the dtype; the CPU is the only device.
+
+        Raises:
+            RuntimeError: a GPU device, naming it.
+        """
+        dtype = kwargs.pop("dtype", None)
+        if kwargs.get("device") is not None:
+            check_device(kwargs["device"], "Module.to")
+        kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"Module.to: unexpected arguments {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg.dtype
+            elif is_device_like(arg):
+                check_device(arg, "Module.to")
+            elif arg is not None:
+                dtype = arg
+        if dtype is not None:
+            self._cast_floating(np.dtype(dtype))
+        return self
+
+    def _cast_floating(self, dtype: np.dtype) -> None:
+        if dtype.kind != "f":
+            raise TypeError(f"Module.to: only floating dtypes are allowed, got {dtype}")
+        for tensor in [*self.parameters(), *self.buffers()]:
+            if tensor._data.dtype.kind == "f" and tensor._data.dtype != dtype:
+                tensor._data = tensor._data.astype(dtype)
+                if tensor._grad is not None:
+                    tensor._grad = tensor._grad.astype(dtype)
+                tensor._version[0] += 1
+
+    def double(self) -> Module:
+        """Floating parameters and buffers to float64, in place."""
+        return self.to(np.float64)
+
+    def float(self) -> Module:
+        """Floating parameters and buffers to float32, in place."""
+        return self.to(np.float32)
+
+    def half(self) -> Module:
+        """Floating parameters and buffers to float16, in place."""
+        return self.to(np.float16)
+
+    def cpu(self) -> Module:
+        """Self: everything is on the CPU."""
+        return self
+
+    def cuda(self, device: Any = None) -> Module:
+        """Raises: gradwise has no CUDA backend."""
+        raise RuntimeError("Module.cuda(): gradwise runs on the CPU only; use .to('cpu')")
+
+    def _upgrade_state_dict(self, prefix: str, state_dict: dict[str, Any]) -> None:
+        """Fill in, in ``state_dict``, entries that older writers of this module left out.
+
+        Called by ``load_state_dict`` for every submodule (``prefix`` is its dotted name plus
+        a dot) before keys are matched; the default has nothing to upgrade. PyTorch does the
+        same in ``_load_from_state_dict``.
+        """
 
     def rng_state(self) -> dict[str, dict[str, Any]]:
         """The state of every Generator the model owns (Dropout's), JSON-serialisable.

@@ -49,9 +49,42 @@ def save_safetensors(
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise TypeError("save_safetensors: metadata must map strings to strings")
-    state = {key: np.ascontiguousarray(value) for key, value in model.state_dict().items()}
+    # np.require, not np.ascontiguousarray: the latter turns 0-d arrays (BatchNorm's
+    # num_batches_tracked) into shape (1,), which neither gradwise nor PyTorch reads back as 0-d
+    state = {key: np.require(value, requirements="C") for key, value in model.state_dict().items()}
     # canonical header: the same weights always give the same bytes
     atomic_write_bytes(Path(path), dump_safetensors(state, metadata=metadata))
+
+
+def pickle_file_kind(data: bytes) -> str | None:
+    """Say whether ``data`` starts like a PyTorch ``torch.save`` file, without unpickling it.
+
+    ``torch.save`` writes a zip archive holding a pickle since PyTorch 1.6 (the zip local-file
+    magic ``PK\\x03\\x04``, PKWARE APPNOTE 4.3.7) and a bare pickle before that (protocol 2+
+    pickles open with the PROTO opcode ``\\x80`` and the protocol number, PEP 307). A
+    safetensors file opens with its 8-byte little-endian header length instead, which can start
+    with these bytes by chance: call this only on data that safetensors failed to read.
+
+    Returns:
+        ``"zip archive from torch.save"``, ``"pickle from torch.save"`` or None.
+    """
+    if data[:4] == b"PK\x03\x04":
+        return "zip archive from torch.save"
+    if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
+        return "pickle from torch.save"
+    return None
+
+
+def _first_bytes(path: Path, count: int = 8) -> bytes:
+    """The first ``count`` bytes of a regular file (empty for anything else: never block on a
+    FIFO or a device)."""
+    try:
+        if not path.is_file():
+            return b""
+        with path.open("rb") as handle:
+            return handle.read(count)
+    except OSError:
+        return b""
 
 
 def load_safetensors(
@@ -71,7 +104,8 @@ def load_safetensors(
 
     Raises:
         FileNotFoundError: no file at ``path``.
-        ValueError: the file is not safetensors, or holds a dtype NumPy cannot represent
+        ValueError: the file is not safetensors (a PyTorch ``.pt``/``.pth`` pickle file is
+            named as such and never unpickled), or holds a dtype NumPy cannot represent
             (bfloat16: convert it with ``tensor.float()`` in PyTorch before saving).
         gradwise.nn.StateDictError: keys or shapes do not fit the model; names every one, and
             then nothing has been loaded.
@@ -85,6 +119,14 @@ def load_safetensors(
         # the guarded reader: regular files only, every cap checked before parsing
         state: dict[str, Any] = read_safetensors(path, error=ValueError)[0]
     except ValueError as error:
+        kind = pickle_file_kind(_first_bytes(path))
+        if kind is not None:
+            raise ValueError(
+                f"load_safetensors: {path} is a PyTorch pickle file ({kind}), not safetensors; "
+                "gradwise never unpickles (a pickle runs code from the file). Convert it in "
+                "PyTorch: safetensors.torch.save_file(torch.load(path, weights_only=True), "
+                "'model.safetensors')"
+            ) from None
         text = str(error)
         hint = (" (bfloat16 has no NumPy dtype: save the weights as float32 in PyTorch)"
                 if "bf16" in text.lower() or "bfloat16" in text.lower() else "")

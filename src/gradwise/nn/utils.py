@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from gradwise.autograd.grad_mode import no_grad
 from gradwise.autograd.tensor import Tensor
+from gradwise.linalg import vector_norm
 from gradwise.nn import functional as F
 from gradwise.nn.module import Module
 
@@ -43,18 +43,25 @@ def clip_grad_norm_(
 ) -> float:
     """Scale all gradients together so that their joint norm is at most ``max_norm``.
 
-    The total norm is the ``norm_type``-norm of all gradients seen as one vector (``inf``: the
-    largest absolute entry). Every ``.grad`` array is multiplied in place by
-    ``min(1, max_norm / (total_norm + 1e-6))``, exactly as ``torch.nn.utils.clip_grad_norm_``.
+    Follows ``torch.nn.utils.clip_grad_norm_`` step by step: the norm of each ``.grad`` is
+    taken in its own dtype (``gw.linalg.vector_norm``), the total norm is the ``norm_type``-norm
+    of those norms (``inf``: the largest absolute entry), and every gradient is multiplied in
+    place by ``clip_coef = min(max_norm / (total_norm + 1e-6), 1)``, computed in the total
+    norm's dtype. So the non-finite cases behave as in PyTorch: an infinite total norm (an inf
+    entry, or a float64 norm that overflows, like that of [1e200, 1e200]) gives
+    ``clip_coef = 0``, which zeroes the finite gradients and turns inf entries into NaN; a NaN
+    total norm makes every gradient NaN.
 
     Args:
         parameters: a Module, a Tensor, or an iterable of Tensors; those without ``.grad`` are
             skipped.
-        error_if_nonfinite: raise if the total norm is nan or inf (gradients are then left as
-            they are); otherwise non-finite norms make the gradients non-finite too, as in PyTorch.
+        max_norm: the largest total norm allowed (>= 0).
+        norm_type: the order of the norm (> 0, or inf).
+        error_if_nonfinite: raise RuntimeError if the total norm is NaN or inf, leaving the
+            gradients as they are.
 
     Returns:
-        The total norm before clipping, as a float.
+        The total norm before clipping, as a float (PyTorch returns it as a 0-d tensor).
     """
     if max_norm < 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be non-negative, got {max_norm}")
@@ -64,24 +71,23 @@ def clip_grad_norm_(
     grads = [p._grad for p in _as_list(parameters) if p._grad is not None]
     if not grads:
         return 0.0
-    if math.isinf(norm_type):
-        total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
-    else:
-        # the norm of the per-tensor norms is the norm of everything concatenated
-        per_tensor = [
-            np.sum(np.abs(g.astype(np.float64)) ** norm_type) ** (1.0 / norm_type) for g in grads
-        ]
-        total = float(np.sum(np.asarray(per_tensor) ** norm_type) ** (1.0 / norm_type))
-    if error_if_nonfinite and not math.isfinite(total):
+    with no_grad():
+        norms = [vector_norm(Tensor._make(g, False, None), norm_type)._data for g in grads]
+        dtype = np.result_type(*norms)
+        stacked = Tensor._make(np.stack([n.astype(dtype) for n in norms]), False, None)
+        total = vector_norm(stacked, norm_type)._data
+    if error_if_nonfinite and not np.isfinite(total):
         raise RuntimeError(
-            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is {total}; "
-            "some gradient is nan or inf, so they cannot be clipped "
+            f"clip_grad_norm_: the total norm of order {norm_type} of the gradients is "
+            f"{float(total)}; some gradient is nan or inf, so they cannot be clipped "
             "(pass error_if_nonfinite=False to clip anyway)"
         )
-    coefficient = min(max_norm / (total + 1e-6), 1.0) if math.isfinite(total) else total * 0.0
-    for grad in grads:
-        grad *= np.asarray(coefficient, dtype=grad.dtype)
-    return total
+    # max_norm / (total + 1e-6) in total's dtype; np.minimum keeps a NaN (torch.clamp does too)
+    clip_coef = np.minimum(max_norm / (total + 1e-6), 1.0)
+    with np.errstate(invalid="ignore"):  # inf * 0 = NaN is the intended result (as torch)
+        for grad in grads:
+            grad *= clip_coef.astype(grad.dtype)
+    return float(total)
 
 
 def clip_grad_value_(parameters: Parameters, clip_value: float) -> None:

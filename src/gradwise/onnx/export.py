@@ -62,9 +62,12 @@ def export(
 
     Args:
         model: an ``nn.Module`` or any callable of Tensors built from gradwise ops.
-        example_input: a Tensor or array (or a tuple of them, one per ``forward`` argument).
-            Floating-point inputs may flow through any supported op; integer inputs only into
-            ``nn.Embedding`` / integer indexing.
+        example_input: a Tensor, array or nested list of numbers (or a tuple, or a list of
+            Tensors/arrays: one per ``forward`` argument). Floating-point inputs are cast to the
+            dtype of the model's floating parameters (a float64 array or a Python list traces a
+            float32 model as float32), and the file's inputs have that dtype. They may flow
+            through any supported op; integer inputs only into ``nn.Embedding`` / integer
+            indexing.
         path: the ``.onnx`` file to write (atomically: on an error nothing is left behind).
         opset: the ONNX opset, one of ``SUPPORTED_OPSETS`` (default 17).
         input_names, output_names: graph names; default ``input`` / ``output`` (with ``_<i>``
@@ -79,7 +82,8 @@ def export(
     Raises:
         ImportError: the ``onnx`` package is missing (names the pip extra).
         ExportError: an op cannot be exported (names the first such op, its module and shapes),
-            the model returned something that is not a Tensor, or batch norm ran in training.
+            the model returned something that is not a Tensor, or batch norm ran in training
+            mode (only a plain callable can do that: modules are traced in eval mode).
             The model is traced twice, on the example and on other values of the same shapes:
             a constant that differs between the two (computed from the input outside the
             recorded graph, e.g. through ``.numpy()``, or random) or ops that differ (Python
@@ -94,7 +98,7 @@ def export(
             f"onnx.export: opset {opset} is not supported; use one of "
             f"{SUPPORTED_OPSETS.start}..{SUPPORTED_OPSETS.stop - 1}"
         )
-    inputs = _as_input_tensors(example_input)
+    inputs = _as_input_tensors(example_input, _float_dtype(model))
     input_names = _names("input", input_names, len(inputs))
 
     builder, outputs, output_names = _trace(
@@ -128,8 +132,12 @@ def export(
     )
     try:
         onnx.checker.check_model(model_proto, full_check=True)
-    except onnx.checker.ValidationError as error:
-        raise ExportError(f"onnx.export: the exported graph failed onnx.checker: {error}") from None
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as error:
+        raise ExportError(
+            f"onnx.export: the exported graph failed onnx.checker: {_first_line(error)} (a "
+            "gradwise op mixed dtypes that ONNX keeps apart: give inputs and parameters one "
+            "floating dtype)"
+        ) from None
     from gradwise._atomic import atomic_write_bytes
 
     atomic_write_bytes(Path(path), model_proto.SerializeToString())
@@ -234,14 +242,44 @@ def _remember(module_of: dict[int, str], name: str, module: Module) -> Callable[
     return hook
 
 
-def _as_input_tensors(example_input: Any) -> list[Tensor]:
-    items = list(example_input) if isinstance(example_input, tuple | list) else [example_input]
-    if not items:
+def _first_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _float_dtype(model: Any) -> np.dtype | None:
+    """The dtype of the model's first floating-point parameter (or buffer); None if none."""
+    if not isinstance(model, Module):
+        return None
+    for _, tensor in list(model.named_parameters()) + list(model.named_buffers()):
+        if tensor._data.dtype.kind == "f":
+            return tensor._data.dtype
+    return None
+
+
+def _several_inputs(example_input: Any) -> bool:
+    """A tuple, or a list of Tensors/arrays, is one input per ``forward`` argument; a list
+    of numbers (nested or not) is one array, as ``np.array`` reads it."""
+    if isinstance(example_input, tuple):
+        return True
+    return isinstance(example_input, list) and bool(example_input) and all(
+        isinstance(item, Tensor | np.ndarray) for item in example_input
+    )
+
+
+def _as_input_tensors(example_input: Any, float_dtype: np.dtype | None = None) -> list[Tensor]:
+    """The example input(s) as Tensors; floating ones cast to ``float_dtype`` (the model's)."""
+    items = list(example_input) if _several_inputs(example_input) else [example_input]
+    if not items or (isinstance(example_input, list) and not example_input):
         raise ValueError("onnx.export: example_input is empty; give one tensor per input")
     tensors = []
     for i, item in enumerate(items):
         array = np.array(item.detach().numpy() if isinstance(item, Tensor) else item)
         if array.dtype.kind == "f":
+            if float_dtype is not None:
+                # the file's input takes the model's dtype: ONNX ops such as Gemm need both
+                # operands of one type, where gradwise (like torch) would promote float64 input
+                array = array.astype(float_dtype, copy=False)
             tensors.append(Tensor(array, requires_grad=True))
         elif array.dtype.kind in "iub":
             tensors.append(Tensor(array))

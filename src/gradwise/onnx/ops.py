@@ -83,7 +83,7 @@ class GraphBuilder:
         if param is None and dtype is not None and array.dtype.kind == "f":
             array = array.astype(dtype, copy=False)
         name = param if param is not None else self.fresh("const")
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.require(array, requirements="C"), name))
         self._names[id(tensor)] = name
         self._keep.append(tensor)
         return name
@@ -91,7 +91,7 @@ class GraphBuilder:
     def const(self, array: Any, hint: str = "const", dtype: Any = None) -> str:
         array = np.asarray(array, dtype=dtype)
         name = self.fresh(hint)
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        self.initializers.append(numpy_helper.from_array(np.require(array, requirements="C"), name))
         return name
 
     def ints(self, values: Any, hint: str = "axes") -> str:
@@ -359,6 +359,43 @@ CONVERTERS["Mean"] = _reduction("ReduceMean")
 CONVERTERS["Max"] = _reduction("ReduceMax")
 CONVERTERS["Min"] = _reduction("ReduceMin")
 CONVERTERS["LogSumExp"] = _reduction("ReduceLogSumExp")
+
+
+@converts("Var", "Std")
+def _variance(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # sum((x - mean(x))^2) / (N - ddof) over the axes; Std takes its square root
+    x = fn.inputs[0]
+    axes = tuple(fn.axes)
+    name = b.value(x)
+    centered = b.node("Sub", [name, b.reduce("ReduceMean", name, axes, True)])
+    total = b.reduce("ReduceSum", b.node("Mul", [centered, centered]), axes, fn.keepdims)
+    result = b.node("Div", [total, b.const(fn.dof, "dof", dtype=out.dtype)])
+    if type(fn).__name__ == "Std":
+        result = b.node("Sqrt", [result])
+    return result, b.batch_of(x) and 0 not in axes
+
+
+@converts("VectorNorm")
+def _vector_norm(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    axes, keep, p = tuple(fn.axes), fn.keepdims, fn.ord
+    batch = b.batch_of(x) and 0 not in axes
+    name = b.value(x)
+    if p == 2:
+        return b.reduce("ReduceL2", name, axes, keep), batch
+    if p == 1:
+        return b.reduce("ReduceL1", name, axes, keep), batch
+    if p == 0:
+        zero = b.const(0, "zero", dtype=out.dtype)
+        nonzero = b.node("Not", [b.node("Equal", [name, zero])])
+        to = helper.np_dtype_to_tensor_dtype(np.dtype(out.dtype))
+        return b.reduce("ReduceSum", b.node("Cast", [nonzero], to=to), axes, keep), batch
+    magnitude = b.node("Abs", [name])
+    if math.isinf(p):
+        return b.reduce("ReduceMax" if p > 0 else "ReduceMin", magnitude, axes, keep), batch
+    powered = b.node("Pow", [magnitude, b.const(p, "ord", dtype=out.dtype)])
+    total = b.reduce("ReduceSum", powered, axes, keep)
+    return b.node("Pow", [total, b.const(1 / p, "inverse_ord", dtype=out.dtype)]), batch
 
 
 @converts("Softmax", "LogSoftmax")

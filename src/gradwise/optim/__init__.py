@@ -11,6 +11,7 @@ Example:
 """
 
 from gradwise.optim import lr_scheduler
+from gradwise.optim.adadelta import Adadelta
 from gradwise.optim.adagrad import Adagrad
 from gradwise.optim.adam import Adam, AdamW
 from gradwise.optim.optimizer import Optimizer, join_state, split_state
@@ -19,6 +20,7 @@ from gradwise.optim.sgd import SGD
 
 __all__ = [
     "SGD",
+    "Adadelta",
     "Adagrad",
     "Adam",
     "AdamW",

@@ -607,7 +607,8 @@ class SequentialLR(LRScheduler):
     Args:
         optimizer: the optimizer all the schedules drive.
         schedulers: the schedules, each built on ``optimizer``.
-        milestones: increasing positive step indices, one fewer than schedules.
+        milestones: increasing non-negative step indices, one fewer than schedules (0: the
+            next schedule takes over at once, as in PyTorch).
         last_epoch: see :class:`LRScheduler`.
 
     Example:
@@ -642,9 +643,9 @@ class SequentialLR(LRScheduler):
             raise ValueError(f"{owner}: got {len(schedulers)} schedulers and "
                              f"{len(milestones)} milestones; need one milestone fewer than "
                              "schedulers")
-        _check(owner, all(_is_int(m) and m > 0 for m in milestones)
+        _check(owner, all(_is_int(m) and m >= 0 for m in milestones)
                and milestones == sorted(set(milestones)), "milestones",
-               "increasing positive ints", milestones)
+               "increasing non-negative ints", milestones)
         self._schedulers = schedulers
         self._milestones = milestones
         self.optimizer = optimizer

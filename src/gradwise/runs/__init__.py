@@ -3,8 +3,10 @@
 A run folder holds everything needed to understand and reuse a training run::
 
     runs/mnist-mlp-20240101-120000/
-      config.json            the exact TrainConfig used (usable again with --config)
-      run.json               what happened: data set actually used, input scaling, status, result
+      config.json            the exact TrainConfig used (usable again with --config); its
+                             dataset is the one asked for
+      run.json               what happened: data set actually used (with dataset_requested when
+                             it differs: MNIST missing offline -> digits), input scaling, status
       metrics.jsonl          one JSON object per epoch (losses, accuracies, lr, time)
       history.json           the full History
       weights.safetensors    the final weights (no pickle)

@@ -180,7 +180,6 @@ def train_run(
     elif not writer:  # the test evaluation is shared; files and figures are rank 0's
         trainer.loss_fn = nn.CrossEntropyLoss()
         trainer.evaluate(data.test, batch_size=EVAL_BATCH)
-        return outcome
     else:
         outcome.checkpoint = checkpoint.last_path
         _finish(outcome, trainer, config, data, doctor, info)
@@ -189,6 +188,11 @@ def train_run(
         info["seconds"] = round(outcome.seconds, 2)
     if writer:
         write_json(run_dir / RUN_INFO_NAME, info)
+    if distributed:
+        # the ranks leave together: one that finished early would exit (and, unlike rank 0,
+        # no longer catch Ctrl-C, which mpiexec forwards to all) while rank 0 still writes
+        # the weights, figures and run.json
+        gw.distributed.barrier()
     return outcome
 
 
@@ -210,6 +214,13 @@ def _start(
                  "test": len(data.test[1])},
         status="running",
     )
+    if distributed:  # batch_size is per rank
+        ranks = gw.distributed.get_world_size()
+        info.update(ranks=ranks, global_batch_size=config.batch_size * ranks)
+    if data.dataset != config.dataset:
+        # config.json keeps the settings as asked (a rerun tries MNIST again); say here that
+        # another data set ran instead, so the two files do not seem to disagree
+        info["dataset_requested"] = config.dataset
     if is_writer(distributed):
         write_json(run_dir / RUN_INFO_NAME, info)
     return info, data

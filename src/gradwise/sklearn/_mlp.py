@@ -1,8 +1,11 @@
 """MLPClassifier / MLPRegressor: scikit-learn estimators trained by gradwise.
 
-Parameter names follow scikit-learn's own ``sklearn.neural_network.MLPClassifier`` so that code,
-pipelines and ``GridSearchCV`` grids written for it carry over; only the solvers differ (no
-``lbfgs``; ``rmsprop`` and ``adamw`` in addition). Built on gradwise's public API: ``nn.Linear``,
+Parameters follow scikit-learn's own ``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor``
+(1.9): the same names, defaults and order (``MLPRegressor``'s first positional parameter is
+``loss``; everything after ``activation`` is keyword-only), so that code, pipelines and
+``GridSearchCV`` grids written for them carry over. Only the solvers differ: no ``lbfgs`` (so
+``max_fun``, its budget of loss evaluations, is accepted and validated but has nothing to limit);
+``rmsprop`` and ``adamw`` in addition. Built on gradwise's public API: ``nn.Linear``,
 the activations, ``optim`` and the functional losses.
 """
 
@@ -13,6 +16,7 @@ import warnings
 from typing import Any
 
 import numpy as np
+from scipy.special import xlogy
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -25,23 +29,30 @@ from gradwise.nn import functional as F
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "logistic": nn.Sigmoid, "identity": None}
 SOLVERS = ("adam", "sgd", "rmsprop", "adamw")
+LEARNING_RATES = ("constant", "invscaling", "adaptive")
 
 
 class _BaseMLP(BaseEstimator):
     """What the classifier and the regressor share: the network, the loop, early stopping."""
 
+    # the parameters in scikit-learn 1.9's order (tests compare with the installed signature)
     def __init__(
         self,
         hidden_layer_sizes: tuple[int, ...] = (100,),
         activation: str = "relu",
+        *,
         solver: str = "adam",
         alpha: float = 1e-4,
         batch_size: int | str = "auto",
+        learning_rate: str = "constant",
         learning_rate_init: float = 1e-3,
+        power_t: float = 0.5,
         max_iter: int = 200,
         shuffle: bool = True,
         random_state: Any = None,
         tol: float = 1e-4,
+        verbose: bool = False,
+        warm_start: bool = False,
         momentum: float = 0.9,
         nesterovs_momentum: bool = True,
         early_stopping: bool = False,
@@ -50,18 +61,22 @@ class _BaseMLP(BaseEstimator):
         beta_2: float = 0.999,
         epsilon: float = 1e-8,
         n_iter_no_change: int = 10,
-        verbose: bool = False,
+        max_fun: int = 15000,
     ) -> None:
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
         self.alpha = alpha
         self.batch_size = batch_size
+        self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
         self.tol = tol
+        self.warm_start = warm_start
+        self.max_fun = max_fun
         self.momentum = momentum
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
@@ -95,6 +110,9 @@ class _BaseMLP(BaseEstimator):
             )
         if self.solver not in SOLVERS:
             raise ValueError(f"{name}: solver must be one of {SOLVERS}, got {self.solver!r}")
+        if self.learning_rate not in LEARNING_RATES:
+            raise ValueError(f"{name}: learning_rate must be one of {LEARNING_RATES}, "
+                             f"got {self.learning_rate!r}")
         checks = [
             ("alpha", self.alpha, 0.0, None),
             ("learning_rate_init", self.learning_rate_init, 0.0, None),
@@ -104,6 +122,7 @@ class _BaseMLP(BaseEstimator):
             ("beta_1", self.beta_1, 0.0, 1.0),
             ("beta_2", self.beta_2, 0.0, 1.0),
             ("epsilon", self.epsilon, 0.0, None),
+            ("power_t", self.power_t, 0.0, None),
         ]
         for key, value, low, high in checks:
             if not isinstance(value, numbers.Real) or value < low or (high and value > high):
@@ -113,7 +132,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(
                 f"{name}: learning_rate_init must be > 0, got {self.learning_rate_init}"
             )
-        for key in ("max_iter", "n_iter_no_change"):
+        for key in ("max_iter", "n_iter_no_change", "max_fun"):
             value = getattr(self, key)
             if not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"{name}: {key} must be an integer >= 1, got {value!r}")
@@ -142,6 +161,19 @@ class _BaseMLP(BaseEstimator):
         layers.append(nn.Linear(width, n_outputs, rng=next(rngs), dtype=dtype))
         self.model_ = nn.Sequential(*layers)
         self._shuffle_rng = next(rngs)
+        self._new_optimizer()
+        self.loss_curve_: list[float] = []
+        self.validation_scores_: list[float] | None = [] if self.early_stopping else None
+        self.best_loss_: float | None = None if self.early_stopping else np.inf
+        self.best_validation_score_: float | None = -np.inf if self.early_stopping else None
+        self.n_iter_ = 0
+        self.t_ = 0
+        self._no_improvement = 0
+        self.dtype_ = np.dtype(dtype)
+
+    def _new_optimizer(self) -> None:
+        """A fresh optimizer over the model's parameters (every ``fit``, as scikit-learn does:
+        ``warm_start`` keeps the weights, not the optimizer's state)."""
         params = list(self.model_.parameters())
         lr = float(self.learning_rate_init)
         if self.solver == "sgd":
@@ -153,14 +185,32 @@ class _BaseMLP(BaseEstimator):
             optimizer = gw.optim.AdamW if self.solver == "adamw" else gw.optim.Adam
             self.optimizer_ = optimizer(params, lr=lr, betas=(self.beta_1, self.beta_2),
                                         eps=self.epsilon)
-        self.loss_curve_: list[float] = []
-        self.validation_scores_: list[float] | None = [] if self.early_stopping else None
-        self.best_loss_: float | None = None if self.early_stopping else np.inf
-        self.best_validation_score_: float | None = -np.inf if self.early_stopping else None
-        self.n_iter_ = 0
-        self.t_ = 0
-        self._no_improvement = 0
-        self.dtype_ = np.dtype(dtype)
+
+    def _warm(self) -> bool:
+        """Whether ``fit`` continues from the current weights (``warm_start`` after a fit)."""
+        return bool(self.warm_start) and hasattr(self, "model_")
+
+    def _learning_rate_after_epoch(self) -> None:
+        """scikit-learn's ``invscaling`` schedule (``SGDOptimizer.iteration_ends``): after each
+        epoch lr = learning_rate_init / (t_ + 1) ** power_t, t_ the samples seen. Like
+        scikit-learn, only the ``sgd`` solver follows ``learning_rate``."""
+        if self.solver == "sgd" and self.learning_rate == "invscaling":
+            lr = float(self.learning_rate_init) / (self.t_ + 1) ** float(self.power_t)
+            for group in self.optimizer_.param_groups:
+                group["lr"] = lr
+
+    def _keep_going_after_plateau(self) -> bool:
+        """scikit-learn's ``adaptive`` schedule (``SGDOptimizer.trigger_stopping``): on a
+        plateau divide the learning rate by 5 and go on, until it is <= 1e-6; other schedules
+        (and solvers) stop."""
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            return False
+        group = self.optimizer_.param_groups[0]
+        if group["lr"] <= 1e-6:
+            return False
+        for group in self.optimizer_.param_groups:
+            group["lr"] = group["lr"] / 5.0
+        return True
 
     def _batch_size(self, n_samples: int) -> int:
         return min(200, n_samples) if self.batch_size == "auto" else min(self.batch_size, n_samples)
@@ -205,9 +255,8 @@ class _BaseMLP(BaseEstimator):
             self.loss_curve_.append(loss)
             if self.verbose:
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
-            if incremental:
-                continue
             # scikit-learn's stopping rule: no improvement by tol for n_iter_no_change epochs
+            # (partial_fit counts too, for the adaptive learning rate, but never stops)
             if X_val is not None:
                 score = self._validation_score(X_val, target_val)
                 self.validation_scores_.append(score)
@@ -219,8 +268,12 @@ class _BaseMLP(BaseEstimator):
                 improved = loss < self.best_loss_ - self.tol
                 self.best_loss_ = min(self.best_loss_, loss)
             self._no_improvement = 0 if improved else self._no_improvement + 1
+            self._learning_rate_after_epoch()
             if self._no_improvement > self.n_iter_no_change:
-                break
+                if self._keep_going_after_plateau():
+                    self._no_improvement = 0
+                elif not incremental:
+                    break
         else:
             if not incremental:
                 warnings.warn(
@@ -260,13 +313,22 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             "adamw".
         alpha: L2 penalty, 0.5 * alpha * ||W||^2 / batch size (weights, not biases).
         batch_size: rows per step; "auto" is min(200, n_samples).
-        learning_rate_init: the optimizer's learning rate.
+        learning_rate: "constant", "invscaling" (after each epoch, learning_rate_init /
+            (t_ + 1) ** power_t) or "adaptive" (divide by 5 on a plateau instead of stopping,
+            until below 1e-6); as in scikit-learn, only the "sgd" solver follows it.
+        learning_rate_init: the optimizer's (initial) learning rate.
+        power_t: the exponent of "invscaling".
         max_iter: epochs (passes over the data) at most; ``partial_fit`` does one.
         tol, n_iter_no_change: stop when the training loss (or, with ``early_stopping``, the
             validation accuracy) has not improved by ``tol`` for ``n_iter_no_change`` epochs.
         early_stopping, validation_fraction: hold out that fraction to decide when to stop, and
             keep the weights of the best validation score.
         random_state: seed (int, RandomState or None) for the initial weights and the shuffles.
+        warm_start: ``fit`` continues from the weights of the previous ``fit`` (same features
+            and classes, else ValueError) with a fresh optimizer, as in scikit-learn.
+        max_fun: accepted for scikit-learn compatibility and validated (an integer >= 1); it
+            limits the ``lbfgs`` solver's loss evaluations, and gradwise has no ``lbfgs``.
+        verbose: print the loss after every epoch.
 
     Attributes:
         classes_ (n_classes,), n_features_in_, feature_names_in_ (with a DataFrame), model_
@@ -283,12 +345,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """
 
     def fit(self, X: Any, y: Any) -> MLPClassifier:
-        """Train a new network on (X, y) for up to ``max_iter`` epochs; returns self."""
-        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=True)
+        """Train a new network (or, with ``warm_start``, the current one) on (X, y) for up to
+        ``max_iter`` epochs; returns self."""
+        warm = self._warm()
+        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=not warm)
         check_classification_targets(y)
-        self.classes_ = np.unique(y)
-        self._random_state = check_random_state(self.random_state)
-        self._initialize(X.shape[1], len(self.classes_), X.dtype)
+        if warm:
+            classes = np.unique(y)
+            if not np.array_equal(classes, self.classes_):
+                raise ValueError(
+                    f"MLPClassifier.fit: warm_start needs y with the classes of the previous "
+                    f"fit, {self.classes_}; y has {classes}"
+                )
+            X = X.astype(self.dtype_, copy=False)
+            self._new_optimizer()
+        else:
+            self.classes_ = np.unique(y)
+            self._random_state = check_random_state(self.random_state)
+            self._initialize(X.shape[1], len(self.classes_), X.dtype)
         self._train(X, self._encode(y), self.max_iter, incremental=False)
         return self
 
@@ -354,21 +428,75 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
-    """A multi-layer perceptron regressor trained with gradwise (identity output, squared error).
+    """A multi-layer perceptron regressor trained with gradwise.
 
-    Takes the same arguments as :class:`MLPClassifier`; ``early_stopping`` watches the
-    validation R^2. The loss is scikit-learn's: half the mean squared error.
+    Args:
+        loss: "squared_error" (identity output, half the mean squared error) or "poisson"
+            (exp output, half the Poisson deviance mean(y log(y / p) - y + p); y must be >= 0),
+            both scikit-learn's (``sklearn.neural_network._base``). As in scikit-learn 1.9 it
+            is the first positional parameter: ``MLPRegressor(hidden_layer_sizes=(64,))``.
+        the rest: as :class:`MLPClassifier`; ``early_stopping`` watches the validation R^2.
 
     Shape:
         X: (n_samples, n_features); y: (n_samples,) or (n_samples, n_outputs) -> predict the
         same shape as y.
     """
 
+    def __init__(
+        self,
+        loss: str = "squared_error",
+        hidden_layer_sizes: tuple[int, ...] = (100,),
+        activation: str = "relu",
+        *,
+        solver: str = "adam",
+        alpha: float = 1e-4,
+        batch_size: int | str = "auto",
+        learning_rate: str = "constant",
+        learning_rate_init: float = 1e-3,
+        power_t: float = 0.5,
+        max_iter: int = 200,
+        shuffle: bool = True,
+        random_state: Any = None,
+        tol: float = 1e-4,
+        verbose: bool = False,
+        warm_start: bool = False,
+        momentum: float = 0.9,
+        nesterovs_momentum: bool = True,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        n_iter_no_change: int = 10,
+        max_fun: int = 15000,
+    ) -> None:
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
+            max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+        )
+        self.loss = loss
+
     def fit(self, X: Any, y: Any) -> MLPRegressor:
-        """Train a new network on (X, y) for up to ``max_iter`` epochs; returns self."""
-        X, y = self._validate(X, y, reset=True)
-        self._random_state = check_random_state(self.random_state)
-        self._initialize(X.shape[1], y.shape[1], X.dtype)
+        """Train a new network (or, with ``warm_start``, the current one) on (X, y) for up to
+        ``max_iter`` epochs; returns self."""
+        warm = self._warm()
+        X, y = self._validate(X, y, reset=not warm)
+        if warm:
+            if y.shape[1] != self.n_outputs_:
+                raise ValueError(
+                    f"MLPRegressor.fit: warm_start needs y with the {self.n_outputs_} outputs "
+                    f"of the previous fit; y has {y.shape[1]}"
+                )
+            X, y = X.astype(self.dtype_, copy=False), y.astype(self.dtype_, copy=False)
+            self._new_optimizer()
+        else:
+            self._random_state = check_random_state(self.random_state)
+            self._initialize(X.shape[1], y.shape[1], X.dtype)
         self._train(X, y, self.max_iter, incremental=False)
         return self
 
@@ -388,8 +516,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self
 
     def _validate(self, X: Any, y: Any, reset: bool) -> tuple[np.ndarray, np.ndarray]:
+        if self.loss not in ("squared_error", "poisson"):
+            raise ValueError(f"MLPRegressor: loss must be 'squared_error' or 'poisson', "
+                             f"got {self.loss!r}")
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), multi_output=True,
                              y_numeric=True, reset=reset)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("MLPRegressor: loss='poisson' needs y >= 0 (counts, rates); "
+                             f"y has values down to {np.min(y)}")
         if reset:
             self._y_1d = y.ndim == 1
             self.n_outputs_ = 1 if y.ndim == 1 else y.shape[1]
@@ -397,10 +531,19 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return X, y
 
     def _loss(self, output: gw.Tensor, target: np.ndarray) -> gw.Tensor:
+        if self.loss == "poisson":
+            # half Poisson deviance with the log link (p = exp(output)), averaged over rows and
+            # summed over outputs, as sklearn.neural_network._base.poisson_loss
+            constant = float(np.mean(xlogy(target, target) - target, axis=0).sum())
+            return (output.exp() - output * target).mean(dim=0).sum() + constant
         return F.mse_loss(output, target) * 0.5
 
+    def _predict_values(self, X: np.ndarray) -> np.ndarray:
+        out = self._forward(X)
+        return np.exp(out) if self.loss == "poisson" else out
+
     def _validation_score(self, X: np.ndarray, target: np.ndarray) -> float:
-        predicted = self._forward(X)
+        predicted = self._predict_values(X)
         residual = ((target - predicted) ** 2).sum()
         total = ((target - target.mean(axis=0)) ** 2).sum()
         return float(1.0 - residual / total) if total > 0 else 0.0
@@ -409,7 +552,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """Predictions: (n_samples,) if trained on a 1-D y, else (n_samples, n_outputs)."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
-        out = self._forward(X)
+        out = self._predict_values(X)
         return out.ravel() if self._y_1d else out
 
     def __sklearn_tags__(self) -> Any:

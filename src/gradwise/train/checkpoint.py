@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from gradwise._atomic import atomic_write_bytes
+from gradwise.nn.module import state_shape_fits
 from gradwise.optim.optimizer import join_state, split_state
 from gradwise.safefile import read_untrusted
 from gradwise.safetensors_io import (
@@ -367,7 +368,7 @@ def check_state_matches(
     mis_shaped = [
         f"{key}: checkpoint {tuple(saved[key].shape)} vs model {shape}"
         for key, shape in expected_shapes.items()
-        if key in saved and tuple(saved[key].shape) != shape
+        if key in saved and not state_shape_fits(tuple(saved[key].shape), shape)
     ]
     for key, value in expected.items():
         dtype = np.asarray(getattr(value, "_data", value)).dtype

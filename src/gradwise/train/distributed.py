@@ -55,7 +55,7 @@ class DistributedTraining:
             trainer.model = DistributedDataParallel(trainer.model, bucket_cap_mb=bucket_cap_mb)
         if self.rank != 0:
             trainer.progress = False
-            trainer.doctor = None
+            trainer.doctor = None  # rank 0 watches; its findings arrive after fit (share_doctor)
             trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, _RANK0_ONLY)]
 
     @property
@@ -102,13 +102,13 @@ class DistributedTraining:
     def agree_loss(self, loss_value: float) -> float:
         """The mean of the ranks' losses (NaN if any rank's is): every rank stops together."""
         value = np.array([loss_value], dtype=np.float64)
-        dist.all_reduce_array(value, dist.ReduceOp.SUM)
+        dist.all_reduce_array(value, dist.ReduceOp.SUM, check_shapes=False)
         return float(value[0] / self.world_size)
 
     def agree_stop(self, trainer: Any) -> None:
         """If any rank wants to stop after this step, every rank stops, with that reason."""
         flag = np.array([1.0 if trainer.stop_training else 0.0])
-        dist.all_reduce_array(flag, dist.ReduceOp.MAX)
+        dist.all_reduce_array(flag, dist.ReduceOp.MAX, check_shapes=False)
         if flag[0] == 0:
             return
         reasons = dist.all_gather_json(trainer.stop_reason)
@@ -116,11 +116,22 @@ class DistributedTraining:
         trainer.stop_training = True
         trainer.stop_reason = reason
 
+    def share_doctor(self, trainer: Any) -> None:
+        """After fit: every rank gets rank 0's findings, so ``trainer.doctor.format_findings()``
+        works on every rank (one small broadcast; the other ranks hold a read-only copy)."""
+        report = None
+        if self.is_main and trainer.doctor is not None and hasattr(trainer.doctor, "to_dict"):
+            report = {"text": trainer.doctor.format_findings(overhead=False),
+                      "state": _jsonable(trainer.doctor.to_dict())}
+        report = dist.broadcast_json(report)
+        if not self.is_main and report is not None:
+            trainer.doctor = RankZeroFindings(report["text"], report["state"])
+
     # ---- metrics ------------------------------------------------------------------------------
     def reduce_totals(self, totals: Any) -> None:
         """Sum the epoch's loss, sample counts and metric states over the ranks, in place."""
         sums = np.array([totals.loss_sum, float(totals.samples)])
-        dist.all_reduce_array(sums, dist.ReduceOp.SUM)
+        dist.all_reduce_array(sums, dist.ReduceOp.SUM, check_shapes=False)
         totals.loss_sum, totals.samples = float(sums[0]), int(round(sums[1]))
         for metric in totals.metrics:
             metric.load_state_dict(self._summed_state(metric.state_dict()))
@@ -132,7 +143,7 @@ class DistributedTraining:
         if not getattr(loader, "sharded_across_ranks", False):
             return loss_sum, samples
         sums = np.array([loss_sum, float(samples)])
-        dist.all_reduce_array(sums, dist.ReduceOp.SUM)
+        dist.all_reduce_array(sums, dist.ReduceOp.SUM, check_shapes=False)
         for metric in metrics:
             metric.load_state_dict(self._summed_state(metric.state_dict()))
         return float(sums[0]), int(round(sums[1]))
@@ -161,7 +172,7 @@ class DistributedTraining:
         if totals is not None:
             totals = dict(totals)
             sums = np.array([totals["loss_sum"], float(totals["samples"])])
-            dist.all_reduce_array(sums, dist.ReduceOp.SUM)
+            dist.all_reduce_array(sums, dist.ReduceOp.SUM, check_shapes=False)
             totals["loss_sum"], totals["samples"] = float(sums[0]), int(round(sums[1]))
             totals["metrics"] = {
                 name: self._summed_state(metric_state)
@@ -219,6 +230,28 @@ class DistributedTraining:
             epoch_totals["loss_sum"], epoch_totals["samples"] = 0.0, 0
             epoch_totals["metrics"] = {m.name: m.state_dict() for m in trainer._new_metrics()}
         return epoch_totals
+
+
+class RankZeroFindings:
+    """What ``trainer.doctor`` is on ranks other than 0 after a distributed fit: rank 0's
+    findings, read-only (only rank 0 watches the model; the replicas are identical).
+
+    Attributes:
+        findings: rank 0's findings as dicts (``Finding`` fields).
+    """
+
+    def __init__(self, text: str, state: dict[str, Any]) -> None:
+        self._text = text
+        self._state = state
+        self.findings: list[dict[str, Any]] = list(state.get("findings") or [])
+
+    def format_findings(self, width: int = 100, overhead: bool = True) -> str:
+        """Rank 0's findings as text (as rank 0 formatted them, without its overhead)."""
+        return self._text
+
+    def to_dict(self) -> dict[str, Any]:
+        """Rank 0's ``Doctor.to_dict()``."""
+        return self._state
 
 
 def _jsonable(value: Any) -> Any:

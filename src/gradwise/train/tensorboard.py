@@ -14,8 +14,10 @@ What it writes (tags as TensorBoard shows them):
 - ``doctor/findings`` (text): the doctor's findings at every epoch end and at the end.
 - the model graph (TensorBoard's Graphs tab), exported with :func:`gradwise.onnx.export` at the
   end of the first epoch, traced on ``example_input`` or else on two rows of the first training
-  batch; only when the ``onnx`` package is installed. A model that cannot be exported gets a
-  warning naming the op, and training goes on without the graph.
+  batch; only when the ``onnx`` package is installed (without it, one warning names the extra
+  to install). A model that cannot be exported gets a warning naming the op, and training goes
+  on without the graph. Node names are the ONNX value names, each once (the graph's outputs are
+  the nodes that compute them).
 
 Event files are written by ``tensorboardX`` (``pip install 'gradwise[tensorboard]'``); the
 TensorBoard app (``tensorboard --logdir DIR``) reads them.
@@ -61,7 +63,8 @@ class TensorBoardLogger(Callback):
             0 switches them off.
         example_input: a batch (array or Tensor) to trace the model graph with; None: the
             first two rows of the first training batch.
-        graph: write the model graph (needs the ``onnx`` package; skipped without it).
+        graph: write the model graph (needs the ``onnx`` package; without it the graph is
+            left out with one RuntimeWarning naming ``pip install 'gradwise[onnx]'``).
 
     Raises:
         ImportError: ``tensorboardX`` is missing (names the pip extra), at construction.
@@ -99,6 +102,7 @@ class TensorBoardLogger(Callback):
         self._epoch = 0
         self._grads_pending = False
         self._ratios_written: dict[str, int] = {}
+        self._onnx_warned = False
 
     # ---- events -------------------------------------------------------------------------------
     def on_train_begin(self) -> None:
@@ -106,7 +110,16 @@ class TensorBoardLogger(Callback):
         if self.writer is None:
             self.writer = self._writer_class(logdir=str(self.log_dir))
         model = getattr(self.trainer, "model", None)
-        self._graph_pending = self.graph and model is not None and _onnx_available()
+        self._graph_pending = self.graph and model is not None
+        if self._graph_pending and not _onnx_available():
+            self._graph_pending = False
+            if not self._onnx_warned:
+                self._onnx_warned = True
+                warnings.warn(
+                    "TensorBoardLogger: no model graph: it is exported through the 'onnx' "
+                    "package, which is not installed: pip install 'gradwise[onnx]'",
+                    RuntimeWarning, stacklevel=2,
+                )
         if self._graph_pending and self.example_input is None:
             self._capture = model.register_forward_pre_hook(self._capture_batch)
 
@@ -231,8 +244,24 @@ class TensorBoardLogger(Callback):
                 warnings.warn(f"TensorBoardLogger: no model graph: {error}", RuntimeWarning,
                               stacklevel=2)
                 return
+            _drop_graph_outputs(path)
             with contextlib.redirect_stdout(io.StringIO()):  # tensorboardX prints every node
                 self.writer.add_onnx_graph(path)
+
+
+def _drop_graph_outputs(path: str) -> None:
+    """Remove the graph's output declarations from the ONNX file at ``path`` (a temporary copy).
+
+    tensorboardX draws every graph input and output as a node named after it, and every op as a
+    node named after its first output; the exporter's last op (an Identity) writes the output,
+    so each output became two nodes of one name. Without the declarations the op node stands
+    for the output; nothing but TensorBoard reads this copy.
+    """
+    import onnx
+
+    model = onnx.load(path)
+    del model.graph.output[:]
+    onnx.save(model, path)
 
 
 def _onnx_available() -> bool:

@@ -329,6 +329,8 @@ class Trainer:
         finally:
             for handler in handlers["on_train_end"]:
                 handler()
+        if self.distributed is not None:
+            self.distributed.share_doctor(self)
         self.history.stop_reason = self.stop_reason
         return self.history
 

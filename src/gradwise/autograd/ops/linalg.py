@@ -27,6 +27,13 @@ def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:
 
 
 class MatMul(Function):
+    """Matrix product with NumPy's rules: 1-D operands are promoted to matrices and the
+    batch axes broadcast.
+
+    Local derivative: for C = A B, dL/dA = G B^T and dL/dB = A^T G, summed over broadcast batch
+    axes. Shape: (..., n, k) @ (..., k, m) -> (..., n, m); a 1-D side loses its axis again.
+    """
+
     owns_grads = True
 
     tensor_args = (0, 1)
@@ -57,7 +64,11 @@ class MatMul(Function):
 
 
 class Linear(Function):
-    """y = x W^T + b with W of shape (out, in), PyTorch's layout, in one node."""
+    """y = x W^T + b with W of shape (out, in), PyTorch's layout, in one node.
+
+    Local derivative: dL/dx = G W, dL/dW = G^T x (over all leading axes), dL/db = sum of G.
+    Shape: x (..., in), W (out, in), b (out,) -> (..., out).
+    """
     owns_grads = True
 
     tensor_args = (0, 1, 2)
@@ -94,3 +105,42 @@ class Linear(Function):
         if ctx.has_bias:
             return grad_x, grad_w, grad_b
         return grad_x, grad_w
+
+
+class SingularValueNorm(Function):
+    """A norm of the singular values of each matrix over the last two axes.
+
+    ``kind`` "max" gives the spectral norm (matrix 2-norm), "min" the smallest singular value
+    (the -2 "norm"), "sum" the nuclear norm. With the SVD ``x = U diag(s) V^T`` and the norm
+    ``f(s)``, the local derivative is ``U diag(df/ds) V^T``: ``u_1 v_1^T`` for the spectral norm
+    (split evenly between tied singular values, as PyTorch's ``amax`` over ``svdvals`` does) and
+    ``U V^T`` for the nuclear norm.
+    Shape: (..., m, n) -> (...).
+    """
+
+    owns_grads = True
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, kind="max"):
+        if x.ndim < 2 or x.shape[-1] == 0 or x.shape[-2] == 0:
+            raise ValueError(
+                f"matrix_norm: the singular-value norm {kind!r} needs non-empty matrices in the "
+                f"last two axes, got shape {x.shape}"
+            )
+        u, s, vh = np.linalg.svd(x, full_matrices=False)  # (..., m, k), (..., k), (..., k, n)
+        if kind == "sum":
+            out = s.sum(axis=-1)
+            weights = np.ones_like(s)
+        else:
+            out = s.max(axis=-1) if kind == "max" else s.min(axis=-1)
+            hits = s == out[..., None]
+            weights = hits / hits.sum(axis=-1, keepdims=True)
+        ctx.u, ctx.vh, ctx.weights = u, vh, weights.astype(x.dtype, copy=False)
+        return out.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        # dL/dx = U diag(grad * df/ds) V^T
+        scaled = (grad[..., None] * ctx.weights)[..., None] * ctx.vh  # (..., k, n)
+        return ((ctx.u @ scaled).astype(grad.dtype, copy=False),)

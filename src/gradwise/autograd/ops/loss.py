@@ -6,6 +6,8 @@ overflows; the fused forms below never exponentiate a positive number.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from gradwise.autograd.function import Function
@@ -17,6 +19,19 @@ REDUCTIONS = ("mean", "sum", "none")
 def check_reduction(name: str, reduction: str) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"{name}: reduction must be one of {REDUCTIONS}, got {reduction!r}")
+
+
+def check_not_empty(name: str, size: int, reduction: str) -> None:
+    """A 'mean' over an empty batch is 0 / 0: refused, as ``Tensor.mean`` refuses it.
+
+    PyTorch returns NaN here; see docs/NUMERICS.md (an empty last batch is almost always a
+    data-loading bug, and a NaN loss would reach the weights before anyone saw it).
+    """
+    if reduction == "mean" and size == 0:
+        raise ValueError(
+            f"{name}: reduction='mean' over an empty batch (0 elements) is undefined; use "
+            "reduction='sum' or skip empty batches"
+        )
 
 
 def _reduce(loss: np.ndarray, reduction: str) -> np.ndarray:
@@ -34,8 +49,14 @@ def _grad_scale(grad: np.ndarray, reduction: str, count: int) -> np.ndarray:
     return grad
 
 
-def check_class_targets(name: str, logits: np.ndarray, target: np.ndarray) -> None:
-    """Targets must be integer class indices in [0, C) with one per row of (N, C) logits."""
+def check_class_targets(
+    name: str, logits: np.ndarray, target: np.ndarray, ignore_index: int | None = None
+) -> np.ndarray:
+    """Targets must be integer class indices in [0, C), one per row of (N, C) logits.
+
+    Entries equal to ``ignore_index`` are exempt from the range check. Returns the mask of the
+    rows that count (all True without ``ignore_index``).
+    """
     if logits.ndim != 2:
         raise ValueError(f"{name}: input must be (N, C), got shape {logits.shape}")
     if target.dtype.kind not in "iu":
@@ -47,119 +68,272 @@ def check_class_targets(name: str, logits: np.ndarray, target: np.ndarray) -> No
             f"{name}: target of shape {target.shape} does not match input {logits.shape} "
             f"(expected ({logits.shape[0]},))"
         )
-    if target.size:
-        low, high = int(target.min()), int(target.max())
+    counted = np.ones(target.shape, dtype=bool) if ignore_index is None else (
+        target != ignore_index
+    )
+    labels = target if counted.all() else target[counted]
+    if labels.size:
+        low, high = int(labels.min()), int(labels.max())
         if low < 0 or high >= logits.shape[1]:
             bad = low if low < 0 else high
             raise ValueError(
                 f"{name}: target label {bad} is out of range for {logits.shape[1]} classes"
             )
+    return counted
+
+
+def check_class_weight(name: str, weight: np.ndarray | None, classes: int, dtype) -> Any:
+    """A per-class weight must be a (C,) array; it is returned in the logits' dtype."""
+    if weight is None:
+        return None
+    weight = np.asarray(weight)
+    if weight.shape != (classes,):
+        raise ValueError(
+            f"{name}: weight of shape {weight.shape} does not match {classes} classes "
+            f"(expected ({classes},))"
+        )
+    return weight.astype(dtype, copy=False)
+
+
+def _class_terms(target, counted, weight, dtype):
+    """The label of each row (0 where ignored) and its weight w[y_i] (0 where ignored)."""
+    labels = np.where(counted, target, 0)
+    picked = counted.astype(dtype) if weight is None else weight[labels] * counted
+    return labels, picked
+
+
+def _mean_denominator(picked: np.ndarray) -> np.ndarray:
+    # PyTorch divides a 'mean' by the total weight of the counted rows (their number without
+    # a class weight); when every row is ignored that is 0 / 0 = NaN, in PyTorch too
+    return picked.sum()
+
+
+def _row_scale(grad: np.ndarray, ctx) -> np.ndarray:
+    """The incoming gradient per row, 0 on ignored rows whatever it is (PyTorch's masking).
+
+    A 'mean' over rows that are all ignored is 0 / 0 = NaN, yet the ignored rows' gradient
+    stays 0 (it is never multiplied by that NaN).
+    """
+    if ctx.reduction == "none":
+        scale = grad
+    else:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = grad / ctx.denominator if ctx.reduction == "mean" else grad
+        scale = np.broadcast_to(scale, ctx.counted.shape)
+    return np.where(ctx.counted, scale, 0).astype(grad.dtype, copy=False)
 
 
 class CrossEntropy(Function):
-    """Softmax cross-entropy over (N, C) logits and integer labels, with label smoothing."""
+    """Softmax cross-entropy of (N, C) logits against integer labels, ``F.cross_entropy``.
+
+    With log-probabilities ``l = log_softmax(z)``, class weights ``w`` (1 without), label
+    smoothing ``s``, and ``m_i`` = 0 for rows whose label is ``ignore_index`` (1 otherwise),
+    row i's loss is ``-sum_c a_ic l_ic`` with the target weights
+    ``a_ic = m_i ((1 - s) w_yi [c == y_i] + (s / C) w_c)``, exactly PyTorch's
+    ``(1 - s) nll_loss + (s / C) smooth_loss``. 'mean' divides the sum by
+    ``D = sum_i m_i w_yi`` (PyTorch's normalisation, for the smoothing term too).
+
+    Local derivative: dL_i/dz_ij = (sum_c a_ic) softmax_ij - a_ij.
+    Shape: logits (N, C), target (N,) -> () or (N,) for 'none'.
+    """
+
     observe_kind = "cross_entropy"
     owns_grads = True
-
     saves_inputs = False
 
     @staticmethod
-    def forward(ctx, logits, target, reduction="mean", label_smoothing=0.0):
-        check_class_targets("cross_entropy", logits, target)
+    def forward(ctx, logits, target, weight=None, ignore_index=-100, reduction="mean",
+                label_smoothing=0.0):
+        counted = check_class_targets("cross_entropy", logits, target, ignore_index)
+        check_not_empty("cross_entropy", target.size, reduction)
         n, classes = logits.shape
-        shifted = logits - logits.max(axis=1, keepdims=True)
+        weight = check_class_weight("cross_entropy", weight, classes, logits.dtype)
+        shifted = logits - logits.max(axis=1, keepdims=True, initial=-np.inf)
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
         log_probs = shifted - np.log(total)  # (N, C)
         rows = np.arange(n)
-        loss = -log_probs[rows, target]
+        ctx.plain = weight is None and not label_smoothing and bool(counted.all())
+        if ctx.plain:  # the common case, kept as cheap as it was before the options came
+            exp /= total
+            ctx.probs, ctx.labels, ctx.rows, ctx.reduction = exp, target, rows, reduction
+            return _reduce(-log_probs[rows, target], reduction)
+        labels, picked = _class_terms(target, counted, weight, logits.dtype)
+        loss = -log_probs[rows, labels] * picked
         if label_smoothing:
-            loss = (1 - label_smoothing) * loss - label_smoothing * log_probs.mean(axis=1)
+            weighted = log_probs if weight is None else log_probs * weight
+            smooth = -weighted.sum(axis=1) * counted
+            loss = (1 - label_smoothing) * loss + (label_smoothing / classes) * smooth
         exp /= total  # softmax, kept for backward
-        ctx.probs, ctx.target, ctx.rows = exp, target, rows
+        ctx.probs, ctx.labels, ctx.picked, ctx.rows = exp, labels, picked, rows
+        ctx.counted, ctx.weight = counted, weight
         ctx.reduction, ctx.smoothing = reduction, label_smoothing
-        return _reduce(loss, reduction)
+        if reduction == "mean":
+            ctx.denominator = _mean_denominator(picked)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.asarray(loss.sum() / ctx.denominator, dtype=logits.dtype)
+        return _reduce(loss.astype(logits.dtype, copy=False), reduction)
 
     @staticmethod
     def backward(ctx, grad):
-        # dL/dlogits = softmax - target distribution (one-hot, or smoothed), per row
-        probs, n = ctx.probs, ctx.probs.shape[0]
-        out = probs.copy()
-        if ctx.smoothing:
-            out -= ctx.smoothing / probs.shape[1]
-            out[ctx.rows, ctx.target] -= 1 - ctx.smoothing
+        # dL/dz = (sum_c a_c) softmax - a, row by row (see the class docstring)
+        if ctx.plain:
+            out = ctx.probs.copy()
+            out[ctx.rows, ctx.labels] -= 1
+            scale = _grad_scale(grad, ctx.reduction, out.shape[0])
+            out *= scale[:, None] if ctx.reduction == "none" else scale
+            return (out,)
+        probs, s = ctx.probs, ctx.smoothing
+        classes = probs.shape[1]
+        out = probs * ctx.picked[:, None] if s == 0 else None
+        if s:
+            weight_sum = classes if ctx.weight is None else ctx.weight.sum()
+            mass = (1 - s) * ctx.picked + (s / classes) * weight_sum * ctx.counted  # sum_c a_c
+            out = probs * mass[:, None]
+            smooth = (s / classes) * (1 if ctx.weight is None else ctx.weight)
+            out -= smooth * ctx.counted[:, None]
+            out[ctx.rows, ctx.labels] -= (1 - s) * ctx.picked
         else:
-            out[ctx.rows, ctx.target] -= 1
-        scale = _grad_scale(grad, ctx.reduction, n)
-        out *= scale[:, None] if ctx.reduction == "none" else scale
-        return (out,)
+            out[ctx.rows, ctx.labels] -= ctx.picked
+        out *= _row_scale(grad, ctx)[:, None]
+        return (out.astype(grad.dtype, copy=False),)
 
 
 class NLLLoss(Function):
-    """Negative log-likelihood of integer labels under (N, C) log-probabilities."""
+    """Negative log-likelihood of integer labels under (N, C) log-probabilities, ``F.nll_loss``.
+
+    Row i's loss is ``-w_yi l_i,yi`` (0 for rows labelled ``ignore_index``); 'mean' divides the
+    sum by the total weight ``sum_i m_i w_yi`` of the counted rows, as PyTorch does.
+    Local derivative: -w_yi at the label, 0 elsewhere.
+    Shape: log_probs (N, C), target (N,) -> () or (N,) for 'none'.
+    """
+
     observe_kind = "nll_loss"
     owns_grads = True
-
     saves_inputs = False
 
     @staticmethod
-    def forward(ctx, log_probs, target, reduction="mean"):
-        check_class_targets("nll_loss", log_probs, target)
+    def forward(ctx, log_probs, target, weight=None, ignore_index=-100, reduction="mean"):
+        counted = check_class_targets("nll_loss", log_probs, target, ignore_index)
+        check_not_empty("nll_loss", target.size, reduction)
+        weight = check_class_weight("nll_loss", weight, log_probs.shape[1], log_probs.dtype)
         rows = np.arange(log_probs.shape[0])
-        ctx.shape, ctx.dtype, ctx.rows, ctx.target = log_probs.shape, log_probs.dtype, rows, target
+        labels, picked = _class_terms(target, counted, weight, log_probs.dtype)
+        loss = -log_probs[rows, labels] * picked
+        ctx.shape, ctx.rows, ctx.labels, ctx.picked = log_probs.shape, rows, labels, picked
+        ctx.counted = counted
         ctx.reduction = reduction
-        return _reduce(-log_probs[rows, target], reduction)
+        if reduction == "mean":
+            ctx.denominator = _mean_denominator(picked)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.asarray(loss.sum() / ctx.denominator, dtype=log_probs.dtype)
+        return _reduce(loss.astype(log_probs.dtype, copy=False), reduction)
 
     @staticmethod
     def backward(ctx, grad):
-        # d(-logp[y])/dlogp = -1 at the label, 0 elsewhere
         out = np.zeros(ctx.shape, dtype=grad.dtype)
-        scale = _grad_scale(grad, ctx.reduction, ctx.shape[0])
-        out[ctx.rows, ctx.target] = -scale
+        # each row is written once; an ignored row writes 0 at column 0
+        out[ctx.rows, ctx.labels] = 0 - ctx.picked * _row_scale(grad, ctx)  # 0 - 0 is +0
         return (out,)
 
 
+def _broadcast_weight(name: str, weight, like: np.ndarray):
+    if weight is None:
+        return None
+    weight = np.asarray(weight).astype(like.dtype, copy=False)
+    try:
+        np.broadcast_to(weight, like.shape)
+    except ValueError:
+        raise ValueError(
+            f"{name}: weight of shape {weight.shape} cannot be broadcast to the input "
+            f"{like.shape}"
+        ) from None
+    return weight
+
+
 class BCEWithLogits(Function):
-    """Binary cross-entropy on logits: max(x, 0) - x y + log(1 + e^-|x|), stable for any x."""
+    """Binary cross-entropy on logits, fused with the sigmoid (F.binary_cross_entropy_with_logits).
+
+    With log-weight ``lw = 1 + (pos_weight - 1) y`` the loss is
+    ``weight * ((1 - y) x + lw * log(1 + e^-x))``, with ``log(1 + e^-x)`` computed as
+    ``max(-x, 0) + log1p(e^-|x|)`` so that it never overflows (PyTorch's formula).
+    Local derivative: ``weight * ((1 - y) - lw * sigmoid(-x))``, which is ``sigmoid(x) - y``
+    without weights.
+    Shape: logits and target alike; weight broadcastable to them; pos_weight broadcastable
+    (one per class on the last axis) -> () or the input's shape for 'none'.
+    """
+
     observe_kind = "bce_with_logits"
     owns_grads = True
 
     @staticmethod
-    def forward(ctx, logits, target, reduction="mean"):
+    def forward(ctx, logits, target, reduction="mean", weight=None, pos_weight=None):
+        name = "binary_cross_entropy_with_logits"
+        check_not_empty(name, logits.size, reduction)
+        weight = _broadcast_weight(name, weight, logits)
+        pos_weight = _broadcast_weight(name, pos_weight, logits)
+        softplus_neg = np.maximum(-logits, 0) + np.log1p(np.exp(-np.abs(logits)))
+        if pos_weight is None:
+            loss = (1 - target) * logits + softplus_neg
+            log_weight = None
+        else:
+            log_weight = 1 + (pos_weight - 1) * target
+            loss = (1 - target) * logits + log_weight * softplus_neg
+        if weight is not None:
+            loss = loss * weight
         ctx.logits, ctx.target, ctx.reduction = logits, target, reduction
-        loss = np.maximum(logits, 0) - logits * target + np.log1p(np.exp(-np.abs(logits)))
-        return _reduce(loss, reduction)
+        ctx.weight, ctx.log_weight = weight, log_weight
+        return _reduce(loss.astype(logits.dtype, copy=False), reduction)
 
     @staticmethod
     def backward(ctx, grad):
-        # dL/dx = sigmoid(x) - y
-        scale = _grad_scale(grad, ctx.reduction, ctx.logits.size)
-        return ((stable_sigmoid(ctx.logits) - ctx.target) * scale,)
+        x, y = ctx.logits, ctx.target
+        if ctx.log_weight is None:
+            local = stable_sigmoid(x) - y
+        else:
+            local = (1 - y) - ctx.log_weight * stable_sigmoid(-x)
+        if ctx.weight is not None:
+            local = local * ctx.weight
+        scale = _grad_scale(grad, ctx.reduction, x.size)
+        return (np.asarray(local * scale, dtype=grad.dtype),)
 
 
 class BCE(Function):
-    """Binary cross-entropy on probabilities; each log is clamped at -100 as PyTorch does."""
+    """Binary cross-entropy on probabilities, ``F.binary_cross_entropy``.
+
+    Loss ``-weight (y log p + (1 - y) log(1 - p))``, each log clamped at -100 as PyTorch does.
+    Local derivative: ``weight (p - y) / (p (1 - p))``, the denominator floored at 1e-12
+    (PyTorch's epsilon).
+    Shape: probs and target alike, weight broadcastable -> () or the input's shape for 'none'.
+    """
+
     observe_kind = "bce"
     owns_grads = True
 
     @staticmethod
-    def forward(ctx, probs, target, reduction="mean"):
+    def forward(ctx, probs, target, reduction="mean", weight=None):
         if probs.size and (probs.min() < 0 or probs.max() > 1):
             raise ValueError(
                 "binary_cross_entropy: input must hold probabilities in [0, 1] "
                 f"(got min {probs.min():.4g}, max {probs.max():.4g}); for logits use "
                 "binary_cross_entropy_with_logits"
             )
-        ctx.probs, ctx.target, ctx.reduction = probs, target, reduction
+        check_not_empty("binary_cross_entropy", probs.size, reduction)
+        weight = _broadcast_weight("binary_cross_entropy", weight, probs)
+        ctx.probs, ctx.target, ctx.reduction, ctx.weight = probs, target, reduction, weight
         with np.errstate(divide="ignore"):
             log_p = np.maximum(np.log(probs), -100)
             log_1mp = np.maximum(np.log1p(-probs), -100)
-        return _reduce(-(target * log_p + (1 - target) * log_1mp), reduction)
+        loss = -(target * log_p + (1 - target) * log_1mp)
+        if weight is not None:
+            loss = loss * weight
+        return _reduce(loss.astype(probs.dtype, copy=False), reduction)
 
     @staticmethod
     def backward(ctx, grad):
-        # dL/dp = (p - y) / (p (1 - p)), the denominator floored at 1e-12 (PyTorch's epsilon)
         p, y = ctx.probs, ctx.target
         scale = _grad_scale(grad, ctx.reduction, p.size)
         grad_p = (p - y) / np.maximum(p * (1 - p), 1e-12) * scale
-        return (grad_p.astype(p.dtype, copy=False),)
+        if ctx.weight is not None:
+            grad_p = grad_p * ctx.weight
+        return (np.asarray(grad_p, dtype=p.dtype),)

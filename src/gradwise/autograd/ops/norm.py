@@ -29,6 +29,10 @@ class BatchNorm(Function):
     The work is done on an (N, C, L) view with ``einsum`` reductions and in-place updates: on
     large NCHW batches the cost is dominated by allocating full-size temporaries, and this keeps
     them to two in the forward and one in the backward.
+
+    Local derivative (training): dx = w invstd (g - mean(g) - xhat mean(g xhat)) per channel,
+    dweight = sum(g xhat), dbias = sum(g); in evaluation dx = w invstd g.
+    Shape: x (N, C, *) -> same; weight, bias, running stats (C,).
     """
     owns_grads = True
 
@@ -39,7 +43,7 @@ class BatchNorm(Function):
     @staticmethod
     def forward(ctx, x, weight, bias, running_mean, running_var, training, momentum, eps):
         n, c = x.shape[0], x.shape[1]
-        x3 = x.reshape(n, c, -1)  # (N, C, L)
+        x3 = x.reshape(n, c, int(np.prod(x.shape[2:])))  # (N, C, L); -1 fails for N = 0
         count = n * x3.shape[2]
         if training:
             mean = np.einsum("ncl->c", x3) / count
@@ -99,6 +103,10 @@ class LayerNorm(Function):
 
     Works on an (M, D) view, D the normalised size, with the same einsum / in-place scheme as
     BatchNorm.
+
+    Local derivative: dx = invstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat)) per row, with
+    dxhat = g w (see the module docstring); dweight = sum(g xhat), dbias = sum(g).
+    Shape: x (*, *normalized_shape) -> same; weight, bias: normalized_shape.
     """
     owns_grads = True
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.ops.elementwise import sgn
 
 if TYPE_CHECKING:
     from gradwise.autograd.tensor import Tensor
@@ -35,6 +36,12 @@ def _expand_reduced(grad: np.ndarray, axes: tuple[int, ...], keepdims: bool) -> 
 
 
 class Sum(Function):
+    """Sum over ``axes`` (all by default).
+
+    Local derivative: 1 for every summed element. Shape: x -> x without ``axes`` (size 1 with
+    ``keepdims``); an empty axis sums to 0.
+    """
+
     saves_inputs = False
 
     @staticmethod
@@ -51,6 +58,12 @@ class Sum(Function):
 
 
 class Mean(Function):
+    """Mean over ``axes``.
+
+    Local derivative: 1 / N for each of the N elements averaged. Shape: as :class:`Sum`. An
+    empty axis is refused (0 / 0; PyTorch returns NaN, see docs/NUMERICS.md).
+    """
+
     saves_inputs = False
 
     @staticmethod
@@ -72,14 +85,23 @@ class Mean(Function):
 
 
 class _Extreme(Function):
+    """Maximum or minimum over ``axes`` (PyTorch's ``amax`` / ``amin``).
+
+    Local derivative: 1 for the extreme element; ties split it evenly, as ``amax`` does.
+    Shape: as :class:`Sum`; an empty reduced axis is refused (no identity).
+    """
+
     owns_grads = True
     reduce_fn = staticmethod(np.max)
 
     @classmethod
     def _forward(cls, ctx, x, axis, keepdims, name):
         axes = normalize_axis(axis, x.ndim, name)
-        if x.size == 0:
-            raise ValueError(f"{name}: tensor of shape {x.shape} is empty")
+        if _reduced_count(x.shape, axes) == 0:
+            raise ValueError(
+                f"{name}: reducing over an empty axis of a tensor of shape {x.shape}: the "
+                "maximum and minimum of nothing are undefined"
+            )
         out = cls.reduce_fn(x, axis=axes, keepdims=True)
         ctx.x, ctx.out, ctx.axes, ctx.keepdims = x, out, axes, keepdims
         return out if keepdims else np.squeeze(out, axis=axes)
@@ -94,6 +116,9 @@ class _Extreme(Function):
 
 
 class Max(_Extreme):
+    """Maximum over ``axes``; see :class:`_Extreme`.
+    """
+
     reduce_fn = staticmethod(np.max)
 
     @staticmethod
@@ -102,6 +127,9 @@ class Max(_Extreme):
 
 
 class Min(_Extreme):
+    """Minimum over ``axes``; see :class:`_Extreme`.
+    """
+
     reduce_fn = staticmethod(np.min)
 
     @staticmethod
@@ -109,30 +137,178 @@ class Min(_Extreme):
         return Min._forward(ctx, x, axis, keepdims, "min")
 
 
-def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """Variance built from primitives: mean((x - mean(x))^2) * n / (n - ddof)."""
-    axes = normalize_axis(axis, x.ndim, "var")
+def _reduced_count(shape: tuple[int, ...], axes: tuple[int, ...]) -> int:
     count = 1
     for a in axes:
-        count *= x.shape[a]
-    if count - ddof <= 0:
-        raise ValueError(f"var: {count} elements with ddof={ddof} leave no degrees of freedom")
-    centered = x - x.mean(axis=axes, keepdims=True)
-    return (centered * centered).sum(axis=axes, keepdims=keepdims) * (1.0 / (count - ddof))
+        count *= shape[a]
+    return count
+
+
+class Var(Function):
+    """Variance over ``axes``: sum((x - mean(x))^2) / (N - ddof), N the number of values reduced.
+
+    Local derivative (PyTorch's ``var_backward``): d var / dx_i = 2 (x_i - mean) / (N - ddof)
+    (the mean's own dependence on x_i cancels, since the deviations sum to zero).
+    Shape: x -> x with ``axes`` removed (kept as size 1 with ``keepdims``).
+    """
+
+    owns_grads = True
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False, ddof=0, name="var"):
+        return Var._variance(ctx, x, axis, keepdims, ddof, name).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def _variance(ctx, x, axis, keepdims, ddof, name):
+        """The variance in the accumulation dtype (float64 for narrower floats, as PyTorch's
+        CPU kernel accumulates), so that the squares of values near float32's largest do not
+        overflow; keeps the deviations, in x's dtype, for backward."""
+        axes = normalize_axis(axis, x.ndim, name)
+        count = _reduced_count(x.shape, axes)
+        if count - ddof <= 0:
+            raise ValueError(
+                f"{name}: {count} value(s) with ddof={ddof} leave no degrees of freedom "
+                f"(tensor of shape {x.shape}, axes {axes})"
+            )
+        wide = x.astype(np.float64, copy=False) if x.dtype.itemsize < 8 else x
+        centered = wide - np.mean(wide, axis=axes, keepdims=True)
+        out = np.sum(centered * centered, axis=axes, keepdims=keepdims) / (count - ddof)
+        ctx.centered = centered.astype(x.dtype, copy=False)
+        ctx.axes, ctx.keepdims = axes, keepdims
+        ctx.dof = np.asarray(count - ddof, dtype=x.dtype)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = _expand_reduced(grad, ctx.axes, ctx.keepdims)
+        return ((2 * grad / ctx.dof) * ctx.centered,)
+
+
+class Std(Var):
+    """Standard deviation: sqrt of :class:`Var`.
+
+    Local derivative: d std / dx_i = (x_i - mean) / ((N - ddof) std), taken as 0 where std is 0
+    (all values equal, or a single value with ddof=0): sqrt'(0) = inf times a zero deviation
+    would be NaN, and PyTorch's ``std_backward`` masks it to 0 the same way.
+    Shape: as :class:`Var`.
+    """
+
+    saves_output = True
+
+    @staticmethod
+    def forward(ctx, x, axis=None, keepdims=False, ddof=0):
+        out = np.sqrt(Var._variance(ctx, x, axis, keepdims, ddof, "std")).astype(x.dtype)
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        out = ctx.out
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad_var = np.where(out == 0, 0, grad / (2 * out)).astype(grad.dtype, copy=False)
+        return Var.backward(ctx, grad_var)
+
+
+def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Variance with ``ddof`` delta degrees of freedom (see :class:`Var`)."""
+    return Var.apply(x, axis, keepdims, ddof)
+
+
+def std(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Standard deviation with ``ddof`` delta degrees of freedom (see :class:`Std`)."""
+    return Std.apply(x, axis, keepdims, ddof)
+
+
+class VectorNorm(Function):
+    """The p-norm of ``x`` over ``axes``, as ``torch.linalg.vector_norm``.
+
+    p = inf: max |x|; p = -inf: min |x|; p = 0: the number of non-zero values; otherwise
+    (sum |x|^p)^(1/p). Computed without rescaling, as PyTorch does, so the 2-norm of
+    [1e200, 1e200] overflows to inf in float64 (and of [1e-30, 1e-30] underflows to 0 in
+    float32) exactly where PyTorch's does.
+
+    Local derivative (PyTorch's ``linalg_vector_norm_backward``): p = 2: x / norm; p = 1:
+    sign(x); p = +-inf: sign(x) at the values where |x| equals the norm (or is NaN), split evenly
+    between ties; other p: sign(x) |x|^(p-1) / norm^(p-1). Every one is taken as 0 where the
+    norm is 0 (so norm'(0) = 0, a subgradient), and p = 0 has gradient 0 everywhere.
+    Shape: x -> x with ``axes`` removed (kept as size 1 with ``keepdims``).
+    """
+
+    owns_grads = True
+    saves_output = True
+
+    @staticmethod
+    def forward(ctx, x, ord=2.0, axis=None, keepdims=False):
+        if x.dtype.kind not in "fc":
+            raise TypeError(f"vector_norm: expected a floating-point tensor, got {x.dtype}")
+        ord = float(ord)
+        axes = normalize_axis(axis, x.ndim, "vector_norm")
+        if np.isinf(ord) and _reduced_count(x.shape, axes) == 0 and x.ndim:
+            raise ValueError(
+                f"vector_norm: the {ord} norm of an empty tensor (shape {x.shape}, axes {axes}) "
+                "is undefined: max and min have no identity"
+            )
+        magnitude = np.abs(x)
+        if ord == np.inf:
+            out = np.max(magnitude, axis=axes, keepdims=True)
+        elif ord == -np.inf:
+            out = np.min(magnitude, axis=axes, keepdims=True)
+        elif ord == 0:
+            out = np.sum(x != 0, axis=axes, keepdims=True).astype(x.dtype)
+        elif ord == 1:
+            out = np.sum(magnitude, axis=axes, keepdims=True)
+        elif ord == 2:
+            out = np.sqrt(np.sum(x * x, axis=axes, keepdims=True))
+        else:
+            with np.errstate(divide="ignore"):
+                out = np.sum(magnitude**ord, axis=axes, keepdims=True) ** (1 / ord)
+        ctx.x, ctx.ord, ctx.axes, ctx.keepdims, ctx.out = x, ord, axes, keepdims, out
+        return out if keepdims else np.squeeze(out, axis=axes)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, p, norm = ctx.x, ctx.ord, ctx.out  # norm keeps the reduced axes (size 1)
+        grad = _expand_reduced(grad, ctx.axes, ctx.keepdims)
+        if p == 0:
+            return (np.zeros(x.shape, dtype=grad.dtype),)
+        if p == 1:
+            return (sgn(x) * grad,)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if np.isinf(p):
+                magnitude = np.abs(x)
+                hits = (magnitude == norm) | np.isnan(magnitude)
+                count = hits.sum(axis=ctx.axes, keepdims=True)
+                return (sgn(x) * hits * (grad / count).astype(grad.dtype, copy=False),)
+            if p == 2:
+                return (np.where(norm == 0, 0, x / norm).astype(grad.dtype) * grad,)
+            scale = np.where(norm == 0, 0, grad / norm ** (p - 1))
+            local = sgn(x) * np.abs(x) ** (p - 1)
+            if p < 1:  # |x|^(p-1) is inf at 0; PyTorch masks it to 0 there
+                local = np.where(x == 0, 0, local)
+            return ((local * scale).astype(grad.dtype, copy=False),)
 
 
 class LogSumExp(Function):
+    """log(sum(e^x)) over ``axes``, shifted by the maximum so it never overflows.
+
+    Local derivative: softmax(x) over ``axes``. An empty axis gives -inf (PyTorch too).
+    Shape: as :class:`Sum`.
+    """
+
     owns_grads = True
     saves_inputs = False
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
         axes = normalize_axis(axis, x.ndim, "logsumexp")
-        peak = np.max(x, axis=axes, keepdims=True)
+        # `initial` makes an empty axis reduce to -inf (PyTorch: logsumexp of nothing is -inf)
+        peak = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
         peak = np.where(np.isfinite(peak), peak, 0)  # all -inf rows stay -inf, not NaN
         shifted_exp = np.exp(x - peak)
         total = shifted_exp.sum(axis=axes, keepdims=True)
-        out = np.log(total) + peak
+        with np.errstate(divide="ignore"):  # log(0) = -inf is the answer for an empty axis
+            out = np.log(total) + peak
         ctx.softmax = shifted_exp / total
         ctx.axes, ctx.keepdims = axes, keepdims
         return out if keepdims else np.squeeze(out, axis=axes)
@@ -150,6 +326,12 @@ def _check_axis(axis: int, ndim: int, op: str) -> int:
 
 
 class Softmax(Function):
+    """e^x / sum(e^x) along one axis, shifted by the maximum.
+
+    Local derivative (as a vector-Jacobian product): s * (g - sum(g * s)). An empty axis gives
+    an empty result. Shape: x -> same.
+    """
+
     observe_kind = "softmax"
     owns_grads = True
     saves_inputs = False
@@ -158,7 +340,8 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         axis = _check_axis(axis, x.ndim, "softmax")
-        e = np.exp(x - x.max(axis=axis, keepdims=True))
+        # `initial` lets an empty axis through (the result is empty too, as in PyTorch)
+        e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
         out = e / e.sum(axis=axis, keepdims=True)
         ctx.out, ctx.axis = out, axis
         return out
@@ -171,6 +354,11 @@ class Softmax(Function):
 
 
 class LogSoftmax(Function):
+    """x - logsumexp(x) along one axis.
+
+    Local derivative (vector-Jacobian product): g - softmax * sum(g). Shape: x -> same.
+    """
+
     owns_grads = True
     saves_inputs = False
     saves_output = True
@@ -178,8 +366,9 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         axis = _check_axis(axis, x.ndim, "log_softmax")
-        shifted = x - x.max(axis=axis, keepdims=True)
-        out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
+        with np.errstate(divide="ignore"):  # an empty axis sums to 0; its result is empty
+            out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
         ctx.out, ctx.axis = out, axis
         return out
 

@@ -9,6 +9,11 @@ from gradwise.autograd.ops._broadcast import unbroadcast
 
 
 class Copy(Function):
+    """A copy of x (``clone``).
+
+    Local derivative: 1. Shape: x -> same.
+    """
+
     saves_inputs = False
 
     @staticmethod
@@ -21,6 +26,11 @@ class Copy(Function):
 
 
 class Reshape(Function):
+    """x with a new shape (a view when NumPy can make one).
+
+    Local derivative: 1; the gradient is reshaped back. Shape: x -> ``shape``, same size.
+    """
+
     saves_inputs = False
     returns_view = True
 
@@ -41,6 +51,12 @@ class Reshape(Function):
 
 
 class Transpose(Function):
+    """x with its axes permuted.
+
+    Local derivative: 1; the gradient is permuted back by the inverse permutation. Shape: the
+    permuted shape.
+    """
+
     saves_inputs = False
     returns_view = True
 
@@ -61,6 +77,11 @@ class Transpose(Function):
 
 
 class BroadcastTo(Function):
+    """x broadcast to ``shape`` (``expand``), a view.
+
+    Local derivative: 1 per copy; the gradient sums over the broadcast axes. Shape: -> ``shape``.
+    """
+
     saves_inputs = False
     returns_view = True
 
@@ -88,6 +109,12 @@ def _is_basic_index(index) -> bool:
 
 
 class GetItem(Function):
+    """x[index]: basic (slices, ints) or advanced (integer arrays, masks) indexing.
+
+    Local derivative: 1 at each picked element; an element picked twice accumulates both
+    gradients (``np.add.at``). Shape: NumPy's indexing result.
+    """
+
     owns_grads = True
     saves_inputs = False
     returns_view = True
@@ -113,6 +140,12 @@ class GetItem(Function):
 
 
 class Cat(Function):
+    """Tensors joined along an existing axis.
+
+    Local derivative: 1; the gradient is split back at the seams. Shape: the sizes along
+    ``axis`` add up, the other axes must agree.
+    """
+
     saves_inputs = False
 
     tensor_args = None
@@ -143,6 +176,12 @@ class Cat(Function):
 
 
 class Stack(Function):
+    """Same-shaped tensors joined along a new axis.
+
+    Local derivative: 1; the gradient is split along the new axis. Shape: k tensors of shape S
+    -> S with k inserted at ``axis``.
+    """
+
     saves_inputs = False
 
     tensor_args = None
@@ -183,6 +222,12 @@ def _pad_width(pad_width, ndim: int) -> tuple[tuple[int, int], ...]:
 
 
 class Pad(Function):
+    """Constant padding with NumPy's ``pad_width``.
+
+    Local derivative: 1 inside the original window, 0 on the padding. Shape: each axis grows by
+    its (before, after) widths.
+    """
+
     saves_inputs = False
 
     @staticmethod

@@ -24,12 +24,14 @@ class Dropout(Module):
         >>> drop = gw.nn.Dropout(0.2, rng=0)
     """
 
-    def __init__(self, p: float = 0.5, rng: Any = None) -> None:
+    def __init__(self, p: float = 0.5, inplace: bool = False, rng: Any = None, *,
+                 generator: Any = None) -> None:
         super().__init__()
         if isinstance(p, bool) or not isinstance(p, int | float) or not 0.0 <= p <= 1.0:
             raise ValueError(f"Dropout: p must be a probability in [0, 1], got {p!r}")
         self.p = float(p)
-        self.rng = as_generator(rng)
+        self.inplace = bool(inplace)  # PyTorch's flag; the output is always a new tensor
+        self.rng = as_generator(rng, generator)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training, self.rng)

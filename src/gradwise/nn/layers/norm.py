@@ -52,6 +52,13 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", None)
         self.reset_parameters()
 
+    def _upgrade_state_dict(self, prefix: str, state_dict: dict[str, Any]) -> None:
+        # state dicts from PyTorch before 0.4.1 have no num_batches_tracked; PyTorch then keeps
+        # the module's own count (0 for a fresh module) instead of calling the key missing
+        key = prefix + "num_batches_tracked"
+        if self.track_running_stats and key not in state_dict:
+            state_dict[key] = np.array(self.num_batches_tracked._data, copy=True)
+
     def reset_running_stats(self) -> None:
         if self.track_running_stats:
             self.running_mean._data[...] = 0

@@ -199,9 +199,41 @@ class DistributedDataParallel(Module):
 
     # ---- construction -------------------------------------------------------------------------
     def _sync_module_state(self) -> None:
-        """Broadcast rank 0's parameters and buffers (flattened per dtype) to every rank."""
+        """Broadcast rank 0's parameters and buffers (flattened per dtype) to every rank.
+
+        First the ranks compare their models' layouts (names, shapes, dtypes: one small
+        exchange), so models that differ across ranks are an error naming the tensor, not an
+        MPI crash or silently mixed weights.
+        """
+        if self.world_size > 1:
+            self._check_same_layout()
         tensors = [*self.module.parameters(), *self.module.buffers()]
         _broadcast_tensors(tensors)
+
+    def _check_same_layout(self) -> None:
+        named = [*self.module.named_parameters(), *self.module.named_buffers()]
+        mine = [[name, list(t._data.shape), t._data.dtype.str, t.requires_grad]
+                for name, t in named]
+        everyone = dist.all_gather_json(mine)
+        reference = everyone[0]
+        for rank, layout in enumerate(everyone[1:], start=1):
+            if layout == reference:
+                continue
+            for ours, theirs in zip(reference, layout, strict=False):
+                if ours != theirs:
+                    raise dist.DistributedError(
+                        f"DistributedDataParallel: the model differs across ranks: rank 0 has "
+                        f"{_layout_entry(ours)}, rank {rank} has {_layout_entry(theirs)}; build "
+                        "the same model on every rank"
+                    )
+            shorter = min(len(reference), len(layout))
+            extra = (reference if len(reference) > shorter else layout)[shorter]
+            raise dist.DistributedError(
+                f"DistributedDataParallel: the model differs across ranks: rank 0 has "
+                f"{len(reference)} parameters and buffers, rank {rank} has {len(layout)} "
+                f"(the first extra one: {_layout_entry(extra)}); build the same model on "
+                "every rank"
+            )
 
     def _broadcast_buffers(self) -> None:
         _broadcast_tensors(list(self.module.buffers()))
@@ -371,13 +403,19 @@ def _broadcast_tensors(tensors: list[Tensor]) -> None:
     for dtype in sorted(by_dtype, key=str):
         group = by_dtype[dtype]
         flat = np.concatenate([t._data.reshape(-1) for t in group]).astype(dtype, copy=False)
-        dist.broadcast(flat, src=0)
+        dist.broadcast(flat, src=0, check_shapes=False)  # layouts compared at construction
         start = 0
         for tensor in group:
             size = tensor._data.size
             tensor._data[...] = flat[start : start + size].reshape(tensor._data.shape)
             tensor._bump()
             start += size
+
+
+def _layout_entry(entry: list[Any]) -> str:
+    name, shape, dtype, requires_grad = entry
+    frozen = "" if requires_grad else ", frozen"
+    return f"{name} of shape {tuple(shape)} {np.dtype(dtype)}{frozen}"
 
 
 def _json_ints(value: Any) -> Any:

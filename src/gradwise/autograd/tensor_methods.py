@@ -1,0 +1,623 @@
+"""The Tensor methods PyTorch code uses beyond the engine's core: shape queries, casts and
+devices, comparisons as methods, sorting, splitting, random in-place fills.
+
+They are a mixin that ``Tensor`` inherits, written in terms of the core methods and ops, so the
+engine's hot paths in tensor.py stay small. Every method follows ``torch.Tensor``'s signature
+and semantics; deliberate differences are in docs/PORTING.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from gradwise.autograd import random as _random
+from gradwise.autograd.device import CPU, device, is_device_like
+
+if TYPE_CHECKING:
+    from gradwise.autograd.tensor import Tensor
+
+
+class Size(int):
+    """``t.size``: the element count as an int (NumPy's attribute), and callable as PyTorch's
+    method: ``t.size()`` is the shape tuple, ``t.size(d)`` the length of dim ``d``."""
+
+    def __new__(cls, shape: tuple[int, ...]) -> Size:
+        self = super().__new__(cls, math.prod(shape))
+        self._shape = shape
+        return self
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self._shape
+        ndim = len(self._shape)
+        if not -ndim <= dim < max(ndim, 1):
+            raise IndexError(f"size: dim {dim} out of range for a {ndim}-d tensor")
+        return self._shape[dim]
+
+
+def _ops() -> Any:
+    from gradwise.autograd.ops import elementwise
+
+    return elementwise
+
+
+def _make(array: Any) -> Tensor:
+    from gradwise.autograd.tensor import Tensor
+
+    return Tensor._make(np.asarray(array), False, None)
+
+
+def _normalize_dim(dim: int, ndim: int, op: str) -> int:
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise IndexError(f"{op}: dim {dim} out of range for a {ndim}-d tensor")
+    return dim % max(ndim, 1)
+
+
+class TensorMethods:
+    """PyTorch's Tensor methods, mixed into ``gradwise.Tensor``."""
+
+    __slots__ = ()
+
+    # ---- shape queries ------------------------------------------------------------------------
+    def numel(self: Tensor) -> int:
+        """The number of elements."""
+        return int(self._data.size)
+
+    def dim(self: Tensor) -> int:
+        """The number of dimensions (``ndim``)."""
+        return self._data.ndim
+
+    ndimension = dim
+
+    def nelement(self: Tensor) -> int:
+        return int(self._data.size)
+
+    def element_size(self: Tensor) -> int:
+        """Bytes per element."""
+        return self._data.itemsize
+
+    @property
+    def device(self: Tensor) -> device:
+        """Always the CPU."""
+        return CPU
+
+    @property
+    def is_cuda(self: Tensor) -> bool:
+        return False
+
+    def is_floating_point(self: Tensor) -> bool:
+        return self._data.dtype.kind == "f"
+
+    def is_contiguous(self: Tensor) -> bool:
+        return bool(self._data.flags.c_contiguous)
+
+    def contiguous(self: Tensor) -> Tensor:
+        """This tensor if its memory is C-ordered, else a recorded copy."""
+        if self._data.flags.c_contiguous:
+            return self
+        return self.clone()
+
+    # ---- casts and devices --------------------------------------------------------------------
+    def _cast(self: Tensor, dtype: Any) -> Tensor:
+        dtype = np.dtype(dtype)
+        if dtype == self._data.dtype:
+            return self
+        if dtype.kind in "fc" and self._data.dtype.kind in "fc":
+            return _ops().Cast.apply(self, dtype)
+        return _make(self._data.astype(dtype))  # to/from integers: no gradient (PyTorch's too)
+
+    def long(self: Tensor) -> Tensor:
+        return self._cast(np.int64)
+
+    def int(self: Tensor) -> Tensor:
+        return self._cast(np.int32)
+
+    def short(self: Tensor) -> Tensor:
+        return self._cast(np.int16)
+
+    def bool(self: Tensor) -> Tensor:
+        return self._cast(np.bool_)
+
+    def byte(self: Tensor) -> Tensor:
+        return self._cast(np.uint8)
+
+    def half(self: Tensor) -> Tensor:
+        return self._cast(np.float16)
+
+    def type(self: Tensor, dtype: Any = None) -> Any:
+        """Without ``dtype``: PyTorch's type name (``'torch.FloatTensor'`` style, with gradwise).
+        With a dtype: the cast."""
+        if dtype is None:
+            names = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+                     "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
+                     "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
+            return f"gradwise.{names.get(self._data.dtype.name, self._data.dtype.name)}"
+        return self._cast(dtype)
+
+    def type_as(self: Tensor, other: Tensor) -> Tensor:
+        return self._cast(other._data.dtype)
+
+    def to(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        """``to(device)``, ``to(dtype)``, ``to(device, dtype)``, ``to(other)``, and the keywords
+        ``device=``, ``dtype=``, ``non_blocking=``, ``copy=``. Only the CPU exists.
+
+        Raises:
+            RuntimeError: a GPU device, naming it.
+        """
+        from gradwise.autograd.tensor import Tensor
+
+        dtype = kwargs.pop("dtype", None)
+        target = kwargs.pop("device", None)
+        if target is not None:
+            device(target)  # raises for a GPU, naming it
+        kwargs.pop("non_blocking", None)
+        copy = kwargs.pop("copy", False)
+        kwargs.pop("memory_format", None)
+        if kwargs:
+            raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, Tensor):
+                dtype = arg._data.dtype
+            elif is_device_like(arg):
+                device(arg)
+            elif arg is not None and not isinstance(arg, bool):
+                dtype = arg
+        out = self if dtype is None else self._cast(dtype)
+        return out.clone() if copy and out is self else out
+
+    def cpu(self: Tensor) -> Tensor:
+        """This tensor (it is on the CPU already)."""
+        return self
+
+    def cuda(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        """Raises: gradwise has no CUDA backend."""
+        raise RuntimeError("cuda(): gradwise runs on the CPU only; keep tensors on 'cpu'")
+
+    def pin_memory(self: Tensor) -> Tensor:
+        return self
+
+    # ---- views and shapes ---------------------------------------------------------------------
+    def t(self: Tensor) -> Tensor:
+        """Transpose of a tensor with at most 2 dims (``torch.t``).
+
+        Raises:
+            ValueError: more than 2 dims.
+        """
+        if self.ndim > 2:
+            raise ValueError(f"t(): expects a tensor with <= 2 dims, got shape {self.shape}")
+        return self if self.ndim < 2 else self.transpose(0, 1)
+
+    @property
+    def mT(self: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
+        return self.transpose(-2, -1)
+
+    def view_as(self: Tensor, other: Tensor) -> Tensor:
+        return self.reshape(other.shape)
+
+    reshape_as = view_as
+
+    def expand_as(self: Tensor, other: Tensor) -> Tensor:
+        return self.broadcast_to(other.shape)
+
+    def movedim(self: Tensor, source: int, destination: int) -> Tensor:
+        perm = list(range(self.ndim))
+        src = _normalize_dim(source, self.ndim, "movedim")
+        perm.remove(src)
+        perm.insert(_normalize_dim(destination, self.ndim, "movedim"), src)
+        return self.permute(*perm)
+
+    def repeat(self: Tensor, *sizes: Any) -> Tensor:
+        """Tile the tensor ``sizes`` times along each dim (``torch.Tensor.repeat``)."""
+        from gradwise.autograd.tensor import _shape_arg
+
+        reps = _shape_arg(sizes)
+        if len(reps) < self.ndim:
+            raise ValueError(
+                f"repeat: {len(reps)} repeat counts for a {self.ndim}-d tensor (need >= ndim)"
+            )
+        x = self.reshape((1,) * (len(reps) - self.ndim) + self.shape)
+        # (…, 1, n, …) broadcast to (…, r, n, …) then merged: a recorded tile
+        expanded_shape, inter_shape, final_shape = [], [], []
+        for r, n in zip(reps, x.shape, strict=True):
+            inter_shape += [1, n]
+            expanded_shape += [r, n]
+            final_shape.append(r * n)
+        return x.reshape(inter_shape).broadcast_to(expanded_shape).reshape(final_shape)
+
+    def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
+        """Split into ``chunks`` pieces of ceil(n / chunks) along ``dim`` (the last smaller)."""
+        if chunks <= 0:
+            raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+        d = _normalize_dim(dim, self.ndim, "chunk")
+        size = -(-self.shape[d] // chunks)
+        return self.split(max(size, 1), d)
+
+    def split(self: Tensor, split_size: Any, dim: int = 0) -> tuple[Tensor, ...]:
+        """Pieces of ``split_size`` along ``dim`` (the last may be smaller), or of the listed
+        sizes (which must sum to the dim's length)."""
+        d = _normalize_dim(dim, self.ndim, "split")
+        n = self.shape[d]
+        if isinstance(split_size, int | np.integer):
+            if split_size <= 0:
+                raise ValueError(f"split: split_size must be positive, got {split_size}")
+            sizes = [min(split_size, n - s) for s in range(0, n, split_size)] or [0]
+        else:
+            sizes = [int(s) for s in split_size]
+            if sum(sizes) != n:
+                raise ValueError(f"split: sizes {sizes} do not sum to dim {dim}'s length {n}")
+        pieces, start = [], 0
+        for size in sizes:
+            index = (slice(None),) * d + (slice(start, start + size),)
+            pieces.append(self[index])
+            start += size
+        return tuple(pieces)
+
+    def unbind(self: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+        d = _normalize_dim(dim, self.ndim, "unbind")
+        return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
+
+    def _take_along(self: Tensor, indices: np.ndarray, dim: int) -> Tensor:
+        """Recorded ``take_along_axis``: the gradient flows to the elements picked."""
+        grids = list(np.ix_(*[np.arange(n) for n in indices.shape]))
+        grids[dim] = indices
+        return self[tuple(grids)]
+
+    def gather(self: Tensor, dim: int, index: Any) -> Tensor:
+        """``out[i][j] = self[index[i][j]][j]`` for dim 0 (and so on): ``torch.gather``."""
+        index = index._data if hasattr(index, "_data") else np.asarray(index)
+        if index.dtype.kind not in "iu":
+            raise TypeError(f"gather: index must be an integer tensor, got {index.dtype}")
+        if index.ndim != self.ndim:
+            raise ValueError(
+                f"gather: index has {index.ndim} dims but the tensor has {self.ndim}"
+            )
+        return self._take_along(index, _normalize_dim(dim, self.ndim, "gather"))
+
+    def sort(self: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
+        """``(values, indices)`` sorted along ``dim``; the values are recorded."""
+        from gradwise.autograd.tensor import SortResult
+
+        d = _normalize_dim(dim, self.ndim, "sort")
+        if self.ndim == 0:
+            return SortResult(self, _make(np.zeros((), np.int64)))
+        key = -self._data if descending and self._data.dtype.kind != "b" else self._data
+        if descending and self._data.dtype.kind == "b":
+            key = ~self._data
+        indices = np.argsort(key, axis=d, kind="stable").astype(np.int64)
+        return SortResult(self._take_along(indices, d), _make(indices))
+
+    def argsort(self: Tensor, dim: int = -1, descending: bool = False,
+                stable: bool = False) -> Tensor:
+        return self.sort(dim, descending, stable).indices
+
+    def topk(self: Tensor, k: int, dim: int = -1, largest: bool = True,
+             sorted: bool = True) -> Any:  # noqa: A002 - PyTorch's name
+        """The ``k`` largest (or smallest) values along ``dim`` and their indices.
+
+        Raises:
+            ValueError: ``k`` exceeds the dim's length.
+        """
+        from gradwise.autograd.tensor import TopkResult
+
+        d = _normalize_dim(dim, self.ndim, "topk")
+        n = self.shape[d] if self.ndim else 1
+        if not 0 <= k <= n:
+            raise ValueError(f"topk: k={k} out of range for a dim of length {n}")
+        values, indices = self.sort(dim, descending=largest)
+        index = (slice(None),) * d + (slice(0, k),)
+        return TopkResult(values[index], indices[index])
+
+    def cumsum(self: Tensor, dim: int) -> Tensor:
+        """Running sum along ``dim``, recorded (a triangular matmul along that dim)."""
+        d = _normalize_dim(dim, self.ndim, "cumsum")
+        n = self.shape[d]
+        dtype = self._data.dtype
+        if dtype.kind != "f":  # integers and bools sum to int64, outside the graph (PyTorch)
+            return _make(np.cumsum(self._data, axis=d, dtype=np.int64))
+        lower = np.triu(np.ones((n, n), dtype=dtype))  # [i, j] = 1 where i <= j
+        return (self.movedim(d, -1) @ lower).movedim(-1, d)
+
+    # ---- elementwise math ---------------------------------------------------------------------
+    def log10(self: Tensor) -> Tensor:
+        return self.log() * (1.0 / math.log(10.0))
+
+    def log2(self: Tensor) -> Tensor:
+        return self.log() * (1.0 / math.log(2.0))
+
+    def log1p(self: Tensor) -> Tensor:
+        return _ops().Log1p.apply(self._as_float())
+
+    def expm1(self: Tensor) -> Tensor:
+        return _ops().Expm1.apply(self._as_float())
+
+    def sin(self: Tensor) -> Tensor:
+        return _ops().Sin.apply(self._as_float())
+
+    def cos(self: Tensor) -> Tensor:
+        return _ops().Cos.apply(self._as_float())
+
+    def _as_float(self: Tensor) -> Tensor:
+        if self._data.dtype.kind in "fc":
+            return self
+        from gradwise.autograd import dtypes
+
+        return _make(self._data.astype(dtypes.get_default_dtype()))
+
+    def square(self: Tensor) -> Tensor:
+        return self * self
+
+    def rsqrt(self: Tensor) -> Tensor:
+        return 1.0 / self.sqrt()
+
+    def reciprocal(self: Tensor) -> Tensor:
+        return 1.0 / self
+
+    def pow(self: Tensor, exponent: Any) -> Tensor:
+        return self ** exponent
+
+    def add(self: Tensor, other: Any, alpha: float = 1) -> Tensor:
+        return self + (other * alpha if alpha != 1 else other)
+
+    def sub(self: Tensor, other: Any, alpha: float = 1) -> Tensor:
+        return self - (other * alpha if alpha != 1 else other)
+
+    def mul(self: Tensor, other: Any) -> Tensor:
+        return self * other
+
+    def div(self: Tensor, other: Any, rounding_mode: str | None = None) -> Tensor:
+        if rounding_mode is None:
+            return self / other
+        other = other._data if hasattr(other, "_data") else other
+        if rounding_mode == "floor":
+            return _make(np.floor_divide(self._data, other))
+        if rounding_mode == "trunc":
+            return _make(np.trunc(np.true_divide(self._data, other)).astype(
+                np.result_type(self._data, other)))
+        raise ValueError(
+            f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
+
+    multiply, subtract, divide, true_divide = mul, sub, div, div
+
+    def matmul(self: Tensor, other: Any) -> Tensor:
+        return self @ other
+
+    mm = matmul
+
+    def dot(self: Tensor, other: Any) -> Tensor:
+        if self.ndim != 1:
+            raise ValueError(f"dot: expects 1-d tensors, got shape {self.shape}")
+        return self @ other
+
+    def clamp_min(self: Tensor, min: float) -> Tensor:  # noqa: A002
+        return self.clip(min, None)
+
+    def clamp_max(self: Tensor, max: float) -> Tensor:  # noqa: A002
+        return self.clip(None, max)
+
+    def prod(self: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+        """Product over all elements or along ``dim``, recorded as a running product of slices
+        (exp(sum(log|x|)) would mishandle zeros and signs); meant for small dims."""
+        if dim is None:
+            flat = self.reshape(-1)
+            out = flat[0] if flat.shape[0] else _make(np.ones((), self._data.dtype))
+            for i in range(1, flat.shape[0]):
+                out = out * flat[i]
+            return out
+        d = _normalize_dim(dim, self.ndim, "prod")
+        pieces = self.unbind(d)
+        out = pieces[0]
+        for piece in pieces[1:]:
+            out = out * piece
+        return out.unsqueeze(d) if keepdim else out
+
+    # ---- outside the graph: rounding, signs, tests ---------------------------------------------
+    def floor(self: Tensor) -> Tensor:
+        return _make(np.floor(self._data))
+
+    def ceil(self: Tensor) -> Tensor:
+        return _make(np.ceil(self._data))
+
+    def round(self: Tensor, decimals: int = 0) -> Tensor:
+        """Round half to even (as PyTorch)."""
+        return _make(np.round(self._data, decimals))
+
+    def trunc(self: Tensor) -> Tensor:
+        return _make(np.trunc(self._data))
+
+    def sign(self: Tensor) -> Tensor:
+        return _make(np.sign(self._data))
+
+    def isnan(self: Tensor) -> Tensor:
+        return _make(np.isnan(self._data))
+
+    def isinf(self: Tensor) -> Tensor:
+        return _make(np.isinf(self._data))
+
+    def isfinite(self: Tensor) -> Tensor:
+        return _make(np.isfinite(self._data))
+
+    def logical_not(self: Tensor) -> Tensor:
+        return _make(np.logical_not(self._data))
+
+    def __invert__(self: Tensor) -> Tensor:
+        if self._data.dtype.kind not in "biu":
+            raise TypeError(f"~: needs a bool or integer tensor, got {self._data.dtype}")
+        return _make(~self._data)
+
+    def _logical(self: Tensor, other: Any, fn: Any) -> Tensor:
+        other = other._data if hasattr(other, "_data") else other
+        return _make(fn(self._data, other))
+
+    def __and__(self: Tensor, other: Any) -> Tensor:
+        return self._logical(other, np.bitwise_and)
+
+    def __or__(self: Tensor, other: Any) -> Tensor:
+        return self._logical(other, np.bitwise_or)
+
+    def __xor__(self: Tensor, other: Any) -> Tensor:
+        return self._logical(other, np.bitwise_xor)
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def logical_and(self: Tensor, other: Any) -> Tensor:
+        return self._logical(other, np.logical_and)
+
+    def logical_or(self: Tensor, other: Any) -> Tensor:
+        return self._logical(other, np.logical_or)
+
+    def __floordiv__(self: Tensor, other: Any) -> Tensor:
+        return self.div(other, rounding_mode="floor")
+
+    def __mod__(self: Tensor, other: Any) -> Tensor:
+        other = other._data if hasattr(other, "_data") else other
+        return _make(np.mod(self._data, other))
+
+    def eq(self: Tensor, other: Any) -> Tensor:
+        return self == other
+
+    def ne(self: Tensor, other: Any) -> Tensor:
+        return self != other
+
+    def lt(self: Tensor, other: Any) -> Tensor:
+        return self < other
+
+    def le(self: Tensor, other: Any) -> Tensor:
+        return self <= other
+
+    def gt(self: Tensor, other: Any) -> Tensor:
+        return self > other
+
+    def ge(self: Tensor, other: Any) -> Tensor:
+        return self >= other
+
+    def equal(self: Tensor, other: Tensor) -> bool:
+        """True when shapes and every value agree (``torch.equal``)."""
+        return self.shape == other.shape and bool(np.array_equal(self._data, other._data))
+
+    def allclose(self: Tensor, other: Any, rtol: float = 1e-5, atol: float = 1e-8,
+                 equal_nan: bool = False) -> bool:
+        other = other._data if hasattr(other, "_data") else other
+        return bool(np.allclose(self._data, other, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+    def count_nonzero(self: Tensor, dim: Any = None) -> Tensor:
+        return _make(np.asarray(np.count_nonzero(self._data, axis=dim), dtype=np.int64))
+
+    def nonzero(self: Tensor, as_tuple: bool = False) -> Any:
+        """Indices of the nonzero elements: (n, ndim) int64, or one index tensor per dim."""
+        found = np.nonzero(self._data)
+        if as_tuple:
+            return tuple(_make(i.astype(np.int64)) for i in found)
+        return _make(np.stack(found, axis=1).astype(np.int64))
+
+    def masked_fill(self: Tensor, mask: Any, value: float) -> Tensor:
+        """``value`` where ``mask`` holds; the gradient flows to the other elements."""
+        from gradwise.autograd.functional import where
+
+        mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
+        return where(mask, _make(np.asarray(value, dtype=self._data.dtype)), self)
+
+    # ---- Python protocols ---------------------------------------------------------------------
+    def __format__(self: Tensor, spec: str) -> str:
+        """``f"{loss:.4f}"`` formats a one-element tensor's value; other tensors use repr."""
+        if self._data.size == 1 and self._data.ndim == 0:
+            return format(self._data.item(), spec)
+        if not spec:
+            return repr(self)
+        raise TypeError(
+            f"unsupported format string for a tensor of shape {self.shape}: use .item() on a "
+            "one-element tensor"
+        )
+
+    def __index__(self: Tensor) -> int:
+        """A one-element integer tensor as a Python index (``classes[label]``).
+
+        Raises:
+            TypeError: not integer, or not one element.
+        """
+        if self._data.dtype.kind not in "iub" or self._data.size != 1:
+            raise TypeError(
+                f"only integer tensors of a single element can be converted to an index; this "
+                f"one has dtype {self._data.dtype} and shape {self.shape}"
+            )
+        return int(self._data.item())
+
+    def __iter__(self: Tensor) -> Any:
+        if self._data.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return iter(self.unbind(0))
+
+    def __contains__(self: Tensor, value: Any) -> bool:
+        value = value._data if hasattr(value, "_data") else value
+        return bool(np.any(self._data == value))
+
+    # ---- random in-place fills (not recorded; they bump the version counter) -------------------
+    def _fill_random(self: Tensor, op: str, values: np.ndarray) -> Tensor:
+        self._check_inplace(op)
+        self._data[...] = values
+        return self._bump()
+
+    def normal_(self: Tensor, mean: float = 0.0, std: float = 1.0, *, generator: Any = None,
+                rng: Any = None) -> Tensor:
+        """Fill with N(mean, std^2) from ``generator`` (default: the default generator)."""
+        stream = _random.resolve(generator, rng, "normal_")
+        return self._fill_random("normal_", stream.normal(mean, std, self.shape))
+
+    def uniform_(self: Tensor, a: float = 0.0, b: float = 1.0, *, generator: Any = None,
+                 rng: Any = None) -> Tensor:
+        """Fill with U(a, b)."""
+        stream = _random.resolve(generator, rng, "uniform_")
+        return self._fill_random("uniform_", stream.uniform(a, b, self.shape))
+
+    def bernoulli_(self: Tensor, p: float = 0.5, *, generator: Any = None) -> Tensor:
+        stream = _random.resolve(generator, None, "bernoulli_")
+        return self._fill_random("bernoulli_", stream.random(self.shape) < p)
+
+    def exponential_(self: Tensor, lambd: float = 1.0, *, generator: Any = None) -> Tensor:
+        stream = _random.resolve(generator, None, "exponential_")
+        return self._fill_random("exponential_", stream.exponential(1.0 / lambd, self.shape))
+
+    def random_(self: Tensor, low: int = 0, high: int | None = None, *,
+                generator: Any = None) -> Tensor:
+        """Integers in [low, high) (one argument: [0, low))."""
+        if high is None:
+            low, high = 0, low
+        stream = _random.resolve(generator, None, "random_")
+        return self._fill_random("random_", stream.integers(low, high, self.shape))
+
+    def abs_(self: Tensor) -> Tensor:
+        self._check_inplace("abs_")
+        np.abs(self._data, out=self._data)
+        return self._bump()
+
+    def sqrt_(self: Tensor) -> Tensor:
+        self._check_inplace("sqrt_")
+        np.sqrt(self._data, out=self._data)
+        return self._bump()
+
+    def exp_(self: Tensor) -> Tensor:
+        self._check_inplace("exp_")
+        np.exp(self._data, out=self._data)
+        return self._bump()
+
+    def addcmul_(self: Tensor, t1: Any, t2: Any, value: float = 1.0) -> Tensor:
+        self._check_inplace("addcmul_")
+        t1 = t1._data if hasattr(t1, "_data") else t1
+        t2 = t2._data if hasattr(t2, "_data") else t2
+        self._data += value * t1 * t2
+        return self._bump()
+
+    def addcdiv_(self: Tensor, t1: Any, t2: Any, value: float = 1.0) -> Tensor:
+        self._check_inplace("addcdiv_")
+        t1 = t1._data if hasattr(t1, "_data") else t1
+        t2 = t2._data if hasattr(t2, "_data") else t2
+        self._data += value * t1 / t2
+        return self._bump()
+
+    def masked_fill_(self: Tensor, mask: Any, value: float) -> Tensor:
+        self._check_inplace("masked_fill_")
+        mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
+        self._data[np.broadcast_to(mask, self.shape)] = value
+        return self._bump()

@@ -1,0 +1,262 @@
+"""``gradwise.utils.data``: PyTorch's data API (Dataset, TensorDataset, Subset, random_split,
+DataLoader) yielding gradwise Tensors.
+
+``gw.data.DataLoader`` stays the NumPy, resumable loader the Trainer uses; this one follows
+``torch.utils.data.DataLoader``'s signature so tutorial code runs unchanged. Workers: gradwise
+loads in the calling process; ``num_workers > 0`` is accepted and runs in-process, with a note
+printed once (docs/PORTING.md).
+
+Example:
+    >>> from gradwise.utils.data import DataLoader, TensorDataset
+    >>> loader = DataLoader(TensorDataset(x, y), batch_size=64, shuffle=True)
+    >>> for xb, yb in loader: ...
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from gradwise.autograd import random as _random
+from gradwise.autograd.tensor import Tensor
+from gradwise.data.sampler import DistributedSampler
+
+__all__ = [
+    "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler", "Sampler", "Subset",
+    "TensorDataset", "default_collate", "random_split",
+]
+
+
+class Dataset:
+    """Base class of map-style datasets: subclasses define ``__getitem__`` and ``__len__``."""
+
+    def __getitem__(self, index: int) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__")
+
+    def __add__(self, other: Dataset) -> ConcatDataset:
+        return ConcatDataset([self, other])
+
+
+class TensorDataset(Dataset):
+    """Tensors (or arrays) sharing their first dimension; item ``i`` is ``(t[i] for t)``.
+
+    Raises:
+        ValueError: no tensors, or different first dimensions (naming the shapes).
+    """
+
+    def __init__(self, *tensors: Any) -> None:
+        if not tensors:
+            raise ValueError("TensorDataset: needs at least one tensor")
+        self.tensors = tuple(t if isinstance(t, Tensor) else Tensor._make(np.asarray(t), False,
+                                                                          None)
+                             for t in tensors)
+        lengths = {t.shape[0] if t.ndim else None for t in self.tensors}
+        if len(lengths) != 1 or None in lengths:
+            shapes = ", ".join(str(t.shape) for t in self.tensors)
+            raise ValueError(f"TensorDataset: size mismatch between tensors: shapes {shapes}")
+
+    def __getitem__(self, index: Any) -> tuple[Tensor, ...]:
+        return tuple(t[index] for t in self.tensors)
+
+    def __len__(self) -> int:
+        return self.tensors[0].shape[0]
+
+
+class Subset(Dataset):
+    """The items of ``dataset`` at ``indices``."""
+
+    def __init__(self, dataset: Any, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = [int(i) for i in indices]
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, list):
+            return [self.dataset[self.indices[i]] for i in index]
+        return self.dataset[self.indices[int(index)]]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class ConcatDataset(Dataset):
+    """Several datasets one after the other."""
+
+    def __init__(self, datasets: Iterable[Any]) -> None:
+        self.datasets = list(datasets)
+        if not self.datasets:
+            raise ValueError("ConcatDataset: needs at least one dataset")
+        self.cumulative_sizes = list(np.cumsum([len(d) for d in self.datasets]))
+
+    def __len__(self) -> int:
+        return int(self.cumulative_sizes[-1])
+
+    def __getitem__(self, index: int) -> Any:
+        if index < 0:
+            index += len(self)
+        which = bisect.bisect_right(self.cumulative_sizes, index)
+        start = 0 if which == 0 else int(self.cumulative_sizes[which - 1])
+        return self.datasets[which][index - start]
+
+
+def random_split(dataset: Any, lengths: Sequence[float], generator: Any = None) -> list[Subset]:
+    """Split ``dataset`` into non-overlapping random Subsets of the given lengths, or of the
+    given fractions (summing to 1; remainders go round-robin to the first splits, as PyTorch).
+
+    Raises:
+        ValueError: the lengths do not sum to ``len(dataset)`` (or the fractions to 1).
+    """
+    n = len(dataset)
+    if math.isclose(sum(lengths), 1) and sum(lengths) <= 1:
+        counts = [int(math.floor(n * frac)) for frac in lengths]
+        for i in range(n - sum(counts)):
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if sum(lengths) != n:
+        raise ValueError(
+            f"random_split: lengths {list(lengths)} sum to {sum(lengths)}, not the dataset's "
+            f"length {n}"
+        )
+    order = _random.resolve(generator, None, "random_split").permutation(n)
+    splits, start = [], 0
+    for length in lengths:
+        splits.append(Subset(dataset, order[start:start + int(length)].tolist()))
+        start += int(length)
+    return splits
+
+
+class Sampler:
+    """Base class of index samplers: iterating yields dataset indices."""
+
+    def __iter__(self) -> Iterator[int]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+
+def _stack(values: list[Any]) -> Any:
+    first = values[0]
+    if isinstance(first, Tensor):
+        return Tensor._make(np.stack([v._data for v in values]), False, None)
+    if isinstance(first, np.ndarray | np.generic):
+        return Tensor._make(np.stack(values), False, None)
+    if isinstance(first, bool):
+        return Tensor._make(np.array(values, dtype=np.bool_), False, None)
+    if isinstance(first, int):
+        return Tensor._make(np.array(values, dtype=np.int64), False, None)
+    if isinstance(first, float):  # PyTorch's default_collate makes float64 from Python floats
+        return Tensor._make(np.array(values, dtype=np.float64), False, None)
+    if isinstance(first, str):
+        return list(values)
+    if isinstance(first, dict):
+        return {key: _stack([v[key] for v in values]) for key in first}
+    if isinstance(first, tuple | list):
+        return type(first)(_stack(list(field)) for field in zip(*values, strict=True)) \
+            if isinstance(first, tuple) else [_stack(list(f)) for f in zip(*values, strict=True)]
+    raise TypeError(f"default_collate: cannot batch items of type {type(first).__name__}")
+
+
+def default_collate(batch: list[Any]) -> Any:
+    """Stack a list of samples into a batch: tensors/arrays stacked along a new dim 0, ints to
+    int64, floats to float64, tuples/lists/dicts field by field (``torch``'s default_collate)."""
+    if not batch:
+        raise ValueError("default_collate: empty batch")
+    return _stack(list(batch))
+
+
+_WORKER_NOTE_SHOWN = [False]
+
+
+class DataLoader:
+    """Batches of a dataset as Tensors, with ``torch.utils.data.DataLoader``'s arguments.
+
+    Args:
+        dataset: anything with ``__len__`` and ``__getitem__`` (a TensorDataset is batched by
+            one indexing per tensor, with no per-sample loop).
+        batch_size: samples per batch (None: single samples, uncollated).
+        shuffle: a new order each epoch, drawn from ``generator`` (default: the default
+            generator, so ``gw.manual_seed`` makes it reproducible).
+        sampler: an iterable of indices used instead of shuffle (e.g. a DistributedSampler).
+        num_workers: accepted; any value loads in this process (a note says so once).
+        collate_fn: turns a list of samples into a batch (default :func:`default_collate`).
+        drop_last: drop a final smaller batch.
+        pin_memory, timeout, worker_init_fn, prefetch_factor, persistent_workers: accepted
+            for the signature; they have no effect on the CPU in one process.
+
+    Raises:
+        ValueError: batch_size < 1, or shuffle together with a sampler.
+    """
+
+    def __init__(self, dataset: Any, batch_size: int | None = 1, shuffle: bool | None = None,
+                 sampler: Iterable[int] | None = None, batch_sampler: Any = None,
+                 num_workers: int = 0, collate_fn: Callable[[list[Any]], Any] | None = None,
+                 pin_memory: bool = False, drop_last: bool = False, timeout: float = 0,
+                 worker_init_fn: Any = None, multiprocessing_context: Any = None,
+                 generator: Any = None, *, prefetch_factor: int | None = None,
+                 persistent_workers: bool = False, pin_memory_device: str = "") -> None:
+        if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 1):
+            raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
+        if shuffle and sampler is not None:
+            raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        if num_workers and num_workers > 0 and not _WORKER_NOTE_SHOWN[0]:
+            _WORKER_NOTE_SHOWN[0] = True
+            warnings.warn(
+                f"DataLoader: num_workers={num_workers} runs in the main process in gradwise "
+                "(no worker processes); results are the same", stacklevel=2)
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.shuffle = bool(shuffle)
+        self.sampler = sampler
+        self.batch_sampler = batch_sampler
+        self.num_workers = num_workers
+        self.collate_fn = collate_fn
+        self.drop_last = bool(drop_last)
+        self.generator = generator
+
+    def _indices(self) -> Iterable[int]:
+        if self.sampler is not None:
+            return self.sampler
+        n = len(self.dataset)
+        if self.shuffle:
+            return _random.resolve(self.generator, None, "DataLoader").permutation(n)
+        return range(n)
+
+    def _batches(self) -> Iterator[list[int]]:
+        if self.batch_sampler is not None:
+            yield from (list(batch) for batch in self.batch_sampler)
+            return
+        batch: list[int] = []
+        for index in self._indices():
+            batch.append(int(index))
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch and not self.drop_last:
+            yield batch
+
+    def __iter__(self) -> Iterator[Any]:
+        if self.batch_size is None and self.batch_sampler is None:
+            for index in self._indices():
+                item = self.dataset[int(index)]
+                yield item if self.collate_fn is None else self.collate_fn(item)
+            return
+        for batch in self._batches():
+            if self.collate_fn is None and isinstance(self.dataset, TensorDataset):
+                index = np.asarray(batch)
+                yield [Tensor._make(t._data[index], False, None) for t in self.dataset.tensors]
+                continue
+            samples = [self.dataset[i] for i in batch]
+            yield (self.collate_fn or default_collate)(samples)
+
+    def __len__(self) -> int:
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
+        n = len(self.sampler) if self.sampler is not None else len(self.dataset)
+        if self.batch_size is None:
+            return n
+        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)

@@ -1,0 +1,491 @@
+"""Everyday PyTorch one-liners run side by side in torch and gradwise (issue 11).
+
+Each case is ``lambda m: ...`` written once against a module ``m``: it runs with ``m = torch``
+and with ``m = gradwise``, and :func:`assert_same` compares value, dtype and shape (tinygrad's
+helper_test_op style: one helper, one table). Random cases compare dtype and shape only (the
+streams differ on purpose: docs/PORTING.md). Deliberate differences are marked xfail with the
+PORTING.md reason.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import gradwise as gw
+
+torch = pytest.importorskip("torch")
+
+X = [[1.0, -2.0, 3.0], [-4.0, 5.0, -6.0]]
+P = [[0.5, 1.5, 2.5], [3.5, 4.5, 5.5]]  # positive
+I = [[1, 2, 3], [4, 5, 6]]  # noqa: E741 - ints
+B = [[True, False, True], [False, False, True]]
+V = [3.0, 1.0, 2.0, 5.0, 4.0]
+
+
+def _x(m):
+    return m.tensor(X)
+
+
+def _p(m):
+    return m.tensor(P)
+
+
+def _i(m):
+    return m.tensor(I)
+
+
+def _v(m):
+    return m.tensor(V)
+
+
+def _3d(m):
+    return m.arange(24.0).reshape(2, 3, 4)
+
+
+CASES: list[tuple[str, object, str]] = []  # (id, fn, mode) mode: value | meta
+
+
+def case(name, fn, mode="value"):
+    CASES.append((name, fn, mode))
+
+
+# ---- creation --------------------------------------------------------------------------------
+case("tensor-int", lambda m: m.tensor([[1, 2], [3, 4]]))
+case("tensor-float", lambda m: m.tensor([1.5, 2.0]))
+case("tensor-bool", lambda m: m.tensor([True, False]))
+case("tensor-mixed", lambda m: m.tensor([1, 2.5]))
+case("tensor-scalar", lambda m: m.tensor(3))
+case("tensor-dtype", lambda m: m.tensor([1, 2], dtype=m.float32))
+case("tensor-f64", lambda m: m.tensor([1.0], dtype=m.float64))
+case("zeros", lambda m: m.zeros(2, 3))
+case("zeros-tuple", lambda m: m.zeros((2, 3)))
+case("zeros-int", lambda m: m.zeros(3, dtype=m.int64))
+case("ones", lambda m: m.ones(4))
+case("ones-long", lambda m: m.ones(2, 2, dtype=m.long))
+case("full-float", lambda m: m.full((2, 2), 7.0))
+case("full-int", lambda m: m.full((2,), 7))
+case("full-bool", lambda m: m.full((2,), True))
+case("zeros_like", lambda m: m.zeros_like(_i(m)))
+case("ones_like", lambda m: m.ones_like(_x(m)))
+case("full_like", lambda m: m.full_like(_x(m), 2.5))
+case("arange-int", lambda m: m.arange(5))
+case("arange-start", lambda m: m.arange(2, 9, 3))
+case("arange-float", lambda m: m.arange(0, 1, 0.25))
+case("arange-float-end", lambda m: m.arange(5.0))
+case("arange-dtype", lambda m: m.arange(4, dtype=m.float32))
+case("linspace", lambda m: m.linspace(0, 1, 5))
+case("linspace-neg", lambda m: m.linspace(-3, 3, 7))
+case("logspace", lambda m: m.logspace(0, 2, 3))
+case("eye", lambda m: m.eye(3))
+case("eye-rect", lambda m: m.eye(2, 3))
+case("empty-shape", lambda m: m.empty(2, 3).shape)
+case("from_numpy", lambda m: m.from_numpy(np.arange(3, dtype=np.int32)))
+case("as_tensor", lambda m: m.as_tensor([1, 2]))
+case("is_tensor", lambda m: m.is_tensor(_x(m)))
+case("cat-dim1", lambda m: m.cat([_x(m), _x(m)], dim=1))
+case("cat-dim0", lambda m: m.cat([_x(m), _x(m)]))
+case("stack", lambda m: m.stack([_v(m), _v(m)]))
+case("stack-dim1", lambda m: m.stack([_v(m), _v(m)], dim=1))
+case("where", lambda m: m.where(_x(m) > 0, _x(m), m.zeros(2, 3)))
+case("where-scalar", lambda m: m.where(_x(m) > 0, _x(m), 0.0))
+# ---- random: dtype and shape only ------------------------------------------------------------
+case("rand", lambda m: m.rand(2, 3), "meta")
+case("randn", lambda m: m.randn(4), "meta")
+case("randn-gen", lambda m: m.randn(3, generator=m.Generator().manual_seed(2147483647)), "meta")
+case("rand-gen", lambda m: m.rand((2, 2), generator=m.Generator().manual_seed(1)), "meta")
+case("randint", lambda m: m.randint(0, 10, (32,)), "meta")
+case("randint-high", lambda m: m.randint(5, (3, 2)), "meta")
+case("randperm", lambda m: m.randperm(6), "meta")
+case("randperm-sorted", lambda m: m.randperm(6).sort().values)
+case("multinomial", lambda m: m.multinomial(m.tensor([0.2, 0.8]), 1), "meta")
+case("multinomial-rep", lambda m: m.multinomial(m.tensor([0.2, 0.8]), 5, replacement=True),
+     "meta")
+case("multinomial-2d", lambda m: m.multinomial(m.ones(3, 4), 2), "meta")
+case("normal", lambda m: m.normal(0, 0.01, size=(3, 4)), "meta")
+case("normal-tensor", lambda m: m.normal(m.zeros(3), m.ones(3)), "meta")
+case("rand_like", lambda m: m.rand_like(_x(m)), "meta")
+case("randn_like", lambda m: m.randn_like(_x(m)), "meta")
+case("bernoulli", lambda m: m.bernoulli(m.full((3,), 0.5)), "meta")
+case("normal_", lambda m: m.empty(3, 4).normal_(0, 0.01), "meta")
+case("uniform_", lambda m: m.empty(5).uniform_(-1, 1), "meta")
+case("uniform_-range", lambda m: bool(((m.empty(50).uniform_(-1, 1)).abs() <= 1).all()))
+case("manual_seed-repro", lambda m: (m.manual_seed(3), m.rand(3))[1].tolist()
+     == (m.manual_seed(3), m.rand(3))[1].tolist())
+case("generator-repro", lambda m: m.randn(2, generator=m.Generator().manual_seed(5)).tolist()
+     == m.randn(2, generator=m.Generator().manual_seed(5)).tolist())
+case("initial_seed", lambda m: m.Generator().manual_seed(7).initial_seed())
+
+# ---- elementwise math ------------------------------------------------------------------------
+for _name in ("abs", "exp", "tanh", "sigmoid", "relu", "neg", "square", "sign", "floor", "ceil",
+              "round", "trunc", "sin", "cos"):
+    case(f"{_name}-fn", lambda m, n=_name: getattr(m, n)(_x(m)))
+    case(f"{_name}-method", lambda m, n=_name: getattr(_x(m), n)())
+for _name in ("log", "sqrt", "log10", "log2", "log1p", "rsqrt", "reciprocal", "expm1"):
+    case(f"{_name}-fn", lambda m, n=_name: getattr(m, n)(_p(m)))
+    case(f"{_name}-method", lambda m, n=_name: getattr(_p(m), n)())
+for _name in ("abs", "neg", "square", "sign"):
+    case(f"{_name}-int", lambda m, n=_name: getattr(_i(m), n)())
+case("exp-int", lambda m: m.exp(_i(m)))
+case("sqrt-int", lambda m: _i(m).sqrt())
+case("clamp-min", lambda m: m.clamp(_x(m), min=0))
+case("clamp-both", lambda m: _x(m).clamp(-1, 2))
+case("clamp-max", lambda m: _x(m).clamp(max=1.5))
+case("clip", lambda m: m.clip(_x(m), -1, 1))
+case("clamp_min", lambda m: _x(m).clamp_min(0.5))
+case("pow", lambda m: m.pow(_x(m), 2))
+case("pow-method", lambda m: _p(m).pow(0.5))
+case("pow-op", lambda m: _x(m) ** 3)
+case("rpow", lambda m: 2 ** _x(m))
+case("add-alpha", lambda m: _x(m).add(_p(m), alpha=2))
+case("sub-alpha", lambda m: m.sub(_x(m), _p(m), alpha=0.5))
+case("mul", lambda m: m.mul(_x(m), 3))
+case("div", lambda m: m.div(_x(m), 4))
+case("div-floor", lambda m: _i(m).div(2, rounding_mode="floor"))
+case("div-trunc", lambda m: _x(m).div(4, rounding_mode="trunc"))
+case("floordiv", lambda m: _i(m) // 2)
+case("mod", lambda m: _i(m) % 4)
+case("int-div-int", lambda m: _i(m) / 2)
+case("int-times-float", lambda m: _i(m) * 0.5)
+case("int-plus-int", lambda m: _i(m) + 1)
+case("float-plus-int-tensor", lambda m: _x(m) + _i(m))
+case("f64-plus-f32", lambda m: _x(m).double() + _x(m))
+case("bool-plus-int", lambda m: m.tensor(B) + 1)
+case("np-scalar", lambda m: _x(m) * np.float64(2.0))
+case("maximum", lambda m: m.maximum(_x(m), m.zeros(2, 3)))
+case("minimum", lambda m: m.minimum(_x(m), _p(m)))
+case("max-elementwise", lambda m: m.max(_x(m), _p(m)))
+case("matmul", lambda m: m.matmul(_x(m), _x(m).t()))
+case("mm", lambda m: m.mm(_x(m).t(), _x(m)))
+case("matmul-op", lambda m: _x(m) @ _p(m).T)
+case("matvec", lambda m: _x(m) @ m.ones(3))
+case("dot", lambda m: m.dot(_v(m), _v(m)))
+case("bmm", lambda m: m.bmm(_3d(m), _3d(m).transpose(1, 2)))
+case("outer", lambda m: m.outer(_v(m), m.tensor([1.0, 2.0])))
+case("einsum", lambda m: m.einsum("ij,kj->ik", _x(m), _p(m)))
+case("int-matmul", lambda m: _i(m) @ _i(m).t())
+case("masked_fill", lambda m: _x(m).masked_fill(_x(m) < 0, 0.0))
+case("lerp-like", lambda m: _x(m) * 0.3 + _p(m) * 0.7)
+
+# ---- comparisons and tests -------------------------------------------------------------------
+for _name in ("eq", "ne", "lt", "le", "gt", "ge"):
+    case(f"{_name}-tensor", lambda m, n=_name: getattr(_x(m), n)(_p(m)))
+    case(f"{_name}-scalar", lambda m, n=_name: getattr(m, n)(_x(m), 1.0))
+case("gt-op", lambda m: _x(m) > 0)
+case("eq-op-int", lambda m: _i(m) == 2)
+case("any", lambda m: (_x(m) > 0).any())
+case("all", lambda m: (_x(m) > -10).all())
+case("any-dim", lambda m: (_x(m) > 0).any(dim=1))
+case("all-dim", lambda m: m.all(_x(m) > 0, dim=0))
+case("isnan", lambda m: m.isnan(m.tensor([1.0, math.nan])))
+case("isinf", lambda m: m.isinf(m.tensor([1.0, math.inf, -math.inf])))
+case("isfinite", lambda m: m.isfinite(m.tensor([1.0, math.inf, math.nan])))
+case("allclose", lambda m: m.allclose(_x(m), _x(m) + 1e-9))
+case("allclose-false", lambda m: m.allclose(_x(m), _p(m)))
+case("equal", lambda m: m.equal(_x(m), _x(m)))
+case("logical_not", lambda m: m.logical_not(m.tensor(B)))
+case("logical_and", lambda m: m.logical_and(m.tensor(B), m.tensor(B).t().t()))
+case("invert", lambda m: ~m.tensor(B))
+case("and", lambda m: m.tensor(B) & (_x(m) > 0))
+case("or", lambda m: m.tensor(B) | (_x(m) > 0))
+case("nonzero", lambda m: m.nonzero(m.tensor(B)))
+case("count_nonzero", lambda m: m.count_nonzero(m.tensor(B)))
+case("sum-bool", lambda m: (_x(m) > 0).sum())
+case("float-of-bool-mean", lambda m: (_x(m) > 0).float().mean())
+case("accuracy", lambda m: (_x(m).argmax(1) == m.tensor([2, 1])).float().mean())
+
+# ---- reductions ------------------------------------------------------------------------------
+for _name in ("sum", "mean", "std", "var", "amax", "amin", "logsumexp", "prod"):
+    for _dim in (0, 1, -1):
+        case(f"{_name}-dim{_dim}", lambda m, n=_name, d=_dim: getattr(m, n)(_x(m), dim=d))
+    case(f"{_name}-keepdim", lambda m, n=_name: getattr(_x(m), n)(1, keepdim=True))
+for _name in ("sum", "mean", "std", "var", "amax", "amin", "prod"):
+    case(f"{_name}-all", lambda m, n=_name: getattr(_x(m), n)())
+case("sum-tuple", lambda m: _3d(m).sum(dim=(0, 2)))
+case("mean-tuple-keep", lambda m: _3d(m).mean((1, 2), keepdim=True))
+case("sum-int", lambda m: _i(m).sum())
+case("sum-int-dim", lambda m: _i(m).sum(0))
+case("std-unbiased", lambda m: m.tensor([1.0, 2.0, 3.0, 4.0]).std())
+case("std-biased", lambda m: m.tensor([1.0, 2.0, 3.0, 4.0]).std(unbiased=False))
+case("var-correction", lambda m: _x(m).var(dim=1, correction=0))
+case("max-all", lambda m: _x(m).max())
+case("min-all", lambda m: m.min(_x(m)))
+case("max-dim", lambda m: tuple(_x(m).max(1)))
+case("max-dim-keep", lambda m: tuple(_x(m).max(dim=0, keepdim=True)))
+case("min-dim", lambda m: tuple(m.min(_x(m), 1)))
+case("max-values", lambda m: _x(m).max(1).values)
+case("max-indices", lambda m: _x(m).max(dim=1).indices)
+case("argmax", lambda m: _x(m).argmax())
+case("argmax-dim", lambda m: m.argmax(_x(m), dim=1))
+case("argmax-keep", lambda m: _x(m).argmax(dim=1, keepdim=True))
+case("argmin-dim", lambda m: _x(m).argmin(0))
+case("cumsum", lambda m: _x(m).cumsum(1))
+case("cumsum-dim0", lambda m: m.cumsum(_x(m), dim=0))
+case("cumsum-int", lambda m: _i(m).cumsum(0))
+case("softmax", lambda m: m.softmax(_x(m), dim=1))
+case("log_softmax", lambda m: _x(m).log_softmax(dim=1))
+case("softmax-dim0", lambda m: _x(m).softmax(0))
+case("topk", lambda m: tuple(_v(m).topk(2)))
+case("topk-smallest", lambda m: tuple(m.topk(_v(m), 3, largest=False)))
+case("topk-dim", lambda m: tuple(_x(m).topk(2, dim=1)))
+case("sort", lambda m: tuple(_v(m).sort()))
+case("sort-desc", lambda m: tuple(m.sort(_x(m), dim=1, descending=True)))
+case("argsort", lambda m: _v(m).argsort())
+case("histc", lambda m: m.histc(_v(m), bins=4, min=0, max=6))
+case("histc-auto", lambda m: m.histc(_v(m), bins=5))
+case("bincount", lambda m: m.bincount(m.tensor([0, 1, 1, 3])))
+case("unique-count", lambda m: len(set(_i(m).flatten().tolist())))
+
+# ---- shapes ----------------------------------------------------------------------------------
+case("view", lambda m: _x(m).view(-1, 2))
+case("view-flat", lambda m: _x(m).view(-1))
+case("view_as", lambda m: _v(m)[:4].view_as(m.zeros(2, 2)))
+case("reshape", lambda m: m.reshape(_x(m), (3, 2)))
+case("reshape_as", lambda m: _x(m).reshape_as(m.zeros(3, 2)))
+case("size", lambda m: tuple(_3d(m).size()))
+case("size-dim", lambda m: _3d(m).size(1))
+case("size-neg", lambda m: _3d(m).size(-1))
+case("shape", lambda m: tuple(_3d(m).shape))
+case("numel", lambda m: _3d(m).numel())
+case("numel-fn", lambda m: m.numel(_3d(m)))
+case("dim", lambda m: _3d(m).dim())
+case("ndim", lambda m: _3d(m).ndim)
+case("t", lambda m: _x(m).t())
+case("T", lambda m: _x(m).T)
+case("t-1d", lambda m: _v(m).t())
+case("transpose", lambda m: _3d(m).transpose(1, 2))
+case("transpose-fn", lambda m: m.transpose(_3d(m), 0, 2))
+case("permute", lambda m: _3d(m).permute(2, 0, 1))
+case("mT", lambda m: _3d(m).mT)
+case("movedim", lambda m: m.movedim(_3d(m), 0, -1))
+case("flatten", lambda m: m.flatten(_3d(m)))
+case("flatten-1", lambda m: m.flatten(_3d(m), 1))
+case("flatten-method", lambda m: _3d(m).flatten(0, 1))
+case("squeeze", lambda m: m.zeros(2, 1, 3).squeeze())
+case("squeeze-dim", lambda m: m.zeros(2, 1, 3).squeeze(dim=1))
+case("unsqueeze", lambda m: _v(m).unsqueeze(0))
+case("unsqueeze-neg", lambda m: m.unsqueeze(_v(m), -1))
+case("expand", lambda m: m.tensor([[1.0], [2.0]]).expand(2, 3))
+case("expand-neg", lambda m: m.tensor([[1.0], [2.0]]).expand(-1, 4))
+case("expand_as", lambda m: m.tensor([[1.0], [2.0]]).expand_as(_x(m)))
+case("repeat", lambda m: _x(m).repeat(2, 1))
+case("repeat-new-dim", lambda m: _v(m).repeat(2, 2))
+case("chunk", lambda m: m.chunk(_v(m), 2))
+case("chunk-dim1", lambda m: _x(m).chunk(3, dim=1))
+case("split", lambda m: _v(m).split(2))
+case("split-sizes", lambda m: m.split(_v(m), [1, 4]))
+case("split-dim", lambda m: _x(m).split(1, dim=0))
+case("unbind", lambda m: m.unbind(_x(m)))
+case("gather", lambda m: m.gather(_x(m), 1, m.tensor([[0, 0], [1, 0]])))
+case("gather-dim0", lambda m: _x(m).gather(0, m.tensor([[1, 0, 1]])))
+case("contiguous", lambda m: _3d(m).transpose(0, 1).contiguous())
+case("is_contiguous", lambda m: _x(m).is_contiguous())
+case("index-int-tensor", lambda m: _v(m)[m.tensor([0, 2])])
+case("index-rows", lambda m: _x(m)[m.arange(2), m.tensor([2, 0])])
+case("index-mask", lambda m: _x(m)[_x(m) > 0])
+case("index-slice", lambda m: _3d(m)[:, 1:, ::2])
+case("index-ellipsis", lambda m: _3d(m)[..., 0])
+case("index-none", lambda m: _v(m)[None, :])
+case("index-0d", lambda m: ["a", "b", "c"][m.tensor(2)])
+case("index-0d-int64", lambda m: list(range(10))[m.tensor([1, 7])[1]])
+case("embedding-lookup", lambda m: m.arange(12.0).view(4, 3)[m.tensor([[0, 3], [2, 2]])])
+case("setitem", lambda m: (lambda t: (t.__setitem__(0, 9.0), t)[1])(_v(m)))
+case("setitem-mask", lambda m: (lambda t: (t.__setitem__(t < 0, 0.0), t)[1])(_x(m)))
+
+# ---- dtypes, devices, conversion -------------------------------------------------------------
+case("float", lambda m: _i(m).float())
+case("long", lambda m: _x(m).long())
+case("int", lambda m: _x(m).int())
+case("double", lambda m: _x(m).double())
+case("half", lambda m: _x(m).half())
+case("bool", lambda m: _x(m).bool())
+case("type-int64", lambda m: _x(m).type(m.int64))
+case("to-dtype", lambda m: _i(m).to(m.float32))
+case("to-cpu", lambda m: _x(m).to("cpu"))
+case("to-device", lambda m: _x(m).to(m.device("cpu")))
+case("to-device-dtype", lambda m: _i(m).to("cpu", m.float64))
+case("to-kw", lambda m: _i(m).to(device="cpu", dtype=m.float32))
+case("to-other", lambda m: _i(m).to(_x(m)))
+case("type_as", lambda m: _i(m).type_as(_x(m)))
+case("cpu", lambda m: _x(m).cpu())
+case("detach-cpu-numpy", lambda m: _x(m).detach().cpu().numpy())
+case("numpy-dtype", lambda m: str(_i(m).numpy().dtype))
+case("tolist", lambda m: _x(m).tolist())
+case("tolist-int", lambda m: _i(m).tolist())
+case("item", lambda m: _x(m).sum().item())
+case("item-int", lambda m: _i(m).sum().item())
+case("float()", lambda m: float(_x(m).mean()))
+case("int()", lambda m: int(_i(m)[0, 1]))
+case("format", lambda m: f"{_x(m).mean():.2f}")
+case("format-int", lambda m: f"{_i(m).sum():d}")
+case("len", lambda m: len(_x(m)))
+case("iter", lambda m: [row.sum().item() for row in _x(m)])
+case("device-str", lambda m: str(m.device("cpu")))
+case("device-type", lambda m: m.device("cpu").type)
+case("tensor-device", lambda m: str(_x(m).device))
+case("is_cuda", lambda m: _x(m).is_cuda)
+case("cuda-available", lambda m: m.cuda.is_available())
+case("float32-eq", lambda m: _x(m).dtype == m.float32)
+case("int64-eq", lambda m: _i(m).dtype == m.int64)
+case("is_floating_point", lambda m: _x(m).is_floating_point())
+case("is_floating_point-int", lambda m: m.is_floating_point(_i(m)))
+case("element_size", lambda m: _x(m).element_size())
+case("default-dtype", lambda m: str(m.get_default_dtype()).replace("torch.", ""))
+case("clone", lambda m: _x(m).clone())
+case("requires_grad", lambda m: m.ones(2, requires_grad=True).requires_grad)
+case("zeros-requires_grad", lambda m: m.zeros(2, requires_grad=True).sum().requires_grad)
+
+# ---- autograd (values of gradients) ----------------------------------------------------------
+
+
+def _grad_of(m, fn, data=X):
+    x = m.tensor(data, requires_grad=True)
+    fn(m, x).backward()
+    return x.grad
+
+
+for _name, _fn in [
+    ("sum", lambda m, x: x.sum()),
+    ("mean-dim", lambda m, x: x.mean(dim=1).sum()),
+    ("std", lambda m, x: x.std()),
+    ("var-dim", lambda m, x: x.var(0).sum()),
+    ("max-dim", lambda m, x: x.max(dim=1).values.sum()),
+    ("amax", lambda m, x: x.amax(1).sum()),
+    ("topk", lambda m, x: x.topk(2, dim=1).values.sum()),
+    ("sort", lambda m, x: (x.sort(1).values * m.tensor([1.0, 2.0, 3.0])).sum()),
+    ("gather", lambda m, x: x.gather(1, m.tensor([[0, 0], [2, 1]])).sum()),
+    ("tanh", lambda m, x: m.tanh(x).sum()),
+    ("sin", lambda m, x: x.sin().sum()),
+    ("cos", lambda m, x: m.cos(x).sum()),
+    ("clamp", lambda m, x: x.clamp(min=0).sum()),
+    ("log_softmax", lambda m, x: m.log_softmax(x, dim=1)[:, 0].sum()),
+    ("cumsum", lambda m, x: (x.cumsum(1) ** 2).sum()),
+    ("repeat", lambda m, x: (x.repeat(2, 2) * m.arange(24.0).view(4, 6)).sum()),
+    ("chunk", lambda m, x: (x.chunk(3, 1)[1] * 2).sum()),
+    ("split", lambda m, x: x.split([1, 1], 0)[1].sum()),
+    ("masked_fill", lambda m, x: x.masked_fill(x > 0, 0.0).sum()),
+    ("prod", lambda m, x: x.prod(1).sum()),
+    ("index-rows", lambda m, x: x[m.arange(2), m.tensor([1, 1])].sum()),
+    ("view_as", lambda m, x: (x.view_as(m.zeros(3, 2)) * m.arange(6.0).view(3, 2)).sum()),
+    ("square", lambda m, x: x.square().sum()),
+    ("expand", lambda m, x: x[:, :1].expand(2, 4).sum()),
+]:
+    case(f"grad-{_name}", lambda m, f=_fn: _grad_of(m, f))
+case("grad-log1p", lambda m: _grad_of(m, lambda m_, x: x.log1p().sum(), P))
+case("grad-log10", lambda m: _grad_of(m, lambda m_, x: x.log10().sum(), P))
+case("grad-rsqrt", lambda m: _grad_of(m, lambda m_, x: x.rsqrt().sum(), P))
+
+# ---- nn and functional one-liners ------------------------------------------------------------
+case("one_hot", lambda m: m.nn.functional.one_hot(m.tensor([0, 2, 1])))
+case("one_hot-classes", lambda m: m.nn.functional.one_hot(m.tensor([[0], [1]]), num_classes=4))
+case("cross_entropy", lambda m: m.nn.functional.cross_entropy(_x(m), m.tensor([2, 1])))
+case("log_softmax-F", lambda m: m.nn.functional.log_softmax(_x(m), dim=1))
+case("softmax-F", lambda m: m.nn.functional.softmax(_x(m), dim=0))
+case("relu-F", lambda m: m.nn.functional.relu(_x(m)))
+case("mse", lambda m: m.nn.functional.mse_loss(_x(m), _p(m)))
+case("dropout-eval", lambda m: m.nn.functional.dropout(_x(m), 0.5, training=False))
+case("dropout-shape", lambda m: m.nn.functional.dropout(_x(m), 0.5).shape, "meta")
+case("linear-shape", lambda m: m.nn.Linear(3, 4)(_x(m)).shape)
+case("linear-params", lambda m: sum(p.numel() for p in m.nn.Linear(3, 4).parameters()))
+case("linear-double", lambda m: m.nn.Linear(3, 4).double().weight.dtype == m.float64)
+case("module-to", lambda m: m.nn.Linear(3, 4).to(m.device("cpu")).weight.shape)
+case("init-kaiming", lambda m: m.nn.init.kaiming_normal_(
+    m.empty(8, 4), mode="fan_out", nonlinearity="relu",
+    generator=m.Generator().manual_seed(0)).shape)
+case("init-kaiming-std", lambda m: round(float(m.nn.init.kaiming_normal_(
+    m.empty(400, 300), mode="fan_in", nonlinearity="relu").std()), 1))
+case("init-zeros", lambda m: m.nn.init.zeros_(m.ones(3)))
+case("init-constant", lambda m: m.nn.init.constant_(m.ones(3), 0.5))
+case("data-normal_", lambda m: m.nn.Linear(30, 20).weight.data.normal_(0, 0.01).shape)
+case("grad-zero_", lambda m: (lambda w: (w.sum().backward(), w.grad.zero_())[1])(
+    m.ones(3, requires_grad=True)))
+case("grad-norm", lambda m: (lambda w: ((w * w).sum().backward(), w.grad.norm())[1])(
+    m.tensor([3.0, 4.0], requires_grad=True)))
+case("norm-dim", lambda m: _x(m).norm(dim=1))
+case("norm-1", lambda m: _x(m).norm(1))
+case("grad-data-norm", lambda m: (lambda w: ((w * w).sum().backward(), w.grad.data.norm(2))[1])(
+    m.tensor([3.0, 4.0], requires_grad=True)))
+case("set_grad_enabled-stmt", lambda m: (m.set_grad_enabled(False),
+                                         (m.ones(1, requires_grad=True) * 2).requires_grad,
+                                         m.set_grad_enabled(True))[1])
+case("set_grad_enabled-ctx", lambda m: _with_grad_disabled(m))
+
+
+def _with_grad_disabled(m):
+    with m.set_grad_enabled(False):
+        inside = (m.ones(1, requires_grad=True) * 2).requires_grad
+    return inside, (m.ones(1, requires_grad=True) * 2).requires_grad
+
+
+# cases whose difference is deliberate: id -> the reason (docs/PORTING.md)
+XFAIL: dict[str, str] = {
+}
+
+
+def _to_plain(value):
+    """A comparable form of a result from either library: (kind, dtype, shape, values)."""
+    if isinstance(value, torch.Tensor):
+        array = value.detach().numpy()
+        return ("tensor", str(value.dtype).replace("torch.", ""), tuple(value.shape), array)
+    if isinstance(value, gw.Tensor):
+        array = np.asarray(value)
+        return ("tensor", str(value.dtype).replace("bool", "bool"), tuple(value.shape), array)
+    if isinstance(value, tuple | list):
+        return (type(value).__name__ if not hasattr(value, "_fields") else "tuple",
+                [_to_plain(v) for v in value])
+    if isinstance(value, np.ndarray):
+        return ("ndarray", str(value.dtype), value.shape, value)
+    if isinstance(value, torch.Size):
+        return tuple(value)
+    return value
+
+
+def assert_same(expected, actual, mode="value", where="result"):
+    """Compare a torch result with a gradwise one: kind, dtype and shape always; values unless
+    ``mode`` is "meta" (random draws)."""
+    if isinstance(expected, tuple) and len(expected) == 4 and expected[0] in ("tensor",
+                                                                              "ndarray"):
+        assert isinstance(actual, tuple) and actual[0] == expected[0], (
+            f"{where}: torch gave a {expected[0]}, gradwise {actual!r:.80}")
+        assert actual[1] == expected[1], f"{where}: dtype {actual[1]} != torch's {expected[1]}"
+        assert actual[2] == expected[2], f"{where}: shape {actual[2]} != torch's {expected[2]}"
+        if mode != "meta":
+            np.testing.assert_allclose(
+                np.asarray(actual[3], dtype=np.float64), np.asarray(expected[3], np.float64),
+                rtol=2e-3 if expected[1] == "float16" else 1e-5, atol=1e-6,
+                err_msg=f"{where}: values differ")
+        return
+    if isinstance(expected, tuple) and len(expected) == 2 and isinstance(expected[1], list):
+        assert isinstance(actual, tuple) and len(actual[1]) == len(expected[1]), (
+            f"{where}: torch gave {len(expected[1])} items, gradwise {actual!r:.80}")
+        for i, (e, a) in enumerate(zip(expected[1], actual[1], strict=True)):
+            assert_same(e, a, mode, f"{where}[{i}]")
+        return
+    if isinstance(expected, float):
+        assert isinstance(actual, float), f"{where}: {actual!r} is not a float like {expected!r}"
+        assert actual == pytest.approx(expected, rel=1e-5, abs=1e-6), where
+        return
+    assert type(actual) is type(expected), f"{where}: type {type(actual)} != {type(expected)}"
+    if mode != "meta":
+        assert actual == expected, f"{where}: {actual!r} != torch's {expected!r}"
+
+
+def _params():
+    for name, fn, mode in CASES:
+        marks = [pytest.mark.xfail(reason=XFAIL[name], strict=False)] if name in XFAIL else []
+        yield pytest.param(fn, mode, id=name, marks=marks)
+
+
+@pytest.mark.parametrize(("fn", "mode"), list(_params()))
+def test_oneliner_matches_torch(fn, mode):
+    expected = fn(torch)
+    actual = fn(gw)
+    assert_same(_to_plain(expected), _to_plain(actual), "meta" if mode == "meta" else "value")
+
+
+def test_table_is_large_and_mostly_matching():
+    """The issue's bar: at least 250 one-liners, at most 3% marked as deliberate differences."""
+    assert len(CASES) >= 250
+    assert len(XFAIL) / len(CASES) <= 0.03

@@ -1,0 +1,189 @@
+"""Issue 11's surface beyond one-liners: random generators, devices, save/load, utils.data,
+Adadelta against PyTorch, set_grad_enabled as a statement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradwise as gw
+import gradwise.nn as nn
+from gradwise.utils.data import DataLoader, Subset, TensorDataset, random_split
+
+
+def test_manual_seed_makes_layers_and_factories_reproducible():
+    def draw():
+        gw.manual_seed(42)
+        layer = nn.Sequential(nn.Linear(4, 3), nn.Conv2d(1, 2, 3))
+        return [p.tolist() for p in layer.parameters()], gw.randn(3).tolist()
+
+    assert draw() == draw()
+    gw.manual_seed(1)
+    assert gw.rand(3).tolist() != draw()[1]
+
+
+def test_generator_streams_are_independent_and_rng_alias_still_works():
+    g1, g2 = gw.Generator().manual_seed(7), gw.Generator().manual_seed(7)
+    assert gw.randn(4, generator=g1).tolist() == gw.randn(4, generator=g2).tolist()
+    w1, w2 = gw.empty(5, 4), gw.empty(5, 4)
+    nn.init.kaiming_normal_(w1, mode="fan_out", nonlinearity="relu", generator=g1)
+    nn.init.kaiming_normal_(w2, mode="fan_out", nonlinearity="relu", rng=g2._rng)
+    np.testing.assert_array_equal(np.asarray(w1), np.asarray(w2))
+    assert nn.Linear(3, 2, rng=0).weight.tolist() == nn.Linear(3, 2, rng=0).weight.tolist()
+    with pytest.raises(TypeError, match="generator= or its alias rng="):
+        gw.randn(2, generator=g1, rng=0)
+    with pytest.raises(TypeError, match="seed must be an int"):
+        gw.Generator().manual_seed("1")
+
+
+def test_generator_state_round_trip():
+    g = gw.Generator().manual_seed(3)
+    state = g.get_state()
+    first = gw.rand(3, generator=g).tolist()
+    g.set_state(state)
+    assert gw.rand(3, generator=g).tolist() == first
+
+
+@pytest.mark.parametrize("name", ["cuda", "cuda:0", "mps", "xpu"])
+def test_gpu_devices_raise_naming_the_device(name):
+    with pytest.raises(RuntimeError, match=f"device '{name}'"):
+        gw.device(name)
+    with pytest.raises(RuntimeError, match=name.split(":")[0]):
+        gw.ones(2).to(name)
+    with pytest.raises(RuntimeError, match=name.split(":")[0]):
+        nn.Linear(2, 2).to(name)
+
+
+def test_cpu_device_api():
+    assert not gw.cuda.is_available() and not gw.accelerator.is_available()
+    assert not gw.backends.mps.is_available()
+    device = gw.device("cuda" if gw.cuda.is_available() else "cpu")
+    model = nn.Linear(3, 2).to(device)
+    x = gw.ones(4, 3).to(device)
+    assert model(x).detach().cpu().numpy().shape == (4, 2)
+    assert model.double().weight.dtype == gw.float64
+    assert model(x.double()).dtype == gw.float64
+    assert model.float().weight.dtype == gw.float32
+    assert gw.device("cpu") == "cpu" and str(x.device) == "cpu"
+
+
+def test_save_load_round_trip_of_nested_objects(tmp_path):
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    opt = gw.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    model(gw.randn(5, 3)).sum().backward()
+    opt.step()
+    checkpoint = {"model": model.state_dict(), "epoch": 3, "loss": 0.25, "name": "run",
+                  "hist": [1.0, float("nan")], "pair": (1, None), "t": gw.arange(4)}
+    path = tmp_path / "ckpt.gw"
+    gw.save(checkpoint, path)
+    back = gw.load(path, map_location="cpu")
+    assert back["epoch"] == 3 and back["loss"] == 0.25 and back["name"] == "run"
+    assert np.isnan(back["hist"][1]) and back["pair"] == (1, None)
+    assert back["t"].dtype == gw.int64 and back["t"].tolist() == [0, 1, 2, 3]
+    fresh = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    fresh.load_state_dict(back["model"])
+    for a, b in zip(fresh.parameters(), model.parameters(), strict=True):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    gw.save(model.state_dict(), tmp_path / "sd.pt")
+    fresh.load_state_dict(gw.load(tmp_path / "sd.pt"))
+
+
+def test_save_refuses_objects_and_load_refuses_pickles(tmp_path):
+    with pytest.raises(TypeError, match=r"obj\['m'\] is a Linear"):
+        gw.save({"m": nn.Linear(2, 2)}, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
+    (tmp_path / "p.pt").write_bytes(b"\x80\x04\x95 not safetensors")
+    with pytest.raises(ValueError, match="never unpickles"):
+        gw.load(tmp_path / "p.pt")
+    with pytest.raises(TypeError, match=r"load_state_dict: got a file path .*gw.load\(path\)"):
+        nn.Linear(2, 2).load_state_dict(str(tmp_path / "p.pt"))
+
+
+def test_dataloader_yields_tensors_and_shuffles_reproducibly():
+    x, y = gw.randn(10, 3), gw.arange(10)
+    loader = DataLoader(TensorDataset(x, y), batch_size=4, shuffle=True)
+    gw.manual_seed(0)
+    first = [yb.tolist() for _, yb in loader]
+    gw.manual_seed(0)
+    assert [yb.tolist() for _, yb in loader] == first
+    assert sorted(sum(first, [])) == list(range(10)) and len(loader) == 3
+    xb, yb = next(iter(loader))
+    assert isinstance(xb, gw.Tensor) and xb.shape == (4, 3) and yb.dtype == gw.int64
+    ordered = [yb.tolist() for _, yb in DataLoader(TensorDataset(x, y), batch_size=4,
+                                                   drop_last=True)]
+    assert ordered == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_dataloader_collates_python_samples_and_accepts_workers():
+    class Squares(gw.utils.data.Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            return np.full(2, i, np.float32), i
+
+    with pytest.warns(UserWarning, match="num_workers=2 runs in the main process"):
+        loader = DataLoader(Squares(), batch_size=2, num_workers=2)
+    batches = list(loader)
+    assert batches[0][0].shape == (2, 2) and batches[0][1].dtype == gw.int64
+    assert batches[-1][1].tolist() == [4]
+
+
+def test_dataloader_with_a_distributed_sampler_splits_the_data_between_ranks():
+    data = TensorDataset(gw.arange(10))
+    seen = []
+    for rank in (0, 1):
+        sampler = gw.utils.data.DistributedSampler(data, num_replicas=2, rank=rank, seed=3)
+        seen += [int(v) for (batch,) in DataLoader(data, batch_size=2, sampler=sampler)
+                 for v in batch.tolist()]
+    assert sorted(seen) == list(range(10))
+
+
+def test_random_split_and_subset():
+    data = TensorDataset(gw.arange(10))
+    a, b = random_split(data, [7, 3], generator=gw.Generator().manual_seed(1))
+    assert len(a) == 7 and len(b) == 3
+    assert sorted(a.indices + b.indices) == list(range(10))
+    parts = random_split(data, [0.5, 0.5])
+    assert [len(p) for p in parts] == [5, 5]
+    assert Subset(data, [3])[0][0].item() == 3
+    with pytest.raises(ValueError, match="sum to 9"):
+        random_split(data, [4, 5])
+
+
+def test_set_grad_enabled_as_statement_context_and_decorator():
+    w = gw.ones(2, requires_grad=True)
+    gw.set_grad_enabled(False)
+    try:
+        assert not (w * 2).requires_grad
+    finally:
+        gw.set_grad_enabled(True)
+    assert (w * 2).requires_grad
+    with gw.set_grad_enabled(False):
+        assert not (w * 2).requires_grad
+    assert (w * 2).requires_grad
+
+    @gw.set_grad_enabled(False)
+    def frozen():
+        return (w * 2).requires_grad
+
+    assert gw.is_grad_enabled() and frozen() is False and gw.is_grad_enabled()
+
+
+def test_adadelta_trajectory_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((4, 3)).astype(np.float32)
+    targets = [rng.standard_normal((4, 3)).astype(np.float32) for _ in range(15)]
+    kwargs = dict(lr=0.9, rho=0.8, eps=1e-5, weight_decay=0.01)
+    w_gw = gw.tensor(w0, requires_grad=True)
+    w_t = torch.tensor(w0, requires_grad=True)
+    opt_gw, opt_t = gw.optim.Adadelta([w_gw], **kwargs), torch.optim.Adadelta([w_t], **kwargs)
+    for target in targets:
+        for w, opt, lib in ((w_gw, opt_gw, gw), (w_t, opt_t, torch)):
+            opt.zero_grad()
+            ((w - lib.tensor(target)) ** 2).sum().backward()
+            opt.step()
+    np.testing.assert_allclose(np.asarray(w_gw), w_t.detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="rho"):
+        gw.optim.Adadelta([w_gw], rho=1.5)

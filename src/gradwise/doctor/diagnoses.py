@@ -691,7 +691,10 @@ def lr_too_high(context: Context) -> list[Finding]:
         "learning rate too high: " + "; ".join(reasons),
         evidence,
         [_lr_down(context), _schedule(context), _clip(context)],
-        step=_last_step(stats), layer=worst,
+        # the step the evidence points at: the warm-up step when that step is the only reason
+        step=(evidence["peak_update_ratio_step"] if len(reasons) == 1
+              and "peak_update_ratio_step" in evidence else _last_step(stats)),
+        layer=worst,
     )]
 
 

@@ -1,8 +1,21 @@
 """The ``gradwise`` command: train, evaluate and use models from the terminal.
 
 This is the only module that reads the command line and the environment, prints for people and
-chooses exit codes: 0 success, 1 a failure while running, 2 a usage error (bad option or value,
-missing file), 130/143 training interrupted by SIGINT/SIGTERM (a checkpoint was saved).
+chooses exit codes, one per kind of failure (:data:`EXIT_CODES`, also in ``gradwise --help``):
+
+====  =========================================================================================
+0     success
+1     an unexpected error: a bug in gradwise (rerun with GRADWISE_DEBUG=1 for the traceback)
+2     usage: a bad option, value, config file, run state or picture; nothing was changed
+3     data: the data set is not found, cannot be downloaded, or its files are damaged
+4     run folder: a run, checkpoint or weights file is missing, damaged or does not fit, or
+      the run's model cannot be exported
+5     training diverged (a non-finite loss) or --detect-anomaly found a NaN/Inf
+6     the system refused: a folder cannot be created or written, the disk is full
+7     an optional package the feature needs is not installed (the message names the pip extra)
+130   interrupted by SIGINT (Ctrl-C); a checkpoint was saved (143 for SIGTERM)
+====  =========================================================================================
+
 The work itself is done by :mod:`gradwise.runs` and :mod:`gradwise.recipes`.
 """
 
@@ -11,6 +24,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -33,6 +47,7 @@ from gradwise.recipes import (
     SCHEDULES,
     ConfigError,
     TrainConfig,
+    did_you_mean,
     get_recipe,
     read_config_file,
 )
@@ -41,9 +56,29 @@ if TYPE_CHECKING:
     from gradwise.runs import StopRequest
 
 DEBUG_ENV = "GRADWISE_DEBUG"
-EXIT_FAILURE = 1
+EXIT_BUG = 1
 EXIT_USAGE = 2
+EXIT_DATA = 3
+EXIT_RUN = 4
+EXIT_DIVERGED = 5
+EXIT_SYSTEM = 6
+EXIT_MISSING_EXTRA = 7
+EXIT_FAILURE = EXIT_BUG  # the old name of code 1
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+EXIT_CODES = {
+    0: "success",
+    EXIT_BUG: f"an unexpected error, a bug in gradwise ({DEBUG_ENV}=1 shows the traceback)",
+    EXIT_USAGE: "a bad option, value, config file, run state or picture; nothing changed",
+    EXIT_DATA: "the data set is not found, cannot be downloaded, or is damaged",
+    EXIT_RUN: "a run folder, checkpoint or weights file is missing, damaged or does not "
+              "fit, or its model cannot be exported",
+    EXIT_DIVERGED: "training diverged, or --detect-anomaly found a NaN/Inf",
+    EXIT_SYSTEM: "the system refused: cannot create or write a file, the disk is full",
+    EXIT_MISSING_EXTRA: "an optional package the feature needs is not installed (pip extra "
+                        "named)",
+    SIGNAL_EXIT["SIGINT"]: "interrupted by Ctrl-C (143: by SIGTERM); a checkpoint was saved",
+}
+"""Exit code -> what it means; printed by ``gradwise --help``."""
 
 DESCRIPTION = """\
 gradwise trains neural networks on NumPy and shows why training works or fails.
@@ -59,6 +94,7 @@ examples:
   gradwise train spiral --lr 0.003        a toy problem with another learning rate
   gradwise train --config my.toml         settings from a file (flags still win)
   gradwise train --resume runs/RUN        continue an interrupted run
+  gradwise train --resume runs/RUN --epochs 30   train a finished run for more epochs
   gradwise evaluate runs/RUN              test accuracy and confusions of a run
   gradwise export runs/RUN                the run's model as ONNX (runs/RUN/model.onnx)
   gradwise predict runs/RUN digit.png     classify your own picture of a digit
@@ -66,11 +102,14 @@ examples:
 
 Ctrl-C during training saves a checkpoint and tells you how to resume.
 Set GRADWISE_DATA=DIR to tell gradwise where your data sets are.
-Set GRADWISE_DEBUG=1 to see full tracebacks."""
+Set GRADWISE_DEBUG=1 to see full tracebacks.
+
+exit codes:
+""" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
 
 TRAIN_EXAMPLES = """\
 Settings come from the recipe, then the --config file, then the flags you give.
-A config file (JSON, or TOML on Python 3.11+) holds keys named like the flags:
+A config file (JSON or TOML) holds keys named like the flags:
   epochs = 5
   lr = 0.002
   hidden = [256, 128]
@@ -80,7 +119,8 @@ examples:
   gradwise train mnist-cnn --epochs 3 --batch-size 64
   gradwise train fashion-mlp --optimizer sgd --lr 0.05 --schedule onecycle
   gradwise train spiral --out runs/my-spiral --quiet
-  gradwise train --resume runs/mnist-mlp-20240101-120000"""
+  gradwise train --resume runs/mnist-mlp-20240101-120000
+  gradwise train --resume runs/mnist-mlp-20240101-120000 --epochs 30"""
 
 
 class UsageError(Exception):
@@ -88,10 +128,32 @@ class UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse that raises instead of printing the usage block and exiting."""
+    """argparse that raises instead of printing the usage block and exiting, and suggests the
+    closest option or choice for a typo."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message} (see '{self.prog} --help')")
+        raise UsageError(f"{message}{self._suggestion(message)} (see '{self.prog} --help')")
+
+    def _suggestion(self, message: str) -> str:
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
+        if choice:
+            return did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)))
+        unknown = re.match(r"unrecognized arguments: (\S+)", message)
+        if unknown and unknown.group(1).startswith("-"):
+            flag = unknown.group(1).split("=", 1)[0]
+            options = [o for action in self._all_actions() for o in action.option_strings]
+            return did_you_mean(flag, options)
+        return ""
+
+    def _all_actions(self) -> list[argparse.Action]:
+        """This parser's options and those of every subcommand (argparse reports unknown
+        options on the top-level parser)."""
+        actions = list(self._actions)
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for parser in action.choices.values():
+                    actions += parser._actions
+        return actions
 
 
 # ---- the parser -------------------------------------------------------------------------------
@@ -120,11 +182,18 @@ def build_parser() -> argparse.ArgumentParser:
     hyper.add_argument("--epochs", type=int, help="passes over the training data")
     hyper.add_argument("--batch-size", type=int, help="samples per optimizer step")
     hyper.add_argument("--lr", type=float, help="learning rate (the peak for onecycle)")
-    hyper.add_argument("--optimizer", choices=OPTIMIZERS)
+    hyper.add_argument("--optimizer", choices=OPTIMIZERS,
+                       help="the update rule: " + ", ".join(OPTIMIZERS)
+                            + " (sgd uses Nesterov momentum 0.9)")
     hyper.add_argument("--schedule", choices=SCHEDULES,
                        help="how the learning rate changes over training")
     hyper.add_argument("--dropout", type=float, help="dropout probability, 0 to switch off")
-    hyper.add_argument("--weight-decay", type=float)
+    hyper.add_argument("--weight-decay", type=float, metavar="DECAY",
+                       help="L2 penalty (decoupled for adamw), 0 to switch off")
+    hyper.add_argument("--label-smoothing", type=float, metavar="EPS",
+                       help="train towards 1 - EPS on the true class and EPS spread over all "
+                            "classes (0 switches it off); the test loss is always plain "
+                            "cross-entropy")
     hyper.add_argument("--clip-grad-norm", type=float, metavar="MAX_NORM",
                        help="clip the gradients' total norm to MAX_NORM")
     hyper.add_argument("--seed", type=int, help="seed for data order, weights and dropout")
@@ -138,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", metavar="DIR",
                      help="run folder to create (default runs/RECIPE-DATE-TIME)")
     run.add_argument("--resume", metavar="RUN_DIR",
-                     help="continue an interrupted run from its last checkpoint")
+                     help="continue an interrupted run from its last checkpoint; with "
+                          "--epochs N, train a finished run on to N epochs in all")
     run.add_argument("--quiet", action="store_true",
                      help="no progress bars or per-epoch lines")
     run.add_argument("--no-doctor", dest="doctor", action="store_const", const=False,
@@ -157,8 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate", help="test accuracy and confusions of a trained run",
         description="Rebuild a run's model from its folder and score it on the test data.",
     )
-    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR", help="the run folder `train` wrote")
     evaluate.add_argument("--data-dir", metavar="DIR", help="where the data set is now")
+    _add_weights_choice(evaluate)
     evaluate.add_argument("--allow-non-finite", action="store_true",
                           help="evaluate NaN/inf weights instead of refusing them (to inspect "
                                "a diverged run)")
@@ -170,8 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
                     "each is cropped, scaled and centred like the training images, then the "
                     "three most likely classes are printed.",
     )
-    predict.add_argument("run_dir", metavar="RUN_DIR")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("run_dir", metavar="RUN_DIR", help="the run folder `train` wrote")
+    predict.add_argument("images", nargs="+", metavar="IMAGE",
+                         help="picture files (PNG, JPEG, BMP, GIF, TIFF, WebP...)")
+    _add_weights_choice(predict)
     predict.set_defaults(handler=cmd_predict)
 
     explain = commands.add_parser(
@@ -189,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(the learning-rate range test).",
     )
     lr_find.add_argument("recipe", nargs="?", metavar="RECIPE",
-                         help=f"default {DEFAULT_RECIPE}")
+                         help=f"whose model and data to sweep (default {DEFAULT_RECIPE})")
     lr_find.add_argument("--data-dir", metavar="DIR",
                          help="folder holding the data set's IDX files (as for train)")
     lr_find.add_argument("--limit-train", type=int, metavar="N",
@@ -220,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export", help="write a trained run's model as ONNX",
         description=(
-            "Export a run's model (final weights) to an ONNX file with a dynamic batch axis.\n\n"
+            "Export a run's model (best weights; --weights last: the final) to an ONNX file\n"
+            "with a dynamic batch axis.\n\n"
             "Input 'input', float32, shape (batch, *input_shape): the data as the model trained "
             "on it.\nFor image recipes: pixels scaled to 0-1 (value / 255), then normalised "
             "with the\nfile's metadata: (x - mean) / std. Toy recipes (xor, spiral) take the "
@@ -232,8 +306,10 @@ def build_parser() -> argparse.ArgumentParser:
                "  gradwise export runs/my-spiral --out spiral.onnx --opset 13",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("run_dir", metavar="RUN_DIR")
-    export.add_argument("--format", choices=("onnx",), default="onnx")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="the run folder `train` wrote")
+    export.add_argument("--format", choices=("onnx",), default="onnx",
+                        help="the file format (ONNX only, for now)")
+    _add_weights_choice(export)
     export.add_argument("--out", metavar="FILE", help="default RUN_DIR/model.onnx")
     export.add_argument("--opset", type=int, help="ONNX opset, 13 to 21 (default 17)")
     export.set_defaults(handler=cmd_export)
@@ -242,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
                                   description="List the recipes `gradwise train` knows.")
     recipes.set_defaults(handler=cmd_recipes)
     return parser
+
+
+def _add_weights_choice(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", choices=("best", "last"), default="best",
+                        help="best: the epoch with the best validation accuracy "
+                             "(checkpoints/best; the default when it exists); last: the final "
+                             "weights")
 
 
 # ---- entry point ------------------------------------------------------------------------------
@@ -323,28 +406,37 @@ def _warnings_as_lines() -> Iterator[None]:
 
 
 def _classify(error: Exception) -> tuple[int, str]:
-    """Exit code and one-line message for an exception raised while running a command."""
-    from gradwise.imageprep import ImagePrepError
-    from gradwise.runs import RunError
-
-    text = _one_line(error)
-    if isinstance(error, (ConfigError, ImagePrepError)):  # bad settings or pictures
-        return EXIT_USAGE, text
-    if isinstance(error, (RunError, *_library_errors(), OSError)):  # e.g. missing data, full disk
-        return EXIT_FAILURE, text
-    hint = "" if os.environ.get(DEBUG_ENV) else f" (rerun with {DEBUG_ENV}=1 for the traceback)"
-    return EXIT_FAILURE, f"unexpected {type(error).__name__}: {text}{hint}"
-
-
-def _library_errors() -> tuple[type[BaseException], ...]:
+    """Exit code (see :data:`EXIT_CODES`) and one-line message for an exception raised while
+    running a command."""
     from gradwise.autograd import AnomalyError
     from gradwise.data import DatasetNotFoundError, DownloadError, IDXError
+    from gradwise.imageprep import ImagePrepError
     from gradwise.nn import StateDictError
     from gradwise.onnx import ExportError
+    from gradwise.runs import RunError
     from gradwise.train import CheckpointError
 
-    return (AnomalyError, CheckpointError, DatasetNotFoundError, DownloadError, IDXError,
-            StateDictError, ExportError)
+    text = _one_line(error)
+    if isinstance(error, (ConfigError, ImagePrepError)):
+        return EXIT_USAGE, text
+    if isinstance(error, (DatasetNotFoundError, DownloadError, IDXError)):
+        return EXIT_DATA, text
+    if isinstance(error, OSError):  # e.g. a full disk while saving
+        return EXIT_SYSTEM, _os_message(error)
+    if isinstance(error, (RunError, CheckpointError, StateDictError, ExportError)):
+        # the OS refusing to create or read a run's files is the system's failure, not the run's
+        return (EXIT_SYSTEM if isinstance(error.__cause__, OSError) else EXIT_RUN), text
+    if isinstance(error, AnomalyError):
+        return EXIT_DIVERGED, text
+    hint = "" if os.environ.get(DEBUG_ENV) else f" (rerun with {DEBUG_ENV}=1 for the traceback)"
+    return EXIT_BUG, f"unexpected {type(error).__name__}: {text}{hint}"
+
+
+def _os_message(error: OSError) -> str:
+    """``FILE: reason`` instead of Python's ``[Errno 13] Permission denied: 'FILE'``."""
+    if error.strerror and error.filename is not None and type(error).__str__ is OSError.__str__:
+        return f"{error.filename}: {error.strerror.lower()}"
+    return _one_line(error)
 
 
 def _one_line(error: BaseException) -> str:
@@ -364,7 +456,8 @@ def _say(message: str = "") -> None:
 # ---- train ------------------------------------------------------------------------------------
 _FLAG_KEYS = (
     "epochs", "batch_size", "lr", "optimizer", "schedule", "dropout", "weight_decay",
-    "clip_grad_norm", "seed", "limit_train", "data_dir", "doctor", "detect_anomaly",
+    "label_smoothing", "clip_grad_norm", "seed", "limit_train", "data_dir", "doctor",
+    "detect_anomaly",
 )
 _RESUME_KEYS = ("data_dir", "doctor", "detect_anomaly")
 """Settings a resumed run may change: they do not change what is computed."""
@@ -375,23 +468,19 @@ def _flag(key: str) -> str:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from gradwise.runs import CONFIG_NAME, StopRequest, default_run_dir, read_config, train_run
+    """``gradwise train``: build the config, train into the run folder, print the outcome.
+
+    Returns 0, :data:`EXIT_DIVERGED` for a diverged run, or the signal's code after an interrupt
+    (a checkpoint was saved). Other failures raise and :func:`main` chooses their code.
+    """
+    from gradwise.runs import CONFIG_NAME, StopRequest, default_run_dir, train_run
 
     flags = {key: getattr(args, key) for key in _FLAG_KEYS if getattr(args, key) is not None}
     labels = {key: _flag(key) for key in flags}
     _check_folder(flags.get("data_dir"), "--data-dir")
     if args.resume:
-        changed = [_flag(k) for k in flags if k not in _RESUME_KEYS]
-        changed += ["RECIPE"] * bool(args.recipe) + ["--config"] * bool(args.config)
-        changed += ["--out"] * bool(args.out)
-        if changed:
-            raise UsageError(
-                f"--resume continues a run with the settings in its config.json; "
-                f"{', '.join(changed)} cannot be given with it"
-            )
         run_dir = Path(args.resume)
-        _check_folder(args.resume, "--resume")
-        config = read_config(run_dir).updated(flags, labels)
+        config = _resume_config(args, flags, labels)
     else:
         config = _train_config(args, flags, labels)
         run_dir = Path(args.out) if args.out else default_run_dir(config.recipe)
@@ -413,10 +502,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:  # before anything is printed or created: a missing package changes nothing
             extra_callbacks.append(TensorBoardLogger(tensorboard_dir))
         except ImportError as error:  # the optional package is missing: say which extra
-            return _fail(str(error), EXIT_FAILURE)
+            return _fail(str(error), EXIT_MISSING_EXTRA)
     if not args.quiet:
         ranks = gw_distributed().get_world_size() if args.distributed else 0
-        _print_plan(config, run_dir, args.resume, ranks)
+        _print_plan(config, run_dir, args.resume, ranks,
+                    _extending(run_dir) if args.resume else None)
     stop = StopRequest()
     announce = not args.distributed or gw_distributed().get_rank() == 0
     with _stop_on_signals(stop, announce), _abort_job_on_error(args.distributed):
@@ -448,12 +538,46 @@ def cmd_train(args: argparse.Namespace) -> int:
         )
         return SIGNAL_EXIT.get(stop.reason or "", SIGNAL_EXIT["SIGINT"])
     if args.distributed and gw_distributed().get_rank() != 0:
-        return EXIT_FAILURE if outcome.diverged else 0
+        return EXIT_DIVERGED if outcome.diverged else 0
     _print_outcome(outcome, args.quiet, tensorboard_dir, args.tensorboard)
     if outcome.diverged:
         return _fail(f"{outcome.history.stop_reason} (see the doctor's findings above)",
-                     EXIT_FAILURE)
+                     EXIT_DIVERGED)
     return 0
+
+
+def _resume_config(args: argparse.Namespace, flags: dict[str, Any],
+                   labels: dict[str, str]) -> TrainConfig:
+    """The config of the run ``--resume`` names, checked against its state before anything is
+    printed: an interrupted run continues as it was; a finished one only with a larger
+    ``--epochs`` (it is extended)."""
+    from gradwise.runs import read_config, run_status
+
+    changed = [_flag(k) for k in flags if k not in (*_RESUME_KEYS, "epochs")]
+    changed += ["RECIPE"] * bool(args.recipe) + ["--config"] * bool(args.config)
+    changed += ["--out"] * bool(args.out)
+    if changed:
+        raise UsageError(
+            f"--resume continues a run with the settings in its config.json; "
+            f"{', '.join(changed)} cannot be given with it"
+        )
+    _check_folder(args.resume, "--resume")
+    saved = read_config(args.resume)
+    status, done = run_status(args.resume)
+    epochs = flags.get("epochs")
+    if status == "finished":
+        if epochs is None or epochs <= done:
+            more = "" if epochs is None else f" (--epochs {epochs} is not more)"
+            raise UsageError(
+                f"--resume {args.resume}: this run already finished its {done} epochs{more}; "
+                f"to train it further, give the new total, e.g. --epochs {done + max(1, done)}"
+            )
+    elif epochs is not None and epochs != saved.epochs:
+        raise UsageError(
+            f"--resume {args.resume}: the run is not finished ({done} of {saved.epochs} "
+            "epochs); resume it without --epochs first, then extend it"
+        )
+    return saved.updated(flags, labels)
 
 
 def gw_distributed() -> Any:
@@ -522,16 +646,32 @@ def _check_folder(path: str | None, option: str) -> None:
         raise UsageError(f"{option} {path}: no such folder")
 
 
-def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None, ranks: int = 0) -> None:
-    """The header; ``ranks``: the MPI job's size under --distributed (0: one process)."""
+def _extending(run_dir: Path) -> int | None:
+    """The epochs a finished run had, when ``--resume`` extends it; else None."""
+    from gradwise.runs import run_status
+
+    status, done = run_status(run_dir)
+    return done if status == "finished" else None
+
+
+def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None, ranks: int = 0,
+                extend_from: int | None = None) -> None:
+    """The header; ``ranks``: the MPI job's size under --distributed (0: one process);
+    ``extend_from``: the epochs of a finished run being extended."""
     recipe = RECIPES.get(config.recipe)
+    if extend_from is not None:
+        _say(f"Extending {config.recipe} from {extend_from} to {config.epochs} epochs (a fresh "
+             f"{config.schedule} schedule from lr {config.lr:g} for the new epochs)")
+        _say(f"  run folder: {run_dir}")
+        return
     verb = "Resuming" if resume else "Training"
     _say(f"{verb} {config.recipe}" + (f": {recipe.description}" if recipe else ""))
     schedule = "" if config.schedule == "none" else f", {config.schedule} schedule"
+    smoothing = f", label smoothing {config.label_smoothing:g}" if config.label_smoothing else ""
     batch = (f"batch size {config.batch_size} per rank x {ranks} ranks = "
              f"{config.batch_size * ranks}" if ranks else f"batch size {config.batch_size}")
     _say(f"  {config.optimizer} lr {config.lr:g}{schedule}, {config.epochs} epochs, "
-         f"{batch}, seed {config.seed}"
+         f"{batch}{smoothing}, seed {config.seed}"
          + (f", first {config.limit_train} samples" if config.limit_train else ""))
     _say(f"  run folder: {run_dir}")
 
@@ -543,8 +683,9 @@ def _print_outcome(outcome: Any, quiet: bool, tensorboard_dir: Path | None = Non
     if outcome.history.stop_reason and not outcome.diverged:
         _say(f"Training stopped early: {outcome.history.stop_reason}")
     if outcome.test_accuracy is not None:
-        _say(f"Test accuracy: {outcome.test_accuracy:.2%} (loss {outcome.test_loss:.4f}), "
-             f"{outcome.epoch} epochs in {outcome.seconds:.1f}s")
+        _say(f"Test accuracy: {outcome.test_accuracy:.2%} (loss {outcome.test_loss:.4f}; "
+             f"weights {outcome.test_weights}), {outcome.epoch} epochs in "
+             f"{outcome.seconds:.1f}s")
     if outcome.findings and not (quiet and "no problems found" in outcome.findings):
         _say(outcome.findings)
     for part in outcome.missing:
@@ -584,14 +725,14 @@ def _stop_on_signals(request: StopRequest, announce: bool = True) -> Iterator[No
                   "(Ctrl-C again quits without saving)", file=sys.stderr, flush=True)
 
     handled = (signal.SIGINT, signal.SIGTERM)
-    previous: dict[int, Callable[..., Any] | int | None] = {}
-    for signum in handled:
-        previous[signum] = signal.signal(signum, handle)
+    previous: dict[signal.Signals, Callable[..., Any] | int | None] = {}
+    for handled_signal in handled:
+        previous[handled_signal] = signal.signal(handled_signal, handle)
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for handled_signal, handler in previous.items():
+            signal.signal(handled_signal, handler)
 
 
 # ---- evaluate, predict ------------------------------------------------------------------------
@@ -611,14 +752,16 @@ def _check_run_dir(path: str) -> Path:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``gradwise evaluate``: test accuracy, accuracy per class and the top confusions."""
     from gradwise.runs import evaluate_run
 
     run_dir = _check_run_dir(args.run_dir)
     _check_folder(args.data_dir, "--data-dir")
-    result = evaluate_run(run_dir, data_dir=args.data_dir, notify=_say,
-                          allow_non_finite=args.allow_non_finite)
+    result = evaluate_run(run_dir, data_dir=args.data_dir, notify=_say, weights=args.weights,
+                          progress=sys.stderr.isatty(), allow_non_finite=args.allow_non_finite)
     correct = int(np.trace(result.confusion))
     _say(f"{run_dir}: {result.dataset} test set, {result.samples} samples")
+    _say(f"Weights: {result.weights_note}")
     _say(f"Test accuracy: {result.accuracy:.2%} ({correct}/{result.samples}), "
          f"loss {result.loss:.4f}")
     _say("Accuracy per class:")
@@ -648,13 +791,14 @@ def _top_confusions(matrix: np.ndarray, classes: list[str], count: int = 3) -> l
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    """``gradwise predict``: the three most likely classes of each picture, one line each."""
     from gradwise.runs import predict_images
 
     run_dir = _check_run_dir(args.run_dir)
     missing = [path for path in args.images if not os.path.lexists(path)]
     if missing:
         raise UsageError(f"{missing[0]}: no such image file")
-    for prediction in predict_images(run_dir, args.images, top_k=3):
+    for prediction in predict_images(run_dir, args.images, top_k=3, weights=args.weights):
         ranked = ", ".join(f"{name} {probability:.1%}" for name, probability in prediction.top)
         _say(f"{prediction.path}: {ranked}")
     return 0
@@ -662,6 +806,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 # ---- explain, lr-find, recipes ----------------------------------------------------------------
 def cmd_explain(args: argparse.Namespace) -> int:
+    """``gradwise explain``: a worked example of backpropagation with real numbers."""
     from gradwise.viz import explain
 
     text = explain.explain_neuron() if args.topic == "neuron" else explain.explain_mlp()
@@ -670,6 +815,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 def cmd_lr_find(args: argparse.Namespace) -> int:
+    """``gradwise lr-find``: the learning-rate range test on a recipe, with a plot."""
     from gradwise.runs import find_learning_rate
 
     flags = {key: getattr(args, key) for key in ("data_dir", "limit_train", "batch_size", "seed",
@@ -710,6 +856,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """``gradwise export``: the run's model (its best weights, as evaluate) as an ONNX file."""
     import json
 
     import gradwise.onnx
@@ -724,23 +871,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     run_dir = _check_run_dir(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "model.onnx"
     _check_folder(str(out.parent), "--out")
-    run = load_run(run_dir)
+    run = load_run(run_dir, args.weights)
     example = np.zeros((2, *(int(n) for n in run.info["input_shape"])), dtype=np.float32)
-    metadata = {key: json.dumps(run.info[key]) for key in ("classes", "mean", "std", "dataset")
-                if key in run.info}
+    metadata: dict[str, str] = {key: json.dumps(run.info[key])
+                                for key in ("classes", "mean", "std", "dataset")
+                                if key in run.info}
     try:
         gradwise.onnx.export(run.model, example, out, opset=opset, output_names=["logits"],
                              metadata=metadata)
     except ImportError as error:  # the optional package is missing: say which extra
-        return _fail(str(error), EXIT_FAILURE)
+        return _fail(str(error), EXIT_MISSING_EXTRA)
     except ValueError as error:  # the exporter's argument checks: one line, no traceback
-        return _fail(_one_line(error), EXIT_FAILURE)
+        return _fail(_one_line(error), EXIT_USAGE)
     _say(f"Wrote {out} (ONNX opset {opset}, input 'input' of shape (batch, "
          f"{', '.join(str(n) for n in example.shape[1:])}), output 'logits')")
     return 0
 
 
 def cmd_recipes(args: argparse.Namespace) -> int:
+    """``gradwise recipes``: every recipe with its description and main settings."""
     width = max(len(name) for name in RECIPES)
     for name, recipe in RECIPES.items():
         default = " (default)" if name == DEFAULT_RECIPE else ""

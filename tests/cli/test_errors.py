@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cli.cli_helpers import assert_one_line_error, gradwise
+from gradwise.cli import EXIT_BUG, EXIT_CODES, EXIT_DATA, EXIT_RUN, EXIT_SYSTEM
 
 
 @pytest.fixture(scope="module")
@@ -61,9 +62,13 @@ def test_bad_input_about_an_existing_run(capsys, finished_run, args, fragment) -
     assert_one_line_error(result, fragment=fragment)
 
 
-def test_resuming_a_finished_run_says_there_is_nothing_to_do(capsys, finished_run) -> None:
-    result = gradwise(capsys, "train", "--resume", finished_run)
-    assert_one_line_error(result, code=1, fragment="already finished; nothing to resume")
+def test_resuming_a_finished_run_asks_for_more_epochs_before_printing_a_plan(
+    capsys, finished_run
+) -> None:
+    for extra in ([], ["--epochs", "1"]):
+        result = gradwise(capsys, "train", "--resume", finished_run, *extra)
+        assert_one_line_error(result, code=2, fragment="this run already finished its 1 epochs")
+        assert "--epochs 2" in result.err and result.out == ""  # no "Resuming ..." first
 
 
 def test_unexpected_errors_are_short_with_a_debug_hint(capsys, monkeypatch) -> None:
@@ -72,11 +77,11 @@ def test_unexpected_errors_are_short_with_a_debug_hint(capsys, monkeypatch) -> N
 
     monkeypatch.setattr("gradwise.runs.train_run", explode)
     result = gradwise(capsys, "train", "xor")
-    assert_one_line_error(result, code=1, fragment="unexpected ZeroDivisionError")
+    assert_one_line_error(result, code=EXIT_BUG, fragment="unexpected ZeroDivisionError")
     assert "GRADWISE_DEBUG=1" in result.err
     monkeypatch.setenv("GRADWISE_DEBUG", "1")
     result = gradwise(capsys, "train", "xor")
-    assert result.code == 1 and "Traceback" in result.err
+    assert result.code == EXIT_BUG and "Traceback" in result.err
 
 
 def test_help_explains_with_examples(capsys) -> None:
@@ -93,3 +98,73 @@ def test_absurd_model_sizes_in_a_config_fail_before_allocating(capsys, tmp_path)
     config.write_text('{"hidden": [100000000000]}')
     result = gradwise(capsys, "train", "--config", str(config))
     assert_one_line_error(result, fragment="hidden allows at most 64 layers of at most 65536")
+
+
+@pytest.mark.parametrize(
+    ("args", "suggestion"),
+    [
+        (["train", "mnist-mpl"], "(did you mean 'mnist-mlp'?)"),
+        (["lr-find", "fashon-cnn"], "(did you mean 'fashion-cnn'?)"),
+        (["train", "--optimzer", "adam"], "(did you mean '--optimizer'?)"),
+        (["train", "--label-smothing", "0.1"], "(did you mean '--label-smoothing'?)"),
+        (["train", "--optimizer", "adamm"], "(did you mean 'adam'?)"),
+        (["evaluate", "x", "--weights", "bets"], "(did you mean 'best'?)"),
+        (["trian"], "(did you mean 'train'?)"),
+    ],
+)
+def test_typos_get_a_suggestion(capsys, args, suggestion) -> None:
+    assert_one_line_error(gradwise(capsys, *args), fragment=suggestion)
+
+
+def test_far_off_typos_get_no_suggestion(capsys) -> None:
+    result = gradwise(capsys, "train", "zzzzzz")
+    assert_one_line_error(result, fragment="unknown recipe 'zzzzzz'; choose from")
+    assert "did you mean" not in result.err
+
+
+def test_every_option_has_help_text() -> None:
+    import argparse
+
+    from gradwise.cli import build_parser
+
+    parser = build_parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    undocumented = [
+        f"{name} {action.option_strings or action.dest}"
+        for name, command in commands.choices.items()
+        for action in command._actions
+        if not isinstance(action, argparse._HelpAction) and not action.help
+    ]
+    assert undocumented == []
+
+
+def test_exit_codes_are_documented_in_help(capsys) -> None:
+    result = gradwise(capsys, "--help")
+    assert "exit codes:" in result.out
+    for code, meaning in EXIT_CODES.items():
+        assert f"  {code:<4} {meaning}" in result.out
+    assert len(set(EXIT_CODES)) == len(EXIT_CODES) == 9
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "code", "fragment"),
+    [
+        ("none", ["train", "fashion-mlp", "--data-dir", "{empty}"], EXIT_DATA,
+         "no fashion-mnist files found"),
+        ("broken_weights", ["evaluate", "{run}", "--weights", "last"], EXIT_RUN,
+         "not a valid safetensors file"),
+        ("none", ["train", "xor", "--out", "/proc/gradwise-test"], EXIT_SYSTEM,
+         "/proc/gradwise-test: cannot create the run folder"),
+    ],
+)
+def test_each_kind_of_failure_has_its_exit_code(capsys, tmp_path, finished_run, setup, args,
+                                                code, fragment) -> None:
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(finished_run, run)
+    if setup == "broken_weights":
+        (run / "weights.safetensors").write_bytes(b"not safetensors")
+    (tmp_path / "empty").mkdir()
+    args = [arg.format(run=run, empty=tmp_path / "empty") for arg in args]
+    assert_one_line_error(gradwise(capsys, *args), code=code, fragment=fragment)

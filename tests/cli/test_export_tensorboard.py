@@ -111,10 +111,10 @@ def test_missing_optional_packages_are_named(xor_run, capsys, tmp_path, monkeypa
     monkeypatch.setitem(sys.modules, "onnx", None)
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
     assert_one_line_error(gradwise(capsys, "export", xor_run, "--out", tmp_path / "m.onnx"),
-                          code=1, fragment="pip install 'gradwise[onnx]'")
+                          code=7, fragment="pip install 'gradwise[onnx]'")
     result = gradwise(capsys, "train", "xor", "--epochs", "1", "--out", tmp_path / "run",
                       "--tensorboard", tmp_path / "tb")
-    assert_one_line_error(result, code=1, fragment="pip install 'gradwise[tensorboard]'")
+    assert_one_line_error(result, code=7, fragment="pip install 'gradwise[tensorboard]'")
     assert result.out == ""  # regression: "run folder: ..." was printed before the error
     assert not (tmp_path / "run").exists() and not (tmp_path / "tb").exists()
 

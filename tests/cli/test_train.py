@@ -53,6 +53,28 @@ def test_toy_recipe_learns_and_writes_its_run_folder(capsys, tmp_path, recipe, f
     assert f"Test accuracy: {info['test_accuracy']:.2%}" in result.out
     assert "gradwise doctor:" in result.out
     assert f"Run folder: {run_dir}" in result.out
+    assert_run_says_what_ran(run_dir, recipe)
+
+
+def assert_run_says_what_ran(run_dir: Path, recipe: str) -> None:
+    """run.json and the report name the recipe, data, model, every setting, seeds, versions,
+    wall time, the best epoch and the test result."""
+    info = run_info(run_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert info["hyperparameters"] == config and "label_smoothing" in config
+    assert info["recipe"] == recipe and info["seed"] == config["seed"]
+    assert info["fallback"] is None and info["source"].startswith("generated: ")
+    assert info["versions"]["numpy"] == np.__version__
+    assert info["parameters"] == sum(a.size for a in load_file(run_dir / "weights.safetensors"
+                                                                ).values())
+    assert "Total params" in info["model_summary"]
+    assert info["seconds"] > 0 and 1 <= info["best_epoch"] <= info["epoch"]
+    report = (run_dir / "report.html").read_text(encoding="utf-8")
+    for label, value in [("recipe", recipe), ("data set", info["dataset"]),
+                         ("label_smoothing", f"{config['label_smoothing']:.4g}"),
+                         ("test accuracy", f"{info['test_accuracy']:.2%}"),
+                         ("parameters", f"{info['parameters']:,}")]:
+        assert f"<tr><th>{label}</th><td>{value}</td></tr>" in report, label
 
 
 def test_default_run_folder_is_under_runs(capsys) -> None:
@@ -78,6 +100,9 @@ def test_mnist_without_files_falls_back_to_digits_and_says_so(capsys, tmp_path) 
     info = run_info(tmp_path / "run")
     assert info["dataset"] == "digits"
     assert info["samples"]["train"] + info["samples"]["val"] == 500
+    assert info["fallback"] == notes[0]
+    report = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert '<p class="loud">No MNIST files found' in report
 
 
 def write_bar_images(directory: Path, n_train: int = 400, n_test: int = 100) -> None:
@@ -108,7 +133,7 @@ def test_fashion_recipe_trains_on_idx_files_in_data_dir(capsys, tmp_path) -> Non
 
 def test_fashion_without_files_is_a_one_line_error(capsys, tmp_path) -> None:
     result = gradwise(capsys, "train", "fashion-mlp", "--out", tmp_path / "run")
-    assert_one_line_error(result, code=1, fragment="no fashion-mnist files found (tried:")
+    assert_one_line_error(result, code=3, fragment="no fashion-mnist files found (tried:")
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".json"])

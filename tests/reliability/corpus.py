@@ -155,7 +155,9 @@ def train_mnist(folder: Path) -> list[str]:
 
 
 def evaluate(run: Path) -> list[str]:
-    return ["evaluate", str(run)]
+    # the final weights (or checkpoints/last), which these cases forge; evaluate's default
+    # would read the untouched checkpoints/best instead
+    return ["evaluate", str(run), "--weights", "last"]
 
 
 def resume(run: Path) -> list[str]:

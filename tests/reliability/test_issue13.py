@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import gradwise as gw
+from gradwise.cli import EXIT_RUN
 from gradwise.safetensors_io import dump_safetensors, parse_safetensors, read_safetensors
 from gradwise.train import CheckpointError, Trainer
 from gradwise.train.checkpoint import load_checkpoint
@@ -205,6 +206,7 @@ def test_nan_final_weights_are_refused_and_can_be_inspected(tmp_path, capsys):
     arrays[first].flat[0] = np.nan
     (run / "weights.safetensors").write_bytes(dump_safetensors(arrays))
     capsys.readouterr()
-    assert main(["evaluate", str(run)]) == 1
+    # the final weights (the best epoch's checkpoint is untouched and still loads by default)
+    assert main(["evaluate", str(run), "--weights", "last"]) == EXIT_RUN
     assert f"non-finite weights (NaN or inf) in {first}" in capsys.readouterr().err
-    assert main(["evaluate", str(run), "--allow-non-finite"]) == 0
+    assert main(["evaluate", str(run), "--weights", "last", "--allow-non-finite"]) == 0

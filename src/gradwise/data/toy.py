@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
+from sklearn import datasets as sklearn_datasets
 
 __all__ = [
     "CUSTOMER_FEATURES",
@@ -63,43 +64,41 @@ def make_spirals(
 def make_moons(
     n_samples: int = 200, noise: float = 0.1, seed: Seed = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Two interleaving half circles (class 0 on top, class 1 below and shifted right).
+    """Two interleaving half circles (class 0 on top, class 1 below and shifted right):
+    :func:`sklearn.datasets.make_moons`, with gradwise's dtypes and argument checks.
 
     Shape:
         x: (n_samples, 2) float32; y: (n_samples,) int64 in {0, 1}.
+
+    Raises:
+        TypeError / ValueError: ``n_samples`` below 2 or not an int, ``noise`` negative, ``seed``
+            neither an int nor a Generator.
     """
     _check_common("make_moons", n_samples, noise, min_samples=2)
-    rng = _as_generator(seed)
-    n_upper, n_lower = _split_evenly(n_samples, 2)
-    t_upper = rng.uniform(0.0, math.pi, n_upper)
-    t_lower = rng.uniform(0.0, math.pi, n_lower)
-    upper = np.stack([np.cos(t_upper), np.sin(t_upper)], axis=1)
-    lower = np.stack([1.0 - np.cos(t_lower), 0.5 - np.sin(t_lower)], axis=1)
-    points = np.concatenate([upper, lower])
-    points += rng.normal(0.0, noise, points.shape) if noise else 0.0
-    labels = np.repeat([0, 1], [n_upper, n_lower])
-    return _shuffled(points, labels, rng)
+    points, labels = sklearn_datasets.make_moons(n_samples=n_samples, noise=noise or None,
+                                                 random_state=_sklearn_seed(seed))
+    return _typed(points, labels)
 
 
 def make_circles(
     n_samples: int = 200, noise: float = 0.05, factor: float = 0.5, seed: Seed = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A ring of radius 1 (class 0) around a ring of radius ``factor`` (class 1).
+    """A ring of radius 1 (class 0) around a ring of radius ``factor`` (class 1):
+    :func:`sklearn.datasets.make_circles`, with gradwise's dtypes and argument checks.
 
     Shape:
         x: (n_samples, 2) float32; y: (n_samples,) int64 in {0, 1}.
+
+    Raises:
+        TypeError / ValueError: as :func:`make_moons`, and ``factor`` outside (0, 1).
     """
     _check_common("make_circles", n_samples, noise, min_samples=2)
     if not 0.0 < factor < 1.0:
         raise ValueError(f"make_circles: factor must be in (0, 1), got {factor}")
-    rng = _as_generator(seed)
-    n_outer, n_inner = _split_evenly(n_samples, 2)
-    labels = np.repeat([0, 1], [n_outer, n_inner])
-    radius = np.where(labels == 0, 1.0, factor)
-    angle = rng.uniform(0.0, 2 * math.pi, n_samples)
-    points = radius[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
-    points += rng.normal(0.0, noise, points.shape) if noise else 0.0
-    return _shuffled(points, labels, rng)
+    points, labels = sklearn_datasets.make_circles(
+        n_samples=n_samples, noise=noise or None, factor=factor,
+        random_state=_sklearn_seed(seed))
+    return _typed(points, labels)
 
 
 def make_xor(
@@ -128,9 +127,11 @@ def make_blobs(
     centers: ArrayLike | None = None,
     seed: Seed = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian blobs, one per class, with standard deviation ``noise``.
+    """Gaussian blobs, one per class, with standard deviation ``noise``:
+    :func:`sklearn.datasets.make_blobs`, with gradwise's default centres, dtypes and checks.
 
-    Without ``centers``, ``n_classes`` (default 3) centres sit evenly on a circle of radius 2.
+    Without ``centers``, ``n_classes`` (default 3) centres sit evenly on a circle of radius 2;
+    the classes get ``n_samples`` split as evenly as possible.
 
     Shape:
         x: (n_samples, D) float32 (D = 2 unless ``centers`` says otherwise);
@@ -153,10 +154,10 @@ def make_blobs(
             )
         n_classes = len(center_array)
     _check_common("make_blobs", n_samples, noise, min_samples=n_classes)
-    rng = _as_generator(seed)
-    labels = np.repeat(np.arange(n_classes), _split_evenly(n_samples, n_classes))
-    points = center_array[labels] + rng.normal(0.0, noise, (n_samples, center_array.shape[1]))
-    return _shuffled(points, labels, rng)
+    points, labels = sklearn_datasets.make_blobs(
+        n_samples=n_samples, centers=center_array, cluster_std=noise,
+        random_state=_sklearn_seed(seed))
+    return _typed(points, labels)
 
 
 CUSTOMER_FEATURES: tuple[str, ...] = (
@@ -251,6 +252,16 @@ def _check_classes(name: str, n_classes: int) -> None:
         raise TypeError(f"{name}: n_classes must be an int, got {type(n_classes).__name__}")
     if n_classes < 2:
         raise ValueError(f"{name}: n_classes must be at least 2, got {n_classes}")
+
+
+def _sklearn_seed(seed: Seed) -> int:
+    """scikit-learn takes an int or a legacy RandomState, so it gets one draw from the seed's
+    Generator (an int seed and a Generator seeded alike give the same data)."""
+    return int(_as_generator(seed).integers(2**32 - 1))
+
+
+def _typed(points: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return points.astype(np.float32), labels.astype(np.int64)
 
 
 def _split_evenly(total: int, parts: int) -> list[int]:

@@ -21,6 +21,7 @@ from gradwise.recipes.config import (
     Recipe,
     TrainConfig,
     build_model,
+    did_you_mean,
     get_recipe,
     read_config_file,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "Recipe",
     "TrainConfig",
     "build_model",
+    "did_you_mean",
     "get_recipe",
     "load_data",
     "make_optimizer",

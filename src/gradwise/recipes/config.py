@@ -13,10 +13,11 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,8 @@ from gradwise import nn
 
 try:
     import tomllib
-except ModuleNotFoundError:  # Python 3.10: JSON config files only
-    tomllib = None
+except ModuleNotFoundError:  # Python 3.10: tomli is tomllib's own backport (a dependency there)
+    import tomli as tomllib
 
 __all__ = [
     "DEFAULT_RECIPE",
@@ -41,11 +42,12 @@ __all__ = [
     "Recipe",
     "TrainConfig",
     "build_model",
+    "did_you_mean",
     "get_recipe",
     "read_config_file",
 ]
 
-OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad")
 SCHEDULES = ("none", "step", "cosine", "onecycle")
 MODEL_KINDS = ("mlp", "cnn")
 IMAGE_DATASETS = ("mnist", "fashion-mnist", "kmnist", "digits")
@@ -147,13 +149,28 @@ RECIPES: dict[str, Recipe] = {
 DEFAULT_RECIPE = "mnist-mlp"
 
 
+def did_you_mean(value: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` for the choice closest to ``value``, or ``''`` when none is close.
+
+    Closeness is difflib's ratio (cutoff 0.6, its default), the rule Python uses for its own
+    "Did you mean" hints on names.
+    """
+    close = difflib.get_close_matches(str(value), list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def get_recipe(name: str) -> Recipe:
-    """The recipe called ``name``; :class:`ConfigError` listing the choices otherwise."""
+    """The recipe called ``name``.
+
+    Raises:
+        ConfigError: no such recipe; the message suggests the closest name and lists them all.
+    """
     try:
         return RECIPES[name]
     except KeyError:
         raise ConfigError(
-            f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}"
+            f"unknown recipe {name!r}{did_you_mean(name, RECIPES)}; choose from "
+            f"{', '.join(RECIPES)}"
         ) from None
 
 
@@ -169,7 +186,8 @@ class TrainConfig:
         channels: CNN only: output channels of each conv block (conv 3x3, BN, ReLU, pool 2).
         dropout: dropout probability after each hidden layer.
         batch_norm: CNN only: batch normalisation after each conv.
-        optimizer: ``sgd`` (momentum 0.9, Nesterov), ``adam``, ``adamw`` or ``rmsprop``.
+        optimizer: ``sgd`` (momentum 0.9, Nesterov), ``adam``, ``adamw``, ``rmsprop`` or
+            ``adagrad``.
         lr: learning rate (the peak rate for ``onecycle``).
         weight_decay: L2 (sgd, adam, rmsprop) or decoupled (adamw) weight decay.
         schedule: ``none``, ``step`` (x0.1 at 50% and 75% of the epochs), ``cosine`` (to 0 by
@@ -221,6 +239,7 @@ class TrainConfig:
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:
+        """The setting names, in order (the keys of ``config.json`` and of config files)."""
         return tuple(f.name for f in dataclasses.fields(cls))
 
     def updated(self, values: Mapping[str, Any], labels: Mapping[str, str] | None = None
@@ -263,7 +282,9 @@ class TrainConfig:
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
-                fail(key, f"must be one of {', '.join(allowed)}")
+                hint = did_you_mean(getattr(self, key), allowed) if isinstance(
+                    getattr(self, key), str) else ""
+                fail(key, f"must be one of {', '.join(allowed)}{hint}")
         if not (math.isfinite(self.lr) and self.lr > 0):
             fail("lr", "must be > 0")
         for key, most in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH)):
@@ -318,6 +339,7 @@ class TrainConfig:
         _check_model_fits(self, (2,) if toy else (1, 28, 28), 2 if toy else 10)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every setting as plain JSON types (what ``config.json`` holds)."""
         return dataclasses.asdict(self)
 
     @classmethod
@@ -465,7 +487,7 @@ def _check_model_fits(config: TrainConfig, input_shape: tuple[int, ...], n_class
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Settings from a JSON or TOML file (TOML needs Python 3.11+), keys as in TrainConfig.
+    """Settings from a JSON or TOML file, keys as in TrainConfig.
 
     Dashes in keys are read as underscores (``batch-size`` = ``batch_size``). The values are
     not checked here; :meth:`TrainConfig.updated` does that and rejects unknown keys.
@@ -485,8 +507,6 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: cannot read: not UTF-8 text ({error.reason})") from None
     if path.suffix.lower() == ".toml":
-        if tomllib is None:
-            raise ConfigError(f"{path}: TOML config files need Python 3.11 or later; use JSON")
         try:
             values = tomllib.loads(text)
         except (ValueError, RecursionError) as error:  # TOMLDecodeError is a ValueError

@@ -47,6 +47,8 @@ class PreparedData:
     input_shape: tuple[int, ...]
     mean: float = 0.0
     std: float = 1.0
+    fallback: str | None = None
+    """Set when another data set replaced the one asked for: the sentence saying so."""
 
 
 def load_data(
@@ -72,7 +74,7 @@ def load_data(
     name = dataset or config.dataset
     if name in TOY_SIZES:
         return _toy_data(config, name)
-    image_set = _load_images(name, config.data_dir, notify, progress)
+    image_set, fallback = _load_images(name, config.data_dir, notify, progress)
     (x_train, y_train), (x_test, y_test) = image_set.splits()
     if len(x_train) < 2 or len(x_test) < 1:
         raise ConfigError(
@@ -105,14 +107,16 @@ def load_data(
         input_shape=(1, *x_test.shape[1:]),
         mean=mean,
         std=std,
+        fallback=fallback,
     )
 
 
 def _load_images(
     name: str, data_dir: str | None, notify: Notify, progress: bool
-) -> gw_data.Dataset:
+) -> tuple[gw_data.Dataset, str | None]:
+    """The image set ``name``, or the 8x8 digits in MNIST's place with the sentence saying so."""
     try:
-        return gw_data.load_dataset(name, data_dir, download=True, progress=progress)
+        return gw_data.load_dataset(name, data_dir, download=True, progress=progress), None
     except gw_data.DatasetNotFoundError as error:
         tried = _summarise_attempts(error.attempts)
         if error.refused:  # files were there but refused: say why, do not hide it
@@ -124,11 +128,12 @@ def _load_images(
                 f"and pass it with --data-dir DIR or set {gw_data.DATA_DIR_ENV}=DIR",
                 error.attempts,
             ) from error
-        notify(
+        fallback = (
             f"No {label} files found (tried: {tried}); training on scikit-learn's 8x8 digits "
             f"instead. Provide {label} with --data-dir or {gw_data.DATA_DIR_ENV}."
         )
-        return gw_data.load_dataset("digits")
+        notify(fallback)
+        return gw_data.load_dataset("digits"), fallback
 
 
 def _summarise_attempts(attempts: Sequence[str]) -> str:
@@ -154,14 +159,16 @@ def _summarise_attempts(attempts: Sequence[str]) -> str:
 
 
 def _toy_data(config: TrainConfig, name: str) -> PreparedData:
-    maker = {"spiral": gw_data.make_spirals, "xor": gw_data.make_xor}[name]
+    makers: dict[str, Callable[..., tuple[np.ndarray, np.ndarray]]] = {
+        "spiral": gw_data.make_spirals, "xor": gw_data.make_xor}
+    maker = makers[name]
     n_train, n_test = TOY_SIZES[name]
     if config.limit_train is not None:
         n_train = min(n_train, config.limit_train)
     x, y = maker(n_samples=n_train, seed=config.seed)
     # a different seed stream for the test points, so they are new points from the same task
     x_test, y_test = maker(n_samples=n_test, seed=np.random.default_rng([config.seed, 1]))
-    train, val = gw_data.train_val_split(
+    (x_train, y_train), (x_val, y_val) = gw_data.train_val_split(
         x, y, val_fraction=config.val_fraction, seed=config.seed
     )
     classes = ["arm 0", "arm 1"] if name == "spiral" else ["same sign", "different sign"]
@@ -169,8 +176,8 @@ def _toy_data(config: TrainConfig, name: str) -> PreparedData:
         dataset=name,
         source=f"generated: gradwise.data.{maker.__name__}(seed={config.seed})",
         classes=classes,
-        train=train,
-        val=val,
+        train=(x_train, y_train),
+        val=(x_val, y_val),
         test=(x_test, y_test),
         input_shape=(2,),
     )

@@ -9,12 +9,16 @@ __all__ = ["make_optimizer", "make_scheduler"]
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> optim.Optimizer:
-    """The optimizer ``config.optimizer`` names (SGD uses Nesterov momentum 0.9)."""
+    """The optimizer ``config.optimizer`` names, at ``config.lr`` and ``config.weight_decay``.
+
+    SGD uses Nesterov momentum 0.9; the others keep their PyTorch defaults.
+    """
     params = list(model.parameters())
     if config.optimizer == "sgd":
         return optim.SGD(params, lr=config.lr, momentum=0.9, nesterov=True,
                          weight_decay=config.weight_decay)
-    kinds = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop}
+    kinds = {"adam": optim.Adam, "adamw": optim.AdamW, "rmsprop": optim.RMSprop,
+             "adagrad": optim.Adagrad}
     return kinds[config.optimizer](params, lr=config.lr, weight_decay=config.weight_decay)
 
 

@@ -28,6 +28,7 @@ Example:
 """
 
 from gradwise.runs.evaluate import (
+    WEIGHT_CHOICES,
     Evaluation,
     LoadedRun,
     Prediction,
@@ -48,6 +49,7 @@ from gradwise.runs.layout import (
     RunError,
     default_run_dir,
     read_config,
+    run_status,
 )
 from gradwise.runs.lr_find import find_learning_rate
 from gradwise.runs.training import StopRequest, TrainOutcome, train_run
@@ -62,6 +64,7 @@ __all__ = [
     "REPORT_NAME",
     "RUN_INFO_NAME",
     "WEIGHTS_NAME",
+    "WEIGHT_CHOICES",
     "Evaluation",
     "LoadedRun",
     "Prediction",
@@ -74,5 +77,6 @@ __all__ = [
     "load_run",
     "predict_images",
     "read_config",
+    "run_status",
     "train_run",
 ]

@@ -23,6 +23,7 @@ from gradwise.recipes import TrainConfig
 from gradwise.runinfo import check_run_info
 from gradwise.safefile import read_untrusted
 from gradwise.safetensors_io import dump_safetensors, read_safetensors
+from gradwise.train.checkpoint import CheckpointError, load_checkpoint
 
 __all__ = [
     "BEST_CHECKPOINT",
@@ -40,6 +41,7 @@ __all__ = [
     "RunError",
     "default_run_dir",
     "read_config",
+    "run_status",
 ]
 
 CONFIG_NAME = "config.json"
@@ -84,7 +86,13 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[st
         info = read_json(info_path) if os.path.lexists(info_path) else new_run_info(config)
         check_run_info(info, str(info_path), RunError)
         if info.get("status") == "finished":
-            raise RunError(f"{run_dir}: this run already finished; nothing to resume")
+            done = int(info.get("epoch") or 0)
+            if config.epochs <= done:
+                raise RunError(f"{run_dir}: this run already finished its {done} epochs; "
+                               "nothing to resume (give a larger --epochs to extend it)")
+            # extended: train on from the last checkpoint to config.epochs
+            info.setdefault("extended", []).append({"from": done, "to": config.epochs})
+            write_json(run_dir / CONFIG_NAME, config.to_dict())
         info.pop("interrupted_by", None)
         info["resumed"] = int(info.get("resumed", 0)) + 1
         return info
@@ -95,9 +103,28 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[st
             f"{run_dir} already holds a run; choose another --out folder, or continue it "
             f"with --resume {run_dir}"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json(run_dir / CONFIG_NAME, config.to_dict())
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json(run_dir / CONFIG_NAME, config.to_dict())
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise RunError(f"{run_dir}: cannot create the run folder: {reason}") from error
     return new_run_info(config)
+
+
+def run_status(run_dir: str | os.PathLike[str]) -> tuple[str, int]:
+    """``(status, epochs done)`` from ``run.json``: status is ``finished``, ``stopped``,
+    ``interrupted``, ``running`` (or killed while running) or ``new`` (no run.json yet).
+
+    Raises:
+        RunError: run.json exists but cannot be read.
+    """
+    path = Path(run_dir) / RUN_INFO_NAME
+    if not path.is_file():
+        return "new", 0
+    info = read_json(path)
+    epoch = info.get("epoch")
+    return str(info.get("status", "new")), epoch if isinstance(epoch, int) else 0
 
 
 def new_run_info(config: TrainConfig) -> dict[str, Any]:
@@ -148,6 +175,22 @@ def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
         raise RunError(f"{path}: not written: non-finite values in {', '.join(bad)}")
     metadata = {"format": "gradwise.weights", "recipe": config.recipe}
     atomic_write_bytes(path, dump_safetensors(state, metadata=metadata))
+
+
+def load_checkpoint_weights(model: nn.Module, path: Path, allow_non_finite: bool = False) -> Any:
+    """Load the weights of the checkpoint at ``path`` into ``model``; return the epoch it was
+    taken at (``"?"`` when the checkpoint does not say).
+
+    Raises:
+        RunError: the checkpoint is missing, damaged, non-finite (unless ``allow_non_finite``)
+            or does not fit ``model``.
+    """
+    try:
+        data = load_checkpoint(path, model, allow_non_finite=allow_non_finite)
+    except CheckpointError as error:
+        raise RunError(str(error).splitlines()[0]) from error
+    model.load_state_dict(data.model_state)
+    return data.trainer_state.get("epoch", "?")
 
 
 def load_weights(path: Path) -> dict[str, np.ndarray]:

@@ -18,6 +18,7 @@ _LR_FIND_SETTINGS = {
     "adam": ("weight_decay",),
     "adamw": ("weight_decay",),
     "rmsprop": ("weight_decay",),
+    "adagrad": ("weight_decay",),
 }
 """The optimizer settings the range test keeps from the recipe (the lr is swept)."""
 
@@ -48,4 +49,4 @@ def find_learning_rate(
     if plot_path is None:
         return result, None
     Path(plot_path).parent.mkdir(parents=True, exist_ok=True)
-    return result, result.plot(plot_path)
+    return result, result.plot(Path(plot_path))

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 import os
+import platform
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 import gradwise as gw
 from gradwise import nn
@@ -29,6 +32,7 @@ from gradwise.recipes import (
 )
 from gradwise.runs.distributed import is_writer, on_rank_zero, rank_zero_first
 from gradwise.runs.layout import (
+    BEST_CHECKPOINT,
     CHECKPOINTS_DIR,
     CURVES_NAME,
     HISTORY_NAME,
@@ -38,26 +42,28 @@ from gradwise.runs.layout import (
     WEIGHTS_NAME,
     Notify,
     all_finite,
+    load_checkpoint_weights,
     prepare_run_dir,
     quiet,
     save_weights,
     write_json,
 )
+from gradwise.runs.progress import EpochBar
+from gradwise.runs.scoring import EVAL_BATCH, score
 from gradwise.train import Trainer
 from gradwise.train.callbacks import (
     Callback,
     EpochSummary,
     JSONLinesLogger,
     ModelCheckpoint,
-    ProgressBar,
 )
 from gradwise.train.history import History
 from gradwise.viz import plots, report
 
-__all__ = ["EVAL_BATCH", "StopRequest", "TrainOutcome", "train_run"]
+__all__ = [
+    "EVAL_BATCH", "StopRequest", "TrainOutcome", "describe_model", "train_run", "versions",
+]
 
-EVAL_BATCH = 1000
-"""Samples per forward pass when scoring a test split."""
 
 
 class StopRequest:
@@ -90,7 +96,7 @@ class _StopOnRequest(Callback):
         self.request = request
 
     def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
-        if self.request.requested:
+        if self.request.requested and self.trainer is not None:
             self.trainer.request_stop(f"{_INTERRUPTED} {self.request.reason}", resumable=True)
 
 
@@ -103,7 +109,9 @@ class TrainOutcome:
         epoch, step: epochs completed and optimizer steps taken when training ended.
         mid_epoch: training ended inside epoch ``epoch + 1`` (an interrupt).
         diverged: training stopped on a non-finite loss (see ``history.stop_reason``).
-        test_loss, test_accuracy: on the test split (None when interrupted).
+        test_loss, test_accuracy: on the test split (None when interrupted), scored with the
+            best epoch's weights (``checkpoints/best``) when there is one, as ``evaluate``.
+        test_weights: which weights were scored, e.g. ``best: epoch 3 of 5``.
         findings: the doctor's findings as text ('' when it found nothing or was off).
         seconds: wall time of this call.
         missing: files not written, each with the reason.
@@ -119,6 +127,7 @@ class TrainOutcome:
     diverged: bool = False
     test_loss: float | None = None
     test_accuracy: float | None = None
+    test_weights: str = ""
     findings: str = ""
     seconds: float = 0.0
     missing: list[str] = field(default_factory=list)
@@ -158,12 +167,13 @@ def train_run(
     writer = is_writer(distributed)
     if not writer:
         notify, progress = quiet, False
-    info, data = _start(config, run_dir, resume, notify, progress, distributed)
+    info, data, extend_from = _start(config, run_dir, resume, notify, progress, distributed)
     trainer, checkpoint, doctor = _build_trainer(
         config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify,
-        distributed=distributed,
+        extend_from=extend_from, distributed=distributed,
         extra_callbacks=extra_callbacks,
     )
+    info.update(describe_model(getattr(trainer.model, "module", trainer.model), data.input_shape))
     history = _fit(trainer, config, data, run_dir, resume, notify, writer)
     # a signal that arrives after the last step does not undo a finished run
     interrupted = (trainer.stop_reason or "").startswith(_INTERRUPTED)
@@ -182,12 +192,15 @@ def train_run(
         trainer.evaluate(data.test, batch_size=EVAL_BATCH)
     else:
         outcome.checkpoint = checkpoint.last_path
-        _finish(outcome, trainer, config, data, doctor, info)
+        _finish(outcome, trainer, config, data, doctor, info, progress)
     outcome.seconds = time.perf_counter() - started
-    if not interrupted:
-        info["seconds"] = round(outcome.seconds, 2)
+    # wall time over every session of the run (a resumed run adds to what it had)
+    info["seconds"] = round(float(info.get("seconds") or 0.0) + outcome.seconds, 2)
     if writer:
         write_json(run_dir / RUN_INFO_NAME, info)
+        if not interrupted:
+            _write_figures(outcome, doctor, getattr(trainer.model, "module", trainer.model),
+                           data, info)
     if distributed:
         # the ranks leave together: one that finished early would exit (and, unlike rank 0,
         # no longer catch Ctrl-C, which mpiexec forwards to all) while rank 0 still writes
@@ -199,19 +212,25 @@ def train_run(
 def _start(
     config: TrainConfig, run_dir: Path, resume: bool, notify: Notify, progress: bool,
     distributed: bool = False,
-) -> tuple[dict[str, Any], PreparedData]:
-    """Create or check the folder, load the data, and record in run.json what was loaded."""
+) -> tuple[dict[str, Any], PreparedData, int | None]:
+    """Create or check the folder, load the data, and record in run.json what was loaded.
+
+    Returns run.json's contents, the data, and the epochs a finished run had when this call
+    extends it (else None).
+    """
     info = on_rank_zero(distributed, lambda: prepare_run_dir(config, run_dir, resume))
+    extend_from = int(info["epoch"]) if info.get("status") == "finished" else None
     if resume:  # a kill in the middle of a write leaves .NAME.XXXX.tmp files: not ours to keep
         on_rank_zero(distributed, lambda: len(remove_leftover_temp_files(run_dir)))
     # rank 0 loads (and maybe downloads) first; then the others read the cached files
     data = rank_zero_first(distributed, lambda: load_data(
         config, dataset=info.get("dataset"), notify=notify, progress=progress))
     info.update(
-        dataset=data.dataset, source=data.source, classes=data.classes,
-        input_shape=list(data.input_shape), mean=data.mean, std=data.std,
+        dataset=data.dataset, source=data.source, fallback=data.fallback,
+        classes=data.classes, input_shape=list(data.input_shape), mean=data.mean, std=data.std,
         samples={"train": len(data.train[1]), "val": len(data.val[1]),
                  "test": len(data.test[1])},
+        hyperparameters=config.to_dict(), seed=config.seed, versions=versions(),
         status="running",
     )
     if distributed:  # batch_size is per rank
@@ -223,7 +242,53 @@ def _start(
         info["dataset_requested"] = config.dataset
     if is_writer(distributed):
         write_json(run_dir / RUN_INFO_NAME, info)
-    return info, data
+    return info, data, extend_from
+
+
+class _WarmRestart(Callback):
+    """Extending a finished run: its schedule has run out (a cosine schedule ends at lr 0), so
+    the extra epochs get a fresh one from the config's lr, as a warm restart (SGDR, Loshchilov
+    and Hutter 2017). Runs after the checkpoint is restored; an interrupted extension resumes
+    the fresh schedule from its own checkpoint instead.
+    """
+
+    def __init__(self, config: TrainConfig, from_epoch: int, steps_per_epoch: int):
+        self.config, self.from_epoch, self.steps_per_epoch = config, from_epoch, steps_per_epoch
+
+    def on_train_begin(self) -> None:
+        trainer = self.trainer
+        if trainer is None or trainer.epoch != self.from_epoch or trainer.batch_in_epoch:
+            return
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] = self.config.lr
+        extra = self.config.updated({"epochs": self.config.epochs - self.from_epoch})
+        trainer.scheduler = make_scheduler(extra, trainer.optimizer, self.steps_per_epoch)
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python, gradwise and the libraries that decide the numbers, and the OS."""
+    import matplotlib
+    import safetensors
+    import sklearn
+
+    return {
+        "python": platform.python_version(),
+        "gradwise": gw.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "safetensors": safetensors.__version__,
+        "matplotlib": matplotlib.__version__,
+        "platform": platform.platform(terse=True),
+    }
+
+
+def describe_model(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """run.json's model entries: class name, parameter count and the layer table."""
+    return {
+        "model": type(model).__name__,
+        "parameters": int(sum(p.size for p in model.parameters())),
+        "model_summary": nn.utils.summary(model, (1, *input_shape), print_fn=None),
+    }
 
 
 def _build_trainer(
@@ -235,10 +300,12 @@ def _build_trainer(
     progress: bool,
     epoch_lines: bool,
     notify: Notify,
+    extend_from: int | None = None,
     distributed: bool = False,
     extra_callbacks: Sequence[Callback] = (),
 ) -> tuple[Trainer, ModelCheckpoint, Doctor | None]:
-    """The model, optimizer, schedule and callbacks of ``config``, wired into a Trainer."""
+    """The model, optimizer, schedule and callbacks of ``config``, wired into a Trainer
+    (``extend_from``: the epochs of a finished run being extended)."""
     model = build_model(config, data.input_shape, len(data.classes))
     optimizer = make_optimizer(config, model)
     ranks = gw.distributed.get_world_size() if distributed else 1  # batch_size is per rank
@@ -250,9 +317,11 @@ def _build_trainer(
         JSONLinesLogger(run_dir / METRICS_NAME), checkpoint, _StopOnRequest(stop)
     ]
     if progress:
-        callbacks.append(ProgressBar())
+        callbacks.append(EpochBar())
     if epoch_lines:
         callbacks.append(EpochSummary(print_fn=notify))
+    if extend_from is not None:
+        callbacks.append(_WarmRestart(config, extend_from, steps_per_epoch))
     callbacks.extend(extra_callbacks)
     doctor = (Doctor(config=DoctorConfig(advice_style="cli"))
               if config.doctor and is_writer(distributed) else None)
@@ -314,8 +383,10 @@ def _finish(
     data: PreparedData,
     doctor: Doctor | None,
     info: dict[str, Any],
+    progress: bool = False,
 ) -> None:
-    """After the last epoch: save the weights, score the test split, draw, update run.json."""
+    """After the last epoch: save the weights, score the test split (with a bar when
+    ``progress``), update run.json."""
     # the bare model (not its DistributedDataParallel wrapper) for the weights and the report
     run_dir, history = outcome.run_dir, outcome.history
     model = getattr(trainer.model, "module", trainer.model)
@@ -328,28 +399,43 @@ def _finish(
     else:
         outcome.missing.append(f"{WEIGHTS_NAME} (the weights are not finite; "
                                f"{LAST_CHECKPOINT} holds the last good ones)")
-    trainer.loss_fn = nn.CrossEntropyLoss()  # test loss without label smoothing, as evaluate
-    test = trainer.evaluate(data.test, batch_size=EVAL_BATCH)
-    outcome.test_loss = float(test["loss"])
-    outcome.test_accuracy = float(test["accuracy"])
-    outcome.missing += _write_figures(run_dir, history, doctor, model, data)
+    # the test score is that of the weights evaluate and predict use by default: the best epoch's
+    best = run_dir / BEST_CHECKPOINT
+    if trainer.distributed is not None:
+        # every rank takes part in this evaluation (see train_run), so all keep the final weights
+        outcome.test_weights = f"last: epoch {trainer.epoch}"
+        trainer.loss_fn = nn.CrossEntropyLoss()  # no label smoothing, as evaluate
+        logs = trainer.evaluate(data.test, batch_size=EVAL_BATCH)
+        outcome.test_loss, outcome.test_accuracy = float(logs["loss"]), float(logs["accuracy"])
+    else:
+        if (best / "checkpoint.json").is_file():
+            epoch = load_checkpoint_weights(model, best)
+            outcome.test_weights = f"best: epoch {epoch} of {trainer.epoch}"
+        else:
+            outcome.test_weights = f"last: epoch {trainer.epoch}"
+        test = score(model, *data.test, progress=progress)  # no label smoothing, as evaluate
+        outcome.test_loss, outcome.test_accuracy = test.loss, test.accuracy
+    info.update(test_weights=outcome.test_weights)
     info.update(
         status="finished" if history.stop_reason is None else "stopped",
         stop_reason=history.stop_reason, epoch=trainer.epoch, step=trainer.step,
+        best_epoch=report.best_epoch(history),
         test_loss=outcome.test_loss, test_accuracy=outcome.test_accuracy,
     )
 
 
 def _write_figures(
-    run_dir: Path, history: History, doctor: Doctor | None, model: nn.Module,
-    data: PreparedData,
-) -> list[str]:
-    """The learning curves and the HTML report; names what could not be drawn."""
-    missing = []
+    outcome: TrainOutcome, doctor: Doctor | None, model: nn.Module, data: PreparedData,
+    info: dict[str, Any],
+) -> None:
+    """The learning curves and the HTML report (with run.json's ``info`` as what ran)."""
+    history, run_dir = outcome.history, outcome.run_dir
+    best = report.best_epoch(history)
     if len(history) == 0:
-        missing.append(f"{CURVES_NAME} (no epoch finished)")
+        outcome.missing.append(f"{CURVES_NAME} (no epoch finished)")
     else:
-        plots.plot_learning_curves(history, run_dir / CURVES_NAME)
+        plots.save_figure(plots.learning_curves_figure(history, best_epoch=best),
+                          run_dir / CURVES_NAME)
     report.write_report(run_dir, history=history, doctor=doctor, model=model,
-                        test_data=data.test, class_names=data.classes)
-    return missing
+                        test_data=data.test, class_names=data.classes, run_info=info,
+                        title=f"gradwise training report: {info.get('recipe', 'run')}")

@@ -55,6 +55,7 @@ from gradwise.safetensors_io import (
     available_memory,
     dump_safetensors,
     parse_safetensors,
+    read_safetensors,
 )
 
 __all__ = [
@@ -332,10 +333,37 @@ def load_checkpoint(
 
 def load_model_weights(path: str | os.PathLike[str], model: Any, *,
                        allow_non_finite: bool = False) -> CheckpointData:
-    """Verify a checkpoint and load its weights into ``model`` (strictly); return the data."""
-    data = load_checkpoint(path, model, allow_non_finite=allow_non_finite)
+    """Load weights into ``model`` (strictly: every key, every shape); return what was read.
+
+    Args:
+        path: a checkpoint directory (or its ``checkpoint.json``), verified as in
+            :func:`load_checkpoint`; or a ``.safetensors`` file of weights alone, such as the
+            ``weights.safetensors`` of a ``gradwise train`` run folder.
+        allow_non_finite: load NaN/inf weights instead of refusing them (to inspect a diverged
+            run).
+
+    Raises:
+        CheckpointError: naming the file: missing, unreadable, not safetensors, non-finite, or
+            weights that do not fit ``model``.
+    """
+    weights = Path(path)
+    if weights.suffix == ".safetensors" and not weights.is_dir():
+        data = _load_weights_file(weights, model, allow_non_finite)
+    else:
+        data = load_checkpoint(path, model, allow_non_finite=allow_non_finite)
     model.load_state_dict(data.model_state)
     return data
+
+
+def _load_weights_file(path: Path, model: Any, allow_non_finite: bool) -> CheckpointData:
+    """A bare safetensors file of weights (no manifest, so no hash to verify against), read
+    with the same guards and caps as a checkpoint's files."""
+    state = read_safetensors(path, within=path.parent, error=CheckpointError)[0]
+    check_state_matches(model.state_dict(), state, source=path,
+                        model_class=type(model).__name__)
+    if not allow_non_finite:
+        check_finite_weights(state, path)
+    return CheckpointData(model_state=state, model_class=None, path=path)
 
 
 def check_finite_weights(state: Mapping[str, np.ndarray], source: Path | str,

@@ -30,6 +30,7 @@ __all__ = [
     "learning_curves_figure",
     "lr_find_figure",
     "misclassified_figure",
+    "numbers",
     "plot_activation_histograms",
     "plot_confusion_matrix",
     "plot_gradient_flow",
@@ -37,6 +38,7 @@ __all__ = [
     "plot_lr_find",
     "plot_misclassified",
     "plot_update_ratios",
+    "save_figure",
     "update_ratios_figure",
 ]
 
@@ -52,7 +54,8 @@ def figure_png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _save(figure: Figure, path: PathLike) -> Path:
+def save_figure(figure: Figure, path: PathLike) -> Path:
+    """Write ``figure`` to ``path`` as a PNG, atomically; return the path."""
     path = Path(path)
     atomic_write_bytes(path, figure_png(figure))
     return path
@@ -80,13 +83,23 @@ def history_columns(history: Any) -> dict[str, list[Any]]:
     )
 
 
-def _numbers(values: list[Any]) -> np.ndarray:
+def numbers(values: list[Any]) -> np.ndarray:
+    """Float64 array of ``values``; anything that is not a number (None, text) becomes NaN."""
     return np.array([v if isinstance(v, int | float) else np.nan for v in values], dtype=float)
 
 
+_numbers = numbers
+
+
 # ---- learning curves ---------------------------------------------------------------------------
-def learning_curves_figure(history: Any) -> Figure:
-    """Loss (and validation loss) per epoch; metrics such as accuracy in a second panel."""
+def learning_curves_figure(history: Any, best_epoch: int | None = None) -> Figure:
+    """Loss (and validation loss) per epoch; metrics such as accuracy in a second panel; the
+    learning rate at each epoch's end in a third when the history has ``lr``.
+
+    Args:
+        best_epoch: draw a dotted vertical line at this epoch on every panel (the report passes
+            the epoch with the best validation result).
+    """
     columns = history_columns(history)
     if "loss" not in columns:
         raise ValueError(f"learning curves: the history has no 'loss' (keys: {sorted(columns)})")
@@ -94,9 +107,11 @@ def learning_curves_figure(history: Any) -> Figure:
     metrics = [key for key in columns
                if key not in ("epoch", "loss", "val_loss", "lr", "epoch_time", "steps", "samples")
                and not key.startswith("val_") and np.isfinite(_numbers(columns[key])).any()]
-    panels = 2 if metrics else 1
-    figure = Figure(figsize=(5.5 * panels, 3.6))
-    axes = figure.subplots(1, panels, squeeze=False)[0]
+    lrs = _numbers(columns.get("lr", []))
+    has_lr = lrs.size == epochs.size and bool(np.isfinite(lrs).any())
+    panels = 1 + bool(metrics) + has_lr
+    figure = Figure(figsize=(5.0 * panels, 3.6))
+    axes = list(figure.subplots(1, panels, squeeze=False)[0])
     for key, style in (("loss", "-o"), ("val_loss", "--s")):
         if key in columns:
             axes[0].plot(epochs, _numbers(columns[key]), style, markersize=3, label=key)
@@ -105,16 +120,27 @@ def learning_curves_figure(history: Any) -> Figure:
     if np.isfinite(losses).any() and np.nanmin(losses) > 0 \
             and np.nanmax(losses) / np.nanmin(losses) > 30:
         axes[0].set_yscale("log")
-    axes[0].legend()
+    panel = 1
     if metrics:
         for key in metrics:
-            axes[1].plot(epochs, _numbers(columns[key]), "-o", markersize=3, label=key)
+            axes[panel].plot(epochs, _numbers(columns[key]), "-o", markersize=3, label=key)
             if f"val_{key}" in columns:
-                axes[1].plot(epochs, _numbers(columns[f"val_{key}"]), "--s", markersize=3,
-                             label=f"val_{key}")
-        axes[1].set(xlabel="epoch", title="Metrics")
-        axes[1].legend()
+                axes[panel].plot(epochs, _numbers(columns[f"val_{key}"]), "--s", markersize=3,
+                                 label=f"val_{key}")
+        axes[panel].set(xlabel="epoch", title="Metrics")
+        panel += 1
+    if has_lr:
+        axes[panel].plot(epochs, lrs, "-o", markersize=3, color="#6a3d9a", label="lr")
+        axes[panel].set(xlabel="epoch", ylabel="learning rate",
+                        title="Learning rate (end of epoch)")
+        positive = lrs[np.isfinite(lrs) & (lrs > 0)]
+        if positive.size and positive.max() / positive.min() > 30:
+            axes[panel].set_yscale("log")
     for axis in axes:
+        if best_epoch is not None:
+            axis.axvline(best_epoch, color="#2e7d32", linestyle=":", linewidth=1.2,
+                         label=f"best epoch ({best_epoch})")
+        axis.legend(fontsize=8)
         axis.grid(alpha=0.3)
     figure.tight_layout()
     return figure
@@ -122,7 +148,7 @@ def learning_curves_figure(history: Any) -> Figure:
 
 def plot_learning_curves(history: Any, path: PathLike) -> Path:
     """Save the learning curves (loss, validation loss, metrics per epoch) as a PNG."""
-    return _save(learning_curves_figure(history), path)
+    return save_figure(learning_curves_figure(history), path)
 
 
 # ---- doctor statistics -------------------------------------------------------------------------
@@ -142,7 +168,9 @@ def _per_layer_figure(stats: Any, attribute: str, title: str, ylabel: str,
     for (name, series), color in zip(series_list, colors, strict=True):
         values = np.asarray(getattr(series, attribute), dtype=float)
         values[~np.isfinite(values) | (values <= 0)] = np.nan
-        axis.plot(series.steps, values, "-", color=color, label=name, linewidth=1.3)
+        # dots, not lines: the doctor samples some steps, and a line would invent the values
+        # between samples (and join across long gaps)
+        axis.plot(series.steps, values, "o", color=color, label=name, markersize=2.5)
     if reference is not None:
         axis.axhline(reference, color="gray", linestyle=":", linewidth=1)
     axis.set_yscale("log")
@@ -166,7 +194,8 @@ def gradient_flow_figure(stats: Any) -> Figure:
 
 
 def plot_gradient_flow(stats: Any, path: PathLike) -> Path:
-    return _save(gradient_flow_figure(stats), path)
+    """Save :func:`gradient_flow_figure` as a PNG (atomically); return the path."""
+    return save_figure(gradient_flow_figure(stats), path)
 
 
 def update_ratios_figure(stats: Any) -> Figure:
@@ -176,7 +205,8 @@ def update_ratios_figure(stats: Any) -> Figure:
 
 
 def plot_update_ratios(stats: Any, path: PathLike) -> Path:
-    return _save(update_ratios_figure(stats), path)
+    """Save :func:`update_ratios_figure` as a PNG (atomically); return the path."""
+    return save_figure(update_ratios_figure(stats), path)
 
 
 def activation_histograms_figure(stats: Any) -> Figure:
@@ -201,7 +231,8 @@ def activation_histograms_figure(stats: Any) -> Figure:
 
 
 def plot_activation_histograms(stats: Any, path: PathLike) -> Path:
-    return _save(activation_histograms_figure(stats), path)
+    """Save :func:`activation_histograms_figure` as a PNG (atomically); return the path."""
+    return save_figure(activation_histograms_figure(stats), path)
 
 
 # ---- predictions -------------------------------------------------------------------------------
@@ -236,15 +267,18 @@ def confusion_matrix_figure(matrix: np.ndarray, class_names: Sequence[str] | Non
 
 def plot_confusion_matrix(matrix: np.ndarray, path: PathLike,
                           class_names: Sequence[str] | None = None) -> Path:
-    return _save(confusion_matrix_figure(matrix, class_names), path)
+    """Save :func:`confusion_matrix_figure` as a PNG (atomically); return the path."""
+    return save_figure(confusion_matrix_figure(matrix, class_names), path)
 
 
 def misclassified_figure(images: np.ndarray, true: np.ndarray, predicted: np.ndarray,
-                         class_names: Sequence[str] | None = None, columns: int = 8) -> Figure:
-    """A grid of images, each titled 'true -> predicted'.
+                         class_names: Sequence[str] | None = None, columns: int = 8,
+                         confidence: np.ndarray | None = None) -> Figure:
+    """A grid of images, each titled 'true -> predicted' (and the prediction's probability).
 
     Shape:
-        images: (N, H, W) grey, or (N, C, H, W) with C = 1 or 3.
+        images: (N, H, W) grey, or (N, C, H, W) with C = 1 or 3. true, predicted,
+        confidence: (N,).
     """
     images = np.asarray(images)
     if images.ndim == 4:
@@ -269,14 +303,18 @@ def misclassified_figure(images: np.ndarray, true: np.ndarray, predicted: np.nda
         t, p = int(true[k]), int(predicted[k])
         label_t = names[t] if names and t < len(names) else str(t)
         label_p = names[p] if names and p < len(names) else str(p)
-        axis.set_title(f"{label_t} \u2192 {label_p}", fontsize=8, color="#b00020")
+        title = f"{label_t} \u2192 {label_p}"
+        if confidence is not None:
+            title += f"\n{float(confidence[k]):.0%}"
+        axis.set_title(title, fontsize=8, color="#b00020")
     figure.tight_layout()
     return figure
 
 
 def plot_misclassified(images: np.ndarray, true: np.ndarray, predicted: np.ndarray, path: PathLike,
                        class_names: Sequence[str] | None = None) -> Path:
-    return _save(misclassified_figure(images, true, predicted, class_names), path)
+    """Save :func:`misclassified_figure` as a PNG (atomically); return the path."""
+    return save_figure(misclassified_figure(images, true, predicted, class_names), path)
 
 
 # ---- lr range test -----------------------------------------------------------------------------
@@ -347,5 +385,5 @@ def lr_find_figure(result: Any) -> Figure:
 
 
 def plot_lr_find(result: Any, path: PathLike) -> Path:
-    """Save :func:`lr_find_figure` as a PNG at ``path`` (atomically); returns the path."""
-    return _save(lr_find_figure(result), path)
+    """Save :func:`lr_find_figure` as a PNG (atomically); return the path."""
+    return save_figure(lr_find_figure(result), path)

@@ -1,9 +1,14 @@
 """write_report: one self-contained HTML page about a training run, images embedded as PNG.
 
-Sections, in order: summary, learning curves, the doctor's findings (with their evidence and
-remedies), gradient flow (gradient norm per layer over time), update ratios, activation
-histograms, confusion matrix and misclassified test images. A section whose inputs are missing
-(no doctor, no test data, tabular data for the image grid) says so instead of vanishing.
+Sections, in order: summary (with the test accuracy and the best epoch), what ran (recipe, data
+set and where it came from, model, every hyperparameter, seeds, versions, wall time: from
+``run_info``), learning curves (with the learning rate and the best-epoch marker), the doctor's
+findings (with their evidence and remedies), gradient flow (gradient norm per layer at each
+sampled step), update ratios, activation histograms, confusion matrix and the most confidently
+misclassified test images. A section whose inputs are missing (no doctor, no test data, tabular
+data for the image grid) says so instead of vanishing.
+
+The page is rendered from the Jinja2 template ``templates/report.html`` with autoescaping on.
 
 Example:
     >>> write_report("runs/mnist", history=history, doctor=doctor, model=model,
@@ -14,26 +19,30 @@ Example:
 from __future__ import annotations
 
 import base64
-import html
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import numpy as np
 
+from gradwise import __version__
 from gradwise._atomic import atomic_write_bytes
 from gradwise.autograd.grad_mode import no_grad
 from gradwise.autograd.tensor import Tensor
 from gradwise.viz import plots
 
-__all__ = ["SECTIONS", "write_report"]
+__all__ = ["SECTIONS", "best_epoch", "confidently_wrong", "write_report"]
 
 #: the id of every section, in page order
 SECTIONS = (
     "summary",
+    "run",
     "learning-curves",
     "findings",
     "gradient-flow",
@@ -43,46 +52,41 @@ SECTIONS = (
     "misclassified",
 )
 
-_CSS = """
-body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0;
-       background: #f6f7f9; color: #1d232b; }
-main { max-width: 1100px; margin: 0 auto; padding: 24px; }
-h1 { margin: 0 0 4px 0; font-size: 26px; }
-.sub { color: #5b6570; margin-bottom: 20px; }
-section { background: white; border: 1px solid #dde1e6; border-radius: 8px; padding: 16px 20px;
-          margin: 0 0 18px 0; }
-h2 { font-size: 18px; margin: 0 0 10px 0; }
-img { max-width: 100%; height: auto; display: block; margin: 6px 0; }
-table { border-collapse: collapse; font-size: 14px; }
-td, th { border-bottom: 1px solid #e6e9ed; padding: 4px 12px 4px 0; text-align: left; }
-.note { color: #5b6570; font-style: italic; }
-.finding { border-left: 5px solid #999; padding: 6px 12px; margin: 10px 0; background: #fafbfc; }
-.finding.error { border-color: #c62828; }
-.finding.warning { border-color: #ef8f00; }
-.finding.info { border-color: #1e88e5; }
-.badge { display: inline-block; font-size: 12px; font-weight: 600; padding: 1px 8px;
-         border-radius: 10px; color: white; background: #999; margin-right: 6px; }
-.badge.error { background: #c62828; } .badge.warning { background: #ef8f00; }
-.badge.info { background: #1e88e5; }
-.ok { color: #2e7d32; font-weight: 600; }
-code { background: #eef1f4; padding: 0 4px; border-radius: 3px; }
-"""
+
+@cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("gradwise.viz", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
 
 
-def _img(figure: Any, alt: str) -> str:
-    data = base64.b64encode(plots.figure_png(figure)).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+@dataclass
+class _Section:
+    """What the template draws for one section; every field optional but ``id`` and title."""
+
+    id: str
+    title: str
+    intro: str = ""
+    loud: list[str] = field(default_factory=list)
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    tables: list[tuple[str, list[tuple[str, str]]]] = field(default_factory=list)
+    pre: str = ""
+    ok: str = ""
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    images: list[dict[str, str]] = field(default_factory=list)
+    note: str = ""
 
 
-def _note(text: str) -> str:
-    return f'<p class="note">{html.escape(text)}</p>'
-
-
-def _section(section_id: str, title: str, body: str) -> str:
-    return f'<section id="{section_id}">\n<h2>{html.escape(title)}</h2>\n{body}\n</section>'
+def _img(figure: Any, alt: str) -> dict[str, str]:
+    return {"alt": alt, "data": base64.b64encode(plots.figure_png(figure)).decode("ascii")}
 
 
 def _format(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
     if isinstance(value, dict):
@@ -92,8 +96,30 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def _summary(history: Any, columns: dict[str, list[Any]]) -> str:
+def best_epoch(history: Any) -> int | None:
+    """The epoch (1-based, as in the history) with the best validation result, or None.
+
+    Best is the highest ``val_accuracy`` when the history has one (what ``gradwise train``
+    keeps in ``checkpoints/best``), else the lowest ``val_loss``; the first such epoch on ties.
+    """
+    columns = plots.history_columns(history)
+    epochs = columns.get("epoch") or list(range(1, len(columns.get("loss", [])) + 1))
+    for key, pick in (("val_accuracy", np.nanargmax), ("val_loss", np.nanargmin)):
+        values = plots.numbers(columns.get(key, []))
+        if values.size and np.isfinite(values).any():
+            values[~np.isfinite(values)] = np.nan
+            return int(epochs[int(pick(values))])
+    return None
+
+
+def _summary(history: Any, columns: dict[str, list[Any]], test_accuracy: float | None
+             ) -> _Section:
     rows = [("epochs", str(len(columns.get("loss", []))))]
+    best = best_epoch(history)
+    if best is not None:
+        rows.append(("best epoch", str(best)))
+    if test_accuracy is not None:
+        rows.append(("test accuracy", f"{test_accuracy:.2%}"))
     for key, values in columns.items():
         if key in ("epoch", "epoch_time", "steps", "samples") or not values:
             continue
@@ -102,52 +128,99 @@ def _summary(history: Any, columns: dict[str, list[Any]]) -> str:
             rows.append((f"final {key}", _format(float(last))))
     stop_reason = getattr(history, "stop_reason", None)
     rows.append(("stopped", stop_reason or "after all requested epochs"))
-    body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>"
-                   for k, v in rows)
-    return f"<table>{body}</table>"
+    return _Section("summary", "Summary", rows=rows)
 
 
-def _findings(doctor: Any) -> str:
+_RUN_ROWS = (
+    ("recipe", "recipe"),
+    ("dataset", "data set"),
+    ("source", "data source"),
+    ("samples", "samples"),
+    ("model", "model"),
+    ("parameters", "parameters"),
+    ("seed", "seed"),
+    ("status", "status"),
+    ("stop_reason", "stop reason"),
+    ("epoch", "epochs completed"),
+    ("step", "optimizer steps"),
+    ("best_epoch", "best epoch (checkpoints/best)"),
+    ("test_accuracy", "test accuracy"),
+    ("test_loss", "test loss (no label smoothing)"),
+    ("test_weights", "weights tested"),
+    ("seconds", "wall time (s)"),
+    ("created", "started"),
+    ("resumed", "times resumed"),
+)
+
+
+def _run(run_info: Mapping[str, Any] | None) -> _Section:
+    section = _Section("run", "What ran")
+    if not run_info:
+        section.note = ("No run metadata was given (gradwise train passes its run.json as "
+                        "run_info=).")
+        return section
+    if run_info.get("fallback"):
+        section.loud.append(str(run_info["fallback"]))
+    for key, label in _RUN_ROWS:
+        if run_info.get(key) is None:
+            continue
+        value = run_info[key]
+        if key == "test_accuracy" and isinstance(value, float):
+            text = f"{value:.2%}"
+        elif key == "parameters" and isinstance(value, int):
+            text = f"{value:,}"
+        else:
+            text = _format(value)
+        section.rows.append((label, text))
+    for key, title in (("hyperparameters", "Hyperparameters"), ("versions", "Versions")):
+        values = run_info.get(key)
+        if isinstance(values, Mapping):
+            section.tables.append((title, [(str(k), _format(v)) for k, v in values.items()]))
+    if run_info.get("model_summary"):
+        section.pre = str(run_info["model_summary"])
+    return section
+
+
+def _findings(doctor: Any) -> _Section:
+    section = _Section("findings", "The doctor's findings")
     if doctor is None:
-        return _note("No doctor watched this run (pass doctor=Doctor() to the Trainer).")
+        section.note = "No doctor watched this run (pass doctor=Doctor() to the Trainer)."
+        return section
     findings = list(doctor.findings)
     sampled = len(doctor.stats.sampled_steps)
     overhead = getattr(doctor, "overhead", math.nan)
     measured = f"The doctor sampled {sampled} of {getattr(doctor, 'steps_seen', '?')} steps"
     if isinstance(overhead, float) and math.isfinite(overhead):
         measured += f" at {overhead:.1%} overhead"
-    parts = [f"<p>{html.escape(measured)}.</p>"]
+    section.intro = measured + "."
     if not [f for f in findings if f.severity != "info"]:
-        parts.append('<p class="ok">No problems found.</p>')
+        section.ok = "No problems found."
     for finding in findings:
         where = []
         if finding.step is not None:
             where.append(f"step {finding.step}")
         if finding.layer:
             where.append(f"layer {finding.layer}")
-        evidence = "".join(
-            f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_format(v))}</td></tr>"
-            for k, v in finding.evidence.items()
-        )
-        remedies = "".join(f"<li>{html.escape(r)}</li>" for r in finding.remedies)
-        parts.append(
-            f'<div class="finding {finding.severity}" data-name="{html.escape(finding.name)}">'
-            f'<p><span class="badge {finding.severity}">{finding.severity}</span>'
-            f"<b>{html.escape(finding.name)}</b> {html.escape(' · '.join(where))}</p>"
-            f"<p>{html.escape(finding.summary)}</p>"
-            f"<details open><summary>Evidence</summary><table>{evidence}</table></details>"
-            f"<p>Try:</p><ul>{remedies}</ul></div>"
-        )
-    return "\n".join(parts)
+        section.findings.append({
+            "severity": finding.severity,
+            "name": finding.name,
+            "where": " \u00b7 ".join(where),
+            "summary": finding.summary,
+            "evidence": [(str(k), _format(v)) for k, v in finding.evidence.items()],
+            "remedies": list(finding.remedies),
+        })
+    return section
 
 
-def _doctor_plot(doctor: Any, builder: Any, alt: str) -> str:
+def _doctor_plot(section: _Section, doctor: Any, builder: Any, alt: str) -> _Section:
     if doctor is None:
-        return _note("No doctor watched this run, so there are no per-layer statistics.")
+        section.note = "No doctor watched this run, so there are no per-layer statistics."
+        return section
     try:
-        return _img(builder(doctor.stats), alt)
+        section.images.append(_img(builder(doctor.stats), alt))
     except ValueError as error:
-        return _note(str(error))
+        section.note = str(error)
+    return section
 
 
 def _predict(model: Any, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
@@ -179,11 +252,45 @@ def _as_images(x: np.ndarray, image_shape: Sequence[int] | None) -> np.ndarray |
     return None
 
 
+def _confidence(output: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """The probability the model gave its predicted class: softmax of (N, C) logits, or the
+    sigmoid of one logit column (its distance from 0.5 for the chosen side)."""
+    scores = output.astype(np.float64)
+    if scores.ndim == 2 and scores.shape[1] > 1:
+        shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        return probabilities[np.arange(len(predicted)), predicted]
+    positive = 1.0 / (1.0 + np.exp(-scores.reshape(-1)))
+    return np.where(predicted == 1, positive, 1.0 - positive)
+
+
+def confidently_wrong(output: np.ndarray, target: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` misclassified samples the model was most sure of.
+
+    Sure means the probability given to the predicted class (softmax of (N, C) logits, sigmoid
+    of one logit column); ties keep test-set order.
+
+    Shape:
+        output: (N, C) or (N,)/(N, 1) logits. target: (N,) labels. returns (<= count,) int64.
+    """
+    from gradwise.train.metrics import predicted_classes
+
+    output = np.asarray(output)
+    predicted = predicted_classes(output)
+    wrong = np.flatnonzero(predicted != np.asarray(target))
+    confidence = _confidence(output, predicted)
+    return wrong[np.argsort(-confidence[wrong], kind="stable")][:count]
+
+
 def _predictions(model: Any, test_data: Any, class_names: Sequence[str] | None,
-                 image_shape: Sequence[int] | None, max_images: int) -> tuple[str, str]:
+                 image_shape: Sequence[int] | None, max_images: int
+                 ) -> tuple[_Section, _Section, float | None]:
+    confusion = _Section("confusion-matrix", "Confusion matrix")
+    wrong_section = _Section("misclassified", "Most confidently misclassified test images")
     if model is None or test_data is None:
-        missing = _note("Pass model= and test_data=(x, y) to see predictions on test data.")
-        return missing, missing
+        confusion.note = wrong_section.note = (
+            "Pass model= and test_data=(x, y) to see predictions on test data.")
+        return confusion, wrong_section, None
     from gradwise.train.metrics import confusion_matrix, predicted_classes
 
     x, y = test_data
@@ -192,28 +299,36 @@ def _predictions(model: Any, test_data: Any, class_names: Sequence[str] | None,
     if len(x) != len(y):
         raise ValueError(f"write_report: test_data x has {len(x)} samples but y has {len(y)}")
     if y.ndim != 1 or y.dtype.kind not in "iu":
-        note = _note("The targets are not class labels, so there is no confusion matrix.")
-        return note, note
+        confusion.note = wrong_section.note = (
+            "The targets are not class labels, so there is no confusion matrix.")
+        return confusion, wrong_section, None
     inputs = x.astype(np.float32) if x.dtype.kind != "f" else x
     output = _predict(model, inputs)
     predicted = predicted_classes(output)
     n_classes = len(class_names) if class_names is not None else None
     matrix = confusion_matrix(output, y, num_classes=n_classes)
     accuracy = float((predicted == y).mean())
-    confusion = (f"<p>Test accuracy {accuracy:.2%} on {len(y)} samples.</p>"
-                 + _img(plots.confusion_matrix_figure(matrix, class_names), "confusion matrix"))
+    confusion.intro = f"Test accuracy {accuracy:.2%} on {len(y)} samples."
+    confusion.images.append(_img(plots.confusion_matrix_figure(matrix, class_names),
+                                 "confusion matrix"))
     images = _as_images(x, image_shape)
     if images is None:
-        return confusion, _note("Skipped: the inputs are tabular, not images.")
+        wrong_section.note = "Skipped: the inputs are tabular, not images."
+        return confusion, wrong_section, accuracy
     wrong = np.flatnonzero(predicted != y)
     if wrong.size == 0:
-        return confusion, _note("Every test sample was classified correctly.")
-    shown = wrong[:max_images]
-    grid = _img(plots.misclassified_figure(images[shown], y[shown], predicted[shown],
-                                           class_names), "misclassified test images")
-    text = f"<p>{wrong.size} of {len(y)} test samples misclassified; the first {shown.size} " \
-           "(true \u2192 predicted):</p>"
-    return confusion, text + grid
+        wrong_section.note = "Every test sample was classified correctly."
+        return confusion, wrong_section, accuracy
+    confidence = _confidence(output, predicted)
+    shown = confidently_wrong(output, y, max_images)
+    wrong_section.intro = (
+        f"{wrong.size} of {len(y)} test samples misclassified; the {shown.size} the model was "
+        "most sure of (true \u2192 predicted, with the probability it gave its prediction):")
+    wrong_section.images.append(_img(
+        plots.misclassified_figure(images[shown], y[shown], predicted[shown], class_names,
+                                   confidence=confidence[shown]),
+        "most confidently misclassified test images"))
+    return confusion, wrong_section, accuracy
 
 
 def write_report(
@@ -227,6 +342,7 @@ def write_report(
     title: str = "gradwise training report",
     image_shape: Sequence[int] | None = None,
     max_misclassified: int = 32,
+    run_info: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``run_dir/report.html`` (atomically) and return its path.
 
@@ -240,44 +356,64 @@ def write_report(
         title: the page title.
         image_shape: the shape of one image when ``x`` is flattened and not square, e.g.
             ``(3, 32, 32)``; square flattened images (784 = 28 x 28) are recognised unaided.
-        max_misclassified: how many misclassified images the grid shows at most.
+        max_misclassified: how many misclassified images the grid shows at most (the most
+            confidently wrong first).
+        run_info: what ran, as ``gradwise train`` writes it to ``run.json``: keys such as
+            ``recipe``, ``dataset``, ``source``, ``fallback`` (shown loudly), ``model``,
+            ``model_summary``, ``parameters``, ``hyperparameters`` (a mapping), ``seed``,
+            ``versions`` (a mapping), ``seconds``, ``test_accuracy``, ``test_loss``,
+            ``best_epoch``. Missing keys are left out.
+
+    Raises:
+        TypeError: ``history`` is not a History, a list of epoch dicts or a dict of lists.
+        ValueError: ``test_data``'s x and y differ in length.
     """
     columns = plots.history_columns(history)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    curves = _Section("learning-curves", "Learning curves")
     if "loss" in columns and columns["loss"]:
-        curves = _img(plots.learning_curves_figure(history), "learning curves")
+        best = best_epoch(history)
+        curves.images.append(_img(plots.learning_curves_figure(history, best_epoch=best),
+                                  "learning curves"))
+        if best is not None:
+            curves.intro = (f"The dotted line marks epoch {best}, the best on the validation "
+                            "data.")
     else:
-        curves = _note("The history holds no finished epoch yet.")
-    confusion, misclassified = _predictions(model, test_data, class_names, image_shape,
-                                            max_misclassified)
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        curves.note = "The history holds no finished epoch yet."
+    confusion, misclassified, accuracy = _predictions(model, test_data, class_names,
+                                                      image_shape, max_misclassified)
+    gradient_flow = _Section(
+        "gradient-flow", "Gradient flow",
+        intro="The gradient norm of each layer's weights at each step the doctor sampled (one "
+              "dot per sample). Series that sink far below the others (vanishing) or shoot up "
+              "(exploding) are the ones to look at.")
+    update_ratios = _Section(
+        "update-ratios", "Update-to-weight ratios",
+        intro="How much each sampled step changes each weight matrix, relative to its size; "
+              "about 1e-3 (the dotted line) is typical of healthy training.")
+    activations = _Section(
+        "activations", "Activation histograms",
+        intro="Each watched layer's outputs on the latest sampled batch.")
     sections = [
-        _section("summary", "Summary", _summary(history, columns)),
-        _section("learning-curves", "Learning curves", curves),
-        _section("findings", "The doctor's findings", _findings(doctor)),
-        _section("gradient-flow", "Gradient flow",
-                 "<p>The gradient norm of each layer's weights over training. Lines that sink "
-                 "far below the others (vanishing) or shoot up (exploding) are the ones to "
-                 "look at.</p>"
-                 + _doctor_plot(doctor, plots.gradient_flow_figure, "gradient flow")),
-        _section("update-ratios", "Update-to-weight ratios",
-                 "<p>How much each step changes each weight matrix, relative to its size; "
-                 "about 1e-3 (the dotted line) is typical of healthy training.</p>"
-                 + _doctor_plot(doctor, plots.update_ratios_figure, "update ratios")),
-        _section("activations", "Activation histograms",
-                 "<p>Each watched layer's outputs on the latest sampled batch.</p>"
-                 + _doctor_plot(doctor, plots.activation_histograms_figure,
-                                "activation histograms")),
-        _section("confusion-matrix", "Confusion matrix", confusion),
-        _section("misclassified", "Misclassified test images", misclassified),
+        _summary(history, columns, accuracy),
+        _run(run_info),
+        curves,
+        _findings(doctor),
+        _doctor_plot(gradient_flow, doctor, plots.gradient_flow_figure, "gradient flow"),
+        _doctor_plot(update_ratios, doctor, plots.update_ratios_figure, "update ratios"),
+        _doctor_plot(activations, doctor, plots.activation_histograms_figure,
+                     "activation histograms"),
+        confusion,
+        misclassified,
     ]
-    page = (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n<main>\n"
-        f"<h1>{html.escape(title)}</h1>\n<div class=\"sub\">written {stamp} by gradwise</div>\n"
-        + "\n".join(sections)
-        + "\n</main>\n</body>\n</html>\n"
+    environment = _environment()
+    page = environment.get_template("report.html").render(
+        title=title,
+        css=environment.loader.get_source(environment, "report.css")[0],  # type: ignore[union-attr]
+        stamp=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        version=__version__,
+        sections=sections,
     )
     path = run_dir / "report.html"
     atomic_write_bytes(path, page.encode("utf-8"))

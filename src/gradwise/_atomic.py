@@ -12,14 +12,16 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_bytes", "is_atomic_temp_name",
+__all__ = ["atomic_open", "atomic_write_bytes", "check_output_file", "is_atomic_temp_name",
            "remove_leftover_temp_files"]
 
 _ALLOWED_MODES = ("wb", "w")
@@ -36,11 +38,15 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
 
     Raises whatever the block raises, after deleting the temporary file; ``path`` is then
     exactly as it was before. An OSError that names no file (ENOSPC from a write or fsync) is
-    re-raised with ``path`` as its filename.
+    re-raised with ``path`` as its filename. A ``path`` that is a folder, a device, a FIFO or
+    a socket is refused before anything is created (see :func:`check_output_file`): the
+    rename would otherwise replace the device node or fail with a message naming the
+    temporary file.
     """
     if mode not in _ALLOWED_MODES:
         raise ValueError(f"atomic_open: mode must be one of {_ALLOWED_MODES}, got {mode!r}")
     destination = Path(path)
+    check_output_file(destination)
     directory = destination.parent
     try:
         fd, temp_name = tempfile.mkstemp(dir=directory, prefix=f".{destination.name}.",
@@ -67,6 +73,32 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
             raise OSError(error.errno, f"{error.strerror}, saving", str(destination)) from error
         raise
     _fsync_directory(directory)
+
+
+def check_output_file(path: str | os.PathLike[str]) -> None:
+    """Refuse a write destination that is not a regular file (or a name not yet taken).
+
+    A folder raises IsADirectoryError; a character or block device (``/dev/full``), a FIFO,
+    a socket, or a symlink to any of these (or to a folder) raises an OSError with errno
+    EINVAL. Both messages are one line naming ``path`` and what it is. A symlink to a regular
+    file is allowed: the atomic rename replaces the link itself, never its target.
+    """
+    destination = Path(path)
+    try:
+        info = destination.stat()  # follows a symlink: what the user's name points at
+    except OSError:
+        return  # a new name (or a dangling link): the rename creates a regular file
+    if stat.S_ISREG(info.st_mode):
+        return
+    if stat.S_ISDIR(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {destination}: it is a folder; "
+                                "give a file name")
+    kind = ("a character device" if stat.S_ISCHR(info.st_mode)
+            else "a block device" if stat.S_ISBLK(info.st_mode)
+            else "a FIFO" if stat.S_ISFIFO(info.st_mode)
+            else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
+    raise OSError(errno.EINVAL, f"cannot write {destination}: it is {kind}, not a regular "
+                  "file")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -116,9 +148,16 @@ def remove_leftover_temp_files(directory: str | os.PathLike[str]) -> list[Path]:
 
 
 def _file_mode_for(destination: Path) -> int:
-    """Keep an existing file's mode; otherwise 0o666 minus the process umask."""
+    """Keep an existing regular file's permission bits; otherwise 0o666 minus the umask.
+
+    ``lstat``, not ``stat``: a destination that is a symlink (perhaps to a setuid file
+    outside the folder) must not lend its target's mode to the new file, which replaces the
+    link. Set-user-ID, set-group-ID and sticky bits are never carried over.
+    """
     try:
-        return destination.stat().st_mode & 0o7777
+        info = destination.lstat()
+        if stat.S_ISREG(info.st_mode):
+            return info.st_mode & 0o777
     except OSError:
         pass
     # Reading the umask with os.umask() briefly changes it for every thread, so read it from

@@ -436,6 +436,8 @@ def _os_message(error: OSError) -> str:
     """``FILE: reason`` instead of Python's ``[Errno 13] Permission denied: 'FILE'``."""
     if error.strerror and error.filename is not None and type(error).__str__ is OSError.__str__:
         return f"{error.filename}: {error.strerror.lower()}"
+    if error.strerror and error.filename is None and type(error).__str__ is OSError.__str__:
+        return error.strerror  # our own worded errors: no "[Errno N]" prefix
     return _one_line(error)
 
 
@@ -484,6 +486,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = _train_config(args, flags, labels)
         run_dir = Path(args.out) if args.out else default_run_dir(config.recipe)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UsageError(f"--out {_shown(run_dir)} is not a folder; a run is written to a "
+                             "folder")
         if (run_dir / CONFIG_NAME).exists():
             raise UsageError(f"--out {run_dir} already holds a run; choose another folder, or "
                              f"continue that run with --resume {_shell_path(run_dir)}")
@@ -498,6 +503,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         # one subfolder per run, named after the run folder: runs logged to one DIR side by
         # side stay apart in TensorBoard (its run selector) instead of splicing their curves
+        if Path(args.tensorboard).exists() and not Path(args.tensorboard).is_dir():
+            raise UsageError(f"--tensorboard {_shown(args.tensorboard)} is not a folder")
         tensorboard_dir = Path(args.tensorboard) / run_dir.resolve().name
         try:  # before anything is printed or created: a missing package changes nothing
             extra_callbacks.append(TensorBoardLogger(tensorboard_dir))
@@ -637,6 +644,36 @@ def _train_config(args: argparse.Namespace, flags: dict[str, Any],
     value_labels.update(labels)
     base = TrainConfig.from_recipe(get_recipe(recipe or DEFAULT_RECIPE))
     return base.updated(values, value_labels)
+
+
+def _shown(path: str | Path) -> str:
+    """A user-given path for a message: repr-style escapes only where it has odd characters."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def _check_output_file(out: Path, option: str, run_dir: Path | None = None) -> None:
+    """Refuse an output FILE the writer must not replace: a folder (a file name is needed;
+    no default name is invented inside it), a device, FIFO or socket, a missing parent
+    folder, and, with ``run_dir``, any file the run folder already holds other than its own
+    ``model.onnx`` (its weights, config, checkpoints). One-line UsageError naming ``option``.
+    """
+    from gradwise._atomic import check_output_file
+
+    try:
+        check_output_file(out)
+    except OSError as error:
+        what = "a folder" if isinstance(error, IsADirectoryError) else error.strerror.split(
+            ": it is ", 1)[-1]
+        raise UsageError(f"{option} {_shown(out)} is {what}; give the path of a file") from None
+    _check_folder(str(out.parent), option)
+    if run_dir is not None:
+        target, folder = out.resolve(), run_dir.resolve()
+        inside = target == folder or folder in target.parents
+        if inside and (target.exists() and target != folder / "model.onnx"
+                       or target.parent != folder):
+            raise UsageError(f"{option} {_shown(out)} is inside the run folder {_shown(run_dir)} "
+                             "and would overwrite the run's own files; choose another path")
 
 
 def _check_folder(path: str | None, option: str) -> None:
@@ -833,6 +870,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     if args.num_steps < 10:
         raise UsageError(f"--num-steps must be >= 10, got {args.num_steps}")
     plot = Path(args.out) if args.out else Path("runs") / f"{config.recipe}-lr-find.png"
+    _check_output_file(plot, "--out")
     sweep = {"start_lr": args.start_lr, "end_lr": args.end_lr, "num_steps": args.num_steps,
              "suggest": args.suggest, "progress": sys.stderr.isatty() and not args.quiet}
     result, written = find_learning_rate(config, plot, notify=_say, **sweep)
@@ -870,7 +908,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                          f"{gradwise.onnx.DEFAULT_OPSET})")
     run_dir = _check_run_dir(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "model.onnx"
-    _check_folder(str(out.parent), "--out")
+    _check_output_file(out, "--out", run_dir)
     run = load_run(run_dir, args.weights)
     example = np.zeros((2, *(int(n) for n in run.info["input_shape"])), dtype=np.float32)
     metadata: dict[str, str] = {key: json.dumps(run.info[key])

@@ -80,7 +80,12 @@ def default_run_dir(recipe: str, root: str | os.PathLike[str] = "runs") -> Path:
 
 
 def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[str, Any]:
-    """Create (or check, when resuming) the run folder; return run.json's contents."""
+    """Create (or check, when resuming) the run folder; return run.json's contents.
+
+    When resuming nothing is written: the caller writes run.json (and config.json for an
+    extended run) only after the checkpoint has been restored, so a refused resume leaves
+    the folder byte for byte as it was.
+    """
     if resume:
         info_path = run_dir / RUN_INFO_NAME
         info = read_json(info_path) if os.path.lexists(info_path) else new_run_info(config)
@@ -90,9 +95,10 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[st
             if config.epochs <= done:
                 raise RunError(f"{run_dir}: this run already finished its {done} epochs; "
                                "nothing to resume (give a larger --epochs to extend it)")
-            # extended: train on from the last checkpoint to config.epochs
+            # extended: train on from the last checkpoint to config.epochs (config.json is
+            # rewritten by the caller once the checkpoint has loaded: a refused resume
+            # changes no file)
             info.setdefault("extended", []).append({"from": done, "to": config.epochs})
-            write_json(run_dir / CONFIG_NAME, config.to_dict())
         info.pop("interrupted_by", None)
         info["resumed"] = int(info.get("resumed", 0)) + 1
         return info

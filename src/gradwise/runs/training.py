@@ -11,7 +11,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from gradwise.runs.distributed import is_writer, on_rank_zero, rank_zero_first
 from gradwise.runs.layout import (
     BEST_CHECKPOINT,
     CHECKPOINTS_DIR,
+    CONFIG_NAME,
     CURVES_NAME,
     HISTORY_NAME,
     LAST_CHECKPOINT,
@@ -168,6 +169,13 @@ def train_run(
     if not writer:
         notify, progress = quiet, False
     info, data, extend_from = _start(config, run_dir, resume, notify, progress, distributed)
+    if resume and writer:
+        def record() -> None:
+            if extend_from is not None:
+                write_json(run_dir / CONFIG_NAME, config.to_dict())
+            write_json(run_dir / RUN_INFO_NAME, info)
+
+        extra_callbacks = [_RecordResume(record), *extra_callbacks]
     trainer, checkpoint, doctor = _build_trainer(
         config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify,
         extend_from=extend_from, distributed=distributed,
@@ -240,9 +248,29 @@ def _start(
         # config.json keeps the settings as asked (a rerun tries MNIST again); say here that
         # another data set ran instead, so the two files do not seem to disagree
         info["dataset_requested"] = config.dataset
-    if is_writer(distributed):
+    if is_writer(distributed) and not resume:
         write_json(run_dir / RUN_INFO_NAME, info)
     return info, data, extend_from
+
+
+class _RecordResume(Callback):
+    """Resuming: write run.json (status running; config.json too when extending) at the first
+    epoch or batch, i.e. once the checkpoint and the callbacks' states have loaded. A resume
+    refused before that (a damaged or mismatched checkpoint) leaves every file untouched."""
+
+    def __init__(self, write: Callable[[], None]):
+        self._write: Callable[[], None] | None = write
+
+    def _once(self) -> None:
+        if self._write is not None:
+            write, self._write = self._write, None
+            write()
+
+    def on_epoch_begin(self, epoch: int) -> None:
+        self._once()
+
+    def on_batch_begin(self, step: int, logs: dict[str, Any]) -> None:
+        self._once()
 
 
 class _WarmRestart(Callback):

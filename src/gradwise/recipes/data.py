@@ -17,6 +17,11 @@ from gradwise import data as gw_data
 from gradwise.data import datasets as gw_datasets
 from gradwise.recipes.config import ConfigError, TrainConfig
 
+MIN_PIXEL_STD = 1e-6
+"""Training images whose pixel std (on the 0..1 scale) is at most this are refused: they carry
+no signal and dividing by it would make inf/NaN inputs. 1e-6 is far below one grey level
+(1/255 ~ 0.004) spread over a single pixel of a 28x28 set."""
+
 __all__ = ["TOY_SIZES", "PreparedData", "load_data"]
 
 TOY_SIZES = {"spiral": (1000, 500), "xor": (800, 400)}
@@ -91,6 +96,14 @@ def load_data(
     if scaling is None:
         pixels = gw_data.normalize_images(train[0])
         scaling = (float(pixels.mean(dtype=np.float64)), float(pixels.std(dtype=np.float64)))
+        if not (np.isfinite(scaling[0]) and np.isfinite(scaling[1])
+                and scaling[1] > MIN_PIXEL_STD):
+            # every pixel the same (all-zero images): standardising would divide by 0
+            raise gw_datasets.DatasetRefusedError(
+                f"{image_set.name} from {image_set.source}: the training images' pixel "
+                f"standard deviation is {scaling[1]:.3g} (mean {scaling[0]:.3g}); every pixel "
+                "is the same (blank or corrupted images?), so they cannot be standardised"
+            )
     mean, std = scaling
 
     def prepare(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

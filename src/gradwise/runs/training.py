@@ -226,13 +226,20 @@ def _start(
     Returns run.json's contents, the data, and the epochs a finished run had when this call
     extends it (else None).
     """
+    def load(dataset: str | None) -> PreparedData:
+        # rank 0 loads (and maybe downloads) first; then the others read the cached files
+        return rank_zero_first(distributed, lambda: load_data(
+            config, dataset=dataset, notify=notify, progress=progress))
+
+    if not resume:
+        # the data are checked (found, decodable, not blank) before the folder exists: bad
+        # data leave no half-made run behind
+        data = load(None)
     info = on_rank_zero(distributed, lambda: prepare_run_dir(config, run_dir, resume))
     extend_from = int(info["epoch"]) if info.get("status") == "finished" else None
     if resume:  # a kill in the middle of a write leaves .NAME.XXXX.tmp files: not ours to keep
         on_rank_zero(distributed, lambda: len(remove_leftover_temp_files(run_dir)))
-    # rank 0 loads (and maybe downloads) first; then the others read the cached files
-    data = rank_zero_first(distributed, lambda: load_data(
-        config, dataset=info.get("dataset"), notify=notify, progress=progress))
+        data = load(info.get("dataset"))
     info.update(
         dataset=data.dataset, source=data.source, fallback=data.fallback,
         classes=data.classes, input_shape=list(data.input_shape), mean=data.mean, std=data.std,

@@ -258,6 +258,30 @@ def _check_finite(arrays: dict[str, np.ndarray], directory: Path) -> None:
 
 
 # ---- loading ----------------------------------------------------------------------------------
+NON_NEGATIVE_STATE = ("exp_avg_sq", "max_exp_avg_sq", "square_avg", "sum", "acc_delta")
+"""Optimizer state entries that are running sums or averages of squares (Adam/AdamW/RMSprop/
+Adagrad/Adadelta, names as in PyTorch's ``optimizer.state_dict()``): never negative, and a
+negative one would make ``sqrt`` NaN at the first step after a resume."""
+
+
+def _check_optimizer_arrays(arrays: dict[str, np.ndarray], source: Path) -> None:
+    """Refuse NaN/inf anywhere in the optimizer state and negative second moments, naming
+    the first offending tensor (CheckpointError)."""
+    for name in sorted(arrays):
+        array = arrays[name]
+        if array.dtype.kind not in "fc":
+            continue
+        if not np.all(np.isfinite(array)):
+            raise CheckpointError(f"{source}: the optimizer state {name} holds non-finite "
+                                  "values (NaN or inf); this checkpoint cannot be resumed")
+        leaf = name.rsplit(".", 1)[-1]
+        if leaf in NON_NEGATIVE_STATE and array.size and float(np.min(array)) < 0:
+            raise CheckpointError(f"{source}: the optimizer state {name} holds negative "
+                                  f"values (min {float(np.min(array)):.3g}), impossible for a "
+                                  "running average of squares; this checkpoint cannot be "
+                                  "resumed")
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], model: Any = None, *, allow_non_finite: bool = False
 ) -> CheckpointData:
@@ -297,6 +321,8 @@ def load_checkpoint(
     optimizer_state = None
     if manifest["optimizer"] is not None:
         optimizer_arrays = _read_array_file(directory, "optimizer", files["optimizer"])
+        if not allow_non_finite:
+            _check_optimizer_arrays(optimizer_arrays, directory / files["optimizer"]["file"])
         try:
             optimizer_state = join_state(
                 optimizer_arrays, from_json_safe(manifest["optimizer"]["meta"])

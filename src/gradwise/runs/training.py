@@ -42,6 +42,7 @@ from gradwise.runs.layout import (
     RUN_INFO_NAME,
     WEIGHTS_NAME,
     Notify,
+    RunError,
     all_finite,
     load_checkpoint_weights,
     prepare_run_dir,
@@ -393,6 +394,14 @@ def _fit(
     }
     if resume and os.path.lexists(last / "checkpoint.json"):
         fit_args["resume_from"] = last
+    elif resume and os.path.lexists(run_dir / BEST_CHECKPOINT):
+        # epochs were done (best/ is written at an epoch's end) but last/ is gone: starting
+        # over would throw that work away while claiming nothing had been kept
+        raise RunError(
+            f"{run_dir}: cannot resume: {last / 'checkpoint.json'} is missing, but the run "
+            f"has {BEST_CHECKPOINT} from epochs already trained; restore {last} or start "
+            "a new run"
+        )
     elif resume:
         # killed before its first checkpoint: nothing was kept, so the run starts over
         notify(f"{run_dir} has no checkpoint yet (stopped before its first epoch ended); "

@@ -192,6 +192,7 @@ def restore(trainer: Trainer, path: str | os.PathLike[str], loader: Any) -> dict
             f"was given {_describe(trainer._data_fingerprint)}; resume with the same data and "
             "batch_size"
         )
+    _check_position(state, where, trainer)
     if data.optimizer_state is None:
         raise CheckpointError(f"{where}: the checkpoint holds no optimizer state")
     if state.get("optimizer_class") != type(trainer.optimizer).__name__:
@@ -247,6 +248,40 @@ def restore(trainer: Trainer, path: str | os.PathLike[str], loader: Any) -> dict
     if getattr(trainer, "distributed", None) is not None:
         epoch_totals = trainer.distributed.restore(trainer, state, epoch_totals)
     return epoch_totals
+
+
+def _check_position(state: dict[str, Any], where: Any, trainer: Trainer) -> None:
+    """The checkpoint's counters against this fit: ``step`` must be exactly the batches done
+    (``epoch * batches_per_epoch + batch_in_epoch``: one optimizer step per batch), the
+    epoch no later than ``epochs`` asked, and ``seed`` an integer equal to the trainer's (a
+    changed seed would silently change the shuffling and dropout of the resumed epochs).
+
+    Raises:
+        CheckpointError: naming the field, the saved value and what this run expects.
+    """
+    epoch, step, batch = int(state["epoch"]), int(state["step"]), int(state["batch_in_epoch"])
+    if trainer.distributed is None:
+        expected = epoch * trainer.batches_per_epoch + batch
+        if step != expected:
+            raise CheckpointError(
+                f"{where}: trainer state step {step} does not match epoch {epoch} and "
+                f"batch_in_epoch {batch} with {trainer.batches_per_epoch} batches per epoch "
+                f"(expected {expected})"
+            )
+    if epoch > trainer.epochs_target:
+        raise CheckpointError(
+            f"{where}: the checkpoint has completed {epoch} epochs but this run asks for "
+            f"epochs={trainer.epochs_target}; resume with epochs >= {epoch}"
+        )
+    seed = state.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise CheckpointError(f"{where}: trainer state seed is {str(seed)[:40]!r}; it must be "
+                              "an integer")
+    if seed != trainer.seed:
+        raise CheckpointError(
+            f"{where}: trainer state seed is {seed} but this run's seed is {trainer.seed}; "
+            "resume with the seed the run started with"
+        )
 
 
 def _check_totals(totals: Any, where: Any) -> None:

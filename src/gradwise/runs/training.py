@@ -394,7 +394,7 @@ def _fit(
     }
     if resume and os.path.lexists(last / "checkpoint.json"):
         fit_args["resume_from"] = last
-    elif resume and os.path.lexists(run_dir / BEST_CHECKPOINT):
+    elif resume and os.path.lexists(run_dir / BEST_CHECKPOINT / "checkpoint.json"):
         # epochs were done (best/ is written at an epoch's end) but last/ is gone: starting
         # over would throw that work away while claiming nothing had been kept
         raise RunError(

@@ -164,6 +164,13 @@ class Trainer:
         scheduler_interval: str | None = None,
         distributed: bool = False,
     ):
+        for role, value in (("model", model), ("optimizer", optimizer),
+                            ("scheduler", scheduler)):
+            if isinstance(value, type):
+                raise TypeError(
+                    f"Trainer: {role} is the class {value.__name__}, not an instance; pass "
+                    f"one, e.g. {value.__name__}(...)"
+                )
         for attribute in ("parameters", "train", "eval", "state_dict", "load_state_dict"):
             if not hasattr(model, attribute) or not callable(model):
                 raise TypeError(
@@ -249,6 +256,21 @@ class Trainer:
             self.distributed = DistributedTraining(self)
 
     # ---- public API ---------------------------------------------------------------------------
+    def _check_optimizer_parameters(self) -> None:
+        """Refuse an optimizer that updates tensors the model does not own: training would
+        change nothing the model computes with, or change another model (ValueError)."""
+        owned = {id(p) for p in self.model.parameters()}
+        for index, group in enumerate(self.optimizer.param_groups):
+            for position, parameter in enumerate(group.get("params", ())):
+                if id(parameter) not in owned:
+                    shape = tuple(getattr(parameter, "shape", ()))
+                    raise ValueError(
+                        f"Trainer.fit: the optimizer's param_groups[{index}] parameter "
+                        f"{position} (shape {shape}) is not a parameter of the model "
+                        f"({type(self.model).__name__}); build the optimizer from "
+                        "model.parameters()"
+                    )
+
     def fit(
         self,
         train_data: Any,
@@ -286,6 +308,7 @@ class Trainer:
         """
         _check_positive_int("fit", "epochs", epochs)
         _check_positive_int("fit", "batch_size", batch_size)
+        self._check_optimizer_parameters()
         train_loader = self._make_loader(train_data, "train_data", batch_size, shuffle, True)
         val_loader = None
         if val_data is not None:

@@ -413,6 +413,51 @@ case("set_grad_enabled-stmt", lambda m: (m.set_grad_enabled(False),
 case("set_grad_enabled-ctx", lambda m: _with_grad_disabled(m))
 
 
+# ---- promotion through multi-input ops and scalar arguments (torch-fix) -----------------------
+case("where-int-float-scalar", lambda m: m.where(m.tensor([True, False]), m.tensor([1, 2]), 0.5))
+case("where-float-int", lambda m: m.where(m.tensor(B), _x(m), _i(m)))
+case("where-one-arg", lambda m: m.where(m.tensor(B)))
+case("cat-int-float", lambda m: m.cat([_i(m), _x(m)]))
+case("stack-int-float", lambda m: m.stack([_i(m), _x(m)], dim=1))
+case("maximum-int-float", lambda m: m.maximum(_i(m), _x(m)))
+case("minimum-int-float", lambda m: m.minimum(_i(m), _x(m)))
+case("clamp-int-float-bounds", lambda m: m.clamp(_i(m), 0, 1.5))
+case("clamp-int-max-float", lambda m: _i(m).clamp(max=1.5))
+case("clamp-int-int-bounds", lambda m: _i(m).clamp(2, 5))
+case("sum-dtype", lambda m: _i(m).sum(dtype=m.float64))
+case("sum-int32", lambda m: m.tensor([1, 2], dtype=m.int32).sum())
+case("mean-dtype", lambda m: _i(m).mean(dtype=m.float32))
+case("bce-logits-target-grad", lambda m: _target_grad(m, "binary_cross_entropy_with_logits"))
+case("bce-target-grad", lambda m: _target_grad(m, "binary_cross_entropy"))
+case("mse-target-grad", lambda m: _target_grad(m, "mse_loss"))
+case("l1-target-grad", lambda m: _target_grad(m, "l1_loss"))
+
+case("repr-float-4-decimals", lambda m: repr(m.tensor([0.09, 0.2447])))
+case("repr-whole-floats", lambda m: repr(m.tensor([1.0, 2.0])))
+case("repr-int64", lambda m: repr(m.tensor([1, 2])))
+case("repr-scalar", lambda m: repr(m.tensor(0.5)))
+case("repr-grad_fn", lambda m: repr(m.tensor([0.09, 0.2447], requires_grad=True) * 2))
+case("repr-requires_grad", lambda m: repr(m.tensor([0.5, 1.25], requires_grad=True)))
+case("repr-load_state_dict", lambda m: (lambda lin: repr(lin.load_state_dict(lin.state_dict())))(
+    m.nn.Linear(2, 2)))
+
+
+def _target_grad(m, loss):
+    """The gradient a loss sends to a target computed from a leaf (torch differentiates it)."""
+    x = m.tensor([0.3, -1.2, 2.0])
+    w = m.tensor([0.5, 0.1, -0.4], requires_grad=True)
+    prediction = x.sigmoid() if loss == "binary_cross_entropy" else x
+    getattr(m.nn.functional, loss)(prediction, w.sigmoid()).backward()
+    return w.grad
+
+
+def test_mean_of_integers_raises_like_torch():
+    with pytest.raises(RuntimeError):
+        torch.tensor([1, 2, 3]).mean()
+    with pytest.raises(TypeError, match="mean: input dtype must be floating point"):
+        gw.tensor([1, 2, 3]).mean()
+
+
 def _with_grad_disabled(m):
     with m.set_grad_enabled(False):
         inside = (m.ones(1, requires_grad=True) * 2).requires_grad

@@ -86,6 +86,16 @@ def _target_array(target: Any) -> np.ndarray:
     return target._data if isinstance(target, Tensor) else np.asarray(target)
 
 
+def _float_target(target: Any, input: Tensor) -> Any:
+    """A probability target in the input's dtype; a Tensor stays in the graph (PyTorch
+    differentiates BCE targets), a constant becomes an array."""
+    if isinstance(target, Tensor):
+        if target._data.dtype == input._data.dtype:
+            return target
+        return _ew.Cast.apply(target, input._data.dtype)
+    return np.asarray(target).astype(input.dtype, copy=False)
+
+
 def _same_shape(name: str, input: Tensor, target: Any) -> None:
     target_shape = target.shape if hasattr(target, "shape") else np.shape(target)
     if tuple(input.shape) != tuple(target_shape):
@@ -137,7 +147,7 @@ def binary_cross_entropy(
     """
     _loss.check_reduction("binary_cross_entropy", reduction)
     _same_shape("binary_cross_entropy", input, target)
-    target = _target_array(target).astype(input.dtype, copy=False)
+    target = _float_target(target, input)
     return _loss.BCE.apply(input, target, reduction, _weight_array(weight))
 
 
@@ -161,7 +171,7 @@ def binary_cross_entropy_with_logits(
     """
     _loss.check_reduction("binary_cross_entropy_with_logits", reduction)
     _same_shape("binary_cross_entropy_with_logits", input, target)
-    target = _target_array(target).astype(input.dtype, copy=False)
+    target = _float_target(target, input)
     return _loss.BCEWithLogits.apply(
         input, target, reduction, _weight_array(weight), _weight_array(pos_weight)
     )

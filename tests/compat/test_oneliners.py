@@ -441,6 +441,32 @@ case("repr-requires_grad", lambda m: repr(m.tensor([0.5, 1.25], requires_grad=Tr
 case("repr-load_state_dict", lambda m: (lambda lin: repr(lin.load_state_dict(lin.state_dict())))(
     m.nn.Linear(2, 2)))
 
+case("rfloordiv", lambda m: 7 // m.tensor([2, -3]))
+case("rmod", lambda m: 7 % m.tensor([2, -3]))
+case("floordiv-negative", lambda m: m.tensor([7, -7]) // 2)
+case("floordiv-float", lambda m: m.tensor([7.5, -7.0]) // 2)
+case("mod-int-float", lambda m: m.tensor([7, -7]) % 2.5)
+case("mod-negative-divisor", lambda m: _x(m) % -2)
+case("div-trunc", lambda m: m.tensor([-7, 7]).div(2, rounding_mode="trunc"))
+case("div-floor-float", lambda m: _x(m).div(4, rounding_mode="floor"))
+case("mod-grad", lambda m: _grads(m, lambda a, b: (a % b).sum()))
+case("uint8-wraps", lambda m: m.tensor([200], dtype=m.uint8) + 300)
+case("embedding-padding-init", lambda m: m.nn.Embedding(4, 2, padding_idx=1).weight[1])
+case("embedding-padding-grad", lambda m: _embedding_padding_grad(m))
+
+
+def _grads(m, fn):
+    a = m.tensor([5.5, -3.0, 7.25], requires_grad=True)
+    b = m.tensor([2.0, 2.5, -3.0], requires_grad=True)
+    fn(a, b).backward()
+    return a.grad, b.grad
+
+
+def _embedding_padding_grad(m):
+    emb = m.nn.Embedding(4, 2, padding_idx=-1)
+    emb(m.tensor([[0, 3, 3], [1, 0, 2]])).sum().backward()
+    return emb.weight.grad
+
 
 def _target_grad(m, loss):
     """The gradient a loss sends to a target computed from a leaf (torch differentiates it)."""

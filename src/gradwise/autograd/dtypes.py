@@ -82,6 +82,15 @@ def promote(tensor_dtypes: list[np.dtype], scalar_dtypes: list[np.dtype]) -> np.
     return int64 if top == 1 else _DEFAULT_FLOAT if top == 2 else bool
 
 
+def as_array(value: Any, dtype: np.dtype) -> np.ndarray:
+    """A constant operand as an array of ``dtype``; integers out of the dtype's range wrap
+    around as in PyTorch (``uint8 tensor + 300`` adds 44) instead of NumPy's OverflowError."""
+    try:
+        return np.asarray(value, dtype=dtype)
+    except OverflowError:
+        return np.asarray(value, dtype=np.int64).astype(dtype)
+
+
 def result_type(*operands: Any) -> np.dtype:
     """PyTorch's result dtype over any mix of operands (``torch.result_type`` for many).
 

@@ -34,7 +34,7 @@ def promoted(*values: Any) -> list[Tensor]:
             out.append(value if value._data.dtype == target
                        else elementwise.Cast.apply(value, target))
         else:
-            out.append(Tensor._make(np.asarray(value, dtype=target), False, None))
+            out.append(Tensor._make(_dtypes.as_array(value, target), False, None))
     return out
 
 

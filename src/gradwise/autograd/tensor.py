@@ -501,7 +501,7 @@ class Tensor(TensorMethods):
         if isinstance(other, Tensor):
             b = other if other._data.dtype == target else _ew.Cast.apply(other, target)
         else:
-            b = Tensor._make(np.asarray(other, dtype=target), False, None)
+            b = Tensor._make(_dtypes.as_array(other, target), False, None)
         return op.apply(b, a) if reflected else op.apply(a, b)
 
     def __add__(self, other: ArrayLike) -> Tensor:
@@ -562,7 +562,7 @@ class Tensor(TensorMethods):
         target = _result_dtype(self, other)
         mine = self._data if self._data.dtype == target else self._data.astype(target)
         other = other._data if isinstance(other, Tensor) else other
-        other = np.asarray(other, dtype=target)
+        other = _dtypes.as_array(other, target)
         return Tensor._make(np.asarray(fn(mine, other)), False, None)
 
     def __lt__(self, other: ArrayLike) -> Tensor:

@@ -368,16 +368,19 @@ class TensorMethods:
         return self * other
 
     def div(self: Tensor, other: Any, rounding_mode: str | None = None) -> Tensor:
+        """``self / other``; ``rounding_mode="floor"`` rounds down (``//``), ``"trunc"`` toward
+        zero, both in the operands' promoted dtype (int // int stays int) and outside the graph
+        (their gradient is zero almost everywhere, as PyTorch's).
+
+        Raises:
+            ValueError: an unknown rounding_mode.
+        """
         if rounding_mode is None:
             return self / other
-        other = other._data if hasattr(other, "_data") else other
-        if rounding_mode == "floor":
-            return _make(np.floor_divide(self._data, other))
-        if rounding_mode == "trunc":
-            return _make(np.trunc(np.true_divide(self._data, other)).astype(
-                np.result_type(self._data, other)))
-        raise ValueError(
-            f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
+        if rounding_mode not in ("floor", "trunc"):
+            raise ValueError(
+                f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
+        return _rounded_div(self, other, rounding_mode)
 
     multiply, subtract, divide, true_divide = mul, sub, div, div
 
@@ -469,11 +472,26 @@ class TensorMethods:
         return self._logical(other, np.logical_or)
 
     def __floordiv__(self: Tensor, other: Any) -> Tensor:
-        return self.div(other, rounding_mode="floor")
+        return _rounded_div(self, other, "floor")
+
+    def __rfloordiv__(self: Tensor, other: Any) -> Tensor:
+        return _rounded_div(other, self, "floor")
+
+    floor_divide = __floordiv__
 
     def __mod__(self: Tensor, other: Any) -> Tensor:
-        other = other._data if hasattr(other, "_data") else other
-        return _make(np.mod(self._data, other))
+        """``self % other`` with the divisor's sign, as Python and ``torch.remainder``;
+        differentiable in both operands."""
+        from gradwise.autograd.functional import promoted
+        from gradwise.autograd.ops.elementwise import Remainder
+        return Remainder.apply(*promoted(self, other))
+
+    def __rmod__(self: Tensor, other: Any) -> Tensor:
+        from gradwise.autograd.functional import promoted
+        from gradwise.autograd.ops.elementwise import Remainder
+        return Remainder.apply(*promoted(other, self))
+
+    remainder = __mod__
 
     def eq(self: Tensor, other: Any) -> Tensor:
         return self == other
@@ -621,3 +639,18 @@ class TensorMethods:
         mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
         self._data[np.broadcast_to(mask, self.shape)] = value
         return self._bump()
+
+
+def _rounded_div(a: Any, b: Any, rounding_mode: str) -> Tensor:
+    """``a / b`` rounded down ("floor") or toward zero ("trunc") in the promoted dtype (PyTorch:
+    ``7 // 2`` is 3, ``-7 // 2`` is -4, ``-7 / 2`` truncated is -3)."""
+    from gradwise.autograd.functional import promoted
+    x, y = (t._data for t in promoted(a, b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if rounding_mode == "floor":
+            out = np.floor_divide(x, y)
+        elif x.dtype.kind in "iub":
+            out = (np.abs(x) // np.abs(y)) * np.sign(x) * np.sign(y)
+        else:
+            out = np.trunc(x / y)
+    return _make(np.asarray(out, dtype=x.dtype))

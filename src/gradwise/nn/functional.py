@@ -325,11 +325,18 @@ def layer_norm(
     return _norm.LayerNorm.apply(x, weight, bias, len(shape), eps)
 
 
-def embedding(input: Any, weight: Tensor) -> Tensor:
+def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of ``weight`` picked by integer indices; repeated indices accumulate gradient.
+
+    Args:
+        padding_idx: a row (negative counts from the end) whose lookups send no gradient to
+            ``weight``, as PyTorch's (it stays at its value, usually zeros, while training).
 
     Shape:
         input: (*) integers in [0, num_embeddings); weight: (num_embeddings, dim) -> (*, dim)
+
+    Raises:
+        TypeError: non-integer indices. IndexError: an index or padding_idx out of range.
     """
     indices = _target_array(input)
     if indices.dtype.kind not in "iu":
@@ -341,7 +348,26 @@ def embedding(input: Any, weight: Tensor) -> Tensor:
             f"embedding: indices must lie in [0, {weight.shape[0]}), got values from "
             f"{indices.min()} to {indices.max()}"
         )
-    return weight[indices]
+    rows = weight[indices]
+    if padding_idx is None:
+        return rows
+    padding_idx = _padding_row("embedding", padding_idx, weight.shape[0])
+    padded = (indices == padding_idx)[..., None]  # (*, 1)
+    if not padded.any():
+        return rows
+    # the padded positions take the row's value as a constant: no gradient reaches it
+    constant = Tensor._make(np.where(padded, weight._data[indices], 0).astype(weight.dtype),
+                            False, None)
+    return rows * Tensor._make((~padded).astype(weight.dtype), False, None) + constant
+
+
+def _padding_row(name: str, padding_idx: int, num_embeddings: int) -> int:
+    """padding_idx as a row number (negative counts from the end, as PyTorch)."""
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise IndexError(
+            f"{name}: padding_idx must lie in [-{num_embeddings}, {num_embeddings}), "
+            f"got {padding_idx}")
+    return padding_idx % num_embeddings
 
 
 def l2_penalty(params: Any) -> Tensor:

@@ -467,6 +467,47 @@ def _embedding_padding_grad(m):
     emb(m.tensor([[0, 3, 3], [1, 0, 2]])).sum().backward()
     return emb.weight.grad
 
+case("silu-F", lambda m: m.nn.functional.silu(_x(m)))
+case("silu-module-grad", lambda m: _weighted_grad(m, m.nn.SiLU()))
+case("relu6-F", lambda m: m.nn.functional.relu6(_x(m) * 2))
+case("hardtanh-F", lambda m: m.nn.functional.hardtanh(_x(m), -2.0, 3.0))
+case("hardtanh-grad", lambda m: _weighted_grad(m, m.nn.Hardtanh()))
+case("softplus-module", lambda m: m.nn.Softplus(beta=2.0)(_x(m)))
+case("identity", lambda m: m.nn.Identity(54, unused=1)(_x(m)))
+case("normalize", lambda m: m.nn.functional.normalize(_x(m)))
+case("normalize-p1-dim0", lambda m: m.nn.functional.normalize(_x(m), p=1, dim=0))
+case("normalize-grad", lambda m: _weighted_grad(m, m.nn.functional.normalize))
+case("cosine_similarity", lambda m: m.nn.functional.cosine_similarity(_x(m), _p(m)))
+case("cosine_similarity-dim0", lambda m: m.nn.functional.cosine_similarity(_x(m), _p(m), dim=0))
+case("cosine_similarity-grad", lambda m: _weighted_grad(
+    m, lambda x: m.nn.functional.cosine_similarity(x, _p(m))))
+case("pad-last", lambda m: m.nn.functional.pad(_x(m), (1, 2)))
+case("pad-two-dims", lambda m: m.nn.functional.pad(_x(m), (1, 0, 0, 2), value=-1.0))
+case("pad-grad", lambda m: _weighted_grad(m, lambda x: m.nn.functional.pad(x, (2, 1, 1, 1)) * 3))
+case("smooth_l1", lambda m: m.nn.functional.smooth_l1_loss(_x(m), _p(m) - 3))
+case("smooth_l1-beta", lambda m: m.nn.functional.smooth_l1_loss(_x(m), _p(m), beta=2.5))
+case("smooth_l1-beta0", lambda m: m.nn.functional.smooth_l1_loss(_x(m), _p(m), beta=0.0))
+case("smooth_l1-module-sum", lambda m: m.nn.SmoothL1Loss(reduction="sum")(_x(m), _p(m) - 3))
+case("smooth_l1-grad", lambda m: _weighted_grad(
+    m, lambda x: m.nn.functional.smooth_l1_loss(x, _p(m) - 3, beta=1.5)))
+case("huber", lambda m: m.nn.functional.huber_loss(_x(m), _p(m) - 3, delta=2.0))
+case("huber-module-none", lambda m: m.nn.HuberLoss(reduction="none")(_x(m), _p(m) - 3))
+case("huber-grad", lambda m: _weighted_grad(
+    m, lambda x: m.nn.functional.huber_loss(x, _p(m) - 3, delta=0.5)))
+case("moduledict", lambda m: (lambda d: (list(d.keys()), d["b"](_x(m)).shape, len(d),
+                                          len(list(d.parameters()))))(
+    m.nn.ModuleDict({"a": m.nn.Linear(3, 2), "b": m.nn.Linear(3, 4)})))
+case("moduledict-state-keys", lambda m: list(m.nn.ModuleDict(
+    {"a": m.nn.Linear(3, 2)}).state_dict().keys()))
+
+
+def _weighted_grad(m, fn):
+    """The gradient of sum(fn(x) * weights) at X (weights vary so every position counts)."""
+    x = _x(m).requires_grad_()
+    out = fn(x)
+    (out * m.arange(float(out.numel())).reshape(out.shape)).sum().backward()
+    return x.grad
+
 
 def _target_grad(m, loss):
     """The gradient a loss sends to a target computed from a leaf (torch differentiates it)."""

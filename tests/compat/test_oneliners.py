@@ -508,6 +508,46 @@ def _weighted_grad(m, fn):
     (out * m.arange(float(out.numel())).reshape(out.shape)).sum().backward()
     return x.grad
 
+case("new_zeros", lambda m: _i(m).new_zeros(2, 3))
+case("new_ones-tuple", lambda m: _x(m).new_ones((2,)))
+case("new_full", lambda m: _x(m).new_full((2, 2), 7))
+case("new_tensor", lambda m: _x(m).new_tensor([1, 2]))
+case("index_select", lambda m: _x(m).index_select(1, m.tensor([2, 0, 2])))
+case("index_select-fn-grad", lambda m: _weighted_grad(
+    m, lambda x: m.index_select(x, 1, m.tensor([2, 0, 2]))))
+case("narrow", lambda m: _3d(m).narrow(2, 1, 2))
+case("narrow-grad", lambda m: _weighted_grad(m, lambda x: x.narrow(1, -2, 2)))
+case("flip", lambda m: m.flip(_3d(m), (0, 2)))
+case("flip-grad", lambda m: _weighted_grad(m, lambda x: x.flip(1)))
+case("tril", lambda m: m.tril(_3d(m)))
+case("triu-diagonal", lambda m: _3d(m).triu(1))
+case("tril-grad", lambda m: _weighted_grad(m, lambda x: x.tril(-1) + x.triu(2)))
+case("isclose", lambda m: m.isclose(_x(m), _x(m) + 1e-6))
+case("finfo-eps", lambda m: float(m.finfo(m.float32).eps))
+case("iinfo-max", lambda m: int(m.iinfo(m.int64).max))
+case("inference_mode", lambda m: _inference(m))
+case("lambdalr", lambda m: _lambda_lrs(m))
+
+
+def _inference(m):
+    with m.inference_mode():
+        inside = (m.ones(1, requires_grad=True) * 2).requires_grad
+    with m.inference_mode(False):
+        off = (m.ones(1, requires_grad=True) * 2).requires_grad
+    return inside, off
+
+
+def _lambda_lrs(m):
+    w = m.zeros(2, requires_grad=True)
+    opt = m.optim.SGD([w], lr=0.5)
+    sched = m.optim.lr_scheduler.LambdaLR(opt, lambda step: 0.9 ** step)
+    lrs = []
+    for _ in range(3):
+        opt.step()
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+    return lrs
+
 
 def _target_grad(m, loss):
     """The gradient a loss sends to a target computed from a leaf (torch differentiates it)."""

@@ -27,6 +27,7 @@ _METHOD_FUNCTIONS = (
     "unbind", "gather", "matmul", "mm", "dot", "clamp", "clip", "eq", "ne", "lt", "le", "gt",
     "ge", "equal", "allclose", "add", "sub", "mul", "div", "pow", "masked_fill", "numel",
     "nonzero", "count_nonzero", "norm", "movedim", "clamp_min", "clamp_max", "swapaxes",
+    "index_select", "narrow", "flip", "tril", "triu", "isclose", "remainder", "floor_divide",
 )
 
 
@@ -52,6 +53,10 @@ multiply, subtract, divide, true_divide = (
     globals()["mul"], globals()["sub"], globals()["div"], globals()["div"])
 absolute, negative, greater, less = (
     globals()["abs"], globals()["neg"], globals()["gt"], globals()["lt"])
+
+
+# dtype limits: NumPy's finfo/iinfo (eps, max, min, tiny, bits) take gradwise dtypes as they are
+finfo, iinfo = np.finfo, np.iinfo
 
 
 def is_tensor(obj: Any) -> bool:
@@ -132,6 +137,6 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     return Tensor._make(np.asarray(np.einsum(equation, *arrays)), False, None)
 
 
-__all__ = [*_METHOD_FUNCTIONS, "absolute", "as_tensor", "bincount", "bmm", "divide", "einsum",
+__all__ = [*_METHOD_FUNCTIONS, "absolute", "finfo", "iinfo", "as_tensor", "bincount", "bmm", "divide", "einsum",
            "greater", "histc", "is_floating_point", "is_tensor", "less", "multiply", "negative",
            "outer", "subtract", "true_divide"]

@@ -137,6 +137,6 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     return Tensor._make(np.asarray(np.einsum(equation, *arrays)), False, None)
 
 
-__all__ = [*_METHOD_FUNCTIONS, "absolute", "finfo", "iinfo", "as_tensor", "bincount", "bmm", "divide", "einsum",
-           "greater", "histc", "is_floating_point", "is_tensor", "less", "multiply", "negative",
+__all__ = [*_METHOD_FUNCTIONS, "absolute", "as_tensor", "bincount", "bmm", "divide", "einsum",
+           "finfo", "iinfo", "greater", "histc", "is_floating_point", "is_tensor", "less", "multiply", "negative",
            "outer", "subtract", "true_divide"]

@@ -519,7 +519,7 @@ class TensorMethods:
         dim = _dim_index("narrow", dim, self.ndim)
         size = self.shape[dim]
         start = int(start) + size if int(start) < 0 else int(start)
-        if not (0 <= start and length >= 0 and start + length <= size):
+        if not (start >= 0 and length >= 0 and start + length <= size):
             raise IndexError(f"narrow: start {start} + length {length} exceeds dim {dim} of "
                              f"size {size}")
         return self[(slice(None),) * dim + (slice(start, start + length),)]

@@ -138,5 +138,5 @@ def einsum(equation: str, *operands: Any) -> Tensor:
 
 
 __all__ = [*_METHOD_FUNCTIONS, "absolute", "as_tensor", "bincount", "bmm", "divide", "einsum",
-           "finfo", "iinfo", "greater", "histc", "is_floating_point", "is_tensor", "less", "multiply", "negative",
-           "outer", "subtract", "true_divide"]
+           "finfo", "iinfo", "greater", "histc", "is_floating_point", "is_tensor", "less",
+           "multiply", "negative", "outer", "subtract", "true_divide"]

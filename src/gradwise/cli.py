@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="which rule gives the suggested rate: valley (the middle of the "
                               "loss's descent, default), steep (its steepest fall) or minimum "
                               "(a tenth of the rate at the lowest loss); all three are printed")
+    lr_find.add_argument("--optimizer", choices=OPTIMIZERS,
+                         help="sweep with this optimizer (default: the recipe's); sweep with "
+                              "the one you will train with, since a good rate depends on it")
     lr_find.add_argument("--quiet", action="store_true", help="no progress bar")
     lr_find.set_defaults(handler=cmd_lr_find)
 
@@ -815,7 +818,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     """``gradwise lr-find``: the learning-rate range test on a recipe, with a plot."""
     from gradwise.runs import find_learning_rate
 
-    flags = {key: getattr(args, key) for key in ("data_dir", "limit_train", "batch_size", "seed")
+    flags = {key: getattr(args, key) for key in ("data_dir", "limit_train", "batch_size", "seed",
+                                                  "optimizer")
              if getattr(args, key) is not None}
     _check_folder(flags.get("data_dir"), "--data-dir")
     config = TrainConfig.from_recipe(get_recipe(args.recipe or DEFAULT_RECIPE)).updated(
@@ -832,7 +836,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     sweep = {"start_lr": args.start_lr, "end_lr": args.end_lr, "num_steps": args.num_steps,
              "suggest": args.suggest, "progress": sys.stderr.isatty() and not args.quiet}
     result, written = find_learning_rate(config, plot, notify=_say, **sweep)
-    _say(f"Swept {len(result.lrs)} steps from lr {args.start_lr:g} to "
+    _say(f"Swept {len(result.lrs)} steps of {config.optimizer} from lr {args.start_lr:g} to "
          f"{result.lrs[-1] if result.lrs else args.start_lr:.3g}"
          + (f" (stopped: {result.stop_reason})" if result.stop_reason else ""))
     for method in SUGGESTION_METHODS:
@@ -842,9 +846,10 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     if result.suggested_lr is None:
         _say("No suggestion: the loss never fell during the sweep (see the plot).")
     else:
-        _say(f"Suggested learning rate for {config.recipe}: {result.suggested_lr:.3g} "
-             f"({result.method}; the recipe uses {config.lr:g}); try: gradwise train "
-             f"{config.recipe} --lr {result.suggested_lr:.3g}")
+        same = "" if args.optimizer is None else f" --optimizer {config.optimizer}"
+        _say(f"Suggested learning rate for {config.recipe} with {config.optimizer}: "
+             f"{result.suggested_lr:.3g} ({result.method}; the recipe uses {config.lr:g}); "
+             f"try: gradwise train {config.recipe}{same} --lr {result.suggested_lr:.3g}")
     if written is not None:
         _say(f"Plot: {written}")
     return 0

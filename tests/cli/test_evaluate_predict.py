@@ -80,7 +80,8 @@ def test_lr_find_suggests_a_rate_and_writes_the_plot(capsys, tmp_path) -> None:
     plot = tmp_path / "lr.png"
     result = gradwise(capsys, "lr-find", "spiral", "--out", plot)
     assert result.code == 0, result.err
-    assert "Suggested learning rate for spiral:" in result.out or "No suggestion" in result.out
+    assert ("Suggested learning rate for spiral with adam:" in result.out
+            or "No suggestion" in result.out)
     assert plot.is_file()
 
 

@@ -354,7 +354,7 @@ def _ramp(start: float, end: float, n: int = 60) -> list[float]:
     ("losses", "expected", "words"),
     [
         # a loss that climbs is divergence, described as a climb (the issue's case 5)
-        (_ramp(2.1, 8.9, 30) + [8.885] * 30, "lr_too_high", "climbed from"),
+        (_ramp(2.1, 8.9, 30) + [8.885] * 30, "divergence", "climbed from"),
         # not learning at chance level is a plateau, and says so against the priors
         ([2.30 + 0.01 * ((-1) ** i) for i in range(60)], "plateau", "class priors"),
         # converged near its floor, far below chance: nothing to report
@@ -420,6 +420,74 @@ def test_trainer_resume_continues_the_doctor(tmp_path):
     whole, resumed = _trainer_run(tmp_path, False), _trainer_run(tmp_path, True)
     assert resumed.stats.to_dict() == whole.stats.to_dict()
     assert [f.to_dict() for f in resumed.findings] == [f.to_dict() for f in whole.findings]
+
+
+@pytest.mark.parametrize(("ratio", "factor"), [(4.7e-7, 1000), (3.3e-6, 300), (9.8e-5, 10),
+                                               (1e-5, 100), (6e-4, 3), (math.nan, 10)])
+def test_lr_too_low_factor_comes_from_the_update_ratio(ratio, factor):
+    """The suggested factor steers the measured update ratio towards ~1e-3 (review item 4: a
+    ratio 2000x under the rule got a fixed 30x), rounded down to 1-2-3-5 and capped at 1000."""
+    from gradwise.doctor.diagnoses import _lr_factor
+
+    assert _lr_factor(ratio) == factor
+
+
+def _moving_stats(losses: list[float], update_ratio: float) -> TrainingStats:
+    from gradwise.doctor.stats import ParamSeries
+
+    stats = _stats(losses)
+    n = len(losses)
+    stats.sampled_steps = list(range(n))
+    for name in ("0.weight", "2.weight"):
+        stats.params[name] = ParamSeries(list(range(n)), [0.1] * n, [1.0] * n,
+                                         [update_ratio] * n, (4, 4))
+    return stats
+
+
+def test_plateau_never_contradicts_its_evidence():
+    """Review item 3: a loss below the baseline beyond its noise is learning, not a plateau; a
+    loss at the baseline is a plateau, and its evidence numbers agree with each other."""
+    chance = math.log(10)
+    noise = [0.01 * ((-1) ** i) for i in range(60)]
+    below = [chance - 0.04 + e for e in noise]  # 1.7% below ln 10, noise 0.01
+    assert "plateau" not in {f.name for f in diagnose(_moving_stats(below, 1e-3))}
+    at = [chance + e for e in noise]
+    found = [f for f in diagnose(_moving_stats(at, 1e-3)) if f.name == "plateau"]
+    assert found
+    evidence = found[0].evidence
+    assert evidence["relative_improvement"] == pytest.approx(
+        (evidence["loss_first_tenth"] - evidence["loss_last_tenth"])
+        / evidence["loss_first_tenth"])
+
+
+def test_slow_learning_near_the_baseline_is_lr_too_low_with_its_factor():
+    chance = math.log(10)
+    losses = list(np.linspace(chance, chance - 0.04, 60))
+    found = diagnose(_moving_stats(losses, 5e-5), lr=3e-5, optimizer="SGD")
+    assert [f.name for f in found] == ["lr_too_low"]
+    assert "learning slowly" in found[0].summary
+    assert found[0].evidence["lr_factor"] == 20
+    assert "lr=0.0006" in found[0].remedies[0]
+    assert any("Adam" in r for r in found[0].remedies)
+    adam = diagnose(_moving_stats(losses, 5e-5), lr=3e-5, optimizer="Adam")
+    assert not any("Adam" in r for r in adam[0].remedies)  # no Adam advice to an Adam run
+
+
+def test_cli_advice_marks_what_has_no_flag():
+    stats = planted.record("cnn_dead_bias").doctor.stats
+    found = diagnose(stats, DoctorConfig(interval=1, advice_style="cli"))
+    dead = next(f for f in found if f.name == "dead_relus")
+    for remedy in dead.remedies:
+        assert "--" in remedy or remedy.startswith("(needs Python code, no flag)"), remedy
+
+
+@pytest.mark.parametrize(("a", "b", "text"), [(2.317, 2.31, "2.317 -> 2.310"),
+                                               (627.9, 215.4, "627.9 -> 215.4"),
+                                               (0.6359, 0.5, "0.6359 -> 0.5000")])
+def test_loss_pairs_share_their_precision(a, b, text):
+    from gradwise.doctor.diagnoses import _pair
+
+    assert _pair(a, b) == text
 
 
 def test_doctor_watches_a_loss_with_ignored_labels():

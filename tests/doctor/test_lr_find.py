@@ -4,6 +4,7 @@ touched, and reads three suggestions off the smoothed curve; the plot shows the 
 from __future__ import annotations
 
 import math
+import re
 from functools import cache
 
 import numpy as np
@@ -351,7 +352,7 @@ def test_cli_options(capsys, tmp_path, monkeypatch):
                  "--suggest", "minimum", "--quiet", "--out", "lr.png"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "Swept 60 steps from lr 1e-05 to 1" in out
+    assert "Swept 60 steps of adam from lr 1e-05 to 1" in out
     for method in SUGGESTION_METHODS:
         assert f"  {method}" in out
     assert "minimum" in out.split("<- suggested")[0].splitlines()[-1]
@@ -405,3 +406,57 @@ def test_a_bump_before_the_descent_does_not_move_the_valley():
     plain, moved = suggest_lrs(10**_X, _known_curve()), suggest_lrs(10**_X, bumped)
     assert moved["valley"] == plain["valley"] and moved["minimum"] == plain["minimum"]
     assert moved["steep"] == pytest.approx(10**-4.5, rel=0.13)
+
+
+def test_repr_is_one_line_with_the_suggestions():
+    """print(result) showed ~600 floats (review item 5); now the range and the suggestions."""
+    lrs = list(np.geomspace(1e-4, 1.0, 200))
+    losses = [2.0 - 1.5 / (1 + math.exp(-(math.log10(lr) + 2) * 3)) for lr in lrs]
+    result = LRFindResult(lrs, losses, 0.01, suggestions={"valley": 0.01, "steep": 0.02,
+                                                          "minimum": None})
+    text = repr(result)
+    assert "\n" not in text and len(text) < 200
+    assert text == ("LRFindResult(suggested_lr=0.01 (valley), 200 steps, lr 0.0001 to 1, "
+                    "suggestions: valley=0.01, steep=0.02, minimum=None)")
+
+
+def test_cli_says_which_optimizer_it_swept_and_takes_optimizer(capsys, tmp_path, monkeypatch):
+    from gradwise.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    code = main(["lr-find", "spiral", "--optimizer", "sgd", "--num-steps", "60", "--quiet",
+                 "--out", "lr.png"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert re.search(r"Swept \d+ steps of sgd from lr", out)
+    assert "Suggested learning rate for spiral with sgd:" in out
+    assert "try: gradwise train spiral --optimizer sgd --lr" in out
+
+
+def test_spirals_momentum_suggestion_is_not_at_the_edge_of_divergence():
+    """Review item 5: on README's spirals 2-64-64-2 MLP with the default SGD momentum 0.9, the
+    old suggestion (1.89, the smoothed minimum right before the blow-up) collapsed to chance. The
+    suggestion must train well, and clearly better than that edge rate."""
+    from gradwise.data import make_spirals, train_val_split
+    from gradwise.nn import functional as F
+    from gradwise.train import Trainer
+
+    x, y = make_spirals(n_samples=1000, seed=0)
+    (xt, yt), (xv, yv) = train_val_split(x, y, val_fraction=0.2, seed=0)
+
+    def net():
+        return nn.Sequential(nn.Linear(2, 64, rng=0), nn.ReLU(), nn.Linear(64, 64, rng=1),
+                             nn.ReLU(), nn.Linear(64, 2, rng=2))
+
+    result = lr_find(net(), F.cross_entropy, (xt, yt), progress=False, seed=0)
+    assert result.suggested_lr is not None and result.suggested_lr < 1.0
+
+    def trained(lr):
+        model = net()
+        trainer = Trainer(model, nn.CrossEntropyLoss(), SGD(model.parameters(), lr=lr,
+                                                             momentum=0.9), progress=False)
+        return trainer.fit((xt, yt), val_data=(xv, yv), epochs=30, batch_size=32,
+                           )["val_accuracy"][-1]
+
+    good, edge = trained(result.suggested_lr), trained(1.89)
+    assert good > 0.75 and good > edge + 0.15, (result.suggested_lr, good, edge)

@@ -18,7 +18,8 @@ def test_catalogue_is_broad():
     expected = {name for s in PLANTED for name in s.expected}
     assert expected == {"vanishing_gradients", "exploding_gradients", "non_finite_values",
                         "dead_relus", "lr_too_high", "lr_too_low", "saturated_activations",
-                        "overfitting", "plateau"}
+                        "overfitting", "plateau", "divergence", "worse_than_guessing",
+                        "zero_init"}
     assert len({s.name for s in planted.CATALOGUE}) == len(planted.CATALOGUE)
 
 
@@ -96,8 +97,39 @@ def test_collapse_is_named_with_its_evidence():
     assert any("divide the learning rate by 10" in r for r in finding.remedies)
 
 
-def test_climbing_loss_is_divergence_not_plateau():
-    doctor = planted.record("forgot_zero_grad").doctor
-    finding = next(f for f in doctor.findings if f.name == "lr_too_high")
-    assert "climbed" in finding.summary and "diverging" in finding.summary
-    assert finding.evidence["loss_end"] > finding.evidence["loss_lowest"]
+@pytest.mark.parametrize("name", ["forgot_zero_grad", "forgot_zero_grad_slow"])
+def test_climbing_loss_is_divergence_and_asks_for_zero_grad(name):
+    """A loop without zero_grad: the loss climbs back (below chance, in the slow case) while the
+    gradient norm grows; the doctor says divergence and asks about zero_grad first, not only
+    "lower the rate"."""
+    doctor = planted.record(name).doctor
+    finding = next(f for f in doctor.findings if f.name == "divergence")
+    assert "climbed" in finding.summary and "plateau" not in {f.name for f in doctor.findings}
+    evidence = finding.evidence
+    assert evidence["loss_last_tenth"] > 1.5 * evidence["loss_lowest"]
+    assert evidence["grad_growth"] == pytest.approx(
+        evidence["grad_norm_recent"] / evidence["grad_norm_warmup"])
+    assert evidence["grad_growth"] > 5
+    assert "did you forget optimizer.zero_grad()?" in finding.remedies[0]
+
+
+def test_worse_than_guessing_names_the_init_scale():
+    doctor = planted.record("huge_init_sgd").doctor
+    finding = next(f for f in doctor.findings if f.name == "worse_than_guessing")
+    evidence = finding.evidence
+    assert evidence["baseline_loss"] == pytest.approx(2.30, abs=0.01)
+    end, baseline = evidence["loss_last_tenth"], evidence["baseline_loss"]
+    assert evidence["ratio"] == pytest.approx(end / baseline)
+    assert evidence["ratio"] > 10
+    assert evidence["weight_std"] == pytest.approx(5.0, rel=0.05)  # set_normal(model, 5.0)
+    assert evidence["fan_in_std"] == pytest.approx(1 / 8)  # 64 inputs
+    assert "initialisation scale" in finding.summary
+    assert "reset_parameters" in finding.remedies[0]
+
+
+def test_zero_init_is_named_instead_of_dead_relus():
+    doctor = planted.record("zero_init_mlp").doctor
+    assert [f.name for f in doctor.findings] == ["zero_init"]
+    finding = doctor.findings[0]
+    assert finding.evidence["zero_weights"] == ["0.weight", "2.weight"]
+    assert not any("learning rate" in r for r in finding.remedies)

@@ -1,5 +1,6 @@
 """The engine: Tensor, Function, grad modes, gradcheck and anomaly detection."""
 
+from gradwise.autograd import functional
 from gradwise.autograd.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
 from gradwise.autograd.factories import (
     arange,
@@ -20,7 +21,8 @@ from gradwise.autograd.grad_mode import (
     no_grad,
     set_grad_enabled,
 )
-from gradwise.autograd.gradcheck import GradcheckError, gradcheck
+from gradwise.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from gradwise.autograd.higher_order import grad
 from gradwise.autograd.tensor import Tensor, from_numpy, tensor
 
 __all__ = [
@@ -35,7 +37,10 @@ __all__ = [
     "detect_anomaly",
     "enable_grad",
     "full",
+    "functional",
+    "grad",
     "gradcheck",
+    "gradgradcheck",
     "is_anomaly_enabled",
     "is_grad_enabled",
     "maximum",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd._args import dim_arg
+from gradwise.autograd.higher_order import grad
 from gradwise.autograd.ops import elementwise, shape
 from gradwise.autograd.tensor import Tensor
 
@@ -114,3 +115,170 @@ def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
 
 def broadcast_to(x: Tensor, shape_: Sequence[int]) -> Tensor:
     return shape.BroadcastTo.apply(x, tuple(shape_))
+
+
+# ---- higher-order functional API (PyTorch's torch.autograd.functional) -----------------------
+def _prepare_inputs(inputs: Tensor | Sequence[Tensor], create_graph: bool
+                    ) -> tuple[tuple[Tensor, ...], bool]:
+    """The inputs as fresh leaves that require grad (or, with create_graph, as recorded copies
+    of those that already do, so an outer graph reaches them), and whether one was given alone."""
+    single = isinstance(inputs, Tensor)
+    items = (inputs,) if single else tuple(inputs)
+    prepared = []
+    for i, x in enumerate(items):
+        if not isinstance(x, Tensor):
+            raise TypeError(f"inputs[{i}] is {type(x).__name__}, expected a Tensor")
+        if create_graph and x.requires_grad:
+            prepared.append(shape.Copy.apply(x))
+        else:
+            prepared.append(Tensor._make(x._data, True, None))
+    return tuple(prepared), single
+
+
+def _output(fn: Callable[..., Tensor], inputs: tuple[Tensor, ...], what: str) -> Tensor:
+    out = fn(*inputs)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"{what}: func returned {type(out).__name__}, expected one Tensor")
+    return out
+
+
+def _zeros_for_unused(grads: tuple[Tensor | None, ...], inputs: tuple[Tensor, ...]
+                      ) -> tuple[Tensor, ...]:
+    return tuple(
+        Tensor._make(np.zeros_like(x._data), False, None) if g is None else g
+        for g, x in zip(grads, inputs, strict=True)
+    )
+
+
+def _grad_or_zeros(out: Tensor, inputs: tuple[Tensor, ...], grad_output: Any,
+                   create_graph: bool, retain_graph: bool = True) -> tuple[Tensor, ...]:
+    if not out.requires_grad:  # the output does not depend on any input
+        return _zeros_for_unused((None,) * len(inputs), inputs)
+    grads = grad(out, inputs, grad_output, retain_graph=retain_graph, create_graph=create_graph,
+                 allow_unused=True)
+    return _zeros_for_unused(grads, inputs)
+
+
+def vjp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any = None,
+        create_graph: bool = False) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
+    """The vector-Jacobian product v^T J of ``func`` at ``inputs``.
+
+    Args:
+        func: maps the inputs to one Tensor.
+        v: shaped like the output; may be None only for a one-element output.
+    Returns:
+        ``(func(inputs), vjp)``, vjp shaped like the inputs (a tuple for a tuple of inputs).
+    """
+    xs, single = _prepare_inputs(inputs, create_graph)
+    out = _output(func, xs, "vjp")
+    grads = _grad_or_zeros(out, xs, v, create_graph, retain_graph=create_graph)
+    return (out if create_graph else out.detach()), (grads[0] if single else grads)
+
+
+def jvp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any = None,
+        create_graph: bool = False) -> tuple[Tensor, Tensor]:
+    """The Jacobian-vector product J v of ``func`` at ``inputs``, by the double-vjp trick.
+
+    With u a dummy cotangent, g(u) = J^T u is linear in u, and the vjp of g with v is J v
+    (the trick PyTorch's ``torch.autograd.functional.jvp`` uses). Every op in ``func`` therefore
+    needs a differentiable backward.
+
+    Args:
+        v: shaped like the inputs (a tuple for a tuple of inputs); None only for one-element
+            inputs.
+    Returns:
+        ``(func(inputs), jvp)``, jvp shaped like the output.
+    """
+    xs, single = _prepare_inputs(inputs, create_graph)
+    out = _output(func, xs, "jvp")
+    vs = (v,) if single or v is None else tuple(v)
+    if v is None:
+        if any(x._data.size != 1 for x in xs):
+            raise RuntimeError("jvp: v may be None only when every input has one element")
+        vs = tuple(Tensor._make(np.ones_like(x._data), False, None) for x in xs)
+    dummy = Tensor._make(np.zeros_like(out._data), True, None)
+    if not out.requires_grad:
+        return out.detach(), Tensor._make(np.zeros_like(out._data), False, None)
+    grads = grad(out, xs, dummy, create_graph=True, allow_unused=True)
+    used = [(g, vv) for g, vv in zip(grads, vs, strict=True) if g is not None and
+            g.requires_grad]
+    if not used:
+        return out.detach(), Tensor._make(np.zeros_like(out._data), False, None)
+    result = grad([g for g, _ in used], dummy, [vv for _, vv in used],
+                  create_graph=create_graph, allow_unused=True)[0]
+    if result is None:
+        result = Tensor._make(np.zeros_like(out._data), False, None)
+    return (out if create_graph else out.detach()), result
+
+
+def jacobian(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor],
+             create_graph: bool = False) -> Tensor | tuple[Tensor, ...]:
+    """The Jacobian of ``func`` at ``inputs``, one reverse pass per output element.
+
+    Returns:
+        For one input a Tensor of shape ``output.shape + input.shape``; for a tuple of inputs a
+        tuple of such Tensors, one per input (PyTorch's layout for a single output).
+    """
+    xs, single = _prepare_inputs(inputs, create_graph)
+    out = _output(func, xs, "jacobian")
+    flat = out.reshape(-1)
+    rows: list[tuple[Tensor, ...]] = []
+    for i in range(flat.shape[0]):
+        rows.append(_grad_or_zeros(flat[i], xs, None, create_graph))
+    result = []
+    for j, x in enumerate(xs):
+        if rows:
+            column = stack([row[j] for row in rows]).reshape(*out.shape, *x.shape)
+        else:
+            column = Tensor._make(np.zeros((*out.shape, *x.shape), x._data.dtype), False, None)
+        result.append(column if create_graph else column.detach())
+    return result[0] if single else tuple(result)
+
+
+def hessian(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor],
+            create_graph: bool = False) -> Tensor | tuple[tuple[Tensor, ...], ...]:
+    """The Hessian of a scalar ``func`` at ``inputs`` (the Jacobian of its gradient).
+
+    Returns:
+        For one input a Tensor of shape ``input.shape + input.shape``; for a tuple of inputs
+        H[i][j] = d^2 f / (d inputs[i] d inputs[j]), as PyTorch nests it.
+    """
+    xs, single = _prepare_inputs(inputs, create_graph)
+
+    def gradient_of(i: int) -> Callable[..., Tensor]:
+        def first(*ys: Tensor) -> Tensor:
+            out = _output(func, ys, "hessian")
+            if out._data.size != 1:
+                raise RuntimeError(f"hessian: func must return one element, got {out.shape}")
+            return _grad_or_zeros(out, ys, None, True)[i]
+        return first
+
+    if single:
+        return jacobian(gradient_of(0), xs[0], create_graph)
+    return tuple(tuple(jacobian(gradient_of(i), xs, create_graph)) for i in range(len(xs)))
+
+
+def hvp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,
+        create_graph: bool = False) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
+    """The Hessian-vector product H v of a scalar ``func`` at ``inputs``, in two reverse passes.
+
+    The gradient g = df/dx is computed with ``create_graph=True``; then d(g . v)/dx = H v
+    (H is symmetric). It costs about two backward passes and never forms H.
+
+    Returns:
+        ``(func(inputs), hvp)``, hvp shaped like the inputs.
+    """
+    xs, single = _prepare_inputs(inputs, create_graph)
+    out = _output(func, xs, "hvp")
+    if out._data.size != 1:
+        raise RuntimeError(f"hvp: func must return one element, got shape {out.shape}")
+    vs = (v,) if single else tuple(v)
+    grads = _grad_or_zeros(out, xs, None, True)
+    used = [(g, vv) for g, vv in zip(grads, vs, strict=True) if g.requires_grad]
+    if not used:
+        result = _zeros_for_unused((None,) * len(xs), xs)
+    else:
+        result = _zeros_for_unused(
+            grad([g for g, _ in used], xs, [vv for _, vv in used], create_graph=create_graph,
+                 allow_unused=True), xs)
+    return (out if create_graph else out.detach()), (result[0] if single else result)

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd.functional import cat
+from gradwise.autograd.higher_order import grad
 from gradwise.autograd.tensor import Tensor
 
 
@@ -78,3 +80,73 @@ def gradcheck(
                 f"({int(bad.sum())} of {bad.size} elements differ)"
             )
     return True
+
+
+def gradgradcheck(
+    fn: Callable[..., Tensor],
+    *inputs: Any,
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    seed: int = 0,
+) -> bool:
+    """Check second derivatives: the first gradient's own gradient against finite differences.
+
+    The first gradient ``g(x) = d(sum(fn(x) * w))/dx`` (w fixed and random, as PyTorch's
+    ``gradgradcheck`` takes random grad_outputs) is computed with ``create_graph=True``, and
+    :func:`gradcheck` then compares backward through that recorded gradient with central
+    differences of g itself, in float64. Before that, the recorded g is compared with the
+    plain (NumPy) backward's gradient, which :func:`gradcheck` covers, so a differentiable
+    backward that is self-consistent but wrong is caught too.
+
+    Args:
+        fn: maps the inputs to a Tensor; every op on the way needs a differentiable backward.
+        inputs: float64 Tensors; those with ``requires_grad`` are checked, others held fixed.
+    Returns:
+        True when every element of the second derivative agrees within
+        ``atol + rtol * |numerical|``.
+    Raises:
+        GradcheckError naming the element; RuntimeError naming an op without a differentiable
+        backward.
+    """
+    checked = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
+    if not checked:
+        raise ValueError("gradgradcheck: no input requires grad")
+    probe = fn(*inputs)
+    weights = np.random.default_rng(seed + 1).uniform(0.5, 1.5, size=probe.shape)
+
+    def first_gradient(*xs: Any) -> Tensor:
+        out = fn(*xs)
+        wanted = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
+        grads = grad(out, wanted, weights.astype(out.dtype), create_graph=True,
+                     allow_unused=True)
+        flat = [
+            (Tensor._make(np.zeros(x._data.size, x._data.dtype), False, None) if g is None
+             else g.reshape(-1))
+            for g, x in zip(grads, wanted, strict=True)
+        ]
+        result = flat[0] if len(flat) == 1 else cat(flat)
+        if not result.requires_grad:
+            # fn is linear in its inputs: the gradient is constant and its derivative exactly 0;
+            # a zero-weighted term keeps it connected so gradcheck's backward can run
+            result = result + (wanted[0].reshape(-1)[:1] * 0).sum()
+        return result
+
+    # the recorded first gradient must equal the plain one (the NumPy backward, which gradcheck
+    # checks), or a wrong backward_graph that is merely self-consistent would pass
+    recorded = first_gradient(*inputs)._data
+    out = fn(*inputs)
+    plain = grad(out, checked, weights.astype(out.dtype), allow_unused=True)
+    plain = np.concatenate([
+        np.zeros(x._data.size, x._data.dtype) if g is None else g._data.reshape(-1)
+        for g, x in zip(plain, checked, strict=True)
+    ])
+    bad = np.abs(recorded - plain) > atol + rtol * np.abs(plain)
+    if bad.any():
+        index = int(np.argmax(bad))
+        raise GradcheckError(
+            f"gradgradcheck: the first gradient recorded with create_graph=True disagrees with "
+            f"backward's at flat index {index}: {recorded[index]:.8g} vs {plain[index]:.8g} "
+            f"({int(bad.sum())} of {bad.size} elements differ)"
+        )
+    return gradcheck(first_gradient, *inputs, eps=eps, atol=atol, rtol=rtol, seed=seed)

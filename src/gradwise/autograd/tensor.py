@@ -12,7 +12,7 @@ from gradwise.autograd import anomaly
 from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd._args import dim_arg, keepdim_arg
 from gradwise.autograd.device import check_device
-from gradwise.autograd.grad_mode import _grad_enabled
+from gradwise.autograd.grad_mode import _grad_enabled, set_grad_enabled
 from gradwise.autograd.tensor_methods import Size, TensorMethods
 
 ArrayLike = Any
@@ -104,6 +104,7 @@ class Tensor(TensorMethods):
     __slots__ = (
         "_data",
         "_grad",
+        "_grad_graph",
         "requires_grad",
         "_ctx",
         "_version",
@@ -115,6 +116,7 @@ class Tensor(TensorMethods):
     def __init__(self, data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> None:
         self._data = _as_array(data, dtype)
         self._grad: np.ndarray | None = None
+        self._grad_graph: Tensor | None = None
         self._ctx: Any = None
         self._version = [0]
         self._hooks: list[Callable[..., Any]] | None = None
@@ -130,6 +132,7 @@ class Tensor(TensorMethods):
         tensor = cls.__new__(cls)
         tensor._data = data
         tensor._grad = None
+        tensor._grad_graph = None
         tensor.requires_grad = requires_grad
         tensor._ctx = ctx
         tensor._version = [0]
@@ -170,6 +173,9 @@ class Tensor(TensorMethods):
         grad = self._grad
         if grad is None:
             return None
+        recorded = self._grad_graph
+        if recorded is not None and recorded._data is grad:
+            return recorded  # backward(create_graph=True) left a gradient with its own graph
         return Tensor._make(grad, False, None)
 
     @grad.setter
@@ -363,12 +369,22 @@ class Tensor(TensorMethods):
         return _HookHandle(self._hooks, hook)
 
     # ---- backward -----------------------------------------------------------------------------
-    def backward(self, grad: ArrayLike | None = None, retain_graph: bool = False) -> None:
+    def backward(
+        self,
+        grad: ArrayLike | None = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+    ) -> None:
         """Accumulate dL/dleaf into ``.grad`` of every leaf that requires grad.
 
         Args:
             grad: dL/d(this tensor). Defaults to 1, allowed only for a one-element tensor.
-            retain_graph: keep the graph so backward can go through it again.
+            retain_graph: keep the graph so backward can go through it again (default: the
+                value of ``create_graph``, as in PyTorch).
+            create_graph: record the backward pass itself, so the ``.grad`` it leaves can be
+                differentiated again (double backward, gradient penalties, Hessian-vector
+                products). Each op then runs its ``backward_graph`` in Tensor ops instead of
+                its NumPy ``backward``; an op without one raises RuntimeError naming it.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -391,7 +407,15 @@ class Tensor(TensorMethods):
                     f"backward: grad has shape {grad_array.shape} but the tensor has shape "
                     f"{self.shape}"
                 )
-        _run_backward(self, grad_array, retain_graph)
+        if create_graph:
+            root_grad = grad if isinstance(grad, Tensor) and grad.shape == self.shape else None
+            if root_grad is None or root_grad.dtype != self._data.dtype:
+                root_grad = Tensor._make(grad_array, False, None)
+            _run_backward_graph(
+                [self], [root_grad], retain_graph is not False, True, capture=None
+            )
+            return
+        _run_backward(self, grad_array, bool(retain_graph))
 
     # ---- in-place updates (never recorded; they bump the version counter) --------------------
     def _check_inplace(self, op: str) -> None:
@@ -1129,6 +1153,133 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             node.__dict__.clear()
             node.inputs = None
 
+
+def _call_hooks_graph(tensor: Tensor, grad: Tensor) -> Tensor:
+    for hook in list(tensor._hooks or ()):
+        replaced = hook(grad)
+        if replaced is not None:
+            replaced = replaced if isinstance(replaced, Tensor) else Tensor(replaced)
+            if replaced.shape != grad.shape:
+                raise ValueError(
+                    f"hook returned a gradient of shape {replaced.shape}, expected {grad.shape}"
+                )
+            grad = replaced
+    return grad
+
+
+def _run_backward_graph(
+    roots: Sequence[Tensor],
+    root_grads: Sequence[Tensor],
+    retain_graph: bool,
+    create_graph: bool,
+    capture: Sequence[Tensor] | None,
+) -> list[Tensor | None] | None:
+    """The engine behind ``backward(create_graph=True)`` and ``gradwise.autograd.grad``.
+
+    Gradients travel as Tensors. With ``create_graph`` each node's ``backward_graph`` (Tensor
+    ops, recorded) computes its input gradients, so the results have a graph of their own; without
+    it the NumPy ``backward`` runs and the results are plain Tensors. With ``capture`` the total
+    gradient of each listed tensor is returned (None where the graph does not reach it) and no
+    ``.grad`` is touched; without it gradients accumulate into ``.grad`` as ``backward()`` does.
+    The plain ``backward()`` keeps its own NumPy-only loop (``_run_backward``), untouched.
+    """
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    for root in roots:
+        # each root's order is topological and a tensor appears after all it depends on, so the
+        # concatenation with repeats removed is topological too
+        for tensor in topological_order(root, caller="grad" if capture is not None else "backward"):
+            if id(tensor) not in seen:
+                seen.add(id(tensor))
+                order.append(tensor)
+    grads: dict[int, Tensor] = {}
+    for root, root_grad in zip(roots, root_grads, strict=True):
+        previous = grads.get(id(root))
+        grads[id(root)] = root_grad if previous is None else previous + root_grad
+    wanted = {id(t): i for i, t in enumerate(capture)} if capture is not None else {}
+    results: list[Tensor | None] = [None] * len(wanted)
+    with set_grad_enabled(create_graph):
+        for tensor in reversed(order):
+            grad = grads.pop(id(tensor), None)
+            if grad is None:
+                continue
+            if tensor._hooks:
+                grad = _call_hooks_graph(tensor, grad)
+            node = tensor._ctx
+            if capture is not None:
+                position = wanted.get(id(tensor))
+                if position is not None:
+                    results[position] = grad
+            elif node is None or tensor._retains_grad:
+                _accumulate_graph_grad(tensor, grad, create_graph)
+            if node is None:
+                continue
+            _check_versions(tensor, node)
+            if create_graph:
+                backward_graph = getattr(type(node), "backward_graph", None)
+                if backward_graph is None:
+                    raise RuntimeError(
+                        f"create_graph: {type(node).__name__} has no differentiable backward "
+                        "yet, so its gradient cannot be differentiated again; use "
+                        "create_graph=False, or write the computation from ops that have one"
+                    )
+                input_grads = backward_graph(node, grad)
+            else:
+                arrays = node.backward(node, grad._data)
+                if not isinstance(arrays, tuple):
+                    arrays = (arrays,)
+                input_grads = tuple(
+                    None if g is None else Tensor._make(np.asarray(g), False, None)
+                    for g in arrays
+                )
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for parent, parent_grad, needed in zip(
+                node.inputs, input_grads, node.needs_input_grad, strict=True
+            ):
+                if not needed:
+                    continue
+                if parent_grad is None:
+                    raise RuntimeError(
+                        f"backward of {type(node).__name__} returned no gradient for an input "
+                        f"of shape {parent.shape} that requires grad"
+                    )
+                if parent_grad.shape != parent.shape:
+                    raise RuntimeError(
+                        f"backward of {type(node).__name__} returned a gradient of shape "
+                        f"{parent_grad.shape} for an input of shape {parent.shape}"
+                    )
+                previous = grads.get(id(parent))
+                grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
+            if not retain_graph:
+                node.__dict__.clear()
+                node.inputs = None
+    if capture is None:
+        return None
+    if not create_graph:
+        # a NumPy backward may hand out read-only broadcast views; the caller owns its results
+        results = [
+            None if g is None else Tensor._make(np.array(g._data, copy=True), False, None)
+            for g in results
+        ]
+    return results
+
+
+def _accumulate_graph_grad(tensor: Tensor, grad: Tensor, create_graph: bool) -> None:
+    """Add ``grad`` into ``tensor.grad``; under create_graph the sum keeps its graph."""
+    if grad.dtype != tensor._data.dtype:
+        grad = _ew.Cast.apply(grad, tensor._data.dtype)
+    if tensor._grad is not None:
+        recorded = tensor._grad_graph
+        if recorded is None or recorded._data is not tensor._grad:
+            recorded = Tensor._make(tensor._grad, False, None)
+        total = recorded + grad
+    else:
+        # a private copy (recorded when create_graph): an op's backward may hand one array to
+        # several inputs, and an in-place change of .grad must not reach the others
+        total = _shape.Copy.apply(grad)
+    tensor._grad = total._data
+    tensor._grad_graph = total if create_graph and total.requires_grad else None
 
 # ---- factories ------------------------------------------------------------------------------
 def tensor(data: ArrayLike, dtype: Any = None, device: Any = None,

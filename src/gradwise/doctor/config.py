@@ -86,6 +86,21 @@ class DoctorConfig:
     # ... or the training loss diverged: its level at the end is this many times its level at
     # the start (and above the baseline loss).
     lr_high_loss_rise: float = 1.5
+    # ... a climb that stays below the baseline must also be this fraction of the reference loss
+    # (ln 10 for 10 classes: 0.23) above the lowest level, so a converged run's noise near 0 is
+    # no climb. The newcomer's forgotten zero_grad climbed from 0.21 to 1.32 (0.48 of ln 10).
+    divergence_min_rise: float = 0.1
+    # Gradients that grow: the recent median total gradient norm over the warm-up median. Never
+    # zeroed, gradients add up (x10 after 10 steps of similar gradients); healthy runs of the
+    # catalogue stay below 3 (their gradient norm mostly shrinks).
+    grad_growth: float = 5.0
+    # Worse than guessing: the loss level at the end and the lowest level both above this many
+    # times the baseline (predicting the class priors / target mean). Batch noise of a fresh
+    # classifier stays within 1.3x ln C; N(0, 5) weights start near 300x.
+    worse_than_baseline: float = 2.0
+    # ... and a weight whose std is this many times 1/sqrt(fan_in) is a bad initialisation scale
+    # (the default init has 1/sqrt(3), He sqrt(2) times it).
+    init_scale_ratio: float = 5.0
     # ... or it collapsed: a spike (the median of 3 consecutive batch losses) to this many times
     # the baseline (or the first) loss, then the loss stuck within chance_tolerance of the
     # baseline (predicting the class priors: ln C for C balanced classes). Batch noise of MSE on
@@ -99,6 +114,10 @@ class DoctorConfig:
     # Learning rate too low: the recent median update ratio this small moves weights by 0.001%
     # per step: 100,000 steps to change them once over. SGD at lr 1e-6 sits near 1e-7.
     lr_low_update_ratio: float = 1e-5
+    # ... or, learning slowly: below this ratio (ten times under the ~1e-3 rule of thumb) while
+    # the loss at the end is still above plateau_level x the baseline. SGD at lr 1e-3 on a
+    # 3-layer digits MLP sits at 6e-5 and ends at 2.308 against ln 10 = 2.303.
+    lr_slow_update_ratio: float = 1e-4
     # ... but only while the recent gradient is not itself ~0 (||grad|| / ||w|| of the most moved
     # weight): with zero gradients (dead units) no learning rate would move anything.
     lr_low_min_gradient: float = 1e-8

@@ -297,16 +297,36 @@ def _last_step(stats: TrainingStats) -> int | None:
     return stats.loss_steps[-1] if stats.loss_steps else None
 
 
+def _pair(a: float, b: float) -> str:
+    """``a -> b`` with the same number of decimals on both sides (4 significant digits of the
+    larger), so 2.317 -> 2.310 never reads as 2.317 -> 2.31."""
+    big = max(abs(a), abs(b))
+    if not math.isfinite(big) or big == 0 or big >= 1e4 or big < 1e-3:
+        return f"{a:.4g} -> {b:.4g}"
+    decimals = max(0, 3 - math.floor(math.log10(big)))
+    return f"{a:.{decimals}f} -> {b:.{decimals}f}"
+
+
 def _change(start: float, end: float) -> str:
     """How the loss moved, in words that match the numbers."""
     if not start:
         return f"went from {start:.4g} to {end:.4g}"
     change = (end - start) / abs(start)
     if change > 0.005:
-        return f"rose {change:.1%} ({start:.4g} -> {end:.4g})"
+        return f"rose {change:.1%} ({_pair(start, end)})"
     if change < -0.005:
-        return f"fell only {-change:.1%} ({start:.4g} -> {end:.4g})"
-    return f"did not change ({start:.4g} -> {end:.4g})"
+        return f"fell only {-change:.1%} ({_pair(start, end)})"
+    return f"did not change ({_pair(start, end)})"
+
+
+#: the ``gradwise`` command's optimizer names (``--optimizer``), by optimizer class name
+_CLI_OPTIMIZERS = {"SGD": "sgd", "Adam": "adam", "AdamW": "adamw", "RMSprop": "rmsprop"}
+
+
+def _lr_find_cli(context: Context) -> str:
+    """The lr-find command for the optimizer the run uses (a good rate depends on it)."""
+    name = _CLI_OPTIMIZERS.get(context.optimizer or "")
+    return f"gradwise lr-find RECIPE --optimizer {name}" if name else "gradwise lr-find"
 
 
 def _lr_down(context: Context) -> str:
@@ -315,24 +335,54 @@ def _lr_down(context: Context) -> str:
         return context.advice(
             f"divide the learning rate by 10 (lr={lower} instead of {context.lr:.3g}); "
             "gw.doctor.lr_find suggests one",
-            f"divide the learning rate by 10: --lr {lower} (gradwise lr-find suggests one)",
+            f"divide the learning rate by 10: --lr {lower} "
+            f"({_lr_find_cli(context)} suggests one)",
         )
     return context.advice("divide the learning rate by 10 (gw.doctor.lr_find suggests one)",
-                          "divide the learning rate by 10 with --lr (gradwise lr-find suggests "
-                          "one)")
+                          "divide the learning rate by 10 with --lr "
+                          f"({_lr_find_cli(context)} suggests one)")
 
 
-def _lr_up(context: Context) -> str:
+#: the update/weight ratio lr_too_low steers towards (Karpathy, CS231n: ~1e-3) and the largest
+#: factor it suggests at once (a bigger jump risks overshooting into lr_too_high)
+TARGET_UPDATE_RATIO = 1e-3
+MAX_LR_FACTOR = 1000.0
+
+
+def _lr_factor(ratio: float) -> float:
+    """How much to multiply the lr by to bring the update ratio ``ratio`` towards ~1e-3.
+
+    For SGD the update ratio is proportional to the lr; for Adam-like optimizers it is too while
+    the step is lr-bound. The factor is 1e-3 / ratio rounded down to 1, 2, 3 or 5 times a power of
+    ten, between 3 and ``MAX_LR_FACTOR`` (nan ratio: 10).
+    """
+    if not (math.isfinite(ratio) and ratio > 0):
+        return 10.0
+    raw = min(max(TARGET_UPDATE_RATIO / ratio, 3.0), MAX_LR_FACTOR)
+    power = 10.0 ** math.floor(math.log10(raw))
+    return max(m * power for m in (1.0, 2.0, 3.0, 5.0) if m * power <= raw * (1 + 1e-9))
+
+
+def _lr_up(context: Context, ratio: float = math.nan) -> str:
+    factor = _lr_factor(ratio)
+    why = (f" (steers the update ratio {ratio:.1e} towards the ~1e-3 rule of thumb)"
+           if math.isfinite(ratio) and ratio > 0 else "")
     if context.lr is not None:
-        higher = f"{context.lr * 30:.3g}"
+        higher = f"{context.lr * factor:.3g}"
         return context.advice(
-            f"multiply the learning rate by 10-100 (e.g. lr={higher}); gw.doctor.lr_find "
+            f"multiply the learning rate by {factor:g}{why}: lr={higher}; gw.doctor.lr_find "
             "suggests one",
-            f"multiply the learning rate by 10-100: --lr {higher} (gradwise lr-find suggests one)",
+            f"multiply the learning rate by {factor:g}{why}: --lr {higher} "
+            f"({_lr_find_cli(context)} suggests one)",
         )
-    return context.advice("multiply the learning rate by 10-100 (gw.doctor.lr_find suggests one)",
-                          "multiply the learning rate by 10-100 with --lr (gradwise lr-find "
-                          "suggests one)")
+    return context.advice(f"multiply the learning rate by {factor:g}{why} (gw.doctor.lr_find "
+                          "suggests one)",
+                          f"multiply the learning rate by {factor:g}{why} with --lr "
+                          f"({_lr_find_cli(context)} suggests one)")
+
+
+def _is_adam(context: Context) -> bool:
+    return context.optimizer is not None and "adam" in context.optimizer.lower()
 
 
 def _clip(context: Context) -> str:
@@ -358,10 +408,10 @@ def _best_level(context: Context) -> float:
     return min(_level(losses[i:i + chunk]) for i in range(0, losses.size - chunk + 1, chunk))
 
 
-def _died_during_training(context: Context) -> list[str]:
-    """Weights with a non-zero gradient in the warm-up and exactly zero on every recent sample,
-    and ReLUs alive in the warm-up (under half dead) and dead now: the run killed them."""
-    died = []
+def _died_during_training(context: Context) -> tuple[list[str], list[str]]:
+    """(weights with a non-zero gradient in the warm-up and exactly zero on every recent sample,
+    ReLUs alive in the warm-up (under half dead) and dead now): the run killed them."""
+    died, relus = [], []
     config = context.config
     for name in _zero_grad_weights(context):
         series = context.stats.params[name]
@@ -370,8 +420,8 @@ def _died_during_training(context: Context) -> list[str]:
     before = _dead_fractions(context, warmup=True)
     for name, fraction in _dead_fractions(context).items():
         if fraction > config.dead_fraction and before.get(name, 1.0) < config.dead_fraction / 2:
-            died.append(name)
-    return died
+            relus.append(name)
+    return died, relus
 
 
 def _collapse(context: Context) -> dict[str, Any] | None:
@@ -396,14 +446,16 @@ def _collapse(context: Context) -> dict[str, Any] | None:
     peak_index = int(np.argmax(rolling))
     peak = float(rolling[peak_index])
     spiked = peak > config.lr_high_spike * max(context.baseline, float(losses[0]))
-    died = _died_during_training(context)
-    if not spiked and not died:
+    died, relus = _died_during_training(context)
+    if not spiked and not died and not relus:
         return None
-    evidence: dict[str, Any] = {"chance_loss": context.baseline, "loss_end": context.end,
+    evidence: dict[str, Any] = {"chance_loss": context.baseline, "loss_last_tenth": context.end,
                                 "loss_peak": peak,
                                 "loss_peak_step": context.stats.loss_steps[peak_index]}
     if died:
-        evidence["died"] = ", ".join(died)
+        evidence["weights_died"] = ", ".join(died)
+    if relus:
+        evidence["relus_died"] = ", ".join(relus)
     return evidence
 
 
@@ -424,13 +476,34 @@ def _fitted_fall(losses: np.ndarray) -> float:
 
 
 def _diverged(context: Context) -> bool:
-    """The loss level at the end is ``lr_high_loss_rise`` times the lowest level of the run (and
-    above the baseline): the loss climbed instead of falling."""
-    if context.losses.size < context.config.min_steps or not context.start > 0:
+    """The loss level at the end is ``lr_high_loss_rise`` times the lowest level of the run, and
+    the climb is real: either the end is above the baseline, or the climb back is more than
+    ``divergence_min_rise`` of the reference loss (a run that learned, then lost what it learned;
+    a converged run's noise around 0.01 is not a climb)."""
+    config = context.config
+    if context.losses.size < config.min_steps or not context.start > 0:
         return False
-    above_baseline = context.baseline is None or context.end > 1.1 * context.baseline
-    return context.end > context.config.lr_high_loss_rise * _best_level(context) \
-        and above_baseline
+    best = _best_level(context)
+    if not context.end > config.lr_high_loss_rise * best:
+        return False
+    if context.baseline is None or context.end > 1.1 * context.baseline:
+        return True
+    return context.end - best > config.divergence_min_rise * context.reference
+
+
+def _grad_growth(context: Context) -> tuple[float, float, float]:
+    """(warm-up median, recent median, their ratio) of the total gradient norm (nan if unknown).
+
+    Gradients that are never zeroed add up: their norm grows step over step, roughly with the
+    number of steps, while a healthy run's gradient norm shrinks or stays.
+    """
+    steps, totals = _total_grad_norms(context.stats)
+    if not steps:
+        return math.nan, math.nan, math.nan
+    warm = _median(_warmup(steps, list(totals), context.config))
+    recent = _median(_recent(steps, list(totals), context.recent_from))
+    ratio = recent / warm if warm > 0 else math.nan
+    return warm, recent, ratio
 
 
 # ---- the diagnoses -----------------------------------------------------------------------------
@@ -518,9 +591,9 @@ def exploding_gradients(context: Context) -> list[Finding]:
         [
             _clip(context),
             _lr_down(context),
-            "use a variance-preserving init (nn.init.kaiming_normal_ for ReLU, xavier for tanh) "
-            "instead of large random weights",
-            "add normalisation (BatchNorm1d/LayerNorm) between layers",
+            _python_only(context, "use a variance-preserving init (nn.init.kaiming_normal_ for "
+                         "ReLU, xavier for tanh) instead of large random weights"),
+            _python_only(context, "add normalisation (BatchNorm1d/LayerNorm) between layers"),
         ],
         step=step, layer=layer,
     )]
@@ -542,7 +615,8 @@ def lr_too_high(context: Context) -> list[Finding]:
     - oscillation: the second half's mean step-to-step change above ``lr_high_oscillation`` of
       its level, not falling, above ``plateau_level`` x the reference loss.
 
-    Evidence: ``loss_start``, ``loss_end``, ``loss_peak``, ``chance_loss``, ``update_ratio``,
+    Evidence: ``loss_first_tenth``, ``loss_last_tenth``, ``loss_peak``, ``chance_loss``,
+    ``update_ratio``,
     ``update_ratio_layer``, ``zero_grad_weights``, ``dead_fraction``, ``lr``. Source: the
     update/weight rule of thumb of ~1e-3 (Karpathy, CS231n "Babysitting the learning process");
     the collapse picture is Goodfellow, Bengio and Courville, Deep Learning (2016), 8.2.
@@ -552,15 +626,9 @@ def lr_too_high(context: Context) -> list[Finding]:
     evidence: dict[str, Any] = {}
     severity = "warning"
     if context.losses.size:
-        evidence.update(loss_start=context.start, loss_end=context.end)
+        evidence.update(loss_first_tenth=context.start, loss_last_tenth=context.end)
     collapse = _collapse(context)
-    if _diverged(context):
-        best = _best_level(context)
-        evidence["loss_lowest"] = best
-        reasons.append(f"the training loss climbed from {best:.4g} to {context.end:.4g}: "
-                       "training is diverging")
-        severity = "error"
-    elif collapse is not None:
+    if collapse is not None and not _diverged(context):
         evidence.update(collapse)
         zero = _zero_grad_weights(context)
         dead = _dead_fractions(context)
@@ -592,14 +660,18 @@ def lr_too_high(context: Context) -> list[Finding]:
         peaks = []
         for name in stats.weight_names():
             series = stats.params[name]
-            values = _finite(_warmup(series.steps, series.update_ratio, config))
-            if values.size:
-                peaks.append((float(values.max()), name))
+            pairs = [(r, s) for s, r in zip(series.steps, series.update_ratio, strict=False)
+                     if s < config.warmup_steps and math.isfinite(r)]
+            if pairs:
+                ratio_max, at = max(pairs)
+                peaks.append((float(ratio_max), name, at))
         if peaks and max(peaks)[0] > config.lr_high_peak_update_ratio:
-            peak, worst = max(peaks)
-            reasons.append(f"a warm-up step changed {worst} by {peak:.3g}x its size")
-            evidence.update(peak_update_ratio=peak, peak_update_ratio_layer=worst)
-    if not reasons and context.losses.size >= config.min_steps and collapse is None:
+            peak, worst, at = max(peaks)
+            reasons.append(f"warm-up step {at} changed {worst} by {peak:.3g}x its size")
+            evidence.update(peak_update_ratio=peak, peak_update_ratio_layer=worst,
+                            peak_update_ratio_step=at)
+    if not reasons and context.losses.size >= config.min_steps and collapse is None \
+            and not _diverged(context):
         tail = context.losses[context.losses.size // 2:]
         chunk = _chunk(tail.size)
         tail_level, tail_start = _level(tail[-chunk:]), _level(tail[:chunk])
@@ -619,8 +691,193 @@ def lr_too_high(context: Context) -> list[Finding]:
         "learning rate too high: " + "; ".join(reasons),
         evidence,
         [_lr_down(context), _schedule(context), _clip(context)],
-        step=_last_step(stats), layer=worst,
+        # the step the evidence points at: the warm-up step when that step is the only reason
+        step=(evidence["peak_update_ratio_step"] if len(reasons) == 1
+              and "peak_update_ratio_step" in evidence else _last_step(stats)),
+        layer=worst,
     )]
+
+
+def divergence(context: Context) -> list[Finding]:
+    """The training loss climbed back far above the lowest level it reached.
+
+    Signal: the end level (median of the last tenth of the run) above ``lr_high_loss_rise`` x
+    the lowest level (the smallest median of a tenth), and either above 1.1 x the baseline or
+    more than ``divergence_min_rise`` x the reference above the lowest level. The total gradient
+    norm's growth (recent median / warm-up median) above ``grad_growth`` points at gradients
+    that add up because they are never zeroed, and puts ``optimizer.zero_grad()`` first among the
+    tries; otherwise a too-large learning rate comes first. Evidence: ``loss_first_tenth``,
+    ``loss_lowest``, ``loss_last_tenth``, ``baseline_loss``, ``grad_norm_warmup``,
+    ``grad_norm_recent``,
+    ``grad_growth``, ``lr``. Source: a loss that rises under gradient descent means steps
+    overshoot (Goodfellow, Bengio and Courville, Deep Learning (2016), 4.3 and 8.2) or follow a
+    stale gradient; PyTorch's docs on ``Optimizer.zero_grad`` (gradients accumulate in .grad).
+    """
+    if not _diverged(context):
+        return []
+    best = _best_level(context)
+    warm, recent, growth = _grad_growth(context)
+    evidence: dict[str, Any] = {"loss_first_tenth": context.start, "loss_lowest": best,
+                                "loss_last_tenth": context.end}
+    if context.baseline is not None:
+        evidence["baseline_loss"] = context.baseline
+    if math.isfinite(growth):
+        evidence.update(grad_norm_warmup=warm, grad_norm_recent=recent, grad_growth=growth)
+    if context.lr is not None:
+        evidence["lr"] = context.lr
+    summary = (f"divergence: the training loss climbed from its lowest level {best:.4g} back to "
+               f"{context.end:.4g}")
+    zero_grad = ("did you forget optimizer.zero_grad()? gradients add up in .grad until "
+                 "zeroed, so each step follows the sum of all the gradients so far: call "
+                 "optimizer.zero_grad() before loss.backward() in every step")
+    growing = math.isfinite(growth) and growth > context.config.grad_growth
+    if growing:
+        summary += (f", while the gradient norm grew {growth:.3g}x (from {warm:.3g} in the "
+                    f"warm-up to {recent:.3g})")
+    summary += ": training is going backwards"
+    remedies = [_lr_down(context), _clip(context), _schedule(context)]
+    if growing and context.config.advice_style != "cli":
+        remedies.insert(0, zero_grad)
+    elif context.config.advice_style != "cli":
+        remedies.append(zero_grad)
+    return [Finding("divergence", "error", summary, evidence, remedies,
+                    step=_last_step(context.stats))]
+
+
+def _fan_in_std(shape: tuple[int, ...]) -> float:
+    """1/sqrt(fan_in): the weight std of LeCun's init; PyTorch's (and gradwise's) default Linear
+    and Conv init has 1/sqrt(3 fan_in), He's sqrt(2/fan_in)."""
+    fan_in = int(np.prod(shape[1:])) if len(shape) >= 2 else 0
+    return 1.0 / math.sqrt(fan_in) if fan_in > 0 else math.nan
+
+
+def _weight_stds(context: Context) -> dict[str, tuple[float, float]]:
+    """Per weight matrix: (std estimate ||w|| / sqrt(numel) at the first sample, 1/sqrt(fan_in))."""
+    out = {}
+    for name in context.stats.weight_names():
+        series = context.stats.params[name]
+        shape = tuple(series.shape)
+        norms = [w for w in series.weight_norm if math.isfinite(w)]
+        numel = int(np.prod(shape)) if shape else 0
+        if not norms or numel == 0:
+            continue
+        out[name] = (norms[0] / math.sqrt(numel), _fan_in_std(shape))
+    return out
+
+
+def worse_than_guessing(context: Context) -> list[Finding]:
+    """The loss stays far above what a model ignoring its input scores: worse than guessing.
+
+    Signal: the end level and the lowest level of the run both above ``worse_than_baseline`` x
+    the baseline (class priors or target mean), and no NaN. Evidence: ``loss_first_tenth``,
+    ``loss_last_tenth``, ``baseline_loss``, ``ratio`` (end / baseline), and per weight
+    ``weight_std``
+    (||w|| / sqrt(numel), at the first sample) against ``fan_in_std`` (1/sqrt(fan_in)); a
+    weight above ``init_scale_ratio`` x its fan-in std names a bad initialisation scale.
+    Source: Karpathy, "A Recipe for Training Neural Networks" (2019), "verify loss @ init"
+    (a fresh classifier should score about ln C); LeCun et al., "Efficient BackProp" (1998), 4.6
+    and He et al. (2015) for the init scale.
+    """
+    config = context.config
+    if context.baseline is None or not context.baseline > 0 \
+            or context.losses.size < config.min_steps or context.stats.non_finite is not None:
+        return []
+    limit = config.worse_than_baseline * context.baseline
+    if not (context.end > limit and _best_level(context) > limit):
+        return []
+    ratio = context.end / context.baseline
+    evidence: dict[str, Any] = {"loss_first_tenth": context.start, "loss_last_tenth": context.end,
+                                "baseline_loss": context.baseline, "ratio": ratio}
+    stds = _weight_stds(context)
+    scaled = {name: std / expected for name, (std, expected) in stds.items()
+              if math.isfinite(expected) and expected > 0}
+    summary = (f"worse than guessing: the training loss is {context.end:.4g} at the end, "
+               f"{ratio:.3g}x the loss of predicting the "
+               + ("target mean" if context.stats.targets is not None
+                  and context.stats.targets.kind == "regression" else "class priors")
+               + f" ({context.baseline:.4g})")
+    init = context.advice(
+        "re-initialise with the layers' default init (layer.reset_parameters()) or "
+        "nn.init.kaiming_normal_ (ReLU) / nn.init.xavier_uniform_ (tanh): weight std near "
+        "1/sqrt(fan_in)",
+        "this needs Python code: re-initialise with the layers' default init "
+        "(layer.reset_parameters()), weight std near 1/sqrt(fan_in)")
+    remedies = []
+    if scaled:
+        worst = max(scaled, key=scaled.__getitem__)
+        std, expected = stds[worst]
+        evidence.update(weight_std=std, fan_in_std=expected, init_scale_layer=worst,
+                        init_scale_ratio=scaled[worst])
+        if scaled[worst] > config.init_scale_ratio:
+            summary += (f"; {worst} started with weight std {std:.3g}, {scaled[worst]:.3g}x "
+                        f"1/sqrt(fan_in) = {expected:.3g}: a bad initialisation scale")
+            remedies.append(init)
+    remedies += [
+        "check the loss is fed logits (not probabilities) and targets of the right kind and "
+        "scale (class indices for cross-entropy)",
+        "check the output scale: the last layer's logits should start near 0",
+    ]
+    if init not in remedies:
+        remedies.append(init)
+    return [Finding("worse_than_guessing", "error", summary, evidence, remedies,
+                    step=_last_step(context.stats))]
+
+
+def zero_init(context: Context) -> list[Finding]:
+    """Weight matrices that are all zeros and stay so: nothing flows through them.
+
+    Signal: a weight (2-D or more) whose norm is exactly 0 on the first sample and whose
+    gradient is exactly 0 on every recent sample. With zero weights every hidden unit computes
+    the same thing (0), so each gets the same gradient (0 through a zero weight after it): the
+    symmetry is never broken. Evidence: ``zero_weights``, ``count``. Source: Goodfellow, Bengio
+    and Courville, Deep Learning (2016), 8.4 ("break symmetry between different units").
+    """
+    stats = context.stats
+    zero = []
+    for name in stats.weight_names():
+        series = stats.params[name]
+        if len(series.shape) < 2:
+            continue
+        norms = [w for w in series.weight_norm if math.isfinite(w)]
+        recent = _recent(series.steps, series.grad_norm, context.recent_from)
+        if norms and norms[0] == 0.0 and recent and all(g == 0.0 for g in recent):
+            zero.append(name)
+    if not zero:
+        return []
+    return [Finding(
+        "zero_init", "error",
+        f"all-zero weights: {', '.join(zero)} started at exactly 0 and get no gradient, so every "
+        "unit of the layer computes the same thing and none can learn (the symmetry is never "
+        "broken)",
+        {"zero_weights": zero, "count": len(zero)},
+        [context.advice(
+            "initialise weights randomly: the layers' default init (layer.reset_parameters()) "
+            "or nn.init.kaiming_normal_; only biases may start at 0",
+            "this needs Python code: initialise weights randomly (layer.reset_parameters() or "
+            "nn.init.kaiming_normal_); only biases may start at 0")],
+        layer=zero[0],
+    )]
+
+
+def _python_only(context: Context, advice: str) -> str:
+    """Advice the ``gradwise`` command has no flag for: said so, with the Python to write."""
+    if context.config.advice_style == "cli":
+        return f"(needs Python code, no flag) {advice}"
+    return advice
+
+
+def _dead_remedies(context: Context, died_in_training: bool) -> list[str]:
+    """What to try for dead ReLUs, the likely cause first: units alive in the warm-up and dead
+    now were killed by large steps (the lr); units dead from the start, by the init or biases."""
+    init = _python_only(context, "check the biases and init of the layer before it (negative "
+                        "biases or a large negative shift kill units); nn.init.kaiming_normal_ "
+                        "and zero biases are a safe start")
+    lower = ("lower the learning rate: one large step can push units into the dead zone"
+             if context.config.advice_style != "cli" or context.lr is None else _lr_down(context))
+    rest = [_python_only(context, "use LeakyReLU or GELU, which pass gradient for negative "
+                         "inputs"),
+            _python_only(context, "normalise inputs (and activations, with BatchNorm1d)")]
+    return [lower, init, *rest] if died_in_training else [init, lower, *rest]
 
 
 def vanishing_gradients(context: Context) -> list[Finding]:
@@ -669,6 +926,7 @@ def dead_relus(context: Context) -> list[Finding]:
     al., "Dying ReLU and Initialization" (2019); Karpathy, CS231n notes.
     """
     findings = []
+    before = _dead_fractions(context, warmup=True)
     for name, fraction in _dead_fractions(context).items():
         if fraction <= context.config.dead_fraction:
             continue
@@ -681,14 +939,7 @@ def dead_relus(context: Context) -> list[Finding]:
             f"of a batch (median of the {batches} recent batches examined), so they pass no "
             "gradient and have stopped learning",
             {"layer": name, "dead_fraction": fraction, "batches": batches},
-            [
-                "check the biases and init of the layer before it (negative biases or a "
-                "large negative shift kill units); nn.init.kaiming_normal_ and zero biases "
-                "are a safe start",
-                "lower the learning rate: one large step can push units into the dead zone",
-                "use LeakyReLU or GELU, which pass gradient for negative inputs",
-                "normalise inputs (and activations, with BatchNorm1d)",
-            ],
+            _dead_remedies(context, before.get(name, 1.0) < context.config.dead_fraction / 2),
             step=series.steps[-1], layer=name,
         ))
     return findings
@@ -733,38 +984,54 @@ def saturated_activations(context: Context) -> list[Finding]:
 
 
 def lr_too_low(context: Context) -> list[Finding]:
-    """The weights barely move although there is gradient to follow, and the loss is flat.
+    """The weights barely move although there is gradient to follow, and the loss hardly falls.
 
-    Signals and thresholds: the recent median update ratio of the most moved weight below
-    ``lr_low_update_ratio``; its recent ||grad|| / ||w|| above ``lr_low_min_gradient`` (zero
-    gradients are dead units, not a small lr); the loss level fell by less than
-    ``flat_loss_fraction``. Evidence: ``max_update_ratio``, ``layer``, ``loss_start``,
-    ``loss_end``, ``relative_change``, ``lr``. Source: the ~1e-3 update/weight rule of thumb
-    (Karpathy, CS231n): 1e-5 is a hundred times below it.
+    Signals and thresholds (either):
+
+    - the recent median update ratio of the most moved weight below ``lr_low_update_ratio``
+      and the loss level fell by less than ``flat_loss_fraction``;
+    - learning slowly: that ratio below ``lr_slow_update_ratio`` (ten times under the rule of
+      thumb) and the loss level at the end still above ``plateau_level`` x the baseline (after
+      the whole run, hardly better than predicting the class priors / target mean).
+
+    Both need the recent ||grad|| / ||w|| above ``lr_low_min_gradient`` (zero gradients are
+    dead units, not a small lr). The suggested factor (``lr_factor``) is 1e-3 / ratio, rounded
+    down and capped (:func:`_lr_factor`). Evidence: ``max_update_ratio``, ``layer``,
+    ``loss_first_tenth``, ``loss_last_tenth`` (medians of the first and last tenth of the
+    steps), ``relative_change``, ``baseline_loss``, ``lr_factor``, ``lr``. Source: the ~1e-3
+    update/weight rule of thumb (Karpathy, CS231n): 1e-5 is a hundred times below it.
     """
     config = context.config
     worst, ratio, per_layer = _recent_update_ratios(context)
     if worst is None or context.losses.size < config.min_steps \
-            or not ratio < config.lr_low_update_ratio:
+            or not ratio < config.lr_slow_update_ratio:
         return []
     if _recent_grad_to_weight(context) < config.lr_low_min_gradient:
         return []  # nothing to follow: a larger lr would not move the weights either
     start, end = context.start, context.end
     change = (end - start) / abs(start) if start else 0.0
-    if -change >= config.flat_loss_fraction:
+    flat = ratio < config.lr_low_update_ratio and -change < config.flat_loss_fraction
+    slow = context.baseline is not None and end > config.plateau_level * context.baseline
+    if not (flat or slow):
         return []
-    evidence = {"max_update_ratio": ratio, "layer": worst, "loss_start": start,
-                "loss_end": end, "relative_change": change}
+    evidence = {"max_update_ratio": ratio, "layer": worst, "loss_first_tenth": start,
+                "loss_last_tenth": end, "relative_change": change,
+                "lr_factor": _lr_factor(ratio)}
+    if context.baseline is not None:
+        evidence["baseline_loss"] = context.baseline
     if context.lr is not None:
         evidence["lr"] = context.lr
+    remedies = [_lr_up(context, ratio)]
+    if not _is_adam(context):
+        remedies.append(context.advice("Adam with lr 1e-3 is a robust default",
+                                       "--optimizer adam --lr 1e-3 is a robust default"))
     return [Finding(
         "lr_too_low", "warning",
         f"learning rate too low: the weights move by at most {ratio:.1e} of their size per step "
-        f"and the loss {_change(start, end)}",
+        f"(the rule of thumb is ~1e-3) and the loss {_change(start, end)}"
+        + ("" if flat else f", still near the baseline {context.baseline:.4g}: learning slowly"),
         evidence,
-        [_lr_up(context),
-         context.advice("Adam with lr 1e-3 is a robust default",
-                        "--optimizer adam --lr 1e-3 is a robust default")],
+        remedies,
         step=_last_step(context.stats),
     )]
 
@@ -832,11 +1099,15 @@ def plateau(context: Context) -> list[Finding]:
 
     Signals and thresholds: the end level above ``plateau_level`` x the reference loss (the
     baseline: class priors or target mean; the starting level without targets) and the second
-    half of the run improving it by less than ``plateau_improvement`` of the reference. A
-    collapse or divergence is ``lr_too_high``, unmoving weights ``lr_too_low``; those come first.
-    Evidence: ``since_step``, ``loss_start``, ``loss_end``, ``baseline_loss``,
-    ``relative_improvement``. Source: the "predict the prior" baseline, Karpathy, "A Recipe for
-    Training Neural Networks" (2019): "verify loss @ init".
+    half of the run improving it by less than ``plateau_improvement`` of the reference, and the
+    end level not below the reference by more than its noise (2 standard errors of the last
+    tenth's batch losses): a loss below the baseline beyond noise is learning, if slowly. A
+    collapse is ``lr_too_high``, a climb ``divergence``, unmoving weights ``lr_too_low``; those
+    come first. Evidence: ``since_step``, ``loss_first_tenth`` and ``loss_last_tenth`` (medians
+    of the first and last tenth of the steps), ``baseline_loss``, ``relative_improvement``
+    ((first - last) / first), ``second_half_fall`` (the fitted fall of the second half over the
+    reference), ``end_noise``. Source: the "predict the prior" baseline, Karpathy, "A Recipe
+    for Training Neural Networks" (2019): "verify loss @ init".
     """
     config, losses = context.config, context.losses
     if losses.size < config.min_steps or context.stats.non_finite is not None:
@@ -844,22 +1115,32 @@ def plateau(context: Context) -> list[Finding]:
     reference = context.reference
     if not reference > 0 or context.end < config.plateau_level * reference:
         return []
+    chunk = losses[-_chunk(losses.size):]
+    # the end level's noise: 2 standard errors of the mean of the last tenth's batch losses
+    noise = 2.0 * float(np.std(chunk)) / math.sqrt(chunk.size) if chunk.size > 1 else 0.0
+    if context.end < reference - noise:
+        return []  # below the baseline beyond noise: it learned something (slowly, maybe)
     half = losses.size // 2
-    improvement = _fitted_fall(losses[half:]) / reference
-    if improvement >= config.plateau_improvement:
+    fall = _fitted_fall(losses[half:]) / reference
+    if fall >= config.plateau_improvement:
         return []
     if _diverged(context) or _collapse(context) is not None:
         return []  # lr_too_high says that
     _, ratio, _ = _recent_update_ratios(context)
-    if math.isfinite(ratio) and ratio < config.lr_low_update_ratio:
-        return []  # the weights are not moving: lr_too_low says that better
+    if math.isfinite(ratio) and (ratio < config.lr_low_update_ratio or (
+            ratio < config.lr_slow_update_ratio
+            and _recent_grad_to_weight(context) >= config.lr_low_min_gradient)):
+        return []  # the weights are hardly moving: lr_too_low says that better
     since = context.stats.loss_steps[half]
     against = ("the loss of predicting the class priors" if context.stats.targets is not None
                and context.stats.targets.kind != "regression" else
                "the loss of predicting the target mean" if context.baseline is not None else
                "its starting level")
-    evidence = {"since_step": since, "loss_start": context.start, "loss_end": context.end,
-                "relative_improvement": improvement}
+    evidence = {"since_step": since, "loss_first_tenth": context.start,
+                "loss_last_tenth": context.end,
+                "relative_improvement": (context.start - context.end) / context.start
+                if context.start else 0.0,
+                "second_half_fall": fall, "end_noise": noise}
     if context.baseline is not None:
         evidence["baseline_loss"] = context.baseline
     return [Finding(
@@ -870,19 +1151,27 @@ def plateau(context: Context) -> list[Finding]:
         [
             "check that the labels match the inputs and that the task is learnable "
             "(overfit one small batch first)",
-            _lr_up(context),
-            context.advice("use a larger model, or Adam instead of SGD",
-                           "use a larger model, or --optimizer adam"),
+            _lr_up(context, _recent_update_ratios(context)[1]),
+            context.advice("use a larger model" + ("" if _is_adam(context)
+                                                   else ", or Adam instead of SGD"),
+                           "use a larger model" + ("" if _is_adam(context)
+                                                   else ", or --optimizer adam")),
         ],
         step=since,
     )]
 
 
+#: findings that all-zero weights cause by themselves (reported as zero_init alone)
+EXPLAINED_BY_ZERO_INIT = frozenset({"dead_relus", "plateau", "lr_too_low", "vanishing_gradients"})
+
 #: every diagnosis, most serious first (the order findings are listed in)
 DIAGNOSES: tuple[Callable[[Context], list[Finding]], ...] = (
     non_finite_values,
     exploding_gradients,
+    divergence,
     lr_too_high,
+    worse_than_guessing,
+    zero_init,
     vanishing_gradients,
     dead_relus,
     saturated_activations,
@@ -906,6 +1195,10 @@ def diagnose(stats: TrainingStats, config: DoctorConfig | None = None, *,
     lr = lr if lr is not None else _epoch_lr(stats)
     context = Context.build(stats, config, lr, optimizer)
     findings = [finding for check in DIAGNOSES for finding in check(context)]
+    names = {finding.name for finding in findings}
+    if "zero_init" in names:
+        # dead units, a flat loss and unmoving weights are what zero weights do: one cause
+        findings = [f for f in findings if f.name not in EXPLAINED_BY_ZERO_INIT]
     rank = {severity: i for i, severity in enumerate(reversed(SEVERITIES))}
     return sorted(findings, key=lambda f: rank[f.severity])
 

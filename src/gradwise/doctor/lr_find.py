@@ -65,6 +65,20 @@ class LRFindResult:
     method: str = SUGGESTION_METHODS[0]
     stop_reason: str | None = None
 
+    def __repr__(self) -> str:
+        """One line: the sweep's range and length and the suggestions (not the ~200-point
+        curves; they are in ``lrs``, ``losses`` and ``raw_losses``)."""
+        if self.lrs:
+            sweep = f"{len(self.lrs)} steps, lr {self.lrs[0]:.3g} to {self.lrs[-1]:.3g}"
+        else:
+            sweep = "0 steps"
+        shown = ", ".join(f"{k}={'None' if v is None else format(v, '.3g')}"
+                          for k, v in self.suggestions.items())
+        suggested = "None" if self.suggested_lr is None else f"{self.suggested_lr:.3g}"
+        stop = f", stopped: {self.stop_reason}" if self.stop_reason else ""
+        return (f"LRFindResult(suggested_lr={suggested} ({self.method}), {sweep}, "
+                f"suggestions: {shown}{stop})")
+
     def plot(self, path: str | Path) -> Path:
         """Save the loss-versus-lr curve (log x, y clipped to the useful range, the suggestions
         marked) as a PNG; returns the path."""

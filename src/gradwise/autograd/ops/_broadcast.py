@@ -23,3 +23,22 @@ def unbroadcast(grad: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if axes:
         grad = grad.sum(axis=axes, keepdims=True)
     return grad.reshape(shape)
+
+
+def unbroadcast_graph(grad, shape: tuple[int, ...]):
+    """:func:`unbroadcast` for a gradient that is a Tensor (``create_graph=True``): the same
+    sums, recorded as ops so the result can be differentiated again.
+
+    Shape:
+        grad: the broadcast result's shape; returns ``shape``.
+    """
+    shape = tuple(shape)
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    axes = tuple(range(extra)) + tuple(
+        i + extra for i, n in enumerate(shape) if n == 1 and grad.shape[i + extra] != 1
+    )
+    if axes:
+        grad = grad.sum(dim=axes, keepdim=True)
+    return grad.reshape(shape)

@@ -8,7 +8,7 @@ import numpy as np
 from scipy import special
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.ops._broadcast import unbroadcast
+from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
 
 
 def sgn(x: np.ndarray) -> np.ndarray:
@@ -49,6 +49,11 @@ class Add(Function):
         a_shape, b_shape = ctx.shapes
         return unbroadcast(grad, a_shape), unbroadcast(grad, b_shape)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a_shape, b_shape = ctx.shapes
+        return unbroadcast_graph(grad, a_shape), unbroadcast_graph(grad, b_shape)
+
 
 class Sub(Function):
     """a - b, broadcast together.
@@ -74,6 +79,12 @@ class Sub(Function):
         grad_b = unbroadcast(-grad, b_shape) if ctx.needs_input_grad[1] else None
         return unbroadcast(grad, a_shape), grad_b
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a_shape, b_shape = ctx.shapes
+        grad_b = unbroadcast_graph(-grad, b_shape) if ctx.needs_input_grad[1] else None
+        return unbroadcast_graph(grad, a_shape), grad_b
+
 
 class Mul(Function):
     """a * b, broadcast together.
@@ -98,6 +109,13 @@ class Mul(Function):
         a, b = ctx.a, ctx.b
         grad_a = unbroadcast(grad * b, a.shape) if ctx.needs_input_grad[0] else None
         grad_b = unbroadcast(grad * a, b.shape) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.inputs
+        grad_a = unbroadcast_graph(grad * b, a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = unbroadcast_graph(grad * a, b.shape) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 
@@ -126,6 +144,15 @@ class Div(Function):
         grad_a = unbroadcast(grad / b, a.shape) if ctx.needs_input_grad[0] else None
         # (a / b) / b, not a / (b * b): b * b under- or overflows long before the quotient does
         grad_b = unbroadcast(-grad * (a / b) / b, b.shape) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.inputs
+        grad_a = unbroadcast_graph(grad / b, a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = None
+        if ctx.needs_input_grad[1]:
+            grad_b = unbroadcast_graph(-grad * (a / b) / b, b.shape)
         return grad_a, grad_b
 
 
@@ -172,6 +199,10 @@ class Neg(Function):
     def backward(ctx, grad):
         return (-grad,)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (-grad,)
+
 
 class Cast(Function):
     """x converted to another dtype.
@@ -190,6 +221,10 @@ class Cast(Function):
     @staticmethod
     def backward(ctx, grad):
         return (grad.astype(ctx.dtype),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (Cast.apply(grad, ctx.dtype),)
 
 
 def _power(x: np.ndarray, p: float) -> np.ndarray:
@@ -239,6 +274,14 @@ class PowScalar(Function):
             return (grad * 2 * x,)
         return (grad * (p * _power(x, p - 1)),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        p = ctx.exponent
+        if p == 0:
+            return (_zeros_like_graph(grad),)
+        return (grad * (PowScalar.apply(x, p - 1) * p),)
+
 
 class Pow(Function):
     """a ** b with both sides tensors (broadcast together).
@@ -275,6 +318,21 @@ class Pow(Function):
                 grad_b = unbroadcast(grad * local.astype(grad.dtype, copy=False), b.shape)
         return grad_a, grad_b
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.inputs
+        zero = np.zeros((), dtype=grad.dtype)
+        grad_a = grad_b = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if ctx.needs_input_grad[0]:
+                local = Where.apply(ctx.b == 0, zero, b * Pow.apply(a, b - 1))
+                grad_a = unbroadcast_graph(grad * local, a.shape)
+            if ctx.needs_input_grad[1]:
+                local = Where.apply((ctx.a == 0) & (ctx.b >= 0), zero,
+                                    Pow.apply(a, b) * Log.apply(a))
+                grad_b = unbroadcast_graph(grad * local, b.shape)
+        return grad_a, grad_b
+
 
 class Exp(Function):
     """e^x.
@@ -296,6 +354,10 @@ class Exp(Function):
         # d(e^x)/dx = e^x
         return (grad * ctx.out,)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad * Exp.apply(ctx.inputs[0]),)
+
 
 class Log(Function):
     """The natural logarithm.
@@ -314,6 +376,10 @@ class Log(Function):
     def backward(ctx, grad):
         # d(log x)/dx = 1/x
         return (grad / ctx.x,)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad / ctx.inputs[0],)
 
 
 class Sqrt(Function):
@@ -337,6 +403,10 @@ class Sqrt(Function):
         # d(sqrt x)/dx = 1 / (2 sqrt x)
         return (grad / (2 * ctx.out),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad / (Sqrt.apply(ctx.inputs[0]) * 2),)
+
 
 class Abs(Function):
     """|x|.
@@ -355,6 +425,11 @@ class Abs(Function):
     @staticmethod
     def backward(ctx, grad):
         # d|x|/dx = sign(x), taken as 0 at x = 0 like PyTorch
+        return (grad * sgn(ctx.x),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # sgn(x) is piecewise constant: a constant factor, whose own derivative is 0
         return (grad * sgn(ctx.x),)
 
 
@@ -382,6 +457,10 @@ class Clip(Function):
         if ctx.hi is not None:
             inside &= x <= ctx.hi
         return (grad * inside,)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad * _clip_inside(ctx),)
 
 
 class _Pick(Function):
@@ -416,6 +495,20 @@ class _Pick(Function):
             grad_b = unbroadcast(grad * share_b, b.shape)
         return grad_a, grad_b
 
+    @classmethod
+    def _backward_graph(cls, ctx, grad):
+        # the shares are piecewise constant in a and b: constant factors
+        a, b = ctx.a, ctx.b
+        tie = 0.5 * (a == b)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            share_a = np.where(cls.loses(a, b), 0, 1 - tie).astype(grad.dtype, copy=False)
+            grad_a = unbroadcast_graph(grad * share_a, a.shape)
+        if ctx.needs_input_grad[1]:
+            share_b = np.where(cls.loses(b, a), 0, 1 - tie).astype(grad.dtype, copy=False)
+            grad_b = unbroadcast_graph(grad * share_b, b.shape)
+        return grad_a, grad_b
+
 
 class Maximum(_Pick):
     """Elementwise maximum (see :class:`_Pick` for the gradient at ties and NaN).
@@ -430,6 +523,10 @@ class Maximum(_Pick):
     @staticmethod
     def backward(ctx, grad):
         return Maximum._backward(ctx, grad)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return Maximum._backward_graph(ctx, grad)
 
 
 class Minimum(_Pick):
@@ -448,6 +545,10 @@ class Minimum(_Pick):
     @staticmethod
     def backward(ctx, grad):
         return Minimum._backward(ctx, grad)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return Minimum._backward_graph(ctx, grad)
 
 
 class Where(Function):
@@ -487,6 +588,17 @@ class Where(Function):
             grad_b = unbroadcast(np.where(ctx.condition, zero, grad), b_shape)
         return grad_a, grad_b
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a_shape, b_shape = ctx.shapes
+        zero = np.zeros((), dtype=grad.dtype)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = unbroadcast_graph(Where.apply(ctx.condition, grad, zero), a_shape)
+        if ctx.needs_input_grad[1]:
+            grad_b = unbroadcast_graph(Where.apply(ctx.condition, zero, grad), b_shape)
+        return grad_a, grad_b
+
 
 # ---- activations ------------------------------------------------------------------------------
 class ReLU(Function):
@@ -515,6 +627,11 @@ class ReLU(Function):
         # PyTorch's threshold_backward does, instead of hiding it as 0.
         return (grad * (ctx.out != 0),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # the mask is piecewise constant: relu'' = 0 (as in PyTorch)
+        return (grad * (ctx.out != 0),)
+
 
 class LeakyReLU(Function):
     """x for x > 0, ``negative_slope * x`` otherwise.
@@ -534,6 +651,10 @@ class LeakyReLU(Function):
     def backward(ctx, grad):
         # 1 for x > 0, negative_slope otherwise
         return (np.where(ctx.x > 0, grad, grad * ctx.slope),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (Where.apply(ctx.x > 0, grad, grad * ctx.slope),)
 
 
 class ELU(Function):
@@ -557,6 +678,14 @@ class ELU(Function):
     def backward(ctx, grad):
         # 1 for x > 0; alpha e^x = out + alpha otherwise (NaN stays NaN)
         return (np.where(ctx.x > 0, grad, grad * (ctx.out + ctx.alpha)),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # alpha e^x on the negative side; exp of min(x, 0) so the branch not taken stays finite
+        # (an inf there would turn the zero gradient Where gives it into NaN)
+        (x,) = ctx.inputs
+        negative = Exp.apply(Clip.apply(x, None, 0.0)) * ctx.alpha
+        return (Where.apply(ctx.x > 0, grad, grad * negative),)
 
 
 def stable_sigmoid(x: np.ndarray) -> np.ndarray:
@@ -587,6 +716,11 @@ class Sigmoid(Function):
         out = ctx.out
         return (grad * out * (1 - out),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        out = Sigmoid.apply(ctx.inputs[0])
+        return (grad * out * (1 - out),)
+
 
 class Tanh(Function):
     """tanh(x).
@@ -608,6 +742,11 @@ class Tanh(Function):
     def backward(ctx, grad):
         # d tanh/dx = 1 - tanh^2
         out = ctx.out
+        return (grad * (1 - out * out),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        out = Tanh.apply(ctx.inputs[0])
         return (grad * (1 - out * out),)
 
 
@@ -633,6 +772,12 @@ class Softplus(Function):
         # d softplus/dx = sigmoid(beta x), and 1 in the linear region
         bx = ctx.beta * ctx.x
         return (np.where(bx > ctx.threshold, grad, grad * stable_sigmoid(bx)),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        linear = ctx.beta * ctx.x > ctx.threshold
+        return (Where.apply(linear, grad, grad * Sigmoid.apply(x * ctx.beta)),)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
@@ -671,6 +816,57 @@ class GELU(Function):
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
         return (grad * (ctx.cdf + x * pdf),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        if ctx.approximate == "tanh":
+            t = Tanh.apply((x + PowScalar.apply(x, 3) * 0.044715) * _SQRT_2_OVER_PI)
+            d_inner = (x * x * (3 * 0.044715) + 1) * _SQRT_2_OVER_PI
+            return (grad * ((t + 1) * 0.5 + x * (1 - t * t) * d_inner * 0.5),)
+        pdf = Exp.apply(x * x * -0.5) * _INV_SQRT_2PI
+        return (grad * (NormalCDF.apply(x) + x * pdf),)
+
+
+class NormalCDF(Function):
+    """Phi(x), the standard normal distribution function (``scipy.special.ndtr``).
+
+    Used by GELU's differentiable backward. Local derivative: phi(x) = e^(-x^2/2) / sqrt(2 pi).
+    Shape: x -> same.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return special.ndtr(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = ctx.x
+        return (grad * (_INV_SQRT_2PI * np.exp(-0.5 * x * x)),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        return (grad * (Exp.apply(x * x * -0.5) * _INV_SQRT_2PI),)
+
+
+def _zeros_like_graph(grad):
+    """Zeros shaped like ``grad`` that stay connected to it (with gradient 0)."""
+    return Where.apply(np.zeros((), dtype=bool), grad, np.zeros((), dtype=grad.dtype))
+
+
+def _clip_inside(ctx) -> np.ndarray:
+    """1 inside [lo, hi] (bounds included, as PyTorch's clamp), 0 where the value was clipped."""
+    x = ctx.x
+    inside = np.ones(x.shape, dtype=bool)
+    if ctx.lo is not None:
+        inside &= x >= ctx.lo
+    if ctx.hi is not None:
+        inside &= x <= ctx.hi
+    return inside
+
 
 class Sin(Function):
     owns_grads = True
@@ -684,6 +880,10 @@ class Sin(Function):
     def backward(ctx, grad):
         # d(sin x)/dx = cos x
         return (grad * np.cos(ctx.x),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad * Cos.apply(ctx.inputs[0]),)
 
 
 class Cos(Function):
@@ -699,6 +899,10 @@ class Cos(Function):
         # d(cos x)/dx = -sin x
         return (grad * -np.sin(ctx.x),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad * -Sin.apply(ctx.inputs[0]),)
+
 
 class Log1p(Function):
     owns_grads = True
@@ -712,6 +916,10 @@ class Log1p(Function):
     def backward(ctx, grad):
         # d(log(1 + x))/dx = 1 / (1 + x); log1p keeps precision for small x
         return (grad / (1 + ctx.x),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad / (ctx.inputs[0] + 1),)
 
 
 class Expm1(Function):
@@ -728,3 +936,9 @@ class Expm1(Function):
     def backward(ctx, grad):
         # d(e^x - 1)/dx = e^x = out + 1
         return (grad * (ctx.out + 1),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad * Exp.apply(ctx.inputs[0]),)
+
+

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.ops._broadcast import unbroadcast
+from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
+from gradwise.autograd.ops.shape import Reshape, Transpose
 
 
 def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:
@@ -62,6 +63,25 @@ class MatMul(Function):
             grad_b = unbroadcast(np.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
         return grad_a, grad_b
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.inputs
+        a2 = Reshape.apply(a, (1, a.shape[0])) if a.ndim == 1 else a
+        b2 = Reshape.apply(b, (b.shape[0], 1)) if b.ndim == 1 else b
+        g2 = grad
+        if b.ndim == 1:
+            g2 = Reshape.apply(g2, (*g2.shape, 1))
+        if a.ndim == 1:
+            g2 = Reshape.apply(g2, (*g2.shape[:-1], 1, g2.shape[-1]))
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = unbroadcast_graph(MatMul.apply(g2, _swap_last(b2)), a2.shape)
+            grad_a = Reshape.apply(grad_a, a.shape)
+        if ctx.needs_input_grad[1]:
+            grad_b = unbroadcast_graph(MatMul.apply(_swap_last(a2), g2), b2.shape)
+            grad_b = Reshape.apply(grad_b, b.shape)
+        return grad_a, grad_b
+
 
 class Linear(Function):
     """y = x W^T + b with W of shape (out, in), PyTorch's layout, in one node.
@@ -106,6 +126,22 @@ class Linear(Function):
             return grad_x, grad_w, grad_b
         return grad_x, grad_w
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        x, weight = ctx.inputs[0], ctx.inputs[1]
+        needs = ctx.needs_input_grad
+        grad_x = MatMul.apply(grad, weight) if needs[0] else None  # (N, out) @ (out, in)
+        grad_w = grad_b = None
+        grad_2d = Reshape.apply(grad, (-1, grad.shape[-1]))  # (N, out)
+        if needs[1]:
+            x_2d = Reshape.apply(x, (-1, x.shape[-1]))  # (N, in)
+            grad_w = MatMul.apply(_swap_last(grad_2d), x_2d)  # (out, N) @ (N, in)
+        if ctx.has_bias:
+            if needs[2]:
+                grad_b = grad_2d.sum(dim=0)
+            return grad_x, grad_w, grad_b
+        return grad_x, grad_w
+
 
 class SingularValueNorm(Function):
     """A norm of the singular values of each matrix over the last two axes.
@@ -144,3 +180,10 @@ class SingularValueNorm(Function):
         # dL/dx = U diag(grad * df/ds) V^T
         scaled = (grad[..., None] * ctx.weights)[..., None] * ctx.vh  # (..., k, n)
         return ((ctx.u @ scaled).astype(grad.dtype, copy=False),)
+
+
+def _swap_last(t):
+    """t with its last two axes swapped, as a recorded op."""
+    axes = list(range(t.ndim))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return Transpose.apply(t, tuple(axes))

@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.ops.elementwise import stable_sigmoid
+from gradwise.autograd.ops.elementwise import Sigmoid, Where, stable_sigmoid
+from gradwise.autograd.ops.reduce import Softmax
+from gradwise.autograd.ops.shape import BroadcastTo, Reshape
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -198,6 +200,31 @@ class CrossEntropy(Function):
         out *= _row_scale(grad, ctx)[:, None]
         return (out.astype(grad.dtype, copy=False),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # dL/dz = ((sum_c a_c) softmax - a) times the row's incoming gradient; a and its sum
+        # depend only on the targets (constants), softmax and the incoming gradient are recorded
+        probs, rows, labels = ctx.probs, ctx.rows, ctx.labels
+        n, classes = probs.shape
+        targets = np.zeros_like(probs)  # a, (N, C)
+        if ctx.plain:
+            targets[rows, labels] = 1
+            mass = np.ones(n, dtype=probs.dtype)
+            counted = np.ones(n, dtype=bool)
+            denominator = n
+        else:
+            s, counted = ctx.smoothing, ctx.counted
+            targets[rows, labels] = (1 - s) * ctx.picked
+            if s:
+                smooth = (s / classes) * (1 if ctx.weight is None else ctx.weight)
+                targets += smooth * counted[:, None]
+            mass = targets.sum(axis=1)
+            denominator = getattr(ctx, "denominator", None)
+        scale = _row_scale_graph(grad, ctx.reduction, counted, denominator)
+        softmax = Softmax.apply(ctx.inputs[0], 1)
+        local = softmax * mass[:, None].astype(grad.dtype) - targets.astype(grad.dtype)
+        return (local * Reshape.apply(scale, (n, 1)),)
+
 
 class NLLLoss(Function):
     """Negative log-likelihood of integer labels under (N, C) log-probabilities, ``F.nll_loss``.
@@ -235,6 +262,15 @@ class NLLLoss(Function):
         # each row is written once; an ignored row writes 0 at column 0
         out[ctx.rows, ctx.labels] = 0 - ctx.picked * _row_scale(grad, ctx)  # 0 - 0 is +0
         return (out,)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # linear in the incoming gradient: -w_yi at each row's label, times that row's scale
+        n = ctx.shape[0]
+        local = np.zeros(ctx.shape, dtype=grad.dtype)
+        local[ctx.rows, ctx.labels] = -ctx.picked
+        scale = _row_scale_graph(grad, ctx.reduction, ctx.counted, getattr(ctx, "denominator", n))
+        return (Reshape.apply(scale, (n, 1)) * local,)
 
 
 def _broadcast_weight(name: str, weight, like: np.ndarray):
@@ -308,6 +344,28 @@ class BCEWithLogits(Function):
             grad_target = np.asarray(local_target * scale, dtype=grad.dtype)
         return (grad_logits, grad_target)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        x, y = ctx.inputs  # y: the target, a Tensor in the graph when it requires grad
+        if ctx.log_weight is None:
+            local = Sigmoid.apply(x) - y
+        else:
+            log_weight = 1 + (ctx.pos_weight - 1) * y
+            local = (1 - y) - Sigmoid.apply(-x) * log_weight
+        if ctx.weight is not None:
+            local = local * ctx.weight
+        if ctx.reduction == "mean":
+            grad = grad / np.asarray(x.size, dtype=grad.dtype)
+        grad_target = None
+        if ctx.needs_input_grad[1]:
+            # d/dy: -x, plus (pos_weight - 1) softplus(-x) = -(pos_weight - 1) log sigmoid(x)
+            local_target = -x if ctx.pos_weight is None else (
+                -(ctx.pos_weight - 1) * Sigmoid.apply(x).log() - x)
+            if ctx.weight is not None:
+                local_target = local_target * ctx.weight
+            grad_target = local_target * grad
+        return (local * grad, grad_target)
+
 
 class BCE(Function):
     """Binary cross-entropy on probabilities, ``F.binary_cross_entropy``.
@@ -354,3 +412,14 @@ class BCE(Function):
             local_target = ctx.log_ratio if ctx.weight is None else ctx.log_ratio * ctx.weight
             grad_target = np.asarray(local_target * scale, dtype=p.dtype)
         return (np.asarray(grad_p, dtype=p.dtype), grad_target)
+
+
+def _row_scale_graph(grad, reduction: str, counted: np.ndarray, denominator):
+    """:func:`_row_scale` as recorded ops (create_graph): the incoming gradient per row, divided
+    by the 'mean' denominator, 0 on ignored rows."""
+    n = counted.shape[0]
+    scale = grad if reduction == "none" else BroadcastTo.apply(grad, (n,))
+    if reduction == "mean":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = scale / np.asarray(denominator, dtype=grad.dtype)
+    return Where.apply(counted, scale, np.zeros((), dtype=grad.dtype))

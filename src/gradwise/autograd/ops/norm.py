@@ -16,6 +16,9 @@ from __future__ import annotations
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.ops.elementwise import PowScalar
+from gradwise.autograd.ops.reduce import Mean, Sum
+from gradwise.autograd.ops.shape import Reshape
 
 
 class BatchNorm(Function):
@@ -158,3 +161,32 @@ class LayerNorm(Function):
             grad_b = np.einsum("md->d", g2).reshape(ctx.param_shape) if needs[-1] else None
             out.append(grad_b)
         return tuple(out)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # the same formula as backward, in recorded ops; xhat and invstd are recomputed from x
+        # so that their own dependence on x is differentiated too
+        x = ctx.inputs[0]
+        weight = ctx.inputs[1] if ctx.has_weight else None
+        size = int(np.prod(ctx.param_shape))
+        x2 = Reshape.apply(x, (-1, size))  # (M, D)
+        centered = x2 - Mean.apply(x2, 1, True)
+        invstd = PowScalar.apply(Mean.apply(centered * centered, 1, True) + ctx.eps, -0.5)
+        xhat = centered * invstd  # (M, D)
+        g2 = Reshape.apply(grad, (-1, size))  # (M, D)
+        needs = ctx.needs_input_grad
+        grad_x = None
+        if needs[0]:
+            dxhat = g2 * Reshape.apply(weight, (1, size)) if weight is not None else g2
+            grad_x = (dxhat - Mean.apply(dxhat, 1, True)
+                      - xhat * Mean.apply(dxhat * xhat, 1, True)) * invstd
+            grad_x = Reshape.apply(grad_x, x.shape)
+        out = [grad_x]
+        if ctx.has_weight:
+            out.append(Reshape.apply(Sum.apply(g2 * xhat, 0), ctx.param_shape)
+                       if needs[1] else None)
+        if ctx.has_bias:
+            out.append(Reshape.apply(Sum.apply(g2, 0), ctx.param_shape) if needs[-1] else None)
+        return tuple(out)
+
+

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.ops.elementwise import sgn
+from gradwise.autograd.ops.elementwise import Exp, Where, sgn
+from gradwise.autograd.ops.shape import BroadcastTo, Reshape
 
 if TYPE_CHECKING:
     from gradwise.autograd.tensor import Tensor
@@ -56,6 +57,10 @@ class Sum(Function):
         grad = _expand_reduced(grad, ctx.axes, ctx.keepdims)
         return (np.broadcast_to(grad, ctx.shape),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (_expand_graph(grad, ctx.shape, ctx.axes, ctx.keepdims),)
+
 
 class Mean(Function):
     """Mean over ``axes``.
@@ -82,6 +87,11 @@ class Mean(Function):
         # each element contributes 1/count
         grad = _expand_reduced(grad, ctx.axes, ctx.keepdims) / np.asarray(ctx.count, grad.dtype)
         return (np.broadcast_to(grad, ctx.shape),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        grad = grad / np.asarray(ctx.count, grad.dtype)
+        return (_expand_graph(grad, ctx.shape, ctx.axes, ctx.keepdims),)
 
 
 class _Extreme(Function):
@@ -113,6 +123,13 @@ class _Extreme(Function):
         count = hits.sum(axis=ctx.axes, keepdims=True)
         grad = _expand_reduced(grad, ctx.axes, ctx.keepdims)
         return (hits * (grad / count).astype(grad.dtype, copy=False),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # which elements are extreme is piecewise constant: a constant factor
+        hits = ctx.x == ctx.out
+        share = (hits / hits.sum(axis=ctx.axes, keepdims=True)).astype(grad.dtype, copy=False)
+        return (_expand_graph(grad, ctx.x.shape, ctx.axes, ctx.keepdims) * share,)
 
 
 class Max(_Extreme):
@@ -184,6 +201,13 @@ class Var(Function):
         grad = _expand_reduced(grad, ctx.axes, ctx.keepdims)
         return ((2 * grad / ctx.dof) * ctx.centered,)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        centered = x - Mean.apply(x, ctx.axes, True)
+        grad = _expand_graph(grad, x.shape, ctx.axes, ctx.keepdims)
+        return (grad * centered * (2 / ctx.dof),)
+
 
 class Std(Var):
     """Standard deviation: sqrt of :class:`Var`.
@@ -208,6 +232,16 @@ class Std(Var):
         with np.errstate(divide="ignore", invalid="ignore"):
             grad_var = np.where(out == 0, 0, grad / (2 * out)).astype(grad.dtype, copy=False)
         return Var.backward(ctx, grad_var)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        std = Std.apply(x, ctx.axes, ctx.keepdims, int(_reduced_count(x.shape, ctx.axes) -
+                                                          ctx.dof))
+        zero = np.zeros((), dtype=grad.dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            grad_var = Where.apply(ctx.out == 0, zero, grad / (std * 2))
+        return Var.backward_graph(ctx, grad_var)
 
 
 def var(x: Tensor, axis=None, keepdims: bool = False, ddof: int = 0) -> Tensor:
@@ -288,6 +322,30 @@ class VectorNorm(Function):
                 local = np.where(x == 0, 0, local)
             return ((local * scale).astype(grad.dtype, copy=False),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        p = ctx.ord
+        grad = _expand_graph(grad, x.shape, ctx.axes, ctx.keepdims)
+        if p == 0:
+            return (grad * np.zeros(x.shape, dtype=grad.dtype),)
+        if p == 1:
+            return (grad * sgn(ctx.x),)
+        if np.isinf(p):
+            magnitude = np.abs(ctx.x)
+            hits = (magnitude == ctx.out) | np.isnan(magnitude)
+            share = sgn(ctx.x) * hits / hits.sum(axis=ctx.axes, keepdims=True)
+            return (grad * share.astype(grad.dtype, copy=False),)
+        if p == 2:
+            norm = VectorNorm.apply(x, 2.0, ctx.axes, True)
+            zero = np.zeros((), dtype=grad.dtype)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return (Where.apply(ctx.out == 0, zero, x / norm) * grad,)
+        raise RuntimeError(
+            f"create_graph: VectorNorm with ord={p} has no differentiable backward yet (ord 0, "
+            "1, 2 and inf have one)"
+        )
+
 
 class LogSumExp(Function):
     """log(sum(e^x)) over ``axes``, shifted by the maximum so it never overflows.
@@ -317,6 +375,12 @@ class LogSumExp(Function):
     def backward(ctx, grad):
         # d logsumexp / dx_i = softmax(x)_i
         return (_expand_reduced(grad, ctx.axes, ctx.keepdims) * ctx.softmax,)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        softmax = Exp.apply(x - LogSumExp.apply(x, ctx.axes, True))
+        return (_expand_graph(grad, x.shape, ctx.axes, ctx.keepdims) * softmax,)
 
 
 def _check_axis(axis: int, ndim: int, op: str) -> int:
@@ -352,6 +416,11 @@ class Softmax(Function):
         s = ctx.out
         return (s * (grad - (grad * s).sum(axis=ctx.axis, keepdims=True)),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        s = Softmax.apply(ctx.inputs[0], ctx.axis)
+        return (s * (grad - Sum.apply(grad * s, ctx.axis, True)),)
+
 
 class LogSoftmax(Function):
     """x - logsumexp(x) along one axis.
@@ -376,3 +445,15 @@ class LogSoftmax(Function):
     def backward(ctx, grad):
         # d log_softmax_i / dx_j = delta_ij - softmax_j
         return (grad - np.exp(ctx.out) * grad.sum(axis=ctx.axis, keepdims=True),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        probs = Exp.apply(LogSoftmax.apply(ctx.inputs[0], ctx.axis))
+        return (grad - probs * Sum.apply(grad, ctx.axis, True),)
+
+
+def _expand_graph(grad, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool):
+    """:func:`_expand_reduced` then broadcast to ``shape``, as recorded ops (create_graph)."""
+    if not keepdims and axes:
+        grad = Reshape.apply(grad, tuple(1 if i in axes else n for i, n in enumerate(shape)))
+    return BroadcastTo.apply(grad, tuple(shape))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.ops._broadcast import unbroadcast
+from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
 
 
 class Copy(Function):
@@ -22,6 +22,10 @@ class Copy(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        return (grad,)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
         return (grad,)
 
 
@@ -49,6 +53,10 @@ class Reshape(Function):
     def backward(ctx, grad):
         return (grad.reshape(ctx.shape),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (Reshape.apply(grad, ctx.shape),)
+
 
 class Transpose(Function):
     """x with its axes permuted.
@@ -75,6 +83,10 @@ class Transpose(Function):
         # undo the permutation: move axis axes[i] back from position i
         return (grad.transpose(np.argsort(ctx.axes)),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (Transpose.apply(grad, tuple(int(a) for a in np.argsort(ctx.axes))),)
+
 
 class BroadcastTo(Function):
     """x broadcast to ``shape`` (``expand``), a view.
@@ -98,6 +110,10 @@ class BroadcastTo(Function):
     @staticmethod
     def backward(ctx, grad):
         return (unbroadcast(grad, ctx.shape),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (unbroadcast_graph(grad, ctx.shape),)
 
 
 def _is_basic_index(index) -> bool:
@@ -138,6 +154,10 @@ class GetItem(Function):
             np.add.at(full, ctx.index, grad)
         return (full,)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (ScatterAdd.apply(grad, ctx.shape, ctx.index, ctx.basic),)
+
 
 class Cat(Function):
     """Tensors joined along an existing axis.
@@ -174,6 +194,16 @@ class Cat(Function):
     def backward(ctx, grad):
         return tuple(np.split(grad, ctx.bounds, axis=ctx.axis))
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        axis = ctx.axis % grad.ndim
+        edges = [0, *(int(b) for b in ctx.bounds), grad.shape[axis]]
+        lead = (slice(None),) * axis
+        return tuple(
+            GetItem.apply(grad, (*lead, slice(start, stop)))
+            for start, stop in zip(edges[:-1], edges[1:], strict=True)
+        )
+
 
 class Stack(Function):
     """Same-shaped tensors joined along a new axis.
@@ -204,6 +234,11 @@ class Stack(Function):
     @staticmethod
     def backward(ctx, grad):
         return tuple(np.moveaxis(grad, ctx.axis, 0))
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        lead = (slice(None),) * ctx.axis
+        return tuple(GetItem.apply(grad, (*lead, i)) for i in range(grad.shape[ctx.axis]))
 
 
 def _pad_width(pad_width, ndim: int) -> tuple[tuple[int, int], ...]:
@@ -241,3 +276,37 @@ class Pad(Function):
     def backward(ctx, grad):
         # the padding is constant: only the original window receives gradient
         return (grad[ctx.slices],)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (GetItem.apply(grad, ctx.slices),)
+
+
+class ScatterAdd(Function):
+    """Zeros of ``shape`` with ``grad`` added at ``index``: the backward of :class:`GetItem`,
+    as an op of its own so that ``create_graph`` can differentiate it.
+
+    Local derivative: 1 at the indexed places (its backward indexes the gradient again).
+    Shape: grad (the indexed shape) -> ``shape``.
+    """
+
+    owns_grads = True
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, grad, shape, index, basic):
+        ctx.index = index
+        full = np.zeros(shape, dtype=grad.dtype)
+        if basic:
+            full[index] = grad
+        else:
+            np.add.at(full, index, grad)
+        return full
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (np.asarray(grad[ctx.index]),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (GetItem.apply(grad, ctx.index),)

@@ -641,3 +641,15 @@ def test_table_is_large_and_mostly_matching():
     """The issue's bar: at least 250 one-liners, at most 3% marked as deliberate differences."""
     assert len(CASES) >= 250
     assert len(XFAIL) / len(CASES) <= 0.03
+
+
+def test_set_num_threads_is_read_back_and_refuses_nonsense():
+    before = gw.get_num_threads()
+    assert before >= 1
+    try:
+        gw.set_num_threads(1)
+        assert gw.get_num_threads() == 1
+        with pytest.raises(ValueError, match="set_num_threads: expected a positive int"):
+            gw.set_num_threads(0)
+    finally:
+        gw.set_num_threads(before)

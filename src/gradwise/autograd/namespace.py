@@ -185,4 +185,5 @@ def einsum(equation: str, *operands: Any) -> Tensor:
 
 __all__ = [*_METHOD_FUNCTIONS, "absolute", "as_tensor", "bincount", "bmm", "divide", "einsum",
            "finfo", "get_num_threads", "iinfo", "greater", "set_num_threads", "histc",
-           "is_floating_point", "is_tensor", "less", "multiply", "negative", "outer", "subtract", "true_divide"]
+           "is_floating_point", "is_tensor", "less", "multiply", "negative", "outer", "subtract",
+           "true_divide"]

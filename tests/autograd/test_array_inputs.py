@@ -13,6 +13,7 @@ import pytest
 
 import gradwise as gw
 from gradwise import nn
+from gradwise.autograd.function import Function
 from gradwise.autograd.ops import conv, elementwise, linalg, norm, reduce, shape
 from gradwise.nn import functional as F
 
@@ -112,15 +113,37 @@ def test_every_op_takes_an_ndarray_constant(name, fn, const, w):
     np.testing.assert_array_equal(from_array, np.asarray(w.grad))
 
 
-def test_a_tensor_target_is_not_an_input():
-    # a Tensor in a non-input position (a loss target) gets no gradient slot
+class _ScaledSum(Function):
+    """sum(x * factor) with ``factor`` a non-input argument (tensor_args=(0,))."""
+
+    @staticmethod
+    def forward(ctx, x, factor):
+        ctx.factor = factor
+        return np.asarray((x * factor).sum())
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (grad * ctx.factor,)
+
+
+def test_a_tensor_in_a_non_input_position_gets_no_gradient_slot():
+    x = _w(4, 3)
+    factor = gw.tensor(np.full((4, 3), 2.0, np.float32), requires_grad=True)
+    _ScaledSum.apply(x, factor).backward()
+    np.testing.assert_array_equal(np.asarray(x.grad), np.full((4, 3), 2.0, np.float32))
+    assert factor.grad is None
+
+
+def test_a_bce_target_is_an_input_as_in_torch():
+    # PyTorch differentiates BCE targets: d/dy of mean((1 - y) x + softplus(-x)) is -x / N
     logits = _w(4, 3)
-    target = gw.tensor(np.array([0.0, 1.0, 0.0], np.float32)).reshape(1, 3) * np.ones((4, 1))
-    elementwise_target = gw.tensor(target.numpy(), requires_grad=True)
+    target = gw.tensor(np.tile(np.array([0.0, 1.0, 0.0], np.float32), (4, 1)),
+                       requires_grad=True)
     from gradwise.autograd.ops import loss
 
-    loss.BCEWithLogits.apply(logits, elementwise_target, "mean").backward()
-    assert logits.grad is not None and elementwise_target.grad is None
+    loss.BCEWithLogits.apply(logits, target, "mean").backward()
+    assert logits.grad is not None
+    np.testing.assert_allclose(np.asarray(target.grad), -np.asarray(logits) / 12, rtol=1e-6)
 
 
 def test_a_non_numeric_constant_names_the_op():

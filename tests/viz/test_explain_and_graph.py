@@ -100,9 +100,10 @@ def test_draw_graph_shows_ops_shapes_values_and_gradients():
         assert f'label="{op}"' in dot
     assert 'label="w\\nshape (2,)\\nvalue [0.5, 0.3]\\ngrad [-0.2315, -0.463]"' in dot
     assert "grad -0.2315" in dot  # dL/db, and dL/dz on the Add node
-    # edges in + out: Mul (w, x) 2+1, Sum 1+1, Add (sum, b) 2+1, Sigmoid 1+1, BCE (the target
-    # is an array, not a graph input) 1+1
-    assert dot.count("->") == 12
+    # edges in + out: Mul (w, x) 2+1, Sum 1+1, Add (sum, b) 2+1, Sigmoid 1+1, BCE (prediction
+    # and target: BCE differentiates its target, as PyTorch, so a constant target is an input
+    # too) 2+1
+    assert dot.count("->") == 13
     # drawing ran backward on its own: the caller's .grad are untouched and backward still works
     assert w.grad is None and b.grad is None
     loss.backward()

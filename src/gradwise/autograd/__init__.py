@@ -14,7 +14,13 @@ from gradwise.autograd.factories import (
 )
 from gradwise.autograd.function import Function
 from gradwise.autograd.functional import broadcast_to, cat, maximum, minimum, pad, stack, where
-from gradwise.autograd.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from gradwise.autograd.grad_mode import (
+    enable_grad,
+    inference_mode,
+    is_grad_enabled,
+    no_grad,
+    set_grad_enabled,
+)
 from gradwise.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from gradwise.autograd.higher_order import grad
 from gradwise.autograd.tensor import Tensor, from_numpy, tensor
@@ -39,6 +45,7 @@ __all__ = [
     "is_grad_enabled",
     "maximum",
     "minimum",
+    "inference_mode",
     "no_grad",
     "ones",
     "ones_like",

@@ -82,4 +82,48 @@ def promote(tensor_dtypes: list[np.dtype], scalar_dtypes: list[np.dtype]) -> np.
     return int64 if top == 1 else _DEFAULT_FLOAT if top == 2 else bool
 
 
+def as_array(value: Any, dtype: np.dtype) -> np.ndarray:
+    """A constant operand as an array of ``dtype``; integers out of the dtype's range wrap
+    around as in PyTorch (``uint8 tensor + 300`` adds 44) instead of NumPy's OverflowError."""
+    try:
+        return np.asarray(value, dtype=dtype)
+    except OverflowError:
+        return np.asarray(value, dtype=np.int64).astype(dtype)
+
+
+def result_type(*operands: Any) -> np.dtype:
+    """PyTorch's result dtype over any mix of operands (``torch.result_type`` for many).
+
+    Each operand is a Tensor (anything with a raw ``_data`` array), an ndarray, a list/tuple of
+    numbers, or a scalar; operands with dimensions rank above 0-d ones and scalars, as in
+    :func:`promote`. ``None`` operands (an absent clamp bound) are skipped. Every multi-input op
+    (where, cat, stack, maximum, minimum, clamp) takes its dtype from here.
+
+    Raises:
+        ValueError: no operand given.
+    """
+    dims: list[np.dtype] = []
+    scalars: list[np.dtype] = []
+    for x in operands:
+        if x is None:
+            continue
+        data = getattr(x, "_data", None)
+        if isinstance(data, np.ndarray):
+            (dims if data.ndim else scalars).append(data.dtype)
+        elif isinstance(x, np.ndarray) and x.ndim:
+            dims.append(x.dtype)
+        elif isinstance(x, list | tuple):
+            array = np.asarray(x)
+            kind = array.dtype.kind
+            dims.append(bool if kind == "b" else int64 if kind in "iu" else _DEFAULT_FLOAT)
+        else:
+            scalars.append(scalar_dtype(x))
+    if not dims and not scalars:
+        raise ValueError("result_type: no operands")
+    if not dims:
+        # only scalars: the 0-d ones keep their dtype, Python numbers take the defaults
+        dims.append(scalars.pop(0))
+    return promote(dims, scalars)
+
+
 _pybool, _pyint, _pyfloat = type(True), type(1), type(1.0)  # noqa: UP003 - names shadowed here

@@ -119,7 +119,8 @@ class Function:
         return type(self).__name__
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__}Backward>"
+        # PyTorch's spelling (MulBackward0): the 0 numbers the overload, always 0 here
+        return f"<{type(self).__name__}Backward0>"
 
 
 def _constant(op: str, position: int, value: Any) -> Tensor:

@@ -48,6 +48,34 @@ class no_grad(_GradMode):
     enabled = False
 
 
+class inference_mode(_GradMode):
+    """``torch.inference_mode``: here the same as ``no_grad`` (``mode=False`` records as
+    usual). PyTorch additionally skips version counting for speed; gradwise's counters are
+    cheap, so the tensors made inside may be used in recorded ops later (a deliberate,
+    more permissive difference: docs/PORTING.md).
+
+    Example:
+        >>> with gw.inference_mode():
+        ...     y = model(x)
+    """
+
+    def __init__(self, mode: bool = True) -> None:
+        self.enabled = not mode
+
+    def __call__(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        enabled = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            token = _grad_enabled.set(enabled)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                _grad_enabled.reset(token)
+
+        return wrapper
+
+
 class enable_grad(_GradMode):
     """Record operations again inside a ``no_grad`` block."""
 

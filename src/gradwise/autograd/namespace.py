@@ -9,6 +9,7 @@ tensor first, with ``gw.tensor``'s dtype rules.
 from __future__ import annotations
 
 import builtins
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ _METHOD_FUNCTIONS = (
     "unbind", "gather", "matmul", "mm", "dot", "clamp", "clip", "eq", "ne", "lt", "le", "gt",
     "ge", "equal", "allclose", "add", "sub", "mul", "div", "pow", "masked_fill", "numel",
     "nonzero", "count_nonzero", "norm", "movedim", "clamp_min", "clamp_max", "swapaxes",
+    "index_select", "narrow", "flip", "tril", "triu", "isclose", "remainder", "floor_divide",
 )
 
 
@@ -52,6 +54,55 @@ multiply, subtract, divide, true_divide = (
     globals()["mul"], globals()["sub"], globals()["div"], globals()["div"])
 absolute, negative, greater, less = (
     globals()["abs"], globals()["neg"], globals()["gt"], globals()["lt"])
+
+
+# dtype limits: NumPy's finfo/iinfo (eps, max, min, tiny, bits) take gradwise dtypes as they are
+finfo, iinfo = np.finfo, np.iinfo
+
+
+_num_threads: list[int] = []  # the count set_num_threads last set (none yet: the libraries' own)
+
+
+def set_num_threads(num_threads: int) -> None:
+    """Limit the threads of the native libraries behind gradwise (BLAS/OpenMP through
+    threadpoolctl, numba's parallel kernels), as ``torch.set_num_threads``; lasts until changed.
+
+    Without threadpoolctl (it comes with scikit-learn) only numba is limited.
+
+    Raises:
+        ValueError: ``num_threads`` is not a positive int.
+    """
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int | np.integer) or (
+            num_threads < 1):
+        raise ValueError(f"set_num_threads: expected a positive int, got {num_threads!r}")
+    num_threads = int(num_threads)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        threadpool_limits(limits=num_threads)
+    try:
+        import numba
+    except ImportError:
+        pass
+    else:
+        numba.set_num_threads(builtins.min(num_threads, numba.config.NUMBA_NUM_THREADS))
+    _num_threads[:] = [num_threads]
+
+
+def get_num_threads() -> int:
+    """The thread count ``set_num_threads`` set; before any call, the most threads any native
+    library behind gradwise uses (threadpoolctl's report), or the CPU count."""
+    if _num_threads:
+        return _num_threads[0]
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        counts = []
+    else:
+        counts = [info["num_threads"] for info in threadpool_info()]
+    return builtins.max(counts) if counts else (os.cpu_count() or 1)
 
 
 def is_tensor(obj: Any) -> bool:
@@ -133,5 +184,6 @@ def einsum(equation: str, *operands: Any) -> Tensor:
 
 
 __all__ = [*_METHOD_FUNCTIONS, "absolute", "as_tensor", "bincount", "bmm", "divide", "einsum",
-           "greater", "histc", "is_floating_point", "is_tensor", "less", "multiply", "negative",
-           "outer", "subtract", "true_divide"]
+           "finfo", "get_num_threads", "iinfo", "greater", "set_num_threads", "histc",
+           "is_floating_point", "is_tensor", "less", "multiply", "negative", "outer", "subtract",
+           "true_divide"]

@@ -273,9 +273,19 @@ class Tensor(TensorMethods):
         return len(self._data)
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, separator=", ", prefix="tensor(", precision=4)
+        """PyTorch's form: ``tensor([0.0900, 0.2447], grad_fn=<MulBackward0>)``; floats with 4
+        decimals unless all are whole (``tensor([1., 2.])``); float32, int64 and bool, the
+        dtypes a literal gets by default, are not named."""
+        data = self._data
+        floatmode = "maxprec"
+        if data.dtype.kind == "f" and data.size:
+            finite = data[np.isfinite(data)]
+            if finite.size and not np.all(finite == np.round(finite)):
+                floatmode = "fixed"  # torch pads every element to 4 decimals
+        body = np.array2string(data, separator=", ", prefix="tensor(", precision=4,
+                               floatmode=floatmode)
         extra = ""
-        if self._data.dtype != np.float32:
+        if data.dtype not in (np.float32, np.int64, np.bool_):
             extra += f", dtype={self._data.dtype}"
         if self._ctx is not None:
             extra += f", grad_fn={self._ctx!r}"
@@ -515,7 +525,7 @@ class Tensor(TensorMethods):
         if isinstance(other, Tensor):
             b = other if other._data.dtype == target else _ew.Cast.apply(other, target)
         else:
-            b = Tensor._make(np.asarray(other, dtype=target), False, None)
+            b = Tensor._make(_dtypes.as_array(other, target), False, None)
         return op.apply(b, a) if reflected else op.apply(a, b)
 
     def __add__(self, other: ArrayLike) -> Tensor:
@@ -576,7 +586,7 @@ class Tensor(TensorMethods):
         target = _result_dtype(self, other)
         mine = self._data if self._data.dtype == target else self._data.astype(target)
         other = other._data if isinstance(other, Tensor) else other
-        other = np.asarray(other, dtype=target)
+        other = _dtypes.as_array(other, target)
         return Tensor._make(np.asarray(fn(mine, other)), False, None)
 
     def __lt__(self, other: ArrayLike) -> Tensor:
@@ -641,7 +651,10 @@ class Tensor(TensorMethods):
         hi = hi.item() if isinstance(hi, Tensor) else hi
         if lo is None and hi is None:
             raise ValueError("clamp: give at least one of min and max")
-        return _ew.Clip.apply(self, lo, hi)
+        # PyTorch promotes with the bounds: an int tensor clamped to 1.5 is float32
+        target = _dtypes.result_type(self, lo, hi)
+        x = self if self._data.dtype == target else _ew.Cast.apply(self, target)
+        return _ew.Clip.apply(x, lo, hi)
 
     clamp = clip
 
@@ -656,17 +669,40 @@ class Tensor(TensorMethods):
 
     # ---- reductions ---------------------------------------------------------------------------
     # PyTorch's ``dim``/``keepdim``; NumPy's ``axis``/``keepdims`` are accepted as aliases.
-    def sum(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
-            keepdims: bool | None = None) -> Tensor:
-        """Sum over ``dim`` (an int, a tuple, or None for all elements)."""
-        return _reduce.Sum.apply(self, axis=dim_arg("sum", dim, axis),
+    def sum(self, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
+            axis: Axis = None, keepdims: bool | None = None) -> Tensor:
+        """Sum over ``dim`` (an int, a tuple, or None for all elements).
+
+        The input is first cast to ``dtype`` when given (``x.sum(dtype=gw.float64)``); without
+        it, bool and integer tensors sum to int64, as in PyTorch.
+        """
+        x = self._cast_for_reduction(dtype)
+        if dtype is None and x._data.dtype.kind in "biu" and x._data.dtype != np.int64:
+            x = _ew.Cast.apply(x, np.dtype(np.int64))
+        return _reduce.Sum.apply(x, axis=dim_arg("sum", dim, axis),
                                  keepdims=keepdim_arg("sum", keepdim, keepdims))
 
-    def mean(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
-             keepdims: bool | None = None) -> Tensor:
-        """Mean over ``dim`` (an int, a tuple, or None for all elements)."""
-        return _reduce.Mean.apply(self, axis=dim_arg("mean", dim, axis),
+    def mean(self, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
+             axis: Axis = None, keepdims: bool | None = None) -> Tensor:
+        """Mean over ``dim`` (an int, a tuple, or None for all elements).
+
+        Raises:
+            TypeError: the tensor (after ``dtype``) is not floating point; PyTorch refuses
+                integer and bool input too (use ``x.float().mean()`` or ``dtype=``).
+        """
+        x = self._cast_for_reduction(dtype)
+        if x._data.dtype.kind not in "fc":
+            raise TypeError(
+                f"mean: input dtype must be floating point, got {x._data.dtype} (as PyTorch); "
+                "use x.float().mean() or x.mean(dtype=gw.float32)")
+        return _reduce.Mean.apply(x, axis=dim_arg("mean", dim, axis),
                                   keepdims=keepdim_arg("mean", keepdim, keepdims))
+
+    def _cast_for_reduction(self, dtype: Any) -> Tensor:
+        if dtype is None:
+            return self
+        dtype = np.dtype(dtype)
+        return self if self._data.dtype == dtype else _ew.Cast.apply(self, dtype)
 
     def _extreme(self, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Any:
         if isinstance(dim, Tensor):  # x.max(other): the elementwise maximum, as in PyTorch

@@ -368,16 +368,19 @@ class TensorMethods:
         return self * other
 
     def div(self: Tensor, other: Any, rounding_mode: str | None = None) -> Tensor:
+        """``self / other``; ``rounding_mode="floor"`` rounds down (``//``), ``"trunc"`` toward
+        zero, both in the operands' promoted dtype (int // int stays int) and outside the graph
+        (their gradient is zero almost everywhere, as PyTorch's).
+
+        Raises:
+            ValueError: an unknown rounding_mode.
+        """
         if rounding_mode is None:
             return self / other
-        other = other._data if hasattr(other, "_data") else other
-        if rounding_mode == "floor":
-            return _make(np.floor_divide(self._data, other))
-        if rounding_mode == "trunc":
-            return _make(np.trunc(np.true_divide(self._data, other)).astype(
-                np.result_type(self._data, other)))
-        raise ValueError(
-            f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
+        if rounding_mode not in ("floor", "trunc"):
+            raise ValueError(
+                f"div: rounding_mode must be None, 'floor' or 'trunc', got {rounding_mode!r}")
+        return _rounded_div(self, other, rounding_mode)
 
     multiply, subtract, divide, true_divide = mul, sub, div, div
 
@@ -468,12 +471,109 @@ class TensorMethods:
     def logical_or(self: Tensor, other: Any) -> Tensor:
         return self._logical(other, np.logical_or)
 
+    # ---- new tensors like this one, and selections built from indexing ----------------------
+    def new_zeros(self: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False
+                  ) -> Tensor:
+        """Zeros of ``size`` with this tensor's dtype unless ``dtype`` is given."""
+        return self.new_full(_size_arg(size), 0, dtype=dtype, requires_grad=requires_grad)
+
+    def new_ones(self: Tensor, *size: Any, dtype: Any = None, requires_grad: bool = False
+                 ) -> Tensor:
+        """Ones of ``size`` with this tensor's dtype unless ``dtype`` is given."""
+        return self.new_full(_size_arg(size), 1, dtype=dtype, requires_grad=requires_grad)
+
+    def new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None,
+                 requires_grad: bool = False) -> Tensor:
+        """``fill_value`` everywhere in ``size``, this tensor's dtype unless ``dtype`` is given."""
+        from gradwise.autograd.tensor import Tensor
+        array = np.full(_size_arg((size,)), fill_value, dtype=dtype or self._data.dtype)
+        return Tensor(array, requires_grad=requires_grad)
+
+    def new_tensor(self: Tensor, data: Any, dtype: Any = None, requires_grad: bool = False
+                   ) -> Tensor:
+        """A new tensor of ``data`` (copied) in this tensor's dtype unless ``dtype`` is given."""
+        from gradwise.autograd.tensor import Tensor
+        array = np.array(data._data if hasattr(data, "_data") else data,
+                         dtype=dtype or self._data.dtype)
+        return Tensor(array, requires_grad=requires_grad)
+
+    def index_select(self: Tensor, dim: int, index: Any) -> Tensor:
+        """The entries at the 1-d integer ``index`` along ``dim`` (recorded, as ``x[..., index]``).
+
+        Raises:
+            IndexError: ``index`` is not 1-d (or 0-d) integers.
+        """
+        index = np.asarray(index._data if hasattr(index, "_data") else index)
+        if index.ndim > 1 or index.dtype.kind not in "iu":
+            raise IndexError(f"index_select: index must be 1-d integers, got shape "
+                             f"{index.shape} of {index.dtype}")
+        dim = _dim_index("index_select", dim, self.ndim)
+        return self[(slice(None),) * dim + (index.reshape(-1),)]
+
+    def narrow(self: Tensor, dim: int, start: int, length: int) -> Tensor:
+        """``length`` entries from ``start`` along ``dim`` (a recorded slice).
+
+        Raises:
+            IndexError: the range leaves the dim.
+        """
+        dim = _dim_index("narrow", dim, self.ndim)
+        size = self.shape[dim]
+        start = int(start) + size if int(start) < 0 else int(start)
+        if not (start >= 0 and length >= 0 and start + length <= size):
+            raise IndexError(f"narrow: start {start} + length {length} exceeds dim {dim} of "
+                             f"size {size}")
+        return self[(slice(None),) * dim + (slice(start, start + length),)]
+
+    def flip(self: Tensor, *dims: Any) -> Tensor:
+        """Reverse the order along each of ``dims`` (recorded)."""
+        dims = _size_arg(dims)
+        index = [slice(None)] * self.ndim
+        for dim in dims:
+            index[_dim_index("flip", dim, self.ndim)] = slice(None, None, -1)
+        return self[tuple(index)]
+
+    def tril(self: Tensor, diagonal: int = 0) -> Tensor:
+        """The lower triangle of the last two dims (above ``diagonal``: zeros); recorded."""
+        return self._triangle(np.tril, diagonal, "tril")
+
+    def triu(self: Tensor, diagonal: int = 0) -> Tensor:
+        """The upper triangle of the last two dims (below ``diagonal``: zeros); recorded."""
+        return self._triangle(np.triu, diagonal, "triu")
+
+    def _triangle(self: Tensor, pick: Any, diagonal: int, name: str) -> Tensor:
+        if self.ndim < 2:
+            raise ValueError(f"{name}: needs at least 2 dims, got shape {tuple(self.shape)}")
+        from gradwise.autograd.functional import where
+        keep = pick(np.ones(self.shape[-2:], dtype=bool), diagonal)
+        return where(keep, self, self.new_zeros(()))
+
+    def isclose(self: Tensor, other: Any, rtol: float = 1e-5, atol: float = 1e-8,
+                equal_nan: bool = False) -> Tensor:
+        """Elementwise ``|self - other| <= atol + rtol |other|`` as a bool tensor."""
+        other = other._data if hasattr(other, "_data") else other
+        return _make(np.isclose(self._data, other, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
     def __floordiv__(self: Tensor, other: Any) -> Tensor:
-        return self.div(other, rounding_mode="floor")
+        return _rounded_div(self, other, "floor")
+
+    def __rfloordiv__(self: Tensor, other: Any) -> Tensor:
+        return _rounded_div(other, self, "floor")
+
+    floor_divide = __floordiv__
 
     def __mod__(self: Tensor, other: Any) -> Tensor:
-        other = other._data if hasattr(other, "_data") else other
-        return _make(np.mod(self._data, other))
+        """``self % other`` with the divisor's sign, as Python and ``torch.remainder``;
+        differentiable in both operands."""
+        from gradwise.autograd.functional import promoted
+        from gradwise.autograd.ops.elementwise import Remainder
+        return Remainder.apply(*promoted(self, other))
+
+    def __rmod__(self: Tensor, other: Any) -> Tensor:
+        from gradwise.autograd.functional import promoted
+        from gradwise.autograd.ops.elementwise import Remainder
+        return Remainder.apply(*promoted(other, self))
+
+    remainder = __mod__
 
     def eq(self: Tensor, other: Any) -> Tensor:
         return self == other
@@ -621,3 +721,32 @@ class TensorMethods:
         mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
         self._data[np.broadcast_to(mask, self.shape)] = value
         return self._bump()
+
+
+def _rounded_div(a: Any, b: Any, rounding_mode: str) -> Tensor:
+    """``a / b`` rounded down ("floor") or toward zero ("trunc") in the promoted dtype (PyTorch:
+    ``7 // 2`` is 3, ``-7 // 2`` is -4, ``-7 / 2`` truncated is -3)."""
+    from gradwise.autograd.functional import promoted
+    x, y = (t._data for t in promoted(a, b))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if rounding_mode == "floor":
+            out = np.floor_divide(x, y)
+        elif x.dtype.kind in "iub":
+            out = (np.abs(x) // np.abs(y)) * np.sign(x) * np.sign(y)
+        else:
+            out = np.trunc(x / y)
+    return _make(np.asarray(out, dtype=x.dtype))
+
+
+def _size_arg(size: tuple[Any, ...]) -> tuple[int, ...]:
+    """``f(2, 3)``, ``f((2, 3))`` and ``f([2, 3])`` all mean the shape (2, 3)."""
+    if len(size) == 1 and isinstance(size[0], tuple | list):
+        size = tuple(size[0])
+    return tuple(int(s) for s in size)
+
+
+def _dim_index(name: str, dim: int, ndim: int) -> int:
+    """``dim`` as a non-negative axis, or an IndexError naming the op."""
+    if not -max(ndim, 1) <= dim < max(ndim, 1):
+        raise IndexError(f"{name}: dim {dim} is out of range for {ndim} dims")
+    return dim % max(ndim, 1)

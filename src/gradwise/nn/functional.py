@@ -55,6 +55,66 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return _ew.Softplus.apply(x, beta, threshold)
 
 
+def silu(x: Tensor) -> Tensor:
+    """x * sigmoid(x) (SiLU / swish, Elfwing et al. 2017), as ``torch.nn.functional.silu``."""
+    return x * x.sigmoid()
+
+
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+    """x clamped into [min_val, max_val]; gradient 1 inside (bounds included), 0 outside.
+
+    Raises:
+        ValueError: ``min_val`` > ``max_val``.
+    """
+    if min_val > max_val:
+        raise ValueError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
+    return x.clamp(min_val, max_val)
+
+
+def relu6(x: Tensor) -> Tensor:
+    """min(max(x, 0), 6) (MobileNet's activation), ``hardtanh(x, 0, 6)``."""
+    return hardtanh(x, 0.0, 6.0)
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """``input / max(||input||_p over dim, eps)``, as ``torch.nn.functional.normalize``.
+
+    Shape: any -> same; the norm is taken over ``dim`` and broadcast back.
+    """
+    return input / input.norm(p, dim=dim, keepdim=True).clamp_min(eps)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """Cosine of the angle between x1 and x2 along ``dim``: each side divided by
+    ``max(||x||_2, eps)``, then summed products (PyTorch's formula since 1.12).
+
+    Shape: x1 and x2 broadcastable -> their broadcast shape without ``dim``.
+    """
+    return (normalize(x1, 2.0, dim, eps) * normalize(x2, 2.0, dim, eps)).sum(dim)
+
+
+def pad(input: Tensor, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
+    """Pad with a constant, PyTorch's order: ``pad`` is (left, right) for the last dim, then
+    (top, bottom) for the one before, and so on; the gradient is the unpadded part.
+
+    Raises:
+        ValueError: an odd-length ``pad``, more pairs than dims, a negative width, or a mode
+            other than "constant" (reflect/replicate/circular are not implemented).
+    """
+    pad = tuple(int(p) for p in pad)
+    if mode != "constant":
+        raise ValueError(f"pad: only mode='constant' is implemented in gradwise, got {mode!r}")
+    if len(pad) % 2 or len(pad) // 2 > input.ndim:
+        raise ValueError(f"pad: expects pairs for at most {input.ndim} dims, got {pad}")
+    if any(p < 0 for p in pad):
+        raise ValueError(f"pad: negative padding (cropping) is not supported, got {pad}")
+    widths = [(0, 0)] * input.ndim
+    for i in range(len(pad) // 2):
+        widths[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
+    from gradwise.autograd.functional import pad as _pad_widths
+    return _pad_widths(input, tuple(widths), value)
+
+
 def softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> Tensor:
     """exp(x) / sum(exp(x)) along ``dim`` (NumPy alias ``axis``; default the last axis).
 
@@ -84,6 +144,16 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
 # ---- losses -----------------------------------------------------------------------------------
 def _target_array(target: Any) -> np.ndarray:
     return target._data if isinstance(target, Tensor) else np.asarray(target)
+
+
+def _float_target(target: Any, input: Tensor) -> Any:
+    """A probability target in the input's dtype; a Tensor stays in the graph (PyTorch
+    differentiates BCE targets), a constant becomes an array."""
+    if isinstance(target, Tensor):
+        if target._data.dtype == input._data.dtype:
+            return target
+        return _ew.Cast.apply(target, input._data.dtype)
+    return np.asarray(target).astype(input.dtype, copy=False)
 
 
 def _same_shape(name: str, input: Tensor, target: Any) -> None:
@@ -122,6 +192,46 @@ def _weight_array(weight: Any) -> np.ndarray | None:
     return None if weight is None else _target_array(weight)
 
 
+def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
+                   beta: float = 1.0) -> Tensor:
+    """Smooth L1 (Girshick, Fast R-CNN 2015): ``0.5 d^2 / beta`` where ``|d| < beta``, else
+    ``|d| - 0.5 beta``, with d = input - target; beta = 0 is the L1 loss (PyTorch's rule).
+
+    Raises:
+        ValueError: beta < 0, shapes differ, or an unknown reduction.
+    """
+    _loss.check_reduction("smooth_l1_loss", reduction)
+    _same_shape("smooth_l1_loss", input, target)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be >= 0, got {beta}")
+    diff = input - target
+    size = diff.abs()
+    if beta == 0:
+        return _reduce_loss(size, reduction)
+    from gradwise.autograd.functional import where
+    return _reduce_loss(where(size < beta, 0.5 * diff * diff / beta, size - 0.5 * beta),
+                        reduction)
+
+
+def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
+               delta: float = 1.0) -> Tensor:
+    """Huber loss (Huber 1964): ``0.5 d^2`` where ``|d| < delta``, else
+    ``delta (|d| - 0.5 delta)``; equals ``delta * smooth_l1_loss(beta=delta)``.
+
+    Raises:
+        ValueError: delta <= 0, shapes differ, or an unknown reduction.
+    """
+    _loss.check_reduction("huber_loss", reduction)
+    _same_shape("huber_loss", input, target)
+    if not delta > 0:
+        raise ValueError(f"huber_loss: delta must be > 0, got {delta}")
+    diff = input - target
+    size = diff.abs()
+    from gradwise.autograd.functional import where
+    return _reduce_loss(where(size < delta, 0.5 * diff * diff, delta * (size - 0.5 * delta)),
+                        reduction)
+
+
 def binary_cross_entropy(
     input: Tensor, target: Any, weight: Any = None, reduction: str = "mean"
 ) -> Tensor:
@@ -137,7 +247,7 @@ def binary_cross_entropy(
     """
     _loss.check_reduction("binary_cross_entropy", reduction)
     _same_shape("binary_cross_entropy", input, target)
-    target = _target_array(target).astype(input.dtype, copy=False)
+    target = _float_target(target, input)
     return _loss.BCE.apply(input, target, reduction, _weight_array(weight))
 
 
@@ -161,7 +271,7 @@ def binary_cross_entropy_with_logits(
     """
     _loss.check_reduction("binary_cross_entropy_with_logits", reduction)
     _same_shape("binary_cross_entropy_with_logits", input, target)
-    target = _target_array(target).astype(input.dtype, copy=False)
+    target = _float_target(target, input)
     return _loss.BCEWithLogits.apply(
         input, target, reduction, _weight_array(weight), _weight_array(pos_weight)
     )
@@ -315,11 +425,18 @@ def layer_norm(
     return _norm.LayerNorm.apply(x, weight, bias, len(shape), eps)
 
 
-def embedding(input: Any, weight: Tensor) -> Tensor:
+def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
     """Rows of ``weight`` picked by integer indices; repeated indices accumulate gradient.
+
+    Args:
+        padding_idx: a row (negative counts from the end) whose lookups send no gradient to
+            ``weight``, as PyTorch's (it stays at its value, usually zeros, while training).
 
     Shape:
         input: (*) integers in [0, num_embeddings); weight: (num_embeddings, dim) -> (*, dim)
+
+    Raises:
+        TypeError: non-integer indices. IndexError: an index or padding_idx out of range.
     """
     indices = _target_array(input)
     if indices.dtype.kind not in "iu":
@@ -331,7 +448,26 @@ def embedding(input: Any, weight: Tensor) -> Tensor:
             f"embedding: indices must lie in [0, {weight.shape[0]}), got values from "
             f"{indices.min()} to {indices.max()}"
         )
-    return weight[indices]
+    rows = weight[indices]
+    if padding_idx is None:
+        return rows
+    padding_idx = _padding_row("embedding", padding_idx, weight.shape[0])
+    padded = (indices == padding_idx)[..., None]  # (*, 1)
+    if not padded.any():
+        return rows
+    # the padded positions take the row's value as a constant: no gradient reaches it
+    constant = Tensor._make(np.where(padded, weight._data[indices], 0).astype(weight.dtype),
+                            False, None)
+    return rows * Tensor._make((~padded).astype(weight.dtype), False, None) + constant
+
+
+def _padding_row(name: str, padding_idx: int, num_embeddings: int) -> int:
+    """padding_idx as a row number (negative counts from the end, as PyTorch)."""
+    if not -num_embeddings <= padding_idx < num_embeddings:
+        raise IndexError(
+            f"{name}: padding_idx must lie in [-{num_embeddings}, {num_embeddings}), "
+            f"got {padding_idx}")
+    return padding_idx % num_embeddings
 
 
 def l2_penalty(params: Any) -> Tensor:

@@ -96,6 +96,13 @@ class IncompatibleKeys(NamedTuple):
     missing_keys: list[str]
     unexpected_keys: list[str]
 
+    def __repr__(self) -> str:
+        # PyTorch's form: a notebook cell ending in load_state_dict(...) shows this
+        if not self.missing_keys and not self.unexpected_keys:
+            return "<All keys matched successfully>"
+        return (f"_IncompatibleKeys(missing_keys={self.missing_keys!r}, "
+                f"unexpected_keys={self.unexpected_keys!r})")
+
 
 class _BackwardHookIdentity(Function):
     """Identity node around a module's inputs and output; its tensor hooks see the gradients.

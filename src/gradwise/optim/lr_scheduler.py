@@ -157,6 +157,51 @@ class LRScheduler:
         self.__dict__.update(copy.deepcopy(state_dict))
 
 
+class LambdaLR(LRScheduler):
+    """The learning rate is the base rate times a user function of the step.
+
+    ``lr(t) = base_lr * lr_lambda(t)``, one function for every param group or one per group.
+    The functions are not part of ``state_dict()`` (PyTorch saves only callable objects'
+    ``__dict__``; gradwise saves neither: pass the same functions again when resuming).
+
+    Args:
+        optimizer: the optimizer to schedule.
+        lr_lambda: a function of the step count (an int) returning a factor, or a list of them,
+            one per param group.
+        last_epoch: see :class:`LRScheduler`.
+
+    Raises:
+        TypeError: ``lr_lambda`` is not callable (or a list of callables).
+        ValueError: the list's length differs from the number of param groups.
+
+    Example:
+        >>> sched = LambdaLR(opt, lambda step: 0.95 ** step)
+    """
+
+    _not_saved = (*LRScheduler._not_saved, "lr_lambdas")
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Any, last_epoch: int = -1) -> None:
+        groups = len(optimizer.param_groups)
+        if isinstance(lr_lambda, list | tuple):
+            if len(lr_lambda) != groups:
+                raise ValueError(f"LambdaLR: expected {groups} lr_lambdas (one per param group), "
+                                 f"got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * groups
+        for function in self.lr_lambdas:
+            if not callable(function):
+                raise TypeError(f"LambdaLR: lr_lambda must be callable, got {function!r}")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return self.lr_at(self.last_epoch)
+
+    def lr_at(self, step: int) -> list[float]:
+        return [base_lr * function(step)
+                for base_lr, function in zip(self.base_lrs, self.lr_lambdas, strict=True)]
+
+
 class StepLR(LRScheduler):
     """Multiply the learning rate by ``gamma`` every ``step_size`` steps.
 

@@ -156,6 +156,32 @@ class Div(Function):
         return grad_a, grad_b
 
 
+class Remainder(Function):
+    """a mod b with the divisor's sign (Python's ``%``, ``torch.remainder``), broadcast together.
+
+    Local derivative (PyTorch's): 1 for a; ``-floor(a / b)`` for b. Shape: broadcast shape.
+    """
+
+    owns_grads = True
+
+    tensor_args = (0, 1)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.shape != b.shape:
+            _binary_shapes("remainder", a, b)
+        ctx.a, ctx.b = a, b
+        return np.mod(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.a, ctx.b
+        grad_a = unbroadcast(grad, a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = (unbroadcast(-grad * np.floor(a / b), b.shape)
+                  if ctx.needs_input_grad[1] else None)
+        return grad_a, grad_b
+
+
 class Neg(Function):
     """-x.
 

@@ -294,13 +294,15 @@ class BCEWithLogits(Function):
     ``weight * ((1 - y) x + lw * log(1 + e^-x))``, with ``log(1 + e^-x)`` computed as
     ``max(-x, 0) + log1p(e^-|x|)`` so that it never overflows (PyTorch's formula).
     Local derivative: ``weight * ((1 - y) - lw * sigmoid(-x))``, which is ``sigmoid(x) - y``
-    without weights.
+    without weights; for the target ``weight * ((pos_weight - 1) log(1 + e^-x) - x)``
+    (``-x`` without pos_weight), as PyTorch's binary_cross_entropy_with_logits_target_backward.
     Shape: logits and target alike; weight broadcastable to them; pos_weight broadcastable
     (one per class on the last axis) -> () or the input's shape for 'none'.
     """
 
     observe_kind = "bce_with_logits"
     owns_grads = True
+    tensor_args = (0, 1)  # the target is differentiable too, as in PyTorch
 
     @staticmethod
     def forward(ctx, logits, target, reduction="mean", weight=None, pos_weight=None):
@@ -319,6 +321,7 @@ class BCEWithLogits(Function):
             loss = loss * weight
         ctx.logits, ctx.target, ctx.reduction = logits, target, reduction
         ctx.weight, ctx.log_weight = weight, log_weight
+        ctx.pos_weight, ctx.softplus_neg = pos_weight, softplus_neg
         return _reduce(loss.astype(logits.dtype, copy=False), reduction)
 
     @staticmethod
@@ -331,21 +334,37 @@ class BCEWithLogits(Function):
         if ctx.weight is not None:
             local = local * ctx.weight
         scale = _grad_scale(grad, ctx.reduction, x.size)
-        return (np.asarray(local * scale, dtype=grad.dtype),)
+        grad_logits = np.asarray(local * scale, dtype=grad.dtype)
+        grad_target = None
+        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
+            local_target = -x if ctx.pos_weight is None else (
+                (ctx.pos_weight - 1) * ctx.softplus_neg - x)
+            if ctx.weight is not None:
+                local_target = local_target * ctx.weight
+            grad_target = np.asarray(local_target * scale, dtype=grad.dtype)
+        return (grad_logits, grad_target)
 
     @staticmethod
     def backward_graph(ctx, grad):
-        (x,) = ctx.inputs
-        y = ctx.target.astype(grad.dtype, copy=False)
+        x, y = ctx.inputs  # y: the target, a Tensor in the graph when it requires grad
         if ctx.log_weight is None:
             local = Sigmoid.apply(x) - y
         else:
-            local = (1 - y) - Sigmoid.apply(-x) * ctx.log_weight
+            log_weight = 1 + (ctx.pos_weight - 1) * y
+            local = (1 - y) - Sigmoid.apply(-x) * log_weight
         if ctx.weight is not None:
             local = local * ctx.weight
         if ctx.reduction == "mean":
             grad = grad / np.asarray(x.size, dtype=grad.dtype)
-        return (local * grad,)
+        grad_target = None
+        if ctx.needs_input_grad[1]:
+            # d/dy: -x, plus (pos_weight - 1) softplus(-x) = -(pos_weight - 1) log sigmoid(x)
+            local_target = -x if ctx.pos_weight is None else (
+                -(ctx.pos_weight - 1) * Sigmoid.apply(x).log() - x)
+            if ctx.weight is not None:
+                local_target = local_target * ctx.weight
+            grad_target = local_target * grad
+        return (local * grad, grad_target)
 
 
 class BCE(Function):
@@ -353,12 +372,13 @@ class BCE(Function):
 
     Loss ``-weight (y log p + (1 - y) log(1 - p))``, each log clamped at -100 as PyTorch does.
     Local derivative: ``weight (p - y) / (p (1 - p))``, the denominator floored at 1e-12
-    (PyTorch's epsilon).
+    (PyTorch's epsilon); for the target ``weight (log(1 - p) - log p)`` with the clamped logs.
     Shape: probs and target alike, weight broadcastable -> () or the input's shape for 'none'.
     """
 
     observe_kind = "bce"
     owns_grads = True
+    tensor_args = (0, 1)  # the target is differentiable too, as in PyTorch
 
     @staticmethod
     def forward(ctx, probs, target, reduction="mean", weight=None):
@@ -374,6 +394,7 @@ class BCE(Function):
         with np.errstate(divide="ignore"):
             log_p = np.maximum(np.log(probs), -100)
             log_1mp = np.maximum(np.log1p(-probs), -100)
+        ctx.log_ratio = log_1mp - log_p
         loss = -(target * log_p + (1 - target) * log_1mp)
         if weight is not None:
             loss = loss * weight
@@ -386,7 +407,11 @@ class BCE(Function):
         grad_p = (p - y) / np.maximum(p * (1 - p), 1e-12) * scale
         if ctx.weight is not None:
             grad_p = grad_p * ctx.weight
-        return (np.asarray(grad_p, dtype=p.dtype),)
+        grad_target = None
+        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
+            local_target = ctx.log_ratio if ctx.weight is None else ctx.log_ratio * ctx.weight
+            grad_target = np.asarray(local_target * scale, dtype=p.dtype)
+        return (np.asarray(grad_p, dtype=p.dtype), grad_target)
 
 
 def _row_scale_graph(grad, reduction: str, counted: np.ndarray, denominator):

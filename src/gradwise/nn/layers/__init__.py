@@ -3,14 +3,19 @@
 from gradwise.nn.layers.activation import (
     ELU,
     GELU,
+    Hardtanh,
+    Identity,
     LeakyReLU,
     LogSoftmax,
     ReLU,
+    ReLU6,
     Sigmoid,
+    SiLU,
     Softmax,
+    Softplus,
     Tanh,
 )
-from gradwise.nn.layers.container import ModuleList, Sequential
+from gradwise.nn.layers.container import ModuleDict, ModuleList, Sequential
 from gradwise.nn.layers.conv import Conv2d
 from gradwise.nn.layers.dropout import Dropout
 from gradwise.nn.layers.embedding import Embedding
@@ -34,7 +39,13 @@ __all__ = [
     "Linear",
     "LogSoftmax",
     "MaxPool2d",
+    "Hardtanh",
+    "Identity",
+    "ModuleDict",
     "ModuleList",
+    "ReLU6",
+    "SiLU",
+    "Softplus",
     "ReLU",
     "Sequential",
     "Sigmoid",

@@ -23,6 +23,7 @@ class Embedding(Module):
         init: "default" (N(0, 1), PyTorch's), another ``nn.init.get_initializer`` name, or a
             callable ``init(weight, rng)``.
         rng: a numpy Generator or seed for the initial weights.
+        padding_idx: a row initialised to zeros whose lookups send no gradient (PyTorch's).
 
     Shape:
         indices: (*) integers in [0, num_embeddings) -> (*, embedding_dim)
@@ -40,11 +41,14 @@ class Embedding(Module):
         init: str | Callable[..., Any] = "default",
         rng: Any = None,
         dtype: Any = np.float32,
+        padding_idx: int | None = None,
     ) -> None:
         super().__init__()
         self.num_embeddings = positive_int("Embedding", "num_embeddings", num_embeddings)
         self.embedding_dim = positive_int("Embedding", "embedding_dim", embedding_dim)
         self._initializer = get_initializer(init, "Embedding")
+        self.padding_idx = (None if padding_idx is None
+                            else F._padding_row("Embedding", padding_idx, num_embeddings))
         self.weight = Parameter(np.empty((num_embeddings, embedding_dim), dtype=dtype))
         self.reset_parameters(rng)
 
@@ -54,9 +58,12 @@ class Embedding(Module):
             normal_(self.weight, 0.0, 1.0, rng)
         else:
             self._initializer(self.weight, rng)
+        if self.padding_idx is not None:
+            self.weight._data[self.padding_idx] = 0  # PyTorch zeroes the padding row
 
     def forward(self, indices: Any) -> Tensor:
-        return F.embedding(indices, self.weight)
+        return F.embedding(indices, self.weight, self.padding_idx)
 
     def extra_repr(self) -> str:
-        return f"{self.num_embeddings}, {self.embedding_dim}"
+        extra = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
+        return f"{self.num_embeddings}, {self.embedding_dim}{extra}"

@@ -663,8 +663,10 @@ def _check_output_file(out: Path, option: str, run_dir: Path | None = None) -> N
     try:
         check_output_file(out)
     except OSError as error:
-        what = "a folder" if isinstance(error, IsADirectoryError) else error.strerror.split(
-            ": it is ", 1)[-1]
+        reason = error.strerror or str(error)
+        what = reason.split(": it is ", 1)[-1]
+        if isinstance(error, IsADirectoryError):
+            what = "a folder"
         raise UsageError(f"{option} {_shown(out)} is {what}; give the path of a file") from None
     _check_folder(str(out.parent), option)
     if run_dir is not None:

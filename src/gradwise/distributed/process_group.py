@@ -187,6 +187,9 @@ def _abort_on_uncaught_exception(group: ProcessGroup) -> None:
             f"{kind.__name__}; aborting every rank of the job",
             file=sys.stderr, flush=True,
         )
+        # MPI_Abort kills the launcher's output forwarding too: give it a moment to pass on the
+        # lines above, or the job can end without saying why
+        time.sleep(OUTPUT_GRACE)
         group.comm.Abort(1)
 
     sys.excepthook = hook
@@ -517,6 +520,7 @@ def _mpi_byte() -> Any:
     return MPI.BYTE
 
 
+OUTPUT_GRACE = 0.5  # seconds the launcher gets to forward the last lines before an abort
 ABORT_GRACE = 1.0
 """Seconds a rank other than 0 waits before it prints its abort message and aborts: when every
 rank meets the same error (or waits for the same dead rank), rank 0's abort ends them first and
@@ -527,6 +531,7 @@ def _abort_job(group: ProcessGroup, message: str, code: int) -> None:
     if group.rank != 0:
         time.sleep(ABORT_GRACE)
     print(message, file=sys.stderr, flush=True)
+    time.sleep(OUTPUT_GRACE)  # let the launcher forward the message before the abort
     group.comm.Abort(code)
     raise SystemExit(code)  # MPI_Abort does not return
 

@@ -1087,6 +1087,21 @@ def _call_hooks(tensor: Tensor, grad: np.ndarray) -> np.ndarray:
     return grad
 
 
+def _check_input_grad(node: Any, parent: Tensor, parent_grad: Any) -> None:
+    """Raise if a node's backward gave an input that requires grad no gradient or a misshapen one
+    (both backward loops, the NumPy one and the create_graph one, check the same way)."""
+    if parent_grad is None:
+        raise RuntimeError(
+            f"backward of {type(node).__name__} returned no gradient for an input "
+            f"of shape {parent.shape} that requires grad"
+        )
+    if parent_grad.shape != parent.shape:
+        raise RuntimeError(
+            f"backward of {type(node).__name__} returned a gradient of shape "
+            f"{parent_grad.shape} for an input of shape {parent.shape}"
+        )
+
+
 def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     """Walk the graph from ``root`` in reverse topological order, applying each node's backward."""
     order = topological_order(root)
@@ -1133,16 +1148,7 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
         ):
             if not needed:
                 continue
-            if parent_grad is None:
-                raise RuntimeError(
-                    f"backward of {type(node).__name__} returned no gradient for an input "
-                    f"of shape {parent.shape} that requires grad"
-                )
-            if parent_grad.shape != parent.shape:
-                raise RuntimeError(
-                    f"backward of {type(node).__name__} returned a gradient of shape "
-                    f"{parent_grad.shape} for an input of shape {parent.shape}"
-                )
+            _check_input_grad(node, parent, parent_grad)
             key = id(parent)
             previous = grads.get(key)
             if previous is None:
@@ -1239,16 +1245,7 @@ def _run_backward_graph(
             ):
                 if not needed:
                     continue
-                if parent_grad is None:
-                    raise RuntimeError(
-                        f"backward of {type(node).__name__} returned no gradient for an input "
-                        f"of shape {parent.shape} that requires grad"
-                    )
-                if parent_grad.shape != parent.shape:
-                    raise RuntimeError(
-                        f"backward of {type(node).__name__} returned a gradient of shape "
-                        f"{parent_grad.shape} for an input of shape {parent.shape}"
-                    )
+                _check_input_grad(node, parent, parent_grad)
                 previous = grads.get(id(parent))
                 grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
             if not retain_graph:

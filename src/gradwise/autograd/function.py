@@ -55,6 +55,10 @@ class Function:
     #: activation and loss ops name their kind ("relu", "tanh", "loss"...) so that an observer
     #: (the training doctor, see ``autograd/observe.py``) sees their outputs wherever they run
     observe_kind: ClassVar[str | None] = None
+    #: an op without a ``backward_graph`` (the differentiable backward that ``create_graph``
+    #: runs: ``backward_graph(ctx, grad)`` takes and returns Tensors, built from recorded ops)
+    #: says here why, and the create_graph error quotes it; docs/NUMERICS.md lists these ops
+    no_backward_graph: ClassVar[str | None] = None
 
     inputs: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]

@@ -181,6 +181,15 @@ class Remainder(Function):
                   if ctx.needs_input_grad[1] else None)
         return grad_a, grad_b
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # floor(a / b) is piecewise constant: a constant factor, so no second derivative
+        a, b = ctx.a, ctx.b
+        grad_a = unbroadcast_graph(grad, a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = (unbroadcast_graph(grad * -np.floor(a / b).astype(grad.dtype), b.shape)
+                  if ctx.needs_input_grad[1] else None)
+        return grad_a, grad_b
+
 
 class Neg(Function):
     """-x.

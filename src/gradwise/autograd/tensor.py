@@ -1204,6 +1204,7 @@ def _run_backward_graph(
         grads[id(root)] = root_grad if previous is None else previous + root_grad
     wanted = {id(t): i for i, t in enumerate(capture)} if capture is not None else {}
     results: list[Tensor | None] = [None] * len(wanted)
+    detector = anomaly._detector.get()
     with set_grad_enabled(create_graph):
         for tensor in reversed(order):
             grad = grads.pop(id(tensor), None)
@@ -1231,11 +1232,20 @@ def _run_backward_graph(
                         + ", so its gradient cannot be differentiated again; use "
                         "create_graph=False, or write the computation from ops that have one"
                     )
-                input_grads = backward_graph(node, grad)
+                if detector is None:
+                    input_grads = backward_graph(node, grad)
+                else:
+                    input_grads = detector.run_backward_graph(node, backward_graph, grad)
             else:
-                arrays = node.backward(node, grad._data)
+                if detector is None:
+                    arrays = node.backward(node, grad._data)
+                else:
+                    with np.errstate(all="ignore"):  # the detector reports them itself
+                        arrays = node.backward(node, grad._data)
                 if not isinstance(arrays, tuple):
                     arrays = (arrays,)
+                if detector is not None:
+                    detector.after_backward(node, arrays, grad._data)
                 input_grads = tuple(
                     None if g is None else Tensor._make(np.asarray(g), False, None)
                     for g in arrays

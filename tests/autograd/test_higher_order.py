@@ -498,6 +498,17 @@ def test_readme_example_runs_and_matches_torch(capsys):
     np.testing.assert_allclose(np.asarray(namespace["weight"].grad), weight.grad.numpy(),
                                rtol=1e-5)
 
+    kernel = (torch.arange(18.0).reshape(2, 1, 3, 3) / 20 - 0.4).requires_grad_()
+    images = (torch.arange(32.0).reshape(2, 1, 4, 4) / 16 - 1).requires_grad_()
+    critic = torch.nn.functional.max_pool2d(
+        torch.nn.functional.conv2d(images, kernel, padding=1).tanh(), 2).sum()
+    (d_images,) = torch.autograd.grad(critic, images, create_graph=True)
+    cnn_penalty = ((d_images.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    cnn_penalty.backward()
+    np.testing.assert_allclose(float(namespace["cnn_penalty"]), cnn_penalty.item(), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(namespace["kernel"].grad), kernel.grad.numpy(),
+                               rtol=1e-4, atol=1e-6)
+
 
 # ---- coverage: every op, F function and layer has a second derivative or a documented refusal
 

@@ -35,6 +35,7 @@ import numpy as np
 
 from gradwise.autograd import anomaly, observe
 from gradwise.autograd.grad_mode import _grad_enabled
+from gradwise.autograd.tensor import Tensor
 
 
 class Function:
@@ -145,8 +146,3 @@ def _constant(op: str, position: int, value: Any) -> Tensor:
             f"{type(value).__name__} of dtype {array.dtype}"
         )
     return Tensor._make(array, False, None)
-
-
-# tensor.py imports the op modules, which subclass Function, so Tensor is bound last; either module
-# can then be imported first.
-from gradwise.autograd.tensor import Tensor  # noqa: E402

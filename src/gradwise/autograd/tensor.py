@@ -370,7 +370,6 @@ class Tensor(TensorMethods, TensorOps):
         self._hooks.append(hook)
         return _HookHandle(self._hooks, hook)
 
-    # ---- backward -----------------------------------------------------------------------------
     # ---- in-place updates (never recorded; they bump the version counter) --------------------
     def _check_inplace(self, op: str) -> None:
         if self.requires_grad and _grad_enabled.get():

@@ -38,12 +38,14 @@ from gradwise.autograd.tensor import (
 class TensorOps:
     """The op-running methods of :class:`Tensor` (see the module docstring)."""
 
+    # ---- copies and casts ------------------------------------------------------------------------
     def clone(self) -> Tensor:
         return _shape.Copy.apply(self)
 
     def astype(self, dtype: Any) -> Tensor:
         return _ew.Cast.apply(self, np.dtype(dtype))
 
+    # ---- backward (create_graph runs the engine of higher_order.py) ------------------------------
     def backward(
         self,
         grad: ArrayLike | None = None,
@@ -92,6 +94,7 @@ class TensorOps:
             return
         _run_backward(self, grad_array, bool(retain_graph))
 
+    # ---- arithmetic ------------------------------------------------------------------------------
     def _binary(self, other: ArrayLike, op: Any, reflected: bool = False,
                 true_div: bool = False) -> Tensor:
         """Apply a binary op with PyTorch's type promotion (autograd/dtypes.py)."""
@@ -154,6 +157,7 @@ class TensorOps:
     def __neg__(self) -> Tensor:
         return _ew.Neg.apply(self)
 
+    # ---- elementwise math ------------------------------------------------------------------------
     def neg(self) -> Tensor:
         return _ew.Neg.apply(self)
 
@@ -198,6 +202,7 @@ class TensorOps:
     def tanh(self) -> Tensor:
         return _ew.Tanh.apply(self._as_float())
 
+    # ---- reductions (PyTorch's dim/keepdim; NumPy's axis/keepdims as aliases) --------------------
     def sum(self, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
             axis: Axis = None, keepdims: bool | None = None) -> Tensor:
         """Sum over ``dim`` (an int, a tuple, or None for all elements).
@@ -341,6 +346,7 @@ class TensorOps:
         out = pick(self._data, axis=dim, keepdims=keep)
         return Tensor._make(np.asarray(out, dtype=np.int64), False, None)
 
+    # ---- shape -----------------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
         return _shape.Reshape.apply(self, _shape_arg(shape))
 

@@ -25,6 +25,17 @@ flag) is passed to ``forward`` as it is, a Tensor there as its array, and gets n
 input, so a constant given as an ndarray keeps the positions of the others. ``backward`` may
 return ``None`` for an input whose flag is False, and skipping that work is how the first layer
 avoids computing a gradient for the data.
+
+Second derivatives (``backward(create_graph=True)``, ``gw.autograd.grad``) need one more method,
+``backward_graph(ctx, grad)``: the same gradients computed with recorded Tensor ops (``grad`` and
+the results are Tensors, the inputs are ``ctx.inputs``), so they can be differentiated again::
+
+        @staticmethod
+        def backward_graph(ctx, grad):
+            (x,) = ctx.inputs
+            return (grad * 2 * x,)
+
+An op that cannot have one says why in ``no_backward_graph`` (docs/NUMERICS.md lists them).
 """
 
 from __future__ import annotations

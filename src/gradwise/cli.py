@@ -588,6 +588,9 @@ def _resume_config(args: argparse.Namespace, flags: dict[str, Any],
 
 
 def gw_distributed() -> Any:
+    """Import and return ``gradwise.distributed`` (late: it needs mpi4py, which most commands do
+    not).
+    """
     import gradwise.distributed
 
     return gradwise.distributed

@@ -114,6 +114,10 @@ def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
 
 
 def broadcast_to(x: Tensor, shape_: Sequence[int]) -> Tensor:
+    """``x`` broadcast to ``shape_`` by NumPy rules (a view); the gradient sums over broadcast dims.
+
+    Raises ValueError naming both shapes when they are not compatible.
+    """
     return shape.BroadcastTo.apply(x, tuple(shape_))
 
 

@@ -111,6 +111,9 @@ def is_tensor(obj: Any) -> bool:
 
 
 def is_floating_point(input: Tensor) -> bool:  # noqa: A002
+    """True when ``input``'s dtype is a floating type (float16/32/64), as
+    ``torch.is_floating_point``.
+    """
     return input._data.dtype.kind == "f"
 
 

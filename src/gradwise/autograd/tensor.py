@@ -240,14 +240,18 @@ class Tensor(TensorMethods):
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The dims as a tuple of ints (``x.size()`` in torch is the same)."""
         return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """The NumPy dtype of the values (``float32`` by default), compared equal to ``gw.float32``.
+        """
         return self._data.dtype
 
     @property
     def ndim(self) -> int:
+        """Number of dimensions (0 for a scalar), as ``torch.Tensor.ndim``."""
         return self._data.ndim
 
     @property
@@ -258,6 +262,7 @@ class Tensor(TensorMethods):
 
     @property
     def is_leaf(self) -> bool:
+        """True for a tensor no recorded op produced (user-created tensors and parameters)."""
         return self._ctx is None
 
     @property
@@ -267,6 +272,7 @@ class Tensor(TensorMethods):
 
     @property
     def T(self) -> Tensor:
+        """The tensor with all dims reversed (a transpose for 2-D), as ``torch.Tensor.T``."""
         return self.transpose()
 
     def __len__(self) -> int:
@@ -313,6 +319,11 @@ class Tensor(TensorMethods):
                 f"<pre style='margin:0'>{_html.escape(body)}</pre></div>")
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Switch gradient recording for this tensor on or off; returns self, as torch's.
+
+        Raises TypeError when asking a non-floating tensor to record, and RuntimeError for
+        ``requires_grad_(False)`` on a non-leaf (use ``detach``).
+        """
         if requires_grad and self._data.dtype.kind not in "fc":
             raise TypeError(
                 f"only floating-point tensors can require grad; this one is {self._data.dtype}"
@@ -327,11 +338,15 @@ class Tensor(TensorMethods):
         return self._data
 
     def item(self) -> float | int | bool:
+        """The single value as a Python number; ValueError naming the size if there is not exactly
+        one.
+        """
         if self._data.size != 1:
             raise ValueError(f"item(): tensor has {self._data.size} elements, expected 1")
         return self._data.item()
 
     def tolist(self) -> Any:
+        """The values as nested Python lists (a Python number for a 0-d tensor)."""
         return self._data.tolist()
 
     def detach(self) -> Tensor:
@@ -341,15 +356,20 @@ class Tensor(TensorMethods):
         return out
 
     def clone(self) -> Tensor:
+        """A copy with its own memory that stays in the graph (gradient flows back), as torch's."""
         return _shape.Copy.apply(self)
 
     def astype(self, dtype: Any) -> Tensor:
+        """A copy cast to ``dtype`` (NumPy spelling of ``.to(dtype)``); the gradient is cast back.
+        """
         return _ew.Cast.apply(self, np.dtype(dtype))
 
     def float(self) -> Tensor:
+        """A float32 copy (``.to(float32)``), as ``torch.Tensor.float``."""
         return self.astype(np.float32)
 
     def double(self) -> Tensor:
+        """A float64 copy (``.to(float64)``), as ``torch.Tensor.double``."""
         return self.astype(np.float64)
 
     def retain_grad(self) -> None:
@@ -431,6 +451,11 @@ class Tensor(TensorMethods):
         return self
 
     def add_(self, other: ArrayLike, alpha: float = 1.0) -> Tensor:
+        """In place: self += alpha * other (broadcast to self's shape); returns self, as torch's.
+
+        Raises RuntimeError for a leaf that requires grad (outside ``no_grad``) or a tensor
+        backward still needs.
+        """
         self._check_inplace("add_")
         other = other._data if isinstance(other, Tensor) else other
         if alpha == 1.0:
@@ -440,24 +465,35 @@ class Tensor(TensorMethods):
         return self._bump()
 
     def sub_(self, other: ArrayLike) -> Tensor:
+        """In place: self -= alpha * other (broadcast); returns self. Same in-place rules as
+        ``add_``.
+        """
         return self.add_(other, alpha=-1.0)
 
     def mul_(self, other: ArrayLike) -> Tensor:
+        """In place: self *= other (broadcast); returns self. Same in-place rules as ``add_``."""
         self._check_inplace("mul_")
         self._data *= other._data if isinstance(other, Tensor) else other
         return self._bump()
 
     def div_(self, other: ArrayLike) -> Tensor:
+        """In place: self /= other (broadcast); returns self. Same in-place rules as ``add_``."""
         self._check_inplace("div_")
         self._data /= other._data if isinstance(other, Tensor) else other
         return self._bump()
 
     def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        """In place: limit every value to [min, max] (either bound may be None); returns self."""
         self._check_inplace("clamp_")
         np.clip(self._data, min, max, out=self._data)
         return self._bump()
 
     def copy_(self, src: ArrayLike) -> Tensor:
+        """In place: copy ``src``'s values into self (broadcast to self's shape, cast to self's
+        dtype).
+
+        Raises ValueError naming both shapes when ``src`` does not broadcast to self.
+        """
         self._check_inplace("copy_")
         src = src._data if isinstance(src, Tensor) else np.asarray(src)
         if src.shape != self.shape and np.broadcast_shapes(src.shape, self.shape) != self.shape:
@@ -466,11 +502,14 @@ class Tensor(TensorMethods):
         return self._bump()
 
     def fill_(self, value: float) -> Tensor:
+        """In place: set every element to ``value``; returns self. Same in-place rules as ``add_``.
+        """
         self._check_inplace("fill_")
         self._data.fill(value)
         return self._bump()
 
     def zero_(self) -> Tensor:
+        """In place: set every element to 0; returns self (as ``torch.Tensor.zero_``)."""
         return self.fill_(0)
 
     def __setitem__(self, index: Any, value: ArrayLike) -> None:
@@ -624,18 +663,25 @@ class Tensor(TensorMethods):
 
     # ---- elementwise math ---------------------------------------------------------------------
     def neg(self) -> Tensor:
+        """-x elementwise, as ``torch.neg``; shape and dtype kept."""
         return _ew.Neg.apply(self)
 
     def exp(self) -> Tensor:
+        """e**x elementwise (integers are promoted to the default float dtype first, as torch's)."""
         return _ew.Exp.apply(self._as_float())
 
     def log(self) -> Tensor:
+        """Natural log elementwise (integers promoted to float); log(0) = -inf, log(x<0) = nan, as
+        torch's.
+        """
         return _ew.Log.apply(self._as_float())
 
     def sqrt(self) -> Tensor:
+        """Square root elementwise (integers promoted to float); sqrt(x<0) = nan, as torch's."""
         return _ew.Sqrt.apply(self._as_float())
 
     def abs(self) -> Tensor:
+        """|x| elementwise; the gradient is sign(x) (0 at 0, as torch's). Shape kept."""
         return _ew.Abs.apply(self)
 
     def clip(self, min: Any = None, max: Any = None, *,  # noqa: A002 - PyTorch's names
@@ -659,12 +705,15 @@ class Tensor(TensorMethods):
     clamp = clip
 
     def relu(self) -> Tensor:
+        """max(0, x) elementwise; the gradient at 0 is 0, as torch's."""
         return _ew.ReLU.apply(self)
 
     def sigmoid(self) -> Tensor:
+        """1 / (1 + exp(-x)) elementwise, without overflow for large |x|."""
         return _ew.Sigmoid.apply(self._as_float())
 
     def tanh(self) -> Tensor:
+        """Hyperbolic tangent elementwise (integers promoted to float)."""
         return _ew.Tanh.apply(self._as_float())
 
     # ---- reductions ---------------------------------------------------------------------------
@@ -825,6 +874,10 @@ class Tensor(TensorMethods):
 
     def logsumexp(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
                   keepdims: bool | None = None) -> Tensor:
+        """log(sum(exp(x))) over ``dim``, computed stably (max subtracted first), as torch's.
+
+        Shape: the input with ``dim`` removed (kept as 1 with ``keepdim``).
+        """
         return _reduce.LogSumExp.apply(self, axis=dim_arg("logsumexp", dim, axis),
                                        keepdims=keepdim_arg("logsumexp", keepdim, keepdims))
 
@@ -871,6 +924,11 @@ class Tensor(TensorMethods):
 
     # ---- shape --------------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
+        """The same values in a new shape (one dim may be -1), as ``torch.reshape``; view when
+        possible.
+
+        Raises ValueError naming both shapes when the element counts differ.
+        """
         return _shape.Reshape.apply(self, _shape_arg(shape))
 
     view = reshape
@@ -888,9 +946,11 @@ class Tensor(TensorMethods):
         return _shape.Transpose.apply(self, perm)
 
     def permute(self, *axes: Any) -> Tensor:
+        """Reorder dims: ``x.permute(0, 2, 1)`` (a view), as ``torch.Tensor.permute``."""
         return _shape.Transpose.apply(self, _shape_arg(axes))
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        """Exchange dims ``axis1`` and ``axis2`` (NumPy name of ``transpose(dim0, dim1)``)."""
         axes = _reduce.normalize_axis((axis1,), self.ndim, "transpose")
         axes += _reduce.normalize_axis((axis2,), self.ndim, "transpose")
         perm = list(range(self.ndim))
@@ -898,6 +958,11 @@ class Tensor(TensorMethods):
         return _shape.Transpose.apply(self, tuple(perm))
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge dims ``start_dim``..``end_dim`` (inclusive) into one; a 0-d tensor becomes shape
+        (1,).
+
+        As ``torch.flatten``; e.g. (N, C, H, W) -> (N, C*H*W) with ``start_dim=1``.
+        """
         if self.ndim == 0:
             return self.reshape(1)
         start, end = start_dim % self.ndim, end_dim % self.ndim
@@ -945,9 +1010,15 @@ class Tensor(TensorMethods):
         return _shape.BroadcastTo.apply(self, resolved)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        """A broadcast view of shape ``shape`` (NumPy rules); the gradient sums over broadcast dims.
+        """
         return _shape.BroadcastTo.apply(self, tuple(shape))
 
     def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
+        """Pad with the constant ``value``; ``pad_width`` as NumPy's ((before, after) per dim).
+
+        For torch's last-dim-first pad tuple use ``gw.nn.functional.pad``.
+        """
         return _shape.Pad.apply(self, pad_width, value)
 
     def __getitem__(self, index: Any) -> Tensor:

@@ -87,6 +87,7 @@ class IDXDatasetSpec:
 
     @property
     def files(self) -> tuple[RemoteFile, RemoteFile, RemoteFile, RemoteFile]:
+        """The four files in order: train images, train labels, test images, test labels."""
         return (self.train_images, self.train_labels, self.test_images, self.test_labels)
 
 

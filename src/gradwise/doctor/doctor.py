@@ -107,6 +107,7 @@ class Doctor(Callback):
 
     @property
     def stats(self) -> TrainingStats:
+        """Everything recorded so far (an empty TrainingStats before training starts)."""
         if self._collector is None:
             return TrainingStats()
         return self._collector.stats
@@ -360,6 +361,9 @@ class Doctor(Callback):
         return findings_html(self.findings, self.format_findings().splitlines()[0])
 
     def to_dict(self) -> dict[str, Any]:
+        """The doctor's report as plain JSON data: format, version, config, findings and the
+        statistics.
+        """
         return {
             "format": _FORMAT,
             "version": _VERSION,

@@ -641,6 +641,9 @@ class ReduceLROnPlateau(LRScheduler):
 
     @property
     def in_cooldown(self) -> bool:
+        """True while the scheduler waits ``cooldown`` epochs after a reduction before watching
+        again.
+        """
         return self.cooldown_counter > 0
 
 

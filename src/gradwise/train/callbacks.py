@@ -84,33 +84,56 @@ class Callback:
     """True for callbacks that write checkpoints at epoch end (they run after the others)."""
 
     def set_trainer(self, trainer: Trainer) -> None:
+        """Attach the Trainer whose events this callback receives (``self.trainer``); called by
+        ``fit``.
+        """
         self.trainer = trainer
 
     def on_train_begin(self) -> None:
+        """Called once when ``fit`` starts, before the first epoch (also when resuming)."""
         pass
 
     def on_train_end(self) -> None:
+        """Called once when ``fit`` ends, normally or by a stop request (not when an exception
+        escapes).
+        """
         pass
 
     def on_epoch_begin(self, epoch: int) -> None:
+        """Called before epoch ``epoch`` (0-based) draws its first batch."""
         pass
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Called after epoch ``epoch`` (0-based) and its validation.
+
+        Args:
+            epoch: the epoch just finished.
+            logs: that epoch's record: ``loss``, ``val_loss`` and each metric (``val_``-prefixed for
+                validation), ``lr``, ``epoch_time``; a callback may add keys.
+        """
         pass
 
     def on_batch_begin(self, step: int, logs: dict[str, Any]) -> None:
+        """Called before the training step ``step`` (global, 0-based) with the batch's ``logs``."""
         pass
 
     def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
+        """Called after training step ``step``; ``logs["loss"]`` is that batch's loss (a float)."""
         pass
 
     def on_after_backward(self, step: int) -> None:
+        """Called between ``loss.backward()`` and ``optimizer.step()``: gradients are in ``.grad``.
+        """
         pass
 
     def on_after_step(self, step: int) -> None:
+        """Called right after ``optimizer.step()`` of step ``step``: parameters hold their new
+        values.
+        """
         pass
 
     def on_validation_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Called after the validation pass of epoch ``epoch`` with its ``val_*`` logs."""
         pass
 
 
@@ -193,6 +216,9 @@ class EarlyStopping(Callback):
 
     @property
     def best(self) -> float:
+        """The best monitored value so far (inf for mode "min", -inf for "max" before the first
+        epoch).
+        """
         return self._tracker.best
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
@@ -419,6 +445,9 @@ class CSVLogger(_HistoryFileLogger):
     """Write the history as CSV, one row per epoch, columns as first seen."""
 
     def render(self, records: list[dict[str, Any]]) -> str:
+        """The records as CSV text: a header with every key seen, one row per epoch, blanks where
+        absent.
+        """
         columns: dict[str, None] = {}
         for record in records:
             columns.update(dict.fromkeys(record))
@@ -433,6 +462,8 @@ class JSONLinesLogger(_HistoryFileLogger):
     """Write the history as JSON Lines, one object per epoch (non-finite numbers as null)."""
 
     def render(self, records: list[dict[str, Any]]) -> str:
+        """The records as JSON Lines: one object per epoch, non-finite numbers written as strings.
+        """
         lines = []
         for record in records:
             clean = {

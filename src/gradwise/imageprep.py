@@ -186,7 +186,8 @@ def _resize_longer_side(ink: np.ndarray, side: int) -> np.ndarray:
     height, width = ink.shape
     scale = side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))  # Pillow: (w, h)
-    resized = Image.fromarray(ink.astype(np.float32), mode="F").resize(size, Image.LANCZOS)
+    resized = Image.fromarray(ink.astype(np.float32), mode="F").resize(
+        size, Image.Resampling.LANCZOS)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 

@@ -204,15 +204,15 @@ def randint(*args: Any, size: Any = None, generator: Any = None, rng: Any = None
     Raises:
         TypeError: no size; ValueError: ``low >= high``.
     """
-    args = list(args)
-    if size is None and args and isinstance(args[-1], Sequence):
-        size = args.pop()
+    bounds = list(args)
+    if size is None and bounds and isinstance(bounds[-1], Sequence):
+        size = bounds.pop()
     if size is None:
         raise TypeError("randint: missing size (a tuple, e.g. randint(0, 10, (32,)))")
-    if len(args) == 1:
-        low, high = 0, args[0]
-    elif len(args) == 2:
-        low, high = args
+    if len(bounds) == 1:
+        low, high = 0, bounds[0]
+    elif len(bounds) == 2:
+        low, high = bounds
     else:
         raise TypeError("randint: expected randint(high, size) or randint(low, high, size)")
     if low >= high:

@@ -57,6 +57,8 @@ class Function:
     observe_kind: ClassVar[str | None] = None
 
     inputs: tuple[Tensor, ...] | None
+    input_versions: tuple[int, ...]  # the inputs' versions when saved (saves_inputs)
+    output_version: int  # the output's version when saved (saves_output)
     needs_input_grad: tuple[bool, ...]
 
     @staticmethod

@@ -87,7 +87,9 @@ def set_num_threads(num_threads: int) -> None:
     except ImportError:
         pass
     else:
-        numba.set_num_threads(builtins.min(num_threads, numba.config.NUMBA_NUM_THREADS))
+        # numba.config sets NUMBA_NUM_THREADS at import (from the environment), unseen by mypy
+        ceiling = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        numba.set_num_threads(builtins.min(num_threads, ceiling))
     _num_threads[:] = [num_threads]
 
 

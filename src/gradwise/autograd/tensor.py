@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html as _html
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -283,7 +283,7 @@ class Tensor(TensorMethods):
         decimals unless all are whole (``tensor([1., 2.])``); float32, int64 and bool, the
         dtypes a literal gets by default, are not named."""
         data = self._data
-        floatmode = "maxprec"
+        floatmode: Literal["fixed", "maxprec"] = "maxprec"
         if data.dtype.kind == "f" and data.size:
             finite = data[np.isfinite(data)]
             if finite.size and not np.all(finite == np.round(finite)):
@@ -363,10 +363,6 @@ class Tensor(TensorMethods):
         """A copy cast to ``dtype`` (NumPy spelling of ``.to(dtype)``); the gradient is cast back.
         """
         return _ew.Cast.apply(self, np.dtype(dtype))
-
-    def float(self) -> Tensor:
-        """A float32 copy (``.to(float32)``), as ``torch.Tensor.float``."""
-        return self.astype(np.float32)
 
     def double(self) -> Tensor:
         """A float64 copy (``.to(float64)``), as ``torch.Tensor.double``."""
@@ -1024,6 +1020,12 @@ class Tensor(TensorMethods):
     def __getitem__(self, index: Any) -> Tensor:
         return _shape.GetItem.apply(self, _index_arg(index))
 
+    # float comes last: a method of that name shadows the builtin in every annotation of the
+    # class body below it (mypy reads ``value: float`` there as this method)
+    def float(self) -> Tensor:
+        """A float32 copy (``.to(float32)``), as ``torch.Tensor.float``."""
+        return self.astype(np.float32)
+
 
 # NumPy ufuncs that are Python operators: ``ndarray <op> tensor`` runs the Tensor operator
 _UFUNC_OPERATORS = {
@@ -1047,7 +1049,8 @@ _UFUNC_COMPARISONS = {
 
 def _result_dtype(a: Tensor, b: Any) -> np.dtype:
     """PyTorch's result dtype for ``a <op> b`` (see autograd/dtypes.py)."""
-    dims, scalars = [], []
+    dims: list[Any] = []
+    scalars: list[Any] = []
     for x in (a, b):
         if isinstance(x, Tensor):
             (dims if x._data.ndim else scalars).append(x._data.dtype)

@@ -24,6 +24,8 @@ class Size(int):
     """``t.size``: the element count as an int (NumPy's attribute), and callable as PyTorch's
     method: ``t.size()`` is the shape tuple, ``t.size(d)`` the length of dim ``d``."""
 
+    _shape: tuple[int, ...]
+
     def __new__(cls, shape: tuple[int, ...]) -> Size:
         self = super().__new__(cls, math.prod(shape))
         self._shape = shape
@@ -117,17 +119,9 @@ class TensorMethods:
         """An int64 copy (truncated toward zero), as ``torch.Tensor.long``."""
         return self._cast(np.int64)
 
-    def int(self: Tensor) -> Tensor:
-        """An int32 copy (truncated toward zero), as ``torch.Tensor.int``."""
-        return self._cast(np.int32)
-
     def short(self: Tensor) -> Tensor:
         """An int16 copy, as ``torch.Tensor.short``."""
         return self._cast(np.int16)
-
-    def bool(self: Tensor) -> Tensor:
-        """A bool copy (nonzero is True), as ``torch.Tensor.bool``."""
-        return self._cast(np.bool_)
 
     def byte(self: Tensor) -> Tensor:
         """A uint8 copy (values wrap as NumPy casts do), as ``torch.Tensor.byte``."""
@@ -796,6 +790,16 @@ class TensorMethods:
         mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
         self._data[np.broadcast_to(mask, self.shape)] = value
         return self._bump()
+
+    # int and bool come last: a method of that name shadows the builtin in every annotation
+    # of the class body below it (mypy reads ``x: int`` there as this method)
+    def int(self: Tensor) -> Tensor:
+        """An int32 copy (truncated toward zero), as ``torch.Tensor.int``."""
+        return self._cast(np.int32)
+
+    def bool(self: Tensor) -> Tensor:
+        """A bool copy (nonzero is True), as ``torch.Tensor.bool``."""
+        return self._cast(np.bool_)
 
 
 def _rounded_div(a: Any, b: Any, rounding_mode: str) -> Tensor:

@@ -27,7 +27,7 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, cast
 
 import numpy as np
 
@@ -97,7 +97,7 @@ def read_idx(path: str | os.PathLike[str], max_bytes: int | None = DEFAULT_MAX_B
         if compressed:
             try:
                 with gzip_lib.GzipFile(fileobj=raw, mode="rb") as stream:
-                    return _read_stream(stream, path, None, limit)
+                    return _read_stream(cast(IO[bytes], stream), path, None, limit)
             except (OSError, EOFError, zlib.error) as error:
                 raise IDXError(f"{path}: corrupt gzip stream ({error})") from error
         return _read_stream(raw, path, size, limit)
@@ -136,7 +136,7 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray, gzip: bool = Fals
 
 
 def _read_stream(
-    stream: BinaryIO, path: Path, file_size: int | None, max_bytes: int | None
+    stream: IO[bytes], path: Path, file_size: int | None, max_bytes: int | None
 ) -> np.ndarray:
     """Parse the header from ``stream``, check the payload size, then read the payload.
 
@@ -178,7 +178,7 @@ def _read_stream(
             payload = np.empty(math.prod(dims), dtype=dtype)
         except MemoryError:
             raise IDXError(f"{path}: refused: {need} bytes do not fit in memory") from None
-        got = _read_into(stream, memoryview(payload).cast("B"))
+        got = _read_into(stream, payload.data.cast("B"))
         extra = stream.read(1) if got == need else b""
         if got != need or extra:
             more = " or more" if extra else ""
@@ -189,7 +189,7 @@ def _read_stream(
     return payload.astype(dtype.newbyteorder("="), copy=False).reshape(dims)
 
 
-def _read_exactly(stream: BinaryIO, count: int, path: Path, what: str) -> bytes:
+def _read_exactly(stream: IO[bytes], count: int, path: Path, what: str) -> bytes:
     data = stream.read(count)
     if len(data) != count:
         raise IDXError(
@@ -198,7 +198,7 @@ def _read_exactly(stream: BinaryIO, count: int, path: Path, what: str) -> bytes:
     return data
 
 
-def _read_into(stream: BinaryIO, buffer: memoryview) -> int:
+def _read_into(stream: IO[bytes], buffer: memoryview) -> int:
     """Fill ``buffer`` from ``stream`` in fixed-size chunks; return the bytes read (EOF stops).
 
     The buffer was sized from the header and checked against the limits, so decompression

@@ -636,7 +636,7 @@ def lr_too_high(context: Context) -> list[Finding]:
     if context.losses.size:
         evidence.update(loss_first_tenth=context.start, loss_last_tenth=context.end)
     collapse = _collapse(context)
-    if collapse is not None and not _diverged(context):
+    if collapse is not None and context.baseline is not None and not _diverged(context):
         evidence.update(collapse)
         zero = _zero_grad_weights(context)
         dead = _dead_fractions(context)

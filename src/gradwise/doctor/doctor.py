@@ -133,7 +133,8 @@ class Doctor(Callback):
             self._model = None
         self.watch(trainer.model, getattr(trainer, "optimizer", None))
         loss_fn = getattr(trainer, "loss_fn", None)
-        if self._loss_handle is None and hasattr(loss_fn, "register_forward_pre_hook"):
+        if (self._loss_handle is None and loss_fn is not None
+                and hasattr(loss_fn, "register_forward_pre_hook")):
             # losses that are not one fused op (MSELoss) report their targets through this hook
             self._loss_handle = loss_fn.register_forward_pre_hook(self._loss_inputs)
 

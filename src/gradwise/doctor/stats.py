@@ -450,6 +450,7 @@ class StatsCollector:
             mean_square = float(np.dot(flat, flat)) / flat.size
             series.mean.append(mean)
             series.std.append(math.sqrt(max(mean_square - mean * mean, 0.0)))
+            saturated: float
             if kind == "sigmoid":
                 level = self.config.saturation_level
                 inside = np.count_nonzero((flat > 1.0 - level) & (flat < level))

@@ -355,7 +355,7 @@ class Module:
         for name, param in self._named_members("_parameters", prefix, recurse):
             if param.name is None or (name != param.name and name.endswith("." + param.name)):
                 param.name = name
-            yield name, param
+            yield name, param  # type: ignore[misc]  # the _parameters registry holds Parameters
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
         """Yield every Parameter (of descendants too when ``recurse``), each once, in registration

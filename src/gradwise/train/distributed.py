@@ -99,7 +99,7 @@ class DistributedTraining:
         nothing.
         """
         sampler = getattr(loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
+        if sampler is not None and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
 
     # ---- agreement ----------------------------------------------------------------------------

@@ -370,7 +370,7 @@ class FunctionMetric(Metric):
 
     def __init__(self, fn: Callable[[np.ndarray, np.ndarray], float], name: str | None = None):
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "metric")
+        self.name = name or str(getattr(fn, "__name__", "metric"))
         self.reset()
 
     def reset(self) -> None:

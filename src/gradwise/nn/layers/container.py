@@ -74,8 +74,8 @@ class Sequential(_IndexedModules):
             for name, module in modules[0].items():
                 self.register_module(name, _check_module("Sequential", module))
         else:
-            for module in modules:
-                self.append(module)
+            for item in modules:
+                self.append(_check_module(type(self).__name__, item))
 
     def forward(self, x: Any) -> Any:
         for module in self._modules.values():

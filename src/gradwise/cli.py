@@ -25,8 +25,10 @@ import argparse
 import math
 import os
 import re
+import shutil
 import signal
 import sys
+import textwrap
 import threading
 import traceback
 import warnings
@@ -452,7 +454,28 @@ def _fail(message: str, code: int) -> int:
 
 
 def _say(message: str = "") -> None:
+    """Print a message for people; on a terminal, lines wider than it are wrapped at spaces
+    (never inside a path or number), continuation lines indented two more columns."""
+    width = _terminal_width()
+    if width is not None:
+        message = "\n".join(_wrap_line(line, width) for line in message.split("\n"))
     print(message, flush=True)
+
+
+def _terminal_width() -> int | None:
+    """The terminal's columns when stdout is one (``COLUMNS`` wins, as in shutil), else None:
+    output to a file or a pipe keeps its lines whole."""
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def _wrap_line(line: str, width: int) -> str:
+    if len(line) <= width:
+        return line
+    indent = line[: len(line) - len(line.lstrip())]
+    return "\n".join(textwrap.wrap(line, width, subsequent_indent=indent + "  ",
+                                   break_long_words=False, break_on_hyphens=False)) or line
 
 
 # ---- train ------------------------------------------------------------------------------------
@@ -524,6 +547,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             notify=_say,
             progress=sys.stderr.isatty() and not args.quiet,
             epoch_lines=not args.quiet,
+            line_width=_terminal_width(),
             stop=stop,
             distributed=args.distributed,
             extra_callbacks=extra_callbacks,

@@ -143,6 +143,7 @@ def train_run(
     notify: Notify = quiet,
     progress: bool = False,
     epoch_lines: bool = True,
+    line_width: int | None = None,
     stop: StopRequest | None = None,
     distributed: bool = False,
     extra_callbacks: Sequence[Callback] = (),
@@ -153,6 +154,7 @@ def train_run(
         notify: receives the lines meant for people (per-epoch summaries, data notes).
         progress: show tqdm bars (on stderr).
         epoch_lines: send one summary line per epoch to ``notify``.
+        line_width: the columns those lines must fit (the terminal's), or None: full lines.
         stop: when set during training, stop at the next step, checkpoint and return.
         distributed: one rank of an MPI job (``mpiexec -n N gradwise train --distributed``):
             data-parallel training with ``batch_size`` samples per rank; only rank 0 writes
@@ -179,7 +181,7 @@ def train_run(
         extra_callbacks = [_RecordResume(record), *extra_callbacks]
     trainer, checkpoint, doctor = _build_trainer(
         config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify,
-        extend_from=extend_from, distributed=distributed,
+        line_width=line_width, extend_from=extend_from, distributed=distributed,
         extra_callbacks=extra_callbacks,
     )
     info.update(describe_model(getattr(trainer.model, "module", trainer.model), data.input_shape))
@@ -336,6 +338,7 @@ def _build_trainer(
     progress: bool,
     epoch_lines: bool,
     notify: Notify,
+    line_width: int | None = None,
     extend_from: int | None = None,
     distributed: bool = False,
     extra_callbacks: Sequence[Callback] = (),
@@ -355,7 +358,7 @@ def _build_trainer(
     if progress:
         callbacks.append(EpochBar())
     if epoch_lines:
-        callbacks.append(EpochSummary(print_fn=notify))
+        callbacks.append(EpochSummary(print_fn=notify, width=line_width))
     if extend_from is not None:
         callbacks.append(_WarmRestart(config, extend_from, steps_per_epoch))
     callbacks.extend(extra_callbacks)

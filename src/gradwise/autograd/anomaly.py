@@ -149,5 +149,5 @@ class detect_anomaly:
 
 
 def is_anomaly_enabled() -> bool:
-    """True inside ``detect_anomaly()`` (or after ``set_detect_anomaly(True)``), as torch's."""
+    """True inside a ``detect_anomaly()`` block, as ``torch.is_anomaly_enabled``."""
     return _detector.get() is not None

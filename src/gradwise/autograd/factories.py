@@ -180,7 +180,7 @@ def rand_like(input: Tensor, *, generator: Any = None, dtype: Any = None,  # noq
               requires_grad: bool = False) -> Tensor:
     """Uniform [0, 1) samples shaped like ``input``, drawn from ``generator`` or the default one.
 
-    As ``torch.rand_like``; ``dtype`` defaults to ``input``'s (must be floating).
+    As ``torch.rand_like``; ``dtype`` defaults to ``input``'s.
     """
     shape, dtype = _like(input, dtype)
     return rand(shape, generator=generator, dtype=dtype, requires_grad=requires_grad)
@@ -190,7 +190,7 @@ def randn_like(input: Tensor, *, generator: Any = None, dtype: Any = None,  # no
                requires_grad: bool = False) -> Tensor:
     """Standard normal samples shaped like ``input``, from ``generator`` or the default one.
 
-    As ``torch.randn_like``; ``dtype`` defaults to ``input``'s (must be floating).
+    As ``torch.randn_like``; ``dtype`` defaults to ``input``'s.
     """
     shape, dtype = _like(input, dtype)
     return randn(shape, generator=generator, dtype=dtype, requires_grad=requires_grad)

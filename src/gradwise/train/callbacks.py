@@ -95,9 +95,7 @@ class Callback:
         pass
 
     def on_train_end(self) -> None:
-        """Called once when ``fit`` ends, normally or by a stop request (not when an exception
-        escapes).
-        """
+        """Called once when ``fit`` ends: normally, on a stop request, or as an error escapes."""
         pass
 
     def on_epoch_begin(self, epoch: int) -> None:

@@ -29,9 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-import pooch
-import requests
-import urllib3
 from tqdm import tqdm
 
 from gradwise._atomic import atomic_open
@@ -266,6 +263,8 @@ def verify_file(path: str | os.PathLike[str], remote: RemoteFile) -> str | None:
         None when it matches, else the reason (``"size is 90 bytes, expected 100"``,
         ``"sha256 mismatch: got ..., expected ..."``, or the OSError that stopped the read).
     """
+    import pooch  # here, not at the top: `import gradwise` should not pay for requests
+
     path = Path(path)
     try:
         size = path.stat().st_size
@@ -285,6 +284,9 @@ def verify_file(path: str | os.PathLike[str], remote: RemoteFile) -> str | None:
 def _download_once(url: str, destination: Path, remote: RemoteFile, timeout: float,
                    progress: bool, max_bytes: int) -> None:
     """One attempt: stream through pooch into an atomic file, then check length and hashes."""
+    import pooch
+    import requests
+
     cap = remote.size if remote.size is not None else max_bytes
     bar = _Progress(remote, cap, progress)
     # identity: a server that gzips on the fly would make requests hand us other bytes
@@ -327,6 +329,8 @@ def _bytes_read(error: BaseException) -> int:
 
     The partial chunk never reaches the writer, so this is the only place the count survives.
     """
+    import urllib3
+
     pending: list[object] = [error]
     while pending:
         item = pending.pop()

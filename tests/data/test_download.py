@@ -179,7 +179,10 @@ def test_a_failing_mirror_then_a_working_one(served, tmp_path: Path, list_files)
     server, spec = served
     remote = spec.train_images
     mirrors = [closed_port_url(), server.url("good")]
-    path, url = fetch_from_mirrors(remote, mirrors, tmp_path / "out", progress=False, retries=1)
+    with pytest.raises(DownloadError) as info:
+        fetch_from_mirrors(remote, mirrors[:1], tmp_path / "none", progress=False, retries=2)
+    assert len(info.value.attempts) == 1  # no connection: not retried (offline falls back fast)
+    path, url = fetch_from_mirrors(remote, mirrors, tmp_path / "out", progress=False, retries=2)
     assert url == server.url("good") + remote.name
     assert path.read_bytes() == (server.root / "good" / remote.name).read_bytes()
     assert list_files(tmp_path / "out") == [remote.name]

@@ -4,9 +4,11 @@ The transfer itself is pooch's :class:`pooch.HTTPDownloader` (requests, streamed
 progress bar); this module adds what a data set needs around it:
 
 - mirrors: each base URL is tried in turn until one delivers a verified copy;
-- retries: a transient failure (timeout, refused or dropped connection, HTTP 429/5xx) is retried
-  on the same mirror ``retries`` times, waiting ``RETRY_WAIT_SECONDS * attempt`` in between
-  (pooch's own ``retry_if_failed`` uses the same linear back-off);
+- retries: a transient failure once the server has answered (a read timeout, a connection
+  dropped mid-transfer, HTTP 408/429/5xx) is retried on the same mirror ``retries`` times,
+  waiting ``RETRY_WAIT_SECONDS * attempt`` in between (pooch's own ``retry_if_failed`` uses the
+  same linear back-off). No connection at all (refused, unknown host, connect timeout) moves to
+  the next mirror at once: offline, retrying would only delay the fallback;
 - verification: SHA-256 (and MD5 and the exact size, when published) are computed as the bytes
   arrive and checked before the file is kept;
 - a size cap: never more bytes than the published size, or than ``max_bytes`` when no size is
@@ -91,6 +93,11 @@ class _VerificationError(Exception):
 
 class _TransientError(Exception):
     """Internal: a failure worth retrying on the same mirror (timeout, dropped connection, 5xx)."""
+
+
+class _UnreachableError(Exception):
+    """Internal: no connection at all (refused, unknown host, connect timeout): the next mirror
+    is tried at once, since asking again offline only makes a fallback wait."""
 
 
 class _VerifyingWriter:
@@ -179,8 +186,9 @@ def download_file(
         timeout: seconds to wait for the connection and for each block of data; a server that
             stalls longer fails the attempt (no hang).
         progress: show a tqdm progress bar on stderr.
-        retries: extra attempts after a transient failure (timeout, refused or dropped
-            connection, HTTP 408/429/5xx), waiting ``RETRY_WAIT_SECONDS * attempt`` between.
+        retries: extra attempts after a transient failure (read timeout, connection dropped
+            mid-transfer, HTTP 408/429/5xx), waiting ``RETRY_WAIT_SECONDS * attempt`` between;
+            no connection at all is not retried.
         max_bytes: the cap when ``remote.size`` is None (with a size, the size is the cap).
 
     Returns:
@@ -206,7 +214,7 @@ def download_file(
             return destination
         except _TransientError as error:
             attempts.append((url, str(error)))
-        except _VerificationError as error:
+        except (_VerificationError, _UnreachableError) as error:
             attempts.append((url, str(error)))
             break
         except OSError as error:
@@ -311,13 +319,17 @@ def _download_once(url: str, destination: Path, remote: RemoteFile, timeout: flo
         expected = bar.announced or remote.size
         of = f" of {expected}" if expected is not None else ""
         raise _TransientError(f"connection closed after {received}{of} bytes") from error
+    except requests.exceptions.ConnectTimeout as error:
+        raise _UnreachableError(f"no connection within {timeout:g} s") from error
     except (requests.Timeout, requests.ConnectionError) as error:
         text = str(error)
         if isinstance(error, requests.Timeout) or "timed out" in text.lower():
             raise _TransientError(f"timed out (no data for {timeout:g} s)") from error
+        if bar.bar is not None:  # the server had answered: the connection dropped mid-body
+            raise _TransientError(f"connection lost: {text}") from error
         if "refused" in text.lower():
-            raise _TransientError("connection refused") from error
-        raise _TransientError(f"{type(error).__name__}: {text}") from error
+            raise _UnreachableError("connection refused") from error
+        raise _UnreachableError(f"{type(error).__name__}: {text}") from error
     except requests.RequestException as error:  # a malformed URL or response
         raise _VerificationError(f"{type(error).__name__}: {error}") from error
     finally:

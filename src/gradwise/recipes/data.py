@@ -159,7 +159,8 @@ def _summarise_attempts(attempts: Sequence[str]) -> str:
     parts = []
     for label, wheres in places.items():
         if label == "download":
-            parts.append(f"download from {len(wheres)} mirror{'s' * (len(wheres) != 1)}")
+            urls = len(dict.fromkeys(wheres))  # a URL retried after a timeout counts once
+            parts.append(f"download from {urls} mirror{'s' * (urls != 1)}")
         elif label == "system":
             parts.extend(
                 str(root) for root in gw_datasets.SYSTEM_DATA_DIRS

@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from gradwise._shown import shown
+
 __all__ = ["UntrustedFileError", "open_untrusted", "read_untrusted", "resolve_inside"]
 
 _KINDS = (
@@ -67,7 +69,8 @@ def resolve_inside(
         root = Path(os.path.realpath(within))
         if real != root and root not in real.parents:
             raise error(
-                f"{path}: refused: it leads to {real}, outside its folder {root} (a symlink "
+                f"{shown(path)}: refused: it leads to {shown(real)}, outside its folder "
+                f"{shown(root)} (a symlink "
                 "out of a run or data folder is not followed)"
             )
     return real
@@ -99,19 +102,20 @@ def open_untrusted(
     try:
         fd = os.open(real, flags)
     except FileNotFoundError:
-        raise error(f"{path}: {what} is missing") from None
+        raise error(f"{shown(path)}: {what} is missing") from None
     except OSError as failure:
-        raise error(f"{path}: cannot open {what}: {failure.strerror}") from None
+        raise error(f"{shown(path)}: cannot open {what}: {failure.strerror}") from None
     try:
         info = os.fstat(fd)
         for test, kind in _KINDS:
             if test(info.st_mode):
-                raise error(f"{path}: refused: the {what} is {kind}, not a regular file")
+                raise error(f"{shown(path)}: refused: the {what} is {kind}, not a regular file")
         if not stat.S_ISREG(info.st_mode):
-            raise error(f"{path}: refused: the {what} is not a regular file")
+            raise error(f"{shown(path)}: refused: the {what} is not a regular file")
         if info.st_size > max_bytes:
             raise error(
-                f"{path}: refused: the {what} is {_format_size(info.st_size)}, more than the "
+                f"{shown(path)}: refused: the {what} is {_format_size(info.st_size)}, more than "
+                "the "
                 f"{_format_size(max_bytes)} such a file may be"
             )
         if hasattr(os, "set_blocking"):
@@ -142,7 +146,7 @@ def read_untrusted(
         try:
             payload = handle.read(size + 1)
         except OSError as failure:
-            raise error(f"{path}: cannot read {what}: {failure.strerror}") from None
+            raise error(f"{shown(path)}: cannot read {what}: {failure.strerror}") from None
     if len(payload) != size:
-        raise error(f"{path}: the {what} changed size while it was read; try again")
+        raise error(f"{shown(path)}: the {what} changed size while it was read; try again")
     return payload

@@ -861,6 +861,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from gradwise.runs import predict_images
 
     run_dir = _check_run_dir(args.run_dir)
+    missing = [path for path in args.images if not os.path.lexists(path)]
+    if len(missing) == len(args.images):  # nothing to classify: say so before loading the run
+        raise UsageError(f"{shown(missing[0])}: no such image file")
     refused = 0
     for prediction in predict_images(run_dir, args.images, top_k=3, weights=args.weights,
                                      ignore_digest=args.ignore_digest, notify=_say,
@@ -912,8 +915,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
          + (f" (stopped: {result.stop_reason})" if result.stop_reason else ""))
     for method in SUGGESTION_METHODS:
         value = result.suggestions.get(method)
-        shown = "none (the loss never fell)" if value is None else f"{value:.3g}"
-        _say(f"  {method:<8} {shown}" + ("  <- suggested" if method == result.method else ""))
+        text = "none (the loss never fell)" if value is None else f"{value:.3g}"
+        _say(f"  {method:<8} {text}" + ("  <- suggested" if method == result.method else ""))
     if result.suggested_lr is None:
         _say("No suggestion: the loss never fell during the sweep (see the plot).")
     else:

@@ -30,12 +30,22 @@ def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
     """
     if isinstance(data, Tensor):
         data = data._data
-    if dtype is not None or isinstance(data, np.ndarray | np.generic):
-        array = _numpy_array(data, dtype)
+    # the source's own kind is checked before any cast: a cast to float would drop the
+    # imaginary part, or fail with NumPy's words
+    source = data if isinstance(data, np.ndarray | np.generic) else _numpy_array(data)
+    if dtype is not None and source.dtype.kind == "O":
+        source = _numpy_array(data, dtype)  # Python ints past int64 asked as floats
+    _check_kind(source, data)
+    if dtype is not None:
+        array = _numpy_array(source, dtype)
+    elif source is data:
+        array = _numpy_array(source)
     else:
-        array = _numpy_array(data)
-        if array.dtype.kind in "iuf":
-            array = _numpy_array(array, np.float32)
+        array = source.astype(np.float32) if source.dtype.kind in "iuf" else source
+    return array
+
+
+def _check_kind(array: np.ndarray | np.generic, data: ArrayLike) -> None:
     if array.dtype.kind == "c":
         raise TypeError(
             f"tensor: complex data (dtype {array.dtype}) is not supported; gradwise's ops and "
@@ -46,7 +56,6 @@ def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
             f"tensor: data must be numbers or booleans, got dtype {array.dtype} "
             f"({type(data).__name__}); a Tensor holds numeric data only"
         )
-    return array
 
 
 def _numpy_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:

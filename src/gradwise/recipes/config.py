@@ -403,7 +403,10 @@ def _convert(key: str, value: Any, label: str) -> Any:
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
             raise ConfigError(f"{label} must be a number, got {_show(value)}")
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int past 1.8e308 (a TOML 0x... literal of any length)
+            raise ConfigError(f"{label} must be a finite number, got {_show(value)}") from None
     if not isinstance(value, str):
         raise ConfigError(f"{label} must be a string, got {_show(value)}")
     return value

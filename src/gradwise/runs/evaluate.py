@@ -124,9 +124,11 @@ def load_run(run_dir: str | os.PathLike[str], weights: str = "best",
         epoch = load_checkpoint_weights(model, best, allow_non_finite)
         source, note = best, f"best: epoch {epoch}{of_epochs} ({BEST_CHECKPOINT})"
     elif weights != "last-checkpoint" and os.path.lexists(final):
-        # a FIFO or an outside link is refused when read
-        check_digest(final, info.get(WEIGHTS_DIGEST_KEY), run_dir, ignore_digest, notify)
+        # read with every cap first (a FIFO, an outside link, a 3 GiB sparse file are refused
+        # before a byte is hashed), then compared with the digest run.json recorded
         state = load_weights(final)
+        check_digest(final, info.get(WEIGHTS_DIGEST_KEY), run_dir, ignore_digest, notify,
+                     max_bytes=final.stat().st_size)
         try:
             check_state_matches(model.state_dict(), state, source=final)
             if not allow_non_finite:

@@ -26,7 +26,7 @@ from gradwise.recipes import TrainConfig
 from gradwise.runinfo import check_run_info
 from gradwise.safefile import open_untrusted, read_untrusted
 from gradwise.safetensors_io import dump_safetensors, read_safetensors
-from gradwise.train.checkpoint import CheckpointError, load_checkpoint
+from gradwise.train.checkpoint import MAX_MANIFEST_BYTES, CheckpointError, load_checkpoint
 
 __all__ = [
     "BEST_CHECKPOINT",
@@ -69,8 +69,6 @@ CHECKPOINT_DIGESTS_KEY = "checkpoint_sha256"
 ``checkpoint.json`` when run.json was last written at a stop (finish or interrupt). A manifest
 names every array file of its checkpoint by SHA-256, so pinning it pins the whole checkpoint."""
 IGNORE_DIGEST_HINT = "--ignore-digest (ignore_digest=True in Python)"
-MAX_HASHED_BYTES = 1 << 40
-"""Largest file hashed (read in 1 MiB blocks: the memory used does not grow with the file)."""
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 Notify = Callable[[str], Any]
@@ -214,14 +212,18 @@ def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> str:
     return hashlib.sha256(payload).hexdigest()
 
 
-def file_sha256(path: Path, within: Path) -> str:
-    """SHA-256 (hex) of a run folder's file, read through the guarded opener in 1 MiB blocks.
+def file_sha256(path: Path, within: Path, max_bytes: int) -> str:
+    """SHA-256 (hex) of a run folder's file, read through the guarded opener in 1 MiB blocks
+    (the memory used does not grow with the file).
+
+    Args:
+        max_bytes: the largest file hashed, checked before reading (the loader's own cap).
 
     Raises:
-        RunError: the file is missing, not a regular file or outside ``within``.
+        RunError: the file is missing, not a regular file, outside ``within`` or too large.
     """
     digest = hashlib.sha256()
-    with open_untrusted(path, max_bytes=MAX_HASHED_BYTES, within=within, error=RunError,
+    with open_untrusted(path, max_bytes=max_bytes, within=within, error=RunError,
                         what=path.name) as (handle, _):
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
@@ -229,7 +231,7 @@ def file_sha256(path: Path, within: Path) -> str:
 
 
 def check_digest(path: Path, expected: str | None, run_dir: Path, ignore: bool = False,
-                 notify: Notify = quiet) -> None:
+                 notify: Notify = quiet, max_bytes: int = MAX_MANIFEST_BYTES) -> None:
     """Compare ``path``'s SHA-256 with the one run.json recorded (``expected``; None: nothing
     was recorded, e.g. a run written before gradwise recorded digests: not checked).
 
@@ -239,13 +241,14 @@ def check_digest(path: Path, expected: str | None, run_dir: Path, ignore: bool =
     Args:
         ignore: a mismatch is reported through ``notify`` instead of raised (to inspect a
             modified run).
+        max_bytes: the largest file hashed (default: a checkpoint manifest's cap).
 
     Raises:
         RunError: the digests differ; the message names the file and both digests.
     """
     if expected is None:
         return
-    actual = file_sha256(path, run_dir)
+    actual = file_sha256(path, run_dir, max_bytes)
     if actual == expected:
         return
     message = (f"{shown(path)}: SHA-256 {actual} does not match {expected}, recorded in "
@@ -263,7 +266,7 @@ def checkpoint_digests(run_dir: Path) -> dict[str, str]:
     for name, folder in (("best", BEST_CHECKPOINT), ("last", LAST_CHECKPOINT)):
         manifest = run_dir / folder / "checkpoint.json"
         if manifest.is_file():
-            digests[name] = file_sha256(manifest, run_dir)
+            digests[name] = file_sha256(manifest, run_dir, MAX_MANIFEST_BYTES)
     return digests
 
 

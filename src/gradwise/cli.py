@@ -244,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="classify pictures with a trained run",
         description="Classify pictures (PNG/JPG, any size, dark-on-light or light-on-dark): "
                     "each is cropped, scaled and centred like the training images, then the "
-                    "three most likely classes are printed.",
+                    "three most likely classes are printed. A picture that cannot be used "
+                    "(missing, unreadable, too large, blank) gets one error line on stderr and "
+                    "the others are still classified; the exit code is then 2.",
     )
     predict.add_argument("run_dir", metavar="RUN_DIR", help="the run folder `train` wrote")
     predict.add_argument("images", nargs="+", metavar="IMAGE",

@@ -335,7 +335,7 @@ def _add_weights_choice(parser: argparse.ArgumentParser) -> None:
     _add_ignore_digest(parser)
 
 
-def _add_ignore_digest(parser: argparse.ArgumentParser) -> None:
+def _add_ignore_digest(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument("--ignore-digest", action="store_true",
                         help="load weights whose SHA-256 differs from the one run.json recorded "
                              "(a warning instead of an error; to inspect a modified run)")

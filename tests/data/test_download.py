@@ -137,6 +137,7 @@ def test_offline_gives_a_message_that_says_what_to_do(served, tmp_path: Path) ->
     url = closed_port_url()
     spec = replace(spec, mirrors=(url,))
     data_dir = tmp_path / "my-data"
+    data_dir.mkdir()  # holds none of the files: the search goes on, then the download
     with pytest.raises(DatasetNotFoundError) as info:
         load_idx_dataset(spec, data_dir=data_dir, progress=False, timeout=5)
     message = str(info.value)

@@ -23,24 +23,75 @@ def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
     """Python numbers and lists become float32 (bool stays bool); NumPy arrays keep their dtype.
 
     Raises:
-        TypeError: the data are not numbers (strings, bytes, objects), as in ``torch.tensor``.
+        TypeError: the data are not real numbers or booleans (strings, bytes, objects, complex
+            numbers: gradwise's ops and gradients are real-valued; torch has complex dtypes).
+        ValueError: nested sequences of different lengths (ragged), or more data than memory
+            holds (named with the shape and size asked for, instead of NumPy's MemoryError).
     """
     if isinstance(data, Tensor):
         data = data._data
+    # the source's own kind is checked before any cast: a cast to float would drop the
+    # imaginary part, or fail with NumPy's words
+    source = data if isinstance(data, np.ndarray | np.generic) else _numpy_array(data)
+    if dtype is not None and source.dtype.kind == "O":
+        source = _numpy_array(data, dtype)  # Python ints past int64 asked as floats
+    _check_kind(source, data)
     if dtype is not None:
-        array = np.array(data, dtype=dtype)
-    elif isinstance(data, np.ndarray | np.generic):
-        array = np.array(data)
+        array = _numpy_array(source, dtype)
+    elif source is data:
+        array = _numpy_array(source)
     else:
-        array = np.array(data)
-        if array.dtype.kind in "iuf":
-            array = array.astype(np.float32)
-    if array.dtype.kind not in "biufc":
+        array = source.astype(np.float32) if source.dtype.kind in "iuf" else source
+    return array
+
+
+def _check_kind(array: np.ndarray | np.generic, data: ArrayLike) -> None:
+    if array.dtype.kind == "c":
+        raise TypeError(
+            f"tensor: complex data (dtype {array.dtype}) is not supported; gradwise's ops and "
+            "gradients are real-valued (take .real/.imag, or abs(), first)"
+        )
+    if array.dtype.kind not in "biuf":
         raise TypeError(
             f"tensor: data must be numbers or booleans, got dtype {array.dtype} "
             f"({type(data).__name__}); a Tensor holds numeric data only"
         )
-    return array
+
+
+def _numpy_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
+    """``np.array(data, dtype)`` (a copy), with NumPy's failures named for a tensor.
+
+    Raises:
+        ValueError: ragged nested sequences, or more data than memory holds.
+    """
+    try:
+        return np.array(data, dtype=dtype)
+    except MemoryError as error:
+        raise ValueError(f"tensor: {_too_large(error, data)}") from None
+    except ValueError as error:
+        if "inhomogeneous" in str(error) or "sequence" in str(error):
+            raise ValueError(
+                "tensor: the nested sequences are ragged (items of different lengths or depths) "
+                f"and do not form an n-dimensional array: {_numpy_detail(error)}"
+            ) from None
+        raise
+
+
+def _too_large(error: MemoryError, data: Any) -> str:
+    """What could not be allocated, from NumPy's ``_ArrayMemoryError`` (shape, dtype) or size."""
+    shape, dtype = getattr(error, "shape", None), getattr(error, "dtype", None)
+    if shape is not None and dtype is not None:
+        nbytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+        return (f"data of shape {tuple(shape)} ({dtype}) need {nbytes / 2**30:.3g} GiB, more "
+                "than this machine can allocate")
+    size = len(data) if hasattr(data, "__len__") else "too many"
+    return f"{size} items are more than this machine can allocate"
+
+
+def _numpy_detail(error: ValueError) -> str:
+    text = str(error).splitlines()[0]
+    detail = text.split("The detected shape was ", 1)
+    return f"the detected shape was {detail[1]}" if len(detail) == 2 else text
 
 
 def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
@@ -1362,13 +1413,15 @@ def tensor(data: ArrayLike, dtype: Any = None, device: Any = None,
     makes float32 from Python numbers.)
 
     Raises:
-        TypeError: requires_grad on a non-floating dtype.
+        TypeError: requires_grad on a non-floating dtype; data that are not real numbers or
+            booleans (strings, objects, complex numbers).
+        ValueError: ragged nested sequences, or more data than memory holds.
         RuntimeError: a GPU ``device``.
     """
     if device is not None:
         check_device(device, "tensor")
     if dtype is None and not isinstance(data, Tensor | np.ndarray | np.generic):
-        array = np.array(data)
+        array = _numpy_array(data)
         if array.dtype.kind in "iu":
             dtype = np.int64
         elif array.dtype.kind == "f":

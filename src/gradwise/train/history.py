@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gradwise._atomic import atomic_open
+from gradwise._shown import shown
 
 __all__ = ["History"]
 
@@ -126,11 +127,11 @@ class History:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as error:
-            raise ValueError(f"History.load: cannot read {path}: {error}") from error
+            raise ValueError(f"History.load: cannot read {shown(path)}: {error}") from error
         try:
             return cls.from_json(text)
         except ValueError as error:
-            raise ValueError(f"History.load: {path}: {error}") from error
+            raise ValueError(f"History.load: {shown(path)}: {error}") from error
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, History):

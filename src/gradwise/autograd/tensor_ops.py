@@ -4,7 +4,8 @@ They are written here, after the ops exist, and attached to :class:`Tensor` when
 imported (the package ``gradwise.autograd`` imports it first), so the imports run one way:
 ``tensor`` (the data structure and the NumPy backward loop) <- ``function`` (the op base class)
 <- ``ops`` <- ``higher_order`` (the create_graph engine) <- this module. Type checkers see the
-methods through ``Tensor``'s base class ``TensorOps`` (a TYPE_CHECKING-only import in tensor.py).
+methods through ``Tensor``'s base class ``TensorOps`` (a TYPE_CHECKING-only import in tensor.py);
+the methods annotate ``self: Tensor``, as tensor_methods.py's mixin does (pyproject.toml says why).
 """
 
 from __future__ import annotations
@@ -39,15 +40,18 @@ class TensorOps:
     """The op-running methods of :class:`Tensor` (see the module docstring)."""
 
     # ---- copies and casts ------------------------------------------------------------------------
-    def clone(self) -> Tensor:
+    def clone(self: Tensor) -> Tensor:
+        """A copy with its own memory that stays in the graph (gradient flows back), as torch's."""
         return _shape.Copy.apply(self)
 
-    def astype(self, dtype: Any) -> Tensor:
+    def astype(self: Tensor, dtype: Any) -> Tensor:
+        """A copy cast to ``dtype`` (NumPy spelling of ``.to(dtype)``); the gradient is cast back.
+        """
         return _ew.Cast.apply(self, np.dtype(dtype))
 
     # ---- backward (create_graph runs the engine of higher_order.py) ------------------------------
     def backward(
-        self,
+        self: Tensor,
         grad: ArrayLike | None = None,
         retain_graph: bool | None = None,
         create_graph: bool = False,
@@ -95,7 +99,7 @@ class TensorOps:
         _run_backward(self, grad_array, bool(retain_graph))
 
     # ---- arithmetic ------------------------------------------------------------------------------
-    def _binary(self, other: ArrayLike, op: Any, reflected: bool = False,
+    def _binary(self: Tensor, other: ArrayLike, op: Any, reflected: bool = False,
                 true_div: bool = False) -> Tensor:
         """Apply a binary op with PyTorch's type promotion (autograd/dtypes.py)."""
         dtype = self._data.dtype
@@ -113,31 +117,31 @@ class TensorOps:
             b = Tensor._make(_dtypes.as_array(other, target), False, None)
         return op.apply(b, a) if reflected else op.apply(a, b)
 
-    def __add__(self, other: ArrayLike) -> Tensor:
+    def __add__(self: Tensor, other: ArrayLike) -> Tensor:
         return self._binary(other, _ew.Add)
 
-    def __radd__(self, other: ArrayLike) -> Tensor:
+    def __radd__(self: Tensor, other: ArrayLike) -> Tensor:
         return self._binary(other, _ew.Add, reflected=True)
 
-    def __sub__(self, other: ArrayLike) -> Tensor:
+    def __sub__(self: Tensor, other: ArrayLike) -> Tensor:
         return self._binary(other, _ew.Sub)
 
-    def __rsub__(self, other: ArrayLike) -> Tensor:
+    def __rsub__(self: Tensor, other: ArrayLike) -> Tensor:
         return self._binary(other, _ew.Sub, reflected=True)
 
-    def __mul__(self, other: ArrayLike) -> Tensor:
+    def __mul__(self: Tensor, other: ArrayLike) -> Tensor:
         return self._binary(other, _ew.Mul)
 
-    def __rmul__(self, other: ArrayLike) -> Tensor:
+    def __rmul__(self: Tensor, other: ArrayLike) -> Tensor:
         return self._binary(other, _ew.Mul, reflected=True)
 
-    def __truediv__(self, other: ArrayLike) -> Tensor:
+    def __truediv__(self: Tensor, other: ArrayLike) -> Tensor:
         return self._binary(other, _ew.Div, true_div=True)
 
-    def __rtruediv__(self, other: ArrayLike) -> Tensor:
+    def __rtruediv__(self: Tensor, other: ArrayLike) -> Tensor:
         return self._binary(other, _ew.Div, reflected=True, true_div=True)
 
-    def __pow__(self, exponent: ArrayLike) -> Tensor:
+    def __pow__(self: Tensor, exponent: ArrayLike) -> Tensor:
         if isinstance(exponent, int | float) and not isinstance(exponent, bool):
             if isinstance(exponent, float) and self._data.dtype.kind not in "fc":
                 return _ew.PowScalar.apply(
@@ -145,35 +149,42 @@ class TensorOps:
             return _ew.PowScalar.apply(self, exponent)
         return self._binary(exponent, _ew.Pow)
 
-    def __rpow__(self, base: ArrayLike) -> Tensor:
+    def __rpow__(self: Tensor, base: ArrayLike) -> Tensor:
         return self._binary(base, _ew.Pow, reflected=True)
 
-    def __matmul__(self, other: ArrayLike) -> Tensor:
+    def __matmul__(self: Tensor, other: ArrayLike) -> Tensor:
         return self._binary(other, _linalg.MatMul)
 
-    def __rmatmul__(self, other: ArrayLike) -> Tensor:
+    def __rmatmul__(self: Tensor, other: ArrayLike) -> Tensor:
         return self._binary(other, _linalg.MatMul, reflected=True)
 
-    def __neg__(self) -> Tensor:
+    def __neg__(self: Tensor) -> Tensor:
         return _ew.Neg.apply(self)
 
     # ---- elementwise math ------------------------------------------------------------------------
-    def neg(self) -> Tensor:
+    def neg(self: Tensor) -> Tensor:
+        """-x elementwise, as ``torch.neg``; shape and dtype kept."""
         return _ew.Neg.apply(self)
 
-    def exp(self) -> Tensor:
+    def exp(self: Tensor) -> Tensor:
+        """e**x elementwise (integers are promoted to the default float dtype first, as torch's)."""
         return _ew.Exp.apply(self._as_float())
 
-    def log(self) -> Tensor:
+    def log(self: Tensor) -> Tensor:
+        """Natural log elementwise (integers promoted to float); log(0) = -inf, log(x<0) = nan, as
+        torch's.
+        """
         return _ew.Log.apply(self._as_float())
 
-    def sqrt(self) -> Tensor:
+    def sqrt(self: Tensor) -> Tensor:
+        """Square root elementwise (integers promoted to float); sqrt(x<0) = nan, as torch's."""
         return _ew.Sqrt.apply(self._as_float())
 
-    def abs(self) -> Tensor:
+    def abs(self: Tensor) -> Tensor:
+        """|x| elementwise; the gradient is sign(x) (0 at 0, as torch's). Shape kept."""
         return _ew.Abs.apply(self)
 
-    def clip(self, min: Any = None, max: Any = None, *,  # noqa: A002 - PyTorch's names
+    def clip(self: Tensor, min: Any = None, max: Any = None, *,  # noqa: A002 - PyTorch's names
              lo: Any = None, hi: Any = None) -> Tensor:
         """Clamp into [min, max] (either may be None); ``lo``/``hi`` are gradwise's old names.
 
@@ -193,17 +204,20 @@ class TensorOps:
 
     clamp = clip
 
-    def relu(self) -> Tensor:
+    def relu(self: Tensor) -> Tensor:
+        """max(0, x) elementwise; the gradient at 0 is 0, as torch's."""
         return _ew.ReLU.apply(self)
 
-    def sigmoid(self) -> Tensor:
+    def sigmoid(self: Tensor) -> Tensor:
+        """1 / (1 + exp(-x)) elementwise, without overflow for large |x|."""
         return _ew.Sigmoid.apply(self._as_float())
 
-    def tanh(self) -> Tensor:
+    def tanh(self: Tensor) -> Tensor:
+        """Hyperbolic tangent elementwise (integers promoted to float)."""
         return _ew.Tanh.apply(self._as_float())
 
     # ---- reductions (PyTorch's dim/keepdim; NumPy's axis/keepdims as aliases) --------------------
-    def sum(self, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
+    def sum(self: Tensor, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
             axis: Axis = None, keepdims: bool | None = None) -> Tensor:
         """Sum over ``dim`` (an int, a tuple, or None for all elements).
 
@@ -216,7 +230,7 @@ class TensorOps:
         return _reduce.Sum.apply(x, axis=dim_arg("sum", dim, axis),
                                  keepdims=keepdim_arg("sum", keepdim, keepdims))
 
-    def mean(self, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
+    def mean(self: Tensor, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
              axis: Axis = None, keepdims: bool | None = None) -> Tensor:
         """Mean over ``dim`` (an int, a tuple, or None for all elements).
 
@@ -232,13 +246,13 @@ class TensorOps:
         return _reduce.Mean.apply(x, axis=dim_arg("mean", dim, axis),
                                   keepdims=keepdim_arg("mean", keepdim, keepdims))
 
-    def _cast_for_reduction(self, dtype: Any) -> Tensor:
+    def _cast_for_reduction(self: Tensor, dtype: Any) -> Tensor:
         if dtype is None:
             return self
         dtype = np.dtype(dtype)
         return self if self._data.dtype == dtype else _ew.Cast.apply(self, dtype)
 
-    def _extreme(self, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Any:
+    def _extreme(self: Tensor, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Any:
         if isinstance(dim, Tensor):  # x.max(other): the elementwise maximum, as in PyTorch
             other = dim
             return _ew.Maximum.apply(self, other) if op == "max" else _ew.Minimum.apply(self, other)
@@ -267,7 +281,7 @@ class TensorOps:
         cls = MaxResult if op == "max" else MinResult
         return cls(values, Tensor._make(indices, False, None))
 
-    def norm(self, p: float | str | None = "fro", dim: Axis = None, keepdim: bool = False
+    def norm(self: Tensor, p: float | str | None = "fro", dim: Axis = None, keepdim: bool = False
              ) -> Tensor:
         """The norm PyTorch's ``Tensor.norm`` gives: a vector ``p``-norm over ``dim``.
 
@@ -288,20 +302,21 @@ class TensorOps:
             "p is a number, 'fro', or 'nuc' for a 2-D tensor (gw.linalg.matrix_norm has the rest)"
         )
 
-    def amax(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+    def amax(self: Tensor, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
              keepdims: bool | None = None) -> Tensor:
         """The largest values over ``dim`` (int, tuple or None); tied maxima split the gradient
         evenly (PyTorch's amax does the same)."""
         return _reduce.Max.apply(self, axis=dim_arg("amax", dim, axis),
                                  keepdims=keepdim_arg("amax", keepdim, keepdims))
 
-    def amin(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+    def amin(self: Tensor, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
              keepdims: bool | None = None) -> Tensor:
         """The smallest values over ``dim``; tied minima split the gradient evenly."""
         return _reduce.Min.apply(self, axis=dim_arg("amin", dim, axis),
                                  keepdims=keepdim_arg("amin", keepdim, keepdims))
 
-    def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool | None = None, *,
+    def var(self: Tensor, dim: Any = None, unbiased: bool | None = None,
+            keepdim: bool | None = None, *,
             correction: float | None = None, ddof: float | None = None, axis: Axis = None,
             keepdims: bool | None = None) -> Tensor:
         """Variance over ``dim``, dividing by N - correction; unbiased (correction 1) by default,
@@ -316,7 +331,8 @@ class TensorOps:
         return self._spread(_reduce.var, "var", dim, unbiased, keepdim, correction, ddof, axis,
                             keepdims)
 
-    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool | None = None, *,
+    def std(self: Tensor, dim: Any = None, unbiased: bool | None = None,
+            keepdim: bool | None = None, *,
             correction: float | None = None, ddof: float | None = None, axis: Axis = None,
             keepdims: bool | None = None) -> Tensor:
         """Standard deviation, ``sqrt(var(...))`` with the same arguments, unbiased by default as
@@ -324,20 +340,24 @@ class TensorOps:
         return self._spread(_reduce.std, "std", dim, unbiased, keepdim, correction, ddof, axis,
                             keepdims)
 
-    def logsumexp(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+    def logsumexp(self: Tensor, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
                   keepdims: bool | None = None) -> Tensor:
+        """log(sum(exp(x))) over ``dim``, computed stably (max subtracted first), as torch's.
+
+        Shape: the input with ``dim`` removed (kept as 1 with ``keepdim``).
+        """
         return _reduce.LogSumExp.apply(self, axis=dim_arg("logsumexp", dim, axis),
                                        keepdims=keepdim_arg("logsumexp", keepdim, keepdims))
 
-    def softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    def softmax(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
         """Softmax along ``dim`` (default -1)."""
         return _reduce.Softmax.apply(self, axis=dim_arg("softmax", dim, axis, -1))
 
-    def log_softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+    def log_softmax(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
         """log(softmax) along ``dim`` (default -1), computed stably."""
         return _reduce.LogSoftmax.apply(self, axis=dim_arg("log_softmax", dim, axis, -1))
 
-    def _arg(self, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Tensor:
+    def _arg(self: Tensor, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Tensor:
         dim = dim_arg(op, dim, axis)
         keep = keepdim_arg(op, keepdim, keepdims)
         pick = np.argmax if op == "argmax" else np.argmin
@@ -347,12 +367,17 @@ class TensorOps:
         return Tensor._make(np.asarray(out, dtype=np.int64), False, None)
 
     # ---- shape -----------------------------------------------------------------------------------
-    def reshape(self, *shape: Any) -> Tensor:
-        return _shape.Reshape.apply(self, _shape_arg(shape))
+    def reshape(self: Tensor, *shape: Any) -> Tensor:
+        """The same values in a new shape (one dim may be -1), as ``torch.reshape``; view when
+        possible.
 
     view = reshape
 
-    def transpose(self, *dims: Any) -> Tensor:
+        Raises ValueError naming both shapes when the element counts differ.
+        """
+        return _shape.Reshape.apply(self, _shape_arg(shape))
+
+    def transpose(self: Tensor, *dims: Any) -> Tensor:
         """Two ints swap those dims, as ``torch.transpose(x, d0, d1)``; no argument reverses the
         axes and a tuple (or three or more ints) is a full permutation, as NumPy's transpose.
 
@@ -364,17 +389,19 @@ class TensorOps:
         perm = _shape_arg(dims) if dims else tuple(range(self.ndim - 1, -1, -1))
         return _shape.Transpose.apply(self, perm)
 
-    def permute(self, *axes: Any) -> Tensor:
+    def permute(self: Tensor, *axes: Any) -> Tensor:
+        """Reorder dims: ``x.permute(0, 2, 1)`` (a view), as ``torch.Tensor.permute``."""
         return _shape.Transpose.apply(self, _shape_arg(axes))
 
-    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+    def swapaxes(self: Tensor, axis1: int, axis2: int) -> Tensor:
+        """Exchange dims ``axis1`` and ``axis2`` (NumPy name of ``transpose(dim0, dim1)``)."""
         axes = _reduce.normalize_axis((axis1,), self.ndim, "transpose")
         axes += _reduce.normalize_axis((axis2,), self.ndim, "transpose")
         perm = list(range(self.ndim))
         perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
         return _shape.Transpose.apply(self, tuple(perm))
 
-    def squeeze(self, dim: Axis = None, *, axis: Axis = None) -> Tensor:
+    def squeeze(self: Tensor, dim: Axis = None, *, axis: Axis = None) -> Tensor:
         """Drop size-1 dims: all of them, or those named by ``dim`` (NumPy alias ``axis``).
 
         Naming a dim whose size is not 1 raises ValueError (PyTorch leaves it; NumPy raises:
@@ -393,7 +420,7 @@ class TensorOps:
             shape = tuple(n for i, n in enumerate(self.shape) if i not in axes)
         return self.reshape(shape)
 
-    def expand(self, *shape: Any) -> Tensor:
+    def expand(self: Tensor, *shape: Any) -> Tensor:
         """Broadcast to ``shape`` without copying; -1 keeps a dimension's size (PyTorch style)."""
         target = _shape_arg(shape)
         offset = len(target) - self.ndim
@@ -402,13 +429,19 @@ class TensorOps:
         )
         return _shape.BroadcastTo.apply(self, resolved)
 
-    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+    def broadcast_to(self: Tensor, shape: Sequence[int]) -> Tensor:
+        """A broadcast view of shape ``shape`` (NumPy rules); the gradient sums over broadcast dims.
+        """
         return _shape.BroadcastTo.apply(self, tuple(shape))
 
-    def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
+    def pad(self: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
+        """Pad with the constant ``value``; ``pad_width`` as NumPy's ((before, after) per dim).
+
+        For torch's last-dim-first pad tuple use ``gw.nn.functional.pad``.
+        """
         return _shape.Pad.apply(self, pad_width, value)
 
-    def __getitem__(self, index: Any) -> Tensor:
+    def __getitem__(self: Tensor, index: Any) -> Tensor:
         return _shape.GetItem.apply(self, _index_arg(index))
 
 

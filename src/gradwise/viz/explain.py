@@ -43,7 +43,18 @@ def _local_derivative(fn: Callable[[Tensor], Tensor], at: Any) -> np.ndarray:
     """d fn / d input at ``at``, by the engine's backward of that one op."""
     leaf = _t(at, requires_grad=True)
     fn(leaf).sum().backward()
-    return leaf._grad
+    return _recorded_grad(leaf)
+
+
+def _recorded_grad(tensor: Tensor) -> np.ndarray:
+    """The gradient backward left on ``tensor`` (a leaf or one that retains its grad).
+
+    Raises:
+        RuntimeError: none reached it (it does not feed the loss).
+    """
+    if tensor._grad is None:
+        raise RuntimeError(f"explain: no gradient reached {tensor.name or 'a tensor'}")
+    return tensor._grad
 
 
 def _finite_difference(loss_of: Callable[..., float], params: dict[str, np.ndarray],
@@ -116,8 +127,8 @@ def neuron_walkthrough(x: Sequence[float] = (1.0, 2.0), w: Sequence[float] = (0.
     out["dL_dw"] = out["dL_dz"] * out["dz_dw"]
     out["dL_db"] = out["dL_dz"] * out["dz_db"]
     # what the engine's full backward computed
-    out.update(engine_dL_da=float(a._grad), engine_dL_dz=float(z._grad),
-               engine_dw=w_t._grad.copy(), engine_db=float(b_t._grad))
+    out.update(engine_dL_da=float(_recorded_grad(a)), engine_dL_dz=float(_recorded_grad(z)),
+               engine_dw=_recorded_grad(w_t).copy(), engine_db=float(_recorded_grad(b_t)))
 
     def loss_of(w: np.ndarray, b: np.ndarray) -> float:
         with no_grad():
@@ -143,10 +154,11 @@ def _neuron_second_derivative(x: np.ndarray, w: np.ndarray, b: np.ndarray, y: fl
     def gradient(w_values: np.ndarray, create_graph: bool = False) -> tuple[Tensor, Tensor]:
         w_t = _t(w_values, True)
         (g,) = grad(_neuron_loss_of(x, w_t, b, y), w_t, create_graph=create_graph)
+        assert g is not None  # grad raises for an unused input unless allow_unused
         return w_t, g
 
     w_t, g = gradient(w, create_graph=True)
-    rows = [grad(g[i], w_t, retain_graph=True)[0]._data for i in range(len(w))]
+    rows = [_row(grad(g[i], w_t, retain_graph=True)) for i in range(len(w))]
     engine = np.stack(rows)  # (n, n): row i is d/dw of dL/dw_i
     fd = np.zeros_like(engine)
     for j in range(len(w)):
@@ -156,6 +168,12 @@ def _neuron_second_derivative(x: np.ndarray, w: np.ndarray, b: np.ndarray, y: fl
         fd[:, j] = (up - down) / (2 * _FD_STEP)
     return {"d2L_dz2": a * (1 - a), "hand_d2w": a * (1 - a) * np.outer(x, x),
             "engine_d2w": engine, "fd_d2w": fd}
+
+
+def _row(grads: tuple[Tensor | None, ...]) -> np.ndarray:
+    (row,) = grads
+    assert row is not None  # grad raises for an unused input unless allow_unused
+    return row._data
 
 
 def _neuron_loss_of(x: np.ndarray, w: Tensor, b: np.ndarray, y: float) -> Tensor:
@@ -321,7 +339,7 @@ def mlp_walkthrough(x: Sequence[float] = (1.0, 2.0), y: float = 1.0, lr: float =
     hand: dict[str, np.ndarray] = {}
     for name in order:
         hand[name] = np.asarray(_MLP_STEPS[name][1](v, hand))
-    engine = {name: (forward | tensors)[name]._grad for name in order}
+    engine = {name: _recorded_grad((forward | tensors)[name]) for name in order}
 
     def loss_of(**p: np.ndarray) -> float:
         with no_grad():

@@ -371,11 +371,11 @@ class TensorOps:
         """The same values in a new shape (one dim may be -1), as ``torch.reshape``; view when
         possible.
 
-    view = reshape
-
         Raises ValueError naming both shapes when the element counts differ.
         """
         return _shape.Reshape.apply(self, _shape_arg(shape))
+
+    view = reshape
 
     def transpose(self: Tensor, *dims: Any) -> Tensor:
         """Two ints swap those dims, as ``torch.transpose(x, d0, d1)``; no argument reverses the

@@ -3,7 +3,7 @@
 The NumPy references live in ``autograd/ops/conv.py``: ``_im2col_chunks`` (a copy from a
 strided view of the padded input), ``_conv_input_grad`` (col2im by clipped slices) and the
 im2col + matmul forward that :func:`direct_conv_forward` replaces for inputs with few channels.
-``tests/autograd/test_kernels_spatial.py`` compares each kernel with its reference.
+``tests/kernels/test_spatial_kernels.py`` compares each kernel with its reference.
 
 All kernels read the *unpadded* NHWC input and treat positions outside it as zeros, so no padded
 copy is made, and run in parallel over images (each image is written by one thread only).

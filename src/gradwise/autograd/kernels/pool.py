@@ -3,7 +3,7 @@
 The NumPy references these kernels must equal live in ``autograd/ops/pool.py``
 (``_max_pool_windows`` / ``_max_pool_tiles`` and the ``AvgPool2d`` loops); the op calls a kernel
 when :func:`~gradwise.autograd.kernels.jit_enabled` is True and the reference otherwise, and
-``tests/autograd/test_kernels_spatial.py`` compares the two on a grid of shapes and edge values.
+``tests/kernels/test_spatial_kernels.py`` compares the two on a grid of shapes and edge values.
 
 Every kernel works on an unpadded NHWC input and skips the positions that fall into padding
 (no padded copy is made) and runs in parallel over the images of the batch: each image's output

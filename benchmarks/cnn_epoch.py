@@ -117,6 +117,10 @@ def main() -> None:
         print_table(f"gradwise CNN ops, batch {BATCH}, 1 BLAS thread, min of 15", rows)
         return
     setup_threads(args.threads)
+    if args.threads is not None:  # the kernels' pool too (numba's threads, parallel kernels)
+        import numba
+
+        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
     images, labels, source = load_fashion_mnist()
     steps_per_epoch = -(-len(images) // BATCH)
     rng = np.random.default_rng(0)

@@ -2,9 +2,8 @@
 
 Every case runs the op twice, kernels on (``set_jit_enabled(True)``) and off (the NumPy
 references), on the same inputs and output gradient, and compares values and every gradient:
-bit for bit where both sum in the same order (pooling, im2col, col2im, the weight gradient),
-within float rounding where they cannot (the direct convolution of few-channel inputs sums in a
-different order than BLAS). Inputs carry the edge values: 0, -0.0, +-inf, NaN, ties.
+bit for bit (both sum in the same order; the matrix products get the very same matrices). Inputs
+carry the edge values: 0, -0.0, +-inf, NaN, ties.
 """
 
 from __future__ import annotations
@@ -59,17 +58,12 @@ def _both_paths(fn, arrays, seed=1):
     return results
 
 
-def _assert_same(kernel_result, reference_result, exact=True, dtype=np.float32):
+def _assert_same(kernel_result, reference_result):
     for got, want in zip(kernel_result, reference_result, strict=True):
         assert (got is None) == (want is None)
-        if got is None:
-            continue
-        assert got.dtype == want.dtype and got.shape == want.shape
-        if exact:
+        if got is not None:
+            assert got.dtype == want.dtype and got.shape == want.shape
             np.testing.assert_array_equal(got, want)
-        else:
-            tol = 2e-5 if dtype == np.float32 else 1e-12
-            np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
 
 
 # (kernel, stride, padding): square and not, tiling, overlapping, gaps between windows
@@ -119,8 +113,7 @@ def test_max_pool_kernel_picks_like_torch_on_all_minus_inf_and_nan_windows():
         _assert_same(kernel_result, reference)
 
 
-# (input shape, weight shape, stride, padding, dilation); input channels 1 and 3 take the
-# direct kernel, more channels im2col + matmul + col2im
+# (input shape, weight shape, stride, padding, dilation)
 CONV_GEOMETRIES = [
     ((2, 1, 6, 6), (4, 1, 3, 3), 1, 1, 1),
     ((2, 3, 7, 5), (5, 3, 5, 5), 1, 2, 1),
@@ -149,21 +142,14 @@ def test_conv_kernels_equal_reference(x_shape, w_shape, stride, padding, dilatio
     def conv(x, weight, b=None):
         return F.conv2d(x, weight, b, stride=stride, padding=padding, dilation=dilation)
 
-    kernel_result, reference = _both_paths(conv, arrays)
-    direct = x_shape[1] <= conv_ops.DIRECT_MAX_CHANNELS
-    # the direct kernel sums in its own order; im2col feeds BLAS the very same matrices
-    _assert_same(kernel_result[:1], reference[:1], exact=not direct, dtype=dtype)
-    _assert_same(kernel_result[1:], reference[1:])
+    _assert_same(*_both_paths(conv, arrays))
 
 
 @pytest.mark.parametrize("channels", [1, 5])
 def test_conv_kernels_propagate_inf_and_nan_like_reference(channels):
     x = _edge_input((2, channels, 6, 6), np.float32)
     weight = np.random.default_rng(3).standard_normal((3, channels, 3, 3)).astype(np.float32)
-    kernel_result, reference = _both_paths(lambda a, w: F.conv2d(a, w, padding=1), [x, weight])
-    for got, want in zip(kernel_result, reference, strict=True):
-        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
-        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)
+    _assert_same(*_both_paths(lambda a, w: F.conv2d(a, w, padding=1), [x, weight]))
 
 
 def test_conv_in_chunks_equals_reference(monkeypatch):

@@ -1,20 +1,28 @@
 """numba kernels for 2-D convolution over NHWC arrays (see ``autograd/ops/conv.py``).
 
 The NumPy references live in ``autograd/ops/conv.py``: ``_im2col_chunks`` (a copy from a
-strided view of the padded input), ``_conv_input_grad`` (col2im by clipped slices) and the
-im2col + matmul forward that :func:`direct_conv_forward` replaces for inputs with few channels.
+strided view of the padded input) and ``_conv_input_grad`` (col2im by clipped slices).
 ``tests/kernels/test_spatial_kernels.py`` compares each kernel with its reference.
 
 All kernels read the *unpadded* NHWC input and treat positions outside it as zeros, so no padded
-copy is made, and run in parallel over images (each image is written by one thread only).
+copy is made. They are serial: the op calls them once per chunk of a few images (about
+``CHUNK_BYTES``), between matrix products that have both cores; handing each chunk to a thread
+pool cost more than the copy (0.8 ms against 0.02 ms per chunk on the shared 2-core machine
+under load).
+
+Not here, measured and left out: a direct convolution for few-channel inputs (1- or 3-channel
+first layers), loops over (pixel, kernel offset, channel) with the output channels innermost.
+On the benchmark shapes it lost to im2col + BLAS (1 thread, float32: 1->32 channels 28x28 batch
+128: 3.2 ms vs 2.7 ms; 3->6 channels 5x5 32x32 batch 64: 28 ms vs 2.3 ms; 3->32: 30 ms vs 9 ms),
+and it makes the backward rebuild the im2col rows that the forward otherwise keeps.
 """
 
 from __future__ import annotations
 
-from gradwise.autograd.kernels._jit import kernel, prange
+from gradwise.autograd.kernels._jit import kernel
 
 
-@kernel(parallel=True)
+@kernel(parallel=False)
 def im2col(x, start, kh, kw, sh, sw, ph, pw, dh, dw, cols):  # pragma: no cover
     """Copy every window of images ``start:start + len(cols)`` of ``x`` into ``cols``.
 
@@ -24,7 +32,7 @@ def im2col(x, start, kh, kw, sh, sw, ph, pw, dh, dw, cols):  # pragma: no cover
     """
     images, ho, wo = cols.shape[0], cols.shape[1], cols.shape[2]
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
-    for b in prange(images):
+    for b in range(images):
         for y in range(ho):
             for i in range(kh):
                 row = y * sh + i * dh - ph
@@ -40,7 +48,7 @@ def im2col(x, start, kh, kw, sh, sw, ph, pw, dh, dw, cols):  # pragma: no cover
                                 cols[b, y, xo, i, j, ch] = 0
 
 
-@kernel(parallel=True)
+@kernel(parallel=False)
 def col2im(parts, order, sh, sw, ph, pw, dh, dw, grad_x):  # pragma: no cover
     """Add every output pixel's (kh, kw, C) block of ``parts`` back onto the input it came from.
 
@@ -53,7 +61,7 @@ def col2im(parts, order, sh, sw, ph, pw, dh, dw, grad_x):  # pragma: no cover
     """
     images, ho, wo, kw = parts.shape[0], parts.shape[1], parts.shape[2], parts.shape[4]
     h, w, c = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3]
-    for b in prange(images):
+    for b in range(images):
         grad_x[b] = 0
         for number in order:
             i, j = number // kw, number % kw
@@ -67,39 +75,3 @@ def col2im(parts, order, sh, sw, ph, pw, dh, dw, grad_x):  # pragma: no cover
                         continue
                     for ch in range(c):
                         grad_x[b, row, col, ch] += parts[b, y, xo, i, j, ch]
-
-
-@kernel(parallel=True)
-def direct_conv_forward(x, weight, bias, sh, sw, ph, pw, dh, dw, out):  # pragma: no cover
-    """Convolution without im2col, for inputs with few channels (1- or 3-channel images).
-
-    ``out[b, y, x, o] = sum over (i, j, c) of x[b, y*sh + i*dh - ph, x*sw + j*dw - pw, c] *
-    weight[i, j, c, o]``, plus ``bias[o]``, padding counting as 0. Shapes: x (N, H, W, C);
-    weight (kh, kw, C, C_out); bias (C_out,) (zeros when the layer has none); out
-    (N, Ho, Wo, C_out). The loop over output channels is innermost and vectorises; im2col with
-    a few channels gives a matrix product with an inner dimension of 9 or 27, where BLAS is at
-    its least efficient. The sum runs in a different order than BLAS's, so it equals the
-    im2col + matmul reference within float rounding, not bit for bit.
-    """
-    n, h, w, c = x.shape
-    kh, kw, c_out = weight.shape[0], weight.shape[1], weight.shape[3]
-    ho, wo = out.shape[1], out.shape[2]
-    for b in prange(n):
-        for y in range(ho):
-            for xo in range(wo):
-                for o in range(c_out):
-                    out[b, y, xo, o] = 0
-                for i in range(kh):
-                    row = y * sh + i * dh - ph
-                    if row < 0 or row >= h:
-                        continue
-                    for j in range(kw):
-                        col = xo * sw + j * dw - pw
-                        if col < 0 or col >= w:
-                            continue
-                        for ch in range(c):
-                            value = x[b, row, col, ch]
-                            for o in range(c_out):
-                                out[b, y, xo, o] += value * weight[i, j, ch, o]
-                for o in range(c_out):
-                    out[b, y, xo, o] += bias[o]

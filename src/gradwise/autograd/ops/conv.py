@@ -47,11 +47,6 @@ from gradwise.autograd.ops._spatial import (
 #: the forward keeps them for the weight gradient (the first layer of the benchmark CNN: 3.6 MB)
 _WHOLE_BATCH_BYTES = 4 << 20
 
-#: inputs with at most this many channels are convolved directly (``direct_conv_forward``) when
-#: the kernels run: im2col would feed BLAS an inner dimension of only kh*kw*C (9 to 27)
-DIRECT_MAX_CHANNELS = 3
-
-
 def _use_kernels(x: np.ndarray) -> bool:
     """Whether the numba kernels run for this input (they are compiled for float32/64 only)."""
     return jit_enabled() and x.dtype in (np.float32, np.float64)
@@ -96,16 +91,6 @@ class Conv2d(Function):
         else:
             ctx.source, ctx.source_padding = pad_hw(nhwc(x), padding), (0, 0)  # (N, Hp, Wp, C)
         w_matrix = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, c_out)  # (kh*kw*C, C_out)
-        ctx.cols = None
-        if ctx.use_kernels and c <= DIRECT_MAX_CHANNELS:
-            out = np.empty((n, out_hw[0], out_hw[1], c_out), dtype=x.dtype)  # NHWC
-            bias_or_zeros = bias if bias is not None else np.zeros(c_out, dtype=x.dtype)
-            conv_kernels.direct_conv_forward(
-                ctx.source, np.ascontiguousarray(w_matrix.reshape(kh, kw, c, c_out)),
-                np.ascontiguousarray(bias_or_zeros, dtype=x.dtype), *stride, *padding,
-                *dilation, out,
-            )
-            return nchw(out)
         out = np.empty((n * pixels, c_out), dtype=x.dtype)  # NHWC rows
         start, stop, cols = 0, 0, None
         for start, stop, cols in _im2col_chunks(ctx, (kh, kw), out_hw, stride, dilation):

@@ -8,14 +8,11 @@ carry the edge values: 0, -0.0, +-inf, NaN, ties.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
 
 import gradwise as gw
 from gradwise.autograd.kernels import _jit
-from gradwise.autograd.kernels import conv as conv_kernels
 from gradwise.autograd.ops import conv as conv_ops
 from gradwise.nn import functional as F
 
@@ -153,7 +150,7 @@ def test_conv_kernels_propagate_inf_and_nan_like_reference(channels):
 
 
 def test_conv_in_chunks_equals_reference(monkeypatch):
-    # a tiny chunk size makes im2col and col2im run image by image
+    # a tiny chunk size makes col2im run image by image
     monkeypatch.setattr(conv_ops, "CHUNK_BYTES", 1)
     monkeypatch.setattr(conv_ops, "_WHOLE_BATCH_BYTES", 0)
     rng = np.random.default_rng(4)
@@ -161,21 +158,3 @@ def test_conv_in_chunks_equals_reference(monkeypatch):
               rng.standard_normal((5, 4, 3, 3)).astype(np.float32),
               rng.standard_normal(5).astype(np.float32)]
     _assert_same(*_both_paths(lambda x, w, b: F.conv2d(x, w, b, padding=1), arrays))
-
-
-@pytest.mark.parametrize(("stride", "padding", "dilation"),
-                         list(itertools.product([1, 2], [0, 1, 2], [1, 2])))
-def test_im2col_kernel_equals_strided_copy(stride, padding, dilation):
-    x = _edge_input((3, 7, 8, 2), np.float32)  # NHWC
-    kernel = (3, 2)
-    out_hw = tuple(
-        conv_ops.output_size(size, k, stride, padding, dilation)
-        for size, k in zip(x.shape[1:3], kernel, strict=True)
-    )
-    start = 1  # images 1 and 2
-    cols = np.empty((2, *out_hw, *kernel, 2), dtype=np.float32)
-    conv_kernels.im2col(x, start, *kernel, stride, stride, padding, padding, dilation, dilation,
-                        cols)
-    padded = conv_ops.pad_hw(x, (padding, padding))
-    windows = conv_ops._windows(padded, kernel, out_hw, (stride, stride), (dilation, dilation))
-    np.testing.assert_array_equal(cols, windows[start:])

@@ -4,13 +4,12 @@ The NumPy references live in ``autograd/ops/conv.py``: ``_im2col_chunks`` (a cop
 strided view of the padded input) and ``_conv_input_grad`` (col2im by clipped slices).
 ``tests/kernels/test_spatial_kernels.py`` compares each kernel with its reference.
 
-All kernels read the *unpadded* NHWC input and treat positions outside it as zeros, so no padded
-copy is made. They are serial: the op calls them once per chunk of a few images (about
-``CHUNK_BYTES``), between matrix products that have both cores; handing each chunk to a thread
-pool cost more than the copy (0.8 ms against 0.02 ms per chunk on the shared 2-core machine
-under load).
+``col2im`` is serial: the op calls it once per chunk of a few images (about ``CHUNK_BYTES``),
+between matrix products that have both cores; handing each chunk to a thread pool cost more than
+the work (0.8 ms against 0.02 ms per chunk on the shared 2-core machine under load).
 
-Not here, measured and left out: a direct convolution for few-channel inputs (1- or 3-channel
+Not here, measured and left out: an im2col kernel (2x slower than NumPy's copy from a strided
+view on every benchmark shape), and a direct convolution for few-channel inputs (1- or 3-channel
 first layers), loops over (pixel, kernel offset, channel) with the output channels innermost.
 On the benchmark shapes it lost to im2col + BLAS (1 thread, float32: 1->32 channels 28x28 batch
 128: 3.2 ms vs 2.7 ms; 3->6 channels 5x5 32x32 batch 64: 28 ms vs 2.3 ms; 3->32: 30 ms vs 9 ms),
@@ -20,32 +19,6 @@ and it makes the backward rebuild the im2col rows that the forward otherwise kee
 from __future__ import annotations
 
 from gradwise.autograd.kernels._jit import kernel
-
-
-@kernel(parallel=False)
-def im2col(x, start, kh, kw, sh, sw, ph, pw, dh, dw, cols):  # pragma: no cover
-    """Copy every window of images ``start:start + len(cols)`` of ``x`` into ``cols``.
-
-    ``cols[b, y, x, i, j, c] = x[start + b, y*sh + i*dh - ph, x*sw + j*dw - pw, c]``, 0 where
-    that position is padding. Shapes: x (N, H, W, C); cols (images, Ho, Wo, kh, kw, C).
-    Equal bit for bit to the reference (a copy).
-    """
-    images, ho, wo = cols.shape[0], cols.shape[1], cols.shape[2]
-    h, w, c = x.shape[1], x.shape[2], x.shape[3]
-    for b in range(images):
-        for y in range(ho):
-            for i in range(kh):
-                row = y * sh + i * dh - ph
-                inside_rows = row >= 0 and row < h
-                for xo in range(wo):
-                    for j in range(kw):
-                        col = xo * sw + j * dw - pw
-                        if inside_rows and col >= 0 and col < w:
-                            for ch in range(c):
-                                cols[b, y, xo, i, j, ch] = x[start + b, row, col, ch]
-                        else:
-                            for ch in range(c):
-                                cols[b, y, xo, i, j, ch] = 0
 
 
 @kernel(parallel=False)

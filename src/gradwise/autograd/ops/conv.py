@@ -85,15 +85,11 @@ class Conv2d(Function):
         ctx.weight, ctx.has_bias = weight, bias is not None
         ctx.geometry = (x.shape, out_hw, stride, padding, dilation)
         ctx.use_kernels = _use_kernels(x)
-        if ctx.use_kernels:
-            # the kernels read the unpadded input and skip padding: no padded copy
-            ctx.source, ctx.source_padding = np.ascontiguousarray(nhwc(x)), padding
-        else:
-            ctx.source, ctx.source_padding = pad_hw(nhwc(x), padding), (0, 0)  # (N, Hp, Wp, C)
+        ctx.x_padded = pad_hw(nhwc(x), padding)  # (N, Hp, Wp, C)
         w_matrix = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, c_out)  # (kh*kw*C, C_out)
         out = np.empty((n * pixels, c_out), dtype=x.dtype)  # NHWC rows
         start, stop, cols = 0, 0, None
-        for start, stop, cols in _im2col_chunks(ctx, (kh, kw), out_hw, stride, dilation):
+        for start, stop, cols in _im2col_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation):
             _matmul_add_bias(cols, w_matrix, bias, out[start * pixels : stop * pixels])
         # Unless the whole batch was one chunk, backward rebuilds the im2col rows chunk by chunk
         # instead of keeping them: they are kh*kw times the input's size, and a fresh buffer
@@ -116,7 +112,7 @@ class Conv2d(Function):
                 grad_w_matrix = ctx.cols.T @ grad_rows  # (kh*kw*C, C_out)
             else:
                 grad_w_matrix = np.zeros((kh * kw * c, c_out), dtype=grad_rows.dtype)
-                chunks = _im2col_chunks(ctx, (kh, kw), out_hw, stride, dilation)
+                chunks = _im2col_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation)
                 for start, stop, cols in chunks:
                     grad_w_matrix += cols.T @ grad_rows[start * pixels : stop * pixels]
             grad_w = np.ascontiguousarray(
@@ -147,31 +143,27 @@ def _matmul_add_bias(
 
 
 def _im2col_chunks(
-    ctx, kernel: Pair, out_hw: Pair, stride: Pair, dilation: Pair
+    x_padded: np.ndarray, kernel: Pair, out_hw: Pair, stride: Pair, dilation: Pair
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield (start, stop, cols) over runs of images; cols is (images*Ho*Wo, kh*kw*C).
 
-    ``cols[row of (n, y, x), (i, j, c)] = x_padded[n, y*s + i*d, x*s + j*d, c]``, built from
-    ``ctx.source`` (NHWC, still to be padded by ``ctx.source_padding``) by the numba kernel when
-    ``ctx.use_kernels``, else (reference) copied from a strided view of the padded source. One
-    buffer of about ``CHUNK_BYTES`` is reused for every chunk, so it stays in cache for the
-    matmul that reads it; the caller must use each chunk before asking for the next.
+    ``cols[row of (n, y, x), (i, j, c)] = x_padded[n, y*s + i*d, x*s + j*d, c]``. One buffer of
+    about ``CHUNK_BYTES`` is reused for every chunk, so it stays in cache for the matmul that
+    reads it; the caller must use each chunk before asking for the next. (A numba im2col was
+    measured against this copy from a strided view and lost: 2x slower on every benchmark
+    shape, 1 thread; NumPy copies runs of C numbers as well as any loop does.)
     """
-    source, padding = ctx.source, ctx.source_padding
-    n, c = source.shape[0], source.shape[3]
+    n, c = x_padded.shape[0], x_padded.shape[3]
     k = kernel[0] * kernel[1] * c
     pixels = out_hw[0] * out_hw[1]
-    step = _images_per_chunk(n, pixels * k * source.itemsize)
+    windows = _windows(x_padded, kernel, out_hw, stride, dilation)  # strided view
+    step = _images_per_chunk(n, pixels * k * x_padded.itemsize)
     buffer = np.empty((min(step, n), out_hw[0], out_hw[1], kernel[0], kernel[1], c),
-                      dtype=source.dtype)
-    windows = None if ctx.use_kernels else _windows(source, kernel, out_hw, stride, dilation)
+                      dtype=x_padded.dtype)
     for start in range(0, n, step):
         stop = min(n, start + step)
         cols = buffer[: stop - start]
-        if windows is None:
-            conv_kernels.im2col(source, start, *kernel, *stride, *padding, *dilation, cols)
-        else:
-            np.copyto(cols, windows[start:stop])
+        np.copyto(cols, windows[start:stop])
         yield start, stop, cols.reshape(-1, k)
 
 

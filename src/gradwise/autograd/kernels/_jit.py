@@ -29,11 +29,6 @@ try:  # numba is a regular dependency, but the NumPy path must work without it
 except ImportError:  # pragma: no cover - exercised by the GRADWISE_JIT=0 runs
     _numba = None
 
-if _numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
-    # must happen before the first parallel kernel launches (numba reads it then); workqueue
-    # needs no OpenMP runtime, so it never competes with OpenBLAS's OpenMP threads
-    _numba.config.THREADING_LAYER = "workqueue"
-
 _enabled = [_numba is not None and os.environ.get("GRADWISE_JIT", "1").strip() != "0"]
 
 

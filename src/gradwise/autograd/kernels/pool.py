@@ -6,9 +6,15 @@ when :func:`~gradwise.autograd.kernels.jit_enabled` is True and the reference ot
 ``tests/kernels/test_spatial_kernels.py`` compares the two on a grid of shapes and edge values.
 
 Every kernel works on an unpadded NHWC input and skips the positions that fall into padding
-(no padded copy is made) and runs in parallel over the images of the batch: each image's output
-and input gradient are written by one thread only, so there are no races and the result does not
-depend on the number of threads. The innermost loop runs over channels, which are contiguous.
+(no padded copy is made); the innermost loop runs over channels, which are contiguous.
+
+The kernels are serial (``parallel=False``), by measurement on the shared 2-core machine: with
+``parallel=True`` (workqueue layer) each call first has to wake a worker thread, and under the
+usual load (7-9 on 2 cores) that wait was milliseconds: in the CIFAR-style step the max-pool
+forwards took 6.1 ms per step in parallel against 1.1 ms serial (NumPy reference: 3.5 ms). In a
+hot loop on the benchmark CNN's first pool (128x32x28x28), 2 threads gave 1.3 ms against 2.3 ms
+serial, a gain of about 1 ms per step on an idle machine only. Serial kernels also leave both
+cores to BLAS, the team's rule of one thread pool at a time (``_jit.py``).
 
 A window's "offset number" is ``i * kw + j`` for kernel offset (i, j): the row-major order that
 decides max-pool ties.
@@ -18,10 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradwise.autograd.kernels._jit import kernel, prange
+from gradwise.autograd.kernels._jit import kernel
 
 
-@kernel(parallel=True)
+@kernel(parallel=False)
 def max_pool_forward(x, kh, kw, sh, sw, ph, pw, out, chosen, with_choice):  # pragma: no cover
     """Max over each window of ``x`` (N, H, W, C) into ``out`` (N, Ho, Wo, C); padding is -inf.
 
@@ -33,7 +39,7 @@ def max_pool_forward(x, kh, kw, sh, sw, ph, pw, out, chosen, with_choice):  # pr
     """
     n, h, w, c = x.shape
     ho, wo = out.shape[1], out.shape[2]
-    for b in prange(n):
+    for b in range(n):
         for y in range(ho):
             top = y * sh - ph
             i0 = max(0, -top)  # the first kernel row inside the input
@@ -68,7 +74,7 @@ def max_pool_forward(x, kh, kw, sh, sw, ph, pw, out, chosen, with_choice):  # pr
                                 out[b, y, xo, ch] = value if take else best
 
 
-@kernel(parallel=True)
+@kernel(parallel=False)
 def max_pool_backward(grad, chosen, kh, kw, sh, sw, ph, pw, grad_x):  # pragma: no cover
     """Route each window's gradient (N, Ho, Wo, C) to the element it picked, into ``grad_x``.
 
@@ -80,7 +86,7 @@ def max_pool_backward(grad, chosen, kh, kw, sh, sw, ph, pw, grad_x):  # pragma: 
     n, h, w, c = grad_x.shape
     ho, wo = grad.shape[1], grad.shape[2]
     tiles = sh == kh and sw == kw and ph == 0 and pw == 0 and ho * kh == h and wo * kw == w
-    for b in prange(n):
+    for b in range(n):
         if tiles:
             for y in range(ho):
                 for xo in range(wo):
@@ -110,7 +116,7 @@ def max_pool_backward(grad, chosen, kh, kw, sh, sw, ph, pw, grad_x):  # pragma: 
                                 grad_x[b, row, col, ch] += grad[b, y, xo, ch]
 
 
-@kernel(parallel=True)
+@kernel(parallel=False)
 def avg_pool_forward(x, kh, kw, sh, sw, ph, pw, scale, out):  # pragma: no cover
     """Mean over each window of ``x`` (N, H, W, C) into ``out`` (N, Ho, Wo, C).
 
@@ -120,7 +126,7 @@ def avg_pool_forward(x, kh, kw, sh, sw, ph, pw, scale, out):  # pragma: no cover
     """
     n, h, w, c = x.shape
     ho, wo = out.shape[1], out.shape[2]
-    for b in prange(n):
+    for b in range(n):
         for y in range(ho):
             for xo in range(wo):
                 for i in range(kh):
@@ -139,7 +145,7 @@ def avg_pool_forward(x, kh, kw, sh, sw, ph, pw, scale, out):  # pragma: no cover
                     out[b, y, xo, ch] *= scale[0]
 
 
-@kernel(parallel=True)
+@kernel(parallel=False)
 def avg_pool_backward(grad, kh, kw, sh, sw, ph, pw, scale, grad_x):  # pragma: no cover
     """Spread each window's gradient (N, Ho, Wo, C) times ``scale[0]`` over its elements.
 
@@ -148,7 +154,7 @@ def avg_pool_backward(grad, kh, kw, sh, sw, ph, pw, scale, grad_x):  # pragma: n
     """
     n, h, w, c = grad_x.shape
     ho, wo = grad.shape[1], grad.shape[2]
-    for b in prange(n):
+    for b in range(n):
         grad_x[b] = 0
         for i in range(kh):
             for j in range(kw):

@@ -4,7 +4,7 @@ inference_mode, same weights, batch 256, interleaved rounds (target >= 1.0x PyTo
 The process calls ``gradwise._malloc.reuse_freed_memory()`` first (both contenders share the
 process, so both get it); ``--default-malloc`` skips it.
 
-Run: python benchmarks/inference.py [--rounds 5] [--threads N] [--model cnn] [--default-malloc]
+Run: python benchmarks/inference.py [--rounds 5] [--default-malloc]
 """
 
 from __future__ import annotations
@@ -38,22 +38,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc thresholds alone")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="BLAS, numba and PyTorch threads (default: all cores)")
-    parser.add_argument("--model", choices=["mlp", "cnn", "all"], default="all")
     args = parser.parse_args()
     tuned = False if args.default_malloc else reuse_freed_memory()
-    setup_threads(args.threads)
-    if args.threads is not None:  # the kernels' pool too (numba's threads, parallel kernels)
-        import numba
-
-        numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    setup_threads()
     images, _, source = load_fashion_mnist()
     batches = [images[i : i + BATCH] for i in range(0, BATCH * BATCHES, BATCH)]
     print(machine_description())
     print(f"data: {source}; allocator: "
           f"{'freed memory reused (reuse_freed_memory)' if tuned else 'default malloc'}")
-    for kind in ("mlp", "cnn") if args.model == "all" else (args.model,):
+    for kind in ("mlp", "cnn"):
         model = gw_model(kind, initial_weights(kind))
         model.eval()
 

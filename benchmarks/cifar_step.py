@@ -11,17 +11,26 @@ batches: random images (speed does not depend on the pixels; no download needed)
 Steps run in interleaved rounds; medians. ``--threads N`` limits NumPy's BLAS, numba's kernels
 and PyTorch to N threads (1 is the comparison a shared machine's load disturbs least).
 
+``--kernels-ab`` instead times gradwise alone with its numba kernels on and off in one process,
+alternating step by step (process CPU time, 1 BLAS thread, medians): the CIFAR nets and the
+Fashion-MNIST CNN of ``cnn_epoch.py`` at batch 64.
+
 Run: python benchmarks/cifar_step.py [--rounds 5] [--steps 10] [--threads N] [--net classic]
+     python benchmarks/cifar_step.py --kernels-ab [--steps 40]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
+import time
 from typing import Any
 
 import numpy as np
 from _common import (
+    gw_model,
+    initial_weights,
     interleaved,
     machine_description,
     print_table,
@@ -79,6 +88,41 @@ def gw_step(model: Any, optimizer: Any, x: np.ndarray, y: np.ndarray) -> None:
     optimizer.step()
 
 
+def kernels_ab(steps: int) -> None:
+    """Each net's step with the kernels on, then off, alternating; median CPU time of each."""
+    from threadpoolctl import threadpool_limits
+
+    from gradwise.autograd.kernels._jit import set_jit_enabled
+
+    threadpool_limits(1)
+    rng = np.random.default_rng(0)
+    rows = []
+    for name in [*NETS, "cnn"]:
+        if name == "cnn":
+            model = gw_model("cnn", initial_weights("cnn"))
+            optimizer = gw.optim.Adam(model.parameters(), lr=1e-3)
+            x = rng.random((BATCH, 1, 28, 28), dtype=np.float32)
+        else:
+            model = build(gw.nn, NETS[name])
+            optimizer = gw.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+            x = rng.standard_normal((BATCH, 3, 32, 32), dtype=np.float32)
+        y = rng.integers(0, 10, BATCH)
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for step in range(steps + 2):
+            for enabled in (True, False):
+                previous = set_jit_enabled(enabled)
+                start = time.process_time()
+                gw_step(model, optimizer, x, y)
+                if step >= 2:  # the first steps compile and warm the caches
+                    times[enabled].append(time.process_time() - start)
+                set_jit_enabled(previous)
+        on, off = (statistics.median(times[e]) for e in (True, False))
+        rows.append((f"{name}: kernels on / off", f"{on * 1e3:6.2f} / {off * 1e3:6.2f} ms",
+                     f"{on / off:5.2f}x"))
+    print_table(f"gradwise CPU time per step, batch {BATCH}, 1 BLAS thread, kernels on vs off "
+                f"(alternating, median of {steps})", rows)
+
+
 def limit_kernel_threads(threads: int | None) -> None:
     if threads is not None:
         import numba
@@ -93,8 +137,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS, numba and PyTorch threads (default: all cores)")
     parser.add_argument("--net", choices=[*NETS, "all"], default="all")
+    parser.add_argument("--kernels-ab", action="store_true",
+                        help="gradwise alone, numba kernels on vs off in one process")
     args = parser.parse_args()
     reuse_freed_memory()
+    if args.kernels_ab:
+        print(machine_description())
+        print(f"load average: {os.getloadavg()[0]:.2f}")
+        kernels_ab(args.steps)
+        return
     setup_threads(args.threads)
     limit_kernel_threads(args.threads)
     rng = np.random.default_rng(0)

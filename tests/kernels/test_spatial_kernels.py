@@ -14,12 +14,19 @@ import pytest
 import gradwise as gw
 from gradwise.autograd.kernels import _jit
 from gradwise.autograd.ops import conv as conv_ops
+from gradwise.autograd.ops import pool as pool_ops
 from gradwise.nn import functional as F
 
 pytestmark = [
     pytest.mark.skipif(_jit._numba is None, reason="numba is not installed"),
     pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning"),  # the planted inf and NaN
 ]
+
+
+@pytest.fixture(autouse=True)
+def _kernels_for_any_channel_count(monkeypatch):
+    # the op leaves inputs with few channels to NumPy; these tests compare the kernel itself
+    monkeypatch.setattr(pool_ops, "MAX_POOL_KERNEL_MIN_CHANNELS", 1)
 
 
 def _edge_input(shape, dtype, seed=0, ties=False):
@@ -95,6 +102,18 @@ def test_avg_pool_kernel_equals_reference_bitwise(kernel, stride, padding, shape
     x = _edge_input(shape, dtype)
     results = _both_paths(lambda t: F.avg_pool2d(t, kernel, stride, padding), [x])
     _assert_same(*results)
+
+
+def test_max_pool_routes_few_channels_to_numpy_and_many_to_the_kernel(monkeypatch):
+    monkeypatch.setattr(pool_ops, "MAX_POOL_KERNEL_MIN_CHANNELS", 4)
+    previous = _jit.set_jit_enabled(True)
+    try:
+        for channels, kernel_path in [(3, False), (4, True)]:
+            x = gw.tensor(np.ones((1, channels, 4, 4), dtype=np.float32), requires_grad=True)
+            out = F.max_pool2d(x, 2)
+            assert (out.grad_fn.kernel_choice is not None) == kernel_path
+    finally:
+        _jit.set_jit_enabled(previous)
 
 
 def test_max_pool_kernel_picks_like_torch_on_all_minus_inf_and_nan_windows():

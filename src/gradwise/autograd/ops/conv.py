@@ -226,7 +226,8 @@ def _conv_input_grad(
         parts = parts.reshape(stop - start, *out_hw, kh, kw, c)
         image = grad_x[start:stop]
         if use_kernels:
-            conv_kernels.col2im(parts, order, *stride, *padding, *dilation, image)
+            conv_kernels.col2im(parts, order, stride[0], stride[1], padding[0], padding[1],
+                                dilation[0], dilation[1], image)
             continue
         for number, (i, j, (out_y, out_x), (in_y, in_x), _) in enumerate(targets):
             source = parts[:, out_y, out_x, i, j]  # (images, rows, cols, C)

@@ -263,7 +263,7 @@ class _BaseMLP(BaseEstimator):
                 improved = score > self.best_validation_score_ + self.tol
                 if score > self.best_validation_score_:
                     self.best_validation_score_ = score
-                    best_state = {k: v.copy() for k, v in self.model_.state_dict().items()}
+                    best_state = {k: v.clone() for k, v in self.model_.state_dict().items()}
             else:
                 improved = loss < self.best_loss_ - self.tol
                 self.best_loss_ = min(self.best_loss_, loss)

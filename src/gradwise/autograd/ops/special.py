@@ -1,0 +1,105 @@
+"""Special functions (``torch.special`` / ``torch.erfinv``, ``lgamma``, ``digamma``, ``erf``,
+``erfc``) and ``fmod``, computed with ``scipy.special`` in the input's dtype.
+
+Local derivatives (Abramowitz and Stegun, ch. 6 and 7):
+erfinv'(x) = sqrt(pi) / 2 * exp(erfinv(x)^2); lgamma'(x) = digamma(x);
+digamma'(x) = polygamma(1, x); erf'(x) = 2 / sqrt(pi) * exp(-x^2) = -erfc'(x).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from gradwise.autograd.function import Function
+from gradwise.autograd.ops._broadcast import unbroadcast
+
+
+class _Unary(Function):
+    """An elementwise function ``value`` with derivative ``slope`` (both NumPy functions of
+    the input and the output)."""
+
+    owns_grads = True
+    name = ""
+
+    @classmethod
+    def forward(cls, ctx, x):
+        if x.dtype.kind != "f":
+            raise TypeError(f"{cls.name}: expected a floating point tensor, got {x.dtype}")
+        with np.errstate(all="ignore"):
+            out = np.asarray(cls.value(x), dtype=x.dtype)
+        ctx.x, ctx.out = x, out
+        return out
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        with np.errstate(all="ignore"):
+            return ((grad * cls.slope(ctx.x, ctx.out)).astype(grad.dtype, copy=False),)
+
+
+class Erfinv(_Unary):
+    """The inverse error function on (-1, 1) (+-inf at +-1, NaN outside)."""
+
+    name = "erfinv"
+    value = staticmethod(special.erfinv)
+    slope = staticmethod(lambda x, out: math.sqrt(math.pi) / 2 * np.exp(out * out))
+
+
+class Lgamma(_Unary):
+    """log |Gamma(x)|."""
+
+    name = "lgamma"
+    value = staticmethod(special.gammaln)
+    slope = staticmethod(lambda x, out: special.digamma(x))
+
+
+class Digamma(_Unary):
+    """psi(x) = Gamma'(x) / Gamma(x)."""
+
+    name = "digamma"
+    value = staticmethod(special.digamma)
+    slope = staticmethod(lambda x, out: special.polygamma(1, x))
+
+
+class Erf(_Unary):
+    """The error function."""
+
+    name = "erf"
+    value = staticmethod(special.erf)
+    slope = staticmethod(lambda x, out: 2 / math.sqrt(math.pi) * np.exp(-x * x))
+
+
+class Erfc(_Unary):
+    """The complementary error function 1 - erf(x), accurate for large x."""
+
+    name = "erfc"
+    value = staticmethod(special.erfc)
+    slope = staticmethod(lambda x, out: -2 / math.sqrt(math.pi) * np.exp(-x * x))
+
+
+class Fmod(Function):
+    """a - trunc(a / b) * b: the C remainder, with the dividend's sign (``torch.fmod``).
+
+    Local derivative (PyTorch's): 1 for a; ``-trunc(a / b)`` for b. Shape: broadcast shape.
+    Integer division by zero raises ZeroDivisionError (PyTorch raises too).
+    """
+
+    owns_grads = True
+    tensor_args = (0, 1)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.dtype.kind in "iu" and np.any(b == 0):
+            raise ZeroDivisionError("fmod: integer division by zero")
+        ctx.a, ctx.b = a, b
+        return np.asarray(np.fmod(a, b))
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.a, ctx.b
+        grad_a = unbroadcast(grad, a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = (unbroadcast(-grad * np.trunc(a / b), b.shape)
+                  if ctx.needs_input_grad[1] else None)
+        return grad_a, grad_b

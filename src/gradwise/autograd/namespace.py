@@ -230,6 +230,9 @@ def meshgrid(*tensors: Any, indexing: str | None = None) -> tuple[Tensor, ...]:
     if builtins.any(t.ndim > 1 for t in tensors):
         raise ValueError("meshgrid: expects 0-d or 1-d tensors, got shapes "
                          f"{[tuple(t.shape) for t in tensors]}")
+    if len({t.dtype for t in tensors}) > 1:
+        raise TypeError("meshgrid: expects tensors of one dtype (as torch), got "
+                        f"{[str(t.dtype) for t in tensors]}")
     vectors = [t.reshape(-1) for t in tensors]
     swap = indexing == "xy" and len(vectors) >= 2
     order = list(range(len(vectors)))

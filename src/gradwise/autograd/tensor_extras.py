@@ -642,13 +642,15 @@ class TensorExtras:
 
     def xlogy(self: Tensor, other: Any) -> Tensor:
         """``self * log(other)``, 0 where self is 0 (unless other is NaN), as ``torch.xlogy``;
-        recorded (no NaN gradient at self = 0)."""
+        recorded: d/dself = log(other), d/dother = self / other. Where self is 0 and other is
+        0 or +inf the gradients are 0 (PyTorch gives -inf/inf and NaN there: PORTING.md)."""
         from gradwise.autograd.functional import where
         x, y = _promoted(self, other)
         x, y = _as_float(x), _as_float(y)
-        zero = (x._data == 0) & ~np.isnan(y._data)
-        safe_y = where(zero, np.asarray(1, dtype=y.dtype), y)
-        return where(zero, np.asarray(0, dtype=x.dtype), x * safe_y.log())
+        # 0 * log(0) and 0 * log(inf) are NaN in IEEE arithmetic but 0 by definition here
+        undefined = (x._data == 0) & ((y._data == 0) | (y._data == np.inf))
+        safe_y = where(undefined, np.asarray(1, dtype=y.dtype), y)
+        return x * safe_y.log()
 
     def sinc(self: Tensor) -> Tensor:
         """sin(pi x) / (pi x), 1 at 0, as ``torch.sinc``; recorded."""

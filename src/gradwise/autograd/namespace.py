@@ -37,6 +37,11 @@ _METHOD_FUNCTIONS = (
     "hypot", "logaddexp", "erfinv", "lgamma", "digamma", "erf", "erfc", "xlogy", "sinc",
     "heaviside", "copysign", "nextafter", "frac", "fmod", "nan_to_num", "det", "logdet",
     "slogdet", "inverse", "pinverse", "cholesky", "kron", "cross", "moveaxis", "bincount",
+    "cumprod", "diff", "nansum", "nanmean", "signbit", "logical_xor", "isneginf", "isposinf",
+    "isreal", "isin", "exp2", "logit", "deg2rad", "rad2deg", "float_power", "fmax", "fmin",
+    "sgn", "positive", "aminmax", "argwhere", "unflatten", "tensor_split", "hsplit", "vsplit",
+    "addmm", "addmv", "baddbmm", "addcmul", "addcdiv", "mv", "inner", "vdot", "dist", "msort",
+    "clone",
 )
 
 
@@ -328,6 +333,146 @@ def searchsorted(sorted_sequence: Any, input: Any, *, out_int32: bool = False,  
                         None)
 
 
+def _stack_family(name: str, tensors: Any, prepare: Callable[[Tensor], Tensor],
+                  dim: int) -> Tensor:
+    from gradwise.autograd.functional import cat
+    tensors = [prepare(_as_input(t)) for t in tensors]
+    if not tensors:
+        raise ValueError(f"{name}: expected a non-empty list of tensors")
+    return cat(tensors, dim=dim)
+
+
+def hstack(tensors: Any) -> Tensor:
+    """Join along dim 1 (dim 0 for 1-d tensors), as ``torch.hstack``; recorded."""
+    tensors = [_as_input(t) for t in tensors]
+    one_d = builtins.all(t.ndim <= 1 for t in tensors)
+    return _stack_family("hstack", tensors, lambda t: t.reshape(-1) if t.ndim == 0 else t,
+                         0 if one_d else 1)
+
+
+def vstack(tensors: Any) -> Tensor:
+    """Join along dim 0 after making each at least 2-d, as ``torch.vstack``; recorded."""
+    return _stack_family("vstack", tensors, lambda t: atleast_2d(t), 0)
+
+
+row_stack = vstack
+
+
+def dstack(tensors: Any) -> Tensor:
+    """Join along dim 2 after making each at least 3-d, as ``torch.dstack``; recorded."""
+    return _stack_family("dstack", tensors, lambda t: atleast_3d(t), 2)
+
+
+def column_stack(tensors: Any) -> Tensor:
+    """Join 0-/1-d tensors as columns (and 2-d ones as they are), as
+    ``torch.column_stack``; recorded."""
+    return _stack_family("column_stack", tensors,
+                         lambda t: t.reshape(-1, 1) if t.ndim <= 1 else t, 1)
+
+
+def tensordot(a: Any, b: Any, dims: Any = 2) -> Tensor:
+    """Contract the last ``dims`` dims of ``a`` with the first of ``b`` (or the listed pairs
+    ``([a dims], [b dims])``), as ``torch.tensordot``; recorded (one einsum)."""
+    a, b = _as_input(a), _as_input(b)
+    if isinstance(dims, int | np.integer):
+        a_axes = list(range(a.ndim - int(dims), a.ndim))
+        b_axes = list(range(int(dims)))
+    else:
+        a_axes, b_axes = ([d] if isinstance(d, int) else list(d) for d in dims)
+    a_axes = [d % builtins.max(a.ndim, 1) for d in a_axes]
+    b_axes = [d % builtins.max(b.ndim, 1) for d in b_axes]
+    letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    a_labels = [next(letters) for _ in range(a.ndim)]
+    b_labels = [next(letters) for _ in range(b.ndim)]
+    for i, j in zip(a_axes, b_axes, strict=True):
+        b_labels[j] = a_labels[i]
+    out = [c for k, c in enumerate(a_labels) if k not in a_axes] + [
+        c for k, c in enumerate(b_labels) if k not in b_axes]
+    return einsum(f"{''.join(a_labels)},{''.join(b_labels)}->{''.join(out)}", a, b)
+
+
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype: Any = np.int64,
+                 **_: Any) -> Tensor:
+    """The (2, k) row and column indices of the lower triangle, as ``torch.tril_indices``."""
+    rows, cols = np.tril_indices(row, offset, col)
+    return Tensor._make(np.stack([rows, cols]).astype(dtype), False, None)
+
+
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype: Any = np.int64,
+                 **_: Any) -> Tensor:
+    """The (2, k) row and column indices of the upper triangle, as ``torch.triu_indices``."""
+    rows, cols = np.triu_indices(row, offset, col)
+    return Tensor._make(np.stack([rows, cols]).astype(dtype), False, None)
+
+
+def vander(x: Any, N: int | None = None, increasing: bool = False) -> Tensor:  # noqa: N803
+    """The Vandermonde matrix of a 1-d tensor (powers decreasing unless ``increasing``), as
+    ``torch.vander``; recorded."""
+    from gradwise.autograd.functional import stack
+    x = _as_input(x)
+    count = x.shape[0] if N is None else int(N)
+    powers = range(count) if increasing else range(count - 1, -1, -1)
+    columns = [x ** p if p else x.new_ones(x.shape) for p in powers]
+    return stack(columns, dim=1) if columns else x.new_zeros((x.shape[0], 0))
+
+
+def std_mean(input: Any, dim: Any = None, *, correction: float = 1,  # noqa: A002
+             keepdim: bool = False) -> tuple[Tensor, Tensor]:
+    """``(std, mean)`` with Bessel's correction by default, as ``torch.std_mean``."""
+    x = _as_input(input)
+    return (x.std(dim=dim, correction=correction, keepdim=keepdim),
+            x.mean(dim=dim, keepdim=keepdim))
+
+
+def var_mean(input: Any, dim: Any = None, *, correction: float = 1,  # noqa: A002
+             keepdim: bool = False) -> tuple[Tensor, Tensor]:
+    """``(var, mean)`` with Bessel's correction by default, as ``torch.var_mean``."""
+    x = _as_input(input)
+    return (x.var(dim=dim, correction=correction, keepdim=keepdim),
+            x.mean(dim=dim, keepdim=keepdim))
+
+
+def cov(input: Any, *, correction: int = 1, fweights: Any = None,  # noqa: A002
+        aweights: Any = None) -> Tensor:
+    """The covariance matrix of the variables in the rows of ``input`` (observations in
+    columns), as ``torch.cov`` (without weights); recorded.
+
+    Raises:
+        ValueError: more than 2 dims, or weights given (not supported: PORTING.md).
+    """
+    if fweights is not None or aweights is not None:
+        raise ValueError("cov: fweights/aweights are not supported in gradwise")
+    x = _as_input(input)
+    if x.ndim > 2:
+        raise ValueError(f"cov: expected a 1-d or 2-d tensor, got shape {tuple(x.shape)}")
+    x = x.reshape(1, -1) if x.ndim < 2 else x
+    x = x if x._data.dtype.kind == "f" else x.to(np.float32)
+    centred = x - x.mean(dim=1, keepdim=True)
+    out = centred @ centred.t() / builtins.max(x.shape[1] - correction, 0)
+    return out.reshape(()) if _as_input(input).ndim < 2 else out
+
+
+def corrcoef(input: Any) -> Tensor:  # noqa: A002
+    """The Pearson correlation matrix of the rows, as ``torch.corrcoef``; recorded."""
+    c = cov(input)
+    if c.ndim == 0:
+        return c / c
+    scale = c.diagonal().sqrt()
+    return (c / scale.reshape(-1, 1) / scale.reshape(1, -1)).clamp(-1, 1)
+
+
+def chain_matmul(*matrices: Any) -> Tensor:
+    """The product of the matrices left to right, as ``torch.chain_matmul``."""
+    from gradwise import linalg
+    return linalg.multi_dot(matrices) if len(matrices) > 1 else _as_input(matrices[0])
+
+
+def matrix_power(input: Any, n: int) -> Tensor:  # noqa: A002
+    """``torch.matrix_power``: see ``gw.linalg.matrix_power``."""
+    from gradwise import linalg
+    return linalg.matrix_power(input, n)
+
+
 def block_diag(*tensors: Any) -> Tensor:
     """The 2-d tensors on the diagonal of one matrix, zeros elsewhere, as
     ``torch.block_diag`` (0-d and 1-d count as 1 x n rows); recorded."""
@@ -393,4 +538,7 @@ __all__ = [*_METHOD_FUNCTIONS, "absolute", "as_tensor", "atleast_1d", "atleast_2
            "broadcast_tensors", "bucketize", "cartesian_prod", "cdist", "divide", "einsum",
            "finfo", "ger", "get_num_threads", "iinfo", "greater",
            "set_num_threads", "histc", "is_floating_point", "is_tensor", "less", "meshgrid",
-           "multiply", "negative", "outer", "searchsorted", "subtract", "true_divide"]
+           "multiply", "negative", "outer", "searchsorted", "subtract", "true_divide",
+           "chain_matmul", "column_stack", "corrcoef", "cov", "dstack", "hstack",
+           "matrix_power", "row_stack", "std_mean", "tensordot", "tril_indices", "triu_indices",
+           "vander", "var_mean", "vstack"]

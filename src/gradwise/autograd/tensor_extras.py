@@ -18,6 +18,13 @@ if TYPE_CHECKING:
     from gradwise.autograd.tensor import Tensor
 
 
+class MinMax(NamedTuple):
+    """``(min, max)`` of ``aminmax`` (torch.return_types.aminmax)."""
+
+    min: Tensor
+    max: Tensor
+
+
 class ValuesIndices(NamedTuple):
     """``(values, indices)`` of median/mode/kthvalue/cummax/cummin (torch.return_types)."""
 
@@ -847,3 +854,273 @@ class TensorExtras:
         if return_counts:
             out.append(_make(np.diff(np.append(np.flatnonzero(starts), flat.size))))
         return out[0] if len(out) == 1 else tuple(out)
+
+    # ---- more everyday methods ------------------------------------------------------------------
+    def cumprod(self: Tensor, dim: int) -> Tensor:
+        """Running product along ``dim``, as ``torch.cumprod`` (integers and bools: int64,
+        outside the graph); recorded, exact also where entries are 0
+        (:class:`~gradwise.autograd.ops.special.CumProd`)."""
+        from gradwise.autograd.ops.special import CumProd
+        d = _dim("cumprod", dim, self.ndim)
+        if self._data.dtype.kind != "f":
+            return _make(np.cumprod(self._data, axis=d if self.ndim else None,
+                                    dtype=np.int64).reshape(self.shape))
+        if self.ndim == 0:
+            return self[...]
+        return CumProd.apply(self, d)
+
+    def diff(self: Tensor, n: int = 1, dim: int = -1, prepend: Any = None,
+             append: Any = None) -> Tensor:
+        """The ``n``-th forward difference along ``dim`` (``prepend``/``append`` joined
+        first), as ``torch.diff``; recorded. Bool input gives logical xor, as torch."""
+        from gradwise.autograd.functional import cat
+        d = _dim("diff", dim, self.ndim)
+        parts = [p for p in (prepend, self, append) if p is not None]
+        out = cat([_tensor(p, self) for p in parts], dim=d) if len(parts) > 1 else self
+        for _ in range(n):
+            length = out.shape[d]
+            later = out.narrow(d, 1, max(length - 1, 0))
+            earlier = out.narrow(d, 0, max(length - 1, 0))
+            if out._data.dtype == np.bool_:
+                out = _make(later._data != earlier._data)
+            else:
+                out = later - earlier
+        return out
+
+    def nansum(self: Tensor, dim: Any = None, keepdim: bool = False, *,
+               dtype: Any = None) -> Tensor:
+        """The sum treating NaN as 0, as ``torch.nansum``; recorded (NaN entries get no
+        gradient)."""
+        from gradwise.autograd.functional import where
+        source = self if dtype is None else self.to(dtype)
+        if source._data.dtype.kind != "f":
+            return source.sum(dim=dim, keepdim=keepdim)
+        clean = where(np.isnan(source._data), np.asarray(0, dtype=source.dtype), source)
+        return clean.sum(dim=dim, keepdim=keepdim)
+
+    def nanmean(self: Tensor, dim: Any = None, keepdim: bool = False, *,
+                dtype: Any = None) -> Tensor:
+        """The mean of the non-NaN entries (all NaN: NaN), as ``torch.nanmean``; recorded."""
+        source = self if dtype is None else self.to(dtype)
+        _floating("nanmean", source)
+        count = _make((~np.isnan(source._data)).astype(source._data.dtype))
+        return source.nansum(dim, keepdim) / count.sum(dim=dim, keepdim=keepdim)
+
+    def signbit(self: Tensor) -> Tensor:
+        """Whether the sign bit is set (True for -0.0), as ``torch.signbit``."""
+        return _make(np.signbit(self._data))
+
+    def logical_xor(self: Tensor, other: Any) -> Tensor:
+        """Elementwise xor of truth values, as ``torch.logical_xor``."""
+        return _make(np.logical_xor(self._data, _raw(other)))
+
+    def isneginf(self: Tensor) -> Tensor:
+        """Where the entry is -inf, as ``torch.isneginf``."""
+        return _make(np.isneginf(self._data) if self._data.dtype.kind == "f"
+                     else np.zeros(self.shape, dtype=bool))
+
+    def isposinf(self: Tensor) -> Tensor:
+        """Where the entry is +inf, as ``torch.isposinf``."""
+        return _make(np.isposinf(self._data) if self._data.dtype.kind == "f"
+                     else np.zeros(self.shape, dtype=bool))
+
+    def isreal(self: Tensor) -> Tensor:
+        """True everywhere for real dtypes, as ``torch.isreal``."""
+        return _make(np.isreal(self._data))
+
+    def isin(self: Tensor, test_elements: Any, *, invert: bool = False) -> Tensor:
+        """Whether each entry is among ``test_elements``, as ``torch.isin``."""
+        return _make(np.isin(self._data, _raw(test_elements), invert=invert))
+
+    def exp2(self: Tensor) -> Tensor:
+        """2 ** x, as ``torch.exp2`` (integers: float32); recorded."""
+        return (_as_float(self) * float(np.log(2))).exp()
+
+    def logit(self: Tensor, eps: float | None = None) -> Tensor:
+        """log(p / (1 - p)), with p clamped to [eps, 1 - eps] when ``eps`` is given, as
+        ``torch.logit``; recorded."""
+        p = _as_float(self)
+        if eps is not None:
+            p = p.clamp(eps, 1 - eps)
+        return (p / (1 - p)).log()
+
+    def deg2rad(self: Tensor) -> Tensor:
+        """Degrees to radians, as ``torch.deg2rad``; recorded."""
+        return _as_float(self) * float(np.pi / 180)
+
+    def rad2deg(self: Tensor) -> Tensor:
+        """Radians to degrees, as ``torch.rad2deg``; recorded."""
+        return _as_float(self) * float(180 / np.pi)
+
+    def float_power(self: Tensor, exponent: Any) -> Tensor:
+        """self ** exponent in float64, as ``torch.float_power``; recorded."""
+        base = self.to(np.float64)
+        if hasattr(exponent, "_data"):
+            exponent = exponent.to(np.float64)
+        return base ** exponent
+
+    def fmax(self: Tensor, other: Any) -> Tensor:
+        """Elementwise maximum ignoring NaN (NaN only where both are), as ``torch.fmax``;
+        recorded."""
+        from gradwise.autograd.functional import maximum, where
+        a, b = _promoted(self, other)
+        picked = maximum(a, b)
+        return where(np.isnan(b._data), a, where(np.isnan(a._data), b, picked))
+
+    def fmin(self: Tensor, other: Any) -> Tensor:
+        """Elementwise minimum ignoring NaN, as ``torch.fmin``; recorded."""
+        from gradwise.autograd.functional import minimum, where
+        a, b = _promoted(self, other)
+        picked = minimum(a, b)
+        return where(np.isnan(b._data), a, where(np.isnan(a._data), b, picked))
+
+    def sgn(self: Tensor) -> Tensor:
+        """The sign (``torch.sgn``; for real input, ``sign``)."""
+        return self.sign()
+
+    def positive(self: Tensor) -> Tensor:
+        """Self, as ``torch.positive``."""
+        return self
+
+    def aminmax(self: Tensor, *, dim: int | None = None, keepdim: bool = False) -> Any:
+        """``(min, max)`` over ``dim`` (None: all entries), as ``torch.aminmax``."""
+        return MinMax(self.amin(dim=dim, keepdim=keepdim), self.amax(dim=dim, keepdim=keepdim))
+
+    def argwhere(self: Tensor) -> Tensor:
+        """The (k, ndim) int64 indices of the non-zero entries, as ``torch.argwhere``."""
+        return _make(np.argwhere(self._data).astype(np.int64))
+
+    def unflatten(self: Tensor, dim: int, sizes: Any) -> Tensor:
+        """Split dim ``dim`` into ``sizes`` (one may be -1), as ``torch.unflatten``;
+        recorded."""
+        d = _dim("unflatten", dim, self.ndim)
+        return self.reshape(*self.shape[:d], *tuple(sizes), *self.shape[d + 1:])
+
+    def tensor_split(self: Tensor, indices_or_sections: Any, dim: int = 0) -> tuple[Tensor, ...]:
+        """Split into ``n`` nearly equal parts (the first ``size % n`` one longer) or at the
+        given indices, as ``torch.tensor_split``; recorded."""
+        d = _dim("tensor_split", dim, self.ndim)
+        size = self.shape[d]
+        spec = _raw(indices_or_sections) if hasattr(indices_or_sections, "_data") else (
+            indices_or_sections)
+        if np.ndim(spec) == 0:
+            sections = int(spec)
+            if sections < 1:
+                raise ValueError(f"tensor_split: sections must be >= 1, got {sections}")
+            lengths = [size // sections + (1 if i < size % sections else 0)
+                       for i in range(sections)]
+            bounds = np.cumsum([0, *lengths])
+        else:
+            bounds = np.clip(np.array([0, *list(spec), size]), 0, size)
+        return tuple(self.narrow(d, int(start), max(int(stop) - int(start), 0))
+                     for start, stop in zip(bounds[:-1], bounds[1:], strict=True))
+
+    def hsplit(self: Tensor, sections: Any) -> tuple[Tensor, ...]:
+        """``tensor_split`` along dim 1 (dim 0 for 1-d), as ``torch.hsplit``."""
+        return self.tensor_split(sections, 1 if self.ndim > 1 else 0)
+
+    def vsplit(self: Tensor, sections: Any) -> tuple[Tensor, ...]:
+        """``tensor_split`` along dim 0, as ``torch.vsplit``."""
+        return self.tensor_split(sections, 0)
+
+    def addmm(self: Tensor, mat1: Any, mat2: Any, *, beta: float = 1, alpha: float = 1
+              ) -> Tensor:
+        """beta * self + alpha * (mat1 @ mat2), as ``torch.addmm``; recorded."""
+        product = _tensor(mat1) @ _tensor(mat2)
+        return self * beta + product * alpha if (beta, alpha) != (1, 1) else self + product
+
+    def addmv(self: Tensor, mat: Any, vec: Any, *, beta: float = 1, alpha: float = 1
+              ) -> Tensor:
+        """beta * self + alpha * (mat @ vec), as ``torch.addmv``; recorded."""
+        return self * beta + (_tensor(mat) @ _tensor(vec)) * alpha
+
+    def baddbmm(self: Tensor, batch1: Any, batch2: Any, *, beta: float = 1, alpha: float = 1
+                ) -> Tensor:
+        """beta * self + alpha * (batch1 @ batch2) for 3-d batches, as ``torch.baddbmm``."""
+        return self * beta + (_tensor(batch1) @ _tensor(batch2)) * alpha
+
+    def addcmul(self: Tensor, tensor1: Any, tensor2: Any, *, value: float = 1) -> Tensor:
+        """self + value * tensor1 * tensor2, as ``torch.addcmul``; recorded."""
+        return self + _tensor(tensor1, self) * _tensor(tensor2, self) * value
+
+    def addcdiv(self: Tensor, tensor1: Any, tensor2: Any, *, value: float = 1) -> Tensor:
+        """self + value * tensor1 / tensor2, as ``torch.addcdiv``; recorded."""
+        return self + _tensor(tensor1, self) / _tensor(tensor2, self) * value
+
+    def mv(self: Tensor, vec: Any) -> Tensor:
+        """Matrix (n, m) times vector (m,), as ``torch.mv``; recorded.
+
+        Raises:
+            ValueError: not a matrix and a vector.
+        """
+        vec = _tensor(vec)
+        if self.ndim != 2 or vec.ndim != 1:
+            raise ValueError(f"mv: expected a matrix and a vector, got shapes "
+                             f"{tuple(self.shape)} and {tuple(vec.shape)}")
+        return self @ vec
+
+    def inner(self: Tensor, other: Any) -> Tensor:
+        """The sum over the last dims of both, as ``torch.inner``; recorded."""
+        other = _tensor(other, self)
+        if self.ndim == 0 or other.ndim == 0:
+            return self * other
+        if self.shape[-1] != other.shape[-1]:
+            raise ValueError(f"inner: last dims differ, shapes {tuple(self.shape)} and "
+                             f"{tuple(other.shape)}")
+        # (..a, k) x (..b, k) -> (..a, ..b): flatten both, one matmul, reshape
+        left = self.reshape(-1, self.shape[-1])
+        right = other.reshape(-1, other.shape[-1])
+        return (left @ right.t()).reshape(*self.shape[:-1], *other.shape[:-1])
+
+    def vdot(self: Tensor, other: Any) -> Tensor:
+        """The dot product of two 1-d tensors, as ``torch.vdot`` (real input)."""
+        return self.dot(other)
+
+    def dist(self: Tensor, other: Any, p: float = 2) -> Tensor:
+        """The p-norm of ``self - other``, as ``torch.dist``; recorded."""
+        from gradwise import linalg
+        return linalg.vector_norm(self - _tensor(other, self), ord=p)
+
+    def msort(self: Tensor) -> Tensor:
+        """Sorted along dim 0, as ``torch.msort``; recorded."""
+        return self.sort(dim=0).values
+
+    def new_empty(self: Tensor, *size: Any, dtype: Any = None,
+                  requires_grad: bool = False, **_: Any) -> Tensor:
+        """A new tensor of ``size`` with this dtype (zeros here), as ``Tensor.new_empty``."""
+        return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
+
+    def tril_(self: Tensor, diagonal: int = 0) -> Tensor:
+        """In-place :meth:`tril`."""
+        return self._assign_("tril_", self.detach().tril(diagonal))
+
+    def triu_(self: Tensor, diagonal: int = 0) -> Tensor:
+        """In-place :meth:`triu`."""
+        return self._assign_("triu_", self.detach().triu(diagonal))
+
+    def lerp_(self: Tensor, end: Any, weight: Any) -> Tensor:
+        """In-place :meth:`lerp`."""
+        return self._assign_("lerp_", self.detach().lerp(end, weight))
+
+    def index_fill_(self: Tensor, dim: int, index: Any, value: float) -> Tensor:
+        """Set the entries at ``index`` along ``dim`` to ``value``, in place, as
+        ``Tensor.index_fill_``."""
+        self._check_inplace("index_fill_")
+        d = _dim("index_fill_", dim, self.ndim)
+        self._data[(slice(None),) * d + (np.asarray(_raw(index)).reshape(-1),)] = _raw(value)
+        return self._bump()
+
+    def index_copy_(self: Tensor, dim: int, index: Any, source: Any) -> Tensor:
+        """Copy ``source``'s slices to positions ``index`` along ``dim``, in place, as
+        ``Tensor.index_copy_``."""
+        self._check_inplace("index_copy_")
+        d = _dim("index_copy_", dim, self.ndim)
+        self._data[(slice(None),) * d + (np.asarray(_raw(index)).reshape(-1),)] = _raw(source)
+        return self._bump()
+
+    def fill_diagonal_(self: Tensor, fill_value: float, wrap: bool = False) -> Tensor:
+        """Fill the main diagonal in place, as ``Tensor.fill_diagonal_`` (all dims equal, or
+        2-d; ``wrap`` restarts below a tall matrix's square, as NumPy's ``fill_diagonal``)."""
+        self._check_inplace("fill_diagonal_")
+        np.fill_diagonal(self._data, fill_value, wrap=wrap)
+        return self._bump()

@@ -103,3 +103,43 @@ class Fmod(Function):
         grad_b = (unbroadcast(-grad * np.trunc(a / b), b.shape)
                   if ctx.needs_input_grad[1] else None)
         return grad_a, grad_b
+
+
+class CumProd(Function):
+    """Running product along ``dim`` (``torch.cumprod``).
+
+    Local derivative: dL/dx_j = sum_{i >= j} g_i * prod_{k <= i, k != j} x_k. Without zeros
+    that is reverse_cumsum(g * y)_j / x_j; a slice holding a zero takes the exact form, with
+    the products of the others formed directly (O(n^2) for that slice only).
+    Shape: unchanged.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        out = np.cumprod(x, axis=dim)
+        ctx.x, ctx.out, ctx.dim = x, out, dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = np.moveaxis(ctx.x, ctx.dim, -1)
+        out = np.moveaxis(ctx.out, ctx.dim, -1)
+        g = np.moveaxis(grad, ctx.dim, -1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            reverse = np.flip(np.cumsum(np.flip(g * out, -1), -1), -1)
+            result = reverse / x
+        has_zero = (x == 0).any(axis=-1)
+        n = x.shape[-1]
+        for index in zip(*np.nonzero(has_zero), strict=True):
+            row, row_g = x[index], g[index]
+            exact = np.zeros(n, dtype=result.dtype)
+            for j in range(n):
+                others = row.copy()
+                others[j] = 1
+                # prod_{k <= i, k != j} x_k for i >= j
+                partial = np.cumprod(others)[j:]
+                exact[j] = np.dot(row_g[j:], partial)
+            result[index] = exact
+        return (np.moveaxis(result, -1, ctx.dim).astype(grad.dtype, copy=False),)

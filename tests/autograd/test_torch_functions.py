@@ -75,6 +75,12 @@ GRID = {
                 + x.erf() + x.erfc(), VECTOR),
     "xlogy-sinc-copysign": (lambda x: gw.xlogy(x, x.abs() + 1) + (x * 0.1).sinc()
                             + x.copysign(gw.tensor([-1.0])), VECTOR),
+    "cumprod": (lambda x: x.cumprod(1), VECTOR * 0.2),
+    "cumprod-with-zeros": (lambda x: x.cumprod(0), np.array([[2.0, 0.0], [0.0, 1.5], [3.0, 0.0],
+                                                            [0.5, 2.0]])),
+    "diff-nansum-tensordot": (lambda x: x.diff(dim=1).nansum(0) + gw.tensordot(x, x, dims=2),
+                              VECTOR),
+    "cov-corrcoef": (lambda x: gw.cov(x) + gw.corrcoef(x), VECTOR),
     "fmod-frac": (lambda x: x.fmod(gw.tensor(1.7, dtype=gw.float64)) + (x * 0.3).frac(),
                   VECTOR + 0.05),
 }

@@ -132,7 +132,7 @@ class CumProd(Function):
             result = reverse / x
         has_zero = (x == 0).any(axis=-1)
         n = x.shape[-1]
-        for index in zip(*np.nonzero(has_zero), strict=True):
+        for index in map(tuple, np.argwhere(has_zero)):  # () for a single slice
             row, row_g = x[index], g[index]
             exact = np.zeros(n, dtype=result.dtype)
             for j in range(n):

@@ -90,12 +90,16 @@ def ones_like(input: Any, dtype: Any = None, device: Any = None,  # noqa: A002
 
 def empty_like(input: Any, dtype: Any = None, device: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
+    """A tensor shaped like ``input`` with its dtype unless ``dtype``, as ``torch.empty_like``;
+    zeros here (gradwise never shows uninitialised memory)."""
     shape, dtype = _like(input, dtype)
     return _finish(np.zeros(shape, dtype), device, requires_grad, "empty_like")
 
 
 def full_like(input: Any, fill_value: Any, dtype: Any = None, device: Any = None,  # noqa: A002
               requires_grad: bool = False) -> Tensor:
+    """A tensor shaped like ``input`` filled with ``fill_value``, with ``input``'s dtype unless
+    ``dtype``, as ``torch.full_like``."""
     shape, dtype = _like(input, dtype)
     return _finish(np.full(shape, fill_value, dtype), device, requires_grad, "full_like")
 

@@ -250,10 +250,31 @@ def test_optimizer_state_survives_gw_save_and_a_checkpoint(tmp_path):
 
 
 # the names issue 11 asks for (part A), by where PyTorch has them
-_TOP = ["det", "inverse", "slogdet", "logdet", "pinverse", "nan_to_num", "roll", "diag", "diag_embed", "diagonal", "trace", "tril", "triu", "tile", "repeat_interleave", "unique", "median", "quantile", "nanquantile", "mode", "kthvalue", "cummax", "cummin", "logcumsumexp", "scatter", "scatter_add", "scatter_reduce", "index_add", "index_select", "gather", "masked_fill", "masked_select", "take_along_dim", "bucketize", "searchsorted", "cdist", "einsum", "kron", "outer", "cross", "flip", "fliplr", "flipud", "rot90", "narrow", "unbind", "movedim", "atleast_2d", "broadcast_tensors", "meshgrid", "cartesian_prod", "bincount", "count_nonzero", "lerp", "hypot", "logaddexp", "erfinv", "lgamma", "digamma", "xlogy", "sinc", "heaviside", "copysign", "nextafter", "frac", "trunc", "fmod", "remainder", "set_printoptions", "empty_like", "full_like", "Tensor"]
-_TENSOR = ["scatter", "scatter_", "scatter_add", "scatter_add_", "scatter_reduce", "index_add_", "index_add", "unfold", "unbind", "movedim", "det", "inverse", "median", "mode", "kthvalue", "cummax", "logcumsumexp"]
-_LINALG = ["inv", "det", "slogdet", "solve", "svd", "svdvals", "eigh", "eigvalsh", "qr", "cholesky", "matrix_rank", "pinv"]
-_SCHEDULERS = ["CosineAnnealingWarmRestarts", "OneCycleLR", "CyclicLR", "PolynomialLR", "LambdaLR", "MultiplicativeLR"]
+_TOP = [
+    "det", "inverse", "slogdet", "logdet", "pinverse", "nan_to_num", "roll", "diag", "diag_embed",
+    "diagonal", "trace", "tril", "triu", "tile", "repeat_interleave", "unique", "median",
+    "quantile", "nanquantile", "mode", "kthvalue", "cummax", "cummin", "logcumsumexp", "scatter",
+    "scatter_add", "scatter_reduce", "index_add", "index_select", "gather", "masked_fill",
+    "masked_select", "take_along_dim", "bucketize", "searchsorted", "cdist", "einsum", "kron",
+    "outer", "cross", "flip", "fliplr", "flipud", "rot90", "narrow", "unbind", "movedim",
+    "atleast_2d", "broadcast_tensors", "meshgrid", "cartesian_prod", "bincount", "count_nonzero",
+    "lerp", "hypot", "logaddexp", "erfinv", "lgamma", "digamma", "xlogy", "sinc", "heaviside",
+    "copysign", "nextafter", "frac", "trunc", "fmod", "remainder", "set_printoptions", "empty_like",
+    "full_like", "Tensor"
+]
+_TENSOR = [
+    "scatter", "scatter_", "scatter_add", "scatter_add_", "scatter_reduce", "index_add_",
+    "index_add", "unfold", "unbind", "movedim", "det", "inverse", "median", "mode", "kthvalue",
+    "cummax", "logcumsumexp"
+]
+_LINALG = [
+    "inv", "det", "slogdet", "solve", "svd", "svdvals", "eigh", "eigvalsh", "qr", "cholesky",
+    "matrix_rank", "pinv"
+]
+_SCHEDULERS = [
+    "CosineAnnealingWarmRestarts", "OneCycleLR", "CyclicLR", "PolynomialLR", "LambdaLR",
+    "MultiplicativeLR"
+]
 _INIT = ["trunc_normal_", "orthogonal_", "sparse_", "dirac_", "eye_"]
 
 

@@ -74,10 +74,6 @@ def _as_float(t: Tensor) -> Tensor:
     return t if t._data.dtype.kind == "f" else t.to(np.float32)
 
 
-def _keep(t: Tensor, dim: int, keepdim: bool) -> Tensor:
-    return t.unsqueeze(dim) if keepdim else t
-
-
 class TensorExtras:
     """The methods in this file, mixed into ``gradwise.Tensor``."""
 
@@ -166,8 +162,7 @@ class TensorExtras:
         """
         if self.ndim != 2:
             raise ValueError(f"trace: expected a 2-d tensor, got shape {tuple(self.shape)}")
-        out = self.diagonal().sum()
-        return out
+        return self.diagonal().sum()
 
     def tile(self: Tensor, *dims: Any) -> Tensor:
         """Repeat the tensor ``dims`` times along each dim (fewer dims than the tensor: 1s in

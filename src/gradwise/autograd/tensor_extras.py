@@ -523,12 +523,14 @@ class TensorExtras:
                                                                reduce=reduce))
 
     def scatter_add_(self: Tensor, dim: int, index: Any, src: Any) -> Tensor:
-        """In-place :meth:`scatter_add`."""
+        """In-place :meth:`scatter_add` (not recorded; refused on a tensor that requires grad
+        while grad is recorded)."""
         return self._assign_("scatter_add_", self.detach().scatter_add(dim, index, src))
 
     def scatter_reduce_(self: Tensor, dim: int, index: Any, src: Any, reduce: str, *,
                         include_self: bool = True) -> Tensor:
-        """In-place :meth:`scatter_reduce`."""
+        """In-place :meth:`scatter_reduce` (not recorded; refused on a tensor that requires grad
+        while grad is recorded)."""
         return self._assign_("scatter_reduce_", self.detach().scatter_reduce(
             dim, index, src, reduce, include_self=include_self))
 
@@ -556,7 +558,8 @@ class TensorExtras:
 
     def index_add_(self: Tensor, dim: int, index: Any, source: Any, *, alpha: float = 1
                    ) -> Tensor:
-        """In-place :meth:`index_add`."""
+        """In-place :meth:`index_add` (not recorded; refused on a tensor that requires grad
+        while grad is recorded)."""
         return self._assign_("index_add_", self.detach().index_add(dim, index, source,
                                                                    alpha=alpha))
 
@@ -713,7 +716,8 @@ class TensorExtras:
 
     def nan_to_num_(self: Tensor, nan: float = 0.0, posinf: float | None = None,
                     neginf: float | None = None) -> Tensor:
-        """In-place :meth:`nan_to_num`."""
+        """In-place :meth:`nan_to_num` (not recorded; refused on a tensor that requires grad
+        while grad is recorded)."""
         return self._assign_("nan_to_num_", self.detach().nan_to_num(nan, posinf, neginf))
 
     # ---- linear algebra as methods --------------------------------------------------------------
@@ -1086,15 +1090,18 @@ class TensorExtras:
         return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
 
     def tril_(self: Tensor, diagonal: int = 0) -> Tensor:
-        """In-place :meth:`tril`."""
+        """In-place :meth:`tril` (not recorded; refused on a tensor that requires grad
+        while grad is recorded)."""
         return self._assign_("tril_", self.detach().tril(diagonal))
 
     def triu_(self: Tensor, diagonal: int = 0) -> Tensor:
-        """In-place :meth:`triu`."""
+        """In-place :meth:`triu` (not recorded; refused on a tensor that requires grad
+        while grad is recorded)."""
         return self._assign_("triu_", self.detach().triu(diagonal))
 
     def lerp_(self: Tensor, end: Any, weight: Any) -> Tensor:
-        """In-place :meth:`lerp`."""
+        """In-place :meth:`lerp` (not recorded; refused on a tensor that requires grad
+        while grad is recorded)."""
         return self._assign_("lerp_", self.detach().lerp(end, weight))
 
     def index_fill_(self: Tensor, dim: int, index: Any, value: float) -> Tensor:

@@ -18,8 +18,8 @@ from gradwise.autograd.ops._broadcast import unbroadcast
 
 
 class _Unary(Function):
-    """An elementwise function ``value`` with derivative ``slope`` (both NumPy functions of
-    the input and the output)."""
+    """An elementwise function ``_value`` with derivative ``_slope`` (NumPy functions of the
+    input, and of the input and the output)."""
 
     owns_grads = True
     name = ""
@@ -29,54 +29,54 @@ class _Unary(Function):
         if x.dtype.kind != "f":
             raise TypeError(f"{cls.name}: expected a floating point tensor, got {x.dtype}")
         with np.errstate(all="ignore"):
-            out = np.asarray(cls.value(x), dtype=x.dtype)
+            out = np.asarray(cls._value(x), dtype=x.dtype)
         ctx.x, ctx.out = x, out
         return out
 
     @classmethod
     def backward(cls, ctx, grad):
         with np.errstate(all="ignore"):
-            return ((grad * cls.slope(ctx.x, ctx.out)).astype(grad.dtype, copy=False),)
+            return ((grad * cls._slope(ctx.x, ctx.out)).astype(grad.dtype, copy=False),)
 
 
 class Erfinv(_Unary):
     """The inverse error function on (-1, 1) (+-inf at +-1, NaN outside)."""
 
     name = "erfinv"
-    value = staticmethod(special.erfinv)
-    slope = staticmethod(lambda x, out: math.sqrt(math.pi) / 2 * np.exp(out * out))
+    _value = staticmethod(special.erfinv)
+    _slope = staticmethod(lambda x, out: math.sqrt(math.pi) / 2 * np.exp(out * out))
 
 
 class Lgamma(_Unary):
-    """log |Gamma(x)|."""
+    """log |Gamma(x)|, the log of the gamma function's magnitude."""
 
     name = "lgamma"
-    value = staticmethod(special.gammaln)
-    slope = staticmethod(lambda x, out: special.digamma(x))
+    _value = staticmethod(special.gammaln)
+    _slope = staticmethod(lambda x, out: special.digamma(x))
 
 
 class Digamma(_Unary):
     """psi(x) = Gamma'(x) / Gamma(x)."""
 
     name = "digamma"
-    value = staticmethod(special.digamma)
-    slope = staticmethod(lambda x, out: special.polygamma(1, x))
+    _value = staticmethod(special.digamma)
+    _slope = staticmethod(lambda x, out: special.polygamma(1, x))
 
 
 class Erf(_Unary):
     """The error function."""
 
     name = "erf"
-    value = staticmethod(special.erf)
-    slope = staticmethod(lambda x, out: 2 / math.sqrt(math.pi) * np.exp(-x * x))
+    _value = staticmethod(special.erf)
+    _slope = staticmethod(lambda x, out: 2 / math.sqrt(math.pi) * np.exp(-x * x))
 
 
 class Erfc(_Unary):
     """The complementary error function 1 - erf(x), accurate for large x."""
 
     name = "erfc"
-    value = staticmethod(special.erfc)
-    slope = staticmethod(lambda x, out: -2 / math.sqrt(math.pi) * np.exp(-x * x))
+    _value = staticmethod(special.erfc)
+    _slope = staticmethod(lambda x, out: -2 / math.sqrt(math.pi) * np.exp(-x * x))
 
 
 class Fmod(Function):

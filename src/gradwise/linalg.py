@@ -267,12 +267,11 @@ def qr(A: Any, mode: str = "reduced") -> QrResult:  # noqa: N803
     if mode not in ("complete", "r"):
         raise ValueError(f"linalg.qr: mode must be 'reduced', 'complete' or 'r', got {mode!r}")
     _decomp.check_matrices("linalg.qr", a._data, square=False)
-    q, r = np.linalg.qr(a._data, mode="complete")
+    q_array, r_array = np.linalg.qr(a._data, mode="complete")
     if mode == "r":
-        q = np.zeros((0,), dtype=a.dtype)
-        r = np.linalg.qr(a._data, mode="r")
-    return QrResult(Tensor._make(q.astype(a.dtype), False, None),
-                    Tensor._make(r.astype(a.dtype), False, None))
+        q_array = np.zeros((0,), dtype=a.dtype)
+    return QrResult(Tensor._make(q_array.astype(a.dtype), False, None),
+                    Tensor._make(r_array.astype(a.dtype), False, None))
 
 
 def pinv(A: Any, *, atol: float | None = None, rtol: float | None = None,  # noqa: N803
@@ -351,8 +350,7 @@ def vecdot(x: Any, y: Any, *, dim: int = -1) -> Tensor:
 
 def cross(input: Any, other: Any, *, dim: int = -1) -> Tensor:  # noqa: A002
     """The 3-vector cross product along ``dim``, as ``torch.linalg.cross``."""
-    from gradwise.autograd.namespace import cross as _cross
-    return _cross(input, other, dim=dim)
+    return _tensor(input).cross(_tensor(other), dim=dim)
 
 
 def diagonal(A: Any, *, offset: int = 0, dim1: int = -2, dim2: int = -1) -> Tensor:  # noqa: N803

@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -319,10 +319,11 @@ def searchsorted(sorted_sequence: Any, input: Any, *, out_int32: bool = False,  
         raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
     if side == "left" and right:
         raise ValueError("searchsorted: side='left' and right=True contradict each other")
-    side = side or ("right" if right else "left")
+    side_name: Literal["left", "right"] = "right" if (side or (
+        "right" if right else "left")) == "right" else "left"
     order = None if sorter is None else _as_input(sorter)._data
     if sequence.ndim == 1:
-        out = np.searchsorted(sequence, values, side=side, sorter=order)
+        out = np.searchsorted(sequence, values, side=side_name, sorter=order)
     else:
         if sequence.shape[:-1] != values.shape[:-1]:
             raise ValueError(f"searchsorted: leading dims of sorted_sequence {sequence.shape} "
@@ -330,7 +331,7 @@ def searchsorted(sorted_sequence: Any, input: Any, *, out_int32: bool = False,  
         rows_s = sequence.reshape(-1, sequence.shape[-1])
         rows_v = values.reshape(-1, values.shape[-1])
         rows_o = None if order is None else order.reshape(rows_s.shape)
-        out = np.stack([np.searchsorted(s, v, side=side,
+        out = np.stack([np.searchsorted(s, v, side=side_name,
                                         sorter=None if rows_o is None else rows_o[i])
                         for i, (s, v) in enumerate(zip(rows_s, rows_v, strict=True))])
         out = out.reshape(values.shape)

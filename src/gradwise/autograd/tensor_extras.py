@@ -66,7 +66,8 @@ def _floating(op: str, t: Tensor) -> None:
 
 def _promoted(a: Any, b: Any) -> tuple[Tensor, Tensor]:
     from gradwise.autograd.functional import promoted
-    return promoted(a, b)
+    first, second = promoted(a, b)
+    return first, second
 
 
 def _as_float(t: Tensor) -> Tensor:
@@ -334,10 +335,10 @@ class TensorExtras:
             value = uniques[np.argmax(counts)]  # the first (smallest) of the most frequent
             best[row] = np.flatnonzero(values == value)[-1]
         chosen = np.moveaxis(best.reshape(*data.shape[:-1], 1), -1, d)
-        values = source._take_along_dim_raw(chosen, d)
+        picked = source._take_along_dim_raw(chosen, d)
         if not keepdim:
-            values, chosen = values.squeeze(d), chosen.squeeze(d)
-        return ValuesIndices(values, _make(chosen))
+            picked, chosen = picked.squeeze(d), chosen.squeeze(d)
+        return ValuesIndices(picked, _make(chosen))
 
     def quantile(self: Tensor, q: Any, dim: int | None = None, keepdim: bool = False, *,
                  interpolation: str = "linear") -> Tensor:
@@ -798,9 +799,9 @@ class TensorExtras:
         if shape[d] != 3:
             raise ValueError(f"cross: dim {d} has size {shape[d]}, expected 3 (shape {shape})")
         first, second = np.array([1, 2, 0]), np.array([2, 0, 1])
-        pick = (slice(None),) * d
-        return (a[(*pick, first)] * b[(*pick, second)]
-                - a[(*pick, second)] * b[(*pick, first)])
+        pick: tuple[Any, ...] = (slice(None),) * d
+        return (a[pick + (first,)] * b[pick + (second,)]
+                - a[pick + (second,)] * b[pick + (first,)])
 
     def bincount(self: Tensor, weights: Any = None, minlength: int = 0) -> Tensor:
         """Counts of each non-negative int (int64), or sums of ``weights`` (their dtype), as

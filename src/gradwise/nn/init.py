@@ -255,7 +255,7 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
     centre = tuple(n // 2 for n in tensor.shape[2:])
     for g in range(groups):
         for d in range(min(per_group, tensor.shape[1])):
-            values[(g * per_group + d, d, *centre)] = 1
+            values[(g * per_group + d, d) + centre] = 1
     return _fill(tensor, values)
 
 

@@ -866,8 +866,9 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         _check(owner, _is_int(T_0) and T_0 > 0, "T_0", "a positive int", T_0)
         _check(owner, _is_int(T_mult) and T_mult >= 1, "T_mult", "an int >= 1", T_mult)
         _check(owner, _is_real(eta_min) and eta_min >= 0, "eta_min", ">= 0", eta_min)
-        self.T_0, self.T_i, self.T_mult, self.eta_min = T_0, T_0, T_mult, eta_min
-        self.T_cur = last_epoch
+        self.T_0, self.T_mult, self.eta_min = T_0, T_mult, eta_min
+        self.T_i: float = T_0
+        self.T_cur: float = last_epoch
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
@@ -885,7 +886,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         return (epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1),
                 self.T_0 * self.T_mult**n)
 
-    def step(self, epoch: float | None = None) -> None:  # type: ignore[override]
+    def step(self, epoch: float | None = None) -> None:
         """One step on, or (``epoch`` given) to the point ``epoch`` of the schedule.
 
         Raises:

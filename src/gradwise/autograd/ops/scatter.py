@@ -38,7 +38,7 @@ def scatter_positions(op: str, x_shape: tuple[int, ...], index: np.ndarray, dim:
     if index.size and (index.min() < -x_shape[dim] or index.max() >= x_shape[dim]):
         raise IndexError(f"{op}: index out of range for dim {dim} of size {x_shape[dim]} "
                          f"(values from {index.min()} to {index.max()})")
-    grids = list(np.indices(index.shape, sparse=True))
+    grids: list[np.ndarray] = list(np.indices(index.shape, sparse=True))
     grids[dim] = index % x_shape[dim] if index.size else index
     return tuple(grids)
 

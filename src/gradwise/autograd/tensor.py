@@ -38,12 +38,13 @@ def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
     if dtype is not None and source.dtype.kind == "O":
         source = _numpy_array(data, dtype)  # Python ints past int64 asked as floats
     _check_kind(source, data)
+    array: np.ndarray
     if dtype is not None:
         array = _numpy_array(source, dtype)
     elif source is data:
         array = _numpy_array(source)
     else:
-        array = source.astype(np.float32) if source.dtype.kind in "iuf" else source
+        array = np.asarray(source.astype(np.float32) if source.dtype.kind in "iuf" else source)
     return array
 
 

@@ -324,7 +324,7 @@ def load_idx_dataset(
         except (IDXError, OSError) as error:
             if label == "data_dir":  # the user's own choice: say why, never look elsewhere
                 raise DatasetRefusedError(
-                    f"--data-dir {shown(data_dir)}: the {spec.name} files there were refused: "
+                    f"--data-dir {shown(directory)}: the {spec.name} files there were refused: "
                     f"{str(error).splitlines()[0]}"
                 ) from None
             attempts.append(f"{label} {shown(directory)}: {error}")

@@ -184,7 +184,7 @@ def _read_stream(
             payload = np.empty(math.prod(dims), dtype=dtype)
         except MemoryError:
             raise IDXError(f"{shown(path)}: refused: {need} bytes do not fit in memory") from None
-        got = _read_into(stream, memoryview(payload).cast("B"))
+        got = _read_into(stream, payload.data.cast("B"))
         extra = stream.read(1) if got == need else b""
         if got != need or extra:
             more = " or more" if extra else ""

@@ -517,6 +517,14 @@ def test_readme_example_runs_and_matches_torch(capsys):
 REFUSED = {
     "SingularValueNorm": lambda x: gw.linalg.matrix_norm(x, ord="nuc"),
 }
+# ops merged from main (torch-more: decompositions, einsum, scatter, special functions) after
+# this walk was written: no backward_graph yet, so create_graph raises naming them (never a
+# wrong value); docs/NUMERICS.md lists them under "Not covered yet". The test fails when one of
+# them gains a case (take it off this list) or a new op appears without one.
+NOT_YET = {"Cholesky", "CumProd", "Determinant", "Digamma", "EighValues", "EighVectors", "Einsum",
+           "Erf", "Erfc", "Erfinv", "Fmod", "Inverse", "Lgamma", "LogAbsDeterminant",
+           "PseudoInverse", "QrQ", "QrR", "Scatter", "Solve", "SvdS", "SvdU", "SvdVh", "_QrPart",
+           "_SvdPart", "_Unary"}
 # F functions without a gradient to take (integer outputs, helpers)
 NOT_DIFFERENTIABLE = {"one_hot", "dim_arg"}
 # F function -> its CASES entry where the names differ
@@ -594,8 +602,14 @@ def test_every_op_has_a_second_derivative_or_a_documented_refusal():
         x = gw.tensor(RNG.normal(size=(3, 4)), requires_grad=True)
         with pytest.raises(RuntimeError, match=f"create_graph: {name} has no differentiable"):
             gw.autograd.grad(call(x), x, create_graph=True)
-    untested = sorted(cls.__name__ for cls in ops - reached if cls.__name__ not in REFUSED)
+    untested = sorted(cls.__name__ for cls in ops - reached
+                      if cls.__name__ not in REFUSED and cls.__name__ not in NOT_YET)
     assert not untested, f"ops no second-derivative case reaches: {untested}"
+    pending = {cls.__name__ for cls in ops - reached} & NOT_YET
+    assert pending == NOT_YET, f"now reached by a case, take off NOT_YET: {NOT_YET - pending}"
+    for name in NOT_YET:
+        assert not hasattr(by_name[name], "backward_graph"), name
+        assert name in numerics, f"{name} lacks a second derivative but NUMERICS.md omits it"
     missing = sorted(cls.__name__ for cls in reached if not hasattr(cls, "backward_graph"))
     assert not missing, f"ops without backward_graph reached by the cases: {missing}"
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from gradwise.autograd import anomaly, observe
 from gradwise.autograd.grad_mode import _grad_enabled
-from gradwise.autograd.tensor import Tensor
+from gradwise.autograd.tensor import Tensor, _as_array
 
 
 class Function:
@@ -168,7 +168,7 @@ def _constant(op: str, position: int, value: Any) -> Tensor:
         array = value
     else:
         try:
-            array = Tensor(value)._data
+            array = _as_array(value)  # a Python int is a value, not Tensor(n)'s shape
         except (TypeError, ValueError) as error:
             raise TypeError(
                 f"{op}: argument {position} must be a Tensor or array-like, got "

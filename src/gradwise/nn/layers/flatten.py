@@ -27,3 +27,39 @@ class Flatten(Module):
 
     def extra_repr(self) -> str:
         return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Split dim ``dim`` into ``unflattened_size`` (torch.nn.Unflatten; one entry may be -1).
+
+    Shape: (*, prod(unflattened_size), *) -> (*, *unflattened_size, *)
+
+    Raises:
+        ValueError: the sizes do not multiply to the dim's length.
+    """
+
+    def __init__(self, dim: int, unflattened_size: tuple[int, ...]) -> None:
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        dim = self.dim % x.ndim if -x.ndim <= self.dim < x.ndim else None
+        if dim is None:
+            raise ValueError(f"Unflatten: dim={self.dim} is out of range for input of shape "
+                             f"{tuple(x.shape)}")
+        sizes = list(self.unflattened_size)
+        known = 1
+        for size in sizes:
+            known *= size if size != -1 else 1
+        if -1 in sizes:
+            sizes[sizes.index(-1)] = x.shape[dim] // known if known else 0
+        product = 1
+        for size in sizes:
+            product *= size
+        if product != x.shape[dim]:
+            raise ValueError(f"Unflatten: sizes {self.unflattened_size} do not multiply to "
+                             f"{x.shape[dim]}, the size of dim {self.dim} of {tuple(x.shape)}")
+        return x.reshape(*x.shape[:dim], *sizes, *x.shape[dim + 1:])
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"

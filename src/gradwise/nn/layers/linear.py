@@ -9,7 +9,7 @@ import numpy as np
 
 from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
-from gradwise.nn.init import get_initializer, reset_weight_and_bias_
+from gradwise.nn.init import as_generator, get_initializer, reset_weight_and_bias_, uniform_
 from gradwise.nn.layers._utils import positive_int
 from gradwise.nn.module import Module, Parameter
 
@@ -68,3 +68,37 @@ class Linear(Module):
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"bias={self.bias is not None}"
         )
+
+
+class Bilinear(Module):
+    """``y_k = x1^T A_k x2 + b_k`` (torch.nn.Bilinear), weight (out, in1, in2).
+
+    Initialised as torch's: weight and bias U(-1/sqrt(in1), 1/sqrt(in1)).
+
+    Shape: x1 (*, in1_features), x2 (*, in2_features) -> (*, out_features)
+    """
+
+    def __init__(self, in1_features: int, in2_features: int, out_features: int,
+                 bias: bool = True, rng: Any = None, dtype: Any = np.float32) -> None:
+        super().__init__()
+        self.in1_features = positive_int("Bilinear", "in1_features", in1_features)
+        self.in2_features = positive_int("Bilinear", "in2_features", in2_features)
+        self.out_features = positive_int("Bilinear", "out_features", out_features)
+        self.weight = Parameter(np.empty((out_features, in1_features, in2_features), dtype=dtype))
+        self.register_parameter("bias", Parameter(np.empty(out_features, dtype=dtype)) if bias
+                                else None)
+        self.reset_parameters(rng)
+
+    def reset_parameters(self, rng: Any = None) -> None:
+        generator = as_generator(rng)
+        bound = 1.0 / np.sqrt(self.in1_features)
+        uniform_(self.weight, -bound, bound, generator)
+        if self.bias is not None:
+            uniform_(self.bias, -bound, bound, generator)
+
+    def forward(self, x1: Tensor, x2: Tensor) -> Tensor:
+        return F.bilinear(x1, x2, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
+                f"out_features={self.out_features}, bias={self.bias is not None}")

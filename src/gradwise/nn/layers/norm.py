@@ -180,3 +180,87 @@ class LayerNorm(Module):
             f"{self.normalized_shape}, eps={self.eps}, "
             f"elementwise_affine={self.elementwise_affine}"
         )
+
+
+class GroupNorm(Module):
+    """Group normalisation (Wu & He 2018; torch.nn.GroupNorm): per sample, each of
+    ``num_groups`` channel groups normalised by its mean and biased variance, then a learnt
+    per-channel scale (ones) and shift (zeros). Independent of the batch size.
+
+    Shape: (N, C, *) -> same
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
+                 affine: bool = True, dtype: Any = np.float32) -> None:
+        super().__init__()
+        self.num_groups = positive_int("GroupNorm", "num_groups", num_groups)
+        self.num_channels = positive_int("GroupNorm", "num_channels", num_channels)
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups})")
+        self.eps, self.affine = eps, affine
+        if affine:
+            self.weight = Parameter(np.empty(num_channels, dtype=dtype))
+            self.bias = Parameter(np.empty(num_channels, dtype=dtype))
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self, rng: Any = None) -> None:
+        """Weight to ones, bias to zeros (``rng`` is not needed)."""
+        if self.affine:
+            ones_(self.weight)
+            zeros_(self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim < 2 or x.shape[1] != self.num_channels:
+            raise ValueError(f"GroupNorm({self.num_groups}, {self.num_channels}): expected "
+                             f"input (N, {self.num_channels}, *), got {tuple(x.shape)}")
+        return F.group_norm(x, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
+
+
+class _InstanceNorm(_BatchNorm):
+    """Instance normalisation; torch's defaults: no affine, no running stats."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False,
+                 dtype: Any = np.float32) -> None:
+        if momentum is None:
+            raise ValueError(f"{type(self).__name__}: momentum=None is not supported")
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+
+    def forward(self, x: Tensor) -> Tensor:
+        unbatched = x.ndim == min(self.ranks) - 1
+        if unbatched:
+            x = x.unsqueeze(0)
+        if x.ndim not in self.ranks or x.shape[1] != self.num_features:
+            raise ValueError(
+                f"{type(self).__name__}({self.num_features}): expected input of shape "
+                f"{self.layout.format(C=self.num_features)}, got {tuple(x.shape)}"
+            )
+        use_input_stats = self.training or not self.track_running_stats
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked._data[...] += 1
+        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                              use_input_stats, self.momentum, self.eps)
+        return out.squeeze(0) if unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) (torch.nn.InstanceNorm1d): each sample and channel
+    normalised over L. Shape: (N, C, L) or (C, L) -> same"""
+
+    ranks = (3,)
+    layout = "(N, {C}, L)"
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) (torch.nn.InstanceNorm2d; Ulyanov et al. 2016),
+    the style-transfer normalisation. Shape: (N, C, H, W) or (C, H, W) -> same"""
+
+    ranks = (4,)
+    layout = "(N, {C}, H, W)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
 from gradwise.nn.layers._utils import pair
@@ -59,3 +61,95 @@ class AvgPool2d(_Pool2d):
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+
+
+class _Pool1d(Module):
+    function: Any = None
+
+    def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).function(x, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+
+
+class MaxPool1d(_Pool1d):
+    """Maximum over each window of (N, C, L) (torch.nn.MaxPool1d).
+
+    Shape: (N, C, L) -> (N, C, (L + 2 padding - kernel_size) // stride + 1)
+    """
+
+    function = staticmethod(F.max_pool1d)
+
+
+class AvgPool1d(_Pool1d):
+    """Mean over each window of (N, C, L) (torch.nn.AvgPool1d, padded zeros counted).
+
+    Shape: (N, C, L) -> (N, C, (L + 2 padding - kernel_size) // stride + 1)
+    """
+
+    function = staticmethod(F.avg_pool1d)
+
+
+class _AdaptivePool(Module):
+    function: Any = None
+
+    def __init__(self, output_size: Any) -> None:
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).function(x, self.output_size)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool1d(_AdaptivePool):
+    """Mean over torch's adaptive windows so the length becomes ``output_size``.
+
+    Shape: (N, C, L) -> (N, C, output_size)
+    """
+
+    function = staticmethod(F.adaptive_avg_pool1d)
+
+
+class AdaptiveAvgPool2d(_AdaptivePool):
+    """Mean over torch's adaptive windows so (H, W) becomes ``output_size`` (e.g. 1 for global
+    average pooling). Shape: (N, C, H, W) -> (N, C, out_h, out_w)
+    """
+
+    function = staticmethod(F.adaptive_avg_pool2d)
+
+
+class _AdaptiveMaxPool(_AdaptivePool):
+    def __init__(self, output_size: Any, return_indices: bool = False) -> None:
+        super().__init__(output_size)
+        self.return_indices = return_indices
+
+    def forward(self, x: Tensor) -> Any:
+        return type(self).function(x, self.output_size, self.return_indices)
+
+
+class AdaptiveMaxPool1d(_AdaptiveMaxPool):
+    """Max over adaptive windows (torch.nn.AdaptiveMaxPool1d).
+
+    Shape: (N, C, L) -> (N, C, output_size)
+    """
+
+    function = staticmethod(F.adaptive_max_pool1d)
+
+
+class AdaptiveMaxPool2d(_AdaptiveMaxPool):
+    """Max over adaptive windows (torch.nn.AdaptiveMaxPool2d).
+
+    Shape: (N, C, H, W) -> (N, C, out_h, out_w)
+    """
+
+    function = staticmethod(F.adaptive_max_pool2d)

@@ -242,9 +242,8 @@ class _InstanceNorm(_BatchNorm):
                 f"{type(self).__name__}({self.num_features}): expected input of shape "
                 f"{self.layout.format(C=self.num_features)}, got {tuple(x.shape)}"
             )
+        # torch's instance norm never counts batches (num_batches_tracked stays 0)
         use_input_stats = self.training or not self.track_running_stats
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked._data[...] += 1
         out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                               use_input_stats, self.momentum, self.eps)
         return out.squeeze(0) if unbatched else out

@@ -1547,3 +1547,34 @@ def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | No
     z = (x_z + h_z).sigmoid()
     n = (x_n + r * h_n).tanh()
     return n + z * (h - n)
+
+
+# ---- NumPy arrays as constant inputs ---------------------------------------------------------
+def _constant_arrays(function: Any) -> Any:
+    """``function`` taking NumPy arrays among its positional arguments as constant Tensors (no
+    gradient, no copy), as ``Module.__call__`` does, so the functions composed from Tensor
+    methods accept what a NumPy data pipeline yields."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        args = tuple(Tensor._make(a, False, None) if isinstance(a, np.ndarray) else a
+                     for a in args)
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+for _name in (
+    "hardsigmoid", "hardswish", "mish", "softsign", "tanhshrink", "logsigmoid", "softmin",
+    "threshold", "hardshrink", "softshrink", "celu", "selu", "glu", "prelu", "rrelu",
+    "kl_div", "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss",
+    "multilabel_soft_margin_loss", "cosine_embedding_loss", "pairwise_distance",
+    "triplet_margin_loss", "poisson_nll_loss", "gaussian_nll_loss", "conv1d",
+    "conv_transpose1d", "conv_transpose2d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate",
+    "upsample", "pixel_shuffle", "pixel_unshuffle", "group_norm", "instance_norm", "bilinear",
+    "scaled_dot_product_attention", "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell",
+):
+    globals()[_name] = _constant_arrays(globals()[_name])
+del _name

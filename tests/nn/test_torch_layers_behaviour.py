@@ -167,12 +167,15 @@ def test_the_doctor_watches_recurrent_and_attention_models():
     doctor = Doctor(model, optimizer, config=DoctorConfig(interval=1))
     x = gw.tensor(np.random.default_rng(0).normal(size=(4, 5, 3)).astype(np.float32))
     y = gw.tensor(np.arange(4) % 2)
-    for _ in range(2):
-        loss = F.cross_entropy(model(x), y)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        doctor.step(loss)
+    try:
+        for _ in range(2):
+            loss = F.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            doctor.step(loss)
+    finally:
+        doctor.close()  # removes its hooks and observer
     assert {"rnn.weight_ih_l0", "encoder.self_attn.in_proj_weight"} <= set(doctor.stats.params)
     assert doctor.stats.params["rnn.weight_hh_l0"].steps == [0, 1]
     assert any(name.startswith("rnn:") for name in doctor.stats.activations)

@@ -38,6 +38,12 @@ class Mask:
         self.array = np.asarray(array)
 
 
+def _library_tensor(nn: Any, values: Any) -> Any:
+    """A float32 tensor of the library whose ``nn`` this is."""
+    array = np.asarray(values, dtype=np.float32)
+    return torch.from_numpy(array) if nn is torch.nn else gw.tensor(array)
+
+
 TOLERANCE = {np.float32: (2e-4, 2e-5), np.float64: (1e-9, 1e-11)}
 BOOL_MASK = np.array([[True, False, True, True], [True, True, False, False],
                       [True, True, True, False]])  # (L=3, S=4)
@@ -135,6 +141,13 @@ NORM_CASES = [
     ("instancenorm2d_running_eval", lambda nn: nn.InstanceNorm2d(
         3, track_running_stats=True).eval(), [X(2, 3, 4, 5)]),
     ("instancenorm1d", lambda nn: nn.InstanceNorm1d(3, affine=True), [X(2, 3, 6)]),
+    ("rmsnorm", lambda nn: nn.RMSNorm(4), [X(3, 4)]),
+    ("rmsnorm_eps_2d_no_affine", lambda nn: nn.RMSNorm((2, 4), eps=1e-3,
+                                                       elementwise_affine=False), [X(3, 2, 4)]),
+    ("local_response_norm", lambda nn: nn.LocalResponseNorm(3, alpha=0.1, k=2.0),
+     [X(2, 5, 3)]),
+    ("local_response_norm_even_4d", lambda nn: nn.LocalResponseNorm(2), [X(2, 4, 2, 3)]),
+    ("channel_shuffle", lambda nn: nn.ChannelShuffle(2), [X(2, 6, 3)]),
     ("layernorm_no_bias", lambda nn: nn.LayerNorm(4, bias=False), [X(3, 4)]),
     ("layernorm_no_affine", lambda nn: nn.LayerNorm((2, 4), elementwise_affine=False),
      [X(3, 2, 4)]),
@@ -233,6 +246,12 @@ TRANSFORMER_CASES = [
         src_key_padding_mask=Mask(PADDING)), [X(2, 4, 8)]),
     ("encoder_stack_norm", lambda nn: nn.TransformerEncoder(
         _encoder_layer()(nn), 2, norm=nn.LayerNorm(8)), [X(4, 2, 8)]),
+    ("transformer", lambda nn: nn.Transformer(8, 2, 1, 2, 16, dropout=0.0),
+     [X(4, 2, 8), X(3, 2, 8)]),
+    ("transformer_masks_batch_first", lambda nn: _with_kwargs(
+        nn.Transformer(8, 2, 2, 1, 16, dropout=0.0, batch_first=True),
+        tgt_mask=Mask(np.triu(np.full((3, 3), -np.inf), 1)), src_key_padding_mask=Mask(PADDING),
+        memory_key_padding_mask=Mask(PADDING)), [X(2, 4, 8), X(2, 3, 8)]),
     ("decoder_layer", lambda nn: nn.TransformerDecoderLayer(8, 2, 16, dropout=0.0),
      [X(3, 2, 8), X(4, 2, 8)]),
     ("decoder_stack_norm_first", lambda nn: nn.TransformerDecoder(nn.TransformerDecoderLayer(
@@ -261,6 +280,15 @@ LOSS_CASES = [
                                                        C(np.full((4, 1), 0.5))]),
     ("gaussian_nll_full", lambda nn: nn.GaussianNLLLoss(full=True, reduction="sum"),
      [X(4, 2), X(4, 2), C(np.full((4, 2), 1e-8))]),
+    ("multi_margin", lambda nn: nn.MultiMarginLoss(), [X(4, 3), C([0, 2, 1, 2])]),
+    ("multi_margin_p2_weight", lambda nn: nn.MultiMarginLoss(
+        p=2, margin=0.5, weight=_library_tensor(nn, [0.5, 1.0, 2.0]), reduction="none"),
+     [X(4, 3), C([0, 2, 1, 2])]),
+    ("cross_entropy_weight_buffer", lambda nn: nn.CrossEntropyLoss(
+        weight=_library_tensor(nn, [0.5, 1.0, 2.0])), [X(4, 3), C([0, 2, 1, 2])]),
+    ("bce_logits_weight_buffers", lambda nn: nn.BCEWithLogitsLoss(
+        weight=_library_tensor(nn, [0.5, 1.0, 2.0]),
+        pos_weight=_library_tensor(nn, [3.0, 1.0, 0.5])), [X(4, 3), C(np.eye(4, 3))]),
     ("pairwise_distance", lambda nn: nn.PairwiseDistance(keepdim=True), [X(4, 5), X(4, 5)]),
     ("cosine_similarity", lambda nn: nn.CosineSimilarity(dim=1), [X(4, 5), X(4, 5)]),
 ]

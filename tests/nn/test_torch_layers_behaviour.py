@@ -286,3 +286,63 @@ def test_rrelu_training_slopes_lie_between_lower_and_upper():
     x = -gw.ones(1000)
     slopes = -nn.RReLU(0.1, 0.3)(x).numpy()
     assert slopes.min() >= 0.1 and slopes.max() <= 0.3 and slopes.std() > 0.03
+
+
+@pytest.mark.parametrize(("cls", "shape"), [("Dropout1d", (8, 16, 5)), ("Dropout2d", (8, 16, 3, 2)),
+                                            ("Dropout3d", (4, 16, 2, 2, 2)),
+                                            ("Dropout2d", (16, 3, 2))])
+def test_channel_dropout_zeroes_whole_channels_and_rescales(cls, shape):
+    layer = getattr(nn, cls)(0.5, rng=0)
+    x = gw.ones(*shape)
+    out = layer(x).numpy()
+    spatial = {"Dropout1d": 1, "Dropout2d": 2, "Dropout3d": 3}[cls]
+    per_channel = out.reshape(*shape[:len(shape) - spatial], -1)
+    assert np.all((per_channel == 0) | (per_channel == 2.0))
+    assert np.all(per_channel.min(-1) == per_channel.max(-1))  # a channel is kept or dropped
+    assert 0.25 < (per_channel[..., 0] == 0).mean() < 0.75
+    layer.eval()
+    np.testing.assert_array_equal(layer(x).numpy(), 1.0)
+    with pytest.raises(ValueError, match=cls.lower()):
+        layer.train()(gw.ones(3))
+
+
+def test_parameter_list_and_dict_register_their_parameters():
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scales = nn.ParameterList([nn.Parameter(gw.ones(2)) for _ in range(2)])
+            self.scales.append(gw.zeros(3))
+            self.gains = nn.ParameterDict({"a": nn.Parameter(gw.ones(1))})
+            self.gains["b"] = np.full(2, 2.0, np.float32)
+
+    model = Model()
+    assert list(model.state_dict()) == ["scales.0", "scales.1", "scales.2", "gains.a", "gains.b"]
+    assert len(list(model.parameters())) == 5
+    assert len(model.scales) == 3 and model.scales[-1].shape == (3,)
+    assert isinstance(model.gains["b"], nn.Parameter) and "a" in model.gains
+    assert list(model.gains.keys()) == ["a", "b"]
+    with pytest.raises(IndexError, match="out of range"):
+        model.scales[3]
+    if torch is not None:
+        class TorchModel(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.scales = torch.nn.ParameterList(
+                    [torch.nn.Parameter(torch.ones(2)) for _ in range(2)]
+                    + [torch.nn.Parameter(torch.zeros(3))])
+                self.gains = torch.nn.ParameterDict(
+                    {"a": torch.nn.Parameter(torch.ones(1)),
+                     "b": torch.nn.Parameter(torch.zeros(2))})
+
+        theirs = TorchModel()
+        theirs.load_state_dict({k: torch.from_numpy(np.array(v))
+                                for k, v in model.state_dict().items()})
+        np.testing.assert_array_equal(theirs.gains["b"].detach().numpy(), 2.0)
+
+
+def test_weighted_losses_keep_their_weights_as_buffers():
+    loss = nn.CrossEntropyLoss(weight=[1.0, 2.0])
+    assert list(loss.state_dict()) == ["weight"]
+    assert "weight" not in nn.CrossEntropyLoss().state_dict()
+    loss.double()
+    assert loss.weight.dtype == np.float64

@@ -1549,6 +1549,131 @@ def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | No
     return n + z * (h - n)
 
 
+# ---- channel dropout, RMS and local response normalisation, channel shuffle (issue 11 B) ----
+def _feature_dropout(name: str, x: Tensor, p: float, training: bool, spatial: int,
+                     generator: Any) -> Tensor:
+    """Zero whole channels: one keep/drop draw per (sample, channel), scaled by 1/(1-p)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name}: p must be a probability in [0, 1], got {p}")
+    if x.ndim not in (spatial + 1, spatial + 2):
+        raise ValueError(f"{name}: expected (N, C, *{spatial} spatial dims) or (C, *spatial), "
+                         f"got {tuple(x.shape)}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    mask_shape = tuple(x.shape[:x.ndim - spatial]) + (1,) * spatial  # (N, C, 1, ...)
+    keep = _random.resolve(generator, None, name).random(mask_shape, dtype=np.float32) >= p
+    mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
+    return x * Tensor._make(mask, False, None)
+
+
+def dropout1d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+              generator: Any = None) -> Tensor:
+    """Zero whole channels of (N, C, L) or (C, L) with probability p (torch's dropout1d;
+    Tompson et al. 2015), the rest scaled by 1/(1-p)."""
+    return _feature_dropout("dropout1d", x, p, training, 1, generator)
+
+
+def dropout2d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+              generator: Any = None) -> Tensor:
+    """Zero whole channels of (N, C, H, W) or (C, H, W) with probability p (torch's
+    dropout2d)."""
+    return _feature_dropout("dropout2d", x, p, training, 2, generator)
+
+
+def dropout3d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+              generator: Any = None) -> Tensor:
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) with probability p."""
+    return _feature_dropout("dropout3d", x, p, training, 3, generator)
+
+
+def rms_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+             eps: float | None = None) -> Tensor:
+    """``x / sqrt(mean(x^2) + eps) * weight`` over the trailing ``normalized_shape`` dims
+    (Zhang & Sennrich 2019; torch.nn.functional.rms_norm); eps defaults to the dtype's machine
+    epsilon, as torch's.
+
+    Shape: (*, *normalized_shape) -> same
+    """
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        raise ValueError(f"rms_norm: input of shape {tuple(x.shape)} does not end with "
+                         f"normalized_shape {shape}")
+    eps = float(np.finfo(x.dtype).eps) if eps is None else eps
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    out = x / ((x * x).mean(axes, keepdim=True) + eps).sqrt()
+    return out if weight is None else out * weight
+
+
+def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Tensor:
+    """Local response normalisation across channels (Krizhevsky et al. 2012, AlexNet), torch's
+    form: ``x / (k + alpha * mean of x^2 over the size neighbouring channels)^beta``, the window
+    ``[c - size // 2, c + (size - 1) // 2]`` zero-padded at the ends.
+
+    Shape: (N, C, *) -> same
+    """
+    if x.ndim < 3:
+        raise ValueError(f"local_response_norm: expected (N, C, *), got {tuple(x.shape)}")
+    channels = x.shape[1]
+    squared = x * x
+    widths = [(0, 0)] * x.ndim
+    widths[1] = (size // 2, (size - 1) // 2)
+    from gradwise.autograd.functional import pad as _pad_widths
+    padded = _pad_widths(squared, tuple(widths), 0.0)
+    total = padded[:, 0:channels]
+    for offset in range(1, size):
+        total = total + padded[:, offset:offset + channels]
+    return x / (total * (alpha / size) + k) ** beta
+
+
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    """Interleave the channels of ``groups`` groups (Zhang et al. 2018, ShuffleNet).
+
+    Shape: (N, C, *) -> same, C divisible by groups
+    """
+    if x.ndim < 3 or x.shape[1] % groups:
+        raise ValueError(f"channel_shuffle: input {tuple(x.shape)} needs channels divisible by "
+                         f"groups {groups}")
+    n, channels, *rest = x.shape
+    grouped = x.reshape(n, groups, channels // groups, *rest)
+    return grouped.transpose(1, 2).reshape(n, channels, *rest)
+
+
+def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.0,
+                      weight: Any = None, reduction: str = "mean") -> Tensor:
+    """Multi-class hinge loss (torch.nn.MultiMarginLoss): for each sample,
+    ``sum over i != y of max(0, margin - x[y] + x[i])^p / C``, scaled by ``weight[y]``.
+
+    Shape: input (N, C), target (N,) -> () or (N,)
+
+    Raises:
+        ValueError: p not 1 or 2, labels out of range, or an unknown reduction.
+    """
+    _loss.check_reduction("multi_margin_loss", reduction)
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
+    labels = _target_array(target).astype(np.int64)
+    if input.ndim != 2 or labels.shape != (input.shape[0],):
+        raise ValueError(f"multi_margin_loss: expected input (N, C) and target (N,), got "
+                         f"{tuple(input.shape)} and {labels.shape}")
+    classes = input.shape[1]
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"multi_margin_loss: labels must lie in [0, {classes})")
+    rows = np.arange(input.shape[0])
+    correct = input[rows, labels].unsqueeze(1)  # (N, 1)
+    hinge = relu(input - correct + margin)
+    if p == 2:
+        hinge = hinge * hinge
+    others = np.ones(input.shape, dtype=input.dtype)
+    others[rows, labels] = 0
+    if weight is not None:
+        others = others * _target_array(weight).astype(input.dtype)[labels][:, None]
+    loss = (hinge * Tensor._make(others, False, None)).sum(1) / classes
+    return _reduce_loss(loss, reduction)
+
+
 # ---- NumPy arrays as constant inputs ---------------------------------------------------------
 def _constant_arrays(function: Any) -> Any:
     """``function`` taking NumPy arrays among its positional arguments as constant Tensors (no
@@ -1575,6 +1700,8 @@ for _name in (
     "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate",
     "upsample", "pixel_shuffle", "pixel_unshuffle", "group_norm", "instance_norm", "bilinear",
     "scaled_dot_product_attention", "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell",
+    "dropout1d", "dropout2d", "dropout3d", "rms_norm", "local_response_norm", "channel_shuffle",
+    "multi_margin_loss",
 ):
     globals()[_name] = _constant_arrays(globals()[_name])
 del _name

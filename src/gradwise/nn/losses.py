@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from gradwise.autograd.ops.loss import check_reduction
 from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
@@ -15,8 +17,8 @@ from gradwise.nn.module import Module
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss", "CosineEmbeddingLoss", "CrossEntropyLoss",
            "GaussianNLLLoss", "HingeEmbeddingLoss", "HuberLoss", "KLDivLoss", "L1Loss", "MSELoss",
-           "MarginRankingLoss", "MultiLabelSoftMarginLoss", "NLLLoss", "PoissonNLLLoss",
-           "SmoothL1Loss", "SoftMarginLoss", "TripletMarginLoss"]
+           "MarginRankingLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss", "NLLLoss",
+           "PoissonNLLLoss", "SmoothL1Loss", "SoftMarginLoss", "TripletMarginLoss"]
 
 
 class _Loss(Module):
@@ -24,6 +26,13 @@ class _Loss(Module):
         super().__init__()
         check_reduction(type(self).__name__, reduction)
         self.reduction = reduction
+
+    def _register_weight(self, name: str, weight: Any) -> None:
+        """A class or element weight as a buffer, as torch's weighted losses register it (so it
+        is in the state dict and follows ``.to()``); None stays out of the state dict."""
+        if weight is not None and not isinstance(weight, Tensor):
+            weight = np.asarray(weight)
+        self.register_buffer(name, weight)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
@@ -53,7 +62,7 @@ class BCELoss(_Loss):
 
     def __init__(self, weight: Any = None, reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self.weight = weight
+        self._register_weight("weight", weight)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.binary_cross_entropy(input, target, self.weight, reduction=self.reduction)
@@ -72,7 +81,8 @@ class BCEWithLogitsLoss(_Loss):
     def __init__(self, weight: Any = None, reduction: str = "mean", pos_weight: Any = None
                  ) -> None:
         super().__init__(reduction)
-        self.weight, self.pos_weight = weight, pos_weight
+        self._register_weight("weight", weight)
+        self._register_weight("pos_weight", pos_weight)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.binary_cross_entropy_with_logits(
@@ -101,7 +111,8 @@ class CrossEntropyLoss(_Loss):
             raise ValueError(
                 f"CrossEntropyLoss: label_smoothing must be in [0, 1], got {label_smoothing}"
             )
-        self.weight, self.ignore_index = weight, ignore_index
+        self._register_weight("weight", weight)
+        self.ignore_index = ignore_index
         self.label_smoothing = label_smoothing
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
@@ -128,7 +139,8 @@ class NLLLoss(_Loss):
     def __init__(self, weight: Any = None, ignore_index: int = -100, reduction: str = "mean"
                  ) -> None:
         super().__init__(reduction)
-        self.weight, self.ignore_index = weight, ignore_index
+        self._register_weight("weight", weight)
+        self.ignore_index = ignore_index
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.nll_loss(input, target, self.weight, self.ignore_index, reduction=self.reduction)
@@ -223,7 +235,7 @@ class MultiLabelSoftMarginLoss(_Loss):
     def __init__(self, weight: Any = None, size_average: Any = None, reduce: Any = None,
                  reduction: str = "mean") -> None:
         super().__init__(reduction)
-        self.weight = weight
+        self._register_weight("weight", weight)
 
     def forward(self, input: Tensor, target: Any) -> Tensor:
         return F.multilabel_soft_margin_loss(input, target, self.weight, self.reduction)
@@ -269,3 +281,22 @@ class GaussianNLLLoss(_Loss):
 
     def forward(self, input: Tensor, target: Any, var: Any) -> Tensor:
         return F.gaussian_nll_loss(input, target, var, self.full, self.eps, self.reduction)
+
+
+class MultiMarginLoss(_Loss):
+    """Multi-class hinge loss (torch.nn.MultiMarginLoss; see ``F.multi_margin_loss``).
+
+    Shape: input (N, C), target (N,)
+    """
+
+    def __init__(self, p: int = 1, margin: float = 1.0, weight: Any = None,
+                 size_average: Any = None, reduce: Any = None, reduction: str = "mean") -> None:
+        super().__init__(reduction)
+        if p not in (1, 2):
+            raise ValueError(f"MultiMarginLoss: p must be 1 or 2, got {p}")
+        self.p, self.margin = p, margin
+        self._register_weight("weight", weight)
+
+    def forward(self, input: Tensor, target: Any) -> Tensor:
+        return F.multi_margin_loss(input, target, self.p, self.margin, self.weight,
+                                   self.reduction)

@@ -32,10 +32,16 @@ from gradwise.nn.layers.activation import (
     Threshold,
 )
 from gradwise.nn.layers.attention import MultiheadAttention
-from gradwise.nn.layers.container import ModuleDict, ModuleList, Sequential
+from gradwise.nn.layers.container import (
+    ModuleDict,
+    ModuleList,
+    ParameterDict,
+    ParameterList,
+    Sequential,
+)
 from gradwise.nn.layers.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from gradwise.nn.layers.distance import CosineSimilarity, PairwiseDistance
-from gradwise.nn.layers.dropout import Dropout
+from gradwise.nn.layers.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
 from gradwise.nn.layers.embedding import Embedding, EmbeddingBag
 from gradwise.nn.layers.flatten import Flatten, Unflatten
 from gradwise.nn.layers.linear import Bilinear, Linear
@@ -46,6 +52,8 @@ from gradwise.nn.layers.norm import (
     InstanceNorm1d,
     InstanceNorm2d,
     LayerNorm,
+    LocalResponseNorm,
+    RMSNorm,
 )
 from gradwise.nn.layers.padding import (
     CircularPad1d,
@@ -80,6 +88,7 @@ from gradwise.nn.layers.recurrent import (
     RNNCellBase,
 )
 from gradwise.nn.layers.resample import (
+    ChannelShuffle,
     PixelShuffle,
     PixelUnshuffle,
     Upsample,
@@ -87,6 +96,7 @@ from gradwise.nn.layers.resample import (
     UpsamplingNearest2d,
 )
 from gradwise.nn.layers.transformer import (
+    Transformer,
     TransformerDecoder,
     TransformerDecoderLayer,
     TransformerEncoder,
@@ -104,6 +114,7 @@ __all__ = [
     "BatchNorm2d",
     "Bilinear",
     "CELU",
+    "ChannelShuffle",
     "CircularPad1d",
     "CircularPad2d",
     "ConstantPad1d",
@@ -114,6 +125,9 @@ __all__ = [
     "ConvTranspose2d",
     "CosineSimilarity",
     "Dropout",
+    "Dropout1d",
+    "Dropout2d",
+    "Dropout3d",
     "ELU",
     "Embedding",
     "EmbeddingBag",
@@ -135,6 +149,7 @@ __all__ = [
     "LayerNorm",
     "LeakyReLU",
     "Linear",
+    "LocalResponseNorm",
     "LogSigmoid",
     "LogSoftmax",
     "MaxPool1d",
@@ -145,8 +160,11 @@ __all__ = [
     "MultiheadAttention",
     "PReLU",
     "PairwiseDistance",
+    "ParameterDict",
+    "ParameterList",
     "PixelShuffle",
     "PixelUnshuffle",
+    "RMSNorm",
     "RNN",
     "RNNBase",
     "RNNCell",
@@ -171,6 +189,7 @@ __all__ = [
     "Tanh",
     "Tanhshrink",
     "Threshold",
+    "Transformer",
     "TransformerDecoder",
     "TransformerDecoderLayer",
     "TransformerEncoder",

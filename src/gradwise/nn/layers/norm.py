@@ -263,3 +263,54 @@ class InstanceNorm2d(_InstanceNorm):
 
     ranks = (4,)
     layout = "(N, {C}, H, W)"
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalisation over the trailing ``normalized_shape`` dims with a learnt
+    scale (Zhang & Sennrich 2019; torch.nn.RMSNorm; eps None: the dtype's machine epsilon).
+
+    Shape: (*, *normalized_shape) -> same
+    """
+
+    def __init__(self, normalized_shape: int | tuple[int, ...], eps: float | None = None,
+                 elementwise_affine: bool = True, dtype: Any = np.float32) -> None:
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else normalized_shape
+        self.normalized_shape = tuple(positive_int("RMSNorm", "normalized_shape", n)
+                                      for n in shape)
+        self.eps, self.elementwise_affine = eps, elementwise_affine
+        self.register_parameter(
+            "weight", Parameter(np.empty(self.normalized_shape, dtype=dtype))
+            if elementwise_affine else None)
+        self.reset_parameters()
+
+    def reset_parameters(self, rng: Any = None) -> None:
+        """Weight to ones (``rng`` is not needed)."""
+        if self.weight is not None:
+            ones_(self.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, self.normalized_shape, self.weight, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}")
+
+
+class LocalResponseNorm(Module):
+    """Normalisation across neighbouring channels (torch.nn.LocalResponseNorm; AlexNet's).
+
+    Shape: (N, C, *) -> same
+    """
+
+    def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                 k: float = 1.0) -> None:
+        super().__init__()
+        self.size = positive_int("LocalResponseNorm", "size", size)
+        self.alpha, self.beta, self.k = alpha, beta, k
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.local_response_norm(x, self.size, self.alpha, self.beta, self.k)
+
+    def extra_repr(self) -> str:
+        return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

@@ -193,3 +193,63 @@ def generate_square_subsequent_mask(size: int, dtype: Any = np.float32) -> Tenso
     ``nn.Transformer.generate_square_subsequent_mask``)."""
     mask = np.triu(np.full((size, size), -np.inf, dtype=dtype), 1)
     return Tensor._make(mask, False, None)
+
+
+class Transformer(Module):
+    """The encoder-decoder Transformer (Vaswani et al. 2017) as torch.nn.Transformer: an
+    encoder of ``num_encoder_layers`` layers and a decoder of ``num_decoder_layers``, each
+    with a final LayerNorm; every weight matrix xavier_uniform_ initialised (torch's
+    ``_reset_parameters``).
+
+    Shape: src (S, N, E), tgt (T, N, E) [batch_first: N first] -> (T, N, E)
+    """
+
+    def __init__(self, d_model: int = 512, nhead: int = 8, num_encoder_layers: int = 6,
+                 num_decoder_layers: int = 6, dim_feedforward: int = 2048,
+                 dropout: float = 0.1, activation: Any = "relu",
+                 custom_encoder: Module | None = None, custom_decoder: Module | None = None,
+                 layer_norm_eps: float = 1e-5, batch_first: bool = False,
+                 norm_first: bool = False, bias: bool = True, *, rng: Any = None,
+                 dtype: Any = np.float32) -> None:
+        super().__init__()
+        options = {"dropout": dropout, "activation": activation,
+                   "layer_norm_eps": layer_norm_eps, "batch_first": batch_first,
+                   "norm_first": norm_first, "bias": bias, "dtype": dtype}
+        if custom_encoder is not None:
+            self.encoder = custom_encoder
+        else:
+            layer = TransformerEncoderLayer(d_model, nhead, dim_feedforward, rng=rng, **options)
+            self.encoder = TransformerEncoder(layer, num_encoder_layers, LayerNorm(
+                d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+        if custom_decoder is not None:
+            self.decoder = custom_decoder
+        else:
+            layer = TransformerDecoderLayer(d_model, nhead, dim_feedforward, rng=rng, **options)
+            self.decoder = TransformerDecoder(layer, num_decoder_layers, LayerNorm(
+                d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
+        self.d_model, self.nhead, self.batch_first = d_model, nhead, batch_first
+        self._reset_parameters(rng)
+
+    def _reset_parameters(self, rng: Any = None) -> None:
+        from gradwise.nn.init import as_generator, xavier_uniform_
+        generator = as_generator(rng)
+        for param in self.parameters():
+            if param.ndim > 1:
+                xavier_uniform_(param, rng=generator)
+
+    def forward(self, src: Tensor, tgt: Tensor, src_mask: Any = None, tgt_mask: Any = None,
+                memory_mask: Any = None, src_key_padding_mask: Any = None,
+                tgt_key_padding_mask: Any = None, memory_key_padding_mask: Any = None,
+                src_is_causal: bool | None = None, tgt_is_causal: bool | None = None,
+                memory_is_causal: bool = False) -> Tensor:
+        memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask,
+                              is_causal=src_is_causal)
+        return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+                            tgt_key_padding_mask=tgt_key_padding_mask,
+                            memory_key_padding_mask=memory_key_padding_mask,
+                            tgt_is_causal=tgt_is_causal, memory_is_causal=memory_is_causal)
+
+    @staticmethod
+    def generate_square_subsequent_mask(size: int, dtype: Any = np.float32) -> Tensor:
+        """(size, size): 0 on and below the diagonal, -inf above (torch's)."""
+        return generate_square_subsequent_mask(size, dtype)

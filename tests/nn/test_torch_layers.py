@@ -100,6 +100,13 @@ CONV_POOL_CASES = [
     ("adaptive_max2d", lambda nn: nn.AdaptiveMaxPool2d((2, 3)), [X(2, 3, 5, 7)]),
     ("adaptive_max2d_indices", fn("adaptive_max_pool2d", output_size=(2, 2),
                                   return_indices=True), [X(2, 3, 5, 4)]),
+    ("adaptive_max1d_with_indices", fn("adaptive_max_pool1d_with_indices", output_size=3),
+     [X(2, 3, 7)]),
+    ("lppool2d", lambda nn: nn.LPPool2d(2, 2), [X(2, 3, 4, 5)]),
+    ("lppool2d_p3_stride", lambda nn: nn.LPPool2d(3.0, (2, 3), stride=1),
+     [X(1, 2, 3, 4)]),
+    ("lppool1d", lambda nn: nn.LPPool1d(1.5, 3, stride=2), [C(np.abs(np.arange(30.0))
+                                                              .reshape(2, 3, 5) / 7 + 0.1)]),
     ("adaptive_max1d", lambda nn: nn.AdaptiveMaxPool1d(4), [X(2, 3, 10)]),
 ]
 
@@ -129,6 +136,12 @@ RESAMPLE_CASES = [
     ("replicationpad2d", lambda nn: nn.ReplicationPad2d((1, 3, 2, 0)), [X(1, 2, 3, 4)]),
     ("replicationpad1d", lambda nn: nn.ReplicationPad1d((1, 3)), [X(2, 2, 3)]),
     ("circularpad2d", lambda nn: nn.CircularPad2d(1), [X(1, 2, 3, 4)]),
+    ("zeropad3d", lambda nn: nn.ZeroPad3d((1, 0, 2, 1, 0, 1)), [X(1, 2, 2, 3, 2)]),
+    ("reflectionpad3d", lambda nn: nn.ReflectionPad3d(1), [X(1, 2, 2, 3, 3)]),
+    ("replicationpad3d", lambda nn: nn.ReplicationPad3d((0, 2, 1, 0, 1, 1)),
+     [X(1, 1, 2, 3, 2)]),
+    ("upsample_nearest_fn", fn("upsample_nearest", scale_factor=2), [X(1, 2, 2, 3)]),
+    ("upsample_bilinear_fn", fn("upsample_bilinear", size=(3, 5)), [X(1, 2, 2, 3)]),
     ("pad_reflect_3d_input", fn("pad", pad=(2, 1), mode="reflect"), [X(2, 3, 5)]),
 ]
 
@@ -141,6 +154,8 @@ NORM_CASES = [
     ("instancenorm2d_running_eval", lambda nn: nn.InstanceNorm2d(
         3, track_running_stats=True).eval(), [X(2, 3, 4, 5)]),
     ("instancenorm1d", lambda nn: nn.InstanceNorm1d(3, affine=True), [X(2, 3, 6)]),
+    ("batchnorm3d", lambda nn: nn.BatchNorm3d(3), [X(2, 3, 2, 3, 2)]),
+    ("instancenorm3d", lambda nn: nn.InstanceNorm3d(3, affine=True), [X(2, 3, 2, 3, 2)]),
     ("rmsnorm", lambda nn: nn.RMSNorm(4), [X(3, 4)]),
     ("rmsnorm_eps_2d_no_affine", lambda nn: nn.RMSNorm((2, 4), eps=1e-3,
                                                        elementwise_affine=False), [X(3, 2, 4)]),
@@ -289,6 +304,13 @@ LOSS_CASES = [
     ("bce_logits_weight_buffers", lambda nn: nn.BCEWithLogitsLoss(
         weight=_library_tensor(nn, [0.5, 1.0, 2.0]),
         pos_weight=_library_tensor(nn, [3.0, 1.0, 0.5])), [X(4, 3), C(np.eye(4, 3))]),
+    ("triplet_with_distance", lambda nn: nn.TripletMarginWithDistanceLoss(
+        distance_function=lambda a, b: 1.0 - nn.functional.cosine_similarity(a, b), margin=0.5,
+        swap=True), [X(4, 5), X(4, 5), X(4, 5)]),
+    ("triplet_with_default_distance", lambda nn: nn.TripletMarginWithDistanceLoss(),
+     [X(4, 5), X(4, 5), X(4, 5)]),
+    ("pdist", fn("pdist"), [X(4, 3)]),
+    ("pdist_p1", fn("pdist", p=1.0), [X(3, 5)]),
     ("pairwise_distance", lambda nn: nn.PairwiseDistance(keepdim=True), [X(4, 5), X(4, 5)]),
     ("cosine_similarity", lambda nn: nn.CosineSimilarity(dim=1), [X(4, 5), X(4, 5)]),
 ]

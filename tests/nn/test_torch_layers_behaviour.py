@@ -346,3 +346,19 @@ def test_weighted_losses_keep_their_weights_as_buffers():
     assert "weight" not in nn.CrossEntropyLoss().state_dict()
     loss.double()
     assert loss.weight.dtype == np.float64
+
+
+@pytest.mark.parametrize("cls", ["AlphaDropout", "FeatureAlphaDropout"])
+def test_alpha_dropout_keeps_selu_statistics_and_is_the_identity_in_evaluation(cls):
+    layer = getattr(nn, cls)(0.2, rng=0)
+    x = gw.tensor(np.random.default_rng(0).normal(size=(64, 32, 8)))
+    out = layer(x).numpy()
+    assert abs(out.mean()) < 0.05 and abs(out.std() - 1.0) < 0.05  # Klambauer et al.'s claim
+    dropped = np.isclose(out, -1.7580993408473766 / np.sqrt((1.7580993408473766 ** 2 * 0.2 + 1)
+                                                              * 0.8) + 1.7580993408473766 * 0.2
+                         / np.sqrt((1.7580993408473766 ** 2 * 0.2 + 1) * 0.8))
+    assert 0.15 < dropped.mean() < 0.25
+    if cls == "FeatureAlphaDropout":
+        assert np.all(dropped.min(-1) == dropped.max(-1))  # whole channels
+    layer.eval()
+    np.testing.assert_array_equal(layer(x).numpy(), x.numpy())

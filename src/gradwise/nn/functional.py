@@ -1674,6 +1674,124 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
     return _reduce_loss(loss, reduction)
 
 
+# ---- alpha dropout, power-average pooling, distances, deprecated names (issue 11 B) ----------
+#: -SELU_SCALE * SELU_ALPHA: the value SELU saturates to, which alpha dropout drops to
+_SELU_SATURATION = 1.7580993408473766
+
+
+def _alpha_dropout(name: str, x: Tensor, p: float, training: bool, feature: bool,
+                   generator: Any) -> Tensor:
+    """Alpha dropout (Klambauer et al. 2017) as torch computes it: dropped elements are set to
+    SELU's saturation value, then an affine map ``a x + b`` restores zero mean and unit
+    variance, with ``a = ((1 - p)(1 + p alpha'^2))^(-1/2)``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name}: p must be a probability in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    shape = tuple(x.shape[:2]) + (1,) * (x.ndim - 2) if feature and x.ndim > 2 else x.shape
+    keep = (_random.resolve(generator, None, name).random(shape) >= p).astype(x.dtype)
+    a = 1.0 / np.sqrt((_SELU_SATURATION ** 2 * p + 1) * (1 - p))
+    scale = keep * a
+    shift = (keep - 1) * (_SELU_SATURATION * a) + _SELU_SATURATION * a * p
+    return x * Tensor._make(scale.astype(x.dtype), False, None) + \
+        Tensor._make(shift.astype(x.dtype), False, None)
+
+
+def alpha_dropout(x: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False, *,
+                  generator: Any = None) -> Tensor:
+    """Dropout for SELU networks: keeps zero mean and unit variance (torch's alpha_dropout;
+    note its ``training`` default is False, as torch's)."""
+    return _alpha_dropout("alpha_dropout", x, p, training, False, generator)
+
+
+def feature_alpha_dropout(x: Tensor, p: float = 0.5, training: bool = False,
+                          inplace: bool = False, *, generator: Any = None) -> Tensor:
+    """Alpha dropout of whole channels of (N, C, *) (torch's feature_alpha_dropout)."""
+    return _alpha_dropout("feature_alpha_dropout", x, p, training, True, generator)
+
+
+def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling: ``(sum over the window of x^p)^(1/p)`` (torch's lp_pool2d: the
+    window average times its size, so p = 1 is sum pooling and large p tends to max pooling).
+
+    Shape: (N, C, H, W) -> (N, C, (H - kh) // s + 1, ...)
+
+    Raises:
+        ValueError: ceil_mode=True (not supported).
+    """
+    if ceil_mode:
+        raise ValueError("lp_pool2d: ceil_mode=True is not supported")
+    kernel = _spatial.pair("lp_pool2d", "kernel_size", kernel_size, 1)
+    pooled = avg_pool2d(x ** norm_type, kernel, stride)
+    return (pooled * float(kernel[0] * kernel[1])) ** (1.0 / norm_type)
+
+
+def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling over the last dim of (N, C, L) (torch's lp_pool1d).
+
+    Shape: (N, C, L) -> (N, C, (L - k) // s + 1)
+    """
+    if ceil_mode:
+        raise ValueError("lp_pool1d: ceil_mode=True is not supported")
+    kernel = _single("lp_pool1d", "kernel_size", kernel_size)
+    pooled = avg_pool1d(x ** norm_type, kernel, stride)
+    return (pooled * float(kernel)) ** (1.0 / norm_type)
+
+
+def pdist(input: Tensor, p: float = 2.0) -> Tensor:
+    """The p-norm distance between every pair of rows i < j, in row-major order of the upper
+    triangle (torch.nn.functional.pdist).
+
+    Shape: (N, M) -> (N (N - 1) / 2,)
+    """
+    if input.ndim != 2:
+        raise ValueError(f"pdist: expected a 2-D input (N, M), got {tuple(input.shape)}")
+    rows, cols = np.triu_indices(input.shape[0], 1)
+    return (input[rows] - input[cols]).norm(p, dim=1)
+
+
+def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
+                                      distance_function: Any = None, margin: float = 1.0,
+                                      swap: bool = False, reduction: str = "mean") -> Tensor:
+    """``max(d(a, p) - d(a, n) + margin, 0)`` with any distance function (default
+    :func:`pairwise_distance`), as torch's triplet_margin_with_distance_loss."""
+    _loss.check_reduction("triplet_margin_with_distance_loss", reduction)
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_with_distance_loss: margin must be > 0, got {margin}")
+    distance = pairwise_distance if distance_function is None else distance_function
+    d_pos, d_neg = distance(anchor, positive), distance(anchor, negative)
+    if swap:
+        from gradwise.autograd.functional import minimum
+        d_neg = minimum(d_neg, distance(positive, negative))
+    return _reduce_loss(relu(d_pos - d_neg + margin), reduction)
+
+
+def adaptive_max_pool1d_with_indices(x: Tensor, output_size: Any,
+                                     return_indices: bool = True) -> Any:
+    """:func:`adaptive_max_pool1d` returning ``(values, indices)``."""
+    return adaptive_max_pool1d(x, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(x: Tensor, output_size: Any,
+                                     return_indices: bool = True) -> Any:
+    """:func:`adaptive_max_pool2d` returning ``(values, indices)``."""
+    return adaptive_max_pool2d(x, output_size, True)
+
+
+def upsample_nearest(x: Tensor, size: Any = None, scale_factor: Any = None) -> Tensor:
+    """Deprecated torch name: ``interpolate(x, size, scale_factor, mode="nearest")``."""
+    return interpolate(x, size, scale_factor, "nearest")
+
+
+def upsample_bilinear(x: Tensor, size: Any = None, scale_factor: Any = None) -> Tensor:
+    """Deprecated torch name: bilinear ``interpolate`` with ``align_corners=True``."""
+    return interpolate(x, size, scale_factor, "bilinear", align_corners=True)
+
+
 # ---- NumPy arrays as constant inputs ---------------------------------------------------------
 def _constant_arrays(function: Any) -> Any:
     """``function`` taking NumPy arrays among its positional arguments as constant Tensors (no
@@ -1701,7 +1819,8 @@ for _name in (
     "upsample", "pixel_shuffle", "pixel_unshuffle", "group_norm", "instance_norm", "bilinear",
     "scaled_dot_product_attention", "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell",
     "dropout1d", "dropout2d", "dropout3d", "rms_norm", "local_response_norm", "channel_shuffle",
-    "multi_margin_loss",
+    "multi_margin_loss", "alpha_dropout", "feature_alpha_dropout", "lp_pool1d", "lp_pool2d",
+    "pdist", "triplet_margin_with_distance_loss",
 ):
     globals()[_name] = _constant_arrays(globals()[_name])
 del _name

@@ -41,16 +41,25 @@ from gradwise.nn.layers.container import (
 )
 from gradwise.nn.layers.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d
 from gradwise.nn.layers.distance import CosineSimilarity, PairwiseDistance
-from gradwise.nn.layers.dropout import Dropout, Dropout1d, Dropout2d, Dropout3d
+from gradwise.nn.layers.dropout import (
+    AlphaDropout,
+    Dropout,
+    Dropout1d,
+    Dropout2d,
+    Dropout3d,
+    FeatureAlphaDropout,
+)
 from gradwise.nn.layers.embedding import Embedding, EmbeddingBag
 from gradwise.nn.layers.flatten import Flatten, Unflatten
 from gradwise.nn.layers.linear import Bilinear, Linear
 from gradwise.nn.layers.norm import (
     BatchNorm1d,
     BatchNorm2d,
+    BatchNorm3d,
     GroupNorm,
     InstanceNorm1d,
     InstanceNorm2d,
+    InstanceNorm3d,
     LayerNorm,
     LocalResponseNorm,
     RMSNorm,
@@ -58,14 +67,19 @@ from gradwise.nn.layers.norm import (
 from gradwise.nn.layers.padding import (
     CircularPad1d,
     CircularPad2d,
+    CircularPad3d,
     ConstantPad1d,
     ConstantPad2d,
+    ConstantPad3d,
     ReflectionPad1d,
     ReflectionPad2d,
+    ReflectionPad3d,
     ReplicationPad1d,
     ReplicationPad2d,
+    ReplicationPad3d,
     ZeroPad1d,
     ZeroPad2d,
+    ZeroPad3d,
 )
 from gradwise.nn.layers.pool import (
     AdaptiveAvgPool1d,
@@ -74,6 +88,8 @@ from gradwise.nn.layers.pool import (
     AdaptiveMaxPool2d,
     AvgPool1d,
     AvgPool2d,
+    LPPool1d,
+    LPPool2d,
     MaxPool1d,
     MaxPool2d,
 )
@@ -108,17 +124,21 @@ __all__ = [
     "AdaptiveAvgPool2d",
     "AdaptiveMaxPool1d",
     "AdaptiveMaxPool2d",
+    "AlphaDropout",
     "AvgPool1d",
     "AvgPool2d",
     "BatchNorm1d",
     "BatchNorm2d",
+    "BatchNorm3d",
     "Bilinear",
     "CELU",
     "ChannelShuffle",
     "CircularPad1d",
     "CircularPad2d",
+    "CircularPad3d",
     "ConstantPad1d",
     "ConstantPad2d",
+    "ConstantPad3d",
     "Conv1d",
     "Conv2d",
     "ConvTranspose1d",
@@ -131,6 +151,7 @@ __all__ = [
     "ELU",
     "Embedding",
     "EmbeddingBag",
+    "FeatureAlphaDropout",
     "Flatten",
     "GELU",
     "GLU",
@@ -144,6 +165,9 @@ __all__ = [
     "Identity",
     "InstanceNorm1d",
     "InstanceNorm2d",
+    "InstanceNorm3d",
+    "LPPool1d",
+    "LPPool2d",
     "LSTM",
     "LSTMCell",
     "LayerNorm",
@@ -174,8 +198,10 @@ __all__ = [
     "ReLU6",
     "ReflectionPad1d",
     "ReflectionPad2d",
+    "ReflectionPad3d",
     "ReplicationPad1d",
     "ReplicationPad2d",
+    "ReplicationPad3d",
     "SELU",
     "Sequential",
     "SiLU",
@@ -200,4 +226,5 @@ __all__ = [
     "UpsamplingNearest2d",
     "ZeroPad1d",
     "ZeroPad2d",
+    "ZeroPad3d",
 ]

@@ -72,3 +72,18 @@ class Dropout3d(_FeatureDropout):
     """
 
     function = staticmethod(F.dropout3d)
+
+
+class AlphaDropout(_FeatureDropout):
+    """Dropout for SELU networks, keeping zero mean and unit variance (torch.nn.AlphaDropout;
+    Klambauer et al. 2017). Shape: any -> same
+    """
+
+    function = staticmethod(F.alpha_dropout)
+
+
+class FeatureAlphaDropout(_FeatureDropout):
+    """Alpha dropout of whole channels (torch.nn.FeatureAlphaDropout). Shape: (N, C, *) -> same
+    """
+
+    function = staticmethod(F.feature_alpha_dropout)

@@ -314,3 +314,23 @@ class LocalResponseNorm(Module):
 
     def extra_repr(self) -> str:
         return f"{self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"
+
+
+class BatchNorm3d(_BatchNorm):
+    """Batch normalisation of (N, C, D, H, W) per channel; see BatchNorm1d for the semantics.
+
+    Shape: (N, C, D, H, W) -> same
+    """
+
+    ranks = (5,)
+    layout = "(N, {C}, D, H, W)"
+
+
+class InstanceNorm3d(_InstanceNorm):
+    """Instance normalisation of (N, C, D, H, W) (torch.nn.InstanceNorm3d).
+
+    Shape: (N, C, D, H, W) or (C, D, H, W) -> same
+    """
+
+    ranks = (5,)
+    layout = "(N, {C}, D, H, W)"

@@ -91,3 +91,34 @@ class CircularPad2d(_Pad):
     """Wrap the last two dims around (torch.nn.CircularPad2d)."""
 
     mode = "circular"
+
+
+class ConstantPad3d(_Pad):
+    """Pad the last three dims with ``value`` (torch.nn.ConstantPad3d)."""
+
+    sides = 3
+
+
+class ZeroPad3d(ConstantPad3d):
+    """Pad the last three dims with zeros (torch.nn.ZeroPad3d)."""
+
+    def __init__(self, padding: Any) -> None:
+        super().__init__(padding, 0.0)
+
+
+class ReflectionPad3d(_Pad):
+    """Mirror the last three dims (torch.nn.ReflectionPad3d)."""
+
+    sides, mode = 3, "reflect"
+
+
+class ReplicationPad3d(_Pad):
+    """Repeat the edges of the last three dims (torch.nn.ReplicationPad3d)."""
+
+    sides, mode = 3, "replicate"
+
+
+class CircularPad3d(_Pad):
+    """Wrap the last three dims around (torch.nn.CircularPad3d)."""
+
+    sides, mode = 3, "circular"

@@ -153,3 +153,33 @@ class AdaptiveMaxPool2d(_AdaptiveMaxPool):
     """
 
     function = staticmethod(F.adaptive_max_pool2d)
+
+
+class _LPPool(Module):
+    function: Any = None
+
+    def __init__(self, norm_type: float, kernel_size: Any, stride: Any = None,
+                 ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.norm_type, self.kernel_size = norm_type, kernel_size
+        self.stride, self.ceil_mode = stride, ceil_mode
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).function(x, self.norm_type, self.kernel_size, self.stride,
+                                   self.ceil_mode)
+
+    def extra_repr(self) -> str:
+        return (f"norm_type={self.norm_type}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}")
+
+
+class LPPool1d(_LPPool):
+    """Power-average pooling over (N, C, L) (torch.nn.LPPool1d; see ``F.lp_pool1d``)."""
+
+    function = staticmethod(F.lp_pool1d)
+
+
+class LPPool2d(_LPPool):
+    """Power-average pooling over (N, C, H, W) (torch.nn.LPPool2d; see ``F.lp_pool2d``)."""
+
+    function = staticmethod(F.lp_pool2d)

@@ -116,6 +116,8 @@ SECOND_ORDER_CASES = [
                                                      align_corners=False).tanh(),
      [(1, 1, 2, 3)]),
     ("group_norm", lambda x: F.group_norm(x, 2), [(2, 4, 3)]),
+    ("fold_unfold", lambda x: F.fold(F.unfold(x, 2, padding=1).tanh(), 3, 2, padding=1),
+     [(1, 2, 3, 3)]),
     ("mish", F.mish, [(3, 4)]),
 ]
 
@@ -362,3 +364,15 @@ def test_alpha_dropout_keeps_selu_statistics_and_is_the_identity_in_evaluation(c
         assert np.all(dropped.min(-1) == dropped.max(-1))  # whole channels
     layer.eval()
     np.testing.assert_array_equal(layer(x).numpy(), x.numpy())
+
+
+def test_gumbel_softmax_samples_the_categorical_distribution():
+    gw.manual_seed(0)
+    logits = gw.tensor(np.log(np.array([[0.7, 0.2, 0.1]] * 4000)), requires_grad=True)
+    soft = F.gumbel_softmax(logits, tau=0.5)
+    np.testing.assert_allclose(soft.numpy().sum(-1), 1.0, rtol=1e-6)
+    hard = F.gumbel_softmax(logits, hard=True)
+    assert set(np.unique(hard.numpy())) == {0.0, 1.0}
+    np.testing.assert_allclose(hard.numpy().mean(0), [0.7, 0.2, 0.1], atol=0.03)
+    (hard * gw.tensor(np.arange(3.0))).sum().backward()  # straight-through: a soft gradient
+    assert np.abs(np.asarray(logits.grad)).sum() > 0

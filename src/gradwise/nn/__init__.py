@@ -48,6 +48,7 @@ from gradwise.nn.layers import (
     EmbeddingBag,
     FeatureAlphaDropout,
     Flatten,
+    Fold,
     GroupNorm,
     GRUCell,
     Hardshrink,
@@ -110,6 +111,7 @@ from gradwise.nn.layers import (
     TransformerEncoder,
     TransformerEncoderLayer,
     Unflatten,
+    Unfold,
     Upsample,
     UpsamplingBilinear2d,
     UpsamplingNearest2d,
@@ -142,6 +144,8 @@ from gradwise.nn.module import Module, Parameter, RemovableHandle, StateDictErro
 from gradwise.nn.serialization import load_safetensors, save_safetensors
 
 __all__ = [
+    "Fold",
+    "Unfold",
     "AlphaDropout",
     "FeatureAlphaDropout",
     "LPPool1d",

@@ -1792,6 +1792,88 @@ def upsample_bilinear(x: Tensor, size: Any = None, scale_factor: Any = None) -> 
     return interpolate(x, size, scale_factor, "bilinear", align_corners=True)
 
 
+# ---- sliding patches and Gumbel-softmax (issue 11 B) -----------------------------------------
+def _patch_index(op: str, spatial: tuple[int, int], kernel_size: Any, dilation: Any,
+                 padding: Any, stride: Any) -> tuple[Any, tuple[int, int], tuple[int, int]]:
+    """Rows and columns (broadcast to (kh, kw, out_h, out_w)) of every patch element in the
+    padded image, the output grid and the padding."""
+    kernel = _spatial.pair(op, "kernel_size", kernel_size, 1)
+    dilation = _spatial.pair(op, "dilation", dilation, 1)
+    padding = _spatial.pair(op, "padding", padding, 0)
+    stride = _spatial.pair(op, "stride", stride, 1)
+    grid = tuple(_spatial.output_size(spatial[i], kernel[i], stride[i], padding[i], dilation[i])
+                 for i in range(2))
+    if min(grid) <= 0:
+        padded = (spatial[0] + 2 * padding[0], spatial[1] + 2 * padding[1])
+        raise ValueError(f"{op}: kernel {kernel} with dilation {dilation} does not fit the "
+                         f"padded size {padded}")
+    rows = np.arange(kernel[0])[:, None] * dilation[0] + np.arange(grid[0])[None] * stride[0]
+    cols = np.arange(kernel[1])[:, None] * dilation[1] + np.arange(grid[1])[None] * stride[1]
+    index = (rows[:, None, :, None], cols[None, :, None, :])  # (kh, 1, oh, 1), (1, kw, 1, ow)
+    return index, grid, padding
+
+
+def unfold(input: Tensor, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
+           stride: Any = 1) -> Tensor:
+    """Sliding patches as columns (im2col), as torch.nn.functional.unfold: column l holds the
+    C * kh * kw values of patch l (channel-major), patches in row-major order.
+
+    Shape: (N, C, H, W) -> (N, C * kh * kw, L), L = out_h * out_w
+    """
+    _check_rank("unfold", input, (4,), "(N, C, H, W)")
+    index, grid, pad_hw = _patch_index("unfold", tuple(input.shape[2:]), kernel_size, dilation,
+                                       padding, stride)
+    padded = pad(input, (pad_hw[1], pad_hw[1], pad_hw[0], pad_hw[0])) if any(pad_hw) else input
+    patches = padded[(slice(None), slice(None), *index)]  # (N, C, kh, kw, oh, ow)
+    n, c, kh, kw = patches.shape[:4]
+    return patches.reshape(n, c * kh * kw, grid[0] * grid[1])
+
+
+def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
+         stride: Any = 1) -> Tensor:
+    """The adjoint of :func:`unfold` (col2im): each column's values added back at their patch
+    positions, overlaps summed (torch.nn.functional.fold).
+
+    Shape: (N, C * kh * kw, L) -> (N, C, *output_size)
+
+    Raises:
+        ValueError: the channel dim is not divisible by kh * kw, or L does not match the
+            number of patches of output_size.
+    """
+    _check_rank("fold", input, (3,), "(N, C * kh * kw, L)")
+    size = _spatial.pair("fold", "output_size", output_size, 1)
+    index, grid, pad_hw = _patch_index("fold", size, kernel_size, dilation, padding, stride)
+    kh, kw = index[0].shape[0], index[1].shape[1]
+    n, columns, length = input.shape
+    if columns % (kh * kw) or length != grid[0] * grid[1]:
+        raise ValueError(f"fold: input {tuple(input.shape)} does not hold C * {kh * kw} values "
+                         f"for each of the {grid[0] * grid[1]} patches of {size}")
+    patches = input.reshape(n, columns // (kh * kw), kh, kw, grid[0], grid[1])
+    padded_shape = (n, columns // (kh * kw), size[0] + 2 * pad_hw[0], size[1] + 2 * pad_hw[1])
+    from gradwise.autograd.ops.shape import ScatterAdd
+    full = ScatterAdd.apply(patches, padded_shape, (slice(None), slice(None), *index), False)
+    return full[:, :, pad_hw[0]:pad_hw[0] + size[0], pad_hw[1]:pad_hw[1] + size[1]]
+
+
+def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: float = 1e-10,
+                   dim: int = -1, *, generator: Any = None) -> Tensor:
+    """A differentiable sample from the categorical distribution of ``logits`` (Jang et al.
+    2016): ``softmax((logits + g) / tau)`` with Gumbel noise g; ``hard=True`` returns the
+    one-hot argmax with the soft sample's gradient (straight-through), as torch's.
+
+    Shape: any -> same
+    """
+    noise = _random.resolve(generator, None, "gumbel_softmax").exponential(size=logits.shape)
+    gumbels = Tensor._make((-np.log(noise)).astype(logits.dtype), False, None)
+    soft = softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return soft
+    picked = soft._data.argmax(axis=dim)
+    one_hot_values = np.zeros(soft.shape, dtype=soft.dtype)
+    np.put_along_axis(one_hot_values, np.expand_dims(picked, dim), 1.0, axis=dim)
+    return Tensor._make(one_hot_values, False, None) - soft.detach() + soft
+
+
 # ---- NumPy arrays as constant inputs ---------------------------------------------------------
 def _constant_arrays(function: Any) -> Any:
     """``function`` taking NumPy arrays among its positional arguments as constant Tensors (no
@@ -1820,7 +1902,7 @@ for _name in (
     "scaled_dot_product_attention", "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell",
     "dropout1d", "dropout2d", "dropout3d", "rms_norm", "local_response_norm", "channel_shuffle",
     "multi_margin_loss", "alpha_dropout", "feature_alpha_dropout", "lp_pool1d", "lp_pool2d",
-    "pdist", "triplet_margin_with_distance_loss",
+    "pdist", "triplet_margin_with_distance_loss", "unfold", "fold", "gumbel_softmax",
 ):
     globals()[_name] = _constant_arrays(globals()[_name])
 del _name

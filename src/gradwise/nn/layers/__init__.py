@@ -50,7 +50,7 @@ from gradwise.nn.layers.dropout import (
     FeatureAlphaDropout,
 )
 from gradwise.nn.layers.embedding import Embedding, EmbeddingBag
-from gradwise.nn.layers.flatten import Flatten, Unflatten
+from gradwise.nn.layers.flatten import Flatten, Fold, Unflatten, Unfold
 from gradwise.nn.layers.linear import Bilinear, Linear
 from gradwise.nn.layers.norm import (
     BatchNorm1d,
@@ -153,6 +153,7 @@ __all__ = [
     "EmbeddingBag",
     "FeatureAlphaDropout",
     "Flatten",
+    "Fold",
     "GELU",
     "GLU",
     "GRU",
@@ -221,6 +222,7 @@ __all__ = [
     "TransformerEncoder",
     "TransformerEncoderLayer",
     "Unflatten",
+    "Unfold",
     "Upsample",
     "UpsamplingBilinear2d",
     "UpsamplingNearest2d",

@@ -1,8 +1,11 @@
-"""Flatten: merge a range of axes into one."""
+"""Flatten and Unflatten (merge or split axes), Unfold and Fold (patches to columns and back)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from gradwise.autograd.tensor import Tensor
+from gradwise.nn import functional as F
 from gradwise.nn.module import Module
 
 
@@ -63,3 +66,44 @@ class Unflatten(Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class Unfold(Module):
+    """Sliding patches as columns (torch.nn.Unfold; see ``F.unfold``).
+
+    Shape: (N, C, H, W) -> (N, C * kh * kw, L)
+    """
+
+    def __init__(self, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
+                 stride: Any = 1) -> None:
+        super().__init__()
+        self.kernel_size, self.dilation = kernel_size, dilation
+        self.padding, self.stride = padding, stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, "
+                f"padding={self.padding}, stride={self.stride}")
+
+
+class Fold(Module):
+    """Columns of patches summed back into an image (torch.nn.Fold; see ``F.fold``).
+
+    Shape: (N, C * kh * kw, L) -> (N, C, *output_size)
+    """
+
+    def __init__(self, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
+                 stride: Any = 1) -> None:
+        super().__init__()
+        self.output_size, self.kernel_size = output_size, kernel_size
+        self.dilation, self.padding, self.stride = dilation, padding, stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.fold(x, self.output_size, self.kernel_size, self.dilation, self.padding,
+                      self.stride)
+
+    def extra_repr(self) -> str:
+        return (f"output_size={self.output_size}, kernel_size={self.kernel_size}, "
+                f"dilation={self.dilation}, padding={self.padding}, stride={self.stride}")

@@ -197,6 +197,11 @@ def _rnn(cls: str, **kwargs: Any):
     return lambda nn: getattr(nn, cls)(3, 4, **kwargs)
 
 
+def _lstm_with_state(layer: Any) -> tuple[Any, Any]:
+    """(a call taking x, h_0, c_0 as separate inputs, the LSTM)."""
+    return (lambda x, h, c: layer(x, (h, c))), layer
+
+
 RECURRENT_CASES = [
     ("rnn_tanh", _rnn("RNN"), [X(5, 2, 3)]),
     ("rnn_relu_2layers", _rnn("RNN", num_layers=2, nonlinearity="relu"), [X(5, 2, 3)]),
@@ -205,6 +210,12 @@ RECURRENT_CASES = [
     ("lstm", _rnn("LSTM"), [X(5, 2, 3)]),
     ("lstm_deep_bidirectional_batch_first", _rnn("LSTM", num_layers=2, bidirectional=True,
                                                  batch_first=True), [X(2, 5, 3)]),
+    ("lstm_proj", _rnn("LSTM", proj_size=2), [X(5, 2, 3)]),
+    ("lstm_proj_deep_bidirectional_h0", lambda nn: _lstm_with_state(nn.LSTM(
+        3, 4, proj_size=3, num_layers=2, bidirectional=True)), [X(4, 2, 3), X(4, 2, 3),
+                                                                X(4, 2, 4)]),
+    ("lstm_h0_c0_batch_first", lambda nn: _lstm_with_state(nn.LSTM(3, 4, batch_first=True)),
+     [X(2, 5, 3), X(1, 2, 4), X(1, 2, 4)]),
     ("lstm_no_bias", _rnn("LSTM", bias=False), [X(4, 2, 3)]),
     ("gru", _rnn("GRU"), [X(5, 2, 3)]),
     ("gru_bidirectional_h0", _rnn("GRU", bidirectional=True), [X(5, 2, 3), X(2, 2, 4)]),

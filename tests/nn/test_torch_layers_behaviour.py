@@ -197,7 +197,13 @@ ERROR_CASES = [
     ("gru_h0_shape", lambda: nn.GRU(3, 4)(np.zeros((5, 2, 3), np.float32),
                                           np.zeros((2, 2, 4), np.float32)),
      ValueError, r"hx must have shape \(1, 2, 4\)"),
-    ("lstm_proj_size", lambda: nn.LSTM(3, 4, proj_size=2), ValueError, "proj_size"),
+    ("lstm_proj_size_too_large", lambda: nn.LSTM(3, 4, proj_size=4), ValueError,
+     "smaller than hidden_size"),
+    ("gru_proj_size", lambda: nn.RNNBase("GRU", 3, 4, proj_size=2), ValueError, "only.*LSTM"),
+    ("lstm_proj_c0_shape", lambda: nn.LSTM(3, 4, proj_size=2)(
+        np.zeros((5, 2, 3), np.float32), (np.zeros((1, 2, 2), np.float32),
+                                          np.zeros((1, 2, 2), np.float32))),
+     ValueError, r"c_0 must have shape \(1, 2, 4\)"),
     ("rnn_nonlinearity", lambda: nn.RNN(3, 4, nonlinearity="gelu"), ValueError, "nonlinearity"),
     ("mha_heads", lambda: nn.MultiheadAttention(10, 3), ValueError, "divisible"),
     ("mha_mask_shape", lambda: nn.MultiheadAttention(4, 2)(

@@ -3,7 +3,8 @@
 Compositions of existing ops (``F.lstm_cell`` ...), so they need no backward of their own and
 work with ``create_graph=True``. Parameter names, shapes and gate order are torch's, so a torch
 state dict loads unchanged: ``weight_ih_l{k}`` (gates * H, in), ``weight_hh_l{k}``
-(gates * H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}``, with ``_reverse`` for the backward
+(gates * H, H), ``bias_ih_l{k}``, ``bias_hh_l{k}`` (and LSTM's ``weight_hr_l{k}`` with
+``proj_size``), with ``_reverse`` for the backward
 direction; gates are (i, f, g, o) for LSTM and (r, z, n) for GRU.
 """
 
@@ -47,21 +48,29 @@ class RNNBase(Module):
         self.num_layers = positive_int(name, "num_layers", num_layers)
         if not 0.0 <= float(dropout) <= 1.0 or isinstance(dropout, bool):
             raise ValueError(f"{name}: dropout must be a probability in [0, 1], got {dropout}")
-        if proj_size:
-            raise ValueError(f"{name}: proj_size is not supported (docs/PORTING.md)")
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
+            raise ValueError(f"{name}: proj_size must be a non-negative int, got {proj_size!r}")
+        if proj_size and mode != "LSTM":
+            raise ValueError(f"{name}: proj_size is only supported for LSTM")
+        if proj_size >= hidden_size:
+            raise ValueError(f"{name}: proj_size ({proj_size}) has to be smaller than "
+                             f"hidden_size ({hidden_size})")
         self.bias, self.batch_first = bias, batch_first
         self.dropout, self.bidirectional = float(dropout), bidirectional
-        self.proj_size = 0
+        self.proj_size = proj_size
         gates = _GATES[mode] * hidden_size
         directions = 2 if bidirectional else 1
+        output_size = proj_size or hidden_size  # the size of h
         self._flat_weights_names: list[str] = []
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * directions
+            layer_input = input_size if layer == 0 else output_size * directions
             for direction in range(directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = [("weight_ih", (gates, layer_input)), ("weight_hh", (gates, hidden_size))]
+                shapes = [("weight_ih", (gates, layer_input)), ("weight_hh", (gates, output_size))]
                 if bias:
                     shapes += [("bias_ih", (gates,)), ("bias_hh", (gates,))]
+                if proj_size:
+                    shapes += [("weight_hr", (proj_size, hidden_size))]
                 for kind, shape in shapes:
                     setattr(self, kind + suffix, Parameter(np.empty(shape, dtype=dtype)))
                     self._flat_weights_names.append(kind + suffix)
@@ -76,13 +85,18 @@ class RNNBase(Module):
 
     def _weights(self, layer: int, direction: int) -> tuple[Any, ...]:
         suffix = f"_l{layer}" + ("_reverse" if direction else "")
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-        return tuple(getattr(self, n + suffix) if self.bias or n.startswith("weight") else None
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+        return tuple(getattr(self, n + suffix)
+                     if (self.bias or not n.startswith("bias"))
+                     and (self.proj_size or n != "weight_hr") else None
                      for n in names)
 
     def _step(self, x: Tensor, state: Any, weights: tuple[Any, ...]) -> Any:
+        weights, projection = weights[:4], weights[4]
         if self.mode == "LSTM":
-            return F.lstm_cell(x, state, *weights)
+            h, c = F.lstm_cell(x, state, *weights)
+            # LSTM with projections (Sak et al. 2014): h is projected to proj_size
+            return (h if projection is None else F.linear(h, projection)), c
         if self.mode == "GRU":
             return F.gru_cell(x, state, *weights)
         cell = F.rnn_tanh_cell if self.mode == "RNN_TANH" else F.rnn_relu_cell
@@ -100,7 +114,8 @@ class RNNBase(Module):
     def _initial_state(self, hx: Any, batch: int, batched: bool, like: Tensor,
                        what: str) -> Tensor:
         directions = 2 if self.bidirectional else 1
-        shape = (self.num_layers * directions, batch, self.hidden_size)
+        size = self.proj_size if self.proj_size and what != "c_0" else self.hidden_size
+        shape = (self.num_layers * directions, batch, size)
         if hx is None:
             return Tensor._make(np.zeros(shape, dtype=like.dtype), False, None)
         hx = _as_tensor(hx, like.dtype)
@@ -177,6 +192,8 @@ class RNNBase(Module):
             text += f", dropout={self.dropout}"
         if self.bidirectional:
             text += ", bidirectional=True"
+        if self.proj_size:
+            text += f", proj_size={self.proj_size}"
         return text
 
 
@@ -206,9 +223,12 @@ class RNN(RNNBase):
 class LSTM(RNNBase):
     """Long short-term memory (torch.nn.LSTM; gates i, f, g, o, see ``F.lstm_cell``).
 
+    ``proj_size`` > 0 projects each h by ``weight_hr_l{k}`` (proj_size, H) (Sak et al. 2014), so
+    h, the output and the next layer's input have proj_size features (P below; H without).
+
     Shape:
-        input as RNN; hx = (h_0, c_0), each (layers * directions, N, H), or None
-        -> output (L, N, directions * H), (h_n, c_n)
+        input as RNN; hx = (h_0 (layers * directions, N, P), c_0 (layers * directions, N, H))
+        or None -> output (L, N, directions * P), (h_n, c_n)
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,

@@ -202,7 +202,31 @@ def _lstm_with_state(layer: Any) -> tuple[Any, Any]:
     return (lambda x, h, c: layer(x, (h, c))), layer
 
 
+def _packed(cls: str, lengths: list[int], enforce_sorted: bool = False, **kwargs: Any):
+    """A recurrent layer run on pack_padded_sequence(x, lengths): the padded output, h_n (and
+    c_n), and the packed data compared."""
+    def build(nn):
+        layer = getattr(nn, cls)(3, 4, **kwargs)
+        rnn_utils = nn.utils.rnn
+        batch_first = kwargs.get("batch_first", False)
+
+        def call(x):
+            packed = rnn_utils.pack_padded_sequence(x, lengths, batch_first=batch_first,
+                                                    enforce_sorted=enforce_sorted)
+            out, state = layer(packed)
+            padded, _ = rnn_utils.pad_packed_sequence(out, batch_first=batch_first,
+                                                      total_length=6)
+            return padded, state, out.data
+        return call, layer
+    return build
+
+
 RECURRENT_CASES = [
+    ("lstm_packed_unsorted_bidirectional", _packed("LSTM", [3, 5, 2], num_layers=2,
+                                                   bidirectional=True), [X(5, 3, 3)]),
+    ("gru_packed_sorted_batch_first", _packed("GRU", [4, 4, 1], True, batch_first=True),
+     [X(3, 4, 3)]),
+    ("rnn_packed_relu", _packed("RNN", [2, 5], nonlinearity="relu"), [X(5, 2, 3)]),
     ("rnn_tanh", _rnn("RNN"), [X(5, 2, 3)]),
     ("rnn_relu_2layers", _rnn("RNN", num_layers=2, nonlinearity="relu"), [X(5, 2, 3)]),
     ("rnn_h0", _rnn("RNN"), [X(5, 2, 3), X(1, 2, 4)]),

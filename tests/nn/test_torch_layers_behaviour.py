@@ -197,6 +197,14 @@ ERROR_CASES = [
     ("gru_h0_shape", lambda: nn.GRU(3, 4)(np.zeros((5, 2, 3), np.float32),
                                           np.zeros((2, 2, 4), np.float32)),
      ValueError, r"hx must have shape \(1, 2, 4\)"),
+    ("pack_unsorted", lambda: nn.utils.rnn.pack_padded_sequence(gw.zeros(4, 2, 1), [2, 3]),
+     ValueError, "enforce_sorted"),
+    ("pack_length_too_long", lambda: nn.utils.rnn.pack_padded_sequence(gw.zeros(4, 2, 1),
+                                                                       [5, 3]),
+     ValueError, r"in \[1, 4\]"),
+    ("pad_packed_total_length", lambda: nn.utils.rnn.pad_packed_sequence(
+        nn.utils.rnn.pack_sequence([gw.zeros(3, 1), gw.zeros(2, 1)]), total_length=2),
+     ValueError, "total_length"),
     ("lstm_proj_size_too_large", lambda: nn.LSTM(3, 4, proj_size=4), ValueError,
      "smaller than hidden_size"),
     ("gru_proj_size", lambda: nn.RNNBase("GRU", 3, 4, proj_size=2), ValueError, "only.*LSTM"),
@@ -382,3 +390,21 @@ def test_gumbel_softmax_samples_the_categorical_distribution():
     np.testing.assert_allclose(hard.numpy().mean(0), [0.7, 0.2, 0.1], atol=0.03)
     (hard * gw.tensor(np.arange(3.0))).sum().backward()  # straight-through: a soft gradient
     assert np.abs(np.asarray(logits.grad)).sum() > 0
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch oracle not installed")
+def test_pack_sequence_layout_matches_torch():
+    from torch.nn.utils import rnn as torch_rnn
+
+    arrays = [np.arange(n * 2, dtype=np.float32).reshape(n, 2) + 10 * n for n in (2, 4, 1)]
+    ours = nn.utils.rnn.pack_sequence([gw.tensor(a) for a in arrays], enforce_sorted=False)
+    theirs = torch_rnn.pack_sequence([torch.from_numpy(a) for a in arrays],
+                                     enforce_sorted=False)
+    for field in ("data", "batch_sizes", "sorted_indices", "unsorted_indices"):
+        np.testing.assert_array_equal(getattr(ours, field).numpy(),
+                                      getattr(theirs, field).numpy(), err_msg=field)
+    padded, lengths = nn.utils.rnn.pad_packed_sequence(ours, batch_first=True, padding_value=-1)
+    t_padded, t_lengths = torch_rnn.pad_packed_sequence(theirs, batch_first=True,
+                                                        padding_value=-1)
+    np.testing.assert_array_equal(padded.numpy(), t_padded.numpy())
+    np.testing.assert_array_equal(lengths.numpy(), t_lengths.numpy())

@@ -15,12 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from gradwise.autograd.functional import cat, stack
+from gradwise.autograd.functional import cat, stack, where
 from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
 from gradwise.nn.init import as_generator, uniform_
 from gradwise.nn.layers._utils import positive_int
 from gradwise.nn.module import Module, Parameter
+from gradwise.nn.utils.rnn import PackedSequence, _pack, pad_packed_sequence
 
 #: rows of the stacked gate matrices per hidden unit
 _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
@@ -125,7 +126,23 @@ class RNNBase(Module):
                              f"{tuple(hx.shape)}")
         return hx if batched else hx.unsqueeze(1)
 
-    def _run(self, x: Tensor, hx: Any) -> tuple[Tensor, Any]:
+    def _run_packed(self, packed: PackedSequence, hx: Any) -> tuple[PackedSequence, Any]:
+        """Run a PackedSequence: padded (in the batch's own order), each sequence's state frozen
+        after its last step, the output packed again in the input's order (torch's rule: h_n
+        and hx are in the batch's original order)."""
+        padded, lengths = pad_packed_sequence(packed)  # (T, B, *) in the original order
+        sizes = np.asarray(lengths._data)
+        batch_first, self.batch_first = self.batch_first, False
+        try:
+            output, state = self._run(padded, hx, sizes)
+        finally:
+            self.batch_first = batch_first
+        order = None if packed.sorted_indices is None else np.asarray(packed.sorted_indices._data)
+        return _pack(output, sizes, order), state
+
+    def _run(self, x: Tensor, hx: Any, lengths: np.ndarray | None = None) -> tuple[Tensor, Any]:
+        if isinstance(x, PackedSequence):
+            return self._run_packed(x, hx)
         batched = self._check_input(x)
         x = _as_tensor(x, np.float32)
         if not batched:
@@ -154,7 +171,17 @@ class RNNBase(Module):
                 order = range(steps - 1, -1, -1) if direction else range(steps)
                 hs: list[Tensor] = [None] * steps  # type: ignore[list-item]
                 for t in order:
-                    state = self._step(layer_input[t], state, weights)
+                    stepped = self._step(layer_input[t], state, weights)
+                    if lengths is not None and t >= lengths.min():
+                        # sequences already ended keep their state (so h_n is the state at
+                        # each one's own last step, and the reverse pass starts there)
+                        valid = Tensor._make((t < lengths)[:, None], False, None)  # (B, 1)
+                        if self.mode == "LSTM":
+                            stepped = (where(valid, stepped[0], state[0]),
+                                       where(valid, stepped[1], state[1]))
+                        else:
+                            stepped = where(valid, stepped, state)
+                    state = stepped
                     hs[t] = state[0] if self.mode == "LSTM" else state
                 outputs.append(stack(hs, 0))  # (L, N, H)
                 if self.mode == "LSTM":
@@ -177,7 +204,7 @@ class RNNBase(Module):
             return output, (h_n, c_n if batched else c_n.squeeze(1))
         return output, h_n
 
-    def forward(self, input: Tensor, hx: Any = None) -> tuple[Tensor, Any]:
+    def forward(self, input: Tensor | PackedSequence, hx: Any = None) -> tuple[Any, Any]:
         return self._run(input, hx)
 
     def extra_repr(self) -> str:
@@ -203,9 +230,10 @@ class RNN(RNNBase):
     with dropout between layers in training.
 
     Shape:
-        input (L, N, H_in) [(N, L, H_in) with batch_first, or unbatched (L, H_in)],
-        h_0 (layers * directions, N, H) or None (zeros)
-        -> output (L, N, directions * H), h_n (layers * directions, N, H)
+        input (L, N, H_in) [(N, L, H_in) with batch_first, or unbatched (L, H_in)] or a
+        PackedSequence, h_0 (layers * directions, N, H) or None (zeros)
+        -> output (L, N, directions * H) (a PackedSequence for a packed input),
+        h_n (layers * directions, N, H)
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,

@@ -1509,13 +1509,13 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
 def rnn_tanh_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
                   b_hh: Tensor | None) -> Tensor:
     """``h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)``. Shape: x (N, in), h (N, H) -> (N, H)."""
-    return (linear(x, w_ih, b_ih) + linear(h, w_hh, b_hh)).tanh()
+    return rnn_step(linear(x, w_ih, b_ih), h, w_hh, b_hh, "tanh")
 
 
 def rnn_relu_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
                   b_hh: Tensor | None) -> Tensor:
     """``h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh)``."""
-    return relu(linear(x, w_ih, b_ih) + linear(h, w_hh, b_hh))
+    return rnn_step(linear(x, w_ih, b_ih), h, w_hh, b_hh, "relu")
 
 
 def lstm_cell(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
@@ -1526,11 +1526,7 @@ def lstm_cell(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tenso
 
     Shape: x (N, in), h and c (N, H), w_ih (4H, in), w_hh (4H, H) -> (h', c') each (N, H)
     """
-    h, c = state
-    gates = linear(x, w_ih, b_ih) + linear(h, w_hh, b_hh)  # (N, 4H)
-    i, f, g, o = gates.chunk(4, -1)
-    c_next = f.sigmoid() * c + i.sigmoid() * g.tanh()
-    return o.sigmoid() * c_next.tanh(), c_next
+    return lstm_step(linear(x, w_ih, b_ih), state, w_hh, b_hh)
 
 
 def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
@@ -1541,7 +1537,30 @@ def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | No
 
     Shape: x (N, in), h (N, H), w_ih (3H, in), w_hh (3H, H) -> (N, H)
     """
-    x_r, x_z, x_n = linear(x, w_ih, b_ih).chunk(3, -1)
+    return gru_step(linear(x, w_ih, b_ih), h, w_hh, b_hh)
+
+
+# The recurrent layers project every time step's input at once (one matmul over the whole
+# sequence) and then run these steps, which take the input's gate pre-activations.
+def rnn_step(x_gates: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+             nonlinearity: str) -> Tensor:
+    """An Elman step from the input's pre-activation ``x W_ih^T + b_ih`` (N, H)."""
+    pre = x_gates + linear(h, w_hh, b_hh)
+    return pre.tanh() if nonlinearity == "tanh" else relu(pre)
+
+
+def lstm_step(x_gates: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor,
+              b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
+    """An LSTM step (see :func:`lstm_cell`) from the input's gate pre-activations (N, 4H)."""
+    h, c = state
+    i, f, g, o = (x_gates + linear(h, w_hh, b_hh)).chunk(4, -1)
+    c_next = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    return o.sigmoid() * c_next.tanh(), c_next
+
+
+def gru_step(x_gates: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
+    """A GRU step (see :func:`gru_cell`) from the input's gate pre-activations (N, 3H)."""
+    x_r, x_z, x_n = x_gates.chunk(3, -1)
     h_r, h_z, h_n = linear(h, w_hh, b_hh).chunk(3, -1)
     r = (x_r + h_r).sigmoid()
     z = (x_z + h_z).sigmoid()
@@ -1900,6 +1919,7 @@ for _name in (
     "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate",
     "upsample", "pixel_shuffle", "pixel_unshuffle", "group_norm", "instance_norm", "bilinear",
     "scaled_dot_product_attention", "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell",
+    "rnn_step", "lstm_step", "gru_step",
     "dropout1d", "dropout2d", "dropout3d", "rms_norm", "local_response_norm", "channel_shuffle",
     "multi_margin_loss", "alpha_dropout", "feature_alpha_dropout", "lp_pool1d", "lp_pool2d",
     "pdist", "triplet_margin_with_distance_loss", "unfold", "fold", "gumbel_softmax",

@@ -92,16 +92,17 @@ class RNNBase(Module):
                      and (self.proj_size or n != "weight_hr") else None
                      for n in names)
 
-    def _step(self, x: Tensor, state: Any, weights: tuple[Any, ...]) -> Any:
-        weights, projection = weights[:4], weights[4]
+    def _step(self, x_gates: Tensor, state: Any, weights: tuple[Any, ...]) -> Any:
+        """One time step from the input's gate pre-activations ``x_t W_ih^T + b_ih``."""
+        w_hh, b_hh, projection = weights[1], weights[3], weights[4]
         if self.mode == "LSTM":
-            h, c = F.lstm_cell(x, state, *weights)
+            h, c = F.lstm_step(x_gates, state, w_hh, b_hh)
             # LSTM with projections (Sak et al. 2014): h is projected to proj_size
             return (h if projection is None else F.linear(h, projection)), c
         if self.mode == "GRU":
-            return F.gru_cell(x, state, *weights)
-        cell = F.rnn_tanh_cell if self.mode == "RNN_TANH" else F.rnn_relu_cell
-        return cell(x, state, *weights)
+            return F.gru_step(x_gates, state, w_hh, b_hh)
+        return F.rnn_step(x_gates, state, w_hh, b_hh,
+                          "tanh" if self.mode == "RNN_TANH" else "relu")
 
     def _check_input(self, x: Tensor) -> bool:
         """True when the input is batched; raises for a wrong rank or feature size."""
@@ -160,7 +161,9 @@ class RNNBase(Module):
         else:
             h0 = self._initial_state(hx, batch, batched, x, "hx")
         directions = 2 if self.bidirectional else 1
-        layer_input = x
+        # the sequence as a list of steps, split once: the layers pass per-step tensors on, so
+        # no step's backward has to fill a gradient of the whole sequence
+        step_inputs = [x[t] for t in range(steps)]  # each (N, H_in)
         last_h, last_c = [], []
         for layer in range(self.num_layers):
             outputs = []
@@ -171,7 +174,8 @@ class RNNBase(Module):
                 order = range(steps - 1, -1, -1) if direction else range(steps)
                 hs: list[Tensor] = [None] * steps  # type: ignore[list-item]
                 for t in order:
-                    stepped = self._step(layer_input[t], state, weights)
+                    x_gates = F.linear(step_inputs[t], weights[0], weights[2])
+                    stepped = self._step(x_gates, state, weights)
                     if lengths is not None and t >= lengths.min():
                         # sequences already ended keep their state (so h_n is the state at
                         # each one's own last step, and the reverse pass starts there)
@@ -183,17 +187,17 @@ class RNNBase(Module):
                             stepped = where(valid, stepped, state)
                     state = stepped
                     hs[t] = state[0] if self.mode == "LSTM" else state
-                outputs.append(stack(hs, 0))  # (L, N, H)
+                outputs.append(hs)
                 if self.mode == "LSTM":
                     last_h.append(state[0])
                     last_c.append(state[1])
                 else:
                     last_h.append(state)
-            layer_output = outputs[0] if directions == 1 else cat(outputs, -1)
+            step_inputs = outputs[0] if directions == 1 else [
+                cat([forward, backward], -1) for forward, backward in zip(*outputs, strict=True)]
             if self.dropout and self.training and layer < self.num_layers - 1:
-                layer_output = F.dropout(layer_output, self.dropout, True)
-            layer_input = layer_output
-        output = layer_input
+                step_inputs = [F.dropout(h, self.dropout, True) for h in step_inputs]
+        output = stack(step_inputs, 0)  # (L, N, directions * H)
         h_n = stack(last_h, 0)  # (layers * directions, N, H)
         if not batched:
             output, h_n = output.squeeze(1), h_n.squeeze(1)

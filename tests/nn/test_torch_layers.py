@@ -78,6 +78,13 @@ ACTIVATION_CASES = [
     ("rrelu_eval", lambda nn: nn.RReLU(0.1, 0.3).eval(), [X(3, 7)]),
 ]
 
+def _pool_unpool(nn: Any, rank: int, kernel: int, stride: int, padding: int, size: Any):
+    """max pooling with indices then unpooling, as an autoencoder's down and up path."""
+    pool = getattr(nn, f"MaxPool{rank}d")(kernel, stride, padding, return_indices=True)
+    unpool = getattr(nn, f"MaxUnpool{rank}d")(kernel, stride, padding)
+    return lambda x: unpool(*pool(x), output_size=size)
+
+
 CONV_POOL_CASES = [
     ("conv1d", lambda nn: nn.Conv1d(3, 4, 3, stride=2, padding=1, dilation=2), [X(2, 3, 11)]),
     ("conv1d_no_bias", lambda nn: nn.Conv1d(2, 3, 2, bias=False), [X(2, 2, 5)]),
@@ -100,6 +107,13 @@ CONV_POOL_CASES = [
     ("adaptive_max2d", lambda nn: nn.AdaptiveMaxPool2d((2, 3)), [X(2, 3, 5, 7)]),
     ("adaptive_max2d_indices", fn("adaptive_max_pool2d", output_size=(2, 2),
                                   return_indices=True), [X(2, 3, 5, 4)]),
+    ("maxpool2d_indices", lambda nn: nn.MaxPool2d(3, 2, 1, return_indices=True),
+     [X(2, 3, 7, 6)]),
+    ("maxpool1d_indices_fn", fn("max_pool1d_with_indices", kernel_size=2), [X(2, 3, 7)]),
+    ("maxpool_unpool2d_overlapping", lambda nn: _pool_unpool(nn, 2, 3, 2, 1, (7, 6)),
+     [X(2, 3, 7, 6)]),
+    ("maxpool_unpool2d", lambda nn: _pool_unpool(nn, 2, 2, 2, 0, None), [X(1, 2, 4, 6)]),
+    ("maxpool_unpool1d", lambda nn: _pool_unpool(nn, 1, 3, 2, 1, None), [X(2, 2, 9)]),
     ("adaptive_max1d_with_indices", fn("adaptive_max_pool1d_with_indices", output_size=3),
      [X(2, 3, 7)]),
     ("lppool2d", lambda nn: nn.LPPool2d(2, 2), [X(2, 3, 4, 5)]),

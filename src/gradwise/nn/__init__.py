@@ -70,6 +70,8 @@ from gradwise.nn.layers import (
     LSTMCell,
     MaxPool1d,
     MaxPool2d,
+    MaxUnpool1d,
+    MaxUnpool2d,
     Mish,
     ModuleDict,
     ModuleList,
@@ -144,6 +146,8 @@ from gradwise.nn.module import Module, Parameter, RemovableHandle, StateDictErro
 from gradwise.nn.serialization import load_safetensors, save_safetensors
 
 __all__ = [
+    "MaxUnpool1d",
+    "MaxUnpool2d",
     "Fold",
     "Unfold",
     "AlphaDropout",

@@ -544,18 +544,101 @@ def _pool_args(
 
 
 def max_pool2d(
-    x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0
-) -> Tensor:
+    x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+    dilation: IntOrPair = 1, ceil_mode: bool = False, return_indices: bool = False,
+) -> Any:
     """Maximum over each window; ``stride`` defaults to ``kernel_size``; padding is -inf.
 
     In a tie the gradient goes to the first maximum of the window in row-major order, the
-    element PyTorch picks.
+    element PyTorch picks. ``return_indices``: also the flat H*W index of each maximum in its
+    (sample, channel) plane, as torch returns for ``max_unpool2d``.
 
     Shape:
         x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
+
+    Raises:
+        ValueError: dilation != 1 or ceil_mode=True (not supported).
     """
     kernel, strides, pads = _pool_args("max_pool2d", kernel_size, stride, padding)
-    return _pool.MaxPool2d.apply(x, kernel, strides, pads)
+    if _spatial.pair("max_pool2d", "dilation", dilation, 1) != (1, 1) or ceil_mode:
+        raise ValueError("max_pool2d: dilation != 1 and ceil_mode=True are not supported")
+    values = _pool.MaxPool2d.apply(x, kernel, strides, pads)
+    if not return_indices:
+        return values
+    return values, Tensor._make(_max_pool_indices(x, kernel, strides, pads), False, None)
+
+
+def _max_pool_indices(x: Tensor, kernel: tuple[int, int], strides: tuple[int, int],
+                      pads: tuple[int, int]) -> np.ndarray:
+    """The flat H*W index of the first maximum of every window (torch's max_pool indices)."""
+    data = x._data if isinstance(x, Tensor) else np.asarray(x)
+    height, width = data.shape[-2:]
+    padded = np.pad(data, [(0, 0)] * (data.ndim - 2) + [(pads[0],) * 2, (pads[1],) * 2],
+                    constant_values=-np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, kernel, axis=(-2, -1))
+    windows = windows[..., ::strides[0], ::strides[1], :, :]  # (*, oh, ow, kh, kw)
+    flat = windows.reshape(*windows.shape[:-2], -1)
+    best = np.argmax(flat, axis=-1)  # the first maximum, row-major in the window
+    rows = best // kernel[1] + (np.arange(flat.shape[-3]) * strides[0])[:, None] - pads[0]
+    cols = best % kernel[1] + (np.arange(flat.shape[-2]) * strides[1])[None, :] - pads[1]
+    return (rows * width + cols).astype(np.int64)
+
+
+def max_unpool2d(x: Tensor, indices: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None,
+                 padding: IntOrPair = 0, output_size: Any = None) -> Tensor:
+    """The partial inverse of max_pool2d: each value put back at its index, zeros elsewhere
+    (torch.nn.functional.max_unpool2d); the gradient is picked back from those places.
+
+    Shape: x and indices (N, C, h, w) -> (N, C, H, W) with H = (h - 1) s - 2 p + k (or the
+    last two entries of ``output_size``)
+
+    Raises:
+        ValueError: indices of another shape, or an index outside the output.
+    """
+    kernel, strides, pads = _pool_args("max_unpool2d", kernel_size, stride, padding)
+    positions = _target_array(indices).astype(np.int64)
+    if tuple(positions.shape) != tuple(x.shape):
+        raise ValueError(f"max_unpool2d: indices {positions.shape} must have the input's shape "
+                         f"{tuple(x.shape)}")
+    if output_size is None:
+        size = tuple((x.shape[-2 + i] - 1) * strides[i] - 2 * pads[i] + kernel[i]
+                     for i in range(2))
+    else:
+        size = tuple(int(n) for n in tuple(output_size)[-2:])
+    return _unpool(x, positions, size, "max_unpool2d")
+
+
+def _unpool(x: Tensor, positions: np.ndarray, size: tuple[int, ...], name: str) -> Tensor:
+    plane = int(np.prod(size))
+    if positions.size and (positions.min() < 0 or positions.max() >= plane):
+        raise ValueError(f"{name}: an index lies outside the output of size {size}")
+    lead = tuple(x.shape[:-len(size)])
+    flat_values = x.reshape(*lead, -1)  # (*lead, h * w)
+    grids = np.ix_(*[np.arange(n) for n in lead], np.arange(flat_values.shape[-1]))
+    index = (*grids[:-1], positions.reshape(*lead, -1))
+    from gradwise.autograd.ops.shape import ScatterAdd
+    # assigned, not added (basic=True): overlapping windows can pick the same element twice,
+    # and torch writes its value once; the backward gathers the gradient at every index
+    out = ScatterAdd.apply(flat_values, (*lead, plane), index, True)
+    return out.reshape(*lead, *size)
+
+
+def max_unpool1d(x: Tensor, indices: Any, kernel_size: Any, stride: Any = None,
+                 padding: Any = 0, output_size: Any = None) -> Tensor:
+    """The partial inverse of max_pool1d (torch.nn.functional.max_unpool1d).
+
+    Shape: (N, C, l) -> (N, C, (l - 1) s - 2 p + k)
+    """
+    kernel = _single("max_unpool1d", "kernel_size", kernel_size)
+    strides = kernel if stride is None else _single("max_unpool1d", "stride", stride)
+    pad_ = _single("max_unpool1d", "padding", padding, 0)
+    positions = _target_array(indices).astype(np.int64)
+    if tuple(positions.shape) != tuple(x.shape):
+        raise ValueError(f"max_unpool1d: indices {positions.shape} must have the input's shape "
+                         f"{tuple(x.shape)}")
+    length = ((x.shape[-1] - 1) * strides - 2 * pad_ + kernel if output_size is None
+              else int(tuple(output_size)[-1]))
+    return _unpool(x, positions, (length,), "max_unpool1d")
 
 
 def avg_pool2d(
@@ -1033,18 +1116,24 @@ def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
     return out.squeeze(2)
 
 
-def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
-    """Maximum over each window of (N, C, L) (or (C, L)); stride defaults to kernel_size.
+def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """Maximum over each window of (N, C, L) (or (C, L)); stride defaults to kernel_size;
+    ``return_indices`` also gives the index of each maximum along L.
 
     Shape: (N, C, L) -> (N, C, (L + 2 p - k) // s + 1)
     """
     _check_rank("max_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
     if x.ndim == 2:
-        return max_pool1d(x.unsqueeze(0), kernel_size, stride, padding).squeeze(0)
+        out = max_pool1d(x.unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode,
+                         return_indices)
+        return (out[0].squeeze(0), out[1].squeeze(0)) if return_indices else out.squeeze(0)
     kernel = _single("max_pool1d", "kernel_size", kernel_size)
     strides = kernel if stride is None else _single("max_pool1d", "stride", stride)
-    return max_pool2d(x.unsqueeze(2), (1, kernel), (1, strides),
-                      (0, _single("max_pool1d", "padding", padding, 0))).squeeze(2)
+    out = max_pool2d(x.unsqueeze(2), (1, kernel), (1, strides),
+                     (0, _single("max_pool1d", "padding", padding, 0)),
+                     (1, _single("max_pool1d", "dilation", dilation)), ceil_mode, return_indices)
+    return (out[0].squeeze(2), out[1].squeeze(2)) if return_indices else out.squeeze(2)
 
 
 def avg_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
@@ -1789,6 +1878,20 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     return _reduce_loss(relu(d_pos - d_neg + margin), reduction)
 
 
+def max_pool1d_with_indices(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                            dilation: Any = 1, ceil_mode: bool = False,
+                            return_indices: bool = True) -> Any:
+    """:func:`max_pool1d` returning ``(values, indices)``."""
+    return max_pool1d(x, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                            dilation: Any = 1, ceil_mode: bool = False,
+                            return_indices: bool = True) -> Any:
+    """:func:`max_pool2d` returning ``(values, indices)``."""
+    return max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
 def adaptive_max_pool1d_with_indices(x: Tensor, output_size: Any,
                                      return_indices: bool = True) -> Any:
     """:func:`adaptive_max_pool1d` returning ``(values, indices)``."""
@@ -1923,6 +2026,7 @@ for _name in (
     "dropout1d", "dropout2d", "dropout3d", "rms_norm", "local_response_norm", "channel_shuffle",
     "multi_margin_loss", "alpha_dropout", "feature_alpha_dropout", "lp_pool1d", "lp_pool2d",
     "pdist", "triplet_margin_with_distance_loss", "unfold", "fold", "gumbel_softmax",
+    "max_unpool1d", "max_unpool2d",
 ):
     globals()[_name] = _constant_arrays(globals()[_name])
 del _name

@@ -92,6 +92,8 @@ from gradwise.nn.layers.pool import (
     LPPool2d,
     MaxPool1d,
     MaxPool2d,
+    MaxUnpool1d,
+    MaxUnpool2d,
 )
 from gradwise.nn.layers.recurrent import (
     GRU,
@@ -179,6 +181,8 @@ __all__ = [
     "LogSoftmax",
     "MaxPool1d",
     "MaxPool2d",
+    "MaxUnpool1d",
+    "MaxUnpool2d",
     "Mish",
     "ModuleDict",
     "ModuleList",

@@ -408,3 +408,16 @@ def test_pack_sequence_layout_matches_torch():
                                                         padding_value=-1)
     np.testing.assert_array_equal(padded.numpy(), t_padded.numpy())
     np.testing.assert_array_equal(lengths.numpy(), t_lengths.numpy())
+
+
+def test_stacked_transformer_layers_draw_different_dropout_masks_from_the_default_generator():
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.5, batch_first=True)
+    encoder = nn.TransformerEncoder(layer, 2)
+    first, second = encoder.layers[0], encoder.layers[1]
+    assert first.dropout.rng is second.dropout.rng is layer.dropout.rng  # the shared stream
+    x = gw.ones(2, 3, 8)
+    assert not np.array_equal(first.dropout(x).numpy(), second.dropout(x).numpy())
+    gw.manual_seed(5)
+    once = encoder(x).numpy()
+    gw.manual_seed(5)
+    np.testing.assert_array_equal(encoder(x).numpy(), once)

@@ -10,6 +10,7 @@ import numpy as np
 
 from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
+from gradwise.nn.init import as_generator
 from gradwise.nn.layers.attention import MultiheadAttention
 from gradwise.nn.layers.container import ModuleList
 from gradwise.nn.layers.dropout import Dropout
@@ -136,7 +137,11 @@ class TransformerDecoderLayer(Module):
 
 
 def _clones(module: Module, n: int) -> ModuleList:
-    return ModuleList([copy.deepcopy(module) for _ in range(n)])
+    """``n`` deep copies of ``module`` that still draw dropout masks from the default
+    generator: copying its stream too would give every copy the same masks (and detach them
+    from ``gw.manual_seed``)."""
+    shared = as_generator(None)
+    return ModuleList([copy.deepcopy(module, {id(shared): shared}) for _ in range(n)])
 
 
 class TransformerEncoder(Module):
@@ -231,7 +236,7 @@ class Transformer(Module):
         self._reset_parameters(rng)
 
     def _reset_parameters(self, rng: Any = None) -> None:
-        from gradwise.nn.init import as_generator, xavier_uniform_
+        from gradwise.nn.init import xavier_uniform_
         generator = as_generator(rng)
         for param in self.parameters():
             if param.ndim > 1:

@@ -50,3 +50,42 @@ def test_the_common_layers_exist():
                  "AdaptiveAvgPool2d", "PixelShuffle", "Bilinear", "PReLU", "KLDivLoss"):
         assert hasattr(gnn, name), name
     assert len(_missing_layers()) < 60
+
+
+# gradwise's own keywords, accepted by every layer beside torch's arguments
+OWN_KEYWORDS = {"self", "rng", "generator", "dtype", "init", "device", "args", "kwargs"}
+# constructors whose argument lists differ from torch's on purpose, documented in PORTING.md
+# (the deprecated size_average/reduce of the older losses, inplace flags, NumPy's axis alias,
+# groups/padding_mode/ceil_mode not implemented), or whose torch signature is *args/**kwargs
+KNOWN_DIFFERENCES = {
+    "AvgPool1d", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d", "CrossEntropyLoss",
+    "ELU", "Hardtanh", "L1Loss", "LeakyReLU", "LogSoftmax", "MSELoss", "NLLLoss", "Parameter",
+    "ReLU", "ReLU6", "RNNCellBase", "Sequential", "SiLU", "SmoothL1Loss", "SoftMarginLoss",
+    "Softmax", "RNN", "LSTM", "GRU",
+}
+
+
+def _arguments(cls) -> list[str]:
+    return [name for name in inspect.signature(cls.__init__).parameters
+            if name not in OWN_KEYWORDS]
+
+
+def test_layer_constructors_take_torchs_arguments_in_torchs_order():
+    differing = []
+    for name in sorted(dir(gnn)):
+        ours, theirs = getattr(gnn, name), getattr(torch.nn, name, None)
+        if not (inspect.isclass(ours) and inspect.isclass(theirs)) or name in KNOWN_DIFFERENCES:
+            continue
+        if _arguments(ours) != _arguments(theirs):
+            differing.append((name, _arguments(ours), _arguments(theirs)))
+    assert not differing, differing
+
+
+@pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
+def test_recurrent_constructors_take_torchs_documented_arguments(name):
+    # torch declares these as (*args, **kwargs); its documented order:
+    documented = ["input_size", "hidden_size", "num_layers"] + (
+        ["nonlinearity"] if name == "RNN" else []) + [
+        "bias", "batch_first", "dropout", "bidirectional"] + (
+        ["proj_size"] if name == "LSTM" else [])
+    assert _arguments(getattr(gnn, name)) == documented

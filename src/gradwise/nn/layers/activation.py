@@ -166,26 +166,30 @@ class _Elementwise(Module):
 
     function: Any = None
 
-    def __init__(self, inplace: bool = False) -> None:
-        super().__init__()  # inplace is accepted for torch's signature; results are new tensors
-
     def forward(self, x: Tensor) -> Tensor:
         return type(self).function(x)
 
 
-class Hardsigmoid(_Elementwise):
+class _ElementwiseInplace(_Elementwise):
+    """An activation whose torch constructor takes ``inplace`` (accepted; results are new)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+
+
+class Hardsigmoid(_ElementwiseInplace):
     """0 below -3, 1 above 3, x / 6 + 1 / 2 between (torch.nn.Hardsigmoid). Shape: any."""
 
     function = staticmethod(F.hardsigmoid)
 
 
-class Hardswish(_Elementwise):
+class Hardswish(_ElementwiseInplace):
     """x * hardsigmoid(x) (torch.nn.Hardswish, MobileNetV3). Shape: any."""
 
     function = staticmethod(F.hardswish)
 
 
-class Mish(_Elementwise):
+class Mish(_ElementwiseInplace):
     """x * tanh(softplus(x)) (torch.nn.Mish). Shape: any."""
 
     function = staticmethod(F.mish)
@@ -209,7 +213,7 @@ class LogSigmoid(_Elementwise):
     function = staticmethod(F.logsigmoid)
 
 
-class SELU(_Elementwise):
+class SELU(_ElementwiseInplace):
     """scale * elu(x, alpha) with Klambauer et al.'s constants (torch.nn.SELU). Shape: any."""
 
     function = staticmethod(F.selu)

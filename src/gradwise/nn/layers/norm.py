@@ -13,7 +13,10 @@ from gradwise.nn.layers._utils import positive_int
 from gradwise.nn.module import Module, Parameter
 
 
-class _BatchNorm(Module):
+class _NormBase(Module):
+    """What batch and instance normalisation share (torch's _NormBase): the affine parameters,
+    the running statistics and their reset."""
+
     #: the input ranks the layer accepts, and how they read
     ranks: tuple[int, ...] = ()
     layout = ""
@@ -25,6 +28,7 @@ class _BatchNorm(Module):
         momentum: float | None = 0.1,
         affine: bool = True,
         track_running_stats: bool = True,
+        bias: bool = True,
         dtype: Any = np.float32,
     ) -> None:
         super().__init__()
@@ -38,7 +42,9 @@ class _BatchNorm(Module):
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(np.empty(num_features, dtype=dtype))
-            self.bias = Parameter(np.empty(num_features, dtype=dtype))
+            # bias=False: a learnt scale without shift (torch's argument)
+            self.register_parameter(
+                "bias", Parameter(np.empty(num_features, dtype=dtype)) if bias else None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -70,7 +76,18 @@ class _BatchNorm(Module):
         self.reset_running_stats()
         if self.affine:
             ones_(self.weight)
-            zeros_(self.bias)
+            if self.bias is not None:
+                zeros_(self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
+        )
+
+
+class _BatchNorm(_NormBase):
+    """Batch normalisation over every axis but the channels (see BatchNorm1d)."""
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim not in self.ranks or x.shape[1] != self.num_features:
@@ -93,12 +110,6 @@ class _BatchNorm(Module):
             training=self.training or not self.track_running_stats,
             momentum=0.0 if momentum is None else momentum,
             eps=self.eps,
-        )
-
-    def extra_repr(self) -> str:
-        return (
-            f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-            f"affine={self.affine}, track_running_stats={self.track_running_stats}"
         )
 
 
@@ -191,7 +202,7 @@ class GroupNorm(Module):
     """
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5,
-                 affine: bool = True, dtype: Any = np.float32) -> None:
+                 affine: bool = True, bias: bool = True, dtype: Any = np.float32) -> None:
         super().__init__()
         self.num_groups = positive_int("GroupNorm", "num_groups", num_groups)
         self.num_channels = positive_int("GroupNorm", "num_channels", num_channels)
@@ -201,7 +212,8 @@ class GroupNorm(Module):
         self.eps, self.affine = eps, affine
         if affine:
             self.weight = Parameter(np.empty(num_channels, dtype=dtype))
-            self.bias = Parameter(np.empty(num_channels, dtype=dtype))
+            self.register_parameter(
+                "bias", Parameter(np.empty(num_channels, dtype=dtype)) if bias else None)
         else:
             self.register_parameter("weight", None)
             self.register_parameter("bias", None)
@@ -211,7 +223,8 @@ class GroupNorm(Module):
         """Weight to ones, bias to zeros (``rng`` is not needed)."""
         if self.affine:
             ones_(self.weight)
-            zeros_(self.bias)
+            if self.bias is not None:
+                zeros_(self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim < 2 or x.shape[1] != self.num_channels:
@@ -223,15 +236,15 @@ class GroupNorm(Module):
         return f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}"
 
 
-class _InstanceNorm(_BatchNorm):
+class _InstanceNorm(_NormBase):
     """Instance normalisation; torch's defaults: no affine, no running stats."""
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
-                 affine: bool = False, track_running_stats: bool = False,
+                 affine: bool = False, track_running_stats: bool = False, bias: bool = True,
                  dtype: Any = np.float32) -> None:
         if momentum is None:
             raise ValueError(f"{type(self).__name__}: momentum=None is not supported")
-        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, bias, dtype)
 
     def forward(self, x: Tensor) -> Tensor:
         unbatched = x.ndim == min(self.ranks) - 1

@@ -57,37 +57,44 @@ class ZeroPad2d(ConstantPad2d):
         super().__init__(padding, 0.0)
 
 
-class ReflectionPad1d(_Pad):
+class _IndexPad(_Pad):
+    """A padding layer that copies input elements: no fill value (torch's signature)."""
+
+    def __init__(self, padding: Any) -> None:
+        super().__init__(padding)
+
+
+class ReflectionPad1d(_IndexPad):
     """Mirror the last dim without repeating the edge (torch.nn.ReflectionPad1d)."""
 
     sides, mode = 1, "reflect"
 
 
-class ReflectionPad2d(_Pad):
+class ReflectionPad2d(_IndexPad):
     """Mirror the last two dims without repeating the edge (torch.nn.ReflectionPad2d)."""
 
     mode = "reflect"
 
 
-class ReplicationPad1d(_Pad):
+class ReplicationPad1d(_IndexPad):
     """Repeat the edge of the last dim (torch.nn.ReplicationPad1d)."""
 
     sides, mode = 1, "replicate"
 
 
-class ReplicationPad2d(_Pad):
+class ReplicationPad2d(_IndexPad):
     """Repeat the edges of the last two dims (torch.nn.ReplicationPad2d)."""
 
     mode = "replicate"
 
 
-class CircularPad1d(_Pad):
+class CircularPad1d(_IndexPad):
     """Wrap the last dim around (torch.nn.CircularPad1d)."""
 
     sides, mode = 1, "circular"
 
 
-class CircularPad2d(_Pad):
+class CircularPad2d(_IndexPad):
     """Wrap the last two dims around (torch.nn.CircularPad2d)."""
 
     mode = "circular"
@@ -106,19 +113,19 @@ class ZeroPad3d(ConstantPad3d):
         super().__init__(padding, 0.0)
 
 
-class ReflectionPad3d(_Pad):
+class ReflectionPad3d(_IndexPad):
     """Mirror the last three dims (torch.nn.ReflectionPad3d)."""
 
     sides, mode = 3, "reflect"
 
 
-class ReplicationPad3d(_Pad):
+class ReplicationPad3d(_IndexPad):
     """Repeat the edges of the last three dims (torch.nn.ReplicationPad3d)."""
 
     sides, mode = 3, "replicate"
 
 
-class CircularPad3d(_Pad):
+class CircularPad3d(_IndexPad):
     """Wrap the last three dims around (torch.nn.CircularPad3d)."""
 
     sides, mode = 3, "circular"

@@ -1016,11 +1016,32 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     if weight.shape[1] != x.shape[1]:
         raise ValueError(f"conv1d: input has {x.shape[1]} channels but weight "
                          f"{tuple(weight.shape)} expects {weight.shape[1]}")
-    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias,
-                 (1, _single("conv1d", "stride", stride)),
+    stride = _single("conv1d", "stride", stride)
+    dilation = _single("conv1d", "dilation", dilation)
+    if isinstance(padding, str):
+        x, padding = _string_padding("conv1d", x, padding, stride, dilation, weight.shape[2])
+    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride),
                  (0, _single("conv1d", "padding", padding, 0)),
-                 (1, _single("conv1d", "dilation", dilation)))  # (N, C_out, 1, L_out)
+                 (1, dilation))  # (N, C_out, 1, L_out)
     return out.squeeze(2)
+
+
+def _string_padding(op: str, x: Tensor, padding: str, stride: int, dilation: int,
+                    kernel: int) -> tuple[Tensor, int]:
+    """torch's padding="valid" (none) or "same" (output length = input length, stride 1; an
+    odd total goes one more to the right): the input padded as needed, and the padding left."""
+    if padding == "valid":
+        return x, 0
+    if padding != "same":
+        raise ValueError(f"{op}: padding must be an int, 'valid' or 'same', got {padding!r}")
+    if stride != 1:
+        raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
+    total = dilation * (kernel - 1)
+    left = total // 2
+    if total - left != left:
+        x = pad(x, (left, total - left))
+        return x, 0
+    return x, left
 
 
 def _dilate(x: Tensor, dim: int, stride: int) -> Tensor:

@@ -99,7 +99,9 @@ class Conv1d(Module):
     """1-D convolution (cross-correlation) over (N, C, L), as torch.nn.Conv1d with groups=1.
 
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, dilation, bias: torch's.
+        in_channels, out_channels, kernel_size, stride, dilation, bias: torch's.
+        padding: an int, "valid" or "same" (stride 1), as torch's.
+        padding_mode: "zeros", "reflect", "replicate" or "circular" (torch's).
         init, rng: as for Linear (default: torch's kaiming_uniform_(a=sqrt(5)) weight and
             U(-1/sqrt(fan_in), 1/sqrt(fan_in)) bias, fan_in = in_channels * kernel_size).
 
@@ -113,15 +115,26 @@ class Conv1d(Module):
                  padding_mode: str = "zeros", init: str | Callable[..., Any] = "default",
                  rng: Any = None, dtype: Any = np.float32) -> None:
         super().__init__()
-        if groups != 1 or padding_mode != "zeros":
-            raise ValueError("Conv1d: only groups=1 and padding_mode='zeros' are supported, got "
-                             f"groups={groups}, padding_mode={padding_mode!r}")
+        if groups != 1:
+            raise ValueError(f"Conv1d: only groups=1 is supported, got groups={groups}")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"Conv1d: padding_mode must be 'zeros', 'reflect', 'replicate' or "
+                             f"'circular', got {padding_mode!r}")
         self.in_channels = positive_int("Conv1d", "in_channels", in_channels)
         self.out_channels = positive_int("Conv1d", "out_channels", out_channels)
         self.kernel_size = (_as_int("Conv1d", "kernel_size", kernel_size),)
         self.stride = (_as_int("Conv1d", "stride", stride),)
-        self.padding = (_as_int("Conv1d", "padding", padding, 0),)
         self.dilation = (_as_int("Conv1d", "dilation", dilation),)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Conv1d: padding must be an int, 'valid' or 'same', got "
+                                 f"{padding!r}")
+            if padding == "same" and self.stride != (1,):
+                raise ValueError("Conv1d: padding='same' needs stride 1")
+            self.padding: Any = padding
+        else:
+            self.padding = (_as_int("Conv1d", "padding", padding, 0),)
+        self.padding_mode = padding_mode
         self._initializer = get_initializer(init, "Conv1d")
         self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size),
                                          dtype=dtype))
@@ -138,7 +151,18 @@ class Conv1d(Module):
                 f"Conv1d({self.in_channels}, {self.out_channels}): expected input of shape "
                 f"(N, {self.in_channels}, L), got {tuple(x.shape)}"
             )
-        return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        if self.padding_mode == "zeros":
+            return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        # torch's padding modes: pad the input that way first, then convolve without padding
+        if self.padding == "valid":
+            widths = (0, 0)
+        elif self.padding == "same":
+            total = self.dilation[0] * (self.kernel_size[0] - 1)
+            widths = (total // 2, total - total // 2)
+        else:
+            widths = (self.padding[0], self.padding[0])
+        padded = F.pad(x, widths, mode=self.padding_mode)
+        return F.conv1d(padded, self.weight, self.bias, self.stride, 0, self.dilation)
 
     def extra_repr(self) -> str:
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

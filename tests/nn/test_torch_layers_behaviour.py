@@ -425,3 +425,30 @@ def test_stacked_transformer_layers_draw_different_dropout_masks_from_the_defaul
     once = encoder(x).numpy()
     gw.manual_seed(5)
     np.testing.assert_array_equal(encoder(x).numpy(), once)
+
+
+def test_sdpa_dropout_drops_and_rescales_attention_weights():
+    rng = np.random.default_rng(0)
+    q, k = gw.tensor(rng.normal(size=(64, 4, 3))), gw.tensor(rng.normal(size=(64, 5, 3)))
+    v = gw.tensor(np.broadcast_to(np.eye(5), (64, 5, 5)).copy())  # output = the weights
+    clean = F.scaled_dot_product_attention(q, k, v).numpy()
+    dropped = F.scaled_dot_product_attention(q, k, v, dropout_p=0.25, generator=3).numpy()
+    kept = dropped != 0
+    assert 0.65 < kept.mean() < 0.85
+    np.testing.assert_allclose(dropped[kept], clean[kept] / 0.75, rtol=1e-12)
+    again = F.scaled_dot_product_attention(q, k, v, dropout_p=0.25, generator=3).numpy()
+    np.testing.assert_array_equal(again, dropped)
+
+
+@pytest.mark.parametrize("cls", ["LSTM", "GRU"])
+def test_second_derivatives_through_recurrent_layers(cls):
+    layer = getattr(nn, cls)(2, 3, num_layers=2, bidirectional=True, rng=0, dtype=np.float64)
+    # the layer's own parameters are checked (gradcheck perturbs them in place)
+    w_ih, w_hh = layer.weight_ih_l1_reverse, layer.weight_hh_l0
+
+    def output(x, w_ih, w_hh):
+        return layer(x)[0].tanh()
+
+    x = _f64(3, 2, 2)
+    assert gw.gradcheck(output, x, w_ih, w_hh)
+    assert gw.gradgradcheck(output, x, w_ih, w_hh)

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 try:  # numba is a regular dependency, but the NumPy path must work without it
     import numba as _numba
 except ImportError:  # pragma: no cover - exercised by the GRADWISE_JIT=0 runs
-    _numba = None
+    _numba = None  # type: ignore[assignment]
 
 _enabled = [_numba is not None and os.environ.get("GRADWISE_JIT", "1").strip() != "0"]
 
@@ -60,8 +60,9 @@ def kernel(*, parallel: bool = False, fastmath: bool = False) -> Callable[[F], F
     def wrap(fn: F) -> F:
         if _numba is None:
             return fn
-        return _numba.njit(cache=True, error_model="numpy", nogil=True, parallel=parallel,
-                           fastmath=fastmath)(fn)  # type: ignore[no-any-return]
+        # a numba Dispatcher is called like the function it compiles
+        return cast(F, _numba.njit(cache=True, error_model="numpy", nogil=True,
+                                   parallel=parallel, fastmath=fastmath)(fn))
     return wrap
 
 

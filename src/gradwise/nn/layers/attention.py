@@ -79,6 +79,7 @@ class MultiheadAttention(Module):
         self.reset_parameters(generator)
 
     def reset_parameters(self, rng: Any = None) -> None:
+        """torch's initialisation: xavier_uniform_ projections, zero in/out biases."""
         generator = as_generator(rng)
         if self._qkv_same_embed_dim:
             xavier_uniform_(self.in_proj_weight, rng=generator)

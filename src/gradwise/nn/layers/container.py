@@ -212,10 +212,12 @@ class ParameterList(Module):
         self._parameters[self._key(index)] = _as_parameter("ParameterList", value)
 
     def append(self, value: Any) -> ParameterList:
+        """Add one parameter (a tensor or array becomes a Parameter) under the next index."""
         self.register_parameter(str(len(self)), _as_parameter("ParameterList", value))
         return self
 
     def extend(self, values: Iterable[Any]) -> ParameterList:
+        """Append every value in order."""
         for value in values:
             self.append(value)
         return self
@@ -259,15 +261,24 @@ class ParameterDict(Module):
         return key in self._parameters
 
     def keys(self) -> Iterable[str]:
+        """The names, in insertion order."""
         return self._parameters.keys()
 
     def values(self) -> Iterable[Parameter]:
+        """The parameters, in insertion order."""
         return self._parameters.values()
 
     def items(self) -> Iterable[tuple[str, Parameter]]:
+        """(name, parameter) pairs, in insertion order."""
         return self._parameters.items()
 
     def update(self, parameters: Any) -> None:
+        """Add (name, parameter) pairs from a mapping or an iterable of pairs; a tensor or array
+        becomes a Parameter.
+
+        Raises:
+            TypeError: a value that is not a tensor or array.
+        """
         pairs = parameters.items() if hasattr(parameters, "items") else parameters
         for key, value in pairs:
             self[key] = value

@@ -148,6 +148,8 @@ class Conv1d(Module):
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: Any = None) -> None:
+        """torch's kaiming_uniform_(a=sqrt(5)) weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        bias (or the ``init`` given)."""
         reset_weight_and_bias_(self.weight, self.bias, self._initializer, rng)
 
     def forward(self, x: Tensor) -> Tensor:

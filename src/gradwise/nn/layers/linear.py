@@ -95,6 +95,7 @@ class Bilinear(Module):
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: Any = None) -> None:
+        """Weight and bias U(-1/sqrt(in1_features), 1/sqrt(in1_features)) (torch's)."""
         generator = as_generator(rng)
         bound = 1.0 / np.sqrt(self.in1_features)
         uniform_(self.weight, -bound, bound, generator)

@@ -307,6 +307,7 @@ class RNNCellBase(Module):
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: Any = None) -> None:
+        """Every weight and bias U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)) (torch's)."""
         generator = as_generator(rng)
         bound = 1.0 / math.sqrt(self.hidden_size)
         for param in self.parameters():

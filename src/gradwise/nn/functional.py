@@ -823,8 +823,8 @@ def _xlogy(x: Tensor | np.ndarray) -> Any:
     if isinstance(x, Tensor):
         safe = _where(x > 0, x, 1.0)
         return x * safe.log()
-    safe = np.where(x > 0, x, 1.0)
-    return x * np.log(safe)
+    positive = np.where(x > 0, x, 1.0)
+    return x * np.log(positive)
 
 
 def kl_div(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
@@ -1235,7 +1235,7 @@ def _adaptive_max(op: str, x: Tensor, sizes: tuple[int, ...], return_indices: bo
     values, indices = [], []
     for cell in np.ndindex(*sizes):
         index = tuple(slice(*windows[d][cell[d]]) for d in range(len(sizes)))
-        patch = x[(Ellipsis, *index)]
+        patch = x[(Ellipsis,) + index]
         flat = patch.reshape(*lead, -1)  # (*lead, window elements)
         best = flat.max(dim=-1)
         values.append(best.values)
@@ -1446,8 +1446,8 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError("instance_norm: use_input_stats=False needs the running stats")
-        mean = Tensor._make(_stat_array(running_mean).reshape(shape), False, None)
-        var = Tensor._make(_stat_array(running_var).reshape(shape), False, None)
+        mean = Tensor._make(np.asarray(_stat_array(running_mean)).reshape(shape), False, None)
+        var = Tensor._make(np.asarray(_stat_array(running_var)).reshape(shape), False, None)
         return _channel_affine((x - mean) / (var + eps).sqrt(), weight, bias)
     axes = tuple(range(2, x.ndim))
     mean = x.mean(axes, keepdim=True)
@@ -1458,8 +1458,9 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
         unbiased = var._data.reshape(x.shape[0], x.shape[1]) * (count / max(count - 1, 1))
         for stat, batch in ((_stat_array(running_mean), instance_mean),
                             (_stat_array(running_var), unbiased.mean(0))):
-            stat *= 1 - momentum
-            stat += momentum * batch.astype(stat.dtype)
+            if stat is not None:  # updated in place, as batch_norm's running stats
+                stat *= 1 - momentum
+                stat += momentum * batch.astype(stat.dtype)
     return _channel_affine((x - mean) / (var + eps).sqrt(), weight, bias)
 
 
@@ -1946,8 +1947,8 @@ def upsample_bilinear(x: Tensor, size: Any = None, scale_factor: Any = None) -> 
 
 
 # ---- sliding patches and Gumbel-softmax (issue 11 B) -----------------------------------------
-def _patch_index(op: str, spatial: tuple[int, int], kernel_size: Any, dilation: Any,
-                 padding: Any, stride: Any) -> tuple[Any, tuple[int, int], tuple[int, int]]:
+def _patch_index(op: str, spatial: tuple[int, ...], kernel_size: Any, dilation: Any,
+                 padding: Any, stride: Any) -> tuple[Any, tuple[int, ...], tuple[int, int]]:
     """Rows and columns (broadcast to (kh, kw, out_h, out_w)) of every patch element in the
     padded image, the output grid and the padding."""
     kernel = _spatial.pair(op, "kernel_size", kernel_size, 1)
@@ -1977,7 +1978,7 @@ def unfold(input: Tensor, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
     index, grid, pad_hw = _patch_index("unfold", tuple(input.shape[2:]), kernel_size, dilation,
                                        padding, stride)
     padded = pad(input, (pad_hw[1], pad_hw[1], pad_hw[0], pad_hw[0])) if any(pad_hw) else input
-    patches = padded[(slice(None), slice(None), *index)]  # (N, C, kh, kw, oh, ow)
+    patches = padded[(slice(None), slice(None)) + index]  # (N, C, kh, kw, oh, ow)
     n, c, kh, kw = patches.shape[:4]
     return patches.reshape(n, c * kh * kw, grid[0] * grid[1])
 

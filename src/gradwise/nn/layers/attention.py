@@ -92,7 +92,8 @@ class MultiheadAttention(Module):
 
     def _projections(self) -> tuple[Tensor, Tensor, Tensor]:
         if self._qkv_same_embed_dim:
-            return self.in_proj_weight.chunk(3, 0)
+            w_q, w_k, w_v = self.in_proj_weight.chunk(3, 0)  # (E, E) each
+            return w_q, w_k, w_v
         return self.q_proj_weight, self.k_proj_weight, self.v_proj_weight
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Any = None,

@@ -258,7 +258,7 @@ class _InstanceNorm(_NormBase):
         # torch's instance norm never counts batches (num_batches_tracked stays 0)
         use_input_stats = self.training or not self.track_running_stats
         out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                              use_input_stats, self.momentum, self.eps)
+                              use_input_stats, float(self.momentum or 0.0), self.eps)
         return out.squeeze(0) if unbatched else out
 
 

@@ -67,7 +67,8 @@ class RNNBase(Module):
             layer_input = input_size if layer == 0 else output_size * directions
             for direction in range(directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = [("weight_ih", (gates, layer_input)), ("weight_hh", (gates, output_size))]
+                shapes: list[tuple[str, tuple[int, ...]]] = [
+                    ("weight_ih", (gates, layer_input)), ("weight_hh", (gates, output_size))]
                 if bias:
                     shapes += [("bias_ih", (gates,)), ("bias_hh", (gates,))]
                 if proj_size:
@@ -141,7 +142,7 @@ class RNNBase(Module):
         order = None if packed.sorted_indices is None else np.asarray(packed.sorted_indices._data)
         return _pack(output, sizes, order), state
 
-    def _run(self, x: Tensor, hx: Any, lengths: np.ndarray | None = None) -> tuple[Tensor, Any]:
+    def _run(self, x: Any, hx: Any, lengths: np.ndarray | None = None) -> tuple[Any, Any]:
         if isinstance(x, PackedSequence):
             return self._run_packed(x, hx)
         batched = self._check_input(x)

@@ -229,8 +229,9 @@ class Transformer(Module):
         if custom_decoder is not None:
             self.decoder = custom_decoder
         else:
-            layer = TransformerDecoderLayer(d_model, nhead, dim_feedforward, rng=rng, **options)
-            self.decoder = TransformerDecoder(layer, num_decoder_layers, LayerNorm(
+            decoder_layer = TransformerDecoderLayer(d_model, nhead, dim_feedforward, rng=rng,
+                                                    **options)
+            self.decoder = TransformerDecoder(decoder_layer, num_decoder_layers, LayerNorm(
                 d_model, eps=layer_norm_eps, bias=bias, dtype=dtype))
         self.d_model, self.nhead, self.batch_first = d_model, nhead, batch_first
         self._reset_parameters(rng)

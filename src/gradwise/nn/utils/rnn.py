@@ -124,8 +124,8 @@ def _pack(input: Tensor, sizes: np.ndarray, order: np.ndarray | None) -> PackedS
     from gradwise.autograd.functional import cat
     data = cat([input[t, :int(n)] for t, n in enumerate(batch_sizes)], 0)
     unsorted = None if order is None else np.argsort(order)
-    return PackedSequence(data, _index_tensor(batch_sizes), _index_tensor(order),
-                          _index_tensor(unsorted))
+    return PackedSequence(data, Tensor._make(batch_sizes.astype(np.int64), False, None),
+                          _index_tensor(order), _index_tensor(unsorted))
 
 
 def _index_tensor(values: np.ndarray | None) -> Tensor | None:

@@ -250,6 +250,11 @@ ERROR_CASES = [
     ("gaussian_negative_var", lambda: F.gaussian_nll_loss(gw.zeros(2), gw.zeros(2),
                                                           -gw.ones(2)), ValueError, "negative"),
     ("kl_reduction", lambda: nn.KLDivLoss(reduction="avg"), ValueError, "reduction"),
+    ("kl_negative_target", lambda: F.kl_div(gw.zeros(2), np.array([0.5, -0.1])), ValueError,
+     "negative"),
+    ("poisson_negative_rate", lambda: F.poisson_nll_loss(-gw.ones(2), gw.ones(2),
+                                                         log_input=False), ValueError,
+     "must not be negative"),
     ("transformer_activation", lambda: nn.TransformerEncoderLayer(4, 2, activation="swish"),
      ValueError, "activation"),
 ]

@@ -836,16 +836,18 @@ def kl_div(input: Tensor, target: Any, size_average: Any = None, reduce: Any = N
     'mean' divides by the element count, as torch's.
 
     Raises:
-        ValueError: an unknown reduction.
+        ValueError: an unknown reduction, or a negative target probability (torch returns NaN
+            silently; ``log_target=True`` is for log-probabilities).
     """
     if reduction not in ("mean", "sum", "none", "batchmean"):
         raise ValueError(f"kl_div: unknown reduction {reduction!r}")
-    if log_target:
-        pointwise = target.exp() * (target - input) if isinstance(target, Tensor) else \
-            np.exp(target) * (input * -1.0 + target)
-    else:
-        target = target if isinstance(target, Tensor) else np.asarray(target, dtype=input.dtype)
-        pointwise = _xlogy(target) - input * target
+    if not log_target and np.any(_target_array(target) < 0):
+        raise ValueError("kl_div: target has negative entries; it must hold probabilities "
+                         "(pass log_target=True for log-probabilities)")
+    target = _as_graph_or_const(target, input)
+    # pointwise KL: p (log p - input), with 0 log 0 = 0
+    pointwise = (target.exp() * (target - input) if log_target
+                 else _xlogy(target) - input * target)
     if reduction == "batchmean":
         return pointwise.sum() / (input.shape[0] if input.ndim else 1)
     return _reduce_loss(pointwise, reduction)
@@ -924,8 +926,15 @@ def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: b
                      size_average: Any = None, eps: float = 1e-8, reduce: Any = None,
                      reduction: str = "mean") -> Tensor:
     """Poisson negative log-likelihood: ``exp(x) - y x`` (log_input) or ``x - y log(x + eps)``;
-    ``full`` adds Stirling's ``y log y - y + 0.5 log(2 pi y)`` where y > 1 (torch's)."""
+    ``full`` adds Stirling's ``y log y - y + 0.5 log(2 pi y)`` where y > 1 (torch's).
+
+    Raises:
+        ValueError: a negative rate with log_input=False, or an unknown reduction.
+    """
     _loss.check_reduction("poisson_nll_loss", reduction)
+    if not log_input and np.any(_target_array(input) < 0):
+        raise ValueError("poisson_nll_loss: with log_input=False the input is a rate and must "
+                         "not be negative (torch returns NaN)")
     loss = input.exp() - input * target if log_input else input - (input + eps).log() * target
     if full:
         y = _target_array(target).astype(input.dtype)

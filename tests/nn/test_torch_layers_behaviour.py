@@ -233,6 +233,8 @@ ERROR_CASES = [
                                                   mode="bicubic"), ValueError, "bicubic"),
     ("bilinear_rank", lambda: F.interpolate(gw.zeros(1, 1, 2), size=3, mode="bilinear"),
      ValueError, "4-D"),
+    ("instance_norm_one_element", lambda: nn.InstanceNorm1d(2)(gw.zeros(3, 2, 1)), ValueError,
+     "more than 1 spatial element"),
     ("group_norm_groups", lambda: nn.GroupNorm(3, 4), ValueError, "divisible"),
     ("embedding_bag_offsets", lambda: nn.EmbeddingBag(5, 2)(np.array([1, 2])), ValueError,
      "offsets"),

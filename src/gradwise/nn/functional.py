@@ -1448,6 +1448,10 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     ``use_input_stats=False`` normalises with the running stats.
 
     Shape: x (N, C, *), stats/weight/bias (C,) -> same as x
+
+    Raises:
+        ValueError: fewer than 3 dims, one spatial element (its variance is 0: torch refuses
+            it too), or use_input_stats=False without running stats.
     """
     if x.ndim < 3:
         raise ValueError(f"instance_norm: expected (N, C, *spatial), got {tuple(x.shape)}")
@@ -1458,6 +1462,9 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
         mean = Tensor._make(np.asarray(_stat_array(running_mean)).reshape(shape), False, None)
         var = Tensor._make(np.asarray(_stat_array(running_var)).reshape(shape), False, None)
         return _channel_affine((x - mean) / (var + eps).sqrt(), weight, bias)
+    if int(np.prod(x.shape[2:])) <= 1:
+        raise ValueError(f"instance_norm: expected more than 1 spatial element per channel to "
+                         f"normalise, got input of shape {tuple(x.shape)}")
     axes = tuple(range(2, x.ndim))
     mean = x.mean(axes, keepdim=True)
     var = x.var(axes, keepdim=True, correction=0)

@@ -459,3 +459,26 @@ def test_second_derivatives_through_recurrent_layers(cls):
     x = _f64(3, 2, 2)
     assert gw.gradcheck(output, x, w_ih, w_hh)
     assert gw.gradgradcheck(output, x, w_ih, w_hh)
+
+
+@pytest.mark.skipif(torch is None, reason="PyTorch oracle not installed")
+def test_lazy_linear_takes_its_input_size_from_the_first_batch_and_matches_torch():
+    ours, theirs = nn.LazyLinear(3), torch.nn.LazyLinear(3)
+    assert ours.weight.shape == (3, 0) and ours.has_uninitialized_params()
+    optimizer = gw.optim.SGD(ours.parameters(), lr=0.1)  # built before the shape is known
+    x = np.random.default_rng(0).normal(size=(4, 5)).astype(np.float32)
+    ours(x), theirs(torch.from_numpy(x))
+    assert ours.weight.shape == (3, 5) and ours.in_features == 5
+    bound = 1 / np.sqrt(5)
+    assert np.abs(np.asarray(ours.weight)).max() <= bound
+    ours.load_state_dict(theirs.state_dict())
+    out = ours(gw.tensor(x))
+    np.testing.assert_allclose(out.numpy(), theirs(torch.from_numpy(x)).detach().numpy(),
+                               rtol=1e-5, atol=1e-6)
+    out.sum().backward()
+    before = np.asarray(ours.weight).copy()
+    optimizer.step()
+    assert not np.array_equal(np.asarray(ours.weight), before)  # the optimizer holds it
+    fresh = nn.LazyLinear(3)
+    fresh.load_state_dict(ours.state_dict())  # a full weight decides the size
+    assert fresh.in_features == 5

@@ -60,6 +60,7 @@ from gradwise.nn.layers import (
     InstanceNorm2d,
     InstanceNorm3d,
     LayerNorm,
+    LazyLinear,
     LeakyReLU,
     Linear,
     LocalResponseNorm,
@@ -146,6 +147,7 @@ from gradwise.nn.module import Module, Parameter, RemovableHandle, StateDictErro
 from gradwise.nn.serialization import load_safetensors, save_safetensors
 
 __all__ = [
+    "LazyLinear",
     "MaxUnpool1d",
     "MaxUnpool2d",
     "Fold",

@@ -51,7 +51,7 @@ from gradwise.nn.layers.dropout import (
 )
 from gradwise.nn.layers.embedding import Embedding, EmbeddingBag
 from gradwise.nn.layers.flatten import Flatten, Fold, Unflatten, Unfold
-from gradwise.nn.layers.linear import Bilinear, Linear
+from gradwise.nn.layers.linear import Bilinear, LazyLinear, Linear
 from gradwise.nn.layers.norm import (
     BatchNorm1d,
     BatchNorm2d,
@@ -174,6 +174,7 @@ __all__ = [
     "LSTM",
     "LSTMCell",
     "LayerNorm",
+    "LazyLinear",
     "LeakyReLU",
     "Linear",
     "LocalResponseNorm",

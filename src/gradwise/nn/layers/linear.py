@@ -108,3 +108,49 @@ class Bilinear(Module):
     def extra_repr(self) -> str:
         return (f"in1_features={self.in1_features}, in2_features={self.in2_features}, "
                 f"out_features={self.out_features}, bias={self.bias is not None}")
+
+
+class LazyLinear(Linear):
+    """A Linear whose ``in_features`` is read from the first input (torch.nn.LazyLinear).
+
+    Until then ``weight`` is an empty (out_features, 0) Parameter; the first forward (or a
+    ``load_state_dict`` with a full weight) gives it its shape and torch's default
+    initialisation in place, so an optimizer built before that call updates it. Best practice,
+    as in torch: run one batch before building the optimizer.
+
+    Shape: (*, in) -> (*, out_features)
+    """
+
+    def __init__(self, out_features: int, bias: bool = True, *, rng: Any = None,
+                 dtype: Any = np.float32) -> None:
+        Module.__init__(self)
+        self.in_features = 0
+        self.out_features = positive_int("LazyLinear", "out_features", out_features)
+        self._initializer = None
+        self._rng = rng
+        self.weight = Parameter(np.empty((out_features, 0), dtype=dtype))
+        self.register_parameter("bias", Parameter(np.empty(out_features, dtype=dtype)) if bias
+                                else None)
+
+    def has_uninitialized_params(self) -> bool:
+        """True until the input size is known."""
+        return self.in_features == 0
+
+    def initialize_parameters(self, in_features: int) -> None:
+        """Give ``weight`` its (out_features, in_features) shape and torch's initialisation."""
+        self.in_features = positive_int("LazyLinear", "in_features", in_features)
+        self.weight._data = np.empty((self.out_features, in_features), self.weight._data.dtype)
+        self.reset_parameters(self._rng)
+
+    def _upgrade_state_dict(self, prefix: str, state_dict: dict[str, Any]) -> None:
+        # a full weight in the dict decides the input size, as torch's lazy modules do
+        weight = state_dict.get(prefix + "weight")
+        if self.has_uninitialized_params() and weight is not None and np.ndim(weight) == 2:
+            self.initialize_parameters(int(np.shape(weight)[1]))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.has_uninitialized_params():
+            if x.ndim == 0:
+                raise ValueError("LazyLinear: the input needs a feature dim, got a 0-d tensor")
+            self.initialize_parameters(int(x.shape[-1]))
+        return super().forward(x)

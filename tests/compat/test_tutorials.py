@@ -101,6 +101,16 @@ def _data(name: str) -> dict[str, object]:
         images = rng.standard_normal((32, 3, 16, 16)).astype(np.float32)
         images[np.arange(32), labels % 3] += 0.5
         return {"images": images, "labels": labels}
+    if name == "char_rnn":
+        return {"text": "the cat sat on the mat. the dog sat on the log. " * 3}
+    if name == "tiny_transformer":
+        labels = rng.integers(0, 3, 24)
+        lengths = rng.integers(3, 9, 24)
+        tokens = np.zeros((24, 8), dtype=np.int64)  # 0 pads
+        for row, (label, length) in enumerate(zip(labels, lengths, strict=True)):
+            tokens[row, :length] = rng.integers(1, 12, length)
+            tokens[row, 0] = 1 + 3 * label  # a class-revealing first token
+        return {"tokens": tokens, "labels": labels}
     raise KeyError(name)
 
 
@@ -111,7 +121,7 @@ def _run(source: str, data: dict, shared: Shared, filename: str) -> list[float]:
 
 
 NAMES = ["mnist_cnn", "char_mlp", "char_mlp_batchnorm", "two_moons", "softmax_mlp_scratch",
-         "cifar_cnn"]
+         "cifar_cnn", "char_rnn", "tiny_transformer"]
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -104,20 +104,28 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
 
 
 def pad(input: Tensor, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
-    """Pad with a constant, PyTorch's order: ``pad`` is (left, right) for the last dim, then
-    (top, bottom) for the one before, and so on; the gradient is the unpadded part.
+    """Pad, PyTorch's order: ``pad`` is (left, right) for the last dim, then (top, bottom) for
+    the one before, and so on.
+
+    Modes (torch's): "constant" fills ``value``; "reflect" mirrors without repeating the edge
+    (width < size); "replicate" repeats the edge; "circular" wraps around (width <= size). The
+    non-constant modes pick input elements by index, so the gradient of a padded element flows
+    back to the element it copies (accumulated), as in torch.
 
     Raises:
-        ValueError: an odd-length ``pad``, more pairs than dims, a negative width, or a mode
-            other than "constant" (reflect/replicate/circular are not implemented).
+        ValueError: an odd-length ``pad``, more pairs than dims, a negative width, an unknown
+            mode, or a reflect/circular width too large for the dim.
     """
     pad = tuple(int(p) for p in pad)
-    if mode != "constant":
-        raise ValueError(f"pad: only mode='constant' is implemented in gradwise, got {mode!r}")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise ValueError(
+            f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: expects pairs for at most {input.ndim} dims, got {pad}")
     if any(p < 0 for p in pad):
         raise ValueError(f"pad: negative padding (cropping) is not supported, got {pad}")
+    if mode != "constant":
+        return _pad_by_index(input, pad, mode)
     widths = [(0, 0)] * input.ndim
     for i in range(len(pad) // 2):
         widths[input.ndim - 1 - i] = (pad[2 * i], pad[2 * i + 1])
@@ -435,12 +443,16 @@ def layer_norm(
     return _norm.LayerNorm.apply(x, weight, bias, len(shape), eps)
 
 
-def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Tensor:
+def embedding(input: Any, weight: Tensor, padding_idx: int | None = None,
+              max_norm: float | None = None, norm_type: float = 2.0) -> Tensor:
     """Rows of ``weight`` picked by integer indices; repeated indices accumulate gradient.
 
     Args:
         padding_idx: a row (negative counts from the end) whose lookups send no gradient to
             ``weight``, as PyTorch's (it stays at its value, usually zeros, while training).
+        max_norm: rows looked up whose ``norm_type`` norm exceeds it are first rescaled in
+            place to that norm (torch's embedding_renorm_: a change to ``weight`` outside the
+            graph).
 
     Shape:
         input: (*) integers in [0, num_embeddings); weight: (num_embeddings, dim) -> (*, dim)
@@ -458,6 +470,8 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None) -> Ten
             f"embedding: indices must lie in [0, {weight.shape[0]}), got values from "
             f"{indices.min()} to {indices.max()}"
         )
+    if max_norm is not None:
+        _renorm_rows(weight, indices.reshape(-1), max_norm, norm_type)
     rows = weight[indices]
     if padding_idx is None:
         return rows
@@ -540,18 +554,101 @@ def _pool_args(
 
 
 def max_pool2d(
-    x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0
-) -> Tensor:
+    x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+    dilation: IntOrPair = 1, ceil_mode: bool = False, return_indices: bool = False,
+) -> Any:
     """Maximum over each window; ``stride`` defaults to ``kernel_size``; padding is -inf.
 
     In a tie the gradient goes to the first maximum of the window in row-major order, the
-    element PyTorch picks.
+    element PyTorch picks. ``return_indices``: also the flat H*W index of each maximum in its
+    (sample, channel) plane, as torch returns for ``max_unpool2d``.
 
     Shape:
         x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
+
+    Raises:
+        ValueError: dilation != 1 or ceil_mode=True (not supported).
     """
     kernel, strides, pads = _pool_args("max_pool2d", kernel_size, stride, padding)
-    return _pool.MaxPool2d.apply(x, kernel, strides, pads)
+    if _spatial.pair("max_pool2d", "dilation", dilation, 1) != (1, 1) or ceil_mode:
+        raise ValueError("max_pool2d: dilation != 1 and ceil_mode=True are not supported")
+    values = _pool.MaxPool2d.apply(x, kernel, strides, pads)
+    if not return_indices:
+        return values
+    return values, Tensor._make(_max_pool_indices(x, kernel, strides, pads), False, None)
+
+
+def _max_pool_indices(x: Tensor, kernel: tuple[int, int], strides: tuple[int, int],
+                      pads: tuple[int, int]) -> np.ndarray:
+    """The flat H*W index of the first maximum of every window (torch's max_pool indices)."""
+    data = x._data if isinstance(x, Tensor) else np.asarray(x)
+    height, width = data.shape[-2:]
+    padded = np.pad(data, [(0, 0)] * (data.ndim - 2) + [(pads[0],) * 2, (pads[1],) * 2],
+                    constant_values=-np.inf)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, kernel, axis=(-2, -1))
+    windows = windows[..., ::strides[0], ::strides[1], :, :]  # (*, oh, ow, kh, kw)
+    flat = windows.reshape(*windows.shape[:-2], -1)
+    best = np.argmax(flat, axis=-1)  # the first maximum, row-major in the window
+    rows = best // kernel[1] + (np.arange(flat.shape[-3]) * strides[0])[:, None] - pads[0]
+    cols = best % kernel[1] + (np.arange(flat.shape[-2]) * strides[1])[None, :] - pads[1]
+    return (rows * width + cols).astype(np.int64)
+
+
+def max_unpool2d(x: Tensor, indices: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None,
+                 padding: IntOrPair = 0, output_size: Any = None) -> Tensor:
+    """The partial inverse of max_pool2d: each value put back at its index, zeros elsewhere
+    (torch.nn.functional.max_unpool2d); the gradient is picked back from those places.
+
+    Shape: x and indices (N, C, h, w) -> (N, C, H, W) with H = (h - 1) s - 2 p + k (or the
+    last two entries of ``output_size``)
+
+    Raises:
+        ValueError: indices of another shape, or an index outside the output.
+    """
+    kernel, strides, pads = _pool_args("max_unpool2d", kernel_size, stride, padding)
+    positions = _target_array(indices).astype(np.int64)
+    if tuple(positions.shape) != tuple(x.shape):
+        raise ValueError(f"max_unpool2d: indices {positions.shape} must have the input's shape "
+                         f"{tuple(x.shape)}")
+    if output_size is None:
+        size = tuple((x.shape[-2 + i] - 1) * strides[i] - 2 * pads[i] + kernel[i]
+                     for i in range(2))
+    else:
+        size = tuple(int(n) for n in tuple(output_size)[-2:])
+    return _unpool(x, positions, size, "max_unpool2d")
+
+
+def _unpool(x: Tensor, positions: np.ndarray, size: tuple[int, ...], name: str) -> Tensor:
+    plane = int(np.prod(size))
+    if positions.size and (positions.min() < 0 or positions.max() >= plane):
+        raise ValueError(f"{name}: an index lies outside the output of size {size}")
+    lead = tuple(x.shape[:-len(size)])
+    flat_values = x.reshape(*lead, -1)  # (*lead, h * w)
+    grids = np.ix_(*[np.arange(n) for n in lead], np.arange(flat_values.shape[-1]))
+    index = (*grids[:-1], positions.reshape(*lead, -1))
+    from gradwise.autograd.ops.shape import ScatterAdd
+    # assigned, not added (basic=True): overlapping windows can pick the same element twice,
+    # and torch writes its value once; the backward gathers the gradient at every index
+    out = ScatterAdd.apply(flat_values, (*lead, plane), index, True)
+    return out.reshape(*lead, *size)
+
+
+def max_unpool1d(x: Tensor, indices: Any, kernel_size: Any, stride: Any = None,
+                 padding: Any = 0, output_size: Any = None) -> Tensor:
+    """The partial inverse of max_pool1d (torch.nn.functional.max_unpool1d).
+
+    Shape: (N, C, l) -> (N, C, (l - 1) s - 2 p + k)
+    """
+    kernel = _single("max_unpool1d", "kernel_size", kernel_size)
+    strides = kernel if stride is None else _single("max_unpool1d", "stride", stride)
+    pad_ = _single("max_unpool1d", "padding", padding, 0)
+    positions = _target_array(indices).astype(np.int64)
+    if tuple(positions.shape) != tuple(x.shape):
+        raise ValueError(f"max_unpool1d: indices {positions.shape} must have the input's shape "
+                         f"{tuple(x.shape)}")
+    length = ((x.shape[-1] - 1) * strides - 2 * pad_ + kernel if output_size is None
+              else int(tuple(output_size)[-1]))
+    return _unpool(x, positions, (length,), "max_unpool1d")
 
 
 def avg_pool2d(
@@ -587,3 +684,1397 @@ def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
     out = np.zeros((*labels.shape, classes), dtype=np.int64)
     np.put_along_axis(out, labels[..., None].astype(np.int64), 1, axis=-1)
     return Tensor._make(out, False, None)
+
+
+# ---- more activations (issue 11 B), each composed from primitives: no backward of its own ----
+def _where(condition: Any, a: Any, b: Any) -> Tensor:
+    from gradwise.autograd.functional import where
+    return where(condition, a, b)
+
+
+def hardsigmoid(x: Tensor) -> Tensor:
+    """0 below -3, 1 above 3, ``x / 6 + 1 / 2`` between (torch.nn.functional.hardsigmoid;
+    Howard et al. 2019, MobileNetV3)."""
+    return x.clamp(-3.0, 3.0) / 6.0 + 0.5
+
+
+def hardswish(x: Tensor) -> Tensor:
+    """``x * hardsigmoid(x)`` (MobileNetV3, Howard et al. 2019), as torch's."""
+    return x * hardsigmoid(x)
+
+
+def mish(x: Tensor) -> Tensor:
+    """``x * tanh(softplus(x))`` (Misra 2019), as ``torch.nn.functional.mish``."""
+    return x * softplus(x).tanh()
+
+
+def softsign(x: Tensor) -> Tensor:
+    """``x / (1 + |x|)``."""
+    return x / (x.abs() + 1.0)
+
+
+def tanhshrink(x: Tensor) -> Tensor:
+    """``x - tanh(x)``."""
+    return x - x.tanh()
+
+
+def logsigmoid(x: Tensor) -> Tensor:
+    """``log(sigmoid(x)) = -softplus(-x)``, stable for any x."""
+    return -softplus(-x)
+
+
+def softmin(x: Tensor, dim: int | None = None) -> Tensor:
+    """``softmax(-x, dim)`` (default the last dim, as gradwise's softmax)."""
+    return softmax(-x, dim)
+
+
+def threshold(x: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
+    """x where ``x > threshold``, else ``value`` (torch.nn.functional.threshold)."""
+    return _where(x > threshold, x, value)
+
+
+def hardshrink(x: Tensor, lambd: float = 0.5) -> Tensor:
+    """x where ``|x| > lambd``, else 0."""
+    return _where(x.abs() > lambd, x, 0.0)
+
+
+def softshrink(x: Tensor, lambd: float = 0.5) -> Tensor:
+    """``x - lambd`` above lambd, ``x + lambd`` below -lambd, 0 between.
+
+    Raises:
+        ValueError: lambd < 0 (torch's rule).
+    """
+    if lambd < 0:
+        raise ValueError(f"softshrink: lambd must be >= 0, got {lambd}")
+    return _where(x > lambd, x - lambd, _where(x < -lambd, x + lambd, 0.0))
+
+
+def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """``max(0, x) + min(0, alpha (exp(x / alpha) - 1))`` (Barron 2017) = ``alpha elu(x / alpha)``.
+
+    Raises:
+        ValueError: alpha == 0.
+    """
+    if alpha == 0:
+        raise ValueError("celu: alpha must not be 0")
+    return elu(x / alpha, 1.0) * alpha
+
+
+#: SELU's constants (Klambauer et al. 2017, the values torch uses)
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(x: Tensor) -> Tensor:
+    """``scale * elu(x, alpha)`` with Klambauer et al.'s self-normalising constants."""
+    return elu(x, SELU_ALPHA) * SELU_SCALE
+
+
+def glu(x: Tensor, dim: int = -1) -> Tensor:
+    """Gated linear unit (Dauphin et al. 2017): the halves a, b of ``dim``; ``a * sigmoid(b)``.
+
+    Shape: (*, 2n, *) -> (*, n, *).
+
+    Raises:
+        ValueError: an odd size along ``dim``.
+    """
+    if x.shape[dim] % 2:
+        raise ValueError(f"glu: dim {dim} must have an even size, got shape {tuple(x.shape)}")
+    a, b = x.chunk(2, dim)
+    return a * b.sigmoid()
+
+
+def prelu(x: Tensor, weight: Tensor) -> Tensor:
+    """x where x >= 0, ``weight * x`` below; weight (1,) or (C,) on channel dim 1 (torch's).
+
+    Raises:
+        ValueError: weight is not 1-D of size 1 or the input's channel count.
+    """
+    if weight.ndim != 1 or (weight.shape[0] != 1 and (x.ndim < 2 or weight.shape[0] != x.shape[1])):
+        raise ValueError(
+            f"prelu: weight of shape {tuple(weight.shape)} does not fit input {tuple(x.shape)} "
+            "(need (1,) or (C,) with C = input.shape[1])"
+        )
+    if weight.shape[0] != 1:
+        weight = weight.reshape(weight.shape[0], *([1] * (x.ndim - 2)))  # (C, 1, ...)
+    return relu(x) - weight * relu(-x)
+
+
+def rrelu(x: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
+          inplace: bool = False, *, generator: Any = None) -> Tensor:
+    """Randomized leaky ReLU (Xu et al. 2015): in training each negative element gets a slope
+    drawn from U(lower, upper); in evaluation the slope is ``(lower + upper) / 2``.
+
+    Raises:
+        ValueError: lower > upper.
+    """
+    if lower > upper:
+        raise ValueError(f"rrelu: lower ({lower}) must not exceed upper ({upper})")
+    if not training:
+        return leaky_relu(x, (lower + upper) / 2)
+    slopes = _random.resolve(generator, None, "rrelu").uniform(lower, upper, x.shape)
+    slope = Tensor._make(slopes.astype(x.dtype), False, None)
+    return _where(x >= 0, x, x * slope)
+
+
+# ---- more losses (issue 11 B), composed ------------------------------------------------------
+def _xlogy(x: Tensor | np.ndarray) -> Any:
+    """x log x with 0 log 0 = 0, for a constant or a Tensor."""
+    if isinstance(x, Tensor):
+        safe = _where(x > 0, x, 1.0)
+        return x * safe.log()
+    positive = np.where(x > 0, x, 1.0)
+    return x * np.log(positive)
+
+
+def kl_div(input: Tensor, target: Any, size_average: Any = None, reduce: Any = None,
+           reduction: str = "mean", log_target: bool = False) -> Tensor:
+    """KL divergence with ``input`` as log-probabilities: ``target (log target - input)``
+    pointwise (0 where target = 0), or ``exp(target) (target - input)`` with log_target.
+
+    ``reduction='batchmean'`` divides the sum by the batch size (the true KL divergence);
+    'mean' divides by the element count, as torch's.
+
+    Raises:
+        ValueError: an unknown reduction, or a negative target probability (torch returns NaN
+            silently; ``log_target=True`` is for log-probabilities).
+    """
+    if reduction not in ("mean", "sum", "none", "batchmean"):
+        raise ValueError(f"kl_div: unknown reduction {reduction!r}")
+    if not log_target and np.any(_target_array(target) < 0):
+        raise ValueError("kl_div: target has negative entries; it must hold probabilities "
+                         "(pass log_target=True for log-probabilities)")
+    target = _as_graph_or_const(target, input)
+    # pointwise KL: p (log p - input), with 0 log 0 = 0
+    pointwise = (target.exp() * (target - input) if log_target
+                 else _xlogy(target) - input * target)
+    if reduction == "batchmean":
+        return pointwise.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce_loss(pointwise, reduction)
+
+
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Any, margin: float = 0.0,
+                        reduction: str = "mean") -> Tensor:
+    """``max(0, -y (x1 - x2) + margin)`` with y in {1, -1}."""
+    _loss.check_reduction("margin_ranking_loss", reduction)
+    return _reduce_loss(relu((input1 - input2) * -target + margin), reduction)
+
+
+def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
+                         reduction: str = "mean") -> Tensor:
+    """x where y = 1, ``max(0, margin - x)`` where y = -1 (torch's)."""
+    _loss.check_reduction("hinge_embedding_loss", reduction)
+    y = _target_array(target)
+    loss = _where(y == 1, input, 0.0) + _where(y == -1, relu(margin - input), 0.0)
+    return _reduce_loss(loss, reduction)
+
+
+def soft_margin_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
+    """``log(1 + exp(-y x))`` with y in {1, -1}, averaged over elements."""
+    _loss.check_reduction("soft_margin_loss", reduction)
+    return _reduce_loss(softplus(input * -target), reduction)
+
+
+def multilabel_soft_margin_loss(input: Tensor, target: Any, weight: Any = None,
+                                reduction: str = "mean") -> Tensor:
+    """Per sample, the mean over classes of the binary cross-entropy of sigmoid(x) against
+    multi-hot targets (torch's formula). Shape: (N, C) -> () or (N,)."""
+    _loss.check_reduction("multilabel_soft_margin_loss", reduction)
+    loss = -(target * logsigmoid(input) + (1.0 - target) * logsigmoid(-input))
+    if weight is not None:
+        loss = loss * weight
+    return _reduce_loss(loss.mean(-1), reduction)
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Any, margin: float = 0.0,
+                          reduction: str = "mean") -> Tensor:
+    """``1 - cos(x1, x2)`` where y = 1, ``max(0, cos(x1, x2) - margin)`` where y = -1; the cosine
+    is ``sum(x1 x2) / sqrt((|x1|^2 + 1e-12) (|x2|^2 + 1e-12))`` over the last dim (torch's eps).
+
+    Shape: (N, D), (N, D), (N,) -> () or (N,).
+    """
+    _loss.check_reduction("cosine_embedding_loss", reduction)
+    eps = 1e-12
+    cos = (input1 * input2).sum(-1) / (((input1 * input1).sum(-1) + eps)
+                                       * ((input2 * input2).sum(-1) + eps)).sqrt()
+    y = _target_array(target)
+    loss = _where(y == 1, 1.0 - cos, 0.0) + _where(y == -1, relu(cos - margin), 0.0)
+    return _reduce_loss(loss, reduction)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
+                      keepdim: bool = False) -> Tensor:
+    """``||x1 - x2 + eps||_p`` over the last dim (torch's: eps is added to the difference)."""
+    return (x1 - x2 + eps).norm(p, dim=-1, keepdim=keepdim)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0,
+                        p: float = 2.0, eps: float = 1e-6, swap: bool = False,
+                        reduction: str = "mean") -> Tensor:
+    """``max(d(a, p) - d(a, n) + margin, 0)`` with d the pairwise distance (Schroff et al.
+    2015); ``swap`` uses min(d(a, n), d(p, n)) as the negative distance (Balntas et al. 2016)."""
+    _loss.check_reduction("triplet_margin_loss", reduction)
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        from gradwise.autograd.functional import minimum
+        d_neg = minimum(d_neg, pairwise_distance(positive, negative, p, eps))
+    return _reduce_loss(relu(d_pos - d_neg + margin), reduction)
+
+
+def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: bool = False,
+                     size_average: Any = None, eps: float = 1e-8, reduce: Any = None,
+                     reduction: str = "mean") -> Tensor:
+    """Poisson negative log-likelihood: ``exp(x) - y x`` (log_input) or ``x - y log(x + eps)``;
+    ``full`` adds Stirling's ``y log y - y + 0.5 log(2 pi y)`` where y > 1 (torch's).
+
+    Raises:
+        ValueError: a negative rate with log_input=False, or an unknown reduction.
+    """
+    _loss.check_reduction("poisson_nll_loss", reduction)
+    if not log_input and np.any(_target_array(input) < 0):
+        raise ValueError("poisson_nll_loss: with log_input=False the input is a rate and must "
+                         "not be negative (torch returns NaN)")
+    loss = input.exp() - input * target if log_input else input - (input + eps).log() * target
+    if full:
+        y = _target_array(target).astype(input.dtype)
+        safe = np.where(y > 1, y, 1.0)
+        stirling = np.where(y > 1, y * np.log(safe) - y + 0.5 * np.log(2 * np.pi * safe), 0.0)
+        loss = loss + stirling.astype(input.dtype)
+    return _reduce_loss(loss, reduction)
+
+
+def gaussian_nll_loss(input: Tensor, target: Any, var: Any, full: bool = False,
+                      eps: float = 1e-6, reduction: str = "mean") -> Tensor:
+    """Gaussian negative log-likelihood ``0.5 (log v + (x - y)^2 / v)`` (+ 0.5 log 2 pi with
+    ``full``), v = var clamped at ``eps``; as in torch the clamp passes the gradient unchanged.
+
+    Raises:
+        ValueError: a negative variance, or an unknown reduction.
+    """
+    _loss.check_reduction("gaussian_nll_loss", reduction)
+    var_values = _target_array(var)
+    if np.any(var_values < 0):
+        raise ValueError("gaussian_nll_loss: var has negative entries")
+    if isinstance(var, Tensor):
+        var = var + Tensor._make(np.maximum(var._data, eps) - var._data, False, None)
+    else:
+        var = np.maximum(var_values, eps).astype(input.dtype)
+    if isinstance(var, Tensor) and var.ndim == input.ndim - 1:
+        var = var.unsqueeze(-1)
+    elif not isinstance(var, Tensor) and np.ndim(var) == input.ndim - 1:
+        var = var[..., None]
+    diff = input - target
+    log_var = var.log() if isinstance(var, Tensor) else np.log(var)
+    loss = (diff * diff / var + log_var) * 0.5
+    if full:
+        loss = loss + 0.5 * float(np.log(2 * np.pi))
+    return _reduce_loss(loss, reduction)
+
+
+def _pad_by_index(input: Tensor, pad: tuple[int, ...], mode: str) -> Tensor:
+    """reflect / replicate / circular padding as one index_select per padded dim."""
+    out = input
+    for i in range(len(pad) // 2):
+        dim = input.ndim - 1 - i
+        before, after = pad[2 * i], pad[2 * i + 1]
+        if not before and not after:
+            continue
+        size = input.shape[dim]
+        positions = np.arange(-before, size + after)
+        if mode == "reflect":
+            if max(before, after) >= size:
+                raise ValueError(f"pad: reflect padding {(before, after)} must be smaller than "
+                                 f"dim {dim} of size {size} (input {tuple(input.shape)})")
+            period = 2 * (size - 1)
+            positions = np.abs(positions) % period if period else positions * 0
+            positions = np.where(positions >= size, period - positions, positions)
+        elif mode == "replicate":
+            if size == 0:
+                raise ValueError(f"pad: cannot replicate an empty dim {dim}")
+            positions = np.clip(positions, 0, size - 1)
+        else:
+            if max(before, after) > size:
+                raise ValueError(f"pad: circular padding {(before, after)} must not exceed dim "
+                                 f"{dim} of size {size} (input {tuple(input.shape)})")
+            positions = positions % size
+        out = out.index_select(dim, positions.astype(np.int64))
+    return out
+
+
+# ---- 1-d convolution and pooling, transposed convolution, adaptive pooling (issue 11 B) ----
+def _single(op: str, name: str, value: Any, minimum: int = 1) -> int:
+    """An int or a 1-tuple as an int (torch's _single), at least ``minimum``."""
+    if isinstance(value, tuple | list):
+        if len(value) != 1:
+            raise TypeError(f"{op}: {name} must be an int or a 1-tuple, got {value!r}")
+        value = value[0]
+    return _spatial.pair(op, name, int(value) if isinstance(value, np.integer) else value,
+                         minimum)[0]
+
+
+def _check_rank(op: str, x: Tensor, ranks: tuple[int, ...], layout: str) -> None:
+    if x.ndim not in ranks:
+        raise ValueError(f"{op}: expected input of shape {layout}, got {tuple(x.shape)}")
+
+
+def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1) -> Tensor:
+    """1-D cross-correlation, as ``torch.nn.functional.conv1d`` (groups=1), computed as a 2-D
+    convolution over a height-1 image.
+
+    Shape:
+        x: (N, C_in, L) or (C_in, L), weight: (C_out, C_in, k), bias: (C_out,)
+        -> (N, C_out, (L + 2 p - d (k - 1) - 1) // s + 1)
+    """
+    _check_rank("conv1d", x, (2, 3), "(N, C_in, L) or (C_in, L)")
+    if x.ndim == 2:
+        return conv1d(x.unsqueeze(0), weight, bias, stride, padding, dilation).squeeze(0)
+    if weight.ndim != 3:
+        raise ValueError(f"conv1d: weight must be (C_out, C_in, k), got {tuple(weight.shape)}")
+    if weight.shape[1] != x.shape[1]:
+        raise ValueError(f"conv1d: input has {x.shape[1]} channels but weight "
+                         f"{tuple(weight.shape)} expects {weight.shape[1]}")
+    stride = _single("conv1d", "stride", stride)
+    dilation = _single("conv1d", "dilation", dilation)
+    if isinstance(padding, str):
+        x, padding = _string_padding("conv1d", x, padding, stride, dilation, weight.shape[2])
+    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride),
+                 (0, _single("conv1d", "padding", padding, 0)),
+                 (1, dilation))  # (N, C_out, 1, L_out)
+    return out.squeeze(2)
+
+
+def _string_padding(op: str, x: Tensor, padding: str, stride: int, dilation: int,
+                    kernel: int) -> tuple[Tensor, int]:
+    """torch's padding="valid" (none) or "same" (output length = input length, stride 1; an
+    odd total goes one more to the right): the input padded as needed, and the padding left."""
+    if padding == "valid":
+        return x, 0
+    if padding != "same":
+        raise ValueError(f"{op}: padding must be an int, 'valid' or 'same', got {padding!r}")
+    if stride != 1:
+        raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
+    total = dilation * (kernel - 1)
+    left = total // 2
+    if total - left != left:
+        x = pad(x, (left, total - left))
+        return x, 0
+    return x, left
+
+
+def _dilate(x: Tensor, dim: int, stride: int) -> Tensor:
+    """Insert ``stride - 1`` zeros between neighbours along ``dim`` (recorded)."""
+    if stride == 1:
+        return x
+    moved = x.unsqueeze(dim + 1)  # (..., L, 1, ...)
+    widths = [(0, 0)] * moved.ndim
+    widths[dim + 1] = (0, stride - 1)
+    from gradwise.autograd.functional import pad as _pad_widths
+    spread = _pad_widths(moved, tuple(widths), 0.0)  # (..., L, stride, ...)
+    shape = list(x.shape)
+    shape[dim] *= stride
+    index = [slice(None)] * x.ndim
+    index[dim] = slice(0, shape[dim] - (stride - 1))
+    return spread.reshape(*shape)[tuple(index)]
+
+
+def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+                     padding: Any = 0, output_padding: Any = 0, groups: int = 1,
+                     dilation: Any = 1) -> Tensor:
+    """Transposed 2-D convolution (the gradient of conv2d with respect to its input), as
+    ``torch.nn.functional.conv_transpose2d`` with groups=1.
+
+    Composed: the input is spread with ``stride - 1`` zeros between pixels, padded by
+    ``dilation (k - 1) - padding`` (plus ``output_padding`` at the bottom/right), and convolved
+    with the spatially flipped kernel, its in/out axes swapped.
+
+    Shape:
+        x: (N, C_in, H, W), weight: (C_in, C_out, kh, kw), bias: (C_out,)
+        -> (N, C_out, (H - 1) s - 2 p + d (kh - 1) + output_padding + 1, same for W)
+
+    Raises:
+        ValueError: groups != 1, mismatched channels, output_padding not smaller than stride or
+            dilation.
+    """
+    if groups != 1:
+        raise ValueError(f"conv_transpose2d: only groups=1 is supported, got {groups}")
+    _check_rank("conv_transpose2d", x, (3, 4), "(N, C_in, H, W) or (C_in, H, W)")
+    if x.ndim == 3:
+        return conv_transpose2d(x.unsqueeze(0), weight, bias, stride, padding, output_padding,
+                                groups, dilation).squeeze(0)
+    if weight.ndim != 4 or weight.shape[0] != x.shape[1]:
+        raise ValueError(f"conv_transpose2d: weight {tuple(weight.shape)} must be (C_in, C_out, "
+                         f"kh, kw) with C_in = {x.shape[1]} (input {tuple(x.shape)})")
+    stride = _spatial.pair("conv_transpose2d", "stride", stride, 1)
+    padding = _spatial.pair("conv_transpose2d", "padding", padding, 0)
+    output_padding = _spatial.pair("conv_transpose2d", "output_padding", output_padding, 0)
+    dilation = _spatial.pair("conv_transpose2d", "dilation", dilation, 1)
+    for axis in range(2):
+        if output_padding[axis] >= max(stride[axis], dilation[axis]):
+            raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller "
+                             f"than stride {stride} or dilation {dilation}")
+    spread = _dilate(_dilate(x, 2, stride[0]), 3, stride[1])
+    kernel = weight.shape[2:]
+    widths = []
+    for axis in range(2):
+        edge = dilation[axis] * (kernel[axis] - 1) - padding[axis]
+        widths.append((edge, edge + output_padding[axis]))
+    crop = [slice(None)] * 4
+    grow = [(0, 0), (0, 0)]
+    for axis, (lo, hi) in enumerate(widths):
+        size = spread.shape[2 + axis]
+        crop[2 + axis] = slice(max(-lo, 0), size - max(-hi, 0))
+        grow.append((max(lo, 0), max(hi, 0)))
+    spread = spread[tuple(crop)]
+    if any(w != (0, 0) for w in grow):
+        from gradwise.autograd.functional import pad as _pad_widths
+        spread = _pad_widths(spread, tuple(grow), 0.0)
+    flipped = weight.flip(2, 3).transpose(0, 1)  # (C_out, C_in, kh, kw)
+    return conv2d(spread, flipped, bias, 1, 0, dilation)
+
+
+def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+                     padding: Any = 0, output_padding: Any = 0, groups: int = 1,
+                     dilation: Any = 1) -> Tensor:
+    """Transposed 1-D convolution (groups=1), through :func:`conv_transpose2d` at height 1.
+
+    Shape:
+        x: (N, C_in, L), weight: (C_in, C_out, k) -> (N, C_out, (L - 1) s - 2 p + d (k - 1)
+        + output_padding + 1)
+    """
+    _check_rank("conv_transpose1d", x, (2, 3), "(N, C_in, L) or (C_in, L)")
+    if x.ndim == 2:
+        return conv_transpose1d(x.unsqueeze(0), weight, bias, stride, padding, output_padding,
+                                groups, dilation).squeeze(0)
+    out = conv_transpose2d(
+        x.unsqueeze(2), weight.unsqueeze(2), bias,
+        (1, _single("conv_transpose1d", "stride", stride)),
+        (0, _single("conv_transpose1d", "padding", padding, 0)),
+        (0, _single("conv_transpose1d", "output_padding", output_padding, 0)), groups,
+        (1, _single("conv_transpose1d", "dilation", dilation)))
+    return out.squeeze(2)
+
+
+def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """Maximum over each window of (N, C, L) (or (C, L)); stride defaults to kernel_size;
+    ``return_indices`` also gives the index of each maximum along L.
+
+    Shape: (N, C, L) -> (N, C, (L + 2 p - k) // s + 1)
+    """
+    _check_rank("max_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
+    if x.ndim == 2:
+        out = max_pool1d(x.unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode,
+                         return_indices)
+        return (out[0].squeeze(0), out[1].squeeze(0)) if return_indices else out.squeeze(0)
+    kernel = _single("max_pool1d", "kernel_size", kernel_size)
+    strides = kernel if stride is None else _single("max_pool1d", "stride", stride)
+    out = max_pool2d(x.unsqueeze(2), (1, kernel), (1, strides),
+                     (0, _single("max_pool1d", "padding", padding, 0)),
+                     (1, _single("max_pool1d", "dilation", dilation)), ceil_mode, return_indices)
+    return (out[0].squeeze(2), out[1].squeeze(2)) if return_indices else out.squeeze(2)
+
+
+def avg_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
+    """Mean over each window of (N, C, L) (or (C, L)); padded zeros count (torch's default).
+
+    Shape: (N, C, L) -> (N, C, (L + 2 p - k) // s + 1)
+    """
+    _check_rank("avg_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
+    if x.ndim == 2:
+        return avg_pool1d(x.unsqueeze(0), kernel_size, stride, padding).squeeze(0)
+    kernel = _single("avg_pool1d", "kernel_size", kernel_size)
+    strides = kernel if stride is None else _single("avg_pool1d", "stride", stride)
+    return avg_pool2d(x.unsqueeze(2), (1, kernel), (1, strides),
+                      (0, _single("avg_pool1d", "padding", padding, 0))).squeeze(2)
+
+
+def _adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
+    """torch's adaptive windows: [floor(i L / out), ceil((i + 1) L / out)) for each i."""
+    return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
+
+
+def _adaptive_sizes(op: str, output_size: Any, spatial: tuple[int, ...]) -> tuple[int, ...]:
+    sizes = (output_size,) * len(spatial) if isinstance(output_size, int | np.integer) \
+        else tuple(output_size)
+    if len(sizes) != len(spatial):
+        raise ValueError(f"{op}: output_size {output_size!r} must have {len(spatial)} entries")
+    sizes = tuple(s if s is not None else n for s, n in zip(sizes, spatial, strict=True))
+    if any(int(s) <= 0 for s in sizes):
+        raise ValueError(f"{op}: output_size must be positive, got {output_size!r}")
+    return tuple(int(s) for s in sizes)
+
+
+def _averaging_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
+    """(out, size) matrix whose row i averages adaptive window i."""
+    matrix = np.zeros((out, size), dtype=dtype)
+    for i, (start, end) in enumerate(_adaptive_windows(size, out)):
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
+    """Mean over torch's adaptive windows, so the output is ``output_size`` (an int, a pair, or
+    None entries keeping the input size). Computed as ``A_h @ x @ A_w^T`` with averaging
+    matrices, so every window size (overlapping ones too) is exact.
+
+    Shape: (N, C, H, W) or (C, H, W) -> (..., out_h, out_w)
+    """
+    _check_rank("adaptive_avg_pool2d", x, (3, 4), "(N, C, H, W) or (C, H, W)")
+    out_h, out_w = _adaptive_sizes("adaptive_avg_pool2d", output_size, tuple(x.shape[-2:]))
+    rows = Tensor._make(_averaging_matrix(x.shape[-2], out_h, x.dtype), False, None)
+    cols = Tensor._make(_averaging_matrix(x.shape[-1], out_w, x.dtype).T.copy(), False, None)
+    return rows @ x @ cols  # (out_h, H) @ (..., H, W) @ (W, out_w)
+
+
+def adaptive_avg_pool1d(x: Tensor, output_size: Any) -> Tensor:
+    """Mean over adaptive windows of the last dim. Shape: (N, C, L) or (C, L) -> (..., out)."""
+    _check_rank("adaptive_avg_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
+    (out,) = _adaptive_sizes("adaptive_avg_pool1d", output_size, (x.shape[-1],))
+    cols = Tensor._make(_averaging_matrix(x.shape[-1], out, x.dtype).T.copy(), False, None)
+    return x @ cols
+
+
+def _adaptive_max(op: str, x: Tensor, sizes: tuple[int, ...], return_indices: bool) -> Any:
+    """Max over each adaptive window of the trailing len(sizes) dims; stacked back."""
+    spatial = tuple(x.shape[x.ndim - len(sizes):])
+    lead = tuple(x.shape[:x.ndim - len(sizes)])
+    windows = [_adaptive_windows(n, s) for n, s in zip(spatial, sizes, strict=True)]
+    values, indices = [], []
+    for cell in np.ndindex(*sizes):
+        index = tuple(slice(*windows[d][cell[d]]) for d in range(len(sizes)))
+        patch = x[(Ellipsis,) + index]
+        flat = patch.reshape(*lead, -1)  # (*lead, window elements)
+        best = flat.max(dim=-1)
+        values.append(best.values)
+        if return_indices:
+            # the flat index into the input's spatial dims, as torch returns
+            local = np.unravel_index(best.indices._data, patch.shape[len(lead):])
+            starts = [w[c][0] for w, c in zip(windows, cell, strict=True)]
+            coords = [loc + start for loc, start in zip(local, starts, strict=True)]
+            indices.append(np.ravel_multi_index(coords, spatial))
+    from gradwise.autograd.functional import stack
+    out = stack(values, -1).reshape(*lead, *sizes)
+    if not return_indices:
+        return out
+    return out, Tensor._make(np.stack(indices, -1).reshape(*lead, *sizes).astype(np.int64),
+                             False, None)
+
+
+def adaptive_max_pool2d(x: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Max over torch's adaptive windows; the gradient goes to the first maximum of each
+    window. With ``return_indices``: also the flat H*W index of each maximum.
+
+    Shape: (N, C, H, W) or (C, H, W) -> (..., out_h, out_w)
+    """
+    _check_rank("adaptive_max_pool2d", x, (3, 4), "(N, C, H, W) or (C, H, W)")
+    sizes = _adaptive_sizes("adaptive_max_pool2d", output_size, tuple(x.shape[-2:]))
+    return _adaptive_max("adaptive_max_pool2d", x, sizes, return_indices)
+
+
+def adaptive_max_pool1d(x: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Max over adaptive windows of the last dim. Shape: (N, C, L) or (C, L) -> (..., out)."""
+    _check_rank("adaptive_max_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
+    sizes = _adaptive_sizes("adaptive_max_pool1d", output_size, (x.shape[-1],))
+    return _adaptive_max("adaptive_max_pool1d", x, sizes, return_indices)
+
+
+# ---- resampling and rearranging (issue 11 B) -------------------------------------------------
+def _interp_sizes(x: Tensor, size: Any, scale_factor: Any) -> tuple[tuple[int, ...],
+                                                                      tuple[float | None, ...]]:
+    spatial = tuple(x.shape[2:])
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    if size is not None:
+        sizes = (size,) * len(spatial) if isinstance(size, int | np.integer) else tuple(size)
+        if len(sizes) != len(spatial):
+            raise ValueError(f"interpolate: size {size!r} must have {len(spatial)} entries for "
+                             f"input {tuple(x.shape)}")
+        return tuple(int(s) for s in sizes), (None,) * len(spatial)
+    scales = ((scale_factor,) * len(spatial) if isinstance(scale_factor, int | float)
+              else tuple(scale_factor))
+    if len(scales) != len(spatial):
+        raise ValueError(f"interpolate: scale_factor {scale_factor!r} must have {len(spatial)} "
+                         f"entries for input {tuple(x.shape)}")
+    return (tuple(int(np.floor(n * float(s))) for n, s in zip(spatial, scales, strict=True)),
+            tuple(float(s) for s in scales))
+
+
+def _source_positions(size: int, out: int, scale: float | None, align_corners: bool
+                      ) -> np.ndarray:
+    """torch's linear source coordinate of each output position (area_pixel_compute_*)."""
+    dst = np.arange(out, dtype=np.float64)
+    if align_corners:
+        return dst * ((size - 1) / (out - 1)) if out > 1 else dst * 0.0
+    ratio = 1.0 / scale if scale is not None else size / out
+    return np.maximum((dst + 0.5) * ratio - 0.5, 0.0)
+
+
+def interpolate(x: Tensor, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
+                align_corners: bool | None = None, recompute_scale_factor: bool | None = None,
+                antialias: bool = False) -> Tensor:
+    """Resize the spatial dims of (N, C, *) as ``torch.nn.functional.interpolate``.
+
+    Modes: "nearest" (source ``floor(dst * in / out)``, or ``floor(dst / scale_factor)`` when a
+    scale is given), "linear" (3-D input), "bilinear" (4-D), with torch's coordinate rules for
+    ``align_corners`` True and False (negative source coordinates clamp to 0). Every mode picks
+    and weights input elements, so the gradient is exact.
+
+    Shape: (N, C, L) / (N, C, H, W) -> (N, C, *size)
+
+    Raises:
+        ValueError: both or neither of size/scale_factor, an unsupported mode (bicubic, area,
+            trilinear, nearest-exact), align_corners with "nearest", a rank the mode does not
+            take.
+    """
+    linear_rank = {"linear": 3, "bilinear": 4}
+    if mode not in ("nearest", *linear_rank):
+        raise ValueError(f"interpolate: mode {mode!r} is not supported (nearest, linear, "
+                         "bilinear)")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("interpolate: align_corners only applies to linear modes")
+    if mode in linear_rank and x.ndim != linear_rank[mode]:
+        raise ValueError(f"interpolate: mode {mode!r} needs a {linear_rank[mode]}-D input, got "
+                         f"{tuple(x.shape)}")
+    if x.ndim < 3:
+        raise ValueError(f"interpolate: expected (N, C, *spatial), got {tuple(x.shape)}")
+    if antialias:
+        raise ValueError("interpolate: antialias=True is not supported")
+    sizes, scales = _interp_sizes(x, size, scale_factor)
+    if recompute_scale_factor:
+        scales = (None,) * len(sizes)
+    out = x
+    for axis, (out_size, scale) in enumerate(zip(sizes, scales, strict=True)):
+        dim = 2 + axis
+        in_size = x.shape[dim]
+        if mode == "nearest":
+            ratio = 1.0 / scale if scale is not None else in_size / out_size
+            source = np.minimum(np.floor(np.arange(out_size) * ratio), in_size - 1)
+            out = out.index_select(dim, source.astype(np.int64))
+            continue
+        source = _source_positions(in_size, out_size, scale, bool(align_corners))
+        low = np.minimum(np.floor(source).astype(np.int64), in_size - 1)
+        high = np.minimum(low + 1, in_size - 1)
+        frac = (source - low).astype(x.dtype)
+        shape = [1] * out.ndim
+        shape[dim] = out_size
+        weight_high = Tensor._make(frac.reshape(shape), False, None)
+        weight_low = Tensor._make((1.0 - frac).reshape(shape), False, None)
+        out = out.index_select(dim, low) * weight_low + out.index_select(dim, high) * weight_high
+    return out
+
+
+def upsample(x: Tensor, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
+             align_corners: bool | None = None) -> Tensor:
+    """Deprecated name of :func:`interpolate` (kept by torch)."""
+    return interpolate(x, size, scale_factor, mode, align_corners)
+
+
+def pixel_shuffle(x: Tensor, upscale_factor: int) -> Tensor:
+    """(*, C r^2, H, W) -> (*, C, H r, W r) (Shi et al. 2016), torch's element order.
+
+    Raises:
+        ValueError: channels not divisible by r^2, or fewer than 3 dims.
+    """
+    r = int(upscale_factor)
+    if x.ndim < 3 or x.shape[-3] % (r * r):
+        raise ValueError(f"pixel_shuffle: input {tuple(x.shape)} needs channels divisible by "
+                         f"upscale_factor^2 = {r * r}")
+    *lead, channels, height, width = x.shape
+    c = channels // (r * r)
+    n = len(lead)
+    y = x.reshape(*lead, c, r, r, height, width)
+    y = y.permute(*range(n), n, n + 3, n + 1, n + 4, n + 2)  # (*, c, H, r, W, r)
+    return y.reshape(*lead, c, height * r, width * r)
+
+
+def pixel_unshuffle(x: Tensor, downscale_factor: int) -> Tensor:
+    """(*, C, H r, W r) -> (*, C r^2, H, W), the inverse of :func:`pixel_shuffle`.
+
+    Raises:
+        ValueError: H or W not divisible by r.
+    """
+    r = int(downscale_factor)
+    if x.ndim < 3 or x.shape[-1] % r or x.shape[-2] % r:
+        raise ValueError(f"pixel_unshuffle: input {tuple(x.shape)} needs H and W divisible by "
+                         f"downscale_factor {r}")
+    *lead, c, height, width = x.shape
+    n = len(lead)
+    y = x.reshape(*lead, c, height // r, r, width // r, r)
+    y = y.permute(*range(n), n, n + 2, n + 4, n + 1, n + 3)  # (*, c, r, r, H/r, W/r)
+    return y.reshape(*lead, c * r * r, height // r, width // r)
+
+
+# ---- group and instance normalisation, bilinear, embedding bags (issue 11 B) -----------------
+def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
+               bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
+    """Group normalisation (Wu & He 2018): the channels of each sample split into
+    ``num_groups`` groups, each normalised by its own mean and biased variance, then a
+    per-channel scale and shift.
+
+    Shape: x (N, C, *), weight/bias (C,) -> same as x
+
+    Raises:
+        ValueError: C not divisible by num_groups.
+    """
+    if x.ndim < 2 or x.shape[1] % num_groups:
+        raise ValueError(f"group_norm: input {tuple(x.shape)} needs channels divisible by "
+                         f"num_groups {num_groups}")
+    n = x.shape[0]
+    grouped = x.reshape(n, num_groups, -1)  # (N, G, C/G * spatial)
+    mean = grouped.mean(-1, keepdim=True)
+    var = grouped.var(-1, keepdim=True, correction=0)
+    out = ((grouped - mean) / (var + eps).sqrt()).reshape(*x.shape)
+    return _channel_affine(out, weight, bias)
+
+
+def _channel_affine(out: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    shape = (out.shape[1],) + (1,) * (out.ndim - 2)  # (C, 1, ...)
+    if weight is not None:
+        out = out * weight.reshape(*shape)
+    if bias is not None:
+        out = out + bias.reshape(*shape)
+    return out
+
+
+def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
+                  weight: Tensor | None = None, bias: Tensor | None = None,
+                  use_input_stats: bool = True, momentum: float = 0.1,
+                  eps: float = 1e-5) -> Tensor:
+    """Instance normalisation (Ulyanov et al. 2016): each (sample, channel) normalised over its
+    spatial dims. With running stats and ``use_input_stats``, they move by ``momentum``
+    towards the batch average of the instance means and unbiased variances (torch's rule);
+    ``use_input_stats=False`` normalises with the running stats.
+
+    Shape: x (N, C, *), stats/weight/bias (C,) -> same as x
+
+    Raises:
+        ValueError: fewer than 3 dims, one spatial element (its variance is 0: torch refuses
+            it too), or use_input_stats=False without running stats.
+    """
+    if x.ndim < 3:
+        raise ValueError(f"instance_norm: expected (N, C, *spatial), got {tuple(x.shape)}")
+    shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+    if not use_input_stats:
+        if running_mean is None or running_var is None:
+            raise ValueError("instance_norm: use_input_stats=False needs the running stats")
+        mean = Tensor._make(np.asarray(_stat_array(running_mean)).reshape(shape), False, None)
+        var = Tensor._make(np.asarray(_stat_array(running_var)).reshape(shape), False, None)
+        return _channel_affine((x - mean) / (var + eps).sqrt(), weight, bias)
+    if int(np.prod(x.shape[2:])) <= 1:
+        raise ValueError(f"instance_norm: expected more than 1 spatial element per channel to "
+                         f"normalise, got input of shape {tuple(x.shape)}")
+    axes = tuple(range(2, x.ndim))
+    mean = x.mean(axes, keepdim=True)
+    var = x.var(axes, keepdim=True, correction=0)
+    if running_mean is not None and running_var is not None:
+        count = int(np.prod(x.shape[2:]))
+        instance_mean = mean._data.reshape(x.shape[0], x.shape[1]).mean(0)
+        unbiased = var._data.reshape(x.shape[0], x.shape[1]) * (count / max(count - 1, 1))
+        for stat, batch in ((_stat_array(running_mean), instance_mean),
+                            (_stat_array(running_var), unbiased.mean(0))):
+            if stat is not None:  # updated in place, as batch_norm's running stats
+                stat *= 1 - momentum
+                stat += momentum * batch.astype(stat.dtype)
+    return _channel_affine((x - mean) / (var + eps).sqrt(), weight, bias)
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None
+             ) -> Tensor:
+    """``y_k = x1^T A_k x2 + b_k`` (torch.nn.functional.bilinear).
+
+    Shape: x1 (*, in1), x2 (*, in2), weight (out, in1, in2), bias (out,) -> (*, out)
+    """
+    if weight.ndim != 3 or input1.shape[-1] != weight.shape[1] \
+            or input2.shape[-1] != weight.shape[2]:
+        raise ValueError(f"bilinear: inputs {tuple(input1.shape)}, {tuple(input2.shape)} do not "
+                         f"fit weight {tuple(weight.shape)} (out, in1, in2)")
+    out_features, in1, in2 = weight.shape
+    mixed = input1 @ weight.transpose(0, 1).reshape(in1, out_features * in2)  # (*, out*in2)
+    mixed = mixed.reshape(*input1.shape[:-1], out_features, in2)
+    out = (mixed * input2.unsqueeze(-2)).sum(-1)  # (*, out)
+    return out if bias is None else out + bias
+
+
+def embedding_bag(input: Any, weight: Tensor, offsets: Any = None, max_norm: float | None = None,
+                  norm_type: float = 2.0, scale_grad_by_freq: bool = False, mode: str = "mean",
+                  sparse: bool = False, per_sample_weights: Any = None,
+                  include_last_offset: bool = False, padding_idx: int | None = None) -> Tensor:
+    """Sum, mean or max of the embedding rows of each bag (torch.nn.functional.embedding_bag).
+
+    Bags are the rows of a 2-D ``input`` (B, L), or slices of a 1-D ``input`` starting at each
+    ``offsets`` entry. ``padding_idx`` entries are left out of their bag (and of a mean's
+    count); an empty bag gives zeros. ``per_sample_weights`` (like input) scale rows (mode
+    "sum" only).
+
+    Shape: (B, L) or (n,) with offsets (B,) [(B + 1,) with include_last_offset] -> (B, dim)
+
+    Raises:
+        ValueError: an unknown mode, offsets with 2-D input (or missing with 1-D), weights with
+            a mode other than sum, scale_grad_by_freq or sparse (not supported).
+    """
+    if mode not in ("sum", "mean", "max"):
+        raise ValueError(f"embedding_bag: mode must be 'sum', 'mean' or 'max', got {mode!r}")
+    if scale_grad_by_freq or sparse:
+        raise ValueError("embedding_bag: scale_grad_by_freq and sparse are not supported")
+    if per_sample_weights is not None and mode != "sum":
+        raise ValueError("embedding_bag: per_sample_weights needs mode='sum' (torch's rule)")
+    indices = _target_array(input)
+    if indices.ndim == 2:
+        if offsets is not None:
+            raise ValueError("embedding_bag: offsets must be None for a 2-D input")
+        bag_of = np.repeat(np.arange(indices.shape[0]), indices.shape[1])
+        bags = indices.shape[0]
+    elif indices.ndim == 1:
+        if offsets is None:
+            raise ValueError("embedding_bag: a 1-D input needs offsets")
+        starts = _target_array(offsets).astype(np.int64).reshape(-1)
+        if include_last_offset:
+            starts = starts[:-1]
+        bags = starts.shape[0]
+        if bags and (starts[0] != 0 or np.any(np.diff(starts) < 0)
+                     or starts[-1] > indices.shape[0]):
+            raise ValueError(f"embedding_bag: offsets must start at 0 and not decrease, "
+                             f"got {starts.tolist()}")
+        bag_of = np.searchsorted(starts, np.arange(indices.shape[0]), side="right") - 1
+    else:
+        raise ValueError(f"embedding_bag: input must be 1-D or 2-D, got {indices.shape}")
+    flat = indices.reshape(-1)
+    if max_norm is not None:
+        _renorm_rows(weight, flat, max_norm, norm_type)
+    keep = np.ones(flat.shape, dtype=bool)
+    if padding_idx is not None:
+        keep = flat != _padding_row("embedding_bag", padding_idx, weight.shape[0])
+    rows = embedding(flat, weight)  # (n, dim)
+    if per_sample_weights is not None:
+        rows = rows * _as_graph_or_const(per_sample_weights, rows).reshape(-1, 1)
+    if mode == "max":
+        from gradwise.autograd.functional import stack
+        pieces = []
+        for bag in range(bags):
+            members = np.flatnonzero((bag_of == bag) & keep)
+            pieces.append(rows[members].max(dim=0).values if members.size
+                          else Tensor._make(np.zeros(weight.shape[1], weight.dtype), False, None))
+        return stack(pieces, 0)
+    membership = np.zeros((bags, flat.shape[0]), dtype=weight.dtype)  # (B, n)
+    membership[bag_of[keep], np.flatnonzero(keep)] = 1.0
+    if mode == "mean":
+        counts = membership.sum(1, keepdims=True)
+        membership = membership / np.maximum(counts, 1.0)
+    return Tensor._make(membership, False, None) @ rows
+
+
+def _as_graph_or_const(value: Any, like: Tensor) -> Tensor:
+    if isinstance(value, Tensor):
+        return value
+    return Tensor._make(np.asarray(value, dtype=like.dtype), False, None)
+
+
+def _renorm_rows(weight: Tensor, indices: np.ndarray, max_norm: float, norm_type: float) -> None:
+    """torch's embedding_renorm_: each looked-up row whose ``norm_type`` norm exceeds
+    ``max_norm`` is scaled in place (outside the graph) to ``max_norm / (norm + 1e-7)``."""
+    rows = np.unique(indices)
+    if not rows.size:
+        return
+    values = weight._data[rows]
+    norms = np.linalg.norm(values.astype(np.float64), ord=norm_type, axis=1)
+    scale = np.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0)
+    weight._data[rows] = (values * scale[:, None]).astype(weight._data.dtype)
+
+
+# ---- attention (issue 11 B) ------------------------------------------------------------------
+def _additive_mask(mask: Any, like: Tensor, allowed_when_true: bool) -> Tensor | None:
+    """A boolean or float attention mask as a float tensor added to the scores (-inf where a
+    position may not attend). ``allowed_when_true``: SDPA's bool convention (True = attend);
+    nn.MultiheadAttention's is the opposite (True = masked)."""
+    if mask is None:
+        return None
+    array = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
+    if array.dtype == bool:
+        blocked = ~array if allowed_when_true else array
+        return Tensor._make(np.where(blocked, -np.inf, 0.0).astype(like.dtype), False, None)
+    if isinstance(mask, Tensor):
+        return mask if mask._data.dtype == like._data.dtype else mask.to(like.dtype)
+    return Tensor._make(array.astype(like.dtype), False, None)
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Any = None,
+                                 dropout_p: float = 0.0, is_causal: bool = False,
+                                 scale: float | None = None, enable_gqa: bool = False, *,
+                                 generator: Any = None) -> Tensor:
+    """``softmax(Q K^T * scale + mask) V`` (Vaswani et al. 2017), as
+    ``torch.nn.functional.scaled_dot_product_attention`` (its reference "math" form).
+
+    Args:
+        attn_mask: bool (True = may attend) or float (added to the scores), broadcastable to
+            (*, L, S).
+        is_causal: position i attends to positions <= i (an upper-left causal mask); not with
+            attn_mask.
+        dropout_p: dropout on the attention weights (always applied when > 0, as torch's
+            function: pass 0 in evaluation).
+        scale: default ``1 / sqrt(E)``.
+
+    Shape: query (*, L, E), key (*, S, E), value (*, S, Ev) -> (*, L, Ev)
+
+    Raises:
+        ValueError: is_causal together with attn_mask, mismatched embedding sizes, enable_gqa.
+    """
+    if enable_gqa:
+        raise ValueError("scaled_dot_product_attention: enable_gqa is not supported")
+    if query.shape[-1] != key.shape[-1] or key.shape[-2] != value.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: query {tuple(query.shape)}, key "
+                         f"{tuple(key.shape)} and value {tuple(value.shape)} do not fit "
+                         "(*, L, E), (*, S, E), (*, S, Ev)")
+    if is_causal and attn_mask is not None:
+        raise ValueError("scaled_dot_product_attention: give attn_mask or is_causal, not both")
+    scale = 1.0 / float(np.sqrt(query.shape[-1])) if scale is None else scale
+    scores = (query @ key.transpose(-2, -1)) * scale  # (*, L, S)
+    if is_causal:
+        length, source = query.shape[-2], key.shape[-2]
+        attn_mask = np.tril(np.ones((length, source), dtype=bool))
+    bias = _additive_mask(attn_mask, scores, allowed_when_true=True)
+    if bias is not None:
+        scores = scores + bias
+    weights = softmax(scores, dim=-1)
+    if dropout_p > 0.0:
+        weights = dropout(weights, dropout_p, True, generator=generator)
+    return weights @ value
+
+
+# ---- recurrent cells (issue 11 B), composed: torch's gate order and formulas ----------------
+def rnn_tanh_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+                  b_hh: Tensor | None) -> Tensor:
+    """``h' = tanh(x W_ih^T + b_ih + h W_hh^T + b_hh)``. Shape: x (N, in), h (N, H) -> (N, H)."""
+    return rnn_step(linear(x, w_ih, b_ih), h, w_hh, b_hh, "tanh")
+
+
+def rnn_relu_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+                  b_hh: Tensor | None) -> Tensor:
+    """``h' = relu(x W_ih^T + b_ih + h W_hh^T + b_hh)``."""
+    return rnn_step(linear(x, w_ih, b_ih), h, w_hh, b_hh, "relu")
+
+
+def lstm_cell(x: Tensor, state: tuple[Tensor, Tensor], w_ih: Tensor, w_hh: Tensor,
+              b_ih: Tensor | None, b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
+    """One LSTM step (Hochreiter & Schmidhuber 1997, torch's form): gates i, f, g, o are the
+    four row blocks of ``x W_ih^T + b_ih + h W_hh^T + b_hh``; ``c' = f c + i g``,
+    ``h' = o tanh(c')`` with sigmoid i, f, o and tanh g.
+
+    Shape: x (N, in), h and c (N, H), w_ih (4H, in), w_hh (4H, H) -> (h', c') each (N, H)
+    """
+    return lstm_step(linear(x, w_ih, b_ih), state, w_hh, b_hh)
+
+
+def gru_cell(x: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Tensor | None,
+             b_hh: Tensor | None) -> Tensor:
+    """One GRU step (Cho et al. 2014, torch's form): row blocks r, z, n;
+    ``r = sigmoid(x_r + h_r)``, ``z = sigmoid(x_z + h_z)``, ``n = tanh(x_n + r * h_n)`` (the
+    hidden bias inside the product), ``h' = (1 - z) n + z h``.
+
+    Shape: x (N, in), h (N, H), w_ih (3H, in), w_hh (3H, H) -> (N, H)
+    """
+    return gru_step(linear(x, w_ih, b_ih), h, w_hh, b_hh)
+
+
+# The recurrent layers project every time step's input at once (one matmul over the whole
+# sequence) and then run these steps, which take the input's gate pre-activations.
+def rnn_step(x_gates: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+             nonlinearity: str) -> Tensor:
+    """An Elman step from the input's pre-activation ``x W_ih^T + b_ih`` (N, H)."""
+    pre = x_gates + linear(h, w_hh, b_hh)
+    return pre.tanh() if nonlinearity == "tanh" else relu(pre)
+
+
+def lstm_step(x_gates: Tensor, state: tuple[Tensor, Tensor], w_hh: Tensor,
+              b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
+    """An LSTM step (see :func:`lstm_cell`) from the input's gate pre-activations (N, 4H)."""
+    h, c = state
+    i, f, g, o = (x_gates + linear(h, w_hh, b_hh)).chunk(4, -1)
+    c_next = f.sigmoid() * c + i.sigmoid() * g.tanh()
+    return o.sigmoid() * c_next.tanh(), c_next
+
+
+def gru_step(x_gates: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
+    """A GRU step (see :func:`gru_cell`) from the input's gate pre-activations (N, 3H)."""
+    x_r, x_z, x_n = x_gates.chunk(3, -1)
+    h_r, h_z, h_n = linear(h, w_hh, b_hh).chunk(3, -1)
+    r = (x_r + h_r).sigmoid()
+    z = (x_z + h_z).sigmoid()
+    n = (x_n + r * h_n).tanh()
+    return n + z * (h - n)
+
+
+# ---- channel dropout, RMS and local response normalisation, channel shuffle (issue 11 B) ----
+def _feature_dropout(name: str, x: Tensor, p: float, training: bool, spatial: int,
+                     generator: Any) -> Tensor:
+    """Zero whole channels: one keep/drop draw per (sample, channel), scaled by 1/(1-p)."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name}: p must be a probability in [0, 1], got {p}")
+    if x.ndim not in (spatial + 1, spatial + 2):
+        raise ValueError(f"{name}: expected (N, C, *{spatial} spatial dims) or (C, *spatial), "
+                         f"got {tuple(x.shape)}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    mask_shape = tuple(x.shape[:x.ndim - spatial]) + (1,) * spatial  # (N, C, 1, ...)
+    keep = _random.resolve(generator, None, name).random(mask_shape, dtype=np.float32) >= p
+    mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
+    return x * Tensor._make(mask, False, None)
+
+
+def dropout1d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+              generator: Any = None) -> Tensor:
+    """Zero whole channels of (N, C, L) or (C, L) with probability p (torch's dropout1d;
+    Tompson et al. 2015), the rest scaled by 1/(1-p)."""
+    return _feature_dropout("dropout1d", x, p, training, 1, generator)
+
+
+def dropout2d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+              generator: Any = None) -> Tensor:
+    """Zero whole channels of (N, C, H, W) or (C, H, W) with probability p (torch's
+    dropout2d)."""
+    return _feature_dropout("dropout2d", x, p, training, 2, generator)
+
+
+def dropout3d(x: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, *,
+              generator: Any = None) -> Tensor:
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) with probability p."""
+    return _feature_dropout("dropout3d", x, p, training, 3, generator)
+
+
+def rms_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
+             eps: float | None = None) -> Tensor:
+    """``x / sqrt(mean(x^2) + eps) * weight`` over the trailing ``normalized_shape`` dims
+    (Zhang & Sennrich 2019; torch.nn.functional.rms_norm); eps defaults to the dtype's machine
+    epsilon, as torch's.
+
+    Shape: (*, *normalized_shape) -> same
+    """
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
+        raise ValueError(f"rms_norm: input of shape {tuple(x.shape)} does not end with "
+                         f"normalized_shape {shape}")
+    eps = float(np.finfo(x.dtype).eps) if eps is None else eps
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    out = x / ((x * x).mean(axes, keepdim=True) + eps).sqrt()
+    return out if weight is None else out * weight
+
+
+def local_response_norm(x: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75,
+                        k: float = 1.0) -> Tensor:
+    """Local response normalisation across channels (Krizhevsky et al. 2012, AlexNet), torch's
+    form: ``x / (k + alpha * mean of x^2 over the size neighbouring channels)^beta``, the window
+    ``[c - size // 2, c + (size - 1) // 2]`` zero-padded at the ends.
+
+    Shape: (N, C, *) -> same
+    """
+    if x.ndim < 3:
+        raise ValueError(f"local_response_norm: expected (N, C, *), got {tuple(x.shape)}")
+    channels = x.shape[1]
+    squared = x * x
+    widths = [(0, 0)] * x.ndim
+    widths[1] = (size // 2, (size - 1) // 2)
+    from gradwise.autograd.functional import pad as _pad_widths
+    padded = _pad_widths(squared, tuple(widths), 0.0)
+    total = padded[:, 0:channels]
+    for offset in range(1, size):
+        total = total + padded[:, offset:offset + channels]
+    return x / (total * (alpha / size) + k) ** beta
+
+
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    """Interleave the channels of ``groups`` groups (Zhang et al. 2018, ShuffleNet).
+
+    Shape: (N, C, *) -> same, C divisible by groups
+    """
+    if x.ndim < 3 or x.shape[1] % groups:
+        raise ValueError(f"channel_shuffle: input {tuple(x.shape)} needs channels divisible by "
+                         f"groups {groups}")
+    n, channels, *rest = x.shape
+    grouped = x.reshape(n, groups, channels // groups, *rest)
+    return grouped.transpose(1, 2).reshape(n, channels, *rest)
+
+
+def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.0,
+                      weight: Any = None, reduction: str = "mean") -> Tensor:
+    """Multi-class hinge loss (torch.nn.MultiMarginLoss): for each sample,
+    ``sum over i != y of max(0, margin - x[y] + x[i])^p / C``, scaled by ``weight[y]``.
+
+    Shape: input (N, C), target (N,) -> () or (N,)
+
+    Raises:
+        ValueError: p not 1 or 2, labels out of range, or an unknown reduction.
+    """
+    _loss.check_reduction("multi_margin_loss", reduction)
+    if p not in (1, 2):
+        raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
+    labels = _target_array(target).astype(np.int64)
+    if input.ndim != 2 or labels.shape != (input.shape[0],):
+        raise ValueError(f"multi_margin_loss: expected input (N, C) and target (N,), got "
+                         f"{tuple(input.shape)} and {labels.shape}")
+    classes = input.shape[1]
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise ValueError(f"multi_margin_loss: labels must lie in [0, {classes})")
+    rows = np.arange(input.shape[0])
+    correct = input[rows, labels].unsqueeze(1)  # (N, 1)
+    hinge = relu(input - correct + margin)
+    if p == 2:
+        hinge = hinge * hinge
+    others = np.ones(input.shape, dtype=input.dtype)
+    others[rows, labels] = 0
+    if weight is not None:
+        others = others * _target_array(weight).astype(input.dtype)[labels][:, None]
+    loss = (hinge * Tensor._make(others, False, None)).sum(1) / classes
+    return _reduce_loss(loss, reduction)
+
+
+# ---- alpha dropout, power-average pooling, distances, deprecated names (issue 11 B) ----------
+#: -SELU_SCALE * SELU_ALPHA: the value SELU saturates to, which alpha dropout drops to
+_SELU_SATURATION = 1.7580993408473766
+
+
+def _alpha_dropout(name: str, x: Tensor, p: float, training: bool, feature: bool,
+                   generator: Any) -> Tensor:
+    """Alpha dropout (Klambauer et al. 2017) as torch computes it: dropped elements are set to
+    SELU's saturation value, then an affine map ``a x + b`` restores zero mean and unit
+    variance, with ``a = ((1 - p)(1 + p alpha'^2))^(-1/2)``."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name}: p must be a probability in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    shape = tuple(x.shape[:2]) + (1,) * (x.ndim - 2) if feature and x.ndim > 2 else x.shape
+    keep = (_random.resolve(generator, None, name).random(shape) >= p).astype(x.dtype)
+    a = 1.0 / np.sqrt((_SELU_SATURATION ** 2 * p + 1) * (1 - p))
+    scale = keep * a
+    shift = (keep - 1) * (_SELU_SATURATION * a) + _SELU_SATURATION * a * p
+    return x * Tensor._make(scale.astype(x.dtype), False, None) + \
+        Tensor._make(shift.astype(x.dtype), False, None)
+
+
+def alpha_dropout(x: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False, *,
+                  generator: Any = None) -> Tensor:
+    """Dropout for SELU networks: keeps zero mean and unit variance (torch's alpha_dropout;
+    note its ``training`` default is False, as torch's)."""
+    return _alpha_dropout("alpha_dropout", x, p, training, False, generator)
+
+
+def feature_alpha_dropout(x: Tensor, p: float = 0.5, training: bool = False,
+                          inplace: bool = False, *, generator: Any = None) -> Tensor:
+    """Alpha dropout of whole channels of (N, C, *) (torch's feature_alpha_dropout)."""
+    return _alpha_dropout("feature_alpha_dropout", x, p, training, True, generator)
+
+
+def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling: ``(sum over the window of x^p)^(1/p)`` (torch's lp_pool2d: the
+    window average times its size, so p = 1 is sum pooling and large p tends to max pooling).
+
+    Shape: (N, C, H, W) -> (N, C, (H - kh) // s + 1, ...)
+
+    Raises:
+        ValueError: ceil_mode=True (not supported).
+    """
+    if ceil_mode:
+        raise ValueError("lp_pool2d: ceil_mode=True is not supported")
+    kernel = _spatial.pair("lp_pool2d", "kernel_size", kernel_size, 1)
+    pooled = avg_pool2d(x ** norm_type, kernel, stride)
+    return (pooled * float(kernel[0] * kernel[1])) ** (1.0 / norm_type)
+
+
+def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling over the last dim of (N, C, L) (torch's lp_pool1d).
+
+    Shape: (N, C, L) -> (N, C, (L - k) // s + 1)
+    """
+    if ceil_mode:
+        raise ValueError("lp_pool1d: ceil_mode=True is not supported")
+    kernel = _single("lp_pool1d", "kernel_size", kernel_size)
+    pooled = avg_pool1d(x ** norm_type, kernel, stride)
+    return (pooled * float(kernel)) ** (1.0 / norm_type)
+
+
+def pdist(input: Tensor, p: float = 2.0) -> Tensor:
+    """The p-norm distance between every pair of rows i < j, in row-major order of the upper
+    triangle (torch.nn.functional.pdist).
+
+    Shape: (N, M) -> (N (N - 1) / 2,)
+    """
+    if input.ndim != 2:
+        raise ValueError(f"pdist: expected a 2-D input (N, M), got {tuple(input.shape)}")
+    rows, cols = np.triu_indices(input.shape[0], 1)
+    return (input[rows] - input[cols]).norm(p, dim=1)
+
+
+def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,
+                                      distance_function: Any = None, margin: float = 1.0,
+                                      swap: bool = False, reduction: str = "mean") -> Tensor:
+    """``max(d(a, p) - d(a, n) + margin, 0)`` with any distance function (default
+    :func:`pairwise_distance`), as torch's triplet_margin_with_distance_loss."""
+    _loss.check_reduction("triplet_margin_with_distance_loss", reduction)
+    if margin <= 0:
+        raise ValueError(f"triplet_margin_with_distance_loss: margin must be > 0, got {margin}")
+    distance = pairwise_distance if distance_function is None else distance_function
+    d_pos, d_neg = distance(anchor, positive), distance(anchor, negative)
+    if swap:
+        from gradwise.autograd.functional import minimum
+        d_neg = minimum(d_neg, distance(positive, negative))
+    return _reduce_loss(relu(d_pos - d_neg + margin), reduction)
+
+
+def max_pool1d_with_indices(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                            dilation: Any = 1, ceil_mode: bool = False,
+                            return_indices: bool = True) -> Any:
+    """:func:`max_pool1d` returning ``(values, indices)``."""
+    return max_pool1d(x, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def max_pool2d_with_indices(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                            dilation: Any = 1, ceil_mode: bool = False,
+                            return_indices: bool = True) -> Any:
+    """:func:`max_pool2d` returning ``(values, indices)``."""
+    return max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def adaptive_max_pool1d_with_indices(x: Tensor, output_size: Any,
+                                     return_indices: bool = True) -> Any:
+    """:func:`adaptive_max_pool1d` returning ``(values, indices)``."""
+    return adaptive_max_pool1d(x, output_size, True)
+
+
+def adaptive_max_pool2d_with_indices(x: Tensor, output_size: Any,
+                                     return_indices: bool = True) -> Any:
+    """:func:`adaptive_max_pool2d` returning ``(values, indices)``."""
+    return adaptive_max_pool2d(x, output_size, True)
+
+
+def upsample_nearest(x: Tensor, size: Any = None, scale_factor: Any = None) -> Tensor:
+    """Deprecated torch name: ``interpolate(x, size, scale_factor, mode="nearest")``."""
+    return interpolate(x, size, scale_factor, "nearest")
+
+
+def upsample_bilinear(x: Tensor, size: Any = None, scale_factor: Any = None) -> Tensor:
+    """Deprecated torch name: bilinear ``interpolate`` with ``align_corners=True``."""
+    return interpolate(x, size, scale_factor, "bilinear", align_corners=True)
+
+
+# ---- sliding patches and Gumbel-softmax (issue 11 B) -----------------------------------------
+def _patch_index(op: str, spatial: tuple[int, ...], kernel_size: Any, dilation: Any,
+                 padding: Any, stride: Any) -> tuple[Any, tuple[int, ...], tuple[int, int]]:
+    """Rows and columns (broadcast to (kh, kw, out_h, out_w)) of every patch element in the
+    padded image, the output grid and the padding."""
+    kernel = _spatial.pair(op, "kernel_size", kernel_size, 1)
+    dilation = _spatial.pair(op, "dilation", dilation, 1)
+    padding = _spatial.pair(op, "padding", padding, 0)
+    stride = _spatial.pair(op, "stride", stride, 1)
+    grid = tuple(_spatial.output_size(spatial[i], kernel[i], stride[i], padding[i], dilation[i])
+                 for i in range(2))
+    if min(grid) <= 0:
+        padded = (spatial[0] + 2 * padding[0], spatial[1] + 2 * padding[1])
+        raise ValueError(f"{op}: kernel {kernel} with dilation {dilation} does not fit the "
+                         f"padded size {padded}")
+    rows = np.arange(kernel[0])[:, None] * dilation[0] + np.arange(grid[0])[None] * stride[0]
+    cols = np.arange(kernel[1])[:, None] * dilation[1] + np.arange(grid[1])[None] * stride[1]
+    index = (rows[:, None, :, None], cols[None, :, None, :])  # (kh, 1, oh, 1), (1, kw, 1, ow)
+    return index, grid, padding
+
+
+def unfold(input: Tensor, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
+           stride: Any = 1) -> Tensor:
+    """Sliding patches as columns (im2col), as torch.nn.functional.unfold: column l holds the
+    C * kh * kw values of patch l (channel-major), patches in row-major order.
+
+    Shape: (N, C, H, W) -> (N, C * kh * kw, L), L = out_h * out_w
+    """
+    _check_rank("unfold", input, (4,), "(N, C, H, W)")
+    index, grid, pad_hw = _patch_index("unfold", tuple(input.shape[2:]), kernel_size, dilation,
+                                       padding, stride)
+    padded = pad(input, (pad_hw[1], pad_hw[1], pad_hw[0], pad_hw[0])) if any(pad_hw) else input
+    patches = padded[(slice(None), slice(None)) + index]  # (N, C, kh, kw, oh, ow)
+    n, c, kh, kw = patches.shape[:4]
+    return patches.reshape(n, c * kh * kw, grid[0] * grid[1])
+
+
+def fold(input: Tensor, output_size: Any, kernel_size: Any, dilation: Any = 1, padding: Any = 0,
+         stride: Any = 1) -> Tensor:
+    """The adjoint of :func:`unfold` (col2im): each column's values added back at their patch
+    positions, overlaps summed (torch.nn.functional.fold).
+
+    Shape: (N, C * kh * kw, L) -> (N, C, *output_size)
+
+    Raises:
+        ValueError: the channel dim is not divisible by kh * kw, or L does not match the
+            number of patches of output_size.
+    """
+    _check_rank("fold", input, (3,), "(N, C * kh * kw, L)")
+    size = _spatial.pair("fold", "output_size", output_size, 1)
+    index, grid, pad_hw = _patch_index("fold", size, kernel_size, dilation, padding, stride)
+    kh, kw = index[0].shape[0], index[1].shape[1]
+    n, columns, length = input.shape
+    if columns % (kh * kw) or length != grid[0] * grid[1]:
+        raise ValueError(f"fold: input {tuple(input.shape)} does not hold C * {kh * kw} values "
+                         f"for each of the {grid[0] * grid[1]} patches of {size}")
+    patches = input.reshape(n, columns // (kh * kw), kh, kw, grid[0], grid[1])
+    padded_shape = (n, columns // (kh * kw), size[0] + 2 * pad_hw[0], size[1] + 2 * pad_hw[1])
+    from gradwise.autograd.ops.shape import ScatterAdd
+    full = ScatterAdd.apply(patches, padded_shape, (slice(None), slice(None), *index), False)
+    return full[:, :, pad_hw[0]:pad_hw[0] + size[0], pad_hw[1]:pad_hw[1] + size[1]]
+
+
+def gumbel_softmax(logits: Tensor, tau: float = 1.0, hard: bool = False, eps: float = 1e-10,
+                   dim: int = -1, *, generator: Any = None) -> Tensor:
+    """A differentiable sample from the categorical distribution of ``logits`` (Jang et al.
+    2016): ``softmax((logits + g) / tau)`` with Gumbel noise g; ``hard=True`` returns the
+    one-hot argmax with the soft sample's gradient (straight-through), as torch's.
+
+    Shape: any -> same
+    """
+    noise = _random.resolve(generator, None, "gumbel_softmax").exponential(size=logits.shape)
+    gumbels = Tensor._make((-np.log(noise)).astype(logits.dtype), False, None)
+    soft = softmax((logits + gumbels) / tau, dim)
+    if not hard:
+        return soft
+    picked = soft._data.argmax(axis=dim)
+    one_hot_values = np.zeros(soft.shape, dtype=soft.dtype)
+    np.put_along_axis(one_hot_values, np.expand_dims(picked, dim), 1.0, axis=dim)
+    return Tensor._make(one_hot_values, False, None) - soft.detach() + soft
+
+
+# ---- NumPy arrays as constant inputs ---------------------------------------------------------
+def _constant_arrays(function: Any) -> Any:
+    """``function`` taking NumPy arrays among its positional arguments as constant Tensors (no
+    gradient, no copy), as ``Module.__call__`` does, so the functions composed from Tensor
+    methods accept what a NumPy data pipeline yields."""
+    import functools
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        args = tuple(Tensor._make(a, False, None) if isinstance(a, np.ndarray) else a
+                     for a in args)
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
+for _name in (
+    "hardsigmoid", "hardswish", "mish", "softsign", "tanhshrink", "logsigmoid", "softmin",
+    "threshold", "hardshrink", "softshrink", "celu", "selu", "glu", "prelu", "rrelu",
+    "kl_div", "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss",
+    "multilabel_soft_margin_loss", "cosine_embedding_loss", "pairwise_distance",
+    "triplet_margin_loss", "poisson_nll_loss", "gaussian_nll_loss", "conv1d",
+    "conv_transpose1d", "conv_transpose2d", "max_pool1d", "avg_pool1d", "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d", "adaptive_max_pool1d", "adaptive_max_pool2d", "interpolate",
+    "upsample", "pixel_shuffle", "pixel_unshuffle", "group_norm", "instance_norm", "bilinear",
+    "scaled_dot_product_attention", "rnn_tanh_cell", "rnn_relu_cell", "lstm_cell", "gru_cell",
+    "rnn_step", "lstm_step", "gru_step",
+    "dropout1d", "dropout2d", "dropout3d", "rms_norm", "local_response_norm", "channel_shuffle",
+    "multi_margin_loss", "alpha_dropout", "feature_alpha_dropout", "lp_pool1d", "lp_pool2d",
+    "pdist", "triplet_margin_with_distance_loss", "unfold", "fold", "gumbel_softmax",
+    "max_unpool1d", "max_unpool2d",
+):
+    globals()[_name] = _constant_arrays(globals()[_name])
+del _name

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from gradwise.autograd._args import dim_arg
 from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
-from gradwise.nn.module import Module
+from gradwise.nn.layers._utils import positive_int
+from gradwise.nn.module import Module, Parameter
 
 
 class ReLU(Module):
@@ -156,3 +159,215 @@ class Identity(Module):
 
     def forward(self, x: Any) -> Any:
         return x
+
+
+class _Elementwise(Module):
+    """An activation without arguments: ``forward`` applies ``function`` (set by subclasses)."""
+
+    function: Any = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).function(x)
+
+
+class _ElementwiseInplace(_Elementwise):
+    """An activation whose torch constructor takes ``inplace`` (accepted; results are new)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+
+
+class Hardsigmoid(_ElementwiseInplace):
+    """0 below -3, 1 above 3, x / 6 + 1 / 2 between (torch.nn.Hardsigmoid). Shape: any."""
+
+    function = staticmethod(F.hardsigmoid)
+
+
+class Hardswish(_ElementwiseInplace):
+    """x * hardsigmoid(x) (torch.nn.Hardswish, MobileNetV3). Shape: any."""
+
+    function = staticmethod(F.hardswish)
+
+
+class Mish(_ElementwiseInplace):
+    """x * tanh(softplus(x)) (torch.nn.Mish). Shape: any."""
+
+    function = staticmethod(F.mish)
+
+
+class Softsign(_Elementwise):
+    """x / (1 + |x|) (torch.nn.Softsign). Shape: any."""
+
+    function = staticmethod(F.softsign)
+
+
+class Tanhshrink(_Elementwise):
+    """x - tanh(x) (torch.nn.Tanhshrink). Shape: any."""
+
+    function = staticmethod(F.tanhshrink)
+
+
+class LogSigmoid(_Elementwise):
+    """log(sigmoid(x)), stable (torch.nn.LogSigmoid). Shape: any."""
+
+    function = staticmethod(F.logsigmoid)
+
+
+class SELU(_ElementwiseInplace):
+    """scale * elu(x, alpha) with Klambauer et al.'s constants (torch.nn.SELU). Shape: any."""
+
+    function = staticmethod(F.selu)
+
+
+class _AlphaActivation(Module):
+    """Base of the one-alpha activations."""
+
+    function: Any = None
+
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__()
+        self.alpha = alpha
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).function(x, self.alpha)
+
+    def extra_repr(self) -> str:
+        return f"alpha={self.alpha}"
+
+
+class CELU(_AlphaActivation):
+    """max(0, x) + min(0, alpha (exp(x / alpha) - 1)) (torch.nn.CELU). Shape: any."""
+
+    function = staticmethod(F.celu)
+
+
+class Threshold(Module):
+    """x where x > threshold, else value (torch.nn.Threshold). Shape: any."""
+
+    def __init__(self, threshold: float, value: float, inplace: bool = False) -> None:
+        super().__init__()
+        self.threshold, self.value = threshold, value
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.threshold(x, self.threshold, self.value)
+
+    def extra_repr(self) -> str:
+        return f"threshold={self.threshold}, value={self.value}"
+
+
+class _Shrink(Module):
+    function: Any = None
+
+    def __init__(self, lambd: float = 0.5) -> None:
+        super().__init__()
+        self.lambd = lambd
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).function(x, self.lambd)
+
+    def extra_repr(self) -> str:
+        return f"{self.lambd}"
+
+
+class Hardshrink(_Shrink):
+    """x where |x| > lambd, else 0 (torch.nn.Hardshrink). Shape: any."""
+
+    function = staticmethod(F.hardshrink)
+
+
+class Softshrink(_Shrink):
+    """x -+ lambd outside [-lambd, lambd], 0 inside (torch.nn.Softshrink). Shape: any."""
+
+    function = staticmethod(F.softshrink)
+
+
+class GLU(Module):
+    """a * sigmoid(b) for the two halves of ``dim`` (torch.nn.GLU).
+
+    Shape: (*, 2n, *) -> (*, n, *)
+    """
+
+    def __init__(self, dim: int = -1) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.glu(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softmin(Module):
+    """softmax(-x) along ``dim`` (torch.nn.Softmin; default the last dim). Shape: any."""
+
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.softmin(x, self.dim)
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}"
+
+
+class Softmax2d(Module):
+    """Softmax over the channels of each location (torch.nn.Softmax2d).
+
+    Shape: (N, C, H, W) or (C, H, W) -> same
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in (3, 4):
+            raise ValueError(f"Softmax2d: expected (N, C, H, W) or (C, H, W), got "
+                             f"{tuple(x.shape)}")
+        return F.softmax(x, -3)
+
+
+class PReLU(Module):
+    """x for x >= 0, a * x below, with a learnt slope per channel (He et al. 2015;
+    torch.nn.PReLU).
+
+    Args:
+        num_parameters: 1 (one shared slope) or the input's channel count (dim 1).
+        init: the initial slope (torch's default 0.25).
+
+    Shape: (N, C, *) or any (num_parameters=1) -> same
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25,
+                 dtype: Any = np.float32) -> None:
+        super().__init__()
+        self.num_parameters = positive_int("PReLU", "num_parameters", num_parameters)
+        self.init = init
+        self.weight = Parameter(np.empty(num_parameters, dtype=dtype))
+        self.reset_parameters()
+
+    def reset_parameters(self, rng: Any = None) -> None:
+        """The slope to ``init`` (``rng`` is not needed)."""
+        self.weight._data[...] = self.init
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.prelu(x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
+
+
+class RReLU(Module):
+    """Randomized leaky ReLU (torch.nn.RReLU): slopes drawn from U(lower, upper) per element in
+    training (from the default generator), the mean slope in evaluation. Shape: any."""
+
+    def __init__(self, lower: float = 1.0 / 8, upper: float = 1.0 / 3,
+                 inplace: bool = False) -> None:
+        super().__init__()
+        if lower > upper:
+            raise ValueError(f"RReLU: lower ({lower}) must not exceed upper ({upper})")
+        self.lower, self.upper = lower, upper
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rrelu(x, self.lower, self.upper, self.training)
+
+    def extra_repr(self) -> str:
+        return f"lower={self.lower}, upper={self.upper}"

@@ -1,4 +1,4 @@
-"""Sequential and ModuleList: modules that hold other modules."""
+"""Sequential, ModuleList, ModuleDict, ParameterList, ParameterDict: containers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from gradwise.nn.module import Module
+import numpy as np
+
+from gradwise.autograd.tensor import Tensor
+from gradwise.nn.module import Module, Parameter
 
 
 def _check_module(container: str, value: Any) -> Module:
@@ -162,3 +165,123 @@ class ModuleDict(Module):
         pairs = modules.items() if hasattr(modules, "items") else modules
         for key, module in pairs:
             self[key] = module
+
+
+def _as_parameter(container: str, value: Any) -> Parameter:
+    """A Parameter as is; a Tensor or array becomes one (torch wraps plain tensors too)."""
+    if isinstance(value, Parameter):
+        return value
+    if isinstance(value, Tensor):
+        return Parameter(value._data, requires_grad=True)
+    try:
+        return Parameter(np.asarray(value))
+    except (TypeError, ValueError):
+        raise TypeError(f"{container}: expected a Parameter or tensor, got "
+                        f"{type(value).__name__}") from None
+
+
+class ParameterList(Module):
+    """Parameters held in a list, registered as "0", "1", ... (torch.nn.ParameterList), so
+    they appear in ``parameters()`` and the state dict.
+
+    Example:
+        >>> scales = nn.ParameterList([nn.Parameter(gw.ones(4)) for _ in range(3)])
+    """
+
+    def __init__(self, values: Iterable[Any] | None = None) -> None:
+        super().__init__()
+        if values is not None:
+            self.extend(values)
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[Parameter]:
+        return iter(self._parameters.values())
+
+    def _key(self, index: int) -> str:
+        if not isinstance(index, int) or not -len(self) <= index < len(self):
+            raise IndexError(f"ParameterList: index {index!r} is out of range for {len(self)} "
+                             "parameters")
+        return str(index % len(self))
+
+    def __getitem__(self, index: int) -> Parameter:
+        return self._parameters[self._key(index)]
+
+    def __setitem__(self, index: int, value: Any) -> None:
+        self._parameters[self._key(index)] = _as_parameter("ParameterList", value)
+
+    def append(self, value: Any) -> ParameterList:
+        """Add one parameter (a tensor or array becomes a Parameter) under the next index."""
+        self.register_parameter(str(len(self)), _as_parameter("ParameterList", value))
+        return self
+
+    def extend(self, values: Iterable[Any]) -> ParameterList:
+        """Append every value in order."""
+        for value in values:
+            self.append(value)
+        return self
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("ParameterList has no forward(); index it in your own")
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"({i}): Parameter containing: shape {tuple(p.shape)}"
+                         for i, p in enumerate(self))
+
+
+class ParameterDict(Module):
+    """Parameters held by name, in insertion order (torch.nn.ParameterDict).
+
+    Example:
+        >>> gains = nn.ParameterDict({"a": nn.Parameter(gw.ones(2))})
+    """
+
+    def __init__(self, parameters: Any = None) -> None:
+        super().__init__()
+        if parameters is not None:
+            self.update(parameters)
+
+    def __getitem__(self, key: str) -> Parameter:
+        return self._parameters[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self.register_parameter(key, _as_parameter("ParameterDict", value))
+
+    def __delitem__(self, key: str) -> None:
+        del self._parameters[key]
+
+    def __len__(self) -> int:
+        return len(self._parameters)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parameters)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._parameters
+
+    def keys(self) -> Iterable[str]:
+        """The names, in insertion order."""
+        return self._parameters.keys()
+
+    def values(self) -> Iterable[Parameter]:
+        """The parameters, in insertion order."""
+        return self._parameters.values()
+
+    def items(self) -> Iterable[tuple[str, Parameter]]:
+        """(name, parameter) pairs, in insertion order."""
+        return self._parameters.items()
+
+    def update(self, parameters: Any) -> None:
+        """Add (name, parameter) pairs from a mapping or an iterable of pairs; a tensor or array
+        becomes a Parameter.
+
+        Raises:
+            TypeError: a value that is not a tensor or array.
+        """
+        pairs = parameters.items() if hasattr(parameters, "items") else parameters
+        for key, value in pairs:
+            self[key] = value
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError("ParameterDict has no forward(); index it in your own")

@@ -89,3 +89,163 @@ class Conv2d(Module):
         if self.bias is None:
             text += ", bias=False"
         return text
+
+
+def _as_int(layer: str, name: str, value: Any, minimum: int = 1) -> int:
+    """An int or a 1-tuple (torch's _single) as an int, at least ``minimum``."""
+    if isinstance(value, tuple | list):
+        if len(value) != 1:
+            raise TypeError(f"{layer}: {name} must be an int or a 1-tuple, got {value!r}")
+        value = value[0]
+    return pair(layer, name, value, minimum=minimum)[0]
+
+
+class Conv1d(Module):
+    """1-D convolution (cross-correlation) over (N, C, L), as torch.nn.Conv1d with groups=1.
+
+    Args:
+        in_channels, out_channels, kernel_size, stride, dilation, bias: torch's.
+        padding: an int, "valid" or "same" (stride 1), as torch's.
+        padding_mode: "zeros", "reflect", "replicate" or "circular" (torch's).
+        init, rng: as for Linear (default: torch's kaiming_uniform_(a=sqrt(5)) weight and
+            U(-1/sqrt(fan_in), 1/sqrt(fan_in)) bias, fan_in = in_channels * kernel_size).
+
+    Shape:
+        x: (N, in_channels, L) or (in_channels, L) -> (N, out_channels, L_out),
+        L_out = (L + 2 padding - dilation (kernel_size - 1) - 1) // stride + 1
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, dilation: Any = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", init: str | Callable[..., Any] = "default",
+                 rng: Any = None, dtype: Any = np.float32) -> None:
+        super().__init__()
+        if groups != 1:
+            raise ValueError(f"Conv1d: only groups=1 is supported, got groups={groups}")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"Conv1d: padding_mode must be 'zeros', 'reflect', 'replicate' or "
+                             f"'circular', got {padding_mode!r}")
+        self.in_channels = positive_int("Conv1d", "in_channels", in_channels)
+        self.out_channels = positive_int("Conv1d", "out_channels", out_channels)
+        self.kernel_size = (_as_int("Conv1d", "kernel_size", kernel_size),)
+        self.stride = (_as_int("Conv1d", "stride", stride),)
+        self.dilation = (_as_int("Conv1d", "dilation", dilation),)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"Conv1d: padding must be an int, 'valid' or 'same', got "
+                                 f"{padding!r}")
+            if padding == "same" and self.stride != (1,):
+                raise ValueError("Conv1d: padding='same' needs stride 1")
+            self.padding: Any = padding
+        else:
+            self.padding = (_as_int("Conv1d", "padding", padding, 0),)
+        self.padding_mode = padding_mode
+        self._initializer = get_initializer(init, "Conv1d")
+        self.weight = Parameter(np.empty((out_channels, in_channels, *self.kernel_size),
+                                         dtype=dtype))
+        self.register_parameter("bias", Parameter(np.empty(out_channels, dtype=dtype)) if bias
+                                else None)
+        self.reset_parameters(rng)
+
+    def reset_parameters(self, rng: Any = None) -> None:
+        """torch's kaiming_uniform_(a=sqrt(5)) weight and U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        bias (or the ``init`` given)."""
+        reset_weight_and_bias_(self.weight, self.bias, self._initializer, rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in (2, 3) or x.shape[-2] != self.in_channels:
+            raise ValueError(
+                f"Conv1d({self.in_channels}, {self.out_channels}): expected input of shape "
+                f"(N, {self.in_channels}, L), got {tuple(x.shape)}"
+            )
+        if self.padding_mode == "zeros":
+            return F.conv1d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        # torch's padding modes: pad the input that way first, then convolve without padding
+        if self.padding == "valid":
+            widths = (0, 0)
+        elif self.padding == "same":
+            total = self.dilation[0] * (self.kernel_size[0] - 1)
+            widths = (total // 2, total - total // 2)
+        else:
+            widths = (self.padding[0], self.padding[0])
+        padded = F.pad(x, widths, mode=self.padding_mode)
+        return F.conv1d(padded, self.weight, self.bias, self.stride, 0, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+                f"bias={self.bias is not None}")
+
+
+class _ConvTranspose(Module):
+    """Shared body of ConvTranspose1d/2d: weight (in_channels, out_channels, *kernel)."""
+
+    rank = 2
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1,
+                 padding: Any = 0, output_padding: Any = 0, groups: int = 1, bias: bool = True,
+                 dilation: Any = 1, padding_mode: str = "zeros",
+                 init: str | Callable[..., Any] = "default", rng: Any = None,
+                 dtype: Any = np.float32) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if groups != 1 or padding_mode != "zeros":
+            raise ValueError(f"{name}: only groups=1 and padding_mode='zeros' are supported, "
+                             f"got groups={groups}, padding_mode={padding_mode!r}")
+        self.in_channels = positive_int(name, "in_channels", in_channels)
+        self.out_channels = positive_int(name, "out_channels", out_channels)
+        if self.rank == 1:
+            def parse(n: str, v: Any, m: int = 1) -> tuple[int, ...]:
+                return (_as_int(name, n, v, m),)
+        else:
+            def parse(n: str, v: Any, m: int = 1) -> tuple[int, ...]:
+                return pair(name, n, v, minimum=m)
+        self.kernel_size = parse("kernel_size", kernel_size)
+        self.stride = parse("stride", stride)
+        self.padding = parse("padding", padding, 0)
+        self.output_padding = parse("output_padding", output_padding, 0)
+        self.dilation = parse("dilation", dilation)
+        self._initializer = get_initializer(init, name)
+        self.weight = Parameter(np.empty((in_channels, out_channels, *self.kernel_size),
+                                         dtype=dtype))
+        self.register_parameter("bias", Parameter(np.empty(out_channels, dtype=dtype)) if bias
+                                else None)
+        self.reset_parameters(rng)
+
+    def reset_parameters(self, rng: Any = None) -> None:
+        """torch's: kaiming_uniform_(a=sqrt(5)) with fan_in = out_channels * kernel elements
+        (the weight's dim 1, as torch computes it), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+        reset_weight_and_bias_(self.weight, self.bias, self._initializer, rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in (self.rank + 1, self.rank + 2) or \
+                x.shape[-self.rank - 1] != self.in_channels:
+            raise ValueError(f"{type(self).__name__}({self.in_channels}, {self.out_channels}): "
+                             f"input {tuple(x.shape)} does not have {self.in_channels} channels")
+        function = F.conv_transpose1d if self.rank == 1 else F.conv_transpose2d
+        return function(x, self.weight, self.bias, self.stride, self.padding,
+                        self.output_padding, 1, self.dilation)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, "
+                f"output_padding={self.output_padding}, bias={self.bias is not None}")
+
+
+class ConvTranspose1d(_ConvTranspose):
+    """Transposed 1-D convolution (torch.nn.ConvTranspose1d, groups=1).
+
+    Shape: (N, C_in, L) -> (N, C_out, (L - 1) s - 2 p + d (k - 1) + output_padding + 1)
+    """
+
+    rank = 1
+
+
+class ConvTranspose2d(_ConvTranspose):
+    """Transposed 2-D convolution (torch.nn.ConvTranspose2d, groups=1), e.g. a decoder's
+    learnt upsampling.
+
+    Shape: (N, C_in, H, W) -> (N, C_out, (H - 1) s - 2 p + d (kh - 1) + output_padding + 1, ...)
+    """
+
+    rank = 2

@@ -38,3 +38,52 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}"
+
+
+class _FeatureDropout(Dropout):
+    """Channel dropout: whole channels zeroed (Tompson et al. 2015), its Generator the layer's."""
+
+    function: Any = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).function(x, self.p, self.training, generator=self.rng)
+
+
+class Dropout1d(_FeatureDropout):
+    """Zero whole channels of (N, C, L) with probability p in training (torch.nn.Dropout1d).
+
+    Shape: (N, C, L) or (C, L) -> same
+    """
+
+    function = staticmethod(F.dropout1d)
+
+
+class Dropout2d(_FeatureDropout):
+    """Zero whole feature maps of (N, C, H, W) with probability p in training
+    (torch.nn.Dropout2d). Shape: (N, C, H, W) or (C, H, W) -> same
+    """
+
+    function = staticmethod(F.dropout2d)
+
+
+class Dropout3d(_FeatureDropout):
+    """Zero whole channels of (N, C, D, H, W) with probability p in training
+    (torch.nn.Dropout3d). Shape: (N, C, D, H, W) or (C, D, H, W) -> same
+    """
+
+    function = staticmethod(F.dropout3d)
+
+
+class AlphaDropout(_FeatureDropout):
+    """Dropout for SELU networks, keeping zero mean and unit variance (torch.nn.AlphaDropout;
+    Klambauer et al. 2017). Shape: any -> same
+    """
+
+    function = staticmethod(F.alpha_dropout)
+
+
+class FeatureAlphaDropout(_FeatureDropout):
+    """Alpha dropout of whole channels (torch.nn.FeatureAlphaDropout). Shape: (N, C, *) -> same
+    """
+
+    function = staticmethod(F.feature_alpha_dropout)

@@ -195,8 +195,9 @@ class SyncBatchNorm(_BatchNorm):
         Returns the module (a new SyncBatchNorm if ``module`` itself is a BatchNorm).
         """
         if isinstance(module, _BatchNorm) and not isinstance(module, cls):
+            has_bias = module.bias is not None or not module.affine
             sync = cls(module.num_features, module.eps, module.momentum, module.affine,
-                       module.track_running_stats)
+                       module.track_running_stats, bias=has_bias)
             sync.load_state_dict(module.state_dict())
             sync.train(module.training)
             return sync

@@ -1,4 +1,5 @@
-"""Gradient clipping, parameter counting and vectors, penalties, and a model summary."""
+"""Gradient clipping, parameter counting and vectors, penalties, and a model summary;
+``gradwise.nn.utils.rnn`` pads sequences."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from gradwise.autograd.tensor import Tensor
 from gradwise.linalg import vector_norm
 from gradwise.nn import functional as F
 from gradwise.nn.module import Module
+from gradwise.nn.utils import rnn  # noqa: F401 - nn.utils.rnn, as in torch
 
 __all__ = [
     "clip_grad_norm_",

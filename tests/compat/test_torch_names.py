@@ -1,0 +1,91 @@
+"""Every layer in torch.nn and every function in torch.nn.functional exists in gradwise under
+the same name, or docs/PORTING.md names it as not supported (so a missing name is documented,
+never a surprise). Runs against the installed torch (skipped without it)."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+import gradwise.nn as gnn
+import gradwise.nn.functional as gF
+
+torch = pytest.importorskip("torch")
+
+PORTING = (Path(__file__).parents[2] / "docs" / "PORTING.md").read_text()
+
+# torch.nn.functional's helpers for its own dispatch, not functions a program calls
+INTERNAL = {"assert_int_or_pair", "boolean_dispatch", "handle_torch_function",
+            "has_torch_function", "has_torch_function_unary", "has_torch_function_variadic"}
+
+
+def _missing_layers() -> list[str]:
+    return sorted(name for name, value in vars(torch.nn).items()
+                  if inspect.isclass(value) and name[0].isupper() and not hasattr(gnn, name))
+
+
+def _missing_functions() -> list[str]:
+    functional = torch.nn.functional
+    return sorted(name for name in dir(functional)
+                  if not name.startswith("_") and name[0].islower() and name not in INTERNAL
+                  and callable(getattr(functional, name))
+                  and not inspect.isclass(getattr(functional, name))
+                  and not inspect.ismodule(getattr(functional, name))
+                  and not hasattr(gF, name))
+
+
+@pytest.mark.parametrize("kind", ["layers", "functions"])
+def test_every_missing_torch_name_is_listed_in_porting(kind):
+    missing = _missing_layers() if kind == "layers" else _missing_functions()
+    undocumented = [name for name in missing if f"`{name}`" not in PORTING]
+    assert not undocumented, f"torch.nn names gradwise lacks, not in PORTING.md: {undocumented}"
+
+
+def test_the_common_layers_exist():
+    # a floor, so the test above cannot pass by documenting everything away
+    for name in ("Conv1d", "ConvTranspose2d", "LSTM", "GRU", "RNN", "MultiheadAttention",
+                 "TransformerEncoderLayer", "GroupNorm", "Upsample", "EmbeddingBag",
+                 "AdaptiveAvgPool2d", "PixelShuffle", "Bilinear", "PReLU", "KLDivLoss"):
+        assert hasattr(gnn, name), name
+    assert len(_missing_layers()) < 60
+
+
+# gradwise's own keywords, accepted by every layer beside torch's arguments
+OWN_KEYWORDS = {"self", "rng", "generator", "dtype", "init", "device", "args", "kwargs"}
+# constructors whose argument lists differ from torch's on purpose, documented in PORTING.md
+# (the deprecated size_average/reduce of the older losses, inplace flags, NumPy's axis alias,
+# groups/padding_mode/ceil_mode not implemented), or whose torch signature is *args/**kwargs
+KNOWN_DIFFERENCES = {
+    "AvgPool1d", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d", "CrossEntropyLoss",
+    "ELU", "Hardtanh", "L1Loss", "LeakyReLU", "LogSoftmax", "MSELoss", "NLLLoss", "Parameter",
+    "ReLU", "ReLU6", "RNNCellBase", "Sequential", "SiLU", "SmoothL1Loss", "SoftMarginLoss",
+    "Softmax", "RNN", "LSTM", "GRU",
+}
+
+
+def _arguments(cls) -> list[str]:
+    return [name for name in inspect.signature(cls.__init__).parameters
+            if name not in OWN_KEYWORDS]
+
+
+def test_layer_constructors_take_torchs_arguments_in_torchs_order():
+    differing = []
+    for name in sorted(dir(gnn)):
+        ours, theirs = getattr(gnn, name), getattr(torch.nn, name, None)
+        if not (inspect.isclass(ours) and inspect.isclass(theirs)) or name in KNOWN_DIFFERENCES:
+            continue
+        if _arguments(ours) != _arguments(theirs):
+            differing.append((name, _arguments(ours), _arguments(theirs)))
+    assert not differing, differing
+
+
+@pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
+def test_recurrent_constructors_take_torchs_documented_arguments(name):
+    # torch declares these as (*args, **kwargs); its documented order:
+    documented = ["input_size", "hidden_size", "num_layers"] + (
+        ["nonlinearity"] if name == "RNN" else []) + [
+        "bias", "batch_first", "dropout", "bidirectional"] + (
+        ["proj_size"] if name == "LSTM" else [])
+    assert _arguments(getattr(gnn, name)) == documented

@@ -141,6 +141,17 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return _linalg.Linear.apply(x, weight, bias)
 
 
+def _linear_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """relu(x W^T + b) as one fused node (what ``nn.Sequential`` runs for Linear then ReLU).
+
+    Shape:
+        x: (..., in), weight: (out, in), bias: (out,) -> (..., out)
+    """
+    if bias is None:
+        return _linalg.LinearReLU.apply(x, weight)
+    return _linalg.LinearReLU.apply(x, weight, bias)
+
+
 # ---- losses -----------------------------------------------------------------------------------
 def _target_array(target: Any) -> np.ndarray:
     return target._data if isinstance(target, Tensor) else np.asarray(target)

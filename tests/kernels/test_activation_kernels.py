@@ -10,7 +10,6 @@ from gradwise.autograd.kernels import activation as kernels
 from gradwise.autograd.kernels._jit import set_jit_enabled
 
 
-
 def _edge_matrix(rows, cols, dtype, seed=0):
     """Random values with 0, -0.0, +-inf and NaN planted (when the matrix is big enough)."""
     rng = np.random.default_rng(seed)

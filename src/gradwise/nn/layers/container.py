@@ -88,7 +88,8 @@ class Sequential(_IndexedModules):
         index = 0
         while index < len(modules):
             module = modules[index]
-            if (fuse and index + 1 < len(modules) and _fusable_linear_relu(module, modules[index + 1])
+            if (fuse and index + 1 < len(modules)
+                    and _fusable_linear_relu(module, modules[index + 1])
                     and isinstance(x, Tensor) and x.ndim >= 1
                     and x.shape[-1] == module.in_features):
                 # Linear then ReLU as one node (ops/linalg.py LinearReLU): same values and

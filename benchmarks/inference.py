@@ -38,9 +38,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc thresholds alone")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both frameworks (default: all cores)")
     args = parser.parse_args()
     tuned = False if args.default_malloc else reuse_freed_memory()
-    setup_threads()
+    setup_threads(args.threads)
     images, _, source = load_fashion_mnist()
     batches = [images[i : i + BATCH] for i in range(0, BATCH * BATCHES, BATCH)]
     print(machine_description())

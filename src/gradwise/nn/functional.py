@@ -12,6 +12,7 @@ import numpy as np
 
 from gradwise.autograd import random as _random
 from gradwise.autograd._args import dim_arg
+from gradwise.autograd.kernels import dropout as _dropout_kernels
 from gradwise.autograd.ops import _spatial
 from gradwise.autograd.ops import conv as _conv
 from gradwise.autograd.ops import elementwise as _ew
@@ -360,8 +361,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None,
         return x
     if p == 1.0:
         return x * 0.0
-    keep = _random.resolve(generator, rng, "dropout").random(x.shape, dtype=np.float32) >= p
-    mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
+    uniform = _random.resolve(generator, rng, "dropout").random(x.shape, dtype=np.float32)
+    mask = _dropout_kernels.dropout_mask(uniform, p, x.dtype)  # (uniform >= p) / (1 - p)
     return x * Tensor._make(mask, False, None)
 
 

@@ -70,8 +70,12 @@ def set_jit_enabled(enabled: bool) -> bool:
     return previous
 
 
-def kernel(*, parallel: bool = False, fastmath: bool = False) -> Callable[[F], F]:
+def kernel(*, parallel: bool = False, fastmath: bool | set[str] = False) -> Callable[[F], F]:
     """Decorator: compile a loop function with numba using gradwise's settings (module docstring).
+
+    ``fastmath`` may also be a set of LLVM flags: ``{"reassoc"}`` lets a row sum be split over
+    SIMD lanes (a sum loop otherwise waits on each addition: LayerNorm's forward measured 2.4x
+    slower than NumPy's pairwise einsum without it) while NaN/inf keep their meaning.
 
     Without numba the function is returned unchanged (plain Python loops: correct, slow; ops use
     their NumPy reference instead whenever :func:`jit_enabled` is False). Inside a

@@ -2,8 +2,9 @@
 (the NumPy reference makes ~6 passes over the whole array each way).
 
 The references are ``layer_norm_forward_reference`` / ``layer_norm_backward_reference`` (the
-formulas of ``ops/norm.py``'s LayerNorm). The kernels add each row left to right where NumPy's
-einsum adds pairwise, so results agree within float32 rounding of the row sums, not bitwise.
+formulas of ``ops/norm.py``'s LayerNorm). The kernels add each row over SIMD lanes (fastmath
+``reassoc`` only: NaN and inf keep their meaning) where NumPy's einsum adds pairwise, so results
+agree within float rounding of the row sums, not bitwise.
 Every scalar stays in the input's dtype (numba would compute in float64 from a Python float).
 """
 
@@ -35,7 +36,7 @@ def layer_norm_forward_reference(
     return out, xhat, invstd
 
 
-@kernel()
+@kernel(fastmath={"reassoc"})  # sums over SIMD lanes (see _jit.kernel)
 def _layer_norm_forward_kernel(x2, weight, bias, has_weight, has_bias, eps, count, one, zero,
                                out, xhat, invstd):  # pragma: no cover - numba
     # count, one, zero: D, 1 and 0 in the input's dtype
@@ -108,7 +109,7 @@ def layer_norm_backward_reference(
     return grad_x, grad_w, grad_b
 
 
-@kernel()
+@kernel(fastmath={"reassoc"})  # sums over SIMD lanes (see _jit.kernel)
 def _layer_norm_backward_kernel(g2, xhat, invstd, weight, has_weight, want_x, want_weight,
                                 want_bias, count, zero, grad_x, grad_w,
                                 grad_b):  # pragma: no cover - numba

@@ -74,6 +74,21 @@ def machine_description() -> str:
     return "\n".join(lines)
 
 
+def numpy_path(run: Callable[[], Any]) -> Callable[[], Any]:
+    """``run`` with gradwise's numba kernels switched off (the NumPy references: gradwise before
+    issue 14), to time both in the same process."""
+    from gradwise.autograd.kernels._jit import set_jit_enabled
+
+    def wrapped() -> Any:
+        previous = set_jit_enabled(False)
+        try:
+            return run()
+        finally:
+            set_jit_enabled(previous)
+
+    return wrapped
+
+
 def kernels_description() -> str:
     """numba's version, threading layer and thread count, and whether gradwise's kernels are on."""
     from gradwise.autograd.kernels._jit import jit_enabled
@@ -281,7 +296,8 @@ def torch_step(model: Any, optimizer: Any, x: Any, y: Any) -> float:
 
 def gw_step(forward: Callable[..., Any], optimizer: Any, x: np.ndarray, y: np.ndarray) -> float:
     optimizer.zero_grad()
-    loss = gw.nn.functional.cross_entropy(forward(gw.Tensor(x)), y)
+    # from_numpy shares the batch's memory, as torch.from_numpy does on PyTorch's side
+    loss = gw.nn.functional.cross_entropy(forward(gw.from_numpy(x)), y)
     loss.backward()
     with gw.no_grad():
         optimizer.step()

@@ -23,6 +23,7 @@ from _common import (
     interleaved,
     load_fashion_mnist,
     machine_description,
+    numpy_path,
     print_table,
     setup_threads,
     torch,
@@ -72,8 +73,13 @@ def main() -> None:
     params, forward = gw_mlp_functional(weights)
     f_optimizer, f_kind = gw_optimizer("sgd", params, lr=0.01, momentum=0.9)
     floor = matmul_floor(weights)
+    numpy_model = gw_model("mlp", weights)
+    numpy_optimizer, _ = gw_optimizer("sgd", list(numpy_model.parameters()), lr=0.01,
+                                      momentum=0.9)
     contenders = {
         "gradwise (nn + optim)": lambda: [gw_step(model, optimizer, x, y) for x, y in batches],
+        "gradwise (nn + optim), NumPy path": numpy_path(
+            lambda: [gw_step(numpy_model, numpy_optimizer, x, y) for x, y in batches]),
         "gradwise (engine + F)": lambda: [gw_step(forward, f_optimizer, x, y)
                                           for x, y in batches],
         "matmul floor": lambda: [floor(x) for x, _ in batches],
@@ -90,7 +96,8 @@ def main() -> None:
     print(machine_description())
     print(f"data: {source}; optimizers: nn variant {optimizer_kind}, engine variant {f_kind}")
     rows = [(name, f"{s:8.2f} s", "") for name, s in epoch.items()]
-    for name in ("gradwise (nn + optim)", "gradwise (engine + F)"):
+    for name in ("gradwise (nn + optim)", "gradwise (nn + optim), NumPy path",
+                 "gradwise (engine + F)"):
         if "pytorch" in epoch:
             rows.append((f"{name} / pytorch", "", verdict(epoch[name] / epoch["pytorch"],
                                                           target)))

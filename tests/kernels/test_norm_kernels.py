@@ -84,3 +84,56 @@ def test_layer_norm_module_same_both_ways_and_matches_gradcheck():
             lambda x, w, b: gw.nn.functional.layer_norm(x, 8, w, b), x, w, b)
     finally:
         set_jit_enabled(previous)
+
+
+BN_CASES = [(0, 3, 4), (1, 1, 1), (2, 3, 0), (8, 4, 1), (16, 8, 49), (128, 64, 1)]
+
+
+@pytest.mark.parametrize("shape", BN_CASES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("kind", ["random", "edges"])
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_batch_norm_kernels_equal_references(jit_path, shape, dtype, kind, training):
+    rng = np.random.default_rng(3)
+    x3 = (rng.standard_normal(shape) * 2 + 0.5).astype(dtype)
+    if kind == "edges" and x3.size >= 4:
+        x3.reshape(-1)[:3] = np.array([np.nan, np.inf, 0.0], dtype=dtype)
+    count = max(shape[0] * shape[2], 1)
+    got = kernels.batch_norm_stats(x3)
+    want = kernels.batch_norm_stats_reference(x3)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == dtype
+        _close(g, w, dtype, count)
+    mean, var = want
+    invstd = (1.0 / np.sqrt(var + 1e-5)).astype(dtype)
+    xhat = ((x3 - mean[:, None]) * invstd[:, None]).astype(dtype)
+    grad = rng.standard_normal(shape).astype(dtype)
+    scale = (invstd * rng.uniform(0.5, 2.0, shape[1])).astype(dtype)
+    got = kernels.batch_norm_backward(grad, xhat, scale, training, True)
+    want = kernels.batch_norm_backward_reference(grad, xhat, scale, training, True)
+    for g, w in zip(got, want, strict=True):
+        assert g.dtype == dtype and g.shape == w.shape
+        _close(g, w, dtype, count)
+
+
+@pytest.mark.parametrize("module", ["BatchNorm1d", "BatchNorm2d"])
+def test_batch_norm_module_same_both_ways(module):
+    shape = (8, 3) if module == "BatchNorm1d" else (4, 3, 5, 5)
+    data = np.random.default_rng(4).standard_normal(shape).astype(np.float32)
+    results = []
+    for flag in (True, False):
+        previous = set_jit_enabled(flag)
+        try:
+            norm = getattr(gw.nn, module)(3)
+            x = gw.tensor(data, requires_grad=True)
+            out = norm(x)
+            (out * out * out).sum().backward()
+            results.append([out.numpy(), np.asarray(x.grad), np.asarray(norm.weight.grad),
+                            np.asarray(norm.bias.grad), np.asarray(norm.running_mean),
+                            np.asarray(norm.running_var)])
+        finally:
+            set_jit_enabled(previous)
+    for got, want in zip(*results, strict=True):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5)

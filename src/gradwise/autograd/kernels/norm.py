@@ -162,3 +162,123 @@ def layer_norm_backward(
         return (grad_x if want_x else None, grad_w if want_weight else None,
                 grad_b if want_bias else None)
     return layer_norm_backward_reference(g2, xhat, invstd, weight, want_x, want_weight, want_bias)
+
+
+# ---- batch norm over an (N, C, L) view: statistics per channel ------------------------------------
+def batch_norm_stats_reference(x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mean, var)`` per channel of an (N, C, L) array (biased variance, two passes).
+
+    Shape: (N, C, L) -> (C,), (C,).
+    """
+    count = x3.shape[0] * x3.shape[2]
+    mean = np.einsum("ncl->c", x3) / count
+    centered = x3 - mean[:, None]
+    return mean, np.einsum("ncl,ncl->c", centered, centered) / count
+
+
+@kernel(fastmath={"reassoc"})  # sums over SIMD lanes (see _jit.kernel)
+def _batch_norm_stats_kernel(x3, count, zero, mean, var):  # pragma: no cover - numba
+    n, channels, length = x3.shape
+    for c in range(channels):
+        mean[c] = zero
+        var[c] = zero
+    for i in range(n):
+        for c in range(channels):
+            total = zero
+            for j in range(length):
+                total += x3[i, c, j]
+            mean[c] += total
+    for c in range(channels):
+        mean[c] = mean[c] / count
+    for i in range(n):
+        for c in range(channels):
+            total = zero
+            centre = mean[c]
+            for j in range(length):
+                d = x3[i, c, j] - centre
+                total += d * d
+            var[c] += total
+    for c in range(channels):
+        var[c] = var[c] / count
+
+
+def batch_norm_stats(x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fused :func:`batch_norm_stats_reference` (within float rounding of the sums)."""
+    if jit_enabled() and x3.dtype.kind == "f" and x3.flags.c_contiguous:
+        channels = x3.shape[1]
+        mean, var = np.empty(channels, x3.dtype), np.empty(channels, x3.dtype)
+        count = x3.shape[0] * x3.shape[2]
+        _batch_norm_stats_kernel(x3, x3.dtype.type(count), x3.dtype.type(0), mean, var)
+        return mean, var
+    return batch_norm_stats_reference(x3)
+
+
+def batch_norm_backward_reference(
+    g3: np.ndarray, xhat: np.ndarray, scale: np.ndarray, training: bool, want_x: bool
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """``(grad_x, sum_g xhat, sum_g)`` of batch norm over an (N, C, L) view; ``scale`` is
+    ``weight * invstd`` (or invstd). In training ``grad_x = scale (g - mean(g) - xhat
+    mean(g xhat))``, in evaluation ``scale g``; grad_x is None unless ``want_x``.
+    """
+    sum_g = np.einsum("ncl->c", g3)  # = dL/dbias
+    sum_gx = np.einsum("ncl,ncl->c", g3, xhat)  # = dL/dweight
+    grad_x = None
+    if want_x:
+        if training:
+            count = xhat.shape[0] * xhat.shape[2]
+            grad_x = xhat * (sum_gx / count)[:, None]
+            np.subtract(g3, grad_x, out=grad_x)
+            grad_x -= (sum_g / count)[:, None]
+            grad_x *= scale[:, None]
+        else:
+            grad_x = g3 * scale[:, None]
+    return grad_x, sum_gx, sum_g
+
+
+@kernel(fastmath={"reassoc"})  # sums over SIMD lanes (see _jit.kernel)
+def _batch_norm_backward_kernel(g3, xhat, scale, training, want_x, count, zero, grad_x, sum_gx,
+                                sum_g):  # pragma: no cover - numba
+    n, channels, length = g3.shape
+    for c in range(channels):
+        sum_g[c] = zero
+        sum_gx[c] = zero
+    for i in range(n):
+        for c in range(channels):
+            total = zero
+            total_x = zero
+            for j in range(length):
+                g = g3[i, c, j]
+                total += g
+                total_x += g * xhat[i, c, j]
+            sum_g[c] += total
+            sum_gx[c] += total_x
+    if not want_x:
+        return
+    for i in range(n):
+        for c in range(channels):
+            factor = scale[c]
+            if training:
+                mean_g = sum_g[c] / count
+                mean_gx = sum_gx[c] / count
+                for j in range(length):
+                    grad_x[i, c, j] = ((g3[i, c, j] - xhat[i, c, j] * mean_gx) - mean_g) * factor
+            else:
+                for j in range(length):
+                    grad_x[i, c, j] = g3[i, c, j] * factor
+
+
+def batch_norm_backward(
+    g3: np.ndarray, xhat: np.ndarray, scale: np.ndarray, training: bool, want_x: bool
+) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """The fused :func:`batch_norm_backward_reference` (within float rounding of the sums)."""
+    dtype = xhat.dtype
+    if (jit_enabled() and dtype.kind == "f" and g3.dtype == dtype and scale.dtype == dtype
+            and g3.flags.c_contiguous and xhat.flags.c_contiguous):
+        channels = xhat.shape[1]
+        grad_x = np.empty_like(xhat) if want_x else np.zeros((0, 0, 0), dtype)
+        sum_gx, sum_g = np.empty(channels, dtype), np.empty(channels, dtype)
+        count = xhat.shape[0] * xhat.shape[2]
+        _batch_norm_backward_kernel(g3, xhat, scale, training, want_x, dtype.type(count),
+                                    dtype.type(0), grad_x, sum_gx, sum_g)
+        return (grad_x if want_x else None), sum_gx, sum_g
+    return batch_norm_backward_reference(g3, xhat, scale, training, want_x)

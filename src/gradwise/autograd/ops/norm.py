@@ -50,9 +50,8 @@ class BatchNorm(Function):
         x3 = x.reshape(n, c, int(np.prod(x.shape[2:])))  # (N, C, L); -1 fails for N = 0
         count = n * x3.shape[2]
         if training:
-            mean = np.einsum("ncl->c", x3) / count
+            mean, var = _norm_kernels.batch_norm_stats(x3)  # (C,), (C,)
             centered = x3 - mean[:, None]
-            var = np.einsum("ncl,ncl->c", centered, centered) / count
             if running_mean is not None:
                 running_mean *= 1.0 - momentum
                 running_mean += momentum * mean
@@ -77,22 +76,14 @@ class BatchNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         xhat = ctx.xhat
-        g3 = grad.reshape(xhat.shape)
-        sum_g = np.einsum("ncl->c", g3)  # = dL/dbias
-        sum_gx = np.einsum("ncl,ncl->c", g3, xhat)  # = dL/dweight
+        g3 = grad.reshape(xhat.shape)  # (N, C, L)
         needs = ctx.needs_input_grad
-        grad_x = None
-        if needs[0]:
-            scale = ctx.invstd if ctx.weight is None else ctx.weight * ctx.invstd
-            if ctx.training:
-                # dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat))
-                count = xhat.shape[0] * xhat.shape[2]
-                grad_x = xhat * (sum_gx / count)[:, None]
-                np.subtract(g3, grad_x, out=grad_x)
-                grad_x -= (sum_g / count)[:, None]
-                grad_x *= scale[:, None]
-            else:
-                grad_x = g3 * scale[:, None]
+        scale = ctx.invstd if ctx.weight is None else ctx.weight * ctx.invstd  # (C,)
+        # dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat)) in training, w invstd g in eval;
+        # sum_gx = dL/dweight, sum_g = dL/dbias (autograd/kernels/norm.py)
+        grad_x, sum_gx, sum_g = _norm_kernels.batch_norm_backward(
+            g3, xhat, scale, ctx.training, needs[0])
+        if grad_x is not None:
             grad_x = grad_x.reshape(grad.shape)
         out = [grad_x]
         if ctx.has_weight:

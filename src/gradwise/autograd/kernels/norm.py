@@ -164,7 +164,7 @@ def layer_norm_backward(
     return layer_norm_backward_reference(g2, xhat, invstd, weight, want_x, want_weight, want_bias)
 
 
-# ---- batch norm over an (N, C, L) view: statistics per channel ------------------------------------
+# ---- batch norm over an (N, C, L) view: statistics per channel ---------------------------------
 def batch_norm_stats_reference(x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(mean, var)`` per channel of an (N, C, L) array (biased variance, two passes).
 

@@ -407,7 +407,7 @@ class Softmax(Function):
         axis = _check_axis(axis, x.ndim, "softmax")
         if axis == x.ndim - 1 and x.ndim >= 1 and x.flags.c_contiguous:
             # rows of the last axis, one pass each (autograd/kernels/softmax.py)
-            out = _softmax_kernels.softmax_forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+            out = _softmax_kernels.softmax_forward(_as_rows(x)).reshape(x.shape)
             ctx.out, ctx.axis = out, axis
             return out
         # `initial` lets an empty axis through (the result is empty too, as in PyTorch)
@@ -421,8 +421,8 @@ class Softmax(Function):
         # Jacobian-vector product: s * (g - sum(g * s))
         s = ctx.out
         if _last_axis_rows(ctx.axis, s, grad):
-            return (_softmax_kernels.softmax_backward(grad.reshape(-1, s.shape[-1]),
-                                                      s.reshape(-1, s.shape[-1])).reshape(s.shape),)
+            return (_softmax_kernels.softmax_backward(_as_rows(grad), _as_rows(s))
+                    .reshape(s.shape),)
         return (s * (grad - (grad * s).sum(axis=ctx.axis, keepdims=True)),)
 
     @staticmethod
@@ -445,7 +445,7 @@ class LogSoftmax(Function):
     def forward(ctx, x, axis=-1):
         axis = _check_axis(axis, x.ndim, "log_softmax")
         if axis == x.ndim - 1 and x.ndim >= 1 and x.flags.c_contiguous:
-            out = _softmax_kernels.softmax_forward(x.reshape(-1, x.shape[-1]), log=True)
+            out = _softmax_kernels.softmax_forward(_as_rows(x), log=True)
             ctx.out, ctx.axis = out.reshape(x.shape), axis
             return ctx.out
         shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
@@ -459,15 +459,19 @@ class LogSoftmax(Function):
         # d log_softmax_i / dx_j = delta_ij - softmax_j
         out = ctx.out
         if _last_axis_rows(ctx.axis, out, grad):
-            return (_softmax_kernels.softmax_backward(
-                grad.reshape(-1, out.shape[-1]), out.reshape(-1, out.shape[-1]),
-                log=True).reshape(out.shape),)
+            return (_softmax_kernels.softmax_backward(_as_rows(grad), _as_rows(out), log=True)
+                    .reshape(out.shape),)
         return (grad - np.exp(ctx.out) * grad.sum(axis=ctx.axis, keepdims=True),)
 
     @staticmethod
     def backward_graph(ctx, grad):
         probs = Exp.apply(LogSoftmax.apply(ctx.inputs[0], ctx.axis))
         return (grad - probs * Sum.apply(grad, ctx.axis, True),)
+
+
+def _as_rows(a: np.ndarray) -> np.ndarray:
+    """``a`` as (M, D) rows of its last axis (a view; -1 cannot stand for M when D is 0)."""
+    return a.reshape(int(np.prod(a.shape[:-1])), a.shape[-1])
 
 
 def _last_axis_rows(axis: int, out: np.ndarray, grad: np.ndarray) -> bool:

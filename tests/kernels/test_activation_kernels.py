@@ -176,3 +176,22 @@ def test_fused_matches_pytorch():
     np.testing.assert_allclose(out.numpy(), t_out.detach().numpy(), rtol=1e-5, atol=1e-6)
     for p, tp in zip(model.parameters(), t_model.parameters(), strict=True):
         np.testing.assert_allclose(np.asarray(p.grad), tp.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_fused_node_exports_to_onnx(tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    model = _mlp()
+    first, second = model[0], model[2]
+
+    def fused(x):  # a callable has no module hooks, so the fused nodes are what gets traced
+        h = gw.nn.functional._linear_relu(x, first.weight, first.bias)
+        return gw.nn.functional._linear_relu(h, second.weight, second.bias)
+
+    x = np.random.default_rng(7).standard_normal((3, 6)).astype(np.float32)
+    assert "LinearReLU" in _graph_names(fused(gw.tensor(x)).sum())
+    path = tmp_path / "fused.onnx"
+    gw.onnx.export(fused, gw.tensor(x), path)
+    session = onnxruntime.InferenceSession(str(path))
+    (got,) = session.run(None, {session.get_inputs()[0].name: x})
+    np.testing.assert_allclose(got, fused(gw.tensor(x)).numpy(), rtol=1e-5, atol=1e-6)

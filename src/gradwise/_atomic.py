@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from gradwise._shown import shown
+
 __all__ = ["atomic_open", "atomic_write_bytes", "check_output_file", "is_atomic_temp_name",
            "remove_leftover_temp_files"]
 
@@ -91,13 +93,13 @@ def check_output_file(path: str | os.PathLike[str]) -> None:
     if stat.S_ISREG(info.st_mode):
         return
     if stat.S_ISDIR(info.st_mode):
-        raise IsADirectoryError(errno.EISDIR, f"cannot write {destination}: it is a folder; "
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {shown(destination)}: it is a folder; "
                                 "give a file name")
     kind = ("a character device" if stat.S_ISCHR(info.st_mode)
             else "a block device" if stat.S_ISBLK(info.st_mode)
             else "a FIFO" if stat.S_ISFIFO(info.st_mode)
             else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a regular file")
-    raise OSError(errno.EINVAL, f"cannot write {destination}: it is {kind}, not a regular "
+    raise OSError(errno.EINVAL, f"cannot write {shown(destination)}: it is {kind}, not a regular "
                   "file")
 
 
@@ -111,14 +113,14 @@ def _destination_error(error: OSError, destination: Path) -> OSError:
     """``error`` (from creating the temporary file) reworded to name ``destination``."""
     directory = destination.parent
     if not directory.exists():
-        reason = f"the folder {directory} does not exist"
+        reason = f"the folder {shown(directory)} does not exist"
     elif not directory.is_dir():
-        reason = f"{directory} is not a folder"
+        reason = f"{shown(directory)} is not a folder"
     else:
-        reason = f"cannot create a file in {directory}: {error.strerror}"
+        reason = f"cannot create a file in {shown(directory)}: {error.strerror}"
     # OSError(errno, ...) picks the subclass for the errno (FileNotFoundError, PermissionError);
     # no filename argument, which str() would print a second time
-    return OSError(error.errno, f"cannot write {destination}: {reason}")
+    return OSError(error.errno, f"cannot write {shown(destination)}: {reason}")
 
 _TEMP_NAME = re.compile(r"\..+\.[A-Za-z0-9_]{6,}\.tmp")
 

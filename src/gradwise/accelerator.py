@@ -16,5 +16,5 @@ def current_accelerator(check_available: bool = False) -> Any:
 
 
 def device_count() -> int:
-    """0 accelerators."""
+    """Number of accelerators gradwise can use: always 0 (it computes on the CPU with NumPy)."""
     return 0

@@ -25,8 +25,10 @@ import argparse
 import math
 import os
 import re
+import shutil
 import signal
 import sys
+import textwrap
 import threading
 import traceback
 import warnings
@@ -39,6 +41,7 @@ import numpy as np
 
 from gradwise import __version__
 from gradwise._malloc import reuse_freed_memory
+from gradwise._shown import escape_controls, short_repr, shown
 from gradwise.doctor.lr_find import SUGGESTION_METHODS
 from gradwise.recipes import (
     DEFAULT_RECIPE,
@@ -132,7 +135,10 @@ class _Parser(argparse.ArgumentParser):
     closest option or choice for a typo."""
 
     def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{message}{self._suggestion(message)} (see '{self.prog} --help')")
+        hint = self._suggestion(message)
+        # a 5000-digit --epochs would be quoted whole: cut any quoted value to 60 characters
+        message = re.sub(r"'([^']{60})[^']{4,}'", r"'\1...'", message)
+        raise UsageError(f"{message}{hint} (see '{self.prog} --help')")
 
     def _suggestion(self, message: str) -> str:
         choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)$", message)
@@ -221,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--tensorboard", metavar="DIR",
                      help="also write TensorBoard event files to DIR (pip install "
                           "'gradwise[tensorboard]'; view with: tensorboard --logdir DIR)")
+    _add_ignore_digest(run)
     train.set_defaults(handler=cmd_train)
 
     evaluate = commands.add_parser(
@@ -239,7 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="classify pictures with a trained run",
         description="Classify pictures (PNG/JPG, any size, dark-on-light or light-on-dark): "
                     "each is cropped, scaled and centred like the training images, then the "
-                    "three most likely classes are printed.",
+                    "three most likely classes are printed. A picture that cannot be used "
+                    "(missing, unreadable, too large, blank) gets one error line on stderr and "
+                    "the others are still classified; the exit code is then 2.",
     )
     predict.add_argument("run_dir", metavar="RUN_DIR", help="the run folder `train` wrote")
     predict.add_argument("images", nargs="+", metavar="IMAGE",
@@ -321,10 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_weights_choice(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", choices=("best", "last"), default="best",
+    parser.add_argument("--weights", choices=("best", "last", "last-checkpoint"), default="best",
                         help="best: the epoch with the best validation accuracy "
                              "(checkpoints/best; the default when it exists); last: the final "
-                             "weights")
+                             "weights (weights.safetensors); last-checkpoint: checkpoints/last")
+    _add_ignore_digest(parser)
+
+
+def _add_ignore_digest(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument("--ignore-digest", action="store_true",
+                        help="load weights whose SHA-256 differs from the one run.json recorded "
+                             "(a warning instead of an error; to inspect a modified run)")
 
 
 # ---- entry point ------------------------------------------------------------------------------
@@ -395,7 +411,8 @@ def _warnings_as_lines() -> Iterator[None]:
     from gradwise.train import NonFiniteLossWarning
 
     def show(message: Any, category: type, *args: Any, **kwargs: Any) -> None:
-        print(f"gradwise: warning: {_one_line(message)}", file=sys.stderr, flush=True)
+        print(f"gradwise: warning: {escape_controls(_one_line(message))}", file=sys.stderr,
+              flush=True)
 
     with warnings.catch_warnings():
         warnings.showwarning = show
@@ -435,7 +452,7 @@ def _classify(error: Exception) -> tuple[int, str]:
 def _os_message(error: OSError) -> str:
     """``FILE: reason`` instead of Python's ``[Errno 13] Permission denied: 'FILE'``."""
     if error.strerror and error.filename is not None and type(error).__str__ is OSError.__str__:
-        return f"{error.filename}: {error.strerror.lower()}"
+        return f"{shown(error.filename)}: {error.strerror.lower()}"
     if error.strerror and error.filename is None and type(error).__str__ is OSError.__str__:
         return error.strerror  # our own worded errors: no "[Errno N]" prefix
     return _one_line(error)
@@ -447,12 +464,35 @@ def _one_line(error: BaseException) -> str:
 
 
 def _fail(message: str, code: int) -> int:
-    print(f"gradwise: error: {message}", file=sys.stderr)
+    """Print the one error line (control characters escaped: a path holding a newline or a
+    terminal escape cannot split it or act on the terminal) and return ``code``."""
+    print(f"gradwise: error: {escape_controls(message)}", file=sys.stderr)
     return code
 
 
 def _say(message: str = "") -> None:
+    """Print a message for people; on a terminal, lines wider than it are wrapped at spaces
+    (never inside a path or number), continuation lines indented two more columns."""
+    width = _terminal_width()
+    if width is not None:
+        message = "\n".join(_wrap_line(line, width) for line in message.split("\n"))
     print(message, flush=True)
+
+
+def _terminal_width() -> int | None:
+    """The terminal's columns when stdout is one (``COLUMNS`` wins, as in shutil), else None:
+    output to a file or a pipe keeps its lines whole."""
+    if not sys.stdout.isatty():
+        return None
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def _wrap_line(line: str, width: int) -> str:
+    if len(line) <= width:
+        return line
+    indent = line[: len(line) - len(line.lstrip())]
+    return "\n".join(textwrap.wrap(line, width, subsequent_indent=indent + "  ",
+                                   break_long_words=False, break_on_hyphens=False)) or line
 
 
 # ---- train ------------------------------------------------------------------------------------
@@ -487,10 +527,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = _train_config(args, flags, labels)
         run_dir = Path(args.out) if args.out else default_run_dir(config.recipe)
         if run_dir.exists() and not run_dir.is_dir():
-            raise UsageError(f"--out {_shown(run_dir)} is not a folder; a run is written to a "
+            raise UsageError(f"--out {shown(run_dir)} is not a folder; a run is written to a "
                              "folder")
         if (run_dir / CONFIG_NAME).exists():
-            raise UsageError(f"--out {run_dir} already holds a run; choose another folder, or "
+            raise UsageError(f"--out {shown(run_dir)} already holds a run; choose another "
+                             "folder, or "
                              f"continue that run with --resume {_shell_path(run_dir)}")
 
     if args.distributed:
@@ -504,7 +545,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         # one subfolder per run, named after the run folder: runs logged to one DIR side by
         # side stay apart in TensorBoard (its run selector) instead of splicing their curves
         if Path(args.tensorboard).exists() and not Path(args.tensorboard).is_dir():
-            raise UsageError(f"--tensorboard {_shown(args.tensorboard)} is not a folder")
+            raise UsageError(f"--tensorboard {shown(args.tensorboard)} is not a folder")
         tensorboard_dir = Path(args.tensorboard) / run_dir.resolve().name
         try:  # before anything is printed or created: a missing package changes nothing
             extra_callbacks.append(TensorBoardLogger(tensorboard_dir))
@@ -524,9 +565,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             notify=_say,
             progress=sys.stderr.isatty() and not args.quiet,
             epoch_lines=not args.quiet,
+            line_width=_terminal_width(),
             stop=stop,
             distributed=args.distributed,
             extra_callbacks=extra_callbacks,
+            ignore_digest=args.ignore_digest,
         )
     if outcome.interrupted and args.distributed and gw_distributed().get_rank() != 0:
         return SIGNAL_EXIT.get(stop.reason or "", SIGNAL_EXIT["SIGINT"])  # rank 0 tells
@@ -576,18 +619,22 @@ def _resume_config(args: argparse.Namespace, flags: dict[str, Any],
         if epochs is None or epochs <= done:
             more = "" if epochs is None else f" (--epochs {epochs} is not more)"
             raise UsageError(
-                f"--resume {args.resume}: this run already finished its {done} epochs{more}; "
+                f"--resume {shown(args.resume)}: this run already finished its {done} "
+                f"epochs{more}; "
                 f"to train it further, give the new total, e.g. --epochs {done + max(1, done)}"
             )
     elif epochs is not None and epochs != saved.epochs:
         raise UsageError(
-            f"--resume {args.resume}: the run is not finished ({done} of {saved.epochs} "
+            f"--resume {shown(args.resume)}: the run is not finished ({done} of {saved.epochs} "
             "epochs); resume it without --epochs first, then extend it"
         )
     return saved.updated(flags, labels)
 
 
 def gw_distributed() -> Any:
+    """Import and return ``gradwise.distributed`` (late: it needs mpi4py, which most commands do
+    not).
+    """
     import gradwise.distributed
 
     return gradwise.distributed
@@ -620,36 +667,36 @@ def _join_distributed(run_dir: Path, quiet: bool) -> tuple[Path, bool]:
 
 def _train_config(args: argparse.Namespace, flags: dict[str, Any],
                   labels: dict[str, str]) -> TrainConfig:
-    """Recipe, then config file, then flags; every value validated, named as it was given."""
-    values: dict[str, Any] = {}
-    value_labels: dict[str, str] = {}
+    """Recipe, then config file, then flags; every value validated, named as it was given.
+
+    The file's values are validated on their own before the flags apply, so a bad value in
+    the file is reported even when a flag overrides it (``epochs = 0`` with ``--epochs 5``),
+    and so is the file's recipe when the RECIPE argument overrides it.
+    """
     recipe = args.recipe
+    base = TrainConfig.from_recipe(get_recipe(recipe or DEFAULT_RECIPE))
     if args.config:
         path = Path(args.config)
         from_file = read_config_file(path)
         file_recipe = from_file.pop("recipe", None)
-        if recipe is None and file_recipe is not None:
+        if file_recipe is not None:
             if not isinstance(file_recipe, str):
-                raise ConfigError(f"{path}: recipe must be a string, got {file_recipe!r}")
-            recipe = file_recipe
-        values.update(from_file)
-        value_labels.update({key: f"{path.name}: {key}" for key in from_file})
+                raise ConfigError(f"{shown(path)}: recipe must be a string, got "
+                                  f"{short_repr(file_recipe)}")
+            try:
+                get_recipe(file_recipe)
+            except ConfigError as error:
+                raise ConfigError(f"{shown(path)}: {error}") from None
+            if recipe is None:
+                base = TrainConfig.from_recipe(get_recipe(file_recipe))
         unknown = [key for key in from_file if key not in TrainConfig.field_names()]
         if unknown:
             raise ConfigError(
-                f"{path}: unknown setting {unknown[0]!r}; known settings: "
+                f"{shown(path)}: unknown setting {short_repr(unknown[0])}; known settings: "
                 f"{', '.join(TrainConfig.field_names())}"
             )
-    values.update(flags)
-    value_labels.update(labels)
-    base = TrainConfig.from_recipe(get_recipe(recipe or DEFAULT_RECIPE))
-    return base.updated(values, value_labels)
-
-
-def _shown(path: str | Path) -> str:
-    """A user-given path for a message: repr-style escapes only where it has odd characters."""
-    text = str(path)
-    return text if text.isprintable() else repr(text)
+        base = base.updated(from_file, {key: f"{path.name}: {key}" for key in from_file})
+    return base.updated(flags, labels)
 
 
 def _check_output_file(out: Path, option: str, run_dir: Path | None = None) -> None:
@@ -667,22 +714,22 @@ def _check_output_file(out: Path, option: str, run_dir: Path | None = None) -> N
         what = reason.split(": it is ", 1)[-1]
         if isinstance(error, IsADirectoryError):
             what = "a folder"
-        raise UsageError(f"{option} {_shown(out)} is {what}; give the path of a file") from None
+        raise UsageError(f"{option} {shown(out)} is {what}; give the path of a file") from None
     _check_folder(str(out.parent), option)
     if run_dir is not None:
         target, folder = out.resolve(), run_dir.resolve()
         inside = target == folder or folder in target.parents
         if inside and (target.exists() and target != folder / "model.onnx"
                        or target.parent != folder):
-            raise UsageError(f"{option} {_shown(out)} is inside the run folder {_shown(run_dir)} "
+            raise UsageError(f"{option} {shown(out)} is inside the run folder {shown(run_dir)} "
                              "and would overwrite the run's own files; choose another path")
 
 
 def _check_folder(path: str | None, option: str) -> None:
     if path is not None and Path(path).is_file():
-        raise UsageError(f"{option} {path} is a file, not a folder")
+        raise UsageError(f"{option} {shown(path)} is a file, not a folder")
     if path is not None and not Path(path).is_dir():
-        raise UsageError(f"{option} {path}: no such folder")
+        raise UsageError(f"{option} {shown(path)}: no such folder")
 
 
 def _extending(run_dir: Path) -> int | None:
@@ -701,7 +748,7 @@ def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None, ranks: i
     if extend_from is not None:
         _say(f"Extending {config.recipe} from {extend_from} to {config.epochs} epochs (a fresh "
              f"{config.schedule} schedule from lr {config.lr:g} for the new epochs)")
-        _say(f"  run folder: {run_dir}")
+        _say(f"  run folder: {shown(run_dir)}")
         return
     verb = "Resuming" if resume else "Training"
     _say(f"{verb} {config.recipe}" + (f": {recipe.description}" if recipe else ""))
@@ -712,7 +759,7 @@ def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None, ranks: i
     _say(f"  {config.optimizer} lr {config.lr:g}{schedule}, {config.epochs} epochs, "
          f"{batch}{smoothing}, seed {config.seed}"
          + (f", first {config.limit_train} samples" if config.limit_train else ""))
-    _say(f"  run folder: {run_dir}")
+    _say(f"  run folder: {shown(run_dir)}")
 
 
 def _print_outcome(outcome: Any, quiet: bool, tensorboard_dir: Path | None = None,
@@ -730,9 +777,10 @@ def _print_outcome(outcome: Any, quiet: bool, tensorboard_dir: Path | None = Non
     for part in outcome.missing:
         _say(f"Not written: {part}")
     files = sorted(p.name for p in outcome.run_dir.iterdir() if not p.name.startswith("."))
-    _say(f"Run folder: {outcome.run_dir}  ({', '.join(f for f in files if f != RUN_INFO_NAME)})")
+    _say(f"Run folder: {shown(outcome.run_dir)}  "
+         f"({', '.join(f for f in files if f != RUN_INFO_NAME)})")
     if tensorboard_dir is not None:
-        _say(f"TensorBoard event files: {tensorboard_dir}  (view with: tensorboard --logdir "
+        _say(f"TensorBoard event files: {shown(tensorboard_dir)}  (view with: tensorboard --logdir "
              f"{_shell_path(Path(tensorboard_root or tensorboard_dir))})")
     if not (quiet or outcome.diverged):
         _say(f"Next: gradwise evaluate {_shell_path(outcome.run_dir)}")
@@ -740,6 +788,8 @@ def _print_outcome(outcome: Any, quiet: bool, tensorboard_dir: Path | None = Non
 
 def _shell_path(path: Path) -> str:
     text = str(path)
+    if not text.isprintable():
+        return shown(text)
     return f"'{text}'" if any(c.isspace() or c in "'\"$`\\" for c in text) else text
 
 
@@ -782,11 +832,11 @@ def _check_run_dir(path: str) -> Path:
     if run_dir.is_file():
         hint = (" (an exported model; give the run folder it came from)"
                 if run_dir.suffix in (".onnx", ".safetensors", ".json") else "")
-        raise UsageError(f"{path} is a file, not a run folder{hint}")
+        raise UsageError(f"{shown(path)} is a file, not a run folder{hint}")
     if not run_dir.is_dir():
-        raise UsageError(f"{path}: no such run folder")
+        raise UsageError(f"{shown(path)}: no such run folder")
     if not os.path.lexists(run_dir / CONFIG_NAME):  # a FIFO or link is refused when read
-        raise UsageError(f"{path}: not a gradwise run folder (no {CONFIG_NAME})")
+        raise UsageError(f"{shown(path)}: not a gradwise run folder (no {CONFIG_NAME})")
     return run_dir
 
 
@@ -797,9 +847,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = _check_run_dir(args.run_dir)
     _check_folder(args.data_dir, "--data-dir")
     result = evaluate_run(run_dir, data_dir=args.data_dir, notify=_say, weights=args.weights,
-                          progress=sys.stderr.isatty(), allow_non_finite=args.allow_non_finite)
+                          progress=sys.stderr.isatty(), allow_non_finite=args.allow_non_finite,
+                          ignore_digest=args.ignore_digest)
     correct = int(np.trace(result.confusion))
-    _say(f"{run_dir}: {result.dataset} test set, {result.samples} samples")
+    _say(f"{shown(run_dir)}: {result.dataset} test set, {result.samples} samples")
     _say(f"Weights: {result.weights_note}")
     _say(f"Test accuracy: {result.accuracy:.2%} ({correct}/{result.samples}), "
          f"loss {result.loss:.4f}")
@@ -830,17 +881,29 @@ def _top_confusions(matrix: np.ndarray, classes: list[str], count: int = 3) -> l
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    """``gradwise predict``: the three most likely classes of each picture, one line each."""
+    """``gradwise predict``: the three most likely classes of each picture, one line each.
+
+    A picture that is missing, unreadable, too large or blank gets one ``gradwise: error:``
+    line on stderr and the others are still classified; the exit code is then 2
+    (:data:`EXIT_USAGE`), 0 when every picture was classified.
+    """
     from gradwise.runs import predict_images
 
     run_dir = _check_run_dir(args.run_dir)
     missing = [path for path in args.images if not os.path.lexists(path)]
-    if missing:
-        raise UsageError(f"{missing[0]}: no such image file")
-    for prediction in predict_images(run_dir, args.images, top_k=3, weights=args.weights):
+    if len(missing) == len(args.images):  # nothing to classify: say so before loading the run
+        raise UsageError(f"{shown(missing[0])}: no such image file")
+    refused = 0
+    for prediction in predict_images(run_dir, args.images, top_k=3, weights=args.weights,
+                                     ignore_digest=args.ignore_digest, notify=_say,
+                                     skip_bad=True):
+        if prediction.error is not None:  # the others are still classified
+            refused += 1
+            _fail(prediction.error, EXIT_USAGE)
+            continue
         ranked = ", ".join(f"{name} {probability:.1%}" for name, probability in prediction.top)
-        _say(f"{prediction.path}: {ranked}")
-    return 0
+        _say(f"{shown(prediction.path)}: {ranked}")
+    return EXIT_USAGE if refused else 0
 
 
 # ---- explain, lr-find, recipes ----------------------------------------------------------------
@@ -881,8 +944,8 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
          + (f" (stopped: {result.stop_reason})" if result.stop_reason else ""))
     for method in SUGGESTION_METHODS:
         value = result.suggestions.get(method)
-        shown = "none (the loss never fell)" if value is None else f"{value:.3g}"
-        _say(f"  {method:<8} {shown}" + ("  <- suggested" if method == result.method else ""))
+        text = "none (the loss never fell)" if value is None else f"{value:.3g}"
+        _say(f"  {method:<8} {text}" + ("  <- suggested" if method == result.method else ""))
     if result.suggested_lr is None:
         _say("No suggestion: the loss never fell during the sweep (see the plot).")
     else:
@@ -891,7 +954,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
              f"{result.suggested_lr:.3g} ({result.method}; the recipe uses {config.lr:g}); "
              f"try: gradwise train {config.recipe}{same} --lr {result.suggested_lr:.3g}")
     if written is not None:
-        _say(f"Plot: {written}")
+        _say(f"Plot: {shown(written)}")
     return 0
 
 
@@ -911,7 +974,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     run_dir = _check_run_dir(args.run_dir)
     out = Path(args.out) if args.out else run_dir / "model.onnx"
     _check_output_file(out, "--out", run_dir)
-    run = load_run(run_dir, args.weights)
+    run = load_run(run_dir, args.weights, ignore_digest=args.ignore_digest, notify=_say)
     example = np.zeros((2, *(int(n) for n in run.info["input_shape"])), dtype=np.float32)
     metadata: dict[str, str] = {key: json.dumps(run.info[key])
                                 for key in ("classes", "mean", "std", "dataset")
@@ -923,7 +986,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         return _fail(str(error), EXIT_MISSING_EXTRA)
     except ValueError as error:  # the exporter's argument checks: one line, no traceback
         return _fail(_one_line(error), EXIT_USAGE)
-    _say(f"Wrote {out} (ONNX opset {opset}, input 'input' of shape (batch, "
+    _say(f"Wrote {shown(out)} (ONNX opset {opset}, input 'input' of shape (batch, "
          f"{', '.join(str(n) for n in example.shape[1:])}), output 'logits')")
     return 0
 

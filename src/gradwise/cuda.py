@@ -36,4 +36,6 @@ def synchronize(device: Any = None) -> None:
 
 
 def empty_cache() -> None:
-    """Nothing cached."""
+    """Release cached accelerator memory: nothing to do, gradwise allocates through NumPy on the
+    CPU.
+    """

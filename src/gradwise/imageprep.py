@@ -26,6 +26,7 @@ Example:
 from __future__ import annotations
 
 import os
+import re
 import struct
 import warnings
 from typing import Literal
@@ -33,6 +34,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from gradwise._shown import shown
 from gradwise.safefile import open_untrusted
 
 __all__ = ["STYLES", "ImagePrepError", "load_digit_image", "prepare_digit"]
@@ -70,34 +72,41 @@ def load_digit_image(path: str | os.PathLike[str], style: Style = "mnist") -> np
         returns (28, 28) uint8, ink bright (255) on a dark (0) background.
     """
     if not os.path.lexists(path):
-        raise ImagePrepError(f"{path}: no such file")
+        raise ImagePrepError(f"{shown(path)}: no such file")
     try:
         with open_untrusted(path, max_bytes=MAX_FILE_BYTES, error=ImagePrepError,
                             what="picture") as (handle, _), warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked below
             with Image.open(handle, formats=FORMATS) as image:
                 if image.width * image.height > MAX_PIXELS:
-                    raise ImagePrepError(
-                        f"{path}: refused: {image.width} x {image.height} pixels, more than the "
-                        f"{MAX_PIXELS // 1_000_000} million a digit picture may have"
-                    )
+                    raise _too_many_pixels(path, f"{image.width} x {image.height}")
                 image.load()
                 return prepare_digit(image, style=style)
     except ImagePrepError as error:
         message = str(error)
-        raise ImagePrepError(message if message.startswith(str(path)) else f"{path}: {message}"
-                             ) from None
+        named = message.startswith((shown(path), str(path)))
+        raise ImagePrepError(message if named else f"{shown(path)}: {message}") from None
     except UnidentifiedImageError:
         raise ImagePrepError(
-            f"{path}: not an image in a supported format ({', '.join(FORMATS)})"
+            f"{shown(path)}: not an image in a supported format ({', '.join(FORMATS)})"
         ) from None
     except Image.DecompressionBombError as error:
-        raise ImagePrepError(f"{path}: refused: {str(error).splitlines()[0]}") from None
+        # Pillow refuses above 2 x Image.MAX_IMAGE_PIXELS (179 Mpx) inside Image.open, before
+        # our check sees the size: the same words as our own cap, not Pillow's "DOS attack"
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        raise _too_many_pixels(path, pixels.group(1) if pixels else "over 179 million") from None
     except (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError, TypeError,
             ZeroDivisionError, MemoryError) as error:
         # Pillow's decoders report damage in all of these (a zTXt text bomb: ValueError)
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise ImagePrepError(f"{path}: cannot decode the picture: {reason[:200]}") from None
+        raise ImagePrepError(f"{shown(path)}: cannot decode the picture: {reason[:200]}") from None
+
+
+def _too_many_pixels(path: str | os.PathLike[str], size: str) -> ImagePrepError:
+    """The one message for a picture over :data:`MAX_PIXELS`, whoever noticed (the header
+    check here or Pillow's decompression-bomb guard)."""
+    return ImagePrepError(f"{shown(path)}: refused: {size} pixels, more than the "
+                          f"{MAX_PIXELS // 1_000_000} million a digit picture may have")
 
 
 def prepare_digit(image: Image.Image | np.ndarray, style: Style = "mnist") -> np.ndarray:
@@ -186,7 +195,8 @@ def _resize_longer_side(ink: np.ndarray, side: int) -> np.ndarray:
     height, width = ink.shape
     scale = side / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))  # Pillow: (w, h)
-    resized = Image.fromarray(ink.astype(np.float32), mode="F").resize(size, Image.LANCZOS)
+    resized = Image.fromarray(ink.astype(np.float32), mode="F").resize(
+        size, Image.Resampling.LANCZOS)
     return np.clip(np.asarray(resized, dtype=np.float32), 0.0, 1.0)
 
 

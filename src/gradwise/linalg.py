@@ -131,4 +131,4 @@ def norm(x: Any, ord: Any = None, dim: Dim = None, keepdim: bool = False) -> Ten
     if isinstance(dim, int) or (isinstance(dim, tuple | list) and len(dim) == 1):
         return vector_norm(x, 2 if ord is None else ord, dim if isinstance(dim, int) else
                            tuple(dim), keepdim)
-    return matrix_norm(x, "fro" if ord is None else ord, tuple(dim), keepdim)
+    return matrix_norm(x, "fro" if ord is None else ord, (dim[0], dim[1]), keepdim)

@@ -4,9 +4,11 @@ Weights, checkpoints, run folders, configs, IDX data sets and pictures all arriv
 people. Before a byte is parsed, :func:`open_untrusted` makes sure that
 
 - the path is a regular file: a FIFO would block the reader forever, ``/dev/zero`` would
-  never end, a socket or a directory is no input at all (``O_NONBLOCK`` keeps even the open
-  of a FIFO from blocking; the type is checked with ``fstat`` on the opened descriptor, so a
-  file swapped between the check and the read cannot slip through);
+  never end, a socket or a directory is no input at all. The type is checked with ``stat``
+  before opening, so a device is never opened (opening some devices acts on them), and again
+  with ``fstat`` on the opened descriptor, so a file swapped between the check and the read
+  cannot slip through (``O_NONBLOCK`` keeps even the open of a FIFO swapped in from
+  blocking);
 - symlinks are resolved, and the real file lies inside ``within`` (the folder it belongs to,
   e.g. the run folder), so a run folder cannot make gradwise read ``/etc/shadow`` or another
   user's files and report on them;
@@ -29,6 +31,8 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+from gradwise._shown import shown
 
 __all__ = ["UntrustedFileError", "open_untrusted", "read_untrusted", "resolve_inside"]
 
@@ -67,7 +71,8 @@ def resolve_inside(
         root = Path(os.path.realpath(within))
         if real != root and root not in real.parents:
             raise error(
-                f"{path}: refused: it leads to {real}, outside its folder {root} (a symlink "
+                f"{shown(path)}: refused: it leads to {shown(real)}, outside its folder "
+                f"{shown(root)} (a symlink "
                 "out of a run or data folder is not followed)"
             )
     return real
@@ -95,23 +100,26 @@ def open_untrusted(
             message is one line naming the file.
     """
     real = resolve_inside(path, within, error)
+    try:  # a device, FIFO or socket is refused without being opened (opening one can act)
+        _check_regular(os.stat(real).st_mode, path, what, error)
+    except FileNotFoundError:
+        raise error(f"{shown(path)}: {what} is missing") from None
+    except OSError as failure:
+        raise error(f"{shown(path)}: cannot open {what}: {failure.strerror}") from None
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(real, flags)
     except FileNotFoundError:
-        raise error(f"{path}: {what} is missing") from None
+        raise error(f"{shown(path)}: {what} is missing") from None
     except OSError as failure:
-        raise error(f"{path}: cannot open {what}: {failure.strerror}") from None
+        raise error(f"{shown(path)}: cannot open {what}: {failure.strerror}") from None
     try:
-        info = os.fstat(fd)
-        for test, kind in _KINDS:
-            if test(info.st_mode):
-                raise error(f"{path}: refused: the {what} is {kind}, not a regular file")
-        if not stat.S_ISREG(info.st_mode):
-            raise error(f"{path}: refused: the {what} is not a regular file")
+        info = os.fstat(fd)  # again on the descriptor: a file swapped after the stat is caught
+        _check_regular(info.st_mode, path, what, error)
         if info.st_size > max_bytes:
             raise error(
-                f"{path}: refused: the {what} is {_format_size(info.st_size)}, more than the "
+                f"{shown(path)}: refused: the {what} is {_format_size(info.st_size)}, more than "
+                "the "
                 f"{_format_size(max_bytes)} such a file may be"
             )
         if hasattr(os, "set_blocking"):
@@ -122,6 +130,15 @@ def open_untrusted(
         raise
     with handle:
         yield handle, int(info.st_size)
+
+
+def _check_regular(mode: int, path: str | os.PathLike[str], what: str,
+                   error: type[Exception]) -> None:
+    for test, kind in _KINDS:
+        if test(mode):
+            raise error(f"{shown(path)}: refused: the {what} is {kind}, not a regular file")
+    if not stat.S_ISREG(mode):
+        raise error(f"{shown(path)}: refused: the {what} is not a regular file")
 
 
 def read_untrusted(
@@ -142,7 +159,7 @@ def read_untrusted(
         try:
             payload = handle.read(size + 1)
         except OSError as failure:
-            raise error(f"{path}: cannot read {what}: {failure.strerror}") from None
+            raise error(f"{shown(path)}: cannot read {what}: {failure.strerror}") from None
     if len(payload) != size:
-        raise error(f"{path}: the {what} changed size while it was read; try again")
+        raise error(f"{shown(path)}: the {what} changed size while it was read; try again")
     return payload

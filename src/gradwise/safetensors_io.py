@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import safetensors.numpy as safetensors_numpy
 
+from gradwise._shown import shown
 from gradwise.safefile import UntrustedFileError, open_untrusted
 
 __all__ = [
@@ -121,25 +122,25 @@ def _check_header(header: Any, data_bytes: int, source: str) -> list[tuple[str, 
     for name, info in header.items():
         if name == _METADATA:
             continue
-        shown = name if len(name) <= 60 else name[:57] + "..."
+        label = name if len(name) <= 60 else name[:57] + "..."
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
-            raise ValueError(f"tensor {shown!r}: entry must have dtype, shape, data_offsets")
+            raise ValueError(f"tensor {label!r}: entry must have dtype, shape, data_offsets")
         dtype = _DTYPES.get(info["dtype"]) if isinstance(info["dtype"], str) else None
         if dtype is None:
             raise ValueError(
-                f"tensor {shown!r}: dtype {str(info['dtype'])[:20]!r} is not supported "
+                f"tensor {label!r}: dtype {str(info['dtype'])[:20]!r} is not supported "
                 f"(supported: {', '.join(_DTYPES)})"
             )
         shape, offsets = info["shape"], info["data_offsets"]
         if not (isinstance(shape, list) and len(shape) <= 8 and all(_is_count(n) for n in shape)):
-            raise ValueError(f"tensor {shown!r}: shape must be a list of at most 8 sizes >= 0")
+            raise ValueError(f"tensor {label!r}: shape must be a list of at most 8 sizes >= 0")
         if not (isinstance(offsets, list) and len(offsets) == 2
                 and all(_is_count(n) for n in offsets) and offsets[0] <= offsets[1]):
-            raise ValueError(f"tensor {shown!r}: data_offsets must be [begin, end], begin <= end")
+            raise ValueError(f"tensor {label!r}: data_offsets must be [begin, end], begin <= end")
         expected = math.prod(shape) * np.dtype(dtype).itemsize
         if offsets[1] - offsets[0] != expected:
             raise ValueError(
-                f"tensor {shown!r}: shape {shape} {info['dtype']} needs {expected} bytes, the "
+                f"tensor {label!r}: shape {shape} {info['dtype']} needs {expected} bytes, the "
                 f"offsets give {offsets[1] - offsets[0]}"
             )
         entries.append((name, dtype, shape, offsets[0], offsets[1]))
@@ -166,23 +167,26 @@ def _parse_header(prefix: bytes, file_size: int, source: str,
                   error: type[Exception]) -> tuple[Any, int]:
     """(header JSON, header length) from the first bytes; caps checked before parsing."""
     if file_size < 8 or len(prefix) < 8:
-        raise error(f"{source}: not a safetensors file: {file_size} bytes, shorter than the "
+        raise error(f"{shown(source)}: not a safetensors file: {file_size} bytes, shorter than the "
                     "8-byte header length")
     (length,) = struct.unpack("<Q", prefix[:8])
     if length > MAX_HEADER_BYTES:
-        raise error(f"{source}: not a valid safetensors file: header of {length} bytes, more "
+        raise error(f"{shown(source)}: not a valid safetensors file: header of {length} bytes, "
+                    "more "
                     f"than the {MAX_HEADER_BYTES} accepted")
     if 8 + length > file_size:
-        raise error(f"{source}: not a valid safetensors file: the header claims {length} bytes "
+        raise error(f"{shown(source)}: not a valid safetensors file: the header claims {length} "
+                    "bytes "
                     f"but the file has {file_size}")
     raw = prefix[8 : 8 + length]
     count = raw.count(b"data_offsets")
     if count > MAX_TENSORS:
-        raise error(f"{source}: refused: {count} tensors, more than the {MAX_TENSORS} accepted")
+        raise error(f"{shown(source)}: refused: {count} tensors, more than the {MAX_TENSORS} "
+                    "accepted")
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as failure:
-        raise error(f"{source}: not a valid safetensors file: header is not JSON "
+        raise error(f"{shown(source)}: not a valid safetensors file: header is not JSON "
                     f"({str(failure)[:120]})") from None
     return header, length
 
@@ -201,7 +205,7 @@ def parse_safetensors(payload: bytes, source: str = "safetensors",
     try:
         entries = _check_header(header, len(payload) - 8 - length, source)
     except ValueError as failure:
-        raise error(f"{source}: not a valid safetensors file: {failure}") from None
+        raise error(f"{shown(source)}: not a valid safetensors file: {failure}") from None
     base = 8 + length
     arrays = {}
     for name, dtype, shape, begin in entries:
@@ -241,6 +245,6 @@ def read_safetensors(
         try:
             _check_header(header, size - 8 - length, str(path))
         except ValueError as failure:
-            raise error(f"{path}: not a valid safetensors file: {failure}") from None
+            raise error(f"{shown(path)}: not a valid safetensors file: {failure}") from None
         payload = prefix + handle.read(size - len(prefix))
     return parse_safetensors(payload, str(path), error)

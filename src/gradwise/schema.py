@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gradwise._shown import short_repr
+
 __all__ = ["Field", "check_fields", "check_value"]
 
 
@@ -48,8 +50,7 @@ class Field:
 
 
 def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return short_repr(value, 60)
 
 
 def check_value(value: Any, field: Field, name: str) -> str | None:

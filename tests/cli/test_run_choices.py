@@ -10,7 +10,7 @@ import pytest
 
 from cli.cli_helpers import gradwise, run_info
 from gradwise.recipes import OPTIMIZERS
-from gradwise.runs import load_run
+from gradwise.runs import RunError, load_run
 
 
 def _train(capsys, run_dir, *extra):
@@ -78,9 +78,12 @@ def test_evaluate_uses_the_best_weights_unless_told_last(capsys, tmp_path) -> No
         assert result.code == 0, result.err
         assert f"Weights: {loaded.weights_note}" in result.out
     # the best checkpoint holds what the model had at its epoch, not the final weights
+    # a finished run without its final weights is an error, never a silent fallback
     (run / "weights.safetensors").unlink()
-    assert load_run(run, "last").weights == run / "checkpoints" / "last"
-    with pytest.raises(ValueError, match="weights must be 'best' or 'last'"):
+    with pytest.raises(RunError, match="weights.safetensors is missing.*last-checkpoint"):
+        load_run(run, "last")
+    assert load_run(run, "last-checkpoint").weights == run / "checkpoints" / "last"
+    with pytest.raises(ValueError, match="weights must be one of"):
         load_run(run, "first")
 
 

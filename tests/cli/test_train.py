@@ -85,15 +85,18 @@ def test_default_run_folder_is_under_runs(capsys) -> None:
     assert "epoch 1/1" not in result.out  # --quiet: no per-epoch lines
 
 
-def test_mnist_without_files_falls_back_to_digits_and_says_so(capsys, tmp_path) -> None:
+def test_mnist_without_files_falls_back_to_digits_and_says_so(capsys, tmp_path,
+                                                              monkeypatch) -> None:
+    # only the default search (no --data-dir) may fall back; GRADWISE_DATA is part of it
     empty = tmp_path / "empty"
     empty.mkdir()
+    monkeypatch.setenv("GRADWISE_DATA", str(empty))
     result = gradwise(capsys, "train", "mnist-mlp", "--limit-train", "500", "--epochs", "1",
-                      "--data-dir", empty, "--out", tmp_path / "run", "--no-doctor")
+                      "--out", tmp_path / "run", "--no-doctor")
     assert result.code == 0, result.err
     notes = [line for line in result.out.splitlines() if line.startswith("No MNIST files found")]
     assert len(notes) == 1
-    assert f"--data-dir {empty}" in notes[0]
+    assert f"GRADWISE_DATA={empty}" in notes[0]
     assert "download from 1 mirror" in notes[0]
     assert notes[0].endswith("training on scikit-learn's 8x8 digits instead. Provide MNIST "
                              "with --data-dir or GRADWISE_DATA.")
@@ -103,6 +106,16 @@ def test_mnist_without_files_falls_back_to_digits_and_says_so(capsys, tmp_path) 
     assert info["fallback"] == notes[0]
     report = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     assert '<p class="loud">No MNIST files found' in report
+
+
+def test_a_named_data_dir_never_falls_back_to_digits(capsys, tmp_path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = gradwise(capsys, "train", "mnist-mlp", "--limit-train", "500", "--epochs", "1",
+                      "--data-dir", empty, "--out", tmp_path / "run", "--no-doctor")
+    assert result.code == 3, result.err
+    assert f"--data-dir {empty}" in result.err and "digits" not in result.err
+    assert not (tmp_path / "run").exists()
 
 
 def write_bar_images(directory: Path, n_train: int = 400, n_test: int = 100) -> None:

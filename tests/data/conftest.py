@@ -5,9 +5,11 @@ No test here touches the network, the user's cache or the system's data folders.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gradwise.data import datasets
+from gradwise.data import datasets, download
 from gradwise.data.datasets import IDXDatasetSpec
 from gradwise.data.download import RemoteFile
 from gradwise.data.idx import write_idx
@@ -35,6 +37,7 @@ def isolated_locations(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
     monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
     monkeypatch.setattr(datasets, "SYSTEM_DATA_DIRS", ())
+    monkeypatch.setattr(download, "RETRY_WAIT_SECONDS", 0.0)  # retries, without the pauses
     return cache_home / "gradwise"
 
 
@@ -78,6 +81,10 @@ def spec_for(directory: Path, mirrors: tuple[str, ...], name: str = "tiny") -> I
     )
 
 
+STALL_SECONDS = 3.0
+_FLAKY_SEEN: set[str] = set()
+
+
 @dataclass
 class LocalServer:
     root: Path
@@ -88,9 +95,29 @@ class LocalServer:
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves files; anything under /broken/ announces its full size, then hangs up halfway."""
+    """Serves files; anything under /broken/ announces its full size, then hangs up halfway;
+    /stall/ sends the headers and half the bytes, then goes silent for STALL_SECONDS;
+    /flaky/ answers 503 to the first request for each file and serves it afterwards."""
 
     def do_GET(self) -> None:
+        if self.path.startswith("/stall/"):
+            path = Path(self.directory) / "good" / self.path.removeprefix("/stall/")
+            data = path.read_bytes() if path.is_file() else b"x" * 1000
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                time.sleep(STALL_SECONDS)
+            self.close_connection = True
+            return
+        if self.path.startswith("/flaky/"):
+            if self.path not in _FLAKY_SEEN:
+                _FLAKY_SEEN.add(self.path)
+                self.send_error(503, "Service Unavailable")
+                return
+            self.path = "/good/" + self.path.removeprefix("/flaky/")
         if self.path.startswith("/broken/"):
             path = Path(self.directory) / self.path.lstrip("/")
             data = path.read_bytes() if path.is_file() else b"x" * 1000
@@ -112,6 +139,7 @@ def http_server(tmp_path: Path) -> Iterator[LocalServer]:
     """An HTTP server on 127.0.0.1 serving ``tmp_path / "www"``, stopped after the test."""
     root = tmp_path / "www"
     root.mkdir()
+    _FLAKY_SEEN.clear()
 
     def handler(*args, **kwargs):
         return _Handler(*args, directory=str(root), **kwargs)

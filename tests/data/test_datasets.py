@@ -125,9 +125,12 @@ def test_files_that_do_not_fit_together_are_refused(
 
 
 def test_missing_files_are_named(tmp_path, tiny_dataset) -> None:
+    from gradwise.data.datasets import DatasetRefusedError
+
     tiny_dataset(tmp_path)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
-    with pytest.raises(DatasetNotFoundError, match="missing t10k-labels-idx1-ubyte.gz"):
+    # an incomplete set in the folder the caller named is refused, not searched past
+    with pytest.raises(DatasetRefusedError, match=r"3 of 4 \(missing t10k-labels-idx1-ubyte.gz"):
         load_idx_dataset(MNIST, data_dir=tmp_path, download=False)
 
 

@@ -137,6 +137,7 @@ def test_offline_gives_a_message_that_says_what_to_do(served, tmp_path: Path) ->
     url = closed_port_url()
     spec = replace(spec, mirrors=(url,))
     data_dir = tmp_path / "my-data"
+    data_dir.mkdir()  # holds none of the files: the search goes on, then the download
     with pytest.raises(DatasetNotFoundError) as info:
         load_idx_dataset(spec, data_dir=data_dir, progress=False, timeout=5)
     message = str(info.value)
@@ -173,3 +174,88 @@ def test_corrupt_file_in_cache_is_replaced_by_a_verified_download(
     assert corrupted.read_bytes() == (server.root / "good" / corrupted.name).read_bytes()
     assert server.url("good") in dataset.source
     assert spec.train_images.name in capsys.readouterr().err  # the progress bar's label
+
+
+def test_a_failing_mirror_then_a_working_one(served, tmp_path: Path, list_files) -> None:
+    server, spec = served
+    remote = spec.train_images
+    mirrors = [closed_port_url(), server.url("good")]
+    with pytest.raises(DownloadError) as info:
+        fetch_from_mirrors(remote, mirrors[:1], tmp_path / "none", progress=False, retries=2)
+    assert len(info.value.attempts) == 1  # no connection: not retried (offline falls back fast)
+    path, url = fetch_from_mirrors(remote, mirrors, tmp_path / "out", progress=False, retries=2)
+    assert url == server.url("good") + remote.name
+    assert path.read_bytes() == (server.root / "good" / remote.name).read_bytes()
+    assert list_files(tmp_path / "out") == [remote.name]
+
+
+def test_a_transient_server_error_is_retried_on_the_same_mirror(served, tmp_path: Path) -> None:
+    server, spec = served
+    remote = spec.train_labels
+    path, url = fetch_from_mirrors(remote, [server.url("flaky")], tmp_path, progress=False)
+    assert url == server.url("flaky") + remote.name
+    assert path.read_bytes() == (server.root / "good" / remote.name).read_bytes()
+    with pytest.raises(DownloadError, match="HTTP 503") as info:  # no retries: one attempt
+        download_file(server.url("flaky") + spec.test_labels.name, tmp_path / "x", spec.test_labels,
+                      progress=False, retries=0)
+    assert len(info.value.attempts) == 1
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "md5"])
+def test_a_wrong_hash_is_refused_and_the_file_not_kept(
+    served, tmp_path: Path, list_files, algorithm: str
+) -> None:
+    server, spec = served
+    remote = replace(spec.train_labels, **{algorithm: "0" * len(getattr(spec.train_labels,
+                                                                         algorithm))})
+    target_dir = tmp_path / "downloads"
+    target_dir.mkdir()
+    (target_dir / remote.name).write_bytes(b"the old copy")
+    with pytest.raises(DownloadError, match=f"{algorithm} mismatch") as info:
+        download_file(server.url("good") + remote.name, target_dir / remote.name, remote,
+                      progress=False)
+    assert server.url("good") + remote.name in str(info.value)
+    assert len(info.value.attempts) == 1  # a checksum mismatch is not retried
+    assert list_files(target_dir) == [remote.name]  # no temporary file left
+    assert (target_dir / remote.name).read_bytes() == b"the old copy"  # and nothing replaced
+
+
+def test_a_truncated_transfer_is_retried_then_refused(served, tmp_path: Path, list_files) -> None:
+    server, spec = served
+    remote = spec.test_images
+    target_dir = tmp_path / "downloads"
+    target_dir.mkdir()
+    with pytest.raises(DownloadError, match=r"connection closed after \d+ of \d+ bytes") as info:
+        download_file(server.url("broken") + remote.name, target_dir / remote.name, remote,
+                      progress=False, retries=2)
+    assert len(info.value.attempts) == 3 and "3 attempts" in str(info.value)
+    assert list_files(target_dir) == []
+
+
+@pytest.mark.timeout(20)
+def test_a_stalled_server_times_out_instead_of_hanging(served, tmp_path: Path, list_files) -> None:
+    import time
+
+    server, spec = served
+    remote = spec.train_images
+    target_dir = tmp_path / "downloads"
+    target_dir.mkdir()
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match="timed out") as info:
+        download_file(server.url("stall") + remote.name, target_dir / remote.name, remote,
+                      progress=False, timeout=0.3, retries=1)
+    assert time.monotonic() - start < 2.5  # two attempts of 0.3 s, not the server's 3 s stall
+    assert server.url("stall") + remote.name in str(info.value)
+    assert list_files(target_dir) == []
+
+
+def test_the_size_cap_applies_when_no_size_is_published(served, tmp_path: Path) -> None:
+    server, spec = served
+    remote = RemoteFile(spec.train_images.name)  # no size: max_bytes is the cap
+    with pytest.raises(DownloadError, match="more than the 100-byte cap"):
+        download_file(server.url("good") + remote.name, tmp_path / remote.name, remote,
+                      progress=False, max_bytes=100)
+    assert not (tmp_path / remote.name).exists()
+    path = download_file(server.url("good") + remote.name, tmp_path / remote.name, remote,
+                         progress=False, max_bytes=spec.train_images.size)
+    assert path.stat().st_size == spec.train_images.size

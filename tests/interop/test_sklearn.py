@@ -104,6 +104,20 @@ def test_partial_fit_continues_and_needs_classes_first():
         clf.partial_fit(X[:, :4], y)
 
 
+@pytest.mark.parametrize("make", [
+    lambda X, y: (MLPClassifier((4,), early_stopping=True, random_state=0), {"classes": [0, 1]}),
+    lambda X, y: (MLPRegressor((4,), early_stopping=True, random_state=0), {}),
+])
+def test_partial_fit_refuses_early_stopping_as_scikit_learn_does(make):
+    # it used to crash mid-epoch with a TypeError (None - float) after changing the model
+    X, y = make_classification(n_samples=40, n_features=3, n_informative=2, n_redundant=0,
+                               random_state=0)
+    estimator, extra = make(X, y)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
+        estimator.partial_fit(X, y, **extra)
+    assert not hasattr(estimator, "model_")
+
+
 def test_stops_when_the_loss_stops_improving_and_warns_otherwise():
     X, y = make_classification(n_samples=60, n_features=4, random_state=4)
     clf = MLPClassifier((8,), learning_rate_init=0.05, tol=1e-1, n_iter_no_change=2,

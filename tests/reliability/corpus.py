@@ -73,12 +73,21 @@ def last_manifest(run: Path) -> Path:
     return run / "checkpoints" / "last" / "checkpoint.json"
 
 
+def unpin(run: Path) -> None:
+    """Drop run.json's SHA-256 digests (a run written before gradwise recorded them, or a forger
+    who also edited run.json), so that a forged file reaches the checks behind the digest."""
+    edit_json(run / "run.json", lambda d: [d.pop(key, None) for key in (
+        "weights_sha256", "checkpoint_sha256")])
+
+
 def checkpoint_run(bases: dict[str, Path], tmp: Path, resume: bool = False) -> Path:
-    """A spiral run whose final weights are gone: evaluate reads checkpoints/last."""
+    """A spiral run whose final weights are gone, unpinned and marked unfinished: evaluate
+    reads checkpoints/last (a finished run without its weights is refused, see the digest
+    cases)."""
     run = run_copy(bases, "spiral", tmp)
     (run / "weights.safetensors").unlink()
-    if resume:
-        edit_json(run / "run.json", lambda d: d.update(status="interrupted"))
+    unpin(run)
+    edit_json(run / "run.json", lambda d: d.update(status="interrupted" if resume else "stopped"))
     return run
 
 
@@ -250,6 +259,7 @@ def _weights_arrays_case(name: str, change: Callable[[dict], None]) -> None:
         arrays = weights_of(run)
         change(arrays)
         write_weights(run / "weights.safetensors", arrays)
+        unpin(run)  # the arrays' own checks, not the digest, must refuse these
         return evaluate(run)
     build.__name__ = name
     case("weights")(build)
@@ -671,3 +681,190 @@ for _name, _args in {
                                        str(t / "o")],
 }.items():
     _argv_case(_name, _args)
+
+
+# ---- digests in run.json, forged best/, deleted weights (issue 13, third pass) -----------------
+def _best_manifest(run: Path) -> Path:
+    return run / "checkpoints" / "best" / "checkpoint.json"
+
+
+def _forge_best(run: Path) -> None:
+    """A consistent forgery of checkpoints/best: new weights, manifest re-signed to match them;
+    only the digest run.json pinned can tell."""
+    import hashlib
+
+    manifest = json.loads(_best_manifest(run).read_text())
+    path = _best_manifest(run).parent / manifest["files"]["model"]["file"]
+    arrays = read_model_arrays(path)
+    for array in arrays.values():
+        array += 0.5
+    write_weights(path, arrays)
+    payload = path.read_bytes()
+    manifest["files"]["model"].update(bytes=len(payload),
+                                      sha256=hashlib.sha256(payload).hexdigest())
+    _best_manifest(run).write_text(json.dumps(manifest))
+
+
+def read_model_arrays(path: Path) -> dict[str, np.ndarray]:
+    from gradwise.safetensors_io import read_safetensors
+
+    return dict(read_safetensors(path)[0])
+
+
+def _info_at(key: str, value: Any) -> Callable[[Path], None]:
+    return lambda run: edit_json(run / "run.json", lambda d: d.update({key: value}))
+
+
+def _digest_case(name: str, change: Callable[[Path], None], args: tuple[str, ...] = (),
+                 command: str = "evaluate") -> None:
+    def build(tmp, bases):
+        kind = "digits" if command == "predict" else "spiral"
+        run = run_copy(bases, kind, tmp)
+        change(run)
+        if command == "predict":
+            from PIL import Image, ImageDraw
+
+            image = Image.new("L", (60, 60), 0)
+            ImageDraw.Draw(image).line([(30, 10), (30, 50)], fill=255, width=6)
+            image.save(tmp / "one.png")
+            return ["predict", str(run), str(tmp / "one.png"), *args]
+        if command == "export":
+            return ["export", str(run), "--out", str(tmp / "m.onnx"), *args]
+        if command == "resume":
+            return ["train", "--resume", str(run), "--epochs", "4", "--quiet", *args]
+        return ["evaluate", str(run), *args]
+    build.__name__ = name
+    case("digest")(build)
+
+
+def _altered_weights(run: Path) -> None:
+    arrays = weights_of(run)
+    for array in arrays.values():
+        array *= 1.01
+    write_weights(run / "weights.safetensors", arrays)
+
+
+def _resign_last_from_best_forgery(run: Path) -> None:
+    # checkpoints/last replaced by a consistent forgery (the forged best's manifest and files)
+    _forge_best(run)
+    last = run / "checkpoints" / "last"
+    shutil.rmtree(last)
+    shutil.copytree(run / "checkpoints" / "best", last)
+
+
+for _name, _change, _args, _command in [
+    ("best_forged_consistently", _forge_best, (), "evaluate"),
+    ("best_manifest_hash_broken", lambda run: edit_json(_best_manifest(run), lambda d: d[
+        "files"]["model"].update(sha256="0" * 64)), (), "evaluate"),
+    ("best_manifest_outside", lambda run: replace_with(_best_manifest(run), "link",
+                                                       "/etc/hostname"), (), "evaluate"),
+    ("best_manifest_fifo", lambda run: replace_with(_best_manifest(run), "fifo"), (), "evaluate"),
+    ("best_manifest_deleted_files", lambda run: [p.unlink() for p in _best_manifest(
+        run).parent.glob("model-*")], (), "evaluate"),
+    ("weights_altered", _altered_weights, ("--weights", "last"), "evaluate"),
+    ("weights_altered_predict", _altered_weights, ("--weights", "last"), "predict"),
+    ("weights_altered_export", _altered_weights, ("--weights", "last"), "export"),
+    ("weights_deleted", lambda run: (run / "weights.safetensors").unlink(),
+     ("--weights", "last"), "evaluate"),
+    ("weights_deleted_export", lambda run: (run / "weights.safetensors").unlink(),
+     ("--weights", "last"), "export"),
+    ("weights_deleted_no_best", lambda run: (shutil.rmtree(run / "checkpoints" / "best"),
+                                             (run / "weights.safetensors").unlink()),
+     (), "evaluate"),
+    ("last_forged_resume", _resign_last_from_best_forgery, (), "resume"),
+    ("digest_not_hex", _info_at("weights_sha256", "abc"), ("--weights", "last"), "evaluate"),
+    ("digest_a_number", _info_at("weights_sha256", 7), ("--weights", "last"), "evaluate"),
+    ("digest_zeros", _info_at("weights_sha256", "0" * 64), ("--weights", "last"), "evaluate"),
+    ("digest_a_megabyte", _info_at("weights_sha256", "a" * (1 << 20)), ("--weights", "last"),
+     "evaluate"),
+    ("checkpoint_digests_a_list", _info_at("checkpoint_sha256", []), (), "evaluate"),
+    ("checkpoint_digest_other_key", _info_at("checkpoint_sha256", {"first": "0" * 64}), (),
+     "evaluate"),
+    ("checkpoint_digest_zeros", _info_at("checkpoint_sha256", {"best": "0" * 64}), (),
+     "evaluate"),
+    ("checkpoint_digest_zeros_resume", _info_at("checkpoint_sha256", {"last": "0" * 64}), (),
+     "resume"),
+]:
+    _digest_case(_name, _change, _args, _command)
+
+
+# ---- a named data folder: incomplete, truncated, missing (never another data set) ------------
+def _incomplete(keep: int) -> Callable[[Path], None]:
+    def drop(folder: Path) -> None:
+        for path in sorted(folder.iterdir())[keep:]:
+            path.unlink()
+    return drop
+
+
+_idx_case("three_of_four_files", after=_incomplete(3))
+_idx_case("one_of_four_files", after=_incomplete(1))
+_idx_case("truncated_labels_file", after=lambda folder: (
+    folder / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        (folder / "t10k-labels-idx1-ubyte.gz").read_bytes()[:20]))
+_idx_case("three_files_in_the_mnist_subfolder", after=lambda folder: (
+    (folder / "mnist").mkdir(), [p.rename(folder / "mnist" / p.name) for p in sorted(
+        folder.glob("*.gz"))[:3]], [p.unlink() for p in folder.glob("*.gz")]))
+_config_file_case("data_dir_nonexistent", '{"recipe": "mnist-mlp", "data_dir": "/nonexistent"}')
+_config_file_case("data_dir_nonexistent_fashion",
+                  '{"recipe": "fashion-mlp", "data_dir": "/nonexistent/fashion"}')
+
+
+# ---- huge integers anywhere in configs (TOML hex/octal/binary have no digit limit) ----------
+for _name, _text in {
+    "toml_epochs_5000_hex_digits": "epochs = 0x" + "F" * 5000 + "\n",
+    "toml_seed_6000_octal_digits": "seed = 0o" + "7" * 6000 + "\n",
+    "toml_hidden_20000_bits": "hidden = [0b" + "1" * 20000 + "]\n",
+    "toml_recipe_a_huge_int": "recipe = 0x" + "F" * 5000 + "\n",
+    "toml_unknown_key_huge_value": 'recipe = "spiral"\nmomentum = 0x' + "F" * 5000 + "\n",
+    "toml_limit_train_huge": 'recipe = "spiral"\nlimit_train = 0x' + "F" * 5000 + "\n",
+}.items():
+    _config_file_case(_name, _text, ".toml")
+_config_file_case("json_epochs_5000_digits", '{"recipe": "spiral", "epochs": 1' + "0" * 5000 + "}")
+_config_file_case("overridden_epochs_zero", '{"recipe": "spiral", "epochs": 0}',
+                  extra=("--epochs", "2"))
+_config_file_case("overridden_recipe_unknown", '{"recipe": "nope"}', extra=("spiral",))
+
+
+# ---- a run folder naming an unknown recipe, for every command that reads one ---------------
+for _command in ("evaluate", "predict", "export", "resume"):
+    _digest_case(f"recipe_nope_{_command}", lambda run: edit_json(
+        run / "config.json", lambda d: d.update(recipe="nope")), (), _command)
+
+
+# ---- paths with control characters: one line, escaped, whatever the command --------------------
+_CONTROL_NAMES = {"newline": "a\nb", "carriage_return": "a\rgradwise: ok", "escape_clear":
+                  "a\x1b[2Jb", "escape_title": "a\x1b]0;pwned\x07b", "line_separator": "a\u2028b"}
+
+for _key, _odd in _CONTROL_NAMES.items():
+    for _name, _args in {
+        f"evaluate_{_key}": lambda t, b, odd=_odd: ["evaluate", str(t / odd)],
+        f"config_{_key}": lambda t, b, odd=_odd: ["train", "--config", str(t / f"{odd}.json"),
+                                                  "--out", str(t / "o")],
+        f"data_dir_{_key}": lambda t, b, odd=_odd: ["train", "mnist-mlp", "--data-dir",
+                                                    str(t / odd), "--out", str(t / "o")],
+        f"resume_{_key}": lambda t, b, odd=_odd: ["train", "--resume", str(t / odd)],
+        f"predict_{_key}": lambda t, b, odd=_odd: ["predict", str(run_copy(b, "digits", t)),
+                                                   str(t / f"{odd}.png")],
+    }.items():
+        _argv_case(_name, _args)
+
+
+@case("argv")
+def run_folder_named_with_escapes(tmp, bases):
+    # an existing run folder whose name holds a terminal escape, with a damaged run.json
+    run = tmp / "run\x1b[31mred"
+    shutil.copytree(bases["spiral"], run)
+    (run / "run.json").write_text("{")
+    return ["evaluate", str(run)]
+
+
+@case("picture")
+def one_bad_picture_among_good_ones(tmp, bases):
+    from PIL import Image, ImageDraw
+
+    image = Image.new("L", (60, 60), 0)
+    ImageDraw.Draw(image).line([(30, 10), (30, 50)], fill=255, width=6)
+    image.save(tmp / "good.png")
+    (tmp / "bad.png").write_bytes(png_with_chunks(14000, 14000))
+    return ["predict", str(run_copy(bases, "digits", tmp)), str(tmp / "good.png"),
+            str(tmp / "bad.png"), str(tmp / "good.png")]

@@ -11,8 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-WALL_CLOCK_FIELDS = frozenset({"epoch_time", "seconds", "created", "resumed", "interrupted_by"})
-"""Durations and timestamps, and run.json's count of resumes: all legitimately differ."""
+WALL_CLOCK_FIELDS = frozenset({"epoch_time", "seconds", "created", "resumed", "interrupted_by",
+                               "checkpoint_sha256"})
+"""Durations and timestamps, and run.json's count of resumes: all legitimately differ; and
+run.json's digests of the checkpoint manifests, whose histories hold ``epoch_time`` (the
+manifests themselves are compared, those fields removed; ``weights_sha256`` is compared)."""
 NOT_COMPARED = ("report.html", "learning_curves.png")
 """Rendered from the compared files (the report also shows timings)."""
 

@@ -46,6 +46,11 @@ def _edit_trainer(run_dir, **changes):
     data = json.loads(manifest.read_text())
     data["trainer"].update(changes)
     manifest.write_text(json.dumps(data))
+    # unpinned (a run from before the digests, or a forger who edited run.json too): the
+    # trainer-state checks behind the digest must refuse it on their own
+    info = json.loads((run_dir / "run.json").read_text())
+    info.pop("checkpoint_sha256", None)
+    (run_dir / "run.json").write_text(json.dumps(info))
 
 
 def test_missing_last_with_best_present_is_refused(interrupted, capsys):

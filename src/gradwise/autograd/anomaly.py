@@ -149,4 +149,5 @@ class detect_anomaly:
 
 
 def is_anomaly_enabled() -> bool:
+    """True inside a ``detect_anomaly()`` block, as ``torch.is_anomaly_enabled``."""
     return _detector.get() is not None

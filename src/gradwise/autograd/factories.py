@@ -78,24 +78,37 @@ def _like(other: Any, dtype: Any) -> tuple[tuple[int, ...], np.dtype]:
 
 def zeros_like(input: Any, dtype: Any = None, device: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros shaped like ``input``; ``dtype`` defaults to ``input``'s
+    (torch.zeros_like).
+    """
     shape, dtype = _like(input, dtype)
     return _finish(np.zeros(shape, dtype), device, requires_grad, "zeros_like")
 
 
 def ones_like(input: Any, dtype: Any = None, device: Any = None,  # noqa: A002
               requires_grad: bool = False) -> Tensor:
+    """A tensor of ones shaped like ``input``; ``dtype`` defaults to ``input``'s (torch.ones_like).
+    """
     shape, dtype = _like(input, dtype)
     return _finish(np.ones(shape, dtype), device, requires_grad, "ones_like")
 
 
 def empty_like(input: Any, dtype: Any = None, device: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
+    """A tensor shaped like ``input`` (zero-filled: NumPy has no cheaper safe "empty"), as torch's.
+
+    ``dtype`` defaults to ``input``'s; ``device`` must be ``"cpu"``.
+    """
     shape, dtype = _like(input, dtype)
     return _finish(np.zeros(shape, dtype), device, requires_grad, "empty_like")
 
 
 def full_like(input: Any, fill_value: Any, dtype: Any = None, device: Any = None,  # noqa: A002
               requires_grad: bool = False) -> Tensor:
+    """A tensor shaped like ``input`` filled with ``fill_value``; ``dtype`` defaults to ``input``'s.
+
+    As ``torch.full_like``.
+    """
     shape, dtype = _like(input, dtype)
     return _finish(np.full(shape, fill_value, dtype), device, requires_grad, "full_like")
 
@@ -165,12 +178,20 @@ def randn(*size: Any, generator: Any = None, rng: Any = None, dtype: Any = None,
 
 def rand_like(input: Tensor, *, generator: Any = None, dtype: Any = None,  # noqa: A002
               requires_grad: bool = False) -> Tensor:
+    """Uniform [0, 1) samples shaped like ``input``, drawn from ``generator`` or the default one.
+
+    As ``torch.rand_like``; ``dtype`` defaults to ``input``'s.
+    """
     shape, dtype = _like(input, dtype)
     return rand(shape, generator=generator, dtype=dtype, requires_grad=requires_grad)
 
 
 def randn_like(input: Tensor, *, generator: Any = None, dtype: Any = None,  # noqa: A002
                requires_grad: bool = False) -> Tensor:
+    """Standard normal samples shaped like ``input``, from ``generator`` or the default one.
+
+    As ``torch.randn_like``; ``dtype`` defaults to ``input``'s.
+    """
     shape, dtype = _like(input, dtype)
     return randn(shape, generator=generator, dtype=dtype, requires_grad=requires_grad)
 
@@ -183,15 +204,15 @@ def randint(*args: Any, size: Any = None, generator: Any = None, rng: Any = None
     Raises:
         TypeError: no size; ValueError: ``low >= high``.
     """
-    args = list(args)
-    if size is None and args and isinstance(args[-1], Sequence):
-        size = args.pop()
+    bounds = list(args)
+    if size is None and bounds and isinstance(bounds[-1], Sequence):
+        size = bounds.pop()
     if size is None:
         raise TypeError("randint: missing size (a tuple, e.g. randint(0, 10, (32,)))")
-    if len(args) == 1:
-        low, high = 0, args[0]
-    elif len(args) == 2:
-        low, high = args
+    if len(bounds) == 1:
+        low, high = 0, bounds[0]
+    elif len(bounds) == 2:
+        low, high = bounds
     else:
         raise TypeError("randint: expected randint(high, size) or randint(low, high, size)")
     if low >= high:
@@ -203,6 +224,10 @@ def randint(*args: Any, size: Any = None, generator: Any = None, rng: Any = None
 
 def randint_like(input: Tensor, low: int = 0, high: int | None = None, *,  # noqa: A002
                  generator: Any = None, dtype: Any = None) -> Tensor:
+    """Integers uniform in [low, high) shaped like ``input``; one bound given is ``high``.
+
+    As ``torch.randint_like``; ``dtype`` defaults to ``input``'s.
+    """
     if high is None:
         low, high = 0, low
     shape, dtype = _like(input, dtype)

@@ -57,14 +57,36 @@ class Function:
     observe_kind: ClassVar[str | None] = None
 
     inputs: tuple[Tensor, ...] | None
+    input_versions: tuple[int, ...]  # the inputs' versions when saved (saves_inputs)
+    output_version: int  # the output's version when saved (saves_output)
     needs_input_grad: tuple[bool, ...]
 
     @staticmethod
     def forward(ctx: Any, *args: Any, **kwargs: Any) -> np.ndarray:
+        """Compute the op's output from NumPy arrays (never Tensors); override in every op.
+
+        Args:
+            ctx: this call's node; keep on it what ``backward`` needs (``ctx.x = x``).
+            *args: the inputs' arrays (positions in ``tensor_args``) and plain arguments.
+
+        Returns:
+            The output array. Raise ValueError/TypeError naming the op and shapes for bad input.
+        """
         raise NotImplementedError
 
     @staticmethod
     def backward(ctx: Any, grad: np.ndarray) -> tuple[np.ndarray | None, ...]:
+        """Return d(loss)/d(input) for each input, given ``grad`` = d(loss)/d(output).
+
+        Args:
+            ctx: the node ``forward`` filled in.
+            grad: array shaped like the output.
+
+        Returns:
+            One array (shaped like that input, broadcasting undone with ``unbroadcast``) or None per
+            positional input, in order. An op that can be differentiated twice also defines
+            ``backward_graph(ctx, grad)``: the same local derivative written in Tensor ops.
+        """
         raise NotImplementedError
 
     @classmethod
@@ -116,6 +138,7 @@ class Function:
 
     @property
     def name(self) -> str:
+        """The op's name in graphs and error messages: the class name (``"MatMul"``)."""
         return type(self).__name__
 
     def __repr__(self) -> str:

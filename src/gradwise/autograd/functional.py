@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -114,6 +114,10 @@ def pad(x: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
 
 
 def broadcast_to(x: Tensor, shape_: Sequence[int]) -> Tensor:
+    """``x`` broadcast to ``shape_`` by NumPy rules (a view); the gradient sums over broadcast dims.
+
+    Raises ValueError naming both shapes when they are not compatible.
+    """
     return shape.BroadcastTo.apply(x, tuple(shape_))
 
 
@@ -254,7 +258,7 @@ def hessian(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor],
         return first
 
     if single:
-        return jacobian(gradient_of(0), xs[0], create_graph)
+        return cast(Tensor, jacobian(gradient_of(0), xs[0], create_graph))  # one input: a Tensor
     return tuple(tuple(jacobian(gradient_of(i), xs, create_graph)) for i in range(len(xs)))
 
 

@@ -136,10 +136,10 @@ def gradgradcheck(
     # checks), or a wrong backward_graph that is merely self-consistent would pass
     recorded = first_gradient(*inputs)._data
     out = fn(*inputs)
-    plain = grad(out, checked, weights.astype(out.dtype), allow_unused=True)
+    plain_grads = grad(out, checked, weights.astype(out.dtype), allow_unused=True)
     plain = np.concatenate([
         np.zeros(x._data.size, x._data.dtype) if g is None else g._data.reshape(-1)
-        for g, x in zip(plain, checked, strict=True)
+        for g, x in zip(plain_grads, checked, strict=True)
     ])
     bad = np.abs(recorded - plain) > atol + rtol * np.abs(plain)
     if bad.any():

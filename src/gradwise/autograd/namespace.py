@@ -87,7 +87,9 @@ def set_num_threads(num_threads: int) -> None:
     except ImportError:
         pass
     else:
-        numba.set_num_threads(builtins.min(num_threads, numba.config.NUMBA_NUM_THREADS))
+        # numba.config sets NUMBA_NUM_THREADS at import (from the environment), unseen by mypy
+        ceiling = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+        numba.set_num_threads(builtins.min(num_threads, ceiling))
     _num_threads[:] = [num_threads]
 
 
@@ -111,6 +113,9 @@ def is_tensor(obj: Any) -> bool:
 
 
 def is_floating_point(input: Tensor) -> bool:  # noqa: A002
+    """True when ``input``'s dtype is a floating type (float16/32/64), as
+    ``torch.is_floating_point``.
+    """
     return input._data.dtype.kind == "f"
 
 

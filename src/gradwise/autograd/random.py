@@ -13,7 +13,7 @@ seed (docs/PORTING.md).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -55,7 +55,8 @@ class Generator:
 
     def seed(self) -> int:
         """Re-seed from fresh OS entropy and return the new seed (``torch.Generator.seed``)."""
-        new_seed = int(np.random.SeedSequence().entropy) % (1 << 63)
+        entropy = np.random.SeedSequence().entropy  # an int when drawn from the OS
+        new_seed = int(cast(int, entropy)) % (1 << 63)
         self.manual_seed(new_seed)
         return new_seed
 

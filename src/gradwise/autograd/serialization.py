@@ -19,6 +19,7 @@ import numpy as np
 import safetensors.numpy
 
 from gradwise._atomic import atomic_write_bytes
+from gradwise._shown import shown
 from gradwise.autograd.device import check_device
 from gradwise.autograd.tensor import Tensor
 
@@ -117,7 +118,7 @@ def load(f: str | os.PathLike[str], map_location: Any = None, weights_only: bool
         check_device(map_location, "load")
     path = Path(f)
     if not path.is_file():
-        raise FileNotFoundError(f"load: no file at {path}")
+        raise FileNotFoundError(f"load: no file at {shown(path)}")
     data = path.read_bytes()
     try:
         arrays = safetensors.numpy.load(data)
@@ -125,7 +126,8 @@ def load(f: str | os.PathLike[str], map_location: Any = None, weights_only: bool
         header = json.loads(data[8:8 + header_len])
     except Exception as error:  # safetensors raises its own error types
         raise ValueError(
-            f"load: {path} is not a file written by gw.save (safetensors): {error}. A pickle "
+            f"load: {shown(path)} is not a file written by gw.save (safetensors): {error}. A "
+            "pickle "
             "checkpoint from torch.save cannot be read (gradwise never unpickles); in PyTorch "
             "write it with safetensors.torch.save_file(state_dict, path)"
         ) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html as _html
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -23,24 +23,76 @@ def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
     """Python numbers and lists become float32 (bool stays bool); NumPy arrays keep their dtype.
 
     Raises:
-        TypeError: the data are not numbers (strings, bytes, objects), as in ``torch.tensor``.
+        TypeError: the data are not real numbers or booleans (strings, bytes, objects, complex
+            numbers: gradwise's ops and gradients are real-valued; torch has complex dtypes).
+        ValueError: nested sequences of different lengths (ragged), or more data than memory
+            holds (named with the shape and size asked for, instead of NumPy's MemoryError).
     """
     if isinstance(data, Tensor):
         data = data._data
+    # the source's own kind is checked before any cast: a cast to float would drop the
+    # imaginary part, or fail with NumPy's words
+    source = data if isinstance(data, np.ndarray | np.generic) else _numpy_array(data)
+    if dtype is not None and source.dtype.kind == "O":
+        source = _numpy_array(data, dtype)  # Python ints past int64 asked as floats
+    _check_kind(source, data)
+    array: np.ndarray
     if dtype is not None:
-        array = np.array(data, dtype=dtype)
-    elif isinstance(data, np.ndarray | np.generic):
-        array = np.array(data)
+        array = _numpy_array(source, dtype)
+    elif source is data:
+        array = _numpy_array(source)
     else:
-        array = np.array(data)
-        if array.dtype.kind in "iuf":
-            array = array.astype(np.float32)
-    if array.dtype.kind not in "biufc":
+        array = np.asarray(source.astype(np.float32) if source.dtype.kind in "iuf" else source)
+    return array
+
+
+def _check_kind(array: np.ndarray | np.generic, data: ArrayLike) -> None:
+    if array.dtype.kind == "c":
+        raise TypeError(
+            f"tensor: complex data (dtype {array.dtype}) is not supported; gradwise's ops and "
+            "gradients are real-valued (take .real/.imag, or abs(), first)"
+        )
+    if array.dtype.kind not in "biuf":
         raise TypeError(
             f"tensor: data must be numbers or booleans, got dtype {array.dtype} "
             f"({type(data).__name__}); a Tensor holds numeric data only"
         )
-    return array
+
+
+def _numpy_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
+    """``np.array(data, dtype)`` (a copy), with NumPy's failures named for a tensor.
+
+    Raises:
+        ValueError: ragged nested sequences, or more data than memory holds.
+    """
+    try:
+        return np.array(data, dtype=dtype)
+    except MemoryError as error:
+        raise ValueError(f"tensor: {_too_large(error, data)}") from None
+    except ValueError as error:
+        if "inhomogeneous" in str(error) or "sequence" in str(error):
+            raise ValueError(
+                "tensor: the nested sequences are ragged (items of different lengths or depths) "
+                f"and do not form an n-dimensional array: {_numpy_detail(error)}"
+            ) from None
+        raise
+
+
+def _too_large(error: MemoryError, data: Any) -> str:
+    """What could not be allocated, from NumPy's ``_ArrayMemoryError`` (shape, dtype) or size."""
+    shape, dtype = getattr(error, "shape", None), getattr(error, "dtype", None)
+    if shape is not None and dtype is not None:
+        nbytes = int(np.prod(shape, dtype=object)) * np.dtype(dtype).itemsize
+        return (f"data of shape {tuple(shape)} ({dtype}) need {nbytes / 2**30:.3g} GiB, more "
+                "than this machine can allocate")
+    size = len(data) if hasattr(data, "__len__") else "too many"
+    return f"{size} items are more than this machine can allocate"
+
+
+def _numpy_detail(error: ValueError) -> str:
+    text = str(error).splitlines()[0]
+    detail = text.split("The detected shape was ", 1)
+    return f"the detected shape was {detail[1]}" if len(detail) == 2 else text
 
 
 def _shape_arg(shape: tuple[Any, ...]) -> tuple[int, ...]:
@@ -240,14 +292,18 @@ class Tensor(TensorMethods):
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """The dims as a tuple of ints (``x.size()`` in torch is the same)."""
         return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
+        """The NumPy dtype of the values (``float32`` by default), compared equal to ``gw.float32``.
+        """
         return self._data.dtype
 
     @property
     def ndim(self) -> int:
+        """Number of dimensions (0 for a scalar), as ``torch.Tensor.ndim``."""
         return self._data.ndim
 
     @property
@@ -258,6 +314,7 @@ class Tensor(TensorMethods):
 
     @property
     def is_leaf(self) -> bool:
+        """True for a tensor no recorded op produced (user-created tensors and parameters)."""
         return self._ctx is None
 
     @property
@@ -267,6 +324,7 @@ class Tensor(TensorMethods):
 
     @property
     def T(self) -> Tensor:
+        """The tensor with all dims reversed (a transpose for 2-D), as ``torch.Tensor.T``."""
         return self.transpose()
 
     def __len__(self) -> int:
@@ -277,7 +335,7 @@ class Tensor(TensorMethods):
         decimals unless all are whole (``tensor([1., 2.])``); float32, int64 and bool, the
         dtypes a literal gets by default, are not named."""
         data = self._data
-        floatmode = "maxprec"
+        floatmode: Literal["fixed", "maxprec"] = "maxprec"
         if data.dtype.kind == "f" and data.size:
             finite = data[np.isfinite(data)]
             if finite.size and not np.all(finite == np.round(finite)):
@@ -313,6 +371,11 @@ class Tensor(TensorMethods):
                 f"<pre style='margin:0'>{_html.escape(body)}</pre></div>")
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        """Switch gradient recording for this tensor on or off; returns self, as torch's.
+
+        Raises TypeError when asking a non-floating tensor to record, and RuntimeError for
+        ``requires_grad_(False)`` on a non-leaf (use ``detach``).
+        """
         if requires_grad and self._data.dtype.kind not in "fc":
             raise TypeError(
                 f"only floating-point tensors can require grad; this one is {self._data.dtype}"
@@ -327,11 +390,15 @@ class Tensor(TensorMethods):
         return self._data
 
     def item(self) -> float | int | bool:
+        """The single value as a Python number; ValueError naming the size if there is not exactly
+        one.
+        """
         if self._data.size != 1:
             raise ValueError(f"item(): tensor has {self._data.size} elements, expected 1")
         return self._data.item()
 
     def tolist(self) -> Any:
+        """The values as nested Python lists (a Python number for a 0-d tensor)."""
         return self._data.tolist()
 
     def detach(self) -> Tensor:
@@ -341,15 +408,16 @@ class Tensor(TensorMethods):
         return out
 
     def clone(self) -> Tensor:
+        """A copy with its own memory that stays in the graph (gradient flows back), as torch's."""
         return _shape.Copy.apply(self)
 
     def astype(self, dtype: Any) -> Tensor:
+        """A copy cast to ``dtype`` (NumPy spelling of ``.to(dtype)``); the gradient is cast back.
+        """
         return _ew.Cast.apply(self, np.dtype(dtype))
 
-    def float(self) -> Tensor:
-        return self.astype(np.float32)
-
     def double(self) -> Tensor:
+        """A float64 copy (``.to(float64)``), as ``torch.Tensor.double``."""
         return self.astype(np.float64)
 
     def retain_grad(self) -> None:
@@ -431,6 +499,11 @@ class Tensor(TensorMethods):
         return self
 
     def add_(self, other: ArrayLike, alpha: float = 1.0) -> Tensor:
+        """In place: self += alpha * other (broadcast to self's shape); returns self, as torch's.
+
+        Raises RuntimeError for a leaf that requires grad (outside ``no_grad``) or a tensor
+        backward still needs.
+        """
         self._check_inplace("add_")
         other = other._data if isinstance(other, Tensor) else other
         if alpha == 1.0:
@@ -440,24 +513,35 @@ class Tensor(TensorMethods):
         return self._bump()
 
     def sub_(self, other: ArrayLike) -> Tensor:
+        """In place: self -= alpha * other (broadcast); returns self. Same in-place rules as
+        ``add_``.
+        """
         return self.add_(other, alpha=-1.0)
 
     def mul_(self, other: ArrayLike) -> Tensor:
+        """In place: self *= other (broadcast); returns self. Same in-place rules as ``add_``."""
         self._check_inplace("mul_")
         self._data *= other._data if isinstance(other, Tensor) else other
         return self._bump()
 
     def div_(self, other: ArrayLike) -> Tensor:
+        """In place: self /= other (broadcast); returns self. Same in-place rules as ``add_``."""
         self._check_inplace("div_")
         self._data /= other._data if isinstance(other, Tensor) else other
         return self._bump()
 
     def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        """In place: limit every value to [min, max] (either bound may be None); returns self."""
         self._check_inplace("clamp_")
         np.clip(self._data, min, max, out=self._data)
         return self._bump()
 
     def copy_(self, src: ArrayLike) -> Tensor:
+        """In place: copy ``src``'s values into self (broadcast to self's shape, cast to self's
+        dtype).
+
+        Raises ValueError naming both shapes when ``src`` does not broadcast to self.
+        """
         self._check_inplace("copy_")
         src = src._data if isinstance(src, Tensor) else np.asarray(src)
         if src.shape != self.shape and np.broadcast_shapes(src.shape, self.shape) != self.shape:
@@ -466,11 +550,14 @@ class Tensor(TensorMethods):
         return self._bump()
 
     def fill_(self, value: float) -> Tensor:
+        """In place: set every element to ``value``; returns self. Same in-place rules as ``add_``.
+        """
         self._check_inplace("fill_")
         self._data.fill(value)
         return self._bump()
 
     def zero_(self) -> Tensor:
+        """In place: set every element to 0; returns self (as ``torch.Tensor.zero_``)."""
         return self.fill_(0)
 
     def __setitem__(self, index: Any, value: ArrayLike) -> None:
@@ -624,18 +711,25 @@ class Tensor(TensorMethods):
 
     # ---- elementwise math ---------------------------------------------------------------------
     def neg(self) -> Tensor:
+        """-x elementwise, as ``torch.neg``; shape and dtype kept."""
         return _ew.Neg.apply(self)
 
     def exp(self) -> Tensor:
+        """e**x elementwise (integers are promoted to the default float dtype first, as torch's)."""
         return _ew.Exp.apply(self._as_float())
 
     def log(self) -> Tensor:
+        """Natural log elementwise (integers promoted to float); log(0) = -inf, log(x<0) = nan, as
+        torch's.
+        """
         return _ew.Log.apply(self._as_float())
 
     def sqrt(self) -> Tensor:
+        """Square root elementwise (integers promoted to float); sqrt(x<0) = nan, as torch's."""
         return _ew.Sqrt.apply(self._as_float())
 
     def abs(self) -> Tensor:
+        """|x| elementwise; the gradient is sign(x) (0 at 0, as torch's). Shape kept."""
         return _ew.Abs.apply(self)
 
     def clip(self, min: Any = None, max: Any = None, *,  # noqa: A002 - PyTorch's names
@@ -659,12 +753,15 @@ class Tensor(TensorMethods):
     clamp = clip
 
     def relu(self) -> Tensor:
+        """max(0, x) elementwise; the gradient at 0 is 0, as torch's."""
         return _ew.ReLU.apply(self)
 
     def sigmoid(self) -> Tensor:
+        """1 / (1 + exp(-x)) elementwise, without overflow for large |x|."""
         return _ew.Sigmoid.apply(self._as_float())
 
     def tanh(self) -> Tensor:
+        """Hyperbolic tangent elementwise (integers promoted to float)."""
         return _ew.Tanh.apply(self._as_float())
 
     # ---- reductions ---------------------------------------------------------------------------
@@ -825,6 +922,10 @@ class Tensor(TensorMethods):
 
     def logsumexp(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
                   keepdims: bool | None = None) -> Tensor:
+        """log(sum(exp(x))) over ``dim``, computed stably (max subtracted first), as torch's.
+
+        Shape: the input with ``dim`` removed (kept as 1 with ``keepdim``).
+        """
         return _reduce.LogSumExp.apply(self, axis=dim_arg("logsumexp", dim, axis),
                                        keepdims=keepdim_arg("logsumexp", keepdim, keepdims))
 
@@ -871,6 +972,11 @@ class Tensor(TensorMethods):
 
     # ---- shape --------------------------------------------------------------------------------
     def reshape(self, *shape: Any) -> Tensor:
+        """The same values in a new shape (one dim may be -1), as ``torch.reshape``; view when
+        possible.
+
+        Raises ValueError naming both shapes when the element counts differ.
+        """
         return _shape.Reshape.apply(self, _shape_arg(shape))
 
     view = reshape
@@ -888,9 +994,11 @@ class Tensor(TensorMethods):
         return _shape.Transpose.apply(self, perm)
 
     def permute(self, *axes: Any) -> Tensor:
+        """Reorder dims: ``x.permute(0, 2, 1)`` (a view), as ``torch.Tensor.permute``."""
         return _shape.Transpose.apply(self, _shape_arg(axes))
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
+        """Exchange dims ``axis1`` and ``axis2`` (NumPy name of ``transpose(dim0, dim1)``)."""
         axes = _reduce.normalize_axis((axis1,), self.ndim, "transpose")
         axes += _reduce.normalize_axis((axis2,), self.ndim, "transpose")
         perm = list(range(self.ndim))
@@ -898,6 +1006,11 @@ class Tensor(TensorMethods):
         return _shape.Transpose.apply(self, tuple(perm))
 
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+        """Merge dims ``start_dim``..``end_dim`` (inclusive) into one; a 0-d tensor becomes shape
+        (1,).
+
+        As ``torch.flatten``; e.g. (N, C, H, W) -> (N, C*H*W) with ``start_dim=1``.
+        """
         if self.ndim == 0:
             return self.reshape(1)
         start, end = start_dim % self.ndim, end_dim % self.ndim
@@ -945,13 +1058,25 @@ class Tensor(TensorMethods):
         return _shape.BroadcastTo.apply(self, resolved)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
+        """A broadcast view of shape ``shape`` (NumPy rules); the gradient sums over broadcast dims.
+        """
         return _shape.BroadcastTo.apply(self, tuple(shape))
 
     def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
+        """Pad with the constant ``value``; ``pad_width`` as NumPy's ((before, after) per dim).
+
+        For torch's last-dim-first pad tuple use ``gw.nn.functional.pad``.
+        """
         return _shape.Pad.apply(self, pad_width, value)
 
     def __getitem__(self, index: Any) -> Tensor:
         return _shape.GetItem.apply(self, _index_arg(index))
+
+    # float comes last: a method of that name shadows the builtin in every annotation of the
+    # class body below it (mypy reads ``value: float`` there as this method)
+    def float(self) -> Tensor:
+        """A float32 copy (``.to(float32)``), as ``torch.Tensor.float``."""
+        return self.astype(np.float32)
 
 
 # NumPy ufuncs that are Python operators: ``ndarray <op> tensor`` runs the Tensor operator
@@ -976,7 +1101,8 @@ _UFUNC_COMPARISONS = {
 
 def _result_dtype(a: Tensor, b: Any) -> np.dtype:
     """PyTorch's result dtype for ``a <op> b`` (see autograd/dtypes.py)."""
-    dims, scalars = [], []
+    dims: list[Any] = []
+    scalars: list[Any] = []
     for x in (a, b):
         if isinstance(x, Tensor):
             (dims if x._data.ndim else scalars).append(x._data.dtype)
@@ -1288,13 +1414,15 @@ def tensor(data: ArrayLike, dtype: Any = None, device: Any = None,
     makes float32 from Python numbers.)
 
     Raises:
-        TypeError: requires_grad on a non-floating dtype.
+        TypeError: requires_grad on a non-floating dtype; data that are not real numbers or
+            booleans (strings, objects, complex numbers).
+        ValueError: ragged nested sequences, or more data than memory holds.
         RuntimeError: a GPU ``device``.
     """
     if device is not None:
         check_device(device, "tensor")
     if dtype is None and not isinstance(data, Tensor | np.ndarray | np.generic):
-        array = np.array(data)
+        array = _numpy_array(data)
         if array.dtype.kind in "iu":
             dtype = np.int64
         elif array.dtype.kind == "f":

@@ -24,6 +24,8 @@ class Size(int):
     """``t.size``: the element count as an int (NumPy's attribute), and callable as PyTorch's
     method: ``t.size()`` is the shape tuple, ``t.size(d)`` the length of dim ``d``."""
 
+    _shape: tuple[int, ...]
+
     def __new__(cls, shape: tuple[int, ...]) -> Size:
         self = super().__new__(cls, math.prod(shape))
         self._shape = shape
@@ -73,6 +75,7 @@ class TensorMethods:
     ndimension = dim
 
     def nelement(self: Tensor) -> int:
+        """Number of elements (the product of the shape), as ``torch.Tensor.nelement``."""
         return int(self._data.size)
 
     def element_size(self: Tensor) -> int:
@@ -86,12 +89,15 @@ class TensorMethods:
 
     @property
     def is_cuda(self: Tensor) -> bool:
+        """Always False: gradwise tensors live in CPU memory."""
         return False
 
     def is_floating_point(self: Tensor) -> bool:
+        """True when the dtype is float16, float32 or float64."""
         return self._data.dtype.kind == "f"
 
     def is_contiguous(self: Tensor) -> bool:
+        """True when the values are C-contiguous in memory (a transposed view is not)."""
         return bool(self._data.flags.c_contiguous)
 
     def contiguous(self: Tensor) -> Tensor:
@@ -110,21 +116,19 @@ class TensorMethods:
         return _make(self._data.astype(dtype))  # to/from integers: no gradient (PyTorch's too)
 
     def long(self: Tensor) -> Tensor:
+        """An int64 copy (truncated toward zero), as ``torch.Tensor.long``."""
         return self._cast(np.int64)
 
-    def int(self: Tensor) -> Tensor:
-        return self._cast(np.int32)
-
     def short(self: Tensor) -> Tensor:
+        """An int16 copy, as ``torch.Tensor.short``."""
         return self._cast(np.int16)
 
-    def bool(self: Tensor) -> Tensor:
-        return self._cast(np.bool_)
-
     def byte(self: Tensor) -> Tensor:
+        """A uint8 copy (values wrap as NumPy casts do), as ``torch.Tensor.byte``."""
         return self._cast(np.uint8)
 
     def half(self: Tensor) -> Tensor:
+        """A float16 copy, as ``torch.Tensor.half``."""
         return self._cast(np.float16)
 
     def type(self: Tensor, dtype: Any = None) -> Any:
@@ -138,6 +142,7 @@ class TensorMethods:
         return self._cast(dtype)
 
     def type_as(self: Tensor, other: Tensor) -> Tensor:
+        """A copy cast to ``other``'s dtype, as ``torch.Tensor.type_as``."""
         return self._cast(other._data.dtype)
 
     def to(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
@@ -177,6 +182,7 @@ class TensorMethods:
         raise RuntimeError("cuda(): gradwise runs on the CPU only; keep tensors on 'cpu'")
 
     def pin_memory(self: Tensor) -> Tensor:
+        """Returns self: there is no device to pin for (kept so torch code runs unchanged)."""
         return self
 
     # ---- views and shapes ---------------------------------------------------------------------
@@ -192,17 +198,22 @@ class TensorMethods:
 
     @property
     def mT(self: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name
+        """The last two dims swapped (batched matrix transpose), as ``torch.Tensor.mT``."""
         return self.transpose(-2, -1)
 
     def view_as(self: Tensor, other: Tensor) -> Tensor:
+        """self reshaped to ``other``'s shape (also ``reshape_as``), as torch's."""
         return self.reshape(other.shape)
 
     reshape_as = view_as
 
     def expand_as(self: Tensor, other: Tensor) -> Tensor:
+        """A broadcast view of self with ``other``'s shape, as ``torch.Tensor.expand_as``."""
         return self.broadcast_to(other.shape)
 
     def movedim(self: Tensor, source: int, destination: int) -> Tensor:
+        """Move dim ``source`` to position ``destination``, the others keeping their order (a view).
+        """
         perm = list(range(self.ndim))
         src = _normalize_dim(source, self.ndim, "movedim")
         perm.remove(src)
@@ -256,6 +267,8 @@ class TensorMethods:
         return tuple(pieces)
 
     def unbind(self: Tensor, dim: int = 0) -> tuple[Tensor, ...]:
+        """The slices along ``dim`` as a tuple of tensors (that dim removed), as ``torch.unbind``.
+        """
         d = _normalize_dim(dim, self.ndim, "unbind")
         return tuple(self[(slice(None),) * d + (i,)] for i in range(self.shape[d]))
 
@@ -291,6 +304,7 @@ class TensorMethods:
 
     def argsort(self: Tensor, dim: int = -1, descending: bool = False,
                 stable: bool = False) -> Tensor:
+        """Indices that sort along ``dim`` (descending if asked), int64, as ``torch.argsort``."""
         return self.sort(dim, descending, stable).indices
 
     def topk(self: Tensor, k: int, dim: int = -1, largest: bool = True,
@@ -322,21 +336,27 @@ class TensorMethods:
 
     # ---- elementwise math ---------------------------------------------------------------------
     def log10(self: Tensor) -> Tensor:
+        """Base-10 log elementwise: log(x) / ln(10), differentiable."""
         return self.log() * (1.0 / math.log(10.0))
 
     def log2(self: Tensor) -> Tensor:
+        """Base-2 log elementwise: log(x) / ln(2), differentiable."""
         return self.log() * (1.0 / math.log(2.0))
 
     def log1p(self: Tensor) -> Tensor:
+        """log(1 + x) elementwise, accurate for small x (numpy.log1p)."""
         return _ops().Log1p.apply(self._as_float())
 
     def expm1(self: Tensor) -> Tensor:
+        """exp(x) - 1 elementwise, accurate for small x (numpy.expm1)."""
         return _ops().Expm1.apply(self._as_float())
 
     def sin(self: Tensor) -> Tensor:
+        """Sine elementwise (radians); the gradient is cos(x)."""
         return _ops().Sin.apply(self._as_float())
 
     def cos(self: Tensor) -> Tensor:
+        """Cosine elementwise (radians); the gradient is -sin(x)."""
         return _ops().Cos.apply(self._as_float())
 
     def _as_float(self: Tensor) -> Tensor:
@@ -347,24 +367,31 @@ class TensorMethods:
         return _make(self._data.astype(dtypes.get_default_dtype()))
 
     def square(self: Tensor) -> Tensor:
+        """x * x elementwise, as ``torch.square``."""
         return self * self
 
     def rsqrt(self: Tensor) -> Tensor:
+        """1 / sqrt(x) elementwise (inf at 0, nan below)."""
         return 1.0 / self.sqrt()
 
     def reciprocal(self: Tensor) -> Tensor:
+        """1 / x elementwise (1/0 = inf, as torch's)."""
         return 1.0 / self
 
     def pow(self: Tensor, exponent: Any) -> Tensor:
+        """self ** exponent elementwise (broadcast), as ``torch.pow``."""
         return self ** exponent
 
     def add(self: Tensor, other: Any, alpha: float = 1) -> Tensor:
+        """self + alpha * other (broadcast), as ``torch.add``; ``add`` is the same as ``+``."""
         return self + (other * alpha if alpha != 1 else other)
 
     def sub(self: Tensor, other: Any, alpha: float = 1) -> Tensor:
+        """self - alpha * other (broadcast), as ``torch.sub`` (also ``subtract``)."""
         return self - (other * alpha if alpha != 1 else other)
 
     def mul(self: Tensor, other: Any) -> Tensor:
+        """self * other elementwise (broadcast), as ``torch.mul`` (also ``multiply``)."""
         return self * other
 
     def div(self: Tensor, other: Any, rounding_mode: str | None = None) -> Tensor:
@@ -385,19 +412,27 @@ class TensorMethods:
     multiply, subtract, divide, true_divide = mul, sub, div, div
 
     def matmul(self: Tensor, other: Any) -> Tensor:
+        """Matrix product ``self @ other`` with NumPy/torch batching rules (also ``mm``).
+
+        Raises ValueError naming both shapes when the inner dims differ.
+        """
         return self @ other
 
     mm = matmul
 
     def dot(self: Tensor, other: Any) -> Tensor:
+        """Inner product of two 1-D tensors (a 0-d tensor); ValueError naming the shape otherwise.
+        """
         if self.ndim != 1:
             raise ValueError(f"dot: expects 1-d tensors, got shape {self.shape}")
         return self @ other
 
     def clamp_min(self: Tensor, min: float) -> Tensor:  # noqa: A002
+        """max(x, min) elementwise, as ``torch.clamp_min``."""
         return self.clip(min, None)
 
     def clamp_max(self: Tensor, max: float) -> Tensor:  # noqa: A002
+        """min(x, max) elementwise, as ``torch.clamp_max``."""
         return self.clip(None, max)
 
     def prod(self: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
@@ -418,9 +453,12 @@ class TensorMethods:
 
     # ---- outside the graph: rounding, signs, tests ---------------------------------------------
     def floor(self: Tensor) -> Tensor:
+        """Largest integer <= x, elementwise (same dtype; the result has no graph)."""
         return _make(np.floor(self._data))
 
     def ceil(self: Tensor) -> Tensor:
+        """Smallest integer >= x, elementwise (same dtype; not differentiable, result has no graph).
+        """
         return _make(np.ceil(self._data))
 
     def round(self: Tensor, decimals: int = 0) -> Tensor:
@@ -428,21 +466,27 @@ class TensorMethods:
         return _make(np.round(self._data, decimals))
 
     def trunc(self: Tensor) -> Tensor:
+        """x rounded toward zero, elementwise (the result has no graph)."""
         return _make(np.trunc(self._data))
 
     def sign(self: Tensor) -> Tensor:
+        """-1, 0 or 1 elementwise by the sign of x (the result has no graph: its gradient is 0)."""
         return _make(np.sign(self._data))
 
     def isnan(self: Tensor) -> Tensor:
+        """Elementwise: NaN (a bool tensor)."""
         return _make(np.isnan(self._data))
 
     def isinf(self: Tensor) -> Tensor:
+        """Elementwise: +inf or -inf (a bool tensor)."""
         return _make(np.isinf(self._data))
 
     def isfinite(self: Tensor) -> Tensor:
+        """Elementwise: not NaN and not ±inf (a bool tensor)."""
         return _make(np.isfinite(self._data))
 
     def logical_not(self: Tensor) -> Tensor:
+        """Elementwise NOT of the truth values (nonzero is True), a bool tensor."""
         return _make(np.logical_not(self._data))
 
     def __invert__(self: Tensor) -> Tensor:
@@ -466,9 +510,11 @@ class TensorMethods:
     __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
 
     def logical_and(self: Tensor, other: Any) -> Tensor:
+        """Elementwise AND of the truth values (nonzero is True), a bool tensor."""
         return self._logical(other, np.logical_and)
 
     def logical_or(self: Tensor, other: Any) -> Tensor:
+        """Elementwise OR of the truth values (nonzero is True), a bool tensor."""
         return self._logical(other, np.logical_or)
 
     # ---- new tensors like this one, and selections built from indexing ----------------------
@@ -554,6 +600,8 @@ class TensorMethods:
         return _make(np.isclose(self._data, other, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     def __floordiv__(self: Tensor, other: Any) -> Tensor:
+        """floor(self / other) elementwise (``//`` and ``floor_divide``), as torch's; no gradient.
+        """
         return _rounded_div(self, other, "floor")
 
     def __rfloordiv__(self: Tensor, other: Any) -> Tensor:
@@ -576,21 +624,27 @@ class TensorMethods:
     remainder = __mod__
 
     def eq(self: Tensor, other: Any) -> Tensor:
+        """Elementwise self == other (broadcast), a bool tensor, as ``torch.eq``."""
         return self == other
 
     def ne(self: Tensor, other: Any) -> Tensor:
+        """Elementwise self != other (broadcast), a bool tensor, as ``torch.ne``."""
         return self != other
 
     def lt(self: Tensor, other: Any) -> Tensor:
+        """Elementwise self < other (broadcast), a bool tensor, as ``torch.lt``."""
         return self < other
 
     def le(self: Tensor, other: Any) -> Tensor:
+        """Elementwise self <= other (broadcast), a bool tensor, as ``torch.le``."""
         return self <= other
 
     def gt(self: Tensor, other: Any) -> Tensor:
+        """Elementwise self > other (broadcast), a bool tensor, as ``torch.gt``."""
         return self > other
 
     def ge(self: Tensor, other: Any) -> Tensor:
+        """Elementwise self >= other (broadcast), a bool tensor, as ``torch.ge``."""
         return self >= other
 
     def equal(self: Tensor, other: Tensor) -> bool:
@@ -599,10 +653,12 @@ class TensorMethods:
 
     def allclose(self: Tensor, other: Any, rtol: float = 1e-5, atol: float = 1e-8,
                  equal_nan: bool = False) -> bool:
+        """True when |self - other| <= atol + rtol * |other| everywhere (numpy.allclose's rule)."""
         other = other._data if hasattr(other, "_data") else other
         return bool(np.allclose(self._data, other, rtol=rtol, atol=atol, equal_nan=equal_nan))
 
     def count_nonzero(self: Tensor, dim: Any = None) -> Tensor:
+        """Number of nonzero elements (over ``dim`` when given), int64, as torch's."""
         return _make(np.asarray(np.count_nonzero(self._data, axis=dim), dtype=np.int64))
 
     def nonzero(self: Tensor, as_tuple: bool = False) -> Any:
@@ -672,10 +728,16 @@ class TensorMethods:
         return self._fill_random("uniform_", stream.uniform(a, b, self.shape))
 
     def bernoulli_(self: Tensor, p: float = 0.5, *, generator: Any = None) -> Tensor:
+        """In place: each element becomes 1 with probability ``p``, else 0 (``generator`` or the
+        default).
+        """
         stream = _random.resolve(generator, None, "bernoulli_")
         return self._fill_random("bernoulli_", stream.random(self.shape) < p)
 
     def exponential_(self: Tensor, lambd: float = 1.0, *, generator: Any = None) -> Tensor:
+        """In place: samples of Exp(``lambd``) (mean 1/lambd), from ``generator`` or the default
+        one.
+        """
         stream = _random.resolve(generator, None, "exponential_")
         return self._fill_random("exponential_", stream.exponential(1.0 / lambd, self.shape))
 
@@ -688,21 +750,25 @@ class TensorMethods:
         return self._fill_random("random_", stream.integers(low, high, self.shape))
 
     def abs_(self: Tensor) -> Tensor:
+        """In place: |x|; returns self. Same in-place rules as ``add_``."""
         self._check_inplace("abs_")
         np.abs(self._data, out=self._data)
         return self._bump()
 
     def sqrt_(self: Tensor) -> Tensor:
+        """In place: sqrt(x); returns self. Same in-place rules as ``add_``."""
         self._check_inplace("sqrt_")
         np.sqrt(self._data, out=self._data)
         return self._bump()
 
     def exp_(self: Tensor) -> Tensor:
+        """In place: e**x; returns self. Same in-place rules as ``add_``."""
         self._check_inplace("exp_")
         np.exp(self._data, out=self._data)
         return self._bump()
 
     def addcmul_(self: Tensor, t1: Any, t2: Any, value: float = 1.0) -> Tensor:
+        """In place: self += value * t1 * t2 (broadcast), as torch's."""
         self._check_inplace("addcmul_")
         t1 = t1._data if hasattr(t1, "_data") else t1
         t2 = t2._data if hasattr(t2, "_data") else t2
@@ -710,6 +776,7 @@ class TensorMethods:
         return self._bump()
 
     def addcdiv_(self: Tensor, t1: Any, t2: Any, value: float = 1.0) -> Tensor:
+        """In place: self += value * t1 / t2 (broadcast), as torch's (the Adam-style update)."""
         self._check_inplace("addcdiv_")
         t1 = t1._data if hasattr(t1, "_data") else t1
         t2 = t2._data if hasattr(t2, "_data") else t2
@@ -717,10 +784,22 @@ class TensorMethods:
         return self._bump()
 
     def masked_fill_(self: Tensor, mask: Any, value: float) -> Tensor:
+        """In place: set the elements where ``mask`` (broadcast) is True to ``value``; returns self.
+        """
         self._check_inplace("masked_fill_")
         mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
         self._data[np.broadcast_to(mask, self.shape)] = value
         return self._bump()
+
+    # int and bool come last: a method of that name shadows the builtin in every annotation
+    # of the class body below it (mypy reads ``x: int`` there as this method)
+    def int(self: Tensor) -> Tensor:
+        """An int32 copy (truncated toward zero), as ``torch.Tensor.int``."""
+        return self._cast(np.int32)
+
+    def bool(self: Tensor) -> Tensor:
+        """A bool copy (nonzero is True), as ``torch.Tensor.bool``."""
+        return self._cast(np.bool_)
 
 
 def _rounded_div(a: Any, b: Any, rounding_mode: str) -> Tensor:

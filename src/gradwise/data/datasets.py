@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gradwise._shown import shown
 from gradwise.data.download import (
     DEFAULT_TIMEOUT,
     DownloadError,
@@ -87,6 +88,7 @@ class IDXDatasetSpec:
 
     @property
     def files(self) -> tuple[RemoteFile, RemoteFile, RemoteFile, RemoteFile]:
+        """The four files in order: train images, train labels, test images, test labels."""
         return (self.train_images, self.train_labels, self.test_images, self.test_labels)
 
 
@@ -299,26 +301,34 @@ def load_idx_dataset(
 ) -> Dataset:
     """Find (or download) and load the data set ``spec`` describes.
 
+    ``data_dir`` is the user's own choice: a folder that does not exist, or that holds only
+    some of the four files (3 of 4, say), is an error naming what is missing, and files there
+    that are refused (truncated, malformed) are an error too; another copy is never used in
+    their place. Only a ``data_dir`` that holds none of the files lets the search go on.
+
     Raises:
+        DatasetRefusedError: ``data_dir`` is missing, incomplete or its files are refused.
         DatasetNotFoundError: no folder holds a valid copy and downloading was off or failed.
     """
     attempts: list[str] = []
     refused: list[str] = []
+    if data_dir is not None:
+        _check_data_dir(spec, Path(data_dir))
     for label, directory in candidate_dirs(spec, data_dir):
         paths, problem = _find_files(directory, spec)
         if paths is None:
-            attempts.append(f"{label} {directory}: {problem}")
+            attempts.append(f"{label} {shown(directory)}: {problem}")
             continue
         try:
             dataset = _load_files(spec, paths, source=str(directory))
         except (IDXError, OSError) as error:
             if label == "data_dir":  # the user's own choice: say why, never look elsewhere
                 raise DatasetRefusedError(
-                    f"--data-dir {data_dir}: the {spec.name} files there were refused: "
+                    f"--data-dir {shown(directory)}: the {spec.name} files there were refused: "
                     f"{str(error).splitlines()[0]}"
                 ) from None
-            attempts.append(f"{label} {directory}: {error}")
-            refused.append(f"{directory}: {str(error).splitlines()[0]}")
+            attempts.append(f"{label} {shown(directory)}: {error}")
+            refused.append(f"{shown(directory)}: {str(error).splitlines()[0]}")
             continue
         if refused:
             dataset.source += f" (copies refused elsewhere: {'; '.join(refused)})"
@@ -451,6 +461,38 @@ def _with_subdirs(label: str, root: Path, spec: IDXDatasetSpec) -> list[tuple[st
     return [(label, root)] + [(label, root / subdir) for subdir in (spec.name, *spec.dir_names)]
 
 
+def _check_data_dir(spec: IDXDatasetSpec, data_dir: Path) -> None:
+    """Refuse a ``data_dir`` that does not exist, or holds an incomplete set of ``spec``'s files
+    in every folder searched there (it and its subfolders named after the data set).
+
+    Raises:
+        DatasetRefusedError: naming the folder and the files found and missing.
+    """
+    if not data_dir.is_dir():
+        what = "not a folder" if os.path.lexists(data_dir) else "no such folder"
+        raise DatasetRefusedError(
+            f"data_dir {shown(data_dir)}: {what}; give the folder that holds the {spec.name} "
+            "files (or no data_dir, to search the usual places)"
+        )
+    partial: list[str] = []
+    for _, directory in _with_subdirs("data_dir", data_dir, spec):
+        paths, problem = _find_files(directory, spec)
+        if paths is not None:
+            return  # a complete set (it may still be refused when read)
+        present = [remote.name for remote in spec.files
+                   if any(os.path.lexists(directory / name)
+                          for name in (remote.name, remote.name.removesuffix(".gz")))]
+        if present:
+            partial.append(f"{shown(directory)} has {len(present)} of {len(spec.files)} "
+                           f"({problem})")
+    if partial:
+        raise DatasetRefusedError(
+            f"data_dir {shown(data_dir)}: incomplete {spec.name} set: {'; '.join(partial)}; "
+            "all four files are needed (gzip-compressed or not), and no other copy is used in "
+            "their place"
+        )
+
+
 def _find_files(directory: Path, spec: IDXDatasetSpec) -> tuple[tuple[Path, ...] | None, str]:
     """The four files in ``directory`` (each gzip or plain), or None and what is missing."""
     if not directory.is_dir():
@@ -486,21 +528,23 @@ def _load_pair(
     expected_shape = ("N", *spec.image_shape)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != spec.image_shape:
         raise IDXError(
-            f"{images_path}: expected uint8 images of shape {expected_shape}, "
+            f"{shown(images_path)}: expected uint8 images of shape {expected_shape}, "
             f"got {images.dtype} {images.shape}"
         )
     labels = read_idx(labels_path)
     if labels.dtype != np.uint8 or labels.ndim != 1:
         raise IDXError(
-            f"{labels_path}: expected a 1-d uint8 label vector, got {labels.dtype} {labels.shape}"
+            f"{shown(labels_path)}: expected a 1-d uint8 label vector, got {labels.dtype} "
+            f"{labels.shape}"
         )
     if len(labels) != len(images):
         raise IDXError(
-            f"{labels_path}: {len(labels)} labels for {len(images)} images in {images_path.name}"
+            f"{shown(labels_path)}: {len(labels)} labels for {len(images)} images in "
+            f"{shown(images_path.name)}"
         )
     if len(labels) and int(labels.max()) >= len(spec.classes):
         raise IDXError(
-            f"{labels_path}: label {int(labels.max())} is out of range for "
+            f"{shown(labels_path)}: label {int(labels.max())} is out of range for "
             f"{len(spec.classes)} classes"
         )
     return images, labels.astype(np.int64)

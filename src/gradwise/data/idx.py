@@ -27,11 +27,12 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, cast
 
 import numpy as np
 
 from gradwise._atomic import atomic_open
+from gradwise._shown import shown
 from gradwise.safefile import open_untrusted
 from gradwise.safetensors_io import available_memory
 
@@ -97,9 +98,9 @@ def read_idx(path: str | os.PathLike[str], max_bytes: int | None = DEFAULT_MAX_B
         if compressed:
             try:
                 with gzip_lib.GzipFile(fileobj=raw, mode="rb") as stream:
-                    return _read_stream(stream, path, None, limit)
+                    return _read_stream(cast(IO[bytes], stream), path, None, limit)
             except (OSError, EOFError, zlib.error) as error:
-                raise IDXError(f"{path}: corrupt gzip stream ({error})") from error
+                raise IDXError(f"{shown(path)}: corrupt gzip stream ({error})") from error
         return _read_stream(raw, path, size, limit)
 
 
@@ -117,11 +118,13 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray, gzip: bool = Fals
     code = _KIND_SIZE_TO_CODE.get((array.dtype.kind, array.dtype.itemsize))
     if code is None:
         supported = ", ".join(str(dtype.newbyteorder("=")) for dtype in _CODE_TO_DTYPE.values())
-        raise IDXError(f"{path}: IDX cannot store dtype {array.dtype}; use one of {supported}")
+        raise IDXError(f"{shown(path)}: IDX cannot store dtype {array.dtype}; use one of "
+                       f"{supported}")
     if not 1 <= array.ndim <= MAX_NDIM:
-        raise IDXError(f"{path}: IDX needs 1 to {MAX_NDIM} dimensions, got shape {array.shape}")
+        raise IDXError(f"{shown(path)}: IDX needs 1 to {MAX_NDIM} dimensions, got shape "
+                       f"{array.shape}")
     if any(dim >= 2**32 for dim in array.shape):
-        raise IDXError(f"{path}: dimension in {array.shape} does not fit in uint32")
+        raise IDXError(f"{shown(path)}: dimension in {array.shape} does not fit in uint32")
     header = struct.pack(f">BBBB{array.ndim}I", 0, 0, code, array.ndim, *array.shape)
     payload = np.ascontiguousarray(array, dtype=_CODE_TO_DTYPE[code]).tobytes()
     with atomic_open(path, "wb") as handle:
@@ -136,7 +139,7 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray, gzip: bool = Fals
 
 
 def _read_stream(
-    stream: BinaryIO, path: Path, file_size: int | None, max_bytes: int | None
+    stream: IO[bytes], path: Path, file_size: int | None, max_bytes: int | None
 ) -> np.ndarray:
     """Parse the header from ``stream``, check the payload size, then read the payload.
 
@@ -147,23 +150,25 @@ def _read_stream(
     zero_a, zero_b, code, ndim = magic
     if zero_a != 0 or zero_b != 0:
         raise IDXError(
-            f"{path}: not an IDX file (magic number {magic.hex()} should start with 0000)"
+            f"{shown(path)}: not an IDX file (magic number {magic.hex()} should start with 0000)"
         )
     if code not in _CODE_TO_DTYPE:
         known = ", ".join(f"0x{known:02X}" for known in _CODE_TO_DTYPE)
-        raise IDXError(f"{path}: unknown IDX type code 0x{code:02X} (expected one of {known})")
+        raise IDXError(f"{shown(path)}: unknown IDX type code 0x{code:02X} (expected one of "
+                       f"{known})")
     if not 1 <= ndim <= MAX_NDIM:
-        raise IDXError(f"{path}: header says {ndim} dimensions; expected 1 to {MAX_NDIM}")
+        raise IDXError(f"{shown(path)}: header says {ndim} dimensions; expected 1 to {MAX_NDIM}")
     dims = struct.unpack(f">{ndim}I", _read_exactly(stream, 4 * ndim, path, "dimensions"))
     dtype = _CODE_TO_DTYPE[code]
     header_bytes = 4 + 4 * ndim
     need = math.prod(dims) * dtype.itemsize  # Python int: cannot overflow
     if file_size is not None and file_size - header_bytes != need:
         have = file_size - header_bytes
-        raise IDXError(f"{path}: payload is {have} bytes but header dims {dims} need {need}")
+        raise IDXError(f"{shown(path)}: payload is {have} bytes but header dims {dims} need {need}")
     if max_bytes is not None and need > max_bytes:
         raise IDXError(
-            f"{path}: refused: header dims {dims} need {need} bytes, over the {max_bytes}-byte "
+            f"{shown(path)}: refused: header dims {dims} need {need} bytes, over the "
+            f"{max_bytes}-byte "
             "limit (read_idx max_bytes, at most half the memory available)"
         )
 
@@ -171,34 +176,35 @@ def _read_stream(
         payload = np.fromfile(stream, dtype=dtype, count=math.prod(dims))
         if payload.nbytes != need:  # the file shrank while we read it
             raise IDXError(
-                f"{path}: payload is {payload.nbytes} bytes but header dims {dims} need {need}"
+                f"{shown(path)}: payload is {payload.nbytes} bytes but header dims {dims} need "
+                f"{need}"
             )
     else:
         try:
             payload = np.empty(math.prod(dims), dtype=dtype)
         except MemoryError:
-            raise IDXError(f"{path}: refused: {need} bytes do not fit in memory") from None
-        got = _read_into(stream, memoryview(payload).cast("B"))
+            raise IDXError(f"{shown(path)}: refused: {need} bytes do not fit in memory") from None
+        got = _read_into(stream, payload.data.cast("B"))
         extra = stream.read(1) if got == need else b""
         if got != need or extra:
             more = " or more" if extra else ""
             raise IDXError(
-                f"{path}: payload is {got + len(extra)}{more} bytes but header dims {dims} "
+                f"{shown(path)}: payload is {got + len(extra)}{more} bytes but header dims {dims} "
                 f"need {need}"
             )
     return payload.astype(dtype.newbyteorder("="), copy=False).reshape(dims)
 
 
-def _read_exactly(stream: BinaryIO, count: int, path: Path, what: str) -> bytes:
+def _read_exactly(stream: IO[bytes], count: int, path: Path, what: str) -> bytes:
     data = stream.read(count)
     if len(data) != count:
         raise IDXError(
-            f"{path}: file ends inside the header ({what}: {len(data)} of {count} bytes)"
+            f"{shown(path)}: file ends inside the header ({what}: {len(data)} of {count} bytes)"
         )
     return data
 
 
-def _read_into(stream: BinaryIO, buffer: memoryview) -> int:
+def _read_into(stream: IO[bytes], buffer: memoryview) -> int:
     """Fill ``buffer`` from ``stream`` in fixed-size chunks; return the bytes read (EOF stops).
 
     The buffer was sized from the header and checked against the limits, so decompression

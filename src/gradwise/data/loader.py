@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -115,8 +115,11 @@ class DataLoader:
             self._rng = np.random.default_rng(seed)
         self._epoch = 0  # epochs started so far
         self._batches_done = 0  # batches yielded in the epoch in progress
-        self._epoch_start_state: dict[str, Any] | None = None  # rng state before this epoch
+        self._epoch_start_state: Mapping[str, Any] | None = None  # rng state before this epoch
         self._epoch_start_sampler: dict[str, Any] | None = None  # sampler state, likewise
+        # True when each rank holds its own slice of the data (set by DistributedTraining), so
+        # an evaluation over this loader is summed across the ranks
+        self.sharded_across_ranks = False
         self._resume_at = 0  # batches to skip at the next epoch start (set by load_state_dict)
 
     def __len__(self) -> int:

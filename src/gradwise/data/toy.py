@@ -16,7 +16,6 @@ import math
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn import datasets as sklearn_datasets
 
 __all__ = [
     "CUSTOMER_FEATURES",
@@ -75,6 +74,8 @@ def make_moons(
             neither an int nor a Generator.
     """
     _check_common("make_moons", n_samples, noise, min_samples=2)
+    from sklearn import datasets as sklearn_datasets  # here: scikit-learn takes ~1 s to import
+
     points, labels = sklearn_datasets.make_moons(n_samples=n_samples, noise=noise or None,
                                                  random_state=_sklearn_seed(seed))
     return _typed(points, labels)
@@ -95,6 +96,8 @@ def make_circles(
     _check_common("make_circles", n_samples, noise, min_samples=2)
     if not 0.0 < factor < 1.0:
         raise ValueError(f"make_circles: factor must be in (0, 1), got {factor}")
+    from sklearn import datasets as sklearn_datasets  # here: scikit-learn takes ~1 s to import
+
     points, labels = sklearn_datasets.make_circles(
         n_samples=n_samples, noise=noise or None, factor=factor,
         random_state=_sklearn_seed(seed))
@@ -154,6 +157,8 @@ def make_blobs(
             )
         n_classes = len(center_array)
     _check_common("make_blobs", n_samples, noise, min_samples=n_classes)
+    from sklearn import datasets as sklearn_datasets  # here: scikit-learn takes ~1 s to import
+
     points, labels = sklearn_datasets.make_blobs(
         n_samples=n_samples, centers=center_array, cluster_std=noise,
         random_state=_sklearn_seed(seed))

@@ -180,6 +180,9 @@ class DoctorConfig:
         return step < self.warmup_steps or step % interval == 0
 
     def to_dict(self) -> dict[str, Any]:
+        """Every threshold and setting as a plain dict (stored in the doctor's report for
+        reproducibility).
+        """
         return asdict(self)
 
     @classmethod

@@ -70,6 +70,7 @@ class Finding:
         return finding_html(self)
 
     def to_dict(self) -> dict[str, Any]:
+        """The finding as JSON-safe data (non-finite evidence numbers become strings)."""
         data = asdict(self)
         data["evidence"] = {key: _json_number(value) for key, value in self.evidence.items()}
         return data
@@ -118,6 +119,13 @@ class Context:
     @classmethod
     def build(cls, stats: TrainingStats, config: DoctorConfig, lr: float | None = None,
               optimizer: str | None = None) -> Context:
+        """Summarise recorded ``stats`` once for all diagnoses (finite losses, smoothed trend, ...).
+
+        Args:
+            stats: what the doctor recorded during training.
+            config: the thresholds in use.
+            lr: the learning rate, when known; optimizer: its class name, when known.
+        """
         losses = np.asarray(stats.losses, dtype=np.float64)
         bad = np.flatnonzero(~np.isfinite(losses))
         losses = losses[: bad[0]] if bad.size else losses
@@ -628,7 +636,7 @@ def lr_too_high(context: Context) -> list[Finding]:
     if context.losses.size:
         evidence.update(loss_first_tenth=context.start, loss_last_tenth=context.end)
     collapse = _collapse(context)
-    if collapse is not None and not _diverged(context):
+    if collapse is not None and context.baseline is not None and not _diverged(context):
         evidence.update(collapse)
         zero = _zero_grad_weights(context)
         dead = _dead_fractions(context)

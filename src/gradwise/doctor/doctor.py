@@ -107,6 +107,7 @@ class Doctor(Callback):
 
     @property
     def stats(self) -> TrainingStats:
+        """Everything recorded so far (an empty TrainingStats before training starts)."""
         if self._collector is None:
             return TrainingStats()
         return self._collector.stats
@@ -132,7 +133,8 @@ class Doctor(Callback):
             self._model = None
         self.watch(trainer.model, getattr(trainer, "optimizer", None))
         loss_fn = getattr(trainer, "loss_fn", None)
-        if self._loss_handle is None and hasattr(loss_fn, "register_forward_pre_hook"):
+        if (self._loss_handle is None and loss_fn is not None
+                and hasattr(loss_fn, "register_forward_pre_hook")):
             # losses that are not one fused op (MSELoss) report their targets through this hook
             self._loss_handle = loss_fn.register_forward_pre_hook(self._loss_inputs)
 
@@ -360,6 +362,9 @@ class Doctor(Callback):
         return findings_html(self.findings, self.format_findings().splitlines()[0])
 
     def to_dict(self) -> dict[str, Any]:
+        """The doctor's report as plain JSON data: format, version, config, findings and the
+        statistics.
+        """
         return {
             "format": _FORMAT,
             "version": _VERSION,

@@ -321,6 +321,7 @@ class StatsCollector:
 
     @property
     def n_parameters(self) -> int:
+        """Number of scalar parameters watched (the sum of every parameter's element count)."""
         return sum(int(np.prod(p.shape)) for _, p in self._params)
 
     # ---- the forward pass of a sampled step ---------------------------------------------------
@@ -449,6 +450,7 @@ class StatsCollector:
             mean_square = float(np.dot(flat, flat)) / flat.size
             series.mean.append(mean)
             series.std.append(math.sqrt(max(mean_square - mean * mean, 0.0)))
+            saturated: float
             if kind == "sigmoid":
                 level = self.config.saturation_level
                 inside = np.count_nonzero((flat > 1.0 - level) & (flat < level))
@@ -515,12 +517,17 @@ class StatsCollector:
 
     # ---- every step ---------------------------------------------------------------------------
     def record_loss(self, step: int, loss: float) -> None:
+        """Record the training loss of step ``step``; the first non-finite one is kept as evidence.
+        """
         self.stats.loss_steps.append(step)
         self.stats.losses.append(loss)
         if not math.isfinite(loss) and self.stats.non_finite is None:
             self.stats.non_finite = (step, "training loss")
 
     def record_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Record epoch ``epoch``'s finite ``loss``, ``val_loss`` and ``lr`` from the trainer's
+        logs.
+        """
         record: dict[str, Any] = {"epoch": epoch, "step": self.stats.steps}
         for key in ("loss", "val_loss", "lr"):
             value = logs.get(key)

@@ -26,14 +26,21 @@ from gradwise.autograd.tensor import Tensor
 
 # ---- activations ------------------------------------------------------------------------------
 def relu(x: Tensor) -> Tensor:
+    """max(0, x) elementwise, as ``torch.nn.functional.relu``; the gradient at 0 is 0, as torch's.
+    """
     return _ew.ReLU.apply(x)
 
 
 def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """max(0, x) + negative_slope * min(0, x) (Maas et al. 2013), as ``torch``'s; shape kept."""
     return _ew.LeakyReLU.apply(x, negative_slope)
 
 
 def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+    """ELU: x where x > 0, else alpha * (exp(x) - 1) (Clevert et al. 2015), as ``torch``'s.
+
+    Shape: any; output like ``x``.
+    """
     return _ew.ELU.apply(x, alpha)
 
 
@@ -45,14 +52,17 @@ def gelu(x: Tensor, approximate: str = "none") -> Tensor:
 
 
 def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)) elementwise, computed without overflow for large |x|; shape kept."""
     return _ew.Sigmoid.apply(x)
 
 
 def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent elementwise; the gradient is 1 - tanh(x)^2. Shape kept."""
     return _ew.Tanh.apply(x)
 
 
 def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta * x)) / beta, and x itself where beta * x > threshold, as ``torch``'s."""
     return _ew.Softplus.apply(x, beta, threshold)
 
 

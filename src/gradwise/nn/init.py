@@ -115,10 +115,15 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
 
 
 def zeros_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with zeros in place (no graph recorded) and return it, as
+    ``torch.nn.init``'s.
+    """
     return _fill(tensor, 0)
 
 
 def ones_(tensor: Tensor) -> Tensor:
+    """Fill ``tensor`` with ones in place (no graph recorded) and return it, as ``torch.nn.init``'s.
+    """
     return _fill(tensor, 1)
 
 

@@ -60,6 +60,7 @@ class RemovableHandle:
         RemovableHandle._next_id += 1
 
     def remove(self) -> None:
+        """Unregister the hook this handle was returned for; removing twice is harmless."""
         self._hooks.pop(self.id, None)
 
     def __enter__(self) -> RemovableHandle:
@@ -190,6 +191,12 @@ class Module:
         object.__setattr__(self, "_backward_hooks", OrderedDict())
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The computation of this module; called by ``module(*args)`` (after pre-hooks, before
+        hooks).
+
+        Subclasses override it; the base raises NotImplementedError naming the class. As
+        ``torch.nn.Module.forward``.
+        """
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
     # ---- registration -------------------------------------------------------------------------
@@ -278,6 +285,11 @@ class Module:
             self._non_persistent.add(name)
 
     def register_module(self, name: str, module: Module | None) -> None:
+        """Register ``module`` as a child called ``name`` (or a None placeholder), as ``torch``'s.
+
+        Raises:
+            TypeError: ``module`` is neither a Module nor None.
+        """
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"register_module: {name!r} must be a Module, got {module!r}")
         self._forget(name)
@@ -299,10 +311,16 @@ class Module:
                 yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
 
     def modules(self) -> Iterator[Module]:
+        """Yield this module and every descendant once, depth first (as
+        ``torch.nn.Module.modules``).
+        """
         for _, module in self.named_modules():
             yield module
 
     def named_children(self) -> Iterator[tuple[str, Module]]:
+        """Yield ``(name, child)`` for the direct children, each module once (a shared one is not
+        repeated).
+        """
         seen: set[int] = set()
         for name, child in self._modules.items():
             if child is not None and id(child) not in seen:
@@ -310,6 +328,7 @@ class Module:
                 yield name, child
 
     def children(self) -> Iterator[Module]:
+        """Yield the direct child modules, each once (as ``torch.nn.Module.children``)."""
         for _, child in self.named_children():
             yield child
 
@@ -336,17 +355,25 @@ class Module:
         for name, param in self._named_members("_parameters", prefix, recurse):
             if param.name is None or (name != param.name and name.endswith("." + param.name)):
                 param.name = name
-            yield name, param
+            yield name, param  # type: ignore[misc]  # the _parameters registry holds Parameters
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Yield every Parameter (of descendants too when ``recurse``), each once, in registration
+        order.
+
+        As ``torch.nn.Module.parameters``; pass the result to an optimizer.
+        """
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
     def named_buffers(self, prefix: str = "", recurse: bool = True
                       ) -> Iterator[tuple[str, Tensor]]:
+        """Yield ``(dotted_name, buffer)`` for every registered buffer (running statistics, masks).
+        """
         yield from self._named_members("_buffers", prefix, recurse)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """Yield every registered buffer (descendants' too when ``recurse``), each once."""
         for _, buffer in self.named_buffers(recurse=recurse):
             yield buffer
 
@@ -371,6 +398,9 @@ class Module:
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> Module:
+        """Set ``requires_grad`` on every parameter (freeze with False); returns ``self``, as
+        torch's.
+        """
         for param in self.parameters():
             param.requires_grad_(requires_grad)
         return self

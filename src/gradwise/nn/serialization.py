@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from gradwise._atomic import atomic_write_bytes
+from gradwise._shown import shown
 from gradwise.nn.module import IncompatibleKeys, Module
 from gradwise.safetensors_io import dump_safetensors, read_safetensors
 
@@ -114,7 +115,7 @@ def load_safetensors(
         raise TypeError(f"load_safetensors: expected an nn.Module, got {type(model).__name__}")
     path = Path(path)
     if not os.path.lexists(path):
-        raise FileNotFoundError(f"load_safetensors: no file at {path}")
+        raise FileNotFoundError(f"load_safetensors: no file at {shown(path)}")
     try:
         # the guarded reader: regular files only, every cap checked before parsing
         state: dict[str, Any] = read_safetensors(path, error=ValueError)[0]
@@ -122,7 +123,8 @@ def load_safetensors(
         kind = pickle_file_kind(_first_bytes(path))
         if kind is not None:
             raise ValueError(
-                f"load_safetensors: {path} is a PyTorch pickle file ({kind}), not safetensors; "
+                f"load_safetensors: {shown(path)} is a PyTorch pickle file ({kind}), not "
+                "safetensors; "
                 "gradwise never unpickles (a pickle runs code from the file). Convert it in "
                 "PyTorch: safetensors.torch.save_file(torch.load(path, weights_only=True), "
                 "'model.safetensors')"
@@ -130,6 +132,6 @@ def load_safetensors(
         text = str(error)
         hint = (" (bfloat16 has no NumPy dtype: save the weights as float32 in PyTorch)"
                 if "bf16" in text.lower() or "bfloat16" in text.lower() else "")
-        raise ValueError(f"load_safetensors: {path}: not a readable safetensors file: "
+        raise ValueError(f"load_safetensors: {shown(path)}: not a readable safetensors file: "
                          f"{text}{hint}") from None
     return model.load_state_dict(state, strict=strict)

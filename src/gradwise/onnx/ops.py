@@ -23,6 +23,7 @@ CONVERTERS: dict[str, Converter] = {}
 
 
 def converts(*op_names: str) -> Callable[[Converter], Converter]:
+    """Decorator registering a converter for the gradwise op names ``op_names`` (Function names)."""
     def register(fn: Converter) -> Converter:
         for name in op_names:
             CONVERTERS[name] = fn
@@ -49,10 +50,14 @@ class GraphBuilder:
 
     # ---- values -------------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
+        """A value name not used before in this graph: ``hint`` plus a counter."""
         self._counter += 1
         return f"{hint}_{self._counter}"
 
     def add_input(self, tensor: Tensor, name: str) -> None:
+        """Name ``tensor`` as graph input ``name`` (its leading dim becomes the batch dim if it has
+        one).
+        """
         self._names[id(tensor)] = name
         self._keep.append(tensor)
         self._batch[name] = tensor.ndim > 0
@@ -66,6 +71,7 @@ class GraphBuilder:
         return None
 
     def has_batch(self, name: str) -> bool:
+        """True when value ``name`` carries the batch dimension first."""
         return self._batch.get(name, False)
 
     def value(self, tensor: Tensor, dtype: Any = None) -> str:
@@ -89,33 +95,45 @@ class GraphBuilder:
         return name
 
     def const(self, array: Any, hint: str = "const", dtype: Any = None) -> str:
+        """Add ``array`` as an initializer and return its (fresh) value name."""
         array = np.asarray(array, dtype=dtype)
         name = self.fresh(hint)
         self.initializers.append(numpy_helper.from_array(np.require(array, requirements="C"), name))
         return name
 
     def ints(self, values: Any, hint: str = "axes") -> str:
+        """Add ``values`` as a 1-D int64 initializer (axes, shapes, pads) and return its name."""
         return self.const(np.asarray(list(values), dtype=np.int64).reshape(-1), hint)
 
     def batch_of(self, tensor: Tensor) -> bool:
+        """True when ``tensor``'s ONNX value carries the batch dimension first."""
         return self._batch.get(self.value(tensor), False)
 
     def node(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs: Any) -> str:
+        """Append an ``op_type`` node over ``inputs`` with ``attrs``; return its output's value
+        name.
+        """
         out = self.fresh(hint or op_type.lower())
         self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
         return out
 
     # ---- reductions and axes, whose spelling changed across opsets -----------------------------
     def reduce(self, op_type: str, x: str, axes: Any, keepdims: bool) -> str:
+        """Append a Reduce* node over ``axes``: axes as an input from opset 18 (ReduceSum from 13),
+        else
+        as an attribute, per the ONNX operator changelog.
+        """
         keep = int(bool(keepdims))
         if op_type == "ReduceSum" or self.opset >= 18:
             return self.node(op_type, [x, self.ints(axes)], keepdims=keep)
         return self.node(op_type, [x], axes=[int(a) for a in axes], keepdims=keep)
 
     def unsqueeze(self, x: str, axes: Any) -> str:
+        """Append an Unsqueeze node inserting ``axes`` (an input tensor, as opset 13 requires)."""
         return self.node("Unsqueeze", [x, self.ints(axes)])
 
     def squeeze(self, x: str, axes: Any) -> str:
+        """Append a Squeeze node removing ``axes`` (an input tensor, as opset 13 requires)."""
         return self.node("Squeeze", [x, self.ints(axes)])
 
     # ---- the walk -----------------------------------------------------------------------------
@@ -145,6 +163,7 @@ class GraphBuilder:
         self._batch[name] = batch
 
     def add_output(self, tensor: Tensor, name: str) -> None:
+        """Expose ``tensor``'s value as graph output ``name`` (through an Identity node)."""
         source = self.value(tensor)
         self._batch[name] = self._batch.get(source, False)
         self.nodes.append(helper.make_node("Identity", [source], [name], name=name))

@@ -444,6 +444,7 @@ class OneCycleLR(LRScheduler):
         self.anneal_strategy = anneal_strategy
         self.three_phase = bool(three_phase)
         warm_end = float(pct_start * self.total_steps) - 1
+        self._schedule_phases: list[dict[str, Any]]
         if three_phase:
             self._schedule_phases = [
                 {"end_step": warm_end, "start_lr": "initial_lr", "end_lr": "max_lr",
@@ -641,6 +642,9 @@ class ReduceLROnPlateau(LRScheduler):
 
     @property
     def in_cooldown(self) -> bool:
+        """True while the scheduler waits ``cooldown`` epochs after a reduction before watching
+        again.
+        """
         return self.cooldown_counter > 0
 
 

@@ -65,7 +65,7 @@ class Optimizer:
         if isinstance(params, set | frozenset):
             raise TypeError(f"{self._name}: params must be an ordered sequence (a list), not a "
                             "set, so that state_dict indices are reproducible")
-        groups = list(params)
+        groups: list[Any] = list(params)
         if not groups:
             raise ValueError(f"{self._name}: got an empty parameter list")
         if not isinstance(groups[0], dict):

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from gradwise import nn
+from gradwise._shown import short_repr, shown
 
 try:
     import tomllib
@@ -169,7 +170,7 @@ def get_recipe(name: str) -> Recipe:
         return RECIPES[name]
     except KeyError:
         raise ConfigError(
-            f"unknown recipe {name!r}{did_you_mean(name, RECIPES)}; choose from "
+            f"unknown recipe {short_repr(name)}{did_you_mean(name, RECIPES)}; choose from "
             f"{', '.join(RECIPES)}"
         ) from None
 
@@ -258,7 +259,8 @@ class TrainConfig:
         unknown = [key for key in values if key not in self.field_names()]
         if unknown:
             raise ConfigError(
-                f"unknown setting {unknown[0]!r}; known settings: {', '.join(self.field_names())}"
+                f"unknown setting {short_repr(unknown[0])}; known settings: "
+                f"{', '.join(self.field_names())}"
             )
         changes = {
             key: _convert(key, value, labels.get(key, key)) for key, value in values.items()
@@ -344,22 +346,23 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
-        """Rebuild a config saved with :meth:`to_dict` (e.g. from a run's ``config.json``)."""
+        """Rebuild a config saved with :meth:`to_dict` (e.g. from a run's ``config.json``).
+
+        The recipe must be one ``gradwise train`` knows, as when training: a run folder
+        naming another (``"recipe": "nope"``) is refused by evaluate, predict, export and
+        resume alike, instead of being rebuilt from whatever fields it holds.
+
+        Raises:
+            ConfigError: no recipe, an unknown recipe, or an invalid setting.
+        """
         if not isinstance(data, Mapping) or "recipe" not in data:
             raise ConfigError("not a gradwise training config (no 'recipe' key)")
         if not isinstance(data["recipe"], str):
-            raise ConfigError(f"recipe must be a string, got {data['recipe']!r:.60}")
-        base = cls.from_recipe(data["recipe"]) if data["recipe"] in RECIPES else None
-        if base is None:
-            missing = [f.name for f in dataclasses.fields(cls) if f.name not in data]
-            required = [name for name in missing if name in _REQUIRED]
-            if required:
-                raise ConfigError(f"config lacks {', '.join(required)}")
-            base = cls(**{key: data[key] for key in _REQUIRED})
+            raise ConfigError(f"recipe must be a string, got {_show(data['recipe'])}")
+        base = cls.from_recipe(get_recipe(data["recipe"]))
         return base.updated(dict(data))
 
 
-_REQUIRED = ("recipe", "dataset", "model", "hidden", "optimizer", "lr", "epochs", "batch_size")
 _TYPES: dict[str, type] = {
     "recipe": str, "dataset": str, "model": str, "optimizer": str, "schedule": str,
     "lr": float, "dropout": float, "weight_decay": float, "label_smoothing": float,
@@ -370,12 +373,11 @@ _OPTIONAL: dict[str, type] = {"clip_grad_norm": float, "limit_train": int, "data
 
 
 def _show(value: Any) -> str:
-    """A value as a user would have typed it: ``-1`` rather than ``-1.0``, strings quoted."""
+    """A value as a user would have typed it: ``-1`` rather than ``-1.0``, strings quoted, cut
+    to 80 characters; safe for ints of any size (see :func:`gradwise._shown.short_repr`)."""
     if isinstance(value, float):
         return f"{value:g}"
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:60]}... ({len(value)} items)" if isinstance(
-        value, (list, tuple)) else text[:77] + "..."
+    return short_repr(value)
 
 
 def _convert(key: str, value: Any, label: str) -> Any:
@@ -384,7 +386,7 @@ def _convert(key: str, value: Any, label: str) -> Any:
         if not isinstance(value, (list, tuple)) or not all(
             isinstance(v, int) and not isinstance(v, bool) for v in value
         ):
-            raise ConfigError(f"{label} must be a list of integers, got {value!r}")
+            raise ConfigError(f"{label} must be a list of integers, got {_show(value)}")
         return [int(v) for v in value]
     kind = _OPTIONAL.get(key)
     if kind is not None and value is None:
@@ -392,18 +394,21 @@ def _convert(key: str, value: Any, label: str) -> Any:
     kind = kind or _TYPES[key]
     if kind is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{label} must be true or false, got {value!r}")
+            raise ConfigError(f"{label} must be true or false, got {_show(value)}")
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ConfigError(f"{label} must be an integer, got {value!r}")
+            raise ConfigError(f"{label} must be an integer, got {_show(value)}")
         return int(value)
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
-            raise ConfigError(f"{label} must be a number, got {value!r}")
-        return float(value)
+            raise ConfigError(f"{label} must be a number, got {_show(value)}")
+        try:
+            return float(value)
+        except OverflowError:  # an int past 1.8e308 (a TOML 0x... literal of any length)
+            raise ConfigError(f"{label} must be a finite number, got {_show(value)}") from None
     if not isinstance(value, str):
-        raise ConfigError(f"{label} must be a string, got {value!r}")
+        raise ConfigError(f"{label} must be a string, got {_show(value)}")
     return value
 
 
@@ -499,25 +504,26 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     path = Path(path)
     if not os.path.lexists(path):
-        raise ConfigError(f"{path}: no such config file")
+        raise ConfigError(f"{shown(path)}: no such config file")
     payload = read_untrusted(path, max_bytes=MAX_CONFIG_BYTES, error=ConfigError,
                              what="config file")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: cannot read: not UTF-8 text ({error.reason})") from None
+        raise ConfigError(f"{shown(path)}: cannot read: not UTF-8 text ({error.reason})") from None
     if path.suffix.lower() == ".toml":
         try:
             values = tomllib.loads(text)
         except (ValueError, RecursionError) as error:  # TOMLDecodeError is a ValueError
-            raise ConfigError(f"{path}: invalid TOML: {_parse_problem(error)}") from None
+            raise ConfigError(f"{shown(path)}: invalid TOML: {_parse_problem(error)}") from None
     else:
         try:
             values = json.loads(text)
         except (ValueError, RecursionError) as error:  # also numbers with too many digits
-            raise ConfigError(f"{path}: invalid JSON: {_parse_problem(error)}") from None
+            raise ConfigError(f"{shown(path)}: invalid JSON: {_parse_problem(error)}") from None
     if not isinstance(values, dict):
-        raise ConfigError(f"{path}: expected a table of settings, got {type(values).__name__}")
+        raise ConfigError(f"{shown(path)}: expected a table of settings, got "
+                          f"{type(values).__name__}")
     return {str(key).replace("-", "_"): value for key, value in values.items()}
 
 

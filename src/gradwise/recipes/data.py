@@ -66,7 +66,9 @@ def load_data(
     """Load, split and scale the data set ``config`` names (or ``dataset`` when given).
 
     MNIST that cannot be found or downloaded is replaced by scikit-learn's 8x8 digits, and
-    ``notify`` is told so in one line. Other data sets raise instead.
+    ``notify`` is told so in one line, only when neither ``dataset`` nor ``config.data_dir``
+    is given (the default search of a fresh run). Other data sets, a named ``data_dir`` and
+    a run's own data set (evaluate, resume) raise instead.
 
     Args:
         dataset: overrides ``config.dataset`` (a resumed run uses the data it started with).
@@ -79,7 +81,10 @@ def load_data(
     name = dataset or config.dataset
     if name in TOY_SIZES:
         return _toy_data(config, name)
-    image_set, fallback = _load_images(name, config.data_dir, notify, progress)
+    # only the default search may fall back to the 8x8 digits: not a data_dir the user named,
+    # and not a run (evaluate, resume) that trained on MNIST itself
+    may_fall_back = dataset is None and config.data_dir is None
+    image_set, fallback = _load_images(name, config.data_dir, notify, progress, may_fall_back)
     (x_train, y_train), (x_test, y_test) = image_set.splits()
     if len(x_train) < 2 or len(x_test) < 1:
         raise ConfigError(
@@ -125,9 +130,10 @@ def load_data(
 
 
 def _load_images(
-    name: str, data_dir: str | None, notify: Notify, progress: bool
+    name: str, data_dir: str | None, notify: Notify, progress: bool, may_fall_back: bool = True
 ) -> tuple[gw_data.Dataset, str | None]:
-    """The image set ``name``, or the 8x8 digits in MNIST's place with the sentence saying so."""
+    """The image set ``name``, or (``may_fall_back``) the 8x8 digits in MNIST's place with the
+    sentence saying so."""
     try:
         return gw_data.load_dataset(name, data_dir, download=True, progress=progress), None
     except gw_data.DatasetNotFoundError as error:
@@ -135,7 +141,7 @@ def _load_images(
         if error.refused:  # files were there but refused: say why, do not hide it
             tried += f"; refused: {error.refused[0]}"
         label = name.upper() if name == "mnist" else name
-        if name != "mnist":
+        if name != "mnist" or not may_fall_back:
             raise gw_data.DatasetNotFoundError(
                 f"no {label} files found (tried: {tried}); put the four IDX files in a folder "
                 f"and pass it with --data-dir DIR or set {gw_data.DATA_DIR_ENV}=DIR",
@@ -159,7 +165,8 @@ def _summarise_attempts(attempts: Sequence[str]) -> str:
     parts = []
     for label, wheres in places.items():
         if label == "download":
-            parts.append(f"download from {len(wheres)} mirror{'s' * (len(wheres) != 1)}")
+            urls = len(dict.fromkeys(wheres))  # a URL retried after a timeout counts once
+            parts.append(f"download from {urls} mirror{'s' * (urls != 1)}")
         elif label == "system":
             parts.extend(
                 str(root) for root in gw_datasets.SYSTEM_DATA_DIRS

@@ -7,9 +7,11 @@ number, such as a diverged loss, is written as null).
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,11 +21,12 @@ import numpy as np
 import gradwise as gw
 from gradwise import nn
 from gradwise._atomic import atomic_open, atomic_write_bytes
+from gradwise._shown import shown
 from gradwise.recipes import TrainConfig
 from gradwise.runinfo import check_run_info
-from gradwise.safefile import read_untrusted
+from gradwise.safefile import open_untrusted, read_untrusted
 from gradwise.safetensors_io import dump_safetensors, read_safetensors
-from gradwise.train.checkpoint import CheckpointError, load_checkpoint
+from gradwise.train.checkpoint import MAX_MANIFEST_BYTES, CheckpointError, load_checkpoint
 
 __all__ = [
     "BEST_CHECKPOINT",
@@ -37,8 +40,11 @@ __all__ = [
     "RUN_FORMAT",
     "RUN_INFO_NAME",
     "WEIGHTS_NAME",
+    "WEIGHTS_DIGEST_KEY",
+    "CHECKPOINT_DIGESTS_KEY",
     "Notify",
     "RunError",
+    "check_digest",
     "default_run_dir",
     "read_config",
     "run_status",
@@ -55,6 +61,15 @@ CHECKPOINTS_DIR = "checkpoints"
 LAST_CHECKPOINT = f"{CHECKPOINTS_DIR}/last"
 BEST_CHECKPOINT = f"{CHECKPOINTS_DIR}/best"
 RUN_FORMAT = "gradwise.run"
+
+WEIGHTS_DIGEST_KEY = "weights_sha256"
+"""run.json key: the SHA-256 (hex) of ``weights.safetensors`` as training wrote it."""
+CHECKPOINT_DIGESTS_KEY = "checkpoint_sha256"
+"""run.json key: ``{"best": hex, "last": hex}``, the SHA-256 of each checkpoint's
+``checkpoint.json`` when run.json was last written at a stop (finish or interrupt). A manifest
+names every array file of its checkpoint by SHA-256, so pinning it pins the whole checkpoint."""
+IGNORE_DIGEST_HINT = "--ignore-digest (ignore_digest=True in Python)"
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 Notify = Callable[[str], Any]
 """Receives the lines meant for people; the CLI prints them, library callers may ignore them."""
@@ -79,8 +94,14 @@ def default_run_dir(recipe: str, root: str | os.PathLike[str] = "runs") -> Path:
     return candidate
 
 
-def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[str, Any]:
+def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool,
+                    ignore_digest: bool = False, notify: Notify = quiet) -> dict[str, Any]:
     """Create (or check, when resuming) the run folder; return run.json's contents.
+
+    Resuming a run that stopped cleanly (interrupted, finished, stopped) checks
+    ``checkpoints/last`` against the digest run.json pinned (see :func:`check_digest`;
+    ``ignore_digest`` only warns). The digests are then dropped from the returned contents:
+    the checkpoints change as soon as training goes on, and the next stop pins them again.
 
     When resuming nothing is written: the caller writes run.json (and config.json for an
     extended run) only after the checkpoint has been restored, so a refused resume leaves
@@ -90,10 +111,15 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[st
         info_path = run_dir / RUN_INFO_NAME
         info = read_json(info_path) if os.path.lexists(info_path) else new_run_info(config)
         check_run_info(info, str(info_path), RunError)
+        check_digest_fields(info, str(info_path))
+        if info.get("status") != "running":
+            check_checkpoint_digest(run_dir, "last", info, ignore_digest, notify)
+        info.pop(CHECKPOINT_DIGESTS_KEY, None)
+        info.pop(WEIGHTS_DIGEST_KEY, None)  # rewritten with the weights at the next finish
         if info.get("status") == "finished":
             done = int(info.get("epoch") or 0)
             if config.epochs <= done:
-                raise RunError(f"{run_dir}: this run already finished its {done} epochs; "
+                raise RunError(f"{shown(run_dir)}: this run already finished its {done} epochs; "
                                "nothing to resume (give a larger --epochs to extend it)")
             # extended: train on from the last checkpoint to config.epochs (config.json is
             # rewritten by the caller once the checkpoint has loaded: a refused resume
@@ -103,18 +129,18 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool) -> dict[st
         info["resumed"] = int(info.get("resumed", 0)) + 1
         return info
     if run_dir.exists() and not run_dir.is_dir():
-        raise RunError(f"{run_dir} exists and is not a folder")
+        raise RunError(f"{shown(run_dir)} exists and is not a folder")
     if (run_dir / CONFIG_NAME).exists():
         raise RunError(
-            f"{run_dir} already holds a run; choose another --out folder, or continue it "
-            f"with --resume {run_dir}"
+            f"{shown(run_dir)} already holds a run; choose another --out folder, or continue it "
+            f"with --resume {shown(run_dir)}"
         )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json(run_dir / CONFIG_NAME, config.to_dict())
     except OSError as error:
         reason = (error.strerror or str(error)).lower()
-        raise RunError(f"{run_dir}: cannot create the run folder: {reason}") from error
+        raise RunError(f"{shown(run_dir)}: cannot create the run folder: {reason}") from error
     return new_run_info(config)
 
 
@@ -151,11 +177,11 @@ def read_config(run_dir: str | os.PathLike[str]) -> TrainConfig:
     """
     path = Path(run_dir) / CONFIG_NAME
     if not Path(run_dir).is_dir():
-        raise RunError(f"{run_dir}: no such run folder")
+        raise RunError(f"{shown(run_dir)}: no such run folder")
     try:
         return TrainConfig.from_dict(read_json(path))
     except ValueError as error:
-        raise RunError(f"{path}: {error}") from error
+        raise RunError(f"{shown(path)}: {error}") from error
 
 
 # ---- weights ----------------------------------------------------------------------------------
@@ -167,8 +193,9 @@ def all_finite(model: nn.Module) -> bool:
     )
 
 
-def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
-    """Write ``model``'s state as safetensors, refusing non-finite values.
+def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> str:
+    """Write ``model``'s state as safetensors, refusing non-finite values; return the SHA-256
+    (hex) of the bytes written (run.json records it as ``weights_sha256``).
 
     Raises:
         RunError: an array holds NaN or Inf (nothing is written).
@@ -178,9 +205,99 @@ def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> None:
     bad = [name for name, array in state.items()
            if array.dtype.kind == "f" and not np.all(np.isfinite(array))]
     if bad:
-        raise RunError(f"{path}: not written: non-finite values in {', '.join(bad)}")
+        raise RunError(f"{shown(path)}: not written: non-finite values in {', '.join(bad)}")
     metadata = {"format": "gradwise.weights", "recipe": config.recipe}
-    atomic_write_bytes(path, dump_safetensors(state, metadata=metadata))
+    payload = dump_safetensors(state, metadata=metadata)
+    atomic_write_bytes(path, payload)
+    return hashlib.sha256(payload).hexdigest()
+
+
+def file_sha256(path: Path, within: Path, max_bytes: int) -> str:
+    """SHA-256 (hex) of a run folder's file, read through the guarded opener in 1 MiB blocks
+    (the memory used does not grow with the file).
+
+    Args:
+        max_bytes: the largest file hashed, checked before reading (the loader's own cap).
+
+    Raises:
+        RunError: the file is missing, not a regular file, outside ``within`` or too large.
+    """
+    digest = hashlib.sha256()
+    with open_untrusted(path, max_bytes=max_bytes, within=within, error=RunError,
+                        what=path.name) as (handle, _):
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_digest(path: Path, expected: str | None, run_dir: Path, ignore: bool = False,
+                 notify: Notify = quiet, max_bytes: int = MAX_MANIFEST_BYTES) -> None:
+    """Compare ``path``'s SHA-256 with the one run.json recorded (``expected``; None: nothing
+    was recorded, e.g. a run written before gradwise recorded digests: not checked).
+
+    PyTorch has no such check (``torch.load`` reads whatever file it is given); gradwise
+    records the digests because run folders are passed between people.
+
+    Args:
+        ignore: a mismatch is reported through ``notify`` instead of raised (to inspect a
+            modified run).
+        max_bytes: the largest file hashed (default: a checkpoint manifest's cap).
+
+    Raises:
+        RunError: the digests differ; the message names the file and both digests.
+    """
+    if expected is None:
+        return
+    actual = file_sha256(path, run_dir, max_bytes)
+    if actual == expected:
+        return
+    message = (f"{shown(path)}: SHA-256 {actual} does not match {expected}, recorded in "
+               f"{RUN_INFO_NAME} when the run wrote it; the file was changed or replaced after "
+               "training")
+    if ignore:
+        notify(f"Warning: {message}; loading it anyway ({IGNORE_DIGEST_HINT})")
+        return
+    raise RunError(f"{message}. Restore it, or pass {IGNORE_DIGEST_HINT} to load it anyway")
+
+
+def checkpoint_digests(run_dir: Path) -> dict[str, str]:
+    """``{"best": hex, "last": hex}`` of the run's checkpoint manifests that exist now."""
+    digests = {}
+    for name, folder in (("best", BEST_CHECKPOINT), ("last", LAST_CHECKPOINT)):
+        manifest = run_dir / folder / "checkpoint.json"
+        if manifest.is_file():
+            digests[name] = file_sha256(manifest, run_dir, MAX_MANIFEST_BYTES)
+    return digests
+
+
+def check_checkpoint_digest(run_dir: Path, name: str, info: dict[str, Any],
+                            ignore: bool = False, notify: Notify = quiet) -> None:
+    """Check ``checkpoints/<name>/checkpoint.json`` against run.json's pinned digest, if any.
+
+    Raises:
+        RunError: see :func:`check_digest`.
+    """
+    pinned = info.get(CHECKPOINT_DIGESTS_KEY) or {}
+    folder = BEST_CHECKPOINT if name == "best" else LAST_CHECKPOINT
+    check_digest(run_dir / folder / "checkpoint.json", pinned.get(name), run_dir, ignore, notify)
+
+
+def check_digest_fields(info: dict[str, Any], where: str) -> None:
+    """run.json's digest fields, when present, are 64 lower-case hex digits.
+
+    Raises:
+        RunError: naming the file and the field.
+    """
+    fields = [(WEIGHTS_DIGEST_KEY, info.get(WEIGHTS_DIGEST_KEY, "0" * 64))]
+    pinned = info.get(CHECKPOINT_DIGESTS_KEY, {})
+    if not isinstance(pinned, dict) or not set(pinned) <= {"best", "last"}:
+        raise RunError(f"{shown(where)}: {CHECKPOINT_DIGESTS_KEY} must be an object with keys "
+                       "best and/or last")
+    fields += [(f"{CHECKPOINT_DIGESTS_KEY}.{key}", value) for key, value in pinned.items()]
+    for name, value in fields:
+        if not (isinstance(value, str) and _SHA256_HEX.fullmatch(value)):
+            raise RunError(f"{shown(where)}: {name} must be 64 lower-case hex digits (a "
+                           f"SHA-256), got {str(value)[:80]!r}")
 
 
 def load_checkpoint_weights(model: nn.Module, path: Path, allow_non_finite: bool = False) -> Any:
@@ -239,15 +356,15 @@ def read_json(path: Path) -> dict[str, Any]:
         RunError: the file is missing, unreadable, not JSON, or not an object.
     """
     if not os.path.lexists(path):
-        raise RunError(f"{path}: missing (is {path.parent} a gradwise run folder?)")
+        raise RunError(f"{shown(path)}: missing (is {path.parent} a gradwise run folder?)")
     payload = read_untrusted(path, max_bytes=MAX_RUN_JSON_BYTES, within=path.parent,
                              error=RunError, what=path.name)
     try:
         value = json.loads(payload.decode("utf-8"))
     except RecursionError:
-        raise RunError(f"{path}: unreadable: nested too deeply") from None
+        raise RunError(f"{shown(path)}: unreadable: nested too deeply") from None
     except (OSError, ValueError) as error:  # ValueError: bad UTF-8, bad JSON, huge numbers
-        raise RunError(f"{path}: unreadable: {str(error).splitlines()[0]}") from None
+        raise RunError(f"{shown(path)}: unreadable: {str(error).splitlines()[0]}") from None
     if not isinstance(value, dict):
-        raise RunError(f"{path}: expected a JSON object")
+        raise RunError(f"{shown(path)}: expected a JSON object")
     return value

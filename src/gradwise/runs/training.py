@@ -21,6 +21,7 @@ import numpy as np
 import gradwise as gw
 from gradwise import nn
 from gradwise._atomic import remove_leftover_temp_files
+from gradwise._shown import shown
 from gradwise.doctor import Doctor, DoctorConfig
 from gradwise.recipes import (
     PreparedData,
@@ -33,6 +34,7 @@ from gradwise.recipes import (
 from gradwise.runs.distributed import is_writer, on_rank_zero, rank_zero_first
 from gradwise.runs.layout import (
     BEST_CHECKPOINT,
+    CHECKPOINT_DIGESTS_KEY,
     CHECKPOINTS_DIR,
     CONFIG_NAME,
     CURVES_NAME,
@@ -40,10 +42,12 @@ from gradwise.runs.layout import (
     LAST_CHECKPOINT,
     METRICS_NAME,
     RUN_INFO_NAME,
+    WEIGHTS_DIGEST_KEY,
     WEIGHTS_NAME,
     Notify,
     RunError,
     all_finite,
+    checkpoint_digests,
     load_checkpoint_weights,
     prepare_run_dir,
     quiet,
@@ -143,9 +147,11 @@ def train_run(
     notify: Notify = quiet,
     progress: bool = False,
     epoch_lines: bool = True,
+    line_width: int | None = None,
     stop: StopRequest | None = None,
     distributed: bool = False,
     extra_callbacks: Sequence[Callback] = (),
+    ignore_digest: bool = False,
 ) -> TrainOutcome:
     """Train ``config`` into ``run_dir`` (or continue the run there with ``resume=True``).
 
@@ -153,11 +159,14 @@ def train_run(
         notify: receives the lines meant for people (per-epoch summaries, data notes).
         progress: show tqdm bars (on stderr).
         epoch_lines: send one summary line per epoch to ``notify``.
+        line_width: the columns those lines must fit (the terminal's), or None: full lines.
         stop: when set during training, stop at the next step, checkpoint and return.
         distributed: one rank of an MPI job (``mpiexec -n N gradwise train --distributed``):
             data-parallel training with ``batch_size`` samples per rank; only rank 0 writes
             the run folder and notifies, the others wait for it (docs/DISTRIBUTED.md).
         extra_callbacks: more callbacks for the Trainer (``--tensorboard``'s logger).
+        ignore_digest: resuming, load ``checkpoints/last`` even when its SHA-256 differs from
+            the one run.json pinned (a warning instead of a RunError).
 
     Raises:
         RunError: the folder already holds a run (fresh start) or has finished (resume).
@@ -169,7 +178,8 @@ def train_run(
     writer = is_writer(distributed)
     if not writer:
         notify, progress = quiet, False
-    info, data, extend_from = _start(config, run_dir, resume, notify, progress, distributed)
+    info, data, extend_from = _start(config, run_dir, resume, notify, progress, distributed,
+                                     ignore_digest)
     if resume and writer:
         def record() -> None:
             if extend_from is not None:
@@ -179,7 +189,7 @@ def train_run(
         extra_callbacks = [_RecordResume(record), *extra_callbacks]
     trainer, checkpoint, doctor = _build_trainer(
         config, data, run_dir, stop, progress=progress, epoch_lines=epoch_lines, notify=notify,
-        extend_from=extend_from, distributed=distributed,
+        line_width=line_width, extend_from=extend_from, distributed=distributed,
         extra_callbacks=extra_callbacks,
     )
     info.update(describe_model(getattr(trainer.model, "module", trainer.model), data.input_shape))
@@ -196,6 +206,8 @@ def train_run(
         outcome.checkpoint = trainer.save_checkpoint(run_dir / LAST_CHECKPOINT)
         info.update(status="interrupted", interrupted_by=stop.reason,
                     epoch=trainer.epoch, step=trainer.step)
+        if writer:
+            info[CHECKPOINT_DIGESTS_KEY] = checkpoint_digests(run_dir)
     elif not writer:  # the test evaluation is shared; files and figures are rank 0's
         trainer.loss_fn = nn.CrossEntropyLoss()
         trainer.evaluate(data.test, batch_size=EVAL_BATCH)
@@ -220,7 +232,7 @@ def train_run(
 
 def _start(
     config: TrainConfig, run_dir: Path, resume: bool, notify: Notify, progress: bool,
-    distributed: bool = False,
+    distributed: bool = False, ignore_digest: bool = False,
 ) -> tuple[dict[str, Any], PreparedData, int | None]:
     """Create or check the folder, load the data, and record in run.json what was loaded.
 
@@ -236,7 +248,8 @@ def _start(
         # the data are checked (found, decodable, not blank) before the folder exists: bad
         # data leave no half-made run behind
         data = load(None)
-    info = on_rank_zero(distributed, lambda: prepare_run_dir(config, run_dir, resume))
+    info = on_rank_zero(distributed, lambda: prepare_run_dir(
+        config, run_dir, resume, ignore_digest, notify))
     extend_from = int(info["epoch"]) if info.get("status") == "finished" else None
     if resume:  # a kill in the middle of a write leaves .NAME.XXXX.tmp files: not ours to keep
         on_rank_zero(distributed, lambda: len(remove_leftover_temp_files(run_dir)))
@@ -336,6 +349,7 @@ def _build_trainer(
     progress: bool,
     epoch_lines: bool,
     notify: Notify,
+    line_width: int | None = None,
     extend_from: int | None = None,
     distributed: bool = False,
     extra_callbacks: Sequence[Callback] = (),
@@ -355,7 +369,7 @@ def _build_trainer(
     if progress:
         callbacks.append(EpochBar())
     if epoch_lines:
-        callbacks.append(EpochSummary(print_fn=notify))
+        callbacks.append(EpochSummary(print_fn=notify, width=line_width))
     if extend_from is not None:
         callbacks.append(_WarmRestart(config, extend_from, steps_per_epoch))
     callbacks.extend(extra_callbacks)
@@ -398,13 +412,13 @@ def _fit(
         # epochs were done (best/ is written at an epoch's end) but last/ is gone: starting
         # over would throw that work away while claiming nothing had been kept
         raise RunError(
-            f"{run_dir}: cannot resume: {last / 'checkpoint.json'} is missing, but the run "
+            f"{shown(run_dir)}: cannot resume: {last / 'checkpoint.json'} is missing, but the run "
             f"has {BEST_CHECKPOINT} from epochs already trained; restore {last} or start "
             "a new run"
         )
     elif resume:
         # killed before its first checkpoint: nothing was kept, so the run starts over
-        notify(f"{run_dir} has no checkpoint yet (stopped before its first epoch ended); "
+        notify(f"{shown(run_dir)} has no checkpoint yet (stopped before its first epoch ended); "
                "starting the run again from the first step")
     if config.detect_anomaly:
         with gw.detect_anomaly():
@@ -438,8 +452,9 @@ def _finish(
     outcome.diverged = history.stop_reason is not None and any(
         isinstance(value, float) and not math.isfinite(value) for value in last_losses
     )
+    info.pop(WEIGHTS_DIGEST_KEY, None)
     if all_finite(model):
-        save_weights(model, run_dir / WEIGHTS_NAME, config)
+        info[WEIGHTS_DIGEST_KEY] = save_weights(model, run_dir / WEIGHTS_NAME, config)
     else:
         outcome.missing.append(f"{WEIGHTS_NAME} (the weights are not finite; "
                                f"{LAST_CHECKPOINT} holds the last good ones)")
@@ -460,6 +475,7 @@ def _finish(
         test = score(model, *data.test, progress=progress)  # no label smoothing, as evaluate
         outcome.test_loss, outcome.test_accuracy = test.loss, test.accuracy
     info.update(test_weights=outcome.test_weights)
+    info[CHECKPOINT_DIGESTS_KEY] = checkpoint_digests(run_dir)
     info.update(
         status="finished" if history.stop_reason is None else "stopped",
         stop_reason=history.stop_reason, epoch=trainer.epoch, step=trainer.step,

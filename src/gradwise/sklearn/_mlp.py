@@ -155,8 +155,9 @@ class _BaseMLP(BaseEstimator):
         width = n_features
         for size in sizes:
             layers.append(nn.Linear(width, size, rng=next(rngs), dtype=dtype))
-            if ACTIVATIONS[self.activation] is not None:
-                layers.append(ACTIVATIONS[self.activation]())
+            activation = ACTIVATIONS[self.activation]
+            if activation is not None:
+                layers.append(activation())
             width = size
         layers.append(nn.Linear(width, n_outputs, rng=next(rngs), dtype=dtype))
         self.model_ = nn.Sequential(*layers)
@@ -176,6 +177,7 @@ class _BaseMLP(BaseEstimator):
         ``warm_start`` keeps the weights, not the optimizer's state)."""
         params = list(self.model_.parameters())
         lr = float(self.learning_rate_init)
+        self.optimizer_: gw.optim.Optimizer
         if self.solver == "sgd":
             self.optimizer_ = gw.optim.SGD(params, lr=lr, momentum=self.momentum,
                                            nesterov=self.nesterovs_momentum and self.momentum > 0)
@@ -212,8 +214,15 @@ class _BaseMLP(BaseEstimator):
             group["lr"] = group["lr"] / 5.0
         return True
 
+    def _refuse_early_stopping(self, where: str) -> None:
+        if self.early_stopping:
+            raise ValueError(f"{where}: partial_fit does not support early_stopping=True "
+                             "(as scikit-learn); use fit, or early_stopping=False")
+
     def _batch_size(self, n_samples: int) -> int:
-        return min(200, n_samples) if self.batch_size == "auto" else min(self.batch_size, n_samples)
+        if self.batch_size == "auto":  # scikit-learn's rule
+            return min(200, n_samples)
+        return min(int(self.batch_size), n_samples)
 
     def _epoch(self, X: np.ndarray, target: np.ndarray) -> float:
         """One pass over (X, target) in mini-batches; the mean loss, L2 penalty included.
@@ -240,7 +249,8 @@ class _BaseMLP(BaseEstimator):
         return total / n
 
     def _train(self, X: np.ndarray, target: np.ndarray, epochs: int, incremental: bool) -> None:
-        X_val = target_val = None
+        X_val: np.ndarray | None = None
+        target_val: np.ndarray | None = None
         if self.early_stopping and not incremental:
             X, X_val, target, target_val = self._split(X, target)
         best_state = None
@@ -257,16 +267,20 @@ class _BaseMLP(BaseEstimator):
                 print(f"Iteration {self.n_iter_}, loss = {loss:.8f}")
             # scikit-learn's stopping rule: no improvement by tol for n_iter_no_change epochs
             # (partial_fit counts too, for the adaptive learning rate, but never stops)
-            if X_val is not None:
+            if X_val is not None and target_val is not None:
                 score = self._validation_score(X_val, target_val)
+                best = self.best_validation_score_
+                assert self.validation_scores_ is not None and best is not None  # early stopping
                 self.validation_scores_.append(score)
-                improved = score > self.best_validation_score_ + self.tol
-                if score > self.best_validation_score_:
+                improved = score > best + self.tol
+                if score > best:
                     self.best_validation_score_ = score
                     best_state = {k: v.copy() for k, v in self.model_.state_dict().items()}
             else:
-                improved = loss < self.best_loss_ - self.tol
-                self.best_loss_ = min(self.best_loss_, loss)
+                best_loss = self.best_loss_
+                assert best_loss is not None  # no early stopping (partial_fit refuses it)
+                improved = loss < best_loss - self.tol
+                self.best_loss_ = min(best_loss, loss)
             self._no_improvement = 0 if improved else self._no_improvement + 1
             self._learning_rate_after_epoch()
             if self._no_improvement > self.n_iter_no_change:
@@ -344,6 +358,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         >>> clf.predict_proba(X[:2])
     """
 
+    classes_: np.ndarray  # set by fit / the first partial_fit (scikit-learn's attribute)
+
     def fit(self, X: Any, y: Any) -> MLPClassifier:
         """Train a new network (or, with ``warm_start``, the current one) on (X, y) for up to
         ``max_iter`` epochs; returns self."""
@@ -367,7 +383,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self
 
     def partial_fit(self, X: Any, y: Any, classes: Any = None) -> MLPClassifier:
-        """One epoch over (X, y); ``classes`` (every label) is required on the first call."""
+        """One epoch over (X, y); ``classes`` (every label) is required on the first call.
+
+        Raises:
+            ValueError: ``early_stopping=True`` (as scikit-learn: there is no held-out set to
+                stop on), checked before anything changes.
+        """
+        self._refuse_early_stopping("MLPClassifier.partial_fit")
         first = not hasattr(self, "model_")
         X, y = validate_data(self, X, y, dtype=(np.float64, np.float32), reset=first)
         check_classification_targets(y)
@@ -501,7 +523,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self
 
     def partial_fit(self, X: Any, y: Any) -> MLPRegressor:
-        """One epoch over (X, y), continuing from the current weights (a new network at first)."""
+        """One epoch over (X, y), continuing from the current weights (a new network at first).
+
+        Raises:
+            ValueError: ``early_stopping=True`` (as scikit-learn), before anything changes.
+        """
+        self._refuse_early_stopping("MLPRegressor.partial_fit")
         first = not hasattr(self, "model_")
         X, y = self._validate(X, y, reset=first)
         if first:

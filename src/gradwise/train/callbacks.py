@@ -79,38 +79,60 @@ EVENTS = (
 class Callback:
     """Base class with a no-op method for every event; override the ones you need."""
 
-    trainer: Trainer | None = None
+    # set by set_trainer before any event; None until then (not part of any event's contract)
+    trainer: Trainer = None  # type: ignore[assignment]
     saves_checkpoints = False
     """True for callbacks that write checkpoints at epoch end (they run after the others)."""
 
     def set_trainer(self, trainer: Trainer) -> None:
+        """Attach the Trainer whose events this callback receives (``self.trainer``); called by
+        ``fit``.
+        """
         self.trainer = trainer
 
     def on_train_begin(self) -> None:
+        """Called once when ``fit`` starts, before the first epoch (also when resuming)."""
         pass
 
     def on_train_end(self) -> None:
+        """Called once when ``fit`` ends: normally, on a stop request, or as an error escapes."""
         pass
 
     def on_epoch_begin(self, epoch: int) -> None:
+        """Called before epoch ``epoch`` (0-based) draws its first batch."""
         pass
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Called after epoch ``epoch`` (0-based) and its validation.
+
+        Args:
+            epoch: the epoch just finished.
+            logs: that epoch's record: ``loss``, ``val_loss`` and each metric (``val_``-prefixed for
+                validation), ``lr``, ``epoch_time``; a callback may add keys.
+        """
         pass
 
     def on_batch_begin(self, step: int, logs: dict[str, Any]) -> None:
+        """Called before the training step ``step`` (global, 0-based) with the batch's ``logs``."""
         pass
 
     def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
+        """Called after training step ``step``; ``logs["loss"]`` is that batch's loss (a float)."""
         pass
 
     def on_after_backward(self, step: int) -> None:
+        """Called between ``loss.backward()`` and ``optimizer.step()``: gradients are in ``.grad``.
+        """
         pass
 
     def on_after_step(self, step: int) -> None:
+        """Called right after ``optimizer.step()`` of step ``step``: parameters hold their new
+        values.
+        """
         pass
 
     def on_validation_end(self, epoch: int, logs: dict[str, Any]) -> None:
+        """Called after the validation pass of epoch ``epoch`` with its ``val_*`` logs."""
         pass
 
 
@@ -193,6 +215,9 @@ class EarlyStopping(Callback):
 
     @property
     def best(self) -> float:
+        """The best monitored value so far (inf for mode "min", -inf for "max" before the first
+        epoch).
+        """
         return self._tracker.best
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
@@ -240,7 +265,7 @@ class EarlyStopping(Callback):
             ValueError / KeyError: a field is missing or out of range (named).
         """
         self._tracker.load_best("EarlyStopping", state["best"])
-        self.wait = _optional_count("EarlyStopping", "wait", state["wait"], allow_none=False)
+        self.wait = _optional_count("EarlyStopping", "wait", state["wait"], allow_none=False) or 0
         self.best_epoch = _optional_count("EarlyStopping", "best_epoch", state["best_epoch"])
         self.stopped_epoch = _optional_count("EarlyStopping", "stopped_epoch",
                                              state["stopped_epoch"])
@@ -419,6 +444,9 @@ class CSVLogger(_HistoryFileLogger):
     """Write the history as CSV, one row per epoch, columns as first seen."""
 
     def render(self, records: list[dict[str, Any]]) -> str:
+        """The records as CSV text: a header with every key seen, one row per epoch, blanks where
+        absent.
+        """
         columns: dict[str, None] = {}
         for record in records:
             columns.update(dict.fromkeys(record))
@@ -433,6 +461,8 @@ class JSONLinesLogger(_HistoryFileLogger):
     """Write the history as JSON Lines, one object per epoch (non-finite numbers as null)."""
 
     def render(self, records: list[dict[str, Any]]) -> str:
+        """The records as JSON Lines: one object per epoch, non-finite numbers written as strings.
+        """
         lines = []
         for record in records:
             clean = {
@@ -452,23 +482,64 @@ def _format_value(key: str, value: Any) -> str:
     return str(value)
 
 
-def format_epoch_summary(record: dict[str, Any], epochs: int | None = None) -> str:
+_SHORT_NAMES = {"accuracy": "acc", "val_accuracy": "val_acc"}
+
+
+def format_epoch_summary(record: dict[str, Any], epochs: int | None = None,
+                         width: int | None = None) -> str:
     """One line for one epoch's History record, e.g.
     ``epoch 3/10  loss 0.4123  accuracy 0.8712  val_loss 0.4512  lr 0.001  2.31s  5123 samples/s``.
+
+    Args:
+        record: the epoch's logs (``epoch``, metrics, ``lr``, ``epoch_time``, ``samples``).
+        epochs: the run's epoch count, shown as ``epoch 3/10``.
+        width: the columns the line must fit (a terminal's width), or None for no limit. A
+            longer line is made shorter step by step until it fits: ``accuracy`` is written
+            ``acc``, then samples/s, the learning rate and the epoch time are left out, then
+            whole metrics from the end, replaced by ``...``. The metrics are never cut
+            mid-number; every value stays in the run's metrics.jsonl and history.
     """
     epoch = record.get("epoch", "?")
-    parts = [f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}"]
+    head = f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}"
+    metrics: list[tuple[str, str]] = []
+    learning_rate = None
     for key, value in record.items():
         if key in ("epoch", "epoch_time", "steps", "samples") or value is None:
             continue
-        parts.append(f"{key} {_format_value(key, value)}")
+        if key == "lr":
+            learning_rate = f"lr {_format_value(key, value)}"
+            continue
+        metrics.append((key, _format_value(key, value)))
+    timing: list[str] = []
     seconds = record.get("epoch_time")
     if seconds is not None:
-        parts.append(f"{seconds:.2f}s")
+        timing.append(f"{seconds:.2f}s")
         samples = record.get("samples")
         if samples and seconds > 0:
-            parts.append(f"{samples / seconds:.0f} samples/s")
-    return "  ".join(parts)
+            timing.append(f"{samples / seconds:.0f} samples/s")
+
+    def line(names: dict[str, str], lr: bool, times: int, kept: int | None = None) -> str:
+        shown = metrics if kept is None else metrics[:kept]
+        parts = [head, *(f"{names.get(key, key)} {text}" for key, text in shown)]
+        if kept is not None and kept < len(metrics):
+            parts.append("...")
+        if lr and learning_rate is not None:
+            parts.append(learning_rate)
+        return "  ".join(parts + timing[:times])
+
+    full = line({}, True, 2)
+    if width is None or len(full) <= width:
+        return full
+    for names, lr, times in ((_SHORT_NAMES, True, 2), (_SHORT_NAMES, True, 1),
+                             (_SHORT_NAMES, False, 1), (_SHORT_NAMES, False, 0)):
+        fitted = line(names, lr, times)
+        if len(fitted) <= width:
+            return fitted
+    for kept in range(len(metrics) - 1, -1, -1):
+        fitted = line(_SHORT_NAMES, False, 0, kept)
+        if len(fitted) <= width:
+            return fitted
+    return head
 
 
 class EpochSummary(Callback):
@@ -476,13 +547,16 @@ class EpochSummary(Callback):
 
     Args:
         print_fn: called with each line; defaults to printing to stdout.
+        width: the columns each line must fit (a terminal's width; see
+            :func:`format_epoch_summary`), or None for the full line.
     """
 
-    def __init__(self, print_fn: Callable[[str], Any] | None = None):
+    def __init__(self, print_fn: Callable[[str], Any] | None = None, width: int | None = None):
         self.print_fn = print_fn or (lambda line: print(line, flush=True))
+        self.width = width
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        self.print_fn(format_epoch_summary(logs, self.trainer.epochs_target))
+        self.print_fn(format_epoch_summary(logs, self.trainer.epochs_target, self.width))
 
 
 class ProgressBar(Callback):

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from gradwise._atomic import atomic_write_bytes
+from gradwise._shown import shown
 from gradwise.nn.module import state_shape_fits
 from gradwise.optim.optimizer import join_state, split_state
 from gradwise.safefile import read_untrusted
@@ -123,7 +124,7 @@ def save_checkpoint(path: str | os.PathLike[str], data: CheckpointData) -> Path:
     """
     directory = Path(path)
     if directory.exists() and not directory.is_dir():
-        raise CheckpointError(f"save_checkpoint: {directory} exists and is not a directory")
+        raise CheckpointError(f"save_checkpoint: {shown(directory)} exists and is not a directory")
     model_arrays = _as_arrays("model", data.model_state)
     _check_finite(model_arrays, directory)
     optimizer_arrays: dict[str, np.ndarray] = {}
@@ -156,7 +157,7 @@ def save_checkpoint(path: str | os.PathLike[str], data: CheckpointData) -> Path:
         manifest_text = json.dumps(to_json_safe(manifest), indent=1, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise CheckpointError(
-            f"save_checkpoint: state for {directory} is not JSON-serialisable: {error}"
+            f"save_checkpoint: state for {shown(directory)} is not JSON-serialisable: {error}"
         ) from error
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -252,7 +253,7 @@ def _check_finite(arrays: dict[str, np.ndarray], directory: Path) -> None:
     ]
     if bad:
         raise CheckpointError(
-            f"save_checkpoint: refusing to write {directory}: non-finite values in "
+            f"save_checkpoint: refusing to write {shown(directory)}: non-finite values in "
             f"{', '.join(bad)} (training diverged)"
         )
 
@@ -302,7 +303,7 @@ def load_checkpoint(
     """
     manifest_path = Path(path)
     if not manifest_path.exists():
-        raise CheckpointError(f"{manifest_path}: no such checkpoint directory")
+        raise CheckpointError(f"{shown(manifest_path)}: no such checkpoint directory")
     if manifest_path.is_dir():
         manifest_path = manifest_path / MANIFEST_NAME
     directory = manifest_path.parent
@@ -340,7 +341,7 @@ def load_checkpoint(
         try:
             callbacks_state = _join_arrays(from_json_safe(manifest["callbacks"]), callback_arrays)
         except ValueError as error:
-            raise CheckpointError(f"{manifest_path}: malformed manifest: {error}") from error
+            raise CheckpointError(f"{shown(manifest_path)}: malformed manifest: {error}") from error
     try:
         return CheckpointData(
             model_state=model_state,
@@ -354,7 +355,7 @@ def load_checkpoint(
             meta=manifest,
         )
     except ValueError as error:
-        raise CheckpointError(f"{manifest_path}: malformed manifest: {error}") from error
+        raise CheckpointError(f"{shown(manifest_path)}: malformed manifest: {error}") from error
 
 
 def load_model_weights(path: str | os.PathLike[str], model: Any, *,
@@ -456,7 +457,7 @@ def check_state_matches(
 def _read_manifest(manifest_path: Path) -> dict[str, Any]:
     """Parse the manifest and check its whole structure: it is untrusted input."""
     if not manifest_path.exists():
-        raise CheckpointError(f"{manifest_path}: no checkpoint manifest here")
+        raise CheckpointError(f"{shown(manifest_path)}: no checkpoint manifest here")
     payload = read_untrusted(manifest_path, max_bytes=MAX_MANIFEST_BYTES,
                              within=manifest_path.parent, error=CheckpointError,
                              what="checkpoint manifest")
@@ -464,20 +465,20 @@ def _read_manifest(manifest_path: Path) -> dict[str, Any]:
         manifest = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise CheckpointError(
-            f"{manifest_path}: unreadable manifest (truncated or altered?): "
+            f"{shown(manifest_path)}: unreadable manifest (truncated or altered?): "
             f"{type(error).__name__}: {str(error)[:200]}"
         ) from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_TAG:
-        raise CheckpointError(f"{manifest_path}: not a gradwise checkpoint manifest")
+        raise CheckpointError(f"{shown(manifest_path)}: not a gradwise checkpoint manifest")
     version = manifest.get("version")
     if version != FORMAT_VERSION or isinstance(version, bool):
         raise CheckpointError(
-            f"{manifest_path}: checkpoint format version {version!r}; this gradwise reads "
+            f"{shown(manifest_path)}: checkpoint format version {version!r}; this gradwise reads "
             f"version {FORMAT_VERSION}"
         )
     problem = _manifest_problem(manifest)
     if problem is not None:
-        raise CheckpointError(f"{manifest_path}: malformed manifest: {problem}")
+        raise CheckpointError(f"{shown(manifest_path)}: malformed manifest: {problem}")
     return manifest
 
 
@@ -555,23 +556,24 @@ def _read_array_file(directory: Path, kind: str, entry: Any) -> dict[str, np.nda
     name, digest, size = entry["file"], entry["sha256"], entry["bytes"]  # checked in the manifest
     file_path = directory / name
     if not os.path.lexists(file_path):
-        raise CheckpointError(f"{file_path}: {kind} file named by the manifest is missing")
+        raise CheckpointError(f"{shown(file_path)}: {kind} file named by the manifest is missing")
     if size > available_memory() // 2:
         raise CheckpointError(
-            f"{file_path}: the manifest says the {kind} file is {size} bytes, more than half "
+            f"{shown(file_path)}: the manifest says the {kind} file is {size} bytes, more than "
+            "half "
             "the memory available; refused before reading"
         )
     payload = read_untrusted(file_path, max_bytes=size, within=directory,
                              error=CheckpointError, what=f"{kind} file")
     if len(payload) != size:
         raise CheckpointError(
-            f"{file_path}: {kind} file is {len(payload)} bytes, the manifest says {size} "
+            f"{shown(file_path)}: {kind} file is {len(payload)} bytes, the manifest says {size} "
             "(truncated or replaced)"
         )
     actual = hashlib.sha256(payload).hexdigest()
     if actual != digest:
         raise CheckpointError(
-            f"{file_path}: {kind} file is altered: SHA-256 {actual[:16]}... does not match "
+            f"{shown(file_path)}: {kind} file is altered: SHA-256 {actual[:16]}... does not match "
             f"the manifest's {digest[:16]}..."
         )
     return parse_safetensors(payload, str(file_path), CheckpointError)[0]
@@ -585,14 +587,15 @@ def _check_against_manifest(
         only_file = sorted(set(model_state) - set(listed))
         only_manifest = sorted(set(listed) - set(model_state))
         raise CheckpointError(
-            f"{file_path}: the file's {len(model_state)} tensors are not the manifest's "
+            f"{shown(file_path)}: the file's {len(model_state)} tensors are not the manifest's "
             f"{len(listed)}: only in the file {_few(only_file)}, only in the manifest "
             f"{_few(only_manifest)}"
         )
     for name, info in listed.items():
         if list(model_state[name].shape) != info["shape"]:
             raise CheckpointError(
-                f"{file_path}: tensor {name!r} has shape {list(model_state[name].shape)}, the "
+                f"{shown(file_path)}: tensor {name!r} has shape "
+                f"{list(model_state[name].shape)}, the "
                 f"manifest says {info['shape']}"
             )
     return {name: model_state[name] for name in listed}  # the model's order, not the file's

@@ -60,6 +60,7 @@ class DistributedTraining:
 
     @property
     def is_main(self) -> bool:
+        """True on rank 0, the process that prints, checkpoints and writes reports."""
         return self.rank == 0
 
     # ---- data ---------------------------------------------------------------------------------
@@ -94,8 +95,11 @@ class DistributedTraining:
 
     @staticmethod
     def set_epoch(loader: Any, epoch: int) -> None:
+        """Tell ``loader``'s sampler the epoch (a DistributedSampler reshuffles by it); else do
+        nothing.
+        """
         sampler = getattr(loader, "sampler", None)
-        if hasattr(sampler, "set_epoch"):
+        if sampler is not None and hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
 
     # ---- agreement ----------------------------------------------------------------------------

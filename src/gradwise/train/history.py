@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from gradwise._atomic import atomic_open
+from gradwise._shown import shown
 
 __all__ = ["History"]
 
@@ -45,6 +46,7 @@ class History:
         self.stop_reason = stop_reason
 
     def append(self, record: dict[str, Any]) -> None:
+        """Add one epoch's record (copied, so later changes to ``record`` do not leak in)."""
         self.epochs.append(dict(record))
 
     def __len__(self) -> int:
@@ -72,6 +74,7 @@ class History:
         return dict(self.epochs[-1]) if self.epochs else {}
 
     def to_dict(self) -> dict[str, Any]:
+        """The history as plain data: format tag, version, stop reason and one record per epoch."""
         return {
             "format": _FORMAT,
             "version": _VERSION,
@@ -85,6 +88,11 @@ class History:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> History:
+        """Rebuild a History from ``to_dict`` output.
+
+        Raises:
+            ValueError: the format tag or version is wrong, or ``epochs`` is not a list of objects.
+        """
         if not isinstance(data, dict) or data.get("format") != _FORMAT:
             raise ValueError("History.from_dict: not a gradwise history (missing format tag)")
         if data.get("version") != _VERSION:
@@ -99,6 +107,7 @@ class History:
 
     @classmethod
     def from_json(cls, text: str) -> History:
+        """Parse ``to_json`` text; ValueError on invalid JSON or a wrong format tag or version."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
@@ -112,14 +121,17 @@ class History:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> History:
+        """Read a history saved by ``save``; ValueError names ``path`` when unreadable or not a
+        history.
+        """
         try:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as error:
-            raise ValueError(f"History.load: cannot read {path}: {error}") from error
+            raise ValueError(f"History.load: cannot read {shown(path)}: {error}") from error
         try:
             return cls.from_json(text)
         except ValueError as error:
-            raise ValueError(f"History.load: {path}: {error}") from error
+            raise ValueError(f"History.load: {shown(path)}: {error}") from error
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, History):

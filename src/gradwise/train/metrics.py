@@ -222,18 +222,28 @@ class Metric:
     name: str = "metric"
 
     def reset(self) -> None:
+        """Forget everything accumulated; called at the start of each epoch."""
         raise NotImplementedError
 
     def update(self, output: np.ndarray, target: np.ndarray) -> None:
+        """Accumulate one batch.
+
+        Args:
+            output: the model's output, shape (N, C) (logits or probabilities) or (N,).
+            target: class indices, shape (N,).
+        """
         raise NotImplementedError
 
     def compute(self) -> float:
+        """The metric over everything seen since ``reset`` (a float; NaN before any update)."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
+        """The accumulated counts as plain JSON data, for a mid-epoch checkpoint."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore counts saved by ``state_dict`` (an exact resume of a half-finished epoch)."""
         del state
 
     def __repr__(self) -> str:
@@ -241,7 +251,8 @@ class Metric:
 
 
 class Accuracy(Metric):
-    """Streaming :func:`accuracy`."""
+    """Streaming :func:`accuracy`: the fraction of correct predictions over all batches since reset.
+    """
 
     def __init__(self, logits: bool = True, name: str = "accuracy"):
         self.logits = logits
@@ -269,7 +280,9 @@ class Accuracy(Metric):
 
 
 class TopKAccuracy(Metric):
-    """Streaming :func:`top_k_accuracy`."""
+    """Streaming :func:`top_k_accuracy`: fraction of targets among the top ``k`` scores, all
+    batches.
+    """
 
     def __init__(self, k: int = 5, name: str | None = None):
         self.k = k
@@ -357,7 +370,7 @@ class FunctionMetric(Metric):
 
     def __init__(self, fn: Callable[[np.ndarray, np.ndarray], float], name: str | None = None):
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "metric")
+        self.name = name or str(getattr(fn, "__name__", "metric"))
         self.reset()
 
     def reset(self) -> None:

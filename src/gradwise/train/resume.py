@@ -226,7 +226,7 @@ def restore(trainer: Trainer, path: str | os.PathLike[str], loader: Any) -> dict
     try:
         trainer.model.load_state_dict(data.model_state)
         trainer.optimizer.load_state_dict(data.optimizer_state)
-        if trainer.scheduler is not None:
+        if trainer.scheduler is not None and saved_scheduler is not None:  # both or neither
             trainer.scheduler.load_state_dict(saved_scheduler["state"])
         if state.get("loader_state") is not None and hasattr(loader, "load_state_dict"):
             loader.load_state_dict(state["loader_state"])
@@ -242,7 +242,7 @@ def restore(trainer: Trainer, path: str | os.PathLike[str], loader: Any) -> dict
         trainer.history = restored_history
         trainer.history.stop_reason = None  # why the interrupted fit ended; this one goes on
     trainer._pending_callback_states = (
-        data.callbacks_state if state.get("version") >= 2 else None,
+        data.callbacks_state if state.get("version", 0) >= 2 else None,
         where,
     )
     if getattr(trainer, "distributed", None) is not None:

@@ -120,7 +120,7 @@ class TensorBoardLogger(Callback):
                     "package, which is not installed: pip install 'gradwise[onnx]'",
                     RuntimeWarning, stacklevel=2,
                 )
-        if self._graph_pending and self.example_input is None:
+        if self._graph_pending and self.example_input is None and model is not None:
             self._capture = model.register_forward_pre_hook(self._capture_batch)
 
     def _capture_batch(self, module: Any, inputs: tuple[Any, ...]) -> None:

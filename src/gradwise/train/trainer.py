@@ -725,7 +725,7 @@ class Trainer:
             else:
                 loader_state = loader.state_dict()
         totals = None
-        if mid_epoch:
+        if mid_epoch and self._totals is not None:
             totals = self._totals.state_dict(time.perf_counter() - self._epoch_started_at)
         model_rng = self.model.rng_state() if hasattr(self.model, "rng_state") else None
         return to_json_safe(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -247,8 +247,8 @@ class DataLoader:
             return
         for batch in self._batches():
             if self.collate_fn is None and isinstance(self.dataset, TensorDataset):
-                index = np.asarray(batch)
-                yield [Tensor._make(t._data[index], False, None) for t in self.dataset.tensors]
+                rows = np.asarray(batch)
+                yield [Tensor._make(t._data[rows], False, None) for t in self.dataset.tensors]
                 continue
             samples = [self.dataset[i] for i in batch]
             yield (self.collate_fn or default_collate)(samples)
@@ -256,6 +256,9 @@ class DataLoader:
     def __len__(self) -> int:
         if self.batch_sampler is not None:
             return len(self.batch_sampler)
+        if self.sampler is not None and not isinstance(self.sampler, Sized):
+            raise TypeError(f"DataLoader: len() needs a sampler with a length; "
+                            f"{type(self.sampler).__name__} has none")
         n = len(self.sampler) if self.sampler is not None else len(self.dataset)
         if self.batch_size is None:
             return n

@@ -43,7 +43,18 @@ def _local_derivative(fn: Callable[[Tensor], Tensor], at: Any) -> np.ndarray:
     """d fn / d input at ``at``, by the engine's backward of that one op."""
     leaf = _t(at, requires_grad=True)
     fn(leaf).sum().backward()
-    return leaf._grad
+    return _recorded_grad(leaf)
+
+
+def _recorded_grad(tensor: Tensor) -> np.ndarray:
+    """The gradient backward left on ``tensor`` (a leaf or one that retains its grad).
+
+    Raises:
+        RuntimeError: none reached it (it does not feed the loss).
+    """
+    if tensor._grad is None:
+        raise RuntimeError(f"explain: no gradient reached {tensor.name or 'a tensor'}")
+    return tensor._grad
 
 
 def _finite_difference(loss_of: Callable[..., float], params: dict[str, np.ndarray],
@@ -114,8 +125,8 @@ def neuron_walkthrough(x: Sequence[float] = (1.0, 2.0), w: Sequence[float] = (0.
     out["dL_dw"] = out["dL_dz"] * out["dz_dw"]
     out["dL_db"] = out["dL_dz"] * out["dz_db"]
     # what the engine's full backward computed
-    out.update(engine_dL_da=float(a._grad), engine_dL_dz=float(z._grad),
-               engine_dw=w_t._grad.copy(), engine_db=float(b_t._grad))
+    out.update(engine_dL_da=float(_recorded_grad(a)), engine_dL_dz=float(_recorded_grad(z)),
+               engine_dw=_recorded_grad(w_t).copy(), engine_db=float(_recorded_grad(b_t)))
 
     def loss_of(w: np.ndarray, b: np.ndarray) -> float:
         with no_grad():
@@ -263,7 +274,7 @@ def mlp_walkthrough(x: Sequence[float] = (1.0, 2.0), y: float = 1.0, lr: float =
     hand: dict[str, np.ndarray] = {}
     for name in order:
         hand[name] = np.asarray(_MLP_STEPS[name][1](v, hand))
-    engine = {name: (forward | tensors)[name]._grad for name in order}
+    engine = {name: _recorded_grad((forward | tensors)[name]) for name in order}
 
     def loss_of(**p: np.ndarray) -> float:
         with no_grad():

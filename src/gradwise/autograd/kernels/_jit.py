@@ -35,14 +35,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 try:  # numba is a regular dependency, but the NumPy path must work without it
     import numba as _numba
 except ImportError:  # pragma: no cover - exercised by the GRADWISE_JIT=0 runs
-    _numba = None
+    _numba = None  # type: ignore[assignment]
 
 if _numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     # must happen before the first parallel kernel launches (numba reads it then); workqueue
@@ -84,8 +84,9 @@ def kernel(*, parallel: bool = False, fastmath: bool | set[str] = False) -> Call
     def wrap(fn: F) -> F:
         if _numba is None:
             return fn
-        return _numba.njit(cache=True, error_model="numpy", nogil=True, parallel=parallel,
-                           fastmath=fastmath)(fn)  # type: ignore[no-any-return]
+        # a numba Dispatcher is called like the function it compiles
+        return cast(F, _numba.njit(cache=True, error_model="numpy", nogil=True,
+                                   parallel=parallel, fastmath=fastmath)(fn))
     return wrap
 
 

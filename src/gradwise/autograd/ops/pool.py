@@ -124,13 +124,14 @@ def _max_pool_windows(
     for number, (i, j) in enumerate(kernel_offsets(kernel)):
         values = x_padded[window_index(i, j, out_hw, stride, (1, 1))]
         if with_choice:
+            assert chosen is not None and took is not None and took_number is not None
             np.greater(values, out, out=took)
             # offsets only grow and no real element comes before `first`, so "take over" is
             # a maximum of integers (a masked copy is several times slower)
             np.multiply(took, np.int16(number), out=took_number)
             np.maximum(chosen, took_number, out=chosen)
         np.maximum(out, values, out=out)
-    if with_choice and out.size and np.isnan(np.min(out)):
+    if chosen is not None and out.size and np.isnan(np.min(out)):
         # NaN is never "greater", so the windows holding one are rescanned: the last NaN wins
         nan_out = np.isnan(out)
         for number, (i, j) in enumerate(kernel_offsets(kernel)):

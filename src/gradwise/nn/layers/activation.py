@@ -11,7 +11,7 @@ from gradwise.nn.module import Module
 
 
 class ReLU(Module):
-    """max(0, x)."""
+    """max(0, x) elementwise, as ``torch.nn.ReLU``. Shape: any, output like the input."""
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x)
@@ -69,7 +69,7 @@ class Sigmoid(Module):
 
 
 class Tanh(Module):
-    """tanh(x)."""
+    """tanh(x) elementwise, as ``torch.nn.Tanh``. Shape: any, output like the input."""
 
     def forward(self, x: Tensor) -> Tensor:
         return F.tanh(x)

@@ -79,8 +79,8 @@ class Sequential(_IndexedModules):
             for name, module in modules[0].items():
                 self.register_module(name, _check_module("Sequential", module))
         else:
-            for module in modules:
-                self.append(module)
+            for item in modules:
+                self.append(_check_module(type(self).__name__, item))
 
     def forward(self, x: Any) -> Any:
         modules = list(self._modules.values())
@@ -162,20 +162,25 @@ class ModuleDict(Module):
         return key in self._modules
 
     def keys(self) -> Iterable[str]:
+        """The names in insertion order (as ``dict.keys``)."""
         return self._modules.keys()
 
     def values(self) -> Iterable[Module]:
+        """The modules in insertion order (as ``dict.values``)."""
         return self._modules.values()
 
     def items(self) -> Iterable[tuple[str, Module]]:
+        """``(name, module)`` pairs in insertion order (as ``dict.items``)."""
         return self._modules.items()
 
     def pop(self, key: str) -> Module:
+        """Remove the module called ``key`` and return it; KeyError when there is none."""
         module = self._modules[key]
         del self._modules[key]
         return module
 
     def clear(self) -> None:
+        """Remove every module (as ``dict.clear``)."""
         self._modules.clear()
 
     def update(self, modules: Any) -> None:

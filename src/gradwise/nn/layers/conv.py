@@ -62,6 +62,11 @@ class Conv2d(Module):
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: Any = None) -> None:
+        """Draw fresh weights and bias from ``rng`` (a seed or Generator; default: the global one).
+
+        The default is torch's: kaiming_uniform_(a=sqrt(5)) for the weight and
+        U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias; ``initializer=`` replaces it.
+        """
         reset_weight_and_bias_(self.weight, self.bias, self._initializer, rng)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -53,6 +53,8 @@ class Embedding(Module):
         self.reset_parameters(rng)
 
     def reset_parameters(self, rng: Any = None) -> None:
+        """Draw fresh rows from N(0, 1) (torch's default) or the given initializer, using ``rng``.
+        """
         rng = as_generator(rng)
         if self._initializer is None:
             normal_(self.weight, 0.0, 1.0, rng)

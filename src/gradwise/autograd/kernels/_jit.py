@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - exercised by the GRADWISE_JIT=0 runs
 if _numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
     # must happen before the first parallel kernel launches (numba reads it then); workqueue
     # needs no OpenMP runtime, so it never competes with OpenBLAS's OpenMP threads
-    _numba.config.THREADING_LAYER = "workqueue"
+    _numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]  # set at runtime
 
 _enabled = [_numba is not None and os.environ.get("GRADWISE_JIT", "1").strip() != "0"]
 

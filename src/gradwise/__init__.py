@@ -74,6 +74,7 @@ from gradwise.autograd.factories import (
     zeros,
     zeros_like,
 )
+from gradwise.autograd.printing import get_printoptions, set_printoptions
 from gradwise.autograd.random import (
     Generator,
     default_generator,
@@ -117,6 +118,8 @@ _BUILTIN_NAMES = {"abs", "all", "any", "max", "min", "round", "sum", "pow"}
 __all__ = [
     *sorted(set(_namespace.__all__) - _BUILTIN_NAMES),
     "Generator",
+    "get_printoptions",
+    "set_printoptions",
     "MaxResult",
     "MinResult",
     "SortResult",

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import gradwise as gw
+from gradwise.autograd.kernels import jit_enabled
 from gradwise.autograd.ops import conv as conv_ops
 from gradwise.nn import functional as F
 from helpers import check_op, torch
@@ -163,7 +164,8 @@ def test_max_pool_routes_ties_to_the_first_maximum_on_both_paths(kernel, stride,
     x_data = np.random.default_rng(1).integers(0, 3, size=shape).astype(np.float32)
     x = gw.tensor(x_data, requires_grad=True)
     out = F.max_pool2d(x, kernel, stride)
-    assert (out.grad_fn.argmax is not None) == tiled
+    if not jit_enabled():  # the numba kernel has one path for every geometry
+        assert (out.grad_fn.argmax is not None) == tiled
     out.sum().backward()
     np.testing.assert_array_equal(x.grad, _reference_max_pool_grad(x_data, kernel, stride))
     if T is not None:

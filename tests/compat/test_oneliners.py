@@ -571,6 +571,434 @@ def _with_grad_disabled(m):
     return inside, (m.ones(1, requires_grad=True) * 2).requires_grad
 
 
+# ---- issue 11 part A: linear algebra (values, dtype, shape and gradients through backward) ------
+SQ = [[4.0, 1.0, -2.0], [1.0, 3.0, 0.5], [0.0, -1.0, 2.5]]  # well conditioned, det 30.25
+SPD = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]]  # symmetric positive-definite
+TALL = [[1.0, 2.0], [3.0, -1.0], [0.5, 4.0]]
+SINGULAR = [[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]]
+
+
+def _matrix_grad(m, fn, base=SQ):
+    """The gradient of sum(fn(A) * weights) at ``base`` (weights vary so every entry counts)."""
+    a = m.tensor(base, dtype=m.float64).requires_grad_()
+    out = fn(a)
+    weights = m.arange(1.0, out.numel() + 1.0, dtype=m.float64).reshape(out.shape)
+    (out * weights).sum().backward()
+    return a.grad
+
+
+def _sym(fn):
+    """fn applied to the symmetric part (A + A^T) / 2, so both libraries see symmetric input."""
+    return lambda a: fn((a + a.mT) / 2)
+
+
+case("linalg-inv", lambda m: m.linalg.inv(m.tensor(SQ)))
+case("linalg-inv-batch", lambda m: m.linalg.inv(m.stack([m.tensor(SQ), m.tensor(SPD)])))
+case("linalg-inv-grad", lambda m: _matrix_grad(m, m.linalg.inv))
+case("inverse", lambda m: m.inverse(m.tensor(SQ)))
+case("linalg-det", lambda m: m.linalg.det(m.tensor(SQ)))
+case("det-method", lambda m: m.tensor(SPD).det())
+case("det-grad", lambda m: _matrix_grad(m, m.det))
+case("det-singular", lambda m: m.linalg.det(m.tensor(SINGULAR, dtype=m.float64)).abs() < 1e-12)
+case("slogdet", lambda m: tuple(m.linalg.slogdet(m.tensor([[0.0, 2.0], [3.0, 1.0]]))))
+case("slogdet-grad", lambda m: _matrix_grad(m, lambda a: m.linalg.slogdet(a)[1]))
+case("logdet", lambda m: m.logdet(m.tensor(SPD)))
+case("logdet-negative", lambda m: m.logdet(m.tensor([[0.0, 2.0], [3.0, 1.0]])))
+case("linalg-solve", lambda m: m.linalg.solve(m.tensor(SQ), m.tensor([[1.0, 2.0], [0.0, 1.0],
+                                                                     [3.0, -1.0]])))
+case("linalg-solve-vector", lambda m: m.linalg.solve(m.tensor(SQ), m.tensor([1.0, 2.0, 3.0])))
+case("linalg-solve-grad-A", lambda m: _matrix_grad(
+    m, lambda a: m.linalg.solve(a, m.tensor([[1.0], [2.0], [3.0]], dtype=m.float64))))
+case("linalg-solve-grad-B", lambda m: _matrix_grad(
+    m, lambda b: m.linalg.solve(m.tensor(SQ, dtype=m.float64), b), SPD))
+case("linalg-cholesky", lambda m: m.linalg.cholesky(m.tensor(SPD)))
+case("linalg-cholesky-upper", lambda m: m.linalg.cholesky(m.tensor(SPD), upper=True))
+case("linalg-cholesky-grad", lambda m: _matrix_grad(m, _sym(m.linalg.cholesky), SPD))
+case("linalg-eigvalsh", lambda m: m.linalg.eigvalsh(m.tensor(SPD)))
+case("linalg-eigvalsh-grad", lambda m: _matrix_grad(m, _sym(m.linalg.eigvalsh), SPD))
+case("linalg-eigh-values", lambda m: m.linalg.eigh(m.tensor(SPD)).eigenvalues)
+case("linalg-eigh-reconstruct", lambda m: (lambda r: r.eigenvectors
+                                            @ m.diag(r.eigenvalues)
+                                            @ r.eigenvectors.mT)(m.linalg.eigh(m.tensor(SPD))))
+case("linalg-eigh-vectors-grad", lambda m: _matrix_grad(
+    m, _sym(lambda a: (lambda v: (v * v).sum(0) + (v[:, 0:1] * v[:, 0:1]).sum(1))(
+        m.linalg.eigh(a).eigenvectors)), SPD))
+case("linalg-eigh-projector-grad", lambda m: _matrix_grad(
+    m, _sym(lambda a: (lambda v: v[:, 2:] @ v[:, 2:].mT)(m.linalg.eigh(a).eigenvectors)), SPD))
+case("linalg-svdvals", lambda m: m.linalg.svdvals(m.tensor(TALL)))
+case("linalg-svdvals-grad", lambda m: _matrix_grad(m, m.linalg.svdvals, TALL))
+case("linalg-svd-shapes", lambda m: [tuple(t.shape) for t in m.linalg.svd(m.tensor(TALL))])
+case("linalg-svd-reduced-reconstruct", lambda m: (lambda r: r.U @ m.diag(r.S) @ r.Vh)(
+    m.linalg.svd(m.tensor(TALL), full_matrices=False)))
+case("linalg-svd-U-projector-grad", lambda m: _matrix_grad(
+    m, lambda a: (lambda u: u[:, :1] @ u[:, :1].mT)(m.linalg.svd(a, full_matrices=False).U),
+    TALL))
+case("linalg-svd-V-projector-grad", lambda m: _matrix_grad(
+    m, lambda a: (lambda vh: vh[:1].mT @ vh[:1])(m.linalg.svd(a, full_matrices=False).Vh),
+    TALL))
+case("linalg-qr-R-abs", lambda m: m.linalg.qr(m.tensor(TALL)).R.abs())
+case("linalg-qr-grad", lambda m: _matrix_grad(
+    m, lambda a: (lambda qr: m.cat([qr.Q.reshape(-1), qr.R.reshape(-1)]))(m.linalg.qr(a)), TALL))
+case("linalg-qr-complete-shape", lambda m: tuple(m.linalg.qr(m.tensor(TALL),
+                                                               mode="complete").Q.shape))
+case("linalg-pinv", lambda m: m.linalg.pinv(m.tensor(TALL)))
+case("linalg-pinv-grad", lambda m: _matrix_grad(m, m.linalg.pinv, TALL))
+case("pinverse", lambda m: m.pinverse(m.tensor(TALL)))
+case("linalg-pinv-rank-deficient", lambda m: m.linalg.pinv(m.tensor(SINGULAR, dtype=m.float64)))
+case("linalg-matrix_rank", lambda m: m.linalg.matrix_rank(m.tensor(SINGULAR)))
+case("linalg-matrix_rank-batch", lambda m: m.linalg.matrix_rank(m.stack([m.tensor(SQ),
+                                                                          m.tensor(SINGULAR)])))
+case("linalg-matrix_power", lambda m: m.linalg.matrix_power(m.tensor(SQ), 3))
+case("linalg-matrix_power-neg", lambda m: m.linalg.matrix_power(m.tensor(SQ), -2))
+case("linalg-matrix_power-0", lambda m: m.linalg.matrix_power(m.tensor(SQ), 0))
+case("linalg-matrix_power-grad", lambda m: _matrix_grad(
+    m, lambda a: m.linalg.matrix_power(a, 3)))
+case("linalg-multi_dot", lambda m: m.linalg.multi_dot([m.tensor(SQ), m.tensor(SPD),
+                                                       m.tensor([1.0, 0.0, 2.0])]))
+case("linalg-vecdot", lambda m: m.linalg.vecdot(_x(m), _p(m)))
+case("linalg-cross", lambda m: m.linalg.cross(_x(m), _p(m)))
+case("linalg-diagonal", lambda m: m.linalg.diagonal(_3d(m), offset=1))
+
+# ---- issue 11 part A: tensor functions -----------------------------------------------------------
+NANS = [float("nan"), float("inf"), -float("inf"), 1.5]
+case("nan_to_num", lambda m: m.nan_to_num(m.tensor(NANS)))
+case("nan_to_num-args", lambda m: m.tensor(NANS).nan_to_num(nan=0.5, posinf=9.0, neginf=-9.0))
+case("nan_to_num-f64", lambda m: m.nan_to_num(m.tensor(NANS, dtype=m.float64)))
+case("nan_to_num-grad", lambda m: (lambda x: (m.nan_to_num(x * 2).sum().backward(), x.grad)[1])(
+    m.tensor(NANS, requires_grad=True)))
+case("roll", lambda m: m.roll(_3d(m), 1, 2))
+case("roll-flat", lambda m: _x(m).roll(-2))
+case("roll-multi", lambda m: m.roll(_3d(m), shifts=(1, -1), dims=(0, 2)))
+case("roll-grad", lambda m: _weighted_grad(m, lambda x: x.roll(1, 1)))
+case("diag-1d", lambda m: m.diag(_v(m)))
+case("diag-1d-offset", lambda m: m.diag(m.tensor([1, 2]), -1))
+case("diag-2d", lambda m: m.diag(_x(m)))
+case("diag-2d-offset", lambda m: _x(m).diag(1))
+case("diag-grad", lambda m: _weighted_grad(m, lambda x: m.diag(x.reshape(-1), 1)))
+case("diag_embed", lambda m: m.diag_embed(_x(m)))
+case("diag_embed-offset-dims", lambda m: m.diag_embed(_x(m), offset=1, dim1=0, dim2=2))
+case("diag_embed-grad", lambda m: _weighted_grad(m, lambda x: m.diag_embed(x, -1)))
+case("diagonal", lambda m: m.diagonal(_3d(m)))
+case("diagonal-offset-dims", lambda m: _3d(m).diagonal(offset=-1, dim1=1, dim2=2))
+case("diagonal-grad", lambda m: _weighted_grad(m, lambda x: x.diagonal(1)))
+case("trace", lambda m: m.trace(_x(m)))
+case("trace-int", lambda m: m.trace(_i(m)))
+case("trace-grad", lambda m: _weighted_grad(m, lambda x: x.trace().reshape(1)))
+case("tile", lambda m: m.tile(_v(m), (2, 2)))
+case("tile-fewer", lambda m: _3d(m).tile(2))
+case("tile-grad", lambda m: _weighted_grad(m, lambda x: x.tile(2, 1)))
+case("repeat_interleave", lambda m: m.repeat_interleave(_i(m), 2))
+case("repeat_interleave-dim", lambda m: _x(m).repeat_interleave(m.tensor([1, 0, 2]), dim=1))
+case("repeat_interleave-grad", lambda m: _weighted_grad(
+    m, lambda x: x.repeat_interleave(m.tensor([2, 1]), dim=0)))
+case("unique", lambda m: m.unique(m.tensor([3, 1, 2, 3, 1])))
+case("unique-inverse-counts", lambda m: m.unique(m.tensor([[3, 1], [2, 3]]), return_inverse=True,
+                                                 return_counts=True))
+case("unique-dim", lambda m: m.unique(m.tensor([[1, 2], [1, 2], [0, 5]]), dim=0,
+                                      return_inverse=True))
+case("unique_consecutive", lambda m: m.unique_consecutive(m.tensor([1, 1, 2, 2, 3, 1]),
+                                                           return_counts=True))
+case("median", lambda m: m.median(_v(m)))
+case("median-even", lambda m: m.tensor([4.0, 1.0, 3.0, 2.0]).median())
+case("median-dim", lambda m: tuple(_x(m).median(dim=1)))
+case("median-dim-keep", lambda m: tuple(m.median(_x(m), 0, keepdim=True)))
+case("median-int", lambda m: _i(m).median())
+case("median-nan", lambda m: m.tensor([1.0, float("nan"), 0.0]).median())
+case("median-grad", lambda m: _weighted_grad(m, lambda x: x.median(1).values))
+case("nanmedian", lambda m: m.tensor([1.0, float("nan"), 0.0, 5.0]).nanmedian())
+case("quantile", lambda m: m.quantile(_v(m), 0.3))
+case("quantile-vector-dim", lambda m: _x(m).quantile(m.tensor([0.25, 0.5, 1.0]), dim=1,
+                                                     keepdim=True))
+case("quantile-lower", lambda m: m.quantile(_v(m), 0.6, interpolation="lower"))
+case("quantile-higher", lambda m: m.quantile(_v(m), 0.6, interpolation="higher"))
+case("quantile-nearest", lambda m: m.quantile(m.arange(4.0), 0.5, interpolation="nearest"))
+case("quantile-midpoint", lambda m: m.quantile(_v(m), 0.6, interpolation="midpoint"))
+case("quantile-nan", lambda m: m.quantile(m.tensor([1.0, float("nan")]), 0.5))
+case("quantile-grad", lambda m: _weighted_grad(m, lambda x: x.quantile(0.4, dim=0)))
+case("nanquantile", lambda m: m.nanquantile(m.tensor([[1.0, float("nan"), 3.0],
+                                                      [float("nan")] * 3]), 0.5, dim=1))
+case("mode", lambda m: tuple(m.mode(m.tensor([[1, 2, 2, 3], [4, 4, 1, 1]]))))
+case("mode-dim0", lambda m: tuple(m.tensor([[1.0, 2.0], [1.0, 3.0], [2.0, 3.0]]).mode(0)))
+case("kthvalue", lambda m: tuple(m.kthvalue(_x(m), 2, 1)))
+case("kthvalue-keep", lambda m: tuple(_v(m).kthvalue(4, keepdim=True)))
+case("kthvalue-grad", lambda m: _weighted_grad(m, lambda x: x.kthvalue(1, 0).values))
+case("cummax", lambda m: tuple(m.cummax(m.tensor([1.0, 3.0, 2.0, 3.0, 5.0]), 0)))
+case("cummin-dim1", lambda m: tuple(_x(m).cummin(1)))
+case("cummax-int", lambda m: tuple(_i(m).cummax(0)))
+case("cummax-grad", lambda m: _weighted_grad(m, lambda x: x.cummax(1).values))
+case("logcumsumexp", lambda m: m.logcumsumexp(_x(m), 1))
+case("logcumsumexp-large", lambda m: m.tensor([1000.0, 0.0, 1001.0]).logcumsumexp(0))
+case("logcumsumexp-grad", lambda m: _weighted_grad(m, lambda x: x.logcumsumexp(0)))
+IDX = [[0, 1, 2], [2, 0, 0]]
+case("scatter", lambda m: m.zeros(3, 3).scatter(0, m.tensor(IDX), _x(m)))
+case("scatter-value", lambda m: m.zeros(2, 4).scatter(1, m.tensor([[1], [3]]), 7.0))
+case("scatter-small-index", lambda m: m.zeros(3, 3).scatter(1, m.tensor([[2], [0]]), _x(m)))
+case("scatter_", lambda m: m.zeros(3, 3).scatter_(0, m.tensor(IDX), _x(m)))
+case("scatter-reduce-add", lambda m: m.ones(3, 3).scatter(0, m.tensor(IDX), _x(m),
+                                                          reduce="add"))
+case("scatter_add", lambda m: m.zeros(3, 3).scatter_add(0, m.tensor(IDX), _x(m)))
+case("scatter_add_", lambda m: m.ones(3).scatter_add_(0, m.tensor([0, 0, 2]), _v(m)[:3]))
+case("scatter-grad-self", lambda m: _weighted_grad(
+    m, lambda x: x.scatter(1, m.tensor([[0], [2]]), m.zeros(2, 1))))
+case("scatter-grad-src", lambda m: _weighted_grad(
+    m, lambda x: m.zeros(3, 3).scatter(0, m.tensor(IDX), x)))
+case("scatter_add-grad", lambda m: _weighted_grad(
+    m, lambda x: m.ones(3, 3).scatter_add(0, m.tensor(IDX), x * x)))
+for _reduce in ("sum", "prod", "mean", "amax", "amin"):
+    for _self in (True, False):
+        case(f"scatter_reduce-{_reduce}-{_self}", lambda m, r=_reduce, s=_self: m.tensor(
+            [1.0, 2.0, 3.0, 4.0]).scatter_reduce(0, m.tensor([0, 1, 0, 1, 2, 1]),
+                                                  m.tensor([5.0, -1.0, 2.0, 3.0, 2.0, 3.0]), r,
+                                                  include_self=s))
+        case(f"scatter_reduce-{_reduce}-{_self}-grad", lambda m, r=_reduce, s=_self:
+             _weighted_grad(m, lambda x: m.tensor([[1.0, 2.0, 3.0], [5.0, 0.0, -6.0]])
+                            .scatter_reduce(1, m.tensor([[0, 0, 1], [2, 2, 1]]), x, r,
+                                            include_self=s)))
+case("index_add", lambda m: m.ones(3, 3).index_add(0, m.tensor([0, 2]), _x(m)))
+case("index_add-alpha-dup", lambda m: m.zeros(2, 2).index_add(1, m.tensor([1, 1, 0]), _x(m),
+                                                              alpha=2))
+case("index_add_", lambda m: m.zeros(4).index_add_(0, m.tensor([3, 0, 3]), m.tensor([1.0, 2.0,
+                                                                                     4.0])))
+case("index_add-grad", lambda m: _weighted_grad(
+    m, lambda x: m.zeros(3, 3).index_add(0, m.tensor([2, 0]), x)))
+case("masked_select", lambda m: m.masked_select(_x(m), _x(m) > 0))
+case("masked_select-broadcast", lambda m: _x(m).masked_select(m.tensor([True, False, True])))
+case("masked_select-grad", lambda m: _weighted_grad(m, lambda x: x.masked_select(x < 0)))
+case("take_along_dim", lambda m: m.take_along_dim(_x(m), m.tensor([[0], [2]]), dim=1))
+case("take_along_dim-argsort", lambda m: _x(m).take_along_dim(_x(m).argsort(1), 1))
+case("take_along_dim-flat", lambda m: m.take_along_dim(_x(m), m.tensor([5, 0])))
+case("take_along_dim-grad", lambda m: _weighted_grad(
+    m, lambda x: x.take_along_dim(m.tensor([[1, 1]]), 1)))
+case("bucketize", lambda m: m.bucketize(m.tensor([0.5, 1.0, 2.5, 9.0]), m.tensor([1.0, 2.0,
+                                                                                3.0])))
+case("bucketize-right-int32", lambda m: m.bucketize(m.tensor([1.0, 2.0]), m.tensor([1.0, 2.0]),
+                                                    right=True, out_int32=True))
+case("searchsorted", lambda m: m.searchsorted(m.tensor([1, 3, 5, 7]), m.tensor([[3, 6], [9, 0]])))
+case("searchsorted-2d-right", lambda m: m.searchsorted(
+    m.tensor([[1.0, 3.0, 5.0], [2.0, 4.0, 6.0]]), m.tensor([[3.0], [4.0]]), right=True))
+case("searchsorted-side", lambda m: m.searchsorted(m.tensor([1, 3, 3]), m.tensor([3]),
+                                                   side="right"))
+case("cdist", lambda m: m.cdist(_x(m), _p(m)))
+case("cdist-p1", lambda m: m.cdist(_x(m), _p(m), p=1.0))
+case("cdist-batch", lambda m: m.cdist(_3d(m), _3d(m)[:, :2]))
+case("cdist-grad", lambda m: _weighted_grad(m, lambda x: m.cdist(x, m.tensor([[0.0, 1.0, 1.0]]))))
+case("einsum-matmul", lambda m: m.einsum("ij,jk->ik", _x(m), _p(m).t()))
+case("einsum-batch", lambda m: m.einsum("bij,bjk->bik", _3d(m), _3d(m).transpose(1, 2)))
+case("einsum-trace", lambda m: m.einsum("ii", m.tensor(SQ)))
+case("einsum-diag", lambda m: m.einsum("ii->i", m.tensor(SQ)))
+case("einsum-ellipsis", lambda m: m.einsum("...ij->...ji", _3d(m)))
+case("einsum-implicit", lambda m: m.einsum("ij,kj", _x(m), _p(m)))
+case("einsum-list", lambda m: m.einsum("i,i->", [_v(m), _v(m)]))
+case("einsum-grad", lambda m: _weighted_grad(m, lambda x: m.einsum("ij,kj->ik", x, x * 2)))
+case("einsum-grad-diag", lambda m: _matrix_grad(m, lambda a: m.einsum("ii->i", a)))
+case("einsum-grad-outer-sum", lambda m: _weighted_grad(m, lambda x: m.einsum("ij->j", x)))
+case("kron", lambda m: m.kron(m.tensor([[1, 2], [3, 4]]), m.tensor([[0, 1], [1, 0]])))
+case("kron-mixed-dims", lambda m: m.kron(_v(m), _x(m)))
+case("kron-grad", lambda m: _weighted_grad(m, lambda x: m.kron(x, m.tensor([[1.0], [-2.0]]))))
+case("outer-method", lambda m: _v(m).outer(m.tensor([1.0, 2.0])))
+case("outer-int", lambda m: m.outer(m.tensor([1, 2]), m.tensor([3, 4, 5])))
+case("cross", lambda m: m.cross(_x(m), _p(m), dim=1))
+case("cross-default-dim", lambda m: m.cross(m.ones(3, 2), m.arange(6.0).reshape(3, 2)))
+case("cross-grad", lambda m: _weighted_grad(m, lambda x: x.cross(m.tensor([[1.0, 2.0, 3.0]]),
+                                                                  dim=1)))
+case("fliplr", lambda m: m.fliplr(_x(m)))
+case("flipud", lambda m: _3d(m).flipud())
+case("rot90", lambda m: m.rot90(_x(m)))
+case("rot90-k2", lambda m: _x(m).rot90(2))
+case("rot90-k3-dims", lambda m: m.rot90(_3d(m), 3, (1, 2)))
+case("rot90-neg", lambda m: m.rot90(_x(m), -1, [0, 1]))
+case("rot90-grad", lambda m: _weighted_grad(m, lambda x: x.rot90(1)))
+case("unfold", lambda m: m.arange(7.0).unfold(0, 3, 2))
+case("unfold-dim1", lambda m: _3d(m).unfold(2, 2, 1))
+case("unfold-grad", lambda m: _weighted_grad(m, lambda x: x.unfold(1, 2, 1)))
+case("movedim-tuple", lambda m: m.movedim(_3d(m), (0, 1), (2, 0)))
+case("moveaxis", lambda m: m.moveaxis(_3d(m), 0, -1))
+case("atleast_1d", lambda m: m.atleast_1d(m.tensor(3.0)))
+case("atleast_2d", lambda m: m.atleast_2d(_v(m)))
+case("atleast_3d", lambda m: m.atleast_3d(_x(m)))
+case("atleast_2d-many", lambda m: m.atleast_2d(m.tensor(1), _v(m)))
+case("broadcast_tensors", lambda m: m.broadcast_tensors(m.ones(2, 1), m.arange(3)))
+case("broadcast_shapes", lambda m: tuple(m.broadcast_shapes((2, 1), (3,))))
+case("meshgrid-ij", lambda m: m.meshgrid(m.arange(2), m.arange(3), indexing="ij"))
+case("meshgrid-xy", lambda m: m.meshgrid(m.arange(2.0), m.arange(3.0), indexing="xy"))
+case("cartesian_prod", lambda m: m.cartesian_prod(m.tensor([1, 2]), m.tensor([3, 4, 5])))
+case("block_diag", lambda m: m.block_diag(m.ones(2, 2), m.tensor([5.0, 6.0])))
+case("bincount", lambda m: m.bincount(m.tensor([0, 3, 1, 3])))
+case("bincount-minlength", lambda m: m.tensor([1, 1]).bincount(minlength=4))
+case("bincount-weights", lambda m: m.bincount(m.tensor([0, 2, 2]), m.tensor([0.5, 1.0, 2.0])))
+case("count_nonzero-dim", lambda m: m.count_nonzero(_i(m) - 2, dim=1))
+case("lerp", lambda m: m.lerp(_x(m), _p(m), 0.25))
+case("lerp-tensor-weight", lambda m: _x(m).lerp(_p(m), m.tensor([0.0, 0.5, 1.0])))
+case("lerp-grad", lambda m: _weighted_grad(m, lambda x: x.lerp(m.zeros(3), 0.3)))
+case("hypot", lambda m: m.hypot(_x(m), _p(m)))
+case("hypot-grad", lambda m: _weighted_grad(m, lambda x: x.hypot(m.tensor(2.0))))
+case("logaddexp", lambda m: m.logaddexp(_x(m), _p(m)))
+case("logaddexp-large", lambda m: m.logaddexp(m.tensor([1000.0, -1000.0]), m.tensor([1000.0,
+                                                                                     -999.0])))
+case("logaddexp-neginf", lambda m: m.logaddexp(m.tensor([-float("inf")]),
+                                               m.tensor([-float("inf")])))
+case("logaddexp-grad", lambda m: _weighted_grad(m, lambda x: x.logaddexp(x * 0.5)))
+case("erfinv", lambda m: m.erfinv(m.tensor([-0.9, 0.0, 0.5, 1.0])))
+case("erfinv-grad", lambda m: _weighted_grad(m, lambda x: (x * 0.1).erfinv()))
+case("erf", lambda m: m.erf(_x(m)))
+case("erfc-grad", lambda m: _weighted_grad(m, lambda x: x.erfc()))
+case("lgamma", lambda m: m.lgamma(_p(m)))
+case("lgamma-int", lambda m: m.lgamma(m.tensor([1, 2, 5])))
+case("lgamma-grad", lambda m: _weighted_grad(m, lambda x: (x.abs() + 0.5).lgamma()))
+case("digamma", lambda m: m.digamma(_p(m)))
+case("digamma-grad", lambda m: _weighted_grad(m, lambda x: (x.abs() + 0.5).digamma()))
+case("xlogy", lambda m: m.xlogy(m.tensor([0.0, 2.0, 0.0]), m.tensor([0.0, 3.0, 5.0])))
+case("xlogy-scalar", lambda m: m.xlogy(m.tensor([1.0, 2.0]), 2))
+case("xlogy-grad-at-zero", lambda m: (lambda x, y: (m.xlogy(x, y).sum().backward(),
+                                                    x.grad, y.grad)[1:])(
+    m.tensor([0.0, 2.0], requires_grad=True), m.tensor([5.0, 3.0], requires_grad=True)))
+case("sinc", lambda m: m.sinc(m.tensor([0.0, 0.5, 1.0, -2.5])))
+case("sinc-grad", lambda m: _weighted_grad(m, lambda x: (x * 0.3).sinc()))
+case("heaviside", lambda m: m.heaviside(m.tensor([-1.5, 0.0, 2.0]), m.tensor([0.5])))
+case("copysign", lambda m: m.copysign(_x(m), -1.0))
+case("copysign-int", lambda m: m.copysign(_i(m), m.tensor([-1, 1, -1])))
+case("copysign-zero", lambda m: m.copysign(m.tensor([1.0, 2.0]), m.tensor([-0.0, 0.0])))
+case("copysign-grad", lambda m: _weighted_grad(m, lambda x: x.copysign(m.tensor([1.0, -1.0,
+                                                                                 -1.0]))))
+case("nextafter", lambda m: m.nextafter(m.tensor([1.0, 0.0]), m.tensor([2.0, -1.0])) - m.tensor(
+    [1.0, 0.0]))
+case("frac", lambda m: m.frac(m.tensor([1.5, -2.25, 3.0])))
+case("frac-grad", lambda m: _weighted_grad(m, lambda x: (x * 1.5).frac()))
+case("trunc-neg", lambda m: m.trunc(m.tensor([-1.5, 1.7])))
+case("fmod", lambda m: m.fmod(m.tensor([-7.0, 7.0, -7.0, 7.0]), m.tensor([2.0, -2.0, -2.0, 2.0])))
+case("fmod-int", lambda m: m.tensor([-7, 7]).fmod(3))
+case("fmod-grad", lambda m: _weighted_grad(m, lambda x: x.fmod(m.tensor(1.5))))
+case("remainder-signs", lambda m: m.remainder(m.tensor([-7.0, 7.0, -7.0]), m.tensor([2.0, -2.0,
+                                                                                     -2.0])))
+case("remainder-int", lambda m: m.tensor([-7, 7]).remainder(3))
+case("Tensor-sizes", lambda m: m.Tensor(2, 3).shape)
+case("Tensor-sizes-zeroed", lambda m: m.Tensor(4, 2).zero_())
+case("Tensor-list", lambda m: m.Tensor([1, 2]))
+case("empty_like-shape", lambda m: m.empty_like(_i(m)).shape)
+case("full_like-int", lambda m: m.full_like(_i(m), 7))
+case("repr-printoptions", lambda m: _printed(m))
+case("scheduler-warm-restarts", lambda m: _schedule(
+    m, lambda o: m.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2,
+                                                                  eta_min=0.01)))
+case("scheduler-cyclic", lambda m: _schedule(
+    m, lambda o: m.optim.lr_scheduler.CyclicLR(o, 0.01, 0.1, step_size_up=2, step_size_down=3,
+                                               mode="triangular2")))
+case("scheduler-cyclic-momentum", lambda m: _schedule(
+    m, lambda o: m.optim.lr_scheduler.CyclicLR(o, 0.01, 0.1, step_size_up=3), "momentum"))
+case("scheduler-polynomial", lambda m: _schedule(
+    m, lambda o: m.optim.lr_scheduler.PolynomialLR(o, total_iters=4, power=2.0)))
+case("scheduler-multiplicative", lambda m: _schedule(
+    m, lambda o: m.optim.lr_scheduler.MultiplicativeLR(o, lambda epoch: 0.9)))
+case("scheduler-constant", lambda m: _schedule(
+    m, lambda o: m.optim.lr_scheduler.ConstantLR(o, factor=0.5, total_iters=3)))
+case("scheduler-onecycle", lambda m: _schedule(
+    m, lambda o: m.optim.lr_scheduler.OneCycleLR(o, max_lr=1.0, total_steps=12)))
+case("init-eye_", lambda m: m.nn.init.eye_(m.empty(2, 3)))
+case("init-dirac_", lambda m: m.nn.init.dirac_(m.empty(4, 2, 3), groups=2))
+case("init-orthogonal_", lambda m: (lambda w: (w @ w.t()).round(decimals=5))(
+    m.nn.init.orthogonal_(m.empty(3, 5), gain=2.0, generator=m.Generator().manual_seed(0))))
+case("init-trunc_normal_", lambda m: (lambda w: (bool(w.min() >= -0.1), bool(w.max() <= 0.1)))(
+    m.nn.init.trunc_normal_(m.empty(500), std=0.5, a=-0.1, b=0.1,
+                            generator=m.Generator().manual_seed(0))))
+case("init-sparse_", lambda m: (m.nn.init.sparse_(m.empty(10, 4), 0.25,
+                                                  generator=m.Generator().manual_seed(0)) == 0)
+     .sum(0))
+
+case("cumprod", lambda m: m.cumprod(_x(m), 1))
+case("cumprod-int", lambda m: _i(m).cumprod(0))
+case("cumprod-grad", lambda m: _weighted_grad(m, lambda x: x.cumprod(1)))
+case("cumprod-grad-zero", lambda m: (lambda x: (x.cumprod(0).sum().backward(), x.grad)[1])(
+    m.tensor([2.0, 0.0, 3.0, 0.5], requires_grad=True)))
+case("diff", lambda m: m.diff(_x(m)))
+case("diff-n2-dim0-append", lambda m: _3d(m).diff(n=2, dim=2, append=m.zeros(2, 3, 1)))
+case("diff-bool", lambda m: m.diff(m.tensor([True, False, False, True])))
+case("diff-grad", lambda m: _weighted_grad(m, lambda x: x.diff(dim=1)))
+case("nansum", lambda m: m.nansum(m.tensor([[1.0, float("nan")], [2.0, 3.0]]), dim=0))
+case("nanmean", lambda m: m.tensor([[1.0, float("nan")], [2.0, 3.0]]).nanmean())
+case("nanmean-grad", lambda m: (lambda x: (x.nanmean().backward(), x.grad)[1])(
+    m.tensor([1.0, float("nan"), 3.0], requires_grad=True)))
+case("signbit", lambda m: m.signbit(m.tensor([-0.0, 0.0, -2.0])))
+case("logical_xor", lambda m: m.logical_xor(m.tensor(B), m.tensor([True, True, False])))
+case("isneginf-isposinf", lambda m: (m.isneginf(m.tensor(NANS)), m.isposinf(m.tensor(NANS))))
+case("isin", lambda m: m.isin(_i(m), m.tensor([2, 5, 9])))
+case("isin-invert", lambda m: m.isin(_i(m), m.tensor([2, 5]), invert=True))
+case("exp2", lambda m: m.exp2(m.tensor([0, 3])))
+case("logit", lambda m: m.logit(m.tensor([0.25, 0.5, 0.9])))
+case("logit-eps", lambda m: m.tensor([0.0, 1.0]).logit(eps=1e-3))
+case("deg2rad-rad2deg", lambda m: (m.deg2rad(m.tensor([180.0])), m.rad2deg(m.tensor([1.0]))))
+case("float_power", lambda m: m.float_power(m.tensor([2, 3]), 2))
+case("fmax-fmin", lambda m: (m.fmax(m.tensor([1.0, float("nan"), 3.0]),
+                                    m.tensor([2.0, 0.0, float("nan")])),
+                             m.fmin(m.tensor([1.0, float("nan")]), m.tensor([2.0, 0.0]))))
+case("aminmax", lambda m: tuple(m.aminmax(_x(m), dim=1)))
+case("argwhere", lambda m: m.argwhere(m.tensor(B)))
+case("unflatten", lambda m: _3d(m).unflatten(2, (2, 2)))
+case("tensor_split", lambda m: m.tensor_split(m.arange(7), 3))
+case("tensor_split-indices", lambda m: m.arange(7).tensor_split([1, 5]))
+case("hsplit-vsplit", lambda m: (m.hsplit(_x(m), [1]), m.vsplit(_3d(m), 2)))
+case("hstack", lambda m: m.hstack([_x(m), _p(m)]))
+case("hstack-1d", lambda m: m.hstack([_v(m), m.tensor([9.0])]))
+case("vstack", lambda m: m.vstack([_v(m), _v(m)]))
+case("dstack", lambda m: m.dstack([_x(m), _p(m)]))
+case("column_stack", lambda m: m.column_stack([m.tensor([1, 2]), m.tensor([[3, 4], [5, 6]])]))
+case("row_stack", lambda m: m.row_stack([_x(m), _p(m)]))
+case("tensordot", lambda m: m.tensordot(_3d(m), m.ones(4, 2), dims=1))
+case("tensordot-pairs", lambda m: m.tensordot(_3d(m), _3d(m), dims=([0, 2], [0, 2])))
+case("tensordot-grad", lambda m: _weighted_grad(m, lambda x: m.tensordot(x, x, dims=2).reshape(1)))
+case("tril_indices", lambda m: m.tril_indices(3, 4, 1))
+case("triu_indices", lambda m: m.triu_indices(4, 3, -1))
+case("vander", lambda m: m.vander(m.tensor([1, 2, 3])))
+case("vander-increasing", lambda m: m.vander(_v(m), N=3, increasing=True))
+case("std_mean", lambda m: m.std_mean(_x(m), dim=1))
+case("var_mean", lambda m: m.var_mean(_x(m), 0, keepdim=True))
+case("cov", lambda m: m.cov(m.tensor([[0.0, 1.0, 2.0, 5.0], [2.0, 1.0, 0.0, -1.0]])))
+case("cov-1d", lambda m: m.cov(_v(m)))
+case("corrcoef", lambda m: m.corrcoef(_x(m).t()))
+case("cov-grad", lambda m: _weighted_grad(m, lambda x: m.cov(x)))
+case("addmm", lambda m: m.addmm(m.ones(2, 2), _x(m), _p(m).t(), beta=0.5, alpha=2))
+case("addmv", lambda m: m.addmv(m.ones(2), _x(m), m.tensor([1.0, 0.0, 2.0])))
+case("baddbmm", lambda m: m.baddbmm(m.zeros(2, 3, 3), _3d(m), _3d(m).transpose(1, 2), alpha=0.5))
+case("addcmul-addcdiv", lambda m: (m.addcmul(_x(m), _p(m), _x(m), value=0.5),
+                                   m.addcdiv(_x(m), _x(m), _p(m), value=2)))
+case("mv", lambda m: m.mv(_x(m), m.tensor([1.0, 2.0, 3.0])))
+case("inner", lambda m: m.inner(_x(m), _p(m)))
+case("inner-1d", lambda m: m.inner(_v(m), _v(m)))
+case("vdot", lambda m: m.vdot(_v(m), _v(m)))
+case("dist", lambda m: m.dist(_x(m), _p(m)))
+case("dist-p1", lambda m: _x(m).dist(_p(m), 1))
+case("msort", lambda m: m.msort(_x(m)))
+case("matrix_power-top", lambda m: m.matrix_power(m.tensor(SQ), 2))
+case("chain_matmul", lambda m: m.chain_matmul(m.tensor(SQ), m.tensor(SPD), m.tensor(SQ)))
+case("clone-fn", lambda m: m.clone(_x(m)))
+case("new_empty-shape", lambda m: _i(m).new_empty((2, 5)).shape)
+case("tril_-triu_", lambda m: (m.ones(3, 3).tril_(), m.ones(3, 3).triu_(1)))
+case("lerp_", lambda m: m.zeros(3).lerp_(m.ones(3), 0.25))
+case("index_fill_", lambda m: m.zeros(3, 3).index_fill_(1, m.tensor([0, 2]), -1.0))
+case("index_copy_", lambda m: m.zeros(3, 3).index_copy_(0, m.tensor([2, 0]), _x(m)))
+case("fill_diagonal_", lambda m: m.zeros(3, 4).fill_diagonal_(5.0))
+case("sgn-positive", lambda m: (m.sgn(_x(m)), m.positive(_x(m))))
+
+def _printed(m):
+    x = m.tensor([1.23456, 20.5])
+    m.set_printoptions(precision=2)
+    try:
+        return repr(x)
+    finally:
+        m.set_printoptions(profile="default")
+
+
+def _schedule(m, make, what="lr", steps=10):
+    w = m.zeros(2, requires_grad=True)
+    opt = m.optim.SGD([w], lr=0.5, momentum=0.9)
+    sched = make(opt)
+    values = []
+    for _ in range(steps):
+        opt.step()
+        sched.step()
+        values.append(round(opt.param_groups[0][what], 10))
+    return values
+
+
 # cases whose difference is deliberate: id -> the reason (docs/PORTING.md)
 XFAIL: dict[str, str] = {
 }

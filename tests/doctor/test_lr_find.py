@@ -10,6 +10,7 @@ from functools import cache
 import numpy as np
 import pytest
 
+import gradwise as gw
 from gradwise import nn
 from gradwise.autograd.tensor import Tensor
 from gradwise.data import DataLoader, load_dataset
@@ -181,10 +182,10 @@ def _bytes(arrays) -> list[bytes]:
 
 def _optimizer_snapshot(optimizer) -> tuple:
     state = optimizer.state_dict()
-    arrays = [(i, k, v.tobytes()) for i, entry in state["state"].items()
-              for k, v in sorted(entry.items()) if isinstance(v, np.ndarray)]
+    arrays = [(i, k, np.asarray(v).tobytes()) for i, entry in state["state"].items()
+              for k, v in sorted(entry.items()) if isinstance(v, gw.Tensor)]
     scalars = [(i, k, v) for i, entry in state["state"].items()
-               for k, v in sorted(entry.items()) if not isinstance(v, np.ndarray)]
+               for k, v in sorted(entry.items()) if not isinstance(v, gw.Tensor)]
     groups = [{k: v for k, v in g.items()} for g in state["param_groups"]]
     return arrays, scalars, groups
 

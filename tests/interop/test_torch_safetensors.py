@@ -109,7 +109,8 @@ def test_mismatched_files_are_refused_and_nothing_loads(tmp_path):
     path = tmp_path / "model.safetensors"
     safetensors_torch.save_file(tnn.Sequential(tnn.Linear(5, 3)).state_dict(), str(path))
     model = nn.Sequential(nn.Linear(5, 4))
-    before = model.state_dict()
+    # a snapshot: state_dict() shares memory with the model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(gw.nn.StateDictError, match=r"0\.weight"):
         gw.nn.load_safetensors(model, path)
     for key, value in model.state_dict().items():

@@ -15,7 +15,8 @@ ATOL = 1e-5
 
 def copy_state_both_ways(gw_layer: gw.nn.Module, torch_layer: Any) -> None:
     """gradwise -> torch (strict, so keys and shapes must match exactly), then torch -> gradwise."""
-    torch_layer.load_state_dict({k: torch.from_numpy(v) for k, v in gw_layer.state_dict().items()})
+    torch_layer.load_state_dict({k: torch.from_numpy(np.asarray(v))
+                                for k, v in gw_layer.state_dict().items()})
     gw_layer.load_state_dict(torch_layer.state_dict())
 
 

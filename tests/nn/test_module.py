@@ -110,7 +110,7 @@ def test_zero_grad(set_to_none):
             assert p.grad is not None and not p.grad.any()
 
 
-def test_state_dict_is_a_copy_in_pytorch_order_and_round_trips():
+def test_state_dict_holds_detached_shared_tensors_in_pytorch_order_and_round_trips():
     net = Net()
     state = net.state_dict()
     assert list(state) == [
@@ -118,9 +118,16 @@ def test_state_dict_is_a_copy_in_pytorch_order_and_round_trips():
         "block.norm.running_mean", "block.norm.running_var", "block.norm.num_batches_tracked",
         "head.weight", "head.bias",
     ]
+    assert all(isinstance(v, gw.Tensor) and not v.requires_grad and v.grad_fn is None
+               for v in state.values())
     assert state["block.norm.num_batches_tracked"].dtype == np.int64
-    state["head.bias"][:] = 100.0
-    assert not (net.head.bias.data == 100.0).any()
+    # as in torch: the values share memory with the parameters; clone() keeps a snapshot
+    snapshot = {k: v.clone() for k, v in state.items()}
+    version = net.head.bias._version[0]
+    state["head.bias"].fill_(100.0)
+    assert (net.head.bias.data == 100.0).all() and net.head.bias._version[0] > version
+    assert not (snapshot["head.bias"] == 100.0).any()
+    state = snapshot
     other = Net()
     other.block.fc.reset_parameters(rng=99)
     result = other.load_state_dict(state)
@@ -131,7 +138,7 @@ def test_state_dict_is_a_copy_in_pytorch_order_and_round_trips():
 
 def test_load_state_dict_reports_every_problem_and_loads_nothing():
     net = Net()
-    before = net.state_dict()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
     state = Net().state_dict()
     del state["head.bias"]
     state["extra.weight"] = np.zeros(1)
@@ -163,7 +170,8 @@ def test_state_dict_loads_into_and_from_torch():
     model = nn.Sequential(nn.Linear(4, 3, rng=0), nn.BatchNorm1d(3), nn.Linear(3, 2, rng=1))
     twin = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3),
                                torch.nn.Linear(3, 2))
-    twin.load_state_dict({k: torch.from_numpy(v) for k, v in model.state_dict().items()})
+    twin.load_state_dict({k: torch.from_numpy(np.asarray(v))
+                        for k, v in model.state_dict().items()})
     model.load_state_dict(twin.state_dict())
 
 

@@ -104,7 +104,8 @@ def test_summary_lists_layers_shapes_and_totals_without_touching_state():
         gw.nn.Conv2d(1, 4, 3, padding=1, rng=0), gw.nn.BatchNorm2d(4), gw.nn.ReLU(),
         gw.nn.MaxPool2d(2), gw.nn.Flatten(), gw.nn.Dropout(0.5), gw.nn.Linear(4 * 4 * 4, 10),
     )
-    before = model.state_dict()
+    # a snapshot: state_dict() shares memory with the model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     printed = []
     text = utils.summary(model, (2, 1, 8, 8), print_fn=printed.append)
     assert printed == [text]

@@ -166,10 +166,11 @@ def test_state_dict_is_a_snapshot_and_arrays_keep_param_dtype() -> None:
     param.grad = np.ones(3, dtype=np.float32)
     opt.step()
     saved = opt.state_dict()
-    exp_avg = saved["state"][0]["exp_avg"].copy()
+    assert isinstance(saved["state"][0]["exp_avg"], gw.Tensor)  # as torch's state_dict
+    exp_avg = np.array(saved["state"][0]["exp_avg"], copy=True)
     opt.step()
     np.testing.assert_array_equal(saved["state"][0]["exp_avg"], exp_avg)
-    saved["state"][0]["exp_avg"] = exp_avg.astype(np.float64)
+    saved["state"][0]["exp_avg"] = exp_avg.astype(np.float64)  # an ndarray loads too
     opt.load_state_dict(saved)
     assert opt.state[param]["exp_avg"].dtype == np.float32
     assert opt.state[param]["step"] == 1

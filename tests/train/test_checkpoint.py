@@ -249,7 +249,7 @@ def test_load_model_weights_restores_exactly_the_saved_weights(saved) -> None:
     model = mlp([2, 16, 16, 2], seed=99, dropout=0.25)
     data = load_model_weights(saved, model)
     for name, value in model.state_dict().items():
-        assert value.tobytes() == data.model_state[name].tobytes()
+        assert np.asarray(value).tobytes() == data.model_state[name].tobytes()
 
 
 # ---- consistency and refusal to save a diverged model -----------------------------------------

@@ -152,7 +152,7 @@ def _constant(op: str, position: int, value: Any) -> Tensor:
         array = value
     else:
         try:
-            array = Tensor(value)._data
+            array = _as_array(value)  # a Python int is a value, not Tensor(n)'s shape
         except (TypeError, ValueError) as error:
             raise TypeError(
                 f"{op}: argument {position} must be a Tensor or array-like, got "
@@ -168,4 +168,4 @@ def _constant(op: str, position: int, value: Any) -> Tensor:
 
 # tensor.py imports the op modules, which subclass Function, so Tensor is bound last; either module
 # can then be imported first.
-from gradwise.autograd.tensor import Tensor  # noqa: E402
+from gradwise.autograd.tensor import Tensor, _as_array  # noqa: E402

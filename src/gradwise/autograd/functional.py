@@ -11,7 +11,7 @@ from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd._args import dim_arg
 from gradwise.autograd.higher_order import grad
 from gradwise.autograd.ops import elementwise, shape
-from gradwise.autograd.tensor import Tensor
+from gradwise.autograd.tensor import Tensor, _as_array
 
 
 def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
@@ -19,7 +19,7 @@ def _as_tensor(value: Any, like: Tensor | None = None) -> Tensor:
         return value
     if like is not None:
         return like._lift(value)
-    return Tensor(value)
+    return Tensor._make(_as_array(value), False, None)  # an int is a value, not a shape
 
 
 def promoted(*values: Any) -> list[Tensor]:

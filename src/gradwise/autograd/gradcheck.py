@@ -61,16 +61,16 @@ def gradcheck(
         x = inputs[i]
         analytic = x._grad if x._grad is not None else np.zeros_like(x._data)
         numeric = np.zeros_like(x._data)
-        flat = x._data.reshape(-1)  # a view: perturbing it perturbs x
-        numeric_flat = numeric.reshape(-1)
-        for j in range(flat.size):
-            original = flat[j]
-            flat[j] = original + eps
+        # index x itself: reshape(-1) of a non-C-contiguous array (a transpose) is a copy,
+        # and perturbing a copy would leave every numerical derivative 0
+        for index in np.ndindex(*x._data.shape):
+            original = x._data[index]
+            x._data[index] = original + eps
             plus = _scalar_projection(fn(*inputs), weights)
-            flat[j] = original - eps
+            x._data[index] = original - eps
             minus = _scalar_projection(fn(*inputs), weights)
-            flat[j] = original
-            numeric_flat[j] = (plus - minus) / (2 * eps)
+            x._data[index] = original
+            numeric[index] = (plus - minus) / (2 * eps)
         bad = np.abs(analytic - numeric) > atol + rtol * np.abs(numeric)
         if bad.any():
             index = tuple(int(k) for k in np.argwhere(bad)[0])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -29,6 +29,19 @@ _METHOD_FUNCTIONS = (
     "ge", "equal", "allclose", "add", "sub", "mul", "div", "pow", "masked_fill", "numel",
     "nonzero", "count_nonzero", "norm", "movedim", "clamp_min", "clamp_max", "swapaxes",
     "index_select", "narrow", "flip", "tril", "triu", "isclose", "remainder", "floor_divide",
+    # autograd/tensor_extras.py
+    "roll", "diag", "diag_embed", "diagonal", "trace", "tile", "repeat_interleave", "unique",
+    "unique_consecutive", "median", "nanmedian", "quantile", "nanquantile", "mode", "kthvalue",
+    "cummax", "cummin", "logcumsumexp", "scatter", "scatter_add", "scatter_reduce",
+    "index_add", "masked_select", "take_along_dim", "fliplr", "flipud", "rot90", "lerp",
+    "hypot", "logaddexp", "erfinv", "lgamma", "digamma", "erf", "erfc", "xlogy", "sinc",
+    "heaviside", "copysign", "nextafter", "frac", "fmod", "nan_to_num", "det", "logdet",
+    "slogdet", "inverse", "pinverse", "cholesky", "kron", "cross", "moveaxis", "bincount",
+    "cumprod", "diff", "nansum", "nanmean", "signbit", "logical_xor", "isneginf", "isposinf",
+    "isreal", "isin", "exp2", "logit", "deg2rad", "rad2deg", "float_power", "fmax", "fmin",
+    "sgn", "positive", "aminmax", "argwhere", "unflatten", "tensor_split", "hsplit", "vsplit",
+    "addmm", "addmv", "baddbmm", "addcmul", "addcdiv", "mv", "inner", "vdot", "dist", "msort",
+    "clone",
 )
 
 
@@ -139,9 +152,353 @@ def bmm(input: Tensor, mat2: Tensor) -> Tensor:  # noqa: A002
     return input @ mat2
 
 
-def outer(input: Tensor, vec2: Tensor) -> Tensor:  # noqa: A002
-    """Outer product of two 1-d tensors."""
-    return _as_input(input).reshape(-1, 1) * _as_input(vec2).reshape(1, -1)
+def outer(input: Any, vec2: Any) -> Tensor:  # noqa: A002
+    """Outer product of two 1-d tensors, as ``torch.outer``; recorded.
+
+    Raises:
+        ValueError: either is not 1-d (naming both shapes).
+    """
+    return _as_input(input).outer(_as_input(vec2))
+
+
+ger = outer
+
+
+def atleast_1d(*tensors: Any) -> Any:
+    """Each tensor with at least 1 dim (a 0-d one becomes shape (1,)), as
+    ``torch.atleast_1d``; one argument gives one tensor, several a tuple."""
+    return _atleast(tensors, 1)
+
+
+def atleast_2d(*tensors: Any) -> Any:
+    """Each tensor with at least 2 dims (1-d (n,) becomes (1, n)), as ``torch.atleast_2d``."""
+    return _atleast(tensors, 2)
+
+
+def atleast_3d(*tensors: Any) -> Any:
+    """Each tensor with at least 3 dims ((n,) -> (1, n, 1), (m, n) -> (m, n, 1)), as
+    ``torch.atleast_3d``."""
+    return _atleast(tensors, 3)
+
+
+def _atleast(tensors: tuple[Any, ...], ndim: int) -> Any:
+    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
+        tensors = tuple(tensors[0])
+        single = False
+    else:
+        single = len(tensors) == 1
+    out = []
+    for t in map(_as_input, tensors):
+        shape = tuple(t.shape)
+        if len(shape) >= ndim:
+            out.append(t)
+            continue
+        if ndim == 3:
+            shape = {0: (1, 1, 1), 1: (1, *shape, 1), 2: (*shape, 1)}[len(shape)]
+        else:
+            shape = (1,) * (ndim - len(shape)) + shape
+        out.append(t.reshape(shape))
+    return out[0] if single else tuple(out)
+
+
+def broadcast_tensors(*tensors: Any) -> tuple[Tensor, ...]:
+    """The tensors expanded to their common broadcast shape (recorded views), as
+    ``torch.broadcast_tensors``.
+
+    Raises:
+        ValueError: the shapes do not broadcast (naming them).
+    """
+    tensors = tuple(map(_as_input, tensors))
+    try:
+        shape = np.broadcast_shapes(*(t.shape for t in tensors))
+    except ValueError:
+        raise ValueError("broadcast_tensors: shapes "
+                         f"{[tuple(t.shape) for t in tensors]} do not broadcast") from None
+    return tuple(t if tuple(t.shape) == shape else t.expand(*shape) for t in tensors)
+
+
+def broadcast_shapes(*shapes: Any) -> tuple[int, ...]:
+    """The broadcast shape of the given shapes, as ``torch.broadcast_shapes``."""
+    return tuple(np.broadcast_shapes(*(tuple(s) if isinstance(s, list | tuple) else (s,)
+                                       for s in shapes)))
+
+
+def meshgrid(*tensors: Any, indexing: str | None = None) -> tuple[Tensor, ...]:
+    """Coordinate grids from 1-d tensors, as ``torch.meshgrid``: ``indexing="ij"`` (the
+    default, PyTorch's; it warns when not given, gradwise does not) gives shape (n1, n2, ...),
+    "xy" swaps the first two dims. Recorded.
+
+    Raises:
+        ValueError: an input is not 0-d/1-d, or unknown ``indexing``.
+    """
+    if len(tensors) == 1 and isinstance(tensors[0], list | tuple):
+        tensors = tuple(tensors[0])
+    indexing = "ij" if indexing is None else indexing
+    if indexing not in ("ij", "xy"):
+        raise ValueError(f"meshgrid: indexing must be 'ij' or 'xy', got {indexing!r}")
+    tensors = tuple(map(_as_input, tensors))
+    if builtins.any(t.ndim > 1 for t in tensors):
+        raise ValueError("meshgrid: expects 0-d or 1-d tensors, got shapes "
+                         f"{[tuple(t.shape) for t in tensors]}")
+    if len({t.dtype for t in tensors}) > 1:
+        raise TypeError("meshgrid: expects tensors of one dtype (as torch), got "
+                        f"{[str(t.dtype) for t in tensors]}")
+    vectors = [t.reshape(-1) for t in tensors]
+    swap = indexing == "xy" and len(vectors) >= 2
+    order = list(range(len(vectors)))
+    if swap:
+        order[0], order[1] = 1, 0
+    shape = tuple(vectors[i].shape[0] for i in order)
+    grids = []
+    for i, v in enumerate(vectors):
+        position = order.index(i)
+        view = [1] * len(vectors)
+        view[position] = v.shape[0]
+        grids.append(v.reshape(view).expand(*shape))
+    return tuple(grids)
+
+
+def cartesian_prod(*tensors: Any) -> Tensor:
+    """Every combination of the entries of 1-d tensors, rows in lexicographic order, as
+    ``torch.cartesian_prod`` (one tensor: itself); recorded. Shape: (n1 * n2 * ..., k)."""
+    from gradwise.autograd.functional import stack
+    if len(tensors) == 1:
+        return _as_input(tensors[0])
+    grids = meshgrid(*tensors, indexing="ij")
+    return stack([g.reshape(-1) for g in grids], dim=1)
+
+
+def cdist(x1: Any, x2: Any, p: float = 2.0, compute_mode: str | None = None) -> Tensor:
+    """Pairwise p-norm distances between the rows of ``x1`` (..., P, M) and ``x2``
+    (..., R, M), as ``torch.cdist`` -> (..., P, R); recorded, with a 0 gradient at zero
+    distance (PyTorch's choice).
+
+    Raises:
+        ValueError: fewer than 2 dims or different row sizes M.
+    """
+    from gradwise import linalg
+    a, b = _as_input(x1), _as_input(x2)
+    if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-1]:
+        raise ValueError(f"cdist: x1 {tuple(a.shape)} and x2 {tuple(b.shape)} must be "
+                         "(..., P, M) and (..., R, M)")
+    if p < 0:
+        raise ValueError(f"cdist: p must be non-negative, got {p}")
+    difference = a.unsqueeze(-2) - b.unsqueeze(-3)  # (..., P, R, M)
+    return linalg.vector_norm(difference, ord=p, dim=-1)
+
+
+def bucketize(input: Any, boundaries: Any, *, out_int32: bool = False,  # noqa: A002
+              right: bool = False) -> Tensor:
+    """The bucket of each value among the sorted 1-d ``boundaries``, as ``torch.bucketize``:
+    ``right=False`` gives i with boundaries[i-1] < x <= boundaries[i]. Not differentiable.
+
+    Raises:
+        ValueError: ``boundaries`` is not 1-d.
+    """
+    edges = _as_input(boundaries)._data
+    if edges.ndim != 1:
+        raise ValueError(f"bucketize: boundaries must be 1-d, got shape {edges.shape}")
+    values = _as_input(input)._data
+    out = np.searchsorted(edges, values, side="right" if right else "left")
+    return Tensor._make(np.asarray(out, dtype=np.int32 if out_int32 else np.int64), False,
+                        None)
+
+
+def searchsorted(sorted_sequence: Any, input: Any, *, out_int32: bool = False,  # noqa: A002
+                 right: bool = False, side: str | None = None, sorter: Any = None) -> Tensor:
+    """Insertion indices of ``input`` into ``sorted_sequence`` along its last dim, as
+    ``torch.searchsorted`` (``side`` "left"/"right" or ``right``; an N-d sequence searches
+    row by row, its leading dims matching the input's). Not differentiable.
+
+    Raises:
+        ValueError: ``side`` contradicts ``right``, or leading dims differ.
+    """
+    sequence = _as_input(sorted_sequence)._data
+    values = input._data if isinstance(input, Tensor) else np.asarray(input)
+    if side is not None and side not in ("left", "right"):
+        raise ValueError(f"searchsorted: side must be 'left' or 'right', got {side!r}")
+    if side == "left" and right:
+        raise ValueError("searchsorted: side='left' and right=True contradict each other")
+    side_name: Literal["left", "right"] = "right" if (side or (
+        "right" if right else "left")) == "right" else "left"
+    order = None if sorter is None else _as_input(sorter)._data
+    if sequence.ndim == 1:
+        out = np.searchsorted(sequence, values, side=side_name, sorter=order)
+    else:
+        if sequence.shape[:-1] != values.shape[:-1]:
+            raise ValueError(f"searchsorted: leading dims of sorted_sequence {sequence.shape} "
+                             f"and input {values.shape} differ")
+        rows_s = sequence.reshape(-1, sequence.shape[-1])
+        rows_v = values.reshape(-1, values.shape[-1])
+        rows_o = None if order is None else order.reshape(rows_s.shape)
+        out = np.stack([np.searchsorted(s, v, side=side_name,
+                                        sorter=None if rows_o is None else rows_o[i])
+                        for i, (s, v) in enumerate(zip(rows_s, rows_v, strict=True))])
+        out = out.reshape(values.shape)
+    return Tensor._make(np.asarray(out, dtype=np.int32 if out_int32 else np.int64), False,
+                        None)
+
+
+def _stack_family(name: str, tensors: Any, prepare: Callable[[Tensor], Tensor],
+                  dim: int) -> Tensor:
+    from gradwise.autograd.functional import cat
+    tensors = [prepare(_as_input(t)) for t in tensors]
+    if not tensors:
+        raise ValueError(f"{name}: expected a non-empty list of tensors")
+    return cat(tensors, dim=dim)
+
+
+def hstack(tensors: Any) -> Tensor:
+    """Join along dim 1 (dim 0 for 1-d tensors), as ``torch.hstack``; recorded."""
+    tensors = [_as_input(t) for t in tensors]
+    one_d = builtins.all(t.ndim <= 1 for t in tensors)
+    return _stack_family("hstack", tensors, lambda t: t.reshape(-1) if t.ndim == 0 else t,
+                         0 if one_d else 1)
+
+
+def vstack(tensors: Any) -> Tensor:
+    """Join along dim 0 after making each at least 2-d, as ``torch.vstack``; recorded."""
+    return _stack_family("vstack", tensors, lambda t: atleast_2d(t), 0)
+
+
+row_stack = vstack
+
+
+def dstack(tensors: Any) -> Tensor:
+    """Join along dim 2 after making each at least 3-d, as ``torch.dstack``; recorded."""
+    return _stack_family("dstack", tensors, lambda t: atleast_3d(t), 2)
+
+
+def column_stack(tensors: Any) -> Tensor:
+    """Join 0-/1-d tensors as columns (and 2-d ones as they are), as
+    ``torch.column_stack``; recorded."""
+    return _stack_family("column_stack", tensors,
+                         lambda t: t.reshape(-1, 1) if t.ndim <= 1 else t, 1)
+
+
+def tensordot(a: Any, b: Any, dims: Any = 2) -> Tensor:
+    """Contract the last ``dims`` dims of ``a`` with the first of ``b`` (or the listed pairs
+    ``([a dims], [b dims])``), as ``torch.tensordot``; recorded (one einsum)."""
+    a, b = _as_input(a), _as_input(b)
+    if isinstance(dims, int | np.integer):
+        a_axes = list(range(a.ndim - int(dims), a.ndim))
+        b_axes = list(range(int(dims)))
+    else:
+        a_axes, b_axes = ([d] if isinstance(d, int) else list(d) for d in dims)
+    a_axes = [d % builtins.max(a.ndim, 1) for d in a_axes]
+    b_axes = [d % builtins.max(b.ndim, 1) for d in b_axes]
+    letters = iter("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    a_labels = [next(letters) for _ in range(a.ndim)]
+    b_labels = [next(letters) for _ in range(b.ndim)]
+    for i, j in zip(a_axes, b_axes, strict=True):
+        b_labels[j] = a_labels[i]
+    out = [c for k, c in enumerate(a_labels) if k not in a_axes] + [
+        c for k, c in enumerate(b_labels) if k not in b_axes]
+    return einsum(f"{''.join(a_labels)},{''.join(b_labels)}->{''.join(out)}", a, b)
+
+
+def tril_indices(row: int, col: int, offset: int = 0, *, dtype: Any = np.int64,
+                 **_: Any) -> Tensor:
+    """The (2, k) row and column indices of the lower triangle, as ``torch.tril_indices``."""
+    rows, cols = np.tril_indices(row, offset, col)
+    return Tensor._make(np.stack([rows, cols]).astype(dtype), False, None)
+
+
+def triu_indices(row: int, col: int, offset: int = 0, *, dtype: Any = np.int64,
+                 **_: Any) -> Tensor:
+    """The (2, k) row and column indices of the upper triangle, as ``torch.triu_indices``."""
+    rows, cols = np.triu_indices(row, offset, col)
+    return Tensor._make(np.stack([rows, cols]).astype(dtype), False, None)
+
+
+def vander(x: Any, N: int | None = None, increasing: bool = False) -> Tensor:  # noqa: N803
+    """The Vandermonde matrix of a 1-d tensor (powers decreasing unless ``increasing``), as
+    ``torch.vander``; recorded."""
+    from gradwise.autograd.functional import stack
+    x = _as_input(x)
+    count = x.shape[0] if N is None else int(N)
+    powers = range(count) if increasing else range(count - 1, -1, -1)
+    columns = [x ** p if p else x.new_ones(x.shape) for p in powers]
+    return stack(columns, dim=1) if columns else x.new_zeros((x.shape[0], 0))
+
+
+def std_mean(input: Any, dim: Any = None, *, correction: float = 1,  # noqa: A002
+             keepdim: bool = False) -> tuple[Tensor, Tensor]:
+    """``(std, mean)`` with Bessel's correction by default, as ``torch.std_mean``."""
+    x = _as_input(input)
+    return (x.std(dim=dim, correction=correction, keepdim=keepdim),
+            x.mean(dim=dim, keepdim=keepdim))
+
+
+def var_mean(input: Any, dim: Any = None, *, correction: float = 1,  # noqa: A002
+             keepdim: bool = False) -> tuple[Tensor, Tensor]:
+    """``(var, mean)`` with Bessel's correction by default, as ``torch.var_mean``."""
+    x = _as_input(input)
+    return (x.var(dim=dim, correction=correction, keepdim=keepdim),
+            x.mean(dim=dim, keepdim=keepdim))
+
+
+def cov(input: Any, *, correction: int = 1, fweights: Any = None,  # noqa: A002
+        aweights: Any = None) -> Tensor:
+    """The covariance matrix of the variables in the rows of ``input`` (observations in
+    columns), as ``torch.cov`` (without weights); recorded.
+
+    Raises:
+        ValueError: more than 2 dims, or weights given (not supported: PORTING.md).
+    """
+    if fweights is not None or aweights is not None:
+        raise ValueError("cov: fweights/aweights are not supported in gradwise")
+    x = _as_input(input)
+    if x.ndim > 2:
+        raise ValueError(f"cov: expected a 1-d or 2-d tensor, got shape {tuple(x.shape)}")
+    x = x.reshape(1, -1) if x.ndim < 2 else x
+    x = x if x._data.dtype.kind == "f" else x.to(np.float32)
+    centred = x - x.mean(dim=1, keepdim=True)
+    out = centred @ centred.t() / builtins.max(x.shape[1] - correction, 0)
+    return out.reshape(()) if _as_input(input).ndim < 2 else out
+
+
+def corrcoef(input: Any) -> Tensor:  # noqa: A002
+    """The Pearson correlation matrix of the rows, as ``torch.corrcoef``; recorded."""
+    c = cov(input)
+    if c.ndim == 0:
+        return c / c
+    scale = c.diagonal().sqrt()
+    return (c / scale.reshape(-1, 1) / scale.reshape(1, -1)).clamp(-1, 1)
+
+
+def chain_matmul(*matrices: Any) -> Tensor:
+    """The product of the matrices left to right, as ``torch.chain_matmul``."""
+    from gradwise import linalg
+    return linalg.multi_dot(matrices) if len(matrices) > 1 else _as_input(matrices[0])
+
+
+def matrix_power(input: Any, n: int) -> Tensor:  # noqa: A002
+    """``torch.matrix_power``: see ``gw.linalg.matrix_power``."""
+    from gradwise import linalg
+    return linalg.matrix_power(input, n)
+
+
+def block_diag(*tensors: Any) -> Tensor:
+    """The 2-d tensors on the diagonal of one matrix, zeros elsewhere, as
+    ``torch.block_diag`` (0-d and 1-d count as 1 x n rows); recorded."""
+    from gradwise.autograd.functional import cat
+    blocks = [t.reshape(1, -1) if t.ndim < 2 else t for t in map(_as_input, tensors)]
+    if builtins.any(b.ndim != 2 for b in blocks):
+        raise ValueError(f"block_diag: expects 0-, 1- or 2-d tensors, got shapes "
+                         f"{[tuple(b.shape) for b in blocks]}")
+    width = builtins.sum(b.shape[1] for b in blocks)
+    rows, start = [], 0
+    for b in blocks:
+        parts = []
+        if start:
+            parts.append(b.new_zeros((b.shape[0], start)))
+        parts.append(b)
+        if width - start - b.shape[1]:
+            parts.append(b.new_zeros((b.shape[0], width - start - b.shape[1])))
+        rows.append(cat(parts, dim=1) if len(parts) > 1 else b)
+        start += b.shape[1]
+    return cat(rows, dim=0)
 
 
 def histc(input: Any, bins: int = 100, min: float = 0, max: float = 0) -> Tensor:  # noqa: A002
@@ -166,29 +523,28 @@ def histc(input: Any, bins: int = 100, min: float = 0, max: float = 0) -> Tensor
     return Tensor._make(counts.astype(dtype), False, None)
 
 
-def bincount(input: Any, weights: Any = None, minlength: int = 0) -> Tensor:  # noqa: A002
-    """Count of each non-negative integer value (``torch.bincount``)."""
-    data = _as_input(input)._data
-    w = weights._data if isinstance(weights, Tensor) else weights
-    out = np.bincount(data, w, minlength)
-    return Tensor._make(out if w is not None else out.astype(np.int64), False, None)
-
-
 def einsum(equation: str, *operands: Any) -> Tensor:
-    """Einstein summation over constant operands (outside the graph).
+    """Einstein summation, as ``torch.einsum`` (``"ij,jk->ik"``, ``"bij,bjk->bik"``,
+    ``"ii->i"``, ``"...ij->...ji"``, implicit output); recorded, with the gradient of each
+    operand an einsum of the output gradient and the other operands
+    (:class:`~gradwise.autograd.ops.einsum.Einsum`).
 
     Raises:
-        TypeError: an operand requires grad (use matmul/sum, which record).
+        ValueError: an equation NumPy refuses, naming it and the operand shapes.
     """
+    from gradwise.autograd.ops.einsum import Einsum
     if len(operands) == 1 and isinstance(operands[0], list | tuple):
         operands = tuple(operands[0])
-    if builtins.any(isinstance(op, Tensor) and op.requires_grad for op in operands):
-        raise TypeError("einsum: not recorded for autograd in gradwise; use matmul/sum instead")
-    arrays = [op._data if isinstance(op, Tensor) else np.asarray(op) for op in operands]
-    return Tensor._make(np.asarray(np.einsum(equation, *arrays)), False, None)
+    tensors = [_as_input(op) for op in operands]
+    return Einsum.apply(*tensors, equation=equation)
 
 
-__all__ = [*_METHOD_FUNCTIONS, "absolute", "as_tensor", "bincount", "bmm", "divide", "einsum",
-           "finfo", "get_num_threads", "iinfo", "greater", "set_num_threads", "histc",
-           "is_floating_point", "is_tensor", "less", "multiply", "negative", "outer", "subtract",
-           "true_divide"]
+__all__ = [*_METHOD_FUNCTIONS, "absolute", "as_tensor", "atleast_1d", "atleast_2d",
+           "atleast_3d", "block_diag", "bmm", "broadcast_shapes",
+           "broadcast_tensors", "bucketize", "cartesian_prod", "cdist", "divide", "einsum",
+           "finfo", "ger", "get_num_threads", "iinfo", "greater",
+           "set_num_threads", "histc", "is_floating_point", "is_tensor", "less", "meshgrid",
+           "multiply", "negative", "outer", "searchsorted", "subtract", "true_divide",
+           "chain_matmul", "column_stack", "corrcoef", "cov", "dstack", "hstack",
+           "matrix_power", "row_stack", "std_mean", "tensordot", "tril_indices", "triu_indices",
+           "vander", "var_mean", "vstack"]

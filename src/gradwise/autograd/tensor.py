@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html as _html
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, NamedTuple
 
@@ -13,6 +14,7 @@ from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd._args import dim_arg, keepdim_arg
 from gradwise.autograd.device import check_device
 from gradwise.autograd.grad_mode import _grad_enabled, set_grad_enabled
+from gradwise.autograd.tensor_extras import TensorExtras
 from gradwise.autograd.tensor_methods import Size, TensorMethods
 
 ArrayLike = Any
@@ -141,7 +143,7 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
-class Tensor(TensorMethods):
+class Tensor(TensorMethods, TensorExtras):
     """An n-dimensional array that records the operations applied to it for backpropagation.
 
     Attributes:
@@ -165,8 +167,23 @@ class Tensor(TensorMethods):
         "name",
         "__weakref__",
     )
-    def __init__(self, data: ArrayLike, dtype: Any = None, requires_grad: bool = False) -> None:
-        self._data = _as_array(data, dtype)
+    def __init__(self, data: ArrayLike = (), *sizes: int, dtype: Any = None,
+                 requires_grad: bool = False) -> None:
+        """``Tensor(data)`` as ``gw.tensor(data)`` but Python numbers become float32, as
+        PyTorch's ``torch.Tensor([1, 2])``; ``Tensor(2, 3)`` (ints only) is a float32 tensor
+        of that shape, as PyTorch's legacy constructor (zeros here, never stale memory);
+        ``Tensor()`` is empty.
+
+        Raises:
+            TypeError: sizes given together with non-int data.
+        """
+        if sizes or (type(data) is int and dtype is None):
+            shape = (data, *sizes)
+            if not all(type(n) is int or isinstance(n, np.integer) for n in shape):
+                raise TypeError(f"Tensor: expected data or int sizes, got {shape!r}")
+            self._data = np.zeros(shape, dtype=np.float32)
+        else:
+            self._data = _as_array(data, dtype)
         self._grad: np.ndarray | None = None
         self._grad_graph: Tensor | None = None
         self._ctx: Any = None
@@ -334,14 +351,25 @@ class Tensor(TensorMethods):
         """PyTorch's form: ``tensor([0.0900, 0.2447], grad_fn=<MulBackward0>)``; floats with 4
         decimals unless all are whole (``tensor([1., 2.])``); float32, int64 and bool, the
         dtypes a literal gets by default, are not named."""
+        from gradwise.autograd.printing import current as options
         data = self._data
         floatmode: Literal["fixed", "maxprec"] = "maxprec"
         if data.dtype.kind == "f" and data.size:
             finite = data[np.isfinite(data)]
             if finite.size and not np.all(finite == np.round(finite)):
                 floatmode = "fixed"  # torch pads every element to 4 decimals
-        body = np.array2string(data, separator=", ", prefix="tensor(", precision=4,
-                               floatmode=floatmode)
+        extra_options: dict[str, Any] = {}
+        if options.linewidth is not None:
+            extra_options["max_line_width"] = options.linewidth
+        if options.sci_mode is not None and data.dtype.kind == "f":
+            extra_options["formatter"] = {"float_kind": (
+                (lambda v: f"{v:.{options.precision}e}") if options.sci_mode
+                else (lambda v: f"{v:.{options.precision}f}"))}
+        body = np.array2string(data, separator=", ", prefix="tensor(",
+                               precision=options.precision, floatmode=floatmode,
+                               threshold=int(min(options.threshold, sys.maxsize)),
+                               edgeitems=options.edgeitems,
+                               **extra_options)
         extra = ""
         if data.dtype not in (np.float32, np.int64, np.bool_):
             extra += f", dtype={self._data.dtype}"

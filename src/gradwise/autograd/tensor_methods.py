@@ -211,14 +211,30 @@ class TensorMethods:
         """A broadcast view of self with ``other``'s shape, as ``torch.Tensor.expand_as``."""
         return self.broadcast_to(other.shape)
 
-    def movedim(self: Tensor, source: int, destination: int) -> Tensor:
-        """Move dim ``source`` to position ``destination``, the others keeping their order (a view).
+    def movedim(self: Tensor, source: Any, destination: Any) -> Tensor:
+        """Move dim(s) ``source`` to position(s) ``destination`` (ints or equal-length
+        tuples), the others keeping their order, as ``torch.movedim``; recorded.
+
+        Raises:
+            ValueError: the lengths differ or a dim repeats.
         """
-        perm = list(range(self.ndim))
-        src = _normalize_dim(source, self.ndim, "movedim")
-        perm.remove(src)
-        perm.insert(_normalize_dim(destination, self.ndim, "movedim"), src)
-        return self.permute(*perm)
+        sources = (source,) if isinstance(source, int | np.integer) else tuple(source)
+        targets = (destination,) if isinstance(destination, int | np.integer) else tuple(
+            destination)
+        if len(sources) != len(targets):
+            raise ValueError(f"movedim: source {source!r} and destination {destination!r} "
+                             "differ in length")
+        sources = tuple(_normalize_dim(s, self.ndim, "movedim") for s in sources)
+        targets = tuple(_normalize_dim(t, self.ndim, "movedim") for t in targets)
+        if len(set(sources)) != len(sources) or len(set(targets)) != len(targets):
+            raise ValueError(f"movedim: repeated dim in source {source!r} or destination "
+                             f"{destination!r}")
+        rest = iter(d for d in range(self.ndim) if d not in sources)
+        placed = dict(zip(targets, sources, strict=True))
+        perm = [placed[i] if i in placed else next(rest) for i in range(self.ndim)]
+        return self.permute(*perm) if perm != list(range(self.ndim)) else self[...]
+
+    moveaxis = movedim
 
     def repeat(self: Tensor, *sizes: Any) -> Tensor:
         """Tile the tensor ``sizes`` times along each dim (``torch.Tensor.repeat``)."""

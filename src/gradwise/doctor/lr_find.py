@@ -313,7 +313,8 @@ def lr_find(
                         " not both")
 
     params = list(model.parameters())
-    saved_weights = model.state_dict()
+    # state_dict() shares memory with the parameters (as in PyTorch): keep a copy
+    saved_weights = {name: value.clone() for name, value in model.state_dict().items()}
     saved_rng = model.rng_state() if hasattr(model, "rng_state") else None
     was_training = getattr(model, "training", True)
     saved_grads = [None if p._grad is None else p._grad.copy() for p in params]

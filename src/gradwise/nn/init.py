@@ -24,12 +24,17 @@ __all__ = [
     "as_generator",
     "calculate_gain",
     "constant_",
+    "dirac_",
+    "eye_",
     "get_initializer",
     "kaiming_normal_",
     "kaiming_uniform_",
     "normal_",
+    "orthogonal_",
     "reset_weight_and_bias_",
     "ones_",
+    "sparse_",
+    "trunc_normal_",
     "uniform_",
     "xavier_normal_",
     "xavier_uniform_",
@@ -169,6 +174,101 @@ def kaiming_normal_(
     fan = _fan(tensor, mode, "kaiming_normal_")
     return normal_(tensor, 0.0, calculate_gain(nonlinearity, a) / math.sqrt(fan),
                    as_generator(rng, generator))
+
+
+
+def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
+                  b: float = 2.0, rng: Any = None, generator: Any = None) -> Tensor:
+    """Fill with N(mean, std^2) truncated to [a, b] (absolute bounds, as
+    ``torch.nn.init.trunc_normal_``), by inverting the normal CDF on the uniform draws
+    between the bounds' probabilities (``scipy.special.ndtr``/``ndtri``; exact, no rejection).
+
+    Raises:
+        ValueError: ``a`` >= ``b`` or ``std`` <= 0.
+    """
+    from scipy import special
+    if not a < b or not std > 0:
+        raise ValueError(f"trunc_normal_: need a < b and std > 0, got a={a}, b={b}, std={std}")
+    low, high = special.ndtr((a - mean) / std), special.ndtr((b - mean) / std)
+    uniform = as_generator(rng, generator).uniform(low, high, tensor.shape)
+    return _fill(tensor, np.clip(mean + std * special.ndtri(uniform), a, b))
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1.0, rng: Any = None,
+                generator: Any = None) -> Tensor:
+    """Fill with a (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2013), as
+    ``torch.nn.init.orthogonal_``: the Q of a Gaussian matrix's QR, signs fixed by R's
+    diagonal so the distribution is uniform; dims after the first are flattened.
+
+    Raises:
+        ValueError: fewer than 2 dims.
+    """
+    if tensor.ndim < 2:
+        raise ValueError(f"orthogonal_: needs at least 2 dims, got shape {tuple(tensor.shape)}")
+    rows = tensor.shape[0]
+    cols = tensor._data.size // rows if rows else 0
+    flat = as_generator(rng, generator).normal(0.0, 1.0, (rows, cols))
+    if rows < cols:
+        flat = flat.T
+    q, r = np.linalg.qr(flat)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(tensor, (gain * q).reshape(tensor.shape))
+
+
+def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, rng: Any = None,
+            generator: Any = None) -> Tensor:
+    """Fill a 2-d tensor with N(0, std^2) and zero ``ceil(sparsity * rows)`` random entries
+    of each column (Martens 2010), as ``torch.nn.init.sparse_``.
+
+    Raises:
+        ValueError: not 2-d, or ``sparsity`` outside [0, 1].
+    """
+    if tensor.ndim != 2:
+        raise ValueError(f"sparse_: needs a 2-d tensor, got shape {tuple(tensor.shape)}")
+    if not 0 <= sparsity <= 1:
+        raise ValueError(f"sparse_: sparsity must be in [0, 1], got {sparsity}")
+    stream = as_generator(rng, generator)
+    rows, cols = tensor.shape
+    values = stream.normal(0.0, std, (rows, cols))
+    zeros = int(np.ceil(sparsity * rows))
+    for col in range(cols):
+        values[stream.permutation(rows)[:zeros], col] = 0
+    return _fill(tensor, values)
+
+
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """Fill a 3-, 4- or 5-d convolution weight with the Dirac delta, so the convolution is the
+    identity on as many channels as fit (per group), as ``torch.nn.init.dirac_``.
+
+    Raises:
+        ValueError: other dims, or out channels not divisible by ``groups``.
+    """
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: needs a 3-, 4- or 5-d tensor, got shape {tuple(tensor.shape)}")
+    out_channels = tensor.shape[0]
+    if groups < 1 or out_channels % groups:
+        raise ValueError(f"dirac_: out channels {out_channels} not divisible by groups {groups}")
+    per_group = out_channels // groups
+    values = np.zeros(tensor.shape, dtype=tensor._data.dtype)
+    centre = tuple(n // 2 for n in tensor.shape[2:])
+    for g in range(groups):
+        for d in range(min(per_group, tensor.shape[1])):
+            values[(g * per_group + d, d) + centre] = 1
+    return _fill(tensor, values)
+
+
+def eye_(tensor: Tensor) -> Tensor:
+    """Fill a 2-d tensor with the identity (ones on the main diagonal), as
+    ``torch.nn.init.eye_``.
+
+    Raises:
+        ValueError: not 2-d.
+    """
+    if tensor.ndim != 2:
+        raise ValueError(f"eye_: needs a 2-d tensor, got shape {tuple(tensor.shape)}")
+    return _fill(tensor, np.eye(*tensor.shape, dtype=tensor._data.dtype))
 
 
 #: the ``init=`` names a layer accepts besides "default"; each fills the weight, biases get zeros

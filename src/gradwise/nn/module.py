@@ -3,7 +3,8 @@
 A Module registers every ``Parameter``, sub-``Module`` and buffer assigned to it as an attribute,
 in assignment order, so ``parameters()``, ``state_dict()`` and ``repr`` walk the model the way it
 was written. ``state_dict`` keys and array layouts match PyTorch's, so weights move between the
-two with ``torch_module.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()})``.
+two with ``torch_module.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in
+sd.items()})``.
 """
 
 from __future__ import annotations
@@ -427,13 +428,21 @@ class Module:
                     state[dot + name] = buffer
         return state
 
-    def state_dict(self) -> OrderedDict[str, np.ndarray]:
-        """Every parameter and persistent buffer as a copied ndarray, keyed like PyTorch."""
+    def state_dict(self) -> OrderedDict[str, Tensor]:
+        """Every parameter and persistent buffer as a detached Tensor, keyed like PyTorch.
+
+        As ``torch.nn.Module.state_dict``: the Tensors share memory (and the version counter)
+        with the parameters and buffers, so they change as training continues; copy them
+        (``{k: v.clone() for k, v in sd.items()}``) to keep a snapshot. ``np.asarray(value)``
+        gives each one's array without a copy.
+        """
         tensors = self._state_tensors()
-        return OrderedDict((name, np.array(t._data, copy=True)) for name, t in tensors.items())
+        return OrderedDict((name, t.detach()) for name, t in tensors.items())
 
     def load_state_dict(self, state_dict: Any, strict: bool = True) -> IncompatibleKeys:
-        """Copy arrays (or Tensors, or torch tensors) into the parameters and buffers in place.
+        """Copy Tensors (or torch tensors, or, as a gradwise extension, NumPy arrays and
+        array-likes) into the parameters and buffers in place, as PyTorch's
+        ``Module.load_state_dict``.
 
         Every problem (missing keys and unexpected keys when ``strict``, shape mismatches always)
         is reported in one StateDictError, and then nothing has been loaded. As in PyTorch, a

@@ -52,7 +52,8 @@ def save_safetensors(
         raise TypeError("save_safetensors: metadata must map strings to strings")
     # np.require, not np.ascontiguousarray: the latter turns 0-d arrays (BatchNorm's
     # num_batches_tracked) into shape (1,), which neither gradwise nor PyTorch reads back as 0-d
-    state = {key: np.require(value, requirements="C") for key, value in model.state_dict().items()}
+    state = {key: np.require(np.asarray(value), requirements="C")
+             for key, value in model.state_dict().items()}
     # canonical header: the same weights always give the same bytes
     atomic_write_bytes(Path(path), dump_safetensors(state, metadata=metadata))
 

@@ -742,3 +742,282 @@ class SequentialLR(LRScheduler):
         for scheduler, scheduler_state in zip(self._schedulers, saved, strict=True):
             scheduler.load_state_dict(scheduler_state)
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "_schedulers"})
+
+
+class MultiplicativeLR(LRScheduler):
+    """Multiply the learning rate by ``lr_lambda(step)`` at every step, as PyTorch's
+    ``MultiplicativeLR``: ``lr(t) = base_lr * prod_{k=1..t} lr_lambda(k)``.
+
+    Args:
+        optimizer: the optimizer to schedule.
+        lr_lambda: a function of the step count returning a factor, or one per param group
+            (not saved by ``state_dict()``, as :class:`LambdaLR`).
+        last_epoch: see :class:`LRScheduler`.
+
+    Raises:
+        TypeError: ``lr_lambda`` is not callable. ValueError: a list of the wrong length.
+    """
+
+    _not_saved = (*LRScheduler._not_saved, "lr_lambdas")
+
+    def __init__(self, optimizer: Optimizer, lr_lambda: Any, last_epoch: int = -1) -> None:
+        groups = len(optimizer.param_groups)
+        functions = list(lr_lambda) if isinstance(lr_lambda, list | tuple) else (
+            [lr_lambda] * groups)
+        if len(functions) != groups:
+            raise ValueError(f"MultiplicativeLR: expected {groups} lr_lambdas (one per param "
+                             f"group), got {len(functions)}")
+        for function in functions:
+            if not callable(function):
+                raise TypeError(f"MultiplicativeLR: lr_lambda must be callable, got "
+                                f"{function!r}")
+        self.lr_lambdas = functions
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch <= 0:
+            return self._current_lrs()
+        return [group["lr"] * function(self.last_epoch) for group, function in
+                zip(self.optimizer.param_groups, self.lr_lambdas, strict=True)]
+
+    def lr_at(self, step: int) -> list[float]:
+        out = []
+        for base_lr, function in zip(self.base_lrs, self.lr_lambdas, strict=True):
+            for k in range(1, step + 1):
+                base_lr *= function(k)
+            out.append(base_lr)
+        return out
+
+
+class ConstantLR(LRScheduler):
+    """The learning rate times ``factor`` for the first ``total_iters`` steps, then the base
+    rate, as PyTorch's ``ConstantLR``.
+
+    Raises:
+        ValueError: ``factor`` outside [0, 1] or ``total_iters`` not a non-negative int.
+    """
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1) -> None:
+        _check("ConstantLR", _is_real(factor) and 0 <= factor <= 1, "factor", "in [0, 1]",
+               factor)
+        _check("ConstantLR", _is_int(total_iters) and total_iters >= 0, "total_iters",
+               "an int >= 0", total_iters)
+        self.factor, self.total_iters = factor, total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        if self.last_epoch == 0:
+            return [group["lr"] * self.factor for group in self.optimizer.param_groups]
+        if self.last_epoch != self.total_iters:
+            return self._current_lrs()
+        return [group["lr"] / self.factor for group in self.optimizer.param_groups]
+
+    def lr_at(self, step: int) -> list[float]:
+        scale = self.factor if step < self.total_iters else 1.0
+        return [base_lr * scale for base_lr in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """Decay the learning rate to 0 over ``total_iters`` steps along a polynomial, as
+    PyTorch's ``PolynomialLR``: ``lr(t) = base_lr * (1 - min(t, total_iters) / total_iters)
+    ** power``.
+
+    Raises:
+        ValueError: ``total_iters`` not a positive int, ``power`` not a finite number.
+    """
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
+                 last_epoch: int = -1) -> None:
+        _check("PolynomialLR", _is_int(total_iters) and total_iters > 0, "total_iters",
+               "a positive int", total_iters)
+        _check("PolynomialLR", _is_real(power), "power", "a finite number", power)
+        self.total_iters, self.power = total_iters, power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        t, total = self.last_epoch, self.total_iters
+        if t == 0 or t > total:
+            return self._current_lrs()
+        factor = ((1.0 - t / total) / (1.0 - (t - 1) / total)) ** self.power
+        return [group["lr"] * factor for group in self.optimizer.param_groups]
+
+    def lr_at(self, step: int) -> list[float]:
+        factor = (1.0 - min(step, self.total_iters) / self.total_iters) ** self.power
+        return [base_lr * factor for base_lr in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    r"""Cosine annealing from ``base_lr`` to ``eta_min`` over ``T_i`` steps, then a restart,
+    with ``T_i`` growing by ``T_mult`` after each restart (SGDR: Loshchilov and Hutter, 2017),
+    as PyTorch's ``CosineAnnealingWarmRestarts``:
+    ``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2``.
+
+    ``step()`` advances one step; ``step(epoch)`` (a float allowed) jumps to that point, as
+    PyTorch's.
+
+    Raises:
+        ValueError: ``T_0`` not a positive int, ``T_mult`` not an int >= 1, ``eta_min`` < 0.
+    """
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1,  # noqa: N803
+                 eta_min: float = 0.0, last_epoch: int = -1) -> None:
+        owner = "CosineAnnealingWarmRestarts"
+        _check(owner, _is_int(T_0) and T_0 > 0, "T_0", "a positive int", T_0)
+        _check(owner, _is_int(T_mult) and T_mult >= 1, "T_mult", "an int >= 1", T_mult)
+        _check(owner, _is_real(eta_min) and eta_min >= 0, "eta_min", ">= 0", eta_min)
+        self.T_0, self.T_mult, self.eta_min = T_0, T_mult, eta_min
+        self.T_i: float = T_0
+        self.T_cur: float = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list[float]:
+        return [self.eta_min + (base_lr - self.eta_min)
+                * (1 + math.cos(math.pi * self.T_cur / self.T_i)) / 2
+                for base_lr in self.base_lrs]
+
+    def _position(self, epoch: float) -> tuple[float, float]:
+        """(T_cur, T_i) at ``epoch`` steps from the start."""
+        if epoch < self.T_0:
+            return epoch, self.T_0
+        if self.T_mult == 1:
+            return epoch % self.T_0, self.T_0
+        n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+        return (epoch - self.T_0 * (self.T_mult**n - 1) / (self.T_mult - 1),
+                self.T_0 * self.T_mult**n)
+
+    def step(self, epoch: float | None = None) -> None:
+        """One step on, or (``epoch`` given) to the point ``epoch`` of the schedule.
+
+        Raises:
+            ValueError: a negative ``epoch``.
+        """
+        self._step_count += 1
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur -= self.T_i
+                self.T_i *= self.T_mult
+        else:
+            if epoch < 0:
+                raise ValueError(f"CosineAnnealingWarmRestarts: epoch must be >= 0, got "
+                                 f"{epoch!r}")
+            self.T_cur, self.T_i = self._position(epoch)
+        self.last_epoch = math.floor(epoch)
+        for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):
+            group["lr"] = lr
+        self._last_lr = self._current_lrs()
+
+    def lr_at(self, step: int) -> list[float]:
+        t_cur, t_i = self._position(step)
+        return [self.eta_min + (base_lr - self.eta_min) * (1 + math.cos(math.pi * t_cur / t_i))
+                / 2 for base_lr in self.base_lrs]
+
+
+class CyclicLR(LRScheduler):
+    """Cycle the learning rate between ``base_lr`` and ``max_lr`` (Smith, "Cyclical Learning
+    Rates for Training Neural Networks", 2017), as PyTorch's ``CyclicLR``; call ``step()``
+    after every batch. Momentum cycles the opposite way between ``max_momentum`` and
+    ``base_momentum`` when ``cycle_momentum`` (SGD's momentum or Adam's beta1).
+
+    Args:
+        base_lr, max_lr: the bounds, one value or one per param group.
+        step_size_up, step_size_down: steps of the rising and falling halves (down defaults
+            to up).
+        mode: "triangular", "triangular2" (amplitude halves each cycle) or "exp_range"
+            (amplitude times ``gamma ** step``); or ``scale_fn`` with ``scale_mode``.
+
+    Raises:
+        ValueError: an unknown mode, non-positive step sizes, or ``cycle_momentum`` with an
+            optimizer that has no momentum.
+    """
+
+    _not_saved = (*LRScheduler._not_saved, "_scale_fn_custom")
+
+    def __init__(self, optimizer: Optimizer, base_lr: Any, max_lr: Any,
+                 step_size_up: int = 2000, step_size_down: int | None = None,
+                 mode: str = "triangular", gamma: float = 1.0, scale_fn: Any = None,
+                 scale_mode: str = "cycle", cycle_momentum: bool = True,
+                 base_momentum: Any = 0.8, max_momentum: Any = 0.9,
+                 last_epoch: int = -1) -> None:
+        owner = "CyclicLR"
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{owner}: expected a gradwise Optimizer, got "
+                            f"{type(optimizer).__name__}")
+        _check(owner, _is_int(step_size_up) and step_size_up > 0, "step_size_up",
+               "a positive int", step_size_up)
+        down = step_size_up if step_size_down is None else step_size_down
+        _check(owner, _is_int(down) and down > 0, "step_size_down", "a positive int", down)
+        if scale_fn is None:
+            _check(owner, mode in ("triangular", "triangular2", "exp_range"), "mode",
+                   "'triangular', 'triangular2' or 'exp_range'", mode)
+        _check(owner, scale_mode in ("cycle", "iterations"), "scale_mode",
+               "'cycle' or 'iterations'", scale_mode)
+        base_lrs = _per_group(owner, "base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups, strict=True):
+                group["lr"] = lr
+        self.max_lrs = _per_group(owner, "max_lr", optimizer, max_lr)
+        self.total_size = float(step_size_up + down)
+        self.step_ratio = step_size_up / self.total_size
+        self.mode, self.gamma = mode, gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode if scale_fn is not None else (
+            "iterations" if mode == "exp_range" else "cycle")
+        self.cycle_momentum = bool(cycle_momentum)
+        self.use_beta1 = False
+        if self.cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError(f"{owner}: cycle_momentum=True needs an optimizer with "
+                                 f"'momentum' or 'betas'; {type(optimizer).__name__} has "
+                                 "neither (pass cycle_momentum=False)")
+            self.use_beta1 = "betas" in optimizer.defaults
+            self.base_momentums = _per_group(owner, "base_momentum", optimizer, base_momentum)
+            self.max_momentums = _per_group(owner, "max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for momentum, group in zip(self.max_momentums, optimizer.param_groups,
+                                           strict=True):
+                    self._set_momentum(group, momentum)
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def _set_momentum(self, group: dict[str, Any], momentum: float) -> None:
+        if self.use_beta1:
+            group["betas"] = (momentum, *group["betas"][1:])
+        else:
+            group["momentum"] = momentum
+
+    def _scale(self, x: float) -> float:
+        if self._scale_fn_custom is not None:
+            return float(self._scale_fn_custom(x))
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma**x
+
+    def _factors(self, step: int) -> tuple[float, float]:
+        """(height factor in [0, 1], amplitude scale) at ``step``."""
+        cycle = math.floor(1 + step / self.total_size)
+        x = 1.0 + step / self.total_size - cycle
+        factor = x / self.step_ratio if x <= self.step_ratio else (x - 1) / (
+            self.step_ratio - 1)
+        return factor, self._scale(cycle if self.scale_mode == "cycle" else step)
+
+    def get_lr(self) -> list[float]:
+        factor, scale = self._factors(self.last_epoch)
+        if self.cycle_momentum:
+            for group, low, high in zip(self.optimizer.param_groups, self.base_momentums,
+                                        self.max_momentums, strict=True):
+                self._set_momentum(group, high - (high - low) * factor * scale)
+        return self.lr_at(self.last_epoch)
+
+    def lr_at(self, step: int) -> list[float]:
+        factor, scale = self._factors(step)
+        base_lrs = getattr(self, "base_lrs", None) or [
+            group["initial_lr"] for group in self.optimizer.param_groups]
+        return [low + (high - low) * factor * scale
+                for low, high in zip(base_lrs, self.max_lrs, strict=True)]

@@ -237,8 +237,9 @@ class Optimizer:
 
         Returns:
             ``{"state": {index: {name: value}}, "param_groups": [{..., "params": [indices]}]}``,
-            where indices count parameters across groups in order. Arrays are copies
-            (``np.ndarray``), so the dict does not change as training continues. Use
+            where indices count parameters across groups in order. State arrays are Tensors,
+            as in PyTorch, but copies (PyTorch shares them), so the dict does not change as
+            training continues; ``step`` counters stay Python numbers (docs/PORTING.md). Use
             :func:`split_state` to separate the arrays from the JSON-serialisable rest.
         """
         index_of: dict[int, int] = {}
@@ -254,7 +255,8 @@ class Optimizer:
         for param, values in self.state.items():
             if values and id(param) in index_of:
                 state[index_of[id(param)]] = {
-                    k: (v.copy() if isinstance(v, np.ndarray) else copy.deepcopy(v))
+                    k: (Tensor._make(v.copy(), False, None) if isinstance(v, np.ndarray)
+                        else copy.deepcopy(v))
                     for k, v in values.items()
                 }
         return {"state": dict(sorted(state.items())), "param_groups": groups}
@@ -263,7 +265,8 @@ class Optimizer:
         """Restore state saved by :meth:`state_dict` (checked completely before anything changes).
 
         Group hyperparameters come from the saved dict; the parameters stay this optimizer's.
-        State arrays are copied and cast to their parameter's dtype.
+        State tensors (or NumPy arrays, a gradwise extension; or torch tensors) are copied and
+        cast to their parameter's dtype.
 
         Raises:
             ValueError: the group count, a group's parameter count, a state index, or an array's
@@ -304,6 +307,7 @@ class Optimizer:
                                  f"which no saved group lists")
             restored = {}
             for name, value in values.items():
+                value = _state_array(value)
                 if isinstance(value, np.ndarray):
                     if value.shape != param._data.shape:
                         raise ValueError(f"{where}: state '{name}' of parameter {index} has "
@@ -328,6 +332,19 @@ class Optimizer:
         return "\n".join(lines)
 
 
+def _state_array(value: Any) -> Any:
+    """A state entry's array when it is a Tensor, a torch tensor or an ndarray; else itself.
+
+    A 0-d torch tensor (PyTorch's ``step``) becomes a Python number, gradwise's form.
+    """
+    if isinstance(value, Tensor):
+        return value._data
+    if hasattr(value, "detach") and hasattr(value, "numpy"):  # a torch tensor
+        array = value.detach().cpu().numpy()
+        return array.item() if array.ndim == 0 else array
+    return value
+
+
 def _label(param: Tensor) -> str:
     return param.name if param.name else f"shape {param._data.shape}"
 
@@ -336,7 +353,8 @@ def _label(param: Tensor) -> str:
 def split_state(state_dict: StateDict) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Split an optimizer ``state_dict()`` into arrays and a JSON-serialisable rest.
 
-    Arrays go to a flat ``{"state.<index>.<name>": array}`` dict (ready for safetensors); in the
+    Tensors and arrays go to a flat ``{"state.<index>.<name>": array}`` dict of ndarrays (ready
+    for safetensors); in the
     rest each one is replaced by ``{"__array__": "<key>"}``, integer keys become strings, tuples
     become lists and NumPy scalars become Python numbers.
 
@@ -353,6 +371,7 @@ def split_state(state_dict: StateDict) -> tuple[dict[str, np.ndarray], dict[str,
     for index, values in state_dict["state"].items():
         entry: dict[str, Any] = {}
         for name, value in values.items():
+            value = _state_array(value)
             if isinstance(value, np.ndarray):
                 key = f"state.{index}.{name}"
                 arrays[key] = value
@@ -368,7 +387,8 @@ def split_state(state_dict: StateDict) -> tuple[dict[str, np.ndarray], dict[str,
 
 
 def join_state(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> StateDict:
-    """Rebuild an optimizer state_dict from :func:`split_state`'s ``(arrays, meta)``.
+    """Rebuild an optimizer state_dict from :func:`split_state`'s ``(arrays, meta)``, with the
+    arrays as Tensors, as :meth:`Optimizer.state_dict` gives them.
 
     Raises:
         KeyError: ``meta`` refers to an array that ``arrays`` does not hold.
@@ -381,7 +401,7 @@ def join_state(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> StateDict
                 key = value[_ARRAY_MARK]
                 if key not in arrays:
                     raise KeyError(f"join_state: meta refers to array {key!r}, which is missing")
-                entry[name] = np.asarray(arrays[key])
+                entry[name] = Tensor._make(np.asarray(arrays[key]), False, None)
             else:
                 entry[name] = copy.deepcopy(value)
         state[int(index)] = entry

@@ -189,7 +189,7 @@ def all_finite(model: nn.Module) -> bool:
     """Whether every floating-point array in ``model.state_dict()`` is finite."""
     return all(
         array.dtype.kind != "f" or bool(np.all(np.isfinite(array)))
-        for array in model.state_dict().values()
+        for array in map(np.asarray, model.state_dict().values())
     )
 
 
@@ -200,7 +200,7 @@ def save_weights(model: nn.Module, path: Path, config: TrainConfig) -> str:
     Raises:
         RunError: an array holds NaN or Inf (nothing is written).
     """
-    state = {name: np.require(array, requirements="C")  # 0-d stays 0-d
+    state = {name: np.require(np.asarray(array), requirements="C")  # 0-d stays 0-d
              for name, array in model.state_dict().items()}
     bad = [name for name, array in state.items()
            if array.dtype.kind == "f" and not np.all(np.isfinite(array))]

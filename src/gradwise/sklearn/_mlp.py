@@ -275,7 +275,7 @@ class _BaseMLP(BaseEstimator):
                 improved = score > best + self.tol
                 if score > best:
                     self.best_validation_score_ = score
-                    best_state = {k: v.copy() for k, v in self.model_.state_dict().items()}
+                    best_state = {k: v.clone() for k, v in self.model_.state_dict().items()}
             else:
                 best_loss = self.best_loss_
                 assert best_loss is not None  # no early stopping (partial_fit refuses it)

@@ -29,6 +29,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.kernels import conv as conv_kernels
+from gradwise.autograd.kernels import jit_enabled
 from gradwise.autograd.ops._spatial import (
     CHUNK_BYTES,
     Pair,
@@ -44,6 +46,10 @@ from gradwise.autograd.ops._spatial import (
 #: ... unless the whole batch's rows fit in this many bytes: then they are built in one piece and
 #: the forward keeps them for the weight gradient (the first layer of the benchmark CNN: 3.6 MB)
 _WHOLE_BATCH_BYTES = 4 << 20
+
+def _use_kernels(x: np.ndarray) -> bool:
+    """Whether the numba kernels run for this input (they are compiled for float32/64 only)."""
+    return jit_enabled() and x.dtype in (np.float32, np.float64)
 
 
 def _images_per_chunk(n: int, bytes_per_image: int) -> int:
@@ -76,18 +82,19 @@ class Conv2d(Function):
             output_size(w, kw, stride[1], padding[1], dilation[1]),
         )
         pixels = out_hw[0] * out_hw[1]
-        x_padded = pad_hw(nhwc(x), padding)  # (N, Hp, Wp, C)
+        ctx.weight, ctx.has_bias = weight, bias is not None
+        ctx.geometry = (x.shape, out_hw, stride, padding, dilation)
+        ctx.use_kernels = _use_kernels(x)
+        ctx.x_padded = pad_hw(nhwc(x), padding)  # (N, Hp, Wp, C)
         w_matrix = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, c_out)  # (kh*kw*C, C_out)
         out = np.empty((n * pixels, c_out), dtype=x.dtype)  # NHWC rows
         start, stop, cols = 0, 0, None
-        for start, stop, cols in _im2col_chunks(x_padded, (kh, kw), out_hw, stride, dilation):
+        for start, stop, cols in _im2col_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation):
             _matmul_add_bias(cols, w_matrix, bias, out[start * pixels : stop * pixels])
         # Unless the whole batch was one chunk, backward rebuilds the im2col rows chunk by chunk
         # instead of keeping them: they are kh*kw times the input's size, and a fresh buffer
         # that large costs more in page faults than the copy that recomputes it.
         ctx.cols = cols if start == 0 and stop == n else None
-        ctx.x_padded, ctx.weight, ctx.has_bias = x_padded, weight, bias is not None
-        ctx.geometry = (x.shape, out_hw, stride, padding, dilation)
         return nchw(out.reshape(n, out_hw[0], out_hw[1], c_out))
 
     @staticmethod
@@ -115,7 +122,7 @@ class Conv2d(Function):
             # a matrix-vector product: 3-4x faster than sum(axis=0), and more accurate
             grad_b = np.ones(grad_rows.shape[0], dtype=grad_rows.dtype) @ grad_rows
         if needs[0]:
-            grad_x = _conv_input_grad(grad_rows, weight, ctx.geometry)
+            grad_x = _conv_input_grad(grad_rows, weight, ctx.geometry, ctx.use_kernels)
         if ctx.has_bias:
             return grad_x, grad_w, grad_b
         return grad_x, grad_w
@@ -142,7 +149,9 @@ def _im2col_chunks(
 
     ``cols[row of (n, y, x), (i, j, c)] = x_padded[n, y*s + i*d, x*s + j*d, c]``. One buffer of
     about ``CHUNK_BYTES`` is reused for every chunk, so it stays in cache for the matmul that
-    reads it; the caller must use each chunk before asking for the next.
+    reads it; the caller must use each chunk before asking for the next. (A numba im2col was
+    measured against this copy from a strided view and lost: 2x slower on every benchmark
+    shape, 1 thread; NumPy copies runs of C numbers as well as any loop does.)
     """
     n, c = x_padded.shape[0], x_padded.shape[3]
     k = kernel[0] * kernel[1] * c
@@ -176,14 +185,18 @@ def _windows(
     return view.transpose(0, 1, 2, 4, 5, 3)
 
 
-def _conv_input_grad(grad_rows: np.ndarray, weight: np.ndarray, geometry: tuple) -> np.ndarray:
+def _conv_input_grad(
+    grad_rows: np.ndarray, weight: np.ndarray, geometry: tuple, use_kernels: bool = False
+) -> np.ndarray:
     """dL/dx: one matmul ``dY @ W^T`` per chunk of images, then col2im into the input's shape.
 
     Row ``(n, y, x)`` of ``dY @ W^T`` holds, for every kernel offset (i, j), the C numbers that
     flow back to input pixel ``(y*s + i*d - p, x*s + j*d - p)``; each offset's block is added
     into the input gradient at that offset's window, clipped to the unpadded input (no padded
     buffer, and the result is contiguous NHWC). With stride 1 and "same" padding the centre
-    offset covers the whole input, so it is copied in first instead of zero-filling.
+    offset covers the whole input, so it is copied in first instead of zero-filling. With
+    ``use_kernels`` the numba ``col2im`` does the adding instead, images in parallel, offsets in
+    the same order.
     """
     (n, c, h, w), out_hw, stride, padding, dilation = geometry
     c_out, _, kh, kw = weight.shape
@@ -200,6 +213,9 @@ def _conv_input_grad(grad_rows: np.ndarray, weight: np.ndarray, geometry: tuple)
     # an offset that covers everything goes first and is copied; the others are added
     targets.sort(key=lambda target: not target[-1])
     full_cover = bool(targets) and targets[0][-1]
+    if use_kernels:  # col2im zeroes each image itself
+        order = np.array([i * kw + j for i, j, *_ in targets], dtype=np.int64)
+        full_cover = True
     grad_x = (np.empty if full_cover else np.zeros)((n, h, w, c), dtype=grad_rows.dtype)
     step = _images_per_chunk(n, pixels * kh * kw * c * grad_rows.itemsize)
     buffer = np.empty((min(step, n) * pixels, kh * kw * c), dtype=grad_rows.dtype)
@@ -209,6 +225,10 @@ def _conv_input_grad(grad_rows: np.ndarray, weight: np.ndarray, geometry: tuple)
         np.matmul(grad_rows[start * pixels : stop * pixels], w_rows, out=parts)
         parts = parts.reshape(stop - start, *out_hw, kh, kw, c)
         image = grad_x[start:stop]
+        if use_kernels:
+            conv_kernels.col2im(parts, order, stride[0], stride[1], padding[0], padding[1],
+                                dilation[0], dilation[1], image)
+            continue
         for number, (i, j, (out_y, out_x), (in_y, in_x), _) in enumerate(targets):
             source = parts[:, out_y, out_x, i, j]  # (images, rows, cols, C)
             if number == 0 and full_cover:

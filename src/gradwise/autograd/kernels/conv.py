@@ -1,0 +1,50 @@
+"""numba kernels for 2-D convolution over NHWC arrays (see ``autograd/ops/conv.py``).
+
+The NumPy references live in ``autograd/ops/conv.py``: ``_im2col_chunks`` (a copy from a
+strided view of the padded input) and ``_conv_input_grad`` (col2im by clipped slices).
+``tests/kernels/test_spatial_kernels.py`` compares each kernel with its reference.
+
+``col2im`` is serial: the op calls it once per chunk of a few images (about ``CHUNK_BYTES``),
+between matrix products that have both cores; handing each chunk to a thread pool cost more than
+the work (0.8 ms against 0.02 ms per chunk on the shared 2-core machine under load).
+
+Not here, measured and left out: an im2col kernel (2x slower than NumPy's copy from a strided
+view on every benchmark shape), and a direct convolution for few-channel inputs (1- or 3-channel
+first layers), loops over (pixel, kernel offset, channel) with the output channels innermost.
+On the benchmark shapes it lost to im2col + BLAS (1 thread, float32: 1->32 channels 28x28 batch
+128: 3.2 ms vs 2.7 ms; 3->6 channels 5x5 32x32 batch 64: 28 ms vs 2.3 ms; 3->32: 30 ms vs 9 ms),
+and it makes the backward rebuild the im2col rows that the forward otherwise keeps.
+"""
+
+from __future__ import annotations
+
+from gradwise.autograd.kernels._jit import kernel
+
+
+@kernel(parallel=False)
+def col2im(parts, order, sh, sw, ph, pw, dh, dw, grad_x):  # pragma: no cover
+    """Add every output pixel's (kh, kw, C) block of ``parts`` back onto the input it came from.
+
+    ``grad_x[b, y*sh + i*dh - ph, x*sw + j*dw - pw, c] += parts[b, y, x, i, j, c]`` for the
+    positions inside the input (padding is dropped). Shapes: parts (images, Ho, Wo, kh, kw, C);
+    grad_x (images, H, W, C), which may be uninitialised: each image is zeroed first. Kernel
+    offsets are added in the sequence ``order`` (row-major offset numbers) that the NumPy
+    reference uses, so each element's sum is formed in the same order: the results are equal
+    bit for bit (up to the sign of a zero: the reference copies its first term, 0 + -0 is +0).
+    """
+    images, ho, wo, kw = parts.shape[0], parts.shape[1], parts.shape[2], parts.shape[4]
+    h, w, c = grad_x.shape[1], grad_x.shape[2], grad_x.shape[3]
+    for b in range(images):
+        grad_x[b] = 0
+        for number in order:
+            i, j = number // kw, number % kw
+            for y in range(ho):
+                row = y * sh + i * dh - ph
+                if row < 0 or row >= h:
+                    continue
+                for xo in range(wo):
+                    col = xo * sw + j * dw - pw
+                    if col < 0 or col >= w:
+                        continue
+                    for ch in range(c):
+                        grad_x[b, row, col, ch] += parts[b, y, xo, i, j, ch]

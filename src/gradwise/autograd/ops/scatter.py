@@ -1,0 +1,165 @@
+"""Scatter along a dim (``torch.scatter``, ``scatter_add``, ``scatter_reduce``, and through
+them ``index_add``): write or reduce ``src`` into a copy of ``x`` at the positions ``index``
+names along ``dim``.
+
+For 2-d input and dim 0 the position of ``src[i][j]`` is ``(index[i][j], j)``; ``index`` may be
+smaller than ``src`` (only its extent is used) and has as many dims as ``x``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradwise.autograd.function import Function
+
+REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
+
+
+def scatter_positions(op: str, x_shape: tuple[int, ...], index: np.ndarray, dim: int,
+                      src_shape: tuple[int, ...] | None) -> tuple[np.ndarray, ...]:
+    """The index tuple of the positions in ``x`` written by each entry of ``index``.
+
+    Raises:
+        TypeError: ``index`` is not integer. ValueError: dims differ, ``index`` is larger than
+        ``src`` (or than ``x`` off ``dim``). IndexError: an index is out of range.
+    """
+    if index.dtype.kind not in "iu":
+        raise TypeError(f"{op}: index must be an integer tensor, got {index.dtype}")
+    if index.ndim != len(x_shape):
+        raise ValueError(f"{op}: index has {index.ndim} dims, the tensor of shape {x_shape} "
+                         f"has {len(x_shape)}")
+    for d, n in enumerate(index.shape):
+        if src_shape is not None and len(src_shape) == len(x_shape) and n > src_shape[d]:
+            raise ValueError(f"{op}: index of shape {index.shape} is larger than src of shape "
+                             f"{src_shape} in dim {d}")
+        if d != dim and n > x_shape[d]:
+            raise ValueError(f"{op}: index of shape {index.shape} is larger than the tensor "
+                             f"of shape {x_shape} in dim {d}")
+    if index.size and (index.min() < -x_shape[dim] or index.max() >= x_shape[dim]):
+        raise IndexError(f"{op}: index out of range for dim {dim} of size {x_shape[dim]} "
+                         f"(values from {index.min()} to {index.max()})")
+    grids: list[np.ndarray] = list(np.indices(index.shape, sparse=True))
+    grids[dim] = index % x_shape[dim] if index.size else index
+    return tuple(grids)
+
+
+def _src_part(src: np.ndarray, index_shape: tuple[int, ...]) -> np.ndarray:
+    """The entries of ``src`` that ``index`` uses (a number broadcasts)."""
+    if src.ndim == 0:
+        return np.broadcast_to(src, index_shape)
+    return src[tuple(slice(0, n) for n in index_shape)]
+
+
+def _src_grad(grad_part: np.ndarray, src: np.ndarray) -> np.ndarray:
+    """``grad_part`` (index-shaped) placed into a zero array shaped like ``src``."""
+    if src.ndim == 0:
+        return np.asarray(grad_part.sum(), dtype=src.dtype)
+    out = np.zeros(src.shape, dtype=grad_part.dtype)
+    out[tuple(slice(0, n) for n in grad_part.shape)] = grad_part
+    return out
+
+
+class Scatter(Function):
+    """``x`` with ``src`` written (``reduce=None``) or reduced (``"sum"``, ``"prod"``,
+    ``"mean"``, ``"amax"``, ``"amin"``; ``include_self`` as torch's ``scatter_reduce``) at the
+    positions ``index`` names along ``dim``.
+
+    Local derivative: written positions send no gradient to ``x`` and src gets the gradient
+    there; "sum" passes it to both; "mean" divides by the count of contributors; "amax"/"amin"
+    split it evenly among the contributors equal to the result (PyTorch's rule); "prod" gives
+    each contributor the product of the others. Duplicate positions with ``reduce=None`` keep
+    one of the writes (which one is unspecified in PyTorch too).
+    Shape: x (...), src like index or larger (or a number) -> x's shape.
+    """
+
+    owns_grads = True
+    tensor_args = (0, 1)
+
+    @staticmethod
+    def forward(ctx, x, src, index, dim, reduce=None, include_self=True, op="scatter"):
+        positions = scatter_positions(op, x.shape, index, dim, src.shape)
+        part = _src_part(src, index.shape).astype(x.dtype, copy=False)
+        out = x.copy()
+        ctx.positions, ctx.reduce, ctx.include_self = positions, reduce, include_self
+        ctx.x, ctx.src, ctx.part = x, src, part
+        if reduce is None:
+            out[positions] = part
+            touched = np.zeros(x.shape, dtype=bool)
+            touched[positions] = True
+            ctx.touched = touched
+            return out
+        count = np.zeros(x.shape, dtype=np.int64)
+        np.add.at(count, positions, 1)
+        touched = count > 0
+        if not include_self:
+            identity = {"sum": 0, "mean": 0, "prod": 1,
+                        "amax": -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min,
+                        "amin": np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).max}
+            out[touched] = identity[reduce]
+        if reduce in ("sum", "mean"):
+            np.add.at(out, positions, part)
+            if reduce == "mean":
+                total = count + (1 if include_self else 0)
+                total = np.maximum(total, 1)
+                if out.dtype.kind == "f":
+                    out = out / total.astype(out.dtype)
+                else:
+                    out = np.floor_divide(out, total).astype(out.dtype)
+                ctx.total = total
+        elif reduce == "prod":
+            np.multiply.at(out, positions, part)
+        else:
+            (np.maximum if reduce == "amax" else np.minimum).at(out, positions, part)
+        ctx.touched, ctx.out = touched, out
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        positions, reduce = ctx.positions, ctx.reduce
+        x, src = ctx.x, ctx.src
+        keep_self = ctx.include_self or None
+        if reduce is None:
+            grad_x = np.where(ctx.touched, 0, grad)
+            grad_part = grad[positions]
+        elif reduce == "sum":
+            grad_x = grad if keep_self else np.where(ctx.touched, 0, grad)
+            grad_part = grad[positions]
+        elif reduce == "mean":
+            scaled = grad / ctx.total
+            grad_x = scaled if keep_self else np.where(ctx.touched, 0, grad)
+            grad_part = scaled[positions]
+        elif reduce == "prod":
+            grad_x, grad_part = _prod_grads(ctx, grad)
+        else:  # amax / amin: split among the contributors equal to the result
+            out = ctx.out
+            self_hits = (x == out) & (bool(ctx.include_self) | ~ctx.touched)
+            part_hits = ctx.part == out[positions]
+            hits = self_hits.astype(grad.dtype)
+            np.add.at(hits, positions, part_hits)
+            share = grad / np.maximum(hits, 1)
+            grad_x = np.where(self_hits, share, 0)
+            grad_part = np.where(part_hits, share[positions], 0)
+        return grad_x.astype(grad.dtype, copy=False), _src_grad(
+            np.asarray(grad_part, dtype=grad.dtype), src)
+
+
+def _prod_grads(ctx, grad):
+    """Gradients of a scattered product: each contributor gets the product of the others
+    (the count of zeros decides, so a zero contributor is handled exactly)."""
+    x, part, positions, touched = ctx.x, ctx.part, ctx.positions, ctx.touched
+    use_self = bool(ctx.include_self) | ~touched
+    x_nonzero = np.where(use_self & (x != 0), x, 1)
+    zeros = (use_self & (x == 0)).astype(np.int64)
+    np.add.at(zeros, positions, part == 0)
+    product = x_nonzero.astype(grad.dtype)
+    np.multiply.at(product, positions, np.where(part != 0, part, 1))
+
+    def others(values, nonzero_product, zero_count):
+        # the product of the other contributors at that position
+        safe = np.where(values != 0, values, 1)
+        return np.where(zero_count == 0, nonzero_product / safe,
+                        np.where((zero_count == 1) & (values == 0), nonzero_product, 0))
+
+    grad_x = np.where(use_self, grad * others(x, product, zeros), 0)
+    grad_part = grad[positions] * others(part, product[positions], zeros[positions])
+    return grad_x, grad_part

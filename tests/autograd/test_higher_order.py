@@ -175,6 +175,12 @@ def _hooked_linear(x, w):
     return layer(x).tanh()
 
 
+def _fused_linear_relu(x, w, b):
+    from gradwise.autograd.ops.linalg import LinearReLU
+
+    return LinearReLU.apply(x, w, b)
+
+
 RUNNING_MEAN, RUNNING_VAR = _signed(3), _positive(3)
 EMBEDDING_INDEX = np.array([[0, 2], [2, 3]])
 
@@ -281,6 +287,11 @@ CASES.update({
     "cast": (lambda a: (a.float() * a.float()).double() * a,
              lambda t, a: (a.float() * a.float()).double() * a,
              [np.array([0.5, -1.25, 2.0, 0.75])]),
+    # nn.Sequential fuses Linear then ReLU into one LinearReLU node
+    "sequential_linear_relu": (
+        lambda x, w, b: _fused_linear_relu(x, w, b) * x.sum(dim=1, keepdim=True),
+        lambda t, x, w, b: t.relu(t.nn.functional.linear(x, w, b)) * x.sum(dim=1, keepdim=True),
+        [_signed(3, 4), _signed(2, 4), _signed(2)]),
     "hooked_module": (_hooked_linear, lambda t, x, w: t.nn.functional.linear(x, w).tanh(),
                       [_signed(3, 4), _signed(2, 4)]),
 })

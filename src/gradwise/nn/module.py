@@ -204,6 +204,26 @@ class Module:
         """
         raise NotImplementedError(f"{type(self).__name__} does not define forward()")
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Module:
+        """A deep copy (``copy.deepcopy``) that still draws from the default generator.
+
+        Everything is copied except the default generator's stream, which layers built without
+        ``rng=`` (Dropout and its kin) hold: copying it would give every copy the same masks and
+        detach the copies from ``gw.manual_seed``. In torch a module never holds the global
+        generator, so its copies draw from it too; this keeps that behaviour. A stream given
+        explicitly (``rng=``/``generator=``) is copied with the module, as any other attribute.
+        """
+        import copy
+
+        from gradwise.autograd.random import default_generator
+
+        memo.setdefault(id(default_generator._rng), default_generator._rng)
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            object.__setattr__(clone, name, copy.deepcopy(value, memo))
+        return clone
+
     # ---- registration -------------------------------------------------------------------------
     def _registry(self, name: str) -> dict[str, Any]:
         try:

@@ -636,8 +636,10 @@ class ReLU(Function):
         # 1 where x > 0, else 0. At exactly x = 0 the derivative is undefined; we use 0 (as
         # PyTorch does) so that a unit sitting at 0 counts as inactive, not half-active. Since
         # out = max(x, 0), "out != 0" is "x > 0" except that a NaN passes its gradient on, as
-        # PyTorch's threshold_backward does, instead of hiding it as 0.
-        return (grad * (ctx.out != 0),)
+        # PyTorch's threshold_backward does, instead of hiding it as 0. Where the mask is 0
+        # the gradient is 0 even if the incoming one is inf or NaN (torch: "grad if x > 0
+        # else 0"; a product would give inf * 0 = NaN).
+        return (np.where(ctx.out != 0, grad, np.zeros((), grad.dtype)),)
 
     @staticmethod
     def backward_graph(ctx, grad):

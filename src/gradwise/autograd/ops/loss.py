@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.kernels import loss as _loss_kernels
 from gradwise.autograd.ops.elementwise import (
     Clip,
     Log,
@@ -159,16 +160,18 @@ class CrossEntropy(Function):
         check_not_empty("cross_entropy", target.size, reduction)
         n, classes = logits.shape
         weight = check_class_weight("cross_entropy", weight, classes, logits.dtype)
+        if weight is None and not label_smoothing and bool(counted.all()):
+            # the common case, one pass over the logits (autograd/kernels/loss.py)
+            probs, losses = _loss_kernels.cross_entropy_forward(logits, target)
+            ctx.plain = True
+            ctx.probs, ctx.labels, ctx.rows, ctx.reduction = probs, target, np.arange(n), reduction
+            return _reduce(losses, reduction)
         shifted = logits - logits.max(axis=1, keepdims=True, initial=-np.inf)
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
         log_probs = shifted - np.log(total)  # (N, C)
         rows = np.arange(n)
-        ctx.plain = weight is None and not label_smoothing and bool(counted.all())
-        if ctx.plain:  # the common case, kept as cheap as it was before the options came
-            exp /= total
-            ctx.probs, ctx.labels, ctx.rows, ctx.reduction = exp, target, rows, reduction
-            return _reduce(-log_probs[rows, target], reduction)
+        ctx.plain = False
         labels, picked = _class_terms(target, counted, weight, logits.dtype)
         loss = -log_probs[rows, labels] * picked
         if label_smoothing:
@@ -189,11 +192,8 @@ class CrossEntropy(Function):
     def backward(ctx, grad):
         # dL/dz = (sum_c a_c) softmax - a, row by row (see the class docstring)
         if ctx.plain:
-            out = ctx.probs.copy()
-            out[ctx.rows, ctx.labels] -= 1
-            scale = _grad_scale(grad, ctx.reduction, out.shape[0])
-            out *= scale[:, None] if ctx.reduction == "none" else scale
-            return (out,)
+            scale = _grad_scale(grad, ctx.reduction, ctx.probs.shape[0])
+            return (_loss_kernels.cross_entropy_backward(ctx.probs, ctx.labels, scale),)
         probs, s = ctx.probs, ctx.smoothing
         classes = probs.shape[1]
         out = probs * ctx.picked[:, None] if s == 0 else None

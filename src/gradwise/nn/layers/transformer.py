@@ -137,11 +137,9 @@ class TransformerDecoderLayer(Module):
 
 
 def _clones(module: Module, n: int) -> ModuleList:
-    """``n`` deep copies of ``module`` that still draw dropout masks from the default
-    generator: copying its stream too would give every copy the same masks (and detach them
-    from ``gw.manual_seed``)."""
-    shared = as_generator(None)
-    return ModuleList([copy.deepcopy(module, {id(shared): shared}) for _ in range(n)])
+    """``n`` deep copies of ``module`` (``Module.__deepcopy__`` keeps their dropout drawing from
+    the default generator, as torch's copies do)."""
+    return ModuleList([copy.deepcopy(module) for _ in range(n)])
 
 
 class TransformerEncoder(Module):

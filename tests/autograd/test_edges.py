@@ -129,8 +129,8 @@ UNARY = {
                      lambda x: TF.dropout(x, 0.5, training=False)),
     "dropout_p0": (lambda x: F.dropout(x, 0.0), lambda x: TF.dropout(x, 0.0)),
     "sum": (lambda x: x.sum(), lambda x: x.sum()),
-    "max": (lambda x: x.max(), lambda x: x.amax()),
-    "min": (lambda x: x.min(), lambda x: x.amin()),
+    "max": (lambda x: x.max(), lambda x: x.max()),
+    "min": (lambda x: x.min(), lambda x: x.min()),
     "norm": (lambda x: x.norm(), lambda x: x.norm()),
 }
 

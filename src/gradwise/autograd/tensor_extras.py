@@ -331,9 +331,12 @@ class TensorExtras:
         flat = data.reshape(-1, data.shape[-1])
         best = np.empty(flat.shape[0], dtype=np.int64)
         for row, values in enumerate(flat):
-            uniques, counts = np.unique(values, return_counts=True)
+            # NaNs count as distinct values, each once, sorted last (torch's run scan, where
+            # NaN != NaN); a NaN chosen (all counts 1 and no number) is the first NaN
+            uniques, counts = np.unique(values, return_counts=True, equal_nan=False)
             value = uniques[np.argmax(counts)]  # the first (smallest) of the most frequent
-            best[row] = np.flatnonzero(values == value)[-1]
+            hits = np.isnan(values) if value != value else values == value
+            best[row] = np.flatnonzero(hits)[0 if value != value else -1]
         chosen = np.moveaxis(best.reshape(*data.shape[:-1], 1), -1, d)
         picked = source._take_along_dim_raw(chosen, d)
         if not keepdim:

@@ -341,14 +341,16 @@ class TensorMethods:
         return TopkResult(values[index], indices[index])
 
     def cumsum(self: Tensor, dim: int) -> Tensor:
-        """Running sum along ``dim``, recorded (a triangular matmul along that dim)."""
+        """Running sum along ``dim``, recorded
+        (:class:`~gradwise.autograd.ops.special.CumSum`: NaN/inf reach only later positions)."""
+        from gradwise.autograd.ops.special import CumSum
         d = _normalize_dim(dim, self.ndim, "cumsum")
-        n = self.shape[d]
         dtype = self._data.dtype
         if dtype.kind != "f":  # integers and bools sum to int64, outside the graph (PyTorch)
             return _make(np.cumsum(self._data, axis=d, dtype=np.int64))
-        lower = np.triu(np.ones((n, n), dtype=dtype))  # [i, j] = 1 where i <= j
-        return (self.movedim(d, -1) @ lower).movedim(-1, d)
+        if self.ndim == 0:
+            return self[...]
+        return CumSum.apply(self, d)
 
     # ---- elementwise math ---------------------------------------------------------------------
     def log10(self: Tensor) -> Tensor:

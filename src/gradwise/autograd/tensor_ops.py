@@ -261,7 +261,8 @@ class TensorOps:
         if dim is None:
             if keep:
                 raise TypeError(f"{op}: keepdim needs a dim (use amax/amin to keep every axis)")
-            return (_reduce.Max if op == "max" else _reduce.Min).apply(self, axis=None)
+            return (_reduce.Max if op == "max" else _reduce.Min).apply(self, axis=None,
+                                                                        nan_picks=True)
         if not isinstance(dim, int | np.integer):
             raise TypeError(f"{op}: dim must be one int, got {dim!r}; amax/amin take several")
         if self.ndim == 0:

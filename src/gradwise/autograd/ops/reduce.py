@@ -98,7 +98,9 @@ class Mean(Function):
 class _Extreme(Function):
     """Maximum or minimum over ``axes`` (PyTorch's ``amax`` / ``amin``).
 
-    Local derivative: 1 for the extreme element; ties split it evenly, as ``amax`` does.
+    Local derivative: 1 for the extreme element; ties split it evenly, as ``amax`` does. A
+    NaN extreme: NaN everywhere (amax/amin), or split among the NaNs with ``nan_picks``
+    (torch's max()/min() without a dim).
     Shape: as :class:`Sum`; an empty reduced axis is refused (no identity).
     """
 
@@ -120,7 +122,7 @@ class _Extreme(Function):
     @staticmethod
     def backward(ctx, grad):
         # the gradient flows to the extreme element; ties split it evenly (like PyTorch's amax)
-        hits = ctx.x == ctx.out
+        hits = _extreme_hits(ctx.x, ctx.out, ctx.nan_picks)
         count = hits.sum(axis=ctx.axes, keepdims=True)
         grad = _expand_reduced(grad, ctx.axes, ctx.keepdims)
         return (hits * (grad / count).astype(grad.dtype, copy=False),)
@@ -128,9 +130,21 @@ class _Extreme(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         # which elements are extreme is piecewise constant: a constant factor
-        hits = ctx.x == ctx.out
+        hits = _extreme_hits(ctx.x, ctx.out, ctx.nan_picks)
         share = (hits / hits.sum(axis=ctx.axes, keepdims=True)).astype(grad.dtype, copy=False)
         return (_expand_graph(grad, ctx.x.shape, ctx.axes, ctx.keepdims) * share,)
+
+
+def _extreme_hits(x, out, nan_picks):
+    """Where ``x`` equals the (kept-dims) extreme ``out``. With ``nan_picks`` (``max()`` /
+    ``min()`` without a dim) a NaN extreme is "hit" by the NaN entries, as torch's
+    ``evenly_distribute_backward`` (the whole gradient goes to the NaNs, split evenly);
+    without it (``amax``/``amin``) NaN != NaN leaves no hit and the 0/0 share is NaN
+    everywhere, as torch's amax/amin backward."""
+    hits = x == out
+    if nan_picks and x.dtype.kind in "fc":
+        hits |= np.isnan(x) & np.isnan(out)
+    return hits
 
 
 class Max(_Extreme):
@@ -140,7 +154,8 @@ class Max(_Extreme):
     reduce_fn = staticmethod(np.max)
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
+    def forward(ctx, x, axis=None, keepdims=False, nan_picks=False):
+        ctx.nan_picks = nan_picks
         return Max._forward(ctx, x, axis, keepdims, "max")
 
 
@@ -151,7 +166,8 @@ class Min(_Extreme):
     reduce_fn = staticmethod(np.min)
 
     @staticmethod
-    def forward(ctx, x, axis=None, keepdims=False):
+    def forward(ctx, x, axis=None, keepdims=False, nan_picks=False):
+        ctx.nan_picks = nan_picks
         return Min._forward(ctx, x, axis, keepdims, "min")
 
 

@@ -105,12 +105,42 @@ class Fmod(Function):
         return grad_a, grad_b
 
 
+class CumSum(Function):
+    """Running sum along ``dim`` (``torch.cumsum``), as ``np.cumsum``.
+
+    Local derivative: dL/dx_j = sum_{i >= j} g_i, a reversed running sum of the upstream
+    gradient. Both directions are running sums, never a product with a triangular 0/1 matrix,
+    so a NaN or inf only reaches the positions after it (0 * inf would make NaN everywhere).
+    Shape: unchanged.
+    """
+
+    owns_grads = True
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        return np.cumsum(x, axis=dim)
+
+    @staticmethod
+    def backward(ctx, grad):
+        d = ctx.dim
+        return (np.flip(np.cumsum(np.flip(grad, d), axis=d), d),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        d = ctx.dim
+        return (CumSum.apply(grad.flip(d), d).flip(d),)
+
+
 class CumProd(Function):
     """Running product along ``dim`` (``torch.cumprod``).
 
     Local derivative: dL/dx_j = sum_{i >= j} g_i * prod_{k <= i, k != j} x_k. Without zeros
-    that is reverse_cumsum(g * y)_j / x_j; a slice holding a zero takes the exact form, with
-    the products of the others formed directly (O(n^2) for that slice only).
+    that is reverse_cumsum(g * y)_j / x_j. In a slice holding a zero (first at z), as torch:
+    before z only the terms i < z count, at z it is prod_{k<z} x_k * sum_{i>=z} g_i
+    prod_{z<k<=i} x_k, after z it is exactly 0 (every term holds the factor x_z = 0, also
+    beside an inf, where 0 * inf would say NaN). O(n) per slice.
     Shape: unchanged.
     """
 
@@ -133,13 +163,17 @@ class CumProd(Function):
         has_zero = (x == 0).any(axis=-1)
         n = x.shape[-1]
         for index in map(tuple, np.argwhere(has_zero)):  # () for a single slice
-            row, row_g = x[index], g[index]
+            row, row_g, row_out = x[index], g[index], out[index]
+            z = int(np.flatnonzero(row == 0)[0])
             exact = np.zeros(n, dtype=result.dtype)
-            for j in range(n):
-                others = row.copy()
-                others[j] = 1
-                # prod_{k <= i, k != j} x_k for i >= j
-                partial = np.cumprod(others)[j:]
-                exact[j] = np.dot(row_g[j:], partial)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                # before the first zero: only the outputs before it count (the later ones
+                # hold the factor 0, taken as an exact 0 even beside an inf, as torch)
+                exact[:z] = np.flip(np.cumsum(np.flip(row_g[:z] * row_out[:z]))) / row[:z]
+                # at it: prod_{k<z} x_k * sum_{i>=z} g_i prod_{z<k<=i} x_k
+                after = np.cumprod(np.concatenate(([1], row[z + 1:])))
+                before = np.prod(row[:z])
+                exact[z] = before * np.dot(row_g[z:], after)
+            # after it: every term holds x_z = 0, so exactly 0
             result[index] = exact
         return (np.moveaxis(result, -1, ctx.dim).astype(grad.dtype, copy=False),)

@@ -20,6 +20,14 @@ def _scalar_projection(output: Tensor, weights: np.ndarray) -> float:
     return float(np.sum(output._data * weights))
 
 
+def _unpack_inputs(inputs: tuple[Any, ...]) -> tuple[Any, ...]:
+    """torch's ``gradcheck(fn, (x, y))`` passes the inputs as one tuple: unpack it (the
+    one-by-one form ``gradcheck(fn, x, y)`` stays as it is)."""
+    if len(inputs) == 1 and isinstance(inputs[0], tuple | list):
+        return tuple(inputs[0])
+    return inputs
+
+
 def gradcheck(
     fn: Callable[..., Tensor],
     *inputs: Any,
@@ -35,12 +43,14 @@ def gradcheck(
 
     Args:
         fn: maps the inputs to a Tensor.
-        inputs: float64 Tensors; those with ``requires_grad`` are checked, others held fixed.
+        inputs: float64 Tensors, given one by one or (torch's form) as one tuple/list; those
+            with ``requires_grad`` are checked, others held fixed.
     Returns:
         True when every element agrees within ``atol + rtol * |numerical|``.
     Raises:
         GradcheckError naming the input, the element index and both values.
     """
+    inputs = _unpack_inputs(inputs)
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad")
@@ -101,7 +111,8 @@ def gradgradcheck(
 
     Args:
         fn: maps the inputs to a Tensor; every op on the way needs a differentiable backward.
-        inputs: float64 Tensors; those with ``requires_grad`` are checked, others held fixed.
+        inputs: float64 Tensors, given one by one or (torch's form) as one tuple/list; those
+            with ``requires_grad`` are checked, others held fixed.
     Returns:
         True when every element of the second derivative agrees within
         ``atol + rtol * |numerical|``.
@@ -109,6 +120,7 @@ def gradgradcheck(
         GradcheckError naming the element; RuntimeError naming an op without a differentiable
         backward.
     """
+    inputs = _unpack_inputs(inputs)
     checked = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradgradcheck: no input requires grad")

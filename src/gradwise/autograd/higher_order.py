@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd import anomaly
+from gradwise.autograd.function import Function
 from gradwise.autograd.grad_mode import set_grad_enabled
 from gradwise.autograd.ops import elementwise as _ew
 from gradwise.autograd.ops import shape as _shape
@@ -48,7 +49,9 @@ def grad(
     grad_outputs: Any = None,
     retain_graph: bool | None = None,
     create_graph: bool = False,
-    allow_unused: bool = False,
+    allow_unused: bool | None = None,
+    is_grads_batched: bool = False,
+    materialize_grads: bool = False,
 ) -> tuple[Tensor | None, ...]:
     """The sum over ``outputs`` of grad_output . d(output)/d(input), for each input.
 
@@ -60,16 +63,35 @@ def grad(
             differentiated through when ``create_graph``.
         retain_graph: keep the graph for another backward; defaults to ``create_graph``.
         create_graph: record the gradient computation so its results can be differentiated.
-        allow_unused: return None for an input the outputs do not depend on instead of raising.
+        allow_unused: return None for an input the outputs do not depend on instead of raising
+            (default False; True when ``materialize_grads``).
+        is_grads_batched: torch's vmap over the first dim of grad_outputs; not supported
+            (docs/PORTING.md): True raises NotImplementedError.
+        materialize_grads: return zeros instead of None for an unused input, as torch.
     Returns:
         A tuple with one gradient per input, shaped like it (None for an unused input when
-        ``allow_unused``). ``.grad`` of every tensor is left as it was.
+        ``allow_unused``). ``.grad`` of every tensor is left as it was. A grad_output of another
+        dtype is cast to its output's dtype first (as ``backward()`` and torch do). With
+        ``create_graph`` every returned gradient requires grad (torch's rule): one that does
+        not depend on the inputs through a differentiable path (relu's 0/1 mask times a
+        constant) is joined to its input by a zero-derivative link, so differentiating it
+        again gives zeros rather than an error.
     Raises:
+        NotImplementedError: ``is_grads_batched``.
+        ValueError: ``materialize_grads`` with ``allow_unused=False``.
         RuntimeError: an output or input does not require grad; an input is unused and
             ``allow_unused`` is False; an op on the way has no differentiable backward while
             ``create_graph`` is set (the message names the op).
         ValueError: a grad_output's shape differs from its output's.
     """
+    if is_grads_batched:
+        raise NotImplementedError(
+            "grad: is_grads_batched=True (torch's vmap over grad_outputs) is not supported; "
+            "call grad once per grad_output (docs/PORTING.md)"
+        )
+    if materialize_grads and allow_unused is False:
+        raise ValueError("grad: materialize_grads=True needs allow_unused True or unset")
+    allow_unused = bool(allow_unused) or materialize_grads
     outputs = _as_tensors(outputs, "outputs")
     inputs = _as_tensors(inputs, "inputs")
     if grad_outputs is None or isinstance(grad_outputs, Tensor | np.ndarray):
@@ -104,6 +126,8 @@ def grad(
             given = Tensor._make(np.ones_like(out._data), False, None)
         elif not isinstance(given, Tensor):
             given = Tensor._make(np.asarray(given, dtype=out._data.dtype), False, None)
+        elif given._data.dtype != out._data.dtype:
+            given = given.to(out._data.dtype)  # recorded: a grad_output that requires grad
         if given.shape != out.shape:
             raise ValueError(
                 f"grad: grad_outputs[{i}] has shape {given.shape} but outputs[{i}] has shape "
@@ -118,7 +142,37 @@ def grad(
                 f"grad: inputs[{i}] (shape {x.shape}) was not used to compute the outputs; "
                 "pass allow_unused=True to get None for it"
             )
+    if create_graph:
+        results = [r if r is None or r.requires_grad else _ZeroLink.apply(r, x)
+                   for r, x in zip(results, inputs, strict=True)]
+    if materialize_grads:
+        results = [Tensor._make(np.zeros_like(x._data), False, None) if r is None else r
+                   for r, x in zip(results, inputs, strict=True)]
     return tuple(results)
+
+
+class _ZeroLink(Function):
+    """``g`` itself, joined to the input ``x`` with derivative 0: a create_graph gradient that
+    is constant in the inputs (relu's mask times a constant) still requires grad and
+    differentiates to zeros, as in torch, where such a gradient's graph reaches x (its
+    threshold_backward node reads x). Shape: ``g``'s."""
+
+    owns_grads = True
+    saves_inputs = False
+    tensor_args = (0, 1)
+
+    @staticmethod
+    def forward(ctx, g, x):
+        ctx.x_shape, ctx.x_dtype = x.shape, x.dtype
+        return g.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, np.zeros(ctx.x_shape, ctx.x_dtype)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return grad, Tensor._make(np.zeros(ctx.x_shape, ctx.x_dtype), False, None)
 
 
 def _run_backward_graph(

@@ -455,14 +455,19 @@ class TensorMethods:
 
     def prod(self: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
         """Product over all elements or along ``dim``, recorded as a running product of slices
-        (exp(sum(log|x|)) would mishandle zeros and signs); meant for small dims."""
+        (exp(sum(log|x|)) would mishandle zeros and signs); meant for small dims. An empty
+        dim gives ones (the empty product), as torch."""
         if dim is None:
             flat = self.reshape(-1)
-            out = flat[0] if flat.shape[0] else _make(np.ones((), self._data.dtype))
+            if not flat.shape[0]:  # the empty product is 1, still recorded (empty gradient)
+                return flat.sum() * 0 + 1
+            out = flat[0]
             for i in range(1, flat.shape[0]):
                 out = out * flat[i]
             return out
         d = _normalize_dim(dim, self.ndim, "prod")
+        if self.shape[d] == 0:  # products over an empty dim are 1, as torch
+            return self.sum(d, keepdim=keepdim) * 0 + 1
         pieces = self.unbind(d)
         out = pieces[0]
         for piece in pieces[1:]:

@@ -68,7 +68,7 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 
 def silu(x: Tensor) -> Tensor:
     """x * sigmoid(x) (SiLU / swish, Elfwing et al. 2017), as ``torch.nn.functional.silu``."""
-    return x * x.sigmoid()
+    return _ew.SiLU.apply(x)
 
 
 def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
@@ -239,7 +239,11 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
     if beta == 0:
         return _reduce_loss(size, reduction)
     from gradwise.autograd.functional import where
-    return _reduce_loss(where(size < beta, 0.5 * diff * diff / beta, size - 0.5 * beta),
+    small = size < beta
+    # the quadratic branch sees 0 where it is not taken: its zero gradient times an infinite
+    # difference would be NaN (torch gives +-1 at d = +-inf)
+    quiet = where(small, diff, np.zeros((), diff._data.dtype))
+    return _reduce_loss(where(small, 0.5 * quiet * quiet / beta, size - 0.5 * beta),
                         reduction)
 
 
@@ -258,7 +262,9 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
     diff = input - target
     size = diff.abs()
     from gradwise.autograd.functional import where
-    return _reduce_loss(where(size < delta, 0.5 * diff * diff, delta * (size - 0.5 * delta)),
+    small = size < delta
+    quiet = where(small, diff, np.zeros((), diff._data.dtype))  # as in smooth_l1_loss
+    return _reduce_loss(where(small, 0.5 * quiet * quiet, delta * (size - 0.5 * delta)),
                         reduction)
 
 
@@ -717,7 +723,7 @@ def hardswish(x: Tensor) -> Tensor:
 
 def mish(x: Tensor) -> Tensor:
     """``x * tanh(softplus(x))`` (Misra 2019), as ``torch.nn.functional.mish``."""
-    return x * softplus(x).tanh()
+    return _ew.Mish.apply(x)
 
 
 def softsign(x: Tensor) -> Tensor:

@@ -797,6 +797,63 @@ class Softplus(Function):
         return (Where.apply(linear, grad, grad * Sigmoid.apply(x * ctx.beta)),)
 
 
+class SiLU(Function):
+    """x sigmoid(x) (SiLU / swish, Elfwing et al. 2017).
+
+    Local derivative: s (1 + x (1 - s)), s = sigmoid(x), torch's grouping: x meets (1 - s)
+    before the upstream gradient, so a huge x (1 - s = 0) gives 0 there, not inf * 0 = NaN as
+    the composed x * sigmoid(x) backward did. Shape: x -> same.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        ctx.s = stable_sigmoid(x)
+        return x * ctx.s
+
+    @staticmethod
+    def backward(ctx, grad):
+        s = ctx.s
+        return (grad * (s * (1 + ctx.x * (1 - s))),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        s = Sigmoid.apply(x)
+        return (grad * (s * (1 + x * (1 - s))),)
+
+
+class Mish(Function):
+    """x tanh(softplus(x)) (Misra 2019), softplus with torch's threshold 20.
+
+    Local derivative (torch's form): t + x s (1 - t^2), t = tanh(softplus(x)),
+    s = sigmoid(x); x s meets (1 - t^2) before the upstream gradient, so a huge x gives 0
+    there, not inf * 0 = NaN. Shape: x -> same.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        soft = np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+        ctx.x = x
+        ctx.t = np.tanh(np.where(x > 20, x, soft))
+        return x * ctx.t
+
+    @staticmethod
+    def backward(ctx, grad):
+        t = ctx.t
+        return (grad * (t + ctx.x * stable_sigmoid(ctx.x) * (1 - t * t)),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        t = Tanh.apply(Softplus.apply(x, 1.0, 20.0))
+        return (grad * (t + x * Sigmoid.apply(x) * (1 - t * t)),)
+
+
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
 _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 

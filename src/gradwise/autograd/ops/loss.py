@@ -173,10 +173,12 @@ class CrossEntropy(Function):
         rows = np.arange(n)
         ctx.plain = False
         labels, picked = _class_terms(target, counted, weight, logits.dtype)
-        loss = -log_probs[rows, labels] * picked
+        # ignored rows are selected away, not multiplied by 0: a -inf logit there makes its
+        # log-probabilities -inf (or NaN), and -inf * 0 would be NaN where torch has exactly 0
+        loss = np.where(counted, -log_probs[rows, labels] * picked, 0)
         if label_smoothing:
             weighted = log_probs if weight is None else log_probs * weight
-            smooth = -weighted.sum(axis=1) * counted
+            smooth = np.where(counted, -weighted.sum(axis=1), 0)
             loss = (1 - label_smoothing) * loss + (label_smoothing / classes) * smooth
         exp /= total  # softmax, kept for backward
         ctx.probs, ctx.labels, ctx.picked, ctx.rows = exp, labels, picked, rows
@@ -232,6 +234,8 @@ class CrossEntropy(Function):
         scale = _row_scale_graph(grad, ctx.reduction, counted, denominator)
         softmax = Softmax.apply(ctx.inputs[0], 1)
         local = softmax * mass[:, None].astype(grad.dtype) - targets.astype(grad.dtype)
+        # an ignored row's gradient is its softmax times 0: 0 for a -inf logit, NaN where the
+        # softmax itself is NaN (all -inf, or a NaN logit), as torch's log_softmax backward
         return (local * Reshape.apply(scale, (n, 1)),)
 
 

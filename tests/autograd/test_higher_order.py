@@ -82,6 +82,8 @@ CASES = {
     "sum": (lambda a: a.sum(dim=1) ** 2, lambda t, a: a.sum(dim=1) ** 2, [_signed(3, 4)]),
     "mean": (lambda a: a.mean(dim=0, keepdim=True) ** 2,
              lambda t, a: a.mean(dim=0, keepdim=True) ** 2, [_signed(3, 4)]),
+    "hypot": (lambda a, b: a.hypot(b), lambda t, a, b: t.hypot(a, b),
+              [_signed(3, 4), _signed(4)]),
     "cumsum": (lambda a: (a.cumsum(1) * a).tanh(),
                lambda t, a: (a.cumsum(1) * a).tanh(), [_signed(3, 4)]),
     "amax": (lambda a: a.amax(dim=1) * a.sum(dim=1),

@@ -609,9 +609,13 @@ class TensorExtras:
         return self + _tensor(weight, self) * (end - self)
 
     def hypot(self: Tensor, other: Any) -> Tensor:
-        """sqrt(self^2 + other^2) elementwise, as ``torch.hypot``; recorded."""
+        """sqrt(self^2 + other^2) elementwise, as ``torch.hypot``: no overflow, inf where
+        either is infinite (even beside NaN); recorded (:class:`~gradwise.autograd.ops.
+        elementwise.Hypot`)."""
+        from gradwise.autograd.ops.elementwise import Hypot
         a, b = _promoted(self, other)
-        return (a * a + b * b).sqrt()
+        _floating("hypot", a)
+        return Hypot.apply(a, b)
 
     def logaddexp(self: Tensor, other: Any) -> Tensor:
         """log(exp(self) + exp(other)) without overflow, as ``torch.logaddexp``; recorded
@@ -650,14 +654,16 @@ class TensorExtras:
         return Erfc.apply(_as_float(self))
 
     def xlogy(self: Tensor, other: Any) -> Tensor:
-        """``self * log(other)``, 0 where self is 0 (unless other is NaN), as ``torch.xlogy``;
-        recorded: d/dself = log(other), d/dother = self / other. Where self is 0 and other is
-        0 or +inf the gradients are 0 (PyTorch gives -inf/inf and NaN there: PORTING.md)."""
+        """``self * log(other)``, 0 where self is 0 (unless other is NaN), as ``torch.xlogy``
+        (also for a negative other, whose log is NaN); recorded: d/dself = log(other),
+        d/dother = self / other. Where self is 0 both gradients are 0 here (PyTorch differs
+        at other = 0 or +inf: PORTING.md)."""
         from gradwise.autograd.functional import where
         x, y = _promoted(self, other)
         x, y = _as_float(x), _as_float(y)
-        # 0 * log(0) and 0 * log(inf) are NaN in IEEE arithmetic but 0 by definition here
-        undefined = (x._data == 0) & ((y._data == 0) | (y._data == np.inf))
+        # 0 * log(0), 0 * log(inf) and 0 * log(-1) are NaN in IEEE arithmetic but 0 by
+        # definition here; a NaN other stays NaN
+        undefined = (x._data == 0) & ~np.isnan(y._data)
         safe_y = where(undefined, np.asarray(1, dtype=y.dtype), y)
         return x * safe_y.log()
 
@@ -964,17 +970,17 @@ class TensorExtras:
 
     def fmax(self: Tensor, other: Any) -> Tensor:
         """Elementwise maximum ignoring NaN (NaN only where both are), as ``torch.fmax``;
-        recorded."""
-        from gradwise.autograd.functional import maximum, where
+        recorded, a tie's gradient all to self (torch's)."""
+        from gradwise.autograd.functional import where
         a, b = _promoted(self, other)
-        picked = maximum(a, b)
+        picked = where(a._data >= b._data, a, b)  # a tie's gradient goes to self, as torch
         return where(np.isnan(b._data), a, where(np.isnan(a._data), b, picked))
 
     def fmin(self: Tensor, other: Any) -> Tensor:
         """Elementwise minimum ignoring NaN, as ``torch.fmin``; recorded."""
-        from gradwise.autograd.functional import minimum, where
+        from gradwise.autograd.functional import where
         a, b = _promoted(self, other)
-        picked = minimum(a, b)
+        picked = where(a._data <= b._data, a, b)  # a tie's gradient goes to self, as torch
         return where(np.isnan(b._data), a, where(np.isnan(a._data), b, picked))
 
     def sgn(self: Tensor) -> Tensor:

@@ -159,7 +159,9 @@ class Div(Function):
 class Remainder(Function):
     """a mod b with the divisor's sign (Python's ``%``, ``torch.remainder``), broadcast together.
 
-    Local derivative (PyTorch's): 1 for a; ``-floor(a / b)`` for b. Shape: broadcast shape.
+    Local derivative (PyTorch's): 1 for a; ``-(a // b)`` for b, with floor division's own
+    rounding (``np.floor_divide``, as torch's ``div(rounding_mode="floor")``): -1 // inf is -1
+    where floor(-1 / inf) = floor(-0) would say 0. Shape: broadcast shape.
     """
 
     owns_grads = True
@@ -177,7 +179,7 @@ class Remainder(Function):
     def backward(ctx, grad):
         a, b = ctx.a, ctx.b
         grad_a = unbroadcast(grad, a.shape) if ctx.needs_input_grad[0] else None
-        grad_b = (unbroadcast(-grad * np.floor(a / b), b.shape)
+        grad_b = (unbroadcast(-grad * np.floor_divide(a, b), b.shape)
                   if ctx.needs_input_grad[1] else None)
         return grad_a, grad_b
 
@@ -186,8 +188,44 @@ class Remainder(Function):
         # floor(a / b) is piecewise constant: a constant factor, so no second derivative
         a, b = ctx.a, ctx.b
         grad_a = unbroadcast_graph(grad, a.shape) if ctx.needs_input_grad[0] else None
-        grad_b = (unbroadcast_graph(grad * -np.floor(a / b).astype(grad.dtype), b.shape)
+        grad_b = (unbroadcast_graph(grad * -np.floor_divide(a, b).astype(grad.dtype), b.shape)
                   if ctx.needs_input_grad[1] else None)
+        return grad_a, grad_b
+
+
+class Hypot(Function):
+    """sqrt(a^2 + b^2) (``np.hypot``: no overflow for huge a or b, and inf where either is
+    infinite, even beside a NaN, as C's hypot and torch). Broadcast together.
+
+    Local derivative: a / hypot(a, b) and b / hypot(a, b). Shape: broadcast shape.
+    """
+
+    owns_grads = True
+    tensor_args = (0, 1)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.shape != b.shape:
+            _binary_shapes("hypot", a, b)
+        out = np.hypot(a, b)
+        ctx.a, ctx.b, ctx.out = a, b, out
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b, out = ctx.a, ctx.b, ctx.out
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scaled = grad / out
+        grad_a = unbroadcast(scaled * a, a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = unbroadcast(scaled * b, b.shape) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.inputs
+        scaled = grad / Hypot.apply(a, b)
+        grad_a = unbroadcast_graph(scaled * a, ctx.a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = unbroadcast_graph(scaled * b, ctx.b.shape) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
 

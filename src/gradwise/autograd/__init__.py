@@ -3,7 +3,12 @@
 # tensor_ops first: it gives Tensor its op-running methods, which everything after relies on
 from gradwise.autograd import tensor_ops  # noqa: I001, F401
 from gradwise.autograd import functional
-from gradwise.autograd.anomaly import AnomalyError, detect_anomaly, is_anomaly_enabled
+from gradwise.autograd.anomaly import (
+    AnomalyError,
+    detect_anomaly,
+    is_anomaly_enabled,
+    set_detect_anomaly,
+)
 from gradwise.autograd.factories import (
     arange,
     full,
@@ -54,6 +59,7 @@ __all__ = [
     "pad",
     "rand",
     "randn",
+    "set_detect_anomaly",
     "set_grad_enabled",
     "stack",
     "tensor",

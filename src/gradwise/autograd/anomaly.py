@@ -174,6 +174,36 @@ class detect_anomaly:
         _detector.reset(self._token)
 
 
+class set_detect_anomaly:
+    """Turn anomaly detection on or off, as ``torch.autograd.set_detect_anomaly``: called as a
+    function it takes effect at once (and stays); used as a context manager it restores the
+    previous state on exit.
+
+    Args:
+        mode: True turns the detector of :class:`detect_anomaly` on, False off.
+        check_nan: torch's flag; only True is supported (the detector always checks NaN).
+        check_inf: also raise at the first Inf (gradwise's default, as ``detect_anomaly``).
+    Raises:
+        NotImplementedError: ``check_nan=False`` with ``mode`` (docs/PORTING.md).
+    """
+
+    def __init__(self, mode: bool, check_nan: bool = True, *, check_inf: bool = True) -> None:
+        if mode and not check_nan:
+            raise NotImplementedError(
+                "set_detect_anomaly: check_nan=False is not supported; the detector always "
+                "checks for NaN (docs/PORTING.md)"
+            )
+        self._previous = _detector.get()
+        _detector.set(_Detector(check_inf) if mode else None)
+
+    def __enter__(self) -> set_detect_anomaly:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _detector.set(self._previous)
+
+
 def is_anomaly_enabled() -> bool:
-    """True inside a ``detect_anomaly()`` block, as ``torch.is_anomaly_enabled``."""
+    """True inside a ``detect_anomaly()`` block or after ``set_detect_anomaly(True)``, as
+    ``torch.is_anomaly_enabled``."""
     return _detector.get() is not None

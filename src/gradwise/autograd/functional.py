@@ -286,3 +286,17 @@ def hvp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,
             grad([g for g, _ in used], xs, [vv for _, vv in used], create_graph=create_graph,
                  allow_unused=True), xs)
     return (out if create_graph else out.detach()), (result[0] if single else result)
+
+
+def vhp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,
+        create_graph: bool = False) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
+    """The vector-Hessian product v^T H of a scalar ``func`` at ``inputs``, as
+    ``torch.autograd.functional.vhp``: d(g . v)/dx with g = df/dx recorded, two reverse passes.
+
+    For a twice continuously differentiable func H is symmetric and v^T H equals H v, so this
+    is :func:`hvp`'s computation (which is this very double-backward product).
+
+    Returns:
+        ``(func(inputs), vhp)``, vhp shaped like the inputs (a tuple for a tuple of inputs).
+    """
+    return hvp(func, inputs, v, create_graph)

@@ -279,7 +279,9 @@ class TensorExtras:
     def median(self: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:
         """The lower median (the entry of rank (n - 1) // 2, no averaging), as
         ``torch.median``: without ``dim`` a 0-d tensor, with ``dim`` ``(values, indices)``.
-        NaN propagates (a slice holding NaN gives NaN). The gradient goes to the entry picked.
+        NaN propagates (a slice holding NaN gives NaN). The gradient goes to the entry picked;
+        without ``dim`` it is split evenly among the entries equal to the median (the NaNs
+        when it is NaN), as torch's ``evenly_distribute_backward``.
 
         Raises:
             IndexError: ``dim`` out of range. ValueError: empty input without ``dim``.
@@ -295,8 +297,9 @@ class TensorExtras:
             nan_rank = (~np.isnan(source._data)).sum(axis=d, keepdims=True)  # first NaN
             rank = np.where(has_nan, nan_rank, rank)
         result = source._pick("median", d, keepdim and dim is not None, rank)
-        if dim is None:
-            return result.values.reshape(())
+        if dim is None:  # torch: the gradient split evenly among the entries equal to it
+            from gradwise.autograd.ops.reduce import EvenlyDistributed
+            return EvenlyDistributed.apply(self, result.values._data)
         return result
 
     def nanmedian(self: Tensor, dim: int | None = None, keepdim: bool = False) -> Any:

@@ -147,6 +147,32 @@ def _extreme_hits(x, out, nan_picks):
     return hits
 
 
+class EvenlyDistributed(Function):
+    """A value picked from ``x`` (0-d: median() without a dim), whose gradient is split evenly
+    among the entries equal to it, or among the NaN entries when it is NaN: torch's
+    ``evenly_distribute_backward``. Shape: x -> ()."""
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x, value):
+        ctx.x, ctx.out = x, np.asarray(value, dtype=x.dtype).reshape((1,) * x.ndim)
+        return np.asarray(value, dtype=x.dtype).reshape(())
+
+    @staticmethod
+    def _share(ctx, dtype):
+        hits = _extreme_hits(ctx.x, ctx.out, True)
+        return (hits / max(int(hits.sum()), 1)).astype(dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (EvenlyDistributed._share(ctx, grad.dtype) * grad,)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad * EvenlyDistributed._share(ctx, grad.dtype),)
+
+
 class Max(_Extreme):
     """Maximum over ``axes``; see :class:`_Extreme`.
     """

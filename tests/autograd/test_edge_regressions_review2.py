@@ -164,8 +164,9 @@ def test_cross_entropy_reported_values():
 def test_robust_losses_at_infinite_differences(name, dtype):
     kwargs = {"reduction": "sum"}
     for param in ({}, {"beta": 0.5} if name == "smooth_l1_loss" else {"delta": 2.0}):
-        both(lambda x: getattr(F, name)(x, gw.zeros(4, dtype=x.dtype), **kwargs, **param),
-             lambda t: getattr(TF, name)(t, torch.zeros(4, dtype=t.dtype), **kwargs, **param),
+        both(lambda x, p=param: getattr(F, name)(x, gw.zeros(4, dtype=x.dtype), **kwargs, **p),
+             lambda t, p=param: getattr(TF, name)(t, torch.zeros(4, dtype=t.dtype), **kwargs,
+                                                  **p),
              [INF, -INF, 1e30, 0.25], dtype=dtype)
 
 

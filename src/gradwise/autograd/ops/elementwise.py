@@ -11,6 +11,23 @@ from gradwise.autograd.function import Function
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
 
 
+def select_grad(mask: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """``grad`` where ``mask`` holds, else 0: the backward of every piecewise op.
+
+    torch writes its masked backward formulas as selections (``threshold_backward``,
+    ``clamp_backward``, ``hardtanh_backward``, ``max_pool2d_backward``...), so an inf or NaN
+    gradient arriving where an op is flat (clipped, inactive, the losing side of a max) stays 0
+    there; the product ``grad * mask`` would turn it into inf * 0 = NaN. Shapes broadcast.
+    """
+    return np.where(mask, grad, np.zeros((), grad.dtype))
+
+
+def select_grad_graph(mask: np.ndarray, grad):
+    """:func:`select_grad` for ``create_graph=True``: a differentiable :class:`Where` on the
+    gradient Tensor (the mask is piecewise constant, so it has no derivative of its own)."""
+    return Where.apply(mask, grad, np.zeros((), grad.dtype))
+
+
 def sgn(x: np.ndarray) -> np.ndarray:
     """sign(x) with sgn(NaN) = 0, PyTorch's ``sgn`` (NumPy's sign gives NaN there)."""
     return (x > 0).astype(x.dtype) - (x < 0)
@@ -310,9 +327,11 @@ class Pow(Function):
         a, b, out = ctx.a, ctx.b, ctx.out
         grad_a = grad_b = None
         with np.errstate(divide="ignore", invalid="ignore"):
+            # as torch: the base's gradient is a selection (an inf or NaN gradient stays 0
+            # where b == 0), the exponent's a product (inf * 0 = NaN where a == 0, b >= 0)
             if ctx.needs_input_grad[0]:
-                local = np.where(b == 0, 0, b * a ** (b - 1)).astype(grad.dtype, copy=False)
-                grad_a = unbroadcast(grad * local, a.shape)
+                local = (b * a ** (b - 1)).astype(grad.dtype, copy=False)
+                grad_a = unbroadcast(select_grad(b != 0, grad * local), a.shape)
             if ctx.needs_input_grad[1]:
                 local = np.where((a == 0) & (b >= 0), 0, out * np.log(a))
                 grad_b = unbroadcast(grad * local.astype(grad.dtype, copy=False), b.shape)
@@ -326,7 +345,7 @@ class Pow(Function):
         with np.errstate(divide="ignore", invalid="ignore"):
             if ctx.needs_input_grad[0]:
                 local = Where.apply(ctx.b == 0, zero, b * Pow.apply(a, b - 1))
-                grad_a = unbroadcast_graph(grad * local, a.shape)
+                grad_a = unbroadcast_graph(select_grad_graph(ctx.b != 0, grad * local), a.shape)
             if ctx.needs_input_grad[1]:
                 local = Where.apply((ctx.a == 0) & (ctx.b >= 0), zero,
                                     Pow.apply(a, b) * Log.apply(a))
@@ -456,11 +475,94 @@ class Clip(Function):
             inside &= x >= ctx.lo
         if ctx.hi is not None:
             inside &= x <= ctx.hi
-        return (grad * inside,)
+        return (select_grad(inside, grad),)
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return (grad * _clip_inside(ctx),)
+        return (select_grad_graph(_clip_inside(ctx), grad),)
+
+
+class Hardtanh(Clip):
+    """x clamped into [lo, hi], PyTorch's ``hardtanh`` (relu6 is ``hardtanh(x, 0, 6)``).
+
+    Local derivative (torch's ``hardtanh_backward``): 1 strictly inside (lo, hi), 0 at the
+    bounds and beyond (where ``clamp`` keeps the bounds), and a NaN passes its gradient on.
+    Shape: x -> same.
+    """
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.x, ctx.lo, ctx.hi = x, lo, hi
+        return np.clip(x, lo, hi)
+
+    @staticmethod
+    def _active(ctx) -> np.ndarray:
+        return ~((ctx.x <= ctx.lo) | (ctx.x >= ctx.hi))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (select_grad(Hardtanh._active(ctx), grad),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (select_grad_graph(Hardtanh._active(ctx), grad),)
+
+
+class Hardsigmoid(Function):
+    """``min(max(x + 3, 0), 6) / 6`` (Howard et al. 2019, MobileNetV3), as torch computes it.
+
+    Local derivative (torch's ``hardsigmoid_backward``): 1/6 strictly inside (-3, 3), else 0
+    (at -3 and 3 too, and for NaN). Shape: x -> same.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return np.clip(x + 3, 0, 6) / 6
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = ctx.x
+        return (select_grad((x > -3) & (x < 3), grad / 6),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        x = ctx.x
+        return (select_grad_graph((x > -3) & (x < 3), grad / 6),)
+
+
+class Hardswish(Function):
+    """``x min(max(x + 3, 0), 6) / 6`` (Howard et al. 2019, MobileNetV3), as torch computes it.
+
+    Local derivative (torch's ``hardswish_backward``): 0 for x <= -3, ``x / 3 + 1/2`` for
+    -3 < x < 3, 1 from 3 on (and for NaN). One selection, not the product rule of
+    ``x * hardsigmoid(x)``, whose two terms give inf - inf = NaN under an infinite gradient.
+    Shape: x -> same.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return x * np.clip(x + 3, 0, 6) / 6
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = ctx.x
+        with np.errstate(invalid="ignore"):
+            inner = np.where(x < 3, grad * (x / 3 + 0.5), grad)
+        return (select_grad(~(x <= -3), inner),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # d/dx of grad (x / 3 + 1/2) is grad / 3 inside (-3, 3), as torch's double backward
+        x = ctx.x
+        (x_t,) = ctx.inputs
+        inner = Where.apply(x < 3, grad * (x_t / 3 + 0.5), grad)
+        return (select_grad_graph(~(x <= -3), inner),)
 
 
 class _Pick(Function):
@@ -485,28 +587,28 @@ class _Pick(Function):
     @classmethod
     def _backward(cls, ctx, grad):
         a, b = ctx.a, ctx.b
-        tie = 0.5 * (a == b)
+        tie = a == b
         grad_a = grad_b = None
+        # torch: where(a == b, grad / 2, grad), then 0 where the side loses (a selection, so
+        # an inf or NaN gradient does not reach the losing side as inf * 0 = NaN)
+        half = np.where(tie, grad * np.asarray(0.5, grad.dtype), grad)
         if ctx.needs_input_grad[0]:
-            share_a = np.where(cls.loses(a, b), 0, 1 - tie).astype(grad.dtype, copy=False)
-            grad_a = unbroadcast(grad * share_a, a.shape)
+            grad_a = unbroadcast(select_grad(~cls.loses(a, b), half), a.shape)
         if ctx.needs_input_grad[1]:
-            share_b = np.where(cls.loses(b, a), 0, 1 - tie).astype(grad.dtype, copy=False)
-            grad_b = unbroadcast(grad * share_b, b.shape)
+            grad_b = unbroadcast(select_grad(~cls.loses(b, a), half), b.shape)
         return grad_a, grad_b
 
     @classmethod
     def _backward_graph(cls, ctx, grad):
         # the shares are piecewise constant in a and b: constant factors
         a, b = ctx.a, ctx.b
-        tie = 0.5 * (a == b)
+        tie = a == b
         grad_a = grad_b = None
+        half = Where.apply(tie, grad * 0.5, grad)
         if ctx.needs_input_grad[0]:
-            share_a = np.where(cls.loses(a, b), 0, 1 - tie).astype(grad.dtype, copy=False)
-            grad_a = unbroadcast_graph(grad * share_a, a.shape)
+            grad_a = unbroadcast_graph(select_grad_graph(~cls.loses(a, b), half), a.shape)
         if ctx.needs_input_grad[1]:
-            share_b = np.where(cls.loses(b, a), 0, 1 - tie).astype(grad.dtype, copy=False)
-            grad_b = unbroadcast_graph(grad * share_b, b.shape)
+            grad_b = unbroadcast_graph(select_grad_graph(~cls.loses(b, a), half), b.shape)
         return grad_a, grad_b
 
 
@@ -627,12 +729,12 @@ class ReLU(Function):
         # PyTorch's threshold_backward does, instead of hiding it as 0. Where the mask is 0
         # the gradient is 0 even if the incoming one is inf or NaN (torch: "grad if x > 0
         # else 0"; a product would give inf * 0 = NaN).
-        return (np.where(ctx.out != 0, grad, np.zeros((), grad.dtype)),)
+        return (select_grad(ctx.out != 0, grad),)
 
     @staticmethod
     def backward_graph(ctx, grad):
         # the mask is piecewise constant: relu'' = 0 (as in PyTorch)
-        return (grad * (ctx.out != 0),)
+        return (select_grad_graph(ctx.out != 0, grad),)
 
 
 class LeakyReLU(Function):
@@ -662,7 +764,7 @@ class LeakyReLU(Function):
 class ELU(Function):
     """x for x > 0, ``alpha (e^x - 1)`` otherwise.
 
-    Local derivative: 1 for x > 0, ``alpha e^x`` (= out + alpha) otherwise. Shape: x -> same.
+    Local derivative: 1 for x > 0, ``alpha e^x`` otherwise. Shape: x -> same.
     """
 
     observe_kind = "elu"
@@ -678,8 +780,13 @@ class ELU(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # 1 for x > 0; alpha e^x = out + alpha otherwise (NaN stays NaN)
-        return (np.where(ctx.x > 0, grad, grad * (ctx.out + ctx.alpha)),)
+        # 1 for x > 0; alpha e^x otherwise (NaN stays NaN). Not out + alpha: far below 0 that
+        # cancels to exactly 0 (float32 from x = -17) where alpha e^x is still positive, and an
+        # inf gradient times that 0 would be NaN (torch: inf)
+        x = ctx.x
+        with np.errstate(invalid="ignore"):
+            local = ctx.alpha * np.exp(np.minimum(x, 0))
+        return (np.where(x > 0, grad, grad * local.astype(grad.dtype, copy=False)),)
 
     @staticmethod
     def backward_graph(ctx, grad):

@@ -99,10 +99,12 @@ class MaxPool2d(Function):
         for number, (i, j) in enumerate(kernel_offsets(kernel)):
             index = window_index(i, j, out_hw, stride, (1, 1))
             np.equal(chosen, number, out=hit)
+            # selections, not grad * hit: an inf or NaN gradient stays with the element the
+            # window picked (torch's max_pool2d_backward scatters; inf * 0 would be NaN)
             if overlapping:
-                grad_padded[index] += grad * hit
+                np.add(grad_padded[index], grad, out=grad_padded[index], where=hit)
             else:  # each input element is in at most one window: write, don't add
-                np.multiply(grad, hit, out=grad_padded[index])
+                np.copyto(grad_padded[index], grad, where=hit)
         ph, pw = padding
         return (nchw(grad_padded[:, ph : ph + h, pw : pw + w]),)
 
@@ -253,8 +255,8 @@ def _max_pool_tiles_grad(
     kh, kw = kernel
     n, h, w, c = input_shape
     out_hw = grad.shape[1:3]
-    whole = out_hw[0] * kh == h and out_hw[1] * kw == w  # every element lies in a window
-    grad_x = (np.empty if whole else np.zeros)(input_shape, dtype=grad.dtype)
+    # zeros (calloc, lazily): the writes below are selections, which leave unpicked elements
+    grad_x = np.zeros(input_shape, dtype=grad.dtype)
     tiles = _tiles(grad_x, kernel, out_hw)
     step = max(1, CHUNK_BYTES // max(1, h * w * c * grad.itemsize))
     hit = np.empty((min(step, n), *argmax.shape[1:]), dtype=bool)
@@ -264,7 +266,7 @@ def _max_pool_tiles_grad(
         for offset in range(kh * kw):
             np.equal(chosen, offset, out=hit_now)
             target = tiles[start:stop, :, offset // kw, :, offset % kw]
-            np.multiply(grad[start:stop], hit_now, out=target)
+            np.copyto(target, grad[start:stop], where=hit_now)  # a selection: inf * 0 is NaN
     return grad_x
 
 

@@ -68,7 +68,7 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 
 def silu(x: Tensor) -> Tensor:
     """x * sigmoid(x) (SiLU / swish, Elfwing et al. 2017), as ``torch.nn.functional.silu``."""
-    return x * x.sigmoid()
+    return _ew.SiLU.apply(x)
 
 
 def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
@@ -719,7 +719,7 @@ def hardswish(x: Tensor) -> Tensor:
 
 def mish(x: Tensor) -> Tensor:
     """``x * tanh(softplus(x))`` (Misra 2019), as ``torch.nn.functional.mish``."""
-    return x * softplus(x).tanh()
+    return _ew.Mish.apply(x)
 
 
 def softsign(x: Tensor) -> Tensor:

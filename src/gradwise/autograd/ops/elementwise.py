@@ -559,10 +559,71 @@ class Hardswish(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         # d/dx of grad (x / 3 + 1/2) is grad / 3 inside (-3, 3), as torch's double backward
+        # (x / 3 + 1/2 only where it is used: at x = -inf it would send inf * 0 = NaN back to
+        # the upstream gradient through the product, where torch gives 0)
         x = ctx.x
         (x_t,) = ctx.inputs
-        inner = Where.apply(x < 3, grad * (x_t / 3 + 0.5), grad)
+        middle = (x > -3) & (x < 3)
+        local = Where.apply(middle, x_t / 3 + 0.5, np.zeros((), x.dtype))
+        inner = Where.apply(x < 3, grad * local, grad)
         return (select_grad_graph(~(x <= -3), inner),)
+
+
+class SiLU(Function):
+    """``x sigmoid(x)`` (SiLU / swish, Elfwing et al. 2017), as ``torch.nn.functional.silu``.
+
+    Local derivative (torch's ``silu_backward``): ``s (1 + x (1 - s))`` with s = sigmoid(x), one
+    factor: the product rule of ``x * sigmoid(x)`` gives inf - inf = NaN under an infinite
+    gradient where torch gives +-inf. Shape: x -> same.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        s = stable_sigmoid(x)
+        ctx.x, ctx.s = x, s
+        return x * s
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, s = ctx.x, ctx.s
+        with np.errstate(invalid="ignore"):
+            return (grad * (s * (1 + x * (1 - s))),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        s = Sigmoid.apply(x)
+        return (grad * (s * (x * (1 - s) + 1)),)
+
+
+class Mish(Function):
+    """``x tanh(softplus(x))`` (Misra 2019), as ``torch.nn.functional.mish``.
+
+    Local derivative (torch's ``mish_backward``): ``t + x sigmoid(x) (1 - t^2)`` with
+    t = tanh(softplus(x)), one factor (see :class:`SiLU`). Shape: x -> same.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        t = np.tanh(np.logaddexp(np.zeros((), x.dtype), x))
+        ctx.x, ctx.t = x, t
+        return x * t
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, t = ctx.x, ctx.t
+        with np.errstate(invalid="ignore"):
+            return (grad * (t + x * stable_sigmoid(x) * (1 - t * t)),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        t = Tanh.apply(Softplus.apply(x, 1.0, 20.0))
+        return (grad * (t + x * Sigmoid.apply(x) * (1 - t * t)),)
 
 
 class _Pick(Function):
@@ -792,8 +853,10 @@ class ELU(Function):
     def backward_graph(ctx, grad):
         # alpha e^x on the negative side; exp of min(x, 0) so the branch not taken stays finite
         # (an inf there would turn the zero gradient Where gives it into NaN)
+        # strictly below 0 (torch's elu double backward: elu'' = 0 at x = 0 and -0)
         (x,) = ctx.inputs
-        negative = Exp.apply(Clip.apply(x, None, 0.0)) * ctx.alpha
+        negative = Where.apply(ctx.x < 0, Exp.apply(Clip.apply(x, None, 0.0)) * ctx.alpha,
+                               np.asarray(ctx.alpha, ctx.x.dtype))
         return (Where.apply(ctx.x > 0, grad, grad * negative),)
 
 

@@ -251,7 +251,7 @@ def test_relu_backward_gives_zero_where_inactive_even_for_non_finite_upstream_gr
     np.testing.assert_array_equal(np.asarray(x.grad), np.array([0, 0, 1, 0], np.float32))
 
 
-# ---- the lead's measurements (x = [-3, -0.5, 0, 0.5, 3, 7], every upstream gradient +inf) ---------
+# ---- the lead's measurements (x = [-3, -0.5, 0, 0.5, 3, 7], every upstream gradient +inf) -----
 PROBE = np.array([-3.0, -0.5, 0.0, 0.5, 3.0, 7.0], np.float32)
 INF_UPSTREAM = {  # torch 2.13's gradients; gradwise gave NaN wherever a product met inf * 0
     "clamp": (lambda x: x.clamp(-1.0, 1.0), [0, np.inf, np.inf, np.inf, 0, 0]),

@@ -9,17 +9,7 @@ from scipy import special
 
 from gradwise.autograd.function import Function
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
-
-
-def select_grad(mask: np.ndarray, grad: np.ndarray) -> np.ndarray:
-    """``grad`` where ``mask`` holds, else 0: the backward of every piecewise op.
-
-    torch writes its masked backward formulas as selections (``threshold_backward``,
-    ``clamp_backward``, ``hardtanh_backward``, ``max_pool2d_backward``...), so an inf or NaN
-    gradient arriving where an op is flat (clipped, inactive, the losing side of a max) stays 0
-    there; the product ``grad * mask`` would turn it into inf * 0 = NaN. Shapes broadcast.
-    """
-    return np.where(mask, grad, np.zeros((), grad.dtype))
+from gradwise.autograd.ops._select import select_grad
 
 
 def select_grad_graph(mask: np.ndarray, grad):

@@ -21,6 +21,7 @@ import numpy as np
 from gradwise.autograd.function import Function
 from gradwise.autograd.kernels import jit_enabled
 from gradwise.autograd.kernels import pool as pool_kernels
+from gradwise.autograd.ops._select import select_grad, select_grad_into
 from gradwise.autograd.ops._spatial import (
     CHUNK_BYTES,
     Pair,
@@ -102,9 +103,9 @@ class MaxPool2d(Function):
             # selections, not grad * hit: an inf or NaN gradient stays with the element the
             # window picked (torch's max_pool2d_backward scatters; inf * 0 would be NaN)
             if overlapping:
-                np.add(grad_padded[index], grad, out=grad_padded[index], where=hit)
+                grad_padded[index] += select_grad(hit, grad)
             else:  # each input element is in at most one window: write, don't add
-                np.copyto(grad_padded[index], grad, where=hit)
+                select_grad_into(grad_padded[index], hit, grad)
         ph, pw = padding
         return (nchw(grad_padded[:, ph : ph + h, pw : pw + w]),)
 
@@ -255,8 +256,8 @@ def _max_pool_tiles_grad(
     kh, kw = kernel
     n, h, w, c = input_shape
     out_hw = grad.shape[1:3]
-    # zeros (calloc, lazily): the writes below are selections, which leave unpicked elements
-    grad_x = np.zeros(input_shape, dtype=grad.dtype)
+    whole = out_hw[0] * kh == h and out_hw[1] * kw == w  # every element lies in a window
+    grad_x = (np.empty if whole else np.zeros)(input_shape, dtype=grad.dtype)
     tiles = _tiles(grad_x, kernel, out_hw)
     step = max(1, CHUNK_BYTES // max(1, h * w * c * grad.itemsize))
     hit = np.empty((min(step, n), *argmax.shape[1:]), dtype=bool)
@@ -266,7 +267,7 @@ def _max_pool_tiles_grad(
         for offset in range(kh * kw):
             np.equal(chosen, offset, out=hit_now)
             target = tiles[start:stop, :, offset // kw, :, offset % kw]
-            np.copyto(target, grad[start:stop], where=hit_now)  # a selection: inf * 0 is NaN
+            select_grad_into(target, hit_now, grad[start:stop])  # not a product: inf * 0
     return grad_x
 
 

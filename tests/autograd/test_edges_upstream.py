@@ -300,10 +300,6 @@ def _second_order(lib, fn, arrays, upstream, v):
 # order, which upstream patterns (None: all), why). Left out, they must still differ when put
 # back (docs/NUMERICS.md).
 SECOND_ORDER_DIFFERENCES = {
-    "binary_pow": (lambda x: x[1] == 0, None,
-                   "second derivatives where the exponent is 0: torch's base gradient "
-                   "where(b == 0, 0, grad b a^(b-1)) sends 0 * inf = NaN back through the branch "
-                   "it did not pick; gradwise's selection gives the value it picked"),
     "elu_1": (lambda x: x[0] >= 0, {"inf", "-inf", "nan", "mixed"},
               "elu'' at x >= 0 under an inf or NaN gradient: torch's double "
               "backward multiplies grad by the mask (x <= 0), NaN; gradwise selects, 0"),

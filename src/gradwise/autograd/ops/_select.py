@@ -24,13 +24,22 @@ def select_grad(mask: np.ndarray, grad: np.ndarray) -> np.ndarray:
     grad = np.asarray(grad)
     if grad.dtype.kind != "f":
         return np.where(mask, grad, np.zeros((), grad.dtype))
-    bits = np.dtype(f"i{grad.dtype.itemsize}")
-    keep = np.negative(np.asarray(mask, dtype=bool), dtype=bits)  # 0 or all ones
-    return np.bitwise_and(grad.view(bits), keep).view(grad.dtype)
+    keep = _keep_bits(mask, grad.dtype)
+    if keep.shape == grad.shape:  # the usual case: reuse the mask's buffer for the result
+        return np.bitwise_and(grad.view(keep.dtype), keep, out=keep).view(grad.dtype)
+    return np.bitwise_and(grad.view(keep.dtype), keep).view(grad.dtype)
+
+
+def _keep_bits(mask: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """The mask as integers of ``dtype``'s width: all ones where it holds, 0 elsewhere (a cast
+    and an in-place negation: faster than ``np.negative(mask, dtype=...)``, whose cast inside
+    the ufunc runs buffered)."""
+    bits = np.dtype(f"i{np.dtype(dtype).itemsize}")
+    keep = np.asarray(mask, dtype=bool).view(np.uint8).astype(bits)
+    return np.negative(keep, out=keep)
 
 
 def select_grad_into(out: np.ndarray, mask: np.ndarray, grad: np.ndarray) -> None:
     """:func:`select_grad` written into ``out`` (a float array, any strides; shapes broadcast)."""
-    bits = np.dtype(f"i{grad.dtype.itemsize}")
-    keep = np.negative(mask, dtype=bits)
-    np.bitwise_and(grad.view(bits), keep, out=out.view(bits))
+    keep = _keep_bits(mask, grad.dtype)
+    np.bitwise_and(grad.view(keep.dtype), keep, out=out.view(keep.dtype))

@@ -472,7 +472,10 @@ def _fail(message: str, code: int) -> int:
 
 def _say(message: str = "") -> None:
     """Print a message for people; on a terminal, lines wider than it are wrapped at spaces
-    (never inside a path or number), continuation lines indented two more columns."""
+    (never inside a path or number), continuation lines indented two more columns. Control
+    characters in each line (from class names, file names, any field of a file) are written
+    as escapes, so no text from a file can drive the terminal."""
+    message = "\n".join(escape_controls(line) for line in message.split("\n"))
     width = _terminal_width()
     if width is not None:
         message = "\n".join(_wrap_line(line, width) for line in message.split("\n"))

@@ -605,6 +605,7 @@ def _resume_config(args: argparse.Namespace, flags: dict[str, Any],
     printed: an interrupted run continues as it was; a finished one only with a larger
     ``--epochs`` (it is extended)."""
     from gradwise.runs import read_config, run_status
+    from gradwise.runs.layout import check_run_files
 
     changed = [_flag(k) for k in flags if k not in (*_RESUME_KEYS, "epochs")]
     changed += ["RECIPE"] * bool(args.recipe) + ["--config"] * bool(args.config)
@@ -617,6 +618,7 @@ def _resume_config(args: argparse.Namespace, flags: dict[str, Any],
     _check_folder(args.resume, "--resume")
     saved = read_config(args.resume)
     status, done = run_status(args.resume)
+    check_run_files(Path(args.resume))  # before the plan is printed: a refusal says only why
     epochs = flags.get("epochs")
     if status == "finished":
         if epochs is None or epochs <= done:

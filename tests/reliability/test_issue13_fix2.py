@@ -361,7 +361,7 @@ def test_a_resume_refused_for_a_bad_run_file_changes_nothing(capsys, run, change
     change(run)
     before = _snapshot(run)
     capsys.readouterr()
-    args = ["train", "--resume", str(run), "--quiet"] + (["--epochs", "4"] if extend else [])
+    args = ["train", "--resume", str(run)] + (["--epochs", "4"] if extend else [])
     code = main(args)
     captured = capsys.readouterr()
     assert re.search(fragment, _one_error(captured.err)), captured.err

@@ -361,6 +361,8 @@ for _name, _change in {
         inc=-1)),
     "rng_state_other_generator": _manifest(lambda d: d["trainer"]["rng_state"].update(
         bit_generator="MT19937")),
+    "loader_rng_state_int_10_60": _manifest(lambda d: d["trainer"]["loader_state"][
+        "rng_state"]["state"].update(state=10**60)),
     "rng_state_uinteger_a_string": _manifest(lambda d: d["trainer"]["rng_state"].update(
         uinteger="7")),
     "loader_state_garbage": _manifest(lambda d: d["trainer"].update(loader_state=[1])),

@@ -301,6 +301,7 @@ RNG_FORGERIES = {
     "has_uint32_a_float": (lambda s: s.update(has_uint32=0.5), r"rng_state\.has_uint32 is 0\.5"),
     "missing_key": (lambda s: s.pop("uinteger"), r"rng_state has keys"),
     "state_a_list": (lambda s: s.update(state=[1, 2]), r"rng_state\.state must be an object"),
+    "loader_state_10_60": (None, r"loader_state\.rng_state\.state\.state is 1000"),
 }
 
 
@@ -308,8 +309,12 @@ RNG_FORGERIES = {
 def test_forged_rng_states_are_refused_naming_the_field(capsys, run, name):
     change, fragment = RNG_FORGERIES[name]
     _interrupted(run)
-    _edit(run / "checkpoints" / "last" / "checkpoint.json",
-          lambda d: change(d["trainer"]["rng_state"]))
+    if change is None:  # the data loader's generator
+        _edit(run / "checkpoints" / "last" / "checkpoint.json", lambda d: d["trainer"][
+            "loader_state"]["rng_state"]["state"].update(state=10**60))
+    else:
+        _edit(run / "checkpoints" / "last" / "checkpoint.json",
+              lambda d: change(d["trainer"]["rng_state"]))
     before = _snapshot(run)
     capsys.readouterr()
     code = main(["train", "--resume", str(run), "--quiet"])

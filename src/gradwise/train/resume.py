@@ -224,11 +224,19 @@ def check_generator_state(saved: Any, generator: Any, field: str, where: Any) ->
                      f"{str(error)[:120]}") from None
 
 
-def check_rng_states(state: dict[str, Any], where: Any, trainer: Trainer) -> None:
-    """:func:`check_generator_state` for the trainer's generator and the model's own ones."""
+def check_rng_states(state: dict[str, Any], where: Any, trainer: Trainer,
+                     loader: Any = None) -> None:
+    """:func:`check_generator_state` for the trainer's generator, the model's own ones
+    (Dropout's) and the data loader's shuffling generator."""
     import numpy as np
 
     check_generator_state(state.get("rng_state"), trainer.rng, "rng_state", where)
+    loader_state, loader_rng = state.get("loader_state"), getattr(loader, "_rng", None)
+    if isinstance(loader_state, dict) and isinstance(loader_rng, np.random.Generator) and (
+        "rng_state" in loader_state
+    ):
+        check_generator_state(loader_state["rng_state"], loader_rng, "loader_state.rng_state",
+                              where)
     saved = state.get("model_rng_state")
     if saved is None or not hasattr(trainer.model, "rng_state"):
         return
@@ -272,7 +280,7 @@ def restore(trainer: Trainer, path: str | os.PathLike[str], loader: Any) -> dict
             "batch_size"
         )
     _check_position(state, where, trainer)
-    check_rng_states(state, where, trainer)
+    check_rng_states(state, where, trainer, loader)
     if data.optimizer_state is None:
         raise CheckpointError(f"{where}: the checkpoint holds no optimizer state")
     if state.get("optimizer_class") != type(trainer.optimizer).__name__:

@@ -131,7 +131,8 @@ class _Schema:
     :func:`_encode` writes; raises :class:`SaveFileError` naming the JSON path."""
 
     def __init__(self, source: str, arrays: dict[str, np.ndarray]) -> None:
-        self.source, self.arrays, self.used = source, arrays, set()
+        self.source, self.arrays = source, arrays
+        self.used: set[str] = set()
 
     def fail(self, where: str, reason: str) -> SaveFileError:
         return SaveFileError(f"load: {shown(self.source)}: refused: {where}: {reason}")

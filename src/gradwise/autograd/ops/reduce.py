@@ -8,7 +8,8 @@ import numpy as np
 
 from gradwise.autograd.function import Function
 from gradwise.autograd.kernels import softmax as _softmax_kernels
-from gradwise.autograd.ops.elementwise import Abs, Exp, PowScalar, Where, sgn
+from gradwise.autograd.ops._select import select_grad
+from gradwise.autograd.ops.elementwise import Abs, Exp, PowScalar, Where, select_grad_graph, sgn
 from gradwise.autograd.ops.shape import BroadcastTo, Reshape
 
 if TYPE_CHECKING:
@@ -125,14 +126,20 @@ class _Extreme(Function):
         hits = _extreme_hits(ctx.x, ctx.out, ctx.nan_picks)
         count = hits.sum(axis=ctx.axes, keepdims=True)
         grad = _expand_reduced(grad, ctx.axes, ctx.keepdims)
-        return (hits * (grad / count).astype(grad.dtype, copy=False),)
+        share = (grad / count).astype(grad.dtype, copy=False)
+        if ctx.nan_picks:  # torch's evenly_distribute_backward selects (an inf stays local)
+            return (select_grad(hits, share),)
+        return (hits * share,)  # torch's amax/amin backward multiplies by the mask
 
     @staticmethod
     def backward_graph(ctx, grad):
         # which elements are extreme is piecewise constant: a constant factor
         hits = _extreme_hits(ctx.x, ctx.out, ctx.nan_picks)
         share = (hits / hits.sum(axis=ctx.axes, keepdims=True)).astype(grad.dtype, copy=False)
-        return (_expand_graph(grad, ctx.x.shape, ctx.axes, ctx.keepdims) * share,)
+        expanded = _expand_graph(grad, ctx.x.shape, ctx.axes, ctx.keepdims)
+        if ctx.nan_picks:
+            return (select_grad_graph(hits, expanded * share),)
+        return (expanded * share,)
 
 
 def _extreme_hits(x, out, nan_picks):
@@ -166,11 +173,13 @@ class EvenlyDistributed(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return (EvenlyDistributed._share(ctx, grad.dtype) * grad,)
+        share = EvenlyDistributed._share(ctx, grad.dtype)
+        return (select_grad(share != 0, share * grad),)
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return (grad * EvenlyDistributed._share(ctx, grad.dtype),)
+        share = EvenlyDistributed._share(ctx, grad.dtype)
+        return (select_grad_graph(share != 0, grad * share),)
 
 
 class Max(_Extreme):

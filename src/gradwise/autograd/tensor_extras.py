@@ -659,14 +659,14 @@ class TensorExtras:
     def xlogy(self: Tensor, other: Any) -> Tensor:
         """``self * log(other)``, 0 where self is 0 (unless other is NaN), as ``torch.xlogy``
         (also for a negative other, whose log is NaN); recorded: d/dself = log(other),
-        d/dother = self / other. Where self is 0 both gradients are 0 here (PyTorch differs
-        at other = 0 or +inf: PORTING.md)."""
+        d/dother = self / other. Where self is 0 and other is 0, +inf or negative both
+        gradients are 0 (PyTorch gives -inf/inf/NaN there: PORTING.md)."""
         from gradwise.autograd.functional import where
         x, y = _promoted(self, other)
         x, y = _as_float(x), _as_float(y)
         # 0 * log(0), 0 * log(inf) and 0 * log(-1) are NaN in IEEE arithmetic but 0 by
         # definition here; a NaN other stays NaN
-        undefined = (x._data == 0) & ~np.isnan(y._data)
+        undefined = (x._data == 0) & ((y._data == 0) | (y._data == np.inf) | (y._data < 0))
         safe_y = where(undefined, np.asarray(1, dtype=y.dtype), y)
         return x * safe_y.log()
 

@@ -978,6 +978,53 @@ case("index_copy_", lambda m: m.zeros(3, 3).index_copy_(0, m.tensor([2, 0]), _x(
 case("fill_diagonal_", lambda m: m.zeros(3, 4).fill_diagonal_(5.0))
 case("sgn-positive", lambda m: (m.sgn(_x(m)), m.positive(_x(m))))
 
+
+# ---- issue 11 (second pass): integer reductions, NaN order, integer division, dtype inference --
+INT_DTYPES = ("uint8", "int8", "int16", "int32", "int64", "bool")
+for _dt in INT_DTYPES:
+    def _ints(m, _dt=_dt):
+        return m.tensor([[120, 3, 7], [1, 0, 2]] if _dt != "bool" else [[1, 1, 0], [1, 1, 1]],
+                        dtype=getattr(m, _dt))
+    case(f"prod-{_dt}", lambda m, f=_ints: (f(m).prod(), f(m).prod(1), f(m).prod(0, keepdim=True)))
+    case(f"sum-{_dt}", lambda m, f=_ints: (f(m).sum(), f(m).sum(1), f(m).sum(dtype=m.float64)))
+    case(f"cumsum-{_dt}", lambda m, f=_ints: (f(m).cumsum(1), f(m).cumsum(0, dtype=m.float32)))
+    case(f"cumprod-{_dt}", lambda m, f=_ints: (f(m).cumprod(1), f(m).cumprod(0, dtype=m.int16)))
+    case(f"prod-dtype-{_dt}", lambda m, f=_ints: (f(m).prod(dtype=m.float32),
+                                                   f(m).prod(1, dtype=m.int16)))
+    case(f"sort-desc-{_dt}", lambda m, f=_ints: (f(m).sort(descending=True),
+                                                  f(m).argsort(1, descending=True)))
+
+NAN = [1.0, math.nan, 3.0, 0.5, math.nan, 3.0]
+
+
+def _n(m):
+    return m.tensor(NAN)
+
+
+NAN_NO_TIES = [1.0, math.nan, 3.0, 0.5, -2.0]  # torch's topk order among ties is unspecified
+case("nan-topk", lambda m: m.tensor(NAN_NO_TIES).topk(3))
+case("nan-topk-smallest", lambda m: m.tensor(NAN_NO_TIES).topk(3, largest=False))
+case("nan-topk-2d", lambda m: m.tensor([[math.nan, 1.0, 2.0], [0.0, 5.0, math.nan]]).topk(2))
+case("nan-sort", lambda m: (_n(m).sort(), _n(m).sort(descending=True)))
+case("nan-sort-stable", lambda m: _n(m).sort(descending=True, stable=True))
+case("nan-argsort", lambda m: (_n(m).argsort(), _n(m).argsort(descending=True)))
+case("nan-sort-2d", lambda m: m.tensor([[math.nan, 1.0], [2.0, math.nan]]).sort(0, True))
+case("nan-max-min", lambda m: (_n(m).max(), _n(m).min(), _n(m).max(0), _n(m).min(0)))
+case("nan-argmax-argmin", lambda m: (_n(m).argmax(), _n(m).argmin()))
+case("nan-kthvalue", lambda m: (_n(m).kthvalue(2), _n(m).kthvalue(5)))
+case("nan-median", lambda m: (_n(m).median(), m.tensor([1.0, 2.0, 3.0]).median()))
+case("nan-unique", lambda m: m.unique(m.tensor([1.0, math.nan, math.nan])))
+case("nan-unique-counts", lambda m: m.unique(_n(m), return_counts=True))
+case("uint8-sort-desc-zero", lambda m: m.tensor([0, 3, 255, 0], dtype=m.uint8).sort(
+    descending=True))
+case("numpy-scalar-int32", lambda m: m.tensor([np.int32(1), np.int32(2)]))
+case("numpy-scalar-mixed", lambda m: (m.tensor([np.int32(1), 2]), m.tensor([np.int32(1), 1.0]),
+                                      m.tensor([np.float64(1.0), 2.0]),
+                                      m.tensor([[np.uint8(1)], [np.uint8(2)]]),
+                                      m.tensor([True, np.int8(3)])))
+case("float-floordiv-by-zero", lambda m: (m.tensor([1.0, -2.0]) // m.tensor([0.0, 1.0])))
+
+
 def _printed(m):
     x = m.tensor([1.23456, 20.5])
     m.set_printoptions(precision=2)
@@ -1081,3 +1128,41 @@ def test_set_num_threads_is_read_back_and_refuses_nonsense():
             gw.set_num_threads(0)
     finally:
         gw.set_num_threads(before)
+
+
+# ---- issue 11: errors where torch raises (gradwise names the op) -----------------------------
+@pytest.mark.parametrize("dt", ["int64", "int32", "uint8", "int8"])
+@pytest.mark.parametrize("op", ["floordiv", "remainder", "div-floor", "div-trunc", "rfloordiv"])
+def test_integer_division_by_zero_raises_like_torch(dt, op):
+    def run(m):
+        a = m.tensor([4, 1], dtype=getattr(m, dt))
+        b = m.tensor([1, 0], dtype=getattr(m, dt))
+        return {"floordiv": lambda: a // b, "remainder": lambda: a % b,
+                "div-floor": lambda: a.div(b, rounding_mode="floor"),
+                "div-trunc": lambda: a.div(b, rounding_mode="trunc"),
+                "rfloordiv": lambda: 3 // b}[op]()
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        run(torch)
+    with pytest.raises(ZeroDivisionError, match="division by zero"):
+        run(gw)
+
+
+@pytest.mark.parametrize("dt", ["int64", "int32", "uint8", "bool"])
+def test_integer_to_negative_integer_scalar_power_raises_like_torch(dt):
+    for m, error in ((torch, RuntimeError), (gw, ValueError)):
+        x = m.tensor([2, 3], dtype=getattr(m, dt))
+        with pytest.raises(error, match="Integers to negative integer powers"):
+            x ** -1
+    assert np.asarray(gw.tensor([2, 3]) ** 2).tolist() == [4, 9]  # other powers stay fine
+
+
+@pytest.mark.parametrize("dt", ["int64", "int32", "uint8", "bool"])
+@pytest.mark.parametrize("fn", ["rand", "randn", "rand_like", "randn_like"])
+def test_continuous_random_on_integer_dtype_raises_like_torch(dt, fn):
+    for m in (torch, gw):
+        dtype = getattr(m, dt)
+        with pytest.raises(NotImplementedError):
+            if fn.endswith("_like"):
+                getattr(m, fn)(m.zeros(2, 3, dtype=dtype))
+            else:
+                getattr(m, fn)(2, 3, dtype=dtype)

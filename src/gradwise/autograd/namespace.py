@@ -41,7 +41,8 @@ _METHOD_FUNCTIONS = (
     "isreal", "isin", "exp2", "logit", "deg2rad", "rad2deg", "float_power", "fmax", "fmin",
     "sgn", "positive", "aminmax", "argwhere", "unflatten", "tensor_split", "hsplit", "vsplit",
     "addmm", "addmv", "baddbmm", "addcmul", "addcdiv", "mv", "inner", "vdot", "dist", "msort",
-    "clone",
+    "clone", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "atan2",
+    "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "arctan2",
 )
 
 

@@ -672,6 +672,10 @@ class Tensor(TensorMethods, TensorExtras):
             if isinstance(exponent, float) and self._data.dtype.kind not in "fc":
                 return _ew.PowScalar.apply(
                     _ew.Cast.apply(self, _dtypes.get_default_dtype()), exponent)
+            if isinstance(exponent, int) and exponent < 0 and self._data.dtype.kind in "biu":
+                # PyTorch refuses (1 / 2 is not an int); NumPy's message for the tensor case
+                raise ValueError("Integers to negative integer powers are not allowed. "
+                                 f"(pow: {self._data.dtype} ** {exponent}; use x.float())")
             return _ew.PowScalar.apply(self, exponent)
         return self._binary(exponent, _ew.Pow)
 
@@ -1451,12 +1455,47 @@ def tensor(data: ArrayLike, dtype: Any = None, device: Any = None,
         check_device(device, "tensor")
     if dtype is None and not isinstance(data, Tensor | np.ndarray | np.generic):
         array = _numpy_array(data)
-        if array.dtype.kind in "iu":
+        kept = _numpy_scalar_dtype(data) if array.dtype.kind in "biuf" else None
+        if kept is not None:
+            dtype = kept
+        elif array.dtype.kind in "iu":
             dtype = np.int64
         elif array.dtype.kind == "f":
             dtype = _dtypes.get_default_dtype()
         return Tensor(array, dtype=dtype, requires_grad=requires_grad)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def _numpy_scalar_dtype(data: Any) -> np.dtype | None:
+    """The dtype torch.tensor infers for a nested list holding NumPy scalars, or None when it
+    holds none (then Python's defaults apply).
+
+    torch keeps a NumPy scalar's dtype (``[np.int32(1)]`` is int32) and promotes it with the
+    Python numbers beside it as if each were a tensor: the higher category wins, within a
+    category the wider dtype (``[np.int32(1), 2]`` is int64, ``[np.int32(1), 1.0]`` float32).
+    """
+    found: set[np.dtype] = set()
+    python: set[type] = set()
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, np.generic):
+            found.add(item.dtype)
+        else:
+            python.add(type(item))
+    if not found:
+        return None
+    dtypes = list(found)
+    for kind in python:
+        if kind is bool:
+            dtypes.append(np.dtype(bool))
+        elif issubclass(kind, int):
+            dtypes.append(np.dtype(np.int64))
+        elif issubclass(kind, float):
+            dtypes.append(_dtypes.get_default_dtype())
+    return _dtypes.promote(dtypes, [])
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

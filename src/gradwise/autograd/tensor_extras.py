@@ -828,8 +828,9 @@ class TensorExtras:
         differentiable (as in PyTorch)."""
         data = self._data
         axis = None if dim is None else _dim("unique", dim, self.ndim)
+        # equal_nan=False: every NaN is its own value, as torch.unique (NaN != NaN)
         values, inverse, counts = np.unique(data, return_inverse=True, return_counts=True,
-                                            axis=axis)
+                                            axis=axis, equal_nan=False)
         inverse = inverse.reshape(data.shape) if axis is None else inverse.reshape(-1)
         out = [_make(values)]
         if return_inverse:
@@ -856,18 +857,21 @@ class TensorExtras:
         return out[0] if len(out) == 1 else tuple(out)
 
     # ---- more everyday methods ------------------------------------------------------------------
-    def cumprod(self: Tensor, dim: int) -> Tensor:
-        """Running product along ``dim``, as ``torch.cumprod`` (integers and bools: int64,
-        outside the graph); recorded, exact also where entries are 0
+    def cumprod(self: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
+        """Running product along ``dim``, as ``torch.cumprod`` (the input cast to ``dtype``
+        first when given; otherwise integers and bools give int64, outside the graph);
+        recorded, exact also where entries are 0
         (:class:`~gradwise.autograd.ops.special.CumProd`)."""
         from gradwise.autograd.ops.special import CumProd
         d = _dim("cumprod", dim, self.ndim)
-        if self._data.dtype.kind != "f":
-            return _make(np.cumprod(self._data, axis=d if self.ndim else None,
-                                    dtype=np.int64).reshape(self.shape))
-        if self.ndim == 0:
-            return self[...]
-        return CumProd.apply(self, d)
+        x = self._cast_for_reduction(dtype)
+        if x._data.dtype.kind != "f":
+            out = np.int64 if dtype is None else x._data.dtype
+            return _make(np.cumprod(x._data, axis=d if x.ndim else None,
+                                    dtype=out).reshape(x.shape))
+        if x.ndim == 0:
+            return x[...]
+        return CumProd.apply(x, d)
 
     def diff(self: Tensor, n: int = 1, dim: int = -1, prepend: Any = None,
              append: Any = None) -> Tensor:

@@ -160,6 +160,7 @@ class Remainder(Function):
     """a mod b with the divisor's sign (Python's ``%``, ``torch.remainder``), broadcast together.
 
     Local derivative (PyTorch's): 1 for a; ``-floor(a / b)`` for b. Shape: broadcast shape.
+    Integer division by zero raises ZeroDivisionError (PyTorch raises too; NumPy gives 0).
     """
 
     owns_grads = True
@@ -170,6 +171,9 @@ class Remainder(Function):
     def forward(ctx, a, b):
         if a.shape != b.shape:
             _binary_shapes("remainder", a, b)
+        if a.dtype.kind in "iub" and b.dtype.kind in "iub" and not np.all(b):
+            raise ZeroDivisionError(f"remainder: integer division by zero ({a.dtype} by a 0 "
+                                    "in the divisor; PyTorch raises ZeroDivisionError too)")
         ctx.a, ctx.b = a, b
         return np.mod(a, b)
 

@@ -361,16 +361,22 @@ class Tensor(TensorMethods, TensorExtras):
         extra_options: dict[str, Any] = {}
         if options.linewidth is not None:
             extra_options["max_line_width"] = options.linewidth
-        if options.sci_mode is not None and data.dtype.kind == "f":
+        sci_mode = options.sci_mode
+        if sci_mode is None and data.dtype.kind == "f":
+            sci_mode = _auto_sci_mode(data) or None
+        if sci_mode is not None and data.dtype.kind == "f":
+            style = "e" if sci_mode else "f"
+            width = _float_width(data, f"{{:.{options.precision}{style}}}")
             extra_options["formatter"] = {"float_kind": (
-                (lambda v: f"{v:.{options.precision}e}") if options.sci_mode
-                else (lambda v: f"{v:.{options.precision}f}"))}
+                lambda v: f"{v:.{options.precision}{style}}".rjust(width))}
         body = np.array2string(data, separator=", ", prefix="tensor(",
                                precision=options.precision, floatmode=floatmode,
                                threshold=int(min(options.threshold, sys.maxsize)),
                                edgeitems=options.edgeitems,
                                **extra_options)
         extra = ""
+        if data.size == 0 and data.shape != (0,):
+            extra += f", size={tuple(data.shape)}"  # torch: tensor([], size=(2, 0))
         if data.dtype not in (np.float32, np.int64, np.bool_):
             extra += f", dtype={self._data.dtype}"
         if self._ctx is not None:
@@ -1464,6 +1470,38 @@ def tensor(data: ArrayLike, dtype: Any = None, device: Any = None,
             dtype = _dtypes.get_default_dtype()
         return Tensor(array, dtype=dtype, requires_grad=requires_grad)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def _auto_sci_mode(data: np.ndarray) -> bool:
+    """Whether PyTorch's printer picks scientific notation for these floats
+    (``torch/_tensor_str.py``, ``_Formatter``): over the nonzero finite values, the largest
+    over the smallest magnitude is above 1000 or the largest is above 1e8, or (when not all
+    are whole) the smallest is below 1e-4."""
+    values = np.abs(data[np.isfinite(data) & (data != 0)].astype(np.float64))
+    if not values.size:
+        return False
+    low, high = values.min(), values.max()
+    if high / low > 1000.0 or high > 1.0e8:
+        return True
+    return bool(low < 1.0e-4 and not np.all(values == np.ceil(values)))
+
+
+def _float_width(data: np.ndarray, form: str) -> int:
+    """The widest ``form``-formatted entry (torch right-aligns every entry, nan and inf too):
+    the widest is among the extremes and the smallest nonzero magnitude (exponent digits)."""
+    finite = data[np.isfinite(data)]
+    picks = [] if not finite.size else [finite.min(), finite.max()]
+    nonzero = np.abs(finite[finite != 0])
+    if nonzero.size:
+        picks += [nonzero.min(), nonzero.max()]
+        if (finite < 0).any():
+            picks += [-nonzero.min(), -nonzero.max()]
+    width = max((len(form.format(float(v))) for v in picks), default=0)
+    if np.isnan(data).any():
+        width = max(width, 3)
+    if np.isinf(data).any():
+        width = max(width, 4 if (data == -np.inf).any() else 3)
+    return width
 
 
 def _numpy_scalar_dtype(data: Any) -> np.dtype | None:

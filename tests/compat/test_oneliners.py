@@ -1025,6 +1025,46 @@ case("numpy-scalar-mixed", lambda m: (m.tensor([np.int32(1), 2]), m.tensor([np.i
 case("float-floordiv-by-zero", lambda m: (m.tensor([1.0, -2.0]) // m.tensor([0.0, 1.0])))
 
 
+# ---- issue 11: layout, take, index_fill/index_put_, shifts, clamp bounds, legacy types ------
+case("stride", lambda m: (_3d(m).stride(), _3d(m).transpose(0, 2).stride(), _3d(m).stride(1),
+                          m.zeros(3, 1).expand(3, 4).stride()))
+case("storage_offset", lambda m: (_3d(m)[1].storage_offset(), _3d(m)[:, 1:, 2].storage_offset(),
+                                  _3d(m).storage_offset()))
+case("data_ptr-views", lambda m: (_3d(m)[1:].data_ptr() - _3d(m).data_ptr() == 0,
+                                  (lambda x: x[1:].data_ptr() - x.data_ptr())(m.arange(4.0))))
+case("take", lambda m: m.take(_x(m), m.tensor([[0, 5], [-1, 2]])))
+case("take-grad", lambda m: _weighted_grad(m, lambda x: x.take(m.tensor([0, 5, 5, -2]))))
+case("index_fill", lambda m: (_x(m).index_fill(1, m.tensor([0, 2]), -1.0),
+                              m.index_fill(_i(m), 0, m.tensor([1]), 7)))
+case("index_fill-grad", lambda m: _weighted_grad(m, lambda x: x.index_fill(1, m.tensor([1]), 0.0)))
+case("index_put_", lambda m: m.zeros(3, 3).index_put_((m.tensor([0, 2]), m.tensor([1, 1])),
+                                                      m.tensor([5.0, 6.0])))
+case("index_put_-accumulate", lambda m: m.zeros(4).index_put_(
+    (m.tensor([0, 0, 3]),), m.tensor([1.0, 2.0, 3.0]), accumulate=True))
+case("index_put", lambda m: m.zeros(2, 2).index_put((m.tensor([1]),), m.tensor(4.0)))
+case("detach_", lambda m: (lambda y: (y.detach_(), y.requires_grad, y.grad_fn is None))(
+    m.ones(2, requires_grad=True) * 2))
+case("shifts", lambda m: (_i(m) << 2, _i(m) >> 1, m.tensor([-8, 7]) >> 1, 1 << m.tensor([0, 3]),
+                          m.tensor([1], dtype=m.uint8) << 9, m.bitwise_left_shift(_i(m), 1),
+                          m.bitwise_right_shift(_i(m), m.tensor([0, 1, 2]))))
+case("clamp-tensor-bounds", lambda m: (m.clamp(_x(m), min=m.tensor([0.0, 1.0, -5.0]),
+                                               max=m.tensor([[2.0], [4.0]])),
+                                       _i(m).clamp(min=m.tensor([2, 2, 2]))))
+case("clamp-tensor-bounds-grad", lambda m: _weighted_grad(m, lambda x: x.clamp(
+    min=m.tensor([0.0, -3.0, 2.0]), max=m.tensor([2.0, 4.0, 5.0]))))
+case("clamp-tensor-bound-grad-to-bound", lambda m: (lambda lo: (
+    m.clamp(_x(m), min=lo, max=m.tensor([9.0])).sum().backward(), lo.grad)[1])(
+    m.tensor([0.0, 1.0, -5.0], requires_grad=True)))
+case("legacy-constructors", lambda m: (m.FloatTensor([1, 2]), m.LongTensor([1.0, 2.0]),
+                                       m.DoubleTensor([[1]]), m.IntTensor([3]),
+                                       m.BoolTensor([1, 0]), m.ByteTensor([1]),
+                                       m.FloatTensor(2, 3).shape, m.LongTensor(0).shape))
+case("trig-family", lambda m: (m.sinh(_x(m)), m.cosh(_x(m)), m.asinh(_x(m)), m.acosh(_p(m) + 1),
+                               m.atanh(_x(m) / 7), m.tan(_x(m)), m.asin(_x(m) / 7),
+                               m.acos(_x(m) / 7), m.atan(_x(m)), m.atan2(_x(m), _p(m)),
+                               m.arctan2(_i(m), _i(m).flip(0)), _x(m).arctanh()))
+
+
 def _printed(m):
     x = m.tensor([1.23456, 20.5])
     m.set_printoptions(precision=2)
@@ -1166,3 +1206,16 @@ def test_continuous_random_on_integer_dtype_raises_like_torch(dt, fn):
                 getattr(m, fn)(m.zeros(2, 3, dtype=dtype))
             else:
                 getattr(m, fn)(2, 3, dtype=dtype)
+
+
+def test_bit_shift_refuses_floats():
+    with pytest.raises(TypeError, match="bitwise_left_shift: needs integer tensors"):
+        gw.tensor([1.5]) << 1
+    with pytest.raises(NotImplementedError):
+        torch.tensor([1.5]) << 1
+
+
+def test_take_names_an_out_of_range_index():
+    for m in (torch, gw):
+        with pytest.raises((IndexError, RuntimeError), match="out of range"):
+            m.take(m.ones(2, 2), m.tensor([4]))

@@ -647,14 +647,16 @@ class TensorExtras:
         return Erfc.apply(_as_float(self))
 
     def xlogy(self: Tensor, other: Any) -> Tensor:
-        """``self * log(other)``, 0 where self is 0 (unless other is NaN), as ``torch.xlogy``;
-        recorded: d/dself = log(other), d/dother = self / other. Where self is 0 and other is
-        0 or +inf the gradients are 0 (PyTorch gives -inf/inf and NaN there: PORTING.md)."""
+        """``self * log(other)``, 0 where self is 0 (unless other is NaN, also for a negative
+        other), as ``torch.xlogy``; recorded: d/dself = log(other), d/dother = self / other.
+        Where self is 0 and other is 0, +inf or negative the gradients are 0 (PyTorch gives
+        -inf/inf/NaN there: PORTING.md)."""
         from gradwise.autograd.functional import where
         x, y = _promoted(self, other)
         x, y = _as_float(x), _as_float(y)
-        # 0 * log(0) and 0 * log(inf) are NaN in IEEE arithmetic but 0 by definition here
-        undefined = (x._data == 0) & ((y._data == 0) | (y._data == np.inf))
+        # 0 * log(0), 0 * log(inf) and 0 * log(negative) are NaN in IEEE arithmetic but 0 by
+        # definition here (torch.xlogy(0., -1.) is 0); only a NaN other gives NaN
+        undefined = (x._data == 0) & ((y._data <= 0) | (y._data == np.inf))
         safe_y = where(undefined, np.asarray(1, dtype=y.dtype), y)
         return x * safe_y.log()
 

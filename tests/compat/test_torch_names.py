@@ -116,3 +116,21 @@ REPR_LAYERS = [
 def test_layer_repr_matches_torch(name, args, kwargs):
     assert repr(getattr(gnn, name)(*args, **kwargs)) == repr(
         getattr(torch.nn, name)(*args, **kwargs))
+
+
+def test_get_submodule_parameter_buffer_match_torch():
+    def build(nn):
+        return nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.BatchNorm1d(4), nn.ReLU()))
+
+    for m in (torch.nn, gnn):
+        net = build(m)
+        assert net.get_submodule("") is net
+        assert net.get_submodule("1.0") is net[1][0]
+        assert net.get_parameter("0.weight") is net[0].weight
+        assert tuple(net.get_parameter("1.0.bias").shape) == (4,)
+        assert net.get_buffer("1.0.running_var") is net[1][0].running_var
+        for call, target in ((net.get_submodule, "2"), (net.get_submodule, "1.5"),
+                             (net.get_parameter, "0.nope"), (net.get_buffer, "0.weight"),
+                             (net.get_parameter, "9.weight")):
+            with pytest.raises(AttributeError):
+                call(target)

@@ -90,7 +90,7 @@ def i1(input: Any) -> Tensor:  # noqa: A002
 
 
 def i1e(input: Any) -> Tensor:  # noqa: A002
-    """exp(-|x|) I1(x)."""
+    """The scaled Bessel function exp(-|x|) I1(x), finite for large |x|."""
     return _ops.I1e.apply(_float(input))
 
 

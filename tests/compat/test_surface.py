@@ -311,3 +311,19 @@ def test_empty_repr_names_the_shape_as_torch(shape, dtype):
     torch = pytest.importorskip("torch")
     expected = repr(torch.zeros(shape, dtype=getattr(torch, dtype))).replace("torch.", "")
     assert repr(gw.zeros(shape, dtype=getattr(gw, dtype))) == expected
+
+
+@pytest.mark.parametrize("expr", [
+    "w[0]", "w[1:]", "w[:, 0]", "w[0, 1:]", "w[0, 1]", "w[idx]", "w[mask]", "w[..., 2]",
+    "w.relu()", "w ** 2", "w.double()", "w * 2", "w.sum()",
+])
+def test_grad_fn_names_match_torch(expr):
+    torch = pytest.importorskip("torch")
+    names = []
+    for m in (torch, gw):
+        w = m.ones(3, 3, requires_grad=True)  # noqa: F841 - read by eval
+        idx = m.tensor([0, 2])  # noqa: F841
+        mask = m.tensor([True, False, True])  # noqa: F841
+        # torch: "<SelectBackward0 object at 0x...>", gradwise: "<SelectBackward0>"
+        names.append(repr(eval(expr).grad_fn).split(" ")[0].strip("<>"))
+    assert names[1] == names[0]

@@ -223,6 +223,8 @@ class Cast(Function):
     Local derivative: 1; the gradient is converted back to x's dtype. Shape: x -> same.
     """
 
+    torch_name = "ToCopy"  # PyTorch's node name (ToCopyBackward0)
+
     owns_grads = True
     saves_inputs = False
 
@@ -269,6 +271,8 @@ class PowScalar(Function):
     derivative is 0 even at x = 0, where p x^(p-1) would be 0 * inf = NaN; PyTorch does the same).
     Shape: x -> same.
     """
+
+    torch_name = "Pow"  # PyTorch's node name (PowBackward0)
 
     owns_grads = True
 
@@ -623,6 +627,8 @@ class ReLU(Function):
     Local derivative: 1 for x > 0, 0 for x <= 0 (relu'(0) = 0 as in PyTorch); NaN passes its
     gradient on. Shape: x -> same.
     """
+
+    torch_name = "Relu"  # PyTorch's node name (ReluBackward0)
 
     observe_kind = "relu"
     owns_grads = True

@@ -158,8 +158,14 @@ class Function:
         return type(self).__name__
 
     def __repr__(self) -> str:
-        # PyTorch's spelling (MulBackward0): the 0 numbers the overload, always 0 here
-        return f"<{type(self).__name__}Backward0>"
+        # PyTorch's spelling (MulBackward0): the 0 numbers the overload, always 0 here; an op
+        # whose PyTorch node has another name says so in ``torch_node_name``
+        return f"<{self.torch_node_name()}Backward0>"
+
+    def torch_node_name(self) -> str:
+        """The name PyTorch gives this op's graph node, without ``Backward0`` (the class name
+        unless the class sets ``torch_name``, e.g. ReLU -> ``Relu``)."""
+        return getattr(type(self), "torch_name", None) or type(self).__name__
 
 
 def _constant(op: str, position: int, value: Any) -> Tensor:

@@ -369,16 +369,22 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         extra_options: dict[str, Any] = {}
         if options.linewidth is not None:
             extra_options["max_line_width"] = options.linewidth
-        if options.sci_mode is not None and data.dtype.kind == "f":
+        sci_mode = options.sci_mode
+        if sci_mode is None and data.dtype.kind == "f":
+            sci_mode = _auto_sci_mode(data) or None
+        if sci_mode is not None and data.dtype.kind == "f":
+            style = "e" if sci_mode else "f"
+            width = _float_width(data, f"{{:.{options.precision}{style}}}")
             extra_options["formatter"] = {"float_kind": (
-                (lambda v: f"{v:.{options.precision}e}") if options.sci_mode
-                else (lambda v: f"{v:.{options.precision}f}"))}
+                lambda v: f"{v:.{options.precision}{style}}".rjust(width))}
         body = np.array2string(data, separator=", ", prefix="tensor(",
                                precision=options.precision, floatmode=floatmode,
                                threshold=int(min(options.threshold, sys.maxsize)),
                                edgeitems=options.edgeitems,
                                **extra_options)
         extra = ""
+        if data.size == 0 and data.shape != (0,):
+            extra += f", size={tuple(data.shape)}"  # torch: tensor([], size=(2, 0))
         if data.dtype not in (np.float32, np.int64, np.bool_):
             extra += f", dtype={self._data.dtype}"
         if self._ctx is not None:
@@ -955,12 +961,79 @@ def tensor(data: ArrayLike, dtype: Any = None, device: Any = None,
         check_device(device, "tensor")
     if dtype is None and not isinstance(data, Tensor | np.ndarray | np.generic):
         array = _numpy_array(data)
-        if array.dtype.kind in "iu":
+        kept = _numpy_scalar_dtype(data) if array.dtype.kind in "biuf" else None
+        if kept is not None:
+            dtype = kept
+        elif array.dtype.kind in "iu":
             dtype = np.int64
         elif array.dtype.kind == "f":
             dtype = _dtypes.get_default_dtype()
         return Tensor(array, dtype=dtype, requires_grad=requires_grad)
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
+
+
+def _auto_sci_mode(data: np.ndarray) -> bool:
+    """Whether PyTorch's printer picks scientific notation for these floats
+    (``torch/_tensor_str.py``, ``_Formatter``): over the nonzero finite values, the largest
+    over the smallest magnitude is above 1000 or the largest is above 1e8, or (when not all
+    are whole) the smallest is below 1e-4."""
+    values = np.abs(data[np.isfinite(data) & (data != 0)].astype(np.float64))
+    if not values.size:
+        return False
+    low, high = values.min(), values.max()
+    if high / low > 1000.0 or high > 1.0e8:
+        return True
+    return bool(low < 1.0e-4 and not np.all(values == np.ceil(values)))
+
+
+def _float_width(data: np.ndarray, form: str) -> int:
+    """The widest ``form``-formatted entry (torch right-aligns every entry, nan and inf too):
+    the widest is among the extremes and the smallest nonzero magnitude (exponent digits)."""
+    finite = data[np.isfinite(data)]
+    picks = [] if not finite.size else [finite.min(), finite.max()]
+    nonzero = np.abs(finite[finite != 0])
+    if nonzero.size:
+        picks += [nonzero.min(), nonzero.max()]
+        if (finite < 0).any():
+            picks += [-nonzero.min(), -nonzero.max()]
+    width = max((len(form.format(float(v))) for v in picks), default=0)
+    if np.isnan(data).any():
+        width = max(width, 3)
+    if np.isinf(data).any():
+        width = max(width, 4 if (data == -np.inf).any() else 3)
+    return width
+
+
+def _numpy_scalar_dtype(data: Any) -> np.dtype | None:
+    """The dtype torch.tensor infers for a nested list holding NumPy scalars, or None when it
+    holds none (then Python's defaults apply).
+
+    torch keeps a NumPy scalar's dtype (``[np.int32(1)]`` is int32) and promotes it with the
+    Python numbers beside it as if each were a tensor: the higher category wins, within a
+    category the wider dtype (``[np.int32(1), 2]`` is int64, ``[np.int32(1), 1.0]`` float32).
+    """
+    found: set[np.dtype] = set()
+    python: set[type] = set()
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, np.generic):
+            found.add(item.dtype)
+        else:
+            python.add(type(item))
+    if not found:
+        return None
+    dtypes = list(found)
+    for kind in python:
+        if kind is bool:
+            dtypes.append(np.dtype(bool))
+        elif issubclass(kind, int):
+            dtypes.append(np.dtype(np.int64))
+        elif issubclass(kind, float):
+            dtypes.append(_dtypes.get_default_dtype())
+    return _dtypes.promote(dtypes, [])
 
 
 def from_numpy(array: np.ndarray) -> Tensor:

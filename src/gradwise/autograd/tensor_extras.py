@@ -647,14 +647,16 @@ class TensorExtras:
         return Erfc.apply(_as_float(self))
 
     def xlogy(self: Tensor, other: Any) -> Tensor:
-        """``self * log(other)``, 0 where self is 0 (unless other is NaN), as ``torch.xlogy``;
-        recorded: d/dself = log(other), d/dother = self / other. Where self is 0 and other is
-        0 or +inf the gradients are 0 (PyTorch gives -inf/inf and NaN there: PORTING.md)."""
+        """``self * log(other)``, 0 where self is 0 (unless other is NaN, also for a negative
+        other), as ``torch.xlogy``; recorded: d/dself = log(other), d/dother = self / other.
+        Where self is 0 and other is 0, +inf or negative the gradients are 0 (PyTorch gives
+        -inf/inf/NaN there: PORTING.md)."""
         from gradwise.autograd.functional import where
         x, y = _promoted(self, other)
         x, y = _as_float(x), _as_float(y)
-        # 0 * log(0) and 0 * log(inf) are NaN in IEEE arithmetic but 0 by definition here
-        undefined = (x._data == 0) & ((y._data == 0) | (y._data == np.inf))
+        # 0 * log(0), 0 * log(inf) and 0 * log(negative) are NaN in IEEE arithmetic but 0 by
+        # definition here (torch.xlogy(0., -1.) is 0); only a NaN other gives NaN
+        undefined = (x._data == 0) & ((y._data <= 0) | (y._data == np.inf))
         safe_y = where(undefined, np.asarray(1, dtype=y.dtype), y)
         return x * safe_y.log()
 
@@ -828,8 +830,9 @@ class TensorExtras:
         differentiable (as in PyTorch)."""
         data = self._data
         axis = None if dim is None else _dim("unique", dim, self.ndim)
+        # equal_nan=False: every NaN is its own value, as torch.unique (NaN != NaN)
         values, inverse, counts = np.unique(data, return_inverse=True, return_counts=True,
-                                            axis=axis)
+                                            axis=axis, equal_nan=False)
         inverse = inverse.reshape(data.shape) if axis is None else inverse.reshape(-1)
         out = [_make(values)]
         if return_inverse:
@@ -856,18 +859,21 @@ class TensorExtras:
         return out[0] if len(out) == 1 else tuple(out)
 
     # ---- more everyday methods ------------------------------------------------------------------
-    def cumprod(self: Tensor, dim: int) -> Tensor:
-        """Running product along ``dim``, as ``torch.cumprod`` (integers and bools: int64,
-        outside the graph); recorded, exact also where entries are 0
+    def cumprod(self: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
+        """Running product along ``dim``, as ``torch.cumprod`` (the input cast to ``dtype``
+        first when given; otherwise integers and bools give int64, outside the graph);
+        recorded, exact also where entries are 0
         (:class:`~gradwise.autograd.ops.special.CumProd`)."""
         from gradwise.autograd.ops.special import CumProd
         d = _dim("cumprod", dim, self.ndim)
-        if self._data.dtype.kind != "f":
-            return _make(np.cumprod(self._data, axis=d if self.ndim else None,
-                                    dtype=np.int64).reshape(self.shape))
-        if self.ndim == 0:
-            return self[...]
-        return CumProd.apply(self, d)
+        x = self._cast_for_reduction(dtype)
+        if x._data.dtype.kind != "f":
+            out = np.int64 if dtype is None else x._data.dtype
+            return _make(np.cumprod(x._data, axis=d if x.ndim else None,
+                                    dtype=out).reshape(x.shape))
+        if x.ndim == 0:
+            return x[...]
+        return CumProd.apply(x, d)
 
     def diff(self: Tensor, n: int = 1, dim: int = -1, prepend: Any = None,
              append: Any = None) -> Tensor:
@@ -1127,3 +1133,111 @@ class TensorExtras:
         self._check_inplace("fill_diagonal_")
         np.fill_diagonal(self._data, fill_value, wrap=wrap)
         return self._bump()
+
+    # ---- issue 11: memory layout, flat take, index_fill/index_put_, shifts ----------------------
+    def stride(self: Tensor, dim: int | None = None) -> Any:
+        """Steps in elements (not bytes) between neighbours along each dim, as
+        ``Tensor.stride()`` (a tuple; ``stride(dim)`` one int). A broadcast (expanded) dim has
+        stride 0, a transposed view swapped strides."""
+        steps = tuple(s // self._data.itemsize for s in self._data.strides)
+        return steps if dim is None else steps[_dim("stride", dim, self.ndim)]
+
+    def data_ptr(self: Tensor) -> int:
+        """The address of the first element, as ``Tensor.data_ptr()`` (views share the base's
+        memory, so ``x[1:].data_ptr() == x.data_ptr() + x.element_size()``)."""
+        return int(self._data.__array_interface__["data"][0])
+
+    def storage_offset(self: Tensor) -> int:
+        """How many elements into the underlying memory block the first element sits, as
+        ``Tensor.storage_offset()`` (0 for a tensor that owns its memory)."""
+        base = self._data
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        start = int(base.__array_interface__["data"][0])
+        return (self.data_ptr() - start) // self._data.itemsize
+
+    def detach_(self: Tensor) -> Tensor:
+        """Cut this tensor from the graph in place (it becomes a leaf that does not require
+        grad), as ``Tensor.detach_()``; returns self."""
+        self._ctx = None
+        self.requires_grad = False
+        return self
+
+    def take(self: Tensor, index: Any) -> Tensor:
+        """The entries at ``index`` in the flattened tensor (negative counts from the end),
+        shaped like ``index``, as ``torch.take``; recorded.
+
+        Raises:
+            TypeError: ``index`` is not an integer tensor.
+            IndexError: an index is out of range (naming it and the size).
+        """
+        flat_index = np.asarray(_raw(index))
+        if flat_index.dtype.kind not in "iu":
+            raise TypeError(f"take: index must be an integer tensor, got {flat_index.dtype}")
+        n = self._data.size
+        bad = (flat_index >= n) | (flat_index < -n)
+        if bad.any():
+            raise IndexError(f"take: index {int(flat_index[bad].reshape(-1)[0])} is out of "
+                             f"range for a tensor of {n} elements")
+        return self.reshape(-1)[flat_index % max(n, 1)]
+
+    def index_fill(self: Tensor, dim: int, index: Any, value: Any) -> Tensor:
+        """A copy with the slices at ``index`` along ``dim`` set to ``value`` (a number or a
+        0-d tensor), as ``Tensor.index_fill``; recorded (no gradient reaches the filled
+        entries of self; a 0-d tensor ``value`` gets the sum of theirs)."""
+        from gradwise.autograd.functional import where
+        d = _dim("index_fill", dim, self.ndim)
+        mask = np.zeros(self.shape, dtype=bool)
+        mask[(slice(None),) * d + (np.asarray(_raw(index)).reshape(-1),)] = True
+        fill = value if hasattr(value, "_data") else _make(np.asarray(value, self._data.dtype))
+        return where(mask, fill.to(self._data.dtype) if fill._data.dtype != self._data.dtype
+                     else fill, self)
+
+    def index_put_(self: Tensor, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
+        """``self[indices] = values`` in place (``accumulate``: ``+=``, repeated indices adding
+        up), as ``Tensor.index_put_``; ``indices`` is a tuple of index tensors. Returns self.
+
+        Raises:
+            TypeError: ``indices`` is not a tuple or list.
+        """
+        if not isinstance(indices, tuple | list):
+            raise TypeError(f"index_put_: indices must be a tuple of tensors, got "
+                            f"{type(indices).__name__}")
+        self._check_inplace("index_put_")
+        where_ = tuple(np.asarray(_raw(i)) for i in indices)
+        source = np.asarray(_raw(values)).astype(self._data.dtype, copy=False)
+        if accumulate:
+            np.add.at(self._data, where_, source)
+        else:
+            self._data[where_] = source
+        return self._bump()
+
+    def index_put(self: Tensor, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
+        """Out-of-place :meth:`index_put_` on a copy (outside the graph), as
+        ``Tensor.index_put``."""
+        from gradwise.autograd.tensor import Tensor
+        out = Tensor._make(self._data.copy(), False, None)
+        return out.index_put_(indices, values, accumulate)
+
+    def _shift(self: Tensor, other: Any, fn: Any, name: str, reflected: bool = False) -> Tensor:
+        from gradwise.autograd.functional import promoted
+        a, b = promoted(other, self) if reflected else promoted(self, other)
+        if a._data.dtype.kind not in "iu":
+            raise TypeError(f"{name}: needs integer tensors, got {a._data.dtype}")
+        return _make(fn(a._data, b._data))
+
+    def __lshift__(self: Tensor, other: Any) -> Tensor:
+        """``self << other`` on integers (broadcast, promoted), as torch's; no gradient."""
+        return self._shift(other, np.left_shift, "bitwise_left_shift")
+
+    def __rshift__(self: Tensor, other: Any) -> Tensor:
+        """``self >> other`` on integers (arithmetic: the sign is kept), as torch's."""
+        return self._shift(other, np.right_shift, "bitwise_right_shift")
+
+    def __rlshift__(self: Tensor, other: Any) -> Tensor:
+        return self._shift(other, np.left_shift, "bitwise_left_shift", reflected=True)
+
+    def __rrshift__(self: Tensor, other: Any) -> Tensor:
+        return self._shift(other, np.right_shift, "bitwise_right_shift", reflected=True)
+
+    bitwise_left_shift, bitwise_right_shift = __lshift__, __rshift__

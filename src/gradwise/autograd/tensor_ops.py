@@ -146,6 +146,10 @@ class TensorOps:
             if isinstance(exponent, float) and self._data.dtype.kind not in "fc":
                 return _ew.PowScalar.apply(
                     _ew.Cast.apply(self, _dtypes.get_default_dtype()), exponent)
+            if isinstance(exponent, int) and exponent < 0 and self._data.dtype.kind in "biu":
+                # PyTorch refuses (1 / 2 is not an int); NumPy's message for the tensor case
+                raise ValueError("Integers to negative integer powers are not allowed. "
+                                 f"(pow: {self._data.dtype} ** {exponent}; use x.float())")
             return _ew.PowScalar.apply(self, exponent)
         return self._binary(exponent, _ew.Pow)
 
@@ -188,11 +192,16 @@ class TensorOps:
              lo: Any = None, hi: Any = None) -> Tensor:
         """Clamp into [min, max] (either may be None); ``lo``/``hi`` are gradwise's old names.
 
+        A bound may be a tensor (broadcast against self, as ``torch.clamp(x, min=t)``); then
+        the gradient reaches self where it lies inside and each bound where it is applied.
+
         Raises:
             ValueError: neither bound given.
         """
         lo = min if lo is None else lo
         hi = max if hi is None else hi
+        if any(isinstance(b, Tensor | np.ndarray) and np.ndim(b) for b in (lo, hi)):
+            return _clamp_tensor_bounds(self, lo, hi)  # elementwise bounds, broadcast
         lo = lo.item() if isinstance(lo, Tensor) else lo
         hi = hi.item() if isinstance(hi, Tensor) else hi
         if lo is None and hi is None:
@@ -454,3 +463,20 @@ def _attach() -> None:
 
 
 _attach()
+
+
+def _clamp_tensor_bounds(x: Tensor, lo: Any, hi: Any) -> Tensor:
+    """``min(max(x, lo), hi)`` with tensor bounds, recorded through ``where`` (PyTorch's
+    clamp backward: x's gradient where lo <= x <= hi, lo's where x < lo, hi's where the
+    result is above hi); NaN in x stays NaN."""
+    from gradwise.autograd.functional import promoted, where
+    operands = [b for b in (x, lo, hi) if b is not None]
+    cast = iter(promoted(*operands))
+    out = next(cast)
+    if lo is not None:
+        bound = next(cast)
+        out = where(out < bound, bound, out)
+    if hi is not None:
+        bound = next(cast)
+        out = where(out > bound, bound, out)
+    return out

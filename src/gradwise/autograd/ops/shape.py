@@ -135,6 +135,22 @@ class GetItem(Function):
     saves_inputs = False
     returns_view = True
 
+    def torch_node_name(self) -> str:
+        """PyTorch's node for the index: basic indexing is applied dim by dim, so the node is
+        that of the last int (``Select``) or non-trivial slice (``Slice``); integer arrays or
+        masks give ``Index``."""
+        index = getattr(self, "index", None)
+        parts = index if isinstance(index, tuple) else (index,)
+        if not all(isinstance(p, int | np.integer | slice) or p is None or p is Ellipsis
+                   for p in parts) or any(isinstance(p, bool) for p in parts):
+            return "Index"
+        for part in reversed(parts):
+            if isinstance(part, int | np.integer):
+                return "Select"
+            if isinstance(part, slice) and part != slice(None):
+                return "Slice"
+        return "Slice"
+
     @staticmethod
     def forward(ctx, x, index):
         ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index

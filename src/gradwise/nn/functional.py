@@ -25,19 +25,24 @@ from gradwise.autograd.tensor import Tensor
 
 
 # ---- activations ------------------------------------------------------------------------------
-def relu(x: Tensor) -> Tensor:
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
     """max(0, x) elementwise, as ``torch.nn.functional.relu``; the gradient at 0 is 0, as torch's.
+
+    ``inplace`` is accepted for torch's signature; the result is always a new tensor and ``x``
+    is left unchanged (docs/PORTING.md; the same holds for every activation's ``inplace``).
     """
     return _ew.ReLU.apply(x)
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """max(0, x) + negative_slope * min(0, x) (Maas et al. 2013), as ``torch``'s; shape kept."""
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """max(0, x) + negative_slope * min(0, x) (Maas et al. 2013), as ``torch``'s; shape kept.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
     return _ew.LeakyReLU.apply(x, negative_slope)
 
 
-def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """ELU: x where x > 0, else alpha * (exp(x) - 1) (Clevert et al. 2015), as ``torch``'s.
+    ``inplace``: accepted, result always new (see :func:`relu`).
 
     Shape: any; output like ``x``.
     """
@@ -66,13 +71,16 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return _ew.Softplus.apply(x, beta, threshold)
 
 
-def silu(x: Tensor) -> Tensor:
-    """x * sigmoid(x) (SiLU / swish, Elfwing et al. 2017), as ``torch.nn.functional.silu``."""
+def silu(x: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x) (SiLU / swish, Elfwing et al. 2017), as ``torch.nn.functional.silu``.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
     return x * x.sigmoid()
 
 
-def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0,
+             inplace: bool = False) -> Tensor:
     """x clamped into [min_val, max_val]; gradient 1 inside (bounds included), 0 outside.
+    ``inplace``: accepted, result always new (see :func:`relu`).
 
     Raises:
         ValueError: ``min_val`` > ``max_val``.
@@ -82,8 +90,9 @@ def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
     return x.clamp(min_val, max_val)
 
 
-def relu6(x: Tensor) -> Tensor:
-    """min(max(x, 0), 6) (MobileNet's activation), ``hardtanh(x, 0, 6)``."""
+def relu6(x: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6) (MobileNet's activation), ``hardtanh(x, 0, 6)``.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
     return hardtanh(x, 0.0, 6.0)
 
 
@@ -704,19 +713,22 @@ def _where(condition: Any, a: Any, b: Any) -> Tensor:
     return where(condition, a, b)
 
 
-def hardsigmoid(x: Tensor) -> Tensor:
+def hardsigmoid(x: Tensor, inplace: bool = False) -> Tensor:
     """0 below -3, 1 above 3, ``x / 6 + 1 / 2`` between (torch.nn.functional.hardsigmoid;
-    Howard et al. 2019, MobileNetV3)."""
+    Howard et al. 2019, MobileNetV3). ``inplace``: accepted, result always new (see :func:`relu`).
+    """
     return x.clamp(-3.0, 3.0) / 6.0 + 0.5
 
 
-def hardswish(x: Tensor) -> Tensor:
-    """``x * hardsigmoid(x)`` (MobileNetV3, Howard et al. 2019), as torch's."""
+def hardswish(x: Tensor, inplace: bool = False) -> Tensor:
+    """``x * hardsigmoid(x)`` (MobileNetV3, Howard et al. 2019), as torch's.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
     return x * hardsigmoid(x)
 
 
-def mish(x: Tensor) -> Tensor:
-    """``x * tanh(softplus(x))`` (Misra 2019), as ``torch.nn.functional.mish``."""
+def mish(x: Tensor, inplace: bool = False) -> Tensor:
+    """``x * tanh(softplus(x))`` (Misra 2019), as ``torch.nn.functional.mish``.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
     return x * softplus(x).tanh()
 
 
@@ -761,8 +773,9 @@ def softshrink(x: Tensor, lambd: float = 0.5) -> Tensor:
     return _where(x > lambd, x - lambd, _where(x < -lambd, x + lambd, 0.0))
 
 
-def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
+def celu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``max(0, x) + min(0, alpha (exp(x / alpha) - 1))`` (Barron 2017) = ``alpha elu(x / alpha)``.
+    ``inplace``: accepted, result always new (see :func:`relu`).
 
     Raises:
         ValueError: alpha == 0.
@@ -777,8 +790,9 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def selu(x: Tensor) -> Tensor:
-    """``scale * elu(x, alpha)`` with Klambauer et al.'s self-normalising constants."""
+def selu(x: Tensor, inplace: bool = False) -> Tensor:
+    """``scale * elu(x, alpha)`` with Klambauer et al.'s self-normalising constants.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
     return elu(x, SELU_ALPHA) * SELU_SCALE
 
 

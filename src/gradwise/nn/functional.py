@@ -427,6 +427,16 @@ def batch_norm(
                 f"batch_norm: {name} has shape {tuple(value.shape)} but the input {x.shape} "
                 f"has {channels} channels"
             )
+    if x.size == 0:
+        # an empty batch: torch returns the empty (N, C, *) output and leaves the running
+        # statistics as they are (issue 14); the product keeps the graph (zero gradients)
+        out = x * 1.0
+        view = (1, channels) + (1,) * (x.ndim - 2)
+        if weight is not None:
+            out = out * weight.reshape(view)
+        if bias is not None:
+            out = out + bias.reshape(view)
+        return out
     if training and x.size // max(channels, 1) <= 1:
         raise ValueError(
             f"batch_norm: expected more than 1 value per channel when training, got input "

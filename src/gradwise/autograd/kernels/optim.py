@@ -102,7 +102,10 @@ def rmsprop_kernel(data, grad, square_avg, grad_avg, buf, neg_lr, alpha, one_min
             a = grad_avg[i]
             a = a + (g - a) * one_minus_alpha  # grad_avg.lerp_(g, 1 - alpha)
             grad_avg[i] = a
-            denom = np.sqrt(s - a * a) + eps
+            v = s - a * a
+            if s == np.inf and np.isfinite(a):
+                v = s  # as torch's fused multiply-add: inf - (finite a)^2 stays inf, not NaN
+            denom = np.sqrt(v) + eps
         else:
             denom = np.sqrt(s) + eps
         step = g / denom

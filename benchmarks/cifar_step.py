@@ -13,8 +13,8 @@ and PyTorch to N threads (1 is the comparison a shared machine's load disturbs l
 
 ``--kernels-ab`` instead times gradwise alone with its numba kernels on and off in one process,
 alternating step by step (process CPU time, ``--threads`` BLAS/numba threads, default 1;
-``--rounds`` rounds of ``--steps`` steps, medians): the CIFAR nets and the
-Fashion-MNIST CNN of ``cnn_epoch.py`` at batch 64.
+``--rounds`` rounds of ``--steps`` steps, medians): the CIFAR nets and the Fashion-MNIST CNN
+of ``cnn_epoch.py`` and MLP of ``mlp_epoch.py``, at batch 64.
 
 Run: python benchmarks/cifar_step.py [--rounds 5] [--steps 10] [--threads N] [--net classic]
      python benchmarks/cifar_step.py --kernels-ab [--steps 40] [--rounds 5] [--threads 1]
@@ -98,8 +98,12 @@ def kernels_ab(steps: int, rounds: int, threads: int) -> None:
 
     rng = np.random.default_rng(0)
     rows = []
-    for name in [*NETS, "cnn"]:
-        if name == "cnn":
+    for name in [*NETS, "cnn", "mlp"]:
+        if name == "mlp":  # mlp_epoch.py's MLP and optimizer (SGD momentum)
+            model = gw_model("mlp", initial_weights("mlp"))
+            optimizer = gw.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            x = rng.random((BATCH, 1, 28, 28), dtype=np.float32)
+        elif name == "cnn":
             model = gw_model("cnn", initial_weights("cnn"))
             optimizer = gw.optim.Adam(model.parameters(), lr=1e-3)
             x = rng.random((BATCH, 1, 28, 28), dtype=np.float32)

@@ -234,9 +234,9 @@ class DistributedTraining:
             trainer.batch_in_epoch = 0
             trainer.batches_per_epoch = len(trainer._train_loader)
         rank_sums = saved.get("rank_loss_sums")
-        same_ranks = (saved_world == self.world_size and isinstance(rank_sums, list)
-                      and len(rank_sums) == self.world_size
-                      and all(isinstance(v, float) and math.isfinite(v) for v in rank_sums))
+        rank_sums_list: list[Any] = rank_sums if isinstance(rank_sums, list) else []
+        same_ranks = (saved_world == self.world_size and len(rank_sums_list) == self.world_size
+                      and all(isinstance(v, float) and math.isfinite(v) for v in rank_sums_list))
         if epoch_totals is not None and self.rank != 0:
             # rank 0 carries the epoch's sums over all ranks; the others start from zero
             epoch_totals = dict(epoch_totals)
@@ -246,7 +246,7 @@ class DistributedTraining:
             # the same loss total, split over the ranks as it was, so each rank goes on adding
             # to its own sum and the epoch-end all-reduce adds what the uninterrupted run added
             epoch_totals = dict(epoch_totals)
-            epoch_totals["loss_sum"] = float(rank_sums[self.rank])
+            epoch_totals["loss_sum"] = float(rank_sums_list[self.rank])
         return epoch_totals
 
 

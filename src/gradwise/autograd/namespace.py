@@ -110,7 +110,12 @@ def set_num_threads(num_threads: int) -> None:
 
 def get_num_threads() -> int:
     """The thread count ``set_num_threads`` set; before any call, the most threads any native
-    library behind gradwise uses (threadpoolctl's report), or the CPU count."""
+    library behind gradwise uses (threadpoolctl's report), or the CPU count.
+
+    Like ``torch.get_num_threads`` this is the count asked for, even above the core count:
+    numba's pool is capped at its launch size (``numba.config.NUMBA_NUM_THREADS``, the core
+    count by default), so after ``set_num_threads(3)`` on 2 cores numba runs 2 (issue 14;
+    no gradwise kernel is parallel, so gradwise itself is not affected)."""
     if _num_threads:
         return _num_threads[0]
     try:

@@ -45,6 +45,10 @@ def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
         array = _numpy_array(source)
     else:
         array = np.asarray(source.astype(np.float32) if source.dtype.kind in "iuf" else source)
+    if not array.dtype.isnative:
+        # big-endian data (e.g. read from a file) become native order: numba's kernels and most
+        # BLAS calls take native arrays only; torch.tensor refuses them instead (docs/PORTING.md)
+        array = array.astype(array.dtype.newbyteorder("="))
     return array
 
 
@@ -1040,7 +1044,18 @@ def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor that shares ``array``'s memory (no copy), like ``torch.from_numpy``.
 
     Changes to one show in the other; the tensor does not require grad.
+
+    Raises:
+        TypeError: ``array`` is not an np.ndarray.
+        ValueError: ``array`` has non-native byte order (a shared buffer cannot be converted;
+            as torch.from_numpy). ``gw.tensor(array)`` copies and converts it.
     """
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected an np.ndarray, got {type(array).__name__}")
+    if not array.dtype.isnative:
+        raise ValueError(
+            f"from_numpy: the array's dtype {array.dtype.str!r} has a byte order different from "
+            "the native byte order, and a shared buffer cannot be converted; use "
+            "gw.tensor(array) (copies to native order) or "
+            "array.astype(array.dtype.newbyteorder('='))")
     return Tensor._make(array, False, None)

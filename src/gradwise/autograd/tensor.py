@@ -162,6 +162,7 @@ class Tensor(TensorMethods, TensorExtras):
         "requires_grad",
         "_ctx",
         "_version",
+        "_base",
         "_hooks",
         "_retains_grad",
         "name",
@@ -188,6 +189,7 @@ class Tensor(TensorMethods, TensorExtras):
         self._grad_graph: Tensor | None = None
         self._ctx: Any = None
         self._version = [0]
+        self._base: Tensor | None = None
         self._hooks: list[Callable[..., Any]] | None = None
         self._retains_grad = False
         self.name: str | None = None
@@ -205,6 +207,7 @@ class Tensor(TensorMethods, TensorExtras):
         tensor.requires_grad = requires_grad
         tensor._ctx = ctx
         tensor._version = [0]
+        tensor._base = None
         tensor._hooks = None
         tensor._retains_grad = False
         tensor.name = None
@@ -445,7 +448,10 @@ class Tensor(TensorMethods, TensorExtras):
         return _ew.Cast.apply(self, np.dtype(dtype))
 
     def double(self) -> Tensor:
-        """A float64 copy (``.to(float64)``), as ``torch.Tensor.double``."""
+        """This tensor as float64 (``.to(float64)``): itself when it is float64 already, else a
+        recorded cast, as ``torch.Tensor.double``."""
+        if self._data.dtype == np.float64:
+            return self
         return self.astype(np.float64)
 
     def retain_grad(self) -> None:
@@ -513,14 +519,91 @@ class Tensor(TensorMethods, TensorExtras):
             return
         _run_backward(self, grad_array, bool(retain_graph))
 
-    # ---- in-place updates (never recorded; they bump the version counter) --------------------
+    # ---- in-place updates -----------------------------------------------------------------------
+    # As in torch: an in-place op on a leaf that requires grad is refused while grad is recorded;
+    # on anything else, when grad is recorded and the tensor or an operand requires grad, the op
+    # is recorded and the tensor's history is rebased onto it (``_rebase``: the object keeps its
+    # identity, its grad_fn becomes the op's node). Otherwise the array is changed in place and
+    # only the version counter moves (the fast path: optimizer updates, ``.grad`` edits).
     def _check_inplace(self, op: str) -> None:
+        """Refuse an in-place change that is not recorded when autograd needs it recorded."""
         if self.requires_grad and _grad_enabled.get():
+            if self._ctx is None:
+                raise RuntimeError(_LEAF_INPLACE.format(op=op))
             raise RuntimeError(
-                f"{op}: in-place change of a tensor that requires grad while grad is recorded; "
-                "wrap the update in `with gw.no_grad():` (as optimizers do) or use the "
-                "out-of-place op"
+                f"{op}: this in-place op is not recorded by autograd yet, and the tensor "
+                "requires grad; use the out-of-place op (or clone() first)"
             )
+
+    def _records_inplace(self, op: str, *operands: Any) -> bool:
+        """Whether the in-place ``op`` must be recorded (raises torch's refusals)."""
+        if not _grad_enabled.get():
+            return False
+        if not self.requires_grad and not any(
+            isinstance(o, Tensor) and o.requires_grad for o in operands
+        ):
+            return False
+        if self._ctx is None and self.requires_grad:
+            raise RuntimeError(_LEAF_INPLACE.format(op=op))
+        if self._base is not None:
+            base = self._base
+            if base._ctx is None and base.requires_grad:
+                raise RuntimeError(
+                    f"{op}: a view of a leaf Variable that requires grad is being used in an "
+                    "in-place operation."
+                )
+            raise RuntimeError(
+                f"{op}: recording an in-place change of a view (shape {self.shape}) of another "
+                f"tensor (shape {base.shape}) is not supported: gradwise does not rebase the "
+                "base's history (see docs/PORTING.md). Write through the base "
+                "(base[index] = value) or clone() the view first"
+            )
+        return True
+
+    def _rebase(self, op: str, compute: Callable[[Tensor], Tensor]) -> Tensor:
+        """Record an in-place op: ``compute(previous)`` is its out-of-place form applied to this
+        tensor's history so far; its values are written into this tensor's array and its node
+        becomes this tensor's grad_fn (torch's rebase_history).
+
+        Raises:
+            RuntimeError: the result's shape differs from this tensor's (torch: "output with
+                shape ... doesn't match the broadcast shape ...").
+        """
+        version = self._version[0]
+        # the history so far, with a private copy of the values (the op's node may save them)
+        previous = Tensor._make(self._data.copy(), self.requires_grad, self._ctx)
+        previous._version = [version]
+        result = compute(previous)
+        if result.shape != self.shape:
+            raise RuntimeError(
+                f"{op}: output with shape {list(self.shape)} doesn't match the broadcast shape "
+                f"{list(result.shape)}"
+            )
+        if result._data.dtype != self._data.dtype:
+            if self._data.dtype.kind not in "fc" and result._data.dtype.kind in "fc":
+                raise RuntimeError(
+                    f"{op}: result type {_dtype_name(result._data.dtype)} can't be cast to the "
+                    f"desired output type {_dtype_name(self._data.dtype)}"
+                )
+            result = _ew.Cast.apply(result, self._data.dtype)
+        node = result._ctx
+        if node is None or result is previous:
+            raise AssertionError(f"{op}: the recorded in-place op made no node")  # a bug here
+        old = self._ctx
+        if old is not None and type(old).saves_output:
+            # the node that made this tensor saved these very values, overwritten now: its
+            # backward must refuse, as torch's version check does
+            old.output_version = -1
+        self._data[...] = result._data
+        self._version[0] = version + 1
+        self._ctx = node
+        self.requires_grad = True
+        node._rebase_version = version + 1
+        node._rebase_previous = previous
+        if type(node).saves_output:
+            node.output_version = version + 1
+        _rebased[0] = True
+        return self
 
     def _bump(self) -> Tensor:
         self._version[0] += 1
@@ -529,10 +612,14 @@ class Tensor(TensorMethods, TensorExtras):
     def add_(self, other: ArrayLike, alpha: float = 1.0) -> Tensor:
         """In place: self += alpha * other (broadcast to self's shape); returns self, as torch's.
 
-        Raises RuntimeError for a leaf that requires grad (outside ``no_grad``) or a tensor
-        backward still needs.
+        Recorded (self's history rebased onto the op) when grad is on and self or ``other``
+        requires grad; raises RuntimeError for a leaf that requires grad (outside ``no_grad``),
+        as torch: "a leaf Variable that requires grad is being used in an in-place operation."
         """
-        self._check_inplace("add_")
+        if self._records_inplace("add_", other):
+            if alpha == 1.0:
+                return self._rebase("add_", lambda prev: prev + other)
+            return self._rebase("add_", lambda prev: prev + other * alpha)
         other = other._data if isinstance(other, Tensor) else other
         if alpha == 1.0:
             self._data += other
@@ -540,48 +627,55 @@ class Tensor(TensorMethods, TensorExtras):
             self._data += alpha * other
         return self._bump()
 
-    def sub_(self, other: ArrayLike) -> Tensor:
+    def sub_(self, other: ArrayLike, alpha: float = 1.0) -> Tensor:
         """In place: self -= alpha * other (broadcast); returns self. Same in-place rules as
         ``add_``.
         """
-        return self.add_(other, alpha=-1.0)
+        return self.add_(other, alpha=-alpha)
 
     def mul_(self, other: ArrayLike) -> Tensor:
         """In place: self *= other (broadcast); returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("mul_")
+        if self._records_inplace("mul_", other):
+            return self._rebase("mul_", lambda prev: prev * other)
         self._data *= other._data if isinstance(other, Tensor) else other
         return self._bump()
 
     def div_(self, other: ArrayLike) -> Tensor:
         """In place: self /= other (broadcast); returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("div_")
+        if self._records_inplace("div_", other):
+            return self._rebase("div_", lambda prev: prev / other)
         self._data /= other._data if isinstance(other, Tensor) else other
         return self._bump()
 
     def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-        """In place: limit every value to [min, max] (either bound may be None); returns self."""
-        self._check_inplace("clamp_")
+        """In place: limit every value to [min, max] (either bound may be None); returns self.
+        Same in-place rules as ``add_``."""
+        if self._records_inplace("clamp_"):
+            return self._rebase("clamp_", lambda prev: prev.clamp(min, max))
         np.clip(self._data, min, max, out=self._data)
         return self._bump()
 
     def copy_(self, src: ArrayLike) -> Tensor:
         """In place: copy ``src``'s values into self (broadcast to self's shape, cast to self's
-        dtype).
+        dtype); returns self. Same in-place rules as ``add_`` (the gradient reaches ``src``).
 
         Raises ValueError naming both shapes when ``src`` does not broadcast to self.
         """
-        self._check_inplace("copy_")
-        src = src._data if isinstance(src, Tensor) else np.asarray(src)
-        if src.shape != self.shape and np.broadcast_shapes(src.shape, self.shape) != self.shape:
-            raise ValueError(f"copy_: source shape {src.shape} does not fit {self.shape}")
-        self._data[...] = src
+        array = src._data if isinstance(src, Tensor) else np.asarray(src)
+        if array.shape != self.shape and np.broadcast_shapes(array.shape, self.shape) != self.shape:
+            raise ValueError(f"copy_: source shape {array.shape} does not fit {self.shape}")
+        if self._records_inplace("copy_", src):
+            return self._rebase("copy_", lambda prev: _shape.SetItem.apply(prev, src, ...))
+        self._data[...] = array
         return self._bump()
 
     def fill_(self, value: float) -> Tensor:
         """In place: set every element to ``value``; returns self. Same in-place rules as ``add_``.
         """
-        self._check_inplace("fill_")
-        self._data.fill(value)
+        if self._records_inplace("fill_", value):
+            value = value if isinstance(value, Tensor) else np.asarray(value, self._data.dtype)
+            return self._rebase("fill_", lambda prev: _shape.SetItem.apply(prev, value, ...))
+        self._data.fill(value._data if isinstance(value, Tensor) else value)
         return self._bump()
 
     def zero_(self) -> Tensor:
@@ -589,32 +683,30 @@ class Tensor(TensorMethods, TensorExtras):
         return self.fill_(0)
 
     def __setitem__(self, index: Any, value: ArrayLike) -> None:
-        self._check_inplace("__setitem__")
-        self._data[_index_arg(index)] = value._data if isinstance(value, Tensor) else value
+        """``self[index] = value`` in place (basic, advanced or boolean index; ``value`` broadcast
+        to the indexed shape). Recorded as torch's ``index_put_`` when grad is on and self or
+        ``value`` requires grad (the gradient reaches ``value``); same rules as ``add_``.
+        """
+        index = _index_arg(index)
+        if self._records_inplace("__setitem__", value):
+            self._rebase("__setitem__", lambda prev: _shape.SetItem.apply(prev, value, index))
+            return
+        self._data[index] = value._data if isinstance(value, Tensor) else value
         self._bump()
 
-    def _inplace_or_rebind(self, op: str, other: ArrayLike, fn: Callable[..., Tensor]) -> Tensor:
-        # `x += y` on a recorded non-leaf rebinds x to a new node, which keeps the graph right;
-        # on anything else it updates the data in place, as `w -= lr * w.grad` under no_grad needs
-        if self.requires_grad and _grad_enabled.get():
-            if self._ctx is None:
-                self._check_inplace(op)
-            return fn(self, other)
-        other = other._data if isinstance(other, Tensor) else other
-        self._data = _inplace_numpy(op, self._data, other)
-        return self._bump()
-
+    # ``x += y`` changes x in place for every tensor, as torch (x keeps its identity); recorded
+    # by the rules of ``add_``
     def __iadd__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__iadd__", other, Tensor.__add__)
+        return self.add_(other)
 
     def __isub__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__isub__", other, Tensor.__sub__)
+        return self.add_(other, alpha=-1.0)
 
     def __imul__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__imul__", other, Tensor.__mul__)
+        return self.mul_(other)
 
     def __itruediv__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__itruediv__", other, Tensor.__truediv__)
+        return self.div_(other)
 
     # ---- arithmetic ---------------------------------------------------------------------------
     def _lift(self, other: ArrayLike) -> Tensor:
@@ -679,9 +771,13 @@ class Tensor(TensorMethods, TensorExtras):
         return self._binary(base, _ew.Pow, reflected=True)
 
     def __matmul__(self, other: ArrayLike) -> Tensor:
+        if isinstance(other, Tensor) and other._data.dtype != self._data.dtype:
+            _matmul_dtypes(self, other)
         return self._binary(other, _linalg.MatMul)
 
     def __rmatmul__(self, other: ArrayLike) -> Tensor:
+        if isinstance(other, Tensor) and other._data.dtype != self._data.dtype:
+            _matmul_dtypes(other, self)
         return self._binary(other, _linalg.MatMul, reflected=True)
 
     def __neg__(self) -> Tensor:
@@ -1007,7 +1103,31 @@ class Tensor(TensorMethods, TensorExtras):
         """
         return _shape.Reshape.apply(self, _shape_arg(shape))
 
-    view = reshape
+    def view(self, *shape: Any) -> Tensor:
+        """The same memory in a new shape (one dim may be -1), as ``torch.Tensor.view``: always
+        a view, so writes through it reach this tensor.
+
+        Raises:
+            RuntimeError: the memory layout (a transposed tensor) cannot be viewed in that shape
+                without a copy; torch's message, which points to ``reshape``.
+            ValueError: the element counts differ (as ``reshape``).
+        """
+        shape = _shape_arg(shape)
+        if not self._data.flags.c_contiguous:
+            try:
+                np.reshape(self._data, shape, copy=False)
+            except ValueError:
+                try:
+                    np.reshape(np.empty(self.shape, np.bool_), shape)
+                except ValueError:
+                    pass  # a size mismatch: Reshape raises its own error below
+                else:
+                    raise RuntimeError(
+                        f"view: view size is not compatible with input tensor's size and stride "
+                        f"(shape {tuple(self.shape)} -> {tuple(shape)}: at least one dimension "
+                        "spans across two contiguous subspaces). Use .reshape(...) instead."
+                    ) from None
+        return _shape.Reshape.apply(self, shape)
 
     def transpose(self, *dims: Any) -> Tensor:
         """Two ints swap those dims, as ``torch.transpose(x, d0, d1)``; no argument reverses the
@@ -1103,7 +1223,10 @@ class Tensor(TensorMethods, TensorExtras):
     # float comes last: a method of that name shadows the builtin in every annotation of the
     # class body below it (mypy reads ``value: float`` there as this method)
     def float(self) -> Tensor:
-        """A float32 copy (``.to(float32)``), as ``torch.Tensor.float``."""
+        """This tensor as float32 (``.to(float32)``): itself when it is float32 already, else a
+        recorded cast, as ``torch.Tensor.float``."""
+        if self._data.dtype == np.float32:
+            return self
         return self.astype(np.float32)
 
 
@@ -1161,16 +1284,59 @@ def _index_arg(index: Any) -> Any:
     return index
 
 
-def _inplace_numpy(op: str, data: np.ndarray, other: Any) -> np.ndarray:
-    if op == "__iadd__":
-        data += other
-    elif op == "__isub__":
-        data -= other
-    elif op == "__imul__":
-        data *= other
+_LEAF_INPLACE = (
+    "{op}: a leaf Variable that requires grad is being used in an in-place operation. Wrap "
+    "the update in `with gw.no_grad():` (as optimizers do) or use the out-of-place op"
+)
+
+# set once any in-place op was recorded: from then on backward routes each edge by version
+# (``_inputs_of``); until then it walks ``node.inputs`` as they are (the fast path)
+_rebased = [False]
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+    return names.get(np.dtype(dtype).name, str(dtype))
+
+
+def _free(node: Any) -> None:
+    """Drop what a node saved for backward; a recorded in-place op's node keeps its link to the
+    earlier history, which nodes not yet run may still be routed through (``_inputs_of``)."""
+    saved = node.__dict__
+    if "_rebase_previous" in saved:
+        version, previous = saved["_rebase_version"], saved["_rebase_previous"]
+        saved.clear()
+        node._rebase_version, node._rebase_previous = version, previous
     else:
-        data /= other
-    return data
+        saved.clear()
+    node.inputs = None
+
+
+def _matmul_dtypes(a: Tensor, b: Tensor) -> None:
+    """torch does not promote in matmul: two tensors of different dtypes are an error."""
+    raise RuntimeError(
+        f"matmul: expected m1 and m2 to have the same dtype, but got: "
+        f"{_dtype_name(a._data.dtype).lower()} != {_dtype_name(b._data.dtype).lower()} "
+        f"(shapes {a.shape} and {b.shape}; cast one with .to(other.dtype))"
+    )
+
+
+def _inputs_of(node: Any) -> tuple[Tensor, ...]:
+    """The node's inputs as they were when it was recorded: an input whose history a recorded
+    in-place op rebased since is replaced by its earlier history (torch's edges point at the
+    grad_fn an input had then)."""
+    inputs = node.inputs
+    if not _rebased[0] or inputs is None:
+        return inputs
+    out = []
+    for parent, version in zip(inputs, node.input_versions, strict=True):
+        ctx = parent._ctx
+        while ctx is not None and ctx._rebase_version > version:
+            parent = ctx._rebase_previous
+            ctx = parent._ctx
+        out.append(parent)
+    return tuple(out)
 
 
 def topological_order(
@@ -1203,7 +1369,7 @@ def topological_order(
                 "backward(); pass retain_graph=True to the first backward() to go through the "
                 "graph again"
             )
-        for parent in reversed(node.inputs):
+        for parent in reversed(_inputs_of(node)):
             if (include_constants or parent.requires_grad) and id(parent) not in visited:
                 stack.append((parent, False))
     return order
@@ -1214,15 +1380,21 @@ def _check_versions(tensor: Tensor, node: Any) -> None:
     name = type(node).__name__
     if type(node).saves_output and tensor._version[0] != node.output_version:
         raise RuntimeError(
-            f"backward of {name}: its output (shape {tensor.shape}) was modified in place after "
-            f"the forward pass (version {tensor._version[0]}, saved at {node.output_version}); "
+            "one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: backward of {name}: its output (shape {tensor.shape}) was "
+            "modified in place after the forward pass ("
+            + ("overwritten by a recorded in-place op" if node.output_version < 0 else
+               f"version {tensor._version[0]}, saved at {node.output_version}")
+            + "); "
             "the gradient would be wrong. Use an out-of-place op or clone() first"
         )
     if type(node).saves_inputs:
         for i, (parent, saved) in enumerate(zip(node.inputs, node.input_versions, strict=True)):
             if parent._version[0] != saved:
                 raise RuntimeError(
-                    f"backward of {name}: input {i} (shape {parent.shape}) was modified in place "
+                    "one of the variables needed for gradient computation has been modified by "
+                    f"an inplace operation: backward of {name}: input {i} (shape {parent.shape}) "
+                    "was modified in place "
                     f"after the forward pass (version {parent._version[0]}, saved at {saved}); "
                     "the gradient would be wrong. Use an out-of-place op or clone() first"
                 )
@@ -1298,7 +1470,7 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             returned = [g for g in input_grads if g is not None]
             fresh = len({id(g) for g in returned}) == len(returned)
         for parent, parent_grad, needed in zip(
-            node.inputs, input_grads, node.needs_input_grad, strict=True
+            _inputs_of(node), input_grads, node.needs_input_grad, strict=True
         ):
             if not needed:
                 continue
@@ -1310,8 +1482,7 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             else:
                 grads[key] = (previous[0] + parent_grad, True)
         if not retain_graph:
-            node.__dict__.clear()
-            node.inputs = None
+            _free(node)
 
 
 def _call_hooks_graph(tensor: Tensor, grad: Tensor) -> Tensor:
@@ -1395,7 +1566,7 @@ def _run_backward_graph(
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for parent, parent_grad, needed in zip(
-                node.inputs, input_grads, node.needs_input_grad, strict=True
+                _inputs_of(node), input_grads, node.needs_input_grad, strict=True
             ):
                 if not needed:
                     continue
@@ -1403,8 +1574,7 @@ def _run_backward_graph(
                 previous = grads.get(id(parent))
                 grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
             if not retain_graph:
-                node.__dict__.clear()
-                node.inputs = None
+                _free(node)
     if capture is None:
         return None
     if not create_graph:

@@ -576,7 +576,6 @@ def conv2d(
     Example:
         >>> y = F.conv2d(x, weight, bias, padding=1)  # 3x3 kernel keeps H and W
     """
-    _check_same_dtype("conv2d", x, weight)
     stride = _spatial.pair("conv2d", "stride", stride, 1)
     padding = _spatial.pair("conv2d", "padding", padding, 0)
     dilation = _spatial.pair("conv2d", "dilation", dilation, 1)

@@ -209,6 +209,11 @@ class SingularValueNorm(Function):
 
     owns_grads = True
     saves_inputs = False
+    #: why there is no backward_graph (read by the create_graph error)
+    no_backward_graph = (
+        "the spectral and nuclear norms' second derivatives need the derivative of the SVD's "
+        "singular vectors, which gradwise does not implement"
+    )
 
     @staticmethod
     def forward(ctx, x, kind="max"):

@@ -12,7 +12,15 @@ import numpy as np
 
 from gradwise.autograd.function import Function
 from gradwise.autograd.kernels import loss as _loss_kernels
-from gradwise.autograd.ops.elementwise import Sigmoid, Where, stable_sigmoid
+from gradwise.autograd.ops.elementwise import (
+    Clip,
+    Log,
+    Log1p,
+    Maximum,
+    Sigmoid,
+    Where,
+    stable_sigmoid,
+)
 from gradwise.autograd.ops.reduce import Softmax
 from gradwise.autograd.ops.shape import BroadcastTo, Reshape
 
@@ -413,6 +421,27 @@ class BCE(Function):
             local_target = ctx.log_ratio if ctx.weight is None else ctx.log_ratio * ctx.weight
             grad_target = np.asarray(local_target * scale, dtype=p.dtype)
         return (np.asarray(grad_p, dtype=p.dtype), grad_target)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # backward's formula in recorded ops: (p - y) / max(p (1 - p), 1e-12) for p, and the
+        # clamped log(1 - p) - log p for the target
+        p, y = ctx.inputs
+        if ctx.reduction == "mean":
+            grad = grad / np.asarray(p.size, dtype=grad.dtype)
+        floor = np.asarray(1e-12, dtype=p.dtype)
+        local = (p - y) / Maximum.apply(p * (1 - p), floor)
+        if ctx.weight is not None:
+            local = local * ctx.weight
+        grad_target = None
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore"):
+                local_target = (Clip.apply(Log1p.apply(-p), -100.0, None)
+                                - Clip.apply(Log.apply(p), -100.0, None))
+            if ctx.weight is not None:
+                local_target = local_target * ctx.weight
+            grad_target = local_target * grad
+        return (local * grad, grad_target)
 
 
 def _row_scale_graph(grad, reduction: str, counted: np.ndarray, denominator):

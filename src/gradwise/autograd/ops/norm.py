@@ -92,6 +92,41 @@ class BatchNorm(Function):
             out.append(sum_g if needs[-1] else None)
         return tuple(out)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # backward's formula in recorded ops, on the (N, C, L) view; xhat (and in training the
+        # batch statistics) are recomputed from x so that their dependence on x is differentiated
+        x = ctx.inputs[0]
+        weight = ctx.inputs[1] if ctx.has_weight else None
+        n, c = x.shape[0], x.shape[1]
+        x3 = Reshape.apply(x, (n, c, int(np.prod(x.shape[2:]))))  # (N, C, L)
+        g3 = Reshape.apply(grad, x3.shape)  # (N, C, L)
+        if ctx.training:
+            centered = x3 - Mean.apply(x3, (0, 2), True)
+            invstd = PowScalar.apply(Mean.apply(centered * centered, (0, 2), True) + ctx.eps,
+                                     -0.5)  # (1, C, 1)
+        else:
+            running_mean, running_var = ctx.running_stats
+            centered = x3 - running_mean.astype(x.dtype, copy=False)[:, None]
+            invstd = np.asarray(ctx.invstd[:, None])  # a constant: the running variance's
+        xhat = centered * invstd  # (N, C, L)
+        needs = ctx.needs_input_grad
+        grad_x = None
+        if needs[0]:
+            scale = invstd if weight is None else invstd * Reshape.apply(weight, (c, 1))
+            if ctx.training:
+                grad_x = (g3 - Mean.apply(g3, (0, 2), True)
+                          - xhat * Mean.apply(g3 * xhat, (0, 2), True)) * scale
+            else:
+                grad_x = g3 * scale
+            grad_x = Reshape.apply(grad_x, x.shape)
+        out = [grad_x]
+        if ctx.has_weight:
+            out.append(Sum.apply(g3 * xhat, (0, 2)) if needs[1] else None)
+        if ctx.has_bias:
+            out.append(Sum.apply(g3, (0, 2)) if needs[-1] else None)
+        return tuple(out)
+
 
 class LayerNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias over the last ``ndim`` axes.

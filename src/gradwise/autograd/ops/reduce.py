@@ -8,7 +8,7 @@ import numpy as np
 
 from gradwise.autograd.function import Function
 from gradwise.autograd.kernels import softmax as _softmax_kernels
-from gradwise.autograd.ops.elementwise import Exp, Where, sgn
+from gradwise.autograd.ops.elementwise import Abs, Exp, PowScalar, Where, sgn
 from gradwise.autograd.ops.shape import BroadcastTo, Reshape
 
 if TYPE_CHECKING:
@@ -342,10 +342,16 @@ class VectorNorm(Function):
             zero = np.zeros((), dtype=grad.dtype)
             with np.errstate(divide="ignore", invalid="ignore"):
                 return (Where.apply(ctx.out == 0, zero, x / norm) * grad,)
-        raise RuntimeError(
-            f"create_graph: VectorNorm with ord={p} has no differentiable backward yet (ord 0, "
-            "1, 2 and inf have one)"
-        )
+        # other p: sign(x) |x|^(p-1) / norm^(p-1), 0 where the norm is 0 (and, for p < 1,
+        # where x is 0), as backward; the masks are constants
+        norm = VectorNorm.apply(x, p, ctx.axes, True)
+        zero = np.zeros((), dtype=grad.dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            local = PowScalar.apply(Abs.apply(x), p - 1) * sgn(ctx.x).astype(grad.dtype)
+            if p < 1:
+                local = Where.apply(ctx.x == 0, zero, local)
+            scale = Where.apply(ctx.out == 0, zero, grad / PowScalar.apply(norm, p - 1))
+            return (local * scale,)
 
 
 class LogSumExp(Function):

@@ -149,38 +149,12 @@ def log_softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> T
 
 
 # ---- layers -----------------------------------------------------------------------------------
-_TORCH_TYPE = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
-               "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
-
-
-def _check_same_dtype(op: str, x: Any, weight: Any) -> None:
-    """Raise as torch does when a layer's input and weight differ in dtype: torch never
-    promotes in matmul/linear/conv (a float64 batch into a float32 layer is an error, not a
-    silent float64 result).
-
-    Raises:
-        RuntimeError: naming the op and both dtypes (torch's words).
-    """
-    if isinstance(x, Tensor) and isinstance(weight, Tensor):
-        a, b = x._data.dtype, weight._data.dtype
-        if a != b:
-            raise RuntimeError(
-                f"{op}: mat1 and mat2 must have the same dtype, but got "
-                f"{_TORCH_TYPE.get(a.name, a.name)} and {_TORCH_TYPE.get(b.name, b.name)} "
-                f"(input {a}, weight {b}; cast the input with .to(weight.dtype))"
-            )
-
-
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """y = x W^T + b.
 
     Shape:
         x: (..., in), weight: (out, in), bias: (out,) -> (..., out)
-
-    Raises:
-        RuntimeError: x and weight differ in dtype (torch does not promote here).
     """
-    _check_same_dtype("linear", x, weight)
     if bias is None:
         return _linalg.Linear.apply(x, weight)
     return _linalg.Linear.apply(x, weight, bias)
@@ -192,7 +166,6 @@ def _linear_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tenso
     Shape:
         x: (..., in), weight: (out, in), bias: (out,) -> (..., out)
     """
-    _check_same_dtype("linear", x, weight)
     if bias is None:
         return _linalg.LinearReLU.apply(x, weight)
     return _linalg.LinearReLU.apply(x, weight, bias)

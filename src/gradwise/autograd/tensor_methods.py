@@ -309,7 +309,8 @@ class TensorMethods:
         return self._take_along(index, _normalize_dim(dim, self.ndim, "gather"))
 
     def sort(self: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
-        """``(values, indices)`` sorted along ``dim``; the values are recorded."""
+        """``(values, indices)`` sorted along ``dim``; the values are recorded. NaN counts as
+        the largest value, as in torch (last ascending, first descending); ties keep their order."""
         from gradwise.autograd.tensor import SortResult
 
         d = _normalize_dim(dim, self.ndim, "sort")
@@ -318,7 +319,11 @@ class TensorMethods:
         key = -self._data if descending and self._data.dtype.kind != "b" else self._data
         if descending and self._data.dtype.kind == "b":
             key = ~self._data
-        indices = np.argsort(key, axis=d, kind="stable").astype(np.int64)
+        if descending and self._data.dtype.kind == "f" and np.isnan(self._data).any():
+            # torch orders NaN above +inf: first when descending (argsort of -x puts it last)
+            indices = np.lexsort((key, ~np.isnan(self._data)), axis=d).astype(np.int64)
+        else:
+            indices = np.argsort(key, axis=d, kind="stable").astype(np.int64)
         return SortResult(self._take_along(indices, d), _make(indices))
 
     def argsort(self: Tensor, dim: int = -1, descending: bool = False,

@@ -68,18 +68,19 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
 
 def silu(x: Tensor) -> Tensor:
     """x * sigmoid(x) (SiLU / swish, Elfwing et al. 2017), as ``torch.nn.functional.silu``."""
-    return x * x.sigmoid()
+    return _ew.SiLU.apply(x)
 
 
 def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    """x clamped into [min_val, max_val]; gradient 1 inside (bounds included), 0 outside.
+    """x clamped into [min_val, max_val]; gradient 1 strictly inside, 0 at the bounds and
+    beyond (torch's ``hardtanh_backward``; ``clamp`` keeps the bounds), NaN passes it on.
 
     Raises:
         ValueError: ``min_val`` > ``max_val``.
     """
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
-    return x.clamp(min_val, max_val)
+    return _ew.Hardtanh.apply(x, min_val, max_val)
 
 
 def relu6(x: Tensor) -> Tensor:
@@ -706,18 +707,19 @@ def _where(condition: Any, a: Any, b: Any) -> Tensor:
 
 def hardsigmoid(x: Tensor) -> Tensor:
     """0 below -3, 1 above 3, ``x / 6 + 1 / 2`` between (torch.nn.functional.hardsigmoid;
-    Howard et al. 2019, MobileNetV3)."""
-    return x.clamp(-3.0, 3.0) / 6.0 + 0.5
+    Howard et al. 2019, MobileNetV3); gradient 1/6 strictly inside (-3, 3), else 0."""
+    return _ew.Hardsigmoid.apply(x)
 
 
 def hardswish(x: Tensor) -> Tensor:
-    """``x * hardsigmoid(x)`` (MobileNetV3, Howard et al. 2019), as torch's."""
-    return x * hardsigmoid(x)
+    """``x * hardsigmoid(x)`` (MobileNetV3, Howard et al. 2019), as torch's; its gradient is
+    one selection (see :class:`~gradwise.autograd.ops.elementwise.Hardswish`)."""
+    return _ew.Hardswish.apply(x)
 
 
 def mish(x: Tensor) -> Tensor:
     """``x * tanh(softplus(x))`` (Misra 2019), as ``torch.nn.functional.mish``."""
-    return x * softplus(x).tanh()
+    return _ew.Mish.apply(x)
 
 
 def softsign(x: Tensor) -> Tensor:
@@ -741,24 +743,27 @@ def softmin(x: Tensor, dim: int | None = None) -> Tensor:
 
 
 def threshold(x: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
-    """x where ``x > threshold``, else ``value`` (torch.nn.functional.threshold)."""
-    return _where(x > threshold, x, value)
+    """x where ``x > threshold``, else ``value`` (torch.nn.functional.threshold); written as
+    torch does, ``value if x <= threshold else x``, so a NaN stays NaN and takes its gradient."""
+    return _where(x <= threshold, value, x)
 
 
 def hardshrink(x: Tensor, lambd: float = 0.5) -> Tensor:
-    """x where ``|x| > lambd``, else 0."""
-    return _where(x.abs() > lambd, x, 0.0)
+    """x where ``|x| > lambd``, else 0; as torch, ``0 if -lambd <= x <= lambd else x``, so a
+    NaN stays NaN and takes its gradient."""
+    return _where(x.abs() <= lambd, 0.0, x)
 
 
 def softshrink(x: Tensor, lambd: float = 0.5) -> Tensor:
-    """``x - lambd`` above lambd, ``x + lambd`` below -lambd, 0 between.
+    """``x - lambd`` above lambd, ``x + lambd`` below -lambd, 0 between; a NaN stays NaN and
+    takes its gradient (torch's ``softshrink_backward`` tests the flat middle, not the sides).
 
     Raises:
         ValueError: lambd < 0 (torch's rule).
     """
     if lambd < 0:
         raise ValueError(f"softshrink: lambd must be >= 0, got {lambd}")
-    return _where(x > lambd, x - lambd, _where(x < -lambd, x + lambd, 0.0))
+    return _where(x.abs() <= lambd, 0.0, _where(x < -lambd, x + lambd, x - lambd))
 
 
 def celu(x: Tensor, alpha: float = 1.0) -> Tensor:

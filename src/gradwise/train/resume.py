@@ -240,7 +240,12 @@ def check_rng_states(state: dict[str, Any], where: Any, trainer: Trainer,
     saved = state.get("model_rng_state")
     if saved is None or not hasattr(trainer.model, "rng_state"):
         return
-    owners = {name: module.__dict__["rng"] for name, module in trainer.model.named_modules()
+    from gradwise.nn.parallel import DistributedDataParallel
+
+    model = trainer.model
+    if isinstance(model, DistributedDataParallel):  # its rng_state() is the wrapped model's
+        model = model.module
+    owners = {name: module.__dict__["rng"] for name, module in model.named_modules()
               if isinstance(module.__dict__.get("rng"), np.random.Generator)}
     if not isinstance(saved, dict) or set(saved) != set(owners):
         names = sorted(map(str, saved))[:8] if isinstance(saved, dict) else type(saved).__name__

@@ -21,6 +21,7 @@ import numpy as np
 from gradwise.autograd.function import Function
 from gradwise.autograd.kernels import jit_enabled
 from gradwise.autograd.kernels import pool as pool_kernels
+from gradwise.autograd.ops._select import select_grad, select_grad_into
 from gradwise.autograd.ops._spatial import (
     CHUNK_BYTES,
     Pair,
@@ -100,10 +101,12 @@ class MaxPool2d(Function):
         for number, (i, j) in enumerate(kernel_offsets(kernel)):
             index = window_index(i, j, out_hw, stride, (1, 1))
             np.equal(chosen, number, out=hit)
+            # selections, not grad * hit: an inf or NaN gradient stays with the element the
+            # window picked (torch's max_pool2d_backward scatters; inf * 0 would be NaN)
             if overlapping:
-                grad_padded[index] += grad * hit
+                grad_padded[index] += select_grad(hit, grad)
             else:  # each input element is in at most one window: write, don't add
-                np.multiply(grad, hit, out=grad_padded[index])
+                select_grad_into(grad_padded[index], hit, grad)
         ph, pw = padding
         return (nchw(grad_padded[:, ph : ph + h, pw : pw + w]),)
 
@@ -285,7 +288,7 @@ def _max_pool_tiles_grad(
         for offset in range(kh * kw):
             np.equal(chosen, offset, out=hit_now)
             target = tiles[start:stop, :, offset // kw, :, offset % kw]
-            np.multiply(grad[start:stop], hit_now, out=target)
+            select_grad_into(target, hit_now, grad[start:stop])  # not a product: inf * 0
     return grad_x
 
 

@@ -203,6 +203,24 @@ CASES.update({  # issue 11: the trigonometric and hyperbolic ops (ops/trig.py)
               [_signed(3, 4), _signed(4)]),
 })
 
+def _setitem_case(a, b):
+    y = a * 1
+    y[1:, ::2] = b * b  # a recorded in-place write (issue 11): SetItem, value broadcast
+    return y.tanh()
+
+
+def _copy_case(a, b):
+    y = a * 1
+    y.copy_(b.tanh())  # copy_ as SetItem over everything, b broadcast to y's shape
+    return y * a
+
+
+CASES.update({
+    "setitem": (_setitem_case, lambda t, a, b: _setitem_case(a, b), [_signed(3, 4), _signed(2)]),
+    "copy_": (_copy_case, lambda t, a, b: _copy_case(a, b), [_signed(3, 4), _signed(4)]),
+})
+
+
 CASES.update({
     "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, dilation=2).tanh(),
                lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride=2, padding=1,

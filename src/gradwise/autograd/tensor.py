@@ -174,6 +174,7 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         "requires_grad",
         "_ctx",
         "_version",
+        "_base",
         "_hooks",
         "_retains_grad",
         "name",
@@ -200,6 +201,7 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         self._grad_graph: Tensor | None = None
         self._ctx: Any = None
         self._version = [0]
+        self._base: Tensor | None = None
         self._hooks: list[Callable[..., Any]] | None = None
         self._retains_grad = False
         self.name: str | None = None
@@ -217,6 +219,7 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         tensor.requires_grad = requires_grad
         tensor._ctx = ctx
         tensor._version = [0]
+        tensor._base = None
         tensor._hooks = None
         tensor._retains_grad = False
         tensor.name = None
@@ -454,7 +457,10 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         return out
 
     def double(self) -> Tensor:
-        """A float64 copy (``.to(float64)``), as ``torch.Tensor.double``."""
+        """This tensor as float64 (``.to(float64)``): itself when it is float64 already, else a
+        recorded cast, as ``torch.Tensor.double``."""
+        if self._data.dtype == np.float64:
+            return self
         return self.astype(np.float64)
 
     def retain_grad(self) -> None:
@@ -473,108 +479,51 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         self._hooks.append(hook)
         return _HookHandle(self._hooks, hook)
 
-    # ---- in-place updates (never recorded; they bump the version counter) --------------------
+    # ---- in-place updates -----------------------------------------------------------------------
+    # As in torch: an in-place op on a leaf that requires grad is refused while grad is recorded;
+    # on anything else, when grad is recorded and the tensor or an operand requires grad, the op
+    # is recorded and the tensor's history is rebased onto it (``_rebase``, in tensor_ops.py: the
+    # object keeps its identity, its grad_fn becomes the op's node). Otherwise the array is
+    # changed in place and only the version counter moves (the fast path: optimizer updates,
+    # ``.grad`` edits).
     def _check_inplace(self, op: str) -> None:
+        """Refuse an in-place change that is not recorded when autograd needs it recorded."""
         if self.requires_grad and _grad_enabled.get():
+            if self._ctx is None:
+                raise RuntimeError(_LEAF_INPLACE.format(op=op))
             raise RuntimeError(
-                f"{op}: in-place change of a tensor that requires grad while grad is recorded; "
-                "wrap the update in `with gw.no_grad():` (as optimizers do) or use the "
-                "out-of-place op"
+                f"{op}: this in-place op is not recorded by autograd yet, and the tensor "
+                "requires grad; use the out-of-place op (or clone() first)"
             )
+
+    def _records_inplace(self, op: str, *operands: Any) -> bool:
+        """Whether the in-place ``op`` must be recorded (raises torch's refusals)."""
+        if not _grad_enabled.get():
+            return False
+        if not self.requires_grad and not any(
+            isinstance(o, Tensor) and o.requires_grad for o in operands
+        ):
+            return False
+        if self._ctx is None and self.requires_grad:
+            raise RuntimeError(_LEAF_INPLACE.format(op=op))
+        if self._base is not None:
+            base = self._base
+            if base._ctx is None and base.requires_grad:
+                raise RuntimeError(
+                    f"{op}: a view of a leaf Variable that requires grad is being used in an "
+                    "in-place operation."
+                )
+            raise RuntimeError(
+                f"{op}: recording an in-place change of a view (shape {self.shape}) of another "
+                f"tensor (shape {base.shape}) is not supported: gradwise does not rebase the "
+                "base's history (see docs/PORTING.md). Write through the base "
+                "(base[index] = value) or clone() the view first"
+            )
+        return True
 
     def _bump(self) -> Tensor:
         self._version[0] += 1
         return self
-
-    def add_(self, other: ArrayLike, alpha: float = 1.0) -> Tensor:
-        """In place: self += alpha * other (broadcast to self's shape); returns self, as torch's.
-
-        Raises RuntimeError for a leaf that requires grad (outside ``no_grad``) or a tensor
-        backward still needs.
-        """
-        self._check_inplace("add_")
-        other = other._data if isinstance(other, Tensor) else other
-        if alpha == 1.0:
-            self._data += other
-        else:
-            self._data += alpha * other
-        return self._bump()
-
-    def sub_(self, other: ArrayLike) -> Tensor:
-        """In place: self -= alpha * other (broadcast); returns self. Same in-place rules as
-        ``add_``.
-        """
-        return self.add_(other, alpha=-1.0)
-
-    def mul_(self, other: ArrayLike) -> Tensor:
-        """In place: self *= other (broadcast); returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("mul_")
-        self._data *= other._data if isinstance(other, Tensor) else other
-        return self._bump()
-
-    def div_(self, other: ArrayLike) -> Tensor:
-        """In place: self /= other (broadcast); returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("div_")
-        self._data /= other._data if isinstance(other, Tensor) else other
-        return self._bump()
-
-    def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-        """In place: limit every value to [min, max] (either bound may be None); returns self."""
-        self._check_inplace("clamp_")
-        np.clip(self._data, min, max, out=self._data)
-        return self._bump()
-
-    def copy_(self, src: ArrayLike) -> Tensor:
-        """In place: copy ``src``'s values into self (broadcast to self's shape, cast to self's
-        dtype).
-
-        Raises ValueError naming both shapes when ``src`` does not broadcast to self.
-        """
-        self._check_inplace("copy_")
-        src = src._data if isinstance(src, Tensor) else np.asarray(src)
-        if src.shape != self.shape and np.broadcast_shapes(src.shape, self.shape) != self.shape:
-            raise ValueError(f"copy_: source shape {src.shape} does not fit {self.shape}")
-        self._data[...] = src
-        return self._bump()
-
-    def fill_(self, value: float) -> Tensor:
-        """In place: set every element to ``value``; returns self. Same in-place rules as ``add_``.
-        """
-        self._check_inplace("fill_")
-        self._data.fill(value)
-        return self._bump()
-
-    def zero_(self) -> Tensor:
-        """In place: set every element to 0; returns self (as ``torch.Tensor.zero_``)."""
-        return self.fill_(0)
-
-    def __setitem__(self, index: Any, value: ArrayLike) -> None:
-        self._check_inplace("__setitem__")
-        self._data[_index_arg(index)] = value._data if isinstance(value, Tensor) else value
-        self._bump()
-
-    def _inplace_or_rebind(self, op: str, other: ArrayLike, fn: Callable[..., Tensor]) -> Tensor:
-        # `x += y` on a recorded non-leaf rebinds x to a new node, which keeps the graph right;
-        # on anything else it updates the data in place, as `w -= lr * w.grad` under no_grad needs
-        if self.requires_grad and _grad_enabled.get():
-            if self._ctx is None:
-                self._check_inplace(op)
-            return fn(self, other)
-        other = other._data if isinstance(other, Tensor) else other
-        self._data = _inplace_numpy(op, self._data, other)
-        return self._bump()
-
-    def __iadd__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__iadd__", other, Tensor.__add__)
-
-    def __isub__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__isub__", other, Tensor.__sub__)
-
-    def __imul__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__imul__", other, Tensor.__mul__)
-
-    def __itruediv__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__itruediv__", other, Tensor.__truediv__)
 
     # ---- arithmetic ---------------------------------------------------------------------------
     def _lift(self, other: ArrayLike) -> Tensor:
@@ -722,7 +671,10 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
     # float comes last: a method of that name shadows the builtin in every annotation of the
     # class body below it (mypy reads ``value: float`` there as this method)
     def float(self) -> Tensor:
-        """A float32 copy (``.to(float32)``), as ``torch.Tensor.float``."""
+        """This tensor as float32 (``.to(float32)``): itself when it is float32 already, else a
+        recorded cast, as ``torch.Tensor.float``."""
+        if self._data.dtype == np.float32:
+            return self
         return self.astype(np.float32)
 
 
@@ -780,16 +732,59 @@ def _index_arg(index: Any) -> Any:
     return index
 
 
-def _inplace_numpy(op: str, data: np.ndarray, other: Any) -> np.ndarray:
-    if op == "__iadd__":
-        data += other
-    elif op == "__isub__":
-        data -= other
-    elif op == "__imul__":
-        data *= other
+_LEAF_INPLACE = (
+    "{op}: a leaf Variable that requires grad is being used in an in-place operation. Wrap "
+    "the update in `with gw.no_grad():` (as optimizers do) or use the out-of-place op"
+)
+
+# set once any in-place op was recorded: from then on backward routes each edge by version
+# (``_inputs_of``); until then it walks ``node.inputs`` as they are (the fast path)
+_rebased = [False]
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+    return names.get(np.dtype(dtype).name, str(dtype))
+
+
+def _free(node: Any) -> None:
+    """Drop what a node saved for backward; a recorded in-place op's node keeps its link to the
+    earlier history, which nodes not yet run may still be routed through (``_inputs_of``)."""
+    saved = node.__dict__
+    if "_rebase_previous" in saved:
+        version, previous = saved["_rebase_version"], saved["_rebase_previous"]
+        saved.clear()
+        node._rebase_version, node._rebase_previous = version, previous
     else:
-        data /= other
-    return data
+        saved.clear()
+    node.inputs = None
+
+
+def _matmul_dtypes(a: Tensor, b: Tensor) -> None:
+    """torch does not promote in matmul: two tensors of different dtypes are an error."""
+    raise RuntimeError(
+        f"matmul: expected m1 and m2 to have the same dtype, but got: "
+        f"{_dtype_name(a._data.dtype).lower()} != {_dtype_name(b._data.dtype).lower()} "
+        f"(shapes {a.shape} and {b.shape}; cast one with .to(other.dtype))"
+    )
+
+
+def _inputs_of(node: Any) -> tuple[Tensor, ...]:
+    """The node's inputs as they were when it was recorded: an input whose history a recorded
+    in-place op rebased since is replaced by its earlier history (torch's edges point at the
+    grad_fn an input had then)."""
+    inputs = node.inputs
+    if not _rebased[0] or inputs is None:
+        return inputs
+    out = []
+    for parent, version in zip(inputs, node.input_versions, strict=True):
+        ctx = parent._ctx
+        while ctx is not None and ctx._rebase_version > version:
+            parent = ctx._rebase_previous
+            ctx = parent._ctx
+        out.append(parent)
+    return tuple(out)
 
 
 def topological_order(
@@ -822,7 +817,7 @@ def topological_order(
                 "backward(); pass retain_graph=True to the first backward() to go through the "
                 "graph again"
             )
-        for parent in reversed(node.inputs):
+        for parent in reversed(_inputs_of(node)):
             if (include_constants or parent.requires_grad) and id(parent) not in visited:
                 stack.append((parent, False))
     return order
@@ -833,15 +828,21 @@ def _check_versions(tensor: Tensor, node: Any) -> None:
     name = type(node).__name__
     if type(node).saves_output and tensor._version[0] != node.output_version:
         raise RuntimeError(
-            f"backward of {name}: its output (shape {tensor.shape}) was modified in place after "
-            f"the forward pass (version {tensor._version[0]}, saved at {node.output_version}); "
+            "one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: backward of {name}: its output (shape {tensor.shape}) was "
+            "modified in place after the forward pass ("
+            + ("overwritten by a recorded in-place op" if node.output_version < 0 else
+               f"version {tensor._version[0]}, saved at {node.output_version}")
+            + "); "
             "the gradient would be wrong. Use an out-of-place op or clone() first"
         )
     if type(node).saves_inputs:
         for i, (parent, saved) in enumerate(zip(node.inputs, node.input_versions, strict=True)):
             if parent._version[0] != saved:
                 raise RuntimeError(
-                    f"backward of {name}: input {i} (shape {parent.shape}) was modified in place "
+                    "one of the variables needed for gradient computation has been modified by "
+                    f"an inplace operation: backward of {name}: input {i} (shape {parent.shape}) "
+                    "was modified in place "
                     f"after the forward pass (version {parent._version[0]}, saved at {saved}); "
                     "the gradient would be wrong. Use an out-of-place op or clone() first"
                 )
@@ -917,7 +918,7 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             returned = [g for g in input_grads if g is not None]
             fresh = len({id(g) for g in returned}) == len(returned)
         for parent, parent_grad, needed in zip(
-            node.inputs, input_grads, node.needs_input_grad, strict=True
+            _inputs_of(node), input_grads, node.needs_input_grad, strict=True
         ):
             if not needed:
                 continue
@@ -929,8 +930,7 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             else:
                 grads[key] = (previous[0] + parent_grad, True)
         if not retain_graph:
-            node.__dict__.clear()
-            node.inputs = None
+            _free(node)
 
 
 def _call_hooks_graph(tensor: Tensor, grad: Tensor) -> Tensor:

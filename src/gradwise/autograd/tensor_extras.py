@@ -511,29 +511,34 @@ class TensorExtras:
         return Scatter.apply(self, src, np.asarray(_raw(index)), d, reduce, bool(include_self),
                              "scatter_reduce")
 
-    def _assign_(self: Tensor, op: str, result: Tensor) -> Tensor:
-        """Make an in-place op's out-of-place ``result`` this tensor's values."""
-        self._check_inplace(op)
+    def _assign_(self: Tensor, op: str, compute: Any, *operands: Any) -> Tensor:
+        """Run an in-place op given its out-of-place form ``compute(tensor) -> Tensor``:
+        recorded (history rebased, see ``Tensor._rebase``) when grad is on and self or one of
+        ``operands`` requires grad, else computed detached and written into this tensor's array.
+        """
+        if self._records_inplace(op, *operands):
+            return self._rebase(op, compute)
+        from gradwise.autograd.grad_mode import no_grad
+        with no_grad():
+            result = compute(self.detach())
         self._data[...] = result._data
         return self._bump()
 
     def scatter_(self: Tensor, dim: int, index: Any, src: Any = None, *, value: Any = None,
                  reduce: str | None = None) -> Tensor:
-        """In-place :meth:`scatter` (not recorded; refused on a tensor that requires grad)."""
-        return self._assign_("scatter_", self.detach().scatter(dim, index, src, value=value,
-                                                               reduce=reduce))
+        """In-place :meth:`scatter` (recorded as ``add_`` is)."""
+        return self._assign_("scatter_", lambda t: t.scatter(dim, index, src, value=value,
+                                                            reduce=reduce), src)
 
     def scatter_add_(self: Tensor, dim: int, index: Any, src: Any) -> Tensor:
-        """In-place :meth:`scatter_add` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("scatter_add_", self.detach().scatter_add(dim, index, src))
+        """In-place :meth:`scatter_add` (recorded as ``add_`` is)."""
+        return self._assign_("scatter_add_", lambda t: t.scatter_add(dim, index, src), src)
 
     def scatter_reduce_(self: Tensor, dim: int, index: Any, src: Any, reduce: str, *,
                         include_self: bool = True) -> Tensor:
-        """In-place :meth:`scatter_reduce` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("scatter_reduce_", self.detach().scatter_reduce(
-            dim, index, src, reduce, include_self=include_self))
+        """In-place :meth:`scatter_reduce` (recorded as ``add_`` is)."""
+        return self._assign_("scatter_reduce_", lambda t: t.scatter_reduce(
+            dim, index, src, reduce, include_self=include_self), src)
 
     def index_add(self: Tensor, dim: int, index: Any, source: Any, *, alpha: float = 1
                   ) -> Tensor:
@@ -559,10 +564,9 @@ class TensorExtras:
 
     def index_add_(self: Tensor, dim: int, index: Any, source: Any, *, alpha: float = 1
                    ) -> Tensor:
-        """In-place :meth:`index_add` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("index_add_", self.detach().index_add(dim, index, source,
-                                                                   alpha=alpha))
+        """In-place :meth:`index_add` (recorded as ``add_`` is)."""
+        return self._assign_("index_add_", lambda t: t.index_add(dim, index, source,
+                                                                alpha=alpha), source)
 
     def masked_select(self: Tensor, mask: Any) -> Tensor:
         """The entries where the bool ``mask`` (broadcast with the tensor) holds, as a 1-d
@@ -719,9 +723,8 @@ class TensorExtras:
 
     def nan_to_num_(self: Tensor, nan: float = 0.0, posinf: float | None = None,
                     neginf: float | None = None) -> Tensor:
-        """In-place :meth:`nan_to_num` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("nan_to_num_", self.detach().nan_to_num(nan, posinf, neginf))
+        """In-place :meth:`nan_to_num` (recorded as ``add_`` is)."""
+        return self._assign_("nan_to_num_", lambda t: t.nan_to_num(nan, posinf, neginf))
 
     # ---- linear algebra as methods --------------------------------------------------------------
     def det(self: Tensor) -> Tensor:
@@ -1097,19 +1100,16 @@ class TensorExtras:
         return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
 
     def tril_(self: Tensor, diagonal: int = 0) -> Tensor:
-        """In-place :meth:`tril` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("tril_", self.detach().tril(diagonal))
+        """In-place :meth:`tril` (recorded as ``add_`` is)."""
+        return self._assign_("tril_", lambda t: t.tril(diagonal))
 
     def triu_(self: Tensor, diagonal: int = 0) -> Tensor:
-        """In-place :meth:`triu` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("triu_", self.detach().triu(diagonal))
+        """In-place :meth:`triu` (recorded as ``add_`` is)."""
+        return self._assign_("triu_", lambda t: t.triu(diagonal))
 
     def lerp_(self: Tensor, end: Any, weight: Any) -> Tensor:
-        """In-place :meth:`lerp` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("lerp_", self.detach().lerp(end, weight))
+        """In-place :meth:`lerp` (recorded as ``add_`` is)."""
+        return self._assign_("lerp_", lambda t: t.lerp(end, weight), end, weight)
 
     def index_fill_(self: Tensor, dim: int, index: Any, value: float) -> Tensor:
         """Set the entries at ``index`` along ``dim`` to ``value``, in place, as

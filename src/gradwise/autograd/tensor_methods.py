@@ -208,10 +208,13 @@ class TensorMethods:
         return self.transpose(-2, -1)
 
     def view_as(self: Tensor, other: Tensor) -> Tensor:
-        """self reshaped to ``other``'s shape (also ``reshape_as``), as torch's."""
-        return self.reshape(other.shape)
+        """A view of self in ``other``'s shape, as ``torch.Tensor.view_as`` (raises as ``view``
+        when the layout needs a copy)."""
+        return self.view(other.shape)
 
-    reshape_as = view_as
+    def reshape_as(self: Tensor, other: Tensor) -> Tensor:
+        """self reshaped to ``other``'s shape (a copy when needed), as torch's."""
+        return self.reshape(other.shape)
 
     def expand_as(self: Tensor, other: Tensor) -> Tensor:
         """A broadcast view of self with ``other``'s shape, as ``torch.Tensor.expand_as``."""
@@ -847,25 +850,20 @@ class TensorMethods:
 
     def abs_(self: Tensor) -> Tensor:
         """In place: |x|; returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("abs_")
-        np.abs(self._data, out=self._data)
-        return self._bump()
+        return self._assign_("abs_", lambda t: t.abs())
 
     def sqrt_(self: Tensor) -> Tensor:
         """In place: sqrt(x); returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("sqrt_")
-        np.sqrt(self._data, out=self._data)
-        return self._bump()
+        return self._assign_("sqrt_", lambda t: t.sqrt())
 
     def exp_(self: Tensor) -> Tensor:
         """In place: e**x; returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("exp_")
-        np.exp(self._data, out=self._data)
-        return self._bump()
+        return self._assign_("exp_", lambda t: t.exp())
 
     def addcmul_(self: Tensor, t1: Any, t2: Any, value: float = 1.0) -> Tensor:
         """In place: self += value * t1 * t2 (broadcast), as torch's."""
-        self._check_inplace("addcmul_")
+        if self._records_inplace("addcmul_", t1, t2):
+            return self._rebase("addcmul_", lambda t: t + value * (t1 * t2))
         t1 = t1._data if hasattr(t1, "_data") else t1
         t2 = t2._data if hasattr(t2, "_data") else t2
         self._data += value * t1 * t2
@@ -873,7 +871,8 @@ class TensorMethods:
 
     def addcdiv_(self: Tensor, t1: Any, t2: Any, value: float = 1.0) -> Tensor:
         """In place: self += value * t1 / t2 (broadcast), as torch's (the Adam-style update)."""
-        self._check_inplace("addcdiv_")
+        if self._records_inplace("addcdiv_", t1, t2):
+            return self._rebase("addcdiv_", lambda t: t + value * (t1 / t2))
         t1 = t1._data if hasattr(t1, "_data") else t1
         t2 = t2._data if hasattr(t2, "_data") else t2
         self._data += value * t1 / t2
@@ -882,10 +881,35 @@ class TensorMethods:
     def masked_fill_(self: Tensor, mask: Any, value: float) -> Tensor:
         """In place: set the elements where ``mask`` (broadcast) is True to ``value``; returns self.
         """
-        self._check_inplace("masked_fill_")
         mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
-        self._data[np.broadcast_to(mask, self.shape)] = value
+        index = np.broadcast_to(mask, self.shape)
+        if self._records_inplace("masked_fill_", value):
+            from gradwise.autograd.ops.shape import SetItem
+            fill = value if hasattr(value, "_data") else np.asarray(value, self._data.dtype)
+            return self._rebase("masked_fill_", lambda t: SetItem.apply(t, fill, index))
+        self._data[index] = value._data if hasattr(value, "_data") else value
         return self._bump()
+
+    # ---- in-place activations (recorded as ``add_`` is) ------------------------------------------
+    def relu_(self: Tensor) -> Tensor:
+        """In place: max(x, 0); returns self, as ``torch.Tensor.relu_``."""
+        return self._assign_("relu_", lambda t: t.relu())
+
+    def sigmoid_(self: Tensor) -> Tensor:
+        """In place: 1 / (1 + e**-x); returns self, as ``torch.Tensor.sigmoid_``."""
+        return self._assign_("sigmoid_", lambda t: t.sigmoid())
+
+    def tanh_(self: Tensor) -> Tensor:
+        """In place: tanh(x); returns self, as ``torch.Tensor.tanh_``."""
+        return self._assign_("tanh_", lambda t: t.tanh())
+
+    def neg_(self: Tensor) -> Tensor:
+        """In place: -x; returns self, as ``torch.Tensor.neg_``."""
+        return self._assign_("neg_", lambda t: -t)
+
+    def pow_(self: Tensor, exponent: Any) -> Tensor:
+        """In place: x ** exponent; returns self, as ``torch.Tensor.pow_``."""
+        return self._assign_("pow_", lambda t: t ** exponent, exponent)
 
     # int and bool come last: a method of that name shadows the builtin in every annotation
     # of the class body below it (mypy reads ``x: int`` there as this method)

@@ -49,6 +49,16 @@ class Parameter(Tensor):
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Parameter:
+        """A copy with its own memory, the same ``requires_grad`` and no ``.grad``, as torch's
+        ``Parameter.__deepcopy__`` (a copied model starts with clean gradients)."""
+        if id(self) in memo:
+            return memo[id(self)]
+        result = type(self)(self._data.copy(), self.requires_grad)
+        result.name = self.name
+        memo[id(self)] = result
+        return result
+
 
 class RemovableHandle:
     """Returned by the ``register_*_hook`` methods; ``remove()`` takes the hook off again."""

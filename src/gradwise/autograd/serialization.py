@@ -2,7 +2,9 @@
 safetensors file, the structure kept as JSON in its header. Never pickle: loading a file runs
 no code from it.
 
-File layout: a safetensors file whose tensors are named ``t0, t1, ...`` and whose metadata key
+File layout: a flat dict of str -> tensor (a state dict) stores each tensor under its own key,
+so ``safetensors.torch.load_file`` in PyTorch reads it as the same state dict. Anything else is
+a safetensors file whose tensors are named ``t0, t1, ...`` and whose metadata key
 ``gradwise.structure`` holds the object as JSON, each tensor replaced by ``{"__tensor__": "t0"}``
 (``"__ndarray__"`` for NumPy arrays), tuples by ``{"__tuple__": [...]}`` and dicts whose keys
 are not all strings by ``{"__dict__": [[key, value], ...]}`` (optimizer state is keyed by ints).
@@ -88,6 +90,27 @@ def _decode(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
     if "__dict__" in obj:
         return {_decode(k, arrays): _decode(v, arrays) for k, v in obj["__dict__"]}
     return {key: _decode(value, arrays) for key, value in obj.items()}
+
+
+def _is_tensor_like(value: Any) -> bool:
+    return isinstance(value, Tensor | np.ndarray) or (
+        hasattr(value, "detach") and hasattr(value, "numpy"))
+
+
+def _raw_array(value: Any) -> np.ndarray:
+    if isinstance(value, Tensor):
+        return value._data
+    if isinstance(value, np.ndarray):
+        return value
+    return value.detach().cpu().numpy()
+
+
+def _is_state_dict(obj: Any) -> bool:
+    """A non-empty flat dict of str -> tensor/array whose keys are plain names (not the
+    ``__name__`` forms the JSON structure reserves)."""
+    return (isinstance(obj, dict) and bool(obj) and all(
+        isinstance(key, str) and key and not (key.startswith("__") and key.endswith("__"))
+        and _is_tensor_like(value) for key, value in obj.items()))
 
 
 class SaveFileError(ValueError):
@@ -256,7 +279,9 @@ def _structure(text: str, arrays: dict[str, np.ndarray], source: str) -> Any:
 def save(obj: Any, f: str | os.PathLike[str]) -> None:
     """Write ``obj`` (a state dict, or nested dicts/lists/tuples of tensors, arrays, numbers,
     strings and None) to the file ``f``, atomically (a crash leaves the old file) and byte for
-    byte the same for the same ``obj`` (canonical header, :func:`dump_safetensors`).
+    byte the same for the same ``obj`` (canonical header, :func:`dump_safetensors`). A state
+    dict (flat str -> tensor) is stored under its own keys, so PyTorch's
+    ``safetensors.torch.load_file(f)`` reads it directly.
 
     Raises:
         TypeError: ``obj`` holds something else (a Module, a function ...), naming where; or
@@ -268,7 +293,17 @@ def save(obj: Any, f: str | os.PathLike[str]) -> None:
     if not isinstance(f, str | os.PathLike):
         raise TypeError(f"save: f must be a file path, got {type(f).__name__}")
     arrays: dict[str, np.ndarray] = {}
-    structure = _encode(obj, arrays, "obj")
+    if _is_state_dict(obj):
+        # the tensors under their own names: a PyTorch user's safetensors.torch.load_file
+        # reads the same state dict (gw.load still restores ndarray vs Tensor from the JSON)
+        structure: Any = {}
+        for key, value in obj.items():
+            array = _raw_array(value)
+            arrays[key] = np.ascontiguousarray(array)
+            kind = "__ndarray__" if isinstance(value, np.ndarray) else "__tensor__"
+            structure[key] = {kind: key, "shape": list(np.shape(array))}
+    else:
+        structure = _encode(obj, arrays, "obj")
     text = json.dumps(structure)
     depth = _depth(structure)
     if depth > MAX_DEPTH:

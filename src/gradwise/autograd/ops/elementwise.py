@@ -169,6 +169,7 @@ class Remainder(Function):
     Local derivative (PyTorch's): 1 for a; ``-(a // b)`` for b, with floor division's own
     rounding (``np.floor_divide``, as torch's ``div(rounding_mode="floor")``): -1 // inf is -1
     where floor(-1 / inf) = floor(-0) would say 0. Shape: broadcast shape.
+    Integer division by zero raises ZeroDivisionError (PyTorch raises too; NumPy gives 0).
     """
 
     owns_grads = True
@@ -179,6 +180,9 @@ class Remainder(Function):
     def forward(ctx, a, b):
         if a.shape != b.shape:
             _binary_shapes("remainder", a, b)
+        if a.dtype.kind in "iub" and b.dtype.kind in "iub" and not np.all(b):
+            raise ZeroDivisionError(f"remainder: integer division by zero ({a.dtype} by a 0 "
+                                    "in the divisor; PyTorch raises ZeroDivisionError too)")
         ctx.a, ctx.b = a, b
         return np.mod(a, b)
 
@@ -264,6 +268,8 @@ class Cast(Function):
     Local derivative: 1; the gradient is converted back to x's dtype. Shape: x -> same.
     """
 
+    torch_name = "ToCopy"  # PyTorch's node name (ToCopyBackward0)
+
     owns_grads = True
     saves_inputs = False
 
@@ -310,6 +316,8 @@ class PowScalar(Function):
     derivative is 0 even at x = 0, where p x^(p-1) would be 0 * inf = NaN; PyTorch does the same).
     Shape: x -> same.
     """
+
+    torch_name = "Pow"  # PyTorch's node name (PowBackward0)
 
     owns_grads = True
 
@@ -810,6 +818,8 @@ class ReLU(Function):
     Local derivative: 1 for x > 0, 0 for x <= 0 (relu'(0) = 0 as in PyTorch); NaN passes its
     gradient on. Shape: x -> same.
     """
+
+    torch_name = "Relu"  # PyTorch's node name (ReluBackward0)
 
     observe_kind = "relu"
     owns_grads = True

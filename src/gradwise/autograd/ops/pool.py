@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.kernels import jit_enabled
+from gradwise.autograd.kernels import KERNEL_DTYPES, jit_enabled
 from gradwise.autograd.kernels import pool as pool_kernels
 from gradwise.autograd.ops._select import select_grad, select_grad_into
 from gradwise.autograd.ops._spatial import (
@@ -141,7 +141,9 @@ MAX_POOL_KERNEL_MIN_CHANNELS = 8
 
 def _use_kernels(x: np.ndarray, min_channels: int = 1) -> bool:
     """Whether the numba kernels run for this input (compiled for float32/64 only)."""
-    return jit_enabled() and x.dtype in (np.float32, np.float64) and x.shape[1] >= min_channels
+    # the kernels take an NHWC copy/view themselves, so only dtype and byte order matter here
+    return (jit_enabled() and x.dtype in KERNEL_DTYPES and x.dtype.isnative
+            and x.shape[1] >= min_channels)
 
 
 def _max_pool_kernel(

@@ -324,15 +324,16 @@ class Doctor(Callback):
     def format_findings(self, width: int = 100, overhead: bool = True) -> str:
         """The findings as text for a terminal: summary, evidence and remedies of each.
 
-        Runs :meth:`diagnose` first when the statistics changed since the findings were last
-        computed (or they never were), so it never reports stale or unevaluated findings.
+        Runs :meth:`diagnose` first when steps were recorded and the statistics changed since
+        the findings were last computed (or they never were), so it never reports stale or
+        unevaluated findings; with nothing recorded, the findings are shown as they are.
 
         Args:
             width: wrap lines at this many characters.
             overhead: include the measured overhead in the first line (leave it out where the
                 text must be the same in every process: the time differs, the findings do not).
         """
-        if self._diagnosed_key != self._stats_key():
+        if self.stats.steps and self._diagnosed_key != self._stats_key():
             # findings older than the statistics (or never computed: format_findings() before
             # report() said "no problems found" for a planted dead layer; issue 14)
             self.diagnose()

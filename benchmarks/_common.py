@@ -26,14 +26,13 @@ except ImportError:  # the baseline is optional; benchmarks say so and skip its 
 def setup_threads(threads: int | None = None) -> int:
     """Give PyTorch as many threads as NumPy's BLAS has (all cores); return that count.
 
-    ``threads`` limits both to that many instead (NumPy's BLAS through threadpoolctl): on a
-    machine shared with other jobs, one thread each is the comparison the load disturbs least.
+    ``threads`` limits both to that many instead (gradwise's BLAS and numba kernels through
+    ``gw.set_num_threads``): on a machine shared with other jobs, one thread each is the
+    comparison the load disturbs least.
     """
     cores = threads or os.cpu_count() or 1
     if threads is not None:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=threads, user_api="blas")  # stays in force for the process
+        gw.set_num_threads(threads)  # stays in force for the process
     if torch is not None:
         torch.set_num_threads(cores)
     return cores
@@ -70,8 +69,37 @@ def machine_description() -> str:
         f"(torch threads {torch.get_num_threads() if torch is not None else '-'})",
         f"BLAS: {blas_description()}",
         f"OPENBLAS_CORETYPE={coretype or '(unset)'}",
+        kernels_description(),
     ]
     return "\n".join(lines)
+
+
+def numpy_path(run: Callable[[], Any]) -> Callable[[], Any]:
+    """``run`` with gradwise's numba kernels switched off (the NumPy references: gradwise before
+    issue 14), to time both in the same process."""
+    from gradwise.autograd.kernels._jit import set_jit_enabled
+
+    def wrapped() -> Any:
+        previous = set_jit_enabled(False)
+        try:
+            return run()
+        finally:
+            set_jit_enabled(previous)
+
+    return wrapped
+
+
+def kernels_description() -> str:
+    """numba's version, threading layer and thread count, and whether gradwise's kernels are on."""
+    from gradwise.autograd.kernels._jit import jit_enabled
+
+    try:
+        import numba
+    except ImportError:
+        return "kernels: NumPy references (numba not installed)"
+    return (f"kernels: {'numba' if jit_enabled() else 'NumPy references (GRADWISE_JIT=0)'}; "
+            f"numba {numba.__version__}, threading layer {numba.config.THREADING_LAYER}, "
+            f"{numba.get_num_threads()} threads")
 
 
 def load_fashion_mnist() -> tuple[np.ndarray, np.ndarray, str]:
@@ -268,7 +296,8 @@ def torch_step(model: Any, optimizer: Any, x: Any, y: Any) -> float:
 
 def gw_step(forward: Callable[..., Any], optimizer: Any, x: np.ndarray, y: np.ndarray) -> float:
     optimizer.zero_grad()
-    loss = gw.nn.functional.cross_entropy(forward(gw.Tensor(x)), y)
+    # from_numpy shares the batch's memory, as torch.from_numpy does on PyTorch's side
+    loss = gw.nn.functional.cross_entropy(forward(gw.from_numpy(x)), y)
     loss.backward()
     with gw.no_grad():
         optimizer.step()

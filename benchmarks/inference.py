@@ -18,6 +18,7 @@ from _common import (
     interleaved,
     load_fashion_mnist,
     machine_description,
+    numpy_path,
     print_table,
     setup_threads,
     torch,
@@ -38,9 +39,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc thresholds alone")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads for both frameworks (default: all cores)")
     args = parser.parse_args()
     tuned = False if args.default_malloc else reuse_freed_memory()
-    setup_threads()
+    setup_threads(args.threads)
     images, _, source = load_fashion_mnist()
     batches = [images[i : i + BATCH] for i in range(0, BATCH * BATCHES, BATCH)]
     print(machine_description())
@@ -50,12 +53,14 @@ def main() -> None:
         model = gw_model(kind, initial_weights(kind))
         model.eval()
 
-        def gw_run(model=model) -> None:
-            with gw.no_grad():
-                for x in batches:
-                    model(gw.Tensor(x))
+        gw_batches = [gw.from_numpy(x) for x in batches]  # shared memory, as torch.from_numpy
 
-        contenders = {"gradwise": gw_run}
+        def gw_run(model=model, gw_batches=gw_batches) -> None:
+            with gw.no_grad():
+                for x in gw_batches:
+                    model(x)
+
+        contenders = {"gradwise": gw_run, "gradwise, NumPy path": numpy_path(gw_run)}
         if torch is not None:
             t_model = (torch_mlp() if kind == "mlp" else torch_cnn()).eval()
             t_batches = [torch.from_numpy(x) for x in batches]
@@ -76,6 +81,8 @@ def main() -> None:
         if "pytorch" in rate:
             rows.append(("gradwise / pytorch (throughput)", "",
                          verdict(rate["gradwise"] / rate["pytorch"], 1.0, lower_is_better=False)))
+            rows.append(("gradwise NumPy path / pytorch", "",
+                         f"{rate['gradwise, NumPy path'] / rate['pytorch']:.2f}x"))
         print_table(f"{kind.upper()} inference, batch {BATCH} (median of {args.rounds} rounds "
                     f"x {BATCHES} batches)", rows)
 

@@ -148,3 +148,69 @@ def check_edges(
             got.astype(np.float64), expected.astype(np.float64), atol=atol, rtol=rtol,
             equal_nan=True, err_msg=f"gradient of input {i}",
         )
+
+
+def check_second_order_edges(
+    gw_fn: Callable[..., gw.Tensor],
+    torch_fn: Callable[..., Any],
+    arrays: Sequence[np.ndarray],
+    *,
+    atol: float = 1e-9,
+    rtol: float = 1e-7,
+    seed: int = 0,
+) -> None:
+    """``check_edges`` one order up, in float64: the first gradient recorded with
+    ``create_graph=True`` and a Hessian-vector product ``d/dx (v . d(w . f)/dx)`` (w, v fixed
+    and random) against torch.autograd, NaN meeting NaN and +-inf the same infinity.
+
+    Floating arrays are the inputs; other arrays are constants. An input torch's second pass
+    does not reach (the function is linear in it) must get zero or None here too.
+    """
+    assert torch is not None
+    arrays = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in arrays]
+    floating = [a.dtype.kind == "f" for a in arrays]
+    inputs = [gw.tensor(a.copy(), requires_grad=f) for a, f in zip(arrays, floating, strict=True)]
+    t_inputs = [torch.tensor(a.copy(), requires_grad=f)
+                for a, f in zip(arrays, floating, strict=True)]
+    xs = [x for x, f in zip(inputs, floating, strict=True) if f]
+    t_xs = [x for x, f in zip(t_inputs, floating, strict=True) if f]
+    try:
+        t_out = torch_fn(*t_inputs)
+    except (RuntimeError, ValueError, IndexError, TypeError) as error:
+        try:
+            gw_fn(*inputs)
+        except (RuntimeError, ValueError, IndexError, TypeError):
+            return
+        raise AssertionError(f"torch raises ({error}) but gradwise does not") from None
+    with np.errstate(all="ignore"):
+        out = gw_fn(*inputs)
+    if not t_out.requires_grad:
+        return
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0.5, 1.5, size=tuple(t_out.shape))
+    v = [rng.uniform(0.5, 1.5, size=x.shape) for x in xs]
+    t_first = torch.autograd.grad(t_out, t_xs, torch.tensor(w), create_graph=True,
+                                  allow_unused=True)
+    with np.errstate(all="ignore"):
+        first = gw.autograd.grad(out, xs, gw.tensor(w), create_graph=True, allow_unused=True)
+    for i, (ours, theirs) in enumerate(zip(first, t_first, strict=True)):
+        _assert_same_or_both_zero(ours, theirs, xs[i].shape, atol, rtol, f"first gradient {i}")
+    t_terms = [(g * torch.tensor(vi)).sum() for g, vi in zip(t_first, v, strict=True)
+               if g is not None and g.requires_grad]
+    terms = [(g * gw.tensor(vi)).sum() for g, vi in zip(first, v, strict=True)
+             if g is not None and g.requires_grad]
+    t_second = (torch.autograd.grad(sum(t_terms), t_xs, allow_unused=True) if t_terms
+                else [None] * len(xs))
+    with np.errstate(all="ignore"):
+        second = (gw.autograd.grad(sum(terms[1:], terms[0]), xs, allow_unused=True) if terms
+                  else [None] * len(xs))
+    for i, (ours, theirs) in enumerate(zip(second, t_second, strict=True)):
+        _assert_same_or_both_zero(ours, theirs, xs[i].shape, atol, rtol, f"second derivative {i}")
+
+
+def _assert_same_or_both_zero(ours: Any, theirs: Any, shape: tuple, atol: float, rtol: float,
+                              what: str) -> None:
+    # torch may answer with a ZeroTensor, which needs force=True to become an array
+    expected = np.zeros(shape) if theirs is None else theirs.detach().numpy(force=True)
+    got = np.zeros(shape) if ours is None else np.asarray(ours)
+    np.testing.assert_allclose(got, expected, atol=atol, rtol=rtol, equal_nan=True, err_msg=what)

@@ -241,3 +241,11 @@ def test_int64_tensors_promote_to_float32_as_torch():
     assert (integers * floats).dtype == np.float32
     assert (floats * integers).dtype == np.float32
     assert (integers * 2).dtype == np.int64
+
+
+def test_relu_backward_gives_zero_where_inactive_even_for_non_finite_upstream_gradients():
+    # torch's threshold_backward is "grad if x > 0 else 0": an inf or NaN arriving at an
+    # inactive unit stays there (a product would make it inf * 0 = NaN)
+    x = gw.tensor(np.array([-1.0, 0.0, 2.0, -3.0], np.float32), requires_grad=True)
+    gw.relu(x).backward(gw.tensor(np.array([np.inf, np.nan, 1.0, -np.inf], np.float32)))
+    np.testing.assert_array_equal(np.asarray(x.grad), np.array([0, 0, 1, 0], np.float32))

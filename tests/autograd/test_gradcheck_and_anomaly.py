@@ -62,3 +62,37 @@ def test_anomaly_can_ignore_inf_and_is_off_outside_the_block():
     assert not gw.is_anomaly_enabled()
     with np.errstate(divide="ignore"):
         (x * 1).log()  # no error without anomaly mode
+
+
+def test_anomaly_inside_a_create_graph_backward_names_the_op_and_line():
+    # sqrt'(0) = inf appears while the create_graph backward of Sqrt runs its recorded ops
+    x = gw.tensor([0.0, 4.0], dtype=np.float64, requires_grad=True)
+    with gw.detect_anomaly():
+        y = x.sqrt().sum()  # the line the error must name
+        with pytest.raises(gw.AnomalyError) as caught:
+            gw.autograd.grad(y, x, create_graph=True)
+    message = str(caught.value)
+    assert message.startswith("backward of Sqrt (create_graph) produced a non-finite value in")
+    assert "test_gradcheck_and_anomaly.py" in message
+    assert "y = x.sqrt().sum()  # the line the error must name" in message
+
+
+def test_anomaly_in_a_gradient_of_a_gradient_names_the_op_and_line():
+    # d2/dx2 x^1.5 = 0.75 / sqrt(x): inf at 0, and 0 * inf = NaN where the weight is 0
+    x = gw.tensor([0.0, 1.0], dtype=np.float64, requires_grad=True)
+    with gw.detect_anomaly(check_inf=False):
+        y = (x**1.5).sum()  # the op whose second derivative fails
+        (g,) = gw.autograd.grad(y, x, create_graph=True)
+        assert np.all(np.isfinite(np.asarray(g)))
+        with pytest.raises(gw.AnomalyError) as caught:
+            gw.autograd.grad((g * gw.tensor([0.0, 1.0], dtype=np.float64)).sum(), x)
+    message = str(caught.value)
+    assert message.startswith("backward of PowScalar produced a non-finite gradient for input 0")
+    assert "the create_graph backward of PowScalar" in message
+    assert "y = (x**1.5).sum()  # the op whose second derivative fails" in message
+    assert "gradient it produced: shape (2,) float64, finite min 0.75 max 0.75, 1 NaN" in message
+    # without the detector the same computation gives the NaN silently, as torch does
+    y = (x**1.5).sum()
+    (g,) = gw.autograd.grad(y, x, create_graph=True)
+    (h,) = gw.autograd.grad((g * gw.tensor([0.0, 1.0], dtype=np.float64)).sum(), x)
+    assert np.isnan(np.asarray(h)[0])

@@ -8,6 +8,8 @@ the first gradient (``gradgradcheck``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -148,6 +150,153 @@ CASES = {
 }
 
 
+def _torch_dropout_mask(p, seed, shape):
+    # the mask gradwise's dropout draws (its generator, not torch's), so both sides drop the same
+    keep = np.random.default_rng(seed).random(shape, dtype=np.float32) >= p
+    return keep / (1 - p)
+
+
+def _sync_batch_norm(x, w, b):
+    # the SyncBatchNorm op in a group of one process (the statistics all-reduce to this rank's)
+    from gradwise.nn.parallel.sync_batchnorm import _SyncBatchNormFunction
+
+    gw.distributed.init()
+    return _SyncBatchNormFunction.apply(x, w, b, None, None, 0.1, 1e-5).tanh()
+
+
+def _hooked_linear(x, w):
+    # a module backward hook wraps the module's input and output in identity nodes
+    class Scaled(gw.nn.Module):
+        def forward(self, x):
+            return F.linear(x, w)
+
+    layer = Scaled()
+    layer.register_full_backward_hook(lambda module, grad_in, grad_out: None)
+    return layer(x).tanh()
+
+
+def _fused_linear_relu(x, w, b):
+    from gradwise.autograd.ops.linalg import LinearReLU
+
+    return LinearReLU.apply(x, w, b)
+
+
+RUNNING_MEAN, RUNNING_VAR = _signed(3), _positive(3)
+EMBEDDING_INDEX = np.array([[0, 2], [2, 3]])
+
+# the convolution, pooling and normalisation ops, the remaining functions of F and the ops only
+# they reach; each with stride/padding/dilation or options that take different code paths
+CASES.update({
+    "conv2d": (lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1, dilation=2).tanh(),
+               lambda t, x, w, b: t.nn.functional.conv2d(x, w, b, stride=2, padding=1,
+                                                          dilation=2).tanh(),
+               [_signed(2, 3, 7, 6), _signed(4, 3, 2, 3), _signed(4)]),
+    "conv2d_plain": (lambda x, w: F.conv2d(x, w) ** 2,
+                     lambda t, x, w: t.nn.functional.conv2d(x, w) ** 2,
+                     [_signed(1, 2, 4, 4), _signed(3, 2, 3, 3)]),
+    "conv2d_strided_unread": (  # stride 3 leaves the last input rows unread
+        lambda x, w: F.conv2d(x, w, stride=3).tanh(),
+        lambda t, x, w: t.nn.functional.conv2d(x, w, stride=3).tanh(),
+        [_signed(2, 2, 8, 7), _signed(2, 2, 2, 2)]),
+    "max_pool2d": (lambda x: F.max_pool2d(x, 2) ** 2,
+                   lambda t, x: t.nn.functional.max_pool2d(x, 2) ** 2, [_signed(2, 2, 4, 5)]),
+    "max_pool2d_padded": (lambda x: F.max_pool2d(x, 3, 2, 1) ** 3,
+                          lambda t, x: t.nn.functional.max_pool2d(x, 3, 2, 1) ** 3,
+                          [_signed(1, 2, 5, 6)]),
+    "avg_pool2d": (lambda x: F.avg_pool2d(x, 3, 2, 1) ** 2,
+                   lambda t, x: t.nn.functional.avg_pool2d(x, 3, 2, 1) ** 2,
+                   [_signed(1, 2, 5, 6)]),
+    "batch_norm": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True).tanh(),
+                   lambda t, x, w, b: t.nn.functional.batch_norm(x, None, None, w, b,
+                                                                 training=True).tanh(),
+                   [_signed(4, 3, 2, 2), _signed(3), _signed(3)]),
+    "batch_norm_plain": (lambda x: F.batch_norm(x, None, None, training=True) ** 3,
+                         lambda t, x: t.nn.functional.batch_norm(x, None, None,
+                                                                 training=True) ** 3,
+                         [_signed(5, 3)]),
+    "batch_norm_eval": (
+        lambda x, w, b: F.batch_norm(x, gw.tensor(RUNNING_MEAN), gw.tensor(RUNNING_VAR), w, b,
+                                     training=False).tanh(),
+        lambda t, x, w, b: t.nn.functional.batch_norm(
+            x, t.tensor(RUNNING_MEAN), t.tensor(RUNNING_VAR), w, b, training=False).tanh(),
+        [_signed(4, 3, 2), _signed(3), _signed(3)]),
+    "sync_batch_norm": (
+        _sync_batch_norm,
+        lambda t, x, w, b: t.nn.functional.batch_norm(x, None, None, w, b,
+                                                      training=True).tanh(),
+        [_signed(4, 3, 2), _signed(3), _signed(3)]),
+    "bce": (lambda p, y: F.binary_cross_entropy(p, y, weight=np.array([1.5, 0.5])),
+            lambda t, p, y: t.nn.functional.binary_cross_entropy(
+                p, y, weight=t.tensor([1.5, 0.5], dtype=t.float64)),
+            [RNG.uniform(0.1, 0.9, size=(3, 2)), RNG.uniform(0, 1, size=(3, 2))]),
+    "bce_none": (lambda p, y: F.binary_cross_entropy(p, y, reduction="none"),
+                 lambda t, p, y: t.nn.functional.binary_cross_entropy(p, y, reduction="none"),
+                 [RNG.uniform(0.1, 0.9, size=(4,)), RNG.uniform(0, 1, size=(4,))]),
+    "remainder": (lambda a, b: (a % b) * a, lambda t, a, b: t.remainder(a, b) * a,
+                  [_signed(3, 4) * 3, _positive(4)]),
+    "silu": (F.silu, lambda t, a: t.nn.functional.silu(a), [_signed(6)]),
+    "hardtanh": (lambda a: F.hardtanh(a * 2) * a,
+                 lambda t, a: t.nn.functional.hardtanh(a * 2) * a, [_signed(6)]),
+    "relu6": (lambda a: F.relu6(a * 5) * a, lambda t, a: t.nn.functional.relu6(a * 5) * a,
+              [_signed(6)]),
+    "normalize": (lambda a: F.normalize(a, dim=1), lambda t, a: t.nn.functional.normalize(a),
+                  [_signed(3, 4)]),
+    "cosine_similarity": (F.cosine_similarity, lambda t, a, b: t.nn.functional.cosine_similarity(
+        a, b), [_signed(3, 4), _signed(3, 4)]),
+    "l1_loss": (lambda a, b: F.l1_loss(a * a, b), lambda t, a, b: t.nn.functional.l1_loss(
+        a * a, b), [_signed(3, 4), _signed(3, 4)]),
+    "smooth_l1_loss": (lambda a, b: F.smooth_l1_loss(a, b, beta=0.8),
+                       lambda t, a, b: t.nn.functional.smooth_l1_loss(a, b, beta=0.8),
+                       [_signed(3, 4), _signed(3, 4)]),
+    "huber_loss": (lambda a, b: F.huber_loss(a, b, delta=0.7),
+                   lambda t, a, b: t.nn.functional.huber_loss(a, b, delta=0.7),
+                   [_signed(3, 4), _signed(3, 4)]),
+    "embedding": (lambda w: F.embedding(EMBEDDING_INDEX, w, padding_idx=3) ** 2,
+                  lambda t, w: t.nn.functional.embedding(t.tensor(EMBEDDING_INDEX), w,
+                                                         padding_idx=3) ** 2,
+                  [_signed(4, 3)]),
+    "pad": (lambda a: F.pad(a, (0, 2, 1, 0)) ** 2,
+            lambda t, a: t.nn.functional.pad(a, (0, 2, 1, 0)) ** 2, [_signed(2, 3)]),
+    "l2_penalty": (lambda a, b: F.l2_penalty([a, b]),
+                   lambda t, a, b: (a * a).sum() + (b * b).sum(), [_signed(3), _signed(2, 2)]),
+    "l1_penalty": (lambda a, b: F.l1_penalty([a, b]) * F.l1_penalty([a]),
+                   lambda t, a, b: (a.abs().sum() + b.abs().sum()) * a.abs().sum(),
+                   [_signed(3), _signed(2, 2)]),
+    "dropout": (lambda a: F.dropout(a, 0.4, rng=5) ** 2,
+                lambda t, a: (a * t.tensor(_torch_dropout_mask(0.4, 5, a.shape))) ** 2,
+                [_signed(3, 4)]),
+    "vector_norm_p3": (lambda a: gw.linalg.vector_norm(a, ord=3, dim=1),
+                       lambda t, a: t.linalg.vector_norm(a, ord=3, dim=1), [_signed(3, 4)]),
+    "vector_norm_p_half": (lambda a: gw.linalg.vector_norm(a, ord=0.5),
+                           lambda t, a: t.linalg.vector_norm(a, ord=0.5), [_signed(5)]),
+    "vector_norm_p_negative": (lambda a: gw.linalg.vector_norm(a, ord=-1.5, dim=0),
+                               lambda t, a: t.linalg.vector_norm(a, ord=-1.5, dim=0),
+                               [_signed(3, 2)]),
+    "matrix_norm_1": (lambda a: gw.linalg.matrix_norm(a, ord=1) * a.sum(),
+                      lambda t, a: t.linalg.matrix_norm(a, ord=1) * a.sum(), [_signed(3, 4)]),
+    "matrix_norm_fro": (lambda a: gw.linalg.matrix_norm(a.tanh()),
+                        lambda t, a: t.linalg.matrix_norm(a.tanh()), [_signed(2, 3, 4)]),
+    "minimum": (lambda a, b: gw.minimum(a, b) * b, lambda t, a, b: t.minimum(a, b) * b,
+                [_signed(5), _signed(5)]),
+    "amin": (lambda a: a.amin(dim=0) * a.sum(dim=0), lambda t, a: a.amin(dim=0) * a.sum(dim=0),
+             [_signed(3, 4)]),
+    "min_dim": (lambda a: a.min(dim=1).values ** 2, lambda t, a: a.min(dim=1).values ** 2,
+                [_signed(3, 4)]),
+    "clone": (lambda a: a.clone() * a, lambda t, a: a.clone() * a, [_signed(4)]),
+    # dyadic inputs: the float32 round trip is exact, on both sides
+    "cast": (lambda a: (a.float() * a.float()).double() * a,
+             lambda t, a: (a.float() * a.float()).double() * a,
+             [np.array([0.5, -1.25, 2.0, 0.75])]),
+    # nn.Sequential fuses Linear then ReLU into one LinearReLU node
+    "sequential_linear_relu": (
+        lambda x, w, b: _fused_linear_relu(x, w, b) * x.sum(dim=1, keepdim=True),
+        lambda t, x, w, b: t.relu(t.nn.functional.linear(x, w, b)) * x.sum(dim=1, keepdim=True),
+        [_signed(3, 4), _signed(2, 4), _signed(2)]),
+    "hooked_module": (_hooked_linear, lambda t, x, w: t.nn.functional.linear(x, w).tanh(),
+                      [_signed(3, 4), _signed(2, 4)]),
+})
+
+
 def _gw_inputs(arrays):
     return [gw.tensor(a.copy(), dtype=np.float64, requires_grad=True) for a in arrays]
 
@@ -191,7 +340,9 @@ def test_second_derivative_matches_torch(name):
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_gradgradcheck(name):
     fn, _, arrays = CASES[name]
-    assert gw.gradgradcheck(fn, *_gw_inputs(arrays))
+    # a float32 step inside: central differences are only as exact as float32
+    tolerance = {"eps": 1e-3, "atol": 1e-3, "rtol": 1e-3} if name == "cast" else {}
+    assert gw.gradgradcheck(fn, *_gw_inputs(arrays), **tolerance)
 
 
 def test_gradgradcheck_catches_a_wrong_second_derivative():
@@ -216,12 +367,13 @@ def test_gradgradcheck_catches_a_wrong_second_derivative():
 
 
 def test_op_without_differentiable_backward_is_named():
-    x = gw.tensor(RNG.normal(size=(1, 1, 4, 4)), requires_grad=True)
-    y = F.max_pool2d(x, 2).sum()
-    with pytest.raises(RuntimeError, match="create_graph: MaxPool2d has no differentiable"):
+    x = gw.tensor(RNG.normal(size=(3, 4)), requires_grad=True)
+    y = gw.linalg.matrix_norm(x, ord=2)
+    with pytest.raises(RuntimeError, match="create_graph: SingularValueNorm has no differentiable "
+                       r"backward \(the spectral and nuclear norms' second derivatives"):
         gw.autograd.grad(y, x, create_graph=True)
     # the first derivative alone still works
-    (g,) = gw.autograd.grad(F.max_pool2d(x, 2).sum(), x)
+    (g,) = gw.autograd.grad(gw.linalg.matrix_norm(x, ord=2), x)
     assert g.shape == x.shape
 
 
@@ -356,3 +508,183 @@ def test_readme_example_runs_and_matches_torch(capsys):
     np.testing.assert_allclose(float(namespace["penalty"]), penalty.item(), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(namespace["weight"].grad), weight.grad.numpy(),
                                rtol=1e-5)
+
+    kernel = (torch.arange(18.0).reshape(2, 1, 3, 3) / 20 - 0.4).requires_grad_()
+    images = (torch.arange(32.0).reshape(2, 1, 4, 4) / 16 - 1).requires_grad_()
+    critic = torch.nn.functional.max_pool2d(
+        torch.nn.functional.conv2d(images, kernel, padding=1).tanh(), 2).sum()
+    (d_images,) = torch.autograd.grad(critic, images, create_graph=True)
+    cnn_penalty = ((d_images.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    cnn_penalty.backward()
+    np.testing.assert_allclose(float(namespace["cnn_penalty"]), cnn_penalty.item(), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(namespace["kernel"].grad), kernel.grad.numpy(),
+                               rtol=1e-4, atol=1e-6)
+
+
+# ---- coverage: every op, F function and layer has a second derivative or a documented refusal
+
+# ops that refuse create_graph on purpose: class name -> a call that reaches the op. Each must
+# lack backward_graph, say why in ``no_backward_graph`` and be listed in docs/NUMERICS.md.
+REFUSED = {
+    "SingularValueNorm": lambda x: gw.linalg.matrix_norm(x, ord="nuc"),
+}
+# ops merged from main (torch-more: decompositions, einsum, scatter, special functions) after
+# this walk was written: no backward_graph yet, so create_graph raises naming them (never a
+# wrong value); docs/NUMERICS.md lists them under "Not covered yet". The test fails when one of
+# them gains a case (take it off this list) or a new op appears without one.
+NOT_YET = {"Cholesky", "CumProd", "Determinant", "Digamma", "EighValues", "EighVectors", "Einsum",
+           "Erf", "Erfc", "Erfinv", "Fmod", "Inverse", "Lgamma", "LogAbsDeterminant",
+           "PseudoInverse", "QrQ", "QrR", "Scatter", "Solve", "SvdS", "SvdU", "SvdVh", "_QrPart",
+           "_SvdPart", "_Unary"}
+# F functions and layers merged from main (torch-layers) after this walk was written: most are
+# built from ops that have second derivatives, but no case checks them against torch yet
+# (docs/NUMERICS.md, "Not covered yet"); the test keeps both lists exact
+F_NOT_YET = {
+    "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
+    "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d", "adaptive_max_pool2d_with_indices",
+    "alpha_dropout", "avg_pool1d", "bilinear", "celu", "channel_shuffle", "conv1d",
+    "conv_transpose1d", "conv_transpose2d", "cosine_embedding_loss", "dropout1d", "dropout2d",
+    "dropout3d", "embedding_bag", "feature_alpha_dropout", "fold", "gaussian_nll_loss", "glu",
+    "group_norm", "gru_cell", "gru_step", "gumbel_softmax", "hardshrink", "hardsigmoid",
+    "hardswish", "hinge_embedding_loss", "instance_norm", "interpolate", "kl_div",
+    "local_response_norm", "logsigmoid", "lp_pool1d", "lp_pool2d", "lstm_cell", "lstm_step",
+    "margin_ranking_loss", "max_pool1d", "max_pool1d_with_indices", "max_pool2d_with_indices",
+    "max_unpool1d", "max_unpool2d", "mish", "multi_margin_loss", "multilabel_soft_margin_loss",
+    "pairwise_distance", "pdist", "pixel_shuffle", "pixel_unshuffle", "poisson_nll_loss", "prelu",
+    "rms_norm", "rnn_relu_cell", "rnn_step", "rnn_tanh_cell", "rrelu",
+    "scaled_dot_product_attention", "selu", "soft_margin_loss", "softmin", "softshrink",
+    "softsign", "tanhshrink", "threshold", "triplet_margin_loss",
+    "triplet_margin_with_distance_loss", "unfold", "upsample", "upsample_bilinear",
+    "upsample_nearest",
+}
+LAYERS_NOT_YET = {
+    "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d",
+    "AlphaDropout", "AvgPool1d", "BatchNorm3d", "Bilinear", "CELU", "ChannelShuffle",
+    "CircularPad1d", "CircularPad2d", "CircularPad3d", "ConstantPad1d", "ConstantPad2d",
+    "ConstantPad3d", "Conv1d", "ConvTranspose1d", "ConvTranspose2d", "CosineEmbeddingLoss",
+    "CosineSimilarity", "Dropout1d", "Dropout2d", "Dropout3d", "EmbeddingBag",
+    "FeatureAlphaDropout", "Fold", "GLU", "GRU", "GRUCell", "GaussianNLLLoss", "GroupNorm",
+    "Hardshrink", "Hardsigmoid", "Hardswish", "HingeEmbeddingLoss", "InstanceNorm1d",
+    "InstanceNorm2d", "InstanceNorm3d", "KLDivLoss", "LPPool1d", "LPPool2d", "LSTM", "LSTMCell",
+    "LazyLinear", "LocalResponseNorm", "LogSigmoid", "MarginRankingLoss", "MaxPool1d",
+    "MaxUnpool1d", "MaxUnpool2d", "Mish", "MultiLabelSoftMarginLoss", "MultiMarginLoss",
+    "MultiheadAttention", "PReLU", "PairwiseDistance", "ParameterDict", "ParameterList",
+    "PixelShuffle", "PixelUnshuffle", "PoissonNLLLoss", "RMSNorm", "RNN", "RNNBase", "RNNCell",
+    "RNNCellBase", "RReLU", "ReflectionPad1d", "ReflectionPad2d", "ReflectionPad3d",
+    "ReplicationPad1d", "ReplicationPad2d", "ReplicationPad3d", "SELU", "SoftMarginLoss",
+    "Softmax2d", "Softmin", "Softshrink", "Softsign", "Tanhshrink", "Threshold", "Transformer",
+    "TransformerDecoder", "TransformerDecoderLayer", "TransformerEncoder",
+    "TransformerEncoderLayer", "TripletMarginLoss", "TripletMarginWithDistanceLoss", "Unflatten",
+    "Unfold", "Upsample", "UpsamplingBilinear2d", "UpsamplingNearest2d", "ZeroPad1d", "ZeroPad2d",
+    "ZeroPad3d",
+}
+# F functions without a gradient to take (integer outputs, helpers)
+NOT_DIFFERENTIABLE = {"one_hot", "dim_arg"}
+# F function -> its CASES entry where the names differ
+CASE_OF_FUNCTION = {"binary_cross_entropy": "bce", "binary_cross_entropy_with_logits":
+                    "bce_with_logits", "nll_loss": "nll", "mse_loss": "mse"}
+# layers -> the F function they compute through (containers only compose other layers)
+LAYER_FUNCTION = {
+    "AvgPool2d": "avg_pool2d", "BCELoss": "binary_cross_entropy",
+    "BCEWithLogitsLoss": "binary_cross_entropy_with_logits", "BatchNorm1d": "batch_norm",
+    "BatchNorm2d": "batch_norm", "Conv2d": "conv2d", "CrossEntropyLoss": "cross_entropy",
+    "Dropout": "dropout", "ELU": "elu", "Embedding": "embedding", "GELU": "gelu",
+    "Hardtanh": "hardtanh", "HuberLoss": "huber_loss", "L1Loss": "l1_loss",
+    "LayerNorm": "layer_norm", "LeakyReLU": "leaky_relu", "Linear": "linear",
+    "LogSoftmax": "log_softmax", "MSELoss": "mse_loss", "MaxPool2d": "max_pool2d",
+    "NLLLoss": "nll_loss", "ReLU": "relu", "ReLU6": "relu6", "SiLU": "silu",
+    "Sigmoid": "sigmoid", "SmoothL1Loss": "smooth_l1_loss", "Softmax": "softmax",
+    "Softplus": "softplus", "Tanh": "tanh", "SyncBatchNorm": "batch_norm",
+}
+CONTAINERS = {"Module", "Sequential", "ModuleList", "ModuleDict", "Identity", "Flatten",
+              "DistributedDataParallel"}
+
+
+def _all_function_classes():
+    """Every concrete Function subclass defined in gradwise (all its modules imported)."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.walk_packages(gw.__path__, "gradwise."):
+        importlib.import_module(module.name)
+
+    def below(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from below(sub)
+
+    return {cls for cls in below(gw.Function) if cls.__module__.startswith("gradwise.")
+            and cls.forward is not gw.Function.forward}
+
+
+def _graph_classes(tensors):
+    """The Function classes of every node that made ``tensors``."""
+    found, seen, stack = set(), set(), [t for t in tensors if t is not None]
+    while stack:
+        tensor = stack.pop()
+        if id(tensor) in seen:
+            continue
+        seen.add(id(tensor))
+        node = tensor.grad_fn
+        if node is not None:
+            found.add(type(node))
+            stack.extend(node.inputs)
+    return found
+
+
+def _classes_the_cases_reach():
+    reached = set()
+    for fn, _, arrays in CASES.values():
+        xs = _gw_inputs(arrays)
+        out = fn(*xs)
+        grads = gw.autograd.grad(out, xs, gw.ones_like(out), create_graph=True,
+                                 allow_unused=True)
+        reached |= _graph_classes([out, *grads])
+    return reached
+
+
+def test_every_op_has_a_second_derivative_or_a_documented_refusal():
+    ops = _all_function_classes()
+    reached = _classes_the_cases_reach()
+    numerics = (Path(__file__).parents[2] / "docs" / "NUMERICS.md").read_text()
+    by_name = {cls.__name__: cls for cls in ops}
+    for name, call in REFUSED.items():
+        cls = by_name[name]
+        assert not hasattr(cls, "backward_graph") and cls.no_backward_graph, name
+        assert name in numerics, f"{name} refuses create_graph but docs/NUMERICS.md omits it"
+        x = gw.tensor(RNG.normal(size=(3, 4)), requires_grad=True)
+        with pytest.raises(RuntimeError, match=f"create_graph: {name} has no differentiable"):
+            gw.autograd.grad(call(x), x, create_graph=True)
+    untested = sorted(cls.__name__ for cls in ops - reached
+                      if cls.__name__ not in REFUSED and cls.__name__ not in NOT_YET)
+    assert not untested, f"ops no second-derivative case reaches: {untested}"
+    pending = {cls.__name__ for cls in ops - reached} & NOT_YET
+    assert pending == NOT_YET, f"now reached by a case, take off NOT_YET: {NOT_YET - pending}"
+    for name in NOT_YET:
+        assert not hasattr(by_name[name], "backward_graph"), name
+        assert name in numerics, f"{name} lacks a second derivative but NUMERICS.md omits it"
+    missing = sorted(cls.__name__ for cls in reached if not hasattr(cls, "backward_graph"))
+    assert not missing, f"ops without backward_graph reached by the cases: {missing}"
+
+
+def test_every_function_and_layer_has_a_second_derivative_case():
+    import inspect
+
+    names = {name for name, value in vars(F).items() if not name.startswith("_")
+             and inspect.isfunction(value) and value.__module__.startswith("gradwise")}
+    uncovered = {name for name in names - NOT_DIFFERENTIABLE
+                 if CASE_OF_FUNCTION.get(name, name) not in CASES}
+    assert uncovered <= F_NOT_YET, (
+        f"F functions without a second-derivative case: {sorted(uncovered - F_NOT_YET)}")
+    assert uncovered >= F_NOT_YET, f"now covered, take off F_NOT_YET: {F_NOT_YET - uncovered}"
+    from gradwise.nn.parallel import DistributedDataParallel, SyncBatchNorm
+
+    layers = {name for name, value in vars(gw.nn).items()
+              if inspect.isclass(value) and issubclass(value, gw.nn.Module)}
+    layers |= {DistributedDataParallel.__name__, SyncBatchNorm.__name__}
+    unmapped = layers - CONTAINERS - set(LAYER_FUNCTION)
+    assert unmapped <= LAYERS_NOT_YET, (
+        f"layers without a second-derivative case: {sorted(unmapped - LAYERS_NOT_YET)}")
+    assert unmapped >= LAYERS_NOT_YET, (
+        f"now covered, take off LAYERS_NOT_YET: {LAYERS_NOT_YET - unmapped}")
+    assert set(LAYER_FUNCTION.values()) <= names

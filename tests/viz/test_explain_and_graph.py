@@ -42,6 +42,25 @@ def test_neuron_text_shows_every_step():
         assert line in text, line
 
 
+def test_neuron_second_derivative_by_create_graph_matches_formula_and_finite_differences():
+    for args in ({}, {"x": (2.0, -1.0, 0.5), "w": (0.1, 0.2, 0.3), "b": -0.3, "y": 0.0}):
+        v = neuron_walkthrough(**args)
+        x = np.asarray(args.get("x", (1.0, 2.0)))
+        a = v["a"]
+        np.testing.assert_allclose(v["hand_d2w"], a * (1 - a) * np.outer(x, x), rtol=1e-12)
+        np.testing.assert_allclose(v["engine_d2w"], v["hand_d2w"], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(v["fd_d2w"], v["engine_d2w"], atol=1e-7)
+    text = explain_neuron()
+    for line in ("7. Second derivative: differentiate the gradient again",
+                 "d2L/dz2 = da/dz = a (1 - a) = 0.1779",
+                 "d2L/dw1dw2 = 0.1779 * 1 * 2 = 0.3558",
+                 "d2L/dw2dw2 = 0.1779 * 2 * 2 = 0.7116",
+                 "gw.autograd.grad(L, w, create_graph=True)",
+                 "d2L/dw2 = [[0.1779, 0.3558], [0.3558, 0.7116]]",
+                 "d2L/dw2dw2: create_graph 0.711578, numerical 0.711578"):
+        assert line in text, line
+
+
 def test_neuron_follows_its_arguments():
     v = neuron_walkthrough(x=(2.0, -1.0, 0.5), w=(0.1, 0.2, 0.3), b=-0.3, y=0.0, lr=1.0)
     assert v["z"] == pytest.approx(0.2 - 0.2 + 0.15 - 0.3)

@@ -86,15 +86,40 @@ def _reached_leaves(inputs: tuple[Tensor, ...], limit: int = 8) -> list[str]:
 class _Detector:
     def __init__(self, check_inf: bool) -> None:
         self.check_inf = check_inf
+        #: the node whose differentiable backward (create_graph) is running, if any
+        self.backward_of: Any = None
 
     def before_forward(self, ctx: Any, inputs: list[Tensor]) -> None:
-        ctx.source_line = user_source_line()
+        if self.backward_of is None:
+            ctx.source_line = user_source_line()
+        else:
+            # an op of a create_graph backward: the user's line is that of the op differentiated
+            outer = self.backward_of
+            ctx.source_line = (f"the create_graph backward of {type(outer).__name__}, which was "
+                               f"called at {getattr(outer, 'source_line', '<not recorded>')}")
+
+    def run_backward_graph(self, node: Any, backward_graph: Any, grad: Tensor) -> Any:
+        """Run ``node``'s differentiable backward, naming ``node`` in any anomaly inside it, then
+        check the gradients it returns as the NumPy backward's are checked."""
+        outer, self.backward_of = self.backward_of, node
+        try:
+            with np.errstate(all="ignore"):  # non-finite values are reported by the detector
+                input_grads = backward_graph(node, grad)
+        finally:
+            self.backward_of = outer
+        grads = input_grads if isinstance(input_grads, tuple) else (input_grads,)
+        self.after_backward(node, tuple(None if g is None else g._data for g in grads),
+                            grad._data)
+        return input_grads
 
     def after_forward(self, ctx: Any, inputs: list[Tensor], result: Tensor) -> None:
         if not _is_bad(result._data, self.check_inf):
             return
         bad_inputs = [i for i, t in enumerate(inputs) if _is_bad(t._data, self.check_inf)]
         lines = [f"forward of {type(ctx).__name__} produced a non-finite value"]
+        if self.backward_of is not None:
+            lines[0] = (f"backward of {type(self.backward_of).__name__} (create_graph) produced "
+                        f"a non-finite value in its {type(ctx).__name__} step")
         if bad_inputs:
             lines[0] += f" because input {bad_inputs[0]} already held one (it came from data " \
                         "or from code outside the recorded graph)"
@@ -114,6 +139,7 @@ class _Detector:
             f"backward of {type(ctx).__name__} produced a non-finite gradient for input {bad[0]}",
             f"  the op was called at {getattr(ctx, 'source_line', '<not recorded>')}",
             f"  incoming gradient: {describe_array(grad_output)}",
+            f"  gradient it produced: {describe_array(grads[bad[0]])}",
         ]
         for i, tensor in enumerate(inputs):
             lines.append(f"  input {i}: {describe_array(tensor._data)}")

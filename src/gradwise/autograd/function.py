@@ -25,6 +25,17 @@ flag) is passed to ``forward`` as it is, a Tensor there as its array, and gets n
 input, so a constant given as an ndarray keeps the positions of the others. ``backward`` may
 return ``None`` for an input whose flag is False, and skipping that work is how the first layer
 avoids computing a gradient for the data.
+
+Second derivatives (``backward(create_graph=True)``, ``gw.autograd.grad``) need one more method,
+``backward_graph(ctx, grad)``: the same gradients computed with recorded Tensor ops (``grad`` and
+the results are Tensors, the inputs are ``ctx.inputs``), so they can be differentiated again::
+
+        @staticmethod
+        def backward_graph(ctx, grad):
+            (x,) = ctx.inputs
+            return (grad * 2 * x,)
+
+An op that cannot have one says why in ``no_backward_graph`` (docs/NUMERICS.md lists them).
 """
 
 from __future__ import annotations
@@ -35,6 +46,7 @@ import numpy as np
 
 from gradwise.autograd import anomaly, observe
 from gradwise.autograd.grad_mode import _grad_enabled
+from gradwise.autograd.tensor import Tensor, _as_array
 
 
 class Function:
@@ -55,6 +67,10 @@ class Function:
     #: activation and loss ops name their kind ("relu", "tanh", "loss"...) so that an observer
     #: (the training doctor, see ``autograd/observe.py``) sees their outputs wherever they run
     observe_kind: ClassVar[str | None] = None
+    #: an op without a ``backward_graph`` (the differentiable backward that ``create_graph``
+    #: runs: ``backward_graph(ctx, grad)`` takes and returns Tensors, built from recorded ops)
+    #: says here why, and the create_graph error quotes it; docs/NUMERICS.md lists these ops
+    no_backward_graph: ClassVar[str | None] = None
 
     inputs: tuple[Tensor, ...] | None
     input_versions: tuple[int, ...]  # the inputs' versions when saved (saves_inputs)
@@ -164,8 +180,3 @@ def _constant(op: str, position: int, value: Any) -> Tensor:
             f"{type(value).__name__} of dtype {array.dtype}"
         )
     return Tensor._make(array, False, None)
-
-
-# tensor.py imports the op modules, which subclass Function, so Tensor is bound last; either module
-# can then be imported first.
-from gradwise.autograd.tensor import Tensor, _as_array  # noqa: E402

@@ -21,7 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from gradwise.autograd.tensor import Tensor, _run_backward_graph
+from gradwise.autograd import anomaly
+from gradwise.autograd.grad_mode import set_grad_enabled
+from gradwise.autograd.ops import elementwise as _ew
+from gradwise.autograd.ops import shape as _shape
+from gradwise.autograd.tensor import (
+    Tensor,
+    _call_hooks_graph,
+    _check_input_grad,
+    _check_versions,
+    topological_order,
+)
 
 
 def _as_tensors(value: Tensor | Sequence[Tensor], what: str) -> list[Tensor]:
@@ -109,3 +119,121 @@ def grad(
                 "pass allow_unused=True to get None for it"
             )
     return tuple(results)
+
+
+def _run_backward_graph(
+    roots: Sequence[Tensor],
+    root_grads: Sequence[Tensor],
+    retain_graph: bool,
+    create_graph: bool,
+    capture: Sequence[Tensor] | None,
+) -> list[Tensor | None] | None:
+    """The engine behind ``backward(create_graph=True)`` and ``gradwise.autograd.grad``.
+
+    Gradients travel as Tensors. With ``create_graph`` each node's ``backward_graph`` (Tensor
+    ops, recorded) computes its input gradients, so the results have a graph of their own; without
+    it the NumPy ``backward`` runs and the results are plain Tensors. With ``capture`` the total
+    gradient of each listed tensor is returned (None where the graph does not reach it) and no
+    ``.grad`` is touched; without it gradients accumulate into ``.grad`` as ``backward()`` does.
+    The plain ``backward()`` keeps its own NumPy-only loop (``_run_backward``), untouched.
+    """
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    for root in roots:
+        # each root's order is topological and a tensor appears after all it depends on, so the
+        # concatenation with repeats removed is topological too
+        for tensor in topological_order(root, caller="grad" if capture is not None else "backward"):
+            if id(tensor) not in seen:
+                seen.add(id(tensor))
+                order.append(tensor)
+    grads: dict[int, Tensor] = {}
+    for root, root_grad in zip(roots, root_grads, strict=True):
+        previous = grads.get(id(root))
+        grads[id(root)] = root_grad if previous is None else previous + root_grad
+    wanted = {id(t): i for i, t in enumerate(capture)} if capture is not None else {}
+    results: list[Tensor | None] = [None] * len(wanted)
+    detector = anomaly._detector.get()
+    with set_grad_enabled(create_graph):
+        for tensor in reversed(order):
+            grad = grads.pop(id(tensor), None)
+            if grad is None:
+                continue
+            if tensor._hooks:
+                grad = _call_hooks_graph(tensor, grad)
+            node = tensor._ctx
+            if capture is not None:
+                position = wanted.get(id(tensor))
+                if position is not None:
+                    results[position] = grad
+            elif node is None or tensor._retains_grad:
+                _accumulate_graph_grad(tensor, grad, create_graph)
+            if node is None:
+                continue
+            _check_versions(tensor, node)
+            if create_graph:
+                backward_graph = getattr(type(node), "backward_graph", None)
+                if backward_graph is None:
+                    why = getattr(type(node), "no_backward_graph", None)
+                    raise RuntimeError(
+                        f"create_graph: {type(node).__name__} has no differentiable backward"
+                        + (f" ({why}; see docs/NUMERICS.md)" if why else " yet")
+                        + ", so its gradient cannot be differentiated again; use "
+                        "create_graph=False, or write the computation from ops that have one"
+                    )
+                if detector is None:
+                    input_grads = backward_graph(node, grad)
+                else:
+                    input_grads = detector.run_backward_graph(node, backward_graph, grad)
+            else:
+                if detector is None:
+                    arrays = node.backward(node, grad._data)
+                else:
+                    with np.errstate(all="ignore"):  # the detector reports them itself
+                        arrays = node.backward(node, grad._data)
+                if not isinstance(arrays, tuple):
+                    arrays = (arrays,)
+                if detector is not None:
+                    detector.after_backward(node, arrays, grad._data)
+                input_grads = tuple(
+                    None if g is None else Tensor._make(np.asarray(g), False, None)
+                    for g in arrays
+                )
+            if not isinstance(input_grads, tuple):
+                input_grads = (input_grads,)
+            for parent, parent_grad, needed in zip(
+                node.inputs, input_grads, node.needs_input_grad, strict=True
+            ):
+                if not needed:
+                    continue
+                _check_input_grad(node, parent, parent_grad)
+                previous = grads.get(id(parent))
+                grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
+            if not retain_graph:
+                node.__dict__.clear()
+                node.inputs = None
+    if capture is None:
+        return None
+    if not create_graph:
+        # a NumPy backward may hand out read-only broadcast views; the caller owns its results
+        results = [
+            None if g is None else Tensor._make(np.array(g._data, copy=True), False, None)
+            for g in results
+        ]
+    return results
+
+
+def _accumulate_graph_grad(tensor: Tensor, grad: Tensor, create_graph: bool) -> None:
+    """Add ``grad`` into ``tensor.grad``; under create_graph the sum keeps its graph."""
+    if grad.dtype != tensor._data.dtype:
+        grad = _ew.Cast.apply(grad, tensor._data.dtype)
+    if tensor._grad is not None:
+        recorded = tensor._grad_graph
+        if recorded is None or recorded._data is not tensor._grad:
+            recorded = Tensor._make(tensor._grad, False, None)
+        total = recorded + grad
+    else:
+        # a private copy (recorded when create_graph): an op's backward may hand one array to
+        # several inputs, and an in-place change of .grad must not reach the others
+        total = _shape.Copy.apply(grad)
+    tensor._grad = total._data
+    tensor._grad_graph = total if create_graph and total.requires_grad else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html as _html
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from gradwise.autograd import anomaly
 from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd._args import dim_arg, keepdim_arg
 from gradwise.autograd.device import check_device
-from gradwise.autograd.grad_mode import _grad_enabled, set_grad_enabled
+from gradwise.autograd.grad_mode import _grad_enabled
 from gradwise.autograd.tensor_extras import TensorExtras
 from gradwise.autograd.tensor_methods import Size, TensorMethods
 
@@ -143,7 +143,15 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
-class Tensor(TensorMethods, TensorExtras):
+if TYPE_CHECKING:
+    from gradwise.autograd.tensor_ops import TensorOps
+else:
+    # the op-running methods are written in tensor_ops.py, after the ops, and attached to the
+    # class there (the package imports it first); type checkers see them as this base
+    TensorOps = object
+
+
+class Tensor(TensorMethods, TensorExtras, TensorOps):
     """An n-dimensional array that records the operations applied to it for backpropagation.
 
     Attributes:
@@ -435,15 +443,6 @@ class Tensor(TensorMethods, TensorExtras):
         out._version = self._version
         return out
 
-    def clone(self) -> Tensor:
-        """A copy with its own memory that stays in the graph (gradient flows back), as torch's."""
-        return _shape.Copy.apply(self)
-
-    def astype(self, dtype: Any) -> Tensor:
-        """A copy cast to ``dtype`` (NumPy spelling of ``.to(dtype)``); the gradient is cast back.
-        """
-        return _ew.Cast.apply(self, np.dtype(dtype))
-
     def double(self) -> Tensor:
         """A float64 copy (``.to(float64)``), as ``torch.Tensor.double``."""
         return self.astype(np.float64)
@@ -463,55 +462,6 @@ class Tensor(TensorMethods, TensorExtras):
             self._hooks = []
         self._hooks.append(hook)
         return _HookHandle(self._hooks, hook)
-
-    # ---- backward -----------------------------------------------------------------------------
-    def backward(
-        self,
-        grad: ArrayLike | None = None,
-        retain_graph: bool | None = None,
-        create_graph: bool = False,
-    ) -> None:
-        """Accumulate dL/dleaf into ``.grad`` of every leaf that requires grad.
-
-        Args:
-            grad: dL/d(this tensor). Defaults to 1, allowed only for a one-element tensor.
-            retain_graph: keep the graph so backward can go through it again (default: the
-                value of ``create_graph``, as in PyTorch).
-            create_graph: record the backward pass itself, so the ``.grad`` it leaves can be
-                differentiated again (double backward, gradient penalties, Hessian-vector
-                products). Each op then runs its ``backward_graph`` in Tensor ops instead of
-                its NumPy ``backward``; an op without one raises RuntimeError naming it.
-        """
-        if not self.requires_grad:
-            raise RuntimeError(
-                "backward: this tensor does not require grad (no input requires grad, or it "
-                "was computed under no_grad())"
-            )
-        if grad is None:
-            if self._data.size != 1:
-                raise RuntimeError(
-                    f"backward: a gradient can be created implicitly only for a one-element "
-                    f"tensor; this one has shape {self.shape}. Pass grad= or reduce it first "
-                    "(e.g. loss.mean())"
-                )
-            grad_array = np.ones_like(self._data)
-        else:
-            grad_array = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
-            grad_array = grad_array.astype(self._data.dtype, copy=False)
-            if grad_array.shape != self.shape:
-                raise ValueError(
-                    f"backward: grad has shape {grad_array.shape} but the tensor has shape "
-                    f"{self.shape}"
-                )
-        if create_graph:
-            root_grad = grad if isinstance(grad, Tensor) and grad.shape == self.shape else None
-            if root_grad is None or root_grad.dtype != self._data.dtype:
-                root_grad = Tensor._make(grad_array, False, None)
-            _run_backward_graph(
-                [self], [root_grad], retain_graph is not False, True, capture=None
-            )
-            return
-        _run_backward(self, grad_array, bool(retain_graph))
 
     # ---- in-place updates (never recorded; they bump the version counter) --------------------
     def _check_inplace(self, op: str) -> None:
@@ -625,68 +575,6 @@ class Tensor(TensorMethods, TensorExtras):
             return Tensor._make(np.asarray(other, dtype=self._data.dtype), False, None)
         return Tensor._make(np.asarray(other), False, None)
 
-    def _binary(self, other: ArrayLike, op: Any, reflected: bool = False,
-                true_div: bool = False) -> Tensor:
-        """Apply a binary op with PyTorch's type promotion (autograd/dtypes.py)."""
-        dtype = self._data.dtype
-        if isinstance(other, Tensor) and other._data.dtype == dtype and (
-            not true_div or dtype.kind in "fc"
-        ):
-            return op.apply(other, self) if reflected else op.apply(self, other)
-        target = _result_dtype(self, other)
-        if true_div and target.kind not in "fc":
-            target = _dtypes.get_default_dtype()
-        a = self if dtype == target else _ew.Cast.apply(self, target)
-        if isinstance(other, Tensor):
-            b = other if other._data.dtype == target else _ew.Cast.apply(other, target)
-        else:
-            b = Tensor._make(_dtypes.as_array(other, target), False, None)
-        return op.apply(b, a) if reflected else op.apply(a, b)
-
-    def __add__(self, other: ArrayLike) -> Tensor:
-        return self._binary(other, _ew.Add)
-
-    def __radd__(self, other: ArrayLike) -> Tensor:
-        return self._binary(other, _ew.Add, reflected=True)
-
-    def __sub__(self, other: ArrayLike) -> Tensor:
-        return self._binary(other, _ew.Sub)
-
-    def __rsub__(self, other: ArrayLike) -> Tensor:
-        return self._binary(other, _ew.Sub, reflected=True)
-
-    def __mul__(self, other: ArrayLike) -> Tensor:
-        return self._binary(other, _ew.Mul)
-
-    def __rmul__(self, other: ArrayLike) -> Tensor:
-        return self._binary(other, _ew.Mul, reflected=True)
-
-    def __truediv__(self, other: ArrayLike) -> Tensor:
-        return self._binary(other, _ew.Div, true_div=True)
-
-    def __rtruediv__(self, other: ArrayLike) -> Tensor:
-        return self._binary(other, _ew.Div, reflected=True, true_div=True)
-
-    def __pow__(self, exponent: ArrayLike) -> Tensor:
-        if isinstance(exponent, int | float) and not isinstance(exponent, bool):
-            if isinstance(exponent, float) and self._data.dtype.kind not in "fc":
-                return _ew.PowScalar.apply(
-                    _ew.Cast.apply(self, _dtypes.get_default_dtype()), exponent)
-            return _ew.PowScalar.apply(self, exponent)
-        return self._binary(exponent, _ew.Pow)
-
-    def __rpow__(self, base: ArrayLike) -> Tensor:
-        return self._binary(base, _ew.Pow, reflected=True)
-
-    def __matmul__(self, other: ArrayLike) -> Tensor:
-        return self._binary(other, _linalg.MatMul)
-
-    def __rmatmul__(self, other: ArrayLike) -> Tensor:
-        return self._binary(other, _linalg.MatMul, reflected=True)
-
-    def __neg__(self) -> Tensor:
-        return _ew.Neg.apply(self)
-
     def __pos__(self) -> Tensor:
         return self
 
@@ -737,147 +625,8 @@ class Tensor(TensorMethods, TensorExtras):
     def __int__(self) -> int:
         return int(self.item())
 
-    # ---- elementwise math ---------------------------------------------------------------------
-    def neg(self) -> Tensor:
-        """-x elementwise, as ``torch.neg``; shape and dtype kept."""
-        return _ew.Neg.apply(self)
-
-    def exp(self) -> Tensor:
-        """e**x elementwise (integers are promoted to the default float dtype first, as torch's)."""
-        return _ew.Exp.apply(self._as_float())
-
-    def log(self) -> Tensor:
-        """Natural log elementwise (integers promoted to float); log(0) = -inf, log(x<0) = nan, as
-        torch's.
-        """
-        return _ew.Log.apply(self._as_float())
-
-    def sqrt(self) -> Tensor:
-        """Square root elementwise (integers promoted to float); sqrt(x<0) = nan, as torch's."""
-        return _ew.Sqrt.apply(self._as_float())
-
-    def abs(self) -> Tensor:
-        """|x| elementwise; the gradient is sign(x) (0 at 0, as torch's). Shape kept."""
-        return _ew.Abs.apply(self)
-
-    def clip(self, min: Any = None, max: Any = None, *,  # noqa: A002 - PyTorch's names
-             lo: Any = None, hi: Any = None) -> Tensor:
-        """Clamp into [min, max] (either may be None); ``lo``/``hi`` are gradwise's old names.
-
-        Raises:
-            ValueError: neither bound given.
-        """
-        lo = min if lo is None else lo
-        hi = max if hi is None else hi
-        lo = lo.item() if isinstance(lo, Tensor) else lo
-        hi = hi.item() if isinstance(hi, Tensor) else hi
-        if lo is None and hi is None:
-            raise ValueError("clamp: give at least one of min and max")
-        # PyTorch promotes with the bounds: an int tensor clamped to 1.5 is float32
-        target = _dtypes.result_type(self, lo, hi)
-        x = self if self._data.dtype == target else _ew.Cast.apply(self, target)
-        return _ew.Clip.apply(x, lo, hi)
-
-    clamp = clip
-
-    def relu(self) -> Tensor:
-        """max(0, x) elementwise; the gradient at 0 is 0, as torch's."""
-        return _ew.ReLU.apply(self)
-
-    def sigmoid(self) -> Tensor:
-        """1 / (1 + exp(-x)) elementwise, without overflow for large |x|."""
-        return _ew.Sigmoid.apply(self._as_float())
-
-    def tanh(self) -> Tensor:
-        """Hyperbolic tangent elementwise (integers promoted to float)."""
-        return _ew.Tanh.apply(self._as_float())
-
     # ---- reductions ---------------------------------------------------------------------------
     # PyTorch's ``dim``/``keepdim``; NumPy's ``axis``/``keepdims`` are accepted as aliases.
-    def sum(self, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
-            axis: Axis = None, keepdims: bool | None = None) -> Tensor:
-        """Sum over ``dim`` (an int, a tuple of ints, or None for all elements), as
-        ``torch.Tensor.sum``.
-
-        Args:
-            dim: the dimension(s) to reduce; negative counts from the end. ``axis`` is the
-                NumPy spelling (give one of the two).
-            keepdim: keep each reduced dimension with size 1 (default False), so the result
-                broadcasts against the input; ``keepdims`` is the NumPy spelling.
-            dtype: cast the input to it first (``x.sum(dtype=gw.float64)``); without it, bool
-                and integer tensors sum to int64 and floats keep their dtype, as in PyTorch.
-
-        Shape:
-            (d0, ..., dn) -> the reduced dims removed (or 1 with ``keepdim``); ``dim=None``
-            gives a 0-d tensor. The gradient is ``grad`` broadcast back to the input's shape.
-
-        Raises:
-            ValueError: a ``dim`` outside ``[-ndim, ndim)`` or given twice (PyTorch raises
-                IndexError for the first).
-            TypeError: both ``dim`` and ``axis`` (or ``keepdim`` and ``keepdims``) given.
-
-        Example:
-            >>> x = gw.tensor([[1.0, 2.0], [3.0, 4.0]])
-            >>> x.sum(), x.sum(dim=0), x.sum(1, keepdim=True).shape
-            (tensor(10.), tensor([4., 6.]), (2, 1))
-        """
-        x = self._cast_for_reduction(dtype)
-        if dtype is None and x._data.dtype.kind in "biu" and x._data.dtype != np.int64:
-            x = _ew.Cast.apply(x, np.dtype(np.int64))
-        return _reduce.Sum.apply(x, axis=dim_arg("sum", dim, axis),
-                                 keepdims=keepdim_arg("sum", keepdim, keepdims))
-
-    def mean(self, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
-             axis: Axis = None, keepdims: bool | None = None) -> Tensor:
-        """Mean over ``dim`` (an int, a tuple, or None for all elements).
-
-        Raises:
-            TypeError: the tensor (after ``dtype``) is not floating point; PyTorch refuses
-                integer and bool input too (use ``x.float().mean()`` or ``dtype=``).
-        """
-        x = self._cast_for_reduction(dtype)
-        if x._data.dtype.kind not in "fc":
-            raise TypeError(
-                f"mean: input dtype must be floating point, got {x._data.dtype} (as PyTorch); "
-                "use x.float().mean() or x.mean(dtype=gw.float32)")
-        return _reduce.Mean.apply(x, axis=dim_arg("mean", dim, axis),
-                                  keepdims=keepdim_arg("mean", keepdim, keepdims))
-
-    def _cast_for_reduction(self, dtype: Any) -> Tensor:
-        if dtype is None:
-            return self
-        dtype = np.dtype(dtype)
-        return self if self._data.dtype == dtype else _ew.Cast.apply(self, dtype)
-
-    def _extreme(self, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Any:
-        if isinstance(dim, Tensor):  # x.max(other): the elementwise maximum, as in PyTorch
-            other = dim
-            return _ew.Maximum.apply(self, other) if op == "max" else _ew.Minimum.apply(self, other)
-        dim = dim_arg(op, dim, axis)
-        keep = keepdim_arg(op, keepdim, keepdims)
-        if dim is None:
-            if keep:
-                raise TypeError(f"{op}: keepdim needs a dim (use amax/amin to keep every axis)")
-            return (_reduce.Max if op == "max" else _reduce.Min).apply(self, axis=None)
-        if not isinstance(dim, int | np.integer):
-            raise TypeError(f"{op}: dim must be one int, got {dim!r}; amax/amin take several")
-        if self.ndim == 0:
-            indices = np.zeros((), dtype=np.int64)
-            values = self
-        else:
-            (axis_,) = _reduce.normalize_axis(dim, self.ndim, op)
-            pick = np.argmax if op == "max" else np.argmin
-            indices = pick(self._data, axis=axis_).astype(np.int64)
-            # the gradient goes to the one element picked, as in PyTorch (amax/amin split ties)
-            grids = list(np.ix_(*[np.arange(n) for n in indices.shape])) if indices.ndim else []
-            grids.insert(axis_, indices)
-            values = _shape.GetItem.apply(self, tuple(grids))
-            if keep:
-                values = values.unsqueeze(axis_)
-                indices = np.expand_dims(indices, axis_)
-        cls = MaxResult if op == "max" else MinResult
-        return cls(values, Tensor._make(indices, False, None))
-
     def max(self, dim: Any = None, keepdim: bool | None = None, *, axis: Any = None,
             keepdims: bool | None = None) -> Any:
         """Without ``dim``: the largest element (a 0-d tensor). With ``dim`` (one int): the named
@@ -893,63 +642,6 @@ class Tensor(TensorMethods, TensorExtras):
             keepdims: bool | None = None) -> Any:
         """The smallest element, or ``(values, indices)`` along ``dim``; see :meth:`max`."""
         return self._extreme("min", dim, keepdim, axis, keepdims)
-
-    def norm(self, p: float | str | None = "fro", dim: Axis = None, keepdim: bool = False
-             ) -> Tensor:
-        """The norm PyTorch's ``Tensor.norm`` gives: a vector ``p``-norm over ``dim``.
-
-        ``p`` a number (or None, meaning 2): the vector norm over ``dim`` (all axes when None),
-        see ``gw.linalg.vector_norm``. ``p="fro"``: the 2-norm over ``dim``. ``p="nuc"``: the
-        nuclear norm of a 2-D tensor (other layouts: ``gw.linalg.matrix_norm``). The gradient
-        at 0 is 0.
-        """
-        if not isinstance(p, str):
-            return _reduce.VectorNorm.apply(self, 2.0 if p is None else float(p), dim, keepdim)
-        if p == "fro":
-            return _reduce.VectorNorm.apply(self, 2.0, dim, keepdim)
-        if p == "nuc" and self.ndim == 2 and dim in (None, (0, 1), (-2, -1)):
-            out = _linalg.SingularValueNorm.apply(self, "sum")
-            return out.reshape(1, 1) if keepdim else out
-        raise ValueError(
-            f"norm: p={p!r} with dim={dim!r} on shape {self.shape} is not supported here; "
-            "p is a number, 'fro', or 'nuc' for a 2-D tensor (gw.linalg.matrix_norm has the rest)"
-        )
-
-    def amax(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
-             keepdims: bool | None = None) -> Tensor:
-        """The largest values over ``dim`` (int, tuple or None); tied maxima split the gradient
-        evenly (PyTorch's amax does the same)."""
-        return _reduce.Max.apply(self, axis=dim_arg("amax", dim, axis),
-                                 keepdims=keepdim_arg("amax", keepdim, keepdims))
-
-    def amin(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
-             keepdims: bool | None = None) -> Tensor:
-        """The smallest values over ``dim``; tied minima split the gradient evenly."""
-        return _reduce.Min.apply(self, axis=dim_arg("amin", dim, axis),
-                                 keepdims=keepdim_arg("amin", keepdim, keepdims))
-
-    def var(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool | None = None, *,
-            correction: float | None = None, ddof: float | None = None, axis: Axis = None,
-            keepdims: bool | None = None) -> Tensor:
-        """Variance over ``dim``, dividing by N - correction; unbiased (correction 1) by default,
-        as in PyTorch. ``unbiased=False``, ``correction=0`` and NumPy's ``ddof=0`` give the
-        population variance; give at most one of the three. ``x.var(False)`` is ``unbiased=False``
-        (PyTorch's overload).
-
-        Raises:
-            TypeError: more than one of correction/unbiased/ddof, or dim and axis both given.
-            ValueError: N - correction <= 0 (no degrees of freedom).
-        """
-        return self._spread(_reduce.var, "var", dim, unbiased, keepdim, correction, ddof, axis,
-                            keepdims)
-
-    def std(self, dim: Any = None, unbiased: bool | None = None, keepdim: bool | None = None, *,
-            correction: float | None = None, ddof: float | None = None, axis: Axis = None,
-            keepdims: bool | None = None) -> Tensor:
-        """Standard deviation, ``sqrt(var(...))`` with the same arguments, unbiased by default as
-        in PyTorch. Its gradient is 0 where it is 0 (all values equal), as PyTorch's."""
-        return self._spread(_reduce.std, "std", dim, unbiased, keepdim, correction, ddof, axis,
-                            keepdims)
 
     def _spread(self, op: Callable[..., Tensor], name: str, dim: Any, unbiased: Any,
                 keepdim: Any, correction: Any, ddof: Any, axis: Any, keepdims: Any) -> Tensor:
@@ -967,32 +659,6 @@ class Tensor(TensorMethods, TensorExtras):
             correction = 1
         return op(self, axis=dim_arg(name, dim, axis),
                   keepdims=keepdim_arg(name, keepdim, keepdims), ddof=correction)
-
-    def logsumexp(self, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
-                  keepdims: bool | None = None) -> Tensor:
-        """log(sum(exp(x))) over ``dim``, computed stably (max subtracted first), as torch's.
-
-        Shape: the input with ``dim`` removed (kept as 1 with ``keepdim``).
-        """
-        return _reduce.LogSumExp.apply(self, axis=dim_arg("logsumexp", dim, axis),
-                                       keepdims=keepdim_arg("logsumexp", keepdim, keepdims))
-
-    def softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-        """Softmax along ``dim`` (default -1)."""
-        return _reduce.Softmax.apply(self, axis=dim_arg("softmax", dim, axis, -1))
-
-    def log_softmax(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-        """log(softmax) along ``dim`` (default -1), computed stably."""
-        return _reduce.LogSoftmax.apply(self, axis=dim_arg("log_softmax", dim, axis, -1))
-
-    def _arg(self, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Tensor:
-        dim = dim_arg(op, dim, axis)
-        keep = keepdim_arg(op, keepdim, keepdims)
-        pick = np.argmax if op == "argmax" else np.argmin
-        if dim is not None:
-            (dim,) = _reduce.normalize_axis(dim, self.ndim, op)
-        out = pick(self._data, axis=dim, keepdims=keep)
-        return Tensor._make(np.asarray(out, dtype=np.int64), False, None)
 
     def argmax(self, dim: int | None = None, keepdim: bool | None = None, *,
                axis: int | None = None, keepdims: bool | None = None) -> Tensor:
@@ -1019,40 +685,6 @@ class Tensor(TensorMethods, TensorExtras):
         return Tensor._make(np.asarray(out), False, None)
 
     # ---- shape --------------------------------------------------------------------------------
-    def reshape(self, *shape: Any) -> Tensor:
-        """The same values in a new shape (one dim may be -1), as ``torch.reshape``; view when
-        possible.
-
-        Raises ValueError naming both shapes when the element counts differ.
-        """
-        return _shape.Reshape.apply(self, _shape_arg(shape))
-
-    view = reshape
-
-    def transpose(self, *dims: Any) -> Tensor:
-        """Two ints swap those dims, as ``torch.transpose(x, d0, d1)``; no argument reverses the
-        axes and a tuple (or three or more ints) is a full permutation, as NumPy's transpose.
-
-        Raises:
-            ValueError: a dim out of range.
-        """
-        if len(dims) == 2 and all(isinstance(d, int | np.integer) for d in dims):
-            return self.swapaxes(*dims)
-        perm = _shape_arg(dims) if dims else tuple(range(self.ndim - 1, -1, -1))
-        return _shape.Transpose.apply(self, perm)
-
-    def permute(self, *axes: Any) -> Tensor:
-        """Reorder dims: ``x.permute(0, 2, 1)`` (a view), as ``torch.Tensor.permute``."""
-        return _shape.Transpose.apply(self, _shape_arg(axes))
-
-    def swapaxes(self, axis1: int, axis2: int) -> Tensor:
-        """Exchange dims ``axis1`` and ``axis2`` (NumPy name of ``transpose(dim0, dim1)``)."""
-        axes = _reduce.normalize_axis((axis1,), self.ndim, "transpose")
-        axes += _reduce.normalize_axis((axis2,), self.ndim, "transpose")
-        perm = list(range(self.ndim))
-        perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
-        return _shape.Transpose.apply(self, tuple(perm))
-
     def flatten(self, start_dim: int = 0, end_dim: int = -1) -> Tensor:
         """Merge dims ``start_dim``..``end_dim`` (inclusive) into one; a 0-d tensor becomes shape
         (1,).
@@ -1067,25 +699,6 @@ class Tensor(TensorMethods, TensorExtras):
         shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
         return self.reshape(shape)
 
-    def squeeze(self, dim: Axis = None, *, axis: Axis = None) -> Tensor:
-        """Drop size-1 dims: all of them, or those named by ``dim`` (NumPy alias ``axis``).
-
-        Naming a dim whose size is not 1 raises ValueError (PyTorch leaves it; NumPy raises:
-        docs/PORTING.md).
-        """
-        axis = dim_arg("squeeze", dim, axis)
-        if axis is None:
-            shape = tuple(n for n in self.shape if n != 1)
-        else:
-            axes = _reduce.normalize_axis(axis, self.ndim, "squeeze")
-            for a in axes:
-                if self.shape[a] != 1:
-                    raise ValueError(
-                        f"squeeze: dim {a} has size {self.shape[a]}, not 1 (shape {self.shape})"
-                    )
-            shape = tuple(n for i, n in enumerate(self.shape) if i not in axes)
-        return self.reshape(shape)
-
     def unsqueeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
         """Insert a size-1 dim at ``dim`` (NumPy alias ``axis``); negatives count from the end."""
         dim = dim_arg("unsqueeze", dim, axis)
@@ -1095,30 +708,6 @@ class Tensor(TensorMethods, TensorExtras):
             raise ValueError(f"unsqueeze: dim {dim} out of range for a {self.ndim}-d tensor")
         dim = dim % (self.ndim + 1)
         return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
-
-    def expand(self, *shape: Any) -> Tensor:
-        """Broadcast to ``shape`` without copying; -1 keeps a dimension's size (PyTorch style)."""
-        target = _shape_arg(shape)
-        offset = len(target) - self.ndim
-        resolved = tuple(
-            self.shape[i - offset] if n == -1 and i >= offset else n for i, n in enumerate(target)
-        )
-        return _shape.BroadcastTo.apply(self, resolved)
-
-    def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        """A broadcast view of shape ``shape`` (NumPy rules); the gradient sums over broadcast dims.
-        """
-        return _shape.BroadcastTo.apply(self, tuple(shape))
-
-    def pad(self, pad_width: Any, value: float = 0.0) -> Tensor:
-        """Pad with the constant ``value``; ``pad_width`` as NumPy's ((before, after) per dim).
-
-        For torch's last-dim-first pad tuple use ``gw.nn.functional.pad``.
-        """
-        return _shape.Pad.apply(self, pad_width, value)
-
-    def __getitem__(self, index: Any) -> Tensor:
-        return _shape.GetItem.apply(self, _index_arg(index))
 
     # float comes last: a method of that name shadows the builtin in every annotation of the
     # class body below it (mypy reads ``value: float`` there as this method)
@@ -1347,111 +936,6 @@ def _call_hooks_graph(tensor: Tensor, grad: Tensor) -> Tensor:
     return grad
 
 
-def _run_backward_graph(
-    roots: Sequence[Tensor],
-    root_grads: Sequence[Tensor],
-    retain_graph: bool,
-    create_graph: bool,
-    capture: Sequence[Tensor] | None,
-) -> list[Tensor | None] | None:
-    """The engine behind ``backward(create_graph=True)`` and ``gradwise.autograd.grad``.
-
-    Gradients travel as Tensors. With ``create_graph`` each node's ``backward_graph`` (Tensor
-    ops, recorded) computes its input gradients, so the results have a graph of their own; without
-    it the NumPy ``backward`` runs and the results are plain Tensors. With ``capture`` the total
-    gradient of each listed tensor is returned (None where the graph does not reach it) and no
-    ``.grad`` is touched; without it gradients accumulate into ``.grad`` as ``backward()`` does.
-    The plain ``backward()`` keeps its own NumPy-only loop (``_run_backward``), untouched.
-    """
-    order: list[Tensor] = []
-    seen: set[int] = set()
-    for root in roots:
-        # each root's order is topological and a tensor appears after all it depends on, so the
-        # concatenation with repeats removed is topological too
-        for tensor in topological_order(root, caller="grad" if capture is not None else "backward"):
-            if id(tensor) not in seen:
-                seen.add(id(tensor))
-                order.append(tensor)
-    grads: dict[int, Tensor] = {}
-    for root, root_grad in zip(roots, root_grads, strict=True):
-        previous = grads.get(id(root))
-        grads[id(root)] = root_grad if previous is None else previous + root_grad
-    wanted = {id(t): i for i, t in enumerate(capture)} if capture is not None else {}
-    results: list[Tensor | None] = [None] * len(wanted)
-    with set_grad_enabled(create_graph):
-        for tensor in reversed(order):
-            grad = grads.pop(id(tensor), None)
-            if grad is None:
-                continue
-            if tensor._hooks:
-                grad = _call_hooks_graph(tensor, grad)
-            node = tensor._ctx
-            if capture is not None:
-                position = wanted.get(id(tensor))
-                if position is not None:
-                    results[position] = grad
-            elif node is None or tensor._retains_grad:
-                _accumulate_graph_grad(tensor, grad, create_graph)
-            if node is None:
-                continue
-            _check_versions(tensor, node)
-            if create_graph:
-                backward_graph = getattr(type(node), "backward_graph", None)
-                if backward_graph is None:
-                    raise RuntimeError(
-                        f"create_graph: {type(node).__name__} has no differentiable backward "
-                        "yet, so its gradient cannot be differentiated again; use "
-                        "create_graph=False, or write the computation from ops that have one"
-                    )
-                input_grads = backward_graph(node, grad)
-            else:
-                arrays = node.backward(node, grad._data)
-                if not isinstance(arrays, tuple):
-                    arrays = (arrays,)
-                input_grads = tuple(
-                    None if g is None else Tensor._make(np.asarray(g), False, None)
-                    for g in arrays
-                )
-            if not isinstance(input_grads, tuple):
-                input_grads = (input_grads,)
-            for parent, parent_grad, needed in zip(
-                node.inputs, input_grads, node.needs_input_grad, strict=True
-            ):
-                if not needed:
-                    continue
-                _check_input_grad(node, parent, parent_grad)
-                previous = grads.get(id(parent))
-                grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
-            if not retain_graph:
-                node.__dict__.clear()
-                node.inputs = None
-    if capture is None:
-        return None
-    if not create_graph:
-        # a NumPy backward may hand out read-only broadcast views; the caller owns its results
-        results = [
-            None if g is None else Tensor._make(np.array(g._data, copy=True), False, None)
-            for g in results
-        ]
-    return results
-
-
-def _accumulate_graph_grad(tensor: Tensor, grad: Tensor, create_graph: bool) -> None:
-    """Add ``grad`` into ``tensor.grad``; under create_graph the sum keeps its graph."""
-    if grad.dtype != tensor._data.dtype:
-        grad = _ew.Cast.apply(grad, tensor._data.dtype)
-    if tensor._grad is not None:
-        recorded = tensor._grad_graph
-        if recorded is None or recorded._data is not tensor._grad:
-            recorded = Tensor._make(tensor._grad, False, None)
-        total = recorded + grad
-    else:
-        # a private copy (recorded when create_graph): an op's backward may hand one array to
-        # several inputs, and an in-place change of .grad must not reach the others
-        total = _shape.Copy.apply(grad)
-    tensor._grad = total._data
-    tensor._grad_graph = total if create_graph and total.requires_grad else None
-
 # ---- factories ------------------------------------------------------------------------------
 def tensor(data: ArrayLike, dtype: Any = None, device: Any = None,
            requires_grad: bool = False) -> Tensor:
@@ -1487,10 +971,3 @@ def from_numpy(array: np.ndarray) -> Tensor:
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected an np.ndarray, got {type(array).__name__}")
     return Tensor._make(array, False, None)
-
-
-# The op modules import Tensor from here, so they are imported after the class exists.
-from gradwise.autograd.ops import elementwise as _ew  # noqa: E402
-from gradwise.autograd.ops import linalg as _linalg  # noqa: E402
-from gradwise.autograd.ops import reduce as _reduce  # noqa: E402
-from gradwise.autograd.ops import shape as _shape  # noqa: E402

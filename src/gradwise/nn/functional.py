@@ -12,6 +12,7 @@ import numpy as np
 
 from gradwise.autograd import random as _random
 from gradwise.autograd._args import dim_arg
+from gradwise.autograd.kernels import dropout as _dropout_kernels
 from gradwise.autograd.ops import _spatial
 from gradwise.autograd.ops import conv as _conv
 from gradwise.autograd.ops import elementwise as _ew
@@ -157,6 +158,17 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     if bias is None:
         return _linalg.Linear.apply(x, weight)
     return _linalg.Linear.apply(x, weight, bias)
+
+
+def _linear_relu(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """relu(x W^T + b) as one fused node (what ``nn.Sequential`` runs for Linear then ReLU).
+
+    Shape:
+        x: (..., in), weight: (out, in), bias: (out,) -> (..., out)
+    """
+    if bias is None:
+        return _linalg.LinearReLU.apply(x, weight)
+    return _linalg.LinearReLU.apply(x, weight, bias)
 
 
 # ---- losses -----------------------------------------------------------------------------------
@@ -367,8 +379,8 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None,
         return x
     if p == 1.0:
         return x * 0.0
-    keep = _random.resolve(generator, rng, "dropout").random(x.shape, dtype=np.float32) >= p
-    mask = keep.astype(x.dtype) * np.asarray(1.0 / (1.0 - p), dtype=x.dtype)
+    uniform = _random.resolve(generator, rng, "dropout").random(x.shape, dtype=np.float32)
+    mask = _dropout_kernels.dropout_mask(uniform, p, x.dtype)  # (uniform >= p) / (1 - p)
     return x * Tensor._make(mask, False, None)
 
 

@@ -125,6 +125,10 @@ class _BackwardHookIdentity(Function):
     def backward(ctx, grad):
         return (grad,)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad,)
+
 
 class _BackwardHookCall:
     """Collects one forward call's grad_output and grad_inputs, then calls the module's hooks."""

@@ -287,6 +287,13 @@ def _linear(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     return product, b.batch_of(x) and x.ndim > 1 and weight.ndim == 2
 
 
+@converts("LinearReLU")
+def _linear_relu(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # the fused node nn.Sequential records for Linear then ReLU: Gemm (or MatMul + Add), Relu
+    product, batched = _linear(b, fn, out)
+    return b.node("Relu", [product]), batched
+
+
 @converts("Conv2d")
 def _conv2d(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     _, _, stride, padding, dilation = fn.geometry

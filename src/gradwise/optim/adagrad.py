@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd.kernels import optim as _kernels
 from gradwise.optim.optimizer import Optimizer, ParamsArg
 
 
@@ -60,10 +61,17 @@ class Adagrad(Optimizer):
             if not state:
                 state["step"] = 0
                 state["sum"] = np.full_like(data, group["initial_accumulator_value"])
-            g = self._effective_grad(data, grad, weight_decay, maximize)
             state["step"] += 1
             clr = lr / (1 + (state["step"] - 1) * lr_decay)
             square_sum = state["sum"]
+            if _kernels.usable(data, grad, square_sum):
+                # the fused loop (autograd/kernels/optim.py), bitwise the NumPy code below
+                scalar = data.dtype.type
+                _kernels.adagrad_kernel(
+                    data.reshape(-1), grad.reshape(-1), square_sum.reshape(-1), scalar(-clr),
+                    scalar(eps), scalar(weight_decay), weight_decay != 0, bool(maximize))
+                continue
+            g = self._effective_grad(data, grad, weight_decay, maximize)
             tmp = self._scratch(data, 1)
 
             np.multiply(g, g, out=tmp)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd.kernels import optim as _kernels
 from gradwise.optim.optimizer import Optimizer, ParamsArg
 
 
@@ -80,12 +81,30 @@ class Adam(Optimizer):
                 state["step"] = 0
                 state["exp_avg"] = np.zeros_like(data)
                 state["exp_avg_sq"] = np.zeros_like(data)
-            if decoupled and weight_decay != 0:
-                data *= 1 - lr * weight_decay
-            g = self._effective_grad(data, grad, 0.0 if decoupled else weight_decay, maximize)
             state["step"] += 1
             step = state["step"]
             exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+            max_sq = None
+            if amsgrad:
+                max_sq = state.get("max_exp_avg_sq")
+                if max_sq is None:
+                    max_sq = state["max_exp_avg_sq"] = np.zeros_like(data)
+            if _kernels.usable(data, grad, exp_avg, exp_avg_sq, max_sq):
+                # the fused loop (autograd/kernels/optim.py), bitwise the NumPy code below
+                scalar = data.dtype.type
+                flat_v = exp_avg_sq.reshape(-1)
+                _kernels.adam_kernel(
+                    data.reshape(-1), grad.reshape(-1), exp_avg.reshape(-1), flat_v,
+                    flat_v if max_sq is None else max_sq.reshape(-1),
+                    scalar(-lr / (1 - beta1**step)), scalar(1 - beta1), scalar(beta2),
+                    scalar(1 - beta2), scalar(math.sqrt(1 - beta2**step)), scalar(eps),
+                    scalar(weight_decay), weight_decay != 0 and not decoupled,
+                    scalar(1 - lr * weight_decay), bool(decoupled and weight_decay != 0),
+                    bool(maximize), bool(amsgrad))
+                continue
+            if decoupled and weight_decay != 0:
+                data *= 1 - lr * weight_decay
+            g = self._effective_grad(data, grad, 0.0 if decoupled else weight_decay, maximize)
             tmp = self._scratch(data, 1)
 
             # exp_avg.lerp_(g, 1 - beta1)
@@ -99,10 +118,7 @@ class Adam(Optimizer):
             exp_avg_sq += tmp
 
             second = exp_avg_sq
-            if amsgrad:
-                max_sq = state.get("max_exp_avg_sq")
-                if max_sq is None:
-                    max_sq = state["max_exp_avg_sq"] = np.zeros_like(data)
+            if max_sq is not None:
                 np.maximum(max_sq, exp_avg_sq, out=max_sq)
                 second = max_sq
             np.sqrt(second, out=tmp)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd.kernels import optim as _kernels
 from gradwise.optim.optimizer import Optimizer, ParamsArg
 
 
@@ -67,19 +68,36 @@ class RMSprop(Optimizer):
             if not state:
                 state["step"] = 0
                 state["square_avg"] = np.zeros_like(data)
-            g = self._effective_grad(data, grad, weight_decay, maximize)
             state["step"] += 1
             square_avg = state["square_avg"]
+            grad_avg = buf = None
+            if centered:
+                grad_avg = state.get("grad_avg")
+                if grad_avg is None:
+                    grad_avg = state["grad_avg"] = np.zeros_like(data)
+            if momentum > 0:
+                buf = state.get("momentum_buffer")
+                if buf is None:
+                    buf = state["momentum_buffer"] = np.zeros_like(data)
+            if _kernels.usable(data, grad, square_avg, grad_avg, buf):
+                # the fused loop (autograd/kernels/optim.py), bitwise the NumPy code below
+                scalar = data.dtype.type
+                flat_s = square_avg.reshape(-1)
+                _kernels.rmsprop_kernel(
+                    data.reshape(-1), grad.reshape(-1), flat_s,
+                    flat_s if grad_avg is None else grad_avg.reshape(-1),
+                    flat_s if buf is None else buf.reshape(-1), scalar(-lr), scalar(alpha),
+                    scalar(1 - alpha), scalar(eps), scalar(weight_decay), weight_decay != 0,
+                    bool(maximize), bool(centered), scalar(momentum), momentum > 0)
+                continue
+            g = self._effective_grad(data, grad, weight_decay, maximize)
             tmp = self._scratch(data, 1)
 
             square_avg *= alpha
             np.multiply(g, 1 - alpha, out=tmp)
             tmp *= g
             square_avg += tmp
-            if centered:
-                grad_avg = state.get("grad_avg")
-                if grad_avg is None:
-                    grad_avg = state["grad_avg"] = np.zeros_like(data)
+            if grad_avg is not None:
                 # grad_avg.lerp_(g, 1 - alpha)
                 np.subtract(g, grad_avg, out=tmp)
                 tmp *= 1 - alpha
@@ -92,10 +110,7 @@ class RMSprop(Optimizer):
             tmp += eps  # tmp is now the denominator
 
             np.divide(g, tmp, out=tmp)
-            if momentum > 0:
-                buf = state.get("momentum_buffer")
-                if buf is None:
-                    buf = state["momentum_buffer"] = np.zeros_like(data)
+            if buf is not None:
                 buf *= momentum
                 buf += tmp
                 np.multiply(buf, -lr, out=tmp)

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd.kernels import optim as _kernels
 from gradwise.optim.optimizer import Optimizer, ParamsArg
 
 
@@ -63,6 +64,19 @@ class SGD(Optimizer):
             "maximize"]
         for param, grad, state in self._params_with_grad(group):
             data = param._data
+            buf = state.get("momentum_buffer") if momentum != 0 else None
+            if _kernels.usable(data, grad, buf):
+                # the fused loop (autograd/kernels/optim.py), bitwise the NumPy code below
+                first = momentum != 0 and buf is None
+                if first:
+                    buf = state["momentum_buffer"] = np.empty_like(data)
+                scalar = data.dtype.type
+                _kernels.sgd_kernel(
+                    data.reshape(-1), grad.reshape(-1), (data if buf is None else buf).reshape(-1),
+                    scalar(-lr), scalar(weight_decay), weight_decay != 0, bool(maximize),
+                    scalar(momentum), momentum != 0, scalar(1 - dampening), dampening != 0,
+                    bool(nesterov), first)
+                continue
             step_dir = self._effective_grad(data, grad, weight_decay, maximize)
             if momentum != 0:
                 buf = state.get("momentum_buffer")

@@ -84,8 +84,7 @@ def _check_label(y: float) -> None:
 
 # ---- one neuron --------------------------------------------------------------------------------
 def _neuron_loss(x: np.ndarray, w: np.ndarray, b: np.ndarray, y: float) -> Tensor:
-    wt, bt = _t(w), _t(b)
-    return F.binary_cross_entropy(((wt * _t(x)).sum() + bt).sigmoid(), _t(y))
+    return _neuron_loss_of(x, _t(w), b, y)
 
 
 def neuron_walkthrough(x: Sequence[float] = (1.0, 2.0), w: Sequence[float] = (0.5, 0.3),
@@ -94,7 +93,10 @@ def neuron_walkthrough(x: Sequence[float] = (1.0, 2.0), w: Sequence[float] = (0.
 
     Returns a dict with ``z, a, loss`` (forward), ``dL_da, da_dz, dz_dw, dz_db`` (local
     derivatives), ``dL_dz, dL_dw, dL_db`` (chain rule), ``engine_dw, engine_db`` (backward),
-    ``fd_dw, fd_db`` (finite differences), ``new_w, new_b, new_loss`` (after one update).
+    ``fd_dw, fd_db`` (finite differences), ``new_w, new_b, new_loss`` (after one update), and
+    the second derivative: ``d2L_dz2`` (a (1 - a)), ``hand_d2w`` (a (1 - a) x x^T, shape
+    (n, n)), ``engine_d2w`` (the engine differentiating its own gradient, create_graph) and
+    ``fd_d2w`` (central differences of the engine's first gradient).
     """
     _check_lr(lr)
     _check_label(y)
@@ -138,7 +140,45 @@ def neuron_walkthrough(x: Sequence[float] = (1.0, 2.0), w: Sequence[float] = (0.
     out["new_w"] = w_arr - lr * out["engine_dw"]
     out["new_b"] = float(b_arr - lr * out["engine_db"])
     out["new_loss"] = loss_of(out["new_w"], np.asarray(out["new_b"]))
+    out.update(_neuron_second_derivative(x_arr, w_arr, b_arr, y, out["a"]))
     return out
+
+
+def _neuron_second_derivative(x: np.ndarray, w: np.ndarray, b: np.ndarray, y: float,
+                              a: float) -> dict[str, Any]:
+    """d2L/dw2 three ways: the formula a (1 - a) x x^T, the engine differentiating its own
+    gradient (``grad(..., create_graph=True)``, then one ``grad`` per row), and central
+    differences of the engine's first gradient."""
+    from gradwise.autograd.higher_order import grad
+
+    def gradient(w_values: np.ndarray, create_graph: bool = False) -> tuple[Tensor, Tensor]:
+        w_t = _t(w_values, True)
+        (g,) = grad(_neuron_loss_of(x, w_t, b, y), w_t, create_graph=create_graph)
+        assert g is not None  # grad raises for an unused input unless allow_unused
+        return w_t, g
+
+    w_t, g = gradient(w, create_graph=True)
+    rows = [_row(grad(g[i], w_t, retain_graph=True)) for i in range(len(w))]
+    engine = np.stack(rows)  # (n, n): row i is d/dw of dL/dw_i
+    fd = np.zeros_like(engine)
+    for j in range(len(w)):
+        step = np.zeros_like(w)
+        step[j] = _FD_STEP
+        up, down = gradient(w + step)[1]._data, gradient(w - step)[1]._data
+        fd[:, j] = (up - down) / (2 * _FD_STEP)
+    return {"d2L_dz2": a * (1 - a), "hand_d2w": a * (1 - a) * np.outer(x, x),
+            "engine_d2w": engine, "fd_d2w": fd}
+
+
+def _row(grads: tuple[Tensor | None, ...]) -> np.ndarray:
+    (row,) = grads
+    assert row is not None  # grad raises for an unused input unless allow_unused
+    return row._data
+
+
+def _neuron_loss_of(x: np.ndarray, w: Tensor, b: np.ndarray, y: float) -> Tensor:
+    """The neuron's loss as a function of a weight tensor that may require grad."""
+    return F.binary_cross_entropy(((w * _t(x)).sum() + _t(b)).sigmoid(), _t(y))
 
 
 def explain_neuron(x: Sequence[float] = (1.0, 2.0), w: Sequence[float] = (0.5, 0.3),
@@ -199,6 +239,31 @@ def explain_neuron(x: Sequence[float] = (1.0, 2.0), w: Sequence[float] = (0.5, 0
                      f"{v['new_w'][i]:.4f}")
     lines.append(f"  b  = {v['b']:.4f} - {v['lr']:g} * {v['engine_db']:.4f} = {v['new_b']:.4f}")
     lines.append(f"  loss: {v['loss']:.4f} -> {v['new_loss']:.4f}")
+    lines += [
+        "",
+        "7. Second derivative: differentiate the gradient again",
+        f"  dL/dz = a - y, and a depends on z, so d2L/dz2 = da/dz = a (1 - a) = "
+        f"{v['d2L_dz2']:.4f}",
+        "  z is linear in w, so d2L/dwi dwj = d2L/dz2 * xi * xj:",
+    ]
+    for i in range(n):
+        for j in range(n):
+            lines.append(f"  d2L/dw{i + 1}dw{j + 1} = {v['d2L_dz2']:.4f} * {v['x'][i]:g} * "
+                         f"{v['x'][j]:g} = {v['hand_d2w'][i, j]:.4f}")
+    difference = np.abs(v["engine_d2w"] - v["hand_d2w"]).max()
+    lines += [
+        "  The engine: (g,) = gw.autograd.grad(L, w, create_graph=True) records the backward",
+        "  pass, so each dL/dwi in g can be differentiated: gw.autograd.grad(g[i], w) is row i.",
+        f"  d2L/dw2 = {_fmt(v['engine_d2w'])}   (max difference from the formula: "
+        f"{difference:.1e})",
+        f"  Finite-difference check: (dL/dw(w + h ej) - dL/dw(w - h ej)) / 2h with h = "
+        f"{_FD_STEP:g}",
+    ]
+    for i in range(n):
+        for j in range(n):
+            engine, numerical = v["engine_d2w"][i, j], v["fd_d2w"][i, j]
+            lines.append(f"  d2L/dw{i + 1}dw{j + 1}: create_graph {engine:.6f}, numerical "
+                         f"{numerical:.6f}, difference {abs(engine - numerical):.1e}")
     return "\n".join(lines)
 
 

@@ -12,6 +12,21 @@ Settings and why (measured on a 2-core Xeon, numba 0.68, OpenBLAS 0.3.31; issue 
   so compiling one function both ways would silently share machine code. Decide per kernel.
 * ``nogil=True``: kernels release the GIL (data loading threads keep running).
 
+Threads (issue 14's measured pitfall: numba's OpenMP layer running beside OpenBLAS's own
+threads made the MLP step 5x and the CNN step 14x slower on 2 cores). The rule is **one pool
+at a time**:
+
+* the threading layer of ``parallel=True`` kernels is numba's own ``workqueue`` (no OpenMP, no
+  TBB), chosen here before any parallel kernel runs, unless ``NUMBA_THREADING_LAYER`` is set in the
+  environment (the user's choice wins);
+* the MLP-path kernels (bias+activation, losses, norms, optimizer updates) are **serial**: they
+  work on arrays of ~10^4-10^5 elements that take microseconds, where waking threads costs more
+  than it saves, and they run between matrix products, so BLAS keeps both cores for the GEMMs;
+* a parallel kernel (the convolution side) splits over chunks of the batch and does not call BLAS
+  inside its parallel region;
+* ``gw.set_num_threads(n)`` sets both pools (BLAS through threadpoolctl, numba through
+  ``numba.set_num_threads``), as ``torch.set_num_threads`` does.
+
 ``GRADWISE_JIT=0`` in the environment (read at import) or a missing numba switches every op to
 its NumPy reference; :func:`set_jit_enabled` switches at run time (tests use it to run both).
 """
@@ -28,6 +43,11 @@ try:  # numba is a regular dependency, but the NumPy path must work without it
     import numba as _numba
 except ImportError:  # pragma: no cover - exercised by the GRADWISE_JIT=0 runs
     _numba = None  # type: ignore[assignment]
+
+if _numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
+    # must happen before the first parallel kernel launches (numba reads it then); workqueue
+    # needs no OpenMP runtime, so it never competes with OpenBLAS's OpenMP threads
+    _numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]  # set at runtime
 
 _enabled = [_numba is not None and os.environ.get("GRADWISE_JIT", "1").strip() != "0"]
 
@@ -50,8 +70,12 @@ def set_jit_enabled(enabled: bool) -> bool:
     return previous
 
 
-def kernel(*, parallel: bool = False, fastmath: bool = False) -> Callable[[F], F]:
+def kernel(*, parallel: bool = False, fastmath: bool | set[str] = False) -> Callable[[F], F]:
     """Decorator: compile a loop function with numba using gradwise's settings (module docstring).
+
+    ``fastmath`` may also be a set of LLVM flags: ``{"reassoc"}`` lets a row sum be split over
+    SIMD lanes (a sum loop otherwise waits on each addition: LayerNorm's forward measured 2.4x
+    slower than NumPy's pairwise einsum without it) while NaN/inf keep their meaning.
 
     Without numba the function is returned unchanged (plain Python loops: correct, slow; ops use
     their NumPy reference instead whenever :func:`jit_enabled` is False). Inside a

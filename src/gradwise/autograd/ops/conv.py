@@ -42,6 +42,8 @@ from gradwise.autograd.ops._spatial import (
     output_size,
     pad_hw,
 )
+from gradwise.autograd.ops.reduce import Sum
+from gradwise.autograd.ops.shape import GetItem, Pad, Reshape, Transpose
 
 #: ... unless the whole batch's rows fit in this many bytes: then they are built in one piece and
 #: the forward keeps them for the weight gradient (the first layer of the benchmark CNN: 3.6 MB)
@@ -126,6 +128,69 @@ class Conv2d(Function):
         if ctx.has_bias:
             return grad_x, grad_w, grad_b
         return grad_x, grad_w
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # the same three gradients as backward, each written as a convolution so that it can be
+        # differentiated again (second and higher derivatives; see _conv_*_grad_graph)
+        x, weight = ctx.inputs[0], ctx.inputs[1]
+        needs = ctx.needs_input_grad
+        grad_x = _conv_input_grad_graph(grad, weight, ctx.geometry) if needs[0] else None
+        grad_w = _conv_weight_grad_graph(grad, x, weight.shape, ctx.geometry) if needs[1] else None
+        if ctx.has_bias:
+            return grad_x, grad_w, (Sum.apply(grad, (0, 2, 3)) if needs[2] else None)
+        return grad_x, grad_w
+
+
+def _conv_weight_grad_graph(grad, x, weight_shape: tuple, geometry: tuple):
+    """dL/dW as a recorded convolution: the input's batch axis is the channel axis summed over.
+
+    ``dW[o, c, i, j] = sum_{n, y, x} x_pad[n, c, y*s + i*d, x*s + j*d] dY[n, o, y, x]``, which is
+    conv2d of x^T (C, N, H, W) with dY^T (O, N, Ho, Wo) as the kernel, stride and dilation
+    swapped; its output can be larger than (kh, kw) when the last rows/columns of the input
+    are never read, and is cut to it. Shape: -> (C_out, C_in, kh, kw).
+    """
+    _, _, stride, padding, dilation = geometry
+    kh, kw = weight_shape[2:]
+    swapped = Conv2d.apply(
+        Transpose.apply(x, (1, 0, 2, 3)),  # (C, N, H, W)
+        Transpose.apply(grad, (1, 0, 2, 3)),  # (O, N, Ho, Wo)
+        None, dilation, padding, stride,
+    )  # (C, O, >= kh, >= kw)
+    return Transpose.apply(GetItem.apply(swapped, (slice(None), slice(None), slice(0, kh),
+                                                   slice(0, kw))), (1, 0, 2, 3))
+
+
+def _conv_input_grad_graph(grad, weight, geometry: tuple):
+    """dL/dx as a recorded transposed convolution (what ``_conv_input_grad`` computes).
+
+    dY is spread out by the stride (zeros between its pixels), padded by the kernel's dilated
+    extent, and convolved at stride 1 with the flipped kernel, in/out channels swapped; that
+    gives the gradient of the *padded* input, which is cut to the input. Shape: -> (N, C, H, W).
+    """
+    (n, c, h, w), (ho, wo), stride, padding, dilation = geometry
+    c_out, _, kh, kw = weight.shape
+    spread = grad
+    if stride != (1, 1):
+        spread = Reshape.apply(grad, (n, c_out, ho, 1, wo, 1))
+        spread = Pad.apply(spread, ((0, 0), (0, 0), (0, 0), (0, stride[0] - 1), (0, 0),
+                                    (0, stride[1] - 1)), 0.0)
+        spread = Reshape.apply(spread, (n, c_out, ho * stride[0], wo * stride[1]))
+        spread = GetItem.apply(spread, (slice(None), slice(None),
+                                        slice(0, (ho - 1) * stride[0] + 1),
+                                        slice(0, (wo - 1) * stride[1] + 1)))
+    reach = (dilation[0] * (kh - 1), dilation[1] * (kw - 1))
+    # input rows/columns past the last window are never read: their gradient is 0
+    unread = (h + 2 * padding[0] - ((ho - 1) * stride[0] + reach[0] + 1),
+              w + 2 * padding[1] - ((wo - 1) * stride[1] + reach[1] + 1))
+    spread = Pad.apply(spread, ((0, 0), (0, 0), (reach[0], reach[0] + unread[0]),
+                                (reach[1], reach[1] + unread[1])), 0.0)
+    backwards = slice(None, None, -1)
+    flipped = Transpose.apply(GetItem.apply(weight, (slice(None), slice(None), backwards,
+                                                     backwards)), (1, 0, 2, 3))  # (C, O, kh, kw)
+    padded = Conv2d.apply(spread, flipped, None, (1, 1), (0, 0), dilation)  # (N, C, H+2p, W+2p)
+    return GetItem.apply(padded, (slice(None), slice(None), slice(padding[0], padding[0] + h),
+                                  slice(padding[1], padding[1] + w)))
 
 
 def _matmul_add_bias(

@@ -181,6 +181,15 @@ class Remainder(Function):
                   if ctx.needs_input_grad[1] else None)
         return grad_a, grad_b
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # floor(a / b) is piecewise constant: a constant factor, so no second derivative
+        a, b = ctx.a, ctx.b
+        grad_a = unbroadcast_graph(grad, a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = (unbroadcast_graph(grad * -np.floor(a / b).astype(grad.dtype), b.shape)
+                  if ctx.needs_input_grad[1] else None)
+        return grad_a, grad_b
+
 
 class Neg(Function):
     """-x.
@@ -311,8 +320,11 @@ class Pow(Function):
         grad_a = grad_b = None
         with np.errstate(divide="ignore", invalid="ignore"):
             if ctx.needs_input_grad[0]:
-                local = np.where(b == 0, 0, b * a ** (b - 1)).astype(grad.dtype, copy=False)
-                grad_a = unbroadcast(grad * local, a.shape)
+                # the mask goes over the product with grad, as PyTorch's where(): an exponent of
+                # 0 gives 0 even for a NaN incoming gradient (which a second derivative meets)
+                grad_a = np.where(b == 0, 0, grad * (b * a ** (b - 1))).astype(grad.dtype,
+                                                                               copy=False)
+                grad_a = unbroadcast(grad_a, a.shape)
             if ctx.needs_input_grad[1]:
                 local = np.where((a == 0) & (b >= 0), 0, out * np.log(a))
                 grad_b = unbroadcast(grad * local.astype(grad.dtype, copy=False), b.shape)
@@ -325,8 +337,8 @@ class Pow(Function):
         grad_a = grad_b = None
         with np.errstate(divide="ignore", invalid="ignore"):
             if ctx.needs_input_grad[0]:
-                local = Where.apply(ctx.b == 0, zero, b * Pow.apply(a, b - 1))
-                grad_a = unbroadcast_graph(grad * local, a.shape)
+                grad_a = unbroadcast_graph(
+                    Where.apply(ctx.b == 0, zero, grad * (b * Pow.apply(a, b - 1))), a.shape)
             if ctx.needs_input_grad[1]:
                 local = Where.apply((ctx.a == 0) & (ctx.b >= 0), zero,
                                     Pow.apply(a, b) * Log.apply(a))
@@ -624,8 +636,10 @@ class ReLU(Function):
         # 1 where x > 0, else 0. At exactly x = 0 the derivative is undefined; we use 0 (as
         # PyTorch does) so that a unit sitting at 0 counts as inactive, not half-active. Since
         # out = max(x, 0), "out != 0" is "x > 0" except that a NaN passes its gradient on, as
-        # PyTorch's threshold_backward does, instead of hiding it as 0.
-        return (grad * (ctx.out != 0),)
+        # PyTorch's threshold_backward does, instead of hiding it as 0. Where the mask is 0
+        # the gradient is 0 even if the incoming one is inf or NaN (torch: "grad if x > 0
+        # else 0"; a product would give inf * 0 = NaN).
+        return (np.where(ctx.out != 0, grad, np.zeros((), grad.dtype)),)
 
     @staticmethod
     def backward_graph(ctx, grad):
@@ -681,10 +695,13 @@ class ELU(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        # alpha e^x on the negative side; exp of min(x, 0) so the branch not taken stays finite
-        # (an inf there would turn the zero gradient Where gives it into NaN)
+        # alpha e^x on the negative side; e^0 where x >= 0, so the branch not taken stays finite
+        # (an inf there would turn the zero gradient Where gives it into NaN), NaN kept. At
+        # x = 0 (either sign) that constant makes the second derivative 0, as PyTorch's
+        # elu double backward (which takes x < 0 as the negative side) gives
         (x,) = ctx.inputs
-        negative = Exp.apply(Clip.apply(x, None, 0.0)) * ctx.alpha
+        zero = np.zeros((), dtype=grad.dtype)
+        negative = Exp.apply(Where.apply(~(ctx.x >= 0), x, zero)) * ctx.alpha
         return (Where.apply(ctx.x > 0, grad, grad * negative),)
 
 

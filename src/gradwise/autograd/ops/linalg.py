@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.kernels import activation as _activation_kernels
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
+from gradwise.autograd.ops.elementwise import Where
 from gradwise.autograd.ops.shape import Reshape, Transpose
 
 
@@ -143,6 +145,57 @@ class Linear(Function):
         return grad_x, grad_w
 
 
+class LinearReLU(Function):
+    """y = relu(x W^T + b) in one node: the linear layer and the ReLU after it, fused.
+
+    The same values and gradients as ``Linear`` then ``ReLU`` (relu'(0) = 0, a NaN output passes
+    its gradient on), with the bias add and the ReLU done in place on the matrix product's output
+    and, in backward, the ReLU mask and the bias gradient in one pass
+    (``autograd/kernels/activation.py``). ``nn.Sequential`` uses it for a ``Linear`` followed by
+    a ``ReLU`` when nothing observes the pre-activation (no hooks on either module, no activation
+    observer); the doctor's observers see it as a "relu" op.
+
+    Local derivative: with z = x W^T + b and m = (y != 0): dL/dz = G * m, then dL/dx = dz W,
+    dL/dW = dz^T x, dL/db = sum of dz over all leading axes.
+    Shape: x (..., in), W (out, in), b (out,) -> (..., out).
+    """
+
+    observe_kind = "relu"
+    owns_grads = True
+    saves_output = True
+    tensor_args = (0, 1, 2)
+
+    @staticmethod
+    def forward(ctx, x, weight, bias=None):
+        out = Linear.forward(ctx, x, weight, None)  # checks the shapes; (..., out)
+        _activation_kernels.bias_relu_(out.reshape(-1, out.shape[-1]), bias)
+        ctx.has_bias, ctx.out = bias is not None, out
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight, out = ctx.x, ctx.weight, ctx.out
+        needs = ctx.needs_input_grad
+        want_bias = ctx.has_bias and needs[2]
+        grad_2d, grad_b = _activation_kernels.relu_backward(
+            grad.reshape(-1, grad.shape[-1]), out.reshape(-1, out.shape[-1]), want_bias)
+        grad_x = grad_w = None
+        if needs[0]:
+            grad_x = (grad_2d @ weight).reshape(x.shape)  # (N, out) @ (out, in) -> (N, in)
+        if needs[1]:
+            grad_w = grad_2d.T @ x.reshape(-1, x.shape[-1])  # (out, N) @ (N, in)
+        if ctx.has_bias:
+            return grad_x, grad_w, grad_b
+        return grad_x, grad_w
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # the ReLU mask is piecewise constant (relu'' = 0), then Linear's graph backward
+        mask = ctx.out != 0
+        grad_z = Where.apply(mask, grad, np.zeros((), dtype=grad.dtype))
+        return Linear.backward_graph(ctx, grad_z)
+
+
 class SingularValueNorm(Function):
     """A norm of the singular values of each matrix over the last two axes.
 
@@ -156,6 +209,11 @@ class SingularValueNorm(Function):
 
     owns_grads = True
     saves_inputs = False
+    #: why there is no backward_graph (read by the create_graph error)
+    no_backward_graph = (
+        "the spectral and nuclear norms' second derivatives need the derivative of the SVD's "
+        "singular vectors, which gradwise does not implement"
+    )
 
     @staticmethod
     def forward(ctx, x, kind="max"):

@@ -11,7 +11,16 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.ops.elementwise import Sigmoid, Where, stable_sigmoid
+from gradwise.autograd.kernels import loss as _loss_kernels
+from gradwise.autograd.ops.elementwise import (
+    Clip,
+    Log,
+    Log1p,
+    Maximum,
+    Sigmoid,
+    Where,
+    stable_sigmoid,
+)
 from gradwise.autograd.ops.reduce import Softmax
 from gradwise.autograd.ops.shape import BroadcastTo, Reshape
 
@@ -151,16 +160,18 @@ class CrossEntropy(Function):
         check_not_empty("cross_entropy", target.size, reduction)
         n, classes = logits.shape
         weight = check_class_weight("cross_entropy", weight, classes, logits.dtype)
+        if weight is None and not label_smoothing and bool(counted.all()):
+            # the common case, one pass over the logits (autograd/kernels/loss.py)
+            probs, losses = _loss_kernels.cross_entropy_forward(logits, target)
+            ctx.plain = True
+            ctx.probs, ctx.labels, ctx.rows, ctx.reduction = probs, target, np.arange(n), reduction
+            return _reduce(losses, reduction)
         shifted = logits - logits.max(axis=1, keepdims=True, initial=-np.inf)
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
         log_probs = shifted - np.log(total)  # (N, C)
         rows = np.arange(n)
-        ctx.plain = weight is None and not label_smoothing and bool(counted.all())
-        if ctx.plain:  # the common case, kept as cheap as it was before the options came
-            exp /= total
-            ctx.probs, ctx.labels, ctx.rows, ctx.reduction = exp, target, rows, reduction
-            return _reduce(-log_probs[rows, target], reduction)
+        ctx.plain = False
         labels, picked = _class_terms(target, counted, weight, logits.dtype)
         loss = -log_probs[rows, labels] * picked
         if label_smoothing:
@@ -181,11 +192,8 @@ class CrossEntropy(Function):
     def backward(ctx, grad):
         # dL/dz = (sum_c a_c) softmax - a, row by row (see the class docstring)
         if ctx.plain:
-            out = ctx.probs.copy()
-            out[ctx.rows, ctx.labels] -= 1
-            scale = _grad_scale(grad, ctx.reduction, out.shape[0])
-            out *= scale[:, None] if ctx.reduction == "none" else scale
-            return (out,)
+            scale = _grad_scale(grad, ctx.reduction, ctx.probs.shape[0])
+            return (_loss_kernels.cross_entropy_backward(ctx.probs, ctx.labels, scale),)
         probs, s = ctx.probs, ctx.smoothing
         classes = probs.shape[1]
         out = probs * ctx.picked[:, None] if s == 0 else None
@@ -413,6 +421,27 @@ class BCE(Function):
             local_target = ctx.log_ratio if ctx.weight is None else ctx.log_ratio * ctx.weight
             grad_target = np.asarray(local_target * scale, dtype=p.dtype)
         return (np.asarray(grad_p, dtype=p.dtype), grad_target)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # backward's formula in recorded ops: (p - y) / max(p (1 - p), 1e-12) for p, and the
+        # clamped log(1 - p) - log p for the target
+        p, y = ctx.inputs
+        if ctx.reduction == "mean":
+            grad = grad / np.asarray(p.size, dtype=grad.dtype)
+        floor = np.asarray(1e-12, dtype=p.dtype)
+        local = (p - y) / Maximum.apply(p * (1 - p), floor)
+        if ctx.weight is not None:
+            local = local * ctx.weight
+        grad_target = None
+        if ctx.needs_input_grad[1]:
+            with np.errstate(divide="ignore"):
+                local_target = (Clip.apply(Log1p.apply(-p), -100.0, None)
+                                - Clip.apply(Log.apply(p), -100.0, None))
+            if ctx.weight is not None:
+                local_target = local_target * ctx.weight
+            grad_target = local_target * grad
+        return (local * grad, grad_target)
 
 
 def _row_scale_graph(grad, reduction: str, counted: np.ndarray, denominator):

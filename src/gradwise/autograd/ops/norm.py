@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.kernels import norm as _norm_kernels
 from gradwise.autograd.ops.elementwise import PowScalar
 from gradwise.autograd.ops.reduce import Mean, Sum
 from gradwise.autograd.ops.shape import Reshape
@@ -49,9 +50,8 @@ class BatchNorm(Function):
         x3 = x.reshape(n, c, int(np.prod(x.shape[2:])))  # (N, C, L); -1 fails for N = 0
         count = n * x3.shape[2]
         if training:
-            mean = np.einsum("ncl->c", x3) / count
+            mean, var = _norm_kernels.batch_norm_stats(x3)  # (C,), (C,)
             centered = x3 - mean[:, None]
-            var = np.einsum("ncl,ncl->c", centered, centered) / count
             if running_mean is not None:
                 running_mean *= 1.0 - momentum
                 running_mean += momentum * mean
@@ -76,28 +76,55 @@ class BatchNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         xhat = ctx.xhat
-        g3 = grad.reshape(xhat.shape)
-        sum_g = np.einsum("ncl->c", g3)  # = dL/dbias
-        sum_gx = np.einsum("ncl,ncl->c", g3, xhat)  # = dL/dweight
+        g3 = grad.reshape(xhat.shape)  # (N, C, L)
         needs = ctx.needs_input_grad
-        grad_x = None
-        if needs[0]:
-            scale = ctx.invstd if ctx.weight is None else ctx.weight * ctx.invstd
-            if ctx.training:
-                # dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat))
-                count = xhat.shape[0] * xhat.shape[2]
-                grad_x = xhat * (sum_gx / count)[:, None]
-                np.subtract(g3, grad_x, out=grad_x)
-                grad_x -= (sum_g / count)[:, None]
-                grad_x *= scale[:, None]
-            else:
-                grad_x = g3 * scale[:, None]
+        scale = ctx.invstd if ctx.weight is None else ctx.weight * ctx.invstd  # (C,)
+        # dx = w * invstd * (g - mean(g) - xhat * mean(g * xhat)) in training, w invstd g in eval;
+        # sum_gx = dL/dweight, sum_g = dL/dbias (autograd/kernels/norm.py)
+        grad_x, sum_gx, sum_g = _norm_kernels.batch_norm_backward(
+            g3, xhat, scale, ctx.training, needs[0])
+        if grad_x is not None:
             grad_x = grad_x.reshape(grad.shape)
         out = [grad_x]
         if ctx.has_weight:
             out.append(sum_gx if needs[1] else None)
         if ctx.has_bias:
             out.append(sum_g if needs[-1] else None)
+        return tuple(out)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # backward's formula in recorded ops, on the (N, C, L) view; xhat (and in training the
+        # batch statistics) are recomputed from x so that their dependence on x is differentiated
+        x = ctx.inputs[0]
+        weight = ctx.inputs[1] if ctx.has_weight else None
+        n, c = x.shape[0], x.shape[1]
+        x3 = Reshape.apply(x, (n, c, int(np.prod(x.shape[2:]))))  # (N, C, L)
+        g3 = Reshape.apply(grad, x3.shape)  # (N, C, L)
+        if ctx.training:
+            centered = x3 - Mean.apply(x3, (0, 2), True)
+            invstd = PowScalar.apply(Mean.apply(centered * centered, (0, 2), True) + ctx.eps,
+                                     -0.5)  # (1, C, 1)
+        else:
+            running_mean, running_var = ctx.running_stats
+            centered = x3 - running_mean.astype(x.dtype, copy=False)[:, None]
+            invstd = np.asarray(ctx.invstd[:, None])  # a constant: the running variance's
+        xhat = centered * invstd  # (N, C, L)
+        needs = ctx.needs_input_grad
+        grad_x = None
+        if needs[0]:
+            scale = invstd if weight is None else invstd * Reshape.apply(weight, (c, 1))
+            if ctx.training:
+                grad_x = (g3 - Mean.apply(g3, (0, 2), True)
+                          - xhat * Mean.apply(g3 * xhat, (0, 2), True)) * scale
+            else:
+                grad_x = g3 * scale
+            grad_x = Reshape.apply(grad_x, x.shape)
+        out = [grad_x]
+        if ctx.has_weight:
+            out.append(Sum.apply(g3 * xhat, (0, 2)) if needs[1] else None)
+        if ctx.has_bias:
+            out.append(Sum.apply(g3, (0, 2)) if needs[-1] else None)
         return tuple(out)
 
 
@@ -121,16 +148,9 @@ class LayerNorm(Function):
     def forward(ctx, x, weight, bias, ndim, eps):
         size = int(np.prod(x.shape[x.ndim - ndim :]))
         x2 = x.reshape(-1, size)  # (M, D)
-        mean = np.einsum("md->m", x2) / size
-        centered = x2 - mean[:, None]
-        var = np.einsum("md,md->m", centered, centered) / size
-        invstd = (1.0 / np.sqrt(var + eps)).astype(x.dtype, copy=False)  # (M,)
-        xhat = centered
-        xhat *= invstd[:, None]
         w2 = None if weight is None else weight.reshape(-1)
-        out = xhat * w2 if w2 is not None else xhat.copy()
-        if bias is not None:
-            out += bias.reshape(-1)
+        out, xhat, invstd = _norm_kernels.layer_norm_forward(
+            x2, w2, None if bias is None else bias.reshape(-1), eps)
         ctx.xhat, ctx.invstd, ctx.weight = xhat, invstd, w2
         ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
         ctx.param_shape = x.shape[x.ndim - ndim :]
@@ -140,26 +160,16 @@ class LayerNorm(Function):
     @staticmethod
     def backward(ctx, grad):
         xhat, needs = ctx.xhat, ctx.needs_input_grad
-        g2 = grad.reshape(xhat.shape)
-        grad_x = None
-        if needs[0]:
-            # dx = invstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * w
-            size = xhat.shape[1]
-            dxhat = g2 * ctx.weight if ctx.weight is not None else g2
-            mean_dxhat = np.einsum("md->m", dxhat) / size
-            mean_dxhat_xhat = np.einsum("md,md->m", dxhat, xhat) / size
-            grad_x = xhat * mean_dxhat_xhat[:, None]
-            np.subtract(dxhat, grad_x, out=grad_x)
-            grad_x -= mean_dxhat[:, None]
-            grad_x *= ctx.invstd[:, None]
-            grad_x = grad_x.reshape(grad.shape)
-        out = [grad_x]
+        g2 = grad.reshape(xhat.shape)  # (M, D)
+        want_weight = ctx.has_weight and needs[1]
+        want_bias = ctx.has_bias and needs[-1]
+        grad_x, grad_w, grad_b = _norm_kernels.layer_norm_backward(
+            g2, xhat, ctx.invstd, ctx.weight, needs[0], want_weight, want_bias)
+        out = [None if grad_x is None else grad_x.reshape(grad.shape)]
         if ctx.has_weight:
-            grad_w = np.einsum("md,md->d", g2, xhat).reshape(ctx.param_shape) if needs[1] else None
-            out.append(grad_w)
+            out.append(None if grad_w is None else grad_w.reshape(ctx.param_shape))
         if ctx.has_bias:
-            grad_b = np.einsum("md->d", g2).reshape(ctx.param_shape) if needs[-1] else None
-            out.append(grad_b)
+            out.append(None if grad_b is None else grad_b.reshape(ctx.param_shape))
         return tuple(out)
 
     @staticmethod

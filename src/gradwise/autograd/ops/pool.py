@@ -33,6 +33,7 @@ from gradwise.autograd.ops._spatial import (
     pad_hw,
     window_index,
 )
+from gradwise.autograd.ops.shape import GetItem, ScatterAdd
 
 
 def _check_pool(op: str, x: np.ndarray, kernel: Pair, stride: Pair, padding: Pair) -> Pair:
@@ -105,6 +106,26 @@ class MaxPool2d(Function):
                 np.multiply(grad, hit, out=grad_padded[index])
         ph, pw = padding
         return (nchw(grad_padded[:, ph : ph + h, pw : pw + w]),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # each window's gradient goes to the element it picked: a recorded scatter, linear in
+        # grad; the picks are piecewise constant in x, so x gets no second derivative (as torch)
+        return (ScatterAdd.apply(grad, ctx.geometry[0], _picked_index(ctx), False),)
+
+
+def _picked_index(ctx) -> tuple[np.ndarray, ...]:
+    """(n, c, row, col) index arrays, each shaped like the output (N, C, Ho, Wo), of the input
+    element every max-pooling window picked (the same pick as backward)."""
+    (n, c, h, w), (ho, wo), kernel, stride, padding = ctx.geometry
+    if ctx.argmax is not None:
+        offset, first, step = ctx.argmax, (0, 0), kernel  # tiles: no padding, stride == kernel
+    else:
+        offset, first, step = ctx.chosen, (-padding[0], -padding[1]), stride
+    offset = offset.transpose(0, 3, 1, 2).astype(np.intp)  # NHWC -> (N, C, Ho, Wo)
+    rows = first[0] + step[0] * np.arange(ho)[:, None] + offset // kernel[1]
+    cols = first[1] + step[1] * np.arange(wo)[None, :] + offset % kernel[1]
+    return (np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None], rows, cols)
 
 
 #: max pooling runs the numba kernel only from this many channels on: its loops run over the
@@ -313,3 +334,20 @@ class AvgPool2d(Function):
             grad_padded[window_index(i, j, out_hw, stride, (1, 1))] += share
         ph, pw = padding
         return (nchw(grad_padded[:, ph : ph + h, pw : pw + w]),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # the same spreading as backward, as recorded scatters (one per kernel offset): linear
+        # in grad, constant in x, so differentiable to any order
+        (n, c, h, w), _, (ho, wo), kernel, stride, padding = ctx.geometry
+        share = grad * np.asarray(1.0 / (kernel[0] * kernel[1]), dtype=grad.dtype)
+        padded_nchw = (n, c, h + 2 * padding[0], w + 2 * padding[1])
+        total = None
+        for i, j in kernel_offsets(kernel):
+            index = (slice(None), slice(None), slice(i, i + stride[0] * (ho - 1) + 1, stride[0]),
+                     slice(j, j + stride[1] * (wo - 1) + 1, stride[1]))
+            spread = ScatterAdd.apply(share, padded_nchw, index, True)
+            total = spread if total is None else total + spread
+        ph, pw = padding
+        return (GetItem.apply(total, (slice(None), slice(None), slice(ph, ph + h),
+                                      slice(pw, pw + w))),)

@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.ops.elementwise import Exp, Where, sgn
+from gradwise.autograd.kernels import softmax as _softmax_kernels
+from gradwise.autograd.ops.elementwise import Abs, Exp, PowScalar, Where, sgn
 from gradwise.autograd.ops.shape import BroadcastTo, Reshape
 
 if TYPE_CHECKING:
@@ -341,10 +342,16 @@ class VectorNorm(Function):
             zero = np.zeros((), dtype=grad.dtype)
             with np.errstate(divide="ignore", invalid="ignore"):
                 return (Where.apply(ctx.out == 0, zero, x / norm) * grad,)
-        raise RuntimeError(
-            f"create_graph: VectorNorm with ord={p} has no differentiable backward yet (ord 0, "
-            "1, 2 and inf have one)"
-        )
+        # other p: sign(x) |x|^(p-1) / norm^(p-1), 0 where the norm is 0 (and, for p < 1,
+        # where x is 0), as backward; the masks are constants
+        norm = VectorNorm.apply(x, p, ctx.axes, True)
+        zero = np.zeros((), dtype=grad.dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            local = PowScalar.apply(Abs.apply(x), p - 1) * sgn(ctx.x).astype(grad.dtype)
+            if p < 1:
+                local = Where.apply(ctx.x == 0, zero, local)
+            scale = Where.apply(ctx.out == 0, zero, grad / PowScalar.apply(norm, p - 1))
+            return (local * scale,)
 
 
 class LogSumExp(Function):
@@ -404,6 +411,11 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         axis = _check_axis(axis, x.ndim, "softmax")
+        if axis == x.ndim - 1 and x.ndim >= 1 and x.flags.c_contiguous:
+            # rows of the last axis, one pass each (autograd/kernels/softmax.py)
+            out = _softmax_kernels.softmax_forward(_as_rows(x)).reshape(x.shape)
+            ctx.out, ctx.axis = out, axis
+            return out
         # `initial` lets an empty axis through (the result is empty too, as in PyTorch)
         e = np.exp(x - x.max(axis=axis, keepdims=True, initial=-np.inf))
         out = e / e.sum(axis=axis, keepdims=True)
@@ -414,6 +426,9 @@ class Softmax(Function):
     def backward(ctx, grad):
         # Jacobian-vector product: s * (g - sum(g * s))
         s = ctx.out
+        if _last_axis_rows(ctx.axis, s, grad):
+            return (_softmax_kernels.softmax_backward(_as_rows(grad), _as_rows(s))
+                    .reshape(s.shape),)
         return (s * (grad - (grad * s).sum(axis=ctx.axis, keepdims=True)),)
 
     @staticmethod
@@ -435,6 +450,10 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, axis=-1):
         axis = _check_axis(axis, x.ndim, "log_softmax")
+        if axis == x.ndim - 1 and x.ndim >= 1 and x.flags.c_contiguous:
+            out = _softmax_kernels.softmax_forward(_as_rows(x), log=True)
+            ctx.out, ctx.axis = out.reshape(x.shape), axis
+            return ctx.out
         shifted = x - x.max(axis=axis, keepdims=True, initial=-np.inf)
         with np.errstate(divide="ignore"):  # an empty axis sums to 0; its result is empty
             out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
@@ -444,12 +463,27 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, grad):
         # d log_softmax_i / dx_j = delta_ij - softmax_j
+        out = ctx.out
+        if _last_axis_rows(ctx.axis, out, grad):
+            return (_softmax_kernels.softmax_backward(_as_rows(grad), _as_rows(out), log=True)
+                    .reshape(out.shape),)
         return (grad - np.exp(ctx.out) * grad.sum(axis=ctx.axis, keepdims=True),)
 
     @staticmethod
     def backward_graph(ctx, grad):
         probs = Exp.apply(LogSoftmax.apply(ctx.inputs[0], ctx.axis))
         return (grad - probs * Sum.apply(grad, ctx.axis, True),)
+
+
+def _as_rows(a: np.ndarray) -> np.ndarray:
+    """``a`` as (M, D) rows of its last axis (a view; -1 cannot stand for M when D is 0)."""
+    return a.reshape(int(np.prod(a.shape[:-1])), a.shape[-1])
+
+
+def _last_axis_rows(axis: int, out: np.ndarray, grad: np.ndarray) -> bool:
+    """The softmax ran over the last axis and both arrays can be viewed as (M, D) rows."""
+    return (axis == out.ndim - 1 and out.ndim >= 1 and grad.shape == out.shape
+            and out.flags.c_contiguous and grad.flags.c_contiguous)
 
 
 def _expand_graph(grad, shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool):

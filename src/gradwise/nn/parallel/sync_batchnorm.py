@@ -65,6 +65,7 @@ class _SyncBatchNormFunction(Function):
         if bias is not None:
             out += bias[:, None]
         ctx.xhat, ctx.invstd, ctx.weight, ctx.total = xhat, invstd, weight, total
+        ctx.eps = eps
         ctx.has_weight, ctx.has_bias = weight is not None, bias is not None
         return out.reshape(x.shape)
 
@@ -94,6 +95,62 @@ class _SyncBatchNormFunction(Function):
         if ctx.has_bias:
             out.append(sum_g if needs[-1] else None)
         return tuple(out)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # backward's formula in recorded ops, the statistics recomputed from x so that their
+        # dependence on x is differentiated too; every sum over all ranks' samples is a recorded
+        # all-reduce (_AllReduceSum), so a second backward communicates as the first one does
+        x = ctx.inputs[0]
+        weight = ctx.inputs[1] if ctx.has_weight else None
+        n, c = x.shape[0], x.shape[1]
+        x3 = x.reshape(n, c, -1)  # (N, C, L)
+        g3 = grad.reshape(x3.shape)  # (N, C, L)
+        total = np.asarray(ctx.total, dtype=x.dtype)
+        centered = x3 - _AllReduceSum.apply(x3.sum(dim=(0, 2), keepdim=True)) / total
+        var = _AllReduceSum.apply((centered * centered).sum(dim=(0, 2), keepdim=True)) / total
+        invstd = (var + ctx.eps) ** -0.5  # (1, C, 1)
+        xhat = centered * invstd
+        sum_g = g3.sum(dim=(0, 2), keepdim=True)  # this rank's, (1, C, 1)
+        sum_gx = (g3 * xhat).sum(dim=(0, 2), keepdim=True)
+        needs = ctx.needs_input_grad
+        grad_x = None
+        if needs[0]:
+            scale = invstd if weight is None else invstd * weight.reshape(c, 1)
+            grad_x = (g3 - _AllReduceSum.apply(sum_g) / total
+                      - xhat * (_AllReduceSum.apply(sum_gx) / total)) * scale
+            grad_x = grad_x.reshape(x.shape)
+        out = [grad_x]
+        if ctx.has_weight:
+            out.append(sum_gx.reshape(c) if needs[1] else None)
+        if ctx.has_bias:
+            out.append(sum_g.reshape(c) if needs[-1] else None)
+        return tuple(out)
+
+
+class _AllReduceSum(Function):
+    """The sum of ``x`` over all ranks, every rank getting it, as a recorded op.
+
+    Local derivative: with y = sum_r x_r on every rank and the loss the sum of the ranks'
+    losses, dL/dx_r = sum_q dL/dy_q, so the backward is the same all-reduce of the gradient
+    (and the op is linear, so that is its backward_graph too). Every rank must run it in the
+    same order. Shape: x -> same.
+    """
+
+    owns_grads = True
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x):
+        return dist.all_reduce_array(np.array(x, copy=True, order="C"), check_shapes=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (dist.all_reduce_array(np.array(grad, copy=True, order="C"), check_shapes=False),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (_AllReduceSum.apply(grad),)
 
 
 class SyncBatchNorm(_BatchNorm):

@@ -1,0 +1,113 @@
+"""Bias + ReLU, fused: the forward in place on a matrix product's output, and the backward that
+masks the gradient and sums the bias gradient in the same pass.
+
+Each public function picks the numba kernel when :func:`jit_enabled` and the arrays are what the
+kernel was written for (2-D, C-contiguous, one float dtype), else the NumPy reference, which is
+the definition: tests compare both, bitwise (the loops add in NumPy's order).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradwise.autograd.kernels._jit import jit_enabled, kernel
+
+
+# ---- forward: out = max(out + bias, 0), in place -------------------------------------------------
+def bias_relu_reference(out: np.ndarray, bias: np.ndarray | None) -> None:
+    """NumPy definition: ``out += bias`` (if any), then ``out = maximum(out, 0)``, in place.
+
+    NaN stays NaN (as ``np.maximum`` and PyTorch's relu); -0.0 becomes 0.0.
+    """
+    if bias is not None:
+        out += bias
+    np.maximum(out, 0, out=out)
+
+
+@kernel()
+def _bias_relu_kernel(out, bias):  # pragma: no cover - compiled by numba
+    rows, cols = out.shape
+    for i in range(rows):
+        for j in range(cols):
+            value = out[i, j] + bias[j]
+            # np.maximum(value, 0): NaN propagates, -0.0 and negatives give +0.0
+            out[i, j] = value if (value > 0 or value != value) else 0.0
+
+
+@kernel()
+def _relu_kernel(out):  # pragma: no cover - compiled by numba
+    flat = out.reshape(-1)
+    for i in range(flat.size):
+        value = flat[i]
+        flat[i] = value if (value > 0 or value != value) else 0.0
+
+
+def bias_relu_(out: np.ndarray, bias: np.ndarray | None) -> None:
+    """``out = max(out + bias, 0)`` in place (one pass over memory instead of two).
+
+    Shape: out (N, C) (other shapes go to the reference), bias (C,) or None.
+    """
+    if (jit_enabled() and out.ndim == 2 and out.flags.c_contiguous and out.dtype.kind == "f"
+            and (bias is None or (bias.dtype == out.dtype and bias.ndim == 1))):
+        if bias is None:
+            _relu_kernel(out)
+        else:
+            _bias_relu_kernel(out, bias)
+        return
+    bias_relu_reference(out, bias)
+
+
+# ---- backward: mask the gradient with out != 0 and sum the bias gradient -------------------------
+def relu_backward_reference(
+    grad: np.ndarray, out: np.ndarray, want_bias_grad: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """NumPy definition of the fused backward of ``out = relu(z)``.
+
+    Returns ``(grad_z, grad_bias)``: ``grad_z = where(out != 0, grad, 0)`` (a NaN output passes
+    its gradient on and a masked entry is exactly 0 even where ``grad`` is inf or NaN, as
+    PyTorch's ``threshold_backward``) and ``grad_bias = grad_z.sum(axis=0)`` (None unless asked).
+    Shape: grad, out (N, C) -> (N, C), (C,).
+    """
+    grad_z = np.where(out != 0, grad, np.zeros((), dtype=grad.dtype))
+    grad_bias = grad_z.sum(axis=0) if want_bias_grad else None
+    return grad_z, grad_bias
+
+
+@kernel()
+def _relu_backward_bias_kernel(grad, out, grad_z, grad_bias):  # pragma: no cover - numba
+    rows, cols = grad.shape
+    for j in range(cols):
+        grad_bias[j] = 0.0
+    # row by row, as NumPy reduces axis 0 of a C-contiguous array: the same order of additions
+    for i in range(rows):
+        for j in range(cols):
+            value = grad[i, j] if out[i, j] != 0 else 0.0
+            grad_z[i, j] = value
+            grad_bias[j] += value
+
+
+@kernel()
+def _relu_backward_kernel(grad, out, grad_z):  # pragma: no cover - numba
+    flat_grad, flat_out, flat_z = grad.reshape(-1), out.reshape(-1), grad_z.reshape(-1)
+    for i in range(flat_grad.size):
+        flat_z[i] = flat_grad[i] if flat_out[i] != 0 else 0.0
+
+
+def relu_backward(
+    grad: np.ndarray, out: np.ndarray, want_bias_grad: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The fused backward (see :func:`relu_backward_reference`): one pass instead of three.
+
+    Shape: grad, out (N, C) -> grad_z (N, C) newly allocated, grad_bias (C,) or None.
+    """
+    if (jit_enabled() and grad.ndim == 2 and grad.shape == out.shape
+            and grad.dtype == out.dtype and grad.dtype.kind == "f"
+            and grad.flags.c_contiguous and out.flags.c_contiguous):
+        grad_z = np.empty_like(grad)
+        if want_bias_grad:
+            grad_bias = np.empty(grad.shape[1], dtype=grad.dtype)
+            _relu_backward_bias_kernel(grad, out, grad_z, grad_bias)
+            return grad_z, grad_bias
+        _relu_backward_kernel(grad, out, grad_z)
+        return grad_z, None
+    return relu_backward_reference(grad, out, want_bias_grad)

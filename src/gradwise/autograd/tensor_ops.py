@@ -1,0 +1,476 @@
+"""The Tensor methods that run ops: operators, math, reductions, shape changes, and backward.
+
+They are written here, after the ops exist, and attached to :class:`Tensor` when this module is
+imported (the package ``gradwise.autograd`` imports it first), so the imports run one way:
+``tensor`` (the data structure and the NumPy backward loop) <- ``function`` (the op base class)
+<- ``ops`` <- ``higher_order`` (the create_graph engine) <- this module. Type checkers see the
+methods through ``Tensor``'s base class ``TensorOps`` (a TYPE_CHECKING-only import in tensor.py);
+the methods annotate ``self: Tensor``, as tensor_methods.py's mixin does (pyproject.toml says why).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import FunctionType
+from typing import Any
+
+import numpy as np
+
+from gradwise.autograd import dtypes as _dtypes
+from gradwise.autograd._args import dim_arg, keepdim_arg
+from gradwise.autograd.higher_order import _run_backward_graph
+from gradwise.autograd.ops import elementwise as _ew
+from gradwise.autograd.ops import linalg as _linalg
+from gradwise.autograd.ops import reduce as _reduce
+from gradwise.autograd.ops import shape as _shape
+from gradwise.autograd.tensor import (
+    ArrayLike,
+    Axis,
+    MaxResult,
+    MinResult,
+    Tensor,
+    _index_arg,
+    _result_dtype,
+    _run_backward,
+    _shape_arg,
+)
+
+
+class TensorOps:
+    """The op-running methods of :class:`Tensor` (see the module docstring)."""
+
+    # ---- copies and casts ------------------------------------------------------------------------
+    def clone(self: Tensor) -> Tensor:
+        """A copy with its own memory that stays in the graph (gradient flows back), as torch's."""
+        return _shape.Copy.apply(self)
+
+    def astype(self: Tensor, dtype: Any) -> Tensor:
+        """A copy cast to ``dtype`` (NumPy spelling of ``.to(dtype)``); the gradient is cast back.
+        """
+        return _ew.Cast.apply(self, np.dtype(dtype))
+
+    # ---- backward (create_graph runs the engine of higher_order.py) ------------------------------
+    def backward(
+        self: Tensor,
+        grad: ArrayLike | None = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+    ) -> None:
+        """Accumulate dL/dleaf into ``.grad`` of every leaf that requires grad.
+
+        Args:
+            grad: dL/d(this tensor). Defaults to 1, allowed only for a one-element tensor.
+            retain_graph: keep the graph so backward can go through it again (default: the
+                value of ``create_graph``, as in PyTorch).
+            create_graph: record the backward pass itself, so the ``.grad`` it leaves can be
+                differentiated again (double backward, gradient penalties, Hessian-vector
+                products). Each op then runs its ``backward_graph`` in Tensor ops instead of
+                its NumPy ``backward``; an op without one raises RuntimeError naming it.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward: this tensor does not require grad (no input requires grad, or it "
+                "was computed under no_grad())"
+            )
+        if grad is None:
+            if self._data.size != 1:
+                raise RuntimeError(
+                    f"backward: a gradient can be created implicitly only for a one-element "
+                    f"tensor; this one has shape {self.shape}. Pass grad= or reduce it first "
+                    "(e.g. loss.mean())"
+                )
+            grad_array = np.ones_like(self._data)
+        else:
+            grad_array = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
+            grad_array = grad_array.astype(self._data.dtype, copy=False)
+            if grad_array.shape != self.shape:
+                raise ValueError(
+                    f"backward: grad has shape {grad_array.shape} but the tensor has shape "
+                    f"{self.shape}"
+                )
+        if create_graph:
+            root_grad = grad if isinstance(grad, Tensor) and grad.shape == self.shape else None
+            if root_grad is None or root_grad.dtype != self._data.dtype:
+                root_grad = Tensor._make(grad_array, False, None)
+            _run_backward_graph(
+                [self], [root_grad], retain_graph is not False, True, capture=None
+            )
+            return
+        _run_backward(self, grad_array, bool(retain_graph))
+
+    # ---- arithmetic ------------------------------------------------------------------------------
+    def _binary(self: Tensor, other: ArrayLike, op: Any, reflected: bool = False,
+                true_div: bool = False) -> Tensor:
+        """Apply a binary op with PyTorch's type promotion (autograd/dtypes.py)."""
+        dtype = self._data.dtype
+        if isinstance(other, Tensor) and other._data.dtype == dtype and (
+            not true_div or dtype.kind in "fc"
+        ):
+            return op.apply(other, self) if reflected else op.apply(self, other)
+        target = _result_dtype(self, other)
+        if true_div and target.kind not in "fc":
+            target = _dtypes.get_default_dtype()
+        a = self if dtype == target else _ew.Cast.apply(self, target)
+        if isinstance(other, Tensor):
+            b = other if other._data.dtype == target else _ew.Cast.apply(other, target)
+        else:
+            b = Tensor._make(_dtypes.as_array(other, target), False, None)
+        return op.apply(b, a) if reflected else op.apply(a, b)
+
+    def __add__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self._binary(other, _ew.Add)
+
+    def __radd__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self._binary(other, _ew.Add, reflected=True)
+
+    def __sub__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self._binary(other, _ew.Sub)
+
+    def __rsub__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self._binary(other, _ew.Sub, reflected=True)
+
+    def __mul__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self._binary(other, _ew.Mul)
+
+    def __rmul__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self._binary(other, _ew.Mul, reflected=True)
+
+    def __truediv__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self._binary(other, _ew.Div, true_div=True)
+
+    def __rtruediv__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self._binary(other, _ew.Div, reflected=True, true_div=True)
+
+    def __pow__(self: Tensor, exponent: ArrayLike) -> Tensor:
+        if isinstance(exponent, int | float) and not isinstance(exponent, bool):
+            if isinstance(exponent, float) and self._data.dtype.kind not in "fc":
+                return _ew.PowScalar.apply(
+                    _ew.Cast.apply(self, _dtypes.get_default_dtype()), exponent)
+            return _ew.PowScalar.apply(self, exponent)
+        return self._binary(exponent, _ew.Pow)
+
+    def __rpow__(self: Tensor, base: ArrayLike) -> Tensor:
+        return self._binary(base, _ew.Pow, reflected=True)
+
+    def __matmul__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self._binary(other, _linalg.MatMul)
+
+    def __rmatmul__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self._binary(other, _linalg.MatMul, reflected=True)
+
+    def __neg__(self: Tensor) -> Tensor:
+        return _ew.Neg.apply(self)
+
+    # ---- elementwise math ------------------------------------------------------------------------
+    def neg(self: Tensor) -> Tensor:
+        """-x elementwise, as ``torch.neg``; shape and dtype kept."""
+        return _ew.Neg.apply(self)
+
+    def exp(self: Tensor) -> Tensor:
+        """e**x elementwise (integers are promoted to the default float dtype first, as torch's)."""
+        return _ew.Exp.apply(self._as_float())
+
+    def log(self: Tensor) -> Tensor:
+        """Natural log elementwise (integers promoted to float); log(0) = -inf, log(x<0) = nan, as
+        torch's.
+        """
+        return _ew.Log.apply(self._as_float())
+
+    def sqrt(self: Tensor) -> Tensor:
+        """Square root elementwise (integers promoted to float); sqrt(x<0) = nan, as torch's."""
+        return _ew.Sqrt.apply(self._as_float())
+
+    def abs(self: Tensor) -> Tensor:
+        """|x| elementwise; the gradient is sign(x) (0 at 0, as torch's). Shape kept."""
+        return _ew.Abs.apply(self)
+
+    def clip(self: Tensor, min: Any = None, max: Any = None, *,  # noqa: A002 - PyTorch's names
+             lo: Any = None, hi: Any = None) -> Tensor:
+        """Clamp into [min, max] (either may be None); ``lo``/``hi`` are gradwise's old names.
+
+        Raises:
+            ValueError: neither bound given.
+        """
+        lo = min if lo is None else lo
+        hi = max if hi is None else hi
+        lo = lo.item() if isinstance(lo, Tensor) else lo
+        hi = hi.item() if isinstance(hi, Tensor) else hi
+        if lo is None and hi is None:
+            raise ValueError("clamp: give at least one of min and max")
+        # PyTorch promotes with the bounds: an int tensor clamped to 1.5 is float32
+        target = _dtypes.result_type(self, lo, hi)
+        x = self if self._data.dtype == target else _ew.Cast.apply(self, target)
+        return _ew.Clip.apply(x, lo, hi)
+
+    clamp = clip
+
+    def relu(self: Tensor) -> Tensor:
+        """max(0, x) elementwise; the gradient at 0 is 0, as torch's."""
+        return _ew.ReLU.apply(self)
+
+    def sigmoid(self: Tensor) -> Tensor:
+        """1 / (1 + exp(-x)) elementwise, without overflow for large |x|."""
+        return _ew.Sigmoid.apply(self._as_float())
+
+    def tanh(self: Tensor) -> Tensor:
+        """Hyperbolic tangent elementwise (integers promoted to float)."""
+        return _ew.Tanh.apply(self._as_float())
+
+    # ---- reductions (PyTorch's dim/keepdim; NumPy's axis/keepdims as aliases) --------------------
+    def sum(self: Tensor, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
+            axis: Axis = None, keepdims: bool | None = None) -> Tensor:
+        """Sum over ``dim`` (an int, a tuple of ints, or None for all elements), as
+        ``torch.Tensor.sum``.
+
+        Args:
+            dim: the dimension(s) to reduce; negative counts from the end. ``axis`` is the
+                NumPy spelling (give one of the two).
+            keepdim: keep each reduced dimension with size 1 (default False), so the result
+                broadcasts against the input; ``keepdims`` is the NumPy spelling.
+            dtype: cast the input to it first (``x.sum(dtype=gw.float64)``); without it, bool
+                and integer tensors sum to int64 and floats keep their dtype, as in PyTorch.
+
+        Shape:
+            (d0, ..., dn) -> the reduced dims removed (or 1 with ``keepdim``); ``dim=None``
+            gives a 0-d tensor. The gradient is ``grad`` broadcast back to the input's shape.
+
+        Raises:
+            ValueError: a ``dim`` outside ``[-ndim, ndim)`` or given twice (PyTorch raises
+                IndexError for the first).
+            TypeError: both ``dim`` and ``axis`` (or ``keepdim`` and ``keepdims``) given.
+
+        Example:
+            >>> x = gw.tensor([[1.0, 2.0], [3.0, 4.0]])
+            >>> x.sum(), x.sum(dim=0), x.sum(1, keepdim=True).shape
+            (tensor(10.), tensor([4., 6.]), (2, 1))
+        """
+        x = self._cast_for_reduction(dtype)
+        if dtype is None and x._data.dtype.kind in "biu" and x._data.dtype != np.int64:
+            x = _ew.Cast.apply(x, np.dtype(np.int64))
+        return _reduce.Sum.apply(x, axis=dim_arg("sum", dim, axis),
+                                 keepdims=keepdim_arg("sum", keepdim, keepdims))
+
+    def mean(self: Tensor, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
+             axis: Axis = None, keepdims: bool | None = None) -> Tensor:
+        """Mean over ``dim`` (an int, a tuple, or None for all elements).
+
+        Raises:
+            TypeError: the tensor (after ``dtype``) is not floating point; PyTorch refuses
+                integer and bool input too (use ``x.float().mean()`` or ``dtype=``).
+        """
+        x = self._cast_for_reduction(dtype)
+        if x._data.dtype.kind not in "fc":
+            raise TypeError(
+                f"mean: input dtype must be floating point, got {x._data.dtype} (as PyTorch); "
+                "use x.float().mean() or x.mean(dtype=gw.float32)")
+        return _reduce.Mean.apply(x, axis=dim_arg("mean", dim, axis),
+                                  keepdims=keepdim_arg("mean", keepdim, keepdims))
+
+    def _cast_for_reduction(self: Tensor, dtype: Any) -> Tensor:
+        if dtype is None:
+            return self
+        dtype = np.dtype(dtype)
+        return self if self._data.dtype == dtype else _ew.Cast.apply(self, dtype)
+
+    def _extreme(self: Tensor, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Any:
+        if isinstance(dim, Tensor):  # x.max(other): the elementwise maximum, as in PyTorch
+            other = dim
+            return _ew.Maximum.apply(self, other) if op == "max" else _ew.Minimum.apply(self, other)
+        dim = dim_arg(op, dim, axis)
+        keep = keepdim_arg(op, keepdim, keepdims)
+        if dim is None:
+            if keep:
+                raise TypeError(f"{op}: keepdim needs a dim (use amax/amin to keep every axis)")
+            return (_reduce.Max if op == "max" else _reduce.Min).apply(self, axis=None)
+        if not isinstance(dim, int | np.integer):
+            raise TypeError(f"{op}: dim must be one int, got {dim!r}; amax/amin take several")
+        if self.ndim == 0:
+            indices = np.zeros((), dtype=np.int64)
+            values = self
+        else:
+            (axis_,) = _reduce.normalize_axis(dim, self.ndim, op)
+            pick = np.argmax if op == "max" else np.argmin
+            indices = pick(self._data, axis=axis_).astype(np.int64)
+            # the gradient goes to the one element picked, as in PyTorch (amax/amin split ties)
+            grids = list(np.ix_(*[np.arange(n) for n in indices.shape])) if indices.ndim else []
+            grids.insert(axis_, indices)
+            values = _shape.GetItem.apply(self, tuple(grids))
+            if keep:
+                values = values.unsqueeze(axis_)
+                indices = np.expand_dims(indices, axis_)
+        cls = MaxResult if op == "max" else MinResult
+        return cls(values, Tensor._make(indices, False, None))
+
+    def norm(self: Tensor, p: float | str | None = "fro", dim: Axis = None, keepdim: bool = False
+             ) -> Tensor:
+        """The norm PyTorch's ``Tensor.norm`` gives: a vector ``p``-norm over ``dim``.
+
+        ``p`` a number (or None, meaning 2): the vector norm over ``dim`` (all axes when None),
+        see ``gw.linalg.vector_norm``. ``p="fro"``: the 2-norm over ``dim``. ``p="nuc"``: the
+        nuclear norm of a 2-D tensor (other layouts: ``gw.linalg.matrix_norm``). The gradient
+        at 0 is 0.
+        """
+        if not isinstance(p, str):
+            return _reduce.VectorNorm.apply(self, 2.0 if p is None else float(p), dim, keepdim)
+        if p == "fro":
+            return _reduce.VectorNorm.apply(self, 2.0, dim, keepdim)
+        if p == "nuc" and self.ndim == 2 and dim in (None, (0, 1), (-2, -1)):
+            out = _linalg.SingularValueNorm.apply(self, "sum")
+            return out.reshape(1, 1) if keepdim else out
+        raise ValueError(
+            f"norm: p={p!r} with dim={dim!r} on shape {self.shape} is not supported here; "
+            "p is a number, 'fro', or 'nuc' for a 2-D tensor (gw.linalg.matrix_norm has the rest)"
+        )
+
+    def amax(self: Tensor, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+             keepdims: bool | None = None) -> Tensor:
+        """The largest values over ``dim`` (int, tuple or None); tied maxima split the gradient
+        evenly (PyTorch's amax does the same)."""
+        return _reduce.Max.apply(self, axis=dim_arg("amax", dim, axis),
+                                 keepdims=keepdim_arg("amax", keepdim, keepdims))
+
+    def amin(self: Tensor, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+             keepdims: bool | None = None) -> Tensor:
+        """The smallest values over ``dim``; tied minima split the gradient evenly."""
+        return _reduce.Min.apply(self, axis=dim_arg("amin", dim, axis),
+                                 keepdims=keepdim_arg("amin", keepdim, keepdims))
+
+    def var(self: Tensor, dim: Any = None, unbiased: bool | None = None,
+            keepdim: bool | None = None, *,
+            correction: float | None = None, ddof: float | None = None, axis: Axis = None,
+            keepdims: bool | None = None) -> Tensor:
+        """Variance over ``dim``, dividing by N - correction; unbiased (correction 1) by default,
+        as in PyTorch. ``unbiased=False``, ``correction=0`` and NumPy's ``ddof=0`` give the
+        population variance; give at most one of the three. ``x.var(False)`` is ``unbiased=False``
+        (PyTorch's overload).
+
+        Raises:
+            TypeError: more than one of correction/unbiased/ddof, or dim and axis both given.
+            ValueError: N - correction <= 0 (no degrees of freedom).
+        """
+        return self._spread(_reduce.var, "var", dim, unbiased, keepdim, correction, ddof, axis,
+                            keepdims)
+
+    def std(self: Tensor, dim: Any = None, unbiased: bool | None = None,
+            keepdim: bool | None = None, *,
+            correction: float | None = None, ddof: float | None = None, axis: Axis = None,
+            keepdims: bool | None = None) -> Tensor:
+        """Standard deviation, ``sqrt(var(...))`` with the same arguments, unbiased by default as
+        in PyTorch. Its gradient is 0 where it is 0 (all values equal), as PyTorch's."""
+        return self._spread(_reduce.std, "std", dim, unbiased, keepdim, correction, ddof, axis,
+                            keepdims)
+
+    def logsumexp(self: Tensor, dim: Axis = None, keepdim: bool | None = None, *, axis: Axis = None,
+                  keepdims: bool | None = None) -> Tensor:
+        """log(sum(exp(x))) over ``dim``, computed stably (max subtracted first), as torch's.
+
+        Shape: the input with ``dim`` removed (kept as 1 with ``keepdim``).
+        """
+        return _reduce.LogSumExp.apply(self, axis=dim_arg("logsumexp", dim, axis),
+                                       keepdims=keepdim_arg("logsumexp", keepdim, keepdims))
+
+    def softmax(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        """Softmax along ``dim`` (default -1)."""
+        return _reduce.Softmax.apply(self, axis=dim_arg("softmax", dim, axis, -1))
+
+    def log_softmax(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        """log(softmax) along ``dim`` (default -1), computed stably."""
+        return _reduce.LogSoftmax.apply(self, axis=dim_arg("log_softmax", dim, axis, -1))
+
+    def _arg(self: Tensor, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Tensor:
+        dim = dim_arg(op, dim, axis)
+        keep = keepdim_arg(op, keepdim, keepdims)
+        pick = np.argmax if op == "argmax" else np.argmin
+        if dim is not None:
+            (dim,) = _reduce.normalize_axis(dim, self.ndim, op)
+        out = pick(self._data, axis=dim, keepdims=keep)
+        return Tensor._make(np.asarray(out, dtype=np.int64), False, None)
+
+    # ---- shape -----------------------------------------------------------------------------------
+    def reshape(self: Tensor, *shape: Any) -> Tensor:
+        """The same values in a new shape (one dim may be -1), as ``torch.reshape``; view when
+        possible.
+
+        Raises ValueError naming both shapes when the element counts differ.
+        """
+        return _shape.Reshape.apply(self, _shape_arg(shape))
+
+    view = reshape
+
+    def transpose(self: Tensor, *dims: Any) -> Tensor:
+        """Two ints swap those dims, as ``torch.transpose(x, d0, d1)``; no argument reverses the
+        axes and a tuple (or three or more ints) is a full permutation, as NumPy's transpose.
+
+        Raises:
+            ValueError: a dim out of range.
+        """
+        if len(dims) == 2 and all(isinstance(d, int | np.integer) for d in dims):
+            return self.swapaxes(*dims)
+        perm = _shape_arg(dims) if dims else tuple(range(self.ndim - 1, -1, -1))
+        return _shape.Transpose.apply(self, perm)
+
+    def permute(self: Tensor, *axes: Any) -> Tensor:
+        """Reorder dims: ``x.permute(0, 2, 1)`` (a view), as ``torch.Tensor.permute``."""
+        return _shape.Transpose.apply(self, _shape_arg(axes))
+
+    def swapaxes(self: Tensor, axis1: int, axis2: int) -> Tensor:
+        """Exchange dims ``axis1`` and ``axis2`` (NumPy name of ``transpose(dim0, dim1)``)."""
+        axes = _reduce.normalize_axis((axis1,), self.ndim, "transpose")
+        axes += _reduce.normalize_axis((axis2,), self.ndim, "transpose")
+        perm = list(range(self.ndim))
+        perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
+        return _shape.Transpose.apply(self, tuple(perm))
+
+    def squeeze(self: Tensor, dim: Axis = None, *, axis: Axis = None) -> Tensor:
+        """Drop size-1 dims: all of them, or those named by ``dim`` (NumPy alias ``axis``).
+
+        Naming a dim whose size is not 1 raises ValueError (PyTorch leaves it; NumPy raises:
+        docs/PORTING.md).
+        """
+        axis = dim_arg("squeeze", dim, axis)
+        if axis is None:
+            shape = tuple(n for n in self.shape if n != 1)
+        else:
+            axes = _reduce.normalize_axis(axis, self.ndim, "squeeze")
+            for a in axes:
+                if self.shape[a] != 1:
+                    raise ValueError(
+                        f"squeeze: dim {a} has size {self.shape[a]}, not 1 (shape {self.shape})"
+                    )
+            shape = tuple(n for i, n in enumerate(self.shape) if i not in axes)
+        return self.reshape(shape)
+
+    def expand(self: Tensor, *shape: Any) -> Tensor:
+        """Broadcast to ``shape`` without copying; -1 keeps a dimension's size (PyTorch style)."""
+        target = _shape_arg(shape)
+        offset = len(target) - self.ndim
+        resolved = tuple(
+            self.shape[i - offset] if n == -1 and i >= offset else n for i, n in enumerate(target)
+        )
+        return _shape.BroadcastTo.apply(self, resolved)
+
+    def broadcast_to(self: Tensor, shape: Sequence[int]) -> Tensor:
+        """A broadcast view of shape ``shape`` (NumPy rules); the gradient sums over broadcast dims.
+        """
+        return _shape.BroadcastTo.apply(self, tuple(shape))
+
+    def pad(self: Tensor, pad_width: Any, value: float = 0.0) -> Tensor:
+        """Pad with the constant ``value``; ``pad_width`` as NumPy's ((before, after) per dim).
+
+        For torch's last-dim-first pad tuple use ``gw.nn.functional.pad``.
+        """
+        return _shape.Pad.apply(self, pad_width, value)
+
+    def __getitem__(self: Tensor, index: Any) -> Tensor:
+        return _shape.GetItem.apply(self, _index_arg(index))
+
+
+def _attach() -> None:
+    """Give :class:`Tensor` every method of :class:`TensorOps` (operators included: setting a
+    dunder on the class fills its slot, so ``a + b`` dispatches as if it were defined there)."""
+    for name, value in vars(TensorOps).items():
+        if isinstance(value, FunctionType | property | staticmethod | classmethod):
+            setattr(Tensor, name, value)
+
+
+_attach()

@@ -129,6 +129,9 @@ def interleaved(
     (PyTorch) keep their worker threads spinning for a while after a call, and on a machine with
     few cores those spinning threads would steal the cores from the next contender (measured
     here: PyTorch's MLP step 1.4 ms alone, 6 to 12 ms right after NumPy work).
+
+    The spread of the rounds (slowest / fastest round of any contender) is kept for
+    :func:`verdict`, which refuses to call a target met or missed on a noisy measurement.
     """
     for fn in contenders.values():
         for _ in range(warmup):
@@ -140,7 +143,44 @@ def interleaved(
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
+    spread = max((max(ts) / min(ts) for ts in times.values() if min(ts) > 0), default=1.0)
+    _LAST_SPREAD[0] = max(_LAST_SPREAD[0], spread)
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+#: a verdict needs the slowest round within this factor of the fastest, for every contender
+MAX_SPREAD = 1.5
+_LAST_SPREAD = [1.0]  # the largest spread of any interleaved() call in this process
+_PEAK_LOAD = [0.0]  # the highest 1-minute load average seen by load_line()
+
+
+def load_line(when: str) -> str:
+    """``load average at <when>: 1m 5m 15m (N cores)``; remembers the peak for :func:`verdict`.
+    Every benchmark prints it at start and at end (issue 14: a 2-thread run printed 0.12x "met"
+    while the machine's load made PyTorch take 62 s)."""
+    try:
+        loads = os.getloadavg()
+    except OSError:  # not available on this platform
+        return f"load average at {when}: unknown"
+    _PEAK_LOAD[0] = max(_PEAK_LOAD[0], loads[0])
+    return (f"load average at {when}: {loads[0]:.2f} {loads[1]:.2f} {loads[2]:.2f} "
+            f"({os.cpu_count()} cores)")
+
+
+def machine_busy() -> str | None:
+    """Why the measurements so far are not a verdict (load above the core count at a
+    :func:`load_line` or now, or rounds spread more than :data:`MAX_SPREAD`), or None."""
+    cores = os.cpu_count() or 1
+    try:
+        now = os.getloadavg()[0]
+    except OSError:
+        now = 0.0
+    load = max(_PEAK_LOAD[0], now)
+    if load > cores:
+        return f"load {load:.1f} > {cores} cores"
+    if _LAST_SPREAD[0] > MAX_SPREAD:
+        return f"rounds spread {_LAST_SPREAD[0]:.2f}x > {MAX_SPREAD}x"
+    return None
 
 
 def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
@@ -153,8 +193,13 @@ def print_table(title: str, rows: list[tuple[str, str, str]]) -> None:
 
 
 def verdict(ratio: float, target: float, lower_is_better: bool = True) -> str:
-    ok = ratio <= target if lower_is_better else ratio >= target
+    """``ratio`` against ``target``: met/MISSED, or "(machine busy: not a verdict)" when
+    :func:`machine_busy` says the measurement only measured the load."""
     sign = "<=" if lower_is_better else ">="
+    busy = machine_busy()
+    if busy is not None:
+        return f"{ratio:5.2f}x (target {sign} {target}x) (machine busy: not a verdict; {busy})"
+    ok = ratio <= target if lower_is_better else ratio >= target
     return f"{ratio:5.2f}x (target {sign} {target}x: {'met' if ok else 'MISSED'})"
 
 

@@ -12,17 +12,17 @@ Steps run in interleaved rounds; medians. ``--threads N`` limits NumPy's BLAS, n
 and PyTorch to N threads (1 is the comparison a shared machine's load disturbs least).
 
 ``--kernels-ab`` instead times gradwise alone with its numba kernels on and off in one process,
-alternating step by step (process CPU time, 1 BLAS thread, medians): the CIFAR nets and the
-Fashion-MNIST CNN of ``cnn_epoch.py`` at batch 64.
+alternating step by step (process CPU time, ``--threads`` BLAS/numba threads, default 1;
+``--rounds`` rounds of ``--steps`` steps, medians): the CIFAR nets and the Fashion-MNIST CNN
+of ``cnn_epoch.py`` and MLP of ``mlp_epoch.py``, at batch 64.
 
 Run: python benchmarks/cifar_step.py [--rounds 5] [--steps 10] [--threads N] [--net classic]
-     python benchmarks/cifar_step.py --kernels-ab [--steps 40]
+     python benchmarks/cifar_step.py --kernels-ab [--steps 40] [--rounds 5] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 from typing import Any
@@ -32,6 +32,7 @@ from _common import (
     gw_model,
     initial_weights,
     interleaved,
+    load_line,
     machine_description,
     print_table,
     setup_threads,
@@ -83,22 +84,26 @@ def build(nn: Any, spec: list[tuple[Any, ...]]) -> Any:
 
 def gw_step(model: Any, optimizer: Any, x: np.ndarray, y: np.ndarray) -> None:
     optimizer.zero_grad()
-    loss = gw.nn.functional.cross_entropy(model(gw.Tensor(x)), y)
+    # from_numpy shares the batch's memory, as torch.from_numpy on the other side (gw.Tensor(x)
+    # copied every batch, a cost PyTorch's side did not pay)
+    loss = gw.nn.functional.cross_entropy(model(gw.from_numpy(x)), y)
     loss.backward()
     optimizer.step()
 
 
-def kernels_ab(steps: int) -> None:
-    """Each net's step with the kernels on, then off, alternating; median CPU time of each."""
-    from threadpoolctl import threadpool_limits
-
+def kernels_ab(steps: int, rounds: int, threads: int) -> None:
+    """Each net's step with the kernels on, then off, alternating, in ``rounds`` rounds of
+    ``steps`` steps each on ``threads`` BLAS/numba threads; median process CPU time of each."""
     from gradwise.autograd.kernels._jit import set_jit_enabled
 
-    threadpool_limits(1)
     rng = np.random.default_rng(0)
     rows = []
-    for name in [*NETS, "cnn"]:
-        if name == "cnn":
+    for name in [*NETS, "cnn", "mlp"]:
+        if name == "mlp":  # mlp_epoch.py's MLP and optimizer (SGD momentum)
+            model = gw_model("mlp", initial_weights("mlp"))
+            optimizer = gw.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+            x = rng.random((BATCH, 1, 28, 28), dtype=np.float32)
+        elif name == "cnn":
             model = gw_model("cnn", initial_weights("cnn"))
             optimizer = gw.optim.Adam(model.parameters(), lr=1e-3)
             x = rng.random((BATCH, 1, 28, 28), dtype=np.float32)
@@ -107,20 +112,29 @@ def kernels_ab(steps: int) -> None:
             optimizer = gw.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
             x = rng.standard_normal((BATCH, 3, 32, 32), dtype=np.float32)
         y = rng.integers(0, 10, BATCH)
-        times: dict[bool, list[float]] = {True: [], False: []}
-        for step in range(steps + 2):
-            for enabled in (True, False):
-                previous = set_jit_enabled(enabled)
-                start = time.process_time()
+        for enabled in (True, False):  # the first steps compile and warm the caches
+            previous = set_jit_enabled(enabled)
+            for _ in range(2):
                 gw_step(model, optimizer, x, y)
-                if step >= 2:  # the first steps compile and warm the caches
+            set_jit_enabled(previous)
+        ratios, medians = [], {True: [], False: []}
+        for _ in range(rounds):
+            times: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(steps):
+                for enabled in (True, False):
+                    previous = set_jit_enabled(enabled)
+                    start = time.process_time()
+                    gw_step(model, optimizer, x, y)
                     times[enabled].append(time.process_time() - start)
-                set_jit_enabled(previous)
-        on, off = (statistics.median(times[e]) for e in (True, False))
+                    set_jit_enabled(previous)
+            for enabled in (True, False):
+                medians[enabled].append(statistics.median(times[enabled]))
+            ratios.append(medians[True][-1] / medians[False][-1])
+        on, off = (statistics.median(medians[e]) for e in (True, False))
         rows.append((f"{name}: kernels on / off", f"{on * 1e3:6.2f} / {off * 1e3:6.2f} ms",
-                     f"{on / off:5.2f}x"))
-    print_table(f"gradwise CPU time per step, batch {BATCH}, 1 BLAS thread, kernels on vs off "
-                f"(alternating, median of {steps})", rows)
+                     f"{on / off:5.2f}x (rounds {min(ratios):.2f}-{max(ratios):.2f})"))
+    print_table(f"gradwise CPU time per step, batch {BATCH}, {threads} BLAS/numba thread(s), "
+                f"kernels on vs off (alternating, median of {rounds} rounds x {steps})", rows)
 
 
 def limit_kernel_threads(threads: int | None) -> None:
@@ -131,7 +145,7 @@ def limit_kernel_threads(threads: int | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     parser.add_argument("--steps", type=int, default=10, help="training steps per round")
     parser.add_argument("--threads", type=int, default=None,
@@ -142,9 +156,12 @@ def main() -> None:
     args = parser.parse_args()
     reuse_freed_memory()
     if args.kernels_ab:
+        threads = args.threads or 1
+        gw.set_num_threads(threads)  # before the header, so it shows the threads in force
         print(machine_description())
-        print(f"load average: {os.getloadavg()[0]:.2f}")
-        kernels_ab(args.steps)
+        print(load_line("start"))
+        kernels_ab(args.steps, args.rounds, threads)
+        print(load_line("end"))
         return
     setup_threads(args.threads)
     limit_kernel_threads(args.threads)
@@ -154,8 +171,7 @@ def main() -> None:
     if torch is not None:
         t_batches = [(torch.from_numpy(x), torch.from_numpy(y)) for x, y in batches]
     print(machine_description())
-    print(f"load average: {os.getloadavg()[0]:.2f}; numba threading layer: "
-          f"{os.environ.get('NUMBA_THREADING_LAYER', 'as gradwise sets it')}")
+    print(load_line("start"))
     for name in NETS if args.net == "all" else [args.net]:
         spec = NETS[name]
         model = build(gw.nn, spec)
@@ -177,6 +193,7 @@ def main() -> None:
         if "pytorch" in per_step:
             rows.append(("gradwise / pytorch", "",
                          verdict(per_step["gradwise"] / per_step["pytorch"], TARGET)))
+        print(load_line(f"end of '{name}'"))
         print_table(f"CIFAR-style '{name}' training step, batch {BATCH}, SGD momentum "
                     f"({args.rounds} rounds x {args.steps} steps, median)", rows)
 

@@ -27,6 +27,7 @@ from _common import (
     initial_weights,
     interleaved,
     load_fashion_mnist,
+    load_line,
     machine_description,
     print_table,
     setup_threads,
@@ -96,7 +97,7 @@ def op_timings() -> list[tuple[str, str, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
     parser.add_argument("--steps", type=int, default=10, help="training steps per round")
     parser.add_argument("--default-malloc", action="store_true",
@@ -118,6 +119,7 @@ def main() -> None:
         print_table(f"gradwise CNN ops, batch {BATCH}, 1 BLAS thread, min of 15", rows)
         return
     setup_threads(args.threads)
+    print(load_line("start"))
     if args.threads is not None:  # the kernels' pool too (numba's threads, parallel kernels)
         import numba
 
@@ -151,6 +153,7 @@ def main() -> None:
         print(f"initial loss on batch 0: gradwise {gw_loss:.5f}, pytorch {t_loss:.5f}")
 
     seconds = interleaved(contenders, repeats=args.rounds)
+    print(load_line("end"))
     per_step = {name: s / args.steps for name, s in seconds.items()}
     print(machine_description())
     print(f"data: {source}; gradwise optimizer: {optimizer_kind}; allocator: {allocator}")

@@ -17,6 +17,7 @@ from _common import (
     initial_weights,
     interleaved,
     load_fashion_mnist,
+    load_line,
     machine_description,
     numpy_path,
     print_table,
@@ -35,7 +36,7 @@ BATCHES = 10
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc thresholds alone")
@@ -44,6 +45,7 @@ def main() -> None:
     args = parser.parse_args()
     tuned = False if args.default_malloc else reuse_freed_memory()
     setup_threads(args.threads)
+    print(load_line("start"))
     images, _, source = load_fashion_mnist()
     batches = [images[i : i + BATCH] for i in range(0, BATCH * BATCHES, BATCH)]
     print(machine_description())
@@ -76,6 +78,7 @@ def main() -> None:
                               - t_model(t_batches[0]).numpy()).max()
             print(f"{kind}: max |gradwise - pytorch| on one batch: {diff:.2e}")
         seconds = interleaved(contenders, repeats=args.rounds)
+        print(load_line(f"end of {kind}"))
         rate = {name: BATCH * BATCHES / s for name, s in seconds.items()}
         rows = [(name, f"{r:10.0f} img/s", "") for name, r in rate.items()]
         if "pytorch" in rate:

@@ -22,6 +22,7 @@ from _common import (
     initial_weights,
     interleaved,
     load_fashion_mnist,
+    load_line,
     machine_description,
     numpy_path,
     print_table,
@@ -51,13 +52,14 @@ def matmul_floor(weights: list[np.ndarray]):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=94, help="steps per round (1/5 epoch)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both frameworks (default: all cores)")
     args = parser.parse_args()
     setup_threads(args.threads)
+    print(load_line("start"))
     target = 0.75 if args.threads == 1 else 0.80
     images, labels, source = load_fashion_mnist()
     images = images.reshape(len(images), -1)
@@ -92,6 +94,7 @@ def main() -> None:
                                          for x, y in t_batches]
     epoch = {name: s / args.steps * steps_per_epoch
              for name, s in interleaved(contenders, repeats=args.rounds).items()}
+    print(load_line("end"))
 
     print(machine_description())
     print(f"data: {source}; optimizers: nn variant {optimizer_kind}, engine variant {f_kind}")
@@ -102,6 +105,8 @@ def main() -> None:
             rows.append((f"{name} / pytorch", "", verdict(epoch[name] / epoch["pytorch"],
                                                           target)))
         rows.append((f"{name} / floor", "", verdict(epoch[name] / epoch["matmul floor"], 1.3)))
+    kernels_ratio = epoch["gradwise (nn + optim)"] / epoch["gradwise (nn + optim), NumPy path"]
+    rows.append(("kernels / NumPy path (nn + optim)", "", f"{kernels_ratio:5.2f}x"))
     print_table(f"MLP epoch (extrapolated from {args.rounds} rounds x {args.steps} steps, median; "
                 f"{steps_per_epoch} steps per epoch)", rows)
 

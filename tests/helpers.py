@@ -93,10 +93,12 @@ def check_edges(
     rtol: float = 1e-5,
     grad: bool = True,
     seed: int = 0,
+    upstream: Callable[[tuple[int, ...], np.dtype], np.ndarray] | None = None,
 ) -> None:
     """One call compares an op with torch.autograd on fixed (edge) inputs, as tinygrad's
     ``helper_test_op`` does: shape, dtype and values of the output, then the gradient of every
-    floating input (dtype and values) for a fixed random upstream gradient.
+    floating input (dtype and values) for a fixed random upstream gradient, or for the one
+    ``upstream(shape, dtype)`` builds (to send +-inf, NaN or -0 backwards).
 
     NaN must meet NaN and +-inf the same infinity. Floating arrays require grad (unless
     ``grad`` is False); other arrays are passed as constants. When torch raises, gradwise must
@@ -132,11 +134,14 @@ def check_edges(
     )
     if not grad or not t_out.requires_grad:
         return
-    upstream = np.random.default_rng(seed).uniform(0.5, 1.5, size=t_values.shape)
-    upstream = upstream.astype(t_values.dtype)
+    if upstream is None:
+        grad_out = np.random.default_rng(seed).uniform(0.5, 1.5, size=t_values.shape)
+        grad_out = grad_out.astype(t_values.dtype)
+    else:
+        grad_out = np.asarray(upstream(t_values.shape, t_values.dtype), t_values.dtype)
     with np.errstate(all="ignore"):
-        out.backward(upstream)
-    t_out.backward(torch.tensor(upstream))
+        out.backward(grad_out.copy())
+    t_out.backward(torch.tensor(grad_out.copy()))
     for i, (x, tx) in enumerate(zip(inputs, t_inputs, strict=True)):
         if not tx.requires_grad:
             continue

@@ -581,7 +581,10 @@ def _fail(message: str, code: int) -> int:
 
 def _say(message: str = "") -> None:
     """Print a message for people; on a terminal, lines wider than it are wrapped at spaces
-    (never inside a path or number), continuation lines indented two more columns."""
+    (never inside a path or number), continuation lines indented two more columns. Control
+    characters in each line (from class names, file names, any field of a file) are written
+    as escapes, so no text from a file can drive the terminal."""
+    message = "\n".join(escape_controls(line) for line in message.split("\n"))
     width = _terminal_width()
     if width is not None:
         message = "\n".join(_wrap_line(line, width) for line in message.split("\n"))
@@ -708,6 +711,7 @@ def _resume_config(args: argparse.Namespace, flags: dict[str, Any],
     printed: an interrupted run continues as it was; a finished one only with a larger
     ``--epochs`` (it is extended)."""
     from gradwise.runs import read_config, run_status
+    from gradwise.runs.layout import check_run_files
 
     changed = [_flag(k) for k in flags if k not in (*_RESUME_KEYS, "epochs")]
     changed += ["RECIPE"] * bool(args.recipe) + ["--config"] * bool(args.config)
@@ -720,6 +724,7 @@ def _resume_config(args: argparse.Namespace, flags: dict[str, Any],
     _check_folder(args.resume, "--resume", RunFolderError)
     saved = read_config(args.resume)
     status, done = run_status(args.resume)
+    check_run_files(Path(args.resume))  # before the plan is printed: a refusal says only why
     epochs = flags.get("epochs")
     if status == "finished":
         if epochs is None or epochs <= done:

@@ -99,7 +99,27 @@ def load_digit_image(path: str | os.PathLike[str], style: Style = "mnist") -> np
             ZeroDivisionError, MemoryError) as error:
         # Pillow's decoders report damage in all of these (a zTXt text bomb: ValueError)
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        if isinstance(error, ValueError) and (
+            "MAX_TEXT_CHUNK" in reason or "MAX_TEXT_MEMORY" in reason
+        ):
+            raise _text_bomb(path, "MAX_TEXT_CHUNK" in reason) from None
         raise ImagePrepError(f"{shown(path)}: cannot decode the picture: {reason[:200]}") from None
+
+
+def _text_bomb(path: str | os.PathLike[str], one_chunk: bool) -> ImagePrepError:
+    """A PNG whose compressed text or colour-profile chunks expand past Pillow's caps
+    (``PngImagePlugin.MAX_TEXT_CHUNK``, 1 MiB per chunk; ``MAX_TEXT_MEMORY``, 64 MiB in all),
+    said in terms of the file rather than Pillow's internals."""
+    from PIL import PngImagePlugin
+
+    if one_chunk:
+        what = (f"a compressed text or colour-profile chunk (zTXt, iTXt or iCCP) that expands "
+                f"to more than {PngImagePlugin.MAX_TEXT_CHUNK >> 20} MiB")
+    else:
+        what = (f"text chunks (tEXt, zTXt, iTXt) of more than "
+                f"{PngImagePlugin.MAX_TEXT_MEMORY >> 20} MiB in all")
+    return ImagePrepError(f"{shown(path)}: refused: the picture holds {what}, the most a "
+                          "picture may carry (a decompression bomb, or not a digit photo)")
 
 
 def _too_many_pixels(path: str | os.PathLike[str], size: str) -> ImagePrepError:

@@ -25,12 +25,12 @@ RUN_STATUSES = ("running", "interrupted", "finished", "stopped")
 
 RUN_INFO_FIELDS: dict[str, Field] = {
     "format": Field("str", choices=("gradwise.run",)),
-    "recipe": Field("str", max_length=200),
+    "recipe": Field("str", max_length=200, printable=True),
     "dataset": Field("str", choices=IMAGE_DATASETS + TOY_DATASETS),
     "input_shape": Field("list", min_length=1, max_length=3,
                          item=Field("int", low=1, high=MAX_INPUT_ELEMENTS)),
     "classes": Field("list", min_length=2, max_length=MAX_CLASSES,
-                     item=Field("str", max_length=200)),
+                     item=Field("str", min_length=1, max_length=200, printable=True)),
     "mean": Field("float", low=-1e6, high=1e6),
     "std": Field("float", low=0.0, low_open=True, high=1e6),
     "status": Field("str", choices=RUN_STATUSES),

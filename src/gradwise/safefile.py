@@ -72,8 +72,8 @@ def resolve_inside(
         if real != root and root not in real.parents:
             raise error(
                 f"{shown(path)}: refused: it leads to {shown(real)}, outside its folder "
-                f"{shown(root)} (a symlink "
-                "out of a run or data folder is not followed)"
+                f"{shown(root)} (a symlink out of the folder a file belongs to is not "
+                "followed)"
             )
     return real
 

@@ -35,6 +35,8 @@ class Field:
         item: the schema of each list item.
         required: a missing field is an error.
         nullable: ``None`` (JSON null) is allowed.
+        printable: a string may hold only printable characters (``str.isprintable``: no
+            newline, carriage return, tab or terminal escape), as a name shown to people must.
     """
 
     kind: str
@@ -47,6 +49,7 @@ class Field:
     item: Field | None = None
     required: bool = False
     nullable: bool = False
+    printable: bool = False
 
 
 def _show(value: Any) -> str:
@@ -82,6 +85,10 @@ def check_value(value: Any, field: Field, name: str) -> str | None:
             return f"{name} is {len(value)} characters, more than {field.max_length}"
         if len(value) < field.min_length:
             return f"{name} must not be empty"
+        if field.printable and not value.isprintable():
+            bad = next(char for char in value if not char.isprintable())
+            return (f"{name} holds the control character {bad!r} (a name shown on a "
+                    f"terminal must be printable), got {_show(value)}")
         if field.choices is not None and value not in field.choices:
             return f"{name} must be one of {', '.join(field.choices)}, got {_show(value)}"
         return None

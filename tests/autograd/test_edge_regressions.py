@@ -249,3 +249,56 @@ def test_relu_backward_gives_zero_where_inactive_even_for_non_finite_upstream_gr
     x = gw.tensor(np.array([-1.0, 0.0, 2.0, -3.0], np.float32), requires_grad=True)
     gw.relu(x).backward(gw.tensor(np.array([np.inf, np.nan, 1.0, -np.inf], np.float32)))
     np.testing.assert_array_equal(np.asarray(x.grad), np.array([0, 0, 1, 0], np.float32))
+
+
+# ---- the lead's measurements (x = [-3, -0.5, 0, 0.5, 3, 7], every upstream gradient +inf) -----
+PROBE = np.array([-3.0, -0.5, 0.0, 0.5, 3.0, 7.0], np.float32)
+INF_UPSTREAM = {  # torch 2.13's gradients; gradwise gave NaN wherever a product met inf * 0
+    "clamp": (lambda x: x.clamp(-1.0, 1.0), [0, np.inf, np.inf, np.inf, 0, 0]),
+    "hardtanh": (lambda x: F.hardtanh(x), [0, np.inf, np.inf, np.inf, 0, 0]),
+    "relu6": (lambda x: F.relu6(x), [0, 0, 0, np.inf, np.inf, 0]),
+    "hardsigmoid": (lambda x: F.hardsigmoid(x), [0, np.inf, np.inf, np.inf, 0, 0]),
+    "hardswish": (lambda x: F.hardswish(x), [0, np.inf, np.inf, np.inf, np.inf, np.inf]),
+    "maximum_0": (lambda x: gw.maximum(x, gw.zeros(6)), [0, 0, np.inf, np.inf, np.inf, np.inf]),
+    "silu": (lambda x: F.silu(x), [-np.inf, np.inf, np.inf, np.inf, np.inf, np.inf]),
+}
+
+
+@pytest.mark.parametrize("name", list(INF_UPSTREAM))
+def test_piecewise_ops_keep_an_infinite_upstream_gradient_off_flat_positions(name):
+    fn, expected = INF_UPSTREAM[name]
+    for create_graph in (False, True):
+        x = gw.tensor(PROBE.copy(), requires_grad=True)
+        with np.errstate(all="ignore"):
+            (grad,) = gw.autograd.grad(fn(x), x, gw.tensor(np.full(6, np.inf, np.float32)),
+                                       create_graph=create_graph)
+        np.testing.assert_array_equal(np.asarray(grad), np.array(expected, np.float32))
+
+
+def test_hard_activations_use_torchs_strict_boundaries_with_finite_gradients():
+    x = gw.tensor(np.array([-3.0, 0.0, 3.0, 6.0, -1.0, 1.0]), requires_grad=True)
+    (relu6,) = gw.autograd.grad(F.relu6(x).sum(), x)
+    (hardtanh,) = gw.autograd.grad(F.hardtanh(x).sum(), x)
+    (hardsigmoid,) = gw.autograd.grad(F.hardsigmoid(x).sum(), x)
+    (hardswish,) = gw.autograd.grad(F.hardswish(x).sum(), x)
+    np.testing.assert_array_equal(np.asarray(relu6), [0, 0, 1, 0, 0, 1])
+    np.testing.assert_array_equal(np.asarray(hardtanh), [0, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(np.asarray(hardsigmoid), [0, 1 / 6, 0, 0, 1 / 6, 1 / 6])
+    np.testing.assert_allclose(np.asarray(hardswish), [0, 0.5, 1, 1, 1 / 6, 5 / 6])
+
+
+def test_max_pool_numpy_paths_keep_an_infinite_gradient_on_the_picked_element():
+    x = gw.tensor(np.arange(16.0).reshape(1, 1, 4, 4), requires_grad=True)
+    for kernel, stride in ((2, 2), (3, 1)):  # tiles, overlapping windows
+        out = F.max_pool2d(x, kernel, stride)
+        (grad,) = gw.autograd.grad(out, x, gw.tensor(np.full(out.shape, np.inf)))
+        grad = np.asarray(grad)
+        assert not np.isnan(grad).any()
+        assert np.isinf(grad).sum() == np.prod(out.shape) and (grad[np.isfinite(grad)] == 0).all()
+
+
+def test_sort_and_topk_put_nan_first_when_descending():
+    x = gw.tensor(np.array([1.0, np.nan, np.inf, -1.0]), requires_grad=True)
+    np.testing.assert_array_equal(np.asarray(x.sort(descending=True).indices), [1, 2, 0, 3])
+    np.testing.assert_array_equal(np.asarray(x.topk(2).indices), [1, 2])
+    np.testing.assert_array_equal(np.asarray(x.sort().indices), [3, 0, 2, 1])

@@ -978,6 +978,93 @@ case("index_copy_", lambda m: m.zeros(3, 3).index_copy_(0, m.tensor([2, 0]), _x(
 case("fill_diagonal_", lambda m: m.zeros(3, 4).fill_diagonal_(5.0))
 case("sgn-positive", lambda m: (m.sgn(_x(m)), m.positive(_x(m))))
 
+
+# ---- issue 11 (second pass): integer reductions, NaN order, integer division, dtype inference --
+INT_DTYPES = ("uint8", "int8", "int16", "int32", "int64", "bool")
+for _dt in INT_DTYPES:
+    def _ints(m, _dt=_dt):
+        return m.tensor([[120, 3, 7], [1, 0, 2]] if _dt != "bool" else [[1, 1, 0], [1, 1, 1]],
+                        dtype=getattr(m, _dt))
+    case(f"prod-{_dt}", lambda m, f=_ints: (f(m).prod(), f(m).prod(1), f(m).prod(0, keepdim=True)))
+    case(f"sum-{_dt}", lambda m, f=_ints: (f(m).sum(), f(m).sum(1), f(m).sum(dtype=m.float64)))
+    case(f"cumsum-{_dt}", lambda m, f=_ints: (f(m).cumsum(1), f(m).cumsum(0, dtype=m.float32)))
+    case(f"cumprod-{_dt}", lambda m, f=_ints: (f(m).cumprod(1), f(m).cumprod(0, dtype=m.int16)))
+    case(f"prod-dtype-{_dt}", lambda m, f=_ints: (f(m).prod(dtype=m.float32),
+                                                   f(m).prod(1, dtype=m.int16)))
+    case(f"sort-desc-{_dt}", lambda m, f=_ints: (f(m).sort(descending=True),
+                                                  f(m).argsort(1, descending=True)))
+
+NAN = [1.0, math.nan, 3.0, 0.5, math.nan, 3.0]
+
+
+def _n(m):
+    return m.tensor(NAN)
+
+
+NAN_NO_TIES = [1.0, math.nan, 3.0, 0.5, -2.0]  # torch's topk order among ties is unspecified
+case("nan-topk", lambda m: m.tensor(NAN_NO_TIES).topk(3))
+case("nan-topk-smallest", lambda m: m.tensor(NAN_NO_TIES).topk(3, largest=False))
+case("nan-topk-2d", lambda m: m.tensor([[math.nan, 1.0, 2.0], [0.0, 5.0, math.nan]]).topk(2))
+case("nan-sort", lambda m: (_n(m).sort(), _n(m).sort(descending=True)))
+case("nan-sort-stable", lambda m: _n(m).sort(descending=True, stable=True))
+case("nan-argsort", lambda m: (_n(m).argsort(), _n(m).argsort(descending=True)))
+case("nan-sort-2d", lambda m: m.tensor([[math.nan, 1.0], [2.0, math.nan]]).sort(0, True))
+case("nan-max-min", lambda m: (_n(m).max(), _n(m).min(), _n(m).max(0), _n(m).min(0)))
+case("nan-argmax-argmin", lambda m: (_n(m).argmax(), _n(m).argmin()))
+case("nan-kthvalue", lambda m: (_n(m).kthvalue(2), _n(m).kthvalue(5)))
+case("nan-median", lambda m: (_n(m).median(), m.tensor([1.0, 2.0, 3.0]).median()))
+case("nan-unique", lambda m: m.unique(m.tensor([1.0, math.nan, math.nan])))
+case("nan-unique-counts", lambda m: m.unique(_n(m), return_counts=True))
+case("uint8-sort-desc-zero", lambda m: m.tensor([0, 3, 255, 0], dtype=m.uint8).sort(
+    descending=True))
+case("numpy-scalar-int32", lambda m: m.tensor([np.int32(1), np.int32(2)]))
+case("numpy-scalar-mixed", lambda m: (m.tensor([np.int32(1), 2]), m.tensor([np.int32(1), 1.0]),
+                                      m.tensor([np.float64(1.0), 2.0]),
+                                      m.tensor([[np.uint8(1)], [np.uint8(2)]]),
+                                      m.tensor([True, np.int8(3)])))
+case("float-floordiv-by-zero", lambda m: (m.tensor([1.0, -2.0]) // m.tensor([0.0, 1.0])))
+
+
+# ---- issue 11: layout, take, index_fill/index_put_, shifts, clamp bounds, legacy types ------
+case("stride", lambda m: (_3d(m).stride(), _3d(m).transpose(0, 2).stride(), _3d(m).stride(1),
+                          m.zeros(3, 1).expand(3, 4).stride()))
+case("storage_offset", lambda m: (_3d(m)[1].storage_offset(), _3d(m)[:, 1:, 2].storage_offset(),
+                                  _3d(m).storage_offset()))
+case("data_ptr-views", lambda m: (_3d(m)[1:].data_ptr() - _3d(m).data_ptr() == 0,
+                                  (lambda x: x[1:].data_ptr() - x.data_ptr())(m.arange(4.0))))
+case("take", lambda m: m.take(_x(m), m.tensor([[0, 5], [-1, 2]])))
+case("take-grad", lambda m: _weighted_grad(m, lambda x: x.take(m.tensor([0, 5, 5, -2]))))
+case("index_fill", lambda m: (_x(m).index_fill(1, m.tensor([0, 2]), -1.0),
+                              m.index_fill(_i(m), 0, m.tensor([1]), 7)))
+case("index_fill-grad", lambda m: _weighted_grad(m, lambda x: x.index_fill(1, m.tensor([1]), 0.0)))
+case("index_put_", lambda m: m.zeros(3, 3).index_put_((m.tensor([0, 2]), m.tensor([1, 1])),
+                                                      m.tensor([5.0, 6.0])))
+case("index_put_-accumulate", lambda m: m.zeros(4).index_put_(
+    (m.tensor([0, 0, 3]),), m.tensor([1.0, 2.0, 3.0]), accumulate=True))
+case("index_put", lambda m: m.zeros(2, 2).index_put((m.tensor([1]),), m.tensor(4.0)))
+case("detach_", lambda m: (lambda y: (y.detach_(), y.requires_grad, y.grad_fn is None))(
+    m.ones(2, requires_grad=True) * 2))
+case("shifts", lambda m: (_i(m) << 2, _i(m) >> 1, m.tensor([-8, 7]) >> 1, 1 << m.tensor([0, 3]),
+                          m.tensor([1], dtype=m.uint8) << 9, m.bitwise_left_shift(_i(m), 1),
+                          m.bitwise_right_shift(_i(m), m.tensor([0, 1, 2]))))
+case("clamp-tensor-bounds", lambda m: (m.clamp(_x(m), min=m.tensor([0.0, 1.0, -5.0]),
+                                               max=m.tensor([[2.0], [4.0]])),
+                                       _i(m).clamp(min=m.tensor([2, 2, 2]))))
+case("clamp-tensor-bounds-grad", lambda m: _weighted_grad(m, lambda x: x.clamp(
+    min=m.tensor([0.0, -3.0, 2.0]), max=m.tensor([2.0, 4.0, 5.0]))))
+case("clamp-tensor-bound-grad-to-bound", lambda m: (lambda lo: (
+    m.clamp(_x(m), min=lo, max=m.tensor([9.0])).sum().backward(), lo.grad)[1])(
+    m.tensor([0.0, 1.0, -5.0], requires_grad=True)))
+case("legacy-constructors", lambda m: (m.FloatTensor([1, 2]), m.LongTensor([1.0, 2.0]),
+                                       m.DoubleTensor([[1]]), m.IntTensor([3]),
+                                       m.BoolTensor([1, 0]), m.ByteTensor([1]),
+                                       m.FloatTensor(2, 3).shape, m.LongTensor(0).shape))
+case("trig-family", lambda m: (m.sinh(_x(m)), m.cosh(_x(m)), m.asinh(_x(m)), m.acosh(_p(m) + 1),
+                               m.atanh(_x(m) / 7), m.tan(_x(m)), m.asin(_x(m) / 7),
+                               m.acos(_x(m) / 7), m.atan(_x(m)), m.atan2(_x(m), _p(m)),
+                               m.arctan2(_i(m), _i(m).flip(0)), _x(m).arctanh()))
+
+
 def _printed(m):
     x = m.tensor([1.23456, 20.5])
     m.set_printoptions(precision=2)
@@ -1081,3 +1168,54 @@ def test_set_num_threads_is_read_back_and_refuses_nonsense():
             gw.set_num_threads(0)
     finally:
         gw.set_num_threads(before)
+
+
+# ---- issue 11: errors where torch raises (gradwise names the op) -----------------------------
+@pytest.mark.parametrize("dt", ["int64", "int32", "uint8", "int8"])
+@pytest.mark.parametrize("op", ["floordiv", "remainder", "div-floor", "div-trunc", "rfloordiv"])
+def test_integer_division_by_zero_raises_like_torch(dt, op):
+    def run(m):
+        a = m.tensor([4, 1], dtype=getattr(m, dt))
+        b = m.tensor([1, 0], dtype=getattr(m, dt))
+        return {"floordiv": lambda: a // b, "remainder": lambda: a % b,
+                "div-floor": lambda: a.div(b, rounding_mode="floor"),
+                "div-trunc": lambda: a.div(b, rounding_mode="trunc"),
+                "rfloordiv": lambda: 3 // b}[op]()
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        run(torch)
+    with pytest.raises(ZeroDivisionError, match="division by zero"):
+        run(gw)
+
+
+@pytest.mark.parametrize("dt", ["int64", "int32", "uint8", "bool"])
+def test_integer_to_negative_integer_scalar_power_raises_like_torch(dt):
+    for m, error in ((torch, RuntimeError), (gw, ValueError)):
+        x = m.tensor([2, 3], dtype=getattr(m, dt))
+        with pytest.raises(error, match="Integers to negative integer powers"):
+            x ** -1
+    assert np.asarray(gw.tensor([2, 3]) ** 2).tolist() == [4, 9]  # other powers stay fine
+
+
+@pytest.mark.parametrize("dt", ["int64", "int32", "uint8", "bool"])
+@pytest.mark.parametrize("fn", ["rand", "randn", "rand_like", "randn_like"])
+def test_continuous_random_on_integer_dtype_raises_like_torch(dt, fn):
+    for m in (torch, gw):
+        dtype = getattr(m, dt)
+        with pytest.raises(NotImplementedError):
+            if fn.endswith("_like"):
+                getattr(m, fn)(m.zeros(2, 3, dtype=dtype))
+            else:
+                getattr(m, fn)(2, 3, dtype=dtype)
+
+
+def test_bit_shift_refuses_floats():
+    with pytest.raises(TypeError, match="bitwise_left_shift: needs integer tensors"):
+        gw.tensor([1.5]) << 1
+    with pytest.raises(NotImplementedError):
+        torch.tensor([1.5]) << 1
+
+
+def test_take_names_an_out_of_range_index():
+    for m in (torch, gw):
+        with pytest.raises((IndexError, RuntimeError), match="out of range"):
+            m.take(m.ones(2, 2), m.tensor([4]))

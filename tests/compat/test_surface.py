@@ -288,3 +288,42 @@ def test_every_name_the_issue_lists_exists():
     assert not missing
     undocumented = [n for n in _TOP if callable(getattr(gw, n)) and not getattr(gw, n).__doc__]
     assert not undocumented
+
+
+# ---- issue 11: printing as torch prints (scientific notation, empty shapes) -------------------
+_NAN, _INF = float("nan"), float("inf")
+REPR_CASES = [
+    [1e10, 1.0], [1e-5, 1.0], [-1e-5, 1.0], [1e10, _NAN, 1.0, -_INF], [0.0, 1e9], [1.5, 2.25],
+    [1.0, 2.0], [0.0, 1e-3], [123456789.0], [[1e-5, 1.5], [2.0, 3.0]], [-3.0, 2000.0],
+    [1e-30, 1.0, -1e30], [_NAN, _INF], [0.5, 999.0], [5e-5, 0.5],
+]
+
+
+@pytest.mark.parametrize("values", REPR_CASES, ids=str)
+def test_float_repr_matches_torch(values):
+    torch = pytest.importorskip("torch")
+    assert repr(gw.tensor(values)) == repr(torch.tensor(values))
+
+
+@pytest.mark.parametrize("shape", [(2, 0), (0,), (0, 3), (1, 0, 2)])
+@pytest.mark.parametrize("dtype", ["float32", "int32"])
+def test_empty_repr_names_the_shape_as_torch(shape, dtype):
+    torch = pytest.importorskip("torch")
+    expected = repr(torch.zeros(shape, dtype=getattr(torch, dtype))).replace("torch.", "")
+    assert repr(gw.zeros(shape, dtype=getattr(gw, dtype))) == expected
+
+
+@pytest.mark.parametrize("expr", [
+    "w[0]", "w[1:]", "w[:, 0]", "w[0, 1:]", "w[0, 1]", "w[idx]", "w[mask]", "w[..., 2]",
+    "w.relu()", "w ** 2", "w.double()", "w * 2", "w.sum()",
+])
+def test_grad_fn_names_match_torch(expr):
+    torch = pytest.importorskip("torch")
+    names = []
+    for m in (torch, gw):
+        w = m.ones(3, 3, requires_grad=True)  # noqa: F841 - read by eval
+        idx = m.tensor([0, 2])  # noqa: F841
+        mask = m.tensor([True, False, True])  # noqa: F841
+        # torch: "<SelectBackward0 object at 0x...>", gradwise: "<SelectBackward0>"
+        names.append(repr(eval(expr).grad_fn).split(" ")[0].strip("<>"))
+    assert names[1] == names[0]

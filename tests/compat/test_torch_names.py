@@ -89,3 +89,48 @@ def test_recurrent_constructors_take_torchs_documented_arguments(name):
         "bias", "batch_first", "dropout", "bidirectional"] + (
         ["proj_size"] if name == "LSTM" else [])
     assert _arguments(getattr(gnn, name)) == documented
+
+
+# ---- issue 11: layer reprs as torch prints them --------------------------------------------
+REPR_LAYERS = [
+    ("Dropout", (), {}), ("Dropout", (0.25,), {}), ("Dropout2d", (), {}),
+    ("AlphaDropout", (), {}), ("FeatureAlphaDropout", (0.1,), {}), ("Dropout1d", (), {}),
+    ("BatchNorm1d", (3,), {}), ("BatchNorm2d", (3,), {"affine": False}),
+    ("BatchNorm2d", (4,), {"momentum": None, "track_running_stats": False}),
+    ("GroupNorm", (1, 3), {}), ("GroupNorm", (2, 4), {"affine": False}),
+    ("InstanceNorm1d", (3,), {}), ("InstanceNorm2d", (3,), {"affine": True}),
+    ("LayerNorm", (3,), {}), ("LayerNorm", ((2, 3),), {"elementwise_affine": False}),
+    ("LayerNorm", (3,), {"bias": False}),
+    ("Conv1d", (2, 3, 3), {}), ("Conv1d", (2, 3, 3), {"padding": 1, "bias": False}),
+    ("Conv1d", (2, 3, 3), {"padding": "same", "padding_mode": "reflect"}),
+    ("Conv1d", (2, 3, 3), {"dilation": 2, "stride": 2}),
+    ("Conv2d", (2, 3, 3), {}), ("Conv2d", (2, 3, (3, 1)), {"padding": (1, 0), "dilation": 2}),
+    ("ConvTranspose1d", (2, 3, 3), {}), ("ConvTranspose2d", (2, 3, 3), {}),
+    ("ConvTranspose2d", (2, 3, 3), {"stride": 2, "padding": 1, "output_padding": 1}),
+    ("Linear", (3, 4), {}), ("Linear", (3, 4), {"bias": False}),
+]
+
+
+@pytest.mark.parametrize(("name", "args", "kwargs"), REPR_LAYERS,
+                         ids=[f"{n}-{i}" for i, (n, _, _) in enumerate(REPR_LAYERS)])
+def test_layer_repr_matches_torch(name, args, kwargs):
+    assert repr(getattr(gnn, name)(*args, **kwargs)) == repr(
+        getattr(torch.nn, name)(*args, **kwargs))
+
+
+def test_get_submodule_parameter_buffer_match_torch():
+    def build(nn):
+        return nn.Sequential(nn.Linear(3, 4), nn.Sequential(nn.BatchNorm1d(4), nn.ReLU()))
+
+    for m in (torch.nn, gnn):
+        net = build(m)
+        assert net.get_submodule("") is net
+        assert net.get_submodule("1.0") is net[1][0]
+        assert net.get_parameter("0.weight") is net[0].weight
+        assert tuple(net.get_parameter("1.0.bias").shape) == (4,)
+        assert net.get_buffer("1.0.running_var") is net[1][0].running_var
+        for call, target in ((net.get_submodule, "2"), (net.get_submodule, "1.5"),
+                             (net.get_parameter, "0.nope"), (net.get_buffer, "0.weight"),
+                             (net.get_parameter, "9.weight")):
+            with pytest.raises(AttributeError):
+                call(target)

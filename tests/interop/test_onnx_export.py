@@ -137,6 +137,13 @@ def _layer_models():
         "elu": (nn.Sequential(nn.ELU(0.5)), (6,)),
         "gelu": (nn.Sequential(nn.GELU()), (6,)),
         "gelu_tanh": (nn.Sequential(gelu_tanh), (6,)),
+        # ops of their own since issue 12's upstream-gradient grid (they were compositions)
+        "relu6": (nn.Sequential(nn.Linear(5, 6, rng=0), nn.ReLU6()), (5,)),
+        "hardtanh": (nn.Sequential(nn.Hardtanh(-0.5, 0.5)), (6,)),
+        "hardsigmoid": (nn.Sequential(nn.Linear(5, 6, rng=0), nn.Hardsigmoid()), (5,)),
+        "hardswish": (nn.Sequential(nn.Linear(5, 6, rng=0), nn.Hardswish()), (5,)),
+        "silu": (nn.Sequential(nn.SiLU()), (6,)),
+        "mish": (nn.Sequential(nn.Mish()), (6,)),
         "softmax": (nn.Sequential(nn.Softmax(1)), (6,)),
         "log_softmax": (nn.Sequential(nn.LogSoftmax(-1)), (6,)),
         "softmax_axis1_of_3d": (nn.Sequential(nn.Softmax(1)), (4, 3)),

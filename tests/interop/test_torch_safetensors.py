@@ -236,3 +236,29 @@ def test_pytorch_pickle_files_are_named_and_never_unpickled(legacy, tmp_path, mo
     monkeypatch.setattr(pickle, "load", None)
     with pytest.raises(ValueError, match=r"model\.pt is a PyTorch pickle file .*never unpickles"):
         gw.nn.load_safetensors(nn.Linear(3, 2), path)
+
+
+def test_gw_save_of_a_state_dict_is_read_by_torch_under_its_own_keys(tmp_path):
+    """issue 11: gw.save(model.state_dict(), p) wrote t0..t8; torch's load_file now sees the
+    real keys and values, and gw.load still gives Tensors (arrays stay arrays)."""
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    state = model.state_dict()
+    path = tmp_path / "model.safetensors"
+    gw.save(state, path)
+    theirs = safetensors_torch.load_file(str(path))
+    assert set(theirs) == set(state)
+    for key, value in state.items():
+        np.testing.assert_array_equal(theirs[key].numpy().reshape(np.shape(value)),
+                                      np.asarray(value))
+    back = gw.load(path)
+    assert list(back) == list(state)
+    assert all(isinstance(v, gw.Tensor) for v in back.values())
+    mixed = {"w": np.arange(3.0), "b": gw.ones(2)}
+    gw.save(mixed, path)
+    again = gw.load(path)
+    assert isinstance(again["w"], np.ndarray) and isinstance(again["b"], gw.Tensor)
+    assert set(safetensors_torch.load_file(str(path))) == {"w", "b"}
+    model.load_state_dict(back)  # what gw.load gives back loads into the model
+    nested = {"model": state, "step": 3}  # not flat: the structure keeps t0.. names
+    gw.save(nested, path)
+    assert gw.load(path)["step"] == 3

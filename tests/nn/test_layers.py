@@ -106,7 +106,7 @@ def test_layer_repr_is_readable():
         "  (1): ReLU()\n"
         "  (2): MaxPool2d(kernel_size=2, stride=2, padding=0)\n"
         "  (3): Flatten(start_dim=1, end_dim=-1)\n"
-        "  (4): Dropout(p=0.25)\n"
+        "  (4): Dropout(p=0.25, inplace=False)\n"
         "  (5): Linear(in_features=1568, out_features=10, bias=True)\n"
         ")"
     )

@@ -259,7 +259,8 @@ def test_nested_repr_shows_structure_and_extra_repr():
     text = repr(Net())
     assert text.startswith("Net(\n  (block): Block(\n    (fc): Linear(in_features=4")
     assert "    (norm): BatchNorm1d(3, eps=1e-05, momentum=0.1" in text
-    assert "  (drop): Dropout(p=0.5)\n  (head): Linear(in_features=3, out_features=2" in text
+    assert ("  (drop): Dropout(p=0.5, inplace=False)\n"
+            "  (head): Linear(in_features=3, out_features=2") in text
 
 
 def test_containers_index_iterate_and_append():

@@ -93,6 +93,19 @@ CASES = [
     ("Adagrad", {"lr": 0.1, "lr_decay": 0.01, "weight_decay": 0.01,
                  "initial_accumulator_value": 0.5}, None),
     ("Adagrad", {"lr": 0.1, "maximize": True}, [{}, {"lr": 0.3, "eps": 1e-6}]),
+    # issue 11: Adam's relatives
+    ("Adamax", {"lr": 0.01}, None),
+    ("Adamax", {"lr": 0.02, "betas": (0.8, 0.99), "weight_decay": 0.1, "maximize": True}, None),
+    ("Adamax", {"lr": 0.01}, [{"eps": 1e-4}, {"lr": 0.05}]),
+    ("NAdam", {"lr": 0.01}, None),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.1, "momentum_decay": 0.01}, None),
+    ("NAdam", {"lr": 0.01, "weight_decay": 0.2, "decoupled_weight_decay": True,
+               "maximize": True}, None),
+    ("NAdam", {"lr": 0.01}, [{"betas": (0.85, 0.99)}, {"lr": 0.03}]),
+    ("RAdam", {"lr": 0.01}, None),
+    ("RAdam", {"lr": 0.01, "weight_decay": 0.1, "betas": (0.9, 0.9)}, None),
+    ("RAdam", {"lr": 0.01, "weight_decay": 0.2, "decoupled_weight_decay": True,
+               "maximize": True}, None),
 ]
 
 
@@ -352,3 +365,15 @@ def test_add_param_group_and_repr() -> None:
     assert "Parameter Group 1" in repr(opt) and "lr: 0.01" in repr(opt)
     with pytest.raises(ValueError, match="appears more than once"):
         opt.add_param_group({"params": [first]})
+
+
+@pytest.mark.parametrize(("name", "options", "field"), [
+    ("Adamax", {"lr": -1.0}, "lr"), ("Adamax", {"betas": (1.0, 0.9)}, "betas"),
+    ("NAdam", {"eps": 0.0}, "eps"), ("NAdam", {"momentum_decay": -0.1}, "momentum_decay"),
+    ("RAdam", {"weight_decay": -1.0}, "weight_decay"),
+    ("RAdam", {"decoupled_weight_decay": "yes"}, "decoupled_weight_decay"),
+])
+def test_adam_variants_refuse_bad_hyperparameters(name: str, options: dict[str, Any],
+                                                  field: str) -> None:
+    with pytest.raises(ValueError, match=f"{name}: {field}"):
+        getattr(gw.optim, name)([gw.zeros(2, requires_grad=True)], **options)

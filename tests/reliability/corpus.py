@@ -355,6 +355,16 @@ for _name, _change in {
     "history_longer_than_epochs": _manifest(lambda d: d["trainer"].update(epoch=0)),
     "trainer_version_7": _manifest(lambda d: d["trainer"].update(version=7)),
     "rng_state_garbage": _manifest(lambda d: d["trainer"].update(rng_state={"x": 1})),
+    "rng_state_int_10_60": _manifest(lambda d: d["trainer"]["rng_state"]["state"].update(
+        state=10**60)),
+    "rng_state_inc_negative": _manifest(lambda d: d["trainer"]["rng_state"]["state"].update(
+        inc=-1)),
+    "rng_state_other_generator": _manifest(lambda d: d["trainer"]["rng_state"].update(
+        bit_generator="MT19937")),
+    "loader_rng_state_int_10_60": _manifest(lambda d: d["trainer"]["loader_state"][
+        "rng_state"]["state"].update(state=10**60)),
+    "rng_state_uinteger_a_string": _manifest(lambda d: d["trainer"]["rng_state"].update(
+        uinteger="7")),
     "loader_state_garbage": _manifest(lambda d: d["trainer"].update(loader_state=[1])),
     "data_fingerprint_other": _manifest(lambda d: d["trainer"].update(
         data={"samples": 3, "batch_size": 1, "batches_per_epoch": 3})),
@@ -421,8 +431,34 @@ for _name, _change in {
     "status_unknown": _info(lambda d: d.update(status="exploded")),
     "format_other": _info(lambda d: d.update(format="pytorch")),
     "epoch_negative": _info(lambda d: d.update(epoch=-1)),
+    "classes_terminal_escapes": _info(lambda d: d.update(classes=["\x1b[2Ja", "b\r\n"])),
+    "classes_empty_name": _info(lambda d: d.update(classes=["", "b"])),
+    "recipe_escape": _info(lambda d: d.update(recipe="spiral\x1b]0;x\x07")),
 }.items():
     _run_info_case(_name, _change)
+
+
+def _resume_folder_case(name: str, change: Callable[[Path], None]) -> None:
+    """A resumable spiral run (interrupted after epoch 1) with one file of the folder changed:
+    refused before any work (the refused-resume rule)."""
+    def build(tmp, bases):
+        run = checkpoint_run(bases, tmp, resume=True)
+        change(run)
+        return resume(run)
+    build.__name__ = name
+    case("run_json")(build)
+
+
+for _name, _change in {
+    "resume_epoch_10_30": lambda run: edit_json(run / "run.json",
+                                                lambda d: d.update(epoch=10**30)),
+    "resume_history_fifo": lambda run: replace_with(run / "history.json", "fifo"),
+    "resume_metrics_a_folder": lambda run: replace_with(run / "metrics.jsonl", "dir"),
+    "resume_report_dev_null": lambda run: replace_with(run / "report.html", "link", "/dev/null"),
+    "resume_best_a_file": lambda run: (shutil.rmtree(run / "checkpoints" / "best"),
+                                       (run / "checkpoints" / "best").write_text("x")),
+}.items():
+    _resume_folder_case(_name, _change)
 
 for _name, _change in {
     "predict_std_zero": _info(lambda d: d.update(std=0)),
@@ -626,6 +662,8 @@ for _name, _payload, _suffix in [
     ("gif_huge_header", lambda p: p.write_bytes(_gif_header(65535, 65535)), ".gif"),
     ("jpeg_huge_header", lambda p: p.write_bytes(_jpeg_header(65000, 65000)), ".jpg"),
     ("ztxt_text_bomb", _ztxt_bomb, ".png"),
+    ("iccp_profile_bomb", lambda p: p.write_bytes(png_with_chunks(40, 40, extra=_png_chunk(
+        b"iCCP", b"icc\x00\x00" + zlib.compress(b"A" * (16 << 20), 9)))), ".png"),
     ("eps_renamed_png", lambda p: p.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 "
                                                   b"10 10\nshowpage\n"), ".png"),
     ("pdf_renamed_png", lambda p: p.write_bytes(b"%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj\n"),

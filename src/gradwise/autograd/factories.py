@@ -160,19 +160,41 @@ def eye(n: int, m: int | None = None, *, dtype: Any = None, device: Any = None,
 
 
 # ---- random -----------------------------------------------------------------------------------
+def _random_float_dtype(dtype: Any, caller: str) -> np.dtype:
+    """The float dtype a continuous sampler draws in; NotImplementedError for integer and
+    bool dtypes, as PyTorch (``torch.rand(2, dtype=torch.long)``), instead of truncating every
+    draw to 0."""
+    dtype = _float_dtype(dtype)
+    if dtype.kind != "f":
+        raise NotImplementedError(
+            f"{caller}: not implemented for dtype {dtype} (uniform and normal draws need a "
+            "floating dtype, as in PyTorch; use randint for integers)")
+    return dtype
+
+
 def rand(*size: Any, generator: Any = None, rng: Any = None, dtype: Any = None,
          device: Any = None, requires_grad: bool = False) -> Tensor:
-    """Uniform samples in [0, 1)."""
+    """Uniform samples in [0, 1).
+
+    Raises:
+        NotImplementedError: an integer or bool ``dtype`` (as PyTorch).
+    """
+    dtype = _random_float_dtype(dtype, "rand")
     stream = _random.resolve(generator, rng, "rand")
-    data = stream.random(_shape_arg(size)).astype(_float_dtype(dtype))
+    data = stream.random(_shape_arg(size)).astype(dtype)
     return _finish(data, device, requires_grad, "rand")
 
 
 def randn(*size: Any, generator: Any = None, rng: Any = None, dtype: Any = None,
           device: Any = None, requires_grad: bool = False) -> Tensor:
-    """Standard normal samples."""
+    """Standard normal samples.
+
+    Raises:
+        NotImplementedError: an integer or bool ``dtype`` (as PyTorch).
+    """
+    dtype = _random_float_dtype(dtype, "randn")
     stream = _random.resolve(generator, rng, "randn")
-    data = stream.standard_normal(_shape_arg(size)).astype(_float_dtype(dtype))
+    data = stream.standard_normal(_shape_arg(size)).astype(dtype)
     return _finish(data, device, requires_grad, "randn")
 
 
@@ -180,7 +202,8 @@ def rand_like(input: Tensor, *, generator: Any = None, dtype: Any = None,  # noq
               requires_grad: bool = False) -> Tensor:
     """Uniform [0, 1) samples shaped like ``input``, drawn from ``generator`` or the default one.
 
-    As ``torch.rand_like``; ``dtype`` defaults to ``input``'s.
+    As ``torch.rand_like``; ``dtype`` defaults to ``input``'s (NotImplementedError when that
+    is an integer or bool dtype, as PyTorch).
     """
     shape, dtype = _like(input, dtype)
     return rand(shape, generator=generator, dtype=dtype, requires_grad=requires_grad)
@@ -190,7 +213,8 @@ def randn_like(input: Tensor, *, generator: Any = None, dtype: Any = None,  # no
                requires_grad: bool = False) -> Tensor:
     """Standard normal samples shaped like ``input``, from ``generator`` or the default one.
 
-    As ``torch.randn_like``; ``dtype`` defaults to ``input``'s.
+    As ``torch.randn_like``; ``dtype`` defaults to ``input``'s (NotImplementedError when
+    that is an integer or bool dtype, as PyTorch).
     """
     shape, dtype = _like(input, dtype)
     return randn(shape, generator=generator, dtype=dtype, requires_grad=requires_grad)

@@ -67,13 +67,17 @@ class Function:
     #: activation and loss ops name their kind ("relu", "tanh", "loss"...) so that an observer
     #: (the training doctor, see ``autograd/observe.py``) sees their outputs wherever they run
     observe_kind: ClassVar[str | None] = None
+    #: set on the node of a recorded in-place op (``_rebase`` in tensor_ops.py): the version of
+    #: the changed tensor just after the change; nodes recorded before it (an input version below
+    #: this) reach the tensor's earlier history instead, as torch's edges point at the old grad_fn
+    _rebase_version: int = -1
     #: an op without a ``backward_graph`` (the differentiable backward that ``create_graph``
     #: runs: ``backward_graph(ctx, grad)`` takes and returns Tensors, built from recorded ops)
     #: says here why, and the create_graph error quotes it; docs/NUMERICS.md lists these ops
     no_backward_graph: ClassVar[str | None] = None
 
     inputs: tuple[Tensor, ...] | None
-    input_versions: tuple[int, ...]  # the inputs' versions when saved (saves_inputs)
+    input_versions: tuple[int, ...]  # the inputs' versions when recorded
     output_version: int  # the output's version when saved (saves_output)
     needs_input_grad: tuple[bool, ...]
 
@@ -137,11 +141,14 @@ class Function:
         result = Tensor._make(out, record, ctx if record else None)
         if cls.returns_view and np.may_share_memory(out, arrays[0]):
             # a view and its base change together, so they share one version counter
-            result._version = tensors[0]._version
+            base = tensors[0]
+            result._version = base._version
+            result._base = base if base._base is None else base._base
         if record:
             ctx.inputs = tuple(tensors)
-            if cls.saves_inputs:
-                ctx.input_versions = tuple(t._version[0] for t in tensors)
+            # every node keeps its inputs' versions: saved inputs are checked against them, and
+            # an input changed by a recorded in-place op is routed to its earlier history
+            ctx.input_versions = tuple(t._version[0] for t in tensors)
             if cls.saves_output:
                 ctx.output_version = result._version[0]
         if detector is not None:
@@ -158,8 +165,14 @@ class Function:
         return type(self).__name__
 
     def __repr__(self) -> str:
-        # PyTorch's spelling (MulBackward0): the 0 numbers the overload, always 0 here
-        return f"<{type(self).__name__}Backward0>"
+        # PyTorch's spelling (MulBackward0): the 0 numbers the overload, always 0 here; an op
+        # whose PyTorch node has another name says so in ``torch_node_name``
+        return f"<{self.torch_node_name()}Backward0>"
+
+    def torch_node_name(self) -> str:
+        """The name PyTorch gives this op's graph node, without ``Backward0`` (the class name
+        unless the class sets ``torch_name``, e.g. ReLU -> ``Relu``)."""
+        return getattr(type(self), "torch_name", None) or type(self).__name__
 
 
 def _constant(op: str, position: int, value: Any) -> Tensor:

@@ -30,6 +30,8 @@ from gradwise.autograd.tensor import (
     _call_hooks_graph,
     _check_input_grad,
     _check_versions,
+    _free,
+    _inputs_of,
     topological_order,
 )
 
@@ -201,7 +203,7 @@ def _run_backward_graph(
             if not isinstance(input_grads, tuple):
                 input_grads = (input_grads,)
             for parent, parent_grad, needed in zip(
-                node.inputs, input_grads, node.needs_input_grad, strict=True
+                _inputs_of(node), input_grads, node.needs_input_grad, strict=True
             ):
                 if not needed:
                     continue
@@ -209,8 +211,7 @@ def _run_backward_graph(
                 previous = grads.get(id(parent))
                 grads[id(parent)] = parent_grad if previous is None else previous + parent_grad
             if not retain_graph:
-                node.__dict__.clear()
-                node.inputs = None
+                _free(node)
     if capture is None:
         return None
     if not create_graph:

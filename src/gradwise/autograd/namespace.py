@@ -41,7 +41,9 @@ _METHOD_FUNCTIONS = (
     "isreal", "isin", "exp2", "logit", "deg2rad", "rad2deg", "float_power", "fmax", "fmin",
     "sgn", "positive", "aminmax", "argwhere", "unflatten", "tensor_split", "hsplit", "vsplit",
     "addmm", "addmv", "baddbmm", "addcmul", "addcdiv", "mv", "inner", "vdot", "dist", "msort",
-    "clone",
+    "clone", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "atan2",
+    "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "arctan2", "take",
+    "index_fill", "index_put", "bitwise_left_shift", "bitwise_right_shift",
 )
 
 
@@ -108,7 +110,12 @@ def set_num_threads(num_threads: int) -> None:
 
 def get_num_threads() -> int:
     """The thread count ``set_num_threads`` set; before any call, the most threads any native
-    library behind gradwise uses (threadpoolctl's report), or the CPU count."""
+    library behind gradwise uses (threadpoolctl's report), or the CPU count.
+
+    Like ``torch.get_num_threads`` this is the count asked for, even above the core count:
+    numba's pool is capped at its launch size (``numba.config.NUMBA_NUM_THREADS``, the core
+    count by default), so after ``set_num_threads(3)`` on 2 cores numba runs 2 (issue 14;
+    no gradwise kernel is parallel, so gradwise itself is not affected)."""
     if _num_threads:
         return _num_threads[0]
     try:
@@ -539,7 +546,42 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     return Einsum.apply(*tensors, equation=equation)
 
 
-__all__ = [*_METHOD_FUNCTIONS, "absolute", "as_tensor", "atleast_1d", "atleast_2d",
+def _legacy_constructor(name: str, dtype: Any) -> Callable[..., Tensor]:
+    def constructor(*args: Any) -> Tensor:
+        if args and builtins.all(isinstance(a, int | np.integer) and not isinstance(a, bool)
+                                 for a in args):
+            return Tensor._make(np.zeros(tuple(int(a) for a in args), dtype), False, None)
+        if len(args) > 1:
+            raise TypeError(f"{name}: expected sizes (ints) or one sequence of data, got "
+                            f"{len(args)} arguments")
+        if not args:
+            return Tensor._make(np.zeros((0,), dtype), False, None)
+        return tensor(args[0], dtype=dtype)
+
+    constructor.__name__ = constructor.__qualname__ = name
+    constructor.__doc__ = (
+        f"``gw.{name}(data)`` is ``gw.tensor(data, dtype={np.dtype(dtype).name})``; "
+        f"``gw.{name}(2, 3)`` a (2, 3) tensor of that dtype (zeros: gradwise never shows "
+        "uninitialised memory), as PyTorch's legacy constructor. It is a function, not a type "
+        "(``isinstance(x, gw.FloatTensor)`` is not supported: docs/PORTING.md).\n\n"
+        f"Raises:\n    TypeError: more than one argument that are not all sizes.")
+    return constructor
+
+
+FloatTensor = _legacy_constructor("FloatTensor", np.float32)
+DoubleTensor = _legacy_constructor("DoubleTensor", np.float64)
+HalfTensor = _legacy_constructor("HalfTensor", np.float16)
+LongTensor = _legacy_constructor("LongTensor", np.int64)
+IntTensor = _legacy_constructor("IntTensor", np.int32)
+ShortTensor = _legacy_constructor("ShortTensor", np.int16)
+ByteTensor = _legacy_constructor("ByteTensor", np.uint8)
+CharTensor = _legacy_constructor("CharTensor", np.int8)
+BoolTensor = _legacy_constructor("BoolTensor", np.bool_)
+
+
+__all__ = [*_METHOD_FUNCTIONS, "absolute", "FloatTensor", "DoubleTensor", "HalfTensor",
+           "LongTensor", "IntTensor", "ShortTensor", "ByteTensor", "CharTensor", "BoolTensor",
+           "as_tensor", "atleast_1d", "atleast_2d",
            "atleast_3d", "block_diag", "bmm", "broadcast_shapes",
            "broadcast_tensors", "bucketize", "cartesian_prod", "cdist", "divide", "einsum",
            "finfo", "ger", "get_num_threads", "iinfo", "greater",

@@ -45,6 +45,10 @@ def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
         array = _numpy_array(source)
     else:
         array = np.asarray(source.astype(np.float32) if source.dtype.kind in "iuf" else source)
+    if not array.dtype.isnative:
+        # big-endian data (e.g. read from a file) become native order: numba's kernels and most
+        # BLAS calls take native arrays only; torch.tensor refuses them instead (docs/PORTING.md)
+        array = array.astype(array.dtype.newbyteorder("="))
     return array
 
 
@@ -170,6 +174,7 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         "requires_grad",
         "_ctx",
         "_version",
+        "_base",
         "_hooks",
         "_retains_grad",
         "name",
@@ -196,6 +201,7 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         self._grad_graph: Tensor | None = None
         self._ctx: Any = None
         self._version = [0]
+        self._base: Tensor | None = None
         self._hooks: list[Callable[..., Any]] | None = None
         self._retains_grad = False
         self.name: str | None = None
@@ -213,6 +219,7 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         tensor.requires_grad = requires_grad
         tensor._ctx = ctx
         tensor._version = [0]
+        tensor._base = None
         tensor._hooks = None
         tensor._retains_grad = False
         tensor.name = None
@@ -369,16 +376,22 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         extra_options: dict[str, Any] = {}
         if options.linewidth is not None:
             extra_options["max_line_width"] = options.linewidth
-        if options.sci_mode is not None and data.dtype.kind == "f":
+        sci_mode = options.sci_mode
+        if sci_mode is None and data.dtype.kind == "f":
+            sci_mode = _auto_sci_mode(data) or None
+        if sci_mode is not None and data.dtype.kind == "f":
+            style = "e" if sci_mode else "f"
+            width = _float_width(data, f"{{:.{options.precision}{style}}}")
             extra_options["formatter"] = {"float_kind": (
-                (lambda v: f"{v:.{options.precision}e}") if options.sci_mode
-                else (lambda v: f"{v:.{options.precision}f}"))}
+                lambda v: f"{v:.{options.precision}{style}}".rjust(width))}
         body = np.array2string(data, separator=", ", prefix="tensor(",
                                precision=options.precision, floatmode=floatmode,
                                threshold=int(min(options.threshold, sys.maxsize)),
                                edgeitems=options.edgeitems,
                                **extra_options)
         extra = ""
+        if data.size == 0 and data.shape != (0,):
+            extra += f", size={tuple(data.shape)}"  # torch: tensor([], size=(2, 0))
         if data.dtype not in (np.float32, np.int64, np.bool_):
             extra += f", dtype={self._data.dtype}"
         if self._ctx is not None:
@@ -444,7 +457,10 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         return out
 
     def double(self) -> Tensor:
-        """A float64 copy (``.to(float64)``), as ``torch.Tensor.double``."""
+        """This tensor as float64 (``.to(float64)``): itself when it is float64 already, else a
+        recorded cast, as ``torch.Tensor.double``."""
+        if self._data.dtype == np.float64:
+            return self
         return self.astype(np.float64)
 
     def retain_grad(self) -> None:
@@ -463,108 +479,51 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         self._hooks.append(hook)
         return _HookHandle(self._hooks, hook)
 
-    # ---- in-place updates (never recorded; they bump the version counter) --------------------
+    # ---- in-place updates -----------------------------------------------------------------------
+    # As in torch: an in-place op on a leaf that requires grad is refused while grad is recorded;
+    # on anything else, when grad is recorded and the tensor or an operand requires grad, the op
+    # is recorded and the tensor's history is rebased onto it (``_rebase``, in tensor_ops.py: the
+    # object keeps its identity, its grad_fn becomes the op's node). Otherwise the array is
+    # changed in place and only the version counter moves (the fast path: optimizer updates,
+    # ``.grad`` edits).
     def _check_inplace(self, op: str) -> None:
+        """Refuse an in-place change that is not recorded when autograd needs it recorded."""
         if self.requires_grad and _grad_enabled.get():
+            if self._ctx is None:
+                raise RuntimeError(_LEAF_INPLACE.format(op=op))
             raise RuntimeError(
-                f"{op}: in-place change of a tensor that requires grad while grad is recorded; "
-                "wrap the update in `with gw.no_grad():` (as optimizers do) or use the "
-                "out-of-place op"
+                f"{op}: this in-place op is not recorded by autograd yet, and the tensor "
+                "requires grad; use the out-of-place op (or clone() first)"
             )
+
+    def _records_inplace(self, op: str, *operands: Any) -> bool:
+        """Whether the in-place ``op`` must be recorded (raises torch's refusals)."""
+        if not _grad_enabled.get():
+            return False
+        if not self.requires_grad and not any(
+            isinstance(o, Tensor) and o.requires_grad for o in operands
+        ):
+            return False
+        if self._ctx is None and self.requires_grad:
+            raise RuntimeError(_LEAF_INPLACE.format(op=op))
+        if self._base is not None:
+            base = self._base
+            if base._ctx is None and base.requires_grad:
+                raise RuntimeError(
+                    f"{op}: a view of a leaf Variable that requires grad is being used in an "
+                    "in-place operation."
+                )
+            raise RuntimeError(
+                f"{op}: recording an in-place change of a view (shape {self.shape}) of another "
+                f"tensor (shape {base.shape}) is not supported: gradwise does not rebase the "
+                "base's history (see docs/PORTING.md). Write through the base "
+                "(base[index] = value) or clone() the view first"
+            )
+        return True
 
     def _bump(self) -> Tensor:
         self._version[0] += 1
         return self
-
-    def add_(self, other: ArrayLike, alpha: float = 1.0) -> Tensor:
-        """In place: self += alpha * other (broadcast to self's shape); returns self, as torch's.
-
-        Raises RuntimeError for a leaf that requires grad (outside ``no_grad``) or a tensor
-        backward still needs.
-        """
-        self._check_inplace("add_")
-        other = other._data if isinstance(other, Tensor) else other
-        if alpha == 1.0:
-            self._data += other
-        else:
-            self._data += alpha * other
-        return self._bump()
-
-    def sub_(self, other: ArrayLike) -> Tensor:
-        """In place: self -= alpha * other (broadcast); returns self. Same in-place rules as
-        ``add_``.
-        """
-        return self.add_(other, alpha=-1.0)
-
-    def mul_(self, other: ArrayLike) -> Tensor:
-        """In place: self *= other (broadcast); returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("mul_")
-        self._data *= other._data if isinstance(other, Tensor) else other
-        return self._bump()
-
-    def div_(self, other: ArrayLike) -> Tensor:
-        """In place: self /= other (broadcast); returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("div_")
-        self._data /= other._data if isinstance(other, Tensor) else other
-        return self._bump()
-
-    def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
-        """In place: limit every value to [min, max] (either bound may be None); returns self."""
-        self._check_inplace("clamp_")
-        np.clip(self._data, min, max, out=self._data)
-        return self._bump()
-
-    def copy_(self, src: ArrayLike) -> Tensor:
-        """In place: copy ``src``'s values into self (broadcast to self's shape, cast to self's
-        dtype).
-
-        Raises ValueError naming both shapes when ``src`` does not broadcast to self.
-        """
-        self._check_inplace("copy_")
-        src = src._data if isinstance(src, Tensor) else np.asarray(src)
-        if src.shape != self.shape and np.broadcast_shapes(src.shape, self.shape) != self.shape:
-            raise ValueError(f"copy_: source shape {src.shape} does not fit {self.shape}")
-        self._data[...] = src
-        return self._bump()
-
-    def fill_(self, value: float) -> Tensor:
-        """In place: set every element to ``value``; returns self. Same in-place rules as ``add_``.
-        """
-        self._check_inplace("fill_")
-        self._data.fill(value)
-        return self._bump()
-
-    def zero_(self) -> Tensor:
-        """In place: set every element to 0; returns self (as ``torch.Tensor.zero_``)."""
-        return self.fill_(0)
-
-    def __setitem__(self, index: Any, value: ArrayLike) -> None:
-        self._check_inplace("__setitem__")
-        self._data[_index_arg(index)] = value._data if isinstance(value, Tensor) else value
-        self._bump()
-
-    def _inplace_or_rebind(self, op: str, other: ArrayLike, fn: Callable[..., Tensor]) -> Tensor:
-        # `x += y` on a recorded non-leaf rebinds x to a new node, which keeps the graph right;
-        # on anything else it updates the data in place, as `w -= lr * w.grad` under no_grad needs
-        if self.requires_grad and _grad_enabled.get():
-            if self._ctx is None:
-                self._check_inplace(op)
-            return fn(self, other)
-        other = other._data if isinstance(other, Tensor) else other
-        self._data = _inplace_numpy(op, self._data, other)
-        return self._bump()
-
-    def __iadd__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__iadd__", other, Tensor.__add__)
-
-    def __isub__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__isub__", other, Tensor.__sub__)
-
-    def __imul__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__imul__", other, Tensor.__mul__)
-
-    def __itruediv__(self, other: ArrayLike) -> Tensor:
-        return self._inplace_or_rebind("__itruediv__", other, Tensor.__truediv__)
 
     # ---- arithmetic ---------------------------------------------------------------------------
     def _lift(self, other: ArrayLike) -> Tensor:
@@ -712,7 +671,10 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
     # float comes last: a method of that name shadows the builtin in every annotation of the
     # class body below it (mypy reads ``value: float`` there as this method)
     def float(self) -> Tensor:
-        """A float32 copy (``.to(float32)``), as ``torch.Tensor.float``."""
+        """This tensor as float32 (``.to(float32)``): itself when it is float32 already, else a
+        recorded cast, as ``torch.Tensor.float``."""
+        if self._data.dtype == np.float32:
+            return self
         return self.astype(np.float32)
 
 
@@ -770,16 +732,59 @@ def _index_arg(index: Any) -> Any:
     return index
 
 
-def _inplace_numpy(op: str, data: np.ndarray, other: Any) -> np.ndarray:
-    if op == "__iadd__":
-        data += other
-    elif op == "__isub__":
-        data -= other
-    elif op == "__imul__":
-        data *= other
+_LEAF_INPLACE = (
+    "{op}: a leaf Variable that requires grad is being used in an in-place operation. Wrap "
+    "the update in `with gw.no_grad():` (as optimizers do) or use the out-of-place op"
+)
+
+# set once any in-place op was recorded: from then on backward routes each edge by version
+# (``_inputs_of``); until then it walks ``node.inputs`` as they are (the fast path)
+_rebased = [False]
+
+
+def _dtype_name(dtype: np.dtype) -> str:
+    names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
+             "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
+    return names.get(np.dtype(dtype).name, str(dtype))
+
+
+def _free(node: Any) -> None:
+    """Drop what a node saved for backward; a recorded in-place op's node keeps its link to the
+    earlier history, which nodes not yet run may still be routed through (``_inputs_of``)."""
+    saved = node.__dict__
+    if "_rebase_previous" in saved:
+        version, previous = saved["_rebase_version"], saved["_rebase_previous"]
+        saved.clear()
+        node._rebase_version, node._rebase_previous = version, previous
     else:
-        data /= other
-    return data
+        saved.clear()
+    node.inputs = None
+
+
+def _matmul_dtypes(a: Tensor, b: Tensor) -> None:
+    """torch does not promote in matmul: two tensors of different dtypes are an error."""
+    raise RuntimeError(
+        f"matmul: expected m1 and m2 to have the same dtype, but got: "
+        f"{_dtype_name(a._data.dtype).lower()} != {_dtype_name(b._data.dtype).lower()} "
+        f"(shapes {a.shape} and {b.shape}; cast one with .to(other.dtype))"
+    )
+
+
+def _inputs_of(node: Any) -> tuple[Tensor, ...]:
+    """The node's inputs as they were when it was recorded: an input whose history a recorded
+    in-place op rebased since is replaced by its earlier history (torch's edges point at the
+    grad_fn an input had then)."""
+    inputs = node.inputs
+    if not _rebased[0] or inputs is None:
+        return inputs
+    out = []
+    for parent, version in zip(inputs, node.input_versions, strict=True):
+        ctx = parent._ctx
+        while ctx is not None and ctx._rebase_version > version:
+            parent = ctx._rebase_previous
+            ctx = parent._ctx
+        out.append(parent)
+    return tuple(out)
 
 
 def topological_order(
@@ -812,7 +817,7 @@ def topological_order(
                 "backward(); pass retain_graph=True to the first backward() to go through the "
                 "graph again"
             )
-        for parent in reversed(node.inputs):
+        for parent in reversed(_inputs_of(node)):
             if (include_constants or parent.requires_grad) and id(parent) not in visited:
                 stack.append((parent, False))
     return order
@@ -823,15 +828,21 @@ def _check_versions(tensor: Tensor, node: Any) -> None:
     name = type(node).__name__
     if type(node).saves_output and tensor._version[0] != node.output_version:
         raise RuntimeError(
-            f"backward of {name}: its output (shape {tensor.shape}) was modified in place after "
-            f"the forward pass (version {tensor._version[0]}, saved at {node.output_version}); "
+            "one of the variables needed for gradient computation has been modified by an "
+            f"inplace operation: backward of {name}: its output (shape {tensor.shape}) was "
+            "modified in place after the forward pass ("
+            + ("overwritten by a recorded in-place op" if node.output_version < 0 else
+               f"version {tensor._version[0]}, saved at {node.output_version}")
+            + "); "
             "the gradient would be wrong. Use an out-of-place op or clone() first"
         )
     if type(node).saves_inputs:
         for i, (parent, saved) in enumerate(zip(node.inputs, node.input_versions, strict=True)):
             if parent._version[0] != saved:
                 raise RuntimeError(
-                    f"backward of {name}: input {i} (shape {parent.shape}) was modified in place "
+                    "one of the variables needed for gradient computation has been modified by "
+                    f"an inplace operation: backward of {name}: input {i} (shape {parent.shape}) "
+                    "was modified in place "
                     f"after the forward pass (version {parent._version[0]}, saved at {saved}); "
                     "the gradient would be wrong. Use an out-of-place op or clone() first"
                 )
@@ -907,7 +918,7 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             returned = [g for g in input_grads if g is not None]
             fresh = len({id(g) for g in returned}) == len(returned)
         for parent, parent_grad, needed in zip(
-            node.inputs, input_grads, node.needs_input_grad, strict=True
+            _inputs_of(node), input_grads, node.needs_input_grad, strict=True
         ):
             if not needed:
                 continue
@@ -919,8 +930,7 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             else:
                 grads[key] = (previous[0] + parent_grad, True)
         if not retain_graph:
-            node.__dict__.clear()
-            node.inputs = None
+            _free(node)
 
 
 def _call_hooks_graph(tensor: Tensor, grad: Tensor) -> Tensor:
@@ -955,7 +965,10 @@ def tensor(data: ArrayLike, dtype: Any = None, device: Any = None,
         check_device(device, "tensor")
     if dtype is None and not isinstance(data, Tensor | np.ndarray | np.generic):
         array = _numpy_array(data)
-        if array.dtype.kind in "iu":
+        kept = _numpy_scalar_dtype(data) if array.dtype.kind in "biuf" else None
+        if kept is not None:
+            dtype = kept
+        elif array.dtype.kind in "iu":
             dtype = np.int64
         elif array.dtype.kind == "f":
             dtype = _dtypes.get_default_dtype()
@@ -963,11 +976,86 @@ def tensor(data: ArrayLike, dtype: Any = None, device: Any = None,
     return Tensor(data, dtype=dtype, requires_grad=requires_grad)
 
 
+def _auto_sci_mode(data: np.ndarray) -> bool:
+    """Whether PyTorch's printer picks scientific notation for these floats
+    (``torch/_tensor_str.py``, ``_Formatter``): over the nonzero finite values, the largest
+    over the smallest magnitude is above 1000 or the largest is above 1e8, or (when not all
+    are whole) the smallest is below 1e-4."""
+    values = np.abs(data[np.isfinite(data) & (data != 0)].astype(np.float64))
+    if not values.size:
+        return False
+    low, high = values.min(), values.max()
+    if high / low > 1000.0 or high > 1.0e8:
+        return True
+    return bool(low < 1.0e-4 and not np.all(values == np.ceil(values)))
+
+
+def _float_width(data: np.ndarray, form: str) -> int:
+    """The widest ``form``-formatted entry (torch right-aligns every entry, nan and inf too):
+    the widest is among the extremes and the smallest nonzero magnitude (exponent digits)."""
+    finite = data[np.isfinite(data)]
+    picks = [] if not finite.size else [finite.min(), finite.max()]
+    nonzero = np.abs(finite[finite != 0])
+    if nonzero.size:
+        picks += [nonzero.min(), nonzero.max()]
+        if (finite < 0).any():
+            picks += [-nonzero.min(), -nonzero.max()]
+    width = max((len(form.format(float(v))) for v in picks), default=0)
+    if np.isnan(data).any():
+        width = max(width, 3)
+    if np.isinf(data).any():
+        width = max(width, 4 if (data == -np.inf).any() else 3)
+    return width
+
+
+def _numpy_scalar_dtype(data: Any) -> np.dtype | None:
+    """The dtype torch.tensor infers for a nested list holding NumPy scalars, or None when it
+    holds none (then Python's defaults apply).
+
+    torch keeps a NumPy scalar's dtype (``[np.int32(1)]`` is int32) and promotes it with the
+    Python numbers beside it as if each were a tensor: the higher category wins, within a
+    category the wider dtype (``[np.int32(1), 2]`` is int64, ``[np.int32(1), 1.0]`` float32).
+    """
+    found: set[np.dtype] = set()
+    python: set[type] = set()
+    stack = [data]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list | tuple):
+            stack.extend(item)
+        elif isinstance(item, np.generic):
+            found.add(item.dtype)
+        else:
+            python.add(type(item))
+    if not found:
+        return None
+    dtypes = list(found)
+    for kind in python:
+        if kind is bool:
+            dtypes.append(np.dtype(bool))
+        elif issubclass(kind, int):
+            dtypes.append(np.dtype(np.int64))
+        elif issubclass(kind, float):
+            dtypes.append(_dtypes.get_default_dtype())
+    return _dtypes.promote(dtypes, [])
+
+
 def from_numpy(array: np.ndarray) -> Tensor:
     """A tensor that shares ``array``'s memory (no copy), like ``torch.from_numpy``.
 
     Changes to one show in the other; the tensor does not require grad.
+
+    Raises:
+        TypeError: ``array`` is not an np.ndarray.
+        ValueError: ``array`` has non-native byte order (a shared buffer cannot be converted;
+            as torch.from_numpy). ``gw.tensor(array)`` copies and converts it.
     """
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy: expected an np.ndarray, got {type(array).__name__}")
+    if not array.dtype.isnative:
+        raise ValueError(
+            f"from_numpy: the array's dtype {array.dtype.str!r} has a byte order different from "
+            "the native byte order, and a shared buffer cannot be converted; use "
+            "gw.tensor(array) (copies to native order) or "
+            "array.astype(array.dtype.newbyteorder('='))")
     return Tensor._make(array, False, None)

@@ -511,29 +511,34 @@ class TensorExtras:
         return Scatter.apply(self, src, np.asarray(_raw(index)), d, reduce, bool(include_self),
                              "scatter_reduce")
 
-    def _assign_(self: Tensor, op: str, result: Tensor) -> Tensor:
-        """Make an in-place op's out-of-place ``result`` this tensor's values."""
-        self._check_inplace(op)
+    def _assign_(self: Tensor, op: str, compute: Any, *operands: Any) -> Tensor:
+        """Run an in-place op given its out-of-place form ``compute(tensor) -> Tensor``:
+        recorded (history rebased, see ``Tensor._rebase``) when grad is on and self or one of
+        ``operands`` requires grad, else computed detached and written into this tensor's array.
+        """
+        if self._records_inplace(op, *operands):
+            return self._rebase(op, compute)
+        from gradwise.autograd.grad_mode import no_grad
+        with no_grad():
+            result = compute(self.detach())
         self._data[...] = result._data
         return self._bump()
 
     def scatter_(self: Tensor, dim: int, index: Any, src: Any = None, *, value: Any = None,
                  reduce: str | None = None) -> Tensor:
-        """In-place :meth:`scatter` (not recorded; refused on a tensor that requires grad)."""
-        return self._assign_("scatter_", self.detach().scatter(dim, index, src, value=value,
-                                                               reduce=reduce))
+        """In-place :meth:`scatter` (recorded as ``add_`` is)."""
+        return self._assign_("scatter_", lambda t: t.scatter(dim, index, src, value=value,
+                                                            reduce=reduce), src)
 
     def scatter_add_(self: Tensor, dim: int, index: Any, src: Any) -> Tensor:
-        """In-place :meth:`scatter_add` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("scatter_add_", self.detach().scatter_add(dim, index, src))
+        """In-place :meth:`scatter_add` (recorded as ``add_`` is)."""
+        return self._assign_("scatter_add_", lambda t: t.scatter_add(dim, index, src), src)
 
     def scatter_reduce_(self: Tensor, dim: int, index: Any, src: Any, reduce: str, *,
                         include_self: bool = True) -> Tensor:
-        """In-place :meth:`scatter_reduce` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("scatter_reduce_", self.detach().scatter_reduce(
-            dim, index, src, reduce, include_self=include_self))
+        """In-place :meth:`scatter_reduce` (recorded as ``add_`` is)."""
+        return self._assign_("scatter_reduce_", lambda t: t.scatter_reduce(
+            dim, index, src, reduce, include_self=include_self), src)
 
     def index_add(self: Tensor, dim: int, index: Any, source: Any, *, alpha: float = 1
                   ) -> Tensor:
@@ -559,10 +564,9 @@ class TensorExtras:
 
     def index_add_(self: Tensor, dim: int, index: Any, source: Any, *, alpha: float = 1
                    ) -> Tensor:
-        """In-place :meth:`index_add` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("index_add_", self.detach().index_add(dim, index, source,
-                                                                   alpha=alpha))
+        """In-place :meth:`index_add` (recorded as ``add_`` is)."""
+        return self._assign_("index_add_", lambda t: t.index_add(dim, index, source,
+                                                                alpha=alpha), source)
 
     def masked_select(self: Tensor, mask: Any) -> Tensor:
         """The entries where the bool ``mask`` (broadcast with the tensor) holds, as a 1-d
@@ -647,14 +651,16 @@ class TensorExtras:
         return Erfc.apply(_as_float(self))
 
     def xlogy(self: Tensor, other: Any) -> Tensor:
-        """``self * log(other)``, 0 where self is 0 (unless other is NaN), as ``torch.xlogy``;
-        recorded: d/dself = log(other), d/dother = self / other. Where self is 0 and other is
-        0 or +inf the gradients are 0 (PyTorch gives -inf/inf and NaN there: PORTING.md)."""
+        """``self * log(other)``, 0 where self is 0 (unless other is NaN, also for a negative
+        other), as ``torch.xlogy``; recorded: d/dself = log(other), d/dother = self / other.
+        Where self is 0 and other is 0, +inf or negative the gradients are 0 (PyTorch gives
+        -inf/inf/NaN there: PORTING.md)."""
         from gradwise.autograd.functional import where
         x, y = _promoted(self, other)
         x, y = _as_float(x), _as_float(y)
-        # 0 * log(0) and 0 * log(inf) are NaN in IEEE arithmetic but 0 by definition here
-        undefined = (x._data == 0) & ((y._data == 0) | (y._data == np.inf))
+        # 0 * log(0), 0 * log(inf) and 0 * log(negative) are NaN in IEEE arithmetic but 0 by
+        # definition here (torch.xlogy(0., -1.) is 0); only a NaN other gives NaN
+        undefined = (x._data == 0) & ((y._data <= 0) | (y._data == np.inf))
         safe_y = where(undefined, np.asarray(1, dtype=y.dtype), y)
         return x * safe_y.log()
 
@@ -717,9 +723,8 @@ class TensorExtras:
 
     def nan_to_num_(self: Tensor, nan: float = 0.0, posinf: float | None = None,
                     neginf: float | None = None) -> Tensor:
-        """In-place :meth:`nan_to_num` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("nan_to_num_", self.detach().nan_to_num(nan, posinf, neginf))
+        """In-place :meth:`nan_to_num` (recorded as ``add_`` is)."""
+        return self._assign_("nan_to_num_", lambda t: t.nan_to_num(nan, posinf, neginf))
 
     # ---- linear algebra as methods --------------------------------------------------------------
     def det(self: Tensor) -> Tensor:
@@ -828,8 +833,9 @@ class TensorExtras:
         differentiable (as in PyTorch)."""
         data = self._data
         axis = None if dim is None else _dim("unique", dim, self.ndim)
+        # equal_nan=False: every NaN is its own value, as torch.unique (NaN != NaN)
         values, inverse, counts = np.unique(data, return_inverse=True, return_counts=True,
-                                            axis=axis)
+                                            axis=axis, equal_nan=False)
         inverse = inverse.reshape(data.shape) if axis is None else inverse.reshape(-1)
         out = [_make(values)]
         if return_inverse:
@@ -856,18 +862,21 @@ class TensorExtras:
         return out[0] if len(out) == 1 else tuple(out)
 
     # ---- more everyday methods ------------------------------------------------------------------
-    def cumprod(self: Tensor, dim: int) -> Tensor:
-        """Running product along ``dim``, as ``torch.cumprod`` (integers and bools: int64,
-        outside the graph); recorded, exact also where entries are 0
+    def cumprod(self: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
+        """Running product along ``dim``, as ``torch.cumprod`` (the input cast to ``dtype``
+        first when given; otherwise integers and bools give int64, outside the graph);
+        recorded, exact also where entries are 0
         (:class:`~gradwise.autograd.ops.special.CumProd`)."""
         from gradwise.autograd.ops.special import CumProd
         d = _dim("cumprod", dim, self.ndim)
-        if self._data.dtype.kind != "f":
-            return _make(np.cumprod(self._data, axis=d if self.ndim else None,
-                                    dtype=np.int64).reshape(self.shape))
-        if self.ndim == 0:
-            return self[...]
-        return CumProd.apply(self, d)
+        x = self._cast_for_reduction(dtype)
+        if x._data.dtype.kind != "f":
+            out = np.int64 if dtype is None else x._data.dtype
+            return _make(np.cumprod(x._data, axis=d if x.ndim else None,
+                                    dtype=out).reshape(x.shape))
+        if x.ndim == 0:
+            return x[...]
+        return CumProd.apply(x, d)
 
     def diff(self: Tensor, n: int = 1, dim: int = -1, prepend: Any = None,
              append: Any = None) -> Tensor:
@@ -1091,19 +1100,16 @@ class TensorExtras:
         return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
 
     def tril_(self: Tensor, diagonal: int = 0) -> Tensor:
-        """In-place :meth:`tril` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("tril_", self.detach().tril(diagonal))
+        """In-place :meth:`tril` (recorded as ``add_`` is)."""
+        return self._assign_("tril_", lambda t: t.tril(diagonal))
 
     def triu_(self: Tensor, diagonal: int = 0) -> Tensor:
-        """In-place :meth:`triu` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("triu_", self.detach().triu(diagonal))
+        """In-place :meth:`triu` (recorded as ``add_`` is)."""
+        return self._assign_("triu_", lambda t: t.triu(diagonal))
 
     def lerp_(self: Tensor, end: Any, weight: Any) -> Tensor:
-        """In-place :meth:`lerp` (not recorded; refused on a tensor that requires grad
-        while grad is recorded)."""
-        return self._assign_("lerp_", self.detach().lerp(end, weight))
+        """In-place :meth:`lerp` (recorded as ``add_`` is)."""
+        return self._assign_("lerp_", lambda t: t.lerp(end, weight), end, weight)
 
     def index_fill_(self: Tensor, dim: int, index: Any, value: float) -> Tensor:
         """Set the entries at ``index`` along ``dim`` to ``value``, in place, as
@@ -1127,3 +1133,111 @@ class TensorExtras:
         self._check_inplace("fill_diagonal_")
         np.fill_diagonal(self._data, fill_value, wrap=wrap)
         return self._bump()
+
+    # ---- issue 11: memory layout, flat take, index_fill/index_put_, shifts ----------------------
+    def stride(self: Tensor, dim: int | None = None) -> Any:
+        """Steps in elements (not bytes) between neighbours along each dim, as
+        ``Tensor.stride()`` (a tuple; ``stride(dim)`` one int). A broadcast (expanded) dim has
+        stride 0, a transposed view swapped strides."""
+        steps = tuple(s // self._data.itemsize for s in self._data.strides)
+        return steps if dim is None else steps[_dim("stride", dim, self.ndim)]
+
+    def data_ptr(self: Tensor) -> int:
+        """The address of the first element, as ``Tensor.data_ptr()`` (views share the base's
+        memory, so ``x[1:].data_ptr() == x.data_ptr() + x.element_size()``)."""
+        return int(self._data.__array_interface__["data"][0])
+
+    def storage_offset(self: Tensor) -> int:
+        """How many elements into the underlying memory block the first element sits, as
+        ``Tensor.storage_offset()`` (0 for a tensor that owns its memory)."""
+        base = self._data
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        start = int(base.__array_interface__["data"][0])
+        return (self.data_ptr() - start) // self._data.itemsize
+
+    def detach_(self: Tensor) -> Tensor:
+        """Cut this tensor from the graph in place (it becomes a leaf that does not require
+        grad), as ``Tensor.detach_()``; returns self."""
+        self._ctx = None
+        self.requires_grad = False
+        return self
+
+    def take(self: Tensor, index: Any) -> Tensor:
+        """The entries at ``index`` in the flattened tensor (negative counts from the end),
+        shaped like ``index``, as ``torch.take``; recorded.
+
+        Raises:
+            TypeError: ``index`` is not an integer tensor.
+            IndexError: an index is out of range (naming it and the size).
+        """
+        flat_index = np.asarray(_raw(index))
+        if flat_index.dtype.kind not in "iu":
+            raise TypeError(f"take: index must be an integer tensor, got {flat_index.dtype}")
+        n = self._data.size
+        bad = (flat_index >= n) | (flat_index < -n)
+        if bad.any():
+            raise IndexError(f"take: index {int(flat_index[bad].reshape(-1)[0])} is out of "
+                             f"range for a tensor of {n} elements")
+        return self.reshape(-1)[flat_index % max(n, 1)]
+
+    def index_fill(self: Tensor, dim: int, index: Any, value: Any) -> Tensor:
+        """A copy with the slices at ``index`` along ``dim`` set to ``value`` (a number or a
+        0-d tensor), as ``Tensor.index_fill``; recorded (no gradient reaches the filled
+        entries of self; a 0-d tensor ``value`` gets the sum of theirs)."""
+        from gradwise.autograd.functional import where
+        d = _dim("index_fill", dim, self.ndim)
+        mask = np.zeros(self.shape, dtype=bool)
+        mask[(slice(None),) * d + (np.asarray(_raw(index)).reshape(-1),)] = True
+        fill = value if hasattr(value, "_data") else _make(np.asarray(value, self._data.dtype))
+        return where(mask, fill.to(self._data.dtype) if fill._data.dtype != self._data.dtype
+                     else fill, self)
+
+    def index_put_(self: Tensor, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
+        """``self[indices] = values`` in place (``accumulate``: ``+=``, repeated indices adding
+        up), as ``Tensor.index_put_``; ``indices`` is a tuple of index tensors. Returns self.
+
+        Raises:
+            TypeError: ``indices`` is not a tuple or list.
+        """
+        if not isinstance(indices, tuple | list):
+            raise TypeError(f"index_put_: indices must be a tuple of tensors, got "
+                            f"{type(indices).__name__}")
+        self._check_inplace("index_put_")
+        where_ = tuple(np.asarray(_raw(i)) for i in indices)
+        source = np.asarray(_raw(values)).astype(self._data.dtype, copy=False)
+        if accumulate:
+            np.add.at(self._data, where_, source)
+        else:
+            self._data[where_] = source
+        return self._bump()
+
+    def index_put(self: Tensor, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
+        """Out-of-place :meth:`index_put_` on a copy (outside the graph), as
+        ``Tensor.index_put``."""
+        from gradwise.autograd.tensor import Tensor
+        out = Tensor._make(self._data.copy(), False, None)
+        return out.index_put_(indices, values, accumulate)
+
+    def _shift(self: Tensor, other: Any, fn: Any, name: str, reflected: bool = False) -> Tensor:
+        from gradwise.autograd.functional import promoted
+        a, b = promoted(other, self) if reflected else promoted(self, other)
+        if a._data.dtype.kind not in "iu":
+            raise TypeError(f"{name}: needs integer tensors, got {a._data.dtype}")
+        return _make(fn(a._data, b._data))
+
+    def __lshift__(self: Tensor, other: Any) -> Tensor:
+        """``self << other`` on integers (broadcast, promoted), as torch's; no gradient."""
+        return self._shift(other, np.left_shift, "bitwise_left_shift")
+
+    def __rshift__(self: Tensor, other: Any) -> Tensor:
+        """``self >> other`` on integers (arithmetic: the sign is kept), as torch's."""
+        return self._shift(other, np.right_shift, "bitwise_right_shift")
+
+    def __rlshift__(self: Tensor, other: Any) -> Tensor:
+        return self._shift(other, np.left_shift, "bitwise_left_shift", reflected=True)
+
+    def __rrshift__(self: Tensor, other: Any) -> Tensor:
+        return self._shift(other, np.right_shift, "bitwise_right_shift", reflected=True)
+
+    bitwise_left_shift, bitwise_right_shift = __lshift__, __rshift__

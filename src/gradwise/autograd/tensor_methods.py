@@ -46,6 +46,12 @@ def _ops() -> Any:
     return elementwise
 
 
+def _trig() -> Any:
+    from gradwise.autograd.ops import trig
+
+    return trig
+
+
 def _make(array: Any) -> Tensor:
     from gradwise.autograd.tensor import Tensor
 
@@ -202,10 +208,13 @@ class TensorMethods:
         return self.transpose(-2, -1)
 
     def view_as(self: Tensor, other: Tensor) -> Tensor:
-        """self reshaped to ``other``'s shape (also ``reshape_as``), as torch's."""
-        return self.reshape(other.shape)
+        """A view of self in ``other``'s shape, as ``torch.Tensor.view_as`` (raises as ``view``
+        when the layout needs a copy)."""
+        return self.view(other.shape)
 
-    reshape_as = view_as
+    def reshape_as(self: Tensor, other: Tensor) -> Tensor:
+        """self reshaped to ``other``'s shape (a copy when needed), as torch's."""
+        return self.reshape(other.shape)
 
     def expand_as(self: Tensor, other: Tensor) -> Tensor:
         """A broadcast view of self with ``other``'s shape, as ``torch.Tensor.expand_as``."""
@@ -306,16 +315,17 @@ class TensorMethods:
         return self._take_along(index, _normalize_dim(dim, self.ndim, "gather"))
 
     def sort(self: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
-        """``(values, indices)`` sorted along ``dim``; the values are recorded."""
+        """``(values, indices)`` sorted along ``dim``; the values are recorded.
+
+        As ``torch.sort``: NaN counts as larger than every number (last ascending, first
+        descending), and equal entries keep their order (always stable, as torch's CPU sort).
+        """
         from gradwise.autograd.tensor import SortResult
 
         d = _normalize_dim(dim, self.ndim, "sort")
         if self.ndim == 0:
             return SortResult(self, _make(np.zeros((), np.int64)))
-        key = -self._data if descending and self._data.dtype.kind != "b" else self._data
-        if descending and self._data.dtype.kind == "b":
-            key = ~self._data
-        indices = np.argsort(key, axis=d, kind="stable").astype(np.int64)
+        indices = _sort_indices(self._data, d, descending)
         return SortResult(self._take_along(indices, d), _make(indices))
 
     def argsort(self: Tensor, dim: int = -1, descending: bool = False,
@@ -340,15 +350,20 @@ class TensorMethods:
         index = (slice(None),) * d + (slice(0, k),)
         return TopkResult(values[index], indices[index])
 
-    def cumsum(self: Tensor, dim: int) -> Tensor:
-        """Running sum along ``dim``, recorded (a triangular matmul along that dim)."""
+    def cumsum(self: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
+        """Running sum along ``dim``, recorded (a triangular matmul along that dim).
+
+        The input is cast to ``dtype`` first when given; without it integers and bools sum to
+        int64 (outside the graph), as ``torch.cumsum``.
+        """
         d = _normalize_dim(dim, self.ndim, "cumsum")
-        n = self.shape[d]
-        dtype = self._data.dtype
-        if dtype.kind != "f":  # integers and bools sum to int64, outside the graph (PyTorch)
-            return _make(np.cumsum(self._data, axis=d, dtype=np.int64))
-        lower = np.triu(np.ones((n, n), dtype=dtype))  # [i, j] = 1 where i <= j
-        return (self.movedim(d, -1) @ lower).movedim(-1, d)
+        x = self._cast_for_reduction(dtype)
+        if x._data.dtype.kind != "f":  # integers and bools: int64 (PyTorch), outside the graph
+            out = np.int64 if dtype is None else x._data.dtype
+            return _make(np.cumsum(x._data, axis=d, dtype=out))
+        n = x.shape[d]
+        lower = np.triu(np.ones((n, n), dtype=x._data.dtype))  # [i, j] = 1 where i <= j
+        return (x.movedim(d, -1) @ lower).movedim(-1, d)
 
     # ---- elementwise math ---------------------------------------------------------------------
     def log10(self: Tensor) -> Tensor:
@@ -374,6 +389,64 @@ class TensorMethods:
     def cos(self: Tensor) -> Tensor:
         """Cosine elementwise (radians); the gradient is -sin(x)."""
         return _ops().Cos.apply(self._as_float())
+
+    # trigonometric and hyperbolic functions (ops/trig.py states each derivative); integers are
+    # promoted to the default float dtype first, as in PyTorch
+    def tan(self: Tensor) -> Tensor:
+        """Tangent elementwise (radians); the gradient is 1 + tan^2 x."""
+        return _trig().Tan.apply(self._as_float())
+
+    def asin(self: Tensor) -> Tensor:
+        """Inverse sine elementwise, in [-pi/2, pi/2] (NaN outside [-1, 1]); as ``torch.asin``
+        (also ``arcsin``)."""
+        return _trig().Asin.apply(self._as_float())
+
+    def acos(self: Tensor) -> Tensor:
+        """Inverse cosine elementwise, in [0, pi] (NaN outside [-1, 1]); also ``arccos``."""
+        return _trig().Acos.apply(self._as_float())
+
+    def atan(self: Tensor) -> Tensor:
+        """Inverse tangent elementwise, in (-pi/2, pi/2); also ``arctan``."""
+        return _trig().Atan.apply(self._as_float())
+
+    def sinh(self: Tensor) -> Tensor:
+        """Hyperbolic sine elementwise (inf past ~89 in float32); the gradient is cosh x."""
+        return _trig().Sinh.apply(self._as_float())
+
+    def cosh(self: Tensor) -> Tensor:
+        """Hyperbolic cosine elementwise; the gradient is sinh x."""
+        return _trig().Cosh.apply(self._as_float())
+
+    def asinh(self: Tensor) -> Tensor:
+        """Inverse hyperbolic sine elementwise; also ``arcsinh``."""
+        return _trig().Asinh.apply(self._as_float())
+
+    def acosh(self: Tensor) -> Tensor:
+        """Inverse hyperbolic cosine elementwise (NaN below 1); also ``arccosh``."""
+        return _trig().Acosh.apply(self._as_float())
+
+    def atanh(self: Tensor) -> Tensor:
+        """Inverse hyperbolic tangent elementwise (+-inf at +-1, NaN beyond); also
+        ``arctanh``."""
+        return _trig().Atanh.apply(self._as_float())
+
+    def atan2(self: Tensor, other: Any) -> Tensor:
+        """The angle of the point (other, self) in (-pi, pi], elementwise and broadcast, as
+        ``torch.atan2(input=y, other=x)`` (also ``arctan2``); integers are promoted to the
+        default float dtype; differentiable in both.
+
+        Raises:
+            ValueError: the shapes do not broadcast (naming both).
+        """
+        from gradwise.autograd import dtypes
+        from gradwise.autograd.functional import promoted
+        y, x = promoted(self, other)
+        if y._data.dtype.kind not in "fc":
+            y, x = (t.to(dtypes.get_default_dtype()) for t in (y, x))
+        return _trig().Atan2.apply(y, x)
+
+    arcsin, arccos, arctan, arcsinh, arccosh, arctanh, arctan2 = (
+        asin, acos, atan, asinh, acosh, atanh, atan2)
 
     def _as_float(self: Tensor) -> Tensor:
         if self._data.dtype.kind in "fc":
@@ -451,21 +524,31 @@ class TensorMethods:
         """min(x, max) elementwise, as ``torch.clamp_max``."""
         return self.clip(None, max)
 
-    def prod(self: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
+    def prod(self: Tensor, dim: int | None = None, keepdim: bool = False, *,
+             dtype: Any = None) -> Tensor:
         """Product over all elements or along ``dim``, recorded as a running product of slices
-        (exp(sum(log|x|)) would mishandle zeros and signs); meant for small dims."""
-        if dim is None:
-            flat = self.reshape(-1)
-            out = flat[0] if flat.shape[0] else _make(np.ones((), self._data.dtype))
+        (exp(sum(log|x|)) would mishandle zeros and signs); meant for small dims.
+
+        The input is cast to ``dtype`` first when given; without it integers and bools multiply
+        in int64 (``uint8 [250, 3]`` gives 750, not 238), outside the graph, as ``torch.prod``.
+        """
+        x = self._cast_for_reduction(dtype)
+        d = None if dim is None else _normalize_dim(dim, self.ndim, "prod")
+        if x._data.dtype.kind != "f":
+            out = np.int64 if dtype is None else x._data.dtype
+            return _make(np.asarray(np.prod(x._data, axis=d, dtype=out,
+                                            keepdims=keepdim and d is not None)))
+        if d is None:
+            flat = x.reshape(-1)
+            result = flat[0] if flat.shape[0] else _make(np.ones((), x._data.dtype))
             for i in range(1, flat.shape[0]):
-                out = out * flat[i]
-            return out
-        d = _normalize_dim(dim, self.ndim, "prod")
-        pieces = self.unbind(d)
-        out = pieces[0]
+                result = result * flat[i]
+            return result
+        pieces = x.unbind(d)
+        result = pieces[0]
         for piece in pieces[1:]:
-            out = out * piece
-        return out.unsqueeze(d) if keepdim else out
+            result = result * piece
+        return result.unsqueeze(d) if keepdim else result
 
     # ---- outside the graph: rounding, signs, tests ---------------------------------------------
     def floor(self: Tensor) -> Tensor:
@@ -767,25 +850,20 @@ class TensorMethods:
 
     def abs_(self: Tensor) -> Tensor:
         """In place: |x|; returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("abs_")
-        np.abs(self._data, out=self._data)
-        return self._bump()
+        return self._assign_("abs_", lambda t: t.abs())
 
     def sqrt_(self: Tensor) -> Tensor:
         """In place: sqrt(x); returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("sqrt_")
-        np.sqrt(self._data, out=self._data)
-        return self._bump()
+        return self._assign_("sqrt_", lambda t: t.sqrt())
 
     def exp_(self: Tensor) -> Tensor:
         """In place: e**x; returns self. Same in-place rules as ``add_``."""
-        self._check_inplace("exp_")
-        np.exp(self._data, out=self._data)
-        return self._bump()
+        return self._assign_("exp_", lambda t: t.exp())
 
     def addcmul_(self: Tensor, t1: Any, t2: Any, value: float = 1.0) -> Tensor:
         """In place: self += value * t1 * t2 (broadcast), as torch's."""
-        self._check_inplace("addcmul_")
+        if self._records_inplace("addcmul_", t1, t2):
+            return self._rebase("addcmul_", lambda t: t + value * (t1 * t2))
         t1 = t1._data if hasattr(t1, "_data") else t1
         t2 = t2._data if hasattr(t2, "_data") else t2
         self._data += value * t1 * t2
@@ -793,7 +871,8 @@ class TensorMethods:
 
     def addcdiv_(self: Tensor, t1: Any, t2: Any, value: float = 1.0) -> Tensor:
         """In place: self += value * t1 / t2 (broadcast), as torch's (the Adam-style update)."""
-        self._check_inplace("addcdiv_")
+        if self._records_inplace("addcdiv_", t1, t2):
+            return self._rebase("addcdiv_", lambda t: t + value * (t1 / t2))
         t1 = t1._data if hasattr(t1, "_data") else t1
         t2 = t2._data if hasattr(t2, "_data") else t2
         self._data += value * t1 / t2
@@ -802,10 +881,35 @@ class TensorMethods:
     def masked_fill_(self: Tensor, mask: Any, value: float) -> Tensor:
         """In place: set the elements where ``mask`` (broadcast) is True to ``value``; returns self.
         """
-        self._check_inplace("masked_fill_")
         mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
-        self._data[np.broadcast_to(mask, self.shape)] = value
+        index = np.broadcast_to(mask, self.shape)
+        if self._records_inplace("masked_fill_", value):
+            from gradwise.autograd.ops.shape import SetItem
+            fill = value if hasattr(value, "_data") else np.asarray(value, self._data.dtype)
+            return self._rebase("masked_fill_", lambda t: SetItem.apply(t, fill, index))
+        self._data[index] = value._data if hasattr(value, "_data") else value
         return self._bump()
+
+    # ---- in-place activations (recorded as ``add_`` is) ------------------------------------------
+    def relu_(self: Tensor) -> Tensor:
+        """In place: max(x, 0); returns self, as ``torch.Tensor.relu_``."""
+        return self._assign_("relu_", lambda t: t.relu())
+
+    def sigmoid_(self: Tensor) -> Tensor:
+        """In place: 1 / (1 + e**-x); returns self, as ``torch.Tensor.sigmoid_``."""
+        return self._assign_("sigmoid_", lambda t: t.sigmoid())
+
+    def tanh_(self: Tensor) -> Tensor:
+        """In place: tanh(x); returns self, as ``torch.Tensor.tanh_``."""
+        return self._assign_("tanh_", lambda t: t.tanh())
+
+    def neg_(self: Tensor) -> Tensor:
+        """In place: -x; returns self, as ``torch.Tensor.neg_``."""
+        return self._assign_("neg_", lambda t: -t)
+
+    def pow_(self: Tensor, exponent: Any) -> Tensor:
+        """In place: x ** exponent; returns self, as ``torch.Tensor.pow_``."""
+        return self._assign_("pow_", lambda t: t ** exponent, exponent)
 
     # int and bool come last: a method of that name shadows the builtin in every annotation
     # of the class body below it (mypy reads ``x: int`` there as this method)
@@ -818,11 +922,34 @@ class TensorMethods:
         return self._cast(np.bool_)
 
 
+def _sort_indices(data: np.ndarray, d: int, descending: bool) -> np.ndarray:
+    """Stable sort order along ``d`` with NaN largest (torch's ordering), int64.
+
+    Descending sorts the flipped array ascending and flips the answer back, so equal entries
+    keep their original order and no value is negated (``-x`` wraps unsigned ints and would
+    send NaN to the wrong end).
+    """
+    if not descending:
+        return np.argsort(data, axis=d, kind="stable").astype(np.int64)
+    n = data.shape[d]
+    order = np.argsort(np.flip(data, axis=d), axis=d, kind="stable")
+    return (n - 1 - np.flip(order, axis=d)).astype(np.int64)
+
+
+def _check_int_divisor(x: np.ndarray, y: np.ndarray, name: str) -> None:
+    """Integer (or bool) division by zero: ZeroDivisionError, as PyTorch (NumPy gives 0 and a
+    warning)."""
+    if x.dtype.kind in "iub" and y.dtype.kind in "iub" and not np.all(y):
+        raise ZeroDivisionError(f"{name}: integer division by zero ({x.dtype} by a 0 in the "
+                                "divisor; PyTorch raises ZeroDivisionError too)")
+
+
 def _rounded_div(a: Any, b: Any, rounding_mode: str) -> Tensor:
     """``a / b`` rounded down ("floor") or toward zero ("trunc") in the promoted dtype (PyTorch:
     ``7 // 2`` is 3, ``-7 // 2`` is -4, ``-7 / 2`` truncated is -3)."""
     from gradwise.autograd.functional import promoted
     x, y = (t._data for t in promoted(a, b))
+    _check_int_divisor(x, y, "floor_divide" if rounding_mode == "floor" else "div")
     with np.errstate(divide="ignore", invalid="ignore"):
         if rounding_mode == "floor":
             out = np.floor_divide(x, y)

@@ -10,7 +10,7 @@ the methods annotate ``self: Tensor``, as tensor_methods.py's mixin does (pyproj
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FunctionType
 from typing import Any
 
@@ -29,7 +29,10 @@ from gradwise.autograd.tensor import (
     MaxResult,
     MinResult,
     Tensor,
+    _dtype_name,
     _index_arg,
+    _matmul_dtypes,
+    _rebased,
     _result_dtype,
     _run_backward,
     _shape_arg,
@@ -38,6 +41,8 @@ from gradwise.autograd.tensor import (
 
 class TensorOps:
     """The op-running methods of :class:`Tensor` (see the module docstring)."""
+
+    requires_grad: bool  # set by Tensor.__init__; declared here for the type checker
 
     # ---- copies and casts ------------------------------------------------------------------------
     def clone(self: Tensor) -> Tensor:
@@ -98,6 +103,151 @@ class TensorOps:
             return
         _run_backward(self, grad_array, bool(retain_graph))
 
+    # ---- in-place updates, recorded as torch records them (the rules: tensor.py) -------------
+    def _rebase(self: Tensor, op: str, compute: Callable[[Tensor], Tensor]) -> Tensor:
+        """Record an in-place op: ``compute(previous)`` is its out-of-place form applied to this
+        tensor's history so far; its values are written into this tensor's array and its node
+        becomes this tensor's grad_fn (torch's rebase_history).
+
+        Raises:
+            RuntimeError: the result's shape differs from this tensor's (torch: "output with
+                shape ... doesn't match the broadcast shape ...").
+        """
+        version = self._version[0]
+        # the history so far, with a private copy of the values (the op's node may save them)
+        previous = Tensor._make(self._data.copy(), self.requires_grad, self._ctx)
+        previous._version = [version]
+        result = compute(previous)
+        if result.shape != self.shape:
+            raise RuntimeError(
+                f"{op}: output with shape {list(self.shape)} doesn't match the broadcast shape "
+                f"{list(result.shape)}"
+            )
+        if result._data.dtype != self._data.dtype:
+            if self._data.dtype.kind not in "fc" and result._data.dtype.kind in "fc":
+                raise RuntimeError(
+                    f"{op}: result type {_dtype_name(result._data.dtype)} can't be cast to the "
+                    f"desired output type {_dtype_name(self._data.dtype)}"
+                )
+            result = _ew.Cast.apply(result, self._data.dtype)
+        node = result._ctx
+        if node is None or result is previous:
+            raise AssertionError(f"{op}: the recorded in-place op made no node")  # a bug here
+        old = self._ctx
+        if old is not None and type(old).saves_output:
+            # the node that made this tensor saved these very values, overwritten now: its
+            # backward must refuse, as torch's version check does
+            old.output_version = -1
+        self._data[...] = result._data
+        self._version[0] = version + 1
+        self._ctx = node
+        self.requires_grad = True
+        node._rebase_version = version + 1
+        node._rebase_previous = previous
+        if type(node).saves_output:
+            node.output_version = version + 1
+        _rebased[0] = True
+        return self
+
+    def add_(self: Tensor, other: ArrayLike, alpha: float = 1.0) -> Tensor:
+        """In place: self += alpha * other (broadcast to self's shape); returns self, as torch's.
+
+        Recorded (self's history rebased onto the op) when grad is on and self or ``other``
+        requires grad; raises RuntimeError for a leaf that requires grad (outside ``no_grad``),
+        as torch: "a leaf Variable that requires grad is being used in an in-place operation."
+        """
+        if self._records_inplace("add_", other):
+            if alpha == 1.0:
+                return self._rebase("add_", lambda prev: prev + other)
+            return self._rebase("add_", lambda prev: prev + other * alpha)
+        other = other._data if isinstance(other, Tensor) else other
+        if alpha == 1.0:
+            self._data += other
+        else:
+            self._data += alpha * other
+        return self._bump()
+
+    def sub_(self: Tensor, other: ArrayLike, alpha: float = 1.0) -> Tensor:
+        """In place: self -= alpha * other (broadcast); returns self. Same in-place rules as
+        ``add_``.
+        """
+        return self.add_(other, alpha=-alpha)
+
+    def mul_(self: Tensor, other: ArrayLike) -> Tensor:
+        """In place: self *= other (broadcast); returns self. Same in-place rules as ``add_``."""
+        if self._records_inplace("mul_", other):
+            return self._rebase("mul_", lambda prev: prev * other)
+        self._data *= other._data if isinstance(other, Tensor) else other
+        return self._bump()
+
+    def div_(self: Tensor, other: ArrayLike) -> Tensor:
+        """In place: self /= other (broadcast); returns self. Same in-place rules as ``add_``."""
+        if self._records_inplace("div_", other):
+            return self._rebase("div_", lambda prev: prev / other)
+        self._data /= other._data if isinstance(other, Tensor) else other
+        return self._bump()
+
+    def clamp_(self: Tensor, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        """In place: limit every value to [min, max] (either bound may be None); returns self.
+        Same in-place rules as ``add_``."""
+        if self._records_inplace("clamp_"):
+            return self._rebase("clamp_", lambda prev: prev.clamp(min, max))
+        np.clip(self._data, min, max, out=self._data)
+        return self._bump()
+
+    def copy_(self: Tensor, src: ArrayLike) -> Tensor:
+        """In place: copy ``src``'s values into self (broadcast to self's shape, cast to self's
+        dtype); returns self. Same in-place rules as ``add_`` (the gradient reaches ``src``).
+
+        Raises ValueError naming both shapes when ``src`` does not broadcast to self.
+        """
+        array = src._data if isinstance(src, Tensor) else np.asarray(src)
+        if array.shape != self.shape and np.broadcast_shapes(array.shape, self.shape) != self.shape:
+            raise ValueError(f"copy_: source shape {array.shape} does not fit {self.shape}")
+        if self._records_inplace("copy_", src):
+            return self._rebase("copy_", lambda prev: _shape.SetItem.apply(prev, src, ...))
+        self._data[...] = array
+        return self._bump()
+
+    def fill_(self: Tensor, value: float) -> Tensor:
+        """In place: set every element to ``value``; returns self. Same in-place rules as ``add_``.
+        """
+        if self._records_inplace("fill_", value):
+            fill = value if isinstance(value, Tensor) else np.asarray(value, self._data.dtype)
+            return self._rebase("fill_", lambda prev: _shape.SetItem.apply(prev, fill, ...))
+        self._data.fill(value._data if isinstance(value, Tensor) else value)
+        return self._bump()
+
+    def zero_(self: Tensor) -> Tensor:
+        """In place: set every element to 0; returns self (as ``torch.Tensor.zero_``)."""
+        return self.fill_(0)
+
+    def __setitem__(self: Tensor, index: Any, value: ArrayLike) -> None:
+        """``self[index] = value`` in place (basic, advanced or boolean index; ``value`` broadcast
+        to the indexed shape). Recorded as torch's ``index_put_`` when grad is on and self or
+        ``value`` requires grad (the gradient reaches ``value``); same rules as ``add_``.
+        """
+        index = _index_arg(index)
+        if self._records_inplace("__setitem__", value):
+            self._rebase("__setitem__", lambda prev: _shape.SetItem.apply(prev, value, index))
+            return
+        self._data[index] = value._data if isinstance(value, Tensor) else value
+        self._bump()
+
+    # ``x += y`` changes x in place for every tensor, as torch (x keeps its identity); recorded
+    # by the rules of ``add_``
+    def __iadd__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self.add_(other)
+
+    def __isub__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self.add_(other, alpha=-1.0)
+
+    def __imul__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self.mul_(other)
+
+    def __itruediv__(self: Tensor, other: ArrayLike) -> Tensor:
+        return self.div_(other)
+
     # ---- arithmetic ------------------------------------------------------------------------------
     def _binary(self: Tensor, other: ArrayLike, op: Any, reflected: bool = False,
                 true_div: bool = False) -> Tensor:
@@ -146,6 +296,10 @@ class TensorOps:
             if isinstance(exponent, float) and self._data.dtype.kind not in "fc":
                 return _ew.PowScalar.apply(
                     _ew.Cast.apply(self, _dtypes.get_default_dtype()), exponent)
+            if isinstance(exponent, int) and exponent < 0 and self._data.dtype.kind in "biu":
+                # PyTorch refuses (1 / 2 is not an int); NumPy's message for the tensor case
+                raise ValueError("Integers to negative integer powers are not allowed. "
+                                 f"(pow: {self._data.dtype} ** {exponent}; use x.float())")
             return _ew.PowScalar.apply(self, exponent)
         return self._binary(exponent, _ew.Pow)
 
@@ -153,9 +307,13 @@ class TensorOps:
         return self._binary(base, _ew.Pow, reflected=True)
 
     def __matmul__(self: Tensor, other: ArrayLike) -> Tensor:
+        if isinstance(other, Tensor) and other._data.dtype != self._data.dtype:
+            _matmul_dtypes(self, other)
         return self._binary(other, _linalg.MatMul)
 
     def __rmatmul__(self: Tensor, other: ArrayLike) -> Tensor:
+        if isinstance(other, Tensor) and other._data.dtype != self._data.dtype:
+            _matmul_dtypes(other, self)
         return self._binary(other, _linalg.MatMul, reflected=True)
 
     def __neg__(self: Tensor) -> Tensor:
@@ -188,11 +346,16 @@ class TensorOps:
              lo: Any = None, hi: Any = None) -> Tensor:
         """Clamp into [min, max] (either may be None); ``lo``/``hi`` are gradwise's old names.
 
+        A bound may be a tensor (broadcast against self, as ``torch.clamp(x, min=t)``); then
+        the gradient reaches self where it lies inside and each bound where it is applied.
+
         Raises:
             ValueError: neither bound given.
         """
         lo = min if lo is None else lo
         hi = max if hi is None else hi
+        if any(isinstance(b, Tensor | np.ndarray) and np.ndim(b) for b in (lo, hi)):
+            return _clamp_tensor_bounds(self, lo, hi)  # elementwise bounds, broadcast
         lo = lo.item() if isinstance(lo, Tensor) else lo
         hi = hi.item() if isinstance(hi, Tensor) else hi
         if lo is None and hi is None:
@@ -395,7 +558,32 @@ class TensorOps:
         """
         return _shape.Reshape.apply(self, _shape_arg(shape))
 
-    view = reshape
+    def view(self: Tensor, *shape: Any) -> Tensor:
+        """The same memory in a new shape (one dim may be -1), as ``torch.Tensor.view``: always
+        a view, so writes through it reach this tensor.
+
+        Raises:
+            RuntimeError: the memory layout (a transposed tensor) cannot be viewed in that shape
+                without a copy; torch's message, which points to ``reshape``.
+            ValueError: the element counts differ (as ``reshape``).
+        """
+        shape = _shape_arg(shape)
+        if not self._data.flags.c_contiguous:
+            try:
+                np.reshape(self._data, shape, copy=False)
+            except ValueError:
+                try:
+                    np.reshape(np.empty(self.shape, np.bool_), shape)
+                except ValueError:
+                    pass  # a size mismatch: Reshape raises its own error below
+                else:
+                    raise RuntimeError(
+                        f"view: view size is not compatible with input tensor's size and stride "
+                        f"(shape {tuple(self.shape)} -> {tuple(shape)}: at least one dimension "
+                        "spans across two contiguous subspaces). Use .reshape(...) instead."
+                    ) from None
+        return _shape.Reshape.apply(self, shape)
+
 
     def transpose(self: Tensor, *dims: Any) -> Tensor:
         """Two ints swap those dims, as ``torch.transpose(x, d0, d1)``; no argument reverses the
@@ -474,3 +662,20 @@ def _attach() -> None:
 
 
 _attach()
+
+
+def _clamp_tensor_bounds(x: Tensor, lo: Any, hi: Any) -> Tensor:
+    """``min(max(x, lo), hi)`` with tensor bounds, recorded through ``where`` (PyTorch's
+    clamp backward: x's gradient where lo <= x <= hi, lo's where x < lo, hi's where the
+    result is above hi); NaN in x stays NaN."""
+    from gradwise.autograd.functional import promoted, where
+    operands = [b for b in (x, lo, hi) if b is not None]
+    cast = iter(promoted(*operands))
+    out = next(cast)
+    if lo is not None:
+        bound = next(cast)
+        out = where(out < bound, bound, out)
+    if hi is not None:
+        bound = next(cast)
+        out = where(out > bound, bound, out)
+    return out

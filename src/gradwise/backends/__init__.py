@@ -1,5 +1,6 @@
-"""``gw.backends``: the backend queries tutorials make (``torch.backends.mps.is_available()``)."""
+"""``gw.backends``: the backend queries tutorials make (``torch.backends.mps.is_available()``),
+plus ``gw.backends.jit``, the switch for gradwise's numba kernels."""
 
-from gradwise.backends import cudnn, mps
+from gradwise.backends import cudnn, jit, mps
 
-__all__ = ["cudnn", "mps"]
+__all__ = ["cudnn", "jit", "mps"]

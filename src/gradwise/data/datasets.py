@@ -12,6 +12,12 @@ Where a data set is looked for, in order (the first folder holding all four file
 
 Files may be gzip-compressed or not (``train-images-idx3-ubyte.gz`` or
 ``train-images-idx3-ubyte``). Every file found is checked as IDX and for the expected shapes.
+
+Symlinks in these folders are followed, also to files outside them: a data folder of links
+into shared storage is a common and deliberate layout, and what is read there is only ever
+parsed as IDX (regular files only, size-capped, :func:`gradwise.data.idx.read_idx`), never
+reported back beyond its path. This differs from run folders, which are often handed on
+whole, where a symlink out of the folder is refused (:func:`gradwise.safefile.resolve_inside`).
 """
 
 from __future__ import annotations

@@ -68,6 +68,8 @@ class Doctor(Callback):
             raise TypeError(f"Doctor: config must be a DoctorConfig, got {type(config).__name__}")
         self.config = config or DoctorConfig()
         self.findings: list[Finding] = []
+        # what the statistics looked like when ``findings`` were last computed (None: never)
+        self._diagnosed_key: tuple[int, int, int] | None = None
         self.interval = self.config.interval or 1
         self._collector: StatsCollector | None = None
         self._model: Any = None
@@ -307,7 +309,12 @@ class Doctor(Callback):
         self.findings = diagnose(self.stats, self.config, lr=self._current_lr(),
                                  optimizer=type(self._optimizer).__name__
                                  if self._optimizer is not None else None)
+        self._diagnosed_key = self._stats_key()
         return self.findings
+
+    def _stats_key(self) -> tuple[int, int, int]:
+        stats = self.stats
+        return (stats.steps, len(stats.sampled_steps), len(stats.epochs))
 
     @property
     def problems(self) -> list[Finding]:
@@ -317,11 +324,18 @@ class Doctor(Callback):
     def format_findings(self, width: int = 100, overhead: bool = True) -> str:
         """The findings as text for a terminal: summary, evidence and remedies of each.
 
+        Runs :meth:`diagnose` first when the statistics changed since the findings were last
+        computed (or they never were), so it never reports stale or unevaluated findings.
+
         Args:
             width: wrap lines at this many characters.
             overhead: include the measured overhead in the first line (leave it out where the
                 text must be the same in every process: the time differs, the findings do not).
         """
+        if self._diagnosed_key != self._stats_key():
+            # findings older than the statistics (or never computed: format_findings() before
+            # report() said "no problems found" for a planted dead layer; issue 14)
+            self.diagnose()
         sampled = len(self.stats.sampled_steps)
         measured = f"examined {sampled} of {self.stats.steps} steps"
         if overhead and math.isfinite(self.overhead):
@@ -436,6 +450,7 @@ class Doctor(Callback):
         collector.end_forward()
         collector.stats = stats
         self.findings = findings
+        self._diagnosed_key = self._stats_key()
         self.interval, self._next_step, self.steps_seen = interval, next_step, steps_seen
         self.doctor_seconds, self.step_seconds = doctor_seconds, step_seconds
         self._sampling = False

@@ -25,19 +25,24 @@ from gradwise.autograd.tensor import Tensor
 
 
 # ---- activations ------------------------------------------------------------------------------
-def relu(x: Tensor) -> Tensor:
+def relu(x: Tensor, inplace: bool = False) -> Tensor:
     """max(0, x) elementwise, as ``torch.nn.functional.relu``; the gradient at 0 is 0, as torch's.
+
+    ``inplace`` is accepted for torch's signature; the result is always a new tensor and ``x``
+    is left unchanged (docs/PORTING.md; the same holds for every activation's ``inplace``).
     """
     return _ew.ReLU.apply(x)
 
 
-def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
-    """max(0, x) + negative_slope * min(0, x) (Maas et al. 2013), as ``torch``'s; shape kept."""
+def leaky_relu(x: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    """max(0, x) + negative_slope * min(0, x) (Maas et al. 2013), as ``torch``'s; shape kept.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
     return _ew.LeakyReLU.apply(x, negative_slope)
 
 
-def elu(x: Tensor, alpha: float = 1.0) -> Tensor:
+def elu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """ELU: x where x > 0, else alpha * (exp(x) - 1) (Clevert et al. 2015), as ``torch``'s.
+    ``inplace``: accepted, result always new (see :func:`relu`).
 
     Shape: any; output like ``x``.
     """
@@ -66,24 +71,29 @@ def softplus(x: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return _ew.Softplus.apply(x, beta, threshold)
 
 
-def silu(x: Tensor) -> Tensor:
-    """x * sigmoid(x) (SiLU / swish, Elfwing et al. 2017), as ``torch.nn.functional.silu``."""
-    return x * x.sigmoid()
+def silu(x: Tensor, inplace: bool = False) -> Tensor:
+    """x * sigmoid(x) (SiLU / swish, Elfwing et al. 2017), as ``torch.nn.functional.silu``.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
+    return _ew.SiLU.apply(x)
 
 
-def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
-    """x clamped into [min_val, max_val]; gradient 1 inside (bounds included), 0 outside.
+def hardtanh(x: Tensor, min_val: float = -1.0, max_val: float = 1.0,
+             inplace: bool = False) -> Tensor:
+    """x clamped into [min_val, max_val]; gradient 1 strictly inside, 0 at the bounds and
+    beyond (torch's ``hardtanh_backward``; ``clamp`` keeps the bounds), NaN passes it on.
+    ``inplace``: accepted, result always new (see :func:`relu`).
 
     Raises:
         ValueError: ``min_val`` > ``max_val``.
     """
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
-    return x.clamp(min_val, max_val)
+    return _ew.Hardtanh.apply(x, min_val, max_val)
 
 
-def relu6(x: Tensor) -> Tensor:
-    """min(max(x, 0), 6) (MobileNet's activation), ``hardtanh(x, 0, 6)``."""
+def relu6(x: Tensor, inplace: bool = False) -> Tensor:
+    """min(max(x, 0), 6) (MobileNet's activation), ``hardtanh(x, 0, 6)``.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
     return hardtanh(x, 0.0, 6.0)
 
 
@@ -418,6 +428,16 @@ def batch_norm(
                 f"batch_norm: {name} has shape {tuple(value.shape)} but the input {x.shape} "
                 f"has {channels} channels"
             )
+    if x.size == 0:
+        # an empty batch: torch returns the empty (N, C, *) output and leaves the running
+        # statistics as they are (issue 14); the product keeps the graph (zero gradients)
+        out = x * 1.0
+        view = (1, channels) + (1,) * (x.ndim - 2)
+        if weight is not None:
+            out = out * weight.reshape(view)
+        if bias is not None:
+            out = out + bias.reshape(view)
+        return out
     if training and x.size // max(channels, 1) <= 1:
         raise ValueError(
             f"batch_norm: expected more than 1 value per channel when training, got input "
@@ -704,20 +724,24 @@ def _where(condition: Any, a: Any, b: Any) -> Tensor:
     return where(condition, a, b)
 
 
-def hardsigmoid(x: Tensor) -> Tensor:
+def hardsigmoid(x: Tensor, inplace: bool = False) -> Tensor:
     """0 below -3, 1 above 3, ``x / 6 + 1 / 2`` between (torch.nn.functional.hardsigmoid;
-    Howard et al. 2019, MobileNetV3)."""
-    return x.clamp(-3.0, 3.0) / 6.0 + 0.5
+    Howard et al. 2019, MobileNetV3); gradient 1/6 strictly inside (-3, 3), else 0.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
+    return _ew.Hardsigmoid.apply(x)
 
 
-def hardswish(x: Tensor) -> Tensor:
-    """``x * hardsigmoid(x)`` (MobileNetV3, Howard et al. 2019), as torch's."""
-    return x * hardsigmoid(x)
+def hardswish(x: Tensor, inplace: bool = False) -> Tensor:
+    """``x * hardsigmoid(x)`` (MobileNetV3, Howard et al. 2019), as torch's; its gradient is
+    one selection (see :class:`~gradwise.autograd.ops.elementwise.Hardswish`).
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
+    return _ew.Hardswish.apply(x)
 
 
-def mish(x: Tensor) -> Tensor:
-    """``x * tanh(softplus(x))`` (Misra 2019), as ``torch.nn.functional.mish``."""
-    return x * softplus(x).tanh()
+def mish(x: Tensor, inplace: bool = False) -> Tensor:
+    """``x * tanh(softplus(x))`` (Misra 2019), as ``torch.nn.functional.mish``.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
+    return _ew.Mish.apply(x)
 
 
 def softsign(x: Tensor) -> Tensor:
@@ -741,28 +765,32 @@ def softmin(x: Tensor, dim: int | None = None) -> Tensor:
 
 
 def threshold(x: Tensor, threshold: float, value: float, inplace: bool = False) -> Tensor:
-    """x where ``x > threshold``, else ``value`` (torch.nn.functional.threshold)."""
-    return _where(x > threshold, x, value)
+    """x where ``x > threshold``, else ``value`` (torch.nn.functional.threshold); written as
+    torch does, ``value if x <= threshold else x``, so a NaN stays NaN and takes its gradient."""
+    return _where(x <= threshold, value, x)
 
 
 def hardshrink(x: Tensor, lambd: float = 0.5) -> Tensor:
-    """x where ``|x| > lambd``, else 0."""
-    return _where(x.abs() > lambd, x, 0.0)
+    """x where ``|x| > lambd``, else 0; as torch, ``0 if -lambd <= x <= lambd else x``, so a
+    NaN stays NaN and takes its gradient."""
+    return _where(x.abs() <= lambd, 0.0, x)
 
 
 def softshrink(x: Tensor, lambd: float = 0.5) -> Tensor:
-    """``x - lambd`` above lambd, ``x + lambd`` below -lambd, 0 between.
+    """``x - lambd`` above lambd, ``x + lambd`` below -lambd, 0 between; a NaN stays NaN and
+    takes its gradient (torch's ``softshrink_backward`` tests the flat middle, not the sides).
 
     Raises:
         ValueError: lambd < 0 (torch's rule).
     """
     if lambd < 0:
         raise ValueError(f"softshrink: lambd must be >= 0, got {lambd}")
-    return _where(x > lambd, x - lambd, _where(x < -lambd, x + lambd, 0.0))
+    return _where(x.abs() <= lambd, 0.0, _where(x < -lambd, x + lambd, x - lambd))
 
 
-def celu(x: Tensor, alpha: float = 1.0) -> Tensor:
+def celu(x: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
     """``max(0, x) + min(0, alpha (exp(x / alpha) - 1))`` (Barron 2017) = ``alpha elu(x / alpha)``.
+    ``inplace``: accepted, result always new (see :func:`relu`).
 
     Raises:
         ValueError: alpha == 0.
@@ -777,8 +805,9 @@ SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
 
 
-def selu(x: Tensor) -> Tensor:
-    """``scale * elu(x, alpha)`` with Klambauer et al.'s self-normalising constants."""
+def selu(x: Tensor, inplace: bool = False) -> Tensor:
+    """``scale * elu(x, alpha)`` with Klambauer et al.'s self-normalising constants.
+    ``inplace``: accepted, result always new (see :func:`relu`)."""
     return elu(x, SELU_ALPHA) * SELU_SCALE
 
 

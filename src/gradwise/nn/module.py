@@ -49,6 +49,16 @@ class Parameter(Tensor):
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Parameter:
+        """A copy with its own memory, the same ``requires_grad`` and no ``.grad``, as torch's
+        ``Parameter.__deepcopy__`` (a copied model starts with clean gradients)."""
+        if id(self) in memo:
+            return memo[id(self)]
+        result = type(self)(self._data.copy(), self.requires_grad)
+        result.name = self.name
+        memo[id(self)] = result
+        return result
+
 
 class RemovableHandle:
     """Returned by the ``register_*_hook`` methods; ``remove()`` takes the hook off again."""
@@ -323,6 +333,56 @@ class Module:
     add_module = register_module
 
     # ---- traversal ----------------------------------------------------------------------------
+    def get_submodule(self, target: str) -> Module:
+        """The descendant at dotted path ``target`` ("" is self), as
+        ``torch.nn.Module.get_submodule``.
+
+        Raises:
+            AttributeError: a step of the path is missing or is not a Module (naming the step
+                and the module it was looked up in).
+        """
+        module = self
+        if target == "":
+            return module
+        walked: list[str] = []
+        for step in target.split("."):
+            child = module._modules.get(step) if step in module._modules else None
+            if child is None:
+                where = ".".join(walked) or type(self).__name__
+                raise AttributeError(f"get_submodule: {type(module).__name__} ({where}) has no "
+                                     f"submodule {step!r} (path {target!r})")
+            module = child
+            walked.append(step)
+        return module
+
+    def get_parameter(self, target: str) -> Parameter:
+        """The parameter at dotted path ``target`` (``"block.fc.weight"``), as
+        ``torch.nn.Module.get_parameter``.
+
+        Raises:
+            AttributeError: the module path is missing, or it holds no parameter by that name.
+        """
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if module._parameters.get(name) is None:
+            raise AttributeError(f"get_parameter: {type(module).__name__} has no parameter "
+                                 f"{name!r} (path {target!r})")
+        return module._parameters[name]
+
+    def get_buffer(self, target: str) -> Tensor:
+        """The buffer at dotted path ``target`` (``"norm.running_mean"``), as
+        ``torch.nn.Module.get_buffer``.
+
+        Raises:
+            AttributeError: the module path is missing, or it holds no buffer by that name.
+        """
+        path, _, name = target.rpartition(".")
+        module = self.get_submodule(path)
+        if module._buffers.get(name) is None:
+            raise AttributeError(f"get_buffer: {type(module).__name__} has no buffer {name!r} "
+                                 f"(path {target!r})")
+        return module._buffers[name]
+
     def named_modules(self, prefix: str = "", memo: set[int] | None = None
                       ) -> Iterator[tuple[str, Module]]:
         """This module and every descendant, depth first, each once, with its qualified name."""

@@ -226,6 +226,39 @@ def _clip(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     return name, b.batch_of(x)
 
 
+CONVERTERS["Hardtanh"] = _clip  # relu6 and hardtanh: the same Max/Min as clamp
+
+
+@converts("Hardsigmoid")
+def _hardsigmoid(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # ONNX HardSigmoid is max(0, min(1, alpha x + beta)); torch's is alpha = 1/6, beta = 1/2
+    x = fn.inputs[0]
+    return b.node("HardSigmoid", [b.value(x)], alpha=1 / 6, beta=0.5), b.batch_of(x)
+
+
+@converts("Hardswish")
+def _hardswish(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    name = b.value(x)
+    gate = b.node("HardSigmoid", [name], alpha=1 / 6, beta=0.5)
+    return b.node("Mul", [name, gate]), b.batch_of(x)
+
+
+@converts("SiLU")
+def _silu(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    name = b.value(x)
+    return b.node("Mul", [name, b.node("Sigmoid", [name])]), b.batch_of(x)
+
+
+@converts("Mish")
+def _mish(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    name = b.value(x)
+    gate = b.node("Tanh", [b.node("Softplus", [name])])
+    return b.node("Mul", [name, gate]), b.batch_of(x)
+
+
 @converts("Where")
 def _where(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     condition = b.const(fn.condition, "condition", dtype=bool)

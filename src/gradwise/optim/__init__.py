@@ -14,6 +14,7 @@ from gradwise.optim import lr_scheduler
 from gradwise.optim.adadelta import Adadelta
 from gradwise.optim.adagrad import Adagrad
 from gradwise.optim.adam import Adam, AdamW
+from gradwise.optim.adam_variants import Adamax, NAdam, RAdam
 from gradwise.optim.optimizer import Optimizer, join_state, split_state
 from gradwise.optim.rmsprop import RMSprop
 from gradwise.optim.sgd import SGD
@@ -24,6 +25,9 @@ __all__ = [
     "Adagrad",
     "Adam",
     "AdamW",
+    "Adamax",
+    "NAdam",
+    "RAdam",
     "Optimizer",
     "RMSprop",
     "join_state",

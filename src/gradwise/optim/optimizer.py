@@ -92,9 +92,16 @@ class Optimizer:
         """Check that ``group[name]`` is a finite real number in the given interval.
 
         Infinite and NaN values are refused for every hyperparameter (``lr=inf`` used to be
-        accepted and turned every weight into NaN at the first step).
+        accepted and turned every weight into NaN at the first step). ``lr`` may also be a
+        1-element Tensor, as torch accepts (issue 14); its value is stored as a float (the
+        group does not follow later changes to that Tensor: set ``group["lr"]`` instead).
         """
         value = group[name]
+        if name == "lr" and isinstance(value, Tensor):
+            if value.numel() != 1 or value._data.dtype.kind not in "iuf":
+                raise ValueError(f"{self._name}: a Tensor lr must be one real number, got "
+                                 f"shape {tuple(value.shape)} dtype {value._data.dtype}")
+            value = group[name] = float(value._data.reshape(-1)[0])
         is_real = (isinstance(value, numbers.Real) and not isinstance(value, bool)
                    and math.isfinite(value))
         above = is_real and (value >= low if low_inclusive else value > low)

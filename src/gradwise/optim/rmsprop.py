@@ -104,6 +104,14 @@ class RMSprop(Optimizer):
                 grad_avg += tmp
                 np.multiply(grad_avg, grad_avg, out=tmp)
                 np.subtract(square_avg, tmp, out=tmp)
+                # torch computes square_avg - grad_avg^2 with one fused multiply-add, so an
+                # overflowed square_avg (inf) minus a finite grad_avg^2 that overflowed too stays
+                # inf (the step is then 0) instead of inf - inf = NaN (issue 14: grad 1e30 in
+                # float32 kept torch's weight at 1.0)
+                broken = np.isnan(tmp)
+                if broken.any():
+                    keep = broken & np.isposinf(square_avg) & np.isfinite(grad_avg)
+                    tmp[keep] = square_avg[keep]
                 np.sqrt(tmp, out=tmp)
             else:
                 np.sqrt(square_avg, out=tmp)

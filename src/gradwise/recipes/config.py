@@ -426,7 +426,9 @@ def _convert(key: str, value: Any, label: str) -> Any:
         return value
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ConfigError(f"{label} must be an integer, got {_show(value)}")
+            # a float as the file wrote it (1.0, not "1", which reads like a valid value)
+            shown_value = repr(value) if isinstance(value, float) else _show(value)
+            raise ConfigError(f"{label} must be an integer, got {shown_value}")
         return int(value)
     if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):

@@ -20,7 +20,7 @@ import numpy as np
 
 import gradwise as gw
 from gradwise import nn
-from gradwise._atomic import atomic_open, atomic_write_bytes
+from gradwise._atomic import atomic_open, atomic_write_bytes, check_output_file
 from gradwise._shown import plural, shown
 from gradwise.recipes import TrainConfig
 from gradwise.runinfo import check_run_info
@@ -108,6 +108,7 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool,
     the folder byte for byte as it was.
     """
     if resume:
+        check_run_files(run_dir)
         info_path = run_dir / RUN_INFO_NAME
         info = read_json(info_path) if os.path.lexists(info_path) else new_run_info(config)
         check_run_info(info, str(info_path), RunError)
@@ -145,6 +146,32 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool,
     return new_run_info(config)
 
 
+RUN_FILES = (CONFIG_NAME, RUN_INFO_NAME, METRICS_NAME, HISTORY_NAME, WEIGHTS_NAME, CURVES_NAME,
+             REPORT_NAME)
+"""The files of a run folder that training reads or rewrites."""
+
+
+def check_run_files(run_dir: Path) -> None:
+    """Before a resume does any work: every file it will read or rewrite is a regular file
+    (or absent) and every checkpoint folder a folder. A FIFO ``history.json`` used to be found
+    only after the remaining epochs had trained and ``checkpoints/last`` and ``config.json``
+    had been rewritten, leaving run.json "running"; a refused resume changes no file.
+
+    Raises:
+        RunError: naming the file and what it is (a FIFO, a device, a folder ...).
+    """
+    for name in RUN_FILES:
+        try:
+            check_output_file(run_dir / name)
+        except OSError as error:
+            raise RunError(f"{shown(run_dir)}: cannot resume: {error.strerror or error}"
+                           ) from None
+    for name in (CHECKPOINTS_DIR, LAST_CHECKPOINT, BEST_CHECKPOINT):
+        folder = run_dir / name
+        if os.path.lexists(folder) and not folder.is_dir():
+            raise RunError(f"{shown(run_dir)}: cannot resume: {shown(folder)} is not a folder")
+
+
 def run_status(run_dir: str | os.PathLike[str]) -> tuple[str, int]:
     """``(status, epochs done)`` from ``run.json``: status is ``finished``, ``stopped``,
     ``interrupted``, ``running`` (or killed while running) or ``new`` (no run.json yet).
@@ -153,9 +180,10 @@ def run_status(run_dir: str | os.PathLike[str]) -> tuple[str, int]:
         RunError: run.json exists but cannot be read.
     """
     path = Path(run_dir) / RUN_INFO_NAME
-    if not path.is_file():
+    if not os.path.lexists(path):  # a FIFO or a folder named run.json is refused, not "new"
         return "new", 0
     info = read_json(path)
+    check_run_info(info, str(path), RunError)  # the schema resume and evaluate apply
     epoch = info.get("epoch")
     return str(info.get("status", "new")), epoch if isinstance(epoch, int) else 0
 

@@ -226,10 +226,13 @@ def train_run(
     info["seconds"] = round(float(info.get("seconds") or 0.0) + outcome.seconds, 2)
     outcome.total_seconds = max(info["seconds"], outcome.seconds)
     if writer:
-        write_json(run_dir / RUN_INFO_NAME, info)
+        # the derived files first, run.json's new status last: a kill between them leaves the
+        # run "running", and its resume finishes it again (figures included); the other order
+        # left a "finished" run without report.html or curves, which resume refused forever
         if not interrupted:
             _write_figures(outcome, doctor, getattr(trainer.model, "module", trainer.model),
                            data, info)
+        write_json(run_dir / RUN_INFO_NAME, info)
     if distributed:
         # the ranks leave together: one that finished early would exit (and, unlike rank 0,
         # no longer catch Ctrl-C, which mpiexec forwards to all) while rank 0 still writes

@@ -175,6 +175,11 @@ class DistributedTraining:
         totals = state.get("epoch_totals")
         if totals is not None:
             totals = dict(totals)
+            # each rank's own loss sum too: a resume on as many ranks restores them, so the
+            # epoch's sums are added in the uninterrupted run's order (float addition is not
+            # associative; a global partial sum on rank 0 changed the last bit of the loss)
+            state["distributed"]["rank_loss_sums"] = [
+                float(value) for value in dist.all_gather_json(float(totals["loss_sum"]))]
             sums = np.array([totals["loss_sum"], float(totals["samples"])])
             dist.all_reduce_array(sums, dist.ReduceOp.SUM, check_shapes=False)
             totals["loss_sum"], totals["samples"] = float(sums[0]), int(round(sums[1]))
@@ -228,11 +233,20 @@ class DistributedTraining:
         if saved_world != self.world_size:
             trainer.batch_in_epoch = 0
             trainer.batches_per_epoch = len(trainer._train_loader)
+        rank_sums = saved.get("rank_loss_sums")
+        rank_sums_list: list[Any] = rank_sums if isinstance(rank_sums, list) else []
+        same_ranks = (saved_world == self.world_size and len(rank_sums_list) == self.world_size
+                      and all(isinstance(v, float) and math.isfinite(v) for v in rank_sums_list))
         if epoch_totals is not None and self.rank != 0:
             # rank 0 carries the epoch's sums over all ranks; the others start from zero
             epoch_totals = dict(epoch_totals)
             epoch_totals["loss_sum"], epoch_totals["samples"] = 0.0, 0
             epoch_totals["metrics"] = {m.name: m.state_dict() for m in trainer._new_metrics()}
+        if epoch_totals is not None and same_ranks:
+            # the same loss total, split over the ranks as it was, so each rank goes on adding
+            # to its own sum and the epoch-end all-reduce adds what the uninterrupted run added
+            epoch_totals = dict(epoch_totals)
+            epoch_totals["loss_sum"] = float(rank_sums_list[self.rank])
         return epoch_totals
 
 

@@ -163,6 +163,98 @@ def check_trainer_state(state: dict[str, Any], where: Any, batches_per_epoch: in
             raise CheckpointError(f"{where}: trainer state has no {name}")
 
 
+_GENERATOR_INT_BITS = 128
+"""Widest integer in any NumPy bit generator's state (PCG64's ``state`` and ``inc``)."""
+
+
+def check_generator_state(saved: Any, generator: Any, field: str, where: Any) -> None:
+    """Refuse a saved ``bit_generator.state`` that ``generator`` could not take, before any
+    part of the run is restored (a forged ``state.state = 10**60`` used to surface as
+    "Python int too large to convert to C long" after the model was already loaded).
+
+    Checks, against a fresh generator of the same kind: the bit generator name; the same
+    keys and value kinds at every level; every int in ``[0, 2**128)`` (NumPy's own widths:
+    PCG64 128-bit state and increment, 32/64-bit words elsewhere, which the trial below
+    catches); finally the state is set on a scratch generator, so whatever NumPy itself
+    refuses is refused here, naming the field.
+
+    Raises:
+        CheckpointError: naming ``field`` (``trainer.rng_state.state.state`` ...) and why.
+    """
+    import numpy as np
+
+    bit_generator = generator.bit_generator
+    expected = bit_generator.state
+
+    def refuse(path: str, reason: str) -> CheckpointError:
+        return CheckpointError(f"{where}: trainer state {path} {reason}")
+
+    def walk(value: Any, model: Any, path: str) -> None:
+        if isinstance(model, dict):
+            if not isinstance(value, dict):
+                raise refuse(path, f"must be an object, got {type(value).__name__}")
+            if set(value) != set(model):
+                raise refuse(path, f"has keys {sorted(map(str, value))[:8]}, expected "
+                             f"{sorted(model)}")
+            for key in model:
+                walk(value[key], model[key], f"{path}.{key}")
+        elif isinstance(model, str):
+            if value != model:
+                raise refuse(path, f"is {str(value)[:40]!r}, this run uses {model!r}")
+        elif isinstance(model, int | np.integer | np.ndarray):
+            items = value if isinstance(model, np.ndarray) else [value]
+            if isinstance(model, np.ndarray) and (
+                not isinstance(value, list) or len(value) != model.size
+            ):
+                raise refuse(path, f"must be a list of {model.size} integers")
+            for item in items:
+                if isinstance(item, bool) or not isinstance(item, int) or not (
+                    0 <= item < 1 << _GENERATOR_INT_BITS
+                ):
+                    text = repr(item) if len(repr(item)) < 40 else repr(item)[:37] + "..."
+                    raise refuse(path, f"is {text}; it must be an integer in [0, "
+                                 f"2**{_GENERATOR_INT_BITS})")
+
+    walk(saved, expected, field)
+    scratch = type(bit_generator)()
+    try:
+        scratch.state = saved
+    except (TypeError, ValueError, OverflowError, KeyError) as error:
+        raise refuse(field, f"is not a valid {expected.get('bit_generator')} state: "
+                     f"{str(error)[:120]}") from None
+
+
+def check_rng_states(state: dict[str, Any], where: Any, trainer: Trainer,
+                     loader: Any = None) -> None:
+    """:func:`check_generator_state` for the trainer's generator, the model's own ones
+    (Dropout's) and the data loader's shuffling generator."""
+    import numpy as np
+
+    check_generator_state(state.get("rng_state"), trainer.rng, "rng_state", where)
+    loader_state, loader_rng = state.get("loader_state"), getattr(loader, "_rng", None)
+    if isinstance(loader_state, dict) and isinstance(loader_rng, np.random.Generator) and (
+        "rng_state" in loader_state
+    ):
+        check_generator_state(loader_state["rng_state"], loader_rng, "loader_state.rng_state",
+                              where)
+    saved = state.get("model_rng_state")
+    if saved is None or not hasattr(trainer.model, "rng_state"):
+        return
+    from gradwise.nn.parallel import DistributedDataParallel
+
+    model = trainer.model
+    if isinstance(model, DistributedDataParallel):  # its rng_state() is the wrapped model's
+        model = model.module
+    owners = {name: module.__dict__["rng"] for name, module in model.named_modules()
+              if isinstance(module.__dict__.get("rng"), np.random.Generator)}
+    if not isinstance(saved, dict) or set(saved) != set(owners):
+        names = sorted(map(str, saved))[:8] if isinstance(saved, dict) else type(saved).__name__
+        raise CheckpointError(f"{where}: trainer state model_rng_state names {names}; the "
+                              f"model's generators are at {sorted(owners)[:8]}")
+    for name, generator in owners.items():
+        check_generator_state(saved[name], generator, f"model_rng_state[{name!r}]", where)
+
+
 def restore(trainer: Trainer, path: str | os.PathLike[str], loader: Any) -> dict[str, Any] | None:
     """Load a checkpoint into the trainer's model, optimizer, scheduler, loader and counters.
 
@@ -193,6 +285,7 @@ def restore(trainer: Trainer, path: str | os.PathLike[str], loader: Any) -> dict
             "batch_size"
         )
     _check_position(state, where, trainer)
+    check_rng_states(state, where, trainer, loader)
     if data.optimizer_state is None:
         raise CheckpointError(f"{where}: the checkpoint holds no optimizer state")
     if state.get("optimizer_class") != type(trainer.optimizer).__name__:

@@ -27,8 +27,10 @@ from gradwise.autograd.tensor import Tensor
 from gradwise.data.sampler import DistributedSampler
 
 __all__ = [
-    "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler", "Sampler", "Subset",
-    "TensorDataset", "default_collate", "random_split",
+    "BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler",
+    "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler", "Subset",
+    "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "default_collate",
+    "get_worker_info", "random_split",
 ]
 
 
@@ -130,13 +132,164 @@ def random_split(dataset: Any, lengths: Sequence[float], generator: Any = None) 
 
 
 class Sampler:
-    """Base class of index samplers: iterating yields dataset indices."""
+    """Base class of index samplers: iterating yields dataset indices (a batch sampler
+    yields lists of them)."""
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[Any]:
         raise NotImplementedError
 
     def __len__(self) -> int:
         raise NotImplementedError
+
+
+class SequentialSampler(Sampler):
+    """The indices 0 .. len(data_source) - 1 in order (``torch.utils.data.SequentialSampler``).
+    """
+
+    def __init__(self, data_source: Sized) -> None:
+        self.data_source = data_source
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(len(self.data_source)))
+
+    def __len__(self) -> int:
+        return len(self.data_source)
+
+
+def _stream(generator: Any, caller: str) -> np.random.Generator:
+    return _random.resolve(generator, None, caller)
+
+
+class RandomSampler(Sampler):
+    """A random order of the indices each epoch (``replacement``: ``num_samples`` independent
+    uniform draws), from ``generator`` or the default one (``gw.manual_seed``), as
+    ``torch.utils.data.RandomSampler`` (the stream differs from torch's: docs/PORTING.md).
+
+    Raises:
+        ValueError: ``num_samples`` not a positive int.
+    """
+
+    def __init__(self, data_source: Sized, replacement: bool = False,
+                 num_samples: int | None = None, generator: Any = None) -> None:
+        if num_samples is not None and (isinstance(num_samples, bool) or
+                                        not isinstance(num_samples, int) or num_samples <= 0):
+            raise ValueError(f"RandomSampler: num_samples must be a positive int, got "
+                             f"{num_samples!r}")
+        self.data_source, self.replacement = data_source, bool(replacement)
+        self._num_samples, self.generator = num_samples, generator
+
+    @property
+    def num_samples(self) -> int:
+        """How many indices one epoch yields (default: the dataset's length)."""
+        return len(self.data_source) if self._num_samples is None else self._num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        n, stream = len(self.data_source), _stream(self.generator, "RandomSampler")
+        if self.replacement:
+            return iter(stream.integers(0, n, size=self.num_samples).tolist())
+        rounds = -(-self.num_samples // max(n, 1))
+        parts = [stream.permutation(n) for _ in range(rounds)] or [np.zeros(0, np.int64)]
+        order = np.concatenate(parts)
+        return iter(order[:self.num_samples].astype(np.int64).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class SubsetRandomSampler(Sampler):
+    """The given ``indices`` in a random order each epoch
+    (``torch.utils.data.SubsetRandomSampler``)."""
+
+    def __init__(self, indices: Sequence[int], generator: Any = None) -> None:
+        self.indices, self.generator = indices, generator
+
+    def __iter__(self) -> Iterator[int]:
+        order = _stream(self.generator, "SubsetRandomSampler").permutation(len(self.indices))
+        return (self.indices[int(i)] for i in order)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+class WeightedRandomSampler(Sampler):
+    """``num_samples`` indices drawn with probability proportional to ``weights`` (with
+    ``replacement``, or each at most once), as ``torch.utils.data.WeightedRandomSampler``.
+
+    Raises:
+        ValueError: weights not a 1-d sequence of finite non-negative numbers with a positive
+            sum, ``num_samples`` not positive, or more samples than nonzero weights without
+            replacement.
+    """
+
+    def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True,
+                 generator: Any = None) -> None:
+        w = np.asarray(weights._data if isinstance(weights, Tensor) else weights, np.float64)
+        if w.ndim != 1 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise ValueError("WeightedRandomSampler: weights must be a 1-d sequence of finite, "
+                             f"non-negative numbers with a positive sum, got {weights!r:.80}")
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
+            raise ValueError(f"WeightedRandomSampler: num_samples must be a positive int, got "
+                             f"{num_samples!r}")
+        if not replacement and num_samples > np.count_nonzero(w):
+            raise ValueError(f"WeightedRandomSampler: cannot draw {num_samples} samples without "
+                             f"replacement from {np.count_nonzero(w)} nonzero weights")
+        self.weights, self.num_samples = w, num_samples
+        self.replacement, self.generator = bool(replacement), generator
+
+    def __iter__(self) -> Iterator[int]:
+        stream = _stream(self.generator, "WeightedRandomSampler")
+        drawn = stream.choice(len(self.weights), size=self.num_samples,
+                              replace=self.replacement, p=self.weights / self.weights.sum())
+        return iter(drawn.astype(np.int64).tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+class BatchSampler(Sampler):
+    """Lists of ``batch_size`` indices from ``sampler`` (the last one shorter unless
+    ``drop_last``), as ``torch.utils.data.BatchSampler``; a DataLoader takes it as
+    ``batch_sampler=``.
+
+    Raises:
+        ValueError: batch_size not a positive int.
+    """
+
+    def __init__(self, sampler: Iterable[int], batch_size: int, drop_last: bool) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f"BatchSampler: batch_size must be a positive int, got "
+                             f"{batch_size!r}")
+        self.sampler, self.batch_size, self.drop_last = sampler, batch_size, bool(drop_last)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batch: list[int] = []
+        for index in self.sampler:
+            batch.append(int(index))
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+        if batch and not self.drop_last:
+            yield batch
+
+    def __len__(self) -> int:
+        n = len(self.sampler)  # type: ignore[arg-type]
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+
+class IterableDataset(Dataset):
+    """A dataset that is a stream: subclasses define ``__iter__`` (no ``__getitem__`` or
+    length needed), as ``torch.utils.data.IterableDataset``; a DataLoader batches what it
+    yields, in order (``shuffle`` and samplers do not apply)."""
+
+    def __iter__(self) -> Iterator[Any]:
+        raise NotImplementedError(f"{type(self).__name__}: an IterableDataset defines __iter__")
+
+
+def get_worker_info() -> None:
+    """Information about the current loader worker process, as
+    ``torch.utils.data.get_worker_info``: always None, since gradwise loads in the calling
+    process (what torch returns in the main process too)."""
+    return None
 
 
 def _stack(values: list[Any]) -> Any:
@@ -203,6 +356,14 @@ class DataLoader:
             raise ValueError(f"DataLoader: batch_size must be a positive int, got {batch_size!r}")
         if shuffle and sampler is not None:
             raise ValueError("DataLoader: sampler option is mutually exclusive with shuffle")
+        if batch_sampler is not None and (batch_size != 1 or shuffle or sampler is not None
+                                          or drop_last):
+            raise ValueError("DataLoader: batch_sampler option is mutually exclusive with "
+                             "batch_size, shuffle, sampler, and drop_last")
+        if isinstance(dataset, IterableDataset) and (shuffle or sampler is not None or
+                                                     batch_sampler is not None):
+            raise ValueError("DataLoader: an IterableDataset takes no shuffle, sampler or "
+                             "batch_sampler (it yields its own order)")
         if num_workers and num_workers > 0 and not _WORKER_NOTE_SHOWN[0]:
             _WORKER_NOTE_SHOWN[0] = True
             warnings.warn(
@@ -226,6 +387,20 @@ class DataLoader:
             return _random.resolve(self.generator, None, "DataLoader").permutation(n)
         return range(n)
 
+    def _iterable_batches(self) -> Iterator[Any]:
+        if self.batch_size is None:
+            for item in self.dataset:
+                yield item if self.collate_fn is None else self.collate_fn(item)
+            return
+        batch: list[Any] = []
+        for item in self.dataset:
+            batch.append(item)
+            if len(batch) == self.batch_size:
+                yield (self.collate_fn or default_collate)(batch)
+                batch = []
+        if batch and not self.drop_last:
+            yield (self.collate_fn or default_collate)(batch)
+
     def _batches(self) -> Iterator[list[int]]:
         if self.batch_sampler is not None:
             yield from (list(batch) for batch in self.batch_sampler)
@@ -240,6 +415,9 @@ class DataLoader:
             yield batch
 
     def __iter__(self) -> Iterator[Any]:
+        if isinstance(self.dataset, IterableDataset):
+            yield from self._iterable_batches()
+            return
         if self.batch_size is None and self.batch_sampler is None:
             for index in self._indices():
                 item = self.dataset[int(index)]

@@ -11,6 +11,14 @@ Ops call :func:`jit_enabled` once per call and pick one. See ``_jit.py`` for the
 (and why each one is there).
 """
 
-from gradwise.autograd.kernels._jit import jit_enabled, kernel
+from gradwise.autograd.kernels._jit import (
+    KERNEL_DTYPES,
+    index_ready,
+    jit_enabled,
+    kernel,
+    kernel_ready,
+    set_jit_enabled,
+)
 
-__all__ = ["jit_enabled", "kernel"]
+__all__ = ["KERNEL_DTYPES", "index_ready", "jit_enabled", "kernel", "kernel_ready",
+           "set_jit_enabled"]

@@ -14,28 +14,37 @@ Settings and why (measured on a 2-core Xeon, numba 0.68, OpenBLAS 0.3.31; issue 
 
 Threads (issue 14's measured pitfall: numba's OpenMP layer running beside OpenBLAS's own
 threads made the MLP step 5x and the CNN step 14x slower on 2 cores). The rule is **one pool
-at a time**:
+at a time**, and it holds because **no gradwise kernel is** ``parallel=True``:
 
-* the threading layer of ``parallel=True`` kernels is numba's own ``workqueue`` (no OpenMP, no
-  TBB), chosen here before any parallel kernel runs, unless ``NUMBA_THREADING_LAYER`` is set in the
-  environment (the user's choice wins);
-* the MLP-path kernels (bias+activation, losses, norms, optimizer updates) are **serial**: they
-  work on arrays of ~10^4-10^5 elements that take microseconds, where waking threads costs more
-  than it saves, and they run between matrix products, so BLAS keeps both cores for the GEMMs;
-* a parallel kernel (the convolution side) splits over chunks of the batch and does not call BLAS
-  inside its parallel region;
-* ``gw.set_num_threads(n)`` sets both pools (BLAS through threadpoolctl, numba through
+* every kernel (bias+activation, losses, norms, optimizer updates, convolution, pooling) is
+  serial: they work on arrays that take micro- to milliseconds, where waking threads costs more
+  than it saves, and they run between matrix products, so BLAS keeps the cores for the GEMMs;
+* importing gradwise changes **no** process-wide numba setting (an earlier version set
+  ``numba.config.THREADING_LAYER = "workqueue"`` on import, which made a user's own
+  ``@njit(parallel=True)`` function abort with "Concurrent access has been detected" when called
+  from two threads; issue 14). A future parallel kernel must choose its layer locally or not at
+  all;
+* ``gw.set_num_threads(n)`` limits both pools (BLAS through threadpoolctl, numba through
   ``numba.set_num_threads``), as ``torch.set_num_threads`` does.
 
-``GRADWISE_JIT=0`` in the environment (read at import) or a missing numba switches every op to
-its NumPy reference; :func:`set_jit_enabled` switches at run time (tests use it to run both).
+``GRADWISE_JIT`` in the environment (read at import: ``0``/``false``/``off``/``no`` switch the
+kernels off, ``1``/``true``/``on``/``yes`` or unset leave them on, case-insensitive; anything
+else warns and leaves them on) or a missing numba switches every op to its NumPy reference;
+:func:`set_jit_enabled` switches at run time (tests use it to run both).
+
+Which arrays a kernel takes is decided in one place, :func:`kernel_ready`: native-byte-order
+float32/float64 arrays of one dtype, C-contiguous. Everything else (float16, big-endian data,
+strided views, integers) runs the NumPy reference, which is the definition of the result anyway.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
+
+import numpy as np
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,12 +53,64 @@ try:  # numba is a regular dependency, but the NumPy path must work without it
 except ImportError:  # pragma: no cover - exercised by the GRADWISE_JIT=0 runs
     _numba = None  # type: ignore[assignment]
 
-if _numba is not None and "NUMBA_THREADING_LAYER" not in os.environ:
-    # must happen before the first parallel kernel launches (numba reads it then); workqueue
-    # needs no OpenMP runtime, so it never competes with OpenBLAS's OpenMP threads
-    _numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]  # set at runtime
+_OFF = frozenset({"0", "false", "off", "no"})
+_ON = frozenset({"1", "true", "on", "yes", ""})
 
-_enabled = [_numba is not None and os.environ.get("GRADWISE_JIT", "1").strip() != "0"]
+
+def _parse_env(value: str | None) -> bool:
+    """``GRADWISE_JIT``'s value -> kernels on?  Unknown values warn (naming them) and mean on."""
+    if value is None:
+        return True
+    word = value.strip().lower()
+    if word in _OFF:
+        return False
+    if word not in _ON:
+        warnings.warn(f"GRADWISE_JIT={value!r} is not one of 0/false/off/no or 1/true/on/yes; "
+                      "the numba kernels stay on", RuntimeWarning, stacklevel=2)
+    return True
+
+
+_enabled = [_numba is not None and _parse_env(os.environ.get("GRADWISE_JIT"))]
+
+#: the dtypes every kernel is compiled for (numba has no float16 arithmetic)
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def kernel_ready(*arrays: np.ndarray | None, ndim: int | None = None,
+                 writeable: bool = False) -> bool:
+    """Whether the numba kernels may run on ``arrays`` (the one dispatch rule every op uses).
+
+    True when the kernels are on (:func:`jit_enabled`) and every array that is not None is an
+    ``np.ndarray`` of native byte order, float32 or float64 (all the same dtype), C-contiguous,
+    of ``ndim`` dimensions when given, and writeable when ``writeable``. Otherwise the op runs
+    its NumPy reference: float16 (numba raises ``NotImplementedError: float16``), big-endian
+    arrays (numba raises a TypingError) and strided views are all correct there (issue 14).
+    """
+    if not _enabled[0]:
+        return False
+    dtype = None
+    for array in arrays:
+        if array is None:
+            continue
+        if not isinstance(array, np.ndarray):
+            return False
+        if dtype is None:
+            dtype = array.dtype
+            if dtype not in KERNEL_DTYPES or not dtype.isnative:
+                return False
+        elif array.dtype != dtype:
+            return False
+        if not array.flags.c_contiguous or (ndim is not None and array.ndim != ndim):
+            return False
+        if writeable and not array.flags.writeable:
+            return False
+    return dtype is not None
+
+
+def index_ready(labels: np.ndarray) -> bool:
+    """Whether an integer index array (class labels) may go to a kernel: native-order ints."""
+    return (isinstance(labels, np.ndarray) and labels.dtype.kind in "iu"
+            and labels.dtype.isnative)
 
 
 def jit_enabled() -> bool:
@@ -59,6 +120,10 @@ def jit_enabled() -> bool:
 
 def set_jit_enabled(enabled: bool) -> bool:
     """Switch the numba kernels on or off for this process; returns the previous setting.
+
+    Overrides ``GRADWISE_JIT``; results are the same either way (the kernels compute what the
+    NumPy references define, within float rounding of sums), only the speed differs. Also
+    exported as ``gradwise.set_jit_enabled`` / ``gradwise.jit_enabled``.
 
     Raises:
         RuntimeError: ``enabled`` is True but numba is not installed.

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradwise.autograd.kernels._jit import jit_enabled, kernel
+from gradwise.autograd.kernels._jit import kernel, kernel_ready
 
 
 # ---- forward: out = max(out + bias, 0), in place -------------------------------------------------
@@ -47,8 +47,8 @@ def bias_relu_(out: np.ndarray, bias: np.ndarray | None) -> None:
 
     Shape: out (N, C) (other shapes go to the reference), bias (C,) or None.
     """
-    if (jit_enabled() and out.ndim == 2 and out.flags.c_contiguous and out.dtype.kind == "f"
-            and (bias is None or (bias.dtype == out.dtype and bias.ndim == 1))):
+    if (kernel_ready(out, ndim=2, writeable=True)
+            and (bias is None or (kernel_ready(out, bias) and bias.ndim == 1))):
         if bias is None:
             _relu_kernel(out)
         else:
@@ -100,9 +100,7 @@ def relu_backward(
 
     Shape: grad, out (N, C) -> grad_z (N, C) newly allocated, grad_bias (C,) or None.
     """
-    if (jit_enabled() and grad.ndim == 2 and grad.shape == out.shape
-            and grad.dtype == out.dtype and grad.dtype.kind == "f"
-            and grad.flags.c_contiguous and out.flags.c_contiguous):
+    if kernel_ready(grad, out, ndim=2) and grad.shape == out.shape:
         grad_z = np.empty_like(grad)
         if want_bias_grad:
             grad_bias = np.empty(grad.shape[1], dtype=grad.dtype)

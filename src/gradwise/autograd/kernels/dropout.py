@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradwise.autograd.kernels._jit import jit_enabled, kernel
+from gradwise.autograd.kernels._jit import KERNEL_DTYPES, kernel, kernel_ready
 
 
 def dropout_mask_reference(uniform: np.ndarray, p: float, dtype: np.dtype) -> np.ndarray:
@@ -30,8 +30,8 @@ def _dropout_mask_kernel(uniform, p, scale, zero, mask):  # pragma: no cover - n
 def dropout_mask(uniform: np.ndarray, p: float, dtype: np.dtype) -> np.ndarray:
     """The mask of :func:`dropout_mask_reference`, fused when the kernels are on."""
     dtype = np.dtype(dtype)
-    if (jit_enabled() and uniform.dtype == np.float32 and uniform.flags.c_contiguous
-            and dtype.kind == "f"):
+    if (kernel_ready(uniform) and uniform.dtype == np.float32
+            and dtype in KERNEL_DTYPES and dtype.isnative):
         mask = np.empty(uniform.shape, dtype=dtype)
         _dropout_mask_kernel(uniform, np.float32(p), dtype.type(1.0 / (1.0 - p)), dtype.type(0),
                              mask)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradwise.autograd.kernels._jit import jit_enabled, kernel
+from gradwise.autograd.kernels._jit import index_ready, kernel, kernel_ready
 
 
 def cross_entropy_forward_reference(
@@ -61,8 +61,7 @@ def cross_entropy_forward(
     logits: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """The fused forward (see :func:`cross_entropy_forward_reference`); labels already checked."""
-    if (jit_enabled() and logits.ndim == 2 and logits.dtype.kind == "f"
-            and logits.flags.c_contiguous and labels.dtype.kind in "iu"):
+    if kernel_ready(logits, ndim=2) and index_ready(labels):
         probs = np.empty_like(logits)
         losses = np.empty(logits.shape[0], dtype=logits.dtype)
         _cross_entropy_forward_kernel(logits, labels, probs, losses, logits.dtype.type(0))
@@ -101,9 +100,8 @@ def _cross_entropy_backward_kernel(probs, labels, scale, out, one):  # pragma: n
 def cross_entropy_backward(probs: np.ndarray, labels: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """The fused backward (see :func:`cross_entropy_backward_reference`), bitwise the same."""
     scale = np.asarray(scale)
-    if (jit_enabled() and probs.ndim == 2 and probs.flags.c_contiguous
-            and probs.dtype.kind == "f" and scale.dtype == probs.dtype
-            and labels.dtype.kind in "iu" and scale.ndim <= 1):
+    if (kernel_ready(probs, ndim=2) and scale.ndim <= 1 and scale.dtype == probs.dtype
+            and index_ready(labels)):
         out = np.empty_like(probs)
         _cross_entropy_backward_kernel(probs, labels, scale.reshape(-1), out,
                                        probs.dtype.type(1))

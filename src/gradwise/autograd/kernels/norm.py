@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradwise.autograd.kernels._jit import jit_enabled, kernel
+from gradwise.autograd.kernels._jit import kernel, kernel_ready
 
 
 def layer_norm_forward_reference(
@@ -68,9 +68,7 @@ def layer_norm_forward(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The fused forward (see :func:`layer_norm_forward_reference`)."""
     dtype = x2.dtype
-    if (jit_enabled() and dtype.kind == "f" and x2.ndim == 2 and x2.flags.c_contiguous
-            and all(p is None or (p.dtype == dtype and p.flags.c_contiguous)
-                    for p in (weight, bias))):
+    if kernel_ready(x2, ndim=2) and kernel_ready(x2, weight, bias):
         out, xhat = np.empty_like(x2), np.empty_like(x2)
         invstd = np.empty(x2.shape[0], dtype=dtype)
         empty = np.zeros(0, dtype)
@@ -148,9 +146,7 @@ def layer_norm_backward(
 ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
     """The fused backward (see :func:`layer_norm_backward_reference`)."""
     dtype = xhat.dtype
-    if (jit_enabled() and dtype.kind == "f" and g2.dtype == dtype and g2.flags.c_contiguous
-            and xhat.flags.c_contiguous and invstd.dtype == dtype
-            and (weight is None or (weight.dtype == dtype and weight.flags.c_contiguous))):
+    if kernel_ready(xhat, g2, invstd, weight):
         size = xhat.shape[1]
         empty = np.zeros(0, dtype)
         grad_x = np.empty_like(xhat) if want_x else np.zeros((0, 0), dtype)
@@ -204,7 +200,7 @@ def _batch_norm_stats_kernel(x3, count, zero, mean, var):  # pragma: no cover - 
 
 def batch_norm_stats(x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The fused :func:`batch_norm_stats_reference` (within float rounding of the sums)."""
-    if jit_enabled() and x3.dtype.kind == "f" and x3.flags.c_contiguous:
+    if kernel_ready(x3):
         channels = x3.shape[1]
         mean, var = np.empty(channels, x3.dtype), np.empty(channels, x3.dtype)
         count = x3.shape[0] * x3.shape[2]
@@ -272,8 +268,7 @@ def batch_norm_backward(
 ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
     """The fused :func:`batch_norm_backward_reference` (within float rounding of the sums)."""
     dtype = xhat.dtype
-    if (jit_enabled() and dtype.kind == "f" and g3.dtype == dtype and scale.dtype == dtype
-            and g3.flags.c_contiguous and xhat.flags.c_contiguous):
+    if kernel_ready(xhat, g3) and scale.dtype == dtype:
         channels = xhat.shape[1]
         grad_x = np.empty_like(xhat) if want_x else np.zeros((0, 0, 0), dtype)
         sum_gx, sum_g = np.empty(channels, dtype), np.empty(channels, dtype)

@@ -21,22 +21,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradwise.autograd.kernels._jit import jit_enabled, kernel
+from gradwise.autograd.kernels._jit import kernel, kernel_ready
 
 
 def usable(data: np.ndarray, *arrays: np.ndarray | None) -> bool:
     """Whether the fused update may run on ``data`` and its gradient/state ``arrays``."""
-    if not jit_enabled() or data.dtype.kind != "f" or not data.flags.c_contiguous:
+    if not kernel_ready(data, *arrays, writeable=True):
         return False
-    if not data.flags.writeable:
-        return False
-    for array in arrays:
-        if array is None:
-            continue
-        if (not isinstance(array, np.ndarray) or array.dtype != data.dtype
-                or array.shape != data.shape or not array.flags.c_contiguous):
-            return False
-    return True
+    return all(array is None or array.shape == data.shape for array in arrays)
 
 
 @kernel()
@@ -110,7 +102,10 @@ def rmsprop_kernel(data, grad, square_avg, grad_avg, buf, neg_lr, alpha, one_min
             a = grad_avg[i]
             a = a + (g - a) * one_minus_alpha  # grad_avg.lerp_(g, 1 - alpha)
             grad_avg[i] = a
-            denom = np.sqrt(s - a * a) + eps
+            v = s - a * a
+            if s == np.inf and np.isfinite(a):
+                v = s  # as torch's fused multiply-add: inf - (finite a)^2 stays inf, not NaN
+            denom = np.sqrt(v) + eps
         else:
             denom = np.sqrt(s) + eps
         step = g / denom

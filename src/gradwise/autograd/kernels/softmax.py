@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradwise.autograd.kernels._jit import jit_enabled, kernel
+from gradwise.autograd.kernels._jit import kernel, kernel_ready
 
 
 def softmax_forward_reference(x2: np.ndarray) -> np.ndarray:
@@ -86,9 +86,7 @@ def _softmax_backward_kernel(grad2, out2, zero, log, result):  # pragma: no cove
 
 
 def _fits(*arrays: np.ndarray) -> bool:
-    first = arrays[0]
-    return jit_enabled() and first.dtype.kind == "f" and all(
-        a.ndim == 2 and a.dtype == first.dtype and a.flags.c_contiguous for a in arrays)
+    return kernel_ready(*arrays, ndim=2)
 
 
 def softmax_forward(x2: np.ndarray, log: bool = False) -> np.ndarray:

@@ -29,8 +29,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.kernels import KERNEL_DTYPES, jit_enabled
 from gradwise.autograd.kernels import conv as conv_kernels
-from gradwise.autograd.kernels import jit_enabled
 from gradwise.autograd.ops._spatial import (
     CHUNK_BYTES,
     Pair,
@@ -51,7 +51,7 @@ _WHOLE_BATCH_BYTES = 4 << 20
 
 def _use_kernels(x: np.ndarray) -> bool:
     """Whether the numba kernels run for this input (they are compiled for float32/64 only)."""
-    return jit_enabled() and x.dtype in (np.float32, np.float64)
+    return jit_enabled() and x.dtype in KERNEL_DTYPES and x.dtype.isnative
 
 
 def _images_per_chunk(n: int, bytes_per_image: int) -> int:

@@ -9,6 +9,13 @@ from scipy import special
 
 from gradwise.autograd.function import Function
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
+from gradwise.autograd.ops._select import select_grad
+
+
+def select_grad_graph(mask: np.ndarray, grad):
+    """:func:`select_grad` for ``create_graph=True``: a differentiable :class:`Where` on the
+    gradient Tensor (the mask is piecewise constant, so it has no derivative of its own)."""
+    return Where.apply(mask, grad, np.zeros((), grad.dtype))
 
 
 def sgn(x: np.ndarray) -> np.ndarray:
@@ -160,6 +167,7 @@ class Remainder(Function):
     """a mod b with the divisor's sign (Python's ``%``, ``torch.remainder``), broadcast together.
 
     Local derivative (PyTorch's): 1 for a; ``-floor(a / b)`` for b. Shape: broadcast shape.
+    Integer division by zero raises ZeroDivisionError (PyTorch raises too; NumPy gives 0).
     """
 
     owns_grads = True
@@ -170,6 +178,9 @@ class Remainder(Function):
     def forward(ctx, a, b):
         if a.shape != b.shape:
             _binary_shapes("remainder", a, b)
+        if a.dtype.kind in "iub" and b.dtype.kind in "iub" and not np.all(b):
+            raise ZeroDivisionError(f"remainder: integer division by zero ({a.dtype} by a 0 "
+                                    "in the divisor; PyTorch raises ZeroDivisionError too)")
         ctx.a, ctx.b = a, b
         return np.mod(a, b)
 
@@ -219,6 +230,8 @@ class Cast(Function):
     Local derivative: 1; the gradient is converted back to x's dtype. Shape: x -> same.
     """
 
+    torch_name = "ToCopy"  # PyTorch's node name (ToCopyBackward0)
+
     owns_grads = True
     saves_inputs = False
 
@@ -265,6 +278,8 @@ class PowScalar(Function):
     derivative is 0 even at x = 0, where p x^(p-1) would be 0 * inf = NaN; PyTorch does the same).
     Shape: x -> same.
     """
+
+    torch_name = "Pow"  # PyTorch's node name (PowBackward0)
 
     owns_grads = True
 
@@ -319,6 +334,8 @@ class Pow(Function):
         a, b, out = ctx.a, ctx.b, ctx.out
         grad_a = grad_b = None
         with np.errstate(divide="ignore", invalid="ignore"):
+            # as torch: the base's gradient is a selection (an inf or NaN gradient stays 0
+            # where b == 0), the exponent's a product (inf * 0 = NaN where a == 0, b >= 0)
             if ctx.needs_input_grad[0]:
                 # the mask goes over the product with grad, as PyTorch's where(): an exponent of
                 # 0 gives 0 even for a NaN incoming gradient (which a second derivative meets)
@@ -468,11 +485,155 @@ class Clip(Function):
             inside &= x >= ctx.lo
         if ctx.hi is not None:
             inside &= x <= ctx.hi
-        return (grad * inside,)
+        return (select_grad(inside, grad),)
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return (grad * _clip_inside(ctx),)
+        return (select_grad_graph(_clip_inside(ctx), grad),)
+
+
+class Hardtanh(Clip):
+    """x clamped into [lo, hi], PyTorch's ``hardtanh`` (relu6 is ``hardtanh(x, 0, 6)``).
+
+    Local derivative (torch's ``hardtanh_backward``): 1 strictly inside (lo, hi), 0 at the
+    bounds and beyond (where ``clamp`` keeps the bounds), and a NaN passes its gradient on.
+    Shape: x -> same.
+    """
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        ctx.x, ctx.lo, ctx.hi = x, lo, hi
+        return np.clip(x, lo, hi)
+
+    @staticmethod
+    def _active(ctx) -> np.ndarray:
+        return ~((ctx.x <= ctx.lo) | (ctx.x >= ctx.hi))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (select_grad(Hardtanh._active(ctx), grad),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (select_grad_graph(Hardtanh._active(ctx), grad),)
+
+
+class Hardsigmoid(Function):
+    """``min(max(x + 3, 0), 6) / 6`` (Howard et al. 2019, MobileNetV3), as torch computes it.
+
+    Local derivative (torch's ``hardsigmoid_backward``): 1/6 strictly inside (-3, 3), else 0
+    (at -3 and 3 too, and for NaN). Shape: x -> same.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return np.clip(x + 3, 0, 6) / 6
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = ctx.x
+        return (select_grad((x > -3) & (x < 3), grad / 6),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        x = ctx.x
+        return (select_grad_graph((x > -3) & (x < 3), grad / 6),)
+
+
+class Hardswish(Function):
+    """``x min(max(x + 3, 0), 6) / 6`` (Howard et al. 2019, MobileNetV3), as torch computes it.
+
+    Local derivative (torch's ``hardswish_backward``): 0 for x <= -3, ``x / 3 + 1/2`` for
+    -3 < x < 3, 1 from 3 on (and for NaN). One selection, not the product rule of
+    ``x * hardsigmoid(x)``, whose two terms give inf - inf = NaN under an infinite gradient.
+    Shape: x -> same.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.x = x
+        return x * np.clip(x + 3, 0, 6) / 6
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = ctx.x
+        with np.errstate(invalid="ignore"):
+            inner = np.where(x < 3, grad * (x / 3 + 0.5), grad)
+        return (select_grad(~(x <= -3), inner),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # d/dx of grad (x / 3 + 1/2) is grad / 3 inside (-3, 3), as torch's double backward
+        # (x / 3 + 1/2 only where it is used: at x = -inf it would send inf * 0 = NaN back to
+        # the upstream gradient through the product, where torch gives 0)
+        x = ctx.x
+        (x_t,) = ctx.inputs
+        middle = (x > -3) & (x < 3)
+        local = Where.apply(middle, x_t / 3 + 0.5, np.zeros((), x.dtype))
+        inner = Where.apply(x < 3, grad * local, grad)
+        return (select_grad_graph(~(x <= -3), inner),)
+
+
+class SiLU(Function):
+    """``x sigmoid(x)`` (SiLU / swish, Elfwing et al. 2017), as ``torch.nn.functional.silu``.
+
+    Local derivative (torch's ``silu_backward``): ``s (1 + x (1 - s))`` with s = sigmoid(x), one
+    factor: the product rule of ``x * sigmoid(x)`` gives inf - inf = NaN under an infinite
+    gradient where torch gives +-inf. Shape: x -> same.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        s = stable_sigmoid(x)
+        ctx.x, ctx.s = x, s
+        return x * s
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, s = ctx.x, ctx.s
+        with np.errstate(invalid="ignore"):
+            return (grad * (s * (1 + x * (1 - s))),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        s = Sigmoid.apply(x)
+        return (grad * (s * (x * (1 - s) + 1)),)
+
+
+class Mish(Function):
+    """``x tanh(softplus(x))`` (Misra 2019), as ``torch.nn.functional.mish``.
+
+    Local derivative (torch's ``mish_backward``): ``t + x sigmoid(x) (1 - t^2)`` with
+    t = tanh(softplus(x)), one factor (see :class:`SiLU`). Shape: x -> same.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x):
+        t = np.tanh(np.logaddexp(np.zeros((), x.dtype), x))
+        ctx.x, ctx.t = x, t
+        return x * t
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, t = ctx.x, ctx.t
+        with np.errstate(invalid="ignore"):
+            return (grad * (t + x * stable_sigmoid(x) * (1 - t * t)),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        t = Tanh.apply(Softplus.apply(x, 1.0, 20.0))
+        return (grad * (t + x * Sigmoid.apply(x) * (1 - t * t)),)
 
 
 class _Pick(Function):
@@ -497,28 +658,28 @@ class _Pick(Function):
     @classmethod
     def _backward(cls, ctx, grad):
         a, b = ctx.a, ctx.b
-        tie = 0.5 * (a == b)
+        tie = a == b
         grad_a = grad_b = None
+        # torch: where(a == b, grad / 2, grad), then 0 where the side loses (a selection, so
+        # an inf or NaN gradient does not reach the losing side as inf * 0 = NaN)
+        half = np.where(tie, grad * np.asarray(0.5, grad.dtype), grad)
         if ctx.needs_input_grad[0]:
-            share_a = np.where(cls.loses(a, b), 0, 1 - tie).astype(grad.dtype, copy=False)
-            grad_a = unbroadcast(grad * share_a, a.shape)
+            grad_a = unbroadcast(select_grad(~cls.loses(a, b), half), a.shape)
         if ctx.needs_input_grad[1]:
-            share_b = np.where(cls.loses(b, a), 0, 1 - tie).astype(grad.dtype, copy=False)
-            grad_b = unbroadcast(grad * share_b, b.shape)
+            grad_b = unbroadcast(select_grad(~cls.loses(b, a), half), b.shape)
         return grad_a, grad_b
 
     @classmethod
     def _backward_graph(cls, ctx, grad):
         # the shares are piecewise constant in a and b: constant factors
         a, b = ctx.a, ctx.b
-        tie = 0.5 * (a == b)
+        tie = a == b
         grad_a = grad_b = None
+        half = Where.apply(tie, grad * 0.5, grad)
         if ctx.needs_input_grad[0]:
-            share_a = np.where(cls.loses(a, b), 0, 1 - tie).astype(grad.dtype, copy=False)
-            grad_a = unbroadcast_graph(grad * share_a, a.shape)
+            grad_a = unbroadcast_graph(select_grad_graph(~cls.loses(a, b), half), a.shape)
         if ctx.needs_input_grad[1]:
-            share_b = np.where(cls.loses(b, a), 0, 1 - tie).astype(grad.dtype, copy=False)
-            grad_b = unbroadcast_graph(grad * share_b, b.shape)
+            grad_b = unbroadcast_graph(select_grad_graph(~cls.loses(b, a), half), b.shape)
         return grad_a, grad_b
 
 
@@ -620,6 +781,8 @@ class ReLU(Function):
     gradient on. Shape: x -> same.
     """
 
+    torch_name = "Relu"  # PyTorch's node name (ReluBackward0)
+
     observe_kind = "relu"
     owns_grads = True
     saves_inputs = False
@@ -639,12 +802,12 @@ class ReLU(Function):
         # PyTorch's threshold_backward does, instead of hiding it as 0. Where the mask is 0
         # the gradient is 0 even if the incoming one is inf or NaN (torch: "grad if x > 0
         # else 0"; a product would give inf * 0 = NaN).
-        return (np.where(ctx.out != 0, grad, np.zeros((), grad.dtype)),)
+        return (select_grad(ctx.out != 0, grad),)
 
     @staticmethod
     def backward_graph(ctx, grad):
         # the mask is piecewise constant: relu'' = 0 (as in PyTorch)
-        return (grad * (ctx.out != 0),)
+        return (select_grad_graph(ctx.out != 0, grad),)
 
 
 class LeakyReLU(Function):
@@ -674,7 +837,7 @@ class LeakyReLU(Function):
 class ELU(Function):
     """x for x > 0, ``alpha (e^x - 1)`` otherwise.
 
-    Local derivative: 1 for x > 0, ``alpha e^x`` (= out + alpha) otherwise. Shape: x -> same.
+    Local derivative: 1 for x > 0, ``alpha e^x`` otherwise. Shape: x -> same.
     """
 
     observe_kind = "elu"
@@ -690,8 +853,13 @@ class ELU(Function):
 
     @staticmethod
     def backward(ctx, grad):
-        # 1 for x > 0; alpha e^x = out + alpha otherwise (NaN stays NaN)
-        return (np.where(ctx.x > 0, grad, grad * (ctx.out + ctx.alpha)),)
+        # 1 for x > 0; alpha e^x otherwise (NaN stays NaN). Not out + alpha: far below 0 that
+        # cancels to exactly 0 (float32 from x = -17) where alpha e^x is still positive, and an
+        # inf gradient times that 0 would be NaN (torch: inf)
+        x = ctx.x
+        with np.errstate(invalid="ignore"):
+            local = ctx.alpha * np.exp(np.minimum(x, 0))
+        return (np.where(x > 0, grad, grad * local.astype(grad.dtype, copy=False)),)
 
     @staticmethod
     def backward_graph(ctx, grad):

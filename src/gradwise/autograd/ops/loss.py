@@ -21,7 +21,7 @@ from gradwise.autograd.ops.elementwise import (
     Where,
     stable_sigmoid,
 )
-from gradwise.autograd.ops.reduce import Softmax
+from gradwise.autograd.ops.reduce import Softmax, require_floating
 from gradwise.autograd.ops.shape import BroadcastTo, Reshape
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -156,6 +156,7 @@ class CrossEntropy(Function):
     @staticmethod
     def forward(ctx, logits, target, weight=None, ignore_index=-100, reduction="mean",
                 label_smoothing=0.0):
+        require_floating("cross_entropy", logits)
         counted = check_class_targets("cross_entropy", logits, target, ignore_index)
         check_not_empty("cross_entropy", target.size, reduction)
         n, classes = logits.shape

@@ -18,7 +18,7 @@ import numpy as np
 from gradwise.autograd.function import Function
 from gradwise.autograd.kernels import norm as _norm_kernels
 from gradwise.autograd.ops.elementwise import PowScalar
-from gradwise.autograd.ops.reduce import Mean, Sum
+from gradwise.autograd.ops.reduce import Mean, Sum, require_floating
 from gradwise.autograd.ops.shape import Reshape
 
 
@@ -146,6 +146,7 @@ class LayerNorm(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias, ndim, eps):
+        require_floating("layer_norm", x)
         size = int(np.prod(x.shape[x.ndim - ndim :]))
         x2 = x.reshape(-1, size)  # (M, D)
         w2 = None if weight is None else weight.reshape(-1)

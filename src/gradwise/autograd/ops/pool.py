@@ -19,8 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.kernels import jit_enabled
+from gradwise.autograd.kernels import KERNEL_DTYPES, jit_enabled
 from gradwise.autograd.kernels import pool as pool_kernels
+from gradwise.autograd.ops._select import select_grad, select_grad_into
 from gradwise.autograd.ops._spatial import (
     CHUNK_BYTES,
     Pair,
@@ -100,10 +101,12 @@ class MaxPool2d(Function):
         for number, (i, j) in enumerate(kernel_offsets(kernel)):
             index = window_index(i, j, out_hw, stride, (1, 1))
             np.equal(chosen, number, out=hit)
+            # selections, not grad * hit: an inf or NaN gradient stays with the element the
+            # window picked (torch's max_pool2d_backward scatters; inf * 0 would be NaN)
             if overlapping:
-                grad_padded[index] += grad * hit
+                grad_padded[index] += select_grad(hit, grad)
             else:  # each input element is in at most one window: write, don't add
-                np.multiply(grad, hit, out=grad_padded[index])
+                select_grad_into(grad_padded[index], hit, grad)
         ph, pw = padding
         return (nchw(grad_padded[:, ph : ph + h, pw : pw + w]),)
 
@@ -138,7 +141,9 @@ MAX_POOL_KERNEL_MIN_CHANNELS = 8
 
 def _use_kernels(x: np.ndarray, min_channels: int = 1) -> bool:
     """Whether the numba kernels run for this input (compiled for float32/64 only)."""
-    return jit_enabled() and x.dtype in (np.float32, np.float64) and x.shape[1] >= min_channels
+    # the kernels take an NHWC copy/view themselves, so only dtype and byte order matter here
+    return (jit_enabled() and x.dtype in KERNEL_DTYPES and x.dtype.isnative
+            and x.shape[1] >= min_channels)
 
 
 def _max_pool_kernel(
@@ -285,7 +290,7 @@ def _max_pool_tiles_grad(
         for offset in range(kh * kw):
             np.equal(chosen, offset, out=hit_now)
             target = tiles[start:stop, :, offset // kw, :, offset % kw]
-            np.multiply(grad[start:stop], hit_now, out=target)
+            select_grad_into(target, hit_now, grad[start:stop])  # not a product: inf * 0
     return grad_x
 
 

@@ -396,6 +396,20 @@ def _check_axis(axis: int, ndim: int, op: str) -> int:
     return axis % ndim
 
 
+def require_floating(op: str, x: np.ndarray) -> None:
+    """Refuse integer/bool input to an op defined on real numbers only, as torch does.
+
+    Raises:
+        NotImplementedError: ``x`` is not floating point (torch: '"softmax_lastdim_kernel_impl"
+            not implemented for 'Long''); before, softmax of int64 raised an OverflowError and
+            layer_norm silently returned float64 (issue 14).
+    """
+    if x.dtype.kind != "f":
+        raise NotImplementedError(
+            f"{op}: not implemented for dtype {x.dtype} (input of shape {tuple(x.shape)}); "
+            "convert it first, e.g. x.float()")
+
+
 class Softmax(Function):
     """e^x / sum(e^x) along one axis, shifted by the maximum.
 
@@ -410,6 +424,7 @@ class Softmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
+        require_floating("softmax", x)
         axis = _check_axis(axis, x.ndim, "softmax")
         if axis == x.ndim - 1 and x.ndim >= 1 and x.flags.c_contiguous:
             # rows of the last axis, one pass each (autograd/kernels/softmax.py)
@@ -449,6 +464,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def forward(ctx, x, axis=-1):
+        require_floating("log_softmax", x)
         axis = _check_axis(axis, x.ndim, "log_softmax")
         if axis == x.ndim - 1 and x.ndim >= 1 and x.flags.c_contiguous:
             out = _softmax_kernels.softmax_forward(_as_rows(x), log=True)

@@ -135,6 +135,22 @@ class GetItem(Function):
     saves_inputs = False
     returns_view = True
 
+    def torch_node_name(self) -> str:
+        """PyTorch's node for the index: basic indexing is applied dim by dim, so the node is
+        that of the last int (``Select``) or non-trivial slice (``Slice``); integer arrays or
+        masks give ``Index``."""
+        index = getattr(self, "index", None)
+        parts = index if isinstance(index, tuple) else (index,)
+        if not all(isinstance(p, int | np.integer | slice) or p is None or p is Ellipsis
+                   for p in parts) or any(isinstance(p, bool) for p in parts):
+            return "Index"
+        for part in reversed(parts):
+            if isinstance(part, int | np.integer):
+                return "Select"
+            if isinstance(part, slice) and part != slice(None):
+                return "Slice"
+        return "Slice"
+
     @staticmethod
     def forward(ctx, x, index):
         ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
@@ -310,3 +326,50 @@ class ScatterAdd(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         return (GetItem.apply(grad, ctx.index),)
+
+
+class SetItem(Function):
+    """A copy of x with ``x[index] = value`` (value broadcast to the indexed shape): the
+    out-of-place form behind a recorded ``x[index] = value``, ``copy_`` and ``fill_``
+    (torch's ``index_put``/``copy_`` backward).
+
+    Local derivative: x's gradient is the incoming one with the overwritten elements zeroed;
+    value's gradient is the incoming one at ``index``, summed over the broadcast axes (an
+    element named twice by an advanced index passes its gradient to each use, as torch's
+    ``index_put`` backward). Shape: x -> same.
+    """
+
+    saves_inputs = False
+    tensor_args = (0, 1)
+
+    @staticmethod
+    def forward(ctx, x, value, index):
+        ctx.index, ctx.value_shape, ctx.value_dtype = index, value.shape, value.dtype
+        out = x.copy()
+        try:
+            out[index] = value
+        except (IndexError, ValueError) as error:
+            raise type(error)(f"setitem: {error} (tensor shape {x.shape}, value shape "
+                              f"{value.shape})") from None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_x = grad_value = None
+        if ctx.needs_input_grad[0]:
+            grad_x = grad.copy()
+            grad_x[ctx.index] = 0
+        if ctx.needs_input_grad[1]:
+            grad_value = unbroadcast(np.asarray(grad[ctx.index]), ctx.value_shape)
+            if grad_value.dtype != ctx.value_dtype and ctx.value_dtype.kind in "fc":
+                grad_value = grad_value.astype(ctx.value_dtype)
+        return grad_x, grad_value
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        grad_x = grad_value = None
+        if ctx.needs_input_grad[0]:
+            grad_x = SetItem.apply(grad, np.zeros((), dtype=grad.dtype), ctx.index)
+        if ctx.needs_input_grad[1]:
+            grad_value = unbroadcast_graph(GetItem.apply(grad, ctx.index), ctx.value_shape)
+        return grad_x, grad_value

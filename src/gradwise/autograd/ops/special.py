@@ -143,3 +143,85 @@ class CumProd(Function):
                 exact[j] = np.dot(row_g[j:], partial)
             result[index] = exact
         return (np.moveaxis(result, -1, ctx.dim).astype(grad.dtype, copy=False),)
+
+
+# ---- torch.special's remaining elementwise functions (issue 11), scipy.special as the source --
+# Local derivatives: Abramowitz and Stegun 26.2 (the normal distribution), 9.6.27 and 9.8 (the
+# modified Bessel functions: I0' = I1, I1' = I0 - I1 / x), 7.1 (erfcx = exp(x^2) erfc(x)).
+_SQRT_2PI = math.sqrt(2 * math.pi)
+
+
+class Ndtr(_Unary):
+    """The standard normal CDF Phi(x) = (1 + erf(x / sqrt 2)) / 2; slope the normal pdf."""
+
+    name = "ndtr"
+    _value = staticmethod(special.ndtr)
+    _slope = staticmethod(lambda x, out: np.exp(-0.5 * x * x) / _SQRT_2PI)
+
+
+class LogNdtr(_Unary):
+    """log Phi(x), accurate far in the left tail; slope pdf(x) / Phi(x) = exp(log pdf - out)."""
+
+    name = "log_ndtr"
+    _value = staticmethod(special.log_ndtr)
+    _slope = staticmethod(lambda x, out: np.exp(-0.5 * x * x - math.log(_SQRT_2PI) - out))
+
+
+class Ndtri(_Unary):
+    """The inverse of Phi on (0, 1) (+-inf at 1 and 0); slope sqrt(2 pi) exp(out^2 / 2)."""
+
+    name = "ndtri"
+    _value = staticmethod(special.ndtri)
+    _slope = staticmethod(lambda x, out: _SQRT_2PI * np.exp(0.5 * out * out))
+
+
+class I0(_Unary):
+    """The modified Bessel function of the first kind, order 0; slope I1(x)."""
+
+    name = "i0"
+    _value = staticmethod(special.i0)
+    _slope = staticmethod(lambda x, out: special.i1(x))
+
+
+class I0e(_Unary):
+    """exp(-|x|) I0(x); slope I1e(x) - sign(x) I0e(x)."""
+
+    name = "i0e"
+    _value = staticmethod(special.i0e)
+    _slope = staticmethod(lambda x, out: special.i1e(x) - np.sign(x) * out)
+
+
+class I1(_Unary):
+    """The modified Bessel function of the first kind, order 1; slope I0(x) - I1(x) / x
+    (1/2 at 0, the limit)."""
+
+    name = "i1"
+    _value = staticmethod(special.i1)
+    _slope = staticmethod(lambda x, out: np.where(
+        x == 0, 0.5, special.i0(x) - out / np.where(x == 0, 1, x)))
+
+
+class I1e(_Unary):
+    """exp(-|x|) I1(x); slope I0e(x) - I1e(x) (sign(x) + 1 / x) (1/2 at 0)."""
+
+    name = "i1e"
+    _value = staticmethod(special.i1e)
+    _slope = staticmethod(lambda x, out: np.where(
+        x == 0, 0.5, special.i0e(x) - out * (np.sign(x) + 1 / np.where(x == 0, 1, x))))
+
+
+class Erfcx(_Unary):
+    """The scaled complementary error function exp(x^2) erfc(x); slope 2 x out - 2 / sqrt(pi).
+    """
+
+    name = "erfcx"
+    _value = staticmethod(special.erfcx)
+    _slope = staticmethod(lambda x, out: 2 * x * out - 2 / math.sqrt(math.pi))
+
+
+class Entr(_Unary):
+    """-x log x (0 at 0, -inf below 0: scipy's and torch's entr); slope -(log x + 1)."""
+
+    name = "entr"
+    _value = staticmethod(special.entr)
+    _slope = staticmethod(lambda x, out: -(np.log(x) + 1))

@@ -13,39 +13,60 @@ from gradwise.nn.layers._utils import positive_int
 from gradwise.nn.module import Module, Parameter
 
 
-class ReLU(Module):
-    """max(0, x) elementwise, as ``torch.nn.ReLU``. Shape: any, output like the input."""
+def _with_inplace(text: str, inplace: bool) -> str:
+    """torch's activation reprs: ``inplace=True`` appended only when set."""
+    if not inplace:
+        return text
+    return f"{text}, inplace=True" if text else "inplace=True"
+
+
+class _InplaceFlag(Module):
+    """An activation whose torch constructor takes ``inplace``: stored and shown in the repr as
+    torch does; the result is always a new tensor and the input is left unchanged
+    (docs/PORTING.md)."""
+
+    def __init__(self, inplace: bool = False) -> None:
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def extra_repr(self) -> str:
+        return _with_inplace("", self.inplace)
+
+
+class ReLU(_InplaceFlag):
+    """max(0, x) elementwise, as ``torch.nn.ReLU``. Shape: any, output like the input.
+    ``inplace`` is accepted (see :class:`_InplaceFlag`)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return F.relu(x)
 
 
-class LeakyReLU(Module):
+class LeakyReLU(_InplaceFlag):
     """x for x > 0, negative_slope * x otherwise."""
 
-    def __init__(self, negative_slope: float = 0.01) -> None:
-        super().__init__()
+    def __init__(self, negative_slope: float = 0.01, inplace: bool = False) -> None:
+        super().__init__(inplace)
         self.negative_slope = negative_slope
 
     def forward(self, x: Tensor) -> Tensor:
         return F.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self) -> str:
-        return f"negative_slope={self.negative_slope}"
+        return _with_inplace(f"negative_slope={self.negative_slope}", self.inplace)
 
 
-class ELU(Module):
+class ELU(_InplaceFlag):
     """x for x > 0, alpha * (exp(x) - 1) otherwise."""
 
-    def __init__(self, alpha: float = 1.0) -> None:
-        super().__init__()
+    def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
+        super().__init__(inplace)
         self.alpha = alpha
 
     def forward(self, x: Tensor) -> Tensor:
         return F.elu(x, self.alpha)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+        return _with_inplace(f"alpha={self.alpha}", self.inplace)
 
 
 class GELU(Module):
@@ -106,18 +127,19 @@ class LogSoftmax(Module):
         return f"dim={self.axis}"
 
 
-class SiLU(Module):
+class SiLU(_InplaceFlag):
     """x * sigmoid(x)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return F.silu(x)
 
 
-class Hardtanh(Module):
+class Hardtanh(_InplaceFlag):
     """x clamped into [min_val, max_val]."""
 
-    def __init__(self, min_val: float = -1.0, max_val: float = 1.0) -> None:
-        super().__init__()
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0,
+                 inplace: bool = False) -> None:
+        super().__init__(inplace)
         if min_val > max_val:
             raise ValueError(f"Hardtanh: min_val ({min_val}) must not exceed max_val ({max_val})")
         self.min_val, self.max_val = min_val, max_val
@@ -126,10 +148,10 @@ class Hardtanh(Module):
         return F.hardtanh(x, self.min_val, self.max_val)
 
     def extra_repr(self) -> str:
-        return f"min_val={self.min_val}, max_val={self.max_val}"
+        return _with_inplace(f"min_val={self.min_val}, max_val={self.max_val}", self.inplace)
 
 
-class ReLU6(Module):
+class ReLU6(_InplaceFlag):
     """min(max(x, 0), 6)."""
 
     def forward(self, x: Tensor) -> Tensor:
@@ -173,8 +195,16 @@ class _Elementwise(Module):
 class _ElementwiseInplace(_Elementwise):
     """An activation whose torch constructor takes ``inplace`` (accepted; results are new)."""
 
+    #: whether torch's repr of this module shows ``inplace=True`` (SELU, Mish: yes; Hardsigmoid,
+    #: Hardswish: no)
+    _repr_inplace = False
+
     def __init__(self, inplace: bool = False) -> None:
         super().__init__()
+        self.inplace = bool(inplace)
+
+    def extra_repr(self) -> str:
+        return _with_inplace("", self.inplace and self._repr_inplace)
 
 
 class Hardsigmoid(_ElementwiseInplace):
@@ -193,6 +223,7 @@ class Mish(_ElementwiseInplace):
     """x * tanh(softplus(x)) (torch.nn.Mish). Shape: any."""
 
     function = staticmethod(F.mish)
+    _repr_inplace = True
 
 
 class Softsign(_Elementwise):
@@ -217,6 +248,7 @@ class SELU(_ElementwiseInplace):
     """scale * elu(x, alpha) with Klambauer et al.'s constants (torch.nn.SELU). Shape: any."""
 
     function = staticmethod(F.selu)
+    _repr_inplace = True
 
 
 class _AlphaActivation(Module):
@@ -227,12 +259,13 @@ class _AlphaActivation(Module):
     def __init__(self, alpha: float = 1.0, inplace: bool = False) -> None:
         super().__init__()
         self.alpha = alpha
+        self.inplace = bool(inplace)
 
     def forward(self, x: Tensor) -> Tensor:
         return type(self).function(x, self.alpha)
 
     def extra_repr(self) -> str:
-        return f"alpha={self.alpha}"
+        return _with_inplace(f"alpha={self.alpha}", self.inplace)
 
 
 class CELU(_AlphaActivation):
@@ -247,12 +280,13 @@ class Threshold(Module):
     def __init__(self, threshold: float, value: float, inplace: bool = False) -> None:
         super().__init__()
         self.threshold, self.value = threshold, value
+        self.inplace = bool(inplace)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.threshold(x, self.threshold, self.value)
 
     def extra_repr(self) -> str:
-        return f"threshold={self.threshold}, value={self.value}"
+        return _with_inplace(f"threshold={self.threshold}, value={self.value}", self.inplace)
 
 
 class _Shrink(Module):
@@ -365,9 +399,10 @@ class RReLU(Module):
         if lower > upper:
             raise ValueError(f"RReLU: lower ({lower}) must not exceed upper ({upper})")
         self.lower, self.upper = lower, upper
+        self.inplace = bool(inplace)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.rrelu(x, self.lower, self.upper, self.training)
 
     def extra_repr(self) -> str:
-        return f"lower={self.lower}, upper={self.upper}"
+        return _with_inplace(f"lower={self.lower}, upper={self.upper}", self.inplace)

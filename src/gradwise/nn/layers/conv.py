@@ -83,17 +83,29 @@ class Conv2d(Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
 
     def extra_repr(self) -> str:
-        text = (
-            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-            f"stride={self.stride}"
-        )
-        if self.padding != (0, 0):
-            text += f", padding={self.padding}"
-        if self.dilation != (1, 1):
-            text += f", dilation={self.dilation}"
-        if self.bias is None:
-            text += ", bias=False"
-        return text
+        return conv_extra_repr(self)
+
+
+def conv_extra_repr(layer: Module) -> str:
+    """torch's ``_ConvNd.extra_repr``: channels, kernel_size and stride always; padding,
+    dilation, output_padding, groups, bias=False and padding_mode only where not the default.
+    """
+    text = (f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, "
+            f"stride={layer.stride}")
+    padding = layer.padding
+    if isinstance(padding, str) or any(padding):
+        text += f", padding={padding}"
+    if any(d != 1 for d in getattr(layer, "dilation", ())):
+        text += f", dilation={layer.dilation}"
+    if any(getattr(layer, "output_padding", ())):
+        text += f", output_padding={layer.output_padding}"
+    if getattr(layer, "groups", 1) != 1:
+        text += f", groups={layer.groups}"
+    if layer.bias is None:
+        text += ", bias=False"
+    if getattr(layer, "padding_mode", "zeros") != "zeros":
+        text += f", padding_mode={layer.padding_mode}"
+    return text
 
 
 def _as_int(layer: str, name: str, value: Any, minimum: int = 1) -> int:
@@ -177,9 +189,7 @@ class Conv1d(Module):
         return F.conv1d(padded, self.weight, self.bias, self.stride, 0, self.dilation)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
-                f"bias={self.bias is not None}")
+        return conv_extra_repr(self)
 
 
 class _ConvTranspose(Module):
@@ -232,9 +242,7 @@ class _ConvTranspose(Module):
                         self.output_padding, 1, self.dilation)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, "
-                f"output_padding={self.output_padding}, bias={self.bias is not None}")
+        return conv_extra_repr(self)
 
 
 class ConvTranspose1d(_ConvTranspose):

@@ -37,7 +37,7 @@ class Dropout(Module):
         return F.dropout(x, self.p, self.training, self.rng)
 
     def extra_repr(self) -> str:
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"  # torch's form
 
 
 class _FeatureDropout(Dropout):

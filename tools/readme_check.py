@@ -14,8 +14,10 @@ result that depends on the process, such as unseeded weights, shows up as a diff
   overhead percentages, sampled-step counts and run-folder dates are replaced by placeholders;
   a transcript may end before the ``Run folder:`` line.
 
-Usage: ``python tools/readme_check.py [README.md]`` prints each difference and exits 1 if there
-is any; ``tests/test_readme.py`` runs the same check.
+Usage: ``.venv/bin/python tools/readme_check.py [README.md]`` prints each difference and exits 1
+if there is any; ``tests/test_readme.py`` runs the same check. Run by a python that cannot import
+gradwise's dependencies or has no ``gradwise`` command beside it (the system's, say), it prints
+a one-line hint and exits 2.
 """
 
 from __future__ import annotations
@@ -157,8 +159,29 @@ def check_fragment(block: Block) -> list[str]:
     return []
 
 
+def environment_problem(python: str = sys.executable) -> str | None:
+    """Why ``python`` cannot run the README's examples (gradwise, its dependencies or the
+    ``gradwise`` command beside it missing), or None when it can."""
+    if not Path(python).with_name("gradwise").is_file():
+        return f"no gradwise command beside {python}"
+    with tempfile.TemporaryDirectory() as folder:
+        result = _run([python, "-c", "import gradwise, numpy, scipy, sklearn, matplotlib"],
+                      folder)
+    if result.returncode != 0:
+        tail = result.stderr.strip().splitlines()[-1:] or ["?"]
+        return f"{python} cannot import gradwise's dependencies ({tail[0]})"
+    return None
+
+
 def main(argv: list[str]) -> int:
-    """Check the README named in ``argv`` (default the repository's); 1 when anything drifted."""
+    """Check the README named in ``argv`` (default the repository's); 1 when anything drifted,
+    2 (with a one-line hint) when this python cannot run the examples."""
+    problem = environment_problem()
+    if problem is not None:
+        print(f"readme_check: {problem}; run it with the project's environment: "
+              ".venv/bin/python tools/readme_check.py (see the README's Quick start)",
+              file=sys.stderr)
+        return 2
     path = Path(argv[0]) if argv else README
     problems = [problem for found in check(path).values() for problem in found]
     print("\n".join(problems) or f"{path}: every example prints what it says")

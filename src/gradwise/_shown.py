@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["escape_controls", "short_repr", "shown"]
+__all__ = ["escape_controls", "plural", "short_repr", "shown"]
 
 # C0 and C1 control characters, DEL, and the Unicode line/paragraph separators: everything a
 # terminal acts on or that breaks a line. Tab is kept out of messages too (it hides spacing).
@@ -68,3 +68,10 @@ def short_repr(value: object, limit: int = 80) -> str:
         text = f"<{type(value).__name__}>" if not isinstance(value, dict) else (
             "{" + ", ".join(f"{short_repr(k, 20)}: ..." for k in list(value)[:4]) + "}")
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def plural(count: int, word: str) -> str:
+    """``count`` and ``word``, with an ``s`` unless ``count`` is 1: ``plural(1, "epoch")`` is
+    ``"1 epoch"``, ``plural(3, "epoch")`` is ``"3 epochs"`` (every counted noun gradwise prints
+    takes a plain ``s``)."""
+    return f"{count} {word}{'' if count == 1 else 's'}"

@@ -6,10 +6,12 @@ chooses exit codes, one per kind of failure (:data:`EXIT_CODES`, also in ``gradw
 ====  =========================================================================================
 0     success
 1     an unexpected error: a bug in gradwise (rerun with GRADWISE_DEBUG=1 for the traceback)
-2     usage: a bad option, value, config file, run state or picture; nothing was changed
-3     data: the data set is not found, cannot be downloaded, or its files are damaged
-4     run folder: a run, checkpoint or weights file is missing, damaged or does not fit, or
-      the run's model cannot be exported
+2     usage: a bad option (or one before its command), value, config file, output path (a
+      file where a folder must go), run state or picture; nothing was changed
+3     data: the data set or the --data-dir named is not found, is empty, cannot be
+      downloaded, or its files are damaged
+4     run folder: the run folder named is missing or not a run, or a checkpoint or weights
+      file is missing, damaged or does not fit, or the run's model cannot be exported
 5     training diverged (a non-finite loss) or --detect-anomaly found a NaN/Inf
 6     the system refused: a folder cannot be created or written, the disk is full
 7     an optional package the feature needs is not installed (the message names the pip extra)
@@ -41,7 +43,7 @@ import numpy as np
 
 from gradwise import __version__
 from gradwise._malloc import reuse_freed_memory
-from gradwise._shown import escape_controls, short_repr, shown
+from gradwise._shown import escape_controls, plural, short_repr, shown
 from gradwise.doctor.lr_find import SUGGESTION_METHODS
 from gradwise.recipes import (
     DEFAULT_RECIPE,
@@ -71,35 +73,45 @@ SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 EXIT_CODES = {
     0: "success",
     EXIT_BUG: f"an unexpected error, a bug in gradwise ({DEBUG_ENV}=1 shows the traceback)",
-    EXIT_USAGE: "a bad option, value, config file, run state or picture; nothing changed",
-    EXIT_DATA: "the data set is not found, cannot be downloaded, or is damaged",
-    EXIT_RUN: "a run folder, checkpoint or weights file is missing, damaged or does not "
-              "fit, or its model cannot be exported",
+    EXIT_USAGE: "a bad option, value, config file, output path, run state or picture; "
+                "nothing changed",
+    EXIT_DATA: "the data set or the --data-dir is not found, is empty, cannot be downloaded, "
+               "or is damaged",
+    EXIT_RUN: "the run folder is missing or not a run, or a checkpoint or weights file is "
+              "missing, damaged or does not fit, or the model cannot be exported",
     EXIT_DIVERGED: "training diverged, or --detect-anomaly found a NaN/Inf",
-    EXIT_SYSTEM: "the system refused: cannot create or write a file, the disk is full",
+    EXIT_SYSTEM: "the system refused: cannot create or write a file (permissions, a "
+                 "read-only or full disk)",
     EXIT_MISSING_EXTRA: "an optional package the feature needs is not installed (pip extra "
                         "named)",
     SIGNAL_EXIT["SIGINT"]: "interrupted by Ctrl-C (143: by SIGTERM); a checkpoint was saved",
 }
 """Exit code -> what it means; printed by ``gradwise --help``."""
 
+HELP_WIDTH = 80
+"""Every line of ``--help`` fits this many columns (a standard terminal), whatever the
+terminal's width: the hand-laid-out parts are written to fit, the rest is wrapped to it."""
+
 DESCRIPTION = """\
 gradwise trains neural networks on NumPy and shows why training works or fails.
 
-Start with `gradwise train`: it trains a handwritten-digit classifier (the mnist-mlp
-recipe), prints its progress and test accuracy, and keeps everything in a run folder
-under runs/. Without MNIST files and offline, it uses scikit-learn's small digits set."""
+Start with `gradwise train`: it trains a handwritten-digit classifier (the
+mnist-mlp recipe), prints its progress and test accuracy, and keeps everything
+in a run folder under runs/. Without MNIST files and offline, it uses
+scikit-learn's small digits set. Options go after the command, as in
+`gradwise train spiral --quiet`."""
 
 EXAMPLES = """\
 examples:
   gradwise train                          train the default digit classifier
   gradwise train fashion-cnn --epochs 5   a CNN on Fashion-MNIST, 5 epochs
-  gradwise train spiral --lr 0.003        a toy problem with another learning rate
+  gradwise train spiral --lr 0.003        a toy problem, another learning rate
   gradwise train --config my.toml         settings from a file (flags still win)
   gradwise train --resume runs/RUN        continue an interrupted run
-  gradwise train --resume runs/RUN --epochs 30   train a finished run for more epochs
+  gradwise train --resume runs/RUN --epochs 30
+                                          train a finished run for more epochs
   gradwise evaluate runs/RUN              test accuracy and confusions of a run
-  gradwise export runs/RUN                the run's model as ONNX (runs/RUN/model.onnx)
+  gradwise export runs/RUN                write the model to runs/RUN/model.onnx
   gradwise predict runs/RUN digit.png     classify your own picture of a digit
   gradwise recipes                        list what `train` can train
 
@@ -108,7 +120,10 @@ Set GRADWISE_DATA=DIR to tell gradwise where your data sets are.
 Set GRADWISE_DEBUG=1 to see full tracebacks.
 
 exit codes:
-""" + "\n".join(f"  {code:<4} {meaning}" for code, meaning in EXIT_CODES.items())
+""" + "\n".join(
+    textwrap.fill(meaning, HELP_WIDTH, initial_indent=f"  {code:<4} ", subsequent_indent=" " * 7,
+                  break_on_hyphens=False)
+    for code, meaning in EXIT_CODES.items())
 
 TRAIN_EXAMPLES = """\
 Settings come from the recipe, then the --config file, then the flags you give.
@@ -126,13 +141,60 @@ examples:
   gradwise train --resume runs/mnist-mlp-20240101-120000 --epochs 30"""
 
 
-class UsageError(Exception):
-    """Bad command-line input: reported in one line with exit code 2."""
+class CommandError(Exception):
+    """A failure the command's own checks found before any work: one line, exit code ``code``.
+
+    The subclasses are the kinds of :data:`EXIT_CODES` that the command line can see for
+    itself; everything else is classified by :func:`_classify`.
+    """
+
+    code = EXIT_USAGE
+
+
+class UsageError(CommandError):
+    """Bad command-line input (an option, a value, where an option belongs, an output path
+    that cannot be created because a file stands in its way): exit code 2."""
+
+    code = EXIT_USAGE
+
+
+class RunFolderError(CommandError):
+    """The run folder a command names is missing, not a folder or not a gradwise run: exit
+    code 4, as for a damaged run."""
+
+    code = EXIT_RUN
+
+
+class DataFolderError(CommandError):
+    """The ``--data-dir`` named does not exist or is not a folder: exit code 3, as for any data
+    set that is not found."""
+
+    code = EXIT_DATA
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, wrapping to the terminal but never wider than :data:`HELP_WIDTH`
+    (argparse alone fills a 200-column terminal with 200-column lines)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        columns = shutil.get_terminal_size((HELP_WIDTH, 24)).columns
+        super().__init__(prog, indent_increment, max_help_position,
+                         width if width is not None else min(columns, HELP_WIDTH) - 2)
+
+
+class _RawHelpFormatter(_HelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """:class:`_HelpFormatter` keeping the description and epilog as laid out (each line
+    already within :data:`HELP_WIDTH`)."""
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that raises instead of printing the usage block and exiting, and suggests the
     closest option or choice for a typo."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         hint = self._suggestion(message)
@@ -147,7 +209,14 @@ class _Parser(argparse.ArgumentParser):
         unknown = re.match(r"unrecognized arguments: (\S+)", message)
         if unknown and unknown.group(1).startswith("-"):
             flag = unknown.group(1).split("=", 1)[0]
-            options = [o for action in self._all_actions() for o in action.option_strings]
+            if flag in (o for action in self._actions for o in action.option_strings):
+                return ""  # known here, misplaced: the caller says where it belongs
+            root = getattr(self, "root", self)
+            options = [o for action in root._all_actions() for o in action.option_strings]
+            if flag in options:  # another command's option: never "did you mean" itself
+                owners = [name for name, sub in _subcommands(root).items()
+                          if any(flag in a.option_strings for a in sub._actions)]
+                return f" ({flag} is an option of {', '.join(owners)} only)"
             return did_you_mean(flag, options)
         return ""
 
@@ -169,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="gradwise",
         description=DESCRIPTION,
         epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RawHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"gradwise {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -179,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="train a model from a recipe (default: mnist-mlp)",
         description="Train a model from a recipe and save it in a run folder.",
         epilog=TRAIN_EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RawHelpFormatter,
     )
     train.add_argument("recipe", nargs="?", metavar="RECIPE",
                        help=f"what to train; one of {', '.join(RECIPES)} "
@@ -301,19 +370,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser(
         "export", help="write a trained run's model as ONNX",
-        description=(
-            "Export a run's model (best weights; --weights last: the final) to an ONNX file\n"
-            "with a dynamic batch axis.\n\n"
-            "Input 'input', float32, shape (batch, *input_shape): the data as the model trained "
-            "on it.\nFor image recipes: pixels scaled to 0-1 (value / 255), then normalised "
-            "with the\nfile's metadata: (x - mean) / std. Toy recipes (xor, spiral) take the "
-            "points as they\nare. Output 'logits', shape (batch, classes): softmax gives the "
-            "probabilities, the\nmetadata's 'classes' names them. Metadata (JSON strings): "
-            "classes, mean, std, dataset."
-        ),
+        description="\n\n".join(textwrap.fill(paragraph, HELP_WIDTH - 1) for paragraph in (
+            "Export a run's model (best weights; --weights last: the final) to an ONNX file "
+            "with a dynamic batch axis.",
+            "Input 'input', float32, shape (batch, *input_shape): the data as the model "
+            "trained on it. For image recipes: pixels scaled to 0-1 (value / 255), then "
+            "normalised with the file's metadata: (x - mean) / std. Toy recipes (xor, spiral) "
+            "take the points as they are. Output 'logits', shape (batch, classes): softmax "
+            "gives the probabilities, the metadata's 'classes' names them. Metadata (JSON "
+            "strings): classes, mean, std, dataset.")),
         epilog="examples:\n  gradwise export runs/mnist-mlp-20240101-120000\n"
                "  gradwise export runs/my-spiral --out spiral.onnx --opset 13",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_RawHelpFormatter,
     )
     export.add_argument("run_dir", metavar="RUN_DIR", help="the run folder `train` wrote")
     export.add_argument("--format", choices=("onnx",), default="onnx",
@@ -326,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     recipes = commands.add_parser("recipes", help="list the training recipes",
                                   description="List the recipes `gradwise train` knows.")
     recipes.set_defaults(handler=cmd_recipes)
+    for command in commands.choices.values():
+        command.root = parser  # type: ignore[attr-defined]  # for suggestions across commands
     return parser
 
 
@@ -348,8 +418,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``gradwise`` command with ``argv`` (default ``sys.argv[1:]``); return the exit
     code."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        _refuse_options_before_the_command(parser, argv)
+        args, extras = parser.parse_known_args(argv)
+        if extras:  # reported by the command they were given to, with its own --help
+            command = _subcommands(parser).get(args.command or "", parser)
+            command.error(f"unrecognized arguments: {' '.join(extras)}")
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
@@ -361,10 +436,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.handler(args)
     except SystemExit as done:  # --help and --version
         return done.code if isinstance(done.code, int) else 0
-    except UsageError as error:
+    except CommandError as error:
         if _speaks_for_the_job():
-            _fail(str(error), EXIT_USAGE)
-        return EXIT_USAGE
+            _fail(str(error), error.code)
+        return error.code
     except KeyboardInterrupt:  # before the handlers are set, or a second Ctrl-C in training
         if _speaks_for_the_job():
             print("gradwise: interrupted; nothing more was saved", file=sys.stderr)
@@ -374,6 +449,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get(DEBUG_ENV):
             traceback.print_exc()
         return _fail(message, code)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def _refuse_options_before_the_command(parser: argparse.ArgumentParser,
+                                       argv: list[str]) -> None:
+    """``gradwise --quiet train spiral``: an option of a subcommand given before it. argparse
+    would say "unrecognized arguments: --quiet" (or, for ``--out DIR train``, that DIR is not a
+    command); say instead where the option belongs, with the corrected command line.
+
+    Raises:
+        UsageError: an option before the subcommand that the subcommand knows.
+    """
+    commands = _subcommands(parser)
+    position = next((i for i, arg in enumerate(argv) if arg in commands), None)
+    if not position:
+        return
+    own = {option for action in parser._actions for option in action.option_strings}
+    before = argv[:position]
+    command = argv[position]
+    known = {option for action in commands[command]._actions
+             for option in action.option_strings}
+    misplaced = [arg for arg in before
+                 if arg.startswith("-") and arg.split("=", 1)[0] not in own
+                 and arg.split("=", 1)[0] in known]
+    if misplaced:
+        fixed = " ".join(["gradwise", *argv[position:], *before])
+        raise UsageError(f"{misplaced[0].split('=', 1)[0]} is an option of 'gradwise {command}': "
+                         f"put it after the command, as in: {fixed}")
 
 
 def _speaks_for_the_job() -> bool:
@@ -522,16 +631,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     flags = {key: getattr(args, key) for key in _FLAG_KEYS if getattr(args, key) is not None}
     labels = {key: _flag(key) for key in flags}
-    _check_folder(flags.get("data_dir"), "--data-dir")
+    _check_folder(flags.get("data_dir"), "--data-dir", DataFolderError)
     if args.resume:
         run_dir = Path(args.resume)
         config = _resume_config(args, flags, labels)
     else:
         config = _train_config(args, flags, labels)
         run_dir = Path(args.out) if args.out else default_run_dir(config.recipe)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise UsageError(f"--out {shown(run_dir)} is not a folder; a run is written to a "
-                             "folder")
+        _check_new_folder(run_dir, "--out")
         if (run_dir / CONFIG_NAME).exists():
             raise UsageError(f"--out {shown(run_dir)} already holds a run; choose another "
                              "folder, or "
@@ -547,8 +654,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         # one subfolder per run, named after the run folder: runs logged to one DIR side by
         # side stay apart in TensorBoard (its run selector) instead of splicing their curves
-        if Path(args.tensorboard).exists() and not Path(args.tensorboard).is_dir():
-            raise UsageError(f"--tensorboard {shown(args.tensorboard)} is not a folder")
+        _check_new_folder(Path(args.tensorboard), "--tensorboard")
         tensorboard_dir = Path(args.tensorboard) / run_dir.resolve().name
         try:  # before anything is printed or created: a missing package changes nothing
             extra_callbacks.append(TensorBoardLogger(tensorboard_dir))
@@ -615,7 +721,7 @@ def _resume_config(args: argparse.Namespace, flags: dict[str, Any],
             f"--resume continues a run with the settings in its config.json; "
             f"{', '.join(changed)} cannot be given with it"
         )
-    _check_folder(args.resume, "--resume")
+    _check_folder(args.resume, "--resume", RunFolderError)
     saved = read_config(args.resume)
     status, done = run_status(args.resume)
     check_run_files(Path(args.resume))  # before the plan is printed: a refusal says only why
@@ -624,8 +730,8 @@ def _resume_config(args: argparse.Namespace, flags: dict[str, Any],
         if epochs is None or epochs <= done:
             more = "" if epochs is None else f" (--epochs {epochs} is not more)"
             raise UsageError(
-                f"--resume {shown(args.resume)}: this run already finished its {done} "
-                f"epochs{more}; "
+                f"--resume {shown(args.resume)}: this run already finished its "
+                f"{plural(done, 'epoch')}{more}; "
                 f"to train it further, give the new total, e.g. --epochs {done + max(1, done)}"
             )
     elif epochs is not None and epochs != saved.epochs:
@@ -696,8 +802,9 @@ def _train_config(args: argparse.Namespace, flags: dict[str, Any],
                 base = TrainConfig.from_recipe(get_recipe(file_recipe))
         unknown = [key for key in from_file if key not in TrainConfig.field_names()]
         if unknown:
+            hint = did_you_mean(unknown[0], TrainConfig.field_names())
             raise ConfigError(
-                f"{shown(path)}: unknown setting {short_repr(unknown[0])}; known settings: "
+                f"{shown(path)}: unknown setting {short_repr(unknown[0])}{hint}; known settings: "
                 f"{', '.join(TrainConfig.field_names())}"
             )
         base = base.updated(from_file, {key: f"{path.name}: {key}" for key in from_file})
@@ -730,11 +837,28 @@ def _check_output_file(out: Path, option: str, run_dir: Path | None = None) -> N
                              "and would overwrite the run's own files; choose another path")
 
 
-def _check_folder(path: str | None, option: str) -> None:
+def _check_folder(path: str | None, option: str,
+                  error: type[CommandError] = UsageError) -> None:
+    """Refuse a folder ``option`` names that is a file or does not exist, with ``error``'s
+    exit code (a --data-dir is data, code 3; a --resume run folder, code 4)."""
     if path is not None and Path(path).is_file():
-        raise UsageError(f"{option} {shown(path)} is a file, not a folder")
+        raise error(f"{option} {shown(path)} is a file, not a folder")
     if path is not None and not Path(path).is_dir():
-        raise UsageError(f"{option} {shown(path)}: no such folder")
+        raise error(f"{option} {shown(path)}: no such folder")
+
+
+def _check_new_folder(path: Path, option: str) -> None:
+    """Refuse, before anything is created, a folder to create (``--out``, ``--tensorboard``)
+    that cannot be one because a file stands at its path or at one of its parents'; that is
+    bad input (exit 2) however deep the file is. The OS refusing a possible path
+    (permissions, a read-only file system) stays exit 6."""
+    for candidate in (path, *path.parents):
+        if os.path.lexists(candidate):
+            if not candidate.is_dir():
+                where = "" if candidate == path else f" ({shown(candidate)} is a file)"
+                raise UsageError(f"{option} {shown(path)} cannot be a folder{where}; give "
+                                 "the path of a folder")
+            return
 
 
 def _extending(run_dir: Path) -> int | None:
@@ -751,18 +875,20 @@ def _print_plan(config: TrainConfig, run_dir: Path, resume: str | None, ranks: i
     ``extend_from``: the epochs of a finished run being extended."""
     recipe = RECIPES.get(config.recipe)
     if extend_from is not None:
-        _say(f"Extending {config.recipe} from {extend_from} to {config.epochs} epochs (a fresh "
+        _say(f"Extending {config.recipe} from {extend_from} to {plural(config.epochs, 'epoch')} "
+             "(a fresh "
              f"{config.schedule} schedule from lr {config.lr:g} for the new epochs)")
         _say(f"  run folder: {shown(run_dir)}")
         return
     verb = "Resuming" if resume else "Training"
+    # the recipe names the task only; model and training are described from the settings
+    # that will run (after the config file and the flags)
     _say(f"{verb} {config.recipe}" + (f": {recipe.description}" if recipe else ""))
-    schedule = "" if config.schedule == "none" else f", {config.schedule} schedule"
-    smoothing = f", label smoothing {config.label_smoothing:g}" if config.label_smoothing else ""
     batch = (f"batch size {config.batch_size} per rank x {ranks} ranks = "
              f"{config.batch_size * ranks}" if ranks else f"batch size {config.batch_size}")
-    _say(f"  {config.optimizer} lr {config.lr:g}{schedule}, {config.epochs} epochs, "
-         f"{batch}{smoothing}, seed {config.seed}"
+    _say(f"  {config.describe_model()}")
+    _say(f"  {config.describe_training()}, {plural(config.epochs, 'epoch')}, {batch}, "
+         f"seed {config.seed}"
          + (f", first {config.limit_train} samples" if config.limit_train else ""))
     _say(f"  run folder: {shown(run_dir)}")
 
@@ -774,9 +900,12 @@ def _print_outcome(outcome: Any, quiet: bool, tensorboard_dir: Path | None = Non
     if outcome.history.stop_reason and not outcome.diverged:
         _say(f"Training stopped early: {outcome.history.stop_reason}")
     if outcome.test_accuracy is not None:
+        # after a resume the session's time is not the run's: say which is which (run.json and
+        # the report give the run's)
+        wall = (f"{outcome.seconds:.1f}s" if outcome.total_seconds - outcome.seconds < 0.05
+                else f"{outcome.seconds:.1f}s this session, {outcome.total_seconds:.1f}s in all")
         _say(f"Test accuracy: {outcome.test_accuracy:.2%} (loss {outcome.test_loss:.4f}; "
-             f"weights {outcome.test_weights}), {outcome.epoch} epochs in "
-             f"{outcome.seconds:.1f}s")
+             f"weights {outcome.test_weights}), {plural(outcome.epoch, 'epoch')} in {wall}")
     if outcome.findings and not (quiet and "no problems found" in outcome.findings):
         _say(outcome.findings)
     for part in outcome.missing:
@@ -837,11 +966,11 @@ def _check_run_dir(path: str) -> Path:
     if run_dir.is_file():
         hint = (" (an exported model; give the run folder it came from)"
                 if run_dir.suffix in (".onnx", ".safetensors", ".json") else "")
-        raise UsageError(f"{shown(path)} is a file, not a run folder{hint}")
+        raise RunFolderError(f"{shown(path)} is a file, not a run folder{hint}")
     if not run_dir.is_dir():
-        raise UsageError(f"{shown(path)}: no such run folder")
+        raise RunFolderError(f"{shown(path)}: no such run folder")
     if not os.path.lexists(run_dir / CONFIG_NAME):  # a FIFO or link is refused when read
-        raise UsageError(f"{shown(path)}: not a gradwise run folder (no {CONFIG_NAME})")
+        raise RunFolderError(f"{shown(path)}: not a gradwise run folder (no {CONFIG_NAME})")
     return run_dir
 
 
@@ -850,7 +979,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from gradwise.runs import evaluate_run
 
     run_dir = _check_run_dir(args.run_dir)
-    _check_folder(args.data_dir, "--data-dir")
+    _check_folder(args.data_dir, "--data-dir", DataFolderError)
     result = evaluate_run(run_dir, data_dir=args.data_dir, notify=_say, weights=args.weights,
                           progress=sys.stderr.isatty(), allow_non_finite=args.allow_non_finite,
                           ignore_digest=args.ignore_digest)
@@ -928,7 +1057,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     flags = {key: getattr(args, key) for key in ("data_dir", "limit_train", "batch_size", "seed",
                                                   "optimizer")
              if getattr(args, key) is not None}
-    _check_folder(flags.get("data_dir"), "--data-dir")
+    _check_folder(flags.get("data_dir"), "--data-dir", DataFolderError)
     config = TrainConfig.from_recipe(get_recipe(args.recipe or DEFAULT_RECIPE)).updated(
         flags, {key: _flag(key) for key in flags}
     )
@@ -999,12 +1128,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_recipes(args: argparse.Namespace) -> int:
     """``gradwise recipes``: every recipe with its description and main settings."""
     width = max(len(name) for name in RECIPES)
+    columns = _terminal_width() or 80  # to a file or a pipe: 80 columns
     for name, recipe in RECIPES.items():
         default = " (default)" if name == DEFAULT_RECIPE else ""
-        _say(f"{name:<{width}}  {recipe.description}{default}")
-        schedule = "constant lr" if recipe.schedule == "none" else f"{recipe.schedule} schedule"
-        _say(f"{'':<{width}}  {recipe.epochs} epochs, batch {recipe.batch_size}, "
-             f"{recipe.optimizer} lr {recipe.lr:g}, {schedule}")
+        config = TrainConfig.from_recipe(recipe)
+        for text in (f"{recipe.description}{default}", config.describe_model(),
+                     f"{config.describe_training()}, {plural(recipe.epochs, 'epoch')}, "
+                     f"batch {recipe.batch_size}"):
+            # wrapped here (not by _say) so that continuation lines stay in the text column
+            print("\n".join(textwrap.wrap(text, columns, initial_indent=f"{name:<{width}}  ",
+                                          subsequent_indent=" " * (width + 2),
+                                          break_long_words=False, break_on_hyphens=False)))
+            name = ""
     return 0
 
 

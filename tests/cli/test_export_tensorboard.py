@@ -48,7 +48,7 @@ def test_export_default_path_and_opset(xor_run, capsys):
 
 
 def test_export_errors_are_one_line(xor_run, capsys, tmp_path):
-    assert_one_line_error(gradwise(capsys, "export", tmp_path / "nothing"), code=2,
+    assert_one_line_error(gradwise(capsys, "export", tmp_path / "nothing"), code=4,
                           fragment="no such run folder")
     # regression: a bad opset printed "unexpected ValueError ... (rerun with GRADWISE_DEBUG=1)"
     for opset in ("9", "12", "22"):
@@ -62,15 +62,15 @@ def test_export_errors_are_one_line(xor_run, capsys, tmp_path):
     onnx_file = tmp_path / "model.onnx"
     assert gradwise(capsys, "export", xor_run, "--out", onnx_file).code == 0
     for command in ("export", "evaluate"):
-        assert_one_line_error(gradwise(capsys, command, onnx_file), code=2,
+        assert_one_line_error(gradwise(capsys, command, onnx_file), code=4,
                               fragment=f"{onnx_file} is a file, not a run folder")
     assert_one_line_error(
         gradwise(capsys, "export", xor_run, "--out", tmp_path / "absent" / "m.onnx"), code=2,
         fragment="no such folder")
     # the same family: a file where a folder option is expected says so
-    assert_one_line_error(gradwise(capsys, "train", "--resume", onnx_file), code=2,
+    assert_one_line_error(gradwise(capsys, "train", "--resume", onnx_file), code=4,
                           fragment=f"--resume {onnx_file} is a file, not a folder")
-    assert_one_line_error(gradwise(capsys, "train", "xor", "--data-dir", onnx_file), code=2,
+    assert_one_line_error(gradwise(capsys, "train", "xor", "--data-dir", onnx_file), code=3,
                           fragment=f"--data-dir {onnx_file} is a file, not a folder")
     assert_one_line_error(gradwise(capsys, "export", xor_run, "--out", onnx_file / "m.onnx"),
                           code=2, fragment="is a file, not a folder")

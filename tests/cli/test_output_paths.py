@@ -73,8 +73,8 @@ def test_train_refuses_a_file_as_out_and_tensorboard(capsys, tmp_path):
     afile = tmp_path / "file"
     afile.write_text("keep")
     result = gradwise(capsys, "train", "xor", "--epochs", "1", "--out", afile)
-    assert_one_line_error(result, 2, "not a folder")
+    assert_one_line_error(result, 2, "cannot be a folder")
     result = gradwise(capsys, "train", "xor", "--epochs", "1", "--out", tmp_path / "r",
                       "--tensorboard", afile)
-    assert_one_line_error(result, 2, "not a folder")
+    assert_one_line_error(result, 2, "cannot be a folder")
     assert afile.read_text() == "keep"

@@ -22,7 +22,7 @@ def _train(capsys, run_dir, *extra):
 
 def test_label_smoothing_flag_is_recorded_and_shown(capsys, tmp_path) -> None:
     result = _train(capsys, tmp_path / "run", "--epochs", "1", "--label-smoothing", "0.2")
-    assert "label smoothing 0.2" in result.out.splitlines()[1]
+    assert "label smoothing 0.2" in result.out.splitlines()[2]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["label_smoothing"] == 0.2
     assert run_info(tmp_path / "run")["hyperparameters"]["label_smoothing"] == 0.2

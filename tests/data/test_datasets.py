@@ -176,3 +176,23 @@ def test_real_fashion_mnist_found_in_the_default_system_dirs(monkeypatch) -> Non
     assert np.bincount(y_train).tolist() == [6000] * 10
     assert np.bincount(y_test).tolist() == [1000] * 10
     assert FASHION_MNIST.classes[y_train[0]] == "Ankle boot"
+
+
+@pytest.mark.parametrize("layout", ["empty", "unrelated-files", "empty-subfolder"])
+def test_a_data_dir_without_any_file_is_an_error_never_searched_past(
+    tmp_path, isolated_locations, tiny_dataset, layout
+) -> None:
+    """Issue 17 item 2: an empty --data-dir let the search go on to another copy."""
+    named = tmp_path / "mine"
+    named.mkdir()
+    if layout == "unrelated-files":
+        (named / "notes.txt").write_text("x")
+    elif layout == "empty-subfolder":
+        (named / "mnist").mkdir()
+    tiny_dataset(isolated_locations / "mnist")  # a good copy elsewhere must not be used
+    with pytest.raises(DatasetRefusedError) as info:
+        load_idx_dataset(MNIST, data_dir=named, download=False)
+    message = str(info.value)
+    assert str(named) in message and "holds no mnist files" in message
+    for remote in MNIST.files:  # what it should hold
+        assert remote.name in message

@@ -137,7 +137,7 @@ def test_offline_gives_a_message_that_says_what_to_do(served, tmp_path: Path) ->
     url = closed_port_url()
     spec = replace(spec, mirrors=(url,))
     data_dir = tmp_path / "my-data"
-    data_dir.mkdir()  # holds none of the files: the search goes on, then the download
+    data_dir.mkdir()  # holds none of the files: they are downloaded into it
     with pytest.raises(DatasetNotFoundError) as info:
         load_idx_dataset(spec, data_dir=data_dir, progress=False, timeout=5)
     message = str(info.value)
@@ -259,3 +259,15 @@ def test_the_size_cap_applies_when_no_size_is_published(served, tmp_path: Path) 
     path = download_file(server.url("good") + remote.name, tmp_path / remote.name, remote,
                          progress=False, max_bytes=spec.train_images.size)
     assert path.stat().st_size == spec.train_images.size
+
+
+def test_an_empty_data_dir_is_filled_by_the_download_not_replaced(
+    served, isolated_locations: Path, tmp_path: Path
+) -> None:
+    _, spec = served
+    data_dir = tmp_path / "mine"
+    data_dir.mkdir()
+    dataset = load_idx_dataset(spec, data_dir=data_dir, progress=False)
+    assert all((data_dir / remote.name).is_file() for remote in spec.files)
+    assert dataset.source.startswith(str(data_dir))
+    assert not (isolated_locations / spec.name).exists()  # the cache was not used

@@ -268,7 +268,9 @@ def test_paths_with_control_characters_stay_on_one_inert_line(capsys, tmp_path, 
     }[command]
     code, out, err = _run(capsys, *args)
     line = _one_error(err)
-    assert code == EXIT_USAGE
+    # one code per kind (issue 17): a missing run folder is 4, a missing --data-dir 3
+    assert code == {"evaluate": EXIT_RUN, "resume": EXIT_RUN, "data_dir": EXIT_DATA}.get(
+        command, EXIT_USAGE)
     assert out == ""
     assert escape_controls(line) == line  # nothing a terminal acts on, nothing that breaks it
     assert repr(CONTROL_PATHS[kind])[1:-1] in line  # the name, escaped, still readable

@@ -382,10 +382,30 @@ class TensorOps:
     # ---- reductions (PyTorch's dim/keepdim; NumPy's axis/keepdims as aliases) --------------------
     def sum(self: Tensor, dim: Axis = None, keepdim: bool | None = None, *, dtype: Any = None,
             axis: Axis = None, keepdims: bool | None = None) -> Tensor:
-        """Sum over ``dim`` (an int, a tuple, or None for all elements).
+        """Sum over ``dim`` (an int, a tuple of ints, or None for all elements), as
+        ``torch.Tensor.sum``.
 
-        The input is first cast to ``dtype`` when given (``x.sum(dtype=gw.float64)``); without
-        it, bool and integer tensors sum to int64, as in PyTorch.
+        Args:
+            dim: the dimension(s) to reduce; negative counts from the end. ``axis`` is the
+                NumPy spelling (give one of the two).
+            keepdim: keep each reduced dimension with size 1 (default False), so the result
+                broadcasts against the input; ``keepdims`` is the NumPy spelling.
+            dtype: cast the input to it first (``x.sum(dtype=gw.float64)``); without it, bool
+                and integer tensors sum to int64 and floats keep their dtype, as in PyTorch.
+
+        Shape:
+            (d0, ..., dn) -> the reduced dims removed (or 1 with ``keepdim``); ``dim=None``
+            gives a 0-d tensor. The gradient is ``grad`` broadcast back to the input's shape.
+
+        Raises:
+            ValueError: a ``dim`` outside ``[-ndim, ndim)`` or given twice (PyTorch raises
+                IndexError for the first).
+            TypeError: both ``dim`` and ``axis`` (or ``keepdim`` and ``keepdims``) given.
+
+        Example:
+            >>> x = gw.tensor([[1.0, 2.0], [3.0, 4.0]])
+            >>> x.sum(), x.sum(dim=0), x.sum(1, keepdim=True).shape
+            (tensor(10.), tensor([4., 6.]), (2, 1))
         """
         x = self._cast_for_reduction(dtype)
         if dtype is None and x._data.dtype.kind in "biu" and x._data.dtype != np.int64:

@@ -307,20 +307,27 @@ def load_idx_dataset(
 ) -> Dataset:
     """Find (or download) and load the data set ``spec`` describes.
 
-    ``data_dir`` is the user's own choice: a folder that does not exist, or that holds only
-    some of the four files (3 of 4, say), is an error naming what is missing, and files there
-    that are refused (truncated, malformed) are an error too; another copy is never used in
-    their place. Only a ``data_dir`` that holds none of the files lets the search go on.
+    ``data_dir`` is the user's own choice and is never replaced by another copy: a folder that
+    does not exist, holds only some of the four files (3 of 4, say), or files that are refused
+    (truncated, malformed) is an error naming what is wrong. A ``data_dir`` holding none of the
+    files is an error too with ``download=False``; with ``download=True`` the files are
+    downloaded INTO it (as torchvision's ``root`` with ``download=True``), never elsewhere.
+    Without ``data_dir``: ``$GRADWISE_DATA``, the cache, the system folders, then a download
+    into the cache.
 
     Raises:
-        DatasetRefusedError: ``data_dir`` is missing, incomplete or its files are refused.
+        DatasetRefusedError: ``data_dir`` is missing, incomplete, empty (``download=False``) or
+            its files are refused.
         DatasetNotFoundError: no folder holds a valid copy and downloading was off or failed.
     """
     attempts: list[str] = []
     refused: list[str] = []
     if data_dir is not None:
-        _check_data_dir(spec, Path(data_dir))
-    for label, directory in candidate_dirs(spec, data_dir):
+        _check_data_dir(spec, Path(data_dir), download)
+    # a named data_dir is searched alone: no other copy is ever used in its place
+    places = (_with_subdirs("data_dir", Path(data_dir).expanduser(), spec)
+              if data_dir is not None else candidate_dirs(spec))
+    for label, directory in places:
         paths, problem = _find_files(directory, spec)
         if paths is None:
             attempts.append(f"{label} {shown(directory)}: {problem}")
@@ -344,7 +351,8 @@ def load_idx_dataset(
         attempts.append("download: not attempted (download=False)")
         raise DatasetNotFoundError(_not_found_message(spec, attempts), attempts, refused)
 
-    cache = default_cache_dir() / spec.name
+    # into the data_dir the user named (it holds none of the files), else into the cache
+    cache = Path(data_dir).expanduser() if data_dir is not None else default_cache_dir() / spec.name
     urls: list[str] = []
     try:
         for remote in spec.files:
@@ -467,12 +475,13 @@ def _with_subdirs(label: str, root: Path, spec: IDXDatasetSpec) -> list[tuple[st
     return [(label, root)] + [(label, root / subdir) for subdir in (spec.name, *spec.dir_names)]
 
 
-def _check_data_dir(spec: IDXDatasetSpec, data_dir: Path) -> None:
-    """Refuse a ``data_dir`` that does not exist, or holds an incomplete set of ``spec``'s files
-    in every folder searched there (it and its subfolders named after the data set).
+def _check_data_dir(spec: IDXDatasetSpec, data_dir: Path, download: bool = False) -> None:
+    """Refuse a ``data_dir`` that does not exist, holds an incomplete set of ``spec``'s files
+    in every folder searched there (it and its subfolders named after the data set), or holds
+    none of them when ``download`` is False (with ``download`` they are downloaded into it).
 
     Raises:
-        DatasetRefusedError: naming the folder and the files found and missing.
+        DatasetRefusedError: naming the folder and the files found, missing or expected.
     """
     if not data_dir.is_dir():
         what = "not a folder" if os.path.lexists(data_dir) else "no such folder"
@@ -496,6 +505,12 @@ def _check_data_dir(spec: IDXDatasetSpec, data_dir: Path) -> None:
             f"data_dir {shown(data_dir)}: incomplete {spec.name} set: {'; '.join(partial)}; "
             "all four files are needed (gzip-compressed or not), and no other copy is used in "
             "their place"
+        )
+    if not download:
+        raise DatasetRefusedError(
+            f"--data-dir {shown(data_dir)} holds no {spec.name} files; put the four IDX files "
+            f"there (gzip-compressed or not: {', '.join(r.name for r in spec.files)}), or give "
+            "no data_dir to search the usual places; no other copy is used in its place"
         )
 
 

@@ -39,6 +39,11 @@ class Adam(Optimizer):
     State per parameter: ``step`` (int), ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``
     (amsgrad only).
 
+    Raises:
+        ValueError: at construction, a setting outside its range above (a negative or
+            non-finite lr, a beta outside [0, 1), eps <= 0, a negative weight_decay, a flag
+            that is not a bool), named as ``Adam: lr must be >= 0, got -1``.
+
     Example:
         >>> opt = gw.optim.Adam(model.parameters(), lr=3e-4)
     """

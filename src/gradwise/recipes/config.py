@@ -76,6 +76,9 @@ class Recipe:
 
     name: str
     description: str
+    """The task in words (the data), never the settings: the model and the training are
+    described from the settings that run (:meth:`TrainConfig.describe_model`,
+    :meth:`TrainConfig.describe_training`), so a flag cannot make the description wrong."""
     dataset: str
     model: str
     hidden: tuple[int, ...]
@@ -97,51 +100,47 @@ RECIPES: dict[str, Recipe] = {
     for recipe in (
         Recipe(
             "mnist-mlp",
-            "handwritten digits, 784-512-256-10 MLP with dropout, AdamW + cosine (offline: "
-            "scikit-learn's 8x8 digits)",
+            "handwritten digits (offline: scikit-learn's 8x8 digits)",
             dataset="mnist", model="mlp", hidden=(512, 256), dropout=0.2,
             optimizer="adamw", lr=1e-3, weight_decay=1e-2, schedule="cosine",
             epochs=15, batch_size=128,
         ),
         Recipe(
             "mnist-cnn",
-            "handwritten digits, two conv blocks (32, 64 channels) + dense 128, AdamW + "
-            "onecycle (offline: scikit-learn's 8x8 digits)",
+            "handwritten digits (offline: scikit-learn's 8x8 digits)",
             dataset="mnist", model="cnn", channels=(32, 64), hidden=(128,), dropout=0.25,
             batch_norm=True, optimizer="adamw", lr=2e-3, weight_decay=1e-2,
             schedule="onecycle", epochs=12, batch_size=128,
         ),
         Recipe(
             "fashion-mlp",
-            "Zalando's Fashion-MNIST clothing images, 784-1024-512-10 MLP with dropout, "
-            "AdamW + cosine",
+            "Zalando's Fashion-MNIST clothing images",
             dataset="fashion-mnist", model="mlp", hidden=(1024, 512), dropout=0.3,
             optimizer="adamw", lr=1e-3, weight_decay=1e-2, schedule="cosine",
             epochs=25, batch_size=128, label_smoothing=0.1,
         ),
         Recipe(
             "fashion-cnn",
-            "Fashion-MNIST, two conv blocks (32, 64 channels, batch norm) + dense 256, AdamW "
-            "+ onecycle",
+            "Zalando's Fashion-MNIST clothing images",
             dataset="fashion-mnist", model="cnn", channels=(32, 64), hidden=(256,),
             dropout=0.3, batch_norm=True, optimizer="adamw", lr=2e-3, weight_decay=1e-2,
             schedule="onecycle", epochs=15, batch_size=128, label_smoothing=0.1,
         ),
         Recipe(
             "digits-mlp",
-            "scikit-learn's 8x8 digits (no files needed), 784-128-10 MLP, Adam + cosine",
+            "scikit-learn's 8x8 digits (no files needed)",
             dataset="digits", model="mlp", hidden=(128,), dropout=0.1,
             optimizer="adam", lr=1e-3, schedule="cosine", epochs=20, batch_size=64,
         ),
         Recipe(
             "spiral",
-            "two interleaved spirals (2-D points), 2-64-64-2 MLP: a non-linear boundary",
+            "two interleaved spirals (2-D points): a non-linear boundary",
             dataset="spiral", model="mlp", hidden=(64, 64), optimizer="adam", lr=1e-2,
             schedule="none", epochs=60, batch_size=32,
         ),
         Recipe(
             "xor",
-            "the XOR problem (2-D points), 2-16-2 MLP: the smallest task a line cannot solve",
+            "the XOR problem (2-D points): the smallest task a line cannot solve",
             dataset="xor", model="mlp", hidden=(16,), optimizer="adam", lr=2e-2,
             schedule="none", epochs=30, batch_size=32,
         ),
@@ -237,6 +236,35 @@ class TrainConfig:
         values["hidden"] = list(values["hidden"])
         values["channels"] = list(values["channels"])
         return cls(recipe=recipe.name, **values)
+
+    def describe_model(self) -> str:
+        """The model these settings build, in words, e.g. ``784-1024-512-10 MLP, dropout
+        0.3`` or ``CNN: conv blocks of 32, 64 channels with batch norm, dense 256, dropout
+        0.3``: from the settings themselves (after a config file and flags), never from the
+        recipe's description, so it always says what will be built."""
+        if self.model == "cnn":
+            norm = " with batch norm" if self.batch_norm else ""
+            dense = f", dense {', '.join(map(str, self.hidden))}" if self.hidden else ""
+            text = (f"CNN: conv blocks of {', '.join(map(str, self.channels))} channels{norm}"
+                    f"{dense}")
+        else:
+            inputs, classes = (2, 2) if self.dataset in TOY_DATASETS else (784, 10)
+            text = "-".join(map(str, (inputs, *self.hidden, classes))) + " MLP"
+        return text + (f", dropout {self.dropout:g}" if self.dropout else "")
+
+    def describe_training(self) -> str:
+        """The update rule, learning-rate schedule and loss these settings train with, e.g.
+        ``adamw lr 0.001, weight decay 0.01, cosine schedule, label smoothing 0.1``; a constant
+        rate says ``constant lr``."""
+        parts = [f"{self.optimizer} lr {self.lr:g}"]
+        if self.weight_decay:
+            parts.append(f"weight decay {self.weight_decay:g}")
+        parts.append("constant lr" if self.schedule == "none" else f"{self.schedule} schedule")
+        if self.label_smoothing:
+            parts.append(f"label smoothing {self.label_smoothing:g}")
+        if self.clip_grad_norm is not None:
+            parts.append(f"gradient norm clipped to {self.clip_grad_norm:g}")
+        return ", ".join(parts)
 
     @classmethod
     def field_names(cls) -> tuple[str, ...]:

@@ -135,7 +135,9 @@ def _load_images(
     """The image set ``name``, or (``may_fall_back``) the 8x8 digits in MNIST's place with the
     sentence saying so."""
     try:
-        return gw_data.load_dataset(name, data_dir, download=True, progress=progress), None
+        # a --data-dir the user named is used as it is: never filled by a download unasked
+        return gw_data.load_dataset(name, data_dir, download=data_dir is None,
+                                    progress=progress), None
     except gw_data.DatasetNotFoundError as error:
         tried = _summarise_attempts(error.attempts)
         if error.refused:  # files were there but refused: say why, do not hide it

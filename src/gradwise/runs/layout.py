@@ -21,7 +21,7 @@ import numpy as np
 import gradwise as gw
 from gradwise import nn
 from gradwise._atomic import atomic_open, atomic_write_bytes, check_output_file
-from gradwise._shown import shown
+from gradwise._shown import plural, shown
 from gradwise.recipes import TrainConfig
 from gradwise.runinfo import check_run_info
 from gradwise.safefile import open_untrusted, read_untrusted
@@ -120,7 +120,8 @@ def prepare_run_dir(config: TrainConfig, run_dir: Path, resume: bool,
         if info.get("status") == "finished":
             done = int(info.get("epoch") or 0)
             if config.epochs <= done:
-                raise RunError(f"{shown(run_dir)}: this run already finished its {done} epochs; "
+                raise RunError(f"{shown(run_dir)}: this run already finished its "
+                               f"{plural(done, 'epoch')}; "
                                "nothing to resume (give a larger --epochs to extend it)")
             # extended: train on from the last checkpoint to config.epochs (config.json is
             # rewritten by the caller once the checkpoint has loaded: a refused resume

@@ -119,7 +119,9 @@ class TrainOutcome:
             best epoch's weights (``checkpoints/best``) when there is one, as ``evaluate``.
         test_weights: which weights were scored, e.g. ``best: epoch 3 of 5``.
         findings: the doctor's findings as text ('' when it found nothing or was off).
-        seconds: wall time of this call.
+        seconds: wall time of this call (this session).
+        total_seconds: wall time of every session of the run (run.json's ``seconds``): equal
+            to ``seconds`` for a fresh run, more after a resume.
         missing: files not written, each with the reason.
     """
 
@@ -136,6 +138,7 @@ class TrainOutcome:
     test_weights: str = ""
     findings: str = ""
     seconds: float = 0.0
+    total_seconds: float = 0.0
     missing: list[str] = field(default_factory=list)
 
 
@@ -200,7 +203,10 @@ def train_run(
         run_dir=run_dir, history=history, interrupted=interrupted,
         epoch=trainer.epoch, step=trainer.step, checkpoint=None,
         mid_epoch=trainer.batch_in_epoch > 0,
-        findings=doctor.format_findings() if doctor is not None else "",
+        # wrapped once, to the terminal's width when there is one (the CLI then leaves the
+        # lines alone) instead of at 100 and then again by the terminal's width
+        findings=(doctor.format_findings(**({"width": line_width} if line_width else {}))
+                  if doctor is not None else ""),
     )
     if interrupted:
         outcome.checkpoint = trainer.save_checkpoint(run_dir / LAST_CHECKPOINT)
@@ -209,6 +215,7 @@ def train_run(
         if writer:
             info[CHECKPOINT_DIGESTS_KEY] = checkpoint_digests(run_dir)
     elif not writer:  # the test evaluation is shared; files and figures are rank 0's
+        _share_scored_weights(getattr(trainer.model, "module", trainer.model), None)
         trainer.loss_fn = nn.CrossEntropyLoss()
         trainer.evaluate(data.test, batch_size=EVAL_BATCH)
     else:
@@ -217,6 +224,7 @@ def train_run(
     outcome.seconds = time.perf_counter() - started
     # wall time over every session of the run (a resumed run adds to what it had)
     info["seconds"] = round(float(info.get("seconds") or 0.0) + outcome.seconds, 2)
+    outcome.total_seconds = max(info["seconds"], outcome.seconds)
     if writer:
         # the derived files first, run.json's new status last: a kill between them leaves the
         # run "running", and its resume finishes it again (figures included); the other order
@@ -463,18 +471,18 @@ def _finish(
                                f"{LAST_CHECKPOINT} holds the last good ones)")
     # the test score is that of the weights evaluate and predict use by default: the best epoch's
     best = run_dir / BEST_CHECKPOINT
-    if trainer.distributed is not None:
-        # every rank takes part in this evaluation (see train_run), so all keep the final weights
+    if (best / "checkpoint.json").is_file():
+        epoch = load_checkpoint_weights(model, best)
+        outcome.test_weights = f"best: epoch {epoch} of {trainer.epoch}"
+    else:
         outcome.test_weights = f"last: epoch {trainer.epoch}"
+    if trainer.distributed is not None:
+        # every rank takes part in this evaluation (see train_run): all score rank 0's choice
+        _share_scored_weights(model, outcome.test_weights)
         trainer.loss_fn = nn.CrossEntropyLoss()  # no label smoothing, as evaluate
         logs = trainer.evaluate(data.test, batch_size=EVAL_BATCH)
         outcome.test_loss, outcome.test_accuracy = float(logs["loss"]), float(logs["accuracy"])
     else:
-        if (best / "checkpoint.json").is_file():
-            epoch = load_checkpoint_weights(model, best)
-            outcome.test_weights = f"best: epoch {epoch} of {trainer.epoch}"
-        else:
-            outcome.test_weights = f"last: epoch {trainer.epoch}"
         test = score(model, *data.test, progress=progress)  # no label smoothing, as evaluate
         outcome.test_loss, outcome.test_accuracy = test.loss, test.accuracy
     info.update(test_weights=outcome.test_weights)
@@ -485,6 +493,17 @@ def _finish(
         best_epoch=report.best_epoch(history),
         test_loss=outcome.test_loss, test_accuracy=outcome.test_accuracy,
     )
+
+
+def _share_scored_weights(model: nn.Module, chosen: str | None) -> str:
+    """Under --distributed, give every rank the weights rank 0 scores (the best epoch's, which
+    only rank 0 loaded from its checkpoint), so the shared test evaluation scores the same
+    weights as ``evaluate``; ``chosen``: rank 0's description of them (None on the others).
+    Returns that description on every rank."""
+    chosen = gw.distributed.broadcast_json(chosen)
+    for value in model.state_dict().values():  # parameters and buffers, sharing memory
+        gw.distributed.broadcast(value, src=0)
+    return chosen
 
 
 def _write_figures(

@@ -486,7 +486,7 @@ _SHORT_NAMES = {"accuracy": "acc", "val_accuracy": "val_acc"}
 
 
 def format_epoch_summary(record: dict[str, Any], epochs: int | None = None,
-                         width: int | None = None) -> str:
+                         width: int | None = None, start: int = 0) -> str:
     """One line for one epoch's History record, e.g.
     ``epoch 3/10  loss 0.4123  accuracy 0.8712  val_loss 0.4512  lr 0.001  2.31s  5123 samples/s``.
 
@@ -498,7 +498,26 @@ def format_epoch_summary(record: dict[str, Any], epochs: int | None = None,
             ``acc``, then samples/s, the learning rate and the epoch time are left out, then
             whole metrics from the end, replaced by ``...``. The metrics are never cut
             mid-number; every value stays in the run's metrics.jsonl and history.
+        start: skip the first ``start`` of those forms (0: the full line, 1: short names,
+            ...): :class:`EpochSummary` picks it once per run, so the columns stay the same
+            from one epoch to the next.
     """
+    return _fitted(_summary_forms(record, epochs), width, start)
+
+
+def _fitted(forms: list[str], width: int | None, start: int = 0) -> str:
+    return next((form for form in forms[start:] if width is None or len(form) <= width),
+                forms[-1])
+
+
+def _fitting_form(forms: list[str], width: int) -> int:
+    """The index of the first of ``forms`` that fits ``width`` (the last when none does)."""
+    return next((i for i, form in enumerate(forms) if len(form) <= width), len(forms) - 1)
+
+
+def _summary_forms(record: dict[str, Any], epochs: int | None) -> list[str]:
+    """:func:`format_epoch_summary`'s line in every form, longest first, the last the bare
+    ``epoch N/M``."""
     epoch = record.get("epoch", "?")
     head = f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}"
     metrics: list[tuple[str, str]] = []
@@ -527,19 +546,17 @@ def format_epoch_summary(record: dict[str, Any], epochs: int | None = None,
             parts.append(learning_rate)
         return "  ".join(parts + timing[:times])
 
-    full = line({}, True, 2)
-    if width is None or len(full) <= width:
-        return full
+    forms = [line({}, True, 2)]
     for names, lr, times in ((_SHORT_NAMES, True, 2), (_SHORT_NAMES, True, 1),
                              (_SHORT_NAMES, False, 1), (_SHORT_NAMES, False, 0)):
-        fitted = line(names, lr, times)
-        if len(fitted) <= width:
-            return fitted
-    for kept in range(len(metrics) - 1, -1, -1):
-        fitted = line(_SHORT_NAMES, False, 0, kept)
-        if len(fitted) <= width:
-            return fitted
-    return head
+        forms.append(line(names, lr, times))
+    forms += [line(_SHORT_NAMES, False, 0, kept) for kept in range(len(metrics) - 1, -1, -1)]
+    return [*forms, head]
+
+
+_WIDEST = {"lr": 1.23e-05, "epoch_time": 999.99, "samples": 99_999 * 999.99}
+"""Values as wide as an epoch line's varying parts get (lr in ``.3g``: ``1.23e-05``; the
+time and the samples per second), for choosing the line's form once."""
 
 
 class EpochSummary(Callback):
@@ -554,9 +571,18 @@ class EpochSummary(Callback):
     def __init__(self, print_fn: Callable[[str], Any] | None = None, width: int | None = None):
         self.print_fn = print_fn or (lambda line: print(line, flush=True))
         self.width = width
+        self._form: int | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        self.print_fn(format_epoch_summary(logs, self.trainer.epochs_target, self.width))
+        epochs = self.trainer.epochs_target
+        if self.width is not None and self._form is None:
+            # the columns are chosen once, for the widest values the lr, epoch time and
+            # samples/s take, so a column (lr, say) never comes and goes between epochs
+            widest = {key: (_WIDEST[key] if key in _WIDEST and logs[key] is not None
+                            else value) for key, value in logs.items()}
+            widest["epoch"] = epochs or logs.get("epoch")  # as many digits as the last
+            self._form = _fitting_form(_summary_forms(widest, epochs), self.width)
+        self.print_fn(format_epoch_summary(logs, epochs, self.width, self._form or 0))
 
 
 class ProgressBar(Callback):

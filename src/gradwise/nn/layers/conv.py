@@ -28,6 +28,11 @@ class Conv2d(Module):
         x: (N, in_channels, H, W) -> (N, out_channels, H_out, W_out) with
         H_out = (H + 2 * padding - dilation * (kh - 1) - 1) // stride + 1 (W likewise).
 
+    Raises:
+        ValueError / TypeError: at construction, channels, kernel size, stride or dilation
+            not positive ints (or pairs), a negative padding, an unknown ``init``; at
+            forward, an input that is not (N, in_channels, H, W) (the error names both).
+
     Example:
         >>> conv = gw.nn.Conv2d(1, 8, kernel_size=3, padding=1, rng=0)
         >>> conv(gw.zeros(2, 1, 28, 28)).shape

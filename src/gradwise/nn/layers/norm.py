@@ -130,10 +130,25 @@ class BatchNorm1d(_BatchNorm):
 
 
 class BatchNorm2d(_BatchNorm):
-    """Batch normalisation of NCHW inputs per channel; see BatchNorm1d for the semantics.
+    """Batch normalisation of NCHW inputs per channel C, PyTorch's semantics: training
+    normalises with the batch's mean and biased variance over (N, H, W) and moves the running
+    stats by ``momentum`` towards the batch mean and unbiased variance; evaluation uses the
+    running stats (Ioffe & Szegedy, 2015).
+
+    Args:
+        num_features: C, the channels.
+        eps: added to the variance, > 0.
+        momentum: weight of the new batch in the running stats, in [0, 1]; None for a
+            cumulative average.
+        affine: learn a per-channel scale ``weight`` (ones) and shift ``bias`` (zeros).
+        track_running_stats: keep running stats (False: batch stats in evaluation too).
 
     Shape:
         x: (N, C, H, W) -> same
+
+    Raises:
+        ValueError: at construction, num_features not a positive int, eps <= 0 or momentum
+            outside [0, 1]; at forward, an input that is not (N, C, H, W) with this C.
     """
 
     ranks = (4,)

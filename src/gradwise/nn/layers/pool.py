@@ -40,13 +40,20 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """Maximum over each kernel window; stride defaults to the kernel size.
+    """Maximum over each kernel window; stride defaults to the kernel size (as PyTorch).
 
-    ``return_indices=True``: the forward returns ``(values, indices)`` for ``MaxUnpool2d``.
-    ``dilation`` other than 1 and ``ceil_mode=True`` raise a ValueError (not supported).
+    Args:
+        kernel_size, stride, padding: an int or an (h, w) pair each; the padding counts as
+            -inf, so it is never the maximum.
+        return_indices: the forward returns ``(values, indices)`` for ``MaxUnpool2d``.
 
     Shape:
         x: (N, C, H, W) -> (N, C, (H + 2 * padding - kh) // stride + 1, ...)
+
+    Raises:
+        ValueError: at construction, a kernel size or stride that is not a positive int or
+            pair, a negative padding, ``dilation`` other than 1 or ``ceil_mode=True`` (not
+            supported); at forward, an input that is not 4-D.
     """
 
     def __init__(self, kernel_size: int | tuple[int, int],

@@ -205,7 +205,7 @@ def train_run(
         mid_epoch=trainer.batch_in_epoch > 0,
         # wrapped once, to the terminal's width when there is one (the CLI then leaves the
         # lines alone) instead of at 100 and then again by the terminal's width
-        findings=(doctor.format_findings(**({"width": line_width} if line_width else {}))
+        findings=(doctor.format_findings(width=line_width or 100)
                   if doctor is not None else ""),
     )
     if interrupted:

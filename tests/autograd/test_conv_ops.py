@@ -197,8 +197,8 @@ def test_max_pool_tie_in_a_row_picks_the_leftmost():
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda: F.conv2d(gw.ones(3, 28, 28), gw.ones(8, 3, 3, 3)),
-         r"conv2d: expected a 4-D input \(N, C, H, W\), got shape \(3, 28, 28\); add a batch"),
+        (lambda: F.conv2d(gw.ones(28, 28), gw.ones(8, 3, 3, 3)),  # (3, 28, 28) is unbatched
+         r"conv2d: expected a 4-D input \(N, C, H, W\), got shape \(28, 28\)"),
         (lambda: F.conv2d(gw.ones(2, 3, 8, 8), gw.ones(8, 1, 3, 3)),
          r"conv2d: input has 3 channels but weight expects 1 \(weight shape \(8, 1, 3, 3\)\)"),
         (lambda: F.conv2d(gw.ones(1, 1, 4, 4), gw.ones(2, 1, 7, 7), padding=1),

@@ -116,8 +116,8 @@ def test_layer_repr_is_readable():
     ("call", "error", "message"),
     [
         (lambda: gw.nn.Linear(4, 2)(gw.zeros(3, 5)), ValueError, r"\(3, 5\).*4 features"),
-        (lambda: gw.nn.Conv2d(3, 4, 3)(gw.zeros(3, 8, 8)), ValueError,
-         r"\(N, 3, H, W\), got \(3, 8, 8\)"),
+        (lambda: gw.nn.Conv2d(3, 4, 3)(gw.zeros(2, 8, 8)), ValueError,  # unbatched is (3, H, W)
+         r"\(N, 3, H, W\) or \(3, H, W\), got \(2, 8, 8\)"),
         (lambda: gw.nn.Conv2d(3, 4, 3)(gw.zeros(1, 2, 8, 8)), ValueError, r"\(1, 2, 8, 8\)"),
         (lambda: gw.nn.MaxPool2d(2)(gw.zeros(3, 8, 8)), ValueError, r"MaxPool2d.*\(3, 8, 8\)"),
         (lambda: gw.nn.Dropout(-0.1), ValueError, r"Dropout: p must be .* got -0.1"),

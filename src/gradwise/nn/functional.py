@@ -559,28 +559,77 @@ def conv2d(
     weight: Tensor,
     bias: Tensor | None = None,
     stride: IntOrPair = 1,
-    padding: IntOrPair = 0,
+    padding: IntOrPair | str = 0,
     dilation: IntOrPair = 1,
+    groups: int = 1,
 ) -> Tensor:
-    """2-D cross-correlation (what deep learning calls convolution), PyTorch's semantics.
+    """2-D cross-correlation (what deep learning calls convolution), as ``torch.nn.functional.conv2d``.
 
     Args:
-        stride, padding, dilation: an int for both axes or a pair (height, width); padding adds
-            zeros on both sides.
+        stride, dilation: an int for both axes or a pair (height, width).
+        padding: an int or pair (zeros on both sides), ``"valid"`` (none) or ``"same"`` (output
+            as large as the input; stride 1 only; an odd total puts the extra zero at the
+            bottom/right, as torch).
+        groups: split the input channels into this many groups, each convolved with its own
+            ``C_out / groups`` filters (``groups = C_in``: depthwise); computed as one
+            convolution per group, concatenated.
 
     Shape:
-        x: (N, C_in, H, W), weight: (C_out, C_in, kh, kw), bias: (C_out,)
-        -> (N, C_out, (H + 2 p - d (kh - 1) - 1) // s + 1, same for W)
+        x: (N, C_in, H, W) or unbatched (C_in, H, W), weight: (C_out, C_in / groups, kh, kw),
+        bias: (C_out,) -> (N, C_out, (H + 2 p - d (kh - 1) - 1) // s + 1, same for W)
+
+    Raises:
+        ValueError: channels not divisible by ``groups``, a weight of the wrong shape, an
+            unknown padding string, or ``"same"`` with a stride other than 1.
 
     Example:
         >>> y = F.conv2d(x, weight, bias, padding=1)  # 3x3 kernel keeps H and W
     """
+    if isinstance(x, Tensor) and x.ndim == 3:  # unbatched, as torch
+        return conv2d(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
     stride = _spatial.pair("conv2d", "stride", stride, 1)
-    padding = _spatial.pair("conv2d", "padding", padding, 0)
     dilation = _spatial.pair("conv2d", "dilation", dilation, 1)
-    return _conv.Conv2d.apply(
-        x, weight, bias, stride=stride, padding=padding, dilation=dilation
-    )
+    if isinstance(padding, str):
+        if padding not in ("valid", "same"):
+            raise ValueError(f"conv2d: padding must be an int, a pair, 'valid' or 'same', got "
+                             f"{padding!r}")
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError("conv2d: padding='same' is not supported for strided "
+                                 f"convolutions (stride={stride}), as in torch")
+            totals = [d * (k - 1) for d, k in zip(dilation, tuple(weight.shape[2:]), strict=True)]
+            if any(t % 2 for t in totals):  # torch pads the extra zero after (bottom/right)
+                x = pad(x, (totals[1] // 2, totals[1] - totals[1] // 2,
+                            totals[0] // 2, totals[0] - totals[0] // 2))
+                padding = (0, 0)
+            else:
+                padding = (totals[0] // 2, totals[1] // 2)
+        else:
+            padding = (0, 0)
+    padding = _spatial.pair("conv2d", "padding", padding, 0)
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"conv2d: groups must be a positive int, got {groups!r}")
+    if groups == 1:
+        return _conv.Conv2d.apply(
+            x, weight, bias, stride=stride, padding=padding, dilation=dilation
+        )
+    c_in, c_out = int(x.shape[1]), int(weight.shape[0])
+    if c_in % groups or c_out % groups or int(weight.shape[1]) * groups != c_in:
+        raise ValueError(
+            f"conv2d: groups={groups} needs input channels and output channels divisible by it "
+            f"and a weight of shape (C_out, C_in / groups, kh, kw); got input "
+            f"{tuple(x.shape)} and weight {tuple(weight.shape)}")
+    size_in, size_out = c_in // groups, c_out // groups
+    parts = [
+        _conv.Conv2d.apply(x[:, g * size_in:(g + 1) * size_in],
+                           weight[g * size_out:(g + 1) * size_out],
+                           None if bias is None else bias[g * size_out:(g + 1) * size_out],
+                           stride=stride, padding=padding, dilation=dilation)
+        for g in range(groups)
+    ]
+    from gradwise.autograd.functional import cat
+
+    return cat(parts, dim=1)
 
 
 def _pool_args(

@@ -19,18 +19,25 @@ class Conv2d(Module):
 
     Args:
         in_channels, out_channels: channels of the input and of the output.
-        kernel_size, stride, padding, dilation: an int or an (h, w) pair each.
+        kernel_size, stride, dilation: an int or an (h, w) pair each.
+        padding: an int or (h, w) pair, "valid" or "same" (stride 1), as torch's.
+        groups: channel groups (torch's; ``groups = in_channels`` is a depthwise convolution);
+            the weight is (out_channels, in_channels / groups, kh, kw).
         bias: learn a per-output-channel bias.
-        init, rng: as for Linear (default: PyTorch's kaiming_uniform_(a=sqrt(5)) and
-            U(-1/sqrt(fan_in), 1/sqrt(fan_in)) bias, fan_in = in_channels * kh * kw).
+        padding_mode: "zeros", "reflect", "replicate" or "circular" (torch's).
+        device, dtype: torch's positions (only the CPU exists; dtype default float32).
+        init, rng: keyword-only, gradwise's (default: PyTorch's kaiming_uniform_(a=sqrt(5)) and
+            U(-1/sqrt(fan_in), 1/sqrt(fan_in)) bias, fan_in = in_channels / groups * kh * kw).
 
     Shape:
-        x: (N, in_channels, H, W) -> (N, out_channels, H_out, W_out) with
+        x: (N, in_channels, H, W) or unbatched (in_channels, H, W) ->
+        (N, out_channels, H_out, W_out) with
         H_out = (H + 2 * padding - dilation * (kh - 1) - 1) // stride + 1 (W likewise).
 
     Raises:
         ValueError / TypeError: at construction, channels, kernel size, stride or dilation
-            not positive ints (or pairs), a negative padding, an unknown ``init``; at
+            not positive ints (or pairs), a negative padding, groups not dividing the
+            channels, an unknown padding string or padding_mode, an unknown ``init``; at
             forward, an input that is not (N, in_channels, H, W) (the error names both).
 
     Example:
@@ -45,22 +52,49 @@ class Conv2d(Module):
         out_channels: int,
         kernel_size: int | tuple[int, int],
         stride: int | tuple[int, int] = 1,
-        padding: int | tuple[int, int] = 0,
+        padding: int | tuple[int, int] | str = 0,
         dilation: int | tuple[int, int] = 1,
+        groups: int = 1,
         bias: bool = True,
+        padding_mode: str = "zeros",
+        device: Any = None,
+        dtype: Any = np.float32,
+        *,
         init: str | Callable[..., Any] = "default",
         rng: Any = None,
-        dtype: Any = np.float32,
     ) -> None:
         super().__init__()
+        from gradwise.autograd.device import check_device
+
+        if device is not None:
+            check_device(device, "Conv2d")
+        dtype = np.float32 if dtype is None else dtype
         self.in_channels = positive_int("Conv2d", "in_channels", in_channels)
         self.out_channels = positive_int("Conv2d", "out_channels", out_channels)
         self.kernel_size = pair("Conv2d", "kernel_size", kernel_size)
         self.stride = pair("Conv2d", "stride", stride)
-        self.padding = pair("Conv2d", "padding", padding, minimum=0)
+        if isinstance(padding, str):
+            if padding not in ("valid", "same"):
+                raise ValueError(f"Conv2d: padding must be an int, a pair, 'valid' or 'same', "
+                                 f"got {padding!r}")
+            if padding == "same" and self.stride != (1, 1):
+                raise ValueError("Conv2d: padding='same' is not supported for strided "
+                                 f"convolutions (stride={self.stride}), as in torch")
+            self.padding: Any = padding
+        else:
+            self.padding = pair("Conv2d", "padding", padding, minimum=0)
         self.dilation = pair("Conv2d", "dilation", dilation)
+        if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1 or (
+                in_channels % groups or out_channels % groups):
+            raise ValueError(f"Conv2d: groups must be a positive int dividing in_channels "
+                             f"({in_channels}) and out_channels ({out_channels}), got {groups!r}")
+        self.groups = groups
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"Conv2d: padding_mode must be 'zeros', 'reflect', 'replicate' or "
+                             f"'circular', got {padding_mode!r}")
+        self.padding_mode = padding_mode
         self._initializer = get_initializer(init, "Conv2d")
-        shape = (out_channels, in_channels, *self.kernel_size)
+        shape = (out_channels, in_channels // groups, *self.kernel_size)
         self.weight = Parameter(np.empty(shape, dtype=dtype))
         self.register_parameter("bias", Parameter(np.empty(out_channels, dtype=dtype)) if bias
                                 else None)
@@ -75,12 +109,25 @@ class Conv2d(Module):
         reset_weight_and_bias_(self.weight, self.bias, self._initializer, rng)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
+        if x.ndim not in (3, 4) or x.shape[-3] != self.in_channels:
             raise ValueError(
                 f"Conv2d({self.in_channels}, {self.out_channels}): expected input of shape "
-                f"(N, {self.in_channels}, H, W), got {tuple(x.shape)}"
+                f"(N, {self.in_channels}, H, W) or ({self.in_channels}, H, W), got "
+                f"{tuple(x.shape)}"
             )
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+        padding = self.padding
+        if self.padding_mode != "zeros":  # pad by the mode first, then convolve without
+            if isinstance(padding, str):
+                totals = [0, 0] if padding == "valid" else [
+                    d * (k - 1) for d, k in zip(self.dilation, self.kernel_size, strict=True)]
+                widths = (totals[1] // 2, totals[1] - totals[1] // 2,
+                          totals[0] // 2, totals[0] - totals[0] // 2)
+            else:
+                widths = (padding[1], padding[1], padding[0], padding[0])
+            x = F.pad(x, widths, mode=self.padding_mode)
+            padding = (0, 0)
+        return F.conv2d(x, self.weight, self.bias, self.stride, padding, self.dilation,
+                        self.groups)
 
     def extra_repr(self) -> str:
         return conv_extra_repr(self)

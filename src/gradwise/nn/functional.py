@@ -563,7 +563,7 @@ def conv2d(
     dilation: IntOrPair = 1,
     groups: int = 1,
 ) -> Tensor:
-    """2-D cross-correlation (what deep learning calls convolution), as ``torch.nn.functional.conv2d``.
+    """2-D cross-correlation (what deep learning calls convolution), as torch.nn.functional.conv2d.
 
     Args:
         stride, dilation: an int for both axes or a pair (height, width).

@@ -902,7 +902,7 @@ def _print_outcome(outcome: Any, quiet: bool, tensorboard_dir: Path | None = Non
     if outcome.test_accuracy is not None:
         # after a resume the session's time is not the run's: say which is which (run.json and
         # the report give the run's)
-        wall = (f"{outcome.seconds:.1f}s" if outcome.total_seconds - outcome.seconds < 0.05
+        wall = (f"{outcome.seconds:.1f}s" if not outcome.resumed
                 else f"{outcome.seconds:.1f}s this session, {outcome.total_seconds:.1f}s in all")
         _say(f"Test accuracy: {outcome.test_accuracy:.2%} (loss {outcome.test_loss:.4f}; "
              f"weights {outcome.test_weights}), {plural(outcome.epoch, 'epoch')} in {wall}")

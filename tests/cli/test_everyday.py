@@ -211,7 +211,7 @@ def test_after_a_resume_the_summary_tells_session_from_total(capsys, tmp_path,
     match = re.search(r"2 epochs in ([\d.]+)s this session, ([\d.]+)s in all", result.out)
     assert match, result.out
     assert float(match.group(2)) == pytest.approx(total, abs=0.051)
-    assert float(match.group(1)) < float(match.group(2))
+    assert float(match.group(1)) <= float(match.group(2))  # printed to 0.1 s: a fast session is 0.0
 
 
 # ---- 8. the final score is that of the weights evaluate uses ----------------------------------

@@ -122,6 +122,7 @@ class TrainOutcome:
         seconds: wall time of this call (this session).
         total_seconds: wall time of every session of the run (run.json's ``seconds``): equal
             to ``seconds`` for a fresh run, more after a resume.
+        resumed: the run has been resumed at least once (run.json's ``resumed`` count).
         missing: files not written, each with the reason.
     """
 
@@ -139,6 +140,7 @@ class TrainOutcome:
     findings: str = ""
     seconds: float = 0.0
     total_seconds: float = 0.0
+    resumed: bool = False
     missing: list[str] = field(default_factory=list)
 
 
@@ -225,6 +227,7 @@ def train_run(
     # wall time over every session of the run (a resumed run adds to what it had)
     info["seconds"] = round(float(info.get("seconds") or 0.0) + outcome.seconds, 2)
     outcome.total_seconds = max(info["seconds"], outcome.seconds)
+    outcome.resumed = int(info.get("resumed") or 0) > 0
     if writer:
         # the derived files first, run.json's new status last: a kill between them leaves the
         # run "running", and its resume finishes it again (figures included); the other order

@@ -57,15 +57,7 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _validate_group(self, group: dict[str, Any]) -> None:
-        self._check_number(group, "lr")
-        betas = group["betas"]
-        self._check(isinstance(betas, tuple | list) and len(betas) == 2, "betas",
-                    "a pair (beta1, beta2)", betas)
-        for i, beta in enumerate(betas):
-            self._check_number({f"betas[{i}]": beta}, f"betas[{i}]", high=1.0,
-                               high_inclusive=False)
-        self._check_number(group, "eps", low_inclusive=False)
-        self._check_number(group, "weight_decay")
+        check_adam_arguments(self, group)
         self._check_bool(group, "amsgrad")
         self._check_bool(group, "maximize")
         self._check_bool(group, "decoupled_weight_decay")
@@ -146,3 +138,21 @@ class AdamW(Adam):
                  maximize: bool = False) -> None:
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, maximize=maximize, decoupled_weight_decay=True)
+
+
+def check_adam_arguments(optimizer: Optimizer, group: dict[str, Any]) -> None:
+    """The checks every Adam-family optimizer shares, as torch's: lr >= 0, betas a pair in
+    [0, 1), eps > 0, weight_decay >= 0.
+
+    Raises:
+        ValueError / TypeError: naming the optimizer and the argument (``Optimizer._check*``).
+    """
+    optimizer._check_number(group, "lr")
+    betas = group["betas"]
+    optimizer._check(isinstance(betas, tuple | list) and len(betas) == 2, "betas",
+                     "a pair (beta1, beta2)", betas)
+    for i, beta in enumerate(betas):
+        optimizer._check_number({f"betas[{i}]": beta}, f"betas[{i}]", high=1.0,
+                                high_inclusive=False)
+    optimizer._check_number(group, "eps", low_inclusive=False)
+    optimizer._check_number(group, "weight_decay")

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.optim.adam import check_adam_arguments
 from gradwise.optim.optimizer import Optimizer, ParamsArg
 
 
@@ -19,15 +20,7 @@ class _AdamFamily(Optimizer):
     """Shared argument checks: lr, betas in [0, 1), eps > 0, weight_decay >= 0, maximize."""
 
     def _validate_group(self, group: dict[str, Any]) -> None:
-        self._check_number(group, "lr")
-        betas = group["betas"]
-        self._check(isinstance(betas, tuple | list) and len(betas) == 2, "betas",
-                    "a pair (beta1, beta2)", betas)
-        for i, beta in enumerate(betas):
-            self._check_number({f"betas[{i}]": beta}, f"betas[{i}]", high=1.0,
-                               high_inclusive=False)
-        self._check_number(group, "eps", low_inclusive=False)
-        self._check_number(group, "weight_decay")
+        check_adam_arguments(self, group)
         self._check_bool(group, "maximize")
 
     @staticmethod

@@ -404,7 +404,7 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         """Jupyter's display, compact at any size: shape, dtype and graph role on one line,
         mean/std/min/max beyond 100 elements, and the values with only 2 at each edge."""
         data = self._data
-        role = (f"grad_fn={type(self._ctx).__name__}" if self._ctx is not None
+        role = (f"grad_fn={self._ctx.name}" if self._ctx is not None
                 else "requires_grad" if self.requires_grad else "")
         head = " ".join(part for part in (f"tensor {tuple(data.shape)}", str(data.dtype), role)
                         if part)
@@ -655,6 +655,8 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         start, end = start_dim % self.ndim, end_dim % self.ndim
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        if start == end:
+            return self  # nothing to merge: torch returns the tensor itself
         shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
         return self.reshape(shape)
 
@@ -666,7 +668,7 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         if not -self.ndim - 1 <= dim <= self.ndim:
             raise ValueError(f"unsqueeze: dim {dim} out of range for a {self.ndim}-d tensor")
         dim = dim % (self.ndim + 1)
-        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+        return name_node(self.reshape(self.shape[:dim] + (1,) + self.shape[dim:]), "Unsqueeze")
 
     # float comes last: a method of that name shadows the builtin in every annotation of the
     # class body below it (mypy reads ``value: float`` there as this method)
@@ -813,7 +815,7 @@ def topological_order(
             continue
         if node.inputs is None:
             raise RuntimeError(
-                f"{caller}: the graph through {type(node).__name__} was already freed by "
+                f"{caller}: the graph through {node.name} was already freed by "
                 "backward(); pass retain_graph=True to the first backward() to go through the "
                 "graph again"
             )
@@ -823,9 +825,25 @@ def topological_order(
     return order
 
 
+def name_node(result: Tensor, node_name: str) -> Tensor:
+    """Give ``result``'s node (if it was recorded) PyTorch's name for the call that made it:
+    a method built on a general op (``t()`` on Transpose, ``unsqueeze`` on Reshape) says which
+    node torch records (``"TBackward0"``, ``"Unsqueeze"``). Returns ``result``."""
+    node = result._ctx
+    if node is not None:
+        node.__class__ = type(node)._variant(_full_node_name(node_name))
+    return result
+
+
+def _full_node_name(name: str) -> str:
+    """``"Mul"`` -> ``"MulBackward0"``; a name that already has its overload is kept."""
+    return name if "Backward" in name else f"{name}Backward0"
+
+
+
 def _check_versions(tensor: Tensor, node: Any) -> None:
     """Raise if a tensor the node saved for backward was changed in place since the forward."""
-    name = type(node).__name__
+    name = node.name
     if type(node).saves_output and tensor._version[0] != node.output_version:
         raise RuntimeError(
             "one of the variables needed for gradient computation has been modified by an "
@@ -866,12 +884,12 @@ def _check_input_grad(node: Any, parent: Tensor, parent_grad: Any) -> None:
     (both backward loops, the NumPy one and the create_graph one, check the same way)."""
     if parent_grad is None:
         raise RuntimeError(
-            f"backward of {type(node).__name__} returned no gradient for an input "
+            f"backward of {node.name} returned no gradient for an input "
             f"of shape {parent.shape} that requires grad"
         )
     if parent_grad.shape != parent.shape:
         raise RuntimeError(
-            f"backward of {type(node).__name__} returned a gradient of shape "
+            f"backward of {node.name} returned a gradient of shape "
             f"{parent_grad.shape} for an input of shape {parent.shape}"
         )
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import html as _html
+import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -368,27 +369,17 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         dtypes a literal gets by default, are not named."""
         from gradwise.autograd.printing import current as options
         data = self._data
-        floatmode: Literal["fixed", "maxprec"] = "maxprec"
-        if data.dtype.kind == "f" and data.size:
-            finite = data[np.isfinite(data)]
-            if finite.size and not np.all(finite == np.round(finite)):
-                floatmode = "fixed"  # torch pads every element to 4 decimals
         extra_options: dict[str, Any] = {}
         if options.linewidth is not None:
             extra_options["max_line_width"] = options.linewidth
-        sci_mode = options.sci_mode
-        if sci_mode is None and data.dtype.kind == "f":
-            sci_mode = _auto_sci_mode(data) or None
-        if sci_mode is not None and data.dtype.kind == "f":
-            style = "e" if sci_mode else "f"
-            width = _float_width(data, f"{{:.{options.precision}{style}}}")
-            extra_options["formatter"] = {"float_kind": (
-                lambda v: f"{v:.{options.precision}{style}}".rjust(width))}
+        if data.dtype.kind == "f" and data.size:
+            extra_options["formatter"] = {"float_kind": _float_formatter(data, options)}
         body = np.array2string(data, separator=", ", prefix="tensor(",
-                               precision=options.precision, floatmode=floatmode,
                                threshold=int(min(options.threshold, sys.maxsize)),
                                edgeitems=options.edgeitems,
                                **extra_options)
+        # torch prints a summarised dim's gap as " ...," (numpy: "..., ")
+        body = body.replace(", ..., ", ",  ..., ").replace("[..., ", "[ ..., ")
         extra = ""
         if data.size == 0 and data.shape != (0,):
             extra += f", size={tuple(data.shape)}"  # torch: tensor([], size=(2, 0))
@@ -1008,22 +999,37 @@ def _auto_sci_mode(data: np.ndarray) -> bool:
     return bool(low < 1.0e-4 and not np.all(values == np.ceil(values)))
 
 
-def _float_width(data: np.ndarray, form: str) -> int:
-    """The widest ``form``-formatted entry (torch right-aligns every entry, nan and inf too):
-    the widest is among the extremes and the smallest nonzero magnitude (exponent digits)."""
-    finite = data[np.isfinite(data)]
-    picks = [] if not finite.size else [finite.min(), finite.max()]
-    nonzero = np.abs(finite[finite != 0])
-    if nonzero.size:
-        picks += [nonzero.min(), nonzero.max()]
-        if (finite < 0).any():
-            picks += [-nonzero.min(), -nonzero.max()]
+def _float_formatter(data: np.ndarray, options: Any) -> Callable[[Any], str]:
+    """PyTorch's float printer (``torch/_tensor_str.py``, ``_Formatter``): scientific
+    notation when ``_auto_sci_mode`` (or ``sci_mode``) says so, else ``1.`` when every finite
+    value is whole, else ``precision`` decimals; every entry right-aligned to the widest
+    *finite* entry, so ``nan``/``inf`` neither widen the columns nor get cut
+    (``tensor([1., inf])``, ``tensor([1.5000,    nan])``)."""
+    finite = data[np.isfinite(data)].astype(np.float64)
+    precision = options.precision
+    sci_mode = options.sci_mode
+    if sci_mode is None:
+        sci_mode = _auto_sci_mode(data)
+    if sci_mode:
+        form = f"{{:.{precision}e}}"
+    elif finite.size and np.all(finite == np.round(finite)):
+        form = "{:.0f}."
+    else:
+        form = f"{{:.{precision}f}}"
+    # torch sizes the columns from the nonzero finite values (so -0. and nan do not widen
+    # them): the widest is the most negative or the largest, or in scientific notation the
+    # smallest magnitude (a three-digit exponent)
+    nonzero = finite[finite != 0]
+    picks = [] if not nonzero.size else [
+        nonzero.min(), nonzero.max(), nonzero[np.argmin(np.abs(nonzero))]]
     width = max((len(form.format(float(v))) for v in picks), default=0)
-    if np.isnan(data).any():
-        width = max(width, 3)
-    if np.isinf(data).any():
-        width = max(width, 4 if (data == -np.inf).any() else 3)
-    return width
+
+    def format_value(value: Any) -> str:
+        value = float(value)
+        text = form.format(value) if math.isfinite(value) else str(value)  # nan, inf, -inf
+        return text.rjust(width)
+
+    return format_value
 
 
 def _numpy_scalar_dtype(data: Any) -> np.dtype | None:

@@ -17,6 +17,7 @@ from gradwise.autograd.device import check_device
 from gradwise.autograd.grad_mode import _grad_enabled
 from gradwise.autograd.tensor_extras import TensorExtras
 from gradwise.autograd.tensor_methods import Size, TensorMethods
+from gradwise.autograd.tensor_more import TensorMore
 
 ArrayLike = Any
 Axis = int | tuple[int, ...] | None
@@ -156,7 +157,7 @@ else:
     TensorOps = object
 
 
-class Tensor(TensorMethods, TensorExtras, TensorOps):
+class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
     """An n-dimensional array that records the operations applied to it for backpropagation.
 
     Attributes:

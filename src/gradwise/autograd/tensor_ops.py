@@ -539,13 +539,19 @@ class TensorOps:
         return _reduce.LogSumExp.apply(self, axis=dim_arg("logsumexp", dim, axis),
                                        keepdims=keepdim_arg("logsumexp", keepdim, keepdims))
 
-    def softmax(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-        """Softmax along ``dim`` (default -1)."""
-        return _reduce.Softmax.apply(self, axis=dim_arg("softmax", dim, axis, -1))
+    def softmax(self: Tensor, dim: int | None = None, dtype: Any = None, *,
+                axis: int | None = None) -> Tensor:
+        """Softmax along ``dim`` (default -1); ``dtype``: the input is cast to it first (a
+        recorded cast), as ``torch.Tensor.softmax``."""
+        return _reduce.Softmax.apply(self._cast_for_reduction(dtype),
+                                     axis=dim_arg("softmax", dim, axis, -1))
 
-    def log_softmax(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-        """log(softmax) along ``dim`` (default -1), computed stably."""
-        return _reduce.LogSoftmax.apply(self, axis=dim_arg("log_softmax", dim, axis, -1))
+    def log_softmax(self: Tensor, dim: int | None = None, dtype: Any = None, *,
+                    axis: int | None = None) -> Tensor:
+        """log(softmax) along ``dim`` (default -1), computed stably; ``dtype`` as
+        :meth:`softmax`."""
+        return _reduce.LogSoftmax.apply(self._cast_for_reduction(dtype),
+                                        axis=dim_arg("log_softmax", dim, axis, -1))
 
     def _arg(self: Tensor, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Tensor:
         dim = dim_arg(op, dim, axis)

@@ -143,29 +143,72 @@ class _BackwardHookIdentity(Function):
 class _BackwardHookCall:
     """Collects one forward call's grad_output and grad_inputs, then calls the module's hooks."""
 
-    def __init__(self, module: Module, hooks: list[Callable[..., Any]], n_inputs: int) -> None:
-        self.module, self.hooks = module, hooks
+    def __init__(self, module: Module, hooks: list[Callable[..., Any]],
+                 pre_hooks: list[Callable[..., Any]], n_inputs: int) -> None:
+        self.module, self.hooks, self.pre_hooks = module, hooks, pre_hooks
         self.grad_inputs: list[Tensor | None] = [None] * n_inputs
         self.pending = 0
         self.grad_output: tuple[Tensor, ...] | None = None
 
-    def output_hook(self, grad: Tensor) -> None:
+    def output_hook(self, grad: Tensor) -> Tensor:
+        # full backward pre-hooks see grad_output first and may replace it (torch's order)
+        for hook in self.pre_hooks:
+            result = hook(self.module, (grad,))
+            if result is not None:
+                grad = _one_grad(result, "register_full_backward_pre_hook", grad)
         self.grad_output = (grad,)
         if self.pending == 0:
-            self._fire()
+            self._fire(None)
+        return grad
 
-    def input_hook(self, position: int) -> Callable[[Tensor], None]:
-        def hook(grad: Tensor) -> None:
+    def input_hook(self, position: int) -> Callable[[Tensor], Tensor]:
+        def hook(grad: Tensor) -> Tensor:
             self.grad_inputs[position] = grad
             self.pending -= 1
             if self.pending == 0 and self.grad_output is not None:
-                self._fire()
+                self._fire(position)
+            return self.grad_inputs[position]
 
         return hook
 
-    def _fire(self) -> None:
+    def _fire(self, last: int | None) -> None:
+        """Call the hooks; a hook's returned tuple replaces grad_input, as in torch. The
+        gradients reach the hooks only when the last of the inputs' has arrived, so only that
+        one can still be replaced: a replacement for an earlier input raises."""
         for hook in self.hooks:
-            hook(self.module, tuple(self.grad_inputs), self.grad_output)
+            result = hook(self.module, tuple(self.grad_inputs), self.grad_output)
+            if result is None:
+                continue
+            result = tuple(result) if isinstance(result, tuple | list) else (result,)
+            if len(result) != len(self.grad_inputs):
+                raise RuntimeError(
+                    f"register_full_backward_hook: the hook of {type(self.module).__name__} "
+                    f"returned {len(result)} gradients for {len(self.grad_inputs)} inputs")
+            for position, (old, new) in enumerate(zip(self.grad_inputs, result, strict=True)):
+                if new is old:
+                    continue
+                if position != last:
+                    raise NotImplementedError(
+                        f"register_full_backward_hook: the hook of "
+                        f"{type(self.module).__name__} replaced grad_input[{position}], whose "
+                        "gradient has already flowed on; gradwise can replace only the last "
+                        "input's gradient of a module with several inputs that need grad "
+                        "(docs/PORTING.md)")
+                if old is not None:
+                    self.grad_inputs[position] = _one_grad(
+                        (new,), "register_full_backward_hook", old)
+
+
+def _one_grad(result: Any, where: str, like: Tensor) -> Tensor:
+    """The one gradient in a hook's returned tuple, checked against ``like``'s shape."""
+    grad = result[0] if isinstance(result, tuple | list) else result
+    if grad is None:
+        return like * 0
+    grad = grad if isinstance(grad, Tensor) else Tensor._make(np.asarray(grad), False, None)
+    if tuple(grad.shape) != tuple(like.shape):
+        raise ValueError(f"{where}: the hook returned a gradient of shape "
+                         f"{tuple(grad.shape)}, expected {tuple(like.shape)}")
+    return grad
 
 
 
@@ -204,6 +247,8 @@ class Module:
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_backward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_hooks_with_kwargs", set())
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The computation of this module; called by ``module(*args)`` (after pre-hooks, before
@@ -512,16 +557,22 @@ class Module:
                     state[dot + name] = buffer
         return state
 
-    def state_dict(self) -> OrderedDict[str, Tensor]:
+    def state_dict(self, *, destination: Any = None, prefix: str = "",
+                   keep_vars: bool = False) -> Any:
         """Every parameter and persistent buffer as a detached Tensor, keyed like PyTorch.
 
         As ``torch.nn.Module.state_dict``: the Tensors share memory (and the version counter)
         with the parameters and buffers, so they change as training continues; copy them
         (``{k: v.clone() for k, v in sd.items()}``) to keep a snapshot. ``np.asarray(value)``
-        gives each one's array without a copy.
+        gives each one's array without a copy. ``prefix`` is put before every key,
+        ``keep_vars=True`` gives the Parameters and buffers themselves (not detached), and
+        ``destination`` (a dict) is filled and returned instead of a new OrderedDict.
         """
         tensors = self._state_tensors()
-        return OrderedDict((name, t.detach()) for name, t in tensors.items())
+        out = OrderedDict() if destination is None else destination
+        for name, t in tensors.items():
+            out[prefix + name] = t if keep_vars else t.detach()
+        return out
 
     def load_state_dict(self, state_dict: Any, strict: bool = True) -> IncompatibleKeys:
         """Copy Tensors (or torch tensors, or, as a gradwise extension, NumPy arrays and
@@ -663,19 +714,45 @@ class Module:
             generator.bit_generator.state = state[name]
 
     # ---- hooks --------------------------------------------------------------------------------
-    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
-        """``hook(module, inputs)`` before forward; it may return new inputs (a tuple or one)."""
-        handle = RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[handle.id] = hook
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """``hook(module, inputs)`` before forward; it may return new inputs (a tuple or one).
+
+        As torch's: ``with_kwargs=True`` calls ``hook(module, args, kwargs)``, which may return
+        ``(args, kwargs)``; ``prepend=True`` runs it before the hooks already registered.
+        """
+        return self._add_hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
+
+    def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                              with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """``hook(module, inputs, output)`` after forward; it may return a replacement output.
+
+        As torch's: ``with_kwargs=True`` calls ``hook(module, args, kwargs, output)``;
+        ``prepend=True`` runs it first; ``always_call`` is accepted (a forward that raises
+        propagates its error without calling hooks).
+        """
+        return self._add_hook(self._forward_hooks, hook, prepend, with_kwargs)
+
+    def register_full_backward_pre_hook(self, hook: Callable[..., Any], prepend: bool = False
+                                        ) -> RemovableHandle:
+        """``hook(module, grad_output)`` when dL/d(output) reaches the module, before the
+        gradient flows into it; returning a 1-tuple replaces ``grad_output``, as torch's. Only
+        a forward that returns a single Tensor is hooked."""
+        return self._add_hook(self._backward_pre_hooks, hook, prepend, False)
+
+    def _add_hook(self, hooks: OrderedDict, hook: Callable[..., Any], prepend: bool,
+                  with_kwargs: bool) -> RemovableHandle:
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        if with_kwargs:
+            self._hooks_with_kwargs.add(handle.id)
         return handle
 
-    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
-        """``hook(module, inputs, output)`` after forward; it may return a replacement output."""
-        handle = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[handle.id] = hook
-        return handle
-
-    def register_full_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+    def register_full_backward_hook(self, hook: Callable[..., Any], prepend: bool = False
+                                    ) -> RemovableHandle:
         """``hook(module, grad_input, grad_output)`` once backward has passed through the module.
 
         What is provided, exactly: ``grad_output`` is a 1-tuple holding dL/d(output) as a Tensor
@@ -683,12 +760,12 @@ class Module:
         one entry per positional argument of forward: dL/d(that input) as this module passes it
         back (exact, also when the input feeds other layers too) for Tensor inputs that require
         grad, and None for the rest (the data batch, integer indices, non-Tensors). Nothing fires
-        for a forward run under ``no_grad()`` or whose output does not require grad. The hook's
-        return value is ignored: it observes, it does not replace gradients.
+        for a forward run under ``no_grad()`` or whose output does not require grad. A returned
+        tuple (one entry per input) replaces grad_input, as in torch; in a module with several
+        inputs that need grad only the last input's gradient to arrive can be replaced (a
+        NotImplementedError otherwise, docs/PORTING.md).
         """
-        handle = RemovableHandle(self._backward_hooks)
-        self._backward_hooks[handle.id] = hook
-        return handle
+        return self._add_hook(self._backward_hooks, hook, prepend, False)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         for arg in args:
@@ -698,13 +775,24 @@ class Module:
                 args = tuple(Tensor._make(a, False, None) if isinstance(a, np.ndarray) else a
                              for a in args)
                 break
-        for hook in list(self._forward_pre_hooks.values()):
+        for key, hook in list(self._forward_pre_hooks.items()):
+            if key in self._hooks_with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(
+                            "forward pre-hook must return None or a tuple of (new_args, "
+                            f"new_kwargs), but got {result!r:.80}.")
+                    args, kwargs = result
+                    args = args if isinstance(args, tuple) else (args,)
+                continue
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
         backward_call = None
-        if self._backward_hooks and _grad_enabled.get():
-            backward_call = _BackwardHookCall(self, list(self._backward_hooks.values()), len(args))
+        if (self._backward_hooks or self._backward_pre_hooks) and _grad_enabled.get():
+            backward_call = _BackwardHookCall(self, list(self._backward_hooks.values()),
+                                              list(self._backward_pre_hooks.values()), len(args))
             wrapped = []
             for position, arg in enumerate(args):
                 if isinstance(arg, Tensor) and arg.requires_grad:
@@ -714,8 +802,9 @@ class Module:
                 wrapped.append(arg)
             args = tuple(wrapped)
         output = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            result = hook(self, args, output)
+        for key, hook in list(self._forward_hooks.items()):
+            result = (hook(self, args, kwargs, output) if key in self._hooks_with_kwargs
+                      else hook(self, args, output))
             if result is not None:
                 output = result
         if backward_call is not None and isinstance(output, Tensor) and output.requires_grad:

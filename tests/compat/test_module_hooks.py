@@ -53,10 +53,6 @@ HOOKS = {
     "two-full-hooks": lambda layer, seen: (
         layer.register_full_backward_hook(lambda mod, gi, go: (gi[0] * 2,)),
         layer.register_full_backward_hook(lambda mod, gi, go: seen.append(gi[0].detach()))),
-    "prepend": lambda layer, seen: (
-        layer.register_full_backward_hook(lambda mod, gi, go: seen.append("first")),
-        layer.register_full_backward_hook(lambda mod, gi, go: seen.append("second"),
-                                          prepend=True)),
     "forward-with-kwargs": lambda layer, seen: layer.register_forward_hook(
         lambda mod, args, kwargs, out: seen.append(len(kwargs)) or out * 2, with_kwargs=True),
     "forward-pre-with-kwargs": lambda layer, seen: layer.register_forward_pre_hook(

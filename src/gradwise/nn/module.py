@@ -141,7 +141,12 @@ class _BackwardHookIdentity(Function):
 
 
 class _BackwardHookCall:
-    """Collects one forward call's grad_output and grad_inputs, then calls the module's hooks."""
+    """Collects one forward call's grad_output and grad_inputs, then calls the module's hooks.
+
+    The full backward pre-hooks run when dL/d(output) arrives and may replace it; the full
+    backward hooks run once every input's gradient has arrived (at once when no input
+    requires grad) and may replace grad_input, as torch's ``BackwardHook``.
+    """
 
     def __init__(self, module: Module, hooks: list[Callable[..., Any]],
                  pre_hooks: list[Callable[..., Any]], n_inputs: int) -> None:
@@ -151,65 +156,65 @@ class _BackwardHookCall:
         self.grad_output: tuple[Tensor, ...] | None = None
 
     def output_hook(self, grad: Tensor) -> Tensor:
-        # full backward pre-hooks see grad_output first and may replace it (torch's order)
         for hook in self.pre_hooks:
             result = hook(self.module, (grad,))
             if result is not None:
-                grad = _one_grad(result, "register_full_backward_pre_hook", grad)
+                grad = _one_gradient(result, grad, "a full backward pre-hook", "grad_output")
         self.grad_output = (grad,)
         if self.pending == 0:
-            self._fire(None)
+            self._fire()
         return grad
 
-    def input_hook(self, position: int) -> Callable[[Tensor], Tensor]:
-        def hook(grad: Tensor) -> Tensor:
+    def input_hook(self, position: int) -> Callable[[Tensor], Tensor | None]:
+        def hook(grad: Tensor) -> Tensor | None:
             self.grad_inputs[position] = grad
             self.pending -= 1
             if self.pending == 0 and self.grad_output is not None:
-                self._fire(position)
-            return self.grad_inputs[position]
+                replaced = self._fire()
+                if replaced is not None:
+                    return replaced[position]
+            return None
 
         return hook
 
-    def _fire(self, last: int | None) -> None:
-        """Call the hooks; a hook's returned tuple replaces grad_input, as in torch. The
-        gradients reach the hooks only when the last of the inputs' has arrived, so only that
-        one can still be replaced: a replacement for an earlier input raises."""
+    def _fire(self) -> tuple[Any, ...] | None:
+        """Call the hooks; a hook's non-None return replaces grad_input for the hooks after it
+        and for the gradient passed on (only possible for the input whose gradient arrived
+        last, so a module with several inputs that require grad refuses a replacement)."""
+        replaced = None
+        grad_inputs = tuple(self.grad_inputs)
         for hook in self.hooks:
-            result = hook(self.module, tuple(self.grad_inputs), self.grad_output)
+            result = hook(self.module, grad_inputs, self.grad_output)
             if result is None:
                 continue
             result = tuple(result) if isinstance(result, tuple | list) else (result,)
-            if len(result) != len(self.grad_inputs):
-                raise RuntimeError(
-                    f"register_full_backward_hook: the hook of {type(self.module).__name__} "
-                    f"returned {len(result)} gradients for {len(self.grad_inputs)} inputs")
-            for position, (old, new) in enumerate(zip(self.grad_inputs, result, strict=True)):
-                if new is old:
-                    continue
-                if position != last:
-                    raise NotImplementedError(
-                        f"register_full_backward_hook: the hook of "
-                        f"{type(self.module).__name__} replaced grad_input[{position}], whose "
-                        "gradient has already flowed on; gradwise can replace only the last "
-                        "input's gradient of a module with several inputs that need grad "
-                        "(docs/PORTING.md)")
-                if old is not None:
-                    self.grad_inputs[position] = _one_grad(
-                        (new,), "register_full_backward_hook", old)
+            if len(result) != len(grad_inputs):
+                raise RuntimeError(f"{type(self.module).__name__} full backward hook returned "
+                                   f"{len(result)} gradients for {len(grad_inputs)} inputs")
+            if sum(g is not None for g in grad_inputs) > 1:
+                raise NotImplementedError(
+                    f"{type(self.module).__name__} full backward hook: replacing grad_input of "
+                    "a module with several inputs that require grad is not supported "
+                    "(docs/PORTING.md)")
+            grad_inputs = tuple(
+                None if old is None else _one_gradient(new, old, "a full backward hook",
+                                                       "grad_input")
+                for new, old in zip(result, grad_inputs, strict=True))
+            replaced = grad_inputs
+        return replaced
 
 
-def _one_grad(result: Any, where: str, like: Tensor) -> Tensor:
-    """The one gradient in a hook's returned tuple, checked against ``like``'s shape."""
-    grad = result[0] if isinstance(result, tuple | list) else result
-    if grad is None:
-        return like * 0
-    grad = grad if isinstance(grad, Tensor) else Tensor._make(np.asarray(grad), False, None)
-    if tuple(grad.shape) != tuple(like.shape):
-        raise ValueError(f"{where}: the hook returned a gradient of shape "
-                         f"{tuple(grad.shape)}, expected {tuple(like.shape)}")
-    return grad
-
+def _one_gradient(value: Any, like: Tensor, who: str, what: str) -> Tensor:
+    """A hook's replacement gradient: a 1-tuple or a Tensor shaped like ``like``."""
+    if isinstance(value, tuple | list):
+        if len(value) != 1:
+            raise RuntimeError(f"{who} returned {len(value)} values for a 1-tuple {what}")
+        value = value[0]
+    value = value if isinstance(value, Tensor) else Tensor(value)
+    if value.shape != like.shape:
+        raise RuntimeError(f"{who} returned a {what} of shape {tuple(value.shape)}, expected "
+                           f"{tuple(like.shape)}")
+    return value
 
 
 def state_shape_fits(saved: tuple[int, ...], own: tuple[int, ...]) -> bool:
@@ -721,7 +726,7 @@ class Module:
         As torch's: ``with_kwargs=True`` calls ``hook(module, args, kwargs)``, which may return
         ``(args, kwargs)``; ``prepend=True`` runs it before the hooks already registered.
         """
-        return self._add_hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
+        return self._add_forward_hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
 
     def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
                               with_kwargs: bool = False,
@@ -732,17 +737,10 @@ class Module:
         ``prepend=True`` runs it first; ``always_call`` is accepted (a forward that raises
         propagates its error without calling hooks).
         """
-        return self._add_hook(self._forward_hooks, hook, prepend, with_kwargs)
+        return self._add_forward_hook(self._forward_hooks, hook, prepend, with_kwargs)
 
-    def register_full_backward_pre_hook(self, hook: Callable[..., Any], prepend: bool = False
-                                        ) -> RemovableHandle:
-        """``hook(module, grad_output)`` when dL/d(output) reaches the module, before the
-        gradient flows into it; returning a 1-tuple replaces ``grad_output``, as torch's. Only
-        a forward that returns a single Tensor is hooked."""
-        return self._add_hook(self._backward_pre_hooks, hook, prepend, False)
-
-    def _add_hook(self, hooks: OrderedDict, hook: Callable[..., Any], prepend: bool,
-                  with_kwargs: bool) -> RemovableHandle:
+    def _add_forward_hook(self, hooks: OrderedDict, hook: Callable[..., Any], prepend: bool,
+                          with_kwargs: bool) -> RemovableHandle:
         handle = RemovableHandle(hooks)
         hooks[handle.id] = hook
         if prepend:
@@ -751,8 +749,7 @@ class Module:
             self._hooks_with_kwargs.add(handle.id)
         return handle
 
-    def register_full_backward_hook(self, hook: Callable[..., Any], prepend: bool = False
-                                    ) -> RemovableHandle:
+    def register_full_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         """``hook(module, grad_input, grad_output)`` once backward has passed through the module.
 
         What is provided, exactly: ``grad_output`` is a 1-tuple holding dL/d(output) as a Tensor
@@ -760,12 +757,26 @@ class Module:
         one entry per positional argument of forward: dL/d(that input) as this module passes it
         back (exact, also when the input feeds other layers too) for Tensor inputs that require
         grad, and None for the rest (the data batch, integer indices, non-Tensors). Nothing fires
-        for a forward run under ``no_grad()`` or whose output does not require grad. A returned
-        tuple (one entry per input) replaces grad_input, as in torch; in a module with several
-        inputs that need grad only the last input's gradient to arrive can be replaced (a
-        NotImplementedError otherwise, docs/PORTING.md).
+        for a forward run under ``no_grad()`` or whose output does not require grad. As in
+        torch, a hook may return a new grad_input tuple, which is passed on instead; for a
+        module with several inputs that require grad that raises NotImplementedError
+        (docs/PORTING.md).
         """
-        return self._add_hook(self._backward_hooks, hook, prepend, False)
+        handle = RemovableHandle(self._backward_hooks)
+        self._backward_hooks[handle.id] = hook
+        return handle
+
+    def register_full_backward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """``hook(module, grad_output)`` when dL/d(output) reaches the module, before its
+        backward runs; returning a 1-tuple (or a Tensor) replaces grad_output, as torch's.
+        The same conditions as :meth:`register_full_backward_hook` (one Tensor output).
+
+        Raises:
+            RuntimeError (at backward): a replacement of the wrong shape or length.
+        """
+        handle = RemovableHandle(self._backward_pre_hooks)
+        self._backward_pre_hooks[handle.id] = hook
+        return handle
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         for arg in args:

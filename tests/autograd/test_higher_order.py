@@ -548,6 +548,13 @@ CASES.update({
         lambda t, a: t.nn.functional.poisson_nll_loss(a, t.tensor(COUNTS), log_input=False,
                                                       full=True, reduction="sum"),
         [_positive(2, 3)]),
+    # a Tensor target is differentiated through Stirling's term too (it was a constant: the
+    # target's first and second derivatives missed it); targets on both sides of 1
+    "poisson_nll_loss_full_target": (
+        lambda a, y: F.poisson_nll_loss(a, y * 1.5, full=True, reduction="none"),
+        lambda t, a, y: t.nn.functional.poisson_nll_loss(a, y * 1.5, full=True,
+                                                         reduction="none"),
+        [_signed(2, 3), _positive(2, 3)]),
     "gaussian_nll_loss": (
         lambda a, y, v: F.gaussian_nll_loss(a, y, v, full=True),
         lambda t, a, y, v: t.nn.functional.gaussian_nll_loss(a, y, v, full=True),
@@ -769,6 +776,14 @@ def _called(module, **kwargs):
     return (lambda *inputs: module(*inputs, **kwargs)), module
 
 
+def _with_masks(module, *names):
+    """(the module called as ``module(q, k, v, name=mask, ...)`` with the masks as trailing
+    inputs, so they are differentiated, the module)."""
+    def call(query, key, value, *masks):
+        return module(query, key, value, **dict(zip(names, masks, strict=True)))
+    return call, module
+
+
 def _then_tanh(layer):
     """(tanh of the layer's output, the layer): a smooth op after a (bi)linear one."""
     return (lambda *inputs: layer(*inputs).tanh()), layer
@@ -813,6 +828,10 @@ LAYER_CASES = {
     "pairwise_distance": (lambda nn: nn.PairwiseDistance(p=1.5, keepdim=True),
                           [_grad(3, 4), _grad(3, 4)]),
     "group_norm": (lambda nn: nn.Sequential(nn.GroupNorm(2, 4), nn.Tanh()), [_grad(3, 4, 5)]),
+    "group_norm_2d_input": (lambda nn: nn.Sequential(nn.GroupNorm(2, 4), nn.Tanh()),
+                            [_grad(3, 4)]),
+    "instance_norm1d_unbatched": (lambda nn: nn.Sequential(nn.InstanceNorm1d(3, affine=True),
+                                                           nn.Tanh()), [_grad(3, 4)]),
     "group_norm_no_affine": (lambda nn: nn.GroupNorm(1, 4, affine=False), [_grad(2, 4, 2, 2)]),
     "instance_norm1d_affine": (lambda nn: nn.Sequential(nn.InstanceNorm1d(3, affine=True),
                                                         nn.Tanh()), [_grad(2, 3, 5)]),
@@ -863,6 +882,15 @@ LAYER_CASES = {
     "lstm_proj_bidirectional_batch_first": (
         lambda nn: nn.LSTM(2, 3, proj_size=2, bidirectional=True, batch_first=True),
         [_grad(2, 3, 2)]),
+    "lstm_packed_unsorted_bidirectional": (lambda nn: _packed(nn, nn.LSTM(2, 2, num_layers=2,
+                                                                          bidirectional=True),
+                                                              [2, 3, 1]),
+                                           [_grad(3, 3, 2)]),
+    "gru_packed_batch_first": (lambda nn: _packed(nn, nn.GRU(2, 3, batch_first=True), [3, 1],
+                                                  batch_first=True), [_grad(2, 3, 2)]),
+    "lstm_proj_h0_c0_unbatched": (lambda nn: _lstm_with_state(nn.LSTM(2, 3, proj_size=2)),
+                                  [_grad(3, 2), _grad(1, 2), _grad(1, 3)]),
+    "rnn_unbatched_h0": (lambda nn: nn.RNN(2, 3, bias=False), [_grad(3, 2), _grad(1, 3)]),
     "gru_two_layers_no_bias": (lambda nn: nn.GRU(2, 3, num_layers=2, bias=False),
                                [_grad(3, 2, 2)]),
     "gru_bidirectional_h0_unbatched": (lambda nn: nn.GRU(2, 2, bidirectional=True),
@@ -884,6 +912,14 @@ LAYER_CASES = {
         lambda nn: _called(nn.MultiheadAttention(4, 1, kdim=3, vdim=2, bias=False),
                            attn_mask=_library_tensor(nn, CAUSAL)),
         [_grad(4, 2, 4), _grad(4, 2, 3), _grad(4, 2, 2)]),
+    # learned float masks (a relative-position bias passed as attn_mask, as T5 does) are
+    # differentiated: a 3-D (N * heads, L, S) mask, and an unbatched float key_padding_mask
+    "multihead_attention_learned_bias": (
+        lambda nn: _with_masks(nn.MultiheadAttention(4, 2), "attn_mask"),
+        [_grad(3, 2, 4), _grad(4, 2, 4), _grad(4, 2, 4), _grad(4, 3, 4)]),
+    "multihead_attention_unbatched_float_padding": (
+        lambda nn: _with_masks(nn.MultiheadAttention(4, 2), "key_padding_mask"),
+        [_grad(3, 4), _grad(4, 4), _grad(4, 4), _grad(4)]),
     "transformer_encoder_layer_masks": (
         lambda nn: _called(nn.TransformerEncoderLayer(4, 2, dim_feedforward=6, dropout=0.0,
                                                       batch_first=True),
@@ -894,6 +930,17 @@ LAYER_CASES = {
         lambda nn: nn.TransformerEncoder(nn.TransformerEncoderLayer(
             4, 2, dim_feedforward=6, dropout=0.0, activation="gelu", norm_first=True), 2,
             norm=nn.LayerNorm(4)), [_grad(3, 2, 4)]),
+    "transformer_encoder_layer_callable_activation_unbatched": (
+        lambda nn: nn.TransformerEncoderLayer(4, 2, dim_feedforward=6, dropout=0.0,
+                                              activation=nn.functional.silu),
+        [_grad(3, 4)]),
+    "transformer_decoder_memory_masks": (
+        lambda nn: _called(nn.TransformerDecoderLayer(4, 2, dim_feedforward=6, dropout=0.0,
+                                                      batch_first=True),
+                           memory_mask=_library_tensor(nn, ~ATTEND),
+                           tgt_key_padding_mask=_library_tensor(nn, KEY_PADDING[:, :3]),
+                           memory_key_padding_mask=_library_tensor(nn, KEY_PADDING)),
+        [_grad(2, 3, 4), _grad(2, 4, 4)]),
     "transformer_decoder_layer": (
         lambda nn: nn.TransformerDecoderLayer(4, 2, dim_feedforward=6, dropout=0.0),
         [_grad(3, 2, 4), _grad(4, 2, 4)]),
@@ -908,6 +955,19 @@ LAYER_CASES = {
                            src_key_padding_mask=_library_tensor(nn, KEY_PADDING)),
         [_grad(2, 4, 4), _grad(2, 3, 4)]),
 }
+
+
+def _packed(nn, layer, lengths, batch_first=False):
+    """(the layer run on pack_padded_sequence(x, lengths): the padded output and the final
+    state, the layer)."""
+    utils = nn.utils.rnn
+
+    def call(x):
+        packed = utils.pack_padded_sequence(x, lengths, batch_first=batch_first,
+                                            enforce_sorted=False)
+        out, state = layer(packed)
+        return utils.pad_packed_sequence(out, batch_first=batch_first)[0], state
+    return call, layer
 
 
 def _lstm_with_state(layer):
@@ -1005,6 +1065,73 @@ def test_layer_second_derivative_matches_torch(name):
             t = np.zeros(tuple(leaf.shape)) if t is None else t.detach().numpy()
             np.testing.assert_allclose(o, t, rtol=1e-9, atol=1e-11,
                                        err_msg=f"{name}: derivative {order} of {what}")
+
+
+# over a second each in finite differences (hundreds of attention forwards); torch's second
+# derivatives check them, and the smaller attention cases run here
+COSTLY_FINITE_DIFFERENCES = {"transformer", "transformer_decoder_layer",
+                             "transformer_decoder_norm_first", "multihead_attention",
+                             "multihead_attention_learned_bias",
+                             "multihead_attention_masks_batch_first"}
+
+
+@pytest.mark.parametrize("name", sorted(set(LAYER_CASES) - COSTLY_FINITE_DIFFERENCES))
+def test_layer_gradgradcheck(name):
+    """Finite differences of the recorded first gradient, with respect to the inputs (the
+    parameters held at their values; torch checks their second derivatives above)."""
+    build, specs = LAYER_CASES[name]
+    arrays = _layer_inputs(specs)
+    call, module = _built(build(gw.nn))
+    if module is not None:
+        module.double()
+    inputs = [gw.tensor(np.array(a, dtype=np.float64) if a.dtype.kind == "f" else a,
+                        requires_grad=g) for g, a in arrays]
+    call(*inputs)  # a lazy layer takes its shape
+
+    def outputs(*xs):
+        if module is None or not list(module.parameters()):
+            call_now = _built(build(gw.nn))[0]  # a seeded random layer draws the same mask
+        else:
+            call_now = call
+        parts = [o for o in _outputs(call_now(*xs)) if o.requires_grad]
+        return gw.cat([o.double().reshape(-1) for o in parts])
+
+    assert gw.gradgradcheck(outputs, *inputs)
+
+
+# weights torch does not differentiate: read as constants they took a silent zero gradient
+# (first and second order); now refused as torch refuses them: op -> (argument, call)
+_LABELS = np.array([1, 0, 3])
+NOT_DIFFERENTIATED = {
+    "binary_cross_entropy": ("weight", lambda x, w: F.binary_cross_entropy(
+        x.sigmoid(), np.eye(3, 4), weight=w)),
+    "binary_cross_entropy_with_logits": ("weight", lambda x, w: (
+        F.binary_cross_entropy_with_logits(x, np.eye(3, 4), weight=w))),
+    "binary_cross_entropy_with_logits ": ("pos_weight", lambda x, w: (
+        F.binary_cross_entropy_with_logits(x, np.eye(3, 4), pos_weight=w))),
+    "cross_entropy": ("weight", lambda x, w: F.cross_entropy(x, _LABELS, weight=w,
+                                                             label_smoothing=0.1)),
+    "nll_loss": ("weight", lambda x, w: F.nll_loss(x, _LABELS, weight=w)),
+    "multi_margin_loss": ("weight", lambda x, w: F.multi_margin_loss(x, _LABELS, weight=w)),
+    "batch_norm": ("running_mean", lambda x, w: F.batch_norm(x, w, gw.ones(4).double())),
+    "batch_norm ": ("running_var", lambda x, w: F.batch_norm(x, gw.zeros(4).double(), w,
+                                                              training=True)),
+    "instance_norm": ("running_mean", lambda x, w: F.instance_norm(
+        x.reshape(3, 4, 1).expand(3, 4, 2), w, gw.ones(4).double(), use_input_stats=False)),
+}
+
+
+@pytest.mark.parametrize("op", sorted(NOT_DIFFERENTIATED))
+def test_weights_torch_does_not_differentiate_are_refused_not_zeroed(op):
+    argument, call = NOT_DIFFERENTIATED[op]
+    x = gw.tensor(_signed(3, 4), requires_grad=True)
+    weight = gw.tensor(_positive(4), requires_grad=True)
+    with pytest.raises(RuntimeError, match=f"{op.strip()}: not differentiable with respect to "
+                       f"argument '{argument}', which requires grad"):
+        call(x, weight)
+    expected = call(x, weight.detach())  # detached, or without grad mode, it is a constant
+    with gw.no_grad():
+        np.testing.assert_array_equal(np.asarray(call(x, weight)), np.asarray(expected))
 
 
 def test_gradgradcheck_catches_a_wrong_second_derivative():
@@ -1200,9 +1327,10 @@ NOT_YET = {"Cholesky", "CumProd", "Determinant", "Digamma", "EighValues", "EighV
            "_SvdPart", "_Unary",
            # gw.special's scipy-backed ops (issue 11)
            "Entr", "Erfcx", "I0", "I0e", "I1", "I1e", "LogNdtr", "Ndtr", "Ndtri"}
-# F functions and layers merged from main (torch-layers) after this walk was written: most are
-# built from ops that have second derivatives, but no case checks them against torch yet
-# (docs/NUMERICS.md, "Not covered yet"); the test keeps both lists exact
+# the convolution, pooling, padding and resampling functions and layers merged from main
+# (torch-layers) after this walk was written: built from ops that have second derivatives, but
+# no case checks them against torch yet (docs/NUMERICS.md, "Not covered yet"); the test keeps
+# both lists exact
 F_NOT_YET = {
     "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool1d",
     "adaptive_max_pool1d_with_indices", "adaptive_max_pool2d", "adaptive_max_pool2d_with_indices",

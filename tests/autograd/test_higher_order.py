@@ -1071,15 +1071,7 @@ def test_layer_second_derivative_matches_torch(name):
                                        err_msg=f"{name}: derivative {order} of {what}")
 
 
-# over a second each in finite differences (hundreds of attention forwards); torch's second
-# derivatives check them, and the smaller attention cases run here
-COSTLY_FINITE_DIFFERENCES = {"transformer", "transformer_decoder_layer",
-                             "transformer_decoder_norm_first", "multihead_attention",
-                             "multihead_attention_learned_bias",
-                             "multihead_attention_masks_batch_first"}
-
-
-@pytest.mark.parametrize("name", sorted(set(LAYER_CASES) - COSTLY_FINITE_DIFFERENCES))
+@pytest.mark.parametrize("name", sorted(LAYER_CASES))
 def test_layer_gradgradcheck(name):
     """Finite differences of the recorded first gradient, with respect to the inputs (the
     parameters held at their values; torch checks their second derivatives above)."""

@@ -1010,8 +1010,9 @@ def _layer_inputs(shapes, seed=3):
 
 
 def _second_derivatives(call, module, arrays, make_tensor, grad, seed=4):
-    """The first gradient (create_graph) of sum(outputs * w) and the gradient of its
-    projection on v, with respect to the differentiable inputs then every parameter."""
+    """With respect to the inputs then every parameter: the first gradient g (create_graph) of
+    sum(outputs * w), the gradient of its projection v . g (a Hessian-vector product), and the
+    gradient of the penalty sum(g^2) (a nonlinear function of g, as a gradient penalty)."""
     rng = np.random.default_rng(seed)
     inputs = [make_tensor(a, True) for a in arrays]
     params = [p for _, p in sorted(module.named_parameters())] if module is not None else []
@@ -1020,12 +1021,14 @@ def _second_derivatives(call, module, arrays, make_tensor, grad, seed=4):
     scalar = sum((o * make_tensor(rng.uniform(0.5, 1.5, size=tuple(o.shape)), False)).sum()
                  for o in outputs)
     first = grad(scalar, leaves, create_graph=True, allow_unused=True)
+    used = [g for g in first if g is not None]
     projection = sum((g * make_tensor(rng.normal(size=tuple(g.shape)), False)).sum()
-                     for g in first if g is not None)
+                     for g in used)
     if not projection.requires_grad:
-        return first, [None] * len(leaves), leaves
-    second = grad(projection, leaves, allow_unused=True)
-    return first, second, leaves
+        return first, [None] * len(leaves), [None] * len(leaves), leaves
+    hessian_vector = grad(projection, leaves, retain_graph=True, allow_unused=True)
+    penalty = grad(sum((g * g).sum() for g in used), leaves, allow_unused=True)
+    return first, hessian_vector, penalty, leaves
 
 
 @pytest.mark.parametrize("name", sorted(LAYER_CASES))
@@ -1063,12 +1066,13 @@ def test_layer_second_derivative_matches_torch(name):
     if theirs_module is not None:
         assert parameter_names == [n for n, _ in sorted(theirs_module.named_parameters())]
     names += parameter_names
-    for order, ours_grads, theirs_grads in ((1, ours[0], theirs[0]), (2, ours[1], theirs[1])):
-        for what, o, t, leaf in zip(names, ours_grads, theirs_grads, ours[2], strict=True):
+    kinds = ("first derivative", "Hessian-vector product", "gradient-penalty gradient")
+    for kind, ours_grads, theirs_grads in zip(kinds, ours[:3], theirs[:3], strict=True):
+        for what, o, t, leaf in zip(names, ours_grads, theirs_grads, ours[3], strict=True):
             o = np.zeros(leaf.shape) if o is None else np.asarray(o.detach())
             t = np.zeros(tuple(leaf.shape)) if t is None else t.detach().numpy()
             np.testing.assert_allclose(o, t, rtol=1e-9, atol=1e-11,
-                                       err_msg=f"{name}: derivative {order} of {what}")
+                                       err_msg=f"{name}: {kind} of {what}")
 
 
 @pytest.mark.parametrize("name", sorted(LAYER_CASES))

@@ -3,7 +3,8 @@
 
 Each op's second derivative is checked two ways in float64: against PyTorch (a Hessian-vector
 product through ``grad(..., create_graph=True)`` on both sides) and against finite differences of
-the first gradient (``gradgradcheck``).
+the first gradient (``gradgradcheck``). Layers (``LAYER_CASES``) are built in both libraries with
+the same weights and checked with respect to their inputs and every parameter.
 """
 
 from __future__ import annotations

@@ -341,6 +341,11 @@ CASES.update({
                      [np.outer(_signed(3), _signed(3))]),
     "det_mixed_batch": (lambda a: gw.linalg.det(a) ** 2, lambda t, a: t.linalg.det(a) ** 2,
                         [np.stack([SINGULAR, np.eye(3), _well_conditioned(3, 3)])]),
+    # near-singular (condition ~1e4): large derivatives, still torch's to rounding
+    "inv_near_singular": (lambda a: gw.linalg.inv(a), lambda t, a: t.linalg.inv(a),
+                          [SINGULAR + 1e-3 * np.eye(3)]),
+    "solve_near_singular": (lambda a, b: gw.linalg.solve(a, b), lambda t, a, b: t.linalg.solve(
+        a, b), [SINGULAR + 1e-3 * np.eye(3), _signed(3, 2)]),
     "i1_at_zero": (lambda a: gw.special.i1(a) * a, lambda t, a: t.special.i1(a) * a,
                    [np.array([0.0, 1e-20, -0.7])]),
     "i1e_at_zero": (lambda a: gw.special.i1e(a) * a, lambda t, a: t.special.i1e(a) * a,

@@ -131,8 +131,8 @@ class Determinant(Function):
 
 
 def _singular(a: np.ndarray) -> np.ndarray:
-    """Which matrices of a batch are numerically singular (the smallest singular value at most
-    n * eps times the largest: LAPACK's own rank cutoff)."""
+    """Which matrices of a batch are numerically singular: the smallest singular value at most
+    n * eps times the largest (``matrix_rank``'s default cutoff, as NumPy's and PyTorch's)."""
     s = np.linalg.svd(a, compute_uv=False)
     n = a.shape[-1]
     return s[..., -1] <= n * np.finfo(a.dtype).eps * s[..., 0]
@@ -146,8 +146,9 @@ def adjugate_transpose_graph(a):
     det(U) det(V) U diag(prod_{j != i} s_j) V^T, whose derivative goes through the SVD's (finite
     while the singular values are distinct: a rank-(n-1) matrix). In a mixed batch each side
     sees a harmless stand-in (I, or diag(1..n)) for the other side's matrices, so neither
-    side's inf or NaN reaches the other's gradient. PyTorch's ``linalg_det_backward`` makes
-    the same two cases.
+    side's inf or NaN reaches the other's gradient. PyTorch's ``linalg_det_backward`` also
+    takes singular matrices through the SVD; the tests compare the two at rank n-1, at rank
+    one, in mixed batches and at the zero matrix (NaN on both sides).
     """
     n = a.shape[-1]
     if n == 0 or a._data.size == 0:

@@ -1089,3 +1089,53 @@ def test_hessian_of_composite_functions_matches_torch(name):
         for block_ours, block_theirs in zip(row_ours, row_theirs, strict=True):
             np.testing.assert_allclose(np.asarray(block_ours), block_theirs.numpy(),
                                        rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+THIRD_ORDER = {  # backward_graphs built from the op itself, so every order is recorded
+    "cumprod_zeros": (lambda m, a: a.cumprod(1), CUMPROD_ZEROS),
+    "einsum_diagonal": (lambda m, a: m.einsum("iij->j", a) ** 2, _signed(3, 3, 2)),
+    "digamma": (lambda m, a: m.special.digamma(a), _positive(4)),
+    "i1": (lambda m, a: m.special.i1(a), _signed(4) * 2),
+    "inv": (lambda m, a: m.linalg.inv(a), _well_conditioned(3, 3)),
+    "det": (lambda m, a: m.linalg.det(a), _well_conditioned(3, 3)),
+    "svdvals": (lambda m, a: m.linalg.svdvals(a), _signed(4, 3)),
+}
+
+
+def _third(module, fn, values, seed=4):
+    """d/dx (v . d/dx (u . d sum(fn(x))/dx)) in gradwise or torch, as an array."""
+    rng = np.random.default_rng(seed)
+    u, v = rng.normal(size=values.shape), rng.normal(size=values.shape)
+    x = module.tensor(values, requires_grad=True)
+    (g,) = module.autograd.grad(fn(module, x).sum(), x, create_graph=True)
+    (h,) = module.autograd.grad((g * module.tensor(u)).sum(), x, create_graph=True)
+    (t,) = module.autograd.grad((h * module.tensor(v)).sum(), x)
+    return np.asarray(t) if module is gw else t.numpy()
+
+
+@pytest.mark.parametrize("name", sorted(THIRD_ORDER))
+def test_third_derivative_matches_torch(name):
+    torch = pytest.importorskip("torch")
+    fn, values = THIRD_ORDER[name]
+    ours, theirs = _third(gw, fn, values), _third(torch, fn, values)
+    rtol = 1e-5 if name == "digamma" else 1e-9  # torch's polygamma series (see above)
+    np.testing.assert_allclose(ours, theirs, rtol=rtol, atol=1e-10, err_msg=name)
+
+
+def test_det_third_derivative_at_a_singular_matrix_is_the_constant_one():
+    """det of a 3x3 matrix is a cubic, so its third derivative is the same everywhere. Through
+    the SVD at a singular matrix gradwise gives that constant; torch's third derivative there
+    differs (its singular-case double backward; docs/NUMERICS.md), so torch is asked at an
+    invertible matrix instead."""
+    torch = pytest.importorskip("torch")
+
+    def det(module, a):
+        return module.linalg.det(a)
+
+    constant = _third(torch, det, _well_conditioned(3, 3))
+    np.testing.assert_allclose(_third(gw, det, SINGULAR), constant, rtol=1e-9)
+    # in a batch beside the identity (the inverse path): the same constants, batch by batch
+    batch_constant = _third(torch, det, np.stack([_well_conditioned(3, 3)] * 2))
+    np.testing.assert_allclose(_third(gw, det, np.stack([SINGULAR, np.eye(3)])),
+                               batch_constant, rtol=1e-9)
+    assert not np.allclose(_third(torch, det, SINGULAR), constant, rtol=1e-3)

@@ -350,6 +350,10 @@ CASES.update({
                    [np.array([0.0, 1e-20, -0.7])]),
     "i1e_at_zero": (lambda a: gw.special.i1e(a) * a, lambda t, a: t.special.i1e(a) * a,
                     [np.array([0.0, -1e-20, 0.7])]),
+    # an empty axis summed away: its operand's gradient is empty, the other's 0
+    "einsum_empty_axis": (lambda a, b: gw.einsum("i,jk->k", a, b) ** 2 + b.sum(),
+                          lambda t, a, b: t.einsum("i,jk->k", a, b) ** 2 + b.sum(),
+                          [np.zeros(0), _signed(2, 3)]),
     "einsum_scalar_operand": (lambda s, v: gw.einsum(",i->i", s, v) ** 2,
                               lambda t, s, v: t.einsum(",i->i", s, v) ** 2,
                               [np.array(1.5), _signed(3)]),
@@ -1046,6 +1050,14 @@ def test_scatter_prod_refuses_second_derivative_at_two_zeros_like_torch():
     assert all(np.isfinite(np.asarray(g)).all() for g in first)  # the first derivative stays
 
 
+def test_einsum_gradient_over_an_empty_axis_is_empty():
+    """Regression (issue 12): a label of size 0 that only one operand has ("i->" of an empty
+    vector) was broadcast to size 1 in backward, which then raised."""
+    x = gw.tensor(np.zeros(0), requires_grad=True)
+    gw.einsum("i->", x).backward()
+    assert x.grad.shape == (0,)
+
+
 def test_einsum_of_a_zero_dim_operand_has_a_zero_dim_gradient():
     """Regression (issue 12): the gradient of a 0-d einsum operand came back 1-d and backward
     raised ("returned a gradient of shape (1,) for an input of shape ()")."""
@@ -1139,3 +1151,68 @@ def test_det_third_derivative_at_a_singular_matrix_is_the_constant_one():
     np.testing.assert_allclose(_third(gw, det, np.stack([SINGULAR, np.eye(3)])),
                                batch_constant, rtol=1e-9)
     assert not np.allclose(_third(torch, det, SINGULAR), constant, rtol=1e-3)
+
+
+# a wider sweep, against torch only (second derivatives and first): broadcasting shapes of solve,
+# einsum equations (diagonals, permutations, ellipses, outer products, size-1 broadcast), every
+# scatter reduction along every dim with and without the original entries, cumprod with zeros
+# along every dim, tall/wide/batched SVD, pinv and QR, 1x1 and 2x2 singular determinants
+_SWEEP_RNG = np.random.default_rng(11)
+
+
+def _sweep_cases():
+    r = _SWEEP_RNG
+    cases = {}
+
+    def add(name, fn, arrays):
+        cases[name] = (lambda *xs: fn(gw, *xs), lambda t, *xs: fn(t, *xs), arrays)
+
+    for a_shape, b_shape in [((3, 3), (2, 3, 4)), ((2, 1, 3, 3), (4, 3, 1)), ((2, 3, 3), (3,)),
+                             ((2, 3, 3), (2, 3)), ((4, 3, 3), (1, 3, 1))]:
+        add(f"solve{a_shape}{b_shape}", lambda m, a, b: m.linalg.solve(a, b) ** 2,
+            [r.normal(size=a_shape) + 3 * np.eye(3), r.normal(size=b_shape)])
+    for equation, shapes in [("ij,jk->ik", [(2, 3), (3, 4)]), ("i,i->", [(3,), (3,)]),
+                             ("ii", [(3, 3)]), ("ij->ji", [(2, 3)]), ("bij->bj", [(2, 3, 4)]),
+                             ("ij,ij,ij->i", [(2, 3)] * 3), ("...i,...i->...", [(2, 3, 4), (3, 4)]),
+                             ("ijk,jil->kl", [(2, 3, 4), (3, 2, 5)]), ("iji->j", [(2, 3, 2)]),
+                             ("ij,kl->ijkl", [(2, 2), (2, 3)]), ("ab,b->a", [(3, 1), (4,)]),
+                             ("i,j", [(2,), (3,)]), ("ii->i", [(3, 3)])]:
+        add(f"einsum {equation}", lambda m, *xs, e=equation: m.einsum(e, *xs).tanh(),
+            [r.normal(size=s) for s in shapes])
+    for dim in (0, 1, -1):
+        x, src = r.normal(size=(2, 3, 4)), r.normal(size=(2, 3, 4))
+        index = r.integers(0, x.shape[dim], size=x.shape)
+        for reduce in ("sum", "mean", "prod", "amax", "amin"):
+            for include in (True, False):
+                add(f"scatter_reduce {dim} {reduce} {include}",
+                    lambda m, a, s, d=dim, i=index, red=reduce, inc=include: a.scatter_reduce(
+                        d, i if m is gw else m.tensor(i), s, red, include_self=inc) * a,
+                    [x, src])
+        add(f"cumprod {dim}", lambda m, a, d=dim: a.cumprod(d) * a,
+            [x * (r.random(x.shape) > 0.2)])
+    for shape in [(3, 5), (5, 3), (2, 4, 2), (2, 2, 4)]:
+        add(f"pinv {shape}", lambda m, a: m.linalg.pinv(a), [r.normal(size=shape)])
+        add(f"svd {shape}", lambda m, a: _svd_mix(*m.linalg.svd(a, full_matrices=False)),
+            [r.normal(size=shape)])
+    for shape in [(4, 4), (5, 3), (2, 3, 3), (3, 1)]:
+        add(f"qr {shape}", lambda m, a: _qr_mix(*m.linalg.qr(a)), [r.normal(size=shape)])
+    add("det 1x1 zero", lambda m, a: m.linalg.det(a), [np.zeros((1, 1))])
+    add("det 2x2 singular batch", lambda m, a: m.linalg.det(a),
+        [np.array([[[1.0, 2.0], [2.0, 4.0]], [[0.0, 1.0], [0.0, 0.0]]])])
+    return cases
+
+
+def _svd_mix(u, s, vh):  # sign-free in the singular vectors
+    return (u * u).sum() * s.sum() + (vh ** 4).sum()
+
+
+def _qr_mix(q, r):
+    return q.tanh().sum() * r
+
+
+SWEEP = _sweep_cases()
+
+
+@pytest.mark.parametrize("name", sorted(SWEEP))
+def test_second_derivative_sweep_matches_torch(name):
+    _check_second_derivative_against_torch(name, *SWEEP[name])

@@ -98,8 +98,11 @@ class Einsum(Function):
             full_shape = tuple(sizes[c] for c in distinct)
             expanded = partial.reshape(tuple(partial.shape[kept.index(c)] if c in kept else 1
                                              for c in distinct))
+            # a label only this operand has takes its size (also 0: an empty axis); a kept
+            # one the larger of the two (a size-1 dim that broadcast, summed back below)
             expanded = np.broadcast_to(expanded, tuple(
-                max(n, expanded.shape[k]) for k, n in enumerate(full_shape)))
+                max(n, expanded.shape[k]) if c in kept else n
+                for k, (c, n) in enumerate(zip(distinct, full_shape, strict=True))))
             # size-1 dims of the operand that broadcast against larger ones: sum back
             axes = tuple(k for k, c in enumerate(distinct)
                          if sizes[c] == 1 and expanded.shape[k] != 1)
@@ -134,7 +137,8 @@ class Einsum(Function):
             sizes = {c: n for c, n in zip(term, operand.shape, strict=True)}
             shape = tuple(partial.shape[kept.index(c)] if c in kept else 1 for c in distinct)
             expanded = partial if shape == partial.shape else partial.reshape(shape)
-            target = tuple(max(sizes[c], expanded.shape[k]) for k, c in enumerate(distinct))
+            target = tuple(max(sizes[c], expanded.shape[k]) if c in kept else sizes[c]
+                           for k, c in enumerate(distinct))
             if target != expanded.shape:  # labels only this operand has
                 expanded = expanded.expand(*target)
             axes = tuple(k for k, c in enumerate(distinct)

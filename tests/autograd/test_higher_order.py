@@ -1256,34 +1256,34 @@ def test_layer_gradgradcheck(name):
 
 
 # weights torch does not differentiate: read as constants they took a silent zero gradient
-# (first and second order); now refused as torch refuses them: op -> (argument, call)
+# (first and second order); now refused as torch refuses them: (op, argument, call)
 _LABELS = np.array([1, 0, 3])
-NOT_DIFFERENTIATED = {
-    "binary_cross_entropy": ("weight", lambda x, w: F.binary_cross_entropy(
-        x.sigmoid(), np.eye(3, 4), weight=w)),
-    "binary_cross_entropy_with_logits": ("weight", lambda x, w: (
-        F.binary_cross_entropy_with_logits(x, np.eye(3, 4), weight=w))),
-    "binary_cross_entropy_with_logits ": ("pos_weight", lambda x, w: (
-        F.binary_cross_entropy_with_logits(x, np.eye(3, 4), pos_weight=w))),
-    "cross_entropy": ("weight", lambda x, w: F.cross_entropy(x, _LABELS, weight=w,
-                                                             label_smoothing=0.1)),
-    "nll_loss": ("weight", lambda x, w: F.nll_loss(x, _LABELS, weight=w)),
-    "multi_margin_loss": ("weight", lambda x, w: F.multi_margin_loss(x, _LABELS, weight=w)),
-    "batch_norm": ("running_mean", lambda x, w: F.batch_norm(x, w, gw.ones(4).double())),
-    "batch_norm ": ("running_var", lambda x, w: F.batch_norm(x, gw.zeros(4).double(), w,
-                                                              training=True)),
-    "instance_norm": ("running_mean", lambda x, w: F.instance_norm(
+NOT_DIFFERENTIATED = [
+    ("binary_cross_entropy", "weight",
+     lambda x, w: F.binary_cross_entropy(x.sigmoid(), np.eye(3, 4), weight=w)),
+    ("binary_cross_entropy_with_logits", "weight",
+     lambda x, w: F.binary_cross_entropy_with_logits(x, np.eye(3, 4), weight=w)),
+    ("binary_cross_entropy_with_logits", "pos_weight",
+     lambda x, w: F.binary_cross_entropy_with_logits(x, np.eye(3, 4), pos_weight=w)),
+    ("cross_entropy", "weight",
+     lambda x, w: F.cross_entropy(x, _LABELS, weight=w, label_smoothing=0.1)),
+    ("nll_loss", "weight", lambda x, w: F.nll_loss(x, _LABELS, weight=w)),
+    ("multi_margin_loss", "weight", lambda x, w: F.multi_margin_loss(x, _LABELS, weight=w)),
+    ("batch_norm", "running_mean", lambda x, w: F.batch_norm(x, w, gw.ones(4).double())),
+    ("batch_norm", "running_var",
+     lambda x, w: F.batch_norm(x, gw.zeros(4).double(), w, training=True)),
+    ("instance_norm", "running_mean", lambda x, w: F.instance_norm(
         x.reshape(3, 4, 1).expand(3, 4, 2), w, gw.ones(4).double(), use_input_stats=False)),
-}
+]
 
 
-@pytest.mark.parametrize("op", sorted(NOT_DIFFERENTIATED))
-def test_weights_torch_does_not_differentiate_are_refused_not_zeroed(op):
-    argument, call = NOT_DIFFERENTIATED[op]
+@pytest.mark.parametrize(("op", "argument", "call"), NOT_DIFFERENTIATED,
+                         ids=[f"{op}-{argument}" for op, argument, _ in NOT_DIFFERENTIATED])
+def test_weights_torch_does_not_differentiate_are_refused_not_zeroed(op, argument, call):
     x = gw.tensor(_signed(3, 4), requires_grad=True)
     weight = gw.tensor(_positive(4), requires_grad=True)
-    with pytest.raises(RuntimeError, match=f"{op.strip()}: not differentiable with respect to "
-                       f"argument '{argument}', which requires grad"):
+    with pytest.raises(RuntimeError, match=f"{op}: not differentiable with respect to argument "
+                       f"'{argument}', which requires grad"):
         call(x, weight)
     expected = call(x, weight.detach())  # detached, or without grad mode, it is a constant
     with gw.no_grad():

@@ -1071,10 +1071,10 @@ def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: b
             stirling = safe * safe.log() - safe + ((safe * (2 * np.pi)).log()) * 0.5
             loss = loss + _where(above, stirling, 0.0)
         else:
-            safe = np.where(above, y, 1.0)
-            stirling = np.where(above, y * np.log(safe) - y + 0.5 * np.log(2 * np.pi * safe),
+            safe_y = np.where(above, y, 1.0)
+            constant = np.where(above, y * np.log(safe_y) - y + 0.5 * np.log(2 * np.pi * safe_y),
                                 0.0)
-            loss = loss + stirling.astype(input.dtype)
+            loss = loss + constant.astype(input.dtype)
     return _reduce_loss(loss, reduction)
 
 
@@ -1594,11 +1594,11 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError("instance_norm: use_input_stats=False needs the running stats")
-        mean = _stat_array("instance_norm", "running_mean", running_mean)
-        var = _stat_array("instance_norm", "running_var", running_var)
-        mean = Tensor._make(np.asarray(mean).reshape(shape), False, None)
-        var = Tensor._make(np.asarray(var).reshape(shape), False, None)
-        return _channel_affine((x - mean) / (var + eps).sqrt(), weight, bias)
+        stored_mean = _stat_array("instance_norm", "running_mean", running_mean)
+        stored_var = _stat_array("instance_norm", "running_var", running_var)
+        fixed_mean = Tensor._make(np.asarray(stored_mean).reshape(shape), False, None)
+        fixed_var = Tensor._make(np.asarray(stored_var).reshape(shape), False, None)
+        return _channel_affine((x - fixed_mean) / (fixed_var + eps).sqrt(), weight, bias)
     if int(np.prod(x.shape[2:])) <= 1:
         raise ValueError(f"instance_norm: expected more than 1 spatial element per channel to "
                          f"normalise, got input of shape {tuple(x.shape)}")

@@ -87,7 +87,11 @@ class Conv2d(Function):
         ctx.weight, ctx.has_bias = weight, bias is not None
         ctx.geometry = (x.shape, out_hw, stride, padding, dilation)
         ctx.use_kernels = _use_kernels(x)
-        ctx.x_padded = pad_hw(nhwc(x), padding)  # (N, Hp, Wp, C)
+        # (N, Hp, Wp, C), contiguous: im2col copies runs of kw*C numbers from it, and from an
+        # NCHW array (a first layer's input) those runs would be strided gathers (3 input
+        # channels 5x5, batch 64: forward 4.4 -> 2.4 ms); one copy of the input costs 1/(kh*kw)
+        # of the im2col rows it feeds
+        ctx.x_padded = np.ascontiguousarray(pad_hw(nhwc(x), padding))
         w_matrix = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, c_out)  # (kh*kw*C, C_out)
         out = np.empty((n * pixels, c_out), dtype=x.dtype)  # NHWC rows
         start, stop, cols = 0, 0, None

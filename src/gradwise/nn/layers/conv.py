@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -279,17 +279,47 @@ class _ConvTranspose(Module):
         (the weight's dim 1, as torch computes it), bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
         reset_weight_and_bias_(self.weight, self.bias, self._initializer, rng)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, output_size: Sequence[int] | None = None) -> Tensor:
+        """``output_size`` (the spatial sizes, optionally with the batch and channel dims
+        before them) picks the output padding that gives exactly that size, as torch's."""
         if x.ndim not in (self.rank + 1, self.rank + 2) or \
                 x.shape[-self.rank - 1] != self.in_channels:
             raise ValueError(f"{type(self).__name__}({self.in_channels}, {self.out_channels}): "
                              f"input {tuple(x.shape)} does not have {self.in_channels} channels")
         function = F.conv_transpose1d if self.rank == 1 else F.conv_transpose2d
+        output_padding = (self.output_padding if output_size is None else
+                          _output_padding(self, tuple(x.shape), output_size))
         return function(x, self.weight, self.bias, self.stride, self.padding,
-                        self.output_padding, 1, self.dilation)
+                        output_padding, 1, self.dilation)
 
     def extra_repr(self) -> str:
         return conv_extra_repr(self)
+
+
+def _output_padding(layer: _ConvTranspose, shape: tuple[int, ...],
+                    output_size: Sequence[int]) -> tuple[int, ...]:
+    """The output padding that makes ``layer``'s output ``output_size`` (torch's
+    ``_ConvTransposeNd._output_padding``: each size must lie between the size with no
+    output padding and that plus ``stride - 1``).
+
+    Raises:
+        ValueError: a wrong number of sizes, or a size outside that range (torch's messages).
+    """
+    rank = layer.rank
+    leading = 2 if len(shape) == rank + 2 else 1
+    if len(output_size) == leading + rank:
+        output_size = output_size[leading:]
+    sizes = tuple(int(n) for n in output_size)
+    if len(sizes) != rank:
+        raise ValueError(f"ConvTranspose{rank}D: for {len(shape)}D input, output_size must have "
+                         f"{rank} or {leading + rank} elements (got {len(sizes)})")
+    low = [(shape[leading + d] - 1) * layer.stride[d] - 2 * layer.padding[d]
+           + layer.dilation[d] * (layer.kernel_size[d] - 1) + 1 for d in range(rank)]
+    high = [low[d] + layer.stride[d] - 1 for d in range(rank)]
+    if any(not low[d] <= sizes[d] <= high[d] for d in range(rank)):
+        raise ValueError(f"requested an output size of {output_size}, but valid sizes range "
+                         f"from {low} to {high} (for an input of {tuple(shape[leading:])})")
+    return tuple(sizes[d] - low[d] for d in range(rank))
 
 
 class ConvTranspose1d(_ConvTranspose):

@@ -75,6 +75,10 @@ absolute, negative, greater, less = (
     globals()["abs"], globals()["neg"], globals()["gt"], globals()["lt"])
 
 
+# torch's constants (torch.pi, torch.e, torch.inf, torch.nan): Python floats
+pi, e, inf, nan = np.pi, np.e, np.inf, np.nan
+
+
 class finfo:  # noqa: N801 - torch's name
     """Limits of a floating dtype (default: the default dtype) as Python numbers, as
     ``torch.finfo``: ``bits``, ``eps``, ``max``, ``min``, ``tiny`` (= ``smallest_normal``),
@@ -731,7 +735,8 @@ CharTensor = _legacy_constructor("CharTensor", np.int8)
 BoolTensor = _legacy_constructor("BoolTensor", np.bool_)
 
 
-__all__ = [*_METHOD_FUNCTIONS, "absolute", "promote_types", "result_type", "can_cast",
+__all__ = [*_METHOD_FUNCTIONS, "pi", "e", "inf", "nan", "absolute", "promote_types",
+           "result_type", "can_cast",
            "combinations", "histogram", "frexp", "poisson", "FloatTensor",
            "DoubleTensor", "HalfTensor",
            "LongTensor", "IntTensor", "ShortTensor", "ByteTensor", "CharTensor", "BoolTensor",

@@ -387,10 +387,47 @@ def cross_entropy(
     _loss.check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    x = _as_tensor(input)
+    labels = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if labels.dtype.kind == "f" and labels.shape == tuple(x.shape) and x.ndim >= 2:
+        # class probabilities (torch's float-target form); float labels of another shape are
+        # refused below as non-integer class indices
+        return _soft_cross_entropy(x, target, weight, reduction, label_smoothing)
+    if x.ndim > 2:
+        # (N, C, d1, ...) logits with (N, d1, ...) labels: the class dim moved last, flattened
+        expected = (x.shape[0], *x.shape[2:])
+        if labels.shape != expected:
+            raise ValueError(f"cross_entropy: target of shape {labels.shape} does not fit "
+                             f"input {tuple(x.shape)} (expected {expected})")
+        flat = x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])  # (N*d..., C)
+        loss = _loss.CrossEntropy.apply(
+            flat, labels.reshape(-1), _weight_array("cross_entropy", "weight", weight),
+            ignore_index, reduction, label_smoothing)
+        return loss.reshape(labels.shape) if reduction == "none" else loss
     return _loss.CrossEntropy.apply(
-        input, _target_array(target), _weight_array("cross_entropy", "weight", weight),
+        x, labels, _weight_array("cross_entropy", "weight", weight),
         ignore_index, reduction, label_smoothing,
     )
+
+
+def _soft_cross_entropy(x: Tensor, target: Any, weight: Any, reduction: str,
+                        label_smoothing: float) -> Tensor:
+    """Cross-entropy against class probabilities (torch's float-target form): per element
+    ``-sum_c w_c t_c log softmax(x)_c`` over the class dim 1, with ``t`` smoothed to
+    ``t (1 - s) + s / C``; 'mean' divides by the number of elements (not by the weights), as
+    torch. The target is differentiated when it requires grad, as in torch."""
+    probabilities = _float_target(target, x)
+    classes = x.shape[1]
+    if label_smoothing:
+        probabilities = probabilities * (1.0 - label_smoothing) + label_smoothing / classes
+    weights = _weight_array("cross_entropy", "weight", weight)
+    terms = x.log_softmax(1) * probabilities  # (N, C, d...)
+    if weights is not None:
+        terms = terms * weights.astype(x._data.dtype).reshape((1, classes) + (1,) * (x.ndim - 2))
+    per_element = -terms.sum(1)  # (N, d...)
+    if reduction == "none":
+        return per_element
+    return per_element.sum() if reduction == "sum" else per_element.mean()
 
 
 def nll_loss(

@@ -9,10 +9,14 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd import anomaly, observe
+from gradwise.autograd.grad_mode import _grad_enabled
+from gradwise.autograd.kernels import activation as _activation_kernels
 from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
 from gradwise.nn.layers.activation import ReLU
+from gradwise.nn.layers.conv import Conv2d
 from gradwise.nn.layers.linear import Linear
+from gradwise.nn.layers.pool import MaxPool2d
 from gradwise.nn.module import Module, Parameter
 
 
@@ -87,21 +91,54 @@ class Sequential(_IndexedModules):
     def forward(self, x: Any) -> Any:
         modules = list(self._modules.values())
         fuse = observe._observer.get() is None and anomaly._detector.get() is None
+        # the inference path (grad off, nothing observing): a ReLU works in place on an array
+        # this forward made and nobody else holds, and after a max-pool instead of before it
+        inference = fuse and not _grad_enabled.get()
+        owned = False  # x's array is a temporary made here by a layer in _FRESH_OUTPUT
         index = 0
         while index < len(modules):
             module = modules[index]
-            if (fuse and index + 1 < len(modules)
-                    and _fusable_linear_relu(module, modules[index + 1])
+            following = modules[index + 1] if index + 1 < len(modules) else None
+            if (fuse and following is not None
+                    and _fusable_linear_relu(module, following)
                     and isinstance(x, Tensor) and x.ndim >= 1
                     and x.shape[-1] == module.in_features):
                 # Linear then ReLU as one node (ops/linalg.py LinearReLU): same values and
                 # gradients, one pass over the activations fewer each way
                 x = F._linear_relu(x, module.weight, module.bias)
-                index += 2
+                owned, index = inference, index + 2
                 continue
+            if inference and isinstance(x, Tensor) and _plain(module, ReLU):
+                if (following is not None and _plain(following, MaxPool2d)
+                        and not following.return_indices and x.ndim == 4):
+                    # relu(max(window)) == max(relu(window)), values and NaN alike (relu does
+                    # not decrease), so pool first and apply the ReLU to a 4x smaller array
+                    # (issue 14); the pool's output is new unless it is a view of its input
+                    pooled = following(x)
+                    if isinstance(pooled, Tensor) and not np.may_share_memory(pooled._data,
+                                                                            x._data):
+                        _activation_kernels.relu_(pooled._data)
+                        x = pooled
+                    else:
+                        x = module(pooled)
+                    owned, index = True, index + 2
+                    continue
+                if owned:
+                    _activation_kernels.relu_(x._data)
+                    index += 1
+                    continue
+            before = x
             x = module(x)
+            owned = (inference and isinstance(x, Tensor) and isinstance(before, Tensor)
+                     and any(_plain(module, cls) for cls in _FRESH_OUTPUT)
+                     and not np.may_share_memory(x._data, before._data))
             index += 1
         return x
+
+
+#: layers whose forward returns a new array (never the input, a view of it or a cached buffer),
+#: so an activation after them may overwrite it in place when nothing records or observes
+_FRESH_OUTPUT = (Linear, Conv2d)
 
 
 def _plain(module: Module, cls: type) -> bool:

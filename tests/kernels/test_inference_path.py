@@ -191,3 +191,55 @@ def test_inference_forward_stays_float32_within_its_memory_budget(jit_path, monk
     assert audit.peak_bytes <= budget + GRAPH_ALLOWANCE, (
         f"the {kind} inference forward held {audit.peak_bytes} bytes at its peak, more than its "
         f"{budget + GRAPH_ALLOWANCE}: an activation kept, copied or made as float64")
+
+
+# ---- training: ReLU then MaxPool2d runs as MaxPool2d then ReLU ---------------------------------
+def _layer_by_layer(model, x):
+    """The model's layers called one by one: no fused node, no reordering."""
+    for module in model:
+        x = module(x)
+    return x
+
+
+def _pool_input(kind, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = (2, 2, 7, 7)
+    if kind == "ties":  # small integers: many equal maxima, zeros and all-negative windows
+        return rng.integers(-2, 3, shape).astype(np.float32)
+    if kind == "negative":
+        return -rng.random(shape, dtype=np.float32)
+    values = rng.standard_normal(shape, dtype=np.float32)
+    if kind == "nan":
+        values[0, 0, 1, 1] = values[1, 1, 4, 4] = np.nan
+        values[0, 1, 0, 0] = np.inf
+    return values
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "negative", "nan"])
+@pytest.mark.parametrize("pool", [(2, None, 0), (3, 2, 1), (2, 1, 0), (3, 3, 1)])
+def test_relu_before_max_pool_gives_the_same_values_and_gradients(jit_path, kind, pool):
+    kernel, stride, padding = pool
+
+    def model():
+        return nn.Sequential(nn.Conv2d(2, 3, 1, rng=0), nn.ReLU(),
+                             nn.MaxPool2d(kernel, stride=stride, padding=padding), nn.Flatten())
+
+    results = []
+    for run in (lambda m, x: m(x), _layer_by_layer):
+        net = model()
+        x = gw.tensor(_pool_input(kind), requires_grad=True)
+        with np.errstate(invalid="ignore"):
+            out = run(net, x)
+            upstream = np.random.default_rng(1).standard_normal(out.shape, dtype=np.float32)
+            (out * gw.from_numpy(upstream)).sum().backward()
+        results.append([out._data, np.asarray(x.grad), np.asarray(net[0].weight.grad),
+                        np.asarray(net[0].bias.grad)])
+    for swapped, plain in zip(*results, strict=True):
+        np.testing.assert_array_equal(swapped, plain)
+
+
+def test_relu_before_max_pool_saves_the_smaller_array():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, rng=0), nn.ReLU(), nn.MaxPool2d(2))
+    out = model(gw.from_numpy(np.ones((2, 1, 8, 8), dtype=np.float32)))
+    assert type(out.grad_fn).__name__ == "ReLU"  # the ReLU ran last, on the (2, 4, 4, 4) output
+    assert out.grad_fn.out.shape == (2, 4, 4, 4)

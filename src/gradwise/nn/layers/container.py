@@ -92,7 +92,7 @@ class Sequential(_IndexedModules):
         modules = list(self._modules.values())
         fuse = observe._observer.get() is None and anomaly._detector.get() is None
         # the inference path (grad off, nothing observing): a ReLU works in place on an array
-        # this forward made and nobody else holds, and after a max-pool instead of before it
+        # this forward made and nobody else holds
         inference = fuse and not _grad_enabled.get()
         owned = False  # x's array is a temporary made here by a layer in _FRESH_OUTPUT
         index = 0
@@ -108,22 +108,24 @@ class Sequential(_IndexedModules):
                 x = F._linear_relu(x, module.weight, module.bias)
                 owned, index = inference, index + 2
                 continue
-            if inference and isinstance(x, Tensor) and _plain(module, ReLU):
+            if fuse and isinstance(x, Tensor) and _plain(module, ReLU):
                 if (following is not None and _plain(following, MaxPool2d)
                         and not following.return_indices and x.ndim == 4):
-                    # relu(max(window)) == max(relu(window)), values and NaN alike (relu does
-                    # not decrease), so pool first and apply the ReLU to a 4x smaller array
-                    # (issue 14); the pool's output is new unless it is a view of its input
+                    # relu(max(window)) == max(relu(window)) (relu does not decrease), and the
+                    # gradients agree too: both reach the window's first maximum (its last NaN)
+                    # when that is positive (or NaN), and nothing otherwise. So pool first and
+                    # run the ReLU, forward and backward, on a 4x smaller array, which is also
+                    # the one saved for backward (issue 14)
                     pooled = following(x)
-                    if isinstance(pooled, Tensor) and not np.may_share_memory(pooled._data,
-                                                                            x._data):
-                        _activation_kernels.relu_(pooled._data)
+                    if (inference and isinstance(pooled, Tensor)
+                            and not np.may_share_memory(pooled._data, x._data)):
+                        _activation_kernels.relu_(pooled._data)  # a new array: ours
                         x = pooled
                     else:
                         x = module(pooled)
-                    owned, index = True, index + 2
+                    owned, index = inference, index + 2
                     continue
-                if owned:
+                if inference and owned:
                     _activation_kernels.relu_(x._data)
                     index += 1
                     continue

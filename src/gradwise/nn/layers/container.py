@@ -108,27 +108,28 @@ class Sequential(_IndexedModules):
                 x = F._linear_relu(x, module.weight, module.bias)
                 owned, index = inference, index + 2
                 continue
-            if fuse and isinstance(x, Tensor) and _plain(module, ReLU):
-                if (following is not None and _plain(following, MaxPool2d)
-                        and not following.return_indices and x.ndim == 4):
-                    # relu(max(window)) == max(relu(window)) (relu does not decrease), and the
-                    # gradients agree too: both reach the window's first maximum (its last NaN)
-                    # when that is positive (or NaN), and nothing otherwise. So pool first and
-                    # run the ReLU, forward and backward, on a 4x smaller array, which is also
-                    # the one saved for backward (issue 14)
-                    pooled = following(x)
-                    if (inference and isinstance(pooled, Tensor)
-                            and not np.may_share_memory(pooled._data, x._data)):
-                        _activation_kernels.relu_(pooled._data)  # a new array: ours
-                        x = pooled
-                    else:
-                        x = module(pooled)
-                    owned, index = inference, index + 2
-                    continue
-                if inference and owned:
-                    _activation_kernels.relu_(x._data)
-                    index += 1
-                    continue
+            if (fuse and following is not None
+                    and _swappable_relu_max_pool(module, following)
+                    and isinstance(x, Tensor) and x.ndim == 4):
+                # ReLU then max-pooling, run as max-pooling then ReLU: relu is monotone, so
+                # relu(max(window)) == max(relu(window)) bit for bit (ties, NaN and -0.0
+                # included: both pick the same element, relu maps every x <= 0 to +0.0), and
+                # so are the gradients (the picked element gets relu'(its value) * grad,
+                # every other element 0); the ReLU's mask and passes then cover the pooled,
+                # 4x smaller array (issue 14)
+                pooled = following(x)
+                if (inference and isinstance(pooled, Tensor)
+                        and not np.may_share_memory(pooled._data, x._data)):
+                    _activation_kernels.relu_(pooled._data)  # a new array, ours: in place
+                    x = pooled
+                else:
+                    x = module(pooled)
+                owned, index = inference, index + 2
+                continue
+            if inference and owned and isinstance(x, Tensor) and _plain(module, ReLU):
+                _activation_kernels.relu_(x._data)
+                index += 1
+                continue
             before = x
             x = module(x)
             owned = (inference and isinstance(x, Tensor) and isinstance(before, Tensor)
@@ -152,6 +153,12 @@ def _plain(module: Module, cls: type) -> bool:
 
 def _fusable_linear_relu(first: Module, second: Module) -> bool:
     return _plain(first, Linear) and _plain(second, ReLU)
+
+
+def _swappable_relu_max_pool(first: Module, second: Module) -> bool:
+    """ReLU followed by a MaxPool2d that returns values only (not ``(values, indices)``)."""
+    return (_plain(first, ReLU) and _plain(second, MaxPool2d)
+            and not getattr(second, "return_indices", False))
 
 
 class ModuleList(_IndexedModules):

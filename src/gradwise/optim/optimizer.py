@@ -3,7 +3,9 @@
 An optimizer holds ``param_groups``: a list of dicts, each with a ``"params"`` list of Tensors and
 that group's hyperparameters (``lr``, ``weight_decay``, ...). ``state[p]`` holds the buffers one
 parameter needs between steps (momentum, moment estimates, step counts). Updates run on
-``p.data`` with in-place NumPy operations: they build no graph and bump no version counters.
+``p.data`` with in-place NumPy operations: they build no graph, and bump each updated
+parameter's version counter as torch's in-place updates do (a graph that saved the old weights
+then refuses its backward instead of using the new ones).
 
 Writing a new optimizer: subclass ``Optimizer``, pass the defaults to ``super().__init__``,
 implement ``_validate_group(group)`` (raise with :meth:`Optimizer._check`) and
@@ -206,6 +208,7 @@ class Optimizer:
             if grad.shape != param._data.shape:
                 raise ValueError(f"{self._name}.step: gradient of {_label(param)} has shape "
                                  f"{grad.shape}, the parameter has shape {param._data.shape}")
+            param._version[0] += 1  # updated in place, as torch's optimizers bump the version
             state = state_of.get(param)
             if state is None:
                 state = state_of[param] = {}

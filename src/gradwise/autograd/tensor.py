@@ -655,7 +655,9 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         start, end = start_dim % self.ndim, end_dim % self.ndim
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
+        # the merged size spelled out: -1 cannot be inferred when another axis is 0
+        merged = int(np.prod(self.shape[start : end + 1]))
+        shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
         return self.reshape(shape)
 
     def unsqueeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:

@@ -674,7 +674,7 @@ def _max_pool_indices(x: Tensor, kernel: tuple[int, int], strides: tuple[int, in
                     constant_values=-np.inf)
     windows = np.lib.stride_tricks.sliding_window_view(padded, kernel, axis=(-2, -1))
     windows = windows[..., ::strides[0], ::strides[1], :, :]  # (*, oh, ow, kh, kw)
-    flat = windows.reshape(*windows.shape[:-2], -1)
+    flat = windows.reshape(*windows.shape[:-2], windows.shape[-2] * windows.shape[-1])
     best = np.argmax(flat, axis=-1)  # the first maximum, row-major in the window
     rows = best // kernel[1] + (np.arange(flat.shape[-3]) * strides[0])[:, None] - pads[0]
     cols = best % kernel[1] + (np.arange(flat.shape[-2]) * strides[1])[None, :] - pads[1]
@@ -710,9 +710,9 @@ def _unpool(x: Tensor, positions: np.ndarray, size: tuple[int, ...], name: str) 
     if positions.size and (positions.min() < 0 or positions.max() >= plane):
         raise ValueError(f"{name}: an index lies outside the output of size {size}")
     lead = tuple(x.shape[:-len(size)])
-    flat_values = x.reshape(*lead, -1)  # (*lead, h * w)
+    flat_values = x.reshape(*lead, int(np.prod(x.shape[len(lead):])))  # (*lead, h * w)
     grids = np.ix_(*[np.arange(n) for n in lead], np.arange(flat_values.shape[-1]))
-    index = (*grids[:-1], positions.reshape(*lead, -1))
+    index = (*grids[:-1], positions.reshape(*lead, flat_values.shape[-1]))
     from gradwise.autograd.ops.shape import ScatterAdd
     # assigned, not added (basic=True): overlapping windows can pick the same element twice,
     # and torch writes its value once; the backward gathers the gradient at every index
@@ -876,7 +876,9 @@ def glu(x: Tensor, dim: int = -1) -> Tensor:
     """
     if x.shape[dim] % 2:
         raise ValueError(f"glu: dim {dim} must have an even size, got shape {tuple(x.shape)}")
-    a, b = x.chunk(2, dim)
+    half = x.shape[dim] // 2  # sliced, not chunk(2): a size-0 dim has one chunk, not two
+    before = (slice(None),) * (dim % x.ndim)
+    a, b = x[before + (slice(0, half),)], x[before + (slice(half, None),)]
     return a * b.sigmoid()
 
 
@@ -893,7 +895,11 @@ def prelu(x: Tensor, weight: Tensor) -> Tensor:
         )
     if weight.shape[0] != 1:
         weight = weight.reshape(weight.shape[0], *([1] * (x.ndim - 2)))  # (C, 1, ...)
-    return relu(x) - weight * relu(-x)
+    # torch's rule, x > 0 ? x : w x: at x = 0 (and NaN) the gradient is w grad, where
+    # relu(x) - w relu(-x) would give 0; w multiplies only the non-positive side, so an inf on
+    # the positive side does not reach dL/dw as 0 * inf = NaN
+    positive = x._data > 0
+    return _where(positive, x, weight * _where(positive, 0.0, x))
 
 
 def rrelu(x: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
@@ -953,7 +959,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Any, margin: flo
                         reduction: str = "mean") -> Tensor:
     """``max(0, -y (x1 - x2) + margin)`` with y in {1, -1}."""
     _loss.check_reduction("margin_ranking_loss", reduction)
-    return _reduce_loss(relu((input1 - input2) * -target + margin), reduction)
+    return _reduce_loss(((input1 - input2) * -target + margin).clamp_min(0.0), reduction)
 
 
 def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
@@ -961,7 +967,7 @@ def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
     """x where y = 1, ``max(0, margin - x)`` where y = -1 (torch's)."""
     _loss.check_reduction("hinge_embedding_loss", reduction)
     y = _target_array(target)
-    loss = _where(y == 1, input, 0.0) + _where(y == -1, relu(margin - input), 0.0)
+    loss = _where(y == 1, input, 0.0) + _where(y == -1, (margin - input).clamp_min(0.0), 0.0)
     return _reduce_loss(loss, reduction)
 
 
@@ -994,7 +1000,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Any, margin: f
     cos = (input1 * input2).sum(-1) / (((input1 * input1).sum(-1) + eps)
                                        * ((input2 * input2).sum(-1) + eps)).sqrt()
     y = _target_array(target)
-    loss = _where(y == 1, 1.0 - cos, 0.0) + _where(y == -1, relu(cos - margin), 0.0)
+    loss = _where(y == 1, 1.0 - cos, 0.0) + _where(y == -1, (cos - margin).clamp_min(0.0), 0.0)
     return _reduce_loss(loss, reduction)
 
 
@@ -1015,7 +1021,7 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     if swap:
         from gradwise.autograd.functional import minimum
         d_neg = minimum(d_neg, pairwise_distance(positive, negative, p, eps))
-    return _reduce_loss(relu(d_pos - d_neg + margin), reduction)
+    return _reduce_loss((d_pos - d_neg + margin).clamp_min(0.0), reduction)
 
 
 def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: bool = False,
@@ -1302,34 +1308,44 @@ def _adaptive_sizes(op: str, output_size: Any, spatial: tuple[int, ...]) -> tupl
     return tuple(int(s) for s in sizes)
 
 
-def _averaging_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
-    """(out, size) matrix whose row i averages adaptive window i."""
-    matrix = np.zeros((out, size), dtype=dtype)
-    for i, (start, end) in enumerate(_adaptive_windows(size, out)):
-        matrix[i, start:end] = 1.0 / (end - start)
-    return matrix
+def _adaptive_avg(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
+    """The mean of each of torch's adaptive windows over the last ``len(sizes)`` axes.
+
+    Each window is averaged on its own, so an inf or NaN stays in the windows that hold it (an
+    averaging-matrix product would spread it: 0 * inf = NaN in every other window, forward and
+    backward). Sizes that divide evenly take one reshape and one mean; others one mean a window.
+    """
+    count = len(sizes)
+    lead, spatial = tuple(x.shape[:x.ndim - count]), tuple(x.shape[x.ndim - count:])
+    if all(n % s == 0 for n, s in zip(spatial, sizes, strict=True)):
+        split = [d for n, s in zip(spatial, sizes, strict=True) for d in (s, n // s)]
+        axes = tuple(len(lead) + 2 * i + 1 for i in range(count))
+        return x.reshape(*lead, *split).mean(dim=axes)  # (*lead, out_1, k_1, out_2, k_2 ...)
+    windows = [_adaptive_windows(n, s) for n, s in zip(spatial, sizes, strict=True)]
+    axes = tuple(range(-count, 0))
+    values = [x[(Ellipsis,) + tuple(slice(*windows[d][cell[d]]) for d in range(count))]
+              .mean(dim=axes) for cell in np.ndindex(*sizes)]
+    from gradwise.autograd.functional import stack
+    return stack(values, -1).reshape(*lead, *sizes)
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
-    """Mean over torch's adaptive windows, so the output is ``output_size`` (an int, a pair, or
-    None entries keeping the input size). Computed as ``A_h @ x @ A_w^T`` with averaging
-    matrices, so every window size (overlapping ones too) is exact.
+    """Average pooling to a fixed output size with torch's windows (``output_size`` an int, a
+    pair, or None entries keeping the input size); each window is averaged on its own, so a
+    non-finite value stays in its windows.
 
     Shape: (N, C, H, W) or (C, H, W) -> (..., out_h, out_w)
     """
     _check_rank("adaptive_avg_pool2d", x, (3, 4), "(N, C, H, W) or (C, H, W)")
-    out_h, out_w = _adaptive_sizes("adaptive_avg_pool2d", output_size, tuple(x.shape[-2:]))
-    rows = Tensor._make(_averaging_matrix(x.shape[-2], out_h, x.dtype), False, None)
-    cols = Tensor._make(_averaging_matrix(x.shape[-1], out_w, x.dtype).T.copy(), False, None)
-    return rows @ x @ cols  # (out_h, H) @ (..., H, W) @ (W, out_w)
+    return _adaptive_avg(x, _adaptive_sizes("adaptive_avg_pool2d", output_size,
+                                            tuple(x.shape[-2:])))
 
 
 def adaptive_avg_pool1d(x: Tensor, output_size: Any) -> Tensor:
     """Mean over adaptive windows of the last dim. Shape: (N, C, L) or (C, L) -> (..., out)."""
     _check_rank("adaptive_avg_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
-    (out,) = _adaptive_sizes("adaptive_avg_pool1d", output_size, (x.shape[-1],))
-    cols = Tensor._make(_averaging_matrix(x.shape[-1], out, x.dtype).T.copy(), False, None)
-    return x @ cols
+    return _adaptive_avg(x, _adaptive_sizes("adaptive_avg_pool1d", output_size,
+                                            (x.shape[-1],)))
 
 
 def _adaptive_max(op: str, x: Tensor, sizes: tuple[int, ...], return_indices: bool) -> Any:
@@ -1341,7 +1357,7 @@ def _adaptive_max(op: str, x: Tensor, sizes: tuple[int, ...], return_indices: bo
     for cell in np.ndindex(*sizes):
         index = tuple(slice(*windows[d][cell[d]]) for d in range(len(sizes)))
         patch = x[(Ellipsis,) + index]
-        flat = patch.reshape(*lead, -1)  # (*lead, window elements)
+        flat = patch.reshape(*lead, int(np.prod(patch.shape[len(lead):])))  # (*lead, window)
         best = flat.max(dim=-1)
         values.append(best.values)
         if return_indices:
@@ -1518,7 +1534,8 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
         raise ValueError(f"group_norm: input {tuple(x.shape)} needs channels divisible by "
                          f"num_groups {num_groups}")
     n = x.shape[0]
-    grouped = x.reshape(n, num_groups, -1)  # (N, G, C/G * spatial)
+    per_group = int(np.prod(x.shape[1:])) // num_groups  # spelled out: n may be 0
+    grouped = x.reshape(n, num_groups, per_group)  # (N, G, C/G * spatial)
     mean = grouped.mean(-1, keepdim=True)
     var = grouped.var(-1, keepdim=True, correction=0)
     out = ((grouped - mean) / (var + eps).sqrt()).reshape(*x.shape)
@@ -1915,14 +1932,17 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
         raise ValueError(f"multi_margin_loss: labels must lie in [0, {classes})")
     rows = np.arange(input.shape[0])
     correct = input[rows, labels].unsqueeze(1)  # (N, 1)
-    hinge = relu(input - correct + margin)
+    z = input - correct + margin
+    # torch's kernel adds a term only where i != y and z > 0: a selection, so the target's own
+    # column (inf - inf when x_y is infinite) and a NaN z are left out, not multiplied by 0
+    active = z._data > 0
+    active[rows, labels] = False
+    hinge = _where(active, z, 0.0)
     if p == 2:
         hinge = hinge * hinge
-    others = np.ones(input.shape, dtype=input.dtype)
-    others[rows, labels] = 0
     if weight is not None:
-        others = others * _target_array(weight).astype(input.dtype)[labels][:, None]
-    loss = (hinge * Tensor._make(others, False, None)).sum(1) / classes
+        hinge = hinge * _target_array(weight).astype(input.dtype)[labels][:, None]
+    loss = hinge.sum(1) / classes
     return _reduce_loss(loss, reduction)
 
 
@@ -1964,6 +1984,14 @@ def feature_alpha_dropout(x: Tensor, p: float = 0.5, training: bool = False,
     return _alpha_dropout("feature_alpha_dropout", x, p, training, True, generator)
 
 
+def _lp_root(pooled: Tensor, size: float, norm_type: float) -> Tensor:
+    """``(size * pooled) ** (1 / p)`` as torch writes it, through ``sign(m) relu(|m|)``: at a
+    window of zeros the root's infinite slope meets relu's selection and the gradient is 0
+    (torch's), where the bare root gives inf * 0 = NaN."""
+    magnitude = relu(pooled.abs()) * np.sign(pooled._data)
+    return (magnitude * size) ** (1.0 / norm_type)
+
+
 def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
               ceil_mode: bool = False) -> Tensor:
     """Power-average pooling: ``(sum over the window of x^p)^(1/p)`` (torch's lp_pool2d: the
@@ -1978,7 +2006,7 @@ def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
         raise ValueError("lp_pool2d: ceil_mode=True is not supported")
     kernel = _spatial.pair("lp_pool2d", "kernel_size", kernel_size, 1)
     pooled = avg_pool2d(x ** norm_type, kernel, stride)
-    return (pooled * float(kernel[0] * kernel[1])) ** (1.0 / norm_type)
+    return _lp_root(pooled, float(kernel[0] * kernel[1]), norm_type)
 
 
 def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
@@ -1991,7 +2019,7 @@ def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
         raise ValueError("lp_pool1d: ceil_mode=True is not supported")
     kernel = _single("lp_pool1d", "kernel_size", kernel_size)
     pooled = avg_pool1d(x ** norm_type, kernel, stride)
-    return (pooled * float(kernel)) ** (1.0 / norm_type)
+    return _lp_root(pooled, float(kernel), norm_type)
 
 
 def pdist(input: Tensor, p: float = 2.0) -> Tensor:
@@ -2019,7 +2047,7 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     if swap:
         from gradwise.autograd.functional import minimum
         d_neg = minimum(d_neg, distance(positive, negative))
-    return _reduce_loss(relu(d_pos - d_neg + margin), reduction)
+    return _reduce_loss((d_pos - d_neg + margin).clamp_min(0.0), reduction)
 
 
 def max_pool1d_with_indices(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,

@@ -536,18 +536,8 @@ DIFFERENCES: dict[str, str] = {
 
 #: faults the grid found that are not fixed yet (docs/NUMERICS.md, "Not covered yet")
 KNOWN_FAULTS: dict[str, str] = {
-    **_each("embedding_padding_max_norm embeddingbag_padding_mean", "up_inf up_-inf up_nan",
-            "Embedding(padding_idx) / EmbeddingBag backward multiplies an inf or NaN gradient "
-            "by 0"),
-    **_each("embeddingbag_mean_2d embeddingbag_sum_offsets embeddingbag_weights",
-            "up_inf up_-inf", "as embedding_padding_max_norm"),
-    **_each("embeddingbag_weights", "inf nan",
-            "per_sample_weights: an inf or NaN in one bag spreads to every bag"),
-    **_each("huber smooth_l1", "nan", "gradient 0 at a NaN input (torch: NaN)"),
     "rnn_packed_relu-inf": "a packed ReLU RNN: an inf input gives NaN where torch gives "
-                               "inf in weight_hh's gradient",
-    "cnn-up_inf-f32": "Conv2d's weight gradient under an inf upstream gradient in float32 "
-                      "(eval): NaN at entries where torch is +-inf; not investigated yet",
+                           "inf in weight_hh's gradient",
 }
 EXPECTED = {**DIFFERENCES, **KNOWN_FAULTS}
 

@@ -263,7 +263,9 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
     if beta == 0:
         return _reduce_loss(size, reduction)
     from gradwise.autograd.functional import where
-    small = size < beta
+    # NaN takes the quadratic branch, as torch's backward (x / beta there) does: a NaN input
+    # gets a NaN gradient, not abs's 0
+    small = ~(size._data >= beta)
     # the quadratic branch sees 0 where it is not taken: its zero gradient times an infinite
     # difference would be NaN (torch gives +-1 at d = +-inf)
     quiet = where(small, diff, np.zeros((), diff._data.dtype))
@@ -286,7 +288,7 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
     diff = input - target
     size = diff.abs()
     from gradwise.autograd.functional import where
-    small = size < delta
+    small = ~(size._data >= delta)  # NaN on the quadratic side, as in smooth_l1_loss
     quiet = where(small, diff, np.zeros((), diff._data.dtype))  # as in smooth_l1_loss
     return _reduce_loss(where(small, 0.5 * quiet * quiet, delta * (size - 0.5 * delta)),
                         reduction)
@@ -545,10 +547,10 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None,
     padded = (indices == padding_idx)[..., None]  # (*, 1)
     if not padded.any():
         return rows
-    # the padded positions take the row's value as a constant: no gradient reaches it
-    constant = Tensor._make(np.where(padded, weight._data[indices], 0).astype(weight.dtype),
-                            False, None)
-    return rows * Tensor._make((~padded).astype(weight.dtype), False, None) + constant
+    # the padded positions take the row's value as a constant: no gradient reaches it (a
+    # selection, not a product with a 0/1 mask, under which an inf gradient would give NaN)
+    constant = Tensor._make(weight._data[indices], False, None)
+    return _where(padded, constant, rows)
 
 
 def _padding_row(name: str, padding_idx: int, num_embeddings: int) -> int:
@@ -1713,12 +1715,16 @@ def embedding_bag(input: Any, weight: Tensor, offsets: Any = None, max_norm: flo
             pieces.append(rows[members].max(dim=0).values if members.size
                           else Tensor._make(np.zeros(weight.shape[1], weight.dtype), False, None))
         return stack(pieces, 0)
-    membership = np.zeros((bags, flat.shape[0]), dtype=weight.dtype)  # (B, n)
-    membership[bag_of[keep], np.flatnonzero(keep)] = 1.0
+    # each kept row added into its bag (a scatter, not a membership-matrix product: there one
+    # inf or NaN row, or an inf gradient, would reach every bag as 0 * inf = NaN)
+    members = np.flatnonzero(keep)
+    picked = rows if members.size == flat.shape[0] else rows[members]  # (m, dim)
     if mode == "mean":
-        counts = membership.sum(1, keepdims=True)
-        membership = membership / np.maximum(counts, 1.0)
-    return Tensor._make(membership, False, None) @ rows
+        counts = np.bincount(bag_of[members], minlength=bags)
+        scale = (1.0 / np.maximum(counts, 1))[bag_of[members]].astype(weight.dtype)
+        picked = picked * Tensor._make(scale[:, None], False, None)
+    from gradwise.autograd.ops.shape import ScatterAdd
+    return ScatterAdd.apply(picked, (bags, weight.shape[1]), (bag_of[members],), False)
 
 
 def _as_graph_or_const(value: Any, like: Tensor) -> Tensor:

@@ -81,7 +81,9 @@ def test_count_parameters_and_vectors():
     assert utils.count_parameters(model) == 26
     assert utils.count_parameters(model, trainable_only=False) == 34
     vector = utils.parameters_to_vector(model.parameters())
-    assert vector.shape == (34,)
+    assert vector.shape == (34,) and vector.requires_grad  # a recorded cat, as torch's
+    (vector * gw.arange(34.0)).sum().backward()
+    np.testing.assert_array_equal(np.asarray(model[0].bias.grad), [12, 13, 14, 15])
     utils.vector_to_parameters(np.arange(34.0), model.parameters())
     np.testing.assert_array_equal(model[0].bias.data, [12, 13, 14, 15])
     with pytest.raises(ValueError, match="34 parameter values"):

@@ -8,12 +8,23 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd.functional import cat
 from gradwise.autograd.grad_mode import no_grad
 from gradwise.autograd.tensor import Tensor
 from gradwise.linalg import vector_norm
 from gradwise.nn import functional as F
 from gradwise.nn.module import Module
-from gradwise.nn.utils import rnn  # noqa: F401 - nn.utils.rnn, as in torch
+from gradwise.nn.utils import (  # noqa: F401 - as in torch
+    parametrizations,
+    parametrize,
+    rnn,  # noqa: F401 - nn.utils.rnn, as in torch
+)
+from gradwise.nn.utils.legacy_norms import (
+    remove_spectral_norm,
+    remove_weight_norm,
+    spectral_norm,
+    weight_norm,
+)
 
 __all__ = [
     "clip_grad_norm_",
@@ -22,8 +33,14 @@ __all__ = [
     "l1_penalty",
     "l2_penalty",
     "parameters_to_vector",
+    "parametrizations",
+    "parametrize",
+    "remove_spectral_norm",
+    "remove_weight_norm",
+    "spectral_norm",
     "summary",
     "vector_to_parameters",
+    "weight_norm",
 ]
 
 Parameters = Tensor | Iterable[Tensor] | Module
@@ -92,8 +109,15 @@ def clip_grad_norm_(
     return float(total)
 
 
-def clip_grad_value_(parameters: Parameters, clip_value: float) -> None:
-    """Clamp every gradient entry into [-clip_value, clip_value], in place."""
+def clip_grad_value_(parameters: Parameters, clip_value: float,
+                     foreach: bool | None = None) -> None:
+    """Clamp every gradient entry into [-clip_value, clip_value], in place.
+
+    ``foreach`` (torch's choice of batched kernels) is accepted and changes nothing.
+
+    Raises:
+        ValueError: a negative ``clip_value``.
+    """
     if clip_value < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
     for param in _as_list(parameters):
@@ -101,12 +125,20 @@ def clip_grad_value_(parameters: Parameters, clip_value: float) -> None:
             np.clip(param._grad, -clip_value, clip_value, out=param._grad)
 
 
-def parameters_to_vector(parameters: Parameters) -> np.ndarray:
-    """All parameter values flattened and concatenated (a copy), in iteration order."""
+def parameters_to_vector(parameters: Parameters) -> Tensor:
+    """All parameter values flattened and concatenated, in iteration order, as torch's: a new
+    Tensor recorded for autograd (``cat`` of the flattened parameters), so the gradient of a
+    function of the vector reaches the parameters.
+
+    Shape: the parameters' sizes summed, (P,).
+
+    Raises:
+        ValueError: no parameters (torch: ``cat`` of an empty list).
+    """
     params = _as_list(parameters)
     if not params:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate([p._data.ravel() for p in params])
+        raise ValueError("parameters_to_vector: got no parameters")
+    return cat([p.reshape(-1) for p in params])
 
 
 def vector_to_parameters(vector: Any, parameters: Parameters) -> None:

@@ -61,7 +61,8 @@ def _call(lib: Any, name: str, dtype: str) -> str:
     return "ok"
 
 
-CONV_TYPE_ERROR = {"Conv1d", "Conv2d", "ConvTranspose2d"}  # TypeError here (PORTING.md)
+# TypeError here where torch raises RuntimeError or NotImplementedError (PORTING.md)
+CONV_TYPE_ERROR = {"Conv1d", "Conv2d", "ConvTranspose2d"}
 
 
 @pytest.mark.parametrize("dtype", ["float64", "int64", "float32", "int32"])
@@ -69,7 +70,7 @@ CONV_TYPE_ERROR = {"Conv1d", "Conv2d", "ConvTranspose2d"}  # TypeError here (POR
 def test_a_float32_layer_accepts_or_refuses_an_input_dtype_as_torch(name: str,
                                                                    dtype: str) -> None:
     ours, theirs = _call(gw, name, dtype), _call(torch, name, dtype)
-    if name in CONV_TYPE_ERROR and theirs == "RuntimeError":
+    if name in CONV_TYPE_ERROR and theirs != "ok":
         theirs = "TypeError"
     if name.startswith("Embedding"):  # float indices: torch RuntimeError, gradwise TypeError
         assert (ours == "ok") == (theirs == "ok")

@@ -241,3 +241,47 @@ def test_weight_norm_original_shapes_follow_dim() -> None:
         parametrizations.spectral_norm(gw.nn.Linear(2, 3), n_power_iterations=0)
     with pytest.raises(IndexError, match="Dimension out of range"):
         parametrizations.spectral_norm(gw.nn.Linear(2, 3), dim=2)
+
+
+# ---- nn.utils.fusion -----------------------------------------------------------------------
+FUSIONS = {
+    "conv2d": (lambda nn: (nn.Conv2d(2, 3, 3, padding=1), nn.BatchNorm2d(3)), (2, 2, 5, 5), {}),
+    "conv1d-no-bias": (lambda nn: (nn.Conv1d(2, 4, 2, bias=False), nn.BatchNorm1d(4)),
+                       (3, 2, 6), {}),
+    "conv-transpose2d": (lambda nn: (nn.ConvTranspose2d(3, 2, 3), nn.BatchNorm2d(2)),
+                         (2, 3, 4, 4), {"transpose": True}),
+    "linear": (lambda nn: (nn.Linear(4, 3), nn.BatchNorm1d(3)), (5, 4), None),
+}
+
+
+@pytest.mark.parametrize("kind", list(FUSIONS))
+def test_fusing_batchnorm_matches_torch_and_the_unfused_pair(kind: str) -> None:
+    build, shape, options = FUSIONS[kind]
+    x = np.linspace(-2, 2, int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    their_layer, their_bn = build(torch.nn)
+    with torch.no_grad():
+        their_bn.running_mean.uniform_(-1, 1)
+        their_bn.running_var.uniform_(0.5, 2)
+        their_bn.weight.uniform_(0.5, 1.5)
+        their_bn.bias.uniform_(-1, 1)
+    results = []
+    for lib in (torch, gw):
+        layer, bn = (their_layer, their_bn) if lib is torch else build(gw.nn)
+        if lib is gw:  # torch's weights and statistics
+            layer.load_state_dict(their_layer.state_dict())
+            bn.load_state_dict(their_bn.state_dict())
+        layer.eval()
+        bn.eval()
+        utils = lib.nn.utils
+        fused = (utils.fuse_linear_bn_eval(layer, bn) if options is None
+                 else utils.fuse_conv_bn_eval(layer, bn, **options))
+        with lib.no_grad():
+            pair = bn(layer(lib.tensor(x)))
+            single = fused(lib.tensor(x))
+        np.testing.assert_allclose(single.numpy(), pair.numpy(), rtol=1e-4, atol=1e-5)
+        results.append((np.array(fused.weight.detach().numpy()),
+                        np.array(fused.bias.detach().numpy())))
+    for ours, theirs in zip(results[1], results[0], strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+    with pytest.raises(AssertionError, match="Fusion only for eval!"):
+        gw.nn.utils.fuse_conv_bn_eval(gw.nn.Conv2d(2, 3, 3), gw.nn.BatchNorm2d(3))

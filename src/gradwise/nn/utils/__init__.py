@@ -1,5 +1,6 @@
-"""Gradient clipping, parameter counting and vectors, penalties, and a model summary;
-``gradwise.nn.utils.rnn`` pads sequences."""
+"""Gradient clipping, parameter counting and vectors, penalties, a model summary, weight and
+spectral norm, BatchNorm folding; ``gradwise.nn.utils.rnn`` pads sequences and
+``parametrize``/``parametrizations`` reparametrize tensors, as in torch."""
 
 from __future__ import annotations
 
@@ -14,10 +15,16 @@ from gradwise.autograd.tensor import Tensor
 from gradwise.linalg import vector_norm
 from gradwise.nn import functional as F
 from gradwise.nn.module import Module
-from gradwise.nn.utils import (  # noqa: F401 - as in torch
+from gradwise.nn.utils import (  # noqa: F401 - the submodules, as in torch
     parametrizations,
     parametrize,
-    rnn,  # noqa: F401 - nn.utils.rnn, as in torch
+    rnn,
+)
+from gradwise.nn.utils.fusion import (
+    fuse_conv_bn_eval,
+    fuse_conv_bn_weights,
+    fuse_linear_bn_eval,
+    fuse_linear_bn_weights,
 )
 from gradwise.nn.utils.legacy_norms import (
     remove_spectral_norm,
@@ -30,6 +37,10 @@ __all__ = [
     "clip_grad_norm_",
     "clip_grad_value_",
     "count_parameters",
+    "fuse_conv_bn_eval",
+    "fuse_conv_bn_weights",
+    "fuse_linear_bn_eval",
+    "fuse_linear_bn_weights",
     "l1_penalty",
     "l2_penalty",
     "parameters_to_vector",

@@ -455,7 +455,6 @@ def batch_norm(
     """
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {x.shape}")
-    _check_norm_dtypes("batch_norm", x, weight, bias, running_mean, running_var)
     channels = x.shape[1]
     running_mean, running_var = _stat_array(running_mean), _stat_array(running_var)
     for name, value in (("running_mean", running_mean), ("running_var", running_var),
@@ -465,6 +464,7 @@ def batch_norm(
                 f"batch_norm: {name} has shape {tuple(value.shape)} but the input {x.shape} "
                 f"has {channels} channels"
             )
+    _check_norm_dtypes("batch_norm", x, weight, bias, running_mean, running_var)
     if x.size == 0:
         # an empty batch: torch returns the empty (N, C, *) output and leaves the running
         # statistics as they are (issue 14); the product keeps the graph (zero gradients)

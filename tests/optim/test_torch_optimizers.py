@@ -231,3 +231,17 @@ def test_zero_grad_and_add_param_group_as_torch() -> None:
         results.append((zeroed, first.grad is None, [g["etas"] for g in opt.param_groups],
                         np.asarray(second.detach().numpy()).tolist()))
     assert results[0] == results[1]
+
+
+def test_named_parameters_are_kept_as_param_names_as_torch() -> None:
+    torch = pytest.importorskip("torch")
+    groups = []
+    for lib in (gw, torch):
+        model = lib.nn.Linear(2, 1)
+        opt = lib.optim.Adam(model.named_parameters(), lr=0.1)
+        saved = opt.state_dict()["param_groups"][0]
+        groups.append((opt.param_groups[0]["param_names"], saved["param_names"],
+                       saved["params"]))
+        with pytest.raises(ValueError, match="with/without names|with or without names"):
+            opt.add_param_group({"params": [lib.zeros(1, requires_grad=True)]})
+    assert groups[0] == groups[1] == (["weight", "bias"], ["weight", "bias"], [0, 1])

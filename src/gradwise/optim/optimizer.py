@@ -156,7 +156,11 @@ class Optimizer:
 
         Raises:
             TypeError: the group is not a dict, or holds something other than float Tensors.
-            ValueError: a hyperparameter is out of range, or a parameter is already optimized.
+            ValueError: a hyperparameter is out of range, a parameter is already optimized, or
+                named and unnamed groups are mixed.
+
+        ``(name, tensor)`` pairs (``model.named_parameters()``) are accepted as torch accepts
+        them: the names go to the group's ``"param_names"``.
         """
         if not isinstance(param_group, dict):
             raise TypeError(f"{self._name}: a param group must be a dict, got "
@@ -171,6 +175,18 @@ class Optimizer:
                             "not a set, so that state_dict indices are reproducible")
         else:
             params = list(params)
+        param_group = dict(param_group)
+        if params and all(isinstance(item, tuple) and len(item) == 2
+                          and isinstance(item[0], str) for item in params):
+            # named parameters (model.named_parameters()), as torch >= 2.6: the names are kept
+            # in the group as "param_names"
+            param_group["param_names"] = [name for name, _ in params]
+            params = [param for _, param in params]
+        if self.param_groups and (("param_names" in self.param_groups[0])
+                                  != ("param_names" in param_group)):
+            raise ValueError(f"{self._name}: all param groups should be with or without names "
+                             "(torch: \"all optimizer param groups should be with/without "
+                             "names\")")
 
         group_index = len(self.param_groups)
         seen: set[int] = {id(p) for group in self.param_groups for p in group["params"]}

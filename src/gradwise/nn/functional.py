@@ -407,7 +407,8 @@ def _stat_array(stat: Any) -> np.ndarray | None:
 
 def _check_norm_dtypes(op: str, x: Any, *others: Any, mixed_first: bool = False) -> None:
     """torch's dtype rules for the normalisations: an integer input is refused, and the
-    input, weight, bias and running statistics must share one floating dtype (no promotion).
+    input, weight, bias and running statistics (Tensors) must share one floating dtype (no
+    promotion). Running statistics given as NumPy arrays, a gradwise extension, are cast.
 
     Raises:
         NotImplementedError: an integer or bool input (torch: '"batch_norm" not implemented
@@ -418,15 +419,16 @@ def _check_norm_dtypes(op: str, x: Any, *others: Any, mixed_first: bool = False)
 
     def check_integer() -> None:
         if dtype.kind not in "f":
-            raise NotImplementedError(f'{op}: "{op}" not implemented for '
-                                      f"'{_dtype_name(dtype)}' (cast the input: x.float())")
+            raise NotImplementedError(f"{op}: not implemented for dtype {dtype} (torch: "
+                                      f"\"{op}\" not implemented for '{_dtype_name(dtype)}'); "
+                                      "cast the input: x.float()")
 
     if not mixed_first:  # batch_norm's order in torch; layer/group norm check mixing first
         check_integer()
     for other in others:
-        if other is None:
-            continue
-        other_dtype = other._data.dtype if isinstance(other, Tensor) else np.asarray(other).dtype
+        if not isinstance(other, Tensor):
+            continue  # None, or NumPy running statistics: constants, cast as before (extension)
+        other_dtype = other._data.dtype
         if other_dtype != dtype:
             raise RuntimeError(f"{op}: mixed dtype (CPU): all inputs must share same datatype. "
                                f"(input {dtype}, parameters {other_dtype}; cast the input: "
@@ -1891,8 +1893,9 @@ def rms_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
         raise ValueError(f"rms_norm: input of shape {tuple(x.shape)} does not end with "
                          f"normalized_shape {shape}")
     if np.dtype(x.dtype).kind != "f":
-        raise NotImplementedError(f'rms_norm: "rms_norm" not implemented for '
-                                  f"'{_dtype_name(x.dtype)}' (cast the input: x.float())")
+        raise NotImplementedError(f"rms_norm: not implemented for dtype {np.dtype(x.dtype)} "
+                                  f"(torch: \"rms_norm\" not implemented for "
+                                  f"'{_dtype_name(x.dtype)}'); cast the input: x.float()")
     eps = float(np.finfo(x.dtype).eps) if eps is None else eps
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     out = x / ((x * x).mean(axes, keepdim=True) + eps).sqrt()

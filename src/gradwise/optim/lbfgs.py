@@ -196,7 +196,7 @@ class LBFGS(Optimizer):
         for name in ("max_iter", "max_eval", "history_size"):
             value = group[name]
             self._check(isinstance(value, numbers.Integral) and not isinstance(value, bool)
-                        and value >= 1, name, "an int >= 1", value)
+                        and int(value) >= 1, name, "an int >= 1", value)
         self._check_number(group, "tolerance_grad")
         self._check_number(group, "tolerance_change")
         self._check(group["line_search_fn"] in (None, "strong_wolfe"), "line_search_fn",
@@ -272,10 +272,15 @@ class LBFGS(Optimizer):
         if np.abs(flat_grad).max() <= tolerance_grad:  # already optimal
             return orig_loss
 
-        d, t = state.get("d"), state.get("t")
-        old_dirs, old_stps, ro = state.get("old_dirs"), state.get("old_stps"), state.get("ro")
-        h_diag = state.get("H_diag")
-        prev_flat_grad, prev_loss = state.get("prev_flat_grad"), state.get("prev_loss")
+        # the previous call's direction, step and curvature pairs (None on the first call)
+        d: Any = state.get("d")
+        t: Any = state.get("t")
+        old_dirs: Any = state.get("old_dirs")
+        old_stps: Any = state.get("old_stps")
+        ro: Any = state.get("ro")
+        h_diag: Any = state.get("H_diag")
+        prev_flat_grad: Any = state.get("prev_flat_grad")
+        prev_loss: Any = state.get("prev_loss")
 
         n_iter = 0
         opt_cond = False

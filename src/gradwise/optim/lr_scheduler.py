@@ -770,6 +770,9 @@ class ChainedScheduler(LRScheduler):
         if not schedulers:
             raise ValueError(f"{owner}: expects at least one scheduler to be chained")
         optimizer = optimizer or getattr(schedulers[0], "optimizer", None)
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{owner}: scheduler 0 is a {type(schedulers[0]).__name__} with "
+                            "no optimizer; pass LRSchedulers")
         for i, scheduler in enumerate(schedulers):
             if isinstance(scheduler, ReduceLROnPlateau):
                 raise ValueError(f"{owner}: scheduler {i} is a ReduceLROnPlateau, whose step() "

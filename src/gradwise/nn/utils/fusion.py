@@ -24,9 +24,7 @@ __all__ = ["fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval",
 ModuleT = TypeVar("ModuleT", bound=Module)
 
 
-def _array(value: Any) -> np.ndarray | None:
-    if value is None:
-        return None
+def _array(value: Any) -> np.ndarray:
     return value._data if isinstance(value, Tensor) else np.asarray(value)
 
 

@@ -35,9 +35,10 @@ class _WeightNormHook:
         setattr(module, self.name, self.compute_weight(module))
 
 
-def _find_hook(module: Module, kind: type, name: str) -> Any:
+def _find_hook(module: Module, kind: type, name: str) -> tuple[Any, Any]:
+    """(key, hook) of ``module``'s forward pre-hook of class ``kind`` on ``name``, or Nones."""
     for key, hook in module._forward_pre_hooks.items():
-        if isinstance(hook, kind) and hook.name == name:
+        if isinstance(hook, kind) and getattr(hook, "name", None) == name:
             return key, hook
     return None, None
 

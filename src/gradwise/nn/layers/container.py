@@ -148,7 +148,7 @@ def _plain(module: Module, cls: type) -> bool:
     """``module`` is exactly ``cls``, with its own forward and no hooks (nothing to bypass)."""
     return (type(module) is cls and "forward" not in module.__dict__
             and not module._forward_pre_hooks and not module._forward_hooks
-            and not module._backward_hooks)
+            and not module._backward_hooks and not module._backward_pre_hooks)
 
 
 def _fusable_linear_relu(first: Module, second: Module) -> bool:

@@ -456,7 +456,15 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
         return self.astype(np.float64)
 
     def retain_grad(self) -> None:
-        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it).
+
+        Raises:
+            RuntimeError: the tensor does not require grad (torch's "can't retain_grad on
+                Tensor that has requires_grad=False").
+        """
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: can't retain_grad on Tensor that has "
+                               "requires_grad=False")
         self._retains_grad = True
 
     def register_hook(self, hook: Callable[[Tensor], Any]) -> _HookHandle:
@@ -649,7 +657,9 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
         if start == end:
             return self  # nothing to merge: torch returns the tensor itself
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
+        # the merged size spelled out: -1 cannot be inferred when another axis is 0
+        merged = math.prod(self.shape[start : end + 1])
+        shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
         return self.reshape(shape)
 
     def unsqueeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:

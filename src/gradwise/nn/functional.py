@@ -21,7 +21,7 @@ from gradwise.autograd.ops import linalg as _linalg
 from gradwise.autograd.ops import loss as _loss
 from gradwise.autograd.ops import norm as _norm
 from gradwise.autograd.ops import pool as _pool
-from gradwise.autograd.tensor import Tensor, _as_array
+from gradwise.autograd.tensor import Tensor, _as_array, _dtype_name
 
 
 # ---- activations ------------------------------------------------------------------------------
@@ -281,7 +281,9 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
     if beta == 0:
         return _reduce_loss(size, reduction)
     from gradwise.autograd.functional import where
-    small = size < beta
+    # NaN takes the quadratic branch, as torch's backward (x / beta there) does: a NaN input
+    # gets a NaN gradient, not abs's 0
+    small = ~(size._data >= beta)
     # the quadratic branch sees 0 where it is not taken: its zero gradient times an infinite
     # difference would be NaN (torch gives +-1 at d = +-inf)
     quiet = where(small, diff, np.zeros((), diff._data.dtype))
@@ -304,7 +306,7 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
     diff = input - target
     size = diff.abs()
     from gradwise.autograd.functional import where
-    small = size < delta
+    small = ~(size._data >= delta)  # NaN on the quadratic side, as in smooth_l1_loss
     quiet = where(small, diff, np.zeros((), diff._data.dtype))  # as in smooth_l1_loss
     return _reduce_loss(where(small, 0.5 * quiet * quiet, delta * (size - 0.5 * delta)),
                         reduction)
@@ -482,6 +484,38 @@ def _stat_array(op: str, name: str, stat: Any) -> np.ndarray | None:
     return _weight_array(op, name, stat) if isinstance(stat, Tensor) else stat
 
 
+
+def _check_norm_dtypes(op: str, x: Any, *others: Any, mixed_first: bool = False) -> None:
+    """torch's dtype rules for the normalisations: an integer input is refused, and the
+    input, weight, bias and running statistics (Tensors) must share one floating dtype (no
+    promotion). Running statistics given as NumPy arrays, a gradwise extension, are cast.
+
+    Raises:
+        NotImplementedError: an integer or bool input (torch: '"batch_norm" not implemented
+            for 'Long''). RuntimeError: mixed dtypes (torch: "mixed dtype (CPU): all inputs
+            must share same datatype.").
+    """
+    dtype = x._data.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
+
+    def check_integer() -> None:
+        if dtype.kind not in "f":
+            raise NotImplementedError(f"{op}: not implemented for dtype {dtype} (torch: "
+                                      f"\"{op}\" not implemented for '{_dtype_name(dtype)}'); "
+                                      "cast the input: x.float()")
+
+    if not mixed_first:  # batch_norm's order in torch; layer/group norm check mixing first
+        check_integer()
+    for other in others:
+        if not isinstance(other, Tensor):
+            continue  # None, or NumPy running statistics: constants, cast as before (extension)
+        other_dtype = other._data.dtype
+        if other_dtype != dtype:
+            raise RuntimeError(f"{op}: mixed dtype (CPU): all inputs must share same datatype. "
+                               f"(input {dtype}, parameters {other_dtype}; cast the input: "
+                               "x.to(weight.dtype))")
+    check_integer()
+
+
 def batch_norm(
     x: Tensor,
     running_mean: Any,
@@ -517,6 +551,7 @@ def batch_norm(
                 f"batch_norm: {name} has shape {tuple(value.shape)} but the input {x.shape} "
                 f"has {channels} channels"
             )
+    _check_norm_dtypes("batch_norm", x, weight, bias, running_mean, running_var)
     if x.size == 0:
         # an empty batch: torch returns the empty (N, C, *) output and leaves the running
         # statistics as they are (issue 14); the product keeps the graph (zero gradients)
@@ -556,6 +591,7 @@ def layer_norm(
         raise ValueError(
             f"layer_norm: input of shape {x.shape} does not end with normalized_shape {shape}"
         )
+    _check_norm_dtypes("layer_norm", x, weight, bias, mixed_first=True)
     for name, value in (("weight", weight), ("bias", bias)):
         if value is not None and tuple(value.shape) != shape:
             raise ValueError(
@@ -600,10 +636,10 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None,
     padded = (indices == padding_idx)[..., None]  # (*, 1)
     if not padded.any():
         return rows
-    # the padded positions take the row's value as a constant: no gradient reaches it
-    constant = Tensor._make(np.where(padded, weight._data[indices], 0).astype(weight.dtype),
-                            False, None)
-    return rows * Tensor._make((~padded).astype(weight.dtype), False, None) + constant
+    # the padded positions take the row's value as a constant: no gradient reaches it (a
+    # selection, not a product with a 0/1 mask, under which an inf gradient would give NaN)
+    constant = Tensor._make(weight._data[indices], False, None)
+    return _where(padded, constant, rows)
 
 
 def _padding_row(name: str, padding_idx: int, num_embeddings: int) -> int:
@@ -757,7 +793,7 @@ def _max_pool_indices(x: Tensor, kernel: tuple[int, int], strides: tuple[int, in
                     constant_values=-np.inf)
     windows = np.lib.stride_tricks.sliding_window_view(padded, kernel, axis=(-2, -1))
     windows = windows[..., ::strides[0], ::strides[1], :, :]  # (*, oh, ow, kh, kw)
-    flat = windows.reshape(*windows.shape[:-2], -1)
+    flat = windows.reshape(*windows.shape[:-2], windows.shape[-2] * windows.shape[-1])
     best = np.argmax(flat, axis=-1)  # the first maximum, row-major in the window
     rows = best // kernel[1] + (np.arange(flat.shape[-3]) * strides[0])[:, None] - pads[0]
     cols = best % kernel[1] + (np.arange(flat.shape[-2]) * strides[1])[None, :] - pads[1]
@@ -793,9 +829,9 @@ def _unpool(x: Tensor, positions: np.ndarray, size: tuple[int, ...], name: str) 
     if positions.size and (positions.min() < 0 or positions.max() >= plane):
         raise ValueError(f"{name}: an index lies outside the output of size {size}")
     lead = tuple(x.shape[:-len(size)])
-    flat_values = x.reshape(*lead, -1)  # (*lead, h * w)
+    flat_values = x.reshape(*lead, int(np.prod(x.shape[len(lead):])))  # (*lead, h * w)
     grids = np.ix_(*[np.arange(n) for n in lead], np.arange(flat_values.shape[-1]))
-    index = (*grids[:-1], positions.reshape(*lead, -1))
+    index = (*grids[:-1], positions.reshape(*lead, flat_values.shape[-1]))
     from gradwise.autograd.ops.shape import ScatterAdd
     # assigned, not added (basic=True): overlapping windows can pick the same element twice,
     # and torch writes its value once; the backward gathers the gradient at every index
@@ -964,7 +1000,9 @@ def glu(x: Tensor, dim: int = -1) -> Tensor:
     """
     if x.shape[dim] % 2:
         raise ValueError(f"glu: dim {dim} must have an even size, got shape {tuple(x.shape)}")
-    a, b = x.chunk(2, dim)
+    half = x.shape[dim] // 2  # sliced, not chunk(2): a size-0 dim has one chunk, not two
+    before = (slice(None),) * (dim % x.ndim)
+    a, b = x[before + (slice(0, half),)], x[before + (slice(half, None),)]
     return a * b.sigmoid()
 
 
@@ -979,9 +1017,17 @@ def prelu(x: Tensor, weight: Tensor) -> Tensor:
             f"prelu: weight of shape {tuple(weight.shape)} does not fit input {tuple(x.shape)} "
             "(need (1,) or (C,) with C = input.shape[1])"
         )
+    x_dtype = x._data.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
+    if x_dtype != weight._data.dtype:
+        raise RuntimeError(f"prelu: Type promoting not supported. Got {_dtype_name(x_dtype)} "
+                           f"and {_dtype_name(weight._data.dtype)}")
     if weight.shape[0] != 1:
         weight = weight.reshape(weight.shape[0], *([1] * (x.ndim - 2)))  # (C, 1, ...)
-    return relu(x) - weight * relu(-x)
+    # torch's rule, x > 0 ? x : w x: at x = 0 (and NaN) the gradient is w grad, where
+    # relu(x) - w relu(-x) would give 0; w multiplies only the non-positive side, so an inf on
+    # the positive side does not reach dL/dw as 0 * inf = NaN
+    positive = x._data > 0
+    return _where(positive, x, weight * _where(positive, 0.0, x))
 
 
 def rrelu(x: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
@@ -1041,7 +1087,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Any, margin: flo
                         reduction: str = "mean") -> Tensor:
     """``max(0, -y (x1 - x2) + margin)`` with y in {1, -1}."""
     _loss.check_reduction("margin_ranking_loss", reduction)
-    return _reduce_loss(relu((input1 - input2) * -target + margin), reduction)
+    return _reduce_loss(((input1 - input2) * -target + margin).clamp_min(0.0), reduction)
 
 
 def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
@@ -1049,7 +1095,7 @@ def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
     """x where y = 1, ``max(0, margin - x)`` where y = -1 (torch's)."""
     _loss.check_reduction("hinge_embedding_loss", reduction)
     y = _target_array(target)
-    loss = _where(y == 1, input, 0.0) + _where(y == -1, relu(margin - input), 0.0)
+    loss = _where(y == 1, input, 0.0) + _where(y == -1, (margin - input).clamp_min(0.0), 0.0)
     return _reduce_loss(loss, reduction)
 
 
@@ -1082,7 +1128,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Any, margin: f
     cos = (input1 * input2).sum(-1) / (((input1 * input1).sum(-1) + eps)
                                        * ((input2 * input2).sum(-1) + eps)).sqrt()
     y = _target_array(target)
-    loss = _where(y == 1, 1.0 - cos, 0.0) + _where(y == -1, relu(cos - margin), 0.0)
+    loss = _where(y == 1, 1.0 - cos, 0.0) + _where(y == -1, (cos - margin).clamp_min(0.0), 0.0)
     return _reduce_loss(loss, reduction)
 
 
@@ -1103,7 +1149,7 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     if swap:
         from gradwise.autograd.functional import minimum
         d_neg = minimum(d_neg, pairwise_distance(positive, negative, p, eps))
-    return _reduce_loss(relu(d_pos - d_neg + margin), reduction)
+    return _reduce_loss((d_pos - d_neg + margin).clamp_min(0.0), reduction)
 
 
 def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: bool = False,
@@ -1400,34 +1446,44 @@ def _adaptive_sizes(op: str, output_size: Any, spatial: tuple[int, ...]) -> tupl
     return tuple(int(s) for s in sizes)
 
 
-def _averaging_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
-    """(out, size) matrix whose row i averages adaptive window i."""
-    matrix = np.zeros((out, size), dtype=dtype)
-    for i, (start, end) in enumerate(_adaptive_windows(size, out)):
-        matrix[i, start:end] = 1.0 / (end - start)
-    return matrix
+def _adaptive_avg(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
+    """The mean of each of torch's adaptive windows over the last ``len(sizes)`` axes.
+
+    Each window is averaged on its own, so an inf or NaN stays in the windows that hold it (an
+    averaging-matrix product would spread it: 0 * inf = NaN in every other window, forward and
+    backward). Sizes that divide evenly take one reshape and one mean; others one mean a window.
+    """
+    count = len(sizes)
+    lead, spatial = tuple(x.shape[:x.ndim - count]), tuple(x.shape[x.ndim - count:])
+    if all(n % s == 0 for n, s in zip(spatial, sizes, strict=True)):
+        split = [d for n, s in zip(spatial, sizes, strict=True) for d in (s, n // s)]
+        axes = tuple(len(lead) + 2 * i + 1 for i in range(count))
+        return x.reshape(*lead, *split).mean(dim=axes)  # (*lead, out_1, k_1, out_2, k_2 ...)
+    windows = [_adaptive_windows(n, s) for n, s in zip(spatial, sizes, strict=True)]
+    axes = tuple(range(-count, 0))
+    values = [x[(Ellipsis,) + tuple(slice(*windows[d][cell[d]]) for d in range(count))]
+              .mean(dim=axes) for cell in np.ndindex(*sizes)]
+    from gradwise.autograd.functional import stack
+    return stack(values, -1).reshape(*lead, *sizes)
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
-    """Mean over torch's adaptive windows, so the output is ``output_size`` (an int, a pair, or
-    None entries keeping the input size). Computed as ``A_h @ x @ A_w^T`` with averaging
-    matrices, so every window size (overlapping ones too) is exact.
+    """Average pooling to a fixed output size with torch's windows (``output_size`` an int, a
+    pair, or None entries keeping the input size); each window is averaged on its own, so a
+    non-finite value stays in its windows.
 
     Shape: (N, C, H, W) or (C, H, W) -> (..., out_h, out_w)
     """
     _check_rank("adaptive_avg_pool2d", x, (3, 4), "(N, C, H, W) or (C, H, W)")
-    out_h, out_w = _adaptive_sizes("adaptive_avg_pool2d", output_size, tuple(x.shape[-2:]))
-    rows = Tensor._make(_averaging_matrix(x.shape[-2], out_h, x.dtype), False, None)
-    cols = Tensor._make(_averaging_matrix(x.shape[-1], out_w, x.dtype).T.copy(), False, None)
-    return rows @ x @ cols  # (out_h, H) @ (..., H, W) @ (W, out_w)
+    return _adaptive_avg(x, _adaptive_sizes("adaptive_avg_pool2d", output_size,
+                                            tuple(x.shape[-2:])))
 
 
 def adaptive_avg_pool1d(x: Tensor, output_size: Any) -> Tensor:
     """Mean over adaptive windows of the last dim. Shape: (N, C, L) or (C, L) -> (..., out)."""
     _check_rank("adaptive_avg_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
-    (out,) = _adaptive_sizes("adaptive_avg_pool1d", output_size, (x.shape[-1],))
-    cols = Tensor._make(_averaging_matrix(x.shape[-1], out, x.dtype).T.copy(), False, None)
-    return x @ cols
+    return _adaptive_avg(x, _adaptive_sizes("adaptive_avg_pool1d", output_size,
+                                            (x.shape[-1],)))
 
 
 def _adaptive_max(op: str, x: Tensor, sizes: tuple[int, ...], return_indices: bool) -> Any:
@@ -1439,7 +1495,7 @@ def _adaptive_max(op: str, x: Tensor, sizes: tuple[int, ...], return_indices: bo
     for cell in np.ndindex(*sizes):
         index = tuple(slice(*windows[d][cell[d]]) for d in range(len(sizes)))
         patch = x[(Ellipsis,) + index]
-        flat = patch.reshape(*lead, -1)  # (*lead, window elements)
+        flat = patch.reshape(*lead, int(np.prod(patch.shape[len(lead):])))  # (*lead, window)
         best = flat.max(dim=-1)
         values.append(best.values)
         if return_indices:
@@ -1615,8 +1671,10 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(f"group_norm: input {tuple(x.shape)} needs channels divisible by "
                          f"num_groups {num_groups}")
+    _check_norm_dtypes("group_norm", x, weight, bias, mixed_first=True)
     n = x.shape[0]
-    grouped = x.reshape(n, num_groups, -1)  # (N, G, C/G * spatial)
+    per_group = int(np.prod(x.shape[1:])) // num_groups  # spelled out: n may be 0
+    grouped = x.reshape(n, num_groups, per_group)  # (N, G, C/G * spatial)
     mean = grouped.mean(-1, keepdim=True)
     var = grouped.var(-1, keepdim=True, correction=0)
     out = ((grouped - mean) / (var + eps).sqrt()).reshape(*x.shape)
@@ -1650,6 +1708,7 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     """
     if x.ndim < 3:
         raise ValueError(f"instance_norm: expected (N, C, *spatial), got {tuple(x.shape)}")
+    _check_norm_dtypes("batch_norm", x, weight, bias, running_mean, running_var)
     shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     if not use_input_stats:
         if running_mean is None or running_var is None:
@@ -1756,12 +1815,16 @@ def embedding_bag(input: Any, weight: Tensor, offsets: Any = None, max_norm: flo
             pieces.append(rows[members].max(dim=0).values if members.size
                           else Tensor._make(np.zeros(weight.shape[1], weight.dtype), False, None))
         return stack(pieces, 0)
-    membership = np.zeros((bags, flat.shape[0]), dtype=weight.dtype)  # (B, n)
-    membership[bag_of[keep], np.flatnonzero(keep)] = 1.0
+    # each kept row added into its bag (a scatter, not a membership-matrix product: there one
+    # inf or NaN row, or an inf gradient, would reach every bag as 0 * inf = NaN)
+    members = np.flatnonzero(keep)
+    picked = rows if members.size == flat.shape[0] else rows[members]  # (m, dim)
     if mode == "mean":
-        counts = membership.sum(1, keepdims=True)
-        membership = membership / np.maximum(counts, 1.0)
-    return Tensor._make(membership, False, None) @ rows
+        counts = np.bincount(bag_of[members], minlength=bags)
+        scale = (1.0 / np.maximum(counts, 1))[bag_of[members]].astype(weight.dtype)
+        picked = picked * Tensor._make(scale[:, None], False, None)
+    from gradwise.autograd.ops.shape import ScatterAdd
+    return ScatterAdd.apply(picked, (bags, weight.shape[1]), (bag_of[members],), False)
 
 
 def _as_graph_or_const(value: Any, like: Tensor) -> Tensor:
@@ -1955,6 +2018,10 @@ def rms_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
     if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
         raise ValueError(f"rms_norm: input of shape {tuple(x.shape)} does not end with "
                          f"normalized_shape {shape}")
+    if np.dtype(x.dtype).kind != "f":
+        raise NotImplementedError(f"rms_norm: not implemented for dtype {np.dtype(x.dtype)} "
+                                  f"(torch: \"rms_norm\" not implemented for "
+                                  f"'{_dtype_name(x.dtype)}'); cast the input: x.float()")
     eps = float(np.finfo(x.dtype).eps) if eps is None else eps
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     out = x / ((x * x).mean(axes, keepdim=True) + eps).sqrt()
@@ -2019,15 +2086,18 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
         raise ValueError(f"multi_margin_loss: labels must lie in [0, {classes})")
     rows = np.arange(input.shape[0])
     correct = input[rows, labels].unsqueeze(1)  # (N, 1)
-    hinge = relu(input - correct + margin)
+    z = input - correct + margin
+    # torch's kernel adds a term only where i != y and z > 0: a selection, so the target's own
+    # column (inf - inf when x_y is infinite) and a NaN z are left out, not multiplied by 0
+    active = z._data > 0
+    active[rows, labels] = False
+    hinge = _where(active, z, 0.0)
     if p == 2:
         hinge = hinge * hinge
-    others = np.ones(input.shape, dtype=input.dtype)
-    others[rows, labels] = 0
     if weight is not None:
         weight = _weight_array("multi_margin_loss", "weight", weight)
-        others = others * weight.astype(input.dtype)[labels][:, None]
-    loss = (hinge * Tensor._make(others, False, None)).sum(1) / classes
+        hinge = hinge * weight.astype(input.dtype)[labels][:, None]
+    loss = hinge.sum(1) / classes
     return _reduce_loss(loss, reduction)
 
 
@@ -2069,6 +2139,14 @@ def feature_alpha_dropout(x: Tensor, p: float = 0.5, training: bool = False,
     return _alpha_dropout("feature_alpha_dropout", x, p, training, True, generator)
 
 
+def _lp_root(pooled: Tensor, size: float, norm_type: float) -> Tensor:
+    """``(size * pooled) ** (1 / p)`` as torch writes it, through ``sign(m) relu(|m|)``: at a
+    window of zeros the root's infinite slope meets relu's selection and the gradient is 0
+    (torch's), where the bare root gives inf * 0 = NaN."""
+    magnitude = relu(pooled.abs()) * np.sign(pooled._data)
+    return (magnitude * size) ** (1.0 / norm_type)
+
+
 def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
               ceil_mode: bool = False) -> Tensor:
     """Power-average pooling: ``(sum over the window of x^p)^(1/p)`` (torch's lp_pool2d: the
@@ -2083,7 +2161,7 @@ def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
         raise ValueError("lp_pool2d: ceil_mode=True is not supported")
     kernel = _spatial.pair("lp_pool2d", "kernel_size", kernel_size, 1)
     pooled = avg_pool2d(x ** norm_type, kernel, stride)
-    return (pooled * float(kernel[0] * kernel[1])) ** (1.0 / norm_type)
+    return _lp_root(pooled, float(kernel[0] * kernel[1]), norm_type)
 
 
 def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
@@ -2096,7 +2174,7 @@ def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
         raise ValueError("lp_pool1d: ceil_mode=True is not supported")
     kernel = _single("lp_pool1d", "kernel_size", kernel_size)
     pooled = avg_pool1d(x ** norm_type, kernel, stride)
-    return (pooled * float(kernel)) ** (1.0 / norm_type)
+    return _lp_root(pooled, float(kernel), norm_type)
 
 
 def pdist(input: Tensor, p: float = 2.0) -> Tensor:
@@ -2124,7 +2202,7 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     if swap:
         from gradwise.autograd.functional import minimum
         d_neg = minimum(d_neg, distance(positive, negative))
-    return _reduce_loss(relu(d_pos - d_neg + margin), reduction)
+    return _reduce_loss((d_pos - d_neg + margin).clamp_min(0.0), reduction)
 
 
 def max_pool1d_with_indices(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,

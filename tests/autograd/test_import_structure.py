@@ -173,8 +173,8 @@ def test_the_cycle_finder_finds_a_cycle_through_a_bottom_import(tmp_path):
 #: nothing breaks, but the arrows still run both ways). Exactly these: a new module joining
 #: one, or a new circle, fails; a circle taken apart must come off this list.
 #: - the engine: tensor_methods / tensor_extras / tensor_more import the ops inside their
-#:   methods,
-#:   import function.py, which imports tensor.py (and functional.py -> higher_order.py, and
+#:   methods, the ops import function.py, which imports tensor.py (and functional.py ->
+#:   higher_order.py, and
 #:   gradwise.linalg, which a method imports): the methods belong in tensor_ops.py, attached
 #:   after the ops. (anomaly.py names Tensor only under TYPE_CHECKING, which never runs.)
 #: (train <-> doctor closes only through a TYPE_CHECKING import of Trainer in callbacks.py, which

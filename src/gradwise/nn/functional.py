@@ -20,6 +20,7 @@ from gradwise.autograd.ops import linalg as _linalg
 from gradwise.autograd.ops import loss as _loss
 from gradwise.autograd.ops import norm as _norm
 from gradwise.autograd.ops import pool as _pool
+from gradwise.autograd.ops import pool_nd as _pool_nd
 from gradwise.autograd.ops import reduce as _reduce
 from gradwise.autograd.tensor import Tensor
 
@@ -632,77 +633,302 @@ def conv2d(
     return cat(parts, dim=1)
 
 
-def _pool_args(
-    op: str, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair
-) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    kernel = _spatial.pair(op, "kernel_size", kernel_size, 1)
-    strides = kernel if stride is None else _spatial.pair(op, "stride", stride, 1)
-    return kernel, strides, _spatial.pair(op, "padding", padding, 0)
+# ---- pooling with torch's options, 1-d to 3-d (issue 11 A) ------------------------------------
+#: each pooling rank's input layouts (batched or not), for error messages
+_POOL_LAYOUTS = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)",
+                 3: "(N, C, D, H, W) or (C, D, H, W)"}
+
+
+def _sizes(op: str, name: str, value: Any, rank: int, minimum: int = 1) -> tuple[int, ...]:
+    """An int, or a tuple of one or ``rank`` ints (torch's _single/_pair/_triple), as ``rank``
+    ints, each at least ``minimum``.
+
+    Raises:
+        TypeError: not an int or such a tuple (bools are refused).
+        ValueError: a value below ``minimum``.
+    """
+    if isinstance(value, tuple | list) and len(value) in (1, rank):
+        values = tuple(value) * (rank if len(value) == 1 else 1)
+    else:
+        values = (value,) * rank
+    if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+        kind = "a pair of ints" if rank == 2 else f"a tuple of {rank} ints"
+        raise TypeError(f"{op}: {name} must be an int or {kind}, got {value!r}")
+    if min(values) < minimum:
+        raise ValueError(f"{op}: {name} must be at least {minimum}, got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+def _pool_arguments(op: str, rank: int, x: Any, kernel_size: Any, stride: Any, padding: Any,
+                    dilation: Any = 1) -> tuple[tuple[int, ...], ...]:
+    """Check the input's rank and parse kernel_size, stride (None or [] -> the kernel, as
+    torch), padding and dilation into ``rank``-tuples."""
+    _check_rank(op, x, (rank + 1, rank + 2), _POOL_LAYOUTS[rank])
+    kernel = _sizes(op, "kernel_size", kernel_size, rank)
+    no_stride = stride is None or (isinstance(stride, tuple | list) and not len(stride))
+    strides = kernel if no_stride else _sizes(op, "stride", stride, rank)
+    return kernel, strides, _sizes(op, "padding", padding, rank, 0), \
+        _sizes(op, "dilation", dilation, rank)
+
+
+def _ceil_changes_output(spatial: tuple[int, ...], kernel: tuple[int, ...],
+                         strides: tuple[int, ...], pads: tuple[int, ...],
+                         dilations: tuple[int, ...]) -> bool:
+    """Whether ceil_mode gives another output size than floor mode (else it changes nothing)."""
+    return (_pool_nd.output_sizes(spatial, kernel, strides, pads, dilations, True)
+            != _pool_nd.output_sizes(spatial, kernel, strides, pads, dilations, False))
+
+
+def _on_2d_kernels(function: Any, x: Tensor, kernel: tuple[int, ...], strides: tuple[int, ...],
+                   pads: tuple[int, ...]) -> Tensor:
+    """``function(x, kernel, stride, padding)``, a 2-d pooling op of the NCHW fast path, on a
+    2-d pool's (C, H, W) / (N, C, H, W), or on a 1-d pool's (C, L) / (N, C, L) as a height-1
+    image."""
+    one_d = len(kernel) == 1
+    if one_d:
+        x = x.unsqueeze(-2)  # (..., C, 1, L)
+        kernel, strides, pads = (1, *kernel), (1, *strides), (0, *pads)
+    batched = x.ndim == 4
+    out = function(x if batched else x.unsqueeze(0), kernel, strides, pads)
+    out = out if batched else out.squeeze(0)
+    return out.squeeze(-2) if one_d else out
+
+
+def _max_pool(op: str, rank: int, x: Tensor, kernel_size: Any, stride: Any, padding: Any,
+              dilation: Any, ceil_mode: bool, return_indices: bool) -> Any:
+    """Max pooling of any rank with torch's options (see ``autograd/ops/pool_nd.py``)."""
+    kernel, strides, pads, dilations = _pool_arguments(op, rank, x, kernel_size, stride,
+                                                       padding, dilation)
+    spatial = tuple(x.shape[-rank:])
+    ceil_mode = bool(ceil_mode) and _ceil_changes_output(spatial, kernel, strides, pads,
+                                                         dilations)
+    if rank < 3 and not return_indices and not ceil_mode and set(dilations) == {1}:
+        # the everyday call: the NHWC ops and their numba kernels
+        return _on_2d_kernels(_pool.MaxPool2d.apply, x, kernel, strides, pads)
+    picks: list[np.ndarray] = []
+    values = _pool_nd.MaxPoolNd.apply(x, kernel, strides, pads, dilations, ceil_mode, op,
+                                      indices_out=picks)
+    if not return_indices:
+        return values
+    return values, Tensor._make(picks[0], False, None)
+
+
+def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """Maximum over each window of (N, C, L) or (C, L), as torch.nn.functional.max_pool1d.
+
+    Args:
+        kernel_size, stride (default: kernel_size), padding (-inf, at most half the kernel),
+        dilation: ints (or 1-tuples).
+        ceil_mode: round the output length up (the last window must start inside the input or
+            the left padding, as torch).
+        return_indices: also return the index along L of each maximum (for max_unpool1d).
+
+    Shape: (N, C, L) -> (N, C, L_out), L_out = (L + 2 p - d (k - 1) - 1) // s + 1 (rounded up
+    with ceil_mode)
+
+    Raises:
+        ValueError: another input rank, padding above kernel_size // 2, an empty output.
+    """
+    return _max_pool("max_pool1d", 1, x, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
 
 
 def max_pool2d(
     x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
     dilation: IntOrPair = 1, ceil_mode: bool = False, return_indices: bool = False,
 ) -> Any:
-    """Maximum over each window; ``stride`` defaults to ``kernel_size``; padding is -inf.
+    """Maximum over each window, as torch.nn.functional.max_pool2d; padding is -inf.
 
-    In a tie the gradient goes to the first maximum of the window in row-major order, the
-    element PyTorch picks. ``return_indices``: also the flat H*W index of each maximum in its
-    (sample, channel) plane, as torch returns for ``max_unpool2d``.
+    In a tie the gradient goes to the first maximum of the window in row-major order, a window
+    holding NaN gives NaN and sends its gradient to the last NaN (torch's CPU rule).
+    ``return_indices``: also the flat H*W index of each maximum in its (sample, channel) plane,
+    as torch returns for ``max_unpool2d``. The default options run the NHWC fast path (numba
+    kernels); dilation, an effective ceil_mode and return_indices run the N-d reference op.
+
+    Args:
+        kernel_size, stride (default: kernel_size), padding (at most half the kernel),
+        dilation: an int or an (h, w) pair each.
+        ceil_mode: round the output size up (torch's rule for the last window).
 
     Shape:
-        x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
+        x: (N, C, H, W) or (C, H, W) -> (..., (H + 2 p - d (k - 1) - 1) // s + 1, same for W)
 
     Raises:
-        ValueError: dilation != 1 or ceil_mode=True (not supported).
+        ValueError: another input rank, padding above kernel // 2, an empty output.
     """
-    kernel, strides, pads = _pool_args("max_pool2d", kernel_size, stride, padding)
-    if _spatial.pair("max_pool2d", "dilation", dilation, 1) != (1, 1) or ceil_mode:
-        raise ValueError("max_pool2d: dilation != 1 and ceil_mode=True are not supported")
-    values = _pool.MaxPool2d.apply(x, kernel, strides, pads)
-    if not return_indices:
-        return values
-    return values, Tensor._make(_max_pool_indices(x, kernel, strides, pads), False, None)
+    return _max_pool("max_pool2d", 2, x, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
 
 
-def _max_pool_indices(x: Tensor, kernel: tuple[int, int], strides: tuple[int, int],
-                      pads: tuple[int, int]) -> np.ndarray:
-    """The flat H*W index of the first maximum of every window (torch's max_pool indices)."""
-    data = x._data if isinstance(x, Tensor) else np.asarray(x)
-    height, width = data.shape[-2:]
-    padded = np.pad(data, [(0, 0)] * (data.ndim - 2) + [(pads[0],) * 2, (pads[1],) * 2],
-                    constant_values=-np.inf)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, kernel, axis=(-2, -1))
-    windows = windows[..., ::strides[0], ::strides[1], :, :]  # (*, oh, ow, kh, kw)
-    flat = windows.reshape(*windows.shape[:-2], -1)
-    best = np.argmax(flat, axis=-1)  # the first maximum, row-major in the window
-    rows = best // kernel[1] + (np.arange(flat.shape[-3]) * strides[0])[:, None] - pads[0]
-    cols = best % kernel[1] + (np.arange(flat.shape[-2]) * strides[1])[None, :] - pads[1]
-    return (rows * width + cols).astype(np.int64)
+def max_pool3d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """Maximum over each (kd, kh, kw) window, as torch.nn.functional.max_pool3d (torch's tie,
+    NaN and padding rules as :func:`max_pool2d`); indices are flat D*H*W positions.
 
-
-def max_unpool2d(x: Tensor, indices: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None,
-                 padding: IntOrPair = 0, output_size: Any = None) -> Tensor:
-    """The partial inverse of max_pool2d: each value put back at its index, zeros elsewhere
-    (torch.nn.functional.max_unpool2d); the gradient is picked back from those places.
-
-    Shape: x and indices (N, C, h, w) -> (N, C, H, W) with H = (h - 1) s - 2 p + k (or the
-    last two entries of ``output_size``)
+    Shape: (N, C, D, H, W) or (C, D, H, W) -> (..., D_out, H_out, W_out), each
+    (L + 2 p - d (k - 1) - 1) // s + 1 (rounded up with ceil_mode)
 
     Raises:
-        ValueError: indices of another shape, or an index outside the output.
+        ValueError: another input rank, padding above kernel // 2, an empty output.
     """
-    kernel, strides, pads = _pool_args("max_unpool2d", kernel_size, stride, padding)
-    positions = _target_array(indices).astype(np.int64)
+    return _max_pool("max_pool3d", 3, x, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def _avg_pool(op: str, rank: int, x: Tensor, kernel_size: Any, stride: Any, padding: Any,
+              ceil_mode: bool, count_include_pad: bool, divisor_override: Any) -> Tensor:
+    """Average pooling of any rank with torch's options (see ``autograd/ops/pool_nd.py``)."""
+    kernel, strides, pads, ones = _pool_arguments(op, rank, x, kernel_size, stride, padding)
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override,
+                                                                int | np.integer):
+            raise TypeError(f"{op}: divisor_override must be an int, got {divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError(f"{op}: divisor must be not zero (divisor_override=0)")
+    ceil_mode = bool(ceil_mode) and _ceil_changes_output(tuple(x.shape[-rank:]), kernel,
+                                                         strides, pads, ones)
+    if rank == 3 and any(n < k for n, k in zip(x.shape[-3:], kernel, strict=True)):
+        # torch's avg_pool3d alone checks the unpadded input against the kernel
+        raise ValueError(f"{op}: input image {tuple(x.shape[-3:])} smaller than kernel size "
+                         f"{kernel}")
+    if (rank < 3 and not ceil_mode and divisor_override is None
+            and (count_include_pad or not any(pads))):
+        return _on_2d_kernels(_pool.AvgPool2d.apply, x, kernel, strides, pads)
+    return _pool_nd.AvgPoolNd.apply(x, kernel, strides, pads, bool(ceil_mode),
+                                    bool(count_include_pad), divisor_override, op)
+
+
+def avg_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Mean over each window of (N, C, L) or (C, L), as torch.nn.functional.avg_pool1d.
+
+    Args:
+        ceil_mode: round the output length up (torch's rule for the last window).
+        count_include_pad: divide by the window's size with its padding (default) or by its
+            elements inside the input.
+
+    Shape: (N, C, L) -> (N, C, (L + 2 p - k) // s + 1)
+
+    Raises:
+        ValueError: another input rank, padding above kernel_size // 2, an empty output.
+    """
+    return _avg_pool("avg_pool1d", 1, x, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, None)
+
+
+def avg_pool2d(
+    x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+    ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None,
+) -> Tensor:
+    """Mean over each window, as torch.nn.functional.avg_pool2d; ``stride`` defaults to
+    ``kernel_size``.
+
+    Args:
+        ceil_mode: round the output size up; a last window hanging past the right padding
+            divides only by its part up to the padding's end (torch's rule).
+        count_include_pad: padded zeros count in the divisor (default) or not.
+        divisor_override: divide every window's sum by this int instead.
+
+    Shape:
+        x: (N, C, H, W) or (C, H, W) -> (..., (H + 2 p - k) // s + 1, same for W)
+
+    Raises:
+        ValueError: another input rank, padding above kernel // 2, an empty output,
+            divisor_override=0.
+    """
+    return _avg_pool("avg_pool2d", 2, x, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)
+
+
+def avg_pool3d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
+    """Mean over each (kd, kh, kw) window, as torch.nn.functional.avg_pool3d (options as
+    :func:`avg_pool2d`).
+
+    Shape: (N, C, D, H, W) or (C, D, H, W) -> (..., (D + 2 p - k) // s + 1, ...)
+
+    Raises:
+        ValueError: another input rank, padding above kernel // 2, an empty output,
+            divisor_override=0.
+    """
+    return _avg_pool("avg_pool3d", 3, x, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)
+
+
+def _lp_pool(op: str, rank: int, x: Tensor, norm_type: float, kernel_size: Any, stride: Any,
+             ceil_mode: bool) -> Tensor:
+    """torch's lp_pool: ``(sign(a) relu(|a|) * prod(kernel)) ** (1 / p)`` with ``a`` the
+    average pool of ``x ** p`` (padding 0, the given ceil_mode); written as torch writes it so
+    the gradient at a zero window is torch's too."""
+    kernel = _sizes(op, "kernel_size", kernel_size, rank)
+    pooled = _avg_pool(op, rank, x ** norm_type, kernel, stride, 0, ceil_mode, True, None)
+    return (pooled.sign() * relu(pooled.abs()) * float(np.prod(kernel))) ** (1.0 / norm_type)
+
+
+def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling over the last dim of (N, C, L): ``(sum of x^p over the
+    window)^(1/p)`` (torch.nn.functional.lp_pool1d; p = 1 is sum pooling, large p tends to max).
+
+    Shape: (N, C, L) -> (N, C, (L - k) // s + 1) (rounded up with ceil_mode)
+    """
+    return _lp_pool("lp_pool1d", 1, x, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling: ``(sum over the window of x^p)^(1/p)`` (torch's lp_pool2d: the
+    window average times its size, so p = 1 is sum pooling and large p tends to max pooling).
+
+    Shape: (N, C, H, W) -> (N, C, (H - kh) // s + 1, ...) (rounded up with ceil_mode)
+    """
+    return _lp_pool("lp_pool2d", 2, x, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling over (kd, kh, kw) windows (torch.nn.functional.lp_pool3d).
+
+    Shape: (N, C, D, H, W) -> (N, C, (D - kd) // s + 1, ...) (rounded up with ceil_mode)
+    """
+    return _lp_pool("lp_pool3d", 3, x, norm_type, kernel_size, stride, ceil_mode)
+
+
+def _max_unpool(op: str, rank: int, x: Tensor, indices: Any, kernel_size: Any, stride: Any,
+                padding: Any, output_size: Any) -> Tensor:
+    """Values put back at their flat indices in zeros of torch's unpooled size.
+
+    The size is ``(l - 1) s - 2 p + k`` per dim, or ``output_size`` (its last ``rank``
+    entries, or all when it has ``rank`` of them), which must lie strictly within a stride of
+    that default (torch's rule)."""
+    kernel, strides, pads, _ = _pool_arguments(op, rank, x, kernel_size, stride, padding)
+    positions = _target_array(indices)
+    if positions.dtype.kind not in "iu":
+        raise TypeError(f"{op}: indices must be integers (int64), got dtype {positions.dtype}")
+    positions = positions.astype(np.int64)
     if tuple(positions.shape) != tuple(x.shape):
-        raise ValueError(f"max_unpool2d: indices {positions.shape} must have the input's shape "
+        raise ValueError(f"{op}: indices {positions.shape} must have the input's shape "
                          f"{tuple(x.shape)}")
+    default = tuple((x.shape[-rank + d] - 1) * strides[d] - 2 * pads[d] + kernel[d]
+                    for d in range(rank))
     if output_size is None:
-        size = tuple((x.shape[-2 + i] - 1) * strides[i] - 2 * pads[i] + kernel[i]
-                     for i in range(2))
+        size = default
     else:
-        size = tuple(int(n) for n in tuple(output_size)[-2:])
-    return _unpool(x, positions, size, "max_unpool2d")
+        wanted = tuple(int(n) for n in output_size)
+        if len(wanted) == rank + 2:
+            wanted = wanted[2:]
+        if len(wanted) != rank:
+            raise ValueError(f"{op}: output_size should be a sequence containing {rank} or "
+                             f"{rank + 2} elements, but it has a length of '{len(wanted)}'")
+        for d in range(rank):
+            low, high = default[d] - strides[d], default[d] + strides[d]
+            if not low < wanted[d] < high:
+                raise ValueError(f"{op}: invalid output_size {tuple(output_size)} (dim {d} must "
+                                 f"be between {low} and {high})")
+        size = wanted
+    return _unpool(x, positions, size, op)
 
 
 def _unpool(x: Tensor, positions: np.ndarray, size: tuple[int, ...], name: str) -> Tensor:
@@ -722,32 +948,48 @@ def _unpool(x: Tensor, positions: np.ndarray, size: tuple[int, ...], name: str) 
 
 def max_unpool1d(x: Tensor, indices: Any, kernel_size: Any, stride: Any = None,
                  padding: Any = 0, output_size: Any = None) -> Tensor:
-    """The partial inverse of max_pool1d (torch.nn.functional.max_unpool1d).
+    """The partial inverse of max_pool1d (torch.nn.functional.max_unpool1d): each value put
+    back at its index, zeros elsewhere; the gradient is picked back from those places.
 
-    Shape: (N, C, l) -> (N, C, (l - 1) s - 2 p + k)
+    Shape: (N, C, l) or (C, l) -> (..., (l - 1) s - 2 p + k) or ``output_size``
+
+    Raises:
+        ValueError: indices of another shape, an index outside the output, an output_size
+            not within a stride of the default.
+        TypeError: indices that are not integers.
     """
-    kernel = _single("max_unpool1d", "kernel_size", kernel_size)
-    strides = kernel if stride is None else _single("max_unpool1d", "stride", stride)
-    pad_ = _single("max_unpool1d", "padding", padding, 0)
-    positions = _target_array(indices).astype(np.int64)
-    if tuple(positions.shape) != tuple(x.shape):
-        raise ValueError(f"max_unpool1d: indices {positions.shape} must have the input's shape "
-                         f"{tuple(x.shape)}")
-    length = ((x.shape[-1] - 1) * strides - 2 * pad_ + kernel if output_size is None
-              else int(tuple(output_size)[-1]))
-    return _unpool(x, positions, (length,), "max_unpool1d")
+    return _max_unpool("max_unpool1d", 1, x, indices, kernel_size, stride, padding, output_size)
 
 
-def avg_pool2d(
-    x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0
-) -> Tensor:
-    """Mean over each window; ``stride`` defaults to ``kernel_size``; padded zeros count.
+def max_unpool2d(x: Tensor, indices: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None,
+                 padding: IntOrPair = 0, output_size: Any = None) -> Tensor:
+    """The partial inverse of max_pool2d: each value put back at its flat H*W index, zeros
+    elsewhere (torch.nn.functional.max_unpool2d); the gradient is picked back from those places.
 
-    Shape:
-        x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
+    Shape: x and indices (N, C, h, w) or (C, h, w) -> (..., (h - 1) s - 2 p + k, ...) or
+    ``output_size``
+
+    Raises:
+        ValueError: indices of another shape, an index outside the output, an output_size
+            not within a stride of the default.
+        TypeError: indices that are not integers.
     """
-    kernel, strides, pads = _pool_args("avg_pool2d", kernel_size, stride, padding)
-    return _pool.AvgPool2d.apply(x, kernel, strides, pads)
+    return _max_unpool("max_unpool2d", 2, x, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(x: Tensor, indices: Any, kernel_size: Any, stride: Any = None,
+                 padding: Any = 0, output_size: Any = None) -> Tensor:
+    """The partial inverse of max_pool3d (torch.nn.functional.max_unpool3d): each value put
+    back at its flat D*H*W index, zeros elsewhere.
+
+    Shape: (N, C, d, h, w) or (C, d, h, w) -> (..., (d - 1) s - 2 p + k, ...) or ``output_size``
+
+    Raises:
+        ValueError: indices of another shape, an index outside the output, an output_size
+            not within a stride of the default.
+        TypeError: indices that are not integers.
+    """
+    return _max_unpool("max_unpool3d", 3, x, indices, kernel_size, stride, padding, output_size)
 
 
 def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
@@ -1252,40 +1494,6 @@ def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
     return out.squeeze(2)
 
 
-def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
-               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
-    """Maximum over each window of (N, C, L) (or (C, L)); stride defaults to kernel_size;
-    ``return_indices`` also gives the index of each maximum along L.
-
-    Shape: (N, C, L) -> (N, C, (L + 2 p - k) // s + 1)
-    """
-    _check_rank("max_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
-    if x.ndim == 2:
-        out = max_pool1d(x.unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode,
-                         return_indices)
-        return (out[0].squeeze(0), out[1].squeeze(0)) if return_indices else out.squeeze(0)
-    kernel = _single("max_pool1d", "kernel_size", kernel_size)
-    strides = kernel if stride is None else _single("max_pool1d", "stride", stride)
-    out = max_pool2d(x.unsqueeze(2), (1, kernel), (1, strides),
-                     (0, _single("max_pool1d", "padding", padding, 0)),
-                     (1, _single("max_pool1d", "dilation", dilation)), ceil_mode, return_indices)
-    return (out[0].squeeze(2), out[1].squeeze(2)) if return_indices else out.squeeze(2)
-
-
-def avg_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
-    """Mean over each window of (N, C, L) (or (C, L)); padded zeros count (torch's default).
-
-    Shape: (N, C, L) -> (N, C, (L + 2 p - k) // s + 1)
-    """
-    _check_rank("avg_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
-    if x.ndim == 2:
-        return avg_pool1d(x.unsqueeze(0), kernel_size, stride, padding).squeeze(0)
-    kernel = _single("avg_pool1d", "kernel_size", kernel_size)
-    strides = kernel if stride is None else _single("avg_pool1d", "stride", stride)
-    return avg_pool2d(x.unsqueeze(2), (1, kernel), (1, strides),
-                      (0, _single("avg_pool1d", "padding", padding, 0))).squeeze(2)
-
-
 def _adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
     """torch's adaptive windows: [floor(i L / out), ceil((i + 1) L / out)) for each i."""
     return [(i * size // out, -(-(i + 1) * size // out)) for i in range(out)]
@@ -1374,6 +1582,36 @@ def adaptive_max_pool1d(x: Tensor, output_size: Any, return_indices: bool = Fals
     _check_rank("adaptive_max_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
     sizes = _adaptive_sizes("adaptive_max_pool1d", output_size, (x.shape[-1],))
     return _adaptive_max("adaptive_max_pool1d", x, sizes, return_indices)
+
+
+def adaptive_avg_pool3d(x: Tensor, output_size: Any) -> Tensor:
+    """Mean over torch's adaptive windows of the last three dims (torch's
+    adaptive_avg_pool3d), one averaging matrix per dim, so overlapping windows are exact.
+
+    Shape: (N, C, D, H, W) or (C, D, H, W) -> (..., out_d, out_h, out_w)
+    """
+    _check_rank("adaptive_avg_pool3d", x, (4, 5), _POOL_LAYOUTS[3])
+    depth, height, width = (int(n) for n in x.shape[-3:])
+    out_d, out_h, out_w = _adaptive_sizes("adaptive_avg_pool3d", output_size,
+                                          (depth, height, width))
+    rows = Tensor._make(_averaging_matrix(height, out_h, x.dtype), False, None)
+    cols = Tensor._make(_averaging_matrix(width, out_w, x.dtype).T.copy(), False, None)
+    planes = rows @ x @ cols  # (..., D, out_h, out_w)
+    lead = tuple(planes.shape[:-3])
+    depths = Tensor._make(_averaging_matrix(depth, out_d, x.dtype), False, None)
+    mixed = depths @ planes.reshape(*lead, depth, out_h * out_w)  # (..., out_d, out_h * out_w)
+    return mixed.reshape(*lead, out_d, out_h, out_w)
+
+
+def adaptive_max_pool3d(x: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Max over torch's adaptive windows of the last three dims; with ``return_indices`` also
+    the flat D*H*W index of each maximum (torch's adaptive_max_pool3d).
+
+    Shape: (N, C, D, H, W) or (C, D, H, W) -> (..., out_d, out_h, out_w)
+    """
+    _check_rank("adaptive_max_pool3d", x, (4, 5), _POOL_LAYOUTS[3])
+    sizes = _adaptive_sizes("adaptive_max_pool3d", output_size, tuple(x.shape[-3:]))
+    return _adaptive_max("adaptive_max_pool3d", x, sizes, return_indices)
 
 
 # ---- resampling and rearranging (issue 11 B) -------------------------------------------------
@@ -1964,36 +2202,6 @@ def feature_alpha_dropout(x: Tensor, p: float = 0.5, training: bool = False,
     return _alpha_dropout("feature_alpha_dropout", x, p, training, True, generator)
 
 
-def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
-              ceil_mode: bool = False) -> Tensor:
-    """Power-average pooling: ``(sum over the window of x^p)^(1/p)`` (torch's lp_pool2d: the
-    window average times its size, so p = 1 is sum pooling and large p tends to max pooling).
-
-    Shape: (N, C, H, W) -> (N, C, (H - kh) // s + 1, ...)
-
-    Raises:
-        ValueError: ceil_mode=True (not supported).
-    """
-    if ceil_mode:
-        raise ValueError("lp_pool2d: ceil_mode=True is not supported")
-    kernel = _spatial.pair("lp_pool2d", "kernel_size", kernel_size, 1)
-    pooled = avg_pool2d(x ** norm_type, kernel, stride)
-    return (pooled * float(kernel[0] * kernel[1])) ** (1.0 / norm_type)
-
-
-def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
-              ceil_mode: bool = False) -> Tensor:
-    """Power-average pooling over the last dim of (N, C, L) (torch's lp_pool1d).
-
-    Shape: (N, C, L) -> (N, C, (L - k) // s + 1)
-    """
-    if ceil_mode:
-        raise ValueError("lp_pool1d: ceil_mode=True is not supported")
-    kernel = _single("lp_pool1d", "kernel_size", kernel_size)
-    pooled = avg_pool1d(x ** norm_type, kernel, stride)
-    return (pooled * float(kernel)) ** (1.0 / norm_type)
-
-
 def pdist(input: Tensor, p: float = 2.0) -> Tensor:
     """The p-norm distance between every pair of rows i < j, in row-major order of the upper
     triangle (torch.nn.functional.pdist).
@@ -2046,6 +2254,19 @@ def adaptive_max_pool2d_with_indices(x: Tensor, output_size: Any,
                                      return_indices: bool = True) -> Any:
     """:func:`adaptive_max_pool2d` returning ``(values, indices)``."""
     return adaptive_max_pool2d(x, output_size, True)
+
+
+def max_pool3d_with_indices(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                            dilation: Any = 1, ceil_mode: bool = False,
+                            return_indices: bool = True) -> Any:
+    """:func:`max_pool3d` returning ``(values, indices)``."""
+    return max_pool3d(x, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def adaptive_max_pool3d_with_indices(x: Tensor, output_size: Any,
+                                     return_indices: bool = True) -> Any:
+    """:func:`adaptive_max_pool3d` returning ``(values, indices)``."""
+    return adaptive_max_pool3d(x, output_size, True)
 
 
 def upsample_nearest(x: Tensor, size: Any = None, scale_factor: Any = None) -> Tensor:
@@ -2170,7 +2391,8 @@ for _name in (
     "dropout1d", "dropout2d", "dropout3d", "rms_norm", "local_response_norm", "channel_shuffle",
     "multi_margin_loss", "alpha_dropout", "feature_alpha_dropout", "lp_pool1d", "lp_pool2d",
     "pdist", "triplet_margin_with_distance_loss", "unfold", "fold", "gumbel_softmax",
-    "max_unpool1d", "max_unpool2d",
+    "max_unpool1d", "max_unpool2d", "max_unpool3d", "max_pool2d", "max_pool3d", "avg_pool2d",
+    "avg_pool3d", "lp_pool3d", "adaptive_avg_pool3d", "adaptive_max_pool3d",
 ):
     globals()[_name] = _constant_arrays(globals()[_name])
 del _name

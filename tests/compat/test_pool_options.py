@@ -60,9 +60,7 @@ def _compare(gw_fn, torch_fn, x, rng, label, exact=True):
 
 
 def _grid(rank):
-    for size, kernel, stride, padding, ceil_mode in itertools.product(
-            SIZES[rank], KERNELS[rank], STRIDES[rank], [0, 1], [False, True]):
-        yield size, kernel, stride, padding, ceil_mode
+    return itertools.product(SIZES[rank], KERNELS[rank], STRIDES[rank], [0, 1], [False, True])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -162,8 +160,8 @@ def test_lp_pool_matches_torch_with_ceil_mode(rank):
     for norm_type, kernel, stride, ceil_mode in ((2.0, 2, None, False), (3.0, 3, 2, True),
                                                  (1.0, 2, 1, True), (2.0, 3, None, True)):
         x = rng.uniform(0.5, 2.0, size=(2, 3) + size)
-        assert _compare(lambda t: ours(t, norm_type, kernel, stride, ceil_mode),
-                        lambda t: theirs(t, norm_type, kernel, stride, ceil_mode), x, rng,
+        args = (norm_type, kernel, stride, ceil_mode)
+        assert _compare(lambda t, a=args: ours(t, *a), lambda t, a=args: theirs(t, *a), x, rng,
                         f"{norm_type} {kernel} {stride} {ceil_mode}", exact=False) == "ok"
 
 

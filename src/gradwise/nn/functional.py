@@ -1341,64 +1341,145 @@ def _pad_by_index(input: Tensor, pad: tuple[int, ...], mode: str) -> Tensor:
 
 
 # ---- 1-d convolution and pooling, transposed convolution, adaptive pooling (issue 11 B) ----
-def _single(op: str, name: str, value: Any, minimum: int = 1) -> int:
-    """An int or a 1-tuple as an int (torch's _single), at least ``minimum``."""
-    if isinstance(value, tuple | list):
-        if len(value) != 1:
-            raise TypeError(f"{op}: {name} must be an int or a 1-tuple, got {value!r}")
-        value = value[0]
-    return _spatial.pair(op, name, int(value) if isinstance(value, np.integer) else value,
-                         minimum)[0]
-
-
 def _check_rank(op: str, x: Tensor, ranks: tuple[int, ...], layout: str) -> None:
     if x.ndim not in ranks:
         raise ValueError(f"{op}: expected input of shape {layout}, got {tuple(x.shape)}")
 
 
+def _conv_padding(op: str, rank: int, x: Tensor, padding: Any, stride: tuple[int, ...],
+                  dilation: tuple[int, ...], kernel: tuple[int, ...]) -> tuple[Tensor, tuple]:
+    """torch's padding for an N-d convolution: an int or tuple (zeros both sides), "valid"
+    (none) or "same" (stride 1; an odd total puts the extra zero after, as torch). Returns the
+    input (padded here when "same" is uneven) and the symmetric padding left to apply."""
+    if not isinstance(padding, str):
+        return x, _sizes(op, "padding", padding, rank, 0)
+    if padding == "valid":
+        return x, (0,) * rank
+    if padding != "same":
+        raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', got "
+                         f"{padding!r}")
+    if set(stride) != {1}:
+        raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
+                         f"(stride={stride}), as in torch")
+    totals = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+    if not any(t % 2 for t in totals):
+        return x, tuple(t // 2 for t in totals)
+    widths: list[int] = []
+    for total in reversed(totals):  # F.pad's order: the last dim first
+        widths += [total // 2, total - total // 2]
+    return pad(x, tuple(widths)), (0,) * rank
+
+
+def _check_conv_channels(op: str, x: Tensor, weight: Tensor, groups: Any,
+                         transposed: bool = False) -> int:
+    """torch's channel rules for a (transposed) convolution with ``groups``; returns groups."""
+    if isinstance(groups, bool) or not isinstance(groups, int | np.integer) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    c_in = int(x.shape[1])
+    if transposed:
+        layout = "(C_in, C_out / groups, *kernel)"
+        ok = int(weight.shape[0]) == c_in and c_in % groups == 0
+    else:
+        layout = "(C_out, C_in / groups, *kernel)"
+        ok = (int(weight.shape[1]) * groups == c_in and int(weight.shape[0]) % groups == 0)
+    if not ok:
+        raise ValueError(f"{op}: input {tuple(x.shape)} with groups={groups} needs a weight of "
+                         f"shape {layout} with channels divisible by groups; got weight "
+                         f"{tuple(weight.shape)}")
+    return groups
+
+
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
-           padding: Any = 0, dilation: Any = 1) -> Tensor:
-    """1-D cross-correlation, as ``torch.nn.functional.conv1d`` (groups=1), computed as a 2-D
-    convolution over a height-1 image.
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """1-D cross-correlation, as ``torch.nn.functional.conv1d``, computed as a 2-D
+    convolution over a height-1 image (the NHWC ops and their kernels).
+
+    Args:
+        stride, dilation: ints (or 1-tuples); padding: an int, "valid" or "same" (stride 1).
+        groups: channel groups (torch's; weight (C_out, C_in / groups, k)).
 
     Shape:
-        x: (N, C_in, L) or (C_in, L), weight: (C_out, C_in, k), bias: (C_out,)
+        x: (N, C_in, L) or (C_in, L), weight: (C_out, C_in / groups, k), bias: (C_out,)
         -> (N, C_out, (L + 2 p - d (k - 1) - 1) // s + 1)
+
+    Raises:
+        ValueError: another input or weight rank, channels that do not fit the weight and
+            groups, an unknown padding string, "same" with a stride.
     """
     _check_rank("conv1d", x, (2, 3), "(N, C_in, L) or (C_in, L)")
     if x.ndim == 2:
-        return conv1d(x.unsqueeze(0), weight, bias, stride, padding, dilation).squeeze(0)
+        return conv1d(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
     if weight.ndim != 3:
-        raise ValueError(f"conv1d: weight must be (C_out, C_in, k), got {tuple(weight.shape)}")
-    if weight.shape[1] != x.shape[1]:
-        raise ValueError(f"conv1d: input has {x.shape[1]} channels but weight "
-                         f"{tuple(weight.shape)} expects {weight.shape[1]}")
-    stride = _single("conv1d", "stride", stride)
-    dilation = _single("conv1d", "dilation", dilation)
-    if isinstance(padding, str):
-        x, padding = _string_padding("conv1d", x, padding, stride, dilation, weight.shape[2])
-    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride),
-                 (0, _single("conv1d", "padding", padding, 0)),
-                 (1, dilation))  # (N, C_out, 1, L_out)
+        raise ValueError(f"conv1d: weight must be (C_out, C_in / groups, k), got "
+                         f"{tuple(weight.shape)}")
+    groups = _check_conv_channels("conv1d", x, weight, groups)
+    stride = _sizes("conv1d", "stride", stride, 1)
+    dilation = _sizes("conv1d", "dilation", dilation, 1)
+    x, padding = _conv_padding("conv1d", 1, x, padding, stride, dilation,
+                               (int(weight.shape[2]),))
+    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, *stride), (0, *padding),
+                 (1, *dilation), groups)  # (N, C_out, 1, L_out)
     return out.squeeze(2)
 
 
-def _string_padding(op: str, x: Tensor, padding: str, stride: int, dilation: int,
-                    kernel: int) -> tuple[Tensor, int]:
-    """torch's padding="valid" (none) or "same" (output length = input length, stride 1; an
-    odd total goes one more to the right): the input padded as needed, and the padding left."""
-    if padding == "valid":
-        return x, 0
-    if padding != "same":
-        raise ValueError(f"{op}: padding must be an int, 'valid' or 'same', got {padding!r}")
-    if stride != 1:
-        raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
-    total = dilation * (kernel - 1)
-    left = total // 2
-    if total - left != left:
-        x = pad(x, (left, total - left))
-        return x, 0
-    return x, left
+def conv3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """3-D cross-correlation, as ``torch.nn.functional.conv3d``.
+
+    Computed with the 2-d machinery: an im2col along depth (each of the kd depth offsets'
+    strided slab, stacked into channels) turns it into one 2-d convolution of the
+    (N * D_out) depth slices with the (C_out, kd * C_in / groups, kh, kw) kernel, so gradients
+    (and second derivatives) are the 2-d op's.
+
+    Args:
+        stride, dilation: an int or a (d, h, w) triple; padding: that, "valid" or "same".
+        groups: channel groups (weight (C_out, C_in / groups, kd, kh, kw)).
+
+    Shape:
+        x: (N, C_in, D, H, W) or (C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out), each
+        (L + 2 p - d (k - 1) - 1) // s + 1
+
+    Raises:
+        ValueError: another input or weight rank, channels that do not fit the weight and
+            groups, a kernel larger than the padded input, a bad padding string.
+    """
+    _check_rank("conv3d", x, (4, 5), "(N, C_in, D, H, W) or (C_in, D, H, W)")
+    if x.ndim == 4:
+        return conv3d(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
+    if weight.ndim != 5:
+        raise ValueError(f"conv3d: weight must be (C_out, C_in / groups, kd, kh, kw), got "
+                         f"{tuple(weight.shape)}")
+    groups = _check_conv_channels("conv3d", x, weight, groups)
+    stride = _sizes("conv3d", "stride", stride, 3)
+    dilation = _sizes("conv3d", "dilation", dilation, 3)
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    x, padding = _conv_padding("conv3d", 3, x, padding, stride, dilation, kernel)
+    n, c_in, depth = (int(s) for s in x.shape[:3])
+    c_out, kd = int(weight.shape[0]), kernel[0]
+    out_depth = _spatial.output_size(depth, kd, stride[0], padding[0], dilation[0])
+    if out_depth < 1:
+        raise ValueError(f"conv3d: kernel {kernel} (dilation {dilation}) is larger than the "
+                         f"padded input (input shape {tuple(x.shape)}, padding {padding})")
+    if padding[0]:
+        x = pad(x, (0, 0, 0, 0, padding[0], padding[0]))
+    height, width = int(x.shape[3]), int(x.shape[4])
+    reach = stride[0] * (out_depth - 1) + 1
+    slabs = [x[:, :, i * dilation[0]: i * dilation[0] + reach: stride[0]]
+             for i in range(kd)]  # kd x (N, C_in, D_out, H, W)
+    from gradwise.autograd.functional import stack
+    per_group = c_in // groups
+    columns = stack(slabs, 2)  # (N, C_in, kd, D_out, H, W)
+    columns = columns.reshape(n, groups, per_group, kd, out_depth, height, width)
+    columns = columns.permute(0, 4, 1, 3, 2, 5, 6).reshape(
+        n * out_depth, groups * kd * per_group, height, width)  # channels (group, kd, c)
+    kernel_2d = weight.permute(0, 2, 1, 3, 4).reshape(c_out, kd * per_group, *kernel[1:])
+    out = conv2d(columns, kernel_2d, bias, stride[1:], padding[1:], dilation[1:], groups)
+    out_h, out_w = int(out.shape[2]), int(out.shape[3])
+    return out.reshape(n, out_depth, c_out, out_h, out_w).permute(0, 2, 1, 3, 4)
+
+
+_CONVOLUTIONS = {1: conv1d, 2: conv2d, 3: conv3d}
 
 
 def _dilate(x: Tensor, dim: int, stride: int) -> Tensor:
@@ -1417,81 +1498,118 @@ def _dilate(x: Tensor, dim: int, stride: int) -> Tensor:
     return spread.reshape(*shape)[tuple(index)]
 
 
-def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
-                     padding: Any = 0, output_padding: Any = 0, groups: int = 1,
-                     dilation: Any = 1) -> Tensor:
-    """Transposed 2-D convolution (the gradient of conv2d with respect to its input), as
-    ``torch.nn.functional.conv_transpose2d`` with groups=1.
-
-    Composed: the input is spread with ``stride - 1`` zeros between pixels, padded by
-    ``dilation (k - 1) - padding`` (plus ``output_padding`` at the bottom/right), and convolved
-    with the spatially flipped kernel, its in/out axes swapped.
-
-    Shape:
-        x: (N, C_in, H, W), weight: (C_in, C_out, kh, kw), bias: (C_out,)
-        -> (N, C_out, (H - 1) s - 2 p + d (kh - 1) + output_padding + 1, same for W)
-
-    Raises:
-        ValueError: groups != 1, mismatched channels, output_padding not smaller than stride or
-            dilation.
-    """
-    if groups != 1:
-        raise ValueError(f"conv_transpose2d: only groups=1 is supported, got {groups}")
-    _check_rank("conv_transpose2d", x, (3, 4), "(N, C_in, H, W) or (C_in, H, W)")
-    if x.ndim == 3:
-        return conv_transpose2d(x.unsqueeze(0), weight, bias, stride, padding, output_padding,
-                                groups, dilation).squeeze(0)
-    if weight.ndim != 4 or weight.shape[0] != x.shape[1]:
-        raise ValueError(f"conv_transpose2d: weight {tuple(weight.shape)} must be (C_in, C_out, "
-                         f"kh, kw) with C_in = {x.shape[1]} (input {tuple(x.shape)})")
-    stride = _spatial.pair("conv_transpose2d", "stride", stride, 1)
-    padding = _spatial.pair("conv_transpose2d", "padding", padding, 0)
-    output_padding = _spatial.pair("conv_transpose2d", "output_padding", output_padding, 0)
-    dilation = _spatial.pair("conv_transpose2d", "dilation", dilation, 1)
-    for axis in range(2):
+def _conv_transpose(op: str, rank: int, x: Tensor, weight: Tensor, bias: Tensor | None,
+                    stride: Any, padding: Any, output_padding: Any, groups: Any,
+                    dilation: Any) -> Tensor:
+    """Transposed convolution of any rank: the input is spread with ``stride - 1`` zeros
+    between elements, padded by ``dilation (k - 1) - padding`` (plus ``output_padding`` after;
+    a negative width crops), and convolved with the flipped kernel, its in/out axes swapped
+    within each group (torch's ``ConvTranspose`` as the adjoint of the convolution)."""
+    layouts = {1: "(N, C_in, L) or (C_in, L)", 2: "(N, C_in, H, W) or (C_in, H, W)",
+               3: "(N, C_in, D, H, W) or (C_in, D, H, W)"}
+    _check_rank(op, x, (rank + 1, rank + 2), layouts[rank])
+    if x.ndim == rank + 1:
+        return _conv_transpose(op, rank, x.unsqueeze(0), weight, bias, stride, padding,
+                               output_padding, groups, dilation).squeeze(0)
+    if weight.ndim != rank + 2:
+        raise ValueError(f"{op}: weight must be (C_in, C_out / groups, *kernel) with {rank} "
+                         f"kernel dims, got {tuple(weight.shape)}")
+    groups = _check_conv_channels(op, x, weight, groups, transposed=True)
+    stride = _sizes(op, "stride", stride, rank)
+    padding = _sizes(op, "padding", padding, rank, 0)
+    output_padding = _sizes(op, "output_padding", output_padding, rank, 0)
+    dilation = _sizes(op, "dilation", dilation, rank)
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    for axis in range(rank):
         if output_padding[axis] >= max(stride[axis], dilation[axis]):
-            raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller "
-                             f"than stride {stride} or dilation {dilation}")
-    spread = _dilate(_dilate(x, 2, stride[0]), 3, stride[1])
-    kernel = weight.shape[2:]
-    widths = []
-    for axis in range(2):
-        edge = dilation[axis] * (kernel[axis] - 1) - padding[axis]
-        widths.append((edge, edge + output_padding[axis]))
-    crop = [slice(None)] * 4
+            raise ValueError(f"{op}: output padding must be smaller than either stride or "
+                             f"dilation, got output_padding={output_padding}, stride={stride}, "
+                             f"dilation={dilation}")
+    sizes = tuple((int(x.shape[2 + a]) - 1) * stride[a] - 2 * padding[a]
+                  + dilation[a] * (kernel[a] - 1) + output_padding[a] + 1 for a in range(rank))
+    if min(sizes) < 1:
+        raise ValueError(f"{op}: input {tuple(x.shape)} gives output size {sizes}: Output size "
+                         f"is too small (stride={stride}, padding={padding}, kernel={kernel})")
+    spread = x
+    for axis in range(rank):
+        spread = _dilate(spread, 2 + axis, stride[axis])
+    crop: list[slice] = [slice(None)] * (rank + 2)
     grow = [(0, 0), (0, 0)]
-    for axis, (lo, hi) in enumerate(widths):
-        size = spread.shape[2 + axis]
-        crop[2 + axis] = slice(max(-lo, 0), size - max(-hi, 0))
-        grow.append((max(lo, 0), max(hi, 0)))
+    for axis in range(rank):
+        low = dilation[axis] * (kernel[axis] - 1) - padding[axis]
+        high = low + output_padding[axis]
+        size = int(spread.shape[2 + axis])
+        crop[2 + axis] = slice(max(-low, 0), size - max(-high, 0))
+        grow.append((max(low, 0), max(high, 0)))
     spread = spread[tuple(crop)]
     if any(w != (0, 0) for w in grow):
         from gradwise.autograd.functional import pad as _pad_widths
         spread = _pad_widths(spread, tuple(grow), 0.0)
-    flipped = weight.flip(2, 3).transpose(0, 1)  # (C_out, C_in, kh, kw)
-    return conv2d(spread, flipped, bias, 1, 0, dilation)
+    c_in, per_group_out = int(weight.shape[0]), int(weight.shape[1])
+    per_group_in = c_in // groups
+    # (C_in, C_out/g, *k) -> (g, C_out/g, C_in/g, *k) -> (C_out, C_in/g, *k), flipped
+    swapped = weight.reshape(groups, per_group_in, per_group_out, *kernel).transpose(1, 2)
+    swapped = swapped.reshape(groups * per_group_out, per_group_in, *kernel)
+    flipped = swapped.flip(*range(2, rank + 2))
+    return _CONVOLUTIONS[rank](spread, flipped, bias, 1, 0, dilation, groups)
 
 
 def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
                      padding: Any = 0, output_padding: Any = 0, groups: int = 1,
                      dilation: Any = 1) -> Tensor:
-    """Transposed 1-D convolution (groups=1), through :func:`conv_transpose2d` at height 1.
+    """Transposed 1-D convolution (the gradient of conv1d with respect to its input), as
+    ``torch.nn.functional.conv_transpose1d``.
 
     Shape:
-        x: (N, C_in, L), weight: (C_in, C_out, k) -> (N, C_out, (L - 1) s - 2 p + d (k - 1)
-        + output_padding + 1)
+        x: (N, C_in, L) or (C_in, L), weight: (C_in, C_out / groups, k) ->
+        (N, C_out, (L - 1) s - 2 p + d (k - 1) + output_padding + 1)
+
+    Raises:
+        ValueError: mismatched channels or groups, output_padding not smaller than stride or
+            dilation, an empty output.
     """
-    _check_rank("conv_transpose1d", x, (2, 3), "(N, C_in, L) or (C_in, L)")
-    if x.ndim == 2:
-        return conv_transpose1d(x.unsqueeze(0), weight, bias, stride, padding, output_padding,
-                                groups, dilation).squeeze(0)
-    out = conv_transpose2d(
-        x.unsqueeze(2), weight.unsqueeze(2), bias,
-        (1, _single("conv_transpose1d", "stride", stride)),
-        (0, _single("conv_transpose1d", "padding", padding, 0)),
-        (0, _single("conv_transpose1d", "output_padding", output_padding, 0)), groups,
-        (1, _single("conv_transpose1d", "dilation", dilation)))
-    return out.squeeze(2)
+    return _conv_transpose("conv_transpose1d", 1, x, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+                     padding: Any = 0, output_padding: Any = 0, groups: int = 1,
+                     dilation: Any = 1) -> Tensor:
+    """Transposed 2-D convolution (the gradient of conv2d with respect to its input), as
+    ``torch.nn.functional.conv_transpose2d``.
+
+    Composed: the input is spread with ``stride - 1`` zeros between pixels, padded by
+    ``dilation (k - 1) - padding`` (plus ``output_padding`` at the bottom/right), and convolved
+    with the spatially flipped kernel, its in/out axes swapped within each group.
+
+    Shape:
+        x: (N, C_in, H, W) or (C_in, H, W), weight: (C_in, C_out / groups, kh, kw), bias:
+        (C_out,) -> (N, C_out, (H - 1) s - 2 p + d (kh - 1) + output_padding + 1, same for W)
+
+    Raises:
+        ValueError: mismatched channels or groups, output_padding not smaller than stride or
+            dilation, an empty output.
+    """
+    return _conv_transpose("conv_transpose2d", 2, x, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
+
+
+def conv_transpose3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+                     padding: Any = 0, output_padding: Any = 0, groups: int = 1,
+                     dilation: Any = 1) -> Tensor:
+    """Transposed 3-D convolution, as ``torch.nn.functional.conv_transpose3d`` (composed as
+    :func:`conv_transpose2d`, over :func:`conv3d`).
+
+    Shape:
+        x: (N, C_in, D, H, W) or (C_in, D, H, W), weight: (C_in, C_out / groups, kd, kh, kw)
+        -> (N, C_out, (D - 1) s - 2 p + d (kd - 1) + output_padding + 1, ...)
+
+    Raises:
+        ValueError: mismatched channels or groups, output_padding not smaller than stride or
+            dilation, an empty output.
+    """
+    return _conv_transpose("conv_transpose3d", 3, x, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
 
 
 def _adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
@@ -2391,7 +2509,8 @@ for _name in (
     "dropout1d", "dropout2d", "dropout3d", "rms_norm", "local_response_norm", "channel_shuffle",
     "multi_margin_loss", "alpha_dropout", "feature_alpha_dropout", "lp_pool1d", "lp_pool2d",
     "pdist", "triplet_margin_with_distance_loss", "unfold", "fold", "gumbel_softmax",
-    "max_unpool1d", "max_unpool2d", "max_unpool3d", "max_pool2d", "max_pool3d", "avg_pool2d",
+    "max_unpool1d", "max_unpool2d", "max_unpool3d", "conv3d", "conv_transpose3d", "max_pool2d",
+    "max_pool3d", "avg_pool2d",
     "avg_pool3d", "lp_pool3d", "adaptive_avg_pool3d", "adaptive_max_pool3d",
 ):
     globals()[_name] = _constant_arrays(globals()[_name])

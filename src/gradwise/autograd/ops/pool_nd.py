@@ -254,10 +254,8 @@ def _divisor(spatial: Sizes, out_sizes: Sizes, kernel: Sizes, stride: Sizes, pad
                                                   strict=True)):
         start = np.arange(o) * s - p
         end = np.minimum(start + k, size + p)  # a ceil-mode window stops at the padding's end
-        if count_include_pad:
-            length = end - start
-        else:
-            length = np.minimum(end, size) - np.maximum(start, 0)
+        inside = np.minimum(end, size) - np.maximum(start, 0)
+        length = end - start if count_include_pad else inside
         shape = [1] * len(out_sizes)
         shape[axis] = -1
         divisor = divisor * np.maximum(length, 1).reshape(shape)

@@ -122,6 +122,24 @@ class ModuleList(_IndexedModules):
         >>> blocks = gw.nn.ModuleList([gw.nn.Linear(64, 64) for _ in range(4)])
     """
 
+    def __repr__(self) -> str:
+        """torch's ModuleList repr: a run of equal entries is shown once, as
+        ``(0-3): 4 x Linear(...)``."""
+        reprs = [repr(module) for module in self._modules.values()]
+        if not reprs:
+            return f"{type(self).__name__}()"
+        runs: list[list[Any]] = []  # [first index, last index, repr]
+        for index, text in enumerate(reprs):
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = index
+            else:
+                runs.append([index, index, text])
+        lines = []
+        for first, last, text in runs:
+            label = f"({first}): " if first == last else f"({first}-{last}): {last - first + 1} x "
+            lines.append("  " + (label + text).replace("\n", "\n  "))
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
+
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()
         if modules is not None:

@@ -77,7 +77,10 @@ class Linear(Module):
 
 class NonDynamicallyQuantizableLinear(Linear):
     """A Linear under torch's name for MultiheadAttention's ``out_proj`` (torch uses it to keep
-    that projection out of dynamic quantization); here it only makes the repr torch's."""
+    that projection out of dynamic quantization); here it only makes the repr torch's.
+
+    Shape and Raises: as :class:`Linear`.
+    """
 
 
 class Bilinear(Module):

@@ -208,21 +208,35 @@ class _MaxUnpool(Module):
 
 class MaxUnpool1d(_MaxUnpool):
     """Values put back at the indices MaxPool1d returned, zeros elsewhere
-    (torch.nn.MaxUnpool1d). Shape: (N, C, l) -> (N, C, (l - 1) s - 2 p + k) or output_size"""
+    (torch.nn.MaxUnpool1d). Shape: (N, C, l) -> (N, C, (l - 1) s - 2 p + k) or output_size
+
+    Raises:
+        ValueError / TypeError: bad kernel_size, stride or padding (at construction); at
+            forward, indices of another shape or outside the output, an output_size not
+            within a stride of the default (see ``F.max_unpool1d``).
+    """
 
     rank = 1
 
 
 class MaxUnpool2d(_MaxUnpool):
     """Values put back at the indices MaxPool2d returned, zeros elsewhere (torch.nn.MaxUnpool2d;
-    SegNet's decoder). Shape: (N, C, h, w) -> (N, C, (h - 1) s - 2 p + k, ...) or output_size"""
+    SegNet's decoder). Shape: (N, C, h, w) -> (N, C, (h - 1) s - 2 p + k, ...) or output_size
+
+    Raises:
+        ValueError / TypeError: as :class:`MaxUnpool1d`.
+    """
 
     rank = 2
 
 
 class MaxUnpool3d(_MaxUnpool):
     """Values put back at the indices MaxPool3d returned, zeros elsewhere
-    (torch.nn.MaxUnpool3d). Shape: (N, C, d, h, w) -> (N, C, (d - 1) s - 2 p + k, ...)"""
+    (torch.nn.MaxUnpool3d). Shape: (N, C, d, h, w) -> (N, C, (d - 1) s - 2 p + k, ...)
+
+    Raises:
+        ValueError / TypeError: as :class:`MaxUnpool1d`.
+    """
 
     rank = 3
 
@@ -333,6 +347,9 @@ class LPPool2d(_LPPool):
 
 
 class LPPool3d(_LPPool):
-    """Power-average pooling over (N, C, D, H, W) (torch.nn.LPPool3d; see ``F.lp_pool3d``)."""
+    """Power-average pooling over (N, C, D, H, W) (torch.nn.LPPool3d; see ``F.lp_pool3d``).
+
+    Shape: (N, C, D, H, W) -> (N, C, (D - kd) // s + 1, ...) (rounded up with ceil_mode)
+    """
 
     function = staticmethod(F.lp_pool3d)

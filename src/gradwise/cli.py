@@ -24,6 +24,7 @@ The work itself is done by :mod:`gradwise.runs` and :mod:`gradwise.recipes`.
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 import os
 import re
@@ -217,7 +218,11 @@ class _Parser(argparse.ArgumentParser):
                 owners = [name for name, sub in _subcommands(root).items()
                           if any(flag in a.option_strings for a in sub._actions)]
                 return f" ({flag} is an option of {', '.join(owners)} only)"
-            return did_you_mean(flag, options)
+            # compared without the dashes every option shares: with them '--bogus' came out
+            # close to '--out' (difflib's ratio counts the common '--')
+            names = {o.lstrip("-"): o for o in options}
+            close = difflib.get_close_matches(flag.lstrip("-"), list(names), n=1)
+            return f" (did you mean {names[close[0]]!r}?)" if close else ""
         return ""
 
     def _all_actions(self) -> list[argparse.Action]:

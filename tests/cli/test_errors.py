@@ -119,6 +119,14 @@ def test_far_off_typos_get_no_suggestion(capsys) -> None:
     assert "did you mean" not in result.err
 
 
+@pytest.mark.parametrize("flag", ["--bogus", "--butt"])
+def test_unknown_options_are_not_matched_on_their_dashes(capsys, flag) -> None:
+    # difflib's ratio counted the shared '--': '--bogus' was "did you mean '--out'?"
+    result = gradwise(capsys, flag)
+    assert_one_line_error(result, fragment=f"unrecognized arguments: {flag}")
+    assert "did you mean" not in result.err
+
+
 def test_every_option_has_help_text() -> None:
     import argparse
 

@@ -94,11 +94,8 @@ def test_sigkill_at_random_moments_leaves_a_resumable_run(capsys, tmp_path, refe
     assert_same_weights(run_dir, reference_run)
 
 
-def test_resume_after_the_last_epoch_finishes_the_run_and_says_so(capsys, tmp_path, reference_run):
-    """A kill after the last checkpoint but before the run was marked finished: the resume has
-    no epoch left to train, so it writes the final weights, scores the test set and says so."""
-    run_dir = tmp_path / "run"
-    shutil.copytree(reference_run, run_dir)
+def _unfinish(run_dir):
+    """Make a finished run look killed after its last checkpoint, before "finished"."""
     info = run_info(run_dir)
     for name in ("weights.safetensors", "history.json", "report.html"):
         (run_dir / name).unlink(missing_ok=True)
@@ -106,6 +103,27 @@ def test_resume_after_the_last_epoch_finishes_the_run_and_says_so(capsys, tmp_pa
     for key in ("test_loss", "test_accuracy", "stop_reason", "seconds"):
         info.pop(key, None)
     (run_dir / "run.json").write_text(json.dumps(info))
+
+
+def test_resume_after_the_only_epoch_says_the_1_epoch(capsys, tmp_path) -> None:
+    from gradwise.cli import main
+
+    run_dir = tmp_path / "run"
+    at = SPIRAL.index("--epochs") + 1
+    one_epoch = [*SPIRAL[:at], "1", *SPIRAL[at + 1:]]
+    assert main([*one_epoch, "--out", str(run_dir), "--quiet"]) == 0
+    _unfinish(run_dir)
+    result = gradwise(capsys, "train", "--resume", run_dir)
+    assert result.code == 0, result.err
+    assert "The 1 epoch was done before the interruption; finishing the run" in result.out
+
+
+def test_resume_after_the_last_epoch_finishes_the_run_and_says_so(capsys, tmp_path, reference_run):
+    """A kill after the last checkpoint but before the run was marked finished: the resume has
+    no epoch left to train, so it writes the final weights, scores the test set and says so."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference_run, run_dir)
+    _unfinish(run_dir)
 
     result = gradwise(capsys, "train", "--resume", run_dir)
     assert result.code == 0, result.err

@@ -441,8 +441,9 @@ def _fit(
         history = trainer.fit(data.train, **fit_args)
     if trainer.resumed_at is not None and trainer.resumed_at[0] >= config.epochs:
         # killed after its last checkpoint but before it was marked finished
-        notify(f"All {config.epochs} epochs were done before the interruption; finishing the "
-               "run (final weights, test score, report)")
+        done = "The 1 epoch was" if config.epochs == 1 else f"All {config.epochs} epochs were"
+        notify(f"{done} done before the interruption; finishing the run (final weights, test "
+               "score, report)")
     if writer:
         history.save(run_dir / HISTORY_NAME)
     return history

@@ -147,6 +147,7 @@ class MaxPoolNd(Function):
         # -inf and torch's out-of-range index; its gradient goes nowhere
         ctx.inside = None if inside.all() else inside
         ctx.indices, ctx.input_shape, ctx.rank = flat, x.shape, rank
+        ctx.pool_args = (kernel, stride, padding, dilation, ceil_mode)  # for the ONNX export
         if indices_out is not None:
             indices_out.append(flat)
         return best
@@ -210,6 +211,7 @@ class AvgPoolNd(Function):
                            divisor_override)
         ctx.geometry = (x.shape, padded.shape, out_sizes, kernel, stride, padding)
         ctx.scale = (1.0 / divisor).astype(x.dtype)
+        ctx.options = (ceil_mode, count_include_pad, divisor_override)  # for the ONNX export
         return total * ctx.scale
 
     @staticmethod

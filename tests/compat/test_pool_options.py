@@ -213,3 +213,14 @@ def test_adaptive_3d_pools_match_torch(output_size):
     assert _compare(lambda t: F.adaptive_max_pool3d(t, output_size, True),
                     lambda t: TF.adaptive_max_pool3d(t, output_size, True), x[0], rng,
                     "max") == "ok"
+
+
+@pytest.mark.parametrize("call", [
+    lambda x: F.max_pool3d(x, 2, ceil_mode=True), lambda x: F.avg_pool3d(x, 2, 1, 1),
+    lambda x: F.max_pool2d(x[0], 2, dilation=2), lambda x: F.avg_pool2d(x[0], 2, 1, 1, True),
+    lambda x: F.lp_pool3d(x, 2, 2), lambda x: F.adaptive_avg_pool3d(x, 2),
+    lambda x: F.adaptive_max_pool3d(x, 2), lambda x: F.max_pool3d(x, 2, return_indices=True)[0],
+])
+def test_functions_take_an_ndarray_as_a_constant(call):
+    x = np.random.default_rng(60).standard_normal((2, 3, 4, 5, 4))
+    np.testing.assert_array_equal(np.asarray(call(x)), np.asarray(call(gw.tensor(x))))

@@ -16,8 +16,15 @@ alternating step by step (process CPU time, ``--threads`` BLAS/numba threads, de
 ``--rounds`` rounds of ``--steps`` steps, medians): the CIFAR nets and the Fashion-MNIST CNN
 of ``cnn_epoch.py`` and MLP of ``mlp_epoch.py``, at batch 64.
 
+``--cpu-time`` compares gradwise with PyTorch by process CPU time instead of wall time, one
+thread each, alternating step by step (``--rounds`` rounds of ``--steps`` steps, medians), on the
+CIFAR nets (batch 64, SGD momentum) and ``cnn_epoch.py``'s CNN (batch 128, Adam): on a machine
+shared with other jobs, CPU time is the figure the load disturbs least (waiting for a core is
+not counted; cache and memory-bandwidth contention still are).
+
 Run: python benchmarks/cifar_step.py [--rounds 5] [--steps 10] [--threads N] [--net classic]
      python benchmarks/cifar_step.py --kernels-ab [--steps 40] [--rounds 5] [--threads 1]
+     python benchmarks/cifar_step.py --cpu-time [--steps 10] [--rounds 5]
 """
 
 from __future__ import annotations
@@ -137,6 +144,59 @@ def kernels_ab(steps: int, rounds: int, threads: int) -> None:
                 f"kernels on vs off (alternating, median of {rounds} rounds x {steps})", rows)
 
 
+def cpu_time_vs_torch(steps: int, rounds: int) -> None:
+    """gradwise and PyTorch on one thread each, alternating step by step; median process CPU
+    time per step of each and the median of the rounds' ratios, per net."""
+    from _common import torch_cnn
+
+    gw.set_num_threads(1)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    rows = []
+    for name in [*NETS, "cnn"]:
+        if name == "cnn":  # cnn_epoch.py's model, optimizer and batch size
+            model = gw_model("cnn", initial_weights("cnn"))
+            optimizer = gw.optim.Adam(model.parameters(), lr=1e-3)
+            t_model = torch_cnn()
+            t_optimizer = torch.optim.Adam(t_model.parameters(), lr=1e-3)
+            x = rng.random((128, 1, 28, 28), dtype=np.float32)
+        else:
+            model = build(gw.nn, NETS[name])
+            optimizer = gw.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+            torch.manual_seed(0)
+            t_model = build(torch.nn, NETS[name])
+            t_optimizer = torch.optim.SGD(t_model.parameters(), lr=1e-3, momentum=0.9)
+            x = rng.standard_normal((BATCH, 3, 32, 32), dtype=np.float32)
+        y = rng.integers(0, 10, len(x))
+        t_x, t_y = torch.from_numpy(x), torch.from_numpy(y)
+        steppers = {
+            "gradwise": lambda m=model, o=optimizer, a=x, b=y: gw_step(m, o, a, b),
+            "pytorch": lambda m=t_model, o=t_optimizer, a=t_x, b=t_y: torch_step(m, o, a, b),
+        }
+        for stepper in steppers.values():  # compile kernels, warm caches and allocators
+            for _ in range(3):
+                stepper()
+        medians: dict[str, list[float]] = {who: [] for who in steppers}
+        ratios = []
+        for _ in range(rounds):
+            times: dict[str, list[float]] = {who: [] for who in steppers}
+            for _ in range(steps):
+                for who, stepper in steppers.items():
+                    start = time.process_time()
+                    stepper()
+                    times[who].append(time.process_time() - start)
+            for who in steppers:
+                medians[who].append(statistics.median(times[who]))
+            ratios.append(medians["gradwise"][-1] / medians["pytorch"][-1])
+        ours, theirs = (statistics.median(medians[who]) for who in steppers)
+        rows.append((f"{name}: gradwise / pytorch", f"{ours * 1e3:7.2f} / {theirs * 1e3:7.2f} ms",
+                     f"{statistics.median(ratios):5.2f}x (rounds {min(ratios):.2f}-"
+                     f"{max(ratios):.2f})"))
+    print_table(f"CPU time per step, 1 thread each, alternating (median of {rounds} rounds x "
+                f"{steps} steps; target <= {TARGET}x for the CIFAR nets, <= 0.75x for the CNN)",
+                rows)
+
+
 def limit_kernel_threads(threads: int | None) -> None:
     if threads is not None:
         import numba
@@ -153,8 +213,20 @@ def main() -> None:
     parser.add_argument("--net", choices=[*NETS, "all"], default="all")
     parser.add_argument("--kernels-ab", action="store_true",
                         help="gradwise alone, numba kernels on vs off in one process")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="gradwise vs PyTorch by process CPU time, 1 thread each")
     args = parser.parse_args()
     reuse_freed_memory()
+    if args.cpu_time:
+        if torch is None:
+            parser.error("--cpu-time needs PyTorch")
+        gw.set_num_threads(1)  # before the header, so it shows the threads in force
+        torch.set_num_threads(1)
+        print(machine_description())
+        print(load_line("start"))
+        cpu_time_vs_torch(args.steps, args.rounds)
+        print(load_line("end"))
+        return
     if args.kernels_ab:
         threads = args.threads or 1
         gw.set_num_threads(threads)  # before the header, so it shows the threads in force

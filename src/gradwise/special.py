@@ -21,7 +21,8 @@ from gradwise.autograd.tensor import Tensor, tensor
 
 __all__ = ["digamma", "entr", "erf", "erfc", "erfcx", "erfinv", "exp2", "expit", "expm1",
            "gammaln", "i0", "i0e", "i1", "i1e", "log1p", "log_ndtr", "log_softmax", "logit",
-           "logsumexp", "ndtr", "ndtri", "psi", "round", "sinc", "softmax", "xlog1py", "xlogy"]
+           "logsumexp", "ndtr", "ndtri", "polygamma", "psi", "round", "sinc", "softmax",
+           "xlog1py", "xlogy"]
 
 
 def _float(input: Any) -> Tensor:  # noqa: A002 - torch's name
@@ -72,6 +73,17 @@ def digamma(input: Any) -> Tensor:  # noqa: A002
 
 
 psi = digamma
+
+
+def polygamma(n: int, input: Any) -> Tensor:  # noqa: A002
+    """The n-th derivative of digamma, psi^(n)(x) (n = 0: digamma), as
+    ``torch.special.polygamma(n, input)``; differentiable to any order (the derivative of
+    polygamma(n) is polygamma(n + 1), from ``scipy.special.polygamma``).
+
+    Raises:
+        ValueError: n is not a non-negative integer.
+    """
+    return _ops.Polygamma.apply(_float(input), n)
 
 
 def i0(input: Any) -> Tensor:  # noqa: A002

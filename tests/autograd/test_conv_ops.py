@@ -54,6 +54,39 @@ def test_conv2d_in_chunks_matches_one_pass(monkeypatch):
     check_op(gw_fn, torch_fn, [(3, 2, 5, 5), (4, 2, 3, 3), (4,)], atol=1e-9, rtol=1e-7)
 
 
+@pytest.mark.parametrize("c_out", [1, 2, 3, 4, 5, 6, 7, 8, 12])  # 3 and 5-7 are widened
+@pytest.mark.parametrize("chunked", [False, True])
+def test_conv2d_every_output_width_matches_torch(monkeypatch, c_out, chunked):
+    # the products run with zero columns added for 3 and 5-7 output channels (_gemm_width);
+    # the values and all three gradients must not notice, in one pass and chunk by chunk
+    assert conv_ops._gemm_width(c_out) >= c_out
+    if chunked:
+        monkeypatch.setattr(conv_ops, "CHUNK_BYTES", 1)
+        monkeypatch.setattr(conv_ops, "_WHOLE_BATCH_BYTES", 0)
+    gw_fn, torch_fn = _conv_fns(True, 1, 1, 1)
+    check_op(gw_fn, torch_fn, [(3, 2, 5, 4), (c_out, 2, 3, 3), (c_out,)], atol=1e-9, rtol=1e-7)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "nhwc", "strided"])
+def test_conv2d_first_layer_input_layouts_give_the_same_values(layout):
+    # im2col reads a contiguous NHWC copy of whatever layout arrives; every layout must give
+    # the same numbers bit for bit (float32, 3 channels 5x5 as a CIFAR first layer)
+    rng = np.random.default_rng(0)
+    nchw = rng.standard_normal((4, 3, 12, 12), dtype=np.float32)
+    arrays = {"nchw": nchw, "nhwc": np.ascontiguousarray(nchw.transpose(0, 2, 3, 1)).transpose(
+        0, 3, 1, 2), "strided": np.repeat(nchw, 2, axis=3)[:, :, :, ::2]}
+    weight = gw.tensor(rng.standard_normal((6, 3, 5, 5), dtype=np.float32), requires_grad=True)
+    outs, grads = [], []
+    for data in (nchw, arrays[layout]):
+        out = F.conv2d(gw.from_numpy(data), weight)  # keeps the layout
+        out.sum().backward()
+        outs.append(out.numpy())
+        grads.append(np.asarray(weight.grad).copy())
+        weight.grad = None
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(grads[0], grads[1])
+
+
 # (kernel_size, stride, padding, input shape)
 POOL_CASES = [
     (2, None, 0, (2, 3, 6, 6)),

@@ -197,7 +197,7 @@ def test_cross_entropy_second_derivatives_at_edge_logits(weighted, smoothing):
           [edge_logits(F64)])
 
 
-@pytest.mark.parametrize("ord", ["fro", 1, -1, INF, -INF])
+@pytest.mark.parametrize("ord", ["fro", 1, -1, INF, -INF, 2, -2, "nuc"])
 def test_matrix_norm_second_derivatives_at_zeros_and_ties(ord):
     for x in (np.zeros((3, 3)), np.diag([2.0, 2.0, 1.0]), np.ones((1, 1)),
               random_array((2, 3, 4), F64)):

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import gradwise as gw
+from gradwise.autograd.kernels._jit import jit_enabled
 from gradwise.nn import functional as F
 from helpers import check_edges
 
@@ -94,6 +95,9 @@ UPSTREAM_PATTERN_DIFFERENCES = {
                             "rounding residue of ~1e290 from a 9e307 gradient"),
     "var-f64": ("huge", "9e307 times (x - mean) overflows in a different order than torch's"),
 }
+# differences that come from the numba kernel's running sum: with GRADWISE_JIT=0 these cases
+# must match torch instead
+KERNEL_ROUNDING = {"softmax-f64"}
 
 
 def _compare(gw_fn, torch_fn, arrays, skip=None, **options) -> None:
@@ -117,6 +121,8 @@ def check_upstreams(gw_fn, torch_fn, arrays, case_id=None, name=None, **options)
         hit = edges.DIFFERENCES[case_id][0](arrays[0])
         arrays = [arrays[0][~hit], *arrays[1:]]
     skip = UPSTREAM_PATTERN_DIFFERENCES.get(case_id, (None,))[0]
+    if case_id in KERNEL_ROUNDING and not jit_enabled():
+        skip = None  # the NumPy reference sums pairwise, as torch does: torch's residue exactly
     if f"{name}-f64" in UPSTREAM_DIFFERENCES:
         name = f"{name}-{edges.tag(arrays[0].dtype)}"
     if name not in UPSTREAM_DIFFERENCES:

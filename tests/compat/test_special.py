@@ -95,3 +95,24 @@ def test_reductions_and_two_argument_functions_match_torch():
     np.testing.assert_allclose(np.asarray(gw.special.round(gw.tensor([0.5, 1.5, 2.567]), 2)),
                                torch.special.round(torch.tensor([0.5, 1.5, 2.567]),
                                                    decimals=2).numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("n", [0, 1, 2, 3])
+def test_polygamma_matches_torch(n, dtype):
+    """polygamma(n, x) (issue 12: digamma's derivative as an op of its own); n = 0 is digamma.
+    Values and first gradients against torch, whose trigamma is ~5e-10 off (relative) in
+    float64, hence the tolerance; tests/autograd/test_higher_order.py checks scipy's against
+    mpmath."""
+    data = [1e-3, 0.5, 1.0, 2.5, 7.0, -1.5, 30.0, NAN]
+    t_in = torch.tensor(data, dtype=getattr(torch, dtype), requires_grad=True)
+    g_in = gw.tensor(data, dtype=getattr(gw, dtype), requires_grad=True)
+    expected, got = torch.special.polygamma(n, t_in), gw.special.polygamma(n, g_in)
+    assert str(got.dtype) == dtype
+    rtol = 2e-5 if dtype == "float32" else 1e-8
+    np.testing.assert_allclose(np.asarray(got.detach()), expected.detach().numpy(), rtol=rtol)
+    expected.sum().backward()
+    got.sum().backward()
+    np.testing.assert_allclose(np.asarray(g_in.grad), t_in.grad.numpy(), rtol=rtol)
+    with pytest.raises(ValueError, match="polygamma: n must be a non-negative integer"):
+        gw.special.polygamma(1.5, g_in)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd import grad_mode as _grad_mode
 from gradwise.autograd import random as _random
 from gradwise.autograd._args import dim_arg
 from gradwise.autograd.kernels import dropout as _dropout_kernels
@@ -229,8 +230,21 @@ def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce_loss((input - target).abs(), reduction)
 
 
-def _weight_array(weight: Any) -> np.ndarray | None:
-    return None if weight is None else _target_array(weight)
+def _weight_array(op: str, name: str, weight: Any) -> np.ndarray | None:
+    """A weight the loss does not differentiate (class weights, ``pos_weight``, running
+    statistics) as a constant array; None stays None.
+
+    Raises:
+        RuntimeError: ``weight`` is a Tensor that requires grad while grad mode is on. Read as
+            a constant it would get a silent zero gradient; torch refuses it the same way ("not
+            differentiable with respect to argument").
+    """
+    if weight is None:
+        return None
+    if isinstance(weight, Tensor) and weight.requires_grad and _grad_mode.is_grad_enabled():
+        raise RuntimeError(f"{op}: not differentiable with respect to argument '{name}', which "
+                           f"requires grad (torch refuses it too); pass {name}.detach()")
+    return _target_array(weight)
 
 
 def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
@@ -287,7 +301,8 @@ def binary_cross_entropy(
     Each log is clamped at -100 as in PyTorch, so p = 0 or 1 gives a finite loss.
 
     Args:
-        weight: a rescaling weight broadcastable to the input (a constant: it gets no gradient).
+        weight: a rescaling weight broadcastable to the input (a constant: one that requires
+            grad raises RuntimeError, as in torch).
 
     Shape:
         input and target alike -> () or the input's shape for ``reduction="none"``.
@@ -295,7 +310,8 @@ def binary_cross_entropy(
     _loss.check_reduction("binary_cross_entropy", reduction)
     _same_shape("binary_cross_entropy", input, target)
     target = _float_target(target, input)
-    return _loss.BCE.apply(input, target, reduction, _weight_array(weight))
+    return _loss.BCE.apply(input, target, reduction,
+                           _weight_array("binary_cross_entropy", "weight", weight))
 
 
 def binary_cross_entropy_with_logits(
@@ -311,7 +327,7 @@ def binary_cross_entropy_with_logits(
         weight: a rescaling weight broadcastable to the input.
         pos_weight: the weight of the positive term, broadcastable to the input (one per class
             on the last axis): the loss is ``(1 - y) x + (1 + (pos_weight - 1) y) softplus(-x)``.
-            Both weights are constants (no gradient), as they almost always are in PyTorch.
+            Both weights are constants: one that requires grad raises RuntimeError, as in torch.
 
     Shape:
         input and target alike -> () or the input's shape for ``reduction="none"``.
@@ -320,7 +336,9 @@ def binary_cross_entropy_with_logits(
     _same_shape("binary_cross_entropy_with_logits", input, target)
     target = _float_target(target, input)
     return _loss.BCEWithLogits.apply(
-        input, target, reduction, _weight_array(weight), _weight_array(pos_weight)
+        input, target, reduction,
+        _weight_array("binary_cross_entropy_with_logits", "weight", weight),
+        _weight_array("binary_cross_entropy_with_logits", "pos_weight", pos_weight),
     )
 
 
@@ -347,13 +365,14 @@ def cross_entropy(
         ValueError: labels outside [0, C) (other than ``ignore_index``), mismatched shapes,
             a label_smoothing outside [0, 1].
         TypeError: non-integer labels.
+        RuntimeError: a ``weight`` that requires grad (torch's rule: it is not differentiated).
     """
     _loss.check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     return _loss.CrossEntropy.apply(
-        input, _target_array(target), _weight_array(weight), ignore_index, reduction,
-        label_smoothing,
+        input, _target_array(target), _weight_array("cross_entropy", "weight", weight),
+        ignore_index, reduction, label_smoothing,
     )
 
 
@@ -366,14 +385,16 @@ def nll_loss(
 ) -> Tensor:
     """Negative log-likelihood of integer labels under (N, C) log-probabilities.
 
-    ``weight`` and ``ignore_index`` as in :func:`cross_entropy` (PyTorch's semantics).
+    ``weight`` and ``ignore_index`` as in :func:`cross_entropy` (PyTorch's semantics; a
+    ``weight`` that requires grad raises RuntimeError).
 
     Shape:
         input (N, C), target (N,), weight (C,) -> () or (N,) for ``reduction="none"``.
     """
     _loss.check_reduction("nll_loss", reduction)
     return _loss.NLLLoss.apply(
-        input, _target_array(target), _weight_array(weight), ignore_index, reduction
+        input, _target_array(target), _weight_array("nll_loss", "weight", weight),
+        ignore_index, reduction,
     )
 
 
@@ -401,8 +422,10 @@ def dropout(x: Tensor, p: float = 0.5, training: bool = True, rng: Any = None,
     return x * Tensor._make(mask, False, None)
 
 
-def _stat_array(stat: Any) -> np.ndarray | None:
-    return stat._data if isinstance(stat, Tensor) else stat
+def _stat_array(op: str, name: str, stat: Any) -> np.ndarray | None:
+    """Running statistics as the arrays updated in place (see :func:`_weight_array` for the
+    RuntimeError on a Tensor that requires grad)."""
+    return _weight_array(op, name, stat) if isinstance(stat, Tensor) else stat
 
 
 def batch_norm(
@@ -423,11 +446,16 @@ def batch_norm(
 
     Shape:
         x: (N, C) or (N, C, *); running stats, weight, bias: (C,) -> same as x
+
+    Raises:
+        RuntimeError: a running statistic that requires grad (torch's rule: they are not
+            differentiated).
     """
     if x.ndim < 2:
         raise ValueError(f"batch_norm: expected input of shape (N, C, ...), got {x.shape}")
     channels = x.shape[1]
-    running_mean, running_var = _stat_array(running_mean), _stat_array(running_var)
+    running_mean = _stat_array("batch_norm", "running_mean", running_mean)
+    running_var = _stat_array("batch_norm", "running_var", running_var)
     for name, value in (("running_mean", running_mean), ("running_var", running_var),
                         ("weight", weight), ("bias", bias)):
         if value is not None and tuple(value.shape) != (channels,):
@@ -1264,7 +1292,8 @@ def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: b
                      size_average: Any = None, eps: float = 1e-8, reduce: Any = None,
                      reduction: str = "mean") -> Tensor:
     """Poisson negative log-likelihood: ``exp(x) - y x`` (log_input) or ``x - y log(x + eps)``;
-    ``full`` adds Stirling's ``y log y - y + 0.5 log(2 pi y)`` where y > 1 (torch's).
+    ``full`` adds Stirling's ``y log y - y + 0.5 log(2 pi y)`` where y > 1 (torch's), a
+    function of a Tensor target that is differentiated too, as torch's.
 
     Raises:
         ValueError: a negative rate with log_input=False, or an unknown reduction.
@@ -1276,9 +1305,18 @@ def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: b
     loss = input.exp() - input * target if log_input else input - (input + eps).log() * target
     if full:
         y = _target_array(target).astype(input.dtype)
-        safe = np.where(y > 1, y, 1.0)
-        stirling = np.where(y > 1, y * np.log(safe) - y + 0.5 * np.log(2 * np.pi * safe), 0.0)
-        loss = loss + stirling.astype(input.dtype)
+        above = y > 1
+        if isinstance(target, Tensor):
+            # a Tensor target is differentiated, as torch's is: the term in graph ops, its log
+            # taken only where it is used (1 elsewhere, so no log 0 reaches the gradient)
+            safe = _where(above, target, 1.0)
+            stirling = safe * safe.log() - safe + ((safe * (2 * np.pi)).log()) * 0.5
+            loss = loss + _where(above, stirling, 0.0)
+        else:
+            safe_y = np.where(above, y, 1.0)
+            constant = np.where(above, y * np.log(safe_y) - y + 0.5 * np.log(2 * np.pi * safe_y),
+                                0.0)
+            loss = loss + constant.astype(input.dtype)
     return _reduce_loss(loss, reduction)
 
 
@@ -1904,6 +1942,7 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     Raises:
         ValueError: fewer than 3 dims, one spatial element (its variance is 0: torch refuses
             it too), or use_input_stats=False without running stats.
+        RuntimeError: a running statistic that requires grad (not differentiated, as in torch).
     """
     if x.ndim < 3:
         raise ValueError(f"instance_norm: expected (N, C, *spatial), got {tuple(x.shape)}")
@@ -1911,9 +1950,11 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     if not use_input_stats:
         if running_mean is None or running_var is None:
             raise ValueError("instance_norm: use_input_stats=False needs the running stats")
-        mean = Tensor._make(np.asarray(_stat_array(running_mean)).reshape(shape), False, None)
-        var = Tensor._make(np.asarray(_stat_array(running_var)).reshape(shape), False, None)
-        return _channel_affine((x - mean) / (var + eps).sqrt(), weight, bias)
+        stored_mean = _stat_array("instance_norm", "running_mean", running_mean)
+        stored_var = _stat_array("instance_norm", "running_var", running_var)
+        fixed_mean = Tensor._make(np.asarray(stored_mean).reshape(shape), False, None)
+        fixed_var = Tensor._make(np.asarray(stored_var).reshape(shape), False, None)
+        return _channel_affine((x - fixed_mean) / (fixed_var + eps).sqrt(), weight, bias)
     if int(np.prod(x.shape[2:])) <= 1:
         raise ValueError(f"instance_norm: expected more than 1 spatial element per channel to "
                          f"normalise, got input of shape {tuple(x.shape)}")
@@ -1924,8 +1965,10 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
         count = int(np.prod(x.shape[2:]))
         instance_mean = mean._data.reshape(x.shape[0], x.shape[1]).mean(0)
         unbiased = var._data.reshape(x.shape[0], x.shape[1]) * (count / max(count - 1, 1))
-        for stat, batch in ((_stat_array(running_mean), instance_mean),
-                            (_stat_array(running_var), unbiased.mean(0))):
+        for stat, batch in ((_stat_array("instance_norm", "running_mean", running_mean),
+                             instance_mean),
+                            (_stat_array("instance_norm", "running_var", running_var),
+                             unbiased.mean(0))):
             if stat is not None:  # updated in place, as batch_norm's running stats
                 stat *= 1 - momentum
                 stat += momentum * batch.astype(stat.dtype)
@@ -2258,6 +2301,7 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
 
     Raises:
         ValueError: p not 1 or 2, labels out of range, or an unknown reduction.
+        RuntimeError: a ``weight`` that requires grad (not differentiated, as in torch).
     """
     _loss.check_reduction("multi_margin_loss", reduction)
     if p not in (1, 2):
@@ -2277,7 +2321,8 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
     others = np.ones(input.shape, dtype=input.dtype)
     others[rows, labels] = 0
     if weight is not None:
-        others = others * _target_array(weight).astype(input.dtype)[labels][:, None]
+        weight = _weight_array("multi_margin_loss", "weight", weight)
+        others = others * weight.astype(input.dtype)[labels][:, None]
     loss = (hinge * Tensor._make(others, False, None)).sum(1) / classes
     return _reduce_loss(loss, reduction)
 

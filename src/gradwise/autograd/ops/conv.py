@@ -20,6 +20,16 @@ gives, for every output pixel, the (kh, kw, C) numbers it sends back, and each k
 block is added into the input gradient at that offset's window, clipped to the unpadded input
 (col2im without a padded buffer). The input gradient is computed only when the input needs one:
 the first layer's data does not.
+
+The orientation of each product was measured (issue 14, 1 BLAS thread, CPU time, on the layer
+shapes of benchmarks/cnn_epoch.py and cifar_step.py) and the one above kept: for the weight
+gradient, ``cols^T @ dY`` against ``dY^T @ cols`` chunk by chunk was equal or faster on every
+shape (32->64 channels 3x3: 9.4 vs 9.5 ms; 3->32 5x5: 3.7 vs 4.7 ms with OpenBLAS's own kernel
+choice); ``W^T @ cols^T`` for the forward and ``W @ dY^T`` for the input gradient won on some
+shapes under ``OPENBLAS_CORETYPE=Haswell`` (10.3 -> 8.8 ms) and lost without it (5.2 -> 5.8 ms),
+and need transposed im2col rows (2.5 vs 1.4 ms to build) or a transposed col2im. The weight
+matrices are rebuilt from the (C_out, C_in, kh, kw) weight at each call: a copy of at most a few
+hundred KB, against the tens of MB the products read, so no cached pre-transposed weight.
 """
 
 from __future__ import annotations
@@ -87,8 +97,18 @@ class Conv2d(Function):
         ctx.weight, ctx.has_bias = weight, bias is not None
         ctx.geometry = (x.shape, out_hw, stride, padding, dilation)
         ctx.use_kernels = _use_kernels(x)
-        ctx.x_padded = pad_hw(nhwc(x), padding)  # (N, Hp, Wp, C)
+        # (N, Hp, Wp, C), contiguous: im2col copies runs of kw*C numbers from it, and from an
+        # NCHW array (a first layer's input) those runs would be strided gathers (3 input
+        # channels 5x5, batch 64: forward 4.4 -> 2.4 ms); one copy of the input costs 1/(kh*kw)
+        # of the im2col rows it feeds
+        ctx.x_padded = np.ascontiguousarray(pad_hw(nhwc(x), padding))
         w_matrix = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, c_out)  # (kh*kw*C, C_out)
+        width = _gemm_width(c_out)
+        if width != c_out:  # zero columns up to a width OpenBLAS multiplies faster
+            w_matrix = np.concatenate(
+                [w_matrix, np.zeros((w_matrix.shape[0], width - c_out), dtype=w_matrix.dtype)],
+                axis=1,
+            )  # (kh*kw*C, width)
         out = np.empty((n * pixels, c_out), dtype=x.dtype)  # NHWC rows
         start, stop, cols = 0, 0, None
         for start, stop, cols in _im2col_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation):
@@ -110,15 +130,18 @@ class Conv2d(Function):
         grad_x = grad_w = grad_b = None
         if needs[1]:
             # dL/dW[o, c, i, j] = sum over pixels of cols[.., i, j, c] * dY[.., o]
+            width = _gemm_width(c_out)
             if ctx.cols is not None:
-                grad_w_matrix = ctx.cols.T @ grad_rows  # (kh*kw*C, C_out)
+                grad_w_matrix = ctx.cols.T @ _widened(grad_rows, width)  # (kh*kw*C, width)
             else:
-                grad_w_matrix = np.zeros((kh * kw * c, c_out), dtype=grad_rows.dtype)
+                grad_w_matrix = np.zeros((kh * kw * c, width), dtype=grad_rows.dtype)
                 chunks = _im2col_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation)
+                widened = None
                 for start, stop, cols in chunks:
-                    grad_w_matrix += cols.T @ grad_rows[start * pixels : stop * pixels]
+                    widened = _widened(grad_rows[start * pixels : stop * pixels], width, widened)
+                    grad_w_matrix += cols.T @ widened
             grad_w = np.ascontiguousarray(
-                grad_w_matrix.reshape(kh, kw, c, c_out).transpose(3, 2, 0, 1)
+                grad_w_matrix[:, :c_out].reshape(kh, kw, c, c_out).transpose(3, 2, 0, 1)
             )
         if ctx.has_bias and needs[2]:
             # a matrix-vector product: 3-4x faster than sum(axis=0), and more accurate
@@ -193,18 +216,60 @@ def _conv_input_grad_graph(grad, weight, geometry: tuple):
                                   slice(padding[1], padding[1] + w)))
 
 
+def _gemm_width(c_out: int) -> int:
+    """How many output columns the convolution's products compute for ``c_out`` channels.
+
+    OpenBLAS's sgemm multiplies an (M, K) by a (K, N) matrix slower for N = 3, 5, 6, 7 than for
+    the next multiple of 4 (it works on tiles of 4 and 8 columns): (3136, 75) @ (75, N), 1
+    thread, in us for N = 3..8: 52, 44, 61, 62, 80, 45 (Haswell kernels; 28, 19, 52, 54, 71, 45
+    with SkylakeX's), and the same for the weight gradient's ``cols^T @ dY``. So a layer with
+    that many output channels (the CIFAR tutorial net's 6) multiplies with zero columns added
+    and drops them; 2 and 9-12 channels measured no gain from widening.
+    """
+    if c_out == 3:
+        return 4
+    if 5 <= c_out <= 7:
+        return 8
+    return c_out
+
+
+def _widened(rows: np.ndarray, width: int, buffer: np.ndarray | None = None) -> np.ndarray:
+    """``rows`` (M, C_out) with zero columns appended up to ``width`` (itself if already that
+    wide); ``buffer`` (at least M rows, zeros past C_out) is reused when given."""
+    m, c_out = rows.shape
+    if width == c_out:
+        return rows
+    if buffer is None or buffer.shape[0] < m:
+        buffer = np.zeros((m, width), dtype=rows.dtype)
+    buffer = buffer[:m]
+    buffer[:, :c_out] = rows
+    return buffer
+
+
 def _matmul_add_bias(
     cols: np.ndarray, w_matrix: np.ndarray, bias: np.ndarray | None, out: np.ndarray
 ) -> None:
     """``out = cols @ w_matrix + bias`` in blocks of rows, each block's bias added while the
     block is still in cache (a separate pass over the first layer's 12.8 MB output cost 0.8 ms;
-    block by block the bias is almost free)."""
-    step = max(1, CHUNK_BYTES // 4 // (out.shape[1] * out.itemsize))
+    block by block the bias is almost free). ``w_matrix`` may be wider than ``out`` (zero
+    columns, see ``_gemm_width``): then each block is computed into a scratch buffer and its
+    first columns copied out."""
+    c_out, width = out.shape[1], w_matrix.shape[1]
+    step = max(1, CHUNK_BYTES // 4 // (width * out.itemsize))
+    scratch = None if width == c_out else np.empty((min(step, cols.shape[0]), width), out.dtype)
     for start in range(0, cols.shape[0], step):
         block = out[start : start + step]
-        np.matmul(cols[start : start + step], w_matrix, out=block)
+        if scratch is None:
+            np.matmul(cols[start : start + step], w_matrix, out=block)
+            if bias is not None:
+                block += bias
+            continue
+        wide = scratch[: block.shape[0]]
+        np.matmul(cols[start : start + step], w_matrix, out=wide)
         if bias is not None:
-            block += bias
+            np.add(wide[:, :c_out], bias, out=block)
+        else:
+            np.copyto(block, wide[:, :c_out])
 
 
 def _im2col_chunks(

@@ -13,6 +13,14 @@ cholesky; J. Townsend, "Differentiating the Singular Value Decomposition" (2016)
 H.-J. Liao et al., "Differentiable Programming Tensor Networks" (2019) for QR; G. Golub and
 V. Pereyra (1973) for the pseudo-inverse. They are the formulas PyTorch's
 ``FunctionsManual.cpp`` implements.
+
+Every op also has ``backward_graph`` (``create_graph=True``): the same formula written in
+recorded ops, with the factorisation's outputs recomputed as recorded ops of the input (the
+inverse as ``Inverse.apply(A)``, U, S, Vh as ``SvdU``/``SvdS``/``SvdVh``...), so that a second
+derivative differentiates through them exactly as PyTorch's double backward does (its
+backward formulas read the op's outputs, which are differentiable functions of the input).
+Where the first derivative is ill-defined (repeated eigenvalues or singular values, a rank
+change), so is the second, with the same inf/NaN as PyTorch (docs/NUMERICS.md).
 """
 
 from __future__ import annotations
@@ -20,7 +28,18 @@ from __future__ import annotations
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.ops._broadcast import unbroadcast
+from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
+from gradwise.autograd.ops.elementwise import Where
+from gradwise.autograd.ops.special import CumProd
+
+
+def _eye(n: int, like) -> np.ndarray:
+    """The n x n identity in the dtype of the Tensor ``like`` (a constant of the graph)."""
+    return np.eye(n, dtype=like._data.dtype)
+
+
+def _zero(like) -> np.ndarray:
+    return np.zeros((), dtype=like._data.dtype)
 
 
 def _mT(x: np.ndarray) -> np.ndarray:  # noqa: N802 - the matrix transpose, PyTorch's mT
@@ -69,6 +88,12 @@ class Inverse(Function):
         inverse_t = _mT(ctx.inverse)
         return (-(inverse_t @ grad @ inverse_t),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (a,) = ctx.inputs
+        inverse_t = Inverse.apply(a).mT
+        return (-(inverse_t @ grad @ inverse_t),)
+
 
 def adjugate_transpose(a: np.ndarray) -> np.ndarray:
     """adj(A)^T, the derivative of det(A), through the SVD so that it is right for singular A.
@@ -99,6 +124,62 @@ class Determinant(Function):
         adj_t = adjugate_transpose(ctx.a.astype(np.float64))
         return ((grad[..., None, None] * adj_t).astype(grad.dtype, copy=False),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (a,) = ctx.inputs
+        return (grad.unsqueeze(-1).unsqueeze(-1) * adjugate_transpose_graph(a),)
+
+
+def _singular(a: np.ndarray) -> np.ndarray:
+    """Which matrices of a batch are numerically singular: the smallest singular value at most
+    n * eps times the largest (``matrix_rank``'s default cutoff, as NumPy's and PyTorch's)."""
+    s = np.linalg.svd(a, compute_uv=False)
+    n = a.shape[-1]
+    return s[..., -1] <= n * np.finfo(a.dtype).eps * s[..., 0]
+
+
+def adjugate_transpose_graph(a):
+    """adj(A)^T of the Tensor ``a`` in recorded ops, for ``create_graph``.
+
+    An invertible matrix takes det(A) A^-T (smooth, also where singular values repeat, as at
+    the identity); a singular one the SVD form of :func:`adjugate_transpose`,
+    det(U) det(V) U diag(prod_{j != i} s_j) V^T, whose derivative goes through the SVD's (finite
+    while the singular values are distinct: a rank-(n-1) matrix). In a mixed batch each side
+    sees a harmless stand-in (I, or diag(1..n)) for the other side's matrices, so neither
+    side's inf or NaN reaches the other's gradient. PyTorch's ``linalg_det_backward`` also
+    takes singular matrices through the SVD; the tests compare the two at rank n-1, at rank
+    one, in mixed batches and at the zero matrix (NaN on both sides).
+    """
+    n = a.shape[-1]
+    if n == 0 or a._data.size == 0:
+        return a * 0
+    singular = _singular(a._data)
+    if not singular.any():
+        return Determinant.apply(a).unsqueeze(-1).unsqueeze(-1) * Inverse.apply(a).mT
+    pick = singular[..., None, None]
+    if singular.all():
+        safe_svd = a
+    else:
+        distinct = np.diag(np.arange(1, n + 1)).astype(a._data.dtype)
+        safe_svd = Where.apply(pick, a, distinct)
+    u, s, vh = SvdU.apply(safe_svd), SvdS.apply(safe_svd), SvdVh.apply(safe_svd)
+    sign = (np.linalg.det(u._data) * np.linalg.det(vh._data)).astype(a._data.dtype)  # +-1
+    # prod_{j != i} s_j: row i of a matrix holding s with 1 in place of s_i, running product
+    others = _product_last(Where.apply(np.eye(n, dtype=bool), np.ones((), a._data.dtype),
+                                       s.unsqueeze(-2)))
+    svd_form = (u * (others * sign[..., None]).unsqueeze(-2)) @ vh
+    if singular.all():
+        return svd_form
+    safe_inverse = Where.apply(pick, _eye(n, a), a)
+    inverse_form = (Determinant.apply(safe_inverse).unsqueeze(-1).unsqueeze(-1)
+                    * Inverse.apply(safe_inverse).mT)
+    return Where.apply(pick, svd_form, inverse_form)
+
+
+def _product_last(rows):
+    """The product along the last dim, recorded as a running product (exact at zeros)."""
+    return CumProd.apply(rows, -1)[..., -1]
+
 
 class LogAbsDeterminant(Function):
     """log|det A| (the second output of ``torch.linalg.slogdet``). Local derivative: A^-T.
@@ -117,6 +198,11 @@ class LogAbsDeterminant(Function):
     def backward(ctx, grad):
         inverse_t = _mT(_lapack("linalg.slogdet backward", np.linalg.inv, ctx.a))
         return ((grad[..., None, None] * inverse_t).astype(grad.dtype, copy=False),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (a,) = ctx.inputs
+        return (grad.unsqueeze(-1).unsqueeze(-1) * Inverse.apply(a).mT,)
 
 
 class Solve(Function):
@@ -161,6 +247,22 @@ class Solve(Function):
         return (unbroadcast(grad_a, ctx.a_shape).astype(grad.dtype, copy=False),
                 unbroadcast(grad_b_out, ctx.b_shape).astype(grad.dtype, copy=False))
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.inputs
+        grad_m = grad.unsqueeze(-1) if ctx.vector else grad
+        grad_b = Solve.apply(a.mT, grad_m)  # (..., n, k), the batch broadcast
+        grad_a = None
+        if ctx.needs_input_grad[0]:
+            x = Solve.apply(a, b)
+            x_m = x.unsqueeze(-1) if ctx.vector else x
+            grad_a = unbroadcast_graph(-(grad_b @ x_m.mT), ctx.a_shape)
+        grad_b_out = None
+        if ctx.needs_input_grad[1]:
+            grad_b_out = unbroadcast_graph(grad_b[..., 0] if ctx.vector else grad_b,
+                                           ctx.b_shape)
+        return grad_a, grad_b_out
+
 
 def _phi(x: np.ndarray) -> np.ndarray:
     """The lower triangle with the diagonal halved (Murray's Phi)."""
@@ -196,6 +298,18 @@ class Cholesky(Function):
         s = _mT(inverse) @ phi @ inverse
         return ((0.5 * (s + _mT(s))).astype(grad.dtype, copy=False),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (a,) = ctx.inputs
+        lower = Cholesky.apply(a, False)
+        grad_lower = (grad.mT if ctx.upper else grad).tril()
+        n = a.shape[-1]
+        halved = np.tril(np.ones((n, n), dtype=a._data.dtype)) - 0.5 * _eye(n, a)  # Phi
+        phi = (lower.mT @ grad_lower) * halved
+        inverse = Inverse.apply(lower)
+        s = inverse.mT @ phi @ inverse
+        return (0.5 * (s + s.mT),)
+
 
 class EighValues(Function):
     """The eigenvalues of a symmetric matrix, ascending (``torch.linalg.eigvalsh``), from its
@@ -208,7 +322,7 @@ class EighValues(Function):
     def forward(ctx, a, uplo="L"):
         check_matrices("linalg.eigh", a)
         values, vectors = _lapack("linalg.eigh", lambda x: np.linalg.eigh(x, UPLO=uplo), a)
-        ctx.vectors = vectors.astype(a.dtype, copy=False)
+        ctx.vectors, ctx.uplo = vectors.astype(a.dtype, copy=False), uplo
         return values.astype(a.dtype, copy=False)
 
     @staticmethod
@@ -216,13 +330,22 @@ class EighValues(Function):
         v = ctx.vectors
         return ((v * grad[..., None, :]) @ _mT(v),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (a,) = ctx.inputs
+        v = EighVectors.apply(a, ctx.uplo)
+        return ((v * grad.unsqueeze(-2)) @ v.mT,)
+
 
 class EighVectors(Function):
     """The eigenvectors (columns) of a symmetric matrix (second output of ``torch.linalg.eigh``).
 
-    Local derivative: V (F o (V^T G)) V^T with F_ij = 1 / (lambda_j - lambda_i), 0 on the
-    diagonal (Giles 2008, PyTorch's ``linalg_eig_backward`` for Hermitian input). Ill-defined,
-    as in PyTorch, when eigenvalues repeat.
+    Local derivative: V (F o skew(V^T G)) V^T with skew(X) = (X - X^T) / 2 and
+    F_ij = 1 / (lambda_j - lambda_i), 0 on the diagonal (Giles 2008; the projection onto the
+    skew-symmetric matrices is PyTorch's ``linalg_eig_backward`` for Hermitian input, which
+    makes the gradient symmetric: the same as Giles' once the input is symmetric, and
+    PyTorch's value when only one triangle was read). Ill-defined, as in PyTorch, when
+    eigenvalues repeat.
     """
 
     owns_grads = True
@@ -233,6 +356,7 @@ class EighVectors(Function):
         check_matrices("linalg.eigh", a)
         values, vectors = _lapack("linalg.eigh", lambda x: np.linalg.eigh(x, UPLO=uplo), a)
         ctx.values, ctx.vectors = values, vectors.astype(a.dtype, copy=False)
+        ctx.uplo = uplo
         return ctx.vectors
 
     @staticmethod
@@ -241,9 +365,21 @@ class EighVectors(Function):
         gaps = values[..., None, :] - values[..., :, None]  # [i, j] = lambda_j - lambda_i
         n = values.shape[-1]
         gaps[..., np.arange(n), np.arange(n)] = 1
-        inner = (_mT(v) @ grad) / gaps
+        projected = _mT(v) @ grad
+        inner = 0.5 * (projected - _mT(projected)) / gaps
         inner[..., np.arange(n), np.arange(n)] = 0
         return ((v @ inner @ _mT(v)).astype(grad.dtype, copy=False),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (a,) = ctx.inputs
+        v, values = EighVectors.apply(a, ctx.uplo), EighValues.apply(a, ctx.uplo)
+        n = a.shape[-1]
+        gaps = values.unsqueeze(-2) - values.unsqueeze(-1) + _eye(n, a)  # 1 on the diagonal
+        off_diagonal = ~np.eye(n, dtype=bool)
+        projected = v.mT @ grad
+        inner = Where.apply(off_diagonal, 0.5 * (projected - projected.mT) / gaps, _zero(a))
+        return (v @ inner @ v.mT,)
 
 
 def svd_backward(u, s, vh, grad_u, grad_s, grad_vh) -> np.ndarray:
@@ -279,6 +415,35 @@ def svd_backward(u, s, vh, grad_u, grad_s, grad_vh) -> np.ndarray:
     return grad_a
 
 
+def svd_backward_graph(u, s, vh, grad_u, grad_s, grad_vh):
+    """:func:`svd_backward` in recorded ops (all arguments Tensors, None for an unused output's
+    gradient), for ``create_graph``; the same terms, Townsend (2016)."""
+    m, n, k = u.shape[-2], vh.shape[-1], s.shape[-1]
+    if grad_u is None and grad_vh is None:
+        return (u * grad_s.unsqueeze(-2)) @ vh
+    s2 = s * s
+    gaps = s2.unsqueeze(-2) - s2.unsqueeze(-1) + _eye(k, s)  # [i, j] = s_j^2 - s_i^2
+    off = None
+    if grad_u is not None:
+        utgu = u.mT @ grad_u
+        off = (utgu - utgu.mT) * s.unsqueeze(-2)
+    if grad_vh is not None:
+        vtgv = vh @ grad_vh.mT
+        term = s.unsqueeze(-1) * (vtgv - vtgv.mT)
+        off = term if off is None else off + term
+    inner = Where.apply(~np.eye(k, dtype=bool), off / gaps, _zero(s))
+    if grad_s is not None:
+        inner = inner + grad_s.diag_embed()
+    grad_a = u @ inner @ vh
+    if grad_u is not None and m > k:
+        gu_sinv = grad_u / s.unsqueeze(-2)
+        grad_a = grad_a + (gu_sinv - u @ (u.mT @ gu_sinv)) @ vh
+    if grad_vh is not None and n > k:
+        gv_sinv = grad_vh.mT / s.unsqueeze(-2)  # (..., n, k)
+        grad_a = grad_a + u @ (gv_sinv - vh.mT @ (vh @ gv_sinv)).mT
+    return grad_a
+
+
 class _SvdPart(Function):
     """One output of the reduced SVD (``torch.linalg.svd(A, full_matrices=False)``)."""
 
@@ -298,6 +463,15 @@ class _SvdPart(Function):
         grads = [None, None, None]
         grads[cls.part] = grad
         return (svd_backward(ctx.u, ctx.s, ctx.vh, *grads).astype(grad.dtype, copy=False),)
+
+    @classmethod
+    def backward_graph(cls, ctx, grad):
+        (a,) = ctx.inputs
+        grads = [None, None, None]
+        grads[cls.part] = grad
+        u, vh = SvdU.apply(a), SvdVh.apply(a)
+        s = SvdS.apply(a)
+        return (svd_backward_graph(u, s, vh, *grads),)
 
 
 class SvdU(_SvdPart):
@@ -350,6 +524,20 @@ class _QrPart(Function):
         grad_a = _mT(np.linalg.solve(r, _mT(rhs)))
         return (grad_a.astype(grad.dtype, copy=False),)
 
+    @classmethod
+    def backward_graph(cls, ctx, grad):
+        (a,) = ctx.inputs
+        q, r = QrQ.apply(a), QrR.apply(a)
+        if q.shape[-2] < r.shape[-1]:
+            raise ValueError(f"linalg.qr: the gradient is implemented for tall or square "
+                             f"matrices (m >= n), got {q.shape[-2]} x {r.shape[-1]}")
+        m = -(grad.mT @ q) if cls.part == 0 else r @ grad.mT  # R gR^T - gQ^T Q, one of them
+        copyltu = m.tril() + m.tril(-1).mT
+        rhs = q @ copyltu
+        if cls.part == 0:
+            rhs = grad + rhs
+        return (Solve.apply(r, rhs.mT).mT,)
+
 
 class QrQ(_QrPart):
     """Q of the reduced QR decomposition."""
@@ -389,6 +577,7 @@ class PseudoInverse(Function):
         s_inv = np.where(keep, 1 / np.where(keep, s, 1), 0)
         p = (_mT(vh) * s_inv[..., None, :]) @ _mT(u)
         ctx.a, ctx.p = a, p.astype(a.dtype, copy=False)
+        ctx.options = (rtol, atol, hermitian)
         return ctx.p
 
     @staticmethod
@@ -401,3 +590,13 @@ class PseudoInverse(Function):
                + (eye_m - a @ p) @ grad_t @ p @ _mT(p)
                + _mT(p) @ p @ grad_t @ (eye_n - p @ a))
         return (out.astype(grad.dtype, copy=False),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (a,) = ctx.inputs
+        p = PseudoInverse.apply(a, *ctx.options)
+        eye_m, eye_n = _eye(a.shape[-2], a), _eye(a.shape[-1], a)
+        grad_t, p_t = grad.mT, p.mT
+        return (-(p_t @ grad @ p_t)
+                + (eye_m - a @ p) @ grad_t @ p @ p_t
+                + p_t @ p @ grad_t @ (eye_n - p @ a),)

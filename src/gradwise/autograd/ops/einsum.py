@@ -5,6 +5,12 @@ einsum("O,B,...->A'", G, b, ...) over its distinct labels A'; a label that only 
 (summed away inside ``a`` alone) broadcasts the gradient along it, a label repeated in ``a``
 (a diagonal, "ii->i") puts it on that diagonal, and size-1 dims that broadcast are summed
 back. The ellipsis is expanded to explicit labels first (right-aligned, as in NumPy).
+
+``backward_graph`` (``create_graph=True``) builds the same gradient from recorded ops: the
+partial einsum is this op again (so einsum's second derivative is einsum's first, PyTorch's
+``einsum`` being a composition of differentiable products), the broadcast along a label only
+the operand has is an ``expand``, and a repeated label is put back on its diagonal by an
+einsum with the identity (``"i,ij->ij"`` for ``"ii"``), all differentiable.
 """
 
 from __future__ import annotations
@@ -92,18 +98,72 @@ class Einsum(Function):
             full_shape = tuple(sizes[c] for c in distinct)
             expanded = partial.reshape(tuple(partial.shape[kept.index(c)] if c in kept else 1
                                              for c in distinct))
+            # a label only this operand has takes its size (also 0: an empty axis); a kept
+            # one the larger of the two (a size-1 dim that broadcast, summed back below)
             expanded = np.broadcast_to(expanded, tuple(
-                max(n, expanded.shape[k]) for k, n in enumerate(full_shape)))
+                max(n, expanded.shape[k]) if c in kept else n
+                for k, (c, n) in enumerate(zip(distinct, full_shape, strict=True))))
             # size-1 dims of the operand that broadcast against larger ones: sum back
             axes = tuple(k for k, c in enumerate(distinct)
                          if sizes[c] == 1 and expanded.shape[k] != 1)
             if axes:
                 expanded = expanded.sum(axis=axes, keepdims=True)
             if len(distinct) == len(term):
-                result = np.ascontiguousarray(np.einsum(f"{distinct}->{term}", expanded))
+                # np.array, not ascontiguousarray: that makes a 0-d operand's gradient 1-d
+                result = np.array(np.einsum(f"{distinct}->{term}", expanded))
             else:  # a repeated label: the gradient lives on that diagonal
                 result = np.zeros(array.shape, dtype=grad.dtype)
                 view = np.einsum(f"{term}->{distinct}", result)
                 view[...] = expanded
             grads.append(result.astype(grad.dtype, copy=False))
+        return tuple(grads)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        terms, output = ctx.terms, ctx.output
+        operands = ctx.inputs
+        grads = []
+        for i, (operand, term) in enumerate(zip(operands, terms, strict=True)):
+            if not ctx.needs_input_grad[i]:
+                grads.append(None)
+                continue
+            others = [t for j, t in enumerate(terms) if j != i]
+            other_operands = [x for j, x in enumerate(operands) if j != i]
+            elsewhere = set(output).union(*others) if others else set(output)
+            distinct = "".join(dict.fromkeys(term))
+            kept = "".join(c for c in distinct if c in elsewhere)
+            partial = Einsum.apply(grad, *other_operands,
+                                   equation=f"{','.join([output, *others])}->{kept}")
+            sizes = {c: n for c, n in zip(term, operand.shape, strict=True)}
+            shape = tuple(partial.shape[kept.index(c)] if c in kept else 1 for c in distinct)
+            expanded = partial if shape == partial.shape else partial.reshape(shape)
+            target = tuple(max(sizes[c], expanded.shape[k]) if c in kept else sizes[c]
+                           for k, c in enumerate(distinct))
+            if target != expanded.shape:  # labels only this operand has
+                expanded = expanded.expand(*target)
+            axes = tuple(k for k, c in enumerate(distinct)
+                         if sizes[c] == 1 and expanded.shape[k] != 1)
+            if axes:
+                expanded = expanded.sum(dim=axes, keepdim=True)
+            if len(distinct) == len(term):
+                if distinct != term:
+                    expanded = Einsum.apply(expanded, equation=f"{distinct}->{term}")
+                grads.append(expanded)
+                continue
+            # a repeated label: one fresh letter per repeat, tied to the first by an identity
+            used = set("".join(terms)) | set(output)
+            fresh = iter(c for c in string.ascii_letters if c not in used)
+            seen: set[str] = set()
+            renamed, ties, eyes = [], [], []
+            for c in term:
+                if c in seen:
+                    new = next(fresh)
+                    renamed.append(new)
+                    ties.append(c + new)
+                    eyes.append(np.eye(sizes[c], dtype=grad._data.dtype))
+                else:
+                    seen.add(c)
+                    renamed.append(c)
+            equation = f"{','.join([distinct, *ties])}->{''.join(renamed)}"
+            grads.append(Einsum.apply(expanded, *eyes, equation=equation))
         return tuple(grads)

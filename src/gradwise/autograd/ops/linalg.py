@@ -7,6 +7,7 @@ import numpy as np
 from gradwise.autograd.function import Function
 from gradwise.autograd.kernels import activation as _activation_kernels
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
+from gradwise.autograd.ops.decompositions import SvdU, SvdVh
 from gradwise.autograd.ops.elementwise import Where
 from gradwise.autograd.ops.shape import Reshape, Transpose
 
@@ -203,17 +204,13 @@ class SingularValueNorm(Function):
     (the -2 "norm"), "sum" the nuclear norm. With the SVD ``x = U diag(s) V^T`` and the norm
     ``f(s)``, the local derivative is ``U diag(df/ds) V^T``: ``u_1 v_1^T`` for the spectral norm
     (split evenly between tied singular values, as PyTorch's ``amax`` over ``svdvals`` does) and
-    ``U V^T`` for the nuclear norm.
+    ``U V^T`` for the nuclear norm. Its ``backward_graph`` records U and V^T as the SVD's ops,
+    so the second derivative is the SVD's (finite while the singular values are distinct).
     Shape: (..., m, n) -> (...).
     """
 
     owns_grads = True
     saves_inputs = False
-    #: why there is no backward_graph (read by the create_graph error)
-    no_backward_graph = (
-        "the spectral and nuclear norms' second derivatives need the derivative of the SVD's "
-        "singular vectors, which gradwise does not implement"
-    )
 
     @staticmethod
     def forward(ctx, x, kind="max"):
@@ -238,6 +235,16 @@ class SingularValueNorm(Function):
         # dL/dx = U diag(grad * df/ds) V^T
         scaled = (grad[..., None] * ctx.weights)[..., None] * ctx.vh  # (..., k, n)
         return ((ctx.u @ scaled).astype(grad.dtype, copy=False),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # U diag(grad * df/ds) V^T with U and V^T recorded (SvdU / SvdVh), so the second
+        # derivative goes through the SVD's (Townsend 2016), as PyTorch's through svdvals; the
+        # weights df/ds are piecewise constant (a tie's even split): constants
+        (x,) = ctx.inputs
+        u, vh = SvdU.apply(x), SvdVh.apply(x)
+        weights = grad.unsqueeze(-1) * ctx.weights  # (..., k)
+        return ((u * weights.unsqueeze(-2)) @ vh,)
 
 
 def _swap_last(t):

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.ops.elementwise import Where
+from gradwise.autograd.ops.shape import ScatterAdd
 
 REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 
@@ -81,6 +83,7 @@ class Scatter(Function):
         part = _src_part(src, index.shape).astype(x.dtype, copy=False)
         out = x.copy()
         ctx.positions, ctx.reduce, ctx.include_self = positions, reduce, include_self
+        ctx.call = (index, dim, reduce, include_self, op)  # to recompute it in backward_graph
         ctx.x, ctx.src, ctx.part = x, src, part
         if reduce is None:
             out[positions] = part
@@ -142,6 +145,47 @@ class Scatter(Function):
         return grad_x.astype(grad.dtype, copy=False), _src_grad(
             np.asarray(grad_part, dtype=grad.dtype), src)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # The same gradients in recorded ops. Every reduction but "prod" is linear in grad with
+        # masks and counts that are piecewise constant in x and src (constants here); "prod"
+        # follows PyTorch's scatter_reduce_backward: the products of the others are
+        # recomputed as scatters with the zeros masked to 1, so they stay differentiable.
+        positions, reduce = ctx.positions, ctx.reduce
+        x, src = ctx.inputs
+        zero = np.zeros((), dtype=grad._data.dtype)
+        untouched = ~ctx.touched
+        if reduce is None:
+            grad_x, grad_part = Where.apply(untouched, grad, zero), grad[positions]
+        elif reduce == "sum":
+            grad_x = grad if ctx.include_self else Where.apply(untouched, grad, zero)
+            grad_part = grad[positions]
+        elif reduce == "mean":
+            scaled = grad / ctx.total.astype(grad._data.dtype)
+            grad_x = scaled if ctx.include_self else Where.apply(untouched, grad, zero)
+            grad_part = scaled[positions]
+        elif reduce == "prod":
+            grad_x, grad_part = _prod_grads_graph(ctx, grad, x, src)
+        else:
+            out = ctx.out
+            self_hits = (ctx.x == out) & (bool(ctx.include_self) | ~ctx.touched)
+            part_hits = ctx.part == out[positions]
+            hits = self_hits.astype(grad._data.dtype)
+            np.add.at(hits, positions, part_hits)
+            share = grad / np.maximum(hits, 1)
+            grad_x = Where.apply(self_hits, share, zero)
+            grad_part = Where.apply(part_hits, share[positions], zero)
+        grad_src = None
+        if ctx.needs_input_grad[1]:
+            if src.ndim == 0:
+                grad_src = grad_part.sum()
+            elif grad_part.shape == src.shape:
+                grad_src = grad_part
+            else:  # index smaller than src: the rest of src was not read
+                corner = tuple(slice(0, n) for n in grad_part.shape)
+                grad_src = ScatterAdd.apply(grad_part, src.shape, corner, True)
+        return grad_x, grad_src
+
 
 def _prod_grads(ctx, grad):
     """Gradients of a scattered product: each contributor gets the product of the others
@@ -162,4 +206,41 @@ def _prod_grads(ctx, grad):
 
     grad_x = np.where(use_self, grad * others(x, product, zeros), 0)
     grad_part = grad[positions] * others(part, product[positions], zeros[positions])
+    return grad_x, grad_part
+
+
+def _prod_grads_graph(ctx, grad, x, src):
+    """:func:`_prod_grads` in recorded ops (PyTorch's ``scatter_reduce_backward`` for "prod").
+
+    The gradient of x: grad * scatter(x with its zeros as 1) / (x with its zeros as 1). That of
+    src: where src is the only zero at its position, grad times the scatter with that zero as
+    1; elsewhere grad * result / (src with its zeros as 1). Two or more zeros of src meeting at
+    one position make the product of the others (0) have a derivative this form cannot give;
+    PyTorch refuses to differentiate it again and so does this (RuntimeError, named).
+    """
+    index, dim, reduce, include_self, op = ctx.call
+    positions = ctx.positions
+    one = np.ones((), dtype=grad._data.dtype)
+    zero = np.zeros((), dtype=grad._data.dtype)
+    masked_x = Where.apply(ctx.x == 0, one, x)
+    grad_x = grad * Scatter.apply(masked_x, src, index, dim, reduce, include_self, op) / masked_x
+    if not include_self:
+        grad_x = Where.apply(ctx.touched, zero, grad_x)
+    part = src.expand(*index.shape) if src.ndim == 0 else src[
+        tuple(slice(0, n) for n in index.shape)]
+    part_zero = ctx.part == 0
+    zeros_at = np.zeros(ctx.x.shape, dtype=np.int64)
+    np.add.at(zeros_at, positions, part_zero)
+    zeros_at = zeros_at[positions]
+    if ctx.needs_input_grad[1] and (part_zero & (zeros_at > 1)).any():
+        raise RuntimeError(
+            f"create_graph: {op}(reduce='prod'): the derivative with respect to src is not "
+            "differentiable again where two or more zeros of src meet at one position "
+            "(PyTorch refuses it too); use create_graph=False")
+    single = part_zero & (zeros_at == 1)
+    masked_part = Where.apply(single, one, part)
+    with_single_as_one = Scatter.apply(x, masked_part, index, dim, reduce, include_self, op)
+    result = Scatter.apply(x, src, index, dim, reduce, include_self, op)
+    grad_part = Where.apply(single, (grad * with_single_as_one)[positions],
+                            (grad * result)[positions] / Where.apply(part_zero, one, part))
     return grad_x, grad_part

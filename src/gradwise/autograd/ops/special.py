@@ -3,7 +3,15 @@
 
 Local derivatives (Abramowitz and Stegun, ch. 6 and 7):
 erfinv'(x) = sqrt(pi) / 2 * exp(erfinv(x)^2); lgamma'(x) = digamma(x);
-digamma'(x) = polygamma(1, x); erf'(x) = 2 / sqrt(pi) * exp(-x^2) = -erfc'(x).
+digamma'(x) = polygamma(1, x); polygamma(n, x)' = polygamma(n + 1, x);
+erf'(x) = 2 / sqrt(pi) * exp(-x^2) = -erfc'(x).
+
+Every op also has ``backward_graph`` (for ``create_graph=True``): the same slope written in
+recorded ops, the special functions in it being these ops again (digamma's slope is the
+``Polygamma`` op, i0's the ``I1`` op...), so derivatives of any order come from
+``scipy.special`` and never from an approximation. The formulas are PyTorch's
+(``tools/autograd/derivatives.yaml``; ``i1_backward`` / ``i1e_backward`` in
+``FunctionsManual.cpp`` for the value 1/2 at |x| <= eps).
 """
 
 from __future__ import annotations
@@ -14,12 +22,14 @@ import numpy as np
 from scipy import special
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.ops._broadcast import unbroadcast
+from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
+from gradwise.autograd.ops.elementwise import Where
 
 
 class _Unary(Function):
     """An elementwise function ``_value`` with derivative ``_slope`` (NumPy functions of the
-    input, and of the input and the output)."""
+    input, and of the input and the output) and the same derivative ``_slope_graph`` written
+    in recorded ops of the input Tensor (for ``create_graph``)."""
 
     owns_grads = True
     name = ""
@@ -38,6 +48,25 @@ class _Unary(Function):
         with np.errstate(all="ignore"):
             return ((grad * cls._slope(ctx.x, ctx.out)).astype(grad.dtype, copy=False),)
 
+    @classmethod
+    def backward_graph(cls, ctx, grad):
+        (x,) = ctx.inputs
+        with np.errstate(all="ignore"):
+            return (grad * cls._slope_graph(x),)
+
+
+def _constant(value: float, like) -> np.ndarray:
+    """A 0-d array of ``value`` in the dtype of the Tensor ``like`` (no promotion)."""
+    return np.asarray(value, dtype=like._data.dtype)
+
+
+def _tiny_safe(x):
+    """(mask |x| > eps, x with the tiny entries replaced by eps): PyTorch's guard in
+    ``i1_backward`` / ``i1e_backward``, where the slope is taken as its limit 1/2."""
+    eps = np.finfo(x._data.dtype).eps
+    not_tiny = np.abs(x._data) > eps
+    return not_tiny, Where.apply(not_tiny, x, _constant(eps, x))
+
 
 class Erfinv(_Unary):
     """The inverse error function on (-1, 1) (+-inf at +-1, NaN outside)."""
@@ -45,6 +74,8 @@ class Erfinv(_Unary):
     name = "erfinv"
     _value = staticmethod(special.erfinv)
     _slope = staticmethod(lambda x, out: math.sqrt(math.pi) / 2 * np.exp(out * out))
+    _slope_graph = staticmethod(
+        lambda x: math.sqrt(math.pi) / 2 * (Erfinv.apply(x) * Erfinv.apply(x)).exp())
 
 
 class Lgamma(_Unary):
@@ -53,6 +84,7 @@ class Lgamma(_Unary):
     name = "lgamma"
     _value = staticmethod(special.gammaln)
     _slope = staticmethod(lambda x, out: special.digamma(x))
+    _slope_graph = staticmethod(lambda x: Digamma.apply(x))
 
 
 class Digamma(_Unary):
@@ -61,6 +93,7 @@ class Digamma(_Unary):
     name = "digamma"
     _value = staticmethod(special.digamma)
     _slope = staticmethod(lambda x, out: special.polygamma(1, x))
+    _slope_graph = staticmethod(lambda x: Polygamma.apply(x, 1))
 
 
 class Erf(_Unary):
@@ -69,6 +102,7 @@ class Erf(_Unary):
     name = "erf"
     _value = staticmethod(special.erf)
     _slope = staticmethod(lambda x, out: 2 / math.sqrt(math.pi) * np.exp(-x * x))
+    _slope_graph = staticmethod(lambda x: 2 / math.sqrt(math.pi) * (-(x * x)).exp())
 
 
 class Erfc(_Unary):
@@ -77,6 +111,7 @@ class Erfc(_Unary):
     name = "erfc"
     _value = staticmethod(special.erfc)
     _slope = staticmethod(lambda x, out: -2 / math.sqrt(math.pi) * np.exp(-x * x))
+    _slope_graph = staticmethod(lambda x: -2 / math.sqrt(math.pi) * (-(x * x)).exp())
 
 
 class Fmod(Function):
@@ -102,6 +137,18 @@ class Fmod(Function):
         grad_a = unbroadcast(grad, a.shape) if ctx.needs_input_grad[0] else None
         grad_b = (unbroadcast(-grad * np.trunc(a / b), b.shape)
                   if ctx.needs_input_grad[1] else None)
+        return grad_a, grad_b
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # trunc(a / b) is piecewise constant: a constant of the graph (derivative 0 a.e.)
+        a, b = ctx.a, ctx.b
+        grad_a = unbroadcast_graph(grad, a.shape) if ctx.needs_input_grad[0] else None
+        grad_b = None
+        if ctx.needs_input_grad[1]:
+            with np.errstate(all="ignore"):
+                quotient = np.trunc(a / b).astype(grad.dtype, copy=False)
+            grad_b = unbroadcast_graph(-grad * quotient, b.shape)
         return grad_a, grad_b
 
 
@@ -178,6 +225,29 @@ class CumProd(Function):
             result[index] = exact
         return (np.moveaxis(result, -1, ctx.dim).astype(grad.dtype, copy=False),)
 
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # The division-free form of the same sum, written in recorded ops (so zeros need no
+        # special case): dL/dx_j = prod_{k<j} x_k * sum_{i>=j} g_i prod_{j<k<=i} x_k. Both
+        # products are running products (CumProd again) of an (..., n, n) matrix whose row j
+        # holds x_k where k is in the range and 1 elsewhere: O(n^2) per slice, taken only
+        # when create_graph is set. PyTorch's cumprod_backward is the same sum (the zeros
+        # handled by cases instead).
+        (x,) = ctx.inputs
+        d = ctx.dim
+        x_last, g_last = x.movedim(d, -1), grad.movedim(d, -1)  # (..., n)
+        n = x_last.shape[-1]
+        if n == 0:
+            return (grad * 1,)
+        one = np.ones((), dtype=x._data.dtype)
+        rows = x_last.unsqueeze(-2)  # (..., 1, n): row j, column k
+        j, k = np.arange(n)[:, None], np.arange(n)[None, :]
+        before = CumProd.apply(Where.apply(k < j, rows, one), -1)[..., -1]  # prod_{k<j}
+        after = CumProd.apply(Where.apply(k > j, rows, one), -1)  # [j, i]: prod_{j<k<=i}
+        zero = np.zeros((), dtype=grad._data.dtype)
+        tail = Where.apply(k >= j, g_last.unsqueeze(-2) * after, zero).sum(-1)  # (..., n)
+        return ((before * tail).movedim(-1, d),)
+
 
 # ---- torch.special's remaining elementwise functions (issue 11), scipy.special as the source --
 # Local derivatives: Abramowitz and Stegun 26.2 (the normal distribution), 9.6.27 and 9.8 (the
@@ -191,6 +261,7 @@ class Ndtr(_Unary):
     name = "ndtr"
     _value = staticmethod(special.ndtr)
     _slope = staticmethod(lambda x, out: np.exp(-0.5 * x * x) / _SQRT_2PI)
+    _slope_graph = staticmethod(lambda x: (-0.5 * x * x).exp() / _SQRT_2PI)
 
 
 class LogNdtr(_Unary):
@@ -199,6 +270,8 @@ class LogNdtr(_Unary):
     name = "log_ndtr"
     _value = staticmethod(special.log_ndtr)
     _slope = staticmethod(lambda x, out: np.exp(-0.5 * x * x - math.log(_SQRT_2PI) - out))
+    _slope_graph = staticmethod(
+        lambda x: (-0.5 * x * x - math.log(_SQRT_2PI) - LogNdtr.apply(x)).exp())
 
 
 class Ndtri(_Unary):
@@ -207,6 +280,8 @@ class Ndtri(_Unary):
     name = "ndtri"
     _value = staticmethod(special.ndtri)
     _slope = staticmethod(lambda x, out: _SQRT_2PI * np.exp(0.5 * out * out))
+    _slope_graph = staticmethod(
+        lambda x: _SQRT_2PI * (0.5 * Ndtri.apply(x) * Ndtri.apply(x)).exp())
 
 
 class I0(_Unary):
@@ -215,6 +290,7 @@ class I0(_Unary):
     name = "i0"
     _value = staticmethod(special.i0)
     _slope = staticmethod(lambda x, out: special.i1(x))
+    _slope_graph = staticmethod(lambda x: I1.apply(x))
 
 
 class I0e(_Unary):
@@ -223,6 +299,8 @@ class I0e(_Unary):
     name = "i0e"
     _value = staticmethod(special.i0e)
     _slope = staticmethod(lambda x, out: special.i1e(x) - np.sign(x) * out)
+    _slope_graph = staticmethod(
+        lambda x: I1e.apply(x) - I0e.apply(x) * np.sign(x._data))
 
 
 class I1(_Unary):
@@ -233,6 +311,7 @@ class I1(_Unary):
     _value = staticmethod(special.i1)
     _slope = staticmethod(lambda x, out: np.where(
         x == 0, 0.5, special.i0(x) - out / np.where(x == 0, 1, x)))
+    _slope_graph = staticmethod(lambda x: _i1_slope_graph(x))
 
 
 class I1e(_Unary):
@@ -242,6 +321,7 @@ class I1e(_Unary):
     _value = staticmethod(special.i1e)
     _slope = staticmethod(lambda x, out: np.where(
         x == 0, 0.5, special.i0e(x) - out * (np.sign(x) + 1 / np.where(x == 0, 1, x))))
+    _slope_graph = staticmethod(lambda x: _i1e_slope_graph(x))
 
 
 class Erfcx(_Unary):
@@ -251,6 +331,7 @@ class Erfcx(_Unary):
     name = "erfcx"
     _value = staticmethod(special.erfcx)
     _slope = staticmethod(lambda x, out: 2 * x * out - 2 / math.sqrt(math.pi))
+    _slope_graph = staticmethod(lambda x: 2 * x * Erfcx.apply(x) - 2 / math.sqrt(math.pi))
 
 
 class Entr(_Unary):
@@ -259,3 +340,51 @@ class Entr(_Unary):
     name = "entr"
     _value = staticmethod(special.entr)
     _slope = staticmethod(lambda x, out: -(np.log(x) + 1))
+    _slope_graph = staticmethod(lambda x: -(x.log() + 1))
+
+
+def _i1_slope_graph(x):
+    # I1'(x) = I0(x) - I1(x) / x, its limit 1/2 where |x| <= eps (PyTorch's i1_backward)
+    not_tiny, safe = _tiny_safe(x)
+    slope = I0.apply(safe) - I1.apply(x) / safe
+    return Where.apply(not_tiny, slope, _constant(0.5, x))
+
+
+def _i1e_slope_graph(x):
+    # I1e'(x) = I0e(x) - I1e(x) (sgn(x) + 1 / x), 1/2 where |x| <= eps (PyTorch's i1e_backward)
+    not_tiny, safe = _tiny_safe(x)
+    slope = I0e.apply(safe) - I1e.apply(x) * (np.sign(safe._data) + 1 / safe)
+    return Where.apply(not_tiny, slope, _constant(0.5, x))
+
+
+class Polygamma(Function):
+    """polygamma(n, x) = psi^(n)(x), the n-th derivative of digamma (``torch.polygamma``),
+    from ``scipy.special.polygamma``; n = 0 is digamma itself.
+
+    Local derivative: polygamma(n + 1, x) (the definition; Abramowitz and Stegun 6.4.1).
+    Shape: unchanged. Raises ValueError for a negative or non-integer n, TypeError for a
+    non-floating input.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x, n):
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 0:
+            raise ValueError(f"polygamma: n must be a non-negative integer, got {n!r}")
+        if x.dtype.kind != "f":
+            raise TypeError(f"polygamma: expected a floating point tensor, got {x.dtype}")
+        ctx.x, ctx.n = x, int(n)
+        with np.errstate(all="ignore"):
+            return np.asarray(special.polygamma(int(n), x), dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        with np.errstate(all="ignore"):
+            slope = special.polygamma(ctx.n + 1, ctx.x)
+        return ((grad * slope).astype(grad.dtype, copy=False),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        return (grad * Polygamma.apply(x, ctx.n + 1),)

@@ -108,8 +108,10 @@ class MultiheadAttention(Module):
                              "(L, N, E) (batch_first: (N, L, E)) or unbatched (L, E)")
         if not batched:
             query, key, value = query.unsqueeze(0), key.unsqueeze(0), value.unsqueeze(0)
-            if key_padding_mask is not None:
-                key_padding_mask = np.asarray(_raw(key_padding_mask))[None]
+            if isinstance(key_padding_mask, Tensor):  # a float mask keeps its graph
+                key_padding_mask = key_padding_mask.unsqueeze(0)
+            elif key_padding_mask is not None:
+                key_padding_mask = np.asarray(key_padding_mask)[None]
         elif not self.batch_first:  # (L, N, E) -> (N, L, E)
             query, key, value = (query.transpose(0, 1), key.transpose(0, 1),
                                  value.transpose(0, 1))
@@ -167,6 +169,3 @@ class MultiheadAttention(Module):
             weights = weights.mean(1)  # (N, L, S)
         return out, (weights if batched else weights.squeeze(0))
 
-
-def _raw(value: Any) -> Any:
-    return value._data if isinstance(value, Tensor) else value

@@ -13,6 +13,7 @@ from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
 from gradwise.nn.layers.activation import ReLU
 from gradwise.nn.layers.linear import Linear
+from gradwise.nn.layers.pool import MaxPool2d
 from gradwise.nn.module import Module, Parameter
 
 
@@ -99,6 +100,18 @@ class Sequential(_IndexedModules):
                 x = F._linear_relu(x, module.weight, module.bias)
                 index += 2
                 continue
+            if (fuse and index + 1 < len(modules)
+                    and _swappable_relu_max_pool(module, modules[index + 1])
+                    and isinstance(x, Tensor) and x.ndim == 4):
+                # ReLU then max-pooling, run as max-pooling then ReLU: relu is monotone, so
+                # relu(max(window)) == max(relu(window)) bit for bit (ties, NaN and -0.0
+                # included: both pick the same element, relu maps every x <= 0 to +0.0), and
+                # so are the gradients (the picked element gets relu'(its value) * grad,
+                # every other element 0); the ReLU's mask and passes then cover the pooled,
+                # 4x smaller array (issue 14)
+                x = modules[index](modules[index + 1](x))
+                index += 2
+                continue
             x = module(x)
             index += 1
         return x
@@ -113,6 +126,12 @@ def _plain(module: Module, cls: type) -> bool:
 
 def _fusable_linear_relu(first: Module, second: Module) -> bool:
     return _plain(first, Linear) and _plain(second, ReLU)
+
+
+def _swappable_relu_max_pool(first: Module, second: Module) -> bool:
+    """ReLU followed by a MaxPool2d that returns values only (not ``(values, indices)``)."""
+    return (_plain(first, ReLU) and _plain(second, MaxPool2d)
+            and not getattr(second, "return_indices", False))
 
 
 class ModuleList(_IndexedModules):

@@ -140,7 +140,8 @@ def test_default_options_keep_the_fast_ops():
 
 @pytest.mark.parametrize(("call", "message"), [
     (lambda x: F.max_pool2d(x, 2, padding=2), "at most half"),
-    (lambda x: F.max_pool2d(x, 9), "larger than the padded input"),
+    (lambda x: F.max_pool2d(x, 9), "Output size is too small"),
+    (lambda x: F.max_pool1d(x[0], 2, padding=2), "max_pool1d: pad should be at most half"),
     (lambda x: F.max_pool2d(x, 9, ceil_mode=True, dilation=2), "Output size is too small"),
     (lambda x: F.avg_pool2d(x, 2, divisor_override=0), "not zero"),
     (lambda x: F.max_pool3d(x[0, 0], 2), r"\(N, C, D, H, W\)"),

@@ -728,6 +728,8 @@ def _max_pool(op: str, rank: int, x: Tensor, kernel_size: Any, stride: Any, padd
     kernel, strides, pads, dilations = _pool_arguments(op, rank, x, kernel_size, stride,
                                                        padding, dilation)
     spatial = tuple(x.shape[-rank:])
+    # torch's checks and messages, named after this op, whichever path runs
+    _pool_nd.pool_output_sizes(op, spatial, kernel, strides, pads, dilations, bool(ceil_mode))
     ceil_mode = bool(ceil_mode) and _ceil_changes_output(spatial, kernel, strides, pads,
                                                          dilations)
     if rank < 3 and not return_indices and not ceil_mode and set(dilations) == {1}:
@@ -814,6 +816,8 @@ def _avg_pool(op: str, rank: int, x: Tensor, kernel_size: Any, stride: Any, padd
             raise TypeError(f"{op}: divisor_override must be an int, got {divisor_override!r}")
         if divisor_override == 0:
             raise ValueError(f"{op}: divisor must be not zero (divisor_override=0)")
+    _pool_nd.pool_output_sizes(op, tuple(x.shape[-rank:]), kernel, strides, pads, ones,
+                               bool(ceil_mode))  # torch's checks, named after this op
     ceil_mode = bool(ceil_mode) and _ceil_changes_output(tuple(x.shape[-rank:]), kernel,
                                                          strides, pads, ones)
     if rank == 3 and any(n < k for n, k in zip(x.shape[-3:], kernel, strict=True)):

@@ -18,18 +18,9 @@ _LAYOUTS = {1: "L", 2: "H, W", 3: "D, H, W"}
 
 
 def _tuple(layer: str, name: str, value: Any, rank: int, minimum: int = 1) -> tuple[int, ...]:
-    """torch's _single/_pair/_triple with a check: an int or a tuple of ``rank`` ints (a
-    1-tuple is repeated), each at least ``minimum``; a TypeError/ValueError names both."""
-    if isinstance(value, tuple | list) and len(value) in (1, rank):
-        values = tuple(value) * (rank if len(value) == 1 else 1)
-    else:
-        values = (value,) * rank
-    if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
-        kind = "an int" if rank == 1 else f"an int or a tuple of {rank} ints"
-        raise TypeError(f"{layer}: {name} must be {kind}, got {value!r}")
-    if min(values) < minimum:
-        raise ValueError(f"{layer}: {name} must be at least {minimum}, got {value!r}")
-    return tuple(int(v) for v in values)
+    """torch's _single/_pair/_triple with ``F``'s checks (an int or a tuple of ``rank`` ints, a
+    1-tuple repeated, each at least ``minimum``; the error names the layer and argument)."""
+    return F._sizes(layer, name, value, rank, minimum)
 
 
 class _ConvNd(Module):

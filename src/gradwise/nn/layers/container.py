@@ -129,9 +129,14 @@ def _fusable_linear_relu(first: Module, second: Module) -> bool:
 
 
 def _swappable_relu_max_pool(first: Module, second: Module) -> bool:
-    """ReLU followed by a MaxPool2d that returns values only (not ``(values, indices)``)."""
+    """ReLU followed by a MaxPool2d that returns values only (not ``(values, indices)``), and
+    without dilation: a dilated window can step over every input element and give -inf, which
+    the ReLU after it would turn into 0."""
+    dilation = getattr(second, "dilation", 1)
     return (_plain(first, ReLU) and _plain(second, MaxPool2d)
-            and not getattr(second, "return_indices", False))
+            and not getattr(second, "return_indices", False)
+            and all(d == 1 for d in (dilation if isinstance(dilation, tuple | list)
+                                     else (dilation,))))
 
 
 class ModuleList(_IndexedModules):

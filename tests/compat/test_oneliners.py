@@ -1157,6 +1157,15 @@ case("histogram-edges", lambda m: tuple(m.histogram(_x(m), m.tensor([-6.0, 0.0, 
                                                     weight=_p(m))))
 case("frexp", lambda m: tuple(m.frexp(m.tensor([8.0, 0.3, -5.0, 0.0]))))
 case("poisson", lambda m: m.poisson(m.ones(3, 2) * 4), "meta")
+
+
+def _backward_with_gradient(m):
+    w = m.ones(2, requires_grad=True)
+    (w * m.tensor([1.0, 2.0])).backward(gradient=m.tensor([3.0, 4.0]))
+    return w.grad
+
+
+case("backward-gradient-keyword", _backward_with_gradient)
 case("softmax-dtype", lambda m: (m.nn.functional.softmax(_x(m), dim=1, dtype=m.float64),
                                  m.nn.functional.log_softmax(_i(m), dim=1, dtype=m.float32),
                                  m.nn.functional.softmin(_x(m), 0, dtype=m.float64),

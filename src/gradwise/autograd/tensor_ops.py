@@ -63,11 +63,14 @@ class TensorOps:
         retain_graph: bool | None = None,
         create_graph: bool = False,
         inputs: Tensor | Sequence[Tensor] | None = None,
+        *,
+        gradient: ArrayLike | None = None,
     ) -> None:
         """Accumulate dL/dleaf into ``.grad`` of every leaf that requires grad.
 
         Args:
             grad: dL/d(this tensor). Defaults to 1, allowed only for a one-element tensor.
+                ``gradient=`` is torch's keyword for it (giving both is a TypeError).
             retain_graph: keep the graph so backward can go through it again (default: the
                 value of ``create_graph``, as in PyTorch).
             create_graph: record the backward pass itself, so the ``.grad`` it leaves can be
@@ -77,6 +80,10 @@ class TensorOps:
             inputs: only these tensors (leaves or not) get ``.grad`` accumulated, as torch's
                 ``backward(inputs=...)``; see :func:`gradwise.autograd.backward`.
         """
+        if gradient is not None:
+            if grad is not None:
+                raise TypeError("backward: give the gradient once (grad or gradient=)")
+            grad = gradient
         if inputs is not None:
             _backward_into(self, grad, retain_graph, create_graph, inputs)
             return

@@ -359,7 +359,7 @@ def _pool_nd(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     # ceil_mode, dilations and count_include_pad
     x = fn.inputs[0]
     attrs: dict[str, Any]
-    if type(fn).__name__ == "MaxPoolNd":
+    if fn.name == "MaxPoolNd":
         kernel, stride, padding, dilation, ceil_mode = fn.pool_args
         onnx_op, attrs = "MaxPool", {"dilations": list(dilation)}
     else:

@@ -100,7 +100,7 @@ class Function:
         """The subclass of this op whose ``__name__`` is PyTorch's ``node_name`` (cached)."""
         variant = cls._variants.get(node_name)
         if variant is None:
-            base = cls.__mro__[1] if cls.__dict__.get("_is_variant") else cls
+            base: Any = cls.__mro__[1] if cls.__dict__.get("_is_variant") else cls
             if base is not cls:
                 return base._variant(node_name)
             variant = type(cls.op_name, (cls,), {"_is_variant": True,

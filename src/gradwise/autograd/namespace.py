@@ -228,7 +228,7 @@ def poisson(input: Any, generator: Any = None) -> Tensor:  # noqa: A002
     if rates.size and not (np.isfinite(rates).all() and (rates >= 0).all()):
         raise ValueError("poisson: rates must be finite and non-negative")
     stream = _random.resolve(generator, None, "poisson")
-    return Tensor._make(stream.poisson(rates).astype(rates.dtype), False, None)
+    return Tensor._make(np.asarray(stream.poisson(rates)).astype(rates.dtype), False, None)
 
 
 _num_threads: list[int] = []  # the count set_num_threads last set (none yet: the libraries' own)

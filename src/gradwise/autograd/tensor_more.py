@@ -53,6 +53,8 @@ def _raw(value: Any) -> np.ndarray:
 class TensorMore:
     """The mixin; see the module docstring."""
 
+    __slots__ = ()
+
     # ---- in-place shape changes ---------------------------------------------------------------
     def _reshape_in_place(self: Tensor, op: str, view: Tensor) -> Tensor:
         """Give this tensor ``view``'s shape and strides (same memory), as torch's in-place
@@ -63,7 +65,8 @@ class TensorMore:
                 f"{op}: changing the shape of a tensor that requires grad in place is not "
                 f"supported (a leaf Variable cannot change in place in torch either); use "
                 f"y = x.{op[:-1]}(...) instead")
-        self._data = view._data
+        # (mypy cannot type a mixin's write to the slot Tensor declares)
+        self._data = view._data  # type: ignore[has-type]
         return self
 
     def t_(self: Tensor) -> Tensor:

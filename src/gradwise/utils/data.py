@@ -312,8 +312,9 @@ def _stack(values: Sequence[Any]) -> Any:
         return values  # as torch: the batch's own sequence (a tuple inside a collated tuple)
     if isinstance(first, Mapping):
         fields = {key: _stack([v[key] for v in values]) for key in first}
+        mapping_type: Any = type(first)  # a concrete mapping class (dict, OrderedDict...)
         try:
-            return type(first)(fields)
+            return mapping_type(fields)
         except TypeError:  # a mapping type that cannot be built from a dict
             return fields
     if isinstance(first, tuple) and hasattr(first, "_fields"):  # a namedtuple keeps its type
@@ -321,13 +322,14 @@ def _stack(values: Sequence[Any]) -> Any:
     if isinstance(first, Sequence):
         if any(len(v) != len(first) for v in values):
             raise RuntimeError("each element in list of batch should be of equal size")
-        fields = [_stack(field) for field in zip(*values, strict=True)]
+        batched = [_stack(field) for field in zip(*values, strict=True)]
         if isinstance(first, tuple | list):
-            return fields  # torch: a list, for tuples too (its "backwards compatibility")
+            return batched  # torch: a list, for tuples too (its "backwards compatibility")
+        sequence_type: Any = type(first)
         try:
-            return type(first)(fields)
+            return sequence_type(batched)
         except TypeError:
-            return fields
+            return batched
     raise TypeError(f"default_collate: cannot batch items of type {type(first).__name__}")
 
 
@@ -361,8 +363,9 @@ def default_convert(data: Any) -> Any:
         return Tensor._make(np.array(data), False, None)
     if isinstance(data, Mapping):
         fields = {key: default_convert(value) for key, value in data.items()}
+        mapping_type: Any = type(data)
         try:
-            return type(data)(fields)
+            return mapping_type(fields)
         except TypeError:
             return fields
     if isinstance(data, tuple) and hasattr(data, "_fields"):
@@ -371,8 +374,9 @@ def default_convert(data: Any) -> Any:
         return [default_convert(d) for d in data]
     if isinstance(data, Sequence) and not isinstance(data, str | bytes):
         converted = [default_convert(d) for d in data]
+        sequence_type: Any = type(data)
         try:
-            return type(data)(converted)
+            return sequence_type(converted)
         except TypeError:
             return converted
     return data

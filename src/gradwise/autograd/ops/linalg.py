@@ -44,6 +44,8 @@ class MatMul(Function):
 
     tensor_args = (0, 1)
 
+    ndims: tuple[int, int]  # set by forward
+
     def torch_node_name(self) -> str:
         """The node torch.matmul records for these dims: ``Mm`` (2-D @ 2-D), ``Mv``, ``Dot``,
         ``SqueezeBackward4`` (1-D @ 2-D) and ``UnsafeView`` for the batched forms."""
@@ -105,6 +107,9 @@ class Linear(Function):
     named_per_call = True
 
     tensor_args = (0, 1, 2)
+
+    x: np.ndarray  # set by forward
+    has_bias: bool
 
     def torch_node_name(self) -> str:
         """The last node F.linear records in torch: ``Mm``/``Addmm`` for 2-D input,

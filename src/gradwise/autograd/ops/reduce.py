@@ -48,6 +48,8 @@ class Sum(Function):
     saves_inputs = False
     named_per_call = True
 
+    dim_given: bool  # set by forward
+
     def torch_node_name(self) -> str:
         """PyTorch's overloads: ``SumBackward0`` over everything, ``SumBackward1`` over dims."""
         return "SumBackward1" if self.dim_given else "SumBackward0"
@@ -79,6 +81,8 @@ class Mean(Function):
 
     saves_inputs = False
     named_per_call = True
+
+    dim_given: bool  # set by forward
 
     def torch_node_name(self) -> str:
         """PyTorch's overloads: ``MeanBackward0`` over everything, ``MeanBackward1`` over dims."""

@@ -147,8 +147,10 @@ class DistributedDataParallel(Module):
         object.__setattr__(self, "_expect_backward", training and is_grad_enabled())
         return self.module(*args, **kwargs)
 
-    def state_dict(self) -> Any:
-        return self.module.state_dict()
+    def state_dict(self, *, destination: Any = None, prefix: str = "",
+                   keep_vars: bool = False) -> Any:
+        return self.module.state_dict(destination=destination, prefix=prefix,
+                                      keep_vars=keep_vars)
 
     def load_state_dict(self, state_dict: Any, strict: bool = True) -> Any:
         return self.module.load_state_dict(state_dict, strict)

@@ -4,10 +4,12 @@ Times SGD with momentum (lr 1e-6, momentum 0.9) on the six parameters of the 784
 (235k float32 values), 1 thread, process CPU time, contenders interleaved, medians of rounds of
 ``--steps`` steps each:
 
-- ``per-parameter calls``: the step before this branch: one fused kernel call per parameter
-  (autograd/kernels/optim.py ``sgd_kernel``), with the base class's checks and version bumps.
-- ``opt.step(): group kernel``: ``gw.optim.SGD`` as it is now: the same checks, then one
-  ``sgd_group_kernel`` call over tuples of the parameters' own arrays (no flat layout).
+- ``per-parameter calls``: the step before branch kernels-flat (``PerParameterSGD`` below): one
+  fused kernel call per parameter (autograd/kernels/optim.py ``sgd_kernel``), with the base
+  class's checks and version bumps.
+- ``group kernel (tuples)``: ``gw.optim.SGD`` now: identity checks against the group's cached
+  plan (``Optimizer._planned_grads``), then one ``sgd_group_kernel`` call per 8 parameters over
+  tuples of the parameters' own arrays (no flat layout, so nothing users see changes).
 - ``flat, grads in place``: the best case of the flat design: data, gradient and momentum of
   every parameter are views into three flat buffers, and one ``sgd_kernel`` call updates them
   all, after a cheap per-step check that every ``p._data``/``p._grad`` still is its view (and
@@ -19,6 +21,11 @@ Times SGD with momentum (lr 1e-6, momentum 0.9) on the six parameters of the 784
   copies the six gradients into the flat gradient buffer first.
 - ``kernel only (flat)``: the bare ``sgd_kernel`` call over the flat buffers, no Python around
   it: the floor any layout reaches.
+
+Then the whole MLP training step (forward, backward, step, zero_grad) with ``gw.optim.SGD``
+against ``PerParameterSGD``, and the time inside ``opt.step()`` in that step (cold caches after the
+backward). Before timing, the contenders are checked to land on the same bits.
+Results and the decision: benchmarks/README.md, "Flat-buffer optimizer updates".
 
 Run: python benchmarks/optim_flat.py [--rounds 9] [--steps 200]
 """
@@ -52,7 +59,7 @@ def make_params(rng: np.random.Generator) -> list[gw.Tensor]:
 class FlatSGD:
     """SGD momentum over flat buffers, as the flat design would run it (benchmark prototype)."""
 
-    def __init__(self, params: list[gw.Tensor], gather: bool) -> None:
+    def __init__(self, params: list[gw.Tensor], gather: bool, lr: float = LR) -> None:
         total = sum(p._data.size for p in params)
         self.params, self.gather = params, gather
         self.data = np.empty(total, np.float32)
@@ -74,9 +81,10 @@ class FlatSGD:
         self.first = True
         scalar = np.float32
         self.neg_lr, self.zero, self.momentum, self.one = (
-            scalar(-LR), scalar(0), scalar(MOMENTUM), scalar(1))
+            scalar(-lr), scalar(0), scalar(MOMENTUM), scalar(1))
 
     def step(self) -> None:
+        """Check the layout, bump the versions, one kernel call (momentum without dampening)."""
         for p, (data_view, grad_view, start, stop) in zip(self.params, self.views, strict=True):
             if p._data is not data_view:
                 raise RuntimeError("layout changed (the real thing would fall back)")
@@ -112,6 +120,28 @@ class PerParameterSGD(gw.optim.SGD):
                     False, first)
 
 
+def check_bitwise(rng: np.random.Generator) -> None:
+    """The contenders must land on the same bits (else the timing means nothing)."""
+    runs = {}
+    for name in ("SGD", "PerParameterSGD", "FlatSGD"):
+        params = make_params(np.random.default_rng(1))
+        if name == "FlatSGD":
+            flat = FlatSGD(params, gather=True, lr=0.1)
+            flat.first, step = True, flat.step
+        else:
+            cls = gw.optim.SGD if name == "SGD" else PerParameterSGD
+            step = cls(params, lr=0.1, momentum=MOMENTUM).step
+        for k in range(4):
+            grads = np.random.default_rng(10 + k)
+            for p in params:
+                p._grad = grads.standard_normal(p._data.shape, dtype=np.float32)
+            step()
+        runs[name] = [p._data.copy() for p in params]
+    for name in ("PerParameterSGD", "FlatSGD"):
+        for ours, reference in zip(runs[name], runs["SGD"], strict=True):
+            np.testing.assert_array_equal(ours, reference, err_msg=name)
+
+
 def optimizer_step(cls, rng: np.random.Generator):
     return cls(make_params(rng), lr=LR, momentum=MOMENTUM).step
 
@@ -126,12 +156,17 @@ def mlp_step(cls, rng: np.random.Generator):
     x = gw.tensor(rng.random((128, 784), dtype=np.float32))
     y = gw.tensor(rng.integers(0, 10, 128))
 
+    inside: list[float] = []  # CPU seconds of each opt.step() call
+
     def step() -> None:
         loss = gw.nn.functional.cross_entropy(model(x), y)
         loss.backward()
+        start = time.process_time()
         opt.step()
+        inside.append(time.process_time() - start)
         opt.zero_grad()
 
+    step.inside = inside  # type: ignore[attr-defined]
     return step
 
 
@@ -171,9 +206,10 @@ def main() -> None:
         print("numba kernels are off (GRADWISE_JIT=0 or numba missing): nothing to compare")
         return
     rng = np.random.default_rng(0)
+    check_bitwise(rng)
     contenders = {
         "per-parameter calls": optimizer_step(PerParameterSGD, rng),
-        "opt.step(): group kernel": optimizer_step(gw.optim.SGD, rng),
+        "group kernel (tuples)": optimizer_step(gw.optim.SGD, rng),
         "flat, grads in place": FlatSGD(make_params(rng), gather=False).step,
         "flat, grads gathered": FlatSGD(make_params(rng), gather=True).step,
         "kernel only (flat)": FlatSGD(make_params(rng), gather=False).kernel,
@@ -182,11 +218,16 @@ def main() -> None:
            f"median of {args.rounds} rounds x {args.steps} steps",
            interleaved(contenders, args.rounds, args.steps), "per-parameter calls")
     steps = max(args.steps // 10, 5)
+    whole = {"per-parameter calls": mlp_step(PerParameterSGD, rng),
+             "group kernel (tuples)": mlp_step(gw.optim.SGD, rng)}
     report(f"whole MLP training step, batch 128, 1 thread, CPU time, median of "
            f"{args.rounds} rounds x {steps} steps",
-           interleaved({"per-parameter calls": mlp_step(PerParameterSGD, rng),
-                        "opt.step(): group kernel": mlp_step(gw.optim.SGD, rng)},
-                       args.rounds, steps), "per-parameter calls")
+           interleaved(whole, args.rounds, steps), "per-parameter calls")
+    for name, step in whole.items():
+        inside = step.inside[20:]  # after the warm-up steps
+        print(f"  inside that step, opt.step() of {name}: median "
+              f"{statistics.median(inside) * 1e6:.1f} us, 10th percentile "
+              f"{np.percentile(inside, 10) * 1e6:.1f} us")
     print(load_line("end"))
 
 

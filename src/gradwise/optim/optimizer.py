@@ -11,6 +11,13 @@ Writing a new optimizer: subclass ``Optimizer``, pass the defaults to ``super().
 implement ``_validate_group(group)`` (raise with :meth:`Optimizer._check`) and
 ``_step_group(group)``, which walks ``self._params_with_grad(group)``. Scratch arrays for the
 update come from ``self._scratch(like, slot)``, so a step allocates nothing large.
+
+One kernel call per group (SGD, issue 14): after a step, ``_plan_group`` remembers the group's
+arrays; while ``_planned_grads`` finds every parameter with the same ``_data`` array and state
+buffers (identity checks: ``p.data = ...``, ``model.to``, ``load_state_dict`` and replaced
+buffers all fall back) and a kernel-ready gradient, the optimizer runs one kernel call per chunk
+of parameters. Parameters keep their own arrays (no flat buffer), so everything users see is
+unchanged.
 """
 
 from __future__ import annotations

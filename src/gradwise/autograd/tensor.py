@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html as _html
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -464,7 +465,15 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         return self.astype(np.float64)
 
     def retain_grad(self) -> None:
-        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it).
+
+        Raises:
+            RuntimeError: the tensor does not require grad (torch's "can't retain_grad on
+                Tensor that has requires_grad=False").
+        """
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: can't retain_grad on Tensor that has "
+                               "requires_grad=False")
         self._retains_grad = True
 
     def register_hook(self, hook: Callable[[Tensor], Any]) -> _HookHandle:
@@ -655,7 +664,9 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         start, end = start_dim % self.ndim, end_dim % self.ndim
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
+        # the merged size spelled out: -1 cannot be inferred when another axis is 0
+        merged = math.prod(self.shape[start : end + 1])
+        shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
         return self.reshape(shape)
 
     def unsqueeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:

@@ -146,7 +146,13 @@ class RNNBase(Module):
         if isinstance(x, PackedSequence):
             return self._run_packed(x, hx)
         batched = self._check_input(x)
-        x = _as_tensor(x, np.float32)
+        x = _as_tensor(x, self.weight_ih_l0._data.dtype)
+        if x._data.dtype != self.weight_ih_l0._data.dtype:
+            # torch's own check (no promotion: a float64 or integer batch is a forgotten cast)
+            raise ValueError(f"{type(self).__name__}: input dtype ({x._data.dtype}) does not "
+                             f"match weight dtype ({self.weight_ih_l0._data.dtype}) (torch: "
+                             "\"RNN input dtype ... does not match weight dtype\"); cast the "
+                             "input: x.float() or x.to(weight.dtype)")
         if not batched:
             x = x.unsqueeze(1)  # (L, 1, H_in)
         elif self.batch_first:
@@ -213,7 +219,9 @@ class RNNBase(Module):
         return self._run(input, hx)
 
     def extra_repr(self) -> str:
-        text = f"{self.input_size}, {self.hidden_size}"
+        text = f"{self.input_size}, {self.hidden_size}"  # torch's RNNBase.extra_repr order
+        if self.proj_size:
+            text += f", proj_size={self.proj_size}"
         if self.num_layers != 1:
             text += f", num_layers={self.num_layers}"
         if not self.bias:
@@ -224,8 +232,6 @@ class RNNBase(Module):
             text += f", dropout={self.dropout}"
         if self.bidirectional:
             text += ", bidirectional=True"
-        if self.proj_size:
-            text += f", proj_size={self.proj_size}"
         return text
 
 
@@ -339,7 +345,11 @@ class RNNCellBase(Module):
         return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
 
     def extra_repr(self) -> str:
-        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        # torch's RNNCellBase.extra_repr
+        text = f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            text += f", nonlinearity={self.nonlinearity}"
+        return text
 
 
 class RNNCell(RNNCellBase):

@@ -209,6 +209,27 @@ def test_parameter_shared_by_two_optimizers_gets_both_updates(jit_path):
                                   np.full(4, -(1 + 1.5 + 1.75) - 1.5, dtype=np.float32))
 
 
+def test_a_deep_copy_steps_its_own_parameters(jit_path):
+    import copy
+
+    params = [gw.nn.Parameter(gw.ones(3)), gw.nn.Parameter(gw.ones(2))]
+    opt = gw.optim.SGD(params, lr=0.1, momentum=0.9)
+    for _ in range(2):
+        for p in params:
+            p.grad = gw.ones(*p.shape)
+        opt.step()
+    copied_params, copied_opt = copy.deepcopy((params, opt))
+    before = [np.array(p._data) for p in params]
+    for p in copied_params:
+        p.grad = gw.ones(*p.shape)
+    copied_opt.step()
+    for p, original in zip(params, before, strict=True):
+        np.testing.assert_array_equal(p._data, original)  # the originals did not move
+    for p, original in zip(copied_params, before, strict=True):
+        # the copy's third step: buffer 0.9 * 1.9 + 1 = 2.71, times lr 0.1
+        np.testing.assert_allclose(p._data, original - np.float32(0.271), rtol=1e-6)
+
+
 def test_the_plan_does_not_keep_gradients_alive():
     params = [gw.nn.Parameter(gw.ones(1000)) for _ in range(3)]
     opt = gw.optim.SGD(params, lr=0.1, momentum=0.9)

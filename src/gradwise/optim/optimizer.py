@@ -300,6 +300,14 @@ class Optimizer:
             return np.negative(grad, out=self._scratch(data, 0))
         return grad
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The attributes for ``copy.copy``/``copy.deepcopy``, without the group plans: a deep
+        copy would turn the plans' flattened views into separate arrays, and the copy's kernel
+        calls would update those instead of its parameters (the copy plans again)."""
+        attributes = self.__dict__.copy()
+        attributes["_plans"] = {}
+        return attributes
+
     # ---- one kernel call per group -------------------------------------------------------------
     def _plan_group(self, group: dict[str, Any], keys: tuple[str, ...]) -> None:
         """Remember the arrays of ``group`` for :meth:`_planned_grads`, after a step.

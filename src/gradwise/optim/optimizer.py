@@ -11,6 +11,13 @@ Writing a new optimizer: subclass ``Optimizer``, pass the defaults to ``super().
 implement ``_validate_group(group)`` (raise with :meth:`Optimizer._check`) and
 ``_step_group(group)``, which walks ``self._params_with_grad(group)``. Scratch arrays for the
 update come from ``self._scratch(like, slot)``, so a step allocates nothing large.
+
+One kernel call per group (SGD, issue 14): after a step, ``_plan_group`` remembers the group's
+arrays; while ``_planned_grads`` finds every parameter with the same ``_data`` array and state
+buffers (identity checks: ``p.data = ...``, ``model.to``, ``load_state_dict`` and replaced
+buffers all fall back) and a kernel-ready gradient, the optimizer runs one kernel call per chunk
+of parameters. Parameters keep their own arrays (no flat buffer), so everything users see is
+unchanged.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd.grad_mode import enable_grad
+from gradwise.autograd.kernels import optim as _kernels
 from gradwise.autograd.tensor import Tensor
 
 ParamsArg = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -58,6 +66,8 @@ class Optimizer:
         self.state: dict[Tensor, dict[str, Any]] = {}
         # flat scratch arrays per (dtype, slot), sized to the largest parameter seen
         self._scratch_buffers: dict[tuple[np.dtype, int], np.ndarray] = {}
+        # per param group (by id): the arrays its group kernel ran on last step (_plan_group)
+        self._plans: dict[int, _GroupPlan] = {}
 
         if isinstance(params, Tensor | np.ndarray | dict):
             raise TypeError(
@@ -290,6 +300,79 @@ class Optimizer:
             return np.negative(grad, out=self._scratch(data, 0))
         return grad
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The attributes for ``copy.copy``/``copy.deepcopy``, without the group plans: a deep
+        copy would turn the plans' flattened views into separate arrays, and the copy's kernel
+        calls would update those instead of its parameters (the copy plans again)."""
+        attributes = self.__dict__.copy()
+        attributes["_plans"] = {}
+        return attributes
+
+    # ---- one kernel call per group -------------------------------------------------------------
+    def _plan_group(self, group: dict[str, Any], keys: tuple[str, ...]) -> None:
+        """Remember the arrays of ``group`` for :meth:`_planned_grads`, after a step.
+
+        A plan is kept only when every parameter of the group has a gradient and the state
+        buffers ``keys``, all kernel-ready (one float dtype, C-contiguous, writeable); otherwise
+        the group keeps taking the general path, which checks every parameter every step.
+        """
+        self._plans.pop(id(group), None)
+        params = tuple(group["params"])
+        if not params:
+            return
+        states, buffers = [], []
+        for param in params:
+            state = self.state.get(param)
+            if state is None or any(not isinstance(state.get(key), np.ndarray) for key in keys):
+                return
+            arrays = tuple(state[key] for key in keys)
+            if not _kernels.usable(param._data, param._grad, *arrays):
+                return
+            states.append(state)
+            buffers.append(arrays)
+        dtype = params[0]._data.dtype
+        if any(param._data.dtype != dtype for param in params):
+            return
+        datas = tuple(param._data for param in params)
+        columns = [list(datas)] + [[arrays[i] for arrays in buffers] for i in range(len(keys))]
+        self._plans[id(group)] = _GroupPlan(
+            group, params, datas, tuple(states), tuple(buffers), keys, dtype,
+            list(_kernels.chunked(columns, dtype)))
+
+    def _planned_grads(self, group: dict[str, Any], keys: tuple[str, ...]
+                       ) -> tuple[_GroupPlan, list[tuple[np.ndarray, ...]]] | None:
+        """The group's plan and this step's gradients (one padded tuple per chunk), if it holds.
+
+        It holds while the group lists the same parameters, each still has the ``_data`` array
+        and state buffers it had when planned (``p.data = ...``, ``model.to(dtype)`` and
+        ``load_state_dict`` replace them, so the identity check sees them), still writeable, and
+        a C-contiguous gradient of its dtype and shape. Then every parameter's version is bumped
+        (as :meth:`_params_with_grad` does) and the caller runs one kernel call per chunk;
+        otherwise (None) it takes the general path, which plans again.
+        """
+        plan = self._plans.get(id(group))
+        if plan is None or plan.group is not group or plan.keys != keys:
+            return None
+        params = group["params"]
+        if len(params) != len(plan.params):
+            return None
+        dtype, state_of, grads = plan.dtype, self.state, []
+        for param, known, data, state, buffers in zip(params, plan.params, plan.datas,
+                                                      plan.states, plan.buffers, strict=True):
+            grad = param._grad
+            if (param is not known or param._data is not data or grad is None
+                    or type(grad) is not np.ndarray or grad.dtype != dtype
+                    or grad.shape != data.shape or not grad.flags.c_contiguous
+                    or not data.flags.writeable or state_of.get(param) is not state):
+                return None
+            for key, buffer in zip(keys, buffers, strict=True):
+                if state.get(key) is not buffer:
+                    return None
+            grads.append(grad)
+        for param in params:
+            param._version[0] += 1  # updated in place, as in _params_with_grad
+        return plan, [arguments[0] for arguments in _kernels.chunked([grads], dtype)]
+
     # ---- checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> StateDict:
         """The optimizer's state in PyTorch's layout, with parameters replaced by indices.
@@ -367,6 +450,7 @@ class Optimizer:
 
         self.param_groups = new_groups
         self.state = new_state
+        self._plans.clear()
 
     def _restored_value(self, value: Any, param: Tensor, where: str) -> Any:
         """A saved state entry as this optimizer keeps it: arrays (from Tensors, torch tensors
@@ -399,6 +483,24 @@ class Optimizer:
                 lines.append(f"    {key}: {group[key]}")
         lines.append(")")
         return "\n".join(lines)
+
+
+class _GroupPlan:
+    """What one param group's kernel call ran on (see :meth:`Optimizer._plan_group`).
+
+    ``chunks`` holds, per chunk of :data:`~gradwise.autograd.kernels.optim.GROUP_CHUNK`
+    parameters, the kernel's array arguments (flattened, padded): data, then one per state key.
+    Gradients are not kept (a plan must not keep them alive after ``zero_grad``).
+    """
+
+    __slots__ = ("group", "params", "datas", "states", "buffers", "keys", "dtype", "chunks")
+
+    def __init__(self, group: dict[str, Any], params: tuple[Tensor, ...],
+                 datas: tuple[np.ndarray, ...], states: tuple[dict[str, Any], ...],
+                 buffers: tuple[tuple[np.ndarray, ...], ...], keys: tuple[str, ...],
+                 dtype: np.dtype, chunks: list[list[Any]]) -> None:
+        self.group, self.params, self.datas, self.states = group, params, datas, states
+        self.buffers, self.keys, self.dtype, self.chunks = buffers, keys, dtype, chunks
 
 
 def _state_array(value: Any) -> Any:

@@ -132,6 +132,7 @@ class SGD(Optimizer):
             settings = (scalar(-lr), scalar(weight_decay), weight_decay != 0, bool(maximize),
                         scalar(momentum), momentum != 0, scalar(1 - dampening), dampening != 0,
                         bool(nesterov))
+            group_kernel: Any = _kernels.sgd_group_kernel  # (datas, grads, bufs, firsts, ...)
             for arrays in _kernels.chunked(columns, dtype):
-                _kernels.sgd_group_kernel(*arrays, *settings)
+                group_kernel(*arrays, *settings)
         self._plan_group(group, keys)

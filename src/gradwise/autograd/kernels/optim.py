@@ -19,6 +19,8 @@ dtype, one shape, all C-contiguous (anything else takes the reference).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from gradwise.autograd.kernels._jit import kernel, kernel_ready
@@ -157,7 +159,7 @@ def chunked(columns: list[list], dtype: np.dtype):
     for start in range(0, count, GROUP_CHUNK):
         stop = min(start + GROUP_CHUNK, count)
         pad = GROUP_CHUNK - (stop - start)
-        arguments = []
+        arguments: list[Any] = []
         for column in columns:
             first = column[start]
             if isinstance(first, np.ndarray):

@@ -957,11 +957,10 @@ class TensorExtras:
 
     def logit(self: Tensor, eps: float | None = None) -> Tensor:
         """log(p / (1 - p)), with p clamped to [eps, 1 - eps] when ``eps`` is given, as
-        ``torch.logit``; recorded."""
-        p = _as_float(self)
-        if eps is not None:
-            p = p.clamp(eps, 1 - eps)
-        return (p / (1 - p)).log()
+        ``torch.logit``; recorded (gradient 1 / (x (1 - x)): +inf at 0 and 1, NaN outside [0, 1]
+        without ``eps``, 0 outside [eps, 1 - eps] with it, as torch)."""
+        from gradwise.autograd.ops.special import Logit
+        return Logit.apply(_as_float(self), eps)
 
     def deg2rad(self: Tensor) -> Tensor:
         """Degrees to radians, as ``torch.deg2rad``; recorded."""

@@ -2023,7 +2023,7 @@ def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
         raise ValueError("lp_pool2d: ceil_mode=True is not supported")
     kernel = _spatial.pair("lp_pool2d", "kernel_size", kernel_size, 1)
     pooled = avg_pool2d(x ** norm_type, kernel, stride)
-    return (pooled * float(kernel[0] * kernel[1])) ** (1.0 / norm_type)
+    return _lp_root(pooled, float(kernel[0] * kernel[1]), norm_type)
 
 
 def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
@@ -2036,7 +2036,15 @@ def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
         raise ValueError("lp_pool1d: ceil_mode=True is not supported")
     kernel = _single("lp_pool1d", "kernel_size", kernel_size)
     pooled = avg_pool1d(x ** norm_type, kernel, stride)
-    return (pooled * float(kernel)) ** (1.0 / norm_type)
+    return _lp_root(pooled, float(kernel), norm_type)
+
+
+def _lp_root(pooled: Tensor, size: float, norm_type: float) -> Tensor:
+    """(size * pooled)^(1/p), written as torch's lp_pool: ``sign(m) relu(|m|)`` in place of m,
+    so a window of zeros (where the root's slope is inf) gets gradient 0, not 0 * inf = NaN:
+    relu's backward selects 0 where m is not positive."""
+    guarded = pooled.sign() * relu(pooled.abs())
+    return (guarded * size) ** (1.0 / norm_type)
 
 
 def pdist(input: Tensor, p: float = 2.0) -> Tensor:

@@ -1550,16 +1550,21 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
     Shape: x (N, C, *), weight/bias (C,) -> same as x
 
     Raises:
-        ValueError: C not divisible by num_groups.
+        ValueError: C not divisible by num_groups; a single value per group over the whole
+            batch (N = 1 and C / G * spatial = 1: its variance is 0, torch refuses it too).
     """
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(f"group_norm: input {tuple(x.shape)} needs channels divisible by "
                          f"num_groups {num_groups}")
     n = x.shape[0]
-    grouped = x.reshape(n, num_groups, -1)  # (N, G, C/G * spatial)
-    mean = grouped.mean(-1, keepdim=True)
-    var = grouped.var(-1, keepdim=True, correction=0)
-    out = ((grouped - mean) / (var + eps).sqrt()).reshape(*x.shape)
+    per_group = int(np.prod(x.shape[1:])) // num_groups
+    if n * per_group == 1:  # torch's _verify_batch_size on (N * C / G, G, *spatial)
+        raise ValueError(f"group_norm: expected more than 1 value per group when training, "
+                         f"got input of shape {tuple(x.shape)} with {num_groups} groups")
+    grouped = x.reshape(n, num_groups, per_group)  # (N, G, C/G * spatial)
+    # the fused layer norm over each group's values: its mean is exact for a constant group
+    # (x - mean exactly 0), where sum / count would leave a rounding residue to amplify
+    out = _norm.LayerNorm.apply(grouped, None, None, 1, eps).reshape(*x.shape)
     return _channel_affine(out, weight, bias)
 
 
@@ -1602,13 +1607,12 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     if int(np.prod(x.shape[2:])) <= 1:
         raise ValueError(f"instance_norm: expected more than 1 spatial element per channel to "
                          f"normalise, got input of shape {tuple(x.shape)}")
-    axes = tuple(range(2, x.ndim))
-    mean = x.mean(axes, keepdim=True)
-    var = x.var(axes, keepdim=True, correction=0)
+    count = int(np.prod(x.shape[2:]))
+    instances = x.reshape(x.shape[0], x.shape[1], count)  # (N, C, L)
     if running_mean is not None and running_var is not None:
-        count = int(np.prod(x.shape[2:]))
-        instance_mean = mean._data.reshape(x.shape[0], x.shape[1]).mean(0)
-        unbiased = var._data.reshape(x.shape[0], x.shape[1]) * (count / max(count - 1, 1))
+        raw = instances._data
+        instance_mean = raw.mean(-1).mean(0)
+        unbiased = raw.var(-1) * (count / max(count - 1, 1))
         for stat, batch in ((_stat_array("instance_norm", "running_mean", running_mean),
                              instance_mean),
                             (_stat_array("instance_norm", "running_var", running_var),
@@ -1616,7 +1620,10 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
             if stat is not None:  # updated in place, as batch_norm's running stats
                 stat *= 1 - momentum
                 stat += momentum * batch.astype(stat.dtype)
-    return _channel_affine((x - mean) / (var + eps).sqrt(), weight, bias)
+    # the fused layer norm over each instance: an exact mean for a constant channel, as
+    # group_norm
+    out = _norm.LayerNorm.apply(instances, None, None, 1, eps).reshape(*x.shape)
+    return _channel_affine(out, weight, bias)
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None

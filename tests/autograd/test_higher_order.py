@@ -261,6 +261,8 @@ CASES.update({
     "prod_dim": (lambda a: a.prod(1, keepdim=True) * a, lambda t, a: a.prod(1, keepdim=True) * a,
                  [STEP_VALUES.reshape(3, 2)]),
     "prod_zeros": (lambda a: a.prod(0), lambda t, a: a.prod(0), [CUMPROD_ZEROS]),
+    "nansum": (lambda a: a.nansum(1, keepdim=True) * a, lambda t, a: a.nansum(1, keepdim=True) * a,
+               [STEP_VALUES.reshape(2, 3)]),
     **{f"step_{name}": (lambda a, n=name: getattr(a, n)() * a * a,
                         lambda t, a, n=name: getattr(a, n)() * a * a, [STEP_VALUES * 3])
        for name in ("sign", "floor", "ceil", "round", "trunc")},

@@ -908,14 +908,13 @@ class TensorExtras:
 
     def nansum(self: Tensor, dim: Any = None, keepdim: bool = False, *,
                dtype: Any = None) -> Tensor:
-        """The sum treating NaN as 0, as ``torch.nansum``; recorded (NaN entries get no
-        gradient)."""
-        from gradwise.autograd.functional import where
+        """The sum treating NaN as 0, as ``torch.nansum``; recorded (NaN entries get gradient
+        0, times the upstream gradient as torch: NaN for an inf or NaN arriving there)."""
+        from gradwise.autograd.ops.elementwise import NanToZero
         source = self if dtype is None else self.to(dtype)
         if source._data.dtype.kind != "f":
             return source.sum(dim=dim, keepdim=keepdim)
-        clean = where(np.isnan(source._data), np.asarray(0, dtype=source.dtype), source)
-        return clean.sum(dim=dim, keepdim=keepdim)
+        return NanToZero.apply(source).sum(dim=dim, keepdim=keepdim)
 
     def nanmean(self: Tensor, dim: Any = None, keepdim: bool = False, *,
                 dtype: Any = None) -> Tensor:

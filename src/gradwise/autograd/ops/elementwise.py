@@ -1229,3 +1229,30 @@ class Trunc(_PiecewiseConstant):
     """x rounded toward zero (torch.trunc)."""
 
     _value = staticmethod(np.trunc)
+
+
+class NanToZero(Function):
+    """x with NaN entries replaced by 0: the summand of ``nansum`` / ``nanmean``.
+
+    Local derivative: torch's ``nansum_backward``, the product ``grad * (x is not NaN)`` (not a
+    selection): an inf or NaN arriving at a NaN entry gives NaN there (inf * 0), as torch.
+    Shape: unchanged.
+    """
+
+    owns_grads = True
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x):
+        kept = ~np.isnan(x)
+        ctx.kept = kept
+        return np.where(kept, x, np.zeros((), x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        with np.errstate(invalid="ignore"):
+            return (grad * ctx.kept.astype(grad.dtype),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad * ctx.kept.astype(grad._data.dtype),)

@@ -206,8 +206,11 @@ def _same_shape(name: str, input: Tensor, target: Any) -> None:
         )
 
 
-def _reduce_loss(loss: Tensor, reduction: str) -> Tensor:
+def _reduce_loss(name: str, loss: Tensor, reduction: str) -> Tensor:
+    """The loss reduced as ``reduction`` says; a 'mean' over an empty batch raises the
+    ValueError docs/NUMERICS.md documents, naming the loss (``_loss.check_not_empty``)."""
     if reduction == "mean":
+        _loss.check_not_empty(name, loss._data.size, reduction)
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
@@ -219,14 +222,14 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     _loss.check_reduction("mse_loss", reduction)
     _same_shape("mse_loss", input, target)
     diff = input - target
-    return _reduce_loss(diff * diff, reduction)
+    return _reduce_loss("mse_loss", diff * diff, reduction)
 
 
 def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean absolute error: mean(|input - target|)."""
     _loss.check_reduction("l1_loss", reduction)
     _same_shape("l1_loss", input, target)
-    return _reduce_loss((input - target).abs(), reduction)
+    return _reduce_loss("l1_loss", (input - target).abs(), reduction)
 
 
 def _weight_array(op: str, name: str, weight: Any) -> np.ndarray | None:
@@ -261,14 +264,14 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
     diff = input - target
     size = diff.abs()
     if beta == 0:
-        return _reduce_loss(size, reduction)
+        return _reduce_loss("smooth_l1_loss", size, reduction)
     from gradwise.autograd.functional import where
     small = size < beta
     # the quadratic branch sees 0 where it is not taken: its zero gradient times an infinite
     # difference would be NaN (torch gives +-1 at d = +-inf)
     quiet = where(small, diff, np.zeros((), diff._data.dtype))
-    return _reduce_loss(where(small, 0.5 * quiet * quiet / beta, size - 0.5 * beta),
-                        reduction)
+    loss = where(small, 0.5 * quiet * quiet / beta, size - 0.5 * beta)
+    return _reduce_loss("smooth_l1_loss", loss, reduction)
 
 
 def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
@@ -288,8 +291,8 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
     from gradwise.autograd.functional import where
     small = size < delta
     quiet = where(small, diff, np.zeros((), diff._data.dtype))  # as in smooth_l1_loss
-    return _reduce_loss(where(small, 0.5 * quiet * quiet, delta * (size - 0.5 * delta)),
-                        reduction)
+    loss = where(small, 0.5 * quiet * quiet, delta * (size - 0.5 * delta))
+    return _reduce_loss("huber_loss", loss, reduction)
 
 
 def binary_cross_entropy(
@@ -974,14 +977,15 @@ def kl_div(input: Tensor, target: Any, size_average: Any = None, reduce: Any = N
                  else _xlogy(target) - input * target)
     if reduction == "batchmean":
         return pointwise.sum() / (input.shape[0] if input.ndim else 1)
-    return _reduce_loss(pointwise, reduction)
+    return _reduce_loss("kl_div", pointwise, reduction)
 
 
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Any, margin: float = 0.0,
                         reduction: str = "mean") -> Tensor:
     """``max(0, -y (x1 - x2) + margin)`` with y in {1, -1}."""
     _loss.check_reduction("margin_ranking_loss", reduction)
-    return _reduce_loss(relu((input1 - input2) * -target + margin), reduction)
+    loss = relu((input1 - input2) * -target + margin)
+    return _reduce_loss("margin_ranking_loss", loss, reduction)
 
 
 def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
@@ -990,13 +994,13 @@ def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
     _loss.check_reduction("hinge_embedding_loss", reduction)
     y = _target_array(target)
     loss = _where(y == 1, input, 0.0) + _where(y == -1, relu(margin - input), 0.0)
-    return _reduce_loss(loss, reduction)
+    return _reduce_loss("hinge_embedding_loss", loss, reduction)
 
 
 def soft_margin_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """``log(1 + exp(-y x))`` with y in {1, -1}, averaged over elements."""
     _loss.check_reduction("soft_margin_loss", reduction)
-    return _reduce_loss(softplus(input * -target), reduction)
+    return _reduce_loss("soft_margin_loss", softplus(input * -target), reduction)
 
 
 def multilabel_soft_margin_loss(input: Tensor, target: Any, weight: Any = None,
@@ -1007,7 +1011,7 @@ def multilabel_soft_margin_loss(input: Tensor, target: Any, weight: Any = None,
     loss = -(target * logsigmoid(input) + (1.0 - target) * logsigmoid(-input))
     if weight is not None:
         loss = loss * weight
-    return _reduce_loss(loss.mean(-1), reduction)
+    return _reduce_loss("multilabel_soft_margin_loss", loss.mean(-1), reduction)
 
 
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Any, margin: float = 0.0,
@@ -1023,7 +1027,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Any, margin: f
                                        * ((input2 * input2).sum(-1) + eps)).sqrt()
     y = _target_array(target)
     loss = _where(y == 1, 1.0 - cos, 0.0) + _where(y == -1, relu(cos - margin), 0.0)
-    return _reduce_loss(loss, reduction)
+    return _reduce_loss("cosine_embedding_loss", loss, reduction)
 
 
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
@@ -1043,7 +1047,7 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     if swap:
         from gradwise.autograd.functional import minimum
         d_neg = minimum(d_neg, pairwise_distance(positive, negative, p, eps))
-    return _reduce_loss(relu(d_pos - d_neg + margin), reduction)
+    return _reduce_loss("triplet_margin_loss", relu(d_pos - d_neg + margin), reduction)
 
 
 def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: bool = False,
@@ -1075,7 +1079,7 @@ def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: b
             constant = np.where(above, y * np.log(safe_y) - y + 0.5 * np.log(2 * np.pi * safe_y),
                                 0.0)
             loss = loss + constant.astype(input.dtype)
-    return _reduce_loss(loss, reduction)
+    return _reduce_loss("poisson_nll_loss", loss, reduction)
 
 
 def gaussian_nll_loss(input: Tensor, target: Any, var: Any, full: bool = False,
@@ -1103,7 +1107,7 @@ def gaussian_nll_loss(input: Tensor, target: Any, var: Any, full: bool = False,
     loss = (diff * diff / var + log_var) * 0.5
     if full:
         loss = loss + 0.5 * float(np.log(2 * np.pi))
-    return _reduce_loss(loss, reduction)
+    return _reduce_loss("gaussian_nll_loss", loss, reduction)
 
 
 def _pad_by_index(input: Tensor, pad: tuple[int, ...], mode: str) -> Tensor:
@@ -1975,7 +1979,7 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
         weight = _weight_array("multi_margin_loss", "weight", weight)
         others = others * weight.astype(input.dtype)[labels][:, None]
     loss = (hinge * Tensor._make(others, False, None)).sum(1) / classes
-    return _reduce_loss(loss, reduction)
+    return _reduce_loss("multi_margin_loss", loss, reduction)
 
 
 # ---- alpha dropout, power-average pooling, distances, deprecated names (issue 11 B) ----------
@@ -2079,7 +2083,8 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     if swap:
         from gradwise.autograd.functional import minimum
         d_neg = minimum(d_neg, distance(positive, negative))
-    return _reduce_loss(relu(d_pos - d_neg + margin), reduction)
+    loss = relu(d_pos - d_neg + margin)
+    return _reduce_loss("triplet_margin_with_distance_loss", loss, reduction)
 
 
 def max_pool1d_with_indices(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,

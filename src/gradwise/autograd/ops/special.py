@@ -359,10 +359,12 @@ def _i1e_slope_graph(x):
 
 
 def _polygamma(n: int, x: np.ndarray) -> np.ndarray:
-    """scipy's polygamma(n, x), NaN at -inf for n >= 1 (as torch): the poles at every negative
-    integer leave no limit there (scipy says +-inf)."""
+    """scipy's polygamma(n, x), with trigamma (n = 1) NaN at -inf as torch (the poles at every
+    negative integer leave no limit there; scipy says inf). For n >= 2 torch and scipy agree at
+    -inf (+-inf); at +inf gradwise keeps scipy's 0 (the limit) where torch says NaN
+    (docs/NUMERICS.md)."""
     out = special.polygamma(n, x)
-    if n >= 1:
+    if n == 1:
         out = np.where(x == -np.inf, np.nan, out)
     return out
 

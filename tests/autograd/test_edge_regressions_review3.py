@@ -319,3 +319,29 @@ def test_mean_loss_over_an_empty_batch_gives_the_documented_error(name):
         getattr(F, name)(*arrays)
     total = getattr(F, name)(*arrays, reduction="sum")
     assert float(total) == 0.0
+
+
+# ---- the deliberate differences docs/NUMERICS.md lists for this review: each still holds
+def _grad_at(lib, fn, value):
+    x = lib.tensor([value], dtype=lib.float64, requires_grad=True)
+    fn(lib, x).sum().backward()
+    return float(x.grad[0])
+
+
+def test_documented_differences_still_hold():
+    # trigamma at a pole: gradwise inf (scipy), torch a finite series value
+    assert math.isinf(gw.special.polygamma(1, gw.tensor([-1.0])).item())
+    assert math.isfinite(torch.special.polygamma(1, torch.tensor([-1.0])).item())
+    # polygamma(2, +inf): gradwise the limit 0, torch NaN
+    assert gw.special.polygamma(2, gw.tensor([INF])).item() == 0.0
+    assert math.isnan(torch.special.polygamma(2, torch.tensor([INF])).item())
+    # i1's gradient at NaN: gradwise NaN, torch 1/2
+    assert math.isnan(_grad_at(gw, lambda lib, x: lib.special.i1(x), NAN))
+    assert _grad_at(torch, lambda lib, x: lib.special.i1(x), NAN) == 0.5
+    # a constant float32 row of 1e30: gradwise exactly 0, torch NaN
+    row = np.full((1, 3), 1e30, dtype=np.float32)
+    np.testing.assert_array_equal(F.layer_norm(gw.tensor(row), (3,)).numpy(), 0.0)
+    assert np.isnan(TF.layer_norm(torch.tensor(row), (3,)).numpy()).all()
+    # conv2d with no input channels: torch drops C_out from the output's shape
+    assert TF.conv2d(torch.zeros(1, 0, 3, 3), torch.zeros(2, 0, 2, 2)).shape == (1, 0, 2, 2)
+    assert F.conv2d(gw.zeros(1, 0, 3, 3), gw.zeros(2, 0, 2, 2)).shape == (1, 2, 2, 2)

@@ -148,6 +148,54 @@ def interleaved(
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
+def timed_rounds(
+    contenders: dict[str, Callable[[], Any]], repeats: int = 7, warmup: int = 1,
+    pause: float = 0.3,
+) -> dict[str, dict[str, list[float]]]:
+    """Seconds of every round of each contender, interleaved as :func:`interleaved` does, on
+    two clocks: ``"wall"`` (perf_counter) and ``"cpu"`` (this process's CPU time, all threads).
+
+    With one thread per framework CPU time is the measure a shared machine disturbs least: time
+    spent waiting for a core held by another job is not counted (cache and memory-bus sharing
+    still are). With more threads it also counts BLAS/OpenMP threads spinning while they wait,
+    so there wall time is the measure and CPU time only a hint. The wall spread is kept for
+    :func:`verdict`, as :func:`interleaved` keeps it.
+    """
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    rounds: dict[str, dict[str, list[float]]] = {
+        name: {"wall": [], "cpu": []} for name in contenders}
+    for _ in range(repeats):
+        for name, fn in contenders.items():
+            time.sleep(pause)
+            cpu_start, wall_start = time.process_time(), time.perf_counter()
+            fn()
+            rounds[name]["wall"].append(time.perf_counter() - wall_start)
+            rounds[name]["cpu"].append(time.process_time() - cpu_start)
+    _LAST_SPREAD[0] = max([_LAST_SPREAD[0]] + [spread(r["wall"]) for r in rounds.values()])
+    return rounds
+
+
+def spread(times: list[float]) -> float:
+    """Slowest over fastest of ``times`` (1.0 for a single or a zero time)."""
+    return max(times) / min(times) if times and min(times) > 0 else 1.0
+
+
+def cpu_verdict(ratio: float, target: float, spreads: list[float],
+                lower_is_better: bool = True) -> str:
+    """Like :func:`verdict` for a ratio of CPU times at one thread each: the load does not
+    disqualify it (waiting is not counted), but rounds spread more than :data:`MAX_SPREAD`
+    (cache or memory-bus contention, frequency changes) still do."""
+    sign = "<=" if lower_is_better else ">="
+    worst = max(spreads, default=1.0)
+    if worst > MAX_SPREAD:
+        return (f"{ratio:5.2f}x (target {sign} {target}x) (not a verdict: CPU-time rounds "
+                f"spread {worst:.2f}x > {MAX_SPREAD}x)")
+    ok = ratio <= target if lower_is_better else ratio >= target
+    return f"{ratio:5.2f}x (target {sign} {target}x: {'met' if ok else 'MISSED'}, CPU time)"
+
+
 #: a verdict needs the slowest round within this factor of the fastest, for every contender
 MAX_SPREAD = 1.5
 _LAST_SPREAD = [1.0]  # the largest spread of any interleaved() call in this process

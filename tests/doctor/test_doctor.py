@@ -499,7 +499,8 @@ def test_doctor_watches_a_loss_with_ignored_labels():
     for _ in range(4):
         labels = rng.integers(0, 3, size=8)
         labels[:2] = -100
-        loss = nn.functional.cross_entropy(model(gw.tensor(rng.standard_normal((8, 4)))), labels)
+        batch = gw.tensor(rng.standard_normal((8, 4)), dtype=gw.float32)  # the layer's dtype
+        loss = nn.functional.cross_entropy(model(batch), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

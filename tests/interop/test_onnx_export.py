@@ -474,8 +474,10 @@ def test_inputs_take_the_models_float_dtype(kind, model_dtype, tmp_path):
     np.testing.assert_allclose(session.run(None, {"input": x})[0], expected, rtol=1e-6)
 
 
-def test_integer_input_into_a_float_layer_is_a_gradwise_error(tmp_path):
-    with pytest.raises(gw.onnx.ExportError, match="Gemm.*one floating dtype"):
+def test_integer_input_into_a_float_layer_is_refused_and_writes_nothing(tmp_path):
+    # the layer refuses it while tracing, as torch's Linear does (no silent promotion)
+    with pytest.raises(RuntimeError, match="mat1 and mat2 must have the same dtype, but got "
+                                           "Long and Float"):
         gw.onnx.export(nn.Linear(3, 2, rng=0), [[1, 2, 3], [4, 5, 6]], tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
 

@@ -40,6 +40,26 @@ def test_clip_grad_norm_matches_torch(norm_type, max_norm):
         np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.skipif(torch is None, reason="PyTorch oracle not installed")
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, math.inf])
+@pytest.mark.parametrize("scale", [1.0, math.inf])
+def test_get_total_norm_and_clip_grads_with_norm_match_torch(norm_type, scale):
+    ours, theirs = grads_pair()
+    ours[0].grad[0, 0], theirs[0].grad[0, 0] = scale, scale  # inf: torch's non-finite rule
+    total = utils.get_total_norm([p.grad for p in ours], norm_type)
+    expected = torch.nn.utils.get_total_norm([p.grad for p in theirs], norm_type)
+    assert isinstance(total, gw.Tensor) and total.shape == ()
+    np.testing.assert_allclose(float(total), expected.item(), rtol=1e-5)
+    utils.clip_grads_with_norm_(ours, 0.5, total)
+    torch.nn.utils.clip_grads_with_norm_(theirs, 0.5, expected)
+    for p, q in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(np.asarray(p.grad), q.grad.numpy(), rtol=1e-5, atol=1e-7)
+    with pytest.raises(RuntimeError, match="nan or inf") if scale == math.inf else (
+            pytest.raises(ValueError, match="norm_type must be positive")):
+        utils.get_total_norm([p.grad for p in ours], norm_type if scale == math.inf else -1.0,
+                             error_if_nonfinite=True)
+
+
 def test_clip_grad_norm_takes_a_module_and_skips_missing_grads():
     model = gw.nn.Linear(3, 2, rng=0)
     assert utils.clip_grad_norm_(model, 1.0) == 0.0
@@ -81,7 +101,9 @@ def test_count_parameters_and_vectors():
     assert utils.count_parameters(model) == 26
     assert utils.count_parameters(model, trainable_only=False) == 34
     vector = utils.parameters_to_vector(model.parameters())
-    assert vector.shape == (34,)
+    assert vector.shape == (34,) and vector.requires_grad  # a recorded cat, as torch's
+    (vector * gw.arange(34.0)).sum().backward()
+    np.testing.assert_array_equal(np.asarray(model[0].bias.grad), [12, 13, 14, 15])
     utils.vector_to_parameters(np.arange(34.0), model.parameters())
     np.testing.assert_array_equal(model[0].bias.data, [12, 13, 14, 15])
     with pytest.raises(ValueError, match="34 parameter values"):

@@ -103,11 +103,50 @@ SCHEDULES: list[tuple[str, str, Callable]] = [
     ("ReduceLROnPlateau-max", "SGD",
      lambda s, o: s.ReduceLROnPlateau(o, mode="max", factor=0.7, patience=2)),
     ("SequentialLR", "SGD", _sequential),
+    # issue 11 part B: the rest of torch's schedules, each against torch
+    ("LambdaLR", "SGD", lambda s, o: s.LambdaLR(o, lambda step: 0.97**step)),
+    ("LambdaLR-per-group", "Adam",
+     lambda s, o: s.LambdaLR(o, [lambda step: 1 / (1 + step), lambda step: 0.9 ** (step // 10)])),
+    ("MultiplicativeLR", "SGD",
+     lambda s, o: s.MultiplicativeLR(o, lambda step: 0.95 if step % 3 else 1.01)),
+    ("ConstantLR", "SGD", lambda s, o: s.ConstantLR(o, factor=0.25, total_iters=12)),
+    ("PolynomialLR", "SGD", lambda s, o: s.PolynomialLR(o, total_iters=60, power=2.0)),
+    ("CosineAnnealingWarmRestarts", "SGD",
+     lambda s, o: s.CosineAnnealingWarmRestarts(o, T_0=7, T_mult=2, eta_min=0.001)),
+    ("CyclicLR-triangular", "SGD",
+     lambda s, o: s.CyclicLR(o, base_lr=0.01, max_lr=[0.1, 0.05], step_size_up=5,
+                             step_size_down=8)),
+    ("CyclicLR-triangular2", "SGD",
+     lambda s, o: s.CyclicLR(o, base_lr=[0.001, 0.002], max_lr=0.1, step_size_up=6,
+                             mode="triangular2", base_momentum=0.7, max_momentum=0.95)),
+    ("CyclicLR-exp-range-adam", "Adam",
+     lambda s, o: s.CyclicLR(o, base_lr=0.01, max_lr=0.2, step_size_up=4, mode="exp_range",
+                             gamma=0.97)),
+    ("CyclicLR-scale-fn", "SGD",
+     lambda s, o: s.CyclicLR(o, 0.01, 0.1, step_size_up=3, scale_fn=lambda x: 0.98**x,
+                             scale_mode="iterations", cycle_momentum=False)),
+    ("ReduceLROnPlateau-max-abs", "SGD",
+     lambda s, o: s.ReduceLROnPlateau(o, mode="max", threshold_mode="abs", threshold=0.01,
+                                      factor=0.5, patience=1, cooldown=1, eps=1e-3)),
+    ("ReduceLROnPlateau-min-rel-eps", "Adam",
+     lambda s, o: s.ReduceLROnPlateau(o, factor=0.3, patience=2, threshold=0.1, eps=0.01)),
 ]
 IDS = [name for name, _, _ in SCHEDULES]
 
+# schedules without a closed form (lr_at): compared with torch and resumed only
+CHAINED: list[tuple[str, str, Callable]] = [
+    ("ChainedScheduler", "SGD",
+     lambda s, o: s.ChainedScheduler([s.ConstantLR(o, factor=0.1, total_iters=5),
+                                      s.ExponentialLR(o, gamma=0.97)])),
+    ("ChainedScheduler-optimizer-cyclic", "SGD",
+     lambda s, o: s.ChainedScheduler([s.StepLR(o, step_size=9, gamma=0.5),
+                                      s.LinearLR(o, start_factor=0.2, total_iters=15)],
+                                     optimizer=o)),
+]
+CHAINED_IDS = [name for name, _, _ in CHAINED]
 
-@pytest.mark.parametrize("name, kind, build", SCHEDULES, ids=IDS)
+
+@pytest.mark.parametrize("name, kind, build", SCHEDULES + CHAINED, ids=IDS + CHAINED_IDS)
 def test_schedule_matches_pytorch(name: str, kind: str, build: Callable) -> None:
     torch = pytest.importorskip("torch")
     ours, our_momenta, _ = _run(gw, build, kind)
@@ -130,7 +169,7 @@ def test_closed_form_gives_the_same_sequence(name: str, kind: str, build: Callab
         np.testing.assert_allclose([sched.momentum_at(t) for t in range(STEPS)], momenta)
 
 
-@pytest.mark.parametrize("name, kind, build", SCHEDULES, ids=IDS)
+@pytest.mark.parametrize("name, kind, build", SCHEDULES + CHAINED, ids=IDS + CHAINED_IDS)
 def test_state_dict_round_trip_mid_run_continues_identically(name: str, kind: str,
                                                              build: Callable) -> None:
     straight, straight_momenta, _ = _run(gw, build, kind)
@@ -238,3 +277,19 @@ def test_chained_schedules_compose_like_pytorch() -> None:
             lrs.append([group["lr"] for group in opt.param_groups])
         sequences.append(lrs)
     np.testing.assert_allclose(*sequences, rtol=1e-12)
+
+
+@pytest.mark.parametrize("build, error, message", [
+    (lambda o: lr_scheduler.ChainedScheduler([]), ValueError, "at least one scheduler"),
+    (lambda o: lr_scheduler.ChainedScheduler([lr_scheduler.ReduceLROnPlateau(o)]), ValueError,
+     "scheduler 0 is a ReduceLROnPlateau"),
+    (lambda o: lr_scheduler.ChainedScheduler([lr_scheduler.StepLR(o, 2), "x"]), TypeError,
+     "scheduler 1 is a str"),
+    (lambda o: lr_scheduler.ChainedScheduler(
+        [lr_scheduler.StepLR(o, 2), lr_scheduler.StepLR(_optimizer(gw, "SGD"), 2)]),
+     ValueError, r"scheduler 1 \(StepLR\) drives a different optimizer"),
+])
+def test_chained_scheduler_refuses_what_torch_refuses(build: Callable, error: type,
+                                                      message: str) -> None:
+    with pytest.raises(error, match=message):
+        build(_optimizer(gw, "SGD"))

@@ -106,6 +106,18 @@ CASES = [
     ("RAdam", {"lr": 0.01, "weight_decay": 0.1, "betas": (0.9, 0.9)}, None),
     ("RAdam", {"lr": 0.01, "weight_decay": 0.2, "decoupled_weight_decay": True,
                "maximize": True}, None),
+    # issue 11 part B: Rprop and ASGD
+    ("Rprop", {"lr": 0.01}, None),
+    ("Rprop", {"lr": 0.05, "etas": (0.3, 1.5), "step_sizes": (1e-3, 0.2), "maximize": True},
+     None),
+    ("Rprop", {"lr": 0.01}, [{"etas": (0.6, 1.1)}, {"lr": 0.002}]),
+    ("ASGD", {"lr": 0.05}, None),
+    ("ASGD", {"lr": 0.05, "lambd": 0.01, "alpha": 0.5, "t0": 10, "weight_decay": 0.1}, None),
+    ("ASGD", {"lr": 0.02, "t0": 5, "maximize": True}, [{}, {"lr": 0.1, "lambd": 0.1}]),
+    # torch's implementation switches are accepted (and change nothing)
+    ("Adam", {"lr": 0.01, "foreach": True, "fused": False, "capturable": False}, None),
+    ("AdamW", {"lr": 0.01, "fused": True}, None),
+    ("SGD", {"lr": 0.05, "momentum": 0.9, "foreach": False, "fused": None}, None),
 ]
 
 

@@ -29,7 +29,7 @@ from gradwise.autograd.grad_mode import (
     set_grad_enabled,
 )
 from gradwise.autograd.gradcheck import GradcheckError, gradcheck, gradgradcheck
-from gradwise.autograd.higher_order import grad
+from gradwise.autograd.higher_order import backward, grad
 from gradwise.autograd.tensor import Tensor, from_numpy, tensor
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "broadcast_to",
     "cat",
     "detect_anomaly",
+    "backward",
     "enable_grad",
     "full",
     "functional",

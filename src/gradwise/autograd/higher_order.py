@@ -37,12 +37,108 @@ from gradwise.autograd.tensor import (
 )
 
 
-def _as_tensors(value: Tensor | Sequence[Tensor], what: str) -> list[Tensor]:
+def _as_tensors(value: Tensor | Sequence[Tensor], what: str, caller: str = "grad"
+                ) -> list[Tensor]:
     items = [value] if isinstance(value, Tensor) else list(value)
     for i, item in enumerate(items):
         if not isinstance(item, Tensor):
-            raise TypeError(f"grad: {what}[{i}] is {type(item).__name__}, expected a Tensor")
+            raise TypeError(f"{caller}: {what}[{i}] is {type(item).__name__}, expected a Tensor")
     return items
+
+
+def _root_grads(outputs: list[Tensor], grad_outputs: Any, caller: str, outputs_name: str,
+                grads_name: str) -> list[Tensor]:
+    """One starting gradient per output, checked: 1 for a one-element output given None,
+    arrays as constants, Tensors cast to the output's dtype (recorded).
+
+    Raises:
+        ValueError: a count or shape mismatch. RuntimeError: an output that does not require
+            grad, or None for an output of more than one element.
+    """
+    if grad_outputs is None or isinstance(grad_outputs, Tensor | np.ndarray):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    else:
+        grad_outputs = list(grad_outputs)
+    if len(grad_outputs) != len(outputs):
+        raise ValueError(
+            f"{caller}: {len(grad_outputs)} {grads_name} for {len(outputs)} {outputs_name}"
+        )
+    root_grads = []
+    for i, (out, given) in enumerate(zip(outputs, grad_outputs, strict=True)):
+        if not out.requires_grad:
+            raise RuntimeError(
+                f"{caller}: {outputs_name}[{i}] (shape {out.shape}) does not require grad (no "
+                "input requires grad, or it was computed under no_grad())"
+            )
+        if given is None:
+            if out._data.size != 1:
+                raise RuntimeError(
+                    f"{caller}: {outputs_name}[{i}] has shape {out.shape}; a gradient can be "
+                    f"created implicitly only for a one-element output. Pass {grads_name}"
+                )
+            given = Tensor._make(np.ones_like(out._data), False, None)
+        elif not isinstance(given, Tensor):
+            given = Tensor._make(np.asarray(given, dtype=out._data.dtype), False, None)
+        elif given._data.dtype != out._data.dtype:
+            given = given.to(out._data.dtype)  # recorded: a grad_output that requires grad
+        if given.shape != out.shape:
+            raise ValueError(
+                f"{caller}: {grads_name}[{i}] has shape {given.shape} but {outputs_name}[{i}] "
+                f"has shape {out.shape}"
+            )
+        root_grads.append(given)
+    return root_grads
+
+
+def backward(
+    tensors: Tensor | Sequence[Tensor],
+    grad_tensors: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    inputs: Tensor | Sequence[Tensor] | None = None,
+) -> None:
+    """Accumulate the gradients of ``tensors`` (weighted by ``grad_tensors``) into ``.grad``,
+    as ``torch.autograd.backward``: the sum over the tensors of grad . d(tensor)/d(leaf).
+
+    Args:
+        tensors: a Tensor or a sequence of them, each requiring grad.
+        grad_tensors: one gradient per tensor (Tensor, array or None; None means 1 and is
+            allowed only for a one-element tensor).
+        retain_graph: keep the graph for another backward; defaults to ``create_graph``.
+        create_graph: record the backward pass so the gradients can be differentiated again.
+        inputs: when given, only these tensors (leaves or not) get their ``.grad``
+            accumulated; the leaves of the graph and ``retain_grad()`` tensors are left alone.
+            An input the tensors do not depend on keeps its ``.grad``, as in torch.
+
+    Raises:
+        RuntimeError: a tensor does not require grad, an implicit gradient for a tensor of
+            more than one element, ``inputs`` empty (torch: "`inputs` argument to
+            `backward()` cannot be empty.") or holding a tensor that does not require grad.
+        ValueError: a count or shape mismatch between ``tensors`` and ``grad_tensors``.
+        TypeError: an entry that is not a Tensor.
+
+    Example:
+        >>> gw.autograd.backward([loss_a, loss_b], inputs=[encoder_weight])
+    """
+    roots = _as_tensors(tensors, "tensors", "backward")
+    root_grads = _root_grads(roots, grad_tensors, "backward", "tensors", "grad_tensors")
+    if retain_graph is None:
+        retain_graph = create_graph
+    if inputs is None:
+        _run_backward_graph(roots, root_grads, retain_graph, create_graph, capture=None)
+        return
+    targets = _as_tensors(inputs, "inputs", "backward")
+    if not targets:
+        raise RuntimeError("backward: `inputs` argument to `backward()` cannot be empty.")
+    for i, target in enumerate(targets):
+        if not target.requires_grad:
+            raise RuntimeError(f"backward: inputs[{i}] (shape {target.shape}) does not require "
+                               "grad, so no gradient can be accumulated into it")
+    results = _run_backward_graph(roots, root_grads, retain_graph, create_graph, targets)
+    assert results is not None
+    for target, result in zip(targets, results, strict=True):
+        if result is not None:
+            _accumulate_graph_grad(target, result, create_graph)
 
 
 def grad(
@@ -96,14 +192,6 @@ def grad(
     allow_unused = bool(allow_unused) or materialize_grads
     outputs = _as_tensors(outputs, "outputs")
     inputs = _as_tensors(inputs, "inputs")
-    if grad_outputs is None or isinstance(grad_outputs, Tensor | np.ndarray):
-        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
-    else:
-        grad_outputs = list(grad_outputs)
-    if len(grad_outputs) != len(outputs):
-        raise ValueError(
-            f"grad: {len(grad_outputs)} grad_outputs for {len(outputs)} outputs"
-        )
     if retain_graph is None:
         retain_graph = create_graph
     for i, x in enumerate(inputs):
@@ -112,30 +200,7 @@ def grad(
                 f"grad: inputs[{i}] (shape {x.shape}) does not require grad, so no gradient "
                 "can be taken with respect to it"
             )
-    root_grads = []
-    for i, (out, given) in enumerate(zip(outputs, grad_outputs, strict=True)):
-        if not out.requires_grad:
-            raise RuntimeError(
-                f"grad: outputs[{i}] (shape {out.shape}) does not require grad (no input "
-                "requires grad, or it was computed under no_grad())"
-            )
-        if given is None:
-            if out._data.size != 1:
-                raise RuntimeError(
-                    f"grad: outputs[{i}] has shape {out.shape}; a gradient can be created "
-                    "implicitly only for a one-element output. Pass grad_outputs"
-                )
-            given = Tensor._make(np.ones_like(out._data), False, None)
-        elif not isinstance(given, Tensor):
-            given = Tensor._make(np.asarray(given, dtype=out._data.dtype), False, None)
-        elif given._data.dtype != out._data.dtype:
-            given = given.to(out._data.dtype)  # recorded: a grad_output that requires grad
-        if given.shape != out.shape:
-            raise ValueError(
-                f"grad: grad_outputs[{i}] has shape {given.shape} but outputs[{i}] has shape "
-                f"{out.shape}"
-            )
-        root_grads.append(given)
+    root_grads = _root_grads(outputs, grad_outputs, "grad", "outputs", "grad_outputs")
     results = _run_backward_graph(outputs, root_grads, retain_graph, create_graph, inputs)
     assert results is not None
     for i, (x, result) in enumerate(zip(inputs, results, strict=True)):

@@ -464,7 +464,15 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         return self.astype(np.float64)
 
     def retain_grad(self) -> None:
-        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it).
+
+        Raises:
+            RuntimeError: the tensor does not require grad (torch's "can't retain_grad on
+                Tensor that has requires_grad=False").
+        """
+        if not self.requires_grad:
+            raise RuntimeError("retain_grad: can't retain_grad on Tensor that has "
+                               "requires_grad=False")
         self._retains_grad = True
 
     def register_hook(self, hook: Callable[[Tensor], Any]) -> _HookHandle:

@@ -19,6 +19,7 @@ import numpy as np
 from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd._args import dim_arg, keepdim_arg
 from gradwise.autograd.higher_order import _run_backward_graph
+from gradwise.autograd.higher_order import backward as _backward_into
 from gradwise.autograd.ops import elementwise as _ew
 from gradwise.autograd.ops import linalg as _linalg
 from gradwise.autograd.ops import reduce as _reduce
@@ -60,6 +61,7 @@ class TensorOps:
         grad: ArrayLike | None = None,
         retain_graph: bool | None = None,
         create_graph: bool = False,
+        inputs: Tensor | Sequence[Tensor] | None = None,
     ) -> None:
         """Accumulate dL/dleaf into ``.grad`` of every leaf that requires grad.
 
@@ -71,7 +73,12 @@ class TensorOps:
                 differentiated again (double backward, gradient penalties, Hessian-vector
                 products). Each op then runs its ``backward_graph`` in Tensor ops instead of
                 its NumPy ``backward``; an op without one raises RuntimeError naming it.
+            inputs: only these tensors (leaves or not) get ``.grad`` accumulated, as torch's
+                ``backward(inputs=...)``; see :func:`gradwise.autograd.backward`.
         """
+        if inputs is not None:
+            _backward_into(self, grad, retain_graph, create_graph, inputs)
+            return
         if not self.requires_grad:
             raise RuntimeError(
                 "backward: this tensor does not require grad (no input requires grad, or it "
@@ -561,13 +568,16 @@ class TensorOps:
 
     def view(self: Tensor, *shape: Any) -> Tensor:
         """The same memory in a new shape (one dim may be -1), as ``torch.Tensor.view``: always
-        a view, so writes through it reach this tensor.
+        a view, so writes through it reach this tensor. ``view(dtype)`` reinterprets the bits
+        instead (see :func:`_view_as_dtype`).
 
         Raises:
             RuntimeError: the memory layout (a transposed tensor) cannot be viewed in that shape
                 without a copy; torch's message, which points to ``reshape``.
             ValueError: the element counts differ (as ``reshape``).
         """
+        if len(shape) == 1 and _is_dtype(shape[0]):
+            return _view_as_dtype(self, np.dtype(shape[0]))
         shape = _shape_arg(shape)
         if not self._data.flags.c_contiguous:
             try:
@@ -680,3 +690,75 @@ def _clamp_tensor_bounds(x: Tensor, lo: Any, hi: Any) -> Tensor:
         bound = next(cast)
         out = where(out > bound, bound, out)
     return out
+
+
+# torch's names of the dtypes in its view(dtype) messages
+_TORCH_SCALAR_NAMES = {
+    "float16": "Half", "float32": "Float", "float64": "Double", "int8": "Char", "uint8": "Byte",
+    "int16": "Short", "int32": "Int", "int64": "Long", "bool": "Bool", "uint16": "UInt16",
+    "uint32": "UInt32", "uint64": "UInt64",
+}
+
+
+def _is_dtype(value: Any) -> bool:
+    return isinstance(value, np.dtype) or (isinstance(value, type)
+                                           and issubclass(value, np.generic))
+
+
+def _view_as_dtype(tensor: Tensor, dtype: np.dtype) -> Tensor:
+    """``tensor.view(dtype)``: the same bytes read as ``dtype``, sharing memory (and the version
+    counter), outside the graph, with torch's rules (aten ``view_dtype``).
+
+    Same element size: the shape is kept. A smaller element (float32 -> uint8) multiplies the
+    last dim by the size ratio; a larger one divides it. For different sizes the tensor must
+    have a dim, its last dim stride 1, and (for a larger element) the last dim, the other
+    strides and the storage offset divisible by the ratio.
+
+    Raises:
+        RuntimeError: with torch's message, when a rule above is broken.
+        TypeError: a dtype gradwise does not have (complex).
+    """
+    if dtype.kind == "c" or dtype.name not in _TORCH_SCALAR_NAMES:
+        raise TypeError(f"view: gradwise has no dtype {dtype} (docs/PORTING.md)")
+    data = tensor._data
+    if not isinstance(data, np.ndarray):  # a NumPy scalar (from integer indexing)
+        data = np.asarray(data)
+    old_size, new_size = data.dtype.itemsize, dtype.itemsize
+    if old_size != new_size:
+        names = f"{_TORCH_SCALAR_NAMES[data.dtype.name]} as {_TORCH_SCALAR_NAMES[dtype.name]}"
+        why = f"to view {names} (different element sizes)"
+        if data.ndim == 0:
+            raise RuntimeError(f"view: self.dim() cannot be 0 {why}")
+        strides = [stride // old_size for stride in data.strides]  # in elements, as torch
+        if new_size < old_size:
+            if strides[-1] != 1:
+                raise RuntimeError(f"view: self.stride(-1) must be 1 {why}, but got "
+                                   f"{strides[-1]}")
+        else:  # aten's order of checks for a larger element
+            ratio = new_size // old_size
+            if data.shape[-1] % ratio:
+                raise RuntimeError(f"view: self.size(-1) must be divisible by {ratio} {why}, "
+                                   f"but got {data.shape[-1]}")
+            offset = _storage_offset(data)
+            if offset % ratio:
+                raise RuntimeError(f"view: self.storage_offset() must be divisible by {ratio} "
+                                   f"{why}, but got {offset}")
+            if strides[-1] != 1:
+                raise RuntimeError(f"view: self.stride(-1) must be 1 {why}, but got "
+                                   f"{strides[-1]}")
+            for dim, stride in enumerate(strides[:-1]):
+                if stride % ratio:
+                    raise RuntimeError(f"view: self.stride({dim}) must be divisible by {ratio} "
+                                       f"{why}, but got {stride}")
+    out = Tensor._make(data.view(dtype), False, None)
+    out._version = tensor._version
+    return out
+
+
+def _storage_offset(data: np.ndarray) -> int:
+    """Elements between the start of the array's buffer owner and its first element."""
+    base = data
+    while isinstance(base.base, np.ndarray):
+        base = base.base
+    start = data.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+    return start // data.dtype.itemsize

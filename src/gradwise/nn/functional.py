@@ -22,7 +22,7 @@ from gradwise.autograd.ops import loss as _loss
 from gradwise.autograd.ops import norm as _norm
 from gradwise.autograd.ops import pool as _pool
 from gradwise.autograd.ops import reduce as _reduce
-from gradwise.autograd.tensor import Tensor
+from gradwise.autograd.tensor import Tensor, _dtype_name
 
 
 # ---- activations ------------------------------------------------------------------------------
@@ -430,6 +430,38 @@ def _stat_array(op: str, name: str, stat: Any) -> np.ndarray | None:
     return _weight_array(op, name, stat) if isinstance(stat, Tensor) else stat
 
 
+
+def _check_norm_dtypes(op: str, x: Any, *others: Any, mixed_first: bool = False) -> None:
+    """torch's dtype rules for the normalisations: an integer input is refused, and the
+    input, weight, bias and running statistics (Tensors) must share one floating dtype (no
+    promotion). Running statistics given as NumPy arrays, a gradwise extension, are cast.
+
+    Raises:
+        NotImplementedError: an integer or bool input (torch: '"batch_norm" not implemented
+            for 'Long''). RuntimeError: mixed dtypes (torch: "mixed dtype (CPU): all inputs
+            must share same datatype.").
+    """
+    dtype = x._data.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
+
+    def check_integer() -> None:
+        if dtype.kind not in "f":
+            raise NotImplementedError(f"{op}: not implemented for dtype {dtype} (torch: "
+                                      f"\"{op}\" not implemented for '{_dtype_name(dtype)}'); "
+                                      "cast the input: x.float()")
+
+    if not mixed_first:  # batch_norm's order in torch; layer/group norm check mixing first
+        check_integer()
+    for other in others:
+        if not isinstance(other, Tensor):
+            continue  # None, or NumPy running statistics: constants, cast as before (extension)
+        other_dtype = other._data.dtype
+        if other_dtype != dtype:
+            raise RuntimeError(f"{op}: mixed dtype (CPU): all inputs must share same datatype. "
+                               f"(input {dtype}, parameters {other_dtype}; cast the input: "
+                               "x.to(weight.dtype))")
+    check_integer()
+
+
 def batch_norm(
     x: Tensor,
     running_mean: Any,
@@ -465,6 +497,7 @@ def batch_norm(
                 f"batch_norm: {name} has shape {tuple(value.shape)} but the input {x.shape} "
                 f"has {channels} channels"
             )
+    _check_norm_dtypes("batch_norm", x, weight, bias, running_mean, running_var)
     if x.size == 0:
         # an empty batch: torch returns the empty (N, C, *) output and leaves the running
         # statistics as they are (issue 14); the product keeps the graph (zero gradients)
@@ -504,6 +537,7 @@ def layer_norm(
         raise ValueError(
             f"layer_norm: input of shape {x.shape} does not end with normalized_shape {shape}"
         )
+    _check_norm_dtypes("layer_norm", x, weight, bias, mixed_first=True)
     for name, value in (("weight", weight), ("bias", bias)):
         if value is not None and tuple(value.shape) != shape:
             raise ValueError(
@@ -922,6 +956,10 @@ def prelu(x: Tensor, weight: Tensor) -> Tensor:
             f"prelu: weight of shape {tuple(weight.shape)} does not fit input {tuple(x.shape)} "
             "(need (1,) or (C,) with C = input.shape[1])"
         )
+    x_dtype = x._data.dtype if isinstance(x, Tensor) else np.asarray(x).dtype
+    if x_dtype != weight._data.dtype:
+        raise RuntimeError(f"prelu: Type promoting not supported. Got {_dtype_name(x_dtype)} "
+                           f"and {_dtype_name(weight._data.dtype)}")
     if weight.shape[0] != 1:
         weight = weight.reshape(weight.shape[0], *([1] * (x.ndim - 2)))  # (C, 1, ...)
     return relu(x) - weight * relu(-x)
@@ -1560,6 +1598,7 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(f"group_norm: input {tuple(x.shape)} needs channels divisible by "
                          f"num_groups {num_groups}")
+    _check_norm_dtypes("group_norm", x, weight, bias, mixed_first=True)
     n = x.shape[0]
     per_group = int(np.prod(x.shape[1:])) // num_groups
     if n * per_group == 1:  # torch's _verify_batch_size on (N * C / G, G, *spatial)
@@ -1599,6 +1638,7 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     """
     if x.ndim < 3:
         raise ValueError(f"instance_norm: expected (N, C, *spatial), got {tuple(x.shape)}")
+    _check_norm_dtypes("batch_norm", x, weight, bias, running_mean, running_var)
     shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
     if not use_input_stats:
         if running_mean is None or running_var is None:
@@ -1906,6 +1946,10 @@ def rms_norm(x: Tensor, normalized_shape: Any, weight: Tensor | None = None,
     if x.ndim < len(shape) or tuple(x.shape[x.ndim - len(shape):]) != shape:
         raise ValueError(f"rms_norm: input of shape {tuple(x.shape)} does not end with "
                          f"normalized_shape {shape}")
+    if np.dtype(x.dtype).kind != "f":
+        raise NotImplementedError(f"rms_norm: not implemented for dtype {np.dtype(x.dtype)} "
+                                  f"(torch: \"rms_norm\" not implemented for "
+                                  f"'{_dtype_name(x.dtype)}'); cast the input: x.float()")
     eps = float(np.finfo(x.dtype).eps) if eps is None else eps
     axes = tuple(range(x.ndim - len(shape), x.ndim))
     out = x / ((x * x).mean(axes, keepdim=True) + eps).sqrt()

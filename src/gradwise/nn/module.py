@@ -141,32 +141,80 @@ class _BackwardHookIdentity(Function):
 
 
 class _BackwardHookCall:
-    """Collects one forward call's grad_output and grad_inputs, then calls the module's hooks."""
+    """Collects one forward call's grad_output and grad_inputs, then calls the module's hooks.
 
-    def __init__(self, module: Module, hooks: list[Callable[..., Any]], n_inputs: int) -> None:
-        self.module, self.hooks = module, hooks
+    The full backward pre-hooks run when dL/d(output) arrives and may replace it; the full
+    backward hooks run once every input's gradient has arrived (at once when no input
+    requires grad) and may replace grad_input, as torch's ``BackwardHook``.
+    """
+
+    def __init__(self, module: Module, hooks: list[Callable[..., Any]],
+                 pre_hooks: list[Callable[..., Any]], n_inputs: int) -> None:
+        self.module, self.hooks, self.pre_hooks = module, hooks, pre_hooks
         self.grad_inputs: list[Tensor | None] = [None] * n_inputs
         self.pending = 0
         self.grad_output: tuple[Tensor, ...] | None = None
 
-    def output_hook(self, grad: Tensor) -> None:
+    def output_hook(self, grad: Tensor) -> Tensor:
+        for hook in self.pre_hooks:
+            result = hook(self.module, (grad,))
+            if result is not None:
+                grad = _one_gradient(result, grad, "a full backward pre-hook", "grad_output")
         self.grad_output = (grad,)
         if self.pending == 0:
             self._fire()
+        return grad
 
-    def input_hook(self, position: int) -> Callable[[Tensor], None]:
-        def hook(grad: Tensor) -> None:
+    def input_hook(self, position: int) -> Callable[[Tensor], Tensor | None]:
+        def hook(grad: Tensor) -> Tensor | None:
             self.grad_inputs[position] = grad
             self.pending -= 1
             if self.pending == 0 and self.grad_output is not None:
-                self._fire()
+                replaced = self._fire()
+                if replaced is not None:
+                    return replaced[position]
+            return None
 
         return hook
 
-    def _fire(self) -> None:
+    def _fire(self) -> tuple[Any, ...] | None:
+        """Call the hooks; a hook's non-None return replaces grad_input for the hooks after it
+        and for the gradient passed on (only possible for the input whose gradient arrived
+        last, so a module with several inputs that require grad refuses a replacement)."""
+        replaced = None
+        grad_inputs = tuple(self.grad_inputs)
         for hook in self.hooks:
-            hook(self.module, tuple(self.grad_inputs), self.grad_output)
+            result = hook(self.module, grad_inputs, self.grad_output)
+            if result is None:
+                continue
+            result = tuple(result) if isinstance(result, tuple | list) else (result,)
+            if len(result) != len(grad_inputs):
+                raise RuntimeError(f"{type(self.module).__name__} full backward hook returned "
+                                   f"{len(result)} gradients for {len(grad_inputs)} inputs")
+            if sum(g is not None for g in grad_inputs) > 1:
+                raise NotImplementedError(
+                    f"{type(self.module).__name__} full backward hook: replacing grad_input of "
+                    "a module with several inputs that require grad is not supported "
+                    "(docs/PORTING.md)")
+            grad_inputs = tuple(
+                None if old is None else _one_gradient(new, old, "a full backward hook",
+                                                       "grad_input")
+                for new, old in zip(result, grad_inputs, strict=True))
+            replaced = grad_inputs
+        return replaced
 
+
+def _one_gradient(value: Any, like: Tensor, who: str, what: str) -> Tensor:
+    """A hook's replacement gradient: a 1-tuple or a Tensor shaped like ``like``."""
+    if isinstance(value, tuple | list):
+        if len(value) != 1:
+            raise RuntimeError(f"{who} returned {len(value)} values for a 1-tuple {what}")
+        value = value[0]
+    value = value if isinstance(value, Tensor) else Tensor(value)
+    if value.shape != like.shape:
+        raise RuntimeError(f"{who} returned a {what} of shape {tuple(value.shape)}, expected "
+                           f"{tuple(like.shape)}")
+    return value
 
 
 def state_shape_fits(saved: tuple[int, ...], own: tuple[int, ...]) -> bool:
@@ -204,6 +252,7 @@ class Module:
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_backward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The computation of this module; called by ``module(*args)`` (after pre-hooks, before
@@ -683,11 +732,25 @@ class Module:
         one entry per positional argument of forward: dL/d(that input) as this module passes it
         back (exact, also when the input feeds other layers too) for Tensor inputs that require
         grad, and None for the rest (the data batch, integer indices, non-Tensors). Nothing fires
-        for a forward run under ``no_grad()`` or whose output does not require grad. The hook's
-        return value is ignored: it observes, it does not replace gradients.
+        for a forward run under ``no_grad()`` or whose output does not require grad. As in
+        torch, a hook may return a new grad_input tuple, which is passed on instead; for a
+        module with several inputs that require grad that raises NotImplementedError
+        (docs/PORTING.md).
         """
         handle = RemovableHandle(self._backward_hooks)
         self._backward_hooks[handle.id] = hook
+        return handle
+
+    def register_full_backward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """``hook(module, grad_output)`` when dL/d(output) reaches the module, before its
+        backward runs; returning a 1-tuple (or a Tensor) replaces grad_output, as torch's.
+        The same conditions as :meth:`register_full_backward_hook` (one Tensor output).
+
+        Raises:
+            RuntimeError (at backward): a replacement of the wrong shape or length.
+        """
+        handle = RemovableHandle(self._backward_pre_hooks)
+        self._backward_pre_hooks[handle.id] = hook
         return handle
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -703,8 +766,9 @@ class Module:
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
         backward_call = None
-        if self._backward_hooks and _grad_enabled.get():
-            backward_call = _BackwardHookCall(self, list(self._backward_hooks.values()), len(args))
+        if (self._backward_hooks or self._backward_pre_hooks) and _grad_enabled.get():
+            backward_call = _BackwardHookCall(self, list(self._backward_hooks.values()),
+                                              list(self._backward_pre_hooks.values()), len(args))
             wrapped = []
             for position, arg in enumerate(args):
                 if isinstance(arg, Tensor) and arg.requires_grad:

@@ -15,11 +15,16 @@ from gradwise.optim.adadelta import Adadelta
 from gradwise.optim.adagrad import Adagrad
 from gradwise.optim.adam import Adam, AdamW
 from gradwise.optim.adam_variants import Adamax, NAdam, RAdam
+from gradwise.optim.asgd import ASGD
+from gradwise.optim.lbfgs import LBFGS
 from gradwise.optim.optimizer import Optimizer, join_state, split_state
 from gradwise.optim.rmsprop import RMSprop
+from gradwise.optim.rprop import Rprop
 from gradwise.optim.sgd import SGD
 
 __all__ = [
+    "ASGD",
+    "LBFGS",
     "SGD",
     "Adadelta",
     "Adagrad",
@@ -30,6 +35,7 @@ __all__ = [
     "RAdam",
     "Optimizer",
     "RMSprop",
+    "Rprop",
     "join_state",
     "lr_scheduler",
     "split_state",

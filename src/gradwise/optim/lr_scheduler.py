@@ -744,6 +744,71 @@ class SequentialLR(LRScheduler):
         super().load_state_dict({k: v for k, v in state_dict.items() if k != "_schedulers"})
 
 
+class ChainedScheduler(LRScheduler):
+    """Step several schedules together: each ``step()`` calls every schedule's ``step()`` in
+    order, so their chainable updates compose (PyTorch's ``ChainedScheduler``).
+
+    Args:
+        schedulers: the schedules, all driving one optimizer; none may be a
+            ReduceLROnPlateau (its ``step`` needs a metric).
+        optimizer: that optimizer (default: the first schedule's).
+
+    Raises:
+        ValueError: no schedules, a ReduceLROnPlateau, or schedules of different optimizers.
+        TypeError: an entry that is not a schedule.
+
+    Example:
+        >>> sched = ChainedScheduler([ConstantLR(opt, factor=0.1, total_iters=2),
+        ...                           ExponentialLR(opt, gamma=0.9)])
+    """
+
+    _not_saved = ("optimizer", "_is_initial", "_schedulers")
+
+    def __init__(self, schedulers: list[LRScheduler], optimizer: Optimizer | None = None) -> None:
+        owner = "ChainedScheduler"
+        schedulers = list(schedulers)
+        if not schedulers:
+            raise ValueError(f"{owner}: expects at least one scheduler to be chained")
+        optimizer = optimizer or getattr(schedulers[0], "optimizer", None)
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{owner}: scheduler 0 is a {type(schedulers[0]).__name__} with "
+                            "no optimizer; pass LRSchedulers")
+        for i, scheduler in enumerate(schedulers):
+            if isinstance(scheduler, ReduceLROnPlateau):
+                raise ValueError(f"{owner}: scheduler {i} is a ReduceLROnPlateau, whose step() "
+                                 "needs a metric; it cannot be chained")
+            if not isinstance(scheduler, LRScheduler):
+                raise TypeError(f"{owner}: scheduler {i} is a {type(scheduler).__name__}, "
+                                "not an LRScheduler")
+            if scheduler.optimizer is not optimizer:
+                raise ValueError(f"{owner}: scheduler {i} ({type(scheduler).__name__}) drives "
+                                 "a different optimizer")
+        self._schedulers = schedulers
+        self.optimizer = optimizer
+        self._last_lr = [group["lr"] for group in optimizer.param_groups]
+
+    def step(self) -> None:
+        """Step every chained schedule once, in order."""
+        for scheduler in self._schedulers:
+            scheduler.step()
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved = state_dict.get("_schedulers")
+        if not isinstance(saved, list) or len(saved) != len(self._schedulers):
+            count = len(saved) if isinstance(saved, list) else 0
+            raise ValueError(f"ChainedScheduler.load_state_dict: the saved state holds {count} "
+                             f"schedulers, this one has {len(self._schedulers)}")
+        for scheduler, scheduler_state in zip(self._schedulers, saved, strict=True):
+            scheduler.load_state_dict(scheduler_state)
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "_schedulers"})
+
+
 class MultiplicativeLR(LRScheduler):
     """Multiply the learning rate by ``lr_lambda(step)`` at every step, as PyTorch's
     ``MultiplicativeLR``: ``lr(t) = base_lr * prod_{k=1..t} lr_lambda(k)``.

@@ -3,7 +3,9 @@
 An optimizer holds ``param_groups``: a list of dicts, each with a ``"params"`` list of Tensors and
 that group's hyperparameters (``lr``, ``weight_decay``, ...). ``state[p]`` holds the buffers one
 parameter needs between steps (momentum, moment estimates, step counts). Updates run on
-``p.data`` with in-place NumPy operations: they build no graph and bump no version counters.
+``p.data`` with in-place NumPy operations: they build no graph, and bump each updated
+parameter's version counter as torch's in-place updates do (a graph that saved the old weights
+then refuses its backward instead of using the new ones).
 
 Writing a new optimizer: subclass ``Optimizer``, pass the defaults to ``super().__init__``,
 implement ``_validate_group(group)`` (raise with :meth:`Optimizer._check`) and
@@ -51,7 +53,7 @@ class Optimizer:
 
     def __init__(self, params: ParamsArg, defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
-        self._validate_group(self.defaults)
+        self._validate(self.defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state: dict[Tensor, dict[str, Any]] = {}
         # flat scratch arrays per (dtype, slot), sized to the largest parameter seen
@@ -80,6 +82,39 @@ class Optimizer:
 
     def _validate_group(self, group: dict[str, Any]) -> None:
         """Raise ValueError for any hyperparameter of ``group`` outside its valid range."""
+
+    def _validate(self, group: dict[str, Any]) -> None:
+        """torch's implementation switches, then the optimizer's own checks.
+
+        ``foreach`` (None or a bool) and ``fused`` (None or a bool) choose how torch batches
+        the same update over its tensors; gradwise runs one update (a fused numba loop where
+        there is one), so they are accepted, kept in the group as torch keeps them, and change
+        nothing. ``capturable=True`` makes torch's step safe for CUDA graph capture and is
+        refused (torch's own step refuses it for CPU tensors: "If capturable=True, params and
+        state_steps must be on supported devices"). ``differentiable=True`` (recording the
+        step itself for autograd) is refused: gradwise updates parameters outside the graph.
+
+        Raises:
+            ValueError: a switch of the wrong type, ``capturable=True`` or
+                ``differentiable=True``.
+        """
+        for name in ("foreach", "fused"):
+            if name in group:
+                value = group[name]
+                self._check(value is None or isinstance(value, bool | np.bool_), name,
+                            "None, True or False", value)
+        if "capturable" in group:
+            self._check_bool(group, "capturable")
+            if group["capturable"]:
+                raise ValueError(f"{self._name}: capturable=True (CUDA graph capture) needs a "
+                                 "GPU; gradwise runs on the CPU, where torch refuses it too")
+        if "differentiable" in group:
+            self._check_bool(group, "differentiable")
+            if group["differentiable"]:
+                raise ValueError(f"{self._name}: differentiable=True is not supported: gradwise "
+                                 "updates parameters outside the autograd graph, so a step "
+                                 "cannot be differentiated (docs/PORTING.md)")
+        self._validate_group(group)
 
     def _check(self, ok: bool, name: str, constraint: str, value: Any) -> None:
         """Raise ``ValueError("<Optimizer>: <name> must be <constraint>, got <value>")``."""
@@ -123,7 +158,11 @@ class Optimizer:
 
         Raises:
             TypeError: the group is not a dict, or holds something other than float Tensors.
-            ValueError: a hyperparameter is out of range, or a parameter is already optimized.
+            ValueError: a hyperparameter is out of range, a parameter is already optimized, or
+                named and unnamed groups are mixed.
+
+        ``(name, tensor)`` pairs (``model.named_parameters()``) are accepted as torch accepts
+        them: the names go to the group's ``"param_names"``.
         """
         if not isinstance(param_group, dict):
             raise TypeError(f"{self._name}: a param group must be a dict, got "
@@ -138,6 +177,18 @@ class Optimizer:
                             "not a set, so that state_dict indices are reproducible")
         else:
             params = list(params)
+        param_group = dict(param_group)
+        if params and all(isinstance(item, tuple) and len(item) == 2
+                          and isinstance(item[0], str) for item in params):
+            # named parameters (model.named_parameters()), as torch >= 2.6: the names are kept
+            # in the group as "param_names"
+            param_group["param_names"] = [name for name, _ in params]
+            params = [param for _, param in params]
+        if self.param_groups and (("param_names" in self.param_groups[0])
+                                  != ("param_names" in param_group)):
+            raise ValueError(f"{self._name}: all param groups should be with or without names "
+                             "(torch: \"all optimizer param groups should be with/without "
+                             "names\")")
 
         group_index = len(self.param_groups)
         seen: set[int] = {id(p) for group in self.param_groups for p in group["params"]}
@@ -159,7 +210,7 @@ class Optimizer:
             seen.add(id(param))
 
         group = {**self.defaults, **param_group, "params": params}
-        self._validate_group(group)
+        self._validate(group)
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -206,6 +257,7 @@ class Optimizer:
             if grad.shape != param._data.shape:
                 raise ValueError(f"{self._name}.step: gradient of {_label(param)} has shape "
                                  f"{grad.shape}, the parameter has shape {param._data.shape}")
+            param._version[0] += 1  # updated in place, as torch's optimizers bump the version
             state = state_of.get(param)
             if state is None:
                 state = state_of[param] = {}
@@ -261,11 +313,7 @@ class Optimizer:
         state = {}
         for param, values in self.state.items():
             if values and id(param) in index_of:
-                state[index_of[id(param)]] = {
-                    k: (Tensor._make(v.copy(), False, None) if isinstance(v, np.ndarray)
-                        else copy.deepcopy(v))
-                    for k, v in values.items()
-                }
+                state[index_of[id(param)]] = {k: _saved_value(v) for k, v in values.items()}
         return {"state": dict(sorted(state.items())), "param_groups": groups}
 
     def load_state_dict(self, state_dict: StateDict) -> None:
@@ -303,7 +351,7 @@ class Optimizer:
                 if isinstance(group.get(key), tuple) and isinstance(value, list):
                     new_group[key] = tuple(value)
             new_group["params"] = group["params"]
-            self._validate_group({**self.defaults, **new_group})
+            self._validate({**self.defaults, **new_group})
             new_groups.append(new_group)
 
         new_state: dict[Tensor, dict[str, Any]] = {}
@@ -312,22 +360,36 @@ class Optimizer:
             if param is None:
                 raise ValueError(f"{where}: the saved state has an entry for parameter {index}, "
                                  f"which no saved group lists")
-            restored = {}
-            for name, value in values.items():
-                value = _state_array(value)
-                if isinstance(value, np.ndarray):
-                    if value.shape != param._data.shape:
-                        raise ValueError(f"{where}: state '{name}' of parameter {index} has "
-                                         f"shape {value.shape}, the parameter "
-                                         f"({_label(param)}) has shape {param._data.shape}")
-                    value = value.astype(param._data.dtype, copy=True)
-                else:
-                    value = copy.deepcopy(value)
-                restored[name] = value
-            new_state[param] = restored
+            new_state[param] = {
+                name: self._restored_value(value, param, f"{where}: state '{name}' of "
+                                                        f"parameter {index}")
+                for name, value in values.items()}
 
         self.param_groups = new_groups
         self.state = new_state
+
+    def _restored_value(self, value: Any, param: Tensor, where: str) -> Any:
+        """A saved state entry as this optimizer keeps it: arrays (from Tensors, torch tensors
+        or ndarrays, also inside lists) copied in the parameter's dtype, after checking their
+        shape with :meth:`_state_shape`; other values deep-copied.
+
+        Raises:
+            ValueError: an array's shape is not the one this optimizer keeps.
+        """
+        if isinstance(value, list | tuple):
+            return [self._restored_value(v, param, where) for v in value]
+        value = _state_array(value)
+        if not isinstance(value, np.ndarray):
+            return copy.deepcopy(value)
+        expected = self._state_shape(param)
+        if value.shape != expected:
+            raise ValueError(f"{where} has shape {value.shape}, the parameter "
+                             f"({_label(param)}) has shape {param._data.shape}")
+        return value.astype(param._data.dtype, copy=True)
+
+    def _state_shape(self, param: Tensor) -> tuple[int, ...]:
+        """The shape of the state arrays kept for ``param`` (its own shape here)."""
+        return param._data.shape
 
     def __repr__(self) -> str:
         lines = [f"{self._name} ("]
@@ -350,6 +412,15 @@ def _state_array(value: Any) -> Any:
         array = value.detach().cpu().numpy()
         return array.item() if array.ndim == 0 else array
     return value
+
+
+def _saved_value(value: Any) -> Any:
+    """A state entry for ``state_dict()``: arrays as Tensors (copies), also inside lists."""
+    if isinstance(value, np.ndarray):
+        return Tensor._make(value.copy(), False, None)
+    if isinstance(value, list | tuple):
+        return [_saved_value(v) for v in value]
+    return copy.deepcopy(value)
 
 
 def _label(param: Tensor) -> str:
@@ -378,13 +449,8 @@ def split_state(state_dict: StateDict) -> tuple[dict[str, np.ndarray], dict[str,
     for index, values in state_dict["state"].items():
         entry: dict[str, Any] = {}
         for name, value in values.items():
-            value = _state_array(value)
-            if isinstance(value, np.ndarray):
-                key = f"state.{index}.{name}"
-                arrays[key] = value
-                entry[name] = {_ARRAY_MARK: key}
-            else:
-                entry[name] = _to_json(value, f"state[{index}][{name!r}]")
+            entry[name] = _split_value(value, f"state.{index}.{name}", arrays,
+                                       f"state[{index}][{name!r}]")
         meta_state[str(index)] = entry
     groups = [
         {k: _to_json(v, f"param_groups[{g}][{k!r}]") for k, v in group.items()}
@@ -404,15 +470,33 @@ def join_state(arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> StateDict
     for index, values in meta["state"].items():
         entry = {}
         for name, value in values.items():
-            if isinstance(value, dict) and set(value) == {_ARRAY_MARK}:
-                key = value[_ARRAY_MARK]
-                if key not in arrays:
-                    raise KeyError(f"join_state: meta refers to array {key!r}, which is missing")
-                entry[name] = Tensor._make(np.asarray(arrays[key]), False, None)
-            else:
-                entry[name] = copy.deepcopy(value)
+            entry[name] = _join_value(value, arrays)
         state[int(index)] = entry
     return {"state": state, "param_groups": copy.deepcopy(meta["param_groups"])}
+
+
+def _split_value(value: Any, key: str, arrays: dict[str, np.ndarray], where: str) -> Any:
+    """One state entry for :func:`split_state`: an array goes to ``arrays[key]`` (a list's
+    items to ``key.0``, ``key.1``, ...) and is replaced by its mark; the rest becomes JSON."""
+    if isinstance(value, list | tuple):
+        return [_split_value(v, f"{key}.{i}", arrays, where) for i, v in enumerate(value)]
+    value = _state_array(value)
+    if isinstance(value, np.ndarray):
+        arrays[key] = value
+        return {_ARRAY_MARK: key}
+    return _to_json(value, where)
+
+
+def _join_value(value: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """The inverse of :func:`_split_value`: marks become Tensors again."""
+    if isinstance(value, list):
+        return [_join_value(v, arrays) for v in value]
+    if isinstance(value, dict) and set(value) == {_ARRAY_MARK}:
+        key = value[_ARRAY_MARK]
+        if key not in arrays:
+            raise KeyError(f"join_state: meta refers to array {key!r}, which is missing")
+        return Tensor._make(np.asarray(arrays[key]), False, None)
+    return copy.deepcopy(value)
 
 
 def _to_json(value: Any, where: str) -> Any:

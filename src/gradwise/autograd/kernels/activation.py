@@ -57,6 +57,19 @@ def bias_relu_(out: np.ndarray, bias: np.ndarray | None) -> None:
     bias_relu_reference(out, bias)
 
 
+def relu_(out: np.ndarray) -> None:
+    """``out = max(out, 0)`` in place, any shape (the inference path's ReLU on a temporary it
+    owns: no new array, one pass). NaN stays NaN, -0.0 becomes 0.0 (as :func:`bias_relu_`).
+
+    Shape: out (*) -> the same array. C-contiguous float32/float64 arrays take the numba
+    kernel; anything else ``np.maximum(out, 0, out=out)``.
+    """
+    if kernel_ready(out, writeable=True):
+        _relu_kernel(out)
+        return
+    bias_relu_reference(out, None)
+
+
 # ---- backward: mask the gradient with out != 0 and sum the bias gradient -------------------------
 def relu_backward_reference(
     grad: np.ndarray, out: np.ndarray, want_bias_grad: bool

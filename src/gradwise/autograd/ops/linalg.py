@@ -10,6 +10,7 @@ from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
 from gradwise.autograd.ops.decompositions import SvdU, SvdVh
 from gradwise.autograd.ops.elementwise import Where
 from gradwise.autograd.ops.shape import Reshape, Transpose
+from gradwise.autograd.tensor import _dtype_name
 
 
 def _check_matmul(a: np.ndarray, b: np.ndarray) -> None:
@@ -113,6 +114,15 @@ class Linear(Function):
         if bias is not None and bias.shape != (weight.shape[0],):
             raise ValueError(
                 f"linear: bias of shape {bias.shape} does not fit weight {weight.shape}"
+            )
+        if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+            # torch refuses to promote here (a float64 batch into a float32 layer is almost
+            # always a forgotten cast, and promoting would silently run in float64)
+            other = x.dtype if x.dtype != weight.dtype else bias.dtype
+            raise RuntimeError(
+                f"linear: mat1 and mat2 must have the same dtype, but got {_dtype_name(other)} "
+                f"and {_dtype_name(weight.dtype)} (cast the input: x.float() or "
+                "x.to(weight.dtype))"
             )
         ctx.x, ctx.weight, ctx.has_bias = x, weight, bias is not None
         out = x @ weight.T  # (N, in) @ (in, out) -> (N, out)

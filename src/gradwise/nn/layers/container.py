@@ -9,9 +9,12 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd import anomaly, observe
+from gradwise.autograd.grad_mode import _grad_enabled
+from gradwise.autograd.kernels import activation as _activation_kernels
 from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
 from gradwise.nn.layers.activation import ReLU
+from gradwise.nn.layers.conv import Conv2d
 from gradwise.nn.layers.linear import Linear
 from gradwise.nn.layers.pool import MaxPool2d
 from gradwise.nn.module import Module, Parameter
@@ -88,20 +91,25 @@ class Sequential(_IndexedModules):
     def forward(self, x: Any) -> Any:
         modules = list(self._modules.values())
         fuse = observe._observer.get() is None and anomaly._detector.get() is None
+        # the inference path (grad off, nothing observing): a ReLU works in place on an array
+        # this forward made and nobody else holds
+        inference = fuse and not _grad_enabled.get()
+        owned = False  # x's array is a temporary made here by a layer in _FRESH_OUTPUT
         index = 0
         while index < len(modules):
             module = modules[index]
-            if (fuse and index + 1 < len(modules)
-                    and _fusable_linear_relu(module, modules[index + 1])
+            following = modules[index + 1] if index + 1 < len(modules) else None
+            if (fuse and following is not None
+                    and _fusable_linear_relu(module, following)
                     and isinstance(x, Tensor) and x.ndim >= 1
                     and x.shape[-1] == module.in_features):
                 # Linear then ReLU as one node (ops/linalg.py LinearReLU): same values and
                 # gradients, one pass over the activations fewer each way
                 x = F._linear_relu(x, module.weight, module.bias)
-                index += 2
+                owned, index = inference, index + 2
                 continue
-            if (fuse and index + 1 < len(modules)
-                    and _swappable_relu_max_pool(module, modules[index + 1])
+            if (fuse and following is not None
+                    and _swappable_relu_max_pool(module, following)
                     and isinstance(x, Tensor) and x.ndim == 4):
                 # ReLU then max-pooling, run as max-pooling then ReLU: relu is monotone, so
                 # relu(max(window)) == max(relu(window)) bit for bit (ties, NaN and -0.0
@@ -109,19 +117,38 @@ class Sequential(_IndexedModules):
                 # so are the gradients (the picked element gets relu'(its value) * grad,
                 # every other element 0); the ReLU's mask and passes then cover the pooled,
                 # 4x smaller array (issue 14)
-                x = modules[index](modules[index + 1](x))
-                index += 2
+                pooled = following(x)
+                if (inference and isinstance(pooled, Tensor)
+                        and not np.may_share_memory(pooled._data, x._data)):
+                    _activation_kernels.relu_(pooled._data)  # a new array, ours: in place
+                    x = pooled
+                else:
+                    x = module(pooled)
+                owned, index = inference, index + 2
                 continue
+            if inference and owned and isinstance(x, Tensor) and _plain(module, ReLU):
+                _activation_kernels.relu_(x._data)
+                index += 1
+                continue
+            before = x
             x = module(x)
+            owned = (inference and isinstance(x, Tensor) and isinstance(before, Tensor)
+                     and any(_plain(module, cls) for cls in _FRESH_OUTPUT)
+                     and not np.may_share_memory(x._data, before._data))
             index += 1
         return x
+
+
+#: layers whose forward returns a new array (never the input, a view of it or a cached buffer),
+#: so an activation after them may overwrite it in place when nothing records or observes
+_FRESH_OUTPUT = (Linear, Conv2d)
 
 
 def _plain(module: Module, cls: type) -> bool:
     """``module`` is exactly ``cls``, with its own forward and no hooks (nothing to bypass)."""
     return (type(module) is cls and "forward" not in module.__dict__
             and not module._forward_pre_hooks and not module._forward_hooks
-            and not module._backward_hooks)
+            and not module._backward_hooks and not module._backward_pre_hooks)
 
 
 def _fusable_linear_relu(first: Module, second: Module) -> bool:

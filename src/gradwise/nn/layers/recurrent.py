@@ -146,7 +146,13 @@ class RNNBase(Module):
         if isinstance(x, PackedSequence):
             return self._run_packed(x, hx)
         batched = self._check_input(x)
-        x = _as_tensor(x, np.float32)
+        x = _as_tensor(x, self.weight_ih_l0._data.dtype)
+        if x._data.dtype != self.weight_ih_l0._data.dtype:
+            # torch's own check (no promotion: a float64 or integer batch is a forgotten cast)
+            raise ValueError(f"{type(self).__name__}: input dtype ({x._data.dtype}) does not "
+                             f"match weight dtype ({self.weight_ih_l0._data.dtype}) (torch: "
+                             "\"RNN input dtype ... does not match weight dtype\"); cast the "
+                             "input: x.float() or x.to(weight.dtype)")
         if not batched:
             x = x.unsqueeze(1)  # (L, 1, H_in)
         elif self.batch_first:

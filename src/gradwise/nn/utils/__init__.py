@@ -1,5 +1,6 @@
-"""Gradient clipping, parameter counting and vectors, penalties, and a model summary;
-``gradwise.nn.utils.rnn`` pads sequences."""
+"""Gradient clipping, parameter counting and vectors, penalties, a model summary, weight and
+spectral norm, BatchNorm folding; ``gradwise.nn.utils.rnn`` pads sequences and
+``parametrize``/``parametrizations`` reparametrize tensors, as in torch."""
 
 from __future__ import annotations
 
@@ -8,22 +9,51 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd.functional import cat
 from gradwise.autograd.grad_mode import no_grad
 from gradwise.autograd.tensor import Tensor
 from gradwise.linalg import vector_norm
 from gradwise.nn import functional as F
 from gradwise.nn.module import Module
-from gradwise.nn.utils import rnn  # noqa: F401 - nn.utils.rnn, as in torch
+from gradwise.nn.utils import (  # noqa: F401 - the submodules, as in torch
+    parametrizations,
+    parametrize,
+    rnn,
+)
+from gradwise.nn.utils.fusion import (
+    fuse_conv_bn_eval,
+    fuse_conv_bn_weights,
+    fuse_linear_bn_eval,
+    fuse_linear_bn_weights,
+)
+from gradwise.nn.utils.legacy_norms import (
+    remove_spectral_norm,
+    remove_weight_norm,
+    spectral_norm,
+    weight_norm,
+)
 
 __all__ = [
     "clip_grad_norm_",
     "clip_grad_value_",
+    "clip_grads_with_norm_",
     "count_parameters",
+    "fuse_conv_bn_eval",
+    "fuse_conv_bn_weights",
+    "fuse_linear_bn_eval",
+    "fuse_linear_bn_weights",
+    "get_total_norm",
     "l1_penalty",
     "l2_penalty",
     "parameters_to_vector",
+    "parametrizations",
+    "parametrize",
+    "remove_spectral_norm",
+    "remove_weight_norm",
+    "spectral_norm",
     "summary",
     "vector_to_parameters",
+    "weight_norm",
 ]
 
 Parameters = Tensor | Iterable[Tensor] | Module
@@ -37,44 +67,28 @@ def _as_list(parameters: Parameters) -> list[Tensor]:
     return list(parameters)
 
 
-def clip_grad_norm_(
-    parameters: Parameters,
-    max_norm: float,
-    norm_type: float = 2.0,
-    error_if_nonfinite: bool = False,
-) -> float:
-    """Scale all gradients together so that their joint norm is at most ``max_norm``.
-
-    Follows ``torch.nn.utils.clip_grad_norm_`` step by step: the norm of each ``.grad`` is
-    taken in its own dtype (``gw.linalg.vector_norm``), the total norm is the ``norm_type``-norm
-    of those norms (``inf``: the largest absolute entry), and every gradient is multiplied in
-    place by ``clip_coef = min(max_norm / (total_norm + 1e-6), 1)``, computed in the total
-    norm's dtype. So the non-finite cases behave as in PyTorch: an infinite total norm (an inf
-    entry, or a float64 norm that overflows, like that of [1e200, 1e200]) gives
-    ``clip_coef = 0``, which zeroes the finite gradients and turns inf entries into NaN; a NaN
-    total norm makes every gradient NaN.
-
-    Args:
-        parameters: a Module, a Tensor, or an iterable of Tensors; those without ``.grad`` are
-            skipped.
-        max_norm: the largest total norm allowed (>= 0).
-        norm_type: the order of the norm (> 0, or inf).
-        error_if_nonfinite: raise RuntimeError if the total norm is NaN or inf, leaving the
-            gradients as they are.
+def get_total_norm(tensors: Parameters, norm_type: float = 2.0,
+                   error_if_nonfinite: bool = False, foreach: bool | None = None) -> Tensor:
+    """The ``norm_type``-norm of the norms of ``tensors`` (usually the gradients), as
+    ``torch.nn.utils.get_total_norm``: each norm taken in its tensor's dtype, the total in
+    their common dtype (``inf``: the largest absolute entry). ``foreach`` changes nothing.
 
     Returns:
-        The total norm before clipping, as a float (PyTorch returns it as a 0-d tensor).
+        A 0-d Tensor (0.0 for no tensors), outside the graph.
+
+    Raises:
+        ValueError: ``norm_type`` <= 0. RuntimeError: ``error_if_nonfinite`` and the total is
+            NaN or inf.
     """
-    if max_norm < 0:
-        raise ValueError(f"clip_grad_norm_: max_norm must be non-negative, got {max_norm}")
     norm_type = float(norm_type)
     if norm_type <= 0:
-        raise ValueError(f"clip_grad_norm_: norm_type must be positive, got {norm_type}")
-    grads = [p._grad for p in _as_list(parameters) if p._grad is not None]
-    if not grads:
-        return 0.0
+        raise ValueError(f"get_total_norm: norm_type must be positive, got {norm_type}")
+    arrays = [t._data if isinstance(t, Tensor) else np.asarray(t)
+              for t in _as_list(tensors) if t is not None]
+    if not arrays:
+        return Tensor._make(np.array(0.0, dtype=np.float32), False, None)
     with no_grad():
-        norms = [vector_norm(Tensor._make(g, False, None), norm_type)._data for g in grads]
+        norms = [vector_norm(Tensor._make(a, False, None), norm_type)._data for a in arrays]
         dtype = np.result_type(*norms)
         stacked = Tensor._make(np.stack([n.astype(dtype) for n in norms]), False, None)
         total = vector_norm(stacked, norm_type)._data
@@ -84,16 +98,86 @@ def clip_grad_norm_(
             f"{float(total)}; some gradient is nan or inf, so they cannot be clipped "
             "(pass error_if_nonfinite=False to clip anyway)"
         )
+    return Tensor._make(np.asarray(total), False, None)
+
+
+def clip_grads_with_norm_(parameters: Parameters, max_norm: float, total_norm: Any,
+                          foreach: bool | None = None) -> None:
+    """Multiply every ``.grad`` in place by ``min(max_norm / (total_norm + 1e-6), 1)``, computed
+    in the total norm's dtype (``torch.nn.utils.clip_grads_with_norm_``): an infinite total
+    zeroes the finite gradients, a NaN total makes them NaN, as in torch. ``foreach`` changes
+    nothing.
+
+    Raises:
+        ValueError: a negative ``max_norm``.
+    """
+    if max_norm < 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be non-negative, got {max_norm}")
+    grads = [p._grad for p in _as_list(parameters) if p._grad is not None]
+    if not grads:
+        return
+    total = total_norm._data if isinstance(total_norm, Tensor) else np.asarray(total_norm)
     # max_norm / (total + 1e-6) in total's dtype; np.minimum keeps a NaN (torch.clamp does too)
     clip_coef = np.minimum(max_norm / (total + 1e-6), 1.0)
     with np.errstate(invalid="ignore"):  # inf * 0 = NaN is the intended result (as torch)
         for grad in grads:
             grad *= clip_coef.astype(grad.dtype)
-    return float(total)
 
 
-def clip_grad_value_(parameters: Parameters, clip_value: float) -> None:
-    """Clamp every gradient entry into [-clip_value, clip_value], in place."""
+def clip_grad_norm_(
+    parameters: Parameters,
+    max_norm: float,
+    norm_type: float = 2.0,
+    error_if_nonfinite: bool = False,
+    foreach: bool | None = None,
+) -> float:
+    """Scale all gradients together so that their joint norm is at most ``max_norm``.
+
+    Follows ``torch.nn.utils.clip_grad_norm_`` step by step (:func:`get_total_norm` of the
+    gradients, then :func:`clip_grads_with_norm_`): the norm of each ``.grad`` is taken in its
+    own dtype (``gw.linalg.vector_norm``), the total norm is the ``norm_type``-norm of those
+    norms (``inf``: the largest absolute entry), and every gradient is multiplied in place by
+    ``clip_coef = min(max_norm / (total_norm + 1e-6), 1)``, computed in the total norm's dtype.
+    So the non-finite cases behave as in PyTorch: an infinite total norm (an inf entry, or a
+    float64 norm that overflows, like that of [1e200, 1e200]) gives ``clip_coef = 0``, which
+    zeroes the finite gradients and turns inf entries into NaN; a NaN total norm makes every
+    gradient NaN.
+
+    Args:
+        parameters: a Module, a Tensor, or an iterable of Tensors; those without ``.grad`` are
+            skipped.
+        max_norm: the largest total norm allowed (>= 0).
+        norm_type: the order of the norm (> 0, or inf).
+        error_if_nonfinite: raise RuntimeError if the total norm is NaN or inf, leaving the
+            gradients as they are.
+        foreach: torch's choice of batched kernels; accepted, changes nothing.
+
+    Returns:
+        The total norm before clipping, as a float (PyTorch returns it as a 0-d tensor).
+    """
+    if max_norm < 0:
+        raise ValueError(f"clip_grad_norm_: max_norm must be non-negative, got {max_norm}")
+    norm_type = float(norm_type)
+    if norm_type <= 0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be positive, got {norm_type}")
+    params = _as_list(parameters)
+    grads = [Tensor._make(p._grad, False, None) for p in params if p._grad is not None]
+    if not grads:
+        return 0.0
+    total = get_total_norm(grads, norm_type, error_if_nonfinite)
+    clip_grads_with_norm_(params, max_norm, total)
+    return float(total._data)
+
+
+def clip_grad_value_(parameters: Parameters, clip_value: float,
+                     foreach: bool | None = None) -> None:
+    """Clamp every gradient entry into [-clip_value, clip_value], in place.
+
+    ``foreach`` (torch's choice of batched kernels) is accepted and changes nothing.
+
+    Raises:
+        ValueError: a negative ``clip_value``.
+    """
     if clip_value < 0:
         raise ValueError(f"clip_grad_value_: clip_value must be non-negative, got {clip_value}")
     for param in _as_list(parameters):
@@ -101,12 +185,20 @@ def clip_grad_value_(parameters: Parameters, clip_value: float) -> None:
             np.clip(param._grad, -clip_value, clip_value, out=param._grad)
 
 
-def parameters_to_vector(parameters: Parameters) -> np.ndarray:
-    """All parameter values flattened and concatenated (a copy), in iteration order."""
+def parameters_to_vector(parameters: Parameters) -> Tensor:
+    """All parameter values flattened and concatenated, in iteration order, as torch's: a new
+    Tensor recorded for autograd (``cat`` of the flattened parameters), so the gradient of a
+    function of the vector reaches the parameters.
+
+    Shape: the parameters' sizes summed, (P,).
+
+    Raises:
+        ValueError: no parameters (torch: ``cat`` of an empty list).
+    """
     params = _as_list(parameters)
     if not params:
-        return np.zeros(0, dtype=np.float32)
-    return np.concatenate([p._data.ravel() for p in params])
+        raise ValueError("parameters_to_vector: got no parameters")
+    return cat([p.reshape(-1) for p in params])
 
 
 def vector_to_parameters(vector: Any, parameters: Parameters) -> None:

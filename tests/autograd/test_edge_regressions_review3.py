@@ -345,3 +345,21 @@ def test_documented_differences_still_hold():
     # conv2d with no input channels: torch drops C_out from the output's shape
     assert TF.conv2d(torch.zeros(1, 0, 3, 3), torch.zeros(2, 0, 2, 2)).shape == (1, 0, 2, 2)
     assert F.conv2d(gw.zeros(1, 0, 3, 3), gw.zeros(2, 0, 2, 2)).shape == (1, 2, 2, 2)
+
+
+def _second_at_zero(lib, fn):
+    """d/dx sum(g^2) at x = 0 (and 0.5 for a finite neighbour), g the first gradient."""
+    x = lib.tensor([0.0, 0.5], dtype=lib.float64, requires_grad=True)
+    (g,) = lib.autograd.grad(fn(lib, x).sum(), x, create_graph=True)
+    (h,) = lib.autograd.grad((g * g).sum(), x)
+    return np.asarray(h.detach())
+
+
+@pytest.mark.parametrize("fn", [lambda lib, x: lib.atan2(x, x * 0),
+                                lambda lib, x: lib.special.sinc(x)], ids=["atan2", "sinc"])
+def test_second_derivative_at_the_removable_point_is_the_limit(fn):
+    # atan2 at the origin and sinc at 0: gradwise the value of the guarded branch (0), torch
+    # NaN from differentiating the guarded-away 0/0 (docs/NUMERICS.md)
+    got, want = _second_at_zero(gw, fn), _second_at_zero(torch, fn)
+    assert got[0] == 0.0 and math.isnan(want[0])
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12)

@@ -64,7 +64,7 @@ def assert_like_torch(fn, arrays, dtype, upstream=1.0, second=False, rtol=1e-6, 
 
 
 # ---- 1. logit: torch's 1/(x(1-x)) slope, inf at 0 and 1, NaN outside; 0 outside [eps, 1-eps]
-LOGIT_VALUES = [0.0, 1.0, 0.5, -1.0, 2.0, 1e-30, 0.999, NAN]
+LOGIT_VALUES = [0.0, -0.0, 1.0, 0.5, -1.0, 2.0, 1e-30, 0.999, NAN]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -83,9 +83,9 @@ def test_logit_gradient_at_and_outside_the_domain_edges(dtype, eps, spelling):
 
 
 def test_logit_gradient_is_inf_at_zero_and_one():
-    x = gw.tensor([0.0, 1.0], requires_grad=True)
+    x = gw.tensor([0.0, -0.0, 1.0], requires_grad=True)
     x.logit().sum().backward()
-    np.testing.assert_array_equal(np.asarray(x.grad), [INF, INF])
+    np.testing.assert_array_equal(np.asarray(x.grad), [INF, INF, INF])
 
 
 # ---- 4. special functions' forward values at the edges

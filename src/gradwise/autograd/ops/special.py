@@ -435,7 +435,8 @@ class Logit(Function):
         x = ctx.x
         outside, fill = Logit._outside(x, ctx.eps)
         with np.errstate(all="ignore"):
-            slope = np.where(outside, fill, 1 / (x * (1 - x)))
+            # + 0.0 turns the -0 of x = -0 into +0, so the slope there is +inf as torch's
+            slope = np.where(outside, fill, 1 / (x * (1 - x) + 0.0))
         return ((grad * slope).astype(grad.dtype, copy=False),)
 
     @staticmethod
@@ -443,7 +444,7 @@ class Logit(Function):
         (x,) = ctx.inputs
         outside, fill = Logit._outside(x._data, ctx.eps)
         with np.errstate(all="ignore"):
-            slope = 1 / (x * (1 - x))
+            slope = 1 / (x * (1 - x) + 0.0)  # +0 at x = -0 (see backward)
         return (grad * Where.apply(outside, _constant(fill, x), slope),)
 
 

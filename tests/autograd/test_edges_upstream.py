@@ -204,8 +204,12 @@ def test_binary_ops_under_non_finite_upstream_gradients(name, dtype):
 
 
 TENSOR_BOUNDS = {
-    # clamp with tensor bounds: gradwise takes only scalar bounds today (Tensor.clip calls item())
     "where_both": (lambda a, b, c: gw.where(a > c, a, b), lambda a, b, c: T.where(a > c, a, b)),
+    # clamp with tensor bounds (lo > hi at some places: torch's min(max(x, lo), hi) gives hi);
+    # the bounds receive gradients too
+    "clamp_tensors": (lambda x, lo, hi: x.clamp(lo, hi), lambda x, lo, hi: x.clamp(lo, hi)),
+    "clamp_min_tensor": (lambda x, lo, hi: x.clamp(min=lo), lambda x, lo, hi: x.clamp(min=lo)),
+    "clamp_max_tensor": (lambda x, lo, hi: x.clamp(max=hi), lambda x, lo, hi: x.clamp(max=hi)),
 }
 
 

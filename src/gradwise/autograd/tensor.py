@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html as _html
+import math
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
@@ -663,7 +664,9 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         start, end = start_dim % self.ndim, end_dim % self.ndim
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1 :]
+        # the merged size spelled out: -1 cannot be inferred when another axis is 0
+        merged = math.prod(self.shape[start : end + 1])
+        shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
         return self.reshape(shape)
 
     def unsqueeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:

@@ -676,20 +676,40 @@ _attach()
 
 
 def _clamp_tensor_bounds(x: Tensor, lo: Any, hi: Any) -> Tensor:
-    """``min(max(x, lo), hi)`` with tensor bounds, recorded through ``where`` (PyTorch's
-    clamp backward: x's gradient where lo <= x <= hi, lo's where x < lo, hi's where the
-    result is above hi); NaN in x stays NaN."""
+    """``min(max(x, lo), hi)`` with tensor bounds, with PyTorch's clamp backward
+    (``clamp_backward_min_max``) as selections: x's gradient where lo <= x <= hi, lo's where
+    x < lo < hi, hi's where x > hi or hi < lo. NaN in x stays NaN and sends no gradient (it
+    lies inside no bound); where no rule applies (lo == hi below them, NaN) the value is a
+    constant."""
     from gradwise.autograd.functional import promoted, where
     operands = [b for b in (x, lo, hi) if b is not None]
     cast = iter(promoted(*operands))
-    out = next(cast)
-    if lo is not None:
-        bound = next(cast)
-        out = where(out < bound, bound, out)
-    if hi is not None:
-        bound = next(cast)
-        out = where(out > bound, bound, out)
-    return out
+    x = next(cast)
+    lo = next(cast) if lo is not None else None
+    hi = next(cast) if hi is not None else None
+    value = x._data
+    with np.errstate(invalid="ignore"):
+        if lo is not None:
+            value = np.maximum(value, lo._data)  # NaN propagates, as in torch
+        if hi is not None:
+            value = np.minimum(value, hi._data)
+        inside = np.ones(np.shape(value), dtype=bool)
+        if lo is not None:
+            inside = inside & (x._data >= lo._data)
+        if hi is not None:
+            inside = inside & (x._data <= hi._data)
+        out = Tensor._make(np.asarray(value, dtype=x._data.dtype), False, None)
+        if hi is not None:
+            above = x._data > hi._data
+            if lo is not None:
+                above = above | (hi._data < lo._data)
+            out = where(above, hi, out)
+        if lo is not None:
+            below = x._data < lo._data
+            if hi is not None:
+                below = below & (lo._data < hi._data)
+            out = where(below, lo, out)
+        return where(inside, x, out)
 
 
 # torch's names of the dtypes in its view(dtype) messages

@@ -266,7 +266,9 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
     if beta == 0:
         return _reduce_loss("smooth_l1_loss", size, reduction)
     from gradwise.autograd.functional import where
-    small = size < beta
+    # NaN takes the quadratic branch, as torch's backward (x / beta there) does: a NaN input
+    # gets a NaN gradient, not abs's 0
+    small = ~(size._data >= beta)
     # the quadratic branch sees 0 where it is not taken: its zero gradient times an infinite
     # difference would be NaN (torch gives +-1 at d = +-inf)
     quiet = where(small, diff, np.zeros((), diff._data.dtype))
@@ -289,7 +291,7 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
     diff = input - target
     size = diff.abs()
     from gradwise.autograd.functional import where
-    small = size < delta
+    small = ~(size._data >= delta)  # NaN on the quadratic side, as in smooth_l1_loss
     quiet = where(small, diff, np.zeros((), diff._data.dtype))  # as in smooth_l1_loss
     loss = where(small, 0.5 * quiet * quiet, delta * (size - 0.5 * delta))
     return _reduce_loss("huber_loss", loss, reduction)
@@ -582,10 +584,10 @@ def embedding(input: Any, weight: Tensor, padding_idx: int | None = None,
     padded = (indices == padding_idx)[..., None]  # (*, 1)
     if not padded.any():
         return rows
-    # the padded positions take the row's value as a constant: no gradient reaches it
-    constant = Tensor._make(np.where(padded, weight._data[indices], 0).astype(weight.dtype),
-                            False, None)
-    return rows * Tensor._make((~padded).astype(weight.dtype), False, None) + constant
+    # the padded positions take the row's value as a constant: no gradient reaches it (a
+    # selection, not a product with a 0/1 mask, under which an inf gradient would give NaN)
+    constant = Tensor._make(weight._data[indices], False, None)
+    return _where(padded, constant, rows)
 
 
 def _padding_row(name: str, padding_idx: int, num_embeddings: int) -> int:
@@ -739,7 +741,7 @@ def _max_pool_indices(x: Tensor, kernel: tuple[int, int], strides: tuple[int, in
                     constant_values=-np.inf)
     windows = np.lib.stride_tricks.sliding_window_view(padded, kernel, axis=(-2, -1))
     windows = windows[..., ::strides[0], ::strides[1], :, :]  # (*, oh, ow, kh, kw)
-    flat = windows.reshape(*windows.shape[:-2], -1)
+    flat = windows.reshape(*windows.shape[:-2], windows.shape[-2] * windows.shape[-1])
     best = np.argmax(flat, axis=-1)  # the first maximum, row-major in the window
     rows = best // kernel[1] + (np.arange(flat.shape[-3]) * strides[0])[:, None] - pads[0]
     cols = best % kernel[1] + (np.arange(flat.shape[-2]) * strides[1])[None, :] - pads[1]
@@ -775,9 +777,9 @@ def _unpool(x: Tensor, positions: np.ndarray, size: tuple[int, ...], name: str) 
     if positions.size and (positions.min() < 0 or positions.max() >= plane):
         raise ValueError(f"{name}: an index lies outside the output of size {size}")
     lead = tuple(x.shape[:-len(size)])
-    flat_values = x.reshape(*lead, -1)  # (*lead, h * w)
+    flat_values = x.reshape(*lead, int(np.prod(x.shape[len(lead):])))  # (*lead, h * w)
     grids = np.ix_(*[np.arange(n) for n in lead], np.arange(flat_values.shape[-1]))
-    index = (*grids[:-1], positions.reshape(*lead, -1))
+    index = (*grids[:-1], positions.reshape(*lead, flat_values.shape[-1]))
     from gradwise.autograd.ops.shape import ScatterAdd
     # assigned, not added (basic=True): overlapping windows can pick the same element twice,
     # and torch writes its value once; the backward gathers the gradient at every index
@@ -941,7 +943,9 @@ def glu(x: Tensor, dim: int = -1) -> Tensor:
     """
     if x.shape[dim] % 2:
         raise ValueError(f"glu: dim {dim} must have an even size, got shape {tuple(x.shape)}")
-    a, b = x.chunk(2, dim)
+    half = x.shape[dim] // 2  # sliced, not chunk(2): a size-0 dim has one chunk, not two
+    before = (slice(None),) * (dim % x.ndim)
+    a, b = x[before + (slice(0, half),)], x[before + (slice(half, None),)]
     return a * b.sigmoid()
 
 
@@ -962,7 +966,11 @@ def prelu(x: Tensor, weight: Tensor) -> Tensor:
                            f"and {_dtype_name(weight._data.dtype)}")
     if weight.shape[0] != 1:
         weight = weight.reshape(weight.shape[0], *([1] * (x.ndim - 2)))  # (C, 1, ...)
-    return relu(x) - weight * relu(-x)
+    # torch's rule, x > 0 ? x : w x: at x = 0 (and NaN) the gradient is w grad, where
+    # relu(x) - w relu(-x) would give 0; w multiplies only the non-positive side, so an inf on
+    # the positive side does not reach dL/dw as 0 * inf = NaN
+    positive = x._data > 0
+    return _where(positive, x, weight * _where(positive, 0.0, x))
 
 
 def rrelu(x: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
@@ -1022,7 +1030,7 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Any, margin: flo
                         reduction: str = "mean") -> Tensor:
     """``max(0, -y (x1 - x2) + margin)`` with y in {1, -1}."""
     _loss.check_reduction("margin_ranking_loss", reduction)
-    loss = relu((input1 - input2) * -target + margin)
+    loss = ((input1 - input2) * -target + margin).clamp_min(0.0)
     return _reduce_loss("margin_ranking_loss", loss, reduction)
 
 
@@ -1031,7 +1039,7 @@ def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
     """x where y = 1, ``max(0, margin - x)`` where y = -1 (torch's)."""
     _loss.check_reduction("hinge_embedding_loss", reduction)
     y = _target_array(target)
-    loss = _where(y == 1, input, 0.0) + _where(y == -1, relu(margin - input), 0.0)
+    loss = _where(y == 1, input, 0.0) + _where(y == -1, (margin - input).clamp_min(0.0), 0.0)
     return _reduce_loss("hinge_embedding_loss", loss, reduction)
 
 
@@ -1064,7 +1072,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Any, margin: f
     cos = (input1 * input2).sum(-1) / (((input1 * input1).sum(-1) + eps)
                                        * ((input2 * input2).sum(-1) + eps)).sqrt()
     y = _target_array(target)
-    loss = _where(y == 1, 1.0 - cos, 0.0) + _where(y == -1, relu(cos - margin), 0.0)
+    loss = _where(y == 1, 1.0 - cos, 0.0) + _where(y == -1, (cos - margin).clamp_min(0.0), 0.0)
     return _reduce_loss("cosine_embedding_loss", loss, reduction)
 
 
@@ -1085,7 +1093,7 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     if swap:
         from gradwise.autograd.functional import minimum
         d_neg = minimum(d_neg, pairwise_distance(positive, negative, p, eps))
-    return _reduce_loss("triplet_margin_loss", relu(d_pos - d_neg + margin), reduction)
+    return _reduce_loss("triplet_margin_loss", (d_pos - d_neg + margin).clamp_min(0.0), reduction)
 
 
 def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: bool = False,
@@ -1382,34 +1390,44 @@ def _adaptive_sizes(op: str, output_size: Any, spatial: tuple[int, ...]) -> tupl
     return tuple(int(s) for s in sizes)
 
 
-def _averaging_matrix(size: int, out: int, dtype: Any) -> np.ndarray:
-    """(out, size) matrix whose row i averages adaptive window i."""
-    matrix = np.zeros((out, size), dtype=dtype)
-    for i, (start, end) in enumerate(_adaptive_windows(size, out)):
-        matrix[i, start:end] = 1.0 / (end - start)
-    return matrix
+def _adaptive_avg(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
+    """The mean of each of torch's adaptive windows over the last ``len(sizes)`` axes.
+
+    Each window is averaged on its own, so an inf or NaN stays in the windows that hold it (an
+    averaging-matrix product would spread it: 0 * inf = NaN in every other window, forward and
+    backward). Sizes that divide evenly take one reshape and one mean; others one mean a window.
+    """
+    count = len(sizes)
+    lead, spatial = tuple(x.shape[:x.ndim - count]), tuple(x.shape[x.ndim - count:])
+    if all(n % s == 0 for n, s in zip(spatial, sizes, strict=True)):
+        split = [d for n, s in zip(spatial, sizes, strict=True) for d in (s, n // s)]
+        axes = tuple(len(lead) + 2 * i + 1 for i in range(count))
+        return x.reshape(*lead, *split).mean(dim=axes)  # (*lead, out_1, k_1, out_2, k_2 ...)
+    windows = [_adaptive_windows(n, s) for n, s in zip(spatial, sizes, strict=True)]
+    axes = tuple(range(-count, 0))
+    values = [x[(Ellipsis,) + tuple(slice(*windows[d][cell[d]]) for d in range(count))]
+              .mean(dim=axes) for cell in np.ndindex(*sizes)]
+    from gradwise.autograd.functional import stack
+    return stack(values, -1).reshape(*lead, *sizes)
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
-    """Mean over torch's adaptive windows, so the output is ``output_size`` (an int, a pair, or
-    None entries keeping the input size). Computed as ``A_h @ x @ A_w^T`` with averaging
-    matrices, so every window size (overlapping ones too) is exact.
+    """Average pooling to a fixed output size with torch's windows (``output_size`` an int, a
+    pair, or None entries keeping the input size); each window is averaged on its own, so a
+    non-finite value stays in its windows.
 
     Shape: (N, C, H, W) or (C, H, W) -> (..., out_h, out_w)
     """
     _check_rank("adaptive_avg_pool2d", x, (3, 4), "(N, C, H, W) or (C, H, W)")
-    out_h, out_w = _adaptive_sizes("adaptive_avg_pool2d", output_size, tuple(x.shape[-2:]))
-    rows = Tensor._make(_averaging_matrix(x.shape[-2], out_h, x.dtype), False, None)
-    cols = Tensor._make(_averaging_matrix(x.shape[-1], out_w, x.dtype).T.copy(), False, None)
-    return rows @ x @ cols  # (out_h, H) @ (..., H, W) @ (W, out_w)
+    return _adaptive_avg(x, _adaptive_sizes("adaptive_avg_pool2d", output_size,
+                                            tuple(x.shape[-2:])))
 
 
 def adaptive_avg_pool1d(x: Tensor, output_size: Any) -> Tensor:
     """Mean over adaptive windows of the last dim. Shape: (N, C, L) or (C, L) -> (..., out)."""
     _check_rank("adaptive_avg_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
-    (out,) = _adaptive_sizes("adaptive_avg_pool1d", output_size, (x.shape[-1],))
-    cols = Tensor._make(_averaging_matrix(x.shape[-1], out, x.dtype).T.copy(), False, None)
-    return x @ cols
+    return _adaptive_avg(x, _adaptive_sizes("adaptive_avg_pool1d", output_size,
+                                            (x.shape[-1],)))
 
 
 def _adaptive_max(op: str, x: Tensor, sizes: tuple[int, ...], return_indices: bool) -> Any:
@@ -1421,7 +1439,7 @@ def _adaptive_max(op: str, x: Tensor, sizes: tuple[int, ...], return_indices: bo
     for cell in np.ndindex(*sizes):
         index = tuple(slice(*windows[d][cell[d]]) for d in range(len(sizes)))
         patch = x[(Ellipsis,) + index]
-        flat = patch.reshape(*lead, -1)  # (*lead, window elements)
+        flat = patch.reshape(*lead, int(np.prod(patch.shape[len(lead):])))  # (*lead, window)
         best = flat.max(dim=-1)
         values.append(best.values)
         if return_indices:
@@ -1747,12 +1765,16 @@ def embedding_bag(input: Any, weight: Tensor, offsets: Any = None, max_norm: flo
             pieces.append(rows[members].max(dim=0).values if members.size
                           else Tensor._make(np.zeros(weight.shape[1], weight.dtype), False, None))
         return stack(pieces, 0)
-    membership = np.zeros((bags, flat.shape[0]), dtype=weight.dtype)  # (B, n)
-    membership[bag_of[keep], np.flatnonzero(keep)] = 1.0
+    # each kept row added into its bag (a scatter, not a membership-matrix product: there one
+    # inf or NaN row, or an inf gradient, would reach every bag as 0 * inf = NaN)
+    members = np.flatnonzero(keep)
+    picked = rows if members.size == flat.shape[0] else rows[members]  # (m, dim)
     if mode == "mean":
-        counts = membership.sum(1, keepdims=True)
-        membership = membership / np.maximum(counts, 1.0)
-    return Tensor._make(membership, False, None) @ rows
+        counts = np.bincount(bag_of[members], minlength=bags)
+        scale = (1.0 / np.maximum(counts, 1))[bag_of[members]].astype(weight.dtype)
+        picked = picked * Tensor._make(scale[:, None], False, None)
+    from gradwise.autograd.ops.shape import ScatterAdd
+    return ScatterAdd.apply(picked, (bags, weight.shape[1]), (bag_of[members],), False)
 
 
 def _as_graph_or_const(value: Any, like: Tensor) -> Tensor:
@@ -2014,15 +2036,18 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
         raise ValueError(f"multi_margin_loss: labels must lie in [0, {classes})")
     rows = np.arange(input.shape[0])
     correct = input[rows, labels].unsqueeze(1)  # (N, 1)
-    hinge = relu(input - correct + margin)
+    z = input - correct + margin
+    # torch's kernel adds a term only where i != y and z > 0: a selection, so the target's own
+    # column (inf - inf when x_y is infinite) and a NaN z are left out, not multiplied by 0
+    active = z._data > 0
+    active[rows, labels] = False
+    hinge = _where(active, z, 0.0)
     if p == 2:
         hinge = hinge * hinge
-    others = np.ones(input.shape, dtype=input.dtype)
-    others[rows, labels] = 0
     if weight is not None:
         weight = _weight_array("multi_margin_loss", "weight", weight)
-        others = others * weight.astype(input.dtype)[labels][:, None]
-    loss = (hinge * Tensor._make(others, False, None)).sum(1) / classes
+        hinge = hinge * weight.astype(input.dtype)[labels][:, None]
+    loss = hinge.sum(1) / classes
     return _reduce_loss("multi_margin_loss", loss, reduction)
 
 
@@ -2064,6 +2089,14 @@ def feature_alpha_dropout(x: Tensor, p: float = 0.5, training: bool = False,
     return _alpha_dropout("feature_alpha_dropout", x, p, training, True, generator)
 
 
+def _lp_root(pooled: Tensor, size: float, norm_type: float) -> Tensor:
+    """``(size * pooled) ** (1 / p)`` as torch writes it, through ``sign(m) relu(|m|)``: at a
+    window of zeros the root's infinite slope meets relu's selection and the gradient is 0
+    (torch's), where the bare root gives inf * 0 = NaN."""
+    magnitude = relu(pooled.abs()) * np.sign(pooled._data)
+    return (magnitude * size) ** (1.0 / norm_type)
+
+
 def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
               ceil_mode: bool = False) -> Tensor:
     """Power-average pooling: ``(sum over the window of x^p)^(1/p)`` (torch's lp_pool2d: the
@@ -2094,14 +2127,6 @@ def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
     return _lp_root(pooled, float(kernel), norm_type)
 
 
-def _lp_root(pooled: Tensor, size: float, norm_type: float) -> Tensor:
-    """(size * pooled)^(1/p), written as torch's lp_pool: ``sign(m) relu(|m|)`` in place of m,
-    so a window of zeros (where the root's slope is inf) gets gradient 0, not 0 * inf = NaN:
-    relu's backward selects 0 where m is not positive."""
-    guarded = pooled.sign() * relu(pooled.abs())
-    return (guarded * size) ** (1.0 / norm_type)
-
-
 def pdist(input: Tensor, p: float = 2.0) -> Tensor:
     """The p-norm distance between every pair of rows i < j, in row-major order of the upper
     triangle (torch.nn.functional.pdist).
@@ -2127,7 +2152,7 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     if swap:
         from gradwise.autograd.functional import minimum
         d_neg = minimum(d_neg, distance(positive, negative))
-    loss = relu(d_pos - d_neg + margin)
+    loss = (d_pos - d_neg + margin).clamp_min(0.0)
     return _reduce_loss("triplet_margin_with_distance_loss", loss, reduction)
 
 

@@ -24,15 +24,12 @@ import numpy as np
 
 from gradwise.autograd import Tensor, enable_grad
 from gradwise.nn import Module
+from gradwise.onnx.errors import ExportError
 
 #: the opset written when none is asked for (17 is the first with LayerNormalization)
 DEFAULT_OPSET = 17
 #: the opsets the exporter knows how to write (13: Squeeze/Unsqueeze/ReduceSum take axes as inputs)
 SUPPORTED_OPSETS = range(13, 22)
-
-
-class ExportError(RuntimeError):
-    """The model cannot be exported; the message names the op (and module) that stopped it."""
 
 
 def _require_onnx() -> Any:

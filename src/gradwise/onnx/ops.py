@@ -17,6 +17,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from gradwise.autograd import Tensor
+from gradwise.onnx.errors import ExportError
 
 Converter = Callable[["GraphBuilder", Any, Any], tuple[str, bool]]
 CONVERTERS: dict[str, Converter] = {}
@@ -170,8 +171,6 @@ class GraphBuilder:
 
 
 def _export_error(message: str) -> Exception:
-    from gradwise.onnx.export import ExportError
-
     return ExportError(message)
 
 

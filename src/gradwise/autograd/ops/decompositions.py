@@ -100,6 +100,8 @@ def adjugate_transpose(a: np.ndarray) -> np.ndarray:
 
     With A = U S V^T: adj(A)^T = det(U) det(V) U diag(prod_{j != i} s_j) V^T.
     """
+    if a.shape[-1] == 0:  # the empty matrix: det = 1, a gradient with no entries
+        return np.zeros(a.shape, dtype=a.dtype)
     u, s, vh = np.linalg.svd(a)
     n = s.shape[-1]
     others = np.stack([np.prod(np.delete(s, i, axis=-1), axis=-1) for i in range(n)], axis=-1)

@@ -260,7 +260,8 @@ class NLLLoss(Function):
         weight = check_class_weight("nll_loss", weight, log_probs.shape[1], log_probs.dtype)
         rows = np.arange(log_probs.shape[0])
         labels, picked = _class_terms(target, counted, weight, log_probs.dtype)
-        loss = -log_probs[rows, labels] * picked
+        # an ignored row is left out (0), not multiplied by 0: its value may be +-inf
+        loss = np.where(counted, -log_probs[rows, labels] * picked, 0)
         ctx.shape, ctx.rows, ctx.labels, ctx.picked = log_probs.shape, rows, labels, picked
         ctx.counted = counted
         ctx.reduction = reduction
@@ -274,7 +275,9 @@ class NLLLoss(Function):
     def backward(ctx, grad):
         out = np.zeros(ctx.shape, dtype=grad.dtype)
         # each row is written once; an ignored row writes 0 at column 0
-        out[ctx.rows, ctx.labels] = 0 - ctx.picked * _row_scale(grad, ctx)  # 0 - 0 is +0
+        with np.errstate(invalid="ignore"):  # inf * 0 at an ignored row, selected away
+            values = 0 - ctx.picked * _row_scale(grad, ctx)  # 0 - 0 is +0
+        out[ctx.rows, ctx.labels] = np.where(ctx.counted, values, 0)
         return (out,)
 
     @staticmethod
@@ -396,9 +399,10 @@ class BCE(Function):
 
     @staticmethod
     def forward(ctx, probs, target, reduction="mean", weight=None):
-        if probs.size and (probs.min() < 0 or probs.max() > 1):
+        # written so that NaN (whose comparisons are all False) is refused too, as torch does
+        if probs.size and not (probs.min() >= 0 and probs.max() <= 1):
             raise ValueError(
-                "binary_cross_entropy: input must hold probabilities in [0, 1] "
+                "binary_cross_entropy: input must hold probabilities in [0, 1], not NaN "
                 f"(got min {probs.min():.4g}, max {probs.max():.4g}); for logits use "
                 "binary_cross_entropy_with_logits"
             )

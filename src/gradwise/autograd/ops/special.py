@@ -68,6 +68,24 @@ def _tiny_safe(x):
     return not_tiny, Where.apply(not_tiny, x, _constant(eps, x))
 
 
+def _tiny_limit(x: np.ndarray, slope) -> np.ndarray:
+    """``slope`` where |x| > eps, else its limit 1/2 at 0: PyTorch's guard in ``i1_backward``
+    / ``i1e_backward`` (NaN, failing the test, takes 1/2 too), the same as :func:`_tiny_safe`
+    on the create_graph path. A subnormal x would otherwise overflow 1 / x."""
+    not_tiny = np.abs(x) > np.finfo(x.dtype).eps
+    return np.where(not_tiny, slope(np.where(not_tiny, x, 1)), 0.5)
+
+
+def _lgamma(x: np.ndarray) -> np.ndarray:
+    """scipy's ``gammaln`` with torch's values where it differs: +inf at -inf (|Gamma| grows
+    without bound there; gammaln gives -inf) and -log|x| at subnormal x (gammaln goes through
+    Gamma(x), which overflows, and gives inf)."""
+    out = special.gammaln(x)
+    tiny = (x != 0) & (np.abs(x) < np.finfo(x.dtype).tiny)
+    out = np.where(tiny, -np.log(np.abs(x)), out)
+    return np.where(x == -np.inf, np.inf, out)
+
+
 class Erfinv(_Unary):
     """The inverse error function on (-1, 1) (+-inf at +-1, NaN outside)."""
 
@@ -82,8 +100,7 @@ class Lgamma(_Unary):
     """log |Gamma(x)|, the log of the gamma function's magnitude."""
 
     name = "lgamma"
-    # scipy's gammaln(-inf) is -inf; |Gamma| grows without bound there, so +inf (as torch)
-    _value = staticmethod(lambda x: np.where(x == -np.inf, np.inf, special.gammaln(x)))
+    _value = staticmethod(_lgamma)
     _slope = staticmethod(lambda x, out: special.digamma(x))
     _slope_graph = staticmethod(lambda x: Digamma.apply(x))
 
@@ -310,8 +327,8 @@ class I1(_Unary):
 
     name = "i1"
     _value = staticmethod(special.i1)
-    _slope = staticmethod(lambda x, out: np.where(
-        x == 0, 0.5, special.i0(x) - out / np.where(x == 0, 1, x)))
+    _slope = staticmethod(lambda x, out: _tiny_limit(
+        x, lambda safe: special.i0(safe) - special.i1(safe) / safe))
     _slope_graph = staticmethod(lambda x: _i1_slope_graph(x))
 
 
@@ -320,8 +337,8 @@ class I1e(_Unary):
 
     name = "i1e"
     _value = staticmethod(special.i1e)
-    _slope = staticmethod(lambda x, out: np.where(
-        x == 0, 0.5, special.i0e(x) - out * (np.sign(x) + 1 / np.where(x == 0, 1, x))))
+    _slope = staticmethod(lambda x, out: _tiny_limit(
+        x, lambda safe: special.i0e(safe) - special.i1e(safe) * (np.sign(safe) + 1 / safe)))
     _slope_graph = staticmethod(lambda x: _i1e_slope_graph(x))
 
 

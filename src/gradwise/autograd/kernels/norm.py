@@ -27,6 +27,7 @@ def layer_norm_forward_reference(
     # the mean of x - x[0] plus x[0]: a constant row's mean is then exactly its value, so
     # x - mean is exactly 0 (a plain sum / D rounds: 0.1 * 3 / 3 != 0.1), as torch's Welford
     first = x2[:, :1]
+    first = np.where(np.isfinite(first), first, 0)  # an inf first value would make inf - inf
     with np.errstate(invalid="ignore"):
         mean = first[:, 0] + np.einsum("md->m", x2 - first) / size
     centered = x2 - mean[:, None]
@@ -48,6 +49,8 @@ def _layer_norm_forward_kernel(x2, weight, bias, has_weight, has_bias, eps, coun
     for i in range(rows):
         # shifted by the row's first value, so a constant row's mean is exact (the reference)
         first = x2[i, 0] if size else zero
+        if not np.isfinite(first):  # inf - inf would turn an infinite mean into NaN
+            first = zero
         total = zero
         for j in range(size):
             total += x2[i, j] - first
@@ -176,6 +179,7 @@ def batch_norm_stats_reference(x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # shifted by each channel's first value, so a constant channel's mean is exact (as
     # layer_norm_forward_reference)
     first = x3[:1, :, :1] if x3.size else np.zeros((1, x3.shape[1], 1), x3.dtype)
+    first = np.where(np.isfinite(first), first, 0)  # an inf first value would make inf - inf
     with np.errstate(invalid="ignore"):
         mean = first[0, :, 0] + np.einsum("ncl->c", x3 - first) / count
     centered = x3 - mean[:, None]
@@ -192,7 +196,8 @@ def _batch_norm_stats_kernel(x3, count, zero, mean, var):  # pragma: no cover - 
     first = np.zeros(channels, x3.dtype)
     if n and length:
         for c in range(channels):
-            first[c] = x3[0, c, 0]
+            if np.isfinite(x3[0, c, 0]):  # inf - inf would turn an infinite mean into NaN
+                first[c] = x3[0, c, 0]
     for i in range(n):
         for c in range(channels):
             total = zero

@@ -1203,7 +1203,7 @@ class Sign(_PiecewiseConstant):
     def _value(x):
         out = np.sign(x)
         if out.dtype.kind == "f":
-            out[np.isnan(out)] = 0
+            out = np.where(np.isnan(out), out.dtype.type(0), out)
         return out
 
 

@@ -441,10 +441,14 @@ class Logit(Function):
             return np.asarray(np.log(p / (1 - p)), dtype=x.dtype)
 
     @staticmethod
-    def _outside(x, eps):
-        """(mask where the slope is replaced, the value it takes there)."""
+    def _outside(x, eps, graph=False):
+        """(mask where the slope is replaced, the value it takes there). torch's two paths
+        differ at NaN with ``eps``: the first-order kernel tests "outside" (NaN is not, so
+        NaN), the create_graph formula "inside" (NaN is not, so 0); both are followed."""
         if eps is None:
             return (x < 0) | (x > 1), np.nan
+        if graph:
+            return ~((x >= eps) & (x <= 1 - eps)), 0.0
         return (x < eps) | (x > 1 - eps), 0.0
 
     @staticmethod
@@ -452,17 +456,20 @@ class Logit(Function):
         x = ctx.x
         outside, fill = Logit._outside(x, ctx.eps)
         with np.errstate(all="ignore"):
-            # + 0.0 turns the -0 of x = -0 into +0, so the slope there is +inf as torch's
-            slope = np.where(outside, fill, 1 / (x * (1 - x) + 0.0))
-        return ((grad * slope).astype(grad.dtype, copy=False),)
+            # + 0.0 turns the -0 of x = -0 into +0, so the slope there is +inf as torch's; the
+            # fill is selected, not multiplied (an inf upstream outside [eps, 1 - eps] gives 0)
+            slope = grad * (1 / (x * (1 - x) + 0.0))
+        return (np.where(outside, fill, slope).astype(grad.dtype, copy=False),)
 
     @staticmethod
     def backward_graph(ctx, grad):
         (x,) = ctx.inputs
-        outside, fill = Logit._outside(x._data, ctx.eps)
+        outside, fill = Logit._outside(x._data, ctx.eps, graph=True)
         with np.errstate(all="ignore"):
-            slope = 1 / (x * (1 - x) + 0.0)  # +0 at x = -0 (see backward)
-        return (grad * Where.apply(outside, _constant(fill, x), slope),)
+            # torch's create_graph path keeps the sign of x = -0 (-inf there), unlike its
+            # first-order backward
+            slope = grad / (x * (1 - x))
+        return (Where.apply(outside, _constant(fill, x), slope),)
 
 
 def _exclusive_products(x, d: int, cat, cumprod, flip, ones):

@@ -515,7 +515,7 @@ DIFFERENCES: dict[str, str] = {
             "limit gradient)"),
     **_each("gelu_tanh", "huge", "torch's tanh-GELU backward overflows x^3 (NaN); gradwise "
             "gives the limits 1 and 0"),
-    **_each("cnn", "zeros tiny-f64", "batch norm of a constant channel is exactly 0 in gradwise, "
+    **_each("cnn", "zeros tiny", "batch norm of a constant channel is exactly 0 in gradwise, "
             "~3e-5 of rounding in torch (NUMERICS: conventions); the ReLU after it then sees its "
             "kink at 0 (gradient 0) where torch sees the rounding's sign"),
     **_each("cosine_embedding cosine_embedding_fn", "tiny-f64",
@@ -557,6 +557,11 @@ def _failures(name: str, dtype: Any) -> dict[str, str]:
     return found
 
 
+#: listed differences that come and go with torch's rounding (run order, threads): the tiny
+#: constant channel's residue in torch's batch norm is sometimes exactly 0 there too
+MAY_AGREE = {"cnn-tiny"}
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_case_at_the_edges_matches_torch(name, dtype):
@@ -567,7 +572,7 @@ def test_every_case_at_the_edges_matches_torch(name, dtype):
     variants = SHORT if name in SLOW_CASES else VARIANTS[dtype]
     listed = {f"{name}-{v}{suffix}" for v in variants for suffix in ("", f"-{tag}")} & set(
         EXPECTED)
-    gone = sorted(listed - set(found))
+    gone = sorted(listed - set(found) - MAY_AGREE)
     assert not gone, f"listed differences that are gone (take them off the lists): {gone}"
 
 

@@ -23,6 +23,8 @@ RNG = np.random.default_rng(0)
 def _layers():
     x2 = RNG.standard_normal((3, 4)).astype(np.float32)
     x4 = RNG.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    x3 = RNG.standard_normal((2, 3, 7)).astype(np.float32)
+    x5 = RNG.standard_normal((2, 2, 4, 5, 4)).astype(np.float32)
     return [
         ("Linear", lambda: nn.Linear(4, 3, rng=0), x2),
         ("Conv2d", lambda: nn.Conv2d(3, 2, 3, padding=1, rng=0), x4),
@@ -32,6 +34,19 @@ def _layers():
         ("Flatten", lambda: nn.Flatten(), x4),
         ("MaxPool2d", lambda: nn.MaxPool2d(2), x4),
         ("AvgPool2d", lambda: nn.AvgPool2d(2), x4),
+        # issue 11 A: every rank, and the options that take the N-d reference ops
+        ("Conv1d", lambda: nn.Conv1d(3, 4, 3, padding=1, groups=1, rng=0), x3),
+        ("Conv3d", lambda: nn.Conv3d(2, 4, 2, groups=2, rng=0), x5),
+        ("ConvTranspose1d", lambda: nn.ConvTranspose1d(3, 2, 3, stride=2, rng=0), x3),
+        ("ConvTranspose3d", lambda: nn.ConvTranspose3d(2, 2, 2, stride=2, rng=0), x5),
+        ("MaxPool2d-ceil-dilation", lambda: nn.MaxPool2d(3, 2, 1, 2, ceil_mode=True), x4),
+        ("AvgPool2d-options", lambda: nn.AvgPool2d(3, 2, 1, True, False, None), x4),
+        ("MaxPool1d", lambda: nn.MaxPool1d(2, ceil_mode=True), x3),
+        ("MaxPool3d", lambda: nn.MaxPool3d(2, dilation=(1, 2, 1)), x5),
+        ("AvgPool3d", lambda: nn.AvgPool3d(2, divisor_override=3), x5),
+        ("LPPool3d", lambda: nn.LPPool3d(2, 2), x5),
+        ("AdaptiveAvgPool3d", lambda: nn.AdaptiveAvgPool3d(2), x5),
+        ("AdaptiveMaxPool3d", lambda: nn.AdaptiveMaxPool3d(2), x5),
         ("ReLU", lambda: nn.ReLU(), x2),
         ("Tanh", lambda: nn.Tanh(), x2),
         ("Sigmoid", lambda: nn.Sigmoid(), x2),

@@ -248,12 +248,14 @@ def test_max_pool_tie_in_a_row_picks_the_leftmost():
          r"conv2d: padding must be an int or a pair of ints"),
         (lambda: F.conv2d(gw.ones(1, 1, 5, 5), gw.ones(2, 1, 3, 3, dtype=np.float64)),
          r"conv2d: input dtype float32 and weight dtype float64 differ"),
-        (lambda: F.max_pool2d(gw.ones(2, 5, 5), 2),
-         r"max_pool2d: expected a 4-D input"),
+        (lambda: F.max_pool2d(gw.ones(5, 5), 2),  # (C, H, W) is torch's unbatched input
+         r"max_pool2d: expected input of shape \(N, C, H, W\) or \(C, H, W\)"),
         (lambda: F.max_pool2d(gw.ones(1, 1, 5, 5), 2, padding=2),
-         r"max_pool2d: padding \(2, 2\) must be at most half the kernel \(2, 2\)"),
+         r"max_pool2d: pad should be at most half of effective kernel size, but got "
+         r"padding=\(2, 2\) for kernel_size=\(2, 2\)"),
         (lambda: F.avg_pool2d(gw.ones(1, 1, 2, 2), 3),
-         r"avg_pool2d: kernel \(3, 3\) is larger than the padded input \(2, 2\)"),
+         r"avg_pool2d: input size \(2, 2\) gives output size \(0, 0\): Output size is too "
+         r"small"),
         (lambda: F.avg_pool2d(gw.ones(1, 1, 4, 4), 2, stride=-1),
          r"avg_pool2d: stride must be at least 1, got -1"),
     ],

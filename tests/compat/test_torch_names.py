@@ -58,7 +58,7 @@ OWN_KEYWORDS = {"self", "rng", "generator", "dtype", "init", "device", "args", "
 # (the deprecated size_average/reduce of the older losses, inplace flags, NumPy's axis alias,
 # groups/padding_mode/ceil_mode not implemented), or whose torch signature is *args/**kwargs
 KNOWN_DIFFERENCES = {
-    "AvgPool1d", "AvgPool2d", "BCELoss", "BCEWithLogitsLoss", "Conv2d", "CrossEntropyLoss",
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss",
     "ELU", "Hardtanh", "L1Loss", "LeakyReLU", "LogSoftmax", "MSELoss", "NLLLoss", "Parameter",
     "ReLU", "ReLU6", "RNNCellBase", "Sequential", "SiLU", "SmoothL1Loss", "SoftMarginLoss",
     "Softmax", "RNN", "LSTM", "GRU",

@@ -121,6 +121,15 @@ def _layer_models():
         "maxpool_overlap_pad": (nn.Sequential(nn.MaxPool2d(3, stride=2, padding=1)), (2, 7, 7)),
         "avgpool": (nn.Sequential(nn.AvgPool2d(2)), (2, 6, 6)),
         "avgpool_pad": (nn.Sequential(nn.AvgPool2d(3, stride=2, padding=1)), (2, 7, 7)),
+        # torch's pooling options (issue 11 A): the N-d reference ops as MaxPool / AveragePool
+        "maxpool_ceil_dilation": (nn.Sequential(nn.MaxPool2d(3, 2, 1, dilation=2,
+                                                             ceil_mode=True)), (2, 7, 8)),
+        "maxpool3d_ceil": (nn.Sequential(nn.MaxPool3d(2, 2, 1, ceil_mode=True)), (2, 5, 4, 3)),
+        "maxpool1d_dilation": (nn.Sequential(nn.MaxPool1d(2, 1, 1, dilation=3)), (2, 8)),
+        "avgpool_ceil_no_pad_count": (nn.Sequential(nn.AvgPool2d(3, 2, 1, ceil_mode=True,
+                                                                 count_include_pad=False)),
+                                      (2, 6, 7)),
+        "avgpool3d_ceil": (nn.Sequential(nn.AvgPool3d(2, 2, 1, ceil_mode=True)), (2, 5, 4, 3)),
         "batchnorm1d": (nn.Sequential(_with_running_stats(nn.BatchNorm1d(4), 0)), (4,)),
         "batchnorm1d_3d": (nn.Sequential(_with_running_stats(nn.BatchNorm1d(4), 1)), (4, 5)),
         "batchnorm2d": (nn.Sequential(_with_running_stats(nn.BatchNorm2d(3), 2)), (3, 4, 4)),
@@ -354,6 +363,10 @@ def test_values_baked_into_the_trace_are_refused(model, example, words, tmp_path
         (WithLoss(), (1, 4, 4), ["CrossEntropy", "<model> (WithLoss)", "(3, 3)"]),
         (FancyIndex(), (4,), ["GetItem", "basic indexing", "bool"]),
         (TrainingBatchNorm(), (4,), ["BatchNorm", "training=True"]),
+        (nn.Sequential(nn.AvgPool2d(2, divisor_override=3)), (2, 4, 4),
+         ["AvgPoolNd", "divisor_override"]),
+        (nn.Sequential(nn.Conv3d(2, 3, 3, rng=0)), (2, 4, 4, 4),
+         ["Reshape", "folding the batch axis", "conv3d"]),
     ],
 )
 def test_unsupported_op_is_named_and_no_file_is_left(model, shape, words, tmp_path):

@@ -115,6 +115,12 @@ def test_swap_runs_and_steps_aside_for_hooks_observers_and_indices(jit_path):
     with_indices = gw.nn.Sequential(gw.nn.ReLU(), gw.nn.MaxPool2d(2, return_indices=True))
     values, indices = with_indices(x)
     assert values.shape == (2, 4, 4, 4) and indices.shape == (2, 4, 4, 4)
-    # a 3-D input runs module by module, so the pool's own error is raised, as before
-    with pytest.raises(ValueError, match=r"MaxPool2d: expected input of shape \(N, C, H, W\)"):
-        model[1:](gw.randn(4, 8, 8))
+    # a 3-D input is torch's unbatched (C, H, W): it runs module by module, same values
+    single = gw.randn(4, 8, 8)
+    np.testing.assert_array_equal(np.asarray(model[1:3](single)),
+                                  np.asarray(model[1:3](single.unsqueeze(0)).squeeze(0)))
+    with pytest.raises(ValueError, match=r"max_pool2d: expected input of shape \(N, C, H, W\)"):
+        model[1:](gw.randn(8, 8))
+    # a dilated pool is not swapped: its windows may hold no input element (-inf, not relu's 0)
+    dilated = gw.nn.Sequential(gw.nn.ReLU(), gw.nn.MaxPool2d(2, 1, 1, dilation=3))
+    assert _relu_input_size(dilated, x) == full

@@ -121,6 +121,15 @@ EXTRA_CASES = [
     ("circularpad1d", lambda nn: nn.CircularPad1d((1, 2)), [X(2, 3, 4)]),
     ("circularpad3d", lambda nn: nn.CircularPad3d(1), [X(1, 2, 2, 3, 3)]),
     ("upsampling_nearest2d", lambda nn: nn.UpsamplingNearest2d(scale_factor=2), [X(1, 2, 2, 3)]),
+    # 3-d convolution and pooling (torch-pool)
+    ("conv3d", lambda nn: nn.Conv3d(2, 3, 2, padding=1, stride=2), [X(2, 2, 3, 3, 3)]),
+    ("conv_transpose3d", lambda nn: nn.ConvTranspose3d(2, 2, 2, stride=2), [X(1, 2, 2, 2, 2)]),
+    ("maxpool3d", lambda nn: nn.MaxPool3d(2, 2, 1), [X(1, 2, 3, 3, 3)]),
+    ("avgpool3d", lambda nn: nn.AvgPool3d(2, 1, 1), [X(1, 2, 3, 3, 3)]),
+    ("adaptive_avgpool3d", lambda nn: nn.AdaptiveAvgPool3d((2, 1, 2)), [X(1, 2, 3, 3, 3)]),
+    ("adaptive_maxpool3d", lambda nn: nn.AdaptiveMaxPool3d(2), [X(1, 2, 3, 3, 3)]),
+    ("lppool3d", lambda nn: nn.LPPool3d(2, 2), [X(1, 2, 2, 4, 4, scale=0.5)]),
+    ("max_unpool3d_layer", lambda nn: _unpool_layers(nn, 3), [X(1, 2, 4, 2, 2)]),
     # activations
     ("relu", lambda nn: nn.ReLU(), [X(3, 5)]),
     ("relu6", lambda nn: nn.ReLU6(), [X(3, 5, scale=5)]),
@@ -503,6 +512,9 @@ DIFFERENCES: dict[str, str] = {
     **_each("conv_transpose2d conv_transpose2d_dilated", "inf-f64 nan-f64",
             "as conv_transpose2d_fn"),
     "conv_transpose1d-inf-f64": "as conv_transpose2d_fn",
+    **_each("conv3d", "up_inf-f32 up_-inf-f32",
+            "torch's float32 conv3d (oneDNN) leaves the padding out of the weight gradient; "
+            "its float64 path, like gradwise, multiplies the padded zeros by inf (NaN)"),
     **_each("layernorm layernorm_no_affine layernorm_no_bias layer_norm_fn group_norm_fn "
             "groupnorm_no_affine", "huge", "a variance that overflows: torch's inf / inf gives "
             "NaN; gradwise 0 or the normalised values (it scales before squaring)"),

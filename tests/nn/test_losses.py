@@ -50,5 +50,6 @@ def test_loss_arguments_are_checked_up_front():
         gw.nn.MSELoss(reduction="avg")
     with pytest.raises(ValueError, match="label_smoothing must be in"):
         gw.nn.CrossEntropyLoss(label_smoothing=1.5)
-    assert repr(gw.nn.CrossEntropyLoss(label_smoothing=0.1)) == (
-        "CrossEntropyLoss(label_smoothing=0.1)")
+    loss = gw.nn.CrossEntropyLoss(label_smoothing=0.1)
+    assert loss.label_smoothing == 0.1
+    assert repr(loss) == "CrossEntropyLoss()"  # torch prints no loss settings

@@ -21,6 +21,7 @@ from gradwise.autograd.ops import linalg as _linalg
 from gradwise.autograd.ops import loss as _loss
 from gradwise.autograd.ops import norm as _norm
 from gradwise.autograd.ops import pool as _pool
+from gradwise.autograd.ops import pool_nd as _pool_nd
 from gradwise.autograd.ops import reduce as _reduce
 from gradwise.autograd.tensor import Tensor, _dtype_name
 
@@ -699,77 +700,306 @@ def conv2d(
     return cat(parts, dim=1)
 
 
-def _pool_args(
-    op: str, kernel_size: IntOrPair, stride: IntOrPair | None, padding: IntOrPair
-) -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
-    kernel = _spatial.pair(op, "kernel_size", kernel_size, 1)
-    strides = kernel if stride is None else _spatial.pair(op, "stride", stride, 1)
-    return kernel, strides, _spatial.pair(op, "padding", padding, 0)
+# ---- pooling with torch's options, 1-d to 3-d (issue 11 A) ------------------------------------
+#: each pooling rank's input layouts (batched or not), for error messages
+_POOL_LAYOUTS = {1: "(N, C, L) or (C, L)", 2: "(N, C, H, W) or (C, H, W)",
+                 3: "(N, C, D, H, W) or (C, D, H, W)"}
+
+
+def _sizes(op: str, name: str, value: Any, rank: int, minimum: int = 1) -> tuple[int, ...]:
+    """An int, or a tuple of one or ``rank`` ints (torch's _single/_pair/_triple), as ``rank``
+    ints, each at least ``minimum``.
+
+    Raises:
+        TypeError: not an int or such a tuple (bools are refused).
+        ValueError: a value below ``minimum``.
+    """
+    if isinstance(value, tuple | list) and len(value) in (1, rank):
+        values = tuple(value) * (rank if len(value) == 1 else 1)
+    else:
+        values = (value,) * rank
+    if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in values):
+        kind = "a pair of ints" if rank == 2 else f"a tuple of {rank} ints"
+        raise TypeError(f"{op}: {name} must be an int or {kind}, got {value!r}")
+    if min(values) < minimum:
+        raise ValueError(f"{op}: {name} must be at least {minimum}, got {value!r}")
+    return tuple(int(v) for v in values)
+
+
+def _pool_arguments(op: str, rank: int, x: Any, kernel_size: Any, stride: Any, padding: Any,
+                    dilation: Any = 1) -> tuple[tuple[int, ...], ...]:
+    """Check the input's rank and parse kernel_size, stride (None or [] -> the kernel, as
+    torch), padding and dilation into ``rank``-tuples."""
+    _check_rank(op, x, (rank + 1, rank + 2), _POOL_LAYOUTS[rank])
+    kernel = _sizes(op, "kernel_size", kernel_size, rank)
+    no_stride = stride is None or (isinstance(stride, tuple | list) and not len(stride))
+    strides = kernel if no_stride else _sizes(op, "stride", stride, rank)
+    return kernel, strides, _sizes(op, "padding", padding, rank, 0), \
+        _sizes(op, "dilation", dilation, rank)
+
+
+def _ceil_changes_output(spatial: tuple[int, ...], kernel: tuple[int, ...],
+                         strides: tuple[int, ...], pads: tuple[int, ...],
+                         dilations: tuple[int, ...]) -> bool:
+    """Whether ceil_mode gives another output size than floor mode (else it changes nothing)."""
+    return (_pool_nd.output_sizes(spatial, kernel, strides, pads, dilations, True)
+            != _pool_nd.output_sizes(spatial, kernel, strides, pads, dilations, False))
+
+
+def _on_2d_kernels(function: Any, x: Tensor, kernel: tuple[int, ...], strides: tuple[int, ...],
+                   pads: tuple[int, ...]) -> Tensor:
+    """``function(x, kernel, stride, padding)``, a 2-d pooling op of the NCHW fast path, on a
+    2-d pool's (C, H, W) / (N, C, H, W), or on a 1-d pool's (C, L) / (N, C, L) as a height-1
+    image."""
+    one_d = len(kernel) == 1
+    if one_d:
+        x = x.unsqueeze(-2)  # (..., C, 1, L)
+        kernel, strides, pads = (1, *kernel), (1, *strides), (0, *pads)
+    batched = x.ndim == 4
+    out = function(x if batched else x.unsqueeze(0), kernel, strides, pads)
+    out = out if batched else out.squeeze(0)
+    return out.squeeze(-2) if one_d else out
+
+
+def _max_pool(op: str, rank: int, x: Tensor, kernel_size: Any, stride: Any, padding: Any,
+              dilation: Any, ceil_mode: bool, return_indices: bool) -> Any:
+    """Max pooling of any rank with torch's options (see ``autograd/ops/pool_nd.py``)."""
+    kernel, strides, pads, dilations = _pool_arguments(op, rank, x, kernel_size, stride,
+                                                       padding, dilation)
+    spatial = tuple(x.shape[-rank:])
+    # torch's checks and messages, named after this op, whichever path runs
+    _pool_nd.pool_output_sizes(op, spatial, kernel, strides, pads, dilations, bool(ceil_mode))
+    ceil_mode = bool(ceil_mode) and _ceil_changes_output(spatial, kernel, strides, pads,
+                                                         dilations)
+    if rank < 3 and not return_indices and not ceil_mode and set(dilations) == {1}:
+        # the everyday call: the NHWC ops and their numba kernels
+        return _on_2d_kernels(_pool.MaxPool2d.apply, x, kernel, strides, pads)
+    picks: list[np.ndarray] = []
+    values = _pool_nd.MaxPoolNd.apply(x, kernel, strides, pads, dilations, ceil_mode, op,
+                                      indices_out=picks)
+    if not return_indices:
+        return values
+    return values, Tensor._make(picks[0], False, None)
+
+
+def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """Maximum over each window of (N, C, L) or (C, L), as torch.nn.functional.max_pool1d.
+
+    Args:
+        kernel_size, stride (default: kernel_size), padding (-inf, at most half the kernel),
+        dilation: ints (or 1-tuples).
+        ceil_mode: round the output length up (the last window must start inside the input or
+            the left padding, as torch).
+        return_indices: also return the index along L of each maximum (for max_unpool1d).
+
+    Shape: (N, C, L) -> (N, C, L_out), L_out = (L + 2 p - d (k - 1) - 1) // s + 1 (rounded up
+    with ceil_mode)
+
+    Raises:
+        ValueError: another input rank, padding above kernel_size // 2, an empty output.
+    """
+    return _max_pool("max_pool1d", 1, x, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
 
 
 def max_pool2d(
     x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
     dilation: IntOrPair = 1, ceil_mode: bool = False, return_indices: bool = False,
 ) -> Any:
-    """Maximum over each window; ``stride`` defaults to ``kernel_size``; padding is -inf.
+    """Maximum over each window, as torch.nn.functional.max_pool2d; padding is -inf.
 
-    In a tie the gradient goes to the first maximum of the window in row-major order, the
-    element PyTorch picks. ``return_indices``: also the flat H*W index of each maximum in its
-    (sample, channel) plane, as torch returns for ``max_unpool2d``.
+    In a tie the gradient goes to the first maximum of the window in row-major order, a window
+    holding NaN gives NaN and sends its gradient to the last NaN (torch's CPU rule).
+    ``return_indices``: also the flat H*W index of each maximum in its (sample, channel) plane,
+    as torch returns for ``max_unpool2d``. The default options run the NHWC fast path (numba
+    kernels); dilation, an effective ceil_mode and return_indices run the N-d reference op.
+
+    Args:
+        kernel_size, stride (default: kernel_size), padding (at most half the kernel),
+        dilation: an int or an (h, w) pair each.
+        ceil_mode: round the output size up (torch's rule for the last window).
 
     Shape:
-        x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
+        x: (N, C, H, W) or (C, H, W) -> (..., (H + 2 p - d (k - 1) - 1) // s + 1, same for W)
 
     Raises:
-        ValueError: dilation != 1 or ceil_mode=True (not supported).
+        ValueError: another input rank, padding above kernel // 2, an empty output.
     """
-    kernel, strides, pads = _pool_args("max_pool2d", kernel_size, stride, padding)
-    if _spatial.pair("max_pool2d", "dilation", dilation, 1) != (1, 1) or ceil_mode:
-        raise ValueError("max_pool2d: dilation != 1 and ceil_mode=True are not supported")
-    values = _pool.MaxPool2d.apply(x, kernel, strides, pads)
-    if not return_indices:
-        return values
-    return values, Tensor._make(_max_pool_indices(x, kernel, strides, pads), False, None)
+    return _max_pool("max_pool2d", 2, x, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
 
 
-def _max_pool_indices(x: Tensor, kernel: tuple[int, int], strides: tuple[int, int],
-                      pads: tuple[int, int]) -> np.ndarray:
-    """The flat H*W index of the first maximum of every window (torch's max_pool indices)."""
-    data = x._data if isinstance(x, Tensor) else np.asarray(x)
-    height, width = data.shape[-2:]
-    padded = np.pad(data, [(0, 0)] * (data.ndim - 2) + [(pads[0],) * 2, (pads[1],) * 2],
-                    constant_values=-np.inf)
-    windows = np.lib.stride_tricks.sliding_window_view(padded, kernel, axis=(-2, -1))
-    windows = windows[..., ::strides[0], ::strides[1], :, :]  # (*, oh, ow, kh, kw)
-    flat = windows.reshape(*windows.shape[:-2], windows.shape[-2] * windows.shape[-1])
-    best = np.argmax(flat, axis=-1)  # the first maximum, row-major in the window
-    rows = best // kernel[1] + (np.arange(flat.shape[-3]) * strides[0])[:, None] - pads[0]
-    cols = best % kernel[1] + (np.arange(flat.shape[-2]) * strides[1])[None, :] - pads[1]
-    return (rows * width + cols).astype(np.int64)
+def max_pool3d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
+    """Maximum over each (kd, kh, kw) window, as torch.nn.functional.max_pool3d (torch's tie,
+    NaN and padding rules as :func:`max_pool2d`); indices are flat D*H*W positions.
 
-
-def max_unpool2d(x: Tensor, indices: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None,
-                 padding: IntOrPair = 0, output_size: Any = None) -> Tensor:
-    """The partial inverse of max_pool2d: each value put back at its index, zeros elsewhere
-    (torch.nn.functional.max_unpool2d); the gradient is picked back from those places.
-
-    Shape: x and indices (N, C, h, w) -> (N, C, H, W) with H = (h - 1) s - 2 p + k (or the
-    last two entries of ``output_size``)
+    Shape: (N, C, D, H, W) or (C, D, H, W) -> (..., D_out, H_out, W_out), each
+    (L + 2 p - d (k - 1) - 1) // s + 1 (rounded up with ceil_mode)
 
     Raises:
-        ValueError: indices of another shape, or an index outside the output.
+        ValueError: another input rank, padding above kernel // 2, an empty output.
     """
-    kernel, strides, pads = _pool_args("max_unpool2d", kernel_size, stride, padding)
-    positions = _target_array(indices).astype(np.int64)
+    return _max_pool("max_pool3d", 3, x, kernel_size, stride, padding, dilation, ceil_mode,
+                     return_indices)
+
+
+def _avg_pool(op: str, rank: int, x: Tensor, kernel_size: Any, stride: Any, padding: Any,
+              ceil_mode: bool, count_include_pad: bool, divisor_override: Any) -> Tensor:
+    """Average pooling of any rank with torch's options (see ``autograd/ops/pool_nd.py``)."""
+    kernel, strides, pads, ones = _pool_arguments(op, rank, x, kernel_size, stride, padding)
+    if divisor_override is not None:
+        if isinstance(divisor_override, bool) or not isinstance(divisor_override,
+                                                                int | np.integer):
+            raise TypeError(f"{op}: divisor_override must be an int, got {divisor_override!r}")
+        if divisor_override == 0:
+            raise ValueError(f"{op}: divisor must be not zero (divisor_override=0)")
+    _pool_nd.pool_output_sizes(op, tuple(x.shape[-rank:]), kernel, strides, pads, ones,
+                               bool(ceil_mode))  # torch's checks, named after this op
+    ceil_mode = bool(ceil_mode) and _ceil_changes_output(tuple(x.shape[-rank:]), kernel,
+                                                         strides, pads, ones)
+    if rank == 3 and any(n < k for n, k in zip(x.shape[-3:], kernel, strict=True)):
+        # torch's avg_pool3d alone checks the unpadded input against the kernel
+        raise ValueError(f"{op}: input image {tuple(x.shape[-3:])} smaller than kernel size "
+                         f"{kernel}")
+    if (rank < 3 and not ceil_mode and divisor_override is None
+            and (count_include_pad or not any(pads))):
+        return _on_2d_kernels(_pool.AvgPool2d.apply, x, kernel, strides, pads)
+    return _pool_nd.AvgPoolNd.apply(x, kernel, strides, pads, bool(ceil_mode),
+                                    bool(count_include_pad), divisor_override, op)
+
+
+def avg_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True) -> Tensor:
+    """Mean over each window of (N, C, L) or (C, L), as torch.nn.functional.avg_pool1d.
+
+    Args:
+        ceil_mode: round the output length up (torch's rule for the last window).
+        count_include_pad: divide by the window's size with its padding (default) or by its
+            elements inside the input.
+
+    Shape: (N, C, L) -> (N, C, (L + 2 p - k) // s + 1)
+
+    Raises:
+        ValueError: another input rank, padding above kernel_size // 2, an empty output.
+    """
+    return _avg_pool("avg_pool1d", 1, x, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, None)
+
+
+def avg_pool2d(
+    x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0,
+    ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None,
+) -> Tensor:
+    """Mean over each window, as torch.nn.functional.avg_pool2d; ``stride`` defaults to
+    ``kernel_size``.
+
+    Args:
+        ceil_mode: round the output size up; a last window hanging past the right padding
+            divides only by its part up to the padding's end (torch's rule).
+        count_include_pad: padded zeros count in the divisor (default) or not.
+        divisor_override: divide every window's sum by this int instead.
+
+    Shape:
+        x: (N, C, H, W) or (C, H, W) -> (..., (H + 2 p - k) // s + 1, same for W)
+
+    Raises:
+        ValueError: another input rank, padding above kernel // 2, an empty output,
+            divisor_override=0.
+    """
+    return _avg_pool("avg_pool2d", 2, x, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)
+
+
+def avg_pool3d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+               ceil_mode: bool = False, count_include_pad: bool = True,
+               divisor_override: int | None = None) -> Tensor:
+    """Mean over each (kd, kh, kw) window, as torch.nn.functional.avg_pool3d (options as
+    :func:`avg_pool2d`).
+
+    Shape: (N, C, D, H, W) or (C, D, H, W) -> (..., (D + 2 p - k) // s + 1, ...)
+
+    Raises:
+        ValueError: another input rank, padding above kernel // 2, an empty output,
+            divisor_override=0.
+    """
+    return _avg_pool("avg_pool3d", 3, x, kernel_size, stride, padding, ceil_mode,
+                     count_include_pad, divisor_override)
+
+
+def _lp_pool(op: str, rank: int, x: Tensor, norm_type: float, kernel_size: Any, stride: Any,
+             ceil_mode: bool) -> Tensor:
+    """torch's lp_pool: ``(sign(a) relu(|a|) * prod(kernel)) ** (1 / p)`` with ``a`` the
+    average pool of ``x ** p`` (padding 0, the given ceil_mode); written as torch writes it so
+    the gradient at a zero window is torch's too."""
+    kernel = _sizes(op, "kernel_size", kernel_size, rank)
+    pooled = _avg_pool(op, rank, x ** norm_type, kernel, stride, 0, ceil_mode, True, None)
+    return (pooled.sign() * relu(pooled.abs()) * float(np.prod(kernel))) ** (1.0 / norm_type)
+
+
+def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling over the last dim of (N, C, L): ``(sum of x^p over the
+    window)^(1/p)`` (torch.nn.functional.lp_pool1d; p = 1 is sum pooling, large p tends to max).
+
+    Shape: (N, C, L) -> (N, C, (L - k) // s + 1) (rounded up with ceil_mode)
+    """
+    return _lp_pool("lp_pool1d", 1, x, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling: ``(sum over the window of x^p)^(1/p)`` (torch's lp_pool2d: the
+    window average times its size, so p = 1 is sum pooling and large p tends to max pooling).
+
+    Shape: (N, C, H, W) -> (N, C, (H - kh) // s + 1, ...) (rounded up with ceil_mode)
+    """
+    return _lp_pool("lp_pool2d", 2, x, norm_type, kernel_size, stride, ceil_mode)
+
+
+def lp_pool3d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
+              ceil_mode: bool = False) -> Tensor:
+    """Power-average pooling over (kd, kh, kw) windows (torch.nn.functional.lp_pool3d).
+
+    Shape: (N, C, D, H, W) -> (N, C, (D - kd) // s + 1, ...) (rounded up with ceil_mode)
+    """
+    return _lp_pool("lp_pool3d", 3, x, norm_type, kernel_size, stride, ceil_mode)
+
+
+def _max_unpool(op: str, rank: int, x: Tensor, indices: Any, kernel_size: Any, stride: Any,
+                padding: Any, output_size: Any) -> Tensor:
+    """Values put back at their flat indices in zeros of torch's unpooled size.
+
+    The size is ``(l - 1) s - 2 p + k`` per dim, or ``output_size`` (its last ``rank``
+    entries, or all when it has ``rank`` of them), which must lie strictly within a stride of
+    that default (torch's rule)."""
+    kernel, strides, pads, _ = _pool_arguments(op, rank, x, kernel_size, stride, padding)
+    positions = _target_array(indices)
+    if positions.dtype.kind not in "iu":
+        raise TypeError(f"{op}: indices must be integers (int64), got dtype {positions.dtype}")
+    positions = positions.astype(np.int64)
     if tuple(positions.shape) != tuple(x.shape):
-        raise ValueError(f"max_unpool2d: indices {positions.shape} must have the input's shape "
+        raise ValueError(f"{op}: indices {positions.shape} must have the input's shape "
                          f"{tuple(x.shape)}")
+    default = tuple((x.shape[-rank + d] - 1) * strides[d] - 2 * pads[d] + kernel[d]
+                    for d in range(rank))
     if output_size is None:
-        size = tuple((x.shape[-2 + i] - 1) * strides[i] - 2 * pads[i] + kernel[i]
-                     for i in range(2))
+        size = default
     else:
-        size = tuple(int(n) for n in tuple(output_size)[-2:])
-    return _unpool(x, positions, size, "max_unpool2d")
+        wanted = tuple(int(n) for n in output_size)
+        if len(wanted) == rank + 2:
+            wanted = wanted[2:]
+        if len(wanted) != rank:
+            raise ValueError(f"{op}: output_size should be a sequence containing {rank} or "
+                             f"{rank + 2} elements, but it has a length of '{len(wanted)}'")
+        for d in range(rank):
+            low, high = default[d] - strides[d], default[d] + strides[d]
+            if not low < wanted[d] < high:
+                raise ValueError(f"{op}: invalid output_size {tuple(output_size)} (dim {d} must "
+                                 f"be between {low} and {high})")
+        size = wanted
+    return _unpool(x, positions, size, op)
 
 
 def _unpool(x: Tensor, positions: np.ndarray, size: tuple[int, ...], name: str) -> Tensor:
@@ -789,32 +1019,48 @@ def _unpool(x: Tensor, positions: np.ndarray, size: tuple[int, ...], name: str) 
 
 def max_unpool1d(x: Tensor, indices: Any, kernel_size: Any, stride: Any = None,
                  padding: Any = 0, output_size: Any = None) -> Tensor:
-    """The partial inverse of max_pool1d (torch.nn.functional.max_unpool1d).
+    """The partial inverse of max_pool1d (torch.nn.functional.max_unpool1d): each value put
+    back at its index, zeros elsewhere; the gradient is picked back from those places.
 
-    Shape: (N, C, l) -> (N, C, (l - 1) s - 2 p + k)
+    Shape: (N, C, l) or (C, l) -> (..., (l - 1) s - 2 p + k) or ``output_size``
+
+    Raises:
+        ValueError: indices of another shape, an index outside the output, an output_size
+            not within a stride of the default.
+        TypeError: indices that are not integers.
     """
-    kernel = _single("max_unpool1d", "kernel_size", kernel_size)
-    strides = kernel if stride is None else _single("max_unpool1d", "stride", stride)
-    pad_ = _single("max_unpool1d", "padding", padding, 0)
-    positions = _target_array(indices).astype(np.int64)
-    if tuple(positions.shape) != tuple(x.shape):
-        raise ValueError(f"max_unpool1d: indices {positions.shape} must have the input's shape "
-                         f"{tuple(x.shape)}")
-    length = ((x.shape[-1] - 1) * strides - 2 * pad_ + kernel if output_size is None
-              else int(tuple(output_size)[-1]))
-    return _unpool(x, positions, (length,), "max_unpool1d")
+    return _max_unpool("max_unpool1d", 1, x, indices, kernel_size, stride, padding, output_size)
 
 
-def avg_pool2d(
-    x: Tensor, kernel_size: IntOrPair, stride: IntOrPair | None = None, padding: IntOrPair = 0
-) -> Tensor:
-    """Mean over each window; ``stride`` defaults to ``kernel_size``; padded zeros count.
+def max_unpool2d(x: Tensor, indices: Any, kernel_size: IntOrPair, stride: IntOrPair | None = None,
+                 padding: IntOrPair = 0, output_size: Any = None) -> Tensor:
+    """The partial inverse of max_pool2d: each value put back at its flat H*W index, zeros
+    elsewhere (torch.nn.functional.max_unpool2d); the gradient is picked back from those places.
 
-    Shape:
-        x: (N, C, H, W) -> (N, C, (H + 2 p - k) // s + 1, same for W)
+    Shape: x and indices (N, C, h, w) or (C, h, w) -> (..., (h - 1) s - 2 p + k, ...) or
+    ``output_size``
+
+    Raises:
+        ValueError: indices of another shape, an index outside the output, an output_size
+            not within a stride of the default.
+        TypeError: indices that are not integers.
     """
-    kernel, strides, pads = _pool_args("avg_pool2d", kernel_size, stride, padding)
-    return _pool.AvgPool2d.apply(x, kernel, strides, pads)
+    return _max_unpool("max_unpool2d", 2, x, indices, kernel_size, stride, padding, output_size)
+
+
+def max_unpool3d(x: Tensor, indices: Any, kernel_size: Any, stride: Any = None,
+                 padding: Any = 0, output_size: Any = None) -> Tensor:
+    """The partial inverse of max_pool3d (torch.nn.functional.max_unpool3d): each value put
+    back at its flat D*H*W index, zeros elsewhere.
+
+    Shape: (N, C, d, h, w) or (C, d, h, w) -> (..., (d - 1) s - 2 p + k, ...) or ``output_size``
+
+    Raises:
+        ValueError: indices of another shape, an index outside the output, an output_size
+            not within a stride of the default.
+        TypeError: indices that are not integers.
+    """
+    return _max_unpool("max_unpool3d", 3, x, indices, kernel_size, stride, padding, output_size)
 
 
 def one_hot(tensor: Any, num_classes: int = -1) -> Tensor:
@@ -1187,64 +1433,145 @@ def _pad_by_index(input: Tensor, pad: tuple[int, ...], mode: str) -> Tensor:
 
 
 # ---- 1-d convolution and pooling, transposed convolution, adaptive pooling (issue 11 B) ----
-def _single(op: str, name: str, value: Any, minimum: int = 1) -> int:
-    """An int or a 1-tuple as an int (torch's _single), at least ``minimum``."""
-    if isinstance(value, tuple | list):
-        if len(value) != 1:
-            raise TypeError(f"{op}: {name} must be an int or a 1-tuple, got {value!r}")
-        value = value[0]
-    return _spatial.pair(op, name, int(value) if isinstance(value, np.integer) else value,
-                         minimum)[0]
-
-
 def _check_rank(op: str, x: Tensor, ranks: tuple[int, ...], layout: str) -> None:
     if x.ndim not in ranks:
         raise ValueError(f"{op}: expected input of shape {layout}, got {tuple(x.shape)}")
 
 
+def _conv_padding(op: str, rank: int, x: Tensor, padding: Any, stride: tuple[int, ...],
+                  dilation: tuple[int, ...], kernel: tuple[int, ...]) -> tuple[Tensor, tuple]:
+    """torch's padding for an N-d convolution: an int or tuple (zeros both sides), "valid"
+    (none) or "same" (stride 1; an odd total puts the extra zero after, as torch). Returns the
+    input (padded here when "same" is uneven) and the symmetric padding left to apply."""
+    if not isinstance(padding, str):
+        return x, _sizes(op, "padding", padding, rank, 0)
+    if padding == "valid":
+        return x, (0,) * rank
+    if padding != "same":
+        raise ValueError(f"{op}: padding must be an int, a tuple, 'valid' or 'same', got "
+                         f"{padding!r}")
+    if set(stride) != {1}:
+        raise ValueError(f"{op}: padding='same' is not supported for strided convolutions "
+                         f"(stride={stride}), as in torch")
+    totals = [d * (k - 1) for d, k in zip(dilation, kernel, strict=True)]
+    if not any(t % 2 for t in totals):
+        return x, tuple(t // 2 for t in totals)
+    widths: list[int] = []
+    for total in reversed(totals):  # F.pad's order: the last dim first
+        widths += [total // 2, total - total // 2]
+    return pad(x, tuple(widths)), (0,) * rank
+
+
+def _check_conv_channels(op: str, x: Tensor, weight: Tensor, groups: Any,
+                         transposed: bool = False) -> int:
+    """torch's channel rules for a (transposed) convolution with ``groups``; returns groups."""
+    if isinstance(groups, bool) or not isinstance(groups, int | np.integer) or groups < 1:
+        raise ValueError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    c_in = int(x.shape[1])
+    if transposed:
+        layout = "(C_in, C_out / groups, *kernel)"
+        ok = int(weight.shape[0]) == c_in and c_in % groups == 0
+    else:
+        layout = "(C_out, C_in / groups, *kernel)"
+        ok = (int(weight.shape[1]) * groups == c_in and int(weight.shape[0]) % groups == 0)
+    if not ok:
+        raise ValueError(f"{op}: input {tuple(x.shape)} with groups={groups} needs a weight of "
+                         f"shape {layout} with channels divisible by groups; got weight "
+                         f"{tuple(weight.shape)}")
+    return groups
+
+
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
-           padding: Any = 0, dilation: Any = 1) -> Tensor:
-    """1-D cross-correlation, as ``torch.nn.functional.conv1d`` (groups=1), computed as a 2-D
-    convolution over a height-1 image.
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """1-D cross-correlation, as ``torch.nn.functional.conv1d``, computed as a 2-D
+    convolution over a height-1 image (the NHWC ops and their kernels).
+
+    Args:
+        stride, dilation: ints (or 1-tuples); padding: an int, "valid" or "same" (stride 1).
+        groups: channel groups (torch's; weight (C_out, C_in / groups, k)).
 
     Shape:
-        x: (N, C_in, L) or (C_in, L), weight: (C_out, C_in, k), bias: (C_out,)
+        x: (N, C_in, L) or (C_in, L), weight: (C_out, C_in / groups, k), bias: (C_out,)
         -> (N, C_out, (L + 2 p - d (k - 1) - 1) // s + 1)
+
+    Raises:
+        ValueError: another input or weight rank, channels that do not fit the weight and
+            groups, an unknown padding string, "same" with a stride.
     """
     _check_rank("conv1d", x, (2, 3), "(N, C_in, L) or (C_in, L)")
     if x.ndim == 2:
-        return conv1d(x.unsqueeze(0), weight, bias, stride, padding, dilation).squeeze(0)
+        return conv1d(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
     if weight.ndim != 3:
-        raise ValueError(f"conv1d: weight must be (C_out, C_in, k), got {tuple(weight.shape)}")
-    if weight.shape[1] != x.shape[1]:
-        raise ValueError(f"conv1d: input has {x.shape[1]} channels but weight "
-                         f"{tuple(weight.shape)} expects {weight.shape[1]}")
-    stride = _single("conv1d", "stride", stride)
-    dilation = _single("conv1d", "dilation", dilation)
-    if isinstance(padding, str):
-        x, padding = _string_padding("conv1d", x, padding, stride, dilation, weight.shape[2])
-    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, stride),
-                 (0, _single("conv1d", "padding", padding, 0)),
-                 (1, dilation))  # (N, C_out, 1, L_out)
+        raise ValueError(f"conv1d: weight must be (C_out, C_in / groups, k), got "
+                         f"{tuple(weight.shape)}")
+    groups = _check_conv_channels("conv1d", x, weight, groups)
+    stride = _sizes("conv1d", "stride", stride, 1)
+    dilation = _sizes("conv1d", "dilation", dilation, 1)
+    x, padding = _conv_padding("conv1d", 1, x, padding, stride, dilation,
+                               (int(weight.shape[2]),))
+    out = conv2d(x.unsqueeze(2), weight.unsqueeze(2), bias, (1, *stride), (0, *padding),
+                 (1, *dilation), groups)  # (N, C_out, 1, L_out)
     return out.squeeze(2)
 
 
-def _string_padding(op: str, x: Tensor, padding: str, stride: int, dilation: int,
-                    kernel: int) -> tuple[Tensor, int]:
-    """torch's padding="valid" (none) or "same" (output length = input length, stride 1; an
-    odd total goes one more to the right): the input padded as needed, and the padding left."""
-    if padding == "valid":
-        return x, 0
-    if padding != "same":
-        raise ValueError(f"{op}: padding must be an int, 'valid' or 'same', got {padding!r}")
-    if stride != 1:
-        raise ValueError(f"{op}: padding='same' needs stride 1, got stride {stride}")
-    total = dilation * (kernel - 1)
-    left = total // 2
-    if total - left != left:
-        x = pad(x, (left, total - left))
-        return x, 0
-    return x, left
+def conv3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+           padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
+    """3-D cross-correlation, as ``torch.nn.functional.conv3d``.
+
+    Computed with the 2-d machinery: an im2col along depth (each of the kd depth offsets'
+    strided slab, stacked into channels) turns it into one 2-d convolution of the
+    (N * D_out) depth slices with the (C_out, kd * C_in / groups, kh, kw) kernel, so gradients
+    (and second derivatives) are the 2-d op's.
+
+    Args:
+        stride, dilation: an int or a (d, h, w) triple; padding: that, "valid" or "same".
+        groups: channel groups (weight (C_out, C_in / groups, kd, kh, kw)).
+
+    Shape:
+        x: (N, C_in, D, H, W) or (C_in, D, H, W) -> (N, C_out, D_out, H_out, W_out), each
+        (L + 2 p - d (k - 1) - 1) // s + 1
+
+    Raises:
+        ValueError: another input or weight rank, channels that do not fit the weight and
+            groups, a kernel larger than the padded input, a bad padding string.
+    """
+    _check_rank("conv3d", x, (4, 5), "(N, C_in, D, H, W) or (C_in, D, H, W)")
+    if x.ndim == 4:
+        return conv3d(x.unsqueeze(0), weight, bias, stride, padding, dilation, groups).squeeze(0)
+    if weight.ndim != 5:
+        raise ValueError(f"conv3d: weight must be (C_out, C_in / groups, kd, kh, kw), got "
+                         f"{tuple(weight.shape)}")
+    groups = _check_conv_channels("conv3d", x, weight, groups)
+    stride = _sizes("conv3d", "stride", stride, 3)
+    dilation = _sizes("conv3d", "dilation", dilation, 3)
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    x, padding = _conv_padding("conv3d", 3, x, padding, stride, dilation, kernel)
+    n, c_in, depth = (int(s) for s in x.shape[:3])
+    c_out, kd = int(weight.shape[0]), kernel[0]
+    out_depth = _spatial.output_size(depth, kd, stride[0], padding[0], dilation[0])
+    if out_depth < 1:
+        raise ValueError(f"conv3d: kernel {kernel} (dilation {dilation}) is larger than the "
+                         f"padded input (input shape {tuple(x.shape)}, padding {padding})")
+    if padding[0]:
+        x = pad(x, (0, 0, 0, 0, padding[0], padding[0]))
+    height, width = int(x.shape[3]), int(x.shape[4])
+    reach = stride[0] * (out_depth - 1) + 1
+    slabs = [x[:, :, i * dilation[0]: i * dilation[0] + reach: stride[0]]
+             for i in range(kd)]  # kd x (N, C_in, D_out, H, W)
+    from gradwise.autograd.functional import stack
+    per_group = c_in // groups
+    columns = stack(slabs, 2)  # (N, C_in, kd, D_out, H, W)
+    columns = columns.reshape(n, groups, per_group, kd, out_depth, height, width)
+    columns = columns.permute(0, 4, 1, 3, 2, 5, 6).reshape(
+        n * out_depth, groups * kd * per_group, height, width)  # channels (group, kd, c)
+    kernel_2d = weight.permute(0, 2, 1, 3, 4).reshape(c_out, kd * per_group, *kernel[1:])
+    out = conv2d(columns, kernel_2d, bias, stride[1:], padding[1:], dilation[1:], groups)
+    out_h, out_w = int(out.shape[2]), int(out.shape[3])
+    return out.reshape(n, out_depth, c_out, out_h, out_w).permute(0, 2, 1, 3, 4)
+
+
+_CONVOLUTIONS = {1: conv1d, 2: conv2d, 3: conv3d}
 
 
 def _dilate(x: Tensor, dim: int, stride: int) -> Tensor:
@@ -1263,115 +1590,118 @@ def _dilate(x: Tensor, dim: int, stride: int) -> Tensor:
     return spread.reshape(*shape)[tuple(index)]
 
 
-def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
-                     padding: Any = 0, output_padding: Any = 0, groups: int = 1,
-                     dilation: Any = 1) -> Tensor:
-    """Transposed 2-D convolution (the gradient of conv2d with respect to its input), as
-    ``torch.nn.functional.conv_transpose2d`` with groups=1.
-
-    Composed: the input is spread with ``stride - 1`` zeros between pixels, padded by
-    ``dilation (k - 1) - padding`` (plus ``output_padding`` at the bottom/right), and convolved
-    with the spatially flipped kernel, its in/out axes swapped.
-
-    Shape:
-        x: (N, C_in, H, W), weight: (C_in, C_out, kh, kw), bias: (C_out,)
-        -> (N, C_out, (H - 1) s - 2 p + d (kh - 1) + output_padding + 1, same for W)
-
-    Raises:
-        ValueError: groups != 1, mismatched channels, output_padding not smaller than stride or
-            dilation.
-    """
-    if groups != 1:
-        raise ValueError(f"conv_transpose2d: only groups=1 is supported, got {groups}")
-    _check_rank("conv_transpose2d", x, (3, 4), "(N, C_in, H, W) or (C_in, H, W)")
-    if x.ndim == 3:
-        return conv_transpose2d(x.unsqueeze(0), weight, bias, stride, padding, output_padding,
-                                groups, dilation).squeeze(0)
-    if weight.ndim != 4 or weight.shape[0] != x.shape[1]:
-        raise ValueError(f"conv_transpose2d: weight {tuple(weight.shape)} must be (C_in, C_out, "
-                         f"kh, kw) with C_in = {x.shape[1]} (input {tuple(x.shape)})")
-    stride = _spatial.pair("conv_transpose2d", "stride", stride, 1)
-    padding = _spatial.pair("conv_transpose2d", "padding", padding, 0)
-    output_padding = _spatial.pair("conv_transpose2d", "output_padding", output_padding, 0)
-    dilation = _spatial.pair("conv_transpose2d", "dilation", dilation, 1)
-    for axis in range(2):
+def _conv_transpose(op: str, rank: int, x: Tensor, weight: Tensor, bias: Tensor | None,
+                    stride: Any, padding: Any, output_padding: Any, groups: Any,
+                    dilation: Any) -> Tensor:
+    """Transposed convolution of any rank: the input is spread with ``stride - 1`` zeros
+    between elements, padded by ``dilation (k - 1) - padding`` (plus ``output_padding`` after;
+    a negative width crops), and convolved with the flipped kernel, its in/out axes swapped
+    within each group (torch's ``ConvTranspose`` as the adjoint of the convolution)."""
+    layouts = {1: "(N, C_in, L) or (C_in, L)", 2: "(N, C_in, H, W) or (C_in, H, W)",
+               3: "(N, C_in, D, H, W) or (C_in, D, H, W)"}
+    _check_rank(op, x, (rank + 1, rank + 2), layouts[rank])
+    if x.ndim == rank + 1:
+        return _conv_transpose(op, rank, x.unsqueeze(0), weight, bias, stride, padding,
+                               output_padding, groups, dilation).squeeze(0)
+    if weight.ndim != rank + 2:
+        raise ValueError(f"{op}: weight must be (C_in, C_out / groups, *kernel) with {rank} "
+                         f"kernel dims, got {tuple(weight.shape)}")
+    groups = _check_conv_channels(op, x, weight, groups, transposed=True)
+    stride = _sizes(op, "stride", stride, rank)
+    padding = _sizes(op, "padding", padding, rank, 0)
+    output_padding = _sizes(op, "output_padding", output_padding, rank, 0)
+    dilation = _sizes(op, "dilation", dilation, rank)
+    kernel = tuple(int(k) for k in weight.shape[2:])
+    for axis in range(rank):
         if output_padding[axis] >= max(stride[axis], dilation[axis]):
-            raise ValueError(f"conv_transpose2d: output_padding {output_padding} must be smaller "
-                             f"than stride {stride} or dilation {dilation}")
-    spread = _dilate(_dilate(x, 2, stride[0]), 3, stride[1])
-    kernel = weight.shape[2:]
-    widths = []
-    for axis in range(2):
-        edge = dilation[axis] * (kernel[axis] - 1) - padding[axis]
-        widths.append((edge, edge + output_padding[axis]))
-    crop = [slice(None)] * 4
+            raise ValueError(f"{op}: output padding must be smaller than either stride or "
+                             f"dilation, got output_padding={output_padding}, stride={stride}, "
+                             f"dilation={dilation}")
+    sizes = tuple((int(x.shape[2 + a]) - 1) * stride[a] - 2 * padding[a]
+                  + dilation[a] * (kernel[a] - 1) + output_padding[a] + 1 for a in range(rank))
+    if min(sizes) < 1:
+        raise ValueError(f"{op}: input {tuple(x.shape)} gives output size {sizes}: Output size "
+                         f"is too small (stride={stride}, padding={padding}, kernel={kernel})")
+    spread = x
+    for axis in range(rank):
+        spread = _dilate(spread, 2 + axis, stride[axis])
+    crop: list[slice] = [slice(None)] * (rank + 2)
     grow = [(0, 0), (0, 0)]
-    for axis, (lo, hi) in enumerate(widths):
-        size = spread.shape[2 + axis]
-        crop[2 + axis] = slice(max(-lo, 0), size - max(-hi, 0))
-        grow.append((max(lo, 0), max(hi, 0)))
+    for axis in range(rank):
+        low = dilation[axis] * (kernel[axis] - 1) - padding[axis]
+        high = low + output_padding[axis]
+        size = int(spread.shape[2 + axis])
+        crop[2 + axis] = slice(max(-low, 0), size - max(-high, 0))
+        grow.append((max(low, 0), max(high, 0)))
     spread = spread[tuple(crop)]
     if any(w != (0, 0) for w in grow):
         from gradwise.autograd.functional import pad as _pad_widths
         spread = _pad_widths(spread, tuple(grow), 0.0)
-    flipped = weight.flip(2, 3).transpose(0, 1)  # (C_out, C_in, kh, kw)
-    return conv2d(spread, flipped, bias, 1, 0, dilation)
+    c_in, per_group_out = int(weight.shape[0]), int(weight.shape[1])
+    per_group_in = c_in // groups
+    # (C_in, C_out/g, *k) -> (g, C_out/g, C_in/g, *k) -> (C_out, C_in/g, *k), flipped
+    swapped = weight.reshape(groups, per_group_in, per_group_out, *kernel).transpose(1, 2)
+    swapped = swapped.reshape(groups * per_group_out, per_group_in, *kernel)
+    flipped = swapped.flip(*range(2, rank + 2))
+    return _CONVOLUTIONS[rank](spread, flipped, bias, 1, 0, dilation, groups)
 
 
 def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
                      padding: Any = 0, output_padding: Any = 0, groups: int = 1,
                      dilation: Any = 1) -> Tensor:
-    """Transposed 1-D convolution (groups=1), through :func:`conv_transpose2d` at height 1.
+    """Transposed 1-D convolution (the gradient of conv1d with respect to its input), as
+    ``torch.nn.functional.conv_transpose1d``.
 
     Shape:
-        x: (N, C_in, L), weight: (C_in, C_out, k) -> (N, C_out, (L - 1) s - 2 p + d (k - 1)
-        + output_padding + 1)
+        x: (N, C_in, L) or (C_in, L), weight: (C_in, C_out / groups, k) ->
+        (N, C_out, (L - 1) s - 2 p + d (k - 1) + output_padding + 1)
+
+    Raises:
+        ValueError: mismatched channels or groups, output_padding not smaller than stride or
+            dilation, an empty output.
     """
-    _check_rank("conv_transpose1d", x, (2, 3), "(N, C_in, L) or (C_in, L)")
-    if x.ndim == 2:
-        return conv_transpose1d(x.unsqueeze(0), weight, bias, stride, padding, output_padding,
-                                groups, dilation).squeeze(0)
-    out = conv_transpose2d(
-        x.unsqueeze(2), weight.unsqueeze(2), bias,
-        (1, _single("conv_transpose1d", "stride", stride)),
-        (0, _single("conv_transpose1d", "padding", padding, 0)),
-        (0, _single("conv_transpose1d", "output_padding", output_padding, 0)), groups,
-        (1, _single("conv_transpose1d", "dilation", dilation)))
-    return out.squeeze(2)
+    return _conv_transpose("conv_transpose1d", 1, x, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
 
 
-def max_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
-               dilation: Any = 1, ceil_mode: bool = False, return_indices: bool = False) -> Any:
-    """Maximum over each window of (N, C, L) (or (C, L)); stride defaults to kernel_size;
-    ``return_indices`` also gives the index of each maximum along L.
+def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+                     padding: Any = 0, output_padding: Any = 0, groups: int = 1,
+                     dilation: Any = 1) -> Tensor:
+    """Transposed 2-D convolution (the gradient of conv2d with respect to its input), as
+    ``torch.nn.functional.conv_transpose2d``.
 
-    Shape: (N, C, L) -> (N, C, (L + 2 p - k) // s + 1)
+    Composed: the input is spread with ``stride - 1`` zeros between pixels, padded by
+    ``dilation (k - 1) - padding`` (plus ``output_padding`` at the bottom/right), and convolved
+    with the spatially flipped kernel, its in/out axes swapped within each group.
+
+    Shape:
+        x: (N, C_in, H, W) or (C_in, H, W), weight: (C_in, C_out / groups, kh, kw), bias:
+        (C_out,) -> (N, C_out, (H - 1) s - 2 p + d (kh - 1) + output_padding + 1, same for W)
+
+    Raises:
+        ValueError: mismatched channels or groups, output_padding not smaller than stride or
+            dilation, an empty output.
     """
-    _check_rank("max_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
-    if x.ndim == 2:
-        out = max_pool1d(x.unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode,
-                         return_indices)
-        return (out[0].squeeze(0), out[1].squeeze(0)) if return_indices else out.squeeze(0)
-    kernel = _single("max_pool1d", "kernel_size", kernel_size)
-    strides = kernel if stride is None else _single("max_pool1d", "stride", stride)
-    out = max_pool2d(x.unsqueeze(2), (1, kernel), (1, strides),
-                     (0, _single("max_pool1d", "padding", padding, 0)),
-                     (1, _single("max_pool1d", "dilation", dilation)), ceil_mode, return_indices)
-    return (out[0].squeeze(2), out[1].squeeze(2)) if return_indices else out.squeeze(2)
+    return _conv_transpose("conv_transpose2d", 2, x, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
 
 
-def avg_pool1d(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0) -> Tensor:
-    """Mean over each window of (N, C, L) (or (C, L)); padded zeros count (torch's default).
+def conv_transpose3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
+                     padding: Any = 0, output_padding: Any = 0, groups: int = 1,
+                     dilation: Any = 1) -> Tensor:
+    """Transposed 3-D convolution, as ``torch.nn.functional.conv_transpose3d`` (composed as
+    :func:`conv_transpose2d`, over :func:`conv3d`).
 
-    Shape: (N, C, L) -> (N, C, (L + 2 p - k) // s + 1)
+    Shape:
+        x: (N, C_in, D, H, W) or (C_in, D, H, W), weight: (C_in, C_out / groups, kd, kh, kw)
+        -> (N, C_out, (D - 1) s - 2 p + d (kd - 1) + output_padding + 1, ...)
+
+    Raises:
+        ValueError: mismatched channels or groups, output_padding not smaller than stride or
+            dilation, an empty output.
     """
-    _check_rank("avg_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
-    if x.ndim == 2:
-        return avg_pool1d(x.unsqueeze(0), kernel_size, stride, padding).squeeze(0)
-    kernel = _single("avg_pool1d", "kernel_size", kernel_size)
-    strides = kernel if stride is None else _single("avg_pool1d", "stride", stride)
-    return avg_pool2d(x.unsqueeze(2), (1, kernel), (1, strides),
-                      (0, _single("avg_pool1d", "padding", padding, 0))).squeeze(2)
+    return _conv_transpose("conv_transpose3d", 3, x, weight, bias, stride, padding,
+                           output_padding, groups, dilation)
 
 
 def _adaptive_windows(size: int, out: int) -> list[tuple[int, int]]:
@@ -1472,6 +1802,28 @@ def adaptive_max_pool1d(x: Tensor, output_size: Any, return_indices: bool = Fals
     _check_rank("adaptive_max_pool1d", x, (2, 3), "(N, C, L) or (C, L)")
     sizes = _adaptive_sizes("adaptive_max_pool1d", output_size, (x.shape[-1],))
     return _adaptive_max("adaptive_max_pool1d", x, sizes, return_indices)
+
+
+def adaptive_avg_pool3d(x: Tensor, output_size: Any) -> Tensor:
+    """Mean over torch's adaptive windows of the last three dims (torch's adaptive_avg_pool3d);
+    each window is averaged on its own, so a non-finite value stays in its windows.
+
+    Shape: (N, C, D, H, W) or (C, D, H, W) -> (..., out_d, out_h, out_w)
+    """
+    _check_rank("adaptive_avg_pool3d", x, (4, 5), _POOL_LAYOUTS[3])
+    return _adaptive_avg(x, _adaptive_sizes("adaptive_avg_pool3d", output_size,
+                                            tuple(x.shape[-3:])))
+
+
+def adaptive_max_pool3d(x: Tensor, output_size: Any, return_indices: bool = False) -> Any:
+    """Max over torch's adaptive windows of the last three dims; with ``return_indices`` also
+    the flat D*H*W index of each maximum (torch's adaptive_max_pool3d).
+
+    Shape: (N, C, D, H, W) or (C, D, H, W) -> (..., out_d, out_h, out_w)
+    """
+    _check_rank("adaptive_max_pool3d", x, (4, 5), _POOL_LAYOUTS[3])
+    sizes = _adaptive_sizes("adaptive_max_pool3d", output_size, tuple(x.shape[-3:]))
+    return _adaptive_max("adaptive_max_pool3d", x, sizes, return_indices)
 
 
 # ---- resampling and rearranging (issue 11 B) -------------------------------------------------
@@ -2089,44 +2441,6 @@ def feature_alpha_dropout(x: Tensor, p: float = 0.5, training: bool = False,
     return _alpha_dropout("feature_alpha_dropout", x, p, training, True, generator)
 
 
-def _lp_root(pooled: Tensor, size: float, norm_type: float) -> Tensor:
-    """``(size * pooled) ** (1 / p)`` as torch writes it, through ``sign(m) relu(|m|)``: at a
-    window of zeros the root's infinite slope meets relu's selection and the gradient is 0
-    (torch's), where the bare root gives inf * 0 = NaN."""
-    magnitude = relu(pooled.abs()) * np.sign(pooled._data)
-    return (magnitude * size) ** (1.0 / norm_type)
-
-
-def lp_pool2d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
-              ceil_mode: bool = False) -> Tensor:
-    """Power-average pooling: ``(sum over the window of x^p)^(1/p)`` (torch's lp_pool2d: the
-    window average times its size, so p = 1 is sum pooling and large p tends to max pooling).
-
-    Shape: (N, C, H, W) -> (N, C, (H - kh) // s + 1, ...)
-
-    Raises:
-        ValueError: ceil_mode=True (not supported).
-    """
-    if ceil_mode:
-        raise ValueError("lp_pool2d: ceil_mode=True is not supported")
-    kernel = _spatial.pair("lp_pool2d", "kernel_size", kernel_size, 1)
-    pooled = avg_pool2d(x ** norm_type, kernel, stride)
-    return _lp_root(pooled, float(kernel[0] * kernel[1]), norm_type)
-
-
-def lp_pool1d(x: Tensor, norm_type: float, kernel_size: Any, stride: Any = None,
-              ceil_mode: bool = False) -> Tensor:
-    """Power-average pooling over the last dim of (N, C, L) (torch's lp_pool1d).
-
-    Shape: (N, C, L) -> (N, C, (L - k) // s + 1)
-    """
-    if ceil_mode:
-        raise ValueError("lp_pool1d: ceil_mode=True is not supported")
-    kernel = _single("lp_pool1d", "kernel_size", kernel_size)
-    pooled = avg_pool1d(x ** norm_type, kernel, stride)
-    return _lp_root(pooled, float(kernel), norm_type)
-
-
 def pdist(input: Tensor, p: float = 2.0) -> Tensor:
     """The p-norm distance between every pair of rows i < j, in row-major order of the upper
     triangle (torch.nn.functional.pdist).
@@ -2180,6 +2494,19 @@ def adaptive_max_pool2d_with_indices(x: Tensor, output_size: Any,
                                      return_indices: bool = True) -> Any:
     """:func:`adaptive_max_pool2d` returning ``(values, indices)``."""
     return adaptive_max_pool2d(x, output_size, True)
+
+
+def max_pool3d_with_indices(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,
+                            dilation: Any = 1, ceil_mode: bool = False,
+                            return_indices: bool = True) -> Any:
+    """:func:`max_pool3d` returning ``(values, indices)``."""
+    return max_pool3d(x, kernel_size, stride, padding, dilation, ceil_mode, True)
+
+
+def adaptive_max_pool3d_with_indices(x: Tensor, output_size: Any,
+                                     return_indices: bool = True) -> Any:
+    """:func:`adaptive_max_pool3d` returning ``(values, indices)``."""
+    return adaptive_max_pool3d(x, output_size, True)
 
 
 def upsample_nearest(x: Tensor, size: Any = None, scale_factor: Any = None) -> Tensor:
@@ -2304,7 +2631,9 @@ for _name in (
     "dropout1d", "dropout2d", "dropout3d", "rms_norm", "local_response_norm", "channel_shuffle",
     "multi_margin_loss", "alpha_dropout", "feature_alpha_dropout", "lp_pool1d", "lp_pool2d",
     "pdist", "triplet_margin_with_distance_loss", "unfold", "fold", "gumbel_softmax",
-    "max_unpool1d", "max_unpool2d",
+    "max_unpool1d", "max_unpool2d", "max_unpool3d", "conv3d", "conv_transpose3d", "max_pool2d",
+    "max_pool3d", "avg_pool2d",
+    "avg_pool3d", "lp_pool3d", "adaptive_avg_pool3d", "adaptive_max_pool3d",
 ):
     globals()[_name] = _constant_arrays(globals()[_name])
 del _name

@@ -13,6 +13,7 @@ import numpy as np
 from gradwise.autograd.ops.loss import check_reduction
 from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
+from gradwise.nn.layers.distance import PairwiseDistance
 from gradwise.nn.module import Module
 
 __all__ = ["BCELoss", "BCEWithLogitsLoss", "CosineEmbeddingLoss", "CrossEntropyLoss",
@@ -23,6 +24,9 @@ __all__ = ["BCELoss", "BCEWithLogitsLoss", "CosineEmbeddingLoss", "CrossEntropyL
 
 
 class _Loss(Module):
+    """The losses' base: ``reduction`` checked and kept. No ``extra_repr``: torch prints a loss
+    as ``MSELoss()`` whatever its settings."""
+
     def __init__(self, reduction: str = "mean") -> None:
         super().__init__()
         check_reduction(type(self).__name__, reduction)
@@ -35,8 +39,6 @@ class _Loss(Module):
             weight = np.asarray(weight)
         self.register_buffer(name, weight)
 
-    def extra_repr(self) -> str:
-        return f"reduction={self.reduction!r}" if self.reduction != "mean" else ""
 
 
 class MSELoss(_Loss):
@@ -121,15 +123,6 @@ class CrossEntropyLoss(_Loss):
             input, target, self.weight, self.ignore_index, reduction=self.reduction,
             label_smoothing=self.label_smoothing,
         )
-
-    def extra_repr(self) -> str:
-        parts = [super().extra_repr()]
-        if self.ignore_index != -100:
-            parts.append(f"ignore_index={self.ignore_index}")
-        if self.label_smoothing:
-            parts.append(f"label_smoothing={self.label_smoothing}")
-        return ", ".join(p for p in parts if p)
-
 
 class NLLLoss(_Loss):
     """Negative log-likelihood of integer labels (N,) under (N, C) log-probabilities.
@@ -314,7 +307,10 @@ class TripletMarginWithDistanceLoss(_Loss):
         super().__init__(reduction)
         if margin <= 0:
             raise ValueError(f"TripletMarginWithDistanceLoss: margin must be > 0, got {margin}")
-        self.distance_function, self.margin, self.swap = distance_function, margin, swap
+        # torch's default is a PairwiseDistance submodule (so it shows in the repr)
+        self.distance_function = (distance_function if distance_function is not None
+                                  else PairwiseDistance())
+        self.margin, self.swap = margin, swap
 
     def forward(self, anchor: Tensor, positive: Tensor, negative: Tensor) -> Tensor:
         return F.triplet_margin_with_distance_loss(

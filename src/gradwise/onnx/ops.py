@@ -355,6 +355,27 @@ def _pool(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     return b.node(onnx_op, [b.value(x)], **attrs), b.batch_of(x)
 
 
+@converts("MaxPoolNd", "AvgPoolNd")
+def _pool_nd(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # the pools with torch's options (autograd/ops/pool_nd.py) as MaxPool / AveragePool with
+    # ceil_mode, dilations and count_include_pad
+    x = fn.inputs[0]
+    attrs: dict[str, Any]
+    if type(fn).__name__ == "MaxPoolNd":
+        kernel, stride, padding, dilation, ceil_mode = fn.pool_args
+        onnx_op, attrs = "MaxPool", {"dilations": list(dilation)}
+    else:
+        _, _, _, kernel, stride, padding = fn.geometry
+        ceil_mode, count_include_pad, divisor_override = fn.options
+        if divisor_override is not None:
+            raise _UnsupportedError("ONNX AveragePool has no divisor_override")
+        onnx_op, attrs = "AveragePool", {"count_include_pad": int(count_include_pad)}
+    if x.ndim != len(kernel) + 2:
+        raise _UnsupportedError("an unbatched pooling input (ONNX pools need (N, C, ...))")
+    return b.node(onnx_op, [b.value(x)], kernel_shape=list(kernel), strides=list(stride),
+                  pads=list(padding) * 2, ceil_mode=int(ceil_mode), **attrs), b.batch_of(x)
+
+
 # ---- normalisation -------------------------------------------------------------------------------
 def _affine_params(b: GraphBuilder, fn: Any, shape: Any, dtype: Any) -> tuple[str, str]:
     """ONNX wants both scale and bias: the recorded ones, or ones / zeros when absent."""
@@ -475,7 +496,12 @@ def _reshape(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
         if target[0] == x.shape[0]:
             target[0], batch = 0, True  # 0: copy axis 0 (the batch) from the input
         elif x.shape[0] and target[0] % x.shape[0] == 0 and 0 not in target[1:]:
-            target[0] = -1  # the batch folded into axis 0 with others: infer it
+            # the batch folded into axis 0 with others; nothing after follows the batch
+            # through such an axis (conv3d's depth slices unfold it again), so a file written
+            # from it would only run at the traced batch size
+            raise _UnsupportedError(
+                f"a reshape folding the batch axis into another ({tuple(x.shape)} -> "
+                f"{tuple(target)}), as conv3d does, cannot keep the batch dynamic")
     return b.node("Reshape", [b.value(x), b.ints(target, "shape")]), batch
 
 

@@ -105,12 +105,15 @@ class Softmax(Module):
     def __init__(self, dim: int | None = None, axis: int | None = None) -> None:
         super().__init__()
         self.axis = dim_arg(type(self).__name__, dim, axis, -1)
+        # torch's attribute and repr keep what was given (None: the implicit dim; gradwise
+        # uses the last one, docs/PORTING.md)
+        self.dim = dim if dim is not None else axis
 
     def forward(self, x: Tensor) -> Tensor:
         return F.softmax(x, self.axis)
 
     def extra_repr(self) -> str:
-        return f"dim={self.axis}"
+        return f"dim={self.dim}"
 
 
 class LogSoftmax(Module):
@@ -119,12 +122,13 @@ class LogSoftmax(Module):
     def __init__(self, dim: int | None = None, axis: int | None = None) -> None:
         super().__init__()
         self.axis = dim_arg(type(self).__name__, dim, axis, -1)
+        self.dim = dim if dim is not None else axis  # as given, like torch's (see Softmax)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.log_softmax(x, self.axis)
 
     def extra_repr(self) -> str:
-        return f"dim={self.axis}"
+        return f"dim={self.dim}"
 
 
 class SiLU(_InplaceFlag):

@@ -10,7 +10,7 @@ from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
 from gradwise.nn.init import as_generator, constant_, xavier_uniform_
 from gradwise.nn.layers._utils import positive_int
-from gradwise.nn.layers.linear import Linear
+from gradwise.nn.layers.linear import NonDynamicallyQuantizableLinear
 from gradwise.nn.module import Module, Parameter
 
 
@@ -75,7 +75,8 @@ class MultiheadAttention(Module):
         self.register_parameter(
             "in_proj_bias", Parameter(np.empty(3 * embed_dim, dtype=dtype)) if bias else None)
         generator = as_generator(rng)
-        self.out_proj = Linear(embed_dim, embed_dim, bias=bias, rng=generator, dtype=dtype)
+        self.out_proj = NonDynamicallyQuantizableLinear(embed_dim, embed_dim, bias=bias,
+                                                        rng=generator, dtype=dtype)
         self.reset_parameters(generator)
 
     def reset_parameters(self, rng: Any = None) -> None:
@@ -168,5 +169,3 @@ class MultiheadAttention(Module):
             weights = weights.mean(1)  # (N, L, S)
         return out, (weights if batched else weights.squeeze(0))
 
-    def extra_repr(self) -> str:
-        return f"embed_dim={self.embed_dim}, num_heads={self.num_heads}"

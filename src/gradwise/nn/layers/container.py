@@ -156,9 +156,14 @@ def _fusable_linear_relu(first: Module, second: Module) -> bool:
 
 
 def _swappable_relu_max_pool(first: Module, second: Module) -> bool:
-    """ReLU followed by a MaxPool2d that returns values only (not ``(values, indices)``)."""
+    """ReLU followed by a MaxPool2d that returns values only (not ``(values, indices)``), and
+    without dilation: a dilated window can step over every input element and give -inf, which
+    the ReLU after it would turn into 0."""
+    dilation = getattr(second, "dilation", 1)
     return (_plain(first, ReLU) and _plain(second, MaxPool2d)
-            and not getattr(second, "return_indices", False))
+            and not getattr(second, "return_indices", False)
+            and all(d == 1 for d in (dilation if isinstance(dilation, tuple | list)
+                                     else (dilation,))))
 
 
 class ModuleList(_IndexedModules):
@@ -167,6 +172,24 @@ class ModuleList(_IndexedModules):
     Example:
         >>> blocks = gw.nn.ModuleList([gw.nn.Linear(64, 64) for _ in range(4)])
     """
+
+    def __repr__(self) -> str:
+        """torch's ModuleList repr: a run of equal entries is shown once, as
+        ``(0-3): 4 x Linear(...)``."""
+        reprs = [repr(module) for module in self._modules.values()]
+        if not reprs:
+            return f"{type(self).__name__}()"
+        runs: list[list[Any]] = []  # [first index, last index, repr]
+        for index, text in enumerate(reprs):
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = index
+            else:
+                runs.append([index, index, text])
+        lines = []
+        for first, last, text in runs:
+            label = f"({first}): " if first == last else f"({first}-{last}): {last - first + 1} x "
+            lines.append("  " + (label + text).replace("\n", "\n  "))
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"
 
     def __init__(self, modules: Iterable[Module] | None = None) -> None:
         super().__init__()

@@ -105,8 +105,15 @@ class Embedding(Module):
                            self.norm_type)
 
     def extra_repr(self) -> str:
-        extra = "" if self.padding_idx is None else f", padding_idx={self.padding_idx}"
-        return f"{self.num_embeddings}, {self.embedding_dim}{extra}"
+        # torch's Embedding.extra_repr: the arguments that are not their defaults
+        text = f"{self.num_embeddings}, {self.embedding_dim}"
+        if self.padding_idx is not None:
+            text += f", padding_idx={self.padding_idx}"
+        if self.max_norm is not None:
+            text += f", max_norm={self.max_norm}"
+        if self.norm_type != 2:
+            text += f", norm_type={self.norm_type}"
+        return text
 
 
 class EmbeddingBag(Module):

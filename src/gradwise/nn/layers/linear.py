@@ -75,6 +75,14 @@ class Linear(Module):
         )
 
 
+class NonDynamicallyQuantizableLinear(Linear):
+    """A Linear under torch's name for MultiheadAttention's ``out_proj`` (torch uses it to keep
+    that projection out of dynamic quantization); here it only makes the repr torch's.
+
+    Shape and Raises: as :class:`Linear`.
+    """
+
+
 class Bilinear(Module):
     """``y_k = x1^T A_k x2 + b_k`` (torch.nn.Bilinear), weight (out, in1, in2).
 

@@ -29,8 +29,10 @@ class _Pad(Module):
         return F.pad(x, self.padding, self.mode, self.value)
 
     def extra_repr(self) -> str:
-        extra = f", value={self.value}" if self.mode == "constant" else ""
-        return f"{self.padding}{extra}"
+        # torch's: ConstantPadNd names both, ZeroPadNd and the index pads print the padding only
+        if self.mode == "constant" and not isinstance(self, _ZeroPad):
+            return f"padding={self.padding}, value={self.value}"
+        return f"{self.padding}"
 
 
 class ConstantPad1d(_Pad):
@@ -43,14 +45,18 @@ class ConstantPad2d(_Pad):
     """Pad the last two dims with ``value``. Shape: (*, H, W) -> (*, H + t + b, W + l + r)."""
 
 
-class ZeroPad1d(ConstantPad1d):
+class _ZeroPad:
+    """Marks the zero pads, which torch prints as ``ZeroPad2d((1, 1, 1, 1))``."""
+
+
+class ZeroPad1d(_ZeroPad, ConstantPad1d):
     """Pad the last dim with zeros (torch.nn.ZeroPad1d)."""
 
     def __init__(self, padding: Any) -> None:
         super().__init__(padding, 0.0)
 
 
-class ZeroPad2d(ConstantPad2d):
+class ZeroPad2d(_ZeroPad, ConstantPad2d):
     """Pad the last two dims with zeros (torch.nn.ZeroPad2d)."""
 
     def __init__(self, padding: Any) -> None:
@@ -106,7 +112,7 @@ class ConstantPad3d(_Pad):
     sides = 3
 
 
-class ZeroPad3d(ConstantPad3d):
+class ZeroPad3d(_ZeroPad, ConstantPad3d):
     """Pad the last three dims with zeros (torch.nn.ZeroPad3d)."""
 
     def __init__(self, padding: Any) -> None:

@@ -26,7 +26,7 @@ def layer_norm_forward_reference(
     size = x2.shape[1]
     # the mean of x - x[0] plus x[0]: a constant row's mean is then exactly its value, so
     # x - mean is exactly 0 (a plain sum / D rounds: 0.1 * 3 / 3 != 0.1), as torch's Welford
-    first = x2[:, :1]
+    first = x2[:, :1] if size else np.zeros((x2.shape[0], 1), x2.dtype)
     first = np.where(np.isfinite(first), first, 0)  # an inf first value would make inf - inf
     with np.errstate(invalid="ignore"):
         mean = first[:, 0] + np.einsum("md->m", x2 - first) / size

@@ -55,7 +55,7 @@ def audit_step(step: Callable[[], Any], monkeypatch: Any) -> StepAudit:
                 continue
             function = original.__func__ if isinstance(original, staticmethod) else original
 
-            def wrapped(*args, _function=function, _name=cls.__name__, _kind=kind, **kwargs):
+            def wrapped(*args, _function=function, _name=cls.op_name, _kind=kind, **kwargs):
                 result = _function(*args, **kwargs)
                 arrays = result if isinstance(result, tuple) else (result,)
                 for array in arrays:

@@ -296,8 +296,11 @@ def _all_function_classes() -> dict[str, type]:
             yield sub
             yield from below(sub)
 
-    return {cls.__name__: cls for cls in below(gw.Function)
-            if cls.__module__.startswith("gradwise.") and cls.forward is not gw.Function.forward}
+    # op_name: the class's own name (its __name__ is torch's node name, MmBackward0); a per-call
+    # subclass carrying only such a name is its op's class
+    return {cls.op_name: cls for cls in below(gw.Function)
+            if cls.__module__.startswith("gradwise.") and cls.forward is not gw.Function.forward
+            and not cls.__dict__.get("_is_variant")}
 
 
 def _reached_classes() -> set[str]:
@@ -312,7 +315,7 @@ def _reached_classes() -> set[str]:
                 out = fn(*xs)
         except (ValueError, RuntimeError, IndexError, TypeError):
             return
-        reached.update(cls.__name__ for cls in layers._function_classes(layers._outputs(out)))
+        reached.update(cls.op_name for cls in layers._function_classes(layers._outputs(out)))
 
     f64 = np.float64
     tables = [(edges.UNARY, [edges.edge_values(f64)]), (edges.BINARY, list(edges.pair_values(f64))),

@@ -136,7 +136,7 @@ def test_iadd_updates_every_name():
     y += 1
     assert y is z
     np.testing.assert_allclose(np.asarray(z.detach()), np.asarray(W, np.float32) + 1)
-    assert type(y.grad_fn).__name__ == "Add"
+    assert type(y.grad_fn).__name__ == "AddBackward0"  # torch's node name
 
 
 def test_version_counter_moves_once_per_recorded_op():

@@ -1065,6 +1065,122 @@ case("trig-family", lambda m: (m.sinh(_x(m)), m.cosh(_x(m)), m.asinh(_x(m)), m.a
                                m.arctan2(_i(m), _i(m).flip(0)), _x(m).arctanh()))
 
 
+# ---- review 3 (issue 11): in-place forms, aliases, dtype=, namespace functions -------------
+def _inplace(m, name, *args):
+    c = m.arange(6.0).reshape(2, 3) / 7 + 0.5
+    out = getattr(c, name)(*args)
+    assert out is c
+    return c
+
+
+for _name, _args in (("log_", ()), ("sin_", ()), ("cos_", ()), ("tan_", ()), ("atan_", ()),
+                     ("sinh_", ()), ("cosh_", ()), ("tanh_", ()), ("log10_", ()),
+                     ("log2_", ()), ("log1p_", ()), ("expm1_", ()), ("exp2_", ()),
+                     ("floor_", ()), ("ceil_", ()), ("round_", ()), ("trunc_", ()),
+                     ("frac_", ()), ("sign_", ()), ("sgn_", ()), ("square_", ()),
+                     ("rsqrt_", ()), ("reciprocal_", ()), ("erf_", ()), ("erfc_", ()),
+                     ("lgamma_", ()), ("digamma_", ()), ("asin_", ()), ("acos_", ()),
+                     ("deg2rad_", ()), ("rad2deg_", ()), ("logit_", ()), ("sinc_", ()),
+                     ("clamp_min_", (0.7,)), ("clamp_max_", (0.7,)), ("clip_", (0.6, 0.9)),
+                     ("fmod_", (0.3,)), ("remainder_", (0.3,)), ("eq_", (0.5,)),
+                     ("ge_", (0.7,)), ("lt_", (0.7,)), ("ne_", (0.5,)), ("gt_", (0.7,)),
+                     ("le_", (0.7,)), ("xlogy_", (2.0,)),
+                     ("cumsum_", (1,)), ("cumprod_", (0,)),
+                     ("multiply_", (3.0,)), ("subtract_", (1.0,)), ("divide_", (2.0,)),
+                     ("true_divide_", (2.0,)), ("copysign_", (-1.0,)), ("negative_", ()),
+                     ("absolute_", ()), ("fix_", ()), ("logical_not_", ()),
+                     ("greater_", (0.7,)), ("less_equal_", (0.7,)), ("not_equal_", (0.5,))):
+    case(f"inplace-{_name}", lambda m, _n=_name, _a=_args: _inplace(m, _n, *_a))
+
+
+def _reshaped_in_place(m, call):
+    c = m.arange(6.0).reshape(2, 3)
+    assert call(c) is c
+    return c, tuple(c.shape)
+
+
+case("transpose_", lambda m: _reshaped_in_place(m, lambda c: c.transpose_(0, 1)))
+case("t_", lambda m: _reshaped_in_place(m, lambda c: c.t_()))
+case("swapdims_", lambda m: _reshaped_in_place(m, lambda c: c.swapdims_(0, 1)))
+case("unsqueeze_", lambda m: _reshaped_in_place(m, lambda c: c.unsqueeze_(0)))
+case("squeeze_", lambda m: _reshaped_in_place(m, lambda c: c.unsqueeze_(1).squeeze_(1)))
+case("squeeze_-all", lambda m: _reshaped_in_place(m, lambda c: c.unsqueeze_(0).squeeze_()))
+case("exp_-log_", lambda m: m.ones(3).exp_().log_())
+case("swapdims", lambda m: (_3d(m).swapdims(0, 2), _3d(m).swapaxes(1, 2),
+                            m.swapdims(_x(m), 0, 1)))
+case("ravel", lambda m: (m.ravel(_x(m)), _x(m).t().ravel()))
+case("masked_scatter", lambda m: _x(m).masked_scatter(_x(m) > 0, m.arange(12.0)))
+case("masked_scatter-bcast", lambda m: _x(m).masked_scatter(m.tensor([True, False, True]),
+                                                             m.arange(6.0) * 10))
+case("masked_scatter_", lambda m: _x(m).masked_scatter_(_x(m) < 0, m.arange(3.0)))
+case("masked_scatter-grad", lambda m: _grad_of(m, lambda m, w: (w.masked_scatter(
+    m.tensor([[True, False, True], [False, True, False]]), w.flip(0) * 3) ** 2).sum()))
+case("index_copy", lambda m: _x(m).index_copy(1, m.tensor([0, 2]), m.ones(2, 2)))
+case("index_copy-0", lambda m: _x(m).index_copy(0, m.tensor([1]), m.zeros(1, 3)))
+case("index_copy_", lambda m: _x(m).index_copy_(1, m.tensor([2]), m.ones(2, 1) * 7))
+case("index_copy-grad", lambda m: _grad_of(m, lambda m, w: (w.index_copy(
+    0, m.tensor([1]), w[:1] * 2) ** 2).sum()))
+case("put_", lambda m: _x(m).put_(m.tensor([0, -1]), m.tensor([9.0, 8.0])))
+case("put_-accumulate", lambda m: _x(m).put_(m.tensor([1, 1]), m.tensor([9.0, 8.0]),
+                                             accumulate=True))
+case("put", lambda m: _x(m).put(m.tensor([4]), m.tensor([0.5])))
+case("bitwise", lambda m: (m.bitwise_and(_i(m), 3), m.bitwise_or(_i(m), 8),
+                           m.bitwise_xor(_i(m), _i(m).flip(1)), m.bitwise_not(_i(m)),
+                           _i(m).bitwise_and(6), m.bitwise_and(m.tensor(B), m.tensor(B).t().t()),
+                           m.bitwise_not(m.tensor(B))))
+case("bitwise_", lambda m: (_i(m).bitwise_and_(3), _i(m).bitwise_or_(8), _i(m).bitwise_xor_(1)))
+case("alias-methods", lambda m: (_x(m).absolute(), _x(m).negative(), (_x(m) * 1.5).fix(),
+                                 _x(m).greater(0), _x(m).less_equal(1), _x(m).not_equal(-2),
+                                 _x(m).greater_equal(3), _x(m).less(0), _x(m).select(1, 2),
+                                 _3d(m).select(-1, 0), _x(m).ldexp(m.tensor([1, 2, 3]))))
+case("bmm", lambda m: m.bmm(_3d(m), _3d(m).transpose(1, 2)))
+case("combinations", lambda m: (m.combinations(m.arange(4), 2), m.combinations(_v(m), 3),
+                                m.combinations(m.arange(3), with_replacement=True)))
+case("combinations-grad", lambda m: _grad_of(
+    m, lambda m, w: m.combinations(w[0], 2).prod(1).sum()))
+case("promote_types", lambda m: [str(m.promote_types(a, b)).replace("torch.", "") for a, b in (
+    (m.int32, m.float32), (m.uint8, m.int8), (m.bool, m.int16), (m.float16, m.float64),
+    (m.int64, m.float16))])
+case("result_type", lambda m: [str(m.result_type(a, b)).replace("torch.", "") for a, b in (
+    (_i(m), 1.0), (_i(m), 1), (_x(m), 2), (m.tensor([1], dtype=m.int8), 300),
+    (m.tensor([True]), _i(m)), (m.tensor([1], dtype=m.uint8), m.tensor(5)))])
+case("can_cast", lambda m: [m.can_cast(a, b) for a, b in (
+    (m.float32, m.int32), (m.int32, m.float32), (m.float64, m.float16), (m.int64, m.bool),
+    (m.bool, m.uint8), (m.uint8, m.int8))])
+case("finfo-iinfo", lambda m: (m.finfo(m.float32).eps, m.finfo(m.float64).max,
+                               m.finfo(m.float16).tiny, m.finfo().bits, m.iinfo(m.int32).max,
+                               m.iinfo(m.uint8).min, m.finfo(m.float32).resolution))
+case("histogram", lambda m: tuple(m.histogram(m.tensor([1.0, 2, 1]), bins=2)))
+case("histogram-range", lambda m: tuple(m.histogram(_x(m), bins=4, range=(-6.0, 6.0),
+                                                    density=True)))
+case("histogram-edges", lambda m: tuple(m.histogram(_x(m), m.tensor([-6.0, 0.0, 1.0, 6.0]),
+                                                    weight=_p(m))))
+case("frexp", lambda m: tuple(m.frexp(m.tensor([8.0, 0.3, -5.0, 0.0]))))
+case("poisson", lambda m: m.poisson(m.ones(3, 2) * 4), "meta")
+
+
+def _backward_with_gradient(m):
+    w = m.ones(2, requires_grad=True)
+    (w * m.tensor([1.0, 2.0])).backward(gradient=m.tensor([3.0, 4.0]))
+    return w.grad
+
+
+case("backward-gradient-keyword", _backward_with_gradient)
+case("softmax-dtype", lambda m: (m.nn.functional.softmax(_x(m), dim=1, dtype=m.float64),
+                                 m.nn.functional.log_softmax(_i(m), dim=1, dtype=m.float32),
+                                 m.nn.functional.softmin(_x(m), 0, dtype=m.float64),
+                                 _x(m).softmax(1, m.float64), _i(m).log_softmax(0, m.float64),
+                                 m.softmax(_i(m), 1, dtype=m.float32),
+                                 _x(m).softmax(dim=0, dtype=m.float64)))
+case("softmax-dtype-grad", lambda m: _grad_of(m, lambda m, w: m.nn.functional.log_softmax(
+    w, 1, dtype=m.float64)[:, 0].sum()))
+case("reductions-dtype", lambda m: (
+    _i(m).sum(dtype=m.float32), _i(m).mean(dtype=m.float64), _i(m).cumsum(1, dtype=m.float32),
+    _x(m).prod(1, dtype=m.float64), m.sum(_x(m), 0, dtype=m.float64),
+    _i(m).cumprod(0, dtype=m.int32), m.mean(_i(m), 1, dtype=m.float32)))
+
+
+
 def _printed(m):
     x = m.tensor([1.23456, 20.5])
     m.set_printoptions(precision=2)

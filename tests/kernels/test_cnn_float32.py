@@ -30,7 +30,7 @@ def dtype_log(monkeypatch):
             values = result if isinstance(result, tuple) else (result,)
             for value in values:
                 if isinstance(value, np.ndarray):
-                    log.append((fn_cls.__name__, name, value.dtype))
+                    log.append((fn_cls.op_name, name, value.dtype))
             return result
 
         monkeypatch.setattr(fn_cls, name, staticmethod(recorded))

@@ -103,7 +103,7 @@ class _Detector:
         else:
             # an op of a create_graph backward: the user's line is that of the op differentiated
             outer = self.backward_of
-            ctx.source_line = (f"the create_graph backward of {type(outer).__name__}, which was "
+            ctx.source_line = (f"the create_graph backward of {outer.name}, which was "
                                f"called at {getattr(outer, 'source_line', '<not recorded>')}")
 
     def run_backward_graph(self, node: Any, backward_graph: Any, grad: Tensor) -> Any:
@@ -124,10 +124,10 @@ class _Detector:
         if not self.check_forward or not _is_bad(result._data, self.check_inf):
             return
         bad_inputs = [i for i, t in enumerate(inputs) if _is_bad(t._data, self.check_inf)]
-        lines = [f"forward of {type(ctx).__name__} produced a non-finite value"]
+        lines = [f"forward of {ctx.name} produced a non-finite value"]
         if self.backward_of is not None:
-            lines[0] = (f"backward of {type(self.backward_of).__name__} (create_graph) produced "
-                        f"a non-finite value in its {type(ctx).__name__} step")
+            lines[0] = (f"backward of {self.backward_of.name} (create_graph) produced "
+                        f"a non-finite value in its {ctx.name} step")
         if bad_inputs:
             lines[0] += f" because input {bad_inputs[0]} already held one (it came from data " \
                         "or from code outside the recorded graph)"
@@ -144,7 +144,7 @@ class _Detector:
             return
         inputs = ctx.inputs or ()
         lines = [
-            f"backward of {type(ctx).__name__} produced a non-finite gradient for input {bad[0]}",
+            f"backward of {ctx.name} produced a non-finite gradient for input {bad[0]}",
             f"  the op was called at {getattr(ctx, 'source_line', '<not recorded>')}",
             f"  incoming gradient: {describe_array(grad_output)}",
             f"  gradient it produced: {describe_array(grads[bad[0]])}",

@@ -46,7 +46,7 @@ import numpy as np
 
 from gradwise.autograd import anomaly, observe
 from gradwise.autograd.grad_mode import _grad_enabled
-from gradwise.autograd.tensor import Tensor, _as_array
+from gradwise.autograd.tensor import Tensor, _as_array, _full_node_name
 
 
 class Function:
@@ -75,6 +75,40 @@ class Function:
     #: runs: ``backward_graph(ctx, grad)`` takes and returns Tensors, built from recorded ops)
     #: says here why, and the create_graph error quotes it; docs/NUMERICS.md lists these ops
     no_backward_graph: ClassVar[str | None] = None
+
+    #: the op's own name ("MatMul"), used in graphs and error messages; the class's ``__name__``
+    #: is PyTorch's node name ("MmBackward0"), so ``type(t.grad_fn).__name__`` reads as in torch
+    op_name: ClassVar[str] = "Function"
+    #: PyTorch's node name when it is not ``<op_name>Backward0`` ("Relu", or a full
+    #: "SumBackward1"); an op whose node name depends on the call overrides ``torch_node_name``
+    #: and sets ``named_per_call`` so each node gets a class of that name
+    torch_name: ClassVar[str | None] = None
+    named_per_call: ClassVar[bool] = False
+    _variants: ClassVar[dict[str, type]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("_is_variant"):
+            return
+        cls.op_name = cls.__name__
+        cls.torch_name = cls.__dict__.get("torch_name")  # a subclass names its own node
+        cls._variants = {}
+        cls.__name__ = _full_node_name(cls.torch_name or cls.op_name)
+
+    @classmethod
+    def _variant(cls, node_name: str) -> type:
+        """The subclass of this op whose ``__name__`` is PyTorch's ``node_name`` (cached)."""
+        variant = cls._variants.get(node_name)
+        if variant is None:
+            base = cls.__mro__[1] if cls.__dict__.get("_is_variant") else cls
+            if base is not cls:
+                return base._variant(node_name)
+            variant = type(cls.op_name, (cls,), {"_is_variant": True,
+                                                 "__qualname__": cls.__qualname__,
+                                                 "__module__": cls.__module__})
+            variant.__name__ = node_name
+            cls._variants[node_name] = variant
+        return variant
 
     inputs: tuple[Tensor, ...] | None
     input_versions: tuple[int, ...]  # the inputs' versions when recorded
@@ -123,7 +157,7 @@ class Function:
                     requires_grad = requires_grad or arg.requires_grad
                 arrays.append(arg._data)
             elif arg is not None and (spec is None or position in spec):
-                constant = _constant(cls.__name__, position, arg)
+                constant = _constant(cls.op_name, position, arg)
                 tensors.append(constant)
                 arrays.append(constant._data)
             else:
@@ -138,6 +172,8 @@ class Function:
             detector.before_forward(ctx, tensors)
             with np.errstate(all="ignore"):  # the detector reports non-finite values itself
                 out = cls.forward(ctx, *arrays, **kwargs)
+        if record and cls.named_per_call:
+            ctx.__class__ = cls._variant(_full_node_name(ctx.torch_node_name()))
         result = Tensor._make(out, record, ctx if record else None)
         if cls.returns_view and np.may_share_memory(out, arrays[0]):
             # a view and its base change together, so they share one version counter
@@ -161,19 +197,18 @@ class Function:
 
     @property
     def name(self) -> str:
-        """The op's name in graphs and error messages: the class name (``"MatMul"``)."""
-        return type(self).__name__
+        """The op's name in graphs and error messages: the class's own name (``"MatMul"``)."""
+        return type(self).op_name
 
     def __repr__(self) -> str:
-        # PyTorch's spelling (MulBackward0): the 0 numbers the overload, always 0 here; an op
-        # whose PyTorch node has another name says so in ``torch_node_name``
-        return f"<{self.torch_node_name()}Backward0>"
+        # PyTorch's spelling (MulBackward0): the class name, which is PyTorch's node name
+        return f"<{type(self).__name__}>"
 
     def torch_node_name(self) -> str:
-        """The name PyTorch gives this op's graph node, without ``Backward0`` (the class name
-        unless the class sets ``torch_name``, e.g. ReLU -> ``Relu``)."""
-        return getattr(type(self), "torch_name", None) or type(self).__name__
-
+        """The name PyTorch gives this call's graph node (``ReluBackward0``; a bare ``Relu``
+        means ``ReluBackward0``): ``torch_name`` or the op's name unless a subclass that sets
+        ``named_per_call`` overrides this."""
+        return type(self).torch_name or type(self).op_name
 
 def _constant(op: str, position: int, value: Any) -> Tensor:
     """An array-like in an input position as a constant Tensor (an ndarray is not copied)."""

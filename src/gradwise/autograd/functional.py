@@ -215,38 +215,108 @@ def jvp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any =
     return (out if create_graph else out.detach()), result
 
 
-def jacobian(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor],
-             create_graph: bool = False) -> Tensor | tuple[Tensor, ...]:
-    """The Jacobian of ``func`` at ``inputs``, one reverse pass per output element.
+_STRATEGIES = ("reverse-mode", "forward-mode")
+
+
+def _check_strategy(what: str, strategy: str, vectorize: bool) -> None:
+    if strategy not in _STRATEGIES:
+        raise ValueError(
+            f'{what}: Expected strategy to be either "forward-mode" or "reverse-mode". Hint: '
+            'If your function has more outputs than inputs, "forward-mode" tends to be more '
+            'performant. Otherwise, prefer to use "reverse-mode".')
+    if strategy == "forward-mode" and not vectorize:
+        raise NotImplementedError(
+            f"{what}: Computing Jacobian using forward-AD or forward-over-reverse Hessian is"
+            "only implemented for `vectorize=True`.")  # torch's text, its missing space too
+
+
+def jacobian(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
+             create_graph: bool = False, strict: bool = False, vectorize: bool = False,
+             strategy: str = "reverse-mode") -> Any:
+    """The Jacobian of ``func`` at ``inputs``, one reverse pass per output element, as
+    ``torch.autograd.functional.jacobian``.
+
+    ``func`` returns a Tensor or a tuple of Tensors. ``strict=True`` raises when an output does
+    not depend on an input (the entry would be all zeros). ``vectorize`` and ``strategy``
+    (torch's batching and forward-mode options) give the same values here: every strategy is
+    computed by reverse passes (``"forward-mode"`` needs ``vectorize=True``, as in torch).
 
     Returns:
-        For one input a Tensor of shape ``output.shape + input.shape``; for a tuple of inputs a
-        tuple of such Tensors, one per input (PyTorch's layout for a single output).
+        The entry for output i and input j has shape ``outputs[i].shape + inputs[j].shape``;
+        nested as torch: a Tensor for one output and one input, a tuple over the inputs (or
+        over the outputs) when only one side is a tuple, and ``result[i][j]`` when both are.
+
+    Raises:
+        RuntimeError: ``strict`` and an output independent of an input.
+        ValueError / NotImplementedError: an unknown strategy, or forward-mode without
+            vectorize (torch's messages).
     """
-    xs, single = _prepare_inputs(inputs, create_graph)
-    out = _output(func, xs, "jacobian")
-    flat = out.reshape(-1)
-    rows: list[tuple[Tensor, ...]] = []
-    for i in range(flat.shape[0]):
-        rows.append(_grad_or_zeros(flat[i], xs, None, create_graph))
-    result = []
-    for j, x in enumerate(xs):
-        if rows:
-            column = stack([row[j] for row in rows]).reshape(*out.shape, *x.shape)
-        else:
-            column = Tensor._make(np.zeros((*out.shape, *x.shape), x._data.dtype), False, None)
-        result.append(column if create_graph else column.detach())
-    return result[0] if single else tuple(result)
+    _check_strategy("jacobian", strategy, vectorize)
+    xs, single_input = _prepare_inputs(inputs, create_graph)
+    raw = func(*xs)
+    single_output = isinstance(raw, Tensor)
+    outs = (raw,) if single_output else tuple(raw) if isinstance(raw, tuple | list) else None
+    if outs is None or not all(isinstance(o, Tensor) for o in outs):
+        raise TypeError(f"jacobian: func returned {type(raw).__name__}, expected a Tensor or a "
+                        "tuple of Tensors")
+    table = []
+    for i, out in enumerate(outs):
+        flat = out.reshape(-1)
+        rows = [_grad_or_zeros(flat[k], xs, None, create_graph)
+                for k in range(flat.shape[0])]
+        entries = []
+        for j, x in enumerate(xs):
+            if strict and not _depends_on(out, x):
+                raise RuntimeError(
+                    f"Output {i} of the user-provided function is independent of input {j}. "
+                    "This is not allowed in strict mode.")
+            if rows:
+                column = stack([row[j] for row in rows]).reshape(*out.shape, *x.shape)
+            else:
+                column = Tensor._make(np.zeros((*out.shape, *x.shape), x._data.dtype),
+                                      False, None)
+            entries.append(column if create_graph else column.detach())
+        table.append(entries)
+    if single_output:
+        return table[0][0] if single_input else tuple(table[0])
+    if single_input:
+        return tuple(row[0] for row in table)
+    return tuple(tuple(row) for row in table)
+
+
+def _depends_on(out: Tensor, x: Tensor) -> bool:
+    """Whether ``out``'s recorded graph reaches ``x`` (torch's strict-mode test)."""
+    if out is x:
+        return True
+    stack_, seen = [out], set()
+    while stack_:
+        tensor = stack_.pop()
+        node = tensor._ctx
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        for parent in node.inputs or ():
+            if parent is x:
+                return True
+            stack_.append(parent)
+    return False
 
 
 def hessian(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor],
-            create_graph: bool = False) -> Tensor | tuple[tuple[Tensor, ...], ...]:
-    """The Hessian of a scalar ``func`` at ``inputs`` (the Jacobian of its gradient).
+            create_graph: bool = False, strict: bool = False, vectorize: bool = False,
+            outer_jacobian_strategy: str = "reverse-mode") -> Any:
+    """The Hessian of a scalar ``func`` at ``inputs`` (the Jacobian of its gradient), as
+    ``torch.autograd.functional.hessian``; ``strict``, ``vectorize`` and
+    ``outer_jacobian_strategy`` as in :func:`jacobian`.
 
     Returns:
         For one input a Tensor of shape ``input.shape + input.shape``; for a tuple of inputs
         H[i][j] = d^2 f / (d inputs[i] d inputs[j]), as PyTorch nests it.
+
+    Raises:
+        RuntimeError: func does not return one element; ``strict`` and a zero block.
     """
+    _check_strategy("hessian", outer_jacobian_strategy, vectorize)
     xs, single = _prepare_inputs(inputs, create_graph)
 
     def gradient_of(i: int) -> Callable[..., Tensor]:
@@ -258,8 +328,9 @@ def hessian(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor],
         return first
 
     if single:
-        return cast(Tensor, jacobian(gradient_of(0), xs[0], create_graph))  # one input: a Tensor
-    return tuple(tuple(jacobian(gradient_of(i), xs, create_graph)) for i in range(len(xs)))
+        return cast(Tensor, jacobian(gradient_of(0), xs[0], create_graph, strict))
+    return tuple(tuple(jacobian(gradient_of(i), xs, create_graph, strict))
+                 for i in range(len(xs)))
 
 
 def hvp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,

@@ -296,7 +296,7 @@ def _run_backward_graph(
                 if backward_graph is None:
                     why = getattr(type(node), "no_backward_graph", None)
                     raise RuntimeError(
-                        f"create_graph: {type(node).__name__} has no differentiable backward"
+                        f"create_graph: {node.name} has no differentiable backward"
                         + (f" ({why}; see docs/NUMERICS.md)" if why else " yet")
                         + ", so its gradient cannot be differentiated again; use "
                         "create_graph=False, or write the computation from ops that have one"

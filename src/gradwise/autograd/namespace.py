@@ -11,7 +11,7 @@ from __future__ import annotations
 import builtins
 import os
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
@@ -44,6 +44,10 @@ _METHOD_FUNCTIONS = (
     "clone", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "atan2",
     "arcsin", "arccos", "arctan", "arcsinh", "arccosh", "arctanh", "arctan2", "take",
     "index_fill", "index_put", "bitwise_left_shift", "bitwise_right_shift",
+    # autograd/tensor_more.py
+    "swapdims", "ravel", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "fix",
+    "greater_equal", "less_equal", "not_equal", "select", "ldexp", "masked_scatter",
+    "index_copy", "put",
 )
 
 
@@ -71,8 +75,160 @@ absolute, negative, greater, less = (
     globals()["abs"], globals()["neg"], globals()["gt"], globals()["lt"])
 
 
-# dtype limits: NumPy's finfo/iinfo (eps, max, min, tiny, bits) take gradwise dtypes as they are
-finfo, iinfo = np.finfo, np.iinfo
+# torch's constants (torch.pi, torch.e, torch.inf, torch.nan): Python floats
+pi, e, inf, nan = np.pi, np.e, np.inf, np.nan
+
+
+class finfo:  # noqa: N801 - torch's name
+    """Limits of a floating dtype (default: the default dtype) as Python numbers, as
+    ``torch.finfo``: ``bits``, ``eps``, ``max``, ``min``, ``tiny`` (= ``smallest_normal``),
+    ``resolution``, ``dtype`` (its name). Values from ``numpy.finfo``.
+
+    Raises:
+        ValueError: an integer or bool dtype (use ``iinfo``).
+    """
+
+    def __init__(self, type: Any = None) -> None:  # noqa: A002 - torch's name
+        from gradwise.autograd.dtypes import get_default_dtype
+        dtype = np.dtype(get_default_dtype() if type is None else type)
+        if dtype.kind != "f":
+            raise ValueError(f"finfo: {dtype} is not a floating dtype (use gw.iinfo)")
+        info = np.finfo(dtype)
+        self.bits = int(info.bits)
+        self.eps, self.max, self.min = float(info.eps), float(info.max), float(info.min)
+        self.tiny = self.smallest_normal = float(info.smallest_normal)
+        self.resolution = float(info.resolution)
+        self.dtype = dtype.name
+
+    def __repr__(self) -> str:
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, "
+                f"eps={self.eps:g}, smallest_normal={self.smallest_normal:g}, "
+                f"tiny={self.tiny:g}, dtype={self.dtype})")
+
+
+class iinfo:  # noqa: N801 - torch's name
+    """Limits of an integer dtype as Python ints, as ``torch.iinfo``: ``bits``, ``max``,
+    ``min``, ``dtype`` (its name). Values from ``numpy.iinfo``.
+
+    Raises:
+        ValueError: a floating dtype (use ``finfo``).
+    """
+
+    def __init__(self, type: Any) -> None:  # noqa: A002 - torch's name
+        dtype = np.dtype(type)
+        if dtype.kind == "b":
+            self.bits, self.min, self.max, self.dtype = 8, 0, 1, "bool"
+            return
+        if dtype.kind not in "iu":
+            raise ValueError(f"iinfo: {dtype} is not an integer dtype (use gw.finfo)")
+        info = np.iinfo(dtype)
+        self.bits, self.min, self.max = int(info.bits), int(info.min), int(info.max)
+        self.dtype = dtype.name
+
+    def __repr__(self) -> str:
+        return f"iinfo(min={self.min}, max={self.max}, dtype={self.dtype})"
+
+
+def promote_types(type1: Any, type2: Any) -> np.dtype:
+    """The dtype both promote to, as ``torch.promote_types`` (categories bool < integer <
+    float, then the wider; gradwise's one rule in ``autograd/dtypes.py``)."""
+    from gradwise.autograd.dtypes import promote
+    return np.dtype(promote([np.dtype(type1), np.dtype(type2)], []))
+
+
+def result_type(tensor: Any, other: Any) -> np.dtype:  # noqa: A002
+    """The dtype an op on ``tensor`` and ``other`` (tensors or numbers) gives, as
+    ``torch.result_type``."""
+    from gradwise.autograd import dtypes
+    return np.dtype(dtypes.result_type(tensor, other))
+
+
+def can_cast(from_: Any, to: Any) -> bool:
+    """Whether torch's casting rules allow ``from_`` -> ``to`` in an in-place op: never to a
+    lower category (float -> integer, integer -> bool), as ``torch.can_cast``."""
+    from gradwise.autograd.dtypes import _category
+    return bool(_category(np.dtype(from_)) <= _category(np.dtype(to)))
+
+
+def combinations(input: Any, r: int = 2, with_replacement: bool = False) -> Tensor:  # noqa: A002
+    """The length-``r`` combinations of a 1-D tensor's elements, one per row (shape (k, r)),
+    in ``itertools.combinations`` order, as ``torch.combinations``; recorded (an index).
+
+    Raises:
+        ValueError: the input is not 1-D or ``r`` is negative.
+    """
+    import itertools
+    x = _as_input(input)
+    if x.ndim != 1 or r < 0:
+        raise ValueError(f"combinations: expects a 1-D tensor and r >= 0, got shape "
+                         f"{tuple(x.shape)} and r={r}")
+    pick = (itertools.combinations_with_replacement if with_replacement
+            else itertools.combinations)
+    rows = np.array(list(pick(range(x.shape[0]), r)), dtype=np.int64)
+    if r == 0 or not rows.size:
+        return Tensor._make(np.empty((0,) if r == 0 else (0, r), x._data.dtype), False, None)
+    return x[Tensor._make(rows, False, None)]
+
+
+class _Histogram(NamedTuple):
+    hist: Tensor
+    bin_edges: Tensor
+
+
+def histogram(input: Any, bins: Any = 100, *, range: Any = None,  # noqa: A002
+              weight: Any = None, density: bool = False) -> _Histogram:
+    """Counts of a float tensor's values in ``bins`` (a count over ``range`` or the data's
+    range, or a 1-D tensor of edges), as ``torch.histogram``: ``(hist, bin_edges)`` in the
+    input's dtype; ``weight`` weighs each value, ``density`` normalises to a density.
+    Computed by ``numpy.histogram`` (same bin rules).
+
+    Raises:
+        TypeError: an integer or bool input (torch refuses those too).
+    """
+    data = _as_input(input)._data
+    if data.dtype.kind != "f":
+        raise TypeError(f"histogram: expects a floating tensor, got {data.dtype}")
+    edges_in = bins._data if isinstance(bins, Tensor) else bins
+    weights = None if weight is None else _as_input(weight)._data.reshape(-1)
+    counts, edges = np.histogram(data.reshape(-1), bins=edges_in, range=range,
+                                 weights=weights, density=density)
+    return _Histogram(Tensor._make(counts.astype(data.dtype), False, None),
+                      Tensor._make(edges.astype(data.dtype), False, None))
+
+
+class _Frexp(NamedTuple):
+    mantissa: Tensor
+    exponent: Tensor
+
+
+def frexp(input: Any) -> _Frexp:  # noqa: A002
+    """Mantissa in [0.5, 1) and int32 exponent with ``input = mantissa * 2 ** exponent``, as
+    ``torch.frexp`` (``numpy.frexp``); outside the graph.
+
+    Raises:
+        TypeError: an integer or bool input.
+    """
+    data = _as_input(input)._data
+    if data.dtype.kind != "f":
+        raise TypeError(f"frexp: expects a floating tensor, got {data.dtype}")
+    mantissa, exponent = np.frexp(data)
+    return _Frexp(Tensor._make(mantissa, False, None),
+                  Tensor._make(exponent.astype(np.int32), False, None))
+
+
+def poisson(input: Any, generator: Any = None) -> Tensor:  # noqa: A002
+    """Samples of Poisson(rate) for each rate in ``input`` (same dtype and shape), from
+    ``generator`` or the default generator, as ``torch.poisson``; outside the graph.
+
+    Raises:
+        ValueError: a negative or non-finite rate.
+    """
+    from gradwise.autograd import random as _random
+    rates = _as_input(input)._data
+    if rates.size and not (np.isfinite(rates).all() and (rates >= 0).all()):
+        raise ValueError("poisson: rates must be finite and non-negative")
+    stream = _random.resolve(generator, None, "poisson")
+    return Tensor._make(stream.poisson(rates).astype(rates.dtype), False, None)
 
 
 _num_threads: list[int] = []  # the count set_num_threads last set (none yet: the libraries' own)
@@ -579,7 +735,10 @@ CharTensor = _legacy_constructor("CharTensor", np.int8)
 BoolTensor = _legacy_constructor("BoolTensor", np.bool_)
 
 
-__all__ = [*_METHOD_FUNCTIONS, "absolute", "FloatTensor", "DoubleTensor", "HalfTensor",
+__all__ = [*_METHOD_FUNCTIONS, "pi", "e", "inf", "nan", "absolute", "promote_types",
+           "result_type", "can_cast",
+           "combinations", "histogram", "frexp", "poisson", "FloatTensor",
+           "DoubleTensor", "HalfTensor",
            "LongTensor", "IntTensor", "ShortTensor", "ByteTensor", "CharTensor", "BoolTensor",
            "as_tensor", "atleast_1d", "atleast_2d",
            "atleast_3d", "block_diag", "bmm", "broadcast_shapes",

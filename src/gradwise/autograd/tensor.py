@@ -6,7 +6,7 @@ import html as _html
 import math
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from gradwise.autograd.device import check_device
 from gradwise.autograd.grad_mode import _grad_enabled
 from gradwise.autograd.tensor_extras import TensorExtras
 from gradwise.autograd.tensor_methods import Size, TensorMethods
+from gradwise.autograd.tensor_more import TensorMore
 
 ArrayLike = Any
 Axis = int | tuple[int, ...] | None
@@ -156,7 +157,7 @@ else:
     TensorOps = object
 
 
-class Tensor(TensorMethods, TensorExtras, TensorOps):
+class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
     """An n-dimensional array that records the operations applied to it for backpropagation.
 
     Attributes:
@@ -369,27 +370,17 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         dtypes a literal gets by default, are not named."""
         from gradwise.autograd.printing import current as options
         data = self._data
-        floatmode: Literal["fixed", "maxprec"] = "maxprec"
-        if data.dtype.kind == "f" and data.size:
-            finite = data[np.isfinite(data)]
-            if finite.size and not np.all(finite == np.round(finite)):
-                floatmode = "fixed"  # torch pads every element to 4 decimals
         extra_options: dict[str, Any] = {}
         if options.linewidth is not None:
             extra_options["max_line_width"] = options.linewidth
-        sci_mode = options.sci_mode
-        if sci_mode is None and data.dtype.kind == "f":
-            sci_mode = _auto_sci_mode(data) or None
-        if sci_mode is not None and data.dtype.kind == "f":
-            style = "e" if sci_mode else "f"
-            width = _float_width(data, f"{{:.{options.precision}{style}}}")
-            extra_options["formatter"] = {"float_kind": (
-                lambda v: f"{v:.{options.precision}{style}}".rjust(width))}
+        if data.dtype.kind == "f" and data.size:
+            extra_options["formatter"] = {"float_kind": _float_formatter(data, options)}
         body = np.array2string(data, separator=", ", prefix="tensor(",
-                               precision=options.precision, floatmode=floatmode,
                                threshold=int(min(options.threshold, sys.maxsize)),
                                edgeitems=options.edgeitems,
                                **extra_options)
+        # torch prints a summarised dim's gap as " ...," (numpy: "..., ")
+        body = body.replace(", ..., ", ",  ..., ").replace("[..., ", "[ ..., ")
         extra = ""
         if data.size == 0 and data.shape != (0,):
             extra += f", size={tuple(data.shape)}"  # torch: tensor([], size=(2, 0))
@@ -405,7 +396,7 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         """Jupyter's display, compact at any size: shape, dtype and graph role on one line,
         mean/std/min/max beyond 100 elements, and the values with only 2 at each edge."""
         data = self._data
-        role = (f"grad_fn={type(self._ctx).__name__}" if self._ctx is not None
+        role = (f"grad_fn={self._ctx.name}" if self._ctx is not None
                 else "requires_grad" if self.requires_grad else "")
         head = " ".join(part for part in (f"tensor {tuple(data.shape)}", str(data.dtype), role)
                         if part)
@@ -664,6 +655,8 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         start, end = start_dim % self.ndim, end_dim % self.ndim
         if start > end:
             raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim}")
+        if start == end:
+            return self  # nothing to merge: torch returns the tensor itself
         # the merged size spelled out: -1 cannot be inferred when another axis is 0
         merged = math.prod(self.shape[start : end + 1])
         shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
@@ -677,7 +670,7 @@ class Tensor(TensorMethods, TensorExtras, TensorOps):
         if not -self.ndim - 1 <= dim <= self.ndim:
             raise ValueError(f"unsqueeze: dim {dim} out of range for a {self.ndim}-d tensor")
         dim = dim % (self.ndim + 1)
-        return self.reshape(self.shape[:dim] + (1,) + self.shape[dim:])
+        return name_node(self.reshape(self.shape[:dim] + (1,) + self.shape[dim:]), "Unsqueeze")
 
     # float comes last: a method of that name shadows the builtin in every annotation of the
     # class body below it (mypy reads ``value: float`` there as this method)
@@ -824,7 +817,7 @@ def topological_order(
             continue
         if node.inputs is None:
             raise RuntimeError(
-                f"{caller}: the graph through {type(node).__name__} was already freed by "
+                f"{caller}: the graph through {node.name} was already freed by "
                 "backward(); pass retain_graph=True to the first backward() to go through the "
                 "graph again"
             )
@@ -834,9 +827,25 @@ def topological_order(
     return order
 
 
+def name_node(result: Tensor, node_name: str) -> Tensor:
+    """Give ``result``'s node (if it was recorded) PyTorch's name for the call that made it:
+    a method built on a general op (``t()`` on Transpose, ``unsqueeze`` on Reshape) says which
+    node torch records (``"TBackward0"``, ``"Unsqueeze"``). Returns ``result``."""
+    node = result._ctx
+    if node is not None:
+        node.__class__ = type(node)._variant(_full_node_name(node_name))
+    return result
+
+
+def _full_node_name(name: str) -> str:
+    """``"Mul"`` -> ``"MulBackward0"``; a name that already has its overload is kept."""
+    return name if "Backward" in name else f"{name}Backward0"
+
+
+
 def _check_versions(tensor: Tensor, node: Any) -> None:
     """Raise if a tensor the node saved for backward was changed in place since the forward."""
-    name = type(node).__name__
+    name = node.name
     if type(node).saves_output and tensor._version[0] != node.output_version:
         raise RuntimeError(
             "one of the variables needed for gradient computation has been modified by an "
@@ -877,12 +886,12 @@ def _check_input_grad(node: Any, parent: Tensor, parent_grad: Any) -> None:
     (both backward loops, the NumPy one and the create_graph one, check the same way)."""
     if parent_grad is None:
         raise RuntimeError(
-            f"backward of {type(node).__name__} returned no gradient for an input "
+            f"backward of {node.name} returned no gradient for an input "
             f"of shape {parent.shape} that requires grad"
         )
     if parent_grad.shape != parent.shape:
         raise RuntimeError(
-            f"backward of {type(node).__name__} returned a gradient of shape "
+            f"backward of {node.name} returned a gradient of shape "
             f"{parent_grad.shape} for an input of shape {parent.shape}"
         )
 
@@ -1001,22 +1010,37 @@ def _auto_sci_mode(data: np.ndarray) -> bool:
     return bool(low < 1.0e-4 and not np.all(values == np.ceil(values)))
 
 
-def _float_width(data: np.ndarray, form: str) -> int:
-    """The widest ``form``-formatted entry (torch right-aligns every entry, nan and inf too):
-    the widest is among the extremes and the smallest nonzero magnitude (exponent digits)."""
-    finite = data[np.isfinite(data)]
-    picks = [] if not finite.size else [finite.min(), finite.max()]
-    nonzero = np.abs(finite[finite != 0])
-    if nonzero.size:
-        picks += [nonzero.min(), nonzero.max()]
-        if (finite < 0).any():
-            picks += [-nonzero.min(), -nonzero.max()]
+def _float_formatter(data: np.ndarray, options: Any) -> Callable[[Any], str]:
+    """PyTorch's float printer (``torch/_tensor_str.py``, ``_Formatter``): scientific
+    notation when ``_auto_sci_mode`` (or ``sci_mode``) says so, else ``1.`` when every finite
+    value is whole, else ``precision`` decimals; every entry right-aligned to the widest
+    *finite* entry, so ``nan``/``inf`` neither widen the columns nor get cut
+    (``tensor([1., inf])``, ``tensor([1.5000,    nan])``)."""
+    finite = data[np.isfinite(data)].astype(np.float64)
+    precision = options.precision
+    sci_mode = options.sci_mode
+    if sci_mode is None:
+        sci_mode = _auto_sci_mode(data)
+    if sci_mode:
+        form = f"{{:.{precision}e}}"
+    elif finite.size and np.all(finite == np.round(finite)):
+        form = "{:.0f}."
+    else:
+        form = f"{{:.{precision}f}}"
+    # torch sizes the columns from the nonzero finite values (so -0. and nan do not widen
+    # them): the widest is the most negative or the largest, or in scientific notation the
+    # smallest magnitude (a three-digit exponent)
+    nonzero = finite[finite != 0]
+    picks = [] if not nonzero.size else [
+        nonzero.min(), nonzero.max(), nonzero[np.argmin(np.abs(nonzero))]]
     width = max((len(form.format(float(v))) for v in picks), default=0)
-    if np.isnan(data).any():
-        width = max(width, 3)
-    if np.isinf(data).any():
-        width = max(width, 4 if (data == -np.inf).any() else 3)
-    return width
+
+    def format_value(value: Any) -> str:
+        value = float(value)
+        text = form.format(value) if math.isfinite(value) else str(value)  # nan, inf, -inf
+        return text.rjust(width)
+
+    return format_value
 
 
 def _numpy_scalar_dtype(data: Any) -> np.dtype | None:

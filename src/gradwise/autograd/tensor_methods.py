@@ -200,7 +200,12 @@ class TensorMethods:
         """
         if self.ndim > 2:
             raise ValueError(f"t(): expects a tensor with <= 2 dims, got shape {self.shape}")
-        return self if self.ndim < 2 else self.transpose(0, 1)
+        from gradwise.autograd.ops.shape import Transpose  # ops import tensor.py: not at the top
+        from gradwise.autograd.tensor import name_node
+
+        # a 0-d or 1-d tensor gives a new view of itself (never ``self``), as in torch
+        perm = (1, 0) if self.ndim == 2 else tuple(range(self.ndim))
+        return name_node(Transpose.apply(self, perm), "T")
 
     @property
     def mT(self: Tensor) -> Tensor:  # noqa: N802 - PyTorch's name

@@ -37,6 +37,7 @@ from gradwise.autograd.tensor import (
     _result_dtype,
     _run_backward,
     _shape_arg,
+    name_node,
 )
 
 
@@ -62,11 +63,14 @@ class TensorOps:
         retain_graph: bool | None = None,
         create_graph: bool = False,
         inputs: Tensor | Sequence[Tensor] | None = None,
+        *,
+        gradient: ArrayLike | None = None,
     ) -> None:
         """Accumulate dL/dleaf into ``.grad`` of every leaf that requires grad.
 
         Args:
             grad: dL/d(this tensor). Defaults to 1, allowed only for a one-element tensor.
+                ``gradient=`` is torch's keyword for it (giving both is a TypeError).
             retain_graph: keep the graph so backward can go through it again (default: the
                 value of ``create_graph``, as in PyTorch).
             create_graph: record the backward pass itself, so the ``.grad`` it leaves can be
@@ -76,6 +80,10 @@ class TensorOps:
             inputs: only these tensors (leaves or not) get ``.grad`` accumulated, as torch's
                 ``backward(inputs=...)``; see :func:`gradwise.autograd.backward`.
         """
+        if gradient is not None:
+            if grad is not None:
+                raise TypeError("backward: give the gradient once (grad or gradient=)")
+            grad = gradient
         if inputs is not None:
             _backward_into(self, grad, retain_graph, create_graph, inputs)
             return
@@ -284,7 +292,8 @@ class TensorOps:
         return self._binary(other, _ew.Sub)
 
     def __rsub__(self: Tensor, other: ArrayLike) -> Tensor:
-        return self._binary(other, _ew.Sub, reflected=True)
+        # torch records ``number - tensor`` as rsub (RsubBackward1)
+        return name_node(self._binary(other, _ew.Sub, reflected=True), "RsubBackward1")
 
     def __mul__(self: Tensor, other: ArrayLike) -> Tensor:
         return self._binary(other, _ew.Mul)
@@ -308,10 +317,11 @@ class TensorOps:
                 raise ValueError("Integers to negative integer powers are not allowed. "
                                  f"(pow: {self._data.dtype} ** {exponent}; use x.float())")
             return _ew.PowScalar.apply(self, exponent)
-        return self._binary(exponent, _ew.Pow)
+        # torch's overloads: tensor ** tensor is PowBackward1, number ** tensor PowBackward2
+        return name_node(self._binary(exponent, _ew.Pow), "PowBackward1")
 
     def __rpow__(self: Tensor, base: ArrayLike) -> Tensor:
-        return self._binary(base, _ew.Pow, reflected=True)
+        return name_node(self._binary(base, _ew.Pow, reflected=True), "PowBackward2")
 
     def __matmul__(self: Tensor, other: ArrayLike) -> Tensor:
         if isinstance(other, Tensor) and other._data.dtype != self._data.dtype:
@@ -451,8 +461,9 @@ class TensorOps:
         if dim is None:
             if keep:
                 raise TypeError(f"{op}: keepdim needs a dim (use amax/amin to keep every axis)")
-            return (_reduce.Max if op == "max" else _reduce.Min).apply(self, axis=None,
-                                                                        nan_picks=True)
+            result = (_reduce.Max if op == "max" else _reduce.Min).apply(self, axis=None,
+                                                                          nan_picks=True)
+            return name_node(result, "MaxBackward1" if op == "max" else "MinBackward1")
         if not isinstance(dim, int | np.integer):
             raise TypeError(f"{op}: dim must be one int, got {dim!r}; amax/amin take several")
         if self.ndim == 0:
@@ -470,6 +481,8 @@ class TensorOps:
                 values = values.unsqueeze(axis_)
                 indices = np.expand_dims(indices, axis_)
         cls = MaxResult if op == "max" else MinResult
+        if values is not self:  # torch records max(dim) as one node, MaxBackward0
+            values = name_node(values, "MaxBackward0" if op == "max" else "MinBackward0")
         return cls(values, Tensor._make(indices, False, None))
 
     def norm(self: Tensor, p: float | str | None = "fro", dim: Axis = None, keepdim: bool = False
@@ -540,13 +553,19 @@ class TensorOps:
         return _reduce.LogSumExp.apply(self, axis=dim_arg("logsumexp", dim, axis),
                                        keepdims=keepdim_arg("logsumexp", keepdim, keepdims))
 
-    def softmax(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-        """Softmax along ``dim`` (default -1)."""
-        return _reduce.Softmax.apply(self, axis=dim_arg("softmax", dim, axis, -1))
+    def softmax(self: Tensor, dim: int | None = None, dtype: Any = None, *,
+                axis: int | None = None) -> Tensor:
+        """Softmax along ``dim`` (default -1); ``dtype``: the input is cast to it first (a
+        recorded cast), as ``torch.Tensor.softmax``."""
+        return _reduce.Softmax.apply(self._cast_for_reduction(dtype),
+                                     axis=dim_arg("softmax", dim, axis, -1))
 
-    def log_softmax(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-        """log(softmax) along ``dim`` (default -1), computed stably."""
-        return _reduce.LogSoftmax.apply(self, axis=dim_arg("log_softmax", dim, axis, -1))
+    def log_softmax(self: Tensor, dim: int | None = None, dtype: Any = None, *,
+                    axis: int | None = None) -> Tensor:
+        """log(softmax) along ``dim`` (default -1), computed stably; ``dtype`` as
+        :meth:`softmax`."""
+        return _reduce.LogSoftmax.apply(self._cast_for_reduction(dtype),
+                                        axis=dim_arg("log_softmax", dim, axis, -1))
 
     def _arg(self: Tensor, op: str, dim: Any, keepdim: Any, axis: Any, keepdims: Any) -> Tensor:
         dim = dim_arg(op, dim, axis)
@@ -606,11 +625,11 @@ class TensorOps:
         if len(dims) == 2 and all(isinstance(d, int | np.integer) for d in dims):
             return self.swapaxes(*dims)
         perm = _shape_arg(dims) if dims else tuple(range(self.ndim - 1, -1, -1))
-        return _shape.Transpose.apply(self, perm)
+        return name_node(_shape.Transpose.apply(self, perm), "Permute")
 
     def permute(self: Tensor, *axes: Any) -> Tensor:
         """Reorder dims: ``x.permute(0, 2, 1)`` (a view), as ``torch.Tensor.permute``."""
-        return _shape.Transpose.apply(self, _shape_arg(axes))
+        return name_node(_shape.Transpose.apply(self, _shape_arg(axes)), "Permute")
 
     def swapaxes(self: Tensor, axis1: int, axis2: int) -> Tensor:
         """Exchange dims ``axis1`` and ``axis2`` (NumPy name of ``transpose(dim0, dim1)``)."""
@@ -627,6 +646,9 @@ class TensorOps:
         docs/PORTING.md).
         """
         axis = dim_arg("squeeze", dim, axis)
+        # torch's overloads: squeeze() 0, squeeze(int) 1, squeeze(tuple) 2
+        node = ("SqueezeBackward0" if axis is None else "SqueezeBackward1"
+                if isinstance(axis, int | np.integer) else "SqueezeBackward2")
         if axis is None:
             shape = tuple(n for n in self.shape if n != 1)
         else:
@@ -637,7 +659,7 @@ class TensorOps:
                         f"squeeze: dim {a} has size {self.shape[a]}, not 1 (shape {self.shape})"
                     )
             shape = tuple(n for i, n in enumerate(self.shape) if i not in axes)
-        return self.reshape(shape)
+        return name_node(self.reshape(shape), node)
 
     def expand(self: Tensor, *shape: Any) -> Tensor:
         """Broadcast to ``shape`` without copying; -1 keeps a dimension's size (PyTorch style)."""

@@ -22,8 +22,7 @@ from gradwise.autograd.ops import loss as _loss
 from gradwise.autograd.ops import norm as _norm
 from gradwise.autograd.ops import pool as _pool
 from gradwise.autograd.ops import pool_nd as _pool_nd
-from gradwise.autograd.ops import reduce as _reduce
-from gradwise.autograd.tensor import Tensor, _dtype_name
+from gradwise.autograd.tensor import Tensor, _as_array, _dtype_name
 
 
 # ---- activations ------------------------------------------------------------------------------
@@ -128,6 +127,8 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float = 0.0) -> 
     Raises:
         ValueError: an odd-length ``pad``, more pairs than dims, a negative width, an unknown
             mode, or a reflect/circular width too large for the dim.
+        NotImplementedError: a non-constant mode whose pad length does not fit the input's
+            dims (torch's rule and message: 2 pads a 2-D/3-D input, 4 a 3-D/4-D, 6 a 4-D/5-D).
     """
     pad = tuple(int(p) for p in pad)
     if mode not in ("constant", "reflect", "replicate", "circular"):
@@ -138,6 +139,14 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float = 0.0) -> 
     if any(p < 0 for p in pad):
         raise ValueError(f"pad: negative padding (cropping) is not supported, got {pad}")
     if mode != "constant":
+        # torch pads by index over the last 1, 2 or 3 dims of a batched or unbatched input only
+        if input.ndim not in {len(pad) // 2 + 1, len(pad) // 2 + 2} or len(pad) > 6:
+            raise NotImplementedError(
+                f"Padding size {len(pad)} is not supported for {input.ndim}D input tensor.\n"
+                "Supported combinations for non-constant padding:\n"
+                "  - 2D or 3D input: padding size = 2 (pads last dimension)\n"
+                "  - 3D or 4D input: padding size = 4 (pads last 2 dimensions)\n"
+                "  - 4D or 5D input: padding size = 6 (pads last 3 dimensions)")
         return _pad_by_index(input, pad, mode)
     widths = [(0, 0)] * input.ndim
     for i in range(len(pad) // 2):
@@ -146,18 +155,27 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float = 0.0) -> 
     return _pad_widths(input, tuple(widths), value)
 
 
-def softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> Tensor:
-    """exp(x) / sum(exp(x)) along ``dim`` (NumPy alias ``axis``; default the last axis).
+def _as_tensor(x: Any) -> Tensor:
+    """An array-like argument as a constant Tensor (the ops' own rule for constants)."""
+    return x if isinstance(x, Tensor) else Tensor._make(_as_array(x), False, None)
+
+
+def softmax(x: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None, *,
+            axis: int | None = None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim`` (NumPy alias ``axis``; default the last axis);
+    ``dtype``: x is cast to it first (a recorded cast), as ``torch.nn.functional.softmax``.
 
     PyTorch picks an implicit dim (with a warning) when none is given; gradwise always uses -1
-    (docs/PORTING.md).
+    (docs/PORTING.md). ``_stacklevel`` is torch's warning detail, accepted and unused.
     """
-    return _reduce.Softmax.apply(x, axis=dim_arg("softmax", dim, axis, -1))
+    return _as_tensor(x).softmax(dim_arg("softmax", dim, axis, -1), dtype)
 
 
-def log_softmax(x: Tensor, dim: int | None = None, axis: int | None = None) -> Tensor:
-    """log(softmax(x)) along ``dim`` (NumPy alias ``axis``; default the last axis), stably."""
-    return _reduce.LogSoftmax.apply(x, axis=dim_arg("log_softmax", dim, axis, -1))
+def log_softmax(x: Tensor, dim: int | None = None, _stacklevel: int = 3, dtype: Any = None, *,
+                axis: int | None = None) -> Tensor:
+    """log(softmax(x)) along ``dim`` (NumPy alias ``axis``; default the last axis), stably;
+    ``dtype`` as :func:`softmax`."""
+    return _as_tensor(x).log_softmax(dim_arg("log_softmax", dim, axis, -1), dtype)
 
 
 # ---- layers -----------------------------------------------------------------------------------
@@ -375,10 +393,47 @@ def cross_entropy(
     _loss.check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    x = _as_tensor(input)
+    labels = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if labels.dtype.kind == "f" and labels.shape == tuple(x.shape) and x.ndim >= 2:
+        # class probabilities (torch's float-target form); float labels of another shape are
+        # refused below as non-integer class indices
+        return _soft_cross_entropy(x, target, weight, reduction, label_smoothing)
+    if x.ndim > 2:
+        # (N, C, d1, ...) logits with (N, d1, ...) labels: the class dim moved last, flattened
+        expected = (x.shape[0], *x.shape[2:])
+        if labels.shape != expected:
+            raise ValueError(f"cross_entropy: target of shape {labels.shape} does not fit "
+                             f"input {tuple(x.shape)} (expected {expected})")
+        flat = x.permute(0, *range(2, x.ndim), 1).reshape(-1, x.shape[1])  # (N*d..., C)
+        loss = _loss.CrossEntropy.apply(
+            flat, labels.reshape(-1), _weight_array("cross_entropy", "weight", weight),
+            ignore_index, reduction, label_smoothing)
+        return loss.reshape(labels.shape) if reduction == "none" else loss
     return _loss.CrossEntropy.apply(
-        input, _target_array(target), _weight_array("cross_entropy", "weight", weight),
+        x, labels, _weight_array("cross_entropy", "weight", weight),
         ignore_index, reduction, label_smoothing,
     )
+
+
+def _soft_cross_entropy(x: Tensor, target: Any, weight: Any, reduction: str,
+                        label_smoothing: float) -> Tensor:
+    """Cross-entropy against class probabilities (torch's float-target form): per element
+    ``-sum_c w_c t_c log softmax(x)_c`` over the class dim 1, with ``t`` smoothed to
+    ``t (1 - s) + s / C``; 'mean' divides by the number of elements (not by the weights), as
+    torch. The target is differentiated when it requires grad, as in torch."""
+    probabilities = _float_target(target, x)
+    classes = x.shape[1]
+    if label_smoothing:
+        probabilities = probabilities * (1.0 - label_smoothing) + label_smoothing / classes
+    weights = _weight_array("cross_entropy", "weight", weight)
+    terms = x.log_softmax(1) * probabilities  # (N, C, d...)
+    if weights is not None:
+        terms = terms * weights.astype(x._data.dtype).reshape((1, classes) + (1,) * (x.ndim - 2))
+    per_element = -terms.sum(1)  # (N, d...)
+    if reduction == "none":
+        return per_element
+    return per_element.sum() if reduction == "sum" else per_element.mean()
 
 
 def nll_loss(
@@ -1127,8 +1182,13 @@ def logsigmoid(x: Tensor) -> Tensor:
     return -softplus(-x)
 
 
-def softmin(x: Tensor, dim: int | None = None) -> Tensor:
-    """``softmax(-x, dim)`` (default the last dim, as gradwise's softmax)."""
+def softmin(x: Tensor, dim: int | None = None, _stacklevel: int = 3,
+            dtype: Any = None) -> Tensor:
+    """``softmax(-x, dim)`` (default the last dim, as gradwise's softmax); ``dtype``: x is
+    cast to it first, as ``torch.nn.functional.softmin``."""
+    x = _as_tensor(x)
+    if dtype is not None:
+        x = x.to(dtype)
     return softmax(-x, dim)
 
 

@@ -253,6 +253,7 @@ class Module:
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_backward_hooks", OrderedDict())
         object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_hooks_with_kwargs", set())
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The computation of this module; called by ``module(*args)`` (after pre-hooks, before
@@ -561,16 +562,22 @@ class Module:
                     state[dot + name] = buffer
         return state
 
-    def state_dict(self) -> OrderedDict[str, Tensor]:
+    def state_dict(self, *, destination: Any = None, prefix: str = "",
+                   keep_vars: bool = False) -> Any:
         """Every parameter and persistent buffer as a detached Tensor, keyed like PyTorch.
 
         As ``torch.nn.Module.state_dict``: the Tensors share memory (and the version counter)
         with the parameters and buffers, so they change as training continues; copy them
         (``{k: v.clone() for k, v in sd.items()}``) to keep a snapshot. ``np.asarray(value)``
-        gives each one's array without a copy.
+        gives each one's array without a copy. ``prefix`` is put before every key,
+        ``keep_vars=True`` gives the Parameters and buffers themselves (not detached), and
+        ``destination`` (a dict) is filled and returned instead of a new OrderedDict.
         """
         tensors = self._state_tensors()
-        return OrderedDict((name, t.detach()) for name, t in tensors.items())
+        out = OrderedDict() if destination is None else destination
+        for name, t in tensors.items():
+            out[prefix + name] = t if keep_vars else t.detach()
+        return out
 
     def load_state_dict(self, state_dict: Any, strict: bool = True) -> IncompatibleKeys:
         """Copy Tensors (or torch tensors, or, as a gradwise extension, NumPy arrays and
@@ -712,16 +719,34 @@ class Module:
             generator.bit_generator.state = state[name]
 
     # ---- hooks --------------------------------------------------------------------------------
-    def register_forward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
-        """``hook(module, inputs)`` before forward; it may return new inputs (a tuple or one)."""
-        handle = RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[handle.id] = hook
-        return handle
+    def register_forward_pre_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                                  with_kwargs: bool = False) -> RemovableHandle:
+        """``hook(module, inputs)`` before forward; it may return new inputs (a tuple or one).
 
-    def register_forward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
-        """``hook(module, inputs, output)`` after forward; it may return a replacement output."""
-        handle = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[handle.id] = hook
+        As torch's: ``with_kwargs=True`` calls ``hook(module, args, kwargs)``, which may return
+        ``(args, kwargs)``; ``prepend=True`` runs it before the hooks already registered.
+        """
+        return self._add_forward_hook(self._forward_pre_hooks, hook, prepend, with_kwargs)
+
+    def register_forward_hook(self, hook: Callable[..., Any], *, prepend: bool = False,
+                              with_kwargs: bool = False,
+                              always_call: bool = False) -> RemovableHandle:
+        """``hook(module, inputs, output)`` after forward; it may return a replacement output.
+
+        As torch's: ``with_kwargs=True`` calls ``hook(module, args, kwargs, output)``;
+        ``prepend=True`` runs it first; ``always_call`` is accepted (a forward that raises
+        propagates its error without calling hooks).
+        """
+        return self._add_forward_hook(self._forward_hooks, hook, prepend, with_kwargs)
+
+    def _add_forward_hook(self, hooks: OrderedDict, hook: Callable[..., Any], prepend: bool,
+                          with_kwargs: bool) -> RemovableHandle:
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        if prepend:
+            hooks.move_to_end(handle.id, last=False)
+        if with_kwargs:
+            self._hooks_with_kwargs.add(handle.id)
         return handle
 
     def register_full_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
@@ -761,7 +786,17 @@ class Module:
                 args = tuple(Tensor._make(a, False, None) if isinstance(a, np.ndarray) else a
                              for a in args)
                 break
-        for hook in list(self._forward_pre_hooks.values()):
+        for key, hook in list(self._forward_pre_hooks.items()):
+            if key in self._hooks_with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError(
+                            "forward pre-hook must return None or a tuple of (new_args, "
+                            f"new_kwargs), but got {result!r:.80}.")
+                    args, kwargs = result
+                    args = args if isinstance(args, tuple) else (args,)
+                continue
             result = hook(self, args)
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
@@ -778,8 +813,9 @@ class Module:
                 wrapped.append(arg)
             args = tuple(wrapped)
         output = self.forward(*args, **kwargs)
-        for hook in list(self._forward_hooks.values()):
-            result = hook(self, args, output)
+        for key, hook in list(self._forward_hooks.items()):
+            result = (hook(self, args, kwargs, output) if key in self._hooks_with_kwargs
+                      else hook(self, args, output))
             if result is not None:
                 output = result
         if backward_call is not None and isinstance(output, Tensor) and output.requires_grad:

@@ -140,7 +140,7 @@ class GraphBuilder:
     # ---- the walk -----------------------------------------------------------------------------
     def convert(self, fn: Any, out: Tensor) -> None:
         """Write the nodes for the recorded op ``fn``, whose result is ``out``."""
-        op = type(fn).__name__
+        op = fn.name
         converter = CONVERTERS.get(op)
         shapes = ", ".join(str(tuple(t.shape)) for t in fn.inputs)
         where = self.module_of.get(id(fn))
@@ -347,7 +347,7 @@ def _pool(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
         kernel_shape=list(kernel), strides=list(stride),
         pads=[padding[0], padding[1], padding[0], padding[1]],
     )
-    if type(fn).__name__ == "AvgPool2d":
+    if fn.name == "AvgPool2d":
         onnx_op, attrs["count_include_pad"] = "AveragePool", 1  # padding counts as zeros
     else:
         onnx_op = "MaxPool"
@@ -361,7 +361,7 @@ def _pool_nd(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     # ceil_mode, dilations and count_include_pad
     x = fn.inputs[0]
     attrs: dict[str, Any]
-    if type(fn).__name__ == "MaxPoolNd":
+    if fn.name == "MaxPoolNd":
         kernel, stride, padding, dilation, ceil_mode = fn.pool_args
         onnx_op, attrs = "MaxPool", {"dilations": list(dilation)}
     else:
@@ -451,7 +451,7 @@ def _variance(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     centered = b.node("Sub", [name, b.reduce("ReduceMean", name, axes, True)])
     total = b.reduce("ReduceSum", b.node("Mul", [centered, centered]), axes, fn.keepdims)
     result = b.node("Div", [total, b.const(fn.dof, "dof", dtype=out.dtype)])
-    if type(fn).__name__ == "Std":
+    if fn.name == "Std":
         result = b.node("Sqrt", [result])
     return result, b.batch_of(x) and 0 not in axes
 
@@ -483,7 +483,7 @@ def _vector_norm(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
 def _softmax(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     x = fn.inputs[0]
     axis = int(fn.axis) % max(x.ndim, 1)
-    return b.node(type(fn).__name__, [b.value(x)], axis=axis), b.batch_of(x)
+    return b.node(fn.name, [b.value(x)], axis=axis), b.batch_of(x)
 
 
 # ---- shapes --------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ Typical loop::
 
 from __future__ import annotations
 
+import collections
 import copy
 import math
 import numbers
@@ -139,22 +140,70 @@ class LRScheduler:
         return [group["lr"] for group in self.optimizer.param_groups]
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to resume the schedule, as plain JSON types (not the optimizer)."""
-        return {key: copy.deepcopy(value) for key, value in vars(self).items()
-                if key not in self._not_saved}
+        """Everything needed to resume the schedule, as plain JSON types (not the optimizer).
+
+        It also holds the private keys torch's ``load_state_dict`` reads (``lr_lambdas`` as
+        torch saves plain functions, ``_scale_fn_custom``; ``_is_initial`` and
+        ``_get_lr_called_within_step``), so the dict loads into the torch scheduler too.
+        """
+        state = {key: copy.deepcopy(value) for key, value in vars(self).items()
+                 if key not in self._not_saved}
+        state.setdefault("_is_initial", False)
+        state.setdefault("_get_lr_called_within_step", False)
+        if self._name in ("LambdaLR", "MultiplicativeLR"):
+            state.setdefault("lr_lambdas", [None] * len(self.optimizer.param_groups))
+        if self._name == "CyclicLR":
+            state.setdefault("_scale_fn_custom", None)
+        return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a state saved by :meth:`state_dict`.
+        """Restore a state saved by :meth:`state_dict`, or by the torch scheduler of the same
+        name: torch's private keys (``_get_lr_called_within_step``, ``_is_initial``,
+        ``_scale_fn_custom``, ``lr_lambdas`` of plain functions, ReduceLROnPlateau's
+        ``default_min_lr``/``mode_worse``) are accepted, and OneCycleLR's
+        ``_anneal_func_type``/``_schedule_phases`` give ``anneal_strategy``/``three_phase``.
 
         Raises:
             ValueError: keys are missing or unexpected (a state of a different schedule).
         """
         expected = {key for key in vars(self) if key not in self._not_saved}
+        state_dict = _from_torch_state(dict(state_dict), expected)
         missing, unexpected = expected - set(state_dict), set(state_dict) - expected
         if missing or unexpected:
             raise ValueError(f"{self._name}.load_state_dict: missing keys {sorted(missing)}, "
                              f"unexpected keys {sorted(unexpected)}")
         self.__dict__.update(copy.deepcopy(state_dict))
+
+
+# torch's private scheduler keys that carry nothing gradwise's schedules need
+_TORCH_PRIVATE = ("_get_lr_called_within_step", "_is_initial", "_scale_fn_custom",
+                  "lr_lambdas", "default_min_lr", "mode_worse", "_anneal_func_type",
+                  "_schedule_phases")
+
+
+def _from_torch_state(state: dict[str, Any], expected: set[str]) -> dict[str, Any]:
+    """A torch scheduler's state dict in gradwise's keys (a gradwise one passes unchanged):
+    OneCycleLR's ``_anneal_func_type`` and ``_schedule_phases`` become ``anneal_strategy`` and
+    ``three_phase``; torch's other private keys are dropped when gradwise has no such field.
+
+    Raises:
+        ValueError: a ``lr_lambdas`` entry that is not None (torch saved a callable object's
+            state, which gradwise does not restore: pass the same functions again).
+    """
+    if "anneal_strategy" in expected and "_anneal_func_type" in state:
+        state.setdefault("anneal_strategy", state["_anneal_func_type"])
+    if "three_phase" in expected and "_schedule_phases" in state:
+        state.setdefault("three_phase", len(state["_schedule_phases"]) == 3)
+    milestones = state.get("milestones")
+    if isinstance(milestones, collections.Counter):  # torch's MultiStepLR keeps a Counter
+        state["milestones"] = sorted(milestones.elements())
+    lambdas = state.get("lr_lambdas")
+    if "lr_lambdas" not in expected and lambdas and any(v is not None for v in lambdas):
+        raise ValueError("load_state_dict: lr_lambdas holds the saved state of callable "
+                         "objects, which gradwise does not restore; pass the same functions "
+                         "to the schedule again")
+    return {key: value for key, value in state.items()
+            if key in expected or key not in _TORCH_PRIVATE}
 
 
 class LambdaLR(LRScheduler):

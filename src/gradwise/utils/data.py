@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from typing import Any
 
 import numpy as np
@@ -30,6 +30,7 @@ __all__ = [
     "BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler",
     "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler", "Subset",
     "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "default_collate",
+    "default_convert",
     "get_worker_info", "random_split",
 ]
 
@@ -292,11 +293,14 @@ def get_worker_info() -> None:
     return None
 
 
-def _stack(values: list[Any]) -> Any:
+def _stack(values: Sequence[Any]) -> Any:
     first = values[0]
     if isinstance(first, Tensor):
         return Tensor._make(np.stack([v._data for v in values]), False, None)
     if isinstance(first, np.ndarray | np.generic):
+        if first.dtype.kind in "USO":  # torch leaves NumPy strings and objects as they are
+            return list(values) if isinstance(first, np.generic) else _stack(
+                [v.tolist() for v in values])
         return Tensor._make(np.stack(values), False, None)
     if isinstance(first, bool):
         return Tensor._make(np.array(values, dtype=np.bool_), False, None)
@@ -304,22 +308,74 @@ def _stack(values: list[Any]) -> Any:
         return Tensor._make(np.array(values, dtype=np.int64), False, None)
     if isinstance(first, float):  # PyTorch's default_collate makes float64 from Python floats
         return Tensor._make(np.array(values, dtype=np.float64), False, None)
-    if isinstance(first, str):
-        return list(values)
-    if isinstance(first, dict):
-        return {key: _stack([v[key] for v in values]) for key in first}
-    if isinstance(first, tuple | list):
-        return type(first)(_stack(list(field)) for field in zip(*values, strict=True)) \
-            if isinstance(first, tuple) else [_stack(list(f)) for f in zip(*values, strict=True)]
+    if isinstance(first, str | bytes):
+        return values  # as torch: the batch's own sequence (a tuple inside a collated tuple)
+    if isinstance(first, Mapping):
+        fields = {key: _stack([v[key] for v in values]) for key in first}
+        try:
+            return type(first)(fields)
+        except TypeError:  # a mapping type that cannot be built from a dict
+            return fields
+    if isinstance(first, tuple) and hasattr(first, "_fields"):  # a namedtuple keeps its type
+        return type(first)(*(_stack(field) for field in zip(*values, strict=True)))
+    if isinstance(first, Sequence):
+        if any(len(v) != len(first) for v in values):
+            raise RuntimeError("each element in list of batch should be of equal size")
+        fields = [_stack(field) for field in zip(*values, strict=True)]
+        if isinstance(first, tuple | list):
+            return fields  # torch: a list, for tuples too (its "backwards compatibility")
+        try:
+            return type(first)(fields)
+        except TypeError:
+            return fields
     raise TypeError(f"default_collate: cannot batch items of type {type(first).__name__}")
 
 
 def default_collate(batch: list[Any]) -> Any:
-    """Stack a list of samples into a batch: tensors/arrays stacked along a new dim 0, ints to
-    int64, floats to float64, tuples/lists/dicts field by field (``torch``'s default_collate)."""
+    """Stack a list of samples into a batch, as ``torch.utils.data.default_collate``:
+    tensors/arrays stacked along a new dim 0, ints to int64, floats to float64, bools to bool,
+    strings kept as a list; dicts (keeping their mapping type) and namedtuples (keeping their
+    type) field by field; other sequences (tuples and lists alike) become a list of batched
+    fields, as torch's.
+
+    Raises:
+        ValueError: an empty batch.
+        RuntimeError: samples whose sequences differ in length (torch's message).
+        TypeError: an item type that cannot be batched.
+    """
     if not batch:
         raise ValueError("default_collate: empty batch")
     return _stack(list(batch))
+
+
+def default_convert(data: Any) -> Any:
+    """NumPy arrays and scalars in ``data`` as Tensors (same dtype, no new dim), recursing
+    into dicts, namedtuples and sequences, as ``torch.utils.data.default_convert`` (the
+    collate of ``batch_size=None`` loaders): tuples become lists as in torch; strings,
+    NumPy string arrays and other objects are returned as they are."""
+    if isinstance(data, Tensor):
+        return data
+    if isinstance(data, np.ndarray | np.generic):
+        if data.dtype.kind in "USO":
+            return data
+        return Tensor._make(np.array(data), False, None)
+    if isinstance(data, Mapping):
+        fields = {key: default_convert(value) for key, value in data.items()}
+        try:
+            return type(data)(fields)
+        except TypeError:
+            return fields
+    if isinstance(data, tuple) and hasattr(data, "_fields"):
+        return type(data)(*(default_convert(d) for d in data))
+    if isinstance(data, tuple):
+        return [default_convert(d) for d in data]
+    if isinstance(data, Sequence) and not isinstance(data, str | bytes):
+        converted = [default_convert(d) for d in data]
+        try:
+            return type(data)(converted)
+        except TypeError:
+            return converted
+    return data
 
 
 _WORKER_NOTE_SHOWN = [False]
@@ -421,7 +477,8 @@ class DataLoader:
         if self.batch_size is None and self.batch_sampler is None:
             for index in self._indices():
                 item = self.dataset[int(index)]
-                yield item if self.collate_fn is None else self.collate_fn(item)
+                # torch converts single samples with default_convert (arrays -> Tensors)
+                yield default_convert(item) if self.collate_fn is None else self.collate_fn(item)
             return
         for batch in self._batches():
             if self.collate_fn is None and isinstance(self.dataset, TensorDataset):

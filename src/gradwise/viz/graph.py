@@ -85,7 +85,7 @@ def _to_dot(root: Tensor, nodes: list[Tensor], grads: dict[int, np.ndarray]) -> 
         elif tensor.grad_fn is None:
             role = tensor.name or ("parameter" if tensor.requires_grad else "input")
         else:
-            role = tensor.name or f"{type(tensor.grad_fn).__name__.lower()} result"
+            role = tensor.name or f"{tensor.grad_fn.name.lower()} result"
         parts = [role, f"shape {tuple(tensor.shape)}", f"value {_summary(tensor._data)}",
                  f"grad {_summary(grads.get(id(tensor)))}"]
         label = "\\n".join(_escape(part) for part in parts)  # \n: a line break in DOT
@@ -96,7 +96,7 @@ def _to_dot(root: Tensor, nodes: list[Tensor], grads: dict[int, np.ndarray]) -> 
         node = tensor.grad_fn
         if node is not None:
             lines.append(f'  op{i} [shape=ellipse, style=filled, fillcolor="#dae8fc", '
-                         f'label="{_escape(type(node).__name__)}"];')
+                         f'label="{_escape(node.name)}"];')
             for position, parent in enumerate(node.inputs):
                 tail = f' [label="{position}"]' if len(node.inputs) > 1 else ""
                 lines.append(f"  {ids[id(parent)]} -> op{i}{tail};")

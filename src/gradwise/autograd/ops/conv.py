@@ -78,6 +78,7 @@ class Conv2d(Function):
     dL/db = the sum of dY over N, H, W, and dL/dx = dY W^T scattered back over each window
     (col2im). Shape: -> (N, C_out, Ho, Wo) with PyTorch's output-size formula.
     """
+    torch_name = "Convolution"
     owns_grads = True
 
     saves_inputs = True

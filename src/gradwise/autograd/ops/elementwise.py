@@ -506,6 +506,7 @@ class Clip(Function):
     Local derivative: 1 inside [lo, hi], bounds included, 0 where the value was clipped.
     Shape: x -> same.
     """
+    torch_name = "ClampBackward1"  # PyTorch's node for clamp(min, max)
 
     owns_grads = True
 
@@ -537,6 +538,7 @@ class Hardtanh(Clip):
     bounds and beyond (where ``clamp`` keeps the bounds), and a NaN passes its gradient on.
     Shape: x -> same.
     """
+    torch_name = "Hardtanh"
 
     @staticmethod
     def forward(ctx, x, lo, hi):
@@ -624,6 +626,7 @@ class SiLU(Function):
     factor: the product rule of ``x * sigmoid(x)`` gives inf - inf = NaN under an infinite
     gradient where torch gives +-inf. Shape: x -> same.
     """
+    torch_name = "Silu"
 
     owns_grads = True
 
@@ -853,6 +856,7 @@ class LeakyReLU(Function):
 
     Local derivative: 1 for x > 0, ``negative_slope`` otherwise (0 included). Shape: x -> same.
     """
+    torch_name = "LeakyRelu"
 
     observe_kind = "leaky_relu"
     owns_grads = True
@@ -877,6 +881,7 @@ class ELU(Function):
 
     Local derivative: 1 for x > 0, ``alpha e^x`` otherwise. Shape: x -> same.
     """
+    torch_name = "Elu"
 
     observe_kind = "elu"
     owns_grads = True
@@ -1014,6 +1019,7 @@ class GELU(Function):
     Local derivative: Phi(x) + x phi(x), phi the normal density; for the tanh form the
     derivative of that expression. Shape: x -> same.
     """
+    torch_name = "Gelu"
 
     observe_kind = "gelu"
     owns_grads = True
@@ -1128,6 +1134,7 @@ class Cos(Function):
 
 
 class Log1p(Function):
+    torch_name = "Log1P"
     owns_grads = True
 
     @staticmethod

@@ -40,12 +40,20 @@ class MatMul(Function):
     """
 
     owns_grads = True
+    named_per_call = True
 
     tensor_args = (0, 1)
+
+    def torch_node_name(self) -> str:
+        """The node torch.matmul records for these dims: ``Mm`` (2-D @ 2-D), ``Mv``, ``Dot``,
+        ``SqueezeBackward4`` (1-D @ 2-D) and ``UnsafeView`` for the batched forms."""
+        return {(2, 2): "Mm", (2, 1): "Mv", (1, 1): "Dot", (1, 2): "SqueezeBackward4"}.get(
+            self.ndims, "UnsafeView")
 
     @staticmethod
     def forward(ctx, a, b):
         _check_matmul(a, b)
+        ctx.ndims = (a.ndim, b.ndim)
         ctx.a, ctx.b = a, b
         return a @ b
 
@@ -101,8 +109,18 @@ class Linear(Function):
     Shape: x (..., in), W (out, in), b (out,) -> (..., out).
     """
     owns_grads = True
+    named_per_call = True
 
     tensor_args = (0, 1, 2)
+
+    def torch_node_name(self) -> str:
+        """The last node F.linear records in torch: ``Mm``/``Addmm`` for 2-D input,
+        ``SqueezeBackward4`` (1-D, no bias), ``UnsafeView`` (batched, no bias), ``View``."""
+        if self.x.ndim == 2:
+            return "Addmm" if self.has_bias else "Mm"
+        if not self.has_bias:
+            return "SqueezeBackward4" if self.x.ndim == 1 else "UnsafeView"
+        return "View"
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
@@ -177,6 +195,7 @@ class LinearReLU(Function):
     dL/dW = dz^T x, dL/db = sum of dz over all leading axes.
     Shape: x (..., in), W (out, in), b (out,) -> (..., out).
     """
+    torch_name = "Relu"
 
     observe_kind = "relu"
     owns_grads = True

@@ -148,6 +148,7 @@ class CrossEntropy(Function):
     Local derivative: dL_i/dz_ij = (sum_c a_ic) softmax_ij - a_ij.
     Shape: logits (N, C), target (N,) -> () or (N,) for 'none'.
     """
+    torch_name = "NllLoss"  # torch's last node: nll_loss(log_softmax)
 
     observe_kind = "cross_entropy"
     owns_grads = True
@@ -248,6 +249,7 @@ class NLLLoss(Function):
     Local derivative: -w_yi at the label, 0 elsewhere.
     Shape: log_probs (N, C), target (N,) -> () or (N,) for 'none'.
     """
+    torch_name = "NllLoss"
 
     observe_kind = "nll_loss"
     owns_grads = True
@@ -316,6 +318,7 @@ class BCEWithLogits(Function):
     Shape: logits and target alike; weight broadcastable to them; pos_weight broadcastable
     (one per class on the last axis) -> () or the input's shape for 'none'.
     """
+    torch_name = "BinaryCrossEntropyWithLogits"
 
     observe_kind = "bce_with_logits"
     owns_grads = True
@@ -392,6 +395,7 @@ class BCE(Function):
     (PyTorch's epsilon); for the target ``weight (log(1 - p) - log p)`` with the clamped logs.
     Shape: probs and target alike, weight broadcastable -> () or the input's shape for 'none'.
     """
+    torch_name = "BinaryCrossEntropy"
 
     observe_kind = "bce"
     owns_grads = True

@@ -38,6 +38,7 @@ class BatchNorm(Function):
     dweight = sum(g xhat), dbias = sum(g); in evaluation dx = w invstd g.
     Shape: x (N, C, *) -> same; weight, bias, running stats (C,).
     """
+    torch_name = "NativeBatchNorm"
     owns_grads = True
 
     saves_inputs = False
@@ -138,6 +139,7 @@ class LayerNorm(Function):
     dxhat = g w (see the module docstring); dweight = sum(g xhat), dbias = sum(g).
     Shape: x (*, *normalized_shape) -> same; weight, bias: normalized_shape.
     """
+    torch_name = "NativeLayerNorm"
     owns_grads = True
 
     saves_inputs = False

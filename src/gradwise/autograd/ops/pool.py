@@ -59,6 +59,7 @@ class MaxPool2d(Function):
     order, the last NaN, never padding: PyTorch's CPU rule), 0 elsewhere; overlapping windows
     add up. Shape: -> (N, C, Ho, Wo).
     """
+    torch_name = "MaxPool2DWithIndices"
     owns_grads = True
 
     saves_output = True
@@ -300,6 +301,7 @@ class AvgPool2d(Function):
     Local derivative: 1 / (kh kw) for every element of a window, padding included; overlapping
     windows add up. Shape: -> (N, C, Ho, Wo).
     """
+    torch_name = "AvgPool2D"
     owns_grads = True
 
     saves_inputs = False

@@ -46,9 +46,15 @@ class Sum(Function):
     """
 
     saves_inputs = False
+    named_per_call = True
+
+    def torch_node_name(self) -> str:
+        """PyTorch's overloads: ``SumBackward0`` over everything, ``SumBackward1`` over dims."""
+        return "SumBackward1" if self.dim_given else "SumBackward0"
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
+        ctx.dim_given = axis is not None
         axes = normalize_axis(axis, x.ndim, "sum")
         ctx.shape, ctx.axes, ctx.keepdims = x.shape, axes, keepdims
         return np.sum(x, axis=axes, keepdims=keepdims)
@@ -72,9 +78,15 @@ class Mean(Function):
     """
 
     saves_inputs = False
+    named_per_call = True
+
+    def torch_node_name(self) -> str:
+        """PyTorch's overloads: ``MeanBackward0`` over everything, ``MeanBackward1`` over dims."""
+        return "MeanBackward1" if self.dim_given else "MeanBackward0"
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
+        ctx.dim_given = axis is not None
         axes = normalize_axis(axis, x.ndim, "mean")
         count = 1
         for a in axes:
@@ -185,6 +197,7 @@ class EvenlyDistributed(Function):
 class Max(_Extreme):
     """Maximum over ``axes``; see :class:`_Extreme`.
     """
+    torch_name = "Amax"  # max() without dim renames its node MaxBackward1
 
     reduce_fn = staticmethod(np.max)
 
@@ -197,6 +210,7 @@ class Max(_Extreme):
 class Min(_Extreme):
     """Minimum over ``axes``; see :class:`_Extreme`.
     """
+    torch_name = "Amin"  # min() without dim renames its node MinBackward1
 
     reduce_fn = staticmethod(np.min)
 
@@ -320,6 +334,7 @@ class VectorNorm(Function):
     norm is 0 (so norm'(0) = 0, a subgradient), and p = 0 has gradient 0 everywhere.
     Shape: x -> x with ``axes`` removed (kept as size 1 with ``keepdims``).
     """
+    torch_name = "LinalgVectorNorm"
 
     owns_grads = True
     saves_output = True
@@ -411,6 +426,7 @@ class LogSumExp(Function):
     Local derivative: softmax(x) over ``axes``. An empty axis gives -inf (PyTorch too).
     Shape: as :class:`Sum`.
     """
+    torch_name = "Logsumexp"
 
     owns_grads = True
     saves_inputs = False

@@ -13,6 +13,7 @@ class Copy(Function):
 
     Local derivative: 1. Shape: x -> same.
     """
+    torch_name = "Clone"
 
     saves_inputs = False
 
@@ -34,6 +35,7 @@ class Reshape(Function):
 
     Local derivative: 1; the gradient is reshaped back. Shape: x -> ``shape``, same size.
     """
+    torch_name = "View"
 
     saves_inputs = False
     returns_view = True
@@ -93,6 +95,7 @@ class BroadcastTo(Function):
 
     Local derivative: 1 per copy; the gradient sums over the broadcast axes. Shape: -> ``shape``.
     """
+    torch_name = "Expand"
 
     saves_inputs = False
     returns_view = True
@@ -134,6 +137,8 @@ class GetItem(Function):
     owns_grads = True
     saves_inputs = False
     returns_view = True
+
+    named_per_call = True
 
     def torch_node_name(self) -> str:
         """PyTorch's node for the index: basic indexing is applied dim by dim, so the node is
@@ -278,6 +283,7 @@ class Pad(Function):
     Local derivative: 1 inside the original window, 0 on the padding. Shape: each axis grows by
     its (before, after) widths.
     """
+    torch_name = "ConstantPadNd"
 
     saves_inputs = False
 

@@ -178,6 +178,7 @@ class CumSum(Function):
     so a NaN or inf only reaches the positions after it (0 * inf would make NaN everywhere).
     Shape: unchanged.
     """
+    torch_name = "Cumsum"
 
     owns_grads = True
     saves_inputs = False
@@ -208,6 +209,7 @@ class CumProd(Function):
     beside an inf, where 0 * inf would say NaN). O(n) per slice.
     Shape: unchanged.
     """
+    torch_name = "Cumprod"
 
     owns_grads = True
 

@@ -57,6 +57,10 @@ UNARY = {
     "ndtri": (lambda x: gw.special.ndtri(x), lambda x: TS.ndtri(x)),
     "erfcx": (lambda x: gw.special.erfcx(x), lambda x: TS.erfcx(x)),
     "entr": (lambda x: gw.special.entr(x), lambda x: TS.entr(x)),
+    "logit": (lambda x: x.logit(), lambda x: x.logit()),
+    "logit_eps": (lambda x: x.logit(0.1), lambda x: x.logit(0.1)),
+    **{name: (lambda x, n=name: getattr(x, n)(), lambda x, n=name: getattr(x, n)())
+       for name in ("sign", "floor", "ceil", "round", "trunc")},
 }
 
 BINARY = {
@@ -70,6 +74,10 @@ ROWS = {
     "cumsum": (lambda x: x.cumsum(1), lambda x: x.cumsum(1)),
     "cumprod": (lambda x: x.cumprod(1), lambda x: x.cumprod(1)),
     "median_all": (lambda x: x.median(), lambda x: x.median()),
+    "prod": (lambda x: x.prod(1), lambda x: x.prod(1)),
+    "prod_all": (lambda x: x.prod(), lambda x: x.prod()),
+    "nansum": (lambda x: x.nansum(1), lambda x: x.nansum(1)),
+    "nanmean": (lambda x: x.nanmean(1), lambda x: x.nanmean(1)),
     "setitem": (lambda x: _set_row(x, 1), lambda x: _set_row(x, 1)),
 }
 
@@ -101,6 +109,12 @@ DIFFERENCES: dict[str, tuple] = {
     **{f"polygamma_1-{tag}": (lambda arrays: _negative_integers(arrays) | (arrays[0] == INF),
                               "as digamma; and at +inf the gradient's limit -0 where torch "
                               "gives NaN") for tag in ("f32", "f64")},
+    "logit-f64": (lambda arrays: (arrays[0] == 0) & np.signbit(arrays[0]),
+                  "the slope at -0: torch's float64 kernel gives +inf or -inf by the element's "
+                  "position (vectorised body or scalar tail); gradwise +inf, the limit from "
+                  "inside [0, 1]"),
+    "logit_eps-f64": (lambda arrays: np.isnan(arrays[0]), "at NaN with eps: torch's float64 "
+                      "kernel gives 0 or NaN by the element's position; gradwise NaN"),
     "log_ndtr-f32": (lambda arrays: arrays[0] < -50, "the gradient in the far left tail in "
                      "float32 (-80, -700): both round; the true values are 80.0125 and "
                      "700.0014, gradwise 80.004 and 697.1, torch 80.005 and 688.3"),
@@ -264,6 +278,7 @@ OPS_NOT_IN_GRID = {
     "_QrPart": "a base class (QrQ, QrR are in the grid)",
     "_SvdPart": "a base class (SvdU, SvdS, SvdVh are in the grid)",
     "_Unary": "a base class of the special functions",
+    "_PiecewiseConstant": "a base class (Sign, Floor, Ceil, Round, Trunc are in the grid)",
     "_AllReduceSum": "SyncBatchNorm's collective: needs a process group (tests/distributed)",
     "_SyncBatchNormFunction": "needs a process group (tests/distributed)",
     "_BackwardHookIdentity": "a module's backward hook, no arithmetic",

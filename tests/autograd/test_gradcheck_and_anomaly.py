@@ -37,12 +37,25 @@ def test_gradcheck_refuses_float32_and_no_grad_inputs():
 
 def test_anomaly_names_the_forward_op_line_and_inputs():
     x = gw.tensor([1.0, -1.0], requires_grad=True)
-    with gw.detect_anomaly(), pytest.raises(gw.AnomalyError) as info:
+    with gw.detect_anomaly(check_forward=True), pytest.raises(gw.AnomalyError) as info:
         (x * 2).log()  # log of a negative number: NaN
     message = str(info.value)
     assert "forward of Log" in message
     assert "test_gradcheck_and_anomaly.py" in message and "(x * 2).log()" in message
     assert "input 0: shape (2,) float32, finite min -2 max 2" in message
+
+
+def test_anomaly_checks_backward_only_by_default_as_torch():
+    # torch's detect_anomaly lets a forward NaN through (here one that where() masks out) and
+    # checks what each backward returns; the gradient is finite (torch: [-0, 0.5])
+    x = gw.tensor([-1.0, 2.0], requires_grad=True)
+    with gw.detect_anomaly():
+        log = x.log()
+        assert np.isnan(np.asarray(log.detach())[0])
+        gw.where(x > 0, log, gw.tensor(0.0)).sum().backward()
+    np.testing.assert_array_equal(np.asarray(x.grad), [0.0, 0.5])
+    with gw.detect_anomaly(), pytest.raises(gw.AnomalyError, match="backward of Sqrt"):
+        gw.tensor([0.0, 1.0], requires_grad=True).sqrt().sum().backward()  # sqrt'(0) = inf
 
 
 def test_anomaly_names_the_backward_op_and_the_parameter_it_would_reach():
@@ -56,7 +69,7 @@ def test_anomaly_names_the_backward_op_and_the_parameter_it_would_reach():
 
 def test_anomaly_can_ignore_inf_and_is_off_outside_the_block():
     x = gw.tensor([0.0], requires_grad=True)
-    with gw.detect_anomaly(check_inf=False):
+    with gw.detect_anomaly(check_inf=False, check_forward=True):
         y = (x * 1).log()  # -inf, not NaN
         assert np.isinf(y.data).all()
     assert not gw.is_anomaly_enabled()
@@ -67,7 +80,7 @@ def test_anomaly_can_ignore_inf_and_is_off_outside_the_block():
 def test_anomaly_inside_a_create_graph_backward_names_the_op_and_line():
     # sqrt'(0) = inf appears while the create_graph backward of Sqrt runs its recorded ops
     x = gw.tensor([0.0, 4.0], dtype=np.float64, requires_grad=True)
-    with gw.detect_anomaly():
+    with gw.detect_anomaly(check_forward=True):
         y = x.sqrt().sum()  # the line the error must name
         with pytest.raises(gw.AnomalyError) as caught:
             gw.autograd.grad(y, x, create_graph=True)

@@ -215,6 +215,7 @@ CASES.update({  # issue 11: the trigonometric and hyperbolic ops (ops/trig.py)
 _EYE3 = np.eye(3)
 SCATTER_INDEX = np.array([[0, 1, 2, 0], [2, 0, 1, 1]])  # no position written twice
 REDUCE_INDEX = np.array([[0, 1, 2, 0], [0, 0, 1, 1], [2, 1, 1, 0]])  # repeats
+STEP_VALUES = np.array([-1.3, -0.4, 0.2, 0.45, 0.9, 1.7])
 CUMPROD_ZEROS = np.array([[0.5, 0.0, 1.5, -0.7], [1.2, -0.8, 0.0, 0.0], [0.0, 0.9, -1.1, 1.3]])
 
 
@@ -252,6 +253,19 @@ CASES.update({
                   lambda t, a: t.special.polygamma(2, a), [_positive(5)]),
     "fmod": (lambda a, b: a.fmod(b) * a, lambda t, a, b: t.fmod(a, b) * a,
              [_signed(3, 4) * 3, _positive(4)]),
+    # fixed values (not drawn from RNG, so the cases after these keep their inputs)
+    "logit": (lambda a: a.logit(), lambda t, a: a.logit(), [np.array([0.07, 0.3, 0.5, 0.8, 0.93])]),
+    "logit_eps": (lambda a: a.logit(eps=0.2), lambda t, a: a.logit(eps=0.2),
+                  [np.array([0.05, 0.3, 0.5, 0.7, 0.95])]),
+    "prod_all": (lambda a: a.prod(), lambda t, a: a.prod(), [STEP_VALUES.reshape(2, 3)]),
+    "prod_dim": (lambda a: a.prod(1, keepdim=True) * a, lambda t, a: a.prod(1, keepdim=True) * a,
+                 [STEP_VALUES.reshape(3, 2)]),
+    "prod_zeros": (lambda a: a.prod(0), lambda t, a: a.prod(0), [CUMPROD_ZEROS]),
+    "nansum": (lambda a: a.nansum(1, keepdim=True) * a, lambda t, a: a.nansum(1, keepdim=True) * a,
+               [STEP_VALUES.reshape(2, 3)]),
+    **{f"step_{name}": (lambda a, n=name: getattr(a, n)() * a * a,
+                        lambda t, a, n=name: getattr(a, n)() * a * a, [STEP_VALUES * 3])
+       for name in ("sign", "floor", "ceil", "round", "trunc")},
     "cumprod": (lambda a: a.cumprod(1), lambda t, a: a.cumprod(1), [_signed(3, 4)]),
     "cumprod_zeros": (lambda a: a.cumprod(1) * a, lambda t, a: a.cumprod(1) * a,
                       [CUMPROD_ZEROS]),

@@ -518,8 +518,6 @@ DIFFERENCES: dict[str, str] = {
     **_each("layernorm layernorm_no_affine layernorm_no_bias layer_norm_fn group_norm_fn "
             "groupnorm_no_affine", "huge", "a variance that overflows: torch's inf / inf gives "
             "NaN; gradwise 0 or the normalised values (it scales before squaring)"),
-    **_each("instance_norm_fn instancenorm1d instancenorm1d_no_bias", "huge-f32",
-            "as layernorm"),
     **_each(_INSTANCE_NORMS, "batch_0", "torch's instance norm fails on an empty batch "
             "(select(): index 0 out of range); gradwise returns the empty result"),
     **_each("pixel_unshuffle pixel_unshuffle_fn", "batch_0",
@@ -532,8 +530,6 @@ DIFFERENCES: dict[str, str] = {
     **_each("cnn", "zeros tiny", "batch norm of a constant channel is exactly 0 in gradwise, "
             "~3e-5 of rounding in torch (NUMERICS: conventions); the ReLU after it then sees its "
             "kink at 0 (gradient 0) where torch sees the rounding's sign"),
-    **_each("groupnorm groupnorm_no_bias", "zeros-f32 tiny-f32",
-            "as cnn: a constant group is amplified by 1/sqrt(eps); float32 rounding differs"),
     **_each("cosine_embedding cosine_embedding_fn", "tiny-f64",
             "squares of the smallest normal underflow; the cosine's rounding differs by 2e-9"),
     **_each("mha_attn_mask_no_weights", "huge",
@@ -573,6 +569,11 @@ def _failures(name: str, dtype: Any) -> dict[str, str]:
     return found
 
 
+#: listed differences that come and go with torch's rounding (run order, threads): the tiny
+#: constant channel's residue in torch's batch norm is sometimes exactly 0 there too
+MAY_AGREE = {"cnn-tiny"}
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_every_case_at_the_edges_matches_torch(name, dtype):
@@ -583,7 +584,7 @@ def test_every_case_at_the_edges_matches_torch(name, dtype):
     variants = SHORT if name in SLOW_CASES else VARIANTS[dtype]
     listed = {f"{name}-{v}{suffix}" for v in variants for suffix in ("", f"-{tag}")} & set(
         EXPECTED)
-    gone = sorted(listed - set(found))
+    gone = sorted(listed - set(found) - MAY_AGREE)
     assert not gone, f"listed differences that are gone (take them off the lists): {gone}"
 
 

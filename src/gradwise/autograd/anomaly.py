@@ -1,8 +1,13 @@
-"""NaN/Inf provenance: find the first op whose forward or backward produced a non-finite value.
+"""NaN/Inf provenance: find the first op whose backward (or, on request, forward) produced a
+non-finite value.
 
-``with gw.detect_anomaly():`` checks every recorded op. At the first non-finite value it raises
-:class:`AnomalyError` naming the op, the line of user code that called it, the shapes and ranges of
-its inputs and, for a backward anomaly, the parameters the bad gradient was about to reach.
+``with gw.detect_anomaly():`` checks every recorded op's backward, as torch's ``detect_anomaly``
+does (a forward may hold NaN or inf that a later ``where`` masks out: ``where(x > 0, x.log(),
+0)``); ``detect_anomaly(check_forward=True)`` also checks every forward result, to find the op
+that first made a non-finite value (``gradwise train --detect-anomaly`` does). At the first
+non-finite value it raises :class:`AnomalyError` naming the op, the line of user code that
+called it, the shapes and ranges of its inputs and, for a backward anomaly, the parameters the
+bad gradient was about to reach.
 """
 
 from __future__ import annotations
@@ -84,8 +89,11 @@ def _reached_leaves(inputs: tuple[Tensor, ...], limit: int = 8) -> list[str]:
 
 
 class _Detector:
-    def __init__(self, check_inf: bool) -> None:
+    def __init__(self, check_inf: bool, check_forward: bool = False) -> None:
         self.check_inf = check_inf
+        #: also check forward results (and the steps of a create_graph backward); torch checks
+        #: only what each backward returns
+        self.check_forward = check_forward
         #: the node whose differentiable backward (create_graph) is running, if any
         self.backward_of: Any = None
 
@@ -113,7 +121,7 @@ class _Detector:
         return input_grads
 
     def after_forward(self, ctx: Any, inputs: list[Tensor], result: Tensor) -> None:
-        if not _is_bad(result._data, self.check_inf):
+        if not self.check_forward or not _is_bad(result._data, self.check_inf):
             return
         bad_inputs = [i for i, t in enumerate(inputs) if _is_bad(t._data, self.check_inf)]
         lines = [f"forward of {ctx.name} produced a non-finite value"]
@@ -155,19 +163,27 @@ _detector: contextvars.ContextVar[_Detector | None] = contextvars.ContextVar(
 
 
 class detect_anomaly:
-    """Check every forward and backward result; raise at the first NaN (and Inf if ``check_inf``).
+    """Check every backward result, as torch's ``detect_anomaly``; raise at the first NaN (and
+    Inf if ``check_inf``).
+
+    Args:
+        check_inf: also raise at an Inf (gradwise's default; torch checks NaN only).
+        check_forward: also check every forward result, naming the op that first made a
+            non-finite value. Off by default, as in torch: a forward may legitimately hold a
+            NaN or inf that ``where`` or masking drops (``where(x > 0, x.log(), 0)``).
 
     Example:
         >>> with gw.detect_anomaly():
         ...     loss = model(x).log().mean()
-        ...     loss.backward()      # AnomalyError: forward of Log produced a non-finite value ...
+        ...     loss.backward()      # AnomalyError: backward of Log produced a non-finite ...
     """
 
-    def __init__(self, check_inf: bool = True) -> None:
+    def __init__(self, check_inf: bool = True, *, check_forward: bool = False) -> None:
         self.check_inf = check_inf
+        self.check_forward = check_forward
 
     def __enter__(self) -> detect_anomaly:
-        self._token = _detector.set(_Detector(self.check_inf))
+        self._token = _detector.set(_Detector(self.check_inf, self.check_forward))
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -183,18 +199,20 @@ class set_detect_anomaly:
         mode: True turns the detector of :class:`detect_anomaly` on, False off.
         check_nan: torch's flag; only True is supported (the detector always checks NaN).
         check_inf: also raise at the first Inf (gradwise's default, as ``detect_anomaly``).
+        check_forward: also check forward results (see :class:`detect_anomaly`).
     Raises:
         NotImplementedError: ``check_nan=False`` with ``mode`` (docs/PORTING.md).
     """
 
-    def __init__(self, mode: bool, check_nan: bool = True, *, check_inf: bool = True) -> None:
+    def __init__(self, mode: bool, check_nan: bool = True, *, check_inf: bool = True,
+                 check_forward: bool = False) -> None:
         if mode and not check_nan:
             raise NotImplementedError(
                 "set_detect_anomaly: check_nan=False is not supported; the detector always "
                 "checks for NaN (docs/PORTING.md)"
             )
         self._previous = _detector.get()
-        _detector.set(_Detector(check_inf) if mode else None)
+        _detector.set(_Detector(check_inf, check_forward) if mode else None)
 
     def __enter__(self) -> set_detect_anomaly:
         return self

@@ -908,14 +908,13 @@ class TensorExtras:
 
     def nansum(self: Tensor, dim: Any = None, keepdim: bool = False, *,
                dtype: Any = None) -> Tensor:
-        """The sum treating NaN as 0, as ``torch.nansum``; recorded (NaN entries get no
-        gradient)."""
-        from gradwise.autograd.functional import where
+        """The sum treating NaN as 0, as ``torch.nansum``; recorded (NaN entries get gradient
+        0, times the upstream gradient as torch: NaN for an inf or NaN arriving there)."""
+        from gradwise.autograd.ops.elementwise import NanToZero
         source = self if dtype is None else self.to(dtype)
         if source._data.dtype.kind != "f":
             return source.sum(dim=dim, keepdim=keepdim)
-        clean = where(np.isnan(source._data), np.asarray(0, dtype=source.dtype), source)
-        return clean.sum(dim=dim, keepdim=keepdim)
+        return NanToZero.apply(source).sum(dim=dim, keepdim=keepdim)
 
     def nanmean(self: Tensor, dim: Any = None, keepdim: bool = False, *,
                 dtype: Any = None) -> Tensor:
@@ -957,11 +956,10 @@ class TensorExtras:
 
     def logit(self: Tensor, eps: float | None = None) -> Tensor:
         """log(p / (1 - p)), with p clamped to [eps, 1 - eps] when ``eps`` is given, as
-        ``torch.logit``; recorded."""
-        p = _as_float(self)
-        if eps is not None:
-            p = p.clamp(eps, 1 - eps)
-        return (p / (1 - p)).log()
+        ``torch.logit``; recorded (gradient 1 / (x (1 - x)): +inf at 0 and 1, NaN outside [0, 1]
+        without ``eps``, 0 outside [eps, 1 - eps] with it, as torch)."""
+        from gradwise.autograd.ops.special import Logit
+        return Logit.apply(_as_float(self), eps)
 
     def deg2rad(self: Tensor) -> Tensor:
         """Degrees to radians, as ``torch.deg2rad``; recorded."""

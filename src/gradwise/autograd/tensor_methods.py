@@ -533,9 +533,9 @@ class TensorMethods:
 
     def prod(self: Tensor, dim: int | None = None, keepdim: bool = False, *,
              dtype: Any = None) -> Tensor:
-        """Product over all elements or along ``dim``, recorded as a running product of slices
-        (exp(sum(log|x|)) would mishandle zeros and signs); meant for small dims. An empty
-        dim gives ones (the empty product), as torch.
+        """Product over all elements or along ``dim``, recorded
+        (:class:`~gradwise.autograd.ops.special.Prod`: torch's gradient, exact at zeros). An
+        empty dim gives ones (the empty product), as torch.
 
         The input is cast to ``dtype`` first when given; without it integers and bools multiply
         in int64 (``uint8 [250, 3]`` gives 750, not 238), outside the graph, as ``torch.prod``.
@@ -546,43 +546,37 @@ class TensorMethods:
             out = np.int64 if dtype is None else x._data.dtype
             return _make(np.asarray(np.prod(x._data, axis=d, dtype=out,
                                             keepdims=keepdim and d is not None)))
-        if d is None:
-            flat = x.reshape(-1)
-            if not flat.shape[0]:  # the empty product is 1, still recorded (empty gradient)
-                return flat.sum() * 0 + 1
-            result = flat[0]
-            for i in range(1, flat.shape[0]):
-                result = result * flat[i]
-            return result
-        if x.shape[d] == 0:  # products over an empty dim are 1, as torch
-            return x.sum(d, keepdim=keepdim) * 0 + 1
-        pieces = x.unbind(d)
-        result = pieces[0]
-        for piece in pieces[1:]:
-            result = result * piece
-        return result.unsqueeze(d) if keepdim else result
+        from gradwise.autograd.ops.special import Prod
+        return Prod.apply(x, d, keepdim)
 
     # ---- outside the graph: rounding, signs, tests ---------------------------------------------
     def floor(self: Tensor) -> Tensor:
-        """Largest integer <= x, elementwise (same dtype; the result has no graph)."""
-        return _make(np.floor(self._data))
+        """Largest integer <= x, elementwise (same dtype); recorded with gradient 0, as torch."""
+        return self._step(_ops().Floor)
 
     def ceil(self: Tensor) -> Tensor:
-        """Smallest integer >= x, elementwise (same dtype; not differentiable, result has no graph).
-        """
-        return _make(np.ceil(self._data))
+        """Smallest integer >= x, elementwise (same dtype); recorded with gradient 0."""
+        return self._step(_ops().Ceil)
 
     def round(self: Tensor, decimals: int = 0) -> Tensor:
-        """Round half to even (as PyTorch)."""
-        return _make(np.round(self._data, decimals))
+        """Round half to even (as PyTorch); recorded with gradient 0."""
+        return self._step(_ops().Round, decimals)
 
     def trunc(self: Tensor) -> Tensor:
-        """x rounded toward zero, elementwise (the result has no graph)."""
-        return _make(np.trunc(self._data))
+        """x rounded toward zero, elementwise; recorded with gradient 0."""
+        return self._step(_ops().Trunc)
 
     def sign(self: Tensor) -> Tensor:
-        """-1, 0 or 1 elementwise by the sign of x (the result has no graph: its gradient is 0)."""
-        return _make(np.sign(self._data))
+        """-1, 0 or 1 elementwise by the sign of x, 0 at NaN (as torch); recorded with
+        gradient 0 (torch's SignBackward)."""
+        return self._step(_ops().Sign)
+
+    def _step(self: Tensor, op: Any, *args: Any) -> Tensor:
+        # a step function of a floating tensor is recorded (its gradient is 0, as torch's
+        # SignBackward/FloorBackward); integers and bools cannot require grad
+        if self._data.dtype.kind == "f":
+            return op.apply(self, *args)
+        return _make(op._value(self._data, *args))
 
     def isnan(self: Tensor) -> Tensor:
         """Elementwise: NaN (a bool tensor)."""

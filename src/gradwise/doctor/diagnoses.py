@@ -536,7 +536,7 @@ def non_finite_values(context: Context) -> list[Finding]:
             _lr_down(context),
             _clip(context),
             context.advice("find the op that made it: run the step under "
-                           "`with gw.detect_anomaly():`",
+                           "`with gw.detect_anomaly(check_forward=True):`",
                            "find the op that made it: --detect-anomaly"),
             "check the data for NaN/Inf and scale inputs to about unit range",
             "use fused, stable losses (F.cross_entropy on logits, "

@@ -225,8 +225,11 @@ def _same_shape(name: str, input: Tensor, target: Any) -> None:
         )
 
 
-def _reduce_loss(loss: Tensor, reduction: str) -> Tensor:
+def _reduce_loss(name: str, loss: Tensor, reduction: str) -> Tensor:
+    """The loss reduced as ``reduction`` says; a 'mean' over an empty batch raises the
+    ValueError docs/NUMERICS.md documents, naming the loss (``_loss.check_not_empty``)."""
     if reduction == "mean":
+        _loss.check_not_empty(name, loss._data.size, reduction)
         return loss.mean()
     if reduction == "sum":
         return loss.sum()
@@ -238,14 +241,14 @@ def mse_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     _loss.check_reduction("mse_loss", reduction)
     _same_shape("mse_loss", input, target)
     diff = input - target
-    return _reduce_loss(diff * diff, reduction)
+    return _reduce_loss("mse_loss", diff * diff, reduction)
 
 
 def l1_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """Mean absolute error: mean(|input - target|)."""
     _loss.check_reduction("l1_loss", reduction)
     _same_shape("l1_loss", input, target)
-    return _reduce_loss((input - target).abs(), reduction)
+    return _reduce_loss("l1_loss", (input - target).abs(), reduction)
 
 
 def _weight_array(op: str, name: str, weight: Any) -> np.ndarray | None:
@@ -280,7 +283,7 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
     diff = input - target
     size = diff.abs()
     if beta == 0:
-        return _reduce_loss(size, reduction)
+        return _reduce_loss("smooth_l1_loss", size, reduction)
     from gradwise.autograd.functional import where
     # NaN takes the quadratic branch, as torch's backward (x / beta there) does: a NaN input
     # gets a NaN gradient, not abs's 0
@@ -288,8 +291,8 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
     # the quadratic branch sees 0 where it is not taken: its zero gradient times an infinite
     # difference would be NaN (torch gives +-1 at d = +-inf)
     quiet = where(small, diff, np.zeros((), diff._data.dtype))
-    return _reduce_loss(where(small, 0.5 * quiet * quiet / beta, size - 0.5 * beta),
-                        reduction)
+    loss = where(small, 0.5 * quiet * quiet / beta, size - 0.5 * beta)
+    return _reduce_loss("smooth_l1_loss", loss, reduction)
 
 
 def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
@@ -309,8 +312,8 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
     from gradwise.autograd.functional import where
     small = ~(size._data >= delta)  # NaN on the quadratic side, as in smooth_l1_loss
     quiet = where(small, diff, np.zeros((), diff._data.dtype))  # as in smooth_l1_loss
-    return _reduce_loss(where(small, 0.5 * quiet * quiet, delta * (size - 0.5 * delta)),
-                        reduction)
+    loss = where(small, 0.5 * quiet * quiet, delta * (size - 0.5 * delta))
+    return _reduce_loss("huber_loss", loss, reduction)
 
 
 def binary_cross_entropy(
@@ -1326,14 +1329,15 @@ def kl_div(input: Tensor, target: Any, size_average: Any = None, reduce: Any = N
                  else _xlogy(target) - input * target)
     if reduction == "batchmean":
         return pointwise.sum() / (input.shape[0] if input.ndim else 1)
-    return _reduce_loss(pointwise, reduction)
+    return _reduce_loss("kl_div", pointwise, reduction)
 
 
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Any, margin: float = 0.0,
                         reduction: str = "mean") -> Tensor:
     """``max(0, -y (x1 - x2) + margin)`` with y in {1, -1}."""
     _loss.check_reduction("margin_ranking_loss", reduction)
-    return _reduce_loss(((input1 - input2) * -target + margin).clamp_min(0.0), reduction)
+    loss = ((input1 - input2) * -target + margin).clamp_min(0.0)
+    return _reduce_loss("margin_ranking_loss", loss, reduction)
 
 
 def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
@@ -1342,13 +1346,13 @@ def hinge_embedding_loss(input: Tensor, target: Any, margin: float = 1.0,
     _loss.check_reduction("hinge_embedding_loss", reduction)
     y = _target_array(target)
     loss = _where(y == 1, input, 0.0) + _where(y == -1, (margin - input).clamp_min(0.0), 0.0)
-    return _reduce_loss(loss, reduction)
+    return _reduce_loss("hinge_embedding_loss", loss, reduction)
 
 
 def soft_margin_loss(input: Tensor, target: Any, reduction: str = "mean") -> Tensor:
     """``log(1 + exp(-y x))`` with y in {1, -1}, averaged over elements."""
     _loss.check_reduction("soft_margin_loss", reduction)
-    return _reduce_loss(softplus(input * -target), reduction)
+    return _reduce_loss("soft_margin_loss", softplus(input * -target), reduction)
 
 
 def multilabel_soft_margin_loss(input: Tensor, target: Any, weight: Any = None,
@@ -1359,7 +1363,7 @@ def multilabel_soft_margin_loss(input: Tensor, target: Any, weight: Any = None,
     loss = -(target * logsigmoid(input) + (1.0 - target) * logsigmoid(-input))
     if weight is not None:
         loss = loss * weight
-    return _reduce_loss(loss.mean(-1), reduction)
+    return _reduce_loss("multilabel_soft_margin_loss", loss.mean(-1), reduction)
 
 
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Any, margin: float = 0.0,
@@ -1375,7 +1379,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Any, margin: f
                                        * ((input2 * input2).sum(-1) + eps)).sqrt()
     y = _target_array(target)
     loss = _where(y == 1, 1.0 - cos, 0.0) + _where(y == -1, (cos - margin).clamp_min(0.0), 0.0)
-    return _reduce_loss(loss, reduction)
+    return _reduce_loss("cosine_embedding_loss", loss, reduction)
 
 
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6,
@@ -1395,7 +1399,7 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
     if swap:
         from gradwise.autograd.functional import minimum
         d_neg = minimum(d_neg, pairwise_distance(positive, negative, p, eps))
-    return _reduce_loss((d_pos - d_neg + margin).clamp_min(0.0), reduction)
+    return _reduce_loss("triplet_margin_loss", (d_pos - d_neg + margin).clamp_min(0.0), reduction)
 
 
 def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: bool = False,
@@ -1427,7 +1431,7 @@ def poisson_nll_loss(input: Tensor, target: Any, log_input: bool = True, full: b
             constant = np.where(above, y * np.log(safe_y) - y + 0.5 * np.log(2 * np.pi * safe_y),
                                 0.0)
             loss = loss + constant.astype(input.dtype)
-    return _reduce_loss(loss, reduction)
+    return _reduce_loss("poisson_nll_loss", loss, reduction)
 
 
 def gaussian_nll_loss(input: Tensor, target: Any, var: Any, full: bool = False,
@@ -1455,7 +1459,7 @@ def gaussian_nll_loss(input: Tensor, target: Any, var: Any, full: bool = False,
     loss = (diff * diff / var + log_var) * 0.5
     if full:
         loss = loss + 0.5 * float(np.log(2 * np.pi))
-    return _reduce_loss(loss, reduction)
+    return _reduce_loss("gaussian_nll_loss", loss, reduction)
 
 
 def _pad_by_index(input: Tensor, pad: tuple[int, ...], mode: str) -> Tensor:
@@ -2018,18 +2022,22 @@ def group_norm(x: Tensor, num_groups: int, weight: Tensor | None = None,
     Shape: x (N, C, *), weight/bias (C,) -> same as x
 
     Raises:
-        ValueError: C not divisible by num_groups.
+        ValueError: C not divisible by num_groups; a single value per group over the whole
+            batch (N = 1 and C / G * spatial = 1: its variance is 0, torch refuses it too).
     """
     if x.ndim < 2 or x.shape[1] % num_groups:
         raise ValueError(f"group_norm: input {tuple(x.shape)} needs channels divisible by "
                          f"num_groups {num_groups}")
     _check_norm_dtypes("group_norm", x, weight, bias, mixed_first=True)
     n = x.shape[0]
-    per_group = int(np.prod(x.shape[1:])) // num_groups  # spelled out: n may be 0
+    per_group = int(np.prod(x.shape[1:])) // num_groups
+    if n * per_group == 1:  # torch's _verify_batch_size on (N * C / G, G, *spatial)
+        raise ValueError(f"group_norm: expected more than 1 value per group when training, "
+                         f"got input of shape {tuple(x.shape)} with {num_groups} groups")
     grouped = x.reshape(n, num_groups, per_group)  # (N, G, C/G * spatial)
-    mean = grouped.mean(-1, keepdim=True)
-    var = grouped.var(-1, keepdim=True, correction=0)
-    out = ((grouped - mean) / (var + eps).sqrt()).reshape(*x.shape)
+    # the fused layer norm over each group's values: its mean is exact for a constant group
+    # (x - mean exactly 0), where sum / count would leave a rounding residue to amplify
+    out = _norm.LayerNorm.apply(grouped, None, None, 1, eps).reshape(*x.shape)
     return _channel_affine(out, weight, bias)
 
 
@@ -2073,13 +2081,12 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
     if int(np.prod(x.shape[2:])) <= 1:
         raise ValueError(f"instance_norm: expected more than 1 spatial element per channel to "
                          f"normalise, got input of shape {tuple(x.shape)}")
-    axes = tuple(range(2, x.ndim))
-    mean = x.mean(axes, keepdim=True)
-    var = x.var(axes, keepdim=True, correction=0)
+    count = int(np.prod(x.shape[2:]))
+    instances = x.reshape(x.shape[0], x.shape[1], count)  # (N, C, L)
     if running_mean is not None and running_var is not None:
-        count = int(np.prod(x.shape[2:]))
-        instance_mean = mean._data.reshape(x.shape[0], x.shape[1]).mean(0)
-        unbiased = var._data.reshape(x.shape[0], x.shape[1]) * (count / max(count - 1, 1))
+        raw = instances._data
+        instance_mean = raw.mean(-1).mean(0)
+        unbiased = raw.var(-1) * (count / max(count - 1, 1))
         for stat, batch in ((_stat_array("instance_norm", "running_mean", running_mean),
                              instance_mean),
                             (_stat_array("instance_norm", "running_var", running_var),
@@ -2087,7 +2094,10 @@ def instance_norm(x: Tensor, running_mean: Any = None, running_var: Any = None,
             if stat is not None:  # updated in place, as batch_norm's running stats
                 stat *= 1 - momentum
                 stat += momentum * batch.astype(stat.dtype)
-    return _channel_affine((x - mean) / (var + eps).sqrt(), weight, bias)
+    # the fused layer norm over each instance: an exact mean for a constant channel, as
+    # group_norm
+    out = _norm.LayerNorm.apply(instances, None, None, 1, eps).reshape(*x.shape)
+    return _channel_affine(out, weight, bias)
 
 
 def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None
@@ -2450,7 +2460,7 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
         weight = _weight_array("multi_margin_loss", "weight", weight)
         hinge = hinge * weight.astype(input.dtype)[labels][:, None]
     loss = hinge.sum(1) / classes
-    return _reduce_loss(loss, reduction)
+    return _reduce_loss("multi_margin_loss", loss, reduction)
 
 
 # ---- alpha dropout, power-average pooling, distances, deprecated names (issue 11 B) ----------
@@ -2516,7 +2526,8 @@ def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative
     if swap:
         from gradwise.autograd.functional import minimum
         d_neg = minimum(d_neg, distance(positive, negative))
-    return _reduce_loss((d_pos - d_neg + margin).clamp_min(0.0), reduction)
+    loss = (d_pos - d_neg + margin).clamp_min(0.0)
+    return _reduce_loss("triplet_margin_with_distance_loss", loss, reduction)
 
 
 def max_pool1d_with_indices(x: Tensor, kernel_size: Any, stride: Any = None, padding: Any = 0,

@@ -196,6 +196,8 @@ for _op, _onnx_op in {
     "Add": "Add", "Sub": "Sub", "Mul": "Mul", "Div": "Div", "Neg": "Neg", "Exp": "Exp",
     "Log": "Log", "Sqrt": "Sqrt", "Abs": "Abs", "ReLU": "Relu", "Sigmoid": "Sigmoid",
     "Tanh": "Tanh", "Pow": "Pow", "Maximum": "Max", "Minimum": "Min", "Copy": "Identity",
+    # step functions are recorded (gradient 0, as torch): sign/floor/ceil in a model export
+    "Sign": "Sign", "Floor": "Floor", "Ceil": "Ceil",
 }.items():
     CONVERTERS[_op] = _simple(_onnx_op)
 CONVERTERS["LeakyReLU"] = _simple("LeakyRelu", alpha=lambda fn: float(fn.slope))

@@ -435,7 +435,8 @@ def _fit(
         notify(f"{shown(run_dir)} has no checkpoint yet (stopped before its first epoch ended); "
                "starting the run again from the first step")
     if config.detect_anomaly:
-        with gw.detect_anomaly():
+        # forward results too: the run stops at the op that first made a NaN or Inf
+        with gw.detect_anomaly(check_forward=True):
             history = trainer.fit(data.train, **fit_args)
     else:
         history = trainer.fit(data.train, **fit_args)

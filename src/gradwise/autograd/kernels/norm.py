@@ -24,7 +24,12 @@ def layer_norm_forward_reference(
     Shape: x2 (M, D), weight and bias (D,) or None -> (M, D), (M, D), (M,).
     """
     size = x2.shape[1]
-    mean = np.einsum("md->m", x2) / size
+    # the mean of x - x[0] plus x[0]: a constant row's mean is then exactly its value, so
+    # x - mean is exactly 0 (a plain sum / D rounds: 0.1 * 3 / 3 != 0.1), as torch's Welford
+    first = x2[:, :1] if size else np.zeros((x2.shape[0], 1), x2.dtype)
+    first = np.where(np.isfinite(first), first, 0)  # an inf first value would make inf - inf
+    with np.errstate(invalid="ignore"):
+        mean = first[:, 0] + np.einsum("md->m", x2 - first) / size
     centered = x2 - mean[:, None]
     var = np.einsum("md,md->m", centered, centered) / size
     invstd = (1.0 / np.sqrt(var + eps)).astype(x2.dtype, copy=False)  # (M,)
@@ -42,10 +47,14 @@ def _layer_norm_forward_kernel(x2, weight, bias, has_weight, has_bias, eps, coun
     # count, one, zero: D, 1 and 0 in the input's dtype
     rows, size = x2.shape
     for i in range(rows):
+        # shifted by the row's first value, so a constant row's mean is exact (the reference)
+        first = x2[i, 0] if size else zero
+        if not np.isfinite(first):  # inf - inf would turn an infinite mean into NaN
+            first = zero
         total = zero
         for j in range(size):
-            total += x2[i, j]
-        mean = total / count
+            total += x2[i, j] - first
+        mean = first + total / count
         square = zero
         for j in range(size):
             centered = x2[i, j] - mean
@@ -167,7 +176,12 @@ def batch_norm_stats_reference(x3: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     Shape: (N, C, L) -> (C,), (C,).
     """
     count = x3.shape[0] * x3.shape[2]
-    mean = np.einsum("ncl->c", x3) / count
+    # shifted by each channel's first value, so a constant channel's mean is exact (as
+    # layer_norm_forward_reference)
+    first = x3[:1, :, :1] if x3.size else np.zeros((1, x3.shape[1], 1), x3.dtype)
+    first = np.where(np.isfinite(first), first, 0)  # an inf first value would make inf - inf
+    with np.errstate(invalid="ignore"):
+        mean = first[0, :, 0] + np.einsum("ncl->c", x3 - first) / count
     centered = x3 - mean[:, None]
     return mean, np.einsum("ncl,ncl->c", centered, centered) / count
 
@@ -178,14 +192,21 @@ def _batch_norm_stats_kernel(x3, count, zero, mean, var):  # pragma: no cover - 
     for c in range(channels):
         mean[c] = zero
         var[c] = zero
+    # shifted by each channel's first value, so a constant channel's mean is exact
+    first = np.zeros(channels, x3.dtype)
+    if n and length:
+        for c in range(channels):
+            if np.isfinite(x3[0, c, 0]):  # inf - inf would turn an infinite mean into NaN
+                first[c] = x3[0, c, 0]
     for i in range(n):
         for c in range(channels):
             total = zero
+            shift = first[c]
             for j in range(length):
-                total += x3[i, c, j]
+                total += x3[i, c, j] - shift
             mean[c] += total
     for c in range(channels):
-        mean[c] = mean[c] / count
+        mean[c] = first[c] + mean[c] / count
     for i in range(n):
         for c in range(channels):
             total = zero

@@ -126,7 +126,8 @@ class Conv2d(Function):
         weight = ctx.weight
         c_out, _, kh, kw = weight.shape
         pixels = out_hw[0] * out_hw[1]
-        grad_rows = np.ascontiguousarray(nhwc(grad)).reshape(-1, c_out)  # (N*Ho*Wo, C_out)
+        grad_rows = np.ascontiguousarray(nhwc(grad)).reshape(
+            int(np.prod(grad.shape, dtype=np.int64)) // max(c_out, 1), c_out)  # (N*Ho*Wo, C_out)
         needs = ctx.needs_input_grad
         grad_x = grad_w = grad_b = None
         if needs[1]:
@@ -256,7 +257,7 @@ def _matmul_add_bias(
     columns, see ``_gemm_width``): then each block is computed into a scratch buffer and its
     first columns copied out."""
     c_out, width = out.shape[1], w_matrix.shape[1]
-    step = max(1, CHUNK_BYTES // 4 // (width * out.itemsize))
+    step = max(1, CHUNK_BYTES // 4 // max(1, width * out.itemsize))  # width 0: no channels
     scratch = None if width == c_out else np.empty((min(step, cols.shape[0]), width), out.dtype)
     for start in range(0, cols.shape[0], step):
         block = out[start : start + step]
@@ -295,7 +296,9 @@ def _im2col_chunks(
         stop = min(n, start + step)
         cols = buffer[: stop - start]
         np.copyto(cols, windows[start:stop])
-        yield start, stop, cols.reshape(-1, k)
+        # rows counted, not -1: with C = 0 (k = 0) reshape(-1, 0) is ambiguous (torch gives
+        # an output of zeros / the bias there)
+        yield start, stop, cols.reshape((stop - start) * pixels, k)
 
 
 def _windows(

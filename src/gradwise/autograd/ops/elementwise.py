@@ -1172,3 +1172,94 @@ class Expm1(Function):
         return (grad * Exp.apply(ctx.inputs[0]),)
 
 
+
+
+class _PiecewiseConstant(Function):
+    """A step function of x (sign, floor, ceil, round, trunc): recorded, as torch records it
+    (``SignBackward0``, ``FloorBackward0``...), so the result requires grad when x does.
+
+    Local derivative: 0 everywhere (torch's ``zeros_like(grad)``: a NaN or inf upstream still
+    gives 0). Shape: unchanged.
+    """
+
+    owns_grads = True
+    saves_inputs = False
+
+    @staticmethod
+    def _value(x, *args):
+        raise NotImplementedError
+
+    @classmethod
+    def forward(cls, ctx, x, *args):
+        return np.asarray(cls._value(x, *args))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (np.zeros_like(grad),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        from gradwise.autograd.tensor import Tensor
+        return (Tensor._make(np.zeros_like(grad._data), False, None),)
+
+
+class Sign(_PiecewiseConstant):
+    """-1, 0 or 1 by the sign of x; 0 at NaN (torch.sign; NumPy would say NaN)."""
+
+    @staticmethod
+    def _value(x):
+        out = np.sign(x)
+        if out.dtype.kind == "f":
+            out = np.where(np.isnan(out), out.dtype.type(0), out)
+        return out
+
+
+class Floor(_PiecewiseConstant):
+    """The largest integer <= x (torch.floor)."""
+
+    _value = staticmethod(np.floor)
+
+
+class Ceil(_PiecewiseConstant):
+    """The smallest integer >= x (torch.ceil)."""
+
+    _value = staticmethod(np.ceil)
+
+
+class Round(_PiecewiseConstant):
+    """x rounded half to even, to ``decimals`` places (torch.round)."""
+
+    _value = staticmethod(lambda x, decimals=0: np.round(x, decimals))
+
+
+class Trunc(_PiecewiseConstant):
+    """x rounded toward zero (torch.trunc)."""
+
+    _value = staticmethod(np.trunc)
+
+
+class NanToZero(Function):
+    """x with NaN entries replaced by 0: the summand of ``nansum`` / ``nanmean``.
+
+    Local derivative: torch's ``nansum_backward``, the product ``grad * (x is not NaN)`` (not a
+    selection): an inf or NaN arriving at a NaN entry gives NaN there (inf * 0), as torch.
+    Shape: unchanged.
+    """
+
+    owns_grads = True
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x):
+        kept = ~np.isnan(x)
+        ctx.kept = kept
+        return np.where(kept, x, np.zeros((), x.dtype))
+
+    @staticmethod
+    def backward(ctx, grad):
+        with np.errstate(invalid="ignore"):
+            return (grad * ctx.kept.astype(grad.dtype),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (grad * ctx.kept.astype(grad._data.dtype),)

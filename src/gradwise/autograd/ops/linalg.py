@@ -97,6 +97,13 @@ class MatMul(Function):
         return grad_a, grad_b
 
 
+def _rows_shape(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(N, last) for an array of ``shape`` (..., last) seen as rows; N is computed, not -1,
+    because reshape(-1, 0) is ambiguous for a size-0 last axis (a linear layer with no input
+    features: torch gives empty and zero gradients there)."""
+    return int(np.prod(shape[:-1], dtype=np.int64)), shape[-1]
+
+
 class Linear(Function):
     """y = x W^T + b with W of shape (out, in), PyTorch's layout, in one node.
 
@@ -153,9 +160,9 @@ class Linear(Function):
         grad_x = grad @ weight if needs[0] else None  # (N, out) @ (out, in) -> (N, in)
         grad_w = grad_b = None
         if needs[1] or (ctx.has_bias and needs[2]):
-            grad_2d = grad.reshape(-1, grad.shape[-1])
+            grad_2d = grad.reshape(_rows_shape(grad.shape))
             if needs[1]:
-                grad_w = grad_2d.T @ x.reshape(-1, x.shape[-1])  # (out, N) @ (N, in)
+                grad_w = grad_2d.T @ x.reshape(_rows_shape(x.shape))  # (out, N) @ (N, in)
             if ctx.has_bias and needs[2]:
                 grad_b = grad_2d.sum(axis=0)
         if ctx.has_bias:
@@ -168,9 +175,9 @@ class Linear(Function):
         needs = ctx.needs_input_grad
         grad_x = MatMul.apply(grad, weight) if needs[0] else None  # (N, out) @ (out, in)
         grad_w = grad_b = None
-        grad_2d = Reshape.apply(grad, (-1, grad.shape[-1]))  # (N, out)
+        grad_2d = Reshape.apply(grad, _rows_shape(grad.shape))  # (N, out)
         if needs[1]:
-            x_2d = Reshape.apply(x, (-1, x.shape[-1]))  # (N, in)
+            x_2d = Reshape.apply(x, _rows_shape(x.shape))  # (N, in)
             grad_w = MatMul.apply(_swap_last(grad_2d), x_2d)  # (out, N) @ (N, in)
         if ctx.has_bias:
             if needs[2]:
@@ -203,7 +210,7 @@ class LinearReLU(Function):
     @staticmethod
     def forward(ctx, x, weight, bias=None):
         out = Linear.forward(ctx, x, weight, None)  # checks the shapes; (..., out)
-        _activation_kernels.bias_relu_(out.reshape(-1, out.shape[-1]), bias)
+        _activation_kernels.bias_relu_(out.reshape(_rows_shape(out.shape)), bias)
         ctx.has_bias, ctx.out = bias is not None, out
         return out
 
@@ -213,12 +220,12 @@ class LinearReLU(Function):
         needs = ctx.needs_input_grad
         want_bias = ctx.has_bias and needs[2]
         grad_2d, grad_b = _activation_kernels.relu_backward(
-            grad.reshape(-1, grad.shape[-1]), out.reshape(-1, out.shape[-1]), want_bias)
+            grad.reshape(_rows_shape(grad.shape)), out.reshape(_rows_shape(out.shape)), want_bias)
         grad_x = grad_w = None
         if needs[0]:
             grad_x = (grad_2d @ weight).reshape(x.shape)  # (N, out) @ (out, in) -> (N, in)
         if needs[1]:
-            grad_w = grad_2d.T @ x.reshape(-1, x.shape[-1])  # (out, N) @ (N, in)
+            grad_w = grad_2d.T @ x.reshape(_rows_shape(x.shape))  # (out, N) @ (N, in)
         if ctx.has_bias:
             return grad_x, grad_w, grad_b
         return grad_x, grad_w

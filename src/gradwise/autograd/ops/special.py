@@ -110,7 +110,7 @@ class Digamma(_Unary):
 
     name = "digamma"
     _value = staticmethod(special.digamma)
-    _slope = staticmethod(lambda x, out: special.polygamma(1, x))
+    _slope = staticmethod(lambda x, out: _polygamma(1, x))
     _slope_graph = staticmethod(lambda x: Polygamma.apply(x, 1))
 
 
@@ -377,6 +377,17 @@ def _i1e_slope_graph(x):
     return Where.apply(not_tiny, slope, _constant(0.5, x))
 
 
+def _polygamma(n: int, x: np.ndarray) -> np.ndarray:
+    """scipy's polygamma(n, x), with trigamma (n = 1) NaN at -inf as torch (the poles at every
+    negative integer leave no limit there; scipy says inf). For n >= 2 torch and scipy agree at
+    -inf (+-inf); at +inf gradwise keeps scipy's 0 (the limit) where torch says NaN
+    (docs/NUMERICS.md)."""
+    out = special.polygamma(n, x)
+    if n == 1:
+        out = np.where(x == -np.inf, np.nan, out)
+    return out
+
+
 class Polygamma(Function):
     """polygamma(n, x) = psi^(n)(x), the n-th derivative of digamma (``torch.polygamma``),
     from ``scipy.special.polygamma``; n = 0 is digamma itself.
@@ -396,15 +407,147 @@ class Polygamma(Function):
             raise TypeError(f"polygamma: expected a floating point tensor, got {x.dtype}")
         ctx.x, ctx.n = x, int(n)
         with np.errstate(all="ignore"):
-            return np.asarray(special.polygamma(int(n), x), dtype=x.dtype)
+            return np.asarray(_polygamma(int(n), x), dtype=x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         with np.errstate(all="ignore"):
-            slope = special.polygamma(ctx.n + 1, ctx.x)
+            slope = _polygamma(ctx.n + 1, ctx.x)
         return ((grad * slope).astype(grad.dtype, copy=False),)
 
     @staticmethod
     def backward_graph(ctx, grad):
         (x,) = ctx.inputs
         return (grad * Polygamma.apply(x, ctx.n + 1),)
+
+
+class Logit(Function):
+    """log(p / (1 - p)) (``torch.logit``), p clamped to [eps, 1 - eps] when ``eps`` is given.
+
+    Local derivative (PyTorch's ``logit_backward``): 1 / (x (1 - x)) of the unclamped input,
+    so +inf at 0 and 1 (not the NaN of the composition log(p / (1 - p)), whose chain rule
+    multiplies 0 by inf there). Without ``eps`` it is NaN outside [0, 1]; with ``eps`` it is
+    0 outside [eps, 1 - eps] (the clamp's flat parts). Shape: unchanged. Raises TypeError for
+    a non-floating input.
+    """
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x, eps=None):
+        if x.dtype.kind != "f":
+            raise TypeError(f"logit: expected a floating point tensor, got {x.dtype}")
+        ctx.x, ctx.eps = x, eps
+        p = x if eps is None else np.clip(x, eps, 1 - eps)
+        with np.errstate(all="ignore"):
+            return np.asarray(np.log(p / (1 - p)), dtype=x.dtype)
+
+    @staticmethod
+    def _outside(x, eps, graph=False):
+        """(mask where the slope is replaced, the value it takes there). torch's two paths
+        differ at NaN with ``eps``: the first-order kernel tests "outside" (NaN is not, so
+        NaN), the create_graph formula "inside" (NaN is not, so 0); both are followed."""
+        if eps is None:
+            return (x < 0) | (x > 1), np.nan
+        if graph:
+            return ~((x >= eps) & (x <= 1 - eps)), 0.0
+        return (x < eps) | (x > 1 - eps), 0.0
+
+    @staticmethod
+    def backward(ctx, grad):
+        x = ctx.x
+        outside, fill = Logit._outside(x, ctx.eps)
+        with np.errstate(all="ignore"):
+            # + 0.0 turns the -0 of x = -0 into +0, so the slope there is +inf as torch's; the
+            # fill is selected, not multiplied (an inf upstream outside [eps, 1 - eps] gives 0)
+            slope = grad * (1 / (x * (1 - x) + 0.0))
+        return (np.where(outside, fill, slope).astype(grad.dtype, copy=False),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        outside, fill = Logit._outside(x._data, ctx.eps, graph=True)
+        with np.errstate(all="ignore"):
+            # torch's create_graph path keeps the sign of x = -0 (-inf there), unlike its
+            # first-order backward
+            slope = grad / (x * (1 - x))
+        return (Where.apply(outside, _constant(fill, x), slope),)
+
+
+def _exclusive_products(x, d: int, cat, cumprod, flip, ones):
+    """prod_{k != j} x_k along ``d`` for every j, as two exclusive running products (PyTorch's
+    ``prod_safe_zeros_backward``), written once for arrays and for recorded Tensors."""
+    n = x.shape[d]
+    head = (slice(None),) * d
+    before = cumprod(cat(ones, x[head + (slice(0, n - 1),)]), d)
+    after = flip(cumprod(cat(ones, flip(x[head + (slice(1, n),)], d)), d), d)
+    return before * after
+
+
+class Prod(Function):
+    """The product of all entries (``dim`` None) or along ``dim`` (``torch.prod``).
+
+    Local derivative, PyTorch's ``prod_backward``: without a zero (anywhere in the input)
+    grad * out / x; otherwise the division-free prod_{k != j} x_k (two exclusive running
+    products), and for the product of everything with two or more zeros exactly 0 (torch's
+    first-order shortcut: every such product holds a zero factor, also beside a NaN or inf).
+    Shape: ``dim`` removed (kept as 1 with ``keepdim``); () for ``dim`` None.
+    """
+
+    owns_grads = True
+    saves_output = True
+
+    @staticmethod
+    def forward(ctx, x, dim=None, keepdim=False):
+        ctx.x, ctx.dim, ctx.keepdim = x, dim, keepdim
+        out = np.asarray(np.prod(x, axis=dim, keepdims=keepdim and dim is not None))
+        ctx.out = out
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, dim = ctx.x, ctx.dim
+        if x.ndim == 0:
+            return (np.array(grad, copy=True),)
+
+        def exclusive(values, d):
+            ones = np.ones_like(values[(slice(None),) * d + (slice(0, 1),)])
+            return _exclusive_products(
+                values, d, lambda a, b: np.concatenate((a, b), d), lambda a, e: np.cumprod(a, e),
+                np.flip, ones)
+
+        with np.errstate(all="ignore"):
+            if dim is None:
+                flat = x.reshape(-1)
+                zeros = int(np.count_nonzero(flat == 0))
+                if zeros == 0:
+                    result = grad * (ctx.out / flat)
+                elif zeros > 1:
+                    result = np.zeros_like(flat)
+                else:
+                    result = grad * exclusive(flat, 0)
+                return (result.reshape(x.shape).astype(x.dtype, copy=False),)
+            out = ctx.out if ctx.keepdim else np.expand_dims(ctx.out, dim)
+            g = grad if ctx.keepdim else np.expand_dims(grad, dim)
+            result = g * exclusive(x, dim) if np.any(x == 0) else g * (out / x)
+        return (np.asarray(result, dtype=x.dtype),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        from gradwise.autograd.ops.shape import Cat
+        (x,) = ctx.inputs
+        dim = ctx.dim
+        if x.ndim == 0:
+            return (grad * 1,)
+        values, d = (x.reshape(-1), 0) if dim is None else (x, dim)
+        if dim is not None and not ctx.keepdim:
+            grad = grad.unsqueeze(dim)
+        if not np.any(x._data == 0):
+            out = Prod.apply(values, d, True)
+            result = grad * (out / values)
+        else:
+            ones = np.ones_like(values._data[(slice(None),) * d + (slice(0, 1),)])
+            result = grad * _exclusive_products(
+                values, d, lambda a, b: Cat.apply(a, b, axis=d),
+                lambda a, e: CumProd.apply(a, e), lambda a, e: a.flip(e), ones)
+        return (result.reshape(x.shape),)

@@ -1217,13 +1217,17 @@ class Sign(_PiecewiseConstant):
 class Floor(_PiecewiseConstant):
     """The largest integer <= x (torch.floor)."""
 
-    _value = staticmethod(np.floor)
+    @staticmethod
+    def _value(x):
+        return np.floor(x)
 
 
 class Ceil(_PiecewiseConstant):
     """The smallest integer >= x (torch.ceil)."""
 
-    _value = staticmethod(np.ceil)
+    @staticmethod
+    def _value(x):
+        return np.ceil(x)
 
 
 class Round(_PiecewiseConstant):
@@ -1235,7 +1239,9 @@ class Round(_PiecewiseConstant):
 class Trunc(_PiecewiseConstant):
     """x rounded toward zero (torch.trunc)."""
 
-    _value = staticmethod(np.trunc)
+    @staticmethod
+    def _value(x):
+        return np.trunc(x)
 
 
 class NanToZero(Function):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import html as _html
 import math
 import sys
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -173,6 +174,7 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
         "_data",
         "_grad",
         "_grad_graph",
+        "_grad_ref",
         "requires_grad",
         "_ctx",
         "_version",
@@ -201,6 +203,7 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
             self._data = _as_array(data, dtype)
         self._grad: np.ndarray | None = None
         self._grad_graph: Tensor | None = None
+        self._grad_ref: weakref.ref[Tensor] | None = None
         self._ctx: Any = None
         self._version = [0]
         self._base: Tensor | None = None
@@ -218,6 +221,7 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
         tensor._data = data
         tensor._grad = None
         tensor._grad_graph = None
+        tensor._grad_ref = None
         tensor.requires_grad = requires_grad
         tensor._ctx = ctx
         tensor._version = [0]
@@ -261,8 +265,17 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
             return None
         recorded = self._grad_graph
         if recorded is not None and recorded._data is grad:
-            return recorded  # backward(create_graph=True) left a gradient with its own graph
-        return Tensor._make(grad, False, None)
+            # the same Tensor each time, as torch (``g = p.grad`` then ``g is p.grad``); after
+            # backward(create_graph=True) it is the gradient with its own graph
+            return recorded
+        ref = getattr(self, "_grad_ref", None)
+        wrapper = ref() if ref is not None else None
+        if wrapper is None or wrapper._data is not grad:
+            wrapper = Tensor._make(grad, False, None)
+            # held weakly: the same Tensor for as long as the caller keeps it, and zero_grad
+            # (set_to_none) still frees the gradient's memory
+            self._grad_ref = weakref.ref(wrapper)
+        return wrapper
 
     @grad.setter
     def grad(self, value: ArrayLike | None) -> None:
@@ -276,6 +289,7 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
                 f"{self._data.shape}"
             )
         self._grad = array
+        self._grad_ref = weakref.ref(value) if isinstance(value, Tensor) else None  # is value
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         """NumPy's view of this tensor: ``np.asarray(t)`` shares memory (no copy)."""
@@ -912,8 +926,15 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             owned = False  # a hook may have kept a reference to the array it was shown
         node = tensor._ctx
         if node is None or tensor._retains_grad:
-            if tensor._grad is not None:
-                tensor._grad = tensor._grad + grad
+            accumulated = tensor._grad
+            if accumulated is not None:
+                if (accumulated.flags.writeable and accumulated.dtype == tensor._data.dtype
+                        and accumulated.shape == tensor._data.shape):
+                    # in place, as torch's AccumulateGrad: a Tensor taken from .grad earlier
+                    # sees the sum (and no new array per step)
+                    np.add(accumulated, grad, out=accumulated, casting="same_kind")
+                else:
+                    tensor._grad = accumulated + grad
             elif owned and node is None and grad.dtype == tensor._data.dtype:
                 tensor._grad = grad
             else:

@@ -1204,28 +1204,40 @@ class TensorExtras:
     def index_put_(self: Tensor, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
         """``self[indices] = values`` in place (``accumulate``: ``+=``, repeated indices adding
         up), as ``Tensor.index_put_``; ``indices`` is a tuple of index tensors. Returns self.
+        Recorded as torch's ``index_put_`` when grad is on and self or ``values`` requires
+        grad: self's gradient is the incoming one (zeroed at the overwritten places unless
+        ``accumulate``), ``values`` gets the incoming gradient at ``indices`` (each use of a
+        repeated index), summed over broadcast dims.
 
         Raises:
             TypeError: ``indices`` is not a tuple or list.
+            IndexError: an index is out of range (naming the tensor's shape).
         """
+        from gradwise.autograd.tensor import Tensor
         if not isinstance(indices, tuple | list):
             raise TypeError(f"index_put_: indices must be a tuple of tensors, got "
                             f"{type(indices).__name__}")
-        self._check_inplace("index_put_")
         where_ = tuple(np.asarray(_raw(i)) for i in indices)
-        source = np.asarray(_raw(values)).astype(self._data.dtype, copy=False)
-        if accumulate:
-            np.add.at(self._data, where_, source)
-        else:
-            self._data[where_] = source
-        return self._bump()
+        if not accumulate:
+            self[where_] = values
+            return self
+        try:
+            picked_shape = self._data[where_].shape
+        except IndexError as error:
+            raise IndexError(f"index_put_: {error} (tensor shape {self.shape})") from None
+        from gradwise.autograd.ops import shape as _shape
+        source = values if isinstance(values, Tensor) else Tensor._make(
+            np.asarray(values, dtype=self._data.dtype), False, None)
+        if source._data.dtype != self._data.dtype:
+            source = source.to(self._data.dtype)
+        if source.shape != picked_shape:
+            source = source.broadcast_to(picked_shape)
+        return self.add_(_shape.ScatterAdd.apply(source, self.shape, where_, False))
 
     def index_put(self: Tensor, indices: Any, values: Any, accumulate: bool = False) -> Tensor:
-        """Out-of-place :meth:`index_put_` on a copy (outside the graph), as
-        ``Tensor.index_put``."""
-        from gradwise.autograd.tensor import Tensor
-        out = Tensor._make(self._data.copy(), False, None)
-        return out.index_put_(indices, values, accumulate)
+        """Out-of-place :meth:`index_put_` on a copy, as ``Tensor.index_put``; recorded (the
+        gradients reach self and ``values`` as torch's ``IndexPutBackward0``)."""
+        return self.clone().index_put_(indices, values, accumulate)
 
     def _shift(self: Tensor, other: Any, fn: Any, name: str, reflected: bool = False) -> Tensor:
         from gradwise.autograd.functional import promoted

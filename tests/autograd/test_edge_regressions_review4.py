@@ -1,0 +1,69 @@
+"""The fourth reviewer's reports on the engine's edges (issue 12, edges-fix4), each compared with
+torch 2.13 on the reported case and on a small grid of its family (float32 and float64)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import gradwise as gw
+
+torch = pytest.importorskip("torch")
+TF = torch.nn.functional
+INF, NAN = math.inf, math.nan
+DTYPES = ["float32", "float64"]
+
+
+def _tol(dtype):
+    return {"rtol": 1e-5, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-12}
+
+
+# ---- 1. index_put is recorded ---------------------------------------------------------------
+INDEX_CASES = [
+    # (self shape, indices, values shape)
+    ((5,), ([0, 2, 2],), (3,)),
+    ((5,), ([1, 1, 4],), ()),
+    ((3, 4), ([0, 2], [1, 1]), (2,)),
+    ((3, 4), ([2, 0, 2],), (3, 4)),
+    ((3, 4), ([1, 1],), (4,)),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("accumulate", [False, True])
+@pytest.mark.parametrize("how", ["method", "function", "inplace"])
+@pytest.mark.parametrize("case", range(len(INDEX_CASES)))
+def test_index_put_gradients_match_torch(dtype, accumulate, how, case):
+    shape, idx, vshape = INDEX_CASES[case]
+    if not accumulate and any(len(set(i)) < len(i) for i in idx):
+        idx = tuple(sorted(set(i)) for i in idx[:1]) + idx[1:]
+        if len(idx) > 1:
+            pytest.skip("non-accumulating repeated index: torch's result is undefined")
+        vshape = vshape if vshape in [(), shape[1:]] else (len(idx[0]), *shape[1:])
+    rng = np.random.default_rng(case)
+    xs, vs = rng.standard_normal(shape).astype(dtype), rng.standard_normal(vshape).astype(dtype)
+    up = rng.standard_normal(shape).astype(dtype)
+    results = []
+    for lib in (torch, gw):
+        x = lib.tensor(xs, requires_grad=True)
+        v = lib.tensor(vs, requires_grad=True)
+        index = tuple(lib.tensor(i) for i in idx)
+        if how == "method":
+            y = x.index_put(index, v, accumulate=accumulate)
+        elif how == "function":
+            y = lib.index_put(x, index, v, accumulate=accumulate)
+        else:
+            y = (x * 1).index_put_(index, v, accumulate=accumulate)
+        assert y.requires_grad
+        (y * lib.tensor(up)).sum().backward()
+        results.append([np.asarray(t.detach()) for t in (y, x.grad, v.grad)])
+    for mine, theirs in zip(results[1], results[0], strict=True):
+        np.testing.assert_allclose(mine, theirs, **_tol(dtype))
+
+
+def test_index_put_without_grad_stays_outside_the_graph():
+    y = gw.zeros(4).index_put((gw.tensor([1, 1]),), gw.tensor(2.0), accumulate=True)
+    assert not y.requires_grad
+    np.testing.assert_array_equal(np.asarray(y), [0, 4, 0, 0])

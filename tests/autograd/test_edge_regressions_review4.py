@@ -67,3 +67,43 @@ def test_index_put_without_grad_stays_outside_the_graph():
     y = gw.zeros(4).index_put((gw.tensor([1, 1]),), gw.tensor(2.0), accumulate=True)
     assert not y.requires_grad
     np.testing.assert_array_equal(np.asarray(y), [0, 4, 0, 0])
+
+
+# ---- 2. scaled_dot_product_attention with a row that may attend nowhere ---------------------
+SDPA_MASKS = ["bool-row", "float-row", "bool-all", "bool-batch-broadcast", "causal-like-float"]
+
+
+def _sdpa_mask(kind, lib, dtype):
+    bool_mask = np.ones((3, 4), dtype=bool)
+    if kind == "bool-row":
+        bool_mask[1] = False
+    elif kind == "bool-all":
+        bool_mask[:] = False
+    elif kind == "bool-batch-broadcast":
+        bool_mask = np.ones((2, 1, 3, 4), dtype=bool)
+        bool_mask[0, 0, 2] = False
+        bool_mask[1, 0, 0, 1:] = False
+    if kind.startswith("bool"):
+        return lib.tensor(bool_mask)
+    mask = np.zeros((3, 4), dtype=dtype)
+    mask[0] = -INF
+    mask[2, 1:] = -INF
+    return lib.tensor(mask)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", SDPA_MASKS)
+def test_sdpa_fully_masked_row_is_zero_with_finite_gradients(dtype, kind):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((2, 2, shape, 5)).astype(dtype) for shape in (3, 4, 4)]
+    up = rng.standard_normal((2, 2, 3, 5)).astype(dtype)
+    results = []
+    for lib, fn in ((torch, TF.scaled_dot_product_attention),
+                    (gw, gw.nn.functional.scaled_dot_product_attention)):
+        q, k, v = (lib.tensor(a, requires_grad=True) for a in arrays)
+        out = fn(q, k, v, attn_mask=_sdpa_mask(kind, lib, dtype))
+        (out * lib.tensor(up)).sum().backward()
+        results.append([np.asarray(t.detach()) for t in (out, q.grad, k.grad, v.grad)])
+    for mine, theirs in zip(results[1], results[0], strict=True):
+        assert np.isfinite(mine).all()
+        np.testing.assert_allclose(mine, theirs, **_tol(dtype))

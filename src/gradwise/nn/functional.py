@@ -2228,7 +2228,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
                                  scale: float | None = None, enable_gqa: bool = False, *,
                                  generator: Any = None) -> Tensor:
     """``softmax(Q K^T * scale + mask) V`` (Vaswani et al. 2017), as
-    ``torch.nn.functional.scaled_dot_product_attention`` (its reference "math" form).
+    ``torch.nn.functional.scaled_dot_product_attention`` (its reference "math" form). A query
+    row whose mask blocks every key (bool mask all False, float mask all -inf) gives 0 with
+    zero gradients, as torch's ``_safe_softmax``.
 
     Args:
         attn_mask: bool (True = may attend) or float (added to the scores), broadcastable to
@@ -2260,7 +2262,14 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     bias = _additive_mask(attn_mask, scores, allowed_when_true=True)
     if bias is not None:
         scores = scores + bias
-    weights = softmax(scores, dim=-1)
+    # a row that may attend nowhere (every score -inf) gets weights 0 and zero gradients, as
+    # torch's _safe_softmax (torch >= 2.5): softmax alone would give 0/0 = NaN there
+    dead = np.all(scores._data == -np.inf, axis=-1, keepdims=True)
+    if dead.any():
+        from gradwise.autograd.functional import where
+        weights = where(dead, 0.0, softmax(where(dead, 0.0, scores), dim=-1))
+    else:
+        weights = softmax(scores, dim=-1)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True, generator=generator)
     return weights @ value

@@ -107,3 +107,61 @@ def test_sdpa_fully_masked_row_is_zero_with_finite_gradients(dtype, kind):
     for mine, theirs in zip(results[1], results[0], strict=True):
         assert np.isfinite(mine).all()
         np.testing.assert_allclose(mine, theirs, **_tol(dtype))
+
+
+# ---- shared: first and second derivatives of an elementwise op vs torch ------------------------
+def _derivatives(lib, fn, arrays, second):
+    """fn's value, gradients and (``second``) the gradients of sum(first gradients)."""
+    inputs = [lib.tensor(a, requires_grad=True) for a in arrays]
+    out = fn(lib, *inputs)
+    grads = lib.autograd.grad(out.sum(), inputs, create_graph=second)
+    found = [out, *grads]
+    if second:
+        total = sum(g.sum() for g in grads)
+        found += list(lib.autograd.grad(total, inputs, allow_unused=True))
+    return [None if t is None else np.asarray(t.detach()) for t in found]
+
+
+def _compare(fn, arrays, dtype, second=False):
+    """Values, gradients and (float64, ``second``) second derivatives against torch; the
+    second derivatives to 1e-9 (each library rounds its own composed formula)."""
+    theirs = _derivatives(torch, fn, arrays, second)
+    mine = _derivatives(gw, fn, arrays, second)
+    for index, (m, t) in enumerate(zip(mine, theirs, strict=True)):
+        t = np.zeros_like(mine[0]) if t is None else t  # torch's unused (None) second derivatives
+        tol = _tol(dtype) if index <= len(arrays) else {"rtol": 1e-9, "atol": 1e-9}
+        np.testing.assert_allclose(m, t, equal_nan=True, err_msg=f"result {index}", **tol)
+
+
+# ---- 3. hypot and sinc at subnormal inputs ------------------------------------------------
+def _edge_values(dtype):
+    info = np.finfo(dtype)
+    sub = float(info.smallest_subnormal) * 8
+    return [0.0, sub, -sub, float(info.tiny), 1e-20, -0.5, 1.5, 3.0, INF, NAN]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_hypot_gradients_at_subnormal_and_edge_inputs(dtype):
+    values = _edge_values(dtype)
+    a, b = (np.array(v, dtype=dtype).reshape(-1) for v in np.meshgrid(values, values))
+    _compare(lambda lib, x, y: lib.hypot(x, y), [a, b], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sinc_gradients_at_subnormal_and_edge_inputs(dtype):
+    x = np.array(_edge_values(dtype) + [1.0, -2.0, 1e-3], dtype=dtype)
+    _compare(lambda lib, t: lib.sinc(t), [x], dtype)
+
+
+def test_sinc_second_derivative_matches_torch():
+    """Away from 0 (gradwise's documented 0 there, torch's NaN: review 3's test) and 1e-20
+    (both round their cancelling formula differently: docs/NUMERICS.md)."""
+    x = np.array([-0.5, 1.5, 3.0, 1.0, -2.0, 1e-3, INF, NAN])
+    _compare(lambda lib, t: lib.sinc(t), [x], "float64", second=True)
+
+
+def test_hypot_second_derivatives_match_torch():
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal((2, 6))
+    a[0], b[0] = 1e-310, 0.0
+    _compare(lambda lib, x, y: lib.hypot(x, y), [a, b], "float64", second=True)

@@ -45,6 +45,7 @@ UNARY = {
     "erf": (lambda x: x.erf(), lambda x: x.erf()),
     "erfc": (lambda x: x.erfc(), lambda x: x.erfc()),
     "erfinv": (lambda x: x.erfinv(), lambda x: x.erfinv()),
+    "sinc": (lambda x: x.sinc(), lambda x: x.sinc()),
     "lgamma": (lambda x: x.lgamma(), lambda x: x.lgamma()),
     "digamma": (lambda x: x.digamma(), lambda x: x.digamma()),
     "polygamma_1": (lambda x: gw.special.polygamma(1, x), lambda x: T.polygamma(1, x)),

@@ -675,12 +675,10 @@ class TensorExtras:
         return x * safe_y.log()
 
     def sinc(self: Tensor) -> Tensor:
-        """sin(pi x) / (pi x), 1 at 0, as ``torch.sinc``; recorded."""
-        from gradwise.autograd.functional import where
-        x = _as_float(self)
-        zero = x._data == 0
-        safe = where(zero, np.asarray(1, dtype=x.dtype), x) * np.pi
-        return where(zero, np.asarray(1, dtype=x.dtype), safe.sin() / safe)
+        """sin(pi x) / (pi x), 1 at 0, as ``torch.sinc``; recorded (:class:`~gradwise.
+        autograd.ops.special.Sinc`: derivative 0 where pi x^2 underflows, as torch)."""
+        from gradwise.autograd.ops.special import Sinc
+        return Sinc.apply(_as_float(self))
 
     def heaviside(self: Tensor, values: Any) -> Tensor:
         """0 below 0, 1 above, ``values`` at 0, as ``torch.heaviside`` (not differentiable

@@ -208,7 +208,9 @@ class Hypot(Function):
     """sqrt(a^2 + b^2) (``np.hypot``: no overflow for huge a or b, and inf where either is
     infinite, even beside a NaN, as C's hypot and torch). Broadcast together.
 
-    Local derivative: a / hypot(a, b) and b / hypot(a, b). Shape: broadcast shape.
+    Local derivative: a / hypot(a, b) and b / hypot(a, b), the ratio taken first (so a
+    subnormal a gives 1, as torch, and a huge upstream gradient does not overflow).
+    Shape: broadcast shape.
     """
 
     owns_grads = True
@@ -224,19 +226,24 @@ class Hypot(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        # grad * (a / out): the ratio is in [-1, 1], so neither a subnormal out (grad / out
+        # overflowed to inf, times a subnormal a gave inf where torch's d/da is 1) nor a huge
+        # upstream gradient (torch's grad * a overflows) leaves the finite range; 0/0 at the
+        # origin is NaN, as torch
         a, b, out = ctx.a, ctx.b, ctx.out
         with np.errstate(divide="ignore", invalid="ignore"):
-            scaled = grad / out
-        grad_a = unbroadcast(scaled * a, a.shape) if ctx.needs_input_grad[0] else None
-        grad_b = unbroadcast(scaled * b, b.shape) if ctx.needs_input_grad[1] else None
+            grad_a = unbroadcast(grad * (a / out), a.shape) if ctx.needs_input_grad[0] else None
+            grad_b = unbroadcast(grad * (b / out), b.shape) if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
 
     @staticmethod
     def backward_graph(ctx, grad):
         a, b = ctx.inputs
-        scaled = grad / Hypot.apply(a, b)
-        grad_a = unbroadcast_graph(scaled * a, ctx.a.shape) if ctx.needs_input_grad[0] else None
-        grad_b = unbroadcast_graph(scaled * b, ctx.b.shape) if ctx.needs_input_grad[1] else None
+        out = Hypot.apply(a, b)
+        grad_a = unbroadcast_graph(grad * (a / out), ctx.a.shape) if ctx.needs_input_grad[0] \
+            else None
+        grad_b = unbroadcast_graph(grad * (b / out), ctx.b.shape) if ctx.needs_input_grad[1] \
+            else None
         return grad_a, grad_b
 
 

@@ -96,6 +96,38 @@ class Erfinv(_Unary):
         lambda x: math.sqrt(math.pi) / 2 * (Erfinv.apply(x) * Erfinv.apply(x)).exp())
 
 
+class Sinc(_Unary):
+    """sin(pi x) / (pi x), 1 at 0 (the normalised sinc, ``np.sinc``). Slope
+    (pi x cos(pi x) - sin(pi x)) / (pi x^2) as torch's ``sinc_backward`` (FunctionsManual.cpp):
+    the gradient is 0 where pi x^2 is 0 in the dtype (x = 0, where the limit is 0, and tiny or
+    subnormal x whose square underflows, where 0/0 was NaN), whatever the upstream gradient.
+    Under create_graph the guarded branch is differentiated, so the second derivative there is
+    0 (torch NaN: docs/NUMERICS.md)."""
+
+    name = "sinc"
+    _value = staticmethod(np.sinc)
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        x = ctx.x
+        live = x * x * np.pi != 0
+        safe = np.where(live, x, 1).astype(x.dtype, copy=False)
+        pix = safe * np.pi
+        with np.errstate(all="ignore"):
+            slope = (pix * np.cos(pix) - np.sin(pix)) / (safe * safe * np.pi)
+            out = np.where(live, grad * slope, 0)
+        return (out.astype(grad.dtype, copy=False),)
+
+    @classmethod
+    def backward_graph(cls, ctx, grad):
+        (x,) = ctx.inputs
+        live = x._data * x._data * np.pi != 0
+        safe = Where.apply(live, x, _constant(1, x))
+        pix = safe * np.pi
+        slope = (pix * pix.cos() - pix.sin()) / (safe * safe * np.pi)
+        return (Where.apply(live, grad * slope, _constant(0, grad)),)
+
+
 class Lgamma(_Unary):
     """log |Gamma(x)|, the log of the gamma function's magnitude."""
 

@@ -165,3 +165,23 @@ def test_hypot_second_derivatives_match_torch():
     a, b = rng.standard_normal((2, 6))
     a[0], b[0] = 1e-310, 0.0
     _compare(lambda lib, x, y: lib.hypot(x, y), [a, b], "float64", second=True)
+
+
+# ---- 4. copysign: zeros for other, 0 at self == 0 --------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_copysign_gradients_match_torch(dtype):
+    values = [0.0, -0.0, 2.0, -3.0, INF, -INF, NAN, 1e-310 if dtype == "float64" else 1e-40]
+    a, b = (np.array(v, dtype=dtype).reshape(-1) for v in np.meshgrid(values, values))
+    _compare(lambda lib, x, y: lib.copysign(x, y), [a, b], dtype)
+
+
+def test_copysign_other_gets_zeros_not_none_and_broadcasts():
+    for lib in (torch, gw):
+        a = lib.tensor([[0.0, 2.0, -1.0]], requires_grad=True)
+        b = lib.tensor([[1.0], [-1.0]], requires_grad=True)
+        ga, gb = lib.autograd.grad(lib.copysign(a, b).sum(), [a, b])
+        np.testing.assert_array_equal(np.asarray(ga), [[0.0, 0.0, 0.0]])
+        np.testing.assert_array_equal(np.asarray(gb), [[0.0], [0.0]])
+    x = gw.tensor([1.0, -2.0], dtype=gw.float64, requires_grad=True)
+    (g,) = gw.autograd.grad(gw.copysign(x, gw.tensor([-1.0, 1.0])).sum(), x, create_graph=True)
+    np.testing.assert_array_equal(np.asarray(g.detach()), [-1.0, -1.0])

@@ -67,6 +67,7 @@ UNARY = {
 BINARY = {
     "atan2": (lambda a, b: a.atan2(b), lambda a, b: a.atan2(b)),
     "hypot": (lambda a, b: a.hypot(b), lambda a, b: a.hypot(b)),
+    "copysign": (lambda a, b: a.copysign(b), lambda a, b: a.copysign(b)),
     "remainder": (lambda a, b: a.remainder(b), lambda a, b: a.remainder(b)),
     "fmod": (lambda a, b: a.fmod(b), lambda a, b: a.fmod(b)),
 }

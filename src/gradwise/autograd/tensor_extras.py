@@ -691,12 +691,14 @@ class TensorExtras:
 
     def copysign(self: Tensor, other: Any) -> Tensor:
         """|self| with the sign of ``other`` (signed zeros count), as ``torch.copysign``;
-        float result; recorded for self (gradient ±1; 0 for other, as PyTorch)."""
-        from gradwise.autograd.functional import where
+        float result; recorded (:class:`~gradwise.autograd.ops.elementwise.Copysign`: gradient
+        +-1 for self, 0 at self == 0, and zeros for other, as PyTorch)."""
+        from gradwise.autograd.ops.elementwise import Copysign
         a, b = _promoted(self, other)
         a = _as_float(a)
-        flip = np.signbit(a._data) != np.signbit(np.asarray(b._data, dtype=a._data.dtype))
-        return where(flip, -a, a)
+        if b._data.dtype != a._data.dtype:
+            b = b.to(a._data.dtype)
+        return Copysign.apply(a, b)
 
     def nextafter(self: Tensor, other: Any) -> Tensor:
         """The next floating-point value after self towards ``other``, as

@@ -247,6 +247,44 @@ class Hypot(Function):
         return grad_a, grad_b
 
 
+class Copysign(Function):
+    """|a| with the sign of b (signed zeros count; ``np.copysign``). Broadcast together.
+
+    Local derivative, as torch's ``copysign_tensor_self_backward`` (FunctionsManual.cpp): for a,
+    result / a (+-1), 0 where a == 0 (the kink) and NaN where a is infinite (inf / inf); for b,
+    zeros (b only chooses a sign), a gradient of b's shape rather than none, so
+    ``autograd.grad`` returns zeros for b, as torch. Shape: broadcast shape.
+    """
+
+    owns_grads = True
+    tensor_args = (0, 1)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.shape != b.shape:
+            _binary_shapes("copysign", a, b)
+        out = np.copysign(a, b)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ctx.ratio = np.where(a == 0, 0, out / a).astype(out.dtype, copy=False)
+        ctx.a_shape, ctx.b_shape, ctx.b_dtype = a.shape, b.shape, b.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad_a = unbroadcast(grad * ctx.ratio, ctx.a_shape) if ctx.needs_input_grad[0] else None
+        grad_b = np.zeros(ctx.b_shape, dtype=ctx.b_dtype) if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        from gradwise.autograd.tensor import Tensor
+        grad_a = unbroadcast_graph(grad * ctx.ratio, ctx.a_shape) \
+            if ctx.needs_input_grad[0] else None
+        grad_b = Tensor._make(np.zeros(ctx.b_shape, dtype=ctx.b_dtype), False, None) \
+            if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
 class Neg(Function):
     """-x.
 

@@ -185,3 +185,20 @@ def test_copysign_other_gets_zeros_not_none_and_broadcasts():
     x = gw.tensor([1.0, -2.0], dtype=gw.float64, requires_grad=True)
     (g,) = gw.autograd.grad(gw.copysign(x, gw.tensor([-1.0, 1.0])).sum(), x, create_graph=True)
     np.testing.assert_array_equal(np.asarray(g.detach()), [-1.0, -1.0])
+
+
+# ---- 5. logaddexp at infinities: torch's derivatives ---------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_logaddexp_gradients_match_torch(dtype):
+    values = [-INF, -2.0, 0.0, 1.0, 30.0, INF, NAN]
+    a, b = (np.array(v, dtype=dtype).reshape(-1) for v in np.meshgrid(values, values))
+    both_neg_inf = (a == -INF) & (b == -INF)  # gradwise 0, torch NaN (documented)
+    a, b = a[~both_neg_inf], b[~both_neg_inf]
+    _compare(lambda lib, x, y: lib.logaddexp(x, y), [a, b], dtype, second=dtype == "float64")
+
+
+def test_logaddexp_of_two_minus_infinities_has_zero_gradient():
+    a = gw.tensor([-INF], requires_grad=True)
+    b = gw.tensor([-INF], requires_grad=True)
+    gw.logaddexp(a, b).sum().backward()
+    assert np.asarray(a.grad).tolist() == [0.0] and np.asarray(b.grad).tolist() == [0.0]

@@ -626,14 +626,12 @@ class TensorExtras:
 
     def logaddexp(self: Tensor, other: Any) -> Tensor:
         """log(exp(self) + exp(other)) without overflow, as ``torch.logaddexp``; recorded
-        (two -inf give -inf, with a zero gradient)."""
-        from gradwise.autograd.functional import maximum, where
+        (:class:`~gradwise.autograd.ops.elementwise.Logaddexp`: torch's derivatives, so
+        logaddexp(inf, 1) has d/da 1; two -inf give -inf, with a zero gradient)."""
+        from gradwise.autograd.ops.elementwise import Logaddexp
         a, b = _promoted(self, other)
         _floating("logaddexp", a)
-        high = maximum(a, b).detach()
-        finite = np.isfinite(high._data)
-        safe = where(finite, high, np.asarray(0, dtype=high.dtype))
-        return ((a - safe).exp() + (b - safe).exp()).log() + safe
+        return Logaddexp.apply(a, b)
 
     def erfinv(self: Tensor) -> Tensor:
         """The inverse error function, as ``torch.erfinv``; recorded."""

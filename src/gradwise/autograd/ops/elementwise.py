@@ -285,6 +285,51 @@ class Copysign(Function):
         return grad_a, grad_b
 
 
+class Logaddexp(Function):
+    """log(exp(a) + exp(b)) without overflow (``np.logaddexp``). Broadcast together.
+
+    Local derivative, as torch (derivatives.yaml): 1 / (1 + exp(b - a)) for a and
+    1 / (1 + exp(a - b)) for b, so logaddexp(inf, 1) gives 1 and 0; where both are -inf the
+    gradient is 0 (gradwise's choice: torch's formula gives NaN there). Under create_graph the
+    same formula is recorded, so second derivatives are torch's. Shape: broadcast shape.
+    """
+
+    owns_grads = True
+    tensor_args = (0, 1)
+
+    @staticmethod
+    def forward(ctx, a, b):
+        if a.shape != b.shape:
+            _binary_shapes("logaddexp", a, b)
+        ctx.a, ctx.b = a, b
+        ctx.empty = (a == -np.inf) & (b == -np.inf)
+        return np.logaddexp(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):
+        a, b = ctx.a, ctx.b
+        grad_a = grad_b = None
+        with np.errstate(over="ignore", invalid="ignore"):
+            if ctx.needs_input_grad[0]:
+                grad_a = unbroadcast(np.where(ctx.empty, 0, grad / (1 + np.exp(b - a))), a.shape)
+            if ctx.needs_input_grad[1]:
+                grad_b = unbroadcast(np.where(ctx.empty, 0, grad / (1 + np.exp(a - b))), b.shape)
+        return grad_a, grad_b
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        a, b = ctx.inputs
+        zero = np.zeros((), dtype=ctx.a.dtype)
+        grad_a = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_a = unbroadcast_graph(
+                Where.apply(ctx.empty, zero, grad / ((b - a).exp() + 1)), ctx.a.shape)
+        if ctx.needs_input_grad[1]:
+            grad_b = unbroadcast_graph(
+                Where.apply(ctx.empty, zero, grad / ((a - b).exp() + 1)), ctx.b.shape)
+        return grad_a, grad_b
+
+
 class Neg(Function):
     """-x.
 

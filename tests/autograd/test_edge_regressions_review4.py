@@ -202,3 +202,20 @@ def test_logaddexp_of_two_minus_infinities_has_zero_gradient():
     b = gw.tensor([-INF], requires_grad=True)
     gw.logaddexp(a, b).sum().backward()
     assert np.asarray(a.grad).tolist() == [0.0] and np.asarray(b.grad).tolist() == [0.0]
+
+
+# ---- 6. cummax / cummin on empty tensors ----------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["cummax", "cummin"])
+@pytest.mark.parametrize(("shape", "dim"), [((3, 0), 1), ((3, 0), 0), ((0,), 0), ((0, 2), -1)])
+def test_cumulative_extremes_of_empty_tensors_match_torch(dtype, op, shape, dim):
+    results = []
+    for lib in (torch, gw):
+        x = lib.tensor(np.zeros(shape, dtype=dtype), requires_grad=True)
+        values, indices = getattr(x, op)(dim)
+        values.sum().backward()
+        results.append((values.shape, indices.shape, str(indices.dtype).split(".")[-1],
+                        tuple(x.grad.shape)))
+    assert tuple(results[1][0]) == tuple(results[0][0])
+    assert tuple(results[1][1]) == tuple(results[0][1])
+    assert results[1][2:] == results[0][2:]

@@ -420,8 +420,10 @@ class TensorExtras:
 
     def _cumulative_extreme(self: Tensor, op: str, dim: int, largest: bool) -> ValuesIndices:
         d = _dim(op, dim, self.ndim)
-        if self.ndim == 0:
-            return ValuesIndices(self[...], _make(np.zeros((), np.int64)))
+        if self.ndim == 0 or self._data.size == 0:
+            # a 0-d tensor is its own running extreme; an empty one gives empty results (the
+            # scan below would read element 0 of an empty axis), as torch
+            return ValuesIndices(self[...], _make(np.zeros(self.shape, np.int64)))
         data = np.moveaxis(self._data, d, -1)
         n = data.shape[-1]
         indices = np.zeros(data.shape, dtype=np.int64)

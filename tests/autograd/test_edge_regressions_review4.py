@@ -219,3 +219,20 @@ def test_cumulative_extremes_of_empty_tensors_match_torch(dtype, op, shape, dim)
     assert tuple(results[1][0]) == tuple(results[0][0])
     assert tuple(results[1][1]) == tuple(results[0][1])
     assert results[1][2:] == results[0][2:]
+
+
+# ---- 9. clip_grad_norm_ with norm_type 0, -inf and negative orders --------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("norm_type", [0.0, -INF, -1.0, 0.5, 1.0, 2.0, INF])
+@pytest.mark.parametrize("grads", [[[3.0, -4.0], [0.0, 1.0]], [[0.3, -0.2], [0.1, 0.05]],
+                                   [[0.0, 0.0], [0.0, 0.0]]])
+def test_clip_grad_norm_orders_match_torch(dtype, norm_type, grads):
+    results = []
+    for lib in (torch, gw):
+        params = [lib.zeros(2, dtype=getattr(lib, dtype), requires_grad=True) for _ in grads]
+        for p, g in zip(params, grads, strict=True):
+            p.grad = lib.tensor(np.array(g, dtype=dtype))
+        total = lib.nn.utils.clip_grad_norm_(params, 0.5, norm_type=norm_type)
+        results.append([float(total)] + [np.asarray(p.grad) for p in params])
+    for mine, theirs in zip(results[1], results[0], strict=True):
+        np.testing.assert_allclose(mine, theirs, **_tol(dtype))

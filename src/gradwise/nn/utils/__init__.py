@@ -71,18 +71,17 @@ def get_total_norm(tensors: Parameters, norm_type: float = 2.0,
                    error_if_nonfinite: bool = False, foreach: bool | None = None) -> Tensor:
     """The ``norm_type``-norm of the norms of ``tensors`` (usually the gradients), as
     ``torch.nn.utils.get_total_norm``: each norm taken in its tensor's dtype, the total in
-    their common dtype (``inf``: the largest absolute entry). ``foreach`` changes nothing.
+    their common dtype (``inf``: the largest absolute entry; any order ``vector_norm`` takes,
+    as torch: 0 counts the nonzero entries, ``-inf`` is the smallest absolute entry, a
+    negative p is (sum |x|^p)^(1/p)). ``foreach`` changes nothing.
 
     Returns:
         A 0-d Tensor (0.0 for no tensors), outside the graph.
 
     Raises:
-        ValueError: ``norm_type`` <= 0. RuntimeError: ``error_if_nonfinite`` and the total is
-            NaN or inf.
+        RuntimeError: ``error_if_nonfinite`` and the total is NaN or inf.
     """
     norm_type = float(norm_type)
-    if norm_type <= 0:
-        raise ValueError(f"get_total_norm: norm_type must be positive, got {norm_type}")
     arrays = [t._data if isinstance(t, Tensor) else np.asarray(t)
               for t in _as_list(tensors) if t is not None]
     if not arrays:
@@ -147,7 +146,8 @@ def clip_grad_norm_(
         parameters: a Module, a Tensor, or an iterable of Tensors; those without ``.grad`` are
             skipped.
         max_norm: the largest total norm allowed (>= 0).
-        norm_type: the order of the norm (> 0, or inf).
+        norm_type: the order of the norm: any order ``gw.linalg.vector_norm`` takes (inf, 0,
+            -inf and negative orders too, as torch).
         error_if_nonfinite: raise RuntimeError if the total norm is NaN or inf, leaving the
             gradients as they are.
         foreach: torch's choice of batched kernels; accepted, changes nothing.
@@ -158,8 +158,6 @@ def clip_grad_norm_(
     if max_norm < 0:
         raise ValueError(f"clip_grad_norm_: max_norm must be non-negative, got {max_norm}")
     norm_type = float(norm_type)
-    if norm_type <= 0:
-        raise ValueError(f"clip_grad_norm_: norm_type must be positive, got {norm_type}")
     params = _as_list(parameters)
     grads = [Tensor._make(p._grad, False, None) for p in params if p._grad is not None]
     if not grads:

@@ -236,3 +236,23 @@ def test_clip_grad_norm_orders_match_torch(dtype, norm_type, grads):
         results.append([float(total)] + [np.asarray(p.grad) for p in params])
     for mine, theirs in zip(results[1], results[0], strict=True):
         np.testing.assert_allclose(mine, theirs, **_tol(dtype))
+
+
+# ---- 7. quantile with NaN: the gradient reaches the NaN, as torch -----------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", ["quantile", "nanquantile"])
+@pytest.mark.parametrize("interpolation", ["linear", "lower", "higher", "nearest", "midpoint"])
+def test_quantile_with_nan_gradients_match_torch(dtype, op, interpolation):
+    x = np.array([[1.0, NAN, 2.0, 0.5], [NAN, NAN, 2.0, 3.0], [3.0, 1.0, 2.0, 4.0],
+                  [NAN, NAN, NAN, NAN]], dtype=dtype)
+    results = []
+    for lib in (torch, gw):
+        t = lib.tensor(x, requires_grad=True)
+        q = lib.tensor(np.array([0.0, 0.3, 0.5, 1.0], dtype=dtype))
+        out = getattr(lib, op)(t, q, dim=1, interpolation=interpolation)
+        (g,) = lib.autograd.grad(out.sum(), t)
+        whole = getattr(lib, op)(t, 0.5)
+        (g_all,) = lib.autograd.grad(whole, t)
+        results.append([np.asarray(v.detach()) for v in (out, g, whole, g_all)])
+    for mine, theirs in zip(results[1], results[0], strict=True):
+        np.testing.assert_allclose(mine, theirs, equal_nan=True, **_tol(dtype))

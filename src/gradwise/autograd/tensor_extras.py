@@ -401,14 +401,18 @@ class TensorExtras:
                 fraction = np.zeros_like(fraction)
             elif interpolation == "midpoint":
                 fraction = np.where(high > low, 0.5, 0.0)
+            if not ignore_nan and nan.any():
+                # a slice holding NaN takes the last sorted entry (a NaN: the sort puts them
+                # last), so the NaN result's gradient reaches that NaN's position, as torch;
+                # an all-NaN slice of nanquantile reads position 0, a NaN, likewise
+                has_nan = nan.any(axis=d, keepdims=True)
+                last = source.shape[d] - 1
+                low, high = np.where(has_nan, last, low), np.where(has_nan, last, high)
+                fraction = np.where(has_nan, 0, fraction)
             lo_values = ordered._take_along_dim_raw(low, d)
             hi_values = ordered._take_along_dim_raw(high, d)
             weight = _make(fraction.astype(data.dtype))
             out = lo_values + (hi_values - lo_values) * weight
-            bad = (nan.any(axis=d, keepdims=True) & (not ignore_nan)) | (valid == 0)
-            if bad.any():
-                from gradwise.autograd.functional import where
-                out = where(bad, np.asarray(np.nan, dtype=data.dtype), out)
             if not (keepdim and dim is not None):
                 out = out.squeeze(d)
             if keepdim and dim is None:

@@ -115,7 +115,23 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     return (normalize(x1, 2.0, dim, eps) * normalize(x2, 2.0, dim, eps)).sum(dim)
 
 
-def pad(input: Tensor, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
+def _pad_entries(pad: Any) -> tuple[int, ...]:
+    """``pad`` as a tuple of ints, by torch's rule for an ``int[]`` argument: Python and NumPy
+    ints and integer 0-d tensors pass (through ``__index__``); a float (even 1.0), a bool or a
+    string raises torch's TypeError."""
+    entries = []
+    for position, entry in enumerate(pad):
+        if isinstance(entry, bool) or not hasattr(type(entry), "__index__"):
+            kind = type(entry)
+            name = kind.__name__ if kind.__module__ == "builtins" else (
+                f"{kind.__module__}.{kind.__name__}")
+            raise TypeError(f"pad(): argument 'pad' (position 2) must be tuple of ints, but "
+                            f"found element of type {name} at pos {position}")
+        entries.append(int(entry.__index__()))
+    return tuple(entries)
+
+
+def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:
     """Pad, PyTorch's order: ``pad`` is (left, right) for the last dim, then (top, bottom) for
     the one before, and so on.
 
@@ -124,16 +140,25 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float = 0.0) -> 
     non-constant modes pick input elements by index, so the gradient of a padded element flows
     back to the element it copies (accumulated), as in torch.
 
+    ``value=None`` (the default, as torch's) fills 0 in the input's dtype; a value is cast to
+    the input's dtype (2.5 pads an int tensor with 2, as torch).
+
     Raises:
+        TypeError: a ``pad`` entry that is not an int (1.5, 1.0, True: torch's message).
         ValueError: an odd-length ``pad``, more pairs than dims, a negative width, an unknown
             mode, or a reflect/circular width too large for the dim.
+        RuntimeError: a non-zero ``value`` with a non-constant mode (torch's message).
         NotImplementedError: a non-constant mode whose pad length does not fit the input's
             dims (torch's rule and message: 2 pads a 2-D/3-D input, 4 a 3-D/4-D, 6 a 4-D/5-D).
     """
-    pad = tuple(int(p) for p in pad)
+    pad = _pad_entries(pad)
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise ValueError(
             f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+    if mode != "constant" and value is not None and value != 0:
+        raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
+    if value is None:
+        value = 0
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: expects pairs for at most {input.ndim} dims, got {pad}")
     if any(p < 0 for p in pad):

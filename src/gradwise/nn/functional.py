@@ -412,8 +412,9 @@ def cross_entropy(
     Raises:
         ValueError: labels outside [0, C) (other than ``ignore_index``), mismatched shapes,
             a label_smoothing outside [0, 1].
-        TypeError: non-integer labels.
-        RuntimeError: a ``weight`` that requires grad (torch's rule: it is not differentiated).
+        RuntimeError: labels not int64/uint8, an integer target shaped as the input (class
+            probabilities must be floating), both with torch's message; a ``weight`` that
+            requires grad (torch's rule: it is not differentiated).
     """
     _loss.check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -424,6 +425,10 @@ def cross_entropy(
         # class probabilities (torch's float-target form); float labels of another shape are
         # refused below as non-integer class indices
         return _soft_cross_entropy(x, target, weight, reduction, label_smoothing)
+    if labels.dtype.kind in "iub" and labels.shape == tuple(x.shape) and x.ndim >= 2:
+        from gradwise.autograd.tensor import _dtype_name
+        raise RuntimeError("cross_entropy: Expected floating point type for target with class "
+                           f"probabilities, got {_dtype_name(labels.dtype)}")
     if x.ndim > 2:
         # (N, C, d1, ...) logits with (N, d1, ...) labels: the class dim moved last, flattened
         expected = (x.shape[0], *x.shape[2:])
@@ -2459,12 +2464,17 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
 
     Raises:
         ValueError: p not 1 or 2, labels out of range, or an unknown reduction.
-        RuntimeError: a ``weight`` that requires grad (not differentiated, as in torch).
+        RuntimeError: labels not int64 (torch's message); a ``weight`` that requires grad (not
+            differentiated, as in torch).
     """
     _loss.check_reduction("multi_margin_loss", reduction)
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
-    labels = _target_array(target).astype(np.int64)
+    labels = _target_array(target)
+    if labels.dtype != np.int64:  # torch's multi_margin_loss takes int64 labels only
+        from gradwise.autograd.tensor import _dtype_name
+        raise RuntimeError("multi_margin_loss: expected scalar type Long but found "
+                           f"{_dtype_name(labels.dtype)}")
     if input.ndim != 2 or labels.shape != (input.shape[0],):
         raise ValueError(f"multi_margin_loss: expected input (N, C) and target (N,), got "
                          f"{tuple(input.shape)} and {labels.shape}")

@@ -829,15 +829,18 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        lines = []
-        for name, child in self._modules.items():
-            child_repr = repr(child).replace("\n", "\n  ")
-            lines.append(f"  ({name}): {child_repr}")
+        # torch's layout (Module.__repr__): a one-line extra_repr without children stays on the
+        # name's line; otherwise every extra_repr line and child goes on its own indented line
         extra = self.extra_repr()
-        if not lines:
-            return f"{type(self).__name__}({extra})"
-        body = "\n".join(([f"  {extra}"] if extra else []) + lines)
-        return f"{type(self).__name__}(\n{body}\n)"
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({name}): " + repr(child).replace("\n", "\n  ")
+                       for name, child in self._modules.items()]
+        if len(extra_lines) == 1 and not child_lines:
+            return f"{type(self).__name__}({extra_lines[0]})"
+        if not extra_lines and not child_lines:
+            return f"{type(self).__name__}()"
+        body = "\n  ".join(extra_lines + child_lines)
+        return f"{type(self).__name__}(\n  {body}\n)"
 
     def __dir__(self) -> list[str]:
         names = set(super().__dir__())

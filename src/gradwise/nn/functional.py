@@ -6,6 +6,7 @@ are composed here from those primitives and need no backward of their own.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from gradwise.autograd.ops import loss as _loss
 from gradwise.autograd.ops import norm as _norm
 from gradwise.autograd.ops import pool as _pool
 from gradwise.autograd.ops import pool_nd as _pool_nd
-from gradwise.autograd.tensor import Tensor, _as_array, _dtype_name
+from gradwise.autograd.tensor import Tensor, _as_array, _dtype_name, name_node
 
 
 # ---- activations ------------------------------------------------------------------------------
@@ -707,6 +708,23 @@ def l1_penalty(params: Any) -> Tensor:
 IntOrPair = int | tuple[int, int]
 
 
+def _convolution_node(rank: int) -> Any:
+    """Name a batched result's node ``ConvolutionBackward0``, the one node torch records for
+    every convolution. gradwise builds conv1d, conv3d, the transposed and the grouped forms
+    from conv2d and shape ops, so the node a user sees is the last of several
+    (docs/PORTING.md). An unbatched input keeps its final ``SqueezeBackward1``, as torch."""
+    def decorate(function: Any) -> Any:
+        @functools.wraps(function)
+        def convolution(x: Any, *args: Any, **kwargs: Any) -> Tensor:
+            result = function(x, *args, **kwargs)
+            if getattr(x, "ndim", rank + 2) == rank + 2:
+                name_node(result, "Convolution")
+            return result
+        return convolution
+    return decorate
+
+
+@_convolution_node(2)
 def conv2d(
     x: Tensor,
     weight: Tensor,
@@ -1572,6 +1590,7 @@ def _check_conv_channels(op: str, x: Tensor, weight: Tensor, groups: Any,
     return groups
 
 
+@_convolution_node(1)
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """1-D cross-correlation, as ``torch.nn.functional.conv1d``, computed as a 2-D
@@ -1605,6 +1624,7 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     return out.squeeze(2)
 
 
+@_convolution_node(3)
 def conv3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """3-D cross-correlation, as ``torch.nn.functional.conv3d``.
@@ -1736,6 +1756,7 @@ def _conv_transpose(op: str, rank: int, x: Tensor, weight: Tensor, bias: Tensor 
     return _CONVOLUTIONS[rank](spread, flipped, bias, 1, 0, dilation, groups)
 
 
+@_convolution_node(1)
 def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
                      padding: Any = 0, output_padding: Any = 0, groups: int = 1,
                      dilation: Any = 1) -> Tensor:
@@ -1754,6 +1775,7 @@ def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
                            output_padding, groups, dilation)
 
 
+@_convolution_node(2)
 def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
                      padding: Any = 0, output_padding: Any = 0, groups: int = 1,
                      dilation: Any = 1) -> Tensor:
@@ -1776,6 +1798,7 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
                            output_padding, groups, dilation)
 
 
+@_convolution_node(3)
 def conv_transpose3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
                      padding: Any = 0, output_padding: Any = 0, groups: int = 1,
                      dilation: Any = 1) -> Tensor:

@@ -58,3 +58,47 @@ def test_convolution_layers_record_torch_node_name(layer):
     module = getattr(gw.nn, layer)(4, 4, 2)
     x = gw.tensor(X[rank].astype(np.float32), requires_grad=True)
     assert type(module(x).grad_fn).__name__ == "ConvolutionBackward0"
+
+
+def _walk(node, leaves):
+    """The graph behind a node as nested (torch node name, edges); a leaf's AccumulateGrad
+    as ("AccumulateGrad", index of its variable in ``leaves``)."""
+    if node is None:
+        return None
+    if type(node).__name__ == "AccumulateGrad":
+        return "AccumulateGrad", next(i for i, leaf in enumerate(leaves) if node.variable is leaf)
+    return node.name(), tuple((_walk(child, leaves), index)
+                              for child, index in node.next_functions)
+
+
+GRAPHS = {
+    "mul-add-sum": lambda m, a, b: (a * b + a).sum(),
+    "constant operand": lambda m, a, b: (a * m.ones(3)).mean(),
+    "matmul-relu": lambda m, a, b: m.relu(a.reshape(1, 3) @ b.reshape(3, 1)),
+    "exp-div": lambda m, a, b: a.exp() / (b + 1.0),
+    "leaf used twice": lambda m, a, b: a * a,
+}
+
+
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_next_functions_walk_the_graph_as_torch(name):
+    walks = []
+    for module in (torch, gw):
+        a = module.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        b = module.tensor([0.5, -1.0, 2.0], requires_grad=True)
+        walks.append(_walk(GRAPHS[name](module, a, b).grad_fn, [a, b]))
+    assert walks[1] == walks[0]
+
+
+def test_a_leaf_has_one_accumulate_grad_node_while_referenced():
+    a = gw.tensor([1.0, 2.0], requires_grad=True)
+    node = (a * a).grad_fn
+    first, second = (edge for edge, _ in node.next_functions)
+    assert first is second and first.variable is a
+    assert first.name() == "torch::autograd::AccumulateGrad" and first.next_functions == ()
+
+
+def test_node_name_is_the_op_name_and_called_torch_name():
+    node = (gw.ones(2, requires_grad=True) @ gw.ones(2)).grad_fn
+    assert node.name() == type(node).__name__ == "DotBackward0"
+    assert f"{node.name}" == node.name == type(node).op_name

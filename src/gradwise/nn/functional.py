@@ -23,7 +23,8 @@ from gradwise.autograd.ops import loss as _loss
 from gradwise.autograd.ops import norm as _norm
 from gradwise.autograd.ops import pool as _pool
 from gradwise.autograd.ops import pool_nd as _pool_nd
-from gradwise.autograd.tensor import Tensor, _as_array, _dtype_name, name_node
+from gradwise.autograd.tensor import Tensor, _as_array, _dtype_name
+from gradwise.autograd.tensor import name_node as _name_node
 
 
 # ---- activations ------------------------------------------------------------------------------
@@ -718,7 +719,7 @@ def _convolution_node(rank: int) -> Any:
         def convolution(x: Any, *args: Any, **kwargs: Any) -> Tensor:
             result = function(x, *args, **kwargs)
             if getattr(x, "ndim", rank + 2) == rank + 2:
-                name_node(result, "Convolution")
+                _name_node(result, "Convolution")
             return result
         return convolution
     return decorate

@@ -418,6 +418,33 @@ class Module:
             walked.append(step)
         return module
 
+    def set_submodule(self, target: str, module: Module, strict: bool = False) -> None:
+        """Put ``module`` at dotted path ``target`` (``"block.act"``), as
+        ``torch.nn.Module.set_submodule``: the modules on the way must exist; the last name is
+        added unless ``strict`` (then it must exist already).
+
+        Raises:
+            ValueError: an empty ``target`` (torch's message).
+            AttributeError: a step of the path is missing, or names something that is not a
+                Module (torch's messages).
+        """
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        *path, name = target.split(".")
+        parent = self
+        for step in path:
+            if not hasattr(parent, step):
+                raise AttributeError(f"{type(parent).__name__} has no attribute `{step}`")
+            parent = getattr(parent, step)
+            if not isinstance(parent, Module):
+                raise AttributeError(f"`{step}` is not an nn.Module")
+        if hasattr(parent, name):
+            if not isinstance(getattr(parent, name), Module):
+                raise AttributeError(f"`{name}` is not an nn.Module")
+        elif strict:
+            raise AttributeError(f"{type(parent).__name__} has no attribute `{name}`")
+        setattr(parent, name, module)
+
     def get_parameter(self, target: str) -> Parameter:
         """The parameter at dotted path ``target`` (``"block.fc.weight"``), as
         ``torch.nn.Module.get_parameter``.
@@ -700,9 +727,19 @@ class Module:
         hook_unexpected: list[str] = []
         error_msgs: list[str] = []
         for module_prefix, module in modules:
-            for hook in module._state_hooks("_load_state_dict_pre_hooks"):
-                hook(module, state_dict, module_prefix, {}, strict, hook_missing,
-                     hook_unexpected, error_msgs)
+            hooks = module._state_hooks("_load_state_dict_pre_hooks")
+            if hooks:
+                # torch hands each module the entries under its prefix; what its hooks change
+                # there is what gets loaded
+                local = {key: value for key, value in state_dict.items()
+                         if key.startswith(module_prefix)}
+                before = set(local)
+                for hook in hooks:
+                    hook(module, local, module_prefix, {}, strict, hook_missing,
+                         hook_unexpected, error_msgs)
+                for key in before - set(local):
+                    del state_dict[key]
+                state_dict.update(local)
             module._upgrade_state_dict(module_prefix, state_dict)
         if error_msgs:
             raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
@@ -790,6 +827,26 @@ class Module:
                 if tensor._grad is not None:
                     tensor._grad = tensor._grad.astype(dtype)
                 tensor._version[0] += 1
+
+    def to_empty(self, *, device: Any, recurse: bool = True) -> Module:
+        """Give every parameter and buffer new, uninitialised memory of the same shape and dtype
+        on ``device`` (the CPU), as ``torch.nn.Module.to_empty``; returns self. ``recurse``:
+        this module's descendants too. Values are garbage until initialised
+        (``reset_parameters()`` or ``load_state_dict``).
+
+        Raises:
+            RuntimeError: a GPU device, naming it.
+        """
+        if device is not None:
+            check_device(device, "Module.to_empty")
+        modules = [module for _, module in self.named_modules()] if recurse else [self]
+        for module in modules:
+            for tensor in [*module._parameters.values(), *module._buffers.values()]:
+                if tensor is not None:
+                    tensor._data = np.empty_like(tensor._data)
+                    tensor._grad = None
+                    tensor._version[0] += 1
+        return self
 
     def double(self) -> Module:
         """Floating parameters and buffers to float64, in place."""
@@ -893,6 +950,13 @@ class Module:
         handle = RemovableHandle(self._backward_hooks)
         self._backward_hooks[handle.id] = hook
         return handle
+
+    def register_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """torch's deprecated form, ``hook(module, grad_input, grad_output)``: registered as
+        :meth:`register_full_backward_hook` (what torch recommends instead). torch's legacy
+        hook sees the gradients of the module's last autograd node, not of its inputs; gradwise
+        gives the module's input gradients (docs/PORTING.md)."""
+        return self.register_full_backward_hook(hook)
 
     def register_full_backward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         """``hook(module, grad_output)`` when dL/d(output) reaches the module, before its

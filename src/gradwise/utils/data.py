@@ -310,7 +310,7 @@ class ChainDataset(IterableDataset):
         for dataset in self.datasets:
             assert isinstance(dataset, IterableDataset), \
                 "ChainDataset only supports IterableDataset"
-            total += len(dataset)
+            total += len(dataset)  # type: ignore[arg-type]  # TypeError if it has no len, as torch
         return total
 
 

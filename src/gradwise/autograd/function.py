@@ -40,13 +40,14 @@ An op that cannot have one says why in ``no_backward_graph`` (docs/NUMERICS.md l
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, ClassVar
 
 import numpy as np
 
 from gradwise.autograd import anomaly, observe
 from gradwise.autograd.grad_mode import _grad_enabled
-from gradwise.autograd.tensor import Tensor, _as_array, _full_node_name
+from gradwise.autograd.tensor import Tensor, _as_array, _full_node_name, _inputs_of
 
 
 class Function:
@@ -196,9 +197,21 @@ class Function:
         return result
 
     @property
-    def name(self) -> str:
-        """The op's name in graphs and error messages: the class's own name (``"MatMul"``)."""
-        return type(self).op_name
+    def name(self) -> NodeName:
+        """The op's name in graphs and error messages: the class's own name (``"MatMul"``), a
+        string; calling it, ``grad_fn.name()``, gives torch's node name (``"MmBackward0"``)."""
+        return NodeName(type(self).op_name, type(self).__name__)
+
+    @property
+    def next_functions(self) -> tuple[tuple[Any, int], ...]:
+        """torch's edges: one ``(node, 0)`` pair per input, in order; the node is the input's
+        ``grad_fn``, an :class:`AccumulateGrad` for a leaf that requires grad (its
+        ``.variable`` is the leaf), or None for a constant. Empty once backward has freed the
+        graph (torch keeps the edges; gradwise drops the inputs with the saved values)."""
+        inputs = _inputs_of(self)
+        if inputs is None:
+            return ()
+        return tuple((_edge_node(tensor), 0) for tensor in inputs)
 
     def __repr__(self) -> str:
         # PyTorch's spelling (MulBackward0): the class name, which is PyTorch's node name
@@ -228,3 +241,54 @@ def _constant(op: str, position: int, value: Any) -> Tensor:
             f"{type(value).__name__} of dtype {array.dtype}"
         )
     return Tensor._make(array, False, None)
+
+
+class NodeName(str):
+    """A node's gradwise op name (``"Mul"``, what graphs and messages print) that, called as
+    torch's ``grad_fn.name()``, returns torch's node name (``"MulBackward0"``)."""
+
+    torch_name: str
+
+    def __new__(cls, op_name: str, torch_name: str) -> NodeName:
+        text = super().__new__(cls, op_name)
+        text.torch_name = torch_name
+        return text
+
+    def __call__(self) -> str:
+        return self.torch_name
+
+
+class AccumulateGrad:
+    """The node torch puts at a leaf that requires grad (``grad_fn.next_functions`` shows it):
+    ``variable`` is the leaf. gradwise accumulates leaf gradients inside ``backward()``; this
+    node is what the graph shows, one per leaf while it is referenced."""
+
+    def __init__(self, variable: Tensor) -> None:
+        self.variable = variable
+
+    def name(self) -> str:
+        """torch's name for this node."""
+        return "torch::autograd::AccumulateGrad"
+
+    @property
+    def next_functions(self) -> tuple[()]:
+        """A leaf has no edges further back."""
+        return ()
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {id(self):#x}>"
+
+
+_accumulators: weakref.WeakValueDictionary[int, AccumulateGrad] = weakref.WeakValueDictionary()
+
+
+def _edge_node(tensor: Tensor) -> Any:
+    """The node an edge to ``tensor`` points at (see :attr:`Function.next_functions`)."""
+    if tensor._ctx is not None:
+        return tensor._ctx
+    if not tensor.requires_grad:
+        return None
+    node = _accumulators.get(id(tensor))
+    if node is None or node.variable is not tensor:
+        node = _accumulators[id(tensor)] = AccumulateGrad(tensor)
+    return node

@@ -669,9 +669,16 @@ def histc(input: Any, bins: int = 100, min: float = 0, max: float = 0) -> Tensor
     range), as ``torch.histc``; values outside are ignored; result has the input's dtype.
 
     Raises:
+        NotImplementedError: an integer or bool input (torch's kernel is floating only; its
+            message).
         ValueError: ``bins`` < 1, or ``min`` > ``max``.
     """
     data = _as_input(input)._data
+    if data.dtype.kind != "f":
+        from gradwise.autograd.tensor import _dtype_name
+        kernel = "linspace_cpu" if data.dtype == np.bool_ else "histogram_cpu"
+        raise NotImplementedError(
+            f"histc: \"{kernel}\" not implemented for '{_dtype_name(data.dtype)}'")
     if bins < 1:
         raise ValueError(f"histc: bins must be positive, got {bins}")
     lo, hi = float(min), float(max)
@@ -682,8 +689,7 @@ def histc(input: Any, bins: int = 100, min: float = 0, max: float = 0) -> Tensor
     if lo == hi:  # PyTorch widens an empty range by 1 on each side
         lo, hi = lo - 1, hi + 1
     counts, _ = np.histogram(data, bins=bins, range=(lo, hi))
-    dtype = data.dtype if data.dtype.kind == "f" else np.float32
-    return Tensor._make(counts.astype(dtype), False, None)
+    return Tensor._make(counts.astype(data.dtype), False, None)
 
 
 def einsum(equation: str, *operands: Any) -> Tensor:

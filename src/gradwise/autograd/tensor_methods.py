@@ -866,22 +866,23 @@ class TensorMethods:
         """In place: e**x; returns self. Same in-place rules as ``add_``."""
         return self._assign_("exp_", lambda t: t.exp())
 
-    def addcmul_(self: Tensor, t1: Any, t2: Any, value: float = 1.0) -> Tensor:
-        """In place: self += value * t1 * t2 (broadcast), as torch's."""
-        if self._records_inplace("addcmul_", t1, t2):
-            return self._rebase("addcmul_", lambda t: t + value * (t1 * t2))
-        t1 = t1._data if hasattr(t1, "_data") else t1
-        t2 = t2._data if hasattr(t2, "_data") else t2
-        self._data += value * t1 * t2
+    def addcmul_(self: Tensor, tensor1: Any, tensor2: Any, value: float = 1.0) -> Tensor:
+        """In place: self += value * tensor1 * tensor2 (broadcast), as torch's."""
+        if self._records_inplace("addcmul_", tensor1, tensor2):
+            return self._rebase("addcmul_", lambda t: t + value * (tensor1 * tensor2))
+        first = tensor1._data if hasattr(tensor1, "_data") else tensor1
+        second = tensor2._data if hasattr(tensor2, "_data") else tensor2
+        self._data += value * first * second
         return self._bump()
 
-    def addcdiv_(self: Tensor, t1: Any, t2: Any, value: float = 1.0) -> Tensor:
-        """In place: self += value * t1 / t2 (broadcast), as torch's (the Adam-style update)."""
-        if self._records_inplace("addcdiv_", t1, t2):
-            return self._rebase("addcdiv_", lambda t: t + value * (t1 / t2))
-        t1 = t1._data if hasattr(t1, "_data") else t1
-        t2 = t2._data if hasattr(t2, "_data") else t2
-        self._data += value * t1 / t2
+    def addcdiv_(self: Tensor, tensor1: Any, tensor2: Any, value: float = 1.0) -> Tensor:
+        """In place: self += value * tensor1 / tensor2 (broadcast), as torch's (the Adam-style
+        update)."""
+        if self._records_inplace("addcdiv_", tensor1, tensor2):
+            return self._rebase("addcdiv_", lambda t: t + value * (tensor1 / tensor2))
+        first = tensor1._data if hasattr(tensor1, "_data") else tensor1
+        second = tensor2._data if hasattr(tensor2, "_data") else tensor2
+        self._data += value * first / second
         return self._bump()
 
     def masked_fill_(self: Tensor, mask: Any, value: float) -> Tensor:

@@ -195,8 +195,18 @@ class TensorOps:
         self._data *= other._data if isinstance(other, Tensor) else other
         return self._bump()
 
-    def div_(self: Tensor, other: ArrayLike) -> Tensor:
-        """In place: self /= other (broadcast); returns self. Same in-place rules as ``add_``."""
+    def div_(self: Tensor, other: ArrayLike, *, rounding_mode: str | None = None) -> Tensor:
+        """In place: self /= other (broadcast); returns self. Same in-place rules as ``add_``.
+        ``rounding_mode`` ("floor", "trunc") as :meth:`div`."""
+        if rounding_mode is not None:
+            from gradwise.autograd.functional import where
+
+            def rounded(t: Tensor) -> Tensor:
+                # the rounded quotient is constant almost everywhere: torch's gradient is 0; a
+                # where() that never picks t records that zero without touching the values
+                value = t.div(other, rounding_mode=rounding_mode)
+                return where(np.zeros(value.shape, bool), t, value)
+            return self._assign_("div_", rounded, other)
         if self._records_inplace("div_", other):
             return self._rebase("div_", lambda prev: prev / other)
         self._data /= other._data if isinstance(other, Tensor) else other
@@ -485,15 +495,17 @@ class TensorOps:
             values = name_node(values, "MaxBackward0" if op == "max" else "MinBackward0")
         return cls(values, Tensor._make(indices, False, None))
 
-    def norm(self: Tensor, p: float | str | None = "fro", dim: Axis = None, keepdim: bool = False
-             ) -> Tensor:
+    def norm(self: Tensor, p: float | str | None = "fro", dim: Axis = None, keepdim: bool = False,
+             dtype: Any = None) -> Tensor:
         """The norm PyTorch's ``Tensor.norm`` gives: a vector ``p``-norm over ``dim``.
 
         ``p`` a number (or None, meaning 2): the vector norm over ``dim`` (all axes when None),
         see ``gw.linalg.vector_norm``. ``p="fro"``: the 2-norm over ``dim``. ``p="nuc"``: the
         nuclear norm of a 2-D tensor (other layouts: ``gw.linalg.matrix_norm``). The gradient
-        at 0 is 0.
+        at 0 is 0. ``dtype``: the tensor is cast to it first (a recorded cast), as torch.
         """
+        if dtype is not None:
+            return self.to(dtype).norm(p, dim, keepdim)
         if not isinstance(p, str):
             return _reduce.VectorNorm.apply(self, 2.0 if p is None else float(p), dim, keepdim)
         if p == "fro":
@@ -631,10 +643,11 @@ class TensorOps:
         """Reorder dims: ``x.permute(0, 2, 1)`` (a view), as ``torch.Tensor.permute``."""
         return name_node(_shape.Transpose.apply(self, _shape_arg(axes)), "Permute")
 
-    def swapaxes(self: Tensor, axis1: int, axis2: int) -> Tensor:
-        """Exchange dims ``axis1`` and ``axis2`` (NumPy name of ``transpose(dim0, dim1)``)."""
-        axes = _reduce.normalize_axis((axis1,), self.ndim, "transpose")
-        axes += _reduce.normalize_axis((axis2,), self.ndim, "transpose")
+    def swapaxes(self: Tensor, axis0: int, axis1: int) -> Tensor:
+        """Exchange dims ``axis0`` and ``axis1`` (torch's keywords; NumPy's name of
+        ``transpose(dim0, dim1)``)."""
+        axes = _reduce.normalize_axis((axis0,), self.ndim, "transpose")
+        axes += _reduce.normalize_axis((axis1,), self.ndim, "transpose")
         perm = list(range(self.ndim))
         perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
         return _shape.Transpose.apply(self, tuple(perm))

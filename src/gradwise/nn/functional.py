@@ -6,6 +6,7 @@ are composed here from those primitives and need no backward of their own.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from gradwise.autograd.ops import norm as _norm
 from gradwise.autograd.ops import pool as _pool
 from gradwise.autograd.ops import pool_nd as _pool_nd
 from gradwise.autograd.tensor import Tensor, _as_array, _dtype_name
+from gradwise.autograd.tensor import name_node as _name_node
 
 
 # ---- activations ------------------------------------------------------------------------------
@@ -115,7 +117,23 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     return (normalize(x1, 2.0, dim, eps) * normalize(x2, 2.0, dim, eps)).sum(dim)
 
 
-def pad(input: Tensor, pad: Any, mode: str = "constant", value: float = 0.0) -> Tensor:
+def _pad_entries(pad: Any) -> tuple[int, ...]:
+    """``pad`` as a tuple of ints, by torch's rule for an ``int[]`` argument: Python and NumPy
+    ints and integer 0-d tensors pass (through ``__index__``); a float (even 1.0), a bool or a
+    string raises torch's TypeError."""
+    entries = []
+    for position, entry in enumerate(pad):
+        if isinstance(entry, bool) or not hasattr(type(entry), "__index__"):
+            kind = type(entry)
+            name = kind.__name__ if kind.__module__ == "builtins" else (
+                f"{kind.__module__}.{kind.__name__}")
+            raise TypeError(f"pad(): argument 'pad' (position 2) must be tuple of ints, but "
+                            f"found element of type {name} at pos {position}")
+        entries.append(int(entry.__index__()))
+    return tuple(entries)
+
+
+def pad(input: Tensor, pad: Any, mode: str = "constant", value: float | None = None) -> Tensor:
     """Pad, PyTorch's order: ``pad`` is (left, right) for the last dim, then (top, bottom) for
     the one before, and so on.
 
@@ -124,16 +142,25 @@ def pad(input: Tensor, pad: Any, mode: str = "constant", value: float = 0.0) -> 
     non-constant modes pick input elements by index, so the gradient of a padded element flows
     back to the element it copies (accumulated), as in torch.
 
+    ``value=None`` (the default, as torch's) fills 0 in the input's dtype; a value is cast to
+    the input's dtype (2.5 pads an int tensor with 2, as torch).
+
     Raises:
+        TypeError: a ``pad`` entry that is not an int (1.5, 1.0, True: torch's message).
         ValueError: an odd-length ``pad``, more pairs than dims, a negative width, an unknown
             mode, or a reflect/circular width too large for the dim.
+        RuntimeError: a non-zero ``value`` with a non-constant mode (torch's message).
         NotImplementedError: a non-constant mode whose pad length does not fit the input's
             dims (torch's rule and message: 2 pads a 2-D/3-D input, 4 a 3-D/4-D, 6 a 4-D/5-D).
     """
-    pad = tuple(int(p) for p in pad)
+    pad = _pad_entries(pad)
     if mode not in ("constant", "reflect", "replicate", "circular"):
         raise ValueError(
             f"pad: mode must be 'constant', 'reflect', 'replicate' or 'circular', got {mode!r}")
+    if mode != "constant" and value is not None and value != 0:
+        raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
+    if value is None:
+        value = 0
     if len(pad) % 2 or len(pad) // 2 > input.ndim:
         raise ValueError(f"pad: expects pairs for at most {input.ndim} dims, got {pad}")
     if any(p < 0 for p in pad):
@@ -387,8 +414,9 @@ def cross_entropy(
     Raises:
         ValueError: labels outside [0, C) (other than ``ignore_index``), mismatched shapes,
             a label_smoothing outside [0, 1].
-        TypeError: non-integer labels.
-        RuntimeError: a ``weight`` that requires grad (torch's rule: it is not differentiated).
+        RuntimeError: labels not int64/uint8, an integer target shaped as the input (class
+            probabilities must be floating), both with torch's message; a ``weight`` that
+            requires grad (torch's rule: it is not differentiated).
     """
     _loss.check_reduction("cross_entropy", reduction)
     if not 0.0 <= label_smoothing <= 1.0:
@@ -399,6 +427,10 @@ def cross_entropy(
         # class probabilities (torch's float-target form); float labels of another shape are
         # refused below as non-integer class indices
         return _soft_cross_entropy(x, target, weight, reduction, label_smoothing)
+    if labels.dtype.kind in "iub" and labels.shape == tuple(x.shape) and x.ndim >= 2:
+        from gradwise.autograd.tensor import _dtype_name
+        raise RuntimeError("cross_entropy: Expected floating point type for target with class "
+                           f"probabilities, got {_dtype_name(labels.dtype)}")
     if x.ndim > 2:
         # (N, C, d1, ...) logits with (N, d1, ...) labels: the class dim moved last, flattened
         expected = (x.shape[0], *x.shape[2:])
@@ -677,6 +709,23 @@ def l1_penalty(params: Any) -> Tensor:
 IntOrPair = int | tuple[int, int]
 
 
+def _convolution_node(rank: int) -> Any:
+    """Name a batched result's node ``ConvolutionBackward0``, the one node torch records for
+    every convolution. gradwise builds conv1d, conv3d, the transposed and the grouped forms
+    from conv2d and shape ops, so the node a user sees is the last of several
+    (docs/PORTING.md). An unbatched input keeps its final ``SqueezeBackward1``, as torch."""
+    def decorate(function: Any) -> Any:
+        @functools.wraps(function)
+        def convolution(x: Any, *args: Any, **kwargs: Any) -> Tensor:
+            result = function(x, *args, **kwargs)
+            if getattr(x, "ndim", rank + 2) == rank + 2:
+                _name_node(result, "Convolution")
+            return result
+        return convolution
+    return decorate
+
+
+@_convolution_node(2)
 def conv2d(
     x: Tensor,
     weight: Tensor,
@@ -1542,6 +1591,7 @@ def _check_conv_channels(op: str, x: Tensor, weight: Tensor, groups: Any,
     return groups
 
 
+@_convolution_node(1)
 def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """1-D cross-correlation, as ``torch.nn.functional.conv1d``, computed as a 2-D
@@ -1575,6 +1625,7 @@ def conv1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     return out.squeeze(2)
 
 
+@_convolution_node(3)
 def conv3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
            padding: Any = 0, dilation: Any = 1, groups: int = 1) -> Tensor:
     """3-D cross-correlation, as ``torch.nn.functional.conv3d``.
@@ -1706,6 +1757,7 @@ def _conv_transpose(op: str, rank: int, x: Tensor, weight: Tensor, bias: Tensor 
     return _CONVOLUTIONS[rank](spread, flipped, bias, 1, 0, dilation, groups)
 
 
+@_convolution_node(1)
 def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
                      padding: Any = 0, output_padding: Any = 0, groups: int = 1,
                      dilation: Any = 1) -> Tensor:
@@ -1724,6 +1776,7 @@ def conv_transpose1d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
                            output_padding, groups, dilation)
 
 
+@_convolution_node(2)
 def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
                      padding: Any = 0, output_padding: Any = 0, groups: int = 1,
                      dilation: Any = 1) -> Tensor:
@@ -1746,6 +1799,7 @@ def conv_transpose2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stri
                            output_padding, groups, dilation)
 
 
+@_convolution_node(3)
 def conv_transpose3d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1,
                      padding: Any = 0, output_padding: Any = 0, groups: int = 1,
                      dilation: Any = 1) -> Tensor:
@@ -2443,12 +2497,17 @@ def multi_margin_loss(input: Tensor, target: Any, p: int = 1, margin: float = 1.
 
     Raises:
         ValueError: p not 1 or 2, labels out of range, or an unknown reduction.
-        RuntimeError: a ``weight`` that requires grad (not differentiated, as in torch).
+        RuntimeError: labels not int64 (torch's message); a ``weight`` that requires grad (not
+            differentiated, as in torch).
     """
     _loss.check_reduction("multi_margin_loss", reduction)
     if p not in (1, 2):
         raise ValueError(f"multi_margin_loss: p must be 1 or 2, got {p}")
-    labels = _target_array(target).astype(np.int64)
+    labels = _target_array(target)
+    if labels.dtype != np.int64:  # torch's multi_margin_loss takes int64 labels only
+        from gradwise.autograd.tensor import _dtype_name
+        raise RuntimeError("multi_margin_loss: expected scalar type Long but found "
+                           f"{_dtype_name(labels.dtype)}")
     if input.ndim != 2 or labels.shape != (input.shape[0],):
         raise ValueError(f"multi_margin_loss: expected input (N, C) and target (N,), got "
                          f"{tuple(input.shape)} and {labels.shape}")

@@ -95,6 +95,20 @@ def _fans(tensor: Tensor, name: str) -> tuple[int, int]:
     return tensor.shape[1] * receptive, tensor.shape[0] * receptive
 
 
+def _calculate_fan_in_and_fan_out(tensor: Tensor) -> tuple[int, int]:
+    """(fan_in, fan_out) of a weight laid out (out, in, *kernel), as torch's helper of that
+    name (which tutorials call to initialise a bias): ``in * prod(kernel)``,
+    ``out * prod(kernel)``.
+
+    Raises:
+        ValueError: a tensor with fewer than 2 dims (torch's message).
+    """
+    if tensor.ndim < 2:
+        raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 "
+                         "dimensions")
+    return _fans(tensor, "_calculate_fan_in_and_fan_out")
+
+
 def _fan(tensor: Tensor, mode: str, name: str) -> int:
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"{name}: mode must be 'fan_in' or 'fan_out', got {mode!r}")

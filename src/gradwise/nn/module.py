@@ -60,6 +60,17 @@ class Parameter(Tensor):
         return result
 
 
+# the per-module registries of the state-dict hooks (torch's names)
+_STATE_HOOKS = ("_state_dict_pre_hooks", "_state_dict_post_hooks",
+                "_load_state_dict_pre_hooks", "_load_state_dict_post_hooks")
+_EXTRA_STATE = "_extra_state"  # torch's key for get_extra_state()
+
+
+def _overrides(module: Any, method: str) -> bool:
+    """Whether the module's class defines ``method`` itself (not Module's base one)."""
+    return getattr(type(module), method) is not getattr(Module, method)
+
+
 class RemovableHandle:
     """Returned by the ``register_*_hook`` methods; ``remove()`` takes the hook off again."""
 
@@ -254,6 +265,8 @@ class Module:
         object.__setattr__(self, "_backward_hooks", OrderedDict())
         object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
         object.__setattr__(self, "_hooks_with_kwargs", set())
+        for registry in _STATE_HOOKS:
+            object.__setattr__(self, registry, OrderedDict())
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         """The computation of this module; called by ``module(*args)`` (after pre-hooks, before
@@ -404,6 +417,33 @@ class Module:
             module = child
             walked.append(step)
         return module
+
+    def set_submodule(self, target: str, module: Module, strict: bool = False) -> None:
+        """Put ``module`` at dotted path ``target`` (``"block.act"``), as
+        ``torch.nn.Module.set_submodule``: the modules on the way must exist; the last name is
+        added unless ``strict`` (then it must exist already).
+
+        Raises:
+            ValueError: an empty ``target`` (torch's message).
+            AttributeError: a step of the path is missing, or names something that is not a
+                Module (torch's messages).
+        """
+        if target == "":
+            raise ValueError("Cannot set the submodule without a target name!")
+        *path, name = target.split(".")
+        parent = self
+        for step in path:
+            if not hasattr(parent, step):
+                raise AttributeError(f"{type(parent).__name__} has no attribute `{step}`")
+            parent = getattr(parent, step)
+            if not isinstance(parent, Module):
+                raise AttributeError(f"`{step}` is not an nn.Module")
+        if hasattr(parent, name):
+            if not isinstance(getattr(parent, name), Module):
+                raise AttributeError(f"`{name}` is not an nn.Module")
+        elif strict:
+            raise AttributeError(f"{type(parent).__name__} has no attribute `{name}`")
+        setattr(parent, name, module)
 
     def get_parameter(self, target: str) -> Parameter:
         """The parameter at dotted path ``target`` (``"block.fc.weight"``), as
@@ -572,12 +612,98 @@ class Module:
         gives each one's array without a copy. ``prefix`` is put before every key,
         ``keep_vars=True`` gives the Parameters and buffers themselves (not detached), and
         ``destination`` (a dict) is filled and returned instead of a new OrderedDict.
+
+        Each module, depth first, runs its state-dict pre-hooks ``hook(module, prefix,
+        keep_vars)``, adds its own entries (and ``<prefix>_extra_state`` when its class defines
+        :meth:`get_extra_state`), then its children's, then its post-hooks ``hook(module,
+        state_dict, prefix, local_metadata)``, as torch.
+
+        Raises:
+            RuntimeError: a post-hook returned something other than None (torch's rule).
         """
-        tensors = self._state_tensors()
         out = OrderedDict() if destination is None else destination
-        for name, t in tensors.items():
-            out[prefix + name] = t if keep_vars else t.detach()
+        self._state_dict_into(out, prefix, keep_vars, set())
         return out
+
+    def _state_dict_into(self, out: Any, prefix: str, keep_vars: bool, seen: set[int]) -> None:
+        seen.add(id(self))  # each module once, as named_modules()
+        for hook in self._state_hooks("_state_dict_pre_hooks"):
+            hook(self, prefix, keep_vars)
+        for name, param in self._parameters.items():
+            if param is not None:
+                out[prefix + name] = param if keep_vars else param.detach()
+        for name, buffer in self._buffers.items():
+            if buffer is not None and name not in self._non_persistent:
+                out[prefix + name] = buffer if keep_vars else buffer.detach()
+        if _overrides(self, "get_extra_state"):
+            out[prefix + _EXTRA_STATE] = self.get_extra_state()
+        for name, child in self._modules.items():
+            if child is not None and id(child) not in seen:
+                child._state_dict_into(out, f"{prefix}{name}.", keep_vars, seen)
+        for hook in self._state_hooks("_state_dict_post_hooks"):
+            if hook(self, out, prefix, {}) is not None:
+                raise RuntimeError("state_dict post-hook must return None")
+
+    def _state_hooks(self, registry: str) -> list[Callable[..., Any]]:
+        return list(self.__dict__.get(registry, {}).values())
+
+    def _register_state_hook(self, registry: str, hook: Callable[..., Any]) -> RemovableHandle:
+        if registry not in self.__dict__:
+            object.__setattr__(self, registry, OrderedDict())
+        hooks = self.__dict__[registry]
+        handle = RemovableHandle(hooks)
+        hooks[handle.id] = hook
+        return handle
+
+    def register_state_dict_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """``hook(module, prefix, keep_vars)`` before this module's entries are gathered by
+        ``state_dict()``, as torch's; ``remove()`` on the handle takes it off."""
+        return self._register_state_hook("_state_dict_pre_hooks", hook)
+
+    def register_state_dict_post_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """``hook(module, state_dict, prefix, local_metadata)`` after this module's entries
+        (and its children's) are in ``state_dict``; it may change the dict in place and must
+        return None, as torch's."""
+        return self._register_state_hook("_state_dict_post_hooks", hook)
+
+    def register_load_state_dict_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """``hook(module, state_dict, prefix, local_metadata, strict, missing_keys,
+        unexpected_keys, error_msgs)`` before ``load_state_dict`` matches keys, for this module
+        (``prefix`` its dotted name plus a dot), as torch's: it may change ``state_dict`` (a
+        copy of the caller's), append to the key lists, or append messages to
+        ``error_msgs``, which then raise."""
+        return self._register_state_hook("_load_state_dict_pre_hooks", hook)
+
+    def register_load_state_dict_post_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """``hook(module, incompatible_keys)`` after ``load_state_dict`` has loaded, as torch's:
+        it may clear or extend ``incompatible_keys.missing_keys`` / ``unexpected_keys`` in
+        place, which the ``strict`` check then sees; it must return None. With such a hook,
+        the values are copied before the strict check (torch's order), not after it."""
+        return self._register_state_hook("_load_state_dict_post_hooks", hook)
+
+    def get_extra_state(self) -> Any:
+        """What a subclass adds to its state dict under ``<prefix>_extra_state`` (any value;
+        ``gw.save`` stores tensors, numbers, strings and nested lists/dicts of them). Define it
+        with :meth:`set_extra_state`; the base is never called (torch's message).
+
+        Raises:
+            RuntimeError: called on a class that does not define it.
+        """
+        raise RuntimeError(
+            "Reached a code path in Module.get_extra_state() that should never be called. "
+            "Please file an issue at https://github.com/pytorch/pytorch/issues/new?template="
+            "bug-report.yml to report this bug.")
+
+    def set_extra_state(self, state: Any) -> None:
+        """Take back what :meth:`get_extra_state` returned, from ``load_state_dict``.
+
+        Raises:
+            RuntimeError: called on a class that does not define it (torch's message).
+        """
+        raise RuntimeError(
+            "Reached a code path in Module.set_extra_state() that should never be called. "
+            "Please file an issue at https://github.com/pytorch/pytorch/issues/new?template="
+            "bug-report.yml to report this bug.")
 
     def load_state_dict(self, state_dict: Any, strict: bool = True) -> IncompatibleKeys:
         """Copy Tensors (or torch tensors, or, as a gradwise extension, NumPy arrays and
@@ -596,10 +722,33 @@ class Module:
             )
         own = self._state_tensors()
         state_dict = dict(state_dict)  # the upgrades below must not change the caller's dict
-        for module_prefix, module in self.named_modules():
-            module._upgrade_state_dict(f"{module_prefix}." if module_prefix else "", state_dict)
-        missing = [key for key in own if key not in state_dict]
-        unexpected = [key for key in state_dict if key not in own]
+        modules = [(f"{name}." if name else "", module) for name, module in self.named_modules()]
+        hook_missing: list[str] = []
+        hook_unexpected: list[str] = []
+        error_msgs: list[str] = []
+        for module_prefix, module in modules:
+            hooks = module._state_hooks("_load_state_dict_pre_hooks")
+            if hooks:
+                # torch hands each module the entries under its prefix; what its hooks change
+                # there is what gets loaded
+                local = {key: value for key, value in state_dict.items()
+                         if key.startswith(module_prefix)}
+                before = set(local)
+                for hook in hooks:
+                    hook(module, local, module_prefix, {}, strict, hook_missing,
+                         hook_unexpected, error_msgs)
+                for key in before - set(local):
+                    del state_dict[key]
+                state_dict.update(local)
+            module._upgrade_state_dict(module_prefix, state_dict)
+        if error_msgs:
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                               + "\n\t".join(error_msgs))
+        extra = {module_prefix + _EXTRA_STATE: module for module_prefix, module in modules
+                 if _overrides(module, "set_extra_state")}
+        missing = [key for key in [*own, *extra] if key not in state_dict] + hook_missing
+        unexpected = [key for key in state_dict if key not in own and key not in extra]
+        unexpected += hook_unexpected
         arrays: dict[str, np.ndarray] = {}
         mismatched = []
         for key, tensor in own.items():
@@ -616,16 +765,32 @@ class Module:
             if array.shape != tensor.shape:
                 mismatched.append((key, tuple(array.shape), tuple(tensor.shape)))
             arrays[key] = array
+        post_hooks = [(module, hook) for _, module in modules
+                      for hook in module._state_hooks("_load_state_dict_post_hooks")]
+        if mismatched or not post_hooks:  # check first, so a refused load changes nothing
+            self._check_load(mismatched, strict, missing, unexpected)
+        for key, array in arrays.items():
+            tensor = own[key]
+            tensor._data[...] = array
+            tensor._version[0] += 1
+        for key, module in extra.items():
+            if key in state_dict:
+                module.set_extra_state(state_dict[key])
+        result = IncompatibleKeys(missing, unexpected)
+        for module, hook in post_hooks:
+            if hook(module, result) is not None:
+                raise RuntimeError("load_state_dict post-hook must return None")
+        if post_hooks:  # torch's order: the hooks may clear keys the strict check would refuse
+            self._check_load(mismatched, strict, missing, unexpected)
+        return result
+
+    def _check_load(self, mismatched: list[Any], strict: bool, missing: list[str],
+                    unexpected: list[str]) -> None:
         if mismatched or (strict and (missing or unexpected)):
             raise StateDictError(
                 type(self).__name__, missing if strict else [],
                 unexpected if strict else [], mismatched,
             )
-        for key, array in arrays.items():
-            tensor = own[key]
-            tensor._data[...] = array
-            tensor._version[0] += 1
-        return IncompatibleKeys(missing, unexpected)
 
     # ---- device and dtype (PyTorch's API; gradwise has only the CPU) --------------------------
     def to(self, *args: Any, **kwargs: Any) -> Module:
@@ -662,6 +827,26 @@ class Module:
                 if tensor._grad is not None:
                     tensor._grad = tensor._grad.astype(dtype)
                 tensor._version[0] += 1
+
+    def to_empty(self, *, device: Any, recurse: bool = True) -> Module:
+        """Give every parameter and buffer new, uninitialised memory of the same shape and dtype
+        on ``device`` (the CPU), as ``torch.nn.Module.to_empty``; returns self. ``recurse``:
+        this module's descendants too. Values are garbage until initialised
+        (``reset_parameters()`` or ``load_state_dict``).
+
+        Raises:
+            RuntimeError: a GPU device, naming it.
+        """
+        if device is not None:
+            check_device(device, "Module.to_empty")
+        modules = [module for _, module in self.named_modules()] if recurse else [self]
+        for module in modules:
+            for tensor in [*module._parameters.values(), *module._buffers.values()]:
+                if tensor is not None:
+                    tensor._data = np.empty_like(tensor._data)
+                    tensor._grad = None
+                    tensor._version[0] += 1
+        return self
 
     def double(self) -> Module:
         """Floating parameters and buffers to float64, in place."""
@@ -766,6 +951,13 @@ class Module:
         self._backward_hooks[handle.id] = hook
         return handle
 
+    def register_backward_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
+        """torch's deprecated form, ``hook(module, grad_input, grad_output)``: registered as
+        :meth:`register_full_backward_hook` (what torch recommends instead). torch's legacy
+        hook sees the gradients of the module's last autograd node, not of its inputs; gradwise
+        gives the module's input gradients (docs/PORTING.md)."""
+        return self.register_full_backward_hook(hook)
+
     def register_full_backward_pre_hook(self, hook: Callable[..., Any]) -> RemovableHandle:
         """``hook(module, grad_output)`` when dL/d(output) reaches the module, before its
         backward runs; returning a 1-tuple (or a Tensor) replaces grad_output, as torch's.
@@ -829,15 +1021,18 @@ class Module:
         return ""
 
     def __repr__(self) -> str:
-        lines = []
-        for name, child in self._modules.items():
-            child_repr = repr(child).replace("\n", "\n  ")
-            lines.append(f"  ({name}): {child_repr}")
+        # torch's layout (Module.__repr__): a one-line extra_repr without children stays on the
+        # name's line; otherwise every extra_repr line and child goes on its own indented line
         extra = self.extra_repr()
-        if not lines:
-            return f"{type(self).__name__}({extra})"
-        body = "\n".join(([f"  {extra}"] if extra else []) + lines)
-        return f"{type(self).__name__}(\n{body}\n)"
+        extra_lines = extra.split("\n") if extra else []
+        child_lines = [f"({name}): " + repr(child).replace("\n", "\n  ")
+                       for name, child in self._modules.items()]
+        if len(extra_lines) == 1 and not child_lines:
+            return f"{type(self).__name__}({extra_lines[0]})"
+        if not extra_lines and not child_lines:
+            return f"{type(self).__name__}()"
+        body = "\n  ".join(extra_lines + child_lines)
+        return f"{type(self).__name__}(\n  {body}\n)"
 
     def __dir__(self) -> list[str]:
         names = set(super().__dir__())

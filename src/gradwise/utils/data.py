@@ -27,8 +27,8 @@ from gradwise.autograd.tensor import Tensor
 from gradwise.data.sampler import DistributedSampler
 
 __all__ = [
-    "BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler",
-    "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler", "Subset",
+    "BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset", "DistributedSampler",
+    "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler", "StackDataset", "Subset",
     "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler", "default_collate",
     "default_convert",
     "get_worker_info", "random_split",
@@ -284,6 +284,71 @@ class IterableDataset(Dataset):
 
     def __iter__(self) -> Iterator[Any]:
         raise NotImplementedError(f"{type(self).__name__}: an IterableDataset defines __iter__")
+
+
+class ChainDataset(IterableDataset):
+    """Several IterableDatasets one after the other, as ``torch.utils.data.ChainDataset``:
+    iterating yields every item of the first, then of the next; ``len()`` is the sum of
+    theirs.
+
+    Raises:
+        AssertionError: a member that is not an IterableDataset, when iterated or measured
+            (torch's check and message).
+    """
+
+    def __init__(self, datasets: Iterable[Any]) -> None:
+        self.datasets = datasets
+
+    def __iter__(self) -> Iterator[Any]:
+        for dataset in self.datasets:
+            assert isinstance(dataset, IterableDataset), \
+                "ChainDataset only supports IterableDataset"
+            yield from dataset
+
+    def __len__(self) -> int:
+        total = 0
+        for dataset in self.datasets:
+            assert isinstance(dataset, IterableDataset), \
+                "ChainDataset only supports IterableDataset"
+            total += len(dataset)  # type: ignore[arg-type]  # TypeError if it has no len, as torch
+        return total
+
+
+class StackDataset(Dataset):
+    """Datasets of equal length side by side, as ``torch.utils.data.StackDataset``: item i
+    is the tuple of their items i (positional datasets) or a dict by keyword
+    (``StackDataset(image=images, label=labels)[0] == {"image": ..., "label": ...}``).
+
+    Raises:
+        ValueError: no dataset, both positional and keyword datasets, or lengths that differ
+            (torch's messages).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if args and kwargs:
+            raise ValueError("Supported either ``tuple``- (via ``args``) or``dict``- (via "
+                             "``kwargs``) like input/output, but both types are given.")
+        if args:
+            self._length = len(args[0])
+            if any(self._length != len(dataset) for dataset in args):
+                raise ValueError("Size mismatch between datasets")
+            self.datasets: Any = args
+        elif kwargs:
+            tmp = list(kwargs.values())
+            self._length = len(tmp[0])
+            if any(self._length != len(dataset) for dataset in tmp):
+                raise ValueError("Size mismatch between datasets")
+            self.datasets = kwargs
+        else:
+            raise ValueError("At least one dataset should be passed")
+
+    def __getitem__(self, index: int) -> Any:
+        if isinstance(self.datasets, dict):
+            return {key: dataset[index] for key, dataset in self.datasets.items()}
+        return tuple(dataset[index] for dataset in self.datasets)
+
+    def __len__(self) -> int:
+        return self._length
 
 
 def get_worker_info() -> None:

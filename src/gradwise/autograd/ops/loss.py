@@ -64,17 +64,20 @@ def _grad_scale(grad: np.ndarray, reduction: str, count: int) -> np.ndarray:
 def check_class_targets(
     name: str, logits: np.ndarray, target: np.ndarray, ignore_index: int | None = None
 ) -> np.ndarray:
-    """Targets must be integer class indices in [0, C), one per row of (N, C) logits.
+    """Targets must be integer class indices in [0, C), one per row of (N, C) logits, of
+    dtype int64 or uint8 as torch requires (RuntimeError with torch's message otherwise).
 
     Entries equal to ``ignore_index`` are exempt from the range check. Returns the mask of the
     rows that count (all True without ``ignore_index``).
     """
     if logits.ndim != 2:
         raise ValueError(f"{name}: input must be (N, C), got shape {logits.shape}")
-    if target.dtype.kind not in "iu":
-        raise TypeError(
-            f"{name}: target must hold integer class indices, got dtype {target.dtype}"
-        )
+    if target.dtype not in (np.int64, np.uint8):
+        # torch's rule (ClassNLLCriterion): class indices are int64 or uint8; int32, bool and
+        # floats are refused rather than cast
+        from gradwise.autograd.tensor import _dtype_name
+        raise RuntimeError(f"{name}: expected target dtype to be Long or Byte, but got "
+                           f"{_dtype_name(target.dtype)}")
     if target.shape != (logits.shape[0],):
         raise ValueError(
             f"{name}: target of shape {target.shape} does not match input {logits.shape} "

@@ -32,12 +32,12 @@ class _Unary(Function):
     in recorded ops of the input Tensor (for ``create_graph``)."""
 
     owns_grads = True
-    name = ""
+    label = ""  # the function's name in messages (``name`` is the node's, see Function)
 
     @classmethod
     def forward(cls, ctx, x):
         if x.dtype.kind != "f":
-            raise TypeError(f"{cls.name}: expected a floating point tensor, got {x.dtype}")
+            raise TypeError(f"{cls.label}: expected a floating point tensor, got {x.dtype}")
         with np.errstate(all="ignore"):
             out = np.asarray(cls._value(x), dtype=x.dtype)
         ctx.x, ctx.out = x, out
@@ -89,7 +89,7 @@ def _lgamma(x: np.ndarray) -> np.ndarray:
 class Erfinv(_Unary):
     """The inverse error function on (-1, 1) (+-inf at +-1, NaN outside)."""
 
-    name = "erfinv"
+    label = "erfinv"
     _value = staticmethod(special.erfinv)
     _slope = staticmethod(lambda x, out: math.sqrt(math.pi) / 2 * np.exp(out * out))
     _slope_graph = staticmethod(
@@ -131,7 +131,7 @@ class Sinc(_Unary):
 class Lgamma(_Unary):
     """log |Gamma(x)|, the log of the gamma function's magnitude."""
 
-    name = "lgamma"
+    label = "lgamma"
     _value = staticmethod(_lgamma)
     _slope = staticmethod(lambda x, out: special.digamma(x))
     _slope_graph = staticmethod(lambda x: Digamma.apply(x))
@@ -140,7 +140,7 @@ class Lgamma(_Unary):
 class Digamma(_Unary):
     """psi(x) = Gamma'(x) / Gamma(x)."""
 
-    name = "digamma"
+    label = "digamma"
     _value = staticmethod(special.digamma)
     _slope = staticmethod(lambda x, out: _polygamma(1, x))
     _slope_graph = staticmethod(lambda x: Polygamma.apply(x, 1))
@@ -149,7 +149,7 @@ class Digamma(_Unary):
 class Erf(_Unary):
     """The error function."""
 
-    name = "erf"
+    label = "erf"
     _value = staticmethod(special.erf)
     _slope = staticmethod(lambda x, out: 2 / math.sqrt(math.pi) * np.exp(-x * x))
     _slope_graph = staticmethod(lambda x: 2 / math.sqrt(math.pi) * (-(x * x)).exp())
@@ -158,7 +158,7 @@ class Erf(_Unary):
 class Erfc(_Unary):
     """The complementary error function 1 - erf(x), accurate for large x."""
 
-    name = "erfc"
+    label = "erfc"
     _value = staticmethod(special.erfc)
     _slope = staticmethod(lambda x, out: -2 / math.sqrt(math.pi) * np.exp(-x * x))
     _slope_graph = staticmethod(lambda x: -2 / math.sqrt(math.pi) * (-(x * x)).exp())
@@ -310,7 +310,7 @@ _SQRT_2PI = math.sqrt(2 * math.pi)
 class Ndtr(_Unary):
     """The standard normal CDF Phi(x) = (1 + erf(x / sqrt 2)) / 2; slope the normal pdf."""
 
-    name = "ndtr"
+    label = "ndtr"
     _value = staticmethod(special.ndtr)
     _slope = staticmethod(lambda x, out: np.exp(-0.5 * x * x) / _SQRT_2PI)
     _slope_graph = staticmethod(lambda x: (-0.5 * x * x).exp() / _SQRT_2PI)
@@ -319,7 +319,7 @@ class Ndtr(_Unary):
 class LogNdtr(_Unary):
     """log Phi(x), accurate far in the left tail; slope pdf(x) / Phi(x) = exp(log pdf - out)."""
 
-    name = "log_ndtr"
+    label = "log_ndtr"
     _value = staticmethod(special.log_ndtr)
     _slope = staticmethod(lambda x, out: np.exp(-0.5 * x * x - math.log(_SQRT_2PI) - out))
     _slope_graph = staticmethod(
@@ -329,7 +329,7 @@ class LogNdtr(_Unary):
 class Ndtri(_Unary):
     """The inverse of Phi on (0, 1) (+-inf at 1 and 0); slope sqrt(2 pi) exp(out^2 / 2)."""
 
-    name = "ndtri"
+    label = "ndtri"
     _value = staticmethod(special.ndtri)
     _slope = staticmethod(lambda x, out: _SQRT_2PI * np.exp(0.5 * out * out))
     _slope_graph = staticmethod(
@@ -339,7 +339,7 @@ class Ndtri(_Unary):
 class I0(_Unary):
     """The modified Bessel function of the first kind, order 0; slope I1(x)."""
 
-    name = "i0"
+    label = "i0"
     _value = staticmethod(special.i0)
     _slope = staticmethod(lambda x, out: special.i1(x))
     _slope_graph = staticmethod(lambda x: I1.apply(x))
@@ -348,7 +348,7 @@ class I0(_Unary):
 class I0e(_Unary):
     """exp(-|x|) I0(x); slope I1e(x) - sign(x) I0e(x)."""
 
-    name = "i0e"
+    label = "i0e"
     _value = staticmethod(special.i0e)
     _slope = staticmethod(lambda x, out: special.i1e(x) - np.sign(x) * out)
     _slope_graph = staticmethod(
@@ -359,7 +359,7 @@ class I1(_Unary):
     """The modified Bessel function of the first kind, order 1; slope I0(x) - I1(x) / x
     (1/2 at 0, the limit)."""
 
-    name = "i1"
+    label = "i1"
     _value = staticmethod(special.i1)
     _slope = staticmethod(lambda x, out: _tiny_limit(
         x, lambda safe: special.i0(safe) - special.i1(safe) / safe))
@@ -369,7 +369,7 @@ class I1(_Unary):
 class I1e(_Unary):
     """exp(-|x|) I1(x); slope I0e(x) - I1e(x) (sign(x) + 1 / x) (1/2 at 0)."""
 
-    name = "i1e"
+    label = "i1e"
     _value = staticmethod(special.i1e)
     _slope = staticmethod(lambda x, out: _tiny_limit(
         x, lambda safe: special.i0e(safe) - special.i1e(safe) * (np.sign(safe) + 1 / safe)))
@@ -380,7 +380,7 @@ class Erfcx(_Unary):
     """The scaled complementary error function exp(x^2) erfc(x); slope 2 x out - 2 / sqrt(pi).
     """
 
-    name = "erfcx"
+    label = "erfcx"
     _value = staticmethod(special.erfcx)
     _slope = staticmethod(lambda x, out: 2 * x * out - 2 / math.sqrt(math.pi))
     _slope_graph = staticmethod(lambda x: 2 * x * Erfcx.apply(x) - 2 / math.sqrt(math.pi))
@@ -389,7 +389,7 @@ class Erfcx(_Unary):
 class Entr(_Unary):
     """-x log x (0 at 0, -inf below 0: scipy's and torch's entr); slope -(log x + 1)."""
 
-    name = "entr"
+    label = "entr"
     _value = staticmethod(special.entr)
     _slope = staticmethod(lambda x, out: -(np.log(x) + 1))
     _slope_graph = staticmethod(lambda x: -(x.log() + 1))

@@ -324,8 +324,15 @@ class ParameterList(Module):
         raise NotImplementedError("ParameterList has no forward(); index it in your own")
 
     def extra_repr(self) -> str:
-        return "\n".join(f"({i}): Parameter containing: shape {tuple(p.shape)}"
-                         for i, p in enumerate(self))
+        """torch's lines: ``  (0): Parameter containing: [gradwise.float32 of size 2x3]`` (the
+        package's name where torch prints ``torch.``)."""
+        return "\n".join(f"  ({i}): Parameter containing: [gradwise.{p.dtype} of size "
+                         f"{_size_text(p)}]" for i, p in enumerate(self))
+
+
+def _size_text(parameter: Parameter) -> str:
+    """A shape as torch's container reprs print it: ``2x3`` (empty for a 0-d parameter)."""
+    return "x".join(str(size) for size in parameter.shape)
 
 
 class ParameterDict(Module):
@@ -383,3 +390,9 @@ class ParameterDict(Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError("ParameterDict has no forward(); index it in your own")
+
+    def extra_repr(self) -> str:
+        """torch's lines: ``  (a): Parameter containing: [gradwise.FloatTensor of size 2x3]``
+        (torch's legacy type name, with the package's name where torch prints ``torch.``)."""
+        return "\n".join(f"  ({key}): Parameter containing: [{p.type()} of size "
+                         f"{_size_text(p)}]" for key, p in self.items())

@@ -256,3 +256,25 @@ def test_quantile_with_nan_gradients_match_torch(dtype, op, interpolation):
         results.append([np.asarray(v.detach()) for v in (out, g, whole, g_all)])
     for mine, theirs in zip(results[1], results[0], strict=True):
         np.testing.assert_allclose(mine, theirs, equal_nan=True, **_tol(dtype))
+
+
+# ---- 10. the differences documented in docs/NUMERICS.md (fourth review), pinned --------------
+def test_documented_differences_still_hold():
+    # xlogy: d/dx at (0, inf) and d/dy at (0, 0) are 0 (torch inf and NaN)
+    for lib, want_dx, want_dy in ((gw, 0.0, 0.0), (torch, INF, NAN)):
+        x = lib.tensor([0.0, 0.0], dtype=lib.float64, requires_grad=True)
+        y = lib.tensor([INF, 0.0], dtype=lib.float64, requires_grad=True)
+        lib.xlogy(x, y).sum().backward()
+        np.testing.assert_equal(np.asarray(x.grad)[0], want_dx)
+        np.testing.assert_equal(np.asarray(y.grad)[1], want_dy)
+    # binary_cross_entropy's target gradient at p = 0 and 1: +-100 / N (clamped logs), torch inf
+    for lib, fn, want in ((gw, gw.nn.functional.binary_cross_entropy, 100 / 2),
+                          (torch, TF.binary_cross_entropy, INF)):
+        t = lib.tensor([0.3, 0.3], dtype=lib.float64, requires_grad=True)
+        fn(lib.tensor([0.0, 1.0], dtype=lib.float64), t).backward()
+        np.testing.assert_allclose(np.asarray(t.grad), [want, -want])
+    # topk among ties: a stable order in gradwise; the values agree with torch
+    ties = [1.0, 1.0, 2.0, 1.0]
+    mine, theirs = gw.tensor(ties).topk(2), torch.tensor(ties).topk(2)
+    assert np.asarray(mine.indices).tolist() == [2, 0]
+    np.testing.assert_array_equal(np.asarray(mine.values), theirs.values.numpy())

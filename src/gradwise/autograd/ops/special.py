@@ -104,7 +104,7 @@ class Sinc(_Unary):
     Under create_graph the guarded branch is differentiated, so the second derivative there is
     0 (torch NaN: docs/NUMERICS.md)."""
 
-    name = "sinc"
+    label = "sinc"
     _value = staticmethod(np.sinc)
 
     @classmethod

@@ -570,8 +570,10 @@ def _failures(name: str, dtype: Any) -> dict[str, str]:
 
 
 #: listed differences that come and go with torch's rounding (run order, threads): the tiny
-#: constant channel's residue in torch's batch norm is sometimes exactly 0 there too
-MAY_AGREE = {"cnn-tiny"}
+#: constant channel's residue in torch's batch norm is sometimes exactly 0 there too; the packed
+#: ReLU RNN's inf-input weight_hh gradient agreed with torch in one full run (torch-fix4's) and
+#: not in others, so the known fault is not required to show every time
+MAY_AGREE = {"cnn-tiny", "rnn_packed_relu-inf"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])

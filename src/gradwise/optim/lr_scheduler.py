@@ -697,7 +697,34 @@ class ReduceLROnPlateau(LRScheduler):
         return self.cooldown_counter > 0
 
 
-class SequentialLR(LRScheduler):
+class _ComposedScheduler(LRScheduler):
+    """A schedule made of other schedules (``_schedulers``): its state dict holds theirs under
+    ``"_schedulers"``, as torch's SequentialLR and ChainedScheduler do."""
+
+    _schedulers: list[Any]
+
+    def state_dict(self) -> dict[str, Any]:
+        state = super().state_dict()
+        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore every inner schedule, then this one.
+
+        Raises:
+            ValueError: the saved state holds another number of schedules.
+        """
+        saved = state_dict.get("_schedulers")
+        if not isinstance(saved, list) or len(saved) != len(self._schedulers):
+            count = len(saved) if isinstance(saved, list) else 0
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved state holds "
+                             f"{count} schedulers, this one has {len(self._schedulers)}")
+        for scheduler, scheduler_state in zip(self._schedulers, saved, strict=True):
+            scheduler.load_state_dict(scheduler_state)
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "_schedulers"})
+
+
+class SequentialLR(_ComposedScheduler):
     """Run schedules one after another, switching at the given milestone steps.
 
     The i-th schedule runs from ``milestones[i - 1]`` on, restarted at its step 0.
@@ -777,23 +804,8 @@ class SequentialLR(LRScheduler):
         offset = self._milestones[idx - 1] if idx > 0 else 0
         return self._schedulers[idx].lr_at(step - offset)
 
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
-        return state
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = state_dict.get("_schedulers")
-        if not isinstance(saved, list) or len(saved) != len(self._schedulers):
-            count = len(saved) if isinstance(saved, list) else 0
-            raise ValueError(f"SequentialLR.load_state_dict: the saved state holds {count} "
-                             f"schedulers, this one has {len(self._schedulers)}")
-        for scheduler, scheduler_state in zip(self._schedulers, saved, strict=True):
-            scheduler.load_state_dict(scheduler_state)
-        super().load_state_dict({k: v for k, v in state_dict.items() if k != "_schedulers"})
-
-
-class ChainedScheduler(LRScheduler):
+class ChainedScheduler(_ComposedScheduler):
     """Step several schedules together: each ``step()`` calls every schedule's ``step()`` in
     order, so their chainable updates compose (PyTorch's ``ChainedScheduler``).
 
@@ -841,21 +853,6 @@ class ChainedScheduler(LRScheduler):
         for scheduler in self._schedulers:
             scheduler.step()
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
-
-    def state_dict(self) -> dict[str, Any]:
-        state = super().state_dict()
-        state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
-        return state
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        saved = state_dict.get("_schedulers")
-        if not isinstance(saved, list) or len(saved) != len(self._schedulers):
-            count = len(saved) if isinstance(saved, list) else 0
-            raise ValueError(f"ChainedScheduler.load_state_dict: the saved state holds {count} "
-                             f"schedulers, this one has {len(self._schedulers)}")
-        for scheduler, scheduler_state in zip(self._schedulers, saved, strict=True):
-            scheduler.load_state_dict(scheduler_state)
-        super().load_state_dict({k: v for k, v in state_dict.items() if k != "_schedulers"})
 
 
 class MultiplicativeLR(LRScheduler):

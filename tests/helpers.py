@@ -84,6 +84,25 @@ def _torch_dtype_name(dtype: Any) -> str:
     return str(dtype).removeprefix("torch.")
 
 
+_REFUSALS = (RuntimeError, ValueError, IndexError, TypeError)
+
+
+def _torch_or_both_refuse(gw_fn, torch_fn, inputs, t_inputs):
+    """torch's output, or None when torch and gradwise both refuse the inputs.
+
+    Raises:
+        AssertionError: torch refuses and gradwise does not.
+    """
+    try:
+        return torch_fn(*t_inputs)
+    except _REFUSALS as error:
+        try:
+            gw_fn(*inputs)
+        except _REFUSALS:
+            return None
+        raise AssertionError(f"torch raises ({error}) but gradwise does not") from None
+
+
 def check_edges(
     gw_fn: Callable[..., gw.Tensor],
     torch_fn: Callable[..., Any],
@@ -113,14 +132,9 @@ def check_edges(
         torch.tensor(a.copy(), requires_grad=grad and f)
         for a, f in zip(arrays, floating, strict=True)
     ]
-    try:
-        t_out = torch_fn(*t_inputs)
-    except (RuntimeError, ValueError, IndexError, TypeError) as error:
-        try:
-            gw_fn(*inputs)
-        except (RuntimeError, ValueError, IndexError, TypeError):
-            return
-        raise AssertionError(f"torch raises ({error}) but gradwise does not") from None
+    t_out = _torch_or_both_refuse(gw_fn, torch_fn, inputs, t_inputs)
+    if t_out is None:
+        return
     with np.errstate(all="ignore"):
         out = gw_fn(*inputs)
     t_values = t_out.detach().numpy()
@@ -179,14 +193,9 @@ def check_second_order_edges(
                 for a, f in zip(arrays, floating, strict=True)]
     xs = [x for x, f in zip(inputs, floating, strict=True) if f]
     t_xs = [x for x, f in zip(t_inputs, floating, strict=True) if f]
-    try:
-        t_out = torch_fn(*t_inputs)
-    except (RuntimeError, ValueError, IndexError, TypeError) as error:
-        try:
-            gw_fn(*inputs)
-        except (RuntimeError, ValueError, IndexError, TypeError):
-            return
-        raise AssertionError(f"torch raises ({error}) but gradwise does not") from None
+    t_out = _torch_or_both_refuse(gw_fn, torch_fn, inputs, t_inputs)
+    if t_out is None:
+        return
     with np.errstate(all="ignore"):
         out = gw_fn(*inputs)
     if not t_out.requires_grad:

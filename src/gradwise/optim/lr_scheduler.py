@@ -703,6 +703,26 @@ class _ComposedScheduler(LRScheduler):
 
     _schedulers: list[Any]
 
+    @staticmethod
+    def _check_schedulers(owner: str, schedulers: list[Any], optimizer: Any, why: str) -> None:
+        """Each inner schedule must be an LRScheduler (not ReduceLROnPlateau: ``why``) driving
+        ``optimizer``, as torch checks.
+
+        Raises:
+            ValueError: a ReduceLROnPlateau, or a schedule of another optimizer.
+            TypeError: not an LRScheduler.
+        """
+        for i, scheduler in enumerate(schedulers):
+            if isinstance(scheduler, ReduceLROnPlateau):
+                raise ValueError(f"{owner}: scheduler {i} is a ReduceLROnPlateau, whose step() "
+                                 f"needs a metric; {why}")
+            if not isinstance(scheduler, LRScheduler):
+                raise TypeError(f"{owner}: scheduler {i} is a {type(scheduler).__name__}, "
+                                "not an LRScheduler")
+            if scheduler.optimizer is not optimizer:
+                raise ValueError(f"{owner}: scheduler {i} ({type(scheduler).__name__}) drives "
+                                 "a different optimizer")
+
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state["_schedulers"] = [scheduler.state_dict() for scheduler in self._schedulers]
@@ -754,16 +774,7 @@ class SequentialLR(_ComposedScheduler):
         milestones = list(milestones)
         if not schedulers:
             raise ValueError(f"{owner}: needs at least one scheduler")
-        for i, scheduler in enumerate(schedulers):
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise ValueError(f"{owner}: scheduler {i} is a ReduceLROnPlateau, whose step() "
-                                 "needs a metric; it cannot run inside SequentialLR")
-            if not isinstance(scheduler, LRScheduler):
-                raise TypeError(f"{owner}: scheduler {i} is a {type(scheduler).__name__}, "
-                                "not an LRScheduler")
-            if scheduler.optimizer is not optimizer:
-                raise ValueError(f"{owner}: scheduler {i} ({type(scheduler).__name__}) drives "
-                                 "a different optimizer")
+        self._check_schedulers(owner, schedulers, optimizer, "it cannot run inside SequentialLR")
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(f"{owner}: got {len(schedulers)} schedulers and "
                              f"{len(milestones)} milestones; need one milestone fewer than "
@@ -834,16 +845,7 @@ class ChainedScheduler(_ComposedScheduler):
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"{owner}: scheduler 0 is a {type(schedulers[0]).__name__} with "
                             "no optimizer; pass LRSchedulers")
-        for i, scheduler in enumerate(schedulers):
-            if isinstance(scheduler, ReduceLROnPlateau):
-                raise ValueError(f"{owner}: scheduler {i} is a ReduceLROnPlateau, whose step() "
-                                 "needs a metric; it cannot be chained")
-            if not isinstance(scheduler, LRScheduler):
-                raise TypeError(f"{owner}: scheduler {i} is a {type(scheduler).__name__}, "
-                                "not an LRScheduler")
-            if scheduler.optimizer is not optimizer:
-                raise ValueError(f"{owner}: scheduler {i} ({type(scheduler).__name__}) drives "
-                                 "a different optimizer")
+        self._check_schedulers(owner, schedulers, optimizer, "it cannot be chained")
         self._schedulers = schedulers
         self.optimizer = optimizer
         self._last_lr = [group["lr"] for group in optimizer.param_groups]

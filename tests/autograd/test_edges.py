@@ -289,6 +289,9 @@ SHAPE_OPS = {
     "pad": (lambda x: x.pad(((1, 0), (0, 2))), lambda x: TF.pad(x, (0, 2, 1, 0))),
     "expand": (lambda x: x[:1].expand(3, -1), lambda x: x[:1].expand(3, -1)),
     "flatten": (lambda x: x.flatten(), lambda x: x.flatten()),
+    "flip": (lambda x: x.flip(0, 1), lambda x: x.flip(0, 1)),
+    "rot90": (lambda x: x.rot90(1, (1, 0)), lambda x: x.rot90(1, (1, 0))),
+    "diagonal": (lambda x: x.diagonal(1), lambda x: x.diagonal(1)),
 }
 
 

@@ -434,20 +434,25 @@ def cartesian_prod(*tensors: Any) -> Tensor:
 def cdist(x1: Any, x2: Any, p: float = 2.0, compute_mode: str | None = None) -> Tensor:
     """Pairwise p-norm distances between the rows of ``x1`` (..., P, M) and ``x2``
     (..., R, M), as ``torch.cdist`` -> (..., P, R); recorded, with a 0 gradient at zero
-    distance (PyTorch's choice).
+    distance (PyTorch's choice) and torch's ``_cdist_backward`` at ties of the inf-norm (each
+    tied coordinate takes the whole gradient; see :class:`~gradwise.autograd.ops.reduce.
+    VectorNorm`).
 
     Raises:
         ValueError: fewer than 2 dims or different row sizes M.
     """
-    from gradwise import linalg
+    from gradwise.autograd.functional import promoted
+    from gradwise.autograd.ops.reduce import VectorNorm
     a, b = _as_input(x1), _as_input(x2)
     if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-1]:
         raise ValueError(f"cdist: x1 {tuple(a.shape)} and x2 {tuple(b.shape)} must be "
                          "(..., P, M) and (..., R, M)")
     if p < 0:
         raise ValueError(f"cdist: p must be non-negative, got {p}")
+    a, b = promoted(a, b)
     difference = a.unsqueeze(-2) - b.unsqueeze(-3)  # (..., P, R, M)
-    return linalg.vector_norm(difference, ord=p, dim=-1)
+    # torch's _cdist_backward: each tied coordinate of the inf-norm takes the whole gradient
+    return VectorNorm.apply(difference, float(p), -1, False, True)
 
 
 def bucketize(input: Any, boundaries: Any, *, out_int32: bool = False,  # noqa: A002

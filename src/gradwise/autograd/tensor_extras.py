@@ -115,12 +115,9 @@ class TensorExtras:
         d1, d2 = _dim("diagonal", dim1, self.ndim), _dim("diagonal", dim2, self.ndim)
         if d1 == d2:
             raise ValueError(f"diagonal: dim1 and dim2 are both {d1}")
-        moved = self.movedim((d1, d2), (-2, -1))
-        rows, cols = moved.shape[-2:]
-        start_row, start_col = max(-offset, 0), max(offset, 0)
-        length = max(min(rows - start_row, cols - start_col), 0)
-        i = np.arange(length)
-        return moved[..., start_row + i, start_col + i]
+        from gradwise.autograd.ops.shape import Diagonal
+
+        return Diagonal.apply(self, int(offset), d1, d2)
 
     def diag(self: Tensor, diagonal: int = 0) -> Tensor:
         """1-d input: a square matrix with it on diagonal ``diagonal``; 2-d input: that
@@ -130,7 +127,7 @@ class TensorExtras:
             ValueError: input is neither 1-d nor 2-d.
         """
         if self.ndim == 2:
-            return self.diagonal(diagonal, 0, 1)
+            return self.diagonal(diagonal, 0, 1).clone()  # torch.diag copies; diagonal views
         if self.ndim != 1:
             raise ValueError(f"diag: expected a 1-d or 2-d tensor, got shape {tuple(self.shape)}")
         return self.diag_embed(diagonal)
@@ -226,7 +223,7 @@ class TensorExtras:
             return self.flip(d0, d1)
         if k == 3:
             return self.transpose(d0, d1).flip(d1)
-        return self[...]
+        return self.clone()  # torch's rot90 returns new memory for every k
 
     def unfold(self: Tensor, dimension: int, size: int, step: int) -> Tensor:
         """Every window of ``size`` entries, ``step`` apart, along ``dimension``: that dim
@@ -1134,8 +1131,11 @@ class TensorExtras:
     def index_copy_(self: Tensor, dim: int, index: Any, source: Any) -> Tensor:
         """Copy ``source``'s slices to positions ``index`` along ``dim``, in place, as
         ``Tensor.index_copy_``."""
+        from gradwise.autograd.ops.scatter import check_index_range
         self._check_inplace("index_copy_")
         d = _dim("index_copy_", dim, self.ndim)
+        check_index_range("index_copy_", np.asarray(_raw(index)), d,
+                          self.shape[d] if self.ndim else 1, IndexError)
         self._data[(slice(None),) * d + (np.asarray(_raw(index)).reshape(-1),)] = _raw(source)
         return self._bump()
 

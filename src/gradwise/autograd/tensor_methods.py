@@ -266,7 +266,10 @@ class TensorMethods:
             inter_shape += [1, n]
             expanded_shape += [r, n]
             final_shape.append(r * n)
-        return x.reshape(inter_shape).broadcast_to(expanded_shape).reshape(final_shape)
+        out = x.reshape(inter_shape).broadcast_to(expanded_shape).reshape(final_shape)
+        # repeat always returns new memory in torch; with every count 1 the reshapes above are
+        # views of self
+        return out.clone() if all(r == 1 for r in reps) else out
 
     def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         """Split into ``chunks`` pieces of ceil(n / chunks) along ``dim`` (the last smaller)."""
@@ -317,7 +320,11 @@ class TensorMethods:
             raise ValueError(
                 f"gather: index has {index.ndim} dims but the tensor has {self.ndim}"
             )
-        return self._take_along(index, _normalize_dim(dim, self.ndim, "gather"))
+        from gradwise.autograd.ops.scatter import check_index_range
+
+        d = _normalize_dim(dim, self.ndim, "gather")
+        check_index_range("gather", index, d, self.shape[d] if self.ndim else 1)
+        return self._take_along(index, d)
 
     def sort(self: Tensor, dim: int = -1, descending: bool = False, stable: bool = False) -> Any:
         """``(values, indices)`` sorted along ``dim``; the values are recorded.
@@ -652,13 +659,17 @@ class TensorMethods:
         """The entries at the 1-d integer ``index`` along ``dim`` (recorded, as ``x[..., index]``).
 
         Raises:
-            IndexError: ``index`` is not 1-d (or 0-d) integers.
+            IndexError: ``index`` is not 1-d (or 0-d) integers. RuntimeError: an index is
+            outside [0, size) (torch counts no index from the end here).
         """
         index = np.asarray(index._data if hasattr(index, "_data") else index)
         if index.ndim > 1 or index.dtype.kind not in "iu":
             raise IndexError(f"index_select: index must be 1-d integers, got shape "
                              f"{index.shape} of {index.dtype}")
+        from gradwise.autograd.ops.scatter import check_index_range
+
         dim = _dim_index("index_select", dim, self.ndim)
+        check_index_range("index_select", index, dim, self.shape[dim] if self.ndim else 1)
         return self[(slice(None),) * dim + (index.reshape(-1),)]
 
     def narrow(self: Tensor, dim: int, start: int, length: int) -> Tensor:
@@ -676,12 +687,19 @@ class TensorMethods:
         return self[(slice(None),) * dim + (slice(start, start + length),)]
 
     def flip(self: Tensor, *dims: Any) -> Tensor:
-        """Reverse the order along each of ``dims`` (recorded)."""
-        dims = _size_arg(dims)
-        index = [slice(None)] * self.ndim
-        for dim in dims:
-            index[_dim_index("flip", dim, self.ndim)] = slice(None, None, -1)
-        return self[tuple(index)]
+        """Reverse the order along each of ``dims``, in new memory as ``torch.flip`` (NumPy's
+        flip is a view); recorded.
+
+        Raises:
+            RuntimeError: a dim appears twice (torch: "dim ... appears multiple times").
+        """
+        from gradwise.autograd.ops.shape import Flip
+
+        axes = [_dim_index("flip", dim, self.ndim) for dim in _size_arg(dims)]
+        for axis in axes:
+            if axes.count(axis) > 1:
+                raise RuntimeError(f"flip: dim {axis} appears multiple times in the list of dims")
+        return Flip.apply(self, tuple(axes))
 
     def tril(self: Tensor, diagonal: int = 0) -> Tensor:
         """The lower triangle of the last two dims (above ``diagonal``: zeros); recorded."""

@@ -205,7 +205,10 @@ class TensorMore:
         from gradwise.autograd.ops.reduce import normalize_axis
         from gradwise.autograd.tensor import tensor as _tensor
         (d,) = normalize_axis(dim, self.ndim, "index_copy")
+        from gradwise.autograd.ops.scatter import check_index_range
         positions = _raw(index).astype(np.int64).reshape(-1)
+        check_index_range("index_copy", positions, d, self.shape[d] if self.ndim else 1,
+                          IndexError)
         source_t = source if hasattr(source, "_data") else _tensor(source)
         shape = [1] * self.ndim
         shape[d] = positions.size

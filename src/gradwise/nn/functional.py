@@ -23,6 +23,7 @@ from gradwise.autograd.ops import loss as _loss
 from gradwise.autograd.ops import norm as _norm
 from gradwise.autograd.ops import pool as _pool
 from gradwise.autograd.ops import pool_nd as _pool_nd
+from gradwise.autograd.ops import reduce as _reduce
 from gradwise.autograd.tensor import Tensor, _as_array, _dtype_name
 from gradwise.autograd.tensor import name_node as _name_node
 
@@ -109,12 +110,28 @@ def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -
 
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
-    """Cosine of the angle between x1 and x2 along ``dim``: each side divided by
-    ``max(||x||_2, eps)``, then summed products (PyTorch's formula since 1.12).
+    """Cosine of the angle between x1 and x2 along ``dim``: both broadcast to one shape first,
+    each divided by ``max(||x||_2, eps)``, then summed products (PyTorch's formula since 1.12,
+    aten ``cosine_similarity``). As there, the clamp to ``eps`` is applied to the norm's value
+    only (under no_grad): the gradient flows through the unclamped norm.
 
-    Shape: x1 and x2 broadcastable -> their broadcast shape without ``dim``.
+    Shape: x1 and x2 broadcastable -> their broadcast shape without ``dim`` (``dim`` counts in
+    the broadcast shape).
+
+    Raises:
+        ValueError: the shapes do not broadcast, or ``dim`` is out of range.
     """
-    return (normalize(x1, 2.0, dim, eps) * normalize(x2, 2.0, dim, eps)).sum(dim)
+    from gradwise.autograd.functional import promoted
+    from gradwise.autograd.namespace import broadcast_tensors
+
+    x1, x2 = broadcast_tensors(*promoted(x1, x2))
+    norms = []
+    for x in (x1, x2):
+        norm = x.norm(2.0, dim=dim, keepdim=True).clone()  # its own memory, clamped below
+        with _grad_mode.no_grad():
+            norm.clamp_min_(eps)
+        norms.append(norm)
+    return ((x1 / norms[0]) * (x2 / norms[1])).sum(dim)
 
 
 def _pad_entries(pad: Any) -> tuple[int, ...]:
@@ -1441,8 +1458,17 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, marg
                         p: float = 2.0, eps: float = 1e-6, swap: bool = False,
                         reduction: str = "mean") -> Tensor:
     """``max(d(a, p) - d(a, n) + margin, 0)`` with d the pairwise distance (Schroff et al.
-    2015); ``swap`` uses min(d(a, n), d(p, n)) as the negative distance (Balntas et al. 2016)."""
+    2015); ``swap`` uses min(d(a, n), d(p, n)) as the negative distance (Balntas et al. 2016).
+
+    Raises:
+        RuntimeError: the three inputs differ in their number of dims (torch's check).
+    """
     _loss.check_reduction("triplet_margin_loss", reduction)
+    dims = (anchor.ndim, positive.ndim, negative.ndim)
+    if len(set(dims)) > 1:
+        raise RuntimeError("triplet_margin_loss: The anchor, positive, and negative tensors are "
+                           "expected to have the same number of dimensions, but got: anchor "
+                           f"{dims[0]}D, positive {dims[1]}D, and negative {dims[2]}D inputs")
     d_pos = pairwise_distance(anchor, positive, p, eps)
     d_neg = pairwise_distance(anchor, negative, p, eps)
     if swap:
@@ -2571,14 +2597,16 @@ def feature_alpha_dropout(x: Tensor, p: float = 0.5, training: bool = False,
 
 def pdist(input: Tensor, p: float = 2.0) -> Tensor:
     """The p-norm distance between every pair of rows i < j, in row-major order of the upper
-    triangle (torch.nn.functional.pdist).
+    triangle (torch.nn.functional.pdist); gradients as torch's ``_pdist_backward`` (see
+    :class:`~gradwise.autograd.ops.reduce.VectorNorm`, ``distance=True``).
 
     Shape: (N, M) -> (N (N - 1) / 2,)
     """
     if input.ndim != 2:
         raise ValueError(f"pdist: expected a 2-D input (N, M), got {tuple(input.shape)}")
     rows, cols = np.triu_indices(input.shape[0], 1)
-    return (input[rows] - input[cols]).norm(p, dim=1)
+    # torch's _pdist_backward: each tied coordinate of the inf-norm takes the whole gradient
+    return _reduce.VectorNorm.apply(input[rows] - input[cols], float(p), 1, False, True)
 
 
 def triplet_margin_with_distance_loss(anchor: Tensor, positive: Tensor, negative: Tensor, *,

@@ -335,7 +335,11 @@ class VectorNorm(Function):
     Local derivative (PyTorch's ``linalg_vector_norm_backward``): p = 2: x / norm; p = 1:
     sign(x); p = +-inf: sign(x) at the values where |x| equals the norm (or is NaN), split evenly
     between ties; other p: sign(x) |x|^(p-1) / norm^(p-1). Every one is taken as 0 where the
-    norm is 0 (so norm'(0) = 0, a subgradient), and p = 0 has gradient 0 everywhere.
+    norm is 0 (so norm'(0) = 0, a subgradient), and p = 0 has gradient 0 everywhere (torch
+    returns an undefined gradient there, None from ``autograd.grad(..., allow_unused=True)``:
+    docs/NUMERICS.md). ``distance=True`` is the rule of torch's ``_cdist_backward`` and
+    ``_pdist_backward`` (cdist, pdist): each tied entry of an inf-norm takes the whole
+    gradient.
     Shape: x -> x with ``axes`` removed (kept as size 1 with ``keepdims``).
     """
     torch_name = "LinalgVectorNorm"
@@ -344,7 +348,8 @@ class VectorNorm(Function):
     saves_output = True
 
     @staticmethod
-    def forward(ctx, x, ord=2.0, axis=None, keepdims=False):
+    def forward(ctx, x, ord=2.0, axis=None, keepdims=False, distance=False):
+        ctx.distance = distance
         if x.dtype.kind not in "fc":
             raise TypeError(f"vector_norm: expected a floating-point tensor, got {x.dtype}")
         ord = float(ord)
@@ -383,7 +388,7 @@ class VectorNorm(Function):
             if np.isinf(p):
                 magnitude = np.abs(x)
                 hits = (magnitude == norm) | np.isnan(magnitude)
-                count = hits.sum(axis=ctx.axes, keepdims=True)
+                count = 1 if ctx.distance else hits.sum(axis=ctx.axes, keepdims=True)
                 return (sgn(x) * hits * (grad / count).astype(grad.dtype, copy=False),)
             if p == 2:
                 return (np.where(norm == 0, 0, x / norm).astype(grad.dtype) * grad,)
@@ -405,16 +410,17 @@ class VectorNorm(Function):
         if np.isinf(p):
             magnitude = np.abs(ctx.x)
             hits = (magnitude == ctx.out) | np.isnan(magnitude)
-            share = sgn(ctx.x) * hits / hits.sum(axis=ctx.axes, keepdims=True)
+            count = 1 if ctx.distance else hits.sum(axis=ctx.axes, keepdims=True)
+            share = sgn(ctx.x) * hits / count
             return (grad * share.astype(grad.dtype, copy=False),)
         if p == 2:
-            norm = VectorNorm.apply(x, 2.0, ctx.axes, True)
+            norm = VectorNorm.apply(x, 2.0, ctx.axes, True, ctx.distance)
             zero = np.zeros((), dtype=grad.dtype)
             with np.errstate(divide="ignore", invalid="ignore"):
                 return (Where.apply(ctx.out == 0, zero, x / norm) * grad,)
         # other p: sign(x) |x|^(p-1) / norm^(p-1), 0 where the norm is 0 (and, for p < 1,
         # where x is 0), as backward; the masks are constants
-        norm = VectorNorm.apply(x, p, ctx.axes, True)
+        norm = VectorNorm.apply(x, p, ctx.axes, True, ctx.distance)
         zero = np.zeros((), dtype=grad.dtype)
         with np.errstate(divide="ignore", invalid="ignore"):
             local = PowScalar.apply(Abs.apply(x), p - 1) * sgn(ctx.x).astype(grad.dtype)

@@ -17,13 +17,28 @@ from gradwise.autograd.ops.shape import ScatterAdd
 REDUCTIONS = ("sum", "prod", "mean", "amax", "amin")
 
 
+def check_index_range(op: str, index: np.ndarray, dim: int, size: int,
+                      error: type[Exception] = RuntimeError) -> None:
+    """Refuse an index outside [0, size) along ``dim``, as torch's gather, scatter*, index_add,
+    index_copy and index_select do (they do not count negative indices from the end, unlike
+    NumPy and torch's own ``take``/``put``/``index_fill``/``x[index]``).
+
+    Raises:
+        RuntimeError (``error``): torch's message, naming the first bad index in order.
+    """
+    if index.size and (index.min() < 0 or index.max() >= size):
+        bad = index.reshape(-1)[np.flatnonzero((index < 0) | (index >= size))[0]]
+        raise error(f"{op}: index {bad} is out of bounds for dimension {dim} with size {size}")
+
+
 def scatter_positions(op: str, x_shape: tuple[int, ...], index: np.ndarray, dim: int,
                       src_shape: tuple[int, ...] | None) -> tuple[np.ndarray, ...]:
     """The index tuple of the positions in ``x`` written by each entry of ``index``.
 
     Raises:
         TypeError: ``index`` is not integer. ValueError: dims differ, ``index`` is larger than
-        ``src`` (or than ``x`` off ``dim``). IndexError: an index is out of range.
+        ``src`` (or than ``x`` off ``dim``). RuntimeError: an index is outside [0, size)
+        (torch's rule: no counting from the end).
     """
     if index.dtype.kind not in "iu":
         raise TypeError(f"{op}: index must be an integer tensor, got {index.dtype}")
@@ -37,11 +52,9 @@ def scatter_positions(op: str, x_shape: tuple[int, ...], index: np.ndarray, dim:
         if d != dim and n > x_shape[d]:
             raise ValueError(f"{op}: index of shape {index.shape} is larger than the tensor "
                              f"of shape {x_shape} in dim {d}")
-    if index.size and (index.min() < -x_shape[dim] or index.max() >= x_shape[dim]):
-        raise IndexError(f"{op}: index out of range for dim {dim} of size {x_shape[dim]} "
-                         f"(values from {index.min()} to {index.max()})")
+    check_index_range(op, index, dim, x_shape[dim])
     grids: list[np.ndarray] = list(np.indices(index.shape, sparse=True))
-    grids[dim] = index % x_shape[dim] if index.size else index
+    grids[dim] = index
     return tuple(grids)
 
 

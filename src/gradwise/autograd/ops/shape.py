@@ -127,6 +127,110 @@ def _is_basic_index(index) -> bool:
     )
 
 
+class Flip(Function):
+    """x reversed along ``axes``, in new memory (``torch.flip`` copies, unlike NumPy's view).
+
+    Local derivative: 1; the gradient is reversed back. Shape: x -> same.
+    """
+
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, axes):
+        ctx.axes = axes
+        return np.flip(x, axes).copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (np.flip(grad, ctx.axes).copy(),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (Flip.apply(grad, ctx.axes),)
+
+
+def diagonal_view(x: np.ndarray, offset: int, axis1: int, axis2: int) -> np.ndarray:
+    """The diagonal ``offset`` of ``x`` over (axis1, axis2), appended as the last axis, as a
+    writable strided view of ``x`` (``np.diagonal`` gives a read-only one; torch's diagonal
+    writes through).
+
+    Shape: x with axis1 and axis2 removed, plus (length,) last.
+    """
+    moved = np.moveaxis(x, (axis1, axis2), (-2, -1))
+    rows, cols = moved.shape[-2:]
+    start_row, start_col = max(-offset, 0), max(offset, 0)
+    length = max(min(rows - start_row, cols - start_col), 0)
+    if length == 0:
+        return moved[..., :0, 0] if cols else np.empty(moved.shape[:-2] + (0,), x.dtype)
+    corner = moved[..., start_row:, start_col:]  # its [0, 0] is the diagonal's first entry
+    return np.lib.stride_tricks.as_strided(
+        corner, corner.shape[:-2] + (length,),
+        corner.strides[:-2] + (corner.strides[-2] + corner.strides[-1],),
+        writeable=x.flags.writeable,
+    )
+
+
+class Diagonal(Function):
+    """The diagonal ``offset`` of x over (axis1, axis2), a view (``torch.diagonal``).
+
+    Local derivative: 1 on the diagonal; the gradient is written into the diagonal of zeros.
+    Shape: x with axis1, axis2 removed and the diagonal's length appended.
+    """
+
+    saves_inputs = False
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, offset, axis1, axis2):
+        ctx.shape, ctx.args = x.shape, (offset, axis1, axis2)
+        return diagonal_view(x, offset, axis1, axis2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        full = np.zeros(ctx.shape, dtype=grad.dtype)
+        diagonal_view(full, *ctx.args)[...] = grad
+        return (full,)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (DiagonalScatter.apply(grad, ctx.shape, *ctx.args),)
+
+
+class DiagonalScatter(Function):
+    """Zeros of ``shape`` with ``grad`` on a diagonal: the backward of :class:`Diagonal`, as an
+    op so that ``create_graph`` can differentiate it (torch's ``diagonal_backward``).
+
+    Local derivative: 1 on the diagonal. Shape: the diagonal's shape -> ``shape``.
+    """
+
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, grad, shape, offset, axis1, axis2):
+        ctx.args = (offset, axis1, axis2)
+        full = np.zeros(shape, dtype=grad.dtype)
+        diagonal_view(full, offset, axis1, axis2)[...] = grad
+        return full
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (diagonal_view(grad, *ctx.args).copy(),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (Diagonal.apply(grad, *ctx.args),)
+
+
+def _element_view(x: np.ndarray, index):
+    """``x[index]``, where an index of ints only gives a 0-d view of x rather than NumPy's
+    scalar copy (torch's ``t[0]`` writes through: ``t[0].add_(1)`` changes t)."""
+    out = x[index]
+    if isinstance(out, np.ndarray):
+        return out
+    items = index if isinstance(index, tuple) else (index,)
+    return x[items + (Ellipsis,)]
+
+
 class GetItem(Function):
     """x[index]: basic (slices, ints) or advanced (integer arrays, masks) indexing.
 
@@ -161,7 +265,7 @@ class GetItem(Function):
         ctx.shape, ctx.dtype, ctx.index = x.shape, x.dtype, index
         ctx.basic = _is_basic_index(index)
         try:
-            return x[index]
+            return _element_view(x, index) if ctx.basic else x[index]
         except IndexError as error:
             raise IndexError(f"getitem: {error} (tensor shape {x.shape})") from None
 

@@ -346,3 +346,194 @@ def test_inf_norm_ties_give_torchs_gradient(name, dtype):
         y = TIES[name](lib, a, b)
         return [y, *lib.autograd.grad(y.sum(), (a, b))]
     _same(program, dtype)
+
+
+# ---- 5. attention over a fully padded row ------------------------------------------------------
+def _copy_weights(source, target):
+    target.load_state_dict({k: gw.tensor(v.detach().numpy().copy())
+                            for k, v in source.state_dict().items()})
+
+
+@pytest.mark.parametrize("need_weights", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_multihead_attention_with_a_fully_padded_row(need_weights, dtype):
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((2, 3, 4)).astype(dtype)
+    padding = np.array([[True, True, True], [False, True, False]])
+    torch.manual_seed(0)
+    theirs = torch.nn.MultiheadAttention(4, 2, batch_first=True).to(getattr(torch, dtype))
+    ours = gw.nn.MultiheadAttention(4, 2, batch_first=True).to(getattr(gw, dtype))
+    _copy_weights(theirs, ours)
+    results = []
+    for lib, module in ((torch, theirs), (gw, ours)):
+        x = lib.tensor(q, requires_grad=True)
+        out, _ = module(x, x, x, key_padding_mask=lib.tensor(padding), need_weights=need_weights)
+        out.sum().backward()
+        results.append((out.detach().numpy(), x.grad.numpy()))
+    (t_out, t_grad), (g_out, g_grad) = results
+    # torch: NaN with the weights, 0 attention (finite) without
+    assert np.isnan(t_out).any() == need_weights
+    np.testing.assert_allclose(g_out, t_out, equal_nan=True, **_tol(dtype))
+    np.testing.assert_allclose(g_grad, t_grad, equal_nan=True, **_tol(dtype))
+
+
+def test_transformer_encoder_layer_with_a_fully_padded_row_stays_finite():
+    rng = np.random.default_rng(1)
+    src = rng.standard_normal((2, 3, 4)).astype("float64")
+    padding = np.array([[True, True, True], [False, False, True]])
+    torch.manual_seed(0)
+    theirs = torch.nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True).double()
+    ours = gw.nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0, batch_first=True).to(gw.float64)
+    _copy_weights(theirs, ours)
+    results = []
+    for lib, module in ((torch, theirs), (gw, ours)):
+        x = lib.tensor(src, requires_grad=True)
+        out = module(x, src_key_padding_mask=lib.tensor(padding))
+        out.sum().backward()
+        results.append((out.detach().numpy(), x.grad.numpy()))
+    assert np.isfinite(results[1][0]).all() and np.isfinite(results[1][1]).all()
+    np.testing.assert_allclose(results[1][0], results[0][0], **_tol("float64"))
+    np.testing.assert_allclose(results[1][1], results[0][1], **_tol("float64"))
+
+
+# ---- 6. scatter_reduce amax/amin ties count x's entry as torch does ----------------------------
+SCATTER_TIES = [
+    # (x, src, index, dim)
+    ([[1.0, 5.0, 2.0], [3.0, 3.0, 0.0]], [[1.0, 1.0, 4.0], [3.0, 2.0, 3.0]],
+     [[0, 0, 2], [1, 1, 1]], 1),
+    ([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]],
+     [[0, 0, 1], [0, 1, 1]], 0),
+    ([[2.0, -1.0], [0.0, 4.0]], [[2.0, 2.0], [-1.0, 4.0]], [[0, 0], [1, 1]], 1),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("include_self", [False, True])
+@pytest.mark.parametrize("reduce", ["amax", "amin"])
+@pytest.mark.parametrize("case", range(len(SCATTER_TIES)))
+def test_scatter_reduce_ties_split_as_torch(case, reduce, include_self, dtype):
+    x, src, index, dim = SCATTER_TIES[case]
+
+    def program(lib):
+        a = lib.tensor(np.array(x, dtype=dtype), requires_grad=True)
+        b = lib.tensor(np.array(src, dtype=dtype), requires_grad=True)
+        y = a.scatter_reduce(dim, lib.tensor(index), b, reduce, include_self=include_self)
+        up = lib.tensor(np.arange(1.0, 1.0 + y.numel(), dtype=dtype).reshape(tuple(y.shape)))
+        return [y, *lib.autograd.grad((y * up).sum(), (a, b))]
+    _same(program, dtype)
+
+
+# ---- 8. prelu's (and softplus's) second derivative at the kink ------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", ["one_weight", "channels", "all_zero", "nan"])
+def test_prelu_second_derivative_at_zero(case, dtype):
+    x = {"one_weight": [[-1.0, 0.0, 2.0], [0.0, -0.0, 3.0]],
+         "channels": [[-1.0, 0.0, 2.0], [0.0, -0.0, 3.0]],
+         "all_zero": [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],
+         "nan": [[math.nan, 0.0, -2.0], [1.0, 0.0, 3.0]]}[case]
+    w = [0.25] if case == "one_weight" else [0.1, 0.2, 0.3]
+
+    def program(lib):
+        a = lib.tensor(np.array(x, dtype=dtype), requires_grad=True)
+        b = lib.tensor(np.array(w, dtype=dtype), requires_grad=True)
+        y = lib.nn.functional.prelu(a, b)
+        up = lib.tensor(np.arange(1.0, 7.0, dtype=dtype).reshape(2, 3))
+        ga, gb = lib.autograd.grad((y * up).sum(), (a, b), create_graph=True)
+        v = lib.tensor(np.array([[0.5, -1.0, 2.0], [1.5, 1.0, -0.5]], dtype=dtype))
+        ha, hb = lib.autograd.grad((ga * v).sum() + gb.sum() * 0.7, (a, b), allow_unused=True)
+        return [y, ga, gb, ha, hb]
+    _same(program, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("beta,threshold", [(1.0, 0.0), (2.0, 1.0), (1.0, 20.0)])
+def test_softplus_second_derivative_at_its_threshold(beta, threshold, dtype):
+    def program(lib):
+        a = lib.tensor(np.array([threshold / beta, -1.0, 0.0, threshold / beta + 1.0],
+                                dtype=dtype), requires_grad=True)
+        y = lib.nn.functional.softplus(a, beta=beta, threshold=threshold)
+        (g,) = lib.autograd.grad(y.sum(), a, create_graph=True)
+        (h,) = lib.autograd.grad(g.sum(), a)
+        return [y, g, h]
+    _same(program, dtype)
+
+
+# ---- also: legacy types, source dtypes, out= -------------------------------------------------
+@pytest.mark.parametrize("kind", ["DoubleTensor", "LongTensor", "FloatTensor", "ByteTensor"])
+def test_type_takes_a_legacy_type_or_its_name(kind):
+    def program(lib):
+        x = lib.tensor([1.5, -2.0])
+        return [str(x.type(getattr(lib, kind)).dtype).split(".")[-1],
+                str(x.type(f"torch.{kind}").dtype).split(".")[-1]]
+    _same(program)
+    assert gw.zeros(2).type(gw.zeros(2).type(gw.DoubleTensor).type()).dtype == gw.float64
+
+
+def test_type_refuses_an_unknown_name():
+    _same(lambda lib: lib.zeros(2).type("torch.NoSuchTensor"))
+
+
+SOURCE_DTYPE_OPS = {
+    "index_add": lambda lib, s: lib.zeros(3).index_add(0, lib.tensor([0]), s),
+    "index_add_": lambda lib, s: lib.zeros(3).index_add_(0, lib.tensor([0]), s),
+    "scatter_add": lambda lib, s: lib.zeros(3).scatter_add(0, lib.tensor([0]), s),
+    "scatter_add_": lambda lib, s: lib.zeros(3).scatter_add_(0, lib.tensor([0]), s),
+    "scatter": lambda lib, s: lib.zeros(3).scatter(0, lib.tensor([0]), s),
+    "scatter_reduce": lambda lib, s: lib.zeros(3).scatter_reduce(0, lib.tensor([0]), s, "sum"),
+    "index_copy": lambda lib, s: lib.zeros(3).index_copy(0, lib.tensor([0]), s),
+    "index_copy_": lambda lib, s: lib.zeros(3).index_copy_(0, lib.tensor([0]), s),
+    "put_": lambda lib, s: lib.zeros(3).put_(lib.tensor([0]), s),
+    "masked_scatter": lambda lib, s: lib.zeros(3).masked_scatter(
+        lib.tensor([True, False, False]), s),
+    "index_put": lambda lib, s: lib.zeros(3).index_put((lib.tensor([0]),), s),
+}
+
+
+@pytest.mark.parametrize("source", ["float64", "int64", "float32"])
+@pytest.mark.parametrize("name", list(SOURCE_DTYPE_OPS))
+def test_a_source_of_another_dtype_is_refused_as_torch(name, source):
+    _same(lambda lib: SOURCE_DTYPE_OPS[name](lib, lib.ones(1, dtype=getattr(lib, source))))
+
+
+OUT_CASES = {
+    "add": (lambda lib, o: lib.add(lib.ones(2), lib.tensor([1.0, 2.0]), out=o), (2,)),
+    "exp": (lambda lib, o: lib.exp(lib.tensor([0.0, 1.0]), out=o), (2,)),
+    "sum_dim": (lambda lib, o: lib.sum(lib.ones(2, 3), 1, out=o), (2,)),
+    "mean": (lambda lib, o: lib.mean(lib.ones(2, 3), out=o), ()),
+    "matmul": (lambda lib, o: lib.matmul(lib.ones(2, 3), lib.ones(3, 2), out=o), (2, 2)),
+    "clamp": (lambda lib, o: lib.clamp(lib.tensor([-1.0, 3.0]), 0.0, 1.0, out=o), (2,)),
+    "cumsum": (lambda lib, o: lib.cumsum(lib.tensor([1.0, 2.0]), 0, out=o), (2,)),
+}
+
+
+@pytest.mark.parametrize("out_dtype", ["float32", "float64", "int64"])
+@pytest.mark.parametrize("name", list(OUT_CASES))
+def test_out_writes_into_the_given_tensor(name, out_dtype):
+    fn, shape = OUT_CASES[name]
+
+    def program(lib):
+        out = lib.zeros(shape, dtype=getattr(lib, out_dtype))
+        returned = fn(lib, out)
+        return [returned is out, out, str(out.dtype).split(".")[-1]]
+    _same(program)
+
+
+@pytest.mark.parametrize("name", ["add", "exp", "sum_dim"])
+def test_out_refuses_inputs_that_require_grad(name):
+    def program(lib):
+        x = lib.ones(2, 3, requires_grad=True)
+        calls = {"add": lambda o: lib.add(x, 1.0, out=o), "exp": lambda o: lib.exp(x, out=o),
+                 "sum_dim": lambda o: lib.sum(x, 1, out=o)}
+        calls[name](lib.zeros(2, 3))
+    error = _same(program)
+    assert "functions with out=... arguments don't support automatic differentiation" in error[1]
+
+
+def test_out_under_no_grad_and_with_a_resize():
+    def program(lib):
+        x = lib.ones(2, 3, requires_grad=True)
+        empty = lib.zeros(0)
+        with lib.no_grad():
+            lib.mul(x, 2.0, out=empty)
+        return [empty, empty.requires_grad]
+    _same(program)

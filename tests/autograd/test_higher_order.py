@@ -1010,6 +1010,13 @@ CASES.update({
                      lambda t, a: t.nn.functional.pad(a, (2, 1), mode="circular") ** 2,
                      [_signed(2, 3)]),
 })
+CASES.update({  # issue 12, edges-fix5: a strided diagonal view and a flipping copy (own RNG,
+    # so the inputs of the cases above stay as they were)
+    "diagonal": (lambda a: a.diagonal(1, 0, 2) ** 3, lambda t, a: a.diagonal(1, 0, 2) ** 3,
+                 [_signed(3, 2, 4, rng=np.random.default_rng(12))]),
+    "flip": (lambda a: a.flip(0, 2) ** 3, lambda t, a: a.flip(0, 2) ** 3,
+             [_signed(3, 2, 4, rng=np.random.default_rng(13))]),
+})
 
 
 def _gw_inputs(arrays):

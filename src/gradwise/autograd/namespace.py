@@ -56,15 +56,82 @@ def _as_input(value: Any) -> Tensor:
 
 
 def _method_function(name: str) -> Callable[..., Any]:
-    def function(input: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: A002 - torch's name
-        return getattr(_as_input(input), name)(*args, **kwargs)
+    def function(input: Any, *args: Any, out: Any = None, **kwargs: Any) -> Any:  # noqa: A002
+        if out is None:
+            return getattr(_as_input(input), name)(*args, **kwargs)
+        if (name in _OUT_SETS_DTYPE and isinstance(out, Tensor) and "dtype" not in kwargs
+                and out._data.dtype != _as_input(input)._data.dtype):
+            kwargs["dtype"] = out._data.dtype  # torch accumulates in out's dtype
+        return _into_out(name, lambda: getattr(_as_input(input), name)(*args, **kwargs),
+                         out, (input, *args, *kwargs.values()))
 
     function.__name__ = function.__qualname__ = name
     function.__doc__ = (
-        f"``gw.{name}(input, ...)``: the same as ``input.{name}(...)`` (see "
-        f"``gradwise.Tensor.{name}``); array-like input becomes a constant tensor."
+        f"``gw.{name}(input, ..., out=None)``: the same as ``input.{name}(...)`` (see "
+        f"``gradwise.Tensor.{name}``); array-like input becomes a constant tensor. ``out``: "
+        "a tensor (a tuple of them for a tuple result) the result is written into and "
+        "returned, as torch's (see ``_into_out``)."
     )
     return function
+
+
+# torch's three out= dtype rules: most functions cast the result into out when torch's
+# can_cast allows (a float result never into an integer out); these accumulate in out's dtype;
+# these want out's dtype to equal the result's
+_OUT_SETS_DTYPE = frozenset({"sum", "prod", "cumsum", "cumprod", "nansum"})
+_OUT_SAME_DTYPE = frozenset({"amax", "amin", "matmul", "mm", "mv", "dot", "vdot", "inner", "norm",
+                             "clamp", "clip", "clamp_min", "clamp_max", "addmm", "addmv",
+                             "baddbmm"})
+
+
+def _into_out(name: str, compute: Callable[[], Any], out: Any, operands: tuple) -> Any:
+    """torch's ``out=`` for every function of ``_METHOD_FUNCTIONS``: the result is written into
+    ``out`` (cast to its dtype by the rules above; resized, with torch's warning, when its
+    shape differs and it holds elements) and ``out`` is returned. Not recorded, as in torch.
+
+    Raises:
+        RuntimeError: grad is on and an operand or ``out`` requires grad (torch's "functions
+            with out=... arguments don't support automatic differentiation"); the result's
+            dtype can't be cast to out's (float into an integer out, torch's rule), or differs
+            from it for the functions of ``_OUT_SAME_DTYPE``.
+        TypeError: ``out`` is not a Tensor (or a tuple of as many Tensors as the result has).
+    """
+    import warnings
+
+    from gradwise.autograd.grad_mode import is_grad_enabled, no_grad
+    outs = out if isinstance(out, tuple | list) else (out,)
+    if not builtins.all(isinstance(o, Tensor) for o in outs):
+        raise TypeError(f"{name}(): argument 'out' must be a Tensor (or a tuple of Tensors), "
+                        f"got {type(out).__name__}")
+    if is_grad_enabled() and builtins.any(
+            isinstance(t, Tensor) and t.requires_grad for t in (*operands, *outs)):
+        raise RuntimeError(f"{name}(): functions with out=... arguments don't support automatic "
+                           "differentiation, but one of the arguments requires grad.")
+    with no_grad():
+        result = compute()
+    results = tuple(result) if isinstance(result, tuple) else (result,)
+    if len(results) != len(outs):
+        raise TypeError(f"{name}(): out must be {len(results)} tensor(s), got {len(outs)}")
+    for target, value in zip(outs, results, strict=True):
+        array = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if name in _OUT_SAME_DTYPE and array.dtype != target._data.dtype:
+            raise RuntimeError(f"{name}(): Expected out tensor to have dtype {array.dtype}, but "
+                               f"got {target._data.dtype} instead")
+        if not can_cast(array.dtype, target._data.dtype):
+            from gradwise.autograd.tensor import _dtype_name
+            raise RuntimeError(f"{name}(): result type {_dtype_name(array.dtype)} can't be cast "
+                               f"to the desired output type {_dtype_name(target._data.dtype)}")
+        if target.shape == array.shape:
+            target._data[...] = array
+        else:
+            if target._data.size:
+                warnings.warn(f"{name}(): An output with one or more elements was resized since "
+                              f"it had shape {list(target.shape)}, which does not match the "
+                              f"required output shape {list(array.shape)}. (torch's warning)",
+                              UserWarning, stacklevel=3)
+            target._data = array.astype(target._data.dtype, copy=True)
+        target._version[0] += 1
+    return out
 
 
 # (this shadows the builtins any/all/sum/max/min/abs/round/pow in this module: use builtins.*)
@@ -726,6 +793,7 @@ def _legacy_constructor(name: str, dtype: Any) -> Callable[..., Tensor]:
         return tensor(args[0], dtype=dtype)
 
     constructor.__name__ = constructor.__qualname__ = name
+    constructor.legacy_dtype = np.dtype(dtype)  # type: ignore[attr-defined]  # x.type(gw.XTensor)
     constructor.__doc__ = (
         f"``gw.{name}(data)`` is ``gw.tensor(data, dtype={np.dtype(dtype).name})``; "
         f"``gw.{name}(2, 3)`` a (2, 3) tensor of that dtype (zeros: gradwise never shows "

@@ -59,6 +59,26 @@ def _dim(op: str, dim: int, ndim: int) -> int:
     return int(dim) % max(ndim, 1)
 
 
+def same_source_dtype(self: Tensor, source: Any, message: str) -> None:
+    """Refuse a Tensor ``source`` whose dtype differs from ``self``'s, as torch's scatter,
+    index_add, index_copy, put and masked_scatter do (they never promote); ``message`` is
+    torch's text with ``{self}`` and ``{source}`` for the dtype names (Float, Double...).
+
+    Raises:
+        RuntimeError: the dtypes differ.
+    """
+    from gradwise.autograd.tensor import Tensor, _dtype_name
+    if isinstance(source, Tensor) and source._data.dtype != self._data.dtype:
+        raise RuntimeError(message.format(self=_dtype_name(self._data.dtype),
+                                          source=_dtype_name(source._data.dtype)))
+
+
+_INDEX_COPY_DTYPES = ("index_copy_(): self and source expected to have the same dtype, but got "
+                      "(self) {self} and (source) {source}")
+_SCATTER_DTYPES = ("{op}: scatter(): Expected self.dtype to be equal to src.dtype (self {self}, "
+                   "src {source})")
+
+
 def _floating(op: str, t: Tensor) -> None:
     if t._data.dtype.kind != "f":
         raise TypeError(f"{op}: expected a floating point tensor, got {t._data.dtype}")
@@ -493,6 +513,7 @@ class TensorExtras:
         if src is None:
             src = value
         d = _dim("scatter", dim, self.ndim)
+        same_source_dtype(self, src, _SCATTER_DTYPES.replace("{op}", "scatter"))
         source = src if hasattr(src, "_data") else np.asarray(src, dtype=self._data.dtype)
         reductions = {None: None, "add": "sum", "multiply": "prod"}
         if reduce not in reductions:
@@ -505,6 +526,7 @@ class TensorExtras:
         ``torch.scatter_add``; recorded."""
         from gradwise.autograd.ops.scatter import Scatter
         d = _dim("scatter_add", dim, self.ndim)
+        same_source_dtype(self, src, _SCATTER_DTYPES.replace("{op}", "scatter_add"))
         return Scatter.apply(self, src, np.asarray(_raw(index)), d, "sum", True, "scatter_add")
 
     def scatter_reduce(self: Tensor, dim: int, index: Any, src: Any, reduce: str, *,
@@ -517,6 +539,7 @@ class TensorExtras:
             raise ValueError(f"scatter_reduce: reduce must be one of {REDUCTIONS}, got "
                              f"{reduce!r}")
         d = _dim("scatter_reduce", dim, self.ndim)
+        same_source_dtype(self, src, _SCATTER_DTYPES.replace("{op}", "scatter_reduce"))
         return Scatter.apply(self, src, np.asarray(_raw(index)), d, reduce, bool(include_self),
                              "scatter_reduce")
 
@@ -559,6 +582,8 @@ class TensorExtras:
         """
         d = _dim("index_add", dim, self.ndim)
         index = np.asarray(_raw(index))
+        same_source_dtype(self, source, "index_add_(): self ({self}) and source ({source}) "
+                                        "must have the same scalar type")
         source = _tensor(source, self)
         if index.ndim > 1 or (source.ndim and index.size != source.shape[d]) or (
                 source.ndim != self.ndim):
@@ -1133,6 +1158,7 @@ class TensorExtras:
         ``Tensor.index_copy_``."""
         from gradwise.autograd.ops.scatter import check_index_range
         self._check_inplace("index_copy_")
+        same_source_dtype(self, source, _INDEX_COPY_DTYPES)
         d = _dim("index_copy_", dim, self.ndim)
         check_index_range("index_copy_", np.asarray(_raw(index)), d,
                           self.shape[d] if self.ndim else 1, IndexError)
@@ -1216,11 +1242,15 @@ class TensorExtras:
         Raises:
             TypeError: ``indices`` is not a tuple or list.
             IndexError: an index is out of range (naming the tensor's shape).
+            RuntimeError: ``values`` is a Tensor of another dtype (torch does not promote).
         """
         from gradwise.autograd.tensor import Tensor
         if not isinstance(indices, tuple | list):
             raise TypeError(f"index_put_: indices must be a tuple of tensors, got "
                             f"{type(indices).__name__}")
+        same_source_dtype(self, values, "index_put_: Index put requires the source and "
+                                        "destination dtypes match, got {self} for the "
+                                        "destination and {source} for the source.")
         where_ = tuple(np.asarray(_raw(i)) for i in indices)
         if not accumulate:
             self[where_] = values

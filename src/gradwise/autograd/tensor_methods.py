@@ -64,6 +64,12 @@ def _normalize_dim(dim: int, ndim: int, op: str) -> int:
     return dim % max(ndim, 1)
 
 
+# numpy dtype name -> torch's legacy tensor type name (``x.type()``, ``gw.DoubleTensor``)
+LEGACY_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+                     "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
+                     "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
+
+
 class TensorMethods:
     """PyTorch's Tensor methods, mixed into ``gradwise.Tensor``."""
 
@@ -139,13 +145,23 @@ class TensorMethods:
 
     def type(self: Tensor, dtype: Any = None) -> Any:
         """Without ``dtype``: PyTorch's type name (``'torch.FloatTensor'`` style, with gradwise).
-        With a dtype: the cast."""
+        With a dtype, a legacy type (``gw.DoubleTensor``) or its name (``'torch.DoubleTensor'``
+        or ``'gradwise.DoubleTensor'``): the cast, as torch's.
+
+        Raises:
+            ValueError: a string that names no tensor type (torch's "invalid type").
+        """
         if dtype is None:
-            names = {"float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
-                     "int64": "LongTensor", "int32": "IntTensor", "int16": "ShortTensor",
-                     "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor"}
-            return f"gradwise.{names.get(self._data.dtype.name, self._data.dtype.name)}"
-        return self._cast(dtype)
+            name = self._data.dtype.name
+            return f"gradwise.{LEGACY_TYPE_NAMES.get(name, name)}"
+        if isinstance(dtype, str) and dtype.rpartition(".")[0] in ("torch", "gradwise"):
+            by_name = {legacy: np.dtype(name) for name, legacy in LEGACY_TYPE_NAMES.items()}
+            if dtype.rpartition(".")[2] in by_name:
+                return self._cast(by_name[dtype.rpartition(".")[2]])
+        if isinstance(dtype, str):
+            raise ValueError(f"type: invalid type: {dtype!r}")
+        legacy = getattr(dtype, "legacy_dtype", None)  # gw.DoubleTensor and the like
+        return self._cast(dtype if legacy is None else legacy)
 
     def type_as(self: Tensor, other: Tensor) -> Tensor:
         """A copy cast to ``other``'s dtype, as ``torch.Tensor.type_as``."""

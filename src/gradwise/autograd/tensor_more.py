@@ -190,6 +190,9 @@ class TensorMore:
             ValueError: ``source`` has fewer elements than ``mask`` has True values.
         """
         from gradwise.autograd.tensor import tensor as _tensor
+        from gradwise.autograd.tensor_extras import same_source_dtype
+        same_source_dtype(self, source, "masked_scatter: expected self and source to have same "
+                                        "dtypes but got {self} and {source}")
         picked = np.flatnonzero(np.broadcast_to(_raw(mask).astype(bool), self.shape))
         source_t = source if hasattr(source, "_data") else _tensor(source)
         if source_t.numel() < picked.size:
@@ -206,6 +209,8 @@ class TensorMore:
         from gradwise.autograd.tensor import tensor as _tensor
         (d,) = normalize_axis(dim, self.ndim, "index_copy")
         from gradwise.autograd.ops.scatter import check_index_range
+        from gradwise.autograd.tensor_extras import _INDEX_COPY_DTYPES, same_source_dtype
+        same_source_dtype(self, source, _INDEX_COPY_DTYPES)
         positions = _raw(index).astype(np.int64).reshape(-1)
         check_index_range("index_copy", positions, d, self.shape[d] if self.ndim else 1,
                           IndexError)
@@ -223,6 +228,10 @@ class TensorMore:
             IndexError: a position out of range.
         """
         from gradwise.autograd.tensor import tensor as _tensor
+        from gradwise.autograd.tensor_extras import same_source_dtype
+        same_source_dtype(self, source, "put_(): self and source expected to have the same "
+                                        "dtype, but got self.dtype = {self} and source.dtype = "
+                                        "{source}")
         positions = _raw(index).astype(np.int64).reshape(-1)
         n = self.numel()
         if positions.size and (positions.max() >= n or positions.min() < -n):

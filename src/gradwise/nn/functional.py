@@ -1322,7 +1322,8 @@ def glu(x: Tensor, dim: int = -1) -> Tensor:
 
 
 def prelu(x: Tensor, weight: Tensor) -> Tensor:
-    """x where x >= 0, ``weight * x`` below; weight (1,) or (C,) on channel dim 1 (torch's).
+    """x where x > 0, ``weight * x`` elsewhere; weight (1,) or (C,) on channel dim 1 (torch's);
+    first and second derivatives as torch's (at x = 0: dy/dx = w, d2y/dx dw = 0).
 
     Raises:
         ValueError: weight is not 1-D of size 1 or the input's channel count.
@@ -1341,8 +1342,15 @@ def prelu(x: Tensor, weight: Tensor) -> Tensor:
     # torch's rule, x > 0 ? x : w x: at x = 0 (and NaN) the gradient is w grad, where
     # relu(x) - w relu(-x) would give 0; w multiplies only the non-positive side, so an inf on
     # the positive side does not reach dL/dw as 0 * inf = NaN
+    # At x = 0 torch's first derivative is w but its double backward (prelu_double_backward)
+    # takes the x < 0 mask, so d(dy/dx)/dw = 0 there: the zeros use w's value as a constant.
     positive = x._data > 0
-    return _where(positive, x, weight * _where(positive, 0.0, x))
+    zero = x._data == 0
+    negative_or_nan = ~(positive | zero)
+    scaled = weight * _where(negative_or_nan, x, 0.0)
+    if zero.any():
+        scaled = _where(zero, x * weight.detach(), scaled)
+    return _where(positive, x, scaled)
 
 
 def rrelu(x: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,
@@ -2303,6 +2311,21 @@ def _additive_mask(mask: Any, like: Tensor, allowed_when_true: bool) -> Tensor |
     return Tensor._make(array.astype(like.dtype), False, None)
 
 
+def _safe_softmax(scores: Tensor) -> Tensor:
+    """Softmax over the last dim where a row whose scores are all -inf (it may attend nowhere)
+    gets weights 0 and zero gradients, as torch's ``_safe_softmax`` (torch >= 2.5, used by
+    scaled_dot_product_attention and so by MultiheadAttention with need_weights=False): a
+    plain softmax gives 0/0 = NaN there.
+
+    Shape: (*, S) -> same.
+    """
+    dead = np.all(scores._data == -np.inf, axis=-1, keepdims=True)
+    if not dead.any():
+        return softmax(scores, dim=-1)
+    from gradwise.autograd.functional import where
+    return where(dead, 0.0, softmax(where(dead, 0.0, scores), dim=-1))
+
+
 def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn_mask: Any = None,
                                  dropout_p: float = 0.0, is_causal: bool = False,
                                  scale: float | None = None, enable_gqa: bool = False, *,
@@ -2342,14 +2365,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attn
     bias = _additive_mask(attn_mask, scores, allowed_when_true=True)
     if bias is not None:
         scores = scores + bias
-    # a row that may attend nowhere (every score -inf) gets weights 0 and zero gradients, as
-    # torch's _safe_softmax (torch >= 2.5): softmax alone would give 0/0 = NaN there
-    dead = np.all(scores._data == -np.inf, axis=-1, keepdims=True)
-    if dead.any():
-        from gradwise.autograd.functional import where
-        weights = where(dead, 0.0, softmax(where(dead, 0.0, scores), dim=-1))
-    else:
-        weights = softmax(scores, dim=-1)
+    weights = _safe_softmax(scores)
     if dropout_p > 0.0:
         weights = dropout(weights, dropout_p, True, generator=generator)
     return weights @ value

@@ -1071,7 +1071,8 @@ class Tanh(Function):
 class Softplus(Function):
     """log(1 + e^(beta x)) / beta, and x itself where beta x > threshold (PyTorch).
 
-    Local derivative: sigmoid(beta x), and 1 in the linear region. Shape: x -> same.
+    Local derivative: sigmoid(beta x), and 1 in the linear region; its own derivative is 0 at
+    beta x = threshold (torch's double backward). Shape: x -> same.
     """
 
     observe_kind = "softplus"
@@ -1094,8 +1095,15 @@ class Softplus(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         (x,) = ctx.inputs
-        linear = ctx.beta * ctx.x > ctx.threshold
-        return (Where.apply(linear, grad, grad * Sigmoid.apply(x * ctx.beta)),)
+        bx = ctx.beta * ctx.x
+        soft = grad * Sigmoid.apply(x * ctx.beta)
+        at_threshold = bx == ctx.threshold
+        if at_threshold.any():
+            # torch's softplus_double_backward masks with beta x < threshold: at the threshold
+            # itself the first derivative is sigmoid's but the second is 0
+            constant = stable_sigmoid(bx).astype(ctx.x.dtype, copy=False)
+            soft = Where.apply(at_threshold, grad * constant, soft)
+        return (Where.apply(bx > ctx.threshold, grad, soft),)
 
 
 _SQRT_2_OVER_PI = math.sqrt(2 / math.pi)

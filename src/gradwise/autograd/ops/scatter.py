@@ -81,7 +81,8 @@ class Scatter(Function):
 
     Local derivative: written positions send no gradient to ``x`` and src gets the gradient
     there; "sum" passes it to both; "mean" divides by the count of contributors; "amax"/"amin"
-    split it evenly among the contributors equal to the result (PyTorch's rule); "prod" gives
+    split it evenly among the entries equal to the result, x's original entry counted even
+    with ``include_self=False`` (PyTorch's rule, see ``_tie_shares``); "prod" gives
     each contributor the product of the others. Duplicate positions with ``reduce=None`` keep
     one of the writes (which one is unspecified in PyTorch too).
     Shape: x (...), src like index or larger (or a number) -> x's shape.
@@ -132,7 +133,7 @@ class Scatter(Function):
     @staticmethod
     def backward(ctx, grad):
         positions, reduce = ctx.positions, ctx.reduce
-        x, src = ctx.x, ctx.src
+        src = ctx.src
         keep_self = ctx.include_self or None
         if reduce is None:
             grad_x = np.where(ctx.touched, 0, grad)
@@ -146,13 +147,8 @@ class Scatter(Function):
             grad_part = scaled[positions]
         elif reduce == "prod":
             grad_x, grad_part = _prod_grads(ctx, grad)
-        else:  # amax / amin: split among the contributors equal to the result
-            out = ctx.out
-            self_hits = (x == out) & (bool(ctx.include_self) | ~ctx.touched)
-            part_hits = ctx.part == out[positions]
-            hits = self_hits.astype(grad.dtype)
-            np.add.at(hits, positions, part_hits)
-            share = grad / np.maximum(hits, 1)
+        else:  # amax / amin: split among the entries equal to the result (see _tie_shares)
+            self_hits, part_hits, share = _tie_shares(ctx, grad)
             grad_x = np.where(self_hits, share, 0)
             grad_part = np.where(part_hits, share[positions], 0)
         return grad_x.astype(grad.dtype, copy=False), _src_grad(
@@ -180,12 +176,8 @@ class Scatter(Function):
         elif reduce == "prod":
             grad_x, grad_part = _prod_grads_graph(ctx, grad, x, src)
         else:
-            out = ctx.out
-            self_hits = (ctx.x == out) & (bool(ctx.include_self) | ~ctx.touched)
-            part_hits = ctx.part == out[positions]
-            hits = self_hits.astype(grad._data.dtype)
-            np.add.at(hits, positions, part_hits)
-            share = grad / np.maximum(hits, 1)
+            self_hits, part_hits, counts = _tie_shares(ctx, None)
+            share = grad / counts
             grad_x = Where.apply(self_hits, share, zero)
             grad_part = Where.apply(part_hits, share[positions], zero)
         grad_src = None
@@ -198,6 +190,25 @@ class Scatter(Function):
                 corner = tuple(slice(0, n) for n in grad_part.shape)
                 grad_src = ScatterAdd.apply(grad_part, src.shape, corner, True)
         return grad_x, grad_src
+
+
+def _tie_shares(ctx, grad):
+    """amax/amin's gradient rule, torch's ``scatter_reduce_backward``: the gradient at a
+    position is divided by the number of entries equal to the result there, counting the
+    original entry of x even when ``include_self=False`` (torch's count does; that entry then
+    gets no gradient where something was scattered). Returns (x's hits, src's hits, grad
+    divided by the counts) or, with ``grad`` None, the counts (at least 1) instead.
+    """
+    out, positions = ctx.out, ctx.positions
+    self_equal = ctx.x == out
+    self_hits = self_equal & (bool(ctx.include_self) | ~ctx.touched)
+    part_hits = ctx.part == out[positions]
+    counts = self_equal.astype(out.dtype if out.dtype.kind == "f" else np.float64)
+    np.add.at(counts, positions, part_hits)
+    counts = np.maximum(counts, 1)
+    if grad is None:
+        return self_hits, part_hits, counts.astype(ctx.x.dtype, copy=False)
+    return self_hits, part_hits, grad / counts
 
 
 def _prod_grads(ctx, grad):

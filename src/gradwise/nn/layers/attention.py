@@ -34,6 +34,9 @@ class MultiheadAttention(Module):
             opposite of scaled_dot_product_attention's bool mask), or a float mask added.
         is_causal: a hint in torch that attn_mask is causal; here, without attn_mask, it applies
             a causal mask.
+        A query whose keys are all masked gets NaN with need_weights=True and 0 attention
+        (output = out_proj's bias) with need_weights=False, as torch (whose second path runs
+        scaled_dot_product_attention's safe softmax).
 
     Shape:
         query (L, N, E), key (S, N, kdim), value (S, N, vdim) [batch_first: N first;
@@ -154,7 +157,9 @@ class MultiheadAttention(Module):
                 raise ValueError(f"MultiheadAttention: key_padding_mask must be "
                                  f"{(batch, source)}, got {tuple(padding.shape)}")
             scores = scores + padding.reshape(batch, 1, 1, source)
-        weights = F.softmax(scores, dim=-1)
+        # torch computes need_weights=False through scaled_dot_product_attention, whose safe
+        # softmax gives a fully padded row 0 (not NaN); with the weights it uses plain softmax
+        weights = F.softmax(scores, dim=-1) if need_weights else F._safe_softmax(scores)
         attended = F.dropout(weights, self.dropout, self.training) if self.dropout else weights
         out = (attended @ v).transpose(1, 2).reshape(batch, length, self.embed_dim)
         out = self.out_proj(out)  # (N, L, E)

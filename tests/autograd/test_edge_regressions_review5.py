@@ -537,3 +537,53 @@ def test_out_under_no_grad_and_with_a_resize():
             lib.mul(x, 2.0, out=empty)
         return [empty, empty.requires_grad]
     _same(program)
+
+
+# ---- 3 (end). writes into an expanded tensor: fills pass, the rest is torch's overlap error ----
+EXPAND_WRITES = {
+    "fill_": lambda e, lib: e.fill_(5.0),
+    "zero_": lambda e, lib: e.zero_(),
+    "setitem_element": lambda e, lib: e.__setitem__((0, 0), 5.0),
+    "setitem_row": lambda e, lib: e.__setitem__(0, lib.tensor([7.0, 8.0, 9.0])),
+    "masked_fill_": lambda e, lib: e.masked_fill_(lib.ones(2, 3, dtype=lib.bool), 3.0),
+    "mul_": lambda e, lib: e.mul_(2.0),
+    "add_": lambda e, lib: e.add_(1.0),
+    "iadd": lambda e, lib: e.__iadd__(1.0),
+    "copy_": lambda e, lib: e.copy_(lib.ones(2, 3)),
+    "setitem_all": lambda e, lib: e.__setitem__(slice(None), 5.0),
+    "setitem_column": lambda e, lib: e.__setitem__((slice(None), 0), 5.0),
+    "clamp_": lambda e, lib: e.clamp_(0.0, 1.0),
+    "exp_": lambda e, lib: e.exp_(),
+    "uniform_": lambda e, lib: e.uniform_(),
+    "addcmul_": lambda e, lib: e.addcmul_(lib.ones(2, 3), lib.ones(2, 3)),
+    "scatter_": lambda e, lib: e.scatter_(1, lib.tensor([[0], [1]]), 4.0),
+    "index_add_": lambda e, lib: e.index_add_(1, lib.tensor([0]), lib.ones(2, 1)),
+    "put_": lambda e, lib: e.put_(lib.tensor([0]), lib.ones(1)),
+}
+
+
+@pytest.mark.filterwarnings("ignore:Use of")
+@pytest.mark.parametrize("name", list(EXPAND_WRITES))
+def test_writes_into_an_expanded_tensor_follow_torch(name):
+    def program(lib):
+        t = lib.tensor([[1.0, 2.0, 3.0]])
+        with lib.no_grad():
+            EXPAND_WRITES[name](t.expand(2, 3), lib)
+        return t
+    error = _same(program)
+    if isinstance(error, Raised):
+        assert "more than one element of the written-to tensor refers to a single" in error[1]
+
+
+def test_tril_into_an_expanded_tensor_is_refused_deliberately():
+    # torch writes each row's triangle into the shared row (the last row wins); gradwise
+    # refuses (docs/PORTING.md)
+    with pytest.raises(RuntimeError, match="more than one element of the written-to tensor"):
+        gw.tensor([[1.0, 2.0, 3.0]]).expand(2, 3).tril_()
+
+
+def test_an_expanded_gradient_is_not_accumulated_into_in_place():
+    x = gw.zeros(3, requires_grad=True)
+    x.grad = gw.ones(1).expand(3)
+    (x * gw.tensor([1.0, 2.0, 3.0])).sum().backward()
+    np.testing.assert_array_equal(np.asarray(x.grad), [2.0, 3.0, 4.0])

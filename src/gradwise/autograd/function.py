@@ -153,6 +153,8 @@ class Function:
         spec = cls.tensor_args
         for position, arg in enumerate(args):
             if isinstance(arg, Tensor):
+                if arg._view_of is not None and arg._view_of[4] != arg._version[0]:
+                    arg._refresh_view()  # its base changed in place since: torch's view replay
                 if spec is None or position in spec:
                     tensors.append(arg)
                     requires_grad = requires_grad or arg.requires_grad
@@ -181,6 +183,7 @@ class Function:
             base = tensors[0]
             result._version = base._version
             result._base = base if base._base is None else base._base
+            result._view_of = (base, cls, args[1:], kwargs, base._version[0])
         if record:
             ctx.inputs = tuple(tensors)
             # every node keeps its inputs' versions: saved inputs are checked against them, and

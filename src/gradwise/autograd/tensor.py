@@ -179,6 +179,7 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
         "_ctx",
         "_version",
         "_base",
+        "_view_of",
         "_hooks",
         "_retains_grad",
         "name",
@@ -207,6 +208,9 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
         self._ctx: Any = None
         self._version = [0]
         self._base: Tensor | None = None
+        # (parent, op class, its other arguments, its keywords): how this view was made from
+        # the tensor it views, so an in-place op on it can be replayed on its base's history
+        self._view_of: tuple[Any, ...] | None = None
         self._hooks: list[Callable[..., Any]] | None = None
         self._retains_grad = False
         self.name: str | None = None
@@ -226,6 +230,7 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
         tensor._ctx = ctx
         tensor._version = [0]
         tensor._base = None
+        tensor._view_of = None
         tensor._hooks = None
         tensor._retains_grad = False
         tensor.name = None
@@ -501,7 +506,9 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
     # changed in place and only the version counter moves (the fast path: optimizer updates,
     # ``.grad`` edits).
     def _check_inplace(self, op: str) -> None:
-        """Refuse an in-place change that is not recorded when autograd needs it recorded."""
+        """Refuse an in-place change that is not recorded when autograd needs it recorded, or
+        that reads and writes memory several elements share (see ``_refuse_overlap``)."""
+        self._refuse_overlap(op)
         if self.requires_grad and _grad_enabled.get():
             if self._ctx is None:
                 raise RuntimeError(_LEAF_INPLACE.format(op=op))
@@ -512,6 +519,7 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
 
     def _records_inplace(self, op: str, *operands: Any) -> bool:
         """Whether the in-place ``op`` must be recorded (raises torch's refusals)."""
+        self._refuse_overlap(op)
         if not _grad_enabled.get():
             return False
         if not self.requires_grad and not any(
@@ -527,6 +535,8 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
                     f"{op}: a view of a leaf Variable that requires grad is being used in an "
                     "in-place operation."
                 )
+            if self._view_chain() is not None:
+                return True  # _rebase records it on the base (torch's CopySlices)
             raise RuntimeError(
                 f"{op}: recording an in-place change of a view (shape {self.shape}) of another "
                 f"tensor (shape {base.shape}) is not supported: gradwise does not rebase the "
@@ -534,6 +544,66 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
                 "(base[index] = value) or clone() the view first"
             )
         return True
+
+    def _view_chain(self) -> list[tuple[Any, ...]] | None:
+        """The view ops (class, arguments, keywords) that make this view from its base, first
+        op first, or None when a link is not known (a view made outside the recorded ops)."""
+        chain = []
+        tensor = self
+        while tensor is not self._base:
+            if tensor._view_of is None:
+                return None
+            parent, op, args, kwargs, _ = tensor._view_of
+            chain.append((op, args, kwargs))
+            tensor = parent
+        return chain[::-1]
+
+    def _replay_view(self) -> Tensor | None:
+        """This view made again from its base's current history (None: the chain of view ops
+        is not known), as torch regenerates a view's grad_fn after its base changed in place;
+        the stored version is brought up to date."""
+        chain = self._view_chain()
+        if chain is None or self._view_of is None:
+            return None
+        self._view_of = (*self._view_of[:4], self._version[0])
+        tensor = self._base
+        assert tensor is not None
+        for view_op, args, kwargs in chain:
+            tensor = view_op.apply(tensor, *args, **kwargs)
+        return tensor
+
+    def _refresh_view(self) -> None:
+        """Point this view's history at its base's current history (the base, or the view
+        itself through the base, was changed in place since the view was made)."""
+        base = self._base
+        if base is None or not (base.requires_grad or self.requires_grad):
+            if self._view_of is not None:
+                self._view_of = (*self._view_of[:4], self._version[0])
+            return
+        remade = self._replay_view()
+        if remade is not None and _grad_enabled.get():
+            self._ctx, self.requires_grad = remade._ctx, remade.requires_grad
+
+    def _refuse_overlap(self, op: str, array: np.ndarray | None = None) -> None:
+        """Refuse an in-place ``op`` on memory that several elements share (an ``expand``ed
+        tensor: a stride 0 over a dim longer than 1), with torch's error; the ops torch lets
+        write there (fills, masked and indexed fills, ``index_put_``) pass. ``array``: the
+        region actually written (``__setitem__``'s), checked whatever the op.
+
+        Raises:
+            RuntimeError: torch's "unsupported operation: more than one element of the
+                written-to tensor refers to a single memory location".
+        """
+        if array is None:
+            if op in _OVERLAP_ALLOWED:
+                return
+            array = self._data
+        if any(stride == 0 and n > 1 for stride, n in zip(array.strides, array.shape,
+                                                           strict=True)):
+            raise RuntimeError(
+                f"{op}: unsupported operation: more than one element of the written-to tensor "
+                "refers to a single memory location. Please clone() the tensor before "
+                "performing the operation.")
 
     def _bump(self) -> Tensor:
         self._version[0] += 1
@@ -750,6 +820,12 @@ def _index_arg(index: Any) -> Any:
     return index
 
 
+# in-place ops torch lets write into memory that several elements share (expand): fills;
+# __setitem__ checks the region it writes itself
+# (torch also lets tril_/triu_ write there; gradwise refuses them: docs/PORTING.md)
+_OVERLAP_ALLOWED = frozenset({"fill_", "zero_", "masked_fill_", "index_fill_", "fill_diagonal_",
+                              "index_put_", "__setitem__"})
+
 _LEAF_INPLACE = (
     "{op}: a leaf Variable that requires grad is being used in an in-place operation. Wrap "
     "the update in `with gw.no_grad():` (as optimizers do) or use the out-of-place op"
@@ -929,7 +1005,8 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
             accumulated = tensor._grad
             if accumulated is not None:
                 if (accumulated.flags.writeable and accumulated.dtype == tensor._data.dtype
-                        and accumulated.shape == tensor._data.shape):
+                        and accumulated.shape == tensor._data.shape
+                        and 0 not in accumulated.strides):  # not an expand()ed .grad
                     # in place, as torch's AccumulateGrad: a Tensor taken from .grad earlier
                     # sees the sum (and no new array per step)
                     np.add(accumulated, grad, out=accumulated, casting="same_kind")

@@ -128,6 +128,8 @@ class TensorOps:
             RuntimeError: the result's shape differs from this tensor's (torch: "output with
                 shape ... doesn't match the broadcast shape ...").
         """
+        if self._base is not None:
+            return self._rebase_view(op, compute)
         version = self._version[0]
         # the history so far, with a private copy of the values (the op's node may save them)
         previous = Tensor._make(self._data.copy(), self.requires_grad, self._ctx)
@@ -162,6 +164,45 @@ class TensorOps:
         if type(node).saves_output:
             node.output_version = version + 1
         _rebased[0] = True
+        return self
+
+    def _rebase_view(self: Tensor, op: str, compute: Callable[[Tensor], Tensor]) -> Tensor:
+        """Record an in-place op on a view as torch's CopySlices: the base's history is rebased
+        onto "the base with the view's elements replaced by ``compute(view)``" (the view replayed
+        on the base's history so far), then this view's history becomes the view op replayed
+        on the new base. Which elements of the base the view holds comes from replaying the
+        view on an array of the base's flat positions.
+        """
+        from gradwise.autograd.grad_mode import no_grad
+
+        base, chain = self._base, self._view_chain()
+        assert base is not None and chain is not None  # _records_inplace checked both
+
+        def replay(tensor: Tensor) -> Tensor:
+            for view_op, args, kwargs in chain:
+                tensor = view_op.apply(tensor, *args, **kwargs)
+            return tensor
+
+        with no_grad():
+            flat_positions = np.arange(base._data.size).reshape(base.shape)
+            positions = replay(Tensor._make(flat_positions, False, None))._data.reshape(-1)
+
+        def base_after(previous_base: Tensor) -> Tensor:
+            new_view = compute(replay(previous_base))
+            if new_view.shape != self.shape:
+                raise RuntimeError(
+                    f"{op}: output with shape {list(self.shape)} doesn't match the broadcast "
+                    f"shape {list(new_view.shape)}")
+            if new_view._data.dtype != base._data.dtype:
+                new_view = _ew.Cast.apply(new_view, base._data.dtype)
+            flat = _shape.SetItem.apply(previous_base.reshape(-1), new_view.reshape(-1),
+                                        positions)
+            return flat.reshape(base.shape)
+
+        base._rebase(op, base_after)
+        remade = self._replay_view()
+        assert remade is not None
+        self._ctx, self.requires_grad = remade._ctx, True
         return self
 
     def add_(self: Tensor, other: ArrayLike, alpha: float = 1.0) -> Tensor:
@@ -253,6 +294,8 @@ class TensorOps:
         ``value`` requires grad (the gradient reaches ``value``); same rules as ``add_``.
         """
         index = _index_arg(index)
+        if _shape._is_basic_index(index):  # the written region itself may not share memory
+            self._refuse_overlap("__setitem__", np.asarray(self._data[index]))
         if self._records_inplace("__setitem__", value):
             self._rebase("__setitem__", lambda prev: _shape.SetItem.apply(prev, value, index))
             return

@@ -104,11 +104,15 @@ class BroadcastTo(Function):
     def forward(ctx, x, shape):
         ctx.shape = x.shape
         try:
-            return np.broadcast_to(x, shape)
+            view = np.broadcast_to(x, shape)
         except ValueError:
             raise ValueError(
                 f"expand: cannot broadcast shape {x.shape} to {tuple(shape)}"
             ) from None
+        # writable as torch's expand (fills write into x; other in-place ops are refused by
+        # Tensor._refuse_overlap, as torch refuses them)
+        return np.lib.stride_tricks.as_strided(x, view.shape, view.strides,
+                                               writeable=x.flags.writeable)
 
     @staticmethod
     def backward(ctx, grad):

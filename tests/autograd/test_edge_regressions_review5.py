@@ -587,3 +587,51 @@ def test_an_expanded_gradient_is_not_accumulated_into_in_place():
     x.grad = gw.ones(1).expand(3)
     (x * gw.tensor([1.0, 2.0, 3.0])).sum().backward()
     np.testing.assert_array_equal(np.asarray(x.grad), [2.0, 3.0, 4.0])
+
+
+# ---- 3 (end). in-place ops on views of non-leaves are recorded through the base ---------------
+VIEW_INPLACE = {
+    "element_mul": lambda lib, y, w: y[0].mul_(2),
+    "diagonal_mul": lambda lib, y, w: y.reshape(2, 2).diagonal().mul_(3),
+    "chain_add": lambda lib, y, w: y.reshape(2, 2).t()[1:, 0].add_(w[:1]),
+    "slice_copy": lambda lib, y, w: y[1:3].copy_(w * 3),
+    "row_setitem": lambda lib, y, w: y.reshape(2, 2)[1].__setitem__(0, w[1]),
+    "select_fill": lambda lib, y, w: y.select(0, 3).fill_(w[0]),
+    "narrow_relu": lambda lib, y, w: y.narrow(0, 1, 2).relu_(),
+    "twice": lambda lib, y, w: (y[:2].mul_(w), y[1:].add_(w[0])),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name", list(VIEW_INPLACE))
+def test_in_place_on_a_view_of_a_non_leaf_is_recorded(name, dtype):
+    def program(lib):
+        x = lib.tensor(np.array([1.0, -2.0, 3.0, 4.0], dtype=dtype), requires_grad=True)
+        w = lib.tensor(np.array([10.0, 20.0], dtype=dtype), requires_grad=True)
+        y = x * 1
+        VIEW_INPLACE[name](lib, y, w)
+        (y * y).sum().backward()
+        return [y, x.grad, w.grad if w.grad is not None else lib.zeros(2, dtype=y.dtype)]
+    _same(program, dtype)
+
+
+def test_in_place_through_a_view_makes_a_constant_base_require_grad():
+    def program(lib):
+        w = lib.tensor([1.0, 2.0], requires_grad=True)
+        h = lib.zeros(4)
+        h[0:2].copy_(w * 3)
+        h.sum().backward()
+        return [h, w.grad, h.requires_grad]
+    _same(program)
+
+
+def test_a_view_read_after_its_base_changed_in_place_sees_the_new_history():
+    # torch regenerates the view's grad_fn; the old one would give x.grad [0, 8, 12]
+    def program(lib):
+        x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = x * 1
+        v = y[1:]
+        y.mul_(2)
+        (v * v).sum().backward()
+        return [v, x.grad]
+    assert _same(program)[1].tolist() == [0.0, 16.0, 24.0]

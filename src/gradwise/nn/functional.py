@@ -129,7 +129,7 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
     for x in (x1, x2):
         norm = x.norm(2.0, dim=dim, keepdim=True).clone()  # its own memory, clamped below
         with _grad_mode.no_grad():
-            norm.clamp_min_(eps)
+            norm.clamp_(min=eps)
         norms.append(norm)
     return ((x1 / norms[0]) * (x2 / norms[1])).sum(dim)
 

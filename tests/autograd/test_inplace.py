@@ -219,16 +219,20 @@ def test_no_grad_inplace_on_leaf_is_not_recorded():
     np.testing.assert_allclose(np.asarray(w.detach()), [1.0, 0.8, 4.0], rtol=1e-6)
 
 
-def test_view_of_nonleaf_refused_clearly():
-    # torch rebases the base's history through the view; gradwise refuses (docs/PORTING.md)
-    w = gw.tensor(W, requires_grad=True)
-    y = w * 1
-    with pytest.raises(RuntimeError, match=r"view .* not supported.*PORTING"):
+def test_view_of_nonleaf_is_recorded_through_its_base():
+    # torch rebases the base's history through the view (CopySlices); so does gradwise now
+    # (issue 12, review 5: the grid is in test_edge_regressions_review5.py)
+    results = []
+    for lib in (torch, gw):
+        w = lib.tensor(W, requires_grad=True)
+        y = w * 1
         y[:2].add_(1)
-    h = gw.zeros(3)
-    with pytest.raises(RuntimeError, match=r"view .* not supported"):
-        h[:2].copy_(w[:2])
-    np.testing.assert_array_equal(np.asarray(h), 0)  # refused before anything was written
+        h = lib.zeros(3)
+        h[:2].copy_(w[:2] * 2)
+        ((y * y).sum() + (h * h).sum()).backward()
+        results.append((np.asarray(y.detach()), np.asarray(h.detach()), np.asarray(w.grad)))
+    for ours, theirs in zip(results[1], results[0], strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
 
 
 @pytest.mark.parametrize("case", ["mul_tensor", "setitem_slice", "copy_", "add_alpha"])

@@ -635,3 +635,16 @@ def test_a_view_read_after_its_base_changed_in_place_sees_the_new_history():
         (v * v).sum().backward()
         return [v, x.grad]
     assert _same(program)[1].tolist() == [0.0, 16.0, 24.0]
+
+
+def test_a_stale_view_used_under_no_grad_is_still_replayed_later():
+    def program(lib):
+        x = lib.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        y = x * 1
+        v = y[1:]
+        y.mul_(3)
+        with lib.no_grad():
+            seen = (v * 1).tolist()
+        (v * v).sum().backward()
+        return [seen, x.grad]
+    _same(program)

@@ -208,8 +208,9 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
         self._ctx: Any = None
         self._version = [0]
         self._base: Tensor | None = None
-        # (parent, op class, its other arguments, its keywords): how this view was made from
-        # the tensor it views, so an in-place op on it can be replayed on its base's history
+        # (parent, op class, its other arguments, its keywords, the shared version then): how
+        # this view was made from the tensor it views, so an in-place op on it can be recorded
+        # on its base and the view replayed when the base changed in place
         self._view_of: tuple[Any, ...] | None = None
         self._hooks: list[Callable[..., Any]] | None = None
         self._retains_grad = False
@@ -580,8 +581,10 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
             if self._view_of is not None:
                 self._view_of = (*self._view_of[:4], self._version[0])
             return
+        if not _grad_enabled.get():
+            return  # nothing is recorded now; a later recorded use replays it
         remade = self._replay_view()
-        if remade is not None and _grad_enabled.get():
+        if remade is not None:
             self._ctx, self.requires_grad = remade._ctx, remade.requires_grad
 
     def _refuse_overlap(self, op: str, array: np.ndarray | None = None) -> None:

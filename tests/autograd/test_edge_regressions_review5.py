@@ -648,3 +648,31 @@ def test_a_stale_view_used_under_no_grad_is_still_replayed_later():
         (v * v).sum().backward()
         return [seen, x.grad]
     _same(program)
+
+
+# ---- also: p = 0 norms send no gradient (torch's undefined gradient) -------------------------
+ZERO_NORMS = {
+    "norm": lambda lib, a, b: a.norm(0, dim=-1),
+    "vector_norm": lambda lib, a, b: lib.linalg.vector_norm(a, 0),
+    "linalg_norm": lambda lib, a, b: lib.linalg.norm(a, 0, dim=1),
+    "pairwise_distance": lambda lib, a, b: lib.nn.functional.pairwise_distance(a, b, p=0),
+    "cdist": lambda lib, a, b: lib.cdist(a, b, p=0),
+    "pdist": lambda lib, a, b: lib.nn.functional.pdist(a, p=0),
+    "mixed": lambda lib, a, b: a.norm(0, dim=-1) + (a * b).sum(-1),
+}
+
+
+@pytest.mark.parametrize("name", list(ZERO_NORMS))
+def test_p0_norms_send_no_gradient(name):
+    def program(lib):
+        a = lib.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]], requires_grad=True)
+        b = lib.tensor([[1.0, 1.0, 2.0], [0.0, 1.0, 3.0]], requires_grad=True)
+        grads = lib.autograd.grad(ZERO_NORMS[name](lib, a, b).sum(), (a, b), allow_unused=True)
+        return [g is None for g in grads] + [g for g in grads if g is not None]
+    _same(program)
+
+
+def test_backward_through_a_p0_norm_leaves_grad_none():
+    x = gw.tensor([1.0, 0.0, 2.0], requires_grad=True)
+    x.norm(0).backward()
+    assert x.grad is None

@@ -59,6 +59,10 @@ class Function:
     saves_output: ClassVar[bool] = False
     #: the output's data may be a view of the first input's; if so they share a version counter
     returns_view: ClassVar[bool] = False
+    #: backward may return None for an input that requires grad: torch's undefined gradient
+    #: (nothing flows back along that edge; ``autograd.grad(..., allow_unused=True)`` gives None
+    #: for an input reached only through it)
+    may_send_no_grad: ClassVar[bool] = False
     #: backward returns newly allocated arrays (or views of them) that nothing else references,
     #: each input its own, so a leaf may keep one as its ``.grad`` without copying it
     owns_grads: ClassVar[bool] = False

@@ -324,7 +324,7 @@ def _run_backward_graph(
             for parent, parent_grad, needed in zip(
                 _inputs_of(node), input_grads, node.needs_input_grad, strict=True
             ):
-                if not needed:
+                if not needed or (parent_grad is None and type(node).may_send_no_grad):
                     continue
                 _check_input_grad(node, parent, parent_grad)
                 previous = grads.get(id(parent))

@@ -1041,7 +1041,7 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
         for parent, parent_grad, needed in zip(
             _inputs_of(node), input_grads, node.needs_input_grad, strict=True
         ):
-            if not needed:
+            if not needed or (parent_grad is None and type(node).may_send_no_grad):
                 continue
             _check_input_grad(node, parent, parent_grad)
             key = id(parent)

@@ -335,17 +335,17 @@ class VectorNorm(Function):
     Local derivative (PyTorch's ``linalg_vector_norm_backward``): p = 2: x / norm; p = 1:
     sign(x); p = +-inf: sign(x) at the values where |x| equals the norm (or is NaN), split evenly
     between ties; other p: sign(x) |x|^(p-1) / norm^(p-1). Every one is taken as 0 where the
-    norm is 0 (so norm'(0) = 0, a subgradient), and p = 0 has gradient 0 everywhere (torch
-    returns an undefined gradient there, None from ``autograd.grad(..., allow_unused=True)``:
-    docs/NUMERICS.md). ``distance=True`` is the rule of torch's ``_cdist_backward`` and
-    ``_pdist_backward`` (cdist, pdist): each tied entry of an inf-norm takes the whole
-    gradient.
+    norm is 0 (so norm'(0) = 0, a subgradient). p = 0 sends no gradient at all, torch's
+    undefined gradient (``autograd.grad(..., allow_unused=True)`` gives None). ``distance=True``
+    is the rule of torch's ``_cdist_backward`` and ``_pdist_backward`` (cdist, pdist): each tied
+    entry of an inf-norm takes the whole gradient, and p = 0 gives zeros.
     Shape: x -> x with ``axes`` removed (kept as size 1 with ``keepdims``).
     """
     torch_name = "LinalgVectorNorm"
 
     owns_grads = True
     saves_output = True
+    may_send_no_grad = True  # p = 0
 
     @staticmethod
     def forward(ctx, x, ord=2.0, axis=None, keepdims=False, distance=False):
@@ -381,7 +381,7 @@ class VectorNorm(Function):
         x, p, norm = ctx.x, ctx.ord, ctx.out  # norm keeps the reduced axes (size 1)
         grad = _expand_reduced(grad, ctx.axes, ctx.keepdims)
         if p == 0:
-            return (np.zeros(x.shape, dtype=grad.dtype),)
+            return (np.zeros(x.shape, dtype=grad.dtype) if ctx.distance else None,)
         if p == 1:
             return (sgn(x) * grad,)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -404,7 +404,7 @@ class VectorNorm(Function):
         p = ctx.ord
         grad = _expand_graph(grad, x.shape, ctx.axes, ctx.keepdims)
         if p == 0:
-            return (grad * np.zeros(x.shape, dtype=grad.dtype),)
+            return (grad * np.zeros(x.shape, dtype=grad.dtype) if ctx.distance else None,)
         if p == 1:
             return (grad * sgn(ctx.x),)
         if np.isinf(p):

@@ -2,7 +2,7 @@
 
 One step (:meth:`Trainer._train_step`) is: forward, loss, ``zero_grad``, ``backward``, (clip),
 ``optimizer.step``, (scheduler step). Callbacks see it through the events listed in
-:mod:`gradwise.train.callbacks`.
+:mod:`gradwise.train.events`.
 
 Determinism: all of the trainer's randomness (the shuffling of array data, ``trainer.rng``)
 comes from Generators derived from ``seed``, so the same seed, model initialisation and data
@@ -151,7 +151,7 @@ class Trainer:
             ``"f1"``), :class:`~gradwise.train.metrics.Metric` objects, or functions
             ``fn(output, target) -> float``. The default ``("accuracy",)`` is dropped for
             regression losses (MSE, L1).
-        callbacks: :class:`~gradwise.train.callbacks.Callback` objects, called in order.
+        callbacks: :class:`~gradwise.train.events.Callback` objects, called in order.
         clip_grad_norm: clip the gradients' total 2-norm to this value before each step.
         seed: seeds every Generator the trainer uses (the shuffling of array data,
             ``trainer.rng``).
@@ -167,12 +167,12 @@ class Trainer:
             summed over ranks, and only rank 0 prints and writes checkpoints. See
             :mod:`gradwise.train.distributed` and docs/DISTRIBUTED.md.
 
-    Attributes callbacks may read: ``model``, ``optimizer``, ``scheduler``, ``step`` (optimizer
-    steps taken), ``epoch`` (epochs completed; the index of the epoch in progress),
-    ``batch_in_epoch``, ``batches_per_epoch``, ``epochs_target``, ``history``,
-    ``stop_training``, ``stop_reason``, ``last_loss``, ``last_grad_norm`` (before clipping,
-    when ``clip_grad_norm`` is set), ``rng``, ``resumed_at`` (``(epoch, step)`` the last
-    ``fit`` resumed from, or None).
+    Attributes callbacks may read (all of :class:`~gradwise.train.events.TrainerView`):
+    ``model``, ``optimizer``, ``scheduler``, ``step`` (optimizer steps taken), ``epoch``
+    (epochs completed; the index of the epoch in progress), ``batch_in_epoch``,
+    ``batches_per_epoch``, ``epochs_target``, ``history``, ``stop_training``, ``stop_reason``,
+    ``last_loss``, ``last_grad_norm`` (before clipping, when ``clip_grad_norm`` is set),
+    ``rng``, ``resumed_at`` (``(epoch, step)`` the last ``fit`` resumed from, or None).
     """
 
     def __init__(

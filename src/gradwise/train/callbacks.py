@@ -1,16 +1,10 @@
-"""Callbacks: small objects the trainer calls at fixed points of the training loop.
+"""Callbacks: the ones gradwise ships (early stopping, checkpoints, loggers, progress).
 
-The events, their order and arguments, the :class:`Callback` base and what a callback may use
-of the trainer (``self.trainer``: ``model``, ``optimizer``, ``step``, ``epoch``, ``history``,
-``stop_training``, ``request_stop``, ``save_checkpoint`` ...) are in
-:mod:`gradwise.train.events`; ``Callback`` and ``EVENTS`` are re-exported here. This module
-holds the callbacks gradwise ships: early stopping, checkpoints, loggers, progress.
-
-State: a callback whose decisions depend on what it has seen (a best value, a patience count)
-defines ``state_dict()`` and ``load_state_dict(state)``; the trainer saves it in every
-checkpoint and restores it on resume (see :mod:`gradwise.train.resume`). Callbacks with
-``saves_checkpoints = True`` (ModelCheckpoint) get ``on_epoch_end`` after every other callback
-and the doctor, so the checkpoints they write hold the epoch's final state of everything else.
+The events, their order and arguments, the :class:`Callback` base, what a callback may use of
+the trainer (``self.trainer``: ``model``, ``optimizer``, ``step``, ``epoch``, ``history``,
+``stop_training``, ``request_stop``, ``save_checkpoint`` ...) and how a stateful callback is
+saved and resumed are in :mod:`gradwise.train.events`; ``Callback`` and ``EVENTS`` are
+re-exported here.
 """
 
 from __future__ import annotations

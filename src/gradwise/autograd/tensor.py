@@ -11,14 +11,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from gradwise.autograd import anomaly
+from gradwise.autograd import anomaly, printing
 from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd._args import dim_arg, keepdim_arg
 from gradwise.autograd.device import check_device
 from gradwise.autograd.grad_mode import _grad_enabled
-from gradwise.autograd.tensor_extras import TensorExtras
-from gradwise.autograd.tensor_methods import Size, TensorMethods
-from gradwise.autograd.tensor_more import TensorMore
 
 ArrayLike = Any
 Axis = int | tuple[int, ...] | None
@@ -150,15 +147,43 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
+class Size(int):
+    """``t.size``: the element count as an int (NumPy's attribute), and callable as PyTorch's
+    method: ``t.size()`` is the shape tuple, ``t.size(d)`` the length of dim ``d``."""
+
+    _shape: tuple[int, ...]
+
+    def __new__(cls, shape: tuple[int, ...]) -> Size:
+        self = super().__new__(cls, math.prod(shape))
+        self._shape = shape
+        return self
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self._shape
+        ndim = len(self._shape)
+        if not -ndim <= dim < max(ndim, 1):
+            raise IndexError(f"size: dim {dim} out of range for a {ndim}-d tensor")
+        return self._shape[dim]
+
+
 if TYPE_CHECKING:
+    from gradwise.autograd.tensor_extras import TensorExtras
+    from gradwise.autograd.tensor_methods import TensorMethods
+    from gradwise.autograd.tensor_more import TensorMore
     from gradwise.autograd.tensor_ops import TensorOps
+
+    class _TensorMethods(TensorMethods, TensorExtras, TensorMore, TensorOps):
+        """What type checkers see as Tensor's base: its methods that run ops."""
 else:
-    # the op-running methods are written in tensor_ops.py, after the ops, and attached to the
-    # class there (the package imports it first); type checkers see them as this base
-    TensorOps = object
+    # The methods that run ops are written above the ops (tensor_methods.py, tensor_extras.py,
+    # tensor_more.py, tensor_ops.py) and attached to Tensor once, when gradwise.autograd is
+    # imported (attach.py), so no import runs from here up to the ops; type checkers
+    # see them through this base.
+    _TensorMethods = object
 
 
-class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
+class Tensor(_TensorMethods):
     """An n-dimensional array that records the operations applied to it for backpropagation.
 
     Attributes:
@@ -198,7 +223,7 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
             shape = (data, *sizes)
             if not all(type(n) is int or isinstance(n, np.integer) for n in shape):
                 raise TypeError(f"Tensor: expected data or int sizes, got {shape!r}")
-            self._data = np.zeros(shape, dtype=np.float32)
+            self._data: np.ndarray = np.zeros(shape, dtype=np.float32)
         else:
             self._data = _as_array(data, dtype)
         self._grad: np.ndarray | None = None
@@ -382,7 +407,7 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
         """PyTorch's form: ``tensor([0.0900, 0.2447], grad_fn=<MulBackward0>)``; floats with 4
         decimals unless all are whole (``tensor([1., 2.])``); float32, int64 and bool, the
         dtypes a literal gets by default, are not named."""
-        from gradwise.autograd.printing import current as options
+        options = printing.current
         data = self._data
         extra_options: dict[str, Any] = {}
         if options.linewidth is not None:

@@ -10,12 +10,15 @@ module happen inside the methods (tensor.py imports this module).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from gradwise.autograd.tensor import Tensor
+from gradwise.autograd.functional import promoted
+from gradwise.autograd.grad_mode import _grad_enabled
+from gradwise.autograd.ops.reduce import normalize_axis
+from gradwise.autograd.tensor import Tensor
+from gradwise.autograd.tensor import tensor as _tensor
 
 # torch's in-place methods whose out-of-place form gradwise has: ``x.name_(*args)`` computes
 # ``x.name(*args)`` and writes it into x (recorded when grad is on, as ``add_``)
@@ -53,20 +56,18 @@ def _raw(value: Any) -> np.ndarray:
 class TensorMore:
     """The mixin; see the module docstring."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     # ---- in-place shape changes ---------------------------------------------------------------
     def _reshape_in_place(self: Tensor, op: str, view: Tensor) -> Tensor:
         """Give this tensor ``view``'s shape and strides (same memory), as torch's in-place
         view ops; refused while recording for a tensor that requires grad."""
-        from gradwise.autograd.grad_mode import _grad_enabled
         if self.requires_grad and _grad_enabled.get():
             raise RuntimeError(
                 f"{op}: changing the shape of a tensor that requires grad in place is not "
                 f"supported (a leaf Variable cannot change in place in torch either); use "
                 f"y = x.{op[:-1]}(...) instead")
-        # (mypy cannot type a mixin's write to the slot Tensor declares)
-        self._data = view._data  # type: ignore[has-type]
+        self._data = view._data
         return self
 
     def t_(self: Tensor) -> Tensor:
@@ -152,8 +153,6 @@ class TensorMore:
 
     def _bitwise(self: Tensor, op: str, other: Any, fn: Any) -> Tensor:
         """A bitwise op with torch's promotion; floats are refused as torch does (TypeError)."""
-        from gradwise.autograd.functional import promoted
-        from gradwise.autograd.tensor import Tensor
         a, b = promoted(self, other)
         if a._data.dtype.kind not in "biu":
             raise TypeError(f"{op}: needs bool or integer tensors, got {a._data.dtype}")
@@ -161,7 +160,6 @@ class TensorMore:
 
     def select(self: Tensor, dim: int, index: int) -> Tensor:
         """``self`` indexed by ``index`` along ``dim`` (that dim removed), as torch's."""
-        from gradwise.autograd.ops.reduce import normalize_axis
         (d,) = normalize_axis(dim, self.ndim, "select")
         return self[(slice(None),) * d + (int(index),)]
 
@@ -189,7 +187,6 @@ class TensorMore:
         Raises:
             ValueError: ``source`` has fewer elements than ``mask`` has True values.
         """
-        from gradwise.autograd.tensor import tensor as _tensor
         picked = np.flatnonzero(np.broadcast_to(_raw(mask).astype(bool), self.shape))
         source_t = source if hasattr(source, "_data") else _tensor(source)
         if source_t.numel() < picked.size:
@@ -202,8 +199,6 @@ class TensorMore:
     def index_copy(self: Tensor, dim: int, index: Any, source: Any) -> Tensor:
         """A copy of self with the slices ``index`` along ``dim`` replaced by ``source``'s, as
         ``torch.Tensor.index_copy``; gradients flow to both."""
-        from gradwise.autograd.ops.reduce import normalize_axis
-        from gradwise.autograd.tensor import tensor as _tensor
         (d,) = normalize_axis(dim, self.ndim, "index_copy")
         positions = _raw(index).astype(np.int64).reshape(-1)
         source_t = source if hasattr(source, "_data") else _tensor(source)
@@ -219,7 +214,6 @@ class TensorMore:
         Raises:
             IndexError: a position out of range.
         """
-        from gradwise.autograd.tensor import tensor as _tensor
         positions = _raw(index).astype(np.int64).reshape(-1)
         n = self.numel()
         if positions.size and (positions.max() >= n or positions.min() < -n):

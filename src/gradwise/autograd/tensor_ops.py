@@ -11,13 +11,13 @@ the methods annotate ``self: Tensor``, as tensor_methods.py's mixin does (pyproj
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from types import FunctionType
 from typing import Any
 
 import numpy as np
 
 from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd._args import dim_arg, keepdim_arg
+from gradwise.autograd.functional import promoted, where
 from gradwise.autograd.higher_order import _run_backward_graph
 from gradwise.autograd.higher_order import backward as _backward_into
 from gradwise.autograd.ops import elementwise as _ew
@@ -44,7 +44,9 @@ from gradwise.autograd.tensor import (
 class TensorOps:
     """The op-running methods of :class:`Tensor` (see the module docstring)."""
 
-    requires_grad: bool  # set by Tensor.__init__; declared here for the type checker
+    # set by Tensor.__init__; declared for the type checker, which meets this class first
+    _ctx: Any
+    requires_grad: bool
 
     # ---- copies and casts ------------------------------------------------------------------------
     def clone(self: Tensor) -> Tensor:
@@ -199,7 +201,6 @@ class TensorOps:
         """In place: self /= other (broadcast); returns self. Same in-place rules as ``add_``.
         ``rounding_mode`` ("floor", "trunc") as :meth:`div`."""
         if rounding_mode is not None:
-            from gradwise.autograd.functional import where
 
             def rounded(t: Tensor) -> Tensor:
                 # the rounded quotient is constant almost everywhere: torch's gradient is 0; a
@@ -699,24 +700,12 @@ class TensorOps:
         return _shape.GetItem.apply(self, _index_arg(index))
 
 
-def _attach() -> None:
-    """Give :class:`Tensor` every method of :class:`TensorOps` (operators included: setting a
-    dunder on the class fills its slot, so ``a + b`` dispatches as if it were defined there)."""
-    for name, value in vars(TensorOps).items():
-        if isinstance(value, FunctionType | property | staticmethod | classmethod):
-            setattr(Tensor, name, value)
-
-
-_attach()
-
-
 def _clamp_tensor_bounds(x: Tensor, lo: Any, hi: Any) -> Tensor:
     """``min(max(x, lo), hi)`` with tensor bounds, with PyTorch's clamp backward
     (``clamp_backward_min_max``) as selections: x's gradient where lo <= x <= hi, lo's where
     x < lo < hi, hi's where x > hi or hi < lo. NaN in x stays NaN and sends no gradient (it
     lies inside no bound); where no rule applies (lo == hi below them, NaN) the value is a
     constant."""
-    from gradwise.autograd.functional import promoted, where
     operands = [b for b in (x, lo, hi) if b is not None]
     cast = iter(promoted(*operands))
     x = next(cast)

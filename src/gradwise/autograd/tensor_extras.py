@@ -2,9 +2,9 @@
 quantile, mode, kthvalue, cummax), scatter/index_add, windows (unfold), special functions
 and the elementwise helpers (lerp, hypot, xlogy, copysign, fmod ...).
 
-Like :mod:`tensor_methods`, a mixin that ``Tensor`` inherits, written with recorded ops (so
-gradients come from the ops' own backward) or, where PyTorch has no gradient (unique,
-bucketize, heaviside, nextafter), computed outside the graph. Each method says which
+Like :mod:`tensor_methods`, a mixin whose methods attach.py sets on ``Tensor``, written with
+recorded ops (so gradients come from the ops' own backward) or, where PyTorch has no gradient
+(unique, bucketize, heaviside, nextafter), computed outside the graph. Each method says which
 ``torch.Tensor`` method it follows; ``gw.<name>(input, ...)`` calls it (autograd/namespace.py).
 """
 

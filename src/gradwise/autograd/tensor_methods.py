@@ -1,8 +1,9 @@
 """The Tensor methods PyTorch code uses beyond the engine's core: shape queries, casts and
 devices, comparisons as methods, sorting, splitting, random in-place fills.
 
-They are a mixin that ``Tensor`` inherits, written in terms of the core methods and ops, so the
-engine's hot paths in tensor.py stay small. Every method follows ``torch.Tensor``'s signature
+A mixin written in terms of the core methods and ops, above the ops, whose methods attach.py
+sets on ``Tensor`` (tensor_ops.py says how the imports run), so the engine's core in tensor.py
+stays small. Every method follows ``torch.Tensor``'s signature
 and semantics; deliberate differences are in docs/PORTING.md.
 """
 
@@ -17,11 +18,12 @@ from gradwise.autograd import dtypes
 from gradwise.autograd import random as _random
 from gradwise.autograd.device import CPU, device, is_device_like
 from gradwise.autograd.functional import promoted, where
+from gradwise.autograd.graph import name_node
 from gradwise.autograd.ops import elementwise, trig
 from gradwise.autograd.ops.elementwise import Remainder
 from gradwise.autograd.ops.shape import SetItem, Transpose
 from gradwise.autograd.ops.special import CumSum, Prod
-from gradwise.autograd.tensor import SortResult, Tensor, TopkResult, _shape_arg, name_node
+from gradwise.autograd.tensor import SortResult, Tensor, TopkResult, _shape_arg
 
 
 def _make(array: Any) -> Tensor:

@@ -1,11 +1,11 @@
 """The Tensor methods that run ops: operators, math, reductions, shape changes, and backward.
 
-They are written here, after the ops exist, and attached to :class:`Tensor` when this module is
-imported (the package ``gradwise.autograd`` imports it first), so the imports run one way:
-``tensor`` (the data structure and the NumPy backward loop) <- ``function`` (the op base class)
-<- ``ops`` <- ``higher_order`` (the create_graph engine) <- this module. Type checkers see the
-methods through ``Tensor``'s base class ``TensorOps`` (a TYPE_CHECKING-only import in tensor.py);
-the methods annotate ``self: Tensor``, as tensor_methods.py's mixin does (pyproject.toml says why).
+They are written here, after the ops exist, and attach.py sets them on :class:`Tensor` when
+``gradwise.autograd`` is imported, so the imports run one way: ``tensor`` (the data structure)
+<- ``graph`` (the NumPy backward loop) <- ``function`` (the op base class) <- ``ops`` <-
+``higher_order`` (the create_graph engine) <- this module. Type checkers see the methods through
+Tensor's base ``_TensorMethods`` (a TYPE_CHECKING-only import in tensor.py); the methods annotate
+``self: Tensor``, as the other three mixins do (pyproject.toml says why).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd._args import dim_arg, keepdim_arg
 from gradwise.autograd.functional import promoted, where
+from gradwise.autograd.graph import _rebased, _run_backward, name_node
 from gradwise.autograd.higher_order import _run_backward_graph
 from gradwise.autograd.higher_order import backward as _backward_into
 from gradwise.autograd.ops import elementwise as _ew
@@ -33,11 +34,8 @@ from gradwise.autograd.tensor import (
     _dtype_name,
     _index_arg,
     _matmul_dtypes,
-    _rebased,
     _result_dtype,
-    _run_backward,
     _shape_arg,
-    name_node,
 )
 
 
@@ -674,6 +672,16 @@ class TensorOps:
                     )
             shape = tuple(n for i, n in enumerate(self.shape) if i not in axes)
         return name_node(self.reshape(shape), node)
+
+    def unsqueeze(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        """Insert a size-1 dim at ``dim`` (NumPy alias ``axis``); negatives count from the end."""
+        dim = dim_arg("unsqueeze", dim, axis)
+        if dim is None:
+            raise TypeError("unsqueeze: missing dim")
+        if not -self.ndim - 1 <= dim <= self.ndim:
+            raise ValueError(f"unsqueeze: dim {dim} out of range for a {self.ndim}-d tensor")
+        dim = dim % (self.ndim + 1)
+        return name_node(self.reshape(self.shape[:dim] + (1,) + self.shape[dim:]), "Unsqueeze")
 
     def expand(self: Tensor, *shape: Any) -> Tensor:
         """Broadcast to ``shape`` without copying; -1 keeps a dimension's size (PyTorch style)."""

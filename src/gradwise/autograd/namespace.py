@@ -20,7 +20,6 @@ from gradwise.autograd import dtypes
 from gradwise.autograd import random as _random
 from gradwise.autograd.dtypes import _category, get_default_dtype, promote
 from gradwise.autograd.functional import cat, stack
-from gradwise.autograd.ops.einsum import Einsum
 from gradwise.autograd.tensor import Tensor, _dtype_name, tensor
 
 # torch.<name>(input, ...) == input.<name>(...)
@@ -696,6 +695,7 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     """
     if len(operands) == 1 and isinstance(operands[0], list | tuple):
         operands = tuple(operands[0])
+    from gradwise.autograd.ops.einsum import Einsum  # at first use: keeps import gradwise fast
     tensors = [_as_input(op) for op in operands]
     return Einsum.apply(*tensors, equation=equation)
 

@@ -20,7 +20,6 @@ from gradwise.autograd.grad_mode import no_grad
 from gradwise.autograd.ops import shape as _shape
 from gradwise.autograd.ops.elementwise import Copysign, Hypot, Logaddexp, NanToZero
 from gradwise.autograd.ops.reduce import EvenlyDistributed
-from gradwise.autograd.ops.scatter import REDUCTIONS, Scatter
 from gradwise.autograd.ops.special import (
     CumProd,
     Digamma,
@@ -503,6 +502,8 @@ class TensorExtras:
             TypeError: both or neither of src/value; a non-integer index. ValueError /
             IndexError: shapes or indices that do not fit (naming them).
         """
+        # at first use, as before: keeps import gradwise fast
+        from gradwise.autograd.ops.scatter import Scatter
         if (src is None) == (value is None):
             raise TypeError("scatter: give exactly one of src (a tensor or number) and value")
         if src is None:
@@ -518,6 +519,8 @@ class TensorExtras:
     def scatter_add(self: Tensor, dim: int, index: Any, src: Any) -> Tensor:
         """A copy with ``src`` added at ``index`` along ``dim`` (duplicates accumulate), as
         ``torch.scatter_add``; recorded."""
+        # at first use, as before: keeps import gradwise fast
+        from gradwise.autograd.ops.scatter import Scatter
         d = _dim("scatter_add", dim, self.ndim)
         return Scatter.apply(self, src, np.asarray(_raw(index)), d, "sum", True, "scatter_add")
 
@@ -526,6 +529,8 @@ class TensorExtras:
         """A copy with ``src`` reduced into ``index`` along ``dim`` by ``reduce`` ("sum",
         "prod", "mean", "amax", "amin"), counting the original entry when ``include_self``,
         as ``torch.scatter_reduce``; recorded (amax/amin split the gradient among ties)."""
+        # at first use, as before: keeps import gradwise fast
+        from gradwise.autograd.ops.scatter import REDUCTIONS, Scatter
         if reduce not in REDUCTIONS:
             raise ValueError(f"scatter_reduce: reduce must be one of {REDUCTIONS}, got "
                              f"{reduce!r}")

@@ -25,27 +25,27 @@ _CLASS_BOOKKEEPING = frozenset({"__module__", "__qualname__", "__doc__", "__slot
                                 "__static_attributes__"})
 
 
-def attach() -> None:
-    """Set every method of the four mixins on Tensor. Where two define a name, the one earlier
-    in ``_TensorMethods``' bases wins (the order Python's method resolution gave when they were
-    Tensor's bases at run time): TensorMethods, TensorExtras, TensorMore, TensorOps.
+def attach(cls: type, mixins: tuple[type, ...]) -> None:
+    """Set every method (and property) of ``mixins`` on ``cls``. Where two mixins define a name,
+    the one earlier in ``mixins`` wins, as Python's method resolution would for bases in that
+    order.
 
     Raises:
-        TypeError: a mixin method would replace one written in Tensor's own class body (the
-            class's own definition must be the one that runs, so the two may not share a name).
+        TypeError: a mixin method would replace one written in ``cls``'s own class body (that
+            definition must be the one that runs, so the two may not share a name).
     """
-    mixins = (TensorMethods, TensorExtras, TensorMore, TensorOps)
-    own = set(vars(Tensor))
-    taken: dict[str, type] = {}
+    own = set(vars(cls))
+    taken: set[str] = set()
     for mixin in mixins:
         for name, value in vars(mixin).items():
             if name in _CLASS_BOOKKEEPING or name in taken:
                 continue
             if name in own:
-                raise TypeError(f"Tensor.{name} is written both in tensor.py and in "
-                                f"{mixin.__module__}.{mixin.__qualname__}")
-            taken[name] = mixin
-            setattr(Tensor, name, value)
+                raise TypeError(f"{cls.__qualname__}.{name} is written both in "
+                                f"{cls.__module__} and in {mixin.__module__}.{mixin.__qualname__}")
+            taken.add(name)
+            setattr(cls, name, value)
 
 
-attach()
+# the order of _TensorMethods' bases in tensor.py, which type checkers read
+attach(Tensor, (TensorMethods, TensorExtras, TensorMore, TensorOps))

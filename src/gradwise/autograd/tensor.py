@@ -1,4 +1,9 @@
-"""Tensor: an ndarray, its gradient and the node that made it; backward() runs the chain rule."""
+"""Tensor: an ndarray, its gradient, version counter and hooks, and the node that made it.
+
+The engine's lowest layer: it imports no op. The chain rule runs in graph.py (on NumPy arrays)
+and higher_order.py (create_graph); the methods that run ops are written above the ops and set
+on the class by attach.py, when ``gradwise.autograd`` is imported.
+"""
 
 from __future__ import annotations
 

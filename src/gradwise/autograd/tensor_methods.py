@@ -26,6 +26,13 @@ from gradwise.autograd.ops.special import CumSum, Prod
 from gradwise.autograd.tensor import SortResult, Tensor, TopkResult, _shape_arg
 
 
+def _trig() -> Any:
+    """ops/trig.py, imported at the first trig method (import gradwise does not load it)."""
+    from gradwise.autograd.ops import trig
+
+    return trig
+
+
 def _make(array: Any) -> Tensor:
     return Tensor._make(np.asarray(array), False, None)
 
@@ -363,50 +370,41 @@ class TensorMethods:
     # promoted to the default float dtype first, as in PyTorch
     def tan(self: Tensor) -> Tensor:
         """Tangent elementwise (radians); the gradient is 1 + tan^2 x."""
-        from gradwise.autograd.ops import trig  # at first use: keeps import gradwise fast
-        return trig.Tan.apply(self._as_float())
+        return _trig().Tan.apply(self._as_float())
 
     def asin(self: Tensor) -> Tensor:
         """Inverse sine elementwise, in [-pi/2, pi/2] (NaN outside [-1, 1]); as ``torch.asin``
         (also ``arcsin``)."""
-        from gradwise.autograd.ops import trig  # at first use: keeps import gradwise fast
-        return trig.Asin.apply(self._as_float())
+        return _trig().Asin.apply(self._as_float())
 
     def acos(self: Tensor) -> Tensor:
         """Inverse cosine elementwise, in [0, pi] (NaN outside [-1, 1]); also ``arccos``."""
-        from gradwise.autograd.ops import trig  # at first use: keeps import gradwise fast
-        return trig.Acos.apply(self._as_float())
+        return _trig().Acos.apply(self._as_float())
 
     def atan(self: Tensor) -> Tensor:
         """Inverse tangent elementwise, in (-pi/2, pi/2); also ``arctan``."""
-        from gradwise.autograd.ops import trig  # at first use: keeps import gradwise fast
-        return trig.Atan.apply(self._as_float())
+        return _trig().Atan.apply(self._as_float())
 
     def sinh(self: Tensor) -> Tensor:
         """Hyperbolic sine elementwise (inf past ~89 in float32); the gradient is cosh x."""
-        from gradwise.autograd.ops import trig  # at first use: keeps import gradwise fast
-        return trig.Sinh.apply(self._as_float())
+        return _trig().Sinh.apply(self._as_float())
 
     def cosh(self: Tensor) -> Tensor:
         """Hyperbolic cosine elementwise; the gradient is sinh x."""
-        from gradwise.autograd.ops import trig  # at first use: keeps import gradwise fast
-        return trig.Cosh.apply(self._as_float())
+        return _trig().Cosh.apply(self._as_float())
 
     def asinh(self: Tensor) -> Tensor:
         """Inverse hyperbolic sine elementwise; also ``arcsinh``."""
-        from gradwise.autograd.ops import trig  # at first use: keeps import gradwise fast
-        return trig.Asinh.apply(self._as_float())
+        return _trig().Asinh.apply(self._as_float())
 
     def acosh(self: Tensor) -> Tensor:
         """Inverse hyperbolic cosine elementwise (NaN below 1); also ``arccosh``."""
-        from gradwise.autograd.ops import trig  # at first use: keeps import gradwise fast
-        return trig.Acosh.apply(self._as_float())
+        return _trig().Acosh.apply(self._as_float())
 
     def atanh(self: Tensor) -> Tensor:
         """Inverse hyperbolic tangent elementwise (+-inf at +-1, NaN beyond); also
         ``arctanh``."""
-        from gradwise.autograd.ops import trig  # at first use: keeps import gradwise fast
-        return trig.Atanh.apply(self._as_float())
+        return _trig().Atanh.apply(self._as_float())
 
     def atan2(self: Tensor, other: Any) -> Tensor:
         """The angle of the point (other, self) in (-pi, pi], elementwise and broadcast, as
@@ -419,8 +417,7 @@ class TensorMethods:
         y, x = promoted(self, other)
         if y._data.dtype.kind not in "fc":
             y, x = (t.to(dtypes.get_default_dtype()) for t in (y, x))
-        from gradwise.autograd.ops import trig  # at first use: keeps import gradwise fast
-        return trig.Atan2.apply(y, x)
+        return _trig().Atan2.apply(y, x)
 
     arcsin, arccos, arctan, arcsinh, arccosh, arctanh, arctan2 = (
         asin, acos, atan, asinh, acosh, atanh, atan2)

@@ -47,7 +47,8 @@ import numpy as np
 
 from gradwise.autograd import anomaly, observe
 from gradwise.autograd.grad_mode import _grad_enabled
-from gradwise.autograd.tensor import Tensor, _as_array, _full_node_name, _inputs_of
+from gradwise.autograd.graph import _full_node_name, _inputs_of
+from gradwise.autograd.tensor import Tensor, _as_array
 
 
 class Function:

@@ -71,6 +71,30 @@ class Adam(Optimizer):
         weight_decay, amsgrad, maximize = group["weight_decay"], group["amsgrad"], group[
             "maximize"]
         decoupled = group["decoupled_weight_decay"]
+        keys = ("exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+        planned = self._planned_grads(group, keys)
+        if planned is not None:
+            # the same arrays as last step: one group kernel call per chunk of parameters,
+            # bitwise the per-parameter calls below (each parameter keeps its own step count)
+            plan, grads = planned
+            step_sizes, corrections = [], []
+            for state in plan.states:
+                state["step"] += 1
+                step = state["step"]
+                step_sizes.append(-lr / (1 - beta1**step))
+                corrections.append(math.sqrt(1 - beta2**step))
+            scalar = plan.dtype.type
+            settings = (scalar(eps), scalar(weight_decay), weight_decay != 0 and not decoupled,
+                        scalar(1 - lr * weight_decay), bool(decoupled and weight_decay != 0),
+                        bool(maximize), bool(amsgrad))
+            for arrays, chunk_grads, (chunk_steps, chunk_corrections) in zip(
+                    plan.chunks, grads, _kernels.chunked([step_sizes, corrections], plan.dtype),
+                    strict=True):
+                _kernels.adam_group_kernel(
+                    arrays[0], chunk_grads, arrays[1], arrays[2], arrays[3 if amsgrad else 2],
+                    chunk_steps, scalar(1 - beta1), scalar(beta2), scalar(1 - beta2),
+                    chunk_corrections, *settings)
+            return
         for param, grad, state in self._params_with_grad(group):
             data = param._data
             if not state:
@@ -123,6 +147,7 @@ class Adam(Optimizer):
             np.divide(exp_avg, tmp, out=tmp)
             tmp *= -lr / (1 - beta1**step)
             data += tmp
+        self._plan_group(group, keys)
 
 
 class AdamW(Adam):

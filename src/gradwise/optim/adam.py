@@ -39,6 +39,12 @@ class Adam(Optimizer):
     State per parameter: ``step`` (int), ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``
     (amsgrad only).
 
+    Speed: with the numba kernels on, a group whose arrays stay the same from step to step is
+    updated by one kernel call per 8 parameters (``Optimizer._planned_grads``), bitwise the
+    per-parameter path; over the 784-256-128-10 MLP's six parameters (1 thread, CPU time, busy
+    machine) ``step()`` took 0.65x the time of one call per parameter
+    (benchmarks/optim_flat.py).
+
     Raises:
         ValueError: at construction, a setting outside its range above (a negative or
             non-finite lr, a beta outside [0, 1), eps <= 0, a negative weight_decay, a flag

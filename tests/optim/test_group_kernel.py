@@ -276,6 +276,31 @@ def test_parameter_shared_by_two_optimizers_gets_both_updates(jit_path):
                                   np.full(4, -(1 + 1.5 + 1.75) - 1.5, dtype=np.float32))
 
 
+@pytest.mark.skipif(_numba is None, reason="numba is not installed")
+@pytest.mark.parametrize("case", OTHER_SETTINGS[::2], ids=_settings_id)
+def test_parameter_shared_by_two_optimizers_lands_on_the_reference_bits(case):
+    """Two optimizers of a kind over one parameter (each with its own state and plan): the
+    parameter gets both updates, in order, as the per-parameter reference gives them."""
+    cls, settings = case
+
+    def run(jit: bool) -> np.ndarray:
+        previous = set_jit_enabled(jit)
+        try:
+            shared = gw.nn.Parameter(gw.tensor(np.linspace(-1, 1, 12, dtype=np.float32)))
+            own = gw.nn.Parameter(gw.tensor(np.ones(5, dtype=np.float32)))
+            first, second = cls([shared, own], **settings), cls([shared], **settings)
+            for step in range(4):
+                shared.grad = gw.tensor(_grad(step, 0, (12,), np.float32))
+                own.grad = gw.tensor(_grad(step, 1, (5,), np.float32))
+                first.step()
+                second.step()
+            return np.concatenate([np.array(shared._data), np.array(own._data)])
+        finally:
+            set_jit_enabled(previous)
+
+    np.testing.assert_array_equal(run(True), run(False))
+
+
 def test_a_deep_copy_steps_its_own_parameters(jit_path):
     import copy
 

@@ -230,18 +230,22 @@ def test_planned_step_is_one_kernel_call_per_chunk(cls, monkeypatch):
             return _original(*args)
 
         monkeypatch.setattr(optim_kernels, attribute, counted)
-    rng = np.random.default_rng(0)
-    params = [gw.nn.Parameter(gw.tensor(rng.standard_normal(s).astype(np.float32)))
-              for s in SHAPES]
-    opt = cls(params, lr=0.1)
-    for step in range(3):
-        for index, param in enumerate(params):
-            param.grad = gw.tensor(_grad(step, index, param.shape, np.float32))
-        before = dict(calls)
-        opt.step()
-        if step > 0:  # the first step plans; every later one runs the group kernel only
-            assert calls["group"] - before["group"] == 2, step
-            assert calls["single"] == before["single"], step
+    previous = set_jit_enabled(True)  # also under GRADWISE_JIT=0 (CI runs this file both ways)
+    try:
+        rng = np.random.default_rng(0)
+        params = [gw.nn.Parameter(gw.tensor(rng.standard_normal(s).astype(np.float32)))
+                  for s in SHAPES]
+        opt = cls(params, lr=0.1)
+        for step in range(3):
+            for index, param in enumerate(params):
+                param.grad = gw.tensor(_grad(step, index, param.shape, np.float32))
+            before = dict(calls)
+            opt.step()
+            if step > 0:  # the first step plans; every later one runs the group kernel only
+                assert calls["group"] - before["group"] == 2, step
+                assert calls["single"] == before["single"], step
+    finally:
+        set_jit_enabled(previous)
 
 
 def test_planned_step_bumps_each_version_once_and_state_stays_the_users(jit_path):

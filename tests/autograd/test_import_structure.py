@@ -26,9 +26,11 @@ def _is_type_checking(test: ast.expr) -> bool:
 
 
 def _imported(tree: ast.Module, module: str, is_package: bool, known: set[str],
-              include_functions: bool = False) -> set[str]:
+              include_functions: bool = False, include_type_checking: bool = False) -> set[str]:
     """The modules of ``known`` that ``module`` imports when it is imported (and, with
-    ``include_functions``, also those its functions and methods import when they run)."""
+    ``include_functions``, also those its functions and methods import when they run; with
+    ``include_type_checking``, also those it names under ``if TYPE_CHECKING:``, as
+    farm-studio counts them)."""
     found: set[str] = set()
 
     def resolve(name: str) -> None:
@@ -42,7 +44,7 @@ def _imported(tree: ast.Module, module: str, is_package: bool, known: set[str],
     def visit(body: list[ast.stmt]) -> None:
         for node in body:
             if isinstance(node, ast.If):
-                if not _is_type_checking(node.test):
+                if include_type_checking or not _is_type_checking(node.test):
                     visit(node.body)
                 visit(node.orelse)
             elif isinstance(node, ast.Try):
@@ -74,12 +76,14 @@ def _imported(tree: ast.Module, module: str, is_package: bool, known: set[str],
 
 
 def import_graph(root: Path = ENGINE, package_root: Path = PACKAGE_ROOT,
-                 include_functions: bool = False) -> dict[str, set[str]]:
+                 include_functions: bool = False,
+                 include_type_checking: bool = False) -> dict[str, set[str]]:
     """module -> the modules under ``root`` it imports (names relative to ``package_root``)."""
     files = {_module_name(path, package_root): path for path in root.rglob("*.py")}
     known = set(files)
     return {name: _imported(ast.parse(path.read_text(encoding="utf-8")), name,
-                            path.name == "__init__.py", known, include_functions)
+                            path.name == "__init__.py", known, include_functions,
+                            include_type_checking)
             for name, path in files.items()}
 
 
@@ -177,8 +181,7 @@ def test_the_cycle_finder_finds_a_cycle_through_a_bottom_import(tmp_path):
 #:   higher_order.py, and
 #:   gradwise.linalg, which a method imports): the methods belong in tensor_ops.py, attached
 #:   after the ops. (anomaly.py names Tensor only under TYPE_CHECKING, which never runs.)
-#: (train <-> doctor closes only through a TYPE_CHECKING import of Trainer in callbacks.py, which
-#: never runs; trainer.py still imports gradwise.doctor inside _resolve_doctor, an arrow upward.)
+#: (test_package_import_cycles.py checks all of gradwise, TYPE_CHECKING imports counted too.)
 KNOWN_CIRCLES = [
     {"gradwise.linalg", "gradwise.autograd.function", "gradwise.autograd.functional",
      "gradwise.autograd.higher_order", "gradwise.autograd.tensor",

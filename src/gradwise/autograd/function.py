@@ -166,7 +166,7 @@ class Function:
                 arrays.append(arg)
         ctx = cls.__new__(cls)
         record = requires_grad and _grad_enabled.get()
-        ctx.needs_input_grad = tuple(t.requires_grad for t in tensors) if record else ()
+        ctx.needs_input_grad = tuple([t.requires_grad for t in tensors]) if record else ()
         detector = anomaly._detector.get()
         if detector is None:
             out = cls.forward(ctx, *arrays, **kwargs)

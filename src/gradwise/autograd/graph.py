@@ -104,8 +104,8 @@ def _full_node_name(name: str) -> str:
 
 def _check_versions(tensor: Tensor, node: Any) -> None:
     """Raise if a tensor the node saved for backward was changed in place since the forward."""
-    name = node.name
     if type(node).saves_output and tensor._version[0] != node.output_version:
+        name = node.name  # built only for the message: a NodeName per node per step adds up
         raise RuntimeError(
             "one of the variables needed for gradient computation has been modified by an "
             f"inplace operation: backward of {name}: its output (shape {tensor.shape}) was "
@@ -118,6 +118,7 @@ def _check_versions(tensor: Tensor, node: Any) -> None:
     if type(node).saves_inputs:
         for i, (parent, saved) in enumerate(zip(node.inputs, node.input_versions, strict=True)):
             if parent._version[0] != saved:
+                name = node.name
                 raise RuntimeError(
                     "one of the variables needed for gradient computation has been modified by "
                     f"an inplace operation: backward of {name}: input {i} (shape {parent.shape}) "

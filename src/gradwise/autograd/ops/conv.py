@@ -305,7 +305,7 @@ def _planes_forward(ctx, x, weight, bias, out_hw: Pair) -> np.ndarray:
 def _planes_backward(ctx, grad):
     """Conv2d's three gradients plane-major (see ``_planes_pay``).
 
-    ``dW (C_out, K) = sum over images b of dY[b] (C_out, Ho*Wo) @ cols[b]^T``, the im2col
+    ``dW^T (K, C_out) = sum over images b of cols[b] (K, Ho*Wo) @ dY[b]^T``, the im2col
     chunks rebuilt as in the forward; ``db = dY`` summed over images and pixels; ``dx`` (only
     when the input needs it) by ``_planes_input_grad``.
     """
@@ -316,15 +316,23 @@ def _planes_backward(ctx, grad):
     planes = np.ascontiguousarray(grad).reshape(n, c_out, pixels)  # (N, C_out, Ho*Wo)
     grad_x = grad_w = grad_b = None
     if needs[1]:
-        grad_w = np.zeros((c_out, c * kh * kw), dtype=planes.dtype)  # (C_out, K)
+        # dY with zero rows up to _gemm_width: cols (K, P) @ dY^T (P, width) per image ran
+        # 0.89 ms against 1.26 for dY (6, P) @ cols^T (CIFAR's first layer, Haswell kernels;
+        # 0.40 against 0.33 with SkylakeX's)
+        width = _gemm_width(c_out)
+        wide = planes
+        if width != c_out:
+            wide = np.zeros((n, width, pixels), dtype=planes.dtype)
+            wide[:, :c_out] = planes
+        grad_w = np.zeros((c * kh * kw, width), dtype=planes.dtype)  # (K, width)
         if ctx.cols is not None:
             chunks = iter([(0, n, ctx.cols)])
         else:
             chunks = _planes_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation)
         for start, stop, cols in chunks:
-            # (images, C_out, P) @ (images, P, K) -> (images, C_out, K), summed over images
-            grad_w += np.matmul(planes[start:stop], cols.transpose(0, 2, 1)).sum(axis=0)
-        grad_w = grad_w.reshape(c_out, c, kh, kw)
+            # (images, K, P) @ (images, P, width) -> (images, K, width), summed over images
+            grad_w += np.matmul(cols, wide[start:stop].transpose(0, 2, 1)).sum(axis=0)
+        grad_w = np.ascontiguousarray(grad_w[:, :c_out].T).reshape(c_out, c, kh, kw)
     if ctx.has_bias and needs[2]:
         # matrix-vector products (faster and more accurate than sum over a strided axis)
         grad_b = np.ones(n, dtype=planes.dtype) @ (planes @ np.ones(pixels, dtype=planes.dtype))

@@ -3,9 +3,10 @@
 Why channels-last: with the channels innermost, every kernel offset of a window is a run of C
 contiguous numbers, so building the im2col matrix is one fast copy, the matmul result
 ``(N*Ho*Wo, C_out)`` already *is* the NHWC output, and the next op can read it without another
-copy. The ops take and return NCHW tensors, as PyTorch does; the returned array is an NCHW
-*view* of NHWC memory (``out.transpose(0, 3, 1, 2)``), so element-wise ops and pooling keep that
-layout and the next convolution's "transpose to NHWC" costs nothing.
+copy. The ops take and return NCHW tensors, as PyTorch does; the returned array is (except
+for the few-channel layers below) an NCHW *view* of NHWC memory (``out.transpose(0, 3, 1,
+2)``), so element-wise ops and pooling keep that layout and the next convolution's "transpose
+to NHWC" costs nothing.
 
 Conv2d, forward: im2col ``cols[n, y, x, i, j, c] = x_padded[n, y*s + i*d, x*s + j*d, c]``, one
 row per output pixel, then ``cols @ W + b`` with W reshaped to ``(kh*kw*C_in, C_out)``. The copy,
@@ -20,6 +21,32 @@ gives, for every output pixel, the (kh, kw, C) numbers it sends back, and each k
 block is added into the input gradient at that offset's window, clipped to the unpadded input
 (col2im without a padded buffer). The input gradient is computed only when the input needs one:
 the first layer's data does not.
+
+Few channels, plane-major (``_planes_pay``: at most 4 input and 8 output channels, a first
+layer such as CIFAR's 3 -> 6): the NHWC product above is then a tall, very thin GEMM that
+OpenBLAS runs far below its speed, and its im2col rows are runs of only kw*C numbers. Such a
+layer works on NCHW memory instead: im2col ``cols[n, (c, i, j), (y, x)]`` copies runs of Wo
+numbers, the forward is one ``W (C_out, K) @ cols[n] (K, Ho*Wo)`` per image, written straight
+into a contiguous NCHW output, the weight gradient ``cols[n] @ dY[n]^T`` per image (dY widened
+as in ``_gemm_width``), and the input gradient (when the input needs one) ``W^T @ dY[n]`` with a
+plane-major col2im. The choice depends on the channel counts only, so a ``no_grad`` forward
+gives the recorded one's bits. CIFAR classic's first layer (batch 64, 1 thread, CPU time, load
+1-5): forward 2.4 -> 1.7 ms and backward 2.2 -> 1.9 ms with OpenBLAS's Haswell kernels, 1.0 and
+1.2-1.3 ms with SkylakeX's.
+
+Tried for issue 14 (CIFAR classic, 1 thread, CPU time, load 1-9) and not kept:
+- the plane-major path for CIFAR's second layer too (6 -> 16 channels, input gradient needed):
+  forward 0.83-0.86 vs 0.55 ms, backward 2.16-2.19 vs 1.34 ms;
+- keeping the first layer's whole-batch plane-major im2col (15 MB) for the weight gradient:
+  forward 2.2 vs 1.75-1.85 ms, backward no faster (2.0 vs 1.9-2.2): rebuilding in cache is as
+  cheap as reading the kept rows from memory; chunks of 256 KiB to 2 MiB measured the same;
+- the weight gradient as ``dY (6, P) @ cols^T`` per image: 1.26 vs 0.89 ms for ``cols @ dY^T``
+  with 8 rows of dY (Haswell kernels; 0.33 vs 0.40 ms with SkylakeX's, the one loss);
+- the forward with W padded to 8 rows: 0.91 vs 0.90 ms (Haswell), 0.41 vs 0.32 (SkylakeX);
+- in the NHWC path, numba kernels for the bias add (a win only for 6 columns: 0.08 vs 0.13 ms
+  per MiB, equal or slower for 16-64) and for widening dY to 8 columns (0.139 vs 0.149 ms),
+  the only 6-column layer now running plane-major; and the kernels listed in
+  ``kernels/conv.py``.
 
 The orientation of each product was measured (issue 14, 1 BLAS thread, CPU time, on the layer
 shapes of benchmarks/cnn_epoch.py and cifar_step.py) and the one above kept: for the weight

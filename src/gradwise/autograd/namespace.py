@@ -247,12 +247,9 @@ def set_num_threads(num_threads: int) -> None:
             num_threads < 1):
         raise ValueError(f"set_num_threads: expected a positive int, got {num_threads!r}")
     num_threads = int(num_threads)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        pass
-    else:
-        threadpool_limits(limits=num_threads)
+    # numba first: its first set_num_threads loads its threading layer (an OpenMP runtime),
+    # which threadpoolctl must then see and limit too (the other order left that pool at the
+    # core count until a second call; third newcomer review of issue 14)
     try:
         import numba
     except ImportError:
@@ -261,6 +258,12 @@ def set_num_threads(num_threads: int) -> None:
         # numba.config sets NUMBA_NUM_THREADS at import (from the environment), unseen by mypy
         ceiling = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
         numba.set_num_threads(builtins.min(num_threads, ceiling))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        threadpool_limits(limits=num_threads)
     _num_threads[:] = [num_threads]
 
 

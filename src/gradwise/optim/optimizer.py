@@ -249,8 +249,11 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        for group in self.param_groups:
-            self._step_group(group)
+        # a non-finite gradient gives NaN/inf parameters silently, as torch's updates do (NumPy
+        # would warn "invalid value encountered in divide" on the reference path only)
+        with np.errstate(all="ignore"):
+            for group in self.param_groups:
+                self._step_group(group)
         return loss
 
     def _step_group(self, group: dict[str, Any]) -> None:

@@ -50,7 +50,9 @@ for dtype in (np.float32, np.float64):
             + F.log_softmax(logits, dim=-1).sum()
         loss.backward()
         optimizer.step()
-    cnn = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+    # 1 -> 4 channels runs plane-major (ops/conv.py, im2col_planes), 4 -> 16 channels-last
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 16, 1),
+                        nn.BatchNorm2d(16), nn.ReLU(),
                         nn.MaxPool2d(2), nn.Conv2d(16, 16, 3, padding=1), nn.AvgPool2d(2),
                         nn.Flatten(), nn.LayerNorm(16 * 4 * 4), nn.Dropout(0.2),
                         nn.Linear(16 * 4 * 4, 4)).to(dtype)

@@ -24,10 +24,7 @@ import numpy as np
 from gradwise.autograd import anomaly
 from gradwise.autograd.function import Function
 from gradwise.autograd.grad_mode import set_grad_enabled
-from gradwise.autograd.ops import elementwise as _ew
-from gradwise.autograd.ops import shape as _shape
-from gradwise.autograd.tensor import (
-    Tensor,
+from gradwise.autograd.graph import (
     _call_hooks_graph,
     _check_input_grad,
     _check_versions,
@@ -35,6 +32,9 @@ from gradwise.autograd.tensor import (
     _inputs_of,
     topological_order,
 )
+from gradwise.autograd.ops import elementwise as _ew
+from gradwise.autograd.ops import shape as _shape
+from gradwise.autograd.tensor import Tensor
 
 
 def _as_tensors(value: Tensor | Sequence[Tensor], what: str, caller: str = "grad"

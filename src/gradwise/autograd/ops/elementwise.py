@@ -10,6 +10,7 @@ from scipy import special
 from gradwise.autograd.function import Function
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
 from gradwise.autograd.ops._select import select_grad
+from gradwise.autograd.tensor import Tensor
 
 
 def select_grad_graph(mask: np.ndarray, grad):
@@ -277,7 +278,6 @@ class Copysign(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        from gradwise.autograd.tensor import Tensor
         grad_a = unbroadcast_graph(grad * ctx.ratio, ctx.a_shape) \
             if ctx.needs_input_grad[0] else None
         grad_b = Tensor._make(np.zeros(ctx.b_shape, dtype=ctx.b_dtype), False, None) \
@@ -1289,7 +1289,6 @@ class _PiecewiseConstant(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        from gradwise.autograd.tensor import Tensor
         return (Tensor._make(np.zeros_like(grad._data), False, None),)
 
 

@@ -24,6 +24,7 @@ from scipy import special
 from gradwise.autograd.function import Function
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
 from gradwise.autograd.ops.elementwise import Where
+from gradwise.autograd.ops.shape import Cat
 
 
 class _Unary(Function):
@@ -566,7 +567,6 @@ class Prod(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        from gradwise.autograd.ops.shape import Cat
         (x,) = ctx.inputs
         dim = ctx.dim
         if x.ndim == 0:

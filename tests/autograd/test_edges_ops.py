@@ -286,7 +286,7 @@ OPS_NOT_IN_GRID = {
     "_AllReduceSum": "SyncBatchNorm's collective: needs a process group (tests/distributed)",
     "_SyncBatchNormFunction": "needs a process group (tests/distributed)",
     "_BackwardHookIdentity": "a module's backward hook, no arithmetic",
-    "_ZeroLink": "joins create_graph results to their inputs with a zero, no arithmetic",
+    "ZeroLink": "joins a create_graph gradient to its input with a zero (only in backward_graph)",
     "NormalCDF": "only inside GELU's create_graph backward (test_higher_order.py)",
 }
 

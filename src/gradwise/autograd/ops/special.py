@@ -23,7 +23,7 @@ from scipy import special
 
 from gradwise.autograd.function import Function
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
-from gradwise.autograd.ops.elementwise import Where
+from gradwise.autograd.ops.elementwise import Where, linked_to
 
 
 class _Unary(Function):
@@ -198,7 +198,9 @@ class Fmod(Function):
         if ctx.needs_input_grad[1]:
             with np.errstate(all="ignore"):
                 quotient = np.trunc(a / b).astype(grad.dtype, copy=False)
-            grad_b = unbroadcast_graph(-grad * quotient, b.shape)
+            # torch's -trunc(a / b) reads a and b (derivative 0): linked to both
+            quotient_grad = linked_to(linked_to(-grad * quotient, ctx.inputs[0]), ctx.inputs[1])
+            grad_b = unbroadcast_graph(quotient_grad, b.shape)
         return grad_a, grad_b
 
 

@@ -240,7 +240,8 @@ class CumProd(Function):
     that is reverse_cumsum(g * y)_j / x_j. In a slice holding a zero (first at z), as torch:
     before z only the terms i < z count, at z it is prod_{k<z} x_k * sum_{i>=z} g_i
     prod_{z<k<=i} x_k, after z it is exactly 0 (every term holds the factor x_z = 0, also
-    beside an inf, where 0 * inf would say NaN). O(n) per slice.
+    beside an inf, where 0 * inf would say NaN). O(n) per slice. A tensor of one element
+    passes the gradient on (1, even at NaN or inf, as torch).
     Shape: unchanged.
     """
     torch_name = "Cumprod"
@@ -255,6 +256,8 @@ class CumProd(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.x.size <= 1:  # the derivative of one element's product is 1, even at NaN (torch)
+            return (grad,)
         x = np.moveaxis(ctx.x, ctx.dim, -1)
         out = np.moveaxis(ctx.out, ctx.dim, -1)
         g = np.moveaxis(grad, ctx.dim, -1)
@@ -281,26 +284,39 @@ class CumProd(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        # The division-free form of the same sum, written in recorded ops (so zeros need no
-        # special case): dL/dx_j = prod_{k<j} x_k * sum_{i>=j} g_i prod_{j<k<=i} x_k. Both
-        # products are running products (CumProd again) of an (..., n, n) matrix whose row j
-        # holds x_k where k is in the range and 1 elsewhere: O(n^2) per slice, taken only
-        # when create_graph is set. PyTorch's cumprod_backward is the same sum (the zeros
-        # handled by cases instead).
+        # PyTorch's cumprod_backward under grad mode, step for step, so NaN and inf land where
+        # its first and second derivatives put them (issue 12: a NaN or inf beside other
+        # entries; the factorised before * sum(...) said inf where torch's sum of products says
+        # NaN). When the input holds no zero at all: reversed_cumsum(g * y) / x, recorded. Else
+        # the division-free sum with the product before j multiplied into each term:
+        # dL/dx_j = sum_{i>=j} g_i (prod_{k<j} x_k * prod_{j<k<=i} x_k), one column at a time
+        # as torch: O(n^2) per slice, only under create_graph.
         (x,) = ctx.inputs
         d = ctx.dim
+        if ctx.x.size <= 1:  # as backward (torch returns grad itself there)
+            return (grad * 1,)
+        if not (ctx.x == 0).any():
+            weighted = grad * CumProd.apply(x, d)
+            return (CumSum.apply(weighted.flip(d), d).flip(d) / x,)
+        from gradwise.autograd.ops.shape import Cat, Stack
         x_last, g_last = x.movedim(d, -1), grad.movedim(d, -1)  # (..., n)
         n = x_last.shape[-1]
-        if n == 0:
-            return (grad * 1,)
-        one = np.ones((), dtype=x._data.dtype)
-        rows = x_last.unsqueeze(-2)  # (..., 1, n): row j, column k
-        j, k = np.arange(n)[:, None], np.arange(n)[None, :]
-        before = CumProd.apply(Where.apply(k < j, rows, one), -1)[..., -1]  # prod_{k<j}
-        after = CumProd.apply(Where.apply(k > j, rows, one), -1)  # [j, i]: prod_{j<k<=i}
-        zero = np.zeros((), dtype=grad._data.dtype)
-        tail = Where.apply(k >= j, g_last.unsqueeze(-2) * after, zero).sum(-1)  # (..., n)
-        return ((before * tail).movedim(-1, d),)
+        ones = np.ones(x_last.shape[:-1] + (1,), dtype=x._data.dtype)
+        columns = []
+        for k in range(n):
+            # omitted[i - k] = prod_{m <= i, m != k} x_m for i >= k: one prod of x[:k] and one
+            # running product of x[k+1:], separate ops as torch's (their backwards test for
+            # zeros per op, which decides where the second derivative is NaN)
+            until = x_last[..., :k].prod(-1, keepdim=True) if k else None
+            after = CumProd.apply(x_last[..., k + 1:], -1) if k < n - 1 else None
+            if until is None:
+                omitted = Cat.apply(ones, after, axis=-1) if after is not None else ones
+            elif after is None:
+                omitted = until
+            else:
+                omitted = Cat.apply(until, until * after, axis=-1)
+            columns.append((g_last[..., k:] * omitted).sum(-1))
+        return (Stack.apply(*columns, axis=-1).movedim(-1, d),)
 
 
 # ---- torch.special's remaining elementwise functions (issue 11), scipy.special as the source --

@@ -204,6 +204,64 @@ class Fmod(Function):
         return grad_a, grad_b
 
 
+class LogCumSumExp(Function):
+    """log(cumsum(exp(x))) along ``dim`` (``torch.logcumsumexp``), accumulated one log-add-exp
+    at a time as torch's kernel does (``np.logaddexp``: no overflow; +-inf and NaN as torch).
+
+    Local derivative: dL/dx_j = sum_{i >= j} g_i exp(x_j - y_i), computed as PyTorch's
+    ``logcumsumexp_backward`` (after TensorFlow's): the positive and negative parts of g in log
+    space, exp(reverse_logcumsumexp(log|g| - y) + x) each, so nothing overflows; its
+    ``backward_graph`` is the same formula in recorded ops (LogCumSumExp again), so the second
+    derivative puts NaN where torch's does (only at a +inf entry, not across its slice).
+    Shape: unchanged; a 0-d tensor is its own result.
+    """
+    torch_name = "Logcumsumexp"
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        if x.ndim == 0:
+            out = x.copy()
+        else:
+            with np.errstate(invalid="ignore"):
+                out = np.logaddexp.accumulate(x, axis=dim).astype(x.dtype, copy=False)
+        ctx.x, ctx.out = x, out
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        if grad.ndim == 0 or grad.size == 0:
+            return (grad,)
+        d, lowest = ctx.dim, np.finfo(grad.dtype).min
+
+        def reverse(t):  # reverse_logcumsumexp: flip, accumulate, flip
+            return np.flip(np.logaddexp.accumulate(np.flip(t, d), axis=d), d)
+
+        with np.errstate(all="ignore"):
+            log_abs = np.log(np.abs(grad))
+            positive = np.exp(reverse(np.where(grad > 0, log_abs, lowest) - ctx.out) + ctx.x)
+            negative = np.exp(reverse(np.where(grad < 0, log_abs, lowest) - ctx.out) + ctx.x)
+            return ((positive - negative).astype(grad.dtype, copy=False),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        if grad.ndim == 0 or grad._data.size == 0:
+            return (grad * 1,)
+        d = ctx.dim
+        out = LogCumSumExp.apply(x, d)
+        lowest = np.asarray(np.finfo(grad._data.dtype).min, dtype=grad._data.dtype)
+        log_abs = grad.abs().log()
+
+        def part(mask):  # exp(reverse_logcumsumexp(log|g| where mask, else lowest) - y) + x)
+            logged = Where.apply(mask, log_abs, lowest) - out
+            return (LogCumSumExp.apply(logged.flip(d), d).flip(d) + x).exp()
+
+        return (part(grad._data > 0) - part(grad._data < 0),)
+
+
 class CumSum(Function):
     """Running sum along ``dim`` (``torch.cumsum``), as ``np.cumsum``.
 

@@ -75,6 +75,7 @@ BINARY = {
 ROWS = {
     "cumsum": (lambda x: x.cumsum(1), lambda x: x.cumsum(1)),
     "cumprod": (lambda x: x.cumprod(1), lambda x: x.cumprod(1)),
+    "logcumsumexp": (lambda x: x.logcumsumexp(1), lambda x: x.logcumsumexp(1)),
     "median_all": (lambda x: x.median(), lambda x: x.median()),
     "prod": (lambda x: x.prod(1), lambda x: x.prod(1)),
     "prod_all": (lambda x: x.prod(), lambda x: x.prod()),

@@ -341,18 +341,38 @@ class CumProd(Function):
         return (np.moveaxis(result, -1, ctx.dim).astype(grad.dtype, copy=False),)
 
     @staticmethod
+    def _finite_graph(x, grad, d):
+        """The division-free sum for finite x as recorded ops of one (..., n, n) matrix whose
+        row j holds x_k where k is in the range and 1 elsewhere: before_j * sum_{i>=j} g_i
+        prod_{j<k<=i} x_k."""
+        x_last, g_last = x.movedim(d, -1), grad.movedim(d, -1)  # (..., n)
+        n = x_last.shape[-1]
+        one = np.ones((), dtype=x._data.dtype)
+        rows = x_last.unsqueeze(-2)  # (..., 1, n): row j, column k
+        j, k = np.arange(n)[:, None], np.arange(n)[None, :]
+        before = CumProd.apply(Where.apply(k < j, rows, one), -1)[..., -1]  # prod_{k<j}
+        after = CumProd.apply(Where.apply(k > j, rows, one), -1)  # [j, i]: prod_{j<k<=i}
+        zero = np.zeros((), dtype=grad._data.dtype)
+        tail = Where.apply(k >= j, g_last.unsqueeze(-2) * after, zero).sum(-1)  # (..., n)
+        return (before * tail).movedim(-1, d)
+
+    @staticmethod
     def backward_graph(ctx, grad):
-        # PyTorch's cumprod_backward under grad mode, step for step, so NaN and inf land where
-        # its first and second derivatives put them (issue 12: a NaN or inf beside other
-        # entries; the factorised before * sum(...) said inf where torch's sum of products says
-        # NaN). When the input holds no zero at all: reversed_cumsum(g * y) / x, recorded. Else
-        # the division-free sum with the product before j multiplied into each term:
-        # dL/dx_j = sum_{i>=j} g_i (prod_{k<j} x_k * prod_{j<k<=i} x_k), one column at a time
-        # as torch: O(n^2) per slice, only under create_graph.
+        # dL/dx_j = sum_{i>=j} g_i prod_{k<=i, k != j} x_k, division-free. With finite entries
+        # (zeros allowed) as one masked (..., n, n) matrix: the product before j factored out,
+        # exact near tiny entries (det's third derivative at a singular matrix goes through
+        # it). With an inf or NaN, PyTorch's cumprod_backward under grad mode step for step, so
+        # NaN and inf land where its first and second derivatives put them (issue 12: the
+        # factored form said inf where torch's sum of products says NaN): without a zero in
+        # the tensor reversed_cumsum(g * y) / x, recorded; with one the sum one column at a
+        # time, the product before j multiplied into each term. O(n^2) per slice, only under
+        # create_graph.
         (x,) = ctx.inputs
         d = ctx.dim
         if ctx.x.size <= 1:  # as backward (torch returns grad itself there)
             return (grad * 1,)
+        if np.isfinite(ctx.x).all():
+            return (CumProd._finite_graph(x, grad, d),)
         if not (ctx.x == 0).any():
             weighted = grad * CumProd.apply(x, d)
             return (CumSum.apply(weighted.flip(d), d).flip(d) / x,)

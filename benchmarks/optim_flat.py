@@ -22,6 +22,10 @@ Times SGD with momentum (lr 1e-6, momentum 0.9) on the six parameters of the 784
 - ``kernel only (flat)``: the bare ``sgd_kernel`` call over the flat buffers, no Python around
   it: the floor any layout reaches.
 
+Then Adam, RMSprop and Adagrad over the same parameters: their group kernel (one call per 8
+parameters, since issue 14's kernels-mlp branch) against one kernel call per parameter (the same
+optimizer with its group plan switched off), checked bitwise first.
+
 Then the whole MLP training step (forward, backward, step, zero_grad) with ``gw.optim.SGD``
 against ``PerParameterSGD``, and the time inside ``opt.step()`` in that step (cold caches after the
 backward). Before timing, the contenders are checked to land on the same bits.
@@ -142,6 +146,42 @@ def check_bitwise(rng: np.random.Generator) -> None:
             np.testing.assert_array_equal(ours, reference, err_msg=name)
 
 
+def _without_plan(opt: gw.optim.Optimizer) -> gw.optim.Optimizer:
+    """``opt`` with its group plan off: every step takes the per-parameter kernel calls."""
+    opt._planned_grads = lambda group, keys: None  # type: ignore[method-assign]
+    return opt
+
+
+OTHER_OPTIMIZERS = {
+    "Adam": (gw.optim.Adam, dict(lr=LR)),
+    "RMSprop (momentum)": (gw.optim.RMSprop, dict(lr=LR, momentum=MOMENTUM)),
+    "Adagrad": (gw.optim.Adagrad, dict(lr=LR)),
+}
+
+
+def other_optimizers(rng: np.random.Generator, rounds: int, steps: int) -> None:
+    """Group kernel vs one call per parameter for the other kernelised optimizers."""
+    for name, (cls, settings) in OTHER_OPTIMIZERS.items():
+        finals = []
+        for planned in (True, False):
+            params = make_params(np.random.default_rng(1))
+            opt = cls(params, **settings)
+            if not planned:
+                _without_plan(opt)
+            for _ in range(4):
+                opt.step()
+            finals.append([p._data.copy() for p in params])
+        for ours, reference in zip(*finals, strict=True):
+            np.testing.assert_array_equal(ours, reference, err_msg=name)
+        contenders = {
+            "per-parameter calls": _without_plan(cls(make_params(rng), **settings)).step,
+            "group kernel (tuples)": cls(make_params(rng), **settings).step,
+        }
+        report(f"{name} over the MLP's 6 parameters, 1 thread, CPU time, median of {rounds} "
+               f"rounds x {steps} steps", interleaved(contenders, rounds, steps),
+               "per-parameter calls")
+
+
 def optimizer_step(cls, rng: np.random.Generator):
     return cls(make_params(rng), lr=LR, momentum=MOMENTUM).step
 
@@ -217,6 +257,7 @@ def main() -> None:
     report(f"SGD momentum over the MLP's 6 parameters (235k float32), 1 thread, CPU time, "
            f"median of {args.rounds} rounds x {args.steps} steps",
            interleaved(contenders, args.rounds, args.steps), "per-parameter calls")
+    other_optimizers(rng, args.rounds, args.steps)
     steps = max(args.steps // 10, 5)
     whole = {"per-parameter calls": mlp_step(PerParameterSGD, rng),
              "group kernel (tuples)": mlp_step(gw.optim.SGD, rng)}

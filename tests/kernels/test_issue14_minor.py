@@ -1,5 +1,7 @@
 """Issue 14's minor findings, each with torch as the oracle where it has one, kernels on and off."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -81,3 +83,52 @@ def test_centered_rmsprop_huge_gradient_like_torch(dtype, big, jit_path):
                 opt.step()
                 topt.step()
         np.testing.assert_allclose(p._data, tp.detach().numpy(), rtol=1e-6, equal_nan=True)
+
+
+def test_first_set_num_threads_limits_every_pool_numba_loads():
+    """gw.set_num_threads(1), as the first call in a fresh process, leaves every native pool at
+    one thread: numba's first set_num_threads loads its OpenMP threading layer, which the
+    threadpoolctl limit must come after (the other order left it at 2 until a second call)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("threadpoolctl")
+    pytest.importorskip("numba")
+    code = ("import gradwise as gw\nfrom threadpoolctl import threadpool_info\n"
+            "gw.set_num_threads(1)\n"
+            "print(sorted({i['num_threads'] for i in threadpool_info()}))")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS",
+                                                            "NUMBA_NUM_THREADS")}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[1]", run.stdout
+
+
+OPTIMIZERS = {
+    "Adam": {}, "Adam-amsgrad": {"amsgrad": True}, "AdamW": {}, "RMSprop": {},
+    "RMSprop-centered": {"centered": True}, "Adagrad": {}, "SGD": {"momentum": 0.9},
+    "Adamax": {}, "NAdam": {}, "RAdam": {}, "Adadelta": {},
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_non_finite_gradient_updates_silently_like_torch(name, jit_path):
+    """An inf/NaN gradient gives torch's NaN/inf parameters with no NumPy RuntimeWarning on
+    either path (the NumPy reference warned "invalid value encountered in divide")."""
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    kind, options = name.split("-")[0], OPTIMIZERS[name]
+    p = gw.nn.Parameter(gw.tensor([1.0, 2.0, 3.0, 4.0]))
+    tp = torch.nn.Parameter(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    opt = getattr(gw.optim, kind)([p], lr=0.1, **options)
+    topt = getattr(torch.optim, kind)([tp], lr=0.1, **options)
+    for grad in ([np.inf, 1.0, np.nan, -1.0], [1.0, -np.inf, 0.0, 2.0]):
+        p.grad = gw.tensor(np.array(grad, dtype=np.float32))
+        tp.grad = torch.tensor(grad, dtype=torch.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            opt.step()
+        topt.step()
+    np.testing.assert_allclose(np.asarray(p.detach()), tp.detach().numpy(), rtol=1e-6)

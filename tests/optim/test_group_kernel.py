@@ -1,10 +1,11 @@
-"""SGD's one-call-per-group kernel path (Optimizer._plan_group / _planned_grads, issue 14).
+"""The one-call-per-group kernel path (Optimizer._plan_group / _planned_grads, issue 14).
 
-After one step, SGD remembers each group's arrays and, while they stay the same objects, updates
-the whole group with one kernel call per 8 parameters. Every way a user can change what the
-optimizer sees (replace ``p.data``, ``model.to(dtype)``, ``zero_grad``, ``load_state_dict``,
-add a group, share a parameter, hand in a strided gradient ...) must give the bits the NumPy
-reference gives: each scenario runs with the kernels on and off and must land on the same bits.
+After one step, SGD, Adam, AdamW, RMSprop and Adagrad remember each group's arrays and, while
+they stay the same objects, update the whole group with one kernel call per 8 parameters. Every
+way a user can change what the optimizer sees (replace ``p.data``, ``model.to(dtype)``,
+``zero_grad``, ``load_state_dict``, change a step count, add a group, share a parameter, hand in
+a strided gradient ...) must give the bits the NumPy reference gives: each scenario runs with the
+kernels on and off and must land on the same bits.
 """
 
 from __future__ import annotations
@@ -26,15 +27,37 @@ SETTINGS = [
     dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01),
     dict(lr=0.05, momentum=0.9, nesterov=True, weight_decay=0.05, maximize=True),
 ]
-Scenario = Callable[[gw.optim.SGD, list[gw.Tensor], int], None]
+# (optimizer, settings) for the other optimizers with a group kernel: every branch of their
+# kernels (weight decay coupled and decoupled, amsgrad, maximize, centered, momentum, lr decay)
+OTHER_SETTINGS = [
+    (gw.optim.Adam, dict(lr=0.01)),
+    (gw.optim.Adam, dict(lr=0.01, weight_decay=0.1, amsgrad=True, maximize=True)),
+    (gw.optim.AdamW, dict(lr=0.01, weight_decay=0.1, betas=(0.8, 0.99))),
+    (gw.optim.AdamW, dict(lr=0.01, amsgrad=True)),
+    (gw.optim.RMSprop, dict(lr=0.01)),
+    (gw.optim.RMSprop, dict(lr=0.01, centered=True, momentum=0.9, weight_decay=0.1)),
+    (gw.optim.RMSprop, dict(lr=0.01, momentum=0.5, maximize=True)),
+    (gw.optim.Adagrad, dict(lr=0.1)),
+    (gw.optim.Adagrad, dict(lr=0.1, lr_decay=0.1, weight_decay=0.1,
+                            initial_accumulator_value=0.5, maximize=True)),
+]
+ALL_SETTINGS = [(gw.optim.SGD, settings) for settings in SETTINGS] + OTHER_SETTINGS
+
+
+def _settings_id(case: tuple[type, dict]) -> str:
+    cls, settings = case
+    return "-".join([cls.__name__] + [f"{k}={v}" for k, v in settings.items()])
+
+
+Scenario = Callable[[gw.optim.Optimizer, list[gw.Tensor], int], None]
 
 
 def _grad(step: int, index: int, shape: tuple[int, ...], dtype: type) -> np.ndarray:
     return np.random.default_rng(100 * step + index).standard_normal(shape).astype(dtype)
 
 
-def _run(settings: dict, scenario: Scenario | None, jit: bool, dtype: type = np.float32,
-         steps: int = 5) -> tuple[list[np.ndarray], dict, int]:
+def _run(case: tuple[type, dict], scenario: Scenario | None, jit: bool,
+         dtype: type = np.float32, steps: int = 5) -> tuple[list[np.ndarray], dict, int]:
     """Params and state after ``steps`` steps, and how many steps took the planned path."""
     previous = set_jit_enabled(jit)
     planned = [0]
@@ -50,7 +73,8 @@ def _run(settings: dict, scenario: Scenario | None, jit: bool, dtype: type = np.
         rng = np.random.default_rng(0)
         params = [gw.nn.Parameter(gw.tensor(rng.standard_normal(s).astype(dtype)))
                   for s in SHAPES]
-        opt = gw.optim.SGD(params, **settings)
+        cls, settings = case
+        opt = cls(params, **settings)
         for step in range(steps):
             for index, param in enumerate(params):
                 param.grad = gw.tensor(_grad(step, index, param.shape, param._data.dtype))
@@ -65,10 +89,10 @@ def _run(settings: dict, scenario: Scenario | None, jit: bool, dtype: type = np.
         set_jit_enabled(previous)
 
 
-def _assert_same_bits(settings: dict, scenario: Scenario | None, dtype: type = np.float32,
-                      min_planned: int = 1) -> None:
-    fused, fused_state, planned = _run(settings, scenario, True, dtype)
-    reference, reference_state, _ = _run(settings, scenario, False, dtype)
+def _assert_same_bits(case: tuple[type, dict], scenario: Scenario | None,
+                      dtype: type = np.float32, min_planned: int = 1) -> None:
+    fused, fused_state, planned = _run(case, scenario, True, dtype)
+    reference, reference_state, _ = _run(case, scenario, False, dtype)
     for i, (got, want) in enumerate(zip(fused, reference, strict=True)):
         assert got.dtype == want.dtype, i
         np.testing.assert_array_equal(got, want, err_msg=f"parameter {i}")
@@ -100,14 +124,24 @@ def _load_other_state(opt, params, step):
     if step == 3:
         saved = opt.state_dict()
         for values in saved["state"].values():
-            if "momentum_buffer" in values:
-                values["momentum_buffer"] = values["momentum_buffer"] * 0.5
+            values["step"] = values.get("step", 0) + 1  # per-parameter step counts differ
+            for key, value in values.items():
+                if key != "step":
+                    values[key] = value * 0.5
         opt.load_state_dict(saved)
 
 
 def _replace_buffer(opt, params, step):
-    if step == 2 and "momentum_buffer" in opt.state.get(params[0], {}):
-        opt.state[params[0]]["momentum_buffer"] = np.ones((4, 3), dtype=np.float32)
+    state = opt.state.get(params[0], {})
+    for key in [k for k, v in state.items() if isinstance(v, np.ndarray)][:1]:
+        if step == 2:
+            state[key] = np.full((4, 3), 0.5, dtype=np.float32)
+
+
+def _step_count_changed(opt, params, step):
+    state = opt.state.get(params[2], {})
+    if step == 2 and "step" in state:
+        state["step"] += 3  # changed in place: the planned path reads it every step
 
 
 def _strided_grad(opt, params, step):
@@ -150,6 +184,7 @@ SCENARIOS = {
     "gradients set to None": _drop_some_grads,
     "load_state_dict": _load_other_state,
     "state buffer replaced": _replace_buffer,
+    "step count changed": _step_count_changed,
     "strided gradient": _strided_grad,
     "strided parameter": _strided_data,
     "lr changed every step": _change_lr,
@@ -160,21 +195,57 @@ SCENARIOS = {
 
 
 @pytest.mark.skipif(_numba is None, reason="numba is not installed")
-@pytest.mark.parametrize("settings", SETTINGS,
-                         ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
+@pytest.mark.parametrize("case", ALL_SETTINGS, ids=_settings_id)
 @pytest.mark.parametrize("scenario", list(SCENARIOS), ids=list(SCENARIOS))
-def test_group_kernel_lands_on_the_reference_bits(settings, scenario):
+def test_group_kernel_lands_on_the_reference_bits(case, scenario):
     # mixed dtypes and a read-only gradient make the group unplannable (the general path,
     # which gives those parameters the NumPy reference, runs every step)
     unplannable = {"float32 and float64 in one group", "read-only gradient"}
     min_planned = 0 if scenario in unplannable else 1
-    _assert_same_bits(settings, SCENARIOS[scenario], min_planned=min_planned)
+    _assert_same_bits(case, SCENARIOS[scenario], min_planned=min_planned)
 
 
 @pytest.mark.skipif(_numba is None, reason="numba is not installed")
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_group_kernel_in_both_dtypes(dtype):
-    _assert_same_bits(dict(lr=0.1, momentum=0.9), None, dtype)
+@pytest.mark.parametrize("cls", [gw.optim.SGD, gw.optim.Adam, gw.optim.RMSprop,
+                                 gw.optim.Adagrad], ids=lambda cls: cls.__name__)
+def test_group_kernel_in_both_dtypes(cls, dtype):
+    settings = dict(lr=0.1, momentum=0.9) if cls in (gw.optim.SGD, gw.optim.RMSprop) else {}
+    _assert_same_bits((cls, settings), None, dtype)
+
+
+@pytest.mark.skipif(_numba is None, reason="numba is not installed")
+@pytest.mark.parametrize("cls", [gw.optim.SGD, gw.optim.Adam, gw.optim.RMSprop,
+                                 gw.optim.Adagrad], ids=lambda cls: cls.__name__)
+def test_planned_step_is_one_kernel_call_per_chunk(cls, monkeypatch):
+    """11 parameters are two chunks: two group kernel calls, no per-parameter call."""
+    name = {gw.optim.SGD: "sgd", gw.optim.Adam: "adam", gw.optim.RMSprop: "rmsprop",
+            gw.optim.Adagrad: "adagrad"}[cls]
+    calls = {"group": 0, "single": 0}
+    for key, attribute in (("group", f"{name}_group_kernel"), ("single", f"{name}_kernel")):
+        original = getattr(optim_kernels, attribute)
+
+        def counted(*args, _original=original, _key=key):
+            calls[_key] += 1
+            return _original(*args)
+
+        monkeypatch.setattr(optim_kernels, attribute, counted)
+    previous = set_jit_enabled(True)  # also under GRADWISE_JIT=0 (CI runs this file both ways)
+    try:
+        rng = np.random.default_rng(0)
+        params = [gw.nn.Parameter(gw.tensor(rng.standard_normal(s).astype(np.float32)))
+                  for s in SHAPES]
+        opt = cls(params, lr=0.1)
+        for step in range(3):
+            for index, param in enumerate(params):
+                param.grad = gw.tensor(_grad(step, index, param.shape, np.float32))
+            before = dict(calls)
+            opt.step()
+            if step > 0:  # the first step plans; every later one runs the group kernel only
+                assert calls["group"] - before["group"] == 2, step
+                assert calls["single"] == before["single"], step
+    finally:
+        set_jit_enabled(previous)
 
 
 def test_planned_step_bumps_each_version_once_and_state_stays_the_users(jit_path):
@@ -207,6 +278,31 @@ def test_parameter_shared_by_two_optimizers_gets_both_updates(jit_path):
     # first: buffers 1, 1.5, 1.75 (lr 1); second: 0.5 per step
     np.testing.assert_array_equal(np.asarray(shared.data),
                                   np.full(4, -(1 + 1.5 + 1.75) - 1.5, dtype=np.float32))
+
+
+@pytest.mark.skipif(_numba is None, reason="numba is not installed")
+@pytest.mark.parametrize("case", OTHER_SETTINGS[::2], ids=_settings_id)
+def test_parameter_shared_by_two_optimizers_lands_on_the_reference_bits(case):
+    """Two optimizers of a kind over one parameter (each with its own state and plan): the
+    parameter gets both updates, in order, as the per-parameter reference gives them."""
+    cls, settings = case
+
+    def run(jit: bool) -> np.ndarray:
+        previous = set_jit_enabled(jit)
+        try:
+            shared = gw.nn.Parameter(gw.tensor(np.linspace(-1, 1, 12, dtype=np.float32)))
+            own = gw.nn.Parameter(gw.tensor(np.ones(5, dtype=np.float32)))
+            first, second = cls([shared, own], **settings), cls([shared], **settings)
+            for step in range(4):
+                shared.grad = gw.tensor(_grad(step, 0, (12,), np.float32))
+                own.grad = gw.tensor(_grad(step, 1, (5,), np.float32))
+                first.step()
+                second.step()
+            return np.concatenate([np.array(shared._data), np.array(own._data)])
+        finally:
+            set_jit_enabled(previous)
+
+    np.testing.assert_array_equal(run(True), run(False))
 
 
 def test_a_deep_copy_steps_its_own_parameters(jit_path):
@@ -254,16 +350,16 @@ def test_chunked_pads_to_the_group_size():
     np.testing.assert_array_equal(numbers, [0.5] + [0.0] * (optim_kernels.GROUP_CHUNK - 1))
 
 
-@pytest.mark.parametrize("settings", SETTINGS[1:],
-                         ids=lambda s: "-".join(f"{k}={v}" for k, v in s.items()))
-def test_twenty_steps_match_pytorch_in_float32(settings, jit_path):
+@pytest.mark.parametrize("case", ALL_SETTINGS[1:], ids=_settings_id)
+def test_twenty_steps_match_pytorch_in_float32(case, jit_path):
     torch = pytest.importorskip("torch")
+    cls, settings = case
     rng = np.random.default_rng(3)
     start = [rng.standard_normal(s).astype(np.float32) for s in SHAPES]
     ours = [gw.nn.Parameter(gw.tensor(a.copy())) for a in start]
     theirs = [torch.tensor(a.copy(), requires_grad=True) for a in start]
-    opt = gw.optim.SGD(ours, **settings)
-    torch_opt = torch.optim.SGD(theirs, **settings)
+    opt = cls(ours, **settings)
+    torch_opt = getattr(torch.optim, cls.__name__)(theirs, **settings)
     for step in range(20):
         for index, (mine, ref) in enumerate(zip(ours, theirs, strict=True)):
             grad = _grad(step, index, mine.shape, np.float32)

@@ -1,7 +1,7 @@
 """The engine: Tensor, Function, grad modes, gradcheck and anomaly detection."""
 
-# tensor_ops first: it gives Tensor its op-running methods, which everything after relies on
-from gradwise.autograd import tensor_ops  # noqa: I001, F401
+# attach first: it gives Tensor its methods that run ops, which everything after relies on
+from gradwise.autograd import attach  # noqa: I001, F401
 from gradwise.autograd import functional
 from gradwise.autograd.anomaly import (
     AnomalyError,

@@ -15,12 +15,11 @@ from __future__ import annotations
 import contextvars
 import os
 import traceback
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from gradwise.autograd.tensor import Tensor
+from gradwise.autograd.tensor import Tensor
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

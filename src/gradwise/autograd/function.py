@@ -47,7 +47,8 @@ import numpy as np
 
 from gradwise.autograd import anomaly, observe
 from gradwise.autograd.grad_mode import _grad_enabled
-from gradwise.autograd.tensor import Tensor, _as_array, _full_node_name, _inputs_of
+from gradwise.autograd.graph import _full_node_name, _inputs_of
+from gradwise.autograd.tensor import Tensor, _as_array
 
 
 class Function:
@@ -165,7 +166,7 @@ class Function:
                 arrays.append(arg)
         ctx = cls.__new__(cls)
         record = requires_grad and _grad_enabled.get()
-        ctx.needs_input_grad = tuple(t.requires_grad for t in tensors) if record else ()
+        ctx.needs_input_grad = tuple([t.requires_grad for t in tensors]) if record else ()
         detector = anomaly._detector.get()
         if detector is None:
             out = cls.forward(ctx, *arrays, **kwargs)

@@ -23,10 +23,7 @@ import numpy as np
 
 from gradwise.autograd import anomaly
 from gradwise.autograd.grad_mode import set_grad_enabled
-from gradwise.autograd.ops import elementwise as _ew
-from gradwise.autograd.ops import shape as _shape
-from gradwise.autograd.tensor import (
-    Tensor,
+from gradwise.autograd.graph import (
     _call_hooks_graph,
     _check_input_grad,
     _check_versions,
@@ -34,6 +31,9 @@ from gradwise.autograd.tensor import (
     _inputs_of,
     topological_order,
 )
+from gradwise.autograd.ops import elementwise as _ew
+from gradwise.autograd.ops import shape as _shape
+from gradwise.autograd.tensor import Tensor
 
 
 def _as_tensors(value: Tensor | Sequence[Tensor], what: str, caller: str = "grad"

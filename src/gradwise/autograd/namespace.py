@@ -15,7 +15,12 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
-from gradwise.autograd.tensor import Tensor, tensor
+from gradwise import linalg
+from gradwise.autograd import dtypes
+from gradwise.autograd import random as _random
+from gradwise.autograd.dtypes import _category, get_default_dtype, promote
+from gradwise.autograd.functional import cat, stack
+from gradwise.autograd.tensor import Tensor, _dtype_name, tensor
 
 # torch.<name>(input, ...) == input.<name>(...)
 _METHOD_FUNCTIONS = (
@@ -89,7 +94,6 @@ class finfo:  # noqa: N801 - torch's name
     """
 
     def __init__(self, type: Any = None) -> None:  # noqa: A002 - torch's name
-        from gradwise.autograd.dtypes import get_default_dtype
         dtype = np.dtype(get_default_dtype() if type is None else type)
         if dtype.kind != "f":
             raise ValueError(f"finfo: {dtype} is not a floating dtype (use gw.iinfo)")
@@ -132,21 +136,18 @@ class iinfo:  # noqa: N801 - torch's name
 def promote_types(type1: Any, type2: Any) -> np.dtype:
     """The dtype both promote to, as ``torch.promote_types`` (categories bool < integer <
     float, then the wider; gradwise's one rule in ``autograd/dtypes.py``)."""
-    from gradwise.autograd.dtypes import promote
     return np.dtype(promote([np.dtype(type1), np.dtype(type2)], []))
 
 
 def result_type(tensor: Any, other: Any) -> np.dtype:  # noqa: A002
     """The dtype an op on ``tensor`` and ``other`` (tensors or numbers) gives, as
     ``torch.result_type``."""
-    from gradwise.autograd import dtypes
     return np.dtype(dtypes.result_type(tensor, other))
 
 
 def can_cast(from_: Any, to: Any) -> bool:
     """Whether torch's casting rules allow ``from_`` -> ``to`` in an in-place op: never to a
     lower category (float -> integer, integer -> bool), as ``torch.can_cast``."""
-    from gradwise.autograd.dtypes import _category
     return bool(_category(np.dtype(from_)) <= _category(np.dtype(to)))
 
 
@@ -223,7 +224,6 @@ def poisson(input: Any, generator: Any = None) -> Tensor:  # noqa: A002
     Raises:
         ValueError: a negative or non-finite rate.
     """
-    from gradwise.autograd import random as _random
     rates = _as_input(input)._data
     if rates.size and not (np.isfinite(rates).all() and (rates >= 0).all()):
         raise ValueError("poisson: rates must be finite and non-negative")
@@ -247,12 +247,9 @@ def set_num_threads(num_threads: int) -> None:
             num_threads < 1):
         raise ValueError(f"set_num_threads: expected a positive int, got {num_threads!r}")
     num_threads = int(num_threads)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        pass
-    else:
-        threadpool_limits(limits=num_threads)
+    # numba first: its first set_num_threads loads its threading layer (an OpenMP runtime),
+    # which threadpoolctl must then see and limit too (the other order left that pool at the
+    # core count until a second call; third newcomer review of issue 14)
     try:
         import numba
     except ImportError:
@@ -261,6 +258,12 @@ def set_num_threads(num_threads: int) -> None:
         # numba.config sets NUMBA_NUM_THREADS at import (from the environment), unseen by mypy
         ceiling = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
         numba.set_num_threads(builtins.min(num_threads, ceiling))
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        pass
+    else:
+        threadpool_limits(limits=num_threads)
     _num_threads[:] = [num_threads]
 
 
@@ -424,7 +427,6 @@ def meshgrid(*tensors: Any, indexing: str | None = None) -> tuple[Tensor, ...]:
 def cartesian_prod(*tensors: Any) -> Tensor:
     """Every combination of the entries of 1-d tensors, rows in lexicographic order, as
     ``torch.cartesian_prod`` (one tensor: itself); recorded. Shape: (n1 * n2 * ..., k)."""
-    from gradwise.autograd.functional import stack
     if len(tensors) == 1:
         return _as_input(tensors[0])
     grids = meshgrid(*tensors, indexing="ij")
@@ -439,7 +441,6 @@ def cdist(x1: Any, x2: Any, p: float = 2.0, compute_mode: str | None = None) -> 
     Raises:
         ValueError: fewer than 2 dims or different row sizes M.
     """
-    from gradwise import linalg
     a, b = _as_input(x1), _as_input(x2)
     if a.ndim < 2 or b.ndim < 2 or a.shape[-1] != b.shape[-1]:
         raise ValueError(f"cdist: x1 {tuple(a.shape)} and x2 {tuple(b.shape)} must be "
@@ -504,7 +505,6 @@ def searchsorted(sorted_sequence: Any, input: Any, *, out_int32: bool = False,  
 
 def _stack_family(name: str, tensors: Any, prepare: Callable[[Tensor], Tensor],
                   dim: int) -> Tensor:
-    from gradwise.autograd.functional import cat
     tensors = [prepare(_as_input(t)) for t in tensors]
     if not tensors:
         raise ValueError(f"{name}: expected a non-empty list of tensors")
@@ -577,7 +577,6 @@ def triu_indices(row: int, col: int, offset: int = 0, *, dtype: Any = np.int64,
 def vander(x: Any, N: int | None = None, increasing: bool = False) -> Tensor:  # noqa: N803
     """The Vandermonde matrix of a 1-d tensor (powers decreasing unless ``increasing``), as
     ``torch.vander``; recorded."""
-    from gradwise.autograd.functional import stack
     x = _as_input(x)
     count = x.shape[0] if N is None else int(N)
     powers = range(count) if increasing else range(count - 1, -1, -1)
@@ -632,20 +631,17 @@ def corrcoef(input: Any) -> Tensor:  # noqa: A002
 
 def chain_matmul(*matrices: Any) -> Tensor:
     """The product of the matrices left to right, as ``torch.chain_matmul``."""
-    from gradwise import linalg
     return linalg.multi_dot(matrices) if len(matrices) > 1 else _as_input(matrices[0])
 
 
 def matrix_power(input: Any, n: int) -> Tensor:  # noqa: A002
     """``torch.matrix_power``: see ``gw.linalg.matrix_power``."""
-    from gradwise import linalg
     return linalg.matrix_power(input, n)
 
 
 def block_diag(*tensors: Any) -> Tensor:
     """The 2-d tensors on the diagonal of one matrix, zeros elsewhere, as
     ``torch.block_diag`` (0-d and 1-d count as 1 x n rows); recorded."""
-    from gradwise.autograd.functional import cat
     blocks = [t.reshape(1, -1) if t.ndim < 2 else t for t in map(_as_input, tensors)]
     if builtins.any(b.ndim != 2 for b in blocks):
         raise ValueError(f"block_diag: expects 0-, 1- or 2-d tensors, got shapes "
@@ -675,7 +671,6 @@ def histc(input: Any, bins: int = 100, min: float = 0, max: float = 0) -> Tensor
     """
     data = _as_input(input)._data
     if data.dtype.kind != "f":
-        from gradwise.autograd.tensor import _dtype_name
         kernel = "linspace_cpu" if data.dtype == np.bool_ else "histogram_cpu"
         raise NotImplementedError(
             f"histc: \"{kernel}\" not implemented for '{_dtype_name(data.dtype)}'")
@@ -701,9 +696,9 @@ def einsum(equation: str, *operands: Any) -> Tensor:
     Raises:
         ValueError: an equation NumPy refuses, naming it and the operand shapes.
     """
-    from gradwise.autograd.ops.einsum import Einsum
     if len(operands) == 1 and isinstance(operands[0], list | tuple):
         operands = tuple(operands[0])
+    from gradwise.autograd.ops.einsum import Einsum  # at first use: keeps import gradwise fast
     tensors = [_as_input(op) for op in operands]
     return Einsum.apply(*tensors, equation=equation)
 

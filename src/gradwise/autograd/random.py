@@ -17,6 +17,8 @@ from typing import Any, cast
 
 import numpy as np
 
+from gradwise.autograd.device import device as _device
+
 # PyTorch seeds its default CPU generator with this value at start-up (c10 default_rng_seed_val),
 # so an unseeded program is still deterministic; gradwise does the same.
 DEFAULT_SEED = 67280421310721
@@ -34,8 +36,6 @@ class Generator:
     """
 
     def __init__(self, device: Any = "cpu") -> None:
-        from gradwise.autograd.device import device as _device
-
         self.device = _device(device)
         self._seed = DEFAULT_SEED
         self._rng = np.random.Generator(np.random.PCG64(DEFAULT_SEED))

@@ -1,4 +1,9 @@
-"""Tensor: an ndarray, its gradient and the node that made it; backward() runs the chain rule."""
+"""Tensor: an ndarray, its gradient, version counter and hooks, and the node that made it.
+
+The engine's lowest layer: it imports no op. The chain rule runs in graph.py (on NumPy arrays)
+and higher_order.py (create_graph); the methods that run ops are written above the ops and set
+on the class by attach.py, when ``gradwise.autograd`` is imported.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +16,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from gradwise.autograd import anomaly
 from gradwise.autograd import dtypes as _dtypes
+from gradwise.autograd import printing
 from gradwise.autograd._args import dim_arg, keepdim_arg
 from gradwise.autograd.device import check_device
 from gradwise.autograd.grad_mode import _grad_enabled
-from gradwise.autograd.tensor_extras import TensorExtras
-from gradwise.autograd.tensor_methods import Size, TensorMethods
-from gradwise.autograd.tensor_more import TensorMore
 
 ArrayLike = Any
 Axis = int | tuple[int, ...] | None
@@ -150,15 +152,43 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
+class Size(int):
+    """``t.size``: the element count as an int (NumPy's attribute), and callable as PyTorch's
+    method: ``t.size()`` is the shape tuple, ``t.size(d)`` the length of dim ``d``."""
+
+    _shape: tuple[int, ...]
+
+    def __new__(cls, shape: tuple[int, ...]) -> Size:
+        self = super().__new__(cls, math.prod(shape))
+        self._shape = shape
+        return self
+
+    def __call__(self, dim: int | None = None) -> Any:
+        if dim is None:
+            return self._shape
+        ndim = len(self._shape)
+        if not -ndim <= dim < max(ndim, 1):
+            raise IndexError(f"size: dim {dim} out of range for a {ndim}-d tensor")
+        return self._shape[dim]
+
+
 if TYPE_CHECKING:
+    from gradwise.autograd.tensor_extras import TensorExtras
+    from gradwise.autograd.tensor_methods import TensorMethods
+    from gradwise.autograd.tensor_more import TensorMore
     from gradwise.autograd.tensor_ops import TensorOps
+
+    class _TensorMethods(TensorMethods, TensorExtras, TensorMore, TensorOps):
+        """What type checkers see as Tensor's base: its methods that run ops."""
 else:
-    # the op-running methods are written in tensor_ops.py, after the ops, and attached to the
-    # class there (the package imports it first); type checkers see them as this base
-    TensorOps = object
+    # The methods that run ops are written above the ops (tensor_methods.py, tensor_extras.py,
+    # tensor_more.py, tensor_ops.py) and attached to Tensor once, when gradwise.autograd is
+    # imported (attach.py), so no import runs from here up to the ops; type checkers
+    # see them through this base.
+    _TensorMethods = object
 
 
-class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
+class Tensor(_TensorMethods):
     """An n-dimensional array that records the operations applied to it for backpropagation.
 
     Attributes:
@@ -198,7 +228,7 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
             shape = (data, *sizes)
             if not all(type(n) is int or isinstance(n, np.integer) for n in shape):
                 raise TypeError(f"Tensor: expected data or int sizes, got {shape!r}")
-            self._data = np.zeros(shape, dtype=np.float32)
+            self._data: np.ndarray = np.zeros(shape, dtype=np.float32)
         else:
             self._data = _as_array(data, dtype)
         self._grad: np.ndarray | None = None
@@ -382,7 +412,7 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
         """PyTorch's form: ``tensor([0.0900, 0.2447], grad_fn=<MulBackward0>)``; floats with 4
         decimals unless all are whole (``tensor([1., 2.])``); float32, int64 and bool, the
         dtypes a literal gets by default, are not named."""
-        from gradwise.autograd.printing import current as options
+        options = printing.current
         data = self._data
         extra_options: dict[str, Any] = {}
         if options.linewidth is not None:
@@ -676,16 +706,6 @@ class Tensor(TensorMethods, TensorExtras, TensorMore, TensorOps):
         shape = self.shape[:start] + (merged,) + self.shape[end + 1 :]
         return self.reshape(shape)
 
-    def unsqueeze(self, dim: int | None = None, *, axis: int | None = None) -> Tensor:
-        """Insert a size-1 dim at ``dim`` (NumPy alias ``axis``); negatives count from the end."""
-        dim = dim_arg("unsqueeze", dim, axis)
-        if dim is None:
-            raise TypeError("unsqueeze: missing dim")
-        if not -self.ndim - 1 <= dim <= self.ndim:
-            raise ValueError(f"unsqueeze: dim {dim} out of range for a {self.ndim}-d tensor")
-        dim = dim % (self.ndim + 1)
-        return name_node(self.reshape(self.shape[:dim] + (1,) + self.shape[dim:]), "Unsqueeze")
-
     # float comes last: a method of that name shadows the builtin in every annotation of the
     # class body below it (mypy reads ``value: float`` there as this method)
     def float(self) -> Tensor:
@@ -755,28 +775,11 @@ _LEAF_INPLACE = (
     "the update in `with gw.no_grad():` (as optimizers do) or use the out-of-place op"
 )
 
-# set once any in-place op was recorded: from then on backward routes each edge by version
-# (``_inputs_of``); until then it walks ``node.inputs`` as they are (the fast path)
-_rebased = [False]
-
 
 def _dtype_name(dtype: np.dtype) -> str:
     names = {"float32": "Float", "float64": "Double", "float16": "Half", "int64": "Long",
              "int32": "Int", "int16": "Short", "int8": "Char", "uint8": "Byte", "bool": "Bool"}
     return names.get(np.dtype(dtype).name, str(dtype))
-
-
-def _free(node: Any) -> None:
-    """Drop what a node saved for backward; a recorded in-place op's node keeps its link to the
-    earlier history, which nodes not yet run may still be routed through (``_inputs_of``)."""
-    saved = node.__dict__
-    if "_rebase_previous" in saved:
-        version, previous = saved["_rebase_version"], saved["_rebase_previous"]
-        saved.clear()
-        node._rebase_version, node._rebase_previous = version, previous
-    else:
-        saved.clear()
-    node.inputs = None
 
 
 def _matmul_dtypes(a: Tensor, b: Tensor) -> None:
@@ -786,205 +789,6 @@ def _matmul_dtypes(a: Tensor, b: Tensor) -> None:
         f"{_dtype_name(a._data.dtype).lower()} != {_dtype_name(b._data.dtype).lower()} "
         f"(shapes {a.shape} and {b.shape}; cast one with .to(other.dtype))"
     )
-
-
-def _inputs_of(node: Any) -> tuple[Tensor, ...]:
-    """The node's inputs as they were when it was recorded: an input whose history a recorded
-    in-place op rebased since is replaced by its earlier history (torch's edges point at the
-    grad_fn an input had then)."""
-    inputs = node.inputs
-    if not _rebased[0] or inputs is None:
-        return inputs
-    out = []
-    for parent, version in zip(inputs, node.input_versions, strict=True):
-        ctx = parent._ctx
-        while ctx is not None and ctx._rebase_version > version:
-            parent = ctx._rebase_previous
-            ctx = parent._ctx
-        out.append(parent)
-    return tuple(out)
-
-
-def topological_order(
-    root: Tensor, include_constants: bool = False, caller: str = "backward"
-) -> list[Tensor]:
-    """Tensors that lead to ``root``, each after everything it depends on (``root`` last).
-
-    Only tensors that require grad are included unless ``include_constants`` (the graph drawing
-    wants them all). Iterative depth-first search: a graph 100,000 ops deep does not touch
-    Python's recursion limit.
-    """
-    order: list[Tensor] = []
-    visited: set[int] = set()
-    stack: list[tuple[Tensor, bool]] = [(root, False)]
-    while stack:
-        tensor, expanded = stack.pop()
-        if expanded:
-            order.append(tensor)
-            continue
-        if id(tensor) in visited:
-            continue
-        visited.add(id(tensor))
-        stack.append((tensor, True))
-        node = tensor._ctx
-        if node is None:
-            continue
-        if node.inputs is None:
-            raise RuntimeError(
-                f"{caller}: the graph through {node.name} was already freed by "
-                "backward(); pass retain_graph=True to the first backward() to go through the "
-                "graph again"
-            )
-        for parent in reversed(_inputs_of(node)):
-            if (include_constants or parent.requires_grad) and id(parent) not in visited:
-                stack.append((parent, False))
-    return order
-
-
-def name_node(result: Tensor, node_name: str) -> Tensor:
-    """Give ``result``'s node (if it was recorded) PyTorch's name for the call that made it:
-    a method built on a general op (``t()`` on Transpose, ``unsqueeze`` on Reshape) says which
-    node torch records (``"TBackward0"``, ``"Unsqueeze"``). Returns ``result``."""
-    node = result._ctx
-    if node is not None:
-        node.__class__ = type(node)._variant(_full_node_name(node_name))
-    return result
-
-
-def _full_node_name(name: str) -> str:
-    """``"Mul"`` -> ``"MulBackward0"``; a name that already has its overload is kept."""
-    return name if "Backward" in name else f"{name}Backward0"
-
-
-
-def _check_versions(tensor: Tensor, node: Any) -> None:
-    """Raise if a tensor the node saved for backward was changed in place since the forward."""
-    name = node.name
-    if type(node).saves_output and tensor._version[0] != node.output_version:
-        raise RuntimeError(
-            "one of the variables needed for gradient computation has been modified by an "
-            f"inplace operation: backward of {name}: its output (shape {tensor.shape}) was "
-            "modified in place after the forward pass ("
-            + ("overwritten by a recorded in-place op" if node.output_version < 0 else
-               f"version {tensor._version[0]}, saved at {node.output_version}")
-            + "); "
-            "the gradient would be wrong. Use an out-of-place op or clone() first"
-        )
-    if type(node).saves_inputs:
-        for i, (parent, saved) in enumerate(zip(node.inputs, node.input_versions, strict=True)):
-            if parent._version[0] != saved:
-                raise RuntimeError(
-                    "one of the variables needed for gradient computation has been modified by "
-                    f"an inplace operation: backward of {name}: input {i} (shape {parent.shape}) "
-                    "was modified in place "
-                    f"after the forward pass (version {parent._version[0]}, saved at {saved}); "
-                    "the gradient would be wrong. Use an out-of-place op or clone() first"
-                )
-
-
-def _call_hooks(tensor: Tensor, grad: np.ndarray) -> np.ndarray:
-    for hook in list(tensor._hooks or ()):
-        replaced = hook(Tensor._make(grad, False, None))
-        if replaced is not None:
-            replaced = replaced._data if isinstance(replaced, Tensor) else np.asarray(replaced)
-            if replaced.shape != grad.shape:
-                raise ValueError(
-                    f"hook returned a gradient of shape {replaced.shape}, expected {grad.shape}"
-                )
-            grad = replaced
-    return grad
-
-
-def _check_input_grad(node: Any, parent: Tensor, parent_grad: Any) -> None:
-    """Raise if a node's backward gave an input that requires grad no gradient or a misshapen one
-    (both backward loops, the NumPy one and the create_graph one, check the same way)."""
-    if parent_grad is None:
-        raise RuntimeError(
-            f"backward of {node.name} returned no gradient for an input "
-            f"of shape {parent.shape} that requires grad"
-        )
-    if parent_grad.shape != parent.shape:
-        raise RuntimeError(
-            f"backward of {node.name} returned a gradient of shape "
-            f"{parent_grad.shape} for an input of shape {parent.shape}"
-        )
-
-
-def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
-    """Walk the graph from ``root`` in reverse topological order, applying each node's backward."""
-    order = topological_order(root)
-    # id(tensor) -> (dL/dtensor, whether nothing else references that array)
-    grads: dict[int, tuple[np.ndarray, bool]] = {id(root): (grad, False)}
-    detector = anomaly._detector.get()
-    for tensor in reversed(order):
-        entry = grads.pop(id(tensor), None)
-        if entry is None:
-            continue
-        grad, owned = entry
-        if tensor._hooks:
-            grad = _call_hooks(tensor, grad)
-            owned = False  # a hook may have kept a reference to the array it was shown
-        node = tensor._ctx
-        if node is None or tensor._retains_grad:
-            accumulated = tensor._grad
-            if accumulated is not None:
-                if (accumulated.flags.writeable and accumulated.dtype == tensor._data.dtype
-                        and accumulated.shape == tensor._data.shape):
-                    # in place, as torch's AccumulateGrad: a Tensor taken from .grad earlier
-                    # sees the sum (and no new array per step)
-                    np.add(accumulated, grad, out=accumulated, casting="same_kind")
-                else:
-                    tensor._grad = accumulated + grad
-            elif owned and node is None and grad.dtype == tensor._data.dtype:
-                tensor._grad = grad
-            else:
-                # a private copy: op backwards may hand one array to several inputs, and an
-                # in-place change of .grad (clip_grad_norm_) must not reach the others
-                tensor._grad = np.array(grad, dtype=tensor._data.dtype, copy=True)
-        if node is None:
-            continue
-        _check_versions(tensor, node)
-        if detector is None:
-            input_grads = node.backward(node, grad)
-        else:
-            with np.errstate(all="ignore"):  # the detector reports non-finite values itself
-                input_grads = node.backward(node, grad)
-        if not isinstance(input_grads, tuple):
-            input_grads = (input_grads,)
-        if detector is not None:
-            detector.after_backward(node, input_grads, grad)
-        fresh = type(node).owns_grads
-        if fresh and len(input_grads) > 1:
-            # one array handed to two inputs is shared, whatever the op promises
-            returned = [g for g in input_grads if g is not None]
-            fresh = len({id(g) for g in returned}) == len(returned)
-        for parent, parent_grad, needed in zip(
-            _inputs_of(node), input_grads, node.needs_input_grad, strict=True
-        ):
-            if not needed:
-                continue
-            _check_input_grad(node, parent, parent_grad)
-            key = id(parent)
-            previous = grads.get(key)
-            if previous is None:
-                grads[key] = (parent_grad, fresh)
-            else:
-                grads[key] = (previous[0] + parent_grad, True)
-        if not retain_graph:
-            _free(node)
-
-
-def _call_hooks_graph(tensor: Tensor, grad: Tensor) -> Tensor:
-    for hook in list(tensor._hooks or ()):
-        replaced = hook(grad)
-        if replaced is not None:
-            replaced = replaced if isinstance(replaced, Tensor) else Tensor(replaced)
-            if replaced.shape != grad.shape:
-                raise ValueError(
-                    f"hook returned a gradient of shape {replaced.shape}, expected {grad.shape}"
-                )
-            grad = replaced
-    return grad
 
 
 # ---- factories ------------------------------------------------------------------------------

@@ -2,20 +2,37 @@
 quantile, mode, kthvalue, cummax), scatter/index_add, windows (unfold), special functions
 and the elementwise helpers (lerp, hypot, xlogy, copysign, fmod ...).
 
-Like :mod:`tensor_methods`, a mixin that ``Tensor`` inherits, written with recorded ops (so
-gradients come from the ops' own backward) or, where PyTorch has no gradient (unique,
-bucketize, heaviside, nextafter), computed outside the graph. Each method says which
+Like :mod:`tensor_methods`, a mixin whose methods attach.py sets on ``Tensor``, written with
+recorded ops (so gradients come from the ops' own backward) or, where PyTorch has no gradient
+(unique, bucketize, heaviside, nextafter), computed outside the graph. Each method says which
 ``torch.Tensor`` method it follows; ``gw.<name>(input, ...)`` calls it (autograd/namespace.py).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from gradwise.autograd.tensor import Tensor
+from gradwise import linalg
+from gradwise.autograd.functional import cat, promoted, stack, where
+from gradwise.autograd.grad_mode import no_grad
+from gradwise.autograd.ops import shape as _shape
+from gradwise.autograd.ops.elementwise import Copysign, Hypot, Logaddexp, NanToZero
+from gradwise.autograd.ops.reduce import EvenlyDistributed
+from gradwise.autograd.ops.special import (
+    CumProd,
+    Digamma,
+    Erf,
+    Erfc,
+    Erfinv,
+    Fmod,
+    Lgamma,
+    LogCumSumExp,
+    Logit,
+    Sinc,
+)
+from gradwise.autograd.tensor import Tensor, tensor
 
 
 class MinMax(NamedTuple):
@@ -34,7 +51,6 @@ class ValuesIndices(NamedTuple):
 
 def _tensor(value: Any, like: Tensor | None = None) -> Tensor:
     """A Tensor for ``value`` (a number takes ``like``'s dtype when ``like`` is floating)."""
-    from gradwise.autograd.tensor import Tensor, tensor
     if isinstance(value, Tensor):
         return value
     if like is not None and np.ndim(value) == 0 and like._data.dtype.kind == "f":
@@ -47,7 +63,6 @@ def _raw(value: Any) -> np.ndarray:
 
 
 def _make(array: Any) -> Tensor:
-    from gradwise.autograd.tensor import Tensor
     return Tensor._make(np.asarray(array), False, None)
 
 
@@ -65,7 +80,6 @@ def _floating(op: str, t: Tensor) -> None:
 
 
 def _promoted(a: Any, b: Any) -> tuple[Tensor, Tensor]:
-    from gradwise.autograd.functional import promoted
     first, second = promoted(a, b)
     return first, second
 
@@ -78,7 +92,10 @@ def _as_float(t: Tensor) -> Tensor:
 class TensorExtras:
     """The methods in this file, mixed into ``gradwise.Tensor``."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
+    # set by Tensor.__init__; declared for the type checker, which meets this class first
+    _ctx: Any
+    requires_grad: bool
 
     # ---- diagonals, rolls, tiles ----------------------------------------------------------------
     def roll(self: Tensor, shifts: Any, dims: Any = None) -> Tensor:
@@ -139,7 +156,6 @@ class TensorExtras:
         """Square matrices with the last dim on diagonal ``offset``, placed at dims (dim1,
         dim2) of the result, as ``torch.diag_embed``; recorded (a gather from the values
         and one zero)."""
-        from gradwise.autograd.functional import cat
         n = self.shape[-1] if self.ndim else 1
         size = n + abs(offset)
         batch = self.shape[:-1]
@@ -298,7 +314,6 @@ class TensorExtras:
             rank = np.where(has_nan, nan_rank, rank)
         result = source._pick("median", d, keepdim and dim is not None, rank)
         if dim is None:  # torch: the gradient split evenly among the entries equal to it
-            from gradwise.autograd.ops.reduce import EvenlyDistributed
             return EvenlyDistributed.apply(self, result.values._data)
         return result
 
@@ -367,7 +382,6 @@ class TensorExtras:
 
     def _quantile(self: Tensor, op: str, q: Any, dim: int | None, keepdim: bool,
                   interpolation: str, ignore_nan: bool) -> Tensor:
-        from gradwise.autograd.functional import stack
         _floating(op, self)
         if interpolation not in ("linear", "lower", "higher", "nearest", "midpoint"):
             raise ValueError(f"{op}: unknown interpolation {interpolation!r}")
@@ -459,7 +473,6 @@ class TensorExtras:
         log-add-exp at a time, in the input's dtype as torch; its derivatives are torch's
         formula (``ops.special.LogCumSumExp``). Recorded.
         """
-        from gradwise.autograd.ops.special import LogCumSumExp
         _floating("logcumsumexp", self)
         d = _dim("logcumsumexp", dim, self.ndim)
         return LogCumSumExp.apply(self, d)
@@ -474,6 +487,7 @@ class TensorExtras:
             TypeError: both or neither of src/value; a non-integer index. ValueError /
             IndexError: shapes or indices that do not fit (naming them).
         """
+        # at first use, as before: keeps import gradwise fast
         from gradwise.autograd.ops.scatter import Scatter
         if (src is None) == (value is None):
             raise TypeError("scatter: give exactly one of src (a tensor or number) and value")
@@ -490,6 +504,7 @@ class TensorExtras:
     def scatter_add(self: Tensor, dim: int, index: Any, src: Any) -> Tensor:
         """A copy with ``src`` added at ``index`` along ``dim`` (duplicates accumulate), as
         ``torch.scatter_add``; recorded."""
+        # at first use, as before: keeps import gradwise fast
         from gradwise.autograd.ops.scatter import Scatter
         d = _dim("scatter_add", dim, self.ndim)
         return Scatter.apply(self, src, np.asarray(_raw(index)), d, "sum", True, "scatter_add")
@@ -499,6 +514,7 @@ class TensorExtras:
         """A copy with ``src`` reduced into ``index`` along ``dim`` by ``reduce`` ("sum",
         "prod", "mean", "amax", "amin"), counting the original entry when ``include_self``,
         as ``torch.scatter_reduce``; recorded (amax/amin split the gradient among ties)."""
+        # at first use, as before: keeps import gradwise fast
         from gradwise.autograd.ops.scatter import REDUCTIONS, Scatter
         if reduce not in REDUCTIONS:
             raise ValueError(f"scatter_reduce: reduce must be one of {REDUCTIONS}, got "
@@ -514,7 +530,6 @@ class TensorExtras:
         """
         if self._records_inplace(op, *operands):
             return self._rebase(op, compute)
-        from gradwise.autograd.grad_mode import no_grad
         with no_grad():
             result = compute(self.detach())
         self._data[...] = result._data
@@ -609,7 +624,6 @@ class TensorExtras:
         """sqrt(self^2 + other^2) elementwise, as ``torch.hypot``: no overflow, inf where
         either is infinite (even beside NaN); recorded (:class:`~gradwise.autograd.ops.
         elementwise.Hypot`)."""
-        from gradwise.autograd.ops.elementwise import Hypot
         a, b = _promoted(self, other)
         _floating("hypot", a)
         return Hypot.apply(a, b)
@@ -618,34 +632,28 @@ class TensorExtras:
         """log(exp(self) + exp(other)) without overflow, as ``torch.logaddexp``; recorded
         (:class:`~gradwise.autograd.ops.elementwise.Logaddexp`: torch's derivatives, so
         logaddexp(inf, 1) has d/da 1; two -inf give -inf, with a zero gradient)."""
-        from gradwise.autograd.ops.elementwise import Logaddexp
         a, b = _promoted(self, other)
         _floating("logaddexp", a)
         return Logaddexp.apply(a, b)
 
     def erfinv(self: Tensor) -> Tensor:
         """The inverse error function, as ``torch.erfinv``; recorded."""
-        from gradwise.autograd.ops.special import Erfinv
         return Erfinv.apply(_as_float(self))
 
     def lgamma(self: Tensor) -> Tensor:
         """log |Gamma(x)|, as ``torch.lgamma``; recorded (derivative: digamma)."""
-        from gradwise.autograd.ops.special import Lgamma
         return Lgamma.apply(_as_float(self))
 
     def digamma(self: Tensor) -> Tensor:
         """The digamma function Gamma'/Gamma, as ``torch.digamma``; recorded."""
-        from gradwise.autograd.ops.special import Digamma
         return Digamma.apply(_as_float(self))
 
     def erf(self: Tensor) -> Tensor:
         """The error function, as ``torch.erf``; recorded."""
-        from gradwise.autograd.ops.special import Erf
         return Erf.apply(_as_float(self))
 
     def erfc(self: Tensor) -> Tensor:
         """1 - erf(x), as ``torch.erfc``; recorded."""
-        from gradwise.autograd.ops.special import Erfc
         return Erfc.apply(_as_float(self))
 
     def xlogy(self: Tensor, other: Any) -> Tensor:
@@ -653,7 +661,6 @@ class TensorExtras:
         other), as ``torch.xlogy``; recorded: d/dself = log(other), d/dother = self / other.
         Where self is 0 and other is 0, +inf or negative the gradients are 0 (PyTorch gives
         -inf/inf/NaN there: PORTING.md)."""
-        from gradwise.autograd.functional import where
         x, y = _promoted(self, other)
         x, y = _as_float(x), _as_float(y)
         # 0 * log(0), 0 * log(inf) and 0 * log(negative) are NaN in IEEE arithmetic but 0 by
@@ -665,7 +672,6 @@ class TensorExtras:
     def sinc(self: Tensor) -> Tensor:
         """sin(pi x) / (pi x), 1 at 0, as ``torch.sinc``; recorded (:class:`~gradwise.
         autograd.ops.special.Sinc`: derivative 0 where pi x^2 underflows, as torch)."""
-        from gradwise.autograd.ops.special import Sinc
         return Sinc.apply(_as_float(self))
 
     def heaviside(self: Tensor, values: Any) -> Tensor:
@@ -681,7 +687,6 @@ class TensorExtras:
         """|self| with the sign of ``other`` (signed zeros count), as ``torch.copysign``;
         float result; recorded (:class:`~gradwise.autograd.ops.elementwise.Copysign`: gradient
         +-1 for self, 0 at self == 0, and zeros for other, as PyTorch)."""
-        from gradwise.autograd.ops.elementwise import Copysign
         a, b = _promoted(self, other)
         a = _as_float(a)
         if b._data.dtype != a._data.dtype:
@@ -703,14 +708,12 @@ class TensorExtras:
     def fmod(self: Tensor, other: Any) -> Tensor:
         """The remainder with the dividend's sign (C's fmod), as ``torch.fmod``; recorded
         (``remainder`` / ``%`` keep the divisor's sign)."""
-        from gradwise.autograd.ops.special import Fmod
         return Fmod.apply(*_promoted(self, other))
 
     def nan_to_num(self: Tensor, nan: float = 0.0, posinf: float | None = None,
                    neginf: float | None = None) -> Tensor:
         """NaN, +inf and -inf replaced (default: 0 and the dtype's largest/lowest finite
         value), as ``torch.nan_to_num``; the gradient passes where nothing was replaced."""
-        from gradwise.autograd.functional import where
         data = self._data
         if data.dtype.kind != "f":
             return self[...]
@@ -727,35 +730,28 @@ class TensorExtras:
     # ---- linear algebra as methods --------------------------------------------------------------
     def det(self: Tensor) -> Tensor:
         """``torch.det``: see ``gw.linalg.det``."""
-        from gradwise import linalg
         return linalg.det(self)
 
     def logdet(self: Tensor) -> Tensor:
         """log(det) (NaN for a negative determinant, -inf for a singular matrix), as
         ``torch.logdet``; recorded."""
-        from gradwise import linalg
-        from gradwise.autograd.functional import where
         sign, logabsdet = linalg.slogdet(self)
         return where(sign._data < 0, np.asarray(np.nan, dtype=self._data.dtype), logabsdet)
 
     def slogdet(self: Tensor) -> Any:
         """``torch.slogdet``: see ``gw.linalg.slogdet``."""
-        from gradwise import linalg
         return linalg.slogdet(self)
 
     def inverse(self: Tensor) -> Tensor:
         """``torch.inverse``: see ``gw.linalg.inv``."""
-        from gradwise import linalg
         return linalg.inv(self)
 
     def pinverse(self: Tensor, rcond: float = 1e-15) -> Tensor:
         """``torch.pinverse``: ``gw.linalg.pinv`` with relative cutoff ``rcond``."""
-        from gradwise import linalg
         return linalg.pinv(self, rtol=rcond)
 
     def cholesky(self: Tensor, upper: bool = False) -> Tensor:
         """``torch.cholesky``: see ``gw.linalg.cholesky``."""
-        from gradwise import linalg
         return linalg.cholesky(self, upper=upper)
 
     def outer(self: Tensor, vec2: Any) -> Tensor:
@@ -865,7 +861,6 @@ class TensorExtras:
         first when given; otherwise integers and bools give int64, outside the graph);
         recorded, exact also where entries are 0
         (:class:`~gradwise.autograd.ops.special.CumProd`)."""
-        from gradwise.autograd.ops.special import CumProd
         d = _dim("cumprod", dim, self.ndim)
         x = self._cast_for_reduction(dtype)
         if x._data.dtype.kind != "f":
@@ -880,7 +875,6 @@ class TensorExtras:
              append: Any = None) -> Tensor:
         """The ``n``-th forward difference along ``dim`` (``prepend``/``append`` joined
         first), as ``torch.diff``; recorded. Bool input gives logical xor, as torch."""
-        from gradwise.autograd.functional import cat
         d = _dim("diff", dim, self.ndim)
         parts = [p for p in (prepend, self, append) if p is not None]
         out = cat([_tensor(p, self) for p in parts], dim=d) if len(parts) > 1 else self
@@ -898,7 +892,6 @@ class TensorExtras:
                dtype: Any = None) -> Tensor:
         """The sum treating NaN as 0, as ``torch.nansum``; recorded (NaN entries get gradient
         0, times the upstream gradient as torch: NaN for an inf or NaN arriving there)."""
-        from gradwise.autograd.ops.elementwise import NanToZero
         source = self if dtype is None else self.to(dtype)
         if source._data.dtype.kind != "f":
             return source.sum(dim=dim, keepdim=keepdim)
@@ -946,7 +939,6 @@ class TensorExtras:
         """log(p / (1 - p)), with p clamped to [eps, 1 - eps] when ``eps`` is given, as
         ``torch.logit``; recorded (gradient 1 / (x (1 - x)): +inf at 0 and 1, NaN outside [0, 1]
         without ``eps``, 0 outside [eps, 1 - eps] with it, as torch)."""
-        from gradwise.autograd.ops.special import Logit
         return Logit.apply(_as_float(self), eps)
 
     def deg2rad(self: Tensor) -> Tensor:
@@ -967,14 +959,12 @@ class TensorExtras:
     def fmax(self: Tensor, other: Any) -> Tensor:
         """Elementwise maximum ignoring NaN (NaN only where both are), as ``torch.fmax``;
         recorded, a tie's gradient all to self (torch's)."""
-        from gradwise.autograd.functional import where
         a, b = _promoted(self, other)
         picked = where(a._data >= b._data, a, b)  # a tie's gradient goes to self, as torch
         return where(np.isnan(b._data), a, where(np.isnan(a._data), b, picked))
 
     def fmin(self: Tensor, other: Any) -> Tensor:
         """Elementwise minimum ignoring NaN, as ``torch.fmin``; recorded."""
-        from gradwise.autograd.functional import where
         a, b = _promoted(self, other)
         picked = where(a._data <= b._data, a, b)  # a tie's gradient goes to self, as torch
         return where(np.isnan(b._data), a, where(np.isnan(a._data), b, picked))
@@ -1083,7 +1073,6 @@ class TensorExtras:
 
     def dist(self: Tensor, other: Any, p: float = 2) -> Tensor:
         """The p-norm of ``self - other``, as ``torch.dist``; recorded."""
-        from gradwise import linalg
         return linalg.vector_norm(self - _tensor(other, self), ord=p)
 
     def msort(self: Tensor) -> Tensor:
@@ -1181,7 +1170,6 @@ class TensorExtras:
         """A copy with the slices at ``index`` along ``dim`` set to ``value`` (a number or a
         0-d tensor), as ``Tensor.index_fill``; recorded (no gradient reaches the filled
         entries of self; a 0-d tensor ``value`` gets the sum of theirs)."""
-        from gradwise.autograd.functional import where
         d = _dim("index_fill", dim, self.ndim)
         mask = np.zeros(self.shape, dtype=bool)
         mask[(slice(None),) * d + (np.asarray(_raw(index)).reshape(-1),)] = True
@@ -1201,7 +1189,6 @@ class TensorExtras:
             TypeError: ``indices`` is not a tuple or list.
             IndexError: an index is out of range (naming the tensor's shape).
         """
-        from gradwise.autograd.tensor import Tensor
         if not isinstance(indices, tuple | list):
             raise TypeError(f"index_put_: indices must be a tuple of tensors, got "
                             f"{type(indices).__name__}")
@@ -1213,7 +1200,6 @@ class TensorExtras:
             picked_shape = self._data[where_].shape
         except IndexError as error:
             raise IndexError(f"index_put_: {error} (tensor shape {self.shape})") from None
-        from gradwise.autograd.ops import shape as _shape
         source = values if isinstance(values, Tensor) else Tensor._make(
             np.asarray(values, dtype=self._data.dtype), False, None)
         if source._data.dtype != self._data.dtype:
@@ -1228,7 +1214,6 @@ class TensorExtras:
         return self.clone().index_put_(indices, values, accumulate)
 
     def _shift(self: Tensor, other: Any, fn: Any, name: str, reflected: bool = False) -> Tensor:
-        from gradwise.autograd.functional import promoted
         a, b = promoted(other, self) if reflected else promoted(self, other)
         if a._data.dtype.kind not in "iu":
             raise TypeError(f"{name}: needs integer tensors, got {a._data.dtype}")

@@ -1,60 +1,39 @@
 """The Tensor methods PyTorch code uses beyond the engine's core: shape queries, casts and
 devices, comparisons as methods, sorting, splitting, random in-place fills.
 
-They are a mixin that ``Tensor`` inherits, written in terms of the core methods and ops, so the
-engine's hot paths in tensor.py stay small. Every method follows ``torch.Tensor``'s signature
+A mixin written in terms of the core methods and ops, above the ops, whose methods attach.py
+sets on ``Tensor`` (tensor_ops.py says how the imports run), so the engine's core in tensor.py
+stays small. Every method follows ``torch.Tensor``'s signature
 and semantics; deliberate differences are in docs/PORTING.md.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from gradwise.autograd import dtypes
 from gradwise.autograd import random as _random
 from gradwise.autograd.device import CPU, device, is_device_like
-
-if TYPE_CHECKING:
-    from gradwise.autograd.tensor import Tensor
-
-
-class Size(int):
-    """``t.size``: the element count as an int (NumPy's attribute), and callable as PyTorch's
-    method: ``t.size()`` is the shape tuple, ``t.size(d)`` the length of dim ``d``."""
-
-    _shape: tuple[int, ...]
-
-    def __new__(cls, shape: tuple[int, ...]) -> Size:
-        self = super().__new__(cls, math.prod(shape))
-        self._shape = shape
-        return self
-
-    def __call__(self, dim: int | None = None) -> Any:
-        if dim is None:
-            return self._shape
-        ndim = len(self._shape)
-        if not -ndim <= dim < max(ndim, 1):
-            raise IndexError(f"size: dim {dim} out of range for a {ndim}-d tensor")
-        return self._shape[dim]
-
-
-def _ops() -> Any:
-    from gradwise.autograd.ops import elementwise
-
-    return elementwise
+from gradwise.autograd.functional import promoted, where
+from gradwise.autograd.graph import name_node
+from gradwise.autograd.ops import elementwise
+from gradwise.autograd.ops.elementwise import Remainder
+from gradwise.autograd.ops.shape import SetItem, Transpose
+from gradwise.autograd.ops.special import CumSum, Prod
+from gradwise.autograd.tensor import SortResult, Tensor, TopkResult, _shape_arg
 
 
 def _trig() -> Any:
+    """ops/trig.py, imported at the first trig method (import gradwise does not load it)."""
     from gradwise.autograd.ops import trig
 
     return trig
 
 
 def _make(array: Any) -> Tensor:
-    from gradwise.autograd.tensor import Tensor
-
     return Tensor._make(np.asarray(array), False, None)
 
 
@@ -67,7 +46,7 @@ def _normalize_dim(dim: int, ndim: int, op: str) -> int:
 class TensorMethods:
     """PyTorch's Tensor methods, mixed into ``gradwise.Tensor``."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     # ---- shape queries ------------------------------------------------------------------------
     def numel(self: Tensor) -> int:
@@ -118,7 +97,7 @@ class TensorMethods:
         if dtype == self._data.dtype:
             return self
         if dtype.kind in "fc" and self._data.dtype.kind in "fc":
-            return _ops().Cast.apply(self, dtype)
+            return elementwise.Cast.apply(self, dtype)
         return _make(self._data.astype(dtype))  # to/from integers: no gradient (PyTorch's too)
 
     def long(self: Tensor) -> Tensor:
@@ -158,8 +137,6 @@ class TensorMethods:
         Raises:
             RuntimeError: a GPU device, naming it.
         """
-        from gradwise.autograd.tensor import Tensor
-
         dtype = kwargs.pop("dtype", None)
         target = kwargs.pop("device", None)
         if target is not None:
@@ -200,8 +177,6 @@ class TensorMethods:
         """
         if self.ndim > 2:
             raise ValueError(f"t(): expects a tensor with <= 2 dims, got shape {self.shape}")
-        from gradwise.autograd.ops.shape import Transpose  # ops import tensor.py: not at the top
-        from gradwise.autograd.tensor import name_node
 
         # a 0-d or 1-d tensor gives a new view of itself (never ``self``), as in torch
         perm = (1, 0) if self.ndim == 2 else tuple(range(self.ndim))
@@ -252,8 +227,6 @@ class TensorMethods:
 
     def repeat(self: Tensor, *sizes: Any) -> Tensor:
         """Tile the tensor ``sizes`` times along each dim (``torch.Tensor.repeat``)."""
-        from gradwise.autograd.tensor import _shape_arg
-
         reps = _shape_arg(sizes)
         if len(reps) < self.ndim:
             raise ValueError(
@@ -325,8 +298,6 @@ class TensorMethods:
         As ``torch.sort``: NaN counts as larger than every number (last ascending, first
         descending), and equal entries keep their order (always stable, as torch's CPU sort).
         """
-        from gradwise.autograd.tensor import SortResult
-
         d = _normalize_dim(dim, self.ndim, "sort")
         if self.ndim == 0:
             return SortResult(self, _make(np.zeros((), np.int64)))
@@ -345,7 +316,6 @@ class TensorMethods:
         Raises:
             ValueError: ``k`` exceeds the dim's length.
         """
-        from gradwise.autograd.tensor import TopkResult
 
         d = _normalize_dim(dim, self.ndim, "topk")
         n = self.shape[d] if self.ndim else 1
@@ -362,7 +332,6 @@ class TensorMethods:
         The input is cast to ``dtype`` first when given; without it integers and bools sum to
         int64 (outside the graph), as ``torch.cumsum``.
         """
-        from gradwise.autograd.ops.special import CumSum
         d = _normalize_dim(dim, self.ndim, "cumsum")
         x = self._cast_for_reduction(dtype)
         if x._data.dtype.kind != "f":  # integers and bools: int64 (PyTorch), outside the graph
@@ -383,19 +352,19 @@ class TensorMethods:
 
     def log1p(self: Tensor) -> Tensor:
         """log(1 + x) elementwise, accurate for small x (numpy.log1p)."""
-        return _ops().Log1p.apply(self._as_float())
+        return elementwise.Log1p.apply(self._as_float())
 
     def expm1(self: Tensor) -> Tensor:
         """exp(x) - 1 elementwise, accurate for small x (numpy.expm1)."""
-        return _ops().Expm1.apply(self._as_float())
+        return elementwise.Expm1.apply(self._as_float())
 
     def sin(self: Tensor) -> Tensor:
         """Sine elementwise (radians); the gradient is cos(x)."""
-        return _ops().Sin.apply(self._as_float())
+        return elementwise.Sin.apply(self._as_float())
 
     def cos(self: Tensor) -> Tensor:
         """Cosine elementwise (radians); the gradient is -sin(x)."""
-        return _ops().Cos.apply(self._as_float())
+        return elementwise.Cos.apply(self._as_float())
 
     # trigonometric and hyperbolic functions (ops/trig.py states each derivative); integers are
     # promoted to the default float dtype first, as in PyTorch
@@ -445,8 +414,6 @@ class TensorMethods:
         Raises:
             ValueError: the shapes do not broadcast (naming both).
         """
-        from gradwise.autograd import dtypes
-        from gradwise.autograd.functional import promoted
         y, x = promoted(self, other)
         if y._data.dtype.kind not in "fc":
             y, x = (t.to(dtypes.get_default_dtype()) for t in (y, x))
@@ -458,7 +425,6 @@ class TensorMethods:
     def _as_float(self: Tensor) -> Tensor:
         if self._data.dtype.kind in "fc":
             return self
-        from gradwise.autograd import dtypes
 
         return _make(self._data.astype(dtypes.get_default_dtype()))
 
@@ -546,30 +512,29 @@ class TensorMethods:
             out = np.int64 if dtype is None else x._data.dtype
             return _make(np.asarray(np.prod(x._data, axis=d, dtype=out,
                                             keepdims=keepdim and d is not None)))
-        from gradwise.autograd.ops.special import Prod
         return Prod.apply(x, d, keepdim)
 
     # ---- outside the graph: rounding, signs, tests ---------------------------------------------
     def floor(self: Tensor) -> Tensor:
         """Largest integer <= x, elementwise (same dtype); recorded with gradient 0, as torch."""
-        return self._step(_ops().Floor)
+        return self._step(elementwise.Floor)
 
     def ceil(self: Tensor) -> Tensor:
         """Smallest integer >= x, elementwise (same dtype); recorded with gradient 0."""
-        return self._step(_ops().Ceil)
+        return self._step(elementwise.Ceil)
 
     def round(self: Tensor, decimals: int = 0) -> Tensor:
         """Round half to even (as PyTorch); recorded with gradient 0."""
-        return self._step(_ops().Round, decimals)
+        return self._step(elementwise.Round, decimals)
 
     def trunc(self: Tensor) -> Tensor:
         """x rounded toward zero, elementwise; recorded with gradient 0."""
-        return self._step(_ops().Trunc)
+        return self._step(elementwise.Trunc)
 
     def sign(self: Tensor) -> Tensor:
         """-1, 0 or 1 elementwise by the sign of x, 0 at NaN (as torch); recorded with
         gradient 0 (torch's SignBackward)."""
-        return self._step(_ops().Sign)
+        return self._step(elementwise.Sign)
 
     def _step(self: Tensor, op: Any, *args: Any) -> Tensor:
         # a step function of a floating tensor is recorded (its gradient is 0, as torch's
@@ -636,14 +601,12 @@ class TensorMethods:
     def new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None,
                  requires_grad: bool = False) -> Tensor:
         """``fill_value`` everywhere in ``size``, this tensor's dtype unless ``dtype`` is given."""
-        from gradwise.autograd.tensor import Tensor
         array = np.full(_size_arg((size,)), fill_value, dtype=dtype or self._data.dtype)
         return Tensor(array, requires_grad=requires_grad)
 
     def new_tensor(self: Tensor, data: Any, dtype: Any = None, requires_grad: bool = False
                    ) -> Tensor:
         """A new tensor of ``data`` (copied) in this tensor's dtype unless ``dtype`` is given."""
-        from gradwise.autograd.tensor import Tensor
         array = np.array(data._data if hasattr(data, "_data") else data,
                          dtype=dtype or self._data.dtype)
         return Tensor(array, requires_grad=requires_grad)
@@ -694,7 +657,6 @@ class TensorMethods:
     def _triangle(self: Tensor, pick: Any, diagonal: int, name: str) -> Tensor:
         if self.ndim < 2:
             raise ValueError(f"{name}: needs at least 2 dims, got shape {tuple(self.shape)}")
-        from gradwise.autograd.functional import where
         keep = pick(np.ones(self.shape[-2:], dtype=bool), diagonal)
         return where(keep, self, self.new_zeros(()))
 
@@ -717,13 +679,9 @@ class TensorMethods:
     def __mod__(self: Tensor, other: Any) -> Tensor:
         """``self % other`` with the divisor's sign, as Python and ``torch.remainder``;
         differentiable in both operands."""
-        from gradwise.autograd.functional import promoted
-        from gradwise.autograd.ops.elementwise import Remainder
         return Remainder.apply(*promoted(self, other))
 
     def __rmod__(self: Tensor, other: Any) -> Tensor:
-        from gradwise.autograd.functional import promoted
-        from gradwise.autograd.ops.elementwise import Remainder
         return Remainder.apply(*promoted(other, self))
 
     remainder = __mod__
@@ -775,8 +733,6 @@ class TensorMethods:
 
     def masked_fill(self: Tensor, mask: Any, value: float) -> Tensor:
         """``value`` where ``mask`` holds; the gradient flows to the other elements."""
-        from gradwise.autograd.functional import where
-
         mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
         return where(mask, _make(np.asarray(value, dtype=self._data.dtype)), self)
 
@@ -891,7 +847,6 @@ class TensorMethods:
         mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
         index = np.broadcast_to(mask, self.shape)
         if self._records_inplace("masked_fill_", value):
-            from gradwise.autograd.ops.shape import SetItem
             fill = value if hasattr(value, "_data") else np.asarray(value, self._data.dtype)
             return self._rebase("masked_fill_", lambda t: SetItem.apply(t, fill, index))
         self._data[index] = value._data if hasattr(value, "_data") else value
@@ -954,7 +909,6 @@ def _check_int_divisor(x: np.ndarray, y: np.ndarray, name: str) -> None:
 def _rounded_div(a: Any, b: Any, rounding_mode: str) -> Tensor:
     """``a / b`` rounded down ("floor") or toward zero ("trunc") in the promoted dtype (PyTorch:
     ``7 // 2`` is 3, ``-7 // 2`` is -4, ``-7 / 2`` truncated is -3)."""
-    from gradwise.autograd.functional import promoted
     x, y = (t._data for t in promoted(a, b))
     _check_int_divisor(x, y, "floor_divide" if rounding_mode == "floor" else "div")
     with np.errstate(divide="ignore", invalid="ignore"):

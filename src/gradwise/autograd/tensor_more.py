@@ -4,38 +4,25 @@ changes (``t_``, ``transpose_``, ``unsqueeze_``, ``squeeze_``), ``masked_scatter
 ``index_copy``, ``put``, the bitwise methods and torch's aliases (``swapdims``, ``ravel``,
 ``absolute``, ``negative``, ``greater``...).
 
-A mixin that ``Tensor`` inherits, written with the core methods and ops; imports of the tensor
-module happen inside the methods (tensor.py imports this module).
+Like :mod:`tensor_methods`, a mixin whose methods attach.py sets on ``Tensor``, written with the
+core methods and ops.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from gradwise.autograd.tensor import Tensor
-
-# torch's in-place methods whose out-of-place form gradwise has: ``x.name_(*args)`` computes
-# ``x.name(*args)`` and writes it into x (recorded when grad is on, as ``add_``)
-INPLACE_OF = (
-    "acos", "acosh", "addmm", "addmv", "arccos", "arccosh", "arcsin", "arcsinh", "arctan2",
-    "arctan", "arctanh", "asin", "asinh", "atan2", "atan", "atanh", "baddbmm",
-    "bitwise_left_shift", "bitwise_right_shift", "ceil", "clamp_max", "clamp_min", "clip",
-    "copysign", "cos", "cosh", "cumprod", "cumsum", "deg2rad", "digamma", "divide", "eq", "erf",
-    "erfc", "erfinv", "exp2", "expm1", "float_power", "floor", "floor_divide", "fmod", "frac",
-    "ge", "gt", "heaviside", "hypot", "le", "lgamma", "log10", "log1p", "log2", "log",
-    "logical_and", "logical_not", "logical_or", "logical_xor", "logit", "lt", "multiply", "ne",
-    "nextafter", "rad2deg", "reciprocal", "remainder", "round", "rsqrt", "sgn", "sign", "sin",
-    "sinc", "sinh", "square", "subtract", "tan", "true_divide", "trunc", "xlogy",
-    "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "absolute", "negative", "fix",
-    "greater", "greater_equal", "less", "less_equal", "not_equal", "ldexp", "masked_scatter",
-    "index_copy",
-)
+from gradwise.autograd.functional import promoted
+from gradwise.autograd.grad_mode import _grad_enabled
+from gradwise.autograd.ops.reduce import normalize_axis
+from gradwise.autograd.tensor import Tensor
+from gradwise.autograd.tensor import tensor as _tensor
 
 
-def _inplace_method(name: str) -> Any:
+def _inplace_method(name: str) -> Callable[..., Tensor]:
     def method(self: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         return self._assign_(f"{name}_", lambda t: getattr(t, name)(*args, **kwargs), *args,
                              *kwargs.values())
@@ -53,20 +40,18 @@ def _raw(value: Any) -> np.ndarray:
 class TensorMore:
     """The mixin; see the module docstring."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     # ---- in-place shape changes ---------------------------------------------------------------
     def _reshape_in_place(self: Tensor, op: str, view: Tensor) -> Tensor:
         """Give this tensor ``view``'s shape and strides (same memory), as torch's in-place
         view ops; refused while recording for a tensor that requires grad."""
-        from gradwise.autograd.grad_mode import _grad_enabled
         if self.requires_grad and _grad_enabled.get():
             raise RuntimeError(
                 f"{op}: changing the shape of a tensor that requires grad in place is not "
                 f"supported (a leaf Variable cannot change in place in torch either); use "
                 f"y = x.{op[:-1]}(...) instead")
-        # (mypy cannot type a mixin's write to the slot Tensor declares)
-        self._data = view._data  # type: ignore[has-type]
+        self._data = view._data
         return self
 
     def t_(self: Tensor) -> Tensor:
@@ -152,8 +137,6 @@ class TensorMore:
 
     def _bitwise(self: Tensor, op: str, other: Any, fn: Any) -> Tensor:
         """A bitwise op with torch's promotion; floats are refused as torch does (TypeError)."""
-        from gradwise.autograd.functional import promoted
-        from gradwise.autograd.tensor import Tensor
         a, b = promoted(self, other)
         if a._data.dtype.kind not in "biu":
             raise TypeError(f"{op}: needs bool or integer tensors, got {a._data.dtype}")
@@ -161,7 +144,6 @@ class TensorMore:
 
     def select(self: Tensor, dim: int, index: int) -> Tensor:
         """``self`` indexed by ``index`` along ``dim`` (that dim removed), as torch's."""
-        from gradwise.autograd.ops.reduce import normalize_axis
         (d,) = normalize_axis(dim, self.ndim, "select")
         return self[(slice(None),) * d + (int(index),)]
 
@@ -189,7 +171,6 @@ class TensorMore:
         Raises:
             ValueError: ``source`` has fewer elements than ``mask`` has True values.
         """
-        from gradwise.autograd.tensor import tensor as _tensor
         picked = np.flatnonzero(np.broadcast_to(_raw(mask).astype(bool), self.shape))
         source_t = source if hasattr(source, "_data") else _tensor(source)
         if source_t.numel() < picked.size:
@@ -202,8 +183,6 @@ class TensorMore:
     def index_copy(self: Tensor, dim: int, index: Any, source: Any) -> Tensor:
         """A copy of self with the slices ``index`` along ``dim`` replaced by ``source``'s, as
         ``torch.Tensor.index_copy``; gradients flow to both."""
-        from gradwise.autograd.ops.reduce import normalize_axis
-        from gradwise.autograd.tensor import tensor as _tensor
         (d,) = normalize_axis(dim, self.ndim, "index_copy")
         positions = _raw(index).astype(np.int64).reshape(-1)
         source_t = source if hasattr(source, "_data") else _tensor(source)
@@ -219,7 +198,6 @@ class TensorMore:
         Raises:
             IndexError: a position out of range.
         """
-        from gradwise.autograd.tensor import tensor as _tensor
         positions = _raw(index).astype(np.int64).reshape(-1)
         n = self.numel()
         if positions.size and (positions.max() >= n or positions.min() < -n):
@@ -235,7 +213,97 @@ class TensorMore:
         """In-place :meth:`put`; returns self."""
         return self._assign_("put_", lambda t: t.put(index, source, accumulate), source)
 
-
-for _name in INPLACE_OF:
-    setattr(TensorMore, f"{_name}_", _inplace_method(_name))
-del _name
+    # ---- torch's in-place methods whose out-of-place form gradwise has -------------------------
+    # ``x.name_(*args)`` computes ``x.name(*args)`` and writes it into x (recorded when grad is
+    # on, as ``add_``); one a line, so type checkers see each method
+    acos_ = _inplace_method("acos")
+    acosh_ = _inplace_method("acosh")
+    addmm_ = _inplace_method("addmm")
+    addmv_ = _inplace_method("addmv")
+    arccos_ = _inplace_method("arccos")
+    arccosh_ = _inplace_method("arccosh")
+    arcsin_ = _inplace_method("arcsin")
+    arcsinh_ = _inplace_method("arcsinh")
+    arctan2_ = _inplace_method("arctan2")
+    arctan_ = _inplace_method("arctan")
+    arctanh_ = _inplace_method("arctanh")
+    asin_ = _inplace_method("asin")
+    asinh_ = _inplace_method("asinh")
+    atan2_ = _inplace_method("atan2")
+    atan_ = _inplace_method("atan")
+    atanh_ = _inplace_method("atanh")
+    baddbmm_ = _inplace_method("baddbmm")
+    bitwise_left_shift_ = _inplace_method("bitwise_left_shift")
+    bitwise_right_shift_ = _inplace_method("bitwise_right_shift")
+    ceil_ = _inplace_method("ceil")
+    clamp_max_ = _inplace_method("clamp_max")
+    clamp_min_ = _inplace_method("clamp_min")
+    clip_ = _inplace_method("clip")
+    copysign_ = _inplace_method("copysign")
+    cos_ = _inplace_method("cos")
+    cosh_ = _inplace_method("cosh")
+    cumprod_ = _inplace_method("cumprod")
+    cumsum_ = _inplace_method("cumsum")
+    deg2rad_ = _inplace_method("deg2rad")
+    digamma_ = _inplace_method("digamma")
+    divide_ = _inplace_method("divide")
+    eq_ = _inplace_method("eq")
+    erf_ = _inplace_method("erf")
+    erfc_ = _inplace_method("erfc")
+    erfinv_ = _inplace_method("erfinv")
+    exp2_ = _inplace_method("exp2")
+    expm1_ = _inplace_method("expm1")
+    float_power_ = _inplace_method("float_power")
+    floor_ = _inplace_method("floor")
+    floor_divide_ = _inplace_method("floor_divide")
+    fmod_ = _inplace_method("fmod")
+    frac_ = _inplace_method("frac")
+    ge_ = _inplace_method("ge")
+    gt_ = _inplace_method("gt")
+    heaviside_ = _inplace_method("heaviside")
+    hypot_ = _inplace_method("hypot")
+    le_ = _inplace_method("le")
+    lgamma_ = _inplace_method("lgamma")
+    log10_ = _inplace_method("log10")
+    log1p_ = _inplace_method("log1p")
+    log2_ = _inplace_method("log2")
+    log_ = _inplace_method("log")
+    logical_and_ = _inplace_method("logical_and")
+    logical_not_ = _inplace_method("logical_not")
+    logical_or_ = _inplace_method("logical_or")
+    logical_xor_ = _inplace_method("logical_xor")
+    logit_ = _inplace_method("logit")
+    lt_ = _inplace_method("lt")
+    multiply_ = _inplace_method("multiply")
+    ne_ = _inplace_method("ne")
+    nextafter_ = _inplace_method("nextafter")
+    rad2deg_ = _inplace_method("rad2deg")
+    reciprocal_ = _inplace_method("reciprocal")
+    remainder_ = _inplace_method("remainder")
+    round_ = _inplace_method("round")
+    rsqrt_ = _inplace_method("rsqrt")
+    sgn_ = _inplace_method("sgn")
+    sign_ = _inplace_method("sign")
+    sin_ = _inplace_method("sin")
+    sinc_ = _inplace_method("sinc")
+    sinh_ = _inplace_method("sinh")
+    square_ = _inplace_method("square")
+    subtract_ = _inplace_method("subtract")
+    tan_ = _inplace_method("tan")
+    true_divide_ = _inplace_method("true_divide")
+    trunc_ = _inplace_method("trunc")
+    xlogy_ = _inplace_method("xlogy")
+    bitwise_and_ = _inplace_method("bitwise_and")
+    bitwise_or_ = _inplace_method("bitwise_or")
+    bitwise_xor_ = _inplace_method("bitwise_xor")
+    bitwise_not_ = _inplace_method("bitwise_not")
+    absolute_ = _inplace_method("absolute")
+    negative_ = _inplace_method("negative")
+    fix_ = _inplace_method("fix")
+    greater_ = _inplace_method("greater")
+    greater_equal_ = _inplace_method("greater_equal")
+    less_ = _inplace_method("less")
+    less_equal_ = _inplace_method("less_equal")
+    not_equal_ = _inplace_method("not_equal")
+    ldexp_ = _inplace_method("ldexp")
+    masked_scatter_ = _inplace_method("masked_scatter")

@@ -1,23 +1,24 @@
 """The Tensor methods that run ops: operators, math, reductions, shape changes, and backward.
 
-They are written here, after the ops exist, and attached to :class:`Tensor` when this module is
-imported (the package ``gradwise.autograd`` imports it first), so the imports run one way:
-``tensor`` (the data structure and the NumPy backward loop) <- ``function`` (the op base class)
-<- ``ops`` <- ``higher_order`` (the create_graph engine) <- this module. Type checkers see the
-methods through ``Tensor``'s base class ``TensorOps`` (a TYPE_CHECKING-only import in tensor.py);
-the methods annotate ``self: Tensor``, as tensor_methods.py's mixin does (pyproject.toml says why).
+They are written here, after the ops exist, and attach.py sets them on :class:`Tensor` when
+``gradwise.autograd`` is imported, so the imports run one way: ``tensor`` (the data structure)
+<- ``graph`` (the NumPy backward loop) <- ``function`` (the op base class) <- ``ops`` <-
+``higher_order`` (the create_graph engine) <- this module. Type checkers see the methods through
+Tensor's base ``_TensorMethods`` (a TYPE_CHECKING-only import in tensor.py); the methods annotate
+``self: Tensor``, as the other three mixins do (pyproject.toml says why).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from types import FunctionType
 from typing import Any
 
 import numpy as np
 
 from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd._args import dim_arg, keepdim_arg
+from gradwise.autograd.functional import promoted, where
+from gradwise.autograd.graph import _rebased, _run_backward, name_node
 from gradwise.autograd.higher_order import _run_backward_graph
 from gradwise.autograd.higher_order import backward as _backward_into
 from gradwise.autograd.ops import elementwise as _ew
@@ -33,18 +34,17 @@ from gradwise.autograd.tensor import (
     _dtype_name,
     _index_arg,
     _matmul_dtypes,
-    _rebased,
     _result_dtype,
-    _run_backward,
     _shape_arg,
-    name_node,
 )
 
 
 class TensorOps:
     """The op-running methods of :class:`Tensor` (see the module docstring)."""
 
-    requires_grad: bool  # set by Tensor.__init__; declared here for the type checker
+    # set by Tensor.__init__; declared for the type checker, which meets this class first
+    _ctx: Any
+    requires_grad: bool
 
     # ---- copies and casts ------------------------------------------------------------------------
     def clone(self: Tensor) -> Tensor:
@@ -199,7 +199,6 @@ class TensorOps:
         """In place: self /= other (broadcast); returns self. Same in-place rules as ``add_``.
         ``rounding_mode`` ("floor", "trunc") as :meth:`div`."""
         if rounding_mode is not None:
-            from gradwise.autograd.functional import where
 
             def rounded(t: Tensor) -> Tensor:
                 # the rounded quotient is constant almost everywhere: torch's gradient is 0; a
@@ -674,6 +673,16 @@ class TensorOps:
             shape = tuple(n for i, n in enumerate(self.shape) if i not in axes)
         return name_node(self.reshape(shape), node)
 
+    def unsqueeze(self: Tensor, dim: int | None = None, *, axis: int | None = None) -> Tensor:
+        """Insert a size-1 dim at ``dim`` (NumPy alias ``axis``); negatives count from the end."""
+        dim = dim_arg("unsqueeze", dim, axis)
+        if dim is None:
+            raise TypeError("unsqueeze: missing dim")
+        if not -self.ndim - 1 <= dim <= self.ndim:
+            raise ValueError(f"unsqueeze: dim {dim} out of range for a {self.ndim}-d tensor")
+        dim = dim % (self.ndim + 1)
+        return name_node(self.reshape(self.shape[:dim] + (1,) + self.shape[dim:]), "Unsqueeze")
+
     def expand(self: Tensor, *shape: Any) -> Tensor:
         """Broadcast to ``shape`` without copying; -1 keeps a dimension's size (PyTorch style)."""
         target = _shape_arg(shape)
@@ -699,24 +708,12 @@ class TensorOps:
         return _shape.GetItem.apply(self, _index_arg(index))
 
 
-def _attach() -> None:
-    """Give :class:`Tensor` every method of :class:`TensorOps` (operators included: setting a
-    dunder on the class fills its slot, so ``a + b`` dispatches as if it were defined there)."""
-    for name, value in vars(TensorOps).items():
-        if isinstance(value, FunctionType | property | staticmethod | classmethod):
-            setattr(Tensor, name, value)
-
-
-_attach()
-
-
 def _clamp_tensor_bounds(x: Tensor, lo: Any, hi: Any) -> Tensor:
     """``min(max(x, lo), hi)`` with tensor bounds, with PyTorch's clamp backward
     (``clamp_backward_min_max``) as selections: x's gradient where lo <= x <= hi, lo's where
     x < lo < hi, hi's where x > hi or hi < lo. NaN in x stays NaN and sends no gradient (it
     lies inside no bound); where no rule applies (lo == hi below them, NaN) the value is a
     constant."""
-    from gradwise.autograd.functional import promoted, where
     operands = [b for b in (x, lo, hi) if b is not None]
     cast = iter(promoted(*operands))
     x = next(cast)

@@ -13,6 +13,11 @@ from gradwise.doctor.diagnoses import DIAGNOSES, Finding, baseline_loss, diagnos
 from gradwise.doctor.doctor import Doctor
 from gradwise.doctor.lr_find import LRFindResult, lr_find
 from gradwise.doctor.stats import StatsCollector, TrainingStats, subsample
+from gradwise.train.trainer import set_default_doctor
+
+# Trainer(..., doctor=True) builds a Doctor; the trainer sits below the doctor and cannot import
+# it, so the doctor installs itself (import gradwise imports this package)
+set_default_doctor(Doctor)
 
 __all__ = [
     "DIAGNOSES",

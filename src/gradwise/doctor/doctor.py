@@ -34,7 +34,7 @@ from typing import Any
 from gradwise.doctor.config import DoctorConfig, auto_interval
 from gradwise.doctor.diagnoses import Finding, diagnose
 from gradwise.doctor.stats import StatsCollector, TrainingStats
-from gradwise.train.callbacks import Callback
+from gradwise.train.events import Callback
 
 __all__ = ["Doctor"]
 

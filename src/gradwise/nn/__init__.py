@@ -7,7 +7,7 @@ Example:
     >>> loss = gw.nn.CrossEntropyLoss()(model(x), y)
 """
 
-from gradwise.nn import functional, init, parallel, utils
+from gradwise.nn import functional, init, modules, parallel, utils
 from gradwise.nn.layers import (
     CELU,
     ELU,
@@ -302,6 +302,7 @@ __all__ = [
     "load_safetensors",
     "save_safetensors",
     "init",
+    "modules",
     "parallel",
     "utils",
 ]

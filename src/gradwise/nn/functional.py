@@ -14,6 +14,7 @@ import numpy as np
 from gradwise.autograd import grad_mode as _grad_mode
 from gradwise.autograd import random as _random
 from gradwise.autograd._args import dim_arg
+from gradwise.autograd.graph import name_node as _name_node
 from gradwise.autograd.kernels import dropout as _dropout_kernels
 from gradwise.autograd.ops import _spatial
 from gradwise.autograd.ops import conv as _conv
@@ -24,7 +25,6 @@ from gradwise.autograd.ops import norm as _norm
 from gradwise.autograd.ops import pool as _pool
 from gradwise.autograd.ops import pool_nd as _pool_nd
 from gradwise.autograd.tensor import Tensor, _as_array, _dtype_name
-from gradwise.autograd.tensor import name_node as _name_node
 
 
 # ---- activations ------------------------------------------------------------------------------

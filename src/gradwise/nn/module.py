@@ -21,7 +21,10 @@ from gradwise.autograd.function import Function
 from gradwise.autograd.grad_mode import _grad_enabled
 from gradwise.autograd.tensor import Tensor
 
-__all__ = ["Module", "Parameter", "RemovableHandle", "StateDictError"]
+__all__ = ["Module", "Parameter", "RemovableHandle", "StateDictError",
+           "register_module_forward_pre_hook", "register_module_forward_hook",
+           "register_module_full_backward_pre_hook", "register_module_full_backward_hook",
+           "register_module_backward_hook"]
 
 
 class Parameter(Tensor):
@@ -90,6 +93,86 @@ class RemovableHandle:
 
     def __exit__(self, *exc: Any) -> None:
         self.remove()
+
+
+# ---- global hooks: run for every Module, before each module's own (torch.nn.modules.module) ----
+_global_forward_pre_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
+_global_forward_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
+_global_backward_pre_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
+_global_backward_hooks: OrderedDict[int, Callable[..., Any]] = OrderedDict()
+_global_hooks_with_kwargs: set[int] = set()
+
+
+def _any_global_hooks() -> bool:
+    """Whether any global module hook is registered (Sequential's fused paths then stand down)."""
+    return bool(_global_forward_pre_hooks or _global_forward_hooks or _global_backward_pre_hooks
+                or _global_backward_hooks)
+
+
+def _register_global(hooks: OrderedDict[int, Callable[..., Any]],
+                     hook: Callable[..., Any]) -> RemovableHandle:
+    if not callable(hook):
+        raise TypeError(f"expected a callable hook, got {type(hook).__name__}")
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = hook
+    return handle
+
+
+def register_module_forward_pre_hook(hook: Callable[..., Any]) -> RemovableHandle:
+    """``hook(module, args)`` before the forward of EVERY Module, ahead of the module's own
+    pre-hooks; it may return replacement args (a tuple, or one value), as
+    ``torch.nn.modules.module.register_module_forward_pre_hook``. Meant for debugging and
+    profiling: it disables Sequential's fused paths while registered.
+
+    Raises:
+        TypeError: ``hook`` is not callable.
+    """
+    return _register_global(_global_forward_pre_hooks, hook)
+
+
+def register_module_forward_hook(hook: Callable[..., Any], *, with_kwargs: bool = False,
+                                 always_call: bool = False) -> RemovableHandle:
+    """``hook(module, args, output)`` after the forward of EVERY Module, ahead of the module's
+    own forward hooks; it may return a replacement output (torch's
+    ``register_module_forward_hook``). ``with_kwargs=True`` calls ``hook(module, args, kwargs,
+    output)``; ``always_call`` is accepted (as :meth:`Module.register_forward_hook`).
+
+    Raises:
+        TypeError: ``hook`` is not callable.
+    """
+    handle = _register_global(_global_forward_hooks, hook)
+    if with_kwargs:
+        _global_hooks_with_kwargs.add(handle.id)
+    return handle
+
+
+def register_module_full_backward_pre_hook(hook: Callable[..., Any]) -> RemovableHandle:
+    """``hook(module, grad_output)`` when dL/d(output) of EVERY Module arrives, ahead of the
+    module's own; it may return a replacement (torch's
+    ``register_module_full_backward_pre_hook``; what is passed: see
+    :meth:`Module.register_full_backward_pre_hook`).
+
+    Raises:
+        TypeError: ``hook`` is not callable.
+    """
+    return _register_global(_global_backward_pre_hooks, hook)
+
+
+def register_module_full_backward_hook(hook: Callable[..., Any]) -> RemovableHandle:
+    """``hook(module, grad_input, grad_output)`` once backward has passed through EVERY Module,
+    ahead of the module's own (torch's ``register_module_full_backward_hook``; what is passed:
+    see :meth:`Module.register_full_backward_hook`).
+
+    Raises:
+        TypeError: ``hook`` is not callable.
+    """
+    return _register_global(_global_backward_hooks, hook)
+
+
+def register_module_backward_hook(hook: Callable[..., Any]) -> RemovableHandle:
+    """torch's deprecated global form: registered as :func:`register_module_full_backward_hook`
+    (as :meth:`Module.register_backward_hook` is; docs/PORTING.md)."""
+    return register_module_full_backward_hook(hook)
 
 
 class StateDictError(RuntimeError):
@@ -978,7 +1061,10 @@ class Module:
                 args = tuple(Tensor._make(a, False, None) if isinstance(a, np.ndarray) else a
                              for a in args)
                 break
-        for key, hook in list(self._forward_pre_hooks.items()):
+        pre_hooks = list(self._forward_pre_hooks.items())
+        if _global_forward_pre_hooks:  # torch runs the global hooks first
+            pre_hooks = list(_global_forward_pre_hooks.items()) + pre_hooks
+        for key, hook in pre_hooks:
             if key in self._hooks_with_kwargs:
                 result = hook(self, args, kwargs)
                 if result is not None:
@@ -993,9 +1079,12 @@ class Module:
             if result is not None:
                 args = result if isinstance(result, tuple) else (result,)
         backward_call = None
-        if (self._backward_hooks or self._backward_pre_hooks) and _grad_enabled.get():
-            backward_call = _BackwardHookCall(self, list(self._backward_hooks.values()),
-                                              list(self._backward_pre_hooks.values()), len(args))
+        if (self._backward_hooks or self._backward_pre_hooks or _global_backward_hooks
+                or _global_backward_pre_hooks) and _grad_enabled.get():
+            backward_call = _BackwardHookCall(
+                self, [*_global_backward_hooks.values(), *self._backward_hooks.values()],
+                [*_global_backward_pre_hooks.values(), *self._backward_pre_hooks.values()],
+                len(args))
             wrapped = []
             for position, arg in enumerate(args):
                 if isinstance(arg, Tensor) and arg.requires_grad:
@@ -1005,8 +1094,12 @@ class Module:
                 wrapped.append(arg)
             args = tuple(wrapped)
         output = self.forward(*args, **kwargs)
-        for key, hook in list(self._forward_hooks.items()):
-            result = (hook(self, args, kwargs, output) if key in self._hooks_with_kwargs
+        hooks = list(self._forward_hooks.items())
+        if _global_forward_hooks:
+            hooks = list(_global_forward_hooks.items()) + hooks
+        for key, hook in hooks:
+            with_kwargs = key in self._hooks_with_kwargs or key in _global_hooks_with_kwargs
+            result = (hook(self, args, kwargs, output) if with_kwargs
                       else hook(self, args, output))
             if result is not None:
                 output = result

@@ -58,6 +58,22 @@ class Adagrad(Optimizer):
     def _step_group(self, group: dict[str, Any]) -> None:
         lr, lr_decay, eps = group["lr"], group["lr_decay"], group["eps"]
         weight_decay, maximize = group["weight_decay"], group["maximize"]
+        planned = self._planned_grads(group, ("sum",))
+        if planned is not None:
+            # the same arrays as last step: one group kernel call per chunk of parameters,
+            # bitwise the per-parameter calls below (each parameter keeps its own step count)
+            plan, grads = planned
+            neg_clrs = []
+            for state in plan.states:
+                state["step"] += 1
+                neg_clrs.append(-(lr / (1 + (state["step"] - 1) * lr_decay)))
+            scalar = plan.dtype.type
+            for arrays, chunk_grads, (chunk_clrs,) in zip(
+                    plan.chunks, grads, _kernels.chunked([neg_clrs], plan.dtype), strict=True):
+                _kernels.adagrad_group_kernel(arrays[0], chunk_grads, arrays[1], chunk_clrs,
+                                              scalar(eps), scalar(weight_decay),
+                                              weight_decay != 0, bool(maximize))
+            return
         for param, grad, state in self._params_with_grad(group):
             data = param._data
             if not state:
@@ -83,3 +99,4 @@ class Adagrad(Optimizer):
             np.divide(g, tmp, out=tmp)
             tmp *= -clr
             data += tmp
+        self._plan_group(group, ("sum",))

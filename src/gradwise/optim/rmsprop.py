@@ -65,6 +65,26 @@ class RMSprop(Optimizer):
         lr, alpha, eps = group["lr"], group["alpha"], group["eps"]
         weight_decay, momentum = group["weight_decay"], group["momentum"]
         centered, maximize = group["centered"], group["maximize"]
+        keys = (("square_avg",) + (("grad_avg",) if centered else ())
+                + (("momentum_buffer",) if momentum > 0 else ()))
+        planned = self._planned_grads(group, keys)
+        if planned is not None:
+            # the same arrays as last step: one group kernel call per chunk of parameters,
+            # bitwise the per-parameter calls below
+            plan, grads = planned
+            for state in plan.states:
+                state["step"] += 1
+            scalar = plan.dtype.type
+            settings = (scalar(-lr), scalar(alpha), scalar(1 - alpha), scalar(eps),
+                        scalar(weight_decay), weight_decay != 0, bool(maximize), bool(centered),
+                        scalar(momentum), momentum > 0)
+            for arrays, chunk_grads in zip(plan.chunks, grads, strict=True):
+                square_avgs = arrays[1]
+                grad_avgs = arrays[2] if centered else square_avgs
+                bufs = arrays[-1] if momentum > 0 else square_avgs
+                _kernels.rmsprop_group_kernel(arrays[0], chunk_grads, square_avgs, grad_avgs,
+                                              bufs, *settings)
+            return
         for param, grad, state in self._params_with_grad(group):
             data = param._data
             if not state:
@@ -127,3 +147,4 @@ class RMSprop(Optimizer):
             else:
                 tmp *= -lr
             data += tmp
+        self._plan_group(group, keys)

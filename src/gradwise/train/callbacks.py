@@ -1,30 +1,10 @@
-"""Callbacks: small objects the trainer calls at fixed points of the training loop.
+"""Callbacks: the ones gradwise ships (early stopping, checkpoints, loggers, progress).
 
-Events, in the order one epoch fires them::
-
-    on_train_begin()
-      on_epoch_begin(epoch)                      epoch: 0-based index
-        on_batch_begin(step, logs)               step: 0-based index of this optimizer step;
-                                                 logs: {"batch", "size"}
-          on_after_backward(step)                gradients are in p.grad; nothing clipped or
-                                                 applied yet (the doctor reads gradients here)
-          on_after_step(step)                    the optimizer has updated the weights
-        on_batch_end(step, logs)                 logs gain "loss" (this batch's loss)
-        on_validation_end(epoch, logs)           logs: {"val_loss", "val_<metric>", ...}
-      on_epoch_end(epoch, logs)                  logs: the epoch's History record
-    on_train_end()
-
-A callback reaches the run through ``self.trainer`` (``model``, ``optimizer``, ``step``,
-``epoch``, ``history``, ``stop_training``, :meth:`Trainer.request_stop`,
-:meth:`Trainer.save_checkpoint`). The trainer calls only the methods a callback overrides,
-so an idle callback costs nothing per step.
-
-State: a callback whose decisions depend on what it has seen (a best value, a patience count)
-defines ``state_dict()`` (JSON data, NumPy arrays allowed) and ``load_state_dict(state)``; the
-trainer saves it in every checkpoint and restores it on resume, after ``on_train_begin`` (see
-:mod:`gradwise.train.resume`). Callbacks with ``saves_checkpoints = True`` (ModelCheckpoint)
-get ``on_epoch_end`` after every other callback and the doctor, so the checkpoints they write
-hold the epoch's final state of everything else.
+The events, their order and arguments, the :class:`Callback` base, what a callback may use of
+the trainer (``self.trainer``: ``model``, ``optimizer``, ``step``, ``epoch``, ``history``,
+``stop_training``, ``request_stop``, ``save_checkpoint`` ...) and how a stateful callback is
+saved and resumed are in :mod:`gradwise.train.events`; ``Callback`` and ``EVENTS`` are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -39,15 +19,13 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import numpy as np
 
 from gradwise._atomic import atomic_open
 from gradwise.train.checkpoint import CheckpointError
-
-if TYPE_CHECKING:
-    from gradwise.train.trainer import Trainer
+from gradwise.train.events import EVENTS, Callback
 
 __all__ = [
     "EVENTS",
@@ -62,78 +40,6 @@ __all__ = [
     "TerminateOnNaN",
     "format_epoch_summary",
 ]
-
-EVENTS = (
-    "on_train_begin",
-    "on_train_end",
-    "on_epoch_begin",
-    "on_epoch_end",
-    "on_batch_begin",
-    "on_batch_end",
-    "on_after_backward",
-    "on_after_step",
-    "on_validation_end",
-)
-
-
-class Callback:
-    """Base class with a no-op method for every event; override the ones you need."""
-
-    # set by set_trainer before any event; None until then (not part of any event's contract)
-    trainer: Trainer = None  # type: ignore[assignment]
-    saves_checkpoints = False
-    """True for callbacks that write checkpoints at epoch end (they run after the others)."""
-
-    def set_trainer(self, trainer: Trainer) -> None:
-        """Attach the Trainer whose events this callback receives (``self.trainer``); called by
-        ``fit``.
-        """
-        self.trainer = trainer
-
-    def on_train_begin(self) -> None:
-        """Called once when ``fit`` starts, before the first epoch (also when resuming)."""
-        pass
-
-    def on_train_end(self) -> None:
-        """Called once when ``fit`` ends: normally, on a stop request, or as an error escapes."""
-        pass
-
-    def on_epoch_begin(self, epoch: int) -> None:
-        """Called before epoch ``epoch`` (0-based) draws its first batch."""
-        pass
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        """Called after epoch ``epoch`` (0-based) and its validation.
-
-        Args:
-            epoch: the epoch just finished.
-            logs: that epoch's record: ``loss``, ``val_loss`` and each metric (``val_``-prefixed for
-                validation), ``lr``, ``epoch_time``; a callback may add keys.
-        """
-        pass
-
-    def on_batch_begin(self, step: int, logs: dict[str, Any]) -> None:
-        """Called before the training step ``step`` (global, 0-based) with the batch's ``logs``."""
-        pass
-
-    def on_batch_end(self, step: int, logs: dict[str, Any]) -> None:
-        """Called after training step ``step``; ``logs["loss"]`` is that batch's loss (a float)."""
-        pass
-
-    def on_after_backward(self, step: int) -> None:
-        """Called between ``loss.backward()`` and ``optimizer.step()``: gradients are in ``.grad``.
-        """
-        pass
-
-    def on_after_step(self, step: int) -> None:
-        """Called right after ``optimizer.step()`` of step ``step``: parameters hold their new
-        values.
-        """
-        pass
-
-    def on_validation_end(self, epoch: int, logs: dict[str, Any]) -> None:
-        """Called after the validation pass of epoch ``epoch`` with its ``val_*`` logs."""
-        pass
 
 
 def _resolve_mode(name: str, monitor: str, mode: str) -> str:

@@ -24,17 +24,16 @@ import math
 import os
 import warnings
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 from gradwise.train.checkpoint import CheckpointError, load_checkpoint
+from gradwise.train.events import TrainerView
 from gradwise.train.history import History
-
-if TYPE_CHECKING:
-    from gradwise.train.trainer import Trainer
 
 __all__ = [
     "DOCTOR_KEY",
     "TRAINER_STATE_VERSION",
+    "Restored",
     "callback_states",
     "check_trainer_state",
     "load_callback_states",
@@ -224,7 +223,7 @@ def check_generator_state(saved: Any, generator: Any, field: str, where: Any) ->
                      f"{str(error)[:120]}") from None
 
 
-def check_rng_states(state: dict[str, Any], where: Any, trainer: Trainer,
+def check_rng_states(state: dict[str, Any], where: Any, trainer: TrainerView,
                      loader: Any = None) -> None:
     """:func:`check_generator_state` for the trainer's generator, the model's own ones
     (Dropout's) and the data loader's shuffling generator."""
@@ -255,11 +254,37 @@ def check_rng_states(state: dict[str, Any], where: Any, trainer: Trainer,
         check_generator_state(saved[name], generator, f"model_rng_state[{name!r}]", where)
 
 
-def restore(trainer: Trainer, path: str | os.PathLike[str], loader: Any) -> dict[str, Any] | None:
+class Restored(NamedTuple):
+    """What :func:`restore` hands back to the trainer besides what it loaded in place."""
+
+    epoch_totals: dict[str, Any] | None
+    """The running totals of the epoch in progress (None at an epoch boundary)."""
+    callback_states: dict[str, Any] | None
+    """The saved callback states, for :func:`load_callback_states` after ``on_train_begin``
+    (None for a checkpoint older than saved callback states)."""
+    where: Any
+    """The checkpoint's path, for messages."""
+
+
+def restore(
+    trainer: TrainerView,
+    path: str | os.PathLike[str],
+    loader: Any,
+    data_fingerprint: dict[str, Any] | None,
+) -> Restored:
     """Load a checkpoint into the trainer's model, optimizer, scheduler, loader and counters.
 
-    Returns the running totals of the epoch in progress (None at an epoch boundary); callback
-    states are kept in ``trainer._pending_callback_states`` for after ``on_train_begin``.
+    Args:
+        trainer: the Trainer resuming (its ``epochs_target`` and ``batches_per_epoch`` set for
+            this fit).
+        path: the checkpoint directory.
+        loader: this fit's training loader (its shuffling state is restored).
+        data_fingerprint: this fit's data (samples, batch size, batches per epoch); the
+            checkpoint's must equal it.
+
+    Returns:
+        :class:`Restored`: the epoch's running totals and the callback states to hand over
+        after ``on_train_begin``.
 
     Raises:
         CheckpointError: the checkpoint is damaged, impossible, or does not fit this trainer
@@ -278,10 +303,10 @@ def restore(trainer: Trainer, path: str | os.PathLike[str], loader: Any) -> dict
         history_length = len(restored_history)
     check_trainer_state(state, where, trainer.batches_per_epoch, history_length)
     saved_fingerprint = state.get("data")
-    if saved_fingerprint and saved_fingerprint != trainer._data_fingerprint:
+    if saved_fingerprint and saved_fingerprint != data_fingerprint:
         raise CheckpointError(
             f"{where}: the checkpoint was taken on {_describe(saved_fingerprint)}, but fit "
-            f"was given {_describe(trainer._data_fingerprint)}; resume with the same data and "
+            f"was given {_describe(data_fingerprint)}; resume with the same data and "
             "batch_size"
         )
     _check_position(state, where, trainer)
@@ -334,16 +359,13 @@ def restore(trainer: Trainer, path: str | os.PathLike[str], loader: Any) -> dict
     if history is not None:
         trainer.history = restored_history
         trainer.history.stop_reason = None  # why the interrupted fit ended; this one goes on
-    trainer._pending_callback_states = (
-        data.callbacks_state if state.get("version", 0) >= 2 else None,
-        where,
-    )
-    if getattr(trainer, "distributed", None) is not None:
+    if trainer.distributed is not None:
         epoch_totals = trainer.distributed.restore(trainer, state, epoch_totals)
-    return epoch_totals
+    callback_states = data.callbacks_state if state.get("version", 0) >= 2 else None
+    return Restored(epoch_totals, callback_states, where)
 
 
-def _check_position(state: dict[str, Any], where: Any, trainer: Trainer) -> None:
+def _check_position(state: dict[str, Any], where: Any, trainer: TrainerView) -> None:
     """The checkpoint's counters against this fit: ``step`` must be exactly the batches done
     (``epoch * batches_per_epoch + batch_in_epoch``: one optimizer step per batch), the
     epoch no later than ``epochs`` asked, and ``seed`` an integer equal to the trainer's (a

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from gradwise.train.callbacks import Callback
+from gradwise.train.events import Callback
 
 __all__ = ["TensorBoardLogger"]
 

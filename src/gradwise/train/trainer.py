@@ -2,7 +2,7 @@
 
 One step (:meth:`Trainer._train_step`) is: forward, loss, ``zero_grad``, ``backward``, (clip),
 ``optimizer.step``, (scheduler step). Callbacks see it through the events listed in
-:mod:`gradwise.train.callbacks`.
+:mod:`gradwise.train.events`.
 
 Determinism: all of the trainer's randomness (the shuffling of array data, ``trainer.rng``)
 comes from Generators derived from ``seed``, so the same seed, model initialisation and data
@@ -27,7 +27,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +38,14 @@ from gradwise.autograd.tensor import Tensor, from_numpy
 from gradwise.data.loader import ArrayDataset, DataLoader
 from gradwise.nn.utils import clip_grad_norm_
 from gradwise.optim.lr_scheduler import OneCycleLR, ReduceLROnPlateau
-from gradwise.train.callbacks import EVENTS, Callback, EpochSummary, ProgressBar
+from gradwise.train.callbacks import EpochSummary, ProgressBar
 from gradwise.train.checkpoint import (
     CheckpointData,
     CheckpointError,
     save_checkpoint,
     to_json_safe,
 )
+from gradwise.train.events import EVENTS, Callback
 from gradwise.train.history import History
 from gradwise.train.metrics import Metric, get_metric
 from gradwise.train.resume import (
@@ -54,7 +55,7 @@ from gradwise.train.resume import (
     restore,
 )
 
-__all__ = ["DEFAULT_METRICS", "NonFiniteLossWarning", "Trainer"]
+__all__ = ["DEFAULT_METRICS", "NonFiniteLossWarning", "Trainer", "set_default_doctor"]
 
 DEFAULT_METRICS = ("accuracy",)
 """The default ``metrics``; dropped automatically when the loss is a regression loss."""
@@ -62,6 +63,30 @@ DEFAULT_METRICS = ("accuracy",)
 _REGRESSION_LOSSES = {"MSELoss", "L1Loss", "SmoothL1Loss", "HuberLoss", "mse_loss", "l1_loss"}
 _PROBABILITY_LOSSES = {"BCELoss", "binary_cross_entropy"}  # outputs already went through sigmoid
 _STEP_SCHEDULERS = (OneCycleLR,)
+
+_default_doctor: Callable[[], Any] | None = None
+"""What ``Trainer(..., doctor=True)`` calls to build its doctor (see set_default_doctor)."""
+
+
+def set_default_doctor(factory: Callable[[], Any] | None) -> None:
+    """Install what ``Trainer(..., doctor=True)`` builds: ``factory()``, a new doctor per
+    Trainer (None uninstalls it).
+
+    The doctor sits above the training loop (STYLE.md: train <- doctor; it watches through
+    the callback events), so the trainer does not import it. :mod:`gradwise.doctor` installs
+    its ``Doctor`` here when it is imported, and ``import gradwise`` imports it, so every
+    program that has a Trainer has it installed.
+
+    Raises:
+        TypeError: ``factory`` is neither callable nor None.
+    """
+    global _default_doctor
+    if factory is not None and not callable(factory):
+        raise TypeError(
+            f"set_default_doctor: factory must be callable (e.g. the Doctor class) or None, "
+            f"got {type(factory).__name__}"
+        )
+    _default_doctor = factory
 
 
 class NonFiniteLossWarning(RuntimeWarning):
@@ -126,14 +151,15 @@ class Trainer:
             ``"f1"``), :class:`~gradwise.train.metrics.Metric` objects, or functions
             ``fn(output, target) -> float``. The default ``("accuracy",)`` is dropped for
             regression losses (MSE, L1).
-        callbacks: :class:`~gradwise.train.callbacks.Callback` objects, called in order.
+        callbacks: :class:`~gradwise.train.events.Callback` objects, called in order.
         clip_grad_norm: clip the gradients' total 2-norm to this value before each step.
         seed: seeds every Generator the trainer uses (the shuffling of array data,
             ``trainer.rng``).
         progress: ``True`` for a tqdm bar per epoch, ``"lines"`` for one plain line per
             epoch on stdout, ``False`` for silence.
-        doctor: a training doctor (any object with the callback interface), or None. It
-            runs after the other callbacks and is reachable as ``trainer.doctor``.
+        doctor: a training doctor (any object with the callback interface), ``True`` for a
+            new ``gradwise.doctor.Doctor()`` (installed by :func:`set_default_doctor`), or
+            None. It runs after the other callbacks and is reachable as ``trainer.doctor``.
         scheduler_interval: ``"epoch"`` or ``"step"``; None chooses ``"step"`` for OneCycleLR
             and ``"epoch"`` otherwise.
         distributed: train data-parallel across the ranks of an MPI job (``mpiexec -n N``):
@@ -141,12 +167,12 @@ class Trainer:
             summed over ranks, and only rank 0 prints and writes checkpoints. See
             :mod:`gradwise.train.distributed` and docs/DISTRIBUTED.md.
 
-    Attributes callbacks may read: ``model``, ``optimizer``, ``scheduler``, ``step`` (optimizer
-    steps taken), ``epoch`` (epochs completed; the index of the epoch in progress),
-    ``batch_in_epoch``, ``batches_per_epoch``, ``epochs_target``, ``history``,
-    ``stop_training``, ``stop_reason``, ``last_loss``, ``last_grad_norm`` (before clipping,
-    when ``clip_grad_norm`` is set), ``rng``, ``resumed_at`` (``(epoch, step)`` the last
-    ``fit`` resumed from, or None).
+    Attributes callbacks may read (all of :class:`~gradwise.train.events.TrainerView`):
+    ``model``, ``optimizer``, ``scheduler``, ``step`` (optimizer steps taken), ``epoch``
+    (epochs completed; the index of the epoch in progress), ``batch_in_epoch``,
+    ``batches_per_epoch``, ``epochs_target``, ``history``, ``stop_training``, ``stop_reason``,
+    ``last_loss``, ``last_grad_norm`` (before clipping, when ``clip_grad_norm`` is set),
+    ``rng``, ``resumed_at`` (``(epoch, step)`` the last ``fit`` resumed from, or None).
     """
 
     def __init__(
@@ -331,7 +357,9 @@ class Trainer:
         if self.distributed is not None:
             self._data_fingerprint = self.distributed.fingerprint(train_loader, batch_size)
         if resume_from is not None:
-            resumed_totals = restore(self, resume_from, train_loader)
+            restored = restore(self, resume_from, train_loader, self._data_fingerprint)
+            resumed_totals = restored.epoch_totals
+            self._pending_callback_states = (restored.callback_states, restored.where)
             self.resumed_at = (self.epoch, self.step)
         self.stop_training = False
         self.stop_reason = None
@@ -633,14 +661,14 @@ class Trainer:
         if doctor is None or doctor is False:
             return None
         if doctor is True:
-            try:
-                from gradwise.doctor import Doctor  # the doctor layer sits above train
-            except ImportError as error:
+            # the doctor layer sits above train: gradwise.doctor installs its Doctor here
+            if _default_doctor is None:
                 raise ValueError(
-                    "Trainer: doctor=True needs gradwise.doctor.Doctor, which is not available; "
-                    "pass a doctor object instead"
-                ) from error
-            return Doctor()
+                    "Trainer: doctor=True builds the default doctor, but none is installed "
+                    "(gradwise.doctor installs Doctor when imported; set_default_doctor(None) "
+                    "removed it); pass a doctor object, e.g. doctor=gradwise.doctor.Doctor()"
+                )
+            return _default_doctor()
         if not any(hasattr(doctor, event) for event in EVENTS):
             raise TypeError(
                 f"Trainer: doctor must have callback methods (on_after_backward, ...), got "

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd.grad_mode import no_grad
-from gradwise.autograd.tensor import Tensor, topological_order
+from gradwise.autograd.graph import topological_order
+from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
 
 __all__ = ["explain_mlp", "explain_neuron", "mlp_walkthrough", "neuron_walkthrough"]

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from gradwise._atomic import atomic_write_bytes
-from gradwise.autograd.tensor import Tensor, topological_order
+from gradwise.autograd.graph import topological_order
+from gradwise.autograd.tensor import Tensor
 
 __all__ = ["GraphDrawing", "draw_graph", "graph_nodes"]
 

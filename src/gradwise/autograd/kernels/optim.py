@@ -138,6 +138,8 @@ def adagrad_kernel(data, grad, square_sum, neg_clr, eps, weight_decay, has_weigh
 # Measured (benchmarks/optim_flat.py): SGD momentum over the MLP's 6 parameters 49 -> 31 us per
 # step, the same as one call over flat buffers would take, without moving any parameter's
 # memory (so p.data replacement, state_dict, model.to(dtype) and zero_grad keep their meaning).
+# Adam/AdamW, RMSprop and Adagrad have group kernels too; their step-dependent scalars (bias
+# corrections, Adagrad's decayed lr) come per parameter as arrays, since step counts are.
 
 GROUP_CHUNK = 8
 
@@ -182,3 +184,40 @@ def sgd_group_kernel(datas, grads, bufs, firsts, neg_lr, weight_decay, has_weigh
         sgd_kernel(datas[k], grads[k], bufs[k], neg_lr, weight_decay, has_weight_decay,
                    maximize, momentum, has_momentum, dampening_keep, has_dampening, nesterov,
                    firsts[k])
+
+
+@kernel()
+def adam_group_kernel(datas, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, neg_step_sizes,
+                      one_minus_beta1, beta2, one_minus_beta2, bias_correction2_sqrts, eps,
+                      weight_decay, has_weight_decay, decoupled_shrink, decoupled, maximize,
+                      amsgrad):  # pragma: no cover - numba
+    """:func:`adam_kernel` on each parameter of a tuple; ``neg_step_sizes[k]`` and
+    ``bias_correction2_sqrts[k]`` hold parameter k's step-dependent scalars (step counts are
+    per parameter, as in torch)."""
+    for k in range(len(datas)):
+        adam_kernel(datas[k], grads[k], exp_avgs[k], exp_avg_sqs[k], max_exp_avg_sqs[k],
+                    neg_step_sizes[k], one_minus_beta1, beta2, one_minus_beta2,
+                    bias_correction2_sqrts[k], eps, weight_decay, has_weight_decay,
+                    decoupled_shrink, decoupled, maximize, amsgrad)
+
+
+@kernel()
+def rmsprop_group_kernel(datas, grads, square_avgs, grad_avgs, bufs, neg_lr, alpha,
+                         one_minus_alpha, eps, weight_decay, has_weight_decay, maximize,
+                         centered, momentum, has_momentum):  # pragma: no cover - numba
+    """:func:`rmsprop_kernel` on each parameter of a tuple (``grad_avgs``/``bufs``: any
+    tuple of arrays of the right sizes when ``centered``/``has_momentum`` is False)."""
+    for k in range(len(datas)):
+        rmsprop_kernel(datas[k], grads[k], square_avgs[k], grad_avgs[k], bufs[k], neg_lr, alpha,
+                       one_minus_alpha, eps, weight_decay, has_weight_decay, maximize, centered,
+                       momentum, has_momentum)
+
+
+@kernel()
+def adagrad_group_kernel(datas, grads, square_sums, neg_clrs, eps, weight_decay,
+                         has_weight_decay, maximize):  # pragma: no cover - numba
+    """:func:`adagrad_kernel` on each parameter of a tuple; ``neg_clrs[k]`` is parameter k's
+    decayed learning rate (its own step count), negated."""
+    for k in range(len(datas)):
+        adagrad_kernel(datas[k], grads[k], square_sums[k], neg_clrs[k], eps, weight_decay,
+                       has_weight_decay, maximize)

@@ -10,6 +10,7 @@ from scipy import special
 from gradwise.autograd.function import Function
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
 from gradwise.autograd.ops._select import select_grad
+from gradwise.autograd.tensor import Tensor
 
 
 def select_grad_graph(mask: np.ndarray, grad):
@@ -290,7 +291,6 @@ class Copysign(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        from gradwise.autograd.tensor import Tensor
         grad_a = None
         if ctx.needs_input_grad[0]:
             # torch's result / a reads a and b (derivative 0 almost everywhere): linked to both
@@ -896,7 +896,6 @@ class ZeroLink(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        from gradwise.autograd.tensor import Tensor
         return grad, Tensor._make(np.zeros(ctx.x_shape, ctx.x_dtype), False, None)
 
 
@@ -1336,7 +1335,6 @@ class _PiecewiseConstant(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        from gradwise.autograd.tensor import Tensor
         return (Tensor._make(np.zeros_like(grad._data), False, None),)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from gradwise.autograd.function import Function
@@ -100,8 +102,9 @@ class MatMul(Function):
 def _rows_shape(shape: tuple[int, ...]) -> tuple[int, int]:
     """(N, last) for an array of ``shape`` (..., last) seen as rows; N is computed, not -1,
     because reshape(-1, 0) is ambiguous for a size-0 last axis (a linear layer with no input
-    features: torch gives empty and zero gradients there)."""
-    return int(np.prod(shape[:-1], dtype=np.int64)), shape[-1]
+    features: torch gives empty and zero gradients there). ``math.prod`` of a tuple of ints:
+    ``np.prod`` costs ~4 us per call, and a training step of a 3-layer MLP makes ten."""
+    return math.prod(shape[:-1]), shape[-1]
 
 
 class Linear(Function):

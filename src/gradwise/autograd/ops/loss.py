@@ -23,6 +23,7 @@ from gradwise.autograd.ops.elementwise import (
 )
 from gradwise.autograd.ops.reduce import Softmax, require_floating
 from gradwise.autograd.ops.shape import BroadcastTo, Reshape
+from gradwise.autograd.tensor import _dtype_name
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -75,7 +76,6 @@ def check_class_targets(
     if target.dtype not in (np.int64, np.uint8):
         # torch's rule (ClassNLLCriterion): class indices are int64 or uint8; int32, bool and
         # floats are refused rather than cast
-        from gradwise.autograd.tensor import _dtype_name
         raise RuntimeError(f"{name}: expected target dtype to be Long or Byte, but got "
                            f"{_dtype_name(target.dtype)}")
     if target.shape != (logits.shape[0],):

@@ -125,7 +125,9 @@ def _picked_index(ctx) -> tuple[np.ndarray, ...]:
     """(n, c, row, col) index arrays, each shaped like the output (N, C, Ho, Wo), of the input
     element every max-pooling window picked (the same pick as backward)."""
     (n, c, h, w), (ho, wo), kernel, stride, padding = ctx.geometry
-    if ctx.argmax is not None:
+    if ctx.kernel_choice is not None:  # the numba kernel's picks: offsets, as the windows'
+        offset, first, step = ctx.kernel_choice, (-padding[0], -padding[1]), stride
+    elif ctx.argmax is not None:
         offset, first, step = ctx.argmax, (0, 0), kernel  # tiles: no padding, stride == kernel
     else:
         offset, first, step = ctx.chosen, (-padding[0], -padding[1]), stride

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -573,7 +574,7 @@ class LogSoftmax(Function):
 
 def _as_rows(a: np.ndarray) -> np.ndarray:
     """``a`` as (M, D) rows of its last axis (a view; -1 cannot stand for M when D is 0)."""
-    return a.reshape(int(np.prod(a.shape[:-1])), a.shape[-1])
+    return a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
 
 
 def _last_axis_rows(axis: int, out: np.ndarray, grad: np.ndarray) -> bool:

@@ -24,6 +24,7 @@ from scipy import special
 from gradwise.autograd.function import Function
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
 from gradwise.autograd.ops.elementwise import Where, linked_to
+from gradwise.autograd.ops.shape import Cat, Stack
 
 
 class _Unary(Function):
@@ -376,7 +377,6 @@ class CumProd(Function):
         if not (ctx.x == 0).any():
             weighted = grad * CumProd.apply(x, d)
             return (CumSum.apply(weighted.flip(d), d).flip(d) / x,)
-        from gradwise.autograd.ops.shape import Cat, Stack
         x_last, g_last = x.movedim(d, -1), grad.movedim(d, -1)  # (..., n)
         n = x_last.shape[-1]
         ones = np.ones(x_last.shape[:-1] + (1,), dtype=x._data.dtype)
@@ -662,7 +662,6 @@ class Prod(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        from gradwise.autograd.ops.shape import Cat
         (x,) = ctx.inputs
         dim = ctx.dim
         if x.ndim == 0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.functional import where
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
 
 
@@ -235,7 +236,6 @@ class Atan2(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        from gradwise.autograd.functional import where
         y, x = ctx.inputs
         norm = x * x + y * y
         zero = norm == 0

@@ -17,7 +17,7 @@ from gradwise.nn.layers.activation import ReLU
 from gradwise.nn.layers.conv import Conv2d
 from gradwise.nn.layers.linear import Linear
 from gradwise.nn.layers.pool import MaxPool2d
-from gradwise.nn.module import Module, Parameter
+from gradwise.nn.module import Module, Parameter, _any_global_hooks
 
 
 def _check_module(container: str, value: Any) -> Module:
@@ -148,7 +148,8 @@ def _plain(module: Module, cls: type) -> bool:
     """``module`` is exactly ``cls``, with its own forward and no hooks (nothing to bypass)."""
     return (type(module) is cls and "forward" not in module.__dict__
             and not module._forward_pre_hooks and not module._forward_hooks
-            and not module._backward_hooks and not module._backward_pre_hooks)
+            and not module._backward_hooks and not module._backward_pre_hooks
+            and not _any_global_hooks())
 
 
 def _fusable_linear_relu(first: Module, second: Module) -> bool:

@@ -240,7 +240,11 @@ STRUCTURE_DIFFERS = {
     "batch_norm_eval": "an affine map of x in gradwise (its gradient a constant); torch's "
                        "native_batch_norm_backward reads x, so its gradient requires grad",
 }
+_W, _B = np.linspace(-1, 1, 16).reshape(2, 8), np.array([0.25, -0.5])
 LAYERS = {
+    "linear_relu_fused": (
+        lambda x: gw.nn.functional._linear_relu(x.reshape(2, 8), gw.tensor(_W), gw.tensor(_B)),
+        lambda x: T.relu(T.nn.functional.linear(x.reshape(2, 8), T.tensor(_W), T.tensor(_B)))),
     "max_pool2d": (lambda x: gw.nn.functional.max_pool2d(x.reshape(1, 1, 4, 4), 2),
                    lambda x: T.nn.functional.max_pool2d(x.reshape(1, 1, 4, 4), 2)),
     "avg_pool2d": (lambda x: gw.nn.functional.avg_pool2d(x.reshape(1, 1, 4, 4), 2),

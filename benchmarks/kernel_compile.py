@@ -52,7 +52,9 @@ for dtype in (np.float32, np.float64):
         loss.backward()
         optimizer.step()
         optimizer.step()  # the second step runs the group kernel (one call per 8 parameters)
-    cnn = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+    # 1 -> 4 channels runs plane-major (ops/conv.py, im2col_planes), 4 -> 16 channels-last
+    cnn = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 16, 1),
+                        nn.BatchNorm2d(16), nn.ReLU(),
                         nn.MaxPool2d(2), nn.Conv2d(16, 16, 3, padding=1), nn.AvgPool2d(2),
                         nn.Flatten(), nn.LayerNorm(16 * 4 * 4), nn.Dropout(0.2),
                         nn.Linear(16 * 4 * 4, 4)).to(dtype)

@@ -244,6 +244,11 @@ def test_planned_step_is_one_kernel_call_per_chunk(cls, monkeypatch):
             if step > 0:  # the first step plans; every later one runs the group kernel only
                 assert calls["group"] - before["group"] == 2, step
                 assert calls["single"] == before["single"], step
+        # switched off after planning: no kernel of either kind runs (the NumPy reference does)
+        set_jit_enabled(False)
+        before = dict(calls)
+        opt.step()
+        assert calls == before
     finally:
         set_jit_enabled(previous)
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from gradwise.autograd.grad_mode import enable_grad
 from gradwise.autograd.kernels import optim as _kernels
+from gradwise.autograd.kernels._jit import jit_enabled
 from gradwise.autograd.tensor import Tensor
 
 ParamsArg = Iterable[Tensor] | Iterable[dict[str, Any]]
@@ -355,8 +356,8 @@ class Optimizer:
         otherwise (None) it takes the general path, which plans again.
         """
         plan = self._plans.get(id(group))
-        if plan is None or plan.group is not group or plan.keys != keys:
-            return None
+        if plan is None or plan.group is not group or plan.keys != keys or not jit_enabled():
+            return None  # (kernels switched off since the plan: the NumPy reference runs)
         params = group["params"]
         if len(params) != len(plan.params):
             return None

@@ -3,9 +3,10 @@
 Why channels-last: with the channels innermost, every kernel offset of a window is a run of C
 contiguous numbers, so building the im2col matrix is one fast copy, the matmul result
 ``(N*Ho*Wo, C_out)`` already *is* the NHWC output, and the next op can read it without another
-copy. The ops take and return NCHW tensors, as PyTorch does; the returned array is an NCHW
-*view* of NHWC memory (``out.transpose(0, 3, 1, 2)``), so element-wise ops and pooling keep that
-layout and the next convolution's "transpose to NHWC" costs nothing.
+copy. The ops take and return NCHW tensors, as PyTorch does; the returned array is (except
+for the few-channel layers below) an NCHW *view* of NHWC memory (``out.transpose(0, 3, 1,
+2)``), so element-wise ops and pooling keep that layout and the next convolution's "transpose
+to NHWC" costs nothing.
 
 Conv2d, forward: im2col ``cols[n, y, x, i, j, c] = x_padded[n, y*s + i*d, x*s + j*d, c]``, one
 row per output pixel, then ``cols @ W + b`` with W reshaped to ``(kh*kw*C_in, C_out)``. The copy,
@@ -20,6 +21,32 @@ gives, for every output pixel, the (kh, kw, C) numbers it sends back, and each k
 block is added into the input gradient at that offset's window, clipped to the unpadded input
 (col2im without a padded buffer). The input gradient is computed only when the input needs one:
 the first layer's data does not.
+
+Few channels, plane-major (``_planes_pay``: at most 4 input and 8 output channels, a first
+layer such as CIFAR's 3 -> 6): the NHWC product above is then a tall, very thin GEMM that
+OpenBLAS runs far below its speed, and its im2col rows are runs of only kw*C numbers. Such a
+layer works on NCHW memory instead: im2col ``cols[n, (c, i, j), (y, x)]`` copies runs of Wo
+numbers, the forward is one ``W (C_out, K) @ cols[n] (K, Ho*Wo)`` per image, written straight
+into a contiguous NCHW output, the weight gradient ``cols[n] @ dY[n]^T`` per image (dY widened
+as in ``_gemm_width``), and the input gradient (when the input needs one) ``W^T @ dY[n]`` with a
+plane-major col2im. The choice depends on the channel counts only, so a ``no_grad`` forward
+gives the recorded one's bits. CIFAR classic's first layer (batch 64, 1 thread, CPU time, load
+1-5): forward 2.4 -> 1.7 ms and backward 2.2 -> 1.9 ms with OpenBLAS's Haswell kernels, 1.0 and
+1.2-1.3 ms with SkylakeX's.
+
+Tried for issue 14 (CIFAR classic, 1 thread, CPU time, load 1-9) and not kept:
+- the plane-major path for CIFAR's second layer too (6 -> 16 channels, input gradient needed):
+  forward 0.83-0.86 vs 0.55 ms, backward 2.16-2.19 vs 1.34 ms;
+- keeping the first layer's whole-batch plane-major im2col (15 MB) for the weight gradient:
+  forward 2.2 vs 1.75-1.85 ms, backward no faster (2.0 vs 1.9-2.2): rebuilding in cache is as
+  cheap as reading the kept rows from memory; chunks of 256 KiB to 2 MiB measured the same;
+- the weight gradient as ``dY (6, P) @ cols^T`` per image: 1.26 vs 0.89 ms for ``cols @ dY^T``
+  with 8 rows of dY (Haswell kernels; 0.33 vs 0.40 ms with SkylakeX's, the one loss);
+- the forward with W padded to 8 rows: 0.91 vs 0.90 ms (Haswell), 0.41 vs 0.32 (SkylakeX);
+- in the NHWC path, numba kernels for the bias add (a win only for 6 columns: 0.08 vs 0.13 ms
+  per MiB, equal or slower for 16-64) and for widening dY to 8 columns (0.139 vs 0.149 ms),
+  the only 6-column layer now running plane-major; and the kernels listed in
+  ``kernels/conv.py``.
 
 The orientation of each product was measured (issue 14, 1 BLAS thread, CPU time, on the layer
 shapes of benchmarks/cnn_epoch.py and cifar_step.py) and the one above kept: for the weight
@@ -39,7 +66,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.kernels import KERNEL_DTYPES, jit_enabled
+from gradwise.autograd.kernels import KERNEL_DTYPES, jit_enabled, kernel_ready
 from gradwise.autograd.kernels import conv as conv_kernels
 from gradwise.autograd.ops._spatial import (
     CHUNK_BYTES,
@@ -98,6 +125,9 @@ class Conv2d(Function):
         ctx.weight, ctx.has_bias = weight, bias is not None
         ctx.geometry = (x.shape, out_hw, stride, padding, dilation)
         ctx.use_kernels = _use_kernels(x)
+        ctx.planes = _planes_pay(c, c_out)
+        if ctx.planes:
+            return _planes_forward(ctx, x, weight, bias, out_hw)
         # (N, Hp, Wp, C), contiguous: im2col copies runs of kw*C numbers from it, and from an
         # NCHW array (a first layer's input) those runs would be strided gathers (3 input
         # channels 5x5, batch 64: forward 4.4 -> 2.4 ms); one copy of the input costs 1/(kh*kw)
@@ -126,9 +156,11 @@ class Conv2d(Function):
         weight = ctx.weight
         c_out, _, kh, kw = weight.shape
         pixels = out_hw[0] * out_hw[1]
+        needs = ctx.needs_input_grad
+        if ctx.planes:
+            return _planes_backward(ctx, grad)
         grad_rows = np.ascontiguousarray(nhwc(grad)).reshape(
             int(np.prod(grad.shape, dtype=np.int64)) // max(c_out, 1), c_out)  # (N*Ho*Wo, C_out)
-        needs = ctx.needs_input_grad
         grad_x = grad_w = grad_b = None
         if needs[1]:
             # dL/dW[o, c, i, j] = sum over pixels of cols[.., i, j, c] * dY[.., o]
@@ -216,6 +248,163 @@ def _conv_input_grad_graph(grad, weight, geometry: tuple):
     padded = Conv2d.apply(spread, flipped, None, (1, 1), (0, 0), dilation)  # (N, C, H+2p, W+2p)
     return GetItem.apply(padded, (slice(None), slice(None), slice(padding[0], padding[0] + h),
                                   slice(padding[1], padding[1] + w)))
+
+
+#: the plane-major path (``_planes_forward``) runs for layers with at most this many input and
+#: output channels (a first layer: CIFAR's 3 -> 6 channels)
+_PLANES_MAX_IN, _PLANES_MAX_OUT = 4, 8
+
+
+def _planes_pay(c_in: int, c_out: int) -> bool:
+    """Whether a convolution runs plane-major (NCHW, ``W @ cols^T`` per image) instead of NHWC.
+
+    For few input and output channels the NHWC product ``cols @ W`` is a tall, very thin GEMM
+    (50176 x 75 by 75 x 6 for CIFAR's first layer) that OpenBLAS runs poorly even widened to 8
+    columns, and its im2col rows are 5 runs of kw*C = 15 numbers each; plane-major, each image
+    is one (C_out, K) x (K, Ho*Wo) product and its im2col copies runs of Wo numbers from the
+    NCHW input. Measured (1 thread, CPU time, 3 -> 6 channels 5x5 32x32 batch 64, load ~1,
+    OPENBLAS_CORETYPE=Haswell / unset): im2col 0.61 vs 0.87 ms (+ 0.16 ms NHWC copy), forward
+    product 0.82 / 0.24 vs 0.71 / 0.71 ms (+ 0.29 ms cutting the 8 columns to 6 and adding
+    the bias), weight-gradient product 1.27 / 0.47 vs 1.15 / 1.2 ms (+ 0.15 ms widening dY).
+    The choice depends on the channel counts only, never on grad mode, so a ``no_grad``
+    forward gives the recorded forward's bits; layers with more channels were not measured.
+    """
+    return c_in <= _PLANES_MAX_IN and c_out <= _PLANES_MAX_OUT
+
+
+def _planes_chunks(
+    x_padded: np.ndarray, kernel: Pair, out_hw: Pair, stride: Pair, dilation: Pair
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Yield (start, stop, cols) over runs of images; cols is (images, C*kh*kw, Ho*Wo).
+
+    ``cols[b, (c, i, j), (y, x)] = x_padded[start + b, c, y*s + i*d, x*s + j*d]`` from an NCHW
+    array: the plane-major im2col, each copied run an output row of Wo numbers (with the numba
+    kernels on, ``kernels/conv.py::im2col_planes`` copies them, 2x faster; this copy from a
+    strided view is its reference). One buffer of about ``CHUNK_BYTES`` is reused (the caller
+    uses each chunk before asking for the next), unless the whole batch fits in
+    ``_WHOLE_BATCH_BYTES``.
+    """
+    n, c = x_padded.shape[:2]
+    k = c * kernel[0] * kernel[1]
+    pixels = out_hw[0] * out_hw[1]
+    span = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    view = np.lib.stride_tricks.sliding_window_view(x_padded, span, axis=(2, 3))
+    # (N, C, Hp-span+1, Wp-span+1, span_h, span_w) -> strides, dilation, output size, then
+    # (N, C, kh, kw, Ho, Wo): the kernel offsets before the output pixels
+    view = view[
+        :, :,
+        : stride[0] * (out_hw[0] - 1) + 1 : stride[0],
+        : stride[1] * (out_hw[1] - 1) + 1 : stride[1],
+        :: dilation[0],
+        :: dilation[1],
+    ].transpose(0, 1, 4, 5, 2, 3)
+    step = _images_per_chunk(n, pixels * k * x_padded.itemsize)
+    buffer = np.empty((min(step, n), c, kernel[0], kernel[1], *out_hw), dtype=x_padded.dtype)
+    use_kernel = kernel_ready(x_padded, buffer)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        cols = buffer[: stop - start]
+        if use_kernel:
+            conv_kernels.im2col_planes(x_padded, start, *stride, *dilation, cols)
+        else:
+            np.copyto(cols, view[start:stop])
+        yield start, stop, cols.reshape(stop - start, k, pixels)
+
+
+def _planes_forward(ctx, x, weight, bias, out_hw: Pair) -> np.ndarray:
+    """Conv2d's forward plane-major (see ``_planes_pay``): ``out[b] = W (C_out, K) @ cols[b]
+    (K, Ho*Wo) + bias``, K ordered (c, i, j) as the weight itself, so the weight needs no
+    reshuffle. Returns a contiguous NCHW array (N, C_out, Ho, Wo)."""
+    (n, c, h, w), _, stride, padding, dilation = ctx.geometry
+    c_out, _, kh, kw = weight.shape
+    ph, pw = padding
+    x_padded = np.ascontiguousarray(x)
+    if ph or pw:
+        x_padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+        x_padded[:, :, ph : ph + h, pw : pw + w] = x
+    ctx.x_padded = x_padded  # (N, C, Hp, Wp)
+    w_matrix = weight.reshape(c_out, c * kh * kw)  # (C_out, K)
+    out = np.empty((n, c_out, out_hw[0] * out_hw[1]), dtype=x.dtype)  # (N, C_out, Ho*Wo)
+    start, stop, cols = 0, 0, None
+    for start, stop, cols in _planes_chunks(x_padded, (kh, kw), out_hw, stride, dilation):
+        block = out[start:stop]
+        np.matmul(w_matrix, cols, out=block)
+        if bias is not None:
+            block += bias[:, None]  # rows of Ho*Wo numbers: one pass while still in cache
+    ctx.cols = cols if start == 0 and stop == n else None
+    return out.reshape(n, c_out, *out_hw)
+
+
+def _planes_backward(ctx, grad):
+    """Conv2d's three gradients plane-major (see ``_planes_pay``).
+
+    ``dW^T (K, C_out) = sum over images b of cols[b] (K, Ho*Wo) @ dY[b]^T``, the im2col
+    chunks rebuilt as in the forward; ``db = dY`` summed over images and pixels; ``dx`` (only
+    when the input needs it) by ``_planes_input_grad``.
+    """
+    (n, c, h, w), out_hw, stride, _, dilation = ctx.geometry
+    c_out, _, kh, kw = ctx.weight.shape
+    needs = ctx.needs_input_grad
+    pixels = out_hw[0] * out_hw[1]
+    planes = np.ascontiguousarray(grad).reshape(n, c_out, pixels)  # (N, C_out, Ho*Wo)
+    grad_x = grad_w = grad_b = None
+    if needs[1]:
+        # dY with zero rows up to _gemm_width: cols (K, P) @ dY^T (P, width) per image ran
+        # 0.89 ms against 1.26 for dY (6, P) @ cols^T (CIFAR's first layer, Haswell kernels;
+        # 0.40 against 0.33 with SkylakeX's)
+        width = _gemm_width(c_out)
+        wide = planes
+        if width != c_out:
+            wide = np.zeros((n, width, pixels), dtype=planes.dtype)
+            wide[:, :c_out] = planes
+        grad_w = np.zeros((c * kh * kw, width), dtype=planes.dtype)  # (K, width)
+        if ctx.cols is not None:
+            chunks = iter([(0, n, ctx.cols)])
+        else:
+            chunks = _planes_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation)
+        for start, stop, cols in chunks:
+            # (images, K, P) @ (images, P, width) -> (images, K, width), summed over images
+            grad_w += np.matmul(cols, wide[start:stop].transpose(0, 2, 1)).sum(axis=0)
+        grad_w = np.ascontiguousarray(grad_w[:, :c_out].T).reshape(c_out, c, kh, kw)
+    if ctx.has_bias and needs[2]:
+        # matrix-vector products (faster and more accurate than sum over a strided axis)
+        grad_b = np.ones(n, dtype=planes.dtype) @ (planes @ np.ones(pixels, dtype=planes.dtype))
+    if needs[0]:
+        grad_x = _planes_input_grad(planes, ctx.weight, ctx.geometry)
+    if ctx.has_bias:
+        return grad_x, grad_w, grad_b
+    return grad_x, grad_w
+
+
+def _planes_input_grad(planes: np.ndarray, weight: np.ndarray, geometry: tuple) -> np.ndarray:
+    """dL/dx plane-major: ``W^T (K, C_out) @ dY[b] (C_out, Ho*Wo)`` per chunk of images gives,
+    for every kernel offset (c, i, j), a plane of what flows back; col2im adds each offset's
+    plane into the input gradient at its window (``_col2im_targets``: clipped to the unpadded
+    input, a covering offset copied first), runs of Wo numbers on NCHW memory. The NumPy
+    col2im of ``_conv_input_grad`` in another layout; the offsets are added in the same order.
+    Shape: planes (N, C_out, Ho*Wo) -> (N, C, H, W), contiguous."""
+    (n, c, h, w), out_hw, *_ = geometry
+    c_out, _, kh, kw = weight.shape
+    pixels = out_hw[0] * out_hw[1]
+    w_columns = weight.reshape(c_out, c * kh * kw).T  # (K, C_out)
+    targets = _col2im_targets(geometry, (kh, kw))
+    full_cover = bool(targets) and targets[0][-1]
+    grad_x = (np.empty if full_cover else np.zeros)((n, c, h, w), dtype=planes.dtype)
+    step = _images_per_chunk(n, pixels * kh * kw * c * planes.itemsize)
+    buffer = np.empty((min(step, n), c * kh * kw, pixels), dtype=planes.dtype)
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        parts = buffer[: stop - start]
+        np.matmul(w_columns, planes[start:stop], out=parts)
+        parts = parts.reshape(stop - start, c, kh, kw, *out_hw)  # (images, C, kh, kw, Ho, Wo)
+        image = grad_x[start:stop]
+        for number, (i, j, (out_y, out_x), (in_y, in_x), _) in enumerate(targets):
+            source = parts[:, :, i, j, out_y, out_x]  # (images, C, rows, cols)
+            if number == 0 and full_cover:
+                np.copyto(image, source)
+            else:
+                image[:, :, in_y, in_x] += source
+    return grad_x
 
 
 def _gemm_width(c_out: int) -> int:
@@ -336,16 +525,7 @@ def _conv_input_grad(
     c_out, _, kh, kw = weight.shape
     pixels = out_hw[0] * out_hw[1]
     w_rows = weight.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c)  # (C_out, kh*kw*C)
-    targets = []  # (i, j, output pixels, input pixels they reach, whether that is all of them)
-    for i, j in kernel_offsets((kh, kw)):
-        rows = _clip(out_hw[0], h, i * dilation[0] - padding[0], stride[0])
-        cols = _clip(out_hw[1], w, j * dilation[1] - padding[1], stride[1])
-        if rows is not None and cols is not None:
-            targets.append(
-                (i, j, (rows[0], cols[0]), (rows[1], cols[1]), rows[2] and cols[2])
-            )
-    # an offset that covers everything goes first and is copied; the others are added
-    targets.sort(key=lambda target: not target[-1])
+    targets = _col2im_targets(geometry, (kh, kw))
     full_cover = bool(targets) and targets[0][-1]
     if use_kernels:  # col2im zeroes each image itself
         order = np.array([i * kw + j for i, j, *_ in targets], dtype=np.int64)
@@ -370,6 +550,27 @@ def _conv_input_grad(
             else:
                 image[:, in_y, in_x] += source
     return nchw(grad_x)
+
+
+def _col2im_targets(geometry: tuple, kernel: Pair) -> list[tuple]:
+    """The kernel offsets that reach the input, in the order col2im adds them.
+
+    Each is (i, j, (output rows, output cols), (input rows, input cols), covers all): the output
+    pixels whose offset-(i, j) input lies inside the unpadded input, and where. An offset that
+    covers the whole input (stride 1, "same" padding) comes first, to be copied instead of
+    added onto zeros; the others follow in row-major order.
+    """
+    (_, _, h, w), out_hw, stride, padding, dilation = geometry
+    targets = []
+    for i, j in kernel_offsets(kernel):
+        rows = _clip(out_hw[0], h, i * dilation[0] - padding[0], stride[0])
+        cols = _clip(out_hw[1], w, j * dilation[1] - padding[1], stride[1])
+        if rows is not None and cols is not None:
+            targets.append(
+                (i, j, (rows[0], cols[0]), (rows[1], cols[1]), rows[2] and cols[2])
+            )
+    targets.sort(key=lambda target: not target[-1])
+    return targets
 
 
 def _clip(out_size: int, in_size: int, first: int, stride: int) -> tuple[slice, slice, bool] | None:

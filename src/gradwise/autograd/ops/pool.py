@@ -70,6 +70,7 @@ class MaxPool2d(Function):
         out_hw = _check_pool("max_pool2d", x, kernel, stride, padding)
         ctx.geometry = (x.shape, out_hw, kernel, stride, padding)
         ctx.kernel_choice = ctx.argmax = None
+        ctx.planes = False
         if _use_kernels(x, MAX_POOL_KERNEL_MIN_CHANNELS):
             out, ctx.kernel_choice = _max_pool_kernel(x, kernel, stride, padding, out_hw,
                                                       any(ctx.needs_input_grad))
@@ -77,6 +78,16 @@ class MaxPool2d(Function):
         if kernel == stride and padding == (0, 0):
             # the argmax is needed only when backward will run (not under no_grad)
             recording = any(ctx.needs_input_grad)
+            n, c, h, w = x.shape
+            ctx.planes = x.flags.c_contiguous and c > 1
+            if ctx.planes:
+                # contiguous NCHW (a plane-major convolution's output): pool each (n, c) plane
+                # as an image of one channel, so the passes read rows instead of gathering C
+                # numbers H*W apart (6 channels 28x28, batch 64, 1 thread: forward 0.23 vs
+                # 0.33 ms, backward 0.17 vs 0.24 ms); the same picks, element by element
+                out, ctx.argmax = _max_pool_tiles(x.reshape(n * c, h, w, 1), kernel, out_hw,
+                                                  recording)  # (N*C, Ho, Wo, 1)
+                return out.reshape(n, c, *out_hw)
             out, ctx.argmax = _max_pool_tiles(nhwc(x), kernel, out_hw, recording)
             return nchw(out)
         x_padded = pad_hw(nhwc(x), padding, value=-np.inf)
@@ -88,6 +99,10 @@ class MaxPool2d(Function):
     @staticmethod
     def backward(ctx, grad):
         (n, c, h, w), out_hw, kernel, stride, padding = ctx.geometry
+        if ctx.argmax is not None and ctx.planes:  # (N*C, Ho, Wo, 1), like `out`
+            planes = np.ascontiguousarray(grad).reshape(n * c, *out_hw, 1)
+            grad_x = _max_pool_tiles_grad(planes, ctx.argmax, kernel, (n * c, h, w, 1))
+            return (grad_x.reshape(n, c, h, w),)
         grad = np.ascontiguousarray(nhwc(grad))  # (N, Ho, Wo, C), like `out`
         if ctx.kernel_choice is not None:
             grad_x = np.empty((n, h, w, c), dtype=grad.dtype)
@@ -131,7 +146,10 @@ def _picked_index(ctx) -> tuple[np.ndarray, ...]:
         offset, first, step = ctx.argmax, (0, 0), kernel  # tiles: no padding, stride == kernel
     else:
         offset, first, step = ctx.chosen, (-padding[0], -padding[1]), stride
-    offset = offset.transpose(0, 3, 1, 2).astype(np.intp)  # NHWC -> (N, C, Ho, Wo)
+    if ctx.argmax is not None and ctx.planes:  # (N*C, Ho, Wo, 1) -> (N, C, Ho, Wo)
+        offset = offset.reshape(n, c, ho, wo).astype(np.intp)
+    else:
+        offset = offset.transpose(0, 3, 1, 2).astype(np.intp)  # NHWC -> (N, C, Ho, Wo)
     rows = first[0] + step[0] * np.arange(ho)[:, None] + offset // kernel[1]
     cols = first[1] + step[1] * np.arange(wo)[None, :] + offset % kernel[1]
     return (np.arange(n)[:, None, None, None], np.arange(c)[None, :, None, None], rows, cols)

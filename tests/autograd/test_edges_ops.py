@@ -75,6 +75,7 @@ BINARY = {
 ROWS = {
     "cumsum": (lambda x: x.cumsum(1), lambda x: x.cumsum(1)),
     "cumprod": (lambda x: x.cumprod(1), lambda x: x.cumprod(1)),
+    "logcumsumexp": (lambda x: x.logcumsumexp(1), lambda x: x.logcumsumexp(1)),
     "median_all": (lambda x: x.median(), lambda x: x.median()),
     "prod": (lambda x: x.prod(1), lambda x: x.prod(1)),
     "prod_all": (lambda x: x.prod(), lambda x: x.prod()),
@@ -286,7 +287,7 @@ OPS_NOT_IN_GRID = {
     "_AllReduceSum": "SyncBatchNorm's collective: needs a process group (tests/distributed)",
     "_SyncBatchNormFunction": "needs a process group (tests/distributed)",
     "_BackwardHookIdentity": "a module's backward hook, no arithmetic",
-    "_ZeroLink": "joins create_graph results to their inputs with a zero, no arithmetic",
+    "ZeroLink": "joins a create_graph gradient to its input with a zero (only in backward_graph)",
     "NormalCDF": "only inside GELU's create_graph backward (test_higher_order.py)",
     "DiagonalScatter": "only inside Diagonal's create_graph backward "
                        "(test_edge_regressions_review5.py)",

@@ -62,6 +62,8 @@ def _hvp_gradwise(f, x, v, g):
     xt = gw.tensor(x, requires_grad=True)
     out = f(xt)
     (dx,) = gw.autograd.grad(out, xt, grad_outputs=gw.tensor(g), create_graph=True)
+    if not dx.requires_grad:  # a constant, as torch's where its backward reads no input
+        return np.asarray(dx.detach()), np.zeros_like(x)
     (hv,) = gw.autograd.grad((dx * gw.tensor(v)).sum(), xt, allow_unused=True)
     return np.asarray(dx.detach()), (np.zeros_like(x) if hv is None else np.asarray(hv))
 

@@ -544,8 +544,6 @@ DIFFERENCES: dict[str, str] = {
 
 #: faults the grid found that are not fixed yet (docs/NUMERICS.md, "Not covered yet")
 KNOWN_FAULTS: dict[str, str] = {
-    "rnn_packed_relu-inf": "a packed ReLU RNN: an inf input gives NaN where torch gives "
-                           "inf in weight_hh's gradient",
 }
 EXPECTED = {**DIFFERENCES, **KNOWN_FAULTS}
 
@@ -570,10 +568,10 @@ def _failures(name: str, dtype: Any) -> dict[str, str]:
 
 
 #: listed differences that come and go with torch's rounding (run order, threads): the tiny
-#: constant channel's residue in torch's batch norm is sometimes exactly 0 there too; the packed
-#: ReLU RNN's inf-input weight_hh gradient agreed with torch in one full run (torch-fix4's) and
-#: not in others, so the known fault is not required to show every time
-MAY_AGREE = {"cnn-tiny", "rnn_packed_relu-inf"}
+#: constant channel's residue in torch's batch norm is sometimes exactly 0 there too. (The packed
+#: ReLU RNN's inf-input case came and went with the weights the run order drew; it was gradwise's
+#: fault, fixed in issue 12: tests/nn/test_recurrent_packed_edges.py)
+MAY_AGREE = {"cnn-tiny"}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from gradwise.autograd import anomaly
-from gradwise.autograd.function import Function
 from gradwise.autograd.grad_mode import set_grad_enabled
 from gradwise.autograd.graph import (
     _call_hooks_graph,
@@ -170,10 +169,15 @@ def grad(
         A tuple with one gradient per input, shaped like it (None for an unused input when
         ``allow_unused``). ``.grad`` of every tensor is left as it was. A grad_output of another
         dtype is cast to its output's dtype first (as ``backward()`` and torch do). With
-        ``create_graph`` every returned gradient requires grad (torch's rule): one that does
-        not depend on the inputs through a differentiable path (relu's 0/1 mask times a
-        constant) is joined to its input by a zero-derivative link, so differentiating it
-        again gives zeros rather than an error.
+        ``create_graph`` a returned gradient requires grad exactly where torch's does: where
+        the backward pass read a tensor that requires grad. The gradient of ``x * 3`` is a
+        constant (``requires_grad`` False; differentiating it again raises, as torch), and
+        differentiating a gradient with respect to an input it does not reach gives None
+        with ``allow_unused`` (zeros with ``materialize_grads``) and an error without, as
+        torch's "One of the differentiated Tensors appears to not have been used in the
+        graph". Ops whose torch backward reads their input through a zero-derivative op (relu
+        and its family, abs, the 1- and inf-norms, copysign, remainder, fmod) link their
+        gradient to the input, so it requires grad and differentiates to zeros, as torch.
     Raises:
         NotImplementedError: ``is_grads_batched``.
         ValueError: ``materialize_grads`` with ``allow_unused=False``.
@@ -209,37 +213,10 @@ def grad(
                 f"grad: inputs[{i}] (shape {x.shape}) was not used to compute the outputs; "
                 "pass allow_unused=True to get None for it"
             )
-    if create_graph:
-        results = [r if r is None or r.requires_grad else _ZeroLink.apply(r, x)
-                   for r, x in zip(results, inputs, strict=True)]
     if materialize_grads:
         results = [Tensor._make(np.zeros_like(x._data), False, None) if r is None else r
                    for r, x in zip(results, inputs, strict=True)]
     return tuple(results)
-
-
-class _ZeroLink(Function):
-    """``g`` itself, joined to the input ``x`` with derivative 0: a create_graph gradient that
-    is constant in the inputs (relu's mask times a constant) still requires grad and
-    differentiates to zeros, as in torch, where such a gradient's graph reaches x (its
-    threshold_backward node reads x). Shape: ``g``'s."""
-
-    owns_grads = True
-    saves_inputs = False
-    tensor_args = (0, 1)
-
-    @staticmethod
-    def forward(ctx, g, x):
-        ctx.x_shape, ctx.x_dtype = x.shape, x.dtype
-        return g.copy()
-
-    @staticmethod
-    def backward(ctx, grad):
-        return grad, np.zeros(ctx.x_shape, ctx.x_dtype)
-
-    @staticmethod
-    def backward_graph(ctx, grad):
-        return grad, Tensor._make(np.zeros(ctx.x_shape, ctx.x_dtype), False, None)
 
 
 def _run_backward_graph(

@@ -28,6 +28,7 @@ from gradwise.autograd.ops.special import (
     Erfinv,
     Fmod,
     Lgamma,
+    LogCumSumExp,
     Logit,
     Sinc,
 )
@@ -485,29 +486,13 @@ class TensorExtras:
         return self._cumulative_extreme("cummin", dim, largest=False)
 
     def logcumsumexp(self: Tensor, dim: int) -> Tensor:
-        """log(cumsum(exp(x))) along ``dim`` without overflow, as ``torch.logcumsumexp``.
-
-        Computed as m + log(cumsum(exp(x - m))) with m the running maximum (a constant for
-        the gradient, which it does not change), in float64 so that entries far below the
-        maximum do not underflow. Recorded.
+        """log(cumsum(exp(x))) along ``dim`` without overflow, as ``torch.logcumsumexp``: one
+        log-add-exp at a time, in the input's dtype as torch; its derivatives are torch's
+        formula (``ops.special.LogCumSumExp``). Recorded.
         """
         _floating("logcumsumexp", self)
         d = _dim("logcumsumexp", dim, self.ndim)
-        running = np.maximum.accumulate(np.where(np.isnan(self._data), -np.inf, self._data),
-                                        axis=d) if self.ndim else self._data
-        shift = np.where(np.isfinite(running), running, 0).astype(np.float64)
-        x64 = self.to(np.float64)
-        # exp(x_j - m_i) for j <= i with m_i the running max: done as a masked matrix product
-        n = self.shape[d] if self.ndim else 1
-        moved = x64.movedim(d, -1) if self.ndim else x64.reshape(1)
-        shift_moved = np.moveaxis(shift, d, -1) if self.ndim else shift.reshape(1)
-        # terms[..., i, j] = exp(x_j - m_i) for j <= i, else 0
-        diff = moved.unsqueeze(-2) - _make(shift_moved[..., :, None])
-        lower = np.tril(np.ones((n, n), dtype=bool))
-        terms = where(lower, diff, np.asarray(-np.inf)).exp()
-        out = terms.sum(-1).log() + _make(shift_moved)
-        out = out.movedim(-1, d) if self.ndim else out.reshape(())
-        return out.to(self.dtype)
+        return LogCumSumExp.apply(self, d)
 
     # ---- scatter and friends --------------------------------------------------------------------
     def scatter(self: Tensor, dim: int, index: Any, src: Any = None, *, value: Any = None,

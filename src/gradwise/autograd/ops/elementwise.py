@@ -19,6 +19,15 @@ def select_grad_graph(mask: np.ndarray, grad):
     return Where.apply(mask, grad, np.zeros((), grad.dtype))
 
 
+def linked_to(grad, x):
+    """``grad`` joined to the input Tensor ``x`` by a :class:`ZeroLink` when ``x`` requires
+    grad: for the ``backward_graph`` of an op whose PyTorch backward reads its input through a
+    differentiable op with a zero derivative (``threshold_backward``, ``sgn``, ``trunc``), so
+    the gradient requires grad and differentiates to zeros exactly where torch's does, and
+    stays a constant (``requires_grad`` False, as torch) where torch's backward reads nothing."""
+    return ZeroLink.apply(grad, x) if x.requires_grad else grad
+
+
 def sgn(x: np.ndarray) -> np.ndarray:
     """sign(x) with sgn(NaN) = 0, PyTorch's ``sgn`` (NumPy's sign gives NaN there)."""
     return (x > 0).astype(x.dtype) - (x < 0)
@@ -200,8 +209,12 @@ class Remainder(Function):
         # floor(a / b) is piecewise constant: a constant factor, so no second derivative
         a, b = ctx.a, ctx.b
         grad_a = unbroadcast_graph(grad, a.shape) if ctx.needs_input_grad[0] else None
-        grad_b = (unbroadcast_graph(grad * -np.floor_divide(a, b).astype(grad.dtype), b.shape)
-                  if ctx.needs_input_grad[1] else None)
+        grad_b = None
+        if ctx.needs_input_grad[1]:
+            # torch reads a and b through a differentiable floor division (derivative 0)
+            floored = grad * -np.floor_divide(a, b).astype(grad.dtype)
+            grad_b = unbroadcast_graph(
+                linked_to(linked_to(floored, ctx.inputs[0]), ctx.inputs[1]), b.shape)
         return grad_a, grad_b
 
 
@@ -278,8 +291,11 @@ class Copysign(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        grad_a = unbroadcast_graph(grad * ctx.ratio, ctx.a_shape) \
-            if ctx.needs_input_grad[0] else None
+        grad_a = None
+        if ctx.needs_input_grad[0]:
+            # torch's result / a reads a and b (derivative 0 almost everywhere): linked to both
+            ratio = linked_to(linked_to(grad * ctx.ratio, ctx.inputs[0]), ctx.inputs[1])
+            grad_a = unbroadcast_graph(ratio, ctx.a_shape)
         grad_b = Tensor._make(np.zeros(ctx.b_shape, dtype=ctx.b_dtype), False, None) \
             if ctx.needs_input_grad[1] else None
         return grad_a, grad_b
@@ -586,8 +602,8 @@ class Abs(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        # sgn(x) is piecewise constant: a constant factor, whose own derivative is 0
-        return (grad * sgn(ctx.x),)
+        # sgn(x) is piecewise constant: its derivative is 0 (torch's sgn node, so linked to x)
+        return (linked_to(grad * sgn(ctx.x), ctx.inputs[0]),)
 
 
 class Clip(Function):
@@ -645,7 +661,8 @@ class Hardtanh(Clip):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return (select_grad_graph(Hardtanh._active(ctx), grad),)
+        # torch's hardtanh_backward reads x (derivative 0): linked to x
+        return (linked_to(select_grad_graph(Hardtanh._active(ctx), grad), ctx.inputs[0]),)
 
 
 class Hardsigmoid(Function):
@@ -670,7 +687,9 @@ class Hardsigmoid(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         x = ctx.x
-        return (select_grad_graph((x > -3) & (x < 3), grad / 6),)
+        # torch's hardsigmoid_backward reads x (torch cannot differentiate it again; gradwise
+        # gives the 0 it is almost everywhere): linked to x
+        return (linked_to(select_grad_graph((x > -3) & (x < 3), grad / 6), ctx.inputs[0]),)
 
 
 class Hardswish(Function):
@@ -855,6 +874,31 @@ class Minimum(_Pick):
         return Minimum._backward_graph(ctx, grad)
 
 
+class ZeroLink(Function):
+    """``g`` itself, joined to ``x`` with derivative 0 (see :func:`linked_to`).
+
+    Local derivative: 1 for g, 0 for x (zeros of x's shape, so ``autograd.grad`` gives zeros
+    for x, not None, as torch's ``threshold_backward`` node does). Shape: ``g``'s.
+    """
+
+    owns_grads = True
+    saves_inputs = False
+    tensor_args = (0, 1)
+
+    @staticmethod
+    def forward(ctx, g, x):
+        ctx.x_shape, ctx.x_dtype = x.shape, x.dtype
+        return g.copy()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, np.zeros(ctx.x_shape, ctx.x_dtype)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return grad, Tensor._make(np.zeros(ctx.x_shape, ctx.x_dtype), False, None)
+
+
 class Where(Function):
     """``a`` where ``condition`` holds, else ``b`` (all three broadcast together).
 
@@ -937,8 +981,9 @@ class ReLU(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        # the mask is piecewise constant: relu'' = 0 (as in PyTorch)
-        return (select_grad_graph(ctx.out != 0, grad),)
+        # the mask is piecewise constant: relu'' = 0, and torch's threshold_backward reads the
+        # result, so the gradient is linked to x (zeros, not None, when differentiated again)
+        return (linked_to(select_grad_graph(ctx.out != 0, grad), ctx.inputs[0]),)
 
 
 class LeakyReLU(Function):
@@ -963,7 +1008,8 @@ class LeakyReLU(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return (Where.apply(ctx.x > 0, grad, grad * ctx.slope),)
+        # torch's leaky_relu_backward reads x (derivative 0): linked to x
+        return (linked_to(Where.apply(ctx.x > 0, grad, grad * ctx.slope), ctx.inputs[0]),)
 
 
 class ELU(Function):

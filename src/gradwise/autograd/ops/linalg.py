@@ -10,7 +10,7 @@ from gradwise.autograd.function import Function
 from gradwise.autograd.kernels import activation as _activation_kernels
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
 from gradwise.autograd.ops.decompositions import SvdU, SvdVh
-from gradwise.autograd.ops.elementwise import Where
+from gradwise.autograd.ops.elementwise import Where, linked_to
 from gradwise.autograd.ops.shape import Reshape, Transpose
 from gradwise.autograd.tensor import _dtype_name
 
@@ -235,9 +235,13 @@ class LinearReLU(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        # the ReLU mask is piecewise constant (relu'' = 0), then Linear's graph backward
+        # the ReLU mask is piecewise constant (relu'' = 0), then Linear's graph backward; torch's
+        # threshold_backward reads the result, a function of every input: linked to each that
+        # requires grad (zeros, not None, when differentiated again; issue 12 item d)
         mask = ctx.out != 0
         grad_z = Where.apply(mask, grad, np.zeros((), dtype=grad.dtype))
+        for tensor in ctx.inputs:
+            grad_z = linked_to(grad_z, tensor)
         return Linear.backward_graph(ctx, grad_z)
 
 

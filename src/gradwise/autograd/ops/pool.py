@@ -34,6 +34,7 @@ from gradwise.autograd.ops._spatial import (
     pad_hw,
     window_index,
 )
+from gradwise.autograd.ops.elementwise import linked_to
 from gradwise.autograd.ops.shape import GetItem, ScatterAdd
 
 
@@ -129,8 +130,10 @@ class MaxPool2d(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         # each window's gradient goes to the element it picked: a recorded scatter, linear in
-        # grad; the picks are piecewise constant in x, so x gets no second derivative (as torch)
-        return (ScatterAdd.apply(grad, ctx.geometry[0], _picked_index(ctx), False),)
+        # grad; the picks are piecewise constant in x, so x gets no second derivative (as torch,
+        # whose max_pool2d_with_indices_backward reads x: linked to it, zeros not None)
+        spread = ScatterAdd.apply(grad, ctx.geometry[0], _picked_index(ctx), False)
+        return (linked_to(spread, ctx.inputs[0]),)
 
 
 def _picked_index(ctx) -> tuple[np.ndarray, ...]:
@@ -376,5 +379,7 @@ class AvgPool2d(Function):
             spread = ScatterAdd.apply(share, padded_nchw, index, True)
             total = spread if total is None else total + spread
         ph, pw = padding
-        return (GetItem.apply(total, (slice(None), slice(None), slice(ph, ph + h),
-                                      slice(pw, pw + w))),)
+        cropped = GetItem.apply(total, (slice(None), slice(None), slice(ph, ph + h),
+                                        slice(pw, pw + w)))
+        # torch's avg_pool2d_backward reads x (derivative 0): linked to it, zeros not None
+        return (linked_to(cropped, ctx.inputs[0]),)

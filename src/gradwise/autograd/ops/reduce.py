@@ -10,7 +10,15 @@ import numpy as np
 from gradwise.autograd.function import Function
 from gradwise.autograd.kernels import softmax as _softmax_kernels
 from gradwise.autograd.ops._select import select_grad
-from gradwise.autograd.ops.elementwise import Abs, Exp, PowScalar, Where, select_grad_graph, sgn
+from gradwise.autograd.ops.elementwise import (
+    Abs,
+    Exp,
+    PowScalar,
+    Where,
+    linked_to,
+    select_grad_graph,
+    sgn,
+)
 from gradwise.autograd.ops.shape import BroadcastTo, Reshape
 
 if TYPE_CHECKING:
@@ -405,15 +413,17 @@ class VectorNorm(Function):
         p = ctx.ord
         grad = _expand_graph(grad, x.shape, ctx.axes, ctx.keepdims)
         if p == 0:
+            # torch's undefined gradient (None); cdist/pdist keep torch's zeros
             return (grad * np.zeros(x.shape, dtype=grad.dtype) if ctx.distance else None,)
+        # p = 1 and +-inf: torch's backward reads x through sgn (derivative 0): linked to x
         if p == 1:
-            return (grad * sgn(ctx.x),)
+            return (linked_to(grad * sgn(ctx.x), x),)
         if np.isinf(p):
             magnitude = np.abs(ctx.x)
             hits = (magnitude == ctx.out) | np.isnan(magnitude)
             count = 1 if ctx.distance else hits.sum(axis=ctx.axes, keepdims=True)
             share = sgn(ctx.x) * hits / count
-            return (grad * share.astype(grad.dtype, copy=False),)
+            return (linked_to(grad * share.astype(grad.dtype, copy=False), x),)
         if p == 2:
             norm = VectorNorm.apply(x, 2.0, ctx.axes, True, ctx.distance)
             zero = np.zeros((), dtype=grad.dtype)

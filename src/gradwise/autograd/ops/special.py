@@ -23,8 +23,8 @@ from scipy import special
 
 from gradwise.autograd.function import Function
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
-from gradwise.autograd.ops.elementwise import Where
-from gradwise.autograd.ops.shape import Cat
+from gradwise.autograd.ops.elementwise import Where, linked_to
+from gradwise.autograd.ops.shape import Cat, Stack
 
 
 class _Unary(Function):
@@ -199,8 +199,68 @@ class Fmod(Function):
         if ctx.needs_input_grad[1]:
             with np.errstate(all="ignore"):
                 quotient = np.trunc(a / b).astype(grad.dtype, copy=False)
-            grad_b = unbroadcast_graph(-grad * quotient, b.shape)
+            # torch's -trunc(a / b) reads a and b (derivative 0): linked to both
+            quotient_grad = linked_to(linked_to(-grad * quotient, ctx.inputs[0]), ctx.inputs[1])
+            grad_b = unbroadcast_graph(quotient_grad, b.shape)
         return grad_a, grad_b
+
+
+class LogCumSumExp(Function):
+    """log(cumsum(exp(x))) along ``dim`` (``torch.logcumsumexp``), accumulated one log-add-exp
+    at a time as torch's kernel does (``np.logaddexp``: no overflow; +-inf and NaN as torch).
+
+    Local derivative: dL/dx_j = sum_{i >= j} g_i exp(x_j - y_i), computed as PyTorch's
+    ``logcumsumexp_backward`` (after TensorFlow's): the positive and negative parts of g in log
+    space, exp(reverse_logcumsumexp(log|g| - y) + x) each, so nothing overflows; its
+    ``backward_graph`` is the same formula in recorded ops (LogCumSumExp again), so the second
+    derivative puts NaN where torch's does (only at a +inf entry, not across its slice).
+    Shape: unchanged; a 0-d tensor is its own result.
+    """
+    torch_name = "Logcumsumexp"
+
+    owns_grads = True
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        if x.ndim == 0:
+            out = x.copy()
+        else:
+            with np.errstate(invalid="ignore"):
+                out = np.logaddexp.accumulate(x, axis=dim).astype(x.dtype, copy=False)
+        ctx.x, ctx.out = x, out
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        if grad.ndim == 0 or grad.size == 0:
+            return (grad,)
+        d, lowest = ctx.dim, np.finfo(grad.dtype).min
+
+        def reverse(t):  # reverse_logcumsumexp: flip, accumulate, flip
+            return np.flip(np.logaddexp.accumulate(np.flip(t, d), axis=d), d)
+
+        with np.errstate(all="ignore"):
+            log_abs = np.log(np.abs(grad))
+            positive = np.exp(reverse(np.where(grad > 0, log_abs, lowest) - ctx.out) + ctx.x)
+            negative = np.exp(reverse(np.where(grad < 0, log_abs, lowest) - ctx.out) + ctx.x)
+            return ((positive - negative).astype(grad.dtype, copy=False),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        (x,) = ctx.inputs
+        if grad.ndim == 0 or grad._data.size == 0:
+            return (grad * 1,)
+        d = ctx.dim
+        out = LogCumSumExp.apply(x, d)
+        lowest = np.asarray(np.finfo(grad._data.dtype).min, dtype=grad._data.dtype)
+        log_abs = grad.abs().log()
+
+        def part(mask):  # exp(reverse_logcumsumexp(log|g| where mask, else lowest) - y) + x)
+            logged = Where.apply(mask, log_abs, lowest) - out
+            return (LogCumSumExp.apply(logged.flip(d), d).flip(d) + x).exp()
+
+        return (part(grad._data > 0) - part(grad._data < 0),)
 
 
 class CumSum(Function):
@@ -239,7 +299,8 @@ class CumProd(Function):
     that is reverse_cumsum(g * y)_j / x_j. In a slice holding a zero (first at z), as torch:
     before z only the terms i < z count, at z it is prod_{k<z} x_k * sum_{i>=z} g_i
     prod_{z<k<=i} x_k, after z it is exactly 0 (every term holds the factor x_z = 0, also
-    beside an inf, where 0 * inf would say NaN). O(n) per slice.
+    beside an inf, where 0 * inf would say NaN). O(n) per slice. A tensor of one element
+    passes the gradient on (1, even at NaN or inf, as torch).
     Shape: unchanged.
     """
     torch_name = "Cumprod"
@@ -254,6 +315,8 @@ class CumProd(Function):
 
     @staticmethod
     def backward(ctx, grad):
+        if ctx.x.size <= 1:  # the derivative of one element's product is 1, even at NaN (torch)
+            return (grad,)
         x = np.moveaxis(ctx.x, ctx.dim, -1)
         out = np.moveaxis(ctx.out, ctx.dim, -1)
         g = np.moveaxis(grad, ctx.dim, -1)
@@ -279,19 +342,12 @@ class CumProd(Function):
         return (np.moveaxis(result, -1, ctx.dim).astype(grad.dtype, copy=False),)
 
     @staticmethod
-    def backward_graph(ctx, grad):
-        # The division-free form of the same sum, written in recorded ops (so zeros need no
-        # special case): dL/dx_j = prod_{k<j} x_k * sum_{i>=j} g_i prod_{j<k<=i} x_k. Both
-        # products are running products (CumProd again) of an (..., n, n) matrix whose row j
-        # holds x_k where k is in the range and 1 elsewhere: O(n^2) per slice, taken only
-        # when create_graph is set. PyTorch's cumprod_backward is the same sum (the zeros
-        # handled by cases instead).
-        (x,) = ctx.inputs
-        d = ctx.dim
+    def _finite_graph(x, grad, d):
+        """The division-free sum for finite x as recorded ops of one (..., n, n) matrix whose
+        row j holds x_k where k is in the range and 1 elsewhere: before_j * sum_{i>=j} g_i
+        prod_{j<k<=i} x_k."""
         x_last, g_last = x.movedim(d, -1), grad.movedim(d, -1)  # (..., n)
         n = x_last.shape[-1]
-        if n == 0:
-            return (grad * 1,)
         one = np.ones((), dtype=x._data.dtype)
         rows = x_last.unsqueeze(-2)  # (..., 1, n): row j, column k
         j, k = np.arange(n)[:, None], np.arange(n)[None, :]
@@ -299,7 +355,46 @@ class CumProd(Function):
         after = CumProd.apply(Where.apply(k > j, rows, one), -1)  # [j, i]: prod_{j<k<=i}
         zero = np.zeros((), dtype=grad._data.dtype)
         tail = Where.apply(k >= j, g_last.unsqueeze(-2) * after, zero).sum(-1)  # (..., n)
-        return ((before * tail).movedim(-1, d),)
+        return (before * tail).movedim(-1, d)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        # dL/dx_j = sum_{i>=j} g_i prod_{k<=i, k != j} x_k, division-free. With finite entries
+        # (zeros allowed) as one masked (..., n, n) matrix: the product before j factored out,
+        # exact near tiny entries (det's third derivative at a singular matrix goes through
+        # it). With an inf or NaN, PyTorch's cumprod_backward under grad mode step for step, so
+        # NaN and inf land where its first and second derivatives put them (issue 12: the
+        # factored form said inf where torch's sum of products says NaN): without a zero in
+        # the tensor reversed_cumsum(g * y) / x, recorded; with one the sum one column at a
+        # time, the product before j multiplied into each term. O(n^2) per slice, only under
+        # create_graph.
+        (x,) = ctx.inputs
+        d = ctx.dim
+        if ctx.x.size <= 1:  # as backward (torch returns grad itself there)
+            return (grad * 1,)
+        if np.isfinite(ctx.x).all():
+            return (CumProd._finite_graph(x, grad, d),)
+        if not (ctx.x == 0).any():
+            weighted = grad * CumProd.apply(x, d)
+            return (CumSum.apply(weighted.flip(d), d).flip(d) / x,)
+        x_last, g_last = x.movedim(d, -1), grad.movedim(d, -1)  # (..., n)
+        n = x_last.shape[-1]
+        ones = np.ones(x_last.shape[:-1] + (1,), dtype=x._data.dtype)
+        columns = []
+        for k in range(n):
+            # omitted[i - k] = prod_{m <= i, m != k} x_m for i >= k: one prod of x[:k] and one
+            # running product of x[k+1:], separate ops as torch's (their backwards test for
+            # zeros per op, which decides where the second derivative is NaN)
+            until = x_last[..., :k].prod(-1, keepdim=True) if k else None
+            after = CumProd.apply(x_last[..., k + 1:], -1) if k < n - 1 else None
+            if until is None:
+                omitted = Cat.apply(ones, after, axis=-1) if after is not None else ones
+            elif after is None:
+                omitted = until
+            else:
+                omitted = Cat.apply(until, until * after, axis=-1)
+            columns.append((g_last[..., k:] * omitted).sum(-1))
+        return (Stack.apply(*columns, axis=-1).movedim(-1, d),)
 
 
 # ---- torch.special's remaining elementwise functions (issue 11), scipy.special as the source --

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from gradwise.autograd.functional import cat, stack, where
+from gradwise.autograd.functional import cat, stack
 from gradwise.autograd.tensor import Tensor
 from gradwise.nn import functional as F
 from gradwise.nn.init import as_generator, uniform_
@@ -142,6 +142,33 @@ class RNNBase(Module):
         order = None if packed.sorted_indices is None else np.asarray(packed.sorted_indices._data)
         return _pack(output, sizes, order), state
 
+    def _step_running(self, x_t: Tensor, state: Any, weights: tuple[Any, ...],
+                      running: np.ndarray) -> Any:
+        """One step of a packed batch: only the sequences still running (``running``, (B,)
+        bool) take it; those already ended keep their state (so h_n is each one's state at its
+        own last step, and the reverse pass starts there). As torch's packed layers, an ended
+        sequence's state never enters the step's matmul, so its value (an inf) cannot meet a
+        zero gradient there (0 * inf = NaN in weight_hh's gradient, issue 12).
+        Shapes: x_t (B, H_in); state (B, H) or a pair of them."""
+        active, ended = np.flatnonzero(running), np.flatnonzero(~running)
+        if active.size == 0:
+            return state
+        x_gates = F.linear(x_t[active], weights[0], weights[2])
+        if self.mode == "LSTM":
+            stepped = self._step(x_gates, (state[0][active], state[1][active]), weights)
+        else:
+            stepped = self._step(x_gates, state[active], weights)
+        if ended.size == 0:
+            return stepped
+        back = np.argsort(np.concatenate([active, ended]))  # the batch's own order again
+
+        def merge(new: Tensor, old: Tensor) -> Tensor:
+            return cat([new, old[ended]], 0)[back]
+
+        if self.mode == "LSTM":
+            return merge(stepped[0], state[0]), merge(stepped[1], state[1])
+        return merge(stepped, state)
+
     def _run(self, x: Any, hx: Any, lengths: np.ndarray | None = None) -> tuple[Any, Any]:
         if isinstance(x, PackedSequence):
             return self._run_packed(x, hx)
@@ -181,18 +208,11 @@ class RNNBase(Module):
                 order = range(steps - 1, -1, -1) if direction else range(steps)
                 hs: list[Tensor] = [None] * steps  # type: ignore[list-item]
                 for t in order:
-                    x_gates = F.linear(step_inputs[t], weights[0], weights[2])
-                    stepped = self._step(x_gates, state, weights)
                     if lengths is not None and t >= lengths.min():
-                        # sequences already ended keep their state (so h_n is the state at
-                        # each one's own last step, and the reverse pass starts there)
-                        valid = Tensor._make((t < lengths)[:, None], False, None)  # (B, 1)
-                        if self.mode == "LSTM":
-                            stepped = (where(valid, stepped[0], state[0]),
-                                       where(valid, stepped[1], state[1]))
-                        else:
-                            stepped = where(valid, stepped, state)
-                    state = stepped
+                        state = self._step_running(step_inputs[t], state, weights, t < lengths)
+                    else:
+                        x_gates = F.linear(step_inputs[t], weights[0], weights[2])
+                        state = self._step(x_gates, state, weights)
                     hs[t] = state[0] if self.mode == "LSTM" else state
                 outputs.append(hs)
                 if self.mode == "LSTM":

@@ -387,6 +387,13 @@ def _close(what: str, ours: Any, theirs: Any, dtype: Any, loose: bool = False,
         assert ours.dtype == theirs.dtype, f"{what}: dtype {ours.dtype} != torch {theirs.dtype}"
     rtol, atol = TOLERANCE[np.float32 if loose else dtype]
     atol *= scale
+    finite = np.abs(theirs[np.isfinite(theirs)]) if theirs.dtype.kind == "f" else np.empty(0)
+    if finite.size and (loose or dtype == np.float32):
+        # a float32 element that is the difference of large terms (a norm layer's gradient:
+        # values ~1e2 around one ~5e-2) carries an absolute error of a few float32 ulps of the
+        # largest terms, whichever order of summation is used (the NumPy path of group_norm
+        # and torch differ by 2.8e-5 there); so never ask for less than 16 ulps of the array
+        atol = max(atol, 16 * float(np.finfo(np.float32).eps) * float(finite.max()))
     with np.errstate(all="ignore"):
         np.testing.assert_allclose(ours.astype(np.float64), theirs.astype(np.float64), rtol=rtol,
                                    atol=atol, equal_nan=True, err_msg=what)

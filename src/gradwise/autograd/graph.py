@@ -178,8 +178,9 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
                     # sees the sum (and no new array per step)
                     np.add(accumulated, grad, out=accumulated, casting="same_kind")
                 else:
-                    tensor._grad = accumulated + grad
-            elif owned and node is None and grad.dtype == tensor._data.dtype:
+                    tensor._grad = np.asarray(accumulated + grad)  # 0-d: NumPy gives a scalar
+            elif (owned and node is None and grad.dtype == tensor._data.dtype
+                  and type(grad) is np.ndarray):  # a 0-d backward may give a NumPy scalar
                 tensor._grad = grad
             else:
                 # a private copy: op backwards may hand one array to several inputs, and an

@@ -251,7 +251,14 @@ class Tensor(_TensorMethods):
 
     @classmethod
     def _make(cls, data: np.ndarray, requires_grad: bool, ctx: Any) -> Tensor:
-        """Wrap an op's result without copying (the engine's fast constructor)."""
+        """Wrap an op's result without copying (the engine's fast constructor).
+
+        A NumPy scalar (what ufuncs and reductions give for a 0-d result) becomes a 0-d array:
+        a tensor always holds an ndarray, so its views share memory and in-place ops on them
+        write through (``y[()].mul_(3)`` changes y, as torch's).
+        """
+        if type(data) is not np.ndarray:
+            data = np.asarray(data)
         tensor = cls.__new__(cls)
         tensor._data = data
         tensor._grad = None

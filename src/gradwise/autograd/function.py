@@ -58,6 +58,19 @@ class Function:
     saves_inputs: ClassVar[bool] = True
     #: backward reads the output, so an in-place change to it before backward is an error
     saves_output: ClassVar[bool] = False
+    #: the gradient ``backward_graph`` records reads this op's output (torch saves ``result`` for
+    #: it: exp, sigmoid, softmax, norms...), so that output changed in place before the
+    #: create_graph gradient is differentiated again is an error there too (False: torch's
+    #: double backward reads the input instead: elu, max_pool2d; a node may set its own)
+    double_backward_reads_output: bool = True
+    #: while ``create_graph`` runs ``backward_graph`` on a node whose op ``saves_output``: the
+    #: tensor the node made (torch's saved ``result``), so the recorded gradient reads it, and
+    #: its version is checked, rather than recomputing it from an input that may have changed
+    result: Tensor | None = None
+    #: (tensor, its version then, op class): outputs that the gradient recorded by a node's
+    #: ``backward_graph`` depends on; set on the recorded gradient's node and checked when that
+    #: gradient is differentiated (``_check_versions``), as torch checks a saved ``result``
+    saved_guards: tuple[tuple[Any, ...], ...] = ()
     #: the output's data may be a view of the first input's; if so they share a version counter
     returns_view: ClassVar[bool] = False
     #: backward may return None for an input that requires grad: torch's undefined gradient

@@ -103,7 +103,11 @@ def _full_node_name(name: str) -> str:
     return name if "Backward" in name else f"{name}Backward0"
 
 def _check_versions(tensor: Tensor, node: Any) -> None:
-    """Raise if a tensor the node saved for backward was changed in place since the forward."""
+    """Raise if a tensor the node saved for backward was changed in place since the forward, or
+    (a node of a create_graph gradient) an output that gradient was computed from changed since.
+    """
+    if node.saved_guards:
+        _check_saved_guards(node)
     if type(node).saves_output and tensor._version[0] != node.output_version:
         name = node.name  # built only for the message: a NodeName per node per step adds up
         raise RuntimeError(
@@ -126,6 +130,20 @@ def _check_versions(tensor: Tensor, node: Any) -> None:
                     f"after the forward pass (version {parent._version[0]}, saved at {saved}); "
                     "the gradient would be wrong. Use an out-of-place op or clone() first"
                 )
+
+def _check_saved_guards(node: Any) -> None:
+    """Raise if an output that a create_graph gradient was computed from (``saved_guards``) was
+    changed in place since: torch's "modified by an inplace operation ... output 0 of Sigmoid"
+    when the gradient is differentiated again."""
+    for output, version, op in node.saved_guards:
+        if output._version[0] != version:
+            raise RuntimeError(
+                "one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: the output (shape {output.shape}) of {op.op_name}, which "
+                "the create_graph gradient being differentiated was computed from, is at "
+                f"version {output._version[0]}; expected version {version} instead. Use an "
+                "out-of-place op or clone() first"
+            )
 
 def _call_hooks(tensor: Tensor, grad: np.ndarray) -> np.ndarray:
     for hook in list(tensor._hooks or ()):

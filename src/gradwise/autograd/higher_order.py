@@ -219,6 +219,18 @@ def grad(
     return tuple(results)
 
 
+def _guard_output(input_grads: Any, grad: Tensor, output: Tensor, node: Any) -> None:
+    """Mark the nodes of the gradients ``node``'s ``backward_graph`` recorded with ``output`` and
+    its version now, so differentiating them after ``output`` changed in place raises (torch
+    checks the ``result`` its double backward reads), whether or not the recorded ops read
+    ``output`` itself."""
+    guard = ((output, output._version[0], type(node)),)
+    for input_grad in input_grads if isinstance(input_grads, tuple) else (input_grads,):
+        if isinstance(input_grad, Tensor) and input_grad._ctx is not None \
+                and input_grad._ctx is not grad._ctx:
+            input_grad._ctx.saved_guards = input_grad._ctx.saved_guards + guard
+
+
 def _run_backward_graph(
     roots: Sequence[Tensor],
     root_grads: Sequence[Tensor],
@@ -278,10 +290,19 @@ def _run_backward_graph(
                         + ", so its gradient cannot be differentiated again; use "
                         "create_graph=False, or write the computation from ops that have one"
                     )
-                if detector is None:
-                    input_grads = backward_graph(node, grad)
-                else:
-                    input_grads = detector.run_backward_graph(node, backward_graph, grad)
+                reads_output = type(node).saves_output
+                if reads_output:
+                    node.result = tensor  # read by backward_graph as torch reads ``result``
+                try:
+                    if detector is None:
+                        input_grads = backward_graph(node, grad)
+                    else:
+                        input_grads = detector.run_backward_graph(node, backward_graph, grad)
+                finally:
+                    if reads_output:
+                        node.result = None  # no tensor -> node -> tensor cycle kept
+                if reads_output and node.double_backward_reads_output:
+                    _guard_output(input_grads, grad, tensor, node)
             else:
                 if detector is None:
                     arrays = node.backward(node, grad._data)

@@ -529,7 +529,9 @@ class Exp(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return (grad * Exp.apply(ctx.inputs[0]),)
+        # torch's formula: grad * result (the output, not e^x recomputed from an input that
+        # may have changed in place since)
+        return (grad * ctx.result,)
 
 
 class Log(Function):
@@ -578,7 +580,7 @@ class Sqrt(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return (grad / (Sqrt.apply(ctx.inputs[0]) * 2),)
+        return (grad / (ctx.result * 2),)  # torch's: from the output (result)
 
 
 class Abs(Function):
@@ -1022,6 +1024,7 @@ class ELU(Function):
     observe_kind = "elu"
     owns_grads = True
     saves_output = True
+    double_backward_reads_output = False  # torch's double backward reads the input
 
     @staticmethod
     def forward(ctx, x, alpha):
@@ -1082,7 +1085,7 @@ class Sigmoid(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        out = Sigmoid.apply(ctx.inputs[0])
+        out = ctx.result  # torch's: from the output (result)
         return (grad * out * (1 - out),)
 
 
@@ -1110,7 +1113,7 @@ class Tanh(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        out = Tanh.apply(ctx.inputs[0])
+        out = ctx.result  # torch's: from the output (result)
         return (grad * (1 - out * out),)
 
 
@@ -1313,7 +1316,7 @@ class Expm1(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        return (grad * Exp.apply(ctx.inputs[0]),)
+        return (grad * (ctx.result + 1),)  # torch's: from the output (result)
 
 
 

@@ -64,6 +64,7 @@ class MaxPool2d(Function):
     owns_grads = True
 
     saves_output = True
+    double_backward_reads_output = False  # torch's double backward reads the input
 
     @staticmethod
     def forward(ctx, x, kernel=(2, 2), stride=(2, 2), padding=(0, 0)):

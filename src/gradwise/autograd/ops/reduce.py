@@ -383,6 +383,8 @@ class VectorNorm(Function):
             with np.errstate(divide="ignore"):
                 out = np.sum(magnitude**ord, axis=axes, keepdims=True) ** (1 / ord)
         ctx.x, ctx.ord, ctx.axes, ctx.keepdims, ctx.out = x, ord, axes, keepdims, out
+        # torch's p = 0, 1, inf gradients read x only (sgn, the ties), not the norm
+        ctx.double_backward_reads_output = not (ord in (0, 1) or np.isinf(ord))
         return out if keepdims else np.squeeze(out, axis=axes)
 
     @staticmethod
@@ -450,7 +452,9 @@ class LogSumExp(Function):
     torch_name = "Logsumexp"
 
     owns_grads = True
-    saves_inputs = False
+    # torch's logsumexp_backward saves both x and the result: a change to either before the
+    # gradient (or before a create_graph gradient is differentiated) is an error, as there
+    saves_output = True
 
     @staticmethod
     def forward(ctx, x, axis=None, keepdims=False):
@@ -474,7 +478,8 @@ class LogSumExp(Function):
     @staticmethod
     def backward_graph(ctx, grad):
         (x,) = ctx.inputs
-        softmax = Exp.apply(x - LogSumExp.apply(x, ctx.axes, True))
+        # torch's formula: grad * e^(x - result), from the output (not recomputed from x)
+        softmax = Exp.apply(x - _expand_graph(ctx.result, x.shape, ctx.axes, ctx.keepdims))
         return (_expand_graph(grad, x.shape, ctx.axes, ctx.keepdims) * softmax,)
 
 
@@ -536,7 +541,7 @@ class Softmax(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        s = Softmax.apply(ctx.inputs[0], ctx.axis)
+        s = ctx.result  # torch's: from the output (result)
         return (s * (grad - Sum.apply(grad * s, ctx.axis, True)),)
 
 
@@ -575,7 +580,7 @@ class LogSoftmax(Function):
 
     @staticmethod
     def backward_graph(ctx, grad):
-        probs = Exp.apply(LogSoftmax.apply(ctx.inputs[0], ctx.axis))
+        probs = Exp.apply(ctx.result)  # torch's: from the output (result)
         return (grad - probs * Sum.apply(grad, ctx.axis, True),)
 
 

@@ -213,3 +213,63 @@ def test_an_unchanged_output_still_gives_the_second_derivative():
     h, = gw.autograd.grad(g.sum(), x)
     s = 1 / (1 + np.exp(-np.array([0.5, -1.0, 2.0])))
     np.testing.assert_allclose(np.asarray(h), s * (1 - s) * (1 - 2 * s), rtol=1e-12)
+
+
+# ---- 7. a view made under no_grad, changed in place with grad on, is refused as torch -------
+NO_GRAD_VIEWS = {
+    "element": lambda y: y[0],
+    "slice": lambda y: y[1:],
+    "view": lambda y: y.view(-1),
+    "T": lambda y: y.T,
+    "unsqueeze": lambda y: y.unsqueeze(0),
+    "expand": lambda y: y.expand(2, 3),
+    "narrow": lambda y: y.narrow(1, 0, 2),
+    "diagonal": lambda y: y.diagonal(),
+    "select": lambda y: y.select(0, 1),
+    "detach": lambda y: y.detach(),  # not a view autograd tracks: torch allows it
+}
+NO_GRAD_WRITES = {
+    "mul_": lambda v, o: v.mul_(2),
+    "add_": lambda v, o: v.add_(o.sum()),
+    "copy_": lambda v, o: v.copy_(o.sum().expand(v.shape)),
+    "setitem": lambda v, o: v.__setitem__(..., o.sum()),
+}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("base", ["requires_grad", "constant"])
+@pytest.mark.parametrize("view", list(NO_GRAD_VIEWS))
+def test_a_view_made_under_no_grad_changed_in_place_with_grad_on(view, base, dtype):
+    for write in NO_GRAD_WRITES.values():
+        for operand_grad in (False, True):
+            def program(lib, write=write, operand_grad=operand_grad):
+                kind = getattr(lib, dtype)
+                x = lib.tensor(np.arange(6.0).reshape(2, 3) + 1, dtype=kind, requires_grad=True)
+                o = lib.tensor([1.5], dtype=kind, requires_grad=operand_grad)
+                y = x * 1 if base == "requires_grad" else x.detach().clone()
+                with lib.no_grad():
+                    v = NO_GRAD_VIEWS[view](y)
+                write(v, o)
+                out = [y.detach().clone()]
+                loss = (y ** 2).sum() + (v ** 2).sum()
+                if loss.requires_grad:
+                    loss.backward()
+                    out += [lib.zeros(()) if g is None else g.clone() for g in (x.grad, o.grad)]
+                return out
+            _same(program, dtype)
+
+
+@pytest.mark.parametrize("base", ["leaf", "nonleaf"])
+def test_a_view_of_a_no_grad_view_is_refused_too(base):
+    x = gw.ones(2, 3, requires_grad=True)
+    y = x if base == "leaf" else x * 1
+    with gw.no_grad():
+        v = y[0]
+    w = v.view(3)  # made with grad on, from a view made under no_grad
+    with pytest.raises(RuntimeError, match="view of a view which was created in no_grad mode"):
+        w.mul_(2)
+    with pytest.raises(RuntimeError, match="A view was created in no_grad mode"):
+        v.mul_(2)
+    with gw.no_grad():  # both inside no_grad: allowed, not tracked
+        v.mul_(2)
+    assert float(np.asarray(y.detach())[0, 0]) == 2.0

@@ -201,7 +201,10 @@ class Function:
             base = tensors[0]
             result._version = base._version
             result._base = base if base._base is None else base._base
-            result._view_of = (base, cls, args[1:], kwargs, base._version[0])
+            # the last field: made under no_grad (torch's CreationMeta::NO_GRAD_MODE), so an
+            # in-place change of it recorded later is refused (``_records_inplace``)
+            result._view_of = (base, cls, args[1:], kwargs, base._version[0],
+                               not _grad_enabled.get())
         if record:
             ctx.inputs = tuple(tensors)
             # every node keeps its inputs' versions: saved inputs are checked against them, and

@@ -560,13 +560,15 @@ class Tensor(_TensorMethods):
         self._refuse_overlap(op)
         if not _grad_enabled.get():
             return False
-        if not self.requires_grad and not any(
-            isinstance(o, Tensor) and o.requires_grad for o in operands
-        ):
+        # a view counts as requiring grad when its base does (torch's view requires_grad), so
+        # a view made under no_grad of such a base reaches the refusals below
+        if not self.requires_grad and not (self._base is not None and self._base.requires_grad) \
+                and not any(isinstance(o, Tensor) and o.requires_grad for o in operands):
             return False
         if self._ctx is None and self.requires_grad:
             raise RuntimeError(_LEAF_INPLACE.format(op=op))
         if self._base is not None:
+            self._refuse_no_grad_view(op)
             base = self._base
             if base._ctx is None and base.requires_grad:
                 raise RuntimeError(
@@ -583,6 +585,29 @@ class Tensor(_TensorMethods):
             )
         return True
 
+    def _refuse_no_grad_view(self, op: str) -> None:
+        """Refuse to record an in-place ``op`` on a view that was made under ``no_grad`` (or is
+        a view of such a view), as torch does: whether the change should be tracked is
+        ambiguous.
+
+        Raises:
+            RuntimeError: torch's "A view was created in no_grad mode and is being modified
+                inplace with grad mode enabled" (or "... is a view of a view which was ...").
+        """
+        tensor: Tensor = self
+        while tensor is not self._base and tensor._view_of is not None:
+            if tensor._view_of[5]:
+                which = ("A view was" if tensor is self else
+                         f"Output 0 of {self._view_of[1].op_name} "
+                         "is a view of a view which was")
+                raise RuntimeError(
+                    f"{op}: {which} created in no_grad mode and is being modified inplace with "
+                    "grad mode enabled. Given that this use case is ambiguous and error-prone, "
+                    "it is forbidden. You can clarify your code by moving both the view and the "
+                    "inplace either both inside the no_grad block (if you don't want the inplace "
+                    "to be tracked) or both outside (if you want the inplace to be tracked).")
+            tensor = tensor._view_of[0]
+
     def _view_chain(self) -> list[tuple[Any, ...]] | None:
         """The view ops (class, arguments, keywords) that make this view from its base, first
         op first, or None when a link is not known (a view made outside the recorded ops)."""
@@ -591,7 +616,7 @@ class Tensor(_TensorMethods):
         while tensor is not self._base:
             if tensor._view_of is None:
                 return None
-            parent, op, args, kwargs, _ = tensor._view_of
+            parent, op, args, kwargs = tensor._view_of[:4]
             chain.append((op, args, kwargs))
             tensor = parent
         return chain[::-1]
@@ -603,7 +628,7 @@ class Tensor(_TensorMethods):
         chain = self._view_chain()
         if chain is None or self._view_of is None:
             return None
-        self._view_of = (*self._view_of[:4], self._version[0])
+        self._view_of = (*self._view_of[:4], self._version[0], *self._view_of[5:])
         tensor = self._base
         assert tensor is not None
         for view_op, args, kwargs in chain:
@@ -616,7 +641,7 @@ class Tensor(_TensorMethods):
         base = self._base
         if base is None or not (base.requires_grad or self.requires_grad):
             if self._view_of is not None:
-                self._view_of = (*self._view_of[:4], self._version[0])
+                self._view_of = (*self._view_of[:4], self._version[0], *self._view_of[5:])
             return
         if not _grad_enabled.get():
             return  # nothing is recorded now; a later recorded use replays it

@@ -273,3 +273,41 @@ def test_a_view_of_a_no_grad_view_is_refused_too(base):
     with gw.no_grad():  # both inside no_grad: allowed, not tracked
         v.mul_(2)
     assert float(np.asarray(y.detach())[0, 0]) == 2.0
+
+
+# ---- 1 (the sweep's last view): unfold is a view, as torch's --------------------------------
+UNFOLDS = [((), 0, 1, 1), ((), 0, 0, 1), ((5,), 0, 2, 1), ((5,), 0, 2, 2), ((5,), 0, 3, 2),
+           ((5,), 0, 0, 2), ((5,), 0, 5, 1), ((3, 4), 1, 2, 1), ((3, 4), -1, 3, 3),
+           ((2, 3, 4), 1, 2, 1), ((1,), 0, 1, 1), ((4,), 0, 1, 3)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", UNFOLDS)
+def test_unfold_is_a_view_with_torchs_shape_gradients_and_writes(case, dtype):
+    shape, dim, size, step = case
+    values = np.arange(1, 1 + int(np.prod(shape))).reshape(shape) / 3
+
+    def gradients(lib):
+        x = lib.tensor(values, dtype=getattr(lib, dtype), requires_grad=True)
+        u = x.unfold(dim, size, step)
+        w = lib.tensor(np.linspace(-1, 2, u.numel()).reshape(tuple(u.shape)),
+                       dtype=getattr(lib, dtype))
+        g, = lib.autograd.grad((u * u * w).sum(), x, create_graph=True)
+        h, = lib.autograd.grad((g * g).sum(), x)
+        return [u, g, h]
+
+    def writes(lib):
+        x = lib.tensor(values, dtype=getattr(lib, dtype), requires_grad=True)
+        y = x * 1
+        u = y.unfold(dim, size, step)
+        if size and step >= size:
+            u.mul_(3)  # windows apart: every element once
+        elif u.numel():
+            u.fill_(0.5)
+        (y * y).sum().backward()
+        return [y, x.grad]
+    _same(gradients, dtype)
+    _same(writes, dtype)
+    y = gw.tensor(values, dtype=getattr(gw, dtype))
+    u = y.unfold(dim, size, step)
+    assert u.numel() == 0 or np.shares_memory(y._data, u._data)

@@ -292,6 +292,7 @@ SHAPE_OPS = {
     "flip": (lambda x: x.flip(0, 1), lambda x: x.flip(0, 1)),
     "rot90": (lambda x: x.rot90(1, (1, 0)), lambda x: x.rot90(1, (1, 0))),
     "diagonal": (lambda x: x.diagonal(1), lambda x: x.diagonal(1)),
+    "unfold": (lambda x: x.unfold(1, 2, 1), lambda x: x.unfold(1, 2, 1)),  # overlapping windows
 }
 
 

@@ -1021,6 +1021,10 @@ CASES.update({  # issue 12, edges-fix5: a strided diagonal view and a flipping c
     "flip": (lambda a: a.flip(0, 2) ** 3, lambda t, a: a.flip(0, 2) ** 3,
              [_signed(3, 2, 4, rng=np.random.default_rng(13))]),
 })
+CASES.update({  # issue 12, edges-fix6a: unfold is a view op, overlapping and gapped windows
+    "unfold": (lambda a: a.unfold(1, 3, 2) ** 3, lambda t, a: a.unfold(1, 3, 2) ** 3,
+               [_signed(3, 7, rng=np.random.default_rng(14))]),
+})
 
 
 def _gw_inputs(arrays):

@@ -597,9 +597,9 @@ class Tensor(_TensorMethods):
         tensor: Tensor = self
         while tensor is not self._base and tensor._view_of is not None:
             if tensor._view_of[5]:
-                which = ("A view was" if tensor is self else
-                         f"Output 0 of {self._view_of[1].op_name} "
-                         "is a view of a view which was")
+                own = self._view_of  # not None: the walk started from it
+                which = ("A view was" if tensor is self or own is None else
+                         f"Output 0 of {own[1].op_name} is a view of a view which was")
                 raise RuntimeError(
                     f"{op}: {which} created in no_grad mode and is being modified inplace with "
                     "grad mode enabled. Given that this use case is ambiguous and error-prone, "

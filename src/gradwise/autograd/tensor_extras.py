@@ -264,7 +264,8 @@ class TensorExtras:
     def unfold(self: Tensor, dimension: int, size: int, step: int) -> Tensor:
         """Every window of ``size`` entries, ``step`` apart, along ``dimension``: that dim
         becomes the window count and a new last dim of ``size`` holds each window, as
-        ``torch.Tensor.unfold``; recorded.
+        ``torch.Tensor.unfold``: a view (writes through it reach this tensor); a 0-d tensor
+        gives shape (size,); recorded.
 
         Raises:
             ValueError: ``size`` exceeds the dim, or ``step`` < 1.
@@ -274,12 +275,7 @@ class TensorExtras:
         if step < 1 or size < 0 or size > n:
             raise ValueError(f"unfold: size {size} and step {step} do not fit dim {d} of size "
                              f"{n} (need 0 <= size <= {n}, step >= 1)")
-        source = self.reshape(1) if self.ndim == 0 else self
-        windows = (n - size) // step + 1
-        index = np.arange(windows)[:, None] * step + np.arange(size)[None, :]  # (W, size)
-        out = source[(slice(None),) * d + (index,)]  # (..., W, size, ...)
-        out = out.movedim(d + 1, -1)
-        return out.reshape(windows, size) if self.ndim == 0 else out
+        return _shape.Unfold.apply(self, d, size, step)
 
     # ---- order statistics -----------------------------------------------------------------------
     def _reduce_dim(self: Tensor, op: str, dim: int | None) -> tuple[Tensor, int]:

@@ -225,6 +225,86 @@ class DiagonalScatter(Function):
         return (Diagonal.apply(grad, *ctx.args),)
 
 
+def unfold_view(x: np.ndarray, dim: int, size: int, step: int) -> np.ndarray:
+    """The windows of ``size`` entries, ``step`` apart, along ``dim`` of x as a strided view
+    (``torch.Tensor.unfold``): ``dim`` becomes the window count and a new last axis of ``size``
+    holds each window; a 0-d x gives shape (size,), as torch. Arguments checked by the caller.
+    """
+    if x.ndim == 0:
+        return np.lib.stride_tricks.as_strided(x.reshape(1), (size,), (x.itemsize,),
+                                               writeable=x.flags.writeable)
+    windows = (x.shape[dim] - size) // step + 1
+    shape = (*x.shape[:dim], windows, *x.shape[dim + 1:], size)
+    strides = (*x.strides[:dim], x.strides[dim] * step, *x.strides[dim + 1:], x.strides[dim])
+    return np.lib.stride_tricks.as_strided(x, shape, strides, writeable=x.flags.writeable)
+
+
+def _fold_windows(grad: np.ndarray, shape: tuple[int, ...], dim: int, size: int,
+                  step: int) -> np.ndarray:
+    """The adjoint of :func:`unfold_view`: zeros of ``shape`` with each window of ``grad``
+    added back where it was taken (overlapping windows add up)."""
+    full = np.zeros(shape, dtype=grad.dtype)
+    if full.ndim == 0:  # the (size,) windows of a 0-d x: size is 0 or 1
+        return np.asarray(grad.sum(), dtype=grad.dtype)
+    windows = grad.shape[dim]
+    for k in range(size):  # one strided slice per position within the window
+        index = [slice(None)] * full.ndim
+        index[dim] = slice(k, k + step * (windows - 1) + 1, step)
+        full[tuple(index)] += grad[..., k]
+    return full
+
+
+class Unfold(Function):
+    """Every window of ``size`` entries, ``step`` apart, along ``dim``: a view
+    (``torch.Tensor.unfold``), so writes through it reach x, as torch's.
+
+    Local derivative: 1 from each window entry to the element it views; an element in several
+    windows sums their gradients. Shape: x with ``dim`` the window count, plus a last axis of
+    ``size`` (0-d x: (size,)).
+    """
+
+    saves_inputs = False
+    returns_view = True
+
+    @staticmethod
+    def forward(ctx, x, dim, size, step):
+        ctx.shape, ctx.args = x.shape, (dim, size, step)
+        return unfold_view(x, dim, size, step)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (_fold_windows(grad, ctx.shape, *ctx.args),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (UnfoldBackward.apply(grad, ctx.shape, *ctx.args),)
+
+
+class UnfoldBackward(Function):
+    """The windows of ``grad`` added back into zeros of ``shape``: the backward of
+    :class:`Unfold`, as an op so that ``create_graph`` can differentiate it (torch's
+    ``unfold_backward``).
+
+    Local derivative: 1 from each element to every window entry that views it (the windows
+    again). Shape: the windows' shape -> ``shape``.
+    """
+
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, grad, shape, dim, size, step):
+        ctx.args = (dim, size, step)
+        return _fold_windows(grad, shape, dim, size, step)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return (unfold_view(grad, *ctx.args).copy(),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return (Unfold.apply(grad, *ctx.args).clone(),)  # a copy: the windows may overlap
+
+
 def _element_view(x: np.ndarray, index):
     """``x[index]``, where an index of ints only gives a 0-d view of x rather than NumPy's
     scalar copy (torch's ``t[0]`` writes through: ``t[0].add_(1)`` changes t)."""

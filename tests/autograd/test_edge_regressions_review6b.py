@@ -60,3 +60,61 @@ def test_gradchecks_accept_non_leaf_inputs_and_leave_grad_and_graph_alone(check,
             results[lib.__name__] = np.asarray(leaf.grad, dtype=np.float64)
     if results:
         np.testing.assert_allclose(results["gradwise"], results["torch"], rtol=1e-6)
+
+
+def _flat(value):
+    """A (nested) tuple of tensors as a flat list of arrays, with the nesting as a string."""
+    if isinstance(value, tuple):
+        items = [_flat(v) for v in value]
+        return [a for arrays, _ in items for a in arrays], "(" + ",".join(n for _, n in items) + ")"
+    return [np.asarray(value.detach() if hasattr(value, "detach") else value)], "T"
+
+
+def _functional_case(lib, name, out_kind, in_kind, dtype):
+    d = getattr(lib, dtype)
+    a = lib.tensor([0.3, -0.7, 1.2], dtype=d)
+    b = lib.tensor([0.5, 2.0, -1.0], dtype=d)
+    xs = a if in_kind == "single" else (a, b)
+
+    def f(*t):
+        s = t[0].sin() * t[-1]
+        if out_kind == "tensor":
+            return s.sum() if name in ("hvp", "vhp") else s
+        if out_kind == "tuple of 2":
+            return s, (t[0] * t[-1]).exp().sum()
+        if out_kind == "tuple of 1":
+            return (s.sum(),)
+        return [s, t[0] ** 2]  # a list: torch refuses it (TypeError)
+
+    if name == "vjp":
+        v = {"tensor": lib.ones(3, dtype=d) * 2,
+             "tuple of 2": (lib.ones(3, dtype=d), lib.tensor(3.0, dtype=d)),
+             "tuple of 1": (lib.tensor(2.0, dtype=d),),
+             "list": (lib.ones(3, dtype=d), lib.ones(3, dtype=d))}[out_kind]
+    else:
+        v = (lib.tensor([1.0, 2.0, -1.0], dtype=d) if in_kind == "single" else
+             (lib.tensor([1.0, 2.0, -1.0], dtype=d), lib.tensor([0.5, 0.1, -2.0], dtype=d)))
+    try:
+        return "ok", getattr(lib.autograd.functional, name)(f, xs, v)
+    except Exception as error:  # noqa: BLE001 - the exception type is what is compared
+        return "raises", type(error)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("in_kind", ["single", "tuple"])
+@pytest.mark.parametrize("out_kind", ["tensor", "tuple of 2", "tuple of 1", "list"])
+@pytest.mark.parametrize("name", ["vjp", "jvp", "hvp", "vhp"])
+def test_functional_products_take_tuple_outputs_as_torch(name, out_kind, in_kind, dtype):
+    expected = _functional_case(torch, name, out_kind, in_kind, dtype)
+    got = _functional_case(gw, name, out_kind, in_kind, dtype)
+    assert got[0] == expected[0], (expected, got)
+    if expected[0] == "raises":
+        assert got[1].__name__ == expected[1].__name__
+        return
+    for e_part, g_part in zip(expected[1], got[1], strict=True):
+        e_arrays, e_nesting = _flat(e_part)
+        g_arrays, g_nesting = _flat(g_part)
+        assert g_nesting == e_nesting
+        for e, g in zip(e_arrays, g_arrays, strict=True):
+            assert g.shape == e.shape and g.dtype == e.dtype
+            np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)

@@ -118,3 +118,26 @@ def test_functional_products_take_tuple_outputs_as_torch(name, out_kind, in_kind
         for e, g in zip(e_arrays, g_arrays, strict=True):
             assert g.shape == e.shape and g.dtype == e.dtype
             np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("how", ["backward", "grad", "grad create_graph"])
+@pytest.mark.parametrize("case", ["x / x at 0", "sqrt(x - 2)"])
+def test_anomaly_errors_are_runtime_errors_as_torch(case, how):
+    """torch's anomaly mode raises RuntimeError; ``except RuntimeError`` must catch ours too."""
+    for lib in (torch, gw):
+        x = lib.tensor([0.0, 1.0], dtype=lib.float64, requires_grad=True)
+        with pytest.raises(RuntimeError) as info, lib.autograd.detect_anomaly():
+            y = ((x / x) if case == "x / x at 0" else (x - 2).sqrt()).sum()
+            if how == "backward":
+                y.backward()
+            else:
+                lib.autograd.grad(y, x, create_graph=how == "grad create_graph")
+        if lib is gw:
+            assert isinstance(info.value, gw.AnomalyError)
+            assert isinstance(info.value, FloatingPointError)
+
+
+def test_forward_anomaly_check_raises_a_runtime_error():
+    x = gw.tensor([0.0, 1.0], dtype=gw.float64, requires_grad=True)
+    with pytest.raises(RuntimeError, match="Log"), gw.detect_anomaly(check_forward=True):
+        (x - 2).log()

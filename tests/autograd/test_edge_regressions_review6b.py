@@ -141,3 +141,75 @@ def test_forward_anomaly_check_raises_a_runtime_error():
     x = gw.tensor([0.0, 1.0], dtype=gw.float64, requires_grad=True)
     with pytest.raises(RuntimeError, match="Log"), gw.detect_anomaly(check_forward=True):
         (x - 2).log()
+
+
+def _x(lib, requires_grad=True):
+    return lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=requires_grad)
+
+
+# the autograd API's argument errors, each raised with torch's exception type
+ARGUMENT_ERRORS = {
+    "grad: grad_outputs of another shape":
+        lambda L: L.autograd.grad(_x(L) * 2, _x(L), L.ones(3, dtype=L.float64)),
+    "Tensor.backward: gradient of another shape":
+        lambda L: (_x(L) * 2).backward(L.ones(3, dtype=L.float64)),
+    "autograd.backward: grad_tensors of another shape":
+        lambda L: L.autograd.backward([_x(L) * 2], [L.ones(3, dtype=L.float64)]),
+    "assigning a .grad of another shape":
+        lambda L: setattr(_x(L), "grad", L.ones(3, dtype=L.float64)),
+    "tensor(int, requires_grad=True)": lambda L: L.tensor([1, 2], requires_grad=True),
+    "tensor(bool, requires_grad=True)": lambda L: L.tensor([True], requires_grad=True),
+    "int requires_grad_()": lambda L: L.tensor([1, 2]).requires_grad_(),
+    "zeros(int64, requires_grad=True)": lambda L: L.zeros(2, dtype=L.int64, requires_grad=True),
+    "ones(int32, requires_grad=True)": lambda L: L.ones(2, dtype=L.int32, requires_grad=True),
+    "arange(int, requires_grad=True)": lambda L: L.arange(3, requires_grad=True),
+    "full(int, requires_grad=True)": lambda L: L.full((2,), 3, requires_grad=True),
+    "randint(requires_grad=True)": lambda L: L.randint(0, 3, (2,), requires_grad=True),
+    "zeros_like(int, requires_grad=True)":
+        lambda L: L.zeros_like(L.tensor([1, 2]), requires_grad=True),
+    "requires_grad_(False) on a non-leaf": lambda L: (_x(L) * 2).requires_grad_(False),
+    "grad wrt an input that does not require grad":
+        lambda L: L.autograd.grad((_x(L) * 2).sum(), _x(L, False)),
+    "grad wrt an unused input": lambda L: L.autograd.grad((_x(L) * 2).sum(), _x(L)),
+    "grad of an output without grad": lambda L: L.autograd.grad(_x(L, False).sum(), _x(L)),
+    "grad of a non-scalar without grad_outputs": lambda L: L.autograd.grad(_x(L) * 2, _x(L)),
+    "grad with empty inputs": lambda L: L.autograd.grad((_x(L) * 2).sum(), []),
+    "grad with a float among the inputs": lambda L: L.autograd.grad((_x(L) * 2).sum(), [3.0]),
+    "backward with empty inputs": lambda L: (_x(L) * 2).sum().backward(inputs=[]),
+    "backward of an int tensor": lambda L: L.tensor([1, 2]).sum().backward(),
+    "retain_grad without grad": lambda L: _x(L, False).retain_grad(),
+    "register_hook without grad": lambda L: _x(L, False).register_hook(lambda g: g),
+    "vjp: v of another shape": lambda L: L.autograd.functional.vjp(
+        lambda t: t * 2, _x(L, False), L.ones(3, dtype=L.float64)),
+    "vjp: v None for a non-scalar":
+        lambda L: L.autograd.functional.vjp(lambda t: t * 2, _x(L, False)),
+    "vjp: func returns a float":
+        lambda L: L.autograd.functional.vjp(lambda t: 3.0, _x(L, False), None),
+    "jvp: v of another shape": lambda L: L.autograd.functional.jvp(
+        lambda t: t * 2, _x(L, False), L.ones(3, dtype=L.float64)),
+    "jvp: v None for a non-scalar input":
+        lambda L: L.autograd.functional.jvp(lambda t: t * 2, _x(L, False)),
+    "jvp: v of another length": lambda L: L.autograd.functional.jvp(
+        lambda t: t * 2, _x(L, False), (L.ones(2, dtype=L.float64),) * 2),
+    "hvp: v of another shape": lambda L: L.autograd.functional.hvp(
+        lambda t: (t * t).sum(), _x(L, False), L.ones(3, dtype=L.float64)),
+    "hvp: non-scalar func": lambda L: L.autograd.functional.hvp(
+        lambda t: t * t, _x(L, False), L.ones(2, dtype=L.float64)),
+    "hessian: non-scalar func": lambda L: L.autograd.functional.hessian(
+        lambda t: t * t, _x(L, False)),
+    "hessian: func returns a tuple": lambda L: L.autograd.functional.hessian(
+        lambda t: ((t * t).sum(),), _x(L, False)),
+    "jacobian: func returns a float":
+        lambda L: L.autograd.functional.jacobian(lambda t: 3.0, _x(L, False)),
+}
+
+
+@pytest.mark.parametrize("case", list(ARGUMENT_ERRORS))
+def test_autograd_argument_errors_raise_torchs_exception_type(case):
+    raised = {}
+    for lib in (torch, gw):
+        with pytest.raises(Exception) as info:  # noqa: PT011 - the type is compared below
+            ARGUMENT_ERRORS[case](lib)
+        raised[lib.__name__] = type(info.value)
+    # torch's exception type, or a subclass of it (gw.AnomalyError is a RuntimeError too)
+    assert issubclass(raised["gradwise"], raised["torch"]), raised

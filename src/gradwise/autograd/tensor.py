@@ -320,9 +320,9 @@ class Tensor(_TensorMethods):
             return
         array = value._data if isinstance(value, Tensor) else np.asarray(value)
         if array.shape != self._data.shape:
-            raise ValueError(
-                f"grad: assigned gradient has shape {array.shape} but the tensor has shape "
-                f"{self._data.shape}"
+            raise RuntimeError(  # torch: "assigned grad has data of a different size"
+                f"grad: assigned grad has data of a different size: shape {array.shape} but "
+                f"the tensor has shape {self._data.shape}"
             )
         self._grad = array
         self._grad_ref = weakref.ref(value) if isinstance(value, Tensor) else None  # is value
@@ -464,12 +464,13 @@ class Tensor(_TensorMethods):
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Switch gradient recording for this tensor on or off; returns self, as torch's.
 
-        Raises TypeError when asking a non-floating tensor to record, and RuntimeError for
-        ``requires_grad_(False)`` on a non-leaf (use ``detach``).
+        Raises RuntimeError (torch's type and words) when asking a non-floating tensor to
+        record, and for ``requires_grad_(False)`` on a non-leaf (use ``detach``).
         """
         if requires_grad and self._data.dtype.kind not in "fc":
-            raise TypeError(
-                f"only floating-point tensors can require grad; this one is {self._data.dtype}"
+            raise RuntimeError(
+                "only Tensors of floating point and complex dtype can require gradients; this "
+                f"one is {self._data.dtype}"
             )
         if not requires_grad and self._ctx is not None:
             raise RuntimeError("requires_grad_(False) works on leaves only; use .detach()")

@@ -104,9 +104,9 @@ class TensorOps:
             grad_array = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
             grad_array = grad_array.astype(self._data.dtype, copy=False)
             if grad_array.shape != self.shape:
-                raise ValueError(
-                    f"backward: grad has shape {grad_array.shape} but the tensor has shape "
-                    f"{self.shape}"
+                raise RuntimeError(  # torch's type and words
+                    f"backward: Mismatch in shape: grad has shape {grad_array.shape} but the "
+                    f"tensor has shape {self.shape}"
                 )
         if create_graph:
             root_grad = grad if isinstance(grad, Tensor) and grad.shape == self.shape else None

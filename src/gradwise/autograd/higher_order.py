@@ -200,13 +200,14 @@ def grad(
         raise ValueError("grad: materialize_grads=True needs allow_unused True or unset")
     allow_unused = bool(allow_unused) or materialize_grads
     outputs = _as_tensors(outputs, "outputs")
-    inputs = list(inputs) if isinstance(inputs, tuple | list) else [inputs]
-    if not inputs:
+    given: list[Any] = list(inputs) if isinstance(inputs, tuple | list) else [inputs]
+    if not given:
         raise RuntimeError("grad: `inputs` argument to `grad()` cannot be empty.")
-    for i, x in enumerate(inputs):
+    for i, x in enumerate(given):
         if not isinstance(x, Tensor):
             raise RuntimeError(f"grad: all inputs have to be Tensors, but inputs[{i}] is "
                                f"{type(x).__name__}")
+    inputs = given
     if retain_graph is None:
         retain_graph = create_graph
     for i, x in enumerate(inputs):

@@ -213,3 +213,133 @@ def test_autograd_argument_errors_raise_torchs_exception_type(case):
         raised[lib.__name__] = type(info.value)
     # torch's exception type, or a subclass of it (gw.AnomalyError is a RuntimeError too)
     assert issubclass(raised["gradwise"], raised["torch"]), raised
+
+
+# ---- create_graph gradients of pooling, padding, upsampling and fold require grad where
+# torch's do (torch's rule: where the backward node read a tensor that requires grad) ----
+def _nn_cases(L):
+    F = L.nn.functional
+    nn = L.nn
+    return {
+        # (input shape, fn)
+        "avg_pool1d": ((1, 2, 6), lambda x: F.avg_pool1d(x, 2)),
+        "avg_pool1d count_include_pad=False":
+            ((1, 2, 6), lambda x: F.avg_pool1d(x, 2, padding=1, count_include_pad=False)),
+        "avg_pool1d ceil_mode": ((1, 2, 7), lambda x: F.avg_pool1d(x, 2, ceil_mode=True)),
+        "avg_pool2d": ((1, 2, 4, 4), lambda x: F.avg_pool2d(x, 2)),
+        "avg_pool2d padding": ((1, 2, 4, 4), lambda x: F.avg_pool2d(x, 2, padding=1)),
+        "avg_pool2d count_include_pad=False":
+            ((1, 2, 4, 4), lambda x: F.avg_pool2d(x, 2, padding=1, count_include_pad=False)),
+        "avg_pool2d divisor_override":
+            ((1, 2, 4, 4), lambda x: F.avg_pool2d(x, 2, divisor_override=3)),
+        "avg_pool3d": ((1, 1, 2, 4, 4), lambda x: F.avg_pool3d(x, 2)),
+        "adaptive_avg_pool1d": ((1, 2, 7), lambda x: F.adaptive_avg_pool1d(x, 3)),
+        "adaptive_avg_pool2d": ((1, 2, 5, 5), lambda x: F.adaptive_avg_pool2d(x, (2, 3))),
+        "adaptive_avg_pool1d to 1": ((1, 2, 7), lambda x: F.adaptive_avg_pool1d(x, 1)),
+        "adaptive_avg_pool2d to 1": ((1, 2, 3, 5), lambda x: F.adaptive_avg_pool2d(x, 1)),
+        "adaptive_avg_pool2d to (1, 2)": ((1, 2, 3, 4),
+                                          lambda x: F.adaptive_avg_pool2d(x, (1, 2))),
+        "adaptive_avg_pool3d to 1": ((1, 1, 2, 3, 3), lambda x: F.adaptive_avg_pool3d(x, 1)),
+        "adaptive_max_pool2d to 1": ((1, 2, 3, 3), lambda x: F.adaptive_max_pool2d(x, 1)),
+        "adaptive_avg_pool3d": ((1, 1, 3, 4, 4), lambda x: F.adaptive_avg_pool3d(x, 2)),
+        "max_pool1d": ((1, 2, 6), lambda x: F.max_pool1d(x, 2)),
+        "max_pool2d": ((1, 2, 4, 4), lambda x: F.max_pool2d(x, 2)),
+        "max_pool2d padding ceil": ((1, 2, 5, 5),
+                                    lambda x: F.max_pool2d(x, 2, padding=1, ceil_mode=True)),
+        "max_pool3d": ((1, 1, 2, 4, 4), lambda x: F.max_pool3d(x, 2)),
+        "adaptive_max_pool1d": ((1, 2, 7), lambda x: F.adaptive_max_pool1d(x, 3)),
+        "adaptive_max_pool2d": ((1, 2, 5, 5), lambda x: F.adaptive_max_pool2d(x, 2)),
+        "lp_pool2d": ((1, 2, 4, 4), lambda x: F.lp_pool2d(x, 2, 2)),
+        "pad constant": ((1, 2, 4), lambda x: F.pad(x, (1, 2))),
+        "pad reflect": ((1, 2, 4), lambda x: F.pad(x, (2, 2), mode="reflect")),
+        "pad replicate": ((1, 2, 4), lambda x: F.pad(x, (2, 1), mode="replicate")),
+        "pad circular": ((1, 2, 4), lambda x: F.pad(x, (2, 1), mode="circular")),
+        "pad reflect 2d": ((1, 1, 3, 4), lambda x: F.pad(x, (1, 1, 2, 1), mode="reflect")),
+        "pad replicate 2d": ((1, 1, 3, 4), lambda x: F.pad(x, (1, 1, 2, 1), mode="replicate")),
+        "interpolate nearest": ((1, 2, 4), lambda x: F.interpolate(x, scale_factor=2)),
+        "interpolate linear": ((1, 2, 4), lambda x: F.interpolate(x, scale_factor=2,
+                                                                  mode="linear")),
+        "interpolate bilinear": ((1, 1, 3, 3), lambda x: F.interpolate(
+            x, size=(5, 4), mode="bilinear", align_corners=True)),
+        "unfold": ((1, 2, 4, 4), lambda x: F.unfold(x, (2, 2))),
+        "fold": ((1, 4, 9), lambda x: F.fold(x, (4, 4), (2, 2))),
+        "pixel_shuffle": ((1, 4, 2, 2), lambda x: F.pixel_shuffle(x, 2)),
+        "pixel_unshuffle": ((1, 1, 4, 4), lambda x: F.pixel_unshuffle(x, 2)),
+        "AdaptiveAvgPool2d layer": ((1, 2, 5, 5), nn.AdaptiveAvgPool2d(1)),
+        "AvgPool1d layer": ((1, 2, 6), nn.AvgPool1d(2, padding=1, count_include_pad=False)),
+        "ReflectionPad2d layer": ((1, 1, 3, 3), nn.ReflectionPad2d(1)),
+        "ReplicationPad1d layer": ((1, 2, 4), nn.ReplicationPad1d(2)),
+        "Upsample layer": ((1, 1, 3, 3), nn.Upsample(scale_factor=2, mode="bilinear")),
+    }
+
+
+NN_STRUCTURE_CASES = list(_nn_cases(gw))
+
+
+def _nn_structure(lib, name):
+    shape, fn = _nn_cases(lib)[name]
+    values = np.random.default_rng(7).permutation(int(np.prod(shape))).reshape(shape) / 5 - 1
+    x = lib.tensor(values, dtype=lib.float64, requires_grad=True)
+    y = fn(x)
+    w = lib.tensor(np.linspace(0.5, 1.5, int(np.prod(tuple(y.shape)))).reshape(tuple(y.shape)))
+    (g,) = lib.autograd.grad(y, x, w, create_graph=True)
+    if not g.requires_grad:
+        return False, None, np.asarray(g.detach())
+    (second,) = lib.autograd.grad((g * g).sum(), x, allow_unused=True)
+    if second is not None:
+        second = np.asarray(second.detach())
+        second = np.broadcast_to(second, tuple(x.shape))  # torch may answer a ZeroTensor
+    return True, second, np.asarray(g.detach())
+
+
+@pytest.mark.parametrize("name", NN_STRUCTURE_CASES)
+def test_nn_create_graph_gradients_require_grad_where_torchs_do(name):
+    expected = _nn_structure(torch, name)
+    got = _nn_structure(gw, name)
+    np.testing.assert_allclose(got[2], expected[2], rtol=1e-10, atol=1e-12)
+    assert got[0] == expected[0], f"{name}: requires_grad {got[0]}, torch {expected[0]}"
+    assert (got[1] is None) == (expected[1] is None), (got[1], expected[1])
+    if expected[1] is not None:
+        np.testing.assert_allclose(got[1], expected[1], rtol=1e-10, atol=1e-12)
+
+
+LAYER_STACKS = {
+    "Conv2d -> AdaptiveAvgPool2d((3, 2))": (
+        lambda nn: nn.Sequential(nn.Conv2d(2, 2, 1), nn.AdaptiveAvgPool2d((3, 2))), (2, 2, 7, 5)),
+    "Conv2d -> Tanh -> AdaptiveMaxPool2d((3, 2))": (
+        lambda nn: nn.Sequential(nn.Conv2d(2, 2, 1), nn.Tanh(), nn.AdaptiveMaxPool2d((3, 2))),
+        (2, 2, 7, 5)),
+    "Conv1d -> AvgPool1d(count_include_pad=False)": (
+        lambda nn: nn.Sequential(nn.Conv1d(2, 2, 1), nn.AvgPool1d(3, 2, padding=1,
+                                                                  count_include_pad=False)),
+        (2, 2, 7)),
+    "Conv2d(padding_mode='reflect')": (
+        lambda nn: nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect"), (1, 2, 5, 5)),
+}
+
+
+@pytest.mark.parametrize("name", list(LAYER_STACKS))
+def test_layer_second_derivatives_are_zeros_not_none_as_torch(name):
+    """A gradient penalty through pooling/padding layers: each parameter's second derivative is
+    torch's (zeros where torch gives zeros, not None)."""
+    make, shape = LAYER_STACKS[name]
+    torch.manual_seed(0)
+    t_model = make(torch.nn).double()
+    g_model = make(gw.nn).to(gw.float64)
+    g_model.load_state_dict({k: gw.tensor(v.detach().numpy().copy())
+                             for k, v in t_model.state_dict().items()})
+    values = np.random.default_rng(1).standard_normal(shape)
+    results = []
+    for lib, model in ((torch, t_model), (gw, g_model)):
+        x = lib.tensor(values.copy(), requires_grad=True)
+        y = model(x)
+        w = lib.tensor(np.cos(np.arange(int(np.prod(tuple(y.shape))))).reshape(tuple(y.shape)))
+        params = [p for _, p in model.named_parameters()]
+        firsts = lib.autograd.grad((y * w).sum(), [x, *params], create_graph=True)
+        penalty = sum((g ** 2).sum() for g in firsts)
+        seconds = lib.autograd.grad(penalty, [x, *params], allow_unused=True)
+        results.append([None if s is None else np.asarray(s.detach()) for s in seconds])
+    for expected, got in zip(*results, strict=True):
+        assert (got is None) == (expected is None), (got, expected)
+        if expected is not None:
+            np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)

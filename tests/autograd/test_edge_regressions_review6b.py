@@ -276,12 +276,15 @@ def _nn_cases(L):
 NN_STRUCTURE_CASES = list(_nn_cases(gw))
 
 
-def _nn_structure(lib, name):
+def _nn_structure(lib, name, dtype):
     shape, fn = _nn_cases(lib)[name]
+    if isinstance(fn, (torch.nn.Module, gw.nn.Module)):
+        fn = fn.to(getattr(lib, dtype))
     values = np.random.default_rng(7).permutation(int(np.prod(shape))).reshape(shape) / 5 - 1
-    x = lib.tensor(values, dtype=lib.float64, requires_grad=True)
+    x = lib.tensor(values, dtype=getattr(lib, dtype), requires_grad=True)
     y = fn(x)
-    w = lib.tensor(np.linspace(0.5, 1.5, int(np.prod(tuple(y.shape)))).reshape(tuple(y.shape)))
+    w = lib.tensor(np.linspace(0.5, 1.5, int(np.prod(tuple(y.shape)))).reshape(tuple(y.shape)),
+                   dtype=getattr(lib, dtype))
     (g,) = lib.autograd.grad(y, x, w, create_graph=True)
     if not g.requires_grad:
         return False, None, np.asarray(g.detach())
@@ -292,15 +295,18 @@ def _nn_structure(lib, name):
     return True, second, np.asarray(g.detach())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("name", NN_STRUCTURE_CASES)
-def test_nn_create_graph_gradients_require_grad_where_torchs_do(name):
-    expected = _nn_structure(torch, name)
-    got = _nn_structure(gw, name)
-    np.testing.assert_allclose(got[2], expected[2], rtol=1e-10, atol=1e-12)
+def test_nn_create_graph_gradients_require_grad_where_torchs_do(name, dtype):
+    expected = _nn_structure(torch, name, dtype)
+    got = _nn_structure(gw, name, dtype)
+    tol = {"float32": 1e-5, "float64": 1e-10}[dtype]
+    assert got[2].dtype == expected[2].dtype
+    np.testing.assert_allclose(got[2], expected[2], rtol=tol, atol=tol)
     assert got[0] == expected[0], f"{name}: requires_grad {got[0]}, torch {expected[0]}"
     assert (got[1] is None) == (expected[1] is None), (got[1], expected[1])
     if expected[1] is not None:
-        np.testing.assert_allclose(got[1], expected[1], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(got[1], expected[1], rtol=tol, atol=tol)
 
 
 LAYER_STACKS = {

@@ -175,6 +175,10 @@ ARGUMENT_ERRORS = {
     "grad of a non-scalar without grad_outputs": lambda L: L.autograd.grad(_x(L) * 2, _x(L)),
     "grad with empty inputs": lambda L: L.autograd.grad((_x(L) * 2).sum(), []),
     "grad with a float among the inputs": lambda L: L.autograd.grad((_x(L) * 2).sum(), [3.0]),
+    "backward with a float among the inputs":
+        lambda L: (_x(L) * 2).sum().backward(inputs=[3.0]),
+    "jacobian: func returns a list":
+        lambda L: L.autograd.functional.jacobian(lambda t: [t * 2], _x(L, False)),
     "backward with empty inputs": lambda L: (_x(L) * 2).sum().backward(inputs=[]),
     "backward of an int tensor": lambda L: L.tensor([1, 2]).sum().backward(),
     "retain_grad without grad": lambda L: _x(L, False).retain_grad(),

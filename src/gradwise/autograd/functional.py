@@ -333,7 +333,7 @@ def jacobian(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
     xs, single_input = _prepare_inputs(inputs, create_graph)
     raw = func(*xs)
     single_output = isinstance(raw, Tensor)
-    outs = (raw,) if single_output else tuple(raw) if isinstance(raw, tuple | list) else None
+    outs = (raw,) if single_output else raw if isinstance(raw, tuple) else None  # torch: no list
     if outs is None or not all(isinstance(o, Tensor) for o in outs):
         raise TypeError(f"jacobian: func returned {type(raw).__name__}, expected a Tensor or a "
                         "tuple of Tensors")

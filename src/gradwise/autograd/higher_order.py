@@ -117,7 +117,8 @@ def backward(
         RuntimeError: a shape mismatch between a tensor and its grad_tensor (torch's
             "Mismatch in shape").
         ValueError: a count mismatch between ``tensors`` and ``grad_tensors``.
-        TypeError: an entry that is not a Tensor.
+        TypeError: an entry of ``tensors`` that is not a Tensor (RuntimeError for ``inputs``,
+            as torch).
 
     Example:
         >>> gw.autograd.backward([loss_a, loss_b], inputs=[encoder_weight])
@@ -129,7 +130,12 @@ def backward(
     if inputs is None:
         _run_backward_graph(roots, root_grads, retain_graph, create_graph, capture=None)
         return
-    targets = _as_tensors(inputs, "inputs", "backward")
+    given: list[Any] = list(inputs) if isinstance(inputs, tuple | list) else [inputs]
+    for i, item in enumerate(given):
+        if not isinstance(item, Tensor):  # torch's type and words
+            raise RuntimeError(f"backward: all inputs have to be Tensors, but inputs[{i}] is "
+                               f"{type(item).__name__}")
+    targets: list[Tensor] = given
     if not targets:
         raise RuntimeError("backward: `inputs` argument to `backward()` cannot be empty.")
     for i, target in enumerate(targets):

@@ -269,6 +269,21 @@ def _nn_cases(L):
         "fold": ((1, 4, 9), lambda x: F.fold(x, (4, 4), (2, 2))),
         "pixel_shuffle": ((1, 4, 2, 2), lambda x: F.pixel_shuffle(x, 2)),
         "pixel_unshuffle": ((1, 1, 4, 4), lambda x: F.pixel_unshuffle(x, 2)),
+        "lp_pool1d": ((1, 2, 6), lambda x: F.lp_pool1d(x, 2, 2)),
+        "lp_pool1d p=1": ((1, 2, 6), lambda x: F.lp_pool1d(x, 1, 2)),
+        "max_unpool1d": ((1, 2, 6), lambda x: F.max_unpool1d(
+            *F.max_pool1d(x, 2, return_indices=True), 2)),
+        "max_unpool2d": ((1, 1, 4, 4), lambda x: F.max_unpool2d(
+            *F.max_pool2d(x, 2, return_indices=True), 2)),
+        "max_pool2d dilation": ((1, 1, 5, 5), lambda x: F.max_pool2d(x, 2, dilation=2)),
+        "adaptive_max_pool3d": ((1, 1, 3, 4, 4), lambda x: F.adaptive_max_pool3d(x, 2)),
+        "pad reflect 3d": ((1, 1, 3, 3, 3), lambda x: F.pad(x, (1, 1) * 3, mode="reflect")),
+        "pad replicate 3d": ((1, 1, 2, 3, 3), lambda x: F.pad(x, (1, 1) * 3, mode="replicate")),
+        "pad reflect of a 2-d input": ((2, 4), lambda x: F.pad(x, (2, 1), mode="reflect")),
+        "interpolate linear align_corners": ((1, 2, 4), lambda x: F.interpolate(
+            x, size=7, mode="linear", align_corners=True)),
+        "channel_shuffle": ((1, 4, 2, 2), lambda x: F.channel_shuffle(x, 2)),
+        "local_response_norm": ((1, 4, 3, 3), lambda x: F.local_response_norm(x, 2)),
         "AdaptiveAvgPool2d layer": ((1, 2, 5, 5), nn.AdaptiveAvgPool2d(1)),
         "AvgPool1d layer": ((1, 2, 6), nn.AvgPool1d(2, padding=1, count_include_pad=False)),
         "ReflectionPad2d layer": ((1, 1, 3, 3), nn.ReflectionPad2d(1)),

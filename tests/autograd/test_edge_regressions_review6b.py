@@ -167,6 +167,10 @@ ARGUMENT_ERRORS = {
     "randint(requires_grad=True)": lambda L: L.randint(0, 3, (2,), requires_grad=True),
     "zeros_like(int, requires_grad=True)":
         lambda L: L.zeros_like(L.tensor([1, 2]), requires_grad=True),
+    "assigning requires_grad = True on an int tensor":
+        lambda L: setattr(L.tensor([1, 2]), "requires_grad", True),
+    "assigning requires_grad = False on a non-leaf":
+        lambda L: setattr(_x(L) * 2, "requires_grad", False),
     "requires_grad_(False) on a non-leaf": lambda L: (_x(L) * 2).requires_grad_(False),
     "grad wrt an input that does not require grad":
         lambda L: L.autograd.grad((_x(L) * 2).sum(), _x(L, False)),

@@ -509,3 +509,10 @@ def test_a_missing_folder_names_the_path_not_a_temp_file(tmp_path):
     message = str(caught.value)
     assert f"cannot write {target}" in message
     assert f"the folder {target.parent} does not exist" in message and ".tmp" not in message
+
+
+def test_adaptive_pooling_exports_past_its_create_graph_marker(tmp_path):
+    # adaptive pooling of an input that requires grad records a ReadsInput marker (so its
+    # create_graph gradient requires grad as torch's); the export writes it as Identity
+    model = nn.Sequential(nn.Conv2d(2, 2, 1), nn.AdaptiveAvgPool2d((3, 2)), nn.Flatten())
+    check_export(model, (2, 7, 5), tmp_path)

@@ -24,8 +24,13 @@ from gradwise.autograd.tensor import Tensor
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-class AnomalyError(FloatingPointError):
-    """A forward or backward computation produced NaN (or Inf, when checked)."""
+class AnomalyError(RuntimeError, FloatingPointError):
+    """A forward or backward computation produced NaN (or Inf, when checked).
+
+    A RuntimeError, as torch's anomaly mode raises ("Function 'DivBackward0' returned nan values
+    in its 0th output."), so code written for torch that catches ``RuntimeError`` catches it;
+    still a FloatingPointError (which is an ArithmeticError) for code that catches that.
+    """
 
 
 def _is_bad(array: Any, check_inf: bool) -> bool:

@@ -175,7 +175,7 @@ class Function:
                     arg._refresh_view()  # its base changed in place since: torch's view replay
                 if spec is None or position in spec:
                     tensors.append(arg)
-                    requires_grad = requires_grad or arg.requires_grad
+                    requires_grad = requires_grad or arg._requires_grad
                 arrays.append(arg._data)
             elif arg is not None and (spec is None or position in spec):
                 constant = _constant(cls.op_name, position, arg)
@@ -185,7 +185,7 @@ class Function:
                 arrays.append(arg)
         ctx = cls.__new__(cls)
         record = requires_grad and _grad_enabled.get()
-        ctx.needs_input_grad = tuple([t.requires_grad for t in tensors]) if record else ()
+        ctx.needs_input_grad = tuple([t._requires_grad for t in tensors]) if record else ()
         detector = anomaly._detector.get()
         if detector is None:
             out = cls.forward(ctx, *arrays, **kwargs)

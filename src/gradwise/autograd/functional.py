@@ -140,7 +140,16 @@ def _prepare_inputs(inputs: Tensor | Sequence[Tensor], create_graph: bool
 
 
 def _output(fn: Callable[..., Tensor], inputs: tuple[Tensor, ...], what: str) -> Tensor:
+    """The one Tensor ``fn`` returns (hessian, hvp and vhp need a scalar function).
+
+    Raises:
+        RuntimeError: a tuple or list (torch: "The function given to hvp should return a
+            single Tensor"). TypeError: anything else that is not a Tensor.
+    """
     out = fn(*inputs)
+    if isinstance(out, tuple):
+        raise RuntimeError(f"{what}: The function given to {what} should return a single "
+                           f"Tensor, got a {type(out).__name__} of {len(out)}")
     if not isinstance(out, Tensor):
         raise TypeError(f"{what}: func returned {type(out).__name__}, expected one Tensor")
     return out
@@ -163,24 +172,81 @@ def _grad_or_zeros(out: Tensor, inputs: tuple[Tensor, ...], grad_output: Any,
     return _zeros_for_unused(grads, inputs)
 
 
-def vjp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any = None,
-        create_graph: bool = False) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
-    """The vector-Jacobian product v^T J of ``func`` at ``inputs``.
+def _outputs(fn: Callable[..., Any], inputs: tuple[Tensor, ...], what: str
+             ) -> tuple[tuple[Tensor, ...], bool]:
+    """``fn``'s outputs as a tuple, and whether it returned a tuple, as torch's ``_as_tuple``.
+
+    Raises:
+        TypeError: an output that is not a Tensor (a list included, as torch).
+    """
+    raw = fn(*inputs)
+    is_tuple = isinstance(raw, tuple)
+    outs = raw if is_tuple else (raw,)
+    for i, out in enumerate(outs):
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{what}: func returned {type(out).__name__}"
+                            + (f" at position {i}" if is_tuple else "")
+                            + ", expected a Tensor or a tuple of Tensors")
+    return outs, is_tuple
+
+
+def _as_vectors(v: Any, like: tuple[Tensor, ...], what: str, name: str) -> tuple[Any, ...]:
+    """``v`` as one entry per tensor of ``like``; torch's length check and message."""
+    vs = tuple(v) if isinstance(v, tuple | list) else (v,)
+    if len(vs) != len(like):
+        raise RuntimeError(f"{what}: v is a tuple of invalid length: should be {len(like)} but "
+                           f"got {len(vs)} (one per {name})")
+    return vs
+
+
+def _shaped(values: tuple[Tensor, ...], as_tuple: bool) -> Any:
+    return values if as_tuple else values[0]
+
+
+def vjp(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor], v: Any = None,
+        create_graph: bool = False) -> tuple[Any, Any]:
+    """The vector-Jacobian product v^T J of ``func`` at ``inputs``, as
+    ``torch.autograd.functional.vjp``.
 
     Args:
-        func: maps the inputs to one Tensor.
-        v: shaped like the output; may be None only for a one-element output.
+        func: maps the inputs to a Tensor or a tuple of Tensors.
+        v: shaped like the output (a tuple, one per output, for a tuple of outputs); may be
+            None only for one output of one element.
     Returns:
-        ``(func(inputs), vjp)``, vjp shaped like the inputs (a tuple for a tuple of inputs).
+        ``(func(inputs), vjp)``: the outputs as func returned them (detached unless
+        ``create_graph``); vjp = sum over outputs of v_i^T J_i, shaped like the inputs (a tuple
+        for a tuple of inputs; zeros where the outputs do not depend on an input).
+    Raises:
+        RuntimeError: v None for more than one output element, or v's length differs from the
+            number of outputs, or a v's shape differs from its output's (torch's "Mismatch in
+            shape"). TypeError: func returned something other than Tensors.
     """
     xs, single = _prepare_inputs(inputs, create_graph)
-    out = _output(func, xs, "vjp")
-    grads = _grad_or_zeros(out, xs, v, create_graph, retain_graph=create_graph)
-    return (out if create_graph else out.detach()), (grads[0] if single else grads)
+    outs, tuple_out = _outputs(func, xs, "vjp")
+    if v is None:
+        if len(outs) != 1 or outs[0]._data.size != 1:
+            raise RuntimeError("vjp: The vector v can only be None if the user-provided function "
+                               "returns a single Tensor with a single element.")
+        vs: tuple[Any, ...] = (None,)
+    else:
+        vs = _as_vectors(v, outs, "vjp", "output")
+    used = [(o, vv) for o, vv in zip(outs, vs, strict=True) if o.requires_grad]
+    for o, vv in zip(outs, vs, strict=True):
+        if not o.requires_grad and vv is not None and tuple(np.shape(vv)) != o.shape:
+            raise RuntimeError(f"vjp: Mismatch in shape: v has shape {tuple(np.shape(vv))} and "
+                               f"the output has shape {o.shape}")
+    if used:
+        grads = _zeros_for_unused(
+            grad([o for o, _ in used], xs, [vv for _, vv in used], retain_graph=create_graph,
+                 create_graph=create_graph, allow_unused=True), xs)
+    else:
+        grads = _zeros_for_unused((None,) * len(xs), xs)
+    shown = tuple(o if create_graph else o.detach() for o in outs)
+    return _shaped(shown, tuple_out), _shaped(grads, not single)
 
 
-def jvp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any = None,
-        create_graph: bool = False) -> tuple[Tensor, Tensor]:
+def jvp(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor], v: Any = None,
+        create_graph: bool = False) -> tuple[Any, Any]:
     """The Jacobian-vector product J v of ``func`` at ``inputs``, by the double-vjp trick.
 
     With u a dummy cotangent, g(u) = J^T u is linear in u, and the vjp of g with v is J v
@@ -188,31 +254,43 @@ def jvp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any =
     needs a differentiable backward.
 
     Args:
-        v: shaped like the inputs (a tuple for a tuple of inputs); None only for one-element
-            inputs.
+        func: maps the inputs to a Tensor or a tuple of Tensors.
+        v: shaped like the inputs (a tuple for a tuple of inputs); None only for one input of
+            one element.
     Returns:
-        ``(func(inputs), jvp)``, jvp shaped like the output.
+        ``(func(inputs), jvp)``: the outputs as func returned them (detached unless
+        ``create_graph``) and one J_i v per output, shaped like it (a tuple for a tuple of
+        outputs; zeros for an output that does not depend on the inputs).
+    Raises:
+        RuntimeError: v None for more than one input element, or v's length differs from the
+            number of inputs. TypeError: func returned something other than Tensors.
     """
     xs, single = _prepare_inputs(inputs, create_graph)
-    out = _output(func, xs, "jvp")
-    vs = (v,) if single or v is None else tuple(v)
+    outs, tuple_out = _outputs(func, xs, "jvp")
     if v is None:
-        if any(x._data.size != 1 for x in xs):
-            raise RuntimeError("jvp: v may be None only when every input has one element")
-        vs = tuple(Tensor._make(np.ones_like(x._data), False, None) for x in xs)
-    dummy = Tensor._make(np.zeros_like(out._data), True, None)
-    if not out.requires_grad:
-        return out.detach(), Tensor._make(np.zeros_like(out._data), False, None)
-    grads = grad(out, xs, dummy, create_graph=True, allow_unused=True)
-    used = [(g, vv) for g, vv in zip(grads, vs, strict=True) if g is not None and
-            g.requires_grad]
-    if not used:
-        return out.detach(), Tensor._make(np.zeros_like(out._data), False, None)
-    result = grad([g for g, _ in used], dummy, [vv for _, vv in used],
-                  create_graph=create_graph, allow_unused=True)[0]
-    if result is None:
-        result = Tensor._make(np.zeros_like(out._data), False, None)
-    return (out if create_graph else out.detach()), result
+        if len(xs) != 1 or xs[0]._data.size != 1:
+            raise RuntimeError("jvp: The vector v can only be None if the input to the "
+                               "user-provided function is a single Tensor with a single element.")
+        vs: tuple[Any, ...] = (Tensor._make(np.ones_like(xs[0]._data), False, None),)
+    else:
+        vs = _as_vectors(v, xs, "jvp", "input")
+    dummies = tuple(Tensor._make(np.zeros_like(o._data), True, None) for o in outs)
+    results: list[Tensor | None] = [None] * len(outs)
+    live = [i for i, o in enumerate(outs) if o.requires_grad]
+    if live:
+        grads = grad([outs[i] for i in live], xs, [dummies[i] for i in live],
+                     create_graph=True, allow_unused=True)
+        used = [(g, vv) for g, vv in zip(grads, vs, strict=True) if g is not None and
+                g.requires_grad]
+        if used:
+            found = grad([g for g, _ in used], [dummies[i] for i in live],
+                         [vv for _, vv in used], create_graph=create_graph, allow_unused=True)
+            for i, r in zip(live, found, strict=True):
+                results[i] = r
+    jvps = tuple(Tensor._make(np.zeros_like(o._data), False, None) if r is None else r
+                 for o, r in zip(outs, results, strict=True))
+    shown = tuple(o if create_graph else o.detach() for o in outs)
+    return _shaped(shown, tuple_out), _shaped(jvps, tuple_out)
 
 
 _STRATEGIES = ("reverse-mode", "forward-mode")
@@ -255,7 +333,7 @@ def jacobian(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
     xs, single_input = _prepare_inputs(inputs, create_graph)
     raw = func(*xs)
     single_output = isinstance(raw, Tensor)
-    outs = (raw,) if single_output else tuple(raw) if isinstance(raw, tuple | list) else None
+    outs = (raw,) if single_output else raw if isinstance(raw, tuple) else None  # torch: no list
     if outs is None or not all(isinstance(o, Tensor) for o in outs):
         raise TypeError(f"jacobian: func returned {type(raw).__name__}, expected a Tensor or a "
                         "tuple of Tensors")
@@ -342,12 +420,20 @@ def hvp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,
 
     Returns:
         ``(func(inputs), hvp)``, hvp shaped like the inputs.
+    Raises:
+        RuntimeError: func returns a tuple (torch: "should return a single Tensor") or more
+            than one element; v's length differs from the number of inputs.
     """
+    return _hvp("hvp", func, inputs, v, create_graph)
+
+
+def _hvp(what: str, func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,
+         create_graph: bool) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
     xs, single = _prepare_inputs(inputs, create_graph)
-    out = _output(func, xs, "hvp")
+    out = _output(func, xs, what)
     if out._data.size != 1:
-        raise RuntimeError(f"hvp: func must return one element, got shape {out.shape}")
-    vs = (v,) if single else tuple(v)
+        raise RuntimeError(f"{what}: func must return one element, got shape {out.shape}")
+    vs = _as_vectors(v, xs, what, "input")
     grads = _grad_or_zeros(out, xs, None, True)
     used = [(g, vv) for g, vv in zip(grads, vs, strict=True) if g.requires_grad]
     if not used:
@@ -370,4 +456,4 @@ def vhp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,
     Returns:
         ``(func(inputs), vhp)``, vhp shaped like the inputs (a tuple for a tuple of inputs).
     """
-    return hvp(func, inputs, v, create_graph)
+    return _hvp("vhp", func, inputs, v, create_graph)

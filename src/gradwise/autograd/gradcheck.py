@@ -44,9 +44,12 @@ def gradcheck(
     Args:
         fn: maps the inputs to a Tensor.
         inputs: float64 Tensors, given one by one or (torch's form) as one tuple/list; those
-            with ``requires_grad`` are checked, others held fixed.
+            with ``requires_grad`` are checked, others held fixed. An input may be a non-leaf
+            (``a * 1``, ``a.double()`` of a float32 leaf), as in torch.
     Returns:
-        True when every element agrees within ``atol + rtol * |numerical|``.
+        True when every element agrees within ``atol + rtol * |numerical|``. The analytic
+        gradient comes from :func:`gradwise.autograd.grad`, so every input's ``.grad`` and the
+        caller's graph are left as they were (torch's gradcheck does the same).
     Raises:
         GradcheckError naming the input, the element index and both values.
     """
@@ -59,17 +62,22 @@ def gradcheck(
             raise TypeError(
                 f"gradcheck: input {i} is {inputs[i].dtype}; finite differences need float64"
             )
-    for i in checked:
-        inputs[i]._grad = None
     output = fn(*inputs)
     if not isinstance(output, Tensor):
         raise TypeError(f"gradcheck: fn returned {type(output).__name__}, expected a Tensor")
     weights = np.random.default_rng(seed).uniform(0.5, 1.5, size=output.shape)
-    output.backward(weights.astype(output.dtype))
+    # the analytic Jacobian as a value (autograd.grad), as torch does: the inputs' .grad is left
+    # alone, a non-leaf input (``a * 1``, ``a.double()``) is differentiated like a leaf, and
+    # retain_graph keeps the caller's graph behind a non-leaf input usable
+    if output.requires_grad:
+        analytics = grad(output, [inputs[i] for i in checked], weights.astype(output.dtype),
+                         retain_graph=True, allow_unused=True)
+    else:
+        analytics = tuple(None for _ in checked)
 
-    for i in checked:
+    for i, found in zip(checked, analytics, strict=True):
         x = inputs[i]
-        analytic = x._grad if x._grad is not None else np.zeros_like(x._data)
+        analytic = np.zeros_like(x._data) if found is None else found._data
         numeric = np.zeros_like(x._data)
         # index x itself: reshape(-1) of a non-C-contiguous array (a transpose) is a copy,
         # and perturbing a copy would leave every numerical derivative 0
@@ -112,7 +120,8 @@ def gradgradcheck(
     Args:
         fn: maps the inputs to a Tensor; every op on the way needs a differentiable backward.
         inputs: float64 Tensors, given one by one or (torch's form) as one tuple/list; those
-            with ``requires_grad`` are checked, others held fixed.
+            with ``requires_grad`` are checked, others held fixed; non-leaf inputs work, and
+            no ``.grad`` is touched (as :func:`gradcheck`).
     Returns:
         True when every element of the second derivative agrees within
         ``atol + rtol * |numerical|``.
@@ -148,7 +157,8 @@ def gradgradcheck(
     # checks), or a wrong backward_graph that is merely self-consistent would pass
     recorded = first_gradient(*inputs)._data
     out = fn(*inputs)
-    plain_grads = grad(out, checked, weights.astype(out.dtype), allow_unused=True)
+    plain_grads = grad(out, checked, weights.astype(out.dtype), retain_graph=True,
+                       allow_unused=True)
     plain = np.concatenate([
         np.zeros(x._data.size, x._data.dtype) if g is None else g._data.reshape(-1)
         for g, x in zip(plain_grads, checked, strict=True)

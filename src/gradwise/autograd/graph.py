@@ -85,7 +85,7 @@ def topological_order(
                 "graph again"
             )
         for parent in reversed(_inputs_of(node)):
-            if (include_constants or parent.requires_grad) and id(parent) not in visited:
+            if (include_constants or parent._requires_grad) and id(parent) not in visited:
                 stack.append((parent, False))
     return order
 

@@ -51,8 +51,9 @@ def _root_grads(outputs: list[Tensor], grad_outputs: Any, caller: str, outputs_n
     arrays as constants, Tensors cast to the output's dtype (recorded).
 
     Raises:
-        ValueError: a count or shape mismatch. RuntimeError: an output that does not require
-            grad, or None for an output of more than one element.
+        ValueError: a count mismatch (torch does not check it; docs/PORTING.md).
+        RuntimeError: a shape mismatch (torch's "Mismatch in shape"); an output that does not
+            require grad, or None for an output of more than one element.
     """
     if grad_outputs is None or isinstance(grad_outputs, Tensor | np.ndarray):
         grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
@@ -81,9 +82,9 @@ def _root_grads(outputs: list[Tensor], grad_outputs: Any, caller: str, outputs_n
         elif given._data.dtype != out._data.dtype:
             given = given.to(out._data.dtype)  # recorded: a grad_output that requires grad
         if given.shape != out.shape:
-            raise ValueError(
-                f"{caller}: {grads_name}[{i}] has shape {given.shape} but {outputs_name}[{i}] "
-                f"has shape {out.shape}"
+            raise RuntimeError(  # torch's type and words
+                f"{caller}: Mismatch in shape: {grads_name}[{i}] has shape {given.shape} but "
+                f"{outputs_name}[{i}] has shape {out.shape}"
             )
         root_grads.append(given)
     return root_grads
@@ -113,8 +114,11 @@ def backward(
         RuntimeError: a tensor does not require grad, an implicit gradient for a tensor of
             more than one element, ``inputs`` empty (torch: "`inputs` argument to
             `backward()` cannot be empty.") or holding a tensor that does not require grad.
-        ValueError: a count or shape mismatch between ``tensors`` and ``grad_tensors``.
-        TypeError: an entry that is not a Tensor.
+        RuntimeError: a shape mismatch between a tensor and its grad_tensor (torch's
+            "Mismatch in shape").
+        ValueError: a count mismatch between ``tensors`` and ``grad_tensors``.
+        TypeError: an entry of ``tensors`` that is not a Tensor (RuntimeError for ``inputs``,
+            as torch).
 
     Example:
         >>> gw.autograd.backward([loss_a, loss_b], inputs=[encoder_weight])
@@ -126,7 +130,12 @@ def backward(
     if inputs is None:
         _run_backward_graph(roots, root_grads, retain_graph, create_graph, capture=None)
         return
-    targets = _as_tensors(inputs, "inputs", "backward")
+    given: list[Any] = list(inputs) if isinstance(inputs, tuple | list) else [inputs]
+    for i, item in enumerate(given):
+        if not isinstance(item, Tensor):  # torch's type and words
+            raise RuntimeError(f"backward: all inputs have to be Tensors, but inputs[{i}] is "
+                               f"{type(item).__name__}")
+    targets: list[Tensor] = given
     if not targets:
         raise RuntimeError("backward: `inputs` argument to `backward()` cannot be empty.")
     for i, target in enumerate(targets):
@@ -184,7 +193,9 @@ def grad(
         RuntimeError: an output or input does not require grad; an input is unused and
             ``allow_unused`` is False; an op on the way has no differentiable backward while
             ``create_graph`` is set (the message names the op).
-        ValueError: a grad_output's shape differs from its output's.
+        RuntimeError: a grad_output's shape differs from its output's (torch's "Mismatch in
+            shape"); ``inputs`` empty (torch: "`inputs` argument to `grad()` cannot be empty.")
+            or holding something that is not a Tensor (torch: "all inputs have to be Tensors").
     """
     if is_grads_batched:
         raise NotImplementedError(
@@ -195,7 +206,14 @@ def grad(
         raise ValueError("grad: materialize_grads=True needs allow_unused True or unset")
     allow_unused = bool(allow_unused) or materialize_grads
     outputs = _as_tensors(outputs, "outputs")
-    inputs = _as_tensors(inputs, "inputs")
+    given: list[Any] = list(inputs) if isinstance(inputs, tuple | list) else [inputs]
+    if not given:
+        raise RuntimeError("grad: `inputs` argument to `grad()` cannot be empty.")
+    for i, x in enumerate(given):
+        if not isinstance(x, Tensor):
+            raise RuntimeError(f"grad: all inputs have to be Tensors, but inputs[{i}] is "
+                               f"{type(x).__name__}")
+    inputs = given
     if retain_graph is None:
         retain_graph = create_graph
     for i, x in enumerate(inputs):

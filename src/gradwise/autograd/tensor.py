@@ -205,7 +205,7 @@ class Tensor(_TensorMethods):
         "_grad",
         "_grad_graph",
         "_grad_ref",
-        "requires_grad",
+        "_requires_grad",
         "_ctx",
         "_version",
         "_base",
@@ -245,7 +245,7 @@ class Tensor(_TensorMethods):
         self._hooks: list[Callable[..., Any]] | None = None
         self._retains_grad = False
         self.name: str | None = None
-        self.requires_grad = False
+        self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -264,7 +264,7 @@ class Tensor(_TensorMethods):
         tensor._grad = None
         tensor._grad_graph = None
         tensor._grad_ref = None
-        tensor.requires_grad = requires_grad
+        tensor._requires_grad = requires_grad
         tensor._ctx = ctx
         tensor._version = [0]
         tensor._base = None
@@ -327,9 +327,9 @@ class Tensor(_TensorMethods):
             return
         array = value._data if isinstance(value, Tensor) else np.asarray(value)
         if array.shape != self._data.shape:
-            raise ValueError(
-                f"grad: assigned gradient has shape {array.shape} but the tensor has shape "
-                f"{self._data.shape}"
+            raise RuntimeError(  # torch: "assigned grad has data of a different size"
+                f"grad: assigned grad has data of a different size: shape {array.shape} but "
+                f"the tensor has shape {self._data.shape}"
             )
         self._grad = array
         self._grad_ref = weakref.ref(value) if isinstance(value, Tensor) else None  # is value
@@ -468,19 +468,30 @@ class Tensor(_TensorMethods):
         return (f"<div><small>{_html.escape(head)}</small>"
                 f"<pre style='margin:0'>{_html.escape(body)}</pre></div>")
 
+    @property
+    def requires_grad(self) -> bool:
+        """Whether operations on this tensor are recorded (torch's ``requires_grad``)."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value: bool) -> None:
+        # torch checks the assignment as requires_grad_() does (an int tensor raises)
+        self.requires_grad_(value)
+
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Switch gradient recording for this tensor on or off; returns self, as torch's.
 
-        Raises TypeError when asking a non-floating tensor to record, and RuntimeError for
-        ``requires_grad_(False)`` on a non-leaf (use ``detach``).
+        Raises RuntimeError (torch's type and words) when asking a non-floating tensor to
+        record, and for ``requires_grad_(False)`` on a non-leaf (use ``detach``).
         """
         if requires_grad and self._data.dtype.kind not in "fc":
-            raise TypeError(
-                f"only floating-point tensors can require grad; this one is {self._data.dtype}"
+            raise RuntimeError(
+                "only Tensors of floating point and complex dtype can require gradients; this "
+                f"one is {self._data.dtype}"
             )
         if not requires_grad and self._ctx is not None:
             raise RuntimeError("requires_grad_(False) works on leaves only; use .detach()")
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         return self
 
     def numpy(self) -> np.ndarray:
@@ -647,7 +658,7 @@ class Tensor(_TensorMethods):
             return  # nothing is recorded now; a later recorded use replays it
         remade = self._replay_view()
         if remade is not None:
-            self._ctx, self.requires_grad = remade._ctx, remade.requires_grad
+            self._ctx, self._requires_grad = remade._ctx, remade._requires_grad
 
     def _refuse_overlap(self, op: str, array: np.ndarray | None = None) -> None:
         """Refuse an in-place ``op`` on memory that several elements share (an ``expand``ed

@@ -116,6 +116,7 @@ class TensorExtras:
     # set by Tensor.__init__; declared for the type checker, which meets this class first
     _ctx: Any
     requires_grad: bool
+    _requires_grad: bool
 
     # ---- diagonals, rolls, tiles ----------------------------------------------------------------
     def roll(self: Tensor, shifts: Any, dims: Any = None) -> Tensor:
@@ -1167,7 +1168,7 @@ class TensorExtras:
         """Cut this tensor from the graph in place (it becomes a leaf that does not require
         grad), as ``Tensor.detach_()``; returns self."""
         self._ctx = None
-        self.requires_grad = False
+        self._requires_grad = False
         return self
 
     def take(self: Tensor, index: Any) -> Tensor:

@@ -45,6 +45,7 @@ class TensorOps:
     # set by Tensor.__init__; declared for the type checker, which meets this class first
     _ctx: Any
     requires_grad: bool
+    _requires_grad: bool
 
     # ---- copies and casts ------------------------------------------------------------------------
     def clone(self: Tensor) -> Tensor:
@@ -104,9 +105,9 @@ class TensorOps:
             grad_array = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
             grad_array = grad_array.astype(self._data.dtype, copy=False)
             if grad_array.shape != self.shape:
-                raise ValueError(
-                    f"backward: grad has shape {grad_array.shape} but the tensor has shape "
-                    f"{self.shape}"
+                raise RuntimeError(  # torch's type and words
+                    f"backward: Mismatch in shape: grad has shape {grad_array.shape} but the "
+                    f"tensor has shape {self.shape}"
                 )
         if create_graph:
             root_grad = grad if isinstance(grad, Tensor) and grad.shape == self.shape else None
@@ -158,7 +159,7 @@ class TensorOps:
         self._data[...] = result._data
         self._version[0] = version + 1
         self._ctx = node
-        self.requires_grad = True
+        self._requires_grad = True
         node._rebase_version = version + 1
         node._rebase_previous = previous
         if type(node).saves_output:
@@ -202,7 +203,7 @@ class TensorOps:
         base._rebase(op, base_after)
         remade = self._replay_view()
         assert remade is not None
-        self._ctx, self.requires_grad = remade._ctx, True
+        self._ctx, self._requires_grad = remade._ctx, True
         return self
 
     def add_(self: Tensor, other: ArrayLike, alpha: float = 1.0) -> Tensor:

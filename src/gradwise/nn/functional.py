@@ -1572,6 +1572,10 @@ def _pad_by_index(input: Tensor, pad: tuple[int, ...], mode: str) -> Tensor:
                                  f"{dim} of size {size} (input {tuple(input.shape)})")
             positions = positions % size
         out = out.index_select(dim, positions.astype(np.int64))
+    if mode != "circular":
+        # torch's reflection_pad/replication_pad backward reads the input (circular padding is
+        # a composite in torch too): the create_graph gradient requires grad as torch's
+        out = _ew.reads_input(out, input)
     return out
 
 
@@ -1868,7 +1872,7 @@ def _adaptive_sizes(op: str, output_size: Any, spatial: tuple[int, ...]) -> tupl
     return tuple(int(s) for s in sizes)
 
 
-def _adaptive_avg(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
+def _adaptive_avg_parts(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
     """The mean of each of torch's adaptive windows over the last ``len(sizes)`` axes.
 
     Each window is averaged on its own, so an inf or NaN stays in the windows that hold it (an
@@ -1887,6 +1891,15 @@ def _adaptive_avg(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
               .mean(dim=axes) for cell in np.ndindex(*sizes)]
     from gradwise.autograd.functional import stack
     return stack(values, -1).reshape(*lead, *sizes)
+
+
+def _adaptive_avg(x: Tensor, sizes: tuple[int, ...]) -> Tensor:
+    """:func:`_adaptive_avg_parts` marked as reading ``x``, as torch's adaptive_avg_pool
+    backward does (so a create_graph gradient requires grad where torch's does); an output of
+    size 1 everywhere is a plain mean in torch (AdaptiveAveragePooling.cpp), which reads
+    nothing."""
+    out = _adaptive_avg_parts(x, sizes)
+    return out if all(s == 1 for s in sizes) else _ew.reads_input(out, x)
 
 
 def adaptive_avg_pool2d(x: Tensor, output_size: Any) -> Tensor:
@@ -1927,7 +1940,8 @@ def _adaptive_max(op: str, x: Tensor, sizes: tuple[int, ...], return_indices: bo
             coords = [loc + start for loc, start in zip(local, starts, strict=True)]
             indices.append(np.ravel_multi_index(coords, spatial))
     from gradwise.autograd.functional import stack
-    out = stack(values, -1).reshape(*lead, *sizes)
+    # torch's adaptive_max_pool backward reads x: the create_graph gradient requires grad
+    out = _ew.reads_input(stack(values, -1).reshape(*lead, *sizes), x)
     if not return_indices:
         return out
     return out, Tensor._make(np.stack(indices, -1).reshape(*lead, *sizes).astype(np.int64),

@@ -210,6 +210,13 @@ def _cast(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     return b.node("Cast", [b.value(fn.inputs[0])], to=to), b.batch_of(fn.inputs[0])
 
 
+@converts("ReadsInput")
+def _reads_input(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # a marker for create_graph (ops/elementwise.py): the value is its first input's
+    x = fn.inputs[0]
+    return b.node("Identity", [b.value(x)]), b.batch_of(x)
+
+
 @converts("PowScalar")
 def _pow_scalar(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     x = fn.inputs[0]

@@ -901,6 +901,45 @@ class ZeroLink(Function):
         return grad, Tensor._make(np.zeros(ctx.x_shape, ctx.x_dtype), False, None)
 
 
+class ReadsInput(Function):
+    """``y`` itself, marked as computed by an op whose torch backward reads the input ``x``.
+
+    For a composite op (adaptive pooling, reflect and replicate padding) built from ops whose
+    own backwards read nothing of ``x`` (mean, index_select, stack), while torch's single node
+    reads ``x``: under ``create_graph`` the incoming gradient is :func:`linked_to` ``x``, so the
+    gradient the composite sends back requires grad and differentiates to zeros exactly where
+    torch's does. Without ``create_graph`` it passes the gradient through untouched.
+
+    Local derivative: 1 for y; nothing for x (it gets no gradient along this edge). Shape:
+    ``y``'s; the output is a view of y.
+    """
+
+    saves_inputs = False
+    may_send_no_grad = True
+    returns_view = True
+    tensor_args = (0, 1)
+
+    @staticmethod
+    def forward(ctx, y, x):
+        return y.view()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        return linked_to(grad, ctx.inputs[1]), None
+
+
+def reads_input(y, x):
+    """``y`` marked with :class:`ReadsInput` when ``x`` requires grad and grad mode records
+    (else ``y`` as it is: no node, no cost)."""
+    if not (x.requires_grad and y.requires_grad):
+        return y
+    return ReadsInput.apply(y, x)
+
+
 class Where(Function):
     """``a`` where ``condition`` holds, else ``b`` (all three broadcast together).
 

@@ -32,6 +32,7 @@ import itertools
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.ops.elementwise import linked_to
 from gradwise.autograd.ops.shape import GetItem, ScatterAdd
 
 Sizes = tuple[int, ...]
@@ -182,7 +183,9 @@ class MaxPoolNd(Function):
         coords = np.unravel_index(indices, shape[lead:])
         grids = tuple(np.arange(n).reshape((-1,) + (1,) * (indices.ndim - 1 - axis))
                       for axis, n in enumerate(shape[:lead]))
-        return (ScatterAdd.apply(grad, shape, (*grids, *coords), False),)
+        # torch's max_pool backward reads x (derivative 0): linked to it, zeros not None
+        return (linked_to(ScatterAdd.apply(grad, shape, (*grids, *coords), False),
+                          ctx.inputs[0]),)
 
 
 class AvgPoolNd(Function):
@@ -238,7 +241,8 @@ class AvgPoolNd(Function):
             index = _offset_index(lead, offset, out_sizes, stride, (1,) * len(kernel))
             spread = ScatterAdd.apply(share, padded_shape, index, True)
             total = spread if total is None else total + spread
-        return (GetItem.apply(total, _crop(shape, padding)),)
+        # torch's avg_pool backward reads x (derivative 0): linked to it, zeros not None
+        return (linked_to(GetItem.apply(total, _crop(shape, padding)), ctx.inputs[0]),)
 
 
 def _crop(shape: Sizes, padding: Sizes) -> tuple[slice, ...]:

@@ -1166,7 +1166,15 @@ class TensorExtras:
 
     def detach_(self: Tensor) -> Tensor:
         """Cut this tensor from the graph in place (it becomes a leaf that does not require
-        grad), as ``Tensor.detach_()``; returns self."""
+        grad), as ``Tensor.detach_()``; returns self.
+
+        Raises:
+            RuntimeError: this tensor is a view (torch's rule: detaching a view in place would
+                leave its base's graph inconsistent; ``detach()`` makes a new tensor instead).
+        """
+        if self._base is not None:
+            raise RuntimeError("detach_: Can't detach views in-place. Use detach() instead "
+                               f"(a view of shape {tuple(self.shape)})")
         self._ctx = None
         self._requires_grad = False
         return self

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from gradwise.autograd.function import Function
@@ -60,6 +62,28 @@ class Reshape(Function):
         return (Reshape.apply(grad, ctx.shape),)
 
 
+def _check_permutation(axes: Any, shape: tuple[int, ...]) -> None:
+    """Raise torch's errors (types and wording of ``torch.permute``) unless ``axes`` is a
+    permutation of the dims of ``shape`` (negative dims count from the end).
+
+    Raises:
+        RuntimeError: the number of dims differs, or a dim appears twice.
+        IndexError: a dim is out of range.
+    """
+    ndim, span = len(shape), max(len(shape), 1)
+    if len(axes) != ndim:
+        raise RuntimeError(
+            "permute: number of dimensions in the tensor input does not match the length of "
+            f"the desired ordering of dimensions i.e. input.dim() = {ndim} is not equal to "
+            f"len(dims) = {len(axes)} (input shape {shape}, dims {tuple(axes)})")
+    for axis in axes:
+        if not -span <= axis < span:
+            raise IndexError(f"permute: Dimension out of range (expected to be in range of "
+                             f"[{-span}, {span - 1}], but got {axis})")
+    if len({axis % span for axis in axes}) != ndim:
+        raise RuntimeError(f"permute(): duplicate dims are not allowed (dims {tuple(axes)})")
+
+
 class Transpose(Function):
     """x with its axes permuted.
 
@@ -72,11 +96,7 @@ class Transpose(Function):
 
     @staticmethod
     def forward(ctx, x, axes):
-        if sorted(a % max(x.ndim, 1) for a in axes) != list(range(x.ndim)):
-            raise ValueError(
-                f"transpose: axes {tuple(axes)} are not a permutation of the {x.ndim} axes "
-                f"of a tensor of shape {x.shape}"
-            )
+        _check_permutation(axes, x.shape)
         ctx.axes = axes
         return x.transpose(axes)
 

@@ -1219,7 +1219,9 @@ class TensorExtras:
         Raises:
             TypeError: ``indices`` is not a tuple or list.
             IndexError: an index is out of range (naming the tensor's shape).
-            RuntimeError: ``values`` is a Tensor of another dtype (torch does not promote).
+            RuntimeError: ``values`` is a Tensor of another dtype (torch does not promote),
+                or has more dims than self (torch's "shape mismatch: value tensor of shape
+                ... cannot be broadcast to indexing result of shape ...").
         """
         if not isinstance(indices, tuple | list):
             raise TypeError(f"index_put_: indices must be a tuple of tensors, got "
@@ -1229,6 +1231,16 @@ class TensorExtras:
                                         "destination and {source} for the source.")
         where_ = tuple(np.asarray(_raw(i)) for i in indices)
         if not accumulate:
+            value_shape = np.shape(_raw(values))
+            try:
+                picked = np.shape(self._data[where_]) if value_shape else ()
+            except IndexError:
+                picked = value_shape  # the assignment below raises, naming the shape
+            if len(value_shape) > len(picked):  # no leading-1 squeeze here (torch's
+                # index_put_ broadcasts strictly; ``t[i] = v`` squeezes them)
+                raise RuntimeError(
+                    f"index_put_: shape mismatch: value tensor of shape {list(value_shape)} "
+                    f"cannot be broadcast to indexing result of shape {list(picked)}")
             self[where_] = values
             return self
         try:

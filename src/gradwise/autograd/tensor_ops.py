@@ -299,7 +299,10 @@ class TensorOps:
         if self._records_inplace("__setitem__", value):
             self._rebase("__setitem__", lambda prev: _shape.SetItem.apply(prev, value, index))
             return
-        self._data[index] = value._data if isinstance(value, Tensor) else value
+        array = value._data if isinstance(value, Tensor) else value
+        if isinstance(array, np.ndarray) and array.ndim:  # drop extra leading 1s, as torch
+            array = _shape.fit_value(array, self._data, index)
+        self._data[index] = array
         self._bump()
 
     # ``x += y`` changes x in place for every tensor, as torch (x keeps its identity); recorded

@@ -542,6 +542,24 @@ class ScatterAdd(Function):
         return (GetItem.apply(grad, ctx.index),)
 
 
+def fit_value(value: np.ndarray, x: np.ndarray, index: object) -> np.ndarray:
+    """``value`` with the leading size-1 dims it has beyond ``x[index]``'s rank dropped, as
+    torch's ``index_put_``/``copy_`` broadcast does (``y[0] = ones(1, 1)`` on a (3,) tensor
+    writes the one value; NumPy refuses "setting an array element with a sequence"). A
+    leading dim longer than 1 is kept, so the assignment still raises NumPy's shape error.
+
+    Shape: value (1, ..., 1, *rest) -> rest when ``x[index]`` has ``len(rest)`` dims or fewer.
+    """
+    value = np.asarray(value)
+    if value.ndim == 0:
+        return value
+    target_ndim = np.ndim(x[index])
+    lead = 0
+    while value.ndim - lead > target_ndim and value.shape[lead] == 1:
+        lead += 1
+    return value.reshape(value.shape[lead:]) if lead else value
+
+
 class SetItem(Function):
     """A copy of x with ``x[index] = value`` (value broadcast to the indexed shape): the
     out-of-place form behind a recorded ``x[index] = value``, ``copy_`` and ``fill_``
@@ -561,6 +579,8 @@ class SetItem(Function):
         ctx.index, ctx.value_shape, ctx.value_dtype = index, value.shape, value.dtype
         out = x.copy()
         try:
+            value = fit_value(value, out, index)
+            ctx.fitted_shape = value.shape
             out[index] = value
         except (IndexError, ValueError) as error:
             raise type(error)(f"setitem: {error} (tensor shape {x.shape}, value shape "
@@ -571,10 +591,11 @@ class SetItem(Function):
     def backward(ctx, grad):
         grad_x = grad_value = None
         if ctx.needs_input_grad[0]:
-            grad_x = grad.copy()
+            grad_x = np.array(grad)  # a copy, and an array even for a 0-d NumPy scalar
             grad_x[ctx.index] = 0
         if ctx.needs_input_grad[1]:
-            grad_value = unbroadcast(np.asarray(grad[ctx.index]), ctx.value_shape)
+            grad_value = unbroadcast(np.asarray(grad[ctx.index]), ctx.fitted_shape)
+            grad_value = grad_value.reshape(ctx.value_shape)
             if grad_value.dtype != ctx.value_dtype and ctx.value_dtype.kind in "fc":
                 grad_value = grad_value.astype(ctx.value_dtype)
         return grad_x, grad_value
@@ -585,5 +606,7 @@ class SetItem(Function):
         if ctx.needs_input_grad[0]:
             grad_x = SetItem.apply(grad, np.zeros((), dtype=grad.dtype), ctx.index)
         if ctx.needs_input_grad[1]:
-            grad_value = unbroadcast_graph(GetItem.apply(grad, ctx.index), ctx.value_shape)
+            grad_value = unbroadcast_graph(GetItem.apply(grad, ctx.index), ctx.fitted_shape)
+            if ctx.fitted_shape != ctx.value_shape:
+                grad_value = grad_value.reshape(ctx.value_shape)
         return grad_x, grad_value

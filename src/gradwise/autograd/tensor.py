@@ -661,10 +661,11 @@ class Tensor(_TensorMethods):
             self._ctx, self._requires_grad = remade._ctx, remade._requires_grad
 
     def _refuse_overlap(self, op: str, array: np.ndarray | None = None) -> None:
-        """Refuse an in-place ``op`` on memory that several elements share (an ``expand``ed
-        tensor: a stride 0 over a dim longer than 1), with torch's error; the ops torch lets
-        write there (fills, masked and indexed fills, ``index_put_``) pass. ``array``: the
-        region actually written (``__setitem__``'s), checked whatever the op.
+        """Refuse an in-place ``op`` on memory that several elements share (any internally
+        overlapping view: ``expand``'s stride 0, ``unfold`` with step < size; see
+        :func:`internal_overlap`), with torch's error; the ops torch lets write there (fills,
+        masked and indexed fills, ``index_put_``) pass. ``array``: the region actually
+        written (``__setitem__``'s), checked whatever the op.
 
         Raises:
             RuntimeError: torch's "unsupported operation: more than one element of the
@@ -674,12 +675,8 @@ class Tensor(_TensorMethods):
             if op in _OVERLAP_ALLOWED:
                 return
             array = self._data
-        if any(stride == 0 and n > 1 for stride, n in zip(array.strides, array.shape,
-                                                           strict=True)):
-            raise RuntimeError(
-                f"{op}: unsupported operation: more than one element of the written-to tensor "
-                "refers to a single memory location. Please clone() the tensor before "
-                "performing the operation.")
+        if internal_overlap(array):
+            raise RuntimeError(overlap_message(op))
 
     def _bump(self) -> Tensor:
         self._version[0] += 1
@@ -889,6 +886,41 @@ def _index_arg(index: Any) -> Any:
 # in-place ops torch lets write into memory that several elements share (expand): fills;
 # __setitem__ checks the region it writes itself
 # (torch also lets tril_/triu_ write there; gradwise refuses them: docs/PORTING.md)
+def internal_overlap(array: np.ndarray) -> bool:
+    """Whether two indices of ``array`` reach one memory address (its strides overlap): a
+    stride 0 over a dim longer than 1 (``expand``), or windows sharing elements (``unfold``
+    with step < size, ``as_strided``). torch's ``has_internal_overlap`` answers only the stride
+    0 case ("TooHard" otherwise, then writes anyway); this answers every case exactly.
+
+    Fast path: with the dims longer than 1 sorted by stride, each stride at least the span of
+    the ones before it means no overlap (C, F and every permuted or sliced layout). Otherwise
+    the element offsets are enumerated and counted (O(size log size), only for such odd
+    layouts).
+    """
+    dims = sorted((abs(st), n) for st, n in zip(array.strides, array.shape, strict=True)
+                  if n > 1)
+    if any(st == 0 for st, _ in dims):
+        return True
+    span = array.itemsize
+    for st, n in dims:
+        if st < span:
+            break
+        span += st * (n - 1)
+    else:
+        return False
+    offsets = np.zeros((), dtype=np.int64)
+    for st, n in zip(array.strides, array.shape, strict=True):
+        offsets = np.add.outer(offsets, np.arange(n, dtype=np.int64) * st)
+    return bool(np.unique(offsets).size < offsets.size)
+
+
+def overlap_message(op: str) -> str:
+    """torch's words for a write through memory several elements share."""
+    return (f"{op}: unsupported operation: more than one element of the written-to tensor "
+            "refers to a single memory location. Please clone() the tensor before "
+            "performing the operation.")
+
+
 _OVERLAP_ALLOWED = frozenset({"fill_", "zero_", "masked_fill_", "index_fill_", "fill_diagonal_",
                               "index_put_", "__setitem__"})
 

@@ -37,6 +37,8 @@ from gradwise.autograd.tensor import (
     _result_dtype,
     _shape_arg,
 )
+from gradwise.autograd.tensor import internal_overlap as _internal_overlap
+from gradwise.autograd.tensor import overlap_message as _overlap_message
 
 
 class TensorOps:
@@ -120,17 +122,20 @@ class TensorOps:
         _run_backward(self, grad_array, bool(retain_graph))
 
     # ---- in-place updates, recorded as torch records them (the rules: tensor.py) -------------
-    def _rebase(self: Tensor, op: str, compute: Callable[[Tensor], Tensor]) -> Tensor:
+    def _rebase(self: Tensor, op: str, compute: Callable[[Tensor], Tensor],
+                region: Any = None) -> Tensor:
         """Record an in-place op: ``compute(previous)`` is its out-of-place form applied to this
         tensor's history so far; its values are written into this tensor's array and its node
-        becomes this tensor's grad_fn (torch's rebase_history).
+        becomes this tensor's grad_fn (torch's rebase_history). ``region``: the index of the
+        elements the op writes (None: all), used when this is a view sharing memory between
+        its elements (see ``_rebase_view``).
 
         Raises:
             RuntimeError: the result's shape differs from this tensor's (torch: "output with
                 shape ... doesn't match the broadcast shape ...").
         """
         if self._base is not None:
-            return self._rebase_view(op, compute)
+            return self._rebase_view(op, compute, region)
         version = self._version[0]
         # the history so far, with a private copy of the values (the op's node may save them)
         previous = Tensor._make(self._data.copy(), self.requires_grad, self._ctx)
@@ -167,12 +172,25 @@ class TensorOps:
         _rebased[0] = True
         return self
 
-    def _rebase_view(self: Tensor, op: str, compute: Callable[[Tensor], Tensor]) -> Tensor:
+    def _rebase_view(self: Tensor, op: str, compute: Callable[[Tensor], Tensor],
+                     region: Any = None) -> Tensor:
         """Record an in-place op on a view as torch's CopySlices: the base's history is rebased
         onto "the base with the view's elements replaced by ``compute(view)``" (the view replayed
         on the base's history so far), then this view's history becomes the view op replayed
         on the new base. Which elements of the base the view holds comes from replaying the
         view on an array of the base's flat positions.
+
+        A view whose elements share base elements (``expand``, ``unfold`` with step < size)
+        writes back only the elements it changes, each base element once: the ``region``
+        written by ``t[i] = v`` with a basic index when no two of its elements share one, every
+        element for ``fill_``/``zero_`` (one value everywhere). Anything else is refused: an
+        advanced or boolean region (``t[[0]] = v``, ``masked_fill_``) too, where torch's
+        gradient is wrong (its CopySlices scatters the aliases back, the last one winning).
+
+        Raises:
+            RuntimeError: torch's "unsupported operation: more than one element of the
+                written-to tensor refers to a single memory location" for a write through
+                shared elements that is not one of those.
         """
         from gradwise.autograd.grad_mode import no_grad
 
@@ -187,6 +205,19 @@ class TensorOps:
         with no_grad():
             flat_positions = np.arange(base._data.size).reshape(base.shape)
             positions = replay(Tensor._make(flat_positions, False, None))._data.reshape(-1)
+        picked: Any = None  # the view's elements written back: all, unless it overlaps itself
+        if positions.size and np.unique(positions).size < positions.size:
+            # several of the view's elements are one base element: scattering them all would
+            # let the last alias win and send the gradient to every alias
+            if region is not None and _shape._is_basic_index(region):
+                picked = region  # only the elements written, if no two share a base element
+                positions = positions.reshape(self.shape)[region].reshape(-1)
+                if np.unique(positions).size < positions.size:
+                    raise RuntimeError(_overlap_message(op))
+            elif op in ("fill_", "zero_"):  # one value everywhere: each base element once
+                positions, picked = np.unique(positions, return_index=True)
+            else:
+                raise RuntimeError(_overlap_message(op))
 
         def base_after(previous_base: Tensor) -> Tensor:
             new_view = compute(replay(previous_base))
@@ -196,8 +227,13 @@ class TensorOps:
                     f"shape {list(new_view.shape)}")
             if new_view._data.dtype != base._data.dtype:
                 new_view = _ew.Cast.apply(new_view, base._data.dtype)
-            flat = _shape.SetItem.apply(previous_base.reshape(-1), new_view.reshape(-1),
-                                        positions)
+            if region is not None and picked is not None:
+                values = new_view[region].reshape(-1)
+            else:
+                values = new_view.reshape(-1)
+                if picked is not None:
+                    values = values[picked]
+            flat = _shape.SetItem.apply(previous_base.reshape(-1), values, positions)
             return flat.reshape(base.shape)
 
         base._rebase(op, base_after)
@@ -279,6 +315,10 @@ class TensorOps:
         """In place: set every element to ``value``; returns self. Same in-place rules as ``add_``.
         """
         if self._records_inplace("fill_", value):
+            if isinstance(value, Tensor) and value.requires_grad and self._base is not None \
+                    and _internal_overlap(self._data):
+                # torch's gradient for the value would count each alias of a shared element
+                raise RuntimeError(_overlap_message("fill_"))
             fill = value if isinstance(value, Tensor) else np.asarray(value, self._data.dtype)
             return self._rebase("fill_", lambda prev: _shape.SetItem.apply(prev, fill, ...))
         self._data.fill(value._data if isinstance(value, Tensor) else value)
@@ -297,7 +337,8 @@ class TensorOps:
         if _shape._is_basic_index(index):  # the written region itself may not share memory
             self._refuse_overlap("__setitem__", np.asarray(self._data[index]))
         if self._records_inplace("__setitem__", value):
-            self._rebase("__setitem__", lambda prev: _shape.SetItem.apply(prev, value, index))
+            self._rebase("__setitem__", lambda prev: _shape.SetItem.apply(prev, value, index),
+                         region=index)
             return
         array = value._data if isinstance(value, Tensor) else value
         if isinstance(array, np.ndarray) and array.ndim:  # drop extra leading 1s, as torch

@@ -542,7 +542,7 @@ class ScatterAdd(Function):
         return (GetItem.apply(grad, ctx.index),)
 
 
-def fit_value(value: np.ndarray, x: np.ndarray, index: object) -> np.ndarray:
+def fit_value(value: np.ndarray, x: np.ndarray, index: Any) -> np.ndarray:
     """``value`` with the leading size-1 dims it has beyond ``x[index]``'s rank dropped, as
     torch's ``index_put_``/``copy_`` broadcast does (``y[0] = ones(1, 1)`` on a (3,) tensor
     writes the one value; NumPy refuses "setting an array element with a sequence"). A

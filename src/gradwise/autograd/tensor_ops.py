@@ -206,7 +206,10 @@ class TensorOps:
             flat_positions = np.arange(base._data.size).reshape(base.shape)
             positions = replay(Tensor._make(flat_positions, False, None))._data.reshape(-1)
         picked: Any = None  # the view's elements written back: all, unless it overlaps itself
-        if positions.size and np.unique(positions).size < positions.size:
+        # (the O(n log n) count only where the view's memory says an alias is possible)
+        if positions.size and (_internal_overlap(self._data)
+                               or not np.may_share_memory(self._data, base._data)) \
+                and np.unique(positions).size < positions.size:
             # several of the view's elements are one base element: scattering them all would
             # let the last alias win and send the gradient to every alias
             if region is not None and _shape._is_basic_index(region):

@@ -551,7 +551,7 @@ def fit_value(value: np.ndarray, x: np.ndarray, index: Any) -> np.ndarray:
     Shape: value (1, ..., 1, *rest) -> rest when ``x[index]`` has ``len(rest)`` dims or fewer.
     """
     value = np.asarray(value)
-    if value.ndim == 0:
+    if value.ndim == 0 or value.shape[0] != 1:  # nothing to drop: skip indexing x
         return value
     target_ndim = np.ndim(x[index])
     lead = 0

@@ -1,0 +1,33 @@
+"""Regressions from a newcomer review of issue 12 (API faults, fix7b), each checked vs torch."""
+
+import numpy as np
+import pytest
+
+import gradwise as gw
+
+torch = pytest.importorskip("torch")
+
+_DTYPES = [
+    ("float32", "float64"), ("float32", "int64"), ("float64", "float32"), ("float32", "float16"),
+]
+
+
+@pytest.mark.parametrize(("leaf", "given"), _DTYPES)
+def test_grad_setter_rejects_another_dtype_like_torch(leaf, given):
+    x = gw.ones(3, dtype=getattr(gw, leaf), requires_grad=True)
+    tx = torch.ones(3, dtype=getattr(torch, leaf), requires_grad=True)
+    with pytest.raises(RuntimeError, match="attempting to assign a gradient with dtype"):
+        tx.grad = torch.ones(3, dtype=getattr(torch, given))
+    for value in (gw.ones(3, dtype=getattr(gw, given)), np.ones(3, dtype=given)):
+        with pytest.raises(RuntimeError, match="attempting to assign a gradient with dtype"):
+            x.grad = value
+        assert x.grad is None  # nothing half-assigned
+
+
+def test_grad_setter_list_takes_tensor_dtype_and_backward_keeps_it():
+    x = gw.ones(3, requires_grad=True)
+    x.grad = [1, 2, 3]
+    assert x.grad.dtype == gw.float32
+    (x * 2).sum().backward()
+    assert x.grad.dtype == gw.float32
+    np.testing.assert_array_equal(np.asarray(x.grad), [3.0, 4.0, 5.0])

@@ -31,3 +31,19 @@ def test_grad_setter_list_takes_tensor_dtype_and_backward_keeps_it():
     (x * 2).sum().backward()
     assert x.grad.dtype == gw.float32
     np.testing.assert_array_equal(np.asarray(x.grad), [3.0, 4.0, 5.0])
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 3), ()])
+@pytest.mark.parametrize(("size", "step"), [(5, 1), (2, 0), (-1, 1), (2, -1), (7, 0), (1, 1)])
+def test_unfold_argument_errors_match_torch(shape, size, step):
+    data = np.arange(int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    try:
+        want = torch.from_numpy(data).unfold(0, size, step)
+    except RuntimeError as err:
+        message = str(err)
+        with pytest.raises(RuntimeError) as caught:
+            gw.tensor(data).unfold(0, size, step)
+        assert message in str(caught.value)
+    else:
+        np.testing.assert_array_equal(np.asarray(gw.tensor(data).unfold(0, size, step)),
+                                      want.numpy())

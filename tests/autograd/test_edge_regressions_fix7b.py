@@ -47,3 +47,39 @@ def test_unfold_argument_errors_match_torch(shape, size, step):
     else:
         np.testing.assert_array_equal(np.asarray(gw.tensor(data).unfold(0, size, step)),
                                       want.numpy())
+
+
+def _ported_function(lib):
+    """A torch Function using save_for_backward, written once for both libraries."""
+
+    class Mul(lib.autograd.Function):
+        tensor_args = None  # gradwise: every positional argument is an input (docs/PORTING.md)
+
+        @staticmethod
+        def forward(ctx, x, y):
+            ctx.save_for_backward(x, y)
+            return x * y
+
+        @staticmethod
+        def backward(ctx, grad):
+            x, y = ctx.saved_tensors
+            return grad * y, grad * x
+
+    return Mul
+
+
+def test_function_save_for_backward_and_saved_tensors_like_torch():
+    a, b = np.array([1.0, -2.0, 3.0]), np.array([0.5, 4.0, -1.0])
+    grads = {}
+    for lib in (gw, torch):
+        x = lib.tensor(a, requires_grad=True)
+        y = lib.tensor(b, requires_grad=True)
+        out = _ported_function(lib).apply(x, y)
+        (out * out).sum().backward()
+        grads[lib.__name__] = (np.asarray(x.grad), np.asarray(y.grad), np.asarray(out.detach()))
+    for mine, want in zip(grads["gradwise"], grads["torch"], strict=True):
+        np.testing.assert_allclose(mine, want)
+
+
+def test_function_saved_tensors_empty_when_nothing_saved():
+    assert gw.autograd.Function.__new__(gw.autograd.Function).saved_tensors == ()

@@ -83,3 +83,57 @@ def test_function_save_for_backward_and_saved_tensors_like_torch():
 
 def test_function_saved_tensors_empty_when_nothing_saved():
     assert gw.autograd.Function.__new__(gw.autograd.Function).saved_tensors == ()
+
+
+_TUPLE_FNS = {
+    "two": lambda t: (t.sin(), t**3),
+    "list": lambda t: [t * 2, (t * t).sum()],
+    "one_constant": lambda t: (t.exp(), t.detach() * 2),
+    "two_inputs": lambda a, b: ((a * b).exp(), a - b),
+}
+
+
+@pytest.mark.parametrize("name", list(_TUPLE_FNS))
+@pytest.mark.parametrize("check", ["gradcheck", "gradgradcheck"])
+def test_gradchecks_accept_tuple_outputs_like_torch(name, check):
+    fn = _TUPLE_FNS[name]
+    arity = fn.__code__.co_argcount
+    data = [np.linspace(-1.0, 1.0, 3) + k for k in range(arity)]
+    for lib in (torch, gw):
+        xs = tuple(lib.tensor(d, dtype=lib.float64, requires_grad=True) for d in data)
+        assert getattr(lib.autograd, check)(fn, xs) is True
+
+
+class _WrongSquare(gw.autograd.Function):
+    """x**2 with a wrong backward (3x instead of 2x)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return (grad * 3 * x,)
+
+
+def test_gradcheck_names_the_wrong_output_of_a_tuple():
+    x = gw.tensor([0.5, -1.0, 2.0], dtype=gw.float64, requires_grad=True)
+    with pytest.raises(gw.autograd.GradcheckError, match="output 1, input 0"):
+        gw.autograd.gradcheck(lambda t: (t.sin(), _WrongSquare.apply(t)), (x,))
+
+
+def test_gradcheck_float32_warns_and_raises_gradcheck_error_like_torch():
+    data = np.array([0.3, -1.2, 2.5], dtype=np.float32)
+    for lib in (torch, gw):
+        x = lib.tensor(data, requires_grad=True)
+        with pytest.warns(UserWarning), pytest.raises(RuntimeError) as caught:
+            lib.autograd.gradcheck(lambda t: t.sin(), (x,))
+        assert type(caught.value).__name__ == "GradcheckError"
+
+
+def test_gradcheck_non_tensor_output_is_a_type_error():
+    x = gw.tensor([1.0, 2.0], dtype=gw.float64, requires_grad=True)
+    with pytest.raises(TypeError, match="output 1, expected a Tensor"):
+        gw.autograd.gradcheck(lambda t: (t.sin(), 3), (x,))

@@ -137,3 +137,61 @@ def test_gradcheck_non_tensor_output_is_a_type_error():
     x = gw.tensor([1.0, 2.0], dtype=gw.float64, requires_grad=True)
     with pytest.raises(TypeError, match="output 1, expected a Tensor"):
         gw.autograd.gradcheck(lambda t: (t.sin(), 3), (x,))
+
+
+def _functional_cases(lib):
+    F = lib.autograd.functional
+    x = lib.tensor([1.0, 2.0], dtype=lib.float64)
+    s = lib.tensor([3.0], dtype=lib.float64)
+    one = lib.ones(2, dtype=lib.float64)
+    return {
+        "hvp_no_v_one_element": lambda: F.hvp(lambda a: (a**3).sum(), s),
+        "hvp_no_v_two_elements": lambda: F.hvp(lambda a: (a**3).sum(), x),
+        "vhp_no_v_one_element": lambda: F.vhp(lambda a: (a**3).sum(), s),
+        "vhp_no_v_two_elements": lambda: F.vhp(lambda a: (a**3).sum(), x),
+        "vjp_list_v": lambda: F.vjp(lambda a: a * 2, x, [one]),
+        "vjp_list_inputs": lambda: F.vjp(lambda a: a * 2, [x], one),
+        "jvp_list_v": lambda: F.jvp(lambda a: a * 2, x, [one]),
+        "jacobian_list": lambda: F.jacobian(lambda a: a * 2, [x]),
+        "hessian_list": lambda: F.hessian(lambda a: (a**3).sum(), [x]),
+        "hvp_list_v": lambda: F.hvp(lambda a: (a**3).sum(), (x,), [one]),
+        "vjp_strict_ok": lambda: F.vjp(lambda a: a * a, x, one, strict=True),
+        "vjp_strict_detached": lambda: F.vjp(lambda a: a.detach() * 2, x, one, strict=True),
+        "vjp_strict_constant": lambda: F.vjp(lambda a: lib.ones(2), x, one, strict=True),
+        "vjp_strict_unused_input": lambda: F.vjp(lambda a, b: a * 2, (x, x * 1), one,
+                                                 strict=True),
+        "vjp_strict_linear_create_graph": lambda: F.vjp(lambda a: a * 2, x, one, strict=True,
+                                                        create_graph=True),
+        "jvp_strict_ok": lambda: F.jvp(lambda a: a * a, x, one, strict=True),
+        "jvp_strict_detached": lambda: F.jvp(lambda a: a.detach() * 2, x, one, strict=True),
+        "jvp_strict_unused_input": lambda: F.jvp(lambda a, b: a * 2, (x, x * 1), (one, one),
+                                                 strict=True),
+        "hvp_strict_ok": lambda: F.hvp(lambda a: (a**3).sum(), x, one, strict=True),
+        "hvp_strict_linear": lambda: F.hvp(lambda a: (a * 2).sum(), x, one, strict=True),
+        "hvp_strict_detached": lambda: F.hvp(lambda a: (a.detach()**2).sum(), x, one,
+                                             strict=True),
+        "vhp_strict_ok": lambda: F.vhp(lambda a: (a**3).sum(), x, one, strict=True),
+        "vhp_strict_linear": lambda: F.vhp(lambda a: (a * 2).sum(), x, one, strict=True),
+        "hvp_strict_one_linear_input": lambda: F.hvp(
+            lambda a, b: (a**3).sum() + (b * 2).sum(), (x, x * 1), (one, one), strict=True),
+    }
+
+
+def _flat(result):
+    if isinstance(result, tuple | list):
+        return [v for r in result for v in _flat(r)]
+    return [np.asarray(result.detach())]
+
+
+@pytest.mark.parametrize("name", list(_functional_cases(torch)))
+def test_autograd_functional_v_none_strict_and_lists_like_torch(name):
+    try:
+        want = _functional_cases(torch)[name]()
+    except (RuntimeError, TypeError) as err:
+        with pytest.raises(type(err)) as caught:
+            _functional_cases(gw)[name]()
+        assert str(err).split(".")[0] in str(caught.value)
+    else:
+        got = _functional_cases(gw)[name]()
+        for mine, theirs in zip(_flat(got), _flat(want), strict=True):
+            np.testing.assert_allclose(mine, theirs)

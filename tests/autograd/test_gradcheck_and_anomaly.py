@@ -29,7 +29,10 @@ def test_gradcheck_passes_on_a_correct_op_and_names_a_wrong_one():
 
 
 def test_gradcheck_refuses_float32_and_no_grad_inputs():
-    with pytest.raises(TypeError, match="float64"):
+    # float32: torch warns and its finite differences disagree (a GradcheckError); the error
+    # says why (issue 12, fix7b)
+    with pytest.warns(UserWarning, match="not float64"), pytest.raises(
+            gw.GradcheckError, match="input 0 is float32: finite differences need float64"):
         gw.gradcheck(lambda t: t * 2, gw.tensor([1.0], requires_grad=True))
     with pytest.raises(ValueError, match="no input requires grad"):
         gw.gradcheck(lambda t: t * 2, gw.tensor(np.array([1.0])))

@@ -220,6 +220,24 @@ class Function:
                 observer(cls.observe_kind, tuple(arrays), out)
         return result
 
+    def save_for_backward(self, *values: Any) -> None:
+        """Keep ``values`` for ``backward``, read back as ``ctx.saved_tensors`` (torch's API).
+
+        ``forward`` receives NumPy arrays, so what is saved (and given back) is those arrays,
+        unchanged and in order (None allowed, as torch). In-place changes of the inputs before
+        backward are caught through ``saves_inputs`` (on by default), not here; docs/PORTING.md
+        lists how a gradwise Function differs from a torch one.
+
+        Args:
+            values: arrays (or Tensors, or None) that ``backward`` needs.
+        """
+        self._saved_values = values
+
+    @property
+    def saved_tensors(self) -> tuple[Any, ...]:
+        """What ``save_for_backward`` kept, as a tuple in the same order (() if nothing was)."""
+        return getattr(self, "_saved_values", ())
+
     @property
     def name(self) -> NodeName:
         """The op's name in graphs and error messages: the class's own name (``"MatMul"``), a

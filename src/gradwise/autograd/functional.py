@@ -122,10 +122,27 @@ def broadcast_to(x: Tensor, shape_: Sequence[int]) -> Tensor:
 
 
 # ---- higher-order functional API (PyTorch's torch.autograd.functional) -----------------------
-def _prepare_inputs(inputs: Tensor | Sequence[Tensor], create_graph: bool
+def _tensor_or_tuple(value: Any, what: str, name: str) -> None:
+    """torch's check: ``inputs`` and ``v`` are a Tensor or a tuple of Tensors, never a list.
+
+    Raises:
+        TypeError: a list (or another non-tuple sequence), as torch's ``_as_tuple``.
+    """
+    if not isinstance(value, Tensor | tuple):
+        raise TypeError(f"{what}: The {name} given to {what} must be either a Tensor or a tuple "
+                        f"of Tensors but the given {name} has type {type(value)}.")
+
+
+def _prepare_inputs(inputs: Tensor | Sequence[Tensor], create_graph: bool, what: str = ""
                     ) -> tuple[tuple[Tensor, ...], bool]:
     """The inputs as fresh leaves that require grad (or, with create_graph, as recorded copies
-    of those that already do, so an outer graph reaches them), and whether one was given alone."""
+    of those that already do, so an outer graph reaches them), and whether one was given alone.
+
+    Raises:
+        TypeError: (with ``what``, the public function's name) inputs given as a list, as torch.
+    """
+    if what:
+        _tensor_or_tuple(inputs, what, "inputs")
     single = isinstance(inputs, Tensor)
     items = (inputs,) if single else tuple(inputs)
     prepared = []
@@ -191,12 +208,63 @@ def _outputs(fn: Callable[..., Any], inputs: tuple[Tensor, ...], what: str
 
 
 def _as_vectors(v: Any, like: tuple[Tensor, ...], what: str, name: str) -> tuple[Any, ...]:
-    """``v`` as one entry per tensor of ``like``; torch's length check and message."""
-    vs = tuple(v) if isinstance(v, tuple | list) else (v,)
+    """``v`` as one entry per tensor of ``like``; torch's type and length checks and messages.
+
+    Raises:
+        TypeError: v is a list (torch: a Tensor or a tuple of Tensors). RuntimeError: its length
+            differs from ``like``'s.
+    """
+    if isinstance(v, list):
+        _tensor_or_tuple(v, what, "v")
+    vs = v if isinstance(v, tuple) else (v,)
     if len(vs) != len(like):
         raise RuntimeError(f"{what}: v is a tuple of invalid length: should be {len(like)} but "
                            f"got {len(vs)} (one per {name})")
     return vs
+
+
+def _strict_outputs(outs: tuple[Tensor, ...], what: str) -> None:
+    """strict: every output must depend differentiably on the inputs (torch's message)."""
+    for i, out in enumerate(outs):
+        if not out.requires_grad:
+            raise RuntimeError(
+                f"{what}: Output {i} of the user-provided function does not require gradients. "
+                "The outputs must be computed in a differentiable manner from the input when "
+                "running in strict mode.")
+
+
+_STRICT_NONE = {
+    "back": "The output of the user-provided function is independent of input {i}. This is "
+            "not allowed in strict mode.",
+    "back_trick": "The gradient with respect to the input is independent of entry {i} in the "
+                  "grad_outputs when using the double backward trick to compute forward mode "
+                  "gradients. This is not allowed in strict mode.",
+    "double_back": "The jacobian of the user-provided function is independent of input {i}. "
+                   "This is not allowed in strict mode.",
+    "double_back_trick": "The hessian of the user-provided function is independent of entry "
+                         "{i} in the grad_jacobian. This is not allowed in strict mode as it "
+                         "prevents from using the double backward trick to replace forward "
+                         "mode AD.",
+}
+
+
+def _strict_grads(grads: Sequence[Tensor | None], what: str, stage: str,
+                  create_graph: bool) -> None:
+    """strict: torch's ``_fill_in_zeros`` checks: no gradient may be missing (an input the
+    result does not depend on) and, with create_graph, each must itself depend on the inputs.
+
+    Raises:
+        RuntimeError: with torch's message for ``stage`` (``back``, ``back_trick``,
+            ``double_back``, ``double_back_trick``).
+    """
+    for i, g in enumerate(grads):
+        if g is None:
+            raise RuntimeError(f"{what}: " + _STRICT_NONE[stage].format(i=i))
+        if create_graph and not g.requires_grad:
+            kind = "hessian" if "double" in stage else "jacobian"
+            raise RuntimeError(
+                f"{what}: The {kind} of the user-provided function is independent of input "
+                f"{i}. This is not allowed in strict mode when create_graph=True.")
 
 
 def _shaped(values: tuple[Tensor, ...], as_tuple: bool) -> Any:
@@ -204,7 +272,7 @@ def _shaped(values: tuple[Tensor, ...], as_tuple: bool) -> Any:
 
 
 def vjp(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor], v: Any = None,
-        create_graph: bool = False) -> tuple[Any, Any]:
+        create_graph: bool = False, strict: bool = False) -> tuple[Any, Any]:
     """The vector-Jacobian product v^T J of ``func`` at ``inputs``, as
     ``torch.autograd.functional.vjp``.
 
@@ -219,10 +287,14 @@ def vjp(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor], v: Any = No
     Raises:
         RuntimeError: v None for more than one output element, or v's length differs from the
             number of outputs, or a v's shape differs from its output's (torch's "Mismatch in
-            shape"). TypeError: func returned something other than Tensors.
+            shape"); ``strict`` and an output that does not require grad or an input the
+            outputs do not depend on (torch's messages). TypeError: func returned something
+            other than Tensors, or inputs/v is a list (torch: a Tensor or a tuple).
     """
-    xs, single = _prepare_inputs(inputs, create_graph)
+    xs, single = _prepare_inputs(inputs, create_graph, "vjp")
     outs, tuple_out = _outputs(func, xs, "vjp")
+    if strict:
+        _strict_outputs(outs, "vjp")
     if v is None:
         if len(outs) != 1 or outs[0]._data.size != 1:
             raise RuntimeError("vjp: The vector v can only be None if the user-provided function "
@@ -235,18 +307,19 @@ def vjp(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor], v: Any = No
         if not o.requires_grad and vv is not None and tuple(np.shape(vv)) != o.shape:
             raise RuntimeError(f"vjp: Mismatch in shape: v has shape {tuple(np.shape(vv))} and "
                                f"the output has shape {o.shape}")
+    raw: tuple[Tensor | None, ...] = (None,) * len(xs)
     if used:
-        grads = _zeros_for_unused(
-            grad([o for o, _ in used], xs, [vv for _, vv in used], retain_graph=create_graph,
-                 create_graph=create_graph, allow_unused=True), xs)
-    else:
-        grads = _zeros_for_unused((None,) * len(xs), xs)
+        raw = grad([o for o, _ in used], xs, [vv for _, vv in used], retain_graph=create_graph,
+                   create_graph=create_graph, allow_unused=True)
+    if strict:
+        _strict_grads(raw, "vjp", "back", create_graph)
+    grads = _zeros_for_unused(raw, xs)
     shown = tuple(o if create_graph else o.detach() for o in outs)
     return _shaped(shown, tuple_out), _shaped(grads, not single)
 
 
 def jvp(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor], v: Any = None,
-        create_graph: bool = False) -> tuple[Any, Any]:
+        create_graph: bool = False, strict: bool = False) -> tuple[Any, Any]:
     """The Jacobian-vector product J v of ``func`` at ``inputs``, by the double-vjp trick.
 
     With u a dummy cotangent, g(u) = J^T u is linear in u, and the vjp of g with v is J v
@@ -263,10 +336,14 @@ def jvp(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor], v: Any = No
         outputs; zeros for an output that does not depend on the inputs).
     Raises:
         RuntimeError: v None for more than one input element, or v's length differs from the
-            number of inputs. TypeError: func returned something other than Tensors.
+            number of inputs; ``strict`` and an output that does not require grad or does not
+            depend on an input (torch's messages). TypeError: func returned something other
+            than Tensors, or inputs/v is a list (torch: a Tensor or a tuple).
     """
-    xs, single = _prepare_inputs(inputs, create_graph)
+    xs, single = _prepare_inputs(inputs, create_graph, "jvp")
     outs, tuple_out = _outputs(func, xs, "jvp")
+    if strict:
+        _strict_outputs(outs, "jvp")
     if v is None:
         if len(xs) != 1 or xs[0]._data.size != 1:
             raise RuntimeError("jvp: The vector v can only be None if the input to the "
@@ -280,6 +357,8 @@ def jvp(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor], v: Any = No
     if live:
         grads = grad([outs[i] for i in live], xs, [dummies[i] for i in live],
                      create_graph=True, allow_unused=True)
+        if strict:
+            _strict_grads(grads, "jvp", "back", False)
         used = [(g, vv) for g, vv in zip(grads, vs, strict=True) if g is not None and
                 g.requires_grad]
         if used:
@@ -287,6 +366,8 @@ def jvp(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor], v: Any = No
                          [vv for _, vv in used], create_graph=create_graph, allow_unused=True)
             for i, r in zip(live, found, strict=True):
                 results[i] = r
+    if strict:
+        _strict_grads(results, "jvp", "back_trick", create_graph)
     jvps = tuple(Tensor._make(np.zeros_like(o._data), False, None) if r is None else r
                  for o, r in zip(outs, results, strict=True))
     shown = tuple(o if create_graph else o.detach() for o in outs)
@@ -330,7 +411,7 @@ def jacobian(func: Callable[..., Any], inputs: Tensor | Sequence[Tensor],
             vectorize (torch's messages).
     """
     _check_strategy("jacobian", strategy, vectorize)
-    xs, single_input = _prepare_inputs(inputs, create_graph)
+    xs, single_input = _prepare_inputs(inputs, create_graph, "jacobian")
     raw = func(*xs)
     single_output = isinstance(raw, Tensor)
     outs = (raw,) if single_output else raw if isinstance(raw, tuple) else None  # torch: no list
@@ -395,7 +476,7 @@ def hessian(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor],
         RuntimeError: func does not return one element; ``strict`` and a zero block.
     """
     _check_strategy("hessian", outer_jacobian_strategy, vectorize)
-    xs, single = _prepare_inputs(inputs, create_graph)
+    xs, single = _prepare_inputs(inputs, create_graph, "hessian")
 
     def gradient_of(i: int) -> Callable[..., Tensor]:
         def first(*ys: Tensor) -> Tensor:
@@ -411,8 +492,9 @@ def hessian(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor],
                  for i in range(len(xs)))
 
 
-def hvp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,
-        create_graph: bool = False) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
+def hvp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any = None,
+        create_graph: bool = False, strict: bool = False
+        ) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
     """The Hessian-vector product H v of a scalar ``func`` at ``inputs``, in two reverse passes.
 
     The gradient g = df/dx is computed with ``create_graph=True``; then d(g . v)/dx = H v
@@ -422,31 +504,58 @@ def hvp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,
         ``(func(inputs), hvp)``, hvp shaped like the inputs.
     Raises:
         RuntimeError: func returns a tuple (torch: "should return a single Tensor") or more
-            than one element; v's length differs from the number of inputs.
+            than one element; v's length differs from the number of inputs; v None while the
+            input is not one Tensor of one element; ``strict`` and an output, gradient or
+            Hessian that does not depend on an input (a linear func, torch's messages).
+        TypeError: inputs or v is a list (torch: a Tensor or a tuple of Tensors).
     """
-    return _hvp("hvp", func, inputs, v, create_graph)
+    return _hvp("hvp", func, inputs, v, create_graph, strict)
 
 
 def _hvp(what: str, func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,
-         create_graph: bool) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
-    xs, single = _prepare_inputs(inputs, create_graph)
+         create_graph: bool, strict: bool) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
+    xs, single = _prepare_inputs(inputs, create_graph, what)
     out = _output(func, xs, what)
     if out._data.size != 1:
         raise RuntimeError(f"{what}: func must return one element, got shape {out.shape}")
-    vs = _as_vectors(v, xs, what, "input")
-    grads = _grad_or_zeros(out, xs, None, True)
-    used = [(g, vv) for g, vv in zip(grads, vs, strict=True) if g.requires_grad]
-    if not used:
-        result = _zeros_for_unused((None,) * len(xs), xs)
+    if v is None:
+        if len(xs) != 1 or xs[0]._data.size != 1:  # torch's rule and message
+            raise RuntimeError(f"{what}: The vector v can only be None if the input to the "
+                               "user-provided function is a single Tensor with a single element.")
+        vs: tuple[Any, ...] = (Tensor._make(np.ones_like(xs[0]._data), False, None),)
     else:
-        result = _zeros_for_unused(
-            grad([g for g, _ in used], xs, [vv for _, vv in used], create_graph=create_graph,
-                 allow_unused=True), xs)
+        vs = _as_vectors(v, xs, what, "input")
+    if strict:
+        _strict_outputs((out,), what)
+        first: tuple[Tensor | None, ...] = grad(out, xs, None, retain_graph=True,
+                                                create_graph=True, allow_unused=True)
+        _strict_grads(first, what, "back", False)
+        for i, g in enumerate(first):
+            if g is not None and not g.requires_grad:
+                raise RuntimeError(
+                    f"{what}: While computing the hessian, found that the jacobian of the "
+                    f"user-provided function with respect to input {i} is independent of the "
+                    "input. This is not allowed in strict mode. You should ensure that your "
+                    "function is twice differentiable and that the jacobian depends on the "
+                    "inputs (this would be violated by a linear function for example).")
+        grads = _zeros_for_unused(first, xs)
+    else:
+        grads = _grad_or_zeros(out, xs, None, True)
+    used = [(g, vv) for g, vv in zip(grads, vs, strict=True) if g.requires_grad]
+    raw: tuple[Tensor | None, ...] = (None,) * len(xs)
+    if used:
+        raw = grad([g for g, _ in used], xs, [vv for _, vv in used], create_graph=create_graph,
+                   allow_unused=True)
+    if strict:
+        _strict_grads(raw, what, "double_back_trick" if what == "hvp" else "double_back",
+                      create_graph)
+    result = _zeros_for_unused(raw, xs)
     return (out if create_graph else out.detach()), (result[0] if single else result)
 
 
-def vhp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,
-        create_graph: bool = False) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
+def vhp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any = None,
+        create_graph: bool = False, strict: bool = False
+        ) -> tuple[Tensor, Tensor | tuple[Tensor, ...]]:
     """The vector-Hessian product v^T H of a scalar ``func`` at ``inputs``, as
     ``torch.autograd.functional.vhp``: d(g . v)/dx with g = df/dx recorded, two reverse passes.
 
@@ -455,5 +564,7 @@ def vhp(func: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], v: Any,
 
     Returns:
         ``(func(inputs), vhp)``, vhp shaped like the inputs (a tuple for a tuple of inputs).
+    Raises:
+        As :func:`hvp` (v None, strict, list inputs).
     """
-    return _hvp("vhp", func, inputs, v, create_graph)
+    return _hvp("vhp", func, inputs, v, create_graph, strict)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -12,8 +13,30 @@ from gradwise.autograd.higher_order import grad
 from gradwise.autograd.tensor import Tensor
 
 
-class GradcheckError(AssertionError):
-    """The analytic and numerical gradients disagree."""
+class GradcheckError(RuntimeError, AssertionError):
+    """The analytic and numerical gradients disagree (a RuntimeError, as torch's; also an
+    AssertionError, so ``pytest.raises(AssertionError)`` written for gradwise still holds)."""
+
+
+def _outputs(op: str, output: Any) -> tuple[Tensor, ...]:
+    """``fn``'s result as a tuple of Tensors (torch accepts one Tensor or a tuple/list)."""
+    outputs = tuple(output) if isinstance(output, tuple | list) else (output,)
+    for k, out in enumerate(outputs):
+        if not isinstance(out, Tensor):
+            raise TypeError(f"{op}: fn returned {type(out).__name__} as output {k}, expected "
+                            "a Tensor or a tuple of Tensors")
+    return outputs
+
+
+def _low_precision_note(op: str, inputs: tuple[Any, ...], checked: list[int]) -> str:
+    """Warn, as torch, for a checked input that is not float64; the note for the error."""
+    low = [i for i in checked if inputs[i].dtype != np.float64]
+    if not low:
+        return ""
+    warnings.warn(
+        f"{op}: input {low[0]} requires grad and is {inputs[low[0]].dtype}, not float64; the "
+        "check will likely fail unless every input is float64", UserWarning, stacklevel=3)
+    return f" [input {low[0]} is {inputs[low[0]].dtype}: finite differences need float64]"
 
 
 def _scalar_projection(output: Tensor, weights: np.ndarray) -> float:
@@ -42,61 +65,65 @@ def gradcheck(
     which tests the whole vector-Jacobian product that backward computes.
 
     Args:
-        fn: maps the inputs to a Tensor.
-        inputs: float64 Tensors, given one by one or (torch's form) as one tuple/list; those
-            with ``requires_grad`` are checked, others held fixed. An input may be a non-leaf
+        fn: maps the inputs to a Tensor or a tuple/list of Tensors (each output's Jacobian is
+            checked, as torch).
+        inputs: float64 Tensors (another float dtype warns, as torch, and will likely fail),
+            given one by one or (torch's form) as one tuple/list; those with
+            ``requires_grad`` are checked, others held fixed. An input may be a non-leaf
             (``a * 1``, ``a.double()`` of a float32 leaf), as in torch.
     Returns:
         True when every element agrees within ``atol + rtol * |numerical|``. The analytic
         gradient comes from :func:`gradwise.autograd.grad`, so every input's ``.grad`` and the
         caller's graph are left as they were (torch's gradcheck does the same).
     Raises:
-        GradcheckError naming the input, the element index and both values.
+        GradcheckError (a RuntimeError, as torch's) naming the output, the input, the element
+        index and both values; TypeError when fn returns something that is not a Tensor.
     """
     inputs = _unpack_inputs(inputs)
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad")
-    for i in checked:
-        if inputs[i].dtype != np.float64:
-            raise TypeError(
-                f"gradcheck: input {i} is {inputs[i].dtype}; finite differences need float64"
-            )
-    output = fn(*inputs)
-    if not isinstance(output, Tensor):
-        raise TypeError(f"gradcheck: fn returned {type(output).__name__}, expected a Tensor")
-    weights = np.random.default_rng(seed).uniform(0.5, 1.5, size=output.shape)
-    # the analytic Jacobian as a value (autograd.grad), as torch does: the inputs' .grad is left
-    # alone, a non-leaf input (``a * 1``, ``a.double()``) is differentiated like a leaf, and
-    # retain_graph keeps the caller's graph behind a non-leaf input usable
-    if output.requires_grad:
-        analytics = grad(output, [inputs[i] for i in checked], weights.astype(output.dtype),
-                         retain_graph=True, allow_unused=True)
-    else:
-        analytics = tuple(None for _ in checked)
-
-    for i, found in zip(checked, analytics, strict=True):
-        x = inputs[i]
-        analytic = np.zeros_like(x._data) if found is None else found._data
-        numeric = np.zeros_like(x._data)
-        # index x itself: reshape(-1) of a non-C-contiguous array (a transpose) is a copy,
-        # and perturbing a copy would leave every numerical derivative 0
-        for index in np.ndindex(*x._data.shape):
-            original = x._data[index]
-            x._data[index] = original + eps
-            plus = _scalar_projection(fn(*inputs), weights)
-            x._data[index] = original - eps
-            minus = _scalar_projection(fn(*inputs), weights)
-            x._data[index] = original
-            numeric[index] = (plus - minus) / (2 * eps)
-        bad = np.abs(analytic - numeric) > atol + rtol * np.abs(numeric)
-        if bad.any():
-            index = tuple(int(k) for k in np.argwhere(bad)[0])
-            raise GradcheckError(
-                f"gradcheck: input {i} (shape {x.shape}) disagrees at index {index}: "
-                f"analytic {analytic[index]:.8g}, numerical {numeric[index]:.8g} "
-                f"({int(bad.sum())} of {bad.size} elements differ)"
-            )
+    note = _low_precision_note("gradcheck", inputs, checked)
+    outputs = _outputs("gradcheck", fn(*inputs))
+    rng = np.random.default_rng(seed)
+    # as torch: an output that does not require grad is skipped when another one does; when
+    # none does, each must be constant in the inputs (numerical derivative 0)
+    any_differentiable = any(out.requires_grad for out in outputs)
+    for k, output in enumerate(outputs):
+        weights = rng.uniform(0.5, 1.5, size=output.shape)
+        if any_differentiable and not output.requires_grad:
+            continue
+        # the analytic Jacobian as a value (autograd.grad), as torch does: the inputs' .grad is
+        # left alone, a non-leaf input (``a * 1``, ``a.double()``) is differentiated like a
+        # leaf, and retain_graph keeps the caller's graph behind a non-leaf input usable
+        if output.requires_grad:
+            analytics = grad(output, [inputs[i] for i in checked], weights.astype(output.dtype),
+                             retain_graph=True, allow_unused=True)
+        else:
+            analytics = tuple(None for _ in checked)
+        where = f"output {k}, " if len(outputs) > 1 else ""
+        for i, found in zip(checked, analytics, strict=True):
+            x = inputs[i]
+            analytic = np.zeros_like(x._data) if found is None else found._data
+            numeric = np.zeros_like(x._data)
+            # index x itself: reshape(-1) of a non-C-contiguous array (a transpose) is a copy,
+            # and perturbing a copy would leave every numerical derivative 0
+            for index in np.ndindex(*x._data.shape):
+                original = x._data[index]
+                x._data[index] = original + eps
+                plus = _scalar_projection(_outputs("gradcheck", fn(*inputs))[k], weights)
+                x._data[index] = original - eps
+                minus = _scalar_projection(_outputs("gradcheck", fn(*inputs))[k], weights)
+                x._data[index] = original
+                numeric[index] = (plus - minus) / (2 * eps)
+            bad = np.abs(analytic - numeric) > atol + rtol * np.abs(numeric)
+            if bad.any():
+                index = tuple(int(j) for j in np.argwhere(bad)[0])
+                raise GradcheckError(
+                    f"gradcheck: {where}input {i} (shape {x.shape}) disagrees at index {index}: "
+                    f"analytic {analytic[index]:.8g}, numerical {numeric[index]:.8g} "
+                    f"({int(bad.sum())} of {bad.size} elements differ){note}"
+                )
     return True
 
 
@@ -118,7 +145,9 @@ def gradgradcheck(
     backward that is self-consistent but wrong is caught too.
 
     Args:
-        fn: maps the inputs to a Tensor; every op on the way needs a differentiable backward.
+        fn: maps the inputs to a Tensor or a tuple/list of Tensors (the first gradient sums
+            over the outputs that require grad, as torch); every op on the way needs a
+            differentiable backward.
         inputs: float64 Tensors, given one by one or (torch's form) as one tuple/list; those
             with ``requires_grad`` are checked, others held fixed; non-leaf inputs work, and
             no ``.grad`` is touched (as :func:`gradcheck`).
@@ -133,14 +162,25 @@ def gradgradcheck(
     checked = [x for x in inputs if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradgradcheck: no input requires grad")
-    probe = fn(*inputs)
-    weights = np.random.default_rng(seed + 1).uniform(0.5, 1.5, size=probe.shape)
+    _low_precision_note("gradgradcheck", inputs,
+                        [i for i, x in enumerate(inputs) if any(x is c for c in checked)])
+    probe = _outputs("gradgradcheck", fn(*inputs))
+    rng = np.random.default_rng(seed + 1)
+    weights = [rng.uniform(0.5, 1.5, size=out.shape) for out in probe]
+
+    def differentiable(xs: tuple[Any, ...]) -> tuple[list[Tensor], list[np.ndarray]]:
+        """fn's outputs that require grad, with their weights (torch skips the others)."""
+        outs = _outputs("gradgradcheck", fn(*xs))
+        kept = [k for k, out in enumerate(outs) if out.requires_grad]
+        return [outs[k] for k in kept], [weights[k].astype(outs[k].dtype) for k in kept]
 
     def first_gradient(*xs: Any) -> Tensor:
-        out = fn(*xs)
         wanted = [x for x in xs if isinstance(x, Tensor) and x.requires_grad]
-        grads = grad(out, wanted, weights.astype(out.dtype), create_graph=True,
-                     allow_unused=True)
+        outs, ws = differentiable(xs)
+        if not outs:
+            grads: tuple[Tensor | None, ...] = tuple(None for _ in wanted)
+        else:
+            grads = grad(outs, wanted, ws, create_graph=True, allow_unused=True)
         flat = [
             (Tensor._make(np.zeros(x._data.size, x._data.dtype), False, None) if g is None
              else g.reshape(-1))
@@ -156,9 +196,9 @@ def gradgradcheck(
     # the recorded first gradient must equal the plain one (the NumPy backward, which gradcheck
     # checks), or a wrong backward_graph that is merely self-consistent would pass
     recorded = first_gradient(*inputs)._data
-    out = fn(*inputs)
-    plain_grads = grad(out, checked, weights.astype(out.dtype), retain_graph=True,
-                       allow_unused=True)
+    outs, ws = differentiable(inputs)
+    plain_grads = (grad(outs, checked, ws, retain_graph=True, allow_unused=True) if outs
+                   else tuple(None for _ in checked))
     plain = np.concatenate([
         np.zeros(x._data.size, x._data.dtype) if g is None else g._data.reshape(-1)
         for g, x in zip(plain_grads, checked, strict=True)
@@ -171,4 +211,6 @@ def gradgradcheck(
             f"backward's at flat index {index}: {recorded[index]:.8g} vs {plain[index]:.8g} "
             f"({int(bad.sum())} of {bad.size} elements differ)"
         )
-    return gradcheck(first_gradient, *inputs, eps=eps, atol=atol, rtol=rtol, seed=seed)
+    with warnings.catch_warnings():  # warned once above
+        warnings.simplefilter("ignore", UserWarning)
+        return gradcheck(first_gradient, *inputs, eps=eps, atol=atol, rtol=rtol, seed=seed)

@@ -196,7 +196,8 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
                     # sees the sum (and no new array per step)
                     np.add(accumulated, grad, out=accumulated, casting="same_kind")
                 else:
-                    tensor._grad = np.asarray(accumulated + grad)  # 0-d: NumPy gives a scalar
+                    # 0-d: NumPy gives a scalar; the sum keeps the leaf's dtype (as torch)
+                    tensor._grad = np.asarray(accumulated + grad, dtype=tensor._data.dtype)
             elif (owned and node is None and grad.dtype == tensor._data.dtype
                   and type(grad) is np.ndarray):  # a 0-d backward may give a NumPy scalar
                 tensor._grad = grad

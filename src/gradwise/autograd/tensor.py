@@ -301,7 +301,9 @@ class Tensor(_TensorMethods):
         gradient the optimizer reads. Assign a Tensor, an array or None to replace it.
 
         Raises (on assignment):
-            ValueError: the new gradient's shape differs from the tensor's.
+            RuntimeError: the new gradient's shape differs from the tensor's, or a Tensor/array
+                of another dtype is assigned (as torch; a list or number is converted to the
+                tensor's dtype).
         """
         grad = self._grad
         if grad is None:
@@ -325,11 +327,22 @@ class Tensor(_TensorMethods):
         if value is None:
             self._grad = None
             return
-        array = value._data if isinstance(value, Tensor) else np.asarray(value)
+        if isinstance(value, Tensor | np.ndarray | np.generic):
+            array = value._data if isinstance(value, Tensor) else np.asarray(value)
+        else:  # a list or a Python number carries no dtype of its own: the tensor's
+            array = np.asarray(value, dtype=self._data.dtype)
         if array.shape != self._data.shape:
             raise RuntimeError(  # torch: "assigned grad has data of a different size"
                 f"grad: assigned grad has data of a different size: shape {array.shape} but "
                 f"the tensor has shape {self._data.shape}"
+            )
+        if array.dtype != self._data.dtype:
+            # torch: a gradient of another dtype would later accumulate into the wrong dtype
+            raise RuntimeError(
+                f"grad: attempting to assign a gradient with dtype "
+                f"'{_torch_c_name(array.dtype)}' to a tensor with grad_dtype "
+                f"'{_torch_c_name(self._data.dtype).title()}'. The gradient must match the "
+                f"tensor's dtype ({self._data.dtype}); cast it first (g.to({self._data.dtype}))"
             )
         self._grad = array
         self._grad_ref = weakref.ref(value) if isinstance(value, Tensor) else None  # is value
@@ -1073,3 +1086,15 @@ def from_numpy(array: np.ndarray) -> Tensor:
             "gw.tensor(array) (copies to native order) or "
             "array.astype(array.dtype.newbyteorder('='))")
     return Tensor._make(array, False, None)
+
+
+_TORCH_C_NAMES = {
+    "float32": "float", "float64": "double", "float16": "c10::Half", "int64": "long int",
+    "int32": "int", "int16": "short int", "int8": "signed char", "uint8": "unsigned char",
+    "bool": "bool", "complex64": "c10::complex<float>", "complex128": "c10::complex<double>",
+}
+
+
+def _torch_c_name(dtype: np.dtype) -> str:
+    """The C type name torch's messages use for ``dtype`` ('float', 'long int' ...)."""
+    return _TORCH_C_NAMES.get(np.dtype(dtype).name, np.dtype(dtype).name)

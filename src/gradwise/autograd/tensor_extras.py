@@ -269,13 +269,18 @@ class TensorExtras:
         gives shape (size,); recorded.
 
         Raises:
-            ValueError: ``size`` exceeds the dim, or ``step`` < 1.
+            RuntimeError: ``size`` exceeds the dim or is negative, or ``step`` < 1 (as torch).
         """
         d = _dim("unfold", dimension, self.ndim)
         n = self.shape[d] if self.ndim else 1
-        if step < 1 or size < 0 or size > n:
-            raise ValueError(f"unfold: size {size} and step {step} do not fit dim {d} of size "
-                             f"{n} (need 0 <= size <= {n}, step >= 1)")
+        # torch's checks, messages and order (aten TensorShape.cpp unfold)
+        if size > n:
+            raise RuntimeError(f"unfold: maximum size for tensor at dimension {d} is {n} but "
+                               f"size is {size}")
+        if size < 0:
+            raise RuntimeError(f"unfold: size is {size} but must be >= 0")
+        if step < 1:
+            raise RuntimeError(f"unfold: step is {step} but must be > 0")
         return _shape.Unfold.apply(self, d, size, step)
 
     # ---- order statistics -----------------------------------------------------------------------

@@ -144,7 +144,11 @@ class _ScaledSum(Function):
 def test_a_tensor_in_a_non_input_position_gets_no_gradient_slot():
     x = _w(4, 3)
     factor = gw.tensor(np.full((4, 3), 2.0, np.float32), requires_grad=True)
-    _ScaledSum.apply(x, factor).backward()
+    # a Function defined outside gradwise: a Tensor that requires grad there would silently get
+    # no gradient (torch differentiates it), so it is refused; a detached one is a constant
+    with pytest.raises(RuntimeError, match="argument 1 is a Tensor that requires grad"):
+        _ScaledSum.apply(x, factor)
+    _ScaledSum.apply(x, factor.detach()).backward()
     np.testing.assert_array_equal(np.asarray(x.grad), np.full((4, 3), 2.0, np.float32))
     assert factor.grad is None
 

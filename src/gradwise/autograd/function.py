@@ -51,6 +51,25 @@ from gradwise.autograd.graph import _full_node_name, _inputs_of
 from gradwise.autograd.tensor import Tensor, _as_array
 
 
+def _refuse_hidden_input(cls: type, position: int) -> None:
+    """A user's Function got a Tensor that requires grad at a position ``tensor_args`` does not
+    list: torch would differentiate it, gradwise would pass its array and give it no gradient,
+    silently. Raise instead (gradwise's own ops pass such arguments on purpose: not checked).
+
+    Raises:
+        RuntimeError: always, naming the Function, the position and the two ways out.
+    """
+    name = getattr(cls, "op_name", None) or cls.__qualname__  # __name__ is torch's node name
+    raise RuntimeError(
+        f"{name}.apply: argument {position} is a Tensor that requires grad, but "
+        f"{name}.tensor_args = {getattr(cls, 'tensor_args', None)!r} does not list it, so it "
+        "would get no gradient (torch differentiates every Tensor argument). Set "
+        "tensor_args = None (every positional argument is an input; backward returns one "
+        "gradient per input) or "
+        "a tuple of the input positions, or pass it .detach() if it is a constant "
+        "(docs/PORTING.md, custom Functions)")
+
+
 class Function:
     """Base class of differentiable ops; an instance is the graph node (``ctx``) of one call."""
 
@@ -176,6 +195,9 @@ class Function:
                 if spec is None or position in spec:
                     tensors.append(arg)
                     requires_grad = requires_grad or arg._requires_grad
+                elif (arg._requires_grad and not cls.__module__.startswith("gradwise.")
+                      and _grad_enabled.get()):
+                    _refuse_hidden_input(cls, position)
                 arrays.append(arg._data)
             elif arg is not None and (spec is None or position in spec):
                 constant = _constant(cls.op_name, position, arg)

@@ -4,32 +4,22 @@ gradient, silently: found by the fifth newcomer review of issue 12)."""
 
 import numpy as np
 import pytest
+from tests.autograd.test_edge_regressions_fix7b import _ported_function
 
 import gradwise as gw
 from gradwise.autograd.function import Function
 
-
-class Mul(Function):
-    """x * y, written as a torch user would port it (only the default tensor_args)."""
-
-    @staticmethod
-    def forward(ctx, x, y):
-        ctx.save_for_backward(x, y)
-        return x * y
-
-    @staticmethod
-    def backward(ctx, grad):
-        x, y = ctx.saved_tensors
-        return (grad * y,)
+MulBoth = _ported_function(gw)  # torch's Function, every positional argument an input
 
 
-class MulBoth(Mul):
-    tensor_args = None
+class Mul(MulBoth):
+    """The same Function as a torch user would port it: only the default tensor_args."""
+
+    tensor_args = Function.tensor_args
 
     @staticmethod
     def backward(ctx, grad):
-        x, y = ctx.saved_tensors
-        return grad * y, grad * x
+        return (grad * ctx.saved_tensors[1],)  # one gradient: one input
 
 
 def test_second_tensor_requiring_grad_outside_tensor_args_is_refused():

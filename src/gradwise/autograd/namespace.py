@@ -20,6 +20,7 @@ from gradwise.autograd import dtypes
 from gradwise.autograd import random as _random
 from gradwise.autograd.dtypes import _category, get_default_dtype, promote
 from gradwise.autograd.functional import cat, promoted, stack
+from gradwise.autograd.kernels import _threads
 from gradwise.autograd.ops.reduce import VectorNorm
 from gradwise.autograd.tensor import Tensor, _dtype_name, tensor
 
@@ -304,7 +305,9 @@ _num_threads: list[int] = []  # the count set_num_threads last set (none yet: th
 
 def set_num_threads(num_threads: int) -> None:
     """Limit the threads of the native libraries behind gradwise (BLAS/OpenMP through
-    threadpoolctl, numba's parallel kernels), as ``torch.set_num_threads``; lasts until changed.
+    threadpoolctl, numba's parallel kernels) and the threads of gradwise's own batch-parallel
+    regions (convolution and pooling, ``kernels/_threads.py``; 1 turns them off), as
+    ``torch.set_num_threads``; lasts until changed.
 
     Without threadpoolctl (it comes with scikit-learn) only numba is limited.
 
@@ -333,6 +336,7 @@ def set_num_threads(num_threads: int) -> None:
     else:
         threadpool_limits(limits=num_threads)
     _num_threads[:] = [num_threads]
+    _threads.set_thread_count(num_threads)  # the batch-parallel regions of conv and pooling
 
 
 def get_num_threads() -> int:

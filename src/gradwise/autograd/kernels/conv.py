@@ -1,7 +1,7 @@
 """numba kernels for 2-D convolution over NHWC arrays (see ``autograd/ops/conv.py``).
 
 The NumPy references live in ``autograd/ops/conv.py``: ``_im2col_chunks`` (a copy from a
-strided view of the padded input) and ``_conv_input_grad`` (col2im by clipped slices).
+strided view of the padded input) and ``_conv_input_grad_plan`` (col2im by clipped slices).
 ``tests/kernels/test_spatial_kernels.py`` compares each kernel with its reference.
 
 ``col2im`` is serial: the op calls it once per chunk of a few images (about ``CHUNK_BYTES``),

@@ -61,12 +61,12 @@ hundred KB, against the tens of MB the products read, so no cached pre-transpose
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.kernels import KERNEL_DTYPES, jit_enabled, kernel_ready
+from gradwise.autograd.kernels import KERNEL_DTYPES, _threads, jit_enabled, kernel_ready
 from gradwise.autograd.kernels import conv as conv_kernels
 from gradwise.autograd.ops._spatial import (
     CHUNK_BYTES,
@@ -77,7 +77,6 @@ from gradwise.autograd.ops._spatial import (
     nchw,
     nhwc,
     output_size,
-    pad_hw,
 )
 from gradwise.autograd.ops.reduce import Sum
 from gradwise.autograd.ops.shape import GetItem, Pad, Reshape, Transpose
@@ -131,8 +130,10 @@ class Conv2d(Function):
         # (N, Hp, Wp, C), contiguous: im2col copies runs of kw*C numbers from it, and from an
         # NCHW array (a first layer's input) those runs would be strided gathers (3 input
         # channels 5x5, batch 64: forward 4.4 -> 2.4 ms); one copy of the input costs 1/(kh*kw)
-        # of the im2col rows it feeds
-        ctx.x_padded = np.ascontiguousarray(pad_hw(nhwc(x), padding))
+        # of the im2col rows it feeds. The copy is made image by image inside the region.
+        x_rows = nhwc(x)
+        x_padded = _padded_buffer(x_rows, padding, (1, 2))
+        ctx.x_padded = x_padded
         w_matrix = weight.transpose(2, 3, 1, 0).reshape(kh * kw * c, c_out)  # (kh*kw*C, C_out)
         width = _gemm_width(c_out)
         if width != c_out:  # zero columns up to a width OpenBLAS multiplies faster
@@ -141,13 +142,22 @@ class Conv2d(Function):
                 axis=1,
             )  # (kh*kw*C, width)
         out = np.empty((n * pixels, c_out), dtype=x.dtype)  # NHWC rows
-        start, stop, cols = 0, 0, None
-        for start, stop, cols in _im2col_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation):
-            _matmul_add_bias(cols, w_matrix, bias, out[start * pixels : stop * pixels])
-        # Unless the whole batch was one chunk, backward rebuilds the im2col rows chunk by chunk
-        # instead of keeping them: they are kh*kw times the input's size, and a fresh buffer
-        # that large costs more in page faults than the copy that recomputes it.
-        ctx.cols = cols if start == 0 and stop == n else None
+        row_bytes = pixels * kh * kw * c * x.itemsize  # one image's im2col rows
+        # Unless the whole batch's rows are small (_WHOLE_BATCH_BYTES), backward rebuilds them
+        # chunk by chunk instead of keeping them: they are kh*kw times the input's size, and a
+        # fresh buffer that large costs more in page faults than the copy that recomputes it.
+        kept = (np.empty((n * pixels, kh * kw * c), dtype=x.dtype)
+                if n * row_bytes <= _WHOLE_BATCH_BYTES else None)
+
+        def forward_images(part: int, lo: int, hi: int) -> None:
+            if x_padded is not x_rows:
+                _pad_images(x_rows, padding, x_padded, lo, hi, (1, 2))
+            for start, stop, cols in _im2col_chunks(x_padded, (kh, kw), out_hw, stride,
+                                                    dilation, lo, hi, kept):
+                _matmul_add_bias(cols, w_matrix, bias, out[start * pixels : stop * pixels])
+
+        _threads.run_parts(forward_images, _image_ranges(n, row_bytes))
+        ctx.cols = kept
         return nchw(out.reshape(n, out_hw[0], out_hw[1], c_out))
 
     @staticmethod
@@ -161,27 +171,50 @@ class Conv2d(Function):
             return _planes_backward(ctx, grad)
         grad_rows = np.ascontiguousarray(nhwc(grad)).reshape(
             int(np.prod(grad.shape, dtype=np.int64)) // max(c_out, 1), c_out)  # (N*Ho*Wo, C_out)
-        grad_x = grad_w = grad_b = None
+        width = _gemm_width(c_out)
+        ranges = _image_ranges(n, pixels * kh * kw * c * grad_rows.itemsize)
+        # the batch sums (weight and bias gradients) per part, added at the end
+        partial_w: list = [None] * len(ranges)
+        partial_b: list = [None] * len(ranges)
+        grad_x = fill_input_grad = None
+        if needs[0]:
+            grad_x, fill_input_grad = _conv_input_grad_plan(grad_rows, weight, ctx.geometry,
+                                                            ctx.use_kernels)
+
+        def backward_images(part: int, lo: int, hi: int) -> None:
+            rows = grad_rows[lo * pixels : hi * pixels]
+            if needs[1]:
+                # dL/dW[o, c, i, j] = sum over pixels of cols[.., i, j, c] * dY[.., o]
+                if ctx.cols is not None:
+                    partial_w[part] = (ctx.cols[lo * pixels : hi * pixels].T
+                                       @ _widened(rows, width))  # (kh*kw*C, width)
+                else:
+                    total = np.zeros((kh * kw * c, width), dtype=grad_rows.dtype)
+                    chunks = _im2col_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation,
+                                            lo, hi)
+                    widened = None
+                    for start, stop, cols in chunks:
+                        widened = _widened(grad_rows[start * pixels : stop * pixels], width,
+                                           widened)
+                        total += cols.T @ widened
+                    partial_w[part] = total
+            if ctx.has_bias and needs[2]:
+                # a matrix-vector product: 3-4x faster than sum(axis=0), and more accurate
+                partial_b[part] = np.ones(rows.shape[0], dtype=rows.dtype) @ rows
+            if fill_input_grad is not None:
+                fill_input_grad(lo, hi)
+
+        _threads.run_parts(backward_images, ranges)
+        grad_w = grad_b = None
         if needs[1]:
-            # dL/dW[o, c, i, j] = sum over pixels of cols[.., i, j, c] * dY[.., o]
-            width = _gemm_width(c_out)
-            if ctx.cols is not None:
-                grad_w_matrix = ctx.cols.T @ _widened(grad_rows, width)  # (kh*kw*C, width)
-            else:
-                grad_w_matrix = np.zeros((kh * kw * c, width), dtype=grad_rows.dtype)
-                chunks = _im2col_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation)
-                widened = None
-                for start, stop, cols in chunks:
-                    widened = _widened(grad_rows[start * pixels : stop * pixels], width, widened)
-                    grad_w_matrix += cols.T @ widened
+            grad_w_matrix = _sum_parts(partial_w)
             grad_w = np.ascontiguousarray(
                 grad_w_matrix[:, :c_out].reshape(kh, kw, c, c_out).transpose(3, 2, 0, 1)
             )
         if ctx.has_bias and needs[2]:
-            # a matrix-vector product: 3-4x faster than sum(axis=0), and more accurate
-            grad_b = np.ones(grad_rows.shape[0], dtype=grad_rows.dtype) @ grad_rows
-        if needs[0]:
-            grad_x = _conv_input_grad(grad_rows, weight, ctx.geometry, ctx.use_kernels)
+            grad_b = _sum_parts(partial_b)
+        if grad_x is not None:
+            grad_x = nchw(grad_x)
         if ctx.has_bias:
             return grad_x, grad_w, grad_b
         return grad_x, grad_w
@@ -219,7 +252,7 @@ def _conv_weight_grad_graph(grad, x, weight_shape: tuple, geometry: tuple):
 
 
 def _conv_input_grad_graph(grad, weight, geometry: tuple):
-    """dL/dx as a recorded transposed convolution (what ``_conv_input_grad`` computes).
+    """dL/dx as a recorded transposed convolution (what ``_conv_input_grad_plan`` computes).
 
     dY is spread out by the stride (zeros between its pixels), padded by the kernel's dilated
     extent, and convolved at stride 1 with the flipped kernel, in/out channels swapped; that
@@ -273,18 +306,21 @@ def _planes_pay(c_in: int, c_out: int) -> bool:
 
 
 def _planes_chunks(
-    x_padded: np.ndarray, kernel: Pair, out_hw: Pair, stride: Pair, dilation: Pair
+    x_padded: np.ndarray, kernel: Pair, out_hw: Pair, stride: Pair, dilation: Pair,
+    lo: int = 0, hi: int | None = None, kept: np.ndarray | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield (start, stop, cols) over runs of images; cols is (images, C*kh*kw, Ho*Wo).
+    """Yield (start, stop, cols) over runs of images ``lo..hi`` (default: all); cols is
+    (images, C*kh*kw, Ho*Wo).
 
     ``cols[b, (c, i, j), (y, x)] = x_padded[start + b, c, y*s + i*d, x*s + j*d]`` from an NCHW
     array: the plane-major im2col, each copied run an output row of Wo numbers (with the numba
     kernels on, ``kernels/conv.py::im2col_planes`` copies them, 2x faster; this copy from a
     strided view is its reference). One buffer of about ``CHUNK_BYTES`` is reused (the caller
-    uses each chunk before asking for the next), unless the whole batch fits in
-    ``_WHOLE_BATCH_BYTES``.
+    uses each chunk before asking for the next); with ``kept`` (the whole batch's rows,
+    (N, C*kh*kw, Ho*Wo), when they fit in ``_WHOLE_BATCH_BYTES``) the images' rows go there.
     """
     n, c = x_padded.shape[:2]
+    hi = n if hi is None else hi
     k = c * kernel[0] * kernel[1]
     pixels = out_hw[0] * out_hw[1]
     span = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
@@ -298,11 +334,16 @@ def _planes_chunks(
         :: dilation[0],
         :: dilation[1],
     ].transpose(0, 1, 4, 5, 2, 3)
-    step = _images_per_chunk(n, pixels * k * x_padded.itemsize)
-    buffer = np.empty((min(step, n), c, kernel[0], kernel[1], *out_hw), dtype=x_padded.dtype)
+    if kept is not None:
+        step = max(1, hi - lo)
+        buffer = kept[lo:hi].reshape(hi - lo, c, kernel[0], kernel[1], *out_hw)
+    else:
+        step = _images_per_chunk(n, pixels * k * x_padded.itemsize)
+        buffer = np.empty((max(0, min(step, hi - lo)), c, kernel[0], kernel[1], *out_hw),
+                          dtype=x_padded.dtype)
     use_kernel = kernel_ready(x_padded, buffer)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
+    for start in range(lo, hi, step):
+        stop = min(hi, start + step)
         cols = buffer[: stop - start]
         if use_kernel:
             conv_kernels.im2col_planes(x_padded, start, *stride, *dilation, cols)
@@ -317,21 +358,27 @@ def _planes_forward(ctx, x, weight, bias, out_hw: Pair) -> np.ndarray:
     reshuffle. Returns a contiguous NCHW array (N, C_out, Ho, Wo)."""
     (n, c, h, w), _, stride, padding, dilation = ctx.geometry
     c_out, _, kh, kw = weight.shape
-    ph, pw = padding
-    x_padded = np.ascontiguousarray(x)
-    if ph or pw:
-        x_padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
-        x_padded[:, :, ph : ph + h, pw : pw + w] = x
+    x_padded = _padded_buffer(x, padding, (2, 3))
     ctx.x_padded = x_padded  # (N, C, Hp, Wp)
     w_matrix = weight.reshape(c_out, c * kh * kw)  # (C_out, K)
-    out = np.empty((n, c_out, out_hw[0] * out_hw[1]), dtype=x.dtype)  # (N, C_out, Ho*Wo)
-    start, stop, cols = 0, 0, None
-    for start, stop, cols in _planes_chunks(x_padded, (kh, kw), out_hw, stride, dilation):
-        block = out[start:stop]
-        np.matmul(w_matrix, cols, out=block)
-        if bias is not None:
-            block += bias[:, None]  # rows of Ho*Wo numbers: one pass while still in cache
-    ctx.cols = cols if start == 0 and stop == n else None
+    pixels = out_hw[0] * out_hw[1]
+    out = np.empty((n, c_out, pixels), dtype=x.dtype)  # (N, C_out, Ho*Wo)
+    row_bytes = c * kh * kw * pixels * x.itemsize  # one image's im2col rows
+    kept = (np.empty((n, c * kh * kw, pixels), dtype=x.dtype)
+            if n * row_bytes <= _WHOLE_BATCH_BYTES else None)
+
+    def forward_images(part: int, lo: int, hi: int) -> None:
+        if x_padded is not x:
+            _pad_images(x, padding, x_padded, lo, hi, (2, 3))
+        for start, stop, cols in _planes_chunks(x_padded, (kh, kw), out_hw, stride, dilation,
+                                                lo, hi, kept):
+            block = out[start:stop]
+            np.matmul(w_matrix, cols, out=block)
+            if bias is not None:
+                block += bias[:, None]  # rows of Ho*Wo numbers: one pass while still in cache
+
+    _threads.run_parts(forward_images, _image_ranges(n, row_bytes))
+    ctx.cols = kept
     return out.reshape(n, c_out, *out_hw)
 
 
@@ -340,49 +387,71 @@ def _planes_backward(ctx, grad):
 
     ``dW^T (K, C_out) = sum over images b of cols[b] (K, Ho*Wo) @ dY[b]^T``, the im2col
     chunks rebuilt as in the forward; ``db = dY`` summed over images and pixels; ``dx`` (only
-    when the input needs it) by ``_planes_input_grad``.
+    when the input needs it) by ``_planes_input_grad_plan``. Each part of the batch-parallel
+    region sums its own images; the parts are added at the end.
     """
     (n, c, h, w), out_hw, stride, _, dilation = ctx.geometry
     c_out, _, kh, kw = ctx.weight.shape
     needs = ctx.needs_input_grad
     pixels = out_hw[0] * out_hw[1]
     planes = np.ascontiguousarray(grad).reshape(n, c_out, pixels)  # (N, C_out, Ho*Wo)
-    grad_x = grad_w = grad_b = None
+    # dY with zero rows up to _gemm_width: cols (K, P) @ dY^T (P, width) per image ran
+    # 0.89 ms against 1.26 for dY (6, P) @ cols^T (CIFAR's first layer, Haswell kernels;
+    # 0.40 against 0.33 with SkylakeX's)
+    width = _gemm_width(c_out)
+    ranges = _image_ranges(n, c * kh * kw * pixels * planes.itemsize)
+    partial_w: list = [None] * len(ranges)
+    partial_b: list = [None] * len(ranges)
+    grad_x = fill_input_grad = None
+    if needs[0]:
+        grad_x, fill_input_grad = _planes_input_grad_plan(planes, ctx.weight, ctx.geometry)
+
+    def backward_images(part: int, lo: int, hi: int) -> None:
+        if needs[1]:
+            wide = planes[lo:hi]
+            if width != c_out:
+                wide = np.zeros((hi - lo, width, pixels), dtype=planes.dtype)
+                wide[:, :c_out] = planes[lo:hi]
+            total = np.zeros((c * kh * kw, width), dtype=planes.dtype)  # (K, width)
+            if ctx.cols is not None:
+                chunks = iter([(lo, hi, ctx.cols[lo:hi])])
+            else:
+                chunks = _planes_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation,
+                                        lo, hi)
+            for start, stop, cols in chunks:
+                # (images, K, P) @ (images, P, width) -> (images, K, width), summed over images
+                total += np.matmul(cols, wide[start - lo : stop - lo].transpose(0, 2, 1)).sum(
+                    axis=0)
+            partial_w[part] = total
+        if ctx.has_bias and needs[2]:
+            # matrix-vector products (faster and more accurate than sum over a strided axis)
+            partial_b[part] = np.ones(hi - lo, dtype=planes.dtype) @ (
+                planes[lo:hi] @ np.ones(pixels, dtype=planes.dtype))
+        if fill_input_grad is not None:
+            fill_input_grad(lo, hi)
+
+    _threads.run_parts(backward_images, ranges)
+    grad_w = grad_b = None
     if needs[1]:
-        # dY with zero rows up to _gemm_width: cols (K, P) @ dY^T (P, width) per image ran
-        # 0.89 ms against 1.26 for dY (6, P) @ cols^T (CIFAR's first layer, Haswell kernels;
-        # 0.40 against 0.33 with SkylakeX's)
-        width = _gemm_width(c_out)
-        wide = planes
-        if width != c_out:
-            wide = np.zeros((n, width, pixels), dtype=planes.dtype)
-            wide[:, :c_out] = planes
-        grad_w = np.zeros((c * kh * kw, width), dtype=planes.dtype)  # (K, width)
-        if ctx.cols is not None:
-            chunks = iter([(0, n, ctx.cols)])
-        else:
-            chunks = _planes_chunks(ctx.x_padded, (kh, kw), out_hw, stride, dilation)
-        for start, stop, cols in chunks:
-            # (images, K, P) @ (images, P, width) -> (images, K, width), summed over images
-            grad_w += np.matmul(cols, wide[start:stop].transpose(0, 2, 1)).sum(axis=0)
+        grad_w = _sum_parts(partial_w)
         grad_w = np.ascontiguousarray(grad_w[:, :c_out].T).reshape(c_out, c, kh, kw)
     if ctx.has_bias and needs[2]:
-        # matrix-vector products (faster and more accurate than sum over a strided axis)
-        grad_b = np.ones(n, dtype=planes.dtype) @ (planes @ np.ones(pixels, dtype=planes.dtype))
-    if needs[0]:
-        grad_x = _planes_input_grad(planes, ctx.weight, ctx.geometry)
+        grad_b = _sum_parts(partial_b)
     if ctx.has_bias:
         return grad_x, grad_w, grad_b
     return grad_x, grad_w
 
 
-def _planes_input_grad(planes: np.ndarray, weight: np.ndarray, geometry: tuple) -> np.ndarray:
+def _planes_input_grad_plan(
+    planes: np.ndarray, weight: np.ndarray, geometry: tuple
+) -> tuple[np.ndarray, Callable[[int, int], None]]:
     """dL/dx plane-major: ``W^T (K, C_out) @ dY[b] (C_out, Ho*Wo)`` per chunk of images gives,
     for every kernel offset (c, i, j), a plane of what flows back; col2im adds each offset's
     plane into the input gradient at its window (``_col2im_targets``: clipped to the unpadded
     input, a covering offset copied first), runs of Wo numbers on NCHW memory. The NumPy
-    col2im of ``_conv_input_grad`` in another layout; the offsets are added in the same order.
-    Shape: planes (N, C_out, Ho*Wo) -> (N, C, H, W), contiguous."""
+    col2im of ``_conv_input_grad_plan`` in another layout; the offsets are added in the same
+    order. Returns the input gradient (N, C, H, W), contiguous and not yet filled, and
+    ``fill(lo, hi)``, which computes images ``lo..hi`` of it."""
     (n, c, h, w), out_hw, *_ = geometry
     c_out, _, kh, kw = weight.shape
     pixels = out_hw[0] * out_hw[1]
@@ -391,20 +460,23 @@ def _planes_input_grad(planes: np.ndarray, weight: np.ndarray, geometry: tuple) 
     full_cover = bool(targets) and targets[0][-1]
     grad_x = (np.empty if full_cover else np.zeros)((n, c, h, w), dtype=planes.dtype)
     step = _images_per_chunk(n, pixels * kh * kw * c * planes.itemsize)
-    buffer = np.empty((min(step, n), c * kh * kw, pixels), dtype=planes.dtype)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        parts = buffer[: stop - start]
-        np.matmul(w_columns, planes[start:stop], out=parts)
-        parts = parts.reshape(stop - start, c, kh, kw, *out_hw)  # (images, C, kh, kw, Ho, Wo)
-        image = grad_x[start:stop]
-        for number, (i, j, (out_y, out_x), (in_y, in_x), _) in enumerate(targets):
-            source = parts[:, :, i, j, out_y, out_x]  # (images, C, rows, cols)
-            if number == 0 and full_cover:
-                np.copyto(image, source)
-            else:
-                image[:, :, in_y, in_x] += source
-    return grad_x
+
+    def fill(lo: int, hi: int) -> None:
+        buffer = np.empty((min(step, hi - lo), c * kh * kw, pixels), dtype=planes.dtype)
+        for start in range(lo, hi, step):
+            stop = min(hi, start + step)
+            parts = buffer[: stop - start]
+            np.matmul(w_columns, planes[start:stop], out=parts)
+            parts = parts.reshape(stop - start, c, kh, kw, *out_hw)  # (images, C, kh, kw, Ho, Wo)
+            image = grad_x[start:stop]
+            for number, (i, j, (out_y, out_x), (in_y, in_x), _) in enumerate(targets):
+                source = parts[:, :, i, j, out_y, out_x]  # (images, C, rows, cols)
+                if number == 0 and full_cover:
+                    np.copyto(image, source)
+                else:
+                    image[:, :, in_y, in_x] += source
+
+    return grad_x, fill
 
 
 def _gemm_width(c_out: int) -> int:
@@ -464,25 +536,36 @@ def _matmul_add_bias(
 
 
 def _im2col_chunks(
-    x_padded: np.ndarray, kernel: Pair, out_hw: Pair, stride: Pair, dilation: Pair
+    x_padded: np.ndarray, kernel: Pair, out_hw: Pair, stride: Pair, dilation: Pair,
+    lo: int = 0, hi: int | None = None, kept: np.ndarray | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield (start, stop, cols) over runs of images; cols is (images*Ho*Wo, kh*kw*C).
+    """Yield (start, stop, cols) over runs of images ``lo..hi`` (default: all); cols is
+    (images*Ho*Wo, kh*kw*C).
 
     ``cols[row of (n, y, x), (i, j, c)] = x_padded[n, y*s + i*d, x*s + j*d, c]``. One buffer of
     about ``CHUNK_BYTES`` is reused for every chunk, so it stays in cache for the matmul that
-    reads it; the caller must use each chunk before asking for the next. (A numba im2col was
-    measured against this copy from a strided view and lost: 2x slower on every benchmark
-    shape, 1 thread; NumPy copies runs of C numbers as well as any loop does.)
+    reads it; the caller must use each chunk before asking for the next. With ``kept`` (the
+    whole batch's rows, (N*Ho*Wo, kh*kw*C)) the images' rows are written there in one piece
+    instead. (A numba im2col was measured against this copy from a strided view and lost: 2x
+    slower on every benchmark shape, 1 thread; NumPy copies runs of C numbers as well as any
+    loop does.)
     """
     n, c = x_padded.shape[0], x_padded.shape[3]
+    hi = n if hi is None else hi
     k = kernel[0] * kernel[1] * c
     pixels = out_hw[0] * out_hw[1]
     windows = _windows(x_padded, kernel, out_hw, stride, dilation)  # strided view
+    if kept is not None:
+        if hi > lo:
+            cols = kept[lo * pixels : hi * pixels].reshape(hi - lo, *out_hw, *kernel, c)
+            np.copyto(cols, windows[lo:hi])
+            yield lo, hi, kept[lo * pixels : hi * pixels]
+        return
     step = _images_per_chunk(n, pixels * k * x_padded.itemsize)
-    buffer = np.empty((min(step, n), out_hw[0], out_hw[1], kernel[0], kernel[1], c),
-                      dtype=x_padded.dtype)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
+    buffer = np.empty((max(0, min(step, hi - lo)), out_hw[0], out_hw[1], kernel[0], kernel[1],
+                       c), dtype=x_padded.dtype)
+    for start in range(lo, hi, step):
+        stop = min(hi, start + step)
         cols = buffer[: stop - start]
         np.copyto(cols, windows[start:stop])
         # rows counted, not -1: with C = 0 (k = 0) reshape(-1, 0) is ambiguous (torch gives
@@ -508,18 +591,21 @@ def _windows(
     return view.transpose(0, 1, 2, 4, 5, 3)
 
 
-def _conv_input_grad(
+def _conv_input_grad_plan(
     grad_rows: np.ndarray, weight: np.ndarray, geometry: tuple, use_kernels: bool = False
-) -> np.ndarray:
+) -> tuple[np.ndarray, Callable[[int, int], None]]:
     """dL/dx: one matmul ``dY @ W^T`` per chunk of images, then col2im into the input's shape.
+
+    Returns the input gradient (N, H, W, C), contiguous NHWC and not yet filled, and
+    ``fill(lo, hi)``, which computes images ``lo..hi`` of it (the batch-parallel region calls
+    it once per part; each image depends on its own rows only, so the split changes no bit).
 
     Row ``(n, y, x)`` of ``dY @ W^T`` holds, for every kernel offset (i, j), the C numbers that
     flow back to input pixel ``(y*s + i*d - p, x*s + j*d - p)``; each offset's block is added
     into the input gradient at that offset's window, clipped to the unpadded input (no padded
-    buffer, and the result is contiguous NHWC). With stride 1 and "same" padding the centre
-    offset covers the whole input, so it is copied in first instead of zero-filling. With
-    ``use_kernels`` the numba ``col2im`` does the adding instead, images in parallel, offsets in
-    the same order.
+    buffer). With stride 1 and "same" padding the centre offset covers the whole input, so it
+    is copied in first instead of zero-filling. With ``use_kernels`` the numba ``col2im`` does
+    the adding instead, offsets in the same order.
     """
     (n, c, h, w), out_hw, stride, padding, dilation = geometry
     c_out, _, kh, kw = weight.shape
@@ -527,29 +613,88 @@ def _conv_input_grad(
     w_rows = weight.transpose(0, 2, 3, 1).reshape(c_out, kh * kw * c)  # (C_out, kh*kw*C)
     targets = _col2im_targets(geometry, (kh, kw))
     full_cover = bool(targets) and targets[0][-1]
+    order = None
     if use_kernels:  # col2im zeroes each image itself
         order = np.array([i * kw + j for i, j, *_ in targets], dtype=np.int64)
         full_cover = True
     grad_x = (np.empty if full_cover else np.zeros)((n, h, w, c), dtype=grad_rows.dtype)
     step = _images_per_chunk(n, pixels * kh * kw * c * grad_rows.itemsize)
-    buffer = np.empty((min(step, n) * pixels, kh * kw * c), dtype=grad_rows.dtype)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        parts = buffer[: (stop - start) * pixels]
-        np.matmul(grad_rows[start * pixels : stop * pixels], w_rows, out=parts)
-        parts = parts.reshape(stop - start, *out_hw, kh, kw, c)
-        image = grad_x[start:stop]
-        if use_kernels:
-            conv_kernels.col2im(parts, order, stride[0], stride[1], padding[0], padding[1],
-                                dilation[0], dilation[1], image)
-            continue
-        for number, (i, j, (out_y, out_x), (in_y, in_x), _) in enumerate(targets):
-            source = parts[:, out_y, out_x, i, j]  # (images, rows, cols, C)
-            if number == 0 and full_cover:
-                np.copyto(image, source)
-            else:
-                image[:, in_y, in_x] += source
-    return nchw(grad_x)
+
+    def fill(lo: int, hi: int) -> None:
+        buffer = np.empty((min(step, hi - lo) * pixels, kh * kw * c), dtype=grad_rows.dtype)
+        for start in range(lo, hi, step):
+            stop = min(hi, start + step)
+            parts = buffer[: (stop - start) * pixels]
+            np.matmul(grad_rows[start * pixels : stop * pixels], w_rows, out=parts)
+            parts = parts.reshape(stop - start, *out_hw, kh, kw, c)
+            image = grad_x[start:stop]
+            if order is not None:
+                conv_kernels.col2im(parts, order, stride[0], stride[1], padding[0], padding[1],
+                                    dilation[0], dilation[1], image)
+                continue
+            for number, (i, j, (out_y, out_x), (in_y, in_x), _) in enumerate(targets):
+                source = parts[:, out_y, out_x, i, j]  # (images, rows, cols, C)
+                if number == 0 and full_cover:
+                    np.copyto(image, source)
+                else:
+                    image[:, in_y, in_x] += source
+
+    return grad_x, fill
+
+
+#: a batch-parallel region pays only from this much work per part (bytes of im2col rows, about
+#: the work of a convolution's products and copies over those rows); measured in
+#: benchmarks/README.md ("The 2-thread CNN step")
+_MIN_PART_BYTES = 1 << 20
+
+
+def _image_ranges(n: int, bytes_per_image: int) -> list[tuple[int, int]]:
+    """The (start, stop) image ranges a convolution splits its batch into (one: serial)."""
+    return _threads.split(n, _threads.parts_for(n, bytes_per_image, _MIN_PART_BYTES))
+
+
+def _sum_parts(partials: list) -> np.ndarray:
+    """The per-part sums of a batch-parallel region added in part order (one part: itself)."""
+    total = partials[0]
+    for partial in partials[1:]:
+        total += partial
+    return total
+
+
+def _padded_buffer(x: np.ndarray, padding: Pair, axes: Pair) -> np.ndarray:
+    """Where the padded, contiguous copy of ``x`` goes: ``x`` itself when it already is one (no
+    padding, C-contiguous), else a fresh uninitialised array for :func:`_pad_images` to fill."""
+    ph, pw = padding
+    if not ph and not pw and x.flags.c_contiguous:
+        return x
+    shape = list(x.shape)
+    shape[axes[0]] += 2 * ph
+    shape[axes[1]] += 2 * pw
+    return np.empty(shape, dtype=x.dtype)
+
+
+def _pad_images(x: np.ndarray, padding: Pair, out: np.ndarray, lo: int, hi: int,
+                axes: Pair) -> None:
+    """``out[lo:hi]`` = images ``lo..hi`` of ``x`` with ``padding`` zeros around the spatial
+    ``axes`` (1, 2 for NHWC; 2, 3 for NCHW); only the border is zeroed."""
+    ph, pw = padding
+    h, w = x.shape[axes[0]], x.shape[axes[1]]
+    target = out[lo:hi]
+
+    def index(rows: slice, cols: slice) -> tuple[slice, ...]:
+        where = [slice(None)] * out.ndim
+        where[axes[0]], where[axes[1]] = rows, cols
+        return tuple(where)
+
+    every = slice(None)
+    middle = slice(ph, ph + h)
+    if ph:
+        target[index(slice(0, ph), every)] = 0
+        target[index(slice(ph + h, None), every)] = 0
+    if pw:
+        target[index(middle, slice(0, pw))] = 0
+        target[index(middle, slice(pw + w, None))] = 0
+    target[index(middle, slice(pw, pw + w))] = x[lo:hi]
 
 
 def _col2im_targets(geometry: tuple, kernel: Pair) -> list[tuple]:

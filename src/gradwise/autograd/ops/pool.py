@@ -16,10 +16,12 @@ element of the window is -inf (all three as PyTorch's CPU kernel).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from gradwise.autograd.function import Function
-from gradwise.autograd.kernels import KERNEL_DTYPES, jit_enabled
+from gradwise.autograd.kernels import KERNEL_DTYPES, _threads, jit_enabled
 from gradwise.autograd.kernels import pool as pool_kernels
 from gradwise.autograd.ops._select import select_grad, select_grad_into
 from gradwise.autograd.ops._spatial import (
@@ -107,8 +109,9 @@ class MaxPool2d(Function):
         grad = np.ascontiguousarray(nhwc(grad))  # (N, Ho, Wo, C), like `out`
         if ctx.kernel_choice is not None:
             grad_x = np.empty((n, h, w, c), dtype=grad.dtype)
-            pool_kernels.max_pool_backward(grad, ctx.kernel_choice, *kernel, *stride, *padding,
-                                           grad_x)
+            choice = ctx.kernel_choice
+            _by_images(n, h * w * c * grad.itemsize, lambda lo, hi: pool_kernels.max_pool_backward(
+                grad[lo:hi], choice[lo:hi], *kernel, *stride, *padding, grad_x[lo:hi]))
             return (nchw(grad_x),)
         if ctx.argmax is not None:
             return (nchw(_max_pool_tiles_grad(grad, ctx.argmax, kernel, (n, h, w, c))),)
@@ -164,6 +167,20 @@ def _picked_index(ctx) -> tuple[np.ndarray, ...]:
 MAX_POOL_KERNEL_MIN_CHANNELS = 8
 
 
+#: a pooling kernel splits its batch over threads (``kernels/_threads.py``) only from this many
+#: bytes of input (or input gradient) per part; measured in benchmarks/README.md ("The 2-thread
+#: CNN step")
+_MIN_PART_BYTES = 1 << 20
+
+
+def _by_images(n: int, bytes_per_image: int, call: Callable[[int, int], None]) -> None:
+    """``call(lo, hi)`` over parts of the ``n`` images, in parallel when it pays
+    (``_threads.parts_for``); every kernel here works image by image, so any split gives the
+    same bits."""
+    ranges = _threads.split(n, _threads.parts_for(n, bytes_per_image, _MIN_PART_BYTES))
+    _threads.run_parts(lambda part, lo, hi: call(lo, hi), ranges)
+
+
 def _use_kernels(x: np.ndarray, min_channels: int = 1) -> bool:
     """Whether the numba kernels run for this input (compiled for float32/64 only)."""
     # the kernels take an NHWC copy/view themselves, so only dtype and byte order matter here
@@ -180,7 +197,14 @@ def _max_pool_kernel(
     out = np.empty((n, *out_hw, c), dtype=x.dtype)
     shape = out.shape if with_choice else (0, 0, 0, 0)  # one compiled signature either way
     chosen = np.empty(shape, dtype=pool_kernels.choice_dtype(kernel))
-    pool_kernels.max_pool_forward(x_nhwc, *kernel, *stride, *padding, out, chosen, with_choice)
+
+    def pool_images(lo: int, hi: int) -> None:
+        # without with_choice, chosen is (0, 0, 0, 0) and goes whole to every part
+        picks = chosen[lo:hi] if with_choice else chosen
+        pool_kernels.max_pool_forward(x_nhwc[lo:hi], *kernel, *stride, *padding, out[lo:hi],
+                                      picks, with_choice)
+
+    _by_images(n, x_nhwc[0:1].nbytes, pool_images)
     return out, chosen if with_choice else None
 
 
@@ -338,7 +362,8 @@ class AvgPool2d(Function):
         if _use_kernels(x):
             x_nhwc = np.ascontiguousarray(nhwc(x))
             out = np.empty((x.shape[0], *out_hw, x.shape[1]), dtype=x.dtype)
-            pool_kernels.avg_pool_forward(x_nhwc, *kernel, *stride, *padding, scale, out)
+            _by_images(x.shape[0], x_nhwc[0:1].nbytes, lambda lo, hi: pool_kernels.avg_pool_forward(
+                x_nhwc[lo:hi], *kernel, *stride, *padding, scale, out[lo:hi]))
             return nchw(out)
         x_padded = pad_hw(nhwc(x), padding)
         out = None
@@ -356,8 +381,9 @@ class AvgPool2d(Function):
         if padded_shape is None:  # the forward ran the kernel
             scale = np.asarray([1.0 / (kernel[0] * kernel[1])], dtype=grad.dtype)
             grad_x = np.empty((n, h, w, c), dtype=grad.dtype)
-            pool_kernels.avg_pool_backward(np.ascontiguousarray(nhwc(grad)), *kernel, *stride,
-                                           *padding, scale, grad_x)
+            grad_rows = np.ascontiguousarray(nhwc(grad))
+            _by_images(n, h * w * c * grad.itemsize, lambda lo, hi: pool_kernels.avg_pool_backward(
+                grad_rows[lo:hi], *kernel, *stride, *padding, scale, grad_x[lo:hi]))
             return (nchw(grad_x),)
         share = nhwc(grad) * np.asarray(1.0 / (kernel[0] * kernel[1]), dtype=grad.dtype)
         grad_padded = np.zeros(padded_shape, dtype=grad.dtype)

@@ -6,7 +6,8 @@ rounds and the median step time is extrapolated to one epoch (60,000 images), la
 The process first calls ``gradwise._malloc.reuse_freed_memory()`` (glibc keeps freed large
 blocks for reuse; it applies to both contenders, as they share the process); ``--default-malloc``
 skips it. ``--ops`` instead times each conv/pool op of the gradwise model alone, forward and
-backward, on the layer shapes of a batch (1 BLAS thread, min of 15 runs).
+backward, on the layer shapes of a batch, with ``gw.set_num_threads(1)`` and then 2 (the
+batch-parallel regions of ``kernels/_threads.py`` run at 2), min and median of 15 runs.
 
 With one thread each (``--threads 1``) the ratio is judged by process CPU time, as in
 mlp_epoch.py (a busy machine's waiting is not counted); with more threads by wall time.
@@ -53,17 +54,18 @@ BATCH = 128
 TARGET = {1: 0.75, 2: 0.90}
 
 
-def min_ms(fn: Callable[[], object], repeats: int = 15) -> float:
-    best = float("inf")
+def min_median_ms(fn: Callable[[], object], repeats: int = 15) -> tuple[float, float]:
+    times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
+        times.append(time.perf_counter() - start)
+    return min(times) * 1e3, statistics.median(times) * 1e3
 
 
-def op_timings() -> list[tuple[str, str, str]]:
-    """Forward and backward of each conv/pool op of the model, alone, on a batch's shapes.
+def op_timings(threads: tuple[int, ...] = (1, 2)) -> list[tuple[str, str, str]]:
+    """Forward and backward of each conv/pool op of the model, alone, on a batch's shapes, at
+    each thread count (``gw.set_num_threads``): min (median) ms.
 
     Inputs are NCHW views of NHWC memory, as the ops hand them to each other in the model.
     """
@@ -74,14 +76,21 @@ def op_timings() -> list[tuple[str, str, str]]:
             0, 3, 1, 2
         )
 
-    def time_op(function: type, needs: tuple[bool, ...], *args: object) -> tuple[float, float]:
+    def shown(times: tuple[float, float]) -> str:
+        return f"{times[0]:.2f} ({times[1]:.2f})"
+
+    def time_op(function: type, needs: tuple[bool, ...], *args: object) -> tuple[str, str]:
         ctx = types.SimpleNamespace(needs_input_grad=needs)
-        forward_ms = min_ms(lambda: function.forward(ctx, *args))
         out = function.forward(ctx, *args)
         grad = activation(*out.shape)
-        return forward_ms, min_ms(lambda: function.backward(ctx, grad))
+        forward, backward = [], []
+        for count in threads:
+            gw.set_num_threads(count)
+            forward.append(shown(min_median_ms(lambda: function.forward(ctx, *args))))
+            backward.append(shown(min_median_ms(lambda: function.backward(ctx, grad))))
+        return " / ".join(forward), " / ".join(backward)
 
-    def conv(c_in: int, c_out: int, size: int, first: bool) -> tuple[float, float]:
+    def conv(c_in: int, c_out: int, size: int, first: bool) -> tuple[str, str]:
         x = (rng.random((BATCH, 1, size, size), dtype=np.float32) if first
              else activation(BATCH, c_in, size, size))
         weight = rng.standard_normal((c_out, c_in, 3, 3), dtype=np.float32)
@@ -89,7 +98,7 @@ def op_timings() -> list[tuple[str, str, str]]:
         needs = (not first, True, True)
         return time_op(conv_ops.Conv2d, needs, x, weight, bias, (1, 1), (1, 1), (1, 1))
 
-    def pool(c: int, size: int) -> tuple[float, float]:
+    def pool(c: int, size: int) -> tuple[str, str]:
         x = activation(BATCH, c, size, size)
         return time_op(pool_ops.MaxPool2d, (True,), x, (2, 2), (2, 2), (0, 0))
 
@@ -99,7 +108,7 @@ def op_timings() -> list[tuple[str, str, str]]:
         "conv 32->64, 14x14": conv(32, 64, 14, first=False),
         "max-pool 64ch 14->7": pool(64, 14),
     }
-    return [(name, f"{fwd:6.2f} ms fwd", f"{bwd:6.2f} ms bwd") for name, (fwd, bwd) in ops.items()]
+    return [(name, f"fwd {fwd} ms", f"bwd {bwd} ms") for name, (fwd, bwd) in ops.items()]
 
 
 def main() -> None:
@@ -116,13 +125,12 @@ def main() -> None:
     allocator = ("freed memory reused (gradwise._malloc.reuse_freed_memory)" if tuned
                  else "default malloc")
     if args.ops:
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1):
-            rows = op_timings()
+        print(load_line("start"))
+        rows = op_timings()
+        print(load_line("end"))
         print(machine_description())
         print(f"allocator: {allocator}")
-        print_table(f"gradwise CNN ops, batch {BATCH}, 1 BLAS thread, min of 15", rows)
+        print_table(f"gradwise CNN ops, batch {BATCH}, 1 / 2 threads, min (median) of 15", rows)
         return
     setup_threads(args.threads)
     print(load_line("start"))

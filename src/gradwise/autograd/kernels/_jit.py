@@ -14,18 +14,28 @@ Settings and why (measured on a 2-core Xeon, numba 0.68, OpenBLAS 0.3.31; issue 
 
 Threads (issue 14's measured pitfall: numba's OpenMP layer running beside OpenBLAS's own
 threads made the MLP step 5x and the CNN step 14x slower on 2 cores). The rule is **one pool
-at a time**, and it holds because **no gradwise kernel is** ``parallel=True``:
+at a time**: at any moment either BLAS's threads or gradwise's own share the cores, never both.
 
-* every kernel (bias+activation, losses, norms, optimizer updates, convolution, pooling) is
-  serial: they work on arrays that take micro- to milliseconds, where waking threads costs more
-  than it saves, and they run between matrix products, so BLAS keeps the cores for the GEMMs;
+* every numba kernel is serial (``parallel=True`` nowhere): bias+activation, losses, norms and
+  optimizer updates work on arrays that take micro- to milliseconds, where waking threads costs
+  more than it saves, and they run between matrix products, so BLAS keeps the cores for the
+  GEMMs; they stay so (measured for issue 14: the ReLU/bias kernels gain nothing from threads);
+* convolution and pooling (``ops/conv.py``, ``ops/pool.py``) split a big enough batch into
+  parts, one per thread, in a **batch-parallel region** (``_threads.py``): part 0 on the calling
+  thread, the others on a few gradwise-owned daemon threads, every BLAS library held to **1
+  thread** inside the region and restored after it. Their copies, products and (``nogil``)
+  kernels then use all cores where only the GEMMs did (the 2-thread CNN step of
+  benchmarks/cnn_epoch.py; figures in benchmarks/README.md). Plain Python threads, not a numba
+  threading layer: nothing process-wide changes, and a user's own threads, fork and Ctrl-C keep
+  working (``_threads.py`` says how);
 * importing gradwise changes **no** process-wide numba setting (an earlier version set
   ``numba.config.THREADING_LAYER = "workqueue"`` on import, which made a user's own
   ``@njit(parallel=True)`` function abort with "Concurrent access has been detected" when called
   from two threads; issue 14). A future parallel kernel must choose its layer locally or not at
   all;
-* ``gw.set_num_threads(n)`` limits both pools (BLAS through threadpoolctl, numba through
-  ``numba.set_num_threads``), as ``torch.set_num_threads`` does.
+* ``gw.set_num_threads(n)`` limits all three (BLAS through threadpoolctl, numba through
+  ``numba.set_num_threads``, the regions' thread count), as ``torch.set_num_threads`` does;
+  ``gw.set_num_threads(1)`` turns the regions off.
 
 ``GRADWISE_JIT`` in the environment (read at import: ``0``/``false``/``off``/``no`` switch the
 kernels off, ``1``/``true``/``on``/``yes`` or unset leave them on, case-insensitive; anything

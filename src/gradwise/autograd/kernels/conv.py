@@ -4,9 +4,11 @@ The NumPy references live in ``autograd/ops/conv.py``: ``_im2col_chunks`` (a cop
 strided view of the padded input) and ``_conv_input_grad_plan`` (col2im by clipped slices).
 ``tests/kernels/test_spatial_kernels.py`` compares each kernel with its reference.
 
-``col2im`` is serial: the op calls it once per chunk of a few images (about ``CHUNK_BYTES``),
-between matrix products that have both cores; handing each chunk to a thread pool cost more than
-the work (0.8 ms against 0.02 ms per chunk on the shared 2-core machine under load).
+``col2im`` is serial: the op calls it once per chunk of a few images (about ``CHUNK_BYTES``);
+handing each *chunk* to a thread pool cost more than the work (0.8 ms against 0.02 ms per chunk
+on the shared 2-core machine under load). What runs in parallel instead is the whole backward
+over parts of the batch (``_threads.py``): each thread calls col2im on its own images' chunks,
+between its own 1-thread matrix products, so there is one hand-over per op, not per chunk.
 
 Not here, measured and left out: an im2col kernel (2x slower than NumPy's copy from a strided
 view on every benchmark shape), and a direct convolution for few-channel inputs (1- or 3-channel

@@ -15,6 +15,10 @@ forwards took 6.1 ms per step in parallel against 1.1 ms serial (NumPy reference
 hot loop on the benchmark CNN's first pool (128x32x28x28), 2 threads gave 1.3 ms against 2.3 ms
 serial, a gain of about 1 ms per step on an idle machine only. Serial kernels also leave both
 cores to BLAS, the team's rule of one thread pool at a time (``_jit.py``).
+Since the 2-thread CNN work of issue 14 the op (``ops/pool.py``) splits a big enough batch
+into parts and calls the serial kernel on each part from its own thread (``_threads.py``, one
+hand-over per call, no numba threading layer); every kernel works image by image, so the
+results are the same bits whatever the split.
 
 A window's "offset number" is ``i * kw + j`` for kernel offset (i, j): the row-major order that
 decides max-pool ties.

@@ -22,6 +22,15 @@ block is added into the input gradient at that offset's window, clipped to the u
 (col2im without a padded buffer). The input gradient is computed only when the input needs one:
 the first layer's data does not.
 
+Threads (issue 14): with ``gw.get_num_threads() > 1`` and at least ``_MIN_PART_BYTES`` of
+im2col rows per part, the forward (padding copy, im2col, products, bias) and the backward (the
+three gradients) run over parts of the batch in a batch-parallel region (``kernels/_threads.py``:
+one part per thread, BLAS on 1 thread inside). Each part owns whole images: its chunks, its
+rows of the output and of the input gradient, and its own partial sums of the weight and bias
+gradients, which are added in part order at the end. Results therefore match the 1-thread run
+within float rounding (the sums' order, and OpenBLAS's products, which differ in the last bits
+with the rows of a call and with its own thread count), not bit for bit.
+
 Few channels, plane-major (``_planes_pay``: at most 4 input and 8 output channels, a first
 layer such as CIFAR's 3 -> 6): the NHWC product above is then a tall, very thin GEMM that
 OpenBLAS runs far below its speed, and its im2col rows are runs of only kw*C numbers. Such a

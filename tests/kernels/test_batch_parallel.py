@@ -50,6 +50,7 @@ def region(monkeypatch):
     monkeypatch.setattr(_threads, "run_parts", counting_run_parts)
     yield _threads.set_thread_count
     _threads._configured[:] = saved
+    _threads.restore_blas_now()
 
 
 #: how many parts each region of the current test had (the proof that it did split)
@@ -231,22 +232,49 @@ def _blas_counts():
     return [c.num_threads for c in _threads._blas_controllers()]
 
 
-def _assert_blas_restored():
+def _assert_blas_restored(before=None):
+    """No region runs, this thread is outside one, and BLAS gets its counts back: at once by
+    restore_blas_now, else by the restoring thread after BLAS_RESTORE_DELAY."""
     assert _threads._state.active == 0
     assert getattr(_threads._local, "depth", 0) == 0
+    deadline = time.monotonic() + 5
+    while _threads._state.held and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _threads._state.held
+    if before is not None:
+        assert _blas_counts() == before
 
 
 def test_region_holds_blas_to_one_thread_and_restores_it(region):
     region(2)
+    _threads.restore_blas_now()
     before = _blas_counts()
     seen = []
-    _threads.run_parts(lambda part, lo, hi: seen.append(_blas_counts()), [(0, 1), (1, 2)])
-    assert seen == [[1] * len(before)] * 2
+    for _ in range(2):  # the second region finds BLAS still held (no restore in between)
+        _threads.run_parts(lambda part, lo, hi: seen.append(_blas_counts()), [(0, 1), (1, 2)])
+    assert seen == [[1] * len(before)] * 4
+    assert _blas_counts() == [1] * len(before)  # held a moment after the region...
+    _assert_blas_restored(before)  # ...then restored by the restoring thread
+    _threads.run_parts(lambda part, lo, hi: None, [(0, 1), (1, 2)])
+    assert _threads.restore_blas_now()
     assert _blas_counts() == before
+
+
+def test_set_num_threads_during_the_hold_wins(region):
+    region(2)
+    previous = gw.get_num_threads()
+    try:
+        _threads.run_parts(lambda part, lo, hi: None, [(0, 1), (1, 2)])
+        gw.set_num_threads(3)  # while BLAS is held: the new count is what stays
+        time.sleep(2 * _threads.BLAS_RESTORE_DELAY)
+        assert set(_blas_counts()) == {3}
+    finally:
+        gw.set_num_threads(previous)
 
 
 def test_a_failing_part_raises_after_all_parts_and_restores(region):
     region(3)
+    _threads.restore_blas_now()
     before = _blas_counts()
     finished = []
 
@@ -259,8 +287,7 @@ def test_a_failing_part_raises_after_all_parts_and_restores(region):
     with pytest.raises(ValueError, match="part 1 failed"):
         _threads.run_parts(work, _threads.split(3, 3))
     assert sorted(finished) == [0, 2]  # the others ran to the end before the error surfaced
-    assert _blas_counts() == before
-    _assert_blas_restored()
+    _assert_blas_restored(before)
     out = []
     _threads.run_parts(lambda part, lo, hi: out.append(part), _threads.split(3, 3))
     assert sorted(out) == [0, 1, 2]  # the pool still works
@@ -268,6 +295,7 @@ def test_a_failing_part_raises_after_all_parts_and_restores(region):
 
 def test_keyboard_interrupt_waits_for_the_workers(region):
     region(2)
+    _threads.restore_blas_now()
     before = _blas_counts()
     finished = []
 
@@ -280,8 +308,7 @@ def test_keyboard_interrupt_waits_for_the_workers(region):
     with pytest.raises(KeyboardInterrupt):
         _threads.run_parts(work, [(0, 1), (1, 2)])
     assert finished == [1]
-    assert _blas_counts() == before
-    _assert_blas_restored()
+    _assert_blas_restored(before)
 
 
 def test_a_region_inside_a_region_runs_serially(region, jit_path):

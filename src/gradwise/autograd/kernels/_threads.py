@@ -3,8 +3,8 @@
 Issue 14: in the 2-thread CNN step only BLAS used the second core; the im2col copies, padding,
 bias, col2im and pooling (NumPy copies and serial numba kernels) ran on one. A *region* splits
 the images of a batch into parts and runs each part on its own thread, with every BLAS library
-that threadpoolctl finds set to **1 thread** for the duration (the rule "one pool at a time" of
-``_jit.py``: inside a region gradwise's threads are the pool; outside it, BLAS's). NumPy copies
+that threadpoolctl finds set to **1 thread** (the rule "one pool at a time" of ``_jit.py``:
+inside a region gradwise's threads are the pool; outside regions, BLAS's). NumPy copies
 and matrix products release the GIL and gradwise's numba kernels are ``nogil=True``, so plain
 Python threads run the parts truly in parallel. The lead's prototype (conv2 of
 benchmarks/cnn_epoch.py, forward, batch 128): 4.2-4.4 ms split over two threads against 7.8 ms
@@ -12,6 +12,18 @@ on one thread and 5.6 ms with BLAS alone on two.
 
 How it behaves:
 
+* **BLAS**: held to 1 thread from the first region on and restored ``BLAS_RESTORE_DELAY``
+  (0.1 s) after the last one ended, by a small daemon thread, not at the end of each region:
+  after every call OpenBLAS ran on several threads, its idle workers spin (``sched_yield``) for
+  about 0.1 s (measured: 105 ms of process CPU during a 0.2 s sleep after one 2-thread GEMM,
+  the same after ``set_num_threads(1)``), and in a CNN step the fully-connected layers' products
+  between the convolutions would start them again each time: a region's two threads then shared
+  the 2 cores with a spinning third (the 2-thread CNN step of benchmarks/cnn_epoch.py: 40.9 ms
+  restoring at each region's end, 25.1 ms with BLAS held, 28.2 ms before the regions; wall,
+  medians of 40 steps, OPENBLAS_CORETYPE=Haswell, load ~1.7). So within a training step the
+  products outside the regions run on 1 BLAS thread too; code that does no convolution (an
+  MLP) never starts a region and keeps BLAS's threads. :func:`restore_blas_now` restores at
+  once.
 * **Threads**: the calling thread runs part 0, ``parts - 1`` daemon workers run the others.
   Workers are created lazily, on the first region that needs them, and kept (idle ones block on
   a queue and cost nothing). No numba threading layer is involved.
@@ -27,14 +39,15 @@ How it behaves:
   being one, so there is no deadlock.
 * **User threads**: two threads may run regions at once (two models trained side by side): the
   workers take parts in arrival order; BLAS is set to 1 thread when the first region starts and
-  restored when the last one ends (a count under a lock), so one thread's region cannot restore
-  the BLAS setting while another's still runs.
+  restored after the last one ends (a count under a lock), so one thread's region cannot restore
+  the BLAS setting while another's still runs (another thread's own products meanwhile run on
+  1 BLAS thread: slower, the same results within rounding).
 * **Errors and Ctrl-C**: a region always waits for all of its parts before it returns or
-  raises (they write into arrays the caller owns), restores BLAS (``finally``), and then raises
+  raises (they write into arrays the caller owns), ends its hold on BLAS (``finally``), then raises
   the first error in part order; a KeyboardInterrupt that arrives while waiting is re-raised
   once the parts are done.
 * **fork**: the child of a ``fork`` has none of the parent's threads: the pool is forgotten
-  there (rebuilt on demand) and, if the fork happened inside a region, BLAS's count restored.
+  there (rebuilt on demand) and BLAS's counts are restored at once if a region held them.
 * Without threadpoolctl BLAS could not be held to 1 thread, so regions are off (serial).
 """
 
@@ -43,6 +56,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,6 +64,10 @@ from typing import Any
 _configured: list[int] = []
 #: per thread: how deep in regions this thread is (workers start at 1: they never split again)
 _local = threading.local()
+
+
+#: seconds BLAS stays on 1 thread after the last region ended (see the module docstring)
+BLAS_RESTORE_DELAY = 0.1
 
 
 class _State:
@@ -61,15 +79,24 @@ class _State:
         self.blas: list[Any] | None = None  # threadpoolctl controllers, found on first use
         self.default_threads: int | None = None
         self.active = 0  # regions running now, over all threads
-        self.saved: list[int] = []  # BLAS counts to restore when the last region ends
+        self.held = False  # BLAS set to 1 thread by a region and not yet restored
+        self.saved: list[int] = []  # the BLAS counts to restore
+        self.last_exit = 0.0  # time.monotonic() when the last region ended
+        self.restorer: threading.Event | None = None  # wakes the restoring thread
 
 
 _state = _State()
 
 
 def set_thread_count(count: int) -> None:
-    """Record ``gw.set_num_threads``'s count: regions use at most this many threads."""
+    """Record ``gw.set_num_threads``'s count: regions use at most this many threads. Called
+    after BLAS was set to ``count``: a pending restore of older BLAS counts is dropped."""
     _configured[:] = [int(count)]
+    with _state.lock:
+        if _state.held and _state.active == 0:
+            _state.held = False
+        elif _state.held:  # a region runs now: restore the new count after it
+            _state.saved = [int(count)] * len(_state.saved)
 
 
 def _blas_controllers() -> list[Any]:
@@ -144,20 +171,61 @@ def _workers(count: int) -> list[queue.SimpleQueue]:
 
 def _blas_to_one() -> None:
     with _state.lock:
-        if _state.active == 0:
+        if not _state.held:
             controllers = _blas_controllers()
             _state.saved = [c.num_threads for c in controllers]
             for controller in controllers:
                 controller.set_num_threads(1)
+            _state.held = True
         _state.active += 1
 
 
-def _blas_restore() -> None:
+def _region_ended() -> None:
+    """The last region to end wakes the restoring thread (started on first use)."""
     with _state.lock:
         _state.active -= 1
-        if _state.active == 0:
-            for controller, count in zip(_state.blas or [], _state.saved, strict=False):
-                controller.set_num_threads(count)
+        if _state.active:
+            return
+        _state.last_exit = time.monotonic()
+        if _state.restorer is None:
+            _state.restorer = threading.Event()
+            threading.Thread(target=_restore_loop, args=(_state, _state.restorer), daemon=True,
+                             name="gradwise-blas-restore").start()
+        _state.restorer.set()
+
+
+def _restore_loop(state: _State, wake: threading.Event) -> None:
+    """Restore BLAS's counts once no region has run for ``BLAS_RESTORE_DELAY`` seconds."""
+    while True:
+        wake.wait()
+        wake.clear()
+        while True:
+            with state.lock:
+                if not state.held:
+                    break
+                idle = time.monotonic() - state.last_exit
+                if state.active == 0 and idle >= BLAS_RESTORE_DELAY:
+                    _restore(state)
+                    break
+                pause = BLAS_RESTORE_DELAY - idle if state.active == 0 else BLAS_RESTORE_DELAY
+            time.sleep(max(pause, 0.001))
+
+
+def _restore(state: _State) -> None:
+    """Give BLAS back its saved counts (caller holds ``state.lock``)."""
+    for controller, count in zip(state.blas or [], state.saved, strict=False):
+        controller.set_num_threads(count)
+    state.held = False
+
+
+def restore_blas_now() -> bool:
+    """Give BLAS back its thread counts now instead of after ``BLAS_RESTORE_DELAY`` (when no
+    region runs); returns whether anything was restored. Tests and timing scripts use it."""
+    with _state.lock:
+        if _state.held and _state.active == 0:
+            _restore(_state)
+            return True
+    return False
 
 
 def run_parts(work: Callable[..., None], ranges: Sequence[tuple[int, int]]) -> None:
@@ -196,7 +264,7 @@ def run_parts(work: Callable[..., None], ranges: Sequence[tuple[int, int]]) -> N
             errors[slot] = error
             waiting -= 1
         _local.depth -= 1
-        _blas_restore()
+        _region_ended()
     if interrupted is not None:
         raise interrupted
     for error in errors:
@@ -210,9 +278,8 @@ def _after_fork_in_child() -> None:
     old = _state
     _state = _State()
     _state.blas, _state.default_threads = old.blas, old.default_threads
-    if old.active:
-        for controller, count in zip(old.blas or [], old.saved, strict=False):
-            controller.set_num_threads(count)
+    if old.held:  # no restoring thread here: restore at once
+        _restore(old)
     _local.depth = 0
 
 

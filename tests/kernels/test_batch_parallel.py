@@ -36,7 +36,7 @@ except ImportError:  # the torch comparisons are skipped, the thread-count ones 
 def region(monkeypatch):
     """Lower the thresholds so every batch of 2 or more splits; yields a setter of the region's
     thread count (restored afterwards)."""
-    monkeypatch.setattr(conv_ops, "_MIN_PART_BYTES", 1)
+    monkeypatch.setattr(conv_ops, "_MIN_PART_MACS", 1)
     monkeypatch.setattr(pool_ops, "_MIN_PART_BYTES", 1)
     monkeypatch.setattr(pool_ops, "MAX_POOL_KERNEL_MIN_CHANNELS", 1)  # the kernel at any C
     saved = list(_threads._configured)

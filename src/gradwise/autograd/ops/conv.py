@@ -22,8 +22,8 @@ block is added into the input gradient at that offset's window, clipped to the u
 (col2im without a padded buffer). The input gradient is computed only when the input needs one:
 the first layer's data does not.
 
-Threads (issue 14): with ``gw.get_num_threads() > 1`` and at least ``_MIN_PART_BYTES`` of
-im2col rows per part, the forward (padding copy, im2col, products, bias) and the backward (the
+Threads (issue 14): with ``gw.get_num_threads() > 1`` and at least ``_MIN_PART_MACS``
+multiply-adds per part, the forward (padding copy, im2col, products, bias) and the backward (the
 three gradients) run over parts of the batch in a batch-parallel region (``kernels/_threads.py``:
 one part per thread, BLAS on 1 thread inside). Each part owns whole images: its chunks, its
 rows of the output and of the input gradient, and its own partial sums of the weight and bias
@@ -165,7 +165,7 @@ class Conv2d(Function):
                                                     dilation, lo, hi, kept):
                 _matmul_add_bias(cols, w_matrix, bias, out[start * pixels : stop * pixels])
 
-        _threads.run_parts(forward_images, _image_ranges(n, row_bytes))
+        _threads.run_parts(forward_images, _image_ranges(n, pixels * kh * kw * c * c_out))
         ctx.cols = kept
         return nchw(out.reshape(n, out_hw[0], out_hw[1], c_out))
 
@@ -181,7 +181,7 @@ class Conv2d(Function):
         grad_rows = np.ascontiguousarray(nhwc(grad)).reshape(
             int(np.prod(grad.shape, dtype=np.int64)) // max(c_out, 1), c_out)  # (N*Ho*Wo, C_out)
         width = _gemm_width(c_out)
-        ranges = _image_ranges(n, pixels * kh * kw * c * grad_rows.itemsize)
+        ranges = _image_ranges(n, pixels * kh * kw * c * c_out)
         # the batch sums (weight and bias gradients) per part, added at the end
         partial_w: list = [None] * len(ranges)
         partial_b: list = [None] * len(ranges)
@@ -397,7 +397,7 @@ def _planes_forward(ctx, x, weight, bias, out_hw: Pair) -> np.ndarray:
             if bias is not None:
                 block += bias[:, None]  # rows of Ho*Wo numbers: one pass while still in cache
 
-    _threads.run_parts(forward_images, _image_ranges(n, row_bytes))
+    _threads.run_parts(forward_images, _image_ranges(n, c * kh * kw * pixels * c_out))
     ctx.cols = kept
     return out.reshape(n, c_out, *out_hw)
 
@@ -419,7 +419,7 @@ def _planes_backward(ctx, grad):
     # 0.89 ms against 1.26 for dY (6, P) @ cols^T (CIFAR's first layer, Haswell kernels;
     # 0.40 against 0.33 with SkylakeX's)
     width = _gemm_width(c_out)
-    ranges = _image_ranges(n, c * kh * kw * pixels * planes.itemsize)
+    ranges = _image_ranges(n, c * kh * kw * pixels * c_out)
     partial_w: list = [None] * len(ranges)
     partial_b: list = [None] * len(ranges)
     grad_x = fill_input_grad = None
@@ -662,15 +662,18 @@ def _conv_input_grad_plan(
     return grad_x, fill
 
 
-#: a batch-parallel region pays only from this much work per part (bytes of im2col rows, about
-#: the work of a convolution's products and copies over those rows); measured in
-#: benchmarks/README.md ("The 2-thread CNN step")
-_MIN_PART_BYTES = 1 << 20
+#: a batch-parallel region pays only from this many multiply-adds per part (forward and
+#: backward each: waking a worker and holding BLAS cost ~40 us on the shared 2-core machine).
+#: Measured (forward + backward, 2 threads against 1, idle moment, OPENBLAS_CORETYPE=Haswell):
+#: conv 32->64 14x14 (3.6M per image) 0.94x at batch 2, 0.76x at 4, 0.68x at 8, 0.58x at 16;
+#: conv 1->32 28x28 (0.23M per image, memory-bound) 1.79x at 8, 1.16x at 16, 1.07x at 32,
+#: ~0.6x at 128 (forward, in the step)
+_MIN_PART_MACS = 8_000_000
 
 
-def _image_ranges(n: int, bytes_per_image: int) -> list[tuple[int, int]]:
+def _image_ranges(n: int, macs_per_image: int) -> list[tuple[int, int]]:
     """The (start, stop) image ranges a convolution splits its batch into (one: serial)."""
-    return _threads.split(n, _threads.parts_for(n, bytes_per_image, _MIN_PART_BYTES))
+    return _threads.split(n, _threads.parts_for(n, macs_per_image, _MIN_PART_MACS))
 
 
 def _sum_parts(partials: list) -> np.ndarray:

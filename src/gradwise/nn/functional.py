@@ -329,13 +329,14 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
     if beta == 0:
         return _reduce_loss("smooth_l1_loss", size, reduction)
     from gradwise.autograd.functional import where
-    # NaN takes the quadratic branch, as torch's backward (x / beta there) does: a NaN input
-    # gets a NaN gradient, not abs's 0
-    small = ~(size._data >= beta)
+    # NaN takes the quadratic branch (NaN >= beta is False), as torch's backward (x / beta
+    # there) does: a NaN input gets a NaN gradient, not abs's 0. The mask is a Tensor
+    # comparison, so onnx.export writes it as one (a mask of size._data would be a constant).
+    far = size >= beta
     # the quadratic branch sees 0 where it is not taken: its zero gradient times an infinite
     # difference would be NaN (torch gives +-1 at d = +-inf)
-    quiet = where(small, diff, np.zeros((), diff._data.dtype))
-    loss = where(small, 0.5 * quiet * quiet / beta, size - 0.5 * beta)
+    quiet = where(far, np.zeros((), diff._data.dtype), diff)
+    loss = where(far, size - 0.5 * beta, 0.5 * quiet * quiet / beta)
     return _reduce_loss("smooth_l1_loss", loss, reduction)
 
 
@@ -354,9 +355,9 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
     diff = input - target
     size = diff.abs()
     from gradwise.autograd.functional import where
-    small = ~(size._data >= delta)  # NaN on the quadratic side, as in smooth_l1_loss
-    quiet = where(small, diff, np.zeros((), diff._data.dtype))  # as in smooth_l1_loss
-    loss = where(small, 0.5 * quiet * quiet, delta * (size - 0.5 * delta))
+    far = size >= delta  # NaN on the quadratic side; a Tensor comparison (smooth_l1_loss)
+    quiet = where(far, np.zeros((), diff._data.dtype), diff)  # as in smooth_l1_loss
+    loss = where(far, delta * (size - 0.5 * delta), 0.5 * quiet * quiet)
     return _reduce_loss("huber_loss", loss, reduction)
 
 
@@ -1344,13 +1345,14 @@ def prelu(x: Tensor, weight: Tensor) -> Tensor:
     # the positive side does not reach dL/dw as 0 * inf = NaN
     # At x = 0 torch's first derivative is w but its double backward (prelu_double_backward)
     # takes the x < 0 mask, so d(dy/dx)/dw = 0 there: the zeros use w's value as a constant.
-    positive = x._data > 0
-    zero = x._data == 0
-    negative_or_nan = ~(positive | zero)
-    scaled = weight * _where(negative_or_nan, x, 0.0)
-    if zero.any():
+    # The masks are Tensor comparisons (not comparisons of x._data) so that onnx.export writes
+    # them as ONNX comparisons of the graph's value. x where x < 0 or NaN, else 0:
+    negative_or_nan = _where(x > 0, 0.0, _where(x == 0, 0.0, x))
+    scaled = weight * negative_or_nan
+    zero = x == 0
+    if zero._data.any():
         scaled = _where(zero, x * weight.detach(), scaled)
-    return _where(positive, x, scaled)
+    return _where(x > 0, x, scaled)
 
 
 def rrelu(x: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,

@@ -427,7 +427,9 @@ def cross_entropy(
     counted rows (their number without ``weight``), NaN when every row is ignored.
 
     Shape:
-        input (N, C), target (N,), weight (C,) -> () or (N,) for ``reduction="none"``.
+        input (N, C), target (N,), weight (C,) -> () or (N,) for ``reduction="none"``; also
+        torch's other forms: (N, C, d1, ...) with (N, d1, ...), class probabilities shaped as
+        the input, and unbatched (C,) logits with a () label or (C,) probabilities -> ().
 
     Raises:
         ValueError: labels outside [0, C) (other than ``ignore_index``), mismatched shapes,
@@ -441,6 +443,14 @@ def cross_entropy(
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     x = _as_tensor(input)
     labels = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if x.ndim == 1 and (labels.ndim == 0 or labels.shape == tuple(x.shape)):
+        # unbatched (C,) logits with a () class index or (C,) probabilities (torch's form
+        # without a batch): a batch of one, and the () loss of that row
+        one = (target.unsqueeze(0) if isinstance(target, Tensor) and labels.ndim
+               else labels.reshape(1, *labels.shape))
+        loss = cross_entropy(x.unsqueeze(0), one, weight, ignore_index, reduction,
+                             label_smoothing)
+        return loss.reshape(()) if reduction == "none" else loss
     if labels.dtype.kind == "f" and labels.shape == tuple(x.shape) and x.ndim >= 2:
         # class probabilities (torch's float-target form); float labels of another shape are
         # refused below as non-integer class indices
@@ -499,11 +509,17 @@ def nll_loss(
     ``weight`` that requires grad raises RuntimeError).
 
     Shape:
-        input (N, C), target (N,), weight (C,) -> () or (N,) for ``reduction="none"``.
+        input (N, C), target (N,), weight (C,) -> () or (N,) for ``reduction="none"``;
+        unbatched (C,) with a () label -> () (torch's form without a batch).
     """
     _loss.check_reduction("nll_loss", reduction)
+    labels = _target_array(target)
+    if getattr(input, "ndim", 2) == 1 and np.ndim(labels) == 0:
+        loss = nll_loss(_as_tensor(input).unsqueeze(0), np.reshape(labels, (1,)), weight,
+                        ignore_index, reduction)
+        return loss.reshape(()) if reduction == "none" else loss
     return _loss.NLLLoss.apply(
-        input, _target_array(target), _weight_array("nll_loss", "weight", weight),
+        input, labels, _weight_array("nll_loss", "weight", weight),
         ignore_index, reduction,
     )
 

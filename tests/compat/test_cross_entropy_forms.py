@@ -34,7 +34,8 @@ def _run(m, logits, target, reduction, weight, smoothing, grad_target=False):
 
 @pytest.mark.parametrize(("reduction", "weight", "smoothing"), OPTIONS)
 @pytest.mark.parametrize("form", ["k-dim-labels", "probabilities", "2d-probabilities",
-                                  "unbatched-label", "unbatched-ignored", "unbatched-probabilities"])
+                                  "unbatched-label", "unbatched-ignored",
+                                  "unbatched-probabilities"])
 def test_cross_entropy_forms_match_torch(form, reduction, weight, smoothing):
     # unbatched: (C,) logits with a () label or (C,) probabilities (newcomer review 8 of
     # issue 14: gradwise refused them with "input must be (N, C)")

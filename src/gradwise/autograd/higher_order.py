@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from gradwise.autograd import anomaly
+from gradwise.autograd import _fperr, anomaly
 from gradwise.autograd.grad_mode import set_grad_enabled
 from gradwise.autograd.graph import (
     _call_hooks_graph,
@@ -264,7 +264,22 @@ def _run_backward_graph(
     gradient of each listed tensor is returned (None where the graph does not reach it) and no
     ``.grad`` is touched; without it gradients accumulate into ``.grad`` as ``backward()`` does.
     The plain ``backward()`` keeps its own NumPy-only loop (``_run_backward``), untouched.
+    NumPy's floating-point warnings are off for the walk (``_fperr``), as in ``_run_backward``.
     """
+    token = _fperr.quiet()
+    try:
+        return _walk_backward_graph(roots, root_grads, retain_graph, create_graph, capture)
+    finally:
+        _fperr.restore(token)
+
+
+def _walk_backward_graph(
+    roots: Sequence[Tensor],
+    root_grads: Sequence[Tensor],
+    retain_graph: bool,
+    create_graph: bool,
+    capture: Sequence[Tensor] | None,
+) -> list[Tensor | None] | None:
     order: list[Tensor] = []
     seen: set[int] = set()
     for root in roots:

@@ -15,9 +15,13 @@ so the private variable is used when present and ``np.errstate`` otherwise.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 try:  # NumPy >= 2.0: the error state is a contextvars.ContextVar holding an "extobj"
     from numpy._core._ufunc_config import _extobj_contextvar  # type: ignore[attr-defined]
@@ -43,3 +47,16 @@ def restore(token: Any) -> None:
         _extobj_contextvar.reset(token)
     else:  # pragma: no cover
         token.__exit__(None, None, None)
+
+
+def quietly(function: F) -> F:
+    """``function`` run between :func:`quiet` and :func:`restore` (the backward walks)."""
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = quiet()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            restore(token)
+
+    return wrapper  # type: ignore[return-value]

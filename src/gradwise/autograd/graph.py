@@ -171,17 +171,10 @@ def _check_input_grad(node: Any, parent: Tensor, parent_grad: Any) -> None:
             f"{parent_grad.shape} for an input of shape {parent.shape}"
         )
 
+@_fperr.quietly
 def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     """Walk the graph from ``root`` in reverse topological order, applying each node's backward
     (NumPy's floating-point warnings off for the walk, as in every op's forward: ``_fperr``)."""
-    token = _fperr.quiet()
-    try:
-        _walk_backward(root, grad, retain_graph)
-    finally:
-        _fperr.restore(token)
-
-
-def _walk_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
     order = topological_order(root)
     # id(tensor) -> (dL/dtensor, whether nothing else references that array)
     grads: dict[int, tuple[np.ndarray, bool]] = {id(root): (grad, False)}

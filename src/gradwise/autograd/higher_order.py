@@ -249,6 +249,7 @@ def _guard_output(input_grads: Any, grad: Tensor, output: Tensor, node: Any) -> 
             input_grad._ctx.saved_guards = input_grad._ctx.saved_guards + guard
 
 
+@_fperr.quietly
 def _run_backward_graph(
     roots: Sequence[Tensor],
     root_grads: Sequence[Tensor],
@@ -266,20 +267,6 @@ def _run_backward_graph(
     The plain ``backward()`` keeps its own NumPy-only loop (``_run_backward``), untouched.
     NumPy's floating-point warnings are off for the walk (``_fperr``), as in ``_run_backward``.
     """
-    token = _fperr.quiet()
-    try:
-        return _walk_backward_graph(roots, root_grads, retain_graph, create_graph, capture)
-    finally:
-        _fperr.restore(token)
-
-
-def _walk_backward_graph(
-    roots: Sequence[Tensor],
-    root_grads: Sequence[Tensor],
-    retain_graph: bool,
-    create_graph: bool,
-    capture: Sequence[Tensor] | None,
-) -> list[Tensor | None] | None:
     order: list[Tensor] = []
     seen: set[int] = set()
     for root in roots:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from gradwise.autograd import anomaly
+from gradwise.autograd import _fperr, anomaly
 from gradwise.autograd.tensor import Tensor
 
 # set once any in-place op was recorded: from then on backward routes each edge by version
@@ -184,8 +184,10 @@ def _distinct(arrays: tuple[Any, ...]) -> bool:
                 return False
     return True
 
+@_fperr.quietly
 def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
-    """Walk the graph from ``root`` in reverse topological order, applying each node's backward."""
+    """Walk the graph from ``root`` in reverse topological order, applying each node's backward
+    (NumPy's floating-point warnings off for the walk, as in every op's forward: ``_fperr``)."""
     order = topological_order(root)
     # id(tensor) -> (dL/dtensor, whether nothing else references that array)
     grads: dict[int, tuple[np.ndarray, bool]] = {id(root): (grad, False)}
@@ -221,11 +223,7 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
         if node is None:
             continue
         _check_versions(tensor, node)
-        if detector is None:
-            input_grads = node.backward(node, grad)
-        else:
-            with np.errstate(all="ignore"):  # the detector reports non-finite values itself
-                input_grads = node.backward(node, grad)
+        input_grads = node.backward(node, grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if detector is not None:

@@ -759,7 +759,8 @@ class TensorMethods:
 
     def masked_fill(self: Tensor, mask: Any, value: float) -> Tensor:
         """``value`` where ``mask`` holds; the gradient flows to the other elements."""
-        mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
+        # a Tensor mask goes to `where` as it is: a comparison's mask then exports as one
+        mask = mask if isinstance(mask, Tensor) else np.asarray(mask)
         return where(mask, _make(np.asarray(value, dtype=self._data.dtype)), self)
 
     # ---- Python protocols ---------------------------------------------------------------------

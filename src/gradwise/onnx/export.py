@@ -114,6 +114,8 @@ def export(
         probe, _, _ = _trace(model, _other_values(inputs, scale, offset), input_names,
                              output_names, opset, ops.GraphBuilder, grown[0] if grown else None)
         _check_same_graph(builder, probe)
+    if grown is not None:
+        _constants_following_the_batch(onnx, builder, grown[2], inputs, input_names)
 
     graph = onnx.helper.make_graph(
         builder.nodes,
@@ -212,10 +214,10 @@ def _trace(
 
 def _grown_trace(model: Any, inputs: list[Tensor], input_names: list[str],
                  output_names: Sequence[str] | None, opset: int,
-                 builder_class: Any) -> tuple[list[tuple[int, ...]], list[tuple[int, ...]]] | None:
-    """Every Reshape's target and every output's shape when the model runs on one more row than
-    the example (its first row again); None when it cannot run so (a model tied to its batch
-    size) or an input is 0-d.
+                 builder_class: Any) -> tuple[list[Any], list[Any], list[Any]] | None:
+    """Every Reshape's target, every output's shape and every constant's shape when the model
+    runs on one more row than the example (its first row again); None when it cannot run so
+    (a model tied to its batch size) or an input is 0-d.
     """
     if any(t.ndim == 0 for t in inputs):
         return None
@@ -226,7 +228,82 @@ def _grown_trace(model: Any, inputs: list[Tensor], input_names: list[str],
                                      builder_class, collecting=True)
     except Exception:  # noqa: BLE001 - the file is then written for the traced batch's shapes
         return None
-    return builder.reshape_targets, [tuple(out.shape) for out in outputs]
+    return (builder.reshape_targets, [tuple(out.shape) for out in outputs],
+            [tuple(init.dims) for init in builder.initializers])
+
+
+def _constants_following_the_batch(onnx: Any, builder: Any, grown_shapes: list[tuple[int, ...]],
+                                   inputs: list[Tensor], input_names: list[str]) -> None:
+    """Constants whose shape follows the batch size (a recurrent layer's zero initial state,
+    ``zeros(x.shape[0], n)``) are made from the input's batch size in the file: a
+    ConstantOfShape whose size along that axis is ``a * batch + b`` (a, b from the two traces).
+    Without it the file carried the traced batch's constant and broadcast every output to the
+    traced batch size. A constant that is not one value repeated cannot be made so: refused.
+    """
+    if len(grown_shapes) != len(builder.initializers):
+        return  # the traces differ in their constants; the probes' check speaks for them
+    source = next(((t, n) for t, n in zip(inputs, input_names, strict=True) if t.ndim), None)
+    if source is None:
+        return
+    batch0 = int(source[0].shape[0])
+    kept, made = [], []
+    for init, grown in zip(builder.initializers, grown_shapes, strict=True):
+        shape = tuple(init.dims)
+        moved = [i for i, (n, m) in enumerate(zip(shape, grown, strict=False)) if n != m]
+        if len(grown) != len(shape) or not moved:
+            kept.append(init)
+            continue
+        values = onnx.numpy_helper.to_array(init)
+        flat = values.reshape(-1)
+        if len(moved) != 1 or not flat.size or not (flat == flat[0]).all():
+            raise ExportError(
+                f"onnx.export: a constant of shape {shape} ({init.name}) follows the batch size "
+                f"(shape {grown} at one more row) and is not one value repeated, so the file "
+                "cannot make it for another batch size; export with dynamic_batch=False")
+        axis = moved[0]
+        per_row = grown[axis] - shape[axis]
+        offset = shape[axis] - per_row * batch0
+        name = init.name
+        helper, numpy_helper = onnx.helper, onnx.numpy_helper
+
+        def const(array: Any, suffix: str, owner: str = name) -> str:
+            tensor = onnx.numpy_helper.from_array(np.asarray(array, dtype=np.int64),
+                                                  f"{owner}_{suffix}")
+            kept.append(tensor)
+            return tensor.name
+
+        size = f"{name}_batch"
+        if builder.opset >= 15:  # Shape's start/end attributes (opset 15)
+            made.append(helper.make_node("Shape", [source[1]], [f"{name}_input_shape"],
+                                         start=0, end=1))
+        else:
+            made.append(helper.make_node("Shape", [source[1]], [f"{name}_all_dims"]))
+            made.append(helper.make_node(
+                "Slice", [f"{name}_all_dims", const([0], "starts"), const([1], "ends")],
+                [f"{name}_input_shape"]))
+        size_terms = f"{name}_input_shape"
+        if per_row != 1:
+            made.append(helper.make_node("Mul", [size_terms, const([per_row], "per_row")],
+                                         [f"{name}_scaled"]))
+            size_terms = f"{name}_scaled"
+        if offset:
+            made.append(helper.make_node("Add", [size_terms, const([offset], "offset")],
+                                         [f"{name}_offset"]))
+            size_terms = f"{name}_offset"
+        made.append(helper.make_node("Identity", [size_terms], [size]))
+        parts = []
+        if axis:
+            parts.append(const(list(shape[:axis]), "before"))
+        parts.append(size)
+        if axis + 1 < len(shape):
+            parts.append(const(list(shape[axis + 1:]), "after"))
+        made.append(helper.make_node("Concat", parts, [f"{name}_shape"], axis=0))
+        made.append(helper.make_node(
+            "ConstantOfShape", [f"{name}_shape"], [name],
+            value=numpy_helper.from_array(np.asarray([flat[0]], dtype=values.dtype))))
+    if made:
+        builder.initializers[:] = kept
+        builder.nodes[:0] = made
 
 
 #: (scale, offset) of each probe trace's float inputs: ``offset + scale * x``

@@ -202,8 +202,129 @@ for _op, _onnx_op in {
     "Tanh": "Tanh", "Pow": "Pow", "Maximum": "Max", "Minimum": "Min", "Copy": "Identity",
     # step functions are recorded (gradient 0, as torch): sign/floor/ceil in a model export
     "Sign": "Sign", "Floor": "Floor", "Ceil": "Ceil",
+    # trigonometric and hyperbolic functions and erf: ONNX has each (opset 7-9)
+    "Sin": "Sin", "Cos": "Cos", "Tan": "Tan", "Asin": "Asin", "Acos": "Acos", "Atan": "Atan",
+    "Sinh": "Sinh", "Cosh": "Cosh", "Asinh": "Asinh", "Acosh": "Acosh", "Atanh": "Atanh",
+    "Erf": "Erf",
 }.items():
     CONVERTERS[_op] = _simple(_onnx_op)
+
+
+def _scalar(b: GraphBuilder, value: float, dtype: Any) -> str:
+    return b.const(np.asarray(value, dtype=dtype), "scalar")
+
+
+@converts("Log1p")
+def _log1p(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # Log(1 + x), as torch.onnx writes log1p (ONNX has no log1p)
+    x = fn.inputs[0]
+    return b.node("Log", [b.node("Add", [b.value(x), _scalar(b, 1, out.dtype)])]), b.batch_of(x)
+
+
+@converts("Expm1")
+def _expm1(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    return b.node("Sub", [b.node("Exp", [b.value(x)]), _scalar(b, 1, out.dtype)]), b.batch_of(x)
+
+
+@converts("Round")
+def _round(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # ONNX Round rounds half to even, as torch.round and np.round; decimals d as NumPy
+    # computes them: round(x * 10^d) / 10^d
+    x = fn.inputs[0]
+    decimals = int(fn.args[0]) if fn.args else 0
+    if not decimals:
+        return b.node("Round", [b.value(x)]), b.batch_of(x)
+    scale = _scalar(b, 10.0 ** decimals, out.dtype)
+    rounded = b.node("Round", [b.node("Mul", [b.value(x), scale])])
+    return b.node("Div", [rounded, scale]), b.batch_of(x)
+
+
+@converts("Trunc")
+def _trunc(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # toward zero: ceil below 0, floor elsewhere (ONNX has no Trunc)
+    x = fn.inputs[0]
+    name = b.value(x)
+    negative = b.node("Less", [name, _scalar(b, 0, out.dtype)])
+    return (b.node("Where", [negative, b.node("Ceil", [name]), b.node("Floor", [name])]),
+            b.batch_of(x))
+
+
+@converts("Fmod")
+def _fmod(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # C's fmod (the sign of the dividend): ONNX Mod with fmod=1
+    names = [b.value(t, out.dtype) for t in fn.inputs]
+    return b.node("Mod", names, fmod=1), _broadcast_batch(b, fn, out)
+
+
+@converts("Remainder")
+def _remainder(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # Python's % (the sign of the divisor): ONNX Mod with fmod=0 is for integers only, so
+    # a - floor(a / b) * b for floats, as torch.remainder's formula
+    a, c = (b.value(t, out.dtype) for t in fn.inputs)
+    if np.dtype(out.dtype).kind in "iu":
+        return b.node("Mod", [a, c], fmod=0), _broadcast_batch(b, fn, out)
+    quotient = b.node("Floor", [b.node("Div", [a, c])])
+    return b.node("Sub", [a, b.node("Mul", [quotient, c])]), _broadcast_batch(b, fn, out)
+
+
+@converts("Prod")
+def _prod(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    dim = fn.dim
+    axes = tuple(range(x.ndim)) if dim is None else tuple(
+        int(d) % max(x.ndim, 1) for d in np.atleast_1d(dim))
+    if not axes or x.ndim == 0:
+        return b.node("Identity", [b.value(x)]), False
+    keep = bool(fn.keepdim) and dim is not None
+    return b.reduce("ReduceProd", b.value(x), axes, keep), b.batch_of(x) and 0 not in axes
+
+
+@converts("CumSum")
+def _cumsum(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    axis = int(fn.dim) % max(x.ndim, 1)
+    return b.node("CumSum", [b.value(x), b.const(np.asarray(axis, np.int64), "axis")]), (
+        b.batch_of(x) and axis != 0)
+
+
+@converts("Einsum")
+def _einsum(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # the equation with every operand's subscripts written out (ellipses expanded)
+    equation = f"{','.join(fn.terms)}->{fn.output}"
+    names = [b.value(t, out.dtype) for t in fn.inputs]
+    batch = bool(fn.output) and all(
+        b.batch_of(t) and term[:1] == fn.output[:1]
+        for t, term in zip(fn.inputs, fn.terms, strict=True))
+    return b.node("Einsum", names, equation=equation), batch
+
+
+@converts("Logit")
+def _logit(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # log(x / (1 - x)), x clamped to [eps, 1 - eps] first when eps is given (torch.logit)
+    x = fn.inputs[0]
+    name = b.value(x)
+    if fn.eps is not None:
+        name = b.node("Clip", [name, _scalar(b, fn.eps, out.dtype),
+                               _scalar(b, 1 - fn.eps, out.dtype)])
+    odds = b.node("Div", [name, b.node("Sub", [_scalar(b, 1, out.dtype), name])])
+    return b.node("Log", [odds]), b.batch_of(x)
+
+
+@converts("NanToZero")
+def _nan_to_zero(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # nansum / nanmean's summand: 0 where x is NaN
+    x = fn.inputs[0]
+    name = b.value(x)
+    return (b.node("Where", [b.node("IsNaN", [name]), _scalar(b, 0, out.dtype), name]),
+            b.batch_of(x))
+
+
+@converts("Hypot")
+def _hypot(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    a, c = (b.value(t, out.dtype) for t in fn.inputs)
+    squares = b.node("Add", [b.node("Mul", [a, a]), b.node("Mul", [c, c])])
+    return b.node("Sqrt", [squares]), _broadcast_batch(b, fn, out)
 CONVERTERS["LeakyReLU"] = _simple("LeakyRelu", alpha=lambda fn: float(fn.slope))
 CONVERTERS["ELU"] = _simple("Elu", alpha=lambda fn: float(fn.alpha))
 

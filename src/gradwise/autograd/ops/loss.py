@@ -62,7 +62,9 @@ def _mean(values: np.ndarray) -> np.ndarray:
     ``_core/_methods._mean``); other dtypes (float16 sums in float32) take ``mean`` itself."""
     if values.dtype.type in (np.float32, np.float64) and values.size:
         total = np.add.reduce(values, axis=None)
-        return np.asarray(total.dtype.type(total / values.size))
+        # divided by an intp, as NumPy does: a float32 sum then divides in float64 (a count
+        # above 2**24 is exact there), rounded back to float32
+        return np.asarray(total.dtype.type(total / np.intp(values.size)))
     return np.asarray(values.mean(), dtype=values.dtype)
 
 

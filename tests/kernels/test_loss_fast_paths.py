@@ -107,5 +107,5 @@ def test_cross_entropy_ignore_cases_match_torch(jit_path, ignore_index, labels, 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_mean_divides_a_count_float32_cannot_hold(dtype):
     # 2**24 + 3 is not a float32: NumPy divides a float32 sum by the count in float64
-    values = np.broadcast_to(np.asarray(0.3, dtype), (2**24 + 3,))  # no memory: stride 0
+    values = np.broadcast_to(np.asarray(0.7, dtype), (2**24 + 3,))  # no memory: stride 0
     np.testing.assert_array_equal(loss_ops._mean(values), np.asarray(values.mean(), dtype))

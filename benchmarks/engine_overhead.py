@@ -11,6 +11,7 @@ Run: python benchmarks/engine_overhead.py
 
 from __future__ import annotations
 
+import argparse
 import time
 import timeit
 
@@ -74,6 +75,9 @@ def numpy_mlp_step(weights: list[np.ndarray], lr: float = 0.01):
 
 
 def main() -> None:
+    # no options; --help prints the docstring instead of running (newcomer review 8 of issue 14)
+    argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     setup_threads()
     gw_us, np_us = op_overhead_us()
     rng = np.random.default_rng(0)

@@ -1,9 +1,13 @@
 """One Fashion-MNIST epoch of a 784-256-128-10 ReLU MLP (SGD, momentum 0.9, lr 0.01, batch 128).
 
 Contenders, interleaved: gradwise (gw.nn + gw.optim), gradwise (engine + F, hand-written
-update), PyTorch, and the bare matmul floor: only the forward and backward matmuls of the same
-shapes in NumPy, which no NumPy-based engine can beat. Targets (issue 14): <= 0.80x PyTorch on 2
-threads, <= 0.75x on 1 thread (``--threads 1``: both frameworks one thread); <= 1.3x floor.
+update), PyTorch, the bare matmul floor: only the forward and backward matmuls of the same
+shapes in NumPy, which no NumPy-based engine can beat, and "kernels alone": the same step
+written by hand on arrays with gradwise's own kernels (bias+ReLU, cross-entropy, ReLU-backward
+with the bias gradient, the SGD group kernel) and the same matmuls, no engine, no modules, no
+checks: what the step would cost if gradwise's Python took no time at all.
+Targets (issue 14): <= 0.80x PyTorch on 2 threads, <= 0.75x on 1 thread (``--threads 1``: both
+frameworks one thread); <= 1.3x floor.
 Each round trains a slice of the epoch; the median per-step time is scaled to the full epoch.
 Every round is timed on two clocks, wall and process CPU time, and the spread of the rounds is
 printed; with ``--threads 1`` the verdicts use CPU time (a busy machine's waiting is not counted),
@@ -40,6 +44,8 @@ from _common import (
     verdict,
 )
 
+from gradwise.autograd.kernels._jit import jit_enabled
+
 BATCH = 128
 
 
@@ -54,6 +60,46 @@ def matmul_floor(weights: list[np.ndarray]):
     def step(x: np.ndarray) -> None:
         x @ w1.T, h1 @ w2.T, h2 @ w3.T  # forward
         g3.T @ h2, g3 @ w3, h2.T @ h1, h2 @ w2, h1.T @ x  # backward (no grad for the data)
+
+    return step
+
+
+def kernels_alone(weights: list[np.ndarray], lr: float = 0.01, momentum: float = 0.9):
+    """One training step on raw arrays with gradwise's kernels and the step's matmuls, nothing
+    else (no Tensors, graph, modules or argument checks): the bound an engine-free gradwise
+    would reach with the same kernels. Its own copy of the weights and momentum buffers."""
+    from gradwise.autograd.kernels import activation, loss, optim
+
+    params = [w.copy() for w in weights]
+    buffers = [np.zeros_like(w) for w in weights]
+    empty = (np.empty(0, np.float32),) * (optim.GROUP_CHUNK - len(params))
+    flat_params = tuple(p.reshape(-1) for p in params) + empty
+    flat_buffers = tuple(b.reshape(-1) for b in buffers) + empty
+    scalar = np.float32
+    settings = (scalar(-lr), scalar(0), False, False, scalar(momentum), True, scalar(1), False,
+                False)
+    firsts = [(True,) * len(params) + (False,) * len(empty)]
+
+    def step(x: np.ndarray, y: np.ndarray) -> float:
+        w1, b1, w2, b2, w3, b3 = params
+        h1 = x @ w1.T  # (N, 256)
+        activation.bias_relu_(h1, b1)
+        h2 = h1 @ w2.T  # (N, 128)
+        activation.bias_relu_(h2, b2)
+        logits = h2 @ w3.T  # (N, 10)
+        logits += b3
+        probs, losses = loss.cross_entropy_forward(logits, y)
+        g3 = loss.cross_entropy_backward(probs, y, np.asarray(1 / len(y), np.float32))
+        grads = [None] * 6
+        grads[4], grads[5] = g3.T @ h2, g3.sum(axis=0)
+        g2, grads[3] = activation.relu_backward(g3 @ w3, h2, True)
+        grads[2] = g2.T @ h1
+        g1, grads[1] = activation.relu_backward(g2 @ w2, h1, True)
+        grads[0] = g1.T @ x
+        optim.sgd_group_kernel(flat_params, tuple(g.reshape(-1) for g in grads) + empty,
+                               flat_buffers, firsts[0], *settings)
+        firsts[0] = (False,) * optim.GROUP_CHUNK
+        return float(losses.mean())
 
     return step
 
@@ -82,6 +128,7 @@ def main() -> None:
     params, forward = gw_mlp_functional(weights)
     f_optimizer, f_kind = gw_optimizer("sgd", params, lr=0.01, momentum=0.9)
     floor = matmul_floor(weights)
+    bare = kernels_alone(weights) if jit_enabled() else None  # without numba: plain loops
     numpy_model = gw_model("mlp", weights)
     numpy_optimizer, _ = gw_optimizer("sgd", list(numpy_model.parameters()), lr=0.01,
                                       momentum=0.9)
@@ -93,6 +140,8 @@ def main() -> None:
                                           for x, y in batches],
         "matmul floor": lambda: [floor(x) for x, _ in batches],
     }
+    if bare is not None:
+        contenders["kernels alone (no engine)"] = lambda: [bare(x, y) for x, y in batches]
     if torch is not None:
         t_model = torch_mlp()
         t_optimizer = torch.optim.SGD(t_model.parameters(), lr=0.01, momentum=0.9)
@@ -125,6 +174,14 @@ def main() -> None:
         if "pytorch" in epoch:
             rows.append((f"{name} / pytorch ({clock})", "", judged(name, "pytorch", target)))
         rows.append((f"{name} / floor ({clock})", "", judged(name, "matmul floor", 1.3)))
+    if bare is not None:
+        bare_time = epoch["kernels alone (no engine)"][clock]
+        if "pytorch" in epoch:
+            rows.append((f"kernels alone (no engine) / pytorch ({clock})", "",
+                         f"{bare_time / epoch['pytorch'][clock]:5.2f}x (the bound with "
+                         "gradwise's Python at zero cost)"))
+        rows.append((f"kernels alone (no engine) / floor ({clock})", "",
+                     f"{bare_time / epoch['matmul floor'][clock]:5.2f}x"))
     kernels_ratio = (epoch["gradwise (nn + optim)"][clock]
                      / epoch["gradwise (nn + optim), NumPy path"][clock])
     rows.append((f"kernels / NumPy path (nn + optim, {clock})", "", f"{kernels_ratio:5.2f}x"))

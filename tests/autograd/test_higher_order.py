@@ -1025,6 +1025,10 @@ CASES.update({  # issue 12, edges-fix6a: unfold is a view op, overlapping and ga
     "unfold": (lambda a: a.unfold(1, 3, 2) ** 3, lambda t, a: a.unfold(1, 3, 2) ** 3,
                [_signed(3, 7, rng=np.random.default_rng(14))]),
 })
+CASES.update({  # repeat is one op (ONNX Tile): its copies' gradients add up at every order
+    "repeat": (lambda a: a.repeat(2, 1, 3) ** 3, lambda t, a: a.repeat(2, 1, 3) ** 3,
+               [_signed(3, 2, rng=np.random.default_rng(15))]),
+})
 
 
 def _gw_inputs(arrays):

@@ -56,6 +56,18 @@ def test_relu_backward_equals_reference_bitwise(jit_path, shape, dtype, want_bia
     assert np.all(grad_z[out == 0] == 0)
 
 
+@pytest.mark.parametrize("shape", [(1000, 1), (100_000, 1), (9, 1), (1000, 2), (4097, 3)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_bias_sum_in_numpy_order(jit_path, shape, dtype):
+    # finite values, so the bias sums compare their order of additions (a NaN would hide it):
+    # NumPy sums a single column pairwise and wider ones row after row
+    rng = np.random.default_rng(3)
+    grad = rng.standard_normal(shape).astype(dtype)
+    out = np.maximum(rng.standard_normal(shape), 0).astype(dtype)
+    _, grad_b = kernels.relu_backward(grad, out, True)
+    np.testing.assert_array_equal(grad_b, np.where(out != 0, grad, 0).sum(axis=0))
+
+
 def _mlp(seed=0, bias=True):
     return gw.nn.Sequential(gw.nn.Linear(6, 5, bias=bias, rng=seed), gw.nn.ReLU(),
                             gw.nn.Linear(5, 4, bias=bias, rng=seed + 1), gw.nn.ReLU(),

@@ -45,7 +45,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gradwise.autograd import anomaly, observe
+from gradwise.autograd import _fperr, anomaly, observe
 from gradwise.autograd.grad_mode import _grad_enabled
 from gradwise.autograd.graph import _full_node_name, _inputs_of
 from gradwise.autograd.tensor import Tensor, _as_array
@@ -209,12 +209,14 @@ class Function:
         record = requires_grad and _grad_enabled.get()
         ctx.needs_input_grad = tuple([t._requires_grad for t in tensors]) if record else ()
         detector = anomaly._detector.get()
-        if detector is None:
-            out = cls.forward(ctx, *arrays, **kwargs)
-        else:
+        if detector is not None:
             detector.before_forward(ctx, tensors)
-            with np.errstate(all="ignore"):  # the detector reports non-finite values itself
-                out = cls.forward(ctx, *arrays, **kwargs)
+        # NumPy's warnings off (torch computes inf/NaN silently; anomaly mode reports them)
+        token = _fperr.quiet()
+        try:
+            out = cls.forward(ctx, *arrays, **kwargs)
+        finally:
+            _fperr.restore(token)
         if record and cls.named_per_call:
             ctx.__class__ = cls._variant(_full_node_name(ctx.torch_node_name()))
         result = Tensor._make(out, record, ctx if record else None)

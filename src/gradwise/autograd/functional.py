@@ -62,13 +62,19 @@ def where(condition: Any, a: Any = None, b: Any = None) -> Any:
         TypeError: only one of ``a`` and ``b`` given.
         ValueError: the three shapes do not broadcast together.
     """
+    compared = getattr(condition, "_compared", None)
+    if compared is not None and (condition._version[0] or compared[1]._version[0] != compared[4]):
+        compared = None  # the mask or the value it compared was changed in place since
     condition = condition._data if isinstance(condition, Tensor) else np.asarray(condition)
     if a is None and b is None:
         return tuple(Tensor._make(index.astype(np.int64), False, None)
                      for index in np.nonzero(condition))
     if a is None or b is None:
         raise TypeError("where: give both a and b, or the condition alone")
-    return elementwise.Where.apply(condition, *promoted(a, b))
+    out = elementwise.Where.apply(condition, *promoted(a, b))
+    if compared is not None and out._ctx is not None:
+        out._ctx.condition_source = compared  # how onnx.export writes the mask (Tensor._compare)
+    return out
 
 
 def cat(tensors: Sequence[Tensor], dim: int | None = None, *, axis: int | None = None) -> Tensor:

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from gradwise.autograd import anomaly
+from gradwise.autograd import _fperr, anomaly
 from gradwise.autograd.tensor import Tensor
 
 # set once any in-place op was recorded: from then on backward routes each edge by version
@@ -171,8 +171,23 @@ def _check_input_grad(node: Any, parent: Tensor, parent_grad: Any) -> None:
             f"{parent_grad.shape} for an input of shape {parent.shape}"
         )
 
+def _distinct(arrays: tuple[Any, ...]) -> bool:
+    """Whether no array (None aside) appears twice in ``arrays``, a node's few input gradients:
+    pairwise identity, cheaper than a set of ids for the 2-3 gradients of a typical node."""
+    count = len(arrays)
+    for i in range(count - 1):
+        first = arrays[i]
+        if first is None:
+            continue
+        for j in range(i + 1, count):
+            if arrays[j] is first:
+                return False
+    return True
+
+@_fperr.quietly
 def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
-    """Walk the graph from ``root`` in reverse topological order, applying each node's backward."""
+    """Walk the graph from ``root`` in reverse topological order, applying each node's backward
+    (NumPy's floating-point warnings off for the walk, as in every op's forward: ``_fperr``)."""
     order = topological_order(root)
     # id(tensor) -> (dL/dtensor, whether nothing else references that array)
     grads: dict[int, tuple[np.ndarray, bool]] = {id(root): (grad, False)}
@@ -208,11 +223,7 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
         if node is None:
             continue
         _check_versions(tensor, node)
-        if detector is None:
-            input_grads = node.backward(node, grad)
-        else:
-            with np.errstate(all="ignore"):  # the detector reports non-finite values itself
-                input_grads = node.backward(node, grad)
+        input_grads = node.backward(node, grad)
         if not isinstance(input_grads, tuple):
             input_grads = (input_grads,)
         if detector is not None:
@@ -220,14 +231,14 @@ def _run_backward(root: Tensor, grad: np.ndarray, retain_graph: bool) -> None:
         fresh = type(node).owns_grads
         if fresh and len(input_grads) > 1:
             # one array handed to two inputs is shared, whatever the op promises
-            returned = [g for g in input_grads if g is not None]
-            fresh = len({id(g) for g in returned}) == len(returned)
+            fresh = _distinct(input_grads)
         for parent, parent_grad, needed in zip(
             _inputs_of(node), input_grads, node.needs_input_grad, strict=True
         ):
             if not needed or (parent_grad is None and type(node).may_send_no_grad):
                 continue
-            _check_input_grad(node, parent, parent_grad)
+            if parent_grad is None or parent_grad.shape != parent._data.shape:
+                _check_input_grad(node, parent, parent_grad)  # raises, naming the node
             key = id(parent)
             previous = grads.get(key)
             if previous is None:

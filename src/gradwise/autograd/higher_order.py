@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from gradwise.autograd import anomaly
+from gradwise.autograd import _fperr, anomaly
 from gradwise.autograd.grad_mode import set_grad_enabled
 from gradwise.autograd.graph import (
     _call_hooks_graph,
@@ -249,6 +249,7 @@ def _guard_output(input_grads: Any, grad: Tensor, output: Tensor, node: Any) -> 
             input_grad._ctx.saved_guards = input_grad._ctx.saved_guards + guard
 
 
+@_fperr.quietly
 def _run_backward_graph(
     roots: Sequence[Tensor],
     root_grads: Sequence[Tensor],
@@ -264,6 +265,7 @@ def _run_backward_graph(
     gradient of each listed tensor is returned (None where the graph does not reach it) and no
     ``.grad`` is touched; without it gradients accumulate into ``.grad`` as ``backward()`` does.
     The plain ``backward()`` keeps its own NumPy-only loop (``_run_backward``), untouched.
+    NumPy's floating-point warnings are off for the walk (``_fperr``), as in ``_run_backward``.
     """
     order: list[Tensor] = []
     seen: set[int] = set()

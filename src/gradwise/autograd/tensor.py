@@ -213,8 +213,11 @@ class Tensor(_TensorMethods):
         "_hooks",
         "_retains_grad",
         "name",
+        "_compared",
         "__weakref__",
     )
+    #: set only on a comparison's result whose input is in a graph (see ``_compare``)
+    _compared: tuple[Any, ...]
     def __init__(self, data: ArrayLike = (), *sizes: int, dtype: Any = None,
                  requires_grad: bool = False) -> None:
         """``Tensor(data)`` as ``gw.tensor(data)`` but Python numbers become float32, as
@@ -717,9 +720,16 @@ class Tensor(_TensorMethods):
         # promote first, then compare (PyTorch): 0.1 as float32 equals a float32 0.1
         target = _result_dtype(self, other)
         mine = self._data if self._data.dtype == target else self._data.astype(target)
+        operand = other
         other = other._data if isinstance(other, Tensor) else other
         other = _dtypes.as_array(other, target)
-        return Tensor._make(np.asarray(fn(mine, other)), False, None)
+        result = Tensor._make(np.asarray(fn(mine, other)), False, None)
+        if self._ctx is not None or self._requires_grad:
+            # what was compared, for onnx.export: a `where` on this mask is then written as the
+            # comparison of the graph's value (the mask alone is a constant of one trace). Never
+            # read by the engine; the slot is left unset on every other tensor.
+            result._compared = (fn.__name__, self, operand, target, self._version[0])
+        return result
 
     def __lt__(self, other: ArrayLike) -> Tensor:
         return self._compare(other, np.less)

@@ -727,7 +727,7 @@ class TensorExtras:
     def frac(self: Tensor) -> Tensor:
         """self - trunc(self), with self's sign, as ``torch.frac``; gradient 1."""
         _floating("frac", self)
-        return self - _make(np.trunc(self._data))
+        return self - self.trunc()  # trunc is recorded with gradient 0 (and exports)
 
     def fmod(self: Tensor, other: Any) -> Tensor:
         """The remainder with the dividend's sign (C's fmod), as ``torch.fmod``; recorded

@@ -21,7 +21,7 @@ from gradwise.autograd.functional import promoted, where
 from gradwise.autograd.graph import name_node
 from gradwise.autograd.ops import elementwise
 from gradwise.autograd.ops.elementwise import Remainder
-from gradwise.autograd.ops.shape import SetItem, Transpose
+from gradwise.autograd.ops.shape import Repeat, SetItem, Transpose
 from gradwise.autograd.ops.special import CumSum, Prod
 from gradwise.autograd.tensor import SortResult, Tensor, TopkResult, _shape_arg
 
@@ -248,17 +248,9 @@ class TensorMethods:
             raise ValueError(
                 f"repeat: {len(reps)} repeat counts for a {self.ndim}-d tensor (need >= ndim)"
             )
-        x = self.reshape((1,) * (len(reps) - self.ndim) + self.shape)
-        # (…, 1, n, …) broadcast to (…, r, n, …) then merged: a recorded tile
-        expanded_shape, inter_shape, final_shape = [], [], []
-        for r, n in zip(reps, x.shape, strict=True):
-            inter_shape += [1, n]
-            expanded_shape += [r, n]
-            final_shape.append(r * n)
-        out = x.reshape(inter_shape).broadcast_to(expanded_shape).reshape(final_shape)
-        # repeat always returns new memory in torch; with every count 1 the reshapes above are
-        # views of self
-        return out.clone() if all(r == 1 for r in reps) else out
+        if any(int(r) < 0 for r in reps):
+            raise ValueError(f"repeat: repeat counts must be >= 0, got {tuple(reps)}")
+        return Repeat.apply(self, tuple(int(r) for r in reps))
 
     def chunk(self: Tensor, chunks: int, dim: int = 0) -> tuple[Tensor, ...]:
         """Split into ``chunks`` pieces of ceil(n / chunks) along ``dim`` (the last smaller)."""
@@ -767,7 +759,8 @@ class TensorMethods:
 
     def masked_fill(self: Tensor, mask: Any, value: float) -> Tensor:
         """``value`` where ``mask`` holds; the gradient flows to the other elements."""
-        mask = mask._data if hasattr(mask, "_data") else np.asarray(mask)
+        # a Tensor mask goes to `where` as it is: a comparison's mask then exports as one
+        mask = mask if isinstance(mask, Tensor) else np.asarray(mask)
         return where(mask, _make(np.asarray(value, dtype=self._data.dtype)), self)
 
     # ---- Python protocols ---------------------------------------------------------------------

@@ -102,7 +102,7 @@ class TensorOps:
                     f"tensor; this one has shape {self.shape}. Pass grad= or reduce it first "
                     "(e.g. loss.mean())"
                 )
-            grad_array = np.ones_like(self._data)
+            grad_array = np.ones(self._data.shape, dtype=self._data.dtype)
         else:
             grad_array = np.asarray(grad._data if isinstance(grad, Tensor) else grad)
             grad_array = grad_array.astype(self._data.dtype, copy=False)

@@ -329,13 +329,14 @@ def smooth_l1_loss(input: Tensor, target: Any, reduction: str = "mean",
     if beta == 0:
         return _reduce_loss("smooth_l1_loss", size, reduction)
     from gradwise.autograd.functional import where
-    # NaN takes the quadratic branch, as torch's backward (x / beta there) does: a NaN input
-    # gets a NaN gradient, not abs's 0
-    small = ~(size._data >= beta)
+    # NaN takes the quadratic branch (NaN >= beta is False), as torch's backward (x / beta
+    # there) does: a NaN input gets a NaN gradient, not abs's 0. The mask is a Tensor
+    # comparison, so onnx.export writes it as one (a mask of size._data would be a constant).
+    far = size >= beta
     # the quadratic branch sees 0 where it is not taken: its zero gradient times an infinite
     # difference would be NaN (torch gives +-1 at d = +-inf)
-    quiet = where(small, diff, np.zeros((), diff._data.dtype))
-    loss = where(small, 0.5 * quiet * quiet / beta, size - 0.5 * beta)
+    quiet = where(far, np.zeros((), diff._data.dtype), diff)
+    loss = where(far, size - 0.5 * beta, 0.5 * quiet * quiet / beta)
     return _reduce_loss("smooth_l1_loss", loss, reduction)
 
 
@@ -354,9 +355,9 @@ def huber_loss(input: Tensor, target: Any, reduction: str = "mean",
     diff = input - target
     size = diff.abs()
     from gradwise.autograd.functional import where
-    small = ~(size._data >= delta)  # NaN on the quadratic side, as in smooth_l1_loss
-    quiet = where(small, diff, np.zeros((), diff._data.dtype))  # as in smooth_l1_loss
-    loss = where(small, 0.5 * quiet * quiet, delta * (size - 0.5 * delta))
+    far = size >= delta  # NaN on the quadratic side; a Tensor comparison (smooth_l1_loss)
+    quiet = where(far, np.zeros((), diff._data.dtype), diff)  # as in smooth_l1_loss
+    loss = where(far, delta * (size - 0.5 * delta), 0.5 * quiet * quiet)
     return _reduce_loss("huber_loss", loss, reduction)
 
 
@@ -426,7 +427,9 @@ def cross_entropy(
     counted rows (their number without ``weight``), NaN when every row is ignored.
 
     Shape:
-        input (N, C), target (N,), weight (C,) -> () or (N,) for ``reduction="none"``.
+        input (N, C), target (N,), weight (C,) -> () or (N,) for ``reduction="none"``; also
+        torch's other forms: (N, C, d1, ...) with (N, d1, ...), class probabilities shaped as
+        the input, and unbatched (C,) logits with a () label or (C,) probabilities -> ().
 
     Raises:
         ValueError: labels outside [0, C) (other than ``ignore_index``), mismatched shapes,
@@ -440,6 +443,14 @@ def cross_entropy(
         raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     x = _as_tensor(input)
     labels = target._data if isinstance(target, Tensor) else np.asarray(target)
+    if x.ndim == 1 and (labels.ndim == 0 or labels.shape == tuple(x.shape)):
+        # unbatched (C,) logits with a () class index or (C,) probabilities (torch's form
+        # without a batch): a batch of one, and the () loss of that row
+        one = (target.unsqueeze(0) if isinstance(target, Tensor) and labels.ndim
+               else labels.reshape(1, *labels.shape))
+        loss = cross_entropy(x.unsqueeze(0), one, weight, ignore_index, reduction,
+                             label_smoothing)
+        return loss.reshape(()) if reduction == "none" else loss
     if labels.dtype.kind == "f" and labels.shape == tuple(x.shape) and x.ndim >= 2:
         # class probabilities (torch's float-target form); float labels of another shape are
         # refused below as non-integer class indices
@@ -498,11 +509,17 @@ def nll_loss(
     ``weight`` that requires grad raises RuntimeError).
 
     Shape:
-        input (N, C), target (N,), weight (C,) -> () or (N,) for ``reduction="none"``.
+        input (N, C), target (N,), weight (C,) -> () or (N,) for ``reduction="none"``;
+        unbatched (C,) with a () label -> () (torch's form without a batch).
     """
     _loss.check_reduction("nll_loss", reduction)
+    labels = _target_array(target)
+    if getattr(input, "ndim", 2) == 1 and np.ndim(labels) == 0:
+        loss = nll_loss(_as_tensor(input).unsqueeze(0), np.reshape(labels, (1,)), weight,
+                        ignore_index, reduction)
+        return loss.reshape(()) if reduction == "none" else loss
     return _loss.NLLLoss.apply(
-        input, _target_array(target), _weight_array("nll_loss", "weight", weight),
+        input, labels, _weight_array("nll_loss", "weight", weight),
         ignore_index, reduction,
     )
 
@@ -1344,13 +1361,14 @@ def prelu(x: Tensor, weight: Tensor) -> Tensor:
     # the positive side does not reach dL/dw as 0 * inf = NaN
     # At x = 0 torch's first derivative is w but its double backward (prelu_double_backward)
     # takes the x < 0 mask, so d(dy/dx)/dw = 0 there: the zeros use w's value as a constant.
-    positive = x._data > 0
-    zero = x._data == 0
-    negative_or_nan = ~(positive | zero)
-    scaled = weight * _where(negative_or_nan, x, 0.0)
-    if zero.any():
+    # The masks are Tensor comparisons (not comparisons of x._data) so that onnx.export writes
+    # them as ONNX comparisons of the graph's value. x where x < 0 or NaN, else 0:
+    negative_or_nan = _where(x > 0, 0.0, _where(x == 0, 0.0, x))
+    scaled = weight * negative_or_nan
+    zero = x == 0
+    if zero._data.any():
         scaled = _where(zero, x * weight.detach(), scaled)
-    return _where(positive, x, scaled)
+    return _where(x > 0, x, scaled)
 
 
 def rrelu(x: Tensor, lower: float = 1.0 / 8, upper: float = 1.0 / 3, training: bool = False,

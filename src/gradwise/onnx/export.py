@@ -98,21 +98,33 @@ def export(
     inputs = _as_input_tensors(example_input, _float_dtype(model))
     input_names = _names("input", input_names, len(inputs))
 
+    # with a dynamic batch, first trace at one more row: the reshapes whose target changes
+    # with the batch size are written with -1 at that axis (the batch may have moved there:
+    # x.reshape(1, -1, 6), x.T.reshape(6, -1)), so the file runs at any batch size
+    grown = _grown_trace(model, inputs, input_names, output_names, opset, ops.GraphBuilder) \
+        if dynamic_batch else None
     builder, outputs, output_names = _trace(
-        model, inputs, input_names, output_names, opset, ops.GraphBuilder
+        model, inputs, input_names, output_names, opset, ops.GraphBuilder,
+        grown[0] if grown else None,
     )
-    # trace again on other values: what changes is not part of the graph the engine recorded
-    probe, _, _ = _trace(model, _other_values(inputs), input_names, output_names, opset,
-                         ops.GraphBuilder)
-    _check_same_graph(builder, probe)
+    # trace again on other values: what changes is not part of the graph the engine recorded.
+    # Two probes: signs flipped at about the same scale, and 7x the scale (a mask such as
+    # smooth_l1's |d| >= beta, computed outside the graph, can come out the same on one probe)
+    for scale, offset in _PROBES:
+        probe, _, _ = _trace(model, _other_values(inputs, scale, offset), input_names,
+                             output_names, opset, ops.GraphBuilder, grown[0] if grown else None)
+        _check_same_graph(builder, probe)
+    if grown is not None:
+        _constants_following_the_batch(onnx, builder, grown[2], inputs, input_names)
 
     graph = onnx.helper.make_graph(
         builder.nodes,
         "gradwise",
         [_value_info(onnx, t, n, dynamic_batch) for t, n in zip(inputs, input_names, strict=True)],
         [
-            _value_info(onnx, t, n, dynamic_batch and builder.has_batch(n))
-            for t, n in zip(outputs, output_names, strict=True)
+            _value_info(onnx, t, n, dynamic_batch and builder.has_batch(n),
+                        grown[1][i] if grown and len(grown[1]) == len(outputs) else None)
+            for i, (t, n) in enumerate(zip(outputs, output_names, strict=True))
         ],
         initializer=builder.initializers,
     )
@@ -148,8 +160,15 @@ def _trace(
     output_names: Sequence[str] | None,
     opset: int,
     builder_class: Any,
+    reshape_hints: list[tuple[int, ...]] | None = None,
+    collecting: bool = False,
 ) -> tuple[Any, list[Tensor], list[str]]:
-    """Run the model once with grad recording on and convert what the engine recorded."""
+    """Run the model once with grad recording on and convert what the engine recorded.
+
+    ``reshape_hints``: every Reshape's target in a trace at another batch size, in conversion
+    order (see :func:`_grown_trace`); ``collecting``: that trace itself (a reshape that folds
+    the batch is then recorded, not refused).
+    """
     modes = [(m, m.training) for m in model.modules()] if isinstance(model, Module) else []
     module_of: dict[int, str] = {}
     handles = []
@@ -182,6 +201,7 @@ def _trace(
         for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
             params.setdefault(id(tensor), name)
     builder = builder_class(opset, params, module_of)
+    builder.reshape_hints, builder.collecting = reshape_hints, collecting
     for tensor, name in zip(inputs, input_names, strict=True):
         builder.add_input(tensor, name)
     for fn, out in _topological(outputs):
@@ -192,13 +212,113 @@ def _trace(
     return builder, outputs, output_names
 
 
-def _other_values(inputs: list[Tensor]) -> list[Tensor]:
-    """Inputs of the same shapes and dtypes with other values (integers stay in their range)."""
+def _grown_trace(model: Any, inputs: list[Tensor], input_names: list[str],
+                 output_names: Sequence[str] | None, opset: int,
+                 builder_class: Any) -> tuple[list[Any], list[Any], list[Any]] | None:
+    """Every Reshape's target, every output's shape and every constant's shape when the model
+    runs on one more row than the example (its first row again); None when it cannot run so
+    (a model tied to its batch size) or an input is 0-d.
+    """
+    if any(t.ndim == 0 for t in inputs):
+        return None
+    grown = [Tensor(np.concatenate([t.detach().numpy(), t.detach().numpy()[:1]]),
+                    requires_grad=t.requires_grad) for t in inputs]
+    try:
+        builder, outputs, _ = _trace(model, grown, input_names, output_names, opset,
+                                     builder_class, collecting=True)
+    except Exception:  # noqa: BLE001 - the file is then written for the traced batch's shapes
+        return None
+    return (builder.reshape_targets, [tuple(out.shape) for out in outputs],
+            [tuple(init.dims) for init in builder.initializers])
+
+
+def _constants_following_the_batch(onnx: Any, builder: Any, grown_shapes: list[tuple[int, ...]],
+                                   inputs: list[Tensor], input_names: list[str]) -> None:
+    """Constants whose shape follows the batch size (a recurrent layer's zero initial state,
+    ``zeros(x.shape[0], n)``) are made from the input's batch size in the file: a
+    ConstantOfShape whose size along that axis is ``a * batch + b`` (a, b from the two traces).
+    Without it the file carried the traced batch's constant and broadcast every output to the
+    traced batch size. A constant that is not one value repeated cannot be made so: refused.
+    """
+    if len(grown_shapes) != len(builder.initializers):
+        return  # the traces differ in their constants; the probes' check speaks for them
+    source = next(((t, n) for t, n in zip(inputs, input_names, strict=True) if t.ndim), None)
+    if source is None:
+        return
+    batch0 = int(source[0].shape[0])
+    kept, made = [], []
+    for init, grown in zip(builder.initializers, grown_shapes, strict=True):
+        shape = tuple(init.dims)
+        moved = [i for i, (n, m) in enumerate(zip(shape, grown, strict=False)) if n != m]
+        if len(grown) != len(shape) or not moved:
+            kept.append(init)
+            continue
+        values = onnx.numpy_helper.to_array(init)
+        flat = values.reshape(-1)
+        if len(moved) != 1 or not flat.size or not (flat == flat[0]).all():
+            raise ExportError(
+                f"onnx.export: a constant of shape {shape} ({init.name}) follows the batch size "
+                f"(shape {grown} at one more row) and is not one value repeated, so the file "
+                "cannot make it for another batch size; export with dynamic_batch=False")
+        axis = moved[0]
+        per_row = grown[axis] - shape[axis]
+        offset = shape[axis] - per_row * batch0
+        name = init.name
+        helper, numpy_helper = onnx.helper, onnx.numpy_helper
+
+        def const(array: Any, suffix: str, owner: str = name) -> str:
+            tensor = onnx.numpy_helper.from_array(np.asarray(array, dtype=np.int64),
+                                                  f"{owner}_{suffix}")
+            kept.append(tensor)
+            return tensor.name
+
+        size = f"{name}_batch"
+        if builder.opset >= 15:  # Shape's start/end attributes (opset 15)
+            made.append(helper.make_node("Shape", [source[1]], [f"{name}_input_shape"],
+                                         start=0, end=1))
+        else:
+            made.append(helper.make_node("Shape", [source[1]], [f"{name}_all_dims"]))
+            made.append(helper.make_node(
+                "Slice", [f"{name}_all_dims", const([0], "starts"), const([1], "ends")],
+                [f"{name}_input_shape"]))
+        size_terms = f"{name}_input_shape"
+        if per_row != 1:
+            made.append(helper.make_node("Mul", [size_terms, const([per_row], "per_row")],
+                                         [f"{name}_scaled"]))
+            size_terms = f"{name}_scaled"
+        if offset:
+            made.append(helper.make_node("Add", [size_terms, const([offset], "offset")],
+                                         [f"{name}_offset"]))
+            size_terms = f"{name}_offset"
+        made.append(helper.make_node("Identity", [size_terms], [size]))
+        parts = []
+        if axis:
+            parts.append(const(list(shape[:axis]), "before"))
+        parts.append(size)
+        if axis + 1 < len(shape):
+            parts.append(const(list(shape[axis + 1:]), "after"))
+        made.append(helper.make_node("Concat", parts, [f"{name}_shape"], axis=0))
+        made.append(helper.make_node(
+            "ConstantOfShape", [f"{name}_shape"], [name],
+            value=numpy_helper.from_array(np.asarray([flat[0]], dtype=values.dtype))))
+    if made:
+        builder.initializers[:] = kept
+        builder.nodes[:0] = made
+
+
+#: (scale, offset) of each probe trace's float inputs: ``offset + scale * x``
+_PROBES = ((-1.37, 0.11), (7.3, -0.29))
+
+
+def _other_values(inputs: list[Tensor], scale: float, offset: float) -> list[Tensor]:
+    """Inputs of the same shapes and dtypes with other values: floats ``offset + scale * x``,
+    integers rolled by one position (they stay in their range)."""
     probes = []
     for tensor in inputs:
         array = tensor.detach().numpy()
         if array.dtype.kind == "f":
-            probes.append(Tensor(0.11 - 1.37 * array, requires_grad=True))  # signs flip too
+            probes.append(Tensor((offset + scale * array).astype(array.dtype),
+                                 requires_grad=True))
         else:
             probes.append(Tensor(np.roll(array.reshape(-1), 1).reshape(array.shape)))
     return probes
@@ -317,15 +437,24 @@ def _topological(outputs: Sequence[Tensor]) -> list[tuple[Any, Tensor]]:
                 continue
             seen.add(id(fn))
             stack.append((tensor, True))
-            for parent in fn.inputs:
+            # a `where` whose mask compared a value of the graph reads that value too
+            source = getattr(fn, "condition_source", None)
+            compared = [t for t in source[1:3] if isinstance(t, Tensor)] if source else []
+            for parent in (*fn.inputs, *compared):
                 if parent.grad_fn is not None and id(parent.grad_fn) not in seen:
                     stack.append((parent, False))
     return order
 
 
-def _value_info(onnx: Any, tensor: Tensor, name: str, batch: bool) -> Any:
+def _value_info(onnx: Any, tensor: Tensor, name: str, batch: bool,
+                grown: tuple[int, ...] | None = None) -> Any:
+    """The graph's declaration of an input or output; ``grown``: its shape in the trace at one
+    more row, whose differing axes are declared symbolic too (the batch moved or folded)."""
     shape: list[Any] = list(tensor.shape)
     if batch and shape:
         shape[0] = "batch"
+    if grown is not None and len(grown) == len(shape):
+        shape = [f"batch_{i}" if isinstance(n, int) and n != m else n
+                 for i, (n, m) in enumerate(zip(shape, grown, strict=True))]
     dtype = onnx.helper.np_dtype_to_tensor_dtype(tensor.dtype)
     return onnx.helper.make_tensor_value_info(name, dtype, shape)

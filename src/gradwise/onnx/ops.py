@@ -48,6 +48,10 @@ class GraphBuilder:
         self._inputs: list[tuple[np.ndarray, str]] = []
         self.origin: dict[str, str] = {}  # node name -> "op X in module Y", for error messages
         self._counter = 0
+        # each Reshape's target, in order; and the targets of a trace at another batch size
+        self.reshape_targets: list[tuple[int, ...]] = []
+        self.reshape_hints: list[tuple[int, ...]] | None = None
+        self.collecting = False  # the trace at another batch size, which only reads targets
 
     # ---- values -------------------------------------------------------------------------------
     def fresh(self, hint: str) -> str:
@@ -198,8 +202,129 @@ for _op, _onnx_op in {
     "Tanh": "Tanh", "Pow": "Pow", "Maximum": "Max", "Minimum": "Min", "Copy": "Identity",
     # step functions are recorded (gradient 0, as torch): sign/floor/ceil in a model export
     "Sign": "Sign", "Floor": "Floor", "Ceil": "Ceil",
+    # trigonometric and hyperbolic functions and erf: ONNX has each (opset 7-9)
+    "Sin": "Sin", "Cos": "Cos", "Tan": "Tan", "Asin": "Asin", "Acos": "Acos", "Atan": "Atan",
+    "Sinh": "Sinh", "Cosh": "Cosh", "Asinh": "Asinh", "Acosh": "Acosh", "Atanh": "Atanh",
+    "Erf": "Erf",
 }.items():
     CONVERTERS[_op] = _simple(_onnx_op)
+
+
+def _scalar(b: GraphBuilder, value: float, dtype: Any) -> str:
+    return b.const(np.asarray(value, dtype=dtype), "scalar")
+
+
+@converts("Log1p")
+def _log1p(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # Log(1 + x), as torch.onnx writes log1p (ONNX has no log1p)
+    x = fn.inputs[0]
+    return b.node("Log", [b.node("Add", [b.value(x), _scalar(b, 1, out.dtype)])]), b.batch_of(x)
+
+
+@converts("Expm1")
+def _expm1(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    return b.node("Sub", [b.node("Exp", [b.value(x)]), _scalar(b, 1, out.dtype)]), b.batch_of(x)
+
+
+@converts("Round")
+def _round(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # ONNX Round rounds half to even, as torch.round and np.round; decimals d as NumPy
+    # computes them: round(x * 10^d) / 10^d
+    x = fn.inputs[0]
+    decimals = int(fn.args[0]) if fn.args else 0
+    if not decimals:
+        return b.node("Round", [b.value(x)]), b.batch_of(x)
+    scale = _scalar(b, 10.0 ** decimals, out.dtype)
+    rounded = b.node("Round", [b.node("Mul", [b.value(x), scale])])
+    return b.node("Div", [rounded, scale]), b.batch_of(x)
+
+
+@converts("Trunc")
+def _trunc(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # toward zero: ceil below 0, floor elsewhere (ONNX has no Trunc)
+    x = fn.inputs[0]
+    name = b.value(x)
+    negative = b.node("Less", [name, _scalar(b, 0, out.dtype)])
+    return (b.node("Where", [negative, b.node("Ceil", [name]), b.node("Floor", [name])]),
+            b.batch_of(x))
+
+
+@converts("Fmod")
+def _fmod(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # C's fmod (the sign of the dividend): ONNX Mod with fmod=1
+    names = [b.value(t, out.dtype) for t in fn.inputs]
+    return b.node("Mod", names, fmod=1), _broadcast_batch(b, fn, out)
+
+
+@converts("Remainder")
+def _remainder(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # Python's % (the sign of the divisor): ONNX Mod with fmod=0 is for integers only, so
+    # a - floor(a / b) * b for floats, as torch.remainder's formula
+    a, c = (b.value(t, out.dtype) for t in fn.inputs)
+    if np.dtype(out.dtype).kind in "iu":
+        return b.node("Mod", [a, c], fmod=0), _broadcast_batch(b, fn, out)
+    quotient = b.node("Floor", [b.node("Div", [a, c])])
+    return b.node("Sub", [a, b.node("Mul", [quotient, c])]), _broadcast_batch(b, fn, out)
+
+
+@converts("Prod")
+def _prod(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    dim = fn.dim
+    axes = tuple(range(x.ndim)) if dim is None else tuple(
+        int(d) % max(x.ndim, 1) for d in np.atleast_1d(dim))
+    if not axes or x.ndim == 0:
+        return b.node("Identity", [b.value(x)]), False
+    keep = bool(fn.keepdim) and dim is not None
+    return b.reduce("ReduceProd", b.value(x), axes, keep), b.batch_of(x) and 0 not in axes
+
+
+@converts("CumSum")
+def _cumsum(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    x = fn.inputs[0]
+    axis = int(fn.dim) % max(x.ndim, 1)
+    return b.node("CumSum", [b.value(x), b.const(np.asarray(axis, np.int64), "axis")]), (
+        b.batch_of(x) and axis != 0)
+
+
+@converts("Einsum")
+def _einsum(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # the equation with every operand's subscripts written out (ellipses expanded)
+    equation = f"{','.join(fn.terms)}->{fn.output}"
+    names = [b.value(t, out.dtype) for t in fn.inputs]
+    batch = bool(fn.output) and all(
+        b.batch_of(t) and term[:1] == fn.output[:1]
+        for t, term in zip(fn.inputs, fn.terms, strict=True))
+    return b.node("Einsum", names, equation=equation), batch
+
+
+@converts("Logit")
+def _logit(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # log(x / (1 - x)), x clamped to [eps, 1 - eps] first when eps is given (torch.logit)
+    x = fn.inputs[0]
+    name = b.value(x)
+    if fn.eps is not None:
+        name = b.node("Clip", [name, _scalar(b, fn.eps, out.dtype),
+                               _scalar(b, 1 - fn.eps, out.dtype)])
+    odds = b.node("Div", [name, b.node("Sub", [_scalar(b, 1, out.dtype), name])])
+    return b.node("Log", [odds]), b.batch_of(x)
+
+
+@converts("NanToZero")
+def _nan_to_zero(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # nansum / nanmean's summand: 0 where x is NaN
+    x = fn.inputs[0]
+    name = b.value(x)
+    return (b.node("Where", [b.node("IsNaN", [name]), _scalar(b, 0, out.dtype), name]),
+            b.batch_of(x))
+
+
+@converts("Hypot")
+def _hypot(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    a, c = (b.value(t, out.dtype) for t in fn.inputs)
+    squares = b.node("Add", [b.node("Mul", [a, a]), b.node("Mul", [c, c])])
+    return b.node("Sqrt", [squares]), _broadcast_batch(b, fn, out)
 CONVERTERS["LeakyReLU"] = _simple("LeakyRelu", alpha=lambda fn: float(fn.slope))
 CONVERTERS["ELU"] = _simple("Elu", alpha=lambda fn: float(fn.alpha))
 
@@ -267,12 +392,40 @@ def _mish(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     return b.node("Mul", [name, gate]), b.batch_of(x)
 
 
+#: Tensor comparisons (the NumPy ufunc ``Tensor._compare`` ran) as ONNX ops; ``!=`` is Not(Equal)
+_COMPARISONS = {"less": "Less", "less_equal": "LessOrEqual", "greater": "Greater",
+                "greater_equal": "GreaterOrEqual", "equal": "Equal", "not_equal": "Equal"}
+
+
 @converts("Where")
 def _where(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
-    condition = b.const(fn.condition, "condition", dtype=bool)
     names = [b.value(t, out.dtype) for t in fn.inputs]
-    batch = _broadcast_batch(b, fn, out) and np.ndim(fn.condition) < out.ndim
+    source = getattr(fn, "condition_source", None)
+    if source is None:  # a constant mask (the second trace refuses one that follows the input)
+        condition = b.const(fn.condition, "condition", dtype=bool)
+        batch = _broadcast_batch(b, fn, out) and np.ndim(fn.condition) < out.ndim
+        return b.node("Where", [condition, *names]), batch
+    # the mask is a comparison of a value of the graph (threshold, hardshrink, softshrink,
+    # where(x > 0, ...)): compare in the dtype gradwise compared in (Tensor._compare promotes)
+    ufunc, lhs, rhs, target, _ = source
+    operands = [b.value(lhs, target) if lhs.dtype == target else
+                b.node("Cast", [b.value(lhs)], to=_onnx_dtype(target))]
+    if isinstance(rhs, Tensor):
+        operands.append(b.value(rhs, target) if rhs.dtype == target else
+                        b.node("Cast", [b.value(rhs)], to=_onnx_dtype(target)))
+    else:
+        operands.append(b.const(np.asarray(rhs, dtype=target), "compared_with"))
+    condition = b.node(_COMPARISONS[ufunc], operands)
+    if ufunc == "not_equal":
+        condition = b.node("Not", [condition])
+    compared = [t for t in (lhs, rhs) if isinstance(t, Tensor)]
+    batch = _broadcast_batch(b, fn, out) or any(b.batch_of(t) and t.ndim == out.ndim
+                                                 for t in compared)
     return b.node("Where", [condition, *names]), batch
+
+
+def _onnx_dtype(dtype: Any) -> int:
+    return int(helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
 
 
 @converts("Softplus")
@@ -498,18 +651,52 @@ def _softmax(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
 def _reshape(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     x = fn.inputs[0]
     target = [int(n) for n in out.shape]
+    at = len(b.reshape_targets)
+    b.reshape_targets.append(tuple(target))
+    hint = b.reshape_hints[at] if b.reshape_hints and at < len(b.reshape_hints) else None
+    moved = ([i for i, (n, m) in enumerate(zip(target, hint, strict=True)) if n != m]
+             if hint is not None and len(hint) == len(target) else [])
     batch = False
-    if b.batch_of(x) and target:
-        if target[0] == x.shape[0]:
-            target[0], batch = 0, True  # 0: copy axis 0 (the batch) from the input
-        elif x.shape[0] and target[0] % x.shape[0] == 0 and 0 not in target[1:]:
-            # the batch folded into axis 0 with others; nothing after follows the batch
-            # through such an axis (conv3d's depth slices unfold it again), so a file written
-            # from it would only run at the traced batch size
-            raise _UnsupportedError(
-                f"a reshape folding the batch axis into another ({tuple(x.shape)} -> "
-                f"{tuple(target)}), as conv3d does, cannot keep the batch dynamic")
+    if b.batch_of(x) and target and target[0] == x.shape[0] and moved in ([], [0]):
+        target[0], batch = 0, True  # 0: copy axis 0 (the batch) from the input
+    elif len(moved) == 1:
+        # the one axis whose size follows the batch size (the batch moved or folded there)
+        target[moved[0]] = -1
+    elif (b.batch_of(x) and target and not b.collecting and x.shape[0]
+            and target[0] % x.shape[0] == 0 and 0 not in target[1:]):
+        # the batch folded into axis 0 with others and no trace at one more row told where it
+        # went (the model cannot run on another batch size): a file written from it would only
+        # run at the traced batch size
+        raise _UnsupportedError(
+            f"a reshape folding the batch axis into another ({tuple(x.shape)} -> "
+            f"{tuple(target)}) in a model that cannot run on another batch size cannot keep "
+            "the batch dynamic (export with dynamic_batch=False)")
     return b.node("Reshape", [b.value(x), b.ints(target, "shape")]), batch
+
+
+@converts("Repeat")
+def _repeat(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # Tile (ONNX repeats each axis like np.tile), after Unsqueeze for the leading counts
+    x = fn.inputs[0]
+    extra = len(fn.reps) - x.ndim
+    name = b.value(x)
+    if extra:
+        name = b.unsqueeze(name, list(range(extra)))
+    batch = b.batch_of(x) and extra == 0 and fn.reps[0] == 1
+    return b.node("Tile", [name, b.ints(list(fn.reps), "repeats")]), batch
+
+
+@converts("Flip")
+def _flip(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
+    # a Slice stepping backwards over each flipped axis, from its last element through index 0
+    x = fn.inputs[0]
+    axes = sorted({int(a) % max(x.ndim, 1) for a in np.atleast_1d(fn.axes)})
+    if not axes:
+        return b.node("Identity", [b.value(x)]), b.batch_of(x)
+    name = b.node("Slice", [b.value(x), b.ints([-1] * len(axes), "starts"),
+                            b.ints([-(2**62)] * len(axes), "ends"), b.ints(axes),
+                            b.ints([-1] * len(axes), "steps")])
+    return name, b.batch_of(x) and 0 not in axes
 
 
 @converts("Transpose")
@@ -562,18 +749,63 @@ def _pad(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
 def _getitem(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     x = fn.inputs[0]
     index = fn.index
-    if isinstance(index, np.ndarray) and index.dtype.kind in "iu":
-        # x[indices]: rows of x (an embedding lookup when the indices are the model's input)
-        source = b.input_named_by(index)
-        name = source if source is not None else b.const(index.astype(np.int64), "indices")
-        batch = source is not None and b.has_batch(source)
-        return b.node("Gather", [b.value(x), name], axis=0), batch
     if not fn.basic:
+        gathered = _gather_index(b, x, index)
+        if gathered is not None:
+            return gathered
         raise _UnsupportedError(
-            f"only basic indexing (ints, slices, None, ...) and one integer array are "
-            f"exported, got index {_describe(index)}"
+            f"only basic indexing (ints, slices, None, ...) and integer arrays on adjacent "
+            f"axes after whole slices (x[:, idx], x[..., rows, cols]) are exported, got index "
+            f"{_describe(index)}"
         )
     return _basic_index(b, x, index)
+
+
+def _gather_index(b: GraphBuilder, x: Tensor, index: Any) -> tuple[str, bool] | None:
+    """``x[:, ..., i1, i2, ..., :]``: integer arrays on adjacent axes, every other axis whole
+    (reflect/replicate/circular padding and ``index_select`` on any dim, nearest/bilinear
+    upsampling, ``unfold``) as one ONNX Gather; None for any other index.
+
+    NumPy's rule for adjacent integer arrays: they broadcast to one shape B, and the result is
+    ``x.shape[:k] + B + x.shape[k+m:]``. One array is ``Gather(axis=k)``; m arrays index the
+    flattened product of their m axes (``Reshape`` then Gather with the arrays' ``ravel_multi_
+    index``), computed here, at export time: the indices are constants of the trace (an index
+    computed from the input values differs between the two traces and is refused there).
+    """
+    items = list(index) if isinstance(index, tuple) else [index]
+    if sum(1 for i in items if i is Ellipsis) > 1 or any(i is None for i in items):
+        return None
+    if any(i is Ellipsis for i in items):  # not `in`: it compares arrays with ==
+        at = next(k for k, i in enumerate(items) if i is Ellipsis)
+        items[at : at + 1] = [slice(None)] * (x.ndim - len(items) + 1)
+    items += [slice(None)] * (x.ndim - len(items))
+    arrays = [k for k, i in enumerate(items) if isinstance(i, np.ndarray)]
+    whole = all(isinstance(i, slice) and i == slice(None) for k, i in enumerate(items)
+                if k not in arrays)
+    if (not arrays or not whole or len(items) != x.ndim
+            or arrays != list(range(arrays[0], arrays[0] + len(arrays)))
+            or any(items[k].dtype.kind not in "iu" for k in arrays)):
+        return None
+    k, m = arrays[0], len(arrays)
+    dims = tuple(int(n) for n in x.shape[k : k + m])
+    source = b.input_named_by(items[k]) if m == 1 else None
+    if source is not None:  # indices fed by the model's input (an embedding lookup)
+        name = source
+    else:
+        wrapped = [np.asarray(items[a]).astype(np.int64) % max(d, 1)
+                   for a, d in zip(arrays, dims, strict=True)]
+        flat = (np.ravel_multi_index(tuple(np.broadcast_arrays(*wrapped)), dims) if m > 1
+                else wrapped[0])
+        name = b.const(np.asarray(flat, dtype=np.int64), "indices")
+    data = b.value(x)
+    if m > 1:
+        # 0 copies an axis from the input (a dynamic batch stays dynamic)
+        shape = [0] * k + [int(np.prod(dims))] + [int(n) for n in x.shape[k + m :]]
+        data = b.node("Reshape", [data, b.ints(shape, "shape")])
+    if k == 0:
+        return b.node("Gather", [data, name], axis=0), (
+            source is not None and b.has_batch(source))
+    return b.node("Gather", [data, name], axis=k), b.batch_of(x)
 
 
 def _describe(index: Any) -> str:

@@ -24,22 +24,27 @@ def bias_relu_reference(out: np.ndarray, bias: np.ndarray | None) -> None:
     np.maximum(out, 0, out=out)
 
 
+# Every kernel here takes ``zero``, 0 in the arrays' dtype: with a literal ``0.0`` (a float64)
+# numba typed the float32 branches' value as float64 and the loops ran at half the vector width
+# (relu_backward on (128, 256) float32: 5.7 -> 4.0 us; bias + ReLU 2.2 -> 1.8 us, 1 thread).
+
+
 @kernel()
-def _bias_relu_kernel(out, bias):  # pragma: no cover - compiled by numba
+def _bias_relu_kernel(out, bias, zero):  # pragma: no cover - compiled by numba
     rows, cols = out.shape
     for i in range(rows):
         for j in range(cols):
             value = out[i, j] + bias[j]
             # np.maximum(value, 0): NaN propagates, -0.0 and negatives give +0.0
-            out[i, j] = value if (value > 0 or value != value) else 0.0
+            out[i, j] = value if (value > zero or value != value) else zero
 
 
 @kernel()
-def _relu_kernel(out):  # pragma: no cover - compiled by numba
+def _relu_kernel(out, zero):  # pragma: no cover - compiled by numba
     flat = out.reshape(-1)
     for i in range(flat.size):
         value = flat[i]
-        flat[i] = value if (value > 0 or value != value) else 0.0
+        flat[i] = value if (value > zero or value != value) else zero
 
 
 def bias_relu_(out: np.ndarray, bias: np.ndarray | None) -> None:
@@ -50,9 +55,9 @@ def bias_relu_(out: np.ndarray, bias: np.ndarray | None) -> None:
     if (kernel_ready(out, ndim=2, writeable=True)
             and (bias is None or (kernel_ready(out, bias) and bias.ndim == 1))):
         if bias is None:
-            _relu_kernel(out)
+            _relu_kernel(out, out.dtype.type(0))
         else:
-            _bias_relu_kernel(out, bias)
+            _bias_relu_kernel(out, bias, out.dtype.type(0))
         return
     bias_relu_reference(out, bias)
 
@@ -65,7 +70,7 @@ def relu_(out: np.ndarray) -> None:
     kernel; anything else ``np.maximum(out, 0, out=out)``.
     """
     if kernel_ready(out, writeable=True):
-        _relu_kernel(out)
+        _relu_kernel(out, out.dtype.type(0))
         return
     bias_relu_reference(out, None)
 
@@ -87,23 +92,25 @@ def relu_backward_reference(
 
 
 @kernel()
-def _relu_backward_bias_kernel(grad, out, grad_z, grad_bias):  # pragma: no cover - numba
+def _relu_backward_bias_kernel(grad, out, grad_z, grad_bias,
+                               zero):  # pragma: no cover - numba
     rows, cols = grad.shape
     for j in range(cols):
-        grad_bias[j] = 0.0
-    # row by row, as NumPy reduces axis 0 of a C-contiguous array: the same order of additions
+        grad_bias[j] = zero
+    # row by row, as NumPy reduces axis 0 of a C-contiguous array with two or more columns: the
+    # same order of additions, each in the arrays' dtype (one column: see relu_backward)
     for i in range(rows):
         for j in range(cols):
-            value = grad[i, j] if out[i, j] != 0 else 0.0
+            value = grad[i, j] if out[i, j] != zero else zero
             grad_z[i, j] = value
             grad_bias[j] += value
 
 
 @kernel()
-def _relu_backward_kernel(grad, out, grad_z):  # pragma: no cover - numba
+def _relu_backward_kernel(grad, out, grad_z, zero):  # pragma: no cover - numba
     flat_grad, flat_out, flat_z = grad.reshape(-1), out.reshape(-1), grad_z.reshape(-1)
     for i in range(flat_grad.size):
-        flat_z[i] = flat_grad[i] if flat_out[i] != 0 else 0.0
+        flat_z[i] = flat_grad[i] if flat_out[i] != zero else zero
 
 
 def relu_backward(
@@ -115,10 +122,16 @@ def relu_backward(
     """
     if kernel_ready(grad, out, ndim=2) and grad.shape == out.shape:
         grad_z = np.empty_like(grad)
+        if want_bias_grad and grad.shape[1] == 1:
+            # one column: NumPy sums a contiguous axis pairwise, not row after row, so the
+            # kernel's running sum would differ from the reference (and be less accurate: 5 ulp
+            # on 100,000 rows); mask with the kernel, sum with NumPy
+            _relu_backward_kernel(grad, out, grad_z, grad.dtype.type(0))
+            return grad_z, grad_z.sum(axis=0)
         if want_bias_grad:
             grad_bias = np.empty(grad.shape[1], dtype=grad.dtype)
-            _relu_backward_bias_kernel(grad, out, grad_z, grad_bias)
+            _relu_backward_bias_kernel(grad, out, grad_z, grad_bias, grad.dtype.type(0))
             return grad_z, grad_bias
-        _relu_backward_kernel(grad, out, grad_z)
+        _relu_backward_kernel(grad, out, grad_z, grad.dtype.type(0))
         return grad_z, None
     return relu_backward_reference(grad, out, want_bias_grad)

@@ -1377,6 +1377,7 @@ class _PiecewiseConstant(Function):
 
     @classmethod
     def forward(cls, ctx, x, *args):
+        ctx.args = args  # round's decimals, for onnx.export
         return np.asarray(cls._value(x, *args))
 
     @staticmethod

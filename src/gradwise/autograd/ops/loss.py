@@ -49,10 +49,23 @@ def check_not_empty(name: str, size: int, reduction: str) -> None:
 
 def _reduce(loss: np.ndarray, reduction: str) -> np.ndarray:
     if reduction == "mean":
-        return np.asarray(loss.mean(), dtype=loss.dtype)
+        return _mean(loss)
     if reduction == "sum":
         return np.asarray(loss.sum(), dtype=loss.dtype)
     return loss
+
+
+def _mean(values: np.ndarray) -> np.ndarray:
+    """``values.mean()`` as a 0-d array of their dtype, bitwise, without ``ndarray.mean``'s
+    Python layer (~2 us, a tenth of a small loss's forward): for float32/float64 NumPy's mean is
+    ``add.reduce`` over all axes (pairwise) divided by the count, rounded to the dtype (numpy
+    ``_core/_methods._mean``); other dtypes (float16 sums in float32) take ``mean`` itself."""
+    if values.dtype.type in (np.float32, np.float64) and values.size:
+        total = np.add.reduce(values, axis=None)
+        # divided by an intp, as NumPy does: a float32 sum then divides in float64 (a count
+        # above 2**24 is exact there), rounded back to float32
+        return np.asarray(total.dtype.type(total / np.intp(values.size)))
+    return np.asarray(values.mean(), dtype=values.dtype)
 
 
 def _grad_scale(grad: np.ndarray, reduction: str, count: int) -> np.ndarray:
@@ -71,6 +84,12 @@ def check_class_targets(
     Entries equal to ``ignore_index`` are exempt from the range check. Returns the mask of the
     rows that count (all True without ``ignore_index``).
     """
+    _check_class_target_form(name, logits, target)
+    return _class_targets_counted(name, logits.shape[1], target, ignore_index)[0]
+
+
+def _check_class_target_form(name: str, logits: np.ndarray, target: np.ndarray) -> None:
+    """The dtype and shape rules of :func:`check_class_targets` (not the label range)."""
     if logits.ndim != 2:
         raise ValueError(f"{name}: input must be (N, C), got shape {logits.shape}")
     if target.dtype not in (np.int64, np.uint8):
@@ -83,18 +102,39 @@ def check_class_targets(
             f"{name}: target of shape {target.shape} does not match input {logits.shape} "
             f"(expected ({logits.shape[0]},))"
         )
+
+
+def _class_targets_counted(name: str, classes: int, target: np.ndarray,
+                           ignore_index: int | None) -> tuple[np.ndarray, bool]:
+    """The range check of :func:`check_class_targets` (dtype and shape already checked):
+    ``(counted, every row counted)``.
+
+    The common case (no ``ignore_index``, or a negative one such as the default -100, and no
+    negative label) needs only the minimum and the maximum: a non-negative minimum means no row
+    carries a negative ``ignore_index``. That is three NumPy calls fewer than the mask first
+    (~3 us of a ~20 us cross-entropy step for 128 rows).
+    """
+    if target.size and (ignore_index is None or ignore_index < 0):
+        low = int(target.min())
+        if low >= 0:
+            high = int(target.max())
+            if high >= classes:
+                raise ValueError(
+                    f"{name}: target label {high} is out of range for {classes} classes")
+            return np.ones(target.shape, dtype=bool), True
     counted = np.ones(target.shape, dtype=bool) if ignore_index is None else (
         target != ignore_index
     )
-    labels = target if counted.all() else target[counted]
+    every = bool(counted.all())
+    labels = target if every else target[counted]
     if labels.size:
         low, high = int(labels.min()), int(labels.max())
-        if low < 0 or high >= logits.shape[1]:
+        if low < 0 or high >= classes:
             bad = low if low < 0 else high
             raise ValueError(
-                f"{name}: target label {bad} is out of range for {logits.shape[1]} classes"
+                f"{name}: target label {bad} is out of range for {classes} classes"
             )
-    return counted
+    return counted, every
 
 
 def check_class_weight(name: str, weight: np.ndarray | None, classes: int, dtype) -> Any:
@@ -161,15 +201,16 @@ class CrossEntropy(Function):
     def forward(ctx, logits, target, weight=None, ignore_index=-100, reduction="mean",
                 label_smoothing=0.0):
         require_floating("cross_entropy", logits)
-        counted = check_class_targets("cross_entropy", logits, target, ignore_index)
-        check_not_empty("cross_entropy", target.size, reduction)
+        _check_class_target_form("cross_entropy", logits, target)
         n, classes = logits.shape
+        counted, every = _class_targets_counted("cross_entropy", classes, target, ignore_index)
+        check_not_empty("cross_entropy", target.size, reduction)
         weight = check_class_weight("cross_entropy", weight, classes, logits.dtype)
-        if weight is None and not label_smoothing and bool(counted.all()):
+        if weight is None and not label_smoothing and every:
             # the common case, one pass over the logits (autograd/kernels/loss.py)
             probs, losses = _loss_kernels.cross_entropy_forward(logits, target)
             ctx.plain = True
-            ctx.probs, ctx.labels, ctx.rows, ctx.reduction = probs, target, np.arange(n), reduction
+            ctx.probs, ctx.labels, ctx.reduction = probs, target, reduction
             return _reduce(losses, reduction)
         shifted = logits - logits.max(axis=1, keepdims=True, initial=-np.inf)
         exp = np.exp(shifted)
@@ -220,8 +261,9 @@ class CrossEntropy(Function):
     def backward_graph(ctx, grad):
         # dL/dz = ((sum_c a_c) softmax - a) times the row's incoming gradient; a and its sum
         # depend only on the targets (constants), softmax and the incoming gradient are recorded
-        probs, rows, labels = ctx.probs, ctx.rows, ctx.labels
+        probs, labels = ctx.probs, ctx.labels
         n, classes = probs.shape
+        rows = np.arange(n)
         targets = np.zeros_like(probs)  # a, (N, C)
         if ctx.plain:
             targets[rows, labels] = 1

@@ -143,6 +143,40 @@ class BroadcastTo(Function):
         return (unbroadcast_graph(grad, ctx.shape),)
 
 
+class Repeat(Function):
+    """x tiled ``reps[i]`` times along dim i (``Tensor.repeat``; with more counts than dims,
+    leading size-1 dims are added first), always new memory, as torch's.
+
+    Local derivative: 1 per copy; the gradient sums the copies. Shape: (n_0, ..., n_k) ->
+    (r_0 n_0, ..., r_k n_k). One recorded op (torch's RepeatBackward; onnx.export writes Tile).
+    """
+    torch_name = "Repeat"
+
+    saves_inputs = False
+
+    @staticmethod
+    def forward(ctx, x, reps):
+        ctx.shape, ctx.reps = x.shape, tuple(reps)
+        return np.tile(x.reshape((1,) * (len(reps) - x.ndim) + x.shape), reps)
+
+    @staticmethod
+    def _copies(ctx) -> tuple[list[int], tuple[int, ...]]:
+        """(r_0, n_0, r_1, n_1, ...) and the axes of the r's: the gradient's view by copy."""
+        full = (1,) * (len(ctx.reps) - len(ctx.shape)) + tuple(ctx.shape)
+        split = [v for r, n in zip(ctx.reps, full, strict=True) for v in (r, n)]
+        return split, tuple(range(0, 2 * len(full), 2))
+
+    @staticmethod
+    def backward(ctx, grad):
+        split, axes = Repeat._copies(ctx)
+        return (grad.reshape(split).sum(axis=axes).reshape(ctx.shape),)
+
+    @staticmethod
+    def backward_graph(ctx, grad):
+        split, axes = Repeat._copies(ctx)
+        return (grad.reshape(split).sum(axes).reshape(ctx.shape),)
+
+
 def _is_basic_index(index) -> bool:
     """Slices, ints, None and Ellipsis give views and never pick an element twice."""
     items = index if isinstance(index, tuple) else (index,)

@@ -123,12 +123,17 @@ def thread_count() -> int:
     return _state.default_threads
 
 
+def _depth() -> int:
+    """How many regions this thread is inside (0 outside any; a worker's part counts 1)."""
+    return int(getattr(_local, "depth", 0))
+
+
 def parts_for(items: int, bytes_per_item: int, min_part_bytes: int) -> int:
     """How many parts to split ``items`` images into: one per thread, but none smaller than
     ``min_part_bytes`` of work (waking a worker and the smaller products must pay), and 1 on a
     thread already inside a region or without a BLAS controller."""
     threads = thread_count()
-    if threads <= 1 or items < 2 or getattr(_local, "depth", 0) or not _blas_controllers():
+    if threads <= 1 or items < 2 or _depth() or not _blas_controllers():
         return 1
     by_size = (items * bytes_per_item) // max(1, min_part_bytes)
     return max(1, min(threads, items, by_size))
@@ -243,7 +248,7 @@ def run_parts(work: Callable[..., None], ranges: Sequence[tuple[int, int]]) -> N
     done: queue.SimpleQueue = queue.SimpleQueue()
     errors: list[BaseException | None] = [None] * len(ranges)
     _blas_to_one()
-    _local.depth = getattr(_local, "depth", 0) + 1
+    _local.depth = _depth() + 1
     waiting = 0
     try:
         for part, tasks in enumerate(_workers(len(ranges) - 1), start=1):
@@ -251,17 +256,17 @@ def run_parts(work: Callable[..., None], ranges: Sequence[tuple[int, int]]) -> N
             waiting += 1
         try:
             work(0, *ranges[0])
-        except BaseException as error:  # noqa: BLE001 - raised below, after the workers
-            errors[0] = error
+        except BaseException as failure:  # noqa: BLE001 - raised below, after the workers
+            errors[0] = failure
     finally:
         interrupted = None
         while waiting:
             try:
-                slot, error = done.get()
+                slot, outcome = done.get()
             except KeyboardInterrupt as signal:  # wait for the parts first, then raise it
                 interrupted = signal
                 continue
-            errors[slot] = error
+            errors[slot] = outcome
             waiting -= 1
         _local.depth -= 1
         _region_ended()

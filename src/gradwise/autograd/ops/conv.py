@@ -71,6 +71,7 @@ hundred KB, against the tens of MB the products read, so no cached pre-transpose
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -202,6 +203,7 @@ class Conv2d(Function):
             total_w = np.zeros((k, width), dtype=grad_rows.dtype) if needs[1] else None
             total_b = np.zeros(c_out, dtype=grad_rows.dtype) if need_b else None
             ones = np.ones(min(step, max(hi - lo, 1)) * pixels, dtype=grad_rows.dtype)
+            chunks: Iterator[tuple[int, int, Any]]
             if not needs[1]:
                 chunks = ((start, min(hi, start + step), None) for start in range(lo, hi, step))
             elif ctx.cols is not None:  # the forward kept the whole batch's rows
@@ -213,7 +215,7 @@ class Conv2d(Function):
             widened = None
             for start, stop, cols in chunks:
                 rows = grad_rows[start * pixels : stop * pixels]
-                if total_w is not None:
+                if total_w is not None and cols is not None:
                     # dL/dW[o, c, i, j] = sum over pixels of cols[.., i, j, c] * dY[.., o]
                     widened = _widened(rows, width, widened)
                     total_w += cols.T @ widened  # (kh*kw*C, width)

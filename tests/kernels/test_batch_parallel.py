@@ -7,7 +7,10 @@ rounding: the convolution's outputs and input gradient (OpenBLAS's products diff
 bits with the rows a call gets, and with OpenBLAS's own thread count: measured with its Haswell
 kernels, not with SkylakeX's) and its weight and bias gradients (sums over the batch, formed
 per part and added at the end). Both kernel paths (``jit_path``), float32 and float64, batch sizes
-0, 1, 2, 3 and 127, whole-batch and chunked im2col, strided inputs; then the machinery itself:
+0, 1, 2, 3 and 127, whole-batch and chunked im2col, strided inputs. The linear layer (``Linear``
+and the fused ``LinearReLU``) splits its rows the same way, but only while a region holds BLAS
+at 1 thread: its output and input gradient row by row, its weight and bias gradients as
+per-part sums (all within float rounding). Then the machinery itself:
 user threads, re-entrancy, errors, Ctrl-C, fork, BLAS restored.
 """
 
@@ -23,6 +26,7 @@ import pytest
 import gradwise as gw
 from gradwise.autograd.kernels import _threads
 from gradwise.autograd.ops import conv as conv_ops
+from gradwise.autograd.ops import linalg as linalg_ops
 from gradwise.autograd.ops import pool as pool_ops
 from gradwise.nn import functional as F
 
@@ -37,6 +41,7 @@ def region(monkeypatch):
     """Lower the thresholds so every batch of 2 or more splits; yields a setter of the region's
     thread count (restored afterwards)."""
     monkeypatch.setattr(conv_ops, "_MIN_PART_MACS", 1)
+    monkeypatch.setattr(linalg_ops, "_MIN_PART_MACS", 1)
     monkeypatch.setattr(pool_ops, "_MIN_PART_BYTES", 1)
     monkeypatch.setattr(pool_ops, "MAX_POOL_KERNEL_MIN_CHANNELS", 1)  # the kernel at any C
     saved = list(_threads._configured)
@@ -150,6 +155,105 @@ def test_conv_split_on_strided_input(region, jit_path, layout):
         _assert_split_invariant(results + strided, exact=[False] * 3, dtype=np.float32)
 
 
+@pytest.fixture
+def held_region(region, monkeypatch):
+    """``region``, with linear layers splitting as if a region held BLAS at 1 thread."""
+    monkeypatch.setattr(_threads, "blas_held", lambda: True)
+    return region
+
+
+# input shape after the batch axis, weight shape, bias: rows are batch * prod(leading axes)
+LINEAR_CASES = {
+    "rows": ((7,), (5, 7), True),
+    "rows_no_bias": ((7,), (5, 7), False),
+    "batched_3d": ((3, 6), (4, 6), True),
+    "one_output": ((9,), (1, 9), True),  # relu_backward's one-column path
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("batch", [0, 1, 2, 3, 127])
+@pytest.mark.parametrize("fused", [False, True], ids=["linear", "linear_relu"])
+@pytest.mark.parametrize("case", list(LINEAR_CASES))
+def test_linear_split_matches_one_thread(held_region, jit_path, case, fused, batch, dtype):
+    tail, w_shape, with_bias = LINEAR_CASES[case]
+    rng = np.random.default_rng(batch)
+    x = rng.standard_normal((batch, *tail)).astype(dtype)
+    weight = rng.standard_normal(w_shape).astype(dtype)
+    bias = rng.standard_normal(w_shape[0]).astype(dtype) if with_bias else None
+    function = F._linear_relu if fused else F.linear
+    results = _by_thread_count(held_region, function, [x, weight, bias])
+    rows = batch * int(np.prod(tail[:-1]))
+    assert max(_widest_split, default=1) == min(3, max(rows, 1))
+    _assert_split_invariant(results, exact=[False] * 4, dtype=dtype)
+    if torch is not None and batch in (3, 127):  # the split result against the oracle
+        tensors = [None if a is None else torch.tensor(a, requires_grad=True)
+                   for a in (x, weight, bias)]
+        out = torch.nn.functional.linear(*tensors)
+        if fused:
+            out = torch.relu(out)
+        out.backward(torch.tensor(np.random.default_rng(1).standard_normal(out.shape)
+                                  .astype(dtype)))
+        expected = [out.detach().numpy()] + [None if t is None else t.grad.numpy()
+                                             for t in tensors]
+        tol = 1e-4 if dtype == np.float32 else 1e-10
+        for results_at in results[1:]:  # 2 and 3 threads
+            for mine, theirs in zip(results_at, expected, strict=True):
+                if theirs is not None:
+                    np.testing.assert_allclose(mine, theirs, rtol=tol, atol=tol)
+
+
+def test_linear_split_keeps_only_the_wanted_gradients(held_region):
+    rng = np.random.default_rng(0)
+    x, weight, bias = (rng.standard_normal(shape).astype(np.float32)
+                       for shape in ((6, 5), (3, 5), (3,)))
+    for function in (F.linear, F._linear_relu):
+        grads = []
+        for count in (1, 2):
+            held_region(count)
+            tensors = [gw.tensor(x), gw.tensor(weight, requires_grad=True), gw.tensor(bias)]
+            function(*tensors).sum().backward()
+            assert tensors[0].grad is None and tensors[2].grad is None
+            grads.append(np.asarray(tensors[1].grad))
+        np.testing.assert_allclose(grads[1], grads[0], rtol=1e-5, atol=1e-5)
+    assert max(_widest_split) == 2
+
+
+def test_linear_splits_only_while_a_region_holds_blas(region):
+    """An MLP never starts a region (BLAS's own threads share its products); in a CNN step the
+    convolutions hold BLAS at 1 thread and the linear layers after them split their rows."""
+    region(2)
+    _threads.restore_blas_now()
+    rng = np.random.default_rng(0)
+    x = gw.tensor(rng.standard_normal((8, 6)).astype(np.float32))
+    weight = gw.tensor(rng.standard_normal((4, 6)).astype(np.float32))
+    F.linear(x, weight)
+    assert _widest_split == [] and not _threads.blas_held()
+    images = gw.tensor(rng.standard_normal((4, 2, 5, 5)).astype(np.float32))
+    F.conv2d(images, gw.tensor(rng.standard_normal((3, 2, 3, 3)).astype(np.float32)))
+    assert _threads.blas_held()
+    _widest_split.clear()
+    F.linear(x, weight)
+    assert _widest_split == [2]
+    _assert_blas_restored()
+    _widest_split.clear()
+    F.linear(x, weight)
+    assert _widest_split == []
+
+
+def test_linear_shape_and_dtype_errors_unchanged_when_split(held_region):
+    held_region(2)
+    x = gw.tensor(np.ones((4, 3), dtype=np.float32))
+    for function in (F.linear, F._linear_relu):
+        with pytest.raises(ValueError, match=r"linear: input of shape \(4, 3\)"):
+            function(x, gw.tensor(np.ones((2, 5), dtype=np.float32)))
+        with pytest.raises(ValueError, match=r"linear: bias of shape \(3,\)"):
+            function(x, gw.tensor(np.ones((2, 3), dtype=np.float32)),
+                     gw.tensor(np.ones(3, dtype=np.float32)))
+        with pytest.raises(RuntimeError, match="mat1 and mat2 must have the same dtype"):
+            function(x, gw.tensor(np.ones((2, 3))))
+
+
 POOL_CASES = {
     "max_tiles": (F.max_pool2d, dict(kernel_size=2)),
     "max_overlap_padded": (F.max_pool2d, dict(kernel_size=3, stride=2, padding=1)),
@@ -186,7 +290,8 @@ def _small_cnn(seed):
     gw.manual_seed(seed)
     return gw.nn.Sequential(gw.nn.Conv2d(1, 8, 3, padding=1), gw.nn.ReLU(), gw.nn.MaxPool2d(2),
                             gw.nn.Conv2d(8, 12, 3, padding=1), gw.nn.ReLU(), gw.nn.MaxPool2d(2),
-                            gw.nn.Flatten(), gw.nn.Linear(12 * 3 * 3, 5))
+                            gw.nn.Flatten(), gw.nn.Linear(12 * 3 * 3, 10), gw.nn.ReLU(),
+                            gw.nn.Linear(10, 5))
 
 
 def _training(seed, steps=4):

@@ -139,6 +139,24 @@ def parts_for(items: int, bytes_per_item: int, min_part_bytes: int) -> int:
     return max(1, min(threads, items, by_size))
 
 
+def blas_held() -> bool:
+    """Whether a region holds BLAS at 1 thread now (one ran less than ``BLAS_RESTORE_DELAY``
+    ago, or runs now). An op whose product BLAS would otherwise spread over its own threads
+    (a linear layer's) splits its rows over a region only then: in a CNN step, between the
+    convolutions, its product would run on 1 thread; in a program without regions (an MLP) BLAS's
+    threads already share it, and starting a region would hold them for 0.1 s."""
+    return _state.held
+
+
+def sum_parts(partials: list[Any]) -> Any:
+    """The per-part sums of a region (weight or bias gradients) added in part order into the
+    first one (one part: itself): the split changes only the float rounding of a batch sum."""
+    total = partials[0]
+    for partial in partials[1:]:
+        total += partial
+    return total
+
+
 def split(items: int, parts: int) -> list[tuple[int, int]]:
     """``parts`` contiguous (start, stop) ranges covering ``range(items)``, sizes within one."""
     base, extra = divmod(items, parts)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from gradwise.autograd.function import Function
+from gradwise.autograd.kernels import _threads
 from gradwise.autograd.kernels import activation as _activation_kernels
 from gradwise.autograd.ops._broadcast import unbroadcast, unbroadcast_graph
 from gradwise.autograd.ops.decompositions import SvdU, SvdVh
@@ -107,6 +108,128 @@ def _rows_shape(shape: tuple[int, ...]) -> tuple[int, int]:
     return math.prod(shape[:-1]), shape[-1]
 
 
+def _check_linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) -> None:
+    """Raise the error torch gives when x, W and b do not make a linear layer."""
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(
+            f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
+            f"(expected input (..., {weight.shape[1] if weight.ndim == 2 else '?'}))"
+        )
+    if bias is not None and bias.shape != (weight.shape[0],):
+        raise ValueError(
+            f"linear: bias of shape {bias.shape} does not fit weight {weight.shape}"
+        )
+    if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
+        # torch refuses to promote here (a float64 batch into a float32 layer is almost
+        # always a forgotten cast, and promoting would silently run in float64)
+        other = x.dtype if x.dtype != weight.dtype else bias.dtype
+        raise RuntimeError(
+            f"linear: mat1 and mat2 must have the same dtype, but got {_dtype_name(other)} "
+            f"and {_dtype_name(weight.dtype)} (cast the input: x.float() or "
+            "x.to(weight.dtype))"
+        )
+
+
+#: A linear layer splits its rows over a batch-parallel region (``kernels/_threads.py``) only
+#: while a region holds BLAS at 1 thread (a CNN step: the fully-connected layers between the
+#: convolutions would otherwise run on one core) and from this many multiply-adds per part, per
+#: product. Measured (issue 14, forward + backward alone, BLAS on 1 thread, 2 threads against 1):
+#: see benchmarks/README.md, "The fully-connected layers of the 2-thread CNN step".
+_MIN_PART_MACS = 8_000_000
+
+
+def _row_ranges(rows: int, macs_per_row: int) -> list[tuple[int, int]]:
+    """The (start, stop) row ranges a linear layer splits ``rows`` into (one: serial)."""
+    if not _threads.blas_held():
+        return [(0, rows)]
+    return _threads.split(rows, _threads.parts_for(rows, macs_per_row, _MIN_PART_MACS))
+
+
+def _linear_forward(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None,
+                    relu: bool) -> np.ndarray:
+    """x W^T + b, then ReLU in place if ``relu``; rows split over a region when it pays.
+
+    Every row is computed by the same code whatever the split (the bias add and the ReLU are
+    per element); only BLAS's own blocking may change a product's last bits with the rows a
+    call gets. Shape: x (..., in), W (out, in), b (out,) -> (..., out).
+    """
+    rows, features = _rows_shape(x.shape)
+    ranges = _row_ranges(rows, features * weight.shape[0])
+    if len(ranges) == 1:
+        out = x @ weight.T  # (N, in) @ (in, out) -> (N, out)
+        if relu:
+            _activation_kernels.bias_relu_(out.reshape(_rows_shape(out.shape)), bias)
+        elif bias is not None:
+            out += bias
+        return out
+    x_2d = x.reshape(rows, features)  # (N, in)
+    out = np.empty((rows, weight.shape[0]), dtype=np.result_type(x.dtype, weight.dtype))
+
+    def forward_rows(part: int, lo: int, hi: int) -> None:
+        np.matmul(x_2d[lo:hi], weight.T, out=out[lo:hi])  # (rows, in) @ (in, out)
+        if relu:
+            _activation_kernels.bias_relu_(out[lo:hi], bias)
+        elif bias is not None:
+            out[lo:hi] += bias
+
+    _threads.run_parts(forward_rows, ranges)
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+def _linear_backward(grad: np.ndarray, x: np.ndarray, weight: np.ndarray,
+                     relu_out: np.ndarray | None, needs: tuple[bool, bool, bool]
+                     ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """dL/dx, dL/dW, dL/db of y = x W^T + b (``relu_out`` None) or of y = relu(x W^T + b)
+    (``relu_out`` = y: the gradient is masked first, ``kernels/activation.py``), each None where
+    ``needs`` says it is not wanted.
+
+    Split over a region like :func:`_linear_forward`: dL/dx by rows (the same per-row code
+    whatever the split), dL/dW and dL/db as per-part sums added at the end (float rounding of
+    a batch sum). Shape: grad (..., out), x (..., in) -> (..., in), (out, in), (out,).
+    """
+    rows, features = _rows_shape(x.shape)
+    grad_2d = grad.reshape(rows, weight.shape[0])  # (N, out)
+    ranges = _row_ranges(rows, features * weight.shape[0])
+    if len(ranges) == 1:
+        grad_b = None
+        if relu_out is not None:
+            grad_2d, grad_b = _activation_kernels.relu_backward(
+                grad_2d, relu_out.reshape(grad_2d.shape), needs[2])
+        elif needs[2]:
+            grad_b = grad_2d.sum(axis=0)
+        grad_x = grad_w = None
+        if needs[0] and relu_out is None:
+            grad_x = grad @ weight  # (..., out) @ (out, in) -> (..., in)
+        elif needs[0]:
+            grad_x = (grad_2d @ weight).reshape(x.shape)  # (N, out) @ (out, in) -> (N, in)
+        if needs[1]:
+            grad_w = grad_2d.T @ x.reshape(rows, features)  # (out, N) @ (N, in)
+        return grad_x, grad_w, grad_b
+    x_2d = x.reshape(rows, features)  # (N, in)
+    out_2d = None if relu_out is None else relu_out.reshape(grad_2d.shape)
+    grad_x = (np.empty((rows, features), dtype=np.result_type(grad.dtype, weight.dtype))
+              if needs[0] else None)
+    partial_w: list = [None] * len(ranges)
+    partial_b: list = [None] * len(ranges)
+
+    def backward_rows(part: int, lo: int, hi: int) -> None:
+        rows_grad = grad_2d[lo:hi]  # (rows, out)
+        if out_2d is not None:
+            rows_grad, partial_b[part] = _activation_kernels.relu_backward(
+                rows_grad, out_2d[lo:hi], needs[2])
+        elif needs[2]:
+            partial_b[part] = rows_grad.sum(axis=0)
+        if grad_x is not None:
+            np.matmul(rows_grad, weight, out=grad_x[lo:hi])  # (rows, out) @ (out, in)
+        if needs[1]:
+            partial_w[part] = rows_grad.T @ x_2d[lo:hi]  # (out, rows) @ (rows, in)
+
+    _threads.run_parts(backward_rows, ranges)
+    return (None if grad_x is None else grad_x.reshape(x.shape),
+            _threads.sum_parts(partial_w) if needs[1] else None,
+            _threads.sum_parts(partial_b) if needs[2] else None)
+
+
 class Linear(Function):
     """y = x W^T + b with W of shape (out, in), PyTorch's layout, in one node.
 
@@ -132,42 +255,15 @@ class Linear(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
-        if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
-            raise ValueError(
-                f"linear: input of shape {x.shape} does not fit weight of shape {weight.shape} "
-                f"(expected input (..., {weight.shape[1] if weight.ndim == 2 else '?'}))"
-            )
-        if bias is not None and bias.shape != (weight.shape[0],):
-            raise ValueError(
-                f"linear: bias of shape {bias.shape} does not fit weight {weight.shape}"
-            )
-        if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
-            # torch refuses to promote here (a float64 batch into a float32 layer is almost
-            # always a forgotten cast, and promoting would silently run in float64)
-            other = x.dtype if x.dtype != weight.dtype else bias.dtype
-            raise RuntimeError(
-                f"linear: mat1 and mat2 must have the same dtype, but got {_dtype_name(other)} "
-                f"and {_dtype_name(weight.dtype)} (cast the input: x.float() or "
-                "x.to(weight.dtype))"
-            )
+        _check_linear(x, weight, bias)
         ctx.x, ctx.weight, ctx.has_bias = x, weight, bias is not None
-        out = x @ weight.T  # (N, in) @ (in, out) -> (N, out)
-        if bias is not None:
-            out += bias
-        return out
+        return _linear_forward(x, weight, bias, relu=False)
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight = ctx.x, ctx.weight
         needs = ctx.needs_input_grad
-        grad_x = grad @ weight if needs[0] else None  # (N, out) @ (out, in) -> (N, in)
-        grad_w = grad_b = None
-        if needs[1] or (ctx.has_bias and needs[2]):
-            grad_2d = grad.reshape(_rows_shape(grad.shape))
-            if needs[1]:
-                grad_w = grad_2d.T @ x.reshape(_rows_shape(x.shape))  # (out, N) @ (N, in)
-            if ctx.has_bias and needs[2]:
-                grad_b = grad_2d.sum(axis=0)
+        grad_x, grad_w, grad_b = _linear_backward(
+            grad, ctx.x, ctx.weight, None, (needs[0], needs[1], ctx.has_bias and needs[2]))
         if ctx.has_bias:
             return grad_x, grad_w, grad_b
         return grad_x, grad_w
@@ -212,23 +308,16 @@ class LinearReLU(Function):
 
     @staticmethod
     def forward(ctx, x, weight, bias=None):
-        out = Linear.forward(ctx, x, weight, None)  # checks the shapes; (..., out)
-        _activation_kernels.bias_relu_(out.reshape(_rows_shape(out.shape)), bias)
-        ctx.has_bias, ctx.out = bias is not None, out
+        _check_linear(x, weight, bias)
+        out = _linear_forward(x, weight, bias, relu=True)  # (..., out)
+        ctx.x, ctx.weight, ctx.has_bias, ctx.out = x, weight, bias is not None, out
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        x, weight, out = ctx.x, ctx.weight, ctx.out
         needs = ctx.needs_input_grad
-        want_bias = ctx.has_bias and needs[2]
-        grad_2d, grad_b = _activation_kernels.relu_backward(
-            grad.reshape(_rows_shape(grad.shape)), out.reshape(_rows_shape(out.shape)), want_bias)
-        grad_x = grad_w = None
-        if needs[0]:
-            grad_x = (grad_2d @ weight).reshape(x.shape)  # (N, out) @ (out, in) -> (N, in)
-        if needs[1]:
-            grad_w = grad_2d.T @ x.reshape(_rows_shape(x.shape))  # (out, N) @ (N, in)
+        grad_x, grad_w, grad_b = _linear_backward(
+            grad, ctx.x, ctx.weight, ctx.out, (needs[0], needs[1], ctx.has_bias and needs[2]))
         if ctx.has_bias:
             return grad_x, grad_w, grad_b
         return grad_x, grad_w

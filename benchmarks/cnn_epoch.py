@@ -7,7 +7,9 @@ The process first calls ``gradwise._malloc.reuse_freed_memory()`` (glibc keeps f
 blocks for reuse; it applies to both contenders, as they share the process); ``--default-malloc``
 skips it. ``--ops`` instead times each conv/pool op of the gradwise model alone, forward and
 backward, on the layer shapes of a batch, with ``gw.set_num_threads(1)`` and then 2 (the
-batch-parallel regions of ``kernels/_threads.py`` run at 2), min and median of 15 runs.
+batch-parallel regions of ``kernels/_threads.py`` run at 2), min and median of 15 runs, then
+a linear layer + ReLU on the CNN's and the MLP's shapes at 1 thread, 2 with BLAS held (its rows
+split over a region) and 2 with BLAS's own threads.
 
 With one thread each (``--threads 1``) the ratio is judged by process CPU time, as in
 mlp_epoch.py (a busy machine's waiting is not counted); with more threads by wall time.
@@ -46,7 +48,9 @@ from _common import (
 
 import gradwise as gw
 from gradwise._malloc import reuse_freed_memory
+from gradwise.autograd.kernels import _threads
 from gradwise.autograd.ops import conv as conv_ops
+from gradwise.autograd.ops import linalg as linalg_ops
 from gradwise.autograd.ops import pool as pool_ops
 
 BATCH = 128
@@ -54,9 +58,12 @@ BATCH = 128
 TARGET = {1: 0.75, 2: 0.90}
 
 
-def min_median_ms(fn: Callable[[], object], repeats: int = 15) -> tuple[float, float]:
+def min_median_ms(fn: Callable[[], object], repeats: int = 15,
+                  before: Callable[[], object] | None = None) -> tuple[float, float]:
     times = []
     for _ in range(repeats):
+        if before is not None:  # untimed preparation of each run
+            before()
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
@@ -111,6 +118,52 @@ def op_timings(threads: tuple[int, ...] = (1, 2)) -> list[tuple[str, str, str]]:
     return [(name, f"fwd {fwd} ms", f"bwd {bwd} ms") for name, (fwd, bwd) in ops.items()]
 
 
+def _hold_blas() -> None:
+    """An empty 2-part region: BLAS is held at 1 thread for the next 0.1 s, as between the
+    convolutions of a CNN step (where a linear layer splits its rows)."""
+    _threads.run_parts(lambda part, lo, hi: None, [(0, 1), (1, 2)])
+
+
+def linear_timings() -> list[tuple[str, str, str]]:
+    """Forward + backward of a linear layer + ReLU (``LinearReLU``, all three gradients) alone:
+    1 thread; 2 threads with BLAS held at 1 (the rows split over a region, as in the CNN step);
+    2 threads with BLAS's own threads (no region: as in an MLP). Min (median) ms of 41 runs of
+    each setting in turn (the machine is shared: medians move with its load)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    shapes = [(128, 3136, 128), (64, 3136, 128), (32, 3136, 128), (16, 3136, 128),
+              (128, 784, 256), (64, 784, 256), (128, 256, 128), (128, 128, 10)]
+    for batch, features, outputs in shapes:
+        x = rng.standard_normal((batch, features), dtype=np.float32)
+        weight = rng.standard_normal((outputs, features), dtype=np.float32)
+        bias = rng.standard_normal(outputs, dtype=np.float32)
+        grad = rng.standard_normal((batch, outputs), dtype=np.float32)
+        ctx = types.SimpleNamespace(needs_input_grad=(True, True, True))
+        # BLAS's own threads last: after a call on 2 OpenBLAS threads its idle worker spins
+        # for ~0.1 s (see benchmarks/README.md) and would slow whatever ran next
+        settings = {"1 thread": (1, None), "2, BLAS held (split)": (2, _hold_blas),
+                    "2, BLAS threads": (2, _threads.restore_blas_now)}
+        times: dict[str, list[float]] = {name: [] for name in settings}
+        for name, (count, before) in settings.items():
+            gw.set_num_threads(count)
+            for run in range(41):
+                if before is not None and (run == 0 or name != "2, BLAS threads"):
+                    before()
+                start = time.perf_counter()
+                linalg_ops.LinearReLU.forward(ctx, x, weight, bias)
+                linalg_ops.LinearReLU.backward(ctx, grad)
+                times[name].append(time.perf_counter() - start)
+        time.sleep(0.2)  # let OpenBLAS's worker stop spinning before the next shape
+        one = statistics.median(times["1 thread"])
+        shown = [f"{name} {min(t) * 1e3:.2f} ({statistics.median(t) * 1e3:.2f}; "
+                 f"{statistics.median(t) / one:.2f}x)" for name, t in times.items()]
+        macs = batch * features * outputs // 2
+        rows.append((f"linear+relu {batch}x{features}->{outputs} ({macs / 1e6:.1f}M MACs/part)",
+                     shown[0], " / ".join(shown[1:])))
+    gw.set_num_threads(2)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
@@ -131,6 +184,10 @@ def main() -> None:
         print(machine_description())
         print(f"allocator: {allocator}")
         print_table(f"gradwise CNN ops, batch {BATCH}, 1 / 2 threads, min (median) of 15", rows)
+        print(load_line("start"))
+        rows = linear_timings()
+        print(load_line("end"))
+        print_table("linear layer + ReLU, forward + backward, ms: min (median; / 1 thread)", rows)
         return
     setup_threads(args.threads)
     print(load_line("start"))

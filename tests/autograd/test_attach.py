@@ -20,8 +20,10 @@ def test_every_mixin_method_is_on_tensor_from_the_first_mixin_that_defines_it():
     wrong = {}
     for name in {name for mixin in MIXINS for name in vars(mixin)} - _CLASS_BOOKKEEPING:
         first = next(vars(mixin)[name] for mixin in MIXINS if name in vars(mixin))
-        if vars(gw.Tensor).get(name) is not first:
-            wrong[name] = vars(gw.Tensor).get(name)
+        got = vars(gw.Tensor).get(name)
+        # in-place methods and casts are wrapped by _fperr.quietly (attach.quiet_methods)
+        if got is not first and getattr(got, "__wrapped__", None) is not first:
+            wrong[name] = got
     assert not wrong
     assert gw.Tensor.__bases__ == (object,)  # at run time; type checkers see the mixins
 

@@ -653,11 +653,76 @@ def test_conv3d_exports_with_a_dynamic_batch(model, shape, tmp_path):
     check_export(model, shape, tmp_path)
 
 
-def test_a_model_tied_to_its_batch_size_still_exports_for_that_size(tmp_path):
-    # the trace at one more row fails (the index has the traced batch's rows): the file is
-    # written for the traced shapes, as before
+def test_a_model_tied_to_its_batch_size_is_refused_with_a_dynamic_batch(tmp_path):
+    # the index has the traced batch's rows: the trace at one more row still runs but its
+    # constants differ, so a dynamic-batch file would be wrong at other sizes
     index = gw.tensor(np.array([[0, 5], [1, 1], [2, 0]], dtype=np.int64))
-    check_export(Plain(lambda h: h.gather(1, index)), (6,), tmp_path, batches=(3,))
+    model = Plain(lambda h: h.gather(1, index))
+    with pytest.raises(gw.onnx.ExportError, match="dynamic_batch=False"):
+        gw.onnx.export(model, _inputs((6,), 3), tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+    path = tmp_path / "fixed.onnx"
+    gw.onnx.export(model, _inputs((6,), 3), path, dynamic_batch=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = _inputs((6,), 3)
+    with gw.no_grad():
+        np.testing.assert_allclose(session.run(None, {"input": x})[0],
+                                   model(gw.tensor(x)).numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, forward", [
+    ("reshape_rows", lambda h: h.reshape(4, -1) * 2),
+    ("chunk_batch", lambda h: sum(h.chunk(2, 0)).sum(0) * h),
+])
+def test_a_model_that_cannot_run_on_another_batch_size_gets_a_fixed_batch(name, forward,
+                                                                           tmp_path):
+    # the trace at one more row fails (24 numbers do not reshape to 4 rows at 5 rows; two
+    # chunks of 3 and 2 rows do not add): the file is written with the example's batch size
+    # (its input declared so), and a warning says so; it used to declare a dynamic batch and
+    # fail or give another shape at other sizes
+    path = tmp_path / "m.onnx"
+    with pytest.warns(RuntimeWarning, match="batch axis is fixed at the example's 4 rows"):
+        proto = gw.onnx.export(Plain(forward), _inputs((6,), 4), path)
+    assert [d.dim_value for d in proto.graph.input[0].type.tensor_type.shape.dim] == [4, 6]
+
+
+# Models whose graph or constants follow axis 0 in ways a dynamic batch cannot express: before,
+# each was written with a dynamic batch axis and gave wrong values or shapes (no error) at
+# other batch sizes (newcomer review 9 of issue 14)
+BATCH_BOUND = {
+    "last_row": lambda h: h[-1] * h,
+    "first_plus_last": lambda h: h[0] * 2 + h[-1],
+    "tail_rows": lambda h: h[-2:].sum(0) * h,
+    "drop_first_row": lambda h: h[1:].sum(0) * h,
+    "divide_by_batch_size": lambda h: h / h.shape[0],
+}
+
+
+@pytest.mark.parametrize("name", sorted(BATCH_BOUND))
+def test_constants_that_follow_the_batch_are_refused(name, tmp_path):
+    with pytest.raises(gw.onnx.ExportError, match="dynamic_batch=False"):
+        gw.onnx.export(Plain(BATCH_BOUND[name]), _inputs((6,), 4), tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+    gw.onnx.export(Plain(BATCH_BOUND[name]), _inputs((6,), 4), tmp_path / "fixed.onnx",
+                   dynamic_batch=False)
+
+
+class _SequenceFirstLSTM(nn.Module):
+    def __init__(self):
+        super().__init__()
+        gw.manual_seed(0)
+        self.lstm = nn.LSTM(6, 8)  # (time, batch, features), torch's default
+
+    def forward(self, x):
+        return self.lstm(x)[0]
+
+
+def test_a_sequence_first_rnn_is_refused_with_a_dynamic_batch(tmp_path):
+    # axis 0 is time: the trace at one more step records more ops; the file used to drop the
+    # steps past the traced length silently
+    with pytest.raises(gw.onnx.ExportError, match="sequence-first RNN"):
+        gw.onnx.export(_SequenceFirstLSTM(), _inputs((2, 6), 5), tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("reps", [(2, 3), (1, 1), (2, 1, 3), (0, 2), (3,) * 3])

@@ -13,6 +13,7 @@ setting a dunder fills its slot (``a + b`` dispatches as if it were written in t
 
 from __future__ import annotations
 
+from gradwise.autograd import _fperr
 from gradwise.autograd.tensor import Tensor
 from gradwise.autograd.tensor_extras import TensorExtras
 from gradwise.autograd.tensor_methods import TensorMethods
@@ -47,5 +48,27 @@ def attach(cls: type, mixins: tuple[type, ...]) -> None:
             setattr(cls, name, value)
 
 
+#: methods outside Function.apply that compute on the data (in-place updates, indexed writes,
+#: casts): NumPy's floating-point warnings off there too, as in every op (``_fperr``)
+_AUGMENTED = frozenset({"__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__",
+                        "__ifloordiv__", "__imod__", "__ipow__", "__init__", "long", "int",
+                        "short", "char", "byte", "bool", "half", "float", "double", "bfloat16",
+                        "to", "type", "type_as", "new_tensor", "new_full"})
+
+
+def quiet_methods(cls: type) -> None:
+    """Wrap every public in-place method (``add_``, ``div_``, ``fill_``...) and the names in
+    ``_AUGMENTED`` with :func:`~gradwise.autograd._fperr.quietly`: ``x.div_(0)`` and
+    ``tensor([1e40], dtype=float32)`` give inf silently, as torch's (newcomer review 9 of
+    issue 14: 40 of 136 in-place methods printed NumPy RuntimeWarnings)."""
+    for name in sorted(set(dir(cls))):
+        value = vars(cls).get(name)
+        if not callable(value) or isinstance(value, type):
+            continue
+        if (name.endswith("_") and not name.startswith("_")) or name in _AUGMENTED:
+            setattr(cls, name, _fperr.quietly(value))
+
+
 # the order of _TensorMethods' bases in tensor.py, which type checkers read
 attach(Tensor, (TensorMethods, TensorExtras, TensorMore, TensorOps))
+quiet_methods(Tensor)

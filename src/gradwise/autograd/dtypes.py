@@ -17,6 +17,8 @@ the 0-d tensor's own width in that case): see docs/PORTING.md.
 
 from __future__ import annotations
 
+import builtins
+import math
 from typing import Any
 
 import numpy as np
@@ -127,3 +129,29 @@ def result_type(*operands: Any) -> np.dtype:
 
 
 _pybool, _pyint, _pyfloat = type(True), type(1), type(1.0)  # noqa: UP003 - names shadowed here
+
+
+def check_scalar_fits(op: str, value: Any, dtype: Any) -> None:
+    """Refuse a finite Python/NumPy number that ``dtype`` cannot hold, as torch does where it
+    converts a scalar argument (``fill_``, ``full``, ``masked_fill``, an indexed write):
+    "value cannot be converted to type float without overflow". inf and NaN pass into a float
+    dtype (they convert exactly) and are refused by an integer one, as torch; Tensors and arrays
+    are not checked (they cast by NumPy's rules).
+
+    Raises:
+        RuntimeError: ``value`` is finite and outside ``dtype``'s range (torch's message).
+    """
+    if isinstance(value, builtins.bool) or not isinstance(
+            value, builtins.int | builtins.float | np.integer | np.floating):
+        return
+    kind = np.dtype(dtype).kind
+    number = builtins.float(value)
+    if kind == "f":
+        if math.isfinite(number) and abs(number) > builtins.float(np.finfo(dtype).max):
+            raise RuntimeError(f"{op}: value cannot be converted to type {np.dtype(dtype).name} "
+                               "without overflow")
+    elif kind in "iu":
+        info = np.iinfo(dtype)
+        if not math.isfinite(number) or not info.min <= builtins.int(value) <= info.max:
+            raise RuntimeError(f"{op}: value cannot be converted to type {np.dtype(dtype).name} "
+                               "without overflow")

@@ -68,6 +68,7 @@ def full(size: Sequence[int], fill_value: Any, dtype: Any = None, device: Any = 
         value = fill_value._data if isinstance(fill_value, Tensor) else fill_value
         dtype = _dtypes.scalar_dtype(value)
     shape = _shape_arg((size,)) if not isinstance(size, int) else (size,)
+    _dtypes.check_scalar_fits("full", fill_value, dtype)
     return _finish(np.full(shape, fill_value, dtype=dtype), device, requires_grad, "full")
 
 

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from gradwise.autograd import _fperr, printing
 from gradwise.autograd import dtypes as _dtypes
-from gradwise.autograd import printing
 from gradwise.autograd._args import dim_arg, keepdim_arg
 from gradwise.autograd.device import check_device
 from gradwise.autograd.grad_mode import _grad_enabled
@@ -26,6 +26,7 @@ ArrayLike = Any
 Axis = int | tuple[int, ...] | None
 
 
+@_fperr.quietly  # 1e40 as float32 is inf, silently as torch.tensor gives it
 def _as_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
     """Python numbers and lists become float32 (bool stays bool); NumPy arrays keep their dtype.
 

@@ -759,6 +759,7 @@ class TensorMethods:
 
     def masked_fill(self: Tensor, mask: Any, value: float) -> Tensor:
         """``value`` where ``mask`` holds; the gradient flows to the other elements."""
+        dtypes.check_scalar_fits("masked_fill", value, self._data.dtype)
         # a Tensor mask goes to `where` as it is: a comparison's mask then exports as one
         mask = mask if isinstance(mask, Tensor) else np.asarray(mask)
         return where(mask, _make(np.asarray(value, dtype=self._data.dtype)), self)

@@ -317,6 +317,7 @@ class TensorOps:
     def fill_(self: Tensor, value: float) -> Tensor:
         """In place: set every element to ``value``; returns self. Same in-place rules as ``add_``.
         """
+        _dtypes.check_scalar_fits("fill_", value, self._data.dtype)
         if self._records_inplace("fill_", value):
             if isinstance(value, Tensor) and value.requires_grad and self._base is not None \
                     and _internal_overlap(self._data):
@@ -336,6 +337,7 @@ class TensorOps:
         to the indexed shape). Recorded as torch's ``index_put_`` when grad is on and self or
         ``value`` requires grad (the gradient reaches ``value``); same rules as ``add_``.
         """
+        _dtypes.check_scalar_fits("__setitem__", value, self._data.dtype)
         index = _index_arg(index)
         if _shape._is_basic_index(index):  # the written region itself may not share memory
             self._refuse_overlap("__setitem__", np.asarray(self._data[index]))

@@ -16,6 +16,7 @@ differs from the model's other sizes, so the batch axis can be told apart from t
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -103,19 +104,28 @@ def export(
     # x.reshape(1, -1, 6), x.T.reshape(6, -1)), so the file runs at any batch size
     grown = _grown_trace(model, inputs, input_names, output_names, opset, ops.GraphBuilder) \
         if dynamic_batch else None
+    if dynamic_batch and grown is None and any(t.ndim for t in inputs):
+        warnings.warn(
+            "onnx.export: the model does not run on one more row than the example (its "
+            "batch size is built in), so the file's batch axis is fixed at the example's "
+            f"{inputs[0].shape[0] if inputs[0].ndim else 1} rows", RuntimeWarning, stacklevel=2)
+        dynamic_batch = False
+    hints = grown[0].reshape_targets if grown else None
     builder, outputs, output_names = _trace(
-        model, inputs, input_names, output_names, opset, ops.GraphBuilder,
-        grown[0] if grown else None,
+        model, inputs, input_names, output_names, opset, ops.GraphBuilder, hints,
     )
     # trace again on other values: what changes is not part of the graph the engine recorded.
     # Two probes: signs flipped at about the same scale, and 7x the scale (a mask such as
     # smooth_l1's |d| >= beta, computed outside the graph, can come out the same on one probe)
     for scale, offset in _PROBES:
         probe, _, _ = _trace(model, _other_values(inputs, scale, offset), input_names,
-                             output_names, opset, ops.GraphBuilder, grown[0] if grown else None)
+                             output_names, opset, ops.GraphBuilder, hints)
         _check_same_graph(builder, probe)
     if grown is not None:
-        _constants_following_the_batch(onnx, builder, grown[2], inputs, input_names)
+        _check_grown_graph(builder, grown[0])
+        _constants_following_the_batch(onnx, builder, [tuple(i.dims) for i in
+                                                       grown[0].initializers],
+                                       inputs, input_names)
 
     graph = onnx.helper.make_graph(
         builder.nodes,
@@ -214,10 +224,10 @@ def _trace(
 
 def _grown_trace(model: Any, inputs: list[Tensor], input_names: list[str],
                  output_names: Sequence[str] | None, opset: int,
-                 builder_class: Any) -> tuple[list[Any], list[Any], list[Any]] | None:
-    """Every Reshape's target, every output's shape and every constant's shape when the model
-    runs on one more row than the example (its first row again); None when it cannot run so
-    (a model tied to its batch size) or an input is 0-d.
+                 builder_class: Any) -> tuple[Any, list[tuple[int, ...]]] | None:
+    """The graph (its builder: every Reshape's target, every constant) and every output's shape
+    when the model runs on one more row than the example (its first row again); None when it
+    cannot run so (a model tied to its batch size) or an input is 0-d.
     """
     if any(t.ndim == 0 for t in inputs):
         return None
@@ -228,8 +238,33 @@ def _grown_trace(model: Any, inputs: list[Tensor], input_names: list[str],
                                      builder_class, collecting=True)
     except Exception:  # noqa: BLE001 - the file is then written for the traced batch's shapes
         return None
-    return (builder.reshape_targets, [tuple(out.shape) for out in outputs],
-            [tuple(init.dims) for init in builder.initializers])
+    return builder, [tuple(out.shape) for out in outputs]
+
+
+def _check_grown_graph(builder: Any, grown: Any) -> None:
+    """The trace at one more row must record the same ops, and its constants may differ only
+    where the file follows the batch (reshape targets, written with -1 there; constants shaped
+    by the batch, made from it). Anything else would be right only at the example's batch
+    size: a Python loop over axis 0 (axis 0 is not the batch: a sequence-first RNN), an index
+    or slice along the batch axis (``x[-1]``, ``x[1:]``), ``x.shape[0]`` used as a number."""
+    if [n.op_type for n in builder.nodes] != [n.op_type for n in grown.nodes]:
+        raise ExportError(
+            "onnx.export: the recorded ops change with the size of axis 0 (a Python loop over "
+            "it: axis 0 is not the batch, as in a sequence-first RNN), so a file with a dynamic "
+            "batch axis would be wrong at other sizes; put the batch first or export with "
+            "dynamic_batch=False")
+    params = set(builder.params.values())
+    for first, second in zip(builder.initializers, grown.initializers, strict=False):
+        if (first.name in params or first.name in builder.reshape_names
+                or tuple(first.dims) != tuple(second.dims) or first.raw_data == second.raw_data):
+            continue
+        user = next(n for n in builder.nodes if first.name in n.input)
+        raise ExportError(
+            f"onnx.export: cannot export {builder.origin.get(user.name, user.op_type)} with a "
+            "dynamic batch: one of its constants follows the batch size (an index or slice "
+            "along the batch axis such as x[-1] or x[1:], or x.shape[0] used as a number), so "
+            "the file would be right only at the example's batch size; export with "
+            "dynamic_batch=False")
 
 
 def _constants_following_the_batch(onnx: Any, builder: Any, grown_shapes: list[tuple[int, ...]],

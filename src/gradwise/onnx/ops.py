@@ -51,6 +51,7 @@ class GraphBuilder:
         # each Reshape's target, in order; and the targets of a trace at another batch size
         self.reshape_targets: list[tuple[int, ...]] = []
         self.reshape_hints: list[tuple[int, ...]] | None = None
+        self.reshape_names: set[str] = set()  # the initializers holding reshape targets
         self.collecting = False  # the trace at another batch size, which only reads targets
 
     # ---- values -------------------------------------------------------------------------------
@@ -662,6 +663,11 @@ def _reshape(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
     elif len(moved) == 1:
         # the one axis whose size follows the batch size (the batch moved or folded there)
         target[moved[0]] = -1
+    elif len(moved) > 1 and not b.collecting:
+        raise _UnsupportedError(
+            f"a reshape to {tuple(target)} whose axes {moved} all follow the batch size (one "
+            "-1 can stand for one of them) cannot keep the batch dynamic (export with "
+            "dynamic_batch=False)")
     elif (b.batch_of(x) and target and not b.collecting and x.shape[0]
             and target[0] % x.shape[0] == 0 and 0 not in target[1:]):
         # the batch folded into axis 0 with others and no trace at one more row told where it
@@ -671,7 +677,9 @@ def _reshape(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
             f"a reshape folding the batch axis into another ({tuple(x.shape)} -> "
             f"{tuple(target)}) in a model that cannot run on another batch size cannot keep "
             "the batch dynamic (export with dynamic_batch=False)")
-    return b.node("Reshape", [b.value(x), b.ints(target, "shape")]), batch
+    shape = b.ints(target, "shape")
+    b.reshape_names.add(shape)
+    return b.node("Reshape", [b.value(x), shape]), batch
 
 
 @converts("Repeat")

@@ -127,9 +127,11 @@ def _hold_blas() -> None:
 def linear_timings() -> list[tuple[str, str, str]]:
     """Forward + backward of a linear layer + ReLU (``LinearReLU``, all three gradients) alone:
     1 thread; 2 threads with BLAS held at 1 (the rows split over a region, as in the CNN step);
-    2 threads with BLAS's own threads (no region: as in an MLP). Min (median) ms of 41 runs of
-    each setting in turn (the machine is shared: medians move with its load)."""
+    2 threads with BLAS's own threads (no region: as in an MLP). The split is forced whatever
+    ``linalg._MIN_PART_MACS`` says, so the rows show where the threshold belongs. Min (median)
+    ms of 41 runs of each setting in turn (the machine is shared: medians move with its load)."""
     rng = np.random.default_rng(0)
+    threshold, linalg_ops._MIN_PART_MACS = linalg_ops._MIN_PART_MACS, 1
     rows = []
     shapes = [(128, 3136, 128), (64, 3136, 128), (32, 3136, 128), (16, 3136, 128),
               (128, 784, 256), (64, 784, 256), (128, 256, 128), (128, 128, 10)]
@@ -161,6 +163,7 @@ def linear_timings() -> list[tuple[str, str, str]]:
         rows.append((f"linear+relu {batch}x{features}->{outputs} ({macs / 1e6:.1f}M MACs/part)",
                      shown[0], " / ".join(shown[1:])))
     gw.set_num_threads(2)
+    linalg_ops._MIN_PART_MACS = threshold
     return rows
 
 

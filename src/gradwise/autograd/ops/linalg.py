@@ -133,8 +133,10 @@ def _check_linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) ->
 #: A linear layer splits its rows over a batch-parallel region (``kernels/_threads.py``) only
 #: while a region holds BLAS at 1 thread (a CNN step: the fully-connected layers between the
 #: convolutions would otherwise run on one core) and from this many multiply-adds per part, per
-#: product. Measured (issue 14, forward + backward alone, BLAS on 1 thread, 2 threads against 1):
-#: see benchmarks/README.md, "The fully-connected layers of the 2-thread CNN step".
+#: product. Measured (issue 14, ``cnn_epoch.py --ops``: linear + ReLU forward + backward, split
+#: forced, 2 threads against 1, load 0.7): 0.59x at 25.7M per part (the CNN's fc1, batch 128),
+#: 0.66x at 12.8M, erratic at 6.4M (min 0.67x, median 1.10x), 1.17x at 3.2M, 1.39x at 2.1M
+#: (benchmarks/README.md, "The fully-connected layers of the 2-thread CNN step").
 _MIN_PART_MACS = 8_000_000
 
 

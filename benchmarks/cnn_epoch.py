@@ -9,13 +9,15 @@ skips it. ``--ops`` instead times each conv/pool op of the gradwise model alone,
 backward, on the layer shapes of a batch, with ``gw.set_num_threads(1)`` and then 2 (the
 batch-parallel regions of ``kernels/_threads.py`` run at 2), min and median of 15 runs, then
 a linear layer + ReLU on the CNN's and the MLP's shapes at 1 thread, 2 with BLAS held (its rows
-split over a region) and 2 with BLAS's own threads.
+split over a region) and 2 with BLAS's own threads. ``--linear-ab`` times the whole step (gradwise
+alone, 2 threads) with that split on and off, alternating in one process.
 
 With one thread each (``--threads 1``) the ratio is judged by process CPU time, as in
 mlp_epoch.py (a busy machine's waiting is not counted); with more threads by wall time.
 
 Run: python benchmarks/cnn_epoch.py [--rounds 5] [--steps 10] [--threads N] [--default-malloc]
      python benchmarks/cnn_epoch.py --ops
+     python benchmarks/cnn_epoch.py --linear-ab
 """
 
 from __future__ import annotations
@@ -167,6 +169,34 @@ def linear_timings() -> list[tuple[str, str, str]]:
     return rows
 
 
+def linear_split_ab(pairs: int = 30, steps: int = 3) -> str:
+    """The whole training step (gradwise only, 2 threads) with the linear layers' split on and
+    off, alternating every ``steps`` steps in one process (order swapped every pair): the
+    median step time of each and the median of the paired ratios (on / off), with quartiles."""
+    gw.set_num_threads(2)
+    model = gw_model("cnn", initial_weights("cnn"))
+    optimizer, _ = gw_optimizer("adam", list(model.parameters()), lr=1e-3)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, BATCH)
+    settings = {"off": 10**18, "on": linalg_ops._MIN_PART_MACS}
+    times: dict[str, list[float]] = {name: [] for name in settings}
+    for pair in range(pairs + 1):
+        for name in (list(settings) if pair % 2 else list(settings)[::-1]):
+            linalg_ops._MIN_PART_MACS = settings[name]
+            start = time.perf_counter()
+            for _ in range(steps):
+                gw_step(model, optimizer, x, y)
+            if pair:  # the first pair warms up
+                times[name].append((time.perf_counter() - start) / steps)
+    linalg_ops._MIN_PART_MACS = settings["on"]
+    ratios = [on / off for on, off in zip(times["on"], times["off"], strict=True)]
+    quartiles = np.quantile(ratios, [0.25, 0.75])
+    return (f"step, linear split off {statistics.median(times['off']) * 1e3:.2f} ms, on "
+            f"{statistics.median(times['on']) * 1e3:.2f} ms; on / off (paired) "
+            f"{statistics.median(ratios):.3f} (quartiles {quartiles[0]:.3f}-{quartiles[1]:.3f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (median)")
@@ -174,12 +204,21 @@ def main() -> None:
     parser.add_argument("--default-malloc", action="store_true",
                         help="leave glibc's malloc thresholds alone")
     parser.add_argument("--ops", action="store_true", help="time each conv/pool op alone")
+    parser.add_argument("--linear-ab", action="store_true",
+                        help="the step with the linear layers' split on and off (2 threads)")
     parser.add_argument("--threads", type=int, default=None,
                         help="BLAS and PyTorch threads (default: all cores)")
     args = parser.parse_args()
     tuned = False if args.default_malloc else reuse_freed_memory()
     allocator = ("freed memory reused (gradwise._malloc.reuse_freed_memory)" if tuned
                  else "default malloc")
+    if args.linear_ab:
+        print(load_line("start"))
+        result = linear_split_ab()
+        print(load_line("end"))
+        print(machine_description())
+        print(result)
+        return
     if args.ops:
         print(load_line("start"))
         rows = op_timings()

@@ -122,7 +122,7 @@ def _check_linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) ->
     if x.dtype != weight.dtype or (bias is not None and bias.dtype != weight.dtype):
         # torch refuses to promote here (a float64 batch into a float32 layer is almost
         # always a forgotten cast, and promoting would silently run in float64)
-        other = x.dtype if x.dtype != weight.dtype else bias.dtype
+        other = x.dtype if x.dtype != weight.dtype or bias is None else bias.dtype
         raise RuntimeError(
             f"linear: mat1 and mat2 must have the same dtype, but got {_dtype_name(other)} "
             f"and {_dtype_name(weight.dtype)} (cast the input: x.float() or "

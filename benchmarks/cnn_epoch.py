@@ -121,9 +121,14 @@ def op_timings(threads: tuple[int, ...] = (1, 2)) -> list[tuple[str, str, str]]:
 
 
 def _hold_blas() -> None:
-    """An empty 2-part region: BLAS is held at 1 thread for the next 0.1 s, as between the
-    convolutions of a CNN step (where a linear layer splits its rows)."""
+    """An empty 2-part region: for the next 0.1 s a linear layer splits its rows over a region
+    (``_threads.regions_recently``), as between the convolutions of a CNN step."""
     _threads.run_parts(lambda part, lo, hi: None, [(0, 1), (1, 2)])
+
+
+def _forget_regions() -> None:
+    """No region ran recently: a linear layer runs its product on BLAS's own threads."""
+    _threads._state.last_exit = -1e9
 
 
 def linear_timings() -> list[tuple[str, str, str]]:
@@ -146,7 +151,7 @@ def linear_timings() -> list[tuple[str, str, str]]:
         # BLAS's own threads last: after a call on 2 OpenBLAS threads its idle worker spins
         # for ~0.1 s (see benchmarks/README.md) and would slow whatever ran next
         settings = {"1 thread": (1, None), "2, BLAS held (split)": (2, _hold_blas),
-                    "2, BLAS threads": (2, _threads.restore_blas_now)}
+                    "2, BLAS threads": (2, _forget_regions)}
         times: dict[str, list[float]] = {name: [] for name in settings}
         for name, (count, before) in settings.items():
             gw.set_num_threads(count)

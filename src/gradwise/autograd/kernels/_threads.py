@@ -12,18 +12,20 @@ on one thread and 5.6 ms with BLAS alone on two.
 
 How it behaves:
 
-* **BLAS**: held to 1 thread from the first region on and restored ``BLAS_RESTORE_DELAY``
-  (0.1 s) after the last one ended, by a small daemon thread, not at the end of each region:
-  after every call OpenBLAS ran on several threads, its idle workers spin (``sched_yield``) for
-  about 0.1 s (measured: 105 ms of process CPU during a 0.2 s sleep after one 2-thread GEMM,
-  the same after ``set_num_threads(1)``), and in a CNN step the fully-connected layers' products
-  between the convolutions would start them again each time: a region's two threads then shared
-  the 2 cores with a spinning third (the 2-thread CNN step of benchmarks/cnn_epoch.py: 40.9 ms
-  restoring at each region's end, 25.1 ms with BLAS held, 28.2 ms before the regions; wall,
-  medians of 40 steps, OPENBLAS_CORETYPE=Haswell, load ~1.7). So within a training step the
-  products outside the regions run on 1 BLAS thread too; code that does no convolution (an
-  MLP) never starts a region and keeps BLAS's threads. :func:`restore_blas_now` restores at
-  once.
+* **BLAS**: set to 1 thread when a region starts and given back its count when the region
+  ends, by the calling thread. OpenBLAS (0.3.30-0.3.31 as numpy ships it) takes a thread count
+  only from the process's main thread: a ``set_num_threads`` from any other thread is ignored
+  (measured: a daemon thread's restore left the main thread's BLAS at 1 thread for good;
+  newcomer review 9 of issue 14). So a thread whose setting does not take (checked once per
+  thread) runs every region serially: its products keep BLAS's own threads.
+  Why products outside regions matter: after every call OpenBLAS ran on several threads, its
+  idle workers spin (``sched_yield``) for about 0.1 s (measured: 105 ms of process CPU during a
+  0.2 s sleep after one 2-thread GEMM), and a region's threads would share the 2 cores with
+  that spinning one (the 2-thread CNN step of benchmarks/cnn_epoch.py: 40.9 ms against 28.2 ms
+  before the regions). So within ``RECENT`` (0.1 s) of a region a linear layer splits its
+  product over a region of its own (``regions_recently``, ``ops/linalg.py``) instead of
+  running it on BLAS's threads: in a CNN step every large product runs inside a region, and
+  code that does no convolution (an MLP) never starts one and keeps BLAS's threads.
 * **Threads**: the calling thread runs part 0, ``parts - 1`` daemon workers run the others.
   Workers are created lazily, on the first region that needs them, and kept (idle ones block on
   a queue and cost nothing). No numba threading layer is involved.
@@ -37,17 +39,17 @@ How it behaves:
 * **Re-entrancy**: a region entered on a thread already inside one (a worker, or a hook that
   runs an op on the calling thread) runs serially: no thread ever waits for a worker while
   being one, so there is no deadlock.
-* **User threads**: two threads may run regions at once (two models trained side by side): the
-  workers take parts in arrival order; BLAS is set to 1 thread when the first region starts and
-  restored after the last one ends (a count under a lock), so one thread's region cannot restore
-  the BLAS setting while another's still runs (another thread's own products meanwhile run on
-  1 BLAS thread: slower, the same results within rounding).
+* **User threads**: regions split only on a thread whose BLAS count can be set (with numpy's
+  OpenBLAS: the main thread); elsewhere they run serially, with the same results. Where several
+  threads can set it, two regions may run at once (two models trained side by side): BLAS is
+  set to 1 thread when the first starts and given back after the last one ends (a count under
+  a lock), so one thread's region cannot restore it while another's still runs.
 * **Errors and Ctrl-C**: a region always waits for all of its parts before it returns or
   raises (they write into arrays the caller owns), ends its hold on BLAS (``finally``), then raises
   the first error in part order; a KeyboardInterrupt that arrives while waiting is re-raised
   once the parts are done.
 * **fork**: the child of a ``fork`` has none of the parent's threads: the pool is forgotten
-  there (rebuilt on demand) and BLAS's counts are restored at once if a region held them.
+  there (rebuilt on demand) and BLAS's counts are given back if it forked inside a region.
 * Without threadpoolctl BLAS could not be held to 1 thread, so regions are off (serial).
 """
 
@@ -66,8 +68,8 @@ _configured: list[int] = []
 _local = threading.local()
 
 
-#: seconds BLAS stays on 1 thread after the last region ended (see the module docstring)
-BLAS_RESTORE_DELAY = 0.1
+#: seconds after a region during which a linear layer splits too (see the module docstring)
+RECENT = 0.1
 
 
 class _State:
@@ -79,10 +81,8 @@ class _State:
         self.blas: list[Any] | None = None  # threadpoolctl controllers, found on first use
         self.default_threads: int | None = None
         self.active = 0  # regions running now, over all threads
-        self.held = False  # BLAS set to 1 thread by a region and not yet restored
-        self.saved: list[int] = []  # the BLAS counts to restore
-        self.last_exit = 0.0  # time.monotonic() when the last region ended
-        self.restorer: threading.Event | None = None  # wakes the restoring thread
+        self.saved: list[int] = []  # the BLAS counts to give back when the last region ends
+        self.last_exit = -1e9  # time.monotonic() when the last region ended
 
 
 _state = _State()
@@ -90,12 +90,10 @@ _state = _State()
 
 def set_thread_count(count: int) -> None:
     """Record ``gw.set_num_threads``'s count: regions use at most this many threads. Called
-    after BLAS was set to ``count``: a pending restore of older BLAS counts is dropped."""
+    after BLAS was set to ``count``: a region running now gives BLAS that count when it ends."""
     _configured[:] = [int(count)]
     with _state.lock:
-        if _state.held and _state.active == 0:
-            _state.held = False
-        elif _state.held:  # a region runs now: restore the new count after it
+        if _state.active:
             _state.saved = [int(count)] * len(_state.saved)
 
 
@@ -135,17 +133,18 @@ def parts_for(items: int, bytes_per_item: int, min_part_bytes: int) -> int:
     threads = thread_count()
     if threads <= 1 or items < 2 or _depth() or not _blas_controllers():
         return 1
+    if not _can_set_blas():  # this thread's BLAS count cannot be held at 1: serial
+        return 1
     by_size = (items * bytes_per_item) // max(1, min_part_bytes)
     return max(1, min(threads, items, by_size))
 
 
-def blas_held() -> bool:
-    """Whether a region holds BLAS at 1 thread now (one ran less than ``BLAS_RESTORE_DELAY``
-    ago, or runs now). An op whose product BLAS would otherwise spread over its own threads
-    (a linear layer's) splits its rows over a region only then: in a CNN step, between the
-    convolutions, its product would run on 1 thread; in a program without regions (an MLP) BLAS's
-    threads already share it, and starting a region would hold them for 0.1 s."""
-    return _state.held
+def regions_recently() -> bool:
+    """Whether a region runs now or ended less than ``RECENT`` seconds ago. A linear layer splits
+    its product over a region only then: in a CNN step its product would otherwise run on
+    BLAS's threads between the convolutions' regions, whose idle workers then spin beside the
+    next region's threads; in a program without regions (an MLP) BLAS's threads share it."""
+    return _state.active > 0 or time.monotonic() - _state.last_exit < RECENT
 
 
 def sum_parts(partials: list[Any]) -> Any:
@@ -192,63 +191,47 @@ def _workers(count: int) -> list[queue.SimpleQueue]:
         return _state.workers[:count]
 
 
+def _can_set_blas() -> bool:
+    """Whether BLAS takes a thread count set from this thread (see the module docstring);
+    checked once per thread, by setting 1 and reading it back."""
+    able = getattr(_local, "can_set_blas", None)
+    if able is None:
+        controllers = _blas_controllers()
+        with _state.lock:
+            if _state.active:  # a region holds BLAS at 1 now: a probe would read its 1
+                return False
+            counts = [c.num_threads for c in controllers]
+            probe = [max(1, n - 1) if n > 1 else 2 for n in counts]
+            for controller, n in zip(controllers, probe, strict=True):
+                controller.set_num_threads(n)
+            able = bool(controllers) and [c.num_threads for c in controllers] == probe
+            for controller, n in zip(controllers, counts, strict=True):
+                controller.set_num_threads(n)
+        _local.can_set_blas = able
+    return able
+
+
 def _blas_to_one() -> None:
+    """The first region to start sets every BLAS library to 1 thread (saving the counts)."""
     with _state.lock:
-        if not _state.held:
+        if _state.active == 0:
             controllers = _blas_controllers()
             _state.saved = [c.num_threads for c in controllers]
             for controller in controllers:
                 controller.set_num_threads(1)
-            _state.held = True
         _state.active += 1
 
 
 def _region_ended() -> None:
-    """The last region to end wakes the restoring thread (started on first use)."""
+    """The last region to end gives BLAS back its counts (on this thread: see the module
+    docstring) and notes the time for :func:`regions_recently`."""
     with _state.lock:
         _state.active -= 1
         if _state.active:
             return
+        for controller, count in zip(_state.blas or [], _state.saved, strict=False):
+            controller.set_num_threads(count)
         _state.last_exit = time.monotonic()
-        if _state.restorer is None:
-            _state.restorer = threading.Event()
-            threading.Thread(target=_restore_loop, args=(_state, _state.restorer), daemon=True,
-                             name="gradwise-blas-restore").start()
-        _state.restorer.set()
-
-
-def _restore_loop(state: _State, wake: threading.Event) -> None:
-    """Restore BLAS's counts once no region has run for ``BLAS_RESTORE_DELAY`` seconds."""
-    while True:
-        wake.wait()
-        wake.clear()
-        while True:
-            with state.lock:
-                if not state.held:
-                    break
-                idle = time.monotonic() - state.last_exit
-                if state.active == 0 and idle >= BLAS_RESTORE_DELAY:
-                    _restore(state)
-                    break
-                pause = BLAS_RESTORE_DELAY - idle if state.active == 0 else BLAS_RESTORE_DELAY
-            time.sleep(max(pause, 0.001))
-
-
-def _restore(state: _State) -> None:
-    """Give BLAS back its saved counts (caller holds ``state.lock``)."""
-    for controller, count in zip(state.blas or [], state.saved, strict=False):
-        controller.set_num_threads(count)
-    state.held = False
-
-
-def restore_blas_now() -> bool:
-    """Give BLAS back its thread counts now instead of after ``BLAS_RESTORE_DELAY`` (when no
-    region runs); returns whether anything was restored. Tests and timing scripts use it."""
-    with _state.lock:
-        if _state.held and _state.active == 0:
-            _restore(_state)
-            return True
-    return False
 
 
 def run_parts(work: Callable[..., None], ranges: Sequence[tuple[int, int]]) -> None:
@@ -296,13 +279,15 @@ def run_parts(work: Callable[..., None], ranges: Sequence[tuple[int, int]]) -> N
 
 
 def _after_fork_in_child() -> None:
-    """A forked child has no workers: forget them (and restore BLAS if forked inside a region)."""
+    """A forked child has no workers: forget them (and give BLAS its counts back if forked
+    inside a region: the child has no region running)."""
     global _state
     old = _state
     _state = _State()
     _state.blas, _state.default_threads = old.blas, old.default_threads
-    if old.held:  # no restoring thread here: restore at once
-        _restore(old)
+    if old.active:
+        for controller, count in zip(old.blas or [], old.saved, strict=False):
+            controller.set_num_threads(count)
     _local.depth = 0
 
 

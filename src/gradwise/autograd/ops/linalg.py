@@ -131,8 +131,9 @@ def _check_linear(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None) ->
 
 
 #: A linear layer splits its rows over a batch-parallel region (``kernels/_threads.py``) only
-#: while a region holds BLAS at 1 thread (a CNN step: the fully-connected layers between the
-#: convolutions would otherwise run on one core) and from this many multiply-adds per part, per
+#: within 0.1 s of another region (a CNN step: between the convolutions' regions its product
+#: would otherwise run on BLAS's threads, whose idle workers then spin beside the next region)
+#: and from this many multiply-adds per part, per
 #: product. Measured (issue 14, ``cnn_epoch.py --ops``: linear + ReLU forward + backward, split
 #: forced, 2 threads against 1, load 0.7): 0.59x at 25.7M per part (the CNN's fc1, batch 128),
 #: 0.66x at 12.8M, erratic at 6.4M (min 0.67x, median 1.10x), 1.17x at 3.2M, 1.39x at 2.1M
@@ -142,7 +143,7 @@ _MIN_PART_MACS = 8_000_000
 
 def _row_ranges(rows: int, macs_per_row: int) -> list[tuple[int, int]]:
     """The (start, stop) row ranges a linear layer splits ``rows`` into (one: serial)."""
-    if not _threads.blas_held():
+    if not _threads.regions_recently():
         return [(0, rows)]
     return _threads.split(rows, _threads.parts_for(rows, macs_per_row, _MIN_PART_MACS))
 

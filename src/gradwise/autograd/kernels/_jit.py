@@ -20,7 +20,8 @@ at a time**: at any moment either BLAS's threads or gradwise's own share the cor
   optimizer updates work on arrays that take micro- to milliseconds, where waking threads costs
   more than it saves, and they run between matrix products, so BLAS keeps the cores for the
   GEMMs; they stay so (measured for issue 14: the ReLU/bias kernels gain nothing from threads);
-* convolution and pooling (``ops/conv.py``, ``ops/pool.py``) split a big enough batch into
+* convolution and pooling (``ops/conv.py``, ``ops/pool.py``; and linear layers within 0.1 s
+  of one, ``ops/linalg.py``) split a big enough batch into
   parts, one per thread, in a **batch-parallel region** (``_threads.py``): part 0 on the calling
   thread, the others on a few gradwise-owned daemon threads, every BLAS library held to **1
   thread** inside the region and restored after it. Their copies, products and (``nogil``)

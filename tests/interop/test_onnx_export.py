@@ -673,6 +673,7 @@ def test_a_model_tied_to_its_batch_size_is_refused_with_a_dynamic_batch(tmp_path
 @pytest.mark.parametrize("name, forward", [
     ("reshape_rows", lambda h: h.reshape(4, -1) * 2),
     ("chunk_batch", lambda h: sum(h.chunk(2, 0)).sum(0) * h),
+    ("view_half_batch", lambda h: h.view(h.shape[0] // 2, -1).sum(1)),
 ])
 def test_a_model_that_cannot_run_on_another_batch_size_gets_a_fixed_batch(name, forward,
                                                                            tmp_path):
@@ -695,6 +696,9 @@ BATCH_BOUND = {
     "tail_rows": lambda h: h[-2:].sum(0) * h,
     "drop_first_row": lambda h: h[1:].sum(0) * h,
     "divide_by_batch_size": lambda h: h / h.shape[0],
+    # floor division gives the same number at b and b + 1 rows (review 10): traced at 2b + 1
+    "first_half": lambda h: h[: h.shape[0] // 2].sum(0) * h,
+    "divide_by_quarter_batch": lambda h: h / (h.shape[0] // 4),
 }
 
 

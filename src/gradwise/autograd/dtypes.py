@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from gradwise.autograd import _fperr
+
 float16 = half = np.dtype(np.float16)
 float32 = float = np.dtype(np.float32)  # noqa: A001 - PyTorch's name
 float64 = double = np.dtype(np.float64)
@@ -88,6 +90,14 @@ def as_array(value: Any, dtype: np.dtype) -> np.ndarray:
     """A constant operand as an array of ``dtype``; integers out of the dtype's range wrap
     around as in PyTorch (``uint8 tensor + 300`` adds 44) instead of NumPy's OverflowError."""
     try:
+        if type(value) is builtins.float and dtype.kind == "f":
+            # 1e40 as float32 is inf, silently as torch's `x * 1e40` (NumPy warns "overflow
+            # encountered in cast", and raises under np.seterr(over="raise"))
+            token = _fperr.quiet()
+            try:
+                return np.asarray(value, dtype=dtype)
+            finally:
+                _fperr.restore(token)
         return np.asarray(value, dtype=dtype)
     except OverflowError:
         return np.asarray(value, dtype=np.int64).astype(dtype)

@@ -111,6 +111,7 @@ def full_like(input: Any, fill_value: Any, dtype: Any = None, device: Any = None
     As ``torch.full_like``.
     """
     shape, dtype = _like(input, dtype)
+    _dtypes.check_scalar_fits("full_like", fill_value, dtype)
     return _finish(np.full(shape, fill_value, dtype), device, requires_grad, "full_like")
 
 

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from gradwise import linalg
+from gradwise.autograd import dtypes as _dtypes
 from gradwise.autograd.functional import cat, promoted, stack, where
 from gradwise.autograd.grad_mode import no_grad
 from gradwise.autograd.ops import shape as _shape
@@ -1124,6 +1125,7 @@ class TensorExtras:
         """Set the entries at ``index`` along ``dim`` to ``value``, in place, as
         ``Tensor.index_fill_``."""
         self._check_inplace("index_fill_")
+        _dtypes.check_scalar_fits("index_fill_", value, self._data.dtype)
         d = _dim("index_fill_", dim, self.ndim)
         self._data[(slice(None),) * d + (np.asarray(_raw(index)).reshape(-1),)] = _raw(value)
         return self._bump()

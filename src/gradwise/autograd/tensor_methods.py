@@ -616,6 +616,7 @@ class TensorMethods:
     def new_full(self: Tensor, size: Any, fill_value: Any, dtype: Any = None,
                  requires_grad: bool = False) -> Tensor:
         """``fill_value`` everywhere in ``size``, this tensor's dtype unless ``dtype`` is given."""
+        dtypes.check_scalar_fits("new_full", fill_value, dtype or self._data.dtype)
         array = np.full(_size_arg((size,)), fill_value, dtype=dtype or self._data.dtype)
         return Tensor(array, requires_grad=requires_grad)
 

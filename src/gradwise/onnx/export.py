@@ -99,14 +99,14 @@ def export(
     inputs = _as_input_tensors(example_input, _float_dtype(model))
     input_names = _names("input", input_names, len(inputs))
 
-    # with a dynamic batch, first trace at one more row: the reshapes whose target changes
+    # with a dynamic batch, first trace at more rows: the reshapes whose target changes
     # with the batch size are written with -1 at that axis (the batch may have moved there:
     # x.reshape(1, -1, 6), x.T.reshape(6, -1)), so the file runs at any batch size
     grown = _grown_trace(model, inputs, input_names, output_names, opset, ops.GraphBuilder) \
         if dynamic_batch else None
     if dynamic_batch and grown is None and any(t.ndim for t in inputs):
         warnings.warn(
-            "onnx.export: the model does not run on one more row than the example (its "
+            "onnx.export: the model does not run on more rows than the example (its "
             "batch size is built in), so the file's batch axis is fixed at the example's "
             f"{inputs[0].shape[0] if inputs[0].ndim else 1} rows", RuntimeWarning, stacklevel=2)
         dynamic_batch = False
@@ -226,12 +226,15 @@ def _grown_trace(model: Any, inputs: list[Tensor], input_names: list[str],
                  output_names: Sequence[str] | None, opset: int,
                  builder_class: Any) -> tuple[Any, list[tuple[int, ...]]] | None:
     """The graph (its builder: every Reshape's target, every constant) and every output's shape
-    when the model runs on one more row than the example (its first row again); None when it
+    when the model runs on 2b + 1 rows (the example twice and its first row); None when it
     cannot run so (a model tied to its batch size) or an input is 0-d.
     """
     if any(t.ndim == 0 for t in inputs):
         return None
-    grown = [Tensor(np.concatenate([t.detach().numpy(), t.detach().numpy()[:1]]),
+    # 2b + 1 rows, not b + 1: a size used through floor division (x[: x.shape[0] // 2])
+    # comes out the same at b and b + 1 rows but not at b and 2b + 1 (newcomer review 10)
+    grown = [Tensor(np.concatenate([t.detach().numpy(), t.detach().numpy(),
+                                    t.detach().numpy()[:1]]),
                     requires_grad=t.requires_grad) for t in inputs]
     try:
         builder, outputs, _ = _trace(model, grown, input_names, output_names, opset,
@@ -242,7 +245,7 @@ def _grown_trace(model: Any, inputs: list[Tensor], input_names: list[str],
 
 
 def _check_grown_graph(builder: Any, grown: Any) -> None:
-    """The trace at one more row must record the same ops, and its constants may differ only
+    """The trace at more rows must record the same ops, and its constants may differ only
     where the file follows the batch (reshape targets, written with -1 there; constants shaped
     by the batch, made from it). Anything else would be right only at the example's batch
     size: a Python loop over axis 0 (axis 0 is not the batch: a sequence-first RNN), an index
@@ -250,7 +253,8 @@ def _check_grown_graph(builder: Any, grown: Any) -> None:
     if [n.op_type for n in builder.nodes] != [n.op_type for n in grown.nodes]:
         raise ExportError(
             "onnx.export: the recorded ops change with the size of axis 0 (a Python loop over "
-            "it: axis 0 is not the batch, as in a sequence-first RNN), so a file with a dynamic "
+            "it: axis 0 is not the batch, as in a sequence-first RNN; or squeeze() of a batch "
+            "of 1), so a file with a dynamic "
             "batch axis would be wrong at other sizes; put the batch first or export with "
             "dynamic_batch=False")
     params = set(builder.params.values())
@@ -293,11 +297,17 @@ def _constants_following_the_batch(onnx: Any, builder: Any, grown_shapes: list[t
         if len(moved) != 1 or not flat.size or not (flat == flat[0]).all():
             raise ExportError(
                 f"onnx.export: a constant of shape {shape} ({init.name}) follows the batch size "
-                f"(shape {grown} at one more row) and is not one value repeated, so the file "
+                f"(shape {grown} at more rows) and is not one value repeated, so the file "
                 "cannot make it for another batch size; export with dynamic_batch=False")
         axis = moved[0]
-        per_row = grown[axis] - shape[axis]
+        per_row, rest = divmod(grown[axis] - shape[axis], batch0 + 1)  # the trace had 2b+1 rows
         offset = shape[axis] - per_row * batch0
+        if rest or per_row < 1:
+            raise ExportError(
+                f"onnx.export: a constant of shape {shape} ({init.name}) has {shape[axis]} "
+                f"entries along axis {axis} at {batch0} rows and {grown[axis]} at "
+                f"{2 * batch0 + 1}: not a multiple of the batch size plus a constant, so the "
+                "file cannot make it for another batch size; export with dynamic_batch=False")
         name = init.name
         helper, numpy_helper = onnx.helper, onnx.numpy_helper
 
@@ -377,8 +387,9 @@ def _check_same_graph(builder: Any, probe: Any) -> None:
         raise ExportError(
             f"onnx.export: cannot export {builder.origin.get(user.name, user.op_type)}: one of "
             "its constant inputs depends on the input values (it was computed outside the "
-            "recorded graph, e.g. through .numpy(), or drawn at random), so the file would "
-            "replay the example's values"
+            "recorded graph: through .numpy() or .item(), drawn at random, or positions picked "
+            "from the values, as max/min/sort/topk/argmax along a dim do, which the exporter "
+            "does not write yet), so the file would replay the example's values"
         )
 
 

@@ -670,7 +670,7 @@ def _reshape(b: GraphBuilder, fn: Any, out: Any) -> tuple[str, bool]:
             "dynamic_batch=False)")
     elif (b.batch_of(x) and target and not b.collecting and x.shape[0]
             and target[0] % x.shape[0] == 0 and 0 not in target[1:]):
-        # the batch folded into axis 0 with others and no trace at one more row told where it
+        # the batch folded into axis 0 with others and no trace at more rows told where it
         # went (the model cannot run on another batch size): a file written from it would only
         # run at the traced batch size
         raise _UnsupportedError(

@@ -257,12 +257,8 @@ def _check_grown_graph(builder: Any, grown: Any) -> None:
             "of 1), so a file with a dynamic "
             "batch axis would be wrong at other sizes; put the batch first or export with "
             "dynamic_batch=False")
-    params = set(builder.params.values())
-    for first, second in zip(builder.initializers, grown.initializers, strict=False):
-        if (first.name in params or first.name in builder.reshape_names
-                or tuple(first.dims) != tuple(second.dims) or first.raw_data == second.raw_data):
-            continue
-        user = next(n for n in builder.nodes if first.name in n.input)
+    user = _user_of_a_changed_constant(builder, grown, skip=builder.reshape_names)
+    if user is not None:
         raise ExportError(
             f"onnx.export: cannot export {builder.origin.get(user.name, user.op_type)} with a "
             "dynamic batch: one of its constants follows the batch size (an index or slice "
@@ -369,6 +365,20 @@ def _other_values(inputs: list[Tensor], scale: float, offset: float) -> list[Ten
     return probes
 
 
+def _user_of_a_changed_constant(builder: Any, other: Any,
+                                skip: set[str] | frozenset[str] = frozenset()) -> Any:
+    """The first node of ``builder`` that reads a constant whose values differ in the other
+    trace (parameters and the names in ``skip`` aside; a constant of another shape is the
+    batch trace's business), or None."""
+    params = set(builder.params.values())
+    for first, second in zip(builder.initializers, other.initializers, strict=False):
+        if (first.name in params or first.name in skip
+                or tuple(first.dims) != tuple(second.dims) or first.raw_data == second.raw_data):
+            continue
+        return next(n for n in builder.nodes if first.name in n.input)
+    return None
+
+
 def _check_same_graph(builder: Any, probe: Any) -> None:
     """Both traces must give the same ops and the same constants; say which op differs."""
     ops_first = [(n.op_type, list(n.input)) for n in builder.nodes]
@@ -379,11 +389,8 @@ def _check_same_graph(builder: Any, probe: Any) -> None:
             "control flow on tensor values, such as `if x.sum() > 0`), so one trace cannot "
             "represent the model"
         )
-    params = set(builder.params.values())
-    for first, second in zip(builder.initializers, probe.initializers, strict=True):
-        if first.name in params or first.raw_data == second.raw_data:
-            continue
-        user = next(n for n in builder.nodes if first.name in n.input)
+    user = _user_of_a_changed_constant(builder, probe)
+    if user is not None:
         raise ExportError(
             f"onnx.export: cannot export {builder.origin.get(user.name, user.op_type)}: one of "
             "its constant inputs depends on the input values (it was computed outside the "

@@ -183,9 +183,6 @@ class Conv2d(Function):
             int(np.prod(grad.shape, dtype=np.int64)) // max(c_out, 1), c_out)  # (N*Ho*Wo, C_out)
         width = _gemm_width(c_out)
         ranges = _image_ranges(n, pixels * kh * kw * c * c_out)
-        # the batch sums (weight and bias gradients) per part, added at the end
-        partial_w: list = [None] * len(ranges)
-        partial_b: list = [None] * len(ranges)
         grad_x = fill_input_grad = None
         if needs[0]:
             grad_x, fill_input_grad = _conv_input_grad_plan(grad_rows, weight, ctx.geometry,
@@ -199,7 +196,7 @@ class Conv2d(Function):
         # twice from memory: 2.1 ms at 1 and at 2 threads in the step)
         step = max(1, CHUNK_BYTES // max(1, pixels * k * grad_rows.itemsize))
 
-        def backward_images(part: int, lo: int, hi: int) -> None:
+        def backward_images(lo: int, hi: int) -> tuple[Any, Any]:
             total_w = np.zeros((k, width), dtype=grad_rows.dtype) if needs[1] else None
             total_b = np.zeros(c_out, dtype=grad_rows.dtype) if need_b else None
             ones = np.ones(min(step, max(hi - lo, 1)) * pixels, dtype=grad_rows.dtype)
@@ -224,17 +221,14 @@ class Conv2d(Function):
                     total_b += ones[: rows.shape[0]] @ rows
                 if fill_input_grad is not None:
                     fill_input_grad(start, stop)
-            partial_w[part], partial_b[part] = total_w, total_b
+            return total_w, total_b
 
-        _threads.run_parts(backward_images, ranges)
-        grad_w = grad_b = None
-        if needs[1]:
-            grad_w_matrix = _sum_parts(partial_w)
+        grad_w_matrix, grad_b = _summed_over_parts(ranges, backward_images)
+        grad_w = None
+        if grad_w_matrix is not None:
             grad_w = np.ascontiguousarray(
                 grad_w_matrix[:, :c_out].reshape(kh, kw, c, c_out).transpose(3, 2, 0, 1)
             )
-        if need_b:
-            grad_b = _sum_parts(partial_b)
         if grad_x is not None:
             grad_x = nchw(grad_x)
         if ctx.has_bias:
@@ -422,13 +416,12 @@ def _planes_backward(ctx, grad):
     # 0.40 against 0.33 with SkylakeX's)
     width = _gemm_width(c_out)
     ranges = _image_ranges(n, c * kh * kw * pixels * c_out)
-    partial_w: list = [None] * len(ranges)
-    partial_b: list = [None] * len(ranges)
     grad_x = fill_input_grad = None
     if needs[0]:
         grad_x, fill_input_grad = _planes_input_grad_plan(planes, ctx.weight, ctx.geometry)
 
-    def backward_images(part: int, lo: int, hi: int) -> None:
+    def backward_images(lo: int, hi: int) -> tuple[Any, Any]:
+        total = total_b = None
         if needs[1]:
             wide = planes[lo:hi]
             if width != c_out:
@@ -444,21 +437,17 @@ def _planes_backward(ctx, grad):
                 # (images, K, P) @ (images, P, width) -> (images, K, width), summed over images
                 total += np.matmul(cols, wide[start - lo : stop - lo].transpose(0, 2, 1)).sum(
                     axis=0)
-            partial_w[part] = total
         if ctx.has_bias and needs[2]:
             # matrix-vector products (faster and more accurate than sum over a strided axis)
-            partial_b[part] = np.ones(hi - lo, dtype=planes.dtype) @ (
+            total_b = np.ones(hi - lo, dtype=planes.dtype) @ (
                 planes[lo:hi] @ np.ones(pixels, dtype=planes.dtype))
         if fill_input_grad is not None:
             fill_input_grad(lo, hi)
+        return total, total_b
 
-    _threads.run_parts(backward_images, ranges)
-    grad_w = grad_b = None
-    if needs[1]:
-        grad_w = _sum_parts(partial_w)
+    grad_w, grad_b = _summed_over_parts(ranges, backward_images)
+    if grad_w is not None:
         grad_w = np.ascontiguousarray(grad_w[:, :c_out].T).reshape(c_out, c, kh, kw)
-    if ctx.has_bias and needs[2]:
-        grad_b = _sum_parts(partial_b)
     if ctx.has_bias:
         return grad_x, grad_w, grad_b
     return grad_x, grad_w
@@ -678,12 +667,21 @@ def _image_ranges(n: int, macs_per_image: int) -> list[tuple[int, int]]:
     return _threads.split(n, _threads.parts_for(n, macs_per_image, _MIN_PART_MACS))
 
 
-def _sum_parts(partials: list) -> np.ndarray:
-    """The per-part sums of a batch-parallel region added in part order (one part: itself)."""
-    total = partials[0]
-    for partial in partials[1:]:
-        total += partial
-    return total
+def _summed_over_parts(ranges: list[tuple[int, int]],
+                       body: Callable[[int, int], tuple[Any, Any]]) -> tuple[Any, Any]:
+    """Run ``body(lo, hi) -> (weight-gradient sum, bias-gradient sum)`` (either may be None)
+    for each range of images over a batch-parallel region and add the parts' sums in part
+    order (``_threads.sum_parts``): the backward's batch sums, whatever the split."""
+    partial: list[tuple[Any, Any]] = [(None, None)] * len(ranges)
+
+    def work(part: int, lo: int, hi: int) -> None:
+        partial[part] = body(lo, hi)
+
+    _threads.run_parts(work, ranges)
+    sums = []
+    for column in zip(*partial, strict=True):
+        sums.append(None if column[0] is None else _threads.sum_parts(list(column)))
+    return sums[0], sums[1]
 
 
 def _padded_buffer(x: np.ndarray, padding: Pair, axes: Pair) -> np.ndarray:
